@@ -1,0 +1,38 @@
+# Source lists per component and the per-file ISA flags (never -march=native: builds must run
+# on any x86-64 / other CPU; the kernel table picks the ISA at run time).
+set(FASTCONV_CORE_SOURCES
+  csrc/common/geometry.cc
+  csrc/common/thread_pool.cc
+  csrc/isa/cpu_features.cc
+  csrc/ref/conv_ref.cc
+  csrc/ref/pool_ref.cc
+  csrc/ops/conv.cc
+  csrc/ops/pool.cc
+)
+
+# Files compiled for one ISA level each; added by later kernels (ukernels/<family>/*_avx2.cc ...).
+set(FASTCONV_AVX2_SOURCES)
+set(FASTCONV_AVX512_SOURCES)
+
+if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+  set(FASTCONV_WARNINGS -Wall -Wextra -Wno-unused-parameter)
+  set(FASTCONV_AVX2_FLAGS -mavx2 -mfma -mf16c)
+  set(FASTCONV_AVX512_FLAGS -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma)
+elseif(MSVC)
+  set(FASTCONV_WARNINGS /W3)
+  set(FASTCONV_AVX2_FLAGS /arch:AVX2)
+  set(FASTCONV_AVX512_FLAGS /arch:AVX512)
+endif()
+
+function(fastconv_apply_isa_flags)
+  if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64|i.86")
+    target_sources(fastconv_core PRIVATE ${FASTCONV_AVX2_SOURCES} ${FASTCONV_AVX512_SOURCES})
+    if(FASTCONV_AVX2_SOURCES)
+      set_source_files_properties(${FASTCONV_AVX2_SOURCES} PROPERTIES COMPILE_OPTIONS "${FASTCONV_AVX2_FLAGS}")
+    endif()
+    if(FASTCONV_AVX512_SOURCES)
+      set_source_files_properties(${FASTCONV_AVX512_SOURCES} PROPERTIES COMPILE_OPTIONS "${FASTCONV_AVX512_FLAGS}")
+    endif()
+    target_compile_definitions(fastconv_core PUBLIC FASTCONV_X86=1)
+  endif()
+endfunction()

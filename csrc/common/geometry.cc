@@ -1,0 +1,335 @@
+// Geometry construction and validation; output_extent() is the only output-size formula.
+#include "fastconv/geometry.h"
+
+#include <sstream>
+
+#include "fastconv/status.h"
+
+namespace fastconv {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& msg) { throw InvalidArgument(msg); }
+
+int64_t floor_div(int64_t a, int64_t b) {  // b > 0
+  int64_t q = a / b;
+  return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+// Checks a per-dimension argument: right length and each entry >= min_value.
+void check_dims(const std::vector<int64_t>& v, size_t rank, const char* name, int64_t min_value) {
+  if (v.size() != rank) {
+    std::ostringstream os;
+    os << name << " must have " << rank << " entries (one per spatial dim), got "
+       << format_dims(v);
+    fail(os.str());
+  }
+  for (int64_t e : v) {
+    if (e < min_value) {
+      std::ostringstream os;
+      os << name << " must be >= " << min_value << " in every dim, got " << format_dims(v);
+      fail(os.str());
+    }
+  }
+}
+
+// Large enough to catch nonsense before any arithmetic on it can overflow.
+constexpr int64_t kMaxExtent = int64_t(1) << 40;
+
+void check_extent_range(const std::vector<int64_t>& v, const char* name) {
+  for (int64_t e : v) {
+    if (e > kMaxExtent || e < -kMaxExtent) {
+      std::ostringstream os;
+      os << name << " entries must be below 2^40, got " << format_dims(v);
+      fail(os.str());
+    }
+  }
+}
+
+void check_window(const WindowParams& p, size_t rank, bool allow_negative_padding) {
+  check_dims(p.stride, rank, "stride", 1);
+  check_dims(p.dilation, rank, "dilation", 1);
+  const int64_t min_pad = allow_negative_padding ? -kMaxExtent : 0;
+  check_dims(p.pad_lo, rank, "padding", min_pad);
+  check_dims(p.pad_hi, rank, "padding", min_pad);
+  check_extent_range(p.stride, "stride");
+  check_extent_range(p.dilation, "dilation");
+  check_extent_range(p.pad_lo, "padding");
+  check_extent_range(p.pad_hi, "padding");
+}
+
+// Copies per-dim values into the right-aligned 3 slots.
+void place(Dims& dst, const std::vector<int64_t>& src, int64_t fill) {
+  const size_t off = kMaxRank - src.size();
+  for (size_t i = 0; i < kMaxRank; ++i) dst[i] = i < off ? fill : src[i - off];
+}
+
+std::vector<int64_t> tail(const Dims& d, int rank) {
+  return std::vector<int64_t>(d.begin() + (kMaxRank - rank), d.end());
+}
+
+}  // namespace
+
+std::string format_dims(const std::vector<int64_t>& v) {
+  std::ostringstream os;
+  os << "(";
+  for (size_t i = 0; i < v.size(); ++i) os << (i ? ", " : "") << v[i];
+  if (v.size() == 1) os << ",";
+  os << ")";
+  return os.str();
+}
+
+int64_t checked_product(const std::vector<int64_t>& extents, const char* what) {
+  int64_t p = 1;
+  for (int64_t e : extents) {
+    if (e < 0) fail(std::string(what) + " has a negative extent: " + format_dims(extents));
+    if (__builtin_mul_overflow(p, e, &p)) {
+      fail(std::string(what) + " " + format_dims(extents) +
+           " has more elements than fit in int64");
+    }
+  }
+  return p;
+}
+
+int64_t output_extent(int64_t in, int64_t kernel, int64_t stride, int64_t pad_lo, int64_t pad_hi,
+                      int64_t dilation, bool ceil_mode) {
+  const int64_t span = in + pad_lo + pad_hi - dilation * (kernel - 1) - 1;
+  if (span < 0) return 0;
+  if (!ceil_mode) return span / stride + 1;
+  int64_t out = floor_div(span + stride - 1, stride) + 1;
+  // The last window must start inside the input or the low padding (PyTorch's rule).
+  if ((out - 1) * stride >= in + pad_lo) --out;
+  return out;
+}
+
+int64_t transposed_extent(int64_t in, int64_t kernel, int64_t stride, int64_t pad_lo,
+                          int64_t pad_hi, int64_t dilation, int64_t output_padding) {
+  return (in - 1) * stride - pad_lo - pad_hi + dilation * (kernel - 1) + 1 + output_padding;
+}
+
+std::vector<int64_t> ConvGeometry::input_shape() const {
+  std::vector<int64_t> s{n, c};
+  for (int64_t e : tail(in, rank)) s.push_back(e);
+  return s;
+}
+
+std::vector<int64_t> ConvGeometry::weight_shape() const {
+  std::vector<int64_t> s{k, c_per_group()};
+  for (int64_t e : tail(kernel, rank)) s.push_back(e);
+  return s;
+}
+
+std::vector<int64_t> ConvGeometry::output_shape() const {
+  std::vector<int64_t> s{n, k};
+  for (int64_t e : tail(out, rank)) s.push_back(e);
+  return s;
+}
+
+double ConvGeometry::flops() const {
+  return 2.0 * double(n) * double(k) * double(c_per_group()) * double(kernel_spatial()) *
+         double(out_spatial());
+}
+
+std::vector<int64_t> PoolGeometry::output_shape() const {
+  std::vector<int64_t> s{n, c};
+  for (int64_t e : tail(out, rank)) s.push_back(e);
+  return s;
+}
+
+ConvGeometry make_conv_geometry(const std::vector<int64_t>& x_shape,
+                                const std::vector<int64_t>& w_shape, const WindowParams& p,
+                                int64_t groups, ConvMode mode, bool allow_negative_padding) {
+  if (w_shape.size() < 3 || w_shape.size() > 5) {
+    fail("w must have 3, 4 or 5 dims (K, C/groups, *kernel) for 1-3 spatial dims, got shape " +
+         format_dims(w_shape));
+  }
+  if (x_shape.size() != w_shape.size()) {
+    fail("x must have the same number of dims as w (" + std::to_string(w_shape.size()) +
+         "), got x shape " + format_dims(x_shape) + " and w shape " + format_dims(w_shape));
+  }
+  const size_t rank = w_shape.size() - 2;
+  check_extent_range(x_shape, "x shape");
+  check_extent_range(w_shape, "w shape");
+  checked_product(x_shape, "x shape");
+  checked_product(w_shape, "w shape");
+  for (size_t i = 0; i < x_shape.size(); ++i) {
+    if (x_shape[i] < 0) fail("x shape must be non-negative, got " + format_dims(x_shape));
+    if (i >= 1 && x_shape[i] == 0) fail("x must have non-zero channels and spatial extents, got shape " + format_dims(x_shape));
+  }
+  for (int64_t e : w_shape) {
+    if (e < 1) fail("w must have non-zero extents, got shape " + format_dims(w_shape));
+  }
+  check_window(p, rank, allow_negative_padding);
+  if (groups < 1) fail("groups must be >= 1, got " + std::to_string(groups));
+
+  ConvGeometry g;
+  g.rank = int(rank);
+  g.n = x_shape[0];
+  g.c = x_shape[1];
+  g.k = w_shape[0];
+  g.groups = groups;
+  g.mode = mode;
+  if (g.k % groups != 0) {
+    fail("groups (" + std::to_string(groups) + ") must divide the output channels K = w.shape[0] = " +
+         std::to_string(g.k));
+  }
+  if (g.c % groups != 0 || g.c / groups != w_shape[1]) {
+    fail("x has " + std::to_string(g.c) + " channels but w expects in_channels = w.shape[1] * groups = " +
+         std::to_string(w_shape[1]) + " * " + std::to_string(groups) + " (check x, w and groups)");
+  }
+  place(g.in, std::vector<int64_t>(x_shape.begin() + 2, x_shape.end()), 1);
+  place(g.kernel, std::vector<int64_t>(w_shape.begin() + 2, w_shape.end()), 1);
+  place(g.stride, p.stride, 1);
+  place(g.dilation, p.dilation, 1);
+  place(g.pad_lo, p.pad_lo, 0);
+  place(g.pad_hi, p.pad_hi, 0);
+  for (int d = 0; d < kMaxRank; ++d) {
+    g.out[d] = output_extent(g.in[d], g.kernel[d], g.stride[d], g.pad_lo[d], g.pad_hi[d],
+                             g.dilation[d]);
+    if (g.out[d] < 1) {
+      const int64_t eff = g.dilation[d] * (g.kernel[d] - 1) + 1;
+      const int64_t padded = g.in[d] + g.pad_lo[d] + g.pad_hi[d];
+      std::ostringstream os;
+      os << "kernel of w (effective size " << eff << " with dilation " << g.dilation[d]
+         << ") is larger than the padded input (" << padded << ") in spatial dim "
+         << d - (kMaxRank - int(rank)) << "; check w, padding and dilation";
+      fail(os.str());
+    }
+  }
+  checked_product(g.output_shape(), "output shape");
+  return g;
+}
+
+ConvGeometry make_transposed_conv_geometry(const std::vector<int64_t>& x_shape,
+                                           const std::vector<int64_t>& w_shape,
+                                           const WindowParams& p,
+                                           const std::vector<int64_t>& output_padding,
+                                           int64_t groups) {
+  if (w_shape.size() < 3 || w_shape.size() > 5) {
+    fail("w must have 3, 4 or 5 dims (C_in, K/groups, *kernel), got shape " + format_dims(w_shape));
+  }
+  if (x_shape.size() != w_shape.size()) {
+    fail("x must have the same number of dims as w (" + std::to_string(w_shape.size()) +
+         "), got x shape " + format_dims(x_shape) + " and w shape " + format_dims(w_shape));
+  }
+  const size_t rank = w_shape.size() - 2;
+  for (size_t i = 1; i < x_shape.size(); ++i) {
+    if (x_shape[i] < 1) fail("x must have non-zero channels and spatial extents, got shape " + format_dims(x_shape));
+  }
+  if (x_shape[0] < 0) fail("x shape must be non-negative, got " + format_dims(x_shape));
+  check_window(p, rank, false);
+  check_dims(output_padding, rank, "output_padding", 0);
+  check_extent_range(x_shape, "x shape");
+  check_extent_range(w_shape, "w shape");
+  if (groups < 1) fail("groups must be >= 1, got " + std::to_string(groups));
+  if (w_shape[0] != x_shape[1]) {
+    fail("x has " + std::to_string(x_shape[1]) + " channels but w.shape[0] (C_in) is " +
+         std::to_string(w_shape[0]) + " (transposed-conv weight is (C_in, K/groups, *kernel))");
+  }
+  if (x_shape[1] % groups != 0) {
+    fail("groups (" + std::to_string(groups) + ") must divide the input channels C_in = " +
+         std::to_string(x_shape[1]));
+  }
+  std::vector<int64_t> conv_in{x_shape[0], w_shape[1] * groups};
+  WindowParams conv_p = p;
+  for (size_t d = 0; d < rank; ++d) {
+    const int64_t s = p.stride[d], dil = p.dilation[d], op = output_padding[d];
+    if (op >= s && op >= dil) {
+      fail("output_padding must be smaller than stride or dilation in every dim, got " +
+           format_dims(output_padding) + " with stride " + format_dims(p.stride) +
+           " and dilation " + format_dims(p.dilation));
+    }
+    const int64_t in = x_shape[2 + d], k = w_shape[2 + d];
+    const int64_t out = transposed_extent(in, k, s, p.pad_lo[d], p.pad_hi[d], dil, op);
+    if (in >= 1 && out < 1) {
+      fail("padding " + format_dims(p.pad_lo) + "/" + format_dims(p.pad_hi) +
+           " removes the whole transposed-conv output in spatial dim " + std::to_string(d));
+    }
+    conv_in.push_back(out);
+    // The conv whose adjoint this is never reads the output_padding tail: negative high pad.
+    conv_p.pad_hi[d] = p.pad_hi[d] - op;
+  }
+  std::vector<int64_t> conv_w{w_shape[0]};
+  conv_w.insert(conv_w.end(), w_shape.begin() + 1, w_shape.end());
+  ConvGeometry g = make_conv_geometry(conv_in, conv_w, conv_p, groups, ConvMode::kCross, true);
+  for (size_t d = 0; d < rank; ++d) {
+    if (g.out[kMaxRank - rank + d] != x_shape[2 + d]) {
+      fail("x spatial shape " + format_dims(x_shape) +
+           " is inconsistent with stride/padding/output_padding");
+    }
+  }
+  return g;
+}
+
+std::vector<int64_t> transposed_conv_input_shape(const std::vector<int64_t>& grad_y_shape,
+                                                 const std::vector<int64_t>& w_shape,
+                                                 const WindowParams& p,
+                                                 const std::vector<int64_t>& output_padding,
+                                                 int64_t groups) {
+  if (w_shape.size() < 3 || w_shape.size() > 5) {
+    fail("w must have 3, 4 or 5 dims (C_in, K/groups, *kernel), got shape " + format_dims(w_shape));
+  }
+  const size_t rank = w_shape.size() - 2;
+  check_window(p, rank, false);
+  check_dims(output_padding, rank, "output_padding", 0);
+  // grad_y is the input of the conv whose adjoint the transposed conv is.
+  WindowParams q = p;
+  for (size_t d = 0; d < rank; ++d) q.pad_hi[d] -= output_padding[d];
+  std::vector<int64_t> conv_w{w_shape[0], w_shape[1]};
+  conv_w.insert(conv_w.end(), w_shape.begin() + 2, w_shape.end());
+  std::vector<int64_t> gy = grad_y_shape;
+  if (gy.size() == w_shape.size() && gy[1] != w_shape[1] * groups) {
+    fail("grad_y has " + std::to_string(gy[1]) + " channels but the transposed conv outputs " +
+         "w.shape[1] * groups = " + std::to_string(w_shape[1] * groups));
+  }
+  return make_conv_geometry(gy, conv_w, q, groups, ConvMode::kCross, true).output_shape();
+}
+
+PoolGeometry make_pool_geometry(const std::vector<int64_t>& x_shape,
+                                const std::vector<int64_t>& kernel, const WindowParams& p,
+                                bool ceil_mode) {
+  if (x_shape.size() < 3 || x_shape.size() > 5) {
+    fail("x must have 3, 4 or 5 dims (N, C, *spatial) for 1-3 spatial dims, got shape " +
+         format_dims(x_shape));
+  }
+  const size_t rank = x_shape.size() - 2;
+  check_extent_range(x_shape, "x shape");
+  checked_product(x_shape, "x shape");
+  for (size_t i = 0; i < x_shape.size(); ++i) {
+    if (x_shape[i] < 0 || (i >= 1 && x_shape[i] == 0)) {
+      fail("x must have non-zero channels and spatial extents, got shape " + format_dims(x_shape));
+    }
+  }
+  check_dims(kernel, rank, "kernel_size", 1);
+  check_extent_range(kernel, "kernel_size");
+  check_window(p, rank, false);
+  for (size_t d = 0; d < rank; ++d) {
+    if (p.pad_lo[d] > kernel[d] / 2 || p.pad_hi[d] > kernel[d] / 2) {
+      fail("padding must be at most half of kernel_size in every dim, got padding " +
+           format_dims(p.pad_lo) + "/" + format_dims(p.pad_hi) + " for kernel_size " +
+           format_dims(kernel));
+    }
+  }
+  PoolGeometry g;
+  g.rank = int(rank);
+  g.n = x_shape[0];
+  g.c = x_shape[1];
+  g.ceil_mode = ceil_mode;
+  place(g.in, std::vector<int64_t>(x_shape.begin() + 2, x_shape.end()), 1);
+  place(g.kernel, kernel, 1);
+  place(g.stride, p.stride, 1);
+  place(g.dilation, p.dilation, 1);
+  place(g.pad_lo, p.pad_lo, 0);
+  place(g.pad_hi, p.pad_hi, 0);
+  for (int d = 0; d < kMaxRank; ++d) {
+    g.out[d] = output_extent(g.in[d], g.kernel[d], g.stride[d], g.pad_lo[d], g.pad_hi[d],
+                             g.dilation[d], ceil_mode);
+    if (g.out[d] < 1) {
+      fail("kernel_size " + format_dims(kernel) + " (with dilation " + format_dims(p.dilation) +
+           ") is larger than the padded input " + format_dims(x_shape));
+    }
+  }
+  return g;
+}
+
+}  // namespace fastconv

@@ -1,0 +1,171 @@
+// A small persistent thread pool: workers sleep on a condition variable between jobs, the
+// calling thread takes part, chunks are handed out through an atomic counter.
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "fastconv/parallel.h"
+
+namespace fastconv {
+namespace {
+
+thread_local bool t_inside_task = false;
+
+int default_num_threads() {
+  if (const char* env = std::getenv("FASTCONV_NUM_THREADS")) {
+    const int n = std::atoi(env);
+    if (n >= 1) return n;
+  }
+#ifdef __linux__
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+#endif
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int workers) {
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { worker_loop(); });
+  }
+  ~ThreadPool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  int size() const { return int(threads_.size()) + 1; }
+
+  // Runs chunk(i) for i in [0, chunks) on all threads; returns when every chunk is done.
+  void run(int64_t chunks, const std::function<void(int64_t)>& chunk) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job_ = &chunk;
+      job_chunks_ = chunks;
+      next_.store(0);
+      active_ = int(threads_.size());
+      error_ = nullptr;
+      ++generation_;
+    }
+    wake_.notify_all();
+    work();
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, [this] { return active_ == 0; });
+    job_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void work() {
+    t_inside_task = true;
+    for (int64_t i; (i = next_.fetch_add(1)) < job_chunks_;) {
+      try {
+        (*job_)(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!error_) error_ = std::current_exception();
+        next_.store(job_chunks_);  // stop handing out chunks
+      }
+    }
+    t_inside_task = false;
+  }
+
+  void worker_loop() {
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+      }
+      work();
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--active_ == 0) done_.notify_one();
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable wake_, done_;
+  bool stop_ = false;
+  uint64_t generation_ = 0;
+  const std::function<void(int64_t)>* job_ = nullptr;
+  int64_t job_chunks_ = 0;
+  std::atomic<int64_t> next_{0};
+  int active_ = 0;
+  std::exception_ptr error_;
+};
+
+std::mutex g_pool_mu;            // held while a job runs; a second caller runs inline
+std::atomic<int> g_num_threads{0};
+ThreadPool* g_pool = nullptr;    // leaked on purpose after fork(): its threads do not exist
+
+void after_fork_in_child() {
+  g_pool = nullptr;  // the child has only the forking thread; rebuild lazily
+  new (&g_pool_mu) std::mutex();
+}
+
+int threads_setting() {
+  int n = g_num_threads.load();
+  if (n == 0) {
+    static std::once_flag once;
+    std::call_once(once, [] { pthread_atfork(nullptr, nullptr, after_fork_in_child); });
+    int expected = 0;
+    g_num_threads.compare_exchange_strong(expected, default_num_threads());
+    n = g_num_threads.load();
+  }
+  return n;
+}
+
+}  // namespace
+
+int get_num_threads() { return threads_setting(); }
+
+void set_num_threads(int n) {
+  threads_setting();
+  std::lock_guard<std::mutex> lock(g_pool_mu);
+  g_num_threads.store(std::max(1, n));
+  if (g_pool && g_pool->size() != g_num_threads.load()) {
+    delete g_pool;
+    g_pool = nullptr;
+  }
+}
+
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  const int threads = threads_setting();
+  if (threads == 1 || n <= grain || t_inside_task) return fn(0, n);
+  std::unique_lock<std::mutex> lock(g_pool_mu, std::try_to_lock);
+  if (!lock.owns_lock()) return fn(0, n);  // another thread is using the pool
+  if (!g_pool) g_pool = new ThreadPool(threads - 1);
+  // A few chunks per thread balance uneven work without much hand-out overhead.
+  const int64_t max_chunks = std::max<int64_t>(1, n / grain);
+  const int64_t chunks = std::min<int64_t>(max_chunks, int64_t(threads) * 4);
+  const int64_t base = n / chunks, extra = n % chunks;
+  g_pool->run(chunks, [&](int64_t i) {
+    const int64_t begin = i * base + std::min(i, extra);
+    fn(begin, begin + base + (i < extra ? 1 : 0));
+  });
+}
+
+void parallel_for_2d(int64_t n0, int64_t n1, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n0 <= 0 || n1 <= 0) return;
+  parallel_for(n0 * n1, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) fn(t / n1, t % n1);
+  });
+}
+
+}  // namespace fastconv

@@ -1,0 +1,23 @@
+// CPU feature detection and the ISA level the kernel table uses, chosen once at run time.
+#pragma once
+#include <string>
+
+namespace fastconv {
+
+enum class IsaLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+
+struct CpuFeatures {
+  bool avx2 = false, fma = false, f16c = false;
+  bool avx512f = false, avx512dq = false, avx512bw = false, avx512vl = false;
+  bool os_avx = false, os_avx512 = false;  // the OS saves the wider registers (XCR0)
+  std::string vendor, brand;
+};
+
+const CpuFeatures& cpu_features();
+// Highest level the CPU supports.
+IsaLevel detected_isa();
+// Level in use: detected_isa() capped by FASTCONV_ISA=avx512|avx2|scalar (read once).
+IsaLevel active_isa();
+const char* isa_name(IsaLevel l);
+
+}  // namespace fastconv

@@ -1,0 +1,25 @@
+// Naive reference pooling kernels (double accumulation), one (n, c) plane per task.
+#pragma once
+#include <cstdint>
+
+#include "fastconv/geometry.h"
+
+namespace fastconv::ref {
+
+template <typename T>
+void max_pool_forward(const PoolGeometry& g, const T* x, T* y, int64_t* indices);
+template <typename T>
+void max_pool_backward(const PoolGeometry& g, const T* grad_y, const T* x, T* grad_x);
+template <typename T>
+void avg_pool_forward(const PoolGeometry& g, bool count_include_pad, const T* x, T* y);
+template <typename T>
+void avg_pool_backward(const PoolGeometry& g, bool count_include_pad, const T* grad_y, T* grad_x);
+template <typename T>
+void lp_pool_forward(const PoolGeometry& g, double p, const T* x, T* y);
+template <typename T>
+void lp_pool_backward(const PoolGeometry& g, double p, const T* grad_y, const T* x, T* grad_x);
+template <typename T>
+void max_unpool_forward(int64_t planes, int64_t in_count, int64_t out_count, const T* x,
+                        const int64_t* indices, T* y);
+
+}  // namespace fastconv::ref

@@ -1,0 +1,64 @@
+"""fastconv: compiled convolution, transposed convolution and pooling kernels for Python.
+
+NumPy in, NumPy out; torch tensor in, torch tensor out. See `fastconv.info()` for what this
+build has, and `fastconv bench` for how fast it is on your machine.
+"""
+
+from __future__ import annotations
+
+from . import _C
+from ._runtime import get_num_threads, info, set_num_threads
+from .functional import (
+    avg_pool,
+    avg_pool_backward,
+    conv,
+    conv1d,
+    conv2d,
+    conv3d,
+    conv_backward_bias,
+    conv_backward_data,
+    conv_backward_weight,
+    conv_transpose,
+    conv_transpose_backward_data,
+    conv_transpose_backward_weight,
+    explain,
+    global_avg_pool,
+    global_max_pool,
+    lp_pool,
+    lp_pool_backward,
+    max_pool,
+    max_pool_backward,
+    max_unpool,
+)
+from .selection import Explanation, algorithms
+
+__version__: str = _C.__version__
+
+__all__ = [
+    "Explanation",
+    "__version__",
+    "algorithms",
+    "avg_pool",
+    "avg_pool_backward",
+    "conv",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_backward_bias",
+    "conv_backward_data",
+    "conv_backward_weight",
+    "conv_transpose",
+    "conv_transpose_backward_data",
+    "conv_transpose_backward_weight",
+    "explain",
+    "get_num_threads",
+    "global_avg_pool",
+    "global_max_pool",
+    "info",
+    "lp_pool",
+    "lp_pool_backward",
+    "max_pool",
+    "max_pool_backward",
+    "max_unpool",
+    "set_num_threads",
+]

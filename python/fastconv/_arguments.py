@@ -1,0 +1,145 @@
+"""Argument normalisation: ints and tuples to per-dimension lists, padding specs to
+(low, high) lists, with errors that name the argument. Output sizes are not computed here:
+the compiled geometry (fastconv._C.*_output_shape) is the one place they come from."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Sequence
+
+import numpy as np
+
+PAD_STRINGS = ("valid", "same", "full")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def per_dim(value: Any, rank: int, name: str) -> list[int]:
+    """An int or a sequence with one int per spatial dim -> list of `rank` ints."""
+    if _is_int(value):
+        return [int(value)] * rank
+    if isinstance(value, (tuple, list)):
+        if len(value) != rank:
+            raise ValueError(
+                f"{name} must be an int or a sequence of {rank} ints (one per spatial dim), "
+                f"got {value!r}"
+            )
+        for v in value:
+            if not _is_int(v):
+                raise TypeError(f"{name} entries must be ints, got {value!r}")
+        return [int(v) for v in value]
+    raise TypeError(f"{name} must be an int or a tuple of ints, got {type(value).__name__}")
+
+
+def positive(values: list[int], name: str) -> list[int]:
+    if any(v < 1 for v in values):
+        raise ValueError(f"{name} must be >= 1 in every dim, got {tuple(values)}")
+    return values
+
+
+def _is_pair(v: Any) -> bool:
+    return isinstance(v, (tuple, list)) and len(v) == 2 and all(_is_int(e) for e in v)
+
+
+def explicit_padding(padding: Any, rank: int, name: str = "padding") -> tuple[list[int], list[int]]:
+    """int, per-dim ints or per-dim (low, high) pairs -> (low list, high list), all >= 0."""
+    if isinstance(padding, (tuple, list)) and len(padding) == rank and any(
+        isinstance(p, (tuple, list)) for p in padding
+    ):
+        if not all(_is_pair(p) or _is_int(p) for p in padding):
+            raise ValueError(
+                f"{name} must be an int, {rank} ints, or {rank} (low, high) pairs, got {padding!r}"
+            )
+        lo = [int(p[0]) if _is_pair(p) else int(p) for p in padding]
+        hi = [int(p[1]) if _is_pair(p) else int(p) for p in padding]
+    else:
+        lo = per_dim(padding, rank, name)
+        hi = list(lo)
+    if any(v < 0 for v in lo + hi):
+        raise ValueError(f"{name} must be non-negative, got {padding!r}")
+    return lo, hi
+
+
+def conv_padding(
+    padding: Any,
+    in_sizes: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+) -> tuple[list[int], list[int]]:
+    """Resolves a conv padding spec, including "valid", "same" and "full"."""
+    rank = len(kernel)
+    if isinstance(padding, str):
+        mode = padding.lower()
+        eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
+        if mode == "valid":
+            return [0] * rank, [0] * rank
+        if mode == "full":
+            return [e - 1 for e in eff], [e - 1 for e in eff]
+        if mode == "same":
+            # TensorFlow's rule: output = ceil(input / stride); odd padding goes to the end.
+            lo, hi = [], []
+            for i, s, e in zip(in_sizes, stride, eff):
+                out = -(-i // s)
+                total = max((out - 1) * s + e - i, 0)
+                lo.append(total // 2)
+                hi.append(total - total // 2)
+            return lo, hi
+        raise ValueError(f"padding must be an int, a tuple, or one of {PAD_STRINGS}, got {padding!r}")
+    return explicit_padding(padding, rank)
+
+
+def transpose_padding(padding: Any, rank: int) -> tuple[list[int], list[int]]:
+    if isinstance(padding, str):
+        if padding.lower() == "valid":
+            return [0] * rank, [0] * rank
+        raise ValueError(
+            f"padding for a transposed convolution must be an int, a tuple, (low, high) pairs "
+            f"or 'valid', got {padding!r}"
+        )
+    return explicit_padding(padding, rank)
+
+
+def check_mode(mode: Any) -> str:
+    if mode not in ("cross", "conv"):
+        raise ValueError(f"mode must be 'cross' (cross-correlation) or 'conv' (true convolution), got {mode!r}")
+    return mode
+
+
+def check_groups(groups: Any) -> int:
+    if not _is_int(groups):
+        raise TypeError(f"groups must be an int, got {type(groups).__name__}")
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    return int(groups)
+
+
+def spatial_rank(ndim: int, name: str) -> int:
+    if not 3 <= ndim <= 5:
+        raise ValueError(f"{name} must have 3, 4 or 5 dims (N, C, *spatial with 1-3 spatial dims), got {ndim}")
+    return ndim - 2
+
+
+def full_shape(shape: Any, name: str, ndim: int) -> list[int]:
+    """A shape argument (x_shape, w_shape): `ndim` non-negative ints."""
+    if not isinstance(shape, (tuple, list)) or not all(_is_int(s) for s in shape):
+        raise TypeError(f"{name} must be a tuple of ints, got {shape!r}")
+    if len(shape) != ndim:
+        raise ValueError(f"{name} must have {ndim} entries, got {tuple(shape)}")
+    if any(s < 0 for s in shape):
+        raise ValueError(f"{name} must be non-negative, got {tuple(shape)}")
+    if math.prod(int(s) for s in shape) >= 2**63:
+        raise ValueError(f"{name} {tuple(shape)} has more elements than fit in int64")
+    return [int(s) for s in shape]
+
+
+def lp_norm(p: Any) -> float:
+    if isinstance(p, bool) or not isinstance(p, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"p must be a real number, got {type(p).__name__}")
+    p = float(p)
+    if not math.isfinite(p) or p <= 0:
+        raise ValueError(f"p must be a finite number > 0, got {p}")
+    return p

@@ -1,0 +1,49 @@
+"""The `fastconv` command: `fastconv info` and `fastconv bench`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+
+def _print_info() -> int:
+    from . import info
+
+    d = info()
+    print(f"fastconv {d['version']} (compiled with {d['compiler']}, Python {d['python']})")
+    print(f"cpu: {d['cpu']} [{d['machine']}]")
+    print(f"cpu features: {' '.join(d['cpu_features']) or 'none detected'}")
+    print(f"isa: {d['isa_active']} (detected {d['isa_detected']}; cap with FASTCONV_ISA)")
+    print(f"threads: {d['threads']} (FASTCONV_NUM_THREADS or fastconv.set_num_threads)")
+    print("algorithms:")
+    for op, names in d["algorithms"].items():
+        print(f"  {op:15s} {', '.join(names)}")
+    cuda = d["cuda"]
+    print(f"cuda: {'built' if cuda['built'] else 'not built'}; {cuda['status']}")
+    for dev in cuda.get("devices", []):
+        print(f"  [{dev['index']}] {dev['name']} (sm_{dev['capability'][0]}{dev['capability'][1]})")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="fastconv", description="fastconv: compiled convolution kernels for Python"
+    )
+    parser.add_argument("command", choices=["info", "bench"], help="what to do")
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if argv else 2
+    if argv[0] == "bench":
+        from .benchmark import main as bench_main
+
+        return bench_main(argv[1:])
+    args = parser.parse_args(argv[:1])
+    if args.command == "info":
+        return _print_info()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,436 @@
+"""The public functional API: convolution, transposed convolution, pooling and their gradients.
+
+Each function normalises and checks its arguments, asks `selection` which algorithm runs,
+allocates the output with the caller's array library and calls the compiled kernels (which
+release the GIL). See docs/api-contract.md for the exact semantics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _C
+from ._arguments import (
+    check_groups,
+    check_mode,
+    conv_padding,
+    explicit_padding,
+    full_shape,
+    lp_norm,
+    per_dim,
+    positive,
+    spatial_rank,
+    transpose_padding,
+)
+from ._interop import ArrayKind, as_array, as_index_array, common_dtype, result_kind, wrap_indices
+from .selection import Explanation, Problem, as_tuple, explain_problem, select
+
+IntOrTuple = Union[int, Sequence[int]]
+Padding = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Normalised per-dimension window arguments of one call."""
+
+    stride: list[int]
+    pad_lo: list[int]
+    pad_hi: list[int]
+    dilation: list[int]
+
+    def args(self) -> tuple[list[int], list[int], list[int]]:
+        return self.stride, self.pad_lo, self.pad_hi
+
+
+def _weight_rank(w_shape: Sequence[int], name: str = "w") -> int:
+    if not 3 <= len(w_shape) <= 5:
+        raise ValueError(
+            f"{name} must have 3, 4 or 5 dims (out, in/groups, *kernel) for 1-3 spatial dims, "
+            f"got shape {tuple(w_shape)}"
+        )
+    return len(w_shape) - 2
+
+
+def _same_rank(shape: Sequence[int], w_shape: Sequence[int], name: str) -> None:
+    if len(shape) != len(w_shape):
+        raise ValueError(
+            f"{name} must have {len(w_shape)} dims to match w of shape {tuple(w_shape)}, "
+            f"got shape {tuple(shape)}"
+        )
+
+
+def _conv_window(x_shape, w_shape, stride, padding, dilation) -> _Window:
+    rank = _weight_rank(w_shape)
+    s = positive(per_dim(stride, rank, "stride"), "stride")
+    d = positive(per_dim(dilation, rank, "dilation"), "dilation")
+    lo, hi = conv_padding(padding, list(x_shape[2:]), list(w_shape[2:]), s, d)
+    return _Window(s, lo, hi, d)
+
+
+def _transpose_window(w_shape, stride, padding, output_padding, dilation):
+    rank = _weight_rank(w_shape)
+    s = positive(per_dim(stride, rank, "stride"), "stride")
+    d = positive(per_dim(dilation, rank, "dilation"), "dilation")
+    lo, hi = transpose_padding(padding, rank)
+    op = per_dim(output_padding, rank, "output_padding")
+    if any(v < 0 for v in op):
+        raise ValueError(f"output_padding must be non-negative, got {output_padding!r}")
+    return _Window(s, lo, hi, d), op
+
+
+def _problem(op, pass_, x_shape, w_shape, win: _Window, groups) -> Problem:
+    return Problem(op, pass_, as_tuple(x_shape), as_tuple(w_shape), as_tuple(win.stride),
+                   as_tuple(win.dilation), groups)
+
+
+def _inputs(**named: Any) -> tuple[dict[str, np.ndarray], ArrayKind, np.dtype]:
+    """Converts the named array arguments (None skipped); checks they share one dtype."""
+    arrays, kinds = {}, []
+    for name, obj in named.items():
+        if obj is None:
+            continue
+        arrays[name], kind = as_array(obj, name)
+        kinds.append(kind)
+    dtype = common_dtype(list(arrays.items()))
+    return arrays, result_kind(*kinds), dtype
+
+
+# ---- convolution
+
+
+def conv(x, w, bias=None, *, stride: IntOrTuple = 1, padding: Padding = 0,
+         dilation: IntOrTuple = 1, groups: int = 1, mode: str = "cross", algo: str = "auto"):
+    """N-d convolution (1-3 spatial dims) of x (N, C, *in) with w (K, C/groups, *kernel)."""
+    a, kind, dtype = _inputs(x=x, w=w, bias=bias)
+    xa, wa = a["x"], a["w"]
+    _weight_rank(wa.shape)
+    _same_rank(xa.shape, wa.shape, "x")
+    groups, mode = check_groups(groups), check_mode(mode)
+    win = _conv_window(xa.shape, wa.shape, stride, padding, dilation)
+    out_shape = _C.conv_output_shape(list(xa.shape), list(wa.shape), *win.args(), win.dilation,
+                                     groups)
+    if "bias" in a and a["bias"].shape != (wa.shape[0],):
+        raise ValueError(f"bias must have shape ({wa.shape[0]},) (K), got {a['bias'].shape}")
+    chosen = select(_problem("conv", "forward", xa.shape, wa.shape, win, groups), algo)
+    out, view = kind.empty(out_shape, dtype)
+    _C.conv_forward(xa, wa, a.get("bias"), view, *win.args(), win.dilation, groups, mode,
+                    chosen.algo)
+    return out
+
+
+def _conv_of_rank(rank: int):
+    def fn(x, w, bias=None, **kwargs):
+        ndim = getattr(w, "ndim", None)
+        if ndim is None:
+            ndim = np.ndim(w)
+        if ndim != rank + 2:
+            raise ValueError(
+                f"conv{rank}d expects w with {rank + 2} dims (K, C/groups, *{rank} kernel dims), "
+                f"got {ndim} dims"
+            )
+        return conv(x, w, bias, **kwargs)
+
+    fn.__name__ = fn.__qualname__ = f"conv{rank}d"
+    fn.__doc__ = f"{rank}-D convolution: `conv` with the weight's rank checked."
+    return fn
+
+
+conv1d = _conv_of_rank(1)
+conv2d = _conv_of_rank(2)
+conv3d = _conv_of_rank(3)
+
+
+def conv_backward_data(grad_y, w, x_shape: Sequence[int], *, stride: IntOrTuple = 1,
+                       padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1,
+                       mode: str = "cross", algo: str = "auto"):
+    """Gradient of `conv` with respect to its input x (shape `x_shape`)."""
+    a, kind, dtype = _inputs(grad_y=grad_y, w=w)
+    gy, wa = a["grad_y"], a["w"]
+    _weight_rank(wa.shape)
+    x_shape = full_shape(x_shape, "x_shape", wa.ndim)
+    _same_rank(gy.shape, wa.shape, "grad_y")
+    groups, mode = check_groups(groups), check_mode(mode)
+    win = _conv_window(x_shape, wa.shape, stride, padding, dilation)
+    _C.conv_output_shape(x_shape, list(wa.shape), *win.args(), win.dilation, groups)
+    chosen = select(_problem("conv", "backward_data", x_shape, wa.shape, win, groups), algo)
+    out, view = kind.empty(x_shape, dtype)
+    _C.conv_backward_data(gy, wa, view, *win.args(), win.dilation, groups, mode, chosen.algo)
+    return out
+
+
+def conv_backward_weight(x, grad_y, w_shape: Sequence[int], *, stride: IntOrTuple = 1,
+                         padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1,
+                         mode: str = "cross", algo: str = "auto"):
+    """Gradient of `conv` with respect to its weight (shape `w_shape`)."""
+    a, kind, dtype = _inputs(x=x, grad_y=grad_y)
+    xa, gy = a["x"], a["grad_y"]
+    w_shape = full_shape(w_shape, "w_shape", len(w_shape) if isinstance(w_shape, (tuple, list)) else 0)
+    _weight_rank(w_shape, "w_shape")
+    _same_rank(xa.shape, w_shape, "x")
+    _same_rank(gy.shape, w_shape, "grad_y")
+    groups, mode = check_groups(groups), check_mode(mode)
+    win = _conv_window(xa.shape, w_shape, stride, padding, dilation)
+    _C.conv_output_shape(list(xa.shape), w_shape, *win.args(), win.dilation, groups)
+    chosen = select(_problem("conv", "backward_weight", xa.shape, w_shape, win, groups), algo)
+    out, view = kind.empty(w_shape, dtype)
+    _C.conv_backward_weight(xa, gy, view, *win.args(), win.dilation, groups, mode, chosen.algo)
+    return out
+
+
+def conv_backward_bias(grad_y):
+    """Gradient of `conv` with respect to its bias: grad_y summed over N and spatial dims."""
+    a, kind, dtype = _inputs(grad_y=grad_y)
+    gy = a["grad_y"]
+    spatial_rank(gy.ndim, "grad_y")
+    out, view = kind.empty((gy.shape[1],), dtype)
+    _C.conv_backward_bias(gy, view)
+    return out
+
+
+# ---- transposed convolution (runs the conv passes; DESIGN.md "One geometry, three passes")
+
+
+def conv_transpose(x, w, bias=None, *, stride: IntOrTuple = 1, padding: Padding = 0,
+                   output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1,
+                   algo: str = "auto"):
+    """Transposed convolution of x (N, C_in, *in) with w (C_in, K/groups, *kernel)."""
+    a, kind, dtype = _inputs(x=x, w=w, bias=bias)
+    xa, wa = a["x"], a["w"]
+    _weight_rank(wa.shape)
+    _same_rank(xa.shape, wa.shape, "x")
+    groups = check_groups(groups)
+    win, op = _transpose_window(wa.shape, stride, padding, output_padding, dilation)
+    out_shape = _C.conv_transpose_output_shape(list(xa.shape), list(wa.shape), *win.args(), op,
+                                               win.dilation, groups)
+    if "bias" in a and a["bias"].shape != (out_shape[1],):
+        raise ValueError(f"bias must have shape ({out_shape[1]},) (output channels), got {a['bias'].shape}")
+    # The transposed conv's forward pass is the conv's backward-data pass.
+    chosen = select(_problem("conv_transpose", "forward", out_shape, wa.shape, win, groups), algo)
+    out, view = kind.empty(out_shape, dtype)
+    _C.conv_transpose_forward(xa, wa, a.get("bias"), view, *win.args(), op, win.dilation, groups,
+                              chosen.algo)
+    return out
+
+
+def conv_transpose_backward_data(grad_y, w, *, stride: IntOrTuple = 1, padding: Padding = 0,
+                                 output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
+                                 groups: int = 1, algo: str = "auto"):
+    """Gradient of `conv_transpose` with respect to its input (a conv forward pass)."""
+    a, kind, dtype = _inputs(grad_y=grad_y, w=w)
+    gy, wa = a["grad_y"], a["w"]
+    _weight_rank(wa.shape)
+    _same_rank(gy.shape, wa.shape, "grad_y")
+    groups = check_groups(groups)
+    win, op = _transpose_window(wa.shape, stride, padding, output_padding, dilation)
+    x_shape = _C.conv_transpose_input_shape(list(gy.shape), list(wa.shape), *win.args(), op,
+                                            win.dilation, groups)
+    chosen = select(_problem("conv_transpose", "backward_data", gy.shape, wa.shape, win, groups), algo)
+    out, view = kind.empty(x_shape, dtype)
+    _C.conv_transpose_backward_data(gy, wa, view, *win.args(), op, win.dilation, groups,
+                                    chosen.algo)
+    return out
+
+
+def conv_transpose_backward_weight(x, grad_y, w_shape: Sequence[int], *, stride: IntOrTuple = 1,
+                                   padding: Padding = 0, output_padding: IntOrTuple = 0,
+                                   dilation: IntOrTuple = 1, groups: int = 1, algo: str = "auto"):
+    """Gradient of `conv_transpose` with respect to its weight (C_in, K/groups, *kernel)."""
+    a, kind, dtype = _inputs(x=x, grad_y=grad_y)
+    xa, gy = a["x"], a["grad_y"]
+    w_shape = full_shape(w_shape, "w_shape", len(w_shape) if isinstance(w_shape, (tuple, list)) else 0)
+    _weight_rank(w_shape, "w_shape")
+    _same_rank(xa.shape, w_shape, "x")
+    _same_rank(gy.shape, w_shape, "grad_y")
+    groups = check_groups(groups)
+    win, op = _transpose_window(w_shape, stride, padding, output_padding, dilation)
+    _C.conv_transpose_output_shape(list(xa.shape), w_shape, *win.args(), op, win.dilation, groups)
+    chosen = select(_problem("conv_transpose", "backward_weight", gy.shape, w_shape, win, groups), algo)
+    out, view = kind.empty(w_shape, dtype)
+    _C.conv_transpose_backward_weight(xa, gy, view, *win.args(), op, win.dilation, groups,
+                                      chosen.algo)
+    return out
+
+
+# ---- pooling
+
+
+def _pool_window(ndim: int, kernel_size, stride, padding, dilation, name: str = "x"):
+    rank = spatial_rank(ndim, name)
+    k = positive(per_dim(kernel_size, rank, "kernel_size"), "kernel_size")
+    s = list(k) if stride is None else positive(per_dim(stride, rank, "stride"), "stride")
+    lo, hi = explicit_padding(padding, rank)
+    d = positive(per_dim(dilation, rank, "dilation"), "dilation")
+    return k, _Window(s, lo, hi, d)
+
+
+def _check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def max_pool(x, kernel_size: IntOrTuple, *, stride: Optional[IntOrTuple] = None,
+             padding: Padding = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+             return_indices: bool = False):
+    """Max pooling; with return_indices also the flat argmax offsets per (n, c) plane."""
+    a, kind, dtype = _inputs(x=x)
+    xa = a["x"]
+    k, win = _pool_window(xa.ndim, kernel_size, stride, padding, dilation)
+    ceil_mode = _check_bool(ceil_mode, "ceil_mode")
+    return_indices = _check_bool(return_indices, "return_indices")
+    out_shape = _C.pool_output_shape(list(xa.shape), k, *win.args(), win.dilation, ceil_mode)
+    out, view = kind.empty(out_shape, dtype)
+    idx = np.empty(out_shape, dtype=np.int64) if return_indices else None
+    _C.max_pool_forward(xa, view, idx, k, *win.args(), win.dilation, ceil_mode)
+    return (out, wrap_indices(kind, idx)) if return_indices else out
+
+
+def avg_pool(x, kernel_size: IntOrTuple, *, stride: Optional[IntOrTuple] = None,
+             padding: Padding = 0, ceil_mode: bool = False, count_include_pad: bool = True):
+    """Average pooling (PyTorch's divisor rules for padding and ceil_mode)."""
+    a, kind, dtype = _inputs(x=x)
+    xa = a["x"]
+    k, win = _pool_window(xa.ndim, kernel_size, stride, padding, 1)
+    ceil_mode = _check_bool(ceil_mode, "ceil_mode")
+    count_include_pad = _check_bool(count_include_pad, "count_include_pad")
+    out_shape = _C.pool_output_shape(list(xa.shape), k, *win.args(), win.dilation, ceil_mode)
+    out, view = kind.empty(out_shape, dtype)
+    _C.avg_pool_forward(xa, view, k, *win.args(), ceil_mode, count_include_pad)
+    return out
+
+
+def lp_pool(x, p: float, kernel_size: IntOrTuple, *, stride: Optional[IntOrTuple] = None,
+            ceil_mode: bool = False):
+    """Power-average pooling: (sum over the window of x**p) ** (1/p)."""
+    p = lp_norm(p)
+    a, kind, dtype = _inputs(x=x)
+    xa = a["x"]
+    k, win = _pool_window(xa.ndim, kernel_size, stride, 0, 1)
+    ceil_mode = _check_bool(ceil_mode, "ceil_mode")
+    out_shape = _C.pool_output_shape(list(xa.shape), k, *win.args(), win.dilation, ceil_mode)
+    out, view = kind.empty(out_shape, dtype)
+    _C.lp_pool_forward(xa, view, p, k, win.stride, ceil_mode)
+    return out
+
+
+def _spatial_of(x) -> list[int]:
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        shape = np.shape(x)
+    spatial_rank(len(shape), "x")
+    return [int(s) for s in shape[2:]]
+
+
+def global_avg_pool(x):
+    """Mean over all spatial dims; shape (N, C, 1, ..., 1)."""
+    return avg_pool(x, _spatial_of(x))
+
+
+def global_max_pool(x):
+    """Max over all spatial dims; shape (N, C, 1, ..., 1)."""
+    return max_pool(x, _spatial_of(x))
+
+
+def max_unpool(x, indices, kernel_size: IntOrTuple, *, stride: Optional[IntOrTuple] = None,
+               padding: Padding = 0, output_size: Optional[Sequence[int]] = None):
+    """Inverse of max_pool: scatters x to the positions in `indices`, zeros elsewhere."""
+    a, kind, dtype = _inputs(x=x)
+    xa = a["x"]
+    k, win = _pool_window(xa.ndim, kernel_size, stride, padding, 1)
+    idx = as_index_array(indices, "indices")
+    if idx.shape != xa.shape:
+        raise ValueError(f"indices must have x's shape {xa.shape}, got {idx.shape}")
+    rank = len(k)
+    if output_size is None:
+        spatial = [_C.transposed_extent(i, kk, s, lo, hi, 1, 0) for i, kk, s, lo, hi in
+                   zip(xa.shape[2:], k, win.stride, win.pad_lo, win.pad_hi)]
+    else:
+        size = list(output_size) if isinstance(output_size, (tuple, list)) else output_size
+        if not isinstance(size, list) or len(size) not in (rank, rank + 2):
+            raise ValueError(f"output_size must have {rank} (spatial) or {rank + 2} entries, got {output_size!r}")
+        spatial = per_dim(size[-rank:], rank, "output_size")
+        if len(size) == rank + 2 and list(size[:2]) != list(xa.shape[:2]):
+            raise ValueError(f"output_size {tuple(size)} disagrees with x's N and C {xa.shape[:2]}")
+    if any(s < 1 for s in spatial):
+        raise ValueError(f"output_size must be positive, got {tuple(spatial)}")
+    out_shape = full_shape([xa.shape[0], xa.shape[1], *spatial], "output_size", rank + 2)
+    out, view = kind.empty(out_shape, dtype)
+    _C.max_unpool_forward(xa, idx, view)
+    return out
+
+
+def max_pool_backward(grad_y, x, kernel_size: IntOrTuple, *, stride: Optional[IntOrTuple] = None,
+                      padding: Padding = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False):
+    """Gradient of max_pool with respect to x (each grad goes to its window's argmax)."""
+    a, kind, dtype = _inputs(grad_y=grad_y, x=x)
+    gy, xa = a["grad_y"], a["x"]
+    k, win = _pool_window(xa.ndim, kernel_size, stride, padding, dilation)
+    ceil_mode = _check_bool(ceil_mode, "ceil_mode")
+    out, view = kind.empty(xa.shape, dtype)
+    _C.max_pool_backward(gy, xa, view, k, *win.args(), win.dilation, ceil_mode)
+    return out
+
+
+def avg_pool_backward(grad_y, x_shape: Sequence[int], kernel_size: IntOrTuple, *,
+                      stride: Optional[IntOrTuple] = None, padding: Padding = 0,
+                      ceil_mode: bool = False, count_include_pad: bool = True):
+    """Gradient of avg_pool with respect to x (shape `x_shape`)."""
+    a, kind, dtype = _inputs(grad_y=grad_y)
+    gy = a["grad_y"]
+    x_shape = full_shape(x_shape, "x_shape", gy.ndim)
+    k, win = _pool_window(len(x_shape), kernel_size, stride, padding, 1, "x_shape")
+    ceil_mode = _check_bool(ceil_mode, "ceil_mode")
+    count_include_pad = _check_bool(count_include_pad, "count_include_pad")
+    _C.pool_output_shape(x_shape, k, *win.args(), win.dilation, ceil_mode)
+    out, view = kind.empty(x_shape, dtype)
+    _C.avg_pool_backward(gy, view, k, *win.args(), ceil_mode, count_include_pad)
+    return out
+
+
+def lp_pool_backward(grad_y, x, p: float, kernel_size: IntOrTuple, *,
+                     stride: Optional[IntOrTuple] = None, ceil_mode: bool = False):
+    """Gradient of lp_pool with respect to x."""
+    p = lp_norm(p)
+    a, kind, dtype = _inputs(grad_y=grad_y, x=x)
+    gy, xa = a["grad_y"], a["x"]
+    k, win = _pool_window(xa.ndim, kernel_size, stride, 0, 1)
+    ceil_mode = _check_bool(ceil_mode, "ceil_mode")
+    out, view = kind.empty(xa.shape, dtype)
+    _C.lp_pool_backward(gy, xa, view, p, k, win.stride, ceil_mode)
+    return out
+
+
+# ---- introspection
+
+
+def _shape_of(obj: Any, name: str) -> tuple[int, ...]:
+    if isinstance(obj, (tuple, list)) and all(isinstance(v, (int, np.integer)) for v in obj):
+        return tuple(int(v) for v in obj)
+    shape = getattr(obj, "shape", None)
+    if shape is None:
+        raise TypeError(f"{name} must be an array or a shape tuple, got {type(obj).__name__}")
+    return tuple(int(v) for v in shape)
+
+
+def explain(x, w, *, stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1,
+            groups: int = 1, mode: str = "cross", algo: str = "auto", op: str = "conv",
+            pass_: str = "forward", output_padding: IntOrTuple = 0) -> Explanation:
+    """What `algo` would run for this problem and why. x and w may be arrays or shapes."""
+    x_shape, w_shape = _shape_of(x, "x"), _shape_of(w, "w")
+    _weight_rank(w_shape)
+    _same_rank(x_shape, w_shape, "x")
+    groups = check_groups(groups)
+    check_mode(mode)
+    if op == "conv":
+        win = _conv_window(x_shape, w_shape, stride, padding, dilation)
+        _C.conv_output_shape(list(x_shape), list(w_shape), *win.args(), win.dilation, groups)
+    elif op == "conv_transpose":
+        win, opad = _transpose_window(w_shape, stride, padding, output_padding, dilation)
+        _C.conv_transpose_output_shape(list(x_shape), list(w_shape), *win.args(), opad,
+                                       win.dilation, groups)
+    else:
+        raise ValueError(f"op must be 'conv' or 'conv_transpose' for explain(), got {op!r}")
+    return explain_problem(_problem(op, pass_, x_shape, w_shape, win, groups), algo)
