@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -100,11 +100,11 @@ def as_array(obj: Any, name: str) -> tuple[np.ndarray, ArrayKind]:
         arr, kind = np.asarray(obj), ArrayKind("numpy")
     else:
         raise TypeError(f"{name} must be a NumPy array or a torch tensor, got {type(obj).__name__}")
-    if arr.dtype.kind != "f" or arr.dtype not in _FLOAT_DTYPES:
-        if arr.dtype.kind == "f" and arr.dtype.newbyteorder("=") in _FLOAT_DTYPES:
-            arr = arr.astype(arr.dtype.newbyteorder("="))
-        else:
-            raise TypeError(f"{name} must have dtype float32 or float64, got {arr.dtype}")
+    if arr.dtype.kind != "f" or arr.dtype.itemsize not in (4, 8):
+        raise TypeError(f"{name} must have dtype float32 or float64, got {arr.dtype}")
+    native = np.dtype(np.float32 if arr.dtype.itemsize == 4 else np.float64)
+    if arr.dtype != native:  # non-native byte order: one converting copy
+        arr = arr.astype(native)
     return np.ascontiguousarray(arr), kind
 
 
@@ -145,5 +145,3 @@ def wrap_indices(kind: ArrayKind, arr: np.ndarray) -> Any:
         return torch.from_numpy(arr)
     return arr
 
-
-Runner = Callable[..., None]
