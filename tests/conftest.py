@@ -1,0 +1,161 @@
+"""Shared test helpers: seeded rng, dtype casts, oracle tolerances, torch marker, ISA runs."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:  # `import reference` must work under any pytest import mode
+    sys.path.insert(0, str(TESTS_DIR))
+
+try:
+    import torch
+except ImportError:  # torch is an optional extra
+    torch = None
+
+requires_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
+
+DTYPES = (np.float32, np.float64)
+ISA_LEVELS = ("avx512", "avx2", "scalar")
+
+
+def pytest_configure(config):
+    # pyproject registers it too; registering twice is harmless and keeps --strict-markers happy.
+    config.addinivalue_line("markers", "slow: long-running test")
+
+
+# ---- data
+
+
+@pytest.fixture
+def rng(request):
+    """A generator seeded from the test id: reproducible per test, different across tests."""
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+def to_dtype(a, dtype):
+    """C-contiguous copy of `a` in `dtype` (the values the library sees)."""
+    return np.ascontiguousarray(np.asarray(a), dtype=dtype)
+
+
+def rand(rng, shape, dtype=np.float64, low=-1.0, high=1.0):
+    """Uniform values in [low, high) rounded to `dtype`; the oracle then sees the rounded values."""
+    return to_dtype(rng.uniform(low, high, size=shape), dtype)
+
+
+# ---- tolerances
+#
+# The oracle always runs in float64 on the exact values the library received (float32 inputs are
+# upcast losslessly). With scale = max|expected| and L = the number of products summed into one
+# output (the reduction length):
+#   float64: |got - want| <= 1e-10 * scale  (rtol ~1e-10: any summation order or transform
+#            passes, any indexing bug fails).
+#   float32: |got - want| <= eps32 * scale * (F32_SUM * sqrt(L) + F32_TRANSFORM), where
+#     - F32_SUM * sqrt(L): rounding errors of a length-L sum grow like a random walk, so sqrt(L)
+#       ulps of the output's magnitude; F32_SUM = 8 covers any summation order or blocking;
+#     - F32_TRANSFORM = 512 ulps: the transform-domain algorithms `auto` may pick (winograd
+#       F(6x6,3x3), fft) add an error set by their transforms' conditioning rather than by L; a
+#       float32 F(6x6,3x3) measured ~250 ulps of scale against this oracle (single channel).
+#     Any real bug (wrong tap, offset, channel or padding) is off by ~10% of scale or more.
+F64_RTOL = 1e-10
+F32_SUM = 8.0
+F32_TRANSFORM = 512.0
+
+
+def tolerance(dtype, reduction, scale, factor=None):
+    """Absolute tolerance for comparing a `dtype` result against the float64 oracle."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float64:
+        return F64_RTOL * scale
+    f = F32_SUM if factor is None else factor
+    eps = float(np.finfo(np.float32).eps)
+    return eps * scale * (f * math.sqrt(max(reduction, 1)) + F32_TRANSFORM)
+
+
+def assert_close(got, want, dtype=None, reduction=1, factor=None, scale=None, err_msg=""):
+    """Compare a library result with the oracle under the tolerance rule above (NaN == NaN)."""
+    got = np.asarray(got)
+    want = np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, f"shape {got.shape} != expected {want.shape}"
+    dtype = got.dtype if dtype is None else np.dtype(dtype)
+    if scale is None:
+        finite = want[np.isfinite(want)]
+        scale = float(np.max(np.abs(finite))) if finite.size else 0.0
+    atol = tolerance(dtype, reduction, max(scale, 1e-30), factor)
+    np.testing.assert_allclose(
+        got.astype(np.float64), want, rtol=0, atol=atol, equal_nan=True, err_msg=err_msg
+    )
+
+
+def assert_result_type(y, dtype):
+    """Library results are plain ndarrays of the input's dtype."""
+    assert type(y) is np.ndarray, type(y)
+    assert y.dtype == np.dtype(dtype), y.dtype
+
+
+# ---- errors
+
+
+@contextlib.contextmanager
+def raises_naming(exc_type, *names):
+    """pytest.raises(exc_type) whose message names every name (each a regex, `a|b` for either)."""
+    with pytest.raises(exc_type) as info:
+        yield info
+    msg = str(info.value)
+    for name in names:
+        pattern = rf"(?<![A-Za-z0-9_])(?:{name})(?![A-Za-z0-9_])"
+        assert re.search(pattern, msg), (
+            f"{exc_type.__name__} message does not name {name!r}: {msg!r}"
+        )
+
+
+# ---- subprocesses (FASTCONV_ISA is read once, at import time)
+
+
+def run_python(code, env=None, timeout=300):
+    """Run `code` in a fresh interpreter with extra environment variables."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(TESTS_DIR),
+    )
+
+
+def run_with_isa(code, isa, timeout=300):
+    """Run `code` in a subprocess with FASTCONV_ISA=isa; fails the test if it does not exit 0."""
+    proc = run_python(code, {"FASTCONV_ISA": isa}, timeout)
+    assert proc.returncode == 0, (
+        f"FASTCONV_ISA={isa}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    )
+    return proc
+
+
+@pytest.fixture(params=ISA_LEVELS)
+def isa(request):
+    """Each FASTCONV_ISA level; the library may fall back from levels it lacks, staying correct."""
+    return request.param
+
+
+@pytest.fixture
+def restore_threads():
+    """Put the library's thread count back after a test changes it."""
+    import fastconv
+
+    before = fastconv.get_num_threads()
+    yield before
+    fastconv.set_num_threads(before)

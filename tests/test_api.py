@@ -1,0 +1,162 @@
+"""Public API surface: algorithms(), explain(), threads, __version__, the `fastconv info` CLI."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastconv
+import reference as ref
+from conftest import rand, run_python
+
+OPS = ["conv", "conv_transpose", "max_pool", "avg_pool", "lp_pool"]
+PUBLIC = [
+    "conv",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_backward_data",
+    "conv_backward_weight",
+    "conv_backward_bias",
+    "conv_transpose",
+    "conv_transpose_backward_data",
+    "conv_transpose_backward_weight",
+    "max_pool",
+    "avg_pool",
+    "lp_pool",
+    "global_avg_pool",
+    "global_max_pool",
+    "max_unpool",
+    "max_pool_backward",
+    "avg_pool_backward",
+    "lp_pool_backward",
+    "algorithms",
+    "explain",
+    "set_num_threads",
+    "get_num_threads",
+]
+
+
+def test_public_names_exist_and_are_exported():
+    for name in PUBLIC:
+        assert callable(getattr(fastconv, name)), name
+        assert name in fastconv.__all__, name
+
+
+def test_version():
+    assert isinstance(fastconv.__version__, str) and fastconv.__version__
+    assert fastconv.__version__ == importlib.metadata.version("fastconv")
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_algorithms_lists_reference_for_every_op(op):
+    algos = fastconv.algorithms(op)
+    assert isinstance(algos, list) and all(isinstance(a, str) for a in algos)
+    assert "reference" in algos
+    assert len(set(algos)) == len(algos)
+    assert fastconv.algorithms(op, device="cpu") == algos
+
+
+def test_algorithms_default_is_conv_on_cpu():
+    assert fastconv.algorithms() == fastconv.algorithms("conv", "cpu")
+
+
+@pytest.mark.parametrize("pass_", ["forward", "backward_data", "backward_weight"])
+def test_explain_with_arrays(pass_):
+    x, w = np.ones((2, 3, 9, 8)), np.ones((4, 3, 3, 3))
+    e = fastconv.explain(x, w, stride=1, padding=1, dilation=1, groups=1, mode="cross", pass_=pass_)
+    assert isinstance(e, fastconv.Explanation)
+    assert e.algo in fastconv.algorithms()
+    assert e.op == "conv" and e.pass_ == pass_
+    assert e.algo in e.candidates
+    assert isinstance(e.workspace_bytes, int) and e.workspace_bytes >= 0
+    assert isinstance(e.reason, str) and e.reason
+    text = str(e)
+    assert text.strip() and e.algo in text
+
+
+def test_explain_with_shapes_and_forced_algo():
+    e = fastconv.explain((1, 8, 12, 12), (8, 1, 3, 3), padding="same", groups=8)
+    assert e.algo in fastconv.algorithms()
+    forced = fastconv.explain(
+        (1, 8, 12, 12), (8, 1, 3, 3), padding="same", groups=8, algo="reference"
+    )
+    assert forced.algo == "reference"
+
+
+def test_explain_conv_transpose():
+    e = fastconv.explain((1, 4, 5, 5), (4, 3, 3, 3), stride=2, op="conv_transpose")
+    assert e.algo in fastconv.algorithms("conv_transpose") and str(e)
+
+
+def test_auto_and_every_listed_algorithm_agree(rng):
+    x, w = rand(rng, (2, 4, 9, 8)), rand(rng, (6, 4, 3, 3))
+    want = ref.conv(x, w, padding=1)
+    for algo in ["auto"] + fastconv.algorithms():
+        np.testing.assert_allclose(
+            fastconv.conv(x, w, padding=1, algo=algo),
+            want,
+            rtol=0,
+            atol=1e-10 * np.abs(want).max(),
+            err_msg=algo,
+        )
+
+
+def test_num_threads_round_trip(restore_threads):
+    for n in (1, 2, 3, 1):
+        fastconv.set_num_threads(n)
+        assert fastconv.get_num_threads() == n
+
+
+def test_results_do_not_depend_on_thread_count(restore_threads, rng):
+    x, w = rand(rng, (3, 8, 12, 11), np.float32), rand(rng, (8, 4, 3, 3), np.float32)
+    gy = rand(rng, (3, 8, 6, 6), np.float32)
+    runs = []
+    for n in (1, 2):
+        fastconv.set_num_threads(n)
+        runs.append(
+            (
+                fastconv.conv(x, w, stride=2, padding=1, groups=2),
+                fastconv.conv_backward_data(gy, w, x.shape, stride=2, padding=1, groups=2),
+                fastconv.conv_backward_weight(x, gy, w.shape, stride=2, padding=1, groups=2),
+                fastconv.max_pool(x, 3, stride=2, padding=1),
+                fastconv.avg_pool(x, 3, stride=2, padding=1),
+            )
+        )
+    (y1, gx1, gw1, m1, a1), (y2, gx2, gw2, m2, a2) = runs
+    # every output element is computed by one thread: bitwise identical
+    for one, two in ((y1, y2), (gx1, gx2), (m1, m2), (a1, a2)):
+        np.testing.assert_array_equal(one, two)
+    # a weight gradient may split its reduction across threads: equal to float32 rounding
+    np.testing.assert_allclose(gw1, gw2, rtol=0, atol=1e-5 * np.abs(gw1).max())
+
+
+def test_num_threads_environment_variable_and_default():
+    code = "import fastconv; print(fastconv.get_num_threads())"
+    env = {k: v for k, v in os.environ.items() if k != "FASTCONV_NUM_THREADS"}
+    proc = run_python(code, {"FASTCONV_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) == 1
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    cores = {
+        os.cpu_count(),
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+    }
+    assert int(proc.stdout) in cores
+
+
+def test_cli_info():
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastconv", "info"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "threads" in proc.stdout.lower()
+    assert fastconv.__version__ in proc.stdout

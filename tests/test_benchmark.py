@@ -1,0 +1,343 @@
+"""Tests for the `fastconv bench` driver (python/fastconv/benchmark.py) on tiny synthetic suites."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+fastconv = pytest.importorskip("fastconv")
+benchmark = pytest.importorskip("fastconv.benchmark")
+
+REPO = Path(__file__).resolve().parents[1]
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+HAS_SCIPY = importlib.util.find_spec("scipy") is not None
+FAST = ["--repeats", "1", "--min-time", "0"]  # correctness of the driver, not of the timings
+ALL_PASSES = ["--passes", "forward,backward_data,backward_weight"]
+
+# Awkward small sizes: every op, rank and argument the driver maps onto fastconv and the peers.
+TINY_SUITE = {
+    "about": "tiny synthetic suite for tests/test_benchmark.py",
+    "conv": [
+        {
+            "name": "tiny.conv2d",
+            "n": 2,
+            "c": 3,
+            "in": [9, 11],
+            "k": 5,
+            "kernel": [3, 2],
+            "padding": [1, 0],
+        },
+        {
+            "name": "tiny.conv1d.grouped",
+            "n": 1,
+            "c": 6,
+            "in": [23],
+            "k": 4,
+            "kernel": [3],
+            "stride": 2,
+            "dilation": 2,
+            "groups": 2,
+        },
+        {
+            "name": "tiny.conv3d.depthwise",
+            "n": 1,
+            "c": 4,
+            "in": [5, 6, 7],
+            "k": 4,
+            "kernel": [3, 3, 3],
+            "padding": 1,
+            "groups": 4,
+        },
+        {
+            "name": "tiny.signal1d",
+            "n": 1,
+            "c": 1,
+            "in": [301],
+            "k": 1,
+            "kernel": [17],
+            "padding": 3,
+        },
+    ],
+    "conv_transpose": [
+        {
+            "name": "tiny.convT2d",
+            "n": 2,
+            "c": 4,
+            "in": [5, 6],
+            "k": 3,
+            "kernel": [4, 3],
+            "stride": 2,
+            "padding": 1,
+        },
+    ],
+    "pool": [
+        {
+            "name": "tiny.maxpool2d",
+            "kind": "max",
+            "n": 1,
+            "c": 3,
+            "in": [9, 10],
+            "kernel": [3, 3],
+            "stride": 2,
+            "padding": 1,
+        },
+        {
+            "name": "tiny.avgpool1d",
+            "kind": "avg",
+            "n": 2,
+            "c": 3,
+            "in": [17],
+            "kernel": [3],
+            "stride": 1,
+            "padding": 1,
+        },
+    ],
+}
+
+
+def write_suite(directory: Path, suite: dict, name: str = "tiny.json") -> Path:
+    path = directory / name
+    path.write_text(json.dumps(suite))
+    return path
+
+
+@pytest.fixture
+def tiny_suite(tmp_path: Path) -> Path:
+    return write_suite(tmp_path, TINY_SUITE)
+
+
+def run_json(args: list[str], tmp_path: Path) -> tuple[int, dict]:
+    out = tmp_path / "result.json"
+    code = benchmark.main([*args, *FAST, "--json", str(out)])
+    return code, (json.loads(out.read_text()) if out.exists() else {})
+
+
+def expected_fastconv(op: str) -> list[set[str]]:
+    """Pools whose functions take no `algo` are timed once, as "auto"."""
+    return [set(fastconv.algorithms(op))] + ([{"auto"}] if op.endswith("_pool") else [])
+
+
+def test_rows_cover_every_algorithm_and_peer(tiny_suite: Path, tmp_path: Path, capsys) -> None:
+    threads_before = fastconv.get_num_threads()
+    code, data = run_json(["--suite", str(tiny_suite), *ALL_PASSES, "--threads", "1"], tmp_path)
+    assert code == 0
+    assert fastconv.get_num_threads() == threads_before  # the driver restores global state
+    assert data["metadata"]["threads"] == 1 and data["metadata"]["dtype"] == "float32"
+    layers = {layer["name"]: layer for layer in data["layers"]}
+    assert set(layers) == {
+        e["name"] for section in ("conv", "conv_transpose", "pool") for e in TINY_SUITE[section]
+    }
+    for name, layer in layers.items():
+        passes = ["forward", "backward_data"] + (
+            [] if layer["op"].endswith("pool") else ["backward_weight"]
+        )
+        for pass_ in passes:
+            rows = [r for r in data["rows"] if r["layer"] == name and r["pass"] == pass_]
+            ours = {r["candidate"] for r in rows if r["kind"] == "fastconv"}
+            assert ours in expected_fastconv(layer["op"]), (name, pass_, ours)
+            peers = {r["candidate"] for r in rows if r["kind"] == "peer"}
+            want = {"torch"} if HAS_TORCH else set()
+            if name == "tiny.signal1d" and HAS_SCIPY:
+                want |= {"scipy.fftconvolve", "scipy.oaconvolve"}
+            assert peers == want, (name, pass_)
+            assert sum(r["best"] for r in rows) == 1
+    for row in data["rows"]:
+        assert row["status"] in ("ok", "unsupported"), row
+        if row["status"] == "ok":
+            check_row_numbers(row)
+    assert "tiny.conv3d.depthwise" in capsys.readouterr().out
+
+
+def check_row_numbers(row: dict) -> None:
+    assert row["runs"] >= 1 and all(t > 0 for t in row["times_ms"])
+    assert row["median_ms"] > 0
+    assert math.isclose(row["gflops"], row["flops"] / row["median_ms"] / 1e6, rel_tol=1e-9)
+    assert all(ratio > 0 for ratio in row["ratios"].values())
+    assert row["candidate"] not in row["ratios"]
+
+
+def test_float64_results_agree_to_float64_precision(tiny_suite: Path, tmp_path: Path) -> None:
+    # a float32 round trip anywhere in the driver would show up as a 1e-8 "mismatch"
+    code, data = run_json(["--suite", str(tiny_suite), *ALL_PASSES, "--dtype", "float64"], tmp_path)
+    assert code == 0
+    errors = [r["max_rel_err"] for r in data["rows"] if r["max_rel_err"] is not None]
+    assert errors and max(errors) < 1e-10
+
+
+def test_ratios_are_peer_time_over_candidate_time(tiny_suite: Path, tmp_path: Path) -> None:
+    code, data = run_json(["--suite", str(tiny_suite)], tmp_path)
+    assert code == 0
+    medians = {(r["layer"], r["candidate"]): r["median_ms"] for r in data["rows"]}
+    for row in data["rows"]:
+        peers = {
+            r["candidate"]
+            for r in data["rows"]
+            if r["layer"] == row["layer"] and r["kind"] == "peer" and r["median_ms"]
+        }
+        if row["median_ms"]:
+            assert set(row["ratios"]) == peers - {row["candidate"]}
+        for peer, ratio in row["ratios"].items():
+            want = medians[(row["layer"], peer)] / row["median_ms"]
+            assert math.isclose(ratio, want, rel_tol=1e-9)
+
+
+def test_filter_selects_layers_by_regex(tiny_suite: Path, tmp_path: Path) -> None:
+    code, data = run_json(
+        ["--suite", str(tiny_suite), "--filter", r"pool|^tiny\.conv2d$"], tmp_path
+    )
+    assert code == 0
+    assert {r["layer"] for r in data["rows"]} == {"tiny.maxpool2d", "tiny.avgpool1d", "tiny.conv2d"}
+
+
+def test_no_peers_and_algo_restrict_candidates(tiny_suite: Path, tmp_path: Path) -> None:
+    code, data = run_json(
+        ["--suite", str(tiny_suite), "--filter", "conv2d", "--no-peers", "--algo", "reference"],
+        tmp_path,
+    )
+    assert code == 0
+    assert [r["candidate"] for r in data["rows"]] == ["reference"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--suite", "no-such-suite"], "unknown suite 'no-such-suite'"),
+        (["--suite", "missing/dir/suite.json"], "unknown suite"),
+        (["--passes", "forward,sideways"], "--passes"),
+        (["--filter", "("], "--filter"),
+        (["--filter", "matches-no-layer-at-all"], "no layer"),
+        (["--algo", "no-such-algorithm"], "--algo"),
+        (["--threads", "0"], "--threads"),
+    ],
+)
+def test_bad_requests_give_one_clear_line(args: list[str], message: str, capsys) -> None:
+    assert benchmark.main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_bad_suite_entry_names_the_key(tmp_path: Path, capsys) -> None:
+    suite = {
+        "conv": [{"name": "typo", "n": 1, "c": 2, "in": [8], "k": 2, "kernel": [3], "strides": 2}]
+    }
+    assert benchmark.main(["--suite", str(write_suite(tmp_path, suite))]) == 2
+    err = capsys.readouterr().err
+    assert "conv[0] (typo)" in err and "strides" in err
+
+
+def test_suite_names_resolve_to_shipped_suites() -> None:
+    assert benchmark.resolve_suite("quick").name == "quick.json"
+    assert benchmark.resolve_suite("reference").name == "reference.json"
+
+
+def test_shipped_suites_parse_and_quick_stays_small() -> None:
+    reference = benchmark.load_suite(REPO / "benchmarks" / "suites" / "reference.json")
+    assert len(reference) == 36
+    quick = benchmark.load_suite(REPO / "benchmarks" / "suites" / "quick.json")
+    # the quick suite must stay quick for the naive reference algorithm (~0.5 GFLOP/s)
+    assert sum(layer.flops() for layer in quick) < 0.6e9
+    assert {layer.rank for layer in quick} == {1, 2, 3}
+    assert {layer.op for layer in quick} == {"conv", "conv_transpose", "max_pool", "avg_pool"}
+    assert any(layer.groups == layer.c > 1 for layer in quick)  # depthwise
+    assert any(1 < layer.groups < layer.c for layer in quick)  # grouped
+    assert any(layer.c == layer.k == 1 for layer in quick)  # single-channel signal: SciPy
+
+
+def test_flops_and_output_extents() -> None:
+    conv1 = benchmark.parse_layer(
+        "conv",
+        {
+            "name": "resnet50.conv1",
+            "n": 1,
+            "c": 3,
+            "in": [224, 224],
+            "k": 64,
+            "kernel": [7, 7],
+            "stride": 2,
+            "padding": 3,
+        },
+        0,
+    )
+    assert conv1.output_spatial() == (112, 112)
+    assert conv1.flops() == 2 * 64 * 3 * 49 * 112 * 112
+    up = benchmark.parse_layer(
+        "conv_transpose",
+        {
+            "name": "dcgan",
+            "n": 16,
+            "c": 512,
+            "in": [4, 4],
+            "k": 256,
+            "kernel": [4, 4],
+            "stride": 2,
+            "padding": 1,
+        },
+        0,
+    )
+    assert up.output_spatial() == (8, 8) and up.weight_shape() == (512, 256, 4, 4)
+    assert up.flops() == 2 * 16 * 512 * 256 * 16 * 16  # as the conv it is the adjoint of
+    pool = benchmark.parse_layer(
+        "pool", {"name": "gap", "kind": "avg", "n": 8, "c": 2048, "in": [7, 7], "kernel": [7, 7]}, 0
+    )
+    assert pool.stride == (7, 7) and pool.flops() == 8 * 2048 * 49
+
+
+def test_wrong_results_are_flagged_mismatch(tiny_suite: Path, tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("torch")  # torch's output is the oracle
+    real_conv = fastconv.conv
+    monkeypatch.setattr(fastconv, "conv", lambda *a, **kw: real_conv(*a, **kw) * 1.01)
+    code, data = run_json(["--suite", str(tiny_suite), "--filter", "conv2d"], tmp_path)
+    assert code == 1
+    ours = [r for r in data["rows"] if r["kind"] == "fastconv" and r["status"] != "unsupported"]
+    assert ours and all(r["status"] == "mismatch" and not r["best"] for r in ours)
+    assert all(r["max_rel_err"] > 1e-3 for r in ours)
+
+
+def test_slow_candidates_run_once_or_are_skipped(
+    tiny_suite: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(benchmark, "SLOW_CALL_S", 0.0)
+    code, data = run_json(["--suite", str(tiny_suite), "--filter", "conv"], tmp_path)
+    assert code == 0
+    timed = [r for r in data["rows"] if r["status"] == "ok"]
+    assert timed and all(r["runs"] == 1 and "1 run" in r["note"] for r in timed)
+    monkeypatch.setattr(benchmark, "SKIP_ESTIMATE_S", 0.0)
+    code, data = run_json(["--suite", str(tiny_suite), "--filter", "conv"], tmp_path)
+    assert code == 0
+    later = [r for r in data["rows"] if r["layer"] != "tiny.conv2d" and r["kind"] == "fastconv"]
+    skipped = [r for r in later if r["status"] == "skipped"]
+    assert skipped and all(r["note"].startswith("skipped: too slow, est.") for r in skipped)
+
+
+def test_plot_writes_a_png(tiny_suite: Path, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "chart.png"
+    code = benchmark.main(
+        ["--suite", str(tiny_suite), "--filter", "conv2d|pool", *FAST, "--plot", str(png)]
+    )
+    assert code == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "plot written" in capsys.readouterr().out
+
+
+def test_cuda_request_without_cuda_kernels_is_a_clear_error(capsys) -> None:
+    try:  # a build whose fastconv._cuda only queries devices has no CUDA algorithms either
+        fastconv.algorithms("conv", device="cuda")
+        pytest.skip("this build has CUDA algorithms")
+    except ValueError:
+        pass
+    assert benchmark.main(["--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "CUDA benchmark is not available in this build" in err and "Traceback" not in err
+
+
+def test_unwritable_json_path_is_a_clear_error(tiny_suite: Path, tmp_path: Path, capsys) -> None:
+    target = tmp_path / "no-such-dir" / "out.json"
+    args = ["--suite", str(tiny_suite), "--filter", "conv2d", "--no-peers", *FAST]
+    assert benchmark.main([*args, "--json", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "Traceback" not in err

@@ -1,0 +1,166 @@
+"""Every FASTCONV_ISA level (one subprocess each) and every algorithm match the oracle."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+
+import numpy as np
+
+import reference as ref
+from conftest import assert_close, rand, run_with_isa
+
+# (name, op, x_shape, w_shape, kwargs): shapes that steer selection to each algorithm family
+CASES = [
+    ("winograd3x3", "conv", (2, 8, 12, 12), (8, 8, 3, 3), dict(padding=1)),
+    ("pointwise", "conv", (1, 16, 7, 9), (8, 16, 1, 1), dict()),
+    ("depthwise", "conv", (2, 8, 10, 11), (8, 1, 3, 3), dict(padding="same", groups=8)),
+    ("depthwise_s2", "conv", (1, 6, 11, 9), (12, 1, 3, 3), dict(stride=2, padding=1, groups=6)),
+    ("large_kernel", "conv", (1, 3, 12, 12), (4, 3, 7, 7), dict(padding=3)),
+    ("long_1d", "conv", (2, 3, 200), (4, 3, 9), dict(padding="same")),
+    ("conv3d", "conv", (1, 4, 6, 5, 6), (5, 4, 3, 3, 3), dict(padding=1, mode="conv")),
+    (
+        "awkward",
+        "conv",
+        (1, 23, 5, 6),
+        (19, 23, 3, 3),
+        dict(stride=(2, 1), dilation=(1, 2), padding=2),
+    ),
+    ("bwd_data", "conv_backward_data", (2, 8, 12, 12), (8, 8, 3, 3), dict(padding=1)),
+    ("bwd_weight", "conv_backward_weight", (2, 8, 12, 12), (8, 8, 3, 3), dict(padding=1)),
+    (
+        "bwd_data_dw",
+        "conv_backward_data",
+        (2, 8, 10, 11),
+        (8, 1, 3, 3),
+        dict(stride=2, padding=1, groups=8),
+    ),
+    ("transpose", "conv_transpose", (2, 8, 6, 7), (8, 5, 4, 4), dict(stride=2, padding=1)),
+    ("max_pool", "max_pool", (2, 8, 11, 12), None, dict(kernel_size=3, stride=2, padding=1)),
+    (
+        "avg_pool",
+        "avg_pool",
+        (2, 8, 11, 12),
+        None,
+        dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+    ),
+]
+DTYPES = {"f32": np.float32, "f64": np.float64}
+
+CHILD = textwrap.dedent("""
+    import json
+    import numpy as np
+    import fastconv
+    cases = json.loads(open(SPEC).read())
+    data = np.load(INPUTS)
+    results = {}
+    notes = {}
+    ALGO_OP = {"conv": "conv", "conv_backward_data": "conv", "conv_backward_weight": "conv",
+               "conv_transpose": "conv_transpose"}
+    for name, op, x_shape, w_shape, kw in cases:
+        for dt in ("f32", "f64"):
+            a, b = data[f"{name}-{dt}-a"], data[f"{name}-{dt}-b"]
+            fn = getattr(fastconv, op)
+            algos = ["auto"] + fastconv.algorithms(ALGO_OP[op]) if op in ALGO_OP else [None]
+            for algo in algos:
+                key = f"{name}-{dt}-{algo}"
+                extra = {} if algo is None else {"algo": algo}
+                try:
+                    if op == "conv_backward_data":
+                        out = fn(a, b, tuple(x_shape), **kw, **extra)
+                    elif op == "conv_backward_weight":
+                        out = fn(a, b, tuple(w_shape), **kw, **extra)
+                    elif op in ("max_pool", "avg_pool"):
+                        out = fn(a, **kw)
+                    else:
+                        out = fn(a, b, **kw, **extra)
+                except NotImplementedError as e:  # a forced algorithm may decline, naming itself
+                    notes[key] = str(e)
+                    continue
+                results[key] = out
+    np.savez(OUTPUTS, **results)
+    open(NOTES, "w").write(json.dumps(notes))
+""")
+
+
+def _inputs(rng):
+    """Per case and dtype: the two array arguments and the float64 oracle result."""
+    arrays, oracle = {}, {}
+    for name, op, x_shape, w_shape, kw in CASES:
+        for dt, dtype in DTYPES.items():
+            x = rand(rng, x_shape, dtype)
+            if op == "conv":
+                w = rand(rng, w_shape, dtype)
+                a, b, want = x, w, ref.conv(x, w, **kw)
+            elif op == "conv_backward_data":
+                w = rand(rng, w_shape, dtype)
+                gy = rand(rng, ref.conv(x, w, **kw).shape, dtype)
+                a, b, want = gy, w, ref.conv_backward_data(gy, w, x_shape, **kw)
+            elif op == "conv_backward_weight":
+                gy = rand(rng, ref.conv(x, np.zeros(w_shape), **kw).shape, dtype)
+                a, b, want = x, gy, ref.conv_backward_weight(x, gy, w_shape, **kw)
+            elif op == "conv_transpose":
+                w = rand(rng, w_shape, dtype)
+                a, b, want = x, w, ref.conv_transpose(x, w, **kw)
+            else:
+                pool_kw = dict(kw)
+                k = pool_kw.pop("kernel_size")
+                a, b = x, np.zeros(1, dtype)
+                want = (
+                    ref.max_pool(x, k, **pool_kw)[0]
+                    if op == "max_pool"
+                    else ref.avg_pool(x, k, **pool_kw)
+                )
+            arrays[f"{name}-{dt}-a"], arrays[f"{name}-{dt}-b"] = a, b
+            oracle[(name, dt)] = want
+    return arrays, oracle
+
+
+def _reduction(op, x_shape, w_shape, want):
+    if op in ("conv", "conv_transpose"):
+        return math.prod(w_shape[1:]) * (w_shape[0] if op == "conv_transpose" else 1)
+    if op == "conv_backward_data":
+        return w_shape[0] * math.prod(w_shape[2:])
+    if op == "conv_backward_weight":
+        return x_shape[0] * math.prod(want.shape[2:])
+    return 9
+
+
+def test_every_isa_level_matches_oracle(isa, rng, tmp_path):
+    arrays, oracle = _inputs(rng)
+    np.savez(tmp_path / "inputs.npz", **arrays)
+    (tmp_path / "spec.json").write_text(json.dumps(CASES))
+    paths = {
+        k: repr(str(tmp_path / f))
+        for k, f in dict(
+            SPEC="spec.json", INPUTS="inputs.npz", OUTPUTS="out.npz", NOTES="notes.json"
+        ).items()
+    }
+    code = "\n".join(f"{k} = {v}" for k, v in paths.items()) + CHILD
+    run_with_isa(code, isa)
+    got = np.load(tmp_path / "out.npz")
+    notes = json.loads((tmp_path / "notes.json").read_text())
+    for key, msg in notes.items():
+        algo = key.rsplit("-", 1)[1]
+        assert algo not in ("auto", "reference"), (
+            f"{key}: {msg}"
+        )  # auto and reference serve everything
+        assert algo in msg, f"NotImplementedError for {key} does not name the algorithm: {msg!r}"
+    checked = 0
+    for name, op, x_shape, w_shape, _ in CASES:
+        for dt, dtype in DTYPES.items():
+            want = oracle[(name, dt)]
+            keys = [k for k in got.files if k.startswith(f"{name}-{dt}-")]
+            assert keys, f"no result for {name}-{dt}"
+            for key in keys:
+                y = got[key]
+                assert y.dtype == dtype, key
+                if op == "max_pool":
+                    np.testing.assert_array_equal(y, want, err_msg=key)
+                else:
+                    assert_close(
+                        y, want, reduction=_reduction(op, x_shape, w_shape, want), err_msg=key
+                    )
+                checked += 1
+    assert checked >= 2 * len(CASES)
