@@ -94,8 +94,8 @@ int64_t checked_product(const std::vector<int64_t>& extents, const char* what) {
 int64_t output_extent(int64_t in, int64_t kernel, int64_t stride, int64_t pad_lo, int64_t pad_hi,
                       int64_t dilation, bool ceil_mode) {
   const int64_t span = in + pad_lo + pad_hi - dilation * (kernel - 1) - 1;
-  if (span < 0) return 0;
-  if (!ceil_mode) return span / stride + 1;
+  if (!ceil_mode) return span < 0 ? 0 : span / stride + 1;
+  // Ceil mode keeps a last, partial window (even one longer than the input) as PyTorch does.
   int64_t out = floor_div(span + stride - 1, stride) + 1;
   // The last window must start inside the input or the low padding (PyTorch's rule).
   if ((out - 1) * stride >= in + pad_lo) --out;

@@ -54,10 +54,10 @@ def _weight_rank(w_shape: Sequence[int], name: str = "w") -> int:
     return len(w_shape) - 2
 
 
-def _same_rank(shape: Sequence[int], w_shape: Sequence[int], name: str) -> None:
+def _same_rank(shape: Sequence[int], w_shape: Sequence[int], name: str, w_name: str = "w") -> None:
     if len(shape) != len(w_shape):
         raise ValueError(
-            f"{name} must have {len(w_shape)} dims to match w of shape {tuple(w_shape)}, "
+            f"{name} must have {len(w_shape)} dims to match {w_name} of shape {tuple(w_shape)}, "
             f"got shape {tuple(shape)}"
         )
 
@@ -81,24 +81,102 @@ def _transpose_window(w_shape, stride, padding, output_padding, dilation):
     return _Window(s, lo, hi, d), op
 
 
-def _problem(op, pass_, x_shape, w_shape, win: _Window, groups) -> Problem:
+def _problem(op, pass_, x_shape, w_shape, win: _Window, groups, dtype="float32",
+             output_padding=None) -> Problem:
+    """The conv geometry selection sees (a transposed conv's is the conv it is the adjoint of)."""
+    hi = win.pad_hi if output_padding is None else [h - o for h, o in zip(win.pad_hi, output_padding)]
     return Problem(op, pass_, as_tuple(x_shape), as_tuple(w_shape), as_tuple(win.stride),
-                   as_tuple(win.dilation), groups)
+                   as_tuple(win.pad_lo), as_tuple(hi), as_tuple(win.dilation), groups,
+                   np.dtype(dtype).name)
 
 
-def _inputs(**named: Any) -> tuple[dict[str, np.ndarray], ArrayKind, np.dtype]:
-    """Converts the named array arguments (None skipped); checks they share one dtype."""
+def _inputs(bias: Any = None, **named: Any) -> tuple[dict[str, np.ndarray], ArrayKind, np.dtype]:
+    """Converts the named array arguments and the optional bias; checks they share one dtype."""
+    if bias is not None:
+        named["bias"] = bias
     arrays, kinds = {}, []
     for name, obj in named.items():
         if obj is None:
-            continue
+            raise TypeError(f"{name} must be an array or a tensor, got None")
         arrays[name], kind = as_array(obj, name)
         kinds.append(kind)
     dtype = common_dtype(list(arrays.items()))
     return arrays, result_kind(*kinds), dtype
 
 
-# ---- convolution
+# ---- convolution plans: argument normalisation, geometry checks and algorithm choice, cached
+# per call signature so repeated calls on one layer skip straight to the kernel.
+
+
+@dataclass(frozen=True)
+class _ConvPlan:
+    result_shape: list[int]  # shape of the array the pass returns
+    win: _Window
+    groups: int
+    mode: str
+    algo: str
+    output_padding: list[int]  # transposed convolution only
+
+
+_PLANS: dict[Any, _ConvPlan] = {}
+
+
+def _freeze(v: Any) -> Any:
+    """A hashable key that keeps types apart (True and 1 must not share a cache entry)."""
+    if isinstance(v, (tuple, list)):
+        return (type(v).__name__, tuple(_freeze(e) for e in v))
+    hash(v)
+    return (type(v).__name__, v)
+
+
+def _plan(op: str, pass_: str, shape, w_shape, dtype, **kw: Any) -> _ConvPlan:
+    """Cached _make_plan. `shape` is the data shape the caller has (see _make_plan)."""
+    try:
+        key = (op, pass_, tuple(shape), tuple(w_shape), np.dtype(dtype).char,
+               _freeze(sorted(kw.items())))
+    except TypeError:  # unhashable argument: validate without caching
+        return _make_plan(op, pass_, shape, w_shape, dtype, **kw)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _make_plan(op, pass_, shape, w_shape, dtype, **kw)
+        if len(_PLANS) >= 4096:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
+def _make_plan(op, pass_, shape, w_shape, dtype, *, stride, padding, dilation, groups,
+               mode="cross", algo="auto", output_padding=0) -> _ConvPlan:
+    """Validates one conv or transposed-conv pass. `shape` is x's shape for conv passes and for
+    the transposed forward/backward-weight passes, and grad_y's for transposed backward data."""
+    shape, w_shape = [int(s) for s in shape], [int(s) for s in w_shape]
+    groups, mode = check_groups(groups), check_mode(mode)
+    if op == "conv":
+        win = _conv_window(shape, w_shape, stride, padding, dilation)
+        y_shape = _C.conv_output_shape(shape, w_shape, *win.args(), win.dilation, groups)
+        result = {"forward": y_shape, "backward_data": shape, "backward_weight": w_shape}[pass_]
+        problem = _problem(op, pass_, shape, w_shape, win, groups, dtype)
+        return _ConvPlan(result, win, groups, mode, select(problem, algo).algo, [])
+    win, op_pad = _transpose_window(w_shape, stride, padding, output_padding, dilation)
+    if pass_ == "backward_data":
+        x_shape = _C.conv_transpose_input_shape(shape, w_shape, *win.args(), op_pad, win.dilation,
+                                                groups)
+        y_shape = shape
+    else:
+        x_shape = shape
+    # The transposed conv is validated by its own geometry (output_padding rules included).
+    y_shape = _C.conv_transpose_output_shape(x_shape, w_shape, *win.args(), op_pad, win.dilation,
+                                             groups)
+    if pass_ == "backward_data" and list(y_shape) != list(shape):
+        raise ValueError(f"grad_y must have shape {tuple(y_shape)}, got {tuple(shape)}")
+    result = {"forward": y_shape, "backward_data": x_shape, "backward_weight": w_shape}[pass_]
+    problem = _problem(op, pass_, y_shape, w_shape, win, groups, dtype, op_pad)
+    return _ConvPlan(result, win, groups, mode, select(problem, algo).algo, op_pad)
+
+
+def _check_bias(a: dict, channels: int) -> None:
+    if "bias" in a and a["bias"].shape != (channels,):
+        raise ValueError(f"bias must have shape ({channels},) (output channels), got {a['bias'].shape}")
 
 
 def conv(x, w, bias=None, *, stride: IntOrTuple = 1, padding: Padding = 0,
@@ -108,16 +186,12 @@ def conv(x, w, bias=None, *, stride: IntOrTuple = 1, padding: Padding = 0,
     xa, wa = a["x"], a["w"]
     _weight_rank(wa.shape)
     _same_rank(xa.shape, wa.shape, "x")
-    groups, mode = check_groups(groups), check_mode(mode)
-    win = _conv_window(xa.shape, wa.shape, stride, padding, dilation)
-    out_shape = _C.conv_output_shape(list(xa.shape), list(wa.shape), *win.args(), win.dilation,
-                                     groups)
-    if "bias" in a and a["bias"].shape != (wa.shape[0],):
-        raise ValueError(f"bias must have shape ({wa.shape[0]},) (K), got {a['bias'].shape}")
-    chosen = select(_problem("conv", "forward", xa.shape, wa.shape, win, groups), algo)
-    out, view = kind.empty(out_shape, dtype)
-    _C.conv_forward(xa, wa, a.get("bias"), view, *win.args(), win.dilation, groups, mode,
-                    chosen.algo)
+    p = _plan("conv", "forward", xa.shape, wa.shape, dtype, stride=stride, padding=padding,
+              dilation=dilation, groups=groups, mode=mode, algo=algo)
+    _check_bias(a, wa.shape[0])
+    out, view = kind.empty(p.result_shape, dtype)
+    _C.conv_forward(xa, wa, a.get("bias"), view, *p.win.args(), p.win.dilation, p.groups, p.mode,
+                    p.algo)
     return out
 
 
@@ -152,13 +226,18 @@ def conv_backward_data(grad_y, w, x_shape: Sequence[int], *, stride: IntOrTuple 
     _weight_rank(wa.shape)
     x_shape = full_shape(x_shape, "x_shape", wa.ndim)
     _same_rank(gy.shape, wa.shape, "grad_y")
-    groups, mode = check_groups(groups), check_mode(mode)
-    win = _conv_window(x_shape, wa.shape, stride, padding, dilation)
-    _C.conv_output_shape(x_shape, list(wa.shape), *win.args(), win.dilation, groups)
-    chosen = select(_problem("conv", "backward_data", x_shape, wa.shape, win, groups), algo)
-    out, view = kind.empty(x_shape, dtype)
-    _C.conv_backward_data(gy, wa, view, *win.args(), win.dilation, groups, mode, chosen.algo)
+    p = _plan("conv", "backward_data", x_shape, wa.shape, dtype, stride=stride, padding=padding,
+              dilation=dilation, groups=groups, mode=mode, algo=algo)
+    out, view = kind.empty(p.result_shape, dtype)
+    _C.conv_backward_data(gy, wa, view, *p.win.args(), p.win.dilation, p.groups, p.mode, p.algo)
     return out
+
+
+def _weight_shape_arg(w_shape: Any) -> list[int]:
+    ndim = len(w_shape) if isinstance(w_shape, (tuple, list)) else 0
+    w_shape = full_shape(w_shape, "w_shape", ndim)
+    _weight_rank(w_shape, "w_shape")
+    return w_shape
 
 
 def conv_backward_weight(x, grad_y, w_shape: Sequence[int], *, stride: IntOrTuple = 1,
@@ -167,16 +246,13 @@ def conv_backward_weight(x, grad_y, w_shape: Sequence[int], *, stride: IntOrTupl
     """Gradient of `conv` with respect to its weight (shape `w_shape`)."""
     a, kind, dtype = _inputs(x=x, grad_y=grad_y)
     xa, gy = a["x"], a["grad_y"]
-    w_shape = full_shape(w_shape, "w_shape", len(w_shape) if isinstance(w_shape, (tuple, list)) else 0)
-    _weight_rank(w_shape, "w_shape")
-    _same_rank(xa.shape, w_shape, "x")
-    _same_rank(gy.shape, w_shape, "grad_y")
-    groups, mode = check_groups(groups), check_mode(mode)
-    win = _conv_window(xa.shape, w_shape, stride, padding, dilation)
-    _C.conv_output_shape(list(xa.shape), w_shape, *win.args(), win.dilation, groups)
-    chosen = select(_problem("conv", "backward_weight", xa.shape, w_shape, win, groups), algo)
-    out, view = kind.empty(w_shape, dtype)
-    _C.conv_backward_weight(xa, gy, view, *win.args(), win.dilation, groups, mode, chosen.algo)
+    w_shape = _weight_shape_arg(w_shape)
+    _same_rank(xa.shape, w_shape, "x", "w_shape")
+    _same_rank(gy.shape, w_shape, "grad_y", "w_shape")
+    p = _plan("conv", "backward_weight", xa.shape, w_shape, dtype, stride=stride, padding=padding,
+              dilation=dilation, groups=groups, mode=mode, algo=algo)
+    out, view = kind.empty(p.result_shape, dtype)
+    _C.conv_backward_weight(xa, gy, view, *p.win.args(), p.win.dilation, p.groups, p.mode, p.algo)
     return out
 
 
@@ -201,17 +277,13 @@ def conv_transpose(x, w, bias=None, *, stride: IntOrTuple = 1, padding: Padding 
     xa, wa = a["x"], a["w"]
     _weight_rank(wa.shape)
     _same_rank(xa.shape, wa.shape, "x")
-    groups = check_groups(groups)
-    win, op = _transpose_window(wa.shape, stride, padding, output_padding, dilation)
-    out_shape = _C.conv_transpose_output_shape(list(xa.shape), list(wa.shape), *win.args(), op,
-                                               win.dilation, groups)
-    if "bias" in a and a["bias"].shape != (out_shape[1],):
-        raise ValueError(f"bias must have shape ({out_shape[1]},) (output channels), got {a['bias'].shape}")
-    # The transposed conv's forward pass is the conv's backward-data pass.
-    chosen = select(_problem("conv_transpose", "forward", out_shape, wa.shape, win, groups), algo)
-    out, view = kind.empty(out_shape, dtype)
-    _C.conv_transpose_forward(xa, wa, a.get("bias"), view, *win.args(), op, win.dilation, groups,
-                              chosen.algo)
+    p = _plan("conv_transpose", "forward", xa.shape, wa.shape, dtype, stride=stride,
+              padding=padding, output_padding=output_padding, dilation=dilation, groups=groups,
+              algo=algo)
+    _check_bias(a, p.result_shape[1])
+    out, view = kind.empty(p.result_shape, dtype)
+    _C.conv_transpose_forward(xa, wa, a.get("bias"), view, *p.win.args(), p.output_padding,
+                              p.win.dilation, p.groups, p.algo)
     return out
 
 
@@ -223,14 +295,12 @@ def conv_transpose_backward_data(grad_y, w, *, stride: IntOrTuple = 1, padding: 
     gy, wa = a["grad_y"], a["w"]
     _weight_rank(wa.shape)
     _same_rank(gy.shape, wa.shape, "grad_y")
-    groups = check_groups(groups)
-    win, op = _transpose_window(wa.shape, stride, padding, output_padding, dilation)
-    x_shape = _C.conv_transpose_input_shape(list(gy.shape), list(wa.shape), *win.args(), op,
-                                            win.dilation, groups)
-    chosen = select(_problem("conv_transpose", "backward_data", gy.shape, wa.shape, win, groups), algo)
-    out, view = kind.empty(x_shape, dtype)
-    _C.conv_transpose_backward_data(gy, wa, view, *win.args(), op, win.dilation, groups,
-                                    chosen.algo)
+    p = _plan("conv_transpose", "backward_data", gy.shape, wa.shape, dtype, stride=stride,
+              padding=padding, output_padding=output_padding, dilation=dilation, groups=groups,
+              algo=algo)
+    out, view = kind.empty(p.result_shape, dtype)
+    _C.conv_transpose_backward_data(gy, wa, view, *p.win.args(), p.output_padding,
+                                    p.win.dilation, p.groups, p.algo)
     return out
 
 
@@ -240,17 +310,15 @@ def conv_transpose_backward_weight(x, grad_y, w_shape: Sequence[int], *, stride:
     """Gradient of `conv_transpose` with respect to its weight (C_in, K/groups, *kernel)."""
     a, kind, dtype = _inputs(x=x, grad_y=grad_y)
     xa, gy = a["x"], a["grad_y"]
-    w_shape = full_shape(w_shape, "w_shape", len(w_shape) if isinstance(w_shape, (tuple, list)) else 0)
-    _weight_rank(w_shape, "w_shape")
-    _same_rank(xa.shape, w_shape, "x")
-    _same_rank(gy.shape, w_shape, "grad_y")
-    groups = check_groups(groups)
-    win, op = _transpose_window(w_shape, stride, padding, output_padding, dilation)
-    _C.conv_transpose_output_shape(list(xa.shape), w_shape, *win.args(), op, win.dilation, groups)
-    chosen = select(_problem("conv_transpose", "backward_weight", gy.shape, w_shape, win, groups), algo)
-    out, view = kind.empty(w_shape, dtype)
-    _C.conv_transpose_backward_weight(xa, gy, view, *win.args(), op, win.dilation, groups,
-                                      chosen.algo)
+    w_shape = _weight_shape_arg(w_shape)
+    _same_rank(xa.shape, w_shape, "x", "w_shape")
+    _same_rank(gy.shape, w_shape, "grad_y", "w_shape")
+    p = _plan("conv_transpose", "backward_weight", xa.shape, w_shape, dtype, stride=stride,
+              padding=padding, output_padding=output_padding, dilation=dilation, groups=groups,
+              algo=algo)
+    out, view = kind.empty(p.result_shape, dtype)
+    _C.conv_transpose_backward_weight(xa, gy, view, *p.win.args(), p.output_padding,
+                                      p.win.dilation, p.groups, p.algo)
     return out
 
 
@@ -417,20 +485,26 @@ def _shape_of(obj: Any, name: str) -> tuple[int, ...]:
 
 def explain(x, w, *, stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1,
             groups: int = 1, mode: str = "cross", algo: str = "auto", op: str = "conv",
-            pass_: str = "forward", output_padding: IntOrTuple = 0) -> Explanation:
-    """What `algo` would run for this problem and why. x and w may be arrays or shapes."""
+            pass_: str = "forward", output_padding: IntOrTuple = 0,
+            dtype: Any = "float32") -> Explanation:
+    """What `algo` would run for this problem and why. x and w may be arrays or shapes;
+    for op="conv_transpose", x is the transposed convolution's input."""
     x_shape, w_shape = _shape_of(x, "x"), _shape_of(w, "w")
+    dtype = getattr(x, "dtype", dtype)
     _weight_rank(w_shape)
     _same_rank(x_shape, w_shape, "x")
     groups = check_groups(groups)
     check_mode(mode)
+    if pass_ not in ("forward", "backward_data", "backward_weight"):
+        raise ValueError(f"pass_ must be 'forward', 'backward_data' or 'backward_weight', got {pass_!r}")
     if op == "conv":
         win = _conv_window(x_shape, w_shape, stride, padding, dilation)
         _C.conv_output_shape(list(x_shape), list(w_shape), *win.args(), win.dilation, groups)
-    elif op == "conv_transpose":
+        return explain_problem(_problem(op, pass_, x_shape, w_shape, win, groups, dtype), algo)
+    if op == "conv_transpose":
         win, opad = _transpose_window(w_shape, stride, padding, output_padding, dilation)
-        _C.conv_transpose_output_shape(list(x_shape), list(w_shape), *win.args(), opad,
-                                       win.dilation, groups)
-    else:
-        raise ValueError(f"op must be 'conv' or 'conv_transpose' for explain(), got {op!r}")
-    return explain_problem(_problem(op, pass_, x_shape, w_shape, win, groups), algo)
+        conv_x = _C.conv_transpose_output_shape(list(x_shape), list(w_shape), *win.args(), opad,
+                                                win.dilation, groups)
+        return explain_problem(
+            _problem(op, pass_, conv_x, w_shape, win, groups, dtype, opad), algo)
+    raise ValueError(f"op must be 'conv' or 'conv_transpose' for explain(), got {op!r}")
