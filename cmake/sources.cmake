@@ -6,13 +6,30 @@ set(FASTCONV_CORE_SOURCES
   csrc/isa/cpu_features.cc
   csrc/ref/conv_ref.cc
   csrc/ref/pool_ref.cc
+  csrc/algo/conv_panels.cc
+  csrc/algo/im2col.cc
+  csrc/algo/implicit_gemm.cc
   csrc/ops/conv.cc
   csrc/ops/pool.cc
+  csrc/gemm/gemm.cc
+  csrc/gemm/kernel_table.cc
+  csrc/gemm/peak_probe.cc
+  csrc/ukernels/gemm/f32_gemm_4x8_scalar.cc
+  csrc/ukernels/gemm/f64_gemm_4x4_scalar.cc
+  csrc/ukernels/peak/fma_peak_scalar.cc
 )
 
 # Files compiled for one ISA level each; added by later kernels (ukernels/<family>/*_avx2.cc ...).
-set(FASTCONV_AVX2_SOURCES)
-set(FASTCONV_AVX512_SOURCES)
+set(FASTCONV_AVX2_SOURCES
+  csrc/ukernels/gemm/f32_gemm_6x16_avx2.cc
+  csrc/ukernels/gemm/f64_gemm_6x8_avx2.cc
+  csrc/ukernels/peak/fma_peak_avx2.cc
+)
+set(FASTCONV_AVX512_SOURCES
+  csrc/ukernels/gemm/f32_gemm_12x32_avx512.cc
+  csrc/ukernels/gemm/f64_gemm_12x16_avx512.cc
+  csrc/ukernels/peak/fma_peak_avx512.cc
+)
 
 if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
   set(FASTCONV_WARNINGS -Wall -Wextra -Wno-unused-parameter)

@@ -14,6 +14,10 @@
 #include "fastconv/status.h"
 
 namespace py = pybind11;
+
+namespace fastconv::bindings {
+void bind_gemm(py::module_& m);  // gemm_bindings.cc: GEMM entry points for tests and benchmarks
+}
 using fastconv::ConvGeometry;
 using fastconv::DType;
 using fastconv::PoolGeometry;
@@ -316,6 +320,18 @@ Shape pool_output_shape(Shape x_shape, Shape kernel, Shape stride, Shape lo, Sha
   return pool(x_shape, kernel, stride, lo, hi, dil, ceil_mode).output_shape();
 }
 
+int64_t conv_workspace_bytes(std::string algo, std::string pass, Shape x_shape, Shape w_shape,
+                             Shape stride, Shape lo, Shape hi, Shape dil, int64_t groups,
+                             std::string dtype) {
+  const ConvGeometry g = fastconv::make_conv_geometry(x_shape, w_shape, window(stride, lo, hi, dil),
+                                                      groups, fastconv::ConvMode::kCross, true);
+  const fastconv::ConvPass p = pass == "forward"         ? fastconv::ConvPass::kForward
+                               : pass == "backward_data" ? fastconv::ConvPass::kBackwardData
+                                                         : fastconv::ConvPass::kBackwardWeight;
+  return fastconv::conv_workspace_bytes(g, fastconv::parse_algorithm(algo), p,
+                                        dtype == "float64" ? DType::kFloat64 : DType::kFloat32);
+}
+
 py::dict cpu_info() {
   const auto& f = fastconv::cpu_features();
   py::dict d;
@@ -402,7 +418,11 @@ PYBIND11_MODULE(_C, m) {
   m.def("pool_output_shape", &pool_output_shape, py::arg("x_shape"), py::arg("kernel"), w, lo, hi,
         py::arg("dilation"), py::arg("ceil_mode"));
   m.def("algorithms", &fastconv::built_algorithms, py::arg("op"));
+  m.def("conv_workspace_bytes", &conv_workspace_bytes, py::arg("algo"), py::arg("pass_"),
+        py::arg("x_shape"), py::arg("w_shape"), w, lo, hi, py::arg("dilation"), py::arg("groups"),
+        py::arg("dtype"));
   m.def("set_num_threads", &fastconv::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &fastconv::get_num_threads);
   m.def("cpu_info", &cpu_info);
+  fastconv::bindings::bind_gemm(m);
 }

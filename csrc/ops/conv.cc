@@ -1,10 +1,12 @@
 // Convolution op: dispatches each pass of a validated geometry to the chosen algorithm and dtype.
+#include <memory>
 #include <string>
 
 #include "common/dtype_dispatch.h"
 #include "fastconv/algorithm.h"
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
+#include "algo/gemm_conv.h"
 #include "ref/conv_ref.h"
 
 namespace fastconv {
@@ -20,8 +22,8 @@ struct AlgorithmEntry {
 constexpr AlgorithmEntry kAlgorithms[] = {
     {Algorithm::kReference, "reference", true},
     {Algorithm::kDirect, "direct", false},
-    {Algorithm::kIm2col, "im2col", false},
-    {Algorithm::kImplicitGemm, "implicit_gemm", false},
+    {Algorithm::kIm2col, "im2col", true},
+    {Algorithm::kImplicitGemm, "implicit_gemm", true},
     {Algorithm::kWinograd, "winograd", false},
     {Algorithm::kFft, "fft", false},
     {Algorithm::kDepthwise, "depthwise", false},
@@ -58,33 +60,79 @@ std::vector<std::string> built_algorithms(const std::string& op) {
   return names;
 }
 
+int64_t conv_workspace_bytes(const ConvGeometry& g, Algorithm a, ConvPass pass, DType t) {
+  const int64_t elem = t == DType::kFloat32 ? 4 : 8;
+  switch (a) {
+    case Algorithm::kIm2col: return algo::im2col_workspace_bytes(g, pass, elem);
+    case Algorithm::kImplicitGemm: return algo::implicit_gemm_workspace_bytes(g, pass, elem);
+    default: return 0;
+  }
+}
+
+namespace {
+
+// Scratch memory for one call, sized by the algorithm (allocation happens here, never in
+// the drivers or micro-kernels).
+template <typename T>
+std::unique_ptr<T[]> workspace(const ConvGeometry& g, Algorithm a, ConvPass pass) {
+  const int64_t bytes = conv_workspace_bytes(g, a, pass, sizeof(T) == 4 ? DType::kFloat32 : DType::kFloat64);
+  return bytes > 0 ? std::unique_ptr<T[]>(new T[bytes / sizeof(T)]) : nullptr;
+}
+
+}  // namespace
+
 void conv_forward(const ConvGeometry& g, Algorithm a, DType t, const void* x, const void* w,
                   const void* bias, void* y) {
-  if (a != Algorithm::kReference) unsupported(a);
   dispatch_dtype(t, [&](auto tag) {
     using T = decltype(tag);
-    ref::conv_forward<T>(g, static_cast<const T*>(x), static_cast<const T*>(w),
-                         static_cast<const T*>(bias), static_cast<T*>(y));
+    const T* px = static_cast<const T*>(x);
+    const T* pw = static_cast<const T*>(w);
+    const T* pb = static_cast<const T*>(bias);
+    T* py = static_cast<T*>(y);
+    auto ws = workspace<T>(g, a, ConvPass::kForward);
+    switch (a) {
+      case Algorithm::kReference: return ref::conv_forward<T>(g, px, pw, pb, py);
+      case Algorithm::kIm2col: return algo::im2col_forward<T>(g, px, pw, pb, py, ws.get());
+      case Algorithm::kImplicitGemm:
+        return algo::implicit_gemm_forward<T>(g, px, pw, pb, py, ws.get());
+      default: unsupported(a);
+    }
   });
 }
 
 void conv_backward_data(const ConvGeometry& g, Algorithm a, DType t, const void* grad_y,
                         const void* w, void* grad_x) {
-  if (a != Algorithm::kReference) unsupported(a);
   dispatch_dtype(t, [&](auto tag) {
     using T = decltype(tag);
-    ref::conv_backward_data<T>(g, static_cast<const T*>(grad_y), static_cast<const T*>(w),
-                               static_cast<T*>(grad_x));
+    const T* pgy = static_cast<const T*>(grad_y);
+    const T* pw = static_cast<const T*>(w);
+    T* pgx = static_cast<T*>(grad_x);
+    auto ws = workspace<T>(g, a, ConvPass::kBackwardData);
+    switch (a) {
+      case Algorithm::kReference: return ref::conv_backward_data<T>(g, pgy, pw, pgx);
+      case Algorithm::kIm2col: return algo::im2col_backward_data<T>(g, pgy, pw, pgx, ws.get());
+      case Algorithm::kImplicitGemm:
+        return algo::implicit_gemm_backward_data<T>(g, pgy, pw, pgx, ws.get());
+      default: unsupported(a);
+    }
   });
 }
 
 void conv_backward_weight(const ConvGeometry& g, Algorithm a, DType t, const void* x,
                           const void* grad_y, void* grad_w) {
-  if (a != Algorithm::kReference) unsupported(a);
   dispatch_dtype(t, [&](auto tag) {
     using T = decltype(tag);
-    ref::conv_backward_weight<T>(g, static_cast<const T*>(x), static_cast<const T*>(grad_y),
-                                 static_cast<T*>(grad_w));
+    const T* px = static_cast<const T*>(x);
+    const T* pgy = static_cast<const T*>(grad_y);
+    T* pgw = static_cast<T*>(grad_w);
+    auto ws = workspace<T>(g, a, ConvPass::kBackwardWeight);
+    switch (a) {
+      case Algorithm::kReference: return ref::conv_backward_weight<T>(g, px, pgy, pgw);
+      case Algorithm::kIm2col: return algo::im2col_backward_weight<T>(g, px, pgy, pgw, ws.get());
+      case Algorithm::kImplicitGemm:
+        return algo::implicit_gemm_backward_weight<T>(g, px, pgy, pgw, ws.get());
+      default: unsupported(a);
+    }
   });
 }
 

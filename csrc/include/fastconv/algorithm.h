@@ -10,12 +10,16 @@ namespace fastconv {
 
 enum class Algorithm { kReference, kDirect, kIm2col, kImplicitGemm, kWinograd, kFft, kDepthwise };
 enum class DType { kFloat32, kFloat64 };
+enum class ConvPass { kForward, kBackwardData, kBackwardWeight };
 
 const char* algorithm_name(Algorithm a);
 // Parses a concrete algorithm name ("auto" is resolved in Python); throws InvalidArgument.
 Algorithm parse_algorithm(const std::string& name);
 // Algorithms compiled into this build, by op ("conv", "conv_transpose", pooling ops).
 std::vector<std::string> built_algorithms(const std::string& op);
+
+// Scratch bytes algorithm `a` allocates for one call of `pass` (reported by explain()).
+int64_t conv_workspace_bytes(const ConvGeometry& g, Algorithm a, ConvPass pass, DType t);
 
 // ---- convolution passes (transposed convolution calls these with its conv geometry)
 void conv_forward(const ConvGeometry& g, Algorithm a, DType t, const void* x, const void* w,

@@ -1,0 +1,66 @@
+// PanelSources that pack GEMM B panels straight from convolution tensors: the implicit
+// im2col matrices of the three conv passes, built on the fly so no column buffer exists.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "fastconv/geometry.h"
+#include "gemm/gemm.h"
+
+namespace fastconv::algo {
+
+// Spatial position of stored kernel tap t along dim d (true convolution flips the kernel).
+inline int64_t tap_position(const ConvGeometry& g, int d, int64_t t) {
+  return g.mode == ConvMode::kConv ? g.kernel[d] - 1 - t : t;
+}
+
+// The input offsets every kernel tap reads, relative to a window's corner, and the tap's
+// per-dim extents (dilation applied); shared by the three sources.
+struct TapTable {
+  std::vector<int64_t> dz, dy, dx;  // dilated tap position per dim
+  explicit TapTable(const ConvGeometry& g);
+};
+
+// Forward: B[(c, tap), o] = x[c, o * stride - pad_lo + tap * dilation] (0 outside), for the
+// Cg channels of one image and group starting at x.
+template <typename T>
+class ForwardColumns final : public gemm::PanelSource<T> {
+ public:
+  ForwardColumns(const ConvGeometry& g, const T* x) : g_(g), taps_(g), x_(x) {}
+  void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
+
+ private:
+  const ConvGeometry& g_;
+  TapTable taps_;
+  const T* x_;
+};
+
+// Backward data: B[(k, tap), i] = grad_y[k, o] where i = o * stride - pad_lo + tap * dilation
+// (0 where no such o exists), for the Kg channels of one image and group starting at grad_y.
+template <typename T>
+class BackwardDataColumns final : public gemm::PanelSource<T> {
+ public:
+  BackwardDataColumns(const ConvGeometry& g, const T* grad_y) : g_(g), taps_(g), gy_(grad_y) {}
+  void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
+
+ private:
+  const ConvGeometry& g_;
+  TapTable taps_;
+  const T* gy_;
+};
+
+// Backward weight: B[o, (c, tap)] = x[c, o * stride - pad_lo + tap * dilation]: the forward
+// columns transposed, so the reduction runs over output positions.
+template <typename T>
+class WeightColumns final : public gemm::PanelSource<T> {
+ public:
+  WeightColumns(const ConvGeometry& g, const T* x) : g_(g), taps_(g), x_(x) {}
+  void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
+
+ private:
+  const ConvGeometry& g_;
+  TapTable taps_;
+  const T* x_;
+};
+
+}  // namespace fastconv::algo

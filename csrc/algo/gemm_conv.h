@@ -1,0 +1,41 @@
+// GEMM-based convolution drivers: explicit im2col (+ col2im) and implicit GEMM, all passes.
+#pragma once
+#include <cstdint>
+
+#include "fastconv/algorithm.h"
+#include "fastconv/geometry.h"
+
+namespace fastconv::algo {
+
+using Pass = ConvPass;
+
+// Bytes of scratch memory the driver needs for `pass` (the caller allocates and passes it).
+int64_t im2col_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t elem_size);
+int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t elem_size);
+
+// Upper bound on the im2col column buffer: FASTCONV_WORKSPACE_LIMIT (bytes; K/M/G suffixes
+// allowed), default 256 MiB.
+int64_t workspace_limit_bytes();
+
+template <typename T>
+void im2col_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws);
+template <typename T>
+void im2col_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x, T* ws);
+template <typename T>
+void im2col_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w, T* ws);
+
+template <typename T>
+void implicit_gemm_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
+                           T* ws);
+template <typename T>
+void implicit_gemm_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x,
+                                 T* ws);
+template <typename T>
+void implicit_gemm_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w,
+                                   T* ws);
+
+// y[n, k, ...] = bias[k] (or 0 without bias): the C a forward GEMM then accumulates into.
+template <typename T>
+void fill_bias(const ConvGeometry& g, const T* bias, T* y);
+
+}  // namespace fastconv::algo

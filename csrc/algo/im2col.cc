@@ -1,0 +1,157 @@
+// im2col convolution: the patch matrix of one (image, group) is materialised in column chunks
+// that never exceed the workspace limit, then one packed GEMM per chunk; backward data runs
+// the GEMM into the column buffer and scatters it back (col2im).
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+#include "algo/conv_panels.h"
+#include "algo/gemm_conv.h"
+#include "fastconv/parallel.h"
+#include "gemm/gemm.h"
+
+namespace fastconv::algo {
+
+namespace {
+
+// Rows of the patch matrix: (c, tap) of one group; columns: output positions.
+inline int64_t patch_rows(const ConvGeometry& g) { return g.c_per_group() * g.kernel_spatial(); }
+
+// Output columns per chunk so that patch_rows x chunk elements fit the limit.
+int64_t chunk_columns(const ConvGeometry& g, int64_t elem_size) {
+  const int64_t per_column = patch_rows(g) * elem_size;
+  const int64_t cols = std::max<int64_t>(1, workspace_limit_bytes() / std::max<int64_t>(1, per_column));
+  return std::min(cols, g.out_spatial());
+}
+
+// Reads (or, with Scatter, accumulates into) the patch matrix rows [0, rows) x columns
+// [o0, o0 + cols) of the channels starting at `image`. Parallel over channels: the rows of
+// one channel touch only that channel, so col2im has no write conflicts.
+template <bool Scatter, typename T>
+void patches(const ConvGeometry& g, T* image, T* col, int64_t o0, int64_t cols) {
+  const int64_t taps = g.kernel_spatial(), in_sp = g.in_spatial();
+  const TapTable tt(g);
+  parallel_for(g.c_per_group(), 1, [&](int64_t c_begin, int64_t c_end) {
+    for (int64_t c = c_begin; c < c_end; ++c) {
+      T* xc = image + c * in_sp;
+      for (int64_t t = 0; t < taps; ++t) {
+        const int64_t dz = tt.dz[t], dy = tt.dy[t], dx = tt.dx[t];
+        T* row = col + (c * taps + t) * cols;
+        int64_t ow = o0 % g.out[2], oh = (o0 / g.out[2]) % g.out[1], od = o0 / (g.out[2] * g.out[1]);
+        for (int64_t j = 0; j < cols; ++j) {
+          const int64_t z = od * g.stride[0] - g.pad_lo[0] + dz;
+          const int64_t y = oh * g.stride[1] - g.pad_lo[1] + dy;
+          const int64_t x = ow * g.stride[2] - g.pad_lo[2] + dx;
+          const bool in = uint64_t(z) < uint64_t(g.in[0]) && uint64_t(y) < uint64_t(g.in[1]) &&
+                          uint64_t(x) < uint64_t(g.in[2]);
+          if (Scatter) {
+            if (in) xc[(z * g.in[1] + y) * g.in[2] + x] += row[j];
+          } else {
+            row[j] = in ? xc[(z * g.in[1] + y) * g.in[2] + x] : T(0);
+          }
+          if (++ow == g.out[2]) {
+            ow = 0;
+            if (++oh == g.out[1]) oh = 0, ++od;
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+int64_t workspace_limit_bytes() {
+  static const int64_t limit = [] {
+    const char* env = std::getenv("FASTCONV_WORKSPACE_LIMIT");
+    int64_t v = int64_t(256) << 20;
+    if (env && *env) {
+      char* end = nullptr;
+      const double n = std::strtod(env, &end);
+      const std::string unit = end ? std::string(end) : "";
+      const double scale = unit == "K" || unit == "k" ? 1024.0
+                           : unit == "M" || unit == "m" ? 1048576.0
+                           : unit == "G" || unit == "g" ? 1073741824.0 : 1.0;
+      if (n > 0) v = std::max<int64_t>(4096, int64_t(n * scale));
+    }
+    return v;
+  }();
+  return limit;
+}
+
+int64_t im2col_workspace_bytes(const ConvGeometry& g, Pass, int64_t elem_size) {
+  return patch_rows(g) * chunk_columns(g, elem_size) * elem_size;
+}
+
+template <typename T>
+void fill_bias(const ConvGeometry& g, const T* bias, T* y) {
+  const int64_t out_sp = g.out_spatial();
+  // A few tens of KiB per task: waking the pool costs more than filling less.
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, out_sp));
+  parallel_for(g.n * g.k, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t plane = begin; plane < end; ++plane)
+      std::fill(y + plane * out_sp, y + (plane + 1) * out_sp, bias ? bias[plane % g.k] : T(0));
+  });
+}
+
+template <typename T>
+void im2col_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws) {
+  const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = patch_rows(g);
+  const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
+  const int64_t chunk = chunk_columns(g, sizeof(T));
+  fill_bias(g, bias, y);
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t grp = 0; grp < g.groups; ++grp)
+      for (int64_t o0 = 0; o0 < out_sp; o0 += chunk) {
+        const int64_t cols = std::min(chunk, out_sp - o0);
+        patches<false>(g, const_cast<T*>(x + (n * g.c + grp * cg) * in_sp), ws, o0, cols);
+        gemm::gemm<T>(kg, cols, rows, T(1), {w + grp * kg * rows, rows, 1}, {ws, cols, 1}, T(1),
+                      y + (n * g.k + grp * kg) * out_sp + o0, out_sp);
+      }
+}
+
+template <typename T>
+void im2col_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x, T* ws) {
+  const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = patch_rows(g);
+  const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
+  const int64_t chunk = chunk_columns(g, sizeof(T));
+  std::fill(grad_x, grad_x + g.n * g.c * in_sp, T(0));
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t grp = 0; grp < g.groups; ++grp)
+      for (int64_t o0 = 0; o0 < out_sp; o0 += chunk) {
+        const int64_t cols = std::min(chunk, out_sp - o0);
+        // col = W_g^T (rows x kg) * grad_y (kg x cols)
+        gemm::gemm<T>(rows, cols, kg, T(1), {w + grp * kg * rows, 1, rows},
+                      {grad_y + (n * g.k + grp * kg) * out_sp + o0, out_sp, 1}, T(0), ws, cols);
+        patches<true>(g, grad_x + (n * g.c + grp * cg) * in_sp, ws, o0, cols);
+      }
+}
+
+template <typename T>
+void im2col_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w, T* ws) {
+  const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = patch_rows(g);
+  const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
+  const int64_t chunk = chunk_columns(g, sizeof(T));
+  if (g.n == 0) std::fill(grad_w, grad_w + g.k * rows, T(0));
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t grp = 0; grp < g.groups; ++grp)
+      for (int64_t o0 = 0; o0 < out_sp; o0 += chunk) {
+        const int64_t cols = std::min(chunk, out_sp - o0);
+        patches<false>(g, const_cast<T*>(x + (n * g.c + grp * cg) * in_sp), ws, o0, cols);
+        // grad_w_g (kg x rows) += grad_y (kg x cols) * col^T (cols x rows)
+        const bool first = n == 0 && o0 == 0;
+        gemm::gemm<T>(kg, rows, cols, T(1), {grad_y + (n * g.k + grp * kg) * out_sp + o0, out_sp, 1},
+                      {ws, 1, cols}, first ? T(0) : T(1), grad_w + grp * kg * rows, rows);
+      }
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                  \
+  template void fill_bias<T>(const ConvGeometry&, const T*, T*);                                 \
+  template void im2col_forward<T>(const ConvGeometry&, const T*, const T*, const T*, T*, T*);    \
+  template void im2col_backward_data<T>(const ConvGeometry&, const T*, const T*, T*, T*);        \
+  template void im2col_backward_weight<T>(const ConvGeometry&, const T*, const T*, T*, T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::algo

@@ -1,0 +1,486 @@
+// The packed GEMM driver: cache blocking from the detected cache sizes, packing of A and dense B,
+// the five GotoBLAS/BLIS loops around the micro-kernel, and the M/N split over the thread pool.
+#include "gemm/gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <new>
+#include <string>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+#if defined(_WIN32)
+#include <malloc.h>
+#endif
+
+#include "fastconv/cpu_features.h"
+#include "fastconv/parallel.h"
+#include "fastconv/status.h"
+#include "gemm/kernel_table.h"
+
+#if defined(FASTCONV_X86) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#define FASTCONV_GEMM_HAVE_CPUID 1
+#endif
+
+namespace fastconv::gemm {
+namespace {
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// ---- cache sizes
+
+struct CacheSizes {
+  int64_t l1d = 32 << 10, l2 = 512 << 10, l3_per_core = 2 << 20;  // when detection fails
+};
+
+int64_t parse_size(const std::string& s) {  // sysfs style: "48K", "1024K", "32M"
+  char* end = nullptr;
+  const long long v = std::strtoll(s.c_str(), &end, 10);
+  if (v <= 0) return 0;
+  if (*end == 'K') return v << 10;
+  if (*end == 'M') return v << 20;
+  if (*end == 'G') return v << 30;
+  return v;
+}
+
+int count_cpus(const std::string& list) {  // "0-3,8-11" -> 8
+  int count = 0;
+  for (size_t pos = 0; pos < list.size();) {
+    char* end = nullptr;
+    const long lo = std::strtol(list.c_str() + pos, &end, 10);
+    long hi = lo;
+    if (*end == '-') hi = std::strtol(end + 1, &end, 10);
+    count += int(std::max(0L, hi - lo + 1));
+    pos = size_t(end - list.c_str());
+    if (pos < list.size() && list[pos] == ',')
+      ++pos;
+    else
+      break;
+  }
+  return std::max(1, count);
+}
+
+bool caches_from_sysfs(CacheSizes& out) {
+  bool found = false;
+  for (int idx = 0; idx < 8; ++idx) {
+    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(idx) + "/";
+    std::ifstream level_f(dir + "level"), type_f(dir + "type"), size_f(dir + "size");
+    int level = 0;
+    std::string type, size, shared;
+    if (!(level_f >> level) || !(type_f >> type) || !(size_f >> size)) continue;
+    const int64_t bytes = parse_size(size);
+    if (bytes <= 0 || type == "Instruction") continue;
+    if (level == 1) out.l1d = bytes;
+    if (level == 2) out.l2 = bytes;
+    if (level == 3) {
+      std::ifstream shared_f(dir + "shared_cpu_list");
+      out.l3_per_core = bytes / (shared_f >> shared ? count_cpus(shared) : 1);
+    }
+    found = true;
+  }
+  return found;
+}
+
+bool caches_from_cpuid(CacheSizes& out) {
+#ifdef FASTCONV_GEMM_HAVE_CPUID
+  // Leaf 4 (Intel) and 0x8000001D (AMD) share one layout: type/level/sharing in EAX, ways,
+  // partitions and line size in EBX, sets in ECX.
+  const unsigned leaf = cpu_features().vendor == "AuthenticAMD" ? 0x8000001Du : 4u;
+  unsigned max_leaf = __get_cpuid_max(leaf & 0x80000000u, nullptr);
+  if (max_leaf < leaf) return false;
+  bool found = false;
+  for (unsigned sub = 0; sub < 8; ++sub) {
+    unsigned a, b, c, d;
+    __cpuid_count(leaf, sub, a, b, c, d);
+    const unsigned type = a & 0x1f, level = (a >> 5) & 0x7;
+    if (type == 0) break;
+    if (type == 2) continue;  // instruction cache
+    const int64_t bytes =
+        int64_t((b >> 22) + 1) * (((b >> 12) & 0x3ff) + 1) * ((b & 0xfff) + 1) * (int64_t(c) + 1);
+    const int64_t sharing = ((a >> 14) & 0xfff) + 1;
+    if (level == 1) out.l1d = bytes;
+    if (level == 2) out.l2 = bytes;
+    if (level == 3) out.l3_per_core = bytes / sharing;
+    found = true;
+  }
+  return found;
+#else
+  (void)out;
+  return false;
+#endif
+}
+
+const CacheSizes& cache_sizes() {
+  static const CacheSizes sizes = [] {
+    CacheSizes s;
+    if (!caches_from_sysfs(s)) caches_from_cpuid(s);
+    return s;
+  }();
+  return sizes;
+}
+
+// Sizes the blocks from the caches: the B micro-panel (kc x nr) takes about two thirds of L1 (the
+// streamed A micro-panel and the C tile share the rest), the packed A block a quarter of L2 (B
+// panels stream through the rest), the packed B block half of this core's share of L3 but at
+// most 1.5 MiB (larger blocks measured no faster, every pool thread keeps its buffers, and
+// implicit GEMM promises at most ~2 MiB of scratch per thread).
+template <typename T>
+Blocking compute_blocking(const CacheSizes& caches, int64_t mr, int64_t nr) {
+  const int64_t s = int64_t(sizeof(T));
+  Blocking b;
+  b.kc = std::clamp<int64_t>(caches.l1d * 2 / 3 / (nr * s) / 8 * 8, 64, 1024);
+  b.mc = std::clamp<int64_t>(caches.l2 / 4 / (b.kc * s) / mr * mr, mr, 4096 / mr * mr);
+  const int64_t b_bytes = std::min<int64_t>(caches.l3_per_core / 2, int64_t(3) << 19);
+  b.nc = std::clamp<int64_t>(b_bytes / (b.kc * s) / nr * nr, 4 * nr, 8192 / nr * nr);
+  return b;
+}
+
+// ---- packing
+
+// Writes rows [i0, i0 + mc) x columns [k0, k0 + kc) of A as ceil(mc / mr) panels of kc x mr,
+// k-major (element (i, kk) of panel p at dst[p * kc * mr + kk * mr + i]); rows past mc are zero.
+template <typename T>
+void pack_a(const GemmKernel<T>& kern, MatrixRef<T> a, int64_t i0, int64_t mc, int64_t k0,
+            int64_t kc, T* dst) {
+  for (int64_t p = 0; p < mc; p += kern.mr, dst += kc * kern.mr) {
+    kern.pack_a(std::min(kern.mr, mc - p), kc, a.data + (i0 + p) * a.rs + k0 * a.cs, a.rs, a.cs,
+                dst);
+  }
+}
+
+// Per-thread packing memory for one A block and one B block, grown on demand and kept for the
+// next call (allocation happens here, at the GEMM level, never in micro-kernels). Large buffers
+// are 2 MiB aligned and asked for transparent huge pages: physically contiguous blocks map evenly
+// onto the cache sets (with 4 KiB pages, random physical pages make L2 conflicts vary from run to
+// run) and need few TLB entries.
+class PackBuffers {
+ public:
+  template <typename T>
+  void reserve(int64_t a_elems, int64_t b_elems, T** a, T** b) {
+    const size_t a_bytes = round_up(size_t(a_elems) * sizeof(T), kAlign);
+    const size_t bytes = a_bytes + size_t(b_elems) * sizeof(T);
+    if (bytes > capacity_) {
+      memory_.reset();  // free first: the old block is not needed
+      memory_.reset(allocate(bytes));
+      capacity_ = bytes;
+    }
+    *a = reinterpret_cast<T*>(memory_.get());
+    *b = reinterpret_cast<T*>(memory_.get() + a_bytes);
+  }
+
+ private:
+  static constexpr size_t kAlign = 64, kHugePage = size_t(2) << 20;
+  static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+  struct Free {
+#if defined(_WIN32)
+    void operator()(unsigned char* p) const { _aligned_free(p); }
+#else
+    void operator()(unsigned char* p) const { std::free(p); }
+#endif
+  };
+
+  static unsigned char* allocate(size_t bytes) {
+    void* p = nullptr;
+#if defined(__linux__)
+    if (bytes >= kHugePage / 2) {
+      const size_t rounded = round_up(bytes, kHugePage);
+      if (posix_memalign(&p, kHugePage, rounded) == 0) {
+        madvise(p, rounded, MADV_HUGEPAGE);  // a hint: without THP it is just memory
+        return static_cast<unsigned char*>(p);
+      }
+    }
+#endif
+#if defined(_WIN32)
+    p = _aligned_malloc(bytes, kAlign);
+    if (!p) throw std::bad_alloc();
+#else
+    if (posix_memalign(&p, kAlign, bytes) != 0) throw std::bad_alloc();
+#endif
+    return static_cast<unsigned char*>(p);
+  }
+
+  std::unique_ptr<unsigned char, Free> memory_;
+  size_t capacity_ = 0;
+};
+
+thread_local PackBuffers t_pack;
+
+// ---- the five loops
+
+template <typename T>
+struct Problem {
+  int64_t m, n, k;
+  T alpha, beta;
+  MatrixRef<T> a;
+  const PanelSource<T>* b;
+  T* c;
+  int64_t ldc;
+  const GemmKernel<T>* kernel;
+  Blocking blocking;
+};
+
+// k split into equal blocks of at most blocking.kc (a multiple of 8 when k allows): depends on k
+// alone, so every thread sums every element in the same order.
+inline int64_t k_block(int64_t k, int64_t kc_max) {
+  return std::min(k, round_up(ceil_div(k, ceil_div(k, kc_max)), 8));
+}
+
+// Runs the micro-kernel over one packed A block (mc rows) and nc packed B columns.
+template <typename T>
+void kernel_block(const Problem<T>& p, int64_t kc, int64_t mc, int64_t nc, const T* abuf,
+                  const T* bbuf, T* c, T beta) {
+  const GemmKernel<T>& kern = *p.kernel;
+  for (int64_t jr = 0; jr < nc; jr += kern.nr) {
+    const int64_t nr_valid = std::min(kern.nr, nc - jr);
+    for (int64_t ir = 0; ir < mc; ir += kern.mr) {
+      kern.fn(kc, abuf + ir * kc, bbuf + jr * kc, c + ir * p.ldc + jr, p.ldc,
+              std::min(kern.mr, mc - ir), nr_valid, p.alpha, beta);
+    }
+  }
+}
+
+// Computes rows [m0, m1) x columns [n0, n1) of C on the calling thread.
+template <typename T>
+void gemm_block(const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const GemmKernel<T>& kern = *p.kernel;
+  const int64_t mr = kern.mr, nr = kern.nr;
+  const int64_t kc_max = k_block(p.k, p.blocking.kc);
+  const int64_t mc_max = round_up(ceil_div(m1 - m0, ceil_div(m1 - m0, p.blocking.mc)), mr);
+  const int64_t nc_max = round_up(ceil_div(n1 - n0, ceil_div(n1 - n0, p.blocking.nc)), nr);
+  T *abuf, *bbuf;
+  t_pack.reserve<T>(mc_max * kc_max, kc_max * nc_max, &abuf, &bbuf);
+  for (int64_t jc = n0; jc < n1; jc += nc_max) {
+    const int64_t nc = std::min(nc_max, n1 - jc);
+    for (int64_t pc = 0; pc < p.k; pc += kc_max) {
+      const int64_t kc = std::min(kc_max, p.k - pc);
+      const T beta = pc == 0 ? p.beta : T(1);  // later k blocks accumulate
+      p.b->pack(pc, kc, jc, nc, nr, bbuf);
+      for (int64_t ic = m0; ic < m1; ic += mc_max) {
+        const int64_t mc = std::min(mc_max, m1 - ic);
+        pack_a(kern, p.a, ic, mc, pc, kc, abuf);
+        kernel_block(p, kc, mc, nc, abuf, bbuf, p.c + ic * p.ldc + jc, beta);
+      }
+    }
+  }
+}
+
+// ---- threading
+
+// Multiply-adds worth waking one more thread for (~10 us of work).
+constexpr double kMinWorkPerThread = double(1 << 19);
+// Packing one element of A / B costs about this many multiply-adds of compute.
+constexpr double kPackACost = 16, kPackBCost = 24;
+// At most this many parts per thread, each with at least kSplitMinFactor times more compute than
+// packing.
+constexpr int64_t kMaxSplit = 4;
+constexpr double kSplitMinFactor = 20;
+// Only worth it while a thread's share is short (~0.5 ms) next to the wake-up delay.
+constexpr double kSplitMaxWork = double(1 << 25);
+
+struct Partition {
+  int64_t tm, tn;  // threads along M and N
+};
+
+// Splits C into tm x tn rectangles of whole tiles minimising the slowest thread's estimated time
+// (its share of the multiply-adds plus its packing). N is preferred on ties, since each thread
+// then packs only its own columns of B (the expensive source in implicit GEMM).
+Partition choose_partition(int64_t m, int64_t n, int64_t k, int64_t mr, int64_t nr,
+                           const Blocking& blk, int threads) {
+  const double work = double(m) * double(n) * double(k);
+  const int64_t max_parts =
+      std::max<int64_t>(1, std::min<double>(threads, std::max(1.0, work / kMinWorkPerThread)));
+  const int64_t mb = ceil_div(m, mr), nb = ceil_div(n, nr);
+  Partition best{1, 1};
+  double best_cost = std::numeric_limits<double>::infinity();
+  for (int64_t tm = 1; tm <= std::min(max_parts, mb); ++tm) {
+    for (int64_t tn = 1; tm * tn <= max_parts && tn <= nb; ++tn) {
+      const double mt = double(ceil_div(mb, tm) * mr), nt = double(ceil_div(nb, tn) * nr);
+      const double a_packs = std::ceil(nt / double(blk.nc));  // A is repacked per B block
+      const double cost =
+          (mt * nt + kPackACost * mt * a_packs + kPackBCost * nt) * double(k) * (1 + 1e-9 * tm);
+      if (cost < best_cost) best_cost = cost, best = {tm, tn};
+    }
+  }
+  if (best.tm * best.tn < 2 || work / double(best.tm * best.tn) > kSplitMaxWork) return best;
+  // Waking a pool thread takes tens of microseconds on some systems (VMs); the caller starts at
+  // once. Cutting the threads' shares into a few smaller parts, handed out dynamically, lets the
+  // early threads absorb that delay, where the extra packing of each new part is cheap: A is
+  // packed once per column part, B once per row part.
+  for (int64_t f = kMaxSplit; f > 1; --f) {
+    const int64_t nt = ceil_div(nb, best.tn * f) * nr, mt = ceil_div(mb, best.tm * f) * mr;
+    if (best.tn * f <= nb && double(nt) >= kSplitMinFactor * kPackACost)
+      return {best.tm, best.tn * f};
+    if (best.tm * f <= mb && double(mt) >= kSplitMinFactor * kPackBCost)
+      return {best.tm * f, best.tn};
+  }
+  return best;
+}
+
+template <typename T>
+void check_extent(int64_t rows, int64_t cols, int64_t rs, int64_t cs, const char* name) {
+  // The largest offset touched, (rows - 1) * |rs| + (cols - 1) * |cs|, must fit in int64.
+  const uint64_t lim = uint64_t(std::numeric_limits<int64_t>::max());
+  const uint64_t r = uint64_t(std::max<int64_t>(rows - 1, 0)),
+                 c = uint64_t(std::max<int64_t>(cols - 1, 0));
+  const uint64_t ars = uint64_t(rs < 0 ? -rs : rs), acs = uint64_t(cs < 0 ? -cs : cs);
+  const bool ok =
+      (ars == 0 || r <= lim / ars) && (acs == 0 || c <= lim / acs) && r * ars <= lim - c * acs;
+  if (!ok) throw InvalidArgument(std::string("gemm: ") + name + " offsets overflow int64");
+}
+
+void check_sizes(int64_t m, int64_t n, int64_t k, int64_t ldc) {
+  if (m < 0 || n < 0 || k < 0) {
+    throw InvalidArgument("gemm: m, n, k must be >= 0, got " + std::to_string(m) + ", " +
+                          std::to_string(n) + ", " + std::to_string(k));
+  }
+  if (m > 1 && ldc < n) {
+    throw InvalidArgument("gemm: ldc must be >= n, got ldc=" + std::to_string(ldc) +
+                          ", n=" + std::to_string(n));
+  }
+  // Packed buffers are sized from the blocking, so only the index ranges can overflow.
+  check_extent<char>(m, n, ldc, 1, "C");
+}
+
+template <typename T>
+void scale_c(int64_t m, int64_t n, T beta, T* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i) {
+    T* ci = c + i * ldc;
+    if (beta == T(0))
+      std::fill(ci, ci + n, T(0));  // never read C: NaN must not leak
+    else
+      for (int64_t j = 0; j < n; ++j) ci[j] *= beta;
+  }
+}
+
+}  // namespace
+
+// ---- public entry points
+
+template <typename T>
+Blocking blocking() {
+  static const Blocking b =
+      compute_blocking<T>(cache_sizes(), gemm_kernel<T>().mr, gemm_kernel<T>().nr);
+  return b;
+}
+
+template <typename T>
+void DenseSource<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
+                          T* dst) const {
+  const GemmKernel<T>& kern = gemm_kernel<T>();
+  // Panel by panel: each destination panel stays in L1 while it fills (walking whole rows across
+  // many panels instead thrashes the L1 sets, as panels lie a power of two apart). A panel's
+  // lines are B's columns: element (j, kk) at src[j * cs + kk * rs].
+  for (int64_t p = 0; p < nc; p += nr, dst += kc * nr) {
+    const int64_t cols = std::min(nr, nc - p);
+    const T* src = b_.data + k0 * b_.rs + (n0 + p) * b_.cs;
+    if (nr == kern.nr) {  // the tile's own packer, with its unit-stride fast paths
+      kern.pack_b(cols, kc, src, b_.cs, b_.rs, dst);
+      continue;
+    }
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      T* d = dst + kk * nr;
+      for (int64_t j = 0; j < cols; ++j) d[j] = src[kk * b_.rs + j * b_.cs];
+      std::fill(d + cols, d + nr, T(0));
+    }
+  }
+}
+
+template <typename T>
+void gemm(int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a, const PanelSource<T>& b, T beta,
+          T* c, int64_t ldc) {
+  check_sizes(m, n, k, ldc);
+  check_extent<T>(m, k, a.rs, a.cs, "A");
+  if (m == 0 || n == 0) return;
+  if (k == 0 || alpha == T(0)) return scale_c(m, n, beta, c, ldc);  // BLAS: A, B not read
+
+  const GemmKernel<T>& kern = gemm_kernel<T>();
+  const Problem<T> p{m, n, k, alpha, beta, a, &b, c, ldc, &kern, blocking<T>()};
+  const Partition part = choose_partition(m, n, k, kern.mr, kern.nr, p.blocking, get_num_threads());
+  const int64_t parts = part.tm * part.tn;
+  if (parts == 1) return gemm_block(p, 0, m, 0, n);
+
+  // Part boundaries fall on tile edges, whole tiles spread evenly.
+  const int64_t mb = ceil_div(m, kern.mr), nb = ceil_div(n, kern.nr);
+  parallel_for(parts, 1, [&](int64_t begin, int64_t end) {
+    // The whole range in one call means the pool ran us inline (nested or busy): one block.
+    if (end - begin == parts) return gemm_block(p, 0, m, 0, n);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t ti = t / part.tn, tj = t % part.tn;
+      const int64_t m0 = mb * ti / part.tm * kern.mr, m1 = mb * (ti + 1) / part.tm * kern.mr;
+      const int64_t n0 = nb * tj / part.tn * kern.nr, n1 = nb * (tj + 1) / part.tn * kern.nr;
+      if (m0 < m1 && n0 < n1) gemm_block(p, m0, std::min(m1, m), n0, std::min(n1, n));
+    }
+  });
+}
+
+template <typename T>
+void gemm(int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a, MatrixRef<T> b, T beta, T* c,
+          int64_t ldc) {
+  check_extent<T>(k, n, b.rs, b.cs, "B");
+  gemm(m, n, k, alpha, a, DenseSource<T>(b), beta, c, ldc);
+}
+
+template <typename T>
+void gemm_batched(int64_t batch, int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a,
+                  int64_t stride_a, MatrixRef<T> b, int64_t stride_b, T beta, T* c, int64_t ldc,
+                  int64_t stride_c) {
+  if (batch < 0)
+    throw InvalidArgument("gemm_batched: batch must be >= 0, got " + std::to_string(batch));
+  check_sizes(m, n, k, ldc);
+  if (batch == 0 || m == 0 || n == 0) return;
+  check_extent<T>(batch, 2, stride_a, 1, "A batch");
+  check_extent<T>(batch, 2, stride_b, 1, "B batch");
+  check_extent<T>(batch, 2, stride_c, 1, "C batch");
+  auto item = [&](int64_t i) {
+    gemm<T>(m, n, k, alpha, {a.data + i * stride_a, a.rs, a.cs},
+            {b.data + i * stride_b, b.rs, b.cs}, beta, c + i * stride_c, ldc);
+  };
+  // Items in parallel when they divide evenly over the threads (or are many, or too small to
+  // split); otherwise one after another, each split over the threads. Nested gemm calls run
+  // inline on their pool thread, so the two levels never compete.
+  const int threads = get_num_threads();
+  const double item_work = double(m) * double(n) * double(k);
+  const bool over_items =
+      threads > 1 && batch > 1 &&
+      (batch % threads == 0 || batch >= 4 * threads || item_work < kMinWorkPerThread * threads);
+  if (!over_items) {
+    for (int64_t i = 0; i < batch; ++i) item(i);
+    return;
+  }
+  parallel_for(batch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) item(i);
+  });
+}
+
+template <typename T>
+int64_t panel_width() {
+  return gemm_kernel<T>().nr;
+}
+
+std::string kernel_names() {
+  return std::string(gemm_kernel<float>().name) + ", " + gemm_kernel<double>().name;
+}
+
+#define FASTCONV_INSTANTIATE_GEMM(T)                                                               \
+  template class DenseSource<T>;                                                                   \
+  template Blocking blocking<T>();                                                                 \
+  template void gemm<T>(int64_t, int64_t, int64_t, T, MatrixRef<T>, const PanelSource<T>&, T, T*,  \
+                        int64_t);                                                                  \
+  template void gemm<T>(int64_t, int64_t, int64_t, T, MatrixRef<T>, MatrixRef<T>, T, T*, int64_t); \
+  template void gemm_batched<T>(int64_t, int64_t, int64_t, int64_t, T, MatrixRef<T>, int64_t,      \
+                                MatrixRef<T>, int64_t, T, T*, int64_t, int64_t);                   \
+  template int64_t panel_width<T>();
+
+FASTCONV_INSTANTIATE_GEMM(float)
+FASTCONV_INSTANTIATE_GEMM(double)
+#undef FASTCONV_INSTANTIATE_GEMM
+
+}  // namespace fastconv::gemm

@@ -1,0 +1,85 @@
+// The packed GEMM engine (GotoBLAS/BLIS structure): C = alpha * A * B + beta * C, with A dense
+// and strided and B read through a PanelSource, so convolution can pack B straight from its
+// input (implicit GEMM) while plain matrices use DenseSource. Reused by im2col, implicit GEMM,
+// Winograd and FFT.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace fastconv::gemm {
+
+// Element (i, j) of a dense matrix lives at data[i * rs + j * cs].
+template <typename T>
+struct MatrixRef {
+  const T* data;
+  int64_t rs, cs;
+};
+
+// Produces packed panels of B (k x n). pack() writes B[k0 : k0+kc, n0 : n0+nc] as
+// ceil(nc / nr) consecutive panels of kc x nr elements, row-major inside each panel
+// (element (kk, j) of panel p at dst[p * kc * nr + kk * nr + j]); columns past nc are zero.
+// Must be safe to call from several threads at once (const, no shared scratch).
+template <typename T>
+class PanelSource {
+ public:
+  virtual ~PanelSource() = default;
+  virtual void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const = 0;
+};
+
+// B as a dense strided matrix.
+template <typename T>
+class DenseSource final : public PanelSource<T> {
+ public:
+  explicit DenseSource(MatrixRef<T> b) : b_(b) {}
+  void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
+
+ private:
+  MatrixRef<T> b_;
+};
+
+// C (m x n, row stride ldc, unit column stride) = alpha * A (m x k) * B (k x n) + beta * C.
+// beta == 0 never reads C (NaN in C does not leak). k == 0 or alpha == 0 scales C by beta
+// without reading A or B (as BLAS does). Parallel over
+// M/N blocks with the thread pool (never over k), so results do not depend on the thread count.
+template <typename T>
+void gemm(int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a, const PanelSource<T>& b,
+          T beta, T* c, int64_t ldc);
+
+// Convenience: dense B.
+template <typename T>
+void gemm(int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a, MatrixRef<T> b, T beta, T* c,
+          int64_t ldc);
+
+// `batch` independent dense GEMMs of one shape; item i uses a + i * stride_a, b + i * stride_b,
+// c + i * stride_c. Parallel over items when there are enough of them, else inside each.
+template <typename T>
+void gemm_batched(int64_t batch, int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a,
+                  int64_t stride_a, MatrixRef<T> b, int64_t stride_b, T beta, T* c, int64_t ldc,
+                  int64_t stride_c);
+
+// The micro-kernel tile the active ISA uses for T (what PanelSource::pack is asked for).
+template <typename T>
+int64_t panel_width();
+
+// Cache blocking the driver uses for T, from the detected cache sizes: packed A blocks of
+// mc x kc (kept in L2), packed B blocks of kc x nc (L3), B micro-panels of kc x nr (L1). k is
+// split into equal blocks of at most kc, a function of k alone, so the summation order (and
+// hence the result) never depends on the thread count.
+struct Blocking {
+  int64_t mc, kc, nc;
+};
+template <typename T>
+Blocking blocking();
+
+// Names of the micro-kernels in use, e.g. "f32_gemm_12x32_avx512" (for `fastconv info`).
+std::string kernel_names();
+
+// Measured single-core peak of the active ISA in GFLOP/s (FMA throughput probe, ~50 ms the
+// first call, cached afterwards).
+double peak_gflops_per_core(bool float64 = false);
+
+// Core clock in GHz measured with a chain of dependent integer adds (one per cycle), ~20 ms the
+// first call, cached; 0 where it cannot be measured. For reporting FMAs per cycle.
+double measured_clock_ghz();
+
+}  // namespace fastconv::gemm

@@ -1,0 +1,22 @@
+// The GEMM micro-kernel table: one kernel per dtype, chosen once from fastconv::active_isa().
+#pragma once
+#include <cstdint>
+
+#include "ukernels/gemm/gemm_ukernels.h"
+
+namespace fastconv::gemm {
+
+template <typename T>
+struct GemmKernel {
+  GemmUkernelFn<T> fn;
+  GemmPackFn<T> pack_a;  // packs one A panel (mr lines = rows of A) in the layout fn reads
+  GemmPackFn<T> pack_b;  // packs one B panel (nr lines = columns of B) in the layout fn reads
+  int64_t mr, nr;        // tile: rows of A per packed panel, columns of B per packed panel
+  const char* name;      // e.g. "f32_gemm_12x32_avx512"
+};
+
+// The kernel for the active ISA level (FASTCONV_ISA may cap it), chosen on first use.
+template <typename T>
+const GemmKernel<T>& gemm_kernel();
+
+}  // namespace fastconv::gemm

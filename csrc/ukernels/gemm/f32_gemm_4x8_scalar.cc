@@ -1,0 +1,23 @@
+// f32 GEMM micro-kernel and its panel packers, 4 x 8 tile, portable C++.
+#include "ukernels/gemm/gemm_pack.h"
+#include "ukernels/gemm/gemm_tile_scalar.h"
+#include "ukernels/gemm/gemm_ukernels.h"
+
+namespace fastconv::scalar {
+
+void f32_gemm_4x8(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr,
+                  int64_t nr, float alpha, float beta) {
+  gemm_tile<float, 4, 8>(kc, a, b, c, ldc, mr, nr, alpha, beta);
+}
+
+void f32_gemm_4x8_pack_a(int64_t lines, int64_t kc, const float* src, int64_t rs, int64_t cs,
+                         float* dst) {
+  pack_panel<float, 4>(lines, kc, src, rs, cs, dst);
+}
+
+void f32_gemm_4x8_pack_b(int64_t lines, int64_t kc, const float* src, int64_t rs, int64_t cs,
+                         float* dst) {
+  pack_panel<float, 8>(lines, kc, src, rs, cs, dst);
+}
+
+}  // namespace fastconv::scalar

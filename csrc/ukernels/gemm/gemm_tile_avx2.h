@@ -1,0 +1,108 @@
+// Shared body of the AVX2+FMA GEMM micro-kernels; each f{32,64}_gemm_*_avx2.cc instantiates one
+// tile. Include only from files compiled with the AVX2 flags.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace fastconv::avx2 {
+
+template <typename T>
+struct GemmVec;
+
+template <>
+struct GemmVec<float> {
+  using V = __m256;
+  static constexpr int kLanes = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V set1(float x) { return _mm256_set1_ps(x); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+};
+
+template <>
+struct GemmVec<double> {
+  using V = __m256d;
+  static constexpr int kLanes = 4;
+  static V zero() { return _mm256_setzero_pd(); }
+  static V set1(double x) { return _mm256_set1_pd(x); }
+  static V load(const double* p) { return _mm256_loadu_pd(p); }
+  static void store(double* p, V v) { _mm256_storeu_pd(p, v); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+};
+
+// Writes alpha * acc + beta * C for one row of NV vectors at `ci` (all lanes valid).
+template <typename T, int NV>
+inline void store_row(const typename GemmVec<T>::V* acc, T* ci, T alpha, T beta) {
+  using W = GemmVec<T>;
+  constexpr int L = W::kLanes;
+  const typename W::V va = W::set1(alpha), vb = W::set1(beta);
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) {
+    const typename W::V r =
+        beta == T(0) ? W::mul(acc[v], va) : W::fma(acc[v], va, W::mul(vb, W::load(ci + v * L)));
+    W::store(ci + v * L, r);
+  }
+}
+
+// MR rows x NV vectors: MR * NV accumulators + NV B vectors + 1 broadcast must fit 16 ymm.
+template <typename T, int MR, int NV>
+inline void gemm_tile(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t mr, int64_t nr,
+                      T alpha, T beta) {
+  static_assert(MR * NV + NV + 1 <= 16, "tile does not fit the 16 ymm registers");
+  using W = GemmVec<T>;
+  using V = typename W::V;
+  constexpr int L = W::kLanes, NR = NV * L;
+
+  for (int64_t i = 0; i < mr; ++i) {  // every line of the row, also when C is not 64-byte aligned
+    const uintptr_t row = reinterpret_cast<uintptr_t>(c + i * ldc);
+    for (uintptr_t line = row & ~uintptr_t(63); line < row + NR * sizeof(T); line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+    }
+  }
+
+  V acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[i][v] = W::zero();
+
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    V bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = W::load(b + v * L);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const V ai = W::set1(a[i]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[i][v] = W::fma(ai, bv[v], acc[i][v]);
+    }
+    a += MR;
+    b += NR;
+  }
+
+  if (nr == NR) {
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      if (i >= mr) break;
+      store_row<T, NV>(acc[i], c + i * ldc, alpha, beta);
+    }
+    return;
+  }
+  // Edge columns go through a full-width row buffer (masked stores are slow on some AVX2
+  // cores): the same vector arithmetic, so edge tiles round like full ones.
+  alignas(32) T row[NR];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    if (i >= mr) break;
+    T* ci = c + i * ldc;
+    for (int j = 0; j < NR; ++j) row[j] = beta != T(0) && j < nr ? ci[j] : T(0);
+    store_row<T, NV>(acc[i], row, alpha, beta);
+    for (int64_t j = 0; j < nr; ++j) ci[j] = row[j];
+  }
+}
+
+}  // namespace fastconv::avx2

@@ -1,0 +1,128 @@
+// Shared body of the AVX-512 GEMM micro-kernels; each f{32,64}_gemm_*_avx512.cc instantiates one
+// tile. Include only from files compiled with the AVX-512 flags.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace fastconv::avx512 {
+
+template <typename T>
+struct GemmVec;
+
+template <>
+struct GemmVec<float> {
+  using V = __m512;
+  using Mask = __mmask16;
+  static constexpr int kLanes = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V set1(float x) { return _mm512_set1_ps(x); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static Mask mask(int64_t n) { return n >= 16 ? Mask(0xffff) : Mask((1u << (n > 0 ? n : 0)) - 1); }
+  static V load(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+};
+
+template <>
+struct GemmVec<double> {
+  using V = __m512d;
+  using Mask = __mmask8;
+  static constexpr int kLanes = 8;
+  static V zero() { return _mm512_setzero_pd(); }
+  static V set1(double x) { return _mm512_set1_pd(x); }
+  static V load(const double* p) { return _mm512_loadu_pd(p); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+  static Mask mask(int64_t n) { return n >= 8 ? Mask(0xff) : Mask((1u << (n > 0 ? n : 0)) - 1); }
+  static V load(Mask m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
+  static void store(double* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
+};
+
+// Computes an MR x NV-vector tile from panels packed for a (possibly larger) tile: A rows are
+// kAStride apart per k, B rows kBStride. MR * NV accumulators + NV B vectors + 1 broadcast must
+// fit the 32 zmm registers.
+template <typename T, int MR, int NV, int kAStride, int kBStride>
+inline void gemm_tile(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t mr, int64_t nr,
+                      T alpha, T beta) {
+  static_assert(MR * NV + NV + 1 <= 32, "tile does not fit the 32 zmm registers");
+  using W = GemmVec<T>;
+  using V = typename W::V;
+  constexpr int L = W::kLanes;
+
+  V acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[i][v] = W::zero();
+
+  auto k_steps = [&](int64_t steps) {
+    for (int64_t kk = 0; kk < steps; ++kk) {
+      V bv[NV];
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) bv[v] = W::load(b + v * L);
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i) {
+        const V ai = W::set1(a[i]);
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) acc[i][v] = W::fma(ai, bv[v], acc[i][v]);
+      }
+      a += kAStride;
+      b += kBStride;
+    }
+  };
+  // Prefetch the C tile a few dozen k steps before the end: early enough to hide an L2/L3
+  // miss, late enough that the B panel's traffic cannot evict it first (C rows a power-of-two
+  // apart all land in the same L1 sets).
+  constexpr int64_t kPrefetchDistance = 32;
+  const int64_t head = kc > kPrefetchDistance ? kc - kPrefetchDistance : 0;
+  k_steps(head);
+  for (int64_t i = 0; i < mr; ++i) {  // every line of the row, also when C is not 64-byte aligned
+    const uintptr_t row = reinterpret_cast<uintptr_t>(c + i * ldc);
+    for (uintptr_t line = row & ~uintptr_t(63); line < row + NV * L * sizeof(T); line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+    }
+  }
+  k_steps(kc - head);
+
+  // Edge columns are masked lanes of the same vector ops, so edge tiles round like full ones.
+  typename W::Mask mask[NV];
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) mask[v] = W::mask(nr - v * L);
+  const V va = W::set1(alpha), vb = W::set1(beta);
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    if (i >= mr) break;
+    T* ci = c + i * ldc;
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      const V r = beta == T(0) ? W::mul(acc[i][v], va)
+                               : W::fma(acc[i][v], va, W::mul(vb, W::load(mask[v], ci + v * L)));
+      W::store(ci + v * L, mask[v], r);
+    }
+  }
+}
+
+// The micro-kernel for panels of MR x NV vectors: runs the smallest sub-tile (rows in steps of
+// kRowStep, whole vectors) that covers (mr, nr), so edge tiles skip the padding's work. Every
+// element still sees the same FMA sequence, so results do not depend on the sub-tile.
+template <typename T, int MR, int NV, int kRowStep, int SR = MR, int SV = NV>
+inline void gemm_ukernel(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t mr,
+                         int64_t nr, T alpha, T beta) {
+  constexpr int L = GemmVec<T>::kLanes;
+  if constexpr (SR > kRowStep) {
+    if (mr <= SR - kRowStep) {
+      return gemm_ukernel<T, MR, NV, kRowStep, SR - kRowStep, SV>(kc, a, b, c, ldc, mr, nr, alpha,
+                                                                  beta);
+    }
+  }
+  if constexpr (SV > 1) {
+    if (nr <= (SV - 1) * L) {
+      return gemm_ukernel<T, MR, NV, kRowStep, SR, SV - 1>(kc, a, b, c, ldc, mr, nr, alpha, beta);
+    }
+  }
+  gemm_tile<T, SR, SV, MR, NV * L>(kc, a, b, c, ldc, mr, nr, alpha, beta);
+}
+
+}  // namespace fastconv::avx512

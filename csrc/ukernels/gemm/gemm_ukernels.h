@@ -1,0 +1,63 @@
+// GEMM micro-kernels: one C tile = alpha * (packed A panel) * (packed B panel) + beta * C.
+#pragma once
+#include <cstdint>
+
+namespace fastconv {
+
+// Contract shared by every GEMM micro-kernel of tile MR x NR:
+//   a: kc x MR packed A panel, k-major (element (i, kk) at a[kk * MR + i]), rows past mr zero;
+//   b: kc x NR packed B panel, k-major (element (kk, j) at b[kk * NR + j]), columns past nr zero;
+//   c: the C tile, row stride ldc, unit column stride; only rows < mr and columns < nr are read
+//      or written. C = alpha * acc + beta * C; beta == 0 never reads C (NaN does not leak).
+// Every element goes through the same arithmetic whatever (mr, nr), so edge tiles round exactly
+// like full ones and results do not depend on how the driver splits the matrix.
+// kc >= 1; pointers need no alignment.
+template <typename T>
+using GemmUkernelFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t mr,
+                               int64_t nr, T alpha, T beta);
+
+// Packs one k-major panel of W lines: lines (<= W) x kc elements of a matrix, element (i, kk) at
+// src[i * rs + kk * cs], into dst[kk * W + i]; lines past `lines` are zero. With W = MR this packs
+// A panels (lines = rows of A); with W = NR it packs B panels from a column-major B (lines =
+// columns of B). Each tile's file holds its two packers (fast paths for the unit-stride cases).
+template <typename T>
+using GemmPackFn = void (*)(int64_t lines, int64_t kc, const T* src, int64_t rs, int64_t cs,
+                            T* dst);
+
+#define FASTCONV_DECLARE_GEMM_UKERNEL(T, name)                                             \
+  void name(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t mr, int64_t nr, \
+            T alpha, T beta)
+#define FASTCONV_DECLARE_PACK(T, name) \
+  void name(int64_t lines, int64_t kc, const T* src, int64_t rs, int64_t cs, T* dst)
+
+namespace scalar {
+FASTCONV_DECLARE_GEMM_UKERNEL(float, f32_gemm_4x8);
+FASTCONV_DECLARE_PACK(float, f32_gemm_4x8_pack_a);
+FASTCONV_DECLARE_PACK(float, f32_gemm_4x8_pack_b);
+FASTCONV_DECLARE_GEMM_UKERNEL(double, f64_gemm_4x4);
+FASTCONV_DECLARE_PACK(double, f64_gemm_4x4_pack_a);
+FASTCONV_DECLARE_PACK(double, f64_gemm_4x4_pack_b);
+}  // namespace scalar
+
+namespace avx2 {
+FASTCONV_DECLARE_GEMM_UKERNEL(float, f32_gemm_6x16);
+FASTCONV_DECLARE_PACK(float, f32_gemm_6x16_pack_a);
+FASTCONV_DECLARE_PACK(float, f32_gemm_6x16_pack_b);
+FASTCONV_DECLARE_GEMM_UKERNEL(double, f64_gemm_6x8);
+FASTCONV_DECLARE_PACK(double, f64_gemm_6x8_pack_a);
+FASTCONV_DECLARE_PACK(double, f64_gemm_6x8_pack_b);
+}  // namespace avx2
+
+namespace avx512 {
+FASTCONV_DECLARE_GEMM_UKERNEL(float, f32_gemm_12x32);
+FASTCONV_DECLARE_PACK(float, f32_gemm_12x32_pack_a);
+FASTCONV_DECLARE_PACK(float, f32_gemm_12x32_pack_b);
+FASTCONV_DECLARE_GEMM_UKERNEL(double, f64_gemm_12x16);
+FASTCONV_DECLARE_PACK(double, f64_gemm_12x16_pack_a);
+FASTCONV_DECLARE_PACK(double, f64_gemm_12x16_pack_b);
+}  // namespace avx512
+
+#undef FASTCONV_DECLARE_GEMM_UKERNEL
+#undef FASTCONV_DECLARE_PACK
+
+}  // namespace fastconv
