@@ -4,7 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
-#include <stdexcept>
+#include <vector>
 
 namespace fastconv::algo {
 
@@ -25,26 +25,72 @@ TapTable::TapTable(const ConvGeometry& g) {
 
 namespace {
 
-// Window corner (input coordinates of tap 0) of output position o, per dim.
-struct Corner {
-  int64_t z, y, x;
+inline bool inside(int64_t v, int64_t extent) { return static_cast<uint64_t>(v) < uint64_t(extent); }
+
+// dst[j * dst_stride] = src[x0 + j * step] where 0 <= x0 + j * step < extent, else 0, for
+// j < len: one clipped, branch-free copy per run instead of a bounds check per element.
+template <typename T>
+inline void gather_run(const T* src, int64_t extent, int64_t x0, int64_t step, int64_t len, T* dst,
+                       int64_t dst_stride) {
+  int64_t lo = x0 >= 0 ? 0 : (-x0 + step - 1) / step;
+  int64_t hi = x0 >= extent ? 0 : (extent - 1 - x0) / step + 1;
+  lo = std::min(lo, len);
+  hi = std::min(std::max(hi, lo), len);
+  for (int64_t j = 0; j < lo; ++j) dst[j * dst_stride] = T(0);
+  if (step == 1 && dst_stride == 1) {
+    std::memcpy(dst + lo, src + x0 + lo, size_t(hi - lo) * sizeof(T));
+  } else {
+    for (int64_t j = lo; j < hi; ++j) dst[j * dst_stride] = src[x0 + j * step];
+  }
+  for (int64_t j = hi; j < len; ++j) dst[j * dst_stride] = T(0);
+}
+
+template <typename T>
+inline void zero_run(int64_t len, T* dst, int64_t dst_stride) {
+  for (int64_t j = 0; j < len; ++j) dst[j * dst_stride] = T(0);
+}
+
+// A stretch of consecutive positions along the innermost spatial dim: `len` positions from
+// index j0 of the panel; z, y, x are the input coordinates (window corner for output
+// positions) of its first position.
+struct Run {
+  int64_t j0, len, z, y, x;
 };
 
-inline Corner corner_of(const ConvGeometry& g, int64_t o) {
-  const int64_t ow = o % g.out[2];
-  const int64_t oh = (o / g.out[2]) % g.out[1];
-  const int64_t od = o / (g.out[2] * g.out[1]);
-  return {od * g.stride[0] - g.pad_lo[0], oh * g.stride[1] - g.pad_lo[1],
-          ow * g.stride[2] - g.pad_lo[2]};
+// Splits output positions [o, o + count) into runs along rows of the output.
+int make_output_runs(const ConvGeometry& g, int64_t o, int64_t count, std::vector<Run>& runs) {
+  runs.clear();
+  for (int64_t j = 0; j < count;) {
+    const int64_t ow = o % g.out[2], oh = (o / g.out[2]) % g.out[1];
+    const int64_t od = o / (g.out[2] * g.out[1]);
+    const int64_t len = std::min(count - j, g.out[2] - ow);
+    runs.push_back({j, len, od * g.stride[0] - g.pad_lo[0], oh * g.stride[1] - g.pad_lo[1],
+                    ow * g.stride[2] - g.pad_lo[2]});
+    j += len;
+    o += len;
+  }
+  return int(runs.size());
 }
 
-constexpr int64_t kMaxPanelWidth = 64;
-
-void check_panel_width(int64_t nr) {
-  if (nr > kMaxPanelWidth) throw std::logic_error("conv panel packing: panel width above 64");
+// Splits input positions [i, i + count) into runs along rows of the input.
+int make_input_runs(const ConvGeometry& g, int64_t i, int64_t count, std::vector<Run>& runs) {
+  runs.clear();
+  for (int64_t j = 0; j < count;) {
+    const int64_t ix = i % g.in[2], iy = (i / g.in[2]) % g.in[1];
+    const int64_t iz = i / (g.in[2] * g.in[1]);
+    const int64_t len = std::min(count - j, g.in[2] - ix);
+    runs.push_back({j, len, iz, iy, ix});
+    j += len;
+    i += len;
+  }
+  return int(runs.size());
 }
 
-inline bool inside(int64_t v, int64_t extent) { return static_cast<uint64_t>(v) < uint64_t(extent); }
+// Per-thread run lists: packing is called per panel and must not allocate each time.
+std::vector<Run>& run_buffer() {
+  thread_local std::vector<Run> runs;
+  return runs;
+}
 
 }  // namespace
 
@@ -53,34 +99,31 @@ void ForwardColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int
                              T* dst) const {
   const ConvGeometry& g = g_;
   const int64_t taps = g.kernel_spatial(), in_sp = g.in_spatial();
-  check_panel_width(nr);
-  Corner corners[kMaxPanelWidth];
+  const int64_t H = g.in[1], W = g.in[2], sw = g.stride[2];
+  std::vector<Run>& runs = run_buffer();
   for (int64_t p0 = 0; p0 < nc; p0 += nr, dst += kc * nr) {
     const int64_t cols = std::min(nr, nc - p0);
-    for (int64_t j = 0; j < cols; ++j) corners[j] = corner_of(g, n0 + p0 + j);
-    // Columns of one output row with unit stride read consecutive input elements.
-    const bool one_row = g.stride[2] == 1 && corners[0].y == corners[cols - 1].y &&
-                         corners[0].z == corners[cols - 1].z;
+    make_output_runs(g, n0 + p0, cols, runs);
+    // Rows walk (channel, tap) in order: step the pair instead of dividing per row.
+    int64_t c = k0 / taps, t = k0 % taps;
     for (int64_t kk = 0; kk < kc; ++kk) {
-      const int64_t r = k0 + kk, c = r / taps, t = r % taps;
       const T* xc = x_ + c * in_sp;
       T* row = dst + kk * nr;
       const int64_t dz = taps_.dz[t], dy = taps_.dy[t], dx = taps_.dx[t];
-      if (one_row) {
-        const int64_t z = corners[0].z + dz, y = corners[0].y + dy, x0 = corners[0].x + dx;
-        if (inside(z, g.in[0]) && inside(y, g.in[1]) && x0 >= 0 && x0 + cols <= g.in[2]) {
-          std::memcpy(row, xc + (z * g.in[1] + y) * g.in[2] + x0, cols * sizeof(T));
-          for (int64_t j = cols; j < nr; ++j) row[j] = T(0);
-          continue;
+      for (const Run& run : runs) {
+        const int64_t z = run.z + dz, y = run.y + dy, x0 = run.x + dx;
+        T* out = row + run.j0;
+        if (!inside(z, g.in[0]) || !inside(y, H)) {
+          zero_run(run.len, out, 1);
+        } else if (sw == 1 && x0 >= 0 && x0 + run.len <= W) {
+          const T* src = xc + (z * H + y) * W + x0;  // interior: a plain copy
+          for (int64_t j = 0; j < run.len; ++j) out[j] = src[j];
+        } else {
+          gather_run(xc + (z * H + y) * W, W, x0, sw, run.len, out, 1);
         }
       }
-      for (int64_t j = 0; j < cols; ++j) {
-        const int64_t z = corners[j].z + dz, y = corners[j].y + dy, x = corners[j].x + dx;
-        row[j] = (inside(z, g.in[0]) && inside(y, g.in[1]) && inside(x, g.in[2]))
-                     ? xc[(z * g.in[1] + y) * g.in[2] + x]
-                     : T(0);
-      }
-      for (int64_t j = cols; j < nr; ++j) row[j] = T(0);
+      zero_run(nr - cols, row + cols, 1);
+      if (++t == taps) t = 0, ++c;
     }
   }
 }
@@ -88,13 +131,9 @@ void ForwardColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int
 // Output coordinate reached from input coordinate i through dilated tap offset d, or -1.
 static inline int64_t source(int64_t i, int64_t pad, int64_t d, int64_t stride, int64_t out) {
   const int64_t s = i + pad - d;
-  if (s < 0) return -1;
-  if (stride != 1) {
-    if (s % stride != 0) return -1;
-    const int64_t o = s / stride;
-    return o < out ? o : -1;
-  }
-  return s < out ? s : -1;
+  if (s < 0 || s % stride != 0) return -1;
+  const int64_t o = s / stride;
+  return o < out ? o : -1;
 }
 
 template <typename T>
@@ -102,27 +141,40 @@ void BackwardDataColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc
                                   T* dst) const {
   const ConvGeometry& g = g_;
   const int64_t taps = g.kernel_spatial(), out_sp = g.out_spatial();
-  check_panel_width(nr);
-  int64_t iz[kMaxPanelWidth], iy[kMaxPanelWidth], ix[kMaxPanelWidth];
+  const bool unit_stride = g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1;
+  std::vector<Run>& runs = run_buffer();
   for (int64_t p0 = 0; p0 < nc; p0 += nr, dst += kc * nr) {
     const int64_t cols = std::min(nr, nc - p0);
-    for (int64_t j = 0; j < cols; ++j) {
-      const int64_t i = n0 + p0 + j;
-      ix[j] = i % g.in[2];
-      iy[j] = (i / g.in[2]) % g.in[1];
-      iz[j] = i / (g.in[2] * g.in[1]);
-    }
+    make_input_runs(g, n0 + p0, cols, runs);
     for (int64_t kk = 0; kk < kc; ++kk) {
       const int64_t r = k0 + kk, k = r / taps, t = r % taps;
       const T* gyk = gy_ + k * out_sp;
       T* row = dst + kk * nr;
-      for (int64_t j = 0; j < cols; ++j) {
-        const int64_t oz = source(iz[j], g.pad_lo[0], taps_.dz[t], g.stride[0], g.out[0]);
-        const int64_t oy = source(iy[j], g.pad_lo[1], taps_.dy[t], g.stride[1], g.out[1]);
-        const int64_t ox = source(ix[j], g.pad_lo[2], taps_.dx[t], g.stride[2], g.out[2]);
-        row[j] = (oz >= 0 && oy >= 0 && ox >= 0) ? gyk[(oz * g.out[1] + oy) * g.out[2] + ox] : T(0);
+      const int64_t dz = taps_.dz[t], dy = taps_.dy[t], dx = taps_.dx[t];
+      for (const Run& run : runs) {
+        if (unit_stride) {  // o = i + pad - tap: a shifted copy of a grad_y row
+          const int64_t oz = run.z + g.pad_lo[0] - dz, oy = run.y + g.pad_lo[1] - dy;
+          if (inside(oz, g.out[0]) && inside(oy, g.out[1])) {
+            gather_run(gyk + (oz * g.out[1] + oy) * g.out[2], g.out[2], run.x + g.pad_lo[2] - dx, 1,
+                       run.len, row + run.j0, 1);
+          } else {
+            zero_run(run.len, row + run.j0, 1);
+          }
+          continue;
+        }
+        const int64_t oz = source(run.z, g.pad_lo[0], dz, g.stride[0], g.out[0]);
+        const int64_t oy = source(run.y, g.pad_lo[1], dy, g.stride[1], g.out[1]);
+        if (oz < 0 || oy < 0) {
+          zero_run(run.len, row + run.j0, 1);
+          continue;
+        }
+        const T* gy_row = gyk + (oz * g.out[1] + oy) * g.out[2];
+        for (int64_t j = 0; j < run.len; ++j) {
+          const int64_t ox = source(run.x + j, g.pad_lo[2], dx, g.stride[2], g.out[2]);
+          row[run.j0 + j] = ox >= 0 ? gy_row[ox] : T(0);
+        }
       }
-      for (int64_t j = cols; j < nr; ++j) row[j] = T(0);
+      zero_run(nr - cols, row + cols, 1);
     }
   }
 }
@@ -132,28 +184,28 @@ void WeightColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int6
                             T* dst) const {
   const ConvGeometry& g = g_;
   const int64_t taps = g.kernel_spatial(), in_sp = g.in_spatial();
-  check_panel_width(nr);
-  int64_t chan[kMaxPanelWidth], tz[kMaxPanelWidth], ty[kMaxPanelWidth], tx[kMaxPanelWidth];
+  // Rows are output positions: runs along output rows read consecutive input elements, so the
+  // panel is filled column by column (each column is one (channel, tap)).
+  std::vector<Run>& runs = run_buffer();
+  make_output_runs(g, k0, kc, runs);
   for (int64_t p0 = 0; p0 < nc; p0 += nr, dst += kc * nr) {
     const int64_t cols = std::min(nr, nc - p0);
     for (int64_t j = 0; j < cols; ++j) {
-      const int64_t r = n0 + p0 + j, t = r % taps;
-      chan[j] = (r / taps) * in_sp;
-      tz[j] = taps_.dz[t];
-      ty[j] = taps_.dy[t];
-      tx[j] = taps_.dx[t];
-    }
-    for (int64_t kk = 0; kk < kc; ++kk) {
-      const Corner cn = corner_of(g, k0 + kk);
-      T* row = dst + kk * nr;
-      for (int64_t j = 0; j < cols; ++j) {
-        const int64_t z = cn.z + tz[j], y = cn.y + ty[j], x = cn.x + tx[j];
-        row[j] = (inside(z, g.in[0]) && inside(y, g.in[1]) && inside(x, g.in[2]))
-                     ? x_[chan[j] + (z * g.in[1] + y) * g.in[2] + x]
-                     : T(0);
+      const int64_t r = n0 + p0 + j, c = r / taps, t = r % taps;
+      const T* xc = x_ + c * in_sp;
+      const int64_t dz = taps_.dz[t], dy = taps_.dy[t], dx = taps_.dx[t];
+      for (const Run& run : runs) {
+        const int64_t z = run.z + dz, y = run.y + dy;
+        T* col = dst + run.j0 * nr + j;
+        if (inside(z, g.in[0]) && inside(y, g.in[1])) {
+          gather_run(xc + (z * g.in[1] + y) * g.in[2], g.in[2], run.x + dx, g.stride[2], run.len,
+                     col, nr);
+        } else {
+          zero_run(run.len, col, nr);
+        }
       }
-      for (int64_t j = cols; j < nr; ++j) row[j] = T(0);
     }
+    for (int64_t j = cols; j < nr; ++j) zero_run(kc, dst + j, nr);
   }
 }
 

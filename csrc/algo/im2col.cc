@@ -99,13 +99,14 @@ void im2col_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = patch_rows(g);
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
   const int64_t chunk = chunk_columns(g, sizeof(T));
-  fill_bias(g, bias, y);
+  if (bias) fill_bias(g, bias, y);
+  const T beta = bias ? T(1) : T(0);
   for (int64_t n = 0; n < g.n; ++n)
     for (int64_t grp = 0; grp < g.groups; ++grp)
       for (int64_t o0 = 0; o0 < out_sp; o0 += chunk) {
         const int64_t cols = std::min(chunk, out_sp - o0);
         patches<false>(g, const_cast<T*>(x + (n * g.c + grp * cg) * in_sp), ws, o0, cols);
-        gemm::gemm<T>(kg, cols, rows, T(1), {w + grp * kg * rows, rows, 1}, {ws, cols, 1}, T(1),
+        gemm::gemm<T>(kg, cols, rows, T(1), {w + grp * kg * rows, rows, 1}, {ws, cols, 1}, beta,
                       y + (n * g.k + grp * kg) * out_sp + o0, out_sp);
       }
 }

@@ -36,16 +36,18 @@ void implicit_gemm_forward(const ConvGeometry& g, const T* x, const T* w, const 
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = cg * g.kernel_spatial();
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
   const bool pointwise = is_pointwise(g);
-  fill_bias(g, bias, y);
+  // With a bias the GEMM accumulates onto it; without, it overwrites y (no extra pass).
+  if (bias) fill_bias(g, bias, y);
+  const T beta = bias ? T(1) : T(0);
   for (int64_t n = 0; n < g.n; ++n)
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const T* xg = x + (n * g.c + grp * cg) * in_sp;
       T* yg = y + (n * g.k + grp * kg) * out_sp;
       const gemm::MatrixRef<T> a{w + grp * kg * rows, rows, 1};
       if (pointwise) {
-        gemm::gemm<T>(kg, out_sp, rows, T(1), a, gemm::MatrixRef<T>{xg, in_sp, 1}, T(1), yg, out_sp);
+        gemm::gemm<T>(kg, out_sp, rows, T(1), a, gemm::MatrixRef<T>{xg, in_sp, 1}, beta, yg, out_sp);
       } else {
-        gemm::gemm<T>(kg, out_sp, rows, T(1), a, ForwardColumns<T>(g, xg), T(1), yg, out_sp);
+        gemm::gemm<T>(kg, out_sp, rows, T(1), a, ForwardColumns<T>(g, xg), beta, yg, out_sp);
       }
     }
 }

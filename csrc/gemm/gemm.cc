@@ -256,6 +256,27 @@ void gemm_block(const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t
   const int64_t mc_max = round_up(ceil_div(m1 - m0, ceil_div(m1 - m0, p.blocking.mc)), mr);
   const int64_t nc_max = round_up(ceil_div(n1 - n0, ceil_div(n1 - n0, p.blocking.nc)), nr);
   T *abuf, *bbuf;
+  if (m1 - m0 <= mc_max) {
+    // One A block covers every row: pack each B panel right before the micro-kernels use it,
+    // so it (and the input it is gathered from) is still in L1. With few rows (convolutions
+    // with 64-256 output channels) packing B dominates otherwise: a whole packed B block is
+    // larger than L2 and each panel would come back from L3.
+    t_pack.reserve<T>(mc_max * kc_max, kc_max * nr, &abuf, &bbuf);
+    for (int64_t pc = 0; pc < p.k; pc += kc_max) {
+      const int64_t kc = std::min(kc_max, p.k - pc);
+      const T beta = pc == 0 ? p.beta : T(1);
+      pack_a(kern, p.a, m0, m1 - m0, pc, kc, abuf);
+      for (int64_t jr = n0; jr < n1; jr += nr) {
+        const int64_t cols = std::min(nr, n1 - jr);
+        p.b->pack(pc, kc, jr, cols, nr, bbuf);
+        for (int64_t ir = 0; ir < m1 - m0; ir += mr) {
+          kern.fn(kc, abuf + ir * kc, bbuf, p.c + (m0 + ir) * p.ldc + jr, p.ldc,
+                  std::min(mr, m1 - m0 - ir), cols, p.alpha, beta);
+        }
+      }
+    }
+    return;
+  }
   t_pack.reserve<T>(mc_max * kc_max, kc_max * nc_max, &abuf, &bbuf);
   for (int64_t jc = n0; jc < n1; jc += nc_max) {
     const int64_t nc = std::min(nc_max, n1 - jc);

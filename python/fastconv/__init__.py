@@ -7,7 +7,7 @@ build has, and `fastconv bench` for how fast it is on your machine.
 from __future__ import annotations
 
 from . import _C
-from ._runtime import get_num_threads, info, set_num_threads
+from ._runtime import get_num_threads, info, peak_gflops, set_num_threads
 from .functional import (
     avg_pool,
     avg_pool_backward,
@@ -60,5 +60,6 @@ __all__ = [
     "max_pool",
     "max_pool_backward",
     "max_unpool",
+    "peak_gflops",
     "set_num_threads",
 ]

@@ -35,6 +35,15 @@ def get_num_threads() -> int:
     return int(_C.get_num_threads())
 
 
+def peak_gflops(dtype: str = "float32", threads: int | None = None) -> float:
+    """Measured peak of this machine for fastconv's active ISA: one core's FMA throughput
+    (probed once, ~50 ms) times `threads` (default: get_num_threads())."""
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    n = get_num_threads() if threads is None else int(threads)
+    return float(_C.peak_gflops(dtype)) * n
+
+
 def _cuda_state() -> dict[str, Any]:
     try:
         from . import _cuda  # type: ignore[attr-defined]
@@ -58,6 +67,7 @@ def info() -> dict[str, Any]:
         "isa_detected": cpu["detected_isa"],
         "isa_active": cpu["active_isa"],
         "threads": get_num_threads(),
+        "gemm_kernels": _C.gemm_kernels(),
         "algorithms": {op: algorithms(op) for op in OPS},
         "cuda": _cuda_state(),
     }

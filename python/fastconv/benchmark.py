@@ -38,7 +38,8 @@ PEER_ORDER = ("torch", "scipy.fftconvolve", "scipy.oaconvolve")
 SLOW_CALL_S = 1.5  # a first call slower than this is not repeated
 LAYER_BUDGET_S = 5.0  # default time allowed for the repeats of one (layer, pass)
 SKIP_ESTIMATE_S = 20.0  # skip a candidate whose predicted call (from earlier layers) exceeds this
-SAMPLE_TARGET_S = 2e-3  # shorter calls are batched into one sample so timer overhead vanishes
+SAMPLE_TARGET_S = 10e-3  # shorter calls run back to back in one sample (a block)
+SETTLE_S = 3e-3  # pause before each block: other libraries' spinning threads go idle
 TOLERANCE = {"float32": 1e-3, "float64": 1e-8, "float16": 1e-2, "bfloat16": 5e-2}
 ENTRY_KEYS = {
     "name",
@@ -542,6 +543,14 @@ def _timed_call(fn: Callable[[], Any], sync: Callable[[], None]) -> tuple[float,
 
 
 def _sample(entry: _Timed, sync: Callable[[], None]) -> float:
+    """One timed block of `inner` back-to-back calls, the way a model runs one library.
+
+    Thread pools spin for a while after each call (OpenMP's, and briefly fastconv's): the
+    pause lets the previous candidate's spinning workers go idle so they do not steal this
+    candidate's cores, and the untimed call wakes this candidate's own workers."""
+    time.sleep(SETTLE_S)
+    entry.fn()
+    sync()
     start = time.perf_counter()
     for _ in range(entry.inner):
         entry.fn()
@@ -814,20 +823,15 @@ def _optional(name: str) -> Any | None:
         return None
 
 
-def probe_peak_gflops(dtype: str) -> float | None:
-    """The machine's measured peak, if this build of fastconv can measure it."""
-    for owner in (fastconv, getattr(fastconv, "_C", None)):
-        probe = getattr(owner, "peak_gflops", None)
-        if probe is None:
-            continue
-        try:
-            try:
-                return float(probe(dtype=dtype))
-            except TypeError:
-                return float(probe())
-        except Exception:  # noqa: BLE001 -- a failing probe only costs the % column
-            return None
-    return None
+def probe_peak_gflops(dtype: str, threads: int) -> float | None:
+    """The machine's measured peak at `threads` threads, if this build can measure it."""
+    probe = getattr(fastconv, "peak_gflops", None)
+    if probe is None:
+        return None
+    try:
+        return float(probe(dtype, threads=threads))
+    except Exception:  # noqa: BLE001 -- a failing probe only costs the % column
+        return None
 
 
 def environment(
@@ -1085,7 +1089,7 @@ def _run(args: argparse.Namespace) -> int:
         peers["torch"].get_num_threads() if "torch" in peers else None,
     )
     args.threads = args.threads or saved[0]
-    peak = probe_peak_gflops(args.dtype) if args.device == "cpu" else None
+    peak = probe_peak_gflops(args.dtype, args.threads) if args.device == "cpu" else None
     env = environment(args, suite, peers, peak)
     print(header_text(env, len(layers)), flush=True)
     start = time.perf_counter()

@@ -16,6 +16,7 @@ def _print_info() -> int:
     print(f"cpu features: {' '.join(d['cpu_features']) or 'none detected'}")
     print(f"isa: {d['isa_active']} (detected {d['isa_detected']}; cap with FASTCONV_ISA)")
     print(f"threads: {d['threads']} (FASTCONV_NUM_THREADS or fastconv.set_num_threads)")
+    print(f"gemm micro-kernels: {d['gemm_kernels']}")
     print("algorithms:")
     for op, names in d["algorithms"].items():
         print(f"  {op:15s} {', '.join(names)}")
@@ -36,6 +37,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 0 if argv else 2
     if argv[0] == "bench":
+        if "--gemm" in argv[1:]:
+            from .gemm_benchmark import main as gemm_main
+
+            return gemm_main([a for a in argv[1:] if a != "--gemm"])
         from .benchmark import main as bench_main
 
         return bench_main(argv[1:])

@@ -33,6 +33,14 @@ class Problem:
     def kernel(self) -> tuple[int, ...]:
         return self.w_shape[2:]
 
+    @property
+    def conv_pass(self) -> str:
+        """The convolution pass that runs: a transposed conv's forward is the conv's
+        backward-data pass and its backward-data the conv's forward."""
+        if self.op == "conv_transpose" and self.pass_ != "backward_weight":
+            return "backward_data" if self.pass_ == "forward" else "forward"
+        return self.pass_
+
 
 @dataclass
 class Explanation:
@@ -65,24 +73,43 @@ def algorithms(op: str = "conv", device: str = "cpu") -> list[str]:
 def workspace_bytes(problem: Problem, algo: str) -> int:
     """Scratch memory `algo` allocates for one call on `problem` (0 for most algorithms)."""
     return int(_C.conv_workspace_bytes(
-        algo, problem.pass_, list(problem.x_shape), list(problem.w_shape), list(problem.stride),
+        algo, problem.conv_pass, list(problem.x_shape), list(problem.w_shape), list(problem.stride),
         list(problem.pad_lo), list(problem.pad_hi), list(problem.dilation), problem.groups,
         problem.dtype,
     ))
 
 
 def _auto_rule(problem: Problem) -> tuple[str, str]:
-    """The `auto` choice for a problem and the reason, from measurements on a 2-core Zen 4
-    (`fastconv bench --suite reference`, see README): the packed-GEMM algorithms beat the
-    naive reference on every layer but tiny ones; implicit GEMM avoids the column buffer and
-    ties or beats im2col except where the patch matrix is reused enough to pay for itself."""
-    c_per_group = problem.w_shape[1]
-    k_per_group = problem.w_shape[0] // problem.groups if problem.op == "conv" else problem.w_shape[1]
+    """The `auto` choice for one pass and the reason.
+
+    Measured with `fastconv bench --suite reference --passes forward,backward_data,backward_weight`
+    (2 threads, Zen 5, float32; ratios are PyTorch time / fastconv time, see README):
+    - implicit_gemm is the fastest built algorithm on every dense and grouped layer's forward and
+      backward-weight pass (e.g. res3.3x3 forward 0.81x vs im2col 0.47x; 1x1 layers 1.05-1.58x).
+    - The conv backward-data pass (also the transposed conv's forward) with stride > 1 reads only
+      every stride-th tap in implicit_gemm's gather, so im2col + col2im wins there by 3-100x
+      (resnet50.conv1 0.98x vs 0.04x, dcgan.g2 0.52x vs 0.17x); so it does on small images,
+      where col2im is cheap and the implicit gather dominates (res5.3x3, 7x7: 0.94x vs 0.56x).
+    - Depthwise-like groups (one or two channels in and out per group) leave a GEMM nothing to
+      block over; for backward-weight the reference loops are 3-6x faster than either GEMM
+      (mobilenetv2.dw14 0.23x vs 0.05x) until the depthwise algorithm exists.
+    """
     built = algorithms(problem.op)
     if "implicit_gemm" not in built:
         return "reference", "the only algorithm in this build"
-    if c_per_group * k_per_group < 4:
-        return "reference", "one or two channels per group: a GEMM has nothing to block over"
+    conv_pass = problem.conv_pass
+    k_per_group = problem.w_shape[0] // problem.groups
+    c_per_group = problem.w_shape[1]
+    spatial = 1
+    for e in problem.x_shape[2:]:
+        spatial *= e
+    if conv_pass == "backward_weight" and c_per_group * k_per_group <= 2:
+        return "reference", "depthwise-like groups: a GEMM has nothing to block over"
+    if conv_pass == "backward_data" and "im2col" in built:
+        if any(s > 1 for s in problem.stride):
+            return "im2col", "strided backward-data: GEMM into columns, then col2im"
+        if spatial < 64:
+            return "im2col", "backward-data on a small image: col2im is cheap"
     return "implicit_gemm", "packed GEMM with panels read straight from the input, no column buffer"
 
 
@@ -90,7 +117,7 @@ def candidates(problem: Problem) -> list[str]:
     """Algorithms to try for `problem`, best first, among those built."""
     first, _ = _auto_rule(problem)
     built = algorithms(problem.op)
-    order = [first] + [a for a in ("implicit_gemm", "im2col", "reference") if a != first]
+    order = [first] + [a for a in ("implicit_gemm", "im2col", "reference") if a != first]  # fallbacks
     return [a for a in order if a in built]
 
 

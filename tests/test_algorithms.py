@@ -1,0 +1,156 @@
+"""Every built conv algorithm x pass x dtype against the float64 oracle, with NaN-poisoned outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+
+import numpy as np
+import pytest
+
+import fastconv
+import reference as ref
+from conftest import assert_close, rand, run_python
+
+ALGOS = [a for a in fastconv.algorithms("conv") if a != "reference"]
+
+# (x_shape, w_shape, kwargs): ranks 1-3, strides, every padding form, dilation, groups,
+# channel multipliers, true convolution, odd and prime sizes.
+GEOMETRIES = [
+    ((2, 5, 13), (7, 5, 3), dict(padding=1)),
+    ((1, 4, 17), (6, 2, 4), dict(stride=3, padding=((2, 1),), dilation=2, groups=2)),
+    ((3, 6, 9, 8), (4, 6, 3, 3), dict(padding="same", mode="conv")),
+    ((1, 8, 11, 7), (8, 8, 1, 1), dict()),  # pointwise: GEMM straight on the input
+    ((2, 8, 6, 5), (12, 8, 1, 1), dict(stride=2)),
+    ((1, 3, 15, 14), (5, 3, 5, 3), dict(stride=(2, 1), padding=((2, 3), (0, 1)), dilation=(1, 2))),
+    ((1, 6, 9, 9), (6, 1, 3, 3), dict(padding=1, groups=6)),  # depthwise
+    ((1, 4, 8, 9), (8, 1, 3, 3), dict(stride=2, padding="same", groups=4)),  # multiplier 2
+    ((2, 23, 7, 6), (19, 23, 3, 3), dict(padding="full")),
+    ((1, 4, 5, 6, 4), (3, 4, 3, 2, 3), dict(padding=1, stride=(1, 2, 1))),
+    ((1, 4, 6, 5, 7), (4, 2, 2, 3, 3), dict(dilation=(2, 1, 2), groups=2, mode="conv")),
+    ((0, 4, 6, 6), (4, 4, 3, 3), dict(padding=1)),  # empty batch
+]
+IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
+
+
+@pytest.fixture
+def poisoned_outputs(monkeypatch):
+    """Outputs start as NaN, so an element a kernel forgets to write fails the comparison."""
+    from fastconv import _interop
+
+    original = _interop.ArrayKind.empty
+
+    def empty(self, shape, dtype):
+        obj, view = original(self, shape, dtype)
+        view[...] = np.nan
+        return obj, view
+
+    monkeypatch.setattr(_interop.ArrayKind, "empty", empty)
+
+
+def _reduction(w_shape):
+    return int(np.prod(w_shape[1:]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("x_shape,w_shape,kw", GEOMETRIES, ids=IDS)
+def test_conv_passes(poisoned_outputs, rng, x_shape, w_shape, kw, algo, dtype):
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    b = rand(rng, (w_shape[0],), dtype)
+    kw = dict(kw)
+    if "groups" not in kw:
+        kw["groups"] = x_shape[1] // w_shape[1]
+    y = fastconv.conv(x, w, b, algo=algo, **kw)
+    assert_close(y, ref.conv(x, w, b, **kw), dtype, _reduction(w_shape))
+    gy = rand(rng, y.shape, dtype)
+    gx = fastconv.conv_backward_data(gy, w, x_shape, algo=algo, **kw)
+    assert_close(gx, ref.conv_backward_data(gy, w, x_shape, **kw), dtype, w_shape[0] * 27)
+    gw = fastconv.conv_backward_weight(x, gy, w_shape, algo=algo, **kw)
+    out_count = int(np.prod(y.shape)) // max(y.shape[1], 1)
+    assert_close(gw, ref.conv_backward_weight(x, gy, w_shape, **kw), dtype, max(out_count, 1))
+
+
+TRANSPOSED = [
+    ((2, 6, 5, 4), (6, 3, 4, 4), dict(stride=2, padding=1, output_padding=1)),
+    ((1, 4, 7), (4, 2, 3), dict(stride=1, padding=1, output_padding=1, dilation=2, groups=2)),
+    ((1, 4, 3, 4, 3), (4, 2, 2, 3, 2), dict(stride=(2, 1, 3), padding=((0, 1), 1, 0))),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("x_shape,w_shape,kw", TRANSPOSED)
+def test_transposed_passes(poisoned_outputs, rng, x_shape, w_shape, kw, algo, dtype):
+    groups = kw.get("groups", 1)
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    b = rand(rng, (w_shape[1] * groups,), dtype)
+    y = fastconv.conv_transpose(x, w, b, algo=algo, **kw)
+    assert_close(y, ref.conv_transpose(x, w, b, **kw), dtype, 64)
+    gy = rand(rng, y.shape, dtype)
+    gx = fastconv.conv_transpose_backward_data(gy, w, algo=algo, **kw)
+    assert_close(gx, ref.conv_transpose_backward_data(gy, w, **kw), dtype, 64)
+    gw = fastconv.conv_transpose_backward_weight(x, gy, w_shape, algo=algo, **kw)
+    assert_close(gw, ref.conv_transpose_backward_weight(x, gy, w_shape, **kw), dtype, 256)
+
+
+def test_gemm_error_within_stated_multiple_of_reference(rng):
+    """float32 GEMM algorithms may be at most 8x sqrt(L) ulps off (conftest's rule); check the
+    measured error on a long reduction stays within 4x the reference algorithm's own error
+    plus that bound's floor of one ulp of scale per sqrt(L)."""
+    x, w = rand(rng, (1, 64, 12, 12), np.float32), rand(rng, (32, 64, 3, 3), np.float32)
+    want = ref.conv(x, w, padding=1)
+    scale = float(np.abs(want).max())
+    eps = float(np.finfo(np.float32).eps)
+    ref_err = float(np.abs(fastconv.conv(x, w, padding=1, algo="reference") - want).max())
+    for algo in ALGOS:
+        err = float(np.abs(fastconv.conv(x, w, padding=1, algo=algo) - want).max())
+        assert err <= 4 * ref_err + eps * scale * math.sqrt(64 * 9), (algo, err, ref_err)
+
+
+def test_im2col_chunks_under_a_small_workspace_limit():
+    """FASTCONV_WORKSPACE_LIMIT caps the column buffer; results stay exact across chunks."""
+    code = textwrap.dedent(
+        """
+        import json, numpy as np, fastconv
+        r = np.random.default_rng(3)
+        x = r.standard_normal((2, 6, 13, 11)); w = r.standard_normal((4, 3, 3, 3))
+        kw = dict(padding=1, stride=(1, 2), groups=2)
+        y = fastconv.conv(x, w, algo="im2col", **kw)
+        gy = r.standard_normal(y.shape)
+        out = {}
+        for algo in ("im2col", "reference"):
+            out[algo] = [fastconv.conv(x, w, algo=algo, **kw).tolist(),
+                         fastconv.conv_backward_data(gy, w, x.shape, algo=algo, **kw).tolist(),
+                         fastconv.conv_backward_weight(x, gy, w.shape, algo=algo, **kw).tolist()]
+        ws = fastconv.explain(x, w, algo="im2col", **kw).workspace_bytes
+        print(json.dumps({"out": out, "ws": ws}))
+        """
+    )
+    res = run_python(code, env={"FASTCONV_WORKSPACE_LIMIT": "4096"})
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout.strip().splitlines()[-1])
+    assert 0 < data["ws"] <= 4096
+    for got, want in zip(data["out"]["im2col"], data["out"]["reference"]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_explain_reports_workspace():
+    x_shape, w_shape = (1, 16, 20, 20), (8, 16, 3, 3)
+    im2col = fastconv.explain(x_shape, w_shape, padding=1, algo="im2col")
+    assert im2col.workspace_bytes == 16 * 9 * 400 * 4  # whole patch matrix fits the default cap
+    assert fastconv.explain(x_shape, w_shape, padding=1, algo="implicit_gemm").workspace_bytes == 0
+    bd = fastconv.explain(x_shape, w_shape, padding=1, algo="implicit_gemm", pass_="backward_data")
+    assert bd.workspace_bytes == 8 * 16 * 9 * 4  # one transposed copy of the weight
+    assert "workspace" in str(im2col).lower()
+
+
+def test_auto_is_built_and_forcing_an_unbuilt_algorithm_says_so():
+    x, w = np.ones((1, 4, 6, 6), np.float32), np.ones((4, 4, 3, 3), np.float32)
+    e = fastconv.explain(x, w, padding=1)
+    assert e.algo in fastconv.algorithms("conv") and e.reason
+    unbuilt = [a for a in ("winograd", "fft", "direct") if a not in fastconv.algorithms("conv")]
+    for name in unbuilt:
+        with pytest.raises(NotImplementedError, match=name):
+            fastconv.conv(x, w, algo=name)
