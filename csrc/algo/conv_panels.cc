@@ -94,38 +94,80 @@ std::vector<Run>& run_buffer() {
 
 }  // namespace
 
+// How one run of a panel reads its source for one kernel tap (the same for every channel).
+struct RunSource {
+  enum Kind : int8_t { kZero, kCopy, kGather } kind;
+  int64_t row;  // offset of the source row (kGather) or of the first element (kCopy)
+  int64_t x0;   // first source column (kGather)
+};
+
+// Packs panels whose row (channel, tap) reads, for every run of consecutive panel columns, a
+// stretch of one source row: source coordinates are run corner + shift + sign * tap offset, stepping
+// `step` along the innermost dim (out of range -> 0). Forward packing reads the input this
+// way (sign +1, step = stride); unit-stride backward data reads grad_y (sign -1, step 1).
 template <typename T>
-void ForwardColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
-                             T* dst) const {
-  const ConvGeometry& g = g_;
-  const int64_t taps = g.kernel_spatial(), in_sp = g.in_spatial();
-  const int64_t H = g.in[1], W = g.in[2], sw = g.stride[2];
-  std::vector<Run>& runs = run_buffer();
+void pack_shifted_rows(const TapTable& taps_tab, int64_t taps, int sign, const Dims& extent,
+                       int64_t step, const T* src_base, int64_t channel_stride,
+                       std::vector<Run>& runs, int64_t k0, int64_t kc, int64_t nc, int64_t nr,
+                       int64_t first_col, bool input_runs, const Dims& shift,
+                       const ConvGeometry& g, T* dst) {
+  thread_local std::vector<RunSource> t_sources;
+  std::vector<RunSource>& sources = t_sources;  // one TLS lookup per call, not per row
+  const int64_t H = extent[1], W = extent[2];
   for (int64_t p0 = 0; p0 < nc; p0 += nr, dst += kc * nr) {
     const int64_t cols = std::min(nr, nc - p0);
-    make_output_runs(g, n0 + p0, cols, runs);
+    const int64_t nruns = input_runs ? make_input_runs(g, first_col + p0, cols, runs)
+                                     : make_output_runs(g, first_col + p0, cols, runs);
+    for (Run& r : runs) r.z += shift[0], r.y += shift[1], r.x += shift[2];
+    // Where each run reads for each tap does not depend on the channel: decide it once per
+    // panel, so a row of the panel is a table lookup and a copy.
+    sources.resize(size_t(taps * nruns));
+    for (int64_t t = 0; t < taps; ++t) {
+      for (int64_t i = 0; i < nruns; ++i) {
+        const Run& run = runs[i];
+        const int64_t z = run.z + sign * taps_tab.dz[t], y = run.y + sign * taps_tab.dy[t];
+        const int64_t x0 = run.x + sign * taps_tab.dx[t];
+        RunSource& rs = sources[t * nruns + i];
+        if (!inside(z, extent[0]) || !inside(y, H)) {
+          rs = {RunSource::kZero, 0, 0};
+        } else if (step == 1 && x0 >= 0 && x0 + run.len <= W) {
+          rs = {RunSource::kCopy, (z * H + y) * W + x0, 0};
+        } else {
+          rs = {RunSource::kGather, (z * H + y) * W, x0};
+        }
+      }
+    }
     // Rows walk (channel, tap) in order: step the pair instead of dividing per row.
     int64_t c = k0 / taps, t = k0 % taps;
+    const RunSource* table = sources.data();
+    const Run* run_list = runs.data();
     for (int64_t kk = 0; kk < kc; ++kk) {
-      const T* xc = x_ + c * in_sp;
+      const T* xc = src_base + c * channel_stride;
       T* row = dst + kk * nr;
-      const int64_t dz = taps_.dz[t], dy = taps_.dy[t], dx = taps_.dx[t];
-      for (const Run& run : runs) {
-        const int64_t z = run.z + dz, y = run.y + dy, x0 = run.x + dx;
+      const RunSource* rs = table + t * nruns;
+      for (int64_t i = 0; i < nruns; ++i) {
+        const Run& run = run_list[i];
         T* out = row + run.j0;
-        if (!inside(z, g.in[0]) || !inside(y, H)) {
+        if (rs[i].kind == RunSource::kCopy) {
+          std::memcpy(out, xc + rs[i].row, size_t(run.len) * sizeof(T));
+        } else if (rs[i].kind == RunSource::kZero) {
           zero_run(run.len, out, 1);
-        } else if (sw == 1 && x0 >= 0 && x0 + run.len <= W) {
-          const T* src = xc + (z * H + y) * W + x0;  // interior: a plain copy
-          for (int64_t j = 0; j < run.len; ++j) out[j] = src[j];
         } else {
-          gather_run(xc + (z * H + y) * W, W, x0, sw, run.len, out, 1);
+          gather_run(xc + rs[i].row, W, rs[i].x0, step, run.len, out, 1);
         }
       }
       zero_run(nr - cols, row + cols, 1);
       if (++t == taps) t = 0, ++c;
     }
   }
+}
+
+template <typename T>
+void ForwardColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
+                             T* dst) const {
+  // Output runs carry window corners (o * stride - pad) in input coordinates.
+  pack_shifted_rows(taps_, g_.kernel_spatial(), +1, g_.in, g_.stride[2], x_, g_.in_spatial(),
+                    run_buffer(), k0, kc, nc, nr, n0, false, Dims{0, 0, 0}, g_, dst);
 }
 
 // Output coordinate reached from input coordinate i through dilated tap offset d, or -1.
@@ -141,8 +183,13 @@ void BackwardDataColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc
                                   T* dst) const {
   const ConvGeometry& g = g_;
   const int64_t taps = g.kernel_spatial(), out_sp = g.out_spatial();
-  const bool unit_stride = g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1;
   std::vector<Run>& runs = run_buffer();
+  if (g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1) {
+    // o = i + pad - tap: every row is a shifted copy of a grad_y row.
+    pack_shifted_rows(taps_, taps, -1, g.out, 1, gy_, out_sp, runs, k0, kc, nc, nr, n0, true,
+                      g.pad_lo, g, dst);
+    return;
+  }
   for (int64_t p0 = 0; p0 < nc; p0 += nr, dst += kc * nr) {
     const int64_t cols = std::min(nr, nc - p0);
     make_input_runs(g, n0 + p0, cols, runs);
@@ -152,16 +199,6 @@ void BackwardDataColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc
       T* row = dst + kk * nr;
       const int64_t dz = taps_.dz[t], dy = taps_.dy[t], dx = taps_.dx[t];
       for (const Run& run : runs) {
-        if (unit_stride) {  // o = i + pad - tap: a shifted copy of a grad_y row
-          const int64_t oz = run.z + g.pad_lo[0] - dz, oy = run.y + g.pad_lo[1] - dy;
-          if (inside(oz, g.out[0]) && inside(oy, g.out[1])) {
-            gather_run(gyk + (oz * g.out[1] + oy) * g.out[2], g.out[2], run.x + g.pad_lo[2] - dx, 1,
-                       run.len, row + run.j0, 1);
-          } else {
-            zero_run(run.len, row + run.j0, 1);
-          }
-          continue;
-        }
         const int64_t oz = source(run.z, g.pad_lo[0], dz, g.stride[0], g.out[0]);
         const int64_t oy = source(run.y, g.pad_lo[1], dy, g.stride[1], g.out[1]);
         if (oz < 0 || oy < 0) {
