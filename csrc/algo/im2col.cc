@@ -24,11 +24,11 @@ int64_t chunk_columns(const ConvGeometry& g, int64_t elem_size) {
   return std::min(cols, g.out_spatial());
 }
 
-// Reads (or, with Scatter, accumulates into) the patch matrix rows [0, rows) x columns
-// [o0, o0 + cols) of the channels starting at `image`. Parallel over channels: the rows of
-// one channel touch only that channel, so col2im has no write conflicts.
-template <bool Scatter, typename T>
-void patches(const ConvGeometry& g, T* image, T* col, int64_t o0, int64_t cols) {
+// col2im: accumulates the patch matrix rows [0, rows) x columns [o0, o0 + cols) into the
+// channels starting at `image`. Parallel over channels: the rows of one channel touch only
+// that channel, so there are no write conflicts.
+template <typename T>
+void scatter_patches(const ConvGeometry& g, T* image, const T* col, int64_t o0, int64_t cols) {
   const int64_t taps = g.kernel_spatial(), in_sp = g.in_spatial();
   const TapTable tt(g);
   parallel_for(g.c_per_group(), 1, [&](int64_t c_begin, int64_t c_end) {
@@ -36,7 +36,7 @@ void patches(const ConvGeometry& g, T* image, T* col, int64_t o0, int64_t cols) 
       T* xc = image + c * in_sp;
       for (int64_t t = 0; t < taps; ++t) {
         const int64_t dz = tt.dz[t], dy = tt.dy[t], dx = tt.dx[t];
-        T* row = col + (c * taps + t) * cols;
+        const T* row = col + (c * taps + t) * cols;
         int64_t ow = o0 % g.out[2], oh = (o0 / g.out[2]) % g.out[1], od = o0 / (g.out[2] * g.out[1]);
         for (int64_t j = 0; j < cols; ++j) {
           const int64_t z = od * g.stride[0] - g.pad_lo[0] + dz;
@@ -44,11 +44,7 @@ void patches(const ConvGeometry& g, T* image, T* col, int64_t o0, int64_t cols) 
           const int64_t x = ow * g.stride[2] - g.pad_lo[2] + dx;
           const bool in = uint64_t(z) < uint64_t(g.in[0]) && uint64_t(y) < uint64_t(g.in[1]) &&
                           uint64_t(x) < uint64_t(g.in[2]);
-          if (Scatter) {
-            if (in) xc[(z * g.in[1] + y) * g.in[2] + x] += row[j];
-          } else {
-            row[j] = in ? xc[(z * g.in[1] + y) * g.in[2] + x] : T(0);
-          }
+          if (in) xc[(z * g.in[1] + y) * g.in[2] + x] += row[j];
           if (++ow == g.out[2]) {
             ow = 0;
             if (++oh == g.out[1]) oh = 0, ++od;
@@ -56,6 +52,18 @@ void patches(const ConvGeometry& g, T* image, T* col, int64_t o0, int64_t cols) 
         }
       }
     }
+  });
+}
+
+// Fills the patch matrix rows x [o0, o0 + cols) of one image and group with the implicit-GEMM
+// panel packer (one panel as wide as the chunk), parallel over row blocks.
+template <typename T>
+void fill_patches(const ConvGeometry& g, const T* image, T* col, int64_t o0, int64_t cols) {
+  const ForwardColumns<T> source(g, image);
+  const int64_t rows = patch_rows(g);
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, cols));
+  parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
+    source.pack(r0, r1 - r0, o0, cols, cols, col + r0 * cols);
   });
 }
 
@@ -105,7 +113,7 @@ void im2col_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
     for (int64_t grp = 0; grp < g.groups; ++grp)
       for (int64_t o0 = 0; o0 < out_sp; o0 += chunk) {
         const int64_t cols = std::min(chunk, out_sp - o0);
-        patches<false>(g, const_cast<T*>(x + (n * g.c + grp * cg) * in_sp), ws, o0, cols);
+        fill_patches(g, x + (n * g.c + grp * cg) * in_sp, ws, o0, cols);
         gemm::gemm<T>(kg, cols, rows, T(1), {w + grp * kg * rows, rows, 1}, {ws, cols, 1}, beta,
                       y + (n * g.k + grp * kg) * out_sp + o0, out_sp);
       }
@@ -124,7 +132,7 @@ void im2col_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T*
         // col = W_g^T (rows x kg) * grad_y (kg x cols)
         gemm::gemm<T>(rows, cols, kg, T(1), {w + grp * kg * rows, 1, rows},
                       {grad_y + (n * g.k + grp * kg) * out_sp + o0, out_sp, 1}, T(0), ws, cols);
-        patches<true>(g, grad_x + (n * g.c + grp * cg) * in_sp, ws, o0, cols);
+        scatter_patches(g, grad_x + (n * g.c + grp * cg) * in_sp, ws, o0, cols);
       }
 }
 
@@ -138,7 +146,7 @@ void im2col_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, 
     for (int64_t grp = 0; grp < g.groups; ++grp)
       for (int64_t o0 = 0; o0 < out_sp; o0 += chunk) {
         const int64_t cols = std::min(chunk, out_sp - o0);
-        patches<false>(g, const_cast<T*>(x + (n * g.c + grp * cg) * in_sp), ws, o0, cols);
+        fill_patches(g, x + (n * g.c + grp * cg) * in_sp, ws, o0, cols);
         // grad_w_g (kg x rows) += grad_y (kg x cols) * col^T (cols x rows)
         const bool first = n == 0 && o0 == 0;
         gemm::gemm<T>(kg, rows, cols, T(1), {grad_y + (n * g.k + grp * kg) * out_sp + o0, out_sp, 1},
