@@ -90,9 +90,11 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
       every stride-th tap in implicit_gemm's gather, so im2col + col2im wins there by 3-100x
       (resnet50.conv1 0.98x vs 0.04x, dcgan.g2 0.52x vs 0.17x); so it does on small images,
       where col2im is cheap and the implicit gather dominates (res5.3x3, 7x7: 0.94x vs 0.56x).
-    - Depthwise-like groups (one or two channels in and out per group) leave a GEMM nothing to
-      block over; for backward-weight the reference loops are 3-6x faster than either GEMM
-      (mobilenetv2.dw14 0.23x vs 0.05x) until the depthwise algorithm exists.
+    - Depthwise-like groups (one or two channels in and out per group) with small kernels leave
+      a GEMM nothing to block over; for backward-weight the reference loops are 3-6x faster
+      than either GEMM (mobilenetv2.dw14 0.25x vs 0.05x) until the depthwise algorithm exists.
+      Long kernels give the GEMM a reduction to block over again (replknet.dw31 31x31:
+      implicit_gemm 1.29x vs reference 0.95x; signal.1d.k1025: 1.11x vs 0.36x).
     """
     built = algorithms(problem.op)
     if "implicit_gemm" not in built:
@@ -103,8 +105,11 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
     spatial = 1
     for e in problem.x_shape[2:]:
         spatial *= e
-    if conv_pass == "backward_weight" and c_per_group * k_per_group <= 2:
-        return "reference", "depthwise-like groups: a GEMM has nothing to block over"
+    taps = 1
+    for e in problem.w_shape[2:]:
+        taps *= e
+    if conv_pass == "backward_weight" and c_per_group * k_per_group <= 2 and taps <= 25:
+        return "reference", "depthwise-like groups with a small kernel: a GEMM has nothing to block over"
     if conv_pass == "backward_data" and "im2col" in built:
         if any(s > 1 for s in problem.stride):
             return "im2col", "strided backward-data: GEMM into columns, then col2im"
