@@ -89,7 +89,8 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
     - The conv backward-data pass (also the transposed conv's forward) with stride > 1 reads only
       every stride-th tap in implicit_gemm's gather, so im2col + col2im wins there by 3-100x
       (resnet50.conv1 0.98x vs 0.04x, dcgan.g2 0.52x vs 0.17x); so it does on small images,
-      where col2im is cheap and the implicit gather dominates (res5.3x3, 7x7: 0.94x vs 0.56x).
+      where col2im is cheap and the implicit gather dominates (res5.3x3, 7x7: 0.67x vs 0.54x),
+      except 1x1 kernels, whose backward data is a plain GEMM (res5.1x1: 0.85x vs 0.60x).
     - Depthwise-like groups (one or two channels in and out per group) with small kernels leave
       a GEMM nothing to block over; for backward-weight the reference loops are 3-6x faster
       than either GEMM (mobilenetv2.dw14 0.25x vs 0.05x) until the depthwise algorithm exists.
@@ -113,7 +114,7 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
     if conv_pass == "backward_data" and "im2col" in built:
         if any(s > 1 for s in problem.stride):
             return "im2col", "strided backward-data: GEMM into columns, then col2im"
-        if spatial < 64:
+        if spatial < 64 and taps > 1:
             return "im2col", "backward-data on a small image: col2im is cheap"
     return "implicit_gemm", "packed GEMM with panels read straight from the input, no column buffer"
 
