@@ -7,10 +7,9 @@ import os
 import subprocess
 import sys
 
+import fastconv
 import numpy as np
 import pytest
-
-import fastconv
 import reference as ref
 from conftest import rand, run_python
 

@@ -6,12 +6,11 @@ import itertools
 import math
 import random
 
+import fastconv
 import numpy as np
 import pytest
-
-import fastconv
 import reference as ref
-from conftest import DTYPES, assert_close, assert_result_type, rand, raises_naming
+from conftest import DTYPES, assert_close, assert_result_type, raises_naming, rand
 
 # Per rank: input spatial sizes and kernel sizes (odd, prime, non-square on purpose).
 GEOMS = {1: ((13,), (5,)), 2: ((11, 7), (5, 3)), 3: ((6, 5, 5), (3, 2, 2))}

@@ -6,10 +6,9 @@ import itertools
 import math
 import random
 
+import fastconv
 import numpy as np
 import pytest
-
-import fastconv
 import reference as ref
 from conftest import DTYPES, assert_close, assert_result_type, rand
 

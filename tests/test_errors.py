@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import textwrap
 
+import fastconv
 import numpy as np
 import pytest
-
-import fastconv
 from conftest import raises_naming, run_python
 
 CHANNELS = r"groups|channels?|C"  # the contract lets a channel mismatch name groups or the channels

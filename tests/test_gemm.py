@@ -9,7 +9,6 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from conftest import DTYPES, run_with_isa
 
 _C = pytest.importorskip("fastconv._C")
@@ -102,6 +101,7 @@ def test_alpha_zero_reads_neither_a_nor_b(dtype):
 
 def strided_cases(rng, dtype, m, n, k):
     """(name, a, b) pairs of views with every stride pattern the engine distinguishes."""
+
     def u(*shape):
         return rng.uniform(-1, 1, shape).astype(dtype)
 
@@ -147,8 +147,9 @@ def test_c_view_with_row_stride_leaves_rest_untouched(rng, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch", [1, 2, 3, 7])
 def test_batched(rng, dtype, batch):
-    for (m, n, k), (alpha, beta) in zip(((17, 33, 31), (1, 7, 600), (64, 70, 12)),
-                                        ((1.0, 0.0), (0.5, 1.0), (-2.0, 0.5))):
+    for (m, n, k), (alpha, beta) in zip(
+        ((17, 33, 31), (1, 7, 600), (64, 70, 12)), ((1.0, 0.0), (0.5, 1.0), (-2.0, 0.5))
+    ):
         a = rng.uniform(-1, 1, (batch, k, m)).astype(dtype).transpose(0, 2, 1)  # a.T per item
         b = rng.uniform(-1, 1, (batch, k, 2 * n)).astype(dtype)[:, :, ::2]
         c = rng.uniform(-1, 1, (batch, m, n)).astype(dtype)
@@ -231,8 +232,11 @@ def test_errors():
     with pytest.raises(ValueError, match="3-D"):
         _C.gemm_batched(f32, np.ones((4, 2), np.float32), np.zeros((3, 2), np.float32))
     with pytest.raises(ValueError, match="shapes"):
-        _C.gemm_batched(np.ones((2, 3, 4), np.float32), np.ones((3, 4, 2), np.float32),
-                        np.zeros((2, 3, 2), np.float32))
+        _C.gemm_batched(
+            np.ones((2, 3, 4), np.float32),
+            np.ones((3, 4, 2), np.float32),
+            np.zeros((2, 3, 2), np.float32),
+        )
     with pytest.raises(ValueError, match="overlap"):
         c = np.lib.stride_tricks.as_strided(np.zeros(12, np.float32), (2, 3, 2), (8, 8, 4))
         _C.gemm_batched(np.ones((2, 3, 4), np.float32), np.ones((2, 4, 2), np.float32), c)

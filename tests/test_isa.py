@@ -7,7 +7,6 @@ import math
 import textwrap
 
 import numpy as np
-
 import reference as ref
 from conftest import assert_close, rand, run_with_isa
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 
+import fastconv
 import numpy as np
 import pytest
-
-import fastconv
 import reference as ref
 from conftest import DTYPES, assert_close, assert_result_type, rand
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 import fastconv
+import numpy as np
 import reference as ref
 from conftest import assert_close
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -6,9 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
-import scipy.signal
-
 import reference as ref
+import scipy.signal
 from conftest import requires_torch, torch
 
 # ---- brute force straight from the definitions (scalar loops, tiny shapes only)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import fastconv
 import numpy as np
 import pytest
-
-import fastconv
 from conftest import DTYPES, assert_close, rand, requires_torch, torch
 
 pytestmark = [requires_torch, pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")]

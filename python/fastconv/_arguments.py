@@ -46,8 +46,10 @@ def _is_pair(v: Any) -> bool:
 
 def explicit_padding(padding: Any, rank: int, name: str = "padding") -> tuple[list[int], list[int]]:
     """int, per-dim ints or per-dim (low, high) pairs -> (low list, high list), all >= 0."""
-    if isinstance(padding, (tuple, list)) and len(padding) == rank and any(
-        isinstance(p, (tuple, list)) for p in padding
+    if (
+        isinstance(padding, (tuple, list))
+        and len(padding) == rank
+        and any(isinstance(p, (tuple, list)) for p in padding)
     ):
         if not all(_is_pair(p) or _is_int(p) for p in padding):
             raise ValueError(
@@ -88,7 +90,9 @@ def conv_padding(
                 lo.append(total // 2)
                 hi.append(total - total // 2)
             return lo, hi
-        raise ValueError(f"padding must be an int, a tuple, or one of {PAD_STRINGS}, got {padding!r}")
+        raise ValueError(
+            f"padding must be an int, a tuple, or one of {PAD_STRINGS}, got {padding!r}"
+        )
     return explicit_padding(padding, rank)
 
 
@@ -105,7 +109,9 @@ def transpose_padding(padding: Any, rank: int) -> tuple[list[int], list[int]]:
 
 def check_mode(mode: Any) -> str:
     if mode not in ("cross", "conv"):
-        raise ValueError(f"mode must be 'cross' (cross-correlation) or 'conv' (true convolution), got {mode!r}")
+        raise ValueError(
+            f"mode must be 'cross' (cross-correlation) or 'conv' (true convolution), got {mode!r}"
+        )
     return mode
 
 
@@ -119,7 +125,9 @@ def check_groups(groups: Any) -> int:
 
 def spatial_rank(ndim: int, name: str) -> int:
     if not 3 <= ndim <= 5:
-        raise ValueError(f"{name} must have 3, 4 or 5 dims (N, C, *spatial with 1-3 spatial dims), got {ndim}")
+        raise ValueError(
+            f"{name} must have 3, 4 or 5 dims (N, C, *spatial with 1-3 spatial dims), got {ndim}"
+        )
     return ndim - 2
 
 

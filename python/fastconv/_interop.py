@@ -144,4 +144,3 @@ def wrap_indices(kind: ArrayKind, arr: np.ndarray) -> Any:
 
         return torch.from_numpy(arr)
     return arr
-

@@ -48,7 +48,11 @@ def _cuda_state() -> dict[str, Any]:
     try:
         from . import _cuda  # type: ignore[attr-defined]
     except ImportError:
-        return {"built": False, "devices": [], "status": "not built (no CUDA compiler at build time)"}
+        return {
+            "built": False,
+            "devices": [],
+            "status": "not built (no CUDA compiler at build time)",
+        }
     devices, error = _cuda.devices()
     status = f"{len(devices)} GPU(s) visible" if devices else f"no GPU visible ({error or 'none'})"
     return {"built": True, "runtime": _cuda.runtime_version(), "devices": devices, "status": status}

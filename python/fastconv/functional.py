@@ -81,13 +81,27 @@ def _transpose_window(w_shape, stride, padding, output_padding, dilation):
     return _Window(s, lo, hi, d), op
 
 
-def _problem(op, pass_, x_shape, w_shape, win: _Window, groups, dtype="float32",
-             output_padding=None) -> Problem:
+def _problem(
+    op, pass_, x_shape, w_shape, win: _Window, groups, dtype="float32", output_padding=None
+) -> Problem:
     """The conv geometry selection sees (a transposed conv's is the conv it is the adjoint of)."""
-    hi = win.pad_hi if output_padding is None else [h - o for h, o in zip(win.pad_hi, output_padding)]
-    return Problem(op, pass_, as_tuple(x_shape), as_tuple(w_shape), as_tuple(win.stride),
-                   as_tuple(win.pad_lo), as_tuple(hi), as_tuple(win.dilation), groups,
-                   np.dtype(dtype).name)
+    hi = (
+        win.pad_hi
+        if output_padding is None
+        else [h - o for h, o in zip(win.pad_hi, output_padding)]
+    )
+    return Problem(
+        op,
+        pass_,
+        as_tuple(x_shape),
+        as_tuple(w_shape),
+        as_tuple(win.stride),
+        as_tuple(win.pad_lo),
+        as_tuple(hi),
+        as_tuple(win.dilation),
+        groups,
+        np.dtype(dtype).name,
+    )
 
 
 def _inputs(bias: Any = None, **named: Any) -> tuple[dict[str, np.ndarray], ArrayKind, np.dtype]:
@@ -132,8 +146,14 @@ def _freeze(v: Any) -> Any:
 def _plan(op: str, pass_: str, shape, w_shape, dtype, **kw: Any) -> _ConvPlan:
     """Cached _make_plan. `shape` is the data shape the caller has (see _make_plan)."""
     try:
-        key = (op, pass_, tuple(shape), tuple(w_shape), np.dtype(dtype).char,
-               _freeze(sorted(kw.items())))
+        key = (
+            op,
+            pass_,
+            tuple(shape),
+            tuple(w_shape),
+            np.dtype(dtype).char,
+            _freeze(sorted(kw.items())),
+        )
     except TypeError:  # unhashable argument: validate without caching
         return _make_plan(op, pass_, shape, w_shape, dtype, **kw)
     plan = _PLANS.get(key)
@@ -145,8 +165,21 @@ def _plan(op: str, pass_: str, shape, w_shape, dtype, **kw: Any) -> _ConvPlan:
     return plan
 
 
-def _make_plan(op, pass_, shape, w_shape, dtype, *, stride, padding, dilation, groups,
-               mode="cross", algo="auto", output_padding=0) -> _ConvPlan:
+def _make_plan(
+    op,
+    pass_,
+    shape,
+    w_shape,
+    dtype,
+    *,
+    stride,
+    padding,
+    dilation,
+    groups,
+    mode="cross",
+    algo="auto",
+    output_padding=0,
+) -> _ConvPlan:
     """Validates one conv or transposed-conv pass. `shape` is x's shape for conv passes and for
     the transposed forward/backward-weight passes, and grad_y's for transposed backward data."""
     shape, w_shape = [int(s) for s in shape], [int(s) for s in w_shape]
@@ -159,14 +192,16 @@ def _make_plan(op, pass_, shape, w_shape, dtype, *, stride, padding, dilation, g
         return _ConvPlan(result, win, groups, mode, select(problem, algo).algo, [])
     win, op_pad = _transpose_window(w_shape, stride, padding, output_padding, dilation)
     if pass_ == "backward_data":
-        x_shape = _C.conv_transpose_input_shape(shape, w_shape, *win.args(), op_pad, win.dilation,
-                                                groups)
+        x_shape = _C.conv_transpose_input_shape(
+            shape, w_shape, *win.args(), op_pad, win.dilation, groups
+        )
         y_shape = shape
     else:
         x_shape = shape
     # The transposed conv is validated by its own geometry (output_padding rules included).
-    y_shape = _C.conv_transpose_output_shape(x_shape, w_shape, *win.args(), op_pad, win.dilation,
-                                             groups)
+    y_shape = _C.conv_transpose_output_shape(
+        x_shape, w_shape, *win.args(), op_pad, win.dilation, groups
+    )
     if pass_ == "backward_data" and list(y_shape) != list(shape):
         raise ValueError(f"grad_y must have shape {tuple(y_shape)}, got {tuple(shape)}")
     result = {"forward": y_shape, "backward_data": x_shape, "backward_weight": w_shape}[pass_]
@@ -176,22 +211,46 @@ def _make_plan(op, pass_, shape, w_shape, dtype, *, stride, padding, dilation, g
 
 def _check_bias(a: dict, channels: int) -> None:
     if "bias" in a and a["bias"].shape != (channels,):
-        raise ValueError(f"bias must have shape ({channels},) (output channels), got {a['bias'].shape}")
+        raise ValueError(
+            f"bias must have shape ({channels},) (output channels), got {a['bias'].shape}"
+        )
 
 
-def conv(x, w, bias=None, *, stride: IntOrTuple = 1, padding: Padding = 0,
-         dilation: IntOrTuple = 1, groups: int = 1, mode: str = "cross", algo: str = "auto"):
+def conv(
+    x,
+    w,
+    bias=None,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    mode: str = "cross",
+    algo: str = "auto",
+):
     """N-d convolution (1-3 spatial dims) of x (N, C, *in) with w (K, C/groups, *kernel)."""
     a, kind, dtype = _inputs(x=x, w=w, bias=bias)
     xa, wa = a["x"], a["w"]
     _weight_rank(wa.shape)
     _same_rank(xa.shape, wa.shape, "x")
-    p = _plan("conv", "forward", xa.shape, wa.shape, dtype, stride=stride, padding=padding,
-              dilation=dilation, groups=groups, mode=mode, algo=algo)
+    p = _plan(
+        "conv",
+        "forward",
+        xa.shape,
+        wa.shape,
+        dtype,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        mode=mode,
+        algo=algo,
+    )
     _check_bias(a, wa.shape[0])
     out, view = kind.empty(p.result_shape, dtype)
-    _C.conv_forward(xa, wa, a.get("bias"), view, *p.win.args(), p.win.dilation, p.groups, p.mode,
-                    p.algo)
+    _C.conv_forward(
+        xa, wa, a.get("bias"), view, *p.win.args(), p.win.dilation, p.groups, p.mode, p.algo
+    )
     return out
 
 
@@ -217,17 +276,37 @@ conv2d = _conv_of_rank(2)
 conv3d = _conv_of_rank(3)
 
 
-def conv_backward_data(grad_y, w, x_shape: Sequence[int], *, stride: IntOrTuple = 1,
-                       padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1,
-                       mode: str = "cross", algo: str = "auto"):
+def conv_backward_data(
+    grad_y,
+    w,
+    x_shape: Sequence[int],
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    mode: str = "cross",
+    algo: str = "auto",
+):
     """Gradient of `conv` with respect to its input x (shape `x_shape`)."""
     a, kind, dtype = _inputs(grad_y=grad_y, w=w)
     gy, wa = a["grad_y"], a["w"]
     _weight_rank(wa.shape)
     x_shape = full_shape(x_shape, "x_shape", wa.ndim)
     _same_rank(gy.shape, wa.shape, "grad_y")
-    p = _plan("conv", "backward_data", x_shape, wa.shape, dtype, stride=stride, padding=padding,
-              dilation=dilation, groups=groups, mode=mode, algo=algo)
+    p = _plan(
+        "conv",
+        "backward_data",
+        x_shape,
+        wa.shape,
+        dtype,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        mode=mode,
+        algo=algo,
+    )
     out, view = kind.empty(p.result_shape, dtype)
     _C.conv_backward_data(gy, wa, view, *p.win.args(), p.win.dilation, p.groups, p.mode, p.algo)
     return out
@@ -240,17 +319,37 @@ def _weight_shape_arg(w_shape: Any) -> list[int]:
     return w_shape
 
 
-def conv_backward_weight(x, grad_y, w_shape: Sequence[int], *, stride: IntOrTuple = 1,
-                         padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1,
-                         mode: str = "cross", algo: str = "auto"):
+def conv_backward_weight(
+    x,
+    grad_y,
+    w_shape: Sequence[int],
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    mode: str = "cross",
+    algo: str = "auto",
+):
     """Gradient of `conv` with respect to its weight (shape `w_shape`)."""
     a, kind, dtype = _inputs(x=x, grad_y=grad_y)
     xa, gy = a["x"], a["grad_y"]
     w_shape = _weight_shape_arg(w_shape)
     _same_rank(xa.shape, w_shape, "x", "w_shape")
     _same_rank(gy.shape, w_shape, "grad_y", "w_shape")
-    p = _plan("conv", "backward_weight", xa.shape, w_shape, dtype, stride=stride, padding=padding,
-              dilation=dilation, groups=groups, mode=mode, algo=algo)
+    p = _plan(
+        "conv",
+        "backward_weight",
+        xa.shape,
+        w_shape,
+        dtype,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        mode=mode,
+        algo=algo,
+    )
     out, view = kind.empty(p.result_shape, dtype)
     _C.conv_backward_weight(xa, gy, view, *p.win.args(), p.win.dilation, p.groups, p.mode, p.algo)
     return out
@@ -269,56 +368,123 @@ def conv_backward_bias(grad_y):
 # ---- transposed convolution (runs the conv passes; DESIGN.md "One geometry, three passes")
 
 
-def conv_transpose(x, w, bias=None, *, stride: IntOrTuple = 1, padding: Padding = 0,
-                   output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1,
-                   algo: str = "auto"):
+def conv_transpose(
+    x,
+    w,
+    bias=None,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    algo: str = "auto",
+):
     """Transposed convolution of x (N, C_in, *in) with w (C_in, K/groups, *kernel)."""
     a, kind, dtype = _inputs(x=x, w=w, bias=bias)
     xa, wa = a["x"], a["w"]
     _weight_rank(wa.shape)
     _same_rank(xa.shape, wa.shape, "x")
-    p = _plan("conv_transpose", "forward", xa.shape, wa.shape, dtype, stride=stride,
-              padding=padding, output_padding=output_padding, dilation=dilation, groups=groups,
-              algo=algo)
+    p = _plan(
+        "conv_transpose",
+        "forward",
+        xa.shape,
+        wa.shape,
+        dtype,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+        algo=algo,
+    )
     _check_bias(a, p.result_shape[1])
     out, view = kind.empty(p.result_shape, dtype)
-    _C.conv_transpose_forward(xa, wa, a.get("bias"), view, *p.win.args(), p.output_padding,
-                              p.win.dilation, p.groups, p.algo)
+    _C.conv_transpose_forward(
+        xa,
+        wa,
+        a.get("bias"),
+        view,
+        *p.win.args(),
+        p.output_padding,
+        p.win.dilation,
+        p.groups,
+        p.algo,
+    )
     return out
 
 
-def conv_transpose_backward_data(grad_y, w, *, stride: IntOrTuple = 1, padding: Padding = 0,
-                                 output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
-                                 groups: int = 1, algo: str = "auto"):
+def conv_transpose_backward_data(
+    grad_y,
+    w,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    algo: str = "auto",
+):
     """Gradient of `conv_transpose` with respect to its input (a conv forward pass)."""
     a, kind, dtype = _inputs(grad_y=grad_y, w=w)
     gy, wa = a["grad_y"], a["w"]
     _weight_rank(wa.shape)
     _same_rank(gy.shape, wa.shape, "grad_y")
-    p = _plan("conv_transpose", "backward_data", gy.shape, wa.shape, dtype, stride=stride,
-              padding=padding, output_padding=output_padding, dilation=dilation, groups=groups,
-              algo=algo)
+    p = _plan(
+        "conv_transpose",
+        "backward_data",
+        gy.shape,
+        wa.shape,
+        dtype,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+        algo=algo,
+    )
     out, view = kind.empty(p.result_shape, dtype)
-    _C.conv_transpose_backward_data(gy, wa, view, *p.win.args(), p.output_padding,
-                                    p.win.dilation, p.groups, p.algo)
+    _C.conv_transpose_backward_data(
+        gy, wa, view, *p.win.args(), p.output_padding, p.win.dilation, p.groups, p.algo
+    )
     return out
 
 
-def conv_transpose_backward_weight(x, grad_y, w_shape: Sequence[int], *, stride: IntOrTuple = 1,
-                                   padding: Padding = 0, output_padding: IntOrTuple = 0,
-                                   dilation: IntOrTuple = 1, groups: int = 1, algo: str = "auto"):
+def conv_transpose_backward_weight(
+    x,
+    grad_y,
+    w_shape: Sequence[int],
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    algo: str = "auto",
+):
     """Gradient of `conv_transpose` with respect to its weight (C_in, K/groups, *kernel)."""
     a, kind, dtype = _inputs(x=x, grad_y=grad_y)
     xa, gy = a["x"], a["grad_y"]
     w_shape = _weight_shape_arg(w_shape)
     _same_rank(xa.shape, w_shape, "x", "w_shape")
     _same_rank(gy.shape, w_shape, "grad_y", "w_shape")
-    p = _plan("conv_transpose", "backward_weight", xa.shape, w_shape, dtype, stride=stride,
-              padding=padding, output_padding=output_padding, dilation=dilation, groups=groups,
-              algo=algo)
+    p = _plan(
+        "conv_transpose",
+        "backward_weight",
+        xa.shape,
+        w_shape,
+        dtype,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+        algo=algo,
+    )
     out, view = kind.empty(p.result_shape, dtype)
-    _C.conv_transpose_backward_weight(xa, gy, view, *p.win.args(), p.output_padding,
-                                      p.win.dilation, p.groups, p.algo)
+    _C.conv_transpose_backward_weight(
+        xa, gy, view, *p.win.args(), p.output_padding, p.win.dilation, p.groups, p.algo
+    )
     return out
 
 
@@ -340,9 +506,16 @@ def _check_bool(value: Any, name: str) -> bool:
     return bool(value)
 
 
-def max_pool(x, kernel_size: IntOrTuple, *, stride: Optional[IntOrTuple] = None,
-             padding: Padding = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
-             return_indices: bool = False):
+def max_pool(
+    x,
+    kernel_size: IntOrTuple,
+    *,
+    stride: Optional[IntOrTuple] = None,
+    padding: Padding = 0,
+    dilation: IntOrTuple = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+):
     """Max pooling; with return_indices also the flat argmax offsets per (n, c) plane."""
     a, kind, dtype = _inputs(x=x)
     xa = a["x"]
@@ -356,8 +529,15 @@ def max_pool(x, kernel_size: IntOrTuple, *, stride: Optional[IntOrTuple] = None,
     return (out, wrap_indices(kind, idx)) if return_indices else out
 
 
-def avg_pool(x, kernel_size: IntOrTuple, *, stride: Optional[IntOrTuple] = None,
-             padding: Padding = 0, ceil_mode: bool = False, count_include_pad: bool = True):
+def avg_pool(
+    x,
+    kernel_size: IntOrTuple,
+    *,
+    stride: Optional[IntOrTuple] = None,
+    padding: Padding = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+):
     """Average pooling (PyTorch's divisor rules for padding and ceil_mode)."""
     a, kind, dtype = _inputs(x=x)
     xa = a["x"]
@@ -370,8 +550,14 @@ def avg_pool(x, kernel_size: IntOrTuple, *, stride: Optional[IntOrTuple] = None,
     return out
 
 
-def lp_pool(x, p: float, kernel_size: IntOrTuple, *, stride: Optional[IntOrTuple] = None,
-            ceil_mode: bool = False):
+def lp_pool(
+    x,
+    p: float,
+    kernel_size: IntOrTuple,
+    *,
+    stride: Optional[IntOrTuple] = None,
+    ceil_mode: bool = False,
+):
     """Power-average pooling: (sum over the window of x**p) ** (1/p)."""
     p = lp_norm(p)
     a, kind, dtype = _inputs(x=x)
@@ -402,8 +588,15 @@ def global_max_pool(x):
     return max_pool(x, _spatial_of(x))
 
 
-def max_unpool(x, indices, kernel_size: IntOrTuple, *, stride: Optional[IntOrTuple] = None,
-               padding: Padding = 0, output_size: Optional[Sequence[int]] = None):
+def max_unpool(
+    x,
+    indices,
+    kernel_size: IntOrTuple,
+    *,
+    stride: Optional[IntOrTuple] = None,
+    padding: Padding = 0,
+    output_size: Optional[Sequence[int]] = None,
+):
     """Inverse of max_pool: scatters x to the positions in `indices`, zeros elsewhere."""
     a, kind, dtype = _inputs(x=x)
     xa = a["x"]
@@ -413,12 +606,16 @@ def max_unpool(x, indices, kernel_size: IntOrTuple, *, stride: Optional[IntOrTup
         raise ValueError(f"indices must have x's shape {xa.shape}, got {idx.shape}")
     rank = len(k)
     if output_size is None:
-        spatial = [_C.transposed_extent(i, kk, s, lo, hi, 1, 0) for i, kk, s, lo, hi in
-                   zip(xa.shape[2:], k, win.stride, win.pad_lo, win.pad_hi)]
+        spatial = [
+            _C.transposed_extent(i, kk, s, lo, hi, 1, 0)
+            for i, kk, s, lo, hi in zip(xa.shape[2:], k, win.stride, win.pad_lo, win.pad_hi)
+        ]
     else:
         size = list(output_size) if isinstance(output_size, (tuple, list)) else output_size
         if not isinstance(size, list) or len(size) not in (rank, rank + 2):
-            raise ValueError(f"output_size must have {rank} (spatial) or {rank + 2} entries, got {output_size!r}")
+            raise ValueError(
+                f"output_size must have {rank} (spatial) or {rank + 2} entries, got {output_size!r}"
+            )
         spatial = per_dim(size[-rank:], rank, "output_size")
         if len(size) == rank + 2 and list(size[:2]) != list(xa.shape[:2]):
             raise ValueError(f"output_size {tuple(size)} disagrees with x's N and C {xa.shape[:2]}")
@@ -430,8 +627,16 @@ def max_unpool(x, indices, kernel_size: IntOrTuple, *, stride: Optional[IntOrTup
     return out
 
 
-def max_pool_backward(grad_y, x, kernel_size: IntOrTuple, *, stride: Optional[IntOrTuple] = None,
-                      padding: Padding = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False):
+def max_pool_backward(
+    grad_y,
+    x,
+    kernel_size: IntOrTuple,
+    *,
+    stride: Optional[IntOrTuple] = None,
+    padding: Padding = 0,
+    dilation: IntOrTuple = 1,
+    ceil_mode: bool = False,
+):
     """Gradient of max_pool with respect to x (each grad goes to its window's argmax)."""
     a, kind, dtype = _inputs(grad_y=grad_y, x=x)
     gy, xa = a["grad_y"], a["x"]
@@ -442,9 +647,16 @@ def max_pool_backward(grad_y, x, kernel_size: IntOrTuple, *, stride: Optional[In
     return out
 
 
-def avg_pool_backward(grad_y, x_shape: Sequence[int], kernel_size: IntOrTuple, *,
-                      stride: Optional[IntOrTuple] = None, padding: Padding = 0,
-                      ceil_mode: bool = False, count_include_pad: bool = True):
+def avg_pool_backward(
+    grad_y,
+    x_shape: Sequence[int],
+    kernel_size: IntOrTuple,
+    *,
+    stride: Optional[IntOrTuple] = None,
+    padding: Padding = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+):
     """Gradient of avg_pool with respect to x (shape `x_shape`)."""
     a, kind, dtype = _inputs(grad_y=grad_y)
     gy = a["grad_y"]
@@ -458,8 +670,15 @@ def avg_pool_backward(grad_y, x_shape: Sequence[int], kernel_size: IntOrTuple, *
     return out
 
 
-def lp_pool_backward(grad_y, x, p: float, kernel_size: IntOrTuple, *,
-                     stride: Optional[IntOrTuple] = None, ceil_mode: bool = False):
+def lp_pool_backward(
+    grad_y,
+    x,
+    p: float,
+    kernel_size: IntOrTuple,
+    *,
+    stride: Optional[IntOrTuple] = None,
+    ceil_mode: bool = False,
+):
     """Gradient of lp_pool with respect to x."""
     p = lp_norm(p)
     a, kind, dtype = _inputs(grad_y=grad_y, x=x)
@@ -483,10 +702,21 @@ def _shape_of(obj: Any, name: str) -> tuple[int, ...]:
     return tuple(int(v) for v in shape)
 
 
-def explain(x, w, *, stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1,
-            groups: int = 1, mode: str = "cross", algo: str = "auto", op: str = "conv",
-            pass_: str = "forward", output_padding: IntOrTuple = 0,
-            dtype: Any = "float32") -> Explanation:
+def explain(
+    x,
+    w,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    mode: str = "cross",
+    algo: str = "auto",
+    op: str = "conv",
+    pass_: str = "forward",
+    output_padding: IntOrTuple = 0,
+    dtype: Any = "float32",
+) -> Explanation:
     """What `algo` would run for this problem and why. x and w may be arrays or shapes;
     for op="conv_transpose", x is the transposed convolution's input."""
     x_shape, w_shape = _shape_of(x, "x"), _shape_of(w, "w")
@@ -496,15 +726,17 @@ def explain(x, w, *, stride: IntOrTuple = 1, padding: Padding = 0, dilation: Int
     groups = check_groups(groups)
     check_mode(mode)
     if pass_ not in ("forward", "backward_data", "backward_weight"):
-        raise ValueError(f"pass_ must be 'forward', 'backward_data' or 'backward_weight', got {pass_!r}")
+        raise ValueError(
+            f"pass_ must be 'forward', 'backward_data' or 'backward_weight', got {pass_!r}"
+        )
     if op == "conv":
         win = _conv_window(x_shape, w_shape, stride, padding, dilation)
         _C.conv_output_shape(list(x_shape), list(w_shape), *win.args(), win.dilation, groups)
         return explain_problem(_problem(op, pass_, x_shape, w_shape, win, groups, dtype), algo)
     if op == "conv_transpose":
         win, opad = _transpose_window(w_shape, stride, padding, output_padding, dilation)
-        conv_x = _C.conv_transpose_output_shape(list(x_shape), list(w_shape), *win.args(), opad,
-                                                win.dilation, groups)
-        return explain_problem(
-            _problem(op, pass_, conv_x, w_shape, win, groups, dtype, opad), algo)
+        conv_x = _C.conv_transpose_output_shape(
+            list(x_shape), list(w_shape), *win.args(), opad, win.dilation, groups
+        )
+        return explain_problem(_problem(op, pass_, conv_x, w_shape, win, groups, dtype, opad), algo)
     raise ValueError(f"op must be 'conv' or 'conv_transpose' for explain(), got {op!r}")

@@ -102,8 +102,9 @@ def numpy_blas_threads(threads: int) -> Iterator[str]:
 # ---- timing
 
 
-def _time_blocks(calls: Sequence[Any], rounds: int, block_s: float, min_calls: int,
-                 settle_s: float) -> list[list[float]]:
+def _time_blocks(
+    calls: Sequence[Any], rounds: int, block_s: float, min_calls: int, settle_s: float
+) -> list[list[float]]:
     """Seconds per call for each callable, timed in alternating blocks: `rounds` rounds, each
     giving every callable `settle_s` of quiet, WARM_S of untimed calls, then a block of timed
     calls (at least `min_calls`, about `block_s` long).
@@ -130,9 +131,15 @@ def _time_blocks(calls: Sequence[Any], rounds: int, block_s: float, min_calls: i
     return times
 
 
-def run_gemm_bench(threads: int, dtype: str = "float32", shapes=SHAPES, rounds: int = ROUNDS,
-                   block_s: float = BLOCK_S, min_calls: int = MIN_CALLS,
-                   seed: int = 0) -> list[dict]:
+def run_gemm_bench(
+    threads: int,
+    dtype: str = "float32",
+    shapes=SHAPES,
+    rounds: int = ROUNDS,
+    block_s: float = BLOCK_S,
+    min_calls: int = MIN_CALLS,
+    seed: int = 0,
+) -> list[dict]:
     """Time fastconv's GEMM and numpy.matmul on `shapes` with `threads` threads each, in `rounds`
     alternating blocks of about `block_s` seconds (at least `min_calls` calls) per library.
 
@@ -148,8 +155,9 @@ def run_gemm_bench(threads: int, dtype: str = "float32", shapes=SHAPES, rounds: 
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     if rounds < 1 or min_calls < 1 or block_s < 0:
-        raise ValueError(f"need rounds >= 1, min_calls >= 1, block_s >= 0; got {rounds}, "
-                         f"{min_calls}, {block_s}")
+        raise ValueError(
+            f"need rounds >= 1, min_calls >= 1, block_s >= 0; got {rounds}, {min_calls}, {block_s}"
+        )
     peak = _C.peak_gflops(dtype) * threads
     rng = np.random.default_rng(seed)
     rows = []
@@ -169,20 +177,22 @@ def run_gemm_bench(threads: int, dtype: str = "float32", shapes=SHAPES, rounds: 
                 n_rep = min(map(len, times))
                 flops = 2.0 * m * n * k
                 scale = float(np.max(np.abs(c_np))) or 1.0
-                rows.append({
-                    "shape": (m, n, k),
-                    "dtype": dtype,
-                    "threads": threads,
-                    "fastconv_ms": t_fc * 1e3,
-                    "gflops": flops / t_fc / 1e9,
-                    "pct_peak": 100.0 * flops / t_fc / 1e9 / peak,
-                    "numpy_ms": t_np * 1e3,
-                    "numpy_gflops": flops / t_np / 1e9,
-                    "ratio": t_np / t_fc,
-                    "max_rel_err": float(np.max(np.abs(c_fc - c_np))) / scale,
-                    "repeats": n_rep,
-                    "numpy_threads": numpy_threads,
-                })
+                rows.append(
+                    {
+                        "shape": (m, n, k),
+                        "dtype": dtype,
+                        "threads": threads,
+                        "fastconv_ms": t_fc * 1e3,
+                        "gflops": flops / t_fc / 1e9,
+                        "pct_peak": 100.0 * flops / t_fc / 1e9 / peak,
+                        "numpy_ms": t_np * 1e3,
+                        "numpy_gflops": flops / t_np / 1e9,
+                        "ratio": t_np / t_fc,
+                        "max_rel_err": float(np.max(np.abs(c_fc - c_np))) / scale,
+                        "repeats": n_rep,
+                        "numpy_threads": numpy_threads,
+                    }
+                )
     finally:
         set_num_threads(saved)
     return rows
@@ -192,8 +202,10 @@ def run_gemm_bench(threads: int, dtype: str = "float32", shapes=SHAPES, rounds: 
 
 
 def format_table(rows: Sequence[dict]) -> str:
-    head = (f"{'shape (MxNxK)':>16} {'thr':>3} {'fastconv ms':>11} {'GFLOP/s':>8} {'% peak':>6} "
-            f"{'numpy ms':>9} {'GFLOP/s':>8} {'np/fc':>6}")
+    head = (
+        f"{'shape (MxNxK)':>16} {'thr':>3} {'fastconv ms':>11} {'GFLOP/s':>8} {'% peak':>6} "
+        f"{'numpy ms':>9} {'GFLOP/s':>8} {'np/fc':>6}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         shape = "x".join(map(str, r["shape"]))
@@ -207,8 +219,10 @@ def format_table(rows: Sequence[dict]) -> str:
 
 def describe_machine(dtypes: Sequence[str]) -> str:
     info = _C.cpu_info()
-    lines = [f"cpu: {info['brand']} ({info['vendor']}), active ISA {info['active_isa']}",
-             f"kernels: {_C.gemm_kernels()}"]
+    lines = [
+        f"cpu: {info['brand']} ({info['vendor']}), active ISA {info['active_isa']}",
+        f"kernels: {_C.gemm_kernels()}",
+    ]
     clock = _C.core_clock_ghz()
     for dtype in dtypes:
         blk, peak = _C.gemm_blocking(dtype), _C.peak_gflops(dtype)
@@ -216,30 +230,49 @@ def describe_machine(dtypes: Sequence[str]) -> str:
         if clock > 0:
             lanes = 512 if info["active_isa"] == "avx512" else 256
             fma_width = lanes // (32 if dtype == "float32" else 64)
-            per_cycle = (f" = {peak / clock:.1f} flop/cycle at {clock:.2f} GHz"
-                         f" ({peak / clock / 2 / fma_width:.2f} {lanes}-bit FMA/cycle)"
-                         if info["active_isa"] != "scalar" else f" = {peak / clock:.1f} flop/cycle")
-        lines.append(f"{dtype}: tile {blk['mr']}x{blk['nr']}, mc={blk['mc']} kc={blk['kc']} "
-                     f"nc={blk['nc']}; single-core peak {peak:.1f} GFLOP/s{per_cycle}")
+            per_cycle = (
+                f" = {peak / clock:.1f} flop/cycle at {clock:.2f} GHz"
+                f" ({peak / clock / 2 / fma_width:.2f} {lanes}-bit FMA/cycle)"
+                if info["active_isa"] != "scalar"
+                else f" = {peak / clock:.1f} flop/cycle"
+            )
+        lines.append(
+            f"{dtype}: tile {blk['mr']}x{blk['nr']}, mc={blk['mc']} kc={blk['kc']} "
+            f"nc={blk['nc']}; single-core peak {peak:.1f} GFLOP/s{per_cycle}"
+        )
     set_env = [v for v in OPENBLAS_ENV if v in os.environ]
     if set_env:
-        lines.append(f"note: {', '.join(set_env)} set; numpy/OpenBLAS may be slowed "
-                     f"(run with: env {' '.join('-u ' + v for v in set_env)} ...)")
+        lines.append(
+            f"note: {', '.join(set_env)} set; numpy/OpenBLAS may be slowed "
+            f"(run with: env {' '.join('-u ' + v for v in set_env)} ...)"
+        )
     else:
         lines.append("OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE: unset")
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastconv.gemm_benchmark",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", default=f"1,{os.cpu_count() or 1}",
-                        help="comma-separated thread counts (default: 1 and all cores)")
+    parser = argparse.ArgumentParser(
+        prog="python -m fastconv.gemm_benchmark", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--threads",
+        default=f"1,{os.cpu_count() or 1}",
+        help="comma-separated thread counts (default: 1 and all cores)",
+    )
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64", "both"))
-    parser.add_argument("--rounds", type=int, default=ROUNDS,
-                        help=f"alternating timed blocks per shape and library (default {ROUNDS})")
-    parser.add_argument("--block-seconds", type=float, default=BLOCK_S,
-                        help=f"length of one timed block (default {BLOCK_S})")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=ROUNDS,
+        help=f"alternating timed blocks per shape and library (default {ROUNDS})",
+    )
+    parser.add_argument(
+        "--block-seconds",
+        type=float,
+        default=BLOCK_S,
+        help=f"length of one timed block (default {BLOCK_S})",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.block_seconds < 0:
         parser.error("--rounds must be >= 1 and --block-seconds >= 0")
@@ -255,9 +288,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for t in threads:
             rows = run_gemm_bench(t, dtype, rounds=args.rounds, block_s=args.block_seconds)
             calls = min(r["repeats"] for r in rows)
-            print(f"\n{dtype.replace('float', 'f')} GEMM, {t} thread{'s' if t > 1 else ''} "
-                  f"(numpy threads: {rows[0]['numpy_threads']}), median of {calls}+ calls in "
-                  f"{args.rounds} alternating blocks per library")
+            print(
+                f"\n{dtype.replace('float', 'f')} GEMM, {t} thread{'s' if t > 1 else ''} "
+                f"(numpy threads: {rows[0]['numpy_threads']}), median of {calls}+ calls in "
+                f"{args.rounds} alternating blocks per library"
+            )
             print(format_table(rows))
     return 0
 

@@ -8,7 +8,15 @@ from typing import Sequence
 from . import _C
 
 # Every algorithm name fastconv knows, built or not (DESIGN.md, "Algorithms (CPU)").
-KNOWN_ALGORITHMS = ("reference", "direct", "depthwise", "im2col", "implicit_gemm", "winograd", "fft")
+KNOWN_ALGORITHMS = (
+    "reference",
+    "direct",
+    "depthwise",
+    "im2col",
+    "implicit_gemm",
+    "winograd",
+    "fft",
+)
 OPS = ("conv", "conv_transpose", "max_pool", "avg_pool", "lp_pool")
 PASSES = ("forward", "backward_data", "backward_weight")
 DEVICES = ("cpu",)
@@ -72,11 +80,20 @@ def algorithms(op: str = "conv", device: str = "cpu") -> list[str]:
 
 def workspace_bytes(problem: Problem, algo: str) -> int:
     """Scratch memory `algo` allocates for one call on `problem` (0 for most algorithms)."""
-    return int(_C.conv_workspace_bytes(
-        algo, problem.conv_pass, list(problem.x_shape), list(problem.w_shape), list(problem.stride),
-        list(problem.pad_lo), list(problem.pad_hi), list(problem.dilation), problem.groups,
-        problem.dtype,
-    ))
+    return int(
+        _C.conv_workspace_bytes(
+            algo,
+            problem.conv_pass,
+            list(problem.x_shape),
+            list(problem.w_shape),
+            list(problem.stride),
+            list(problem.pad_lo),
+            list(problem.pad_hi),
+            list(problem.dilation),
+            problem.groups,
+            problem.dtype,
+        )
+    )
 
 
 def _auto_rule(problem: Problem) -> tuple[str, str]:
@@ -110,7 +127,10 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
     for e in problem.w_shape[2:]:
         taps *= e
     if conv_pass == "backward_weight" and c_per_group * k_per_group <= 2 and taps <= 25:
-        return "reference", "depthwise-like groups with a small kernel: a GEMM has nothing to block over"
+        return (
+            "reference",
+            "depthwise-like groups with a small kernel: a GEMM has nothing to block over",
+        )
     if conv_pass == "backward_data" and "im2col" in built:
         if any(s > 1 for s in problem.stride):
             return "im2col", "strided backward-data: GEMM into columns, then col2im"
@@ -123,12 +143,14 @@ def candidates(problem: Problem) -> list[str]:
     """Algorithms to try for `problem`, best first, among those built."""
     first, _ = _auto_rule(problem)
     built = algorithms(problem.op)
-    order = [first] + [a for a in ("implicit_gemm", "im2col", "reference") if a != first]  # fallbacks
+    order = [first] + [
+        a for a in ("implicit_gemm", "im2col", "reference") if a != first
+    ]  # fallbacks
     return [a for a in order if a in built]
 
 
 def select(problem: Problem, algo: str = "auto") -> Explanation:
-    """Resolves `algo` ("auto" or a name) for `problem`; raises ValueError or NotImplementedError."""
+    """Resolves `algo` ("auto" or a name) for `problem`; ValueError or NotImplementedError."""
     if not isinstance(algo, str):
         raise TypeError(f"algo must be a string, got {type(algo).__name__}")
     order = candidates(problem)
