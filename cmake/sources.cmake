@@ -1,5 +1,5 @@
-# Source lists per component and the per-file ISA flags (never -march=native: builds must run
-# on any x86-64 / other CPU; the kernel table picks the ISA at run time).
+# Source lists per component and the per-file ISA flags (no native-arch tuning flags: builds
+# must run on any x86-64 / other CPU; the kernel table picks the ISA at run time).
 set(FASTCONV_CORE_SOURCES
   csrc/common/geometry.cc
   csrc/common/thread_pool.cc

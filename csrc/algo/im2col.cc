@@ -20,8 +20,13 @@ inline int64_t patch_rows(const ConvGeometry& g) { return g.c_per_group() * g.ke
 // Output columns per chunk so that patch_rows x chunk elements fit the limit.
 int64_t chunk_columns(const ConvGeometry& g, int64_t elem_size) {
   const int64_t per_column = patch_rows(g) * elem_size;
-  const int64_t cols = std::max<int64_t>(1, workspace_limit_bytes() / std::max<int64_t>(1, per_column));
-  return std::min(cols, g.out_spatial());
+  const int64_t cap = std::max<int64_t>(1, workspace_limit_bytes() / std::max<int64_t>(1, per_column));
+  // A chunk that stays in cache between being written and being packed by the GEMM (a whole
+  // patch matrix of a large layer streams through memory twice), but wide enough that the
+  // GEMMs keep their panels busy.
+  constexpr int64_t kCacheBytes = int64_t(1) << 19, kMinColumns = 256;
+  const int64_t cached = std::max(kMinColumns, kCacheBytes / std::max<int64_t>(1, per_column));
+  return std::min({cap, cached, g.out_spatial()});
 }
 
 // col2im: accumulates the patch matrix rows [0, rows) x columns [o0, o0 + cols) into the
