@@ -1,6 +1,6 @@
 // im2col convolution: the patch matrix of one (image, group) is materialised in column chunks
-// that never exceed the workspace limit, then one packed GEMM per chunk; backward data runs
-// the GEMM into the column buffer and scatters it back (col2im).
+// sized to stay in cache (never above the workspace limit), then one packed GEMM per chunk;
+// backward data runs the GEMM into the column buffer and scatters it back (col2im).
 #include <algorithm>
 #include <cstdlib>
 #include <string>
@@ -17,7 +17,8 @@ namespace {
 // Rows of the patch matrix: (c, tap) of one group; columns: output positions.
 inline int64_t patch_rows(const ConvGeometry& g) { return g.c_per_group() * g.kernel_spatial(); }
 
-// Output columns per chunk so that patch_rows x chunk elements fit the limit.
+// Output columns per chunk: patch_rows x chunk elements within the workspace limit and, when
+// the rows allow it, within the cache budget below.
 int64_t chunk_columns(const ConvGeometry& g, int64_t elem_size) {
   const int64_t per_column = patch_rows(g) * elem_size;
   const int64_t cap = std::max<int64_t>(1, workspace_limit_bytes() / std::max<int64_t>(1, per_column));

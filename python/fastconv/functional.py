@@ -82,10 +82,9 @@ def _transpose_window(w_shape, stride, padding, output_padding, dilation):
 
 
 def _problem(
-    op, pass_, x_shape, w_shape, win: _Window, groups, dtype, out_shape, output_padding=None
+    op, pass_, x_shape, w_shape, win: _Window, groups, dtype="float32", output_padding=None
 ) -> Problem:
-    """The conv geometry selection sees (a transposed conv's is the conv it is the adjoint of);
-    `out_shape` is that conv's output shape (a transposed conv's input shape)."""
+    """The conv geometry selection sees (a transposed conv's is the conv it is the adjoint of)."""
     hi = (
         win.pad_hi
         if output_padding is None
@@ -102,7 +101,6 @@ def _problem(
         as_tuple(win.dilation),
         groups,
         np.dtype(dtype).name,
-        int(np.prod(out_shape[2:])),
     )
 
 
@@ -190,7 +188,7 @@ def _make_plan(
         win = _conv_window(shape, w_shape, stride, padding, dilation)
         y_shape = _C.conv_output_shape(shape, w_shape, *win.args(), win.dilation, groups)
         result = {"forward": y_shape, "backward_data": shape, "backward_weight": w_shape}[pass_]
-        problem = _problem(op, pass_, shape, w_shape, win, groups, dtype, y_shape)
+        problem = _problem(op, pass_, shape, w_shape, win, groups, dtype)
         return _ConvPlan(result, win, groups, mode, select(problem, algo).algo, [])
     win, op_pad = _transpose_window(w_shape, stride, padding, output_padding, dilation)
     if pass_ == "backward_data":
@@ -207,7 +205,7 @@ def _make_plan(
     if pass_ == "backward_data" and list(y_shape) != list(shape):
         raise ValueError(f"grad_y must have shape {tuple(y_shape)}, got {tuple(shape)}")
     result = {"forward": y_shape, "backward_data": x_shape, "backward_weight": w_shape}[pass_]
-    problem = _problem(op, pass_, y_shape, w_shape, win, groups, dtype, x_shape, op_pad)
+    problem = _problem(op, pass_, y_shape, w_shape, win, groups, dtype, op_pad)
     return _ConvPlan(result, win, groups, mode, select(problem, algo).algo, op_pad)
 
 
@@ -733,13 +731,13 @@ def explain(
         )
     if op == "conv":
         win = _conv_window(x_shape, w_shape, stride, padding, dilation)
-        y = _C.conv_output_shape(list(x_shape), list(w_shape), *win.args(), win.dilation, groups)
-        return explain_problem(_problem(op, pass_, x_shape, w_shape, win, groups, dtype, y), algo)
+        _C.conv_output_shape(list(x_shape), list(w_shape), *win.args(), win.dilation, groups)
+        return explain_problem(_problem(op, pass_, x_shape, w_shape, win, groups, dtype), algo)
     if op == "conv_transpose":
         win, opad = _transpose_window(w_shape, stride, padding, output_padding, dilation)
         conv_x = _C.conv_transpose_output_shape(
             list(x_shape), list(w_shape), *win.args(), opad, win.dilation, groups
         )
-        problem = _problem(op, pass_, conv_x, w_shape, win, groups, dtype, x_shape, opad)
+        problem = _problem(op, pass_, conv_x, w_shape, win, groups, dtype, opad)
         return explain_problem(problem, algo)
     raise ValueError(f"op must be 'conv' or 'conv_transpose' for explain(), got {op!r}")

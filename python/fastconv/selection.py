@@ -41,8 +41,6 @@ class Problem:
     def kernel(self) -> tuple[int, ...]:
         return self.w_shape[2:]
 
-    out_spatial: int = 0  # output positions per image of the conv geometry
-
     @property
     def conv_pass(self) -> str:
         """The convolution pass that runs: a transposed conv's forward is the conv's
@@ -125,7 +123,6 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
     spatial = 1
     for e in problem.x_shape[2:]:
         spatial *= e
-    spatial_out = problem.out_spatial
     taps = 1
     for e in problem.w_shape[2:]:
         taps *= e
@@ -139,14 +136,15 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
             return "im2col", "strided backward-data: GEMM into columns, then col2im"
         if spatial < 64 and taps > 1:
             return "im2col", "backward-data on a small image: col2im is cheap"
-    # Large images: im2col's cache-sized column chunks are filled with long row copies and
-    # packed by the GEMM's own fast packers, while implicit panels gather from an input that
-    # no longer fits L2 (vgg16.conv1_2, 224x224: forward 0.75x vs 0.57x, backward-weight 0.85x
-    # vs 0.76x; conv2_2: 0.81x vs 0.72x; c3d backward-weight 4.80x vs 4.09x).
-    if taps > 1 and "im2col" in built:
-        if conv_pass == "forward" and spatial_out >= 10000:
-            return "im2col", "large image: cache-sized column chunks beat gathering panels"
-        if conv_pass == "backward_weight" and spatial_out >= 6000:
+    # Large images: once one image's input no longer fits L2, implicit panels gather from
+    # memory, while im2col's cache-sized column chunks are filled with long row copies and
+    # packed by the GEMM's own packers (vgg16.conv1_2, 224x224x64: forward 0.76x vs 0.57x,
+    # backward-weight 0.85x vs 0.76x; conv2_2: 0.82x vs 0.72x, 0.91x vs 0.84x). Inputs that
+    # fit L2 (res2, 56x56x64) or short kernels (wavenet, k=2) stay on implicit_gemm.
+    itemsize = 8 if problem.dtype == "float64" else 4
+    input_bytes = c_per_group * spatial * itemsize
+    if taps >= 9 and input_bytes > (2 << 20) and "im2col" in built:
+        if conv_pass in ("forward", "backward_weight"):
             return "im2col", "large image: cache-sized column chunks beat gathering panels"
     return "implicit_gemm", "packed GEMM with panels read straight from the input, no column buffer"
 
