@@ -246,6 +246,15 @@ void WeightColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int6
   }
 }
 
+template <typename T>
+void PhaseColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
+                           T* dst) const {
+  pack_shifted_rows(taps_, ntaps_, +1, g_.in, 1, gy_, g_.in_spatial(), run_buffer(), k0, kc, nc,
+                    nr, n0, false, Dims{0, 0, 0}, g_, dst);
+}
+
+template class PhaseColumns<float>;
+template class PhaseColumns<double>;
 template class ForwardColumns<float>;
 template class ForwardColumns<double>;
 template class BackwardDataColumns<float>;

@@ -19,6 +19,7 @@ inline int64_t tap_position(const ConvGeometry& g, int d, int64_t t) {
 struct TapTable {
   std::vector<int64_t> dz, dy, dx;  // dilated tap position per dim
   explicit TapTable(const ConvGeometry& g);
+  TapTable() = default;
 };
 
 // Forward: B[(c, tap), o] = x[c, o * stride - pad_lo + tap * dilation] (0 outside), for the
@@ -61,6 +62,24 @@ class WeightColumns final : public gemm::PanelSource<T> {
   const ConvGeometry& g_;
   TapTable taps_;
   const T* x_;
+};
+
+// One phase of a strided backward-data pass: the input positions i = q + stride * m (m on the
+// grid `phase.out`) receive grad_y[k, m + offset(tap)] only from the taps in `offsets`, so
+// B[(k, tap), m] is a shifted copy of grad_y rows. `phase` is a stride-1, unpadded geometry
+// whose input extents are grad_y's; rows run over the Kg channels starting at grad_y.
+template <typename T>
+class PhaseColumns final : public gemm::PanelSource<T> {
+ public:
+  PhaseColumns(const ConvGeometry& phase, const TapTable& offsets, int64_t ntaps, const T* grad_y)
+      : g_(phase), taps_(offsets), ntaps_(ntaps), gy_(grad_y) {}
+  void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
+
+ private:
+  const ConvGeometry& g_;
+  const TapTable& taps_;
+  int64_t ntaps_;
+  const T* gy_;
 };
 
 }  // namespace fastconv::algo

@@ -2,6 +2,7 @@
 // output gradient) with padding, stride and dilation applied on the fly, so no column buffer
 // exists; 1x1 / stride-1 / unpadded convolutions run the GEMM on the tensors themselves.
 #include <algorithm>
+#include <vector>
 
 #include "algo/conv_panels.h"
 #include "algo/gemm_conv.h"
@@ -20,14 +21,34 @@ bool is_pointwise(const ConvGeometry& g) {
   return true;
 }
 
+bool unit_stride(const ConvGeometry& g) {
+  return g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1;
+}
+
+// Input positions of phase q along one dim: q, q + s, q + 2s, ... below `in`.
+inline int64_t phase_extent(int64_t in, int64_t q, int64_t s) {
+  return q < in ? (in - q + s - 1) / s : 0;
+}
+
+// Largest phase grid (the phase q = 0 in every dim).
+int64_t max_phase_positions(const ConvGeometry& g) {
+  int64_t n = 1;
+  for (int d = 0; d < kMaxRank; ++d) n *= phase_extent(g.in[d], 0, g.stride[d]);
+  return n;
+}
+
 }  // namespace
 
 int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t elem_size) {
-  // Backward data reads the weight as (c, (k, tap)): one transposed copy when taps > 1.
-  if (pass == Pass::kBackwardData && g.kernel_spatial() > 1) {
-    return g.k * g.c_per_group() * g.kernel_spatial() * elem_size;
+  if (pass != Pass::kBackwardData) return 0;
+  const int64_t weight = g.k * g.c_per_group() * g.kernel_spatial();
+  // Strided: one phase's gathered weight (at most one group's) and its output block.
+  if (!unit_stride(g)) {
+    return (g.k_per_group() * g.c_per_group() * g.kernel_spatial() +
+            g.c_per_group() * max_phase_positions(g)) * elem_size;
   }
-  return 0;
+  // Unit stride reads the weight as (c, (k, tap)): one transposed copy when taps > 1.
+  return g.kernel_spatial() > 1 ? weight * elem_size : 0;
 }
 
 template <typename T>
@@ -52,9 +73,87 @@ void implicit_gemm_forward(const ConvGeometry& g, const T* x, const T* w, const 
     }
 }
 
+// Strided backward data by phases: input positions of one residue class modulo the stride
+// receive only the taps of that class, from grad_y positions that advance one per step, so
+// each phase is a unit-stride GEMM over contiguous grad_y rows (no multiply-by-zero work).
+template <typename T>
+void strided_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x,
+                           T* ws) {
+  const int64_t cg = g.c_per_group(), kg = g.k_per_group(), taps = g.kernel_spatial();
+  const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
+  T* a_buf = ws;                      // (cg, kg * phase taps) gathered weight
+  T* c_buf = ws + kg * cg * taps;     // (cg, phase positions) GEMM output
+  for (int64_t qz = 0; qz < g.stride[0]; ++qz)
+    for (int64_t qy = 0; qy < g.stride[1]; ++qy)
+      for (int64_t qx = 0; qx < g.stride[2]; ++qx) {
+        const int64_t q[3] = {qz, qy, qx};
+        ConvGeometry phase = g;  // stride 1, no padding, input = grad_y, output = phase grid
+        std::vector<int64_t> tap_list[3], offset_list[3];
+        for (int d = 0; d < kMaxRank; ++d) {
+          phase.in[d] = g.out[d];
+          phase.out[d] = phase_extent(g.in[d], q[d], g.stride[d]);
+          phase.stride[d] = 1;
+          phase.pad_lo[d] = phase.pad_hi[d] = 0;
+          for (int64_t t = 0; t < g.kernel[d]; ++t) {
+            const int64_t s = q[d] + g.pad_lo[d] - tap_position(g, d, t) * g.dilation[d];
+            if (((s % g.stride[d]) + g.stride[d]) % g.stride[d] != 0) continue;
+            tap_list[d].push_back(t);
+            offset_list[d].push_back((s - ((s % g.stride[d]) + g.stride[d]) % g.stride[d]) /
+                                     g.stride[d]);
+          }
+        }
+        const int64_t positions = phase.out_spatial();
+        if (positions == 0) continue;
+        TapTable offsets;
+        std::vector<int64_t> full_tap;
+        for (size_t a = 0; a < tap_list[0].size(); ++a)
+          for (size_t b = 0; b < tap_list[1].size(); ++b)
+            for (size_t c = 0; c < tap_list[2].size(); ++c) {
+              offsets.dz.push_back(offset_list[0][a]);
+              offsets.dy.push_back(offset_list[1][b]);
+              offsets.dx.push_back(offset_list[2][c]);
+              full_tap.push_back((tap_list[0][a] * g.kernel[1] + tap_list[1][b]) * g.kernel[2] +
+                                 tap_list[2][c]);
+            }
+        const int64_t ntaps = int64_t(full_tap.size()), depth = kg * ntaps;
+        for (int64_t grp = 0; grp < g.groups; ++grp) {
+          // a_buf[c][k * ntaps + i] = w[grp * kg + k][c][full_tap[i]]
+          for (int64_t c = 0; c < cg; ++c)
+            for (int64_t k = 0; k < kg; ++k)
+              for (int64_t i = 0; i < ntaps; ++i)
+                a_buf[c * depth + k * ntaps + i] = w[((grp * kg + k) * cg + c) * taps + full_tap[i]];
+          for (int64_t n = 0; n < g.n; ++n) {
+            if (ntaps > 0) {
+              const PhaseColumns<T> b(phase, offsets, ntaps,
+                                      grad_y + (n * g.k + grp * kg) * out_sp);
+              gemm::gemm<T>(cg, positions, depth, T(1), gemm::MatrixRef<T>{a_buf, depth, 1}, b,
+                            T(0), c_buf, positions);
+            }
+            // Scatter the phase block into grad_x (zeros where no tap reaches).
+            T* gx = grad_x + (n * g.c + grp * cg) * in_sp;
+            parallel_for(cg, 1, [&](int64_t c0, int64_t c1) {
+              for (int64_t c = c0; c < c1; ++c) {
+                const T* src = c_buf + c * positions;
+                int64_t m = 0;
+                for (int64_t mz = 0; mz < phase.out[0]; ++mz)
+                  for (int64_t my = 0; my < phase.out[1]; ++my) {
+                    T* row = gx + c * in_sp +
+                             ((qz + mz * g.stride[0]) * g.in[1] + qy + my * g.stride[1]) * g.in[2] +
+                             qx;
+                    for (int64_t mx = 0; mx < phase.out[2]; ++mx, ++m)
+                      row[mx * g.stride[2]] = ntaps > 0 ? src[m] : T(0);
+                  }
+              }
+            });
+          }
+        }
+      }
+}
+
 template <typename T>
 void implicit_gemm_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x,
                                  T* ws) {
+  if (!unit_stride(g)) return strided_backward_data(g, grad_y, w, grad_x, ws);
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), taps = g.kernel_spatial();
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial(), depth = kg * taps;
   // wt[grp][c][k * taps + t] = w[grp * kg + k][c][t]

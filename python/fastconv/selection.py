@@ -103,11 +103,14 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
     (2 threads, Zen 5, float32; ratios are PyTorch time / fastconv time, see README):
     - implicit_gemm is the fastest built algorithm on every dense and grouped layer's forward and
       backward-weight pass (e.g. res3.3x3 forward 0.81x vs im2col 0.47x; 1x1 layers 1.05-1.58x).
-    - The conv backward-data pass (also the transposed conv's forward) with stride > 1 reads only
-      every stride-th tap in implicit_gemm's gather, so im2col + col2im wins there by 3-100x
-      (resnet50.conv1 0.98x vs 0.04x, dcgan.g2 0.52x vs 0.17x); so it does on small images,
-      where col2im is cheap and the implicit gather dominates (res5.3x3, 7x7: 0.67x vs 0.54x),
-      except 1x1 kernels, whose backward data is a plain GEMM (res5.1x1: 0.85x vs 0.60x).
+    - The conv backward-data pass (also the transposed conv's forward) with stride > 1 runs
+      implicit_gemm by phases (one unit-stride GEMM per residue class of the stride):
+      res3.3x3s2 0.93x vs im2col 0.56x, unet.up2x2 forward 1.25x vs 0.66x, dcgan.g4 0.74x vs
+      0.52x. With only a few input channels per group (a network's first layer) each phase's
+      GEMM has M = C/G rows, and im2col's M = C/G * taps wins (resnet50.conv1 1.03x vs 0.80x,
+      alexnet.conv1 0.89x vs 0.59x). On small images col2im is cheap and the implicit gather
+      dominates (res5.3x3, 7x7: 0.67x vs 0.54x), except 1x1 kernels, whose backward data is a
+      plain GEMM (res5.1x1: 0.85x vs 0.60x).
     - Depthwise-like groups (one or two channels in and out per group) with small kernels leave
       a GEMM nothing to block over; for backward-weight the reference loops are 3-6x faster
       than either GEMM (mobilenetv2.dw14 0.25x vs 0.05x) until the depthwise algorithm exists.
@@ -132,8 +135,8 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
             "depthwise-like groups with a small kernel: a GEMM has nothing to block over",
         )
     if conv_pass == "backward_data" and "im2col" in built:
-        if any(s > 1 for s in problem.stride):
-            return "im2col", "strided backward-data: GEMM into columns, then col2im"
+        if any(s > 1 for s in problem.stride) and c_per_group < 8 and c_per_group * k_per_group > 2:
+            return "im2col", "strided backward-data into few channels: GEMM over (c, tap) rows"
         if spatial < 64 and taps > 1:
             return "im2col", "backward-data on a small image: col2im is cheap"
     # Large images: once one image's input no longer fits L2, implicit panels gather from
