@@ -166,54 +166,17 @@ template <typename T>
 void ForwardColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
                              T* dst) const {
   // Output runs carry window corners (o * stride - pad) in input coordinates.
-  pack_shifted_rows(taps_, g_.kernel_spatial(), +1, g_.in, g_.stride[2], x_, g_.in_spatial(),
+  pack_shifted_rows(taps_, g_.kernel_spatial(), +1, g_.in, g_.stride[2], src_, g_.in_spatial(),
                     run_buffer(), k0, kc, nc, nr, n0, false, Dims{0, 0, 0}, g_, dst);
-}
-
-// Output coordinate reached from input coordinate i through dilated tap offset d, or -1.
-static inline int64_t source(int64_t i, int64_t pad, int64_t d, int64_t stride, int64_t out) {
-  const int64_t s = i + pad - d;
-  if (s < 0 || s % stride != 0) return -1;
-  const int64_t o = s / stride;
-  return o < out ? o : -1;
 }
 
 template <typename T>
 void BackwardDataColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
                                   T* dst) const {
-  const ConvGeometry& g = g_;
-  const int64_t taps = g.kernel_spatial(), out_sp = g.out_spatial();
-  std::vector<Run>& runs = run_buffer();
-  if (g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1) {
-    // o = i + pad - tap: every row is a shifted copy of a grad_y row.
-    pack_shifted_rows(taps_, taps, -1, g.out, 1, gy_, out_sp, runs, k0, kc, nc, nr, n0, true,
-                      g.pad_lo, g, dst);
-    return;
-  }
-  for (int64_t p0 = 0; p0 < nc; p0 += nr, dst += kc * nr) {
-    const int64_t cols = std::min(nr, nc - p0);
-    make_input_runs(g, n0 + p0, cols, runs);
-    for (int64_t kk = 0; kk < kc; ++kk) {
-      const int64_t r = k0 + kk, k = r / taps, t = r % taps;
-      const T* gyk = gy_ + k * out_sp;
-      T* row = dst + kk * nr;
-      const int64_t dz = taps_.dz[t], dy = taps_.dy[t], dx = taps_.dx[t];
-      for (const Run& run : runs) {
-        const int64_t oz = source(run.z, g.pad_lo[0], dz, g.stride[0], g.out[0]);
-        const int64_t oy = source(run.y, g.pad_lo[1], dy, g.stride[1], g.out[1]);
-        if (oz < 0 || oy < 0) {
-          zero_run(run.len, row + run.j0, 1);
-          continue;
-        }
-        const T* gy_row = gyk + (oz * g.out[1] + oy) * g.out[2];
-        for (int64_t j = 0; j < run.len; ++j) {
-          const int64_t ox = source(run.x + j, g.pad_lo[2], dx, g.stride[2], g.out[2]);
-          row[run.j0 + j] = ox >= 0 ? gy_row[ox] : T(0);
-        }
-      }
-      zero_run(nr - cols, row + cols, 1);
-    }
-  }
+  // o = i + pad - tap: every row is a shifted copy of a grad_y row (unit stride only; strided
+  // backward data runs by phases through PhaseColumns).
+  pack_shifted_rows(taps_, g_.kernel_spatial(), -1, g_.out, 1, src_, g_.out_spatial(),
+                    run_buffer(), k0, kc, nc, nr, n0, true, g_.pad_lo, g_, dst);
 }
 
 template <typename T>
@@ -229,7 +192,7 @@ void WeightColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int6
     const int64_t cols = std::min(nr, nc - p0);
     for (int64_t j = 0; j < cols; ++j) {
       const int64_t r = n0 + p0 + j, c = r / taps, t = r % taps;
-      const T* xc = x_ + c * in_sp;
+      const T* xc = src_ + c * in_sp;
       const int64_t dz = taps_.dz[t], dy = taps_.dy[t], dx = taps_.dx[t];
       for (const Run& run : runs) {
         const int64_t z = run.z + dz, y = run.y + dy;

@@ -22,46 +22,53 @@ struct TapTable {
   TapTable() = default;
 };
 
+// A PanelSource reading one conv tensor (the channels of one image and group) through the
+// geometry's kernel taps; the three conv passes differ only in how pack() walks it.
+template <typename T>
+class TensorColumns : public gemm::PanelSource<T> {
+ public:
+  TensorColumns(const ConvGeometry& g, const T* src) : g_(g), taps_(g), src_(src) {}
+
+ protected:
+  const ConvGeometry& g_;
+  TapTable taps_;
+  const T* src_;
+};
+
 // Forward: B[(c, tap), o] = x[c, o * stride - pad_lo + tap * dilation] (0 outside), for the
 // Cg channels of one image and group starting at x.
 template <typename T>
-class ForwardColumns final : public gemm::PanelSource<T> {
+class ForwardColumns final : public TensorColumns<T> {
  public:
-  ForwardColumns(const ConvGeometry& g, const T* x) : g_(g), taps_(g), x_(x) {}
+  using TensorColumns<T>::TensorColumns;
   void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
 
  private:
-  const ConvGeometry& g_;
-  TapTable taps_;
-  const T* x_;
+  using TensorColumns<T>::g_, TensorColumns<T>::taps_, TensorColumns<T>::src_;
 };
 
-// Backward data: B[(k, tap), i] = grad_y[k, o] where i = o * stride - pad_lo + tap * dilation
-// (0 where no such o exists), for the Kg channels of one image and group starting at grad_y.
+// Unit-stride backward data: B[(k, tap), i] = grad_y[k, i + pad_lo - tap * dilation] (0
+// outside), for the Kg channels of one image and group starting at grad_y.
 template <typename T>
-class BackwardDataColumns final : public gemm::PanelSource<T> {
+class BackwardDataColumns final : public TensorColumns<T> {
  public:
-  BackwardDataColumns(const ConvGeometry& g, const T* grad_y) : g_(g), taps_(g), gy_(grad_y) {}
+  using TensorColumns<T>::TensorColumns;
   void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
 
  private:
-  const ConvGeometry& g_;
-  TapTable taps_;
-  const T* gy_;
+  using TensorColumns<T>::g_, TensorColumns<T>::taps_, TensorColumns<T>::src_;
 };
 
 // Backward weight: B[o, (c, tap)] = x[c, o * stride - pad_lo + tap * dilation]: the forward
 // columns transposed, so the reduction runs over output positions.
 template <typename T>
-class WeightColumns final : public gemm::PanelSource<T> {
+class WeightColumns final : public TensorColumns<T> {
  public:
-  WeightColumns(const ConvGeometry& g, const T* x) : g_(g), taps_(g), x_(x) {}
+  using TensorColumns<T>::TensorColumns;
   void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
 
  private:
-  const ConvGeometry& g_;
-  TapTable taps_;
-  const T* x_;
+  using TensorColumns<T>::g_, TensorColumns<T>::taps_, TensorColumns<T>::src_;
 };
 
 // One phase of a strided backward-data pass: the input positions i = q + stride * m (m on the

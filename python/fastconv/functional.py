@@ -312,11 +312,15 @@ def conv_backward_data(
     return out
 
 
-def _weight_shape_arg(w_shape: Any) -> list[int]:
+def _weight_grad_inputs(x, grad_y, w_shape: Any):
+    """Arrays and checked w_shape of a weight-gradient call (conv or transposed conv)."""
+    a, kind, dtype = _inputs(x=x, grad_y=grad_y)
     ndim = len(w_shape) if isinstance(w_shape, (tuple, list)) else 0
     w_shape = full_shape(w_shape, "w_shape", ndim)
     _weight_rank(w_shape, "w_shape")
-    return w_shape
+    _same_rank(a["x"].shape, w_shape, "x", "w_shape")
+    _same_rank(a["grad_y"].shape, w_shape, "grad_y", "w_shape")
+    return a["x"], a["grad_y"], w_shape, kind, dtype
 
 
 def conv_backward_weight(
@@ -332,11 +336,7 @@ def conv_backward_weight(
     algo: str = "auto",
 ):
     """Gradient of `conv` with respect to its weight (shape `w_shape`)."""
-    a, kind, dtype = _inputs(x=x, grad_y=grad_y)
-    xa, gy = a["x"], a["grad_y"]
-    w_shape = _weight_shape_arg(w_shape)
-    _same_rank(xa.shape, w_shape, "x", "w_shape")
-    _same_rank(gy.shape, w_shape, "grad_y", "w_shape")
+    xa, gy, w_shape, kind, dtype = _weight_grad_inputs(x, grad_y, w_shape)
     p = _plan(
         "conv",
         "backward_weight",
@@ -463,11 +463,7 @@ def conv_transpose_backward_weight(
     algo: str = "auto",
 ):
     """Gradient of `conv_transpose` with respect to its weight (C_in, K/groups, *kernel)."""
-    a, kind, dtype = _inputs(x=x, grad_y=grad_y)
-    xa, gy = a["x"], a["grad_y"]
-    w_shape = _weight_shape_arg(w_shape)
-    _same_rank(xa.shape, w_shape, "x", "w_shape")
-    _same_rank(gy.shape, w_shape, "grad_y", "w_shape")
+    xa, gy, w_shape, kind, dtype = _weight_grad_inputs(x, grad_y, w_shape)
     p = _plan(
         "conv_transpose",
         "backward_weight",
