@@ -9,6 +9,8 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/conv_panels.cc
   csrc/algo/im2col.cc
   csrc/algo/implicit_gemm.cc
+  csrc/algo/winograd.cc
+  csrc/algo/fft_conv.cc
   csrc/ops/conv.cc
   csrc/ops/pool.cc
   csrc/gemm/gemm.cc

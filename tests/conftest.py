@@ -159,3 +159,42 @@ def restore_threads():
     before = fastconv.get_num_threads()
     yield before
     fastconv.set_num_threads(before)
+
+
+# ---- which algorithm serves which problem
+#
+# Written independently of the library's own `unsupported_reason`: a test calls the algorithm
+# where this says it applies (and compares against the oracle) and otherwise asserts the forced
+# call raises NotImplementedError, so neither a silent refusal nor a silent wrong answer passes.
+
+
+def _per_dim(v, rank):
+    return (int(v),) * rank if isinstance(v, (int, np.integer)) else tuple(int(e) for e in v)
+
+
+def algorithm_applies(algo, conv_pass, w_shape, kw):
+    """Whether `algo` serves `conv_pass` ("forward" | "backward_data" | "backward_weight" of the
+    convolution that runs; a transposed conv's forward is its conv's backward_data) of a conv
+    with weight shape `w_shape` and keyword arguments `kw` (stride, dilation, groups, ...)."""
+    rank = len(w_shape) - 2
+    stride = _per_dim(kw.get("stride", 1), rank)
+    dilation = _per_dim(kw.get("dilation", 1), rank)
+    if algo == "winograd":
+        return False  # not implemented yet
+    if algo == "fft":
+        return False  # not implemented yet
+    return True
+
+
+def transposed_conv_pass(pass_):
+    """The conv pass a transposed-convolution pass runs."""
+    return {"forward": "backward_data", "backward_data": "forward"}.get(pass_, pass_)
+
+
+def call_or_refused(algo, conv_pass, w_shape, kw, fn):
+    """fn() where `algo` applies; else asserts fn raises NotImplementedError and returns None."""
+    if algorithm_applies(algo, conv_pass, w_shape, kw):
+        return fn()
+    with pytest.raises(NotImplementedError, match=algo):
+        fn()
+    return None

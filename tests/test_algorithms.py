@@ -10,7 +10,7 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import assert_close, rand, run_python
+from conftest import assert_close, call_or_refused, rand, run_python, transposed_conv_pass
 
 ALGOS = [a for a in fastconv.algorithms("conv") if a != "reference"]
 
@@ -61,14 +61,31 @@ def test_conv_passes(poisoned_outputs, rng, x_shape, w_shape, kw, algo, dtype):
     kw = dict(kw)
     if "groups" not in kw:
         kw["groups"] = x_shape[1] // w_shape[1]
-    y = fastconv.conv(x, w, b, algo=algo, **kw)
-    assert_close(y, ref.conv(x, w, b, **kw), dtype, _reduction(w_shape))
-    gy = rand(rng, y.shape, dtype)
-    gx = fastconv.conv_backward_data(gy, w, x_shape, algo=algo, **kw)
-    assert_close(gx, ref.conv_backward_data(gy, w, x_shape, **kw), dtype, w_shape[0] * 27)
-    gw = fastconv.conv_backward_weight(x, gy, w_shape, algo=algo, **kw)
-    out_count = int(np.prod(y.shape)) // max(y.shape[1], 1)
-    assert_close(gw, ref.conv_backward_weight(x, gy, w_shape, **kw), dtype, max(out_count, 1))
+    want = ref.conv(x, w, b, **kw)
+    y = call_or_refused(algo, "forward", w_shape, kw, lambda: fastconv.conv(x, w, b, algo=algo, **kw))
+    if y is not None:
+        assert_close(y, want, dtype, _reduction(w_shape))
+    gy = rand(rng, want.shape, dtype)
+    gx = call_or_refused(
+        algo,
+        "backward_data",
+        w_shape,
+        kw,
+        lambda: fastconv.conv_backward_data(gy, w, x_shape, algo=algo, **kw),
+    )
+    if gx is not None:
+        assert_close(gx, ref.conv_backward_data(gy, w, x_shape, **kw), dtype, w_shape[0] * 27)
+    gw = call_or_refused(
+        algo,
+        "backward_weight",
+        w_shape,
+        kw,
+        lambda: fastconv.conv_backward_weight(x, gy, w_shape, algo=algo, **kw),
+    )
+    if gw is not None:
+        out_count = int(np.prod(want.shape)) // max(want.shape[1], 1)
+        want_gw = ref.conv_backward_weight(x, gy, w_shape, **kw)
+        assert_close(gw, want_gw, dtype, max(out_count, 1))
 
 
 TRANSPOSED = [
@@ -85,13 +102,26 @@ def test_transposed_passes(poisoned_outputs, rng, x_shape, w_shape, kw, algo, dt
     groups = kw.get("groups", 1)
     x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
     b = rand(rng, (w_shape[1] * groups,), dtype)
-    y = fastconv.conv_transpose(x, w, b, algo=algo, **kw)
-    assert_close(y, ref.conv_transpose(x, w, b, **kw), dtype, 64)
-    gy = rand(rng, y.shape, dtype)
-    gx = fastconv.conv_transpose_backward_data(gy, w, algo=algo, **kw)
-    assert_close(gx, ref.conv_transpose_backward_data(gy, w, **kw), dtype, 64)
-    gw = fastconv.conv_transpose_backward_weight(x, gy, w_shape, algo=algo, **kw)
-    assert_close(gw, ref.conv_transpose_backward_weight(x, gy, w_shape, **kw), dtype, 256)
+    # conv_transpose's weight is (C_in, K/G, *kernel); its conv's weight shape is what matters
+    # for applicability only through rank, stride and dilation, which the two share.
+    def run(pass_, fn):
+        return call_or_refused(algo, transposed_conv_pass(pass_), w_shape, kw, fn)
+
+    want = ref.conv_transpose(x, w, b, **kw)
+    y = run("forward", lambda: fastconv.conv_transpose(x, w, b, algo=algo, **kw))
+    if y is not None:
+        assert_close(y, want, dtype, 64)
+    gy = rand(rng, want.shape, dtype)
+    gx = run("backward_data", lambda: fastconv.conv_transpose_backward_data(gy, w, algo=algo, **kw))
+    if gx is not None:
+        assert_close(gx, ref.conv_transpose_backward_data(gy, w, **kw), dtype, 64)
+    gw = run(
+        "backward_weight",
+        lambda: fastconv.conv_transpose_backward_weight(x, gy, w_shape, algo=algo, **kw),
+    )
+    if gw is not None:
+        want_gw = ref.conv_transpose_backward_weight(x, gy, w_shape, **kw)
+        assert_close(gw, want_gw, dtype, 256)
 
 
 def test_gemm_error_within_stated_multiple_of_reference(rng):
@@ -104,6 +134,8 @@ def test_gemm_error_within_stated_multiple_of_reference(rng):
     eps = float(np.finfo(np.float32).eps)
     ref_err = float(np.abs(fastconv.conv(x, w, padding=1, algo="reference") - want).max())
     for algo in ALGOS:
+        if algo in ("winograd", "fft"):
+            continue  # transform algorithms: their own error budget, tests/test_winograd|fft.py
         err = float(np.abs(fastconv.conv(x, w, padding=1, algo=algo) - want).max())
         assert err <= 4 * ref_err + eps * scale * math.sqrt(64 * 9), (algo, err, ref_err)
 

@@ -320,16 +320,27 @@ Shape pool_output_shape(Shape x_shape, Shape kernel, Shape stride, Shape lo, Sha
   return pool(x_shape, kernel, stride, lo, hi, dil, ceil_mode).output_shape();
 }
 
+fastconv::ConvPass parse_pass(const std::string& pass) {
+  return pass == "forward"         ? fastconv::ConvPass::kForward
+         : pass == "backward_data" ? fastconv::ConvPass::kBackwardData
+                                   : fastconv::ConvPass::kBackwardWeight;
+}
+
 int64_t conv_workspace_bytes(std::string algo, std::string pass, Shape x_shape, Shape w_shape,
                              Shape stride, Shape lo, Shape hi, Shape dil, int64_t groups,
                              std::string dtype) {
   const ConvGeometry g = fastconv::make_conv_geometry(x_shape, w_shape, window(stride, lo, hi, dil),
                                                       groups, fastconv::ConvMode::kCross, true);
-  const fastconv::ConvPass p = pass == "forward"         ? fastconv::ConvPass::kForward
-                               : pass == "backward_data" ? fastconv::ConvPass::kBackwardData
-                                                         : fastconv::ConvPass::kBackwardWeight;
-  return fastconv::conv_workspace_bytes(g, fastconv::parse_algorithm(algo), p,
+  return fastconv::conv_workspace_bytes(g, fastconv::parse_algorithm(algo), parse_pass(pass),
                                         dtype == "float64" ? DType::kFloat64 : DType::kFloat32);
+}
+
+std::string conv_unsupported_reason(std::string algo, std::string pass, Shape x_shape,
+                                    Shape w_shape, Shape stride, Shape lo, Shape hi, Shape dil,
+                                    int64_t groups) {
+  const ConvGeometry g = fastconv::make_conv_geometry(x_shape, w_shape, window(stride, lo, hi, dil),
+                                                      groups, fastconv::ConvMode::kCross, true);
+  return fastconv::conv_unsupported_reason(g, fastconv::parse_algorithm(algo), parse_pass(pass));
 }
 
 py::dict cpu_info() {
@@ -421,6 +432,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("conv_workspace_bytes", &conv_workspace_bytes, py::arg("algo"), py::arg("pass_"),
         py::arg("x_shape"), py::arg("w_shape"), w, lo, hi, py::arg("dilation"), py::arg("groups"),
         py::arg("dtype"));
+  m.def("conv_unsupported_reason", &conv_unsupported_reason, py::arg("algo"), py::arg("pass_"),
+        py::arg("x_shape"), py::arg("w_shape"), w, lo, hi, py::arg("dilation"), py::arg("groups"));
   m.def("set_num_threads", &fastconv::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &fastconv::get_num_threads);
   m.def("cpu_info", &cpu_info);

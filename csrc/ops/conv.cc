@@ -6,7 +6,9 @@
 #include "fastconv/algorithm.h"
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
+#include "algo/fft_conv.h"
 #include "algo/gemm_conv.h"
+#include "algo/winograd.h"
 #include "ref/conv_ref.h"
 
 namespace fastconv {
@@ -24,8 +26,8 @@ constexpr AlgorithmEntry kAlgorithms[] = {
     {Algorithm::kDirect, "direct", false},
     {Algorithm::kIm2col, "im2col", true},
     {Algorithm::kImplicitGemm, "implicit_gemm", true},
-    {Algorithm::kWinograd, "winograd", false},
-    {Algorithm::kFft, "fft", false},
+    {Algorithm::kWinograd, "winograd", true},
+    {Algorithm::kFft, "fft", true},
     {Algorithm::kDepthwise, "depthwise", false},
 };
 
@@ -65,11 +67,29 @@ int64_t conv_workspace_bytes(const ConvGeometry& g, Algorithm a, ConvPass pass, 
   switch (a) {
     case Algorithm::kIm2col: return algo::im2col_workspace_bytes(g, pass, elem);
     case Algorithm::kImplicitGemm: return algo::implicit_gemm_workspace_bytes(g, pass, elem);
+    case Algorithm::kWinograd: return algo::winograd_workspace_bytes(g, pass, elem);
+    case Algorithm::kFft: return algo::fft_workspace_bytes(g, pass, elem);
     default: return 0;
   }
 }
 
+std::string conv_unsupported_reason(const ConvGeometry& g, Algorithm a, ConvPass pass) {
+  for (const auto& e : kAlgorithms)
+    if (e.algo == a && !e.built)
+      return std::string("algorithm '") + e.name + "' is not available in this build of fastconv";
+  switch (a) {
+    case Algorithm::kWinograd: return algo::winograd_unsupported_reason(g, pass);
+    case Algorithm::kFft: return algo::fft_unsupported_reason(g, pass);
+    default: return "";
+  }
+}
+
 namespace {
+
+void check_supported(const ConvGeometry& g, Algorithm a, ConvPass pass) {
+  const std::string why = conv_unsupported_reason(g, a, pass);
+  if (!why.empty()) throw Unsupported(why);
+}
 
 // Scratch memory for one call, sized by the algorithm (allocation happens here, never in
 // the drivers or micro-kernels).
@@ -83,6 +103,7 @@ std::unique_ptr<T[]> workspace(const ConvGeometry& g, Algorithm a, ConvPass pass
 
 void conv_forward(const ConvGeometry& g, Algorithm a, DType t, const void* x, const void* w,
                   const void* bias, void* y) {
+  check_supported(g, a, ConvPass::kForward);
   dispatch_dtype(t, [&](auto tag) {
     using T = decltype(tag);
     const T* px = static_cast<const T*>(x);
@@ -95,6 +116,8 @@ void conv_forward(const ConvGeometry& g, Algorithm a, DType t, const void* x, co
       case Algorithm::kIm2col: return algo::im2col_forward<T>(g, px, pw, pb, py, ws.get());
       case Algorithm::kImplicitGemm:
         return algo::implicit_gemm_forward<T>(g, px, pw, pb, py, ws.get());
+      case Algorithm::kWinograd: return algo::winograd_forward<T>(g, px, pw, pb, py, ws.get());
+      case Algorithm::kFft: return algo::fft_forward<T>(g, px, pw, pb, py, ws.get());
       default: unsupported(a);
     }
   });
@@ -102,6 +125,7 @@ void conv_forward(const ConvGeometry& g, Algorithm a, DType t, const void* x, co
 
 void conv_backward_data(const ConvGeometry& g, Algorithm a, DType t, const void* grad_y,
                         const void* w, void* grad_x) {
+  check_supported(g, a, ConvPass::kBackwardData);
   dispatch_dtype(t, [&](auto tag) {
     using T = decltype(tag);
     const T* pgy = static_cast<const T*>(grad_y);
@@ -113,6 +137,9 @@ void conv_backward_data(const ConvGeometry& g, Algorithm a, DType t, const void*
       case Algorithm::kIm2col: return algo::im2col_backward_data<T>(g, pgy, pw, pgx, ws.get());
       case Algorithm::kImplicitGemm:
         return algo::implicit_gemm_backward_data<T>(g, pgy, pw, pgx, ws.get());
+      case Algorithm::kWinograd:
+        return algo::winograd_backward_data<T>(g, pgy, pw, pgx, ws.get());
+      case Algorithm::kFft: return algo::fft_backward_data<T>(g, pgy, pw, pgx, ws.get());
       default: unsupported(a);
     }
   });
@@ -120,6 +147,7 @@ void conv_backward_data(const ConvGeometry& g, Algorithm a, DType t, const void*
 
 void conv_backward_weight(const ConvGeometry& g, Algorithm a, DType t, const void* x,
                           const void* grad_y, void* grad_w) {
+  check_supported(g, a, ConvPass::kBackwardWeight);
   dispatch_dtype(t, [&](auto tag) {
     using T = decltype(tag);
     const T* px = static_cast<const T*>(x);
@@ -131,6 +159,9 @@ void conv_backward_weight(const ConvGeometry& g, Algorithm a, DType t, const voi
       case Algorithm::kIm2col: return algo::im2col_backward_weight<T>(g, px, pgy, pgw, ws.get());
       case Algorithm::kImplicitGemm:
         return algo::implicit_gemm_backward_weight<T>(g, px, pgy, pgw, ws.get());
+      case Algorithm::kWinograd:
+        return algo::winograd_backward_weight<T>(g, px, pgy, pgw, ws.get());
+      case Algorithm::kFft: return algo::fft_backward_weight<T>(g, px, pgy, pgw, ws.get());
       default: unsupported(a);
     }
   });
@@ -138,6 +169,7 @@ void conv_backward_weight(const ConvGeometry& g, Algorithm a, DType t, const voi
 
 void conv_backward_bias(int64_t n, int64_t k, int64_t spatial, DType t, const void* grad_y,
                         void* grad_bias) {
+  
   dispatch_dtype(t, [&](auto tag) {
     using T = decltype(tag);
     const T* gy = static_cast<const T*>(grad_y);
@@ -156,6 +188,7 @@ void conv_backward_bias(int64_t n, int64_t k, int64_t spatial, DType t, const vo
 }
 
 void add_channel_bias(int64_t n, int64_t k, int64_t spatial, DType t, const void* bias, void* y) {
+  
   dispatch_dtype(t, [&](auto tag) {
     using T = decltype(tag);
     const T* b = static_cast<const T*>(bias);

@@ -96,6 +96,25 @@ def workspace_bytes(problem: Problem, algo: str) -> int:
     )
 
 
+def unsupported_reason(problem: Problem, algo: str) -> str:
+    """Why `algo` cannot run `problem` ("" when it can), e.g. winograd on a strided conv."""
+    if algo == "reference":
+        return ""
+    return str(
+        _C.conv_unsupported_reason(
+            algo,
+            problem.conv_pass,
+            list(problem.x_shape),
+            list(problem.w_shape),
+            list(problem.stride),
+            list(problem.pad_lo),
+            list(problem.pad_hi),
+            list(problem.dilation),
+            problem.groups,
+        )
+    )
+
+
 def _auto_rule(problem: Problem) -> tuple[str, str]:
     """The `auto` choice for one pass and the reason.
 
@@ -157,9 +176,9 @@ def candidates(problem: Problem) -> list[str]:
     first, _ = _auto_rule(problem)
     built = algorithms(problem.op)
     order = [first] + [
-        a for a in ("implicit_gemm", "im2col", "reference") if a != first
+        a for a in ("implicit_gemm", "winograd", "fft", "im2col", "reference") if a != first
     ]  # fallbacks
-    return [a for a in order if a in built]
+    return [a for a in order if a in built and not unsupported_reason(problem, a)]
 
 
 def select(problem: Problem, algo: str = "auto") -> Explanation:
@@ -176,6 +195,11 @@ def select(problem: Problem, algo: str = "auto") -> Explanation:
         raise NotImplementedError(
             f"algorithm '{algo}' is not available in this build of fastconv for {problem.op} "
             f"(available: {', '.join(algorithms(problem.op))})"
+        )
+    why = unsupported_reason(problem, algo)
+    if why:
+        raise NotImplementedError(
+            f"algo={algo!r} cannot run this {problem.op} {problem.pass_}: {why}"
         )
     return Explanation(problem.op, problem.pass_, algo, "forced by algo=", order)
 

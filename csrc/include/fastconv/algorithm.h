@@ -21,6 +21,10 @@ std::vector<std::string> built_algorithms(const std::string& op);
 // Scratch bytes algorithm `a` allocates for one call of `pass` (reported by explain()).
 int64_t conv_workspace_bytes(const ConvGeometry& g, Algorithm a, ConvPass pass, DType t);
 
+// "" when algorithm `a` can run `pass` of g, else why not (raised as NotImplementedError when
+// the algorithm is forced; `auto` never picks it).
+std::string conv_unsupported_reason(const ConvGeometry& g, Algorithm a, ConvPass pass);
+
 // ---- convolution passes (transposed convolution calls these with its conv geometry)
 void conv_forward(const ConvGeometry& g, Algorithm a, DType t, const void* x, const void* w,
                   const void* bias, void* y);

@@ -1,0 +1,29 @@
+// Winograd minimal-filtering convolution F(m, r) for stride-1 convolutions: 1-D F(m,3), 2-D
+// F(mxm,3x3) (m = 2, 4, 6), all three passes, transform-domain products as batched GEMMs on the
+// packed engine.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "fastconv/algorithm.h"
+#include "fastconv/geometry.h"
+
+namespace fastconv::algo {
+
+// "" when winograd can run `pass` of g, else the reason it cannot (NotImplementedError text).
+std::string winograd_unsupported_reason(const ConvGeometry& g, ConvPass pass);
+
+// Output tile size m used for g (2, 4 or 6): FASTCONV_WINOGRAD_TILE if set, else the default.
+int winograd_tile(const ConvGeometry& g, ConvPass pass);
+
+int64_t winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size);
+
+template <typename T>
+void winograd_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws);
+template <typename T>
+void winograd_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x, T* ws);
+template <typename T>
+void winograd_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w,
+                              T* ws);
+
+}  // namespace fastconv::algo
