@@ -183,6 +183,8 @@ def algorithm_applies(algo, conv_pass, w_shape, kw):
         return False  # not implemented yet
     if algo == "fft":
         return False  # not implemented yet
+    if algo == "depthwise":
+        return w_shape[1] == 1  # one input channel per group
     return True
 
 

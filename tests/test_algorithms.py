@@ -10,7 +10,14 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import assert_close, call_or_refused, rand, run_python, transposed_conv_pass
+from conftest import (
+    algorithm_applies,
+    assert_close,
+    call_or_refused,
+    rand,
+    run_python,
+    transposed_conv_pass,
+)
 
 ALGOS = [a for a in fastconv.algorithms("conv") if a != "reference"]
 
@@ -29,6 +36,12 @@ GEOMETRIES = [
     ((1, 4, 5, 6, 4), (3, 4, 3, 2, 3), dict(padding=1, stride=(1, 2, 1))),
     ((1, 4, 6, 5, 7), (4, 2, 2, 3, 3), dict(dilation=(2, 1, 2), groups=2, mode="conv")),
     ((0, 4, 6, 6), (4, 4, 3, 3), dict(padding=1)),  # empty batch
+    # depthwise: dilation + stride + true conv (1-D), 3-D, rows wider than one register block,
+    # stride 3 with a kernel wider than the stride
+    ((2, 3, 20), (6, 1, 5), dict(stride=2, padding=((3, 1),), dilation=2, groups=3, mode="conv")),
+    ((1, 4, 5, 6, 7), (4, 1, 3, 3, 2), dict(padding=1, stride=(1, 2, 1), groups=4)),
+    ((2, 5, 9, 70), (10, 1, 3, 3), dict(padding=(1, 2), groups=5)),
+    ((1, 2, 33, 31), (2, 1, 7, 7), dict(padding=3, stride=3, groups=2)),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 
@@ -92,6 +105,8 @@ TRANSPOSED = [
     ((2, 6, 5, 4), (6, 3, 4, 4), dict(stride=2, padding=1, output_padding=1)),
     ((1, 4, 7), (4, 2, 3), dict(stride=1, padding=1, output_padding=1, dilation=2, groups=2)),
     ((1, 4, 3, 4, 3), (4, 2, 2, 3, 2), dict(stride=(2, 1, 3), padding=((0, 1), 1, 0))),
+    ((1, 4, 6, 7), (4, 1, 3, 3), dict(stride=2, padding=1, output_padding=1, groups=4)),
+    ((2, 3, 9), (3, 2, 4), dict(stride=1, padding=2, groups=3)),
 ]
 
 
@@ -136,6 +151,8 @@ def test_gemm_error_within_stated_multiple_of_reference(rng):
     for algo in ALGOS:
         if algo in ("winograd", "fft"):
             continue  # transform algorithms: their own error budget, tests/test_winograd|fft.py
+        if not algorithm_applies(algo, "forward", w.shape, {}):
+            continue  # depthwise: refusals are checked by test_conv_passes
         err = float(np.abs(fastconv.conv(x, w, padding=1, algo=algo) - want).max())
         assert err <= 4 * ref_err + eps * scale * math.sqrt(64 * 9), (algo, err, ref_err)
 

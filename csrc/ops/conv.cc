@@ -6,6 +6,7 @@
 #include "fastconv/algorithm.h"
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
+#include "algo/depthwise.h"
 #include "algo/fft_conv.h"
 #include "algo/gemm_conv.h"
 #include "algo/winograd.h"
@@ -28,7 +29,7 @@ constexpr AlgorithmEntry kAlgorithms[] = {
     {Algorithm::kImplicitGemm, "implicit_gemm", true},
     {Algorithm::kWinograd, "winograd", true},
     {Algorithm::kFft, "fft", true},
-    {Algorithm::kDepthwise, "depthwise", false},
+    {Algorithm::kDepthwise, "depthwise", true},
 };
 
 [[noreturn]] void unsupported(Algorithm a) {
@@ -69,6 +70,7 @@ int64_t conv_workspace_bytes(const ConvGeometry& g, Algorithm a, ConvPass pass, 
     case Algorithm::kImplicitGemm: return algo::implicit_gemm_workspace_bytes(g, pass, elem);
     case Algorithm::kWinograd: return algo::winograd_workspace_bytes(g, pass, elem);
     case Algorithm::kFft: return algo::fft_workspace_bytes(g, pass, elem);
+    case Algorithm::kDepthwise: return algo::depthwise_workspace_bytes(g, pass, elem);
     default: return 0;
   }
 }
@@ -80,6 +82,7 @@ std::string conv_unsupported_reason(const ConvGeometry& g, Algorithm a, ConvPass
   switch (a) {
     case Algorithm::kWinograd: return algo::winograd_unsupported_reason(g, pass);
     case Algorithm::kFft: return algo::fft_unsupported_reason(g, pass);
+    case Algorithm::kDepthwise: return algo::depthwise_unsupported_reason(g, pass);
     default: return "";
   }
 }
@@ -118,6 +121,8 @@ void conv_forward(const ConvGeometry& g, Algorithm a, DType t, const void* x, co
         return algo::implicit_gemm_forward<T>(g, px, pw, pb, py, ws.get());
       case Algorithm::kWinograd: return algo::winograd_forward<T>(g, px, pw, pb, py, ws.get());
       case Algorithm::kFft: return algo::fft_forward<T>(g, px, pw, pb, py, ws.get());
+      case Algorithm::kDepthwise:
+        return algo::depthwise_forward<T>(g, px, pw, pb, py, ws.get());
       default: unsupported(a);
     }
   });
@@ -140,6 +145,8 @@ void conv_backward_data(const ConvGeometry& g, Algorithm a, DType t, const void*
       case Algorithm::kWinograd:
         return algo::winograd_backward_data<T>(g, pgy, pw, pgx, ws.get());
       case Algorithm::kFft: return algo::fft_backward_data<T>(g, pgy, pw, pgx, ws.get());
+      case Algorithm::kDepthwise:
+        return algo::depthwise_backward_data<T>(g, pgy, pw, pgx, ws.get());
       default: unsupported(a);
     }
   });
@@ -162,6 +169,8 @@ void conv_backward_weight(const ConvGeometry& g, Algorithm a, DType t, const voi
       case Algorithm::kWinograd:
         return algo::winograd_backward_weight<T>(g, px, pgy, pgw, ws.get());
       case Algorithm::kFft: return algo::fft_backward_weight<T>(g, px, pgy, pgw, ws.get());
+      case Algorithm::kDepthwise:
+        return algo::depthwise_backward_weight<T>(g, px, pgy, pgw, ws.get());
       default: unsupported(a);
     }
   });

@@ -1,0 +1,251 @@
+// Depthwise driver: builds the padded, phase-split plane each kernel reads (dw_ukernels.h),
+// spreads channel planes over the thread pool, and maps each pass onto the three plane kernels:
+//   forward                -> forward kernel over the padded input plane;
+//   backward data, stride 1 -> forward kernel over the padded grad_y plane with the flipped
+//                             kernel (a stride-1 correlation's adjoint is a correlation);
+//   backward data, strided -> scatter kernel into a padded plane, then crop (the adjoint of
+//                             the padding copy);
+//   backward weight        -> weight kernel, reduced over the batch in a fixed order.
+#include "algo/depthwise.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "fastconv/parallel.h"
+#include "fastconv/status.h"
+#include "ukernels/depthwise/dw_ukernels.h"
+
+namespace fastconv::algo {
+namespace {
+
+// Kernels read up to one 16-element chunk past the end of a phase row (stores are exact).
+constexpr int64_t kSlack = 16;
+
+inline bool inside(int64_t v, int64_t extent) { return static_cast<uint64_t>(v) < uint64_t(extent); }
+
+DwPlane make_plane(const Dims& out, const ConvGeometry& g, bool unit_stride) {
+  DwPlane p{};
+  p.out = out;
+  p.kernel = g.kernel;
+  p.stride = unit_stride ? Dims{1, 1, 1} : g.stride;
+  p.dilation = g.dilation;
+  p.rows = p.padded_extent(1);
+  const int64_t wp = p.padded_extent(2);
+  p.width = (wp + p.stride[2] - 1) / p.stride[2];
+  return p;
+}
+
+// Forward and strided backward data read/write the padded input plane; stride-1 backward data
+// reads a padded grad_y plane whose output is the input plane.
+bool backward_data_as_forward(const ConvGeometry& g) {
+  return g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1;
+}
+
+DwPlane pass_plane(const ConvGeometry& g, ConvPass pass) {
+  if (pass == ConvPass::kBackwardData && backward_data_as_forward(g))
+    return make_plane(g.in, g, true);
+  return make_plane(g.out, g, false);
+}
+
+// The plane of `pass` with its tap offsets stored in `offsets`.
+DwPlane pass_plane(const ConvGeometry& g, ConvPass pass, std::vector<int64_t>& offsets) {
+  DwPlane p = pass_plane(g, pass);
+  offsets.resize(size_t(g.kernel_spatial()));
+  p.set_taps(offsets.data());
+  return p;
+}
+
+// First and one-past-last q with 0 <= q * step + first < extent (q >= 0).
+inline void inside_range(int64_t first, int64_t step, int64_t extent, int64_t limit, int64_t& lo,
+                         int64_t& hi) {
+  lo = first >= 0 ? 0 : (-first + step - 1) / step;
+  hi = first >= extent ? 0 : (extent - 1 - first) / step + 1;
+  lo = std::min(lo, limit);
+  hi = std::min(std::max(hi, lo), limit);
+}
+
+int64_t slot_count() { return std::max(1, get_num_threads()); }
+
+// Per thread: the padded plane (+ slack), then the flat forward's output run (+ slack).
+int64_t slot_elems(const DwPlane& p) {
+  return p.buffer_elems() + kSlack + (p.flat() ? p.flat_elems() + kSlack : 0);
+}
+
+// buf = src (extent `ext`) placed at offset `pad` inside the padded plane, zeros elsewhere.
+template <typename T>
+void fill_plane(const DwPlane& p, const T* src, const Dims& ext, const Dims& pad, T* buf) {
+  const int64_t depth = p.padded_extent(0), sx = p.stride[2], width = p.width;
+  // The in-bounds stretch of each phase row depends only on the phase: decide it once.
+  int64_t lo_hi[2 * 16];
+  std::vector<int64_t> many;
+  int64_t* range = sx <= 16 ? lo_hi : (many.resize(size_t(2 * sx)), many.data());
+  for (int64_t r = 0; r < sx; ++r)
+    inside_range(r - pad[2], sx, ext[2], width, range[2 * r], range[2 * r + 1]);
+  for (int64_t z = 0; z < depth; ++z) {
+    const int64_t iz = z - pad[0];
+    for (int64_t y = 0; y < p.rows; ++y) {
+      const int64_t iy = y - pad[1];
+      T* dst = buf + (z * p.rows + y) * sx * width;
+      if (!inside(iz, ext[0]) || !inside(iy, ext[1])) {
+        for (int64_t q = 0; q < sx * width; ++q) dst[q] = T(0);
+        continue;
+      }
+      const T* srow = src + (iz * ext[1] + iy) * ext[2];
+      for (int64_t r = 0; r < sx; ++r, dst += width) {
+        const int64_t lo = range[2 * r], hi = range[2 * r + 1], first = r - pad[2];
+        for (int64_t q = 0; q < lo; ++q) dst[q] = T(0);
+        if (sx == 1) {
+          for (int64_t q = lo; q < hi; ++q) dst[q] = srow[q + first];
+        } else {
+          for (int64_t q = lo; q < hi; ++q) dst[q] = srow[q * sx + first];
+        }
+        for (int64_t q = hi; q < width; ++q) dst[q] = T(0);
+      }
+    }
+  }
+  for (int64_t e = 0; e < kSlack; ++e) buf[p.buffer_elems() + e] = T(0);
+}
+
+// dst (extent `ext`) = the padded plane at offset `pad` (0 where the plane does not reach):
+// the adjoint of fill_plane.
+template <typename T>
+void crop_plane(const DwPlane& p, const T* buf, const Dims& ext, const Dims& pad, T* dst) {
+  const int64_t depth = p.padded_extent(0), sx = p.stride[2], width = p.width;
+  for (int64_t iz = 0; iz < ext[0]; ++iz) {
+    for (int64_t iy = 0; iy < ext[1]; ++iy) {
+      const int64_t z = iz + pad[0], y = iy + pad[1];
+      T* drow = dst + (iz * ext[1] + iy) * ext[2];
+      for (int64_t ix = 0; ix < ext[2]; ++ix) drow[ix] = T(0);
+      if (!inside(z, depth) || !inside(y, p.rows)) continue;
+      const T* prow = buf + (z * p.rows + y) * sx * width;
+      for (int64_t r = 0; r < sx; ++r, prow += width) {
+        int64_t lo, hi;
+        const int64_t first = r - pad[2];  // input column of phase position q: q * sx + first
+        inside_range(first, sx, ext[2], width, lo, hi);
+        for (int64_t q = lo; q < hi; ++q) drow[q * sx + first] = prow[q];
+      }
+    }
+  }
+}
+
+// Effective taps per output channel: flipped for true convolution (and flipped again, i.e. as
+// stored, for the adjoint of a stride-1 correlation).
+template <typename T>
+void effective_weights(const ConvGeometry& g, const T* w, bool flip, T* out) {
+  const int64_t taps = g.kernel_spatial();
+  for (int64_t k = 0; k < g.k; ++k)
+    for (int64_t t = 0; t < taps; ++t)
+      out[k * taps + t] = w[k * taps + (flip ? taps - 1 - t : t)];
+}
+
+// Runs fn(slot, item) for every item in [0, items), each slot on one thread at a time.
+template <typename Fn>
+void for_each_item(int64_t items, Fn&& fn) {
+  const int64_t slots = slot_count();
+  parallel_for(slots, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t s = begin; s < end; ++s)
+      for (int64_t i = s; i < items; i += slots) fn(s, i);
+  });
+}
+
+}  // namespace
+
+std::string depthwise_unsupported_reason(const ConvGeometry& g, ConvPass) {
+  if (g.c_per_group() != 1)
+    return "depthwise needs one input channel per group (groups == C); got C/groups = " +
+           std::to_string(g.c_per_group());
+  return "";
+}
+
+int64_t depthwise_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size) {
+  const DwPlane p = pass_plane(g, pass);
+  const int64_t per_slot = checked_product({slot_elems(p), elem_size}, "depthwise workspace");
+  return checked_product({slot_count(), per_slot}, "depthwise workspace") +
+         checked_product({g.k, g.kernel_spatial(), elem_size}, "depthwise workspace");
+}
+
+template <typename T>
+void depthwise_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws) {
+  std::vector<int64_t> offsets;
+  const DwPlane p = pass_plane(g, ConvPass::kForward, offsets);
+  const int64_t taps = g.kernel_spatial(), mult = g.k_per_group(), per_slot = slot_elems(p);
+  T* weights = ws + slot_count() * per_slot;
+  effective_weights(g, w, g.mode == ConvMode::kConv, weights);
+  const DwKernels<T>& kern = dw_kernels<T>();
+  for_each_item(g.n * g.c, [&](int64_t slot, int64_t plane) {
+    const int64_t n = plane / g.c, c = plane % g.c;
+    T* buf = ws + slot * per_slot;
+    fill_plane(p, x + plane * g.in_spatial(), g.in, g.pad_lo, buf);
+    for (int64_t j = 0; j < mult; ++j) {
+      const int64_t k = c * mult + j;
+      kern.forward(p, buf, weights + k * taps, bias ? bias[k] : T(0), false,
+                   y + (n * g.k + k) * g.out_spatial(), buf + p.buffer_elems() + kSlack);
+    }
+  });
+}
+
+template <typename T>
+void depthwise_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x,
+                             T* ws) {
+  std::vector<int64_t> offsets;
+  const DwPlane p = pass_plane(g, ConvPass::kBackwardData, offsets);
+  const int64_t taps = g.kernel_spatial(), mult = g.k_per_group(), per_slot = slot_elems(p);
+  const bool as_forward = backward_data_as_forward(g);
+  T* weights = ws + slot_count() * per_slot;
+  // The adjoint of a stride-1 correlation with taps w is a correlation with the taps reversed.
+  effective_weights(g, w, (g.mode == ConvMode::kConv) != as_forward, weights);
+  Dims pad_adj{};
+  for (int d = 0; d < kMaxRank; ++d) pad_adj[d] = (g.kernel[d] - 1) * g.dilation[d] - g.pad_lo[d];
+  const DwKernels<T>& kern = dw_kernels<T>();
+  for_each_item(g.n * g.c, [&](int64_t slot, int64_t plane) {
+    const int64_t n = plane / g.c, c = plane % g.c;
+    T* buf = ws + slot * per_slot;
+    T* gx = grad_x + plane * g.in_spatial();
+    for (int64_t j = 0; j < mult; ++j) {
+      const int64_t k = c * mult + j;
+      const T* gy = grad_y + (n * g.k + k) * g.out_spatial();
+      if (as_forward) {
+        fill_plane(p, gy, g.out, pad_adj, buf);
+        kern.forward(p, buf, weights + k * taps, T(0), j > 0, gx, buf + p.buffer_elems() + kSlack);
+      } else {
+        if (j == 0) std::fill(buf, buf + p.buffer_elems(), T(0));
+        kern.scatter(p, gy, weights + k * taps, buf);
+      }
+    }
+    if (!as_forward) crop_plane(p, buf, g.in, g.pad_lo, gx);
+    if (mult == 0) std::fill(gx, gx + g.in_spatial(), T(0));
+  });
+}
+
+template <typename T>
+void depthwise_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w,
+                               T* ws) {
+  std::vector<int64_t> offsets;
+  const DwPlane p = pass_plane(g, ConvPass::kBackwardWeight, offsets);
+  const int64_t taps = g.kernel_spatial(), mult = g.k_per_group(), per_slot = slot_elems(p);
+  T* acc = ws + slot_count() * per_slot;  // gradient in the kernels' tap order
+  const DwKernels<T>& kern = dw_kernels<T>();
+  for_each_item(g.c, [&](int64_t slot, int64_t c) {
+    T* buf = ws + slot * per_slot;
+    std::fill(acc + c * mult * taps, acc + (c + 1) * mult * taps, T(0));
+    for (int64_t n = 0; n < g.n; ++n) {
+      fill_plane(p, x + (n * g.c + c) * g.in_spatial(), g.in, g.pad_lo, buf);
+      for (int64_t j = 0; j < mult; ++j) {
+        const int64_t k = c * mult + j;
+        kern.weight(p, buf, grad_y + (n * g.k + k) * g.out_spatial(), acc + k * taps);
+      }
+    }
+  });
+  effective_weights(g, acc, g.mode == ConvMode::kConv, grad_w);
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                \
+  template void depthwise_forward<T>(const ConvGeometry&, const T*, const T*, const T*, T*, T*); \
+  template void depthwise_backward_data<T>(const ConvGeometry&, const T*, const T*, T*, T*);     \
+  template void depthwise_backward_weight<T>(const ConvGeometry&, const T*, const T*, T*, T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::algo

@@ -1,0 +1,245 @@
+// Bodies of the depthwise plane kernels (see dw_ukernels.h). Included by one file per ISA level
+// inside that level's namespace; a few vector primitives (below) map to AVX-512, AVX2 or plain
+// scalars, so the same loops run at each level. Register blocking: a row is produced kBlock
+// vectors at a time, held in registers across all taps; tap addresses come from the plane's
+// precomputed offsets, so no index arithmetic runs per tap.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#include "ukernels/depthwise/dw_ukernels.h"
+
+#ifndef FASTCONV_DW_NS
+#error "define FASTCONV_DW_NS (the ISA namespace) before including dw_impl.h"
+#endif
+
+namespace fastconv::FASTCONV_DW_NS {
+namespace {
+
+// ---- vector primitives: V<T>::type holds V<T>::lanes elements
+template <typename T>
+struct V;
+#if defined(__AVX512F__)
+template <>
+struct V<float> {
+  using type = __m512;
+  static constexpr int64_t lanes = 16;
+  static type load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, type v) { _mm512_storeu_ps(p, v); }
+  static type set1(float v) { return _mm512_set1_ps(v); }
+  static type fma(type a, type b, type c) { return _mm512_fmadd_ps(a, b, c); }
+  static type load_n(const float* p, int64_t n) {  // first n lanes, zeros after; reads n only
+    return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p);
+  }
+  static void store_n(float* p, type v, int64_t n) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), v);
+  }
+  static float sum(type v) { return _mm512_reduce_add_ps(v); }
+};
+template <>
+struct V<double> {
+  using type = __m512d;
+  static constexpr int64_t lanes = 8;
+  static type load(const double* p) { return _mm512_loadu_pd(p); }
+  static void store(double* p, type v) { _mm512_storeu_pd(p, v); }
+  static type set1(double v) { return _mm512_set1_pd(v); }
+  static type fma(type a, type b, type c) { return _mm512_fmadd_pd(a, b, c); }
+  static type load_n(const double* p, int64_t n) {
+    return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1u), p);
+  }
+  static void store_n(double* p, type v, int64_t n) {
+    _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1u), v);
+  }
+  static double sum(type v) { return _mm512_reduce_add_pd(v); }
+};
+#elif defined(__AVX2__)
+template <typename T, int64_t L, typename Vec>
+struct V256 {
+  using type = Vec;
+  static constexpr int64_t lanes = L;
+  static type load_n(const T* p, int64_t n) {
+    alignas(32) T tmp[L] = {};
+    for (int64_t j = 0; j < n; ++j) tmp[j] = p[j];
+    return V<T>::load(tmp);
+  }
+  static void store_n(T* p, type v, int64_t n) {
+    alignas(32) T tmp[L];
+    V<T>::store(tmp, v);
+    for (int64_t j = 0; j < n; ++j) p[j] = tmp[j];
+  }
+  static T sum(type v) {
+    alignas(32) T tmp[L];
+    V<T>::store(tmp, v);
+    T s = T(0);
+    for (int64_t j = 0; j < L; ++j) s += tmp[j];
+    return s;
+  }
+};
+template <>
+struct V<float> : V256<float, 8, __m256> {
+  static type load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, type v) { _mm256_storeu_ps(p, v); }
+  static type set1(float v) { return _mm256_set1_ps(v); }
+  static type fma(type a, type b, type c) { return _mm256_fmadd_ps(a, b, c); }
+};
+template <>
+struct V<double> : V256<double, 4, __m256d> {
+  static type load(const double* p) { return _mm256_loadu_pd(p); }
+  static void store(double* p, type v) { _mm256_storeu_pd(p, v); }
+  static type set1(double v) { return _mm256_set1_pd(v); }
+  static type fma(type a, type b, type c) { return _mm256_fmadd_pd(a, b, c); }
+};
+#else
+template <typename T>
+struct V {
+  using type = T;
+  static constexpr int64_t lanes = 1;
+  static type load(const T* p) { return *p; }
+  static void store(T* p, type v) { *p = v; }
+  static type set1(T v) { return v; }
+  static type fma(type a, type b, type c) { return a * b + c; }
+  static type load_n(const T* p, int64_t n) { return n > 0 ? *p : T(0); }
+  static void store_n(T* p, type v, int64_t n) {
+    if (n > 0) *p = v;
+  }
+  static T sum(type v) { return v; }
+};
+#endif
+
+constexpr int64_t kBlock = 4;  // vectors per register block (4 x 16 f32 outputs on AVX-512)
+
+int64_t tap_count(const DwPlane& p) { return p.kernel[0] * p.kernel[1] * p.kernel[2]; }
+
+// row[0 : NV * lanes) = (Init ? row : 0) + sum over taps of w[t] * base[tap_offset[t] + j].
+template <typename T, int64_t NV, bool Init = true>
+inline void block_forward(const DwPlane& p, int64_t taps, const T* base, const T* w, T* row) {
+  using Vec = V<T>;
+  typename Vec::type acc[NV];
+  for (int64_t i = 0; i < NV; ++i)
+    acc[i] = Init ? Vec::load(row + i * Vec::lanes) : Vec::set1(T(0));
+  for (int64_t t = 0; t < taps; ++t) {
+    const T* src = base + p.tap_offset[t];
+    const typename Vec::type wv = Vec::set1(w[t]);
+    for (int64_t i = 0; i < NV; ++i) acc[i] = Vec::fma(wv, Vec::load(src + i * Vec::lanes), acc[i]);
+  }
+  for (int64_t i = 0; i < NV; ++i) Vec::store(row + i * Vec::lanes, acc[i]);
+}
+
+// row[0 : n) = sum over taps of w[t] * base[tap_offset[t] + j], in register blocks.
+template <typename T>
+void run_forward(const DwPlane& p, int64_t taps, const T* base, const T* w, int64_t n, T* row) {
+  constexpr int64_t L = V<T>::lanes;
+  int64_t x = 0;
+  for (; x + kBlock * L <= n; x += kBlock * L)
+    block_forward<T, kBlock, false>(p, taps, base + x, w, row + x);
+  for (; x + L <= n; x += L) block_forward<T, 1, false>(p, taps, base + x, w, row + x);
+  if (x < n) {  // last partial vector: computed in a scratch vector (reads stay in the slack)
+    T tmp[L];
+    block_forward<T, 1, false>(p, taps, base + x, w, tmp);
+    std::copy(tmp, tmp + (n - x), row + x);
+  }
+}
+
+template <typename T>
+void forward(const DwPlane& p, const T* buf, const T* w, T bias, bool accumulate, T* out,
+             T* scratch) {
+  using Vec = V<T>;
+  constexpr int64_t L = Vec::lanes;
+  const int64_t ow = p.out[2], taps = tap_count(p);
+  if (p.flat()) {
+    for (int64_t oz = 0; oz < p.out[0]; ++oz) {
+      run_forward(p, taps, buf + p.row_base(oz, 0), w, p.flat_elems(), scratch);
+      for (int64_t oy = 0; oy < p.out[1]; ++oy) {
+        T* row = out + (oz * p.out[1] + oy) * ow;
+        const T* s = scratch + oy * p.width;
+        if (accumulate) {
+          for (int64_t x = 0; x < ow; ++x) row[x] += s[x];
+        } else {
+          for (int64_t x = 0; x < ow; ++x) row[x] = bias + s[x];
+        }
+      }
+    }
+    return;
+  }
+  for (int64_t oz = 0; oz < p.out[0]; ++oz) {
+    for (int64_t oy = 0; oy < p.out[1]; ++oy) {
+      T* row = out + (oz * p.out[1] + oy) * ow;
+      const T* base = buf + p.row_base(oz, oy);
+      if (!accumulate) std::fill(row, row + ow, bias);
+      int64_t x = 0;
+      for (; x + kBlock * L <= ow; x += kBlock * L)
+        block_forward<T, kBlock>(p, taps, base + x, w, row + x);
+      for (; x + L <= ow; x += L) block_forward<T, 1>(p, taps, base + x, w, row + x);
+      if (x < ow) {  // last partial vector: computed in a scratch row (reads stay in the slack)
+        T tmp[L];
+        std::copy(row + x, row + ow, tmp);
+        block_forward<T, 1>(p, taps, base + x, w, tmp);
+        std::copy(tmp, tmp + (ow - x), row + x);
+      }
+    }
+  }
+}
+
+template <typename T>
+void weight(const DwPlane& p, const T* buf, const T* gy, T* gw) {
+  using Vec = V<T>;
+  constexpr int64_t L = Vec::lanes;
+  const int64_t ow = p.out[2], taps = tap_count(p);
+  for (int64_t t = 0; t < taps; ++t) {
+    typename Vec::type acc[kBlock];
+    for (int64_t i = 0; i < kBlock; ++i) acc[i] = Vec::set1(T(0));
+    for (int64_t oz = 0; oz < p.out[0]; ++oz) {
+      for (int64_t oy = 0; oy < p.out[1]; ++oy) {
+        const T* src = buf + p.row_base(oz, oy) + p.tap_offset[t];
+        const T* g = gy + (oz * p.out[1] + oy) * ow;
+        int64_t x = 0;
+        for (; x + kBlock * L <= ow; x += kBlock * L)
+          for (int64_t i = 0; i < kBlock; ++i)
+            acc[i] = Vec::fma(Vec::load(g + x + i * L), Vec::load(src + x + i * L), acc[i]);
+        for (; x + L <= ow; x += L) acc[1] = Vec::fma(Vec::load(g + x), Vec::load(src + x), acc[1]);
+        if (x < ow)  // exact: lanes past the row are zero in both operands
+          acc[2] = Vec::fma(Vec::load_n(g + x, ow - x), Vec::load_n(src + x, ow - x), acc[2]);
+      }
+    }
+    for (int64_t i = 1; i < kBlock; ++i) acc[0] = acc[0] + acc[i];
+    gw[t] += Vec::sum(acc[0]);
+  }
+}
+
+template <typename T>
+void scatter(const DwPlane& p, const T* gy, const T* w, T* buf) {
+  using Vec = V<T>;
+  constexpr int64_t L = Vec::lanes;
+  const int64_t ow = p.out[2], taps = tap_count(p);
+  for (int64_t oz = 0; oz < p.out[0]; ++oz) {
+    for (int64_t oy = 0; oy < p.out[1]; ++oy) {
+      const T* g = gy + (oz * p.out[1] + oy) * ow;
+      T* base = buf + p.row_base(oz, oy);
+      for (int64_t t = 0; t < taps; ++t) {
+        T* dst = base + p.tap_offset[t];
+        const typename Vec::type wvv = Vec::set1(w[t]);
+        int64_t x = 0;
+        for (; x + L <= ow; x += L)
+          Vec::store(dst + x, Vec::fma(wvv, Vec::load(g + x), Vec::load(dst + x)));
+        if (x < ow) {
+          const int64_t n = ow - x;
+          Vec::store_n(dst + x, Vec::fma(wvv, Vec::load_n(g + x, n), Vec::load_n(dst + x, n)), n);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+extern const DwKernels<float> dw_f32_kernels;
+extern const DwKernels<double> dw_f64_kernels;
+const DwKernels<float> dw_f32_kernels = {forward<float>, weight<float>, scatter<float>,
+                                         FASTCONV_DW_NAME("f32")};
+const DwKernels<double> dw_f64_kernels = {forward<double>, weight<double>, scatter<double>,
+                                          FASTCONV_DW_NAME("f64")};
+
+}  // namespace fastconv::FASTCONV_DW_NS

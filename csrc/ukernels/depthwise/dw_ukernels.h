@@ -1,0 +1,77 @@
+// Depthwise (one input channel per group) plane kernels: the per-channel work of the depthwise
+// algorithm, compiled once per ISA level (dw_<isa>.cc) and picked at run time.
+//
+// Every kernel walks an output plane of extent `out` and reads or writes a zero-padded,
+// phase-split copy of the source plane (built by the driver), so no kernel checks bounds:
+// element (z, y, x) of the padded plane lives at buf[((z * rows + y) * sx + x % sx) * width
+// + x / sx], with sx = stride[2]. A tap (tz, ty, tx) at output (oz, oy, ox) touches padded
+// position (oz * sd + tz * dd, oy * sh + ty * dh, ox * sx + tx * dx); within one output row and
+// one tap the positions are consecutive in one phase row, so every inner loop is a contiguous
+// multiply-add that vectorises.
+#pragma once
+#include <cstdint>
+
+#include "fastconv/geometry.h"
+
+namespace fastconv {
+
+struct DwPlane {
+  Dims out, kernel, stride, dilation;
+  int64_t rows;   // padded rows per depth slice
+  int64_t width;  // elements per phase row
+  // Offset of tap t's first element relative to its output row's base (set by set_taps()):
+  // the kernels add it to row_base(), so no index arithmetic runs per tap.
+  const int64_t* tap_offset = nullptr;
+  int64_t row_base(int64_t oz, int64_t oy) const {
+    return (oz * stride[0] * rows + oy * stride[1]) * stride[2] * width;
+  }
+  // Fills offsets[0 : kernel volume) and points tap_offset at it.
+  void set_taps(int64_t* offsets) {
+    int64_t t = 0;
+    for (int64_t tz = 0; tz < kernel[0]; ++tz)
+      for (int64_t ty = 0; ty < kernel[1]; ++ty)
+        for (int64_t tx = 0; tx < kernel[2]; ++tx, ++t) {
+          const int64_t xo = tx * dilation[2];
+          offsets[t] = ((tz * dilation[0] * rows + ty * dilation[1]) * stride[2] + xo % stride[2]) *
+                           width + xo / stride[2];
+        }
+    tap_offset = offsets;
+  }
+  // Padded-plane extent needed by `out`, kernel, stride and dilation along dim d.
+  int64_t padded_extent(int d) const { return (out[d] - 1) * stride[d] + (kernel[d] - 1) * dilation[d] + 1; }
+  int64_t buffer_elems() const { return padded_extent(0) * rows * stride[2] * width; }
+  // Unit stride along H and W: the forward kernel treats each depth slice of output as one flat
+  // run with the padded plane's row pitch (outputs in the pitch's last columns are computed and
+  // dropped), so narrow rows still fill whole vector blocks.
+  bool flat() const { return stride[1] == 1 && stride[2] == 1; }
+  int64_t flat_elems() const { return (out[1] - 1) * width + out[2]; }
+};
+
+template <typename T>
+struct DwKernels {
+  // out = (accumulate ? out : bias) + sum over taps of w[tap] * buf[...]. scratch holds
+  // flat_elems() + 16 elements (used when p.flat).
+  void (*forward)(const DwPlane& p, const T* buf, const T* w, T bias, bool accumulate, T* out,
+                  T* scratch);
+  // gw[tap] += sum over outputs of gy[o] * buf[...].
+  void (*weight)(const DwPlane& p, const T* buf, const T* gy, T* gw);
+  // buf[...] += w[tap] * gy[o] over every output and tap (the adjoint of forward).
+  void (*scatter)(const DwPlane& p, const T* gy, const T* w, T* buf);
+  const char* name;
+};
+
+// The kernels for the active ISA level (FASTCONV_ISA may cap it).
+template <typename T>
+const DwKernels<T>& dw_kernels();
+
+#define FASTCONV_DECLARE_DW(ns)                  \
+  namespace ns {                                 \
+  extern const DwKernels<float> dw_f32_kernels;  \
+  extern const DwKernels<double> dw_f64_kernels; \
+  }
+FASTCONV_DECLARE_DW(scalar)
+FASTCONV_DECLARE_DW(avx2)
+FASTCONV_DECLARE_DW(avx512)
+#undef FASTCONV_DECLARE_DW
+
+}  // namespace fastconv
