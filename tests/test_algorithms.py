@@ -42,6 +42,7 @@ GEOMETRIES = [
     ((1, 4, 5, 6, 7), (4, 1, 3, 3, 2), dict(padding=1, stride=(1, 2, 1), groups=4)),
     ((2, 5, 9, 70), (10, 1, 3, 3), dict(padding=(1, 2), groups=5)),
     ((1, 2, 33, 31), (2, 1, 7, 7), dict(padding=3, stride=3, groups=2)),
+    ((2, 3, 37), (3, 1, 3), dict(padding=1, groups=3)),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 

@@ -183,11 +183,45 @@ void forward(const DwPlane& p, const T* buf, const T* w, T bias, bool accumulate
   }
 }
 
+// Weight gradient of a kernel with exactly Taps taps: each vector of grad_y is loaded once and
+// multiplied into every tap's accumulator (one load of the source per multiply-add instead of
+// two), with Taps accumulators living in registers.
+template <typename T, int64_t Taps>
+void weight_fixed(const DwPlane& p, const T* buf, const T* gy, T* gw) {
+  using Vec = V<T>;
+  constexpr int64_t L = Vec::lanes;
+  const int64_t ow = p.out[2];
+  typename Vec::type acc[Taps];
+  int64_t off[Taps];
+  for (int64_t t = 0; t < Taps; ++t) acc[t] = Vec::set1(T(0)), off[t] = p.tap_offset[t];
+  for (int64_t oz = 0; oz < p.out[0]; ++oz) {
+    for (int64_t oy = 0; oy < p.out[1]; ++oy) {
+      const T* base = buf + p.row_base(oz, oy);
+      const T* g = gy + (oz * p.out[1] + oy) * ow;
+      int64_t x = 0;
+      for (; x + L <= ow; x += L) {
+        const typename Vec::type gv = Vec::load(g + x);
+        for (int64_t t = 0; t < Taps; ++t)
+          acc[t] = Vec::fma(gv, Vec::load(base + off[t] + x), acc[t]);
+      }
+      if (x < ow) {  // exact: lanes past the row are zero in both operands
+        const int64_t n = ow - x;
+        const typename Vec::type gv = Vec::load_n(g + x, n);
+        for (int64_t t = 0; t < Taps; ++t)
+          acc[t] = Vec::fma(gv, Vec::load_n(base + off[t] + x, n), acc[t]);
+      }
+    }
+  }
+  for (int64_t t = 0; t < Taps; ++t) gw[t] += Vec::sum(acc[t]);
+}
+
 template <typename T>
 void weight(const DwPlane& p, const T* buf, const T* gy, T* gw) {
   using Vec = V<T>;
   constexpr int64_t L = Vec::lanes;
   const int64_t ow = p.out[2], taps = tap_count(p);
+  if (L > 1 && taps == 9) return weight_fixed<T, 9>(p, buf, gy, gw);
+  if (L > 1 && taps == 3) return weight_fixed<T, 3>(p, buf, gy, gw);
   for (int64_t t = 0; t < taps; ++t) {
     typename Vec::type acc[kBlock];
     for (int64_t i = 0; i < kBlock; ++i) acc[i] = Vec::set1(T(0));
