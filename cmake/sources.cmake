@@ -11,7 +11,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/implicit_gemm.cc
   csrc/algo/winograd.cc
   csrc/algo/fft_conv.cc
-  csrc/algo/depthwise.cc
+  csrc/algo/direct.cc
   csrc/ops/conv.cc
   csrc/ops/pool.cc
   csrc/gemm/gemm.cc

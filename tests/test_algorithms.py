@@ -76,7 +76,9 @@ def test_conv_passes(poisoned_outputs, rng, x_shape, w_shape, kw, algo, dtype):
     if "groups" not in kw:
         kw["groups"] = x_shape[1] // w_shape[1]
     want = ref.conv(x, w, b, **kw)
-    y = call_or_refused(algo, "forward", w_shape, kw, lambda: fastconv.conv(x, w, b, algo=algo, **kw))
+    y = call_or_refused(
+        algo, "forward", w_shape, kw, lambda: fastconv.conv(x, w, b, algo=algo, **kw)
+    )
     if y is not None:
         assert_close(y, want, dtype, _reduction(w_shape))
     gy = rand(rng, want.shape, dtype)
@@ -118,6 +120,7 @@ def test_transposed_passes(poisoned_outputs, rng, x_shape, w_shape, kw, algo, dt
     groups = kw.get("groups", 1)
     x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
     b = rand(rng, (w_shape[1] * groups,), dtype)
+
     # conv_transpose's weight is (C_in, K/G, *kernel); its conv's weight shape is what matters
     # for applicability only through rank, stride and dilation, which the two share.
     def run(pass_, fn):

@@ -42,7 +42,13 @@ CASES = [
         (12, 1, 3, 3),
         dict(padding=(1, 2), groups=6, mode="conv"),
     ),
-    ("bwd_data_dw_s1", "conv_backward_data", (1, 4, 9, 40), (8, 1, 5, 5), dict(padding=2, groups=4)),
+    (
+        "bwd_data_dw_s1",
+        "conv_backward_data",
+        (1, 4, 9, 40),
+        (8, 1, 5, 5),
+        dict(padding=2, groups=4),
+    ),
     ("transpose", "conv_transpose", (2, 8, 6, 7), (8, 5, 4, 4), dict(stride=2, padding=1)),
     ("max_pool", "max_pool", (2, 8, 11, 12), None, dict(kernel_size=3, stride=2, padding=1)),
     (

@@ -6,7 +6,7 @@
 #include "fastconv/algorithm.h"
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
-#include "algo/depthwise.h"
+#include "algo/direct.h"
 #include "algo/fft_conv.h"
 #include "algo/gemm_conv.h"
 #include "algo/winograd.h"
@@ -24,7 +24,7 @@ struct AlgorithmEntry {
 
 constexpr AlgorithmEntry kAlgorithms[] = {
     {Algorithm::kReference, "reference", true},
-    {Algorithm::kDirect, "direct", false},
+    {Algorithm::kDirect, "direct", true},
     {Algorithm::kIm2col, "im2col", true},
     {Algorithm::kImplicitGemm, "implicit_gemm", true},
     {Algorithm::kWinograd, "winograd", true},
@@ -70,7 +70,8 @@ int64_t conv_workspace_bytes(const ConvGeometry& g, Algorithm a, ConvPass pass, 
     case Algorithm::kImplicitGemm: return algo::implicit_gemm_workspace_bytes(g, pass, elem);
     case Algorithm::kWinograd: return algo::winograd_workspace_bytes(g, pass, elem);
     case Algorithm::kFft: return algo::fft_workspace_bytes(g, pass, elem);
-    case Algorithm::kDepthwise: return algo::depthwise_workspace_bytes(g, pass, elem);
+    case Algorithm::kDirect:
+    case Algorithm::kDepthwise: return algo::direct_workspace_bytes(g, pass, elem);
     default: return 0;
   }
 }
@@ -121,8 +122,9 @@ void conv_forward(const ConvGeometry& g, Algorithm a, DType t, const void* x, co
         return algo::implicit_gemm_forward<T>(g, px, pw, pb, py, ws.get());
       case Algorithm::kWinograd: return algo::winograd_forward<T>(g, px, pw, pb, py, ws.get());
       case Algorithm::kFft: return algo::fft_forward<T>(g, px, pw, pb, py, ws.get());
+      case Algorithm::kDirect:
       case Algorithm::kDepthwise:
-        return algo::depthwise_forward<T>(g, px, pw, pb, py, ws.get());
+        return algo::direct_forward<T>(g, px, pw, pb, py, ws.get());
       default: unsupported(a);
     }
   });
@@ -145,8 +147,9 @@ void conv_backward_data(const ConvGeometry& g, Algorithm a, DType t, const void*
       case Algorithm::kWinograd:
         return algo::winograd_backward_data<T>(g, pgy, pw, pgx, ws.get());
       case Algorithm::kFft: return algo::fft_backward_data<T>(g, pgy, pw, pgx, ws.get());
+      case Algorithm::kDirect:
       case Algorithm::kDepthwise:
-        return algo::depthwise_backward_data<T>(g, pgy, pw, pgx, ws.get());
+        return algo::direct_backward_data<T>(g, pgy, pw, pgx, ws.get());
       default: unsupported(a);
     }
   });
@@ -169,8 +172,9 @@ void conv_backward_weight(const ConvGeometry& g, Algorithm a, DType t, const voi
       case Algorithm::kWinograd:
         return algo::winograd_backward_weight<T>(g, px, pgy, pgw, ws.get());
       case Algorithm::kFft: return algo::fft_backward_weight<T>(g, px, pgy, pgw, ws.get());
+      case Algorithm::kDirect:
       case Algorithm::kDepthwise:
-        return algo::depthwise_backward_weight<T>(g, px, pgy, pgw, ws.get());
+        return algo::direct_backward_weight<T>(g, px, pgy, pgw, ws.get());
       default: unsupported(a);
     }
   });

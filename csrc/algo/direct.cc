@@ -1,12 +1,13 @@
-// Depthwise driver: builds the padded, phase-split plane each kernel reads (dw_ukernels.h),
-// spreads channel planes over the thread pool, and maps each pass onto the three plane kernels:
+// Direct (and depthwise) driver: builds the padded, phase-split plane each kernel reads
+// (dw_ukernels.h), spreads (image, group) or channel items over the thread pool, and maps each
+// pass onto the three plane kernels, one call per (output channel, input channel) pair:
 //   forward                -> forward kernel over the padded input plane;
 //   backward data, stride 1 -> forward kernel over the padded grad_y plane with the flipped
 //                             kernel (a stride-1 correlation's adjoint is a correlation);
 //   backward data, strided -> scatter kernel into a padded plane, then crop (the adjoint of
 //                             the padding copy);
 //   backward weight        -> weight kernel, reduced over the batch in a fixed order.
-#include "algo/depthwise.h"
+#include "algo/direct.h"
 
 #include <algorithm>
 #include <cstring>
@@ -129,12 +130,12 @@ void crop_plane(const DwPlane& p, const T* buf, const Dims& ext, const Dims& pad
   }
 }
 
-// Effective taps per output channel: flipped for true convolution (and flipped again, i.e. as
-// stored, for the adjoint of a stride-1 correlation).
+// Effective taps per (output channel, input channel) filter: flipped for true convolution (and
+// flipped again, i.e. as stored, for the adjoint of a stride-1 correlation).
 template <typename T>
 void effective_weights(const ConvGeometry& g, const T* w, bool flip, T* out) {
   const int64_t taps = g.kernel_spatial();
-  for (int64_t k = 0; k < g.k; ++k)
+  for (int64_t k = 0; k < g.k * g.c_per_group(); ++k)
     for (int64_t t = 0; t < taps; ++t)
       out[k * taps + t] = w[k * taps + (flip ? taps - 1 - t : t)];
 }
@@ -158,39 +159,50 @@ std::string depthwise_unsupported_reason(const ConvGeometry& g, ConvPass) {
   return "";
 }
 
-int64_t depthwise_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size) {
+int64_t direct_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size) {
   const DwPlane p = pass_plane(g, pass);
-  const int64_t per_slot = checked_product({slot_elems(p), elem_size}, "depthwise workspace");
-  return checked_product({slot_count(), per_slot}, "depthwise workspace") +
-         checked_product({g.k, g.kernel_spatial(), elem_size}, "depthwise workspace");
+  const int64_t per_slot = checked_product({slot_elems(p), elem_size}, "direct workspace");
+  return checked_product({slot_count(), per_slot}, "direct workspace") +
+         checked_product({g.k, g.c_per_group(), g.kernel_spatial(), elem_size},
+                         "direct workspace");
+}
+
+// Filter (k, channel cl of its group) starts at w + filter(k, cl) * taps.
+static inline int64_t filter(const ConvGeometry& g, int64_t k, int64_t cl) {
+  return k * g.c_per_group() + cl;
 }
 
 template <typename T>
-void depthwise_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws) {
+void direct_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws) {
   std::vector<int64_t> offsets;
   const DwPlane p = pass_plane(g, ConvPass::kForward, offsets);
-  const int64_t taps = g.kernel_spatial(), mult = g.k_per_group(), per_slot = slot_elems(p);
+  const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
+  const int64_t per_slot = slot_elems(p);
   T* weights = ws + slot_count() * per_slot;
   effective_weights(g, w, g.mode == ConvMode::kConv, weights);
   const DwKernels<T>& kern = dw_kernels<T>();
-  for_each_item(g.n * g.c, [&](int64_t slot, int64_t plane) {
-    const int64_t n = plane / g.c, c = plane % g.c;
+  for_each_item(g.n * g.groups, [&](int64_t slot, int64_t item) {
+    const int64_t n = item / g.groups, gr = item % g.groups;
     T* buf = ws + slot * per_slot;
-    fill_plane(p, x + plane * g.in_spatial(), g.in, g.pad_lo, buf);
-    for (int64_t j = 0; j < mult; ++j) {
-      const int64_t k = c * mult + j;
-      kern.forward(p, buf, weights + k * taps, bias ? bias[k] : T(0), false,
-                   y + (n * g.k + k) * g.out_spatial(), buf + p.buffer_elems() + kSlack);
+    // Each input plane is padded once and applied to every output channel of the group; the
+    // first input channel writes bias + its term, later ones accumulate.
+    for (int64_t cl = 0; cl < cg; ++cl) {
+      fill_plane(p, x + (n * g.c + gr * cg + cl) * g.in_spatial(), g.in, g.pad_lo, buf);
+      for (int64_t j = 0; j < kg; ++j) {
+        const int64_t k = gr * kg + j;
+        kern.forward(p, buf, weights + filter(g, k, cl) * taps, bias ? bias[k] : T(0), cl > 0,
+                     y + (n * g.k + k) * g.out_spatial(), buf + p.buffer_elems() + kSlack);
+      }
     }
   });
 }
 
 template <typename T>
-void depthwise_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x,
-                             T* ws) {
+void direct_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x, T* ws) {
   std::vector<int64_t> offsets;
   const DwPlane p = pass_plane(g, ConvPass::kBackwardData, offsets);
-  const int64_t taps = g.kernel_spatial(), mult = g.k_per_group(), per_slot = slot_elems(p);
+  const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
+  const int64_t per_slot = slot_elems(p);
   const bool as_forward = backward_data_as_forward(g);
   T* weights = ws + slot_count() * per_slot;
   // The adjoint of a stride-1 correlation with taps w is a correlation with the taps reversed.
@@ -198,52 +210,64 @@ void depthwise_backward_data(const ConvGeometry& g, const T* grad_y, const T* w,
   Dims pad_adj{};
   for (int d = 0; d < kMaxRank; ++d) pad_adj[d] = (g.kernel[d] - 1) * g.dilation[d] - g.pad_lo[d];
   const DwKernels<T>& kern = dw_kernels<T>();
-  for_each_item(g.n * g.c, [&](int64_t slot, int64_t plane) {
-    const int64_t n = plane / g.c, c = plane % g.c;
+  for_each_item(g.n * g.groups, [&](int64_t slot, int64_t item) {
+    const int64_t n = item / g.groups, gr = item % g.groups;
     T* buf = ws + slot * per_slot;
-    T* gx = grad_x + plane * g.in_spatial();
-    for (int64_t j = 0; j < mult; ++j) {
-      const int64_t k = c * mult + j;
-      const T* gy = grad_y + (n * g.k + k) * g.out_spatial();
-      if (as_forward) {
-        fill_plane(p, gy, g.out, pad_adj, buf);
-        kern.forward(p, buf, weights + k * taps, T(0), j > 0, gx, buf + p.buffer_elems() + kSlack);
-      } else {
-        if (j == 0) std::fill(buf, buf + p.buffer_elems(), T(0));
-        kern.scatter(p, gy, weights + k * taps, buf);
+    T* scratch = buf + p.buffer_elems() + kSlack;
+    auto gx = [&](int64_t cl) { return grad_x + (n * g.c + gr * cg + cl) * g.in_spatial(); };
+    auto gy = [&](int64_t j) { return grad_y + (n * g.k + gr * kg + j) * g.out_spatial(); };
+    if (as_forward) {  // pad each grad_y plane once, correlate it into every input channel
+      for (int64_t j = 0; j < kg; ++j) {
+        fill_plane(p, gy(j), g.out, pad_adj, buf);
+        for (int64_t cl = 0; cl < cg; ++cl)
+          kern.forward(p, buf, weights + filter(g, gr * kg + j, cl) * taps, T(0), j > 0, gx(cl),
+                       scratch);
       }
+      return;
     }
-    if (!as_forward) crop_plane(p, buf, g.in, g.pad_lo, gx);
-    if (mult == 0) std::fill(gx, gx + g.in_spatial(), T(0));
+    for (int64_t cl = 0; cl < cg; ++cl) {  // scatter every grad_y plane into one padded plane
+      std::fill(buf, buf + p.buffer_elems(), T(0));
+      for (int64_t j = 0; j < kg; ++j)
+        kern.scatter(p, gy(j), weights + filter(g, gr * kg + j, cl) * taps, buf);
+      crop_plane(p, buf, g.in, g.pad_lo, gx(cl));
+    }
   });
 }
 
 template <typename T>
-void depthwise_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w,
-                               T* ws) {
+void direct_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w,
+                            T* ws) {
   std::vector<int64_t> offsets;
   const DwPlane p = pass_plane(g, ConvPass::kBackwardWeight, offsets);
-  const int64_t taps = g.kernel_spatial(), mult = g.k_per_group(), per_slot = slot_elems(p);
+  const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
+  const int64_t per_slot = slot_elems(p);
   T* acc = ws + slot_count() * per_slot;  // gradient in the kernels' tap order
   const DwKernels<T>& kern = dw_kernels<T>();
+  // One item per input channel: it owns the filters (k, c) of its group's output channels and
+  // sums them over the batch in order, so the result does not depend on the threads.
   for_each_item(g.c, [&](int64_t slot, int64_t c) {
+    const int64_t gr = c / cg, cl = c % cg;
     T* buf = ws + slot * per_slot;
-    std::fill(acc + c * mult * taps, acc + (c + 1) * mult * taps, T(0));
+    for (int64_t j = 0; j < kg; ++j) {
+      T* f = acc + filter(g, gr * kg + j, cl) * taps;
+      std::fill(f, f + taps, T(0));
+    }
     for (int64_t n = 0; n < g.n; ++n) {
       fill_plane(p, x + (n * g.c + c) * g.in_spatial(), g.in, g.pad_lo, buf);
-      for (int64_t j = 0; j < mult; ++j) {
-        const int64_t k = c * mult + j;
-        kern.weight(p, buf, grad_y + (n * g.k + k) * g.out_spatial(), acc + k * taps);
+      for (int64_t j = 0; j < kg; ++j) {
+        const int64_t k = gr * kg + j;
+        kern.weight(p, buf, grad_y + (n * g.k + k) * g.out_spatial(),
+                    acc + filter(g, k, cl) * taps);
       }
     }
   });
   effective_weights(g, acc, g.mode == ConvMode::kConv, grad_w);
 }
 
-#define FASTCONV_INSTANTIATE(T)                                                                \
-  template void depthwise_forward<T>(const ConvGeometry&, const T*, const T*, const T*, T*, T*); \
-  template void depthwise_backward_data<T>(const ConvGeometry&, const T*, const T*, T*, T*);     \
-  template void depthwise_backward_weight<T>(const ConvGeometry&, const T*, const T*, T*, T*);
+#define FASTCONV_INSTANTIATE(T)                                                             \
+  template void direct_forward<T>(const ConvGeometry&, const T*, const T*, const T*, T*, T*); \
+  template void direct_backward_data<T>(const ConvGeometry&, const T*, const T*, T*, T*);     \
+  template void direct_backward_weight<T>(const ConvGeometry&, const T*, const T*, T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

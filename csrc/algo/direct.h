@@ -1,0 +1,26 @@
+// Direct convolution: SIMD loops per (output channel, input channel) plane pair over a
+// zero-padded, phase-split copy of the source plane, all passes, any geometry. Its work per
+// multiply-add does not depend on the channel counts, so it suits groups with few channels;
+// `depthwise` is the same code restricted to one input channel per group (any multiplier).
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "fastconv/algorithm.h"
+#include "fastconv/geometry.h"
+
+namespace fastconv::algo {
+
+// "" when depthwise can run g, else why not (it needs groups == C).
+std::string depthwise_unsupported_reason(const ConvGeometry& g, ConvPass pass);
+
+int64_t direct_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size);
+
+template <typename T>
+void direct_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws);
+template <typename T>
+void direct_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x, T* ws);
+template <typename T>
+void direct_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w, T* ws);
+
+}  // namespace fastconv::algo
