@@ -68,9 +68,9 @@ inline void inside_range(int64_t first, int64_t step, int64_t extent, int64_t li
 
 int64_t slot_count() { return std::max(1, get_num_threads()); }
 
-// Per thread: the padded plane (+ slack), then the flat forward's output run (+ slack).
+// Per thread: the padded plane (+ slack), then the flat forward's output runs (+ slack).
 int64_t slot_elems(const DwPlane& p) {
-  return p.buffer_elems() + kSlack + (p.flat() ? p.flat_elems() + kSlack : 0);
+  return p.buffer_elems() + kSlack + (p.flat() ? kDwMaxOutputs * (p.flat_elems() + 16) : 0);
 }
 
 // buf = src (extent `ext`) placed at offset `pad` inside the padded plane, zeros elsewhere.
@@ -184,14 +184,17 @@ void direct_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
   for_each_item(g.n * g.groups, [&](int64_t slot, int64_t item) {
     const int64_t n = item / g.groups, gr = item % g.groups;
     T* buf = ws + slot * per_slot;
-    // Each input plane is padded once and applied to every output channel of the group; the
-    // first input channel writes bias + its term, later ones accumulate.
+    // Each input plane is padded once and applied to every output channel of the group, a few
+    // channels per kernel call; the first input channel writes bias + its term, later ones add.
     for (int64_t cl = 0; cl < cg; ++cl) {
       fill_plane(p, x + (n * g.c + gr * cg + cl) * g.in_spatial(), g.in, g.pad_lo, buf);
-      for (int64_t j = 0; j < kg; ++j) {
+      for (int64_t j = 0; j < kg; j += kDwMaxOutputs) {
+        const int count = int(std::min<int64_t>(kDwMaxOutputs, kg - j));
         const int64_t k = gr * kg + j;
-        kern.forward(p, buf, weights + filter(g, k, cl) * taps, bias ? bias[k] : T(0), cl > 0,
-                     y + (n * g.k + k) * g.out_spatial(), buf + p.buffer_elems() + kSlack);
+        T* outs[kDwMaxOutputs];
+        for (int f = 0; f < count; ++f) outs[f] = y + (n * g.k + k + f) * g.out_spatial();
+        kern.forward(p, buf, weights + filter(g, k, cl) * taps, cg * taps, count,
+                     bias ? bias + k : nullptr, cl > 0, outs, buf + p.buffer_elems() + kSlack);
       }
     }
   });
@@ -219,9 +222,13 @@ void direct_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T*
     if (as_forward) {  // pad each grad_y plane once, correlate it into every input channel
       for (int64_t j = 0; j < kg; ++j) {
         fill_plane(p, gy(j), g.out, pad_adj, buf);
-        for (int64_t cl = 0; cl < cg; ++cl)
-          kern.forward(p, buf, weights + filter(g, gr * kg + j, cl) * taps, T(0), j > 0, gx(cl),
-                       scratch);
+        for (int64_t cl = 0; cl < cg; cl += kDwMaxOutputs) {
+          const int count = int(std::min<int64_t>(kDwMaxOutputs, cg - cl));
+          T* outs[kDwMaxOutputs];
+          for (int f = 0; f < count; ++f) outs[f] = gx(cl + f);
+          kern.forward(p, buf, weights + filter(g, gr * kg + j, cl) * taps, taps, count, nullptr,
+                       j > 0, outs, scratch);
+        }
       }
       return;
     }

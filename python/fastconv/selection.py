@@ -136,13 +136,12 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
       dw14 1.0x, dw56s2 0.67x; replknet.dw31 forward 15.9x, backward weight 8.5x;
       signal.1d.k1025 forward 15.8x vs implicit_gemm 1.4x).
     - Grouped convolutions with few channels per group run the direct algorithm (the same
-      plane loops, one pass per pair of channels in a group): a GEMM per group has too few
-      rows and reductions to block over. resnext50.g32.3x3 (8 per group): forward 0.56x vs
-      implicit_gemm 0.31x, backward data 0.38x vs 0.31x, weight 0.23x vs 0.16x. Timed on
-      28x28-56x56 3x3 groups (1 thread, ms, direct / implicit_gemm): 2 channels per group
-      0.28/0.58 forward, 0.33/1.64 weight; 16 per group forward 1.29/0.43 but backward data
-      1.30/2.29 and weight 1.15/2.78; 32 per group implicit_gemm wins every pass. So: forward
-      up to 8 channels per group, backward passes up to 16.
+      plane loops, each padded source plane feeding up to four output planes per pass): a GEMM
+      per group has too few rows and reductions to block over. Timed on 3x3 groups (1 thread,
+      best of 30, ms, forward / backward data / backward weight, direct vs implicit_gemm):
+      2 channels per group, 56x56: 0.13/0.14/0.20 vs 0.53/0.53/1.55; 8 per group (resnext50
+      g32), 28x28: 0.43/0.42/0.95 vs 0.62/0.60/1.38; 16 per group: 0.76/0.80/1.79 vs
+      0.70/0.68/1.23. So: up to 8 channels per group.
     """
     built = algorithms(problem.op)
     if "implicit_gemm" not in built:
@@ -159,7 +158,7 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
     if c_per_group == 1 and "depthwise" in built:
         return "depthwise", "one input channel per group: direct SIMD loops per channel plane"
     if problem.groups > 1 and "direct" in built:
-        if c_per_group <= (8 if conv_pass == "forward" else 16):
+        if c_per_group <= 8:
             return "direct", "few channels per group: direct plane loops beat a GEMM per group"
     if conv_pass == "backward_data" and "im2col" in built:
         if any(s > 1 for s in problem.stride) and c_per_group < 8 and c_per_group * k_per_group > 2:

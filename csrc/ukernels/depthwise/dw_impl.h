@@ -113,52 +113,79 @@ constexpr int64_t kBlock = 4;  // vectors per register block (4 x 16 f32 outputs
 
 int64_t tap_count(const DwPlane& p) { return p.kernel[0] * p.kernel[1] * p.kernel[2]; }
 
-// row[0 : NV * lanes) = (Init ? row : 0) + sum over taps of w[t] * base[tap_offset[t] + j].
-template <typename T, int64_t NV, bool Init = true>
-inline void block_forward(const DwPlane& p, int64_t taps, const T* base, const T* w, T* row) {
+// For KB filters: row[f][0 : NV * lanes) = (Init ? row[f] : 0) + sum over taps of
+// w[f * ws + t] * base[tap_offset[t] + j]; each source vector is loaded once for all KB.
+template <typename T, int64_t NV, int KB, bool Init>
+inline void block_forward(const DwPlane& p, int64_t taps, const T* base, const T* w, int64_t ws,
+                          T* const* row, int64_t x) {
   using Vec = V<T>;
-  typename Vec::type acc[NV];
-  for (int64_t i = 0; i < NV; ++i)
-    acc[i] = Init ? Vec::load(row + i * Vec::lanes) : Vec::set1(T(0));
+  typename Vec::type acc[KB][NV];
+  for (int f = 0; f < KB; ++f)
+    for (int64_t i = 0; i < NV; ++i)
+      acc[f][i] = Init ? Vec::load(row[f] + x + i * Vec::lanes) : Vec::set1(T(0));
   for (int64_t t = 0; t < taps; ++t) {
     const T* src = base + p.tap_offset[t];
-    const typename Vec::type wv = Vec::set1(w[t]);
-    for (int64_t i = 0; i < NV; ++i) acc[i] = Vec::fma(wv, Vec::load(src + i * Vec::lanes), acc[i]);
+    typename Vec::type sv[NV];
+    for (int64_t i = 0; i < NV; ++i) sv[i] = Vec::load(src + i * Vec::lanes);
+    for (int f = 0; f < KB; ++f) {
+      const typename Vec::type wv = Vec::set1(w[f * ws + t]);
+      for (int64_t i = 0; i < NV; ++i) acc[f][i] = Vec::fma(wv, sv[i], acc[f][i]);
+    }
   }
-  for (int64_t i = 0; i < NV; ++i) Vec::store(row + i * Vec::lanes, acc[i]);
+  for (int f = 0; f < KB; ++f)
+    for (int64_t i = 0; i < NV; ++i) Vec::store(row[f] + x + i * Vec::lanes, acc[f][i]);
 }
 
-// row[0 : n) = sum over taps of w[t] * base[tap_offset[t] + j], in register blocks.
-template <typename T>
-void run_forward(const DwPlane& p, int64_t taps, const T* base, const T* w, int64_t n, T* row) {
-  constexpr int64_t L = V<T>::lanes;
-  int64_t x = 0;
-  for (; x + kBlock * L <= n; x += kBlock * L)
-    block_forward<T, kBlock, false>(p, taps, base + x, w, row + x);
-  for (; x + L <= n; x += L) block_forward<T, 1, false>(p, taps, base + x, w, row + x);
-  if (x < n) {  // last partial vector: computed in a scratch vector (reads stay in the slack)
-    T tmp[L];
-    block_forward<T, 1, false>(p, taps, base + x, w, tmp);
-    std::copy(tmp, tmp + (n - x), row + x);
+// Register blocks per filter count: one filter keeps 4 vectors of outputs in flight, several
+// filters 2 each (at most 8 accumulators + 2 source vectors: fits AVX2's 16 registers).
+template <int KB>
+constexpr int64_t block_vectors() {
+  return KB == 1 ? 4 : 2;
+}
+
+// For KB filters, row[f][x0 : x0 + n) = (Init ? row[f] : 0) + taps' sum, in register blocks.
+template <typename T, int KB, bool Init>
+void run_forward(const DwPlane& p, int64_t taps, const T* base, const T* w, int64_t ws,
+                 T* const* row, int64_t x0, int64_t n) {
+  constexpr int64_t L = V<T>::lanes, NB = block_vectors<KB>();
+  int64_t x = x0;
+  const int64_t end = x0 + n;
+  for (; x + NB * L <= end; x += NB * L)
+    block_forward<T, NB, KB, Init>(p, taps, base + x, w, ws, row, x);
+  for (; x + L <= end; x += L) block_forward<T, 1, KB, Init>(p, taps, base + x, w, ws, row, x);
+  if (x < end) {  // last partial vector: computed in scratch vectors (reads stay in the slack)
+    T tmp[KB][L];
+    T* tmp_rows[KB];
+    for (int f = 0; f < KB; ++f) {
+      tmp_rows[f] = tmp[f];
+      if (Init) std::copy(row[f] + x, row[f] + end, tmp[f]);
+    }
+    block_forward<T, 1, KB, Init>(p, taps, base + x, w, ws, tmp_rows, 0);
+    for (int f = 0; f < KB; ++f) std::copy(tmp[f], tmp[f] + (end - x), row[f] + x);
   }
 }
 
-template <typename T>
-void forward(const DwPlane& p, const T* buf, const T* w, T bias, bool accumulate, T* out,
-             T* scratch) {
-  using Vec = V<T>;
-  constexpr int64_t L = Vec::lanes;
+template <typename T, int KB>
+void forward_n(const DwPlane& p, const T* buf, const T* w, int64_t ws, const T* bias,
+               bool accumulate, T* const* out, T* scratch) {
   const int64_t ow = p.out[2], taps = tap_count(p);
   if (p.flat()) {
+    // One flat run per depth slice and filter in scratch, then rows copied out with the bias.
+    const int64_t run = p.flat_elems() + 16;
+    T* runs[KB];
+    for (int f = 0; f < KB; ++f) runs[f] = scratch + f * run;
     for (int64_t oz = 0; oz < p.out[0]; ++oz) {
-      run_forward(p, taps, buf + p.row_base(oz, 0), w, p.flat_elems(), scratch);
-      for (int64_t oy = 0; oy < p.out[1]; ++oy) {
-        T* row = out + (oz * p.out[1] + oy) * ow;
-        const T* s = scratch + oy * p.width;
-        if (accumulate) {
-          for (int64_t x = 0; x < ow; ++x) row[x] += s[x];
-        } else {
-          for (int64_t x = 0; x < ow; ++x) row[x] = bias + s[x];
+      run_forward<T, KB, false>(p, taps, buf + p.row_base(oz, 0), w, ws, runs, 0, p.flat_elems());
+      for (int f = 0; f < KB; ++f) {
+        const T b = bias ? bias[f] : T(0);
+        for (int64_t oy = 0; oy < p.out[1]; ++oy) {
+          T* row = out[f] + (oz * p.out[1] + oy) * ow;
+          const T* s = runs[f] + oy * p.width;
+          if (accumulate) {
+            for (int64_t x = 0; x < ow; ++x) row[x] += s[x];
+          } else {
+            for (int64_t x = 0; x < ow; ++x) row[x] = b + s[x];
+          }
         }
       }
     }
@@ -166,20 +193,24 @@ void forward(const DwPlane& p, const T* buf, const T* w, T bias, bool accumulate
   }
   for (int64_t oz = 0; oz < p.out[0]; ++oz) {
     for (int64_t oy = 0; oy < p.out[1]; ++oy) {
-      T* row = out + (oz * p.out[1] + oy) * ow;
-      const T* base = buf + p.row_base(oz, oy);
-      if (!accumulate) std::fill(row, row + ow, bias);
-      int64_t x = 0;
-      for (; x + kBlock * L <= ow; x += kBlock * L)
-        block_forward<T, kBlock>(p, taps, base + x, w, row + x);
-      for (; x + L <= ow; x += L) block_forward<T, 1>(p, taps, base + x, w, row + x);
-      if (x < ow) {  // last partial vector: computed in a scratch row (reads stay in the slack)
-        T tmp[L];
-        std::copy(row + x, row + ow, tmp);
-        block_forward<T, 1>(p, taps, base + x, w, tmp);
-        std::copy(tmp, tmp + (ow - x), row + x);
+      T* rows[KB];
+      for (int f = 0; f < KB; ++f) {
+        rows[f] = out[f] + (oz * p.out[1] + oy) * ow;
+        if (!accumulate) std::fill(rows[f], rows[f] + ow, bias ? bias[f] : T(0));
       }
+      run_forward<T, KB, true>(p, taps, buf + p.row_base(oz, oy), w, ws, rows, 0, ow);
     }
+  }
+}
+
+template <typename T>
+void forward(const DwPlane& p, const T* buf, const T* w, int64_t w_stride, int count,
+             const T* bias, bool accumulate, T* const* out, T* scratch) {
+  switch (count) {
+    case 1: return forward_n<T, 1>(p, buf, w, w_stride, bias, accumulate, out, scratch);
+    case 2: return forward_n<T, 2>(p, buf, w, w_stride, bias, accumulate, out, scratch);
+    case 3: return forward_n<T, 3>(p, buf, w, w_stride, bias, accumulate, out, scratch);
+    default: return forward_n<T, 4>(p, buf, w, w_stride, bias, accumulate, out, scratch);
   }
 }
 

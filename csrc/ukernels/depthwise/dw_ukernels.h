@@ -47,12 +47,17 @@ struct DwPlane {
   int64_t flat_elems() const { return (out[1] - 1) * width + out[2]; }
 };
 
+// Output planes one forward call produces from one padded source plane.
+constexpr int kDwMaxOutputs = 4;
+
 template <typename T>
 struct DwKernels {
-  // out = (accumulate ? out : bias) + sum over taps of w[tap] * buf[...]. scratch holds
-  // flat_elems() + 16 elements (used when p.flat).
-  void (*forward)(const DwPlane& p, const T* buf, const T* w, T bias, bool accumulate, T* out,
-                  T* scratch);
+  // For each of `count` (1..kMaxOutputs) filters f: out[f] = (accumulate ? out[f] : bias[f]) +
+  // sum over taps of w[f * w_stride + tap] * buf[...]. The filters share the source loads.
+  // bias may be null (zero). scratch holds kMaxOutputs * (flat_elems() + 16) elements (used when
+  // p.flat()).
+  void (*forward)(const DwPlane& p, const T* buf, const T* w, int64_t w_stride, int count,
+                  const T* bias, bool accumulate, T* const* out, T* scratch);
   // gw[tap] += sum over outputs of gy[o] * buf[...].
   void (*weight)(const DwPlane& p, const T* buf, const T* gy, T* gw);
   // buf[...] += w[tap] * gy[o] over every output and tap (the adjoint of forward).
