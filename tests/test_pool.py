@@ -84,6 +84,36 @@ def test_max_pool_backward(param, ceil_mode, dtype, rng):
     assert_close(gx, ref.max_pool_backward(gy, x, k, s, p, d, ceil_mode), reduction=math.prod(kk))
 
 
+@pytest.mark.parametrize("param", [(1, (4, 3, 1, 1)), (2, (3, 2, 1, 1)), (3, (2, 1, 0, 1))])
+@DT
+def test_max_pool_backward_from_saved_indices(param, dtype, rng):
+    """indices= scatters to the saved argmax positions: overlapping windows that share an argmax
+    add their gradients, exactly as recomputing the argmax does."""
+    rank, (k, s, p, d) = param
+    x = _x(rng, rank, dtype)
+    y, idx = fastconv.max_pool(x, k, stride=s, padding=p, dilation=d, return_indices=True)
+    gy = rand(rng, y.shape, dtype)
+    kw = dict(stride=s, padding=p, dilation=d)
+    got = fastconv.max_pool_backward(gy, x, k, indices=idx, **kw)
+    assert_result_type(got, dtype)
+    kk = ref.per_dim(k, rank)
+    assert_close(got, ref.max_pool_backward(gy, x, k, s, p, d, False), reduction=math.prod(kk))
+    np.testing.assert_array_equal(got, fastconv.max_pool_backward(gy, x, k, **kw))
+
+
+def test_max_pool_backward_rejects_bad_indices(rng):
+    x = rand(rng, (1, 2, 6, 6))
+    y, idx = fastconv.max_pool(x, 2, return_indices=True)
+    with pytest.raises(ValueError, match="indices"):
+        fastconv.max_pool_backward(y, x, 2, indices=idx[..., :2])  # wrong shape
+    bad = idx.copy()
+    bad[0, 1, 2, 2] = 36  # one past the plane
+    with pytest.raises(ValueError, match="indices"):
+        fastconv.max_pool_backward(y, x, 2, indices=bad)
+    with pytest.raises(TypeError, match="indices"):
+        fastconv.max_pool_backward(y, x, 2, indices=idx.astype(np.float64))
+
+
 @DT
 def test_max_pool_ties_pick_first_in_scan_order(dtype, rng):
     x = rng.integers(0, 3, (2, 3, 9, 8)).astype(dtype)  # many equal values per window

@@ -229,6 +229,23 @@ void max_pool_backward(py::array grad_y, py::array x, py::array grad_x, Shape ke
   fastconv::max_pool_backward(g, t, pgy, px, pgx);
 }
 
+void max_pool_backward_indices(py::array grad_y, py::array_t<int64_t> indices, py::array grad_x,
+                               Shape kernel, Shape stride, Shape lo, Shape hi, Shape dil,
+                               bool ceil_mode) {
+  const DType t = dtype_of(grad_y, "grad_y");
+  const Shape xs = shape_of(grad_x);
+  const PoolGeometry g = pool(xs, kernel, stride, lo, hi, dil, ceil_mode);
+  const void* pgy = checked(grad_y, "grad_y", t, g.output_shape());
+  if (!(indices.flags() & py::array::c_style) || shape_of(indices) != g.output_shape()) {
+    throw fastconv::InvalidArgument("indices must be a C-contiguous int64 array of grad_y's shape " +
+                                    fastconv::format_dims(g.output_shape()));
+  }
+  void* pgx = checked_out(grad_x, "grad_x", t, xs);
+  const int64_t* pi = indices.data();
+  py::gil_scoped_release nogil;
+  fastconv::max_pool_backward_indices(g.n * g.c, g.in_spatial(), g.out_spatial(), t, pgy, pi, pgx);
+}
+
 void avg_pool_forward(py::array x, py::array y, Shape kernel, Shape stride, Shape lo, Shape hi,
                       bool ceil_mode, bool count_include_pad) {
   const DType t = dtype_of(x, "x");
@@ -404,6 +421,9 @@ PYBIND11_MODULE(_C, m) {
         py::arg("kernel"), w, lo, hi, py::arg("dilation"), py::arg("ceil_mode"));
   m.def("max_pool_backward", &max_pool_backward, py::arg("grad_y"), py::arg("x"),
         py::arg("grad_x"), py::arg("kernel"), w, lo, hi, py::arg("dilation"),
+        py::arg("ceil_mode"));
+  m.def("max_pool_backward_indices", &max_pool_backward_indices, py::arg("grad_y"),
+        py::arg("indices"), py::arg("grad_x"), py::arg("kernel"), w, lo, hi, py::arg("dilation"),
         py::arg("ceil_mode"));
   m.def("avg_pool_forward", &avg_pool_forward, py::arg("x"), py::arg("y"), py::arg("kernel"), w,
         lo, hi, py::arg("ceil_mode"), py::arg("count_include_pad"));

@@ -54,6 +54,15 @@ void lp_pool_backward(const PoolGeometry& g, DType t, double p, const void* grad
   });
 }
 
+void max_pool_backward_indices(int64_t planes, int64_t in_count, int64_t out_count, DType t,
+                               const void* grad_y, const int64_t* indices, void* grad_x) {
+  dispatch_dtype(t, [&](auto tag) {
+    using T = decltype(tag);
+    ref::max_pool_backward_indices<T>(planes, in_count, out_count, static_cast<const T*>(grad_y),
+                                      indices, static_cast<T*>(grad_x));
+  });
+}
+
 void max_unpool_forward(int64_t planes, int64_t in_count, int64_t out_count, DType t,
                         const void* x, const int64_t* indices, void* y) {
   dispatch_dtype(t, [&](auto tag) {

@@ -175,6 +175,26 @@ void lp_pool_backward(const PoolGeometry& g, double p, const T* grad_y, const T*
 }
 
 template <typename T>
+void max_pool_backward_indices(int64_t planes, int64_t in_count, int64_t out_count,
+                               const T* grad_y, const int64_t* indices, T* grad_x) {
+  for (int64_t j = 0; j < planes * out_count; ++j) {
+    if (indices[j] < 0 || indices[j] >= in_count) {
+      throw InvalidArgument("indices must lie in [0, " + std::to_string(in_count) +
+                            ") (the input plane size), got " + std::to_string(indices[j]));
+    }
+  }
+  parallel_for(planes, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t plane = begin; plane < end; ++plane) {
+      T* gx = grad_x + plane * in_count;
+      const T* gy = grad_y + plane * out_count;
+      const int64_t* idx = indices + plane * out_count;
+      for (int64_t i = 0; i < in_count; ++i) gx[i] = T(0);
+      for (int64_t j = 0; j < out_count; ++j) gx[idx[j]] += gy[j];
+    }
+  });
+}
+
+template <typename T>
 void max_unpool_forward(int64_t planes, int64_t in_count, int64_t out_count, const T* x,
                         const int64_t* indices, T* y) {
   // Validate every index first so a bad one leaves no partial result behind.
@@ -201,6 +221,8 @@ void max_unpool_forward(int64_t planes, int64_t in_count, int64_t out_count, con
   template void avg_pool_backward<T>(const PoolGeometry&, bool, const T*, T*);               \
   template void lp_pool_forward<T>(const PoolGeometry&, double, const T*, T*);               \
   template void lp_pool_backward<T>(const PoolGeometry&, double, const T*, const T*, T*);    \
+  template void max_pool_backward_indices<T>(int64_t, int64_t, int64_t, const T*,            \
+                                             const int64_t*, T*);                              \
   template void max_unpool_forward<T>(int64_t, int64_t, int64_t, const T*, const int64_t*, T*);
 FASTCONV_INSTANTIATE_POOL(float)
 FASTCONV_INSTANTIATE_POOL(double)

@@ -18,6 +18,12 @@ template <typename T>
 void lp_pool_forward(const PoolGeometry& g, double p, const T* x, T* y);
 template <typename T>
 void lp_pool_backward(const PoolGeometry& g, double p, const T* grad_y, const T* x, T* grad_x);
+// grad_x (planes x in_count) = 0, then grad_x[plane][indices[j]] += grad_y[plane][j] for every
+// output j: max-pool backward from the indices its forward saved. Validates indices first.
+template <typename T>
+void max_pool_backward_indices(int64_t planes, int64_t in_count, int64_t out_count,
+                               const T* grad_y, const int64_t* indices, T* grad_x);
+
 template <typename T>
 void max_unpool_forward(int64_t planes, int64_t in_count, int64_t out_count, const T* x,
                         const int64_t* indices, T* y);

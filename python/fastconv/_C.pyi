@@ -111,6 +111,17 @@ def max_pool_backward(
     dilation: _Dims,
     ceil_mode: bool,
 ) -> None: ...
+def max_pool_backward_indices(
+    grad_y: _F,
+    indices: Any,
+    grad_x: _F,
+    kernel: _Dims,
+    stride: _Dims,
+    pad_lo: _Dims,
+    pad_hi: _Dims,
+    dilation: _Dims,
+    ceil_mode: bool,
+) -> None: ...
 def avg_pool_forward(
     x: _F,
     y: _F,

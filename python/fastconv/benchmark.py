@@ -338,10 +338,11 @@ def _fastconv_call(p: Problem, algo: str | None) -> Callable[[], Any]:
             ),
         }
     elif layer.op == "max_pool":
-        calls = {
-            "forward": lambda: fc.max_pool(p.x, layer.kernel, **geo, **kw),
-            "backward_data": lambda: fc.max_pool_backward(p.gy, p.x, layer.kernel, **geo, **kw),
-        }
+        if p.pass_ == "forward":
+            return lambda: fc.max_pool(p.x, layer.kernel, **geo, **kw)
+        # Backward from the indices the forward saved (what PyTorch's backward uses too).
+        _, idx = fc.max_pool(p.x, layer.kernel, **geo, return_indices=True)
+        return lambda: fc.max_pool_backward(p.gy, p.x, layer.kernel, **geo, **kw, indices=idx)
     else:
         calls = {
             "forward": lambda: fc.avg_pool(p.x, layer.kernel, **geo, **kw),

@@ -632,12 +632,24 @@ def max_pool_backward(
     padding: Padding = 0,
     dilation: IntOrTuple = 1,
     ceil_mode: bool = False,
+    indices=None,
 ):
-    """Gradient of max_pool with respect to x (each grad goes to its window's argmax)."""
+    """Gradient of max_pool with respect to x (each grad goes to its window's argmax).
+
+    With `indices` (what `max_pool(..., return_indices=True)` returned for this x) the gradient
+    is scattered to the saved positions instead of recomputing every window's argmax, as
+    PyTorch's backward does; x then only supplies the shape and dtype."""
     a, kind, dtype = _inputs(grad_y=grad_y, x=x)
     gy, xa = a["grad_y"], a["x"]
     k, win = _pool_window(xa.ndim, kernel_size, stride, padding, dilation)
     ceil_mode = _check_bool(ceil_mode, "ceil_mode")
+    if indices is not None:
+        idx = as_index_array(indices, "indices")
+        if idx.shape != gy.shape:
+            raise ValueError(f"indices must have grad_y's shape {gy.shape}, got {idx.shape}")
+        out, view = kind.empty(xa.shape, dtype)
+        _C.max_pool_backward_indices(gy, idx, view, k, *win.args(), win.dilation, ceil_mode)
+        return out
     out, view = kind.empty(xa.shape, dtype)
     _C.max_pool_backward(gy, xa, view, k, *win.args(), win.dilation, ceil_mode)
     return out

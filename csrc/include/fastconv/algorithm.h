@@ -49,6 +49,11 @@ void avg_pool_backward(const PoolGeometry& g, DType t, bool count_include_pad,
 void lp_pool_forward(const PoolGeometry& g, DType t, double p, const void* x, void* y);
 void lp_pool_backward(const PoolGeometry& g, DType t, double p, const void* grad_y,
                       const void* x, void* grad_x);
+// Max-pool backward from the forward's saved indices (plane-local flat input positions, one
+// per output): grad_x = 0, grad_x[indices[j]] += grad_y[j]. Throws InvalidArgument on an index
+// out of range.
+void max_pool_backward_indices(int64_t planes, int64_t in_count, int64_t out_count, DType t,
+                               const void* grad_y, const int64_t* indices, void* grad_x);
 // y (N, C, *out) = 0 except y[n, c].flat[indices[n, c, i]] = x[n, c, i]; x has in_count
 // elements per plane, y has out_count. Throws InvalidArgument on an index out of range.
 void max_unpool_forward(int64_t planes, int64_t in_count, int64_t out_count, DType t,
