@@ -11,6 +11,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/implicit_gemm.cc
   csrc/algo/winograd.cc
   csrc/algo/fft_conv.cc
+  csrc/fft/fft.cc
   csrc/ops/conv.cc
   csrc/ops/pool.cc
   csrc/gemm/gemm.cc
@@ -19,6 +20,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/ukernels/gemm/f32_gemm_4x8_scalar.cc
   csrc/ukernels/gemm/f64_gemm_4x4_scalar.cc
   csrc/ukernels/peak/fma_peak_scalar.cc
+  csrc/ukernels/fft/fft_ukernels_scalar.cc
 )
 
 # Files compiled for one ISA level each; added by later kernels (ukernels/<family>/*_avx2.cc ...).
@@ -26,11 +28,13 @@ set(FASTCONV_AVX2_SOURCES
   csrc/ukernels/gemm/f32_gemm_6x16_avx2.cc
   csrc/ukernels/gemm/f64_gemm_6x8_avx2.cc
   csrc/ukernels/peak/fma_peak_avx2.cc
+  csrc/ukernels/fft/fft_ukernels_avx2.cc
 )
 set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/gemm/f32_gemm_12x32_avx512.cc
   csrc/ukernels/gemm/f64_gemm_12x16_avx512.cc
   csrc/ukernels/peak/fma_peak_avx512.cc
+  csrc/ukernels/fft/fft_ukernels_avx512.cc
 )
 
 if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")

@@ -182,7 +182,10 @@ def algorithm_applies(algo, conv_pass, w_shape, kw):
     if algo == "winograd":
         return False  # not implemented yet
     if algo == "fft":
-        return False  # not implemented yet
+        # Stride-1 correlations only: a strided forward / weight gradient would compute the
+        # stride-1 result and discard most of it. Backward data of a strided conv (transposed conv
+        # forward) is a stride-1 correlation of zero-inserted grad_y, so it runs; dilation always.
+        return conv_pass == "backward_data" or all(s == 1 for s in stride)
     return True
 
 

@@ -1,27 +1,669 @@
-// Placeholder until the fft algorithm lands: reports itself unsupported for every problem.
+// FFT convolution: overlap-save tiles of the input, our own batched real FFTs (fft/fft.h), the
+// channel reduction as a complex GEMM per frequency (elementwise for depthwise), inverse FFTs,
+// crop. Forward and backward data are one engine (backward data correlates zero-inserted grad_y
+// with the flipped, K<->C transposed kernel); backward weight correlates input and grad_y tiles
+// and sums over batch and tiles in the frequency domain before one inverse FFT per (k, c).
 #include "algo/fft_conv.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "fastconv/parallel.h"
 #include "fastconv/status.h"
+#include "fft/fft.h"
+#include "gemm/gemm.h"
 
 namespace fastconv::algo {
+namespace {
 
-std::string fft_unsupported_reason(const ConvGeometry&, ConvPass) {
-  return "the fft algorithm is not implemented yet";
+enum class Role { kForward, kBackwardData, kBackwardWeight };
+
+// Tile position m of tile t along one dim reads source index src(t, m), or nothing (-1): the
+// virtual sequence is src[(t * tstep + m + off) / up] where that divides exactly and lies inside.
+struct AxisLoad {
+  int64_t tstep = 1, win = 1, off = 0, up = 1, ext = 1;
+  int64_t src(int64_t t, int64_t m) const {
+    if (m >= win) return -1;
+    int64_t s = t * tstep + m + off;
+    if (up > 1) {
+      if (s < 0 || s % up != 0) return -1;
+      s /= up;
+    }
+    return s >= 0 && s < ext ? s : -1;
+  }
+};
+
+// Everything a pass needs to know about tiles, transforms, blocks and the workspace carve-up.
+struct Layout {
+  Role role = Role::kForward;
+  Dims nfft{1, 1, 1}, ke{1, 1, 1}, tout{1, 1, 1}, ntiles{1, 1, 1}, ostride{1, 1, 1};
+  AxisLoad in_load[3], aux_load[3];  // the transformed input (x or grad_y); backward weight's grad_y
+  int64_t tiles_per_image = 1, total_tiles = 0;
+  int64_t P = 1, F = 1, fw = 1;
+  int64_t cin = 0, cout = 0, groups = 1, cin_g = 0, cout_g = 0;  // sides of the frequency GEMM
+  int64_t T = 1;                                                 // tiles per block
+  int64_t lanes_in = 0, lanes_out = 0, lanes_r = 0, lanes_gw = 0;
+  // Workspace regions in bytes from the start.
+  int64_t off_plan[3] = {0, 0, 0}, off_kspec = 0, off_r = 0, off_sin = 0, off_sout = 0, total = 0;
+};
+
+int64_t round64(int64_t b) { return (b + 63) / 64 * 64; }
+int64_t round_even(int64_t v) { return v + (v & 1); }
+
+// a * b with an int64 overflow check (sizes are validated before anything is allocated).
+int64_t mul(int64_t a, int64_t b) {
+  if (a != 0 && b > std::numeric_limits<int64_t>::max() / a)
+    throw InvalidArgument("fft: workspace size overflows int64");
+  return a * b;
 }
 
-int64_t fft_workspace_bytes(const ConvGeometry&, ConvPass, int64_t) { return 0; }
+int64_t dilated(const ConvGeometry& g, int d) { return (g.kernel[d] - 1) * g.dilation[d] + 1; }
+
+// Per-dim tile rule: outputs per tile and tiles for FFT length n.
+void axis_tiles(const ConvGeometry& g, Role role, int d, int64_t n, int64_t* tout,
+                int64_t* ntiles) {
+  const int64_t ke = dilated(g, d);
+  if (role == Role::kForward) {
+    *tout = (n - ke) / g.stride[d] + 1;
+    *ntiles = (g.out[d] + *tout - 1) / *tout;
+  } else if (role == Role::kBackwardData) {
+    *tout = n - ke + 1;
+    *ntiles = (g.in[d] + *tout - 1) / *tout;
+  } else {
+    const int64_t u = (g.out[d] - 1) * g.stride[d] + 1;
+    *tout = n - ke + 1;
+    *ntiles = (u + *tout - 1) / *tout;
+  }
+}
+
+// Smallest FFT length covering the whole extent in one tile along dim d.
+int64_t full_span(const ConvGeometry& g, Role role, int d) {
+  const int64_t ke = dilated(g, d);
+  if (role == Role::kForward) return (g.out[d] - 1) * g.stride[d] + ke;
+  if (role == Role::kBackwardData) return g.in[d] + ke - 1;
+  return (g.out[d] - 1) * g.stride[d] + ke;
+}
+
+// FFT lengths per dim from a flop model: frequency-domain products + forward and inverse FFTs of
+// every tile + the kernel (or weight-gradient) transforms, FFT flops weighted 4x (they run well
+// below the GEMM's peak). Candidates: smooth lengths from the kernel extent to the whole extent,
+// capped at max(8 ke, 64).
+Dims choose_fft_lengths(const ConvGeometry& g, Role role, int64_t cin, int64_t cout,
+                        int64_t cin_g) {
+  std::vector<int64_t> cand[3];
+  for (int d = 0; d < 3; ++d) {
+    const int64_t ke = dilated(g, d);
+    const int64_t full = fft::next_smooth(std::max<int64_t>(full_span(g, role, d), 1));
+    const int64_t cap = std::min<int64_t>(full, std::max<int64_t>(8 * ke, 64));
+    for (int64_t n = fft::next_smooth(ke); n <= cap; n = fft::next_smooth(n + 1))
+      cand[d].push_back(n);
+    if (cand[d].empty()) cand[d].push_back(fft::next_smooth(ke));
+  }
+  const double red = cin_g == 1 ? 32.0 * double(cout) : 8.0 * double(cout) * double(cin_g);
+  const double nimg = double(std::max<int64_t>(g.n, 1));
+  double best = -1;
+  Dims pick{cand[0][0], cand[1][0], cand[2][0]};
+  for (int64_t n0 : cand[0])
+    for (int64_t n1 : cand[1])
+      for (int64_t n2 : cand[2]) {
+        const Dims n{n0, n1, n2};
+        double tiles = nimg;
+        for (int d = 0; d < 3; ++d) {
+          int64_t tout, nt;
+          axis_tiles(g, role, d, n[d], &tout, &nt);
+          tiles *= double(nt);
+        }
+        const double P = double(n0 * n1 * n2), F = double(n0 * n1 * (n2 / 2 + 1));
+        const double fft_pt = 10.0 * std::log2(std::max(P, 2.0));
+        const double cost = tiles * (F * red + fft_pt * P * double(cin + cout)) +
+                            fft_pt * P * double(cout * cin_g);
+        if (best < 0 || cost < best) best = cost, pick = n;
+      }
+  return pick;
+}
+
+Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem) {
+  Layout L;
+  L.role = pass == ConvPass::kForward        ? Role::kForward
+           : pass == ConvPass::kBackwardData ? Role::kBackwardData
+                                             : Role::kBackwardWeight;
+  L.groups = g.groups;
+  if (L.role == Role::kBackwardData) {
+    L.cin = g.k, L.cout = g.c, L.cin_g = g.k_per_group(), L.cout_g = g.c_per_group();
+  } else if (L.role == Role::kForward) {
+    L.cin = g.c, L.cout = g.k, L.cin_g = g.c_per_group(), L.cout_g = g.k_per_group();
+  } else {  // backward weight: x (C) and grad_y (K) tiles, GEMM K x C per group
+    L.cin = g.c, L.cout = g.k, L.cin_g = g.c_per_group(), L.cout_g = g.k_per_group();
+  }
+  L.nfft = choose_fft_lengths(g, L.role, L.cin, L.cout, L.cin_g);
+  for (int d = 0; d < 3; ++d) {
+    L.ke[d] = dilated(g, d);
+    axis_tiles(g, L.role, d, L.nfft[d], &L.tout[d], &L.ntiles[d]);
+    L.tiles_per_image = mul(L.tiles_per_image, L.ntiles[d]);
+    if (L.role == Role::kForward) {
+      L.ostride[d] = g.stride[d];
+      L.in_load[d] = AxisLoad{L.tout[d] * g.stride[d], L.nfft[d], -g.pad_lo[d], 1, g.in[d]};
+    } else if (L.role == Role::kBackwardData) {
+      L.in_load[d] =
+          AxisLoad{L.tout[d], L.nfft[d], g.pad_lo[d] - (L.ke[d] - 1), g.stride[d], g.out[d]};
+    } else {
+      L.in_load[d] = AxisLoad{L.tout[d], L.nfft[d], -g.pad_lo[d], 1, g.in[d]};
+      L.aux_load[d] = AxisLoad{L.tout[d], L.tout[d], 0, g.stride[d], g.out[d]};
+    }
+  }
+  L.total_tiles = mul(g.n, L.tiles_per_image);
+  L.fw = L.nfft[2] / 2 + 1;
+  L.P = mul(mul(L.nfft[0], L.nfft[1]), L.nfft[2]);
+  L.F = mul(mul(L.nfft[0], L.nfft[1]), L.fw);
+  if (L.total_tiles == 0) return L;  // empty batch: nothing transformed, no workspace
+
+  // Tiles per block: bounded buffers (~4M elements), blocks of equal size, even lane counts.
+  const int64_t per_tile = mul(L.P, std::max(L.cin, L.cout)) + mul(2 * L.F, L.cin + L.cout);
+  const int64_t budget = int64_t(1) << 22;
+  const int64_t tmax = std::max<int64_t>(1, budget / std::max<int64_t>(per_tile, 1));
+  const int64_t nblocks = (L.total_tiles + tmax - 1) / tmax;
+  L.T = (L.total_tiles + nblocks - 1) / nblocks;
+  if ((L.cin * L.T) % 2 || (L.cout * L.T) % 2) ++L.T;
+  L.lanes_in = mul(L.cin, L.T);
+  L.lanes_out = mul(L.cout, L.T);
+  L.lanes_r = std::max(L.lanes_in, L.lanes_out);
+
+  int64_t kspec_elems;
+  if (L.role == Role::kBackwardWeight) {
+    L.lanes_gw = round_even(mul(g.k, g.c_per_group()));
+    kspec_elems = mul(mul(2, L.F), L.lanes_gw);
+    L.lanes_r = std::max(L.lanes_r, int64_t(2));
+  } else if (L.cin_g == 1) {
+    kspec_elems = mul(mul(2, L.F), L.cout);
+  } else {
+    kspec_elems = mul(mul(L.F, L.groups), mul(4 * L.cout_g, L.cin_g));
+  }
+  int64_t off = 0;
+  for (int d = 0; d < 3; ++d) {
+    L.off_plan[d] = off;
+    off += elem == 4 ? fft::plan_bytes<float>(L.nfft[d]) : fft::plan_bytes<double>(L.nfft[d]);
+  }
+  L.off_kspec = off;
+  off += round64(mul(kspec_elems, elem));
+  L.off_r = off;
+  off += round64(mul(mul(L.P, L.lanes_r), elem));
+  L.off_sin = off;
+  off += round64(mul(mul(2 * L.F, L.lanes_in), elem));
+  L.off_sout = off;
+  off += round64(mul(mul(2 * L.F, L.lanes_out), elem));
+  L.total = off + 64;  // slack to align the start
+  return L;
+}
+
+// ---- transforms over lanes, parallel over (line, lane chunk)
+
+// Calls fn(line, b0, b1) for every line and a split of [0, lanes) into chunks (multiples of 8).
+void for_lines(int64_t lines, int64_t lanes, const std::function<void(int64_t, int64_t, int64_t)>& fn) {
+  if (lines <= 0 || lanes <= 0) return;
+  const int64_t threads = get_num_threads();
+  const int64_t want = std::max<int64_t>(1, (4 * threads + lines - 1) / lines);
+  const int64_t nchunks = std::min<int64_t>(want, (lanes + 7) / 8);
+  const int64_t chunk = ((lanes + nchunks - 1) / nchunks + 7) / 8 * 8;
+  const int64_t per_line = (lanes + chunk - 1) / chunk;
+  parallel_for(lines * per_line, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b0 = (i % per_line) * chunk;
+      fn(i / per_line, b0, std::min(lanes, b0 + chunk));
+    }
+  });
+}
 
 template <typename T>
-void fft_forward(const ConvGeometry&, const T*, const T*, const T*, T*, T*) {
-  throw Unsupported("the fft algorithm is not implemented yet");
-}
+struct Plans {
+  fft::Plan<T> p[3];
+};
+
+// Forward transform of real tiles R ([pos][lanes], only rows pd < nz_d, ph < nz_h nonzero) into
+// spectra S ([kd][kh][kw][re lanes | im lanes]); R is clobbered.
 template <typename T>
-void fft_backward_data(const ConvGeometry&, const T*, const T*, T*, T*) {
-  throw Unsupported("the fft algorithm is not implemented yet");
+void forward_nd(const Layout& L, const Plans<T>& pl, T* R, int64_t lanes, T* S, int64_t nz_d,
+                int64_t nz_h) {
+  const int64_t n0 = L.nfft[0], n1 = L.nfft[1], n2 = L.nfft[2], fw = L.fw, half = lanes / 2;
+  const int64_t srow = fw * 2 * lanes;
+  for_lines(n0 * n1, half, [&](int64_t row, int64_t b0, int64_t b1) {
+    const int64_t pd = row / n1, ph = row % n1;
+    T* s = S + row * srow;
+    if (pd >= nz_d || ph >= nz_h) {
+      for (int64_t k = 0; k < fw; ++k)
+        for (int64_t b = b0; b < b1; ++b) {
+          s[k * 2 * lanes + b] = s[k * 2 * lanes + half + b] = T(0);
+          s[k * 2 * lanes + lanes + b] = s[k * 2 * lanes + lanes + half + b] = T(0);
+        }
+      return;
+    }
+    fft::rfft(pl.p[2], R + row * n2 * lanes, lanes, half, b0, b1, s, 2 * lanes, lanes);
+  });
+  if (n1 > 1)
+    for_lines(std::min(nz_d, n0) * fw, lanes, [&](int64_t line, int64_t b0, int64_t b1) {
+      const int64_t pd = line / fw, kw = line % fw;
+      fft::forward(pl.p[1], S + (pd * n1 * fw + kw) * 2 * lanes + b0, srow, lanes, b1 - b0);
+    });
+  if (n0 > 1)
+    for_lines(n1 * fw, lanes, [&](int64_t line, int64_t b0, int64_t b1) {
+      fft::forward(pl.p[0], S + line * 2 * lanes + b0, n1 * srow, lanes, b1 - b0);
+    });
 }
+
+// Inverse over the D and H dims in place on S (lane stride ls), H only for rows pd < need_d.
 template <typename T>
-void fft_backward_weight(const ConvGeometry&, const T*, const T*, T*, T*) {
-  throw Unsupported("the fft algorithm is not implemented yet");
+void inverse_dh(const Layout& L, const Plans<T>& pl, T* S, int64_t ls, int64_t need_d) {
+  const int64_t n0 = L.nfft[0], n1 = L.nfft[1], fw = L.fw, srow = fw * 2 * ls;
+  if (n0 > 1)
+    for_lines(n1 * fw, ls, [&](int64_t line, int64_t b0, int64_t b1) {
+      fft::inverse(pl.p[0], S + line * 2 * ls + b0, n1 * srow, ls, b1 - b0);
+    });
+  if (n1 > 1)
+    for_lines(std::min(need_d, n0) * fw, ls, [&](int64_t line, int64_t b0, int64_t b1) {
+      const int64_t pd = line / fw, kw = line % fw;
+      fft::inverse(pl.p[1], S + (pd * n1 * fw + kw) * 2 * ls + b0, srow, ls, b1 - b0);
+    });
+}
+
+// Inverse real W transforms of lanes [l0, l0 + lanes) of S (lane stride ls) into R ([pos][lanes]),
+// rows pd < need_d, ph < need_h only.
+template <typename T>
+void inverse_w(const Layout& L, const Plans<T>& pl, const T* S, int64_t ls, int64_t l0,
+               int64_t lanes, T* R, int64_t need_d, int64_t need_h) {
+  const int64_t n1 = L.nfft[1], n2 = L.nfft[2], fw = L.fw, half = lanes / 2;
+  const int64_t nd = std::min(need_d, L.nfft[0]), nh = std::min(need_h, n1);
+  for_lines(nd * nh, half, [&](int64_t line, int64_t b0, int64_t b1) {
+    const int64_t row = (line / nh) * n1 + line % nh;
+    fft::irfft(pl.p[2], S + row * fw * 2 * ls + l0, 2 * ls, ls, R + row * n2 * lanes, lanes, half,
+               b0, b1);
+  });
+}
+
+// ---- tiles in and out
+
+struct TileCoord {
+  int64_t n, t[3];
+};
+
+TileCoord tile_coord(const Layout& L, int64_t tg) {
+  TileCoord c;
+  c.n = tg / L.tiles_per_image;
+  int64_t ts = tg % L.tiles_per_image;
+  c.t[2] = ts % L.ntiles[2];
+  ts /= L.ntiles[2];
+  c.t[1] = ts % L.ntiles[1];
+  c.t[0] = ts / L.ntiles[1];
+  return c;
+}
+
+// R[pos][ch * T + t] = tile t0 + t of src (N, channels, *ext) read through the axis loads.
+template <typename T>
+void load_tiles(const Layout& L, const AxisLoad* ax, const T* src, int64_t channels,
+                const Dims& ext, int64_t t0, T* R) {
+  const int64_t lanes = channels * L.T, n0 = L.nfft[0], n1 = L.nfft[1], n2 = L.nfft[2];
+  const int64_t plane = ext[0] * ext[1] * ext[2];
+  parallel_for((lanes + 15) / 16, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t l = c0 * 16; l < std::min(lanes, c1 * 16); ++l) {
+      const int64_t ch = l / L.T, tg = t0 + l % L.T;
+      if (tg >= L.total_tiles) {
+        for (int64_t p = 0; p < L.P; ++p) R[p * lanes + l] = T(0);
+        continue;
+      }
+      const TileCoord tc = tile_coord(L, tg);
+      const T* base = src + (tc.n * channels + ch) * plane;
+      for (int64_t pd = 0; pd < n0; ++pd) {
+        const int64_t sd = ax[0].src(tc.t[0], pd);
+        for (int64_t ph = 0; ph < n1; ++ph) {
+          const int64_t sh = ax[1].src(tc.t[1], ph);
+          T* row = R + (pd * n1 + ph) * n2 * lanes + l;
+          if (sd < 0 || sh < 0) {
+            for (int64_t pw = 0; pw < n2; ++pw) row[pw * lanes] = T(0);
+            continue;
+          }
+          const T* srow = base + (sd * ext[1] + sh) * ext[2];
+          for (int64_t pw = 0; pw < n2; ++pw) {
+            const int64_t sw = ax[2].src(tc.t[2], pw);
+            row[pw * lanes] = sw >= 0 ? srow[sw] : T(0);
+          }
+        }
+      }
+    }
+  });
+}
+
+// dst (N, cout, *ext) tile outputs from R[pos][o * T + t]: output i of a tile is position
+// i * ostride; adds bias.
+template <typename T>
+void store_tiles(const Layout& L, const T* R, const Dims& ext, const T* bias, int64_t t0, T* dst) {
+  const int64_t lanes = L.lanes_out, n1 = L.nfft[1], n2 = L.nfft[2];
+  const int64_t plane = ext[0] * ext[1] * ext[2];
+  parallel_for(lanes, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t l = begin; l < end; ++l) {
+      const int64_t o = l / L.T, tg = t0 + l % L.T;
+      if (tg >= L.total_tiles) continue;
+      const TileCoord tc = tile_coord(L, tg);
+      const T b = bias ? bias[o] : T(0);
+      T* base = dst + (tc.n * L.cout + o) * plane;
+      Dims lo, cnt;
+      for (int d = 0; d < 3; ++d) {
+        lo[d] = tc.t[d] * L.tout[d];
+        cnt[d] = std::min(L.tout[d], ext[d] - lo[d]);
+      }
+      for (int64_t i0 = 0; i0 < cnt[0]; ++i0)
+        for (int64_t i1 = 0; i1 < cnt[1]; ++i1) {
+          const T* r = R + ((i0 * L.ostride[0] * n1 + i1 * L.ostride[1]) * n2) * lanes + l;
+          T* out = base + ((lo[0] + i0) * ext[1] + lo[1] + i1) * ext[2] + lo[2];
+          for (int64_t i2 = 0; i2 < cnt[2]; ++i2) out[i2] = r[i2 * L.ostride[2] * lanes] + b;
+        }
+    }
+  });
+}
+
+// Weight index along dim d feeding dilated tap q of the correlation kernel, or -1.
+int64_t kernel_tap(const ConvGeometry& g, Role role, int d, int64_t q) {
+  const int64_t ke = dilated(g, d);
+  if (q >= ke) return -1;
+  const int64_t t = role == Role::kBackwardData ? ke - 1 - q : q;
+  if (t % g.dilation[d] != 0) return -1;
+  const int64_t j = t / g.dilation[d];
+  return g.mode == ConvMode::kConv ? g.kernel[d] - 1 - j : j;
+}
+
+// Kernel spectra for the forward / backward-data engine, conj and 1/P folded in: elementwise
+// layout [f][re | im][cout] when cin_g == 1, else per (f, group) the real 2cout_g x 2cin_g
+// matrix [Wr -Wi; Wi Wr] of W' = conj(W) / P. Chunks of pairs go through R and S_in.
+template <typename T>
+void kernel_spectra(const ConvGeometry& g, const Layout& L, const Plans<T>& pl, const T* w,
+                    T* kspec, T* R, T* S) {
+  const int64_t pairs = L.cout * L.cin_g, ksp = g.kernel_spatial();
+  const int64_t chunk = std::min(round_even(pairs), L.lanes_in - L.lanes_in % 2);
+  const T scale = T(1.0 / double(L.P));
+  const int64_t n1 = L.nfft[1], n2 = L.nfft[2];
+  for (int64_t l0 = 0; l0 < pairs; l0 += chunk) {
+    const int64_t lanes = chunk;
+    parallel_for(L.nfft[0] * n1, 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t row = r0; row < r1; ++row) {
+        const int64_t td = kernel_tap(g, L.role, 0, row / n1), th = kernel_tap(g, L.role, 1, row % n1);
+        T* r = R + row * n2 * lanes;
+        for (int64_t pw = 0; pw < n2; ++pw) {
+          const int64_t tw = kernel_tap(g, L.role, 2, pw);
+          for (int64_t b = 0; b < lanes; ++b) {
+            const int64_t idx = l0 + b;
+            T v = T(0);
+            if (td >= 0 && th >= 0 && tw >= 0 && idx < pairs) {
+              const int64_t o = idx / L.cin_g, i = idx % L.cin_g;
+              int64_t wrow;  // (k, c-in-group) row of w
+              if (L.role == Role::kForward) {
+                wrow = o * L.cin_g + i;
+              } else {  // o = input channel c, i = k within the group
+                const int64_t grp = o / L.cout_g;
+                wrow = (grp * L.cin_g + i) * L.cout_g + o % L.cout_g;
+              }
+              v = w[wrow * ksp + (td * g.kernel[1] + th) * g.kernel[2] + tw];
+            }
+            r[pw * lanes + b] = v;
+          }
+        }
+      }
+    });
+    forward_nd(L, pl, R, lanes, S, L.ke[0], L.ke[1]);
+    const int64_t count = std::min(chunk, pairs - l0);
+    parallel_for(L.F, 1, [&](int64_t f0, int64_t f1) {
+      for (int64_t f = f0; f < f1; ++f) {
+        const T* sr = S + f * 2 * lanes;
+        const T* si = sr + lanes;
+        for (int64_t b = 0; b < count; ++b) {
+          const int64_t idx = l0 + b;
+          const T wr = scale * sr[b], wi = -scale * si[b];  // W' = conj(W) / P
+          if (L.cin_g == 1) {
+            kspec[f * 2 * L.cout + idx] = wr;
+            kspec[f * 2 * L.cout + L.cout + idx] = wi;
+            continue;
+          }
+          const int64_t o = idx / L.cin_g, i = idx % L.cin_g, grp = o / L.cout_g,
+                        ol = o % L.cout_g;
+          T* a = kspec + (f * L.groups + grp) * 4 * L.cout_g * L.cin_g;
+          const int64_t ld = 2 * L.cin_g;
+          a[ol * ld + i] = wr;
+          a[ol * ld + L.cin_g + i] = -wi;
+          a[(L.cout_g + ol) * ld + i] = wi;
+          a[(L.cout_g + ol) * ld + L.cin_g + i] = wr;
+        }
+      }
+    });
+  }
+}
+
+// S_out[f] = W'[f] S_in[f] per group: one stacked real GEMM per frequency (groups == 1), four per
+// group (groups > 1), or an elementwise complex product (one input channel per group).
+template <typename T>
+void frequency_products(const Layout& L, const T* kspec, const T* sin, T* sout) {
+  const int64_t Tt = L.T, li = L.lanes_in, lo = L.lanes_out;
+  if (L.cin_g == 1) {
+    parallel_for(L.F, 1, [&](int64_t f0, int64_t f1) {
+      for (int64_t f = f0; f < f1; ++f) {
+        const T* wr = kspec + f * 2 * L.cout;
+        const T* wi = wr + L.cout;
+        const T* xr = sin + f * 2 * li;
+        const T* xi = xr + li;
+        T* yr = sout + f * 2 * lo;
+        T* yi = yr + lo;
+        if (Tt == 1 && L.cout_g == 1) {
+          for (int64_t o = 0; o < L.cout; ++o) {
+            yr[o] = wr[o] * xr[o] - wi[o] * xi[o];
+            yi[o] = wr[o] * xi[o] + wi[o] * xr[o];
+          }
+          continue;
+        }
+        for (int64_t o = 0; o < L.cout; ++o) {
+          const int64_t c = o / L.cout_g;
+          const T a = wr[o], b = wi[o];
+          for (int64_t t = 0; t < Tt; ++t) {
+            yr[o * Tt + t] = a * xr[c * Tt + t] - b * xi[c * Tt + t];
+            yi[o * Tt + t] = a * xi[c * Tt + t] + b * xr[c * Tt + t];
+          }
+        }
+      }
+    });
+    return;
+  }
+  using gemm::MatrixRef;
+  const int64_t cg = L.cin_g, kg = L.cout_g;
+  if (L.groups == 1) {
+    gemm::gemm_batched<T>(L.F, 2 * kg, Tt, 2 * cg, T(1), MatrixRef<T>{kspec, 2 * cg, 1},
+                          4 * kg * cg, MatrixRef<T>{sin, Tt, 1}, 2 * li, T(0), sout, Tt, 2 * lo);
+    return;
+  }
+  for (int64_t grp = 0; grp < L.groups; ++grp) {
+    const T* a = kspec + grp * 4 * kg * cg;
+    const int64_t sa = L.groups * 4 * kg * cg, ld = 2 * cg;
+    const T* xr = sin + grp * cg * Tt;
+    const T* xi = xr + li;
+    T* yr = sout + grp * kg * Tt;
+    T* yi = yr + lo;
+    auto run = [&](const T* am, const T* b, T beta, T* c) {
+      gemm::gemm_batched<T>(L.F, kg, Tt, cg, T(1), MatrixRef<T>{am, ld, 1}, sa,
+                            MatrixRef<T>{b, Tt, 1}, 2 * li, beta, c, Tt, 2 * lo);
+    };
+    run(a, xr, T(0), yr);                      // Wr' Xr
+    run(a + cg, xi, T(1), yr);                 // - Wi' Xi
+    run(a + kg * ld, xr, T(0), yi);            // Wi' Xr
+    run(a + kg * ld + cg, xi, T(1), yi);       // Wr' Xi
+  }
+}
+
+template <typename T>
+T* carve(T* ws, int64_t off) {
+  return reinterpret_cast<T*>(reinterpret_cast<char*>(ws) + off);
+}
+
+template <typename T>
+Plans<T> build_plans(const Layout& L, T* base) {
+  Plans<T> pl;
+  for (int d = 0; d < 3; ++d) pl.p[d] = fft::make_plan<T>(L.nfft[d], carve(base, L.off_plan[d]));
+  return pl;
+}
+
+template <typename T>
+T* aligned_base(T* ws) {
+  const uintptr_t p = reinterpret_cast<uintptr_t>(ws);
+  return reinterpret_cast<T*>((p + 63) / 64 * 64);
+}
+
+// Forward and backward data: tiles of src (N, cin, *src_ext) -> dst (N, cout, *dst_ext).
+template <typename T>
+void run_engine(const ConvGeometry& g, const Layout& L, const T* src, const Dims& src_ext,
+                const T* w, const T* bias, T* dst, const Dims& dst_ext, T* ws) {
+  T* base = aligned_base(ws);
+  const Plans<T> pl = build_plans(L, base);
+  T* kspec = carve(base, L.off_kspec);
+  T* R = carve(base, L.off_r);
+  T* sin = carve(base, L.off_sin);
+  T* sout = carve(base, L.off_sout);
+  kernel_spectra(g, L, pl, w, kspec, R, sin);
+  Dims need;  // rows of the inverse transform that outputs read
+  for (int d = 0; d < 3; ++d) need[d] = (L.tout[d] - 1) * L.ostride[d] + 1;
+  for (int64_t t0 = 0; t0 < L.total_tiles; t0 += L.T) {
+    load_tiles(L, L.in_load, src, L.cin, src_ext, t0, R);
+    forward_nd(L, pl, R, L.lanes_in, sin, L.nfft[0], L.nfft[1]);
+    frequency_products(L, kspec, sin, sout);
+    inverse_dh(L, pl, sout, L.lanes_out, need[0]);
+    inverse_w(L, pl, sout, L.lanes_out, 0, L.lanes_out, R, need[0], need[1]);
+    store_tiles(L, R, dst_ext, bias, t0, dst);
+  }
+}
+
+// Backward weight: GW[f] += sum over tiles conj(GY[f]) X[f]^T per group, then one inverse per
+// (k, c) and a crop to the kernel taps.
+template <typename T>
+void run_weight(const ConvGeometry& g, const Layout& L, const T* x, const T* gy, T* gw, T* ws) {
+  T* base = aligned_base(ws);
+  const Plans<T> pl = build_plans(L, base);
+  T* acc = carve(base, L.off_kspec);
+  T* R = carve(base, L.off_r);
+  T* sx = carve(base, L.off_sin);
+  T* sg = carve(base, L.off_sout);
+  const int64_t lg = L.lanes_gw, cg = g.c_per_group(), kg = g.k_per_group(), Tt = L.T;
+  const int64_t li = L.lanes_in, lo = L.lanes_out;
+  std::memset(acc, 0, size_t(2 * L.F * lg) * sizeof(T));
+  for (int64_t t0 = 0; t0 < L.total_tiles; t0 += L.T) {
+    load_tiles(L, L.in_load, x, g.c, g.in, t0, R);
+    forward_nd(L, pl, R, li, sx, L.nfft[0], L.nfft[1]);
+    load_tiles(L, L.aux_load, gy, g.k, g.out, t0, R);
+    forward_nd(L, pl, R, lo, sg, L.tout[0], L.tout[1]);
+    if (cg == 1) {
+      parallel_for(L.F, 1, [&](int64_t f0, int64_t f1) {
+        for (int64_t f = f0; f < f1; ++f) {
+          const T* xr = sx + f * 2 * li;
+          const T* xi = xr + li;
+          const T* gr = sg + f * 2 * lo;
+          const T* gi = gr + lo;
+          T* ar = acc + f * 2 * lg;
+          T* ai = ar + lg;
+          for (int64_t k = 0; k < g.k; ++k) {
+            const int64_t c = k / kg;
+            T sr = 0, si = 0;
+            for (int64_t t = 0; t < Tt; ++t) {
+              const T a = gr[k * Tt + t], b = gi[k * Tt + t];
+              const T p = xr[c * Tt + t], q = xi[c * Tt + t];
+              sr += a * p + b * q;
+              si += a * q - b * p;
+            }
+            ar[k] += sr;
+            ai[k] += si;
+          }
+        }
+      });
+      continue;
+    }
+    using gemm::MatrixRef;
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const T* gr = sg + grp * kg * Tt;
+      const T* gi = gr + lo;
+      const T* xr = sx + grp * cg * Tt;
+      const T* xi = xr + li;
+      T* cr = acc + grp * kg * cg;
+      T* ci = cr + lg;
+      auto run = [&](const T* a, const T* b, T alpha, T* c) {
+        gemm::gemm_batched<T>(L.F, kg, cg, Tt, alpha, MatrixRef<T>{a, Tt, 1}, 2 * lo,
+                              MatrixRef<T>{b, 1, Tt}, 2 * li, T(1), c, cg, 2 * lg);
+      };
+      run(gr, xr, T(1), cr);
+      run(gi, xi, T(1), cr);
+      run(gr, xi, T(1), ci);
+      run(gi, xr, T(-1), ci);
+    }
+  }
+  // Inverse of the accumulated spectra, lanes (k, c) in chunks through R, crop to the taps.
+  inverse_dh(L, pl, acc, lg, L.ke[0]);
+  const int64_t chunk = std::min(lg, L.lanes_r - L.lanes_r % 2);
+  const T scale = T(1.0 / double(L.P));
+  const int64_t ksp = g.kernel_spatial(), pairs = g.k * cg, n1 = L.nfft[1], n2 = L.nfft[2];
+  for (int64_t l0 = 0; l0 < pairs; l0 += chunk) {
+    const int64_t lanes = std::min(chunk, lg - l0);  // even: a pair never reads past lg
+    inverse_w(L, pl, acc, lg, l0, lanes, R, L.ke[0], L.ke[1]);
+    const int64_t count = std::min(lanes, pairs - l0);
+    parallel_for(count, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        T* out = gw + (l0 + b) * ksp;
+        for (int64_t jd = 0; jd < g.kernel[0]; ++jd)
+          for (int64_t jh = 0; jh < g.kernel[1]; ++jh)
+            for (int64_t jw = 0; jw < g.kernel[2]; ++jw) {
+              const int64_t qd = jd * g.dilation[0], qh = jh * g.dilation[1],
+                            qw = jw * g.dilation[2];
+              const T v = R[((qd * n1 + qh) * n2 + qw) * lanes + b] * scale;
+              const bool flip = g.mode == ConvMode::kConv;
+              const int64_t od = flip ? g.kernel[0] - 1 - jd : jd;
+              const int64_t oh = flip ? g.kernel[1] - 1 - jh : jh;
+              const int64_t ow = flip ? g.kernel[2] - 1 - jw : jw;
+              out[(od * g.kernel[1] + oh) * g.kernel[2] + ow] = v;
+            }
+      }
+    });
+  }
+}
+
+}  // namespace
+
+std::string fft_unsupported_reason(const ConvGeometry& g, ConvPass pass) {
+  if (pass != ConvPass::kBackwardData)
+    for (int d = 0; d < 3; ++d)
+      if (g.stride[d] != 1)
+        return "fft: stride > 1 is not supported for the forward and backward_weight passes "
+               "(fft would compute the stride-1 result and discard all but 1/stride^d of it; "
+               "use implicit_gemm)";
+  return "";
+}
+
+int64_t fft_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size) {
+  if (!fft_unsupported_reason(g, pass).empty()) return 0;
+  const Layout L = make_layout(g, pass, elem_size);
+  return L.total_tiles == 0 ? 0 : L.total;
+}
+
+template <typename T>
+void fft_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws) {
+  const Layout L = make_layout(g, ConvPass::kForward, sizeof(T));
+  if (L.total_tiles == 0 || g.k == 0) return;
+  run_engine(g, L, x, g.in, w, bias, y, g.out, ws);
+}
+
+template <typename T>
+void fft_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x, T* ws) {
+  const Layout L = make_layout(g, ConvPass::kBackwardData, sizeof(T));
+  if (L.total_tiles == 0 || g.c == 0) return;
+  run_engine<T>(g, L, grad_y, g.out, w, nullptr, grad_x, g.in, ws);
+}
+
+template <typename T>
+void fft_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w, T* ws) {
+  const Layout L = make_layout(g, ConvPass::kBackwardWeight, sizeof(T));
+  if (L.total_tiles == 0) {
+    std::fill(grad_w, grad_w + g.k * g.c_per_group() * g.kernel_spatial(), T(0));
+    return;
+  }
+  run_weight(g, L, x, grad_y, grad_w, ws);
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                          \
