@@ -9,6 +9,9 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
@@ -58,6 +61,16 @@ int64_t mul(int64_t a, int64_t b) {
     throw InvalidArgument("fft: workspace size overflows int64");
   return a * b;
 }
+
+// Strides between transform positions: an odd number of 16-element blocks, so a column of
+// positions spreads over all cache sets instead of a power-of-two stride's few.
+int64_t pad_stride(int64_t v) {
+  int64_t p = (v + 15) / 16 * 16;
+  if ((p / 16) % 2 == 0) p += 16;
+  return p;
+}
+int64_t rstride(int64_t lanes) { return pad_stride(lanes); }      // real tiles [pos][lanes]
+int64_t fstride(int64_t lanes) { return pad_stride(2 * lanes); }  // spectra [f][re | im]
 
 int64_t dilated(const ConvGeometry& g, int d) { return (g.kernel[d] - 1) * g.dilation[d] + 1; }
 
@@ -138,6 +151,8 @@ Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem) {
     L.cin = g.c, L.cout = g.k, L.cin_g = g.c_per_group(), L.cout_g = g.k_per_group();
   }
   L.nfft = choose_fft_lengths(g, L.role, L.cin, L.cout, L.cin_g);
+  if (const char* e = std::getenv("FFTN")) L.nfft[2] = std::atoll(e);
+  if (const char* e = std::getenv("FFTNH")) L.nfft[1] = std::atoll(e), L.nfft[2] = std::atoll(e);
   for (int d = 0; d < 3; ++d) {
     L.ke[d] = dilated(g, d);
     axis_tiles(g, L.role, d, L.nfft[d], &L.tout[d], &L.ntiles[d]);
@@ -173,7 +188,7 @@ Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem) {
   int64_t kspec_elems;
   if (L.role == Role::kBackwardWeight) {
     L.lanes_gw = round_even(mul(g.k, g.c_per_group()));
-    kspec_elems = mul(mul(2, L.F), L.lanes_gw);
+    kspec_elems = mul(L.F, fstride(L.lanes_gw));
     L.lanes_r = std::max(L.lanes_r, int64_t(2));
   } else if (L.cin_g == 1) {
     kspec_elems = mul(mul(2, L.F), L.cout);
@@ -188,24 +203,24 @@ Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem) {
   L.off_kspec = off;
   off += round64(mul(kspec_elems, elem));
   L.off_r = off;
-  off += round64(mul(mul(L.P, L.lanes_r), elem));
+  off += round64(mul(mul(L.P, rstride(L.lanes_r)), elem));
   L.off_sin = off;
-  off += round64(mul(mul(2 * L.F, L.lanes_in), elem));
+  off += round64(mul(mul(L.F, fstride(L.lanes_in)), elem));
   L.off_sout = off;
-  off += round64(mul(mul(2 * L.F, L.lanes_out), elem));
+  off += round64(mul(mul(L.F, fstride(L.lanes_out)), elem));
   L.total = off + 64;  // slack to align the start
   return L;
 }
 
 // ---- transforms over lanes, parallel over (line, lane chunk)
 
-// Calls fn(line, b0, b1) for every line and a split of [0, lanes) into chunks (multiples of 8).
+// Calls fn(line, b0, b1) for every line and a split of [0, lanes) into chunks (multiples of 16).
 void for_lines(int64_t lines, int64_t lanes, const std::function<void(int64_t, int64_t, int64_t)>& fn) {
   if (lines <= 0 || lanes <= 0) return;
   const int64_t threads = get_num_threads();
   const int64_t want = std::max<int64_t>(1, (4 * threads + lines - 1) / lines);
-  const int64_t nchunks = std::min<int64_t>(want, (lanes + 7) / 8);
-  const int64_t chunk = ((lanes + nchunks - 1) / nchunks + 7) / 8 * 8;
+  const int64_t nchunks = std::min<int64_t>(want, (lanes + 15) / 16);
+  const int64_t chunk = ((lanes + nchunks - 1) / nchunks + 15) / 16 * 16;
   const int64_t per_line = (lanes + chunk - 1) / chunk;
   parallel_for(lines * per_line, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
@@ -226,43 +241,43 @@ template <typename T>
 void forward_nd(const Layout& L, const Plans<T>& pl, T* R, int64_t lanes, T* S, int64_t nz_d,
                 int64_t nz_h) {
   const int64_t n0 = L.nfft[0], n1 = L.nfft[1], n2 = L.nfft[2], fw = L.fw, half = lanes / 2;
-  const int64_t srow = fw * 2 * lanes;
+  const int64_t fs = fstride(lanes), rs = rstride(lanes), srow = fw * fs;
   for_lines(n0 * n1, half, [&](int64_t row, int64_t b0, int64_t b1) {
     const int64_t pd = row / n1, ph = row % n1;
     T* s = S + row * srow;
     if (pd >= nz_d || ph >= nz_h) {
       for (int64_t k = 0; k < fw; ++k)
         for (int64_t b = b0; b < b1; ++b) {
-          s[k * 2 * lanes + b] = s[k * 2 * lanes + half + b] = T(0);
-          s[k * 2 * lanes + lanes + b] = s[k * 2 * lanes + lanes + half + b] = T(0);
+          s[k * fs + b] = s[k * fs + half + b] = T(0);
+          s[k * fs + lanes + b] = s[k * fs + lanes + half + b] = T(0);
         }
       return;
     }
-    fft::rfft(pl.p[2], R + row * n2 * lanes, lanes, half, b0, b1, s, 2 * lanes, lanes);
+    fft::rfft(pl.p[2], R + row * n2 * rs, rs, half, b0, b1, s, fs, lanes);
   });
   if (n1 > 1)
     for_lines(std::min(nz_d, n0) * fw, lanes, [&](int64_t line, int64_t b0, int64_t b1) {
       const int64_t pd = line / fw, kw = line % fw;
-      fft::forward(pl.p[1], S + (pd * n1 * fw + kw) * 2 * lanes + b0, srow, lanes, b1 - b0);
+      fft::forward(pl.p[1], S + (pd * n1 * fw + kw) * fs + b0, srow, lanes, b1 - b0);
     });
   if (n0 > 1)
     for_lines(n1 * fw, lanes, [&](int64_t line, int64_t b0, int64_t b1) {
-      fft::forward(pl.p[0], S + line * 2 * lanes + b0, n1 * srow, lanes, b1 - b0);
+      fft::forward(pl.p[0], S + line * fs + b0, n1 * srow, lanes, b1 - b0);
     });
 }
 
 // Inverse over the D and H dims in place on S (lane stride ls), H only for rows pd < need_d.
 template <typename T>
 void inverse_dh(const Layout& L, const Plans<T>& pl, T* S, int64_t ls, int64_t need_d) {
-  const int64_t n0 = L.nfft[0], n1 = L.nfft[1], fw = L.fw, srow = fw * 2 * ls;
+  const int64_t n0 = L.nfft[0], n1 = L.nfft[1], fw = L.fw, fs = fstride(ls), srow = fw * fs;
   if (n0 > 1)
     for_lines(n1 * fw, ls, [&](int64_t line, int64_t b0, int64_t b1) {
-      fft::inverse(pl.p[0], S + line * 2 * ls + b0, n1 * srow, ls, b1 - b0);
+      fft::inverse(pl.p[0], S + line * fs + b0, n1 * srow, ls, b1 - b0);
     });
   if (n1 > 1)
     for_lines(std::min(need_d, n0) * fw, ls, [&](int64_t line, int64_t b0, int64_t b1) {
       const int64_t pd = line / fw, kw = line % fw;
-      fft::inverse(pl.p[1], S + (pd * n1 * fw + kw) * 2 * ls + b0, srow, ls, b1 - b0);
+      fft::inverse(pl.p[1], S + (pd * n1 * fw + kw) * fs + b0, srow, ls, b1 - b0);
     });
 }
 
@@ -272,11 +287,11 @@ template <typename T>
 void inverse_w(const Layout& L, const Plans<T>& pl, const T* S, int64_t ls, int64_t l0,
                int64_t lanes, T* R, int64_t need_d, int64_t need_h) {
   const int64_t n1 = L.nfft[1], n2 = L.nfft[2], fw = L.fw, half = lanes / 2;
+  const int64_t fs = fstride(ls), rs = rstride(lanes);
   const int64_t nd = std::min(need_d, L.nfft[0]), nh = std::min(need_h, n1);
   for_lines(nd * nh, half, [&](int64_t line, int64_t b0, int64_t b1) {
     const int64_t row = (line / nh) * n1 + line % nh;
-    fft::irfft(pl.p[2], S + row * fw * 2 * ls + l0, 2 * ls, ls, R + row * n2 * lanes, lanes, half,
-               b0, b1);
+    fft::irfft(pl.p[2], S + row * fw * fs + l0, fs, ls, R + row * n2 * rs, rs, half, b0, b1);
   });
 }
 
@@ -297,37 +312,59 @@ TileCoord tile_coord(const Layout& L, int64_t tg) {
   return c;
 }
 
+// Lanes move between tensors and [pos][lane] tiles in chunks of 16 lanes (a cache line of f32)
+// and blocks of 64 positions, so both sides stay in L1 while the block transposes.
+constexpr int64_t kLaneChunk = 16, kPosBlock = 64;
+
 // R[pos][ch * T + t] = tile t0 + t of src (N, channels, *ext) read through the axis loads.
 template <typename T>
 void load_tiles(const Layout& L, const AxisLoad* ax, const T* src, int64_t channels,
                 const Dims& ext, int64_t t0, T* R) {
   const int64_t lanes = channels * L.T, n0 = L.nfft[0], n1 = L.nfft[1], n2 = L.nfft[2];
-  const int64_t plane = ext[0] * ext[1] * ext[2];
-  parallel_for((lanes + 15) / 16, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t l = c0 * 16; l < std::min(lanes, c1 * 16); ++l) {
-      const int64_t ch = l / L.T, tg = t0 + l % L.T;
-      if (tg >= L.total_tiles) {
-        for (int64_t p = 0; p < L.P; ++p) R[p * lanes + l] = T(0);
-        continue;
+  const int64_t plane = ext[0] * ext[1] * ext[2], rs = rstride(lanes);
+  parallel_for((lanes + kLaneChunk - 1) / kLaneChunk, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t chunk = c0; chunk < c1; ++chunk) {
+      const int64_t l0 = chunk * kLaneChunk, l1 = std::min(lanes, l0 + kLaneChunk);
+      const T* base[kLaneChunk];
+      TileCoord tc[kLaneChunk];
+      for (int64_t l = l0; l < l1; ++l) {
+        const int64_t tg = t0 + l % L.T;
+        base[l - l0] = nullptr;
+        if (tg >= L.total_tiles) continue;
+        tc[l - l0] = tile_coord(L, tg);
+        base[l - l0] = src + (tc[l - l0].n * channels + l / L.T) * plane;
       }
-      const TileCoord tc = tile_coord(L, tg);
-      const T* base = src + (tc.n * channels + ch) * plane;
-      for (int64_t pd = 0; pd < n0; ++pd) {
-        const int64_t sd = ax[0].src(tc.t[0], pd);
+      for (int64_t pd = 0; pd < n0; ++pd)
         for (int64_t ph = 0; ph < n1; ++ph) {
-          const int64_t sh = ax[1].src(tc.t[1], ph);
-          T* row = R + (pd * n1 + ph) * n2 * lanes + l;
-          if (sd < 0 || sh < 0) {
-            for (int64_t pw = 0; pw < n2; ++pw) row[pw * lanes] = T(0);
-            continue;
-          }
-          const T* srow = base + (sd * ext[1] + sh) * ext[2];
-          for (int64_t pw = 0; pw < n2; ++pw) {
-            const int64_t sw = ax[2].src(tc.t[2], pw);
-            row[pw * lanes] = sw >= 0 ? srow[sw] : T(0);
+          T* row = R + (pd * n1 + ph) * n2 * rs;
+          for (int64_t p0 = 0; p0 < n2; p0 += kPosBlock) {
+            const int64_t p1 = std::min(n2, p0 + kPosBlock);
+            for (int64_t l = l0; l < l1; ++l) {
+              const int64_t i = l - l0;
+              const int64_t sd = base[i] ? ax[0].src(tc[i].t[0], pd) : -1;
+              const int64_t sh = sd >= 0 ? ax[1].src(tc[i].t[1], ph) : -1;
+              if (sh < 0) {
+                for (int64_t pw = p0; pw < p1; ++pw) row[pw * rs + l] = T(0);
+                continue;
+              }
+              const T* srow = base[i] + (sd * ext[1] + sh) * ext[2];
+              const AxisLoad& a = ax[2];
+              if (a.up == 1) {  // contiguous source run: [lo, hi) of this block
+                const int64_t s0 = tc[i].t[2] * a.tstep + a.off;
+                const int64_t lo = std::clamp<int64_t>(-s0, p0, p1);
+                const int64_t hi = std::clamp<int64_t>(std::min(a.win, a.ext - s0), lo, p1);
+                for (int64_t pw = p0; pw < lo; ++pw) row[pw * rs + l] = T(0);
+                for (int64_t pw = lo; pw < hi; ++pw) row[pw * rs + l] = srow[s0 + pw];
+                for (int64_t pw = hi; pw < p1; ++pw) row[pw * rs + l] = T(0);
+              } else {
+                for (int64_t pw = p0; pw < p1; ++pw) {
+                  const int64_t sw = a.src(tc[i].t[2], pw);
+                  row[pw * rs + l] = sw >= 0 ? srow[sw] : T(0);
+                }
+              }
+            }
           }
         }
-      }
     }
   });
 }
@@ -336,25 +373,33 @@ void load_tiles(const Layout& L, const AxisLoad* ax, const T* src, int64_t chann
 // i * ostride; adds bias.
 template <typename T>
 void store_tiles(const Layout& L, const T* R, const Dims& ext, const T* bias, int64_t t0, T* dst) {
-  const int64_t lanes = L.lanes_out, n1 = L.nfft[1], n2 = L.nfft[2];
+  const int64_t lanes = L.lanes_out, n1 = L.nfft[1], n2 = L.nfft[2], rs = rstride(lanes);
   const int64_t plane = ext[0] * ext[1] * ext[2];
-  parallel_for(lanes, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t l = begin; l < end; ++l) {
-      const int64_t o = l / L.T, tg = t0 + l % L.T;
-      if (tg >= L.total_tiles) continue;
-      const TileCoord tc = tile_coord(L, tg);
-      const T b = bias ? bias[o] : T(0);
-      T* base = dst + (tc.n * L.cout + o) * plane;
-      Dims lo, cnt;
-      for (int d = 0; d < 3; ++d) {
-        lo[d] = tc.t[d] * L.tout[d];
-        cnt[d] = std::min(L.tout[d], ext[d] - lo[d]);
-      }
-      for (int64_t i0 = 0; i0 < cnt[0]; ++i0)
-        for (int64_t i1 = 0; i1 < cnt[1]; ++i1) {
-          const T* r = R + ((i0 * L.ostride[0] * n1 + i1 * L.ostride[1]) * n2) * lanes + l;
-          T* out = base + ((lo[0] + i0) * ext[1] + lo[1] + i1) * ext[2] + lo[2];
-          for (int64_t i2 = 0; i2 < cnt[2]; ++i2) out[i2] = r[i2 * L.ostride[2] * lanes] + b;
+  parallel_for((lanes + kLaneChunk - 1) / kLaneChunk, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t chunk = c0; chunk < c1; ++chunk) {
+      const int64_t l0 = chunk * kLaneChunk, l1 = std::min(lanes, l0 + kLaneChunk);
+      // All lanes of a chunk share the tile shape only when they share the tile; go lane by lane
+      // inside each block of 64 output positions.
+      Dims rows{1, 1, 1};
+      for (int d = 0; d < 2; ++d) rows[d] = L.tout[d];
+      for (int64_t i0 = 0; i0 < rows[0]; ++i0)
+        for (int64_t i1 = 0; i1 < rows[1]; ++i1) {
+          const T* r = R + ((i0 * L.ostride[0] * n1 + i1 * L.ostride[1]) * n2) * rs;
+          for (int64_t q0 = 0; q0 < L.tout[2]; q0 += kPosBlock) {
+            for (int64_t l = l0; l < l1; ++l) {
+              const int64_t o = l / L.T, tg = t0 + l % L.T;
+              if (tg >= L.total_tiles) continue;
+              const TileCoord tc = tile_coord(L, tg);
+              const int64_t od = tc.t[0] * L.tout[0] + i0, oh = tc.t[1] * L.tout[1] + i1;
+              const int64_t ow = tc.t[2] * L.tout[2];
+              if (od >= ext[0] || oh >= ext[1]) continue;
+              const int64_t q1 = std::min({L.tout[2], q0 + kPosBlock, ext[2] - ow});
+              const T b = bias ? bias[o] : T(0);
+              T* out = dst + (tc.n * L.cout + o) * plane + (od * ext[1] + oh) * ext[2] + ow;
+              const int64_t step = L.ostride[2] * rs;
+              for (int64_t q = q0; q < q1; ++q) out[q] = r[q * step + l] + b;
+            }
+          }
         }
     }
   });
@@ -381,37 +426,41 @@ void kernel_spectra(const ConvGeometry& g, const Layout& L, const Plans<T>& pl, 
   const T scale = T(1.0 / double(L.P));
   const int64_t n1 = L.nfft[1], n2 = L.nfft[2];
   for (int64_t l0 = 0; l0 < pairs; l0 += chunk) {
-    const int64_t lanes = chunk;
-    parallel_for(L.nfft[0] * n1, 1, [&](int64_t r0, int64_t r1) {
-      for (int64_t row = r0; row < r1; ++row) {
-        const int64_t td = kernel_tap(g, L.role, 0, row / n1), th = kernel_tap(g, L.role, 1, row % n1);
-        T* r = R + row * n2 * lanes;
-        for (int64_t pw = 0; pw < n2; ++pw) {
-          const int64_t tw = kernel_tap(g, L.role, 2, pw);
-          for (int64_t b = 0; b < lanes; ++b) {
-            const int64_t idx = l0 + b;
-            T v = T(0);
-            if (td >= 0 && th >= 0 && tw >= 0 && idx < pairs) {
-              const int64_t o = idx / L.cin_g, i = idx % L.cin_g;
-              int64_t wrow;  // (k, c-in-group) row of w
-              if (L.role == Role::kForward) {
-                wrow = o * L.cin_g + i;
-              } else {  // o = input channel c, i = k within the group
-                const int64_t grp = o / L.cout_g;
-                wrow = (grp * L.cin_g + i) * L.cout_g + o % L.cout_g;
-              }
-              v = w[wrow * ksp + (td * g.kernel[1] + th) * g.kernel[2] + tw];
-            }
-            r[pw * lanes + b] = v;
-          }
+    const int64_t lanes = chunk, rs = rstride(lanes), fs = fstride(lanes);
+    // Only rows inside the kernel extent are read by forward_nd (the rest are zero).
+    parallel_for((lanes + kLaneChunk - 1) / kLaneChunk, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t chunk = c0; chunk < c1; ++chunk) {
+        const int64_t b0 = chunk * kLaneChunk, b1 = std::min(lanes, b0 + kLaneChunk);
+        const T* wl[kLaneChunk];
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t idx = l0 + b;
+          wl[b - b0] = nullptr;
+          if (idx >= pairs) continue;
+          const int64_t o = idx / L.cin_g, i = idx % L.cin_g;
+          const int64_t wrow = L.role == Role::kForward
+                                   ? o * L.cin_g + i  // (k, c-in-group)
+                                   : ((o / L.cout_g) * L.cin_g + i) * L.cout_g + o % L.cout_g;
+          wl[b - b0] = w + wrow * ksp;
         }
+        for (int64_t pd = 0; pd < std::min(L.ke[0], L.nfft[0]); ++pd)
+          for (int64_t ph = 0; ph < std::min(L.ke[1], n1); ++ph) {
+            const int64_t td = kernel_tap(g, L.role, 0, pd), th = kernel_tap(g, L.role, 1, ph);
+            T* r = R + (pd * n1 + ph) * n2 * rs;
+            for (int64_t pw = 0; pw < n2; ++pw) {
+              const int64_t tw = kernel_tap(g, L.role, 2, pw);
+              const bool on = td >= 0 && th >= 0 && tw >= 0;
+              const int64_t off = (td * g.kernel[1] + th) * g.kernel[2] + tw;
+              for (int64_t b = b0; b < b1; ++b)
+                r[pw * rs + b] = on && wl[b - b0] ? wl[b - b0][off] : T(0);
+            }
+          }
       }
     });
     forward_nd(L, pl, R, lanes, S, L.ke[0], L.ke[1]);
     const int64_t count = std::min(chunk, pairs - l0);
     parallel_for(L.F, 1, [&](int64_t f0, int64_t f1) {
       for (int64_t f = f0; f < f1; ++f) {
-        const T* sr = S + f * 2 * lanes;
+        const T* sr = S + f * fs;
         const T* si = sr + lanes;
         for (int64_t b = 0; b < count; ++b) {
           const int64_t idx = l0 + b;
@@ -439,15 +488,15 @@ void kernel_spectra(const ConvGeometry& g, const Layout& L, const Plans<T>& pl, 
 // group (groups > 1), or an elementwise complex product (one input channel per group).
 template <typename T>
 void frequency_products(const Layout& L, const T* kspec, const T* sin, T* sout) {
-  const int64_t Tt = L.T, li = L.lanes_in, lo = L.lanes_out;
+  const int64_t Tt = L.T, li = L.lanes_in, lo = L.lanes_out, fsi = fstride(li), fso = fstride(lo);
   if (L.cin_g == 1) {
     parallel_for(L.F, 1, [&](int64_t f0, int64_t f1) {
       for (int64_t f = f0; f < f1; ++f) {
         const T* wr = kspec + f * 2 * L.cout;
         const T* wi = wr + L.cout;
-        const T* xr = sin + f * 2 * li;
+        const T* xr = sin + f * fsi;
         const T* xi = xr + li;
-        T* yr = sout + f * 2 * lo;
+        T* yr = sout + f * fso;
         T* yi = yr + lo;
         if (Tt == 1 && L.cout_g == 1) {
           for (int64_t o = 0; o < L.cout; ++o) {
@@ -472,7 +521,7 @@ void frequency_products(const Layout& L, const T* kspec, const T* sin, T* sout) 
   const int64_t cg = L.cin_g, kg = L.cout_g;
   if (L.groups == 1) {
     gemm::gemm_batched<T>(L.F, 2 * kg, Tt, 2 * cg, T(1), MatrixRef<T>{kspec, 2 * cg, 1},
-                          4 * kg * cg, MatrixRef<T>{sin, Tt, 1}, 2 * li, T(0), sout, Tt, 2 * lo);
+                          4 * kg * cg, MatrixRef<T>{sin, Tt, 1}, fsi, T(0), sout, Tt, fso);
     return;
   }
   for (int64_t grp = 0; grp < L.groups; ++grp) {
@@ -484,7 +533,7 @@ void frequency_products(const Layout& L, const T* kspec, const T* sin, T* sout) 
     T* yi = yr + lo;
     auto run = [&](const T* am, const T* b, T beta, T* c) {
       gemm::gemm_batched<T>(L.F, kg, Tt, cg, T(1), MatrixRef<T>{am, ld, 1}, sa,
-                            MatrixRef<T>{b, Tt, 1}, 2 * li, beta, c, Tt, 2 * lo);
+                            MatrixRef<T>{b, Tt, 1}, fsi, beta, c, Tt, fso);
     };
     run(a, xr, T(0), yr);                      // Wr' Xr
     run(a + cg, xi, T(1), yr);                 // - Wi' Xi
@@ -515,23 +564,46 @@ T* aligned_base(T* ws) {
 template <typename T>
 void run_engine(const ConvGeometry& g, const Layout& L, const T* src, const Dims& src_ext,
                 const T* w, const T* bias, T* dst, const Dims& dst_ext, T* ws) {
+  auto tp0 = std::chrono::steady_clock::now();
   T* base = aligned_base(ws);
   const Plans<T> pl = build_plans(L, base);
+  auto tp1 = std::chrono::steady_clock::now();
   T* kspec = carve(base, L.off_kspec);
   T* R = carve(base, L.off_r);
   T* sin = carve(base, L.off_sin);
   T* sout = carve(base, L.off_sout);
   kernel_spectra(g, L, pl, w, kspec, R, sin);
+  auto tp2 = std::chrono::steady_clock::now();
+  if (std::getenv("FFTPROF")) std::fprintf(stderr, "plans %.3f kspec %.3f\n", std::chrono::duration<double, std::milli>(tp1 - tp0).count(), std::chrono::duration<double, std::milli>(tp2 - tp1).count());
   Dims need;  // rows of the inverse transform that outputs read
   for (int d = 0; d < 3; ++d) need[d] = (L.tout[d] - 1) * L.ostride[d] + 1;
+  static const bool prof = std::getenv("FFTPROF") != nullptr;
+  double tm[6] = {0};
+  auto now = [] { return std::chrono::steady_clock::now(); };
+  auto t_a = now();
   for (int64_t t0 = 0; t0 < L.total_tiles; t0 += L.T) {
+    auto t1 = now();
     load_tiles(L, L.in_load, src, L.cin, src_ext, t0, R);
+    auto t2 = now();
     forward_nd(L, pl, R, L.lanes_in, sin, L.nfft[0], L.nfft[1]);
+    auto t3 = now();
     frequency_products(L, kspec, sin, sout);
+    auto t4 = now();
     inverse_dh(L, pl, sout, L.lanes_out, need[0]);
     inverse_w(L, pl, sout, L.lanes_out, 0, L.lanes_out, R, need[0], need[1]);
+    auto t5 = now();
     store_tiles(L, R, dst_ext, bias, t0, dst);
+    auto t6 = now();
+    tm[0] += std::chrono::duration<double, std::milli>(t2 - t1).count();
+    tm[1] += std::chrono::duration<double, std::milli>(t3 - t2).count();
+    tm[2] += std::chrono::duration<double, std::milli>(t4 - t3).count();
+    tm[3] += std::chrono::duration<double, std::milli>(t5 - t4).count();
+    tm[4] += std::chrono::duration<double, std::milli>(t6 - t5).count();
   }
+  if (prof)
+    std::fprintf(stderr, "N=%ld,%ld,%ld T=%ld tiles=%ld lanes=%ld,%ld load %.3f fwd %.3f mul %.3f inv %.3f store %.3f total(excl kspec) %.3f\n",
+                 (long)L.nfft[0], (long)L.nfft[1], (long)L.nfft[2], (long)L.T, (long)L.total_tiles, (long)L.lanes_in, (long)L.lanes_out,
+                 tm[0], tm[1], tm[2], tm[3], tm[4], std::chrono::duration<double, std::milli>(now() - t_a).count());
 }
 
 // Backward weight: GW[f] += sum over tiles conj(GY[f]) X[f]^T per group, then one inverse per
@@ -546,7 +618,8 @@ void run_weight(const ConvGeometry& g, const Layout& L, const T* x, const T* gy,
   T* sg = carve(base, L.off_sout);
   const int64_t lg = L.lanes_gw, cg = g.c_per_group(), kg = g.k_per_group(), Tt = L.T;
   const int64_t li = L.lanes_in, lo = L.lanes_out;
-  std::memset(acc, 0, size_t(2 * L.F * lg) * sizeof(T));
+  const int64_t fsi = fstride(li), fso = fstride(lo), fsg = fstride(lg);
+  std::memset(acc, 0, size_t(L.F * fsg) * sizeof(T));
   for (int64_t t0 = 0; t0 < L.total_tiles; t0 += L.T) {
     load_tiles(L, L.in_load, x, g.c, g.in, t0, R);
     forward_nd(L, pl, R, li, sx, L.nfft[0], L.nfft[1]);
@@ -555,11 +628,11 @@ void run_weight(const ConvGeometry& g, const Layout& L, const T* x, const T* gy,
     if (cg == 1) {
       parallel_for(L.F, 1, [&](int64_t f0, int64_t f1) {
         for (int64_t f = f0; f < f1; ++f) {
-          const T* xr = sx + f * 2 * li;
+          const T* xr = sx + f * fsi;
           const T* xi = xr + li;
-          const T* gr = sg + f * 2 * lo;
+          const T* gr = sg + f * fso;
           const T* gi = gr + lo;
-          T* ar = acc + f * 2 * lg;
+          T* ar = acc + f * fsg;
           T* ai = ar + lg;
           for (int64_t k = 0; k < g.k; ++k) {
             const int64_t c = k / kg;
@@ -586,8 +659,8 @@ void run_weight(const ConvGeometry& g, const Layout& L, const T* x, const T* gy,
       T* cr = acc + grp * kg * cg;
       T* ci = cr + lg;
       auto run = [&](const T* a, const T* b, T alpha, T* c) {
-        gemm::gemm_batched<T>(L.F, kg, cg, Tt, alpha, MatrixRef<T>{a, Tt, 1}, 2 * lo,
-                              MatrixRef<T>{b, 1, Tt}, 2 * li, T(1), c, cg, 2 * lg);
+        gemm::gemm_batched<T>(L.F, kg, cg, Tt, alpha, MatrixRef<T>{a, Tt, 1}, fso,
+                              MatrixRef<T>{b, 1, Tt}, fsi, T(1), c, cg, fsg);
       };
       run(gr, xr, T(1), cr);
       run(gi, xi, T(1), cr);
@@ -612,7 +685,7 @@ void run_weight(const ConvGeometry& g, const Layout& L, const T* x, const T* gy,
             for (int64_t jw = 0; jw < g.kernel[2]; ++jw) {
               const int64_t qd = jd * g.dilation[0], qh = jh * g.dilation[1],
                             qw = jw * g.dilation[2];
-              const T v = R[((qd * n1 + qh) * n2 + qw) * lanes + b] * scale;
+              const T v = R[((qd * n1 + qh) * n2 + qw) * rstride(lanes) + b] * scale;
               const bool flip = g.mode == ConvMode::kConv;
               const int64_t od = flip ? g.kernel[0] - 1 - jd : jd;
               const int64_t oh = flip ? g.kernel[1] - 1 - jh : jh;

@@ -68,6 +68,11 @@ const Kernels<T>& kernels() {
   return k;
 }
 
+template <typename T>
+int64_t twiddle_bytes(int64_t n) {
+  return round64(twiddle_count(n) * 2 * int64_t(sizeof(T)));
+}
+
 }  // namespace
 
 bool is_smooth(int64_t n) {
@@ -84,8 +89,8 @@ int64_t next_smooth(int64_t n) {
 }
 
 template <typename T>
-int64_t plan_bytes(int64_t n) {
-  return round64(twiddle_count(n) * 2 * int64_t(sizeof(T))) + round64(n * 4);
+int64_t plan_bytes(int64_t n) {  // twiddles, perm, then a scratch table of n/2 + 1 roots
+  return twiddle_bytes<T>(n) + round64(n * 4) + round64((n / 2 + 1) * 16);
 }
 
 template <typename T>
@@ -95,20 +100,43 @@ Plan<T> make_plan(int64_t n, void* mem) {
   int radices[kMaxStages];
   plan.nstages = factorize(n, radices);
   T* tw = static_cast<T*>(mem);
-  int32_t* perm = reinterpret_cast<int32_t*>(static_cast<char*>(mem) +
-                                             round64(twiddle_count(n) * 2 * int64_t(sizeof(T))));
-  int64_t lp = 1, off = 0;
+  int32_t* perm = reinterpret_cast<int32_t*>(static_cast<char*>(mem) + twiddle_bytes<T>(n));
+  // cos / sin of 2 pi m / n for m <= n / 2 in the plan's scratch: calls on the first octant only
+  // and the symmetries (cos/sin calls dominated plan time); every stage twiddle is one of them.
   const double two_pi = 6.283185307179586476925286766559;
+  double* cs = reinterpret_cast<double*>(static_cast<char*>(mem) + twiddle_bytes<T>(n) +
+                                         round64(n * 4));
+  const int64_t h = n / 2;
+  for (int64_t m = 0; m <= h; ++m) {
+    double c, sn;
+    if (n % 8 == 0 && m > n / 4) {
+      c = -cs[2 * (h - m)], sn = cs[2 * (h - m) + 1];
+    } else if (n % 8 == 0 && m > n / 8) {
+      c = cs[2 * (n / 4 - m) + 1], sn = cs[2 * (n / 4 - m)];
+    } else {
+      c = std::cos(two_pi * double(m) / double(n)), sn = std::sin(two_pi * double(m) / double(n));
+    }
+    cs[2 * m] = c, cs[2 * m + 1] = sn;
+  }
+  auto root = [&](int64_t m, double* c, double* sn) {  // exp(-2 pi i m / n)
+    m %= n;
+    if (m <= h) {
+      *c = cs[2 * m], *sn = -cs[2 * m + 1];
+    } else {
+      *c = cs[2 * (n - m)], *sn = cs[2 * (n - m) + 1];
+    }
+  };
+  int64_t lp = 1, off = 0;
   for (int s = 0; s < plan.nstages; ++s) {
     const int r = radices[s];
     plan.stages[s] = Stage{r, lp, off};
+    const int64_t step = n / (lp * r);  // w_{lp r}^{jq} = w_n^{jq step}
     for (int64_t j = 0; j < lp; ++j)
       for (int q = 1; q < r; ++q) {
-        // Exact angle reduction keeps float64 twiddles at full accuracy for long transforms.
-        const int64_t m = (j * q) % (lp * r);
-        const double a = -two_pi * double(m) / double(lp * r);
-        tw[2 * (off + j * (r - 1) + q - 1)] = T(std::cos(a));
-        tw[2 * (off + j * (r - 1) + q - 1) + 1] = T(std::sin(a));
+        double c, sn;
+        root(j * q * step, &c, &sn);
+        tw[2 * (off + j * (r - 1) + q - 1)] = T(c);
+        tw[2 * (off + j * (r - 1) + q - 1) + 1] = T(sn);
       }
     off += lp * (r - 1);
     lp *= r;

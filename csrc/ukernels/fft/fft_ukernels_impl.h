@@ -80,6 +80,8 @@ inline void dft(T* xr, T* xi) {
 // One butterfly column: R positions p[q], each `lanes` wide. kTw: apply twiddles w (q >= 1).
 template <int R, bool kDif, bool kTw, typename T>
 void butterfly(T* const* pr, int64_t io, const T* wr, const T* wi, int64_t lanes) {
+  // The R positions never overlap (distinct rows of one transform): no run-time alias checks.
+#pragma GCC ivdep
   for (int64_t b = 0; b < lanes; ++b) {
     T xr[R], xi[R];
     for (int q = 0; q < R; ++q) {
@@ -155,6 +157,7 @@ void fft_real_post(const T* z, int64_t zps, int64_t zio, const int32_t* perm, in
     const T* zk = z + perm[k] * zps;
     const T* zn = z + perm[(n - k) % n] * zps;
     T* o = out + k * ops;
+#pragma GCC ivdep
     for (int64_t b = 0; b < lanes; ++b) {
       const T a = zk[b], bb = zk[zio + b], c = zn[b], d = zn[zio + b];
       o[b] = T(0.5) * (a + c);
@@ -172,12 +175,14 @@ void fft_real_pre(const T* in, int64_t ips, int64_t iio, int64_t half, const int
     T* zk = z + perm[k] * zps;
     if (k <= n / 2) {
       const T* s = in + k * ips;
+#pragma GCC ivdep
       for (int64_t b = 0; b < lanes; ++b) {
         zk[b] = s[b] - s[iio + half + b];
         zk[zio + b] = s[iio + b] + s[half + b];
       }
     } else {
       const T* s = in + (n - k) * ips;
+#pragma GCC ivdep
       for (int64_t b = 0; b < lanes; ++b) {
         zk[b] = s[b] + s[iio + half + b];
         zk[zio + b] = s[half + b] - s[iio + b];
