@@ -9,9 +9,6 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
 
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
@@ -42,7 +39,8 @@ struct AxisLoad {
 struct Layout {
   Role role = Role::kForward;
   Dims nfft{1, 1, 1}, ke{1, 1, 1}, tout{1, 1, 1}, ntiles{1, 1, 1}, ostride{1, 1, 1};
-  AxisLoad in_load[3], aux_load[3];  // the transformed input (x or grad_y); backward weight's grad_y
+  AxisLoad in_load[3];   // the transformed input: x, or grad_y for backward data
+  AxisLoad aux_load[3];  // backward weight's grad_y
   int64_t tiles_per_image = 1, total_tiles = 0;
   int64_t P = 1, F = 1, fw = 1;
   int64_t cin = 0, cout = 0, groups = 1, cin_g = 0, cout_g = 0;  // sides of the frequency GEMM
@@ -132,7 +130,8 @@ Dims choose_fft_lengths(const ConvGeometry& g, Role role, int64_t cin, int64_t c
         // Transforms run 16 complex lanes (32 real) at a time: lanes round up to 32. Past 4096
         // points a 16-lane line no longer fits L2 (~1.3x slower per point).
         auto lanes = [&](int64_t c) { return std::ceil(double(c) * tiles / 32.0) * 32.0; };
-        const double fft_pt = 10.0 * std::log2(std::max(P, 2.0)) * (std::max({n0, n1, n2}) > 4096 ? 1.3 : 1.0);
+        const double big = std::max({n0, n1, n2}) > 4096 ? 1.3 : 1.0;
+        const double fft_pt = 10.0 * std::log2(std::max(P, 2.0)) * big;
         const double cost = tiles * F * red + fft_pt * P * (lanes(cin) + lanes(cout)) +
                             fft_pt * P * double(cout * cin_g);
         if (best < 0 || cost < best) best = cost, pick = n;
@@ -154,8 +153,6 @@ Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem) {
     L.cin = g.c, L.cout = g.k, L.cin_g = g.c_per_group(), L.cout_g = g.k_per_group();
   }
   L.nfft = choose_fft_lengths(g, L.role, L.cin, L.cout, L.cin_g);
-  if (const char* e = std::getenv("FFTN")) L.nfft[2] = std::atoll(e);
-  if (const char* e = std::getenv("FFTNH")) L.nfft[1] = std::atoll(e), L.nfft[2] = std::atoll(e);
   for (int d = 0; d < 3; ++d) {
     L.ke[d] = dilated(g, d);
     axis_tiles(g, L.role, d, L.nfft[d], &L.tout[d], &L.ntiles[d]);
@@ -218,7 +215,8 @@ Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem) {
 // ---- transforms over lanes, parallel over (line, lane chunk)
 
 // Calls fn(line, b0, b1) for every line and a split of [0, lanes) into chunks (multiples of 16).
-void for_lines(int64_t lines, int64_t lanes, const std::function<void(int64_t, int64_t, int64_t)>& fn) {
+void for_lines(int64_t lines, int64_t lanes,
+               const std::function<void(int64_t, int64_t, int64_t)>& fn) {
   if (lines <= 0 || lanes <= 0) return;
   const int64_t threads = get_num_threads();
   const int64_t want = std::max<int64_t>(1, (4 * threads + lines - 1) / lines);
@@ -233,6 +231,19 @@ void for_lines(int64_t lines, int64_t lanes, const std::function<void(int64_t, i
   });
 }
 
+// Calls fn(r0, r1) on the real lanes of complex pairs [p0, p1) of a two-for-one layout with
+// `lanes` lanes: [p0, p1) and [half + p0, half + p1), merged when they cover everything.
+template <typename Fn>
+void pair_lanes(int64_t lanes, int64_t p0, int64_t p1, Fn&& fn) {
+  const int64_t half = lanes / 2;
+  if (p0 == 0 && p1 == half) {
+    fn(int64_t(0), lanes);
+  } else {
+    fn(p0, p1);
+    fn(half + p0, half + p1);
+  }
+}
+
 template <typename T>
 struct Plans {
   fft::Plan<T> p[3];
@@ -242,11 +253,12 @@ struct Plans {
 // spectra S ([kd][kh][kw][re lanes | im lanes]); R is clobbered.
 template <typename T>
 void forward_nd(const Layout& L, const Plans<T>& pl, T* R, int64_t lanes, T* S, int64_t nz_d,
-                int64_t nz_h) {
+                int64_t nz_h, int64_t p0 = 0, int64_t p1 = -1) {
   const int64_t n0 = L.nfft[0], n1 = L.nfft[1], n2 = L.nfft[2], fw = L.fw, half = lanes / 2;
   const int64_t fs = fstride(lanes), rs = rstride(lanes), srow = fw * fs;
-  for_lines(n0 * n1, half, [&](int64_t row, int64_t b0, int64_t b1) {
-    const int64_t pd = row / n1, ph = row % n1;
+  if (p1 < 0) p1 = half;
+  for_lines(n0 * n1, p1 - p0, [&](int64_t row, int64_t c0, int64_t c1) {
+    const int64_t pd = row / n1, ph = row % n1, b0 = p0 + c0, b1 = p0 + c1;
     T* s = S + row * srow;
     if (pd >= nz_d || ph >= nz_h) {
       for (int64_t k = 0; k < fw; ++k)
@@ -258,43 +270,52 @@ void forward_nd(const Layout& L, const Plans<T>& pl, T* R, int64_t lanes, T* S, 
     }
     fft::rfft(pl.p[2], R + row * n2 * rs, rs, half, b0, b1, s, fs, lanes);
   });
-  if (n1 > 1)
-    for_lines(std::min(nz_d, n0) * fw, lanes, [&](int64_t line, int64_t b0, int64_t b1) {
-      const int64_t pd = line / fw, kw = line % fw;
-      fft::forward(pl.p[1], S + (pd * n1 * fw + kw) * fs + b0, srow, lanes, b1 - b0);
-    });
-  if (n0 > 1)
-    for_lines(n1 * fw, lanes, [&](int64_t line, int64_t b0, int64_t b1) {
-      fft::forward(pl.p[0], S + line * fs + b0, n1 * srow, lanes, b1 - b0);
-    });
+  pair_lanes(lanes, p0, p1, [&](int64_t r0, int64_t r1) {
+    if (n1 > 1)
+      for_lines(std::min(nz_d, n0) * fw, r1 - r0, [&](int64_t line, int64_t b0, int64_t b1) {
+        const int64_t pd = line / fw, kw = line % fw;
+        fft::forward(pl.p[1], S + (pd * n1 * fw + kw) * fs + r0 + b0, srow, lanes, b1 - b0);
+      });
+    if (n0 > 1)
+      for_lines(n1 * fw, r1 - r0, [&](int64_t line, int64_t b0, int64_t b1) {
+        fft::forward(pl.p[0], S + line * fs + r0 + b0, n1 * srow, lanes, b1 - b0);
+      });
+  });
 }
 
 // Inverse over the D and H dims in place on S (lane stride ls), H only for rows pd < need_d.
 template <typename T>
-void inverse_dh(const Layout& L, const Plans<T>& pl, T* S, int64_t ls, int64_t need_d) {
+void inverse_dh(const Layout& L, const Plans<T>& pl, T* S, int64_t ls, int64_t need_d,
+                int64_t p0 = 0, int64_t p1 = -1) {
   const int64_t n0 = L.nfft[0], n1 = L.nfft[1], fw = L.fw, fs = fstride(ls), srow = fw * fs;
-  if (n0 > 1)
-    for_lines(n1 * fw, ls, [&](int64_t line, int64_t b0, int64_t b1) {
-      fft::inverse(pl.p[0], S + line * fs + b0, n1 * srow, ls, b1 - b0);
-    });
-  if (n1 > 1)
-    for_lines(std::min(need_d, n0) * fw, ls, [&](int64_t line, int64_t b0, int64_t b1) {
-      const int64_t pd = line / fw, kw = line % fw;
-      fft::inverse(pl.p[1], S + (pd * n1 * fw + kw) * fs + b0, srow, ls, b1 - b0);
-    });
+  if (p1 < 0) p1 = ls / 2;
+  pair_lanes(ls, p0, p1, [&](int64_t r0, int64_t r1) {
+    if (n0 > 1)
+      for_lines(n1 * fw, r1 - r0, [&](int64_t line, int64_t b0, int64_t b1) {
+        fft::inverse(pl.p[0], S + line * fs + r0 + b0, n1 * srow, ls, b1 - b0);
+      });
+    if (n1 > 1)
+      for_lines(std::min(need_d, n0) * fw, r1 - r0, [&](int64_t line, int64_t b0, int64_t b1) {
+        const int64_t pd = line / fw, kw = line % fw;
+        fft::inverse(pl.p[1], S + (pd * n1 * fw + kw) * fs + r0 + b0, srow, ls, b1 - b0);
+      });
+  });
 }
 
 // Inverse real W transforms of lanes [l0, l0 + lanes) of S (lane stride ls) into R ([pos][lanes]),
 // rows pd < need_d, ph < need_h only.
 template <typename T>
 void inverse_w(const Layout& L, const Plans<T>& pl, const T* S, int64_t ls, int64_t l0,
-               int64_t lanes, T* R, int64_t need_d, int64_t need_h) {
+               int64_t lanes, T* R, int64_t need_d, int64_t need_h, int64_t p0 = 0,
+               int64_t p1 = -1) {
   const int64_t n1 = L.nfft[1], n2 = L.nfft[2], fw = L.fw, half = lanes / 2;
   const int64_t fs = fstride(ls), rs = rstride(lanes);
   const int64_t nd = std::min(need_d, L.nfft[0]), nh = std::min(need_h, n1);
-  for_lines(nd * nh, half, [&](int64_t line, int64_t b0, int64_t b1) {
+  if (p1 < 0) p1 = half;
+  for_lines(nd * nh, p1 - p0, [&](int64_t line, int64_t c0, int64_t c1) {
     const int64_t row = (line / nh) * n1 + line % nh;
-    fft::irfft(pl.p[2], S + row * fw * fs + l0, fs, ls, R + row * n2 * rs, rs, half, b0, b1);
+    fft::irfft(pl.p[2], S + row * fw * fs + l0, fs, ls, R + row * n2 * rs, rs, half, p0 + c0,
+               p0 + c1);
   });
 }
 
@@ -322,12 +343,13 @@ constexpr int64_t kLaneChunk = 16, kPosBlock = 64;
 // R[pos][ch * T + t] = tile t0 + t of src (N, channels, *ext) read through the axis loads.
 template <typename T>
 void load_tiles(const Layout& L, const AxisLoad* ax, const T* src, int64_t channels,
-                const Dims& ext, int64_t t0, T* R) {
+                const Dims& ext, int64_t t0, T* R, int64_t r0 = 0, int64_t r1 = -1) {
   const int64_t lanes = channels * L.T, n0 = L.nfft[0], n1 = L.nfft[1], n2 = L.nfft[2];
   const int64_t plane = ext[0] * ext[1] * ext[2], rs = rstride(lanes);
-  parallel_for((lanes + kLaneChunk - 1) / kLaneChunk, 1, [&](int64_t c0, int64_t c1) {
+  if (r1 < 0) r1 = lanes;
+  parallel_for((r1 - r0 + kLaneChunk - 1) / kLaneChunk, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t chunk = c0; chunk < c1; ++chunk) {
-      const int64_t l0 = chunk * kLaneChunk, l1 = std::min(lanes, l0 + kLaneChunk);
+      const int64_t l0 = r0 + chunk * kLaneChunk, l1 = std::min(r1, l0 + kLaneChunk);
       const T* base[kLaneChunk];
       TileCoord tc[kLaneChunk];
       for (int64_t l = l0; l < l1; ++l) {
@@ -375,12 +397,14 @@ void load_tiles(const Layout& L, const AxisLoad* ax, const T* src, int64_t chann
 // dst (N, cout, *ext) tile outputs from R[pos][o * T + t]: output i of a tile is position
 // i * ostride; adds bias.
 template <typename T>
-void store_tiles(const Layout& L, const T* R, const Dims& ext, const T* bias, int64_t t0, T* dst) {
+void store_tiles(const Layout& L, const T* R, const Dims& ext, const T* bias, int64_t t0, T* dst,
+                 int64_t r0 = 0, int64_t r1 = -1) {
   const int64_t lanes = L.lanes_out, n1 = L.nfft[1], n2 = L.nfft[2], rs = rstride(lanes);
   const int64_t plane = ext[0] * ext[1] * ext[2];
-  parallel_for((lanes + kLaneChunk - 1) / kLaneChunk, 1, [&](int64_t c0, int64_t c1) {
+  if (r1 < 0) r1 = lanes;
+  parallel_for((r1 - r0 + kLaneChunk - 1) / kLaneChunk, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t chunk = c0; chunk < c1; ++chunk) {
-      const int64_t l0 = chunk * kLaneChunk, l1 = std::min(lanes, l0 + kLaneChunk);
+      const int64_t l0 = r0 + chunk * kLaneChunk, l1 = std::min(r1, l0 + kLaneChunk);
       // All lanes of a chunk share the tile shape only when they share the tile; go lane by lane
       // inside each block of 64 output positions.
       Dims rows{1, 1, 1};
@@ -465,22 +489,32 @@ void kernel_spectra(const ConvGeometry& g, const Layout& L, const Plans<T>& pl, 
       for (int64_t f = f0; f < f1; ++f) {
         const T* sr = S + f * fs;
         const T* si = sr + lanes;
-        for (int64_t b = 0; b < count; ++b) {
-          const int64_t idx = l0 + b;
-          const T wr = scale * sr[b], wi = -scale * si[b];  // W' = conj(W) / P
-          if (L.cin_g == 1) {
-            kspec[f * 2 * L.cout + idx] = wr;
-            kspec[f * 2 * L.cout + L.cout + idx] = wi;
-            continue;
+        if (L.cin_g == 1) {
+          for (int64_t b = 0; b < count; ++b) {
+            kspec[f * 2 * L.cout + l0 + b] = scale * sr[b];
+            kspec[f * 2 * L.cout + L.cout + l0 + b] = -scale * si[b];  // W' = conj(W) / P
           }
-          const int64_t o = idx / L.cin_g, i = idx % L.cin_g, grp = o / L.cout_g,
-                        ol = o % L.cout_g;
+          continue;
+        }
+        // Walk the (o, i) pairs of this chunk row by row: no divisions per element.
+        const int64_t ld = 2 * L.cin_g;
+        for (int64_t idx = l0; idx < l0 + count;) {
+          const int64_t o = idx / L.cin_g, i0 = idx % L.cin_g;
+          const int64_t n = std::min(L.cin_g - i0, l0 + count - idx);
+          const int64_t grp = o / L.cout_g, ol = o % L.cout_g;
           T* a = kspec + (f * L.groups + grp) * 4 * L.cout_g * L.cin_g;
-          const int64_t ld = 2 * L.cin_g;
-          a[ol * ld + i] = wr;
-          a[ol * ld + L.cin_g + i] = -wi;
-          a[(L.cout_g + ol) * ld + i] = wi;
-          a[(L.cout_g + ol) * ld + L.cin_g + i] = wr;
+          T* top = a + ol * ld + i0;
+          T* bottom = a + (L.cout_g + ol) * ld + i0;
+          const T* pr = sr + (idx - l0);
+          const T* pi = si + (idx - l0);
+          for (int64_t j = 0; j < n; ++j) {
+            const T wr = scale * pr[j], wi = -scale * pi[j];  // W' = conj(W) / P
+            top[j] = wr;
+            top[L.cin_g + j] = -wi;
+            bottom[j] = wi;
+            bottom[L.cin_g + j] = wr;
+          }
+          idx += n;
         }
       }
     });
@@ -501,7 +535,15 @@ void frequency_products(const Layout& L, const T* kspec, const T* sin, T* sout) 
         const T* xi = xr + li;
         T* yr = sout + f * fso;
         T* yi = yr + lo;
-        if (L.cout_g == 1) {  // lane l = o * T + t reads lane l: weights expanded per 16 lanes
+        if (Tt == 1 && L.cout_g == 1) {  // depthwise, one tile: vectorise over channels
+#pragma GCC ivdep
+          for (int64_t o = 0; o < L.cout; ++o) {
+            yr[o] = wr[o] * xr[o] - wi[o] * xi[o];
+            yi[o] = wr[o] * xi[o] + wi[o] * xr[o];
+          }
+          continue;
+        }
+        if (Tt < 16 && L.cout_g == 1) {  // few tiles: weights expanded per 16 lanes
           for (int64_t l0 = 0; l0 < lo; l0 += 16) {
             const int64_t n = std::min<int64_t>(16, lo - l0);
             T a[16], b[16];
@@ -517,6 +559,7 @@ void frequency_products(const Layout& L, const T* kspec, const T* sin, T* sout) 
         for (int64_t o = 0; o < L.cout; ++o) {
           const int64_t c = o / L.cout_g;
           const T a = wr[o], b = wi[o];
+#pragma GCC ivdep
           for (int64_t t = 0; t < Tt; ++t) {
             yr[o * Tt + t] = a * xr[c * Tt + t] - b * xi[c * Tt + t];
             yi[o * Tt + t] = a * xi[c * Tt + t] + b * xr[c * Tt + t];
@@ -573,46 +616,23 @@ T* aligned_base(T* ws) {
 template <typename T>
 void run_engine(const ConvGeometry& g, const Layout& L, const T* src, const Dims& src_ext,
                 const T* w, const T* bias, T* dst, const Dims& dst_ext, T* ws) {
-  auto tp0 = std::chrono::steady_clock::now();
   T* base = aligned_base(ws);
   const Plans<T> pl = build_plans(L, base);
-  auto tp1 = std::chrono::steady_clock::now();
   T* kspec = carve(base, L.off_kspec);
   T* R = carve(base, L.off_r);
   T* sin = carve(base, L.off_sin);
   T* sout = carve(base, L.off_sout);
   kernel_spectra(g, L, pl, w, kspec, R, sin);
-  auto tp2 = std::chrono::steady_clock::now();
-  if (std::getenv("FFTPROF")) std::fprintf(stderr, "plans %.3f kspec %.3f\n", std::chrono::duration<double, std::milli>(tp1 - tp0).count(), std::chrono::duration<double, std::milli>(tp2 - tp1).count());
   Dims need;  // rows of the inverse transform that outputs read
   for (int d = 0; d < 3; ++d) need[d] = (L.tout[d] - 1) * L.ostride[d] + 1;
-  static const bool prof = std::getenv("FFTPROF") != nullptr;
-  double tm[6] = {0};
-  auto now = [] { return std::chrono::steady_clock::now(); };
-  auto t_a = now();
   for (int64_t t0 = 0; t0 < L.total_tiles; t0 += L.T) {
-    auto t1 = now();
     load_tiles(L, L.in_load, src, L.cin, src_ext, t0, R);
-    auto t2 = now();
     forward_nd(L, pl, R, L.lanes_in, sin, L.nfft[0], L.nfft[1]);
-    auto t3 = now();
     frequency_products(L, kspec, sin, sout);
-    auto t4 = now();
     inverse_dh(L, pl, sout, L.lanes_out, need[0]);
     inverse_w(L, pl, sout, L.lanes_out, 0, L.lanes_out, R, need[0], need[1]);
-    auto t5 = now();
     store_tiles(L, R, dst_ext, bias, t0, dst);
-    auto t6 = now();
-    tm[0] += std::chrono::duration<double, std::milli>(t2 - t1).count();
-    tm[1] += std::chrono::duration<double, std::milli>(t3 - t2).count();
-    tm[2] += std::chrono::duration<double, std::milli>(t4 - t3).count();
-    tm[3] += std::chrono::duration<double, std::milli>(t5 - t4).count();
-    tm[4] += std::chrono::duration<double, std::milli>(t6 - t5).count();
   }
-  if (prof)
-    std::fprintf(stderr, "N=%ld,%ld,%ld T=%ld tiles=%ld lanes=%ld,%ld load %.3f fwd %.3f mul %.3f inv %.3f store %.3f total(excl kspec) %.3f\n",
-                 (long)L.nfft[0], (long)L.nfft[1], (long)L.nfft[2], (long)L.T, (long)L.total_tiles, (long)L.lanes_in, (long)L.lanes_out,
-                 tm[0], tm[1], tm[2], tm[3], tm[4], std::chrono::duration<double, std::milli>(now() - t_a).count());
 }
 
 // Backward weight: GW[f] += sum over tiles conj(GY[f]) X[f]^T per group, then one inverse per

@@ -18,7 +18,8 @@ namespace {
 
 template <typename T>
 fft::Plan<T> plan_for(int64_t n, std::vector<char>& mem) {
-  if (!fft::is_smooth(n)) throw InvalidArgument("fft: n must be 2^a 3^b 5^c, got " + std::to_string(n));
+  if (!fft::is_smooth(n))
+    throw InvalidArgument("fft: n must be 2^a 3^b 5^c, got " + std::to_string(n));
   mem.assign(size_t(fft::plan_bytes<T>(n)) + 64, 0);
   return fft::make_plan<T>(n, mem.data());
 }

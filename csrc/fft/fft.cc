@@ -40,7 +40,8 @@ struct Kernels {
   FftRealPreFn<T> pre;
 };
 
-#define FASTCONV_FFT_KERNELS(isa, p) {isa::p##_fft_stage, isa::p##_fft_real_post, isa::p##_fft_real_pre}
+#define FASTCONV_FFT_KERNELS(isa, p) \
+  { isa::p##_fft_stage, isa::p##_fft_real_post, isa::p##_fft_real_pre }
 
 template <typename T>
 Kernels<T> select_kernels();
@@ -141,17 +142,18 @@ Plan<T> make_plan(int64_t n, void* mem) {
     off += lp * (r - 1);
     lp *= r;
   }
-  // Digit reversal: input index i of a DIT over radices r_1..r_s sits at
-  // (i mod r_s) * (n / r_s) + pos(i / r_s) over r_1..r_{s-1}.
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t rest = i, pos = 0, len = n;
-    for (int s = plan.nstages - 1; s >= 0; --s) {
-      const int r = radices[s];
-      len /= r;
-      pos += (rest % r) * len;
-      rest /= r;
+  // Digit reversal: input index i of a DIT over radices r_1..r_k sits at
+  // (i mod r_k) * (n / r_k) + pos(i / r_k) over r_1..r_{k-1}; built stage by stage in place
+  // (descending, so every entry is read before it is overwritten), without divisions.
+  perm[0] = 0;
+  int64_t len = 1;
+  for (int s = 0; s < plan.nstages; ++s) {
+    const int r = radices[s];
+    for (int64_t m = len - 1; m >= 0; --m) {
+      const int32_t pm = perm[m];
+      for (int q = r - 1; q >= 0; --q) perm[m * r + q] = int32_t(q * len + pm);
     }
-    perm[i] = int32_t(pos);
+    len *= r;
   }
   plan.tw = tw;
   plan.perm = perm;

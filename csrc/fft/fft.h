@@ -1,6 +1,7 @@
 // fastconv's own FFT: batched mixed-radix (2, 3, 4, 5) complex transforms over split-complex lanes
 // (the butterflies run across many transforms of one length at once), real transforms by the
-// two-for-one trick, in place: forward leaves bins in digit-reversed order, inverse takes them back.
+// two-for-one trick, in place: forward leaves bins in digit-reversed order, inverse takes them
+// back.
 #pragma once
 #include <cstdint>
 

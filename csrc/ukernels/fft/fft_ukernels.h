@@ -9,7 +9,8 @@ namespace fastconv {
 // data[p * ps + b] and its imaginary part at data[p * ps + io + b], b < lanes. Positions form
 // groups of lp * radix; inside a group, butterfly j < lp combines positions j + q * lp. tw holds
 // (re, im) of exp(-2 pi i q j / (lp * radix)) at tw[2 * (j * (radix - 1) + q - 1)].
-// dif: DFT then twiddle (forward, natural order in); else twiddle then DFT (inverse, conj twiddles).
+// dif: DFT then twiddle (forward, natural order in); else twiddle then DFT (inverse, conjugate
+// twiddles).
 template <typename T>
 using FftStageFn = void (*)(T* data, int64_t n, int64_t lp, int radix, const T* tw, int64_t ps,
                             int64_t io, int64_t lanes, bool dif);
