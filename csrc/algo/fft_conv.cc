@@ -45,6 +45,8 @@ struct Layout {
   int64_t P = 1, F = 1, fw = 1;
   int64_t cin = 0, cout = 0, groups = 1, cin_g = 0, cout_g = 0;  // sides of the frequency GEMM
   int64_t T = 1;                                                 // tiles per block
+  bool fused = false;  // lane-local (depthwise): chunks of 16 pairs run start to end per worker
+  int64_t workers = 1, off_loc = 0, loc_elems = 0;  // fused: per-worker R and S of one chunk
   int64_t lanes_in = 0, lanes_out = 0, lanes_r = 0, lanes_gw = 0;
   // Workspace regions in bytes from the start.
   int64_t off_plan[3] = {0, 0, 0}, off_kspec = 0, off_r = 0, off_sin = 0, off_sout = 0, total = 0;
@@ -174,9 +176,11 @@ Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem) {
   L.F = mul(mul(L.nfft[0], L.nfft[1]), L.fw);
   if (L.total_tiles == 0) return L;  // empty batch: nothing transformed, no workspace
 
-  // Tiles per block: bounded buffers (~4M elements), blocks of equal size, even lane counts.
+  // Depthwise without multiplier (and single-channel) layers are lane-local: no block buffers.
+  L.fused = L.role != Role::kBackwardWeight && L.cin_g == 1 && L.cout_g == 1;
+  // Tiles per block: bounded buffers (~8 MB), blocks of equal size, even lane counts.
   const int64_t per_tile = mul(L.P, std::max(L.cin, L.cout)) + mul(2 * L.F, L.cin + L.cout);
-  const int64_t budget = int64_t(1) << 22;
+  const int64_t budget = L.fused ? std::numeric_limits<int64_t>::max() : (int64_t(1) << 23) / elem;
   const int64_t tmax = std::max<int64_t>(1, budget / std::max<int64_t>(per_tile, 1));
   const int64_t nblocks = (L.total_tiles + tmax - 1) / tmax;
   L.T = (L.total_tiles + nblocks - 1) / nblocks;
@@ -202,6 +206,15 @@ Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem) {
   }
   L.off_kspec = off;
   off += round64(mul(kspec_elems, elem));
+  if (L.fused) {
+    const int64_t chunks = (L.lanes_in / 2 + 15) / 16;
+    L.workers = std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), chunks));
+    L.loc_elems = round64(mul(L.P, rstride(32)) * elem) / elem + mul(L.F, fstride(32));
+    L.off_loc = off;
+    off += round64(mul(mul(L.workers, L.loc_elems), elem));
+    L.total = off + 64;
+    return L;
+  }
   L.off_r = off;
   off += round64(mul(mul(L.P, rstride(L.lanes_r)), elem));
   L.off_sin = off;
@@ -340,12 +353,20 @@ TileCoord tile_coord(const Layout& L, int64_t tg) {
 // and blocks of 64 positions, so both sides stay in L1 while the block transposes.
 constexpr int64_t kLaneChunk = 16, kPosBlock = 64;
 
+// Local lanes of a chunk buffer (stride rs): lanes [0, nh) are global lanes [ga, ga + nh), the
+// rest [gb, ...) (the two halves of a two-for-one chunk). Null map: local == global.
+struct LaneMap {
+  int64_t rs, nh, ga, gb;
+  int64_t global(int64_t l) const { return l < nh ? ga + l : gb + l - nh; }
+};
+
 // R[pos][ch * T + t] = tile t0 + t of src (N, channels, *ext) read through the axis loads.
 template <typename T>
 void load_tiles(const Layout& L, const AxisLoad* ax, const T* src, int64_t channels,
-                const Dims& ext, int64_t t0, T* R, int64_t r0 = 0, int64_t r1 = -1) {
+                const Dims& ext, int64_t t0, T* R, int64_t r0 = 0, int64_t r1 = -1,
+                const LaneMap* map = nullptr) {
   const int64_t lanes = channels * L.T, n0 = L.nfft[0], n1 = L.nfft[1], n2 = L.nfft[2];
-  const int64_t plane = ext[0] * ext[1] * ext[2], rs = rstride(lanes);
+  const int64_t plane = ext[0] * ext[1] * ext[2], rs = map ? map->rs : rstride(lanes);
   if (r1 < 0) r1 = lanes;
   parallel_for((r1 - r0 + kLaneChunk - 1) / kLaneChunk, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t chunk = c0; chunk < c1; ++chunk) {
@@ -353,11 +374,11 @@ void load_tiles(const Layout& L, const AxisLoad* ax, const T* src, int64_t chann
       const T* base[kLaneChunk];
       TileCoord tc[kLaneChunk];
       for (int64_t l = l0; l < l1; ++l) {
-        const int64_t tg = t0 + l % L.T;
+        const int64_t gl = map ? map->global(l) : l, tg = t0 + gl % L.T;
         base[l - l0] = nullptr;
         if (tg >= L.total_tiles) continue;
         tc[l - l0] = tile_coord(L, tg);
-        base[l - l0] = src + (tc[l - l0].n * channels + l / L.T) * plane;
+        base[l - l0] = src + (tc[l - l0].n * channels + gl / L.T) * plane;
       }
       for (int64_t pd = 0; pd < n0; ++pd)
         for (int64_t ph = 0; ph < n1; ++ph) {
@@ -398,8 +419,9 @@ void load_tiles(const Layout& L, const AxisLoad* ax, const T* src, int64_t chann
 // i * ostride; adds bias.
 template <typename T>
 void store_tiles(const Layout& L, const T* R, const Dims& ext, const T* bias, int64_t t0, T* dst,
-                 int64_t r0 = 0, int64_t r1 = -1) {
-  const int64_t lanes = L.lanes_out, n1 = L.nfft[1], n2 = L.nfft[2], rs = rstride(lanes);
+                 int64_t r0 = 0, int64_t r1 = -1, const LaneMap* map = nullptr) {
+  const int64_t lanes = L.lanes_out, n1 = L.nfft[1], n2 = L.nfft[2];
+  const int64_t rs = map ? map->rs : rstride(lanes);
   const int64_t plane = ext[0] * ext[1] * ext[2];
   if (r1 < 0) r1 = lanes;
   parallel_for((r1 - r0 + kLaneChunk - 1) / kLaneChunk, 1, [&](int64_t c0, int64_t c1) {
@@ -414,7 +436,7 @@ void store_tiles(const Layout& L, const T* R, const Dims& ext, const T* bias, in
           const T* r = R + ((i0 * L.ostride[0] * n1 + i1 * L.ostride[1]) * n2) * rs;
           for (int64_t q0 = 0; q0 < L.tout[2]; q0 += kPosBlock) {
             for (int64_t l = l0; l < l1; ++l) {
-              const int64_t o = l / L.T, tg = t0 + l % L.T;
+              const int64_t gl = map ? map->global(l) : l, o = gl / L.T, tg = t0 + gl % L.T;
               if (tg >= L.total_tiles) continue;
               const TileCoord tc = tile_coord(L, tg);
               const int64_t od = tc.t[0] * L.tout[0] + i0, oh = tc.t[1] * L.tout[1] + i1;
@@ -612,6 +634,51 @@ T* aligned_base(T* ws) {
   return reinterpret_cast<T*>((p + 63) / 64 * 64);
 }
 
+// Lane-local layers: each worker takes chunks of 16 two-for-one pairs (32 lanes: channel x tile)
+// through load, forward transforms, product with the kernel spectrum, inverse and store in its
+// own small buffers, so a chunk stays in L2 and no phase waits for another worker.
+template <typename T>
+void run_fused(const ConvGeometry& g, const Layout& L, const Plans<T>& pl, const T* src,
+               const Dims& src_ext, const T* w, const T* bias, T* dst, const Dims& dst_ext,
+               T* kspec, T* loc, const Dims& need) {
+  const int64_t s_off = round64(L.P * rstride(32) * int64_t(sizeof(T))) / int64_t(sizeof(T));
+  {  // kernel spectra through worker 0's buffers, in chunks of 32 pairs
+    Layout K = L;
+    K.lanes_in = 32;
+    kernel_spectra(g, K, pl, w, kspec, loc, loc + s_off);
+  }
+  const int64_t half = L.lanes_in / 2, chunks = (half + 15) / 16;
+  parallel_for(L.workers, 1, [&](int64_t w0, int64_t w1) {
+    for (int64_t wk = w0; wk < w1; ++wk) {
+      T* R = loc + wk * L.loc_elems;
+      T* S = R + s_off;
+      for (int64_t c = wk; c < chunks; c += L.workers) {
+        const int64_t p0 = c * 16, nh = std::min<int64_t>(16, half - p0), lanes = 2 * nh;
+        const LaneMap map{rstride(lanes), nh, p0, half + p0};
+        const int64_t fs = fstride(lanes);
+        load_tiles(L, L.in_load, src, L.cin, src_ext, 0, R, 0, lanes, &map);
+        forward_nd(L, pl, R, lanes, S, L.nfft[0], L.nfft[1]);
+        int64_t ch[32];  // channel of each local lane
+        for (int64_t l = 0; l < lanes; ++l) ch[l] = map.global(l) / L.T;
+        for (int64_t f = 0; f < L.F; ++f) {
+          const T* wr = kspec + f * 2 * L.cout;
+          const T* wi = wr + L.cout;
+          T* yr = S + f * fs;
+          T* yi = yr + lanes;
+          for (int64_t l = 0; l < lanes; ++l) {
+            const T a = wr[ch[l]], b = wi[ch[l]], p = yr[l], q = yi[l];
+            yr[l] = a * p - b * q;
+            yi[l] = a * q + b * p;
+          }
+        }
+        inverse_dh(L, pl, S, lanes, need[0]);
+        inverse_w(L, pl, S, lanes, 0, lanes, R, need[0], need[1]);
+        store_tiles(L, R, dst_ext, bias, 0, dst, 0, lanes, &map);
+      }
+    }
+  });
+}
+
 // Forward and backward data: tiles of src (N, cin, *src_ext) -> dst (N, cout, *dst_ext).
 template <typename T>
 void run_engine(const ConvGeometry& g, const Layout& L, const T* src, const Dims& src_ext,
@@ -619,12 +686,16 @@ void run_engine(const ConvGeometry& g, const Layout& L, const T* src, const Dims
   T* base = aligned_base(ws);
   const Plans<T> pl = build_plans(L, base);
   T* kspec = carve(base, L.off_kspec);
+  Dims need;  // rows of the inverse transform that outputs read
+  for (int d = 0; d < 3; ++d) need[d] = (L.tout[d] - 1) * L.ostride[d] + 1;
+  if (L.fused) {
+    run_fused(g, L, pl, src, src_ext, w, bias, dst, dst_ext, kspec, carve(base, L.off_loc), need);
+    return;
+  }
   T* R = carve(base, L.off_r);
   T* sin = carve(base, L.off_sin);
   T* sout = carve(base, L.off_sout);
   kernel_spectra(g, L, pl, w, kspec, R, sin);
-  Dims need;  // rows of the inverse transform that outputs read
-  for (int d = 0; d < 3; ++d) need[d] = (L.tout[d] - 1) * L.ostride[d] + 1;
   for (int64_t t0 = 0; t0 < L.total_tiles; t0 += L.T) {
     load_tiles(L, L.in_load, src, L.cin, src_ext, t0, R);
     forward_nd(L, pl, R, L.lanes_in, sin, L.nfft[0], L.nfft[1]);
