@@ -172,3 +172,28 @@ def test_fft_lower_isa_levels_match_oracle(isa):
         """
     )
     run_with_isa(code, isa)
+
+
+@pytest.mark.parametrize(
+    "x_shape,w_shape,kw",
+    [
+        ((1, 6, 30, 30), (6, 1, 9, 9), dict(padding=4, groups=6)),  # lane-local path
+        ((2, 5, 20, 20), (4, 5, 5, 5), dict(padding=2)),  # frequency GEMMs
+    ],
+)
+def test_fft_results_do_not_depend_on_thread_count(restore_threads, rng, x_shape, w_shape, kw):
+    x, w = rand(rng, x_shape, np.float32), rand(rng, w_shape, np.float32)
+    gy = rand(rng, ref.conv(x, w, **kw).shape, np.float32)
+    out = []
+    for threads in (1, 2, 3):
+        fastconv.set_num_threads(threads)
+        out.append(
+            (
+                fastconv.conv(x, w, algo="fft", **kw),
+                fastconv.conv_backward_data(gy, w, x_shape, algo="fft", **kw),
+                fastconv.conv_backward_weight(x, gy, w_shape, algo="fft", **kw),
+            )
+        )
+    for other in out[1:]:
+        for a, b in zip(out[0], other):
+            np.testing.assert_array_equal(a, b)

@@ -102,14 +102,16 @@ int64_t full_span(const ConvGeometry& g, Role role, int d) {
 // FFT lengths per dim from a flop model: frequency-domain products + forward and inverse FFTs of
 // every tile + the kernel (or weight-gradient) transforms, FFT flops weighted 4x (they run well
 // below the GEMM's peak). Candidates: smooth lengths from the kernel extent to the whole extent,
-// capped at max(8 ke, 64).
+// capped at max(8 ke, 64) (rank 3: max(4 ke, 32)).
 Dims choose_fft_lengths(const ConvGeometry& g, Role role, int64_t cin, int64_t cout,
                         int64_t cin_g) {
   std::vector<int64_t> cand[3];
   for (int d = 0; d < 3; ++d) {
     const int64_t ke = dilated(g, d);
     const int64_t full = fft::next_smooth(std::max<int64_t>(full_span(g, role, d), 1));
-    const int64_t cap = std::min<int64_t>(full, std::max<int64_t>(8 * ke, 64));
+    // Rank 3 searches a product of three lists: keep each shorter there.
+    const int64_t reach = g.rank == 3 ? 4 : 8, floor = g.rank == 3 ? 32 : 64;
+    const int64_t cap = std::min<int64_t>(full, std::max<int64_t>(reach * ke, floor));
     for (int64_t n = fft::next_smooth(ke); n <= cap; n = fft::next_smooth(n + 1))
       cand[d].push_back(n);
     if (cand[d].empty()) cand[d].push_back(fft::next_smooth(ke));
@@ -734,6 +736,17 @@ void run_weight(const ConvGeometry& g, const Layout& L, const T* x, const T* gy,
           const T* gi = gr + lo;
           T* ar = acc + f * fsg;
           T* ai = ar + lg;
+          if (kg == 1) {  // depthwise: lane k of grad_y meets lane k of x; vectorise over k
+            for (int64_t t = 0; t < Tt; ++t)
+#pragma GCC ivdep
+              for (int64_t k = 0; k < g.k; ++k) {
+                const T a = gr[k * Tt + t], b = gi[k * Tt + t];
+                const T p = xr[k * Tt + t], q = xi[k * Tt + t];
+                ar[k] += a * p + b * q;
+                ai[k] += a * q - b * p;
+              }
+            continue;
+          }
           for (int64_t k = 0; k < g.k; ++k) {
             const int64_t c = k / kg;
             T sr = 0, si = 0;
