@@ -182,10 +182,11 @@ def algorithm_applies(algo, conv_pass, w_shape, kw):
     if algo == "winograd":
         return False  # not implemented yet
     if algo == "fft":
-        # Stride-1 correlations only: a strided forward / weight gradient would compute the
-        # stride-1 result and discard most of it. Backward data of a strided conv (transposed conv
-        # forward) is a stride-1 correlation of zero-inserted grad_y, so it runs; dilation always.
-        return conv_pass == "backward_data" or all(s == 1 for s in stride)
+        # Strided forward / weight gradient run as stride-1 correlations of stride^d polyphase
+        # components, refused where a stride exceeds the dilated kernel extent (some phases would
+        # meet no tap). Backward data reads zero-inserted grad_y: any stride. Dilation always.
+        extent = [(k - 1) * d + 1 for k, d in zip(w_shape[2:], dilation)]
+        return conv_pass == "backward_data" or all(s <= e for s, e in zip(stride, extent))
     return True
 
 

@@ -1,6 +1,7 @@
 """The fft algorithm: its own FFT against numpy.fft, and every pass against the float64 oracle
 (ranks 1-3, long kernels, groups and depthwise with multiplier, padding forms, true convolution,
-empty batch, transposed convolution) with NaN-poisoned outputs; refusals name fft."""
+strides by polyphase split, empty batch, transposed convolution) with NaN-poisoned outputs;
+refusals name fft."""
 
 from __future__ import annotations
 
@@ -120,15 +121,43 @@ def test_fft_transposed_forward_runs_strided(poisoned_outputs, rng, dtype):
     assert_close(gw, want_gw, dtype, 2 * 9 * 7)
 
 
-def test_fft_refuses_strided_forward_and_weight_gradient(rng):
-    x, w = rand(rng, (1, 3, 20, 20)), rand(rng, (4, 3, 5, 5))
-    with pytest.raises(NotImplementedError, match="fft.*stride"):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "x_shape,w_shape,kw",
+    [
+        ((1, 3, 35, 37), (8, 3, 11, 11), dict(stride=4, padding=2)),  # alexnet conv1, smaller
+        ((2, 4, 17, 16), (4, 1, 3, 3), dict(stride=2, padding=1, groups=4)),  # strided depthwise
+        ((1, 2, 40), (3, 2, 7), dict(stride=3, dilation=2, padding=((4, 1),), mode="conv")),
+        ((1, 2, 9, 8, 10), (2, 2, 3, 2, 4), dict(stride=(2, 1, 3), padding=1)),
+    ],
+)
+def test_fft_strided_polyphase(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
+    """Strided forward and weight gradient run as stride-1 correlations of the phases."""
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    groups = kw.get("groups", 1)
+    want = ref.conv(x, w, **kw)
+    assert_close(fastconv.conv(x, w, algo="fft", **kw), want, dtype, int(np.prod(w_shape[1:])))
+    gy = rand(rng, want.shape, dtype)
+    gw = fastconv.conv_backward_weight(x, gy, w_shape, algo="fft", **kw)
+    out_count = int(np.prod(want.shape)) // max(want.shape[1], 1)
+    assert_close(gw, ref.conv_backward_weight(x, gy, w_shape, **kw), dtype, out_count)
+    gx = fastconv.conv_backward_data(gy, w, x_shape, algo="fft", **kw)
+    taps = w_shape[0] // groups * int(np.prod(w_shape[2:]))
+    assert_close(gx, ref.conv_backward_data(gy, w, x_shape, **kw), dtype, taps)
+
+
+def test_fft_refuses_stride_past_the_kernel_extent(rng):
+    x, w = rand(rng, (1, 3, 20, 20)), rand(rng, (4, 3, 1, 3))
+    with pytest.raises(NotImplementedError, match="fft.*stride 2 exceeds"):
         fastconv.conv(x, w, stride=2, algo="fft")
-    gy = rand(rng, (1, 4, 8, 8))
-    with pytest.raises(NotImplementedError, match="fft.*stride"):
+    gy = rand(rng, (1, 4, 10, 9))
+    with pytest.raises(NotImplementedError, match="fft.*stride 2 exceeds"):
         fastconv.conv_backward_weight(x, gy, w.shape, stride=2, algo="fft")
     gx = fastconv.conv_backward_data(gy, w, x.shape, stride=2, algo="fft")  # runs
     assert_close(gx, ref.conv_backward_data(gy, w, x.shape, stride=2), np.float64)
+    w2 = rand(rng, (4, 3, 1, 3))
+    y = fastconv.conv(x, w2, stride=(1, 2), dilation=(3, 1), algo="fft")  # extents 1, 3 fit
+    assert_close(y, ref.conv(x, w2, stride=(1, 2), dilation=(3, 1)), np.float64)
 
 
 def test_fft_float32_error_on_long_kernels(rng):

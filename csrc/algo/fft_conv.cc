@@ -20,13 +20,15 @@ namespace {
 
 enum class Role { kForward, kBackwardData, kBackwardWeight };
 
-// Tile position m of tile t along one dim reads source index src(t, m), or nothing (-1): the
-// virtual sequence is src[(t * tstep + m + off) / up] where that divides exactly and lies inside.
+// Tile position m of tile t along one dim, polyphase component r, reads source index
+// src(t, m, r), or nothing (-1): the virtual sequence is src[((t * tstep + m) * mult + r + off) /
+// up] where that divides exactly and lies inside. mult > 1 splits a strided conv into mult
+// stride-1 phases; up > 1 reads zero-inserted grad_y (backward data of a strided conv).
 struct AxisLoad {
-  int64_t tstep = 1, win = 1, off = 0, up = 1, ext = 1;
-  int64_t src(int64_t t, int64_t m) const {
+  int64_t tstep = 1, win = 1, off = 0, up = 1, ext = 1, mult = 1;
+  int64_t src(int64_t t, int64_t m, int64_t r = 0) const {
     if (m >= win) return -1;
-    int64_t s = t * tstep + m + off;
+    int64_t s = (t * tstep + m) * mult + r + off;
     if (up > 1) {
       if (s < 0 || s % up != 0) return -1;
       s /= up;
@@ -39,6 +41,8 @@ struct AxisLoad {
 struct Layout {
   Role role = Role::kForward;
   Dims nfft{1, 1, 1}, ke{1, 1, 1}, tout{1, 1, 1}, ntiles{1, 1, 1}, ostride{1, 1, 1};
+  Dims phase{1, 1, 1};  // polyphase split per dim (the stride, forward and backward weight)
+  int64_t nph = 1;      // phases per input channel: the transformed side has cin = C * nph
   AxisLoad in_load[3];   // the transformed input: x, or grad_y for backward data
   AxisLoad aux_load[3];  // backward weight's grad_y
   int64_t tiles_per_image = 1, total_tiles = 0;
@@ -74,29 +78,32 @@ int64_t fstride(int64_t lanes) { return pad_stride(2 * lanes); }  // spectra [f]
 
 int64_t dilated(const ConvGeometry& g, int d) { return (g.kernel[d] - 1) * g.dilation[d] + 1; }
 
+// Forward and backward weight of a strided conv run as stride-1 correlations of stride^d
+// polyphase components (input phase r meets kernel taps q * stride + r); backward data reads
+// zero-inserted grad_y instead, which is already stride 1 over grad_x.
+int64_t phases(const ConvGeometry& g, Role role, int d) {
+  return role == Role::kBackwardData ? 1 : g.stride[d];
+}
+// Extent of the (phase) kernel the stride-1 correlation sees along dim d.
+int64_t kext(const ConvGeometry& g, Role role, int d) {
+  const int64_t s = phases(g, role, d);
+  return (dilated(g, d) + s - 1) / s;
+}
+// Extent of the stride-1 output the tiles cover along dim d.
+int64_t tiled_extent(const ConvGeometry& g, Role role, int d) {
+  return role == Role::kBackwardData ? g.in[d] : g.out[d];
+}
+
 // Per-dim tile rule: outputs per tile and tiles for FFT length n.
 void axis_tiles(const ConvGeometry& g, Role role, int d, int64_t n, int64_t* tout,
                 int64_t* ntiles) {
-  const int64_t ke = dilated(g, d);
-  if (role == Role::kForward) {
-    *tout = (n - ke) / g.stride[d] + 1;
-    *ntiles = (g.out[d] + *tout - 1) / *tout;
-  } else if (role == Role::kBackwardData) {
-    *tout = n - ke + 1;
-    *ntiles = (g.in[d] + *tout - 1) / *tout;
-  } else {
-    const int64_t u = (g.out[d] - 1) * g.stride[d] + 1;
-    *tout = n - ke + 1;
-    *ntiles = (u + *tout - 1) / *tout;
-  }
+  *tout = n - kext(g, role, d) + 1;
+  *ntiles = (tiled_extent(g, role, d) + *tout - 1) / *tout;
 }
 
 // Smallest FFT length covering the whole extent in one tile along dim d.
 int64_t full_span(const ConvGeometry& g, Role role, int d) {
-  const int64_t ke = dilated(g, d);
-  if (role == Role::kForward) return (g.out[d] - 1) * g.stride[d] + ke;
-  if (role == Role::kBackwardData) return g.in[d] + ke - 1;
-  return (g.out[d] - 1) * g.stride[d] + ke;
+  return tiled_extent(g, role, d) + kext(g, role, d) - 1;
 }
 
 // FFT lengths per dim from a flop model: frequency-domain products + forward and inverse FFTs of
@@ -107,7 +114,7 @@ Dims choose_fft_lengths(const ConvGeometry& g, Role role, int64_t cin, int64_t c
                         int64_t cin_g) {
   std::vector<int64_t> cand[3];
   for (int d = 0; d < 3; ++d) {
-    const int64_t ke = dilated(g, d);
+    const int64_t ke = kext(g, role, d);
     const int64_t full = fft::next_smooth(std::max<int64_t>(full_span(g, role, d), 1));
     // Rank 3 searches a product of three lists: keep each shorter there.
     const int64_t reach = g.rank == 3 ? 4 : 8, floor = g.rank == 3 ? 32 : 64;
@@ -149,27 +156,25 @@ Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem) {
            : pass == ConvPass::kBackwardData ? Role::kBackwardData
                                              : Role::kBackwardWeight;
   L.groups = g.groups;
+  for (int d = 0; d < 3; ++d) L.phase[d] = phases(g, L.role, d);
+  L.nph = L.phase[0] * L.phase[1] * L.phase[2];
   if (L.role == Role::kBackwardData) {
     L.cin = g.k, L.cout = g.c, L.cin_g = g.k_per_group(), L.cout_g = g.c_per_group();
-  } else if (L.role == Role::kForward) {
-    L.cin = g.c, L.cout = g.k, L.cin_g = g.c_per_group(), L.cout_g = g.k_per_group();
-  } else {  // backward weight: x (C) and grad_y (K) tiles, GEMM K x C per group
-    L.cin = g.c, L.cout = g.k, L.cin_g = g.c_per_group(), L.cout_g = g.k_per_group();
+  } else {  // forward; backward weight: x (C phases) and grad_y (K) tiles, GEMM K x C per group
+    L.cin = mul(g.c, L.nph), L.cout = g.k, L.cin_g = g.c_per_group() * L.nph;
+    L.cout_g = g.k_per_group();
   }
   L.nfft = choose_fft_lengths(g, L.role, L.cin, L.cout, L.cin_g);
   for (int d = 0; d < 3; ++d) {
-    L.ke[d] = dilated(g, d);
+    L.ke[d] = kext(g, L.role, d);
     axis_tiles(g, L.role, d, L.nfft[d], &L.tout[d], &L.ntiles[d]);
     L.tiles_per_image = mul(L.tiles_per_image, L.ntiles[d]);
-    if (L.role == Role::kForward) {
-      L.ostride[d] = g.stride[d];
-      L.in_load[d] = AxisLoad{L.tout[d] * g.stride[d], L.nfft[d], -g.pad_lo[d], 1, g.in[d]};
-    } else if (L.role == Role::kBackwardData) {
+    if (L.role == Role::kBackwardData) {
       L.in_load[d] =
-          AxisLoad{L.tout[d], L.nfft[d], g.pad_lo[d] - (L.ke[d] - 1), g.stride[d], g.out[d]};
+          AxisLoad{L.tout[d], L.nfft[d], g.pad_lo[d] - (L.ke[d] - 1), g.stride[d], g.out[d], 1};
     } else {
-      L.in_load[d] = AxisLoad{L.tout[d], L.nfft[d], -g.pad_lo[d], 1, g.in[d]};
-      L.aux_load[d] = AxisLoad{L.tout[d], L.tout[d], 0, g.stride[d], g.out[d]};
+      L.in_load[d] = AxisLoad{L.tout[d], L.nfft[d], -g.pad_lo[d], 1, g.in[d], g.stride[d]};
+      L.aux_load[d] = AxisLoad{L.tout[d], L.tout[d], 0, 1, g.out[d], 1};
     }
   }
   L.total_tiles = mul(g.n, L.tiles_per_image);
@@ -193,7 +198,7 @@ Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem) {
 
   int64_t kspec_elems;
   if (L.role == Role::kBackwardWeight) {
-    L.lanes_gw = round_even(mul(g.k, g.c_per_group()));
+    L.lanes_gw = round_even(mul(g.k, L.cin_g));
     kspec_elems = mul(L.F, fstride(L.lanes_gw));
     L.lanes_r = std::max(L.lanes_r, int64_t(2));
   } else if (L.cin_g == 1) {
@@ -362,25 +367,34 @@ struct LaneMap {
   int64_t global(int64_t l) const { return l < nh ? ga + l : gb + l - nh; }
 };
 
-// R[pos][ch * T + t] = tile t0 + t of src (N, channels, *ext) read through the axis loads.
+// R[pos][ch * T + t] = tile t0 + t of src (N, channels / nph, *ext) read through the axis
+// loads; with a polyphase split (phase != null) channel ch is source channel ch / nph, phase
+// ch % nph (row-major over the per-dim phases).
 template <typename T>
 void load_tiles(const Layout& L, const AxisLoad* ax, const T* src, int64_t channels,
                 const Dims& ext, int64_t t0, T* R, int64_t r0 = 0, int64_t r1 = -1,
-                const LaneMap* map = nullptr) {
+                const LaneMap* map = nullptr, const Dims* phase = nullptr) {
   const int64_t lanes = channels * L.T, n0 = L.nfft[0], n1 = L.nfft[1], n2 = L.nfft[2];
   const int64_t plane = ext[0] * ext[1] * ext[2], rs = map ? map->rs : rstride(lanes);
+  const Dims ph_ = phase ? *phase : Dims{1, 1, 1};
+  const int64_t nph = ph_[0] * ph_[1] * ph_[2], src_channels = channels / nph;
   if (r1 < 0) r1 = lanes;
   parallel_for((r1 - r0 + kLaneChunk - 1) / kLaneChunk, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t chunk = c0; chunk < c1; ++chunk) {
       const int64_t l0 = r0 + chunk * kLaneChunk, l1 = std::min(r1, l0 + kLaneChunk);
       const T* base[kLaneChunk];
       TileCoord tc[kLaneChunk];
+      int64_t rp[kLaneChunk][3];  // phase per dim
       for (int64_t l = l0; l < l1; ++l) {
-        const int64_t gl = map ? map->global(l) : l, tg = t0 + gl % L.T;
+        const int64_t gl = map ? map->global(l) : l, tg = t0 + gl % L.T, ch = gl / L.T;
+        const int64_t rf = ch % nph;
+        rp[l - l0][2] = rf % ph_[2];
+        rp[l - l0][1] = (rf / ph_[2]) % ph_[1];
+        rp[l - l0][0] = rf / (ph_[2] * ph_[1]);
         base[l - l0] = nullptr;
         if (tg >= L.total_tiles) continue;
         tc[l - l0] = tile_coord(L, tg);
-        base[l - l0] = src + (tc[l - l0].n * channels + gl / L.T) * plane;
+        base[l - l0] = src + (tc[l - l0].n * src_channels + ch / nph) * plane;
       }
       for (int64_t pd = 0; pd < n0; ++pd)
         for (int64_t ph = 0; ph < n1; ++ph) {
@@ -389,15 +403,15 @@ void load_tiles(const Layout& L, const AxisLoad* ax, const T* src, int64_t chann
             const int64_t p1 = std::min(n2, p0 + kPosBlock);
             for (int64_t l = l0; l < l1; ++l) {
               const int64_t i = l - l0;
-              const int64_t sd = base[i] ? ax[0].src(tc[i].t[0], pd) : -1;
-              const int64_t sh = sd >= 0 ? ax[1].src(tc[i].t[1], ph) : -1;
+              const int64_t sd = base[i] ? ax[0].src(tc[i].t[0], pd, rp[i][0]) : -1;
+              const int64_t sh = sd >= 0 ? ax[1].src(tc[i].t[1], ph, rp[i][1]) : -1;
               if (sh < 0) {
                 for (int64_t pw = p0; pw < p1; ++pw) row[pw * rs + l] = T(0);
                 continue;
               }
               const T* srow = base[i] + (sd * ext[1] + sh) * ext[2];
               const AxisLoad& a = ax[2];
-              if (a.up == 1) {  // contiguous source run: [lo, hi) of this block
+              if (a.up == 1 && a.mult == 1) {  // contiguous source run: [lo, hi) of this block
                 const int64_t s0 = tc[i].t[2] * a.tstep + a.off;
                 const int64_t lo = std::clamp<int64_t>(-s0, p0, p1);
                 const int64_t hi = std::clamp<int64_t>(std::min(a.win, a.ext - s0), lo, p1);
@@ -406,7 +420,7 @@ void load_tiles(const Layout& L, const AxisLoad* ax, const T* src, int64_t chann
                 for (int64_t pw = hi; pw < p1; ++pw) row[pw * rs + l] = T(0);
               } else {
                 for (int64_t pw = p0; pw < p1; ++pw) {
-                  const int64_t sw = a.src(tc[i].t[2], pw);
+                  const int64_t sw = a.src(tc[i].t[2], pw, rp[i][2]);
                   row[pw * rs + l] = sw >= 0 ? srow[sw] : T(0);
                 }
               }
@@ -456,9 +470,11 @@ void store_tiles(const Layout& L, const T* R, const Dims& ext, const T* bias, in
   });
 }
 
-// Weight index along dim d feeding dilated tap q of the correlation kernel, or -1.
-int64_t kernel_tap(const ConvGeometry& g, Role role, int d, int64_t q) {
+// Weight index along dim d feeding tap q of the correlation kernel (polyphase component r of a
+// strided forward: dilated tap q * stride + r), or -1.
+int64_t kernel_tap(const ConvGeometry& g, Role role, int d, int64_t q, int64_t r = 0) {
   const int64_t ke = dilated(g, d);
+  if (role == Role::kForward) q = q * g.stride[d] + r;
   if (q >= ke) return -1;
   const int64_t t = role == Role::kBackwardData ? ke - 1 - q : q;
   if (t % g.dilation[d] != 0) return -1;
@@ -483,15 +499,37 @@ void kernel_spectra(const ConvGeometry& g, const Layout& L, const Plans<T>& pl, 
       for (int64_t chunk = c0; chunk < c1; ++chunk) {
         const int64_t b0 = chunk * kLaneChunk, b1 = std::min(lanes, b0 + kLaneChunk);
         const T* wl[kLaneChunk];
+        int64_t rp[kLaneChunk][3];  // polyphase component per dim (forward of a strided conv)
         for (int64_t b = b0; b < b1; ++b) {
           const int64_t idx = l0 + b;
           wl[b - b0] = nullptr;
           if (idx >= pairs) continue;
-          const int64_t o = idx / L.cin_g, i = idx % L.cin_g;
+          const int64_t o = idx / L.cin_g, i = idx % L.cin_g, rf = i % L.nph;
+          rp[b - b0][2] = rf % L.phase[2];
+          rp[b - b0][1] = (rf / L.phase[2]) % L.phase[1];
+          rp[b - b0][0] = rf / (L.phase[2] * L.phase[1]);
+          const int64_t cg = L.cin_g / L.nph;
           const int64_t wrow = L.role == Role::kForward
-                                   ? o * L.cin_g + i  // (k, c-in-group)
+                                   ? o * cg + i / L.nph  // (k, c-in-group)
                                    : ((o / L.cout_g) * L.cin_g + i) * L.cout_g + o % L.cout_g;
           wl[b - b0] = w + wrow * ksp;
+        }
+        if (L.nph > 1) {  // taps differ per lane: one lookup per element
+          for (int64_t pd = 0; pd < std::min(L.ke[0], L.nfft[0]); ++pd)
+            for (int64_t ph = 0; ph < std::min(L.ke[1], n1); ++ph) {
+              T* r = R + (pd * n1 + ph) * n2 * rs;
+              for (int64_t pw = 0; pw < n2; ++pw)
+                for (int64_t b = b0; b < b1; ++b) {
+                  const int64_t* q = rp[b - b0];
+                  const int64_t td = kernel_tap(g, L.role, 0, pd, q[0]);
+                  const int64_t th = kernel_tap(g, L.role, 1, ph, q[1]);
+                  const int64_t tw = kernel_tap(g, L.role, 2, pw, q[2]);
+                  const bool on = td >= 0 && th >= 0 && tw >= 0 && wl[b - b0];
+                  r[pw * rs + b] = on ? wl[b - b0][(td * g.kernel[1] + th) * g.kernel[2] + tw]
+                                      : T(0);
+                }
+            }
+          continue;
         }
         for (int64_t pd = 0; pd < std::min(L.ke[0], L.nfft[0]); ++pd)
           for (int64_t ph = 0; ph < std::min(L.ke[1], n1); ++ph) {
@@ -699,7 +737,7 @@ void run_engine(const ConvGeometry& g, const Layout& L, const T* src, const Dims
   T* sout = carve(base, L.off_sout);
   kernel_spectra(g, L, pl, w, kspec, R, sin);
   for (int64_t t0 = 0; t0 < L.total_tiles; t0 += L.T) {
-    load_tiles(L, L.in_load, src, L.cin, src_ext, t0, R);
+    load_tiles(L, L.in_load, src, L.cin, src_ext, t0, R, 0, -1, nullptr, &L.phase);
     forward_nd(L, pl, R, L.lanes_in, sin, L.nfft[0], L.nfft[1]);
     frequency_products(L, kspec, sin, sout);
     inverse_dh(L, pl, sout, L.lanes_out, need[0]);
@@ -718,12 +756,13 @@ void run_weight(const ConvGeometry& g, const Layout& L, const T* x, const T* gy,
   T* R = carve(base, L.off_r);
   T* sx = carve(base, L.off_sin);
   T* sg = carve(base, L.off_sout);
-  const int64_t lg = L.lanes_gw, cg = g.c_per_group(), kg = g.k_per_group(), Tt = L.T;
+  // cg: x channels (times phases) per group, the GEMMs' n; lanes of acc are (k, c * nph + r).
+  const int64_t lg = L.lanes_gw, cg = L.cin_g, kg = g.k_per_group(), Tt = L.T;
   const int64_t li = L.lanes_in, lo = L.lanes_out;
   const int64_t fsi = fstride(li), fso = fstride(lo), fsg = fstride(lg);
   std::memset(acc, 0, size_t(L.F * fsg) * sizeof(T));
   for (int64_t t0 = 0; t0 < L.total_tiles; t0 += L.T) {
-    load_tiles(L, L.in_load, x, g.c, g.in, t0, R);
+    load_tiles(L, L.in_load, x, L.cin, g.in, t0, R, 0, -1, nullptr, &L.phase);
     forward_nd(L, pl, R, li, sx, L.nfft[0], L.nfft[1]);
     load_tiles(L, L.aux_load, gy, g.k, g.out, t0, R);
     forward_nd(L, pl, R, lo, sg, L.tout[0], L.tout[1]);
@@ -789,15 +828,22 @@ void run_weight(const ConvGeometry& g, const Layout& L, const T* x, const T* gy,
   for (int64_t l0 = 0; l0 < pairs; l0 += chunk) {
     const int64_t lanes = std::min(chunk, lg - l0);  // even: a pair never reads past lg
     inverse_w(L, pl, acc, lg, l0, lanes, R, L.ke[0], L.ke[1]);
-    const int64_t count = std::min(lanes, pairs - l0);
+    const int64_t count = std::min(lanes, pairs - l0), cg0 = g.c_per_group();
     parallel_for(count, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
-        T* out = gw + (l0 + b) * ksp;
+        // Lane (k, c * nph + r) holds the taps j with j * dilation = q * stride + r.
+        const int64_t k = (l0 + b) / cg, ip = (l0 + b) % cg, rf = ip % L.nph;
+        const int64_t r[3] = {rf / (L.phase[2] * L.phase[1]), (rf / L.phase[2]) % L.phase[1],
+                              rf % L.phase[2]};
+        T* out = gw + (k * cg0 + ip / L.nph) * ksp;
         for (int64_t jd = 0; jd < g.kernel[0]; ++jd)
           for (int64_t jh = 0; jh < g.kernel[1]; ++jh)
             for (int64_t jw = 0; jw < g.kernel[2]; ++jw) {
-              const int64_t qd = jd * g.dilation[0], qh = jh * g.dilation[1],
-                            qw = jw * g.dilation[2];
+              const int64_t td = jd * g.dilation[0], th = jh * g.dilation[1],
+                            tw = jw * g.dilation[2];
+              if (td % L.phase[0] != r[0] || th % L.phase[1] != r[1] || tw % L.phase[2] != r[2])
+                continue;
+              const int64_t qd = td / L.phase[0], qh = th / L.phase[1], qw = tw / L.phase[2];
               const T v = R[((qd * n1 + qh) * n2 + qw) * rstride(lanes) + b] * scale;
               const bool flip = g.mode == ConvMode::kConv;
               const int64_t od = flip ? g.kernel[0] - 1 - jd : jd;
@@ -815,10 +861,11 @@ void run_weight(const ConvGeometry& g, const Layout& L, const T* x, const T* gy,
 std::string fft_unsupported_reason(const ConvGeometry& g, ConvPass pass) {
   if (pass != ConvPass::kBackwardData)
     for (int d = 0; d < 3; ++d)
-      if (g.stride[d] != 1)
-        return "fft: stride > 1 is not supported for the forward and backward_weight passes "
-               "(fft would compute the stride-1 result and discard all but 1/stride^d of it; "
-               "use implicit_gemm)";
+      if (g.stride[d] > dilated(g, d))
+        return "fft: stride " + std::to_string(g.stride[d]) + " exceeds the dilated kernel extent " +
+               std::to_string(dilated(g, d)) +
+               " (the polyphase split would transform input phases no tap reads; use "
+               "implicit_gemm)";
   return "";
 }
 
