@@ -40,7 +40,7 @@ struct AxisLoad {
 // Everything a pass needs to know about tiles, transforms, blocks and the workspace carve-up.
 struct Layout {
   Role role = Role::kForward;
-  Dims nfft{1, 1, 1}, ke{1, 1, 1}, tout{1, 1, 1}, ntiles{1, 1, 1}, ostride{1, 1, 1};
+  Dims nfft{1, 1, 1}, ke{1, 1, 1}, tout{1, 1, 1}, ntiles{1, 1, 1};
   Dims phase{1, 1, 1};  // polyphase split per dim (the stride, forward and backward weight)
   int64_t nph = 1;      // phases per input channel: the transformed side has cin = C * nph
   AxisLoad in_load[3];   // the transformed input: x, or grad_y for backward data
@@ -431,8 +431,8 @@ void load_tiles(const Layout& L, const AxisLoad* ax, const T* src, int64_t chann
   });
 }
 
-// dst (N, cout, *ext) tile outputs from R[pos][o * T + t]: output i of a tile is position
-// i * ostride; adds bias.
+// dst (N, cout, *ext) tile outputs from R[pos][o * T + t] (output i of a tile is position i);
+// adds bias.
 template <typename T>
 void store_tiles(const Layout& L, const T* R, const Dims& ext, const T* bias, int64_t t0, T* dst,
                  int64_t r0 = 0, int64_t r1 = -1, const LaneMap* map = nullptr) {
@@ -449,7 +449,7 @@ void store_tiles(const Layout& L, const T* R, const Dims& ext, const T* bias, in
       for (int d = 0; d < 2; ++d) rows[d] = L.tout[d];
       for (int64_t i0 = 0; i0 < rows[0]; ++i0)
         for (int64_t i1 = 0; i1 < rows[1]; ++i1) {
-          const T* r = R + ((i0 * L.ostride[0] * n1 + i1 * L.ostride[1]) * n2) * rs;
+          const T* r = R + ((i0 * n1 + i1) * n2) * rs;
           for (int64_t q0 = 0; q0 < L.tout[2]; q0 += kPosBlock) {
             for (int64_t l = l0; l < l1; ++l) {
               const int64_t gl = map ? map->global(l) : l, o = gl / L.T, tg = t0 + gl % L.T;
@@ -461,8 +461,7 @@ void store_tiles(const Layout& L, const T* R, const Dims& ext, const T* bias, in
               const int64_t q1 = std::min({L.tout[2], q0 + kPosBlock, ext[2] - ow});
               const T b = bias ? bias[o] : T(0);
               T* out = dst + (tc.n * L.cout + o) * plane + (od * ext[1] + oh) * ext[2] + ow;
-              const int64_t step = L.ostride[2] * rs;
-              for (int64_t q = q0; q < q1; ++q) out[q] = r[q * step + l] + b;
+              for (int64_t q = q0; q < q1; ++q) out[q] = r[q * rs + l] + b;
             }
           }
         }
@@ -726,8 +725,7 @@ void run_engine(const ConvGeometry& g, const Layout& L, const T* src, const Dims
   T* base = aligned_base(ws);
   const Plans<T> pl = build_plans(L, base);
   T* kspec = carve(base, L.off_kspec);
-  Dims need;  // rows of the inverse transform that outputs read
-  for (int d = 0; d < 3; ++d) need[d] = (L.tout[d] - 1) * L.ostride[d] + 1;
+  const Dims need = L.tout;  // rows of the inverse transform that outputs read
   if (L.fused) {
     run_fused(g, L, pl, src, src_ext, w, bias, dst, dst_ext, kspec, carve(base, L.off_loc), need);
     return;
@@ -862,8 +860,8 @@ std::string fft_unsupported_reason(const ConvGeometry& g, ConvPass pass) {
   if (pass != ConvPass::kBackwardData)
     for (int d = 0; d < 3; ++d)
       if (g.stride[d] > dilated(g, d))
-        return "fft: stride " + std::to_string(g.stride[d]) + " exceeds the dilated kernel extent " +
-               std::to_string(dilated(g, d)) +
+        return "fft: stride " + std::to_string(g.stride[d]) +
+               " exceeds the dilated kernel extent " + std::to_string(dilated(g, d)) +
                " (the polyphase split would transform input phases no tap reads; use "
                "implicit_gemm)";
   return "";
