@@ -143,7 +143,16 @@ Dims choose_fft_lengths(const ConvGeometry& g, Role role, int64_t cin, int64_t c
         auto lanes = [&](int64_t c) { return std::ceil(double(c) * tiles / 32.0) * 32.0; };
         const double big = std::max({n0, n1, n2}) > 4096 ? 1.3 : 1.0;
         const double fft_pt = 10.0 * std::log2(std::max(P, 2.0)) * big;
-        const double cost = tiles * F * red + fft_pt * P * (lanes(cin) + lanes(cout)) +
+        // Frequency GEMMs have the tiles of a block as n: below ~16 the micro-kernel's columns
+        // run empty, so charge n rounded up to 16; each block also streams the kernel spectra
+        // (4 cout cin_g per frequency, memory bound: weight 4 per element).
+        double gemm = tiles * F * red;
+        if (cin_g > 1) {
+          const double blocks = std::max(1.0, std::ceil(tiles / 256.0));
+          gemm = F * red * std::max(tiles, std::ceil(tiles / blocks / 16.0) * 16.0 * blocks) +
+                 blocks * F * 16.0 * double(cout * cin_g);
+        }
+        const double cost = gemm + fft_pt * P * (lanes(cin) + lanes(cout)) +
                             fft_pt * P * double(cout * cin_g);
         if (best < 0 || cost < best) best = cost, pick = n;
       }
