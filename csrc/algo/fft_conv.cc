@@ -3,6 +3,8 @@
 // crop. Forward and backward data are one engine (backward data correlates zero-inserted grad_y
 // with the flipped, K<->C transposed kernel); backward weight correlates input and grad_y tiles
 // and sums over batch and tiles in the frequency domain before one inverse FFT per (k, c).
+// Strided forward / backward weight split the input into stride^d polyphase components that act
+// as extra input channels of a stride-1 correlation with the matching kernel taps.
 #include "algo/fft_conv.h"
 
 #include <algorithm>
@@ -225,7 +227,7 @@ Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem) {
   if (L.fused) {
     const int64_t chunks = (L.lanes_in / 2 + 15) / 16;
     L.workers = std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), chunks));
-    L.loc_elems = round64(mul(L.P, rstride(32)) * elem) / elem + mul(L.F, fstride(32));
+    L.loc_elems = round64(mul(mul(L.P, rstride(32)), elem)) / elem + mul(L.F, fstride(32));
     L.off_loc = off;
     off += round64(mul(mul(L.workers, L.loc_elems), elem));
     L.total = off + 64;
