@@ -43,8 +43,8 @@ struct AxisLoad {
 struct Layout {
   Role role = Role::kForward;
   Dims nfft{1, 1, 1}, ke{1, 1, 1}, tout{1, 1, 1}, ntiles{1, 1, 1};
-  Dims phase{1, 1, 1};  // polyphase split per dim (the stride, forward and backward weight)
-  int64_t nph = 1;      // phases per input channel: the transformed side has cin = C * nph
+  Dims phase{1, 1, 1};   // polyphase split per dim (the stride, forward and backward weight)
+  int64_t nph = 1;       // phases per input channel: the transformed side has cin = C * nph
   AxisLoad in_load[3];   // the transformed input: x, or grad_y for backward data
   AxisLoad aux_load[3];  // backward weight's grad_y
   int64_t tiles_per_image = 1, total_tiles = 0;
@@ -154,8 +154,8 @@ Dims choose_fft_lengths(const ConvGeometry& g, Role role, int64_t cin, int64_t c
           gemm = F * red * std::max(tiles, std::ceil(tiles / blocks / 16.0) * 16.0 * blocks) +
                  blocks * F * 16.0 * double(cout * cin_g);
         }
-        const double cost = gemm + fft_pt * P * (lanes(cin) + lanes(cout)) +
-                            fft_pt * P * double(cout * cin_g);
+        const double cost =
+            gemm + fft_pt * P * (lanes(cin) + lanes(cout)) + fft_pt * P * double(cout * cin_g);
         if (best < 0 || cost < best) best = cost, pick = n;
       }
   return pick;
@@ -535,8 +535,8 @@ void kernel_spectra(const ConvGeometry& g, const Layout& L, const Plans<T>& pl, 
                   const int64_t th = kernel_tap(g, L.role, 1, ph, q[1]);
                   const int64_t tw = kernel_tap(g, L.role, 2, pw, q[2]);
                   const bool on = td >= 0 && th >= 0 && tw >= 0 && wl[b - b0];
-                  r[pw * rs + b] = on ? wl[b - b0][(td * g.kernel[1] + th) * g.kernel[2] + tw]
-                                      : T(0);
+                  r[pw * rs + b] =
+                      on ? wl[b - b0][(td * g.kernel[1] + th) * g.kernel[2] + tw] : T(0);
                 }
             }
           continue;
@@ -659,10 +659,10 @@ void frequency_products(const Layout& L, const T* kspec, const T* sin, T* sout) 
       gemm::gemm_batched<T>(L.F, kg, Tt, cg, T(1), MatrixRef<T>{am, ld, 1}, sa,
                             MatrixRef<T>{b, Tt, 1}, fsi, beta, c, Tt, fso);
     };
-    run(a, xr, T(0), yr);                      // Wr' Xr
-    run(a + cg, xi, T(1), yr);                 // - Wi' Xi
-    run(a + kg * ld, xr, T(0), yi);            // Wi' Xr
-    run(a + kg * ld + cg, xi, T(1), yi);       // Wr' Xi
+    run(a, xr, T(0), yr);                 // Wr' Xr
+    run(a + cg, xi, T(1), yr);            // - Wi' Xi
+    run(a + kg * ld, xr, T(0), yi);       // Wi' Xr
+    run(a + kg * ld + cg, xi, T(1), yi);  // Wr' Xi
   }
 }
 
@@ -908,7 +908,7 @@ void fft_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* 
   run_weight(g, L, x, grad_y, grad_w, ws);
 }
 
-#define FASTCONV_INSTANTIATE(T)                                                          \
+#define FASTCONV_INSTANTIATE(T)                                                            \
   template void fft_forward<T>(const ConvGeometry&, const T*, const T*, const T*, T*, T*); \
   template void fft_backward_data<T>(const ConvGeometry&, const T*, const T*, T*, T*);     \
   template void fft_backward_weight<T>(const ConvGeometry&, const T*, const T*, T*, T*);

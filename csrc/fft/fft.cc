@@ -41,7 +41,7 @@ struct Kernels {
 };
 
 #define FASTCONV_FFT_KERNELS(isa, p) \
-  { isa::p##_fft_stage, isa::p##_fft_real_post, isa::p##_fft_real_pre }
+  {isa::p##_fft_stage, isa::p##_fft_real_post, isa::p##_fft_real_pre}
 
 template <typename T>
 Kernels<T> select_kernels();
@@ -105,8 +105,8 @@ Plan<T> make_plan(int64_t n, void* mem) {
   // cos / sin of 2 pi m / n for m <= n / 2 in the plan's scratch: calls on the first octant only
   // and the symmetries (cos/sin calls dominated plan time); every stage twiddle is one of them.
   const double two_pi = 6.283185307179586476925286766559;
-  double* cs = reinterpret_cast<double*>(static_cast<char*>(mem) + twiddle_bytes<T>(n) +
-                                         round64(n * 4));
+  double* cs =
+      reinterpret_cast<double*>(static_cast<char*>(mem) + twiddle_bytes<T>(n) + round64(n * 4));
   const int64_t h = n / 2;
   for (int64_t m = 0; m <= h; ++m) {
     double c, sn;
@@ -194,14 +194,14 @@ void irfft(const Plan<T>& plan, const T* in, int64_t ips, int64_t iio, T* x, int
   inverse(plan, x + b0, xps, half, b1 - b0);
 }
 
-#define FASTCONV_INSTANTIATE(T)                                                                \
-  template int64_t plan_bytes<T>(int64_t);                                                     \
-  template Plan<T> make_plan<T>(int64_t, void*);                                               \
-  template void forward<T>(const Plan<T>&, T*, int64_t, int64_t, int64_t);                     \
-  template void inverse<T>(const Plan<T>&, T*, int64_t, int64_t, int64_t);                     \
-  template void rfft<T>(const Plan<T>&, T*, int64_t, int64_t, int64_t, int64_t, T*, int64_t,   \
-                        int64_t);                                                              \
-  template void irfft<T>(const Plan<T>&, const T*, int64_t, int64_t, T*, int64_t, int64_t,    \
+#define FASTCONV_INSTANTIATE(T)                                                              \
+  template int64_t plan_bytes<T>(int64_t);                                                   \
+  template Plan<T> make_plan<T>(int64_t, void*);                                             \
+  template void forward<T>(const Plan<T>&, T*, int64_t, int64_t, int64_t);                   \
+  template void inverse<T>(const Plan<T>&, T*, int64_t, int64_t, int64_t);                   \
+  template void rfft<T>(const Plan<T>&, T*, int64_t, int64_t, int64_t, int64_t, T*, int64_t, \
+                        int64_t);                                                            \
+  template void irfft<T>(const Plan<T>&, const T*, int64_t, int64_t, T*, int64_t, int64_t,   \
                          int64_t, int64_t);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)

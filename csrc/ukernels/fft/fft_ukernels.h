@@ -20,28 +20,27 @@ using FftStageFn = void (*)(T* data, int64_t n, int64_t lp, int radix, const T* 
 // for bins 0 .. n/2. Inverse pre-pass: reads those half spectra and writes z = x_a + i x_b in
 // perm order, ready for an inverse transform.
 template <typename T>
-using FftRealPostFn = void (*)(const T* z, int64_t zps, int64_t zio, const int32_t* perm,
-                               int64_t n, T* out, int64_t ops, int64_t oio, int64_t half,
-                               int64_t lanes);
+using FftRealPostFn = void (*)(const T* z, int64_t zps, int64_t zio, const int32_t* perm, int64_t n,
+                               T* out, int64_t ops, int64_t oio, int64_t half, int64_t lanes);
 template <typename T>
 using FftRealPreFn = void (*)(const T* in, int64_t ips, int64_t iio, int64_t half,
                               const int32_t* perm, int64_t n, T* z, int64_t zps, int64_t zio,
                               int64_t lanes);
 
-#define FASTCONV_FFT_DECLARE(isa)                                                              \
-  namespace isa {                                                                              \
-  void f32_fft_stage(float*, int64_t, int64_t, int, const float*, int64_t, int64_t, int64_t,   \
-                     bool);                                                                    \
-  void f64_fft_stage(double*, int64_t, int64_t, int, const double*, int64_t, int64_t, int64_t, \
-                     bool);                                                                    \
-  void f32_fft_real_post(const float*, int64_t, int64_t, const int32_t*, int64_t, float*,      \
-                         int64_t, int64_t, int64_t, int64_t);                                  \
-  void f64_fft_real_post(const double*, int64_t, int64_t, const int32_t*, int64_t, double*,    \
-                         int64_t, int64_t, int64_t, int64_t);                                  \
-  void f32_fft_real_pre(const float*, int64_t, int64_t, int64_t, const int32_t*, int64_t,      \
-                        float*, int64_t, int64_t, int64_t);                                    \
-  void f64_fft_real_pre(const double*, int64_t, int64_t, int64_t, const int32_t*, int64_t,     \
-                        double*, int64_t, int64_t, int64_t);                                   \
+#define FASTCONV_FFT_DECLARE(isa)                                                                  \
+  namespace isa {                                                                                  \
+  void f32_fft_stage(float*, int64_t, int64_t, int, const float*, int64_t, int64_t, int64_t,       \
+                     bool);                                                                        \
+  void f64_fft_stage(double*, int64_t, int64_t, int, const double*, int64_t, int64_t, int64_t,     \
+                     bool);                                                                        \
+  void f32_fft_real_post(const float*, int64_t, int64_t, const int32_t*, int64_t, float*, int64_t, \
+                         int64_t, int64_t, int64_t);                                               \
+  void f64_fft_real_post(const double*, int64_t, int64_t, const int32_t*, int64_t, double*,        \
+                         int64_t, int64_t, int64_t, int64_t);                                      \
+  void f32_fft_real_pre(const float*, int64_t, int64_t, int64_t, const int32_t*, int64_t, float*,  \
+                        int64_t, int64_t, int64_t);                                                \
+  void f64_fft_real_pre(const double*, int64_t, int64_t, int64_t, const int32_t*, int64_t,         \
+                        double*, int64_t, int64_t, int64_t);                                       \
   }
 FASTCONV_FFT_DECLARE(scalar)
 FASTCONV_FFT_DECLARE(avx2)

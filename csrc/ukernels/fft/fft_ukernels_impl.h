@@ -133,19 +133,20 @@ void stage(T* data, int64_t n, int64_t lp, const T* tw, int64_t ps, int64_t io, 
 template <typename T>
 void fft_stage(T* data, int64_t n, int64_t lp, int radix, const T* tw, int64_t ps, int64_t io,
                int64_t lanes, bool dif) {
-#define FASTCONV_FFT_RADIX(r)                                    \
-  case r:                                                        \
-    if (dif)                                                     \
-      stage<r, true>(data, n, lp, tw, ps, io, lanes);            \
-    else                                                         \
-      stage<r, false>(data, n, lp, tw, ps, io, lanes);           \
+#define FASTCONV_FFT_RADIX(r)                          \
+  case r:                                              \
+    if (dif)                                           \
+      stage<r, true>(data, n, lp, tw, ps, io, lanes);  \
+    else                                               \
+      stage<r, false>(data, n, lp, tw, ps, io, lanes); \
     return;
   switch (radix) {
     FASTCONV_FFT_RADIX(2)
     FASTCONV_FFT_RADIX(3)
     FASTCONV_FFT_RADIX(4)
     FASTCONV_FFT_RADIX(5)
-    default: return;
+    default:
+      return;
   }
 #undef FASTCONV_FFT_RADIX
 }
@@ -193,8 +194,8 @@ void fft_real_pre(const T* in, int64_t ips, int64_t iio, int64_t half, const int
 
 }  // namespace
 
-void f32_fft_stage(float* d, int64_t n, int64_t lp, int r, const float* tw, int64_t ps,
-                   int64_t io, int64_t lanes, bool dif) {
+void f32_fft_stage(float* d, int64_t n, int64_t lp, int r, const float* tw, int64_t ps, int64_t io,
+                   int64_t lanes, bool dif) {
   fft_stage<float>(d, n, lp, r, tw, ps, io, lanes, dif);
 }
 void f64_fft_stage(double* d, int64_t n, int64_t lp, int r, const double* tw, int64_t ps,
@@ -209,14 +210,12 @@ void f64_fft_real_post(const double* z, int64_t zps, int64_t zio, const int32_t*
                        double* out, int64_t ops, int64_t oio, int64_t half, int64_t lanes) {
   fft_real_post<double>(z, zps, zio, perm, n, out, ops, oio, half, lanes);
 }
-void f32_fft_real_pre(const float* in, int64_t ips, int64_t iio, int64_t half,
-                      const int32_t* perm, int64_t n, float* z, int64_t zps, int64_t zio,
-                      int64_t lanes) {
+void f32_fft_real_pre(const float* in, int64_t ips, int64_t iio, int64_t half, const int32_t* perm,
+                      int64_t n, float* z, int64_t zps, int64_t zio, int64_t lanes) {
   fft_real_pre<float>(in, ips, iio, half, perm, n, z, zps, zio, lanes);
 }
-void f64_fft_real_pre(const double* in, int64_t ips, int64_t iio, int64_t half,
-                      const int32_t* perm, int64_t n, double* z, int64_t zps, int64_t zio,
-                      int64_t lanes) {
+void f64_fft_real_pre(const double* in, int64_t ips, int64_t iio, int64_t half, const int32_t* perm,
+                      int64_t n, double* z, int64_t zps, int64_t zio, int64_t lanes) {
   fft_real_pre<double>(in, ips, iio, half, perm, n, z, zps, zio, lanes);
 }
 
