@@ -72,7 +72,7 @@ int64_t mul(int64_t a, int64_t b) {
 // positions spreads over all cache sets instead of a power-of-two stride's few.
 int64_t pad_stride(int64_t v) {
   int64_t p = (v + 15) / 16 * 16;
-  if ((p / 16) % 2 == 0) p += 16;
+  if (p > 64 && (p / 16) % 2 == 0) p += 16;  // up to 64 every access spans the whole stride
   return p;
 }
 int64_t rstride(int64_t lanes) { return pad_stride(lanes); }      // real tiles [pos][lanes]
