@@ -51,7 +51,8 @@ struct Layout {
   int64_t P = 1, F = 1, fw = 1;
   int64_t cin = 0, cout = 0, groups = 1, cin_g = 0, cout_g = 0;  // sides of the frequency GEMM
   int64_t T = 1;                                                 // tiles per block
-  bool fused = false;  // lane-local (depthwise): chunks of 16 pairs run start to end per worker
+  bool fused = false;  // lane-local (depthwise): chunks of fpairs pairs run start to end per worker
+  int64_t fpairs = 0;
   int64_t workers = 1, off_loc = 0, loc_elems = 0;  // fused: per-worker R and S of one chunk
   int64_t lanes_in = 0, lanes_out = 0, lanes_r = 0, lanes_gw = 0;
   // Workspace regions in bytes from the start.
@@ -59,6 +60,9 @@ struct Layout {
 };
 
 int64_t round64(int64_t b) { return (b + 63) / 64 * 64; }
+
+// Most two-for-one pairs a worker of the lane-local path carries through a whole tile at once.
+constexpr int64_t kFusedPairs = 32;
 int64_t round_even(int64_t v) { return v + (v & 1); }
 
 // a * b with an int64 overflow check (sizes are validated before anything is allocated).
@@ -225,9 +229,13 @@ Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem) {
   L.off_kspec = off;
   off += round64(mul(kspec_elems, elem));
   if (L.fused) {
-    const int64_t chunks = (L.lanes_in / 2 + 15) / 16;
-    L.workers = std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), chunks));
-    L.loc_elems = round64(mul(mul(L.P, rstride(32)), elem)) / elem + mul(L.F, fstride(32));
+    // Chunks of at most kFusedPairs pairs, multiples of 8, split evenly over the workers.
+    const int64_t half = L.lanes_in / 2, threads = std::max(1, get_num_threads());
+    const int64_t per_worker = (half + threads - 1) / threads;
+    L.fpairs = std::min(kFusedPairs, (per_worker + 7) / 8 * 8);
+    L.workers = std::min<int64_t>(threads, (half + L.fpairs - 1) / L.fpairs);
+    L.loc_elems = round64(mul(mul(L.P, rstride(2 * L.fpairs)), elem)) / elem +
+                  mul(L.F, fstride(2 * L.fpairs));
     L.off_loc = off;
     off += round64(mul(mul(L.workers, L.loc_elems), elem));
     L.total = off + 64;
@@ -684,31 +692,32 @@ T* aligned_base(T* ws) {
   return reinterpret_cast<T*>((p + 63) / 64 * 64);
 }
 
-// Lane-local layers: each worker takes chunks of 16 two-for-one pairs (32 lanes: channel x tile)
+// Lane-local layers: each worker takes chunks of fpairs two-for-one pairs (lanes: channel x tile)
 // through load, forward transforms, product with the kernel spectrum, inverse and store in its
 // own small buffers, so a chunk stays in L2 and no phase waits for another worker.
 template <typename T>
 void run_fused(const ConvGeometry& g, const Layout& L, const Plans<T>& pl, const T* src,
                const Dims& src_ext, const T* w, const T* bias, T* dst, const Dims& dst_ext,
                T* kspec, T* loc, const Dims& need) {
-  const int64_t s_off = round64(L.P * rstride(32) * int64_t(sizeof(T))) / int64_t(sizeof(T));
-  {  // kernel spectra through worker 0's buffers, in chunks of 32 pairs
+  const int64_t s_off =
+      round64(L.P * rstride(2 * L.fpairs) * int64_t(sizeof(T))) / int64_t(sizeof(T));
+  {  // kernel spectra through worker 0's buffers, in chunks of 2 fpairs pairs
     Layout K = L;
-    K.lanes_in = 32;
+    K.lanes_in = 2 * L.fpairs;
     kernel_spectra(g, K, pl, w, kspec, loc, loc + s_off);
   }
-  const int64_t half = L.lanes_in / 2, chunks = (half + 15) / 16;
+  const int64_t half = L.lanes_in / 2, chunks = (half + L.fpairs - 1) / L.fpairs;
   parallel_for(L.workers, 1, [&](int64_t w0, int64_t w1) {
     for (int64_t wk = w0; wk < w1; ++wk) {
       T* R = loc + wk * L.loc_elems;
       T* S = R + s_off;
       for (int64_t c = wk; c < chunks; c += L.workers) {
-        const int64_t p0 = c * 16, nh = std::min<int64_t>(16, half - p0), lanes = 2 * nh;
+        const int64_t p0 = c * L.fpairs, nh = std::min(L.fpairs, half - p0), lanes = 2 * nh;
         const LaneMap map{rstride(lanes), nh, p0, half + p0};
         const int64_t fs = fstride(lanes);
         load_tiles(L, L.in_load, src, L.cin, src_ext, 0, R, 0, lanes, &map);
         forward_nd(L, pl, R, lanes, S, L.nfft[0], L.nfft[1]);
-        int64_t ch[32];  // channel of each local lane
+        int64_t ch[2 * kFusedPairs];  // channel of each local lane
         for (int64_t l = 0; l < lanes; ++l) ch[l] = map.global(l) / L.T;
         for (int64_t f = 0; f < L.F; ++f) {
           const T* wr = kspec + f * 2 * L.cout;
