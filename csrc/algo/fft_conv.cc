@@ -15,6 +15,7 @@
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
 #include "fft/fft.h"
+#include "fft/fft_nd.h"
 #include "gemm/gemm.h"
 
 namespace fastconv::algo {
@@ -71,16 +72,6 @@ int64_t mul(int64_t a, int64_t b) {
     throw InvalidArgument("fft: workspace size overflows int64");
   return a * b;
 }
-
-// Strides between transform positions: an odd number of 16-element blocks, so a column of
-// positions spreads over all cache sets instead of a power-of-two stride's few.
-int64_t pad_stride(int64_t v) {
-  int64_t p = (v + 15) / 16 * 16;
-  if (p > 64 && (p / 16) % 2 == 0) p += 16;  // up to 64 every access spans the whole stride
-  return p;
-}
-int64_t rstride(int64_t lanes) { return pad_stride(lanes); }      // real tiles [pos][lanes]
-int64_t fstride(int64_t lanes) { return pad_stride(2 * lanes); }  // spectra [f][re | im]
 
 int64_t dilated(const ConvGeometry& g, int d) { return (g.kernel[d] - 1) * g.dilation[d] + 1; }
 
@@ -214,7 +205,7 @@ Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem) {
   int64_t kspec_elems;
   if (L.role == Role::kBackwardWeight) {
     L.lanes_gw = round_even(mul(g.k, L.cin_g));
-    kspec_elems = mul(L.F, fstride(L.lanes_gw));
+    kspec_elems = mul(L.F, fft::fstride(L.lanes_gw));
     L.lanes_r = std::max(L.lanes_r, int64_t(2));
   } else if (L.cin_g == 1) {
     kspec_elems = mul(mul(2, L.F), L.cout);
@@ -234,128 +225,21 @@ Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem) {
     const int64_t per_worker = (half + threads - 1) / threads;
     L.fpairs = std::min(kFusedPairs, (per_worker + 7) / 8 * 8);
     L.workers = std::min<int64_t>(threads, (half + L.fpairs - 1) / L.fpairs);
-    L.loc_elems = round64(mul(mul(L.P, rstride(2 * L.fpairs)), elem)) / elem +
-                  mul(L.F, fstride(2 * L.fpairs));
+    L.loc_elems = round64(mul(mul(L.P, fft::rstride(2 * L.fpairs)), elem)) / elem +
+                  mul(L.F, fft::fstride(2 * L.fpairs));
     L.off_loc = off;
     off += round64(mul(mul(L.workers, L.loc_elems), elem));
     L.total = off + 64;
     return L;
   }
   L.off_r = off;
-  off += round64(mul(mul(L.P, rstride(L.lanes_r)), elem));
+  off += round64(mul(mul(L.P, fft::rstride(L.lanes_r)), elem));
   L.off_sin = off;
-  off += round64(mul(mul(L.F, fstride(L.lanes_in)), elem));
+  off += round64(mul(mul(L.F, fft::fstride(L.lanes_in)), elem));
   L.off_sout = off;
-  off += round64(mul(mul(L.F, fstride(L.lanes_out)), elem));
+  off += round64(mul(mul(L.F, fft::fstride(L.lanes_out)), elem));
   L.total = off + 64;  // slack to align the start
   return L;
-}
-
-// ---- transforms over lanes, parallel over (line, lane chunk)
-
-// Calls fn(line, b0, b1) for every line and a split of [0, lanes) into chunks (multiples of 16).
-void for_lines(int64_t lines, int64_t lanes,
-               const std::function<void(int64_t, int64_t, int64_t)>& fn) {
-  if (lines <= 0 || lanes <= 0) return;
-  const int64_t threads = get_num_threads();
-  const int64_t want = std::max<int64_t>(1, (4 * threads + lines - 1) / lines);
-  const int64_t nchunks = std::min<int64_t>(want, (lanes + 15) / 16);
-  const int64_t chunk = ((lanes + nchunks - 1) / nchunks + 15) / 16 * 16;
-  const int64_t per_line = (lanes + chunk - 1) / chunk;
-  parallel_for(lines * per_line, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t b0 = (i % per_line) * chunk;
-      fn(i / per_line, b0, std::min(lanes, b0 + chunk));
-    }
-  });
-}
-
-// Calls fn(r0, r1) on the real lanes of complex pairs [p0, p1) of a two-for-one layout with
-// `lanes` lanes: [p0, p1) and [half + p0, half + p1), merged when they cover everything.
-template <typename Fn>
-void pair_lanes(int64_t lanes, int64_t p0, int64_t p1, Fn&& fn) {
-  const int64_t half = lanes / 2;
-  if (p0 == 0 && p1 == half) {
-    fn(int64_t(0), lanes);
-  } else {
-    fn(p0, p1);
-    fn(half + p0, half + p1);
-  }
-}
-
-template <typename T>
-struct Plans {
-  fft::Plan<T> p[3];
-};
-
-// Forward transform of real tiles R ([pos][lanes], only rows pd < nz_d, ph < nz_h nonzero) into
-// spectra S ([kd][kh][kw][re lanes | im lanes]); R is clobbered.
-template <typename T>
-void forward_nd(const Layout& L, const Plans<T>& pl, T* R, int64_t lanes, T* S, int64_t nz_d,
-                int64_t nz_h, int64_t p0 = 0, int64_t p1 = -1) {
-  const int64_t n0 = L.nfft[0], n1 = L.nfft[1], n2 = L.nfft[2], fw = L.fw, half = lanes / 2;
-  const int64_t fs = fstride(lanes), rs = rstride(lanes), srow = fw * fs;
-  if (p1 < 0) p1 = half;
-  for_lines(n0 * n1, p1 - p0, [&](int64_t row, int64_t c0, int64_t c1) {
-    const int64_t pd = row / n1, ph = row % n1, b0 = p0 + c0, b1 = p0 + c1;
-    T* s = S + row * srow;
-    if (pd >= nz_d || ph >= nz_h) {
-      for (int64_t k = 0; k < fw; ++k)
-        for (int64_t b = b0; b < b1; ++b) {
-          s[k * fs + b] = s[k * fs + half + b] = T(0);
-          s[k * fs + lanes + b] = s[k * fs + lanes + half + b] = T(0);
-        }
-      return;
-    }
-    fft::rfft(pl.p[2], R + row * n2 * rs, rs, half, b0, b1, s, fs, lanes);
-  });
-  pair_lanes(lanes, p0, p1, [&](int64_t r0, int64_t r1) {
-    if (n1 > 1)
-      for_lines(std::min(nz_d, n0) * fw, r1 - r0, [&](int64_t line, int64_t b0, int64_t b1) {
-        const int64_t pd = line / fw, kw = line % fw;
-        fft::forward(pl.p[1], S + (pd * n1 * fw + kw) * fs + r0 + b0, srow, lanes, b1 - b0);
-      });
-    if (n0 > 1)
-      for_lines(n1 * fw, r1 - r0, [&](int64_t line, int64_t b0, int64_t b1) {
-        fft::forward(pl.p[0], S + line * fs + r0 + b0, n1 * srow, lanes, b1 - b0);
-      });
-  });
-}
-
-// Inverse over the D and H dims in place on S (lane stride ls), H only for rows pd < need_d.
-template <typename T>
-void inverse_dh(const Layout& L, const Plans<T>& pl, T* S, int64_t ls, int64_t need_d,
-                int64_t p0 = 0, int64_t p1 = -1) {
-  const int64_t n0 = L.nfft[0], n1 = L.nfft[1], fw = L.fw, fs = fstride(ls), srow = fw * fs;
-  if (p1 < 0) p1 = ls / 2;
-  pair_lanes(ls, p0, p1, [&](int64_t r0, int64_t r1) {
-    if (n0 > 1)
-      for_lines(n1 * fw, r1 - r0, [&](int64_t line, int64_t b0, int64_t b1) {
-        fft::inverse(pl.p[0], S + line * fs + r0 + b0, n1 * srow, ls, b1 - b0);
-      });
-    if (n1 > 1)
-      for_lines(std::min(need_d, n0) * fw, r1 - r0, [&](int64_t line, int64_t b0, int64_t b1) {
-        const int64_t pd = line / fw, kw = line % fw;
-        fft::inverse(pl.p[1], S + (pd * n1 * fw + kw) * fs + r0 + b0, srow, ls, b1 - b0);
-      });
-  });
-}
-
-// Inverse real W transforms of lanes [l0, l0 + lanes) of S (lane stride ls) into R ([pos][lanes]),
-// rows pd < need_d, ph < need_h only.
-template <typename T>
-void inverse_w(const Layout& L, const Plans<T>& pl, const T* S, int64_t ls, int64_t l0,
-               int64_t lanes, T* R, int64_t need_d, int64_t need_h, int64_t p0 = 0,
-               int64_t p1 = -1) {
-  const int64_t n1 = L.nfft[1], n2 = L.nfft[2], fw = L.fw, half = lanes / 2;
-  const int64_t fs = fstride(ls), rs = rstride(lanes);
-  const int64_t nd = std::min(need_d, L.nfft[0]), nh = std::min(need_h, n1);
-  if (p1 < 0) p1 = half;
-  for_lines(nd * nh, p1 - p0, [&](int64_t line, int64_t c0, int64_t c1) {
-    const int64_t row = (line / nh) * n1 + line % nh;
-    fft::irfft(pl.p[2], S + row * fw * fs + l0, fs, ls, R + row * n2 * rs, rs, half, p0 + c0,
-               p0 + c1);
-  });
 }
 
 // ---- tiles in and out
@@ -394,7 +278,7 @@ void load_tiles(const Layout& L, const AxisLoad* ax, const T* src, int64_t chann
                 const Dims& ext, int64_t t0, T* R, int64_t r0 = 0, int64_t r1 = -1,
                 const LaneMap* map = nullptr, const Dims* phase = nullptr) {
   const int64_t lanes = channels * L.T, n0 = L.nfft[0], n1 = L.nfft[1], n2 = L.nfft[2];
-  const int64_t plane = ext[0] * ext[1] * ext[2], rs = map ? map->rs : rstride(lanes);
+  const int64_t plane = ext[0] * ext[1] * ext[2], rs = map ? map->rs : fft::rstride(lanes);
   const Dims ph_ = phase ? *phase : Dims{1, 1, 1};
   const int64_t nph = ph_[0] * ph_[1] * ph_[2], src_channels = channels / nph;
   if (r1 < 0) r1 = lanes;
@@ -456,7 +340,7 @@ template <typename T>
 void store_tiles(const Layout& L, const T* R, const Dims& ext, const T* bias, int64_t t0, T* dst,
                  int64_t r0 = 0, int64_t r1 = -1, const LaneMap* map = nullptr) {
   const int64_t lanes = L.lanes_out, n1 = L.nfft[1], n2 = L.nfft[2];
-  const int64_t rs = map ? map->rs : rstride(lanes);
+  const int64_t rs = map ? map->rs : fft::rstride(lanes);
   const int64_t plane = ext[0] * ext[1] * ext[2];
   if (r1 < 0) r1 = lanes;
   parallel_for((r1 - r0 + kLaneChunk - 1) / kLaneChunk, 1, [&](int64_t c0, int64_t c1) {
@@ -504,14 +388,14 @@ int64_t kernel_tap(const ConvGeometry& g, Role role, int d, int64_t q, int64_t r
 // layout [f][re | im][cout] when cin_g == 1, else per (f, group) the real 2cout_g x 2cin_g
 // matrix [Wr -Wi; Wi Wr] of W' = conj(W) / P. Chunks of pairs go through R and S_in.
 template <typename T>
-void kernel_spectra(const ConvGeometry& g, const Layout& L, const Plans<T>& pl, const T* w,
+void kernel_spectra(const ConvGeometry& g, const Layout& L, const fft::PlanNd<T>& pl, const T* w,
                     T* kspec, T* R, T* S) {
   const int64_t pairs = L.cout * L.cin_g, ksp = g.kernel_spatial();
   const int64_t chunk = std::min(round_even(pairs), L.lanes_in - L.lanes_in % 2);
   const T scale = T(1.0 / double(L.P));
   const int64_t n1 = L.nfft[1], n2 = L.nfft[2];
   for (int64_t l0 = 0; l0 < pairs; l0 += chunk) {
-    const int64_t lanes = chunk, rs = rstride(lanes), fs = fstride(lanes);
+    const int64_t lanes = chunk, rs = fft::rstride(lanes), fs = fft::fstride(lanes);
     // Only rows inside the kernel extent are read by forward_nd (the rest are zero).
     parallel_for((lanes + kLaneChunk - 1) / kLaneChunk, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t chunk = c0; chunk < c1; ++chunk) {
@@ -563,7 +447,7 @@ void kernel_spectra(const ConvGeometry& g, const Layout& L, const Plans<T>& pl, 
           }
       }
     });
-    forward_nd(L, pl, R, lanes, S, L.ke[0], L.ke[1]);
+    fft::forward_nd(pl, R, lanes, S, L.ke[0], L.ke[1]);
     const int64_t count = std::min(chunk, pairs - l0);
     parallel_for(L.F, 1, [&](int64_t f0, int64_t f1) {
       for (int64_t f = f0; f < f1; ++f) {
@@ -605,7 +489,8 @@ void kernel_spectra(const ConvGeometry& g, const Layout& L, const Plans<T>& pl, 
 // group (groups > 1), or an elementwise complex product (one input channel per group).
 template <typename T>
 void frequency_products(const Layout& L, const T* kspec, const T* sin, T* sout) {
-  const int64_t Tt = L.T, li = L.lanes_in, lo = L.lanes_out, fsi = fstride(li), fso = fstride(lo);
+  const int64_t Tt = L.T, li = L.lanes_in, lo = L.lanes_out, fsi = fft::fstride(li),
+                fso = fft::fstride(lo);
   if (L.cin_g == 1) {
     parallel_for(L.F, 1, [&](int64_t f0, int64_t f1) {
       for (int64_t f = f0; f < f1; ++f) {
@@ -680,9 +565,11 @@ T* carve(T* ws, int64_t off) {
 }
 
 template <typename T>
-Plans<T> build_plans(const Layout& L, T* base) {
-  Plans<T> pl;
+fft::PlanNd<T> build_plans(const Layout& L, T* base) {
+  fft::PlanNd<T> pl;
   for (int d = 0; d < 3; ++d) pl.p[d] = fft::make_plan<T>(L.nfft[d], carve(base, L.off_plan[d]));
+  pl.n = L.nfft;
+  pl.fw = L.fw;
   return pl;
 }
 
@@ -696,11 +583,11 @@ T* aligned_base(T* ws) {
 // through load, forward transforms, product with the kernel spectrum, inverse and store in its
 // own small buffers, so a chunk stays in L2 and no phase waits for another worker.
 template <typename T>
-void run_fused(const ConvGeometry& g, const Layout& L, const Plans<T>& pl, const T* src,
+void run_fused(const ConvGeometry& g, const Layout& L, const fft::PlanNd<T>& pl, const T* src,
                const Dims& src_ext, const T* w, const T* bias, T* dst, const Dims& dst_ext,
                T* kspec, T* loc, const Dims& need) {
   const int64_t s_off =
-      round64(L.P * rstride(2 * L.fpairs) * int64_t(sizeof(T))) / int64_t(sizeof(T));
+      round64(L.P * fft::rstride(2 * L.fpairs) * int64_t(sizeof(T))) / int64_t(sizeof(T));
   {  // kernel spectra through worker 0's buffers, in chunks of 2 fpairs pairs
     Layout K = L;
     K.lanes_in = 2 * L.fpairs;
@@ -713,10 +600,10 @@ void run_fused(const ConvGeometry& g, const Layout& L, const Plans<T>& pl, const
       T* S = R + s_off;
       for (int64_t c = wk; c < chunks; c += L.workers) {
         const int64_t p0 = c * L.fpairs, nh = std::min(L.fpairs, half - p0), lanes = 2 * nh;
-        const LaneMap map{rstride(lanes), nh, p0, half + p0};
-        const int64_t fs = fstride(lanes);
+        const LaneMap map{fft::rstride(lanes), nh, p0, half + p0};
+        const int64_t fs = fft::fstride(lanes);
         load_tiles(L, L.in_load, src, L.cin, src_ext, 0, R, 0, lanes, &map);
-        forward_nd(L, pl, R, lanes, S, L.nfft[0], L.nfft[1]);
+        fft::forward_nd(pl, R, lanes, S, L.nfft[0], L.nfft[1]);
         int64_t ch[2 * kFusedPairs];  // channel of each local lane
         for (int64_t l = 0; l < lanes; ++l) ch[l] = map.global(l) / L.T;
         for (int64_t f = 0; f < L.F; ++f) {
@@ -730,8 +617,8 @@ void run_fused(const ConvGeometry& g, const Layout& L, const Plans<T>& pl, const
             yi[l] = a * q + b * p;
           }
         }
-        inverse_dh(L, pl, S, lanes, need[0]);
-        inverse_w(L, pl, S, lanes, 0, lanes, R, need[0], need[1]);
+        fft::inverse_dh(pl, S, lanes, need[0]);
+        fft::inverse_w(pl, S, lanes, 0, lanes, R, need[0], need[1]);
         store_tiles(L, R, dst_ext, bias, 0, dst, 0, lanes, &map);
       }
     }
@@ -743,7 +630,7 @@ template <typename T>
 void run_engine(const ConvGeometry& g, const Layout& L, const T* src, const Dims& src_ext,
                 const T* w, const T* bias, T* dst, const Dims& dst_ext, T* ws) {
   T* base = aligned_base(ws);
-  const Plans<T> pl = build_plans(L, base);
+  const fft::PlanNd<T> pl = build_plans(L, base);
   T* kspec = carve(base, L.off_kspec);
   const Dims need = L.tout;  // rows of the inverse transform that outputs read
   if (L.fused) {
@@ -756,10 +643,10 @@ void run_engine(const ConvGeometry& g, const Layout& L, const T* src, const Dims
   kernel_spectra(g, L, pl, w, kspec, R, sin);
   for (int64_t t0 = 0; t0 < L.total_tiles; t0 += L.T) {
     load_tiles(L, L.in_load, src, L.cin, src_ext, t0, R, 0, -1, nullptr, &L.phase);
-    forward_nd(L, pl, R, L.lanes_in, sin, L.nfft[0], L.nfft[1]);
+    fft::forward_nd(pl, R, L.lanes_in, sin, L.nfft[0], L.nfft[1]);
     frequency_products(L, kspec, sin, sout);
-    inverse_dh(L, pl, sout, L.lanes_out, need[0]);
-    inverse_w(L, pl, sout, L.lanes_out, 0, L.lanes_out, R, need[0], need[1]);
+    fft::inverse_dh(pl, sout, L.lanes_out, need[0]);
+    fft::inverse_w(pl, sout, L.lanes_out, 0, L.lanes_out, R, need[0], need[1]);
     store_tiles(L, R, dst_ext, bias, t0, dst);
   }
 }
@@ -769,7 +656,7 @@ void run_engine(const ConvGeometry& g, const Layout& L, const T* src, const Dims
 template <typename T>
 void run_weight(const ConvGeometry& g, const Layout& L, const T* x, const T* gy, T* gw, T* ws) {
   T* base = aligned_base(ws);
-  const Plans<T> pl = build_plans(L, base);
+  const fft::PlanNd<T> pl = build_plans(L, base);
   T* acc = carve(base, L.off_kspec);
   T* R = carve(base, L.off_r);
   T* sx = carve(base, L.off_sin);
@@ -777,13 +664,13 @@ void run_weight(const ConvGeometry& g, const Layout& L, const T* x, const T* gy,
   // cg: x channels (times phases) per group, the GEMMs' n; lanes of acc are (k, c * nph + r).
   const int64_t lg = L.lanes_gw, cg = L.cin_g, kg = g.k_per_group(), Tt = L.T;
   const int64_t li = L.lanes_in, lo = L.lanes_out;
-  const int64_t fsi = fstride(li), fso = fstride(lo), fsg = fstride(lg);
+  const int64_t fsi = fft::fstride(li), fso = fft::fstride(lo), fsg = fft::fstride(lg);
   std::memset(acc, 0, size_t(L.F * fsg) * sizeof(T));
   for (int64_t t0 = 0; t0 < L.total_tiles; t0 += L.T) {
     load_tiles(L, L.in_load, x, L.cin, g.in, t0, R, 0, -1, nullptr, &L.phase);
-    forward_nd(L, pl, R, li, sx, L.nfft[0], L.nfft[1]);
+    fft::forward_nd(pl, R, li, sx, L.nfft[0], L.nfft[1]);
     load_tiles(L, L.aux_load, gy, g.k, g.out, t0, R);
-    forward_nd(L, pl, R, lo, sg, L.tout[0], L.tout[1]);
+    fft::forward_nd(pl, R, lo, sg, L.tout[0], L.tout[1]);
     if (cg == 1) {
       parallel_for(L.F, 1, [&](int64_t f0, int64_t f1) {
         for (int64_t f = f0; f < f1; ++f) {
@@ -839,13 +726,13 @@ void run_weight(const ConvGeometry& g, const Layout& L, const T* x, const T* gy,
     }
   }
   // Inverse of the accumulated spectra, lanes (k, c) in chunks through R, crop to the taps.
-  inverse_dh(L, pl, acc, lg, L.ke[0]);
+  fft::inverse_dh(pl, acc, lg, L.ke[0]);
   const int64_t chunk = std::min(lg, L.lanes_r - L.lanes_r % 2);
   const T scale = T(1.0 / double(L.P));
   const int64_t ksp = g.kernel_spatial(), pairs = g.k * cg, n1 = L.nfft[1], n2 = L.nfft[2];
   for (int64_t l0 = 0; l0 < pairs; l0 += chunk) {
     const int64_t lanes = std::min(chunk, lg - l0);  // even: a pair never reads past lg
-    inverse_w(L, pl, acc, lg, l0, lanes, R, L.ke[0], L.ke[1]);
+    fft::inverse_w(pl, acc, lg, l0, lanes, R, L.ke[0], L.ke[1]);
     const int64_t count = std::min(lanes, pairs - l0), cg0 = g.c_per_group();
     parallel_for(count, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
@@ -862,7 +749,7 @@ void run_weight(const ConvGeometry& g, const Layout& L, const T* x, const T* gy,
               if (td % L.phase[0] != r[0] || th % L.phase[1] != r[1] || tw % L.phase[2] != r[2])
                 continue;
               const int64_t qd = td / L.phase[0], qh = th / L.phase[1], qw = tw / L.phase[2];
-              const T v = R[((qd * n1 + qh) * n2 + qw) * rstride(lanes) + b] * scale;
+              const T v = R[((qd * n1 + qh) * n2 + qw) * fft::rstride(lanes) + b] * scale;
               const bool flip = g.mode == ConvMode::kConv;
               const int64_t od = flip ? g.kernel[0] - 1 - jd : jd;
               const int64_t oh = flip ? g.kernel[1] - 1 - jh : jh;
