@@ -12,6 +12,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/winograd.cc
   csrc/algo/fft_conv.cc
   csrc/algo/direct.cc
+  csrc/fft/fft.cc
   csrc/ops/conv.cc
   csrc/ops/pool.cc
   csrc/gemm/gemm.cc
@@ -22,6 +23,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/ukernels/peak/fma_peak_scalar.cc
   csrc/ukernels/depthwise/dw_scalar.cc
   csrc/ukernels/depthwise/dw_table.cc
+  csrc/ukernels/fft/fft_ukernels_scalar.cc
 )
 
 # Files compiled for one ISA level each; added by later kernels (ukernels/<family>/*_avx2.cc ...).
@@ -30,12 +32,14 @@ set(FASTCONV_AVX2_SOURCES
   csrc/ukernels/gemm/f64_gemm_6x8_avx2.cc
   csrc/ukernels/peak/fma_peak_avx2.cc
   csrc/ukernels/depthwise/dw_avx2.cc
+  csrc/ukernels/fft/fft_ukernels_avx2.cc
 )
 set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/gemm/f32_gemm_12x32_avx512.cc
   csrc/ukernels/gemm/f64_gemm_12x16_avx512.cc
   csrc/ukernels/peak/fma_peak_avx512.cc
   csrc/ukernels/depthwise/dw_avx512.cc
+  csrc/ukernels/fft/fft_ukernels_avx512.cc
 )
 
 if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")

@@ -182,7 +182,11 @@ def algorithm_applies(algo, conv_pass, w_shape, kw):
     if algo == "winograd":
         return False  # not implemented yet
     if algo == "fft":
-        return False  # not implemented yet
+        # Strided forward / weight gradient run as stride-1 correlations of stride^d polyphase
+        # components, refused where a stride exceeds the dilated kernel extent (some phases would
+        # meet no tap). Backward data reads zero-inserted grad_y: any stride. Dilation always.
+        extent = [(k - 1) * d + 1 for k, d in zip(w_shape[2:], dilation)]
+        return conv_pass == "backward_data" or all(s <= e for s, e in zip(stride, extent))
     if algo == "depthwise":
         return w_shape[1] == 1  # one input channel per group
     return True

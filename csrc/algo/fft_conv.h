@@ -1,4 +1,4 @@
-// FFT convolution: tiled (overlap-add / overlap-save) real-to-complex FFTs of our own, the
+// FFT convolution: overlap-save tiles, real-to-complex FFTs of our own (fft/fft.h), the
 // channel reduction as a complex GEMM per frequency, all three passes, ranks 1-3.
 #pragma once
 #include <cstdint>

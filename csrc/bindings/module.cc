@@ -17,6 +17,7 @@ namespace py = pybind11;
 
 namespace fastconv::bindings {
 void bind_gemm(py::module_& m);  // gemm_bindings.cc: GEMM entry points for tests and benchmarks
+void bind_fft(py::module_& m);   // fft_bindings.cc: the FFT itself, for tests
 }
 using fastconv::ConvGeometry;
 using fastconv::DType;
@@ -458,4 +459,5 @@ PYBIND11_MODULE(_C, m) {
   m.def("get_num_threads", &fastconv::get_num_threads);
   m.def("cpu_info", &cpu_info);
   fastconv::bindings::bind_gemm(m);
+  fastconv::bindings::bind_fft(m);
 }
