@@ -142,6 +142,14 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
       2 channels per group, 56x56: 0.13/0.14/0.20 vs 0.53/0.53/1.55; 8 per group (resnext50
       g32), 28x28: 0.43/0.42/0.95 vs 0.62/0.60/1.38; 16 per group: 0.76/0.80/1.79 vs
       0.70/0.68/1.23. So: up to 8 channels per group.
+    - fft wins once a kernel is long (1 thread, best of 5-7, ms, forward / backward weight):
+      depthwise 128ch 56x56, depthwise vs fft: 9x9 0.96/2.52 vs 1.24/1.39, 13x13 1.85/4.62 vs
+      1.47/1.60, 31x31 (replknet) 13.0/28.7 vs 2.24/2.98; 1-D 262144 samples: k=65 0.44/1.35
+      vs 0.61/0.97, k=129 0.78/2.66 vs 0.66/1.08, k=1025 5.70/21.1 vs 0.98/1.37. So fft above
+      128 taps (64 for the weight gradient). Dense stride-1 kernels of 25+ taps, fft vs
+      implicit_gemm (forward / data / weight): dense5x5 2.18/2.19/2.26 vs 3.69/3.60/4.74,
+      c3d 3x3x3 7.49/7.80/5.48 vs 8.47/8.82/10.61; strided or dilated layers stay on the GEMMs
+      (alexnet.conv1 fft 2.76 vs 1.45 forward, deeplab 3x3 dilation 4: 96 vs 4.5).
     """
     built = algorithms(problem.op)
     if "implicit_gemm" not in built:
@@ -155,11 +163,25 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
     taps = 1
     for e in problem.w_shape[2:]:
         taps *= e
-    if c_per_group == 1 and "depthwise" in built:
-        return "depthwise", "one input channel per group: direct SIMD loops per channel plane"
+
+    def usable(name: str) -> bool:
+        return name in built and not unsupported_reason(problem, name)
+
+    unit_stride = all(s == 1 for s in problem.stride)
+    if c_per_group == 1:
+        # Long kernels: the FFT's cost hardly grows with the kernel, the plane loops' does.
+        if unit_stride and taps > (64 if conv_pass == "backward_weight" else 128) and usable("fft"):
+            return "fft", "one channel per group and a long kernel: tiled FFT, elementwise products"
+        if "depthwise" in built:
+            return "depthwise", "one input channel per group: direct SIMD loops per channel plane"
     if problem.groups > 1 and "direct" in built:
         if c_per_group <= 8:
             return "direct", "few channels per group: direct plane loops beat a GEMM per group"
+    if unit_stride and taps >= 25 and usable("fft"):
+        return (
+            "fft",
+            "kernel of 25+ taps at stride 1: tiled FFT, channel sums as GEMMs per frequency",
+        )
     if conv_pass == "backward_data" and "im2col" in built:
         if any(s > 1 for s in problem.stride) and c_per_group < 8 and c_per_group * k_per_group > 2:
             return "im2col", "strided backward-data into few channels: GEMM over (c, tap) rows"
