@@ -22,8 +22,16 @@ endif()
 enable_language(CUDA)
 set(CMAKE_CUDA_STANDARD 17)
 set(CMAKE_CUDA_RUNTIME_LIBRARY Static)
-pybind11_add_module(_cuda MODULE cuda/module.cc cuda/device_query.cu)
-target_include_directories(_cuda PRIVATE cuda csrc/include)
+# Kernels in cuda/*.cu, pybind11 glue in cuda/module.cc; the geometry (shape validation and
+# output sizes) is the CPU module's own csrc/common/geometry.cc, compiled in once more.
+pybind11_add_module(_cuda MODULE
+  cuda/module.cc
+  cuda/device_query.cu
+  cuda/implicit_gemm.cu
+  cuda/depthwise.cu
+  cuda/pool.cu
+  csrc/common/geometry.cc)
+target_include_directories(_cuda PRIVATE cuda csrc/include csrc)
 find_package(CUDAToolkit REQUIRED)
 target_link_libraries(_cuda PRIVATE CUDA::cudart_static)
 install(TARGETS _cuda DESTINATION fastconv)

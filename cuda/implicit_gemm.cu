@@ -1,0 +1,549 @@
+// Implicit-GEMM convolution on the GPU, all three passes, any rank 1-3, stride, padding,
+// dilation, groups. Each pass is a GEMM C[M][N] = sum_r A[m][r] * B[r][n] whose operands are
+// gathered straight from the tensors (no im2col buffer):
+//   forward          M = K/G (out channel)  N = (n, out position)  r = (c, tap)   A = w, B = x
+//   backward_data    M = C/G (in channel)   N = (n, in position)   r = (k, tap)   A = w, B = dy
+//   backward_weight  M = K/G (out channel)  N = (c, tap)           r = (n, out position)
+//                                                                  A = dy, B = x
+// One 64x64 output tile per 256-thread block; 16-deep slices of A and B are staged in shared
+// memory, double buffered: the next slice is in flight (cp.async, zero-filled where the gather
+// falls into padding) while the current one is multiplied. The multiply is either SIMT (exact
+// FP32 / FP64, 4x4 outputs per thread) or tensor cores through WMMA (float16, bfloat16, and
+// TF32 for float32 when allowed), always accumulating in float32 (float64 for double).
+// backward_weight never uses atomics: a block owns its outputs; when the reduction is long and
+// the output small, it is split into slices written to a workspace and summed in a fixed order
+// by a second kernel, so results are bitwise reproducible run to run.
+#include <mma.h>
+
+#include <algorithm>
+#include <mutex>
+#include <vector>
+
+#include "conv_kernels.h"
+#include "cuda_check.h"
+#include "dtype.cuh"
+#include "fastconv/status.h"
+
+namespace fastconv::cuda {
+
+ConvParams make_conv_params(const ConvGeometry& g) {
+  ConvParams p{};
+  p.n = g.n;
+  p.c = g.c;
+  p.k = g.k;
+  p.groups = g.groups;
+  p.cg = g.c_per_group();
+  p.kg = g.k_per_group();
+  for (int d = 0; d < kMaxRank; ++d) {
+    p.in[d] = g.in[d];
+    p.kernel[d] = g.kernel[d];
+    p.out[d] = g.out[d];
+    p.stride[d] = g.stride[d];
+    p.pad[d] = g.pad_lo[d];
+    p.dil[d] = g.dilation[d];
+  }
+  p.in_sp = g.in_spatial();
+  p.out_sp = g.out_spatial();
+  p.taps = g.kernel_spatial();
+  p.flip = g.mode == ConvMode::kConv;
+  return p;
+}
+
+namespace {
+
+constexpr int kBM = 64, kBN = 64, kBK = 16, kThreads = 256;
+
+// ---- cp.async (sm_80+): 4- or 8-byte copies global -> shared, zero-filled when !valid.
+
+template <int kBytes>
+__device__ __forceinline__ void cp_async_zfill(void* smem, const void* gmem, bool valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int src_bytes = valid ? kBytes : 0;  // 0: nothing is read, the destination is zeroed
+  asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(dst), "l"(gmem),
+               "n"(kBytes), "r"(src_bytes));
+#endif
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+// Waits until at most kPending of this thread's committed groups are still in flight.
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+#endif
+}
+
+// Stages one element; `off` < 0 means padding (zero). 2-byte types have no cp.async size, so
+// they load through registers (the copy is visible after the next __syncthreads like cp.async).
+template <typename T>
+__device__ __forceinline__ void stage(T* dst, const T* base, int64_t off) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if constexpr (sizeof(T) == 4 || sizeof(T) == 8) {
+    cp_async_zfill<sizeof(T)>(dst, off >= 0 ? base + off : base, off >= 0);
+    return;
+  }
+#endif
+  *dst = off >= 0 ? base[off] : zero_of<T>();
+}
+
+// ---- index math of the three passes (all int64; -1 = outside the input / padding)
+
+__device__ __forceinline__ bool inside(int64_t v, int64_t extent) {
+  return static_cast<uint64_t>(v) < static_cast<uint64_t>(extent);
+}
+
+__device__ __forceinline__ void split_tap(const ConvParams& p, int64_t tap, int64_t t[3]) {
+  const int64_t plane = p.kernel[1] * p.kernel[2];
+  t[0] = tap / plane;
+  const int64_t rem = tap - t[0] * plane;
+  t[1] = rem / p.kernel[2];
+  t[2] = rem - t[1] * p.kernel[2];
+}
+
+__device__ __forceinline__ void split_pos(const int64_t ext[3], int64_t pos, int64_t q[3]) {
+  const int64_t plane = ext[1] * ext[2];
+  q[0] = pos / plane;
+  const int64_t rem = pos - q[0] * plane;
+  q[1] = rem / ext[2];
+  q[2] = rem - q[1] * ext[2];
+}
+
+__device__ __forceinline__ int64_t weight_tap(const ConvParams& p, int64_t tap) {
+  return p.flip ? p.taps - 1 - tap : tap;
+}
+
+// What one thread knows about its fixed B column n across the whole reduction.
+struct BColumn {
+  bool valid;
+  int64_t base;   // element offset of the column's (image, channel-group) or channel plane
+  int64_t q[3];   // forward: window origin; backward_data: in position + pad;
+                  // backward_weight: tap offset (tap * dilation - pad)
+};
+
+template <ConvPass P>
+__device__ __forceinline__ BColumn b_column(const ConvParams& p, int64_t g, int64_t n, int64_t N) {
+  BColumn col{};
+  col.valid = n < N;
+  if (!col.valid) return col;
+  if constexpr (P == ConvPass::kForward) {
+    const int64_t b = n / p.out_sp;
+    int64_t o[3];
+    split_pos(p.out, n - b * p.out_sp, o);
+    for (int d = 0; d < 3; ++d) col.q[d] = o[d] * p.stride[d] - p.pad[d];
+    col.base = (b * p.c + g * p.cg) * p.in_sp;
+  } else if constexpr (P == ConvPass::kBackwardData) {
+    const int64_t b = n / p.in_sp;
+    int64_t i[3];
+    split_pos(p.in, n - b * p.in_sp, i);
+    for (int d = 0; d < 3; ++d) col.q[d] = i[d] + p.pad[d];
+    col.base = (b * p.k + g * p.kg) * p.out_sp;
+  } else {
+    const int64_t c = n / p.taps;
+    int64_t t[3];
+    split_tap(p, n - c * p.taps, t);
+    for (int d = 0; d < 3; ++d) col.q[d] = t[d] * p.dil[d] - p.pad[d];
+    col.base = (g * p.cg + c) * p.in_sp;
+  }
+  return col;
+}
+
+// Offset of B[r][column] in the B tensor, or -1.
+template <ConvPass P>
+__device__ __forceinline__ int64_t b_offset(const ConvParams& p, const BColumn& col, int64_t r) {
+  if constexpr (P == ConvPass::kForward) {  // r = (c, tap), B = x
+    const int64_t c = r / p.taps;
+    int64_t t[3];
+    split_tap(p, r - c * p.taps, t);
+    int64_t i[3];
+    for (int d = 0; d < 3; ++d) {
+      i[d] = col.q[d] + t[d] * p.dil[d];
+      if (!inside(i[d], p.in[d])) return -1;
+    }
+    return col.base + c * p.in_sp + (i[0] * p.in[1] + i[1]) * p.in[2] + i[2];
+  } else if constexpr (P == ConvPass::kBackwardData) {  // r = (k, tap), B = dy
+    const int64_t k = r / p.taps;
+    int64_t t[3];
+    split_tap(p, r - k * p.taps, t);
+    int64_t o[3];
+    for (int d = 0; d < 3; ++d) {
+      const int64_t u = col.q[d] - t[d] * p.dil[d];  // = o * stride when this tap reaches i
+      if (u < 0) return -1;
+      o[d] = u / p.stride[d];
+      if (o[d] * p.stride[d] != u || o[d] >= p.out[d]) return -1;
+    }
+    return col.base + k * p.out_sp + (o[0] * p.out[1] + o[1]) * p.out[2] + o[2];
+  } else {  // r = (n, out position), B = x
+    const int64_t b = r / p.out_sp;
+    int64_t o[3];
+    split_pos(p.out, r - b * p.out_sp, o);
+    int64_t i[3];
+    for (int d = 0; d < 3; ++d) {
+      i[d] = o[d] * p.stride[d] + col.q[d];
+      if (!inside(i[d], p.in[d])) return -1;
+    }
+    return b * p.c * p.in_sp + col.base + (i[0] * p.in[1] + i[1]) * p.in[2] + i[2];
+  }
+}
+
+// Offset of A[m][r] in the A tensor (always in range when m < M and r < R).
+template <ConvPass P>
+__device__ __forceinline__ int64_t a_offset(const ConvParams& p, int64_t g, int64_t m, int64_t r) {
+  if constexpr (P == ConvPass::kForward) {  // A = w (K, C/G, taps), m = k, r = (c, tap)
+    const int64_t row = (g * p.kg + m) * p.cg * p.taps;
+    if (!p.flip) return row + r;
+    const int64_t c = r / p.taps;
+    return row + c * p.taps + weight_tap(p, r - c * p.taps);
+  } else if constexpr (P == ConvPass::kBackwardData) {  // A = w, m = c, r = (k, tap)
+    const int64_t k = r / p.taps;
+    return ((g * p.kg + k) * p.cg + m) * p.taps + weight_tap(p, r - k * p.taps);
+  } else {  // A = dy (N, K, out), m = k, r = (n, out position)
+    const int64_t b = r / p.out_sp;
+    return (b * p.k + g * p.kg + m) * p.out_sp + (r - b * p.out_sp);
+  }
+}
+
+// Offset of C[m][n] in the output tensor and the bias channel (-1: no bias for this pass).
+template <ConvPass P>
+__device__ __forceinline__ int64_t c_offset(const ConvParams& p, int64_t g, int64_t m, int64_t n,
+                                            int64_t* bias_channel) {
+  if constexpr (P == ConvPass::kForward) {
+    const int64_t b = n / p.out_sp;
+    *bias_channel = g * p.kg + m;
+    return (b * p.k + g * p.kg + m) * p.out_sp + (n - b * p.out_sp);
+  } else if constexpr (P == ConvPass::kBackwardData) {
+    const int64_t b = n / p.in_sp;
+    *bias_channel = g * p.cg + m;
+    return (b * p.c + g * p.cg + m) * p.in_sp + (n - b * p.in_sp);
+  } else {
+    const int64_t c = n / p.taps;
+    *bias_channel = -1;
+    return ((g * p.kg + m) * p.cg + c) * p.taps + weight_tap(p, n - c * p.taps);
+  }
+}
+
+// Everything a block needs besides the tensors.
+struct GemmArgs {
+  int64_t M, N, R;
+  int64_t r_chunk;   // reduction length per split (multiple of kBK)
+  int splits;        // blockIdx.z = group_in_launch * splits + split
+  int64_t group0;    // first group of this launch
+  int64_t out_total; // output elements (stride between splits in the workspace)
+};
+
+template <typename T, ConvPass P>
+__device__ __forceinline__ void store_c(const ConvParams& p, const GemmArgs& ga, int64_t g,
+                                        int split, int64_t m, int64_t n, acc_t<T> v,
+                                        const T* bias, T* out, acc_t<T>* partial) {
+  int64_t channel;
+  const int64_t off = c_offset<P>(p, g, m, n, &channel);
+  if (partial) {
+    partial[split * ga.out_total + off] = v;
+    return;
+  }
+  if (bias && channel >= 0) v += to_acc(bias[channel]);
+  out[off] = from_acc<T>(v);
+}
+
+// Tensor-core fragment types per element type (TF32 for float).
+template <typename T> struct Wmma;
+template <> struct Wmma<__half> {
+  static constexpr int kK = 16;
+  using Elem = __half;
+};
+template <> struct Wmma<__nv_bfloat16> {
+  static constexpr int kK = 16;
+  using Elem = __nv_bfloat16;
+};
+template <> struct Wmma<float> {
+  static constexpr int kK = 8;
+  using Elem = nvcuda::wmma::precision::tf32;
+};
+
+// Shared-memory row pitch: keeps WMMA pointers 32-byte aligned and spreads banks.
+template <typename T>
+constexpr int kPitch = kBM + (sizeof(T) == 2 ? 8 : 4);
+
+// ---- kernels
+
+template <typename T, ConvPass P, bool kTensorCores>
+__global__ void __launch_bounds__(kThreads)
+    implicit_gemm_kernel(ConvParams p, GemmArgs ga, const T* __restrict__ A,
+                         const T* __restrict__ B, const T* __restrict__ bias, T* __restrict__ out,
+                         acc_t<T>* __restrict__ partial) {
+  using Acc = acc_t<T>;
+  constexpr int kLd = kPitch<T>;
+  __shared__ __align__(128) T As[2][kBK][kLd];  // As[r][m]: column-major A tile
+  __shared__ __align__(128) T Bs[2][kBK][kLd];  // Bs[r][n]: row-major B tile
+
+  const int tid = threadIdx.x;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kBN;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kBM;
+  const int split = static_cast<int>(blockIdx.z % ga.splits);
+  const int64_t g = ga.group0 + blockIdx.z / ga.splits;
+  const int64_t r_begin = split * ga.r_chunk;
+  const int64_t r_end = min(ga.R, r_begin + ga.r_chunk);
+
+  const int b_col = tid % kBN;  // this thread's B column, fixed for the whole reduction
+  const BColumn col = b_column<P>(p, g, n0 + b_col, ga.N);
+
+  auto load_slice = [&](int64_t r0, int st) {
+#pragma unroll
+    for (int i = 0; i < kBM * kBK / kThreads; ++i) {
+      const int r_l = tid % kBK, m_l = tid / kBK + i * (kThreads / kBK);
+      const int64_t m = m0 + m_l, r = r0 + r_l;
+      const int64_t off = (m < ga.M && r < r_end) ? a_offset<P>(p, g, m, r) : -1;
+      stage(&As[st][r_l][m_l], A, off);
+    }
+#pragma unroll
+    for (int i = 0; i < kBN * kBK / kThreads; ++i) {
+      const int r_l = tid / kBN + i * (kThreads / kBN);
+      const int64_t r = r0 + r_l;
+      const int64_t off = (col.valid && r < r_end) ? b_offset<P>(p, col, r) : -1;
+      stage(&Bs[st][r_l][b_col], B, off);
+    }
+    cp_async_commit();
+  };
+
+  const int64_t slices = r_end > r_begin ? (r_end - r_begin + kBK - 1) / kBK : 0;
+
+  if constexpr (!kTensorCores) {
+    const int ty = tid / 16, tx = tid % 16;  // outputs (ty + 16 i, tx + 16 j)
+    Acc acc[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[i][j] = Acc(0);
+    if (slices > 0) load_slice(r_begin, 0);
+    for (int64_t s = 0; s < slices; ++s) {
+      const int st = static_cast<int>(s & 1);
+      if (s + 1 < slices) {
+        load_slice(r_begin + (s + 1) * kBK, st ^ 1);  // buffer st^1 was freed by the last sync
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
+      __syncthreads();
+#pragma unroll
+      for (int kk = 0; kk < kBK; ++kk) {
+        Acc a[4], b[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) a[i] = to_acc(As[st][kk][ty + 16 * i]);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) b[j] = to_acc(Bs[st][kk][tx + 16 * j]);
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+      }
+      __syncthreads();  // everyone is done with buffer st before it is refilled
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int64_t m = m0 + ty + 16 * i, n = n0 + tx + 16 * j;
+        if (m < ga.M && n < ga.N) store_c<T, P>(p, ga, g, split, m, n, acc[i][j], bias, out, partial);
+      }
+  } else {
+    namespace wmma = nvcuda::wmma;
+    using W = Wmma<T>;
+    constexpr int kLdc = kBN + 4;
+    __shared__ __align__(128) float Cs[kBM][kLdc];
+    const int warp = tid / 32;
+    const int wm = warp % 4, wn = warp / 4;  // warp tile: rows 16 wm.., cols 32 wn..
+    wmma::fragment<wmma::accumulator, 16, 16, W::kK, float> acc[2];
+    wmma::fill_fragment(acc[0], 0.0f);
+    wmma::fill_fragment(acc[1], 0.0f);
+    if (slices > 0) load_slice(r_begin, 0);
+    for (int64_t s = 0; s < slices; ++s) {
+      const int st = static_cast<int>(s & 1);
+      if (s + 1 < slices) {
+        load_slice(r_begin + (s + 1) * kBK, st ^ 1);
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
+      __syncthreads();
+#pragma unroll
+      for (int kk = 0; kk < kBK; kk += W::kK) {
+        wmma::fragment<wmma::matrix_a, 16, 16, W::kK, typename W::Elem, wmma::col_major> fa;
+        wmma::load_matrix_sync(fa, &As[st][kk][wm * 16], kLd);
+        if constexpr (sizeof(T) == 4) {
+#pragma unroll
+          for (int e = 0; e < fa.num_elements; ++e) fa.x[e] = wmma::__float_to_tf32(fa.x[e]);
+        }
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          wmma::fragment<wmma::matrix_b, 16, 16, W::kK, typename W::Elem, wmma::row_major> fb;
+          wmma::load_matrix_sync(fb, &Bs[st][kk][wn * 32 + j * 16], kLd);
+          if constexpr (sizeof(T) == 4) {
+#pragma unroll
+            for (int e = 0; e < fb.num_elements; ++e) fb.x[e] = wmma::__float_to_tf32(fb.x[e]);
+          }
+          wmma::mma_sync(acc[j], fa, fb, acc[j]);
+        }
+      }
+      __syncthreads();
+    }
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+      wmma::store_matrix_sync(&Cs[wm * 16][wn * 32 + j * 16], acc[j], kLdc, wmma::mem_row_major);
+    __syncthreads();
+    for (int e = tid; e < kBM * kBN; e += kThreads) {
+      const int m_l = e / kBN, n_l = e % kBN;  // consecutive threads: consecutive n
+      const int64_t m = m0 + m_l, n = n0 + n_l;
+      if (m < ga.M && n < ga.N) store_c<T, P>(p, ga, g, split, m, n, Cs[m_l][n_l], bias, out, partial);
+    }
+  }
+}
+
+// Sums the split-reduction slices in a fixed order (deterministic).
+template <typename T>
+__global__ void split_reduce_kernel(const acc_t<T>* __restrict__ partial, T* __restrict__ out,
+                                    int64_t total, int splits) {
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += step) {
+    acc_t<T> s = 0;
+    for (int sp = 0; sp < splits; ++sp) s += partial[sp * total + i];
+    out[i] = from_acc<T>(s);
+  }
+}
+
+// ---- launchers
+
+int multiprocessors() {
+  static std::mutex mu;
+  static std::vector<int> cache;
+  int dev = 0;
+  check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
+  std::lock_guard<std::mutex> lock(mu);
+  if (static_cast<int>(cache.size()) <= dev) cache.resize(dev + 1, 0);
+  if (cache[dev] == 0) {
+    check_cuda(cudaDeviceGetAttribute(&cache[dev], cudaDevAttrMultiProcessorCount, dev),
+               "cudaDeviceGetAttribute");
+  }
+  return cache[dev];
+}
+
+struct GemmShape {
+  int64_t M, N, R, out_total;
+};
+
+GemmShape gemm_shape(ConvPass pass, const ConvParams& p) {
+  switch (pass) {
+    case ConvPass::kForward:
+      return {p.kg, p.n * p.out_sp, p.cg * p.taps, p.n * p.k * p.out_sp};
+    case ConvPass::kBackwardData:
+      return {p.cg, p.n * p.in_sp, p.kg * p.taps, p.n * p.c * p.in_sp};
+    default:
+      return {p.kg, p.cg * p.taps, p.n * p.out_sp, p.k * p.cg * p.taps};
+  }
+}
+
+unsigned grid_1d(int64_t total, int threads) {
+  const int64_t blocks = (total + threads - 1) / threads;
+  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(blocks, 1), 1 << 20));
+}
+
+template <typename T, ConvPass P, bool kTensorCores>
+void launch_gemm(const ConvParams& p, const T* A, const T* B, const T* bias, T* out,
+                 cudaStream_t stream) {
+  const GemmShape s = gemm_shape(P, p);
+  if (s.out_total == 0) return;
+  if (s.R == 0) {  // empty batch: the weight gradient is zero
+    check_cuda(cudaMemsetAsync(out, 0, s.out_total * sizeof(T), stream), "cudaMemsetAsync");
+    return;
+  }
+  const int64_t n_tiles = (s.N + kBN - 1) / kBN, m_tiles = (s.M + kBM - 1) / kBM;
+  if (n_tiles > 0x7fffffff || m_tiles > 65535) {
+    throw Unsupported("implicit_gemm (cuda): problem too large for one grid (" +
+                      std::to_string(m_tiles) + " x " + std::to_string(n_tiles) + " tiles)");
+  }
+  GemmArgs ga{s.M, s.N, s.R, (s.R + kBK - 1) / kBK * kBK, 1, 0, s.out_total};
+  using Acc = acc_t<T>;
+  // backward_weight: few output tiles over a long reduction -> split it so every SM has work.
+  int64_t splits = 1;
+  if (P == ConvPass::kBackwardWeight) {
+    const int64_t blocks = n_tiles * m_tiles * p.groups;
+    const int64_t target = 2 * static_cast<int64_t>(multiprocessors());
+    if (blocks < target) {
+      const int64_t max_splits = std::max<int64_t>(1, s.R / (4 * kBK));  // >= 4 slices each
+      splits = std::min<int64_t>({(target + blocks - 1) / blocks, max_splits, 128});
+    }
+    if (splits > 1) {
+      ga.r_chunk = ((s.R + splits - 1) / splits + kBK - 1) / kBK * kBK;
+      splits = (s.R + ga.r_chunk - 1) / ga.r_chunk;
+    }
+  }
+  StreamBuffer workspace(splits > 1 ? splits * s.out_total * sizeof(Acc) : 0, stream);
+  if (splits > 1 && !workspace.ok()) {  // no memory for slices: one block per output tile
+    splits = 1;
+    ga.r_chunk = (s.R + kBK - 1) / kBK * kBK;
+  }
+  ga.splits = static_cast<int>(splits);
+  Acc* partial = splits > 1 ? static_cast<Acc*>(workspace.get()) : nullptr;
+  const int64_t groups_per_launch = std::max<int64_t>(1, 65535 / splits);
+  for (int64_t g0 = 0; g0 < p.groups; g0 += groups_per_launch) {
+    ga.group0 = g0;
+    const int64_t gcount = std::min(groups_per_launch, p.groups - g0);
+    const dim3 grid(static_cast<unsigned>(n_tiles), static_cast<unsigned>(m_tiles),
+                    static_cast<unsigned>(gcount * splits));
+    implicit_gemm_kernel<T, P, kTensorCores>
+        <<<grid, kThreads, 0, stream>>>(p, ga, A, B, bias, out, partial);
+    check_launch("implicit_gemm_kernel");
+  }
+  if (partial) {
+    split_reduce_kernel<T><<<grid_1d(s.out_total, 256), 256, 0, stream>>>(
+        partial, out, s.out_total, ga.splits);
+    check_launch("split_reduce_kernel");
+  }
+}
+
+template <typename T, bool kTensorCores>
+void dispatch_pass(ConvPass pass, const ConvParams& p, const void* a, const void* b,
+                   const void* bias, void* out, cudaStream_t stream) {
+  const T* ta = static_cast<const T*>(a);
+  const T* tb = static_cast<const T*>(b);
+  const T* tbias = static_cast<const T*>(bias);
+  T* tout = static_cast<T*>(out);
+  switch (pass) {  // operands (a, b) per pass -> GEMM (A, B); see conv_kernels.h
+    case ConvPass::kForward:
+      return launch_gemm<T, ConvPass::kForward, kTensorCores>(p, tb, ta, tbias, tout, stream);
+    case ConvPass::kBackwardData:
+      return launch_gemm<T, ConvPass::kBackwardData, kTensorCores>(p, tb, ta, tbias, tout,
+                                                                    stream);
+    case ConvPass::kBackwardWeight:
+      return launch_gemm<T, ConvPass::kBackwardWeight, kTensorCores>(p, tb, ta, nullptr, tout,
+                                                                      stream);
+  }
+}
+
+}  // namespace
+
+void implicit_gemm_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a,
+                        const void* b, const void* bias, void* out, GemmMath math,
+                        cudaStream_t stream) {
+  const bool tc = math == GemmMath::kTensorCore;
+  switch (dtype) {
+    case DType::kF32:  // tensor cores for float32 means TF32 (opt-in)
+      if (tc) return dispatch_pass<float, true>(pass, p, a, b, bias, out, stream);
+      return dispatch_pass<float, false>(pass, p, a, b, bias, out, stream);
+    case DType::kF64:
+      return dispatch_pass<double, false>(pass, p, a, b, bias, out, stream);
+    case DType::kF16:
+      if (tc) return dispatch_pass<__half, true>(pass, p, a, b, bias, out, stream);
+      return dispatch_pass<__half, false>(pass, p, a, b, bias, out, stream);
+    case DType::kBF16:
+      if (tc) return dispatch_pass<__nv_bfloat16, true>(pass, p, a, b, bias, out, stream);
+      return dispatch_pass<__nv_bfloat16, false>(pass, p, a, b, bias, out, stream);
+  }
+}
+
+}  // namespace fastconv::cuda
