@@ -32,6 +32,7 @@ pybind11_add_module(_cuda MODULE
   cuda/pool.cu
   csrc/common/geometry.cc)
 target_include_directories(_cuda PRIVATE cuda csrc/include csrc)
+target_compile_definitions(_cuda PRIVATE FASTCONV_CUDA_ARCHITECTURES="${CMAKE_CUDA_ARCHITECTURES}")
 find_package(CUDAToolkit REQUIRED)
 target_link_libraries(_cuda PRIVATE CUDA::cudart_static)
 install(TARGETS _cuda DESTINATION fastconv)

@@ -200,6 +200,11 @@ PYBIND11_MODULE(_cuda, m) {
     }
   });
 
+#ifdef FASTCONV_CUDA_ARCHITECTURES
+  m.attr("architectures") = FASTCONV_CUDA_ARCHITECTURES;  // what this build has SASS / PTX for
+#else
+  m.attr("architectures") = "unknown";
+#endif
   m.def("runtime_version", &fc::runtime_version);
   m.def("devices", [] {
     std::string error;

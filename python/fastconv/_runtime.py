@@ -55,7 +55,13 @@ def _cuda_state() -> dict[str, Any]:
         }
     devices, error = _cuda.devices()
     status = f"{len(devices)} GPU(s) visible" if devices else f"no GPU visible ({error or 'none'})"
-    return {"built": True, "runtime": _cuda.runtime_version(), "devices": devices, "status": status}
+    return {
+        "built": True,
+        "runtime": _cuda.runtime_version(),
+        "architectures": getattr(_cuda, "architectures", "unknown"),  # CUDA hook: SASS/PTX built
+        "devices": devices,
+        "status": status,
+    }
 
 
 def info() -> dict[str, Any]:

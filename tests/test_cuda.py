@@ -1,0 +1,513 @@
+"""GPU kernels (fastconv._cuda) against the CPU reference and torch.nn.functional on CUDA, and
+the host side of GPU routing (device checks, availability, selection, TF32), which runs
+without a GPU.
+
+Tolerances (scale = max|expected|, L = products summed into one output). Inputs are rounded to
+the dtype first and the float64 CPU reference runs on the rounded values, so only the kernel's
+own arithmetic is measured:
+  float64:  1e-10 * scale                        (any summation order passes)
+  float32:  eps32 * scale * (8 sqrt(L) + 16)     (exact FP32 SIMT: random-walk summation error)
+  tf32:     2^-10 * scale * 4 sqrt(L)            (each product of operands rounded to 10 bits)
+  float16:  (2^-10 + eps32 * 8 sqrt(L)) * scale  (float32 accumulation, one rounding to fp16)
+  bfloat16: (2^-7 + eps32 * 8 sqrt(L)) * scale   (float32 accumulation, one rounding to bf16)
+Any indexing bug (wrong tap, channel or padding) is off by ~10% of scale or more.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import fastconv
+import numpy as np
+import pytest
+from conftest import run_python, torch
+from fastconv import _gpu
+
+# ---- availability
+
+
+def _gpu_reason() -> str:
+    if torch is None:
+        return "torch is not installed (the GPU tests use torch CUDA tensors)"
+    reason = _gpu.unavailable_reason()
+    if reason:
+        return reason
+    if not torch.cuda.is_available():
+        return "torch sees no CUDA device"
+    return ""
+
+
+GPU_REASON = _gpu_reason()
+requires_gpu = pytest.mark.skipif(bool(GPU_REASON), reason=f"no usable GPU: {GPU_REASON}")
+no_gpu_only = pytest.mark.skipif(not GPU_REASON, reason="a GPU is usable here")
+
+GPU_DTYPES = ("float32", "float64", "float16", "bfloat16")
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def rel_tolerance(dtype: str, reduction: int) -> float:
+    root = math.sqrt(max(reduction, 1))
+    return {
+        "float64": 1e-10,
+        "float32": EPS32 * (8 * root + 16),
+        "tf32": 2.0**-10 * 4 * root,
+        "float16": 2.0**-10 + EPS32 * 8 * root,
+        "bfloat16": 2.0**-7 + EPS32 * 8 * root,
+    }[dtype]
+
+
+def assert_gpu_close(got, want, dtype: str, reduction: int, what: str = "") -> None:
+    got = got.detach().double().cpu().numpy() if hasattr(got, "detach") else np.asarray(got)
+    want = want.detach().double().cpu().numpy() if hasattr(want, "detach") else np.asarray(want)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    finite = want[np.isfinite(want)]
+    scale = max(float(np.max(np.abs(finite))) if finite.size else 0.0, 1e-30)
+    atol = rel_tolerance(dtype, reduction) * scale
+    np.testing.assert_allclose(got, want, rtol=0, atol=atol, equal_nan=True, err_msg=what)
+
+
+# ---- GPU data helpers
+
+
+def _torch_dtype(name: str):
+    return getattr(torch, name)
+
+
+def gpu_rand(rng, shape, dtype: str):
+    """(cuda tensor in dtype, float64 numpy copy of exactly those values)."""
+    a = torch.from_numpy(rng.uniform(-1.0, 1.0, size=shape)).to(_torch_dtype(dtype))
+    return a.cuda(), a.double().numpy()
+
+
+def cpu_ref(fn, *arrays, **kw):
+    """The CPU float64 reference algorithm on float64 copies."""
+    return fn(*arrays, **kw)
+
+
+# ---- convolution cases: (x shape, w shape, kwargs)
+
+CONV_CASES = [
+    ((2, 4, 13), (6, 4, 3), dict(stride=1, padding=1)),
+    ((2, 4, 17), (6, 2, 4), dict(stride=2, padding=(1, 2), dilation=2, groups=2)),
+    ((2, 3, 9, 8), (5, 3, 3, 2), dict(stride=(2, 1), padding=((1, 0), (2, 1)))),
+    ((1, 8, 11, 10), (8, 4, 3, 3), dict(stride=1, padding=2, dilation=2, groups=2)),
+    ((3, 6, 7, 9), (6, 1, 3, 3), dict(stride=2, padding=1, groups=6)),  # depthwise
+    ((2, 4, 12, 12), (8, 1, 5, 5), dict(padding=2, groups=4)),  # depthwise, multiplier 2
+    ((1, 3, 5, 6, 4), (4, 3, 2, 3, 2), dict(stride=(1, 2, 1), padding=1)),
+    ((2, 70, 9, 9), (67, 70, 1, 1), {}),  # more than one 64-wide tile on M and K
+    ((1, 5, 8, 8), (3, 5, 3, 3), dict(padding=1, mode="conv")),
+    ((0, 4, 8, 8), (4, 4, 3, 3), {}),  # empty batch
+]
+CONV_IDS = [f"{len(x) - 2}d-{i}" for i, (x, _, _) in enumerate(CONV_CASES)]
+
+
+def _algos(w_shape):
+    return ["implicit_gemm", "implicit_gemm_simt"] + (["depthwise"] if w_shape[1] == 1 else [])
+
+
+def _tol_name(dtype, algo):
+    tf32 = dtype == "float32" and algo == "implicit_gemm" and _gpu.get_allow_tf32("torch")
+    return "tf32" if tf32 else dtype
+
+
+@requires_gpu
+@pytest.mark.parametrize("dtype", GPU_DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES, ids=CONV_IDS)
+def test_conv_passes_match_cpu_reference(rng, case, dtype):
+    x_shape, w_shape, kw = case
+    x, x64 = gpu_rand(rng, x_shape, dtype)
+    w, w64 = gpu_rand(rng, w_shape, dtype)
+    b, b64 = gpu_rand(rng, (w_shape[0],), dtype)
+    y64 = fastconv.conv(x64, w64, b64, algo="reference", **kw)
+    gy, gy64 = gpu_rand(rng, y64.shape, dtype)
+    taps = math.prod(w_shape[2:])
+    for algo in _algos(w_shape):
+        tol = _tol_name(dtype, algo)
+        y = fastconv.conv(x, w, b, algo=algo, **kw)
+        assert isinstance(y, torch.Tensor) and y.device == x.device and y.dtype == x.dtype
+        assert_gpu_close(y, y64, tol, w_shape[1] * taps, f"forward {algo}")
+        dx = fastconv.conv_backward_data(gy, w, x_shape, algo=algo, **kw)
+        dx64 = fastconv.conv_backward_data(gy64, w64, x_shape, algo="reference", **kw)
+        kg = w_shape[0] // kw.get("groups", 1)
+        assert_gpu_close(dx, dx64, tol, kg * taps, f"backward_data {algo}")
+        dw = fastconv.conv_backward_weight(x, gy, w_shape, algo=algo, **kw)
+        dw64 = fastconv.conv_backward_weight(x64, gy64, w_shape, algo="reference", **kw)
+        assert_gpu_close(dw, dw64, tol, max(y64.size // max(w_shape[0], 1), 1), f"bw {algo}")
+    db = fastconv.conv_backward_bias(gy)
+    assert_gpu_close(db, fastconv.conv_backward_bias(gy64), dtype, gy64.size // w_shape[0])
+
+
+@requires_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_depthwise_31x31_dilated(rng, dtype):
+    kw = dict(stride=2, padding=15, dilation=(1, 2), groups=8)
+    x, x64 = gpu_rand(rng, (2, 8, 40, 70), dtype)
+    w, w64 = gpu_rand(rng, (8, 1, 31, 31), dtype)
+    y64 = fastconv.conv(x64, w64, **kw)
+    gy, gy64 = gpu_rand(rng, y64.shape, dtype)
+    assert_gpu_close(fastconv.conv(x, w, algo="depthwise", **kw), y64, dtype, 961)
+    assert_gpu_close(
+        fastconv.conv_backward_data(gy, w, x.shape, algo="depthwise", **kw),
+        fastconv.conv_backward_data(gy64, w64, x64.shape, **kw),
+        dtype,
+        961,
+    )
+    assert_gpu_close(
+        fastconv.conv_backward_weight(x, gy, w.shape, algo="depthwise", **kw),
+        fastconv.conv_backward_weight(x64, gy64, w64.shape, **kw),
+        dtype,
+        gy64.size // 8,
+    )
+
+
+TRANSPOSE_CASES = [
+    ((2, 4, 7), (4, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    ((1, 6, 5, 4), (6, 2, 3, 3), dict(stride=(2, 3), padding=1, output_padding=(1, 2), groups=3)),
+    ((1, 4, 3, 4, 3), (4, 2, 2, 2, 2), dict(stride=2, dilation=2, output_padding=1)),
+    ((2, 4, 6, 6), (4, 1, 4, 4), dict(stride=2, padding=1, groups=4)),  # depthwise
+]
+
+
+@requires_gpu
+@pytest.mark.parametrize("dtype", GPU_DTYPES)
+@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=lambda c: f"{len(c[0]) - 2}d")
+def test_conv_transpose_passes_match_cpu_reference(rng, case, dtype):
+    x_shape, w_shape, kw = case
+    x, x64 = gpu_rand(rng, x_shape, dtype)
+    w, w64 = gpu_rand(rng, w_shape, dtype)
+    groups = kw.get("groups", 1)
+    b, b64 = gpu_rand(rng, (w_shape[1] * groups,), dtype)
+    y64 = fastconv.conv_transpose(x64, w64, b64, algo="reference", **kw)
+    gy, gy64 = gpu_rand(rng, y64.shape, dtype)
+    taps = math.prod(w_shape[2:])
+    for algo in _algos(w_shape):
+        tol = _tol_name(dtype, algo)
+        y = fastconv.conv_transpose(x, w, b, algo=algo, **kw)
+        assert_gpu_close(y, y64, tol, w_shape[0] // groups * taps, f"forward {algo}")
+        dx = fastconv.conv_transpose_backward_data(gy, w, algo=algo, **kw)
+        dx64 = fastconv.conv_transpose_backward_data(gy64, w64, algo="reference", **kw)
+        assert_gpu_close(dx, dx64, tol, w_shape[1] * taps, f"backward_data {algo}")
+        dw = fastconv.conv_transpose_backward_weight(x, gy, w_shape, algo=algo, **kw)
+        dw64 = fastconv.conv_transpose_backward_weight(x64, gy64, w_shape, algo="reference", **kw)
+        assert_gpu_close(dw, dw64, tol, x64.size // x_shape[1], f"backward_weight {algo}")
+
+
+@requires_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_conv_matches_torch_on_cuda(rng, dtype):
+    F = torch.nn.functional
+    x, _ = gpu_rand(rng, (4, 16, 20, 18), dtype)
+    w, _ = gpu_rand(rng, (32, 8, 3, 3), dtype)
+    kw = dict(stride=2, padding=1, dilation=1, groups=2)
+    old = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        want = F.conv2d(x.double(), w.double(), None, **kw)
+        xr = x.double().requires_grad_(True)
+        wr = w.double().requires_grad_(True)
+        yr = F.conv2d(xr, wr, None, **kw)
+        gy = torch.randn_like(yr)
+        gx_want, gw_want = torch.autograd.grad(yr, (xr, wr), gy)
+    finally:
+        torch.backends.cudnn.allow_tf32 = old
+    L = 8 * 9
+    tol = _tol_name(dtype, "implicit_gemm")
+    assert_gpu_close(fastconv.conv2d(x, w, **kw), want, tol, L)
+    g = gy.to(x.dtype)
+    assert_gpu_close(
+        fastconv.conv_backward_data(g, w, x.shape, **kw), gx_want, tol, 16 * 9 + 64
+    )
+    assert_gpu_close(
+        fastconv.conv_backward_weight(x, g, w.shape, **kw), gw_want, tol, 4 * 10 * 9 + 64
+    )
+
+
+@requires_gpu
+def test_backward_weight_is_deterministic(rng):
+    x, _ = gpu_rand(rng, (16, 32, 28, 28), "float32")
+    gy, _ = gpu_rand(rng, (16, 64, 28, 28), "float32")
+    first = fastconv.conv_backward_weight(x, gy, (64, 32, 3, 3), padding=1)
+    for _ in range(3):
+        again = fastconv.conv_backward_weight(x, gy, (64, 32, 3, 3), padding=1)
+        assert torch.equal(first, again)
+
+
+@requires_gpu
+def test_runs_on_the_current_stream_and_device_of_the_input(rng):
+    x, x64 = gpu_rand(rng, (2, 3, 16, 16), "float32")
+    w, w64 = gpu_rand(rng, (4, 3, 3, 3), "float32")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        y = fastconv.conv(x, w, padding=1)  # queued on `side`, ordered after the copies
+        y2 = y * 2
+    torch.cuda.current_stream().wait_stream(side)
+    assert_gpu_close(y2, 2 * fastconv.conv(x64, w64, padding=1), "float32", 27)
+
+
+@requires_gpu
+def test_non_contiguous_inputs_and_tf32_opt_in(rng):
+    x, x64 = gpu_rand(rng, (2, 16, 12, 12), "float32")
+    w, w64 = gpu_rand(rng, (8, 16, 3, 3), "float32")
+    xt = x.transpose(2, 3)  # a strided view: copied once by torch
+    want = fastconv.conv(np.ascontiguousarray(x64.transpose(0, 1, 3, 2)), w64)
+    assert_gpu_close(fastconv.conv(xt, w), want, "float32", 16 * 9)
+    try:
+        _gpu.set_allow_tf32(True)
+        assert_gpu_close(fastconv.conv(xt, w), want, "tf32", 16 * 9)
+    finally:
+        _gpu.set_allow_tf32(None)
+    assert not xt.is_contiguous()  # inputs are never modified or replaced
+
+
+POOL_CASES = [
+    ((2, 3, 17), dict(kernel_size=3, stride=2, padding=1)),
+    ((2, 3, 9, 10), dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), ceil_mode=True)),
+    ((1, 2, 5, 6, 7), dict(kernel_size=2, stride=2, ceil_mode=True)),
+]
+
+
+@requires_gpu
+@pytest.mark.parametrize("dtype", GPU_DTYPES)
+@pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: f"{len(c[0]) - 2}d")
+def test_pools_match_cpu_reference(rng, case, dtype):
+    shape, kw = case
+    x, x64 = gpu_rand(rng, shape, dtype)
+    y, idx = fastconv.max_pool(x, dilation=1, return_indices=True, **kw)
+    y64, idx64 = fastconv.max_pool(x64, return_indices=True, **kw)
+    assert_gpu_close(y, y64, dtype, 1)
+    np.testing.assert_array_equal(idx.cpu().numpy(), idx64)
+    gy, gy64 = gpu_rand(rng, y64.shape, dtype)
+    assert_gpu_close(
+        fastconv.max_pool_backward(gy, x, **kw), fastconv.max_pool_backward(gy64, x64, **kw),
+        dtype, 8,
+    )
+    for cip in (True, False):
+        a = fastconv.avg_pool(x, count_include_pad=cip, **kw)
+        assert_gpu_close(a, fastconv.avg_pool(x64, count_include_pad=cip, **kw), dtype, 8)
+        assert_gpu_close(
+            fastconv.avg_pool_backward(gy, x.shape, count_include_pad=cip, **kw),
+            fastconv.avg_pool_backward(gy64, x64.shape, count_include_pad=cip, **kw),
+            dtype,
+            8,
+        )
+    lp_kw = {k: v for k, v in kw.items() if k in ("kernel_size", "stride", "ceil_mode")}
+    xp = x.abs() + 0.1
+    xp64 = xp.double().cpu().numpy()
+    for p in (2.0, 3.0):
+        assert_gpu_close(fastconv.lp_pool(xp, p, **lp_kw), fastconv.lp_pool(xp64, p, **lp_kw),
+                         dtype, 16)
+        gyl, gyl64 = gpu_rand(rng, fastconv.lp_pool(xp64, p, **lp_kw).shape, dtype)
+        assert_gpu_close(
+            fastconv.lp_pool_backward(gyl, xp, p, **lp_kw),
+            fastconv.lp_pool_backward(gyl64, xp64, p, **lp_kw),
+            dtype,
+            16,
+        )
+    unpooled = fastconv.max_unpool(y, idx, **{k: v for k, v in kw.items() if k != "ceil_mode"},
+                                   output_size=shape[2:])
+    want = fastconv.max_unpool(y.double().cpu().numpy(), idx64,
+                               **{k: v for k, v in kw.items() if k != "ceil_mode"},
+                               output_size=shape[2:])
+    assert_gpu_close(unpooled, want, dtype, 1)
+
+
+@requires_gpu
+def test_pools_match_torch_and_global_pools(rng):
+    F = torch.nn.functional
+    x, x64 = gpu_rand(rng, (4, 8, 15, 13), "float32")
+    assert_gpu_close(fastconv.max_pool(x, 3, stride=2, padding=1, dilation=2),
+                     F.max_pool2d(x, 3, 2, 1, 2), "float32", 1)
+    assert_gpu_close(fastconv.avg_pool(x, 3, stride=2, padding=1, ceil_mode=True),
+                     F.avg_pool2d(x, 3, 2, 1, ceil_mode=True), "float32", 9)
+    assert_gpu_close(fastconv.global_avg_pool(x), x.mean(dim=(2, 3), keepdim=True),
+                     "float32", 195)
+    assert_gpu_close(fastconv.global_max_pool(x), x.amax(dim=(2, 3), keepdim=True), "float32", 1)
+
+
+@requires_gpu
+def test_gpu_errors_are_exceptions_and_leave_no_sticky_error(rng):
+    x, _ = gpu_rand(rng, (1, 1, 4, 4), "float32")
+    y, idx = fastconv.max_pool(x, 2, return_indices=True)
+    with pytest.raises(ValueError, match="indices"):
+        fastconv.max_unpool(y, idx + 100, 2)
+    with pytest.raises(ValueError, match="x .*w|w .*x"):
+        fastconv.conv(x, torch.ones(1, 1, 3, 3))  # CPU weight, GPU input
+    with pytest.raises(TypeError, match="dtype"):
+        fastconv.conv(x, torch.ones(1, 1, 3, 3, device="cuda", dtype=torch.float16))
+    assert fastconv.conv(x, torch.ones(1, 1, 3, 3, device="cuda")).shape == (1, 1, 2, 2)
+    torch.cuda.synchronize()
+
+
+@requires_gpu
+@pytest.mark.slow
+def test_int64_indexing_beyond_2_31_elements():
+    """A 1-D max pool over 2^31 + 256 float16 elements (4 GiB): offsets past 2^31 must work."""
+    n = 2**31 + 256
+    x = torch.zeros((1, 1, n), dtype=torch.float16, device="cuda")
+    x[0, 0, -5] = 7.0
+    y, idx = fastconv.max_pool(x, 64, return_indices=True)
+    assert float(y[0, 0, -1]) == 7.0 and int(idx[0, 0, -1]) == n - 5
+    del x, y, idx
+    w = torch.ones((1, 1, 3), dtype=torch.float16, device="cuda")
+    x = torch.zeros((1, 1, n), dtype=torch.float16, device="cuda")
+    x[0, 0, -2] = 1.0
+    y = fastconv.conv(x, w)
+    assert float(y[0, 0, -1]) == 1.0 and float(y[0, 0, -3]) == 1.0
+
+
+# ---- host side: runs on every machine
+
+
+class FakeDeviceArray:
+    """Exposes only a DLPack device, as a foreign GPU array would."""
+
+    def __init__(self, shape, kind=2, index=0):
+        self.shape = shape
+        self._device = (kind, index)
+
+    def __dlpack_device__(self):
+        return self._device
+
+    def __dlpack__(self, stream=None):  # pragma: no cover - never reached: checks come first
+        raise AssertionError("fastconv touched the data before checking devices")
+
+
+def test_cpu_and_gpu_arrays_mixed_raise_valueerror_before_any_launch():
+    x = np.ones((1, 2, 5, 5), np.float32)
+    with pytest.raises(ValueError, match=r"w is on cuda:0 but x is on the CPU"):
+        fastconv.conv(x, FakeDeviceArray((3, 2, 3, 3)))
+    with pytest.raises(ValueError, match=r"bias is on the CPU|on the CPU"):
+        fastconv.conv(FakeDeviceArray((1, 2, 5, 5)), FakeDeviceArray((3, 2, 3, 3)),
+                      np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="same device"):
+        fastconv.max_pool_backward(FakeDeviceArray((1, 1, 2, 2)), x, 2)
+
+
+def test_arrays_on_two_gpus_raise_valueerror_naming_both():
+    with pytest.raises(ValueError, match=r"x on cuda:0, w on cuda:1"):
+        fastconv.conv(FakeDeviceArray((1, 2, 5, 5), index=0), FakeDeviceArray((3, 2, 3, 3), 2, 1))
+
+
+def test_array_device_classification():
+    assert _gpu.array_device(np.ones(3)) == ("cpu", 0)
+    assert _gpu.array_device(None) is None
+    assert _gpu.array_device((1, 2)) == ("cpu", 0)
+    assert _gpu.array_device(FakeDeviceArray((1,), 2, 3)) == ("cuda", 3)
+    assert _gpu.array_device(FakeDeviceArray((1,), 13, 1)) == ("cuda", 1)  # managed memory
+    assert _gpu.array_device(FakeDeviceArray((1,), 1, 0)) == ("cpu", 0)
+
+    class CAI:
+        __cuda_array_interface__ = {"shape": (2,), "typestr": "<f4", "data": (0, False),
+                                    "version": 3}
+
+    assert _gpu.array_device(CAI())[0] == "cuda"
+    if torch is not None:
+        assert _gpu.array_device(torch.ones(2)) == ("cpu", 0)
+
+
+def test_cpu_calls_are_not_rerouted_and_keep_their_signatures():
+    import inspect
+
+    assert "algo" in inspect.signature(fastconv.conv).parameters
+    assert "return_indices" in inspect.signature(fastconv.max_pool).parameters
+    y = fastconv.conv(np.ones((1, 1, 5), np.float32), np.ones((1, 1, 3), np.float32))
+    assert type(y) is np.ndarray and y.tolist() == [[[3.0, 3.0, 3.0]]]
+    if torch is not None:
+        yt = fastconv.conv(torch.ones(1, 1, 5), torch.ones(1, 1, 3))
+        assert isinstance(yt, torch.Tensor) and yt.device.type == "cpu"
+
+
+@no_gpu_only
+def test_gpu_arrays_without_a_usable_gpu_raise_valueerror_with_the_reason():
+    with pytest.raises(ValueError, match="CUDA device, but"):
+        fastconv.conv(FakeDeviceArray((1, 2, 5, 5)), FakeDeviceArray((3, 2, 3, 3)))
+    with pytest.raises(ValueError, match="not available"):
+        fastconv.algorithms("conv", device="cuda")
+
+
+def test_algorithms_device_argument():
+    assert fastconv.algorithms("conv", device="cpu") == fastconv.algorithms("conv")
+    with pytest.raises(ValueError, match="device"):
+        fastconv.algorithms("conv", device="tpu")
+    if not GPU_REASON:
+        assert fastconv.algorithms("conv", device="cuda")[0] == "implicit_gemm"
+        assert "depthwise" in fastconv.algorithms("conv_transpose", device="cuda")
+        assert fastconv.algorithms("max_pool", device="cuda") == ["direct"]
+
+
+def test_info_reports_the_gpu_state():
+    state = fastconv.info()["cuda"]
+    assert set(state) >= {"built", "devices", "status"}
+    assert state["built"] == (_gpu._cuda_module() is not None)
+    if state["built"]:
+        assert isinstance(state["runtime"], int)
+        assert state["architectures"]
+        assert ("GPU(s) visible" in state["status"]) == bool(state["devices"])
+    else:
+        assert "not built" in state["status"]
+
+
+def test_gpu_algorithm_choice():
+    assert _gpu.select_conv("conv", "forward", (8, 1, 3, 3), "auto") == "depthwise"
+    assert _gpu.select_conv("conv", "forward", (8, 4, 3, 3), "auto") == "implicit_gemm"
+    assert _gpu.select_conv("conv", "forward", (8, 4, 3, 3), "implicit_gemm_simt") == (
+        "implicit_gemm_simt"
+    )
+    with pytest.raises(NotImplementedError, match="depthwise"):
+        _gpu.select_conv("conv", "backward_data", (8, 4, 3, 3), "depthwise")
+    with pytest.raises(NotImplementedError, match="winograd"):
+        _gpu.select_conv("conv", "forward", (8, 4, 3, 3), "winograd")
+    with pytest.raises(ValueError, match="algo"):
+        _gpu.select_conv("conv", "forward", (8, 4, 3, 3), "fastest")
+    with pytest.raises(TypeError, match="algo"):
+        _gpu.select_conv("conv", "forward", (8, 4, 3, 3), 3)
+
+
+def test_tf32_is_opt_in():
+    call = _gpu._Call({}, "cupy", 0, "float32")
+    assert _gpu._kernel_args(call, "implicit_gemm") == ("implicit_gemm", "simt")
+    try:
+        _gpu.set_allow_tf32(True)
+        assert _gpu._kernel_args(call, "implicit_gemm") == ("implicit_gemm", "tensor_core")
+        assert _gpu._kernel_args(call, "implicit_gemm_simt") == ("implicit_gemm", "simt")
+        _gpu.set_allow_tf32(False)
+        assert _gpu._kernel_args(call, "implicit_gemm") == ("implicit_gemm", "simt")
+    finally:
+        _gpu.set_allow_tf32(None)
+    half = _gpu._Call({}, "cupy", 0, "float16")
+    assert _gpu._kernel_args(half, "implicit_gemm") == ("implicit_gemm", "tensor_core")
+    assert _gpu._kernel_args(half, "implicit_gemm_simt") == ("implicit_gemm", "simt")
+    f64 = _gpu._Call({}, "cupy", 0, "float64")
+    assert _gpu._kernel_args(f64, "implicit_gemm") == ("implicit_gemm", "simt")
+    if torch is not None:
+        old = torch.backends.cuda.matmul.allow_tf32
+        try:
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch_call = _gpu._Call({}, "torch", 0, "float32")
+            assert _gpu._kernel_args(torch_call, "implicit_gemm")[1] == "tensor_core"
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = old
+    with pytest.raises(TypeError):
+        _gpu.set_allow_tf32("yes")
+
+
+@no_gpu_only
+def test_bench_device_cuda_fails_cleanly_without_a_gpu():
+    proc = run_python(
+        "import sys, fastconv.benchmark as b; sys.exit(b.main(['--device', 'cuda']))", timeout=120
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "--device cuda" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(_gpu._cuda_module() is None, reason="fastconv._cuda is not built")
+def test_cuda_module_imports_and_queries_without_a_gpu():
+    proc = subprocess.run(
+        [sys.executable, "-c",
+         "from fastconv import _cuda; d, e = _cuda.devices(); print(len(d), _cuda.runtime_version())"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
