@@ -7,6 +7,7 @@
 #include "conv_kernels.h"
 #include "cuda_check.h"
 #include "dtype.cuh"
+#include "launch.cuh"
 #include "fastconv/status.h"
 
 namespace fastconv::cuda {
@@ -192,22 +193,21 @@ void launch_depthwise(ConvPass pass, const ConvParams& p, const void* a, const v
     case ConvPass::kForward: {
       const int64_t total = p.n * p.k * p.out_sp;
       if (total == 0) return;
-      depthwise_forward_kernel<T>
-          <<<blocks_for(total, kThreads), kThreads, 0, stream>>>(p, ta, tb, tbias, tout, total);
-      return check_launch("depthwise_forward_kernel");
+      return launch("depthwise_forward_kernel", &depthwise_forward_kernel<T>,
+                    dim3(blocks_for(total, kThreads)), dim3(kThreads), stream, p, ta, tb, tbias,
+                    tout, total);
     }
     case ConvPass::kBackwardData: {
       const int64_t total = p.n * p.c * p.in_sp;
       if (total == 0) return;
-      depthwise_backward_data_kernel<T>
-          <<<blocks_for(total, kThreads), kThreads, 0, stream>>>(p, ta, tb, tbias, tout, total);
-      return check_launch("depthwise_backward_data_kernel");
+      return launch("depthwise_backward_data_kernel", &depthwise_backward_data_kernel<T>,
+                    dim3(blocks_for(total, kThreads)), dim3(kThreads), stream, p, ta, tb, tbias,
+                    tout, total);
     }
     case ConvPass::kBackwardWeight: {
       const int64_t total = p.k * p.taps;
-      depthwise_backward_weight_kernel<T>
-          <<<blocks_for(total, 1), kThreads, 0, stream>>>(p, ta, tb, tout, total);
-      return check_launch("depthwise_backward_weight_kernel");
+      return launch("depthwise_backward_weight_kernel", &depthwise_backward_weight_kernel<T>,
+                    dim3(blocks_for(total, 1)), dim3(kThreads), stream, p, ta, tb, tout, total);
     }
   }
 }
@@ -233,9 +233,8 @@ void conv_bias_grad(DType dtype, int64_t n, int64_t k, int64_t spatial, const vo
   if (k == 0) return;
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    bias_grad_kernel<T><<<blocks_for(k, 1), kThreads, 0, stream>>>(
-        n, k, spatial, static_cast<const T*>(grad_y), static_cast<T*>(out));
-    check_launch("bias_grad_kernel");
+    launch("bias_grad_kernel", &bias_grad_kernel<T>, dim3(blocks_for(k, 1)), dim3(kThreads),
+           stream, n, k, spatial, static_cast<const T*>(grad_y), static_cast<T*>(out));
   };
   switch (dtype) {
     case DType::kF32: return run(float{});

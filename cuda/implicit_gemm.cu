@@ -13,7 +13,9 @@
 // backward_weight never uses atomics: a block owns its outputs; when the reduction is long and
 // the output small, it is split into slices written to a workspace and summed in a fixed order
 // by a second kernel, so results are bitwise reproducible run to run.
+#ifndef FASTCONV_HOST_EMULATION
 #include <mma.h>
+#endif
 
 #include <algorithm>
 #include <mutex>
@@ -22,6 +24,7 @@
 #include "conv_kernels.h"
 #include "cuda_check.h"
 #include "dtype.cuh"
+#include "launch.cuh"
 #include "fastconv/status.h"
 
 namespace fastconv::cuda {
@@ -495,14 +498,12 @@ void launch_gemm(const ConvParams& p, const T* A, const T* B, const T* bias, T* 
     const int64_t gcount = std::min(groups_per_launch, p.groups - g0);
     const dim3 grid(static_cast<unsigned>(n_tiles), static_cast<unsigned>(m_tiles),
                     static_cast<unsigned>(gcount * splits));
-    implicit_gemm_kernel<T, P, kTensorCores>
-        <<<grid, kThreads, 0, stream>>>(p, ga, A, B, bias, out, partial);
-    check_launch("implicit_gemm_kernel");
+    launch("implicit_gemm_kernel", &implicit_gemm_kernel<T, P, kTensorCores>, grid,
+           dim3(kThreads), stream, p, ga, A, B, bias, out, partial);
   }
   if (partial) {
-    split_reduce_kernel<T><<<grid_1d(s.out_total, 256), 256, 0, stream>>>(
-        partial, out, s.out_total, ga.splits);
-    check_launch("split_reduce_kernel");
+    launch("split_reduce_kernel", &split_reduce_kernel<T>, dim3(grid_1d(s.out_total, 256)),
+           dim3(256), stream, partial, out, s.out_total, ga.splits);
   }
 }
 

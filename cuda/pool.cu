@@ -10,6 +10,7 @@
 #include "conv_kernels.h"
 #include "cuda_check.h"
 #include "dtype.cuh"
+#include "launch.cuh"
 #include "fastconv/status.h"
 
 namespace fastconv::cuda {
@@ -244,10 +245,9 @@ void forward_t(const PoolGeometry& g, const PoolArgs& a, const void* x, void* y,
   const PoolParams p = make_pool_params(g);
   const int64_t total = p.planes * p.out_sp;
   if (total == 0) return;
-  pool_forward_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(
-      p, a.kind, a.count_include_pad, a.p, static_cast<const T*>(x), static_cast<T*>(y), indices,
-      nullptr, total);
-  check_launch("pool_forward_kernel");
+  launch("pool_forward_kernel", &pool_forward_kernel<T>, dim3(blocks_for(total)), dim3(kThreads),
+         stream, p, a.kind, a.count_include_pad, a.p, static_cast<const T*>(x),
+         static_cast<T*>(y), indices, static_cast<acc_t<T>*>(nullptr), total);
 }
 
 template <typename T>
@@ -266,15 +266,14 @@ void backward_t(const PoolGeometry& g, const PoolArgs& a, const void* dy, const 
   int64_t* argmax = a.kind == PoolKind::kMax ? static_cast<int64_t*>(buffer.get()) : nullptr;
   Acc* norm = a.kind == PoolKind::kLp ? static_cast<Acc*>(buffer.get()) : nullptr;
   if (scratch && outputs > 0) {
-    pool_forward_kernel<T><<<blocks_for(outputs), kThreads, 0, stream>>>(
-        p, a.kind, a.count_include_pad, a.p, static_cast<const T*>(x), nullptr, argmax, norm,
-        outputs);
-    check_launch("pool_forward_kernel (scratch)");
+    launch("pool_forward_kernel (scratch)", &pool_forward_kernel<T>, dim3(blocks_for(outputs)),
+           dim3(kThreads), stream, p, a.kind, a.count_include_pad, a.p,
+           static_cast<const T*>(x), static_cast<T*>(nullptr), argmax, norm, outputs);
   }
-  pool_backward_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(
-      p, a.kind, a.count_include_pad, a.p, static_cast<const T*>(dy), static_cast<const T*>(x),
-      argmax, norm, static_cast<T*>(dx), total);
-  check_launch("pool_backward_kernel");
+  launch("pool_backward_kernel", &pool_backward_kernel<T>, dim3(blocks_for(total)),
+         dim3(kThreads), stream, p, a.kind, a.count_include_pad, a.p,
+         static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<const int64_t*>(argmax),
+         static_cast<const acc_t<T>*>(norm), static_cast<T*>(dx), total);
 }
 
 template <typename Fn>
@@ -312,15 +311,15 @@ bool max_unpool(DType dtype, int64_t planes, int64_t in_count, int64_t out_count
              "cudaMemsetAsync");
   check_cuda(cudaMemsetAsync(bad, 0xff, sizeof(unsigned long long), stream), "cudaMemsetAsync");
   if (inputs > 0) {
-    unpool_claim_kernel<<<blocks_for(inputs), kThreads, 0, stream>>>(indices, in_count, out_count,
-                                                                       winner, bad, inputs);
-    check_launch("unpool_claim_kernel");
+    launch("unpool_claim_kernel", &unpool_claim_kernel, dim3(blocks_for(inputs)), dim3(kThreads),
+           stream, indices, in_count, out_count, winner, bad, inputs);
   }
   by_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    unpool_write_kernel<T><<<blocks_for(outputs), kThreads, 0, stream>>>(
-        static_cast<const T*>(x), winner, in_count, out_count, static_cast<T*>(y), outputs);
-    check_launch("unpool_write_kernel");
+    launch("unpool_write_kernel", &unpool_write_kernel<T>, dim3(blocks_for(outputs)),
+           dim3(kThreads), stream, static_cast<const T*>(x),
+           static_cast<const unsigned long long*>(winner), in_count, out_count,
+           static_cast<T*>(y), outputs);
   });
   // The CPU validates every index before writing; here the check costs one small readback.
   unsigned long long bad_pos = 0;

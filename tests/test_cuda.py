@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import fastconv
 import numpy as np
@@ -90,7 +91,7 @@ def cpu_ref(fn, *arrays, **kw):
 
 CONV_CASES = [
     ((2, 4, 13), (6, 4, 3), dict(stride=1, padding=1)),
-    ((2, 4, 17), (6, 2, 4), dict(stride=2, padding=(1, 2), dilation=2, groups=2)),
+    ((2, 4, 17), (6, 2, 4), dict(stride=2, padding=((1, 2),), dilation=2, groups=2)),
     ((2, 3, 9, 8), (5, 3, 3, 2), dict(stride=(2, 1), padding=((1, 0), (2, 1)))),
     ((1, 8, 11, 10), (8, 4, 3, 3), dict(stride=1, padding=2, dilation=2, groups=2)),
     ((3, 6, 7, 9), (6, 1, 3, 3), dict(stride=2, padding=1, groups=6)),  # depthwise
@@ -511,3 +512,205 @@ def test_cuda_module_imports_and_queries_without_a_gpu():
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+# ---- the kernels themselves, run on the CPU by the host emulation (cuda/emulation/)
+#
+# cuda/*.cu compiled as C++ with cuda/emulation/host_emulation.h: every CUDA thread is a
+# std::thread, shared memory is shared, WMMA fragments hold whole tiles and check alignment.
+# This runs the real launchers and kernels (tiling, split reductions, depthwise, pooling, every
+# dtype and both math paths) against the CPU reference here, on a machine without a GPU.
+# cp.async and the real tensor-core instructions are the parts it cannot run.
+
+EMULATION_DIR = Path(__file__).resolve().parent.parent / "build" / "cuda-emulation"
+EMULATION_SOURCES = Path(__file__).resolve().parent.parent / "cuda"
+
+
+def _load_emulation():
+    sources = [*EMULATION_SOURCES.glob("*.cu"), *EMULATION_SOURCES.glob("*.h"),
+               *EMULATION_SOURCES.glob("*.cuh"), *EMULATION_SOURCES.glob("emulation/*")]
+    built = list(EMULATION_DIR.glob("fastconv_cuda_emulation*.so"))
+    if not built:
+        return None, "not built: run `sh cuda/emulation/build.sh` (about 30 s, needs the CUDA headers)"
+    if max(s.stat().st_mtime for s in sources) > built[0].stat().st_mtime:
+        return None, "stale: the CUDA sources changed; rerun `sh cuda/emulation/build.sh`"
+    sys.path.insert(0, str(EMULATION_DIR))
+    try:
+        import fastconv_cuda_emulation as emu
+    except ImportError as e:
+        return None, f"cannot import it ({e})"
+    finally:
+        sys.path.pop(0)
+    return emu, ""
+
+
+EMU, EMU_REASON = _load_emulation()
+requires_emulation = pytest.mark.skipif(EMU is None, reason=f"CUDA host emulation {EMU_REASON}")
+
+EMU_MATHS = [("float64", "simt"), ("float32", "simt"), ("float32", "tensor_core"),
+             ("float16", "tensor_core"), ("float16", "simt"), ("bfloat16", "tensor_core"),
+             ("bfloat16", "simt")]
+
+
+def round_to(a, dtype):
+    """a's values rounded to `dtype` (the values a GPU array of that dtype holds), as float64."""
+    a = np.asarray(a, dtype=np.float64)
+    if dtype == "float16":
+        return a.astype(np.float16).astype(np.float64)
+    if dtype == "bfloat16":  # round to nearest even on the top 16 bits of float32
+        u = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+        u = ((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)
+        return u.view(np.float32).astype(np.float64)
+    if dtype == "float32":
+        return a.astype(np.float32).astype(np.float64)
+    return a
+
+
+def _emu_conv(pass_, algo, math_, dtype, x_shape, w_shape, kw, a, b, bias=None, op_pad=None):
+    """emu.conv with the conv geometry of `kw` (resolved like fastconv does)."""
+    from fastconv.functional import _conv_window
+
+    win = _conv_window(list(x_shape), list(w_shape), kw.get("stride", 1), kw.get("padding", 0),
+                       kw.get("dilation", 1))
+    hi = win.pad_hi if op_pad is None else [h - o for h, o in zip(win.pad_hi, op_pad)]
+    return EMU.conv(pass_, algo, math_, dtype, list(x_shape), list(w_shape), win.stride,
+                    win.pad_lo, hi, win.dilation, kw.get("groups", 1), kw.get("mode") == "conv",
+                    a, b, bias)
+
+
+@requires_emulation
+@pytest.mark.parametrize("dtype,math_", EMU_MATHS, ids=lambda v: str(v))
+@pytest.mark.parametrize("case", CONV_CASES, ids=CONV_IDS)
+def test_emulated_conv_kernels_match_cpu_reference(rng, case, dtype, math_):
+    x_shape, w_shape, kw = case
+    x = round_to(rng.uniform(-1, 1, x_shape), dtype)
+    w = round_to(rng.uniform(-1, 1, w_shape), dtype)
+    b = round_to(rng.uniform(-1, 1, w_shape[0]), dtype)
+    y = fastconv.conv(x, w, b, algo="reference", **kw)
+    gy = round_to(rng.uniform(-1, 1, y.shape), dtype)
+    ref_kw = {k: v for k, v in kw.items()}
+    dx = fastconv.conv_backward_data(gy, w, x_shape, algo="reference", **ref_kw)
+    dw = fastconv.conv_backward_weight(x, gy, w_shape, algo="reference", **ref_kw)
+    tol = "tf32" if (dtype, math_) == ("float32", "tensor_core") else dtype
+    taps = math.prod(w_shape[2:])
+    kg = w_shape[0] // kw.get("groups", 1)
+    algos = ["implicit_gemm"] + (["depthwise"] if w_shape[1] == 1 and math_ == "simt" else [])
+    for algo in algos:
+        got = _emu_conv("forward", algo, math_, dtype, x_shape, w_shape, kw, x, w, b)
+        assert_gpu_close(got, y, tol, w_shape[1] * taps, f"forward {algo}")
+        got = _emu_conv("backward_data", algo, math_, dtype, x_shape, w_shape, kw, gy, w)
+        assert_gpu_close(got, dx, tol, kg * taps, f"backward_data {algo}")
+        got = _emu_conv("backward_weight", algo, math_, dtype, x_shape, w_shape, kw, x, gy)
+        assert_gpu_close(got, dw, tol, max(y.size // max(w_shape[0], 1), 1), f"bw {algo}")
+    if y.size:
+        assert_gpu_close(EMU.bias_grad(dtype, list(gy.shape), gy), fastconv.conv_backward_bias(gy),
+                         dtype, gy.size // w_shape[0])
+
+
+@requires_emulation
+@pytest.mark.parametrize("sms", [1, 8, 132])
+def test_emulated_split_backward_weight_is_exact_and_tiles_cover_everything(rng, sms):
+    """Split reductions (few SMs -> more splits) and partial tiles on every edge."""
+    EMU.set_multiprocessors(sms)
+    try:
+        x_shape, w_shape = (3, 66, 11, 13), (70, 33, 3, 3)
+        kw = dict(padding=1, groups=2, stride=(1, 2))
+        x, w = rng.uniform(-1, 1, x_shape), rng.uniform(-1, 1, w_shape)
+        y = fastconv.conv(x, w, algo="reference", **kw)
+        gy = rng.uniform(-1, 1, y.shape)
+        dw = fastconv.conv_backward_weight(x, gy, w_shape, algo="reference", **kw)
+        got = _emu_conv("backward_weight", "implicit_gemm", "simt", "float64", x_shape, w_shape,
+                        kw, x, gy)
+        assert_gpu_close(got, dw, "float64", 1)
+    finally:
+        EMU.set_multiprocessors(8)
+
+
+@requires_emulation
+@pytest.mark.parametrize("dtype,math_", [("float64", "simt"), ("float16", "tensor_core")])
+@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=lambda c: f"{len(c[0]) - 2}d")
+def test_emulated_transposed_conv_runs_the_conv_passes(rng, case, dtype, math_):
+    """The transposed conv's passes through its conv geometry (negative high padding for
+    output_padding), as cuda/module.cc maps them."""
+    x_shape, w_shape, kw = case
+    groups = kw.get("groups", 1)
+    x = round_to(rng.uniform(-1, 1, x_shape), dtype)
+    w = round_to(rng.uniform(-1, 1, w_shape), dtype)
+    y = fastconv.conv_transpose(x, w, algo="reference", **kw)
+    gy = round_to(rng.uniform(-1, 1, y.shape), dtype)
+    rank = len(w_shape) - 2
+    op = kw.get("output_padding", 0)
+    op = [op] * rank if isinstance(op, int) else list(op)
+    conv_kw = {k: v for k, v in kw.items() if k != "output_padding"}
+    taps = math.prod(w_shape[2:])
+    got = _emu_conv("backward_data", "implicit_gemm", math_, dtype, y.shape, w_shape, conv_kw, x,
+                    w, op_pad=op)
+    assert_gpu_close(got, y, dtype, w_shape[0] // groups * taps, "transposed forward")
+    got = _emu_conv("forward", "implicit_gemm", math_, dtype, y.shape, w_shape, conv_kw, gy, w,
+                    op_pad=op)
+    want = fastconv.conv_transpose_backward_data(gy, w, algo="reference", **kw)
+    assert_gpu_close(got, want, dtype, w_shape[1] * taps, "transposed backward_data")
+    got = _emu_conv("backward_weight", "implicit_gemm", math_, dtype, y.shape, w_shape, conv_kw,
+                    gy, x, op_pad=op)
+    want = fastconv.conv_transpose_backward_weight(x, gy, w_shape, algo="reference", **kw)
+    assert_gpu_close(got, want, dtype, x.size // x_shape[1], "transposed backward_weight")
+
+
+@requires_emulation
+def test_emulated_depthwise_31x31(rng):
+    x_shape, w_shape = (1, 3, 33, 40), (6, 1, 31, 31)
+    kw = dict(stride=2, padding=15, dilation=(1, 2), groups=3)
+    x, w = rng.uniform(-1, 1, x_shape), rng.uniform(-1, 1, w_shape)
+    y = fastconv.conv(x, w, **kw)
+    gy = rng.uniform(-1, 1, y.shape)
+    assert_gpu_close(_emu_conv("forward", "depthwise", "simt", "float64", x_shape, w_shape, kw,
+                               x, w), y, "float64", 1)
+    assert_gpu_close(_emu_conv("backward_data", "depthwise", "simt", "float64", x_shape, w_shape,
+                               kw, gy, w), fastconv.conv_backward_data(gy, w, x_shape, **kw),
+                     "float64", 1)
+    assert_gpu_close(_emu_conv("backward_weight", "depthwise", "simt", "float64", x_shape,
+                               w_shape, kw, x, gy),
+                     fastconv.conv_backward_weight(x, gy, w_shape, **kw), "float64", 1)
+
+
+@requires_emulation
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("case", POOL_CASES + [((2, 2, 7, 6), dict(kernel_size=(7, 6)))],
+                         ids=lambda c: f"{len(c[0]) - 2}d-{c[1]['kernel_size']}")
+def test_emulated_pool_kernels_match_cpu_reference(rng, case, dtype):
+    from fastconv.functional import _pool_window
+
+    shape, kw = case
+    x = round_to(rng.uniform(-1, 1, shape), dtype)
+    x.flat[3] = x.flat[4]  # a tie: the first maximum wins
+    ceil_mode = kw.get("ceil_mode", False)
+    k, win = _pool_window(len(shape), kw["kernel_size"], kw.get("stride"), kw.get("padding", 0), 1)
+    geo = [list(shape), k, win.stride, win.pad_lo, win.pad_hi, win.dilation, ceil_mode]
+    y, idx = EMU.pool_forward("max", dtype, *geo, True, 1.0, x)
+    y64, idx64 = fastconv.max_pool(x, return_indices=True, **kw)
+    assert_gpu_close(y, y64, dtype, 1)
+    np.testing.assert_array_equal(idx, idx64)
+    gy = round_to(rng.uniform(-1, 1, y64.shape), dtype)
+    assert_gpu_close(EMU.pool_backward("max", dtype, *geo, True, 1.0, gy, x),
+                     fastconv.max_pool_backward(gy, x, **kw), dtype, 8)
+    for cip in (True, False):
+        y, _ = EMU.pool_forward("avg", dtype, *geo, cip, 1.0, x)
+        assert_gpu_close(y, fastconv.avg_pool(x, count_include_pad=cip, **kw), dtype, 8)
+        assert_gpu_close(EMU.pool_backward("avg", dtype, *geo, cip, 1.0, gy, x),
+                         fastconv.avg_pool_backward(gy, x.shape, count_include_pad=cip, **kw),
+                         dtype, 8)
+    if not any(win.pad_lo):  # lp pools take no padding
+        xp = round_to(np.abs(x) + 0.1, dtype)
+        lp_kw = {k_: v for k_, v in kw.items() if k_ in ("kernel_size", "stride", "ceil_mode")}
+        for p in (2.0, 3.0):
+            y, _ = EMU.pool_forward("lp", dtype, *geo, True, p, xp)
+            assert_gpu_close(y, fastconv.lp_pool(xp, p, **lp_kw), dtype, 16)
+            assert_gpu_close(EMU.pool_backward("lp", dtype, *geo, True, p, gy, xp),
+                             fastconv.lp_pool_backward(gy, xp, p, **lp_kw), dtype, 16)
+    # max_unpool: duplicates (overlapping windows) keep the last, as on the CPU
+    out_shape = list(shape)
+    want = fastconv.max_unpool(y64, idx64, kw["kernel_size"], stride=kw.get("stride"),
+                               padding=kw.get("padding", 0), output_size=shape[2:])
+    assert_gpu_close(EMU.max_unpool(dtype, out_shape, y64, idx64), want, dtype, 1)
+    with pytest.raises(ValueError, match="bad index"):
+        EMU.max_unpool(dtype, out_shape, y64, idx64 + 10**6)
