@@ -578,9 +578,20 @@ def _emu_conv(pass_, algo, math_, dtype, x_shape, w_shape, kw, a, b, bias=None, 
                     a, b, bias)
 
 
+# The default run keeps a quick subset (three ranks, exact FP32 and fp16 tensor cores); the
+# whole matrix takes about a minute on two cores: `pytest -m slow tests/test_cuda.py -k emulated`.
+_QUICK_EMU = {(0, "float32", "simt"), (2, "float16", "tensor_core"), (6, "float32", "simt"),
+              (7, "bfloat16", "tensor_core"), (9, "float64", "simt")}
+EMU_CONV_PARAMS = [
+    pytest.param(case, dtype, math_, id=f"{cid}-{dtype}-{math_}",
+                 marks=() if (i, dtype, math_) in _QUICK_EMU else pytest.mark.slow)
+    for i, (case, cid) in enumerate(zip(CONV_CASES, CONV_IDS))
+    for dtype, math_ in EMU_MATHS
+]
+
+
 @requires_emulation
-@pytest.mark.parametrize("dtype,math_", EMU_MATHS, ids=lambda v: str(v))
-@pytest.mark.parametrize("case", CONV_CASES, ids=CONV_IDS)
+@pytest.mark.parametrize("case,dtype,math_", EMU_CONV_PARAMS)
 def test_emulated_conv_kernels_match_cpu_reference(rng, case, dtype, math_):
     x_shape, w_shape, kw = case
     x = round_to(rng.uniform(-1, 1, x_shape), dtype)
@@ -608,7 +619,7 @@ def test_emulated_conv_kernels_match_cpu_reference(rng, case, dtype, math_):
 
 
 @requires_emulation
-@pytest.mark.parametrize("sms", [1, 8, 132])
+@pytest.mark.parametrize("sms", [1, 8, pytest.param(132, marks=pytest.mark.slow)])
 def test_emulated_split_backward_weight_is_exact_and_tiles_cover_everything(rng, sms):
     """Split reductions (few SMs -> more splits) and partial tiles on every edge."""
     EMU.set_multiprocessors(sms)
@@ -627,7 +638,9 @@ def test_emulated_split_backward_weight_is_exact_and_tiles_cover_everything(rng,
 
 
 @requires_emulation
-@pytest.mark.parametrize("dtype,math_", [("float64", "simt"), ("float16", "tensor_core")])
+@pytest.mark.parametrize(
+    "dtype,math_", [("float64", "simt"), pytest.param("float16", "tensor_core", marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=lambda c: f"{len(c[0]) - 2}d")
 def test_emulated_transposed_conv_runs_the_conv_passes(rng, case, dtype, math_):
     """The transposed conv's passes through its conv geometry (negative high padding for
@@ -657,9 +670,10 @@ def test_emulated_transposed_conv_runs_the_conv_passes(rng, case, dtype, math_):
 
 
 @requires_emulation
+@pytest.mark.slow
 def test_emulated_depthwise_31x31(rng):
-    x_shape, w_shape = (1, 3, 33, 40), (6, 1, 31, 31)
-    kw = dict(stride=2, padding=15, dilation=(1, 2), groups=3)
+    x_shape, w_shape = (1, 1, 33, 40), (2, 1, 31, 31)  # channel multiplier 2
+    kw = dict(stride=2, padding=15, dilation=(1, 2), groups=1)
     x, w = rng.uniform(-1, 1, x_shape), rng.uniform(-1, 1, w_shape)
     y = fastconv.conv(x, w, **kw)
     gy = rng.uniform(-1, 1, y.shape)
@@ -674,7 +688,9 @@ def test_emulated_depthwise_31x31(rng):
 
 
 @requires_emulation
-@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("dtype", ["float32", pytest.param("float64", marks=pytest.mark.slow),
+                                   pytest.param("float16", marks=pytest.mark.slow),
+                                   pytest.param("bfloat16", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("case", POOL_CASES + [((2, 2, 7, 6), dict(kernel_size=(7, 6)))],
                          ids=lambda c: f"{len(c[0]) - 2}d-{c[1]['kernel_size']}")
 def test_emulated_pool_kernels_match_cpu_reference(rng, case, dtype):

@@ -33,7 +33,8 @@ inline dim3 g_block{1, 1, 1};
 inline std::mutex g_atomic_mutex;
 inline int g_multiprocessors = 8;  // small, so backward-weight splits its reduction in tests
 
-// Runs body() once per thread of every block, block after block.
+// Runs body() once per thread of every block, block after block: the block's threads are
+// created once per launch and meet at a barrier between blocks (so statics stay block-private).
 inline void run_grid(dim3 grid, dim3 block, const std::function<void()>& body) {
   if (grid.x == 0 || grid.y == 0 || grid.z == 0 || block.x == 0) {
     throw std::runtime_error("emulated launch: empty grid or block");
@@ -41,22 +42,23 @@ inline void run_grid(dim3 grid, dim3 block, const std::function<void()>& body) {
   g_grid = grid;
   g_block = block;
   const unsigned threads = block.x * block.y * block.z;
-  for (unsigned bz = 0; bz < grid.z; ++bz)
-    for (unsigned by = 0; by < grid.y; ++by)
-      for (unsigned bx = 0; bx < grid.x; ++bx) {
-        std::barrier<> bar(threads);
-        std::vector<std::thread> pool;
-        pool.reserve(threads);
-        for (unsigned t = 0; t < threads; ++t) {
-          pool.emplace_back([&, t] {
-            tl_thread = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
+  std::barrier<> bar(threads);
+  std::vector<std::thread> pool;
+  pool.reserve(threads);
+  for (unsigned t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      tl_thread = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
+      tl_barrier = &bar;
+      for (unsigned bz = 0; bz < grid.z; ++bz)
+        for (unsigned by = 0; by < grid.y; ++by)
+          for (unsigned bx = 0; bx < grid.x; ++bx) {
             tl_block = {bx, by, bz};
-            tl_barrier = &bar;
             body();
-          });
-        }
-        for (auto& th : pool) th.join();
-      }
+            bar.arrive_and_wait();
+          }
+    });
+  }
+  for (auto& th : pool) th.join();
 }
 
 inline void syncthreads() { tl_barrier->arrive_and_wait(); }
