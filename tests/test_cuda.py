@@ -730,3 +730,131 @@ def test_emulated_pool_kernels_match_cpu_reference(rng, case, dtype):
     assert_gpu_close(EMU.max_unpool(dtype, out_shape, y64, idx64), want, dtype, 1)
     with pytest.raises(ValueError, match="bad index"):
         EMU.max_unpool(dtype, out_shape, y64, idx64 + 10**6)
+
+
+# ---- end to end on the CPU: fastconv's public API -> _gpu.py -> the real glue (cuda/module.cc)
+# -> launchers -> kernels, all emulated. CPU torch tensors stand in for CUDA tensors (the
+# emulated "device pointers" are host pointers), so routing, shape checks, output allocation,
+# the transposed-conv pass mapping and max_unpool's index check run as they would on a GPU.
+
+
+def _load_emulated_glue():
+    import importlib.util
+
+    found = list((EMULATION_DIR / "glue").glob("_cuda*.so"))
+    if EMU is None or not found:
+        return None
+    spec = importlib.util.spec_from_file_location("_cuda", found[0])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GLUE = _load_emulated_glue()
+
+
+@pytest.fixture
+def emulated_gpu(monkeypatch):
+    """Routes CPU torch tensors through fastconv's GPU path onto the emulated _cuda module."""
+    if GLUE is None or torch is None:
+        pytest.skip(f"needs torch and the CUDA host emulation ({EMU_REASON or 'glue missing'})")
+    devices, _ = GLUE.devices()
+    monkeypatch.setattr(_gpu, "_cuda_module", lambda: GLUE)
+    monkeypatch.setattr(_gpu, "_devices", lambda: (devices, ""))
+    monkeypatch.setattr(_gpu, "_on_cuda", lambda obj: _gpu._is_torch(obj))
+    real_device = _gpu.array_device
+    monkeypatch.setattr(
+        _gpu, "array_device", lambda obj: ("cuda", 0) if _gpu._is_torch(obj) else real_device(obj)
+    )
+    monkeypatch.setattr(_gpu._Call, "stream", lambda self: 0)
+
+    def empty(self, shape, dtype=None):
+        dtype = dtype or self.dtype
+        t = torch.full(tuple(shape), float("nan")) if dtype != "int64" else torch.empty(shape)
+        t = t.to(getattr(torch, dtype))
+        return _gpu._Operand(t, "torch", t.data_ptr(), tuple(t.shape), dtype)
+
+    monkeypatch.setattr(_gpu._Call, "empty", empty)
+    return GLUE
+
+
+def _t(a, dtype):
+    return torch.from_numpy(np.ascontiguousarray(a)).to(getattr(torch, dtype))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_emulated_end_to_end_conv_and_transposed_conv(emulated_gpu, rng, dtype):
+    x64 = round_to(rng.uniform(-1, 1, (2, 6, 9, 7)), dtype)
+    w64 = round_to(rng.uniform(-1, 1, (4, 3, 3, 2)), dtype)
+    b64 = round_to(rng.uniform(-1, 1, 4), dtype)
+    kw = dict(stride=(2, 1), padding=((1, 0), (1, 1)), dilation=(1, 2), groups=2)
+    x, w, b = _t(x64, dtype), _t(w64, dtype), _t(b64, dtype)
+    y = fastconv.conv(x, w, b, **kw)
+    assert isinstance(y, torch.Tensor) and y.dtype == x.dtype
+    y64 = fastconv.conv(x64, w64, b64, **kw)
+    assert_gpu_close(y, y64, dtype, 18)
+    gy64 = round_to(rng.uniform(-1, 1, y64.shape), dtype)
+    gy = _t(gy64, dtype)
+    assert_gpu_close(fastconv.conv_backward_data(gy, w, x.shape, **kw),
+                     fastconv.conv_backward_data(gy64, w64, x64.shape, **kw), dtype, 12)
+    assert_gpu_close(fastconv.conv_backward_weight(x, gy, w.shape, **kw),
+                     fastconv.conv_backward_weight(x64, gy64, w64.shape, **kw), dtype, gy64.size)
+    assert_gpu_close(fastconv.conv_backward_bias(gy), fastconv.conv_backward_bias(gy64), dtype,
+                     gy64.size)
+    with pytest.raises(ValueError, match="grad_y must have shape"):
+        fastconv.conv_backward_data(gy[:, :, :-1], w, x.shape, **kw)
+    with pytest.raises(ValueError, match="is on the CPU"):
+        fastconv.conv(x, w64, **kw)  # a NumPy weight with a "GPU" input
+    # transposed conv: each pass is a conv pass of its conv geometry (cuda/module.cc)
+    tkw = dict(stride=2, padding=1, output_padding=1, groups=2)
+    wt64 = round_to(rng.uniform(-1, 1, (6, 2, 3, 3)), dtype)
+    bt64 = round_to(rng.uniform(-1, 1, 4), dtype)
+    wt, bt = _t(wt64, dtype), _t(bt64, dtype)
+    yt64 = fastconv.conv_transpose(x64, wt64, bt64, **tkw)
+    assert_gpu_close(fastconv.conv_transpose(x, wt, bt, **tkw), yt64, dtype, 27)
+    gyt64 = round_to(rng.uniform(-1, 1, yt64.shape), dtype)
+    gyt = _t(gyt64, dtype)
+    assert_gpu_close(fastconv.conv_transpose_backward_data(gyt, wt, **tkw),
+                     fastconv.conv_transpose_backward_data(gyt64, wt64, **tkw), dtype, 18)
+    assert_gpu_close(fastconv.conv_transpose_backward_weight(x, gyt, wt.shape, **tkw),
+                     fastconv.conv_transpose_backward_weight(x64, gyt64, wt64.shape, **tkw),
+                     dtype, x64.size)
+    # depthwise chosen by auto, and forced
+    wd64 = round_to(rng.uniform(-1, 1, (12, 1, 3, 3)), dtype)
+    yd = fastconv.conv(x, _t(wd64, dtype), padding=1, groups=6, algo="depthwise")
+    assert_gpu_close(yd, fastconv.conv(x64, wd64, padding=1, groups=6), dtype, 9)
+    with pytest.raises(NotImplementedError, match="depthwise"):
+        fastconv.conv(x, w, algo="depthwise", groups=2)
+
+
+def test_emulated_end_to_end_pools(emulated_gpu, rng):
+    x64 = rng.uniform(-1, 1, (2, 3, 9, 8)).astype(np.float32).astype(np.float64)
+    x = _t(x64, "float32")
+    kw = dict(stride=2, padding=1, ceil_mode=True)
+    y, idx = fastconv.max_pool(x, 3, return_indices=True, **kw)
+    y64, idx64 = fastconv.max_pool(x64, 3, return_indices=True, **kw)
+    assert idx.dtype == torch.int64
+    assert_gpu_close(y, y64, "float32", 1)
+    np.testing.assert_array_equal(idx.numpy(), idx64)
+    gy64 = rng.uniform(-1, 1, y64.shape).astype(np.float32).astype(np.float64)
+    gy = _t(gy64, "float32")
+    assert_gpu_close(fastconv.max_pool_backward(gy, x, 3, **kw),
+                     fastconv.max_pool_backward(gy64, x64, 3, **kw), "float32", 9)
+    assert_gpu_close(fastconv.avg_pool(x, 3, **kw), fastconv.avg_pool(x64, 3, **kw), "float32", 9)
+    assert_gpu_close(fastconv.avg_pool_backward(gy, x.shape, 3, **kw),
+                     fastconv.avg_pool_backward(gy64, x64.shape, 3, **kw), "float32", 9)
+    xp64, xp = np.abs(x64) + 0.5, x.abs() + 0.5
+    assert_gpu_close(fastconv.lp_pool(xp, 2, 2), fastconv.lp_pool(xp64, 2, 2), "float32", 4)
+    gl64 = round_to(rng.uniform(-1, 1, (2, 3, 4, 4)), "float32")
+    assert_gpu_close(fastconv.lp_pool_backward(_t(gl64, "float32"), xp, 2, 2),
+                     fastconv.lp_pool_backward(gl64, xp64, 2, 2),
+                     "float32", 4)
+    assert_gpu_close(fastconv.global_avg_pool(x), fastconv.global_avg_pool(x64), "float32", 72)
+    assert_gpu_close(fastconv.global_max_pool(x), fastconv.global_max_pool(x64), "float32", 1)
+    unpool_kw = dict(stride=2, padding=1, output_size=(9, 8))
+    assert_gpu_close(fastconv.max_unpool(y, idx, 3, **unpool_kw),
+                     fastconv.max_unpool(y64, idx64, 3, **unpool_kw), "float32", 1)
+    with pytest.raises(ValueError, match="indices must lie in"):
+        fastconv.max_unpool(y, idx + 1000, 3, **unpool_kw)
+    with pytest.raises(TypeError, match="integer"):
+        fastconv.max_unpool(y, idx.double(), 3, **unpool_kw)

@@ -107,6 +107,25 @@ inline cudaError_t device_attribute(int* v, cudaDeviceAttr, int) {
   return cudaSuccess;
 }
 
+// Device queries of cuda/device_query.cu and cuda/module.cc: one emulated device.
+inline cudaError_t get_device_count(int* n) { *n = 1; return cudaSuccess; }
+inline cudaError_t get_device_properties(cudaDeviceProp* p, int) {
+  *p = cudaDeviceProp{};
+  std::strncpy(p->name, "fastconv host emulation", sizeof(p->name) - 1);
+  p->major = 9;
+  p->minor = 0;
+  p->totalGlobalMem = size_t(1) << 34;
+  p->multiProcessorCount = g_multiprocessors;
+  return cudaSuccess;
+}
+inline cudaError_t runtime_version(int* v) { *v = CUDART_VERSION; return cudaSuccess; }
+inline cudaError_t pointer_attributes(cudaPointerAttributes* a, const void*) {
+  *a = cudaPointerAttributes{};
+  a->type = cudaMemoryTypeDevice;
+  a->device = 0;
+  return cudaSuccess;
+}
+
 }  // namespace fastconv::cuda::emulation
 
 // ---- CUDA keywords and built-ins
@@ -142,6 +161,10 @@ inline cudaError_t device_attribute(int* v, cudaDeviceAttr, int) {
 #define cudaMemcpy ::fastconv::cuda::emulation::memcpy_sync
 #define cudaStreamSynchronize ::fastconv::cuda::emulation::stream_synchronize
 #define cudaDeviceGetAttribute ::fastconv::cuda::emulation::device_attribute
+#define cudaGetDeviceCount ::fastconv::cuda::emulation::get_device_count
+#define cudaGetDeviceProperties ::fastconv::cuda::emulation::get_device_properties
+#define cudaRuntimeGetVersion ::fastconv::cuda::emulation::runtime_version
+#define cudaPointerGetAttributes ::fastconv::cuda::emulation::pointer_attributes
 
 using std::fma;
 using std::isnan;
