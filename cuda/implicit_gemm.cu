@@ -156,58 +156,81 @@ __device__ __forceinline__ BColumn b_column(const ConvParams& p, int64_t g, int6
   return col;
 }
 
-// Offset of B[r][column] in the B tensor, or -1.
+// What the block knows about one reduction row r of the current slice. The block computes
+// these once per slice into shared memory (16 rows), so the per-element gathers of all 256
+// threads need no division: A[m][r] = a + m * a_row_stride, B[r][n] from b, d and the column.
+struct RowInfo {
+  int64_t a;     // A offset of (m = 0, r); -1 when r lies past this block's reduction range
+  int64_t b;     // r's part of the B offset
+  int64_t d[3];  // forward/backward_data: tap * dilation; backward_weight: out position * stride
+};
+
 template <ConvPass P>
-__device__ __forceinline__ int64_t b_offset(const ConvParams& p, const BColumn& col, int64_t r) {
-  if constexpr (P == ConvPass::kForward) {  // r = (c, tap), B = x
-    const int64_t c = r / p.taps;
-    int64_t t[3];
-    split_tap(p, r - c * p.taps, t);
-    int64_t i[3];
-    for (int d = 0; d < 3; ++d) {
-      i[d] = col.q[d] + t[d] * p.dil[d];
-      if (!inside(i[d], p.in[d])) return -1;
-    }
-    return col.base + c * p.in_sp + (i[0] * p.in[1] + i[1]) * p.in[2] + i[2];
-  } else if constexpr (P == ConvPass::kBackwardData) {  // r = (k, tap), B = dy
-    const int64_t k = r / p.taps;
-    int64_t t[3];
-    split_tap(p, r - k * p.taps, t);
-    int64_t o[3];
-    for (int d = 0; d < 3; ++d) {
-      const int64_t u = col.q[d] - t[d] * p.dil[d];  // = o * stride when this tap reaches i
-      if (u < 0) return -1;
-      o[d] = u / p.stride[d];
-      if (o[d] * p.stride[d] != u || o[d] >= p.out[d]) return -1;
-    }
-    return col.base + k * p.out_sp + (o[0] * p.out[1] + o[1]) * p.out[2] + o[2];
-  } else {  // r = (n, out position), B = x
-    const int64_t b = r / p.out_sp;
-    int64_t o[3];
-    split_pos(p.out, r - b * p.out_sp, o);
-    int64_t i[3];
-    for (int d = 0; d < 3; ++d) {
-      i[d] = o[d] * p.stride[d] + col.q[d];
-      if (!inside(i[d], p.in[d])) return -1;
-    }
-    return b * p.c * p.in_sp + col.base + (i[0] * p.in[1] + i[1]) * p.in[2] + i[2];
+__device__ __forceinline__ RowInfo row_info(const ConvParams& p, int64_t g, int64_t r,
+                                            int64_t r_end) {
+  RowInfo row{};
+  if (r >= r_end) {
+    row.a = -1;
+    return row;
   }
+  if constexpr (P == ConvPass::kForward) {  // r = (c, tap): A = w[g kg + m][c][tap], B = x
+    const int64_t c = r / p.taps, tap = r - c * p.taps;
+    int64_t t[3];
+    split_tap(p, tap, t);
+    row.a = g * p.kg * p.cg * p.taps + c * p.taps + weight_tap(p, tap);
+    row.b = c * p.in_sp;
+    for (int d = 0; d < 3; ++d) row.d[d] = t[d] * p.dil[d];
+  } else if constexpr (P == ConvPass::kBackwardData) {  // r = (k, tap): A = w[g kg + k][m][tap]
+    const int64_t k = r / p.taps, tap = r - k * p.taps;
+    int64_t t[3];
+    split_tap(p, tap, t);
+    row.a = (g * p.kg + k) * p.cg * p.taps + weight_tap(p, tap);
+    row.b = k * p.out_sp;
+    for (int d = 0; d < 3; ++d) row.d[d] = t[d] * p.dil[d];
+  } else {  // r = (image b, out position o): A = dy[b][g kg + m][o], B = x[b][...]
+    const int64_t b = r / p.out_sp, o = r - b * p.out_sp;
+    int64_t q[3];
+    split_pos(p.out, o, q);
+    row.a = (b * p.k + g * p.kg) * p.out_sp + o;
+    row.b = b * p.c * p.in_sp;
+    for (int d = 0; d < 3; ++d) row.d[d] = q[d] * p.stride[d];
+  }
+  return row;
 }
 
-// Offset of A[m][r] in the A tensor (always in range when m < M and r < R).
+// Distance in A between rows m and m + 1.
 template <ConvPass P>
-__device__ __forceinline__ int64_t a_offset(const ConvParams& p, int64_t g, int64_t m, int64_t r) {
-  if constexpr (P == ConvPass::kForward) {  // A = w (K, C/G, taps), m = k, r = (c, tap)
-    const int64_t row = (g * p.kg + m) * p.cg * p.taps;
-    if (!p.flip) return row + r;
-    const int64_t c = r / p.taps;
-    return row + c * p.taps + weight_tap(p, r - c * p.taps);
-  } else if constexpr (P == ConvPass::kBackwardData) {  // A = w, m = c, r = (k, tap)
-    const int64_t k = r / p.taps;
-    return ((g * p.kg + k) * p.cg + m) * p.taps + weight_tap(p, r - k * p.taps);
-  } else {  // A = dy (N, K, out), m = k, r = (n, out position)
-    const int64_t b = r / p.out_sp;
-    return (b * p.k + g * p.kg + m) * p.out_sp + (r - b * p.out_sp);
+__device__ __forceinline__ int64_t a_row_stride(const ConvParams& p) {
+  if constexpr (P == ConvPass::kForward) return p.cg * p.taps;
+  else if constexpr (P == ConvPass::kBackwardData) return p.taps;
+  else return p.out_sp;
+}
+
+// Offset of B[r][column] in the B tensor, or -1 (padding, or a tap that misses the stride).
+template <ConvPass P>
+__device__ __forceinline__ int64_t b_offset(const ConvParams& p, const BColumn& col,
+                                            const RowInfo& row) {
+  if constexpr (P == ConvPass::kBackwardData) {  // dy[o] with o * stride = i + pad - tap * dil
+    int64_t o[3];
+    for (int d = 0; d < 3; ++d) {
+      const int64_t u = col.q[d] - row.d[d];
+      if (u < 0) return -1;
+      if (p.stride[d] == 1) {
+        o[d] = u;
+      } else {
+        o[d] = u / p.stride[d];
+        if (o[d] * p.stride[d] != u) return -1;
+      }
+      if (o[d] >= p.out[d]) return -1;
+    }
+    return col.base + row.b + (o[0] * p.out[1] + o[1]) * p.out[2] + o[2];
+  } else {  // x[i] with i = window origin + tap * dil (forward) or o * stride + tap offset
+    int64_t i[3];
+    for (int d = 0; d < 3; ++d) {
+      i[d] = col.q[d] + row.d[d];
+      if (!inside(i[d], p.in[d])) return -1;
+    }
+    return col.base + row.b + (i[0] * p.in[1] + i[1]) * p.in[2] + i[2];
   }
 }
 
@@ -294,26 +317,60 @@ __global__ void __launch_bounds__(kThreads)
 
   const int b_col = tid % kBN;  // this thread's B column, fixed for the whole reduction
   const BColumn col = b_column<P>(p, g, n0 + b_col, ga.N);
+  const int64_t a_stride = a_row_stride<P>(p);
 
-  auto load_slice = [&](int64_t r0, int st) {
+  // Slice s (rows r_begin + 16 s ..) uses row table rows[s & 1] and tiles As/Bs[s & 1].
+  __shared__ RowInfo rows[2][kBK];
+  auto fill_rows = [&](int64_t r0, int buf) {
+    if (tid < kBK) rows[buf][tid] = row_info<P>(p, g, r0 + tid, r_end);
+  };
+  auto load_slice = [&](int st) {
 #pragma unroll
     for (int i = 0; i < kBM * kBK / kThreads; ++i) {
       const int r_l = tid % kBK, m_l = tid / kBK + i * (kThreads / kBK);
-      const int64_t m = m0 + m_l, r = r0 + r_l;
-      const int64_t off = (m < ga.M && r < r_end) ? a_offset<P>(p, g, m, r) : -1;
+      const RowInfo& row = rows[st][r_l];
+      const int64_t m = m0 + m_l;
+      const int64_t off = (m < ga.M && row.a >= 0) ? row.a + m * a_stride : -1;
       stage(&As[st][r_l][m_l], A, off);
     }
 #pragma unroll
     for (int i = 0; i < kBN * kBK / kThreads; ++i) {
       const int r_l = tid / kBN + i * (kThreads / kBN);
-      const int64_t r = r0 + r_l;
-      const int64_t off = (col.valid && r < r_end) ? b_offset<P>(p, col, r) : -1;
+      const RowInfo& row = rows[st][r_l];
+      const int64_t off = (col.valid && row.a >= 0) ? b_offset<P>(p, col, row) : -1;
       stage(&Bs[st][r_l][b_col], B, off);
     }
     cp_async_commit();
   };
 
   const int64_t slices = r_end > r_begin ? (r_end - r_begin + kBK - 1) / kBK : 0;
+
+  // Double-buffered pipeline: slice s + 1 is in flight while slice s is multiplied; the row
+  // table of slice s + 2 is computed meanwhile (its buffer was last read when slice s was
+  // issued, before two barriers).
+  auto pipeline = [&](auto&& multiply) {
+    if (slices == 0) return;
+    fill_rows(r_begin, 0);
+    __syncthreads();
+    load_slice(0);
+    if (slices > 1) {
+      fill_rows(r_begin + kBK, 1);
+      __syncthreads();
+    }
+    for (int64_t s = 0; s < slices; ++s) {
+      const int st = static_cast<int>(s & 1);
+      if (s + 1 < slices) {
+        load_slice(st ^ 1);  // tile buffer st^1 was freed by the last barrier
+        if (s + 2 < slices) fill_rows(r_begin + (s + 2) * kBK, st);
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
+      __syncthreads();
+      multiply(st);
+      __syncthreads();  // everyone is done with buffer st before it is refilled
+    }
+  };
 
   if constexpr (!kTensorCores) {
     const int ty = tid / 16, tx = tid % 16;  // outputs (ty + 16 i, tx + 16 j)
@@ -322,16 +379,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int i = 0; i < 4; ++i)
 #pragma unroll
       for (int j = 0; j < 4; ++j) acc[i][j] = Acc(0);
-    if (slices > 0) load_slice(r_begin, 0);
-    for (int64_t s = 0; s < slices; ++s) {
-      const int st = static_cast<int>(s & 1);
-      if (s + 1 < slices) {
-        load_slice(r_begin + (s + 1) * kBK, st ^ 1);  // buffer st^1 was freed by the last sync
-        cp_async_wait<1>();
-      } else {
-        cp_async_wait<0>();
-      }
-      __syncthreads();
+    pipeline([&](int st) {
 #pragma unroll
       for (int kk = 0; kk < kBK; ++kk) {
         Acc a[4], b[4];
@@ -344,8 +392,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
           for (int j = 0; j < 4; ++j) acc[i][j] = fma(a[i], b[j], acc[i][j]);
       }
-      __syncthreads();  // everyone is done with buffer st before it is refilled
-    }
+    });
 #pragma unroll
     for (int i = 0; i < 4; ++i)
 #pragma unroll
@@ -363,16 +410,7 @@ __global__ void __launch_bounds__(kThreads)
     wmma::fragment<wmma::accumulator, 16, 16, W::kK, float> acc[2];
     wmma::fill_fragment(acc[0], 0.0f);
     wmma::fill_fragment(acc[1], 0.0f);
-    if (slices > 0) load_slice(r_begin, 0);
-    for (int64_t s = 0; s < slices; ++s) {
-      const int st = static_cast<int>(s & 1);
-      if (s + 1 < slices) {
-        load_slice(r_begin + (s + 1) * kBK, st ^ 1);
-        cp_async_wait<1>();
-      } else {
-        cp_async_wait<0>();
-      }
-      __syncthreads();
+    pipeline([&](int st) {
 #pragma unroll
       for (int kk = 0; kk < kBK; kk += W::kK) {
         wmma::fragment<wmma::matrix_a, 16, 16, W::kK, typename W::Elem, wmma::col_major> fa;
@@ -392,8 +430,7 @@ __global__ void __launch_bounds__(kThreads)
           wmma::mma_sync(acc[j], fa, fb, acc[j]);
         }
       }
-      __syncthreads();
-    }
+    });
 #pragma unroll
     for (int j = 0; j < 2; ++j)
       wmma::store_matrix_sync(&Cs[wm * 16][wn * 32 + j * 16], acc[j], kLdc, wmma::mem_row_major);
