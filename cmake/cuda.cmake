@@ -32,7 +32,8 @@ pybind11_add_module(_cuda MODULE
   cuda/pool.cu
   csrc/common/geometry.cc)
 target_include_directories(_cuda PRIVATE cuda csrc/include csrc)
-target_compile_definitions(_cuda PRIVATE FASTCONV_CUDA_ARCHITECTURES="${CMAKE_CUDA_ARCHITECTURES}")
+string(REPLACE ";" "," _fastconv_cuda_archs "${CMAKE_CUDA_ARCHITECTURES}")  # no ';' in a -D
+target_compile_definitions(_cuda PRIVATE FASTCONV_CUDA_ARCHITECTURES="${_fastconv_cuda_archs}")
 find_package(CUDAToolkit REQUIRED)
 target_link_libraries(_cuda PRIVATE CUDA::cudart_static)
 install(TARGETS _cuda DESTINATION fastconv)

@@ -1075,6 +1075,9 @@ def run_suite(layers: list[Layer], args: argparse.Namespace, peers: dict[str, An
     if torch is not None:  # --device cuda: event timing; PyTorch picks its cuDNN algorithms
         settings.events = torch.cuda
         torch.backends.cudnn.benchmark = True
+        # Same math on both sides: cuDNN may use TF32 exactly when fastconv does (exact FP32
+        # unless allowed, see fastconv._gpu.set_allow_tf32).
+        torch.backends.cudnn.allow_tf32 = fastconv._gpu.get_allow_tf32("torch")
     tasks = list(_tasks(layers, args.passes))
     progress, rows = Progress(len(tasks)), []
     rates: dict[tuple[str, str], float] = {}
