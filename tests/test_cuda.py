@@ -858,3 +858,41 @@ def test_emulated_end_to_end_pools(emulated_gpu, rng):
         fastconv.max_unpool(y, idx + 1000, 3, **unpool_kw)
     with pytest.raises(TypeError, match="integer"):
         fastconv.max_unpool(y, idx.double(), 3, **unpool_kw)
+
+
+# ---- build switches (CMake configure only; the CPU module's sources are not compiled)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "mode,cudacxx,expect,ok",
+    [
+        ("OFF", None, "CUDA module disabled (FASTCONV_CUDA=OFF)", True),
+        ("AUTO", "/nonexistent/nvcc", "no CUDA compiler found; building the CPU module only", True),
+        ("ON", "/nonexistent/nvcc", "FASTCONV_CUDA=ON but no CUDA compiler", False),
+    ],
+)
+def test_cmake_cuda_switch(tmp_path, mode, cudacxx, expect, ok):
+    import os
+    import shutil
+
+    cmake = shutil.which("cmake", path=str(Path(sys.executable).parent)) or shutil.which("cmake")
+    if cmake is None:
+        pytest.skip("cmake is not installed")
+    pybind11_dir = subprocess.run(
+        [sys.executable, "-m", "pybind11", "--cmakedir"], capture_output=True, text=True
+    ).stdout.strip()
+    env = dict(os.environ)
+    env.pop("CUDACXX", None)
+    if cudacxx:
+        env["CUDACXX"] = cudacxx
+    proc = subprocess.run(
+        [cmake, "-S", str(ROOT), "-B", str(tmp_path), f"-DFASTCONV_CUDA={mode}",
+         f"-Dpybind11_DIR={pybind11_dir}", f"-DPython_EXECUTABLE={sys.executable}"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert expect in out, out
+    assert (proc.returncode == 0) == ok, out
