@@ -291,7 +291,8 @@ template <> struct Wmma<float> {
   using Elem = nvcuda::wmma::precision::tf32;
 };
 
-// Shared-memory row pitch: keeps WMMA pointers 32-byte aligned and spreads banks.
+// Shared-memory row pitch (elements): keeps WMMA pointers 32-byte aligned, SIMT 4-wide reads
+// aligned (68 floats / doubles, 72 halves: rows start on 16 / 32 / 8-byte multiples).
 template <typename T>
 constexpr int kPitch = kBM + (sizeof(T) == 2 ? 8 : 4);
 
@@ -373,7 +374,12 @@ __global__ void __launch_bounds__(kThreads)
   };
 
   if constexpr (!kTensorCores) {
-    const int ty = tid / 16, tx = tid % 16;  // outputs (ty + 16 i, tx + 16 j)
+    // Thread (ty, tx) owns outputs (4 ty + i, 4 tx + j): per k step one 4-wide shared-memory
+    // read of A and one of B feed 16 FMAs (rows are 16-byte aligned for every dtype, see kPitch).
+    const int ty = tid / 16, tx = tid % 16;
+    struct alignas(4 * sizeof(T)) Quad {
+      T v[4];
+    };
     Acc acc[4][4];
 #pragma unroll
     for (int i = 0; i < 4; ++i)
@@ -382,11 +388,14 @@ __global__ void __launch_bounds__(kThreads)
     pipeline([&](int st) {
 #pragma unroll
       for (int kk = 0; kk < kBK; ++kk) {
+        const Quad qa = *reinterpret_cast<const Quad*>(&As[st][kk][4 * ty]);
+        const Quad qb = *reinterpret_cast<const Quad*>(&Bs[st][kk][4 * tx]);
         Acc a[4], b[4];
 #pragma unroll
-        for (int i = 0; i < 4; ++i) a[i] = to_acc(As[st][kk][ty + 16 * i]);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) b[j] = to_acc(Bs[st][kk][tx + 16 * j]);
+        for (int i = 0; i < 4; ++i) {
+          a[i] = to_acc(qa.v[i]);
+          b[i] = to_acc(qb.v[i]);
+        }
 #pragma unroll
         for (int i = 0; i < 4; ++i)
 #pragma unroll
@@ -397,8 +406,10 @@ __global__ void __launch_bounds__(kThreads)
     for (int i = 0; i < 4; ++i)
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        const int64_t m = m0 + ty + 16 * i, n = n0 + tx + 16 * j;
-        if (m < ga.M && n < ga.N) store_c<T, P>(p, ga, g, split, m, n, acc[i][j], bias, out, partial);
+        const int64_t m = m0 + 4 * ty + i, n = n0 + 4 * tx + j;
+        if (m < ga.M && n < ga.N) {
+          store_c<T, P>(p, ga, g, split, m, n, acc[i][j], bias, out, partial);
+        }
       }
   } else {
     namespace wmma = nvcuda::wmma;
@@ -438,7 +449,9 @@ __global__ void __launch_bounds__(kThreads)
     for (int e = tid; e < kBM * kBN; e += kThreads) {
       const int m_l = e / kBN, n_l = e % kBN;  // consecutive threads: consecutive n
       const int64_t m = m0 + m_l, n = n0 + n_l;
-      if (m < ga.M && n < ga.N) store_c<T, P>(p, ga, g, split, m, n, Cs[m_l][n_l], bias, out, partial);
+      if (m < ga.M && n < ga.N) {
+        store_c<T, P>(p, ga, g, split, m, n, Cs[m_l][n_l], bias, out, partial);
+      }
     }
   }
 }

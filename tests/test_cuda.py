@@ -356,7 +356,7 @@ def test_int64_indexing_beyond_2_31_elements():
     x = torch.zeros((1, 1, n), dtype=torch.float16, device="cuda")
     x[0, 0, -2] = 1.0
     y = fastconv.conv(x, w)
-    assert float(y[0, 0, -1]) == 1.0 and float(y[0, 0, -3]) == 1.0
+    assert [float(v) for v in y[0, 0, -3:]] == [0.0, 1.0, 1.0]  # y[j] = x[j] + x[j+1] + x[j+2]
 
 
 # ---- host side: runs on every machine
