@@ -217,7 +217,8 @@ __global__ void __launch_bounds__(kThreads)
       atomicMin(first_bad, static_cast<unsigned long long>(e));
       continue;
     }
-    atomicMax(&winner[plane * out_count + j], static_cast<unsigned long long>(e - plane * in_count + 1));
+    const auto position = static_cast<unsigned long long>(e - plane * in_count + 1);
+    atomicMax(&winner[plane * out_count + j], position);
   }
 }
 

@@ -217,9 +217,7 @@ def test_conv_matches_torch_on_cuda(rng, dtype):
     tol = _tol_name(dtype, "implicit_gemm")
     assert_gpu_close(fastconv.conv2d(x, w, **kw), want, tol, L)
     g = gy.to(x.dtype)
-    assert_gpu_close(
-        fastconv.conv_backward_data(g, w, x.shape, **kw), gx_want, tol, 16 * 9 + 64
-    )
+    assert_gpu_close(fastconv.conv_backward_data(g, w, x.shape, **kw), gx_want, tol, 16 * 9 + 64)
     assert_gpu_close(
         fastconv.conv_backward_weight(x, g, w.shape, **kw), gw_want, tol, 4 * 10 * 9 + 64
     )
@@ -282,8 +280,10 @@ def test_pools_match_cpu_reference(rng, case, dtype):
     np.testing.assert_array_equal(idx.cpu().numpy(), idx64)
     gy, gy64 = gpu_rand(rng, y64.shape, dtype)
     assert_gpu_close(
-        fastconv.max_pool_backward(gy, x, **kw), fastconv.max_pool_backward(gy64, x64, **kw),
-        dtype, 8,
+        fastconv.max_pool_backward(gy, x, **kw),
+        fastconv.max_pool_backward(gy64, x64, **kw),
+        dtype,
+        8,
     )
     for cip in (True, False):
         a = fastconv.avg_pool(x, count_include_pad=cip, **kw)
@@ -298,8 +298,9 @@ def test_pools_match_cpu_reference(rng, case, dtype):
     xp = x.abs() + 0.1
     xp64 = xp.double().cpu().numpy()
     for p in (2.0, 3.0):
-        assert_gpu_close(fastconv.lp_pool(xp, p, **lp_kw), fastconv.lp_pool(xp64, p, **lp_kw),
-                         dtype, 16)
+        assert_gpu_close(
+            fastconv.lp_pool(xp, p, **lp_kw), fastconv.lp_pool(xp64, p, **lp_kw), dtype, 16
+        )
         gyl, gyl64 = gpu_rand(rng, fastconv.lp_pool(xp64, p, **lp_kw).shape, dtype)
         assert_gpu_close(
             fastconv.lp_pool_backward(gyl, xp, p, **lp_kw),
@@ -307,11 +308,15 @@ def test_pools_match_cpu_reference(rng, case, dtype):
             dtype,
             16,
         )
-    unpooled = fastconv.max_unpool(y, idx, **{k: v for k, v in kw.items() if k != "ceil_mode"},
-                                   output_size=shape[2:])
-    want = fastconv.max_unpool(y.double().cpu().numpy(), idx64,
-                               **{k: v for k, v in kw.items() if k != "ceil_mode"},
-                               output_size=shape[2:])
+    unpooled = fastconv.max_unpool(
+        y, idx, **{k: v for k, v in kw.items() if k != "ceil_mode"}, output_size=shape[2:]
+    )
+    want = fastconv.max_unpool(
+        y.double().cpu().numpy(),
+        idx64,
+        **{k: v for k, v in kw.items() if k != "ceil_mode"},
+        output_size=shape[2:],
+    )
     assert_gpu_close(unpooled, want, dtype, 1)
 
 
@@ -319,12 +324,19 @@ def test_pools_match_cpu_reference(rng, case, dtype):
 def test_pools_match_torch_and_global_pools(rng):
     F = torch.nn.functional
     x, x64 = gpu_rand(rng, (4, 8, 15, 13), "float32")
-    assert_gpu_close(fastconv.max_pool(x, 3, stride=2, padding=1, dilation=2),
-                     F.max_pool2d(x, 3, 2, 1, 2), "float32", 1)
-    assert_gpu_close(fastconv.avg_pool(x, 3, stride=2, padding=1, ceil_mode=True),
-                     F.avg_pool2d(x, 3, 2, 1, ceil_mode=True), "float32", 9)
-    assert_gpu_close(fastconv.global_avg_pool(x), x.mean(dim=(2, 3), keepdim=True),
-                     "float32", 195)
+    assert_gpu_close(
+        fastconv.max_pool(x, 3, stride=2, padding=1, dilation=2),
+        F.max_pool2d(x, 3, 2, 1, 2),
+        "float32",
+        1,
+    )
+    assert_gpu_close(
+        fastconv.avg_pool(x, 3, stride=2, padding=1, ceil_mode=True),
+        F.avg_pool2d(x, 3, 2, 1, ceil_mode=True),
+        "float32",
+        9,
+    )
+    assert_gpu_close(fastconv.global_avg_pool(x), x.mean(dim=(2, 3), keepdim=True), "float32", 195)
     assert_gpu_close(fastconv.global_max_pool(x), x.amax(dim=(2, 3), keepdim=True), "float32", 1)
 
 
@@ -381,8 +393,9 @@ def test_cpu_and_gpu_arrays_mixed_raise_valueerror_before_any_launch():
     with pytest.raises(ValueError, match=r"w is on cuda:0 but x is on the CPU"):
         fastconv.conv(x, FakeDeviceArray((3, 2, 3, 3)))
     with pytest.raises(ValueError, match=r"bias is on the CPU|on the CPU"):
-        fastconv.conv(FakeDeviceArray((1, 2, 5, 5)), FakeDeviceArray((3, 2, 3, 3)),
-                      np.ones(3, np.float32))
+        fastconv.conv(
+            FakeDeviceArray((1, 2, 5, 5)), FakeDeviceArray((3, 2, 3, 3)), np.ones(3, np.float32)
+        )
     with pytest.raises(ValueError, match="same device"):
         fastconv.max_pool_backward(FakeDeviceArray((1, 1, 2, 2)), x, 2)
 
@@ -401,8 +414,12 @@ def test_array_device_classification():
     assert _gpu.array_device(FakeDeviceArray((1,), 1, 0)) == ("cpu", 0)
 
     class CAI:
-        __cuda_array_interface__ = {"shape": (2,), "typestr": "<f4", "data": (0, False),
-                                    "version": 3}
+        __cuda_array_interface__ = {
+            "shape": (2,),
+            "typestr": "<f4",
+            "data": (0, False),
+            "version": 3,
+        }
 
     assert _gpu.array_device(CAI())[0] == "cuda"
     if torch is not None:
@@ -507,9 +524,15 @@ def test_bench_device_cuda_fails_cleanly_without_a_gpu():
 @pytest.mark.skipif(_gpu._cuda_module() is None, reason="fastconv._cuda is not built")
 def test_cuda_module_imports_and_queries_without_a_gpu():
     proc = subprocess.run(
-        [sys.executable, "-c",
-         "from fastconv import _cuda; d, e = _cuda.devices(); print(len(d), _cuda.runtime_version())"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "from fastconv import _cuda; d, e = _cuda.devices(); "
+            "print(len(d), _cuda.runtime_version())",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
 
@@ -527,11 +550,18 @@ EMULATION_SOURCES = Path(__file__).resolve().parent.parent / "cuda"
 
 
 def _load_emulation():
-    sources = [*EMULATION_SOURCES.glob("*.cu"), *EMULATION_SOURCES.glob("*.h"),
-               *EMULATION_SOURCES.glob("*.cuh"), *EMULATION_SOURCES.glob("emulation/*")]
+    sources = [
+        *EMULATION_SOURCES.glob("*.cu"),
+        *EMULATION_SOURCES.glob("*.h"),
+        *EMULATION_SOURCES.glob("*.cuh"),
+        *EMULATION_SOURCES.glob("emulation/*"),
+    ]
     built = list(EMULATION_DIR.glob("fastconv_cuda_emulation*.so"))
     if not built:
-        return None, "not built: run `sh cuda/emulation/build.sh` (about 30 s, needs the CUDA headers)"
+        return (
+            None,
+            "not built: run `sh cuda/emulation/build.sh` (about 30 s, needs the CUDA headers)",
+        )
     if max(s.stat().st_mtime for s in sources) > built[0].stat().st_mtime:
         return None, "stale: the CUDA sources changed; rerun `sh cuda/emulation/build.sh`"
     sys.path.insert(0, str(EMULATION_DIR))
@@ -547,9 +577,15 @@ def _load_emulation():
 EMU, EMU_REASON = _load_emulation()
 requires_emulation = pytest.mark.skipif(EMU is None, reason=f"CUDA host emulation {EMU_REASON}")
 
-EMU_MATHS = [("float64", "simt"), ("float32", "simt"), ("float32", "tensor_core"),
-             ("float16", "tensor_core"), ("float16", "simt"), ("bfloat16", "tensor_core"),
-             ("bfloat16", "simt")]
+EMU_MATHS = [
+    ("float64", "simt"),
+    ("float32", "simt"),
+    ("float32", "tensor_core"),
+    ("float16", "tensor_core"),
+    ("float16", "simt"),
+    ("bfloat16", "tensor_core"),
+    ("bfloat16", "simt"),
+]
 
 
 def round_to(a, dtype):
@@ -570,21 +606,50 @@ def _emu_conv(pass_, algo, math_, dtype, x_shape, w_shape, kw, a, b, bias=None, 
     """emu.conv with the conv geometry of `kw` (resolved like fastconv does)."""
     from fastconv.functional import _conv_window
 
-    win = _conv_window(list(x_shape), list(w_shape), kw.get("stride", 1), kw.get("padding", 0),
-                       kw.get("dilation", 1))
+    win = _conv_window(
+        list(x_shape),
+        list(w_shape),
+        kw.get("stride", 1),
+        kw.get("padding", 0),
+        kw.get("dilation", 1),
+    )
     hi = win.pad_hi if op_pad is None else [h - o for h, o in zip(win.pad_hi, op_pad)]
-    return EMU.conv(pass_, algo, math_, dtype, list(x_shape), list(w_shape), win.stride,
-                    win.pad_lo, hi, win.dilation, kw.get("groups", 1), kw.get("mode") == "conv",
-                    a, b, bias)
+    return EMU.conv(
+        pass_,
+        algo,
+        math_,
+        dtype,
+        list(x_shape),
+        list(w_shape),
+        win.stride,
+        win.pad_lo,
+        hi,
+        win.dilation,
+        kw.get("groups", 1),
+        kw.get("mode") == "conv",
+        a,
+        b,
+        bias,
+    )
 
 
 # The default run keeps a quick subset (three ranks, exact FP32 and fp16 tensor cores); the
 # whole matrix takes about a minute on two cores: `pytest -m slow tests/test_cuda.py -k emulated`.
-_QUICK_EMU = {(0, "float32", "simt"), (2, "float16", "tensor_core"), (6, "float32", "simt"),
-              (7, "bfloat16", "tensor_core"), (9, "float64", "simt")}
+_QUICK_EMU = {
+    (0, "float32", "simt"),
+    (2, "float16", "tensor_core"),
+    (6, "float32", "simt"),
+    (7, "bfloat16", "tensor_core"),
+    (9, "float64", "simt"),
+}
 EMU_CONV_PARAMS = [
-    pytest.param(case, dtype, math_, id=f"{cid}-{dtype}-{math_}",
-                 marks=() if (i, dtype, math_) in _QUICK_EMU else pytest.mark.slow)
+    pytest.param(
+        case,
+        dtype,
+        math_,
+        id=f"{cid}-{dtype}-{math_}",
+        marks=() if (i, dtype, math_) in _QUICK_EMU else pytest.mark.slow,
+    )
     for i, (case, cid) in enumerate(zip(CONV_CASES, CONV_IDS))
     for dtype, math_ in EMU_MATHS
 ]
@@ -614,8 +679,12 @@ def test_emulated_conv_kernels_match_cpu_reference(rng, case, dtype, math_):
         got = _emu_conv("backward_weight", algo, math_, dtype, x_shape, w_shape, kw, x, gy)
         assert_gpu_close(got, dw, tol, max(y.size // max(w_shape[0], 1), 1), f"bw {algo}")
     if y.size:
-        assert_gpu_close(EMU.bias_grad(dtype, list(gy.shape), gy), fastconv.conv_backward_bias(gy),
-                         dtype, gy.size // w_shape[0])
+        assert_gpu_close(
+            EMU.bias_grad(dtype, list(gy.shape), gy),
+            fastconv.conv_backward_bias(gy),
+            dtype,
+            gy.size // w_shape[0],
+        )
 
 
 @requires_emulation
@@ -630,8 +699,9 @@ def test_emulated_split_backward_weight_is_exact_and_tiles_cover_everything(rng,
         y = fastconv.conv(x, w, algo="reference", **kw)
         gy = rng.uniform(-1, 1, y.shape)
         dw = fastconv.conv_backward_weight(x, gy, w_shape, algo="reference", **kw)
-        got = _emu_conv("backward_weight", "implicit_gemm", "simt", "float64", x_shape, w_shape,
-                        kw, x, gy)
+        got = _emu_conv(
+            "backward_weight", "implicit_gemm", "simt", "float64", x_shape, w_shape, kw, x, gy
+        )
         assert_gpu_close(got, dw, "float64", 1)
     finally:
         EMU.set_multiprocessors(8)
@@ -639,7 +709,8 @@ def test_emulated_split_backward_weight_is_exact_and_tiles_cover_everything(rng,
 
 @requires_emulation
 @pytest.mark.parametrize(
-    "dtype,math_", [("float64", "simt"), pytest.param("float16", "tensor_core", marks=pytest.mark.slow)]
+    "dtype,math_",
+    [("float64", "simt"), pytest.param("float16", "tensor_core", marks=pytest.mark.slow)],
 )
 @pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=lambda c: f"{len(c[0]) - 2}d")
 def test_emulated_transposed_conv_runs_the_conv_passes(rng, case, dtype, math_):
@@ -656,15 +727,27 @@ def test_emulated_transposed_conv_runs_the_conv_passes(rng, case, dtype, math_):
     op = [op] * rank if isinstance(op, int) else list(op)
     conv_kw = {k: v for k, v in kw.items() if k != "output_padding"}
     taps = math.prod(w_shape[2:])
-    got = _emu_conv("backward_data", "implicit_gemm", math_, dtype, y.shape, w_shape, conv_kw, x,
-                    w, op_pad=op)
+    got = _emu_conv(
+        "backward_data", "implicit_gemm", math_, dtype, y.shape, w_shape, conv_kw, x, w, op_pad=op
+    )
     assert_gpu_close(got, y, dtype, w_shape[0] // groups * taps, "transposed forward")
-    got = _emu_conv("forward", "implicit_gemm", math_, dtype, y.shape, w_shape, conv_kw, gy, w,
-                    op_pad=op)
+    got = _emu_conv(
+        "forward", "implicit_gemm", math_, dtype, y.shape, w_shape, conv_kw, gy, w, op_pad=op
+    )
     want = fastconv.conv_transpose_backward_data(gy, w, algo="reference", **kw)
     assert_gpu_close(got, want, dtype, w_shape[1] * taps, "transposed backward_data")
-    got = _emu_conv("backward_weight", "implicit_gemm", math_, dtype, y.shape, w_shape, conv_kw,
-                    gy, x, op_pad=op)
+    got = _emu_conv(
+        "backward_weight",
+        "implicit_gemm",
+        math_,
+        dtype,
+        y.shape,
+        w_shape,
+        conv_kw,
+        gy,
+        x,
+        op_pad=op,
+    )
     want = fastconv.conv_transpose_backward_weight(x, gy, w_shape, algo="reference", **kw)
     assert_gpu_close(got, want, dtype, x.size // x_shape[1], "transposed backward_weight")
 
@@ -677,22 +760,41 @@ def test_emulated_depthwise_31x31(rng):
     x, w = rng.uniform(-1, 1, x_shape), rng.uniform(-1, 1, w_shape)
     y = fastconv.conv(x, w, **kw)
     gy = rng.uniform(-1, 1, y.shape)
-    assert_gpu_close(_emu_conv("forward", "depthwise", "simt", "float64", x_shape, w_shape, kw,
-                               x, w), y, "float64", 1)
-    assert_gpu_close(_emu_conv("backward_data", "depthwise", "simt", "float64", x_shape, w_shape,
-                               kw, gy, w), fastconv.conv_backward_data(gy, w, x_shape, **kw),
-                     "float64", 1)
-    assert_gpu_close(_emu_conv("backward_weight", "depthwise", "simt", "float64", x_shape,
-                               w_shape, kw, x, gy),
-                     fastconv.conv_backward_weight(x, gy, w_shape, **kw), "float64", 1)
+    assert_gpu_close(
+        _emu_conv("forward", "depthwise", "simt", "float64", x_shape, w_shape, kw, x, w),
+        y,
+        "float64",
+        1,
+    )
+    assert_gpu_close(
+        _emu_conv("backward_data", "depthwise", "simt", "float64", x_shape, w_shape, kw, gy, w),
+        fastconv.conv_backward_data(gy, w, x_shape, **kw),
+        "float64",
+        1,
+    )
+    assert_gpu_close(
+        _emu_conv("backward_weight", "depthwise", "simt", "float64", x_shape, w_shape, kw, x, gy),
+        fastconv.conv_backward_weight(x, gy, w_shape, **kw),
+        "float64",
+        1,
+    )
 
 
 @requires_emulation
-@pytest.mark.parametrize("dtype", ["float32", pytest.param("float64", marks=pytest.mark.slow),
-                                   pytest.param("float16", marks=pytest.mark.slow),
-                                   pytest.param("bfloat16", marks=pytest.mark.slow)])
-@pytest.mark.parametrize("case", POOL_CASES + [((2, 2, 7, 6), dict(kernel_size=(7, 6)))],
-                         ids=lambda c: f"{len(c[0]) - 2}d-{c[1]['kernel_size']}")
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        "float32",
+        pytest.param("float64", marks=pytest.mark.slow),
+        pytest.param("float16", marks=pytest.mark.slow),
+        pytest.param("bfloat16", marks=pytest.mark.slow),
+    ],
+)
+@pytest.mark.parametrize(
+    "case",
+    POOL_CASES + [((2, 2, 7, 6), dict(kernel_size=(7, 6)))],
+    ids=lambda c: f"{len(c[0]) - 2}d-{c[1]['kernel_size']}",
+)
 def test_emulated_pool_kernels_match_cpu_reference(rng, case, dtype):
     from fastconv.functional import _pool_window
 
@@ -707,26 +809,43 @@ def test_emulated_pool_kernels_match_cpu_reference(rng, case, dtype):
     assert_gpu_close(y, y64, dtype, 1)
     np.testing.assert_array_equal(idx, idx64)
     gy = round_to(rng.uniform(-1, 1, y64.shape), dtype)
-    assert_gpu_close(EMU.pool_backward("max", dtype, *geo, True, 1.0, gy, x),
-                     fastconv.max_pool_backward(gy, x, **kw), dtype, 8)
+    assert_gpu_close(
+        EMU.pool_backward("max", dtype, *geo, True, 1.0, gy, x),
+        fastconv.max_pool_backward(gy, x, **kw),
+        dtype,
+        8,
+    )
     for cip in (True, False):
         y, _ = EMU.pool_forward("avg", dtype, *geo, cip, 1.0, x)
         assert_gpu_close(y, fastconv.avg_pool(x, count_include_pad=cip, **kw), dtype, 8)
-        assert_gpu_close(EMU.pool_backward("avg", dtype, *geo, cip, 1.0, gy, x),
-                         fastconv.avg_pool_backward(gy, x.shape, count_include_pad=cip, **kw),
-                         dtype, 8)
+        assert_gpu_close(
+            EMU.pool_backward("avg", dtype, *geo, cip, 1.0, gy, x),
+            fastconv.avg_pool_backward(gy, x.shape, count_include_pad=cip, **kw),
+            dtype,
+            8,
+        )
     if not any(win.pad_lo):  # lp pools take no padding
         xp = round_to(np.abs(x) + 0.1, dtype)
         lp_kw = {k_: v for k_, v in kw.items() if k_ in ("kernel_size", "stride", "ceil_mode")}
         for p in (2.0, 3.0):
             y, _ = EMU.pool_forward("lp", dtype, *geo, True, p, xp)
             assert_gpu_close(y, fastconv.lp_pool(xp, p, **lp_kw), dtype, 16)
-            assert_gpu_close(EMU.pool_backward("lp", dtype, *geo, True, p, gy, xp),
-                             fastconv.lp_pool_backward(gy, xp, p, **lp_kw), dtype, 16)
+            assert_gpu_close(
+                EMU.pool_backward("lp", dtype, *geo, True, p, gy, xp),
+                fastconv.lp_pool_backward(gy, xp, p, **lp_kw),
+                dtype,
+                16,
+            )
     # max_unpool: duplicates (overlapping windows) keep the last, as on the CPU
     out_shape = list(shape)
-    want = fastconv.max_unpool(y64, idx64, kw["kernel_size"], stride=kw.get("stride"),
-                               padding=kw.get("padding", 0), output_size=shape[2:])
+    want = fastconv.max_unpool(
+        y64,
+        idx64,
+        kw["kernel_size"],
+        stride=kw.get("stride"),
+        padding=kw.get("padding", 0),
+        output_size=shape[2:],
+    )
     assert_gpu_close(EMU.max_unpool(dtype, out_shape, y64, idx64), want, dtype, 1)
     with pytest.raises(ValueError, match="bad index"):
         EMU.max_unpool(dtype, out_shape, y64, idx64 + 10**6)
@@ -795,12 +914,21 @@ def test_emulated_end_to_end_conv_and_transposed_conv(emulated_gpu, rng, dtype):
     assert_gpu_close(y, y64, dtype, 18)
     gy64 = round_to(rng.uniform(-1, 1, y64.shape), dtype)
     gy = _t(gy64, dtype)
-    assert_gpu_close(fastconv.conv_backward_data(gy, w, x.shape, **kw),
-                     fastconv.conv_backward_data(gy64, w64, x64.shape, **kw), dtype, 12)
-    assert_gpu_close(fastconv.conv_backward_weight(x, gy, w.shape, **kw),
-                     fastconv.conv_backward_weight(x64, gy64, w64.shape, **kw), dtype, gy64.size)
-    assert_gpu_close(fastconv.conv_backward_bias(gy), fastconv.conv_backward_bias(gy64), dtype,
-                     gy64.size)
+    assert_gpu_close(
+        fastconv.conv_backward_data(gy, w, x.shape, **kw),
+        fastconv.conv_backward_data(gy64, w64, x64.shape, **kw),
+        dtype,
+        12,
+    )
+    assert_gpu_close(
+        fastconv.conv_backward_weight(x, gy, w.shape, **kw),
+        fastconv.conv_backward_weight(x64, gy64, w64.shape, **kw),
+        dtype,
+        gy64.size,
+    )
+    assert_gpu_close(
+        fastconv.conv_backward_bias(gy), fastconv.conv_backward_bias(gy64), dtype, gy64.size
+    )
     with pytest.raises(ValueError, match="grad_y must have shape"):
         fastconv.conv_backward_data(gy[:, :, :-1], w, x.shape, **kw)
     with pytest.raises(ValueError, match="is on the CPU"):
@@ -814,11 +942,18 @@ def test_emulated_end_to_end_conv_and_transposed_conv(emulated_gpu, rng, dtype):
     assert_gpu_close(fastconv.conv_transpose(x, wt, bt, **tkw), yt64, dtype, 27)
     gyt64 = round_to(rng.uniform(-1, 1, yt64.shape), dtype)
     gyt = _t(gyt64, dtype)
-    assert_gpu_close(fastconv.conv_transpose_backward_data(gyt, wt, **tkw),
-                     fastconv.conv_transpose_backward_data(gyt64, wt64, **tkw), dtype, 18)
-    assert_gpu_close(fastconv.conv_transpose_backward_weight(x, gyt, wt.shape, **tkw),
-                     fastconv.conv_transpose_backward_weight(x64, gyt64, wt64.shape, **tkw),
-                     dtype, x64.size)
+    assert_gpu_close(
+        fastconv.conv_transpose_backward_data(gyt, wt, **tkw),
+        fastconv.conv_transpose_backward_data(gyt64, wt64, **tkw),
+        dtype,
+        18,
+    )
+    assert_gpu_close(
+        fastconv.conv_transpose_backward_weight(x, gyt, wt.shape, **tkw),
+        fastconv.conv_transpose_backward_weight(x64, gyt64, wt64.shape, **tkw),
+        dtype,
+        x64.size,
+    )
     # depthwise chosen by auto, and forced
     wd64 = round_to(rng.uniform(-1, 1, (12, 1, 3, 3)), dtype)
     yd = fastconv.conv(x, _t(wd64, dtype), padding=1, groups=6, algo="depthwise")
@@ -838,22 +973,37 @@ def test_emulated_end_to_end_pools(emulated_gpu, rng):
     np.testing.assert_array_equal(idx.numpy(), idx64)
     gy64 = rng.uniform(-1, 1, y64.shape).astype(np.float32).astype(np.float64)
     gy = _t(gy64, "float32")
-    assert_gpu_close(fastconv.max_pool_backward(gy, x, 3, **kw),
-                     fastconv.max_pool_backward(gy64, x64, 3, **kw), "float32", 9)
+    assert_gpu_close(
+        fastconv.max_pool_backward(gy, x, 3, **kw),
+        fastconv.max_pool_backward(gy64, x64, 3, **kw),
+        "float32",
+        9,
+    )
     assert_gpu_close(fastconv.avg_pool(x, 3, **kw), fastconv.avg_pool(x64, 3, **kw), "float32", 9)
-    assert_gpu_close(fastconv.avg_pool_backward(gy, x.shape, 3, **kw),
-                     fastconv.avg_pool_backward(gy64, x64.shape, 3, **kw), "float32", 9)
+    assert_gpu_close(
+        fastconv.avg_pool_backward(gy, x.shape, 3, **kw),
+        fastconv.avg_pool_backward(gy64, x64.shape, 3, **kw),
+        "float32",
+        9,
+    )
     xp64, xp = np.abs(x64) + 0.5, x.abs() + 0.5
     assert_gpu_close(fastconv.lp_pool(xp, 2, 2), fastconv.lp_pool(xp64, 2, 2), "float32", 4)
     gl64 = round_to(rng.uniform(-1, 1, (2, 3, 4, 4)), "float32")
-    assert_gpu_close(fastconv.lp_pool_backward(_t(gl64, "float32"), xp, 2, 2),
-                     fastconv.lp_pool_backward(gl64, xp64, 2, 2),
-                     "float32", 4)
+    assert_gpu_close(
+        fastconv.lp_pool_backward(_t(gl64, "float32"), xp, 2, 2),
+        fastconv.lp_pool_backward(gl64, xp64, 2, 2),
+        "float32",
+        4,
+    )
     assert_gpu_close(fastconv.global_avg_pool(x), fastconv.global_avg_pool(x64), "float32", 72)
     assert_gpu_close(fastconv.global_max_pool(x), fastconv.global_max_pool(x64), "float32", 1)
     unpool_kw = dict(stride=2, padding=1, output_size=(9, 8))
-    assert_gpu_close(fastconv.max_unpool(y, idx, 3, **unpool_kw),
-                     fastconv.max_unpool(y64, idx64, 3, **unpool_kw), "float32", 1)
+    assert_gpu_close(
+        fastconv.max_unpool(y, idx, 3, **unpool_kw),
+        fastconv.max_unpool(y64, idx64, 3, **unpool_kw),
+        "float32",
+        1,
+    )
     with pytest.raises(ValueError, match="indices must lie in"):
         fastconv.max_unpool(y, idx + 1000, 3, **unpool_kw)
     with pytest.raises(TypeError, match="integer"):
@@ -889,9 +1039,20 @@ def test_cmake_cuda_switch(tmp_path, mode, cudacxx, expect, ok):
     if cudacxx:
         env["CUDACXX"] = cudacxx
     proc = subprocess.run(
-        [cmake, "-S", str(ROOT), "-B", str(tmp_path), f"-DFASTCONV_CUDA={mode}",
-         f"-Dpybind11_DIR={pybind11_dir}", f"-DPython_EXECUTABLE={sys.executable}"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            cmake,
+            "-S",
+            str(ROOT),
+            "-B",
+            str(tmp_path),
+            f"-DFASTCONV_CUDA={mode}",
+            f"-Dpybind11_DIR={pybind11_dir}",
+            f"-DPython_EXECUTABLE={sys.executable}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     out = proc.stdout + proc.stderr
     assert expect in out, out

@@ -43,7 +43,9 @@ struct Buffer {
     switch (t) {
       case fc::DType::kF32: reinterpret_cast<float*>(bytes.data())[i] = float(v); break;
       case fc::DType::kF64: reinterpret_cast<double*>(bytes.data())[i] = v; break;
-      case fc::DType::kF16: reinterpret_cast<__half*>(bytes.data())[i] = __float2half_rn(float(v)); break;
+      case fc::DType::kF16:
+        reinterpret_cast<__half*>(bytes.data())[i] = __float2half_rn(float(v));
+        break;
       case fc::DType::kBF16:
         reinterpret_cast<__nv_bfloat16*>(bytes.data())[i] = __float2bfloat16_rn(float(v));
         break;
@@ -117,8 +119,10 @@ Array bias_grad(const std::string& dtype, const Shape& gy_shape, const Array& gy
 }
 
 fc::PoolArgs pool_args(const std::string& kind, bool cip, double p) {
-  return {kind == "max" ? fc::PoolKind::kMax : kind == "avg" ? fc::PoolKind::kAvg : fc::PoolKind::kLp,
-          cip, p};
+  const fc::PoolKind k = kind == "max"   ? fc::PoolKind::kMax
+                         : kind == "avg" ? fc::PoolKind::kAvg
+                                         : fc::PoolKind::kLp;
+  return {k, cip, p};
 }
 
 py::tuple pool_forward(const std::string& kind, const std::string& dtype, const Shape& x_shape,
@@ -154,7 +158,8 @@ Array max_unpool(const std::string& dtype, const Shape& out_shape, const Array& 
                  const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& idx) {
   const fc::DType t = parse_dtype(dtype);
   const int64_t planes = out_shape[0] * out_shape[1];
-  const int64_t out_count = fastconv::checked_product(out_shape, "out") / std::max<int64_t>(planes, 1);
+  const int64_t out_count =
+      fastconv::checked_product(out_shape, "out") / std::max<int64_t>(planes, 1);
   const int64_t in_count = x.size() / std::max<int64_t>(planes, 1);
   Buffer bx = to_buffer(t, x);
   Buffer y = poisoned(t, planes * out_count);

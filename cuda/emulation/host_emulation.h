@@ -195,7 +195,9 @@ struct fragment {
 };
 
 inline void check_access(const void* p, unsigned ldm, size_t elem) {
-  if (reinterpret_cast<uintptr_t>(p) % 32 != 0) throw std::runtime_error("wmma: pointer not 256-bit aligned");
+  if (reinterpret_cast<uintptr_t>(p) % 32 != 0) {
+    throw std::runtime_error("wmma: pointer not 256-bit aligned");
+  }
   if ((ldm * elem) % 16 != 0) throw std::runtime_error("wmma: ldm not a multiple of 16 bytes");
 }
 

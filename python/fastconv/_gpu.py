@@ -235,8 +235,10 @@ def _operand(obj: Any, name: str, index_array: bool = False) -> _Operand:
         except ImportError:
             import cupy
 
-            obj = cupy.asarray(obj) if hasattr(obj, "__cuda_array_interface__") else (
-                cupy.from_dlpack(obj)
+            obj = (
+                cupy.asarray(obj)
+                if hasattr(obj, "__cuda_array_interface__")
+                else (cupy.from_dlpack(obj))
             )
     if _is_torch(obj):
         import torch
@@ -420,13 +422,40 @@ def _functional() -> Any:
 # ---- convolution
 
 
-def _run_conv(call: _Call, pass_: str, algo: str, x_shape, w_shape, win, groups, mode, a, b, out,
-              bias: str = "") -> None:
+def _run_conv(
+    call: _Call,
+    pass_: str,
+    algo: str,
+    x_shape,
+    w_shape,
+    win,
+    groups,
+    mode,
+    a,
+    b,
+    out,
+    bias: str = "",
+) -> None:
     name, math_ = _kernel_args(call, algo)
     call.module.conv(
-        pass_, name, math_, call.dtype, call.device, call.stream(), list(x_shape), list(w_shape),
-        win.stride, win.pad_lo, win.pad_hi, win.dilation, groups, mode == "conv",
-        call.ptr(a), call.ptr(b), call.ptr(bias), out.ptr,
+        pass_,
+        name,
+        math_,
+        call.dtype,
+        call.device,
+        call.stream(),
+        list(x_shape),
+        list(w_shape),
+        win.stride,
+        win.pad_lo,
+        win.pad_hi,
+        win.dilation,
+        groups,
+        mode == "conv",
+        call.ptr(a),
+        call.ptr(b),
+        call.ptr(bias),
+        out.ptr,
     )
 
 
@@ -446,8 +475,9 @@ def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, mode="cr
     return out.obj
 
 
-def conv_backward_data(grad_y, w, x_shape, *, stride=1, padding=0, dilation=1, groups=1,
-                       mode="cross", algo="auto"):
+def conv_backward_data(
+    grad_y, w, x_shape, *, stride=1, padding=0, dilation=1, groups=1, mode="cross", algo="auto"
+):
     F = _functional()
     call = _prepare(grad_y=grad_y, w=w)
     gs, ws = call["grad_y"].shape, call["w"].shape
@@ -464,8 +494,9 @@ def conv_backward_data(grad_y, w, x_shape, *, stride=1, padding=0, dilation=1, g
     return out.obj
 
 
-def conv_backward_weight(x, grad_y, w_shape, *, stride=1, padding=0, dilation=1, groups=1,
-                         mode="cross", algo="auto"):
+def conv_backward_weight(
+    x, grad_y, w_shape, *, stride=1, padding=0, dilation=1, groups=1, mode="cross", algo="auto"
+):
     F = _functional()
     call = _prepare(x=x, grad_y=grad_y)
     xs, gs = call["x"].shape, call["grad_y"].shape
@@ -501,14 +532,30 @@ def conv_backward_bias(grad_y):
 def _run_transpose(call, pass_, algo, x_shape, ws, win, op_pad, groups, a, b, out, bias=""):
     name, math_ = _kernel_args(call, algo)
     call.module.conv_transpose(
-        pass_, name, math_, call.dtype, call.device, call.stream(), list(x_shape), list(ws),
-        win.stride, win.pad_lo, win.pad_hi, op_pad, win.dilation, groups,
-        call.ptr(a), call.ptr(b), call.ptr(bias), out.ptr,
+        pass_,
+        name,
+        math_,
+        call.dtype,
+        call.device,
+        call.stream(),
+        list(x_shape),
+        list(ws),
+        win.stride,
+        win.pad_lo,
+        win.pad_hi,
+        op_pad,
+        win.dilation,
+        groups,
+        call.ptr(a),
+        call.ptr(b),
+        call.ptr(bias),
+        out.ptr,
     )
 
 
-def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1,
-                   groups=1, algo="auto"):
+def conv_transpose(
+    x, w, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1, algo="auto"
+):
     F = _functional()
     call = _prepare(x=x, w=w, bias=bias)
     xs, ws = call["x"].shape, call["w"].shape
@@ -526,8 +573,9 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, di
     return out.obj
 
 
-def conv_transpose_backward_data(grad_y, w, *, stride=1, padding=0, output_padding=0, dilation=1,
-                                 groups=1, algo="auto"):
+def conv_transpose_backward_data(
+    grad_y, w, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1, algo="auto"
+):
     F = _functional()
     call = _prepare(grad_y=grad_y, w=w)
     gs, ws = call["grad_y"].shape, call["w"].shape
@@ -544,13 +592,15 @@ def conv_transpose_backward_data(grad_y, w, *, stride=1, padding=0, output_paddi
     _expect_shape("grad_y", gs, y_shape)
     name = select_conv("conv_transpose", "backward_data", ws, algo)
     out = call.empty(x_shape)
-    _run_transpose(call, "backward_data", name, x_shape, ws, win, op_pad, groups, "grad_y", "w",
-                   out)
+    _run_transpose(
+        call, "backward_data", name, x_shape, ws, win, op_pad, groups, "grad_y", "w", out
+    )
     return out.obj
 
 
-def conv_transpose_backward_weight(x, grad_y, w_shape, *, stride=1, padding=0, output_padding=0,
-                                   dilation=1, groups=1, algo="auto"):
+def conv_transpose_backward_weight(
+    x, grad_y, w_shape, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1, algo="auto"
+):
     F = _functional()
     call = _prepare(x=x, grad_y=grad_y)
     xs, gs = call["x"].shape, call["grad_y"].shape
@@ -567,28 +617,43 @@ def conv_transpose_backward_weight(x, grad_y, w_shape, *, stride=1, padding=0, o
     _expect_shape("grad_y", gs, y_shape)
     name = select_conv("conv_transpose", "backward_weight", w_shape, algo)
     out = call.empty(w_shape)
-    _run_transpose(call, "backward_weight", name, xs, w_shape, win, op_pad, groups, "x",
-                   "grad_y", out)
+    _run_transpose(
+        call, "backward_weight", name, xs, w_shape, win, op_pad, groups, "x", "grad_y", out
+    )
     return out.obj
 
 
 # ---- pooling
 
 
-def _run_pool_forward(call, kind, xs, k, win, ceil_mode, count_include_pad=True, p=1.0,
-                      return_indices=False):
+def _run_pool_forward(
+    call, kind, xs, k, win, ceil_mode, count_include_pad=True, p=1.0, return_indices=False
+):
     out_shape = _C.pool_output_shape(list(xs), k, *win.args(), win.dilation, ceil_mode)
     y = call.empty(out_shape)
     idx = call.empty(out_shape, "int64") if return_indices else None
     call.module.pool_forward(
-        kind, call.dtype, call.device, call.stream(), list(xs), k, *win.args(), win.dilation,
-        ceil_mode, count_include_pad, float(p), call.ptr("x"), y.ptr, idx.ptr if idx else 0,
+        kind,
+        call.dtype,
+        call.device,
+        call.stream(),
+        list(xs),
+        k,
+        *win.args(),
+        win.dilation,
+        ceil_mode,
+        count_include_pad,
+        float(p),
+        call.ptr("x"),
+        y.ptr,
+        idx.ptr if idx else 0,
     )
     return y, idx
 
 
-def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False,
-             return_indices=False):
+def max_pool(
+    x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
     F = _functional()
     call = _prepare(x=x)
     xs = call["x"].shape
@@ -624,15 +689,27 @@ def _run_pool_backward(call, kind, x_shape, k, win, ceil_mode, count_include_pad
     _expect_shape("grad_y", call["grad_y"].shape, out_shape)
     gx = call.empty(x_shape)
     call.module.pool_backward(
-        kind, call.dtype, call.device, call.stream(), list(x_shape), k, *win.args(),
-        win.dilation, ceil_mode, count_include_pad, float(p), call.ptr("grad_y"), call.ptr("x"),
+        kind,
+        call.dtype,
+        call.device,
+        call.stream(),
+        list(x_shape),
+        k,
+        *win.args(),
+        win.dilation,
+        ceil_mode,
+        count_include_pad,
+        float(p),
+        call.ptr("grad_y"),
+        call.ptr("x"),
         gx.ptr,
     )
     return gx.obj
 
 
-def max_pool_backward(grad_y, x, kernel_size, *, stride=None, padding=0, dilation=1,
-                      ceil_mode=False):
+def max_pool_backward(
+    grad_y, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False
+):
     F = _functional()
     call = _prepare(grad_y=grad_y, x=x)
     xs = call["x"].shape
@@ -641,8 +718,9 @@ def max_pool_backward(grad_y, x, kernel_size, *, stride=None, padding=0, dilatio
     return _run_pool_backward(call, "max", xs, k, win, ceil_mode)
 
 
-def avg_pool_backward(grad_y, x_shape, kernel_size, *, stride=None, padding=0, ceil_mode=False,
-                      count_include_pad=True):
+def avg_pool_backward(
+    grad_y, x_shape, kernel_size, *, stride=None, padding=0, ceil_mode=False, count_include_pad=True
+):
     F = _functional()
     call = _prepare(grad_y=grad_y)
     x_shape = full_shape(x_shape, "x_shape", len(call["grad_y"].shape))
@@ -692,8 +770,15 @@ def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=N
     y = call.empty(out_shape)
     planes = xs[0] * xs[1]
     call.module.max_unpool(
-        call.dtype, call.device, call.stream(), planes, math.prod(xs[2:]), math.prod(spatial),
-        call.ptr("x"), call.ptr("indices"), y.ptr,
+        call.dtype,
+        call.device,
+        call.stream(),
+        planes,
+        math.prod(xs[2:]),
+        math.prod(spatial),
+        call.ptr("x"),
+        call.ptr("indices"),
+        y.ptr,
     )
     return y.obj
 
