@@ -19,6 +19,14 @@ elseif(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
   # SASS for Ampere and Hopper, PTX for newer GPUs.
   set(CMAKE_CUDA_ARCHITECTURES "80-real;90-real;90-virtual")
 endif()
+# The kernels use cp.async and bfloat16/TF32 tensor cores: sm_80 (Ampere) or newer only.
+foreach(_arch IN LISTS CMAKE_CUDA_ARCHITECTURES)
+  string(REGEX MATCH "^[0-9]+" _arch_number "${_arch}")
+  if(_arch_number AND _arch_number LESS 80)
+    message(FATAL_ERROR "fastconv: CUDA architecture ${_arch} is not supported; the GPU kernels "
+                        "need sm_80 or newer (set FASTCONV_CUDA_ARCHITECTURES, e.g. 80-real;90-real)")
+  endif()
+endforeach()
 enable_language(CUDA)
 set(CMAKE_CUDA_STANDARD 17)
 set(CMAKE_CUDA_RUNTIME_LIBRARY Static)

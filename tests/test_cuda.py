@@ -1022,6 +1022,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("OFF", None, "CUDA module disabled (FASTCONV_CUDA=OFF)", True),
         ("AUTO", "/nonexistent/nvcc", "no CUDA compiler found; building the CPU module only", True),
         ("ON", "/nonexistent/nvcc", "FASTCONV_CUDA=ON but no CUDA compiler", False),
+        ("ON;75", None, "the GPU kernels need sm_80 or newer", False),
     ],
 )
 def test_cmake_cuda_switch(tmp_path, mode, cudacxx, expect, ok):
@@ -1036,6 +1037,10 @@ def test_cmake_cuda_switch(tmp_path, mode, cudacxx, expect, ok):
     ).stdout.strip()
     env = dict(os.environ)
     env.pop("CUDACXX", None)
+    env.pop("FASTCONV_CUDA_ARCHITECTURES", None)
+    mode, _, archs = mode.partition(";")
+    if archs:
+        env["FASTCONV_CUDA_ARCHITECTURES"] = archs
     if cudacxx:
         env["CUDACXX"] = cudacxx
     proc = subprocess.run(
@@ -1054,6 +1059,20 @@ def test_cmake_cuda_switch(tmp_path, mode, cudacxx, expect, ok):
         env=env,
         timeout=300,
     )
-    out = proc.stdout + proc.stderr
+    out = " ".join((proc.stdout + proc.stderr).split())  # CMake wraps long messages
     assert expect in out, out
     assert (proc.returncode == 0) == ok, out
+
+
+def test_gpus_older_than_sm80_are_reported_unavailable(monkeypatch):
+    monkeypatch.setattr(_gpu, "_cuda_module", lambda: object())
+    old = [{"index": 0, "name": "Tesla T4", "capability": (7, 5), "total_memory": 1 << 34}]
+    monkeypatch.setattr(_gpu, "_devices", lambda: (old, ""))
+    assert "compute capability 8.0" in _gpu.unavailable_reason()
+    assert "Tesla T4 (sm_75)" in _gpu.unavailable_reason()
+    with pytest.raises(ValueError, match="compute capability"):
+        fastconv.algorithms("conv", device="cuda")
+    new = [dict(old[0], name="H100", capability=(9, 0))]
+    monkeypatch.setattr(_gpu, "_devices", lambda: (new, ""))
+    assert _gpu.unavailable_reason() == ""
+    assert fastconv.algorithms("max_pool", device="cuda") == ["direct"]

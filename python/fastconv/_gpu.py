@@ -73,6 +73,11 @@ def unavailable_reason() -> str:
     devices, error = _devices()
     if not devices:
         return f"no CUDA device is visible ({error or 'the driver reports none'})"
+    if not any(tuple(d["capability"]) >= (8, 0) for d in devices):
+        names = ", ".join(
+            f"{d['name']} (sm_{d['capability'][0]}{d['capability'][1]})" for d in devices
+        )
+        return f"the kernels need compute capability 8.0 or newer, the visible GPUs are {names}"
     return ""
 
 
