@@ -1070,3 +1070,54 @@ def test_gpus_older_than_sm80_are_reported_unavailable(monkeypatch):
     monkeypatch.setattr(_gpu, "_devices", lambda: (new, ""))
     assert _gpu.unavailable_reason() == ""
     assert fastconv.algorithms("max_pool", device="cuda") == ["direct"]
+
+
+@requires_emulation
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(4))
+def test_emulated_random_geometries(seed):
+    """Random rank, groups, stride, padding (low != high), dilation, mode and kernel sizes:
+    every pass of implicit_gemm (and depthwise where it applies) against the CPU reference."""
+    from fastconv.functional import _conv_window
+
+    rng = np.random.default_rng(seed)
+    for _ in range(30):
+        rank = int(rng.integers(1, 4))
+        groups, cg, kg = (
+            int(rng.choice([1, 2, 3])),
+            int(rng.integers(1, 5)),
+            int(rng.integers(1, 5)),
+        )
+        if rng.random() < 0.25:
+            cg = 1
+        k = [int(rng.integers(1, 4)) for _ in range(rank)]
+        s = [int(rng.integers(1, 4)) for _ in range(rank)]
+        d = [int(rng.integers(1, 3)) for _ in range(rank)]
+        pads = [(int(rng.integers(0, 3)), int(rng.integers(0, 3))) for _ in range(rank)]
+        ins = [
+            int(rng.integers(max(1, (kk - 1) * dd + 1 - lo - hi), 9))
+            for kk, dd, (lo, hi) in zip(k, d, pads)
+        ]
+        x_shape = (int(rng.integers(1, 3)), cg * groups, *ins)
+        w_shape = (kg * groups, cg, *k)
+        mode = str(rng.choice(["cross", "conv"]))
+        kw = dict(stride=s, padding=pads, dilation=d, groups=groups, mode=mode)
+        x, w = rng.uniform(-1, 1, x_shape), rng.uniform(-1, 1, w_shape)
+        y = fastconv.conv(x, w, algo="reference", **kw)
+        gy = rng.uniform(-1, 1, y.shape)
+        want = {
+            "forward": y,
+            "backward_data": fastconv.conv_backward_data(gy, w, x_shape, algo="reference", **kw),
+            "backward_weight": fastconv.conv_backward_weight(
+                x, gy, w_shape, algo="reference", **kw
+            ),
+        }
+        win = _conv_window(list(x_shape), list(w_shape), s, pads, d)
+        geo = (list(x_shape), list(w_shape), win.stride, win.pad_lo, win.pad_hi, win.dilation)
+        operands = {"forward": (x, w), "backward_data": (gy, w), "backward_weight": (x, gy)}
+        for algo in ["implicit_gemm"] + (["depthwise"] if cg == 1 else []):
+            for pass_, (a, b) in operands.items():
+                got = EMU.conv(
+                    pass_, algo, "simt", "float64", *geo, groups, mode == "conv", a, b, None
+                )
+                assert_gpu_close(got, want[pass_], "float64", 1, f"{algo} {pass_} {x_shape} {kw}")
