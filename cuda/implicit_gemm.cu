@@ -121,6 +121,26 @@ __device__ __forceinline__ int64_t weight_tap(const ConvParams& p, int64_t tap) 
   return p.flip ? p.taps - 1 - tap : tap;
 }
 
+// backward_data runs one GEMM per stride phase: the input positions i with
+// (i + pad) % stride == phase in every dim, i = first + stride * j, and the only taps that
+// reach them, t = t0 + t_step * u (t * dilation % stride == phase), so no tap of the GEMM
+// misses the stride and no gather divides. Stride 1 is one phase with every position and tap.
+struct Phase {
+  int64_t first[3], count[3];  // input positions first + stride * j, j < count
+  int64_t t0[3], t_step[3], nt[3];  // taps t0 + t_step * u, u < nt
+  int64_t columns, taps;       // count and nt products
+};
+
+// Everything a block needs besides the tensors.
+struct GemmArgs {
+  int64_t M, N, R;
+  int64_t r_chunk;    // reduction length per split (multiple of kBK)
+  int splits;         // blockIdx.z = group_in_launch * splits + split
+  int64_t group0;     // first group of this launch
+  int64_t out_total;  // output elements (stride between splits in the workspace)
+  Phase ph;           // backward_data only
+};
+
 // What one thread knows about its fixed B column n across the whole reduction.
 struct BColumn {
   bool valid;
@@ -130,9 +150,10 @@ struct BColumn {
 };
 
 template <ConvPass P>
-__device__ __forceinline__ BColumn b_column(const ConvParams& p, int64_t g, int64_t n, int64_t N) {
+__device__ __forceinline__ BColumn b_column(const ConvParams& p, const GemmArgs& ga, int64_t g,
+                                            int64_t n) {
   BColumn col{};
-  col.valid = n < N;
+  col.valid = n < ga.N;
   if (!col.valid) return col;
   if constexpr (P == ConvPass::kForward) {
     const int64_t b = n / p.out_sp;
@@ -140,11 +161,9 @@ __device__ __forceinline__ BColumn b_column(const ConvParams& p, int64_t g, int6
     split_pos(p.out, n - b * p.out_sp, o);
     for (int d = 0; d < 3; ++d) col.q[d] = o[d] * p.stride[d] - p.pad[d];
     col.base = (b * p.c + g * p.cg) * p.in_sp;
-  } else if constexpr (P == ConvPass::kBackwardData) {
-    const int64_t b = n / p.in_sp;
-    int64_t i[3];
-    split_pos(p.in, n - b * p.in_sp, i);
-    for (int d = 0; d < 3; ++d) col.q[d] = i[d] + p.pad[d];
+  } else if constexpr (P == ConvPass::kBackwardData) {  // n = (b, j): i = first + stride j
+    const int64_t b = n / ga.ph.columns;
+    split_pos(ga.ph.count, n - b * ga.ph.columns, col.q);
     col.base = (b * p.k + g * p.kg) * p.out_sp;
   } else {
     const int64_t c = n / p.taps;
@@ -166,8 +185,8 @@ struct RowInfo {
 };
 
 template <ConvPass P>
-__device__ __forceinline__ RowInfo row_info(const ConvParams& p, int64_t g, int64_t r,
-                                            int64_t r_end) {
+__device__ __forceinline__ RowInfo row_info(const ConvParams& p, const GemmArgs& ga, int64_t g,
+                                            int64_t r, int64_t r_end) {
   RowInfo row{};
   if (r >= r_end) {
     row.a = -1;
@@ -180,13 +199,19 @@ __device__ __forceinline__ RowInfo row_info(const ConvParams& p, int64_t g, int6
     row.a = g * p.kg * p.cg * p.taps + c * p.taps + weight_tap(p, tap);
     row.b = c * p.in_sp;
     for (int d = 0; d < 3; ++d) row.d[d] = t[d] * p.dil[d];
-  } else if constexpr (P == ConvPass::kBackwardData) {  // r = (k, tap): A = w[g kg + k][m][tap]
-    const int64_t k = r / p.taps, tap = r - k * p.taps;
-    int64_t t[3];
-    split_tap(p, tap, t);
-    row.a = (g * p.kg + k) * p.cg * p.taps + weight_tap(p, tap);
+  } else if constexpr (P == ConvPass::kBackwardData) {  // r = (k, u): A = w[g kg + k][m][t(u)]
+    const Phase& ph = ga.ph;
+    const int64_t k = r / ph.taps;
+    int64_t u[3], t[3];
+    split_pos(ph.nt, r - k * ph.taps, u);
+    for (int d = 0; d < 3; ++d) {
+      t[d] = ph.t0[d] + ph.t_step[d] * u[d];
+      // o = (i + pad - t dil) / stride = j + d, exact by the choice of phase and taps
+      row.d[d] = (ph.first[d] + p.pad[d] - t[d] * p.dil[d]) / p.stride[d];
+    }
+    row.a = (g * p.kg + k) * p.cg * p.taps +
+            weight_tap(p, (t[0] * p.kernel[1] + t[1]) * p.kernel[2] + t[2]);
     row.b = k * p.out_sp;
-    for (int d = 0; d < 3; ++d) row.d[d] = t[d] * p.dil[d];
   } else {  // r = (image b, out position o): A = dy[b][g kg + m][o], B = x[b][...]
     const int64_t b = r / p.out_sp, o = r - b * p.out_sp;
     int64_t q[3];
@@ -210,18 +235,11 @@ __device__ __forceinline__ int64_t a_row_stride(const ConvParams& p) {
 template <ConvPass P>
 __device__ __forceinline__ int64_t b_offset(const ConvParams& p, const BColumn& col,
                                             const RowInfo& row) {
-  if constexpr (P == ConvPass::kBackwardData) {  // dy[o] with o * stride = i + pad - tap * dil
+  if constexpr (P == ConvPass::kBackwardData) {  // dy[o], o = j + d (see Phase)
     int64_t o[3];
     for (int d = 0; d < 3; ++d) {
-      const int64_t u = col.q[d] - row.d[d];
-      if (u < 0) return -1;
-      if (p.stride[d] == 1) {
-        o[d] = u;
-      } else {
-        o[d] = u / p.stride[d];
-        if (o[d] * p.stride[d] != u) return -1;
-      }
-      if (o[d] >= p.out[d]) return -1;
+      o[d] = col.q[d] + row.d[d];
+      if (!inside(o[d], p.out[d])) return -1;
     }
     return col.base + row.b + (o[0] * p.out[1] + o[1]) * p.out[2] + o[2];
   } else {  // x[i] with i = window origin + tap * dil (forward) or o * stride + tap offset
@@ -236,16 +254,20 @@ __device__ __forceinline__ int64_t b_offset(const ConvParams& p, const BColumn& 
 
 // Offset of C[m][n] in the output tensor and the bias channel (-1: no bias for this pass).
 template <ConvPass P>
-__device__ __forceinline__ int64_t c_offset(const ConvParams& p, int64_t g, int64_t m, int64_t n,
-                                            int64_t* bias_channel) {
+__device__ __forceinline__ int64_t c_offset(const ConvParams& p, const GemmArgs& ga, int64_t g,
+                                            int64_t m, int64_t n, int64_t* bias_channel) {
   if constexpr (P == ConvPass::kForward) {
     const int64_t b = n / p.out_sp;
     *bias_channel = g * p.kg + m;
     return (b * p.k + g * p.kg + m) * p.out_sp + (n - b * p.out_sp);
   } else if constexpr (P == ConvPass::kBackwardData) {
-    const int64_t b = n / p.in_sp;
+    const Phase& ph = ga.ph;
+    const int64_t b = n / ph.columns;
+    int64_t j[3], i[3];
+    split_pos(ph.count, n - b * ph.columns, j);
+    for (int d = 0; d < 3; ++d) i[d] = ph.first[d] + p.stride[d] * j[d];
     *bias_channel = g * p.cg + m;
-    return (b * p.c + g * p.cg + m) * p.in_sp + (n - b * p.in_sp);
+    return (b * p.c + g * p.cg + m) * p.in_sp + (i[0] * p.in[1] + i[1]) * p.in[2] + i[2];
   } else {
     const int64_t c = n / p.taps;
     *bias_channel = -1;
@@ -253,21 +275,13 @@ __device__ __forceinline__ int64_t c_offset(const ConvParams& p, int64_t g, int6
   }
 }
 
-// Everything a block needs besides the tensors.
-struct GemmArgs {
-  int64_t M, N, R;
-  int64_t r_chunk;   // reduction length per split (multiple of kBK)
-  int splits;        // blockIdx.z = group_in_launch * splits + split
-  int64_t group0;    // first group of this launch
-  int64_t out_total; // output elements (stride between splits in the workspace)
-};
 
 template <typename T, ConvPass P>
 __device__ __forceinline__ void store_c(const ConvParams& p, const GemmArgs& ga, int64_t g,
                                         int split, int64_t m, int64_t n, acc_t<T> v,
                                         const T* bias, T* out, acc_t<T>* partial) {
   int64_t channel;
-  const int64_t off = c_offset<P>(p, g, m, n, &channel);
+  const int64_t off = c_offset<P>(p, ga, g, m, n, &channel);
   if (partial) {
     partial[split * ga.out_total + off] = v;
     return;
@@ -317,13 +331,13 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t r_end = min(ga.R, r_begin + ga.r_chunk);
 
   const int b_col = tid % kBN;  // this thread's B column, fixed for the whole reduction
-  const BColumn col = b_column<P>(p, g, n0 + b_col, ga.N);
+  const BColumn col = b_column<P>(p, ga, g, n0 + b_col);
   const int64_t a_stride = a_row_stride<P>(p);
 
   // Slice s (rows r_begin + 16 s ..) uses row table rows[s & 1] and tiles As/Bs[s & 1].
   __shared__ RowInfo rows[2][kBK];
   auto fill_rows = [&](int64_t r0, int buf) {
-    if (tid < kBK) rows[buf][tid] = row_info<P>(p, g, r0 + tid, r_end);
+    if (tid < kBK) rows[buf][tid] = row_info<P>(p, ga, g, r0 + tid, r_end);
   };
   auto load_slice = [&](int st) {
 #pragma unroll
@@ -505,52 +519,102 @@ unsigned grid_1d(int64_t total, int threads) {
   return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(blocks, 1), 1 << 20));
 }
 
+// The stride phases of backward_data that hold input positions (one when every stride is 1).
+std::vector<Phase> data_phases(const ConvParams& p) {
+  std::vector<Phase> phases;
+  const int64_t count = p.stride[0] * p.stride[1] * p.stride[2];
+  for (int64_t f = 0; f < count; ++f) {
+    const int64_t phi[3] = {f / (p.stride[1] * p.stride[2]), (f / p.stride[2]) % p.stride[1],
+                            f % p.stride[2]};
+    Phase ph{};
+    ph.columns = ph.taps = 1;
+    for (int d = 0; d < 3; ++d) {
+      const int64_t s = p.stride[d];
+      ph.first[d] = ((phi[d] - p.pad[d]) % s + s) % s;  // (first + pad) % s == phi
+      ph.count[d] = ph.first[d] < p.in[d] ? (p.in[d] - 1 - ph.first[d]) / s + 1 : 0;
+      // taps with t * dil % s == phi: an arithmetic progression of step s / gcd(dil, s)
+      int64_t found = 0, t0 = 0, t1 = -1;
+      for (int64_t t = 0; t < p.kernel[d]; ++t) {
+        if ((t * p.dil[d]) % s != phi[d]) continue;
+        if (found == 0) t0 = t;
+        if (found == 1) t1 = t;
+        ++found;
+      }
+      ph.t0[d] = t0;
+      ph.t_step[d] = t1 > t0 ? t1 - t0 : 1;
+      ph.nt[d] = found;
+      ph.columns *= ph.count[d];
+      ph.taps *= ph.nt[d];
+    }
+    if (ph.columns > 0) phases.push_back(ph);  // taps == 0: its positions get zero (+ bias)
+  }
+  return phases;
+}
+
+// Launches the output tiles of one GEMM, in chunks of groups so grid.z stays <= 65535.
+template <typename T, ConvPass P, bool kTensorCores>
+void launch_tiles(const ConvParams& p, GemmArgs ga, const T* A, const T* B, const T* bias, T* out,
+                  acc_t<T>* partial, cudaStream_t stream) {
+  const int64_t n_tiles = (ga.N + kBN - 1) / kBN, m_tiles = (ga.M + kBM - 1) / kBM;
+  if (n_tiles == 0 || m_tiles == 0) return;
+  if (n_tiles > 0x7fffffff || m_tiles > 65535) {
+    throw Unsupported("implicit_gemm (cuda): problem too large for one grid (" +
+                      std::to_string(m_tiles) + " x " + std::to_string(n_tiles) + " tiles)");
+  }
+  const int64_t groups_per_launch = std::max<int64_t>(1, 65535 / ga.splits);
+  for (int64_t g0 = 0; g0 < p.groups; g0 += groups_per_launch) {
+    ga.group0 = g0;
+    const int64_t gcount = std::min(groups_per_launch, p.groups - g0);
+    const dim3 grid(static_cast<unsigned>(n_tiles), static_cast<unsigned>(m_tiles),
+                    static_cast<unsigned>(gcount * ga.splits));
+    launch("implicit_gemm_kernel", &implicit_gemm_kernel<T, P, kTensorCores>, grid,
+           dim3(kThreads), stream, p, ga, A, B, bias, out, partial);
+  }
+}
+
+int64_t round_up_to_slice(int64_t r) { return (r + kBK - 1) / kBK * kBK; }
+
 template <typename T, ConvPass P, bool kTensorCores>
 void launch_gemm(const ConvParams& p, const T* A, const T* B, const T* bias, T* out,
                  cudaStream_t stream) {
   const GemmShape s = gemm_shape(P, p);
   if (s.out_total == 0) return;
+  if constexpr (P == ConvPass::kBackwardData) {
+    for (const Phase& ph : data_phases(p)) {
+      const int64_t R = p.kg * ph.taps;
+      const GemmArgs ga{p.cg, p.n * ph.columns, R, round_up_to_slice(R), 1, 0, s.out_total, ph};
+      launch_tiles<T, P, kTensorCores>(p, ga, A, B, bias, out, nullptr, stream);
+    }
+    return;
+  }
   if (s.R == 0) {  // empty batch: the weight gradient is zero
     check_cuda(cudaMemsetAsync(out, 0, s.out_total * sizeof(T), stream), "cudaMemsetAsync");
     return;
   }
-  const int64_t n_tiles = (s.N + kBN - 1) / kBN, m_tiles = (s.M + kBM - 1) / kBM;
-  if (n_tiles > 0x7fffffff || m_tiles > 65535) {
-    throw Unsupported("implicit_gemm (cuda): problem too large for one grid (" +
-                      std::to_string(m_tiles) + " x " + std::to_string(n_tiles) + " tiles)");
-  }
-  GemmArgs ga{s.M, s.N, s.R, (s.R + kBK - 1) / kBK * kBK, 1, 0, s.out_total};
+  GemmArgs ga{s.M, s.N, s.R, round_up_to_slice(s.R), 1, 0, s.out_total, Phase{}};
   using Acc = acc_t<T>;
   // backward_weight: few output tiles over a long reduction -> split it so every SM has work.
   int64_t splits = 1;
   if (P == ConvPass::kBackwardWeight) {
-    const int64_t blocks = n_tiles * m_tiles * p.groups;
+    const int64_t blocks = ((s.N + kBN - 1) / kBN) * ((s.M + kBM - 1) / kBM) * p.groups;
     const int64_t target = 2 * static_cast<int64_t>(multiprocessors());
     if (blocks < target) {
       const int64_t max_splits = std::max<int64_t>(1, s.R / (4 * kBK));  // >= 4 slices each
       splits = std::min<int64_t>({(target + blocks - 1) / blocks, max_splits, 128});
     }
     if (splits > 1) {
-      ga.r_chunk = ((s.R + splits - 1) / splits + kBK - 1) / kBK * kBK;
+      ga.r_chunk = round_up_to_slice((s.R + splits - 1) / splits);
       splits = (s.R + ga.r_chunk - 1) / ga.r_chunk;
     }
   }
   StreamBuffer workspace(splits > 1 ? splits * s.out_total * sizeof(Acc) : 0, stream);
   if (splits > 1 && !workspace.ok()) {  // no memory for slices: one block per output tile
     splits = 1;
-    ga.r_chunk = (s.R + kBK - 1) / kBK * kBK;
+    ga.r_chunk = round_up_to_slice(s.R);
   }
   ga.splits = static_cast<int>(splits);
   Acc* partial = splits > 1 ? static_cast<Acc*>(workspace.get()) : nullptr;
-  const int64_t groups_per_launch = std::max<int64_t>(1, 65535 / splits);
-  for (int64_t g0 = 0; g0 < p.groups; g0 += groups_per_launch) {
-    ga.group0 = g0;
-    const int64_t gcount = std::min(groups_per_launch, p.groups - g0);
-    const dim3 grid(static_cast<unsigned>(n_tiles), static_cast<unsigned>(m_tiles),
-                    static_cast<unsigned>(gcount * splits));
-    launch("implicit_gemm_kernel", &implicit_gemm_kernel<T, P, kTensorCores>, grid,
-           dim3(kThreads), stream, p, ga, A, B, bias, out, partial);
-  }
+  launch_tiles<T, P, kTensorCores>(p, ga, A, B, bias, out, partial, stream);
   if (partial) {
     launch("split_reduce_kernel", &split_reduce_kernel<T>, dim3(grid_1d(s.out_total, 256)),
            dim3(256), stream, partial, out, s.out_total, ga.splits);
