@@ -227,14 +227,14 @@ def _torch_dtype_name(t: Any) -> str:
     return str(t.dtype).replace("torch.", "")
 
 
-def _operand(obj: Any, name: str, index_array: bool = False) -> _Operand:
+def _operand(obj: Any, name: str, device: int, index_array: bool = False) -> _Operand:
     """A contiguous device view of `obj` (one copy by its library when it is strided)."""
     if not _is_torch(obj) and not _is_cupy(obj):
-        try:  # other producers (Numba, JAX, ...): wrap without copying
+        try:  # other producers (Numba, JAX, ...): wrap without copying, on their own device
             import torch
 
             if hasattr(obj, "__cuda_array_interface__"):
-                obj = torch.as_tensor(obj, device="cuda")
+                obj = torch.as_tensor(obj, device="cuda" if device < 0 else f"cuda:{device}")
             else:
                 obj = torch.from_dlpack(obj)
         except ImportError:
@@ -347,9 +347,9 @@ def _prepare(indices: Any = None, **named: Any) -> _Call:
     if reason:
         first = next(iter(on))
         raise ValueError(f"{first} is on a CUDA device, but {reason}")
-    ops = {name: _operand(obj, name) for name, obj in on.items()}
+    ops = {name: _operand(obj, name, device) for name, obj in on.items()}
     if indices is not None:
-        ops["indices"] = _operand(indices, "indices", index_array=True)
+        ops["indices"] = _operand(indices, "indices", device, index_array=True)
     first_name, first = next(iter(ops.items()))
     for name, op in ops.items():
         if name != "indices" and op.dtype != first.dtype:
