@@ -252,40 +252,52 @@ __device__ __forceinline__ int64_t b_offset(const ConvParams& p, const BColumn& 
   }
 }
 
-// Offset of C[m][n] in the output tensor and the bias channel (-1: no bias for this pass).
+// Offset of C[m][n] in the output tensor is column(n) + m * c_row_stride: the column part is
+// decoded once per thread and column, the row part is one multiply.
 template <ConvPass P>
-__device__ __forceinline__ int64_t c_offset(const ConvParams& p, const GemmArgs& ga, int64_t g,
-                                            int64_t m, int64_t n, int64_t* bias_channel) {
-  if constexpr (P == ConvPass::kForward) {
+__device__ __forceinline__ int64_t c_column(const ConvParams& p, const GemmArgs& ga, int64_t g,
+                                            int64_t n) {
+  if constexpr (P == ConvPass::kForward) {  // y[b][g kg + m][o]
     const int64_t b = n / p.out_sp;
-    *bias_channel = g * p.kg + m;
-    return (b * p.k + g * p.kg + m) * p.out_sp + (n - b * p.out_sp);
-  } else if constexpr (P == ConvPass::kBackwardData) {
+    return (b * p.k + g * p.kg) * p.out_sp + (n - b * p.out_sp);
+  } else if constexpr (P == ConvPass::kBackwardData) {  // dx[b][g cg + m][first + stride j]
     const Phase& ph = ga.ph;
     const int64_t b = n / ph.columns;
     int64_t j[3], i[3];
     split_pos(ph.count, n - b * ph.columns, j);
     for (int d = 0; d < 3; ++d) i[d] = ph.first[d] + p.stride[d] * j[d];
-    *bias_channel = g * p.cg + m;
-    return (b * p.c + g * p.cg + m) * p.in_sp + (i[0] * p.in[1] + i[1]) * p.in[2] + i[2];
-  } else {
+    return (b * p.c + g * p.cg) * p.in_sp + (i[0] * p.in[1] + i[1]) * p.in[2] + i[2];
+  } else {  // dw[g kg + m][c][tap]
     const int64_t c = n / p.taps;
-    *bias_channel = -1;
-    return ((g * p.kg + m) * p.cg + c) * p.taps + weight_tap(p, n - c * p.taps);
+    return (g * p.kg * p.cg + c) * p.taps + weight_tap(p, n - c * p.taps);
   }
 }
 
+template <ConvPass P>
+__device__ __forceinline__ int64_t c_row_stride(const ConvParams& p) {
+  if constexpr (P == ConvPass::kForward) return p.out_sp;
+  else if constexpr (P == ConvPass::kBackwardData) return p.in_sp;
+  else return p.cg * p.taps;
+}
+
+// Bias channel of output row m (-1: backward_weight has none).
+template <ConvPass P>
+__device__ __forceinline__ int64_t bias_channel(const ConvParams& p, int64_t g, int64_t m) {
+  if constexpr (P == ConvPass::kForward) return g * p.kg + m;
+  else if constexpr (P == ConvPass::kBackwardData) return g * p.cg + m;
+  else return -1;
+}
 
 template <typename T, ConvPass P>
 __device__ __forceinline__ void store_c(const ConvParams& p, const GemmArgs& ga, int64_t g,
-                                        int split, int64_t m, int64_t n, acc_t<T> v,
+                                        int split, int64_t m, int64_t column, acc_t<T> v,
                                         const T* bias, T* out, acc_t<T>* partial) {
-  int64_t channel;
-  const int64_t off = c_offset<P>(p, ga, g, m, n, &channel);
+  const int64_t off = column + m * c_row_stride<P>(p);
   if (partial) {
     partial[split * ga.out_total + off] = v;
     return;
   }
+  const int64_t channel = bias_channel<P>(p, g, m);
   if (bias && channel >= 0) v += to_acc(bias[channel]);
   out[off] = from_acc<T>(v);
 }
@@ -417,14 +429,16 @@ __global__ void __launch_bounds__(kThreads)
       }
     });
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) {
+      const int64_t n = n0 + 4 * tx + j;
+      if (n >= ga.N) continue;
+      const int64_t column = c_column<P>(p, ga, g, n);
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int64_t m = m0 + 4 * ty + i, n = n0 + 4 * tx + j;
-        if (m < ga.M && n < ga.N) {
-          store_c<T, P>(p, ga, g, split, m, n, acc[i][j], bias, out, partial);
-        }
+      for (int i = 0; i < 4; ++i) {
+        const int64_t m = m0 + 4 * ty + i;
+        if (m < ga.M) store_c<T, P>(p, ga, g, split, m, column, acc[i][j], bias, out, partial);
       }
+    }
   } else {
     namespace wmma = nvcuda::wmma;
     using W = Wmma<T>;
@@ -460,11 +474,15 @@ __global__ void __launch_bounds__(kThreads)
     for (int j = 0; j < 2; ++j)
       wmma::store_matrix_sync(&Cs[wm * 16][wn * 32 + j * 16], acc[j], kLdc, wmma::mem_row_major);
     __syncthreads();
-    for (int e = tid; e < kBM * kBN; e += kThreads) {
-      const int m_l = e / kBN, n_l = e % kBN;  // consecutive threads: consecutive n
-      const int64_t m = m0 + m_l, n = n0 + n_l;
-      if (m < ga.M && n < ga.N) {
-        store_c<T, P>(p, ga, g, split, m, n, Cs[m_l][n_l], bias, out, partial);
+    // Each thread stores one column (consecutive threads: consecutive n), every 4th row.
+    static_assert(kThreads % kBN == 0, "a thread's epilogue column must stay fixed");
+    const int n_l = tid % kBN;
+    const int64_t n = n0 + n_l;
+    if (n < ga.N) {
+      const int64_t column = c_column<P>(p, ga, g, n);
+      for (int m_l = tid / kBN; m_l < kBM; m_l += kThreads / kBN) {
+        const int64_t m = m0 + m_l;
+        if (m < ga.M) store_c<T, P>(p, ga, g, split, m, column, Cs[m_l][n_l], bias, out, partial);
       }
     }
   }
