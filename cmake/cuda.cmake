@@ -19,11 +19,29 @@ elseif(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
   # SASS for Ampere and Hopper, PTX for newer GPUs.
   set(CMAKE_CUDA_ARCHITECTURES "80-real;90-real;90-virtual")
 endif()
+# The kernels use cp.async and bfloat16/TF32 tensor cores: sm_80 (Ampere) or newer only.
+foreach(_arch IN LISTS CMAKE_CUDA_ARCHITECTURES)
+  string(REGEX MATCH "^[0-9]+" _arch_number "${_arch}")
+  if(_arch_number AND _arch_number LESS 80)
+    message(FATAL_ERROR "fastconv: CUDA architecture ${_arch} is not supported; the GPU kernels "
+                        "need sm_80 or newer (set FASTCONV_CUDA_ARCHITECTURES, e.g. 80-real;90-real)")
+  endif()
+endforeach()
 enable_language(CUDA)
 set(CMAKE_CUDA_STANDARD 17)
 set(CMAKE_CUDA_RUNTIME_LIBRARY Static)
-pybind11_add_module(_cuda MODULE cuda/module.cc cuda/device_query.cu)
-target_include_directories(_cuda PRIVATE cuda csrc/include)
+# Kernels in cuda/*.cu, pybind11 glue in cuda/module.cc; the geometry (shape validation and
+# output sizes) is the CPU module's own csrc/common/geometry.cc, compiled in once more.
+pybind11_add_module(_cuda MODULE
+  cuda/module.cc
+  cuda/device_query.cu
+  cuda/implicit_gemm.cu
+  cuda/depthwise.cu
+  cuda/pool.cu
+  csrc/common/geometry.cc)
+target_include_directories(_cuda PRIVATE cuda csrc/include csrc)
+string(REPLACE ";" "," _fastconv_cuda_archs "${CMAKE_CUDA_ARCHITECTURES}")  # no ';' in a -D
+target_compile_definitions(_cuda PRIVATE FASTCONV_CUDA_ARCHITECTURES="${_fastconv_cuda_archs}")
 find_package(CUDAToolkit REQUIRED)
 target_link_libraries(_cuda PRIVATE CUDA::cudart_static)
 install(TARGETS _cuda DESTINATION fastconv)

@@ -1,18 +1,215 @@
-// pybind11 glue of fastconv._cuda: device queries for now.
+// pybind11 glue of fastconv._cuda: device queries and the GPU kernels' entry points. Python
+// (fastconv/_gpu.py) passes device pointers, shapes, the device index and the stream as ints;
+// geometry is validated here by the same functions the CPU module uses (csrc/common/geometry.cc).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "conv_kernels.h"
+#include "cuda_check.h"
 #include "device_query.h"
+#include "fastconv/geometry.h"
+#include "fastconv/status.h"
 
 namespace py = pybind11;
+using fastconv::ConvGeometry;
+using fastconv::WindowParams;
+using Shape = std::vector<int64_t>;
+
+namespace fastconv::cuda {
+namespace {
+
+DType parse_dtype(const std::string& s) {
+  if (s == "float32") return DType::kF32;
+  if (s == "float64") return DType::kF64;
+  if (s == "float16") return DType::kF16;
+  if (s == "bfloat16") return DType::kBF16;
+  throw InvalidType("fastconv CUDA kernels support float32, float64, float16 and bfloat16, got " +
+                    s);
+}
+
+ConvPass parse_pass(const std::string& s) {
+  if (s == "forward") return ConvPass::kForward;
+  if (s == "backward_data") return ConvPass::kBackwardData;
+  if (s == "backward_weight") return ConvPass::kBackwardWeight;
+  throw InvalidArgument("pass_ must be 'forward', 'backward_data' or 'backward_weight', got '" + s +
+                        "'");
+}
+
+GemmMath parse_math(const std::string& s) {
+  if (s == "simt") return GemmMath::kSimt;
+  if (s == "tensor_core") return GemmMath::kTensorCore;
+  throw InvalidArgument("math must be 'simt' or 'tensor_core', got '" + s + "'");
+}
+
+template <typename T = void>
+T* ptr(uintptr_t p) {
+  return reinterpret_cast<T*>(p);
+}
+
+cudaStream_t as_stream(uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
+
+// Runs one conv pass of geometry g with the chosen algorithm (GIL released by the caller).
+void run_conv(ConvPass pass, const std::string& algo, GemmMath math, DType dtype,
+              const ConvGeometry& g, uintptr_t a, uintptr_t b, uintptr_t bias, uintptr_t out,
+              int device, uintptr_t stream) {
+  const ConvParams p = make_conv_params(g);
+  DeviceGuard guard(device);
+  if (algo == "implicit_gemm") {
+    implicit_gemm_conv(pass, dtype, p, ptr(a), ptr(b), ptr(bias), ptr(out), math,
+                       as_stream(stream));
+  } else if (algo == "depthwise") {
+    depthwise_conv(pass, dtype, p, ptr(a), ptr(b), ptr(bias), ptr(out), as_stream(stream));
+  } else {
+    throw Unsupported("algorithm '" + algo + "' has no CUDA kernel (available: implicit_gemm, "
+                      "depthwise)");
+  }
+}
+
+void conv(const std::string& pass, const std::string& algo, const std::string& math,
+          const std::string& dtype, int device, uintptr_t stream, const Shape& x_shape,
+          const Shape& w_shape, const Shape& stride, const Shape& pad_lo, const Shape& pad_hi,
+          const Shape& dilation, int64_t groups, bool flip, uintptr_t a, uintptr_t b,
+          uintptr_t bias, uintptr_t out) {
+  const ConvGeometry g = make_conv_geometry(x_shape, w_shape, {stride, pad_lo, pad_hi, dilation},
+                                            groups, flip ? ConvMode::kConv : ConvMode::kCross);
+  const ConvPass ps = parse_pass(pass);
+  const GemmMath m = parse_math(math);
+  const DType dt = parse_dtype(dtype);
+  py::gil_scoped_release release;
+  run_conv(ps, algo, m, dt, g, a, b, bias, out, device, stream);
+}
+
+// Transposed convolution runs the conv passes of its conv geometry (DESIGN.md): its forward is
+// the conv's backward_data, its backward_data the conv's forward, and its backward_weight the
+// conv's backward_weight with input and gradient swapped. Operands come in the transposed
+// conv's own terms: forward (x, w), backward_data (grad_y, w), backward_weight (x, grad_y);
+// x_shape is always the transposed conv's input shape.
+void conv_transpose(const std::string& pass, const std::string& algo, const std::string& math,
+                    const std::string& dtype, int device, uintptr_t stream, const Shape& x_shape,
+                    const Shape& w_shape, const Shape& stride, const Shape& pad_lo,
+                    const Shape& pad_hi, const Shape& output_padding, const Shape& dilation,
+                    int64_t groups, uintptr_t a, uintptr_t b, uintptr_t bias, uintptr_t out) {
+  const ConvGeometry g = make_transposed_conv_geometry(
+      x_shape, w_shape, {stride, pad_lo, pad_hi, dilation}, output_padding, groups);
+  const ConvPass ps = parse_pass(pass);
+  const GemmMath m = parse_math(math);
+  const DType dt = parse_dtype(dtype);
+  py::gil_scoped_release release;
+  switch (ps) {
+    case ConvPass::kForward:
+      return run_conv(ConvPass::kBackwardData, algo, m, dt, g, a, b, bias, out, device, stream);
+    case ConvPass::kBackwardData:
+      return run_conv(ConvPass::kForward, algo, m, dt, g, a, b, 0, out, device, stream);
+    case ConvPass::kBackwardWeight:
+      return run_conv(ConvPass::kBackwardWeight, algo, m, dt, g, b, a, 0, out, device, stream);
+  }
+}
+
+void bias_grad(const std::string& dtype, int device, uintptr_t stream, const Shape& grad_y_shape,
+               uintptr_t grad_y, uintptr_t out) {
+  if (grad_y_shape.size() < 3) throw InvalidArgument("grad_y must have 3 to 5 dims");
+  const int64_t spatial = checked_product(Shape(grad_y_shape.begin() + 2, grad_y_shape.end()),
+                                          "grad_y shape");
+  const DType dt = parse_dtype(dtype);
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  conv_bias_grad(dt, grad_y_shape[0], grad_y_shape[1], spatial, ptr(grad_y), ptr(out),
+                 as_stream(stream));
+}
+
+PoolArgs pool_args(const std::string& kind, bool count_include_pad, double p) {
+  PoolKind k;
+  if (kind == "max") k = PoolKind::kMax;
+  else if (kind == "avg") k = PoolKind::kAvg;
+  else if (kind == "lp") k = PoolKind::kLp;
+  else throw InvalidArgument("pool kind must be 'max', 'avg' or 'lp', got '" + kind + "'");
+  return {k, count_include_pad, p};
+}
+
+void pool_fwd(const std::string& kind, const std::string& dtype, int device, uintptr_t stream,
+              const Shape& x_shape, const Shape& kernel, const Shape& stride, const Shape& pad_lo,
+              const Shape& pad_hi, const Shape& dilation, bool ceil_mode, bool count_include_pad,
+              double p, uintptr_t x, uintptr_t y, uintptr_t indices) {
+  const PoolGeometry g =
+      make_pool_geometry(x_shape, kernel, {stride, pad_lo, pad_hi, dilation}, ceil_mode);
+  const PoolArgs args = pool_args(kind, count_include_pad, p);
+  const DType dt = parse_dtype(dtype);
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  pool_forward(dt, g, args, ptr(x), ptr(y), ptr<int64_t>(indices), as_stream(stream));
+}
+
+void pool_bwd(const std::string& kind, const std::string& dtype, int device, uintptr_t stream,
+              const Shape& x_shape, const Shape& kernel, const Shape& stride, const Shape& pad_lo,
+              const Shape& pad_hi, const Shape& dilation, bool ceil_mode, bool count_include_pad,
+              double p, uintptr_t grad_y, uintptr_t x, uintptr_t grad_x) {
+  const PoolGeometry g =
+      make_pool_geometry(x_shape, kernel, {stride, pad_lo, pad_hi, dilation}, ceil_mode);
+  const PoolArgs args = pool_args(kind, count_include_pad, p);
+  const DType dt = parse_dtype(dtype);
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  pool_backward(dt, g, args, ptr(grad_y), ptr(x), ptr(grad_x), as_stream(stream));
+}
+
+void unpool(const std::string& dtype, int device, uintptr_t stream, int64_t planes,
+            int64_t in_count, int64_t out_count, uintptr_t x, uintptr_t indices, uintptr_t y) {
+  const DType dt = parse_dtype(dtype);
+  int64_t bad = 0;
+  bool ok;
+  {
+    py::gil_scoped_release release;
+    DeviceGuard guard(device);
+    ok = max_unpool(dt, planes, in_count, out_count, ptr(x), ptr<int64_t>(indices), ptr(y), &bad,
+                    as_stream(stream));
+  }
+  if (!ok) {
+    throw InvalidArgument("indices must lie in [0, " + std::to_string(out_count) +
+                          ") (the output plane size), got " + std::to_string(bad));
+  }
+}
+
+// Device of a pointer (-1 for host memory), for arrays that only expose a data pointer.
+int pointer_device(uintptr_t p) {
+  cudaPointerAttributes attr{};
+  if (cudaPointerGetAttributes(&attr, ptr(p)) != cudaSuccess) {
+    cudaGetLastError();
+    return -1;
+  }
+  return (attr.type == cudaMemoryTypeDevice || attr.type == cudaMemoryTypeManaged) ? attr.device
+                                                                                    : -1;
+}
+
+}  // namespace
+}  // namespace fastconv::cuda
 
 PYBIND11_MODULE(_cuda, m) {
-  m.doc() = "fastconv CUDA kernels (device queries only in this build)";
-  m.def("runtime_version", &fastconv::cuda::runtime_version);
+  namespace fc = fastconv::cuda;
+  m.doc() = "fastconv CUDA kernels. Use the fastconv package (fastconv/_gpu.py), not this module.";
+  py::register_exception<fastconv::Unsupported>(m, "UnsupportedError", PyExc_NotImplementedError);
+  py::register_exception<fc::CudaError>(m, "CudaError", PyExc_RuntimeError);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const fastconv::InvalidType& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    }
+  });
+
+#ifdef FASTCONV_CUDA_ARCHITECTURES
+  m.attr("architectures") = FASTCONV_CUDA_ARCHITECTURES;  // what this build has SASS / PTX for
+#else
+  m.attr("architectures") = "unknown";
+#endif
+  m.def("runtime_version", &fc::runtime_version);
   m.def("devices", [] {
     std::string error;
     py::list out;
-    for (const auto& d : fastconv::cuda::query_devices(&error)) {
+    for (const auto& d : fc::query_devices(&error)) {
       py::dict e;
       e["index"] = d.index;
       e["name"] = d.name;
@@ -23,4 +220,31 @@ PYBIND11_MODULE(_cuda, m) {
     }
     return py::make_tuple(out, error);
   });
+  m.def("pointer_device", &fc::pointer_device, py::arg("ptr"));
+
+  m.def("conv", &fc::conv, py::arg("pass_"), py::arg("algo"), py::arg("math"), py::arg("dtype"),
+        py::arg("device"), py::arg("stream"), py::arg("x_shape"), py::arg("w_shape"),
+        py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),
+        py::arg("groups"), py::arg("flip"), py::arg("a"), py::arg("b"), py::arg("bias"),
+        py::arg("out"));
+  m.def("conv_transpose", &fc::conv_transpose, py::arg("pass_"), py::arg("algo"), py::arg("math"),
+        py::arg("dtype"), py::arg("device"), py::arg("stream"), py::arg("x_shape"),
+        py::arg("w_shape"), py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"),
+        py::arg("output_padding"), py::arg("dilation"), py::arg("groups"), py::arg("a"),
+        py::arg("b"), py::arg("bias"), py::arg("out"));
+  m.def("conv_backward_bias", &fc::bias_grad, py::arg("dtype"), py::arg("device"),
+        py::arg("stream"), py::arg("grad_y_shape"), py::arg("grad_y"), py::arg("out"));
+  m.def("pool_forward", &fc::pool_fwd, py::arg("kind"), py::arg("dtype"), py::arg("device"),
+        py::arg("stream"), py::arg("x_shape"), py::arg("kernel"), py::arg("stride"),
+        py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"), py::arg("ceil_mode"),
+        py::arg("count_include_pad"), py::arg("p"), py::arg("x"), py::arg("y"),
+        py::arg("indices"));
+  m.def("pool_backward", &fc::pool_bwd, py::arg("kind"), py::arg("dtype"), py::arg("device"),
+        py::arg("stream"), py::arg("x_shape"), py::arg("kernel"), py::arg("stride"),
+        py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"), py::arg("ceil_mode"),
+        py::arg("count_include_pad"), py::arg("p"), py::arg("grad_y"), py::arg("x"),
+        py::arg("grad_x"));
+  m.def("max_unpool", &fc::unpool, py::arg("dtype"), py::arg("device"), py::arg("stream"),
+        py::arg("planes"), py::arg("in_count"), py::arg("out_count"), py::arg("x"),
+        py::arg("indices"), py::arg("y"));
 }

@@ -55,7 +55,22 @@ def _cuda_state() -> dict[str, Any]:
         }
     devices, error = _cuda.devices()
     status = f"{len(devices)} GPU(s) visible" if devices else f"no GPU visible ({error or 'none'})"
-    return {"built": True, "runtime": _cuda.runtime_version(), "devices": devices, "status": status}
+    return {
+        "built": True,
+        "runtime": _cuda.runtime_version(),
+        "architectures": getattr(_cuda, "architectures", "unknown"),  # CUDA hook: SASS/PTX built
+        "devices": devices,
+        "status": status,
+        "algorithms": _cuda_algorithms(),  # CUDA hook: what runs on the GPU here ({} if none)
+    }
+
+
+def _cuda_algorithms() -> dict[str, list[str]]:
+    from . import _gpu
+
+    if _gpu.unavailable_reason():
+        return {}
+    return {op: _gpu.algorithms(op) for op in OPS}
 
 
 def info() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import functools
 import gc
@@ -525,6 +526,7 @@ class Settings:
     budget: float
     dtype: str
     sync: Callable[[], None]
+    events: Any = None  # torch.cuda with --device cuda: samples timed by CUDA events
 
 
 @dataclass
@@ -543,7 +545,7 @@ def _timed_call(fn: Callable[[], Any], sync: Callable[[], None]) -> tuple[float,
     return time.perf_counter() - start, out
 
 
-def _sample(entry: _Timed, sync: Callable[[], None]) -> float:
+def _sample(entry: _Timed, sync: Callable[[], None], events: Any = None) -> float:
     """One timed block of `inner` back-to-back calls, the way a model runs one library.
 
     Thread pools spin for a while after each call (OpenMP's, and briefly fastconv's): the
@@ -552,6 +554,14 @@ def _sample(entry: _Timed, sync: Callable[[], None]) -> float:
     time.sleep(SETTLE_S)
     entry.fn()
     sync()
+    if events is not None:  # --device cuda: GPU time between two events on the current stream
+        begin, end = events.Event(enable_timing=True), events.Event(enable_timing=True)
+        begin.record()
+        for _ in range(entry.inner):
+            entry.fn()
+        end.record()
+        end.synchronize()
+        return begin.elapsed_time(end) / 1e3 / entry.inner
     start = time.perf_counter()
     for _ in range(entry.inner):
         entry.fn()
@@ -618,7 +628,7 @@ def _plan_samples(timed: list[_Timed], settings: Settings) -> list[_Timed]:
     return [e for e in timed if id(e) in kept_ids]
 
 
-def _measure(timed: list[_Timed], sync: Callable[[], None]) -> None:
+def _measure(timed: list[_Timed], sync: Callable[[], None], events: Any = None) -> None:
     """Rotate through candidates each round so drifting noise hits all of them equally."""
     rounds = max((e.goal for e in timed), default=0)
     gc_was_enabled = gc.isenabled()
@@ -628,7 +638,7 @@ def _measure(timed: list[_Timed], sync: Callable[[], None]) -> None:
             shift = r % len(timed)
             for entry in timed[shift:] + timed[:shift]:
                 if len(entry.row.times_s) < entry.goal:
-                    entry.row.times_s.append(_sample(entry, sync))
+                    entry.row.times_s.append(_sample(entry, sync, events))
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -672,7 +682,7 @@ def run_task(
     rows, timed, outputs = _first_calls(problem, candidates, settings, rates)
     check_outputs(rows, outputs, settings.dtype)
     del outputs
-    _measure(_plan_samples(timed, settings), settings.sync)
+    _measure(_plan_samples(timed, settings), settings.sync, settings.events)
     for row in rows:
         if row.gflops:  # best rate seen so far predicts this candidate's later layers
             key = (row.candidate, row.pass_)
@@ -852,6 +862,7 @@ def environment(
         "threads": args.threads,
         "dtype": args.dtype,
         "device": args.device,
+        "batch": args.batch,
         "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),
         "isa": info.get("isa_active", "?"),
@@ -938,6 +949,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="float16 and bfloat16 need --device cuda",
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument(
+        "--batch",
+        type=int,
+        metavar="N",
+        help="batch size of every layer (default: the suite's; 32 with --device cuda)",
+    )
     return parser
 
 
@@ -950,6 +967,10 @@ def check_args(args: argparse.Namespace) -> None:
     args.passes = passes
     if args.repeats < 1 or args.min_time < 0 or args.layer_budget <= 0:
         raise BenchError("--repeats must be >= 1, --min-time >= 0 and --layer-budget > 0")
+    if args.batch is None and args.device == "cuda":
+        args.batch = 32  # GPU comparisons at a training batch size
+    if args.batch is not None and args.batch < 1:
+        raise BenchError(f"--batch must be >= 1, got {args.batch}")
     if args.threads is not None and args.threads < 1:
         raise BenchError(f"--threads must be >= 1, got {args.threads}")
     try:
@@ -1052,6 +1073,12 @@ def run_suite(layers: list[Layer], args: argparse.Namespace, peers: dict[str, An
     torch = (peers.get("torch") or _optional("torch")) if args.device == "cuda" else None
     sync = torch.cuda.synchronize if torch is not None else (lambda: None)
     settings = Settings(args.repeats, args.min_time, args.layer_budget, args.dtype, sync)
+    if torch is not None:  # --device cuda: event timing; PyTorch picks its cuDNN algorithms
+        settings.events = torch.cuda
+        torch.backends.cudnn.benchmark = True
+        # Same math on both sides: cuDNN may use TF32 exactly when fastconv does (exact FP32
+        # unless allowed, see fastconv._gpu.set_allow_tf32).
+        torch.backends.cudnn.allow_tf32 = fastconv._gpu.get_allow_tf32("torch")
     tasks = list(_tasks(layers, args.passes))
     progress, rows = Progress(len(tasks)), []
     rates: dict[tuple[str, str], float] = {}
@@ -1084,6 +1111,8 @@ def _run(args: argparse.Namespace) -> int:
     ]
     if not layers:
         raise BenchError(f"no layer of {suite} matches --filter {args.filter!r}")
+    if args.batch is not None:
+        layers = [dataclasses.replace(layer, n=args.batch) for layer in layers]
     peers = load_peers(args)
     saved = (
         fastconv.get_num_threads(),

@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _C
+from . import _C, _gpu
 from ._arguments import (
     check_groups,
     check_mode,
@@ -216,6 +216,7 @@ def _check_bias(a: dict, channels: int) -> None:
         )
 
 
+@_gpu.routes  # CUDA arrays run fastconv._cuda (fastconv/_gpu.py)
 def conv(
     x,
     w,
@@ -276,6 +277,7 @@ conv2d = _conv_of_rank(2)
 conv3d = _conv_of_rank(3)
 
 
+@_gpu.routes  # CUDA arrays run fastconv._cuda (fastconv/_gpu.py)
 def conv_backward_data(
     grad_y,
     w,
@@ -323,6 +325,7 @@ def _weight_grad_inputs(x, grad_y, w_shape: Any):
     return a["x"], a["grad_y"], w_shape, kind, dtype
 
 
+@_gpu.routes  # CUDA arrays run fastconv._cuda (fastconv/_gpu.py)
 def conv_backward_weight(
     x,
     grad_y,
@@ -355,6 +358,7 @@ def conv_backward_weight(
     return out
 
 
+@_gpu.routes  # CUDA arrays run fastconv._cuda (fastconv/_gpu.py)
 def conv_backward_bias(grad_y):
     """Gradient of `conv` with respect to its bias: grad_y summed over N and spatial dims."""
     a, kind, dtype = _inputs(grad_y=grad_y)
@@ -368,6 +372,7 @@ def conv_backward_bias(grad_y):
 # ---- transposed convolution (runs the conv passes; DESIGN.md "One geometry, three passes")
 
 
+@_gpu.routes  # CUDA arrays run fastconv._cuda (fastconv/_gpu.py)
 def conv_transpose(
     x,
     w,
@@ -414,6 +419,7 @@ def conv_transpose(
     return out
 
 
+@_gpu.routes  # CUDA arrays run fastconv._cuda (fastconv/_gpu.py)
 def conv_transpose_backward_data(
     grad_y,
     w,
@@ -450,6 +456,7 @@ def conv_transpose_backward_data(
     return out
 
 
+@_gpu.routes  # CUDA arrays run fastconv._cuda (fastconv/_gpu.py)
 def conv_transpose_backward_weight(
     x,
     grad_y,
@@ -502,6 +509,7 @@ def _check_bool(value: Any, name: str) -> bool:
     return bool(value)
 
 
+@_gpu.routes  # CUDA arrays run fastconv._cuda (fastconv/_gpu.py)
 def max_pool(
     x,
     kernel_size: IntOrTuple,
@@ -525,6 +533,7 @@ def max_pool(
     return (out, wrap_indices(kind, idx)) if return_indices else out
 
 
+@_gpu.routes  # CUDA arrays run fastconv._cuda (fastconv/_gpu.py)
 def avg_pool(
     x,
     kernel_size: IntOrTuple,
@@ -546,6 +555,7 @@ def avg_pool(
     return out
 
 
+@_gpu.routes  # CUDA arrays run fastconv._cuda (fastconv/_gpu.py)
 def lp_pool(
     x,
     p: float,
@@ -584,6 +594,7 @@ def global_max_pool(x):
     return max_pool(x, _spatial_of(x))
 
 
+@_gpu.routes  # CUDA arrays run fastconv._cuda (fastconv/_gpu.py)
 def max_unpool(
     x,
     indices,
@@ -623,6 +634,7 @@ def max_unpool(
     return out
 
 
+@_gpu.routes  # CUDA arrays run fastconv._cuda (fastconv/_gpu.py)
 def max_pool_backward(
     grad_y,
     x,
@@ -655,6 +667,7 @@ def max_pool_backward(
     return out
 
 
+@_gpu.routes  # CUDA arrays run fastconv._cuda (fastconv/_gpu.py)
 def avg_pool_backward(
     grad_y,
     x_shape: Sequence[int],
@@ -678,6 +691,7 @@ def avg_pool_backward(
     return out
 
 
+@_gpu.routes  # CUDA arrays run fastconv._cuda (fastconv/_gpu.py)
 def lp_pool_backward(
     grad_y,
     x,

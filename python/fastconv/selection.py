@@ -19,7 +19,7 @@ KNOWN_ALGORITHMS = (
 )
 OPS = ("conv", "conv_transpose", "max_pool", "avg_pool", "lp_pool")
 PASSES = ("forward", "backward_data", "backward_weight")
-DEVICES = ("cpu",)
+DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,10 @@ def algorithms(op: str = "conv", device: str = "cpu") -> list[str]:
         raise ValueError(f"op must be one of {OPS}, got {op!r}")
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES} in this build, got {device!r}")
+    if device == "cuda":  # GPU kernels (fastconv/_gpu.py); ValueError saying why if none runs here
+        from . import _gpu
+
+        return _gpu.algorithms(op)
     return list(_C.algorithms(op))
 
 

@@ -1,0 +1,247 @@
+// Direct depthwise convolution (groups == C, weight (K, 1, *kernel), channel multiplier K / C)
+// for all three passes, any kernel size (31x31 included), stride, padding, dilation; plus the
+// bias gradient. One thread per output element for forward and backward_data (a gather, so no
+// atomics); one block per weight element for backward_weight, reduced in a fixed order.
+#include <algorithm>
+
+#include "conv_kernels.h"
+#include "cuda_check.h"
+#include "dtype.cuh"
+#include "launch.cuh"
+#include "fastconv/status.h"
+
+namespace fastconv::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ bool inside(int64_t v, int64_t extent) {
+  return static_cast<uint64_t>(v) < static_cast<uint64_t>(extent);
+}
+
+// Grid-stride loop index helpers (int64: tensors may pass 2^31 elements).
+__device__ __forceinline__ int64_t first_index() {
+  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ int64_t grid_step() {
+  return static_cast<int64_t>(gridDim.x) * blockDim.x;
+}
+
+// Deterministic block sum (fixed tree); every thread of the block must call it.
+template <typename Acc>
+__device__ Acc block_sum(Acc v) {
+  __shared__ Acc partial[kThreads];
+  partial[threadIdx.x] = v;
+  __syncthreads();
+  for (int s = kThreads / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) partial[threadIdx.x] += partial[threadIdx.x + s];
+    __syncthreads();
+  }
+  const Acc total = partial[0];
+  __syncthreads();  // partial[] is reused by the next call
+  return total;
+}
+
+// ---- kernels
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    depthwise_forward_kernel(ConvParams p, const T* __restrict__ x, const T* __restrict__ w,
+                             const T* __restrict__ bias, T* __restrict__ y, int64_t total) {
+  using Acc = acc_t<T>;
+  const int64_t mult = p.kg;  // output channels per input channel
+  for (int64_t idx = first_index(); idx < total; idx += grid_step()) {
+    const int64_t o = idx % p.out_sp, t = idx / p.out_sp;
+    const int64_t k = t % p.k, b = t / p.k;
+    const int64_t c = k / mult;
+    const int64_t od = o / (p.out[1] * p.out[2]), oh = (o / p.out[2]) % p.out[1],
+                  ow = o % p.out[2];
+    const T* xp = x + (b * p.c + c) * p.in_sp;
+    const T* wp = w + k * p.taps;
+    Acc s = 0;
+    for (int64_t kd = 0; kd < p.kernel[0]; ++kd) {
+      const int64_t id = od * p.stride[0] - p.pad[0] + kd * p.dil[0];
+      if (!inside(id, p.in[0])) continue;
+      for (int64_t kh = 0; kh < p.kernel[1]; ++kh) {
+        const int64_t ih = oh * p.stride[1] - p.pad[1] + kh * p.dil[1];
+        if (!inside(ih, p.in[1])) continue;
+        const T* row = xp + (id * p.in[1] + ih) * p.in[2];
+        const int64_t tap_row = (kd * p.kernel[1] + kh) * p.kernel[2];
+        for (int64_t kw = 0; kw < p.kernel[2]; ++kw) {
+          const int64_t iw = ow * p.stride[2] - p.pad[2] + kw * p.dil[2];
+          if (!inside(iw, p.in[2])) continue;
+          const int64_t tap = tap_row + kw;
+          s = fma(to_acc(row[iw]), to_acc(wp[p.flip ? p.taps - 1 - tap : tap]), s);
+        }
+      }
+    }
+    if (bias) s += to_acc(bias[k]);
+    y[idx] = from_acc<T>(s);
+  }
+}
+
+// dx[b][c][i] = sum over j < mult and taps reaching i of dy[b][c*mult+j][o] * w[c*mult+j][tap].
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    depthwise_backward_data_kernel(ConvParams p, const T* __restrict__ dy,
+                                   const T* __restrict__ w, const T* __restrict__ bias,
+                                   T* __restrict__ dx, int64_t total) {
+  using Acc = acc_t<T>;
+  const int64_t mult = p.kg;
+  for (int64_t idx = first_index(); idx < total; idx += grid_step()) {
+    const int64_t i = idx % p.in_sp, t = idx / p.in_sp;
+    const int64_t c = t % p.c, b = t / p.c;
+    const int64_t q0 = i / (p.in[1] * p.in[2]) + p.pad[0], q1 = (i / p.in[2]) % p.in[1] + p.pad[1],
+                  q2 = i % p.in[2] + p.pad[2];
+    Acc s = 0;
+    for (int64_t j = 0; j < mult; ++j) {
+      const int64_t k = c * mult + j;
+      const T* gp = dy + (b * p.k + k) * p.out_sp;
+      const T* wp = w + k * p.taps;
+      for (int64_t kd = 0; kd < p.kernel[0]; ++kd) {
+        const int64_t u0 = q0 - kd * p.dil[0];
+        if (u0 < 0) break;  // grows more negative with kd
+        const int64_t od = u0 / p.stride[0];
+        if (od * p.stride[0] != u0 || od >= p.out[0]) continue;
+        for (int64_t kh = 0; kh < p.kernel[1]; ++kh) {
+          const int64_t u1 = q1 - kh * p.dil[1];
+          if (u1 < 0) break;
+          const int64_t oh = u1 / p.stride[1];
+          if (oh * p.stride[1] != u1 || oh >= p.out[1]) continue;
+          const int64_t tap_row = (kd * p.kernel[1] + kh) * p.kernel[2];
+          for (int64_t kw = 0; kw < p.kernel[2]; ++kw) {
+            const int64_t u2 = q2 - kw * p.dil[2];
+            if (u2 < 0) break;
+            const int64_t ow = u2 / p.stride[2];
+            if (ow * p.stride[2] != u2 || ow >= p.out[2]) continue;
+            const int64_t tap = tap_row + kw;
+            s = fma(to_acc(gp[(od * p.out[1] + oh) * p.out[2] + ow]),
+                    to_acc(wp[p.flip ? p.taps - 1 - tap : tap]), s);
+          }
+        }
+      }
+    }
+    if (bias) s += to_acc(bias[c]);
+    dx[idx] = from_acc<T>(s);
+  }
+}
+
+// dw[k][tap] = sum over b and out positions of dy[b][k][o] * x[b][k / mult][o*s - pad + tap*d].
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    depthwise_backward_weight_kernel(ConvParams p, const T* __restrict__ x,
+                                     const T* __restrict__ dy, T* __restrict__ dw,
+                                     int64_t total) {
+  using Acc = acc_t<T>;
+  const int64_t reduction = p.n * p.out_sp;
+  for (int64_t e = blockIdx.x; e < total; e += gridDim.x) {  // e = (k, tap): whole block
+    const int64_t k = e / p.taps, tap = e % p.taps;
+    const int64_t c = k / p.kg;
+    const int64_t kd = tap / (p.kernel[1] * p.kernel[2]), kh = (tap / p.kernel[2]) % p.kernel[1],
+                  kw = tap % p.kernel[2];
+    const int64_t a0 = kd * p.dil[0] - p.pad[0], a1 = kh * p.dil[1] - p.pad[1],
+                  a2 = kw * p.dil[2] - p.pad[2];
+    Acc s = 0;
+    for (int64_t r = threadIdx.x; r < reduction; r += blockDim.x) {
+      const int64_t b = r / p.out_sp, o = r % p.out_sp;
+      const int64_t od = o / (p.out[1] * p.out[2]), oh = (o / p.out[2]) % p.out[1],
+                    ow = o % p.out[2];
+      const int64_t id = od * p.stride[0] + a0, ih = oh * p.stride[1] + a1,
+                    iw = ow * p.stride[2] + a2;
+      if (!inside(id, p.in[0]) || !inside(ih, p.in[1]) || !inside(iw, p.in[2])) continue;
+      s = fma(to_acc(dy[(b * p.k + k) * p.out_sp + o]),
+              to_acc(x[(b * p.c + c) * p.in_sp + (id * p.in[1] + ih) * p.in[2] + iw]), s);
+    }
+    s = block_sum(s);
+    if (threadIdx.x == 0) dw[k * p.taps + (p.flip ? p.taps - 1 - tap : tap)] = from_acc<T>(s);
+  }
+}
+
+// out[k] = sum over b and spatial of dy[b][k][...]; one block per channel.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    bias_grad_kernel(int64_t n, int64_t k, int64_t spatial, const T* __restrict__ dy,
+                     T* __restrict__ out) {
+  using Acc = acc_t<T>;
+  const int64_t reduction = n * spatial;
+  for (int64_t ch = blockIdx.x; ch < k; ch += gridDim.x) {
+    Acc s = 0;
+    for (int64_t r = threadIdx.x; r < reduction; r += blockDim.x) {
+      const int64_t b = r / spatial, o = r % spatial;
+      s += to_acc(dy[(b * k + ch) * spatial + o]);
+    }
+    s = block_sum(s);
+    if (threadIdx.x == 0) out[ch] = from_acc<T>(s);
+  }
+}
+
+// ---- launchers
+
+unsigned blocks_for(int64_t work, int64_t per_block) {
+  const int64_t b = (work + per_block - 1) / per_block;
+  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 1 << 20));
+}
+
+template <typename T>
+void launch_depthwise(ConvPass pass, const ConvParams& p, const void* a, const void* b,
+                      const void* bias, void* out, cudaStream_t stream) {
+  const T* ta = static_cast<const T*>(a);
+  const T* tb = static_cast<const T*>(b);
+  const T* tbias = static_cast<const T*>(bias);
+  T* tout = static_cast<T*>(out);
+  switch (pass) {
+    case ConvPass::kForward: {
+      const int64_t total = p.n * p.k * p.out_sp;
+      if (total == 0) return;
+      return launch("depthwise_forward_kernel", &depthwise_forward_kernel<T>,
+                    dim3(blocks_for(total, kThreads)), dim3(kThreads), stream, p, ta, tb, tbias,
+                    tout, total);
+    }
+    case ConvPass::kBackwardData: {
+      const int64_t total = p.n * p.c * p.in_sp;
+      if (total == 0) return;
+      return launch("depthwise_backward_data_kernel", &depthwise_backward_data_kernel<T>,
+                    dim3(blocks_for(total, kThreads)), dim3(kThreads), stream, p, ta, tb, tbias,
+                    tout, total);
+    }
+    case ConvPass::kBackwardWeight: {
+      const int64_t total = p.k * p.taps;
+      return launch("depthwise_backward_weight_kernel", &depthwise_backward_weight_kernel<T>,
+                    dim3(blocks_for(total, 1)), dim3(kThreads), stream, p, ta, tb, tout, total);
+    }
+  }
+}
+
+}  // namespace
+
+void depthwise_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a, const void* b,
+                    const void* bias, void* out, cudaStream_t stream) {
+  if (p.cg != 1 || p.groups != p.c) {
+    throw Unsupported("depthwise (cuda) needs groups == C (one input channel per group), got C = " +
+                      std::to_string(p.c) + ", groups = " + std::to_string(p.groups));
+  }
+  switch (dtype) {
+    case DType::kF32: return launch_depthwise<float>(pass, p, a, b, bias, out, stream);
+    case DType::kF64: return launch_depthwise<double>(pass, p, a, b, bias, out, stream);
+    case DType::kF16: return launch_depthwise<__half>(pass, p, a, b, bias, out, stream);
+    case DType::kBF16: return launch_depthwise<__nv_bfloat16>(pass, p, a, b, bias, out, stream);
+  }
+}
+
+void conv_bias_grad(DType dtype, int64_t n, int64_t k, int64_t spatial, const void* grad_y,
+                    void* out, cudaStream_t stream) {
+  if (k == 0) return;
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    launch("bias_grad_kernel", &bias_grad_kernel<T>, dim3(blocks_for(k, 1)), dim3(kThreads),
+           stream, n, k, spatial, static_cast<const T*>(grad_y), static_cast<T*>(out));
+  };
+  switch (dtype) {
+    case DType::kF32: return run(float{});
+    case DType::kF64: return run(double{});
+    case DType::kF16: return run(__half{});
+    case DType::kBF16: return run(__nv_bfloat16{});
+  }
+}
+
+}  // namespace fastconv::cuda

@@ -1,0 +1,336 @@
+// Pooling on the GPU: max (with indices), average and power-average forward passes, their
+// backward passes, and max_unpool. Window rules mirror csrc/ref/pool_ref.cc exactly (NaN wins a
+// max window, PyTorch's average divisors, ceil_mode windows). Backward passes are gathers over
+// the outputs whose windows cover an input element, so they need no atomics and sum in a fixed
+// order; max and Lp backward first compute per-output argmax / norm into a scratch buffer.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "conv_kernels.h"
+#include "cuda_check.h"
+#include "dtype.cuh"
+#include "launch.cuh"
+#include "fastconv/status.h"
+
+namespace fastconv::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// PoolGeometry flattened for kernels.
+struct PoolParams {
+  int64_t planes;
+  int64_t in[3], kernel[3], out[3], stride[3], pad[3], pad_hi[3], dil[3];
+  int64_t in_sp, out_sp;
+};
+
+PoolParams make_pool_params(const PoolGeometry& g) {
+  PoolParams p{};
+  p.planes = g.n * g.c;
+  for (int d = 0; d < kMaxRank; ++d) {
+    p.in[d] = g.in[d];
+    p.kernel[d] = g.kernel[d];
+    p.out[d] = g.out[d];
+    p.stride[d] = g.stride[d];
+    p.pad[d] = g.pad_lo[d];
+    p.pad_hi[d] = g.pad_hi[d];
+    p.dil[d] = g.dilation[d];
+  }
+  p.in_sp = g.in_spatial();
+  p.out_sp = g.out_spatial();
+  return p;
+}
+
+__device__ __forceinline__ bool inside(int64_t v, int64_t extent) {
+  return static_cast<uint64_t>(v) < static_cast<uint64_t>(extent);
+}
+__device__ __forceinline__ int64_t first_index() {
+  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ int64_t grid_step() {
+  return static_cast<int64_t>(gridDim.x) * blockDim.x;
+}
+
+__device__ __forceinline__ void split3(const int64_t ext[3], int64_t pos, int64_t q[3]) {
+  q[2] = pos % ext[2];
+  q[1] = (pos / ext[2]) % ext[1];
+  q[0] = pos / (ext[1] * ext[2]);
+}
+
+// Calls fn(offset in plane) for every in-bounds input position of output window o.
+template <typename Fn>
+__device__ __forceinline__ void for_each_tap(const PoolParams& p, const int64_t o[3], Fn&& fn) {
+  for (int64_t kd = 0; kd < p.kernel[0]; ++kd) {
+    const int64_t id = o[0] * p.stride[0] - p.pad[0] + kd * p.dil[0];
+    if (!inside(id, p.in[0])) continue;
+    for (int64_t kh = 0; kh < p.kernel[1]; ++kh) {
+      const int64_t ih = o[1] * p.stride[1] - p.pad[1] + kh * p.dil[1];
+      if (!inside(ih, p.in[1])) continue;
+      for (int64_t kw = 0; kw < p.kernel[2]; ++kw) {
+        const int64_t iw = o[2] * p.stride[2] - p.pad[2] + kw * p.dil[2];
+        if (!inside(iw, p.in[2])) continue;
+        fn((id * p.in[1] + ih) * p.in[2] + iw);
+      }
+    }
+  }
+}
+
+// Calls fn(output offset in plane) for every output window covering input position i, in
+// increasing output order (the gather of every backward pass).
+template <typename Fn>
+__device__ __forceinline__ void for_each_window(const PoolParams& p, const int64_t i[3], Fn&& fn) {
+  int64_t lo[3], hi[3];
+  for (int d = 0; d < 3; ++d) {
+    const int64_t first = i[d] + p.pad[d] - (p.kernel[d] - 1) * p.dil[d];  // o * stride >= this
+    lo[d] = first <= 0 ? 0 : (first + p.stride[d] - 1) / p.stride[d];
+    hi[d] = min(p.out[d] - 1, (i[d] + p.pad[d]) / p.stride[d]);
+  }
+  for (int64_t od = lo[0]; od <= hi[0]; ++od) {
+    if ((i[0] + p.pad[0] - od * p.stride[0]) % p.dil[0] != 0) continue;
+    for (int64_t oh = lo[1]; oh <= hi[1]; ++oh) {
+      if ((i[1] + p.pad[1] - oh * p.stride[1]) % p.dil[1] != 0) continue;
+      for (int64_t ow = lo[2]; ow <= hi[2]; ++ow) {
+        if ((i[2] + p.pad[2] - ow * p.stride[2]) % p.dil[2] != 0) continue;
+        fn((od * p.out[1] + oh) * p.out[2] + ow, od, oh, ow);
+      }
+    }
+  }
+}
+
+// Divisor of an average window (PyTorch's rule, as in pool_ref.cc).
+__device__ __forceinline__ int64_t avg_divisor(const PoolParams& p, bool count_include_pad,
+                                               const int64_t o[3]) {
+  int64_t padded = 1, inner = 1;
+  for (int d = 0; d < 3; ++d) {
+    const int64_t start = o[d] * p.stride[d] - p.pad[d];
+    const int64_t end = min(start + p.kernel[d], p.in[d] + p.pad_hi[d]);
+    padded *= end - start;
+    inner *= min(end, p.in[d]) - max(start, int64_t(0));
+  }
+  return count_include_pad ? padded : inner;
+}
+
+template <typename T>
+__device__ __forceinline__ int64_t window_argmax(const PoolParams& p, const T* xp,
+                                                 const int64_t o[3]) {
+  using Acc = acc_t<T>;
+  int64_t best = -1;
+  Acc best_v = -INFINITY;
+  for_each_tap(p, o, [&](int64_t i) {
+    const Acc v = to_acc(xp[i]);
+    if (best < 0 || v > best_v || isnan(v)) {
+      best = i;
+      best_v = v;
+    }
+  });
+  return best;
+}
+
+template <typename T>
+__device__ __forceinline__ acc_t<T> window_lp(const PoolParams& p, acc_t<T> power, const T* xp,
+                                              const int64_t o[3]) {
+  using Acc = acc_t<T>;
+  Acc s = 0;
+  for_each_tap(p, o, [&](int64_t i) { s += pow(to_acc(xp[i]), power); });
+  return pow(s, Acc(1) / power);
+}
+
+// ---- kernels
+
+// y and/or indices per output window; `norm` (Lp scratch, may be null) gets the window norm.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    pool_forward_kernel(PoolParams p, PoolKind kind, bool count_include_pad, double power,
+                        const T* __restrict__ x, T* __restrict__ y, int64_t* __restrict__ indices,
+                        acc_t<T>* __restrict__ norm, int64_t total) {
+  using Acc = acc_t<T>;
+  for (int64_t idx = first_index(); idx < total; idx += grid_step()) {
+    const int64_t plane = idx / p.out_sp;
+    int64_t o[3];
+    split3(p.out, idx - plane * p.out_sp, o);
+    const T* xp = x + plane * p.in_sp;
+    if (kind == PoolKind::kMax) {
+      const int64_t best = window_argmax(p, xp, o);
+      if (y) y[idx] = best < 0 ? from_acc<T>(-INFINITY) : xp[best];
+      if (indices) indices[idx] = best;
+    } else if (kind == PoolKind::kAvg) {
+      Acc s = 0;
+      for_each_tap(p, o, [&](int64_t i) { s += to_acc(xp[i]); });
+      const int64_t div = avg_divisor(p, count_include_pad, o);
+      y[idx] = from_acc<T>(div > 0 ? s / Acc(div) : Acc(0));
+    } else {
+      const Acc v = window_lp(p, Acc(power), xp, o);
+      if (y) y[idx] = from_acc<T>(v);
+      if (norm) norm[idx] = v;
+    }
+  }
+}
+
+// grad_x[i] = sum over windows covering i of their share of grad_y (gather, fixed order).
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    pool_backward_kernel(PoolParams p, PoolKind kind, bool count_include_pad, double power,
+                         const T* __restrict__ dy, const T* __restrict__ x,
+                         const int64_t* __restrict__ argmax, const acc_t<T>* __restrict__ norm,
+                         T* __restrict__ dx, int64_t total) {
+  using Acc = acc_t<T>;
+  for (int64_t idx = first_index(); idx < total; idx += grid_step()) {
+    const int64_t plane = idx / p.in_sp, pos = idx - plane * p.in_sp;
+    int64_t i[3];
+    split3(p.in, pos, i);
+    const T* gp = dy + plane * p.out_sp;
+    Acc s = 0;
+    if (kind == PoolKind::kMax) {
+      const int64_t* ap = argmax + plane * p.out_sp;
+      for_each_window(p, i, [&](int64_t o, int64_t, int64_t, int64_t) {
+        if (ap[o] == pos) s += to_acc(gp[o]);
+      });
+    } else if (kind == PoolKind::kAvg) {
+      for_each_window(p, i, [&](int64_t o, int64_t od, int64_t oh, int64_t ow) {
+        const int64_t oo[3] = {od, oh, ow};
+        const int64_t div = avg_divisor(p, count_include_pad, oo);
+        if (div > 0) s += to_acc(gp[o]) / Acc(div);
+      });
+    } else {
+      // d/dx_i (sum x^p)^(1/p) = x_i^(p-1) * y^(1-p); windows with y == 0 contribute 0
+      const Acc pw = Acc(power);
+      const Acc xi = to_acc(x[idx]);
+      const Acc* np = norm + plane * p.out_sp;
+      for_each_window(p, i, [&](int64_t o, int64_t, int64_t, int64_t) {
+        const Acc yv = np[o];
+        if (yv != Acc(0)) s += to_acc(gp[o]) * pow(yv, Acc(1) - pw) * pow(xi, pw - Acc(1));
+      });
+    }
+    dx[idx] = from_acc<T>(s);
+  }
+}
+
+// Records, per output element, the last (highest) input position scattering to it.
+__global__ void __launch_bounds__(kThreads)
+    unpool_claim_kernel(const int64_t* __restrict__ indices, int64_t in_count, int64_t out_count,
+                        unsigned long long* __restrict__ winner,
+                        unsigned long long* __restrict__ first_bad, int64_t total) {
+  for (int64_t e = first_index(); e < total; e += grid_step()) {
+    const int64_t plane = e / in_count, j = indices[e];
+    if (j < 0 || j >= out_count) {
+      atomicMin(first_bad, static_cast<unsigned long long>(e));
+      continue;
+    }
+    const auto position = static_cast<unsigned long long>(e - plane * in_count + 1);
+    atomicMax(&winner[plane * out_count + j], position);
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    unpool_write_kernel(const T* __restrict__ x, const unsigned long long* __restrict__ winner,
+                        int64_t in_count, int64_t out_count, T* __restrict__ y, int64_t total) {
+  for (int64_t e = first_index(); e < total; e += grid_step()) {
+    const unsigned long long w = winner[e];
+    const int64_t plane = e / out_count;
+    y[e] = w ? x[plane * in_count + static_cast<int64_t>(w - 1)] : zero_of<T>();
+  }
+}
+
+// ---- launchers
+
+unsigned blocks_for(int64_t work) {
+  const int64_t b = (work + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 1 << 20));
+}
+
+template <typename T>
+void forward_t(const PoolGeometry& g, const PoolArgs& a, const void* x, void* y, int64_t* indices,
+               cudaStream_t stream) {
+  const PoolParams p = make_pool_params(g);
+  const int64_t total = p.planes * p.out_sp;
+  if (total == 0) return;
+  launch("pool_forward_kernel", &pool_forward_kernel<T>, dim3(blocks_for(total)), dim3(kThreads),
+         stream, p, a.kind, a.count_include_pad, a.p, static_cast<const T*>(x),
+         static_cast<T*>(y), indices, static_cast<acc_t<T>*>(nullptr), total);
+}
+
+template <typename T>
+void backward_t(const PoolGeometry& g, const PoolArgs& a, const void* dy, const void* x, void* dx,
+                cudaStream_t stream) {
+  using Acc = acc_t<T>;
+  const PoolParams p = make_pool_params(g);
+  const int64_t total = p.planes * p.in_sp, outputs = p.planes * p.out_sp;
+  if (total == 0) return;
+  // Max needs each window's argmax, Lp each window's norm: computed once, before the gather.
+  const size_t scratch = a.kind == PoolKind::kMax  ? outputs * sizeof(int64_t)
+                         : a.kind == PoolKind::kLp ? outputs * sizeof(Acc)
+                                                   : 0;
+  StreamBuffer buffer(scratch, stream);
+  if (scratch && !buffer.ok()) throw std::bad_alloc();
+  int64_t* argmax = a.kind == PoolKind::kMax ? static_cast<int64_t*>(buffer.get()) : nullptr;
+  Acc* norm = a.kind == PoolKind::kLp ? static_cast<Acc*>(buffer.get()) : nullptr;
+  if (scratch && outputs > 0) {
+    launch("pool_forward_kernel (scratch)", &pool_forward_kernel<T>, dim3(blocks_for(outputs)),
+           dim3(kThreads), stream, p, a.kind, a.count_include_pad, a.p,
+           static_cast<const T*>(x), static_cast<T*>(nullptr), argmax, norm, outputs);
+  }
+  launch("pool_backward_kernel", &pool_backward_kernel<T>, dim3(blocks_for(total)),
+         dim3(kThreads), stream, p, a.kind, a.count_include_pad, a.p,
+         static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<const int64_t*>(argmax),
+         static_cast<const acc_t<T>*>(norm), static_cast<T*>(dx), total);
+}
+
+template <typename Fn>
+void by_dtype(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::kF32: return fn(float{});
+    case DType::kF64: return fn(double{});
+    case DType::kF16: return fn(__half{});
+    case DType::kBF16: return fn(__nv_bfloat16{});
+  }
+}
+
+}  // namespace
+
+void pool_forward(DType dtype, const PoolGeometry& g, const PoolArgs& args, const void* x, void* y,
+                  int64_t* indices, cudaStream_t stream) {
+  by_dtype(dtype, [&](auto tag) { forward_t<decltype(tag)>(g, args, x, y, indices, stream); });
+}
+
+void pool_backward(DType dtype, const PoolGeometry& g, const PoolArgs& args, const void* grad_y,
+                   const void* x, void* grad_x, cudaStream_t stream) {
+  by_dtype(dtype,
+           [&](auto tag) { backward_t<decltype(tag)>(g, args, grad_y, x, grad_x, stream); });
+}
+
+bool max_unpool(DType dtype, int64_t planes, int64_t in_count, int64_t out_count, const void* x,
+                const int64_t* indices, void* y, int64_t* first_bad, cudaStream_t stream) {
+  const int64_t inputs = planes * in_count, outputs = planes * out_count;
+  if (outputs == 0) return true;
+  StreamBuffer buffer((outputs + 1) * sizeof(unsigned long long), stream);
+  if (!buffer.ok()) throw std::bad_alloc();
+  auto* winner = static_cast<unsigned long long*>(buffer.get());
+  unsigned long long* bad = winner + outputs;
+  check_cuda(cudaMemsetAsync(winner, 0, outputs * sizeof(unsigned long long), stream),
+             "cudaMemsetAsync");
+  check_cuda(cudaMemsetAsync(bad, 0xff, sizeof(unsigned long long), stream), "cudaMemsetAsync");
+  if (inputs > 0) {
+    launch("unpool_claim_kernel", &unpool_claim_kernel, dim3(blocks_for(inputs)), dim3(kThreads),
+           stream, indices, in_count, out_count, winner, bad, inputs);
+  }
+  by_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch("unpool_write_kernel", &unpool_write_kernel<T>, dim3(blocks_for(outputs)),
+           dim3(kThreads), stream, static_cast<const T*>(x),
+           static_cast<const unsigned long long*>(winner), in_count, out_count,
+           static_cast<T*>(y), outputs);
+  });
+  // The CPU validates every index before writing; here the check costs one small readback.
+  unsigned long long bad_pos = 0;
+  check_cuda(cudaMemcpyAsync(&bad_pos, bad, sizeof bad_pos, cudaMemcpyDeviceToHost, stream),
+             "cudaMemcpyAsync");
+  check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  if (bad_pos == ~0ull) return true;
+  check_cuda(cudaMemcpy(first_bad, indices + bad_pos, sizeof(int64_t), cudaMemcpyDeviceToHost),
+             "cudaMemcpy");
+  return false;
+}
+
+}  // namespace fastconv::cuda
