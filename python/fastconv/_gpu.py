@@ -713,10 +713,17 @@ def _run_pool_backward(call, kind, x_shape, k, win, ceil_mode, count_include_pad
 
 
 def max_pool_backward(
-    grad_y, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False
+    grad_y, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, indices=None
 ):
+    # The GPU kernel gathers each input's gradient from the windows whose argmax it is, which
+    # it recomputes from x; saved indices (checked for shape) give the same positions.
     F = _functional()
-    call = _prepare(grad_y=grad_y, x=x)
+    call = _prepare(indices=indices, grad_y=grad_y, x=x)
+    if indices is not None and call["indices"].shape != call["grad_y"].shape:
+        raise ValueError(
+            f"indices must have grad_y's shape {tuple(call['grad_y'].shape)}, "
+            f"got {tuple(call['indices'].shape)}"
+        )
     xs = call["x"].shape
     k, win = F._pool_window(len(xs), kernel_size, stride, padding, dilation)
     ceil_mode = F._check_bool(ceil_mode, "ceil_mode")
