@@ -19,6 +19,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/ukernels/gemm/f32_gemm_4x8_scalar.cc
   csrc/ukernels/gemm/f64_gemm_4x4_scalar.cc
   csrc/ukernels/peak/fma_peak_scalar.cc
+  csrc/ukernels/winograd/winograd_transforms_scalar.cc
 )
 
 # Files compiled for one ISA level each; added by later kernels (ukernels/<family>/*_avx2.cc ...).
@@ -26,11 +27,13 @@ set(FASTCONV_AVX2_SOURCES
   csrc/ukernels/gemm/f32_gemm_6x16_avx2.cc
   csrc/ukernels/gemm/f64_gemm_6x8_avx2.cc
   csrc/ukernels/peak/fma_peak_avx2.cc
+  csrc/ukernels/winograd/winograd_transforms_avx2.cc
 )
 set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/gemm/f32_gemm_12x32_avx512.cc
   csrc/ukernels/gemm/f64_gemm_12x16_avx512.cc
   csrc/ukernels/peak/fma_peak_avx512.cc
+  csrc/ukernels/winograd/winograd_transforms_avx512.cc
 )
 
 if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")

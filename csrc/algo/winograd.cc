@@ -1,27 +1,310 @@
-// Placeholder until the winograd algorithm lands: reports itself unsupported for every problem.
+// Winograd F(m,3) / F(mxm,3x3) convolution driver: kernel transforms once per call, then blocks
+// of tiles (across images) go through input transform -> alpha^2 batched GEMMs -> output
+// transform, each block's transform-domain data sized to stay in the outer caches.
 #include "algo/winograd.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+#include "algo/gemm_conv.h"
+#include "fastconv/cpu_features.h"
+#include "fastconv/parallel.h"
 #include "fastconv/status.h"
+#include "gemm/gemm.h"
+#include "ukernels/winograd/winograd_ukernels.h"
 
 namespace fastconv::algo {
 
-std::string winograd_unsupported_reason(const ConvGeometry&, ConvPass) {
-  return "the winograd algorithm is not implemented yet";
+namespace {
+
+std::string dims_text(const ConvGeometry& g, const Dims& v) {
+  std::vector<int64_t> d(v.begin() + (kMaxRank - g.rank), v.end());
+  return format_dims(d);
 }
-int winograd_tile(const ConvGeometry&, ConvPass) { return 0; }
-int64_t winograd_workspace_bytes(const ConvGeometry&, ConvPass, int64_t) { return 0; }
 
 template <typename T>
-void winograd_forward(const ConvGeometry&, const T*, const T*, const T*, T*, T*) {
-  throw Unsupported("the winograd algorithm is not implemented yet");
+const winograd::TileKernels<T>& tile_kernels(int m, bool two_d) {
+  // Chosen per call from the active ISA (read once by active_isa()), a table lookup.
+#if defined(FASTCONV_X86)
+  const IsaLevel isa = active_isa();
+  if constexpr (sizeof(T) == 4) {
+    if (isa == IsaLevel::kAvx512) return avx512::f32_winograd_tiles(m, two_d);
+    if (isa == IsaLevel::kAvx2) return avx2::f32_winograd_tiles(m, two_d);
+    return scalar::f32_winograd_tiles(m, two_d);
+  } else {
+    if (isa == IsaLevel::kAvx512) return avx512::f64_winograd_tiles(m, two_d);
+    if (isa == IsaLevel::kAvx2) return avx2::f64_winograd_tiles(m, two_d);
+    return scalar::f64_winograd_tiles(m, two_d);
+  }
+#else
+  if constexpr (sizeof(T) == 4)
+    return scalar::f32_winograd_tiles(m, two_d);
+  else
+    return scalar::f64_winograd_tiles(m, two_d);
+#endif
 }
-template <typename T>
-void winograd_backward_data(const ConvGeometry&, const T*, const T*, T*, T*) {
-  throw Unsupported("the winograd algorithm is not implemented yet");
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// The stride-1 correlation that runs: forward is g itself; backward data is the correlation of
+// grad_y with the flipped, channel-transposed kernel, padded so its output is g.in.
+ConvGeometry pass_geometry(const ConvGeometry& g, ConvPass pass) {
+  if (pass != ConvPass::kBackwardData) return g;
+  ConvGeometry f = g;
+  f.c = g.k;
+  f.k = g.c;
+  f.in = g.out;
+  f.out = g.in;
+  for (int d = 0; d < kMaxRank; ++d) {
+    f.pad_lo[d] = g.kernel[d] - 1 - g.pad_lo[d];
+    f.pad_hi[d] = g.kernel[d] - 1 - g.pad_hi[d];
+  }
+  f.mode = g.mode == ConvMode::kCross ? ConvMode::kConv : ConvMode::kCross;
+  return f;
 }
+
+// Everything the driver and the workspace size derive from a geometry.
+struct Plan {
+  int m = 4;                 // output tile along W (and H in 2-D)
+  int mh = 4, mw = 4;        // output tile per dim (mh = 1 in 1-D)
+  int64_t coords = 36;       // alpha_h * alpha_w
+  int64_t tiles_h = 0, tiles_w = 0, tiles = 0;  // per image, and over the batch
+  int64_t cg = 0, kg = 0;    // channels per group of the correlation that runs
+  int64_t block = 0;         // tiles per block (a multiple of the run width)
+  int64_t blocks = 0;        // per group
+  int64_t slots = 1;         // blocks in flight at once (one workspace each)
+  bool over_blocks = false;  // threads take whole blocks; else they split each block
+  int64_t u_elems = 0, v_elems = 0, m_elems = 0;  // kernel, input and GEMM-output buffers
+};
+
+// Bytes of transform-domain data (input + GEMM output) per block, aimed at L2 + a share of L3.
+int64_t block_budget_bytes() {
+  if (const char* s = std::getenv("FASTCONV_WINOGRAD_BLOCK_BYTES")) {
+    const long long v = std::atoll(s);
+    if (v > 0) return v;
+  }
+  return int64_t(3) << 20;
+}
+
+Plan make_plan(const ConvGeometry& g, ConvPass pass, int64_t elem) {
+  const ConvGeometry f = pass_geometry(g, pass);
+  Plan p;
+  p.m = winograd_tile(g, pass);
+  const bool two_d = g.rank == 2;
+  p.mw = p.m;
+  p.mh = two_d ? p.m : 1;
+  p.coords = int64_t(p.mw + 2) * (two_d ? p.mh + 2 : 1);
+  p.tiles_h = ceil_div(f.out[1], p.mh);
+  p.tiles_w = ceil_div(f.out[2], p.mw);
+  p.tiles = f.n * p.tiles_h * p.tiles_w;
+  p.cg = f.c_per_group();
+  p.kg = f.k_per_group();
+  const int64_t lanes = 64 / elem;
+  const int64_t per_tile = p.coords * (p.cg + p.kg) * elem;
+  int64_t block = std::clamp<int64_t>(block_budget_bytes() / per_tile, 64, 1024);
+  block = round_up(std::min(block, std::max<int64_t>(p.tiles, 1)), lanes);
+  const int threads = get_num_threads();
+  // Enough blocks for every thread: shrink blocks down to 64 tiles before splitting inside.
+  if (threads > 1 && ceil_div(p.tiles, block) < 2 * threads) {
+    const int64_t even = round_up(ceil_div(p.tiles, 2 * threads), lanes);
+    if (even >= 64) block = even;
+  }
+  p.block = std::max<int64_t>(block, lanes);
+  p.blocks = ceil_div(p.tiles, p.block);
+  p.over_blocks = threads > 1 && p.blocks >= 2 * threads;
+  p.slots = p.over_blocks ? threads : 1;
+  p.u_elems = round_up(p.coords * f.k * p.cg, 16);
+  p.v_elems = round_up(p.coords * p.cg * p.block, 16);
+  p.m_elems = round_up(p.coords * p.kg * p.block, 16);
+  return p;
+}
+
+bool supported_shape(const ConvGeometry& g) {
+  return winograd_unsupported_reason(g, ConvPass::kForward).empty();
+}
+
+// U[a][grp][k][c] = (G w[grp][k][c] G^T)[a] for the correlation f; the weight element (grp, k,
+// c) of f lives at w + grp * gs + k * ks + c * cs (taps contiguous).
 template <typename T>
-void winograd_backward_weight(const ConvGeometry&, const T*, const T*, T*, T*) {
-  throw Unsupported("the winograd algorithm is not implemented yet");
+void transform_kernels(const Plan& p, const ConvGeometry& f, const winograd::TileKernels<T>& tk,
+                       const T* w, int64_t gs, int64_t ks, int64_t cs, T* u) {
+  const bool flip = f.mode == ConvMode::kConv;
+  const int64_t as = f.k * p.cg, lanes = tk.lanes;
+  parallel_for(f.k, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t gk = k0; gk < k1; ++gk) {
+      const int64_t grp = gk / p.kg, k = gk % p.kg;
+      for (int64_t c = 0; c < p.cg; c += lanes) {
+        tk.kernel(w + grp * gs + k * ks + c * cs, cs, std::min(lanes, p.cg - c), flip,
+                  u + gk * p.cg + c, as);
+      }
+    }
+  });
+}
+
+// Calls fn(n, ty, tx, t, len) for each run of tiles [t, t + len) of [t0, t1) that lies in one
+// tile row and is at most `lanes` long.
+template <typename F>
+void for_each_run(const Plan& p, int64_t t0, int64_t t1, int64_t lanes, F&& fn) {
+  const int64_t per_image = p.tiles_h * p.tiles_w;
+  for (int64_t t = t0; t < t1;) {
+    const int64_t n = t / per_image, r = t % per_image;
+    const int64_t ty = r / p.tiles_w, tx = r % p.tiles_w;
+    const int64_t len = std::min({lanes, p.tiles_w - tx, t1 - t});
+    fn(n, ty, tx, t, len);
+    t += len;
+  }
+}
+
+// One block of tiles [t0, t1) of group grp: input transform of channels [c0, c1) / output
+// transform of channels [k0, k1) are split so the inner-parallel mode can share them out.
+template <typename T>
+struct BlockRunner {
+  const Plan& p;
+  const ConvGeometry& f;
+  const winograd::TileKernels<T>& tk;
+  const T* x;
+  const T* u;
+  const T* bias;
+  T* y;
+
+  void input(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1, T* v) const {
+    const int64_t in_sp = f.in_spatial(), as = p.cg * p.block;
+    for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
+                                          int64_t len) {
+      const T* plane = x + (n * f.c + grp * p.cg) * in_sp;
+      const int64_t iy0 = ty * p.mh - f.pad_lo[1], ix0 = tx * p.mw - f.pad_lo[2];
+      for (int64_t c = c0; c < c1; ++c)
+        tk.input(plane + c * in_sp, f.in[1], f.in[2], iy0, ix0, len, v + c * p.block + (t - t0),
+                 as);
+    });
+  }
+
+  void gemms(int64_t grp, int64_t nt, const T* v, T* mdom) const {
+    gemm::gemm_batched<T>(p.coords, p.kg, nt, p.cg, T(1),
+                          gemm::MatrixRef<T>{u + grp * p.kg * p.cg, p.cg, 1}, f.k * p.cg,
+                          gemm::MatrixRef<T>{v, p.block, 1}, p.cg * p.block, T(0), mdom, p.block,
+                          p.kg * p.block);
+  }
+
+  void output(int64_t grp, int64_t t0, int64_t t1, int64_t k0, int64_t k1, const T* mdom) const {
+    const int64_t out_sp = f.out_spatial(), as = p.kg * p.block;
+    for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
+                                          int64_t len) {
+      T* plane = y + (n * f.k + grp * p.kg) * out_sp;
+      for (int64_t k = k0; k < k1; ++k) {
+        const T b = bias ? bias[grp * p.kg + k] : T(0);
+        tk.output(mdom + k * p.block + (t - t0), as, len, b, plane + k * out_sp, f.out[1],
+                  f.out[2], ty * p.mh, tx * p.mw);
+      }
+    });
+  }
+};
+
+// The stride-1 correlation f of x with the weight at w (element (grp, k, c) at w + grp * gs +
+// k * ks + c * cs) plus bias, into y.
+template <typename T>
+void run_correlation(const ConvGeometry& g, ConvPass pass, const T* x, const T* w, int64_t gs,
+                     int64_t ks, int64_t cs, const T* bias, T* y, T* ws) {
+  const ConvGeometry f = pass_geometry(g, pass);
+  const Plan p = make_plan(g, pass, sizeof(T));
+  if (p.tiles == 0) return;
+  const auto& tk = tile_kernels<T>(p.m, g.rank == 2);
+  T* u = ws;
+  transform_kernels(p, f, tk, w, gs, ks, cs, u);
+  const BlockRunner<T> run{p, f, tk, x, u, bias, y};
+  T* scratch = ws + p.u_elems;
+  const int64_t slot_elems = p.v_elems + p.m_elems;
+  for (int64_t grp = 0; grp < f.groups; ++grp) {
+    if (p.over_blocks) {
+      std::atomic<int64_t> next{0};
+      parallel_for(p.slots, 1, [&](int64_t s0, int64_t s1) {
+        for (int64_t s = s0; s < s1; ++s) {
+          T* v = scratch + s * slot_elems;
+          T* mdom = v + p.v_elems;
+          for (int64_t b = next++; b < p.blocks; b = next++) {
+            const int64_t t0 = b * p.block, t1 = std::min(p.tiles, t0 + p.block);
+            run.input(grp, t0, t1, 0, p.cg, v);
+            run.gemms(grp, t1 - t0, v, mdom);
+            run.output(grp, t0, t1, 0, p.kg, mdom);
+          }
+        }
+      });
+    } else {
+      T* v = scratch;
+      T* mdom = v + p.v_elems;
+      for (int64_t b = 0; b < p.blocks; ++b) {
+        const int64_t t0 = b * p.block, t1 = std::min(p.tiles, t0 + p.block);
+        parallel_for(p.cg, 1, [&](int64_t c0, int64_t c1) { run.input(grp, t0, t1, c0, c1, v); });
+        run.gemms(grp, t1 - t0, v, mdom);
+        parallel_for(p.kg, 1,
+                     [&](int64_t k0, int64_t k1) { run.output(grp, t0, t1, k0, k1, mdom); });
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::string winograd_unsupported_reason(const ConvGeometry& g, ConvPass) {
+  if (g.rank == 3)
+    return "winograd supports 1-D F(m,3) and 2-D F(mxm,3x3) only, not 3-D convolutions";
+  for (int d = kMaxRank - g.rank; d < kMaxRank; ++d) {
+    if (g.stride[d] != 1)
+      return "winograd needs stride 1 in every dim, got stride " + dims_text(g, g.stride);
+    if (g.dilation[d] != 1)
+      return "winograd needs dilation 1 in every dim, got dilation " + dims_text(g, g.dilation);
+    if (g.kernel[d] != 3)
+      return "winograd needs a 3-tap kernel in every dim, got kernel " + dims_text(g, g.kernel);
+  }
+  return "";
+}
+
+int winograd_tile(const ConvGeometry& g, ConvPass pass) {
+  if (const char* s = std::getenv("FASTCONV_WINOGRAD_TILE")) {
+    const std::string v(s);
+    if (v == "2" || v == "4" || v == "6") return std::stoi(v);
+    if (!v.empty())
+      throw InvalidArgument("FASTCONV_WINOGRAD_TILE must be 2, 4 or 6, got '" + v + "'");
+  }
+  (void)pass;
+  return g.rank == 1 ? 6 : 4;
+}
+
+int64_t winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size) {
+  if (!supported_shape(g) || pass == ConvPass::kBackwardWeight) return 0;
+  const Plan p = make_plan(g, pass, elem_size);
+  if (p.tiles == 0) return 0;
+  return (p.u_elems + p.slots * (p.v_elems + p.m_elems)) * elem_size;
+}
+
+std::string winograd_note(const ConvGeometry& g, ConvPass pass) {
+  if (pass == ConvPass::kBackwardWeight)
+    return "winograd backward_weight runs implicit_gemm (no Winograd weight-gradient kernels)";
+  return "F(" + std::to_string(winograd_tile(g, pass)) + (g.rank == 2 ? "x" + std::to_string(winograd_tile(g, pass)) + ",3x3)" : ",3)");
+}
+
+template <typename T>
+void winograd_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws) {
+  const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
+  run_correlation<T>(g, ConvPass::kForward, x, w, kg * cg * taps, cg * taps, taps, bias, y, ws);
+}
+
+template <typename T>
+void winograd_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x,
+                            T* ws) {
+  // Correlation with k' = c, c' = k: element (grp, c, k) at w[grp][k][c].
+  const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
+  run_correlation<T>(g, ConvPass::kBackwardData, grad_y, w, kg * cg * taps, taps, cg * taps,
+                     nullptr, grad_x, ws);
+}
+
+template <typename T>
+void winograd_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w,
+                              T* ws) {
+  implicit_gemm_backward_weight<T>(g, x, grad_y, grad_w, ws);
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                          \

@@ -18,6 +18,10 @@ int winograd_tile(const ConvGeometry& g, ConvPass pass);
 
 int64_t winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size);
 
+// What winograd runs for `pass` of g, for explain/README: the tile ("F(4x4,3x3)"), or the
+// fallback it uses (backward_weight runs implicit_gemm).
+std::string winograd_note(const ConvGeometry& g, ConvPass pass);
+
 template <typename T>
 void winograd_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws);
 template <typename T>

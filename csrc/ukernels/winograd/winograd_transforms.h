@@ -1,0 +1,165 @@
+// Shared body of the Winograd tile transforms; each winograd_transforms_<isa>.cc compiles it with
+// its own flags. Work is vectorised across the tiles of a run (lanes innermost, contiguous), and
+// the constant matrices are applied with compile-time loops so zero entries cost nothing.
+#pragma once
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "ukernels/winograd/winograd_matrices.h"
+#include "ukernels/winograd/winograd_ukernels.h"
+
+namespace fastconv {
+// Internal linkage: each ISA's file compiles its own copy with its own flags (no ODR clash).
+namespace {
+
+template <typename F, std::size_t... I>
+inline void static_for_impl(F&& f, std::index_sequence<I...>) {
+  (f(std::integral_constant<int, int(I)>{}), ...);
+}
+// f(integral_constant<0>) ... f(integral_constant<N-1>): indices usable in constant expressions.
+template <int N, typename F>
+inline void static_for(F&& f) {
+  static_for_impl(f, std::make_index_sequence<N>{});
+}
+
+// dst[o][l] = sum_i mat[o][i] * src[i][l] for o < R, i < C, l < L (element o of dst at
+// dst + o * ds, of src at src + i * ss); zero coefficients are skipped at compile time.
+template <typename T, int L, int R, int C, const double (*Mat)[C]>
+inline void apply(const T* src, int64_t ss, T* dst, int64_t ds) {
+  static_for<R>([&](auto o) {
+    T acc[L] = {};
+    static_for<C>([&](auto i) {
+      constexpr double c = Mat[o][i];
+      if constexpr (c == 1.0) {
+        for (int l = 0; l < L; ++l) acc[l] += src[i * ss + l];
+      } else if constexpr (c == -1.0) {
+        for (int l = 0; l < L; ++l) acc[l] -= src[i * ss + l];
+      } else if constexpr (c != 0.0) {
+        for (int l = 0; l < L; ++l) acc[l] += T(c) * src[i * ss + l];
+      }
+    });
+    for (int l = 0; l < L; ++l) dst[o * ds + l] = acc[l];
+  });
+}
+
+// Two-dimensional transform of L tiles: out = MH in MW^T with in[IH][IW][L], out[OH][OW][L].
+template <typename T, int L, int OH, int IH, const double (*MH)[IH], int OW, int IW,
+          const double (*MW)[IW]>
+inline void apply_2d(const T* in, T* out) {
+  alignas(64) T mid[OH][IW][L];
+  // Columns first (over rows of `in`), then rows.
+  static_for<IW>([&](auto j) { apply<T, L, OH, IH, MH>(in + j * L, IW * L, &mid[0][j][0], IW * L); });
+  static_for<OH>([&](auto i) { apply<T, L, OW, IW, MW>(&mid[i][0][0], L, out + i * OW * L, L); });
+}
+
+template <typename T, int MH, int MW>
+struct Tiles {
+  static constexpr int kL = 64 / int(sizeof(T));  // one 512-bit vector of tiles per run
+  static constexpr int kRH = MH == 1 ? 1 : 3;
+  using FH = winograd::Matrices<MH, kRH>;
+  using FW = winograd::Matrices<MW, 3>;
+  static constexpr int kAH = FH::kAlpha, kAW = FW::kAlpha;
+
+  static void input(const T* plane, int64_t h, int64_t w, int64_t iy0, int64_t ix0, int64_t nt,
+                    T* v, int64_t as) {
+    alignas(64) T d[kAH][kAW][kL];
+    alignas(64) T out[kAH][kAW][kL];
+    const bool inside = iy0 >= 0 && iy0 + kAH <= h && ix0 >= 0 && ix0 + (nt - 1) * MW + kAW <= w;
+    if (inside && nt == kL) {
+      for (int i = 0; i < kAH; ++i) {
+        const T* row = plane + (iy0 + i) * w + ix0;
+        for (int l = 0; l < kL; ++l)
+          for (int j = 0; j < kAW; ++j) d[i][j][l] = row[l * MW + j];
+      }
+    } else {
+      for (int i = 0; i < kAH; ++i) {
+        const int64_t y = iy0 + i;
+        const bool row_ok = y >= 0 && y < h;
+        for (int l = 0; l < kL; ++l)
+          for (int j = 0; j < kAW; ++j) {
+            const int64_t x = ix0 + l * MW + j;
+            d[i][j][l] = row_ok && l < nt && x >= 0 && x < w ? plane[y * w + x] : T(0);
+          }
+      }
+    }
+    apply_2d<T, kL, kAH, kAH, FH::BT, kAW, kAW, FW::BT>(&d[0][0][0], &out[0][0][0]);
+    store(&out[0][0][0], kAH * kAW, nt, v, as);
+  }
+
+  static void output(const T* mdom, int64_t as, int64_t nt, T bias, T* plane, int64_t h,
+                     int64_t w, int64_t oy0, int64_t ox0) {
+    alignas(64) T q[kAH][kAW][kL];
+    alignas(64) T o[MH][MW][kL];
+    T* qf = &q[0][0][0];
+    for (int a = 0; a < kAH * kAW; ++a) {
+      if (nt == kL) {
+        for (int l = 0; l < kL; ++l) qf[a * kL + l] = mdom[a * as + l];
+      } else {
+        for (int l = 0; l < kL; ++l) qf[a * kL + l] = l < nt ? mdom[a * as + l] : T(0);
+      }
+    }
+    apply_2d<T, kL, MH, kAH, FH::AT, MW, kAW, FW::AT>(qf, &o[0][0][0]);
+    const bool inside = oy0 + MH <= h && ox0 + nt * MW <= w;
+    for (int i = 0; i < MH; ++i) {
+      if (!inside && oy0 + i >= h) break;
+      T* row = plane + (oy0 + i) * w + ox0;
+      if (inside) {
+        for (int l = 0; l < nt; ++l)
+          for (int j = 0; j < MW; ++j) row[l * MW + j] = o[i][j][l] + bias;
+      } else {
+        for (int l = 0; l < nt; ++l)
+          for (int j = 0; j < MW; ++j)
+            if (ox0 + l * MW + j < w) row[l * MW + j] = o[i][j][l] + bias;
+      }
+    }
+  }
+
+  static void kernel(const T* k, int64_t ps, int64_t np, bool flip, T* u, int64_t as) {
+    alignas(64) T g[kRH][3][kL];
+    alignas(64) T out[kAH][kAW][kL];
+    for (int i = 0; i < kRH; ++i)
+      for (int j = 0; j < 3; ++j) {
+        const int64_t tap = flip ? (kRH - 1 - i) * 3 + (2 - j) : i * 3 + j;
+        for (int l = 0; l < kL; ++l) g[i][j][l] = l < np ? k[l * ps + tap] : T(0);
+      }
+    apply_2d<T, kL, kAH, kRH, FH::G, kAW, 3, FW::G>(&g[0][0][0], &out[0][0][0]);
+    store(&out[0][0][0], kAH * kAW, np, u, as);
+  }
+
+  // dst[a * as + l] = src[a][l] for l < n.
+  static void store(const T* src, int count, int64_t n, T* dst, int64_t as) {
+    for (int a = 0; a < count; ++a) {
+      if (n == kL) {
+        for (int l = 0; l < kL; ++l) dst[a * as + l] = src[a * kL + l];
+      } else {
+        for (int l = 0; l < n; ++l) dst[a * as + l] = src[a * kL + l];
+      }
+    }
+  }
+
+  static winograd::TileKernels<T> table(const char* name) {
+    return {&input, &output, &kernel, kL, name};
+  }
+};
+
+template <typename T>
+const winograd::TileKernels<T>& winograd_table(int m, bool two_d, const char* isa) {
+  static const winograd::TileKernels<T> tables[6] = {
+      Tiles<T, 1, 2>::table(isa), Tiles<T, 1, 4>::table(isa), Tiles<T, 1, 6>::table(isa),
+      Tiles<T, 2, 2>::table(isa), Tiles<T, 4, 4>::table(isa), Tiles<T, 6, 6>::table(isa)};
+  return tables[(two_d ? 3 : 0) + (m == 2 ? 0 : m == 4 ? 1 : 2)];
+}
+
+}  // namespace
+}  // namespace fastconv
+
+#define FASTCONV_DEFINE_WINOGRAD_TABLE(isa)                                                  \
+  namespace fastconv::isa {                                                                  \
+  const winograd::TileKernels<float>& f32_winograd_tiles(int m, bool two_d) {                \
+    return winograd_table<float>(m, two_d, "f32_winograd_tiles_" #isa);                      \
+  }                                                                                          \
+  const winograd::TileKernels<double>& f64_winograd_tiles(int m, bool two_d) {               \
+    return winograd_table<double>(m, two_d, "f64_winograd_tiles_" #isa);                     \
+  }                                                                                          \
+  }
