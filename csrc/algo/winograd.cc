@@ -66,21 +66,29 @@ ConvGeometry pass_geometry(const ConvGeometry& g, ConvPass pass) {
   return f;
 }
 
-// Everything the driver and the workspace size derive from a geometry.
+// Everything the driver and the workspace size derive from a geometry. Two schedules:
+// - tile blocks (many tiles): all kernels are transformed once (U for every k, c); threads take
+//   blocks of tiles through input transform -> alpha^2 GEMMs -> output transform;
+// - kernel blocks (fewer tiles than output channels, e.g. 7x7 or 14x14 images): every tile is
+//   input-transformed once (V for every c, tile); threads take blocks of output channels through
+//   kernel transform -> alpha^2 GEMMs -> output transform, so U is never whole in memory.
 struct Plan {
   int m = 4;                 // output tile along W (and H in 2-D)
   int mh = 4, mw = 4;        // output tile per dim (mh = 1 in 1-D)
   int64_t coords = 36;       // alpha_h * alpha_w
   int64_t tiles_h = 0, tiles_w = 0, tiles = 0;  // per image, and over the batch
   int64_t cg = 0, kg = 0;    // channels per group of the correlation that runs
-  int64_t block = 0;         // tiles per block (a multiple of the run width)
-  int64_t blocks = 0;        // per group
-  int64_t slots = 1;         // blocks in flight at once (one workspace each)
-  bool over_blocks = false;  // threads take whole blocks; else they split each block
-  int64_t u_elems = 0, v_elems = 0, m_elems = 0;  // kernel, input and GEMM-output buffers
+  bool kernel_blocks = false;
+  int64_t block = 0;         // tiles per block (kernel blocks: all tiles), a multiple of lanes
+  int64_t kb = 0;            // output channels per block (tile blocks: kg)
+  int64_t blocks = 0;        // blocks per group
+  int64_t slots = 1;         // blocks in flight at once (one scratch each)
+  bool parallel_blocks = false;  // threads take whole blocks; else they split each block
+  int64_t u_elems = 0, v_elems = 0;  // shared: all kernels (tile blocks) or all tiles (kernel)
+  int64_t slot_u = 0, slot_v = 0, slot_m = 0;  // per slot
 };
 
-// Bytes of transform-domain data (input + GEMM output) per block, aimed at L2 + a share of L3.
+// Bytes of transform-domain data per block: about the L2 plus a share of L3.
 int64_t block_budget_bytes() {
   if (const char* s = std::getenv("FASTCONV_WINOGRAD_BLOCK_BYTES")) {
     const long long v = std::atoll(s);
@@ -102,46 +110,49 @@ Plan make_plan(const ConvGeometry& g, ConvPass pass, int64_t elem) {
   p.tiles = f.n * p.tiles_h * p.tiles_w;
   p.cg = f.c_per_group();
   p.kg = f.k_per_group();
-  const int64_t lanes = 64 / elem;
-  const int64_t per_tile = p.coords * (p.cg + p.kg) * elem;
-  int64_t block = std::clamp<int64_t>(block_budget_bytes() / per_tile, 64, 1024);
-  block = round_up(std::min(block, std::max<int64_t>(p.tiles, 1)), lanes);
-  const int threads = get_num_threads();
-  // Enough blocks for every thread: shrink blocks down to 64 tiles before splitting inside.
-  if (threads > 1 && ceil_div(p.tiles, block) < 2 * threads) {
-    const int64_t even = round_up(ceil_div(p.tiles, 2 * threads), lanes);
-    if (even >= 64) block = even;
+  const int64_t lanes = 64 / elem, threads = get_num_threads(), budget = block_budget_bytes();
+  const int64_t all_tiles = round_up(std::max<int64_t>(p.tiles, 1), lanes);
+  p.kernel_blocks = p.tiles < p.kg && p.coords * p.cg * all_tiles * elem <= (int64_t(16) << 20);
+  if (p.kernel_blocks) {
+    p.block = all_tiles;
+    int64_t kb = std::clamp<int64_t>(budget / (p.coords * (p.cg + p.block) * elem), 16, p.kg);
+    if (threads > 1 && ceil_div(p.kg, kb) < 2 * threads)
+      kb = std::max<int64_t>(16, round_up(ceil_div(p.kg, 2 * threads), 16));
+    p.kb = std::min(kb, p.kg);
+    p.blocks = ceil_div(p.kg, p.kb);
+  } else {
+    const int64_t per_tile = p.coords * (p.cg + p.kg) * elem;
+    int64_t block = std::clamp<int64_t>(budget / per_tile, 64, 1024);
+    block = round_up(std::min(block, all_tiles), lanes);
+    // Enough blocks for every thread: shrink blocks down to 64 tiles before splitting inside.
+    if (threads > 1 && ceil_div(p.tiles, block) < 2 * threads) {
+      const int64_t even = round_up(ceil_div(p.tiles, 2 * threads), lanes);
+      if (even >= 64) block = even;
+    }
+    p.block = block;
+    p.kb = p.kg;
+    p.blocks = ceil_div(p.tiles, p.block);
   }
-  p.block = std::max<int64_t>(block, lanes);
-  p.blocks = ceil_div(p.tiles, p.block);
-  p.over_blocks = threads > 1 && p.blocks >= 2 * threads;
-  p.slots = p.over_blocks ? threads : 1;
-  p.u_elems = round_up(p.coords * f.k * p.cg, 16);
-  p.v_elems = round_up(p.coords * p.cg * p.block, 16);
-  p.m_elems = round_up(p.coords * p.kg * p.block, 16);
+  p.parallel_blocks = threads > 1 && p.blocks >= 2 * threads;
+  p.slots = p.parallel_blocks ? threads : 1;
+  const int64_t v_block = round_up(p.coords * p.cg * p.block, 16);
+  p.slot_m = round_up(p.coords * p.kb * p.block, 16);
+  if (p.kernel_blocks) {
+    p.v_elems = v_block;
+    p.slot_u = round_up(p.coords * p.kb * p.cg, 16);
+  } else {
+    p.u_elems = round_up(p.coords * f.k * p.cg, 16);
+    p.slot_v = v_block;
+  }
   return p;
+}
+
+int64_t plan_elems(const Plan& p) {
+  return p.u_elems + p.v_elems + p.slots * (p.slot_u + p.slot_v + p.slot_m);
 }
 
 bool supported_shape(const ConvGeometry& g) {
   return winograd_unsupported_reason(g, ConvPass::kForward).empty();
-}
-
-// U[a][grp][k][c] = (G w[grp][k][c] G^T)[a] for the correlation f; the weight element (grp, k,
-// c) of f lives at w + grp * gs + k * ks + c * cs (taps contiguous).
-template <typename T>
-void transform_kernels(const Plan& p, const ConvGeometry& f, const winograd::TileKernels<T>& tk,
-                       const T* w, int64_t gs, int64_t ks, int64_t cs, T* u) {
-  const bool flip = f.mode == ConvMode::kConv;
-  const int64_t as = f.k * p.cg, lanes = tk.lanes;
-  parallel_for(f.k, 1, [&](int64_t k0, int64_t k1) {
-    for (int64_t gk = k0; gk < k1; ++gk) {
-      const int64_t grp = gk / p.kg, k = gk % p.kg;
-      for (int64_t c = 0; c < p.cg; c += lanes) {
-        tk.kernel(w + grp * gs + k * ks + c * cs, cs, std::min(lanes, p.cg - c), flip,
-                  u + gk * p.cg + c, as);
-      }
-    }
-  });
 }
 
 // Calls fn(n, ty, tx, t, len) for each run of tiles [t, t + len) of [t0, t1) that lies in one
@@ -158,18 +169,28 @@ void for_each_run(const Plan& p, int64_t t0, int64_t t1, int64_t lanes, F&& fn) 
   }
 }
 
-// One block of tiles [t0, t1) of group grp: input transform of channels [c0, c1) / output
-// transform of channels [k0, k1) are split so the inner-parallel mode can share them out.
+// The three stages on one block; ranges of channels let the callers share a stage out.
 template <typename T>
-struct BlockRunner {
+struct Stages {
   const Plan& p;
   const ConvGeometry& f;
   const winograd::TileKernels<T>& tk;
   const T* x;
-  const T* u;
+  const T* w;
+  int64_t gs, ks, cs;  // weight element (grp, k, c) of f at w + grp * gs + k * ks + c * cs
   const T* bias;
   T* y;
 
+  // U[a][k - k_base][c] for k in [k0, k1) of group grp; coordinate stride `as`.
+  void kernels(int64_t grp, int64_t k0, int64_t k1, int64_t k_base, T* u, int64_t as) const {
+    const bool flip = f.mode == ConvMode::kConv;
+    for (int64_t k = k0; k < k1; ++k)
+      for (int64_t c = 0; c < p.cg; c += tk.lanes)
+        tk.kernel(w + grp * gs + k * ks + c * cs, cs, std::min<int64_t>(tk.lanes, p.cg - c), flip,
+                  u + (k - k_base) * p.cg + c, as);
+  }
+
+  // V[a][c][t - t0] for channels [c0, c1) and tiles [t0, t1) of group grp.
   void input(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1, T* v) const {
     const int64_t in_sp = f.in_spatial(), as = p.cg * p.block;
     for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
@@ -182,26 +203,100 @@ struct BlockRunner {
     });
   }
 
-  void gemms(int64_t grp, int64_t nt, const T* v, T* mdom) const {
-    gemm::gemm_batched<T>(p.coords, p.kg, nt, p.cg, T(1),
-                          gemm::MatrixRef<T>{u + grp * p.kg * p.cg, p.cg, 1}, f.k * p.cg,
+  // M[a][k][t] = sum_c U[a][k][c] V[a][c][t] for kn rows of U (coordinate stride u_as).
+  void gemms(int64_t kn, int64_t nt, const T* u, int64_t u_as, const T* v, T* mdom) const {
+    gemm::gemm_batched<T>(p.coords, kn, nt, p.cg, T(1), gemm::MatrixRef<T>{u, p.cg, 1}, u_as,
                           gemm::MatrixRef<T>{v, p.block, 1}, p.cg * p.block, T(0), mdom, p.block,
-                          p.kg * p.block);
+                          p.kb * p.block);
   }
 
-  void output(int64_t grp, int64_t t0, int64_t t1, int64_t k0, int64_t k1, const T* mdom) const {
-    const int64_t out_sp = f.out_spatial(), as = p.kg * p.block;
+  // y for channels [k0, k1) of group grp, tiles [t0, t1), from M rows k - k_base.
+  void output(int64_t grp, int64_t t0, int64_t t1, int64_t k0, int64_t k1, int64_t k_base,
+              const T* mdom) const {
+    const int64_t out_sp = f.out_spatial(), as = p.kb * p.block;
     for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
                                           int64_t len) {
       T* plane = y + (n * f.k + grp * p.kg) * out_sp;
       for (int64_t k = k0; k < k1; ++k) {
         const T b = bias ? bias[grp * p.kg + k] : T(0);
-        tk.output(mdom + k * p.block + (t - t0), as, len, b, plane + k * out_sp, f.out[1],
-                  f.out[2], ty * p.mh, tx * p.mw);
+        tk.output(mdom + (k - k_base) * p.block + (t - t0), as, len, b, plane + k * out_sp,
+                  f.out[1], f.out[2], ty * p.mh, tx * p.mw);
       }
     });
   }
 };
+
+// Runs fn(block, slot) for every block, spread over the pool when the plan says so (threads
+// take the next block as they finish), else in order on the calling thread.
+template <typename F>
+void for_each_block(const Plan& p, F&& fn) {
+  if (!p.parallel_blocks) {
+    for (int64_t b = 0; b < p.blocks; ++b) fn(b, 0);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  parallel_for(p.slots, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s)
+      for (int64_t b = next++; b < p.blocks; b = next++) fn(b, s);
+  });
+}
+
+template <typename T>
+void run_tile_blocks(const Plan& p, const Stages<T>& st, T* ws) {
+  const ConvGeometry& f = st.f;
+  T* u = ws;
+  const int64_t u_as = f.k * p.cg;
+  parallel_for(f.k, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t gk = k0; gk < k1; ++gk)
+      st.kernels(gk / p.kg, gk % p.kg, gk % p.kg + 1, gk % p.kg - gk, u, u_as);
+  });
+  T* scratch = ws + p.u_elems;
+  for (int64_t grp = 0; grp < f.groups; ++grp) {
+    const T* ug = u + grp * p.kg * p.cg;
+    for_each_block(p, [&](int64_t b, int64_t s) {
+      T* v = scratch + s * (p.slot_v + p.slot_m);
+      T* mdom = v + p.slot_v;
+      const int64_t t0 = b * p.block, t1 = std::min(p.tiles, t0 + p.block);
+      if (p.parallel_blocks) {
+        st.input(grp, t0, t1, 0, p.cg, v);
+        st.gemms(p.kg, t1 - t0, ug, u_as, v, mdom);
+        st.output(grp, t0, t1, 0, p.kg, 0, mdom);
+        return;
+      }
+      parallel_for(p.cg, 1, [&](int64_t c0, int64_t c1) { st.input(grp, t0, t1, c0, c1, v); });
+      st.gemms(p.kg, t1 - t0, ug, u_as, v, mdom);
+      parallel_for(p.kg, 1,
+                   [&](int64_t k0, int64_t k1) { st.output(grp, t0, t1, k0, k1, 0, mdom); });
+    });
+  }
+}
+
+template <typename T>
+void run_kernel_blocks(const Plan& p, const Stages<T>& st, T* ws) {
+  T* v = ws;
+  T* scratch = ws + p.v_elems;
+  for (int64_t grp = 0; grp < st.f.groups; ++grp) {
+    parallel_for(p.cg, 1, [&](int64_t c0, int64_t c1) { st.input(grp, 0, p.tiles, c0, c1, v); });
+    for_each_block(p, [&](int64_t b, int64_t s) {
+      T* u = scratch + s * (p.slot_u + p.slot_m);
+      T* mdom = u + p.slot_u;
+      const int64_t k0 = b * p.kb, k1 = std::min(p.kg, k0 + p.kb), u_as = p.kb * p.cg;
+      if (p.parallel_blocks) {
+        st.kernels(grp, k0, k1, k0, u, u_as);
+        st.gemms(k1 - k0, p.tiles, u, u_as, v, mdom);
+        st.output(grp, 0, p.tiles, k0, k1, k0, mdom);
+        return;
+      }
+      parallel_for(k1 - k0, 1, [&](int64_t a0, int64_t a1) {
+        st.kernels(grp, k0 + a0, k0 + a1, k0, u, u_as);
+      });
+      st.gemms(k1 - k0, p.tiles, u, u_as, v, mdom);
+      parallel_for(k1 - k0, 1, [&](int64_t a0, int64_t a1) {
+        st.output(grp, 0, p.tiles, k0 + a0, k0 + a1, k0, mdom);
+      });
+    });
+  }
+}
 
 // The stride-1 correlation f of x with the weight at w (element (grp, k, c) at w + grp * gs +
 // k * ks + c * cs) plus bias, into y.
@@ -211,39 +306,11 @@ void run_correlation(const ConvGeometry& g, ConvPass pass, const T* x, const T* 
   const ConvGeometry f = pass_geometry(g, pass);
   const Plan p = make_plan(g, pass, sizeof(T));
   if (p.tiles == 0) return;
-  const auto& tk = tile_kernels<T>(p.m, g.rank == 2);
-  T* u = ws;
-  transform_kernels(p, f, tk, w, gs, ks, cs, u);
-  const BlockRunner<T> run{p, f, tk, x, u, bias, y};
-  T* scratch = ws + p.u_elems;
-  const int64_t slot_elems = p.v_elems + p.m_elems;
-  for (int64_t grp = 0; grp < f.groups; ++grp) {
-    if (p.over_blocks) {
-      std::atomic<int64_t> next{0};
-      parallel_for(p.slots, 1, [&](int64_t s0, int64_t s1) {
-        for (int64_t s = s0; s < s1; ++s) {
-          T* v = scratch + s * slot_elems;
-          T* mdom = v + p.v_elems;
-          for (int64_t b = next++; b < p.blocks; b = next++) {
-            const int64_t t0 = b * p.block, t1 = std::min(p.tiles, t0 + p.block);
-            run.input(grp, t0, t1, 0, p.cg, v);
-            run.gemms(grp, t1 - t0, v, mdom);
-            run.output(grp, t0, t1, 0, p.kg, mdom);
-          }
-        }
-      });
-    } else {
-      T* v = scratch;
-      T* mdom = v + p.v_elems;
-      for (int64_t b = 0; b < p.blocks; ++b) {
-        const int64_t t0 = b * p.block, t1 = std::min(p.tiles, t0 + p.block);
-        parallel_for(p.cg, 1, [&](int64_t c0, int64_t c1) { run.input(grp, t0, t1, c0, c1, v); });
-        run.gemms(grp, t1 - t0, v, mdom);
-        parallel_for(p.kg, 1,
-                     [&](int64_t k0, int64_t k1) { run.output(grp, t0, t1, k0, k1, mdom); });
-      }
-    }
-  }
+  const Stages<T> st{p, f, tile_kernels<T>(p.m, g.rank == 2), x, w, gs, ks, cs, bias, y};
+  if (p.kernel_blocks)
+    run_kernel_blocks(p, st, ws);
+  else
+    run_tile_blocks(p, st, ws);
 }
 
 }  // namespace
@@ -277,7 +344,7 @@ int64_t winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t e
   if (!supported_shape(g) || pass == ConvPass::kBackwardWeight) return 0;
   const Plan p = make_plan(g, pass, elem_size);
   if (p.tiles == 0) return 0;
-  return (p.u_elems + p.slots * (p.v_elems + p.m_elems)) * elem_size;
+  return plan_elems(p) * elem_size;
 }
 
 std::string winograd_note(const ConvGeometry& g, ConvPass pass) {

@@ -13,6 +13,10 @@ namespace fastconv {
 // Internal linkage: each ISA's file compiles its own copy with its own flags (no ODR clash).
 namespace {
 
+// Not std::min: a std template instantiated under this file's ISA flags could be picked by the
+// linker for other files.
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
 template <typename F, std::size_t... I>
 inline void static_for_impl(F&& f, std::index_sequence<I...>) {
   (f(std::integral_constant<int, int(I)>{}), ...);
@@ -60,28 +64,31 @@ struct Tiles {
   using FH = winograd::Matrices<MH, kRH>;
   using FW = winograd::Matrices<MW, 3>;
   static constexpr int kAH = FH::kAlpha, kAW = FW::kAlpha;
+  static constexpr int kSpan = kL * MW + kAW - MW;  // input columns a full run reads
 
   static void input(const T* plane, int64_t h, int64_t w, int64_t iy0, int64_t ix0, int64_t nt,
                     T* v, int64_t as) {
     alignas(64) T d[kAH][kAW][kL];
     alignas(64) T out[kAH][kAW][kL];
-    const bool inside = iy0 >= 0 && iy0 + kAH <= h && ix0 >= 0 && ix0 + (nt - 1) * MW + kAW <= w;
-    if (inside && nt == kL) {
-      for (int i = 0; i < kAH; ++i) {
-        const T* row = plane + (iy0 + i) * w + ix0;
+    const bool inside = ix0 >= 0 && ix0 + kSpan <= w;
+    // Columns [ix0, ix0 + span) of the tiles' window; past the run's last tile, zeros.
+    const int64_t x_lo = ix0 < 0 ? -ix0 : 0;
+    const int64_t x_hi = min64(w - ix0, (nt - 1) * MW + kAW);
+    alignas(64) T buf[kSpan];
+    for (int i = 0; i < kAH; ++i) {
+      const int64_t y = iy0 + i;
+      if (y < 0 || y >= h) {
         for (int l = 0; l < kL; ++l)
-          for (int j = 0; j < kAW; ++j) d[i][j][l] = row[l * MW + j];
+          for (int j = 0; j < kAW; ++j) d[i][j][l] = T(0);
+        continue;
       }
-    } else {
-      for (int i = 0; i < kAH; ++i) {
-        const int64_t y = iy0 + i;
-        const bool row_ok = y >= 0 && y < h;
-        for (int l = 0; l < kL; ++l)
-          for (int j = 0; j < kAW; ++j) {
-            const int64_t x = ix0 + l * MW + j;
-            d[i][j][l] = row_ok && l < nt && x >= 0 && x < w ? plane[y * w + x] : T(0);
-          }
+      const T* row = plane + y * w + ix0;
+      if (inside && nt == kL) {
+        gather_row(row, d[i]);
+        continue;
       }
+      for (int64_t x = 0; x < kSpan; ++x) buf[x] = x >= x_lo && x < x_hi ? row[x] : T(0);
+      gather_row(buf, d[i]);
     }
     apply_2d<T, kL, kAH, kAH, FH::BT, kAW, kAW, FW::BT>(&d[0][0][0], &out[0][0][0]);
     store(&out[0][0][0], kAH * kAW, nt, v, as);
@@ -100,19 +107,34 @@ struct Tiles {
       }
     }
     apply_2d<T, kL, MH, kAH, FH::AT, MW, kAW, FW::AT>(qf, &o[0][0][0]);
-    const bool inside = oy0 + MH <= h && ox0 + nt * MW <= w;
-    for (int i = 0; i < MH; ++i) {
-      if (!inside && oy0 + i >= h) break;
+    const int64_t cols = min64(nt * MW, w - ox0);  // ox0 >= 0
+    alignas(64) T buf[kL * MW];
+    for (int i = 0; i < MH && oy0 + i < h; ++i) {
       T* row = plane + (oy0 + i) * w + ox0;
-      if (inside) {
-        for (int l = 0; l < nt; ++l)
-          for (int j = 0; j < MW; ++j) row[l * MW + j] = o[i][j][l] + bias;
-      } else {
-        for (int l = 0; l < nt; ++l)
-          for (int j = 0; j < MW; ++j)
-            if (ox0 + l * MW + j < w) row[l * MW + j] = o[i][j][l] + bias;
+      if (cols == kL * MW) {
+        scatter_row(o[i], bias, row);
+        continue;
       }
+      scatter_row(o[i], bias, buf);
+      for (int64_t x = 0; x < cols; ++x) row[x] = buf[x];
     }
+  }
+
+  // d[j][l] = row[l * MW + j] for a full run: the columns j < MW form one interleaved group
+  // (vectorised with permutes), the last two are the next tile's first two.
+  static void gather_row(const T* row, T (*d)[kL]) {
+    for (int l = 0; l < kL; ++l)
+      static_for<MW>([&](auto j) { d[j][l] = row[l * MW + j]; });
+    static_for<kAW - MW>([&](auto j) {
+      for (int l = 0; l + 1 < kL; ++l) d[MW + j][l] = d[j][l + 1];
+      d[MW + j][kL - 1] = row[kL * MW + j];
+    });
+  }
+
+  // row[l * MW + j] = o[j][l] + bias for a full run (one interleaved store group).
+  static void scatter_row(const T (*o)[kL], T bias, T* row) {
+    for (int l = 0; l < kL; ++l)
+      static_for<MW>([&](auto j) { row[l * MW + j] = o[j][l] + bias; });
   }
 
   static void kernel(const T* k, int64_t ps, int64_t np, bool flip, T* u, int64_t as) {
