@@ -88,13 +88,16 @@ struct Plan {
   int64_t slot_u = 0, slot_v = 0, slot_m = 0;  // per slot
 };
 
-// Bytes of transform-domain data per block: about the L2 plus a share of L3.
-int64_t block_budget_bytes() {
+// Bytes of transform-domain data per block (FASTCONV_WINOGRAD_BLOCK_BYTES overrides, for
+// tuning). Measured on Zen 5 (1 MiB L2, 2 threads): tile blocks run best at about the L2
+// (vgg16.conv1_2 14.0 ms at 1 MiB vs 15.0 at 3 and 20.0 at 12), kernel blocks with large channel
+// counts at a few MiB (vgg16.conv4_2 12.8 ms at 6 MiB vs 17.5 at 1).
+int64_t block_budget_bytes(bool kernel_blocks) {
   if (const char* s = std::getenv("FASTCONV_WINOGRAD_BLOCK_BYTES")) {
     const long long v = std::atoll(s);
     if (v > 0) return v;
   }
-  return int64_t(3) << 20;
+  return kernel_blocks ? int64_t(6) << 20 : int64_t(1) << 20;
 }
 
 Plan make_plan(const ConvGeometry& g, ConvPass pass, int64_t elem) {
@@ -110,11 +113,12 @@ Plan make_plan(const ConvGeometry& g, ConvPass pass, int64_t elem) {
   p.tiles = f.n * p.tiles_h * p.tiles_w;
   p.cg = f.c_per_group();
   p.kg = f.k_per_group();
-  const int64_t lanes = 64 / elem, threads = get_num_threads(), budget = block_budget_bytes();
+  const int64_t lanes = 64 / elem, threads = get_num_threads();
   const int64_t all_tiles = round_up(std::max<int64_t>(p.tiles, 1), lanes);
   p.kernel_blocks = p.tiles < p.kg && p.coords * p.cg * all_tiles * elem <= (int64_t(16) << 20);
   if (p.kernel_blocks) {
     p.block = all_tiles;
+    const int64_t budget = block_budget_bytes(true);
     int64_t kb = std::clamp<int64_t>(budget / (p.coords * (p.cg + p.block) * elem), 16, p.kg);
     if (threads > 1 && ceil_div(p.kg, kb) < 2 * threads)
       kb = std::max<int64_t>(16, round_up(ceil_div(p.kg, 2 * threads), 16));
@@ -122,7 +126,7 @@ Plan make_plan(const ConvGeometry& g, ConvPass pass, int64_t elem) {
     p.blocks = ceil_div(p.kg, p.kb);
   } else {
     const int64_t per_tile = p.coords * (p.cg + p.kg) * elem;
-    int64_t block = std::clamp<int64_t>(budget / per_tile, 64, 1024);
+    int64_t block = std::clamp<int64_t>(block_budget_bytes(false) / per_tile, 64, 1024);
     block = round_up(std::min(block, all_tiles), lanes);
     // Enough blocks for every thread: shrink blocks down to 64 tiles before splitting inside.
     if (threads > 1 && ceil_div(p.tiles, block) < 2 * threads) {
@@ -133,7 +137,10 @@ Plan make_plan(const ConvGeometry& g, ConvPass pass, int64_t elem) {
     p.kb = p.kg;
     p.blocks = ceil_div(p.tiles, p.block);
   }
-  p.parallel_blocks = threads > 1 && p.blocks >= 2 * threads;
+  // Tile blocks of every group are independent units (grouped convolutions); kernel blocks
+  // share one group's input transform.
+  const int64_t units = p.kernel_blocks ? p.blocks : p.blocks * f.groups;
+  p.parallel_blocks = threads > 1 && units >= 2 * threads;
   p.slots = p.parallel_blocks ? threads : 1;
   const int64_t v_block = round_up(p.coords * p.cg * p.block, 16);
   p.slot_m = round_up(p.coords * p.kb * p.block, 16);
@@ -181,45 +188,48 @@ struct Stages {
   const T* bias;
   T* y;
 
-  // U[a][k - k_base][c] for k in [k0, k1) of group grp; coordinate stride `as`.
-  void kernels(int64_t grp, int64_t k0, int64_t k1, int64_t k_base, T* u, int64_t as) const {
+  // U[k - k_base][a][c] for k in [k0, k1) of group grp.
+  void kernels(int64_t grp, int64_t k0, int64_t k1, int64_t k_base, T* u) const {
     const bool flip = f.mode == ConvMode::kConv;
     for (int64_t k = k0; k < k1; ++k)
       for (int64_t c = 0; c < p.cg; c += tk.lanes)
         tk.kernel(w + grp * gs + k * ks + c * cs, cs, std::min<int64_t>(tk.lanes, p.cg - c), flip,
-                  u + (k - k_base) * p.cg + c, as);
+                  u + (k - k_base) * p.coords * p.cg + c, p.cg);
   }
 
-  // V[a][c][t - t0] for channels [c0, c1) and tiles [t0, t1) of group grp.
+  // V[c][a][t - t0] for channels [c0, c1) and tiles [t0, t1) of group grp.
   void input(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1, T* v) const {
-    const int64_t in_sp = f.in_spatial(), as = p.cg * p.block;
+    const int64_t in_sp = f.in_spatial(), cstride = p.coords * p.block;
     for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
                                           int64_t len) {
       const T* plane = x + (n * f.c + grp * p.cg) * in_sp;
       const int64_t iy0 = ty * p.mh - f.pad_lo[1], ix0 = tx * p.mw - f.pad_lo[2];
       for (int64_t c = c0; c < c1; ++c)
-        tk.input(plane + c * in_sp, f.in[1], f.in[2], iy0, ix0, len, v + c * p.block + (t - t0),
-                 as);
+        tk.input(plane + c * in_sp, f.in[1], f.in[2], iy0, ix0, len, v + c * cstride + (t - t0),
+                 p.block);
     });
   }
 
-  // M[a][k][t] = sum_c U[a][k][c] V[a][c][t] for kn rows of U (coordinate stride u_as).
-  void gemms(int64_t kn, int64_t nt, const T* u, int64_t u_as, const T* v, T* mdom) const {
-    gemm::gemm_batched<T>(p.coords, kn, nt, p.cg, T(1), gemm::MatrixRef<T>{u, p.cg, 1}, u_as,
-                          gemm::MatrixRef<T>{v, p.block, 1}, p.cg * p.block, T(0), mdom, p.block,
-                          p.kb * p.block);
+  // M[k][a][t] = sum_c U[k][a][c] V[c][a][t] for kn rows of U. Channel-major layouts keep
+  // each transform's alpha^2 outputs (or inputs) within a few KiB instead of alpha^2 streams a
+  // power of two apart (which cost a store miss per vector).
+  void gemms(int64_t kn, int64_t nt, const T* u, const T* v, T* mdom) const {
+    gemm::gemm_batched<T>(p.coords, kn, nt, p.cg, T(1),
+                          gemm::MatrixRef<T>{u, p.coords * p.cg, 1}, p.cg,
+                          gemm::MatrixRef<T>{v, p.coords * p.block, 1}, p.block, T(0), mdom,
+                          p.coords * p.block, p.block);
   }
 
   // y for channels [k0, k1) of group grp, tiles [t0, t1), from M rows k - k_base.
   void output(int64_t grp, int64_t t0, int64_t t1, int64_t k0, int64_t k1, int64_t k_base,
               const T* mdom) const {
-    const int64_t out_sp = f.out_spatial(), as = p.kb * p.block;
+    const int64_t out_sp = f.out_spatial(), kstride = p.coords * p.block;
     for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
                                           int64_t len) {
       T* plane = y + (n * f.k + grp * p.kg) * out_sp;
       for (int64_t k = k0; k < k1; ++k) {
         const T b = bias ? bias[grp * p.kg + k] : T(0);
-        tk.output(mdom + (k - k_base) * p.block + (t - t0), as, len, b, plane + k * out_sp,
+        tk.output(mdom + (k - k_base) * kstride + (t - t0), p.block, len, b, plane + k * out_sp,
                   f.out[1], f.out[2], ty * p.mh, tx * p.mw);
       }
     });
@@ -229,15 +239,15 @@ struct Stages {
 // Runs fn(block, slot) for every block, spread over the pool when the plan says so (threads
 // take the next block as they finish), else in order on the calling thread.
 template <typename F>
-void for_each_block(const Plan& p, F&& fn) {
+void for_each_block(const Plan& p, int64_t blocks, F&& fn) {
   if (!p.parallel_blocks) {
-    for (int64_t b = 0; b < p.blocks; ++b) fn(b, 0);
+    for (int64_t b = 0; b < blocks; ++b) fn(b, 0);
     return;
   }
   std::atomic<int64_t> next{0};
   parallel_for(p.slots, 1, [&](int64_t s0, int64_t s1) {
     for (int64_t s = s0; s < s1; ++s)
-      for (int64_t b = next++; b < p.blocks; b = next++) fn(b, s);
+      for (int64_t b = next++; b < blocks; b = next++) fn(b, s);
   });
 }
 
@@ -245,30 +255,28 @@ template <typename T>
 void run_tile_blocks(const Plan& p, const Stages<T>& st, T* ws) {
   const ConvGeometry& f = st.f;
   T* u = ws;
-  const int64_t u_as = f.k * p.cg;
   parallel_for(f.k, 1, [&](int64_t k0, int64_t k1) {
     for (int64_t gk = k0; gk < k1; ++gk)
-      st.kernels(gk / p.kg, gk % p.kg, gk % p.kg + 1, gk % p.kg - gk, u, u_as);
+      st.kernels(gk / p.kg, gk % p.kg, gk % p.kg + 1, gk % p.kg - gk, u);
   });
   T* scratch = ws + p.u_elems;
-  for (int64_t grp = 0; grp < f.groups; ++grp) {
-    const T* ug = u + grp * p.kg * p.cg;
-    for_each_block(p, [&](int64_t b, int64_t s) {
+  for_each_block(p, f.groups * p.blocks, [&](int64_t unit, int64_t s) {
+      const int64_t grp = unit / p.blocks, b = unit % p.blocks;
+      const T* ug = u + grp * p.kg * p.coords * p.cg;
       T* v = scratch + s * (p.slot_v + p.slot_m);
       T* mdom = v + p.slot_v;
       const int64_t t0 = b * p.block, t1 = std::min(p.tiles, t0 + p.block);
       if (p.parallel_blocks) {
         st.input(grp, t0, t1, 0, p.cg, v);
-        st.gemms(p.kg, t1 - t0, ug, u_as, v, mdom);
+        st.gemms(p.kg, t1 - t0, ug, v, mdom);
         st.output(grp, t0, t1, 0, p.kg, 0, mdom);
         return;
       }
       parallel_for(p.cg, 1, [&](int64_t c0, int64_t c1) { st.input(grp, t0, t1, c0, c1, v); });
-      st.gemms(p.kg, t1 - t0, ug, u_as, v, mdom);
+      st.gemms(p.kg, t1 - t0, ug, v, mdom);
       parallel_for(p.kg, 1,
                    [&](int64_t k0, int64_t k1) { st.output(grp, t0, t1, k0, k1, 0, mdom); });
-    });
-  }
+  });
 }
 
 template <typename T>
@@ -277,20 +285,20 @@ void run_kernel_blocks(const Plan& p, const Stages<T>& st, T* ws) {
   T* scratch = ws + p.v_elems;
   for (int64_t grp = 0; grp < st.f.groups; ++grp) {
     parallel_for(p.cg, 1, [&](int64_t c0, int64_t c1) { st.input(grp, 0, p.tiles, c0, c1, v); });
-    for_each_block(p, [&](int64_t b, int64_t s) {
+    for_each_block(p, p.blocks, [&](int64_t b, int64_t s) {
       T* u = scratch + s * (p.slot_u + p.slot_m);
       T* mdom = u + p.slot_u;
-      const int64_t k0 = b * p.kb, k1 = std::min(p.kg, k0 + p.kb), u_as = p.kb * p.cg;
+      const int64_t k0 = b * p.kb, k1 = std::min(p.kg, k0 + p.kb);
       if (p.parallel_blocks) {
-        st.kernels(grp, k0, k1, k0, u, u_as);
-        st.gemms(k1 - k0, p.tiles, u, u_as, v, mdom);
+        st.kernels(grp, k0, k1, k0, u);
+        st.gemms(k1 - k0, p.tiles, u, v, mdom);
         st.output(grp, 0, p.tiles, k0, k1, k0, mdom);
         return;
       }
       parallel_for(k1 - k0, 1, [&](int64_t a0, int64_t a1) {
-        st.kernels(grp, k0 + a0, k0 + a1, k0, u, u_as);
+        st.kernels(grp, k0 + a0, k0 + a1, k0, u);
       });
-      st.gemms(k1 - k0, p.tiles, u, u_as, v, mdom);
+      st.gemms(k1 - k0, p.tiles, u, v, mdom);
       parallel_for(k1 - k0, 1, [&](int64_t a0, int64_t a1) {
         st.output(grp, 0, p.tiles, k0 + a0, k0 + a1, k0, mdom);
       });
@@ -329,6 +337,11 @@ std::string winograd_unsupported_reason(const ConvGeometry& g, ConvPass) {
   return "";
 }
 
+// Default tile: the largest whose float32 error stays within 10x implicit_gemm's (max |got -
+// want| / max |want| vs float64) on the ResNet-50 and VGG-16 3x3 layers, 3 seeds each. 2-D:
+// F(2x2) 0.8-2.0x, F(4x4) 6-21x (median 10x), F(6x6) 25-68x, so F(2x2); set
+// FASTCONV_WINOGRAD_TILE=4 for about 1.5x the speed at ~10x the error. 1-D (64-512 channels):
+// F(6) 2.5-8.3x.
 int winograd_tile(const ConvGeometry& g, ConvPass pass) {
   if (const char* s = std::getenv("FASTCONV_WINOGRAD_TILE")) {
     const std::string v(s);
@@ -337,7 +350,7 @@ int winograd_tile(const ConvGeometry& g, ConvPass pass) {
       throw InvalidArgument("FASTCONV_WINOGRAD_TILE must be 2, 4 or 6, got '" + v + "'");
   }
   (void)pass;
-  return g.rank == 1 ? 6 : 4;
+  return g.rank == 1 ? 6 : 2;
 }
 
 int64_t winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size) {
@@ -350,7 +363,8 @@ int64_t winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t e
 std::string winograd_note(const ConvGeometry& g, ConvPass pass) {
   if (pass == ConvPass::kBackwardWeight)
     return "winograd backward_weight runs implicit_gemm (no Winograd weight-gradient kernels)";
-  return "F(" + std::to_string(winograd_tile(g, pass)) + (g.rank == 2 ? "x" + std::to_string(winograd_tile(g, pass)) + ",3x3)" : ",3)");
+  const std::string m = std::to_string(winograd_tile(g, pass));
+  return g.rank == 2 ? "F(" + m + "x" + m + ",3x3)" : "F(" + m + ",3)";
 }
 
 template <typename T>

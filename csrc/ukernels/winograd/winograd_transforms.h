@@ -17,23 +17,31 @@ namespace {
 // linker for other files.
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+#if defined(__GNUC__) || defined(__clang__)
+#define FASTCONV_WINOGRAD_INLINE __attribute__((always_inline)) inline
+#define FASTCONV_WINOGRAD_INLINE_LAMBDA __attribute__((always_inline))
+#else
+#define FASTCONV_WINOGRAD_INLINE inline
+#define FASTCONV_WINOGRAD_INLINE_LAMBDA
+#endif
+
 template <typename F, std::size_t... I>
-inline void static_for_impl(F&& f, std::index_sequence<I...>) {
+FASTCONV_WINOGRAD_INLINE void static_for_impl(F&& f, std::index_sequence<I...>) {
   (f(std::integral_constant<int, int(I)>{}), ...);
 }
 // f(integral_constant<0>) ... f(integral_constant<N-1>): indices usable in constant expressions.
 template <int N, typename F>
-inline void static_for(F&& f) {
+FASTCONV_WINOGRAD_INLINE void static_for(F&& f) {
   static_for_impl(f, std::make_index_sequence<N>{});
 }
 
 // dst[o][l] = sum_i mat[o][i] * src[i][l] for o < R, i < C, l < L (element o of dst at
 // dst + o * ds, of src at src + i * ss); zero coefficients are skipped at compile time.
 template <typename T, int L, int R, int C, const double (*Mat)[C]>
-inline void apply(const T* src, int64_t ss, T* dst, int64_t ds) {
-  static_for<R>([&](auto o) {
+FASTCONV_WINOGRAD_INLINE void apply(const T* src, int64_t ss, T* dst, int64_t ds) {
+  static_for<R>([&](auto o) FASTCONV_WINOGRAD_INLINE_LAMBDA {
     T acc[L] = {};
-    static_for<C>([&](auto i) {
+    static_for<C>([&](auto i) FASTCONV_WINOGRAD_INLINE_LAMBDA {
       constexpr double c = Mat[o][i];
       if constexpr (c == 1.0) {
         for (int l = 0; l < L; ++l) acc[l] += src[i * ss + l];
@@ -50,11 +58,15 @@ inline void apply(const T* src, int64_t ss, T* dst, int64_t ds) {
 // Two-dimensional transform of L tiles: out = MH in MW^T with in[IH][IW][L], out[OH][OW][L].
 template <typename T, int L, int OH, int IH, const double (*MH)[IH], int OW, int IW,
           const double (*MW)[IW]>
-inline void apply_2d(const T* in, T* out) {
+FASTCONV_WINOGRAD_INLINE void apply_2d(const T* in, T* out) {
   alignas(64) T mid[OH][IW][L];
   // Columns first (over rows of `in`), then rows.
-  static_for<IW>([&](auto j) { apply<T, L, OH, IH, MH>(in + j * L, IW * L, &mid[0][j][0], IW * L); });
-  static_for<OH>([&](auto i) { apply<T, L, OW, IW, MW>(&mid[i][0][0], L, out + i * OW * L, L); });
+  static_for<IW>([&](auto j) FASTCONV_WINOGRAD_INLINE_LAMBDA {
+    apply<T, L, OH, IH, MH>(in + j * L, IW * L, &mid[0][j][0], IW * L);
+  });
+  static_for<OH>([&](auto i) FASTCONV_WINOGRAD_INLINE_LAMBDA {
+    apply<T, L, OW, IW, MW>(&mid[i][0][0], L, out + i * OW * L, L);
+  });
 }
 
 template <typename T, int MH, int MW>
