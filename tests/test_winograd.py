@@ -183,3 +183,20 @@ def test_every_isa_level_matches_the_oracle(isa):
         assert_close(np.asarray(y, dtype), want, dtype, 45, err_msg=key)
         want_gx = ref.conv_backward_data(np.asarray(y, dtype), w, x.shape, padding=1)
         assert_close(np.asarray(gx, dtype), want_gx, dtype, 54, err_msg=key)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_many_small_blocks(poisoned_outputs, rng, tile, monkeypatch, dtype):
+    """FASTCONV_WINOGRAD_BLOCK_BYTES=1 forces the smallest blocks: many tile blocks (the weight
+    gradient accumulates over them) and many kernel blocks."""
+    monkeypatch.setenv("FASTCONV_WINOGRAD_BLOCK_BYTES", "1")
+    for x_shape, w_shape in (((2, 3, 30, 31), (5, 3, 3, 3)), ((1, 6, 5, 6), (70, 6, 3, 3))):
+        x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+        want = ref.conv(x, w, padding=1)
+        assert_close(fastconv.conv(x, w, padding=1, algo="winograd"), want, dtype, 54)
+        gy = rand(rng, want.shape, dtype)
+        gx = fastconv.conv_backward_data(gy, w, x_shape, padding=1, algo="winograd")
+        assert_close(gx, ref.conv_backward_data(gy, w, x_shape, padding=1), dtype, 70 * 9)
+        gw = fastconv.conv_backward_weight(x, gy, w_shape, padding=1, algo="winograd")
+        want_gw = ref.conv_backward_weight(x, gy, w_shape, padding=1)
+        assert_close(gw, want_gw, dtype, int(np.prod(want.shape[2:])) * x_shape[0])

@@ -115,7 +115,9 @@ Plan make_plan(const ConvGeometry& g, ConvPass pass, int64_t elem) {
   p.kg = f.k_per_group();
   const int64_t lanes = 64 / elem, threads = get_num_threads();
   const int64_t all_tiles = round_up(std::max<int64_t>(p.tiles, 1), lanes);
-  p.kernel_blocks = p.tiles < p.kg && p.coords * p.cg * all_tiles * elem <= (int64_t(16) << 20);
+  const bool weight_pass = pass == ConvPass::kBackwardWeight;
+  p.kernel_blocks = !weight_pass && p.tiles < p.kg &&
+                    p.coords * p.cg * all_tiles * elem <= (int64_t(16) << 20);
   if (p.kernel_blocks) {
     p.block = all_tiles;
     const int64_t budget = block_budget_bytes(true);
@@ -140,7 +142,8 @@ Plan make_plan(const ConvGeometry& g, ConvPass pass, int64_t elem) {
   // Tile blocks of every group are independent units (grouped convolutions); kernel blocks
   // share one group's input transform.
   const int64_t units = p.kernel_blocks ? p.blocks : p.blocks * f.groups;
-  p.parallel_blocks = threads > 1 && units >= 2 * threads;
+  // The weight gradient sums over blocks: one block at a time, each stage split over threads.
+  p.parallel_blocks = !weight_pass && threads > 1 && units >= 2 * threads;
   p.slots = p.parallel_blocks ? threads : 1;
   const int64_t v_block = round_up(p.coords * p.cg * p.block, 16);
   p.slot_m = round_up(p.coords * p.kb * p.block, 16);
@@ -148,7 +151,7 @@ Plan make_plan(const ConvGeometry& g, ConvPass pass, int64_t elem) {
     p.v_elems = v_block;
     p.slot_u = round_up(p.coords * p.kb * p.cg, 16);
   } else {
-    p.u_elems = round_up(p.coords * f.k * p.cg, 16);
+    p.u_elems = round_up(p.coords * (weight_pass ? p.kg : f.k) * p.cg, 16);
     p.slot_v = v_block;
   }
   return p;
@@ -200,14 +203,16 @@ struct Stages {
   // V[c][a][t - t0] for channels [c0, c1) and tiles [t0, t1) of group grp.
   void input(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1, T* v) const {
     const int64_t in_sp = f.in_spatial(), cstride = p.coords * p.block;
-    for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
-                                          int64_t len) {
-      const T* plane = x + (n * f.c + grp * p.cg) * in_sp;
-      const int64_t iy0 = ty * p.mh - f.pad_lo[1], ix0 = tx * p.mw - f.pad_lo[2];
-      for (int64_t c = c0; c < c1; ++c)
-        tk.input(plane + c * in_sp, f.in[1], f.in[2], iy0, ix0, len, v + c * cstride + (t - t0),
-                 p.block);
-    });
+    // Channel outer: each plane's rows are read in order (prefetch-friendly) and V is written
+    // sequentially.
+    for (int64_t c = c0; c < c1; ++c) {
+      for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
+                                            int64_t len) {
+        const T* plane = x + ((n * f.c + grp * p.cg) + c) * in_sp;
+        const int64_t iy0 = ty * p.mh - f.pad_lo[1], ix0 = tx * p.mw - f.pad_lo[2];
+        tk.input(plane, f.in[1], f.in[2], iy0, ix0, len, v + c * cstride + (t - t0), p.block);
+      });
+    }
   }
 
   // M[k][a][t] = sum_c U[k][a][c] V[c][a][t] for kn rows of U. Channel-major layouts keep
@@ -224,15 +229,15 @@ struct Stages {
   void output(int64_t grp, int64_t t0, int64_t t1, int64_t k0, int64_t k1, int64_t k_base,
               const T* mdom) const {
     const int64_t out_sp = f.out_spatial(), kstride = p.coords * p.block;
-    for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
-                                          int64_t len) {
-      T* plane = y + (n * f.k + grp * p.kg) * out_sp;
-      for (int64_t k = k0; k < k1; ++k) {
-        const T b = bias ? bias[grp * p.kg + k] : T(0);
-        tk.output(mdom + (k - k_base) * kstride + (t - t0), p.block, len, b, plane + k * out_sp,
-                  f.out[1], f.out[2], ty * p.mh, tx * p.mw);
-      }
-    });
+    for (int64_t k = k0; k < k1; ++k) {
+      const T b = bias ? bias[grp * p.kg + k] : T(0);
+      for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
+                                            int64_t len) {
+        T* plane = y + ((n * f.k + grp * p.kg) + k) * out_sp;
+        tk.output(mdom + (k - k_base) * kstride + (t - t0), p.block, len, b, plane, f.out[1],
+                  f.out[2], ty * p.mh, tx * p.mw);
+      });
+    }
   }
 };
 
@@ -321,6 +326,52 @@ void run_correlation(const ConvGeometry& g, ConvPass pass, const T* x, const T* 
     run_tile_blocks(p, st, ws);
 }
 
+// Weight gradient by F(3x3, mxm) per output tile: the x patch under each tile goes through the
+// forward input transform, the grad_y tile through G', and for every transform coordinate
+// dW^[k][c] += sum over tiles GY^[k][t] X^[c][t] (one GEMM per coordinate and block, reducing
+// over tiles); dW = AT' dW^ A' once per group at the end.
+template <typename T>
+void run_weight_gradient(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w, T* ws) {
+  const int64_t taps = g.kernel_spatial();
+  const Plan p = make_plan(g, ConvPass::kBackwardWeight, sizeof(T));
+  if (p.tiles == 0) {
+    std::fill(grad_w, grad_w + g.k * p.cg * taps, T(0));
+    return;
+  }
+  const auto& tk = tile_kernels<T>(p.m, g.rank == 2);
+  const Stages<T> st{p, g, tk, x, nullptr, 0, 0, 0, nullptr, nullptr};
+  T* dw = ws;                // [k][a][c] of one group
+  T* v = ws + p.u_elems;     // [c][a][t]
+  T* gy_hat = v + p.slot_v;  // [k][a][t]
+  const int64_t out_sp = g.out_spatial(), kstride = p.coords * p.block;
+  const bool flip = g.mode == ConvMode::kConv;
+  for (int64_t grp = 0; grp < g.groups; ++grp) {
+    for (int64_t b = 0; b < p.blocks; ++b) {
+      const int64_t t0 = b * p.block, t1 = std::min(p.tiles, t0 + p.block);
+      parallel_for(p.cg, 1, [&](int64_t c0, int64_t c1) { st.input(grp, t0, t1, c0, c1, v); });
+      parallel_for(p.kg, 1, [&](int64_t k0, int64_t k1) {
+        for (int64_t k = k0; k < k1; ++k)
+          for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
+                                                int64_t len) {
+            const T* plane = grad_y + ((n * g.k + grp * p.kg) + k) * out_sp;
+            tk.grad(plane, g.out[1], g.out[2], ty * p.mh, tx * p.mw, len,
+                    gy_hat + k * kstride + (t - t0), p.block);
+          });
+      });
+      gemm::gemm_batched<T>(p.coords, p.kg, p.cg, t1 - t0, T(1),
+                            gemm::MatrixRef<T>{gy_hat, kstride, 1}, p.block,
+                            gemm::MatrixRef<T>{v, 1, kstride}, p.block, b == 0 ? T(0) : T(1), dw,
+                            p.coords * p.cg, p.cg);
+    }
+    parallel_for(p.kg, 1, [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k)
+        for (int64_t c = 0; c < p.cg; c += tk.lanes)
+          tk.weight(dw + k * p.coords * p.cg + c, p.cg, std::min<int64_t>(tk.lanes, p.cg - c),
+                    flip, grad_w + ((grp * p.kg + k) * p.cg + c) * taps, taps);
+    });
+  }
+}
+
 }  // namespace
 
 std::string winograd_unsupported_reason(const ConvGeometry& g, ConvPass) {
@@ -354,16 +405,16 @@ int winograd_tile(const ConvGeometry& g, ConvPass pass) {
 }
 
 int64_t winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size) {
-  if (!supported_shape(g) || pass == ConvPass::kBackwardWeight) return 0;
+  if (!supported_shape(g)) return 0;
   const Plan p = make_plan(g, pass, elem_size);
   if (p.tiles == 0) return 0;
   return plan_elems(p) * elem_size;
 }
 
 std::string winograd_note(const ConvGeometry& g, ConvPass pass) {
-  if (pass == ConvPass::kBackwardWeight)
-    return "winograd backward_weight runs implicit_gemm (no Winograd weight-gradient kernels)";
   const std::string m = std::to_string(winograd_tile(g, pass));
+  if (pass == ConvPass::kBackwardWeight)
+    return g.rank == 2 ? "F(3x3," + m + "x" + m + ")" : "F(3," + m + ")";
   return g.rank == 2 ? "F(" + m + "x" + m + ",3x3)" : "F(" + m + ",3)";
 }
 
@@ -385,7 +436,7 @@ void winograd_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, 
 template <typename T>
 void winograd_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w,
                               T* ws) {
-  implicit_gemm_backward_weight<T>(g, x, grad_y, grad_w, ws);
+  run_weight_gradient<T>(g, x, grad_y, grad_w, ws);
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                          \

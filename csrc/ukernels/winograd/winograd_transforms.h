@@ -75,6 +75,9 @@ struct Tiles {
   static constexpr int kRH = MH == 1 ? 1 : 3;
   using FH = winograd::Matrices<MH, kRH>;
   using FW = winograd::Matrices<MW, 3>;
+  // Weight gradient: F(3, m) per dim (F(1, 1) for the unused H dim of 1-D), same points.
+  using WH = std::conditional_t<MH == 1, winograd::Matrices<1, 1>, winograd::Matrices<3, MH>>;
+  using WW = winograd::Matrices<3, MW>;
   static constexpr int kAH = FH::kAlpha, kAW = FW::kAlpha;
   static constexpr int kSpan = kL * MW + kAW - MW;  // input columns a full run reads
 
@@ -132,11 +135,55 @@ struct Tiles {
     }
   }
 
-  // d[j][l] = row[l * MW + j] for a full run: the columns j < MW form one interleaved group
-  // (vectorised with permutes), the last two are the next tile's first two.
-  static void gather_row(const T* row, T (*d)[kL]) {
+  static void grad(const T* plane, int64_t h, int64_t w, int64_t oy0, int64_t ox0, int64_t nt,
+                   T* v, int64_t as) {
+    alignas(64) T d[MH][MW][kL];
+    alignas(64) T out[kAH][kAW][kL];
+    alignas(64) T buf[kL * MW];
+    const int64_t cols = min64(nt * MW, w - ox0);  // ox0 >= 0
+    for (int i = 0; i < MH; ++i) {
+      if (oy0 + i >= h) {
+        for (int j = 0; j < MW; ++j)
+          for (int l = 0; l < kL; ++l) d[i][j][l] = T(0);
+        continue;
+      }
+      const T* row = plane + (oy0 + i) * w + ox0;
+      if (cols == kL * MW) {
+        deinterleave(row, d[i]);
+        continue;
+      }
+      for (int64_t x = 0; x < kL * MW; ++x) buf[x] = x < cols ? row[x] : T(0);
+      deinterleave(buf, d[i]);
+    }
+    apply_2d<T, kL, kAH, MH, WH::G, kAW, MW, WW::G>(&d[0][0][0], &out[0][0][0]);
+    store(&out[0][0][0], kAH * kAW, nt, v, as);
+  }
+
+  static void weight(const T* mdom, int64_t as, int64_t np, bool flip, T* k, int64_t ps) {
+    alignas(64) T q[kAH][kAW][kL];
+    alignas(64) T o[kRH][3][kL];
+    T* qf = &q[0][0][0];
+    for (int a = 0; a < kAH * kAW; ++a)
+      for (int l = 0; l < kL; ++l) qf[a * kL + l] = l < np ? mdom[a * as + l] : T(0);
+    apply_2d<T, kL, kRH, kAH, WH::AT, 3, kAW, WW::AT>(qf, &o[0][0][0]);
+    for (int64_t l = 0; l < np; ++l)
+      for (int i = 0; i < kRH; ++i)
+        for (int j = 0; j < 3; ++j) {
+          const int tap = flip ? (kRH - 1 - i) * 3 + (2 - j) : i * 3 + j;
+          k[l * ps + tap] = o[i][j][l];
+        }
+  }
+
+  // d[j][l] = row[l * MW + j], j < MW: one interleaved group (vectorised with permutes).
+  static void deinterleave(const T* row, T (*d)[kL]) {
     for (int l = 0; l < kL; ++l)
       static_for<MW>([&](auto j) { d[j][l] = row[l * MW + j]; });
+  }
+
+  // d[j][l] = row[l * MW + j] for a full run: columns j < MW deinterleaved, the last two are the
+  // next tile's first two.
+  static void gather_row(const T* row, T (*d)[kL]) {
+    deinterleave(row, d);
     static_for<kAW - MW>([&](auto j) {
       for (int l = 0; l + 1 < kL; ++l) d[MW + j][l] = d[j][l + 1];
       d[MW + j][kL - 1] = row[kL * MW + j];
@@ -173,7 +220,7 @@ struct Tiles {
   }
 
   static winograd::TileKernels<T> table(const char* name) {
-    return {&input, &output, &kernel, kL, name};
+    return {&input, &output, &kernel, &grad, &weight, kL, name};
   }
 };
 

@@ -20,6 +20,14 @@ struct TileKernels {
   // Kernel transforms (G g GT) of np kernels, kernel p at k + p * ps (r_h x 3 taps, row-major;
   // flip reverses every dim, i.e. true convolution).
   void (*kernel)(const T* k, int64_t ps, int64_t np, bool flip, T* u, int64_t as);
+  // Weight gradient, F(3x3, mxm) per tile (its input side is `input`): output-gradient tiles
+  // (G' gy G'^T) of one plane, tile l of the run is the m_h x m_w block at rows oy0 + i,
+  // columns ox0 + l * m_w + j (zero outside the plane).
+  void (*grad)(const T* plane, int64_t h, int64_t w, int64_t oy0, int64_t ox0, int64_t nt, T* v,
+               int64_t as);
+  // The np kernel gradients (AT' M A') from the transform domain, written as r_h x 3 taps at
+  // k + p * ps (flip reverses every dim).
+  void (*weight)(const T* mdom, int64_t as, int64_t np, bool flip, T* k, int64_t ps);
   int lanes;
   const char* name;
 };
