@@ -128,10 +128,14 @@ Plan make_plan(const ConvGeometry& g, ConvPass pass, int64_t elem) {
     p.blocks = ceil_div(p.kg, p.kb);
   } else {
     const int64_t per_tile = p.coords * (p.cg + p.kg) * elem;
-    int64_t block = std::clamp<int64_t>(block_budget_bytes(false) / per_tile, 64, 1024);
+    // The weight gradient's GEMMs reduce over a block's tiles: long blocks (>= 256 tiles) keep
+    // them efficient and read-modify-write the alpha^2 x K x C sums less often.
+    int64_t block = weight_pass
+                        ? std::clamp<int64_t>(4 * block_budget_bytes(false) / per_tile, 256, 2048)
+                        : std::clamp<int64_t>(block_budget_bytes(false) / per_tile, 64, 1024);
     block = round_up(std::min(block, all_tiles), lanes);
     // Enough blocks for every thread: shrink blocks down to 64 tiles before splitting inside.
-    if (threads > 1 && ceil_div(p.tiles, block) < 2 * threads) {
+    if (!weight_pass && threads > 1 && ceil_div(p.tiles, block) < 2 * threads) {
       const int64_t even = round_up(ceil_div(p.tiles, 2 * threads), lanes);
       if (even >= 64) block = even;
     }
@@ -163,6 +167,16 @@ int64_t plan_elems(const Plan& p) {
 
 bool supported_shape(const ConvGeometry& g) {
   return winograd_unsupported_reason(g, ConvPass::kForward).empty();
+}
+
+// The weight gradient in the transform domain holds alpha^2 x K x C values, reduced over the
+// output tiles: with few tiles per channel (small images, e.g. 7x7 or 14x14 with 256-512
+// channels) forming it costs more than it saves, and implicit_gemm runs instead. Measured (2
+// threads, F(3x3,4x4) vs implicit_gemm): resnet50.res3 49 tiles, 128 ch: 1.35x faster;
+// res4 16 tiles, 256 ch: 0.62x; vgg16.conv4_2 49 tiles, 512 ch: 0.57x; conv3_2 196, 256: 1.5x.
+bool weight_gradient_by_winograd(const ConvGeometry& g) {
+  const Plan p = make_plan(g, ConvPass::kBackwardWeight, 4);
+  return 4 * p.tiles >= std::max(p.cg, p.kg);
 }
 
 // Calls fn(n, ty, tx, t, len) for each run of tiles [t, t + len) of [t0, t1) that lies in one
@@ -389,10 +403,11 @@ std::string winograd_unsupported_reason(const ConvGeometry& g, ConvPass) {
 }
 
 // Default tile: the largest whose float32 error stays within 10x implicit_gemm's (max |got -
-// want| / max |want| vs float64) on the ResNet-50 and VGG-16 3x3 layers, 3 seeds each. 2-D:
-// F(2x2) 0.8-2.0x, F(4x4) 6-21x (median 10x), F(6x6) 25-68x, so F(2x2); set
-// FASTCONV_WINOGRAD_TILE=4 for about 1.5x the speed at ~10x the error. 1-D (64-512 channels):
-// F(6) 2.5-8.3x.
+// want| / max |want| vs float64) on the ResNet-50 and VGG-16 3x3 layers, 3 seeds each.
+// Forward and backward data, 2-D: F(2x2) 0.8-2.0x, F(4x4) 6-21x (median 10x), F(6x6) 25-68x, so
+// F(2x2); FASTCONV_WINOGRAD_TILE=4 runs about 1.5x faster at ~10x the error. Weight gradient
+// F(3x3,mxm) (res2-res4): m = 2 0.7-1.4x, 4 2.4-4.5x, 6 7-12.5x, so 4. 1-D (64-512 channels):
+// F(6,3) 2.5-8.3x.
 int winograd_tile(const ConvGeometry& g, ConvPass pass) {
   if (const char* s = std::getenv("FASTCONV_WINOGRAD_TILE")) {
     const std::string v(s);
@@ -401,11 +416,13 @@ int winograd_tile(const ConvGeometry& g, ConvPass pass) {
       throw InvalidArgument("FASTCONV_WINOGRAD_TILE must be 2, 4 or 6, got '" + v + "'");
   }
   (void)pass;
-  return g.rank == 1 ? 6 : 2;
+  if (g.rank == 1) return 6;
+  return pass == ConvPass::kBackwardWeight ? 4 : 2;
 }
 
 int64_t winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size) {
   if (!supported_shape(g)) return 0;
+  if (pass == ConvPass::kBackwardWeight && !weight_gradient_by_winograd(g)) return 0;
   const Plan p = make_plan(g, pass, elem_size);
   if (p.tiles == 0) return 0;
   return plan_elems(p) * elem_size;
@@ -413,8 +430,12 @@ int64_t winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t e
 
 std::string winograd_note(const ConvGeometry& g, ConvPass pass) {
   const std::string m = std::to_string(winograd_tile(g, pass));
-  if (pass == ConvPass::kBackwardWeight)
+  if (pass == ConvPass::kBackwardWeight) {
+    if (!weight_gradient_by_winograd(g))
+      return "implicit_gemm (fewer than C/4 output tiles: the transform-domain weight gradient "
+             "would cost more than it saves)";
     return g.rank == 2 ? "F(3x3," + m + "x" + m + ")" : "F(3," + m + ")";
+  }
   return g.rank == 2 ? "F(" + m + "x" + m + ",3x3)" : "F(" + m + ",3)";
 }
 
@@ -436,6 +457,8 @@ void winograd_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, 
 template <typename T>
 void winograd_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w,
                               T* ws) {
+  if (!weight_gradient_by_winograd(g))
+    return implicit_gemm_backward_weight<T>(g, x, grad_y, grad_w, ws);
   run_weight_gradient<T>(g, x, grad_y, grad_w, ws);
 }
 
