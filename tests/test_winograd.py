@@ -126,15 +126,15 @@ def test_bad_tile_environment_is_a_value_error(monkeypatch):
         fastconv.conv(x, w, padding=1, algo="winograd")
 
 
-def test_workspace_is_bounded_by_blocks_not_the_image():
-    """Scratch = transformed kernels + per-thread tile blocks: a 4x larger image only adds
-    what fills its last blocks, nowhere near 4x."""
+@pytest.mark.parametrize("pass_", ["forward", "backward_data", "backward_weight"])
+def test_workspace_is_bounded_by_blocks_not_the_image(pass_):
+    """Scratch = transformed kernels (or weight-gradient sums) + tile blocks: a 4x larger image
+    needs no more of it."""
     w_shape = (64, 64, 3, 3)
-    small = fastconv.explain((1, 64, 112, 112), w_shape, padding=1, algo="winograd")
-    large = fastconv.explain((1, 64, 224, 224), w_shape, padding=1, algo="winograd")
+    small = fastconv.explain((1, 64, 112, 112), w_shape, padding=1, algo="winograd", pass_=pass_)
+    large = fastconv.explain((1, 64, 224, 224), w_shape, padding=1, algo="winograd", pass_=pass_)
     assert 0 < small.workspace_bytes == large.workspace_bytes
-    image_bytes = 64 * 224 * 224 * 4
-    assert large.workspace_bytes < image_bytes
+    assert large.workspace_bytes < 64 * 224 * 224 * 4
 
 
 # Error budget: float32 winograd may be at most this multiple of implicit_gemm's float32 error
@@ -171,18 +171,21 @@ def test_every_isa_level_matches_the_oracle(isa):
                     x = r.uniform(-1, 1, xs).astype(dt); w = r.uniform(-1, 1, ws).astype(dt)
                     y = fastconv.conv(x, w, padding=1, algo="winograd")
                     gx = fastconv.conv_backward_data(y, w, xs, padding=1, algo="winograd")
-                    out[f"{dt}/{t}/{len(xs)}"] = [x.tolist(), w.tolist(), y.tolist(), gx.tolist()]
+                    gw = fastconv.conv_backward_weight(x, y, ws, padding=1, algo="winograd")
+                    out[f"{dt}/{t}/{len(xs)}"] = [a.tolist() for a in (x, w, y, gx, gw)]
         print(json.dumps(out))
         """
     )
     proc = run_with_isa(code, isa)
-    for key, (x, w, y, gx) in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+    for key, (x, w, y, gx, gw) in json.loads(proc.stdout.strip().splitlines()[-1]).items():
         dtype = np.dtype(key.split("/")[0])
         x, w = np.asarray(x, dtype), np.asarray(w, dtype)
         want = ref.conv(x, w, padding=1)
         assert_close(np.asarray(y, dtype), want, dtype, 45, err_msg=key)
         want_gx = ref.conv_backward_data(np.asarray(y, dtype), w, x.shape, padding=1)
         assert_close(np.asarray(gx, dtype), want_gx, dtype, 54, err_msg=key)
+        want_gw = ref.conv_backward_weight(x, np.asarray(y, dtype), w.shape, padding=1)
+        assert_close(np.asarray(gw, dtype), want_gw, dtype, 2 * 143, err_msg=key)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -1,6 +1,8 @@
 """Generates winograd_matrices.h: exact Toom-Cook matrices of F(m, r) for the Winograd transforms.
 
-Run: python csrc/ukernels/winograd/gen_winograd_matrices.py > csrc/ukernels/winograd/winograd_matrices.h
+Run from the repository root:
+    python csrc/ukernels/winograd/gen_winograd_matrices.py \
+        > csrc/ukernels/winograd/winograd_matrices.h
 
 F(m, r) computes m outputs of an r-tap correlation from alpha = m + r - 1 inputs as
 y = AT [(G g) * (BT d)]. It is the transpose of the Toom-Cook linear convolution of a degree r-1
