@@ -89,15 +89,16 @@ struct Plan {
 };
 
 // Bytes of transform-domain data per block (FASTCONV_WINOGRAD_BLOCK_BYTES overrides, for
-// tuning). Measured on Zen 5 (1 MiB L2, 2 threads): tile blocks run best at about the L2
-// (vgg16.conv1_2 14.0 ms at 1 MiB vs 15.0 at 3 and 20.0 at 12), kernel blocks with large channel
-// counts at a few MiB (vgg16.conv4_2 12.8 ms at 6 MiB vs 17.5 at 1).
+// tuning). Measured on Zen 5 (1 MiB L2, 2 threads, noisy): tile blocks run best at one to a few
+// MiB and at least 128 tiles (fewer and packing each GEMM's A costs ~10%: vgg16.conv1_2 F(4x4)
+// 14.0 ms at 1 MiB, 15.0 at 3, 20.0 at 12; F(2x2) conv2_2 22.4 ms at 2.5 MiB vs 24.1 at 1),
+// kernel blocks with large channel counts at a few MiB (conv4_2 12.8 ms at 6 MiB vs 17.5 at 1).
 int64_t block_budget_bytes(bool kernel_blocks) {
   if (const char* s = std::getenv("FASTCONV_WINOGRAD_BLOCK_BYTES")) {
     const long long v = std::atoll(s);
     if (v > 0) return v;
   }
-  return kernel_blocks ? int64_t(6) << 20 : int64_t(1) << 20;
+  return kernel_blocks ? int64_t(6) << 20 : int64_t(2) << 20;
 }
 
 Plan make_plan(const ConvGeometry& g, ConvPass pass, int64_t elem) {
@@ -132,7 +133,7 @@ Plan make_plan(const ConvGeometry& g, ConvPass pass, int64_t elem) {
     // them efficient and read-modify-write the alpha^2 x K x C sums less often.
     int64_t block = weight_pass
                         ? std::clamp<int64_t>(4 * block_budget_bytes(false) / per_tile, 256, 2048)
-                        : std::clamp<int64_t>(block_budget_bytes(false) / per_tile, 64, 1024);
+                        : std::clamp<int64_t>(block_budget_bytes(false) / per_tile, 128, 1024);
     block = round_up(std::min(block, all_tiles), lanes);
     // Enough blocks for every thread: shrink blocks down to 64 tiles before splitting inside.
     if (!weight_pass && threads > 1 && ceil_div(p.tiles, block) < 2 * threads) {
