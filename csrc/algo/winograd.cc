@@ -175,9 +175,11 @@ bool supported_shape(const ConvGeometry& g) {
 // channels) forming it costs more than it saves, and implicit_gemm runs instead. Measured (2
 // threads, F(3x3,4x4) vs implicit_gemm): resnet50.res3 49 tiles, 128 ch: 1.35x faster;
 // res4 16 tiles, 256 ch: 0.62x; vgg16.conv4_2 49 tiles, 512 ch: 0.57x; conv3_2 196, 256: 1.5x.
+// Few channels per group (resnext50.g32, 8 per group: 9.6 ms vs 2.7) leave each group's
+// GEMMs and transforms too small to pay for their passes over the data, too.
 bool weight_gradient_by_winograd(const ConvGeometry& g) {
   const Plan p = make_plan(g, ConvPass::kBackwardWeight, 4);
-  return 4 * p.tiles >= std::max(p.cg, p.kg);
+  return 4 * p.tiles >= std::max(p.cg, p.kg) && std::min(p.cg, p.kg) >= 16;
 }
 
 // Calls fn(n, ty, tx, t, len) for each run of tiles [t, t + len) of [t0, t1) that lies in one
@@ -433,8 +435,8 @@ std::string winograd_note(const ConvGeometry& g, ConvPass pass) {
   const std::string m = std::to_string(winograd_tile(g, pass));
   if (pass == ConvPass::kBackwardWeight) {
     if (!weight_gradient_by_winograd(g))
-      return "implicit_gemm (fewer than C/4 output tiles: the transform-domain weight gradient "
-             "would cost more than it saves)";
+      return "implicit_gemm (fewer than C/4 output tiles or fewer than 16 channels per group: "
+             "the transform-domain weight gradient would cost more than it saves)";
     return g.rank == 2 ? "F(3x3," + m + "x" + m + ")" : "F(3," + m + ")";
   }
   return g.rank == 2 ? "F(" + m + "x" + m + ",3x3)" : "F(" + m + ",3)";

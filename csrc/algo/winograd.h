@@ -21,7 +21,7 @@ int64_t winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t e
 
 // What winograd runs for `pass` of g, for explain/README: the tile ("F(2x2,3x3)", "F(3x3,4x4)"
 // for the weight gradient), or the fallback it uses (the weight gradient of images with fewer
-// than C/4 output tiles runs implicit_gemm).
+// than C/4 output tiles, or of groups with fewer than 16 channels, runs implicit_gemm).
 std::string winograd_note(const ConvGeometry& g, ConvPass pass);
 
 template <typename T>
