@@ -172,11 +172,11 @@ bool supported_shape(const ConvGeometry& g) {
 
 // The weight gradient in the transform domain holds alpha^2 x K x C values, reduced over the
 // output tiles: with few tiles per channel (small images, e.g. 7x7 or 14x14 with 256-512
-// channels) forming it costs more than it saves, and implicit_gemm runs instead. Measured (2
-// threads, F(3x3,4x4) vs implicit_gemm): resnet50.res3 49 tiles, 128 ch: 1.35x faster;
-// res4 16 tiles, 256 ch: 0.62x; vgg16.conv4_2 49 tiles, 512 ch: 0.57x; conv3_2 196, 256: 1.5x.
-// Few channels per group (resnext50.g32, 8 per group: 9.6 ms vs 2.7) leave each group's
-// GEMMs and transforms too small to pay for their passes over the data, too.
+// channels) forming it costs more than it saves, and implicit_gemm runs instead. Measured on a
+// quiet machine (2 threads, F(3x3,4x4) forced vs implicit_gemm): resnet50.res3 (49 tiles, 128
+// ch) 1.53x faster; res4 (16 tiles, 256 ch) 0.46x; res5 (4 tiles, 512) 0.05x; vgg16.conv4_2
+// (49 tiles, 512) 0.48x. Few channels per group leave each group's GEMMs and transforms too
+// small to pay for their passes over the data (resnext50.g32, 8 per group: 0.69x).
 bool weight_gradient_by_winograd(const ConvGeometry& g) {
   const Plan p = make_plan(g, ConvPass::kBackwardWeight, 4);
   return 4 * p.tiles >= std::max(p.cg, p.kg) && std::min(p.cg, p.kg) >= 16;
