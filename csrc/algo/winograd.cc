@@ -406,11 +406,13 @@ std::string winograd_unsupported_reason(const ConvGeometry& g, ConvPass) {
 }
 
 // Default tile: the largest whose float32 error stays within 10x implicit_gemm's (max |got -
-// want| / max |want| vs float64) on the ResNet-50 and VGG-16 3x3 layers, 3 seeds each.
-// Forward and backward data, 2-D: F(2x2) 0.8-2.0x, F(4x4) 6-21x (median 10x), F(6x6) 25-68x, so
-// F(2x2); FASTCONV_WINOGRAD_TILE=4 runs about 1.5x faster at ~10x the error. Weight gradient
-// F(3x3,mxm) (res2-res4): m = 2 0.7-1.4x, 4 2.4-4.5x, 6 7-12.5x, so 4. 1-D (64-512 channels):
-// F(6,3) 2.5-8.3x.
+// want| / max |want| vs float64) on the ResNet-50 and VGG-16 3x3 layers, 3 seeds each; the
+// ratio grows with the number of channels the transform domain sums over (C forward, K
+// backward data). Forward and backward data, 2-D, F(4x4): 6.0-8.0x at 64 channels (res2,
+// conv1_2), 9.8-21x at 128-512; F(2x2) 0.8-2.0x everywhere; F(6x6) 25-68x. So F(4x4) up to 64
+// channels, else F(2x2) (FASTCONV_WINOGRAD_TILE=4 runs 1.1-1.8x faster than F(2x2) on the VGG
+// layers at ~10-15x the error). Weight gradient F(3x3,mxm) (res2-res4): m = 2 0.7-1.4x, 4
+// 2.4-4.5x, 6 7-12.5x, so 4. 1-D (64-512 channels): F(6,3) 2.5-8.3x.
 int winograd_tile(const ConvGeometry& g, ConvPass pass) {
   if (const char* s = std::getenv("FASTCONV_WINOGRAD_TILE")) {
     const std::string v(s);
@@ -418,9 +420,10 @@ int winograd_tile(const ConvGeometry& g, ConvPass pass) {
     if (!v.empty())
       throw InvalidArgument("FASTCONV_WINOGRAD_TILE must be 2, 4 or 6, got '" + v + "'");
   }
-  (void)pass;
   if (g.rank == 1) return 6;
-  return pass == ConvPass::kBackwardWeight ? 4 : 2;
+  if (pass == ConvPass::kBackwardWeight) return 4;
+  const int64_t summed = pass == ConvPass::kBackwardData ? g.k_per_group() : g.c_per_group();
+  return summed <= 64 ? 4 : 2;
 }
 
 int64_t winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size) {
