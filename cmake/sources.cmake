@@ -24,6 +24,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/ukernels/depthwise/dw_scalar.cc
   csrc/ukernels/depthwise/dw_table.cc
   csrc/ukernels/fft/fft_ukernels_scalar.cc
+  csrc/ukernels/winograd/winograd_transforms_scalar.cc
 )
 
 # Files compiled for one ISA level each; added by later kernels (ukernels/<family>/*_avx2.cc ...).
@@ -33,6 +34,7 @@ set(FASTCONV_AVX2_SOURCES
   csrc/ukernels/peak/fma_peak_avx2.cc
   csrc/ukernels/depthwise/dw_avx2.cc
   csrc/ukernels/fft/fft_ukernels_avx2.cc
+  csrc/ukernels/winograd/winograd_transforms_avx2.cc
 )
 set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/gemm/f32_gemm_12x32_avx512.cc
@@ -40,6 +42,7 @@ set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/peak/fma_peak_avx512.cc
   csrc/ukernels/depthwise/dw_avx512.cc
   csrc/ukernels/fft/fft_ukernels_avx512.cc
+  csrc/ukernels/winograd/winograd_transforms_avx512.cc
 )
 
 if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")

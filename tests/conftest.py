@@ -180,7 +180,14 @@ def algorithm_applies(algo, conv_pass, w_shape, kw):
     stride = _per_dim(kw.get("stride", 1), rank)
     dilation = _per_dim(kw.get("dilation", 1), rank)
     if algo == "winograd":
-        return False  # not implemented yet
+        # F(m,3) / F(mxm,3x3): 1-D and 2-D, stride 1, dilation 1, 3 taps in every dim.
+        kernel = tuple(w_shape[2:])
+        return (
+            rank in (1, 2)
+            and all(s == 1 for s in stride)
+            and all(d == 1 for d in dilation)
+            and all(k == 3 for k in kernel)
+        )
     if algo == "fft":
         # Strided forward / weight gradient run as stride-1 correlations of stride^d polyphase
         # components, refused where a stride exceeds the dilated kernel extent (some phases would

@@ -13,10 +13,16 @@ namespace fastconv::algo {
 // "" when winograd can run `pass` of g, else the reason it cannot (NotImplementedError text).
 std::string winograd_unsupported_reason(const ConvGeometry& g, ConvPass pass);
 
-// Output tile size m used for g (2, 4 or 6): FASTCONV_WINOGRAD_TILE if set, else the default.
+// Output tile size m used for g (2, 4 or 6): FASTCONV_WINOGRAD_TILE if set (read on every call),
+// else the default rule in winograd.cc.
 int winograd_tile(const ConvGeometry& g, ConvPass pass);
 
 int64_t winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size);
+
+// What winograd runs for `pass` of g, for explain/README: the tile ("F(2x2,3x3)", "F(3x3,4x4)"
+// for the weight gradient), or the fallback it uses (the weight gradient of images with fewer
+// than C/4 output tiles, or of groups with fewer than 16 channels, runs implicit_gemm).
+std::string winograd_note(const ConvGeometry& g, ConvPass pass);
 
 template <typename T>
 void winograd_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws);

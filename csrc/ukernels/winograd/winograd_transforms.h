@@ -1,0 +1,273 @@
+// Shared body of the Winograd tile transforms; each winograd_transforms_<isa>.cc compiles it with
+// its own flags. Work is vectorised across the tiles of a run (lanes innermost, contiguous), and
+// the constant matrices are applied with compile-time loops so zero entries cost nothing.
+#pragma once
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "ukernels/winograd/winograd_matrices.h"
+#include "ukernels/winograd/winograd_ukernels.h"
+
+namespace fastconv {
+// Internal linkage: each ISA's file compiles its own copy with its own flags (no ODR clash).
+namespace {
+
+// Not std::min: a std template instantiated under this file's ISA flags could be picked by the
+// linker for other files.
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FASTCONV_WINOGRAD_INLINE __attribute__((always_inline)) inline
+#define FASTCONV_WINOGRAD_INLINE_LAMBDA __attribute__((always_inline))
+#else
+#define FASTCONV_WINOGRAD_INLINE inline
+#define FASTCONV_WINOGRAD_INLINE_LAMBDA
+#endif
+
+template <typename F, std::size_t... I>
+FASTCONV_WINOGRAD_INLINE void static_for_impl(F&& f, std::index_sequence<I...>) {
+  (f(std::integral_constant<int, int(I)>{}), ...);
+}
+// f(integral_constant<0>) ... f(integral_constant<N-1>): indices usable in constant expressions.
+template <int N, typename F>
+FASTCONV_WINOGRAD_INLINE void static_for(F&& f) {
+  static_for_impl(f, std::make_index_sequence<N>{});
+}
+
+// dst[o][l] = sum_i mat[o][i] * src[i][l] for o < R, i < C, l < L (element o of dst at
+// dst + o * ds, of src at src + i * ss); zero coefficients are skipped at compile time.
+template <typename T, int L, int R, int C, const double (*Mat)[C]>
+FASTCONV_WINOGRAD_INLINE void apply(const T* src, int64_t ss, T* dst, int64_t ds) {
+  static_for<R>([&](auto o) FASTCONV_WINOGRAD_INLINE_LAMBDA {
+    T acc[L] = {};
+    static_for<C>([&](auto i) FASTCONV_WINOGRAD_INLINE_LAMBDA {
+      constexpr double c = Mat[o][i];
+      if constexpr (c == 1.0) {
+        for (int l = 0; l < L; ++l) acc[l] += src[i * ss + l];
+      } else if constexpr (c == -1.0) {
+        for (int l = 0; l < L; ++l) acc[l] -= src[i * ss + l];
+      } else if constexpr (c != 0.0) {
+        for (int l = 0; l < L; ++l) acc[l] += T(c) * src[i * ss + l];
+      }
+    });
+    for (int l = 0; l < L; ++l) dst[o * ds + l] = acc[l];
+  });
+}
+
+// Two-dimensional transform of L tiles: out = MH in MW^T with in[IH][IW][L], out[OH][OW][L].
+template <typename T, int L, int OH, int IH, const double (*MH)[IH], int OW, int IW,
+          const double (*MW)[IW]>
+FASTCONV_WINOGRAD_INLINE void apply_2d(const T* in, T* out) {
+  alignas(64) T mid[OH][IW][L];
+  // Columns first (over rows of `in`), then rows.
+  static_for<IW>([&](auto j) FASTCONV_WINOGRAD_INLINE_LAMBDA {
+    apply<T, L, OH, IH, MH>(in + j * L, IW * L, &mid[0][j][0], IW * L);
+  });
+  static_for<OH>([&](auto i) FASTCONV_WINOGRAD_INLINE_LAMBDA {
+    apply<T, L, OW, IW, MW>(&mid[i][0][0], L, out + i * OW * L, L);
+  });
+}
+
+template <typename T, int MH, int MW>
+struct Tiles {
+  static constexpr int kL = 64 / int(sizeof(T));  // one 512-bit vector of tiles per run
+  static constexpr int kRH = MH == 1 ? 1 : 3;
+  using FH = winograd::Matrices<MH, kRH>;
+  using FW = winograd::Matrices<MW, 3>;
+  // Weight gradient: F(3, m) per dim (F(1, 1) for the unused H dim of 1-D), same points.
+  using WH = std::conditional_t<MH == 1, winograd::Matrices<1, 1>, winograd::Matrices<3, MH>>;
+  using WW = winograd::Matrices<3, MW>;
+  static constexpr int kAH = FH::kAlpha, kAW = FW::kAlpha;
+  static constexpr int kSpan = kL * MW + kAW - MW;  // input columns a full run reads
+
+  static void input(const T* plane, int64_t h, int64_t w, int64_t iy0, int64_t ix0, int64_t nt,
+                    T* v, int64_t as) {
+    alignas(64) T d[kAH][kAW][kL];
+    alignas(64) T out[kAH][kAW][kL];
+    const bool inside = ix0 >= 0 && ix0 + kSpan <= w;
+    // Columns [ix0, ix0 + span) of the tiles' window; past the run's last tile, zeros.
+    const int64_t x_lo = ix0 < 0 ? -ix0 : 0;
+    const int64_t x_hi = min64(w - ix0, (nt - 1) * MW + kAW);
+    alignas(64) T buf[kSpan];
+    for (int i = 0; i < kAH; ++i) {
+      const int64_t y = iy0 + i;
+      if (y < 0 || y >= h) {
+        for (int l = 0; l < kL; ++l)
+          for (int j = 0; j < kAW; ++j) d[i][j][l] = T(0);
+        continue;
+      }
+      const T* row = plane + y * w + ix0;
+      if (inside && nt == kL) {
+        gather_row(row, d[i]);
+        continue;
+      }
+      for (int64_t x = 0; x < kSpan; ++x) buf[x] = x >= x_lo && x < x_hi ? row[x] : T(0);
+      gather_row(buf, d[i]);
+    }
+    apply_2d<T, kL, kAH, kAH, FH::BT, kAW, kAW, FW::BT>(&d[0][0][0], &out[0][0][0]);
+    store(&out[0][0][0], kAH * kAW, nt, v, as);
+  }
+
+  static void output(const T* mdom, int64_t as, int64_t nt, T bias, T* plane, int64_t h,
+                     int64_t w, int64_t oy0, int64_t ox0) {
+    alignas(64) T q[kAH][kAW][kL];
+    alignas(64) T o[MH][MW][kL];
+    T* qf = &q[0][0][0];
+    for (int a = 0; a < kAH * kAW; ++a) {
+      if (nt == kL) {
+        for (int l = 0; l < kL; ++l) qf[a * kL + l] = mdom[a * as + l];
+      } else {
+        for (int l = 0; l < kL; ++l) qf[a * kL + l] = l < nt ? mdom[a * as + l] : T(0);
+      }
+    }
+    apply_2d<T, kL, MH, kAH, FH::AT, MW, kAW, FW::AT>(qf, &o[0][0][0]);
+    const int64_t cols = min64(nt * MW, w - ox0);  // ox0 >= 0
+    alignas(64) T buf[kL * MW];
+    for (int i = 0; i < MH && oy0 + i < h; ++i) {
+      T* row = plane + (oy0 + i) * w + ox0;
+      if (cols == kL * MW) {
+        scatter_row(o[i], bias, row);
+        continue;
+      }
+      scatter_row(o[i], bias, buf);
+      copy_prefix(buf, cols, row);
+    }
+  }
+
+  static void grad(const T* plane, int64_t h, int64_t w, int64_t oy0, int64_t ox0, int64_t nt,
+                   T* v, int64_t as) {
+    alignas(64) T d[MH][MW][kL];
+    alignas(64) T out[kAH][kAW][kL];
+    alignas(64) T buf[kL * MW];
+    const int64_t cols = min64(nt * MW, w - ox0);  // ox0 >= 0
+    for (int i = 0; i < MH; ++i) {
+      if (oy0 + i >= h) {
+        for (int j = 0; j < MW; ++j)
+          for (int l = 0; l < kL; ++l) d[i][j][l] = T(0);
+        continue;
+      }
+      const T* row = plane + (oy0 + i) * w + ox0;
+      if (cols == kL * MW) {
+        deinterleave(row, d[i]);
+        continue;
+      }
+      for (int64_t x = 0; x < kL * MW; ++x) buf[x] = x < cols ? row[x] : T(0);
+      deinterleave(buf, d[i]);
+    }
+    apply_2d<T, kL, kAH, MH, WH::G, kAW, MW, WW::G>(&d[0][0][0], &out[0][0][0]);
+    store(&out[0][0][0], kAH * kAW, nt, v, as);
+  }
+
+  static void weight(const T* mdom, int64_t as, int64_t np, bool flip, T* k, int64_t ps) {
+    alignas(64) T q[kAH][kAW][kL];
+    alignas(64) T o[kRH][3][kL];
+    T* qf = &q[0][0][0];
+    for (int a = 0; a < kAH * kAW; ++a)
+      for (int l = 0; l < kL; ++l) qf[a * kL + l] = l < np ? mdom[a * as + l] : T(0);
+    apply_2d<T, kL, kRH, kAH, WH::AT, 3, kAW, WW::AT>(qf, &o[0][0][0]);
+    for (int64_t l = 0; l < np; ++l)
+      for (int i = 0; i < kRH; ++i)
+        for (int j = 0; j < 3; ++j) {
+          const int tap = flip ? (kRH - 1 - i) * 3 + (2 - j) : i * 3 + j;
+          k[l * ps + tap] = o[i][j][l];
+        }
+  }
+
+  // dst[x] = src[x] for x < n (a partial output row): masked vector stores where the ISA has
+  // them; the plain loop becomes a memmove call, whose overhead costs ~5% on small images.
+  static void copy_prefix(const T* src, int64_t n, T* dst) {
+#if defined(__AVX512F__)
+    int64_t x = 0;
+    if constexpr (sizeof(T) == 4) {
+      for (; x + 16 <= n; x += 16) _mm512_storeu_ps(dst + x, _mm512_loadu_ps(src + x));
+      if (x < n) {
+        const __mmask16 m = __mmask16((1u << (n - x)) - 1);
+        _mm512_mask_storeu_ps(dst + x, m, _mm512_maskz_loadu_ps(m, src + x));
+      }
+    } else {
+      for (; x + 8 <= n; x += 8) _mm512_storeu_pd(dst + x, _mm512_loadu_pd(src + x));
+      if (x < n) {
+        const __mmask8 m = __mmask8((1u << (n - x)) - 1);
+        _mm512_mask_storeu_pd(dst + x, m, _mm512_maskz_loadu_pd(m, src + x));
+      }
+    }
+#else
+    for (int64_t x = 0; x < n; ++x) dst[x] = src[x];
+#endif
+  }
+
+  // d[j][l] = row[l * MW + j], j < MW: one interleaved group (vectorised with permutes).
+  static void deinterleave(const T* row, T (*d)[kL]) {
+    for (int l = 0; l < kL; ++l)
+      static_for<MW>([&](auto j) { d[j][l] = row[l * MW + j]; });
+  }
+
+  // d[j][l] = row[l * MW + j] for a full run: columns j < MW deinterleaved, the last two are the
+  // next tile's first two.
+  static void gather_row(const T* row, T (*d)[kL]) {
+    deinterleave(row, d);
+    static_for<kAW - MW>([&](auto j) {
+      for (int l = 0; l + 1 < kL; ++l) d[MW + j][l] = d[j][l + 1];
+      d[MW + j][kL - 1] = row[kL * MW + j];
+    });
+  }
+
+  // row[l * MW + j] = o[j][l] + bias for a full run (one interleaved store group).
+  static void scatter_row(const T (*o)[kL], T bias, T* row) {
+    for (int l = 0; l < kL; ++l)
+      static_for<MW>([&](auto j) { row[l * MW + j] = o[j][l] + bias; });
+  }
+
+  static void kernel(const T* k, int64_t ps, int64_t np, bool flip, T* u, int64_t as) {
+    alignas(64) T g[kRH][3][kL];
+    alignas(64) T out[kAH][kAW][kL];
+    for (int i = 0; i < kRH; ++i)
+      for (int j = 0; j < 3; ++j) {
+        const int64_t tap = flip ? (kRH - 1 - i) * 3 + (2 - j) : i * 3 + j;
+        for (int l = 0; l < kL; ++l) g[i][j][l] = l < np ? k[l * ps + tap] : T(0);
+      }
+    apply_2d<T, kL, kAH, kRH, FH::G, kAW, 3, FW::G>(&g[0][0][0], &out[0][0][0]);
+    store(&out[0][0][0], kAH * kAW, np, u, as);
+  }
+
+  // dst[a * as + l] = src[a][l] for l < n.
+  static void store(const T* src, int count, int64_t n, T* dst, int64_t as) {
+    for (int a = 0; a < count; ++a) {
+      if (n == kL) {
+        for (int l = 0; l < kL; ++l) dst[a * as + l] = src[a * kL + l];
+      } else {
+        for (int l = 0; l < n; ++l) dst[a * as + l] = src[a * kL + l];
+      }
+    }
+  }
+
+  static winograd::TileKernels<T> table(const char* name) {
+    return {&input, &output, &kernel, &grad, &weight, kL, name};
+  }
+};
+
+template <typename T>
+const winograd::TileKernels<T>& winograd_table(int m, bool two_d, const char* isa) {
+  static const winograd::TileKernels<T> tables[6] = {
+      Tiles<T, 1, 2>::table(isa), Tiles<T, 1, 4>::table(isa), Tiles<T, 1, 6>::table(isa),
+      Tiles<T, 2, 2>::table(isa), Tiles<T, 4, 4>::table(isa), Tiles<T, 6, 6>::table(isa)};
+  return tables[(two_d ? 3 : 0) + (m == 2 ? 0 : m == 4 ? 1 : 2)];
+}
+
+}  // namespace
+}  // namespace fastconv
+
+#define FASTCONV_DEFINE_WINOGRAD_TABLE(isa)                                                  \
+  namespace fastconv::isa {                                                                  \
+  const winograd::TileKernels<float>& f32_winograd_tiles(int m, bool two_d) {                \
+    return winograd_table<float>(m, two_d, "f32_winograd_tiles_" #isa);                      \
+  }                                                                                          \
+  const winograd::TileKernels<double>& f64_winograd_tiles(int m, bool two_d) {               \
+    return winograd_table<double>(m, two_d, "f64_winograd_tiles_" #isa);                     \
+  }                                                                                          \
+  }

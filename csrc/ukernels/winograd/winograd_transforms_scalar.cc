@@ -1,0 +1,4 @@
+// Winograd tile transforms (f32, f64; F(m,3) and F(mxm,3x3), m = 2, 4, 6) compiled for scalar.
+#include "ukernels/winograd/winograd_transforms.h"
+
+FASTCONV_DEFINE_WINOGRAD_TABLE(scalar)

@@ -1,0 +1,46 @@
+// Winograd tile transforms: pure functions over one run of up to `lanes` tiles (or kernel
+// pairs), one set per (dtype, tile, rank, ISA); the driver in algo/winograd.cc picks a set once.
+#pragma once
+#include <cstdint>
+
+namespace fastconv::winograd {
+
+// The transform domain of a block holds coordinate a (of alpha_h * alpha_w) at base + a * as,
+// with the run's tiles (or pairs) at consecutive addresses from there.
+template <typename T>
+struct TileKernels {
+  // Input tiles (BT d B) of one channel plane (h x w): tile l of the run reads the alpha_h x
+  // alpha_w patch at rows iy0 + i, columns ix0 + l * m_w + j (zero outside the plane).
+  void (*input)(const T* plane, int64_t h, int64_t w, int64_t iy0, int64_t ix0, int64_t nt,
+                T* v, int64_t as);
+  // Output tiles (AT M A) + bias into one output plane (h x w) at rows oy0 + i, columns
+  // ox0 + l * m_w + j; positions outside the plane are not written.
+  void (*output)(const T* mdom, int64_t as, int64_t nt, T bias, T* plane, int64_t h, int64_t w,
+                 int64_t oy0, int64_t ox0);
+  // Kernel transforms (G g GT) of np kernels, kernel p at k + p * ps (r_h x 3 taps, row-major;
+  // flip reverses every dim, i.e. true convolution).
+  void (*kernel)(const T* k, int64_t ps, int64_t np, bool flip, T* u, int64_t as);
+  // Weight gradient, F(3x3, mxm) per tile (its input side is `input`): output-gradient tiles
+  // (G' gy G'^T) of one plane, tile l of the run is the m_h x m_w block at rows oy0 + i,
+  // columns ox0 + l * m_w + j (zero outside the plane).
+  void (*grad)(const T* plane, int64_t h, int64_t w, int64_t oy0, int64_t ox0, int64_t nt, T* v,
+               int64_t as);
+  // The np kernel gradients (AT' M A') from the transform domain, written as r_h x 3 taps at
+  // k + p * ps (flip reverses every dim).
+  void (*weight)(const T* mdom, int64_t as, int64_t np, bool flip, T* k, int64_t ps);
+  int lanes;
+  const char* name;
+};
+
+}  // namespace fastconv::winograd
+
+#define FASTCONV_DECLARE_WINOGRAD_TABLE(isa)                                             \
+  namespace fastconv::isa {                                                              \
+  /* m = 2, 4 or 6; two_d: F(mxm, 3x3), else F(m, 3). */                                 \
+  const winograd::TileKernels<float>& f32_winograd_tiles(int m, bool two_d);             \
+  const winograd::TileKernels<double>& f64_winograd_tiles(int m, bool two_d);            \
+  }
+FASTCONV_DECLARE_WINOGRAD_TABLE(scalar)
+FASTCONV_DECLARE_WINOGRAD_TABLE(avx2)
+FASTCONV_DECLARE_WINOGRAD_TABLE(avx512)
+#undef FASTCONV_DECLARE_WINOGRAD_TABLE
