@@ -9,7 +9,7 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import assert_close, rand, raises_naming, run_with_isa
+from conftest import assert_close, raises_naming, rand, run_with_isa
 
 TILES = (2, 4, 6)
 

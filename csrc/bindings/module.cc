@@ -361,6 +361,13 @@ std::string conv_unsupported_reason(std::string algo, std::string pass, Shape x_
   return fastconv::conv_unsupported_reason(g, fastconv::parse_algorithm(algo), parse_pass(pass));
 }
 
+std::string conv_algorithm_note(std::string algo, std::string pass, Shape x_shape, Shape w_shape,
+                                Shape stride, Shape lo, Shape hi, Shape dil, int64_t groups) {
+  const ConvGeometry g = fastconv::make_conv_geometry(x_shape, w_shape, window(stride, lo, hi, dil),
+                                                      groups, fastconv::ConvMode::kCross, true);
+  return fastconv::conv_algorithm_note(g, fastconv::parse_algorithm(algo), parse_pass(pass));
+}
+
 py::dict cpu_info() {
   const auto& f = fastconv::cpu_features();
   py::dict d;
@@ -453,6 +460,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("conv_workspace_bytes", &conv_workspace_bytes, py::arg("algo"), py::arg("pass_"),
         py::arg("x_shape"), py::arg("w_shape"), w, lo, hi, py::arg("dilation"), py::arg("groups"),
         py::arg("dtype"));
+  m.def("conv_algorithm_note", &conv_algorithm_note, py::arg("algo"), py::arg("pass_"),
+        py::arg("x_shape"), py::arg("w_shape"), w, lo, hi, py::arg("dilation"), py::arg("groups"));
   m.def("conv_unsupported_reason", &conv_unsupported_reason, py::arg("algo"), py::arg("pass_"),
         py::arg("x_shape"), py::arg("w_shape"), w, lo, hi, py::arg("dilation"), py::arg("groups"));
   m.def("set_num_threads", &fastconv::set_num_threads, py::arg("n"));

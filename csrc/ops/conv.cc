@@ -88,6 +88,12 @@ std::string conv_unsupported_reason(const ConvGeometry& g, Algorithm a, ConvPass
   }
 }
 
+std::string conv_algorithm_note(const ConvGeometry& g, Algorithm a, ConvPass pass) {
+  if (a == Algorithm::kWinograd && conv_unsupported_reason(g, a, pass).empty())
+    return algo::winograd_note(g, pass);
+  return "";
+}
+
 namespace {
 
 void check_supported(const ConvGeometry& g, Algorithm a, ConvPass pass) {

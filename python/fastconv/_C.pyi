@@ -217,6 +217,17 @@ def conv_unsupported_reason(
     dilation: _Dims,
     groups: int,
 ) -> str: ...
+def conv_algorithm_note(
+    algo: str,
+    pass_: str,
+    x_shape: _Dims,
+    w_shape: _Dims,
+    stride: _Dims,
+    pad_lo: _Dims,
+    pad_hi: _Dims,
+    dilation: _Dims,
+    groups: int,
+) -> str: ...
 def gemm(a: _F, b: _F, c: _F, alpha: float = 1.0, beta: float = 0.0) -> None: ...
 def gemm_batched(a: _F, b: _F, c: _F, alpha: float = 1.0, beta: float = 0.0) -> None: ...
 def gemm_kernels() -> str: ...

@@ -153,7 +153,15 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
       128 taps (64 for the weight gradient). Dense stride-1 kernels of 25+ taps, fft vs
       implicit_gemm (forward / data / weight): dense5x5 2.18/2.19/2.26 vs 3.69/3.60/4.74,
       c3d 3x3x3 7.49/7.80/5.48 vs 8.47/8.82/10.61; strided or dilated layers stay on the GEMMs
-      (alexnet.conv1 fft 2.76 vs 1.45 forward, deeplab 3x3 dilation 4: 96 vs 4.5).
+      (alexnet.conv1 fft 2.76 vs 1.45 forward, deeplab 3x3 dilation 4: 96 vs 4.5). c3d
+      3x3x3 at 2 threads: fft 4.68/4.93/3.36 vs implicit_gemm 4.22/4.18/5.68, so rank 3 uses fft
+      for the weight gradient only.
+    - winograd (stride 1, 3 taps per dim, 1-D and 2-D; its tile follows the error rule in
+      csrc/algo/winograd.cc) at 2 threads, best of 7, ms, winograd vs implicit_gemm: res2.3x3
+      0.48/0.49/0.37 vs 0.66/0.69/0.91, res4.3x3 0.65/0.67/0.63 vs 0.77/0.84/0.64, audio.1d.k3
+      2.68/2.64/3.54 vs 4.04/3.82/4.65, but res5.3x3 (7x7, 16 output tiles of F(2x2)) 1.42/1.70
+      vs 0.92/1.30 forward and data. So winograd from 32 output tiles (its weight gradient picks
+      its own implicit_gemm fallback on small images).
     """
     built = algorithms(problem.op)
     if "implicit_gemm" not in built:
@@ -181,11 +189,16 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
     if problem.groups > 1 and "direct" in built:
         if c_per_group <= 8:
             return "direct", "few channels per group: direct plane loops beat a GEMM per group"
+    if all(k == 3 for k in problem.kernel) and usable("winograd"):
+        # Output tiles of F(2x2): below ~32 (a 7x7 image at batch 1) the transforms do not pay.
+        tiles = problem.x_shape[0]
+        for e, lo, hi in zip(problem.x_shape[2:], problem.pad_lo, problem.pad_hi):
+            tiles *= (e + lo + hi - 2 + 1) // 2
+        if conv_pass == "backward_weight" or tiles >= 32:
+            return "winograd", "3 taps per dim at stride 1: Winograd minimal filtering"
     if unit_stride and taps >= 25 and usable("fft"):
-        return (
-            "fft",
-            "kernel of 25+ taps at stride 1: tiled FFT, channel sums as GEMMs per frequency",
-        )
+        if len(problem.kernel) < 3 or conv_pass == "backward_weight":
+            return "fft", "kernel of 25+ taps at stride 1: tiled FFT, channel GEMMs per frequency"
     if conv_pass == "backward_data" and "im2col" in built:
         if any(s > 1 for s in problem.stride) and c_per_group < 8 and c_per_group * k_per_group > 2:
             return "im2col", "strided backward-data into few channels: GEMM over (c, tap) rows"
@@ -239,10 +252,32 @@ def select(problem: Problem, algo: str = "auto") -> Explanation:
     return Explanation(problem.op, problem.pass_, algo, "forced by algo=", order)
 
 
+def algorithm_note(problem: Problem, algo: str) -> str:
+    """What `algo` does inside for `problem` (winograd: its tile or weight-gradient fallback)."""
+    if algo == "reference":
+        return ""
+    return str(
+        _C.conv_algorithm_note(
+            algo,
+            problem.conv_pass,
+            list(problem.x_shape),
+            list(problem.w_shape),
+            list(problem.stride),
+            list(problem.pad_lo),
+            list(problem.pad_hi),
+            list(problem.dilation),
+            problem.groups,
+        )
+    )
+
+
 def explain_problem(problem: Problem, algo: str = "auto") -> Explanation:
     if problem.pass_ not in PASSES:
         raise ValueError(f"pass_ must be one of {PASSES}, got {problem.pass_!r}")
     e = select(problem, algo)
+    note = algorithm_note(problem, e.algo)
+    if note:
+        e.reason += f" [{note}]"
     e.workspace_bytes = workspace_bytes(problem, e.algo)
     return e
 

@@ -25,6 +25,10 @@ int64_t conv_workspace_bytes(const ConvGeometry& g, Algorithm a, ConvPass pass, 
 // the algorithm is forced; `auto` never picks it).
 std::string conv_unsupported_reason(const ConvGeometry& g, Algorithm a, ConvPass pass);
 
+// What algorithm `a` will do inside for `pass` of g, for explain(): e.g. winograd's tile
+// "F(4x4,3x3)" or its weight-gradient fallback; "" when there is nothing to add.
+std::string conv_algorithm_note(const ConvGeometry& g, Algorithm a, ConvPass pass);
+
 // ---- convolution passes (transposed convolution calls these with its conv geometry)
 void conv_forward(const ConvGeometry& g, Algorithm a, DType t, const void* x, const void* w,
                   const void* bias, void* y);
