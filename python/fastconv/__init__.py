@@ -7,6 +7,7 @@ build has, and `fastconv bench` for how fast it is on your machine.
 from __future__ import annotations
 
 from . import _C
+from ._gpu import set_allow_tf32
 from ._runtime import get_num_threads, info, peak_gflops, set_num_threads
 from .functional import (
     avg_pool,
@@ -61,5 +62,6 @@ __all__ = [
     "max_pool_backward",
     "max_unpool",
     "peak_gflops",
+    "set_allow_tf32",
     "set_num_threads",
 ]

@@ -146,16 +146,15 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
       2 channels per group, 56x56: 0.13/0.14/0.20 vs 0.53/0.53/1.55; 8 per group (resnext50
       g32), 28x28: 0.43/0.42/0.95 vs 0.62/0.60/1.38; 16 per group: 0.76/0.80/1.79 vs
       0.70/0.68/1.23. So: up to 8 channels per group.
-    - fft wins once a kernel is long (1 thread, best of 5-7, ms, forward / backward weight):
-      depthwise 128ch 56x56, depthwise vs fft: 9x9 0.96/2.52 vs 1.24/1.39, 13x13 1.85/4.62 vs
-      1.47/1.60, 31x31 (replknet) 13.0/28.7 vs 2.24/2.98; 1-D 262144 samples: k=65 0.44/1.35
-      vs 0.61/0.97, k=129 0.78/2.66 vs 0.66/1.08, k=1025 5.70/21.1 vs 0.98/1.37. So fft above
-      128 taps (64 for the weight gradient). Dense stride-1 kernels of 25+ taps, fft vs
-      implicit_gemm (forward / data / weight): dense5x5 2.18/2.19/2.26 vs 3.69/3.60/4.74,
-      c3d 3x3x3 7.49/7.80/5.48 vs 8.47/8.82/10.61; strided or dilated layers stay on the GEMMs
-      (alexnet.conv1 fft 2.76 vs 1.45 forward, deeplab 3x3 dilation 4: 96 vs 4.5). c3d
-      3x3x3 at 2 threads: fft 4.68/4.93/3.36 vs implicit_gemm 4.22/4.18/5.68, so rank 3 uses fft
-      for the weight gradient only.
+    - fft wins once a kernel is long. 2 threads, median ms (forward / backward data / backward
+      weight), fft vs depthwise on 128 channels of 56x56: 9x9 0.70/0.70/0.73 vs 0.50/0.51/1.27,
+      13x13 0.82/0.82/0.87 vs 0.96/0.96/2.56, 31x31 (replknet) 1.27/1.35/2.59 vs 6.79/6.72/13.7;
+      one channel of 262144 samples: k=129 0.57/0.51/0.77 vs 0.81/0.80/2.74, k=1025 0.81/0.98/
+      1.42 vs 5.84/5.81/20.9. So fft above 128 taps, above 48 for the weight gradient. Dense
+      stride-1 kernels of 25+ taps, fft vs implicit_gemm: dense5x5 2.40/2.43/2.02 vs
+      1.93/1.98/2.59, c3d 3x3x3 5.94/5.08/3.36 vs 4.45/4.40/5.66: fft for the weight gradient
+      only (its transforms scale worse over threads than the GEMMs; at 1 thread fft won all
+      three passes of dense5x5, 2.2 vs 3.6 ms forward).
     - winograd (stride 1, 3 taps per dim, 1-D and 2-D; its tile follows the error rule in
       csrc/algo/winograd.cc) at 2 threads, best of 7, ms, winograd vs implicit_gemm: res2.3x3
       0.48/0.49/0.37 vs 0.66/0.69/0.91, res4.3x3 0.65/0.67/0.63 vs 0.77/0.84/0.64, audio.1d.k3
@@ -182,7 +181,7 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
     unit_stride = all(s == 1 for s in problem.stride)
     if c_per_group == 1:
         # Long kernels: the FFT's cost hardly grows with the kernel, the plane loops' does.
-        if unit_stride and taps > (64 if conv_pass == "backward_weight" else 128) and usable("fft"):
+        if unit_stride and taps > (48 if conv_pass == "backward_weight" else 128) and usable("fft"):
             return "fft", "one channel per group and a long kernel: tiled FFT, elementwise products"
         if "depthwise" in built:
             return "depthwise", "one input channel per group: direct SIMD loops per channel plane"
@@ -197,7 +196,7 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
         if conv_pass == "backward_weight" or tiles >= 32:
             return "winograd", "3 taps per dim at stride 1: Winograd minimal filtering"
     if unit_stride and taps >= 25 and usable("fft"):
-        if len(problem.kernel) < 3 or conv_pass == "backward_weight":
+        if conv_pass == "backward_weight":
             return "fft", "kernel of 25+ taps at stride 1: tiled FFT, channel GEMMs per frequency"
     if conv_pass == "backward_data" and "im2col" in built:
         if any(s > 1 for s in problem.stride) and c_per_group < 8 and c_per_group * k_per_group > 2:
