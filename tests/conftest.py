@@ -53,6 +53,21 @@ def rand(rng, shape, dtype=np.float64, low=-1.0, high=1.0):
     return to_dtype(rng.uniform(low, high, size=shape), dtype)
 
 
+@pytest.fixture
+def poisoned_outputs(monkeypatch):
+    """Outputs start as NaN, so an element an algorithm forgets to write fails the comparison."""
+    from fastconv import _interop
+
+    original = _interop.ArrayKind.empty
+
+    def empty(self, shape, dtype):
+        obj, view = original(self, shape, dtype)
+        view[...] = np.nan
+        return obj, view
+
+    monkeypatch.setattr(_interop.ArrayKind, "empty", empty)
+
+
 # ---- tolerances
 #
 # The oracle always runs in float64 on the exact values the library received (float32 inputs are

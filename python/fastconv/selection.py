@@ -84,39 +84,35 @@ def algorithms(op: str = "conv", device: str = "cpu") -> list[str]:
 
 def workspace_bytes(problem: Problem, algo: str) -> int:
     """Scratch memory `algo` allocates for one call on `problem` (0 for most algorithms)."""
-    return int(
-        _C.conv_workspace_bytes(
-            algo,
-            problem.conv_pass,
-            list(problem.x_shape),
-            list(problem.w_shape),
-            list(problem.stride),
-            list(problem.pad_lo),
-            list(problem.pad_hi),
-            list(problem.dilation),
-            problem.groups,
-            problem.dtype,
-        )
-    )
+    return int(_C.conv_workspace_bytes(algo, *_geometry_args(problem), problem.dtype))
+
+
+def _geometry_args(problem: Problem) -> list:
+    """The conv geometry of `problem` as the _C query functions take it."""
+    return [
+        problem.conv_pass,
+        list(problem.x_shape),
+        list(problem.w_shape),
+        list(problem.stride),
+        list(problem.pad_lo),
+        list(problem.pad_hi),
+        list(problem.dilation),
+        problem.groups,
+    ]
 
 
 def unsupported_reason(problem: Problem, algo: str) -> str:
     """Why `algo` cannot run `problem` ("" when it can), e.g. winograd on a strided conv."""
     if algo == "reference":
         return ""
-    return str(
-        _C.conv_unsupported_reason(
-            algo,
-            problem.conv_pass,
-            list(problem.x_shape),
-            list(problem.w_shape),
-            list(problem.stride),
-            list(problem.pad_lo),
-            list(problem.pad_hi),
-            list(problem.dilation),
-            problem.groups,
-        )
-    )
+    return str(_C.conv_unsupported_reason(algo, *_geometry_args(problem)))
+
+
+def algorithm_note(problem: Problem, algo: str) -> str:
+    """What `algo` does inside for `problem` (winograd: its tile or weight-gradient fallback)."""
+    if algo == "reference":
+        return ""
+    return str(_C.conv_algorithm_note(algo, *_geometry_args(problem)))
 
 
 def _auto_rule(problem: Problem) -> tuple[str, str]:
@@ -151,10 +147,10 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
       13x13 0.82/0.82/0.87 vs 0.96/0.96/2.56, 31x31 (replknet) 1.27/1.35/2.59 vs 6.79/6.72/13.7;
       one channel of 262144 samples: k=129 0.57/0.51/0.77 vs 0.81/0.80/2.74, k=1025 0.81/0.98/
       1.42 vs 5.84/5.81/20.9. So fft above 128 taps, above 48 for the weight gradient. Dense
-      stride-1 kernels of 25+ taps, fft vs implicit_gemm: dense5x5 2.40/2.43/2.02 vs
-      1.93/1.98/2.59, c3d 3x3x3 5.94/5.08/3.36 vs 4.45/4.40/5.66: fft for the weight gradient
-      only (its transforms scale worse over threads than the GEMMs; at 1 thread fft won all
-      three passes of dense5x5, 2.2 vs 3.6 ms forward).
+      stride-1 kernels of 25+ taps, fft vs implicit_gemm (quiet machine): dense5x5
+      1.15/1.15/1.18 vs 1.83/1.83/2.42; c3d 3x3x3 3.96/4.20/2.86 vs 4.18/4.15/5.43, so fft for
+      every pass of ranks 1-2 and for the 3-D weight gradient. (Under a loaded machine fft's
+      many short parallel phases suffer more than one GEMM: dense5x5 forward 2.40 vs 1.93.)
     - winograd (stride 1, 3 taps per dim, 1-D and 2-D; its tile follows the error rule in
       csrc/algo/winograd.cc) at 2 threads, best of 7, ms, winograd vs implicit_gemm: res2.3x3
       0.48/0.49/0.37 vs 0.66/0.69/0.91, res4.3x3 0.65/0.67/0.63 vs 0.77/0.84/0.64, audio.1d.k3
@@ -196,7 +192,7 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
         if conv_pass == "backward_weight" or tiles >= 32:
             return "winograd", "3 taps per dim at stride 1: Winograd minimal filtering"
     if unit_stride and taps >= 25 and usable("fft"):
-        if conv_pass == "backward_weight":
+        if len(problem.kernel) < 3 or conv_pass == "backward_weight":
             return "fft", "kernel of 25+ taps at stride 1: tiled FFT, channel GEMMs per frequency"
     if conv_pass == "backward_data" and "im2col" in built:
         if any(s > 1 for s in problem.stride) and c_per_group < 8 and c_per_group * k_per_group > 2:
@@ -249,25 +245,6 @@ def select(problem: Problem, algo: str = "auto") -> Explanation:
             f"algo={algo!r} cannot run this {problem.op} {problem.pass_}: {why}"
         )
     return Explanation(problem.op, problem.pass_, algo, "forced by algo=", order)
-
-
-def algorithm_note(problem: Problem, algo: str) -> str:
-    """What `algo` does inside for `problem` (winograd: its tile or weight-gradient fallback)."""
-    if algo == "reference":
-        return ""
-    return str(
-        _C.conv_algorithm_note(
-            algo,
-            problem.conv_pass,
-            list(problem.x_shape),
-            list(problem.w_shape),
-            list(problem.stride),
-            list(problem.pad_lo),
-            list(problem.pad_hi),
-            list(problem.dilation),
-            problem.groups,
-        )
-    )
 
 
 def explain_problem(problem: Problem, algo: str = "auto") -> Explanation:
