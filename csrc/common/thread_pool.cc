@@ -49,22 +49,32 @@ class ThreadPool {
   int size() const { return int(threads_.size()) + 1; }
 
   // Runs chunk(i) for i in [0, chunks) on all threads; returns when every chunk is done.
+  // Workers join a job only while it is open; the caller closes it once every chunk has been
+  // handed out and then waits just for the workers that joined. A worker that wakes late (a
+  // sleeping vCPU can take hundreds of microseconds to come back) then costs the caller
+  // nothing: it finds the job closed and goes back to sleep, instead of the caller waiting for
+  // it to wake only to say it had nothing to do.
   void run(int64_t chunks, const std::function<void(int64_t)>& chunk) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       job_ = &chunk;
       job_chunks_ = chunks;
       next_.store(0);
-      active_.store(int(threads_.size()));
+      joined_.store(0);
+      open_ = true;
       error_ = nullptr;
       generation_.fetch_add(1);
     }
     wake_.notify_all();
     work();
-    // Workers usually finish within microseconds of the caller: spin briefly, then sleep.
-    spin_until([this] { return active_.load(std::memory_order_acquire) == 0; });
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_ = false;  // every chunk is handed out: late workers must not join any more
+    }
+    // Joined workers usually finish within microseconds of the caller: spin, then sleep.
+    spin_until([this] { return joined_.load(std::memory_order_acquire) == 0; });
     std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, [this] { return active_.load() == 0; });
+    done_.wait(lock, [this] { return joined_.load() == 0; });
     job_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
@@ -110,9 +120,11 @@ class ThreadPool {
         wake_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
         if (stop_) return;
         seen = generation_.load();
+        if (!open_) continue;  // woke after the caller closed the job: nothing left to do
+        joined_.fetch_add(1, std::memory_order_acq_rel);
       }
       work();
-      if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      if (joined_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lock(mu_);
         done_.notify_one();
       }
@@ -127,7 +139,8 @@ class ThreadPool {
   const std::function<void(int64_t)>* job_ = nullptr;
   int64_t job_chunks_ = 0;
   std::atomic<int64_t> next_{0};
-  std::atomic<int> active_{0};
+  std::atomic<int> joined_{0};  // workers inside the current job
+  bool open_ = false;           // the current job still takes workers (guarded by mu_)
   std::exception_ptr error_;
 };
 
