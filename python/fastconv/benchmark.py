@@ -20,6 +20,7 @@ import importlib
 import inspect
 import json
 import math
+import random
 import os
 import platform
 import re
@@ -629,14 +630,19 @@ def _plan_samples(timed: list[_Timed], settings: Settings) -> list[_Timed]:
 
 
 def _measure(timed: list[_Timed], sync: Callable[[], None], events: Any = None) -> None:
-    """Rotate through candidates each round so drifting noise hits all of them equally."""
+    """A fresh (seeded) order of the candidates every round, so drifting noise hits all of them
+    equally and no candidate always runs right after the same other one: a library's threads
+    keep a core busy for a while after its calls, and a fixed rotation charged that to the same
+    next candidate every round (measured: the candidate after torch ran 20-30% slower)."""
     rounds = max((e.goal for e in timed), default=0)
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection inside one sample would be charged to that candidate
+    order_rng = random.Random(len(timed))
     try:
-        for r in range(rounds):
-            shift = r % len(timed)
-            for entry in timed[shift:] + timed[:shift]:
+        for _ in range(rounds):
+            order = list(timed)
+            order_rng.shuffle(order)
+            for entry in order:
                 if len(entry.row.times_s) < entry.goal:
                     entry.row.times_s.append(_sample(entry, sync, events))
     finally:
