@@ -20,9 +20,9 @@ import importlib
 import inspect
 import json
 import math
-import random
 import os
 import platform
+import random
 import re
 import sys
 import time
