@@ -110,7 +110,7 @@ constexpr int64_t kKeptWorkspace = int64_t(64) << 20;
 
 class Workspace {
  public:
-  Workspace(int64_t bytes) {
+  explicit Workspace(int64_t bytes) {
     if (bytes <= 0) return;
     const size_t words = size_t((bytes + 63) / 64);  // 64-byte units: aligned for any T
     if (bytes > kKeptWorkspace) {
