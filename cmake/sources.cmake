@@ -2,6 +2,8 @@
 # must run on any x86-64 / other CPU; the kernel table picks the ISA at run time).
 set(FASTCONV_CORE_SOURCES
   csrc/common/geometry.cc
+  csrc/common/problem.cc
+  csrc/common/types.cc
   csrc/common/thread_pool.cc
   csrc/isa/cpu_features.cc
   csrc/ref/conv_ref.cc

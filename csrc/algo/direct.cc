@@ -173,7 +173,8 @@ static inline int64_t filter(const ConvGeometry& g, int64_t k, int64_t cl) {
 }
 
 template <typename T>
-void direct_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws) {
+void direct_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
+  const ConvGeometry& g = plan.g;
   std::vector<int64_t> offsets;
   const DwPlane p = pass_plane(g, ConvPass::kForward, offsets);
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
@@ -201,7 +202,8 @@ void direct_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
 }
 
 template <typename T>
-void direct_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x, T* ws) {
+void direct_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x, T* ws) {
+  const ConvGeometry& g = plan.g;
   std::vector<int64_t> offsets;
   const DwPlane p = pass_plane(g, ConvPass::kBackwardData, offsets);
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
@@ -242,8 +244,9 @@ void direct_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T*
 }
 
 template <typename T>
-void direct_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w,
+void direct_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
                             T* ws) {
+  const ConvGeometry& g = plan.g;
   std::vector<int64_t> offsets;
   const DwPlane p = pass_plane(g, ConvPass::kBackwardWeight, offsets);
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
@@ -271,10 +274,20 @@ void direct_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, 
   effective_weights(g, acc, g.mode == ConvMode::kConv, grad_w);
 }
 
+std::string direct_plan(ConvPlan& plan) {
+  plan.workspace_bytes = direct_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype));
+  return "";
+}
+
+std::string depthwise_plan(ConvPlan& plan) {
+  const std::string why = depthwise_unsupported_reason(plan.g, plan.pass);
+  return why.empty() ? direct_plan(plan) : why;
+}
+
 #define FASTCONV_INSTANTIATE(T)                                                             \
-  template void direct_forward<T>(const ConvGeometry&, const T*, const T*, const T*, T*, T*); \
-  template void direct_backward_data<T>(const ConvGeometry&, const T*, const T*, T*, T*);     \
-  template void direct_backward_weight<T>(const ConvGeometry&, const T*, const T*, T*, T*);
+  template void direct_forward<T>(const ConvPlan&, const T*, const T*, const T*, T*, T*); \
+  template void direct_backward_data<T>(const ConvPlan&, const T*, const T*, T*, T*);     \
+  template void direct_backward_weight<T>(const ConvPlan&, const T*, const T*, T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

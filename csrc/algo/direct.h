@@ -16,11 +16,15 @@ std::string depthwise_unsupported_reason(const ConvGeometry& g, ConvPass pass);
 
 int64_t direct_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size);
 
+// Plans (csrc/include/fastconv/algorithm.h): fill the plan's workspace, or return why not.
+std::string direct_plan(ConvPlan& plan);
+std::string depthwise_plan(ConvPlan& plan);
+
 template <typename T>
-void direct_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws);
+void direct_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws);
 template <typename T>
-void direct_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x, T* ws);
+void direct_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x, T* ws);
 template <typename T>
-void direct_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w, T* ws);
+void direct_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w, T* ws);
 
 }  // namespace fastconv::algo

@@ -782,21 +782,24 @@ int64_t fft_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_s
 }
 
 template <typename T>
-void fft_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws) {
+void fft_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
+  const ConvGeometry& g = plan.g;
   const Layout L = make_layout(g, ConvPass::kForward, sizeof(T));
   if (L.total_tiles == 0 || g.k == 0) return;
   run_engine(g, L, x, g.in, w, bias, y, g.out, ws);
 }
 
 template <typename T>
-void fft_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x, T* ws) {
+void fft_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x, T* ws) {
+  const ConvGeometry& g = plan.g;
   const Layout L = make_layout(g, ConvPass::kBackwardData, sizeof(T));
   if (L.total_tiles == 0 || g.c == 0) return;
   run_engine<T>(g, L, grad_y, g.out, w, nullptr, grad_x, g.in, ws);
 }
 
 template <typename T>
-void fft_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w, T* ws) {
+void fft_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w, T* ws) {
+  const ConvGeometry& g = plan.g;
   const Layout L = make_layout(g, ConvPass::kBackwardWeight, sizeof(T));
   if (L.total_tiles == 0) {
     std::fill(grad_w, grad_w + g.k * g.c_per_group() * g.kernel_spatial(), T(0));
@@ -805,10 +808,17 @@ void fft_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* 
   run_weight(g, L, x, grad_y, grad_w, ws);
 }
 
+std::string fft_plan(ConvPlan& plan) {
+  const std::string why = fft_unsupported_reason(plan.g, plan.pass);
+  if (!why.empty()) return why;
+  plan.workspace_bytes = fft_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype));
+  return "";
+}
+
 #define FASTCONV_INSTANTIATE(T)                                                            \
-  template void fft_forward<T>(const ConvGeometry&, const T*, const T*, const T*, T*, T*); \
-  template void fft_backward_data<T>(const ConvGeometry&, const T*, const T*, T*, T*);     \
-  template void fft_backward_weight<T>(const ConvGeometry&, const T*, const T*, T*, T*);
+  template void fft_forward<T>(const ConvPlan&, const T*, const T*, const T*, T*, T*); \
+  template void fft_backward_data<T>(const ConvPlan&, const T*, const T*, T*, T*);     \
+  template void fft_backward_weight<T>(const ConvPlan&, const T*, const T*, T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

@@ -17,21 +17,25 @@ int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t 
 // allowed), default 256 MiB.
 int64_t workspace_limit_bytes();
 
-template <typename T>
-void im2col_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws);
-template <typename T>
-void im2col_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x, T* ws);
-template <typename T>
-void im2col_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w, T* ws);
+// Plans (csrc/include/fastconv/algorithm.h): fill the plan's workspace, or return why not.
+std::string im2col_plan(ConvPlan& plan);
+std::string implicit_gemm_plan(ConvPlan& plan);
 
 template <typename T>
-void implicit_gemm_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
+void im2col_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws);
+template <typename T>
+void im2col_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x, T* ws);
+template <typename T>
+void im2col_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w, T* ws);
+
+template <typename T>
+void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y,
                            T* ws);
 template <typename T>
-void implicit_gemm_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x,
+void implicit_gemm_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x,
                                  T* ws);
 template <typename T>
-void implicit_gemm_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w,
+void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
                                    T* ws);
 
 // y[n, k, ...] = bias[k] (or 0 without bias): the C a forward GEMM then accumulates into.

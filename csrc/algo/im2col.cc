@@ -109,7 +109,8 @@ void fill_bias(const ConvGeometry& g, const T* bias, T* y) {
 }
 
 template <typename T>
-void im2col_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws) {
+void im2col_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
+  const ConvGeometry& g = plan.g;
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = patch_rows(g);
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
   const int64_t chunk = chunk_columns(g, sizeof(T));
@@ -126,7 +127,8 @@ void im2col_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
 }
 
 template <typename T>
-void im2col_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x, T* ws) {
+void im2col_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x, T* ws) {
+  const ConvGeometry& g = plan.g;
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = patch_rows(g);
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
   const int64_t chunk = chunk_columns(g, sizeof(T));
@@ -143,7 +145,8 @@ void im2col_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T*
 }
 
 template <typename T>
-void im2col_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w, T* ws) {
+void im2col_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w, T* ws) {
+  const ConvGeometry& g = plan.g;
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = patch_rows(g);
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
   const int64_t chunk = chunk_columns(g, sizeof(T));
@@ -160,11 +163,16 @@ void im2col_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, 
       }
 }
 
+std::string im2col_plan(ConvPlan& plan) {
+  plan.workspace_bytes = im2col_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype));
+  return "";
+}
+
 #define FASTCONV_INSTANTIATE(T)                                                                  \
   template void fill_bias<T>(const ConvGeometry&, const T*, T*);                                 \
-  template void im2col_forward<T>(const ConvGeometry&, const T*, const T*, const T*, T*, T*);    \
-  template void im2col_backward_data<T>(const ConvGeometry&, const T*, const T*, T*, T*);        \
-  template void im2col_backward_weight<T>(const ConvGeometry&, const T*, const T*, T*, T*);
+  template void im2col_forward<T>(const ConvPlan&, const T*, const T*, const T*, T*, T*);    \
+  template void im2col_backward_data<T>(const ConvPlan&, const T*, const T*, T*, T*);        \
+  template void im2col_backward_weight<T>(const ConvPlan&, const T*, const T*, T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

@@ -52,8 +52,9 @@ int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t 
 }
 
 template <typename T>
-void implicit_gemm_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
+void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y,
                            T*) {
+  const ConvGeometry& g = plan.g;
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = cg * g.kernel_spatial();
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
   const bool pointwise = is_pointwise(g);
@@ -151,8 +152,9 @@ void strided_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T
 }
 
 template <typename T>
-void implicit_gemm_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x,
+void implicit_gemm_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x,
                                  T* ws) {
+  const ConvGeometry& g = plan.g;
   if (!unit_stride(g)) return strided_backward_data(g, grad_y, w, grad_x, ws);
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), taps = g.kernel_spatial();
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial(), depth = kg * taps;
@@ -182,8 +184,9 @@ void implicit_gemm_backward_data(const ConvGeometry& g, const T* grad_y, const T
 }
 
 template <typename T>
-void implicit_gemm_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w,
+void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
                                    T*) {
+  const ConvGeometry& g = plan.g;
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = cg * g.kernel_spatial();
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
   if (g.n == 0) std::fill(grad_w, grad_w + g.k * rows, T(0));
@@ -201,11 +204,16 @@ void implicit_gemm_backward_weight(const ConvGeometry& g, const T* x, const T* g
     }
 }
 
+std::string implicit_gemm_plan(ConvPlan& plan) {
+  plan.workspace_bytes = implicit_gemm_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype));
+  return "";
+}
+
 #define FASTCONV_INSTANTIATE(T)                                                                   \
-  template void implicit_gemm_forward<T>(const ConvGeometry&, const T*, const T*, const T*, T*,  \
+  template void implicit_gemm_forward<T>(const ConvPlan&, const T*, const T*, const T*, T*,  \
                                          T*);                                                     \
-  template void implicit_gemm_backward_data<T>(const ConvGeometry&, const T*, const T*, T*, T*); \
-  template void implicit_gemm_backward_weight<T>(const ConvGeometry&, const T*, const T*, T*, T*);
+  template void implicit_gemm_backward_data<T>(const ConvPlan&, const T*, const T*, T*, T*); \
+  template void implicit_gemm_backward_weight<T>(const ConvPlan&, const T*, const T*, T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

@@ -446,14 +446,16 @@ std::string winograd_note(const ConvGeometry& g, ConvPass pass) {
 }
 
 template <typename T>
-void winograd_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws) {
+void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
+  const ConvGeometry& g = plan.g;
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
   run_correlation<T>(g, ConvPass::kForward, x, w, kg * cg * taps, cg * taps, taps, bias, y, ws);
 }
 
 template <typename T>
-void winograd_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x,
+void winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x,
                             T* ws) {
+  const ConvGeometry& g = plan.g;
   // Correlation with k' = c, c' = k: element (grp, c, k) at w[grp][k][c].
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
   run_correlation<T>(g, ConvPass::kBackwardData, grad_y, w, kg * cg * taps, taps, cg * taps,
@@ -461,17 +463,26 @@ void winograd_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, 
 }
 
 template <typename T>
-void winograd_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w,
+void winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
                               T* ws) {
+  const ConvGeometry& g = plan.g;
   if (!weight_gradient_by_winograd(g))
-    return implicit_gemm_backward_weight<T>(g, x, grad_y, grad_w, ws);
+    return implicit_gemm_backward_weight<T>(plan, x, grad_y, grad_w, ws);
   run_weight_gradient<T>(g, x, grad_y, grad_w, ws);
 }
 
+std::string winograd_plan(ConvPlan& plan) {
+  const std::string why = winograd_unsupported_reason(plan.g, plan.pass);
+  if (!why.empty()) return why;
+  plan.workspace_bytes = winograd_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype));
+  plan.note = winograd_note(plan.g, plan.pass);
+  return "";
+}
+
 #define FASTCONV_INSTANTIATE(T)                                                          \
-  template void winograd_forward<T>(const ConvGeometry&, const T*, const T*, const T*, T*, T*); \
-  template void winograd_backward_data<T>(const ConvGeometry&, const T*, const T*, T*, T*);     \
-  template void winograd_backward_weight<T>(const ConvGeometry&, const T*, const T*, T*, T*);
+  template void winograd_forward<T>(const ConvPlan&, const T*, const T*, const T*, T*, T*); \
+  template void winograd_backward_data<T>(const ConvPlan&, const T*, const T*, T*, T*);     \
+  template void winograd_backward_weight<T>(const ConvPlan&, const T*, const T*, T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

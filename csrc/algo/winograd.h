@@ -24,12 +24,15 @@ int64_t winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t e
 // than C/4 output tiles, or of groups with fewer than 16 channels, runs implicit_gemm).
 std::string winograd_note(const ConvGeometry& g, ConvPass pass);
 
+// Plan (csrc/include/fastconv/algorithm.h): the tile, schedule and workspace, or why not.
+std::string winograd_plan(ConvPlan& plan);
+
 template <typename T>
-void winograd_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, T* ws);
+void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws);
 template <typename T>
-void winograd_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x, T* ws);
+void winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x, T* ws);
 template <typename T>
-void winograd_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w,
+void winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
                               T* ws);
 
 }  // namespace fastconv::algo

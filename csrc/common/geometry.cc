@@ -1,6 +1,7 @@
 // Geometry construction and validation; output_extent() is the only output-size formula.
 #include "fastconv/geometry.h"
 
+#include <atomic>
 #include <sstream>
 
 #include "fastconv/status.h"
@@ -63,6 +64,9 @@ void place(Dims& dst, const std::vector<int64_t>& src, int64_t fill) {
   const size_t off = kMaxRank - src.size();
   for (size_t i = 0; i < kMaxRank; ++i) dst[i] = i < off ? fill : src[i - off];
 }
+
+// Counts geometry constructions (tests prove one call builds its geometry once).
+std::atomic<int64_t> constructions{0};
 
 std::vector<int64_t> tail(const Dims& d, int rank) {
   return std::vector<int64_t>(d.begin() + (kMaxRank - rank), d.end());
@@ -139,6 +143,7 @@ std::vector<int64_t> PoolGeometry::output_shape() const {
 ConvGeometry make_conv_geometry(const std::vector<int64_t>& x_shape,
                                 const std::vector<int64_t>& w_shape, const WindowParams& p,
                                 int64_t groups, ConvMode mode, bool allow_negative_padding) {
+  constructions.fetch_add(1, std::memory_order_relaxed);
   if (w_shape.size() < 3 || w_shape.size() > 5) {
     fail("w must have 3, 4 or 5 dims (K, C/groups, *kernel) for 1-3 spatial dims, got shape " +
          format_dims(w_shape));
@@ -288,6 +293,7 @@ std::vector<int64_t> transposed_conv_input_shape(const std::vector<int64_t>& gra
 PoolGeometry make_pool_geometry(const std::vector<int64_t>& x_shape,
                                 const std::vector<int64_t>& kernel, const WindowParams& p,
                                 bool ceil_mode) {
+  constructions.fetch_add(1, std::memory_order_relaxed);
   if (x_shape.size() < 3 || x_shape.size() > 5) {
     fail("x must have 3, 4 or 5 dims (N, C, *spatial) for 1-3 spatial dims, got shape " +
          format_dims(x_shape));
@@ -331,5 +337,55 @@ PoolGeometry make_pool_geometry(const std::vector<int64_t>& x_shape,
   }
   return g;
 }
+
+PoolGeometry make_unpool_geometry(const std::vector<int64_t>& x_shape,
+                                  const std::vector<int64_t>& kernel, const WindowParams& p,
+                                  const std::vector<int64_t>& output_size) {
+  constructions.fetch_add(1, std::memory_order_relaxed);
+  if (x_shape.size() < 3 || x_shape.size() > 5) {
+    fail("x must have 3, 4 or 5 dims (N, C, *spatial) for 1-3 spatial dims, got shape " +
+         format_dims(x_shape));
+  }
+  const size_t rank = x_shape.size() - 2;
+  check_extent_range(x_shape, "x shape");
+  checked_product(x_shape, "x shape");
+  for (int64_t e : x_shape) {
+    if (e < 0) fail("x shape must be non-negative, got " + format_dims(x_shape));
+  }
+  check_dims(kernel, rank, "kernel_size", 1);
+  check_extent_range(kernel, "kernel_size");
+  check_window(p, rank, false);
+  if (!output_size.empty() && output_size.size() != rank) {
+    fail("output_size must have " + std::to_string(rank) + " spatial entries, got " +
+         format_dims(output_size));
+  }
+  std::vector<int64_t> out(rank);
+  for (size_t d = 0; d < rank; ++d) {
+    out[d] = output_size.empty() ? transposed_extent(x_shape[2 + d], kernel[d], p.stride[d],
+                                                     p.pad_lo[d], p.pad_hi[d], 1, 0)
+                                 : output_size[d];
+  }
+  for (int64_t e : out) {
+    if (e < 1) fail("output_size must be positive, got " + format_dims(out));
+  }
+  check_extent_range(out, "output_size");
+  std::vector<int64_t> y_shape{x_shape[0], x_shape[1]};
+  y_shape.insert(y_shape.end(), out.begin(), out.end());
+  checked_product(y_shape, "output_size");
+  PoolGeometry g;
+  g.rank = int(rank);
+  g.n = x_shape[0];
+  g.c = x_shape[1];
+  place(g.in, out, 1);
+  place(g.out, std::vector<int64_t>(x_shape.begin() + 2, x_shape.end()), 1);
+  place(g.kernel, kernel, 1);
+  place(g.stride, p.stride, 1);
+  place(g.dilation, p.dilation, 1);
+  place(g.pad_lo, p.pad_lo, 0);
+  place(g.pad_hi, p.pad_hi, 0);
+  return g;
+}
+
+int64_t geometry_constructions() { return constructions.load(std::memory_order_relaxed); }
 
 }  // namespace fastconv

@@ -1,111 +1,91 @@
-// Convolution op: dispatches each pass of a validated geometry to the chosen algorithm and dtype.
+// Convolution op: the algorithm table (plan + run per algorithm), the workspace, and the run of
+// a problem's pass. The only place that knows every algorithm; selection lives in Python
+// (python/fastconv/selection.py) and asks plan_conv() what each algorithm can do.
 #include <memory>
 #include <string>
 
-#include "common/dtype_dispatch.h"
-#include "fastconv/algorithm.h"
-#include "fastconv/parallel.h"
-#include "fastconv/status.h"
 #include "algo/direct.h"
 #include "algo/fft_conv.h"
 #include "algo/gemm_conv.h"
 #include "algo/winograd.h"
+#include "common/dtype_dispatch.h"
+#include "fastconv/algorithm.h"
+#include "fastconv/parallel.h"
+#include "fastconv/status.h"
 #include "ref/conv_ref.h"
 
 namespace fastconv {
 
 namespace {
 
+// The three pass runners of one algorithm for one element type.
+template <typename T>
+struct PassRunners {
+  void (*forward)(const ConvPlan&, const T* x, const T* w, const T* bias, T* y, T* ws);
+  void (*backward_data)(const ConvPlan&, const T* grad_y, const T* w, T* grad_x, T* ws);
+  void (*backward_weight)(const ConvPlan&, const T* x, const T* grad_y, T* grad_w, T* ws);
+};
+
+std::string reference_plan(ConvPlan&) { return ""; }
+
+template <typename T>
+constexpr PassRunners<T> reference_runners() {
+  return {[](const ConvPlan& p, const T* x, const T* w, const T* b, T* y, T*) {
+            ref::conv_forward<T>(p.g, x, w, b, y);
+          },
+          [](const ConvPlan& p, const T* gy, const T* w, T* gx, T*) {
+            ref::conv_backward_data<T>(p.g, gy, w, gx);
+          },
+          [](const ConvPlan& p, const T* x, const T* gy, T* gw, T*) {
+            ref::conv_backward_weight<T>(p.g, x, gy, gw);
+          }};
+}
+
+#define FASTCONV_RUNNERS(family, T) \
+  PassRunners<T> { algo::family##_forward<T>, algo::family##_backward_data<T>, \
+                   algo::family##_backward_weight<T> }
+
+// One row per algorithm, in the order algorithms() lists them. plan() fills a plan's workspace,
+// note and layout or returns why the algorithm cannot run it; the runners only execute.
 struct AlgorithmEntry {
   Algorithm algo;
   const char* name;
-  bool built;  // compiled into this build (later issues flip these on)
+  std::string (*plan)(ConvPlan&);
+  PassRunners<float> f32;
+  PassRunners<double> f64;
 };
 
-constexpr AlgorithmEntry kAlgorithms[] = {
-    {Algorithm::kReference, "reference", true},
-    {Algorithm::kDirect, "direct", true},
-    {Algorithm::kIm2col, "im2col", true},
-    {Algorithm::kImplicitGemm, "implicit_gemm", true},
-    {Algorithm::kWinograd, "winograd", true},
-    {Algorithm::kFft, "fft", true},
-    {Algorithm::kDepthwise, "depthwise", true},
+const AlgorithmEntry kAlgorithms[] = {
+    {Algorithm::kReference, "reference", reference_plan, reference_runners<float>(),
+     reference_runners<double>()},
+    {Algorithm::kDirect, "direct", algo::direct_plan, FASTCONV_RUNNERS(direct, float),
+     FASTCONV_RUNNERS(direct, double)},
+    {Algorithm::kIm2col, "im2col", algo::im2col_plan, FASTCONV_RUNNERS(im2col, float),
+     FASTCONV_RUNNERS(im2col, double)},
+    {Algorithm::kImplicitGemm, "implicit_gemm", algo::implicit_gemm_plan,
+     FASTCONV_RUNNERS(implicit_gemm, float), FASTCONV_RUNNERS(implicit_gemm, double)},
+    {Algorithm::kWinograd, "winograd", algo::winograd_plan, FASTCONV_RUNNERS(winograd, float),
+     FASTCONV_RUNNERS(winograd, double)},
+    {Algorithm::kFft, "fft", algo::fft_plan, FASTCONV_RUNNERS(fft, float),
+     FASTCONV_RUNNERS(fft, double)},
+    // depthwise is the direct algorithm restricted to one input channel per group.
+    {Algorithm::kDepthwise, "depthwise", algo::depthwise_plan, FASTCONV_RUNNERS(direct, float),
+     FASTCONV_RUNNERS(direct, double)},
 };
 
-[[noreturn]] void unsupported(Algorithm a) {
-  throw Unsupported(std::string("algorithm '") + algorithm_name(a) +
-                    "' is not available in this build of fastconv");
-}
+#undef FASTCONV_RUNNERS
 
-
-}  // namespace
-
-const char* algorithm_name(Algorithm a) {
+const AlgorithmEntry& entry(Algorithm a) {
   for (const auto& e : kAlgorithms)
-    if (e.algo == a) return e.name;
-  return "unknown";
+    if (e.algo == a) return e;
+  throw InvalidArgument("unknown algorithm");
 }
 
-Algorithm parse_algorithm(const std::string& name) {
-  for (const auto& e : kAlgorithms)
-    if (name == e.name) return e.algo;
-  throw InvalidArgument("algo must be 'auto' or one of the algorithm names, got '" + name + "'");
-}
-
-std::vector<std::string> built_algorithms(const std::string& op) {
-  std::vector<std::string> names;
-  if (op == "conv" || op == "conv_transpose") {
-    for (const auto& e : kAlgorithms)
-      if (e.built) names.push_back(e.name);
-  } else {
-    names.push_back("reference");  // pooling has one kernel family per op for now
-  }
-  return names;
-}
-
-int64_t conv_workspace_bytes(const ConvGeometry& g, Algorithm a, ConvPass pass, DType t) {
-  const int64_t elem = t == DType::kFloat32 ? 4 : 8;
-  switch (a) {
-    case Algorithm::kIm2col: return algo::im2col_workspace_bytes(g, pass, elem);
-    case Algorithm::kImplicitGemm: return algo::implicit_gemm_workspace_bytes(g, pass, elem);
-    case Algorithm::kWinograd: return algo::winograd_workspace_bytes(g, pass, elem);
-    case Algorithm::kFft: return algo::fft_workspace_bytes(g, pass, elem);
-    case Algorithm::kDirect:
-    case Algorithm::kDepthwise: return algo::direct_workspace_bytes(g, pass, elem);
-    default: return 0;
-  }
-}
-
-std::string conv_unsupported_reason(const ConvGeometry& g, Algorithm a, ConvPass pass) {
-  for (const auto& e : kAlgorithms)
-    if (e.algo == a && !e.built)
-      return std::string("algorithm '") + e.name + "' is not available in this build of fastconv";
-  switch (a) {
-    case Algorithm::kWinograd: return algo::winograd_unsupported_reason(g, pass);
-    case Algorithm::kFft: return algo::fft_unsupported_reason(g, pass);
-    case Algorithm::kDepthwise: return algo::depthwise_unsupported_reason(g, pass);
-    default: return "";
-  }
-}
-
-std::string conv_algorithm_note(const ConvGeometry& g, Algorithm a, ConvPass pass) {
-  if (a == Algorithm::kWinograd && conv_unsupported_reason(g, a, pass).empty())
-    return algo::winograd_note(g, pass);
-  return "";
-}
-
-namespace {
-
-void check_supported(const ConvGeometry& g, Algorithm a, ConvPass pass) {
-  const std::string why = conv_unsupported_reason(g, a, pass);
-  if (!why.empty()) throw Unsupported(why);
-}
-
-// Scratch memory for one call, sized by the algorithm (allocation happens here, never in
-// the drivers or micro-kernels). Each calling thread keeps its largest block up to
-// kKeptWorkspace and reuses it: a fresh multi-MiB block per call comes from mmap, and faulting
-// its pages in again every call costs about as much as a small layer's whole convolution
-// (measured: fft on dense5x5 2.3 ms with a fresh block vs 1.15 ms reused).
+// Scratch memory for one run, sized by the plan (allocation happens here, never in the drivers
+// or micro-kernels). Each calling thread keeps its largest block up to kKeptWorkspace and
+// reuses it: a fresh multi-MiB block per call comes from mmap, and faulting its pages in again
+// every call costs about as much as a small layer's whole convolution (measured: fft on
+// dense5x5 2.3 ms with a fresh block vs 1.15 ms reused).
 constexpr int64_t kKeptWorkspace = int64_t(64) << 20;
 
 class Workspace {
@@ -141,94 +121,89 @@ class Workspace {
 };
 
 template <typename T>
-Workspace workspace(const ConvGeometry& g, Algorithm a, ConvPass pass) {
-  return Workspace(
-      conv_workspace_bytes(g, a, pass, sizeof(T) == 4 ? DType::kFloat32 : DType::kFloat64));
+void run_plan(const ConvPlan& p, const PassRunners<T>& r, const void* a, const void* b,
+              const void* bias, void* out) {
+  const Workspace scratch(p.workspace_bytes);
+  T* ws = scratch.template as<T>();
+  const T* pa = static_cast<const T*>(a);
+  const T* pb = static_cast<const T*>(b);
+  T* po = static_cast<T*>(out);
+  switch (p.pass) {
+    case ConvPass::kForward: return r.forward(p, pa, pb, static_cast<const T*>(bias), po, ws);
+    case ConvPass::kBackwardData: return r.backward_data(p, pa, pb, po, ws);
+    case ConvPass::kBackwardWeight: return r.backward_weight(p, pa, pb, po, ws);
+  }
 }
 
 }  // namespace
 
-void conv_forward(const ConvGeometry& g, Algorithm a, DType t, const void* x, const void* w,
-                  const void* bias, void* y) {
-  check_supported(g, a, ConvPass::kForward);
-  dispatch_dtype(t, [&](auto tag) {
-    using T = decltype(tag);
-    const T* px = static_cast<const T*>(x);
-    const T* pw = static_cast<const T*>(w);
-    const T* pb = static_cast<const T*>(bias);
-    T* py = static_cast<T*>(y);
-    const Workspace scratch = workspace<T>(g, a, ConvPass::kForward);
-    T* ws = scratch.template as<T>();
-    switch (a) {
-      case Algorithm::kReference: return ref::conv_forward<T>(g, px, pw, pb, py);
-      case Algorithm::kIm2col: return algo::im2col_forward<T>(g, px, pw, pb, py, ws);
-      case Algorithm::kImplicitGemm:
-        return algo::implicit_gemm_forward<T>(g, px, pw, pb, py, ws);
-      case Algorithm::kWinograd: return algo::winograd_forward<T>(g, px, pw, pb, py, ws);
-      case Algorithm::kFft: return algo::fft_forward<T>(g, px, pw, pb, py, ws);
-      case Algorithm::kDirect:
-      case Algorithm::kDepthwise:
-        return algo::direct_forward<T>(g, px, pw, pb, py, ws);
-      default: unsupported(a);
-    }
-  });
+const char* algorithm_name(Algorithm a) {
+  for (const auto& e : kAlgorithms)
+    if (e.algo == a) return e.name;
+  return "unknown";
 }
 
-void conv_backward_data(const ConvGeometry& g, Algorithm a, DType t, const void* grad_y,
-                        const void* w, void* grad_x) {
-  check_supported(g, a, ConvPass::kBackwardData);
-  dispatch_dtype(t, [&](auto tag) {
-    using T = decltype(tag);
-    const T* pgy = static_cast<const T*>(grad_y);
-    const T* pw = static_cast<const T*>(w);
-    T* pgx = static_cast<T*>(grad_x);
-    const Workspace scratch = workspace<T>(g, a, ConvPass::kBackwardData);
-    T* ws = scratch.template as<T>();
-    switch (a) {
-      case Algorithm::kReference: return ref::conv_backward_data<T>(g, pgy, pw, pgx);
-      case Algorithm::kIm2col: return algo::im2col_backward_data<T>(g, pgy, pw, pgx, ws);
-      case Algorithm::kImplicitGemm:
-        return algo::implicit_gemm_backward_data<T>(g, pgy, pw, pgx, ws);
-      case Algorithm::kWinograd:
-        return algo::winograd_backward_data<T>(g, pgy, pw, pgx, ws);
-      case Algorithm::kFft: return algo::fft_backward_data<T>(g, pgy, pw, pgx, ws);
-      case Algorithm::kDirect:
-      case Algorithm::kDepthwise:
-        return algo::direct_backward_data<T>(g, pgy, pw, pgx, ws);
-      default: unsupported(a);
-    }
-  });
+Algorithm parse_algorithm(const std::string& name) {
+  for (const auto& e : kAlgorithms)
+    if (name == e.name) return e.algo;
+  throw InvalidArgument("algo must be 'auto' or one of the algorithm names, got '" + name + "'");
 }
 
-void conv_backward_weight(const ConvGeometry& g, Algorithm a, DType t, const void* x,
-                          const void* grad_y, void* grad_w) {
-  check_supported(g, a, ConvPass::kBackwardWeight);
-  dispatch_dtype(t, [&](auto tag) {
-    using T = decltype(tag);
-    const T* px = static_cast<const T*>(x);
-    const T* pgy = static_cast<const T*>(grad_y);
-    T* pgw = static_cast<T*>(grad_w);
-    const Workspace scratch = workspace<T>(g, a, ConvPass::kBackwardWeight);
-    T* ws = scratch.template as<T>();
-    switch (a) {
-      case Algorithm::kReference: return ref::conv_backward_weight<T>(g, px, pgy, pgw);
-      case Algorithm::kIm2col: return algo::im2col_backward_weight<T>(g, px, pgy, pgw, ws);
-      case Algorithm::kImplicitGemm:
-        return algo::implicit_gemm_backward_weight<T>(g, px, pgy, pgw, ws);
-      case Algorithm::kWinograd:
-        return algo::winograd_backward_weight<T>(g, px, pgy, pgw, ws);
-      case Algorithm::kFft: return algo::fft_backward_weight<T>(g, px, pgy, pgw, ws);
-      case Algorithm::kDirect:
-      case Algorithm::kDepthwise:
-        return algo::direct_backward_weight<T>(g, px, pgy, pgw, ws);
-      default: unsupported(a);
-    }
-  });
+std::vector<std::string> built_algorithms(const std::string& op) {
+  std::vector<std::string> names;
+  if (op == "conv" || op == "conv_transpose") {
+    for (const auto& e : kAlgorithms) names.push_back(e.name);
+  } else {
+    names.push_back("reference");  // pooling has one kernel family per op for now
+  }
+  return names;
+}
+
+ConvPlanResult plan_conv(const ConvGeometry& g, ConvPass pass, DType t, Algorithm a) {
+  if (t != DType::kFloat32 && t != DType::kFloat64) {
+    throw InvalidType(std::string("the CPU kernels take float32 or float64, got ") +
+                      dtype_name(t));
+  }
+  auto plan = std::make_shared<ConvPlan>();
+  plan->algo = a;
+  plan->g = g;
+  plan->pass = pass;
+  plan->dtype = t;
+  plan->threads = get_num_threads();
+  ConvPlanResult result;
+  result.unsupported = entry(a).plan(*plan);
+  if (result.unsupported.empty()) result.plan = std::move(plan);
+  return result;
+}
+
+void run_conv(const ConvPlan& plan, const void* a, const void* b, const void* bias, void* out) {
+  if (plan.threads != get_num_threads()) {  // the schedule and scratch depend on the threads
+    const ConvPlanResult fresh = plan_conv(plan.g, plan.pass, plan.dtype, plan.algo);
+    if (!fresh.plan) throw Unsupported(fresh.unsupported);
+    return run_conv(*fresh.plan, a, b, bias, out);
+  }
+  const AlgorithmEntry& e = entry(plan.algo);
+  if (plan.dtype == DType::kFloat32)
+    run_plan<float>(plan, e.f32, a, b, bias, out);
+  else
+    run_plan<double>(plan, e.f64, a, b, bias, out);
+}
+
+void run_conv_problem(const ConvProblem& problem, const ConvPlan& plan, const void* a,
+                      const void* b, const void* bias, void* out) {
+  const ConvGeometry& g = problem.g;
+  if (problem.op == ConvOp::kConvTranspose && problem.pass == ConvPass::kForward) {
+    // The conv's backward_data writes the transposed output; its bias follows (C channels).
+    run_conv(plan, a, b, nullptr, out);
+    if (bias) add_channel_bias(g.n, g.c, g.in_spatial(), problem.dtype, bias, out);
+    return;
+  }
+  if (problem.swap_operands) return run_conv(plan, b, a, nullptr, out);
+  run_conv(plan, a, b, problem.pass == ConvPass::kForward ? bias : nullptr, out);
 }
 
 void conv_backward_bias(int64_t n, int64_t k, int64_t spatial, DType t, const void* grad_y,
                         void* grad_bias) {
-  
   dispatch_dtype(t, [&](auto tag) {
     using T = decltype(tag);
     const T* gy = static_cast<const T*>(grad_y);
@@ -247,7 +222,6 @@ void conv_backward_bias(int64_t n, int64_t k, int64_t spatial, DType t, const vo
 }
 
 void add_channel_bias(int64_t n, int64_t k, int64_t spatial, DType t, const void* bias, void* y) {
-  
   dispatch_dtype(t, [&](auto tag) {
     using T = decltype(tag);
     const T* b = static_cast<const T*>(bias);

@@ -1,74 +1,46 @@
-// Pooling ops: dtype dispatch onto the pooling kernels.
+// Pooling op: runs one PoolProblem's pass on its kernels, by kind and element type.
 #include "common/dtype_dispatch.h"
 #include "fastconv/algorithm.h"
+#include "fastconv/status.h"
 #include "ref/pool_ref.h"
 
 namespace fastconv {
 
-void max_pool_forward(const PoolGeometry& g, DType t, const void* x, void* y, int64_t* indices) {
-  dispatch_dtype(t, [&](auto tag) {
-    using T = decltype(tag);
-    ref::max_pool_forward<T>(g, static_cast<const T*>(x), static_cast<T*>(y), indices);
-  });
+namespace {
+
+template <typename T>
+void run(const PoolProblem& pb, const T* a, const T* b, int64_t* indices, T* out) {
+  const PoolGeometry& g = pb.g;
+  const bool forward = pb.pass == PoolPass::kForward;
+  switch (pb.kind) {
+    case PoolKind::kMax:
+      if (forward) return ref::max_pool_forward<T>(g, a, out, indices);
+      if (indices)
+        return ref::max_pool_backward_indices<T>(g.n * g.c, g.in_spatial(), g.out_spatial(), a,
+                                                 indices, out);
+      return ref::max_pool_backward<T>(g, a, b, out);
+    case PoolKind::kAvg:
+      if (forward) return ref::avg_pool_forward<T>(g, pb.count_include_pad, a, out);
+      return ref::avg_pool_backward<T>(g, pb.count_include_pad, a, out);
+    case PoolKind::kLp:
+      if (forward) return ref::lp_pool_forward<T>(g, pb.p, a, out);
+      return ref::lp_pool_backward<T>(g, pb.p, a, b, out);
+    case PoolKind::kUnpool:  // g.in: the unpooled output, g.out: x
+      return ref::max_unpool_forward<T>(g.n * g.c, g.out_spatial(), g.in_spatial(), a, indices,
+                                        out);
+  }
 }
 
-void max_pool_backward(const PoolGeometry& g, DType t, const void* grad_y, const void* x,
-                       void* grad_x) {
-  dispatch_dtype(t, [&](auto tag) {
-    using T = decltype(tag);
-    ref::max_pool_backward<T>(g, static_cast<const T*>(grad_y), static_cast<const T*>(x),
-                              static_cast<T*>(grad_x));
-  });
-}
+}  // namespace
 
-void avg_pool_forward(const PoolGeometry& g, DType t, bool count_include_pad, const void* x,
-                      void* y) {
-  dispatch_dtype(t, [&](auto tag) {
+void run_pool(const PoolProblem& problem, const void* a, const void* b, int64_t* indices,
+              void* out) {
+  if (problem.kind == PoolKind::kUnpool && !indices)
+    throw InvalidArgument("max_unpool needs indices");
+  dispatch_dtype(problem.dtype, [&](auto tag) {
     using T = decltype(tag);
-    ref::avg_pool_forward<T>(g, count_include_pad, static_cast<const T*>(x), static_cast<T*>(y));
-  });
-}
-
-void avg_pool_backward(const PoolGeometry& g, DType t, bool count_include_pad,
-                       const void* grad_y, void* grad_x) {
-  dispatch_dtype(t, [&](auto tag) {
-    using T = decltype(tag);
-    ref::avg_pool_backward<T>(g, count_include_pad, static_cast<const T*>(grad_y),
-                              static_cast<T*>(grad_x));
-  });
-}
-
-void lp_pool_forward(const PoolGeometry& g, DType t, double p, const void* x, void* y) {
-  dispatch_dtype(t, [&](auto tag) {
-    using T = decltype(tag);
-    ref::lp_pool_forward<T>(g, p, static_cast<const T*>(x), static_cast<T*>(y));
-  });
-}
-
-void lp_pool_backward(const PoolGeometry& g, DType t, double p, const void* grad_y,
-                      const void* x, void* grad_x) {
-  dispatch_dtype(t, [&](auto tag) {
-    using T = decltype(tag);
-    ref::lp_pool_backward<T>(g, p, static_cast<const T*>(grad_y), static_cast<const T*>(x),
-                             static_cast<T*>(grad_x));
-  });
-}
-
-void max_pool_backward_indices(int64_t planes, int64_t in_count, int64_t out_count, DType t,
-                               const void* grad_y, const int64_t* indices, void* grad_x) {
-  dispatch_dtype(t, [&](auto tag) {
-    using T = decltype(tag);
-    ref::max_pool_backward_indices<T>(planes, in_count, out_count, static_cast<const T*>(grad_y),
-                                      indices, static_cast<T*>(grad_x));
-  });
-}
-
-void max_unpool_forward(int64_t planes, int64_t in_count, int64_t out_count, DType t,
-                        const void* x, const int64_t* indices, void* y) {
-  dispatch_dtype(t, [&](auto tag) {
-    using T = decltype(tag);
-    ref::max_unpool_forward<T>(planes, in_count, out_count, static_cast<const T*>(x), indices,
-                               static_cast<T*>(y));
+    run<T>(problem, static_cast<const T*>(a), static_cast<const T*>(b), indices,
+           static_cast<T*>(out));
   });
 }
 

@@ -1,66 +1,81 @@
-// The algorithm enum and the C++ entry points of every op and pass.
+// The convolution algorithms, their plans, and the C++ entry points of every op and pass.
+//
+// oneDNN's pattern: every algorithm has plan() - "cannot run this, because ..." or a plan with
+// its workspace size, a note for explain() and whatever layout it precomputed - and run(),
+// which only executes a plan. A plan is made once per (problem, algorithm) and reused by
+// selection, explain(), workspace sizing and every run, so the size can never drift from the
+// code that runs (NNPACK's rule).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "fastconv/geometry.h"
+#include "fastconv/problem.h"
+#include "fastconv/types.h"
 
 namespace fastconv {
 
 enum class Algorithm { kReference, kDirect, kIm2col, kImplicitGemm, kWinograd, kFft, kDepthwise };
-enum class DType { kFloat32, kFloat64 };
-enum class ConvPass { kForward, kBackwardData, kBackwardWeight };
 
 const char* algorithm_name(Algorithm a);
-// Parses a concrete algorithm name ("auto" is resolved in Python); throws InvalidArgument.
+// Parses a concrete algorithm name ("auto" is resolved by selection); throws InvalidArgument.
 Algorithm parse_algorithm(const std::string& name);
-// Algorithms compiled into this build, by op ("conv", "conv_transpose", pooling ops).
+// Algorithms compiled into this build, by op ("conv", "conv_transpose", pooling ops), in the
+// order of the algorithm table.
 std::vector<std::string> built_algorithms(const std::string& op);
 
-// Scratch bytes algorithm `a` allocates for one call of `pass` (reported by explain()).
-int64_t conv_workspace_bytes(const ConvGeometry& g, Algorithm a, ConvPass pass, DType t);
+// One algorithm's plan for one convolution pass. Made by plan_conv(); immutable afterwards.
+struct ConvPlan {
+  Algorithm algo = Algorithm::kReference;
+  ConvGeometry g;                    // the convolution that runs
+  ConvPass pass = ConvPass::kForward;  // its pass
+  DType dtype = DType::kFloat32;
+  int threads = 1;                   // get_num_threads() when planned (run re-plans on change)
+  int64_t workspace_bytes = 0;       // scratch the run takes (allocated by the op, not the driver)
+  std::string note;                  // what the algorithm does inside, for explain(); may be ""
+  std::shared_ptr<const void> detail;  // the algorithm's own precomputed layout, or null
+};
 
-// "" when algorithm `a` can run `pass` of g, else why not (raised as NotImplementedError when
-// the algorithm is forced; `auto` never picks it).
-std::string conv_unsupported_reason(const ConvGeometry& g, Algorithm a, ConvPass pass);
+// The result of planning: a plan, or why the algorithm cannot run the problem ("unsupported":
+// a valid request this path cannot serve; NotImplementedError when the algorithm is forced).
+struct ConvPlanResult {
+  std::shared_ptr<ConvPlan> plan;  // null when unsupported; never modified once made
+  std::string unsupported;
+};
 
-// What algorithm `a` will do inside for `pass` of g, for explain(): e.g. winograd's tile
-// "F(4x4,3x3)" or its weight-gradient fallback; "" when there is nothing to add.
-std::string conv_algorithm_note(const ConvGeometry& g, Algorithm a, ConvPass pass);
+// Plans `pass` of geometry g (a conv pass; transposed convs come through their ConvProblem).
+ConvPlanResult plan_conv(const ConvGeometry& g, ConvPass pass, DType t, Algorithm a);
 
-// ---- convolution passes (transposed convolution calls these with its conv geometry)
-void conv_forward(const ConvGeometry& g, Algorithm a, DType t, const void* x, const void* w,
-                  const void* bias, void* y);
-void conv_backward_data(const ConvGeometry& g, Algorithm a, DType t, const void* grad_y,
-                        const void* w, void* grad_x);
-void conv_backward_weight(const ConvGeometry& g, Algorithm a, DType t, const void* x,
-                          const void* grad_y, void* grad_w);
+// Runs a plan. Operands in the conv pass's own terms:
+//   forward:         a = x,      b = w,      out = y,      bias (K) or null
+//   backward_data:   a = grad_y, b = w,      out = grad_x  (bias must be null)
+//   backward_weight: a = x,      b = grad_y, out = grad_w  (bias must be null)
+// Never allocates except the plan's workspace; re-plans (without caching) when the thread
+// count changed since planning. Call without the GIL.
+void run_conv(const ConvPlan& plan, const void* a, const void* b, const void* bias, void* out);
+
+// Runs a ConvProblem's pass with operands in the public op's terms (see ConvProblem): maps a
+// transposed conv to its conv pass, swaps operands where needed and adds a transposed conv's
+// bias. `plan` must come from plan_conv(problem.g, problem.conv_pass, problem.dtype, ...).
+void run_conv_problem(const ConvProblem& problem, const ConvPlan& plan, const void* a,
+                      const void* b, const void* bias, void* out);
+
 // grad_bias[k] = sum over n and spatial of grad_y[n, k, ...].
 void conv_backward_bias(int64_t n, int64_t k, int64_t spatial, DType t, const void* grad_y,
                         void* grad_bias);
 // y[n, k, ...] += bias[k].
 void add_channel_bias(int64_t n, int64_t k, int64_t spatial, DType t, const void* bias, void* y);
 
-// ---- pooling
-void max_pool_forward(const PoolGeometry& g, DType t, const void* x, void* y, int64_t* indices);
-void max_pool_backward(const PoolGeometry& g, DType t, const void* grad_y, const void* x,
-                       void* grad_x);
-void avg_pool_forward(const PoolGeometry& g, DType t, bool count_include_pad, const void* x,
-                      void* y);
-void avg_pool_backward(const PoolGeometry& g, DType t, bool count_include_pad,
-                       const void* grad_y, void* grad_x);
-void lp_pool_forward(const PoolGeometry& g, DType t, double p, const void* x, void* y);
-void lp_pool_backward(const PoolGeometry& g, DType t, double p, const void* grad_y,
-                      const void* x, void* grad_x);
-// Max-pool backward from the forward's saved indices (plane-local flat input positions, one
-// per output): grad_x = 0, grad_x[indices[j]] += grad_y[j]. Throws InvalidArgument on an index
-// out of range.
-void max_pool_backward_indices(int64_t planes, int64_t in_count, int64_t out_count, DType t,
-                               const void* grad_y, const int64_t* indices, void* grad_x);
-// y (N, C, *out) = 0 except y[n, c].flat[indices[n, c, i]] = x[n, c, i]; x has in_count
-// elements per plane, y has out_count. Throws InvalidArgument on an index out of range.
-void max_unpool_forward(int64_t planes, int64_t in_count, int64_t out_count, DType t,
-                        const void* x, const int64_t* indices, void* y);
+// ---- pooling: one entry per problem. Operands by kind and pass:
+//   max forward:  a = x, out = y, indices = where to write the argmax (or null)
+//   max backward: a = grad_y, b = x (unused when indices are given), indices = the forward's
+//                 saved indices (or null: recompute each window's argmax), out = grad_x
+//   avg forward:  a = x; avg backward: a = grad_y;  lp forward: a = x; lp backward: a = grad_y,
+//   b = x;  max_unpool forward: a = x, indices (read), out = y.
+// Throws InvalidArgument for an index out of range (max backward with indices, unpool).
+void run_pool(const PoolProblem& problem, const void* a, const void* b, int64_t* indices,
+              void* out);
 
 }  // namespace fastconv

@@ -88,6 +88,17 @@ PoolGeometry make_pool_geometry(const std::vector<int64_t>& x_shape,
                                 const std::vector<int64_t>& kernel, const WindowParams& p,
                                 bool ceil_mode);
 
+// Geometry of max_unpool: the window of the max pool it inverts, over that pool's input (the
+// unpooled output: g.in) with the pooled x as its output (g.out = x's spatial dims). An empty
+// output_size takes the default transposed_extent() of each dim; throws InvalidArgument naming
+// kernel_size, stride, padding or output_size.
+PoolGeometry make_unpool_geometry(const std::vector<int64_t>& x_shape,
+                                  const std::vector<int64_t>& kernel, const WindowParams& p,
+                                  const std::vector<int64_t>& output_size);
+
+// Calls of make_conv_geometry / make_pool_geometry / make_unpool_geometry since start-up.
+int64_t geometry_constructions();
+
 // Product of extents with an int64 overflow check; throws InvalidArgument naming `what`.
 int64_t checked_product(const std::vector<int64_t>& extents, const char* what);
 
