@@ -56,16 +56,17 @@ def rand(rng, shape, dtype=np.float64, low=-1.0, high=1.0):
 @pytest.fixture
 def poisoned_outputs(monkeypatch):
     """Outputs start as NaN, so an element an algorithm forgets to write fails the comparison."""
-    from fastconv import _interop
+    from fastconv.backends.cpu import CpuBackend
 
-    original = _interop.ArrayKind.empty
+    original = CpuBackend.empty
 
-    def empty(self, shape, dtype):
-        obj, view = original(self, shape, dtype)
-        view[...] = np.nan
-        return obj, view
+    def empty(self, call, shape, dtype=None):
+        obj, handle = original(self, call, shape, dtype)
+        if (dtype or call.dtype).startswith("float"):
+            obj[...] = np.nan  # NumPy arrays and torch tensors alike
+        return obj, handle
 
-    monkeypatch.setattr(_interop.ArrayKind, "empty", empty)
+    monkeypatch.setattr(CpuBackend, "empty", empty)
 
 
 # ---- tolerances

@@ -7,8 +7,8 @@ build has, and `fastconv bench` for how fast it is on your machine.
 from __future__ import annotations
 
 from . import _C
-from ._gpu import set_allow_tf32
-from ._runtime import get_num_threads, info, peak_gflops, set_num_threads
+from ._runtime import algorithms, get_num_threads, info, peak_gflops, set_num_threads
+from .backends.cuda import set_allow_tf32
 from .functional import (
     avg_pool,
     avg_pool_backward,
@@ -31,7 +31,7 @@ from .functional import (
     max_pool_backward,
     max_unpool,
 )
-from .selection import Explanation, algorithms
+from .selection import Explanation
 
 __version__: str = _C.__version__
 

@@ -1,6 +1,6 @@
-"""Argument normalisation: ints and tuples to per-dimension lists, padding specs to
-(low, high) lists, with errors that name the argument. Output sizes are not computed here:
-the compiled geometry (fastconv._C.*_output_shape) is the one place they come from."""
+"""Argument normalisation: ints and tuples to per-dimension lists, padding specs to a rule or
+(low, high) lists, with errors that name the argument. Nothing here computes a size: padding
+rules and output sizes are resolved by the compiled geometry (csrc/common/problem.cc)."""
 
 from __future__ import annotations
 
@@ -65,46 +65,26 @@ def explicit_padding(padding: Any, rank: int, name: str = "padding") -> tuple[li
     return lo, hi
 
 
-def conv_padding(
-    padding: Any,
-    in_sizes: Sequence[int],
-    kernel: Sequence[int],
-    stride: Sequence[int],
-    dilation: Sequence[int],
-) -> tuple[list[int], list[int]]:
-    """Resolves a conv padding spec, including "valid", "same" and "full"."""
-    rank = len(kernel)
+def padding_spec(
+    padding: Any, rank: int, rules: Sequence[str] = PAD_STRINGS
+) -> tuple[str, list[int], list[int]]:
+    """A padding argument -> (rule, low, high): rule "explicit" with per-dim (low, high) lists,
+    or one of `rules` ("valid", "same", "full"), which the compiled geometry resolves
+    (csrc/common/problem.cc) with empty lists."""
     if isinstance(padding, str):
-        mode = padding.lower()
-        eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
-        if mode == "valid":
-            return [0] * rank, [0] * rank
-        if mode == "full":
-            return [e - 1 for e in eff], [e - 1 for e in eff]
-        if mode == "same":
-            # TensorFlow's rule: output = ceil(input / stride); odd padding goes to the end.
-            lo, hi = [], []
-            for i, s, e in zip(in_sizes, stride, eff):
-                out = -(-i // s)
-                total = max((out - 1) * s + e - i, 0)
-                lo.append(total // 2)
-                hi.append(total - total // 2)
-            return lo, hi
-        raise ValueError(
-            f"padding must be an int, a tuple, or one of {PAD_STRINGS}, got {padding!r}"
-        )
-    return explicit_padding(padding, rank)
-
-
-def transpose_padding(padding: Any, rank: int) -> tuple[list[int], list[int]]:
-    if isinstance(padding, str):
-        if padding.lower() == "valid":
-            return [0] * rank, [0] * rank
+        rule = padding.lower()
+        if rule in rules:
+            return rule, [], []
+        if len(rules) == len(PAD_STRINGS):
+            raise ValueError(
+                f"padding must be an int, a tuple, or one of {PAD_STRINGS}, got {padding!r}"
+            )
         raise ValueError(
             f"padding for a transposed convolution must be an int, a tuple, (low, high) pairs "
             f"or 'valid', got {padding!r}"
         )
-    return explicit_padding(padding, rank)
+    lo, hi = explicit_padding(padding, rank)
+    return "explicit", lo, hi
 
 
 def check_mode(mode: Any) -> str:
@@ -151,3 +131,9 @@ def lp_norm(p: Any) -> float:
     if not math.isfinite(p) or p <= 0:
         raise ValueError(f"p must be a finite number > 0, got {p}")
     return p
+
+
+def check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)

@@ -8,7 +8,11 @@ import warnings
 from typing import Any
 
 from . import _C
-from .selection import OPS, algorithms
+from .backends import backend_for_device
+from .backends.cuda import cuda_module
+from .selection import OPS
+
+DEVICES = ("cpu", "cuda")
 
 _ISA_LEVELS = ("avx512", "avx2", "scalar")
 
@@ -19,6 +23,17 @@ if _isa_env is not None and _isa_env not in _ISA_LEVELS:
         RuntimeWarning,
         stacklevel=2,
     )
+
+
+def algorithms(op: str = "conv", device: str = "cpu") -> list[str]:
+    """Names of the algorithms this build can run for `op` on `device` ("cpu" or "cuda";
+    ValueError saying why when the device cannot run here)."""
+    if op not in OPS:
+        raise ValueError(f"op must be one of {OPS}, got {op!r}")
+    backend = backend_for_device(device) if isinstance(device, str) else None
+    if device not in DEVICES or backend is None:
+        raise ValueError(f"device must be one of {DEVICES} in this build, got {device!r}")
+    return backend.algorithms(op)
 
 
 def set_num_threads(n: int) -> None:
@@ -45,32 +60,25 @@ def peak_gflops(dtype: str = "float32", threads: int | None = None) -> float:
 
 
 def _cuda_state() -> dict[str, Any]:
-    try:
-        from . import _cuda  # type: ignore[attr-defined]
-    except ImportError:
+    mod = cuda_module()
+    if mod is None:
         return {
             "built": False,
             "devices": [],
             "status": "not built (no CUDA compiler at build time)",
         }
-    devices, error = _cuda.devices()
+    devices, error = mod.devices()
     status = f"{len(devices)} GPU(s) visible" if devices else f"no GPU visible ({error or 'none'})"
+    cuda = backend_for_device("cuda")
+    usable = cuda is not None and not cuda.unavailable_reason()
     return {
         "built": True,
-        "runtime": _cuda.runtime_version(),
-        "architectures": getattr(_cuda, "architectures", "unknown"),  # CUDA hook: SASS/PTX built
+        "runtime": mod.runtime_version(),
+        "architectures": getattr(mod, "architectures", "unknown"),  # SASS/PTX this build has
         "devices": devices,
         "status": status,
-        "algorithms": _cuda_algorithms(),  # CUDA hook: what runs on the GPU here ({} if none)
+        "algorithms": {op: cuda.algorithms(op) for op in OPS} if usable else {},
     }
-
-
-def _cuda_algorithms() -> dict[str, list[str]]:
-    from . import _gpu
-
-    if _gpu.unavailable_reason():
-        return {}
-    return {op: _gpu.algorithms(op) for op in OPS}
 
 
 def info() -> dict[str, Any]:

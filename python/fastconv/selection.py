@@ -1,13 +1,16 @@
-"""Algorithm selection: the one readable place that decides which algorithm runs a problem."""
+"""Algorithm selection: the one readable place that decides which algorithm runs a problem.
+
+`select(problem, backend, algo)` takes a compiled problem (fastconv._C.ConvProblem: the conv
+that runs, incl. a transposed conv's) and the backend of the call's device, and returns the
+algorithm and why; explain() reads the same result. Each device has its own `auto` rule here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any
 
-from . import _C
-
-# Every algorithm name fastconv knows, built or not (DESIGN.md, "Algorithms (CPU)").
+# Every algorithm name fastconv knows, built or not (README, "Algorithms").
 KNOWN_ALGORITHMS = (
     "reference",
     "direct",
@@ -16,38 +19,29 @@ KNOWN_ALGORITHMS = (
     "implicit_gemm",
     "winograd",
     "fft",
+    "implicit_gemm_simt",
 )
 OPS = ("conv", "conv_transpose", "max_pool", "avg_pool", "lp_pool")
 PASSES = ("forward", "backward_data", "backward_weight")
-DEVICES = ("cpu", "cuda")
+# Fallback order behind `auto`'s first choice (explain() lists the applicable ones).
+_FALLBACKS = (
+    "implicit_gemm",
+    "implicit_gemm_simt",
+    "depthwise",
+    "direct",
+    "winograd",
+    "fft",
+    "im2col",
+    "reference",
+)
 
 
 @dataclass(frozen=True)
-class Problem:
-    """What selection looks at: the conv geometry of one pass."""
+class Selection:
+    """The algorithm that runs a problem and why."""
 
-    op: str
-    pass_: str
-    x_shape: tuple[int, ...]
-    w_shape: tuple[int, ...]
-    stride: tuple[int, ...]
-    pad_lo: tuple[int, ...]
-    pad_hi: tuple[int, ...]  # of the conv geometry (transposed conv: high padding - output_padding)
-    dilation: tuple[int, ...]
-    groups: int
-    dtype: str = "float32"
-
-    @property
-    def kernel(self) -> tuple[int, ...]:
-        return self.w_shape[2:]
-
-    @property
-    def conv_pass(self) -> str:
-        """The convolution pass that runs: a transposed conv's forward is the conv's
-        backward-data pass and its backward-data the conv's forward."""
-        if self.op == "conv_transpose" and self.pass_ != "backward_weight":
-            return "backward_data" if self.pass_ == "forward" else "forward"
-        return self.pass_
+    algo: str
+    reason: str
 
 
 @dataclass
@@ -69,54 +63,51 @@ class Explanation:
         )
 
 
-def algorithms(op: str = "conv", device: str = "cpu") -> list[str]:
-    """Names of the algorithms this build can run for `op` on `device`."""
-    if op not in OPS:
-        raise ValueError(f"op must be one of {OPS}, got {op!r}")
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES} in this build, got {device!r}")
-    if device == "cuda":  # GPU kernels (fastconv/_gpu.py); ValueError saying why if none runs here
-        from . import _gpu
+@dataclass(frozen=True)
+class _Shape:
+    """The numbers the rules look at, of the convolution that runs."""
 
-        return _gpu.algorithms(op)
-    return list(_C.algorithms(op))
+    conv_pass: str
+    n: int
+    c_per_group: int
+    k_per_group: int
+    groups: int
+    spatial: int  # input positions of one image
+    in_extents: tuple[int, ...]
+    kernel: tuple[int, ...]
+    taps: int
+    stride: tuple[int, ...]
+    pad_lo: tuple[int, ...]
+    pad_hi: tuple[int, ...]
+    itemsize: int
 
-
-def workspace_bytes(problem: Problem, algo: str) -> int:
-    """Scratch memory `algo` allocates for one call on `problem` (0 for most algorithms)."""
-    return int(_C.conv_workspace_bytes(algo, *_geometry_args(problem), problem.dtype))
-
-
-def _geometry_args(problem: Problem) -> list:
-    """The conv geometry of `problem` as the _C query functions take it."""
-    return [
-        problem.conv_pass,
-        list(problem.x_shape),
-        list(problem.w_shape),
-        list(problem.stride),
-        list(problem.pad_lo),
-        list(problem.pad_hi),
-        list(problem.dilation),
-        problem.groups,
-    ]
-
-
-def unsupported_reason(problem: Problem, algo: str) -> str:
-    """Why `algo` cannot run `problem` ("" when it can), e.g. winograd on a strided conv."""
-    if algo == "reference":
-        return ""
-    return str(_C.conv_unsupported_reason(algo, *_geometry_args(problem)))
-
-
-def algorithm_note(problem: Problem, algo: str) -> str:
-    """What `algo` does inside for `problem` (winograd: its tile or weight-gradient fallback)."""
-    if algo == "reference":
-        return ""
-    return str(_C.conv_algorithm_note(algo, *_geometry_args(problem)))
+    @classmethod
+    def of(cls, problem: Any) -> "_Shape":
+        x, w, stride, lo, hi, _, groups, _ = problem.conv_geometry
+        spatial = taps = 1
+        for e in x[2:]:
+            spatial *= e
+        for e in w[2:]:
+            taps *= e
+        return cls(
+            problem.conv_pass,
+            x[0],
+            w[1],
+            w[0] // groups,
+            groups,
+            spatial,
+            tuple(x[2:]),
+            tuple(w[2:]),
+            taps,
+            tuple(stride),
+            tuple(lo),
+            tuple(hi),
+            8 if problem.dtype == "float64" else 4,
+        )
 
 
-def _auto_rule(problem: Problem) -> tuple[str, str]:
-    """The `auto` choice for one pass and the reason.
+def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
+    """The CPU's `auto` choice for one pass and the reason.
 
     Measured with `fastconv bench --suite reference --passes forward,backward_data,backward_weight`
     (2 threads, Zen 5, float32; ratios are PyTorch time / fastconv time, see README):
@@ -158,105 +149,107 @@ def _auto_rule(problem: Problem) -> tuple[str, str]:
       vs 0.92/1.30 forward and data. So winograd from 32 output tiles (its weight gradient picks
       its own implicit_gemm fallback on small images).
     """
-    built = algorithms(problem.op)
-    if "implicit_gemm" not in built:
+    if not usable("implicit_gemm"):
         return "reference", "the only algorithm in this build"
-    conv_pass = problem.conv_pass
-    k_per_group = problem.w_shape[0] // problem.groups
-    c_per_group = problem.w_shape[1]
-    spatial = 1
-    for e in problem.x_shape[2:]:
-        spatial *= e
-    taps = 1
-    for e in problem.w_shape[2:]:
-        taps *= e
-
-    def usable(name: str) -> bool:
-        return name in built and not unsupported_reason(problem, name)
-
-    unit_stride = all(s == 1 for s in problem.stride)
-    if c_per_group == 1:
+    p = _Shape.of(problem)
+    unit_stride = all(s == 1 for s in p.stride)
+    if p.c_per_group == 1:
         # Long kernels: the FFT's cost hardly grows with the kernel, the plane loops' does.
-        if unit_stride and taps > (48 if conv_pass == "backward_weight" else 128) and usable("fft"):
+        long_kernel = p.taps > (48 if p.conv_pass == "backward_weight" else 128)
+        if unit_stride and long_kernel and usable("fft"):
             return "fft", "one channel per group and a long kernel: tiled FFT, elementwise products"
-        if "depthwise" in built:
+        if usable("depthwise"):
             return "depthwise", "one input channel per group: direct SIMD loops per channel plane"
-    if problem.groups > 1 and "direct" in built:
-        if c_per_group <= 8:
-            return "direct", "few channels per group: direct plane loops beat a GEMM per group"
-    if all(k == 3 for k in problem.kernel) and usable("winograd"):
+    if p.groups > 1 and p.c_per_group <= 8 and usable("direct"):
+        return "direct", "few channels per group: direct plane loops beat a GEMM per group"
+    if all(k == 3 for k in p.kernel) and usable("winograd"):
         # Output tiles of F(2x2): below ~32 (a 7x7 image at batch 1) the transforms do not pay.
-        tiles = problem.x_shape[0]
-        for e, lo, hi in zip(problem.x_shape[2:], problem.pad_lo, problem.pad_hi):
+        tiles = p.n
+        for e, lo, hi in zip(p.in_extents, p.pad_lo, p.pad_hi):
             tiles *= (e + lo + hi - 2 + 1) // 2
-        if conv_pass == "backward_weight" or tiles >= 32:
+        if p.conv_pass == "backward_weight" or tiles >= 32:
             return "winograd", "3 taps per dim at stride 1: Winograd minimal filtering"
-    if unit_stride and taps >= 25 and usable("fft"):
-        if len(problem.kernel) < 3 or conv_pass == "backward_weight":
+    if unit_stride and p.taps >= 25 and usable("fft"):
+        if len(p.kernel) < 3 or p.conv_pass == "backward_weight":
             return "fft", "kernel of 25+ taps at stride 1: tiled FFT, channel GEMMs per frequency"
-    if conv_pass == "backward_data" and "im2col" in built:
-        if any(s > 1 for s in problem.stride) and c_per_group < 8 and c_per_group * k_per_group > 2:
+    if p.conv_pass == "backward_data" and usable("im2col"):
+        few = p.c_per_group < 8 and p.c_per_group * p.k_per_group > 2
+        if any(s > 1 for s in p.stride) and few:
             return "im2col", "strided backward-data into few channels: GEMM over (c, tap) rows"
-        if spatial < 64 and taps > 1:
+        if p.spatial < 64 and p.taps > 1:
             return "im2col", "backward-data on a small image: col2im is cheap"
     # Large images: once one image's input no longer fits L2, implicit panels gather from
     # memory, while im2col's cache-sized column chunks are filled with long row copies and
     # packed by the GEMM's own packers (vgg16.conv1_2, 224x224x64: forward 0.76x vs 0.57x,
     # backward-weight 0.85x vs 0.76x; conv2_2: 0.82x vs 0.72x, 0.91x vs 0.84x). Inputs that
     # fit L2 (res2, 56x56x64) or short kernels (wavenet, k=2) stay on implicit_gemm.
-    itemsize = 8 if problem.dtype == "float64" else 4
-    input_bytes = c_per_group * spatial * itemsize
-    if taps >= 9 and input_bytes > (2 << 20) and "im2col" in built:
-        if conv_pass in ("forward", "backward_weight"):
+    input_bytes = p.c_per_group * p.spatial * p.itemsize
+    if p.taps >= 9 and input_bytes > (2 << 20) and usable("im2col"):
+        if p.conv_pass in ("forward", "backward_weight"):
             return "im2col", "large image: cache-sized column chunks beat gathering panels"
     return "implicit_gemm", "packed GEMM with panels read straight from the input, no column buffer"
 
 
-def candidates(problem: Problem) -> list[str]:
-    """Algorithms to try for `problem`, best first, among those built."""
-    first, _ = _auto_rule(problem)
-    built = algorithms(problem.op)
-    order = [first] + [
-        a
-        for a in ("implicit_gemm", "depthwise", "direct", "winograd", "fft", "im2col", "reference")
-        if a != first
-    ]  # fallbacks
-    return [a for a in order if a in built and not unsupported_reason(problem, a)]
+def _cuda_rule(problem: Any, usable: Any) -> tuple[str, str]:
+    """The GPU's `auto`: the direct depthwise kernel for one input channel per group of the
+    conv that runs (w.shape[1] == 1 for conv and transposed conv alike), else implicit GEMM."""
+    if usable("depthwise"):
+        return "depthwise", "one input channel per group: direct depthwise kernel"
+    return "implicit_gemm", "implicit GEMM (tensor cores for float16/bfloat16, TF32 if allowed)"
 
 
-def select(problem: Problem, algo: str = "auto") -> Explanation:
-    """Resolves `algo` ("auto" or a name) for `problem`; ValueError or NotImplementedError."""
+_AUTO_RULES = {"cpu": _cpu_rule, "cuda": _cuda_rule}
+
+
+def _first_usable(problem: Any, usable: Any) -> tuple[str, str]:
+    return "", "the first algorithm of the backend that can run it"
+
+
+def candidates(problem: Any, backend: Any, first: str = "") -> list[str]:
+    """Algorithms of `backend` that can run `problem`: `first`, then the fallback order."""
+    built = backend.algorithms(problem.op)
+    order = [first] + [a for a in _FALLBACKS if a != first] + built
+    seen: list[str] = []
+    for a in order:
+        if a in built and a not in seen and not backend.conv_unsupported_reason(problem, a):
+            seen.append(a)
+    return seen
+
+
+def select(problem: Any, backend: Any, algo: str = "auto") -> Selection:
+    """Resolves `algo` ("auto" or a name) for `problem` on `backend`; ValueError for an unknown
+    name, NotImplementedError for an algorithm that is not built or cannot run the problem."""
     if not isinstance(algo, str):
         raise TypeError(f"algo must be a string, got {type(algo).__name__}")
-    order = candidates(problem)
+    built = backend.algorithms(problem.op)
     if algo == "auto":
-        name, reason = _auto_rule(problem)
-        return Explanation(problem.op, problem.pass_, name, reason, order)
+
+        def usable(name: str) -> bool:
+            return name in built and not backend.conv_unsupported_reason(problem, name)
+
+        name, reason = _AUTO_RULES.get(backend.device, _first_usable)(problem, usable)
+        if not name:
+            name = candidates(problem, backend)[0]
+        return Selection(name, reason)
     if algo not in KNOWN_ALGORITHMS:
         raise ValueError(f"algo must be 'auto' or one of {KNOWN_ALGORITHMS}, got {algo!r}")
-    if algo not in algorithms(problem.op):
+    if algo not in built:
         raise NotImplementedError(
-            f"algorithm '{algo}' is not available in this build of fastconv for {problem.op} "
-            f"(available: {', '.join(algorithms(problem.op))})"
+            f"algorithm '{algo}' is not available in this build of fastconv for {problem.op} on "
+            f"{backend.device} (available: {', '.join(built)})"
         )
-    why = unsupported_reason(problem, algo)
+    why = backend.conv_unsupported_reason(problem, algo)
     if why:
         raise NotImplementedError(
             f"algo={algo!r} cannot run this {problem.op} {problem.pass_}: {why}"
         )
-    return Explanation(problem.op, problem.pass_, algo, "forced by algo=", order)
+    return Selection(algo, "forced by algo=")
 
 
-def explain_problem(problem: Problem, algo: str = "auto") -> Explanation:
-    if problem.pass_ not in PASSES:
-        raise ValueError(f"pass_ must be one of {PASSES}, got {problem.pass_!r}")
-    e = select(problem, algo)
-    note = algorithm_note(problem, e.algo)
-    if note:
-        e.reason += f" [{note}]"
-    e.workspace_bytes = workspace_bytes(problem, e.algo)
-    return e
-
-
-def as_tuple(v: Sequence[int]) -> tuple[int, ...]:
-    return tuple(int(e) for e in v)
+def explanation(problem: Any, backend: Any, selection: Selection) -> Explanation:
+    """explain()'s record of a selection: the reason with the algorithm's own note, the
+    applicable candidates and the workspace of the plan that runs."""
+    workspace, note = backend.plan_details(problem, selection.algo)
+    reason = selection.reason + (f" [{note}]" if note else "")
+    order = candidates(problem, backend, selection.algo)
+    return Explanation(problem.op, problem.pass_, selection.algo, reason, order, workspace)

@@ -1,0 +1,113 @@
+"""Where a call's arrays live: the device of each argument and the one backend that runs them.
+
+NumPy arrays and CPU torch tensors are recognised by their type (the common case costs a type
+check); other arrays by `__cuda_array_interface__` or `__dlpack_device__`. Mixing devices is a
+ValueError naming both arguments, raised before any data is touched.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .backends import Backend, backend_for_device
+
+# DLPack device types (dlpack.h): CPU, CUDA, CUDA host (pinned), CUDA managed.
+_DLPACK_CPU, _DLPACK_CUDA, _DLPACK_CUDA_HOST, _DLPACK_CUDA_MANAGED = 1, 2, 3, 13
+
+
+def is_torch_tensor(obj: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.Tensor)
+
+
+def device_of(obj: Any) -> Optional[tuple[str, int]]:
+    """(device type, index) of an array argument: ("cpu", 0), ("cuda", i) (i = -1 when the
+    array does not say), ("meta", 0), ...; None for None and for objects that are not arrays."""
+    if obj is None:
+        return None
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return ("cpu", 0)
+    if is_torch_tensor(obj):
+        dev = obj.device
+        return (str(dev.type), 0 if dev.index is None else int(dev.index))
+    if hasattr(obj, "__cuda_array_interface__"):
+        dev = getattr(obj, "device", None)
+        index = getattr(dev, "id", None)  # CuPy
+        return ("cuda", -1 if index is None else int(index))
+    dlpack_device = getattr(obj, "__dlpack_device__", None)
+    if callable(dlpack_device) and not isinstance(obj, type):
+        try:
+            kind, index = dlpack_device()
+        except Exception:  # noqa: BLE001 -- not a usable DLPack producer: the CPU path judges it
+            return ("cpu", 0)
+        if int(kind) in (_DLPACK_CUDA, _DLPACK_CUDA_MANAGED):
+            return ("cuda", int(index))
+        if int(kind) in (_DLPACK_CPU, _DLPACK_CUDA_HOST):
+            return ("cpu", 0)
+        return (f"DLPack device type {int(kind)}", int(index))
+    if isinstance(obj, (list, tuple)) or np.isscalar(obj):
+        return ("cpu", 0)
+    return None
+
+
+def _where(dev: Optional[tuple[str, int]]) -> str:
+    if dev is None or dev[0] == "cpu":
+        return "the CPU"
+    if dev[0] == "cuda":
+        return "cuda" if dev[1] < 0 else f"cuda:{dev[1]}"
+    return f"{dev[0]}:{dev[1]}"
+
+
+def _fast_device(obj: Any) -> Optional[str]:
+    """The device type of the common arguments without building tuples; None: ask device_of."""
+    t = type(obj)
+    if t is np.ndarray:
+        return "cpu"
+    torch = sys.modules.get("torch")
+    if torch is not None and t is torch.Tensor:
+        return "cuda" if obj.is_cuda else obj.device.type
+    return None
+
+
+def backend_for(names: Sequence[str], values: Sequence[Any]) -> tuple[Backend, int]:
+    """The backend and device index that run a call on these arrays (None values skipped)."""
+    kinds = [_fast_device(v) for v in values if v is not None]
+    if kinds and all(k == "cpu" for k in kinds):
+        return backend_for_device("cpu"), 0
+    devs = {n: device_of(v) for n, v in zip(names, values) if v is not None}
+    placed = {n: d for n, d in devs.items() if d is not None}
+    types = {d[0] for d in placed.values()}
+    if len(types) > 1:
+        # Name an accelerator argument first: "w is on cuda:0 but x is on the CPU".
+        first = next((n for n, d in placed.items() if d[0] != "cpu"), next(iter(placed)))
+        other = next(n for n, d in placed.items() if d[0] != placed[first][0])
+        raise ValueError(
+            f"{first} is on {_where(placed[first])} but {other} is on {_where(placed[other])}; "
+            "all arrays of one call must be on the same device (move them with .to(device) / "
+            ".cuda() / .cpu())"
+        )
+    device = next(iter(types)) if types else "cpu"
+    known = {n: d[1] for n, d in placed.items() if d[1] >= 0}
+    indices = sorted(set(known.values()))
+    if device != "cpu" and len(indices) > 1:
+        listing = ", ".join(f"{n} on {device}:{i}" for n, i in known.items())
+        raise ValueError(f"arrays of one call must be on one {device.upper()} device, got {listing}")
+    backend = backend_for_device(device)
+    first = next(iter(placed), names[0])
+    if backend is None:
+        if device == "meta":
+            raise ValueError(
+                f"{first} is a meta tensor: it has a shape but no data to compute with (fastconv "
+                "runs on CPU and CUDA arrays)"
+            )
+        raise ValueError(
+            f"{first} is on {_where(placed.get(first))}, which fastconv has no kernels for "
+            "(it runs on CPU and CUDA arrays)"
+        )
+    reason = backend.unavailable_reason()
+    if reason:
+        raise ValueError(f"{first} is on a {device.upper()} device, but {reason}")
+    return backend, (indices[0] if indices else -1) if device != "cpu" else 0

@@ -1,0 +1,184 @@
+"""Problems: one normalising function per op family turns a call's public arguments into the
+compiled problem (fastconv._C.ConvProblem / PoolProblem, csrc/include/fastconv/problem.h),
+and `cached` keeps what a call signature resolved to (problem, algorithm, plan) so a repeated
+call goes straight to its kernel.
+
+Python checks what only Python can see (ints vs bools vs floats, tuple lengths, names of the
+arguments); the compiled geometry resolves "same"/"full" padding, validates the values and
+computes every shape (its output_extent() is the one output-size formula).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from . import _C
+from ._arguments import (
+    check_bool,
+    check_groups,
+    check_mode,
+    explicit_padding,
+    lp_norm,
+    padding_spec,
+    per_dim,
+    positive,
+    spatial_rank,
+)
+
+
+def weight_rank(w_shape: Sequence[int], name: str = "w") -> int:
+    """Spatial rank of a weight shape (K, C/groups, *kernel): 1, 2 or 3."""
+    if not 3 <= len(w_shape) <= 5:
+        raise ValueError(
+            f"{name} must have 3, 4 or 5 dims (out, in/groups, *kernel) for 1-3 spatial dims, "
+            f"got shape {tuple(w_shape)}"
+        )
+    return len(w_shape) - 2
+
+
+def same_rank(shape: Sequence[int], w_shape: Sequence[int], name: str, w_name: str = "w") -> None:
+    if len(shape) != len(w_shape):
+        raise ValueError(
+            f"{name} must have {len(w_shape)} dims to match {w_name} of shape {tuple(w_shape)}, "
+            f"got shape {tuple(shape)}"
+        )
+
+
+def conv_problem(
+    op: str,
+    pass_: str,
+    shape: Sequence[int],
+    w_shape: Sequence[int],
+    dtype: str,
+    *,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: Any = 1,
+    mode: Any = "cross",
+    output_padding: Any = 0,
+) -> Any:
+    """The problem of one conv or transposed-conv pass. `shape` is x's shape, except for conv
+    backward_data (the x_shape argument) and transposed-conv backward_data (grad_y's shape)."""
+    w_name = "w_shape" if pass_ == "backward_weight" else "w"
+    rank = weight_rank(w_shape, w_name)
+    s = positive(per_dim(stride, rank, "stride"), "stride")
+    d = positive(per_dim(dilation, rank, "dilation"), "dilation")
+    groups = check_groups(groups)
+    if op == "conv":
+        mode = check_mode(mode)
+        rule, lo, hi = padding_spec(padding, rank)
+        opad: list[int] = []
+    else:
+        rule, lo, hi = padding_spec(padding, rank, ("valid",))
+        opad = per_dim(output_padding, rank, "output_padding")
+        if any(v < 0 for v in opad):
+            raise ValueError(f"output_padding must be non-negative, got {output_padding!r}")
+    return _C.conv_problem(
+        op, pass_, list(shape), list(w_shape), s, rule, lo, hi, d, groups, mode, opad, dtype
+    )
+
+
+def pool_problem(
+    kind: str,
+    pass_: str,
+    x_shape: Sequence[int],
+    dtype: str,
+    kernel_size: Any,
+    *,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: Any = False,
+    count_include_pad: Any = True,
+    p: Any = 2.0,
+    output_size: Any = None,
+    x_name: str = "x",
+) -> Any:
+    """The problem of one pooling pass (kind: max_pool, avg_pool, lp_pool, max_unpool)."""
+    rank = spatial_rank(len(x_shape), x_name)
+    k = positive(per_dim(kernel_size, rank, "kernel_size"), "kernel_size")
+    s = [] if stride is None else positive(per_dim(stride, rank, "stride"), "stride")
+    lo, hi = explicit_padding(padding, rank)
+    d = positive(per_dim(dilation, rank, "dilation"), "dilation")
+    ceil_mode = check_bool(ceil_mode, "ceil_mode")
+    count_include_pad = check_bool(count_include_pad, "count_include_pad")
+    p = lp_norm(p)
+    size: list[int] = []
+    if output_size is not None:
+        given = list(output_size) if isinstance(output_size, (tuple, list)) else output_size
+        if not isinstance(given, list) or len(given) not in (rank, rank + 2):
+            raise ValueError(
+                f"output_size must have {rank} (spatial) or {rank + 2} entries, got {output_size!r}"
+            )
+        size = per_dim(given[-rank:], rank, "output_size")
+        if len(given) == rank + 2 and list(given[:2]) != list(x_shape[:2]):
+            raise ValueError(
+                f"output_size {tuple(given)} disagrees with x's N and C {tuple(x_shape[:2])}"
+            )
+    return _C.pool_problem(
+        kind, pass_, list(x_shape), k, s, lo, hi, d, ceil_mode, count_include_pad, p, size, dtype
+    )
+
+
+# ---- the call cache: a call's key -> what it resolved to
+
+_CACHE: dict[Any, Any] = {}
+_CACHE_LIMIT = 4096
+
+
+class _Uncacheable(Exception):
+    pass
+
+
+_TRUE, _FALSE = object(), object()  # bools must not share entries with 1 and 0
+
+
+def _freeze(v: Any) -> Any:
+    """A hashable key that keeps argument kinds apart (True vs 1 vs 1.0 are distinct calls:
+    two of them are errors). Raises _Uncacheable for anything unusual."""
+    t = type(v)
+    if t is int or t is str or v is None:
+        return v
+    if t is tuple or t is list:
+        return (t is list, tuple(_freeze(e) for e in v))
+    if t is bool or t is np.bool_:
+        return _TRUE if v else _FALSE
+    if t is float:
+        return ("float", v)
+    if isinstance(v, np.integer):
+        return int(v)
+    raise _Uncacheable
+
+
+def call_key(fixed: tuple, params: tuple) -> Optional[tuple]:
+    """The cache key of a call: `fixed` (names, shapes, dtype, device: hashable as they are)
+    plus the caller's parameters, frozen; None when a parameter is of an unusual kind."""
+    for v in params:
+        t = type(v)
+        if t is not int and t is not str and v is not None:
+            try:
+                return fixed + _freeze(params)[1]
+            except _Uncacheable:
+                return None
+    return fixed + params
+
+
+def cached(key: Optional[tuple], make: Callable[[], Any]) -> Any:
+    """What `key` resolved to before, or make() (stored unless key is None)."""
+    if key is None:
+        return make()
+    entry = _CACHE.get(key)
+    if entry is None:
+        entry = make()
+        if len(_CACHE) >= _CACHE_LIMIT:
+            _CACHE.clear()
+        _CACHE[key] = entry
+    return entry
+
+
+def clear_cache() -> None:
+    """Forgets every cached call (tests; also frees the problems' plans)."""
+    _CACHE.clear()

@@ -1,0 +1,77 @@
+"""The backend interface: what every device's backend implements, and `Call`, the operands of
+one call as a backend prepared them (registry: fastconv/backends/__init__.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+
+class Call:
+    """The operands of one call, prepared by its backend: `handles` are what the kernels take
+    (NumPy arrays or buffer addresses), `keep` holds the objects the handles point into."""
+
+    __slots__ = ("backend", "library", "dtype", "device", "names", "shapes", "handles", "keep")
+
+    def __init__(self, backend, library, dtype, device, names, shapes, handles, keep) -> None:
+        self.backend: Backend = backend
+        self.library: str = library  # "numpy", "torch" or "cupy": the results' kind
+        self.dtype: str = dtype  # "float32", ...
+        self.device: int = device  # device index (0 on the CPU; -1: the arrays did not say)
+        self.names: tuple[str, ...] = names
+        self.shapes: tuple = shapes  # per operand; None for an absent optional one
+        self.handles: tuple = handles
+        self.keep: Any = keep
+
+
+class Backend:
+    """What every device's backend implements. `problem` arguments are fastconv._C.ConvProblem
+    or PoolProblem objects (csrc/include/fastconv/problem.h); `plan` is whatever `conv_plan`
+    returned for the chosen algorithm."""
+
+    device = ""  # the device type it serves
+    dtypes: tuple[str, ...] = ()  # element types its kernels take
+
+    def unavailable_reason(self) -> str:
+        """Why this process cannot run this backend ("" when it can)."""
+        return ""
+
+    def algorithms(self, op: str) -> list[str]:
+        """Algorithm names for `op` ("conv", "conv_transpose", "max_pool", ...) in table order."""
+        raise NotImplementedError
+
+    def conv_unsupported_reason(self, problem: Any, algo: str) -> str:
+        """Why `algo` cannot run `problem` ("" when it can)."""
+        raise NotImplementedError
+
+    def conv_plan(self, problem: Any, algo: str) -> Any:
+        """What run_conv needs to run `algo` on `problem` (made once per cached problem)."""
+        raise NotImplementedError
+
+    def plan_details(self, problem: Any, algo: str) -> tuple[int, str]:
+        """(workspace bytes, note) of `algo` on `problem`, for explain()."""
+        return 0, ""
+
+    def prepare(
+        self, names: Sequence[str], values: Sequence[Any], device: int, index: Any = None
+    ) -> Call:
+        """The call's operands: dtypes checked (TypeError naming the argument), contiguous
+        buffers; None stays None (optional operands); `index` is an integer array (max-pool
+        indices), converted to int64, appended last."""
+        raise NotImplementedError
+
+    def check_allocation(self, call: Call, shape: Sequence[int], dtype: Optional[str]) -> None:
+        """MemoryError when an output of `shape` cannot fit, before any work."""
+
+    def empty(self, call: Call, shape: Sequence[int], dtype: Optional[str] = None) -> tuple:
+        """(result object of the call's library, kernel handle) for a new output."""
+        raise NotImplementedError
+
+    def run_conv(self, call: Call, problem: Any, plan: Any, out: Any) -> None:
+        """Runs a conv problem on call.handles = (a, b[, bias]) in the public op's terms."""
+        raise NotImplementedError
+
+    def run_conv_backward_bias(self, call: Call, out: Any) -> None:
+        raise NotImplementedError
+
+    def run_pool(self, call: Call, problem: Any, a: Any, b: Any, indices: Any, out: Any) -> None:
+        raise NotImplementedError

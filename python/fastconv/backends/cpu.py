@@ -1,0 +1,167 @@
+"""The CPU backend: NumPy arrays and CPU torch tensors in, fastconv._C's kernels, results of the
+caller's library out.
+
+NumPy operands go to the kernels as arrays (checked again in C++); torch tensors as the address
+of their contiguous buffer (a NumPy view of a tensor costs ~20x more than `.data_ptr()`), which
+is safe because the problem's shapes are those of the tensors (the call cache keys on them) and
+`prepare` has made each tensor contiguous, native float32/float64.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .. import _C
+from .base import Backend, Call
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_NUMPY_DTYPES = {"float32": _F32, "float64": _F64, "int64": np.dtype(np.int64)}
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+_MEMORY = _physical_memory()
+
+
+def _numpy_operand(obj: Any, name: str) -> np.ndarray:
+    """Any other CPU array (NumPy of other dtypes or byte orders, DLPack, lists): a C-contiguous
+    native float32/float64 array, copied only when needed; TypeError naming `name` otherwise."""
+    if isinstance(obj, np.ndarray):
+        arr = obj
+    elif hasattr(obj, "__dlpack__") and not isinstance(obj, (list, tuple)):
+        try:
+            arr = np.from_dlpack(obj)
+        except (TypeError, RuntimeError, BufferError) as e:
+            raise TypeError(f"{name}: cannot read this array through DLPack ({e})") from e
+    elif isinstance(obj, (list, tuple)) or np.isscalar(obj) and not isinstance(obj, (str, bytes)):
+        arr = np.asarray(obj)
+    else:
+        raise TypeError(f"{name} must be a NumPy array or a torch tensor, got {type(obj).__name__}")
+    if arr.dtype.kind != "f" or arr.dtype.itemsize not in (4, 8):
+        raise TypeError(f"{name} must have dtype float32 or float64, got {arr.dtype}")
+    native = _F32 if arr.dtype.itemsize == 4 else _F64
+    if arr.dtype != native:  # non-native byte order: one converting copy
+        arr = arr.astype(native)
+    return np.ascontiguousarray(arr)
+
+
+def _torch_operand(t: Any, name: str, torch: Any) -> Any:
+    if t.dtype is not torch.float32 and t.dtype is not torch.float64:
+        if t.is_complex() or not t.is_floating_point():
+            raise TypeError(f"{name} must be a float32 or float64 tensor, got {t.dtype}")
+        raise TypeError(f"{name} must be float32 or float64 on the CPU, got {t.dtype}")
+    if not t.is_contiguous() or t.is_neg():
+        t = t.detach().resolve_neg().contiguous()
+    return t
+
+
+class CpuBackend(Backend):
+    device = "cpu"
+    dtypes = ("float32", "float64")
+
+    # ---- algorithms and plans
+
+    def algorithms(self, op: str) -> list[str]:
+        return list(_C.algorithms(op))
+
+    def conv_unsupported_reason(self, problem: Any, algo: str) -> str:
+        return str(problem.unsupported_reason(algo))
+
+    def conv_plan(self, problem: Any, algo: str) -> Any:
+        return problem.plan(algo)
+
+    def plan_details(self, problem: Any, algo: str) -> tuple[int, str]:
+        plan = problem.plan(algo)
+        return int(plan.workspace_bytes), str(plan.note)
+
+    # ---- operands and outputs
+
+    def prepare(
+        self, names: Sequence[str], values: Sequence[Any], device: int, index: Any = None
+    ) -> Call:
+        torch = sys.modules.get("torch")
+        tensor = torch.Tensor if torch is not None else ()
+        library, dtype, first = "numpy", None, ""
+        shapes, handles, keep = [], [], []
+        for name, v in zip(names, values):
+            if v is None:
+                if name != "bias":
+                    raise TypeError(f"{name} must be an array or a tensor, got None")
+                shapes.append(None)
+                handles.append(None)
+                continue
+            if type(v) is np.ndarray and (v.dtype is _F32 or v.dtype is _F64):
+                arr = v if v.flags.c_contiguous else np.ascontiguousarray(v)
+                vdtype, shape, handle = arr.dtype.name, arr.shape, arr
+            elif isinstance(v, tensor):
+                t = _torch_operand(v, name, torch)
+                library, vdtype, shape, handle = "torch", str(t.dtype)[6:], tuple(t.shape), None
+                handle = t.data_ptr()
+                keep.append(t)
+            else:
+                arr = _numpy_operand(v, name)
+                vdtype, shape, handle = arr.dtype.name, arr.shape, arr
+            if dtype is None:
+                dtype, first = vdtype, name
+            elif vdtype != dtype:
+                raise TypeError(
+                    f"{first} and {name} must have the same dtype, got {dtype} and {vdtype}"
+                )
+            shapes.append(shape)
+            handles.append(handle)
+        if index is not None:
+            idx = self._index_operand(index[1], index[0])
+            shapes.append(idx.shape)
+            handles.append(idx)
+        return Call(self, library, dtype, 0, tuple(names), tuple(shapes), tuple(handles), keep)
+
+    @staticmethod
+    def _index_operand(obj: Any, name: str) -> np.ndarray:
+        """Max-pool indices as a C-contiguous int64 NumPy array (read by the kernels)."""
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(obj, torch.Tensor):
+            obj = obj.detach().cpu().numpy()
+        arr = np.asarray(obj)
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
+        return np.ascontiguousarray(arr, dtype=np.int64)
+
+    def check_allocation(self, call: Call, shape: Sequence[int], dtype: Optional[str]) -> None:
+        nbytes = _NUMPY_DTYPES[dtype or call.dtype].itemsize
+        for s in shape:
+            nbytes *= int(s)  # Python ints: no overflow
+        if nbytes > _MEMORY:
+            raise MemoryError(
+                f"fastconv: output of shape {tuple(shape)} ({dtype or call.dtype}) needs "
+                f"{nbytes / 2**30:.1f} GiB, more than this machine's memory"
+            )
+
+    def empty(self, call: Call, shape: Sequence[int], dtype: Optional[str] = None) -> tuple:
+        dtype = dtype or call.dtype
+        if call.library == "torch":
+            torch = sys.modules["torch"]  # the call's tensors came from it
+            t = torch.empty(shape, dtype=getattr(torch, dtype))
+            return t, t.data_ptr()
+        a = np.empty(shape, dtype=_NUMPY_DTYPES[dtype])
+        return a, a
+
+    # ---- runs
+
+    def run_conv(self, call: Call, problem: Any, plan: Any, out: Any) -> None:
+        h = call.handles
+        _C.conv(problem, plan, h[0], h[1], h[2] if len(h) > 2 else None, out)
+
+    def run_conv_backward_bias(self, call: Call, out: Any) -> None:
+        _C.conv_backward_bias(list(call.shapes[0]), call.dtype, call.handles[0], out)
+
+    def run_pool(self, call: Call, problem: Any, a: Any, b: Any, indices: Any, out: Any) -> None:
+        _C.pool(problem, a, b, indices, out)

@@ -1,0 +1,328 @@
+"""The CUDA backend: arrays on a CUDA device run fastconv._cuda's kernels.
+
+Operands are torch CUDA tensors, CuPy arrays, or anything exposing `__cuda_array_interface__`
+or a CUDA DLPack device (wrapped as torch tensors, or CuPy arrays when torch is missing). The
+kernels see device pointers and run on the library's current stream (torch's
+`torch.cuda.current_stream(device)`, CuPy's current stream), so they order with the caller's
+own work without any synchronisation; outputs are allocated by that library on that device.
+The geometry comes from the problem (csrc/common/problem.cc): a transposed conv arrives here as
+the conv pass that runs it, with its operands already in that pass's order.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .base import Backend, Call
+
+# Algorithms with CUDA kernels, per op, in the order `auto` considers them. implicit_gemm uses
+# tensor cores for float16/bfloat16 (and TF32 for float32 when allowed); implicit_gemm_simt is
+# the same kernel with exact SIMT math for every dtype.
+_CONV_ALGORITHMS = ("implicit_gemm", "implicit_gemm_simt", "depthwise")
+GPU_ALGORITHMS = {
+    "conv": _CONV_ALGORITHMS,
+    "conv_transpose": _CONV_ALGORITHMS,
+    "max_pool": ("direct",),
+    "avg_pool": ("direct",),
+    "lp_pool": ("direct",),
+}
+_ITEMSIZE = {"float64": 8, "int64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
+_POOL_KINDS = {"max_pool": "max", "avg_pool": "avg", "lp_pool": "lp"}
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_module() -> Any:
+    """fastconv._cuda, or None when this build has none (the one optional import)."""
+    try:
+        from .. import _cuda  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _cuda
+
+
+@functools.lru_cache(maxsize=1)
+def devices() -> tuple[list[dict], str]:
+    mod = cuda_module()
+    if mod is None:
+        return [], ""
+    found, error = mod.devices()
+    return list(found), str(error)
+
+
+# ---- TF32
+
+_allow_tf32: Optional[bool] = None
+
+
+def set_allow_tf32(allow: Optional[bool]) -> None:
+    """Lets float32 convolutions use TF32 tensor cores (about 10 mantissa bits per product).
+
+    False (exact FP32 SIMT) unless allowed: True or False decides for every call; None (the
+    default) follows `torch.backends.cuda.matmul.allow_tf32` for torch tensors and stays exact
+    for other arrays."""
+    global _allow_tf32
+    if allow is not None and not isinstance(allow, (bool, np.bool_)):
+        raise TypeError(f"allow must be a bool or None, got {type(allow).__name__}")
+    _allow_tf32 = None if allow is None else bool(allow)
+
+
+def get_allow_tf32(library: str = "torch") -> bool:
+    if _allow_tf32 is not None:
+        return _allow_tf32
+    if library == "torch":
+        import torch
+
+        return bool(torch.backends.cuda.matmul.allow_tf32)
+    return False
+
+
+def kernel_math(algo: str, dtype: str, library: str) -> tuple[str, str]:
+    """(kernel algorithm, math) the compiled module takes for a selected algorithm."""
+    if algo == "implicit_gemm_simt":
+        return "implicit_gemm", "simt"
+    if algo == "implicit_gemm":
+        tensor_cores = dtype in ("float16", "bfloat16") or (
+            dtype == "float32" and get_allow_tf32(library)
+        )
+        return algo, "tensor_core" if tensor_cores else "simt"
+    return algo, "simt"
+
+
+# ---- operands
+
+
+def _is_torch(obj: Any) -> bool:
+    return type(obj).__module__.startswith("torch") and hasattr(obj, "data_ptr")
+
+
+def _is_cupy(obj: Any) -> bool:
+    return type(obj).__module__.startswith("cupy")
+
+
+def _wrap_foreign(obj: Any, device: int) -> Any:
+    """Arrays of other producers (Numba, JAX, ...) without a copy, on their own device."""
+    try:
+        import torch
+    except ImportError:
+        import cupy
+
+        if hasattr(obj, "__cuda_array_interface__"):
+            return cupy.asarray(obj)
+        return cupy.from_dlpack(obj)
+    if hasattr(obj, "__cuda_array_interface__"):
+        return torch.as_tensor(obj, device="cuda" if device < 0 else f"cuda:{device}")
+    return torch.from_dlpack(obj)
+
+
+def _operand(obj: Any, name: str, index_array: bool = False) -> tuple[Any, str, int, tuple, str]:
+    """(contiguous device array, library, pointer, shape, dtype) of one argument."""
+    if _is_torch(obj):
+        import torch
+
+        t = obj.detach()
+        if index_array:
+            if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+                raise TypeError(f"{name} must be an integer tensor, got {t.dtype}")
+            t = t.to(torch.int64)
+        else:
+            if t.is_complex() or not t.is_floating_point():
+                raise TypeError(
+                    f"{name} must be a float32, float64, float16 or bfloat16 tensor, got {t.dtype}"
+                )
+            t = t.resolve_conj().resolve_neg()
+        t = t.contiguous()
+        return t, "torch", int(t.data_ptr()), tuple(t.shape), str(t.dtype)[6:]
+    import cupy
+
+    a = obj
+    if index_array:
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"{name} must be an integer array, got dtype {a.dtype}")
+        a = a.astype(np.int64, copy=False)
+    elif a.dtype.kind != "f":
+        raise TypeError(f"{name} must be a float32, float64 or float16 array, got {a.dtype}")
+    a = cupy.ascontiguousarray(a)
+    return a, "cupy", int(a.data.ptr), tuple(a.shape), a.dtype.name
+
+
+class CudaBackend(Backend):
+    device = "cuda"
+    dtypes = ("float32", "float64", "float16", "bfloat16")
+
+    def unavailable_reason(self) -> str:
+        if cuda_module() is None:
+            return (
+                "this fastconv build has no CUDA module (fastconv._cuda was not built: no CUDA "
+                "compiler at build time, or FASTCONV_CUDA=OFF)"
+            )
+        found, error = devices()
+        if not found:
+            return f"no CUDA device is visible ({error or 'the driver reports none'})"
+        if not any(tuple(d["capability"]) >= (8, 0) for d in found):
+            names = ", ".join(
+                f"{d['name']} (sm_{d['capability'][0]}{d['capability'][1]})" for d in found
+            )
+            return f"the kernels need compute capability 8.0 or newer, the visible GPUs are {names}"
+        return ""
+
+    # ---- algorithms and plans
+
+    def algorithms(self, op: str) -> list[str]:
+        reason = self.unavailable_reason()
+        if reason:
+            raise ValueError(f"device 'cuda' is not available: {reason}")
+        return list(GPU_ALGORITHMS[op])
+
+    def conv_unsupported_reason(self, problem: Any, algo: str) -> str:
+        conv_w = problem.conv_geometry[1]
+        if algo == "depthwise" and conv_w[1] != 1:
+            return (
+                "it needs one input channel per group (w.shape[1] == 1), got w shape "
+                f"{tuple(problem.w_shape)}"
+            )
+        return ""
+
+    def conv_plan(self, problem: Any, algo: str) -> Any:
+        return algo  # the kernels plan inside their launchers; TF32 is decided per call
+
+    # ---- operands and outputs
+
+    def prepare(
+        self, names: Sequence[str], values: Sequence[Any], device: int, index: Any = None
+    ) -> Call:
+        for name, v in zip(names, values):
+            if v is None and name != "bias":
+                raise TypeError(f"{name} must be an array or a tensor, got None")
+        items = [(n, v) for n, v in zip(names, values)]
+        converted = {
+            n: _operand(v if _is_torch(v) or _is_cupy(v) else _wrap_foreign(v, device), n)
+            for n, v in items
+            if v is not None
+        }
+        if index is not None:
+            idx = index[1]
+            idx = idx if _is_torch(idx) or _is_cupy(idx) else _wrap_foreign(idx, device)
+            converted[index[0]] = _operand(idx, index[0], index_array=True)
+        first_name, first = next(iter(converted.items()))
+        for name, op in converted.items():
+            if name != "indices" and op[4] != first[4]:
+                raise TypeError(
+                    f"{first_name} and {name} must have the same dtype, got {first[4]} and {op[4]}"
+                )
+        dtype, library = first[4], first[1]
+        if dtype not in self.dtypes:
+            raise TypeError(
+                f"{first_name} must have dtype float32, float64, float16 or bfloat16 on the GPU, "
+                f"got {dtype}"
+            )
+        if device < 0:  # arrays known only by pointer: ask their library
+            obj = first[0]
+            device = int(obj.device.index or 0) if library == "torch" else int(obj.device.id)
+        order = [n for n in names] + ([index[0]] if index is not None else [])
+        shapes = tuple(converted[n][3] if n in converted else None for n in order)
+        handles = tuple(converted[n][2] if n in converted else 0 for n in order)
+        keep = [converted[n][0] for n in converted]
+        return Call(self, library, dtype, device, tuple(names), shapes, handles, keep)
+
+    def check_allocation(self, call: Call, shape: Sequence[int], dtype: Optional[str]) -> None:
+        dtype = dtype or call.dtype
+        nbytes = _ITEMSIZE[dtype] * math.prod(int(s) for s in shape)
+        found, _ = devices()
+        total = next((d["total_memory"] for d in found if d["index"] == call.device), None)
+        if total is not None and nbytes > total:
+            raise MemoryError(
+                f"fastconv: output of shape {tuple(shape)} ({dtype}) needs "
+                f"{nbytes / 2**30:.1f} GiB, more than cuda:{call.device} has "
+                f"({total / 2**30:.1f} GiB)"
+            )
+
+    def empty(self, call: Call, shape: Sequence[int], dtype: Optional[str] = None) -> tuple:
+        dtype = dtype or call.dtype
+        shape = tuple(int(s) for s in shape)
+        try:
+            if call.library == "torch":
+                import torch
+
+                t = torch.empty(shape, dtype=getattr(torch, dtype), device=f"cuda:{call.device}")
+                return t, int(t.data_ptr())
+            import cupy
+
+            with cupy.cuda.Device(call.device):
+                a = cupy.empty(shape, dtype=dtype)
+            return a, int(a.data.ptr)
+        except Exception as e:  # noqa: BLE001 -- the libraries' out-of-memory errors differ
+            if "out of memory" in str(e).lower() or "OutOfMemory" in type(e).__name__:
+                raise MemoryError(f"fastconv: cannot allocate {shape} ({dtype}) on the GPU: {e}")
+            raise
+
+    def stream(self, call: Call) -> int:
+        if call.library == "torch":
+            import torch
+
+            return int(torch.cuda.current_stream(call.device).cuda_stream)
+        import cupy
+
+        with cupy.cuda.Device(call.device):
+            return int(cupy.cuda.get_current_stream().ptr)
+
+    # ---- runs
+
+    def run_conv(self, call: Call, problem: Any, plan: Any, out: Any) -> None:
+        name, math_ = kernel_math(plan, call.dtype, call.library)
+        h = call.handles
+        a, b = (h[1], h[0]) if problem.swap_operands else (h[0], h[1])
+        bias = h[2] if len(h) > 2 else 0
+        cuda_module().conv(
+            problem.conv_pass,
+            name,
+            math_,
+            call.dtype,
+            call.device,
+            self.stream(call),
+            *problem.conv_geometry,
+            a,
+            b,
+            bias or 0,
+            out,
+        )
+
+    def run_conv_backward_bias(self, call: Call, out: Any) -> None:
+        cuda_module().conv_backward_bias(
+            call.dtype, call.device, self.stream(call), list(call.shapes[0]), call.handles[0], out
+        )
+
+    def run_pool(self, call: Call, problem: Any, a: Any, b: Any, indices: Any, out: Any) -> None:
+        mod, stream = cuda_module(), self.stream(call)
+        if problem.kind == "max_unpool":
+            x_shape, y_shape = problem.x_shape, problem.y_shape
+            mod.max_unpool(
+                call.dtype,
+                call.device,
+                stream,
+                problem.planes,
+                math.prod(x_shape[2:]),
+                math.prod(y_shape[2:]),
+                a,
+                indices,
+                out,
+            )
+            return
+        # The GPU max-pool backward recomputes each window's argmax from x; saved indices
+        # (shape-checked) name the same positions.
+        common = (
+            _POOL_KINDS[problem.kind],
+            call.dtype,
+            call.device,
+            stream,
+            *problem.pool_geometry,
+            problem.count_include_pad,
+            float(problem.p),
+        )
+        if problem.pass_ == "forward":  # x, y, indices
+            mod.pool_forward(*common, a, out, indices or 0)
+        else:  # grad_y, x, grad_x
+            mod.pool_backward(*common, a, b or 0, out)
