@@ -31,9 +31,9 @@ def make_problem(layer: Layer, pass_: str, dtype: str, device: str) -> Problem:
     rng = np.random.default_rng(0)
     np_dtype = np.float64 if dtype == "float64" else np.float32
     shapes = [
-        (layer.n, layer.c, *layer.spatial),
+        layer.input_shape(),
         None if layer.is_pool else layer.weight_shape(),
-        (layer.n, layer.k, *layer.output_spatial()),
+        layer.output_shape(),
     ]
     arrays = [None if s is None else rng.standard_normal(s, dtype=np_dtype) for s in shapes]
     if device != "cpu":

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastconv import _C
+
 ENTRY_KEYS = {
     "name",
     "n",
@@ -61,14 +63,14 @@ class Layer:
     def is_pool(self) -> bool:
         return self.op.endswith("_pool")
 
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.n, self.c, *self.spatial)
+
+    def output_shape(self) -> tuple[int, ...]:
+        return _library_output_shape(self)
+
     def output_spatial(self) -> tuple[int, ...]:
-        dims = zip(self.spatial, self.kernel, self.stride, self.padding, self.dilation)
-        if self.op == "conv_transpose":
-            return tuple(
-                (i - 1) * s - 2 * p + d * (k - 1) + 1 + op
-                for (i, k, s, p, d), op in zip(dims, self.output_padding)
-            )
-        return tuple((i + 2 * p - d * (k - 1) - 1) // s + 1 for i, k, s, p, d in dims)
+        return self.output_shape()[2:]
 
     def weight_shape(self) -> tuple[int, ...]:
         if self.op == "conv_transpose":  # (C_in, K_out/G, *kernel), as PyTorch
@@ -79,18 +81,11 @@ class Layer:
         """2*N*K*(C/G)*prod(kernel)*prod(out) for conv (every pass); one op per window element
         for pools. A transposed conv counts as the conv whose backward_data it is."""
         if self.is_pool:
-            return self.n * self.c * math.prod(self.kernel) * math.prod(self.output_spatial())
-        conv_out = self.spatial if self.op == "conv_transpose" else self.output_spatial()
-        conv_k = self.c if self.op == "conv_transpose" else self.k
-        conv_c = self.k if self.op == "conv_transpose" else self.c
-        return (
-            2
-            * self.n
-            * conv_k
-            * (conv_c // self.groups)
-            * math.prod(self.kernel)
-            * math.prod(conv_out)
-        )
+            return math.prod(self.output_shape()) * math.prod(self.kernel)
+        conv_x, conv_y = self.input_shape(), self.output_shape()
+        if self.op == "conv_transpose":  # its conv reads our output, writes our input
+            conv_x, conv_y = conv_y, conv_x
+        return 2 * math.prod(conv_y) * (conv_x[1] // self.groups) * math.prod(self.kernel)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -109,6 +104,34 @@ class Layer:
             "out": list(self.output_spatial()),
             "flops": self.flops(),
         }
+
+
+def _library_output_shape(layer: Layer) -> tuple[int, ...]:
+    """(N, K, *out) of the layer's forward pass, as fastconv's compiled geometry computes it.
+
+    The only output-size computation of the benchmark, so its shapes cannot drift from the
+    library's; raises ValueError where the library rejects the geometry."""
+    # switch to fastconv._problem once it lands
+    x_shape, pad = list(layer.input_shape()), list(layer.padding)
+    window = (list(layer.stride), pad, pad)  # suites pad symmetrically: pad_lo == pad_hi
+    if layer.is_pool:
+        shape = _C.pool_output_shape(
+            x_shape, list(layer.kernel), *window, list(layer.dilation), False
+        )
+    elif layer.op == "conv_transpose":
+        shape = _C.conv_transpose_output_shape(
+            x_shape,
+            list(layer.weight_shape()),
+            *window,
+            list(layer.output_padding),
+            list(layer.dilation),
+            layer.groups,
+        )
+    else:
+        shape = _C.conv_output_shape(
+            x_shape, list(layer.weight_shape()), *window, list(layer.dilation), layer.groups
+        )
+    return tuple(shape)
 
 
 def _positive_int(value: Any, what: str, minimum: int = 1) -> int:
@@ -182,11 +205,10 @@ def _check_layer(layer: Layer, entry: dict[str, Any], where: str) -> None:
         raise BenchError(f"{where}: avg pools take no dilation")
     if layer.is_pool and any(p > k // 2 for p, k in zip(layer.padding, layer.kernel)):
         raise BenchError(f"{where}: pool padding {layer.padding} exceeds kernel_size // 2")
-    if any(o < 1 for o in layer.output_spatial()):
-        raise BenchError(
-            f"{where}: kernel {layer.kernel} is larger than the padded input "
-            f"{layer.spatial} (output {layer.output_spatial()})"
-        )
+    try:  # e.g. a kernel larger than the padded input: the library's message says where
+        _library_output_shape(layer)
+    except ValueError as exc:
+        raise BenchError(f"{where}: {exc}") from None
 
 
 def load_suite(path: Path) -> list[Layer]:
