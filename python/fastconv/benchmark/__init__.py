@@ -1,7 +1,7 @@
 """`fastconv bench`: time fastconv's algorithms against PyTorch and SciPy on a layer suite.
 
 Every candidate of a (layer, pass) is timed in the same process, interleaved in rotating
-order, and the median per-call time is reported. Modules, each importing only those above it:
+order, and the median per-call time is reported. Modules, each importing only earlier ones:
 suite (suite files, Layer), candidates (what is timed), timing, report (table, JSON, plot),
 cli (options and the run). The timing constants live in .timing; patch them there.
 """
