@@ -1,4 +1,4 @@
-"""Tests for the `fastconv bench` driver (python/fastconv/benchmark.py) on tiny synthetic suites."""
+"""Tests for the `fastconv bench` driver (python/fastconv/benchmark/) on tiny synthetic suites."""
 
 from __future__ import annotations
 
@@ -300,12 +300,12 @@ def test_wrong_results_are_flagged_mismatch(tiny_suite: Path, tmp_path: Path, mo
 def test_slow_candidates_run_once_or_are_skipped(
     tiny_suite: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    monkeypatch.setattr(benchmark, "SLOW_CALL_S", 0.0)
+    monkeypatch.setattr(benchmark.timing, "SLOW_CALL_S", 0.0)
     code, data = run_json(["--suite", str(tiny_suite), "--filter", "conv"], tmp_path)
     assert code == 0
     timed = [r for r in data["rows"] if r["status"] == "ok"]
     assert timed and all(r["runs"] == 1 and "1 run" in r["note"] for r in timed)
-    monkeypatch.setattr(benchmark, "SKIP_ESTIMATE_S", 0.0)
+    monkeypatch.setattr(benchmark.timing, "SKIP_ESTIMATE_S", 0.0)
     code, data = run_json(["--suite", str(tiny_suite), "--filter", "conv"], tmp_path)
     assert code == 0
     later = [r for r in data["rows"] if r["layer"] != "tiny.conv2d" and r["kind"] == "fastconv"]

@@ -1,0 +1,236 @@
+"""Results of `fastconv bench`: ratios, the table, JSON, the plot and the environment header."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import fastconv
+
+from .suite import BenchError
+from .timing import Row
+
+PEER_ORDER = ("torch", "scipy.fftconvolve", "scipy.oaconvolve")
+
+
+def annotate(rows: list[Row]) -> None:
+    """Fill ratios (peer time / row time) and mark the fastest correct fastconv row."""
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.layer, row.pass_), []).append(row)
+    for group in groups.values():
+        peers = {r.candidate: r.median_s for r in group if r.kind == "peer" and r.median_s}
+        for row in group:
+            if row.median_s:
+                row.ratios = {
+                    name: t / row.median_s for name, t in peers.items() if name != row.candidate
+                }
+        ours = [r for r in group if r.kind == "fastconv" and r.median_s and r.status == "ok"]
+        if ours:
+            min(ours, key=lambda r: r.median_s or 0.0).best = True
+
+
+def _fmt(value: float | None, suffix: str = "") -> str:
+    if value is None:
+        return "-"
+    digits = 3 if value < 10 else 2 if value < 100 else 1
+    return f"{value:.{digits}f}{suffix}"
+
+
+def format_table(rows: list[Row], peak: float | None) -> str:
+    peers = [p for p in PEER_ORDER if any(r.candidate == p for r in rows)]
+    peers += sorted({r.candidate for r in rows if r.kind == "peer"} - set(peers))
+    header = ["layer", "pass", "candidate", "median ms", "GFLOP/s", "% peak"]
+    header += [f"vs {p.split('.')[-1]}" for p in peers] + ["note"]
+    table, last = [header], ("", "")
+    for row in rows:
+        gflops = row.gflops
+        same = (row.layer, row.pass_) == last
+        last = (row.layer, row.pass_)
+        cells = [
+            "" if same else row.layer,
+            "" if same else row.pass_,
+            row.candidate + (" *" if row.best else ""),
+            _fmt(None if row.median_s is None else row.median_s * 1e3),
+            _fmt(gflops),
+            _fmt(100 * gflops / peak) if gflops and peak else "-",
+        ]
+        cells += [
+            _fmt(row.ratios.get(p), "x") if row.kind == "fastconv" or p != row.candidate else ""
+            for p in peers
+        ]
+        table.append([*cells, row.note])
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    numeric = range(3, len(header) - 1)  # right-align the number columns
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    notes = (
+        "* fastest fastconv algorithm for the layer and pass; vs X = X's time / this time "
+        "(> 1: faster than X)"
+    )
+    return "\n".join([line(header), rule] + [line(r) for r in table[1:]] + [notes])
+
+
+def write_plot(rows: list[Row], path: Path, title: str) -> str:
+    """Grouped bar chart of GFLOP/s per (layer, pass); returns a line for the user."""
+    try:
+        from matplotlib.figure import Figure  # no pyplot: no global backend state to disturb
+    except ImportError:
+        return "matplotlib is not installed; --plot skipped (pip install matplotlib)"
+    timed = [r for r in rows if r.gflops]
+    groups = list(dict.fromkeys((r.layer, r.pass_) for r in timed))
+    names = list(
+        dict.fromkeys(
+            [r.candidate for r in timed if r.kind == "fastconv"]
+            + [r.candidate for r in timed if r.kind == "peer"]
+        )
+    )
+    colors = {name: f"C{i % 10}" for i, name in enumerate(names)}
+    fig = Figure(figsize=(min(max(6.0, 0.9 * len(groups) + 2.0), 24.0), 5.0))
+    ax = fig.subplots()
+    labelled: set[str] = set()
+    for g, group in enumerate(groups):
+        bars = sorted(
+            (r for r in timed if (r.layer, r.pass_) == group),
+            key=lambda r: names.index(r.candidate),
+        )
+        width = 0.8 / len(bars)
+        for i, row in enumerate(bars):  # centre each group's bars on its tick
+            ax.bar(
+                g - 0.4 + (i + 0.5) * width,
+                row.gflops,
+                width,
+                color=colors[row.candidate],
+                label=None if row.candidate in labelled else row.candidate,
+            )
+            labelled.add(row.candidate)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(
+        [layer if pass_ == "forward" else f"{layer} ({pass_})" for layer, pass_ in groups],
+        rotation=40,
+        ha="right",
+        fontsize=8,
+    )
+    ax.set_yscale("log")  # reference and tuned kernels differ by orders of magnitude
+    ax.set_ylabel("GFLOP/s (log scale)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="y", which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0))  # beside, not over, bars
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return f"plot written to {path}"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def fastconv_info() -> dict[str, Any]:
+    try:
+        return dict(fastconv.info())
+    except Exception:  # noqa: BLE001 -- info() is a convenience; the bench runs without it
+        return {}
+
+
+def probe_peak_gflops(dtype: str, threads: int) -> float | None:
+    """The machine's measured peak at `threads` threads, if this build can measure it."""
+    probe = getattr(fastconv, "peak_gflops", None)
+    if probe is None:
+        return None
+    try:
+        return float(probe(dtype, threads=threads))
+    except Exception:  # noqa: BLE001 -- a failing probe only costs the % column
+        return None
+
+
+def environment(
+    args: argparse.Namespace, suite: Path, peers: dict[str, Any], peak: float | None
+) -> dict[str, Any]:
+    versions = {
+        "fastconv": getattr(fastconv, "__version__", "?"),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+    for name in ("torch", "scipy"):
+        module = peers.get(name) or sys.modules.get(name)
+        versions[name] = module.__version__ if module else "not used"
+    info = fastconv_info()
+    return {
+        "suite": str(suite),
+        "threads": args.threads,
+        "dtype": args.dtype,
+        "device": args.device,
+        "batch": args.batch,
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "isa": info.get("isa_active", "?"),
+        "cpu_features": info.get("cpu_features", []),
+        "peak_gflops": peak,
+        "passes": args.passes,
+        "repeats": args.repeats,
+        "min_time_s": args.min_time,
+        "layer_budget_s": args.layer_budget,
+        "versions": versions,
+        "platform": platform.platform(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def header_text(env: dict[str, Any], n_layers: int) -> str:
+    v = env["versions"]
+    peak = f"{env['peak_gflops']:.1f} GFLOP/s" if env["peak_gflops"] else "not measured"
+    return (
+        f"fastconv bench: suite {env['suite']} ({n_layers} layers), "
+        f"passes {','.join(env['passes'])}\n"
+        f"threads {env['threads']} | dtype {env['dtype']} | device {env['device']} | "
+        f"CPU {env['cpu']} ({env['cpu_count']} logical cores, fastconv ISA {env['isa']}) | "
+        f"peak {peak}\n"
+        f"fastconv {v['fastconv']} | numpy {v['numpy']} | torch {v['torch']} | "
+        f"scipy {v['scipy']} | python {v['python']}"
+    )
+
+
+def write_results(
+    rows: list[Row],
+    args: argparse.Namespace,
+    env: dict[str, Any],
+    peak: float | None,
+    layers: list[dict[str, Any]],
+) -> int:
+    bad = [r for r in rows if r.status in ("mismatch", "error")]
+    try:
+        if args.json:
+            payload = {"metadata": env, "layers": layers, "rows": [r.to_json(peak) for r in rows]}
+            args.json.write_text(json.dumps(payload, indent=1) + "\n")
+            print(f"results written to {args.json}")
+        if args.plot:
+            suite = Path(env["suite"]).stem
+            title = f"{suite}: {env['dtype']}, {env['threads']} threads, {env['cpu']}"
+            print(write_plot(rows, args.plot, title))
+    except OSError as exc:  # the table above is printed; say plainly what could not be saved
+        raise BenchError(f"cannot write {exc.filename}: {exc.strerror}") from None
+    counts = {
+        s: sum(r.status == s for r in rows) for s in ("mismatch", "error", "unsupported", "skipped")
+    }
+    print(f"done in {env['total_s']:.1f} s; " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 1 if bad else 0  # wrong results or crashes fail the run, so CI notices
