@@ -31,14 +31,16 @@ enable_language(CUDA)
 set(CMAKE_CUDA_STANDARD 17)
 set(CMAKE_CUDA_RUNTIME_LIBRARY Static)
 # Kernels in cuda/*.cu, pybind11 glue in cuda/module.cc; the geometry (shape validation and
-# output sizes) is the CPU module's own csrc/common/geometry.cc, compiled in once more.
+# output sizes) and the enums' spellings are the CPU module's own csrc/common/geometry.cc and
+# types.cc, compiled in once more.
 pybind11_add_module(_cuda MODULE
   cuda/module.cc
   cuda/device_query.cu
   cuda/implicit_gemm.cu
   cuda/depthwise.cu
   cuda/pool.cu
-  csrc/common/geometry.cc)
+  csrc/common/geometry.cc
+  csrc/common/types.cc)
 target_include_directories(_cuda PRIVATE cuda csrc/include csrc)
 string(REPLACE ";" "," _fastconv_cuda_archs "${CMAKE_CUDA_ARCHITECTURES}")  # no ';' in a -D
 target_compile_definitions(_cuda PRIVATE FASTCONV_CUDA_ARCHITECTURES="${_fastconv_cuda_archs}")

@@ -6,11 +6,12 @@
 #include <cstdint>
 
 #include "fastconv/geometry.h"
+#include "fastconv/types.h"
 
 namespace fastconv::cuda {
 
-enum class DType { kF32, kF64, kF16, kBF16 };
-enum class ConvPass { kForward, kBackwardData, kBackwardWeight };
+// DType, ConvPass and PoolKind are fastconv's own (csrc/include/fastconv/types.h), shared with
+// the CPU module: one spelling of each enum, parsed in one place (csrc/common/types.cc).
 
 // A ConvGeometry flattened for kernels (passed by value). Spatial dims right-aligned in 3 slots.
 struct ConvParams {
@@ -48,10 +49,8 @@ void conv_bias_grad(DType dtype, int64_t n, int64_t k, int64_t spatial, const vo
                     void* out, cudaStream_t stream);
 
 // ---- pooling (PoolGeometry from make_pool_geometry; planes = N * C)
-enum class PoolKind { kMax, kAvg, kLp };
-
 struct PoolArgs {
-  PoolKind kind;
+  PoolKind kind;  // kMax, kAvg or kLp (max_unpool has its own entry below)
   bool count_include_pad;  // avg
   double p;                // lp
 };

@@ -221,10 +221,10 @@ void depthwise_conv(ConvPass pass, DType dtype, const ConvParams& p, const void*
                       std::to_string(p.c) + ", groups = " + std::to_string(p.groups));
   }
   switch (dtype) {
-    case DType::kF32: return launch_depthwise<float>(pass, p, a, b, bias, out, stream);
-    case DType::kF64: return launch_depthwise<double>(pass, p, a, b, bias, out, stream);
-    case DType::kF16: return launch_depthwise<__half>(pass, p, a, b, bias, out, stream);
-    case DType::kBF16: return launch_depthwise<__nv_bfloat16>(pass, p, a, b, bias, out, stream);
+    case DType::kFloat32: return launch_depthwise<float>(pass, p, a, b, bias, out, stream);
+    case DType::kFloat64: return launch_depthwise<double>(pass, p, a, b, bias, out, stream);
+    case DType::kFloat16: return launch_depthwise<__half>(pass, p, a, b, bias, out, stream);
+    case DType::kBFloat16: return launch_depthwise<__nv_bfloat16>(pass, p, a, b, bias, out, stream);
   }
 }
 
@@ -237,10 +237,10 @@ void conv_bias_grad(DType dtype, int64_t n, int64_t k, int64_t spatial, const vo
            stream, n, k, spatial, static_cast<const T*>(grad_y), static_cast<T*>(out));
   };
   switch (dtype) {
-    case DType::kF32: return run(float{});
-    case DType::kF64: return run(double{});
-    case DType::kF16: return run(__half{});
-    case DType::kBF16: return run(__nv_bfloat16{});
+    case DType::kFloat32: return run(float{});
+    case DType::kFloat64: return run(double{});
+    case DType::kFloat16: return run(__half{});
+    case DType::kBFloat16: return run(__nv_bfloat16{});
   }
 }
 

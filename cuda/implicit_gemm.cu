@@ -665,15 +665,15 @@ void implicit_gemm_conv(ConvPass pass, DType dtype, const ConvParams& p, const v
                         cudaStream_t stream) {
   const bool tc = math == GemmMath::kTensorCore;
   switch (dtype) {
-    case DType::kF32:  // tensor cores for float32 means TF32 (opt-in)
+    case DType::kFloat32:  // tensor cores for float32 means TF32 (opt-in)
       if (tc) return dispatch_pass<float, true>(pass, p, a, b, bias, out, stream);
       return dispatch_pass<float, false>(pass, p, a, b, bias, out, stream);
-    case DType::kF64:
+    case DType::kFloat64:
       return dispatch_pass<double, false>(pass, p, a, b, bias, out, stream);
-    case DType::kF16:
+    case DType::kFloat16:
       if (tc) return dispatch_pass<__half, true>(pass, p, a, b, bias, out, stream);
       return dispatch_pass<__half, false>(pass, p, a, b, bias, out, stream);
-    case DType::kBF16:
+    case DType::kBFloat16:
       if (tc) return dispatch_pass<__nv_bfloat16, true>(pass, p, a, b, bias, out, stream);
       return dispatch_pass<__nv_bfloat16, false>(pass, p, a, b, bias, out, stream);
   }

@@ -1,6 +1,7 @@
 // pybind11 glue of fastconv._cuda: device queries and the GPU kernels' entry points. Python
-// (fastconv/_gpu.py) passes device pointers, shapes, the device index and the stream as ints;
-// geometry is validated here by the same functions the CPU module uses (csrc/common/geometry.cc).
+// (fastconv/backends/cuda.py) passes device pointers, shapes, the device index and the stream as
+// ints; geometry is validated here by the CPU module's own csrc/common/geometry.cc, and the
+// enums are parsed by csrc/common/types.cc.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -13,6 +14,7 @@
 #include "device_query.h"
 #include "fastconv/geometry.h"
 #include "fastconv/status.h"
+#include "fastconv/types.h"
 
 namespace py = pybind11;
 using fastconv::ConvGeometry;
@@ -21,23 +23,6 @@ using Shape = std::vector<int64_t>;
 
 namespace fastconv::cuda {
 namespace {
-
-DType parse_dtype(const std::string& s) {
-  if (s == "float32") return DType::kF32;
-  if (s == "float64") return DType::kF64;
-  if (s == "float16") return DType::kF16;
-  if (s == "bfloat16") return DType::kBF16;
-  throw InvalidType("fastconv CUDA kernels support float32, float64, float16 and bfloat16, got " +
-                    s);
-}
-
-ConvPass parse_pass(const std::string& s) {
-  if (s == "forward") return ConvPass::kForward;
-  if (s == "backward_data") return ConvPass::kBackwardData;
-  if (s == "backward_weight") return ConvPass::kBackwardWeight;
-  throw InvalidArgument("pass_ must be 'forward', 'backward_data' or 'backward_weight', got '" + s +
-                        "'");
-}
 
 GemmMath parse_math(const std::string& s) {
   if (s == "simt") return GemmMath::kSimt;
@@ -69,44 +54,27 @@ void run_conv(ConvPass pass, const std::string& algo, GemmMath math, DType dtype
   }
 }
 
+ConvMode parse_mode(const std::string& mode) {
+  if (mode == "cross") return ConvMode::kCross;
+  if (mode == "conv") return ConvMode::kConv;
+  throw InvalidArgument("mode must be 'cross' or 'conv', got '" + mode + "'");
+}
+
+// One pass of the convolution a problem runs (python/fastconv/backends/cuda.py passes the
+// problem's conv_geometry: a transposed conv arrives as its conv pass, operands in that pass's
+// order, its high padding possibly negative).
 void conv(const std::string& pass, const std::string& algo, const std::string& math,
           const std::string& dtype, int device, uintptr_t stream, const Shape& x_shape,
           const Shape& w_shape, const Shape& stride, const Shape& pad_lo, const Shape& pad_hi,
-          const Shape& dilation, int64_t groups, bool flip, uintptr_t a, uintptr_t b,
+          const Shape& dilation, int64_t groups, const std::string& mode, uintptr_t a, uintptr_t b,
           uintptr_t bias, uintptr_t out) {
   const ConvGeometry g = make_conv_geometry(x_shape, w_shape, {stride, pad_lo, pad_hi, dilation},
-                                            groups, flip ? ConvMode::kConv : ConvMode::kCross);
-  const ConvPass ps = parse_pass(pass);
+                                            groups, parse_mode(mode), true);
+  const ConvPass ps = parse_conv_pass(pass);
   const GemmMath m = parse_math(math);
   const DType dt = parse_dtype(dtype);
   py::gil_scoped_release release;
   run_conv(ps, algo, m, dt, g, a, b, bias, out, device, stream);
-}
-
-// Transposed convolution runs the conv passes of its conv geometry (DESIGN.md): its forward is
-// the conv's backward_data, its backward_data the conv's forward, and its backward_weight the
-// conv's backward_weight with input and gradient swapped. Operands come in the transposed
-// conv's own terms: forward (x, w), backward_data (grad_y, w), backward_weight (x, grad_y);
-// x_shape is always the transposed conv's input shape.
-void conv_transpose(const std::string& pass, const std::string& algo, const std::string& math,
-                    const std::string& dtype, int device, uintptr_t stream, const Shape& x_shape,
-                    const Shape& w_shape, const Shape& stride, const Shape& pad_lo,
-                    const Shape& pad_hi, const Shape& output_padding, const Shape& dilation,
-                    int64_t groups, uintptr_t a, uintptr_t b, uintptr_t bias, uintptr_t out) {
-  const ConvGeometry g = make_transposed_conv_geometry(
-      x_shape, w_shape, {stride, pad_lo, pad_hi, dilation}, output_padding, groups);
-  const ConvPass ps = parse_pass(pass);
-  const GemmMath m = parse_math(math);
-  const DType dt = parse_dtype(dtype);
-  py::gil_scoped_release release;
-  switch (ps) {
-    case ConvPass::kForward:
-      return run_conv(ConvPass::kBackwardData, algo, m, dt, g, a, b, bias, out, device, stream);
-    case ConvPass::kBackwardData:
-      return run_conv(ConvPass::kForward, algo, m, dt, g, a, b, 0, out, device, stream);
-    case ConvPass::kBackwardWeight:
-      return run_conv(ConvPass::kBackwardWeight, algo, m, dt, g, b, a, 0, out, device, stream);
-  }
 }
 
 void bias_grad(const std::string& dtype, int device, uintptr_t stream, const Shape& grad_y_shape,
@@ -122,11 +90,8 @@ void bias_grad(const std::string& dtype, int device, uintptr_t stream, const Sha
 }
 
 PoolArgs pool_args(const std::string& kind, bool count_include_pad, double p) {
-  PoolKind k;
-  if (kind == "max") k = PoolKind::kMax;
-  else if (kind == "avg") k = PoolKind::kAvg;
-  else if (kind == "lp") k = PoolKind::kLp;
-  else throw InvalidArgument("pool kind must be 'max', 'avg' or 'lp', got '" + kind + "'");
+  const PoolKind k = parse_pool_kind(kind);
+  if (k == PoolKind::kUnpool) throw InvalidArgument("max_unpool has its own entry point");
   return {k, count_include_pad, p};
 }
 
@@ -225,13 +190,8 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("conv", &fc::conv, py::arg("pass_"), py::arg("algo"), py::arg("math"), py::arg("dtype"),
         py::arg("device"), py::arg("stream"), py::arg("x_shape"), py::arg("w_shape"),
         py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),
-        py::arg("groups"), py::arg("flip"), py::arg("a"), py::arg("b"), py::arg("bias"),
+        py::arg("groups"), py::arg("mode"), py::arg("a"), py::arg("b"), py::arg("bias"),
         py::arg("out"));
-  m.def("conv_transpose", &fc::conv_transpose, py::arg("pass_"), py::arg("algo"), py::arg("math"),
-        py::arg("dtype"), py::arg("device"), py::arg("stream"), py::arg("x_shape"),
-        py::arg("w_shape"), py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"),
-        py::arg("output_padding"), py::arg("dilation"), py::arg("groups"), py::arg("a"),
-        py::arg("b"), py::arg("bias"), py::arg("out"));
   m.def("conv_backward_bias", &fc::bias_grad, py::arg("dtype"), py::arg("device"),
         py::arg("stream"), py::arg("grad_y_shape"), py::arg("grad_y"), py::arg("out"));
   m.def("pool_forward", &fc::pool_fwd, py::arg("kind"), py::arg("dtype"), py::arg("device"),

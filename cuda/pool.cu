@@ -280,10 +280,10 @@ void backward_t(const PoolGeometry& g, const PoolArgs& a, const void* dy, const 
 template <typename Fn>
 void by_dtype(DType dtype, Fn&& fn) {
   switch (dtype) {
-    case DType::kF32: return fn(float{});
-    case DType::kF64: return fn(double{});
-    case DType::kF16: return fn(__half{});
-    case DType::kBF16: return fn(__nv_bfloat16{});
+    case DType::kFloat32: return fn(float{});
+    case DType::kFloat64: return fn(double{});
+    case DType::kFloat16: return fn(__half{});
+    case DType::kBFloat16: return fn(__nv_bfloat16{});
   }
 }
 

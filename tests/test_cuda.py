@@ -24,7 +24,9 @@ import fastconv
 import numpy as np
 import pytest
 from conftest import run_python, torch
-from fastconv import _gpu
+from fastconv import _arrays, backends, selection
+from fastconv._problem import conv_problem, pool_problem
+from fastconv.backends.cuda import CudaBackend, cuda_module, get_allow_tf32, kernel_math
 
 # ---- availability
 
@@ -32,7 +34,7 @@ from fastconv import _gpu
 def _gpu_reason() -> str:
     if torch is None:
         return "torch is not installed (the GPU tests use torch CUDA tensors)"
-    reason = _gpu.unavailable_reason()
+    reason = backends.backend_for_device("cuda").unavailable_reason()
     if reason:
         return reason
     if not torch.cuda.is_available():
@@ -104,7 +106,7 @@ def _algos(w_shape):
 
 
 def _tol_name(dtype, algo):
-    tf32 = dtype == "float32" and algo == "implicit_gemm" and _gpu.get_allow_tf32("torch")
+    tf32 = dtype == "float32" and algo == "implicit_gemm" and get_allow_tf32("torch")
     return "tf32" if tf32 else dtype
 
 
@@ -248,10 +250,10 @@ def test_non_contiguous_inputs_and_tf32_opt_in(rng):
     want = fastconv.conv(np.ascontiguousarray(x64.transpose(0, 1, 3, 2)), w64)
     assert_gpu_close(fastconv.conv(xt, w), want, "float32", 16 * 9)
     try:
-        _gpu.set_allow_tf32(True)
+        fastconv.set_allow_tf32(True)
         assert_gpu_close(fastconv.conv(xt, w), want, "tf32", 16 * 9)
     finally:
-        _gpu.set_allow_tf32(None)
+        fastconv.set_allow_tf32(None)
     assert not xt.is_contiguous()  # inputs are never modified or replaced
 
 
@@ -400,12 +402,12 @@ def test_arrays_on_two_gpus_raise_valueerror_naming_both():
 
 
 def test_array_device_classification():
-    assert _gpu.array_device(np.ones(3)) == ("cpu", 0)
-    assert _gpu.array_device(None) is None
-    assert _gpu.array_device((1, 2)) == ("cpu", 0)
-    assert _gpu.array_device(FakeDeviceArray((1,), 2, 3)) == ("cuda", 3)
-    assert _gpu.array_device(FakeDeviceArray((1,), 13, 1)) == ("cuda", 1)  # managed memory
-    assert _gpu.array_device(FakeDeviceArray((1,), 1, 0)) == ("cpu", 0)
+    assert _arrays.device_of(np.ones(3)) == ("cpu", 0)
+    assert _arrays.device_of(None) is None
+    assert _arrays.device_of((1, 2)) == ("cpu", 0)
+    assert _arrays.device_of(FakeDeviceArray((1,), 2, 3)) == ("cuda", 3)
+    assert _arrays.device_of(FakeDeviceArray((1,), 13, 1)) == ("cuda", 1)  # managed memory
+    assert _arrays.device_of(FakeDeviceArray((1,), 1, 0)) == ("cpu", 0)
 
     class CAI:
         __cuda_array_interface__ = {
@@ -415,9 +417,9 @@ def test_array_device_classification():
             "version": 3,
         }
 
-    assert _gpu.array_device(CAI())[0] == "cuda"
+    assert _arrays.device_of(CAI())[0] == "cuda"
     if torch is not None:
-        assert _gpu.array_device(torch.ones(2)) == ("cpu", 0)
+        assert _arrays.device_of(torch.ones(2)) == ("cpu", 0)
 
 
 def test_cpu_calls_are_not_rerouted_and_keep_their_signatures():
@@ -453,7 +455,7 @@ def test_algorithms_device_argument():
 def test_info_reports_the_gpu_state():
     state = fastconv.info()["cuda"]
     assert set(state) >= {"built", "devices", "status"}
-    assert state["built"] == (_gpu._cuda_module() is not None)
+    assert state["built"] == (cuda_module() is not None)
     if state["built"]:
         assert isinstance(state["runtime"], int)
         assert state["architectures"]
@@ -462,48 +464,64 @@ def test_info_reports_the_gpu_state():
         assert "not built" in state["status"]
 
 
+class AvailableCuda(CudaBackend):
+    """The CUDA backend as if an sm_90 GPU were present (selection needs no kernels)."""
+
+    def module(self):
+        return object()
+
+    def devices(self):
+        h100 = {"index": 0, "name": "H100", "capability": (9, 0), "total_memory": 1 << 36}
+        return [h100], ""
+
+
 def test_gpu_algorithm_choice():
-    assert _gpu.select_conv("conv", "forward", (8, 1, 3, 3), "auto") == "depthwise"
-    assert _gpu.select_conv("conv", "forward", (8, 4, 3, 3), "auto") == "implicit_gemm"
-    assert _gpu.select_conv("conv", "forward", (8, 4, 3, 3), "implicit_gemm_simt") == (
-        "implicit_gemm_simt"
-    )
+    backend = AvailableCuda()
+
+    def choose(w_shape, algo, pass_="forward", groups=1):
+        x_shape = (1, w_shape[1] * groups, 6, 6)
+        problem = conv_problem("conv", pass_, x_shape, w_shape, "float32", groups=groups)
+        return selection.select(problem, backend, algo).algo
+
+    assert choose((8, 1, 3, 3), "auto", groups=8) == "depthwise"
+    assert choose((8, 4, 3, 3), "auto") == "implicit_gemm"
+    assert choose((8, 4, 3, 3), "implicit_gemm_simt") == "implicit_gemm_simt"
     with pytest.raises(NotImplementedError, match="depthwise"):
-        _gpu.select_conv("conv", "backward_data", (8, 4, 3, 3), "depthwise")
+        choose((8, 4, 3, 3), "depthwise", "backward_data")
     with pytest.raises(NotImplementedError, match="winograd"):
-        _gpu.select_conv("conv", "forward", (8, 4, 3, 3), "winograd")
+        choose((8, 4, 3, 3), "winograd")
     with pytest.raises(ValueError, match="algo"):
-        _gpu.select_conv("conv", "forward", (8, 4, 3, 3), "fastest")
+        choose((8, 4, 3, 3), "fastest")
     with pytest.raises(TypeError, match="algo"):
-        _gpu.select_conv("conv", "forward", (8, 4, 3, 3), 3)
+        choose((8, 4, 3, 3), 3)
+    # a transposed conv's depthwise test is on the conv it runs: w.shape[1] == 1 there too
+    problem = conv_problem("conv_transpose", "forward", (1, 8, 5, 5), (8, 1, 3, 3), "float16",
+                           groups=8)
+    assert selection.select(problem, backend, "auto").algo == "depthwise"
 
 
 def test_tf32_is_opt_in():
-    call = _gpu._Call({}, "cupy", 0, "float32")
-    assert _gpu._kernel_args(call, "implicit_gemm") == ("implicit_gemm", "simt")
+    assert kernel_math("implicit_gemm", "float32", "cupy") == ("implicit_gemm", "simt")
     try:
-        _gpu.set_allow_tf32(True)
-        assert _gpu._kernel_args(call, "implicit_gemm") == ("implicit_gemm", "tensor_core")
-        assert _gpu._kernel_args(call, "implicit_gemm_simt") == ("implicit_gemm", "simt")
-        _gpu.set_allow_tf32(False)
-        assert _gpu._kernel_args(call, "implicit_gemm") == ("implicit_gemm", "simt")
+        fastconv.set_allow_tf32(True)
+        assert kernel_math("implicit_gemm", "float32", "cupy") == ("implicit_gemm", "tensor_core")
+        assert kernel_math("implicit_gemm_simt", "float32", "cupy") == ("implicit_gemm", "simt")
+        fastconv.set_allow_tf32(False)
+        assert kernel_math("implicit_gemm", "float32", "cupy") == ("implicit_gemm", "simt")
     finally:
-        _gpu.set_allow_tf32(None)
-    half = _gpu._Call({}, "cupy", 0, "float16")
-    assert _gpu._kernel_args(half, "implicit_gemm") == ("implicit_gemm", "tensor_core")
-    assert _gpu._kernel_args(half, "implicit_gemm_simt") == ("implicit_gemm", "simt")
-    f64 = _gpu._Call({}, "cupy", 0, "float64")
-    assert _gpu._kernel_args(f64, "implicit_gemm") == ("implicit_gemm", "simt")
+        fastconv.set_allow_tf32(None)
+    assert kernel_math("implicit_gemm", "float16", "cupy") == ("implicit_gemm", "tensor_core")
+    assert kernel_math("implicit_gemm_simt", "float16", "cupy") == ("implicit_gemm", "simt")
+    assert kernel_math("implicit_gemm", "float64", "cupy") == ("implicit_gemm", "simt")
     if torch is not None:
         old = torch.backends.cuda.matmul.allow_tf32
         try:
             torch.backends.cuda.matmul.allow_tf32 = True
-            torch_call = _gpu._Call({}, "torch", 0, "float32")
-            assert _gpu._kernel_args(torch_call, "implicit_gemm")[1] == "tensor_core"
+            assert kernel_math("implicit_gemm", "float32", "torch")[1] == "tensor_core"
         finally:
             torch.backends.cuda.matmul.allow_tf32 = old
     with pytest.raises(TypeError):
-        _gpu.set_allow_tf32("yes")
+        fastconv.set_allow_tf32("yes")
 
 
 @no_gpu_only
@@ -515,7 +533,7 @@ def test_bench_device_cuda_fails_cleanly_without_a_gpu():
     assert "--device cuda" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.skipif(_gpu._cuda_module() is None, reason="fastconv._cuda is not built")
+@pytest.mark.skipif(cuda_module() is None, reason="fastconv._cuda is not built")
 def test_cuda_module_imports_and_queries_without_a_gpu():
     proc = subprocess.run(
         [
@@ -597,33 +615,15 @@ def round_to(a, dtype):
 
 
 def _emu_conv(pass_, algo, math_, dtype, x_shape, w_shape, kw, a, b, bias=None, op_pad=None):
-    """emu.conv with the conv geometry of `kw` (resolved like fastconv does)."""
-    from fastconv.functional import _conv_window
-
-    win = _conv_window(
-        list(x_shape),
-        list(w_shape),
-        kw.get("stride", 1),
-        kw.get("padding", 0),
-        kw.get("dilation", 1),
-    )
-    hi = win.pad_hi if op_pad is None else [h - o for h, o in zip(win.pad_hi, op_pad)]
+    """emu.conv with the conv geometry of `kw`, as fastconv resolves it (its ConvProblem);
+    op_pad lowers the high padding as a transposed conv's output_padding does."""
+    geometry = conv_problem("conv", "forward", x_shape, w_shape, "float64", **kw).conv_geometry
+    x_, w_, stride, lo, hi, dilation, groups, mode = geometry
+    if op_pad is not None:
+        hi = [h - o for h, o in zip(hi, op_pad)]
     return EMU.conv(
-        pass_,
-        algo,
-        math_,
-        dtype,
-        list(x_shape),
-        list(w_shape),
-        win.stride,
-        win.pad_lo,
-        hi,
-        win.dilation,
-        kw.get("groups", 1),
-        kw.get("mode") == "conv",
-        a,
-        b,
-        bias,
+        pass_, algo, math_, dtype, list(x_), list(w_), stride, lo, hi, dilation, groups, mode,
+        a, b, bias,
     )
 
 
@@ -790,42 +790,49 @@ def test_emulated_depthwise_31x31(rng):
     ids=lambda c: f"{len(c[0]) - 2}d-{c[1]['kernel_size']}",
 )
 def test_emulated_pool_kernels_match_cpu_reference(rng, case, dtype):
-    from fastconv.functional import _pool_window
-
     shape, kw = case
     x = round_to(rng.uniform(-1, 1, shape), dtype)
     x.flat[3] = x.flat[4]  # a tie: the first maximum wins
     ceil_mode = kw.get("ceil_mode", False)
-    k, win = _pool_window(len(shape), kw["kernel_size"], kw.get("stride"), kw.get("padding", 0), 1)
-    geo = [list(shape), k, win.stride, win.pad_lo, win.pad_hi, win.dilation, ceil_mode]
-    y, idx = EMU.pool_forward("max", dtype, *geo, True, 1.0, x)
+    geo = pool_problem(
+        "avg_pool",
+        "forward",
+        shape,
+        "float64",
+        kw["kernel_size"],
+        stride=kw.get("stride"),
+        padding=kw.get("padding", 0),
+        ceil_mode=ceil_mode,
+    ).pool_geometry
+    pad_lo = geo[3]
+    y, idx = EMU.pool_forward("max_pool", dtype, *geo, True, 1.0, x)
     y64, idx64 = fastconv.max_pool(x, return_indices=True, **kw)
     assert_gpu_close(y, y64, dtype, 1)
     np.testing.assert_array_equal(idx, idx64)
     gy = round_to(rng.uniform(-1, 1, y64.shape), dtype)
     assert_gpu_close(
-        EMU.pool_backward("max", dtype, *geo, True, 1.0, gy, x),
+        EMU.pool_backward("max_pool", dtype, *geo, True, 1.0, gy, x),
         fastconv.max_pool_backward(gy, x, **kw),
         dtype,
         8,
     )
     for cip in (True, False):
-        y, _ = EMU.pool_forward("avg", dtype, *geo, cip, 1.0, x)
+        y, _ = EMU.pool_forward("avg_pool", dtype, *geo, cip, 1.0, x)
         assert_gpu_close(y, fastconv.avg_pool(x, count_include_pad=cip, **kw), dtype, 8)
         assert_gpu_close(
-            EMU.pool_backward("avg", dtype, *geo, cip, 1.0, gy, x),
+            EMU.pool_backward("avg_pool", dtype, *geo, cip, 1.0, gy, x),
             fastconv.avg_pool_backward(gy, x.shape, count_include_pad=cip, **kw),
             dtype,
             8,
         )
-    if not any(win.pad_lo):  # lp pools take no padding
+    if not any(pad_lo):  # lp pools take no padding
         xp = round_to(np.abs(x) + 0.1, dtype)
         lp_kw = {k_: v for k_, v in kw.items() if k_ in ("kernel_size", "stride", "ceil_mode")}
         for p in (2.0, 3.0):
-            y, _ = EMU.pool_forward("lp", dtype, *geo, True, p, xp)
+            y, _ = EMU.pool_forward("lp_pool", dtype, *geo, True, p, xp)
             assert_gpu_close(y, fastconv.lp_pool(xp, p, **lp_kw), dtype, 16)
             assert_gpu_close(
-                EMU.pool_backward("lp", dtype, *geo, True, p, gy, xp),
+                EMU.pool_backward("lp_pool", dtype, *geo, True, p, gy, xp),
                 fastconv.lp_pool_backward(gy, xp, p, **lp_kw),
                 dtype,
                 16,
@@ -845,10 +852,12 @@ def test_emulated_pool_kernels_match_cpu_reference(rng, case, dtype):
         EMU.max_unpool(dtype, out_shape, y64, idx64 + 10**6)
 
 
-# ---- end to end on the CPU: fastconv's public API -> _gpu.py -> the real glue (cuda/module.cc)
-# -> launchers -> kernels, all emulated. CPU torch tensors stand in for CUDA tensors (the
-# emulated "device pointers" are host pointers), so routing, shape checks, output allocation,
-# the transposed-conv pass mapping and max_unpool's index check run as they would on a GPU.
+# ---- end to end on the CPU: fastconv's public API -> the CUDA backend (fastconv/backends/cuda.py)
+# -> the real glue (cuda/module.cc) -> launchers -> kernels, all emulated. CPU torch tensors
+# wrapped as "CUDA arrays" (they report a CUDA DLPack device) stand in for device tensors (the
+# emulated "device pointers" are host pointers), and a registered backend serves them with the
+# emulated module, so routing, shape checks, output allocation, the transposed-conv pass
+# mapping and max_unpool's index check run as they would on a GPU.
 
 
 def _load_emulated_glue():
@@ -866,33 +875,71 @@ def _load_emulated_glue():
 GLUE = _load_emulated_glue()
 
 
-@pytest.fixture
-def emulated_gpu(monkeypatch):
-    """Routes CPU torch tensors through fastconv's GPU path onto the emulated _cuda module."""
-    if GLUE is None or torch is None:
-        pytest.skip(f"needs torch and the CUDA host emulation ({EMU_REASON or 'glue missing'})")
-    devices, _ = GLUE.devices()
-    monkeypatch.setattr(_gpu, "_cuda_module", lambda: GLUE)
-    monkeypatch.setattr(_gpu, "_devices", lambda: (devices, ""))
-    monkeypatch.setattr(_gpu, "_on_cuda", lambda obj: _gpu._is_torch(obj))
-    real_device = _gpu.array_device
-    monkeypatch.setattr(
-        _gpu, "array_device", lambda obj: ("cuda", 0) if _gpu._is_torch(obj) else real_device(obj)
-    )
-    monkeypatch.setattr(_gpu._Call, "stream", lambda self: 0)
+class EmulatedDeviceTensor:
+    """A CPU torch tensor that says it lives on cuda:0; methods and operators act on the tensor
+    and wrap tensor results again."""
 
-    def empty(self, shape, dtype=None):
-        dtype = dtype or self.dtype
+    def __init__(self, t):
+        self.t = t
+
+    def __dlpack_device__(self):
+        return (2, 0)  # kDLCUDA, device 0
+
+    @staticmethod
+    def _wrap(v):
+        return EmulatedDeviceTensor(v) if isinstance(v, torch.Tensor) else v
+
+    def __getattr__(self, name):
+        attr = getattr(self.t, name)
+        if not callable(attr):
+            return attr
+        return lambda *a, **k: self._wrap(attr(*a, **k))
+
+    def __getitem__(self, key):
+        return self._wrap(self.t[key])
+
+    def __add__(self, other):
+        return self._wrap(self.t + other)
+
+
+class EmulatedCuda(CudaBackend):
+    """The CUDA backend over the emulated module: host pointers, no streams, NaN outputs."""
+
+    def module(self):
+        return GLUE
+
+    def devices(self):
+        return GLUE.devices()
+
+    def stream(self, call):
+        return 0
+
+    def prepare(self, names, values, device, index=None):
+        def unwrap(v):
+            return v.t if isinstance(v, EmulatedDeviceTensor) else v
+
+        if index is not None:
+            index = (index[0], unwrap(index[1]))
+        return super().prepare(names, [unwrap(v) for v in values], device, index)
+
+    def empty(self, call, shape, dtype=None):
+        dtype = dtype or call.dtype
         t = torch.full(tuple(shape), float("nan")) if dtype != "int64" else torch.empty(shape)
         t = t.to(getattr(torch, dtype))
-        return _gpu._Operand(t, "torch", t.data_ptr(), tuple(t.shape), dtype)
+        return EmulatedDeviceTensor(t), t.data_ptr()
 
-    monkeypatch.setattr(_gpu._Call, "empty", empty)
-    return GLUE
+
+@pytest.fixture
+def emulated_gpu():
+    """Serves "CUDA" arrays with the emulated kernels for the duration of a test."""
+    if GLUE is None or torch is None:
+        pytest.skip(f"needs torch and the CUDA host emulation ({EMU_REASON or 'glue missing'})")
+    with backends.registered(EmulatedCuda()):
+        yield GLUE
 
 
 def _t(a, dtype):
-    return torch.from_numpy(np.ascontiguousarray(a)).to(getattr(torch, dtype))
+    return EmulatedDeviceTensor(torch.from_numpy(np.ascontiguousarray(a)).to(getattr(torch, dtype)))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
@@ -903,7 +950,7 @@ def test_emulated_end_to_end_conv_and_transposed_conv(emulated_gpu, rng, dtype):
     kw = dict(stride=(2, 1), padding=((1, 0), (1, 1)), dilation=(1, 2), groups=2)
     x, w, b = _t(x64, dtype), _t(w64, dtype), _t(b64, dtype)
     y = fastconv.conv(x, w, b, **kw)
-    assert isinstance(y, torch.Tensor) and y.dtype == x.dtype
+    assert isinstance(y, EmulatedDeviceTensor) and y.dtype == x.dtype  # the inputs' kind
     y64 = fastconv.conv(x64, w64, b64, **kw)
     assert_gpu_close(y, y64, dtype, 18)
     gy64 = round_to(rng.uniform(-1, 1, y64.shape), dtype)
@@ -1058,18 +1105,21 @@ def test_cmake_cuda_switch(tmp_path, mode, cudacxx, expect, ok):
     assert (proc.returncode == 0) == ok, out
 
 
-def test_gpus_older_than_sm80_are_reported_unavailable(monkeypatch):
-    monkeypatch.setattr(_gpu, "_cuda_module", lambda: object())
-    old = [{"index": 0, "name": "Tesla T4", "capability": (7, 5), "total_memory": 1 << 34}]
-    monkeypatch.setattr(_gpu, "_devices", lambda: (old, ""))
-    assert "compute capability 8.0" in _gpu.unavailable_reason()
-    assert "Tesla T4 (sm_75)" in _gpu.unavailable_reason()
-    with pytest.raises(ValueError, match="compute capability"):
-        fastconv.algorithms("conv", device="cuda")
-    new = [dict(old[0], name="H100", capability=(9, 0))]
-    monkeypatch.setattr(_gpu, "_devices", lambda: (new, ""))
-    assert _gpu.unavailable_reason() == ""
-    assert fastconv.algorithms("max_pool", device="cuda") == ["direct"]
+def test_gpus_older_than_sm80_are_reported_unavailable():
+    class OldGpu(AvailableCuda):
+        def devices(self):
+            t4 = {"index": 0, "name": "Tesla T4", "capability": (7, 5), "total_memory": 1 << 34}
+            return [t4], ""
+
+    old = OldGpu()
+    assert "compute capability 8.0" in old.unavailable_reason()
+    assert "Tesla T4 (sm_75)" in old.unavailable_reason()
+    with backends.registered(old):
+        with pytest.raises(ValueError, match="compute capability"):
+            fastconv.algorithms("conv", device="cuda")
+    with backends.registered(AvailableCuda()) as new:
+        assert new.unavailable_reason() == ""
+        assert fastconv.algorithms("max_pool", device="cuda") == ["direct"]
 
 
 @requires_emulation
@@ -1078,8 +1128,6 @@ def test_gpus_older_than_sm80_are_reported_unavailable(monkeypatch):
 def test_emulated_random_geometries(seed):
     """Random rank, groups, stride, padding (low != high), dilation, mode and kernel sizes:
     every pass of implicit_gemm (and depthwise where it applies) against the CPU reference."""
-    from fastconv.functional import _conv_window
-
     rng = np.random.default_rng(seed)
     for _ in range(30):
         rank = int(rng.integers(1, 4))
@@ -1112,12 +1160,12 @@ def test_emulated_random_geometries(seed):
                 x, gy, w_shape, algo="reference", **kw
             ),
         }
-        win = _conv_window(list(x_shape), list(w_shape), s, pads, d)
-        geo = (list(x_shape), list(w_shape), win.stride, win.pad_lo, win.pad_hi, win.dilation)
+        problem = conv_problem("conv", "forward", x_shape, w_shape, "float64", **kw)
+        geo = [list(v) for v in problem.conv_geometry[:6]]
         operands = {"forward": (x, w), "backward_data": (gy, w), "backward_weight": (x, gy)}
         for algo in ["implicit_gemm"] + (["depthwise"] if cg == 1 else []):
             for pass_, (a, b) in operands.items():
                 got = EMU.conv(
-                    pass_, algo, "simt", "float64", *geo, groups, mode == "conv", a, b, None
+                    pass_, algo, "simt", "float64", *geo, groups, mode, a, b, None
                 )
                 assert_gpu_close(got, want[pass_], "float64", 1, f"{algo} {pass_} {x_shape} {kw}")

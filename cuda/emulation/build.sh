@@ -16,17 +16,19 @@ for src in implicit_gemm depthwise pool; do
 done
 c++ $flags -c "$root/csrc/common/geometry.cc" -o "$out/geometry.o" &
 pids="$pids $!"
+c++ $flags -c "$root/csrc/common/types.cc" -o "$out/types.o" &
+pids="$pids $!"
 c++ $flags -include "$root/cuda/emulation/host_emulation.h" -c "$root/cuda/emulation/emulation_module.cc" -o "$out/module.o" &
 pids="$pids $!"
 # The real glue (cuda/module.cc) over the emulated kernels: an emulated fastconv._cuda whose
-# "device pointers" are host pointers, for end-to-end tests of fastconv/_gpu.py.
+# "device pointers" are host pointers, for end-to-end tests of fastconv/backends/cuda.py.
 c++ $flags -include "$root/cuda/emulation/host_emulation.h" -c "$root/cuda/module.cc" -o "$out/glue.o" &
 pids="$pids $!"
 c++ $flags -include "$root/cuda/emulation/host_emulation.h" -x c++ -c "$root/cuda/device_query.cu" -o "$out/device_query.o" &
 pids="$pids $!"
 for p in $pids; do wait $p; done
 suffix=$($python -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
-c++ -shared -pthread -o "$out/fastconv_cuda_emulation$suffix" "$out"/implicit_gemm.o "$out"/depthwise.o "$out"/pool.o "$out"/geometry.o "$out"/module.o
+c++ -shared -pthread -o "$out/fastconv_cuda_emulation$suffix" "$out"/implicit_gemm.o "$out"/depthwise.o "$out"/pool.o "$out"/geometry.o "$out"/types.o "$out"/module.o
 mkdir -p "$out/glue"
-c++ -shared -pthread -o "$out/glue/_cuda$suffix" "$out"/implicit_gemm.o "$out"/depthwise.o "$out"/pool.o "$out"/geometry.o "$out"/device_query.o "$out"/glue.o
+c++ -shared -pthread -o "$out/glue/_cuda$suffix" "$out"/implicit_gemm.o "$out"/depthwise.o "$out"/pool.o "$out"/geometry.o "$out"/types.o "$out"/device_query.o "$out"/glue.o
 echo "$out"

@@ -12,6 +12,7 @@
 #include "conv_kernels.h"
 #include "fastconv/geometry.h"
 #include "fastconv/status.h"
+#include "fastconv/types.h"
 
 namespace py = pybind11;
 using Shape = std::vector<int64_t>;
@@ -20,54 +21,48 @@ namespace fc = fastconv::cuda;
 
 namespace {
 
-fc::DType parse_dtype(const std::string& s) {
-  if (s == "float32") return fc::DType::kF32;
-  if (s == "float64") return fc::DType::kF64;
-  if (s == "float16") return fc::DType::kF16;
-  if (s == "bfloat16") return fc::DType::kBF16;
-  throw std::invalid_argument("dtype " + s);
-}
+using fastconv::parse_dtype;
 
-size_t itemsize(fc::DType t) {
-  return t == fc::DType::kF64 ? 8 : t == fc::DType::kF32 ? 4 : 2;
+size_t itemsize(fastconv::DType t) {
+  return t == fastconv::DType::kFloat64 ? 8 : t == fastconv::DType::kFloat32 ? 4 : 2;
 }
 
 // A device-side buffer of `count` elements of dtype t (host memory here).
 struct Buffer {
-  fc::DType t;
+  fastconv::DType t;
   std::vector<unsigned char> bytes;
-  Buffer(fc::DType t_, size_t count) : t(t_), bytes(count * itemsize(t_)) {}
+  Buffer(fastconv::DType t_, size_t count) : t(t_), bytes(count * itemsize(t_)) {}
   void* data() { return bytes.empty() ? nullptr : bytes.data(); }
   size_t count() const { return bytes.size() / itemsize(t); }
   void set(size_t i, double v) {
     switch (t) {
-      case fc::DType::kF32: reinterpret_cast<float*>(bytes.data())[i] = float(v); break;
-      case fc::DType::kF64: reinterpret_cast<double*>(bytes.data())[i] = v; break;
-      case fc::DType::kF16:
+      case fastconv::DType::kFloat32: reinterpret_cast<float*>(bytes.data())[i] = float(v); break;
+      case fastconv::DType::kFloat64: reinterpret_cast<double*>(bytes.data())[i] = v; break;
+      case fastconv::DType::kFloat16:
         reinterpret_cast<__half*>(bytes.data())[i] = __float2half_rn(float(v));
         break;
-      case fc::DType::kBF16:
+      case fastconv::DType::kBFloat16:
         reinterpret_cast<__nv_bfloat16*>(bytes.data())[i] = __float2bfloat16_rn(float(v));
         break;
     }
   }
   double get(size_t i) const {
     switch (t) {
-      case fc::DType::kF32: return reinterpret_cast<const float*>(bytes.data())[i];
-      case fc::DType::kF64: return reinterpret_cast<const double*>(bytes.data())[i];
-      case fc::DType::kF16: return __half2float(reinterpret_cast<const __half*>(bytes.data())[i]);
+      case fastconv::DType::kFloat32: return reinterpret_cast<const float*>(bytes.data())[i];
+      case fastconv::DType::kFloat64: return reinterpret_cast<const double*>(bytes.data())[i];
+      case fastconv::DType::kFloat16: return __half2float(reinterpret_cast<const __half*>(bytes.data())[i]);
       default: return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(bytes.data())[i]);
     }
   }
 };
 
-Buffer to_buffer(fc::DType t, const Array& a) {
+Buffer to_buffer(fastconv::DType t, const Array& a) {
   Buffer b(t, a.size());
   for (py::ssize_t i = 0; i < a.size(); ++i) b.set(i, a.data()[i]);
   return b;
 }
 
-Buffer poisoned(fc::DType t, size_t count) {  // NaN: every output must be written
+Buffer poisoned(fastconv::DType t, size_t count) {  // NaN: every output must be written
   Buffer b(t, count);
   for (size_t i = 0; i < count; ++i) b.set(i, std::numeric_limits<double>::quiet_NaN());
   return b;
@@ -82,16 +77,15 @@ Array to_array(const Buffer& b, const Shape& shape) {
 Array conv(const std::string& pass, const std::string& algo, const std::string& math,
            const std::string& dtype, const Shape& x_shape, const Shape& w_shape,
            const Shape& stride, const Shape& pad_lo, const Shape& pad_hi, const Shape& dilation,
-           int64_t groups, bool flip, const Array& a, const Array& b, py::object bias) {
+           int64_t groups, const std::string& mode, const Array& a, const Array& b,
+           py::object bias) {
   const auto g = fastconv::make_conv_geometry(
       x_shape, w_shape, {stride, pad_lo, pad_hi, dilation}, groups,
-      flip ? fastconv::ConvMode::kConv : fastconv::ConvMode::kCross, true);
-  const fc::DType t = parse_dtype(dtype);
-  const fc::ConvPass ps = pass == "forward"         ? fc::ConvPass::kForward
-                          : pass == "backward_data" ? fc::ConvPass::kBackwardData
-                                                    : fc::ConvPass::kBackwardWeight;
-  const Shape out_shape = ps == fc::ConvPass::kForward        ? g.output_shape()
-                          : ps == fc::ConvPass::kBackwardData ? g.input_shape()
+      mode == "conv" ? fastconv::ConvMode::kConv : fastconv::ConvMode::kCross, true);
+  const fastconv::DType t = parse_dtype(dtype);
+  const fastconv::ConvPass ps = fastconv::parse_conv_pass(pass);
+  const Shape out_shape = ps == fastconv::ConvPass::kForward        ? g.output_shape()
+                          : ps == fastconv::ConvPass::kBackwardData ? g.input_shape()
                                                               : g.weight_shape();
   Buffer ba = to_buffer(t, a), bb = to_buffer(t, b);
   Buffer bbias(t, 0);
@@ -109,7 +103,7 @@ Array conv(const std::string& pass, const std::string& algo, const std::string& 
 }
 
 Array bias_grad(const std::string& dtype, const Shape& gy_shape, const Array& gy) {
-  const fc::DType t = parse_dtype(dtype);
+  const fastconv::DType t = parse_dtype(dtype);
   int64_t spatial = 1;
   for (size_t i = 2; i < gy_shape.size(); ++i) spatial *= gy_shape[i];
   Buffer bg = to_buffer(t, gy);
@@ -119,24 +113,21 @@ Array bias_grad(const std::string& dtype, const Shape& gy_shape, const Array& gy
 }
 
 fc::PoolArgs pool_args(const std::string& kind, bool cip, double p) {
-  const fc::PoolKind k = kind == "max"   ? fc::PoolKind::kMax
-                         : kind == "avg" ? fc::PoolKind::kAvg
-                                         : fc::PoolKind::kLp;
-  return {k, cip, p};
+  return {fastconv::parse_pool_kind(kind), cip, p};
 }
 
 py::tuple pool_forward(const std::string& kind, const std::string& dtype, const Shape& x_shape,
                        const Shape& kernel, const Shape& stride, const Shape& lo, const Shape& hi,
                        const Shape& dil, bool ceil_mode, bool cip, double p, const Array& x) {
   const auto g = fastconv::make_pool_geometry(x_shape, kernel, {stride, lo, hi, dil}, ceil_mode);
-  const fc::DType t = parse_dtype(dtype);
+  const fastconv::DType t = parse_dtype(dtype);
   Buffer bx = to_buffer(t, x);
   const Shape out_shape = g.output_shape();
   const int64_t count = fastconv::checked_product(out_shape, "out");
   Buffer y = poisoned(t, count);
   std::vector<int64_t> idx(count, -7);
   fc::pool_forward(t, g, pool_args(kind, cip, p), bx.data(), y.data(),
-                   kind == "max" ? idx.data() : nullptr, nullptr);
+                   kind == "max_pool" ? idx.data() : nullptr, nullptr);
   py::array_t<int64_t> ia(std::vector<py::ssize_t>(out_shape.begin(), out_shape.end()));
   std::copy(idx.begin(), idx.end(), ia.mutable_data());
   return py::make_tuple(to_array(y, out_shape), ia);
@@ -147,7 +138,7 @@ Array pool_backward(const std::string& kind, const std::string& dtype, const Sha
                     const Shape& dil, bool ceil_mode, bool cip, double p, const Array& gy,
                     const Array& x) {
   const auto g = fastconv::make_pool_geometry(x_shape, kernel, {stride, lo, hi, dil}, ceil_mode);
-  const fc::DType t = parse_dtype(dtype);
+  const fastconv::DType t = parse_dtype(dtype);
   Buffer bgy = to_buffer(t, gy), bx = to_buffer(t, x);
   Buffer gx = poisoned(t, fastconv::checked_product(x_shape, "x"));
   fc::pool_backward(t, g, pool_args(kind, cip, p), bgy.data(), bx.data(), gx.data(), nullptr);
@@ -156,7 +147,7 @@ Array pool_backward(const std::string& kind, const std::string& dtype, const Sha
 
 Array max_unpool(const std::string& dtype, const Shape& out_shape, const Array& x,
                  const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& idx) {
-  const fc::DType t = parse_dtype(dtype);
+  const fastconv::DType t = parse_dtype(dtype);
   const int64_t planes = out_shape[0] * out_shape[1];
   const int64_t out_count =
       fastconv::checked_product(out_shape, "out") / std::max<int64_t>(planes, 1);

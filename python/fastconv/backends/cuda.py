@@ -31,7 +31,6 @@ GPU_ALGORITHMS = {
     "lp_pool": ("direct",),
 }
 _ITEMSIZE = {"float64": 8, "int64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
-_POOL_KINDS = {"max_pool": "max", "avg_pool": "avg", "lp_pool": "lp"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -153,13 +152,20 @@ class CudaBackend(Backend):
     device = "cuda"
     dtypes = ("float32", "float64", "float16", "bfloat16")
 
+    # The compiled module and the devices it sees (tests serve an emulated module instead).
+    def module(self) -> Any:
+        return cuda_module()
+
+    def devices(self) -> tuple[list[dict], str]:
+        return devices()
+
     def unavailable_reason(self) -> str:
-        if cuda_module() is None:
+        if self.module() is None:
             return (
                 "this fastconv build has no CUDA module (fastconv._cuda was not built: no CUDA "
                 "compiler at build time, or FASTCONV_CUDA=OFF)"
             )
-        found, error = devices()
+        found, error = self.devices()
         if not found:
             return f"no CUDA device is visible ({error or 'the driver reports none'})"
         if not any(tuple(d["capability"]) >= (8, 0) for d in found):
@@ -231,7 +237,7 @@ class CudaBackend(Backend):
     def check_allocation(self, call: Call, shape: Sequence[int], dtype: Optional[str]) -> None:
         dtype = dtype or call.dtype
         nbytes = _ITEMSIZE[dtype] * math.prod(int(s) for s in shape)
-        found, _ = devices()
+        found, _ = self.devices()
         total = next((d["total_memory"] for d in found if d["index"] == call.device), None)
         if total is not None and nbytes > total:
             raise MemoryError(
@@ -276,7 +282,7 @@ class CudaBackend(Backend):
         h = call.handles
         a, b = (h[1], h[0]) if problem.swap_operands else (h[0], h[1])
         bias = h[2] if len(h) > 2 else 0
-        cuda_module().conv(
+        self.module().conv(
             problem.conv_pass,
             name,
             math_,
@@ -291,12 +297,12 @@ class CudaBackend(Backend):
         )
 
     def run_conv_backward_bias(self, call: Call, out: Any) -> None:
-        cuda_module().conv_backward_bias(
+        self.module().conv_backward_bias(
             call.dtype, call.device, self.stream(call), list(call.shapes[0]), call.handles[0], out
         )
 
     def run_pool(self, call: Call, problem: Any, a: Any, b: Any, indices: Any, out: Any) -> None:
-        mod, stream = cuda_module(), self.stream(call)
+        mod, stream = self.module(), self.stream(call)
         if problem.kind == "max_unpool":
             x_shape, y_shape = problem.x_shape, problem.y_shape
             mod.max_unpool(
@@ -314,7 +320,7 @@ class CudaBackend(Backend):
         # The GPU max-pool backward recomputes each window's argmax from x; saved indices
         # (shape-checked) name the same positions.
         common = (
-            _POOL_KINDS[problem.kind],
+            problem.kind,
             call.dtype,
             call.device,
             stream,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import fastconv
+from fastconv.backends.cuda import get_allow_tf32
 
 from .candidates import fastconv_algorithms, fastconv_candidates, make_problem, peer_candidates
 from .report import (
@@ -222,8 +223,8 @@ def run_suite(layers: list[Layer], args: argparse.Namespace, peers: dict[str, An
         settings.events = torch.cuda
         torch.backends.cudnn.benchmark = True
         # Same math on both sides: cuDNN may use TF32 exactly when fastconv does (exact FP32
-        # unless allowed, see fastconv._gpu.set_allow_tf32).
-        torch.backends.cudnn.allow_tf32 = fastconv._gpu.get_allow_tf32("torch")
+        # unless allowed, see fastconv.set_allow_tf32).
+        torch.backends.cudnn.allow_tf32 = get_allow_tf32("torch")
     tasks = list(_tasks(layers, args.passes))
     progress, rows = Progress(len(tasks)), []
     rates: dict[tuple[str, str], float] = {}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastconv import _C
+from fastconv._problem import conv_problem, pool_problem
 
 ENTRY_KEYS = {
     "name",
@@ -111,26 +111,23 @@ def _library_output_shape(layer: Layer) -> tuple[int, ...]:
 
     The only output-size computation of the benchmark, so its shapes cannot drift from the
     library's; raises ValueError where the library rejects the geometry."""
-    # switch to fastconv._problem once it lands
-    x_shape, pad = list(layer.input_shape()), list(layer.padding)
-    window = (list(layer.stride), pad, pad)  # suites pad symmetrically: pad_lo == pad_hi
+    x_shape, pad = layer.input_shape(), list(layer.padding)
+    geometry = dict(stride=list(layer.stride), padding=pad, dilation=list(layer.dilation))
     if layer.is_pool:
-        shape = _C.pool_output_shape(
-            x_shape, list(layer.kernel), *window, list(layer.dilation), False
-        )
-    elif layer.op == "conv_transpose":
-        shape = _C.conv_transpose_output_shape(
-            x_shape,
-            list(layer.weight_shape()),
-            *window,
-            list(layer.output_padding),
-            list(layer.dilation),
-            layer.groups,
-        )
-    else:
-        shape = _C.conv_output_shape(
-            x_shape, list(layer.weight_shape()), *window, list(layer.dilation), layer.groups
-        )
+        pool = pool_problem(layer.op, "forward", x_shape, "float32", list(layer.kernel), **geometry)
+        return tuple(pool.y_shape)
+    extra = {"output_padding": list(layer.output_padding)} if layer.op == "conv_transpose" else {}
+    problem = conv_problem(
+        layer.op,
+        "forward",
+        x_shape,
+        layer.weight_shape(),
+        "float32",
+        groups=layer.groups,
+        **geometry,
+        **extra,
+    )
+    shape = problem.y_shape
     return tuple(shape)
 
 
