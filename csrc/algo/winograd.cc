@@ -9,10 +9,10 @@
 #include <string>
 
 #include "algo/gemm_conv.h"
-#include "fastconv/cpu_features.h"
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
 #include "gemm/gemm.h"
+#include "isa/isa_dispatch.h"
 #include "ukernels/winograd/winograd_ukernels.h"
 
 namespace fastconv::algo {
@@ -24,26 +24,17 @@ std::string dims_text(const ConvGeometry& g, const Dims& v) {
   return format_dims(d);
 }
 
+// The active ISA's tile transforms: its table function is chosen once per dtype, then each call
+// looks the tile up in that table.
 template <typename T>
 const winograd::TileKernels<T>& tile_kernels(int m, bool two_d) {
-  // Chosen per call from the active ISA (read once by active_isa()), a table lookup.
-#if defined(FASTCONV_X86)
-  const IsaLevel isa = active_isa();
   if constexpr (sizeof(T) == 4) {
-    if (isa == IsaLevel::kAvx512) return avx512::f32_winograd_tiles(m, two_d);
-    if (isa == IsaLevel::kAvx2) return avx2::f32_winograd_tiles(m, two_d);
-    return scalar::f32_winograd_tiles(m, two_d);
+    static const auto isa_tiles = FASTCONV_KERNEL_BY_ISA(f32_winograd_tiles);
+    return isa_tiles(m, two_d);
   } else {
-    if (isa == IsaLevel::kAvx512) return avx512::f64_winograd_tiles(m, two_d);
-    if (isa == IsaLevel::kAvx2) return avx2::f64_winograd_tiles(m, two_d);
-    return scalar::f64_winograd_tiles(m, two_d);
+    static const auto isa_tiles = FASTCONV_KERNEL_BY_ISA(f64_winograd_tiles);
+    return isa_tiles(m, two_d);
   }
-#else
-  if constexpr (sizeof(T) == 4)
-    return scalar::f32_winograd_tiles(m, two_d);
-  else
-    return scalar::f64_winograd_tiles(m, two_d);
-#endif
 }
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
