@@ -9,8 +9,8 @@ namespace fastconv {
 // chosen one is called. Callers keep the result (a function-local static), so the choice is
 // made once per table. Call it through FASTCONV_BY_ISA, which also builds without x86.
 template <typename PickScalar, typename PickAvx2, typename PickAvx512>
-auto by_isa(PickScalar&& pick_scalar, PickAvx2&& pick_avx2, PickAvx512&& pick_avx512)
-    -> decltype(pick_scalar()) {
+auto by_isa(PickScalar&& pick_scalar, PickAvx2&& pick_avx2,
+            PickAvx512&& pick_avx512) -> decltype(pick_scalar()) {
   switch (active_isa()) {
     case IsaLevel::kAvx512:
       return pick_avx512();
@@ -30,9 +30,9 @@ auto by_isa(PickScalar&& pick_scalar, PickAvx2&& pick_avx2, PickAvx512&& pick_av
 // avx512 kernels, so there the macro names only the scalar entry: the others are never
 // referenced and need not exist.
 #if defined(FASTCONV_X86)
-#define FASTCONV_BY_ISA(scalar_entry, avx2_entry, avx512_entry)             \
-  ::fastconv::by_isa([&]() -> decltype(auto) { return (scalar_entry); },  \
-                     [&]() -> decltype(auto) { return (avx2_entry); },    \
+#define FASTCONV_BY_ISA(scalar_entry, avx2_entry, avx512_entry)          \
+  ::fastconv::by_isa([&]() -> decltype(auto) { return (scalar_entry); }, \
+                     [&]() -> decltype(auto) { return (avx2_entry); },   \
                      [&]() -> decltype(auto) { return (avx512_entry); })
 #else
 #define FASTCONV_BY_ISA(scalar_entry, avx2_entry, avx512_entry) (scalar_entry)
