@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import FastconvProcess, assert_close, raises_naming, rand
+from conftest import FastconvProcess, assert_close, raises_naming, rand, run_python
 
 TILES = (2, 4, 6)
 
@@ -47,6 +49,25 @@ def tiled_fastconv(tile, fastconv_with_env):
     reason = fc.explain((1, 4, 8, 8), (4, 4, 3, 3), padding=1, algo="winograd").reason
     assert f"F({tile}x{tile},3x3)" in reason, reason  # the variable reached the process
     return fc
+
+
+def test_tile_environment_is_read_once_per_process():
+    """FASTCONV_WINOGRAD_TILE is read on first use (common/tuning.h): later changes to the
+    environment leave the tile as it was."""
+    code = textwrap.dedent(
+        """
+        import os, fastconv
+        def note():
+            return fastconv.explain((1, 4, 8, 8), (4, 4, 3, 3), padding=1, algo="winograd").reason
+        first = note()
+        os.environ["FASTCONV_WINOGRAD_TILE"] = "6"
+        print(first, "|", note())
+        """
+    )
+    proc = run_python(code, {"FASTCONV_WINOGRAD_TILE": "2"})
+    assert proc.returncode == 0, proc.stderr
+    first, later = proc.stdout.strip().splitlines()[-1].split("|")
+    assert "F(2x2,3x3)" in first and "F(2x2,3x3)" in later, proc.stdout
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <string>
 
 #include "algo/gemm_conv.h"
+#include "common/tuning.h"
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
 #include "gemm/gemm.h"
@@ -85,10 +85,7 @@ struct Plan {
 // 14.0 ms at 1 MiB, 15.0 at 3, 20.0 at 12; F(2x2) conv2_2 22.4 ms at 2.5 MiB vs 24.1 at 1),
 // kernel blocks with large channel counts at a few MiB (conv4_2 12.8 ms at 6 MiB vs 17.5 at 1).
 int64_t block_budget_bytes(bool kernel_blocks) {
-  if (const char* s = std::getenv("FASTCONV_WINOGRAD_BLOCK_BYTES")) {
-    const long long v = std::atoll(s);
-    if (v > 0) return v;
-  }
+  if (const int64_t forced = tuning().winograd_block_bytes) return forced;
   return kernel_blocks ? int64_t(6) << 20 : int64_t(2) << 20;
 }
 
@@ -405,12 +402,9 @@ std::string winograd_unsupported_reason(const ConvGeometry& g, ConvPass) {
 // layers at ~10-15x the error). Weight gradient F(3x3,mxm) (res2-res4): m = 2 0.7-1.4x, 4
 // 2.4-4.5x, 6 7-12.5x, so 4. 1-D (64-512 channels): F(6,3) 2.5-8.3x.
 int winograd_tile(const ConvGeometry& g, ConvPass pass) {
-  if (const char* s = std::getenv("FASTCONV_WINOGRAD_TILE")) {
-    const std::string v(s);
-    if (v == "2" || v == "4" || v == "6") return std::stoi(v);
-    if (!v.empty())
-      throw InvalidArgument("FASTCONV_WINOGRAD_TILE must be 2, 4 or 6, got '" + v + "'");
-  }
+  const Tuning& knobs = tuning();
+  if (!knobs.winograd_tile_error.empty()) throw InvalidArgument(knobs.winograd_tile_error);
+  if (knobs.winograd_tile != 0) return knobs.winograd_tile;
   if (g.rank == 1) return 6;
   if (pass == ConvPass::kBackwardWeight) return 4;
   const int64_t summed = pass == ConvPass::kBackwardData ? g.k_per_group() : g.c_per_group();
