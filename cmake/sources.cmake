@@ -5,6 +5,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/common/problem.cc
   csrc/common/types.cc
   csrc/common/thread_pool.cc
+  csrc/common/tuning.cc
   csrc/isa/cpu_features.cc
   csrc/ref/conv_ref.cc
   csrc/ref/pool_ref.cc

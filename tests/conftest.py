@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -159,6 +160,122 @@ def run_with_isa(code, isa, timeout=300):
         f"FASTCONV_ISA={isa}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     )
     return proc
+
+
+# ---- fastconv in a process of its own, for knobs read once per process (common/tuning.h:
+# FASTCONV_WINOGRAD_TILE, FASTCONV_WINOGRAD_BLOCK_BYTES, FASTCONV_WORKSPACE_LIMIT)
+
+# The child: reads (name, args, kwargs) pickles from stdin, runs fastconv.<name>(*args, **kwargs)
+# and answers (True, result) or (False, exception). Outputs start as NaN, as under
+# `poisoned_outputs`. fd 1 goes to stderr so that nothing but answers reaches the pipe.
+# Unpickled arrays carry an equal but distinct dtype object, which the bindings' identity test
+# (dtype_of in csrc/bindings/module.cc) rejects: both sides view them with the canonical one.
+_FASTCONV_CHILD = """
+import os, pickle, sys
+import numpy as np
+import fastconv
+from fastconv import _interop
+
+answers = os.fdopen(os.dup(1), "wb")
+os.dup2(2, 1)
+original_empty = _interop.ArrayKind.empty
+
+def poisoned_empty(self, shape, dtype):
+    obj, view = original_empty(self, shape, dtype)
+    view[...] = np.nan
+    return obj, view
+
+def canonical(a):
+    return a.view(np.dtype(a.dtype.str)) if isinstance(a, np.ndarray) else a
+
+_interop.ArrayKind.empty = poisoned_empty
+while True:
+    try:
+        name, args, kwargs = pickle.load(sys.stdin.buffer)
+    except EOFError:
+        break
+    try:
+        args = [canonical(a) for a in args]
+        kwargs = {k: canonical(v) for k, v in kwargs.items()}
+        answer = (True, getattr(fastconv, name)(*args, **kwargs))
+    except Exception as e:
+        answer = (False, e)
+    try:
+        pickle.dump(answer, answers)
+    except Exception as e:  # an unpicklable result or exception
+        pickle.dump((False, RuntimeError(f"{name}: {e!r} ({answer!r})")), answers)
+    answers.flush()
+"""
+
+
+def _canonical_dtype(value):
+    """An unpickled array viewed with the canonical dtype object (see _FASTCONV_CHILD)."""
+    return value.view(np.dtype(value.dtype.str)) if isinstance(value, np.ndarray) else value
+
+
+class FastconvProcess:
+    """fastconv in a fresh interpreter with extra environment variables, called like the module:
+    `proc.conv(x, w, padding=1)` runs fastconv.conv there and returns its result or raises its
+    exception here. Outputs start as NaN there (as under `poisoned_outputs`)."""
+
+    def __init__(self, env):
+        self.env = dict(env)
+        full_env = dict(os.environ)
+        full_env.update(self.env)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _FASTCONV_CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=full_env,
+            cwd=str(TESTS_DIR),
+        )
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self._call(name, args, kwargs)
+
+    def _call(self, name, args, kwargs):
+        pickle.dump((name, args, kwargs), self._proc.stdin)
+        self._proc.stdin.flush()
+        try:
+            ok, value = pickle.load(self._proc.stdout)
+        except EOFError:
+            raise RuntimeError(
+                f"fastconv process with {self.env} exited with {self._proc.wait()} in {name}"
+            ) from None
+        if not ok:
+            raise value
+        if isinstance(value, tuple):
+            return tuple(_canonical_dtype(v) for v in value)
+        return _canonical_dtype(value)
+
+    def close(self):
+        self._proc.stdin.close()
+        self._proc.wait(timeout=60)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@pytest.fixture(scope="module")
+def fastconv_with_env():
+    """fastconv_with_env(NAME=value, ...): a FastconvProcess with those variables, one per
+    distinct set, shared by the module's tests and closed after them."""
+    processes = {}
+
+    def get(**env):
+        key = tuple(sorted(env.items()))
+        if key not in processes:
+            processes[key] = FastconvProcess(env)
+        return processes[key]
+
+    yield get
+    for proc in processes.values():
+        proc.close()
 
 
 @pytest.fixture(params=ISA_LEVELS)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
 
 import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import assert_close, raises_naming, rand, run_with_isa
+from conftest import FastconvProcess, assert_close, raises_naming, rand, run_python
 
 TILES = (2, 4, 6)
 
@@ -38,26 +37,54 @@ IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 
 
 @pytest.fixture(params=TILES)
-def tile(request, monkeypatch):
-    """FASTCONV_WINOGRAD_TILE is read on every call, so setting it in-process selects the tile."""
-    monkeypatch.setenv("FASTCONV_WINOGRAD_TILE", str(request.param))
+def tile(request):
     return request.param
+
+
+@pytest.fixture
+def tiled_fastconv(tile, fastconv_with_env):
+    """fastconv forcing F(tile): FASTCONV_WINOGRAD_TILE is read once per process, so each tile
+    runs in a process of its own (outputs there start as NaN, as under `poisoned_outputs`)."""
+    fc = fastconv_with_env(FASTCONV_WINOGRAD_TILE=str(tile))
+    reason = fc.explain((1, 4, 8, 8), (4, 4, 3, 3), padding=1, algo="winograd").reason
+    assert f"F({tile}x{tile},3x3)" in reason, reason  # the variable reached the process
+    return fc
+
+
+def test_tile_environment_is_read_once_per_process():
+    """FASTCONV_WINOGRAD_TILE is read on first use (common/tuning.h): later changes to the
+    environment leave the tile as it was."""
+    code = textwrap.dedent(
+        """
+        import os, fastconv
+        def note():
+            return fastconv.explain((1, 4, 8, 8), (4, 4, 3, 3), padding=1, algo="winograd").reason
+        first = note()
+        os.environ["FASTCONV_WINOGRAD_TILE"] = "6"
+        print(first, "|", note())
+        """
+    )
+    proc = run_python(code, {"FASTCONV_WINOGRAD_TILE": "2"})
+    assert proc.returncode == 0, proc.stderr
+    first, later = proc.stdout.strip().splitlines()[-1].split("|")
+    assert "F(2x2,3x3)" in first and "F(2x2,3x3)" in later, proc.stdout
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape,w_shape,kw", GEOMETRIES, ids=IDS)
-def test_passes(poisoned_outputs, rng, tile, x_shape, w_shape, kw, dtype):
+def test_passes(tiled_fastconv, rng, x_shape, w_shape, kw, dtype):
+    fc = tiled_fastconv
     kw = dict(kw, groups=kw.get("groups", 1))
     x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
     b = rand(rng, (w_shape[0],), dtype)
     want = ref.conv(x, w, b, **kw)
-    y = fastconv.conv(x, w, b, algo="winograd", **kw)
+    y = fc.conv(x, w, b, algo="winograd", **kw)
     assert_close(y, want, dtype, int(np.prod(w_shape[1:])))
     gy = rand(rng, want.shape, dtype)
-    gx = fastconv.conv_backward_data(gy, w, x_shape, algo="winograd", **kw)
+    gx = fc.conv_backward_data(gy, w, x_shape, algo="winograd", **kw)
     want_gx = ref.conv_backward_data(gy, w, x_shape, **kw)
     assert_close(gx, want_gx, dtype, w_shape[0] // kw["groups"] * 9)
-    gw = fastconv.conv_backward_weight(x, gy, w_shape, algo="winograd", **kw)
+    gw = fc.conv_backward_weight(x, gy, w_shape, algo="winograd", **kw)
     out_count = int(np.prod(want.shape)) // max(want.shape[1], 1)
     assert_close(gw, ref.conv_backward_weight(x, gy, w_shape, **kw), dtype, max(out_count, 1))
 
@@ -71,19 +98,20 @@ def test_passes(poisoned_outputs, rng, tile, x_shape, w_shape, kw, dtype):
         ((3, 4, 11), (4, 5, 3), dict(padding=0)),
     ],
 )
-def test_transposed_stride_one(poisoned_outputs, rng, tile, x_shape, w_shape, kw, dtype):
+def test_transposed_stride_one(tiled_fastconv, rng, x_shape, w_shape, kw, dtype):
     """A stride-1 transposed conv runs winograd's backward data (forward) and forward (its
     backward data); padding above kernel - 1 gives its conv geometry negative padding."""
+    fc = tiled_fastconv
     groups = kw.get("groups", 1)
     x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
     b = rand(rng, (w_shape[1] * groups,), dtype)
     want = ref.conv_transpose(x, w, b, **kw)
-    y = fastconv.conv_transpose(x, w, b, algo="winograd", **kw)
+    y = fc.conv_transpose(x, w, b, algo="winograd", **kw)
     assert_close(y, want, dtype, 64)
     gy = rand(rng, want.shape, dtype)
-    gx = fastconv.conv_transpose_backward_data(gy, w, algo="winograd", **kw)
+    gx = fc.conv_transpose_backward_data(gy, w, algo="winograd", **kw)
     assert_close(gx, ref.conv_transpose_backward_data(gy, w, **kw), dtype, 64)
-    gw = fastconv.conv_transpose_backward_weight(x, gy, w_shape, algo="winograd", **kw)
+    gw = fc.conv_transpose_backward_weight(x, gy, w_shape, algo="winograd", **kw)
     assert_close(gw, ref.conv_transpose_backward_weight(x, gy, w_shape, **kw), dtype, 256)
 
 
@@ -106,11 +134,11 @@ def test_refusals_name_winograd_and_the_reason(w_shape, kw, why):
         fastconv.conv_backward_data(x[:, :4, :4], w, x.shape, algo="winograd", **kw)
 
 
-def test_bad_tile_environment_is_a_value_error(monkeypatch):
-    monkeypatch.setenv("FASTCONV_WINOGRAD_TILE", "3")
+def test_bad_tile_environment_is_a_value_error(fastconv_with_env):
+    fc = fastconv_with_env(FASTCONV_WINOGRAD_TILE="3")
     x, w = np.ones((1, 2, 6, 6), np.float32), np.ones((2, 2, 3, 3), np.float32)
     with raises_naming(ValueError, "FASTCONV_WINOGRAD_TILE"):
-        fastconv.conv(x, w, padding=1, algo="winograd")
+        fc.conv(x, w, padding=1, algo="winograd")
 
 
 @pytest.mark.parametrize("pass_", ["forward", "backward_data", "backward_weight"])
@@ -134,7 +162,7 @@ ERROR_MULTIPLE = {2: 4.0, 4: 40.0, 6: 120.0}
 WEIGHT_ERROR_MULTIPLE = {2: 4.0, 4: 10.0, 6: 30.0}
 
 
-def test_error_within_stated_multiple_of_implicit_gemm(monkeypatch):
+def test_error_within_stated_multiple_of_implicit_gemm(fastconv_with_env):
     r = np.random.default_rng(5)
     x = r.uniform(-1, 1, (1, 128, 28, 28)).astype(np.float32)
     w = r.uniform(-1, 1, (128, 128, 3, 3)).astype(np.float32)
@@ -143,74 +171,65 @@ def test_error_within_stated_multiple_of_implicit_gemm(monkeypatch):
     kw = dict(padding=1)
     runs = {
         "forward": (
-            lambda algo: fastconv.conv(x, w, algo=algo, **kw),
+            lambda fc, algo: fc.conv(x, w, algo=algo, **kw),
             fastconv.conv(x64, w64, algo="reference", **kw),
             ERROR_MULTIPLE,
         ),
         "backward_data": (
-            lambda algo: fastconv.conv_backward_data(gy, w, x.shape, algo=algo, **kw),
+            lambda fc, algo: fc.conv_backward_data(gy, w, x.shape, algo=algo, **kw),
             fastconv.conv_backward_data(gy64, w64, x.shape, algo="reference", **kw),
             ERROR_MULTIPLE,
         ),
         "backward_weight": (
-            lambda algo: fastconv.conv_backward_weight(x, gy, w.shape, algo=algo, **kw),
+            lambda fc, algo: fc.conv_backward_weight(x, gy, w.shape, algo=algo, **kw),
             fastconv.conv_backward_weight(x64, gy64, w.shape, algo="reference", **kw),
             WEIGHT_ERROR_MULTIPLE,
         ),
     }
     for name, (run, want, multiples) in runs.items():
         scale = float(np.abs(want).max())
-        base = float(np.abs(run("implicit_gemm") - want).max())
+        base = float(np.abs(run(fastconv, "implicit_gemm") - want).max())
         for t, multiple in multiples.items():
-            monkeypatch.setenv("FASTCONV_WINOGRAD_TILE", str(t))
-            err = float(np.abs(run("winograd") - want).max())
+            tiled = fastconv_with_env(FASTCONV_WINOGRAD_TILE=str(t))
+            err = float(np.abs(run(tiled, "winograd") - want).max())
             assert err <= multiple * base, (name, t, err / scale, base / scale)
 
 
 def test_every_isa_level_matches_the_oracle(isa):
-    """Each FASTCONV_ISA level runs its own transform kernels (one subprocess per level)."""
-    code = textwrap.dedent(
-        """
-        import json, os, numpy as np, fastconv
-        r = np.random.default_rng(2)
-        out = {}
-        for dt in ("float32", "float64"):
-            for t in ("2", "4", "6"):
-                os.environ["FASTCONV_WINOGRAD_TILE"] = t
+    """Each FASTCONV_ISA level runs its own transform kernels (one process per level and tile:
+    both variables are read once per process)."""
+    r = np.random.default_rng(2)
+    for t in TILES:
+        with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_WINOGRAD_TILE": str(t)}) as fc:
+            for dtype in (np.float32, np.float64):
                 for xs, ws in (((2, 16, 11, 13), (16, 16, 3, 3)), ((2, 16, 37), (16, 16, 3))):
-                    x = r.uniform(-1, 1, xs).astype(dt); w = r.uniform(-1, 1, ws).astype(dt)
-                    y = fastconv.conv(x, w, padding=1, algo="winograd")
-                    gx = fastconv.conv_backward_data(y, w, xs, padding=1, algo="winograd")
-                    gw = fastconv.conv_backward_weight(x, y, ws, padding=1, algo="winograd")
-                    out[f"{dt}/{t}/{len(xs)}"] = [a.tolist() for a in (x, w, y, gx, gw)]
-        print(json.dumps(out))
-        """
-    )
-    proc = run_with_isa(code, isa)
-    for key, (x, w, y, gx, gw) in json.loads(proc.stdout.strip().splitlines()[-1]).items():
-        dtype = np.dtype(key.split("/")[0])
-        x, w = np.asarray(x, dtype), np.asarray(w, dtype)
-        want = ref.conv(x, w, padding=1)
-        assert_close(np.asarray(y, dtype), want, dtype, 16 * 9, err_msg=key)
-        want_gx = ref.conv_backward_data(np.asarray(y, dtype), w, x.shape, padding=1)
-        assert_close(np.asarray(gx, dtype), want_gx, dtype, 16 * 9, err_msg=key)
-        want_gw = ref.conv_backward_weight(x, np.asarray(y, dtype), w.shape, padding=1)
-        assert_close(np.asarray(gw, dtype), want_gw, dtype, 2 * 143, err_msg=key)
+                    key = f"{np.dtype(dtype).name}/{t}/{len(xs)}"
+                    x = r.uniform(-1, 1, xs).astype(dtype)
+                    w = r.uniform(-1, 1, ws).astype(dtype)
+                    y = fc.conv(x, w, padding=1, algo="winograd")
+                    gx = fc.conv_backward_data(y, w, xs, padding=1, algo="winograd")
+                    gw = fc.conv_backward_weight(x, y, ws, padding=1, algo="winograd")
+                    assert_close(y, ref.conv(x, w, padding=1), dtype, 16 * 9, err_msg=key)
+                    want_gx = ref.conv_backward_data(y, w, xs, padding=1)
+                    assert_close(gx, want_gx, dtype, 16 * 9, err_msg=key)
+                    want_gw = ref.conv_backward_weight(x, y, ws, padding=1)
+                    assert_close(gw, want_gw, dtype, 2 * 143, err_msg=key)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_many_small_blocks(poisoned_outputs, rng, tile, monkeypatch, dtype):
+def test_many_small_blocks(fastconv_with_env, rng, tile, dtype):
     """FASTCONV_WINOGRAD_BLOCK_BYTES=1 forces the smallest blocks: many tile blocks (the weight
-    gradient accumulates over them) and many kernel blocks."""
-    monkeypatch.setenv("FASTCONV_WINOGRAD_BLOCK_BYTES", "1")
+    gradient accumulates over them) and many kernel blocks. Both knobs are read once per
+    process: the calls run in a process with both set (outputs start as NaN there)."""
+    fc = fastconv_with_env(FASTCONV_WINOGRAD_TILE=str(tile), FASTCONV_WINOGRAD_BLOCK_BYTES="1")
     for x_shape, w_shape in (((2, 16, 30, 31), (16, 16, 3, 3)), ((1, 6, 5, 6), (70, 6, 3, 3))):
         x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
         want = ref.conv(x, w, padding=1)
-        assert_close(fastconv.conv(x, w, padding=1, algo="winograd"), want, dtype, 16 * 9)
+        assert_close(fc.conv(x, w, padding=1, algo="winograd"), want, dtype, 16 * 9)
         gy = rand(rng, want.shape, dtype)
-        gx = fastconv.conv_backward_data(gy, w, x_shape, padding=1, algo="winograd")
+        gx = fc.conv_backward_data(gy, w, x_shape, padding=1, algo="winograd")
         assert_close(gx, ref.conv_backward_data(gy, w, x_shape, padding=1), dtype, 70 * 9)
-        gw = fastconv.conv_backward_weight(x, gy, w_shape, padding=1, algo="winograd")
+        gw = fc.conv_backward_weight(x, gy, w_shape, padding=1, algo="winograd")
         want_gw = ref.conv_backward_weight(x, gy, w_shape, padding=1)
         assert_close(gw, want_gw, dtype, int(np.prod(want.shape[2:])) * x_shape[0])
 

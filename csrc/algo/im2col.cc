@@ -2,11 +2,10 @@
 // sized to stay in cache (never above the workspace limit), then one packed GEMM per chunk;
 // backward data runs the GEMM into the column buffer and scatters it back (col2im).
 #include <algorithm>
-#include <cstdlib>
-#include <string>
 
 #include "algo/conv_panels.h"
 #include "algo/gemm_conv.h"
+#include "common/tuning.h"
 #include "fastconv/parallel.h"
 #include "gemm/gemm.h"
 
@@ -75,23 +74,7 @@ void fill_patches(const ConvGeometry& g, const T* image, T* col, int64_t o0, int
 
 }  // namespace
 
-int64_t workspace_limit_bytes() {
-  static const int64_t limit = [] {
-    const char* env = std::getenv("FASTCONV_WORKSPACE_LIMIT");
-    int64_t v = int64_t(256) << 20;
-    if (env && *env) {
-      char* end = nullptr;
-      const double n = std::strtod(env, &end);
-      const std::string unit = end ? std::string(end) : "";
-      const double scale = unit == "K" || unit == "k" ? 1024.0
-                           : unit == "M" || unit == "m" ? 1048576.0
-                           : unit == "G" || unit == "g" ? 1073741824.0 : 1.0;
-      if (n > 0) v = std::max<int64_t>(4096, int64_t(n * scale));
-    }
-    return v;
-  }();
-  return limit;
-}
+int64_t workspace_limit_bytes() { return tuning().workspace_limit_bytes; }
 
 int64_t im2col_workspace_bytes(const ConvGeometry& g, Pass, int64_t elem_size) {
   return patch_rows(g) * chunk_columns(g, elem_size) * elem_size;

@@ -5,14 +5,14 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <string>
 
 #include "algo/gemm_conv.h"
-#include "fastconv/cpu_features.h"
+#include "common/tuning.h"
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
 #include "gemm/gemm.h"
+#include "isa/isa_dispatch.h"
 #include "ukernels/winograd/winograd_ukernels.h"
 
 namespace fastconv::algo {
@@ -24,26 +24,17 @@ std::string dims_text(const ConvGeometry& g, const Dims& v) {
   return format_dims(d);
 }
 
+// The active ISA's tile transforms: its table function is chosen once per dtype, then each call
+// looks the tile up in that table.
 template <typename T>
 const winograd::TileKernels<T>& tile_kernels(int m, bool two_d) {
-  // Chosen per call from the active ISA (read once by active_isa()), a table lookup.
-#if defined(FASTCONV_X86)
-  const IsaLevel isa = active_isa();
   if constexpr (sizeof(T) == 4) {
-    if (isa == IsaLevel::kAvx512) return avx512::f32_winograd_tiles(m, two_d);
-    if (isa == IsaLevel::kAvx2) return avx2::f32_winograd_tiles(m, two_d);
-    return scalar::f32_winograd_tiles(m, two_d);
+    static const auto isa_tiles = FASTCONV_KERNEL_BY_ISA(f32_winograd_tiles);
+    return isa_tiles(m, two_d);
   } else {
-    if (isa == IsaLevel::kAvx512) return avx512::f64_winograd_tiles(m, two_d);
-    if (isa == IsaLevel::kAvx2) return avx2::f64_winograd_tiles(m, two_d);
-    return scalar::f64_winograd_tiles(m, two_d);
+    static const auto isa_tiles = FASTCONV_KERNEL_BY_ISA(f64_winograd_tiles);
+    return isa_tiles(m, two_d);
   }
-#else
-  if constexpr (sizeof(T) == 4)
-    return scalar::f32_winograd_tiles(m, two_d);
-  else
-    return scalar::f64_winograd_tiles(m, two_d);
-#endif
 }
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -94,10 +85,7 @@ struct Plan {
 // 14.0 ms at 1 MiB, 15.0 at 3, 20.0 at 12; F(2x2) conv2_2 22.4 ms at 2.5 MiB vs 24.1 at 1),
 // kernel blocks with large channel counts at a few MiB (conv4_2 12.8 ms at 6 MiB vs 17.5 at 1).
 int64_t block_budget_bytes(bool kernel_blocks) {
-  if (const char* s = std::getenv("FASTCONV_WINOGRAD_BLOCK_BYTES")) {
-    const long long v = std::atoll(s);
-    if (v > 0) return v;
-  }
+  if (const int64_t forced = tuning().winograd_block_bytes) return forced;
   return kernel_blocks ? int64_t(6) << 20 : int64_t(2) << 20;
 }
 
@@ -414,12 +402,9 @@ std::string winograd_unsupported_reason(const ConvGeometry& g, ConvPass) {
 // layers at ~10-15x the error). Weight gradient F(3x3,mxm) (res2-res4): m = 2 0.7-1.4x, 4
 // 2.4-4.5x, 6 7-12.5x, so 4. 1-D (64-512 channels): F(6,3) 2.5-8.3x.
 int winograd_tile(const ConvGeometry& g, ConvPass pass) {
-  if (const char* s = std::getenv("FASTCONV_WINOGRAD_TILE")) {
-    const std::string v(s);
-    if (v == "2" || v == "4" || v == "6") return std::stoi(v);
-    if (!v.empty())
-      throw InvalidArgument("FASTCONV_WINOGRAD_TILE must be 2, 4 or 6, got '" + v + "'");
-  }
+  const Tuning& knobs = tuning();
+  if (!knobs.winograd_tile_error.empty()) throw InvalidArgument(knobs.winograd_tile_error);
+  if (knobs.winograd_tile != 0) return knobs.winograd_tile;
   if (g.rank == 1) return 6;
   if (pass == ConvPass::kBackwardWeight) return 4;
   const int64_t summed = pass == ConvPass::kBackwardData ? g.k_per_group() : g.c_per_group();

@@ -13,8 +13,8 @@ namespace fastconv::algo {
 // "" when winograd can run `pass` of g, else the reason it cannot (NotImplementedError text).
 std::string winograd_unsupported_reason(const ConvGeometry& g, ConvPass pass);
 
-// Output tile size m used for g (2, 4 or 6): FASTCONV_WINOGRAD_TILE if set (read on every call),
-// else the default rule in winograd.cc.
+// Output tile size m used for g (2, 4 or 6): FASTCONV_WINOGRAD_TILE if set (read once per
+// process, common/tuning.h), else the default rule in winograd.cc.
 int winograd_tile(const ConvGeometry& g, ConvPass pass);
 
 int64_t winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size);

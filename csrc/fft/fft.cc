@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "fastconv/cpu_features.h"
+#include "isa/isa_dispatch.h"
 #include "ukernels/fft/fft_ukernels.h"
 
 namespace fastconv::fft {
@@ -40,26 +40,22 @@ struct Kernels {
   FftRealPreFn<T> pre;
 };
 
-#define FASTCONV_FFT_KERNELS(isa, p) \
-  {isa::p##_fft_stage, isa::p##_fft_real_post, isa::p##_fft_real_pre}
+#define FASTCONV_FFT_KERNELS(T, isa, p) \
+  Kernels<T>{isa::p##_fft_stage, isa::p##_fft_real_post, isa::p##_fft_real_pre}
 
 template <typename T>
 Kernels<T> select_kernels();
 template <>
 Kernels<float> select_kernels<float>() {
-#if defined(FASTCONV_X86)
-  if (active_isa() == IsaLevel::kAvx512) return FASTCONV_FFT_KERNELS(avx512, f32);
-  if (active_isa() == IsaLevel::kAvx2) return FASTCONV_FFT_KERNELS(avx2, f32);
-#endif
-  return FASTCONV_FFT_KERNELS(scalar, f32);
+  return FASTCONV_BY_ISA(FASTCONV_FFT_KERNELS(float, scalar, f32),
+                         FASTCONV_FFT_KERNELS(float, avx2, f32),
+                         FASTCONV_FFT_KERNELS(float, avx512, f32));
 }
 template <>
 Kernels<double> select_kernels<double>() {
-#if defined(FASTCONV_X86)
-  if (active_isa() == IsaLevel::kAvx512) return FASTCONV_FFT_KERNELS(avx512, f64);
-  if (active_isa() == IsaLevel::kAvx2) return FASTCONV_FFT_KERNELS(avx2, f64);
-#endif
-  return FASTCONV_FFT_KERNELS(scalar, f64);
+  return FASTCONV_BY_ISA(FASTCONV_FFT_KERNELS(double, scalar, f64),
+                         FASTCONV_FFT_KERNELS(double, avx2, f64),
+                         FASTCONV_FFT_KERNELS(double, avx512, f64));
 }
 #undef FASTCONV_FFT_KERNELS
 

@@ -3,8 +3,8 @@
 #include <chrono>
 #include <cstdint>
 
-#include "fastconv/cpu_features.h"
 #include "gemm/gemm.h"
+#include "isa/isa_dispatch.h"
 #include "ukernels/peak/fma_peak.h"
 
 namespace fastconv::gemm {
@@ -13,17 +13,7 @@ namespace {
 using ProbeFn = int64_t (*)(int64_t iters, double* sink);
 
 ProbeFn probe_for(bool float64) {
-#if defined(FASTCONV_X86)
-  switch (active_isa()) {
-    case IsaLevel::kAvx512:
-      return float64 ? avx512::f64_fma_peak : avx512::f32_fma_peak;
-    case IsaLevel::kAvx2:
-      return float64 ? avx2::f64_fma_peak : avx2::f32_fma_peak;
-    default:
-      break;
-  }
-#endif
-  return float64 ? scalar::f64_fma_peak : scalar::f32_fma_peak;
+  return float64 ? FASTCONV_KERNEL_BY_ISA(f64_fma_peak) : FASTCONV_KERNEL_BY_ISA(f32_fma_peak);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {

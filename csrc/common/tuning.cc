@@ -1,0 +1,58 @@
+// Reads the tuning knobs of common/tuning.h from the environment, once.
+#include "common/tuning.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+namespace fastconv {
+namespace {
+
+// The variable's value, or "" when it is unset.
+std::string env_text(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? std::string(value) : std::string();
+}
+
+void read_winograd_tile(Tuning& t) {
+  const std::string v = env_text("FASTCONV_WINOGRAD_TILE");
+  if (v == "2" || v == "4" || v == "6")
+    t.winograd_tile = std::stoi(v);
+  else if (!v.empty())
+    t.winograd_tile_error = "FASTCONV_WINOGRAD_TILE must be 2, 4 or 6, got '" + v + "'";
+}
+
+void read_winograd_block_bytes(Tuning& t) {
+  const long long v = std::atoll(env_text("FASTCONV_WINOGRAD_BLOCK_BYTES").c_str());
+  if (v > 0) t.winograd_block_bytes = v;
+}
+
+void read_workspace_limit(Tuning& t) {
+  const std::string v = env_text("FASTCONV_WORKSPACE_LIMIT");
+  if (v.empty()) return;
+  char* end = nullptr;
+  const double n = std::strtod(v.c_str(), &end);
+  const std::string unit(end);
+  const double scale = unit == "K" || unit == "k"   ? 1024.0
+                       : unit == "M" || unit == "m" ? 1048576.0
+                       : unit == "G" || unit == "g" ? 1073741824.0
+                                                    : 1.0;
+  if (n > 0) t.workspace_limit_bytes = std::max<int64_t>(4096, int64_t(n * scale));
+}
+
+Tuning read_tuning() {
+  Tuning t;
+  read_winograd_tile(t);
+  read_winograd_block_bytes(t);
+  read_workspace_limit(t);
+  return t;
+}
+
+}  // namespace
+
+const Tuning& tuning() {
+  static const Tuning knobs = read_tuning();
+  return knobs;
+}
+
+}  // namespace fastconv

@@ -1,0 +1,33 @@
+// The tuning knobs set through environment variables, read once per process.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace fastconv {
+
+// Each field is read from its variable on the first call to tuning() and kept for the life of
+// the process: setting a variable later (os.environ in Python) changes nothing, so run code that
+// needs another value in a fresh process. Unset or empty variables give the defaults.
+// FASTCONV_ISA (isa/cpu_features.cc) and FASTCONV_NUM_THREADS (common/thread_pool.cc) are read
+// once in their own modules.
+struct Tuning {
+  // FASTCONV_WINOGRAD_TILE: the output tile m every Winograd pass uses, F(m,3) or F(mxm,3x3);
+  // 2, 4 or 6. 0 (the default) lets algo/winograd.cc choose per layer (winograd_tile).
+  int winograd_tile = 0;
+  // Set when FASTCONV_WINOGRAD_TILE holds anything else: the message Winograd raises as
+  // InvalidArgument (Python ValueError) when it is planned or run. Other algorithms ignore it.
+  std::string winograd_tile_error;
+  // FASTCONV_WINOGRAD_BLOCK_BYTES: bytes of transform-domain data per Winograd block, an
+  // integer >= 1. 0 (the default; also for values that do not parse to a positive integer) uses
+  // the per-schedule budgets of algo/winograd.cc (block_budget_bytes).
+  int64_t winograd_block_bytes = 0;
+  // FASTCONV_WORKSPACE_LIMIT: most bytes im2col's patch-matrix chunk may take; a positive
+  // number with an optional K, M or G suffix (powers of 1024), raised to at least 4096.
+  // Default 256 MiB, also for values that are not positive.
+  int64_t workspace_limit_bytes = int64_t(256) << 20;
+};
+
+// The knobs, read from the environment on first use.
+const Tuning& tuning();
+
+}  // namespace fastconv
