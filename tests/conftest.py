@@ -168,27 +168,28 @@ def run_with_isa(code, isa, timeout=300):
 # The child: reads (name, args, kwargs) pickles from stdin, runs fastconv.<name>(*args, **kwargs)
 # and answers (True, result) or (False, exception). Outputs start as NaN, as under
 # `poisoned_outputs`. fd 1 goes to stderr so that nothing but answers reaches the pipe.
-# Unpickled arrays carry an equal but distinct dtype object, which the bindings' identity test
-# (dtype_of in csrc/bindings/module.cc) rejects: both sides view them with the canonical one.
+# Unpickled arrays carry an equal but distinct dtype object; the child views them with the
+# canonical one, as arrays made in-process have.
 _FASTCONV_CHILD = """
 import os, pickle, sys
 import numpy as np
 import fastconv
-from fastconv import _interop
+from fastconv.backends.cpu import CpuBackend
 
 answers = os.fdopen(os.dup(1), "wb")
 os.dup2(2, 1)
-original_empty = _interop.ArrayKind.empty
+original_empty = CpuBackend.empty
 
-def poisoned_empty(self, shape, dtype):
-    obj, view = original_empty(self, shape, dtype)
-    view[...] = np.nan
-    return obj, view
+def poisoned_empty(self, call, shape, dtype=None):
+    obj, handle = original_empty(self, call, shape, dtype)
+    if (dtype or call.dtype).startswith("float"):
+        obj[...] = np.nan
+    return obj, handle
 
 def canonical(a):
     return a.view(np.dtype(a.dtype.str)) if isinstance(a, np.ndarray) else a
 
-_interop.ArrayKind.empty = poisoned_empty
+CpuBackend.empty = poisoned_empty
 while True:
     try:
         name, args, kwargs = pickle.load(sys.stdin.buffer)
