@@ -61,22 +61,22 @@ def _where(dev: Optional[tuple[str, int]]) -> str:
     return f"{dev[0]}:{dev[1]}"
 
 
-def _fast_device(obj: Any) -> Optional[str]:
-    """The device type of the common arguments without building tuples; None: ask device_of."""
-    t = type(obj)
-    if t is np.ndarray:
-        return "cpu"
+def backend_for(
+    names: Sequence[str], values: Sequence[Any], index: Optional[tuple] = None
+) -> tuple[Backend, int]:
+    """The backend and device index that run a call on these arrays (None values skipped;
+    `index`: an optional (name, integer array) pair)."""
     torch = sys.modules.get("torch")
-    if torch is not None and t is torch.Tensor:
-        return "cuda" if obj.is_cuda else obj.device.type
-    return None
-
-
-def backend_for(names: Sequence[str], values: Sequence[Any]) -> tuple[Backend, int]:
-    """The backend and device index that run a call on these arrays (None values skipped)."""
-    kinds = [_fast_device(v) for v in values if v is not None]
-    if kinds and all(k == "cpu" for k in kinds):
-        return backend_for_device("cpu"), 0
+    tensor = torch.Tensor if torch is not None else ()
+    for v in values:  # the common case: NumPy arrays and CPU tensors, by type alone
+        if v is None or type(v) is np.ndarray or (isinstance(v, tensor) and v.is_cpu):
+            continue
+        break
+    else:
+        if index is None or type(index[1]) is np.ndarray:
+            return backend_for_device("cpu"), 0
+    if index is not None:
+        names, values = (*names, index[0]), (*values, index[1])
     devs = {n: device_of(v) for n, v in zip(names, values) if v is not None}
     placed = {n: d for n, d in devs.items() if d is not None}
     types = {d[0] for d in placed.values()}

@@ -123,10 +123,17 @@ def pool_problem(
     )
 
 
-# ---- the call cache: a call's key -> what it resolved to
+# ---- caches: what a call signature resolved to
+#
+# PROBLEMS maps a problem's arguments (op, pass, data and weight shapes, dtype, backend, algo,
+# parameters) to its entry: the compiled problem, the selection and the plan, shared by every
+# call with those arguments and by explain(). CALLS maps a call's signature (its operands'
+# shapes as given) to the same entry once the operands were checked against it, so a repeated
+# call does one dictionary lookup before its kernel.
 
-_CACHE: dict[Any, Any] = {}
-_CACHE_LIMIT = 4096
+PROBLEMS: dict[Any, Any] = {}
+CALLS: dict[Any, Any] = {}
+_LIMIT = 4096
 
 
 class _Uncacheable(Exception):
@@ -134,6 +141,7 @@ class _Uncacheable(Exception):
 
 
 _TRUE, _FALSE = object(), object()  # bools must not share entries with 1 and 0
+_SIMPLE_TYPES = frozenset((int, str, type(None), bool, float))
 
 
 def _freeze(v: Any) -> Any:
@@ -154,31 +162,31 @@ def _freeze(v: Any) -> Any:
 
 
 def call_key(fixed: tuple, params: tuple) -> Optional[tuple]:
-    """The cache key of a call: `fixed` (names, shapes, dtype, device: hashable as they are)
-    plus the caller's parameters, frozen; None when a parameter is of an unusual kind."""
-    for v in params:
-        t = type(v)
-        if t is not int and t is not str and v is not None:
-            try:
-                return fixed + _freeze(params)[1]
-            except _Uncacheable:
-                return None
-    return fixed + params
+    """The cache key of `fixed` (hashable as it is) plus the caller's parameters, kept apart by
+    kind; None when a parameter is of an unusual kind (the call is then not cached)."""
+    types = tuple(map(type, params))
+    if _SIMPLE_TYPES.issuperset(types):  # the common case: no tuples to look into
+        return fixed + params + types
+    try:
+        return fixed + (_freeze(params),)
+    except _Uncacheable:
+        return None
 
 
-def cached(key: Optional[tuple], make: Callable[[], Any]) -> Any:
-    """What `key` resolved to before, or make() (stored unless key is None)."""
+def cached(cache: dict, key: Optional[tuple], make: Callable[[], Any]) -> Any:
+    """What `key` resolved to before in `cache`, or make() (stored unless key is None)."""
     if key is None:
         return make()
-    entry = _CACHE.get(key)
+    entry = cache.get(key)
     if entry is None:
         entry = make()
-        if len(_CACHE) >= _CACHE_LIMIT:
-            _CACHE.clear()
-        _CACHE[key] = entry
+        if len(cache) >= _LIMIT:
+            cache.clear()
+        cache[key] = entry
     return entry
 
 
-def clear_cache() -> None:
-    """Forgets every cached call (tests; also frees the problems' plans)."""
-    _CACHE.clear()
+def clear_caches() -> None:
+    """Forgets every cached problem and call (tests; frees the problems' plans)."""
+    PROBLEMS.clear()
+    CALLS.clear()

@@ -17,6 +17,8 @@ import numpy as np
 from ._arguments import check_bool, full_shape, spatial_rank
 from ._arrays import backend_for, device_of, is_torch_tensor
 from ._problem import (
+    CALLS,
+    PROBLEMS,
     cached,
     call_key,
     conv_problem,
@@ -51,12 +53,12 @@ _CONV_OPERANDS = {
 
 
 def _call(names: tuple, values: tuple, index: Any = None):
-    backend, device = backend_for(names if index is None else names + (index[0],),
-                                  values if index is None else values + (index[1],))
+    backend, device = backend_for(names, values, index)
     return backend.prepare(names, values, device, index)
 
 
 def _conv_entry(op, pass_, data_shape, w_shape, dtype, backend: Backend, algo, params) -> _ConvEntry:
+    """The problem, selection and plan of one conv pass (cached in PROBLEMS)."""
     stride, padding, dilation, groups, mode, output_padding = params
     problem = conv_problem(
         op,
@@ -79,12 +81,16 @@ def _conv_entry(op, pass_, data_shape, w_shape, dtype, backend: Backend, algo, p
     )
 
 
-def _conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple):
-    """One conv or transposed-conv pass: a, b are the pass's two arrays in public order,
-    shape_arg the x_shape / w_shape argument of the backward passes that take one."""
-    names = _CONV_OPERANDS[pass_]
-    call = _call(names, (a, b, bias) if pass_ == "forward" else (a, b))
-    backend, shapes = call.backend, call.shapes
+def _problem_entry(op, pass_, data, w_shape, dtype, backend, algo, params) -> _ConvEntry:
+    key = call_key((op, pass_, tuple(data), tuple(w_shape), dtype, backend), (algo,) + params)
+    return cached(
+        PROBLEMS, key, lambda: _conv_entry(op, pass_, data, w_shape, dtype, backend, algo, params)
+    )
+
+
+def _checked_conv_entry(op, pass_, call, shape_arg, algo, params) -> _ConvEntry:
+    """A call's entry, its operands checked against it (once per call signature)."""
+    shapes = call.shapes
     if pass_ == "forward":
         weight_rank(shapes[1])
         same_rank(shapes[0], shapes[1], "x")
@@ -104,20 +110,31 @@ def _conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple):
         same_rank(shapes[0], w_shape, "x", "w_shape")
         same_rank(shapes[1], w_shape, "grad_y", "w_shape")
         data = shapes[0]
-    key = call_key((op, pass_, data, w_shape, call.dtype, backend), (algo,) + params)
-    entry = cached(
-        key, lambda: _conv_entry(op, pass_, data, w_shape, call.dtype, backend, algo, params)
-    )
-    for name, want, got in zip(names, entry.operand_shapes, shapes):
-        if got != want:
-            raise ValueError(f"{name} must have shape {want}, got {got}")
-    if pass_ == "forward" and shapes[2] is not None and shapes[2] != entry.bias_shape:
+    entry = _problem_entry(op, pass_, data, w_shape, call.dtype, call.backend, algo, params)
+    for name, want, got in zip(call.names, entry.operand_shapes, shapes):
+        if tuple(got) != want:
+            raise ValueError(f"{name} must have shape {want}, got {tuple(got)}")
+    if pass_ == "forward" and shapes[2] is not None and tuple(shapes[2]) != entry.bias_shape:
         raise ValueError(
-            f"bias must have shape {entry.bias_shape} (output channels), got {shapes[2]}"
+            f"bias must have shape {entry.bias_shape} (output channels), got {tuple(shapes[2])}"
         )
-    backend.check_allocation(call, entry.result_shape, None)
-    out, handle = backend.empty(call, entry.result_shape)
-    backend.run_conv(call, entry.problem, entry.plan, handle)
+    call.backend.check_allocation(call, entry.result_shape, None)
+    return entry
+
+
+def _conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple):
+    """One conv or transposed-conv pass: a, b are the pass's two arrays in public order,
+    shape_arg the x_shape / w_shape argument of the backward passes that take one."""
+    call = _call(_CONV_OPERANDS[pass_], (a, b, bias) if pass_ == "forward" else (a, b))
+    fixed = (op, pass_, call.shapes, call.dtype, call.backend, call.device)
+    key = call_key(fixed, (shape_arg, algo) + params)
+    entry = CALLS.get(key) if key is not None else None
+    if entry is None:
+        entry = cached(
+            CALLS, key, lambda: _checked_conv_entry(op, pass_, call, shape_arg, algo, params)
+        )
+    out, handle = call.backend.empty(call, entry.result_shape)
+    call.backend.run_conv(call, entry.problem, entry.plan, handle)
     return out
 
 
@@ -267,7 +284,7 @@ class _PoolEntry(NamedTuple):
     result_shape: tuple
 
 
-def _pool_entry(kind, pass_, x_shape, dtype, backend, params, x_name="x") -> _PoolEntry:
+def _pool_entry(kind, pass_, x_shape, dtype, params, x_name) -> _PoolEntry:
     kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, p, output_size = params
     problem = pool_problem(
         kind,
@@ -287,16 +304,34 @@ def _pool_entry(kind, pass_, x_shape, dtype, backend, params, x_name="x") -> _Po
     return _PoolEntry(problem, problem.x_shape, problem.y_shape, problem.result_shape)
 
 
-def _pool(kind, pass_, call, x_shape, params, x_name="x") -> _PoolEntry:
-    """The cached problem of a pooling call whose pooled input has shape x_shape."""
-    backend = call.backend
-    key = call_key((kind, pass_, x_shape, call.dtype, backend), params)
-    return cached(key, lambda: _pool_entry(kind, pass_, x_shape, call.dtype, backend, params, x_name))
+def _checked_pool_entry(kind, pass_, call, x_shape_arg, params) -> _PoolEntry:
+    shapes, names = call.shapes, call.names
+    if x_shape_arg is None:
+        x_shape, x_name = tuple(shapes[names.index("x")]), "x"
+    else:
+        x_shape, x_name = tuple(full_shape(x_shape_arg, "x_shape", len(shapes[0]))), "x_shape"
+    key = call_key((kind, pass_, x_shape, call.dtype, call.backend), params)
+    entry = cached(
+        PROBLEMS, key, lambda: _pool_entry(kind, pass_, x_shape, call.dtype, params, x_name)
+    )
+    if len(shapes) > len(names):  # indices, last
+        of, want = ("x", entry.x_shape) if kind == "max_unpool" else ("grad_y", tuple(shapes[0]))
+        if tuple(shapes[-1]) != want:
+            raise ValueError(f"indices must have {of}'s shape {want}, got {tuple(shapes[-1])}")
+    if pass_ == "backward" and tuple(shapes[0]) != entry.y_shape:
+        raise ValueError(f"grad_y must have shape {entry.y_shape}, got {tuple(shapes[0])}")
+    call.backend.check_allocation(call, entry.result_shape, None)
+    return entry
 
 
-def _expect(name: str, got: tuple, want: tuple) -> None:
-    if got != want:
-        raise ValueError(f"{name} must have shape {want}, got {got}")
+def _pool(kind, pass_, call, params, x_shape_arg=None) -> _PoolEntry:
+    """The checked entry of a pooling call; x_shape_arg: avg_pool_backward's x_shape."""
+    fixed = (kind, pass_, call.shapes, call.dtype, call.backend, call.device)
+    key = call_key(fixed, (x_shape_arg,) + params)
+    entry = CALLS.get(key) if key is not None else None
+    if entry is None:
+        entry = cached(CALLS, key, lambda: _checked_pool_entry(kind, pass_, call, x_shape_arg, params))
+    return entry
 
 
 def max_pool(
@@ -312,11 +347,10 @@ def max_pool(
     """Max pooling; with return_indices also the flat argmax offsets per (n, c) plane."""
     call = _call(("x",), (x,))
     params = (kernel_size, stride, padding, dilation, ceil_mode, True, 2.0, None)
-    entry = _pool("max_pool", "forward", call, call.shapes[0], params)
+    entry = _pool("max_pool", "forward", call, params)
     backend = call.backend
     if type(return_indices) is not bool:
         return_indices = check_bool(return_indices, "return_indices")
-    backend.check_allocation(call, entry.y_shape, None)
     out, handle = backend.empty(call, entry.y_shape)
     if not return_indices:
         backend.run_pool(call, entry.problem, call.handles[0], None, None, handle)
@@ -338,8 +372,7 @@ def avg_pool(
     """Average pooling (PyTorch's divisor rules for padding and ceil_mode)."""
     call = _call(("x",), (x,))
     params = (kernel_size, stride, padding, 1, ceil_mode, count_include_pad, 2.0, None)
-    entry = _pool("avg_pool", "forward", call, call.shapes[0], params)
-    call.backend.check_allocation(call, entry.y_shape, None)
+    entry = _pool("avg_pool", "forward", call, params)
     out, handle = call.backend.empty(call, entry.y_shape)
     call.backend.run_pool(call, entry.problem, call.handles[0], None, None, handle)
     return out
@@ -356,8 +389,7 @@ def lp_pool(
     """Power-average pooling: (sum over the window of x**p) ** (1/p)."""
     call = _call(("x",), (x,))
     params = (kernel_size, stride, 0, 1, ceil_mode, True, p, None)
-    entry = _pool("lp_pool", "forward", call, call.shapes[0], params)
-    call.backend.check_allocation(call, entry.y_shape, None)
+    entry = _pool("lp_pool", "forward", call, params)
     out, handle = call.backend.empty(call, entry.y_shape)
     call.backend.run_pool(call, entry.problem, call.handles[0], None, None, handle)
     return out
@@ -393,17 +425,10 @@ def max_unpool(
     """Inverse of max_pool: scatters x to the positions in `indices`, zeros elsewhere."""
     call = _call(("x",), (x,), ("indices", indices))
     params = (kernel_size, stride, padding, 1, False, True, 2.0, output_size)
-    entry = _pool("max_unpool", "forward", call, call.shapes[0], params)
-    _expect_indices(call.shapes[1], entry.x_shape, "x")
-    call.backend.check_allocation(call, entry.y_shape, None)
+    entry = _pool("max_unpool", "forward", call, params)
     out, handle = call.backend.empty(call, entry.y_shape)
     call.backend.run_pool(call, entry.problem, call.handles[0], None, call.handles[1], handle)
     return out
-
-
-def _expect_indices(got: tuple, want: tuple, of: str) -> None:
-    if got != want:
-        raise ValueError(f"indices must have {of}'s shape {want}, got {got}")
 
 
 def max_pool_backward(
@@ -425,11 +450,8 @@ def max_pool_backward(
     index = None if indices is None else ("indices", indices)
     call = _call(("grad_y", "x"), (grad_y, x), index)
     params = (kernel_size, stride, padding, dilation, ceil_mode, True, 2.0, None)
-    entry = _pool("max_pool", "backward", call, call.shapes[1], params)
-    _expect("grad_y", call.shapes[0], entry.y_shape)
+    entry = _pool("max_pool", "backward", call, params)
     h = call.handles
-    if indices is not None:
-        _expect_indices(call.shapes[2], call.shapes[0], "grad_y")
     out, handle = call.backend.empty(call, entry.x_shape)
     call.backend.run_pool(call, entry.problem, h[0], h[1], h[2] if len(h) > 2 else None, handle)
     return out
@@ -447,11 +469,8 @@ def avg_pool_backward(
 ):
     """Gradient of avg_pool with respect to x (shape `x_shape`)."""
     call = _call(("grad_y",), (grad_y,))
-    shape = tuple(full_shape(x_shape, "x_shape", len(call.shapes[0])))
     params = (kernel_size, stride, padding, 1, ceil_mode, count_include_pad, 2.0, None)
-    entry = _pool("avg_pool", "backward", call, shape, params, "x_shape")
-    _expect("grad_y", call.shapes[0], entry.y_shape)
-    call.backend.check_allocation(call, entry.x_shape, None)
+    entry = _pool("avg_pool", "backward", call, params, x_shape)
     out, handle = call.backend.empty(call, entry.x_shape)
     call.backend.run_pool(call, entry.problem, call.handles[0], None, None, handle)
     return out
@@ -469,8 +488,7 @@ def lp_pool_backward(
     """Gradient of lp_pool with respect to x."""
     call = _call(("grad_y", "x"), (grad_y, x))
     params = (kernel_size, stride, 0, 1, ceil_mode, True, p, None)
-    entry = _pool("lp_pool", "backward", call, call.shapes[1], params)
-    _expect("grad_y", call.shapes[0], entry.y_shape)
+    entry = _pool("lp_pool", "backward", call, params)
     out, handle = call.backend.empty(call, entry.x_shape)
     call.backend.run_pool(call, entry.problem, call.handles[0], call.handles[1], None, handle)
     return out
@@ -547,17 +565,9 @@ def explain(
         params = (stride, padding, dilation, groups, mode, 0)
     else:
         params = (stride, padding, dilation, groups, "cross", output_padding)
-    data, shape_w = x_shape, w_shape
+    data = x_shape
     if op == "conv_transpose" and pass_ == "backward_data":
-        forward = _explain_entry(op, "forward", x_shape, w_shape, dtype_name, backend, algo, params)
+        forward = _problem_entry(op, "forward", x_shape, w_shape, dtype_name, backend, algo, params)
         data = forward.problem.y_shape  # this pass's data argument is grad_y
-    entry = _explain_entry(op, pass_, data, shape_w, dtype_name, backend, algo, params)
+    entry = _problem_entry(op, pass_, data, w_shape, dtype_name, backend, algo, params)
     return explanation(entry.problem, backend, entry.selection)
-
-
-def _explain_entry(op, pass_, data, w_shape, dtype, backend, algo, params) -> _ConvEntry:
-    # The key a call of this pass builds (fastconv.functional._conv): same problem, same plan.
-    if pass_ == "backward_weight":
-        data, w_shape = tuple(data), tuple(w_shape)
-    key = call_key((op, pass_, tuple(data), tuple(w_shape), dtype, backend), (algo,) + params)
-    return cached(key, lambda: _conv_entry(op, pass_, data, w_shape, dtype, backend, algo, params))

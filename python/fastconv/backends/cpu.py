@@ -54,14 +54,10 @@ def _numpy_operand(obj: Any, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _torch_operand(t: Any, name: str, torch: Any) -> Any:
-    if t.dtype is not torch.float32 and t.dtype is not torch.float64:
-        if t.is_complex() or not t.is_floating_point():
-            raise TypeError(f"{name} must be a float32 or float64 tensor, got {t.dtype}")
-        raise TypeError(f"{name} must be float32 or float64 on the CPU, got {t.dtype}")
-    if not t.is_contiguous() or t.is_neg():
-        t = t.detach().resolve_neg().contiguous()
-    return t
+def _torch_dtype_error(t: Any, name: str) -> None:
+    if t.is_complex() or not t.is_floating_point():
+        raise TypeError(f"{name} must be a float32 or float64 tensor, got {t.dtype}")
+    raise TypeError(f"{name} must be float32 or float64 on the CPU, got {t.dtype}")
 
 
 class CpuBackend(Backend):
@@ -93,20 +89,25 @@ class CpuBackend(Backend):
         library, dtype, first = "numpy", None, ""
         shapes, handles, keep = [], [], []
         for name, v in zip(names, values):
-            if v is None:
+            if type(v) is np.ndarray and (v.dtype is _F32 or v.dtype is _F64):
+                if not v.flags.c_contiguous:
+                    v = np.ascontiguousarray(v)
+                vdtype, shape, handle = ("float32" if v.dtype is _F32 else "float64"), v.shape, v
+            elif v is None:
                 if name != "bias":
                     raise TypeError(f"{name} must be an array or a tensor, got None")
                 shapes.append(None)
                 handles.append(None)
                 continue
-            if type(v) is np.ndarray and (v.dtype is _F32 or v.dtype is _F64):
-                arr = v if v.flags.c_contiguous else np.ascontiguousarray(v)
-                vdtype, shape, handle = arr.dtype.name, arr.shape, arr
             elif isinstance(v, tensor):
-                t = _torch_operand(v, name, torch)
-                library, vdtype, shape, handle = "torch", str(t.dtype)[6:], tuple(t.shape), None
-                handle = t.data_ptr()
-                keep.append(t)
+                dt = v.dtype
+                if dt is not torch.float32 and dt is not torch.float64:
+                    _torch_dtype_error(v, name)
+                if not v.is_contiguous() or v.is_neg():
+                    v = v.detach().resolve_neg().contiguous()
+                vdtype = "float32" if dt is torch.float32 else "float64"
+                library, shape, handle = "torch", v.shape, v.data_ptr()
+                keep.append(v)
             else:
                 arr = _numpy_operand(v, name)
                 vdtype, shape, handle = arr.dtype.name, arr.shape, arr
