@@ -10,8 +10,6 @@ from . import _C
 from ._runtime import algorithms, get_num_threads, info, peak_gflops, set_num_threads
 from .backends.cuda import set_allow_tf32
 from .functional import (
-    avg_pool,
-    avg_pool_backward,
     conv,
     conv1d,
     conv2d,
@@ -23,6 +21,10 @@ from .functional import (
     conv_transpose_backward_data,
     conv_transpose_backward_weight,
     explain,
+)
+from .pooling import (
+    avg_pool,
+    avg_pool_backward,
     global_avg_pool,
     global_max_pool,
     lp_pool,

@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .backends import Backend, backend_for_device
+from .backends import Backend, Call, backend_for_device
 
 # DLPack device types (dlpack.h): CPU, CUDA, CUDA host (pinned), CUDA managed.
 _DLPACK_CPU, _DLPACK_CUDA, _DLPACK_CUDA_HOST, _DLPACK_CUDA_MANAGED = 1, 2, 3, 13
@@ -94,7 +94,9 @@ def backend_for(
     indices = sorted(set(known.values()))
     if device != "cpu" and len(indices) > 1:
         listing = ", ".join(f"{n} on {device}:{i}" for n, i in known.items())
-        raise ValueError(f"arrays of one call must be on one {device.upper()} device, got {listing}")
+        raise ValueError(
+            f"arrays of one call must be on one {device.upper()} device, got {listing}"
+        )
     backend = backend_for_device(device)
     first = next(iter(placed), names[0])
     if backend is None:
@@ -111,3 +113,9 @@ def backend_for(
     if reason:
         raise ValueError(f"{first} is on a {device.upper()} device, but {reason}")
     return backend, (indices[0] if indices else -1) if device != "cpu" else 0
+
+
+def prepare_call(names: tuple, values: tuple, index: Any = None) -> Call:
+    """A call's operands, prepared by the backend of their device (see backend_for)."""
+    backend, device = backend_for(names, values, index)
+    return backend.prepare(names, values, device, index)

@@ -1,6 +1,7 @@
-"""The public functional API: convolution, transposed convolution, pooling and their gradients.
+"""The public functional API of convolution and transposed convolution, every pass, and explain()
+(pooling: fastconv/pooling.py).
 
-Every function is the same four steps, written once in `_conv` / `_pool`:
+Every function is the same four steps, written once in `_conv` (and `_pool` in pooling.py):
 arrays -> backend (fastconv/_arrays.py: the device of the arguments picks it), problem
 (fastconv/_problem.py: arguments normalised, geometry built in C++), selection
 (fastconv/selection.py), backend run (fastconv/backends/). Steps two and three are cached per
@@ -10,19 +11,18 @@ docs/api-contract.md for the exact semantics and docs/architecture.md for the la
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional, Sequence, Union
+from typing import Any, NamedTuple, Sequence, Union
 
 import numpy as np
 
-from ._arguments import check_bool, full_shape, spatial_rank
-from ._arrays import backend_for, device_of, is_torch_tensor
+from ._arguments import full_shape, spatial_rank
+from ._arrays import device_of, is_torch_tensor, prepare_call
 from ._problem import (
     CALLS,
     PROBLEMS,
     cached,
     call_key,
     conv_problem,
-    pool_problem,
     same_rank,
     weight_rank,
 )
@@ -52,12 +52,9 @@ _CONV_OPERANDS = {
 }
 
 
-def _call(names: tuple, values: tuple, index: Any = None):
-    backend, device = backend_for(names, values, index)
-    return backend.prepare(names, values, device, index)
-
-
-def _conv_entry(op, pass_, data_shape, w_shape, dtype, backend: Backend, algo, params) -> _ConvEntry:
+def _conv_entry(
+    op, pass_, data_shape, w_shape, dtype, backend: Backend, algo, params
+) -> _ConvEntry:
     """The problem, selection and plan of one conv pass (cached in PROBLEMS)."""
     stride, padding, dilation, groups, mode, output_padding = params
     problem = conv_problem(
@@ -125,7 +122,7 @@ def _checked_conv_entry(op, pass_, call, shape_arg, algo, params) -> _ConvEntry:
 def _conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple):
     """One conv or transposed-conv pass: a, b are the pass's two arrays in public order,
     shape_arg the x_shape / w_shape argument of the backward passes that take one."""
-    call = _call(_CONV_OPERANDS[pass_], (a, b, bias) if pass_ == "forward" else (a, b))
+    call = prepare_call(_CONV_OPERANDS[pass_], (a, b, bias) if pass_ == "forward" else (a, b))
     fixed = (op, pass_, call.shapes, call.dtype, call.backend, call.device)
     key = call_key(fixed, (shape_arg, algo) + params)
     entry = CALLS.get(key) if key is not None else None
@@ -213,7 +210,7 @@ def conv_backward_weight(
 
 def conv_backward_bias(grad_y):
     """Gradient of `conv` with respect to its bias: grad_y summed over N and spatial dims."""
-    call = _call(("grad_y",), (grad_y,))
+    call = prepare_call(("grad_y",), (grad_y,))
     shape = call.shapes[0]
     spatial_rank(len(shape), "grad_y")
     out, handle = call.backend.empty(call, (shape[1],))
@@ -272,226 +269,6 @@ def conv_transpose_backward_weight(
     """Gradient of `conv_transpose` with respect to its weight (C_in, K/groups, *kernel)."""
     params = (stride, padding, dilation, groups, "cross", output_padding)
     return _conv("conv_transpose", "backward_weight", x, grad_y, None, w_shape, algo, params)
-
-
-# ---- pooling
-
-
-class _PoolEntry(NamedTuple):
-    problem: Any  # fastconv._C.PoolProblem
-    x_shape: tuple
-    y_shape: tuple
-    result_shape: tuple
-
-
-def _pool_entry(kind, pass_, x_shape, dtype, params, x_name) -> _PoolEntry:
-    kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, p, output_size = params
-    problem = pool_problem(
-        kind,
-        pass_,
-        x_shape,
-        dtype,
-        kernel_size,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        ceil_mode=ceil_mode,
-        count_include_pad=count_include_pad,
-        p=p,
-        output_size=output_size,
-        x_name=x_name,
-    )
-    return _PoolEntry(problem, problem.x_shape, problem.y_shape, problem.result_shape)
-
-
-def _checked_pool_entry(kind, pass_, call, x_shape_arg, params) -> _PoolEntry:
-    shapes, names = call.shapes, call.names
-    if x_shape_arg is None:
-        x_shape, x_name = tuple(shapes[names.index("x")]), "x"
-    else:
-        x_shape, x_name = tuple(full_shape(x_shape_arg, "x_shape", len(shapes[0]))), "x_shape"
-    key = call_key((kind, pass_, x_shape, call.dtype, call.backend), params)
-    entry = cached(
-        PROBLEMS, key, lambda: _pool_entry(kind, pass_, x_shape, call.dtype, params, x_name)
-    )
-    if len(shapes) > len(names):  # indices, last
-        of, want = ("x", entry.x_shape) if kind == "max_unpool" else ("grad_y", tuple(shapes[0]))
-        if tuple(shapes[-1]) != want:
-            raise ValueError(f"indices must have {of}'s shape {want}, got {tuple(shapes[-1])}")
-    if pass_ == "backward" and tuple(shapes[0]) != entry.y_shape:
-        raise ValueError(f"grad_y must have shape {entry.y_shape}, got {tuple(shapes[0])}")
-    call.backend.check_allocation(call, entry.result_shape, None)
-    return entry
-
-
-def _pool(kind, pass_, call, params, x_shape_arg=None) -> _PoolEntry:
-    """The checked entry of a pooling call; x_shape_arg: avg_pool_backward's x_shape."""
-    fixed = (kind, pass_, call.shapes, call.dtype, call.backend, call.device)
-    key = call_key(fixed, (x_shape_arg,) + params)
-    entry = CALLS.get(key) if key is not None else None
-    if entry is None:
-        entry = cached(CALLS, key, lambda: _checked_pool_entry(kind, pass_, call, x_shape_arg, params))
-    return entry
-
-
-def max_pool(
-    x,
-    kernel_size: IntOrTuple,
-    *,
-    stride: Optional[IntOrTuple] = None,
-    padding: Padding = 0,
-    dilation: IntOrTuple = 1,
-    ceil_mode: bool = False,
-    return_indices: bool = False,
-):
-    """Max pooling; with return_indices also the flat argmax offsets per (n, c) plane."""
-    call = _call(("x",), (x,))
-    params = (kernel_size, stride, padding, dilation, ceil_mode, True, 2.0, None)
-    entry = _pool("max_pool", "forward", call, params)
-    backend = call.backend
-    if type(return_indices) is not bool:
-        return_indices = check_bool(return_indices, "return_indices")
-    out, handle = backend.empty(call, entry.y_shape)
-    if not return_indices:
-        backend.run_pool(call, entry.problem, call.handles[0], None, None, handle)
-        return out
-    idx, idx_handle = backend.empty(call, entry.y_shape, "int64")
-    backend.run_pool(call, entry.problem, call.handles[0], None, idx_handle, handle)
-    return out, idx
-
-
-def avg_pool(
-    x,
-    kernel_size: IntOrTuple,
-    *,
-    stride: Optional[IntOrTuple] = None,
-    padding: Padding = 0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-):
-    """Average pooling (PyTorch's divisor rules for padding and ceil_mode)."""
-    call = _call(("x",), (x,))
-    params = (kernel_size, stride, padding, 1, ceil_mode, count_include_pad, 2.0, None)
-    entry = _pool("avg_pool", "forward", call, params)
-    out, handle = call.backend.empty(call, entry.y_shape)
-    call.backend.run_pool(call, entry.problem, call.handles[0], None, None, handle)
-    return out
-
-
-def lp_pool(
-    x,
-    p: float,
-    kernel_size: IntOrTuple,
-    *,
-    stride: Optional[IntOrTuple] = None,
-    ceil_mode: bool = False,
-):
-    """Power-average pooling: (sum over the window of x**p) ** (1/p)."""
-    call = _call(("x",), (x,))
-    params = (kernel_size, stride, 0, 1, ceil_mode, True, p, None)
-    entry = _pool("lp_pool", "forward", call, params)
-    out, handle = call.backend.empty(call, entry.y_shape)
-    call.backend.run_pool(call, entry.problem, call.handles[0], None, None, handle)
-    return out
-
-
-def _spatial_of(x) -> list[int]:
-    shape = getattr(x, "shape", None)
-    if shape is None:
-        shape = np.shape(x)
-    spatial_rank(len(shape), "x")
-    return [int(s) for s in shape[2:]]
-
-
-def global_avg_pool(x):
-    """Mean over all spatial dims; shape (N, C, 1, ..., 1)."""
-    return avg_pool(x, _spatial_of(x))
-
-
-def global_max_pool(x):
-    """Max over all spatial dims; shape (N, C, 1, ..., 1)."""
-    return max_pool(x, _spatial_of(x))
-
-
-def max_unpool(
-    x,
-    indices,
-    kernel_size: IntOrTuple,
-    *,
-    stride: Optional[IntOrTuple] = None,
-    padding: Padding = 0,
-    output_size: Optional[Sequence[int]] = None,
-):
-    """Inverse of max_pool: scatters x to the positions in `indices`, zeros elsewhere."""
-    call = _call(("x",), (x,), ("indices", indices))
-    params = (kernel_size, stride, padding, 1, False, True, 2.0, output_size)
-    entry = _pool("max_unpool", "forward", call, params)
-    out, handle = call.backend.empty(call, entry.y_shape)
-    call.backend.run_pool(call, entry.problem, call.handles[0], None, call.handles[1], handle)
-    return out
-
-
-def max_pool_backward(
-    grad_y,
-    x,
-    kernel_size: IntOrTuple,
-    *,
-    stride: Optional[IntOrTuple] = None,
-    padding: Padding = 0,
-    dilation: IntOrTuple = 1,
-    ceil_mode: bool = False,
-    indices=None,
-):
-    """Gradient of max_pool with respect to x (each grad goes to its window's argmax).
-
-    With `indices` (what `max_pool(..., return_indices=True)` returned for this x) the gradient
-    is scattered to the saved positions instead of recomputing every window's argmax, as
-    PyTorch's backward does; x then only supplies the shape and dtype."""
-    index = None if indices is None else ("indices", indices)
-    call = _call(("grad_y", "x"), (grad_y, x), index)
-    params = (kernel_size, stride, padding, dilation, ceil_mode, True, 2.0, None)
-    entry = _pool("max_pool", "backward", call, params)
-    h = call.handles
-    out, handle = call.backend.empty(call, entry.x_shape)
-    call.backend.run_pool(call, entry.problem, h[0], h[1], h[2] if len(h) > 2 else None, handle)
-    return out
-
-
-def avg_pool_backward(
-    grad_y,
-    x_shape: Sequence[int],
-    kernel_size: IntOrTuple,
-    *,
-    stride: Optional[IntOrTuple] = None,
-    padding: Padding = 0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-):
-    """Gradient of avg_pool with respect to x (shape `x_shape`)."""
-    call = _call(("grad_y",), (grad_y,))
-    params = (kernel_size, stride, padding, 1, ceil_mode, count_include_pad, 2.0, None)
-    entry = _pool("avg_pool", "backward", call, params, x_shape)
-    out, handle = call.backend.empty(call, entry.x_shape)
-    call.backend.run_pool(call, entry.problem, call.handles[0], None, None, handle)
-    return out
-
-
-def lp_pool_backward(
-    grad_y,
-    x,
-    p: float,
-    kernel_size: IntOrTuple,
-    *,
-    stride: Optional[IntOrTuple] = None,
-    ceil_mode: bool = False,
-):
-    """Gradient of lp_pool with respect to x."""
-    call = _call(("grad_y", "x"), (grad_y, x))
-    params = (kernel_size, stride, 0, 1, ceil_mode, True, p, None)
-    entry = _pool("lp_pool", "backward", call, params)
-    out, handle = call.backend.empty(call, entry.x_shape)
-    call.backend.run_pool(call, entry.problem, call.handles[0], call.handles[1], None, handle)
-    return out
 
 
 # ---- introspection

@@ -44,8 +44,8 @@ struct ConvProblem {
   DType dtype = DType::kFloat32;
   // The convolution that runs and its pass. A transposed conv runs the conv it is the adjoint
   // of: its forward is that conv's backward_data, its backward_data the conv's forward, its
-  // backward_weight the conv's backward_weight with the operands swapped (DESIGN.md, "One
-  // geometry, three passes"). This mapping exists here and nowhere else.
+  // backward_weight the conv's backward_weight with the operands swapped (docs/architecture.md,
+  // "Transposed convolution"). This mapping exists here (csrc/common/problem.cc) only.
   ConvGeometry g;
   ConvPass conv_pass = ConvPass::kForward;
   bool swap_operands = false;  // the conv pass takes (b, a) of the public operands
