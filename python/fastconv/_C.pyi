@@ -12,225 +12,121 @@ class UnsupportedError(NotImplementedError): ...
 
 _Dims = Sequence[int]
 _F = npt.NDArray[np.floating[Any]]
-_I = npt.NDArray[np.int64]
 
-def conv_forward(
-    x: _F,
-    w: _F,
-    bias: Optional[_F],
-    y: _F,
+# An operand: a NumPy array (checked by the bindings) or the address of a C-contiguous buffer of
+# the problem's shape and dtype (checked by the Python layer), None where optional.
+_Operand = Optional[Any]
+_Shape = tuple[int, ...]
+
+class ConvPlan:
+    """One algorithm's plan for a ConvProblem (csrc/include/fastconv/algorithm.h)."""
+
+    @property
+    def algo(self) -> str: ...
+    @property
+    def workspace_bytes(self) -> int: ...
+    @property
+    def note(self) -> str: ...
+    @property
+    def threads(self) -> int: ...
+    @property
+    def pass_(self) -> str: ...
+
+class ConvProblem:
+    """One conv or transposed-conv pass, normalised (csrc/include/fastconv/problem.h)."""
+
+    op: str
+    pass_: str
+    conv_pass: str
+    dtype: str
+    swap_operands: bool
+    x_shape: _Shape
+    w_shape: _Shape
+    y_shape: _Shape
+    operand_shapes: tuple[_Shape, _Shape]
+    result_shape: _Shape
+    bias_channels: int
+    stride: _Shape
+    pad_lo: _Shape
+    pad_hi: _Shape
+    dilation: _Shape
+    output_padding: _Shape
+    groups: int
+    mode: str
+    flops: float
+    conv_geometry: tuple[_Shape, _Shape, _Shape, _Shape, _Shape, _Shape, int, str]
+    def plan(self, algo: str) -> ConvPlan: ...
+    def unsupported_reason(self, algo: str) -> str: ...
+
+class PoolProblem:
+    """One pooling or max_unpool pass, normalised (csrc/include/fastconv/problem.h)."""
+
+    kind: str
+    pass_: str
+    dtype: str
+    x_shape: _Shape
+    y_shape: _Shape
+    result_shape: _Shape
+    count_include_pad: bool
+    p: float
+    pool_geometry: tuple[_Shape, _Shape, _Shape, _Shape, _Shape, _Shape, bool]
+    planes: int
+
+def conv_problem(
+    op: str,
+    pass_: str,
+    shape: _Dims,
+    w_shape: _Dims,
     stride: _Dims,
+    padding: str,
     pad_lo: _Dims,
     pad_hi: _Dims,
     dilation: _Dims,
     groups: int,
     mode: str,
-    algo: str,
-) -> None: ...
-def conv_backward_data(
-    grad_y: _F,
-    w: _F,
-    grad_x: _F,
-    stride: _Dims,
-    pad_lo: _Dims,
-    pad_hi: _Dims,
-    dilation: _Dims,
-    groups: int,
-    mode: str,
-    algo: str,
-) -> None: ...
-def conv_backward_weight(
-    x: _F,
-    grad_y: _F,
-    grad_w: _F,
-    stride: _Dims,
-    pad_lo: _Dims,
-    pad_hi: _Dims,
-    dilation: _Dims,
-    groups: int,
-    mode: str,
-    algo: str,
-) -> None: ...
-def conv_backward_bias(grad_y: _F, grad_bias: _F) -> None: ...
-def conv_transpose_forward(
-    x: _F,
-    w: _F,
-    bias: Optional[_F],
-    y: _F,
-    stride: _Dims,
-    pad_lo: _Dims,
-    pad_hi: _Dims,
     output_padding: _Dims,
-    dilation: _Dims,
-    groups: int,
-    algo: str,
+    dtype: str,
+) -> ConvProblem: ...
+def conv(
+    problem: ConvProblem,
+    plan: ConvPlan,
+    a: _Operand,
+    b: _Operand,
+    bias: _Operand,
+    out: _Operand,
 ) -> None: ...
-def conv_transpose_backward_data(
-    grad_y: _F,
-    w: _F,
-    grad_x: _F,
-    stride: _Dims,
-    pad_lo: _Dims,
-    pad_hi: _Dims,
-    output_padding: _Dims,
-    dilation: _Dims,
-    groups: int,
-    algo: str,
+def conv_backward_bias(
+    grad_y_shape: _Dims, dtype: str, grad_y: _Operand, out: _Operand
 ) -> None: ...
-def conv_transpose_backward_weight(
-    x: _F,
-    grad_y: _F,
-    grad_w: _F,
-    stride: _Dims,
-    pad_lo: _Dims,
-    pad_hi: _Dims,
-    output_padding: _Dims,
-    dilation: _Dims,
-    groups: int,
-    algo: str,
-) -> None: ...
-def max_pool_forward(
-    x: _F,
-    y: _F,
-    indices: Optional[_I],
+def pool_problem(
+    kind: str,
+    pass_: str,
+    x_shape: _Dims,
     kernel: _Dims,
     stride: _Dims,
     pad_lo: _Dims,
     pad_hi: _Dims,
     dilation: _Dims,
-    ceil_mode: bool,
-) -> None: ...
-def max_pool_backward(
-    grad_y: _F,
-    x: _F,
-    grad_x: _F,
-    kernel: _Dims,
-    stride: _Dims,
-    pad_lo: _Dims,
-    pad_hi: _Dims,
-    dilation: _Dims,
-    ceil_mode: bool,
-) -> None: ...
-def max_pool_backward_indices(
-    grad_y: _F,
-    indices: Any,
-    grad_x: _F,
-    kernel: _Dims,
-    stride: _Dims,
-    pad_lo: _Dims,
-    pad_hi: _Dims,
-    dilation: _Dims,
-    ceil_mode: bool,
-) -> None: ...
-def avg_pool_forward(
-    x: _F,
-    y: _F,
-    kernel: _Dims,
-    stride: _Dims,
-    pad_lo: _Dims,
-    pad_hi: _Dims,
     ceil_mode: bool,
     count_include_pad: bool,
+    p: float,
+    output_size: _Dims,
+    dtype: str,
+) -> PoolProblem: ...
+def pool(
+    problem: PoolProblem, a: _Operand, b: _Operand, indices: _Operand, out: _Operand
 ) -> None: ...
-def avg_pool_backward(
-    grad_y: _F,
-    grad_x: _F,
-    kernel: _Dims,
-    stride: _Dims,
-    pad_lo: _Dims,
-    pad_hi: _Dims,
-    ceil_mode: bool,
-    count_include_pad: bool,
-) -> None: ...
-def lp_pool_forward(
-    x: _F, y: _F, p: float, kernel: _Dims, stride: _Dims, ceil_mode: bool
-) -> None: ...
-def lp_pool_backward(
-    grad_y: _F, x: _F, grad_x: _F, p: float, kernel: _Dims, stride: _Dims, ceil_mode: bool
-) -> None: ...
-def max_unpool_forward(x: _F, indices: _I, y: _F) -> None: ...
-def conv_output_shape(
-    x_shape: _Dims,
-    w_shape: _Dims,
-    stride: _Dims,
-    pad_lo: _Dims,
-    pad_hi: _Dims,
-    dilation: _Dims,
-    groups: int,
-) -> list[int]: ...
-def conv_transpose_output_shape(
-    x_shape: _Dims,
-    w_shape: _Dims,
-    stride: _Dims,
-    pad_lo: _Dims,
-    pad_hi: _Dims,
-    output_padding: _Dims,
-    dilation: _Dims,
-    groups: int,
-) -> list[int]: ...
-def conv_transpose_input_shape(
-    grad_y_shape: _Dims,
-    w_shape: _Dims,
-    stride: _Dims,
-    pad_lo: _Dims,
-    pad_hi: _Dims,
-    output_padding: _Dims,
-    dilation: _Dims,
-    groups: int,
-) -> list[int]: ...
-def transposed_extent(
-    in_: int, kernel: int, stride: int, pad_lo: int, pad_hi: int, dilation: int, output_padding: int
-) -> int: ...
-def pool_output_shape(
-    x_shape: _Dims,
-    kernel: _Dims,
-    stride: _Dims,
-    pad_lo: _Dims,
-    pad_hi: _Dims,
-    dilation: _Dims,
-    ceil_mode: bool,
-) -> list[int]: ...
+def geometry_constructions() -> int: ...
 def algorithms(op: str) -> list[str]: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def cpu_info() -> dict[str, Any]: ...
-def conv_workspace_bytes(
-    algo: str,
-    pass_: str,
-    x_shape: _Dims,
-    w_shape: _Dims,
-    stride: _Dims,
-    pad_lo: _Dims,
-    pad_hi: _Dims,
-    dilation: _Dims,
-    groups: int,
-    dtype: str,
-) -> int: ...
-def conv_unsupported_reason(
-    algo: str,
-    pass_: str,
-    x_shape: _Dims,
-    w_shape: _Dims,
-    stride: _Dims,
-    pad_lo: _Dims,
-    pad_hi: _Dims,
-    dilation: _Dims,
-    groups: int,
-) -> str: ...
-def conv_algorithm_note(
-    algo: str,
-    pass_: str,
-    x_shape: _Dims,
-    w_shape: _Dims,
-    stride: _Dims,
-    pad_lo: _Dims,
-    pad_hi: _Dims,
-    dilation: _Dims,
-    groups: int,
-) -> str: ...
 def gemm(a: _F, b: _F, c: _F, alpha: float = 1.0, beta: float = 0.0) -> None: ...
 def gemm_batched(a: _F, b: _F, c: _F, alpha: float = 1.0, beta: float = 0.0) -> None: ...
 def gemm_kernels() -> str: ...
 def gemm_blocking(dtype: str = "float32") -> dict[str, Any]: ...
 def peak_gflops(dtype: str = "float32") -> float: ...
 def core_clock_ghz() -> float: ...
+def fft_rfft(x: _F) -> _F: ...
+def fft_irfft(X: _F, n: int) -> _F: ...
+def fft_cfft(x: _F, inverse: bool = False) -> _F: ...

@@ -1,0 +1,171 @@
+"""The problem -> plan -> backend path: one geometry and one selection per call signature, the
+plan shared by the run and explain(), the transposed-conv mapping in the problem, the caches'
+keys, and explain() / errors for torch and meta tensors."""
+
+from __future__ import annotations
+
+import fastconv
+import numpy as np
+import pytest
+from conftest import assert_close, rand, requires_torch, torch
+from fastconv import _C, functional, pooling
+from fastconv._problem import PROBLEMS, clear_caches, conv_problem, pool_problem
+
+
+@pytest.fixture
+def counted_selections(monkeypatch):
+    """Clears the caches and counts the selections the functional layer makes."""
+    clear_caches()
+    made = []
+    real = functional.select
+
+    def counting(*args, **kwargs):
+        made.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(functional, "select", counting)
+    return made
+
+
+def test_a_call_builds_its_geometry_once_and_selects_once(counted_selections):
+    x = rand(np.random.default_rng(0), (2, 3, 17, 19), np.float32)
+    w = rand(np.random.default_rng(1), (8, 3, 3, 3), np.float32)
+    before = _C.geometry_constructions()
+    y = fastconv.conv2d(x, w, stride=2, padding="same")
+    assert _C.geometry_constructions() - before == 1
+    assert len(counted_selections) == 1
+    # The repeat, explain() and the same call with other arrays of the same signature build
+    # nothing and select nothing.
+    y2 = fastconv.conv2d(x, w, stride=2, padding="same")
+    e = fastconv.explain(x, w, stride=2, padding="same")
+    fastconv.conv2d(x + 1, w, stride=2, padding="same")
+    assert _C.geometry_constructions() - before == 1
+    assert len(counted_selections) == 1
+    np.testing.assert_array_equal(y, y2)
+    # explain() reads the entry the call made: same algorithm, same plan's workspace.
+    (entry,) = PROBLEMS.values()
+    assert e.algo == entry.selection.algo
+    assert e.workspace_bytes == entry.plan.workspace_bytes
+    assert entry.problem.plan(e.algo) is entry.plan  # the problem keeps one plan per algorithm
+
+
+def test_a_pool_call_builds_its_geometry_once():
+    clear_caches()
+    x = np.arange(64, dtype=np.float64).reshape(1, 1, 8, 8)
+    before = _C.geometry_constructions()
+    for _ in range(3):
+        y = fastconv.max_pool(x, 2)
+    assert _C.geometry_constructions() - before == 1
+    assert y[0, 0, 0, 0] == 9.0
+
+
+def test_cached_calls_still_check_operands():
+    """A call signature's checks run once; a different operand shape is a new signature."""
+    x, w = np.ones((1, 2, 6, 6)), np.ones((3, 2, 3, 3))
+    gy = fastconv.conv(x, w)
+    fastconv.conv_backward_data(gy, w, x.shape)
+    with pytest.raises(ValueError, match=r"grad_y must have shape \(1, 3, 4, 4\)"):
+        fastconv.conv_backward_data(gy[:, :, :3], w, x.shape)
+    with pytest.raises(ValueError, match="bias must have shape"):
+        fastconv.conv(x, w, np.ones(4))
+    fastconv.conv(x, w, np.ones(3))
+
+
+@pytest.mark.parametrize("value", [True, 1.0])
+def test_the_cache_keeps_bools_and_floats_apart_from_ints(value):
+    x, w = np.ones((1, 2, 6, 6)), np.ones((3, 2, 3, 3))
+    fastconv.conv(x, w, stride=1)  # cached with the int
+    with pytest.raises(TypeError, match="stride"):
+        fastconv.conv(x, w, stride=value)
+    fastconv.conv(x, w, stride=(1, 1))
+    with pytest.raises(TypeError, match="stride"):
+        fastconv.conv(x, w, stride=(1, value))
+
+
+def test_plans_follow_the_thread_count():
+    """A plan records the threads it was made for; a run at another count re-plans."""
+    rng = np.random.default_rng(3)
+    x, w = rand(rng, (2, 16, 20, 20)), rand(rng, (16, 16, 3, 3))
+    want = fastconv.conv(x, w, padding=1, algo="reference")
+    threads = fastconv.get_num_threads()
+    try:
+        for n in (1, 3, threads):
+            fastconv.set_num_threads(n)
+            for algo in ("winograd", "implicit_gemm", "direct", "fft"):
+                assert_close(fastconv.conv(x, w, padding=1, algo=algo), want, np.float64, 144)
+    finally:
+        fastconv.set_num_threads(threads)
+
+
+def test_transposed_conv_problem_runs_the_adjoint_conv_passes():
+    kw = dict(stride=2, padding=1, dilation=1, groups=2, output_padding=1)
+    passes = {"forward": "backward_data", "backward_data": "forward"}
+    x_shape, w_shape = (1, 4, 5, 5), (4, 3, 3, 3)
+    fwd = conv_problem("conv_transpose", "forward", x_shape, w_shape, "float32", **kw)
+    assert fwd.y_shape == (1, 6, 10, 10)
+    for pass_ in ("forward", "backward_data", "backward_weight"):
+        shape = fwd.y_shape if pass_ == "backward_data" else x_shape
+        p = conv_problem("conv_transpose", pass_, shape, w_shape, "float32", **kw)
+        assert p.conv_pass == passes.get(pass_, pass_)
+        assert p.swap_operands == (pass_ == "backward_weight")
+        conv_x, conv_w, _, _, pad_hi, _, groups, _ = p.conv_geometry
+        assert conv_x == (1, 6, 10, 10) and conv_w == w_shape and groups == 2
+        assert pad_hi == (0, 0)  # padding 1 minus output_padding 1
+        assert p.x_shape == x_shape and p.y_shape == fwd.y_shape
+
+
+def test_problems_resolve_padding_rules_in_the_geometry():
+    p = conv_problem(
+        "conv", "forward", (1, 1, 8, 7), (1, 1, 3, 4), "float32", padding="same", stride=2
+    )
+    assert p.y_shape == (1, 1, 4, 4)
+    assert (p.pad_lo, p.pad_hi) == ((0, 1), (1, 2))  # odd totals: the extra unit at the end
+    full = conv_problem(
+        "conv", "forward", (1, 1, 5), (1, 1, 3), "float64", padding="full", dilation=2
+    )
+    assert (full.pad_lo, full.pad_hi, full.y_shape) == ((4,), (4,), (1, 1, 9))
+    with pytest.raises(ValueError, match="padding"):
+        conv_problem("conv_transpose", "forward", (1, 1, 5), (1, 1, 3), "float32", padding="same")
+    unpool = pool_problem("max_unpool", "forward", (1, 2, 3, 3), "float32", 2)
+    assert unpool.y_shape == (1, 2, 6, 6)
+
+
+@requires_torch
+def test_explain_takes_torch_and_meta_tensors():
+    """The dtype is read from the tensor; a meta tensor is explained by its shape (CPU)."""
+    x64, w64 = np.ones((1, 4, 9, 9)), np.ones((8, 4, 3, 3))
+    cases = [
+        (torch.ones(1, 4, 9, 9, dtype=torch.float64), x64),
+        (torch.empty(1, 4, 9, 9, device="meta"), x64.astype(np.float32)),
+    ]
+    for tensor, array in cases:
+        got = fastconv.explain(tensor, w64.shape, padding=1, pass_="backward_weight")
+        want = fastconv.explain(array, w64.shape, padding=1, pass_="backward_weight")
+        assert str(got) == str(want)
+
+
+@requires_torch
+def test_meta_tensors_are_refused_with_the_reason():
+    x = torch.empty(1, 4, 9, 9, device="meta")
+    with pytest.raises(ValueError, match="meta tensor"):
+        fastconv.conv(x, torch.empty(8, 4, 3, 3, device="meta"))
+    with pytest.raises(ValueError, match="meta tensor"):
+        fastconv.max_pool(x, 2)
+
+
+def test_public_functions_are_thin():
+    """Every public function goes through the shared paths (no per-function flows)."""
+    import inspect
+
+    for module, shared in ((functional, "_conv("), (pooling, "_pool(")):
+        for name in module.__all__ if hasattr(module, "__all__") else dir(module):
+            fn = getattr(module, name)
+            if (
+                name.startswith("_")
+                or not inspect.isfunction(fn)
+                or fn.__module__ != module.__name__
+            ):
+                continue
+            if name in ("explain", "conv_backward_bias", "global_avg_pool", "global_max_pool"):
+                continue
+            assert shared in inspect.getsource(fn) or "conv(" in inspect.getsource(fn), name
