@@ -68,6 +68,32 @@ void place(Dims& dst, const std::vector<int64_t>& src, int64_t fill) {
 // Counts geometry constructions (tests prove one call builds its geometry once).
 std::atomic<int64_t> constructions{0};
 
+// Counts a pooling geometry and validates what pooling and max_unpool share: x's rank and
+// extents (non-zero channels and spatial extents for pooling), kernel_size and the window.
+// Returns the spatial rank.
+size_t check_pool_arguments(const std::vector<int64_t>& x_shape,
+                            const std::vector<int64_t>& kernel, const WindowParams& p,
+                            bool nonzero) {
+  constructions.fetch_add(1, std::memory_order_relaxed);
+  if (x_shape.size() < 3 || x_shape.size() > 5) {
+    fail("x must have 3, 4 or 5 dims (N, C, *spatial) for 1-3 spatial dims, got shape " +
+         format_dims(x_shape));
+  }
+  const size_t rank = x_shape.size() - 2;
+  check_extent_range(x_shape, "x shape");
+  checked_product(x_shape, "x shape");
+  for (size_t i = 0; i < x_shape.size(); ++i) {
+    if (x_shape[i] < 0) fail("x shape must be non-negative, got " + format_dims(x_shape));
+    if (nonzero && i >= 1 && x_shape[i] == 0) {
+      fail("x must have non-zero channels and spatial extents, got shape " + format_dims(x_shape));
+    }
+  }
+  check_dims(kernel, rank, "kernel_size", 1);
+  check_extent_range(kernel, "kernel_size");
+  check_window(p, rank, false);
+  return rank;
+}
+
 std::vector<int64_t> tail(const Dims& d, int rank) {
   return std::vector<int64_t>(d.begin() + (kMaxRank - rank), d.end());
 }
@@ -293,22 +319,7 @@ std::vector<int64_t> transposed_conv_input_shape(const std::vector<int64_t>& gra
 PoolGeometry make_pool_geometry(const std::vector<int64_t>& x_shape,
                                 const std::vector<int64_t>& kernel, const WindowParams& p,
                                 bool ceil_mode) {
-  constructions.fetch_add(1, std::memory_order_relaxed);
-  if (x_shape.size() < 3 || x_shape.size() > 5) {
-    fail("x must have 3, 4 or 5 dims (N, C, *spatial) for 1-3 spatial dims, got shape " +
-         format_dims(x_shape));
-  }
-  const size_t rank = x_shape.size() - 2;
-  check_extent_range(x_shape, "x shape");
-  checked_product(x_shape, "x shape");
-  for (size_t i = 0; i < x_shape.size(); ++i) {
-    if (x_shape[i] < 0 || (i >= 1 && x_shape[i] == 0)) {
-      fail("x must have non-zero channels and spatial extents, got shape " + format_dims(x_shape));
-    }
-  }
-  check_dims(kernel, rank, "kernel_size", 1);
-  check_extent_range(kernel, "kernel_size");
-  check_window(p, rank, false);
+  const size_t rank = check_pool_arguments(x_shape, kernel, p, true);
   for (size_t d = 0; d < rank; ++d) {
     if (p.pad_lo[d] > kernel[d] / 2 || p.pad_hi[d] > kernel[d] / 2) {
       fail("padding must be at most half of kernel_size in every dim, got padding " +
@@ -341,20 +352,7 @@ PoolGeometry make_pool_geometry(const std::vector<int64_t>& x_shape,
 PoolGeometry make_unpool_geometry(const std::vector<int64_t>& x_shape,
                                   const std::vector<int64_t>& kernel, const WindowParams& p,
                                   const std::vector<int64_t>& output_size) {
-  constructions.fetch_add(1, std::memory_order_relaxed);
-  if (x_shape.size() < 3 || x_shape.size() > 5) {
-    fail("x must have 3, 4 or 5 dims (N, C, *spatial) for 1-3 spatial dims, got shape " +
-         format_dims(x_shape));
-  }
-  const size_t rank = x_shape.size() - 2;
-  check_extent_range(x_shape, "x shape");
-  checked_product(x_shape, "x shape");
-  for (int64_t e : x_shape) {
-    if (e < 0) fail("x shape must be non-negative, got " + format_dims(x_shape));
-  }
-  check_dims(kernel, rank, "kernel_size", 1);
-  check_extent_range(kernel, "kernel_size");
-  check_window(p, rank, false);
+  const size_t rank = check_pool_arguments(x_shape, kernel, p, false);
   if (!output_size.empty() && output_size.size() != rank) {
     fail("output_size must have " + std::to_string(rank) + " spatial entries, got " +
          format_dims(output_size));
