@@ -43,6 +43,7 @@ def assert_gpu_close(got, want, dtype: str, reduction: int, what: str = "") -> N
     atol = rel_tolerance(dtype, reduction) * scale
     np.testing.assert_allclose(got, want, rtol=0, atol=atol, equal_nan=True, err_msg=what)
 
+
 # ---- convolution cases: (x shape, w shape, kwargs)
 
 CONV_CASES = [

@@ -433,8 +433,9 @@ def test_gpu_algorithm_choice():
     with pytest.raises(TypeError, match="algo"):
         choose((8, 4, 3, 3), 3)
     # a transposed conv's depthwise test is on the conv it runs: w.shape[1] == 1 there too
-    problem = conv_problem("conv_transpose", "forward", (1, 8, 5, 5), (8, 1, 3, 3), "float16",
-                           groups=8)
+    problem = conv_problem(
+        "conv_transpose", "forward", (1, 8, 5, 5), (8, 1, 3, 3), "float16", groups=8
+    )
     assert selection.select(problem, backend, "auto").algo == "depthwise"
 
 

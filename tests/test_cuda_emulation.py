@@ -93,8 +93,21 @@ def _emu_conv(pass_, algo, math_, dtype, x_shape, w_shape, kw, a, b, bias=None, 
     if op_pad is not None:
         hi = [h - o for h, o in zip(hi, op_pad)]
     return EMU.conv(
-        pass_, algo, math_, dtype, list(x_), list(w_), stride, lo, hi, dilation, groups, mode,
-        a, b, bias,
+        pass_,
+        algo,
+        math_,
+        dtype,
+        list(x_),
+        list(w_),
+        stride,
+        lo,
+        hi,
+        dilation,
+        groups,
+        mode,
+        a,
+        b,
+        bias,
     )
 
 
@@ -565,7 +578,5 @@ def test_emulated_random_geometries(seed):
         operands = {"forward": (x, w), "backward_data": (gy, w), "backward_weight": (x, gy)}
         for algo in ["implicit_gemm"] + (["depthwise"] if cg == 1 else []):
             for pass_, (a, b) in operands.items():
-                got = EMU.conv(
-                    pass_, algo, "simt", "float64", *geo, groups, mode, a, b, None
-                )
+                got = EMU.conv(pass_, algo, "simt", "float64", *geo, groups, mode, a, b, None)
                 assert_gpu_close(got, want[pass_], "float64", 1, f"{algo} {pass_} {x_shape} {kw}")
