@@ -1,6 +1,7 @@
 // fastconv_cuda_emulation: the GPU launchers and kernels of cuda/*.cu compiled for the host
-// (see host_emulation.h), callable from Python on float64 NumPy arrays so tests/test_cuda.py
-// can check their index math, tiling, split reductions and dtype handling without a GPU.
+// (see host_emulation.h), callable from Python on float64 NumPy arrays so
+// tests/test_cuda_emulation.py can check their index math, tiling, split reductions and dtype
+// handling without a GPU.
 // Built by build.sh; not part of the installed package.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>

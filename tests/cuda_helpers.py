@@ -1,0 +1,76 @@
+"""Shared by tests/test_cuda.py (GPU kernels on a real GPU, host-side routing) and
+tests/test_cuda_emulation.py (the same kernels in the host emulation): the tolerance of GPU
+results against the CPU reference, and the convolution, transposed-convolution and pooling
+cases both files run.
+
+Tolerances (scale = max|expected|, L = products summed into one output). Inputs are rounded to
+the dtype first and the float64 CPU reference runs on the rounded values, so only the kernel's
+own arithmetic is measured:
+  float64:  1e-10 * scale                        (any summation order passes)
+  float32:  eps32 * scale * (8 sqrt(L) + 16)     (exact FP32 SIMT: random-walk summation error)
+  tf32:     2^-10 * scale * 4 sqrt(L)            (each product of operands rounded to 10 bits)
+  float16:  (2^-10 + eps32 * 8 sqrt(L)) * scale  (float32 accumulation, one rounding to fp16)
+  bfloat16: (2^-7 + eps32 * 8 sqrt(L)) * scale   (float32 accumulation, one rounding to bf16)
+Any indexing bug (wrong tap, channel or padding) is off by ~10% of scale or more.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def rel_tolerance(dtype: str, reduction: int) -> float:
+    root = math.sqrt(max(reduction, 1))
+    return {
+        "float64": 1e-10,
+        "float32": EPS32 * (8 * root + 16),
+        "tf32": 2.0**-10 * 4 * root,
+        "float16": 2.0**-10 + EPS32 * 8 * root,
+        "bfloat16": 2.0**-7 + EPS32 * 8 * root,
+    }[dtype]
+
+
+def assert_gpu_close(got, want, dtype: str, reduction: int, what: str = "") -> None:
+    got = got.detach().double().cpu().numpy() if hasattr(got, "detach") else np.asarray(got)
+    want = want.detach().double().cpu().numpy() if hasattr(want, "detach") else np.asarray(want)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    finite = want[np.isfinite(want)]
+    scale = max(float(np.max(np.abs(finite))) if finite.size else 0.0, 1e-30)
+    atol = rel_tolerance(dtype, reduction) * scale
+    np.testing.assert_allclose(got, want, rtol=0, atol=atol, equal_nan=True, err_msg=what)
+
+
+# ---- convolution cases: (x shape, w shape, kwargs)
+
+CONV_CASES = [
+    ((2, 4, 13), (6, 4, 3), dict(stride=1, padding=1)),
+    ((2, 4, 17), (6, 2, 4), dict(stride=2, padding=((1, 2),), dilation=2, groups=2)),
+    ((2, 3, 9, 8), (5, 3, 3, 2), dict(stride=(2, 1), padding=((1, 0), (2, 1)))),
+    ((1, 8, 11, 10), (8, 4, 3, 3), dict(stride=1, padding=2, dilation=2, groups=2)),
+    ((3, 6, 7, 9), (6, 1, 3, 3), dict(stride=2, padding=1, groups=6)),  # depthwise
+    ((2, 4, 12, 12), (8, 1, 5, 5), dict(padding=2, groups=4)),  # depthwise, multiplier 2
+    ((1, 3, 5, 6, 4), (4, 3, 2, 3, 2), dict(stride=(1, 2, 1), padding=1)),
+    ((2, 70, 9, 9), (67, 70, 1, 1), {}),  # more than one 64-wide tile on M and K
+    ((1, 5, 8, 8), (3, 5, 3, 3), dict(padding=1, mode="conv")),
+    ((0, 4, 8, 8), (4, 4, 3, 3), {}),  # empty batch
+]
+CONV_IDS = [f"{len(x) - 2}d-{i}" for i, (x, _, _) in enumerate(CONV_CASES)]
+
+
+TRANSPOSE_CASES = [
+    ((2, 4, 7), (4, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    ((1, 6, 5, 4), (6, 2, 3, 3), dict(stride=(2, 3), padding=1, output_padding=(1, 2), groups=3)),
+    ((1, 4, 3, 4, 3), (4, 2, 2, 2, 2), dict(stride=2, dilation=2, output_padding=1)),
+    ((2, 4, 6, 6), (4, 1, 4, 4), dict(stride=2, padding=1, groups=4)),  # depthwise
+]
+
+
+POOL_CASES = [
+    ((2, 3, 17), dict(kernel_size=3, stride=2, padding=1)),
+    ((2, 3, 9, 10), dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), ceil_mode=True)),
+    ((1, 2, 5, 6, 7), dict(kernel_size=2, stride=2, ceil_mode=True)),
+]

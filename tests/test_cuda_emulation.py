@@ -1,0 +1,582 @@
+"""The GPU kernels run on the CPU by the host emulation (cuda/emulation/), against the CPU
+reference: the kernels and launchers one by one (fastconv_cuda_emulation), then fastconv's
+public API end to end over the emulated fastconv._cuda. Skipped with the reason when the
+emulation is not built (`sh cuda/emulation/build.sh`) or is older than the CUDA sources.
+Tolerances and cases are those of the GPU tests (cuda_helpers.py).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import fastconv
+import numpy as np
+import pytest
+from conftest import torch
+from cuda_helpers import CONV_CASES, CONV_IDS, POOL_CASES, TRANSPOSE_CASES, assert_gpu_close
+from fastconv import backends
+from fastconv._problem import conv_problem, pool_problem
+from fastconv.backends.cuda import CudaBackend
+
+# ---- the kernels themselves, run on the CPU by the host emulation (cuda/emulation/)
+#
+# cuda/*.cu compiled as C++ with cuda/emulation/host_emulation.h: every CUDA thread is a
+# std::thread, shared memory is shared, WMMA fragments hold whole tiles and check alignment.
+# This runs the real launchers and kernels (tiling, split reductions, depthwise, pooling, every
+# dtype and both math paths) against the CPU reference here, on a machine without a GPU.
+# cp.async and the real tensor-core instructions are the parts it cannot run.
+
+EMULATION_DIR = Path(__file__).resolve().parent.parent / "build" / "cuda-emulation"
+EMULATION_SOURCES = Path(__file__).resolve().parent.parent / "cuda"
+
+
+def _load_emulation():
+    sources = [
+        *EMULATION_SOURCES.glob("*.cu"),
+        *EMULATION_SOURCES.glob("*.h"),
+        *EMULATION_SOURCES.glob("*.cuh"),
+        *EMULATION_SOURCES.glob("emulation/*"),
+    ]
+    built = list(EMULATION_DIR.glob("fastconv_cuda_emulation*.so"))
+    if not built:
+        return (
+            None,
+            "not built: run `sh cuda/emulation/build.sh` (about 30 s, needs the CUDA headers)",
+        )
+    if max(s.stat().st_mtime for s in sources) > built[0].stat().st_mtime:
+        return None, "stale: the CUDA sources changed; rerun `sh cuda/emulation/build.sh`"
+    sys.path.insert(0, str(EMULATION_DIR))
+    try:
+        import fastconv_cuda_emulation as emu
+    except ImportError as e:
+        return None, f"cannot import it ({e})"
+    finally:
+        sys.path.pop(0)
+    return emu, ""
+
+
+EMU, EMU_REASON = _load_emulation()
+requires_emulation = pytest.mark.skipif(EMU is None, reason=f"CUDA host emulation {EMU_REASON}")
+
+EMU_MATHS = [
+    ("float64", "simt"),
+    ("float32", "simt"),
+    ("float32", "tensor_core"),
+    ("float16", "tensor_core"),
+    ("float16", "simt"),
+    ("bfloat16", "tensor_core"),
+    ("bfloat16", "simt"),
+]
+
+
+def round_to(a, dtype):
+    """a's values rounded to `dtype` (the values a GPU array of that dtype holds), as float64."""
+    a = np.asarray(a, dtype=np.float64)
+    if dtype == "float16":
+        return a.astype(np.float16).astype(np.float64)
+    if dtype == "bfloat16":  # round to nearest even on the top 16 bits of float32
+        u = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+        u = ((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)
+        return u.view(np.float32).astype(np.float64)
+    if dtype == "float32":
+        return a.astype(np.float32).astype(np.float64)
+    return a
+
+
+def _emu_conv(pass_, algo, math_, dtype, x_shape, w_shape, kw, a, b, bias=None, op_pad=None):
+    """emu.conv with the conv geometry of `kw`, as fastconv resolves it (its ConvProblem);
+    op_pad lowers the high padding as a transposed conv's output_padding does."""
+    geometry = conv_problem("conv", "forward", x_shape, w_shape, "float64", **kw).conv_geometry
+    x_, w_, stride, lo, hi, dilation, groups, mode = geometry
+    if op_pad is not None:
+        hi = [h - o for h, o in zip(hi, op_pad)]
+    return EMU.conv(
+        pass_,
+        algo,
+        math_,
+        dtype,
+        list(x_),
+        list(w_),
+        stride,
+        lo,
+        hi,
+        dilation,
+        groups,
+        mode,
+        a,
+        b,
+        bias,
+    )
+
+
+# The default run keeps a quick subset (three ranks, exact FP32 and fp16 tensor cores); the
+# whole matrix takes about a minute on two cores: `pytest -m slow tests/test_cuda_emulation.py`.
+_QUICK_EMU = {
+    (0, "float32", "simt"),
+    (2, "float16", "tensor_core"),
+    (6, "float32", "simt"),
+    (7, "bfloat16", "tensor_core"),
+    (9, "float64", "simt"),
+}
+EMU_CONV_PARAMS = [
+    pytest.param(
+        case,
+        dtype,
+        math_,
+        id=f"{cid}-{dtype}-{math_}",
+        marks=() if (i, dtype, math_) in _QUICK_EMU else pytest.mark.slow,
+    )
+    for i, (case, cid) in enumerate(zip(CONV_CASES, CONV_IDS))
+    for dtype, math_ in EMU_MATHS
+]
+
+
+@requires_emulation
+@pytest.mark.parametrize("case,dtype,math_", EMU_CONV_PARAMS)
+def test_emulated_conv_kernels_match_cpu_reference(rng, case, dtype, math_):
+    x_shape, w_shape, kw = case
+    x = round_to(rng.uniform(-1, 1, x_shape), dtype)
+    w = round_to(rng.uniform(-1, 1, w_shape), dtype)
+    b = round_to(rng.uniform(-1, 1, w_shape[0]), dtype)
+    y = fastconv.conv(x, w, b, algo="reference", **kw)
+    gy = round_to(rng.uniform(-1, 1, y.shape), dtype)
+    ref_kw = {k: v for k, v in kw.items()}
+    dx = fastconv.conv_backward_data(gy, w, x_shape, algo="reference", **ref_kw)
+    dw = fastconv.conv_backward_weight(x, gy, w_shape, algo="reference", **ref_kw)
+    tol = "tf32" if (dtype, math_) == ("float32", "tensor_core") else dtype
+    taps = math.prod(w_shape[2:])
+    kg = w_shape[0] // kw.get("groups", 1)
+    algos = ["implicit_gemm"] + (["depthwise"] if w_shape[1] == 1 and math_ == "simt" else [])
+    for algo in algos:
+        got = _emu_conv("forward", algo, math_, dtype, x_shape, w_shape, kw, x, w, b)
+        assert_gpu_close(got, y, tol, w_shape[1] * taps, f"forward {algo}")
+        got = _emu_conv("backward_data", algo, math_, dtype, x_shape, w_shape, kw, gy, w)
+        assert_gpu_close(got, dx, tol, kg * taps, f"backward_data {algo}")
+        got = _emu_conv("backward_weight", algo, math_, dtype, x_shape, w_shape, kw, x, gy)
+        assert_gpu_close(got, dw, tol, max(y.size // max(w_shape[0], 1), 1), f"bw {algo}")
+    if y.size:
+        assert_gpu_close(
+            EMU.bias_grad(dtype, list(gy.shape), gy),
+            fastconv.conv_backward_bias(gy),
+            dtype,
+            gy.size // w_shape[0],
+        )
+
+
+@requires_emulation
+@pytest.mark.parametrize("sms", [1, 8, pytest.param(132, marks=pytest.mark.slow)])
+def test_emulated_split_backward_weight_is_exact_and_tiles_cover_everything(rng, sms):
+    """Split reductions (few SMs -> more splits) and partial tiles on every edge."""
+    EMU.set_multiprocessors(sms)
+    try:
+        x_shape, w_shape = (3, 66, 11, 13), (70, 33, 3, 3)
+        kw = dict(padding=1, groups=2, stride=(1, 2))
+        x, w = rng.uniform(-1, 1, x_shape), rng.uniform(-1, 1, w_shape)
+        y = fastconv.conv(x, w, algo="reference", **kw)
+        gy = rng.uniform(-1, 1, y.shape)
+        dw = fastconv.conv_backward_weight(x, gy, w_shape, algo="reference", **kw)
+        got = _emu_conv(
+            "backward_weight", "implicit_gemm", "simt", "float64", x_shape, w_shape, kw, x, gy
+        )
+        assert_gpu_close(got, dw, "float64", 1)
+    finally:
+        EMU.set_multiprocessors(8)
+
+
+@requires_emulation
+@pytest.mark.parametrize(
+    "dtype,math_",
+    [("float64", "simt"), pytest.param("float16", "tensor_core", marks=pytest.mark.slow)],
+)
+@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=lambda c: f"{len(c[0]) - 2}d")
+def test_emulated_transposed_conv_runs_the_conv_passes(rng, case, dtype, math_):
+    """The transposed conv's passes through its conv geometry (negative high padding for
+    output_padding), as cuda/module.cc maps them."""
+    x_shape, w_shape, kw = case
+    groups = kw.get("groups", 1)
+    x = round_to(rng.uniform(-1, 1, x_shape), dtype)
+    w = round_to(rng.uniform(-1, 1, w_shape), dtype)
+    y = fastconv.conv_transpose(x, w, algo="reference", **kw)
+    gy = round_to(rng.uniform(-1, 1, y.shape), dtype)
+    rank = len(w_shape) - 2
+    op = kw.get("output_padding", 0)
+    op = [op] * rank if isinstance(op, int) else list(op)
+    conv_kw = {k: v for k, v in kw.items() if k != "output_padding"}
+    taps = math.prod(w_shape[2:])
+    got = _emu_conv(
+        "backward_data", "implicit_gemm", math_, dtype, y.shape, w_shape, conv_kw, x, w, op_pad=op
+    )
+    assert_gpu_close(got, y, dtype, w_shape[0] // groups * taps, "transposed forward")
+    got = _emu_conv(
+        "forward", "implicit_gemm", math_, dtype, y.shape, w_shape, conv_kw, gy, w, op_pad=op
+    )
+    want = fastconv.conv_transpose_backward_data(gy, w, algo="reference", **kw)
+    assert_gpu_close(got, want, dtype, w_shape[1] * taps, "transposed backward_data")
+    got = _emu_conv(
+        "backward_weight",
+        "implicit_gemm",
+        math_,
+        dtype,
+        y.shape,
+        w_shape,
+        conv_kw,
+        gy,
+        x,
+        op_pad=op,
+    )
+    want = fastconv.conv_transpose_backward_weight(x, gy, w_shape, algo="reference", **kw)
+    assert_gpu_close(got, want, dtype, x.size // x_shape[1], "transposed backward_weight")
+
+
+@requires_emulation
+@pytest.mark.slow
+def test_emulated_depthwise_31x31(rng):
+    x_shape, w_shape = (1, 1, 33, 40), (2, 1, 31, 31)  # channel multiplier 2
+    kw = dict(stride=2, padding=15, dilation=(1, 2), groups=1)
+    x, w = rng.uniform(-1, 1, x_shape), rng.uniform(-1, 1, w_shape)
+    y = fastconv.conv(x, w, **kw)
+    gy = rng.uniform(-1, 1, y.shape)
+    assert_gpu_close(
+        _emu_conv("forward", "depthwise", "simt", "float64", x_shape, w_shape, kw, x, w),
+        y,
+        "float64",
+        1,
+    )
+    assert_gpu_close(
+        _emu_conv("backward_data", "depthwise", "simt", "float64", x_shape, w_shape, kw, gy, w),
+        fastconv.conv_backward_data(gy, w, x_shape, **kw),
+        "float64",
+        1,
+    )
+    assert_gpu_close(
+        _emu_conv("backward_weight", "depthwise", "simt", "float64", x_shape, w_shape, kw, x, gy),
+        fastconv.conv_backward_weight(x, gy, w_shape, **kw),
+        "float64",
+        1,
+    )
+
+
+@requires_emulation
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        "float32",
+        pytest.param("float64", marks=pytest.mark.slow),
+        pytest.param("float16", marks=pytest.mark.slow),
+        pytest.param("bfloat16", marks=pytest.mark.slow),
+    ],
+)
+@pytest.mark.parametrize(
+    "case",
+    POOL_CASES + [((2, 2, 7, 6), dict(kernel_size=(7, 6)))],
+    ids=lambda c: f"{len(c[0]) - 2}d-{c[1]['kernel_size']}",
+)
+def test_emulated_pool_kernels_match_cpu_reference(rng, case, dtype):
+    shape, kw = case
+    x = round_to(rng.uniform(-1, 1, shape), dtype)
+    x.flat[3] = x.flat[4]  # a tie: the first maximum wins
+    ceil_mode = kw.get("ceil_mode", False)
+    geo = pool_problem(
+        "avg_pool",
+        "forward",
+        shape,
+        "float64",
+        kw["kernel_size"],
+        stride=kw.get("stride"),
+        padding=kw.get("padding", 0),
+        ceil_mode=ceil_mode,
+    ).pool_geometry
+    pad_lo = geo[3]
+    y, idx = EMU.pool_forward("max_pool", dtype, *geo, True, 1.0, x)
+    y64, idx64 = fastconv.max_pool(x, return_indices=True, **kw)
+    assert_gpu_close(y, y64, dtype, 1)
+    np.testing.assert_array_equal(idx, idx64)
+    gy = round_to(rng.uniform(-1, 1, y64.shape), dtype)
+    assert_gpu_close(
+        EMU.pool_backward("max_pool", dtype, *geo, True, 1.0, gy, x),
+        fastconv.max_pool_backward(gy, x, **kw),
+        dtype,
+        8,
+    )
+    for cip in (True, False):
+        y, _ = EMU.pool_forward("avg_pool", dtype, *geo, cip, 1.0, x)
+        assert_gpu_close(y, fastconv.avg_pool(x, count_include_pad=cip, **kw), dtype, 8)
+        assert_gpu_close(
+            EMU.pool_backward("avg_pool", dtype, *geo, cip, 1.0, gy, x),
+            fastconv.avg_pool_backward(gy, x.shape, count_include_pad=cip, **kw),
+            dtype,
+            8,
+        )
+    if not any(pad_lo):  # lp pools take no padding
+        xp = round_to(np.abs(x) + 0.1, dtype)
+        lp_kw = {k_: v for k_, v in kw.items() if k_ in ("kernel_size", "stride", "ceil_mode")}
+        for p in (2.0, 3.0):
+            y, _ = EMU.pool_forward("lp_pool", dtype, *geo, True, p, xp)
+            assert_gpu_close(y, fastconv.lp_pool(xp, p, **lp_kw), dtype, 16)
+            assert_gpu_close(
+                EMU.pool_backward("lp_pool", dtype, *geo, True, p, gy, xp),
+                fastconv.lp_pool_backward(gy, xp, p, **lp_kw),
+                dtype,
+                16,
+            )
+    # max_unpool: duplicates (overlapping windows) keep the last, as on the CPU
+    out_shape = list(shape)
+    want = fastconv.max_unpool(
+        y64,
+        idx64,
+        kw["kernel_size"],
+        stride=kw.get("stride"),
+        padding=kw.get("padding", 0),
+        output_size=shape[2:],
+    )
+    assert_gpu_close(EMU.max_unpool(dtype, out_shape, y64, idx64), want, dtype, 1)
+    with pytest.raises(ValueError, match="bad index"):
+        EMU.max_unpool(dtype, out_shape, y64, idx64 + 10**6)
+
+
+# ---- end to end on the CPU: fastconv's public API -> the CUDA backend (fastconv/backends/cuda.py)
+# -> the real glue (cuda/module.cc) -> launchers -> kernels, all emulated. CPU torch tensors
+# wrapped as "CUDA arrays" (they report a CUDA DLPack device) stand in for device tensors (the
+# emulated "device pointers" are host pointers), and a registered backend serves them with the
+# emulated module, so routing, shape checks, output allocation, the transposed-conv pass
+# mapping and max_unpool's index check run as they would on a GPU.
+
+
+def _load_emulated_glue():
+    import importlib.util
+
+    found = list((EMULATION_DIR / "glue").glob("_cuda*.so"))
+    if EMU is None or not found:
+        return None
+    spec = importlib.util.spec_from_file_location("_cuda", found[0])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GLUE = _load_emulated_glue()
+
+
+class EmulatedDeviceTensor:
+    """A CPU torch tensor that says it lives on cuda:0; methods and operators act on the tensor
+    and wrap tensor results again."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def __dlpack_device__(self):
+        return (2, 0)  # kDLCUDA, device 0
+
+    @staticmethod
+    def _wrap(v):
+        return EmulatedDeviceTensor(v) if isinstance(v, torch.Tensor) else v
+
+    def __getattr__(self, name):
+        attr = getattr(self.t, name)
+        if not callable(attr):
+            return attr
+        return lambda *a, **k: self._wrap(attr(*a, **k))
+
+    def __getitem__(self, key):
+        return self._wrap(self.t[key])
+
+    def __add__(self, other):
+        return self._wrap(self.t + other)
+
+
+class EmulatedCuda(CudaBackend):
+    """The CUDA backend over the emulated module: host pointers, no streams, NaN outputs."""
+
+    def module(self):
+        return GLUE
+
+    def devices(self):
+        return GLUE.devices()
+
+    def stream(self, call):
+        return 0
+
+    def prepare(self, names, values, device, index=None):
+        def unwrap(v):
+            return v.t if isinstance(v, EmulatedDeviceTensor) else v
+
+        if index is not None:
+            index = (index[0], unwrap(index[1]))
+        return super().prepare(names, [unwrap(v) for v in values], device, index)
+
+    def empty(self, call, shape, dtype=None):
+        dtype = dtype or call.dtype
+        t = torch.full(tuple(shape), float("nan")) if dtype != "int64" else torch.empty(shape)
+        t = t.to(getattr(torch, dtype))
+        return EmulatedDeviceTensor(t), t.data_ptr()
+
+
+@pytest.fixture
+def emulated_gpu():
+    """Serves "CUDA" arrays with the emulated kernels for the duration of a test."""
+    if GLUE is None or torch is None:
+        pytest.skip(f"needs torch and the CUDA host emulation ({EMU_REASON or 'glue missing'})")
+    with backends.registered(EmulatedCuda()):
+        yield GLUE
+
+
+def _t(a, dtype):
+    return EmulatedDeviceTensor(torch.from_numpy(np.ascontiguousarray(a)).to(getattr(torch, dtype)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_emulated_end_to_end_conv_and_transposed_conv(emulated_gpu, rng, dtype):
+    x64 = round_to(rng.uniform(-1, 1, (2, 6, 9, 7)), dtype)
+    w64 = round_to(rng.uniform(-1, 1, (4, 3, 3, 2)), dtype)
+    b64 = round_to(rng.uniform(-1, 1, 4), dtype)
+    kw = dict(stride=(2, 1), padding=((1, 0), (1, 1)), dilation=(1, 2), groups=2)
+    x, w, b = _t(x64, dtype), _t(w64, dtype), _t(b64, dtype)
+    y = fastconv.conv(x, w, b, **kw)
+    assert isinstance(y, EmulatedDeviceTensor) and y.dtype == x.dtype  # the inputs' kind
+    y64 = fastconv.conv(x64, w64, b64, **kw)
+    assert_gpu_close(y, y64, dtype, 18)
+    gy64 = round_to(rng.uniform(-1, 1, y64.shape), dtype)
+    gy = _t(gy64, dtype)
+    assert_gpu_close(
+        fastconv.conv_backward_data(gy, w, x.shape, **kw),
+        fastconv.conv_backward_data(gy64, w64, x64.shape, **kw),
+        dtype,
+        12,
+    )
+    assert_gpu_close(
+        fastconv.conv_backward_weight(x, gy, w.shape, **kw),
+        fastconv.conv_backward_weight(x64, gy64, w64.shape, **kw),
+        dtype,
+        gy64.size,
+    )
+    assert_gpu_close(
+        fastconv.conv_backward_bias(gy), fastconv.conv_backward_bias(gy64), dtype, gy64.size
+    )
+    with pytest.raises(ValueError, match="grad_y must have shape"):
+        fastconv.conv_backward_data(gy[:, :, :-1], w, x.shape, **kw)
+    with pytest.raises(ValueError, match="is on the CPU"):
+        fastconv.conv(x, w64, **kw)  # a NumPy weight with a "GPU" input
+    # transposed conv: each pass is a conv pass of its conv geometry (cuda/module.cc)
+    tkw = dict(stride=2, padding=1, output_padding=1, groups=2)
+    wt64 = round_to(rng.uniform(-1, 1, (6, 2, 3, 3)), dtype)
+    bt64 = round_to(rng.uniform(-1, 1, 4), dtype)
+    wt, bt = _t(wt64, dtype), _t(bt64, dtype)
+    yt64 = fastconv.conv_transpose(x64, wt64, bt64, **tkw)
+    assert_gpu_close(fastconv.conv_transpose(x, wt, bt, **tkw), yt64, dtype, 27)
+    gyt64 = round_to(rng.uniform(-1, 1, yt64.shape), dtype)
+    gyt = _t(gyt64, dtype)
+    assert_gpu_close(
+        fastconv.conv_transpose_backward_data(gyt, wt, **tkw),
+        fastconv.conv_transpose_backward_data(gyt64, wt64, **tkw),
+        dtype,
+        18,
+    )
+    assert_gpu_close(
+        fastconv.conv_transpose_backward_weight(x, gyt, wt.shape, **tkw),
+        fastconv.conv_transpose_backward_weight(x64, gyt64, wt64.shape, **tkw),
+        dtype,
+        x64.size,
+    )
+    # depthwise chosen by auto, and forced
+    wd64 = round_to(rng.uniform(-1, 1, (12, 1, 3, 3)), dtype)
+    yd = fastconv.conv(x, _t(wd64, dtype), padding=1, groups=6, algo="depthwise")
+    assert_gpu_close(yd, fastconv.conv(x64, wd64, padding=1, groups=6), dtype, 9)
+    with pytest.raises(NotImplementedError, match="depthwise"):
+        fastconv.conv(x, w, algo="depthwise", groups=2)
+
+
+def test_emulated_end_to_end_pools(emulated_gpu, rng):
+    x64 = rng.uniform(-1, 1, (2, 3, 9, 8)).astype(np.float32).astype(np.float64)
+    x = _t(x64, "float32")
+    kw = dict(stride=2, padding=1, ceil_mode=True)
+    y, idx = fastconv.max_pool(x, 3, return_indices=True, **kw)
+    y64, idx64 = fastconv.max_pool(x64, 3, return_indices=True, **kw)
+    assert idx.dtype == torch.int64
+    assert_gpu_close(y, y64, "float32", 1)
+    np.testing.assert_array_equal(idx.numpy(), idx64)
+    gy64 = rng.uniform(-1, 1, y64.shape).astype(np.float32).astype(np.float64)
+    gy = _t(gy64, "float32")
+    assert_gpu_close(
+        fastconv.max_pool_backward(gy, x, 3, **kw),
+        fastconv.max_pool_backward(gy64, x64, 3, **kw),
+        "float32",
+        9,
+    )
+    assert_gpu_close(fastconv.avg_pool(x, 3, **kw), fastconv.avg_pool(x64, 3, **kw), "float32", 9)
+    assert_gpu_close(
+        fastconv.avg_pool_backward(gy, x.shape, 3, **kw),
+        fastconv.avg_pool_backward(gy64, x64.shape, 3, **kw),
+        "float32",
+        9,
+    )
+    xp64, xp = np.abs(x64) + 0.5, x.abs() + 0.5
+    assert_gpu_close(fastconv.lp_pool(xp, 2, 2), fastconv.lp_pool(xp64, 2, 2), "float32", 4)
+    gl64 = round_to(rng.uniform(-1, 1, (2, 3, 4, 4)), "float32")
+    assert_gpu_close(
+        fastconv.lp_pool_backward(_t(gl64, "float32"), xp, 2, 2),
+        fastconv.lp_pool_backward(gl64, xp64, 2, 2),
+        "float32",
+        4,
+    )
+    assert_gpu_close(fastconv.global_avg_pool(x), fastconv.global_avg_pool(x64), "float32", 72)
+    assert_gpu_close(fastconv.global_max_pool(x), fastconv.global_max_pool(x64), "float32", 1)
+    unpool_kw = dict(stride=2, padding=1, output_size=(9, 8))
+    assert_gpu_close(
+        fastconv.max_unpool(y, idx, 3, **unpool_kw),
+        fastconv.max_unpool(y64, idx64, 3, **unpool_kw),
+        "float32",
+        1,
+    )
+    with pytest.raises(ValueError, match="indices must lie in"):
+        fastconv.max_unpool(y, idx + 1000, 3, **unpool_kw)
+    with pytest.raises(TypeError, match="integer"):
+        fastconv.max_unpool(y, idx.double(), 3, **unpool_kw)
+
+
+@requires_emulation
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(4))
+def test_emulated_random_geometries(seed):
+    """Random rank, groups, stride, padding (low != high), dilation, mode and kernel sizes:
+    every pass of implicit_gemm (and depthwise where it applies) against the CPU reference."""
+    rng = np.random.default_rng(seed)
+    for _ in range(30):
+        rank = int(rng.integers(1, 4))
+        groups, cg, kg = (
+            int(rng.choice([1, 2, 3])),
+            int(rng.integers(1, 5)),
+            int(rng.integers(1, 5)),
+        )
+        if rng.random() < 0.25:
+            cg = 1
+        k = [int(rng.integers(1, 4)) for _ in range(rank)]
+        s = [int(rng.integers(1, 4)) for _ in range(rank)]
+        d = [int(rng.integers(1, 3)) for _ in range(rank)]
+        pads = [(int(rng.integers(0, 3)), int(rng.integers(0, 3))) for _ in range(rank)]
+        ins = [
+            int(rng.integers(max(1, (kk - 1) * dd + 1 - lo - hi), 9))
+            for kk, dd, (lo, hi) in zip(k, d, pads)
+        ]
+        x_shape = (int(rng.integers(1, 3)), cg * groups, *ins)
+        w_shape = (kg * groups, cg, *k)
+        mode = str(rng.choice(["cross", "conv"]))
+        kw = dict(stride=s, padding=pads, dilation=d, groups=groups, mode=mode)
+        x, w = rng.uniform(-1, 1, x_shape), rng.uniform(-1, 1, w_shape)
+        y = fastconv.conv(x, w, algo="reference", **kw)
+        gy = rng.uniform(-1, 1, y.shape)
+        want = {
+            "forward": y,
+            "backward_data": fastconv.conv_backward_data(gy, w, x_shape, algo="reference", **kw),
+            "backward_weight": fastconv.conv_backward_weight(
+                x, gy, w_shape, algo="reference", **kw
+            ),
+        }
+        problem = conv_problem("conv", "forward", x_shape, w_shape, "float64", **kw)
+        geo = [list(v) for v in problem.conv_geometry[:6]]
+        operands = {"forward": (x, w), "backward_data": (gy, w), "backward_weight": (x, gy)}
+        for algo in ["implicit_gemm"] + (["depthwise"] if cg == 1 else []):
+            for pass_, (a, b) in operands.items():
+                got = EMU.conv(pass_, algo, "simt", "float64", *geo, groups, mode, a, b, None)
+                assert_gpu_close(got, want[pass_], "float64", 1, f"{algo} {pass_} {x_shape} {kw}")
