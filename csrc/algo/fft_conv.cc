@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
@@ -157,7 +158,9 @@ Dims choose_fft_lengths(const ConvGeometry& g, Role role, int64_t cin, int64_t c
   return pick;
 }
 
-Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem) {
+// The layout of `pass` of g for elements of `elem` bytes and `threads` workers (the plan's
+// thread count: run_conv re-plans when it changes). Runs the length search: once per plan.
+Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem, int threads) {
   Layout L;
   L.role = pass == ConvPass::kForward        ? Role::kForward
            : pass == ConvPass::kBackwardData ? Role::kBackwardData
@@ -222,10 +225,10 @@ Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem) {
   off += round64(mul(kspec_elems, elem));
   if (L.fused) {
     // Chunks of at most kFusedPairs pairs, multiples of 8, split evenly over the workers.
-    const int64_t half = L.lanes_in / 2, threads = std::max(1, get_num_threads());
-    const int64_t per_worker = (half + threads - 1) / threads;
+    const int64_t half = L.lanes_in / 2, workers = std::max(1, threads);
+    const int64_t per_worker = (half + workers - 1) / workers;
     L.fpairs = std::min(kFusedPairs, (per_worker + 7) / 8 * 8);
-    L.workers = std::min<int64_t>(threads, (half + L.fpairs - 1) / L.fpairs);
+    L.workers = std::min<int64_t>(workers, (half + L.fpairs - 1) / L.fpairs);
     L.loc_elems = round64(mul(mul(L.P, fft::rstride(2 * L.fpairs)), elem)) / elem +
                   mul(L.F, fft::fstride(2 * L.fpairs));
     L.off_loc = off;
@@ -762,9 +765,7 @@ void run_weight(const ConvGeometry& g, const Layout& L, const T* x, const T* gy,
   }
 }
 
-}  // namespace
-
-std::string fft_unsupported_reason(const ConvGeometry& g, ConvPass pass) {
+std::string unsupported_reason(const ConvGeometry& g, ConvPass pass) {
   if (pass != ConvPass::kBackwardData)
     for (int d = 0; d < 3; ++d)
       if (g.stride[d] > dilated(g, d))
@@ -775,16 +776,17 @@ std::string fft_unsupported_reason(const ConvGeometry& g, ConvPass pass) {
   return "";
 }
 
-int64_t fft_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size) {
-  if (!fft_unsupported_reason(g, pass).empty()) return 0;
-  const Layout L = make_layout(g, pass, elem_size);
-  return L.total_tiles == 0 ? 0 : L.total;
+// The Layout fft_plan made for this plan.
+const Layout& layout_of(const ConvPlan& plan) {
+  return *static_cast<const Layout*>(plan.detail.get());
 }
+
+}  // namespace
 
 template <typename T>
 void fft_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
   const ConvGeometry& g = plan.g;
-  const Layout L = make_layout(g, ConvPass::kForward, sizeof(T));
+  const Layout& L = layout_of(plan);
   if (L.total_tiles == 0 || g.k == 0) return;
   run_engine(g, L, x, g.in, w, bias, y, g.out, ws);
 }
@@ -792,7 +794,7 @@ void fft_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T*
 template <typename T>
 void fft_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x, T* ws) {
   const ConvGeometry& g = plan.g;
-  const Layout L = make_layout(g, ConvPass::kBackwardData, sizeof(T));
+  const Layout& L = layout_of(plan);
   if (L.total_tiles == 0 || g.c == 0) return;
   run_engine<T>(g, L, grad_y, g.out, w, nullptr, grad_x, g.in, ws);
 }
@@ -800,7 +802,7 @@ void fft_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* gra
 template <typename T>
 void fft_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w, T* ws) {
   const ConvGeometry& g = plan.g;
-  const Layout L = make_layout(g, ConvPass::kBackwardWeight, sizeof(T));
+  const Layout& L = layout_of(plan);
   if (L.total_tiles == 0) {
     std::fill(grad_w, grad_w + g.k * g.c_per_group() * g.kernel_spatial(), T(0));
     return;
@@ -809,9 +811,12 @@ void fft_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* g
 }
 
 std::string fft_plan(ConvPlan& plan) {
-  const std::string why = fft_unsupported_reason(plan.g, plan.pass);
+  const std::string why = unsupported_reason(plan.g, plan.pass);
   if (!why.empty()) return why;
-  plan.workspace_bytes = fft_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype));
+  auto layout = std::make_shared<const Layout>(
+      make_layout(plan.g, plan.pass, dtype_size(plan.dtype), plan.threads));
+  plan.workspace_bytes = layout->total_tiles == 0 ? 0 : layout->total;
+  plan.detail = std::move(layout);
   return "";
 }
 
