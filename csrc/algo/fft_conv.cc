@@ -22,43 +22,69 @@
 namespace fastconv::algo {
 namespace {
 
-enum class Role { kForward, kBackwardData, kBackwardWeight };
-
-// Tile position m of tile t along one dim, polyphase component r, reads source index
-// src(t, m, r), or nothing (-1): the virtual sequence is src[((t * tstep + m) * mult + r + off) /
-// up] where that divides exactly and lies inside. mult > 1 splits a strided conv into mult
-// stride-1 phases; up > 1 reads zero-inserted grad_y (backward data of a strided conv).
+// How tiles read one dim of their source. Tile position m of tile t, polyphase component r,
+// reads source index src(t, m, r), or nothing (-1): the virtual sequence is
+// source[((t * tile_step + m) * phases + r + offset) / upsample] where that divides exactly and
+// lies in [0, extent). phases > 1 splits a strided conv into stride-1 phases; upsample > 1 reads
+// zero-inserted grad_y (backward data of a strided conv).
 struct AxisLoad {
-  int64_t tstep = 1, win = 1, off = 0, up = 1, ext = 1, mult = 1;
+  int64_t tile_step = 1;  // source positions between tiles (before the phase split)
+  int64_t window = 1;     // positions a tile reads; the rest of the transform is zero
+  int64_t offset = 0;     // source position of tile 0's position 0 (minus the padding)
+  int64_t upsample = 1;   // zero-insertion factor
+  int64_t extent = 1;     // source length
+  int64_t phases = 1;     // polyphase split (the stride)
   int64_t src(int64_t t, int64_t m, int64_t r = 0) const {
-    if (m >= win) return -1;
-    int64_t s = (t * tstep + m) * mult + r + off;
-    if (up > 1) {
-      if (s < 0 || s % up != 0) return -1;
-      s /= up;
+    if (m >= window) return -1;
+    int64_t s = (t * tile_step + m) * phases + r + offset;
+    if (upsample > 1) {
+      if (s < 0 || s % upsample != 0) return -1;
+      s /= upsample;
     }
-    return s >= 0 && s < ext ? s : -1;
+    return s >= 0 && s < extent ? s : -1;
   }
 };
 
-// Everything a pass needs to know about tiles, transforms, blocks and the workspace carve-up.
+// Everything a pass needs to know about tiles, transforms, blocks and the workspace carve-up,
+// made once per plan by make_layout.
 struct Layout {
-  Role role = Role::kForward;
-  Dims nfft{1, 1, 1}, ke{1, 1, 1}, tout{1, 1, 1}, ntiles{1, 1, 1};
-  Dims phase{1, 1, 1};   // polyphase split per dim (the stride, forward and backward weight)
-  int64_t nph = 1;       // phases per input channel: the transformed side has cin = C * nph
-  AxisLoad in_load[3];   // the transformed input: x, or grad_y for backward data
-  AxisLoad aux_load[3];  // backward weight's grad_y
+  ConvPass pass = ConvPass::kForward;
+
+  // Transforms and tiles, per dim (unused leading dims are 1).
+  Dims fft_length{1, 1, 1};     // transform length: a tile's span, kernel_extent - 1 overlap
+  Dims kernel_extent{1, 1, 1};  // extent of the (phase) kernel the stride-1 correlation sees
+  Dims tile_outputs{1, 1, 1};   // outputs per tile
+  Dims tile_count{1, 1, 1};     // tiles covering the output
   int64_t tiles_per_image = 1, total_tiles = 0;
-  int64_t P = 1, F = 1, fw = 1;
-  int64_t cin = 0, cout = 0, groups = 1, cin_g = 0, cout_g = 0;  // sides of the frequency GEMM
-  int64_t T = 1;                                                 // tiles per block
-  bool fused = false;  // lane-local (depthwise): chunks of fpairs pairs run start to end per worker
-  int64_t fpairs = 0;
-  int64_t workers = 1, off_loc = 0, loc_elems = 0;  // fused: per-worker R and S of one chunk
-  int64_t lanes_in = 0, lanes_out = 0, lanes_r = 0, lanes_gw = 0;
-  // Workspace regions in bytes from the start.
-  int64_t off_plan[3] = {0, 0, 0}, off_kspec = 0, off_r = 0, off_sin = 0, off_sout = 0, total = 0;
+  int64_t points = 1;                // real points per tile: the product of fft_length
+  int64_t frequencies = 1;           // complex frequencies per tile (half spectrum on the last dim)
+  int64_t last_dim_frequencies = 1;  // fft_length[2] / 2 + 1
+
+  // Polyphase split (the stride, forward and backward weight) and how tiles read their sources.
+  Dims phases{1, 1, 1};
+  int64_t phase_count = 1;  // phases per input channel: in_channels = C * phase_count
+  AxisLoad input_load[3];   // the transformed input: x, or grad_y for backward data
+  AxisLoad grad_y_load[3];  // backward weight's grad_y
+
+  // Sides of the frequency-domain products: transformed channels in, result channels out.
+  int64_t in_channels = 0, out_channels = 0, groups = 1, in_per_group = 0, out_per_group = 0;
+
+  // Blocks of tiles, lanes (channel x tile of a block) of each buffer.
+  int64_t tiles_per_block = 1;
+  int64_t in_lanes = 0, out_lanes = 0;
+  int64_t tile_buffer_lanes = 0;  // the real-domain tile buffer (R), shared by both sides
+  int64_t weight_grad_lanes = 0;  // backward weight: (k, c) pairs of the accumulated spectra
+
+  // Lane-local layers (depthwise): each worker runs chunks of chunk_pairs two-for-one pairs from
+  // start to end in its own tile buffer and spectra.
+  bool lane_local = false;
+  int64_t chunk_pairs = 0, workers = 1, worker_buffer_elems = 0;
+
+  // Workspace regions, in bytes from the 64-byte aligned start.
+  int64_t fft_plans_offset[3] = {0, 0, 0}, kernel_spectra_offset = 0;
+  int64_t tile_buffer_offset = 0, in_spectra_offset = 0, out_spectra_offset = 0;
+  int64_t worker_buffers_offset = 0;
+  int64_t workspace_bytes = 0;  // every region plus 64 bytes of slack to align the start
 };
 
 int64_t round64(int64_t b) { return (b + 63) / 64 * 64; }
@@ -79,41 +105,41 @@ int64_t dilated(const ConvGeometry& g, int d) { return (g.kernel[d] - 1) * g.dil
 // Forward and backward weight of a strided conv run as stride-1 correlations of stride^d
 // polyphase components (input phase r meets kernel taps q * stride + r); backward data reads
 // zero-inserted grad_y instead, which is already stride 1 over grad_x.
-int64_t phases(const ConvGeometry& g, Role role, int d) {
-  return role == Role::kBackwardData ? 1 : g.stride[d];
+int64_t phase_split(const ConvGeometry& g, ConvPass pass, int d) {
+  return pass == ConvPass::kBackwardData ? 1 : g.stride[d];
 }
 // Extent of the (phase) kernel the stride-1 correlation sees along dim d.
-int64_t kext(const ConvGeometry& g, Role role, int d) {
-  const int64_t s = phases(g, role, d);
+int64_t kext(const ConvGeometry& g, ConvPass pass, int d) {
+  const int64_t s = phase_split(g, pass, d);
   return (dilated(g, d) + s - 1) / s;
 }
 // Extent of the stride-1 output the tiles cover along dim d.
-int64_t tiled_extent(const ConvGeometry& g, Role role, int d) {
-  return role == Role::kBackwardData ? g.in[d] : g.out[d];
+int64_t tiled_extent(const ConvGeometry& g, ConvPass pass, int d) {
+  return pass == ConvPass::kBackwardData ? g.in[d] : g.out[d];
 }
 
 // Per-dim tile rule: outputs per tile and tiles for FFT length n.
-void axis_tiles(const ConvGeometry& g, Role role, int d, int64_t n, int64_t* tout,
+void axis_tiles(const ConvGeometry& g, ConvPass pass, int d, int64_t n, int64_t* tout,
                 int64_t* ntiles) {
-  *tout = n - kext(g, role, d) + 1;
-  *ntiles = (tiled_extent(g, role, d) + *tout - 1) / *tout;
+  *tout = n - kext(g, pass, d) + 1;
+  *ntiles = (tiled_extent(g, pass, d) + *tout - 1) / *tout;
 }
 
 // Smallest FFT length covering the whole extent in one tile along dim d.
-int64_t full_span(const ConvGeometry& g, Role role, int d) {
-  return tiled_extent(g, role, d) + kext(g, role, d) - 1;
+int64_t full_span(const ConvGeometry& g, ConvPass pass, int d) {
+  return tiled_extent(g, pass, d) + kext(g, pass, d) - 1;
 }
 
 // FFT lengths per dim from a flop model: frequency-domain products + forward and inverse FFTs of
 // every tile + the kernel (or weight-gradient) transforms, FFT flops weighted 4x (they run well
 // below the GEMM's peak). Candidates: smooth lengths from the kernel extent to the whole extent,
 // capped at max(8 ke, 64) (rank 3: max(4 ke, 32)).
-Dims choose_fft_lengths(const ConvGeometry& g, Role role, int64_t cin, int64_t cout,
-                        int64_t cin_g) {
+Dims choose_fft_lengths(const ConvGeometry& g, ConvPass pass, int64_t in_channels,
+                        int64_t out_channels, int64_t in_per_group) {
   std::vector<int64_t> cand[3];
   for (int d = 0; d < 3; ++d) {
-    const int64_t ke = kext(g, role, d);
-    const int64_t full = fft::next_smooth(std::max<int64_t>(full_span(g, role, d), 1));
+    const int64_t ke = kext(g, pass, d);
+    const int64_t full = fft::next_smooth(std::max<int64_t>(full_span(g, pass, d), 1));
     // Rank 3 searches a product of three lists: keep each shorter there.
     const int64_t reach = g.rank == 3 ? 4 : 8, floor = g.rank == 3 ? 32 : 64;
     const int64_t cap = std::min<int64_t>(full, std::max<int64_t>(reach * ke, floor));
@@ -121,7 +147,8 @@ Dims choose_fft_lengths(const ConvGeometry& g, Role role, int64_t cin, int64_t c
       cand[d].push_back(n);
     if (cand[d].empty()) cand[d].push_back(fft::next_smooth(ke));
   }
-  const double red = cin_g == 1 ? 32.0 * double(cout) : 8.0 * double(cout) * double(cin_g);
+  const double red = in_per_group == 1 ? 32.0 * double(out_channels)
+                                       : 8.0 * double(out_channels) * double(in_per_group);
   const double nimg = double(std::max<int64_t>(g.n, 1));
   double best = -1;
   Dims pick{cand[0][0], cand[1][0], cand[2][0]};
@@ -132,7 +159,7 @@ Dims choose_fft_lengths(const ConvGeometry& g, Role role, int64_t cin, int64_t c
         double tiles = nimg;
         for (int d = 0; d < 3; ++d) {
           int64_t tout, nt;
-          axis_tiles(g, role, d, n[d], &tout, &nt);
+          axis_tiles(g, pass, d, n[d], &tout, &nt);
           tiles *= double(nt);
         }
         const double P = double(n0 * n1 * n2), F = double(n0 * n1 * (n2 / 2 + 1));
@@ -144,105 +171,126 @@ Dims choose_fft_lengths(const ConvGeometry& g, Role role, int64_t cin, int64_t c
         const double fft_pt = 10.0 * std::log2(std::max(P, 2.0)) * big;
         // Frequency GEMMs have the tiles of a block as n: below ~16 the micro-kernel's columns
         // run empty, so charge n rounded up to 16; each block also streams the kernel spectra
-        // (4 cout cin_g per frequency, memory bound: weight 4 per element).
+        // (4 out_channels x in_per_group per frequency, memory bound: weight 4 per element).
         double gemm = tiles * F * red;
-        if (cin_g > 1) {
+        if (in_per_group > 1) {
           const double blocks = std::max(1.0, std::ceil(tiles / 256.0));
           gemm = F * red * std::max(tiles, std::ceil(tiles / blocks / 16.0) * 16.0 * blocks) +
-                 blocks * F * 16.0 * double(cout * cin_g);
+                 blocks * F * 16.0 * double(out_channels * in_per_group);
         }
-        const double cost =
-            gemm + fft_pt * P * (lanes(cin) + lanes(cout)) + fft_pt * P * double(cout * cin_g);
+        const double cost = gemm + fft_pt * P * (lanes(in_channels) + lanes(out_channels)) +
+                            fft_pt * P * double(out_channels * in_per_group);
         if (best < 0 || cost < best) best = cost, pick = n;
       }
   return pick;
+}
+
+// Channels on both sides of the frequency-domain products and the per-dim tiles.
+void layout_tiles(const ConvGeometry& g, Layout& L) {
+  L.groups = g.groups;
+  for (int d = 0; d < 3; ++d) L.phases[d] = phase_split(g, L.pass, d);
+  L.phase_count = L.phases[0] * L.phases[1] * L.phases[2];
+  if (L.pass == ConvPass::kBackwardData) {
+    L.in_channels = g.k, L.out_channels = g.c;
+    L.in_per_group = g.k_per_group(), L.out_per_group = g.c_per_group();
+  } else {  // forward; backward weight: x (C phases) and grad_y (K) tiles, GEMM K x C per group
+    L.in_channels = mul(g.c, L.phase_count), L.out_channels = g.k;
+    L.in_per_group = g.c_per_group() * L.phase_count, L.out_per_group = g.k_per_group();
+  }
+  L.fft_length = choose_fft_lengths(g, L.pass, L.in_channels, L.out_channels, L.in_per_group);
+  for (int d = 0; d < 3; ++d) {
+    const int64_t n = L.fft_length[d];
+    L.kernel_extent[d] = kext(g, L.pass, d);
+    axis_tiles(g, L.pass, d, n, &L.tile_outputs[d], &L.tile_count[d]);
+    L.tiles_per_image = mul(L.tiles_per_image, L.tile_count[d]);
+    const int64_t step = L.tile_outputs[d];
+    if (L.pass == ConvPass::kBackwardData) {
+      const int64_t offset = g.pad_lo[d] - (L.kernel_extent[d] - 1);
+      L.input_load[d] = AxisLoad{step, n, offset, g.stride[d], g.out[d], 1};
+    } else {
+      L.input_load[d] = AxisLoad{step, n, -g.pad_lo[d], 1, g.in[d], g.stride[d]};
+      L.grad_y_load[d] = AxisLoad{step, step, 0, 1, g.out[d], 1};
+    }
+  }
+  L.total_tiles = mul(g.n, L.tiles_per_image);
+  L.last_dim_frequencies = L.fft_length[2] / 2 + 1;
+  L.points = mul(mul(L.fft_length[0], L.fft_length[1]), L.fft_length[2]);
+  L.frequencies = mul(mul(L.fft_length[0], L.fft_length[1]), L.last_dim_frequencies);
+}
+
+// Tiles per block: bounded buffers (~8 MB), blocks of equal size, even lane counts. Depthwise
+// without multiplier (and single-channel) layers are lane-local: one block, no block buffers.
+void layout_blocks(const ConvGeometry& g, Layout& L, int64_t elem) {
+  L.lane_local = L.pass != ConvPass::kBackwardWeight && L.in_per_group == 1 && L.out_per_group == 1;
+  const int64_t per_tile = mul(L.points, std::max(L.in_channels, L.out_channels)) +
+                           mul(2 * L.frequencies, L.in_channels + L.out_channels);
+  const int64_t budget =
+      L.lane_local ? std::numeric_limits<int64_t>::max() : (int64_t(1) << 23) / elem;
+  const int64_t most_tiles = std::max<int64_t>(1, budget / std::max<int64_t>(per_tile, 1));
+  const int64_t blocks = (L.total_tiles + most_tiles - 1) / most_tiles;
+  L.tiles_per_block = (L.total_tiles + blocks - 1) / blocks;
+  if ((L.in_channels * L.tiles_per_block) % 2 || (L.out_channels * L.tiles_per_block) % 2)
+    ++L.tiles_per_block;
+  L.in_lanes = mul(L.in_channels, L.tiles_per_block);
+  L.out_lanes = mul(L.out_channels, L.tiles_per_block);
+  L.tile_buffer_lanes = std::max(L.in_lanes, L.out_lanes);
+  if (L.pass == ConvPass::kBackwardWeight) {
+    L.weight_grad_lanes = round_even(mul(g.k, L.in_per_group));
+    L.tile_buffer_lanes = std::max(L.tile_buffer_lanes, int64_t(2));
+  }
+}
+
+// Elements of the kernel spectra (backward weight: of the accumulated weight-gradient spectra).
+int64_t kernel_spectra_elems(const Layout& L) {
+  if (L.pass == ConvPass::kBackwardWeight)
+    return mul(L.frequencies, fft::fstride(L.weight_grad_lanes));
+  if (L.in_per_group == 1) return mul(mul(2, L.frequencies), L.out_channels);
+  return mul(mul(L.frequencies, L.groups), mul(4 * L.out_per_group, L.in_per_group));
+}
+
+// The workspace carve-up: FFT plans, kernel spectra, then per-worker buffers (lane-local) or the
+// tile buffer and both sides' spectra.
+void layout_workspace(Layout& L, int64_t elem, int threads) {
+  int64_t off = 0;
+  for (int d = 0; d < 3; ++d) {
+    L.fft_plans_offset[d] = off;
+    off += elem == 4 ? fft::plan_bytes<float>(L.fft_length[d])
+                     : fft::plan_bytes<double>(L.fft_length[d]);
+  }
+  L.kernel_spectra_offset = off;
+  off += round64(mul(kernel_spectra_elems(L), elem));
+  if (L.lane_local) {
+    // Chunks of at most kFusedPairs pairs, multiples of 8, split evenly over the workers.
+    const int64_t half = L.in_lanes / 2, workers = std::max(1, threads);
+    const int64_t per_worker = (half + workers - 1) / workers;
+    L.chunk_pairs = std::min(kFusedPairs, (per_worker + 7) / 8 * 8);
+    L.workers = std::min<int64_t>(workers, (half + L.chunk_pairs - 1) / L.chunk_pairs);
+    const int64_t chunk_lanes = 2 * L.chunk_pairs;
+    L.worker_buffer_elems = round64(mul(mul(L.points, fft::rstride(chunk_lanes)), elem)) / elem +
+                            mul(L.frequencies, fft::fstride(chunk_lanes));
+    L.worker_buffers_offset = off;
+    off += round64(mul(mul(L.workers, L.worker_buffer_elems), elem));
+    L.workspace_bytes = off + 64;
+    return;
+  }
+  L.tile_buffer_offset = off;
+  off += round64(mul(mul(L.points, fft::rstride(L.tile_buffer_lanes)), elem));
+  L.in_spectra_offset = off;
+  off += round64(mul(mul(L.frequencies, fft::fstride(L.in_lanes)), elem));
+  L.out_spectra_offset = off;
+  off += round64(mul(mul(L.frequencies, fft::fstride(L.out_lanes)), elem));
+  L.workspace_bytes = off + 64;  // slack to align the start
 }
 
 // The layout of `pass` of g for elements of `elem` bytes and `threads` workers (the plan's
 // thread count: run_conv re-plans when it changes). Runs the length search: once per plan.
 Layout make_layout(const ConvGeometry& g, ConvPass pass, int64_t elem, int threads) {
   Layout L;
-  L.role = pass == ConvPass::kForward        ? Role::kForward
-           : pass == ConvPass::kBackwardData ? Role::kBackwardData
-                                             : Role::kBackwardWeight;
-  L.groups = g.groups;
-  for (int d = 0; d < 3; ++d) L.phase[d] = phases(g, L.role, d);
-  L.nph = L.phase[0] * L.phase[1] * L.phase[2];
-  if (L.role == Role::kBackwardData) {
-    L.cin = g.k, L.cout = g.c, L.cin_g = g.k_per_group(), L.cout_g = g.c_per_group();
-  } else {  // forward; backward weight: x (C phases) and grad_y (K) tiles, GEMM K x C per group
-    L.cin = mul(g.c, L.nph), L.cout = g.k, L.cin_g = g.c_per_group() * L.nph;
-    L.cout_g = g.k_per_group();
-  }
-  L.nfft = choose_fft_lengths(g, L.role, L.cin, L.cout, L.cin_g);
-  for (int d = 0; d < 3; ++d) {
-    L.ke[d] = kext(g, L.role, d);
-    axis_tiles(g, L.role, d, L.nfft[d], &L.tout[d], &L.ntiles[d]);
-    L.tiles_per_image = mul(L.tiles_per_image, L.ntiles[d]);
-    if (L.role == Role::kBackwardData) {
-      L.in_load[d] =
-          AxisLoad{L.tout[d], L.nfft[d], g.pad_lo[d] - (L.ke[d] - 1), g.stride[d], g.out[d], 1};
-    } else {
-      L.in_load[d] = AxisLoad{L.tout[d], L.nfft[d], -g.pad_lo[d], 1, g.in[d], g.stride[d]};
-      L.aux_load[d] = AxisLoad{L.tout[d], L.tout[d], 0, 1, g.out[d], 1};
-    }
-  }
-  L.total_tiles = mul(g.n, L.tiles_per_image);
-  L.fw = L.nfft[2] / 2 + 1;
-  L.P = mul(mul(L.nfft[0], L.nfft[1]), L.nfft[2]);
-  L.F = mul(mul(L.nfft[0], L.nfft[1]), L.fw);
+  L.pass = pass;
+  layout_tiles(g, L);
   if (L.total_tiles == 0) return L;  // empty batch: nothing transformed, no workspace
-
-  // Depthwise without multiplier (and single-channel) layers are lane-local: no block buffers.
-  L.fused = L.role != Role::kBackwardWeight && L.cin_g == 1 && L.cout_g == 1;
-  // Tiles per block: bounded buffers (~8 MB), blocks of equal size, even lane counts.
-  const int64_t per_tile = mul(L.P, std::max(L.cin, L.cout)) + mul(2 * L.F, L.cin + L.cout);
-  const int64_t budget = L.fused ? std::numeric_limits<int64_t>::max() : (int64_t(1) << 23) / elem;
-  const int64_t tmax = std::max<int64_t>(1, budget / std::max<int64_t>(per_tile, 1));
-  const int64_t nblocks = (L.total_tiles + tmax - 1) / tmax;
-  L.T = (L.total_tiles + nblocks - 1) / nblocks;
-  if ((L.cin * L.T) % 2 || (L.cout * L.T) % 2) ++L.T;
-  L.lanes_in = mul(L.cin, L.T);
-  L.lanes_out = mul(L.cout, L.T);
-  L.lanes_r = std::max(L.lanes_in, L.lanes_out);
-
-  int64_t kspec_elems;
-  if (L.role == Role::kBackwardWeight) {
-    L.lanes_gw = round_even(mul(g.k, L.cin_g));
-    kspec_elems = mul(L.F, fft::fstride(L.lanes_gw));
-    L.lanes_r = std::max(L.lanes_r, int64_t(2));
-  } else if (L.cin_g == 1) {
-    kspec_elems = mul(mul(2, L.F), L.cout);
-  } else {
-    kspec_elems = mul(mul(L.F, L.groups), mul(4 * L.cout_g, L.cin_g));
-  }
-  int64_t off = 0;
-  for (int d = 0; d < 3; ++d) {
-    L.off_plan[d] = off;
-    off += elem == 4 ? fft::plan_bytes<float>(L.nfft[d]) : fft::plan_bytes<double>(L.nfft[d]);
-  }
-  L.off_kspec = off;
-  off += round64(mul(kspec_elems, elem));
-  if (L.fused) {
-    // Chunks of at most kFusedPairs pairs, multiples of 8, split evenly over the workers.
-    const int64_t half = L.lanes_in / 2, workers = std::max(1, threads);
-    const int64_t per_worker = (half + workers - 1) / workers;
-    L.fpairs = std::min(kFusedPairs, (per_worker + 7) / 8 * 8);
-    L.workers = std::min<int64_t>(workers, (half + L.fpairs - 1) / L.fpairs);
-    L.loc_elems = round64(mul(mul(L.P, fft::rstride(2 * L.fpairs)), elem)) / elem +
-                  mul(L.F, fft::fstride(2 * L.fpairs));
-    L.off_loc = off;
-    off += round64(mul(mul(L.workers, L.loc_elems), elem));
-    L.total = off + 64;
-    return L;
-  }
-  L.off_r = off;
-  off += round64(mul(mul(L.P, fft::rstride(L.lanes_r)), elem));
-  L.off_sin = off;
-  off += round64(mul(mul(L.F, fft::fstride(L.lanes_in)), elem));
-  L.off_sout = off;
-  off += round64(mul(mul(L.F, fft::fstride(L.lanes_out)), elem));
-  L.total = off + 64;  // slack to align the start
+  layout_blocks(g, L, elem);
+  layout_workspace(L, elem, threads);
   return L;
 }
 
@@ -256,10 +304,10 @@ TileCoord tile_coord(const Layout& L, int64_t tg) {
   TileCoord c;
   c.n = tg / L.tiles_per_image;
   int64_t ts = tg % L.tiles_per_image;
-  c.t[2] = ts % L.ntiles[2];
-  ts /= L.ntiles[2];
-  c.t[1] = ts % L.ntiles[1];
-  c.t[0] = ts / L.ntiles[1];
+  c.t[2] = ts % L.tile_count[2];
+  ts /= L.tile_count[2];
+  c.t[1] = ts % L.tile_count[1];
+  c.t[0] = ts / L.tile_count[1];
   return c;
 }
 
@@ -281,7 +329,8 @@ template <typename T>
 void load_tiles(const Layout& L, const AxisLoad* ax, const T* src, int64_t channels,
                 const Dims& ext, int64_t t0, T* R, int64_t r0 = 0, int64_t r1 = -1,
                 const LaneMap* map = nullptr, const Dims* phase = nullptr) {
-  const int64_t lanes = channels * L.T, n0 = L.nfft[0], n1 = L.nfft[1], n2 = L.nfft[2];
+  const int64_t lanes = channels * L.tiles_per_block, n0 = L.fft_length[0], n1 = L.fft_length[1],
+                n2 = L.fft_length[2];
   const int64_t plane = ext[0] * ext[1] * ext[2], rs = map ? map->rs : fft::rstride(lanes);
   const Dims ph_ = phase ? *phase : Dims{1, 1, 1};
   const int64_t nph = ph_[0] * ph_[1] * ph_[2], src_channels = channels / nph;
@@ -293,7 +342,8 @@ void load_tiles(const Layout& L, const AxisLoad* ax, const T* src, int64_t chann
       TileCoord tc[kLaneChunk];
       int64_t rp[kLaneChunk][3];  // phase per dim
       for (int64_t l = l0; l < l1; ++l) {
-        const int64_t gl = map ? map->global(l) : l, tg = t0 + gl % L.T, ch = gl / L.T;
+        const int64_t gl = map ? map->global(l) : l, tg = t0 + gl % L.tiles_per_block,
+                      ch = gl / L.tiles_per_block;
         const int64_t rf = ch % nph;
         rp[l - l0][2] = rf % ph_[2];
         rp[l - l0][1] = (rf / ph_[2]) % ph_[1];
@@ -318,10 +368,11 @@ void load_tiles(const Layout& L, const AxisLoad* ax, const T* src, int64_t chann
               }
               const T* srow = base[i] + (sd * ext[1] + sh) * ext[2];
               const AxisLoad& a = ax[2];
-              if (a.up == 1 && a.mult == 1) {  // contiguous source run: [lo, hi) of this block
-                const int64_t s0 = tc[i].t[2] * a.tstep + a.off;
+              // A contiguous source run: copy [lo, hi) of this block, zero the rest.
+              if (a.upsample == 1 && a.phases == 1) {
+                const int64_t s0 = tc[i].t[2] * a.tile_step + a.offset;
                 const int64_t lo = std::clamp<int64_t>(-s0, p0, p1);
-                const int64_t hi = std::clamp<int64_t>(std::min(a.win, a.ext - s0), lo, p1);
+                const int64_t hi = std::clamp<int64_t>(std::min(a.window, a.extent - s0), lo, p1);
                 for (int64_t pw = p0; pw < lo; ++pw) row[pw * rs + l] = T(0);
                 for (int64_t pw = lo; pw < hi; ++pw) row[pw * rs + l] = srow[s0 + pw];
                 for (int64_t pw = hi; pw < p1; ++pw) row[pw * rs + l] = T(0);
@@ -343,7 +394,7 @@ void load_tiles(const Layout& L, const AxisLoad* ax, const T* src, int64_t chann
 template <typename T>
 void store_tiles(const Layout& L, const T* R, const Dims& ext, const T* bias, int64_t t0, T* dst,
                  int64_t r0 = 0, int64_t r1 = -1, const LaneMap* map = nullptr) {
-  const int64_t lanes = L.lanes_out, n1 = L.nfft[1], n2 = L.nfft[2];
+  const int64_t lanes = L.out_lanes, n1 = L.fft_length[1], n2 = L.fft_length[2];
   const int64_t rs = map ? map->rs : fft::rstride(lanes);
   const int64_t plane = ext[0] * ext[1] * ext[2];
   if (r1 < 0) r1 = lanes;
@@ -353,21 +404,23 @@ void store_tiles(const Layout& L, const T* R, const Dims& ext, const T* bias, in
       // All lanes of a chunk share the tile shape only when they share the tile; go lane by lane
       // inside each block of 64 output positions.
       Dims rows{1, 1, 1};
-      for (int d = 0; d < 2; ++d) rows[d] = L.tout[d];
+      for (int d = 0; d < 2; ++d) rows[d] = L.tile_outputs[d];
       for (int64_t i0 = 0; i0 < rows[0]; ++i0)
         for (int64_t i1 = 0; i1 < rows[1]; ++i1) {
           const T* r = R + ((i0 * n1 + i1) * n2) * rs;
-          for (int64_t q0 = 0; q0 < L.tout[2]; q0 += kPosBlock) {
+          for (int64_t q0 = 0; q0 < L.tile_outputs[2]; q0 += kPosBlock) {
             for (int64_t l = l0; l < l1; ++l) {
-              const int64_t gl = map ? map->global(l) : l, o = gl / L.T, tg = t0 + gl % L.T;
+              const int64_t gl = map ? map->global(l) : l, o = gl / L.tiles_per_block,
+                            tg = t0 + gl % L.tiles_per_block;
               if (tg >= L.total_tiles) continue;
               const TileCoord tc = tile_coord(L, tg);
-              const int64_t od = tc.t[0] * L.tout[0] + i0, oh = tc.t[1] * L.tout[1] + i1;
-              const int64_t ow = tc.t[2] * L.tout[2];
+              const int64_t od = tc.t[0] * L.tile_outputs[0] + i0,
+                            oh = tc.t[1] * L.tile_outputs[1] + i1;
+              const int64_t ow = tc.t[2] * L.tile_outputs[2];
               if (od >= ext[0] || oh >= ext[1]) continue;
-              const int64_t q1 = std::min({L.tout[2], q0 + kPosBlock, ext[2] - ow});
+              const int64_t q1 = std::min({L.tile_outputs[2], q0 + kPosBlock, ext[2] - ow});
               const T b = bias ? bias[o] : T(0);
-              T* out = dst + (tc.n * L.cout + o) * plane + (od * ext[1] + oh) * ext[2] + ow;
+              T* out = dst + (tc.n * L.out_channels + o) * plane + (od * ext[1] + oh) * ext[2] + ow;
               for (int64_t q = q0; q < q1; ++q) out[q] = r[q * rs + l] + b;
             }
           }
@@ -378,26 +431,27 @@ void store_tiles(const Layout& L, const T* R, const Dims& ext, const T* bias, in
 
 // Weight index along dim d feeding tap q of the correlation kernel (polyphase component r of a
 // strided forward: dilated tap q * stride + r), or -1.
-int64_t kernel_tap(const ConvGeometry& g, Role role, int d, int64_t q, int64_t r = 0) {
+int64_t kernel_tap(const ConvGeometry& g, ConvPass pass, int d, int64_t q, int64_t r = 0) {
   const int64_t ke = dilated(g, d);
-  if (role == Role::kForward) q = q * g.stride[d] + r;
+  if (pass == ConvPass::kForward) q = q * g.stride[d] + r;
   if (q >= ke) return -1;
-  const int64_t t = role == Role::kBackwardData ? ke - 1 - q : q;
+  const int64_t t = pass == ConvPass::kBackwardData ? ke - 1 - q : q;
   if (t % g.dilation[d] != 0) return -1;
   const int64_t j = t / g.dilation[d];
   return g.mode == ConvMode::kConv ? g.kernel[d] - 1 - j : j;
 }
 
 // Kernel spectra for the forward / backward-data engine, conj and 1/P folded in: elementwise
-// layout [f][re | im][cout] when cin_g == 1, else per (f, group) the real 2cout_g x 2cin_g
-// matrix [Wr -Wi; Wi Wr] of W' = conj(W) / P. Chunks of pairs go through R and S_in.
+// layout [f][re | im][out_channels] when in_per_group == 1, else per (f, group) the real
+// (2 out_per_group) x (2 in_per_group) matrix [Wr -Wi; Wi Wr] of W' = conj(W) / P. Chunks of
+// pairs go through R and S_in.
 template <typename T>
 void kernel_spectra(const ConvGeometry& g, const Layout& L, const fft::PlanNd<T>& pl, const T* w,
                     T* kspec, T* R, T* S) {
-  const int64_t pairs = L.cout * L.cin_g, ksp = g.kernel_spatial();
-  const int64_t chunk = std::min(round_even(pairs), L.lanes_in - L.lanes_in % 2);
-  const T scale = T(1.0 / double(L.P));
-  const int64_t n1 = L.nfft[1], n2 = L.nfft[2];
+  const int64_t pairs = L.out_channels * L.in_per_group, ksp = g.kernel_spatial();
+  const int64_t chunk = std::min(round_even(pairs), L.in_lanes - L.in_lanes % 2);
+  const T scale = T(1.0 / double(L.points));
+  const int64_t n1 = L.fft_length[1], n2 = L.fft_length[2];
   for (int64_t l0 = 0; l0 < pairs; l0 += chunk) {
     const int64_t lanes = chunk, rs = fft::rstride(lanes), fs = fft::fstride(lanes);
     // Only rows inside the kernel extent are read by forward_nd (the rest are zero).
@@ -410,26 +464,28 @@ void kernel_spectra(const ConvGeometry& g, const Layout& L, const fft::PlanNd<T>
           const int64_t idx = l0 + b;
           wl[b - b0] = nullptr;
           if (idx >= pairs) continue;
-          const int64_t o = idx / L.cin_g, i = idx % L.cin_g, rf = i % L.nph;
-          rp[b - b0][2] = rf % L.phase[2];
-          rp[b - b0][1] = (rf / L.phase[2]) % L.phase[1];
-          rp[b - b0][0] = rf / (L.phase[2] * L.phase[1]);
-          const int64_t cg = L.cin_g / L.nph;
-          const int64_t wrow = L.role == Role::kForward
-                                   ? o * cg + i / L.nph  // (k, c-in-group)
-                                   : ((o / L.cout_g) * L.cin_g + i) * L.cout_g + o % L.cout_g;
+          const int64_t o = idx / L.in_per_group, i = idx % L.in_per_group, rf = i % L.phase_count;
+          rp[b - b0][2] = rf % L.phases[2];
+          rp[b - b0][1] = (rf / L.phases[2]) % L.phases[1];
+          rp[b - b0][0] = rf / (L.phases[2] * L.phases[1]);
+          const int64_t cg = L.in_per_group / L.phase_count;
+          const int64_t wrow =
+              L.pass == ConvPass::kForward
+                  ? o * cg + i / L.phase_count  // (k, c-in-group)
+                  : ((o / L.out_per_group) * L.in_per_group + i) * L.out_per_group +
+                        o % L.out_per_group;
           wl[b - b0] = w + wrow * ksp;
         }
-        if (L.nph > 1) {  // taps differ per lane: one lookup per element
-          for (int64_t pd = 0; pd < std::min(L.ke[0], L.nfft[0]); ++pd)
-            for (int64_t ph = 0; ph < std::min(L.ke[1], n1); ++ph) {
+        if (L.phase_count > 1) {  // taps differ per lane: one lookup per element
+          for (int64_t pd = 0; pd < std::min(L.kernel_extent[0], L.fft_length[0]); ++pd)
+            for (int64_t ph = 0; ph < std::min(L.kernel_extent[1], n1); ++ph) {
               T* r = R + (pd * n1 + ph) * n2 * rs;
               for (int64_t pw = 0; pw < n2; ++pw)
                 for (int64_t b = b0; b < b1; ++b) {
                   const int64_t* q = rp[b - b0];
-                  const int64_t td = kernel_tap(g, L.role, 0, pd, q[0]);
-                  const int64_t th = kernel_tap(g, L.role, 1, ph, q[1]);
-                  const int64_t tw = kernel_tap(g, L.role, 2, pw, q[2]);
+                  const int64_t td = kernel_tap(g, L.pass, 0, pd, q[0]);
+                  const int64_t th = kernel_tap(g, L.pass, 1, ph, q[1]);
+                  const int64_t tw = kernel_tap(g, L.pass, 2, pw, q[2]);
                   const bool on = td >= 0 && th >= 0 && tw >= 0 && wl[b - b0];
                   r[pw * rs + b] =
                       on ? wl[b - b0][(td * g.kernel[1] + th) * g.kernel[2] + tw] : T(0);
@@ -437,12 +493,12 @@ void kernel_spectra(const ConvGeometry& g, const Layout& L, const fft::PlanNd<T>
             }
           continue;
         }
-        for (int64_t pd = 0; pd < std::min(L.ke[0], L.nfft[0]); ++pd)
-          for (int64_t ph = 0; ph < std::min(L.ke[1], n1); ++ph) {
-            const int64_t td = kernel_tap(g, L.role, 0, pd), th = kernel_tap(g, L.role, 1, ph);
+        for (int64_t pd = 0; pd < std::min(L.kernel_extent[0], L.fft_length[0]); ++pd)
+          for (int64_t ph = 0; ph < std::min(L.kernel_extent[1], n1); ++ph) {
+            const int64_t td = kernel_tap(g, L.pass, 0, pd), th = kernel_tap(g, L.pass, 1, ph);
             T* r = R + (pd * n1 + ph) * n2 * rs;
             for (int64_t pw = 0; pw < n2; ++pw) {
-              const int64_t tw = kernel_tap(g, L.role, 2, pw);
+              const int64_t tw = kernel_tap(g, L.pass, 2, pw);
               const bool on = td >= 0 && th >= 0 && tw >= 0;
               const int64_t off = (td * g.kernel[1] + th) * g.kernel[2] + tw;
               for (int64_t b = b0; b < b1; ++b)
@@ -451,36 +507,37 @@ void kernel_spectra(const ConvGeometry& g, const Layout& L, const fft::PlanNd<T>
           }
       }
     });
-    fft::forward_nd(pl, R, lanes, S, L.ke[0], L.ke[1]);
+    fft::forward_nd(pl, R, lanes, S, L.kernel_extent[0], L.kernel_extent[1]);
     const int64_t count = std::min(chunk, pairs - l0);
-    parallel_for(L.F, 1, [&](int64_t f0, int64_t f1) {
+    parallel_for(L.frequencies, 1, [&](int64_t f0, int64_t f1) {
       for (int64_t f = f0; f < f1; ++f) {
         const T* sr = S + f * fs;
         const T* si = sr + lanes;
-        if (L.cin_g == 1) {
+        if (L.in_per_group == 1) {
           for (int64_t b = 0; b < count; ++b) {
-            kspec[f * 2 * L.cout + l0 + b] = scale * sr[b];
-            kspec[f * 2 * L.cout + L.cout + l0 + b] = -scale * si[b];  // W' = conj(W) / P
+            kspec[f * 2 * L.out_channels + l0 + b] = scale * sr[b];
+            kspec[f * 2 * L.out_channels + L.out_channels + l0 + b] =
+                -scale * si[b];  // W' = conj(W) / P
           }
           continue;
         }
         // Walk the (o, i) pairs of this chunk row by row: no divisions per element.
-        const int64_t ld = 2 * L.cin_g;
+        const int64_t ld = 2 * L.in_per_group;
         for (int64_t idx = l0; idx < l0 + count;) {
-          const int64_t o = idx / L.cin_g, i0 = idx % L.cin_g;
-          const int64_t n = std::min(L.cin_g - i0, l0 + count - idx);
-          const int64_t grp = o / L.cout_g, ol = o % L.cout_g;
-          T* a = kspec + (f * L.groups + grp) * 4 * L.cout_g * L.cin_g;
+          const int64_t o = idx / L.in_per_group, i0 = idx % L.in_per_group;
+          const int64_t n = std::min(L.in_per_group - i0, l0 + count - idx);
+          const int64_t grp = o / L.out_per_group, ol = o % L.out_per_group;
+          T* a = kspec + (f * L.groups + grp) * 4 * L.out_per_group * L.in_per_group;
           T* top = a + ol * ld + i0;
-          T* bottom = a + (L.cout_g + ol) * ld + i0;
+          T* bottom = a + (L.out_per_group + ol) * ld + i0;
           const T* pr = sr + (idx - l0);
           const T* pi = si + (idx - l0);
           for (int64_t j = 0; j < n; ++j) {
             const T wr = scale * pr[j], wi = -scale * pi[j];  // W' = conj(W) / P
             top[j] = wr;
-            top[L.cin_g + j] = -wi;
+            top[L.in_per_group + j] = -wi;
             bottom[j] = wi;
-            bottom[L.cin_g + j] = wr;
+            bottom[L.in_per_group + j] = wr;
           }
           idx += n;
         }
@@ -493,26 +550,26 @@ void kernel_spectra(const ConvGeometry& g, const Layout& L, const fft::PlanNd<T>
 // group (groups > 1), or an elementwise complex product (one input channel per group).
 template <typename T>
 void frequency_products(const Layout& L, const T* kspec, const T* sin, T* sout) {
-  const int64_t Tt = L.T, li = L.lanes_in, lo = L.lanes_out, fsi = fft::fstride(li),
+  const int64_t Tt = L.tiles_per_block, li = L.in_lanes, lo = L.out_lanes, fsi = fft::fstride(li),
                 fso = fft::fstride(lo);
-  if (L.cin_g == 1) {
-    parallel_for(L.F, 1, [&](int64_t f0, int64_t f1) {
+  if (L.in_per_group == 1) {
+    parallel_for(L.frequencies, 1, [&](int64_t f0, int64_t f1) {
       for (int64_t f = f0; f < f1; ++f) {
-        const T* wr = kspec + f * 2 * L.cout;
-        const T* wi = wr + L.cout;
+        const T* wr = kspec + f * 2 * L.out_channels;
+        const T* wi = wr + L.out_channels;
         const T* xr = sin + f * fsi;
         const T* xi = xr + li;
         T* yr = sout + f * fso;
         T* yi = yr + lo;
-        if (Tt == 1 && L.cout_g == 1) {  // depthwise, one tile: vectorise over channels
+        if (Tt == 1 && L.out_per_group == 1) {  // depthwise, one tile: vectorise over channels
 #pragma GCC ivdep
-          for (int64_t o = 0; o < L.cout; ++o) {
+          for (int64_t o = 0; o < L.out_channels; ++o) {
             yr[o] = wr[o] * xr[o] - wi[o] * xi[o];
             yi[o] = wr[o] * xi[o] + wi[o] * xr[o];
           }
           continue;
         }
-        if (Tt < 16 && L.cout_g == 1) {  // few tiles: weights expanded per 16 lanes
+        if (Tt < 16 && L.out_per_group == 1) {  // few tiles: weights expanded per 16 lanes
           for (int64_t l0 = 0; l0 < lo; l0 += 16) {
             const int64_t n = std::min<int64_t>(16, lo - l0);
             T a[16], b[16];
@@ -525,8 +582,8 @@ void frequency_products(const Layout& L, const T* kspec, const T* sin, T* sout) 
           }
           continue;
         }
-        for (int64_t o = 0; o < L.cout; ++o) {
-          const int64_t c = o / L.cout_g;
+        for (int64_t o = 0; o < L.out_channels; ++o) {
+          const int64_t c = o / L.out_per_group;
           const T a = wr[o], b = wi[o];
 #pragma GCC ivdep
           for (int64_t t = 0; t < Tt; ++t) {
@@ -539,9 +596,9 @@ void frequency_products(const Layout& L, const T* kspec, const T* sin, T* sout) 
     return;
   }
   using gemm::MatrixRef;
-  const int64_t cg = L.cin_g, kg = L.cout_g;
+  const int64_t cg = L.in_per_group, kg = L.out_per_group;
   if (L.groups == 1) {
-    gemm::gemm_batched<T>(L.F, 2 * kg, Tt, 2 * cg, T(1), MatrixRef<T>{kspec, 2 * cg, 1},
+    gemm::gemm_batched<T>(L.frequencies, 2 * kg, Tt, 2 * cg, T(1), MatrixRef<T>{kspec, 2 * cg, 1},
                           4 * kg * cg, MatrixRef<T>{sin, Tt, 1}, fsi, T(0), sout, Tt, fso);
     return;
   }
@@ -553,7 +610,7 @@ void frequency_products(const Layout& L, const T* kspec, const T* sin, T* sout) 
     T* yr = sout + grp * kg * Tt;
     T* yi = yr + lo;
     auto run = [&](const T* am, const T* b, T beta, T* c) {
-      gemm::gemm_batched<T>(L.F, kg, Tt, cg, T(1), MatrixRef<T>{am, ld, 1}, sa,
+      gemm::gemm_batched<T>(L.frequencies, kg, Tt, cg, T(1), MatrixRef<T>{am, ld, 1}, sa,
                             MatrixRef<T>{b, Tt, 1}, fsi, beta, c, Tt, fso);
     };
     run(a, xr, T(0), yr);                 // Wr' Xr
@@ -571,9 +628,10 @@ T* carve(T* ws, int64_t off) {
 template <typename T>
 fft::PlanNd<T> build_plans(const Layout& L, T* base) {
   fft::PlanNd<T> pl;
-  for (int d = 0; d < 3; ++d) pl.p[d] = fft::make_plan<T>(L.nfft[d], carve(base, L.off_plan[d]));
-  pl.n = L.nfft;
-  pl.fw = L.fw;
+  for (int d = 0; d < 3; ++d)
+    pl.p[d] = fft::make_plan<T>(L.fft_length[d], carve(base, L.fft_plans_offset[d]));
+  pl.n = L.fft_length;
+  pl.fw = L.last_dim_frequencies;
   return pl;
 }
 
@@ -583,36 +641,37 @@ T* aligned_base(T* ws) {
   return reinterpret_cast<T*>((p + 63) / 64 * 64);
 }
 
-// Lane-local layers: each worker takes chunks of fpairs two-for-one pairs (lanes: channel x tile)
-// through load, forward transforms, product with the kernel spectrum, inverse and store in its
-// own small buffers, so a chunk stays in L2 and no phase waits for another worker.
+// Lane-local layers: each worker takes chunks of chunk_pairs two-for-one pairs (lanes: channel x
+// tile) through load, forward transforms, product with the kernel spectrum, inverse and store in
+// its own small buffers, so a chunk stays in L2 and no phase waits for another worker.
 template <typename T>
 void run_fused(const ConvGeometry& g, const Layout& L, const fft::PlanNd<T>& pl, const T* src,
                const Dims& src_ext, const T* w, const T* bias, T* dst, const Dims& dst_ext,
                T* kspec, T* loc, const Dims& need) {
   const int64_t s_off =
-      round64(L.P * fft::rstride(2 * L.fpairs) * int64_t(sizeof(T))) / int64_t(sizeof(T));
-  {  // kernel spectra through worker 0's buffers, in chunks of 2 fpairs pairs
+      round64(L.points * fft::rstride(2 * L.chunk_pairs) * int64_t(sizeof(T))) / int64_t(sizeof(T));
+  {  // kernel spectra through worker 0's buffers, in chunks of 2 chunk_pairs pairs
     Layout K = L;
-    K.lanes_in = 2 * L.fpairs;
+    K.in_lanes = 2 * L.chunk_pairs;
     kernel_spectra(g, K, pl, w, kspec, loc, loc + s_off);
   }
-  const int64_t half = L.lanes_in / 2, chunks = (half + L.fpairs - 1) / L.fpairs;
+  const int64_t half = L.in_lanes / 2, chunks = (half + L.chunk_pairs - 1) / L.chunk_pairs;
   parallel_for(L.workers, 1, [&](int64_t w0, int64_t w1) {
     for (int64_t wk = w0; wk < w1; ++wk) {
-      T* R = loc + wk * L.loc_elems;
+      T* R = loc + wk * L.worker_buffer_elems;
       T* S = R + s_off;
       for (int64_t c = wk; c < chunks; c += L.workers) {
-        const int64_t p0 = c * L.fpairs, nh = std::min(L.fpairs, half - p0), lanes = 2 * nh;
+        const int64_t p0 = c * L.chunk_pairs, nh = std::min(L.chunk_pairs, half - p0),
+                      lanes = 2 * nh;
         const LaneMap map{fft::rstride(lanes), nh, p0, half + p0};
         const int64_t fs = fft::fstride(lanes);
-        load_tiles(L, L.in_load, src, L.cin, src_ext, 0, R, 0, lanes, &map);
-        fft::forward_nd(pl, R, lanes, S, L.nfft[0], L.nfft[1]);
+        load_tiles(L, L.input_load, src, L.in_channels, src_ext, 0, R, 0, lanes, &map);
+        fft::forward_nd(pl, R, lanes, S, L.fft_length[0], L.fft_length[1]);
         int64_t ch[2 * kFusedPairs];  // channel of each local lane
-        for (int64_t l = 0; l < lanes; ++l) ch[l] = map.global(l) / L.T;
-        for (int64_t f = 0; f < L.F; ++f) {
-          const T* wr = kspec + f * 2 * L.cout;
-          const T* wi = wr + L.cout;
+        for (int64_t l = 0; l < lanes; ++l) ch[l] = map.global(l) / L.tiles_per_block;
+        for (int64_t f = 0; f < L.frequencies; ++f) {
+          const T* wr = kspec + f * 2 * L.out_channels;
+          const T* wi = wr + L.out_channels;
           T* yr = S + f * fs;
           T* yi = yr + lanes;
           for (int64_t l = 0; l < lanes; ++l) {
@@ -635,22 +694,23 @@ void run_engine(const ConvGeometry& g, const Layout& L, const T* src, const Dims
                 const T* w, const T* bias, T* dst, const Dims& dst_ext, T* ws) {
   T* base = aligned_base(ws);
   const fft::PlanNd<T> pl = build_plans(L, base);
-  T* kspec = carve(base, L.off_kspec);
-  const Dims need = L.tout;  // rows of the inverse transform that outputs read
-  if (L.fused) {
-    run_fused(g, L, pl, src, src_ext, w, bias, dst, dst_ext, kspec, carve(base, L.off_loc), need);
+  T* kspec = carve(base, L.kernel_spectra_offset);
+  const Dims need = L.tile_outputs;  // rows of the inverse transform that outputs read
+  if (L.lane_local) {
+    run_fused(g, L, pl, src, src_ext, w, bias, dst, dst_ext, kspec,
+              carve(base, L.worker_buffers_offset), need);
     return;
   }
-  T* R = carve(base, L.off_r);
-  T* sin = carve(base, L.off_sin);
-  T* sout = carve(base, L.off_sout);
+  T* R = carve(base, L.tile_buffer_offset);
+  T* sin = carve(base, L.in_spectra_offset);
+  T* sout = carve(base, L.out_spectra_offset);
   kernel_spectra(g, L, pl, w, kspec, R, sin);
-  for (int64_t t0 = 0; t0 < L.total_tiles; t0 += L.T) {
-    load_tiles(L, L.in_load, src, L.cin, src_ext, t0, R, 0, -1, nullptr, &L.phase);
-    fft::forward_nd(pl, R, L.lanes_in, sin, L.nfft[0], L.nfft[1]);
+  for (int64_t t0 = 0; t0 < L.total_tiles; t0 += L.tiles_per_block) {
+    load_tiles(L, L.input_load, src, L.in_channels, src_ext, t0, R, 0, -1, nullptr, &L.phases);
+    fft::forward_nd(pl, R, L.in_lanes, sin, L.fft_length[0], L.fft_length[1]);
     frequency_products(L, kspec, sin, sout);
-    fft::inverse_dh(pl, sout, L.lanes_out, need[0]);
-    fft::inverse_w(pl, sout, L.lanes_out, 0, L.lanes_out, R, need[0], need[1]);
+    fft::inverse_dh(pl, sout, L.out_lanes, need[0]);
+    fft::inverse_w(pl, sout, L.out_lanes, 0, L.out_lanes, R, need[0], need[1]);
     store_tiles(L, R, dst_ext, bias, t0, dst);
   }
 }
@@ -661,22 +721,24 @@ template <typename T>
 void run_weight(const ConvGeometry& g, const Layout& L, const T* x, const T* gy, T* gw, T* ws) {
   T* base = aligned_base(ws);
   const fft::PlanNd<T> pl = build_plans(L, base);
-  T* acc = carve(base, L.off_kspec);
-  T* R = carve(base, L.off_r);
-  T* sx = carve(base, L.off_sin);
-  T* sg = carve(base, L.off_sout);
-  // cg: x channels (times phases) per group, the GEMMs' n; lanes of acc are (k, c * nph + r).
-  const int64_t lg = L.lanes_gw, cg = L.cin_g, kg = g.k_per_group(), Tt = L.T;
-  const int64_t li = L.lanes_in, lo = L.lanes_out;
+  T* acc = carve(base, L.kernel_spectra_offset);
+  T* R = carve(base, L.tile_buffer_offset);
+  T* sx = carve(base, L.in_spectra_offset);
+  T* sg = carve(base, L.out_spectra_offset);
+  // cg: x channels (times phases) per group, the GEMMs' n; lanes of acc are (k, c * phase_count +
+  // r).
+  const int64_t lg = L.weight_grad_lanes, cg = L.in_per_group, kg = g.k_per_group(),
+                Tt = L.tiles_per_block;
+  const int64_t li = L.in_lanes, lo = L.out_lanes;
   const int64_t fsi = fft::fstride(li), fso = fft::fstride(lo), fsg = fft::fstride(lg);
-  std::memset(acc, 0, size_t(L.F * fsg) * sizeof(T));
-  for (int64_t t0 = 0; t0 < L.total_tiles; t0 += L.T) {
-    load_tiles(L, L.in_load, x, L.cin, g.in, t0, R, 0, -1, nullptr, &L.phase);
-    fft::forward_nd(pl, R, li, sx, L.nfft[0], L.nfft[1]);
-    load_tiles(L, L.aux_load, gy, g.k, g.out, t0, R);
-    fft::forward_nd(pl, R, lo, sg, L.tout[0], L.tout[1]);
+  std::memset(acc, 0, size_t(L.frequencies * fsg) * sizeof(T));
+  for (int64_t t0 = 0; t0 < L.total_tiles; t0 += L.tiles_per_block) {
+    load_tiles(L, L.input_load, x, L.in_channels, g.in, t0, R, 0, -1, nullptr, &L.phases);
+    fft::forward_nd(pl, R, li, sx, L.fft_length[0], L.fft_length[1]);
+    load_tiles(L, L.grad_y_load, gy, g.k, g.out, t0, R);
+    fft::forward_nd(pl, R, lo, sg, L.tile_outputs[0], L.tile_outputs[1]);
     if (cg == 1) {
-      parallel_for(L.F, 1, [&](int64_t f0, int64_t f1) {
+      parallel_for(L.frequencies, 1, [&](int64_t f0, int64_t f1) {
         for (int64_t f = f0; f < f1; ++f) {
           const T* xr = sx + f * fsi;
           const T* xi = xr + li;
@@ -720,7 +782,7 @@ void run_weight(const ConvGeometry& g, const Layout& L, const T* x, const T* gy,
       T* cr = acc + grp * kg * cg;
       T* ci = cr + lg;
       auto run = [&](const T* a, const T* b, T alpha, T* c) {
-        gemm::gemm_batched<T>(L.F, kg, cg, Tt, alpha, MatrixRef<T>{a, Tt, 1}, fso,
+        gemm::gemm_batched<T>(L.frequencies, kg, cg, Tt, alpha, MatrixRef<T>{a, Tt, 1}, fso,
                               MatrixRef<T>{b, 1, Tt}, fsi, T(1), c, cg, fsg);
       };
       run(gr, xr, T(1), cr);
@@ -730,29 +792,30 @@ void run_weight(const ConvGeometry& g, const Layout& L, const T* x, const T* gy,
     }
   }
   // Inverse of the accumulated spectra, lanes (k, c) in chunks through R, crop to the taps.
-  fft::inverse_dh(pl, acc, lg, L.ke[0]);
-  const int64_t chunk = std::min(lg, L.lanes_r - L.lanes_r % 2);
-  const T scale = T(1.0 / double(L.P));
-  const int64_t ksp = g.kernel_spatial(), pairs = g.k * cg, n1 = L.nfft[1], n2 = L.nfft[2];
+  fft::inverse_dh(pl, acc, lg, L.kernel_extent[0]);
+  const int64_t chunk = std::min(lg, L.tile_buffer_lanes - L.tile_buffer_lanes % 2);
+  const T scale = T(1.0 / double(L.points));
+  const int64_t ksp = g.kernel_spatial(), pairs = g.k * cg, n1 = L.fft_length[1],
+                n2 = L.fft_length[2];
   for (int64_t l0 = 0; l0 < pairs; l0 += chunk) {
     const int64_t lanes = std::min(chunk, lg - l0);  // even: a pair never reads past lg
-    fft::inverse_w(pl, acc, lg, l0, lanes, R, L.ke[0], L.ke[1]);
+    fft::inverse_w(pl, acc, lg, l0, lanes, R, L.kernel_extent[0], L.kernel_extent[1]);
     const int64_t count = std::min(lanes, pairs - l0), cg0 = g.c_per_group();
     parallel_for(count, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
-        // Lane (k, c * nph + r) holds the taps j with j * dilation = q * stride + r.
-        const int64_t k = (l0 + b) / cg, ip = (l0 + b) % cg, rf = ip % L.nph;
-        const int64_t r[3] = {rf / (L.phase[2] * L.phase[1]), (rf / L.phase[2]) % L.phase[1],
-                              rf % L.phase[2]};
-        T* out = gw + (k * cg0 + ip / L.nph) * ksp;
+        // Lane (k, c * phase_count + r) holds the taps j with j * dilation = q * stride + r.
+        const int64_t k = (l0 + b) / cg, ip = (l0 + b) % cg, rf = ip % L.phase_count;
+        const int64_t r[3] = {rf / (L.phases[2] * L.phases[1]), (rf / L.phases[2]) % L.phases[1],
+                              rf % L.phases[2]};
+        T* out = gw + (k * cg0 + ip / L.phase_count) * ksp;
         for (int64_t jd = 0; jd < g.kernel[0]; ++jd)
           for (int64_t jh = 0; jh < g.kernel[1]; ++jh)
             for (int64_t jw = 0; jw < g.kernel[2]; ++jw) {
               const int64_t td = jd * g.dilation[0], th = jh * g.dilation[1],
                             tw = jw * g.dilation[2];
-              if (td % L.phase[0] != r[0] || th % L.phase[1] != r[1] || tw % L.phase[2] != r[2])
+              if (td % L.phases[0] != r[0] || th % L.phases[1] != r[1] || tw % L.phases[2] != r[2])
                 continue;
-              const int64_t qd = td / L.phase[0], qh = th / L.phase[1], qw = tw / L.phase[2];
+              const int64_t qd = td / L.phases[0], qh = th / L.phases[1], qw = tw / L.phases[2];
               const T v = R[((qd * n1 + qh) * n2 + qw) * fft::rstride(lanes) + b] * scale;
               const bool flip = g.mode == ConvMode::kConv;
               const int64_t od = flip ? g.kernel[0] - 1 - jd : jd;
@@ -815,12 +878,12 @@ std::string fft_plan(ConvPlan& plan) {
   if (!why.empty()) return why;
   auto layout = std::make_shared<const Layout>(
       make_layout(plan.g, plan.pass, dtype_size(plan.dtype), plan.threads));
-  plan.workspace_bytes = layout->total_tiles == 0 ? 0 : layout->total;
+  plan.workspace_bytes = layout->total_tiles == 0 ? 0 : layout->workspace_bytes;
   plan.detail = std::move(layout);
   return "";
 }
 
-#define FASTCONV_INSTANTIATE(T)                                                            \
+#define FASTCONV_INSTANTIATE(T)                                                        \
   template void fft_forward<T>(const ConvPlan&, const T*, const T*, const T*, T*, T*); \
   template void fft_backward_data<T>(const ConvPlan&, const T*, const T*, T*, T*);     \
   template void fft_backward_weight<T>(const ConvPlan&, const T*, const T*, T*, T*);
