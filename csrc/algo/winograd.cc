@@ -94,8 +94,7 @@ int64_t block_budget_bytes(bool kernel_blocks) {
 
 // The schedule of `pass` of g with output tile m, for elements of `elem` bytes and `threads`
 // workers (the plan's thread count: run_conv re-plans when it changes).
-Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem,
-                       int64_t threads) {
+Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem, int64_t threads) {
   Schedule p;
   p.f = pass_geometry(g, pass);
   const ConvGeometry& f = p.f;
@@ -322,8 +321,8 @@ void run_kernel_blocks(const Schedule& p, const Stages<T>& st, T* ws) {
 // The stride-1 correlation p.f of x with the weight at w (element (grp, k, c) at w + grp * gs +
 // k * ks + c * cs) plus bias, into y.
 template <typename T>
-void run_correlation(const Schedule& p, const T* x, const T* w, int64_t gs, int64_t ks,
-                     int64_t cs, const T* bias, T* y, T* ws) {
+void run_correlation(const Schedule& p, const T* x, const T* w, int64_t gs, int64_t ks, int64_t cs,
+                     const T* bias, T* y, T* ws) {
   if (p.tiles == 0) return;
   const Stages<T> st{p, p.f, tile_kernels<T>(p.m, p.f.rank == 2), x, w, gs, ks, cs, bias, y};
   if (p.kernel_blocks)
@@ -453,16 +452,16 @@ std::string winograd_plan(ConvPlan& plan) {
   const int forced = forced_tile();
   const int tile = forced != 0 ? forced : default_tile(g, plan.pass);
   const int64_t elem = dtype_size(plan.dtype);
-  auto schedule = std::make_unique<Schedule>(make_schedule(g, plan.pass, tile, elem, plan.threads));
-  if (plan.pass == ConvPass::kBackwardWeight && !weight_gradient_by_winograd(*schedule)) {
+  const Schedule schedule = make_schedule(g, plan.pass, tile, elem, plan.threads);
+  if (plan.pass == ConvPass::kBackwardWeight && !weight_gradient_by_winograd(schedule)) {
     const std::string implicit_gemm_why = implicit_gemm_plan(plan);  // its workspace and detail
     if (!implicit_gemm_why.empty()) return implicit_gemm_why;
     plan.note = kImplicitGemmFallbackNote;
     return "";
   }
-  plan.workspace_bytes = schedule->tiles == 0 ? 0 : schedule_elems(*schedule) * elem;
+  plan.workspace_bytes = schedule.tiles == 0 ? 0 : schedule_elems(schedule) * elem;
   plan.note = tile_note(g, plan.pass, tile);
-  plan.detail = std::shared_ptr<const Schedule>(schedule.release(), ScheduleDeleter{});
+  plan.detail = std::shared_ptr<const Schedule>(new Schedule(schedule), ScheduleDeleter{});
   return "";
 }
 
