@@ -14,6 +14,9 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/implicit_gemm.cc
   csrc/algo/winograd.cc
   csrc/algo/fft_conv.cc
+  csrc/algo/fft_layout.cc
+  csrc/algo/fft_tiles.cc
+  csrc/algo/fft_weight_gradient.cc
   csrc/algo/direct.cc
   csrc/fft/fft.cc
   csrc/ops/conv.cc

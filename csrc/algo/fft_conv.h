@@ -1,7 +1,6 @@
 // FFT convolution: overlap-save tiles, real-to-complex FFTs of our own (fft/fft.h), the
 // channel reduction as a complex GEMM per frequency, all three passes, ranks 1-3.
 #pragma once
-#include <cstdint>
 #include <string>
 
 #include "fastconv/algorithm.h"
@@ -9,14 +8,11 @@
 
 namespace fastconv::algo {
 
-// "" when fft can run `pass` of g, else the reason it cannot (NotImplementedError text).
-std::string fft_unsupported_reason(const ConvGeometry& g, ConvPass pass);
-
-int64_t fft_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size);
-
-// Plan (csrc/include/fastconv/algorithm.h): the tile layout and workspace, or why not.
+// Plan (csrc/include/fastconv/algorithm.h): the transform lengths, tile and block layout and the
+// workspace carve-up, searched once and kept in plan.detail; or why fft cannot run the pass.
 std::string fft_plan(ConvPlan& plan);
 
+// Runners: execute plan.detail's layout, never search it again.
 template <typename T>
 void fft_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws);
 template <typename T>

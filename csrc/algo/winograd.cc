@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <string>
 
 #include "algo/gemm_conv.h"
@@ -57,13 +58,15 @@ ConvGeometry pass_geometry(const ConvGeometry& g, ConvPass pass) {
   return f;
 }
 
-// Everything the driver and the workspace size derive from a geometry. Two schedules:
+// Everything the driver and the workspace size derive from a geometry and tile, decided once by
+// winograd_plan and kept in the ConvPlan's detail. Two schedules:
 // - tile blocks (many tiles): all kernels are transformed once (U for every k, c); threads take
 //   blocks of tiles through input transform -> alpha^2 GEMMs -> output transform;
 // - kernel blocks (fewer tiles than output channels, e.g. 7x7 or 14x14 images): every tile is
 //   input-transformed once (V for every c, tile); threads take blocks of output channels through
 //   kernel transform -> alpha^2 GEMMs -> output transform, so U is never whole in memory.
-struct Plan {
+struct Schedule {
+  ConvGeometry f;            // the stride-1 correlation that runs (pass_geometry)
   int m = 4;                 // output tile along W (and H in 2-D)
   int mh = 4, mw = 4;        // output tile per dim (mh = 1 in 1-D)
   int64_t coords = 36;       // alpha_h * alpha_w
@@ -89,10 +92,13 @@ int64_t block_budget_bytes(bool kernel_blocks) {
   return kernel_blocks ? int64_t(6) << 20 : int64_t(2) << 20;
 }
 
-Plan make_plan(const ConvGeometry& g, ConvPass pass, int64_t elem) {
-  const ConvGeometry f = pass_geometry(g, pass);
-  Plan p;
-  p.m = winograd_tile(g, pass);
+// The schedule of `pass` of g with output tile m, for elements of `elem` bytes and `threads`
+// workers (the plan's thread count: run_conv re-plans when it changes).
+Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem, int64_t threads) {
+  Schedule p;
+  p.f = pass_geometry(g, pass);
+  const ConvGeometry& f = p.f;
+  p.m = m;
   const bool two_d = g.rank == 2;
   p.mw = p.m;
   p.mh = two_d ? p.m : 1;
@@ -102,7 +108,7 @@ Plan make_plan(const ConvGeometry& g, ConvPass pass, int64_t elem) {
   p.tiles = f.n * p.tiles_h * p.tiles_w;
   p.cg = f.c_per_group();
   p.kg = f.k_per_group();
-  const int64_t lanes = 64 / elem, threads = get_num_threads();
+  const int64_t lanes = 64 / elem;
   const int64_t all_tiles = round_up(std::max<int64_t>(p.tiles, 1), lanes);
   const bool weight_pass = pass == ConvPass::kBackwardWeight;
   p.kernel_blocks = !weight_pass && p.tiles < p.kg &&
@@ -150,12 +156,9 @@ Plan make_plan(const ConvGeometry& g, ConvPass pass, int64_t elem) {
   return p;
 }
 
-int64_t plan_elems(const Plan& p) {
+// Scratch elements a schedule carves up: shared transforms plus one scratch per slot.
+int64_t schedule_elems(const Schedule& p) {
   return p.u_elems + p.v_elems + p.slots * (p.slot_u + p.slot_v + p.slot_m);
-}
-
-bool supported_shape(const ConvGeometry& g) {
-  return winograd_unsupported_reason(g, ConvPass::kForward).empty();
 }
 
 // The weight gradient in the transform domain holds alpha^2 x K x C values, reduced over the
@@ -165,15 +168,14 @@ bool supported_shape(const ConvGeometry& g) {
 // ch) 1.53x faster; res4 (16 tiles, 256 ch) 0.46x; res5 (4 tiles, 512) 0.05x; vgg16.conv4_2
 // (49 tiles, 512) 0.48x. Few channels per group leave each group's GEMMs and transforms too
 // small to pay for their passes over the data (resnext50.g32, 8 per group: 0.69x).
-bool weight_gradient_by_winograd(const ConvGeometry& g) {
-  const Plan p = make_plan(g, ConvPass::kBackwardWeight, 4);
+bool weight_gradient_by_winograd(const Schedule& p) {
   return 4 * p.tiles >= std::max(p.cg, p.kg) && std::min(p.cg, p.kg) >= 16;
 }
 
 // Calls fn(n, ty, tx, t, len) for each run of tiles [t, t + len) of [t0, t1) that lies in one
 // tile row and is at most `lanes` long.
 template <typename F>
-void for_each_run(const Plan& p, int64_t t0, int64_t t1, int64_t lanes, F&& fn) {
+void for_each_run(const Schedule& p, int64_t t0, int64_t t1, int64_t lanes, F&& fn) {
   const int64_t per_image = p.tiles_h * p.tiles_w;
   for (int64_t t = t0; t < t1;) {
     const int64_t n = t / per_image, r = t % per_image;
@@ -187,7 +189,7 @@ void for_each_run(const Plan& p, int64_t t0, int64_t t1, int64_t lanes, F&& fn) 
 // The three stages on one block; ranges of channels let the callers share a stage out.
 template <typename T>
 struct Stages {
-  const Plan& p;
+  const Schedule& p;
   const ConvGeometry& f;
   const winograd::TileKernels<T>& tk;
   const T* x;
@@ -246,10 +248,10 @@ struct Stages {
   }
 };
 
-// Runs fn(block, slot) for every block, spread over the pool when the plan says so (threads
+// Runs fn(block, slot) for every block, spread over the pool when the schedule says so (threads
 // take the next block as they finish), else in order on the calling thread.
 template <typename F>
-void for_each_block(const Plan& p, int64_t blocks, F&& fn) {
+void for_each_block(const Schedule& p, int64_t blocks, F&& fn) {
   if (!p.parallel_blocks) {
     for (int64_t b = 0; b < blocks; ++b) fn(b, 0);
     return;
@@ -262,7 +264,7 @@ void for_each_block(const Plan& p, int64_t blocks, F&& fn) {
 }
 
 template <typename T>
-void run_tile_blocks(const Plan& p, const Stages<T>& st, T* ws) {
+void run_tile_blocks(const Schedule& p, const Stages<T>& st, T* ws) {
   const ConvGeometry& f = st.f;
   T* u = ws;
   parallel_for(f.k, 1, [&](int64_t k0, int64_t k1) {
@@ -290,7 +292,7 @@ void run_tile_blocks(const Plan& p, const Stages<T>& st, T* ws) {
 }
 
 template <typename T>
-void run_kernel_blocks(const Plan& p, const Stages<T>& st, T* ws) {
+void run_kernel_blocks(const Schedule& p, const Stages<T>& st, T* ws) {
   T* v = ws;
   T* scratch = ws + p.v_elems;
   for (int64_t grp = 0; grp < st.f.groups; ++grp) {
@@ -316,15 +318,13 @@ void run_kernel_blocks(const Plan& p, const Stages<T>& st, T* ws) {
   }
 }
 
-// The stride-1 correlation f of x with the weight at w (element (grp, k, c) at w + grp * gs +
+// The stride-1 correlation p.f of x with the weight at w (element (grp, k, c) at w + grp * gs +
 // k * ks + c * cs) plus bias, into y.
 template <typename T>
-void run_correlation(const ConvGeometry& g, ConvPass pass, const T* x, const T* w, int64_t gs,
-                     int64_t ks, int64_t cs, const T* bias, T* y, T* ws) {
-  const ConvGeometry f = pass_geometry(g, pass);
-  const Plan p = make_plan(g, pass, sizeof(T));
+void run_correlation(const Schedule& p, const T* x, const T* w, int64_t gs, int64_t ks, int64_t cs,
+                     const T* bias, T* y, T* ws) {
   if (p.tiles == 0) return;
-  const Stages<T> st{p, f, tile_kernels<T>(p.m, g.rank == 2), x, w, gs, ks, cs, bias, y};
+  const Stages<T> st{p, p.f, tile_kernels<T>(p.m, p.f.rank == 2), x, w, gs, ks, cs, bias, y};
   if (p.kernel_blocks)
     run_kernel_blocks(p, st, ws);
   else
@@ -336,9 +336,9 @@ void run_correlation(const ConvGeometry& g, ConvPass pass, const T* x, const T* 
 // dW^[k][c] += sum over tiles GY^[k][t] X^[c][t] (one GEMM per coordinate and block, reducing
 // over tiles); dW = AT' dW^ A' once per group at the end.
 template <typename T>
-void run_weight_gradient(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w, T* ws) {
+void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad_w, T* ws) {
+  const ConvGeometry& g = p.f;  // the weight gradient correlates x with grad_y of g itself
   const int64_t taps = g.kernel_spatial();
-  const Plan p = make_plan(g, ConvPass::kBackwardWeight, sizeof(T));
   if (p.tiles == 0) {
     std::fill(grad_w, grad_w + g.k * p.cg * taps, T(0));
     return;
@@ -377,9 +377,9 @@ void run_weight_gradient(const ConvGeometry& g, const T* x, const T* grad_y, T* 
   }
 }
 
-}  // namespace
+// ---- planning
 
-std::string winograd_unsupported_reason(const ConvGeometry& g, ConvPass) {
+std::string unsupported_reason(const ConvGeometry& g) {
   if (g.rank == 3)
     return "winograd supports 1-D F(m,3) and 2-D F(mxm,3x3) only, not 3-D convolutions";
   for (int d = kMaxRank - g.rank; d < kMaxRank; ++d) {
@@ -393,6 +393,14 @@ std::string winograd_unsupported_reason(const ConvGeometry& g, ConvPass) {
   return "";
 }
 
+// The tile FASTCONV_WINOGRAD_TILE forces (read once per process, common/tuning.h), or 0 to let
+// default_tile choose. Throws InvalidArgument for a value that is not a tile.
+int forced_tile() {
+  const Tuning& knobs = tuning();
+  if (!knobs.winograd_tile_error.empty()) throw InvalidArgument(knobs.winograd_tile_error);
+  return knobs.winograd_tile;
+}
+
 // Default tile: the largest whose float32 error stays within 10x implicit_gemm's (max |got -
 // want| / max |want| vs float64) on the ResNet-50 and VGG-16 3x3 layers, 3 seeds each; the
 // ratio grows with the number of channels the transform domain sums over (C forward, K
@@ -401,40 +409,67 @@ std::string winograd_unsupported_reason(const ConvGeometry& g, ConvPass) {
 // channels, else F(2x2) (FASTCONV_WINOGRAD_TILE=4 runs 1.1-1.8x faster than F(2x2) on the VGG
 // layers at ~10-15x the error). Weight gradient F(3x3,mxm) (res2-res4): m = 2 0.7-1.4x, 4
 // 2.4-4.5x, 6 7-12.5x, so 4. 1-D (64-512 channels): F(6,3) 2.5-8.3x.
-int winograd_tile(const ConvGeometry& g, ConvPass pass) {
-  const Tuning& knobs = tuning();
-  if (!knobs.winograd_tile_error.empty()) throw InvalidArgument(knobs.winograd_tile_error);
-  if (knobs.winograd_tile != 0) return knobs.winograd_tile;
+int default_tile(const ConvGeometry& g, ConvPass pass) {
   if (g.rank == 1) return 6;
   if (pass == ConvPass::kBackwardWeight) return 4;
   const int64_t summed = pass == ConvPass::kBackwardData ? g.k_per_group() : g.c_per_group();
   return summed <= 64 ? 4 : 2;
 }
 
-int64_t winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size) {
-  if (!supported_shape(g)) return 0;
-  if (pass == ConvPass::kBackwardWeight && !weight_gradient_by_winograd(g)) return 0;
-  const Plan p = make_plan(g, pass, elem_size);
-  if (p.tiles == 0) return 0;
-  return plan_elems(p) * elem_size;
+// explain()'s name for the transform: F(m x m, 3x3) forward and backward data, F(3x3, m x m)
+// for the weight gradient (the kernel-sized output of a tile-sized correlation).
+std::string tile_note(const ConvGeometry& g, ConvPass pass, int tile) {
+  const std::string m = std::to_string(tile);
+  if (pass == ConvPass::kBackwardWeight)
+    return g.rank == 2 ? "F(3x3," + m + "x" + m + ")" : "F(3," + m + ")";
+  return g.rank == 2 ? "F(" + m + "x" + m + ",3x3)" : "F(" + m + ",3)";
 }
 
-std::string winograd_note(const ConvGeometry& g, ConvPass pass) {
-  const std::string m = std::to_string(winograd_tile(g, pass));
-  if (pass == ConvPass::kBackwardWeight) {
-    if (!weight_gradient_by_winograd(g))
-      return "implicit_gemm (fewer than C/4 output tiles or fewer than 16 channels per group: "
-             "the transform-domain weight gradient would cost more than it saves)";
-    return g.rank == 2 ? "F(3x3," + m + "x" + m + ")" : "F(3," + m + ")";
+constexpr const char* kImplicitGemmFallbackNote =
+    "implicit_gemm (fewer than C/4 output tiles or fewer than 16 channels per group: the "
+    "transform-domain weight gradient would cost more than it saves)";
+
+// A winograd plan's detail is its Schedule, owned through ScheduleDeleter; a weight gradient
+// that falls back carries implicit_gemm's detail instead (implicit_gemm's runner reads it).
+// shared_ptr<const void> keeps no type, but std::get_deleter recognises the deleter: that is how
+// the runner tells the two apart without a flag of its own in the plan.
+struct ScheduleDeleter {
+  void operator()(const Schedule* s) const { delete s; }
+};
+
+// The plan's Schedule, or null when the plan is implicit_gemm's (the weight-gradient fallback).
+const Schedule* schedule_of(const ConvPlan& plan) {
+  if (!std::get_deleter<ScheduleDeleter>(plan.detail)) return nullptr;
+  return static_cast<const Schedule*>(plan.detail.get());
+}
+
+}  // namespace
+
+std::string winograd_plan(ConvPlan& plan) {
+  const ConvGeometry& g = plan.g;
+  const std::string why = unsupported_reason(g);
+  if (!why.empty()) return why;
+  const int forced = forced_tile();
+  const int tile = forced != 0 ? forced : default_tile(g, plan.pass);
+  const int64_t elem = dtype_size(plan.dtype);
+  const Schedule schedule = make_schedule(g, plan.pass, tile, elem, plan.threads);
+  if (plan.pass == ConvPass::kBackwardWeight && !weight_gradient_by_winograd(schedule)) {
+    const std::string implicit_gemm_why = implicit_gemm_plan(plan);  // its workspace and detail
+    if (!implicit_gemm_why.empty()) return implicit_gemm_why;
+    plan.note = kImplicitGemmFallbackNote;
+    return "";
   }
-  return g.rank == 2 ? "F(" + m + "x" + m + ",3x3)" : "F(" + m + ",3)";
+  plan.workspace_bytes = schedule.tiles == 0 ? 0 : schedule_elems(schedule) * elem;
+  plan.note = tile_note(g, plan.pass, tile);
+  plan.detail = std::shared_ptr<const Schedule>(new Schedule(schedule), ScheduleDeleter{});
+  return "";
 }
 
 template <typename T>
 void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
   const ConvGeometry& g = plan.g;
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
-  run_correlation<T>(g, ConvPass::kForward, x, w, kg * cg * taps, cg * taps, taps, bias, y, ws);
+  run_correlation<T>(*schedule_of(plan), x, w, kg * cg * taps, cg * taps, taps, bias, y, ws);
 }
 
 template <typename T>
@@ -443,25 +478,16 @@ void winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T
   const ConvGeometry& g = plan.g;
   // Correlation with k' = c, c' = k: element (grp, c, k) at w[grp][k][c].
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
-  run_correlation<T>(g, ConvPass::kBackwardData, grad_y, w, kg * cg * taps, taps, cg * taps,
-                     nullptr, grad_x, ws);
+  run_correlation<T>(*schedule_of(plan), grad_y, w, kg * cg * taps, taps, cg * taps, nullptr,
+                     grad_x, ws);
 }
 
 template <typename T>
 void winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
                               T* ws) {
-  const ConvGeometry& g = plan.g;
-  if (!weight_gradient_by_winograd(g))
-    return implicit_gemm_backward_weight<T>(plan, x, grad_y, grad_w, ws);
-  run_weight_gradient<T>(g, x, grad_y, grad_w, ws);
-}
-
-std::string winograd_plan(ConvPlan& plan) {
-  const std::string why = winograd_unsupported_reason(plan.g, plan.pass);
-  if (!why.empty()) return why;
-  plan.workspace_bytes = winograd_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype));
-  plan.note = winograd_note(plan.g, plan.pass);
-  return "";
+  const Schedule* schedule = schedule_of(plan);
+  if (!schedule) return implicit_gemm_backward_weight<T>(plan, x, grad_y, grad_w, ws);
+  run_weight_gradient<T>(*schedule, x, grad_y, grad_w, ws);
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                          \

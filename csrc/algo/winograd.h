@@ -2,7 +2,6 @@
 // F(mxm,3x3) (m = 2, 4, 6), all three passes, transform-domain products as batched GEMMs on the
 // packed engine.
 #pragma once
-#include <cstdint>
 #include <string>
 
 #include "fastconv/algorithm.h"
@@ -10,23 +9,14 @@
 
 namespace fastconv::algo {
 
-// "" when winograd can run `pass` of g, else the reason it cannot (NotImplementedError text).
-std::string winograd_unsupported_reason(const ConvGeometry& g, ConvPass pass);
-
-// Output tile size m used for g (2, 4 or 6): FASTCONV_WINOGRAD_TILE if set (read once per
-// process, common/tuning.h), else the default rule in winograd.cc.
-int winograd_tile(const ConvGeometry& g, ConvPass pass);
-
-int64_t winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size);
-
-// What winograd runs for `pass` of g, for explain/README: the tile ("F(2x2,3x3)", "F(3x3,4x4)"
-// for the weight gradient), or the fallback it uses (the weight gradient of images with fewer
-// than C/4 output tiles, or of groups with fewer than 16 channels, runs implicit_gemm).
-std::string winograd_note(const ConvGeometry& g, ConvPass pass);
-
-// Plan (csrc/include/fastconv/algorithm.h): the tile, schedule and workspace, or why not.
+// Plan (csrc/include/fastconv/algorithm.h): the tile (FASTCONV_WINOGRAD_TILE or the per-layer
+// default), the block schedule and its workspace, decided once and kept in plan.detail; or why
+// winograd cannot run the pass. A weight gradient with too few tiles per channel or too few
+// channels per group is planned as implicit_gemm's (its workspace and detail; the note says so).
+// Throws InvalidArgument when FASTCONV_WINOGRAD_TILE is not 2, 4 or 6.
 std::string winograd_plan(ConvPlan& plan);
 
+// Runners: execute plan.detail's schedule, never re-derive it.
 template <typename T>
 void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws);
 template <typename T>
