@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import reference as ref
 from conftest import FastconvProcess, assert_close, raises_naming, rand, run_python
+from fastconv._problem import conv_problem
 
 TILES = (2, 4, 6)
 
@@ -253,3 +254,7 @@ def test_weight_gradient_path():
         assert "implicit_gemm" in e.reason, e.reason
         implicit = explain(x_shape, w_shape, algo="implicit_gemm", **kw)
         assert e.workspace_bytes == implicit.workspace_bytes == 0
+        plan = conv_problem("conv", "backward_weight", x_shape, w_shape, "float32", **kw).plan(
+            "winograd"
+        )
+        assert (plan.algo, plan.runner) == ("winograd", "implicit_gemm")

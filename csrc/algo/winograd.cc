@@ -429,18 +429,10 @@ constexpr const char* kImplicitGemmFallbackNote =
     "implicit_gemm (fewer than C/4 output tiles or fewer than 16 channels per group: the "
     "transform-domain weight gradient would cost more than it saves)";
 
-// A winograd plan's detail is its Schedule, owned through ScheduleDeleter; a weight gradient
-// that falls back carries implicit_gemm's detail instead (implicit_gemm's runner reads it).
-// shared_ptr<const void> keeps no type, but std::get_deleter recognises the deleter: that is how
-// the runner tells the two apart without a flag of its own in the plan.
-struct ScheduleDeleter {
-  void operator()(const Schedule* s) const { delete s; }
-};
-
-// The plan's Schedule, or null when the plan is implicit_gemm's (the weight-gradient fallback).
-const Schedule* schedule_of(const ConvPlan& plan) {
-  if (!std::get_deleter<ScheduleDeleter>(plan.detail)) return nullptr;
-  return static_cast<const Schedule*>(plan.detail.get());
+// A winograd plan's detail is its Schedule (a weight gradient that falls back is run by
+// implicit_gemm's runners: ConvPlan::runner, so winograd's runners always have a Schedule).
+const Schedule& schedule_of(const ConvPlan& plan) {
+  return *static_cast<const Schedule*>(plan.detail.get());
 }
 
 }  // namespace
@@ -454,6 +446,7 @@ std::string winograd_plan(ConvPlan& plan) {
   const int64_t elem = dtype_size(plan.dtype);
   const Schedule schedule = make_schedule(g, plan.pass, tile, elem, plan.threads);
   if (plan.pass == ConvPass::kBackwardWeight && !weight_gradient_by_winograd(schedule)) {
+    plan.runner = Algorithm::kImplicitGemm;
     const std::string implicit_gemm_why = implicit_gemm_plan(plan);  // its workspace and detail
     if (!implicit_gemm_why.empty()) return implicit_gemm_why;
     plan.note = kImplicitGemmFallbackNote;
@@ -461,7 +454,7 @@ std::string winograd_plan(ConvPlan& plan) {
   }
   plan.workspace_bytes = schedule.tiles == 0 ? 0 : schedule_elems(schedule) * elem;
   plan.note = tile_note(g, plan.pass, tile);
-  plan.detail = std::shared_ptr<const Schedule>(new Schedule(schedule), ScheduleDeleter{});
+  plan.detail = std::make_shared<const Schedule>(schedule);
   return "";
 }
 
@@ -469,7 +462,7 @@ template <typename T>
 void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
   const ConvGeometry& g = plan.g;
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
-  run_correlation<T>(*schedule_of(plan), x, w, kg * cg * taps, cg * taps, taps, bias, y, ws);
+  run_correlation<T>(schedule_of(plan), x, w, kg * cg * taps, cg * taps, taps, bias, y, ws);
 }
 
 template <typename T>
@@ -478,16 +471,14 @@ void winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T
   const ConvGeometry& g = plan.g;
   // Correlation with k' = c, c' = k: element (grp, c, k) at w[grp][k][c].
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
-  run_correlation<T>(*schedule_of(plan), grad_y, w, kg * cg * taps, taps, cg * taps, nullptr,
+  run_correlation<T>(schedule_of(plan), grad_y, w, kg * cg * taps, taps, cg * taps, nullptr,
                      grad_x, ws);
 }
 
 template <typename T>
 void winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
                               T* ws) {
-  const Schedule* schedule = schedule_of(plan);
-  if (!schedule) return implicit_gemm_backward_weight<T>(plan, x, grad_y, grad_w, ws);
-  run_weight_gradient<T>(*schedule, x, grad_y, grad_w, ws);
+  run_weight_gradient<T>(schedule_of(plan), x, grad_y, grad_w, ws);
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                          \

@@ -221,6 +221,8 @@ void bind_problems(py::module_& m) {
   py::class_<ConvPlan, ConvPlanHandle>(m, "ConvPlan",
                                        "One algorithm's plan for a ConvProblem (made once).")
       .def_property_readonly("algo", [](const ConvPlan& p) { return algorithm_name(p.algo); })
+      .def_property_readonly("runner",
+                             [](const ConvPlan& p) { return algorithm_name(p.runner); })
       .def_readonly("workspace_bytes", &ConvPlan::workspace_bytes)
       .def_readonly("note", &ConvPlan::note)
       .def_readonly("threads", &ConvPlan::threads)

@@ -166,6 +166,7 @@ ConvPlanResult plan_conv(const ConvGeometry& g, ConvPass pass, DType t, Algorith
   }
   auto plan = std::make_shared<ConvPlan>();
   plan->algo = a;
+  plan->runner = a;
   plan->g = g;
   plan->pass = pass;
   plan->dtype = t;
@@ -182,7 +183,7 @@ void run_conv(const ConvPlan& plan, const void* a, const void* b, const void* bi
     if (!fresh.plan) throw Unsupported(fresh.unsupported);
     return run_conv(*fresh.plan, a, b, bias, out);
   }
-  const AlgorithmEntry& e = entry(plan.algo);
+  const AlgorithmEntry& e = entry(plan.runner);
   if (plan.dtype == DType::kFloat32)
     run_plan<float>(plan, e.f32, a, b, bias, out);
   else

@@ -29,6 +29,9 @@ std::vector<std::string> built_algorithms(const std::string& op);
 // One algorithm's plan for one convolution pass. Made by plan_conv(); immutable afterwards.
 struct ConvPlan {
   Algorithm algo = Algorithm::kReference;
+  // Whose pass runners execute the plan: algo itself, or the algorithm its plan() handed the
+  // pass to (winograd's weight gradient of small images runs implicit_gemm; explain says so).
+  Algorithm runner = Algorithm::kReference;
   ConvGeometry g;                    // the convolution that runs
   ConvPass pass = ConvPass::kForward;  // its pass
   DType dtype = DType::kFloat32;
