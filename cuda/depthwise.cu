@@ -15,18 +15,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ bool inside(int64_t v, int64_t extent) {
-  return static_cast<uint64_t>(v) < static_cast<uint64_t>(extent);
-}
-
-// Grid-stride loop index helpers (int64: tensors may pass 2^31 elements).
-__device__ __forceinline__ int64_t first_index() {
-  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ __forceinline__ int64_t grid_step() {
-  return static_cast<int64_t>(gridDim.x) * blockDim.x;
-}
-
 // Deterministic block sum (fixed tree); every thread of the block must call it.
 template <typename Acc>
 __device__ Acc block_sum(Acc v) {

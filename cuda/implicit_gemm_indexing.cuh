@@ -5,16 +5,13 @@
 
 #include "conv_kernels.h"
 #include "dtype.cuh"
+#include "launch.cuh"
 
 namespace fastconv::cuda {
 // Unnamed, as when this code was in implicit_gemm.cu, its only includer: internal linkage.
 namespace {
 
 // ---- index math of the three passes (all int64; -1 = outside the input / padding)
-
-__device__ __forceinline__ bool inside(int64_t v, int64_t extent) {
-  return static_cast<uint64_t>(v) < static_cast<uint64_t>(extent);
-}
 
 __device__ __forceinline__ void split_tap(const ConvParams& p, int64_t tap, int64_t t[3]) {
   const int64_t plane = p.kernel[1] * p.kernel[2];

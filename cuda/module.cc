@@ -95,30 +95,25 @@ PoolArgs pool_args(const std::string& kind, bool count_include_pad, double p) {
   return {k, count_include_pad, p};
 }
 
-void pool_fwd(const std::string& kind, const std::string& dtype, int device, uintptr_t stream,
-              const Shape& x_shape, const Shape& kernel, const Shape& stride, const Shape& pad_lo,
-              const Shape& pad_hi, const Shape& dilation, bool ceil_mode, bool count_include_pad,
-              double p, uintptr_t x, uintptr_t y, uintptr_t indices) {
+// One pooling pass (python/fastconv/backends/cuda.py passes the problem's pool_geometry):
+// forward a = x, out = y, indices = the argmax output (max) or 0; backward a = grad_y, b = x,
+// out = grad_x.
+void pool(const std::string& kind, const std::string& pass, const std::string& dtype, int device,
+          uintptr_t stream, const Shape& x_shape, const Shape& kernel, const Shape& stride,
+          const Shape& pad_lo, const Shape& pad_hi, const Shape& dilation, bool ceil_mode,
+          bool count_include_pad, double p, uintptr_t a, uintptr_t b, uintptr_t indices,
+          uintptr_t out) {
   const PoolGeometry g =
       make_pool_geometry(x_shape, kernel, {stride, pad_lo, pad_hi, dilation}, ceil_mode);
   const PoolArgs args = pool_args(kind, count_include_pad, p);
+  const PoolPass ps = parse_pool_pass(pass);
   const DType dt = parse_dtype(dtype);
   py::gil_scoped_release release;
   DeviceGuard guard(device);
-  pool_forward(dt, g, args, ptr(x), ptr(y), ptr<int64_t>(indices), as_stream(stream));
-}
-
-void pool_bwd(const std::string& kind, const std::string& dtype, int device, uintptr_t stream,
-              const Shape& x_shape, const Shape& kernel, const Shape& stride, const Shape& pad_lo,
-              const Shape& pad_hi, const Shape& dilation, bool ceil_mode, bool count_include_pad,
-              double p, uintptr_t grad_y, uintptr_t x, uintptr_t grad_x) {
-  const PoolGeometry g =
-      make_pool_geometry(x_shape, kernel, {stride, pad_lo, pad_hi, dilation}, ceil_mode);
-  const PoolArgs args = pool_args(kind, count_include_pad, p);
-  const DType dt = parse_dtype(dtype);
-  py::gil_scoped_release release;
-  DeviceGuard guard(device);
-  pool_backward(dt, g, args, ptr(grad_y), ptr(x), ptr(grad_x), as_stream(stream));
+  if (ps == PoolPass::kForward)
+    pool_forward(dt, g, args, ptr(a), ptr(out), ptr<int64_t>(indices), as_stream(stream));
+  else
+    pool_backward(dt, g, args, ptr(a), ptr(b), ptr(out), as_stream(stream));
 }
 
 void unpool(const std::string& dtype, int device, uintptr_t stream, int64_t planes,
@@ -194,16 +189,11 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("out"));
   m.def("conv_backward_bias", &fc::bias_grad, py::arg("dtype"), py::arg("device"),
         py::arg("stream"), py::arg("grad_y_shape"), py::arg("grad_y"), py::arg("out"));
-  m.def("pool_forward", &fc::pool_fwd, py::arg("kind"), py::arg("dtype"), py::arg("device"),
+  m.def("pool", &fc::pool, py::arg("kind"), py::arg("pass_"), py::arg("dtype"), py::arg("device"),
         py::arg("stream"), py::arg("x_shape"), py::arg("kernel"), py::arg("stride"),
         py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"), py::arg("ceil_mode"),
-        py::arg("count_include_pad"), py::arg("p"), py::arg("x"), py::arg("y"),
-        py::arg("indices"));
-  m.def("pool_backward", &fc::pool_bwd, py::arg("kind"), py::arg("dtype"), py::arg("device"),
-        py::arg("stream"), py::arg("x_shape"), py::arg("kernel"), py::arg("stride"),
-        py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"), py::arg("ceil_mode"),
-        py::arg("count_include_pad"), py::arg("p"), py::arg("grad_y"), py::arg("x"),
-        py::arg("grad_x"));
+        py::arg("count_include_pad"), py::arg("p"), py::arg("a"), py::arg("b"),
+        py::arg("indices"), py::arg("out"));
   m.def("max_unpool", &fc::unpool, py::arg("dtype"), py::arg("device"), py::arg("stream"),
         py::arg("planes"), py::arg("in_count"), py::arg("out_count"), py::arg("x"),
         py::arg("indices"), py::arg("y"));

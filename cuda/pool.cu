@@ -42,16 +42,6 @@ PoolParams make_pool_params(const PoolGeometry& g) {
   return p;
 }
 
-__device__ __forceinline__ bool inside(int64_t v, int64_t extent) {
-  return static_cast<uint64_t>(v) < static_cast<uint64_t>(extent);
-}
-__device__ __forceinline__ int64_t first_index() {
-  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ __forceinline__ int64_t grid_step() {
-  return static_cast<int64_t>(gridDim.x) * blockDim.x;
-}
-
 __device__ __forceinline__ void split3(const int64_t ext[3], int64_t pos, int64_t q[3]) {
   q[2] = pos % ext[2];
   q[1] = (pos / ext[2]) % ext[1];

@@ -319,16 +319,17 @@ class CudaBackend(Backend):
             return
         # The GPU max-pool backward recomputes each window's argmax from x; saved indices
         # (shape-checked) name the same positions.
-        common = (
+        mod.pool(
             problem.kind,
+            problem.pass_,
             call.dtype,
             call.device,
             stream,
             *problem.pool_geometry,
             problem.count_include_pad,
             float(problem.p),
+            a,
+            b or 0,
+            indices or 0,
+            out,
         )
-        if problem.pass_ == "forward":  # x, y, indices
-            mod.pool_forward(*common, a, out, indices or 0)
-        else:  # grad_y, x, grad_x
-            mod.pool_backward(*common, a, b or 0, out)
