@@ -57,6 +57,7 @@ def rand(rng, shape, dtype=np.float64, low=-1.0, high=1.0):
 @pytest.fixture
 def poisoned_outputs(monkeypatch):
     """Outputs start as NaN, so an element an algorithm forgets to write fails the comparison."""
+    from fastconv._problem import clear_caches
     from fastconv.backends.cpu import CpuBackend
 
     original = CpuBackend.empty
@@ -68,6 +69,11 @@ def poisoned_outputs(monkeypatch):
         return obj, handle
 
     monkeypatch.setattr(CpuBackend, "empty", empty)
+    # Runners cached by earlier calls hold the real allocator: start afresh, and leave no
+    # poisoned allocator in the caches behind.
+    clear_caches()
+    yield
+    clear_caches()
 
 
 # ---- tolerances

@@ -157,7 +157,7 @@ def test_public_functions_are_thin():
     """Every public function goes through the shared paths (no per-function flows)."""
     import inspect
 
-    for module, shared in ((functional, "_conv("), (pooling, "_pool(")):
+    for module, shared in ((functional, "_conv("), (pooling, "_run(")):
         for name in module.__all__ if hasattr(module, "__all__") else dir(module):
             fn = getattr(module, name)
             if (
@@ -169,3 +169,46 @@ def test_public_functions_are_thin():
             if name in ("explain", "conv_backward_bias", "global_avg_pool", "global_max_pool"):
                 continue
             assert shared in inspect.getsource(fn) or "conv(" in inspect.getsource(fn), name
+
+
+def test_the_host_fast_path_gives_the_general_paths_results():
+    """Repeated calls run the runner their first call left (fastconv/_problem.py, RUNNERS);
+    operands it cannot take (strided views, other kinds) go the general way."""
+    from fastconv._problem import RUNNERS
+
+    clear_caches()
+    rng = np.random.default_rng(5)
+    x, w, b = rand(rng, (2, 4, 9, 9)), rand(rng, (6, 2, 3, 3)), rand(rng, (6,))
+    kw = dict(stride=2, padding="same", groups=2)
+    want = fastconv.conv(x, w, b, algo="reference", **kw)
+    first = fastconv.conv(x, w, b, **kw)
+    assert len(RUNNERS) == 2  # the reference call and this one: two signatures
+    for _ in range(2):
+        np.testing.assert_array_equal(fastconv.conv(x, w, b, **kw), first)
+    assert_close(first, want, np.float64, 18)
+    strided = np.asfortranarray(x)  # not C-contiguous: no signature, the general path copies
+    np.testing.assert_array_equal(fastconv.conv(strided, w, b, **kw), first)
+    gy = rand(rng, first.shape)
+    for _ in range(2):  # backward passes and pools too
+        gx = fastconv.conv_backward_data(gy, w, x.shape, **kw)
+        gw = fastconv.conv_backward_weight(x, gy, w.shape, **kw)
+        p = fastconv.avg_pool(x, 3, stride=2, padding=1)
+        gp = fastconv.avg_pool_backward(p, x.shape, 3, stride=2, padding=1)
+    assert_close(
+        gx, fastconv.conv_backward_data(gy, w, x.shape, algo="reference", **kw), np.float64, 27
+    )
+    assert_close(
+        gw, fastconv.conv_backward_weight(x, gy, w.shape, algo="reference", **kw), np.float64, 50
+    )
+    assert gp.shape == x.shape and p.shape == (2, 4, 5, 5)
+    if torch is not None:
+        xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+        for bias in (torch.from_numpy(b), b):  # a NumPy bias with torch tensors: its own runner
+            for _ in range(2):
+                yt = fastconv.conv(xt, wt, bias, **kw)
+                assert isinstance(yt, torch.Tensor)
+                np.testing.assert_array_equal(yt.numpy(), first)
+        for _ in range(2):
+            pt = fastconv.max_pool(xt, 2)
+            assert isinstance(pt, torch.Tensor)
+        np.testing.assert_array_equal(pt.numpy(), fastconv.max_pool(x, 2))

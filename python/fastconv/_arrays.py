@@ -116,6 +116,16 @@ def backend_for(
 
 
 def prepare_call(names: tuple, values: tuple, index: Any = None) -> Call:
-    """A call's operands, prepared by the backend of their device (see backend_for)."""
+    """A call's operands, prepared by the backend of their device (see backend_for); the host
+    backend first tries them in one pass (NumPy arrays and CPU tensors, the common case)."""
+    call = backend_for_device("cpu").prepare_local(names, values, index)
+    if call is not None:
+        return call
     backend, device = backend_for(names, values, index)
     return backend.prepare(names, values, device, index)
+
+
+def host_signature(values: tuple) -> Optional[tuple]:
+    """The host backend's signature of these operands (fastconv/_problem.py, RUNNERS), or None
+    when they are not all host arrays in the layout its runners take."""
+    return backend_for_device("cpu").signature(values)

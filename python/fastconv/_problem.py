@@ -133,6 +133,10 @@ def pool_problem(
 
 PROBLEMS: dict[Any, Any] = {}
 CALLS: dict[Any, Any] = {}
+# The host fast path: a call on C-contiguous NumPy arrays / CPU tensors whose signature (operand
+# kinds, shapes, dtypes; parameters) ran before goes straight to the runner its backend made
+# for it (fastconv/backends/cpu.py, conv_runner / pool_runner): no preparation, no checks.
+RUNNERS: dict[Any, Any] = {}
 _LIMIT = 4096
 
 
@@ -142,6 +146,7 @@ class _Uncacheable(Exception):
 
 _TRUE, _FALSE = object(), object()  # bools must not share entries with 1 and 0
 _SIMPLE_TYPES = frozenset((int, str, type(None), bool, float))
+_SIMPLE_SIGNATURES: dict[tuple, bool] = {}  # parameter types -> all simple (a set test, cached)
 
 
 def _freeze(v: Any) -> Any:
@@ -165,10 +170,14 @@ def call_key(fixed: tuple, params: tuple) -> Optional[tuple]:
     """The cache key of `fixed` (hashable as it is) plus the caller's parameters, kept apart by
     kind; None when a parameter is of an unusual kind (the call is then not cached)."""
     types = tuple(map(type, params))
-    if _SIMPLE_TYPES.issuperset(types):  # the common case: no tuples to look into
-        return fixed + params + types
+    simple = _SIMPLE_SIGNATURES.get(types)
+    if simple is None:
+        simple = _SIMPLE_TYPES.issuperset(types)
+        remember(_SIMPLE_SIGNATURES, types, simple)
+    if simple:  # the common case: no tuples to look into
+        return (fixed, params, types)
     try:
-        return fixed + (_freeze(params),)
+        return (fixed, _freeze(params))
     except _Uncacheable:
         return None
 
@@ -180,13 +189,19 @@ def cached(cache: dict, key: Optional[tuple], make: Callable[[], Any]) -> Any:
     entry = cache.get(key)
     if entry is None:
         entry = make()
-        if len(cache) >= _LIMIT:
-            cache.clear()
-        cache[key] = entry
+        remember(cache, key, entry)
     return entry
 
 
+def remember(cache: dict, key: Optional[tuple], value: Any) -> None:
+    if key is not None:
+        if len(cache) >= _LIMIT:
+            cache.clear()
+        cache[key] = value
+
+
 def clear_caches() -> None:
-    """Forgets every cached problem and call (tests; frees the problems' plans)."""
+    """Forgets every cached problem, call and runner (tests; frees the problems' plans)."""
     PROBLEMS.clear()
     CALLS.clear()
+    RUNNERS.clear()

@@ -16,13 +16,15 @@ from typing import Any, NamedTuple, Sequence, Union
 import numpy as np
 
 from ._arguments import full_shape, spatial_rank
-from ._arrays import device_of, is_torch_tensor, prepare_call
+from ._arrays import device_of, host_signature, is_torch_tensor, prepare_call
 from ._problem import (
     CALLS,
     PROBLEMS,
+    RUNNERS,
     cached,
     call_key,
     conv_problem,
+    remember,
     same_rank,
     weight_rank,
 )
@@ -122,7 +124,15 @@ def _checked_conv_entry(op, pass_, call, shape_arg, algo, params) -> _ConvEntry:
 def _conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple):
     """One conv or transposed-conv pass: a, b are the pass's two arrays in public order,
     shape_arg the x_shape / w_shape argument of the backward passes that take one."""
-    call = prepare_call(_CONV_OPERANDS[pass_], (a, b, bias) if pass_ == "forward" else (a, b))
+    values = (a, b, bias) if pass_ == "forward" else (a, b)
+    signature = host_signature(values)
+    fast_key = None
+    if signature is not None:
+        fast_key = call_key((op, pass_, signature), (shape_arg, algo) + params)
+        run = RUNNERS.get(fast_key) if fast_key is not None else None
+        if run is not None:
+            return run(*values)
+    call = prepare_call(_CONV_OPERANDS[pass_], values)
     fixed = (op, pass_, call.shapes, call.dtype, call.backend, call.device)
     key = call_key(fixed, (shape_arg, algo) + params)
     entry = CALLS.get(key) if key is not None else None
@@ -132,6 +142,9 @@ def _conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple):
         )
     out, handle = call.backend.empty(call, entry.result_shape)
     call.backend.run_conv(call, entry.problem, entry.plan, handle)
+    if fast_key is not None and key is not None:
+        runner = call.backend.conv_runner(call, entry.problem, entry.plan, entry.result_shape)
+        remember(RUNNERS, fast_key, runner)
     return out
 
 
@@ -153,16 +166,26 @@ def conv(
 
 
 def _conv_of_rank(rank: int):
-    def fn(x, w, bias=None, **kwargs):
+    def fn(
+        x,
+        w,
+        bias=None,
+        *,
+        stride: IntOrTuple = 1,
+        padding: Padding = 0,
+        dilation: IntOrTuple = 1,
+        groups: int = 1,
+        mode: str = "cross",
+        algo: str = "auto",
+    ):
         ndim = getattr(w, "ndim", None)
-        if ndim is None:
-            ndim = np.ndim(w)
-        if ndim != rank + 2:
+        if ndim != rank + 2 and (ndim is not None or np.ndim(w) != rank + 2):
             raise ValueError(
                 f"conv{rank}d expects w with {rank + 2} dims (K, C/groups, *{rank} kernel dims), "
-                f"got {ndim} dims"
+                f"got {np.ndim(w) if ndim is None else ndim} dims"
             )
-        return conv(x, w, bias, **kwargs)
+        params = (stride, padding, dilation, groups, mode, 0)
+        return _conv("conv", "forward", x, w, bias, None, algo, params)
 
     fn.__name__ = fn.__qualname__ = f"conv{rank}d"
     fn.__doc__ = f"{rank}-D convolution: `conv` with the weight's rank checked."

@@ -11,10 +11,11 @@ from typing import Any, NamedTuple, Optional, Sequence, Union
 import numpy as np
 
 from ._arguments import check_bool, full_shape, spatial_rank
-from ._arrays import prepare_call
-from ._problem import CALLS, PROBLEMS, cached, call_key, pool_problem
+from ._arrays import host_signature, prepare_call
+from ._problem import CALLS, PROBLEMS, RUNNERS, cached, call_key, pool_problem, remember
 
 IntOrTuple = Union[int, Sequence[int]]
+_X = ("x",)
 Padding = Union[int, Sequence[int], Sequence[Sequence[int]]]
 
 
@@ -77,6 +78,33 @@ def _pool(kind, pass_, call, params, x_shape_arg=None) -> _PoolEntry:
     return entry
 
 
+def _run(kind, pass_, names, values, params, x_shape_arg=None, index=None):
+    """One pooling pass: operands (x) forward, (grad_y[, x]) backward, `index` an optional
+    (name, integer array) operand; returns the output (and, for max_pool's forward with
+    index=("indices", None), the indices it writes)."""
+    signature = host_signature(values) if index is None else None
+    fast_key = None
+    if signature is not None:
+        fast_key = call_key((kind, pass_, signature), (x_shape_arg,) + params)
+        run = RUNNERS.get(fast_key) if fast_key is not None else None
+        if run is not None:
+            return run(*values)
+    given = index if index is not None and index[1] is not None else None
+    call = prepare_call(names, values, given)
+    entry = _pool(kind, pass_, call, params, x_shape_arg)
+    backend, h = call.backend, call.handles
+    out, handle = backend.empty(call, entry.result_shape)
+    b = h[1] if len(names) > 1 else None
+    if index is not None and index[1] is None:  # max_pool's indices: an output
+        idx, idx_handle = backend.empty(call, entry.y_shape, "int64")
+        backend.run_pool(call, entry.problem, h[0], b, idx_handle, handle)
+        return out, idx
+    backend.run_pool(call, entry.problem, h[0], b, h[-1] if given else None, handle)
+    if fast_key is not None:
+        remember(RUNNERS, fast_key, backend.pool_runner(call, entry.problem, entry.result_shape))
+    return out
+
+
 def max_pool(
     x,
     kernel_size: IntOrTuple,
@@ -88,19 +116,11 @@ def max_pool(
     return_indices: bool = False,
 ):
     """Max pooling; with return_indices also the flat argmax offsets per (n, c) plane."""
-    call = prepare_call(("x",), (x,))
-    params = (kernel_size, stride, padding, dilation, ceil_mode, True, 2.0, None)
-    entry = _pool("max_pool", "forward", call, params)
-    backend = call.backend
     if type(return_indices) is not bool:
         return_indices = check_bool(return_indices, "return_indices")
-    out, handle = backend.empty(call, entry.y_shape)
-    if not return_indices:
-        backend.run_pool(call, entry.problem, call.handles[0], None, None, handle)
-        return out
-    idx, idx_handle = backend.empty(call, entry.y_shape, "int64")
-    backend.run_pool(call, entry.problem, call.handles[0], None, idx_handle, handle)
-    return out, idx
+    params = (kernel_size, stride, padding, dilation, ceil_mode, True, 2.0, None)
+    index = ("indices", None) if return_indices else None
+    return _run("max_pool", "forward", _X, (x,), params, None, index)
 
 
 def avg_pool(
@@ -113,12 +133,8 @@ def avg_pool(
     count_include_pad: bool = True,
 ):
     """Average pooling (PyTorch's divisor rules for padding and ceil_mode)."""
-    call = prepare_call(("x",), (x,))
     params = (kernel_size, stride, padding, 1, ceil_mode, count_include_pad, 2.0, None)
-    entry = _pool("avg_pool", "forward", call, params)
-    out, handle = call.backend.empty(call, entry.y_shape)
-    call.backend.run_pool(call, entry.problem, call.handles[0], None, None, handle)
-    return out
+    return _run("avg_pool", "forward", _X, (x,), params)
 
 
 def lp_pool(
@@ -130,12 +146,8 @@ def lp_pool(
     ceil_mode: bool = False,
 ):
     """Power-average pooling: (sum over the window of x**p) ** (1/p)."""
-    call = prepare_call(("x",), (x,))
     params = (kernel_size, stride, 0, 1, ceil_mode, True, p, None)
-    entry = _pool("lp_pool", "forward", call, params)
-    out, handle = call.backend.empty(call, entry.y_shape)
-    call.backend.run_pool(call, entry.problem, call.handles[0], None, None, handle)
-    return out
+    return _run("lp_pool", "forward", _X, (x,), params)
 
 
 def _spatial_of(x) -> list[int]:
@@ -166,12 +178,8 @@ def max_unpool(
     output_size: Optional[Sequence[int]] = None,
 ):
     """Inverse of max_pool: scatters x to the positions in `indices`, zeros elsewhere."""
-    call = prepare_call(("x",), (x,), ("indices", indices))
     params = (kernel_size, stride, padding, 1, False, True, 2.0, output_size)
-    entry = _pool("max_unpool", "forward", call, params)
-    out, handle = call.backend.empty(call, entry.y_shape)
-    call.backend.run_pool(call, entry.problem, call.handles[0], None, call.handles[1], handle)
-    return out
+    return _run("max_unpool", "forward", ("x",), (x,), params, index=("indices", indices))
 
 
 def max_pool_backward(
@@ -190,14 +198,9 @@ def max_pool_backward(
     With `indices` (what `max_pool(..., return_indices=True)` returned for this x) the gradient
     is scattered to the saved positions instead of recomputing every window's argmax, as
     PyTorch's backward does; x then only supplies the shape and dtype."""
-    index = None if indices is None else ("indices", indices)
-    call = prepare_call(("grad_y", "x"), (grad_y, x), index)
     params = (kernel_size, stride, padding, dilation, ceil_mode, True, 2.0, None)
-    entry = _pool("max_pool", "backward", call, params)
-    h = call.handles
-    out, handle = call.backend.empty(call, entry.x_shape)
-    call.backend.run_pool(call, entry.problem, h[0], h[1], h[2] if len(h) > 2 else None, handle)
-    return out
+    index = None if indices is None else ("indices", indices)
+    return _run("max_pool", "backward", ("grad_y", "x"), (grad_y, x), params, index=index)
 
 
 def avg_pool_backward(
@@ -211,12 +214,8 @@ def avg_pool_backward(
     count_include_pad: bool = True,
 ):
     """Gradient of avg_pool with respect to x (shape `x_shape`)."""
-    call = prepare_call(("grad_y",), (grad_y,))
     params = (kernel_size, stride, padding, 1, ceil_mode, count_include_pad, 2.0, None)
-    entry = _pool("avg_pool", "backward", call, params, x_shape)
-    out, handle = call.backend.empty(call, entry.x_shape)
-    call.backend.run_pool(call, entry.problem, call.handles[0], None, None, handle)
-    return out
+    return _run("avg_pool", "backward", ("grad_y",), (grad_y,), params, x_shape)
 
 
 def lp_pool_backward(
@@ -229,9 +228,5 @@ def lp_pool_backward(
     ceil_mode: bool = False,
 ):
     """Gradient of lp_pool with respect to x."""
-    call = prepare_call(("grad_y", "x"), (grad_y, x))
     params = (kernel_size, stride, 0, 1, ceil_mode, True, p, None)
-    entry = _pool("lp_pool", "backward", call, params)
-    out, handle = call.backend.empty(call, entry.x_shape)
-    call.backend.run_pool(call, entry.problem, call.handles[0], call.handles[1], None, handle)
-    return out
+    return _run("lp_pool", "backward", ("grad_y", "x"), (grad_y, x), params)

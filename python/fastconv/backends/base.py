@@ -59,6 +59,24 @@ class Backend:
         indices), converted to int64, appended last."""
         raise NotImplementedError
 
+    def prepare_local(self, names: Sequence[str], values: Sequence[Any], index: Any = None):
+        """prepare() for the host device, classifying as it goes: None as soon as an operand
+        is not this backend's (the caller then classifies every operand and asks again).
+        Only the CPU backend has one."""
+        return None
+
+    def signature(self, values: Sequence[Any]) -> Optional[tuple]:
+        """The host fast path's key part for these operands, or None (no fast path)."""
+        return None
+
+    def conv_runner(self, call: Call, problem: Any, plan: Any, result_shape: tuple) -> Any:
+        """A callable run(a, b, bias=None) -> output for later calls of this signature, or None."""
+        return None
+
+    def pool_runner(self, call: Call, problem: Any, result_shape: tuple) -> Any:
+        """A callable run(a, b=None) -> output for later calls of this signature, or None."""
+        return None
+
     def check_allocation(self, call: Call, shape: Sequence[int], dtype: Optional[str]) -> None:
         """MemoryError when an output of `shape` cannot fit, before any work."""
 

@@ -54,6 +54,12 @@ def _numpy_operand(obj: Any, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _address(v: Any) -> Any:
+    """What the kernels take for an operand the signature admitted: NumPy arrays as they are,
+    tensors by the address of their (contiguous) buffer."""
+    return v if v is None or type(v) is np.ndarray else v.data_ptr()
+
+
 def _torch_dtype_error(t: Any, name: str) -> None:
     if t.is_complex() or not t.is_floating_point():
         raise TypeError(f"{name} must be a float32 or float64 tensor, got {t.dtype}")
@@ -84,6 +90,14 @@ class CpuBackend(Backend):
     def prepare(
         self, names: Sequence[str], values: Sequence[Any], device: int, index: Any = None
     ) -> Call:
+        return self._prepare(names, values, index, True)
+
+    def prepare_local(self, names: Sequence[str], values: Sequence[Any], index: Any = None):
+        # The host's fast path: classifies and prepares in one pass (fastconv/_arrays.py asks
+        # here first); None when an operand is not a NumPy array or CPU tensor.
+        return self._prepare(names, values, index, False)
+
+    def _prepare(self, names, values, index, strict: bool) -> Optional[Call]:
         torch = sys.modules.get("torch")
         tensor = torch.Tensor if torch is not None else ()
         library, dtype, first = "numpy", None, ""
@@ -100,6 +114,8 @@ class CpuBackend(Backend):
                 handles.append(None)
                 continue
             elif isinstance(v, tensor):
+                if not v.is_cpu and not strict:
+                    return None
                 dt = v.dtype
                 if dt is not torch.float32 and dt is not torch.float64:
                     _torch_dtype_error(v, name)
@@ -108,6 +124,8 @@ class CpuBackend(Backend):
                 vdtype = "float32" if dt is torch.float32 else "float64"
                 library, shape, handle = "torch", v.shape, v.data_ptr()
                 keep.append(v)
+            elif not strict:
+                return None  # anything else: classified by fastconv/_arrays.py first
             else:
                 arr = _numpy_operand(v, name)
                 vdtype, shape, handle = arr.dtype.name, arr.shape, arr
@@ -120,10 +138,16 @@ class CpuBackend(Backend):
             shapes.append(shape)
             handles.append(handle)
         if index is not None:
+            if (
+                not strict
+                and type(index[1]) is not np.ndarray
+                and not (isinstance(index[1], tensor) and index[1].is_cpu)
+            ):
+                return None
             idx = self._index_operand(index[1], index[0])
             shapes.append(idx.shape)
             handles.append(idx)
-        return Call(self, library, dtype, 0, tuple(names), tuple(shapes), tuple(handles), keep)
+        return Call(self, library, dtype, 0, names, tuple(shapes), tuple(handles), keep)
 
     @staticmethod
     def _index_operand(obj: Any, name: str) -> np.ndarray:
@@ -147,13 +171,85 @@ class CpuBackend(Backend):
             )
 
     def empty(self, call: Call, shape: Sequence[int], dtype: Optional[str] = None) -> tuple:
-        dtype = dtype or call.dtype
+        a = np.empty(shape, _NUMPY_DTYPES[dtype or call.dtype])
         if call.library == "torch":
-            torch = sys.modules["torch"]  # the call's tensors came from it
-            t = torch.empty(shape, dtype=getattr(torch, dtype))
-            return t, t.data_ptr()
-        a = np.empty(shape, dtype=_NUMPY_DTYPES[dtype])
+            # A tensor over NumPy memory: torch.from_numpy(np.empty()) costs ~60% of
+            # torch.empty() here, and the kernels take the array itself.
+            return sys.modules["torch"].from_numpy(a), a
         return a, a
+
+    # ---- the host fast path (fastconv/_problem.py, RUNNERS)
+
+    def signature(self, values: Sequence[Any]) -> Optional[tuple]:
+        """What a runner depends on, per operand: (kind, shape, dtype); None unless every
+        operand is None, a C-contiguous NumPy array or a contiguous CPU tensor."""
+        sig = []
+        for v in values:
+            if type(v) is np.ndarray:
+                if not v.flags.c_contiguous:
+                    return None
+                sig.append((False, v.shape, v.dtype))
+            elif v is None:
+                sig.append(None)
+            else:
+                torch = sys.modules.get("torch")
+                if torch is None or not isinstance(v, torch.Tensor):
+                    return None
+                if not v.is_cpu or not v.is_contiguous() or v.is_neg():
+                    return None
+                sig.append((True, v.shape, v.dtype))
+        return tuple(sig)
+
+    def conv_runner(self, call: Call, problem: Any, plan: Any, result_shape: tuple) -> Any:
+        """run(a, b, bias=None) -> output for calls of `call`'s signature (None: no runner)."""
+        empty, conv = self.empty, _C.conv
+        kinds = tuple(isinstance(h, int) for h in call.handles[:2])  # torch: an address
+        if kinds == (False, False):
+
+            def run(a, b, bias=None):
+                out, handle = empty(call, result_shape)
+                conv(problem, plan, a, b, bias, handle)
+                return out
+
+            return run
+        if kinds == (True, True):
+
+            def run_torch(a, b, bias=None):
+                out, handle = empty(call, result_shape)
+                conv(problem, plan, a.data_ptr(), b.data_ptr(), _address(bias), handle)
+                return out
+
+            return run_torch
+        return None
+
+    def pool_runner(self, call: Call, problem: Any, result_shape: tuple) -> Any:
+        """run(a, b=None) -> output for index-free pooling calls of `call`'s signature."""
+        empty, pool = self.empty, _C.pool
+        if len(call.handles) > len(call.names):  # indices: the general path
+            return None
+        if len(call.handles) == 1:  # a forward: one operand, NumPy or torch
+            if isinstance(call.handles[0], int):
+
+                def run_tensor(a):
+                    out, handle = empty(call, result_shape)
+                    pool(problem, a.data_ptr(), None, None, handle)
+                    return out
+
+                return run_tensor
+
+            def run_array(a):
+                out, handle = empty(call, result_shape)
+                pool(problem, a, None, None, handle)
+                return out
+
+            return run_array
+
+        def run(a, b=None):
+            out, handle = empty(call, result_shape)
+            pool(problem, _address(a), _address(b), None, handle)
+            return out
+
+        return run
 
     # ---- runs
 
