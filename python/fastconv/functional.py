@@ -1,11 +1,13 @@
 """The public functional API of convolution and transposed convolution, every pass, and explain()
 (pooling: fastconv/pooling.py).
 
-Every function is the same four steps, written once in `_conv` (and `_pool` in pooling.py):
+Every function is the same four steps, written once in `_conv` (`_run` in pooling.py):
 arrays -> backend (fastconv/_arrays.py: the device of the arguments picks it), problem
 (fastconv/_problem.py: arguments normalised, geometry built in C++), selection
-(fastconv/selection.py), backend run (fastconv/backends/). Steps two and three are cached per
-call signature, so a repeated call checks its operands' shapes and runs. See
+(fastconv/selection.py), backend run (fastconv/backends/). What a call signature resolves to is
+cached at three levels (fastconv/_problem.py): the problem with its selection and plan
+(PROBLEMS, shared with explain), the checked call (CALLS), and for host arrays a runner the
+backend made for the signature (RUNNERS), which a repeated call goes straight to. See
 docs/api-contract.md for the exact semantics and docs/architecture.md for the layers.
 """
 

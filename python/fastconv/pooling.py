@@ -1,7 +1,8 @@
 """The public pooling API: max / average / Lp / global pooling, max_unpool and their gradients.
 
-The same four steps as fastconv/functional.py, written once in `_pool`: arrays -> backend,
-problem (fastconv._C.PoolProblem, cached), backend run. Pooling has no algorithm choice yet.
+The same steps as fastconv/functional.py, written once in `_run`: arrays -> backend, problem
+(fastconv._C.PoolProblem), backend run, with the same three caches. Pooling has no algorithm
+choice yet.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from ._arrays import host_signature, prepare_call
 from ._problem import CALLS, PROBLEMS, RUNNERS, cached, call_key, pool_problem, remember
 
 IntOrTuple = Union[int, Sequence[int]]
-_X = ("x",)
 Padding = Union[int, Sequence[int], Sequence[Sequence[int]]]
+_X = ("x",)  # the operand names of a forward pass
 
 
 class _PoolEntry(NamedTuple):
