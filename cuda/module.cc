@@ -133,23 +133,12 @@ void unpool(const std::string& dtype, int device, uintptr_t stream, int64_t plan
   }
 }
 
-// Device of a pointer (-1 for host memory), for arrays that only expose a data pointer.
-int pointer_device(uintptr_t p) {
-  cudaPointerAttributes attr{};
-  if (cudaPointerGetAttributes(&attr, ptr(p)) != cudaSuccess) {
-    cudaGetLastError();
-    return -1;
-  }
-  return (attr.type == cudaMemoryTypeDevice || attr.type == cudaMemoryTypeManaged) ? attr.device
-                                                                                    : -1;
-}
-
 }  // namespace
 }  // namespace fastconv::cuda
 
 PYBIND11_MODULE(_cuda, m) {
   namespace fc = fastconv::cuda;
-  m.doc() = "fastconv CUDA kernels. Use the fastconv package (fastconv/_gpu.py), not this module.";
+  m.doc() = "fastconv CUDA kernels. Use the fastconv package (its CUDA backend), not this module.";
   py::register_exception<fastconv::Unsupported>(m, "UnsupportedError", PyExc_NotImplementedError);
   py::register_exception<fc::CudaError>(m, "CudaError", PyExc_RuntimeError);
   py::register_exception_translator([](std::exception_ptr p) {
@@ -180,7 +169,6 @@ PYBIND11_MODULE(_cuda, m) {
     }
     return py::make_tuple(out, error);
   });
-  m.def("pointer_device", &fc::pointer_device, py::arg("ptr"));
 
   m.def("conv", &fc::conv, py::arg("pass_"), py::arg("algo"), py::arg("math"), py::arg("dtype"),
         py::arg("device"), py::arg("stream"), py::arg("x_shape"), py::arg("w_shape"),

@@ -157,7 +157,7 @@ def test_public_functions_are_thin():
     """Every public function goes through the shared paths (no per-function flows)."""
     import inspect
 
-    for module, shared in ((functional, "_conv("), (pooling, "_run(")):
+    for module, shared in ((functional, "_conv("), (pooling, "_run(")):  # the one flow
         for name in module.__all__ if hasattr(module, "__all__") else dir(module):
             fn = getattr(module, name)
             if (
@@ -168,7 +168,8 @@ def test_public_functions_are_thin():
                 continue
             if name in ("explain", "conv_backward_bias", "global_avg_pool", "global_max_pool"):
                 continue
-            assert shared in inspect.getsource(fn) or "conv(" in inspect.getsource(fn), name
+            source = inspect.getsource(fn)
+            assert shared in source or "return conv(" in source or "pool(x," in source, name
 
 
 def test_the_host_fast_path_gives_the_general_paths_results():
@@ -212,3 +213,95 @@ def test_the_host_fast_path_gives_the_general_paths_results():
             pt = fastconv.max_pool(xt, 2)
             assert isinstance(pt, torch.Tensor)
         np.testing.assert_array_equal(pt.numpy(), fastconv.max_pool(x, 2))
+
+
+def test_fast_path_runners_keep_no_operand_alive():
+    import gc
+    import weakref
+
+    clear_caches()
+    x, w = np.ones((1, 2, 6, 6), np.float32), np.ones((3, 2, 3, 3), np.float32)
+    fastconv.conv(x, w)
+    fastconv.max_pool(x, 2)
+    refs = [weakref.ref(x), weakref.ref(w)]
+    if torch is not None:
+        xt = torch.ones(1, 2, 6, 6)
+        fastconv.conv(xt, torch.ones(3, 2, 3, 3))
+        refs.append(weakref.ref(xt))
+        del xt
+    del x, w
+    gc.collect()
+    assert all(r() is None for r in refs)
+
+
+def test_fast_path_takes_only_what_the_kernels_take():
+    """Repeats of calls the general path converts (byte order, mixed kinds) give the same."""
+    rng = np.random.default_rng(6)
+    x, w = rand(rng, (1, 2, 6, 6), np.float32), rand(rng, (3, 2, 3, 3), np.float32)
+    want = fastconv.conv(x, w)
+    swapped = x.astype(">f4")
+    for _ in range(3):
+        np.testing.assert_array_equal(fastconv.conv(swapped, w), want)
+        np.testing.assert_array_equal(fastconv.max_pool(swapped, 2), fastconv.max_pool(x, 2))
+    if torch is not None:
+        b = rand(rng, (3,), np.float32)
+        with_bias = fastconv.conv(x, w, b)
+        for _ in range(3):  # NumPy x and w with a torch bias, and the other way round
+            got = fastconv.conv(x, w, torch.from_numpy(b))
+            np.testing.assert_array_equal(np.asarray(got), with_bias)
+            got = fastconv.conv(torch.from_numpy(x), torch.from_numpy(w), b)
+            np.testing.assert_array_equal(got.numpy(), with_bias)
+
+
+@requires_torch
+def test_empty_batches_of_tensors():
+    w = torch.ones(3, 2, 3, 3)
+    for _ in range(2):
+        y = fastconv.conv(torch.zeros(0, 2, 5, 5), w)
+        assert isinstance(y, torch.Tensor) and tuple(y.shape) == (0, 3, 3, 3)
+        gw = fastconv.conv_backward_weight(torch.zeros(0, 2, 5, 5), y, w.shape)
+        assert tuple(gw.shape) == (3, 2, 3, 3) and not gw.any()
+        assert not fastconv.conv_backward_bias(y).any()
+        assert tuple(fastconv.max_pool(torch.zeros(0, 2, 4, 4), 2).shape) == (0, 2, 2, 2)
+
+
+def test_missing_arrays_are_typeerrors():
+    x = np.ones((1, 1, 4, 4))
+    with pytest.raises(TypeError, match="indices"):
+        fastconv.max_unpool(x, None, 2)
+    with pytest.raises(TypeError, match="x_shape"):
+        fastconv.avg_pool_backward(np.ones((1, 1, 2, 2)), None, 2)
+
+
+@requires_torch
+def test_tensors_without_strided_storage_are_typeerrors():
+    w = torch.ones(3, 2, 3, 3)
+    with pytest.raises(TypeError, match="x"):
+        fastconv.conv(torch.ones(1, 2, 5, 5).to_sparse(), w)
+
+
+def test_replanned_after_a_thread_change_once():
+    """After set_num_threads the problem's plan for the new count is made once and reused;
+    explain() reports the plan that runs."""
+    rng = np.random.default_rng(7)
+    x, w = rand(rng, (1, 1, 4096)), rand(rng, (1, 1, 257))
+    threads = fastconv.get_num_threads()
+    try:
+        fastconv.conv(x, w, algo="fft")
+        fastconv.set_num_threads(threads + 1)
+        fastconv.conv(x, w, algo="fft")
+        problem = conv_problem("conv", "forward", x.shape, w.shape, "float64")
+        (entry,) = [e for e in PROBLEMS.values() if e.problem.x_shape == x.shape]
+        assert entry.problem.plan("fft").threads == threads + 1
+        assert entry.problem.plan("fft") is entry.problem.plan("fft")
+        del problem
+    finally:
+        fastconv.set_num_threads(threads)
+
+
+def test_plans_of_another_problem_are_refused():
+    a = conv_problem("conv", "forward", (1, 2, 6, 6), (3, 2, 3, 3), "float32")
+    b = conv_problem("conv", "forward", (1, 2, 9, 9), (3, 2, 3, 3), "float64")
+    x, w = np.ones((1, 2, 6, 6), np.float32), np.ones((3, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="plan"):
+        _C.conv(a, b.plan("implicit_gemm"), x, w, None, np.empty((1, 3, 4, 4), np.float32))

@@ -140,6 +140,11 @@ def test_bad_tile_environment_is_a_value_error(fastconv_with_env):
     x, w = np.ones((1, 2, 6, 6), np.float32), np.ones((2, 2, 3, 3), np.float32)
     with raises_naming(ValueError, "FASTCONV_WINOGRAD_TILE"):
         fc.conv(x, w, padding=1, algo="winograd")
+    # Only a request for winograd is invalid: auto and the other algorithms run as ever.
+    want = fastconv.conv(x, w, padding=1, algo="implicit_gemm")
+    np.testing.assert_array_equal(fc.conv(x, w, padding=1, algo="implicit_gemm"), want)
+    np.testing.assert_allclose(fc.conv(x, w, padding=1), want, rtol=1e-6)
+    assert fc.explain(x, w, padding=1).algo != "winograd"
 
 
 @pytest.mark.parametrize("pass_", ["forward", "backward_data", "backward_weight"])

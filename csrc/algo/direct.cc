@@ -66,7 +66,8 @@ inline void inside_range(int64_t first, int64_t step, int64_t extent, int64_t li
   hi = std::min(std::max(hi, lo), limit);
 }
 
-int64_t slot_count() { return std::max(1, get_num_threads()); }
+// Scratch slots: one per thread the plan was made for (the workspace holds that many).
+int64_t slot_count(const ConvPlan& plan) { return std::max(1, plan.threads); }
 
 // Per thread: the padded plane (+ slack), then the flat forward's output runs (+ slack).
 int64_t slot_elems(const DwPlane& p) {
@@ -142,8 +143,7 @@ void effective_weights(const ConvGeometry& g, const T* w, bool flip, T* out) {
 
 // Runs fn(slot, item) for every item in [0, items), each slot on one thread at a time.
 template <typename Fn>
-void for_each_item(int64_t items, Fn&& fn) {
-  const int64_t slots = slot_count();
+void for_each_item(int64_t items, int64_t slots, Fn&& fn) {
   // Never more workers than items: a one-plane call runs inline instead of waking the pool
   // (a 1x1x8x8 depthwise forward: 3.5 us with a wake-up, 1.2 us inline).
   parallel_for(std::min(slots, items), 1, [&](int64_t begin, int64_t end) {
@@ -161,10 +161,13 @@ std::string depthwise_unsupported_reason(const ConvGeometry& g, ConvPass) {
   return "";
 }
 
-int64_t direct_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size) {
-  const DwPlane p = pass_plane(g, pass);
-  const int64_t per_slot = checked_product({slot_elems(p), elem_size}, "direct workspace");
-  return checked_product({slot_count(), per_slot}, "direct workspace") +
+static int64_t direct_workspace_bytes(const ConvPlan& plan) {
+  const ConvGeometry& g = plan.g;
+  const DwPlane p = pass_plane(g, plan.pass);
+  const int64_t per_slot =
+      checked_product({slot_elems(p), dtype_size(plan.dtype)}, "direct workspace");
+  const int64_t elem_size = dtype_size(plan.dtype);
+  return checked_product({slot_count(plan), per_slot}, "direct workspace") +
          checked_product({g.k, g.c_per_group(), g.kernel_spatial(), elem_size},
                          "direct workspace");
 }
@@ -181,10 +184,10 @@ void direct_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias,
   const DwPlane p = pass_plane(g, ConvPass::kForward, offsets);
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
   const int64_t per_slot = slot_elems(p);
-  T* weights = ws + slot_count() * per_slot;
+  T* weights = ws + slot_count(plan) * per_slot;
   effective_weights(g, w, g.mode == ConvMode::kConv, weights);
   const DwKernels<T>& kern = dw_kernels<T>();
-  for_each_item(g.n * g.groups, [&](int64_t slot, int64_t item) {
+  for_each_item(g.n * g.groups, slot_count(plan), [&](int64_t slot, int64_t item) {
     const int64_t n = item / g.groups, gr = item % g.groups;
     T* buf = ws + slot * per_slot;
     // Each input plane is padded once and applied to every output channel of the group, a few
@@ -211,13 +214,13 @@ void direct_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* 
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
   const int64_t per_slot = slot_elems(p);
   const bool as_forward = backward_data_as_forward(g);
-  T* weights = ws + slot_count() * per_slot;
+  T* weights = ws + slot_count(plan) * per_slot;
   // The adjoint of a stride-1 correlation with taps w is a correlation with the taps reversed.
   effective_weights(g, w, (g.mode == ConvMode::kConv) != as_forward, weights);
   Dims pad_adj{};
   for (int d = 0; d < kMaxRank; ++d) pad_adj[d] = (g.kernel[d] - 1) * g.dilation[d] - g.pad_lo[d];
   const DwKernels<T>& kern = dw_kernels<T>();
-  for_each_item(g.n * g.groups, [&](int64_t slot, int64_t item) {
+  for_each_item(g.n * g.groups, slot_count(plan), [&](int64_t slot, int64_t item) {
     const int64_t n = item / g.groups, gr = item % g.groups;
     T* buf = ws + slot * per_slot;
     T* scratch = buf + p.buffer_elems() + kSlack;
@@ -253,11 +256,11 @@ void direct_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T
   const DwPlane p = pass_plane(g, ConvPass::kBackwardWeight, offsets);
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
   const int64_t per_slot = slot_elems(p);
-  T* acc = ws + slot_count() * per_slot;  // gradient in the kernels' tap order
+  T* acc = ws + slot_count(plan) * per_slot;  // gradient in the kernels' tap order
   const DwKernels<T>& kern = dw_kernels<T>();
   // One item per input channel: it owns the filters (k, c) of its group's output channels and
   // sums them over the batch in order, so the result does not depend on the threads.
-  for_each_item(g.c, [&](int64_t slot, int64_t c) {
+  for_each_item(g.c, slot_count(plan), [&](int64_t slot, int64_t c) {
     const int64_t gr = c / cg, cl = c % cg;
     T* buf = ws + slot * per_slot;
     for (int64_t j = 0; j < kg; ++j) {
@@ -277,7 +280,7 @@ void direct_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T
 }
 
 std::string direct_plan(ConvPlan& plan) {
-  plan.workspace_bytes = direct_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype));
+  plan.workspace_bytes = direct_workspace_bytes(plan);
   return "";
 }
 

@@ -14,7 +14,6 @@ namespace fastconv::algo {
 // "" when depthwise can run g, else why not (it needs groups == C).
 std::string depthwise_unsupported_reason(const ConvGeometry& g, ConvPass pass);
 
-int64_t direct_workspace_bytes(const ConvGeometry& g, ConvPass pass, int64_t elem_size);
 
 // Plans (csrc/include/fastconv/algorithm.h): fill the plan's workspace, or return why not.
 std::string direct_plan(ConvPlan& plan);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "fastconv/algorithm.h"
+#include "fastconv/parallel.h"
 #include "fastconv/problem.h"
 #include "fastconv/status.h"
 
@@ -31,11 +32,15 @@ class ConvProblemHandle {
  public:
   explicit ConvProblemHandle(ConvProblem p) : problem(std::move(p)) {}
 
+  // The plan of `a` for the current thread count (schedules and scratch depend on it).
   const ConvPlanResult& plan(Algorithm a) {
+    const int threads = get_num_threads();
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = plans_.find(a);
-    if (it == plans_.end())
-      it = plans_.emplace(a, plan_conv(problem.g, problem.conv_pass, problem.dtype, a)).first;
+    auto it = plans_.find({a, threads});
+    if (it == plans_.end()) {
+      ConvPlanResult r = plan_conv(problem.g, problem.conv_pass, problem.dtype, a);
+      it = plans_.emplace(std::make_pair(a, threads), std::move(r)).first;
+    }
     return it->second;
   }
 
@@ -43,7 +48,7 @@ class ConvProblemHandle {
 
  private:
   std::mutex mutex_;
-  std::map<Algorithm, ConvPlanResult> plans_;
+  std::map<std::pair<Algorithm, int>, ConvPlanResult> plans_;
 };
 
 using ConvPlanHandle = std::shared_ptr<ConvPlan>;
@@ -131,6 +136,7 @@ std::shared_ptr<ConvProblemHandle> conv_problem(const std::string& op, const std
 
 ConvPlanHandle plan(ConvProblemHandle& h, const std::string& algo) {
   const ConvPlanResult& r = h.plan(parse_algorithm(algo));
+  if (!r.invalid.empty()) throw InvalidArgument(r.invalid);
   if (!r.plan) {
     const ConvProblem& p = h.problem;
     throw Unsupported("algo='" + algo + "' cannot run this " +
@@ -143,7 +149,14 @@ ConvPlanHandle plan(ConvProblemHandle& h, const std::string& algo) {
 void conv(ConvProblemHandle& h, const ConvPlanHandle& plan, py::handle a, py::handle b,
           py::handle bias, py::handle out) {
   const ConvProblem& p = h.problem;
-  if (!plan || plan->pass != p.conv_pass) throw InvalidArgument("plan does not belong to problem");
+  if (!plan || plan->pass != p.conv_pass || plan->dtype != p.dtype || !(plan->g == p.g))
+    throw InvalidArgument("the plan was not made for this problem");
+  const ConvPlan* run = plan.get();
+  if (run->threads != get_num_threads()) {  // set_num_threads since: the problem's current plan
+    const ConvPlanResult& r = h.plan(run->algo);
+    if (!r.plan) throw Unsupported(r.unsupported);
+    run = r.plan.get();
+  }
   static const char* kNames[3][2] = {{"x", "w"}, {"grad_y", "w"}, {"x", "grad_y"}};
   const char* const* names = kNames[int(p.pass)];
   const void* pa = operand(a, names[0], p.dtype, p.operand_shapes[0], false);
@@ -154,9 +167,11 @@ void conv(ConvProblemHandle& h, const ConvPlanHandle& plan, py::handle a, py::ha
     pbias = operand(bias, "bias", p.dtype, {p.bias_channels}, false);
   }
   void* pout = operand(out, "out", p.dtype, p.result_shape, true);
-  if (!pa || !pb || !pout) throw InvalidArgument("conv operands must not be None");
+  // Address 0 is a tensor without elements; only None is absent.
+  if (a.is_none() || b.is_none() || out.is_none())
+    throw InvalidArgument("conv operands must not be None");
   py::gil_scoped_release nogil;
-  run_conv_problem(p, *plan, pa, pb, pbias, pout);
+  run_conv_problem(p, *run, pa, pb, pbias, pout);
 }
 
 void conv_backward_bias(Shape grad_y_shape, const std::string& dtype, py::handle grad_y,
@@ -171,7 +186,8 @@ void conv_backward_bias(Shape grad_y_shape, const std::string& dtype, py::handle
   checked_product(grad_y_shape, "grad_y");
   const void* pgy = operand(grad_y, "grad_y", t, grad_y_shape, false);
   void* pgb = operand(out, "out", t, {grad_y_shape[1]}, true);
-  if (!pgy || !pgb) throw InvalidArgument("conv_backward_bias operands must not be None");
+  if (grad_y.is_none() || out.is_none())
+    throw InvalidArgument("conv_backward_bias operands must not be None");
   py::gil_scoped_release nogil;
   fastconv::conv_backward_bias(grad_y_shape[0], grad_y_shape[1], spatial, t, pgy, pgb);
 }
@@ -208,9 +224,13 @@ void pool(const PoolProblem& p, py::handle a, py::handle b, py::handle indices, 
   auto* pi = static_cast<int64_t*>(operand(indices, "indices", p.dtype, index_shape,
                                            forward && p.kind == PoolKind::kMax, true));
   void* pout = operand(out, "out", p.dtype, p.result_shape, true);
-  if (!pa || !pout) throw InvalidArgument("pool operands must not be None");
-  const bool needs_x = !forward && (p.kind == PoolKind::kLp || (p.kind == PoolKind::kMax && !pi));
-  if (needs_x && !pb) throw InvalidArgument("this pooling backward pass needs x");
+  if (a.is_none() || out.is_none()) throw InvalidArgument("pool operands must not be None");
+  const bool has_indices = !indices.is_none();
+  const bool needs_x =
+      !forward && (p.kind == PoolKind::kLp || (p.kind == PoolKind::kMax && !has_indices));
+  if (needs_x && b.is_none()) throw InvalidArgument("this pooling backward pass needs x");
+  if (p.kind == PoolKind::kUnpool && !has_indices)
+    throw InvalidArgument("max_unpool needs indices");
   py::gil_scoped_release nogil;
   run_pool(p, pa, pb, pi, pout);
 }
@@ -303,10 +323,14 @@ void bind_problems(py::module_& m) {
            "when it cannot run this problem.")
       .def(
           "unsupported_reason",
-          [](ConvProblemHandle& h, const std::string& algo) {
-            return h.plan(parse_algorithm(algo)).unsupported;
+          [](ConvProblemHandle& h, const std::string& algo, bool forced) {
+            const ConvPlanResult& r = h.plan(parse_algorithm(algo));
+            if (forced && !r.invalid.empty()) throw InvalidArgument(r.invalid);
+            return r.unsupported;
           },
-          py::arg("algo"), "Why `algo` cannot run this problem; '' when it can.");
+          py::arg("algo"), py::arg("forced") = false,
+          "Why `algo` cannot run this problem ('' when it can). An invalid setting (a bad tuning "
+          "knob) is a reason too, raised as ValueError instead when `forced`.");
 
   m.def("conv_problem", &conv_problem, py::arg("op"), py::arg("pass_"), py::arg("shape"),
         py::arg("w_shape"), py::arg("stride"), py::arg("padding"), py::arg("pad_lo"),

@@ -160,6 +160,12 @@ double ConvGeometry::flops() const {
          double(out_spatial());
 }
 
+bool ConvGeometry::operator==(const ConvGeometry& o) const {
+  return rank == o.rank && n == o.n && c == o.c && k == o.k && groups == o.groups &&
+         in == o.in && kernel == o.kernel && out == o.out && stride == o.stride &&
+         pad_lo == o.pad_lo && pad_hi == o.pad_hi && dilation == o.dilation && mode == o.mode;
+}
+
 std::vector<int64_t> PoolGeometry::output_shape() const {
   std::vector<int64_t> s{n, c};
   for (int64_t e : tail(out, rank)) s.push_back(e);

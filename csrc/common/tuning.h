@@ -12,7 +12,7 @@ namespace fastconv {
 // once in their own modules.
 struct Tuning {
   // FASTCONV_WINOGRAD_TILE: the output tile m every Winograd pass uses, F(m,3) or F(mxm,3x3);
-  // 2, 4 or 6. 0 (the default) lets algo/winograd.cc choose per layer (winograd_tile).
+  // 2, 4 or 6. 0 (the default) lets algo/winograd.cc choose per layer (default_tile).
   int winograd_tile = 0;
   // Set when FASTCONV_WINOGRAD_TILE holds anything else: the message Winograd raises as
   // InvalidArgument (Python ValueError) when it is planned or run. Other algorithms ignore it.

@@ -172,7 +172,13 @@ ConvPlanResult plan_conv(const ConvGeometry& g, ConvPass pass, DType t, Algorith
   plan->dtype = t;
   plan->threads = get_num_threads();
   ConvPlanResult result;
-  result.unsupported = entry(a).plan(*plan);
+  try {
+    result.unsupported = entry(a).plan(*plan);
+  } catch (const InvalidArgument& e) {
+    result.invalid = e.what();
+    result.unsupported = result.invalid;
+    return result;
+  }
   if (result.unsupported.empty()) result.plan = std::move(plan);
   return result;
 }
@@ -180,6 +186,7 @@ ConvPlanResult plan_conv(const ConvGeometry& g, ConvPass pass, DType t, Algorith
 void run_conv(const ConvPlan& plan, const void* a, const void* b, const void* bias, void* out) {
   if (plan.threads != get_num_threads()) {  // the schedule and scratch depend on the threads
     const ConvPlanResult fresh = plan_conv(plan.g, plan.pass, plan.dtype, plan.algo);
+    if (!fresh.invalid.empty()) throw InvalidArgument(fresh.invalid);
     if (!fresh.plan) throw Unsupported(fresh.unsupported);
     return run_conv(*fresh.plan, a, b, bias, out);
   }

@@ -35,7 +35,8 @@ void run(const PoolProblem& pb, const T* a, const T* b, int64_t* indices, T* out
 
 void run_pool(const PoolProblem& problem, const void* a, const void* b, int64_t* indices,
               void* out) {
-  if (problem.kind == PoolKind::kUnpool && !indices)
+  const bool empty = problem.g.n * problem.g.c == 0;  // no planes: null buffers are fine
+  if (problem.kind == PoolKind::kUnpool && !indices && !empty)
     throw InvalidArgument("max_unpool needs indices");
   dispatch_dtype(problem.dtype, [&](auto tag) {
     using T = decltype(tag);

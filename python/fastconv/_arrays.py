@@ -126,6 +126,8 @@ def prepare_call(names: tuple, values: tuple, index: Any = None) -> Call:
 
 
 def host_signature(values: tuple) -> Optional[tuple]:
-    """The host backend's signature of these operands (fastconv/_problem.py, RUNNERS), or None
-    when they are not all host arrays in the layout its runners take."""
-    return backend_for_device("cpu").signature(values)
+    """(host backend, its signature of these operands) for the fast path (fastconv/_problem.py,
+    RUNNERS), or None when they are not all host arrays in the layout its runners take."""
+    backend = backend_for_device("cpu")
+    signature = backend.signature(values)
+    return None if signature is None else (backend, signature)

@@ -194,9 +194,10 @@ def cached(cache: dict, key: Optional[tuple], make: Callable[[], Any]) -> Any:
 
 
 def remember(cache: dict, key: Optional[tuple], value: Any) -> None:
+    """Stores value under key (not None); past _LIMIT entries the oldest goes first."""
     if key is not None:
         if len(cache) >= _LIMIT:
-            cache.clear()
+            del cache[next(iter(cache))]  # dicts keep insertion order
         cache[key] = value
 
 

@@ -9,7 +9,6 @@ from typing import Any
 
 from . import _C
 from .backends import backend_for_device
-from .backends.cuda import cuda_module
 from .selection import OPS
 
 DEVICES = ("cpu", "cuda")
@@ -60,17 +59,17 @@ def peak_gflops(dtype: str = "float32", threads: int | None = None) -> float:
 
 
 def _cuda_state() -> dict[str, Any]:
-    mod = cuda_module()
+    cuda = backend_for_device("cuda")
+    mod = cuda.module() if cuda is not None else None
     if mod is None:
         return {
             "built": False,
             "devices": [],
             "status": "not built (no CUDA compiler at build time)",
         }
-    devices, error = mod.devices()
+    devices, error = cuda.devices()
     status = f"{len(devices)} GPU(s) visible" if devices else f"no GPU visible ({error or 'none'})"
-    cuda = backend_for_device("cuda")
-    usable = cuda is not None and not cuda.unavailable_reason()
+    usable = not cuda.unavailable_reason()
     return {
         "built": True,
         "runtime": mod.runtime_version(),

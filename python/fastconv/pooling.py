@@ -18,6 +18,7 @@ from ._problem import CALLS, PROBLEMS, RUNNERS, cached, call_key, pool_problem, 
 IntOrTuple = Union[int, Sequence[int]]
 Padding = Union[int, Sequence[int], Sequence[Sequence[int]]]
 _X = ("x",)  # the operand names of a forward pass
+_INDICES_OUT = object()  # max_pool(return_indices=True): the indices are an output, not an operand
 
 
 class _PoolEntry(NamedTuple):
@@ -49,7 +50,7 @@ def _pool_entry(kind, pass_, x_shape, dtype, params, x_name) -> _PoolEntry:
 
 def _checked_pool_entry(kind, pass_, call, x_shape_arg, params) -> _PoolEntry:
     shapes, names = call.shapes, call.names
-    if x_shape_arg is None:
+    if "x" in names:
         x_shape, x_name = tuple(shapes[names.index("x")]), "x"
     else:
         x_shape, x_name = tuple(full_shape(x_shape_arg, "x_shape", len(shapes[0]))), "x_shape"
@@ -82,7 +83,7 @@ def _pool(kind, pass_, call, params, x_shape_arg=None) -> _PoolEntry:
 def _run(kind, pass_, names, values, params, x_shape_arg=None, index=None):
     """One pooling pass: operands (x) forward, (grad_y[, x]) backward, `index` an optional
     (name, integer array) operand; returns the output (and, for max_pool's forward with
-    index=("indices", None), the indices it writes)."""
+    index=("indices", _INDICES_OUT), the indices it writes)."""
     signature = host_signature(values) if index is None else None
     fast_key = None
     if signature is not None:
@@ -90,13 +91,13 @@ def _run(kind, pass_, names, values, params, x_shape_arg=None, index=None):
         run = RUNNERS.get(fast_key) if fast_key is not None else None
         if run is not None:
             return run(*values)
-    given = index if index is not None and index[1] is not None else None
+    given = index if index is not None and index[1] is not _INDICES_OUT else None
     call = prepare_call(names, values, given)
     entry = _pool(kind, pass_, call, params, x_shape_arg)
     backend, h = call.backend, call.handles
     out, handle = backend.empty(call, entry.result_shape)
     b = h[1] if len(names) > 1 else None
-    if index is not None and index[1] is None:  # max_pool's indices: an output
+    if index is not None and index[1] is _INDICES_OUT:
         idx, idx_handle = backend.empty(call, entry.y_shape, "int64")
         backend.run_pool(call, entry.problem, h[0], b, idx_handle, handle)
         return out, idx
@@ -120,7 +121,7 @@ def max_pool(
     if type(return_indices) is not bool:
         return_indices = check_bool(return_indices, "return_indices")
     params = (kernel_size, stride, padding, dilation, ceil_mode, True, 2.0, None)
-    index = ("indices", None) if return_indices else None
+    index = ("indices", _INDICES_OUT) if return_indices else None
     return _run("max_pool", "forward", _X, (x,), params, None, index)
 
 

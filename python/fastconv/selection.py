@@ -238,7 +238,7 @@ def select(problem: Any, backend: Any, algo: str = "auto") -> Selection:
             f"algorithm '{algo}' is not available in this build of fastconv for {problem.op} on "
             f"{backend.device} (available: {', '.join(built)})"
         )
-    why = backend.conv_unsupported_reason(problem, algo)
+    why = backend.conv_unsupported_reason(problem, algo, forced=True)
     if why:
         raise NotImplementedError(
             f"algo={algo!r} cannot run this {problem.op} {problem.pass_}: {why}"
@@ -251,5 +251,5 @@ def explanation(problem: Any, backend: Any, selection: Selection) -> Explanation
     applicable candidates and the workspace of the plan that runs."""
     workspace, note = backend.plan_details(problem, selection.algo)
     reason = selection.reason + (f" [{note}]" if note else "")
-    order = candidates(problem, backend, selection.algo)
+    order = candidates(problem, backend, select(problem, backend, "auto").algo)  # auto's order
     return Explanation(problem.op, problem.pass_, selection.algo, reason, order, workspace)

@@ -46,6 +46,9 @@ struct ConvPlan {
 struct ConvPlanResult {
   std::shared_ptr<ConvPlan> plan;  // null when unsupported; never modified once made
   std::string unsupported;
+  // Set when planning hit an invalid setting (e.g. a bad tuning knob): raised as ValueError when
+  // the algorithm is forced, a reason not to pick it otherwise.
+  std::string invalid;
 };
 
 // Plans `pass` of geometry g (a conv pass; transposed convs come through their ConvProblem).
@@ -55,8 +58,8 @@ ConvPlanResult plan_conv(const ConvGeometry& g, ConvPass pass, DType t, Algorith
 //   forward:         a = x,      b = w,      out = y,      bias (K) or null
 //   backward_data:   a = grad_y, b = w,      out = grad_x  (bias must be null)
 //   backward_weight: a = x,      b = grad_y, out = grad_w  (bias must be null)
-// Never allocates except the plan's workspace; re-plans (without caching) when the thread
-// count changed since planning. Call without the GIL.
+// Allocates the plan's workspace (kept per thread) and nothing the plan sized; re-plans
+// (without caching) when the thread count changed since planning. Call without the GIL.
 void run_conv(const ConvPlan& plan, const void* a, const void* b, const void* bias, void* out);
 
 // Runs a ConvProblem's pass with operands in the public op's terms (see ConvProblem): maps a

@@ -46,6 +46,7 @@ struct ConvGeometry {
   std::vector<int64_t> weight_shape() const;  // (K, C/G, *kernel)
   std::vector<int64_t> output_shape() const;  // (N, K, *out)
   double flops() const;                       // 2 * multiply-adds of one pass
+  bool operator==(const ConvGeometry& o) const;
 };
 
 // Builds and validates a convolution geometry from the input shape (N, C, *in) and the weight

@@ -39,8 +39,9 @@ class Backend:
         """Algorithm names for `op` ("conv", "conv_transpose", "max_pool", ...) in table order."""
         raise NotImplementedError
 
-    def conv_unsupported_reason(self, problem: Any, algo: str) -> str:
-        """Why `algo` cannot run `problem` ("" when it can)."""
+    def conv_unsupported_reason(self, problem: Any, algo: str, forced: bool = False) -> str:
+        """Why `algo` cannot run `problem` ("" when it can); with `forced`, a setting that makes
+        the request invalid (a bad tuning knob) raises ValueError instead."""
         raise NotImplementedError
 
     def conv_plan(self, problem: Any, algo: str) -> Any:

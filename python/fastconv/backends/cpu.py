@@ -75,8 +75,8 @@ class CpuBackend(Backend):
     def algorithms(self, op: str) -> list[str]:
         return list(_C.algorithms(op))
 
-    def conv_unsupported_reason(self, problem: Any, algo: str) -> str:
-        return str(problem.unsupported_reason(algo))
+    def conv_unsupported_reason(self, problem: Any, algo: str, forced: bool = False) -> str:
+        return str(problem.unsupported_reason(algo, forced))
 
     def conv_plan(self, problem: Any, algo: str) -> Any:
         return problem.plan(algo)
@@ -116,6 +116,8 @@ class CpuBackend(Backend):
             elif isinstance(v, tensor):
                 if not v.is_cpu and not strict:
                     return None
+                if v.layout is not torch.strided:
+                    raise TypeError(f"{name} must be a dense (strided) tensor, got {v.layout}")
                 dt = v.dtype
                 if dt is not torch.float32 and dt is not torch.float64:
                     _torch_dtype_error(v, name)
@@ -182,70 +184,84 @@ class CpuBackend(Backend):
 
     def signature(self, values: Sequence[Any]) -> Optional[tuple]:
         """What a runner depends on, per operand: (kind, shape, dtype); None unless every
-        operand is None, a C-contiguous NumPy array or a contiguous CPU tensor."""
+        operand is None, a C-contiguous native float32/float64 NumPy array or a contiguous
+        strided CPU tensor (what the kernels take as they are)."""
         sig = []
         for v in values:
             if type(v) is np.ndarray:
-                if not v.flags.c_contiguous:
+                if not v.flags.c_contiguous or (v.dtype is not _F32 and v.dtype is not _F64):
                     return None
                 sig.append((False, v.shape, v.dtype))
             elif v is None:
                 sig.append(None)
             else:
                 torch = sys.modules.get("torch")
-                if torch is None or not isinstance(v, torch.Tensor):
+                if torch is None or not isinstance(v, torch.Tensor) or not v.is_cpu:
                     return None
-                if not v.is_cpu or not v.is_contiguous() or v.is_neg():
+                if v.layout is not torch.strided or not v.is_contiguous() or v.is_neg():
                     return None
                 sig.append((True, v.shape, v.dtype))
         return tuple(sig)
 
+    @staticmethod
+    def _spec(call: Call) -> Call:
+        # What a runner's allocations need of its first call: kind and dtype, not its operands
+        # (a runner lives in a cache; it must not keep the first call's arrays alive).
+        return Call(call.backend, call.library, call.dtype, 0, call.names, call.shapes, (), None)
+
     def conv_runner(self, call: Call, problem: Any, plan: Any, result_shape: tuple) -> Any:
-        """run(a, b, bias=None) -> output for calls of `call`'s signature (None: no runner)."""
-        empty, conv = self.empty, _C.conv
-        kinds = tuple(isinstance(h, int) for h in call.handles[:2])  # torch: an address
-        if kinds == (False, False):
+        """run(a, b, bias=None) -> output for calls of `call`'s signature."""
+        empty, conv, spec = self.empty, _C.conv, self._spec(call)
+        tensors = {isinstance(h, int) for h in call.handles if h is not None}  # torch: an address
+        if tensors == {False}:  # NumPy operands: the kernels take them as they are
 
             def run(a, b, bias=None):
-                out, handle = empty(call, result_shape)
+                out, handle = empty(spec, result_shape)
                 conv(problem, plan, a, b, bias, handle)
                 return out
 
             return run
-        if kinds == (True, True):
+        if tensors == {True}:
 
             def run_torch(a, b, bias=None):
-                out, handle = empty(call, result_shape)
-                conv(problem, plan, a.data_ptr(), b.data_ptr(), _address(bias), handle)
+                out, handle = empty(spec, result_shape)
+                bias = None if bias is None else bias.data_ptr()
+                conv(problem, plan, a.data_ptr(), b.data_ptr(), bias, handle)
                 return out
 
             return run_torch
-        return None
+
+        def run_mixed(a, b, bias=None):
+            out, handle = empty(spec, result_shape)
+            conv(problem, plan, _address(a), _address(b), _address(bias), handle)
+            return out
+
+        return run_mixed
 
     def pool_runner(self, call: Call, problem: Any, result_shape: tuple) -> Any:
         """run(a, b=None) -> output for index-free pooling calls of `call`'s signature."""
-        empty, pool = self.empty, _C.pool
+        empty, pool, spec = self.empty, _C.pool, self._spec(call)
         if len(call.handles) > len(call.names):  # indices: the general path
             return None
         if len(call.handles) == 1:  # a forward: one operand, NumPy or torch
             if isinstance(call.handles[0], int):
 
                 def run_tensor(a):
-                    out, handle = empty(call, result_shape)
+                    out, handle = empty(spec, result_shape)
                     pool(problem, a.data_ptr(), None, None, handle)
                     return out
 
                 return run_tensor
 
             def run_array(a):
-                out, handle = empty(call, result_shape)
+                out, handle = empty(spec, result_shape)
                 pool(problem, a, None, None, handle)
                 return out
 
             return run_array
 
         def run(a, b=None):
-            out, handle = empty(call, result_shape)
+            out, handle = empty(spec, result_shape)
             pool(problem, _address(a), _address(b), None, handle)
             return out
 

@@ -6,7 +6,9 @@ kernels see device pointers and run on the library's current stream (torch's
 `torch.cuda.current_stream(device)`, CuPy's current stream), so they order with the caller's
 own work without any synchronisation; outputs are allocated by that library on that device.
 The geometry comes from the problem (csrc/common/problem.cc): a transposed conv arrives here as
-the conv pass that runs it, with its operands already in that pass's order.
+the conv pass that runs it (problem.conv_pass, problem.swap_operands, problem.conv_geometry).
+torch and CuPy are optional: each is imported where a call needs it (the caller's arrays come
+from it, so it is loaded already).
 """
 
 from __future__ import annotations
@@ -183,7 +185,7 @@ class CudaBackend(Backend):
             raise ValueError(f"device 'cuda' is not available: {reason}")
         return list(GPU_ALGORITHMS[op])
 
-    def conv_unsupported_reason(self, problem: Any, algo: str) -> str:
+    def conv_unsupported_reason(self, problem: Any, algo: str, forced: bool = False) -> str:
         conv_w = problem.conv_geometry[1]
         if algo == "depthwise" and conv_w[1] != 1:
             return (
