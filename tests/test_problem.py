@@ -8,7 +8,7 @@ import fastconv
 import numpy as np
 import pytest
 from conftest import assert_close, rand, requires_torch, torch
-from fastconv import _C, functional, pooling
+from fastconv import _C, _calls, functional, pooling
 from fastconv._problem import PROBLEMS, clear_caches, conv_problem, pool_problem
 
 
@@ -17,13 +17,13 @@ def counted_selections(monkeypatch):
     """Clears the caches and counts the selections the functional layer makes."""
     clear_caches()
     made = []
-    real = functional.select
+    real = _calls.select
 
     def counting(*args, **kwargs):
         made.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(functional, "select", counting)
+    monkeypatch.setattr(_calls, "select", counting)
     return made
 
 
@@ -157,7 +157,7 @@ def test_public_functions_are_thin():
     """Every public function goes through the shared paths (no per-function flows)."""
     import inspect
 
-    for module, shared in ((functional, "_conv("), (pooling, "_run(")):  # the one flow
+    for module, shared in ((functional, "run_conv("), (pooling, "run_pool(")):  # the one flow
         for name in module.__all__ if hasattr(module, "__all__") else dir(module):
             fn = getattr(module, name)
             if (

@@ -1,153 +1,24 @@
 """The public functional API of convolution and transposed convolution, every pass, and explain()
-(pooling: fastconv/pooling.py).
-
-Every function is the same four steps, written once in `_conv` (`_run` in pooling.py):
-arrays -> backend (fastconv/_arrays.py: the device of the arguments picks it), problem
-(fastconv/_problem.py: arguments normalised, geometry built in C++), selection
-(fastconv/selection.py), backend run (fastconv/backends/). What a call signature resolves to is
-cached at three levels (fastconv/_problem.py): the problem with its selection and plan
-(PROBLEMS, shared with explain), the checked call (CALLS), and for host arrays a runner the
-backend made for the signature (RUNNERS), which a repeated call goes straight to. See
-docs/api-contract.md for the exact semantics and docs/architecture.md for the layers.
+(pooling: fastconv/pooling.py). Thin names over fastconv/_calls.py's run_conv, where every
+call takes the same path; see docs/api-contract.md for the exact semantics and
+docs/architecture.md for the layers.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 
-from ._arguments import full_shape, spatial_rank
-from ._arrays import device_of, host_signature, is_torch_tensor, prepare_call
-from ._problem import (
-    CALLS,
-    PROBLEMS,
-    RUNNERS,
-    cached,
-    call_key,
-    conv_problem,
-    remember,
-    same_rank,
-    weight_rank,
-)
+from ._arguments import spatial_rank
+from ._arrays import device_of, is_torch_tensor, prepare_call
+from ._calls import problem_entry, run_conv
+from ._problem import same_rank, weight_rank
 from .backends import Backend, backend_for_device
-from .selection import PASSES, Explanation, Selection, explanation, select
+from .selection import PASSES, Explanation, explanation
 
 IntOrTuple = Union[int, Sequence[int]]
 Padding = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
-
-
-class _ConvEntry(NamedTuple):
-    """What one conv call signature resolved to (cached)."""
-
-    problem: Any  # fastconv._C.ConvProblem
-    selection: Selection
-    plan: Any  # the backend's plan of the selected algorithm
-    operand_shapes: tuple  # (a, b) shapes the call's arrays must have
-    result_shape: tuple
-    bias_shape: tuple
-
-
-# Operand names of each pass, in the order the backends take them.
-_CONV_OPERANDS = {
-    "forward": ("x", "w", "bias"),
-    "backward_data": ("grad_y", "w"),
-    "backward_weight": ("x", "grad_y"),
-}
-
-
-def _conv_entry(
-    op, pass_, data_shape, w_shape, dtype, backend: Backend, algo, params
-) -> _ConvEntry:
-    """The problem, selection and plan of one conv pass (cached in PROBLEMS)."""
-    stride, padding, dilation, groups, mode, output_padding = params
-    problem = conv_problem(
-        op,
-        pass_,
-        data_shape,
-        w_shape,
-        dtype,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        mode=mode,
-        output_padding=output_padding,
-    )
-    selection = select(problem, backend, algo)
-    plan = backend.conv_plan(problem, selection.algo)
-    result = problem.result_shape
-    return _ConvEntry(
-        problem, selection, plan, problem.operand_shapes, result, (problem.bias_channels,)
-    )
-
-
-def _problem_entry(op, pass_, data, w_shape, dtype, backend, algo, params) -> _ConvEntry:
-    key = call_key((op, pass_, tuple(data), tuple(w_shape), dtype, backend), (algo,) + params)
-    return cached(
-        PROBLEMS, key, lambda: _conv_entry(op, pass_, data, w_shape, dtype, backend, algo, params)
-    )
-
-
-def _checked_conv_entry(op, pass_, call, shape_arg, algo, params) -> _ConvEntry:
-    """A call's entry, its operands checked against it (once per call signature)."""
-    shapes = call.shapes
-    if pass_ == "forward":
-        weight_rank(shapes[1])
-        same_rank(shapes[0], shapes[1], "x")
-        data, w_shape = shapes[0], shapes[1]
-    elif pass_ == "backward_data":
-        weight_rank(shapes[1])
-        if op == "conv":
-            data = tuple(full_shape(shape_arg, "x_shape", len(shapes[1])))
-        else:
-            data = shapes[0]
-        same_rank(shapes[0], shapes[1], "grad_y")
-        w_shape = shapes[1]
-    else:
-        ndim = len(shape_arg) if isinstance(shape_arg, (tuple, list)) else 0
-        w_shape = tuple(full_shape(shape_arg, "w_shape", ndim))
-        weight_rank(w_shape, "w_shape")
-        same_rank(shapes[0], w_shape, "x", "w_shape")
-        same_rank(shapes[1], w_shape, "grad_y", "w_shape")
-        data = shapes[0]
-    entry = _problem_entry(op, pass_, data, w_shape, call.dtype, call.backend, algo, params)
-    for name, want, got in zip(call.names, entry.operand_shapes, shapes):
-        if tuple(got) != want:
-            raise ValueError(f"{name} must have shape {want}, got {tuple(got)}")
-    if pass_ == "forward" and shapes[2] is not None and tuple(shapes[2]) != entry.bias_shape:
-        raise ValueError(
-            f"bias must have shape {entry.bias_shape} (output channels), got {tuple(shapes[2])}"
-        )
-    call.backend.check_allocation(call, entry.result_shape, None)
-    return entry
-
-
-def _conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple):
-    """One conv or transposed-conv pass: a, b are the pass's two arrays in public order,
-    shape_arg the x_shape / w_shape argument of the backward passes that take one."""
-    values = (a, b, bias) if pass_ == "forward" else (a, b)
-    signature = host_signature(values)
-    fast_key = None
-    if signature is not None:
-        fast_key = call_key((op, pass_, signature), (shape_arg, algo) + params)
-        run = RUNNERS.get(fast_key) if fast_key is not None else None
-        if run is not None:
-            return run(*values)
-    call = prepare_call(_CONV_OPERANDS[pass_], values)
-    fixed = (op, pass_, call.shapes, call.dtype, call.backend, call.device)
-    key = call_key(fixed, (shape_arg, algo) + params)
-    entry = CALLS.get(key) if key is not None else None
-    if entry is None:
-        entry = cached(
-            CALLS, key, lambda: _checked_conv_entry(op, pass_, call, shape_arg, algo, params)
-        )
-    out, handle = call.backend.empty(call, entry.result_shape)
-    call.backend.run_conv(call, entry.problem, entry.plan, handle)
-    if fast_key is not None and key is not None:
-        runner = call.backend.conv_runner(call, entry.problem, entry.plan, entry.result_shape)
-        remember(RUNNERS, fast_key, runner)
-    return out
 
 
 def conv(
@@ -164,7 +35,7 @@ def conv(
 ):
     """N-d convolution (1-3 spatial dims) of x (N, C, *in) with w (K, C/groups, *kernel)."""
     params = (stride, padding, dilation, groups, mode, 0)
-    return _conv("conv", "forward", x, w, bias, None, algo, params)
+    return run_conv("conv", "forward", x, w, bias, None, algo, params)
 
 
 def _conv_of_rank(rank: int):
@@ -187,7 +58,7 @@ def _conv_of_rank(rank: int):
                 f"got {np.ndim(w) if ndim is None else ndim} dims"
             )
         params = (stride, padding, dilation, groups, mode, 0)
-        return _conv("conv", "forward", x, w, bias, None, algo, params)
+        return run_conv("conv", "forward", x, w, bias, None, algo, params)
 
     fn.__name__ = fn.__qualname__ = f"conv{rank}d"
     fn.__doc__ = f"{rank}-D convolution: `conv` with the weight's rank checked."
@@ -213,7 +84,7 @@ def conv_backward_data(
 ):
     """Gradient of `conv` with respect to its input x (shape `x_shape`)."""
     params = (stride, padding, dilation, groups, mode, 0)
-    return _conv("conv", "backward_data", grad_y, w, None, x_shape, algo, params)
+    return run_conv("conv", "backward_data", grad_y, w, None, x_shape, algo, params)
 
 
 def conv_backward_weight(
@@ -230,7 +101,7 @@ def conv_backward_weight(
 ):
     """Gradient of `conv` with respect to its weight (shape `w_shape`)."""
     params = (stride, padding, dilation, groups, mode, 0)
-    return _conv("conv", "backward_weight", x, grad_y, None, w_shape, algo, params)
+    return run_conv("conv", "backward_weight", x, grad_y, None, w_shape, algo, params)
 
 
 def conv_backward_bias(grad_y):
@@ -260,7 +131,7 @@ def conv_transpose(
 ):
     """Transposed convolution of x (N, C_in, *in) with w (C_in, K/groups, *kernel)."""
     params = (stride, padding, dilation, groups, "cross", output_padding)
-    return _conv("conv_transpose", "forward", x, w, bias, None, algo, params)
+    return run_conv("conv_transpose", "forward", x, w, bias, None, algo, params)
 
 
 def conv_transpose_backward_data(
@@ -276,7 +147,7 @@ def conv_transpose_backward_data(
 ):
     """Gradient of `conv_transpose` with respect to its input (a conv forward pass)."""
     params = (stride, padding, dilation, groups, "cross", output_padding)
-    return _conv("conv_transpose", "backward_data", grad_y, w, None, None, algo, params)
+    return run_conv("conv_transpose", "backward_data", grad_y, w, None, None, algo, params)
 
 
 def conv_transpose_backward_weight(
@@ -293,7 +164,7 @@ def conv_transpose_backward_weight(
 ):
     """Gradient of `conv_transpose` with respect to its weight (C_in, K/groups, *kernel)."""
     params = (stride, padding, dilation, groups, "cross", output_padding)
-    return _conv("conv_transpose", "backward_weight", x, grad_y, None, w_shape, algo, params)
+    return run_conv("conv_transpose", "backward_weight", x, grad_y, None, w_shape, algo, params)
 
 
 # ---- introspection
@@ -369,7 +240,7 @@ def explain(
         params = (stride, padding, dilation, groups, "cross", output_padding)
     data = x_shape
     if op == "conv_transpose" and pass_ == "backward_data":
-        forward = _problem_entry(op, "forward", x_shape, w_shape, dtype_name, backend, algo, params)
+        forward = problem_entry(op, "forward", x_shape, w_shape, dtype_name, backend, algo, params)
         data = forward.problem.y_shape  # this pass's data argument is grad_y
-    entry = _problem_entry(op, pass_, data, w_shape, dtype_name, backend, algo, params)
+    entry = problem_entry(op, pass_, data, w_shape, dtype_name, backend, algo, params)
     return explanation(entry.problem, backend, entry.selection)

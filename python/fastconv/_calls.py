@@ -1,0 +1,239 @@
+"""How one call runs, written once for every public function and the framework adapters:
+arrays -> backend (fastconv/_arrays.py), problem (fastconv/_problem.py: arguments normalised,
+geometry built in C++), selection (fastconv/selection.py), backend run (fastconv/backends/).
+
+What a call signature resolves to is cached at three levels (fastconv/_problem.py): the
+problem with its selection and plan (PROBLEMS, shared with explain), the checked call (CALLS),
+and for host arrays a runner the backend made for the signature (RUNNERS), which a repeated call
+goes straight to. fastconv/functional.py and fastconv/pooling.py are the public names over
+run_conv / run_pool; fastconv/torch/ calls them inside its custom ops.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ._arguments import full_shape
+from ._arrays import host_signature, prepare_call
+from ._problem import (
+    CALLS,
+    PROBLEMS,
+    RUNNERS,
+    cached,
+    call_key,
+    conv_problem,
+    pool_problem,
+    remember,
+    same_rank,
+    weight_rank,
+)
+from .backends import Backend
+from .selection import Selection, select
+
+INDICES_OUT = object()  # max_pool(return_indices=True): the indices are an output, not an operand
+
+# ---- convolution and transposed convolution
+
+
+class _ConvEntry(NamedTuple):
+    """What one conv call signature resolved to (cached)."""
+
+    problem: Any  # fastconv._C.ConvProblem
+    selection: Selection
+    plan: Any  # the backend's plan of the selected algorithm
+    operand_shapes: tuple  # (a, b) shapes the call's arrays must have
+    result_shape: tuple
+    bias_shape: tuple
+
+
+# Operand names of each pass, in the order the backends take them.
+_CONV_OPERANDS = {
+    "forward": ("x", "w", "bias"),
+    "backward_data": ("grad_y", "w"),
+    "backward_weight": ("x", "grad_y"),
+}
+
+
+def _conv_entry(
+    op, pass_, data_shape, w_shape, dtype, backend: Backend, algo, params
+) -> _ConvEntry:
+    """The problem, selection and plan of one conv pass (cached in PROBLEMS)."""
+    stride, padding, dilation, groups, mode, output_padding = params
+    problem = conv_problem(
+        op,
+        pass_,
+        data_shape,
+        w_shape,
+        dtype,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        mode=mode,
+        output_padding=output_padding,
+    )
+    selection = select(problem, backend, algo)
+    plan = backend.conv_plan(problem, selection.algo)
+    result = problem.result_shape
+    return _ConvEntry(
+        problem, selection, plan, problem.operand_shapes, result, (problem.bias_channels,)
+    )
+
+
+def problem_entry(op, pass_, data, w_shape, dtype, backend, algo, params) -> _ConvEntry:
+    key = call_key((op, pass_, tuple(data), tuple(w_shape), dtype, backend), (algo,) + params)
+    return cached(
+        PROBLEMS, key, lambda: _conv_entry(op, pass_, data, w_shape, dtype, backend, algo, params)
+    )
+
+
+def _checked_conv_entry(op, pass_, call, shape_arg, algo, params) -> _ConvEntry:
+    """A call's entry, its operands checked against it (once per call signature)."""
+    shapes = call.shapes
+    if pass_ == "forward":
+        weight_rank(shapes[1])
+        same_rank(shapes[0], shapes[1], "x")
+        data, w_shape = shapes[0], shapes[1]
+    elif pass_ == "backward_data":
+        weight_rank(shapes[1])
+        if op == "conv":
+            data = tuple(full_shape(shape_arg, "x_shape", len(shapes[1])))
+        else:
+            data = shapes[0]
+        same_rank(shapes[0], shapes[1], "grad_y")
+        w_shape = shapes[1]
+    else:
+        ndim = len(shape_arg) if isinstance(shape_arg, (tuple, list)) else 0
+        w_shape = tuple(full_shape(shape_arg, "w_shape", ndim))
+        weight_rank(w_shape, "w_shape")
+        same_rank(shapes[0], w_shape, "x", "w_shape")
+        same_rank(shapes[1], w_shape, "grad_y", "w_shape")
+        data = shapes[0]
+    entry = problem_entry(op, pass_, data, w_shape, call.dtype, call.backend, algo, params)
+    for name, want, got in zip(call.names, entry.operand_shapes, shapes):
+        if tuple(got) != want:
+            raise ValueError(f"{name} must have shape {want}, got {tuple(got)}")
+    if pass_ == "forward" and shapes[2] is not None and tuple(shapes[2]) != entry.bias_shape:
+        raise ValueError(
+            f"bias must have shape {entry.bias_shape} (output channels), got {tuple(shapes[2])}"
+        )
+    call.backend.check_allocation(call, entry.result_shape, None)
+    return entry
+
+
+def run_conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple):
+    """One conv or transposed-conv pass: a, b are the pass's two arrays in public order,
+    shape_arg the x_shape / w_shape argument of the backward passes that take one, params
+    (stride, padding, dilation, groups, mode, output_padding) as the caller gave them."""
+    values = (a, b, bias) if pass_ == "forward" else (a, b)
+    signature = host_signature(values)
+    fast_key = None
+    if signature is not None:
+        fast_key = call_key((op, pass_, signature), (shape_arg, algo) + params)
+        run = RUNNERS.get(fast_key) if fast_key is not None else None
+        if run is not None:
+            return run(*values)
+    call = prepare_call(_CONV_OPERANDS[pass_], values)
+    fixed = (op, pass_, call.shapes, call.dtype, call.backend, call.device)
+    key = call_key(fixed, (shape_arg, algo) + params)
+    entry = CALLS.get(key) if key is not None else None
+    if entry is None:
+        entry = cached(
+            CALLS, key, lambda: _checked_conv_entry(op, pass_, call, shape_arg, algo, params)
+        )
+    out, handle = call.backend.empty(call, entry.result_shape)
+    call.backend.run_conv(call, entry.problem, entry.plan, handle)
+    if fast_key is not None and key is not None:
+        runner = call.backend.conv_runner(call, entry.problem, entry.plan, entry.result_shape)
+        remember(RUNNERS, fast_key, runner)
+    return out
+
+
+# ---- pooling
+
+
+class _PoolEntry(NamedTuple):
+    problem: Any  # fastconv._C.PoolProblem
+    x_shape: tuple
+    y_shape: tuple
+    result_shape: tuple
+
+
+def _pool_entry(kind, pass_, x_shape, dtype, params, x_name) -> _PoolEntry:
+    kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, p, output_size = params
+    problem = pool_problem(
+        kind,
+        pass_,
+        x_shape,
+        dtype,
+        kernel_size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        ceil_mode=ceil_mode,
+        count_include_pad=count_include_pad,
+        p=p,
+        output_size=output_size,
+        x_name=x_name,
+    )
+    return _PoolEntry(problem, problem.x_shape, problem.y_shape, problem.result_shape)
+
+
+def _checked_pool_entry(kind, pass_, call, x_shape_arg, params) -> _PoolEntry:
+    shapes, names = call.shapes, call.names
+    if "x" in names:
+        x_shape, x_name = tuple(shapes[names.index("x")]), "x"
+    else:
+        x_shape, x_name = tuple(full_shape(x_shape_arg, "x_shape", len(shapes[0]))), "x_shape"
+    key = call_key((kind, pass_, x_shape, call.dtype, call.backend), params)
+    entry = cached(
+        PROBLEMS, key, lambda: _pool_entry(kind, pass_, x_shape, call.dtype, params, x_name)
+    )
+    if len(shapes) > len(names):  # indices, last
+        of, want = ("x", entry.x_shape) if kind == "max_unpool" else ("grad_y", tuple(shapes[0]))
+        if tuple(shapes[-1]) != want:
+            raise ValueError(f"indices must have {of}'s shape {want}, got {tuple(shapes[-1])}")
+    if pass_ == "backward" and tuple(shapes[0]) != entry.y_shape:
+        raise ValueError(f"grad_y must have shape {entry.y_shape}, got {tuple(shapes[0])}")
+    call.backend.check_allocation(call, entry.result_shape, None)
+    return entry
+
+
+def _pool(kind, pass_, call, params, x_shape_arg=None) -> _PoolEntry:
+    """The checked entry of a pooling call; x_shape_arg: avg_pool_backward's x_shape."""
+    fixed = (kind, pass_, call.shapes, call.dtype, call.backend, call.device)
+    key = call_key(fixed, (x_shape_arg,) + params)
+    entry = CALLS.get(key) if key is not None else None
+    if entry is None:
+        entry = cached(
+            CALLS, key, lambda: _checked_pool_entry(kind, pass_, call, x_shape_arg, params)
+        )
+    return entry
+
+
+def run_pool(kind, pass_, names, values, params, x_shape_arg=None, index=None):
+    """One pooling pass: operands (x) forward, (grad_y[, x]) backward, `index` an optional
+    (name, integer array) operand, params (kernel_size, stride, padding, dilation, ceil_mode,
+    count_include_pad, p, output_size); returns the output (and, for max_pool's forward with
+    index=("indices", INDICES_OUT), the indices it writes)."""
+    signature = host_signature(values) if index is None else None
+    fast_key = None
+    if signature is not None:
+        fast_key = call_key((kind, pass_, signature), (x_shape_arg,) + params)
+        run = RUNNERS.get(fast_key) if fast_key is not None else None
+        if run is not None:
+            return run(*values)
+    given = index if index is not None and index[1] is not INDICES_OUT else None
+    call = prepare_call(names, values, given)
+    entry = _pool(kind, pass_, call, params, x_shape_arg)
+    backend, h = call.backend, call.handles
+    out, handle = backend.empty(call, entry.result_shape)
+    b = h[1] if len(names) > 1 else None
+    if index is not None and index[1] is INDICES_OUT:
+        idx, idx_handle = backend.empty(call, entry.y_shape, "int64")
+        backend.run_pool(call, entry.problem, h[0], b, idx_handle, handle)
+        return out, idx
+    backend.run_pool(call, entry.problem, h[0], b, h[-1] if given else None, handle)
+    if fast_key is not None:
+        remember(RUNNERS, fast_key, backend.pool_runner(call, entry.problem, entry.result_shape))
+    return out
