@@ -35,13 +35,27 @@ def algorithms(op: str = "conv", device: str = "cpu") -> list[str]:
     return backend.algorithms(op)
 
 
+# Whether the user chose fastconv's thread count (FASTCONV_NUM_THREADS or set_num_threads):
+# otherwise the PyTorch adapter follows torch.get_num_threads(), so fastconv inside a framework
+# (e.g. one DDP process per core pair) never runs more threads than the framework.
+_threads_chosen = "FASTCONV_NUM_THREADS" in os.environ
+
+
 def set_num_threads(n: int) -> None:
     """Sets how many threads fastconv's kernels use (the calling thread included)."""
+    global _threads_chosen
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n must be an int, got {type(n).__name__}")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     _C.set_num_threads(n)
+    _threads_chosen = True
+
+
+def follow_threads(n: int) -> None:
+    """Uses n threads unless the user chose a count (the framework adapters pass theirs)."""
+    if not _threads_chosen and n != _C.get_num_threads():
+        _C.set_num_threads(max(1, int(n)))
 
 
 def get_num_threads() -> int:
