@@ -230,23 +230,32 @@ def test_tensors_in_tensors_out(dtype, rng):
 
 
 @DT
-def test_requires_grad_tensors_give_plain_tensors(dtype, rng):
+def test_requires_grad_tensors_record_autograd(dtype, rng):
+    """No silent detach: fastconv's own functions on tensors that require grad record autograd
+    (through fastconv.torch's custom ops), with torch's gradients; under no_grad they do not."""
     x = t(rand(rng, (2, 4, 7, 6), dtype), True)
     w = t(rand(rng, (6, 4, 3, 3), dtype), True)
-    gy = t(rand(rng, (2, 6, 5, 4), dtype))
-    results = [
-        fastconv.conv(x, w),
-        fastconv.conv_backward_data(gy, w, tuple(x.shape)),
-        fastconv.conv_backward_weight(x, gy, tuple(w.shape)),
-        fastconv.max_pool(x, 2),
-        fastconv.avg_pool(x, 2),
-    ]
-    for y in results:
-        assert isinstance(y, torch.Tensor)
-        assert not y.requires_grad and y.grad_fn is None
-        assert y.dtype == TORCH_DTYPE[dtype]
-    assert_close(results[0], F.conv2d(x, w).detach().numpy().astype(np.float64), dtype, 36)
-    assert x.grad is None and w.grad is None  # fastconv did not touch autograd state
+    b = t(rand(rng, (6,), dtype), True)
+    kw = dict(stride=(2, 1), padding=((1, 0), (0, 1)))  # fastconv's own (low, high) padding
+    y = fastconv.conv(x, w, b, **kw)
+    want = F.conv2d(F.pad(x, (0, 1, 1, 0)), w, b, stride=(2, 1))
+    assert y.requires_grad and y.grad_fn is not None and y.dtype == TORCH_DTYPE[dtype]
+    assert_close(y.detach().numpy(), want.detach().numpy().astype(np.float64), dtype, 36)
+    gy = t(rand(rng, tuple(y.shape), dtype))
+    got = torch.autograd.grad(y, (x, w, b), gy)
+    ref = torch.autograd.grad(want, (x, w, b), gy)
+    for g, r, n in zip(got, ref, (54, 20, 20)):
+        assert_close(g.numpy(), r.numpy().astype(np.float64), dtype, n)
+    p = fastconv.max_pool(x, 2)
+    assert p.requires_grad
+    (gx,) = torch.autograd.grad(p.sum(), x)
+    (rx,) = torch.autograd.grad(F.max_pool2d(x, 2).sum(), x)
+    np.testing.assert_array_equal(gx.numpy(), rx.numpy())
+    assert fastconv.avg_pool(x, 2).requires_grad
+    assert fastconv.conv_backward_weight(x, gy, tuple(w.shape), **kw).requires_grad
+    with torch.no_grad():
+        assert not fastconv.conv(x, w, b, **kw).requires_grad
+    assert x.grad is None and w.grad is None  # only torch.autograd.grad ran
 
 
 def test_noncontiguous_tensors(rng):

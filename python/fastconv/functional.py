@@ -12,6 +12,7 @@ import numpy as np
 
 from ._arguments import spatial_rank
 from ._arrays import device_of, is_torch_tensor, prepare_call
+from ._autograd import recording, records_grad
 from ._calls import problem_entry, run_conv
 from ._problem import same_rank, weight_rank
 from .backends import Backend, backend_for_device
@@ -19,6 +20,14 @@ from .selection import PASSES, Explanation, explanation
 
 IntOrTuple = Union[int, Sequence[int]]
 Padding = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
+
+
+def _conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple):
+    """run_conv (fastconv/_calls.py), or its autograd-recording twin for torch tensors that
+    require grad (fastconv/_autograd.py)."""
+    if records_grad(a, b, bias):
+        return recording().conv(op, pass_, a, b, bias, shape_arg, algo, params)
+    return run_conv(op, pass_, a, b, bias, shape_arg, algo, params)
 
 
 def conv(
@@ -35,7 +44,7 @@ def conv(
 ):
     """N-d convolution (1-3 spatial dims) of x (N, C, *in) with w (K, C/groups, *kernel)."""
     params = (stride, padding, dilation, groups, mode, 0)
-    return run_conv("conv", "forward", x, w, bias, None, algo, params)
+    return _conv("conv", "forward", x, w, bias, None, algo, params)
 
 
 def _conv_of_rank(rank: int):
@@ -58,7 +67,7 @@ def _conv_of_rank(rank: int):
                 f"got {np.ndim(w) if ndim is None else ndim} dims"
             )
         params = (stride, padding, dilation, groups, mode, 0)
-        return run_conv("conv", "forward", x, w, bias, None, algo, params)
+        return _conv("conv", "forward", x, w, bias, None, algo, params)
 
     fn.__name__ = fn.__qualname__ = f"conv{rank}d"
     fn.__doc__ = f"{rank}-D convolution: `conv` with the weight's rank checked."
@@ -84,7 +93,7 @@ def conv_backward_data(
 ):
     """Gradient of `conv` with respect to its input x (shape `x_shape`)."""
     params = (stride, padding, dilation, groups, mode, 0)
-    return run_conv("conv", "backward_data", grad_y, w, None, x_shape, algo, params)
+    return _conv("conv", "backward_data", grad_y, w, None, x_shape, algo, params)
 
 
 def conv_backward_weight(
@@ -101,11 +110,14 @@ def conv_backward_weight(
 ):
     """Gradient of `conv` with respect to its weight (shape `w_shape`)."""
     params = (stride, padding, dilation, groups, mode, 0)
-    return run_conv("conv", "backward_weight", x, grad_y, None, w_shape, algo, params)
+    return _conv("conv", "backward_weight", x, grad_y, None, w_shape, algo, params)
 
 
 def conv_backward_bias(grad_y):
     """Gradient of `conv` with respect to its bias: grad_y summed over N and spatial dims."""
+    if records_grad(grad_y):
+        spatial_rank(grad_y.dim(), "grad_y")
+        return recording().conv_backward_bias(grad_y)
     call = prepare_call(("grad_y",), (grad_y,))
     shape = call.shapes[0]
     spatial_rank(len(shape), "grad_y")
@@ -131,7 +143,7 @@ def conv_transpose(
 ):
     """Transposed convolution of x (N, C_in, *in) with w (C_in, K/groups, *kernel)."""
     params = (stride, padding, dilation, groups, "cross", output_padding)
-    return run_conv("conv_transpose", "forward", x, w, bias, None, algo, params)
+    return _conv("conv_transpose", "forward", x, w, bias, None, algo, params)
 
 
 def conv_transpose_backward_data(
@@ -147,7 +159,7 @@ def conv_transpose_backward_data(
 ):
     """Gradient of `conv_transpose` with respect to its input (a conv forward pass)."""
     params = (stride, padding, dilation, groups, "cross", output_padding)
-    return run_conv("conv_transpose", "backward_data", grad_y, w, None, None, algo, params)
+    return _conv("conv_transpose", "backward_data", grad_y, w, None, None, algo, params)
 
 
 def conv_transpose_backward_weight(
@@ -164,7 +176,7 @@ def conv_transpose_backward_weight(
 ):
     """Gradient of `conv_transpose` with respect to its weight (C_in, K/groups, *kernel)."""
     params = (stride, padding, dilation, groups, "cross", output_padding)
-    return run_conv("conv_transpose", "backward_weight", x, grad_y, None, w_shape, algo, params)
+    return _conv("conv_transpose", "backward_weight", x, grad_y, None, w_shape, algo, params)
 
 
 # ---- introspection

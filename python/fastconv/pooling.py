@@ -11,6 +11,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from ._arguments import check_bool, spatial_rank
+from ._autograd import recording, records_grad
 from ._calls import INDICES_OUT, run_pool
 
 IntOrTuple = Union[int, Sequence[int]]
@@ -33,6 +34,8 @@ def max_pool(
         return_indices = check_bool(return_indices, "return_indices")
     params = (kernel_size, stride, padding, dilation, ceil_mode, True, 2.0, None)
     index = ("indices", INDICES_OUT) if return_indices else None
+    if records_grad(x):
+        return recording().max_pool(x, params, return_indices)
     return run_pool("max_pool", "forward", _X, (x,), params, None, index)
 
 
@@ -47,6 +50,8 @@ def avg_pool(
 ):
     """Average pooling (PyTorch's divisor rules for padding and ceil_mode)."""
     params = (kernel_size, stride, padding, 1, ceil_mode, count_include_pad, 2.0, None)
+    if records_grad(x):
+        return recording().avg_pool(x, params)
     return run_pool("avg_pool", "forward", _X, (x,), params)
 
 
@@ -60,6 +65,8 @@ def lp_pool(
 ):
     """Power-average pooling: (sum over the window of x**p) ** (1/p)."""
     params = (kernel_size, stride, 0, 1, ceil_mode, True, p, None)
+    if records_grad(x):
+        return recording().lp_pool(x, params)
     return run_pool("lp_pool", "forward", _X, (x,), params)
 
 
@@ -92,7 +99,9 @@ def max_unpool(
 ):
     """Inverse of max_pool: scatters x to the positions in `indices`, zeros elsewhere."""
     params = (kernel_size, stride, padding, 1, False, True, 2.0, output_size)
-    return run_pool("max_unpool", "forward", ("x",), (x,), params, index=("indices", indices))
+    if records_grad(x):
+        return recording().max_unpool(x, indices, params)
+    return run_pool("max_unpool", "forward", _X, (x,), params, index=("indices", indices))
 
 
 def max_pool_backward(
@@ -113,6 +122,8 @@ def max_pool_backward(
     PyTorch's backward does; x then only supplies the shape and dtype."""
     params = (kernel_size, stride, padding, dilation, ceil_mode, True, 2.0, None)
     index = None if indices is None else ("indices", indices)
+    if records_grad(grad_y, x):
+        return recording().max_pool_backward(grad_y, x, params, indices)
     return run_pool("max_pool", "backward", ("grad_y", "x"), (grad_y, x), params, index=index)
 
 
@@ -128,6 +139,8 @@ def avg_pool_backward(
 ):
     """Gradient of avg_pool with respect to x (shape `x_shape`)."""
     params = (kernel_size, stride, padding, 1, ceil_mode, count_include_pad, 2.0, None)
+    if records_grad(grad_y):
+        return recording().avg_pool_backward(grad_y, x_shape, params)
     return run_pool("avg_pool", "backward", ("grad_y",), (grad_y,), params, x_shape)
 
 
@@ -142,4 +155,6 @@ def lp_pool_backward(
 ):
     """Gradient of lp_pool with respect to x."""
     params = (kernel_size, stride, 0, 1, ceil_mode, True, p, None)
+    if records_grad(grad_y, x):
+        return recording().lp_pool_backward(grad_y, x, params)
     return run_pool("lp_pool", "backward", ("grad_y", "x"), (grad_y, x), params)

@@ -17,7 +17,7 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without torch
     raise ImportError("fastconv.torch needs PyTorch: pip install torch (or fastconv[torch])") from e
 
-from . import _ops, functional
+from . import functional
 from .functional import *  # noqa: F403 - the torch.nn.functional names
 
-__all__ = ["functional", "_ops", *functional.__all__]
+__all__ = ["functional", *functional.__all__]

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .. import _calls
 from .._runtime import follow_threads
-from . import _shapes
+from ._shapes import conv_result_shape, pool_result_shape
 
 _WINDOW = "int[] stride, int[] pad_lo, int[] pad_hi"
 
@@ -79,7 +79,7 @@ def _(
     output_padding,
     algo,
 ):
-    out = _shapes.conv_result_shape(
+    out = conv_result_shape(
         op,
         pass_,
         a.shape,
@@ -177,7 +177,7 @@ def max_pool(
 
 @max_pool.register_fake
 def _(x, kernel, stride, pad_lo, pad_hi, dilation, ceil_mode):
-    out = _shapes.pool_result_shape(x.shape, kernel, stride, pad_lo, pad_hi, dilation, ceil_mode)
+    out = pool_result_shape(x.shape, kernel, stride, pad_lo, pad_hi, dilation, ceil_mode)
     return x.new_empty(out), x.new_empty(out, dtype=torch.int64)
 
 
@@ -267,9 +267,7 @@ def avg_pool(
 @avg_pool.register_fake
 def _(x, kernel, stride, pad_lo, pad_hi, ceil_mode, count_include_pad):
     ones = [1] * len(kernel)
-    return x.new_empty(
-        _shapes.pool_result_shape(x.shape, kernel, stride, pad_lo, pad_hi, ones, ceil_mode)
-    )
+    return x.new_empty(pool_result_shape(x.shape, kernel, stride, pad_lo, pad_hi, ones, ceil_mode))
 
 
 @torch.library.custom_op(
@@ -343,9 +341,7 @@ def lp_pool(
 @lp_pool.register_fake
 def _(x, p, kernel, stride, ceil_mode):
     zeros, ones = [0] * len(kernel), [1] * len(kernel)
-    return x.new_empty(
-        _shapes.pool_result_shape(x.shape, kernel, stride, zeros, zeros, ones, ceil_mode)
-    )
+    return x.new_empty(pool_result_shape(x.shape, kernel, stride, zeros, zeros, ones, ceil_mode))
 
 
 @torch.library.custom_op(

@@ -13,7 +13,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._arguments import per_dim
-from . import _ops, _shapes
+from ._ops import avg_pool as _avg_pool_op
+from ._ops import conv as _conv_op
+from ._ops import max_pool as _max_pool_op
+from ._ops import max_unpool as _max_unpool_op
+from ._shapes import transposed_extent
 
 
 def _batched(input: Tensor, rank: int, name: str = "input") -> tuple[Tensor, bool]:
@@ -59,7 +63,7 @@ def _conv(rank, input, weight, bias, stride, padding, dilation, groups) -> Tenso
     else:
         lo = hi = per_dim(padding, rank, "padding")
     x, unbatched = _batched(input, rank)
-    y = _ops.conv(
+    y = _conv_op(
         x, weight, bias, "conv", "forward", [], s, lo, hi, d, groups, "cross", [0] * rank, "auto"
     )
     return _unbatch(y, unbatched)
@@ -87,7 +91,7 @@ def _conv_transpose(
     p = per_dim(padding, rank, "padding")
     op = per_dim(output_padding, rank, "output_padding")
     x, unbatched = _batched(input, rank)
-    y = _ops.conv(
+    y = _conv_op(
         x, weight, bias, "conv_transpose", "forward", [], s, p, p, d, groups, "cross", op, "auto"
     )
     return _unbatch(y, unbatched)
@@ -129,7 +133,7 @@ def _max_pool(rank, input, kernel_size, stride, padding, dilation, ceil_mode, re
     p = per_dim(padding, rank, "padding")
     d = per_dim(dilation, rank, "dilation")
     x, unbatched = _batched(input, rank)
-    y, indices = _ops.max_pool(x, k, s, p, p, d, bool(ceil_mode))
+    y, indices = _max_pool_op(x, k, s, p, p, d, bool(ceil_mode))
     y, indices = _unbatch(y, unbatched), _unbatch(indices, unbatched)
     return (y, indices) if return_indices else y
 
@@ -170,7 +174,7 @@ def _avg_pool(
     s = _window(stride, rank, "stride", k)
     p = per_dim(padding, rank, "padding")
     x, unbatched = _batched(input, rank)
-    y = _ops.avg_pool(x, k, s, p, p, bool(ceil_mode), bool(count_include_pad))
+    y = _avg_pool_op(x, k, s, p, p, bool(ceil_mode), bool(count_include_pad))
     return _unbatch(y, unbatched)
 
 
@@ -216,7 +220,7 @@ def _lp_pool(rank, input, norm_type, kernel_size, stride, ceil_mode):
     s = _window(stride, rank, "stride", k)
     x, unbatched = _batched(input, rank)
     zeros = [0] * rank
-    out = _ops.avg_pool(x.pow(norm_type), k, s, zeros, zeros, bool(ceil_mode), True)
+    out = _avg_pool_op(x.pow(norm_type), k, s, zeros, zeros, bool(ceil_mode), True)
     out = (torch.sign(out) * torch.relu(torch.abs(out))).mul(math.prod(k)).pow(1.0 / norm_type)
     return _unbatch(out, unbatched)
 
@@ -243,8 +247,7 @@ def _max_unpool(rank, input, indices, kernel_size, stride, padding, output_size)
     x, unbatched = _batched(input, rank)
     idx, _ = _batched(indices, rank, "indices")
     default = [
-        _shapes.transposed_extent(i, kk, ss, pp, pp, 1, 0)
-        for i, kk, ss, pp in zip(x.shape[2:], k, s, p)
+        transposed_extent(i, kk, ss, pp, pp, 1, 0) for i, kk, ss, pp in zip(x.shape[2:], k, s, p)
     ]
     if output_size is None:
         size = default
@@ -263,7 +266,7 @@ def _max_unpool(rank, input, indices, kernel_size, stride, padding, output_size)
                     f"{dflt - ss} and {dflt + ss})"
                 )
         size = [int(g) for g in given]
-    y = _ops.max_unpool(x, idx, k, s, p, p, size)
+    y = _max_unpool_op(x, idx, k, s, p, p, size)
     return _unbatch(y, unbatched)
 
 
