@@ -266,3 +266,36 @@ def test_noncontiguous_tensors(rng):
     y = fastconv.conv(x, w, stride=2)
     assert_close(y, F.conv2d(x, w, stride=2).numpy(), np.float64, 24)
     assert torch.equal(base, t(base.numpy().copy()))  # input unchanged
+
+
+def test_adapter_follows_torchs_thread_count_unless_fastconv_was_told(monkeypatch):
+    """Inside a framework (e.g. one DDP process per core pair) fastconv runs as many threads as
+    torch does, unless the user chose fastconv's own count."""
+    import fastconv.torch as fct
+    from fastconv import _runtime
+
+    before, torch_before = fastconv.get_num_threads(), torch.get_num_threads()
+    x, w = torch.ones(1, 2, 8, 8), torch.ones(3, 2, 3, 3)
+    try:
+        monkeypatch.setattr(_runtime, "_threads_chosen", False)
+        torch.set_num_threads(1)
+        fct.conv2d(x, w)
+        assert fastconv.get_num_threads() == 1
+        fastconv.set_num_threads(3)  # the user's choice wins from now on
+        fct.conv2d(x, w)
+        assert fastconv.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(torch_before)
+        fastconv.set_num_threads(before)
+
+
+def test_default_device_does_not_move_cpu_calls():
+    import fastconv.torch as fct
+
+    x, w = torch.ones(1, 2, 6, 6), torch.ones(3, 2, 3, 3)
+    with torch.device("meta"):  # what torch.set_default_device sets for new tensors
+        y = fct.conv2d(x, w)
+        z = fastconv.conv(x, w)
+    assert y.device.type == "cpu" and z.device.type == "cpu"
+    np.testing.assert_array_equal(y.numpy(), z.numpy())
+    assert float(y[0, 0, 0, 0]) == 18.0
