@@ -17,7 +17,28 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without torch
     raise ImportError("fastconv.torch needs PyTorch: pip install torch (or fastconv[torch])") from e
 
-from . import functional
+from . import functional, nn
 from .functional import *  # noqa: F403 - the torch.nn.functional names
 
-__all__ = ["functional", *functional.__all__]
+
+def replace_modules(model: torch.nn.Module) -> int:
+    """Swap, in place, every module of `model` (itself included) whose type is exactly one of
+    torch.nn's Conv1d/2d/3d, ConvTranspose1d/2d/3d, MaxPool1d/2d/3d, AvgPool1d/2d/3d,
+    LPPool1d/2d/3d or MaxUnpool1d/2d/3d for its fastconv.torch.nn namesake; returns how many.
+
+    Only the class changes (`module.__class__`): the modules, their Parameter objects (so an
+    optimizer built on them and its state), buffers, state_dict keys and hooks stay as they
+    are. Subclasses of those torch classes are left alone, since their own forward may compute
+    differently. Run it before wrapping the model in DistributedDataParallel or torch.compile,
+    which capture the modules' code as they find it.
+    """
+    count = 0
+    for module in model.modules():
+        replacement = nn.REPLACES.get(type(module))
+        if replacement is not None:
+            module.__class__ = replacement
+            count += 1
+    return count
+
+
+__all__ = ["functional", "nn", "replace_modules", *functional.__all__]
