@@ -23,6 +23,11 @@ try:
     import torch
 except ImportError:  # torch is an optional extra
     torch = None
+if torch is not None and getattr(torch, "__file__", None) is None:
+    # Without torch installed, `import torch` finds tests/torch/ (tests/ is on sys.path) as a
+    # namespace package: that is no torch.
+    del sys.modules["torch"]
+    torch = None
 
 requires_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
 
