@@ -214,8 +214,13 @@ def avg_pool3d(
 
 
 def _lp_pool(rank, input, norm_type, kernel_size, stride, ceil_mode):
-    # torch's definition, kept exactly: the average of x**p over the window (partial windows of
-    # ceil_mode averaged over their valid part) times the window size, then the p-th root.
+    # torch's definition, kept exactly: p = +-inf is the max (min) of |x| over the window;
+    # otherwise the average of x**p over the window (partial windows of ceil_mode averaged over
+    # their valid part) times the window size, then the p-th root.
+    if isinstance(norm_type, (int, float)) and math.isinf(norm_type):
+        sign = 1 if norm_type > 0 else -1
+        y = _max_pool(rank, sign * input.abs(), kernel_size, stride, 0, 1, ceil_mode, False)
+        return sign * y
     k = per_dim(kernel_size, rank, "kernel_size")
     s = _window(stride, rank, "stride", k)
     x, unbatched = _batched(input, rank)
