@@ -247,6 +247,14 @@ def test_lp_pool(case):
     _check_same(native, ours, _input(rank, 3, positive=True))
 
 
+@pytest.mark.parametrize("norm_type", [float("inf"), -float("inf")])
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_lp_pool_infinite_norm(rank, norm_type):
+    # torch's p = +-inf: the max (min) of |x| over each window
+    native, ours = _same_module(getattr(torch.nn, f"LPPool{rank}d"), norm_type, 2, ceil_mode=True)
+    _check_same(native, ours, _input(rank, 3))
+
+
 # ---- replace_modules
 
 # One of each torch.nn class that replace_modules swaps, with small arguments.
