@@ -59,7 +59,9 @@ def _check_same(native, ours, x, *args, **kwargs):
         assert torch.equal(got[1], want[1])
         want, got = want[0], got[0]
     torch.testing.assert_close(got, want)
-    for g_ours, g_native in zip(_grads(ours, x_ours, got), _grads(native, x_native, want)):
+    grads_ours, grads_native = _grads(ours, x_ours, got), _grads(native, x_native, want)
+    assert len(grads_ours) == len(grads_native)
+    for g_ours, g_native in zip(grads_ours, grads_native):
         torch.testing.assert_close(g_ours, g_native)
     return got
 
