@@ -18,6 +18,7 @@ import fastconv
 from fastconv.backends.cuda import get_allow_tf32
 
 from .candidates import fastconv_algorithms, fastconv_candidates, make_problem, peer_candidates
+from .model_bench import MODELS, main_model
 from .report import (
     annotate,
     environment,
@@ -100,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="batch size of every layer (default: the suite's; 32 with --device cuda)",
+    )
+    parser.add_argument(
+        "--model",
+        choices=MODELS,
+        help="time a whole network instead of a suite: PyTorch-native vs after "
+        "fastconv.torch.replace_modules, training step and inference (needs torch)",
+    )
+    parser.add_argument(
+        "--image-size", type=int, metavar="N", help="--model: image height and width"
     )
     return parser
 
@@ -248,6 +258,16 @@ def _set_threads(n: int, peers: dict[str, Any]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.model:
+        if _optional("torch") is None:
+            raise BenchError("--model needs PyTorch (pip install torch)")
+        if args.device != "cpu":
+            raise BenchError("--model runs on the CPU")
+        for name in ("batch", "image_size", "threads"):
+            value = getattr(args, name)
+            if value is not None and value < 1:
+                raise BenchError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+        return main_model(args)
     check_args(args)
     suite = resolve_suite(args.suite)
     layers = [
