@@ -341,3 +341,15 @@ def test_unwritable_json_path_is_a_clear_error(tiny_suite: Path, tmp_path: Path,
     assert benchmark.main([*args, "--json", str(target)]) == 2
     err = capsys.readouterr().err
     assert "cannot write" in err and "Traceback" not in err
+
+
+def test_model_benchmark_times_native_and_replaced(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    out = tmp_path / "model.json"
+    args = ["--model", "resnet18", "--batch", "2", "--image-size", "32", "--repeats", "1"]
+    assert benchmark.main([*args, "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["model"] == "resnet18" and result["modules_replaced"] == 21  # 20 conv + pool
+    assert {r["task"] for r in result["rows"]} == {"inference", "training step"}
+    assert all(r["torch_s"] > 0 and r["fastconv_s"] > 0 for r in result["rows"])
+    assert benchmark.main(["--model", "resnet18", "--batch", "0"]) == 2
