@@ -23,13 +23,6 @@ try:
     import torch
 except ImportError:  # torch is an optional extra
     torch = None
-else:
-    if not hasattr(torch, "Tensor"):
-        # No torch installed: `import torch` found tests/torch/ (tests/ is on sys.path) as a
-        # namespace package. Block the name, so that later imports fail as they should and
-        # fastconv's sys.modules look-ups see no torch.
-        sys.modules["torch"] = None
-        torch = None
 
 requires_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
 
