@@ -1,6 +1,12 @@
-"""Helpers of the fastconv.torch tests (tests/torch/): tensors in a chosen dtype and layout,
-geometries through the compiled problems. Imported as `fct_testing` (the test modules' folder is
-on sys.path under pytest's default import mode); never touches torch at import time."""
+"""Helpers of the fastconv.torch tests: tensors in a chosen dtype and layout, geometries through
+the compiled problems. Imported as `fct_testing` (the test modules' folder is on sys.path under
+pytest's default import mode); never touches torch at import time.
+
+The folder is tests/torch_adapter/, not tests/torch/: tests/ is on sys.path (conftest.py, and
+pytest's rootdir insertion), so without torch installed a tests/torch/ folder is what
+`import torch` finds, as a namespace package: conftest's `torch` would not be None, the torch
+tests would not skip, and every sys.modules["torch"].Tensor look-up (fastconv's, scipy's)
+would fail."""
 
 from __future__ import annotations
 
