@@ -427,13 +427,14 @@ def test_max_unpool_of_an_empty_batch(rng):
 
 def test_pools_of_float32_and_channels_last_inputs(rng):
     x = tensor(rng, (2, 3, 8, 7), torch.float32, True, "channels_last")
-    compare(
-        lambda x: fct.max_pool2d(x, 3, 2, 1, ceil_mode=True),
-        lambda x: F.max_pool2d(x, 3, 2, 1, ceil_mode=True),
+    (_, idx), (_, tidx) = compare(
+        lambda x: fct.max_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=True),
+        lambda x: F.max_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=True),
         (x,),
         torch.float32,
         rng,
     )
+    assert torch.equal(idx, tidx)  # flat indices into each (H, W) plane, whatever the layout
     compare(
         lambda x: fct.avg_pool2d(x, 3, 2, 1, ceil_mode=True),
         lambda x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True),
