@@ -11,7 +11,11 @@ import pytest
 from conftest import requires_torch, torch
 from fct_testing import assert_tensors_close, tensor
 
-pytestmark = requires_torch
+pytestmark = [
+    requires_torch,
+    # torch's own, from inside inductor
+    pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"),
+]
 
 if torch is not None:
     import fastconv.torch as fct
