@@ -212,9 +212,8 @@ def _(grad_y, x, indices, kernel, stride, pad_lo, pad_hi, dilation, ceil_mode):
 
 def _gather(grad: Tensor, indices: Tensor) -> Tensor:
     """grad (N, C, *in) read at each plane's flat indices: the adjoint of a scatter."""
-    flat = grad.reshape(grad.shape[0], grad.shape[1], -1)
-    picked = flat.gather(2, indices.reshape(indices.shape[0], indices.shape[1], -1))
-    return picked.reshape(indices.shape)
+    # flatten, not reshape(N, C, -1): an empty batch leaves -1 undetermined.
+    return grad.flatten(2).gather(2, indices.flatten(2)).reshape(indices.shape)
 
 
 def _max_pool_setup(ctx, inputs, output):
