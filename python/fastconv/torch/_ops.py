@@ -1,15 +1,34 @@
-"""fastconv's kernels as PyTorch custom ops (torch.ops.fastconv.*): real kernels through
+"""fastconv's kernels as PyTorch operators (torch.ops.fastconv.*): real kernels through
 fastconv/_calls.py (CPU and CUDA backends alike), fake kernels for tracing, autograd through the
-other passes, autocast on CUDA.
+other passes (so gradients of gradients work), autocast on CUDA.
 
-Every argument is already normalised (per-dim int lists, explicit (low, high) padding), so the
-schemas are plain typed lists. One `conv` op serves every pass of convolution and transposed
-convolution: its backward calls the same op for the other passes, so gradients of gradients work.
+The operators are defined with torch.library.Library and a torch.autograd.Function on the
+Autograd key rather than torch.library.custom_op: measured here, custom_op's Python wrapper
+costs ~50 us per call before the kernel runs and its autograd path grows with the square of the
+argument count, while a Library operator with packed arguments costs ~8 us. So every operator
+takes its geometry as one int list and its choices as one string (`pack_conv` / `pack_pool`
+build them), all normalised by the caller (fastconv/torch/functional.py, _recording.py).
+
+  fastconv::conv(Tensor a, Tensor b, Tensor? bias, SymInt[] shape, int[] window, str spec)
+    one pass of a convolution or transposed convolution; window = stride + pad_lo + pad_hi +
+    dilation + output_padding + [groups]; spec = "op pass mode algo"; (a, b) are the pass's
+    operands in public order: forward (x, w), backward_data (grad_y, w), backward_weight
+    (x, grad_y); shape: the x_shape / w_shape a conv backward pass returns (else empty).
+  fastconv::max_pool(Tensor x, int[] window, bool ceil_mode) -> (Tensor, Tensor)
+  fastconv::max_pool_backward(Tensor grad_y, Tensor x, Tensor indices, int[] window, bool ceil_mode)
+    window = kernel + stride + pad_lo + pad_hi + dilation
+  fastconv::avg_pool(Tensor x, int[] window, bool ceil_mode, bool count_include_pad)
+  fastconv::avg_pool_backward(Tensor grad_y, SymInt[] x_shape, int[] window, bool ceil_mode,
+                              bool count_include_pad)        window = kernel + stride + lo + hi
+  fastconv::lp_pool(Tensor x, float p, int[] window, bool ceil_mode)      window = kernel + stride
+  fastconv::lp_pool_backward(Tensor grad_y, Tensor x, float p, int[] window, bool ceil_mode)
+  fastconv::max_unpool(Tensor x, Tensor indices, int[] window, SymInt[] output_size)
+    window = kernel + stride + pad_lo + pad_hi
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -18,52 +37,133 @@ from .. import _calls
 from .._runtime import follow_threads
 from ._shapes import conv_result_shape, pool_result_shape
 
-_WINDOW = "int[] stride, int[] pad_lo, int[] pad_hi"
+_LIB = torch.library.Library("fastconv", "DEF")
+_SCHEMAS = {
+    "conv": "(Tensor a, Tensor b, Tensor? bias, SymInt[] shape, int[] window, str spec) -> Tensor",
+    "max_pool": "(Tensor x, int[] window, bool ceil_mode) -> (Tensor, Tensor)",
+    "max_pool_backward": "(Tensor grad_y, Tensor x, Tensor indices, int[] window, bool ceil_mode)"
+    " -> Tensor",
+    "avg_pool": "(Tensor x, int[] window, bool ceil_mode, bool count_include_pad) -> Tensor",
+    "avg_pool_backward": "(Tensor grad_y, SymInt[] x_shape, int[] window, bool ceil_mode, "
+    "bool count_include_pad) -> Tensor",
+    "lp_pool": "(Tensor x, float p, int[] window, bool ceil_mode) -> Tensor",
+    "lp_pool_backward": "(Tensor grad_y, Tensor x, float p, int[] window, bool ceil_mode) "
+    "-> Tensor",
+    "max_unpool": "(Tensor x, Tensor indices, int[] window, SymInt[] output_size) -> Tensor",
+}
+for _name, _schema in _SCHEMAS.items():
+    _LIB.define(_name + _schema)
+OPS = torch.ops.fastconv
 
-# ---- convolution: one op for every pass of conv and conv_transpose
+
+def _register(name: str):
+    """Registers the decorated function as the CPU and CUDA kernel of fastconv::name."""
+
+    def register(fn):
+        for key in ("CPU", "CUDA"):
+            _LIB.impl(name, fn, key)
+        return fn
+
+    return register
 
 
-@torch.library.custom_op(
-    "fastconv::conv",
-    mutates_args=(),
-    schema="(Tensor a, Tensor b, Tensor? bias, str op, str pass_, SymInt[] shape, "
-    f"{_WINDOW}, int[] dilation, int groups, str mode, int[] output_padding, str algo) -> Tensor",
-)
-def conv(
-    a: Tensor,
-    b: Tensor,
-    bias: Optional[Tensor],
-    op: str,
-    pass_: str,
-    shape: Sequence[int],
-    stride: Sequence[int],
-    pad_lo: Sequence[int],
-    pad_hi: Sequence[int],
-    dilation: Sequence[int],
-    groups: int,
-    mode: str,
-    output_padding: Sequence[int],
-    algo: str,
-) -> Tensor:
-    """A conv (op="conv") or transposed-conv pass; (a, b) are its operands in public order:
-    forward (x, w), backward_data (grad_y, w), backward_weight (x, grad_y); shape is the
-    x_shape / w_shape a conv backward pass returns (empty otherwise)."""
+def _split(window: Sequence[int], parts: int) -> list[list[int]]:
+    rank = len(window) // parts
+    return [list(window[i * rank : (i + 1) * rank]) for i in range(parts)]
+
+
+# ---- convolution
+
+
+def pack_conv(
+    op, pass_, shape, stride, pad_lo, pad_hi, dilation, groups, mode, output_padding, algo
+) -> tuple:
+    """(shape, window, spec) of fastconv::conv from the unpacked arguments."""
+    window = [*stride, *pad_lo, *pad_hi, *dilation, *output_padding, groups]
+    return list(shape), window, f"{op} {pass_} {mode} {algo}"
+
+
+@_register("conv")
+def _conv_kernel(a: Tensor, b: Tensor, bias, shape, window, spec: str) -> Tensor:
     follow_threads(torch.get_num_threads())
+    op, pass_, mode, algo = spec.split()
+    stride, lo, hi, dilation, output_padding = _split(window[:-1], 5)
     takes_shape = pass_ == "backward_weight" or (op == "conv" and pass_ == "backward_data")
+    shape_arg = tuple(int(s) for s in shape) if takes_shape else None
     params = (
         tuple(stride),
-        tuple(zip(pad_lo, pad_hi)),
+        tuple(zip(lo, hi)),
         tuple(dilation),
-        groups,
+        window[-1],
         mode,
         tuple(output_padding),
     )
-    shape_arg = tuple(int(s) for s in shape) if takes_shape else None
-    return _calls.run_conv(op, pass_, a, b, bias, shape_arg, algo, params)
+    packed = ("fastconv::conv", shape_arg, tuple(window), spec)
+    return _calls.run_conv(op, pass_, a, b, bias, shape_arg, algo, params, packed)
 
 
-@conv.register_fake
-def _(
+@torch.library.register_fake("fastconv::conv")
+def _(a, b, bias, shape, window, spec):
+    op, pass_, _, _ = spec.split()
+    stride, lo, hi, dilation, output_padding = _split(window[:-1], 5)
+    return a.new_empty(
+        conv_result_shape(
+            op, pass_, a.shape, b.shape, shape, stride, lo, hi, dilation, window[-1], output_padding
+        )
+    )
+
+
+def _like(grad, ref: Tensor):
+    """A weight gradient in the parameter's own memory format (DDP's gradient buckets view the
+    parameters' layout)."""
+    if grad is None or ref.dim() not in (4, 5) or ref.is_contiguous():
+        return grad
+    fmt = torch.channels_last if ref.dim() == 4 else torch.channels_last_3d
+    return grad.contiguous(memory_format=fmt) if ref.is_contiguous(memory_format=fmt) else grad
+
+
+class _ConvFunction(torch.autograd.Function):
+    """Autograd of fastconv::conv: each pass's gradients are the other passes of the same
+    convolution (linear in each operand), run by the same operator."""
+
+    @staticmethod
+    def forward(ctx, a, b, bias, shape, window, spec):
+        with torch._C._AutoDispatchBelowAutograd():
+            out = OPS.conv.default(a, b, bias, shape, window, spec)
+        ctx.save_for_backward(a, b)
+        ctx.window, ctx.spec, ctx.has_bias = window, spec, bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        op, pass_, mode, _ = ctx.spec.split()
+
+        def run(p, u, v, shape=()):
+            return OPS.conv.default(u, v, None, list(shape), ctx.window, f"{op} {p} {mode} auto")
+
+        need_a, need_b, need_bias = ctx.needs_input_grad[:3]
+        ga = gb = gbias = None
+        x_shape = a.shape if op == "conv" else ()
+        if pass_ == "forward":  # y = F(x, w): dx = D(gy, w), dw = W(x, gy)
+            ga = run("backward_data", grad, b, x_shape) if need_a else None
+            gb = _like(run("backward_weight", a, grad, b.shape), b) if need_b else None
+            if ctx.has_bias and need_bias:
+                gbias = grad.sum(dim=[d for d in range(grad.dim()) if d != 1])
+        elif pass_ == "backward_data":  # gx = D(gy, w) is linear in both: the adjoints
+            ga = run("forward", grad, b) if need_a else None
+            gb = _like(run("backward_weight", grad, a, b.shape), b) if need_b else None
+        else:  # gw = W(x, gy)
+            x_shape = a.shape if op == "conv" else ()
+            ga = run("backward_data", b, grad, x_shape) if need_a else None
+            gb = run("forward", a, grad) if need_b else None
+        return ga, gb, gbias, None, None, None
+
+
+_LIB.impl("conv", _ConvFunction.apply, "Autograd")
+
+
+def conv(
     a,
     b,
     bias,
@@ -78,75 +178,26 @@ def _(
     mode,
     output_padding,
     algo,
-):
-    out = conv_result_shape(
-        op,
-        pass_,
-        a.shape,
-        b.shape,
-        shape,
-        stride,
-        pad_lo,
-        pad_hi,
-        dilation,
-        groups,
-        output_padding,
+) -> Tensor:
+    """fastconv::conv from unpacked arguments."""
+    return OPS.conv.default(
+        a,
+        b,
+        bias,
+        *pack_conv(
+            op, pass_, shape, stride, pad_lo, pad_hi, dilation, groups, mode, output_padding, algo
+        ),
     )
-    return a.new_empty(out)
-
-
-def _conv_setup(ctx, inputs, output):
-    a, b, bias, *ctx.args = inputs
-    ctx.has_bias = bias is not None
-    ctx.save_for_backward(a, b)
-
-
-def _like(grad: Optional[Tensor], ref: Tensor) -> Optional[Tensor]:
-    """A weight gradient in the parameter's own memory format (DDP's gradient buckets view the
-    parameters' layout)."""
-    if grad is None or ref.dim() not in (4, 5) or ref.is_contiguous():
-        return grad
-    fmt = torch.channels_last if ref.dim() == 4 else torch.channels_last_3d
-    return grad.contiguous(memory_format=fmt) if ref.is_contiguous(memory_format=fmt) else grad
-
-
-def _conv_backward(ctx, grad):
-    a, b = ctx.saved_tensors
-    op, pass_, shape, *window = ctx.args
-    window[-1] = "auto"  # the other passes choose their own algorithms
-
-    def run(p, u, v, s=()):
-        return conv(u, v, None, op, p, list(s), *window)
-
-    need_a, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-    ga = gb = gbias = None
-    if pass_ == "forward":  # y = F(x, w): dx = D(gy, w), dw = W(x, gy)
-        ga = run("backward_data", grad, b, a.shape if op == "conv" else ()) if need_a else None
-        gb = _like(run("backward_weight", a, grad, b.shape), b) if need_b else None
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gbias = grad.sum(dim=[d for d in range(grad.dim()) if d != 1])
-    elif pass_ == "backward_data":  # gx = D(gy, w), linear in both: the adjoints
-        ga = run("forward", grad, b) if need_a else None
-        gb = _like(run("backward_weight", grad, a, b.shape), b) if need_b else None
-    else:  # gw = W(x, gy)
-        ga = run("backward_data", b, grad, a.shape if op == "conv" else ()) if need_a else None
-        gb = run("forward", a, grad) if need_b else None
-    return (ga, gb, gbias) + (None,) * 11
-
-
-conv.register_autograd(_conv_backward, setup_context=_conv_setup)
 
 
 # ---- pooling
 
-_POOL = f"{_WINDOW}, int[] dilation, bool ceil_mode"
 
-
-def _pool_params(kernel, stride, pad_lo, pad_hi, dilation, ceil_mode, cip=True, p=2.0, size=None):
+def _pool_params(kernel, stride, lo, hi, dilation, ceil_mode, cip=True, p=2.0, size=None):
     return (
         tuple(kernel),
         tuple(stride),
-        tuple(zip(pad_lo, pad_hi)),
+        tuple(zip(lo, hi)),
         tuple(dilation),
         ceil_mode,
         cip,
@@ -155,270 +206,308 @@ def _pool_params(kernel, stride, pad_lo, pad_hi, dilation, ceil_mode, cip=True, 
     )
 
 
-@torch.library.custom_op(
-    "fastconv::max_pool",
-    mutates_args=(),
-    schema=f"(Tensor x, int[] kernel, {_POOL}) -> (Tensor, Tensor)",
-)
-def max_pool(
-    x: Tensor,
-    kernel: Sequence[int],
-    stride: Sequence[int],
-    pad_lo: Sequence[int],
-    pad_hi: Sequence[int],
-    dilation: Sequence[int],
-    ceil_mode: bool,
-) -> tuple[Tensor, Tensor]:
+def _packed(name: str, *args) -> tuple:
+    return (f"fastconv::{name}",) + tuple(tuple(a) if isinstance(a, list) else a for a in args)
+
+
+@_register("max_pool")
+def _max_pool_kernel(x, window, ceil_mode):
     follow_threads(torch.get_num_threads())
-    params = _pool_params(kernel, stride, pad_lo, pad_hi, dilation, ceil_mode)
-    index = ("indices", _calls.INDICES_OUT)
-    return _calls.run_pool("max_pool", "forward", ("x",), (x,), params, None, index)
-
-
-@max_pool.register_fake
-def _(x, kernel, stride, pad_lo, pad_hi, dilation, ceil_mode):
-    out = pool_result_shape(x.shape, kernel, stride, pad_lo, pad_hi, dilation, ceil_mode)
-    return x.new_empty(out), x.new_empty(out, dtype=torch.int64)
-
-
-@torch.library.custom_op(
-    "fastconv::max_pool_backward",
-    mutates_args=(),
-    schema=f"(Tensor grad_y, Tensor x, Tensor indices, int[] kernel, {_POOL}) -> Tensor",
-)
-def max_pool_backward(
-    grad_y: Tensor,
-    x: Tensor,
-    indices: Tensor,
-    kernel: Sequence[int],
-    stride: Sequence[int],
-    pad_lo: Sequence[int],
-    pad_hi: Sequence[int],
-    dilation: Sequence[int],
-    ceil_mode: bool,
-) -> Tensor:
-    follow_threads(torch.get_num_threads())
-    params = _pool_params(kernel, stride, pad_lo, pad_hi, dilation, ceil_mode)
-    names, values = ("grad_y", "x"), (grad_y, x)
+    params = _pool_params(*_split(window, 5), ceil_mode)
     return _calls.run_pool(
-        "max_pool", "backward", names, values, params, None, ("indices", indices)
+        "max_pool",
+        "forward",
+        ("x",),
+        (x,),
+        params,
+        None,
+        ("indices", _calls.INDICES_OUT),
+        _packed("max_pool", window, ceil_mode),
     )
 
 
-@max_pool_backward.register_fake
-def _(grad_y, x, indices, kernel, stride, pad_lo, pad_hi, dilation, ceil_mode):
+@torch.library.register_fake("fastconv::max_pool")
+def _(x, window, ceil_mode):
+    out = pool_result_shape(x.shape, *_split(window, 5), ceil_mode)
+    return x.new_empty(out), x.new_empty(out, dtype=torch.int64)
+
+
+@_register("max_pool_backward")
+def _max_pool_backward_kernel(grad_y, x, indices, window, ceil_mode):
+    follow_threads(torch.get_num_threads())
+    params = _pool_params(*_split(window, 5), ceil_mode)
+    return _calls.run_pool(
+        "max_pool",
+        "backward",
+        ("grad_y", "x"),
+        (grad_y, x),
+        params,
+        None,
+        ("indices", indices),
+        _packed("max_pool_backward", window, ceil_mode),
+    )
+
+
+@torch.library.register_fake("fastconv::max_pool_backward")
+def _(grad_y, x, indices, window, ceil_mode):
     return grad_y.new_empty(x.shape)
 
 
 def _gather(grad: Tensor, indices: Tensor) -> Tensor:
     """grad (N, C, *in) read at each plane's flat indices: the adjoint of a scatter."""
-    # flatten, not reshape(N, C, -1): an empty batch leaves -1 undetermined.
-    return grad.flatten(2).gather(2, indices.flatten(2)).reshape(indices.shape)
+    picked = grad.flatten(2).gather(2, indices.flatten(2))
+    return picked.reshape(indices.shape)
 
 
-def _max_pool_setup(ctx, inputs, output):
-    x, *ctx.args = inputs
-    ctx.save_for_backward(x, output[1])
-    ctx.mark_non_differentiable(output[1])
+class _MaxPoolFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, window, ceil_mode):
+        with torch._C._AutoDispatchBelowAutograd():
+            y, indices = OPS.max_pool.default(x, window, ceil_mode)
+        ctx.save_for_backward(x, indices)
+        ctx.mark_non_differentiable(indices)
+        ctx.window, ctx.ceil_mode = window, ceil_mode
+        return y, indices
+
+    @staticmethod
+    def backward(ctx, grad, _grad_indices):
+        x, indices = ctx.saved_tensors
+        return (
+            OPS.max_pool_backward.default(grad, x, indices, ctx.window, ctx.ceil_mode),
+            None,
+            None,
+        )
 
 
-def _max_pool_grad(ctx, grad, _grad_indices):
-    x, indices = ctx.saved_tensors
-    return (max_pool_backward(grad, x, indices, *ctx.args),) + (None,) * 6
+class _MaxPoolBackwardFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, grad_y, x, indices, window, ceil_mode):
+        with torch._C._AutoDispatchBelowAutograd():
+            out = OPS.max_pool_backward.default(grad_y, x, indices, window, ceil_mode)
+        ctx.save_for_backward(indices)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # grad_x scatters grad_y to the indices: its adjoint gathers
+        (indices,) = ctx.saved_tensors
+        return _gather(grad, indices), None, None, None, None
 
 
-max_pool.register_autograd(_max_pool_grad, setup_context=_max_pool_setup)
+_LIB.impl("max_pool", _MaxPoolFunction.apply, "Autograd")
+_LIB.impl("max_pool_backward", _MaxPoolBackwardFunction.apply, "Autograd")
 
 
-def _max_pool_backward_setup(ctx, inputs, output):
-    ctx.save_for_backward(inputs[2])
-
-
-def _max_pool_backward_grad(ctx, grad):
-    (indices,) = ctx.saved_tensors
-    return (_gather(grad, indices),) + (None,) * 8
-
-
-max_pool_backward.register_autograd(_max_pool_backward_grad, setup_context=_max_pool_backward_setup)
-
-
-@torch.library.custom_op(
-    "fastconv::avg_pool",
-    mutates_args=(),
-    schema=f"(Tensor x, int[] kernel, {_WINDOW}, bool ceil_mode, bool count_include_pad) -> Tensor",
-)
-def avg_pool(
-    x: Tensor,
-    kernel: Sequence[int],
-    stride: Sequence[int],
-    pad_lo: Sequence[int],
-    pad_hi: Sequence[int],
-    ceil_mode: bool,
-    count_include_pad: bool,
-) -> Tensor:
+@_register("avg_pool")
+def _avg_pool_kernel(x, window, ceil_mode, count_include_pad):
     follow_threads(torch.get_num_threads())
-    params = _pool_params(
-        kernel, stride, pad_lo, pad_hi, [1] * len(kernel), ceil_mode, count_include_pad
-    )
-    return _calls.run_pool("avg_pool", "forward", ("x",), (x,), params)
+    kernel, stride, lo, hi = _split(window, 4)
+    params = _pool_params(kernel, stride, lo, hi, [1] * len(kernel), ceil_mode, count_include_pad)
+    packed = _packed("avg_pool", window, ceil_mode, count_include_pad)
+    return _calls.run_pool("avg_pool", "forward", ("x",), (x,), params, packed=packed)
 
 
-@avg_pool.register_fake
-def _(x, kernel, stride, pad_lo, pad_hi, ceil_mode, count_include_pad):
-    ones = [1] * len(kernel)
-    return x.new_empty(pool_result_shape(x.shape, kernel, stride, pad_lo, pad_hi, ones, ceil_mode))
+@torch.library.register_fake("fastconv::avg_pool")
+def _(x, window, ceil_mode, count_include_pad):
+    kernel, stride, lo, hi = _split(window, 4)
+    out = pool_result_shape(x.shape, kernel, stride, lo, hi, [1] * len(kernel), ceil_mode)
+    return x.new_empty(out)
 
 
-@torch.library.custom_op(
-    "fastconv::avg_pool_backward",
-    mutates_args=(),
-    schema=f"(Tensor grad_y, SymInt[] x_shape, int[] kernel, {_WINDOW}, bool ceil_mode, "
-    "bool count_include_pad) -> Tensor",
-)
-def avg_pool_backward(
-    grad_y: Tensor,
-    x_shape: Sequence[int],
-    kernel: Sequence[int],
-    stride: Sequence[int],
-    pad_lo: Sequence[int],
-    pad_hi: Sequence[int],
-    ceil_mode: bool,
-    count_include_pad: bool,
-) -> Tensor:
+@_register("avg_pool_backward")
+def _avg_pool_backward_kernel(grad_y, x_shape, window, ceil_mode, count_include_pad):
     follow_threads(torch.get_num_threads())
-    params = _pool_params(
-        kernel, stride, pad_lo, pad_hi, [1] * len(kernel), ceil_mode, count_include_pad
-    )
+    kernel, stride, lo, hi = _split(window, 4)
+    params = _pool_params(kernel, stride, lo, hi, [1] * len(kernel), ceil_mode, count_include_pad)
     shape = tuple(int(s) for s in x_shape)
-    return _calls.run_pool("avg_pool", "backward", ("grad_y",), (grad_y,), params, shape)
+    packed = _packed("avg_pool_backward", shape, window, ceil_mode, count_include_pad)
+    return _calls.run_pool(
+        "avg_pool", "backward", ("grad_y",), (grad_y,), params, shape, packed=packed
+    )
 
 
-@avg_pool_backward.register_fake
-def _(grad_y, x_shape, kernel, stride, pad_lo, pad_hi, ceil_mode, count_include_pad):
+@torch.library.register_fake("fastconv::avg_pool_backward")
+def _(grad_y, x_shape, window, ceil_mode, count_include_pad):
     return grad_y.new_empty(x_shape)
 
 
-def _avg_pool_setup(ctx, inputs, output):
-    x, *ctx.args = inputs
-    ctx.x_shape = list(x.shape)
+class _AvgPoolFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, window, ceil_mode, count_include_pad):
+        with torch._C._AutoDispatchBelowAutograd():
+            out = OPS.avg_pool.default(x, window, ceil_mode, count_include_pad)
+        ctx.x_shape, ctx.args = list(x.shape), (window, ceil_mode, count_include_pad)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return OPS.avg_pool_backward.default(grad, ctx.x_shape, *ctx.args), None, None, None
 
 
-def _avg_pool_grad(ctx, grad):
-    return (avg_pool_backward(grad, ctx.x_shape, *ctx.args),) + (None,) * 6
+class _AvgPoolBackwardFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, grad_y, x_shape, window, ceil_mode, count_include_pad):
+        with torch._C._AutoDispatchBelowAutograd():
+            out = OPS.avg_pool_backward.default(
+                grad_y, x_shape, window, ceil_mode, count_include_pad
+            )
+        ctx.args = (window, ceil_mode, count_include_pad)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # the backward is linear: its adjoint is the forward
+        return OPS.avg_pool.default(grad, *ctx.args), None, None, None, None
 
 
-avg_pool.register_autograd(_avg_pool_grad, setup_context=_avg_pool_setup)
+_LIB.impl("avg_pool", _AvgPoolFunction.apply, "Autograd")
+_LIB.impl("avg_pool_backward", _AvgPoolBackwardFunction.apply, "Autograd")
 
 
-def _avg_pool_backward_setup(ctx, inputs, output):
-    ctx.args = inputs[2:]
+def _lp_params(p, window, ceil_mode):
+    kernel, stride = _split(window, 2)
+    zeros, ones = [0] * len(kernel), [1] * len(kernel)
+    return _pool_params(kernel, stride, zeros, zeros, ones, ceil_mode, True, p)
 
 
-def _avg_pool_backward_grad(ctx, grad):  # the backward is linear: its adjoint is the forward
-    return (avg_pool(grad, *ctx.args),) + (None,) * 7
-
-
-avg_pool_backward.register_autograd(_avg_pool_backward_grad, setup_context=_avg_pool_backward_setup)
-
-
-@torch.library.custom_op(
-    "fastconv::lp_pool",
-    mutates_args=(),
-    schema="(Tensor x, float p, int[] kernel, int[] stride, bool ceil_mode) -> Tensor",
-)
-def lp_pool(
-    x: Tensor, p: float, kernel: Sequence[int], stride: Sequence[int], ceil_mode: bool
-) -> Tensor:
+@_register("lp_pool")
+def _lp_pool_kernel(x, p, window, ceil_mode):
     """fastconv's lp_pool: (sum over the window of x**p) ** (1/p) (torch's lp_pool* scale a
     partial window; fastconv/torch/functional.py builds those from avg_pool)."""
     follow_threads(torch.get_num_threads())
-    zeros, ones = [0] * len(kernel), [1] * len(kernel)
-    params = _pool_params(kernel, stride, zeros, zeros, ones, ceil_mode, True, p)
-    return _calls.run_pool("lp_pool", "forward", ("x",), (x,), params)
+    return _calls.run_pool(
+        "lp_pool",
+        "forward",
+        ("x",),
+        (x,),
+        _lp_params(p, window, ceil_mode),
+        packed=_packed("lp_pool", p, window, ceil_mode),
+    )
 
 
-@lp_pool.register_fake
-def _(x, p, kernel, stride, ceil_mode):
+@torch.library.register_fake("fastconv::lp_pool")
+def _(x, p, window, ceil_mode):
+    kernel, stride = _split(window, 2)
     zeros, ones = [0] * len(kernel), [1] * len(kernel)
     return x.new_empty(pool_result_shape(x.shape, kernel, stride, zeros, zeros, ones, ceil_mode))
 
 
-@torch.library.custom_op(
-    "fastconv::lp_pool_backward",
-    mutates_args=(),
-    schema="(Tensor grad_y, Tensor x, float p, int[] kernel, int[] stride, bool ceil_mode) "
-    "-> Tensor",
-)
-def lp_pool_backward(
-    grad_y: Tensor,
-    x: Tensor,
-    p: float,
-    kernel: Sequence[int],
-    stride: Sequence[int],
-    ceil_mode: bool,
-) -> Tensor:
+@_register("lp_pool_backward")
+def _lp_pool_backward_kernel(grad_y, x, p, window, ceil_mode):
     follow_threads(torch.get_num_threads())
-    zeros, ones = [0] * len(kernel), [1] * len(kernel)
-    params = _pool_params(kernel, stride, zeros, zeros, ones, ceil_mode, True, p)
-    return _calls.run_pool("lp_pool", "backward", ("grad_y", "x"), (grad_y, x), params)
-
-
-@lp_pool_backward.register_fake
-def _(grad_y, x, p, kernel, stride, ceil_mode):
-    return grad_y.new_empty(x.shape)
-
-
-def _lp_pool_setup(ctx, inputs, output):
-    x, *ctx.args = inputs
-    ctx.save_for_backward(x)
-
-
-def _lp_pool_grad(ctx, grad):
-    (x,) = ctx.saved_tensors
-    return (lp_pool_backward(grad, x, *ctx.args),) + (None,) * 4
-
-
-lp_pool.register_autograd(_lp_pool_grad, setup_context=_lp_pool_setup)
-
-
-@torch.library.custom_op(
-    "fastconv::max_unpool",
-    mutates_args=(),
-    schema=f"(Tensor x, Tensor indices, int[] kernel, {_WINDOW}, SymInt[] output_size) -> Tensor",
-)
-def max_unpool(
-    x: Tensor,
-    indices: Tensor,
-    kernel: Sequence[int],
-    stride: Sequence[int],
-    pad_lo: Sequence[int],
-    pad_hi: Sequence[int],
-    output_size: Sequence[int],
-) -> Tensor:
-    follow_threads(torch.get_num_threads())
-    size = tuple(int(s) for s in output_size)
-    params = _pool_params(kernel, stride, pad_lo, pad_hi, [1] * len(kernel), False, True, 2.0, size)
     return _calls.run_pool(
-        "max_unpool", "forward", ("x",), (x,), params, None, ("indices", indices)
+        "lp_pool",
+        "backward",
+        ("grad_y", "x"),
+        (grad_y, x),
+        _lp_params(p, window, ceil_mode),
+        packed=_packed("lp_pool_backward", p, window, ceil_mode),
     )
 
 
-@max_unpool.register_fake
-def _(x, indices, kernel, stride, pad_lo, pad_hi, output_size):
+@torch.library.register_fake("fastconv::lp_pool_backward")
+def _(grad_y, x, p, window, ceil_mode):
+    return grad_y.new_empty(x.shape)
+
+
+class _LpPoolFunction(torch.autograd.Function):
+    """Autograd of fastconv's lp_pool (first order: its backward has no gradient of its own)."""
+
+    @staticmethod
+    def forward(ctx, x, p, window, ceil_mode):
+        with torch._C._AutoDispatchBelowAutograd():
+            out = OPS.lp_pool.default(x, p, window, ceil_mode)
+        ctx.save_for_backward(x)
+        ctx.args = (p, window, ceil_mode)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return OPS.lp_pool_backward.default(grad, x, *ctx.args), None, None, None
+
+
+_LIB.impl("lp_pool", _LpPoolFunction.apply, "Autograd")
+
+
+@_register("max_unpool")
+def _max_unpool_kernel(x, indices, window, output_size):
+    follow_threads(torch.get_num_threads())
+    kernel, stride, lo, hi = _split(window, 4)
+    size = tuple(int(s) for s in output_size)
+    params = _pool_params(kernel, stride, lo, hi, [1] * len(kernel), False, True, 2.0, size)
+    return _calls.run_pool(
+        "max_unpool",
+        "forward",
+        ("x",),
+        (x,),
+        params,
+        None,
+        ("indices", indices),
+        _packed("max_unpool", window, size),
+    )
+
+
+@torch.library.register_fake("fastconv::max_unpool")
+def _(x, indices, window, output_size):
     return x.new_empty([x.shape[0], x.shape[1], *output_size])
 
 
-def _max_unpool_setup(ctx, inputs, output):
-    ctx.save_for_backward(inputs[1])  # the indices (they take no gradient)
+class _MaxUnpoolFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, indices, window, output_size):
+        with torch._C._AutoDispatchBelowAutograd():
+            out = OPS.max_unpool.default(x, indices, window, output_size)
+        ctx.save_for_backward(indices)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # unpooling scatters x to the indices: its adjoint gathers
+        (indices,) = ctx.saved_tensors
+        return _gather(grad, indices), None, None, None
 
 
-def _max_unpool_grad(ctx, grad):
-    (indices,) = ctx.saved_tensors
-    return (_gather(grad, indices),) + (None,) * 6
+_LIB.impl("max_unpool", _MaxUnpoolFunction.apply, "Autograd")
+
+# ---- the unpacked forms fastconv/torch/functional.py and _recording.py call
 
 
-max_unpool.register_autograd(_max_unpool_grad, setup_context=_max_unpool_setup)
+def max_pool(x, kernel, stride, pad_lo, pad_hi, dilation, ceil_mode):
+    return OPS.max_pool.default(x, [*kernel, *stride, *pad_lo, *pad_hi, *dilation], ceil_mode)
 
-# AMP hands each op one dtype on the GPU (the tensor-core dtypes).
+
+def max_pool_backward(grad_y, x, indices, kernel, stride, pad_lo, pad_hi, dilation, ceil_mode):
+    window = [*kernel, *stride, *pad_lo, *pad_hi, *dilation]
+    return OPS.max_pool_backward.default(grad_y, x, indices, window, ceil_mode)
+
+
+def avg_pool(x, kernel, stride, pad_lo, pad_hi, ceil_mode, count_include_pad):
+    return OPS.avg_pool.default(
+        x, [*kernel, *stride, *pad_lo, *pad_hi], ceil_mode, count_include_pad
+    )
+
+
+def avg_pool_backward(
+    grad_y, x_shape, kernel, stride, pad_lo, pad_hi, ceil_mode, count_include_pad
+):
+    return OPS.avg_pool_backward.default(
+        grad_y, list(x_shape), [*kernel, *stride, *pad_lo, *pad_hi], ceil_mode, count_include_pad
+    )
+
+
+def lp_pool(x, p, kernel, stride, ceil_mode):
+    return OPS.lp_pool.default(x, float(p), [*kernel, *stride], ceil_mode)
+
+
+def lp_pool_backward(grad_y, x, p, kernel, stride, ceil_mode):
+    return OPS.lp_pool_backward.default(grad_y, x, float(p), [*kernel, *stride], ceil_mode)
+
+
+def max_unpool(x, indices, kernel, stride, pad_lo, pad_hi, output_size):
+    return OPS.max_unpool.default(
+        x, indices, [*kernel, *stride, *pad_lo, *pad_hi], list(output_size)
+    )
+
+
+# AMP hands each forward operator one dtype on the GPU (the tensor-core dtypes).
 for _name in ("conv", "max_pool", "avg_pool", "lp_pool"):
-    torch.library.register_autocast(f"fastconv::{_name}", "cuda", torch.float16)
+    torch.library.register_autocast(f"fastconv::{_name}", "cuda", torch.float16, lib=_LIB)
