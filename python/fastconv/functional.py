@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, Sequence, Union
 import numpy as np
 
 from ._arguments import full_shape, spatial_rank
-from ._arrays import device_of, host_signature, is_torch_tensor, prepare_call
+from ._arrays import copy_note, device_of, host_signature, is_torch_tensor, prepare_call
 from ._problem import (
     CALLS,
     PROBLEMS,
@@ -372,4 +372,6 @@ def explain(
         forward = _problem_entry(op, "forward", x_shape, w_shape, dtype_name, backend, algo, params)
         data = forward.problem.y_shape  # this pass's data argument is grad_y
     entry = _problem_entry(op, pass_, data, w_shape, dtype_name, backend, algo, params)
-    return explanation(entry.problem, backend, entry.selection)
+    result = explanation(entry.problem, backend, entry.selection)
+    result.copies.extend(n for n in (copy_note(x, "x"), copy_note(w, "w")) if n)
+    return result
