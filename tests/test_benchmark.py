@@ -313,6 +313,41 @@ def test_slow_candidates_run_once_or_are_skipped(
     assert skipped and all(r["note"].startswith("skipped: too slow, est.") for r in skipped)
 
 
+def test_gpu_first_call_is_warm_up_not_the_sample(monkeypatch) -> None:
+    """A GPU peer's first call may be cuDNN's algorithm search: with CUDA-event timing the
+    second call is the estimate, so a slow first call is neither the only sample nor a skip."""
+    from fastconv.benchmark.candidates import Candidate, Problem
+    from fastconv.benchmark.suite import Layer
+    from fastconv.benchmark.timing import Settings, _first_calls
+
+    monkeypatch.setattr(benchmark.timing, "SLOW_CALL_S", 0.05)
+    layer = Layer("l", "conv", 1, 1, 1, (4,), (1,), (1,), (0,), (1,))
+    calls = []
+
+    def bind(problem):
+        def fn():
+            calls.append(1)
+            if len(calls) == 1:
+                import time
+
+                time.sleep(0.1)  # the search
+            return 0.0
+
+        return fn
+
+    cand = Candidate("peer", "peer", bind)
+    problem = Problem(layer, "forward", None, None, None)
+    for events, timed_rows in ((None, 0), (object(), 1)):
+        calls.clear()
+        settings = Settings(3, 0.0, 10.0, "float32", lambda: None, events)
+        rows, timed, _ = _first_calls(problem, [cand], settings, {})
+        assert len(timed) == timed_rows
+        if events is None:
+            assert rows[0].note.startswith("1 run (too slow")
+        else:
+            assert timed[0].estimate < 0.05 and not rows[0].note
+
+
 def test_plot_writes_a_png(tiny_suite: Path, tmp_path: Path, capsys) -> None:
     pytest.importorskip("matplotlib")
     png = tmp_path / "chart.png"

@@ -7,6 +7,8 @@ import platform
 import warnings
 from typing import Any
 
+import numpy as np
+
 from . import _C
 from .backends import backend_for_device
 from .selection import OPS
@@ -70,6 +72,19 @@ def peak_gflops(dtype: str = "float32", threads: int | None = None) -> float:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     n = get_num_threads() if threads is None else int(threads)
     return float(_C.peak_gflops(dtype)) * n
+
+
+def check_gpu_errors(synchronize: bool = True) -> None:
+    """Raises what fastconv's GPU kernels recorded without synchronising the host: max_unpool
+    on the GPU skips an index outside its output plane and records it on the device instead of
+    stalling the stream to check, and the next max_unpool call on that device, or this
+    function, raises it as ValueError. With `synchronize` (the default) this first waits for
+    every visible device, so every call made so far has reported. Does nothing without GPUs."""
+    if not isinstance(synchronize, (bool, np.bool_)):
+        raise TypeError(f"synchronize must be a bool, got {type(synchronize).__name__}")
+    backend = backend_for_device("cuda")
+    if backend is not None and not backend.unavailable_reason():
+        backend.check_errors(bool(synchronize))
 
 
 def _cuda_state() -> dict[str, Any]:

@@ -35,6 +35,10 @@ class Backend:
         """Why this process cannot run this backend ("" when it can)."""
         return ""
 
+    def check_errors(self, synchronize: bool) -> None:
+        """Raises what this device's kernels reported without synchronising (fastconv's
+        check_gpu_errors); nothing on devices whose kernels report synchronously."""
+
     def algorithms(self, op: str) -> list[str]:
         """Algorithm names for `op` ("conv", "conv_transpose", "max_pool", ...) in table order."""
         raise NotImplementedError
