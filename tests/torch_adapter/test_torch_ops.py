@@ -38,8 +38,8 @@ def opcheck(op, args, level, smoke):
     torch.library.opcheck(op, args, test_utils=ALL if smoke or level == "all" else CHEAP)
 
 
-# ---- convolution: (a, b, bias, op, pass_, shape, stride, pad_lo, pad_hi, dilation, groups,
-# mode, output_padding, algo)
+# ---- convolution: fastconv::conv(a, b, bias, shape, window, spec), the packed arguments
+# (fastconv/torch/_ops.py's pack_conv) of one pass of a conv or transposed conv
 
 
 class ConvCase(NamedTuple):
@@ -137,15 +137,17 @@ def conv_sample(case: ConvCase, pass_: str, rng):
     else:  # (x, grad_y, w_shape)
         a, b, shape = make(x_shape), make(y_shape), list(w_shape)
     lists = [list(v) for v in (case.stride, case.pad_lo, case.pad_hi, case.dilation)]
-    return (a, b, bias, case.op, pass_, shape, *lists, case.groups, case.mode, list(opad),
-            case.algo)  # fmt: skip
+    packed = _ops.pack_conv(
+        case.op, pass_, shape, *lists, case.groups, case.mode, list(opad), case.algo
+    )
+    return (a, b, bias, *packed)
 
 
 @LEVEL
 @pytest.mark.parametrize("pass_", PASSES)
 @pytest.mark.parametrize("case", CONV_CASES, ids=str)
 def test_opcheck_conv(case, pass_, level, rng):
-    opcheck(_ops.conv, conv_sample(case, pass_, rng), level, case.smoke)
+    opcheck(_ops.OPS.conv.default, conv_sample(case, pass_, rng), level, case.smoke)
 
 
 def test_conv_samples_cover_what_they_claim():
@@ -222,19 +224,20 @@ POOL_CASES = [
 
 
 def window(case: PoolCase, dilation=True):
-    w = [list(case.kernel), list(case.stride), list(case.pad_lo), list(case.pad_hi)]
-    return w + [list(case.dilation)] * dilation
+    """The packed window of the pool ops: kernel + stride + pad_lo + pad_hi (+ dilation)."""
+    w = [*case.kernel, *case.stride, *case.pad_lo, *case.pad_hi]
+    return w + list(case.dilation) * dilation
 
 
 @LEVEL
 @pytest.mark.parametrize("case", POOL_CASES, ids=str)
 def test_opcheck_max_pool_and_backward(case, level, rng):
     x = case.make(rng, case.x)
-    args = (*window(case), case.ceil_mode)
-    opcheck(_ops.max_pool, (x, *args), level, case.smoke)
-    _, indices = _ops.max_pool(x.detach(), *args)
+    args = (window(case), case.ceil_mode)
+    opcheck(_ops.OPS.max_pool.default, (x, *args), level, case.smoke)
+    _, indices = _ops.OPS.max_pool.default(x.detach(), *args)
     grad_y = case.make(rng, case.y_shape())
-    opcheck(_ops.max_pool_backward, (grad_y, x, indices, *args), level, case.smoke)
+    opcheck(_ops.OPS.max_pool_backward.default, (grad_y, x, indices, *args), level, case.smoke)
 
 
 @pytest.mark.parametrize("count_include_pad", [True, False], ids=["incl", "excl"])
@@ -244,10 +247,10 @@ def test_opcheck_avg_pool_and_backward(case, count_include_pad, level, rng):
     if any(d != 1 for d in case.dilation):  # avg_pool has no dilation
         case = case._replace(dilation=(1,) * case.rank)
     x = case.make(rng, case.x)
-    args = (*window(case, dilation=False), case.ceil_mode, count_include_pad)
-    opcheck(_ops.avg_pool, (x, *args), level, case.smoke)
+    args = (window(case, dilation=False), case.ceil_mode, count_include_pad)
+    opcheck(_ops.OPS.avg_pool.default, (x, *args), level, case.smoke)
     grad_y = case.make(rng, case.y_shape())
-    opcheck(_ops.avg_pool_backward, (grad_y, list(case.x), *args), level, case.smoke)
+    opcheck(_ops.OPS.avg_pool_backward.default, (grad_y, list(case.x), *args), level, case.smoke)
 
 
 @pytest.mark.parametrize("p", [2.0, 1.5])
@@ -258,21 +261,23 @@ def test_opcheck_lp_pool_and_backward(case, p, level, rng):
     zeros = (0,) * case.rank
     case = case._replace(pad_lo=zeros, pad_hi=zeros, dilation=(1,) * case.rank)
     x = case.make(rng, case.x, low=0.1)
-    args = (p, list(case.kernel), list(case.stride), case.ceil_mode)
-    opcheck(_ops.lp_pool, (x, *args), level, case.smoke)
+    args = (p, [*case.kernel, *case.stride], case.ceil_mode)
+    opcheck(_ops.OPS.lp_pool.default, (x, *args), level, case.smoke)
     # lp_pool_backward has no autograd formula (no double backward): its operands take none.
     grad_y = case.make(rng, case.y_shape(), grad=False)
-    opcheck(_ops.lp_pool_backward, (grad_y, x.detach(), *args), level, case.smoke)
+    opcheck(_ops.OPS.lp_pool_backward.default, (grad_y, x.detach(), *args), level, case.smoke)
 
 
 @LEVEL
 @pytest.mark.parametrize("case", POOL_CASES, ids=str)
 def test_opcheck_max_unpool(case, level, rng):
     case = case._replace(dilation=(1,) * case.rank, ceil_mode=False)
-    pooled, indices = _ops.max_pool(case.make(rng, case.x, grad=False), *window(case), False)
+    pooled, indices = _ops.OPS.max_pool.default(
+        case.make(rng, case.x, grad=False), window(case), False
+    )
     x = case.make(rng, pooled.shape)
-    args = [*window(case, dilation=False), list(case.x[2:])]
-    opcheck(_ops.max_unpool, (x, indices, *args), level, case.smoke)
+    unpool = _ops.OPS.max_unpool.default
+    opcheck(unpool, (x, indices, window(case, False), list(case.x[2:])), level, case.smoke)
     # an output_size larger than the default (torch allows up to one stride more)
-    args[-1] = [s + 1 for s in case.x[2:]]
-    opcheck(_ops.max_unpool, (x, indices, *args), level, case.smoke)
+    bigger = [s + 1 for s in case.x[2:]]
+    opcheck(unpool, (x, indices, window(case, False), bigger), level, case.smoke)
