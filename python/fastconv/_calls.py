@@ -223,24 +223,29 @@ def run_pool(kind, pass_, names, values, params, x_shape_arg=None, index=None, p
     (name, integer array) operand, params (kernel_size, stride, padding, dilation, ceil_mode,
     count_include_pad, p, output_size); returns the output (and, for max_pool's forward with
     index=("indices", INDICES_OUT), the indices it writes). `packed`: as for run_conv."""
-    signature = host_signature(values) if index is None else None
+    indices_out = index is not None and index[1] is INDICES_OUT
+    signature = host_signature(values) if index is None or indices_out else None
     fast_key = None
     if signature is not None:
-        fast_key = _key((kind, pass_, signature), (x_shape_arg,) + params, packed)
+        fast_key = _key((kind, pass_, signature, indices_out), (x_shape_arg,) + params, packed)
         run = RUNNERS.get(fast_key) if fast_key is not None else None
         if run is not None:
             return run(*values)
-    given = index if index is not None and index[1] is not INDICES_OUT else None
+    given = index if index is not None and not indices_out else None
     call = prepare_call(names, values, given)
     entry = _pool(kind, pass_, call, params, x_shape_arg, packed)
     backend, h = call.backend, call.handles
     out, handle = backend.empty(call, entry.result_shape)
     b = h[1] if len(names) > 1 else None
-    if index is not None and index[1] is INDICES_OUT:
+    if indices_out:
         idx, idx_handle = backend.empty(call, entry.y_shape, "int64")
         backend.run_pool(call, entry.problem, h[0], b, idx_handle, handle)
-        return out, idx
-    backend.run_pool(call, entry.problem, h[0], b, h[-1] if given else None, handle)
+        result = out, idx
+    else:
+        backend.run_pool(call, entry.problem, h[0], b, h[-1] if given else None, handle)
+        result = out
     if fast_key is not None:
-        remember(RUNNERS, fast_key, backend.pool_runner(call, entry.problem, entry.result_shape))
-    return out
+        idx_shape = entry.y_shape if indices_out else None
+        runner = backend.pool_runner(call, entry.problem, entry.result_shape, idx_shape)
+        remember(RUNNERS, fast_key, runner)
+    return result

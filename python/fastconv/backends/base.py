@@ -78,8 +78,11 @@ class Backend:
         """A callable run(a, b, bias=None) -> output for later calls of this signature, or None."""
         return None
 
-    def pool_runner(self, call: Call, problem: Any, result_shape: tuple) -> Any:
-        """A callable run(a, b=None) -> output for later calls of this signature, or None."""
+    def pool_runner(
+        self, call: Call, problem: Any, result_shape: tuple, indices_shape: Optional[tuple] = None
+    ) -> Any:
+        """A callable run(a, b=None) -> output for later calls of this signature, or None; with
+        `indices_shape` (max_pool returning its indices) run(a) -> (output, indices)."""
         return None
 
     def check_allocation(self, call: Call, shape: Sequence[int], dtype: Optional[str]) -> None:
