@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import warnings
 from typing import Any
 
@@ -65,6 +66,43 @@ def get_num_threads() -> int:
     return int(_C.get_num_threads())
 
 
+def _loaded_openmp_runtimes() -> list[str]:
+    """Paths of the OpenMP runtimes mapped into this process (Linux; [] elsewhere)."""
+    try:
+        with open("/proc/self/maps") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    names = ("libgomp", "libiomp5", "libomp")
+    found = []
+    for line in lines:
+        path = line.split()[-1] if len(line.split()) >= 6 else ""
+        if path.startswith("/") and any(n in os.path.basename(path) for n in names):
+            if path not in found:
+                found.append(path)
+    return found
+
+
+def share_torch_threads() -> str:
+    """Runs fastconv's CPU kernels on PyTorch's OpenMP threads instead of fastconv's own pool
+    (fastconv.torch does this on import; FASTCONV_OPENMP=0 keeps the own pool). After each of
+    PyTorch's operators its OpenMP workers spin for a while; a second pool next to them fights
+    them for the cores (on 2 cores a ResNet-50 with fastconv's convolutions lost ~25%). Returns
+    the runtime's path, or "" (own pool) with no torch, no OpenMP runtime or a non-Linux OS."""
+    if os.environ.get("FASTCONV_OPENMP", "1") == "0":
+        return ""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return ""
+    runtimes = _loaded_openmp_runtimes()
+    torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
+    runtimes.sort(key=lambda path: not path.startswith(torch_dir))  # torch's own first
+    for path in runtimes:
+        if not _C.use_openmp_runtime(path):
+            return path
+    return ""
+
+
 def peak_gflops(dtype: str = "float32", threads: int | None = None) -> float:
     """Measured peak of this machine for fastconv's active ISA: one core's FMA throughput
     (probed once, ~50 ms) times `threads` (default: get_num_threads())."""
@@ -122,6 +160,7 @@ def info() -> dict[str, Any]:
         "isa_detected": cpu["detected_isa"],
         "isa_active": cpu["active_isa"],
         "threads": get_num_threads(),
+        "thread_pool": _C.openmp_runtime() or "fastconv's own",
         "gemm_kernels": _C.gemm_kernels(),
         "algorithms": {op: algorithms(op) for op in OPS},
         "cuda": _cuda_state(),
