@@ -12,7 +12,7 @@ pytestmark = requires_torch
 
 if torch is not None:
     import fastconv.torch as fct
-    from fastconv.torch import _ops
+    from fastconv.torch import _ops, _pool_ops
 
     CONV = {1: fct.conv1d, 2: fct.conv2d, 3: fct.conv3d}
     CONV_T = {1: fct.conv_transpose1d, 2: fct.conv_transpose2d, 3: fct.conv_transpose3d}
@@ -127,7 +127,8 @@ def test_lp_pool_op_gradcheck(ceil_mode, fast_mode, rng):
     # fastconv::lp_pool (not used by the functions): its backward op has no autograd formula,
     # so gradcheck only.
     x = t(rng, (2, 2, 5, 6), low=0.2)
-    check(fast_mode, lambda x: _ops.lp_pool(x, 2.5, [2, 3], [2, 2], ceil_mode), x, double=False)
+    pool = _pool_ops.lp_pool
+    check(fast_mode, lambda x: pool(x, 2.5, [2, 3], [2, 2], ceil_mode), x, double=False)
 
 
 @RANK
