@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "fastconv/geometry.h"
 #include "fastconv/types.h"
@@ -90,7 +91,10 @@ struct UnpoolError {
   int64_t index;      // the bad index
   int64_t out_count;  // the output plane size it had to lie below
 };
-// The report of the current device, taken (cleared) if a finished call left one.
-bool take_unpool_error(UnpoolError* error);
+// Device `device`'s report, taken (cleared) if a finished call left one. Allocates nothing and
+// touches no device (a device where max_unpool never ran has no report).
+bool take_unpool_error(int device, UnpoolError* error);
+// The devices where max_unpool has run (that have a report).
+std::vector<int> unpool_report_devices();
 
 }  // namespace fastconv::cuda

@@ -34,18 +34,19 @@ inline void check_cuda(cudaError_t st, const char* what) {
 inline void check_launch(const char* kernel) { check_cuda(cudaGetLastError(), kernel); }
 
 // When a call begins, before anything is launched: an error already pending in this thread's
-// CUDA state is not fastconv's. A sticky one (a fault of earlier work, of any library) leaves the
-// context unusable, so the call fails at once and says whose it was. A non-sticky one (a failed
-// launch or runtime call whose caller never read it) is cleared, so that check_launch reports
-// only what fastconv's own launches did instead of blaming them for it.
+// CUDA state comes from earlier asynchronous work - another library's, or an earlier fastconv
+// call's kernel that faulted after its launch was checked. A sticky one leaves the context
+// unusable, so the call fails at once and says so. A non-sticky one (a failed launch or runtime
+// call whose caller never read it) is cleared, so that check_launch reports what this call's
+// own launches did instead of blaming them for it.
 inline void check_pending_errors(const char* entry) {
   const cudaError_t pending = cudaPeekAtLastError();
   if (pending == cudaSuccess) return;
   cudaGetLastError();                                // clears it unless it is sticky
-  if (cudaPeekAtLastError() == cudaSuccess) return;  // someone else's, and recoverable
+  if (cudaPeekAtLastError() == cudaSuccess) return;  // recoverable and not this call's
   throw CudaError(std::string("fastconv CUDA error before ") + entry +
-                  " launched anything: the CUDA context was already broken by earlier work "
-                  "(not a fastconv kernel): " + cudaGetErrorName(pending) + " (" +
+                  " launched anything: an earlier asynchronous error (of this or another "
+                  "library's work) broke the CUDA context: " + cudaGetErrorName(pending) + " (" +
                   cudaGetErrorString(pending) + "); restart the process");
 }
 
@@ -56,7 +57,12 @@ class DeviceGuard {
   DeviceGuard(int device, const char* entry) {
     check_cuda(cudaGetDevice(&previous_), "cudaGetDevice");
     if (device != previous_) check_cuda(cudaSetDevice(device), "cudaSetDevice");
-    check_pending_errors(entry);
+    try {
+      check_pending_errors(entry);
+    } catch (...) {  // no destructor runs for a constructor that throws: restore here
+      if (device != previous_) cudaSetDevice(previous_);
+      throw;
+    }
   }
   ~DeviceGuard() {
     int now = -1;

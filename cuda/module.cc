@@ -152,16 +152,17 @@ uint64_t pool_workspace(const std::string& kind, const std::string& pass, const 
   return pool_backward_workspace(parse_dtype(dtype), g, pool_args(kind, false, 2.0));
 }
 
-// An earlier max_unpool call on the current device met an index outside its plane: raise it.
-void raise_unpool_error() {
+// An earlier max_unpool call on `device` met an index outside its plane: raise it.
+void raise_unpool_error(int device) {
   UnpoolError e{};
-  if (!take_unpool_error(&e)) return;
+  if (!take_unpool_error(device, &e)) return;
   throw InvalidArgument(
       "indices must lie in [0, " + std::to_string(e.out_count) +
       ") (the output plane size), got " + std::to_string(e.index) +
-      " in an earlier max_unpool call on this GPU; its out-of-range entries were skipped (the GPU "
-      "checks indices without synchronising, so the error is raised by the next max_unpool call "
-      "on the device or by fastconv.check_gpu_errors())");
+      " in an earlier max_unpool call on cuda:" + std::to_string(device) +
+      "; its out-of-range entries were skipped (the GPU checks indices without synchronising, "
+      "so the error is raised by the next max_unpool call on the device or by "
+      "fastconv.check_gpu_errors())");
 }
 
 void unpool(const std::string& dtype, int device, uintptr_t stream, int64_t planes,
@@ -169,18 +170,23 @@ void unpool(const std::string& dtype, int device, uintptr_t stream, int64_t plan
             uintptr_t ws, uint64_t ws_bytes) {
   const DType dt = parse_dtype(dtype);
   py::gil_scoped_release release;
+  raise_unpool_error(device);
   DeviceGuard guard(device, "max_unpool");
-  raise_unpool_error();
   max_unpool(dt, planes, in_count, out_count, ptr(x), ptr<int64_t>(indices), ptr(y),
              workspace(ws, ws_bytes), as_stream(stream));
 }
 
-// fastconv.check_gpu_errors(): optionally waits for the device, then raises a pending report.
-void check_errors(int device, bool synchronize) {
+// fastconv.check_gpu_errors(): for the devices where max_unpool ran (no other device is
+// touched, no context created), optionally waits for the device, then raises its report.
+void check_errors(bool synchronize) {
   py::gil_scoped_release release;
-  DeviceGuard guard(device, "check_gpu_errors");
-  if (synchronize) check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-  raise_unpool_error();
+  for (int device : unpool_report_devices()) {
+    if (synchronize) {
+      DeviceGuard guard(device, "check_gpu_errors");
+      check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+    }
+    raise_unpool_error(device);
+  }
 }
 
 }  // namespace
@@ -246,7 +252,7 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("workspace_bytes") = 0);
   m.def("max_unpool_workspace", &fc::max_unpool_workspace, py::arg("planes"),
         py::arg("out_count"));
-  m.def("check_errors", &fc::check_errors, py::arg("device"), py::arg("synchronize") = true);
+  m.def("check_errors", &fc::check_errors, py::arg("synchronize") = true);
 #ifdef FASTCONV_HOST_EMULATION
   // Tests of the emulated module plant a pending CUDA error before a call (host_emulation.h).
   m.def("_set_pending_error", [](bool sticky) {

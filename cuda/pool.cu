@@ -10,6 +10,7 @@
 #include <limits>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "conv_kernels.h"
 #include "cuda_check.h"
@@ -311,7 +312,11 @@ void pool_backward(DType dtype, const PoolGeometry& g, const PoolArgs& args, con
 
 // ---- max_unpool's bad-index report: one per device in mapped, pinned host memory, written by
 // a one-thread kernel at the end of a call that met a bad index and read by the host whenever
-// it asks (no synchronisation; a call still running has simply not reported yet).
+// it asks (no synchronisation; a call still running has simply not reported yet). Plain
+// stores, not system-scope atomics (which host memory over PCIe may not support): calls on
+// two streams of one device that both meet bad indices at the same moment may mix their two
+// reports' fields, and a report written while the host clears the previous one may be lost -
+// an error is still raised, once, for the first report seen.
 
 namespace {
 
@@ -364,13 +369,26 @@ __global__ void unpool_report_kernel(const unsigned long long* __restrict__ firs
 
 }  // namespace
 
-bool take_unpool_error(UnpoolError* error) {
-  volatile UnpoolReport* r = device_report().host;
-  if (r->state == 0) return false;
-  std::atomic_thread_fence(std::memory_order_acquire);
-  *error = {r->index, r->out_count};
-  r->state = 0;
+bool take_unpool_error(int device, UnpoolError* error) {
+  if (device < 0 || device >= kMaxDevices) return false;
+  UnpoolReport* r = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(report_mutex);
+    r = reports[device].host;  // none yet: no max_unpool ran there, nothing to report
+  }
+  if (r == nullptr || __atomic_load_n(&r->state, __ATOMIC_ACQUIRE) == 0) return false;
+  *error = {__atomic_load_n(&r->index, __ATOMIC_RELAXED),
+            __atomic_load_n(&r->out_count, __ATOMIC_RELAXED)};
+  __atomic_store_n(&r->state, 0, __ATOMIC_RELEASE);
   return true;
+}
+
+std::vector<int> unpool_report_devices() {
+  std::lock_guard<std::mutex> lock(report_mutex);
+  std::vector<int> out;
+  for (int d = 0; d < kMaxDevices; ++d)
+    if (reports[d].host) out.push_back(d);
+  return out;
 }
 
 size_t max_unpool_workspace(int64_t planes, int64_t out_count) {

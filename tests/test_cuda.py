@@ -542,6 +542,26 @@ def test_tf32_follows_torchs_cudnn_flag():
         fastconv.set_allow_tf32("yes")
 
 
+def test_tf32_follows_torchs_new_precision_api():
+    """PyTorch's per-operator API (torch.backends.cudnn.conv.fp32_precision) decides too, and
+    once it is used the legacy flag raises on reading: fastconv reads the new one."""
+    if torch is None or not hasattr(torch.backends.cudnn, "conv"):
+        pytest.skip("needs a torch with torch.backends.cudnn.conv.fp32_precision")
+    cudnn = torch.backends.cudnn
+    saved = (torch.backends.fp32_precision, cudnn.fp32_precision, cudnn.conv.fp32_precision)
+    try:
+        cudnn.conv.fp32_precision = "ieee"
+        assert kernel_math("implicit_gemm", "float32", "torch")[1] == "simt"
+        cudnn.conv.fp32_precision = "tf32"
+        assert kernel_math("implicit_gemm", "float32", "torch")[1] == "tensor_core"
+        cudnn.conv.fp32_precision = "none"  # defers to cudnn's, then the global setting
+        cudnn.fp32_precision = "ieee"
+        assert kernel_math("implicit_gemm", "float32", "torch")[1] == "simt"
+    finally:
+        torch.backends.fp32_precision, cudnn.fp32_precision = saved[0], saved[1]
+        cudnn.conv.fp32_precision = saved[2]
+
+
 @no_gpu_only
 def test_bench_device_cuda_fails_cleanly_without_a_gpu():
     proc = run_python(

@@ -680,10 +680,10 @@ def test_emulated_split_backward_weight_takes_any_workspace(rng):
         assert_gpu_close(got, want, "float64", 1, f"workspace {nbytes}")
 
 
-def test_emulated_pending_cuda_errors_are_not_blamed_on_fastconv(emulated_gpu, rng):
-    """An error left pending by other work: a recoverable one is cleared before fastconv
+def test_emulated_pending_cuda_errors_are_not_blamed_on_this_call(emulated_gpu, rng):
+    """An error left pending by earlier work: a recoverable one is cleared before the call
     launches (its own launch checks then see only its own errors); a sticky one fails the call
-    before any launch, saying it came from earlier work."""
+    before any launch, saying it came from earlier asynchronous work."""
     x64 = round_to(rng.uniform(-1, 1, (1, 2, 5, 5)), "float32")
     w64 = round_to(rng.uniform(-1, 1, (3, 2, 3, 3)), "float32")
     x, w = _t(x64, "float32"), _t(w64, "float32")
@@ -691,7 +691,7 @@ def test_emulated_pending_cuda_errors_are_not_blamed_on_fastconv(emulated_gpu, r
     assert_gpu_close(fastconv.conv(x, w), fastconv.conv(x64, w64), "float32", 18)
     assert_gpu_close(fastconv.conv(x, w), fastconv.conv(x64, w64), "float32", 18)
     emulated_gpu._set_pending_error(True)
-    with pytest.raises(RuntimeError, match="before conv launched anything.*earlier work"):
+    with pytest.raises(RuntimeError, match="before conv launched anything.*earlier asynchronous"):
         fastconv.conv(x, w)
     with pytest.raises(RuntimeError, match="before pool launched anything"):
         fastconv.max_pool(x, 2)
@@ -717,11 +717,12 @@ def test_emulated_tf32_follows_torch_cudnn_flag(emulated_gpu, rng):
     finally:
         fastconv.set_allow_tf32(None)
     torch.backends.cudnn.allow_tf32 = False
+    old_matmul = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = True  # the matmul flag is not the one followed
     try:
         assert torch.equal(fastconv.conv(x, w, padding=1).t, exact.t)
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = old_matmul
 
 
 def test_emulated_explain_names_the_channels_last_copy(emulated_gpu, rng):

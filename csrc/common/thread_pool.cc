@@ -189,6 +189,10 @@ ThreadPool* g_pool = nullptr;    // leaked on purpose after fork(): its threads 
 void after_fork_in_child() {
   g_pool = nullptr;  // the child has only the forking thread; rebuild lazily
   new (&g_pool_mu) std::mutex();
+  // An OpenMP runtime's team does not survive fork() either (libgomp would wait for threads
+  // the child does not have): the child goes back to fastconv's own pool.
+  g_gomp_parallel.store(nullptr);
+  g_openmp_library.clear();
 }
 
 int threads_setting() {
@@ -245,6 +249,7 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
 }
 
 std::string use_openmp_runtime(const std::string& library) {
+  threads_setting();  // registers the fork handler that undoes this in a child
   std::lock_guard<std::mutex> lock(g_pool_mu);
   if (library.empty()) {
     g_gomp_parallel.store(nullptr);

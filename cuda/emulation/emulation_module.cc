@@ -195,7 +195,7 @@ PYBIND11_MODULE(fastconv_cuda_emulation, m) {
   // max_unpool's report of a bad index: (index, out_count), or None; reading clears it.
   m.def("take_unpool_error", []() -> py::object {
     fc::UnpoolError e{};
-    if (!fc::take_unpool_error(&e)) return py::none();
+    if (!fc::take_unpool_error(0, &e)) return py::none();
     return py::make_tuple(e.index, e.out_count);
   });
 }

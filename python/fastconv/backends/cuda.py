@@ -81,8 +81,22 @@ def get_allow_tf32(library: str = "torch") -> bool:
     if library == "torch":
         import torch
 
-        return bool(torch.backends.cudnn.allow_tf32)
+        return _torch_conv_tf32(torch)
     return False
+
+
+def _torch_conv_tf32(torch: Any) -> bool:
+    """Whether PyTorch's own float32 convolutions may use TF32: the per-operator setting of
+    the new API (torch.backends.cudnn.conv.fp32_precision, "none" deferring to cudnn's, then
+    the global one), else the legacy torch.backends.cudnn.allow_tf32 (which raises once the
+    two APIs are mixed)."""
+    conv = getattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision", None)
+    if conv is not None:
+        for level in (conv, getattr(torch.backends.cudnn, "fp32_precision", "none"),
+                      getattr(torch.backends, "fp32_precision", "none")):  # fmt: skip
+            if level != "none":
+                return level == "tf32"
+    return bool(torch.backends.cudnn.allow_tf32)
 
 
 def kernel_math(algo: str, dtype: str, library: str) -> tuple[str, str]:
@@ -212,10 +226,8 @@ class CudaBackend(Backend):
 
     def check_errors(self, synchronize: bool) -> None:
         mod = self.module()
-        if mod is None:
-            return
-        for d in self.devices()[0]:
-            mod.check_errors(int(d["index"]), bool(synchronize))
+        if mod is not None:  # only devices where max_unpool ran are looked at
+            mod.check_errors(bool(synchronize))
 
     # ---- algorithms and plans
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.autograd.forward_ad as _fwad
 from torch import Tensor
 
 from .. import _calls
@@ -87,7 +88,33 @@ def _plain(tensors) -> bool:
         or torch._C._get_tracing_state() is not None
     ):
         return False
-    return all(type(t) is Tensor and (t.is_cpu or t.is_cuda) for t in tensors)
+    return all(type(t) in _PLAIN_TYPES and (t.is_cpu or t.is_cuda) for t in tensors)
+
+
+# nn.Parameter is a plain tensor for dispatch (its __torch_function__ is disabled): modules'
+# weights must not send every call through the slow path.
+_PLAIN_TYPES = (Tensor, torch.nn.Parameter)
+
+
+def _forward_ad(tensors) -> bool:
+    """Whether forward-mode AD would see this call: a tensor with a tangent at the current
+    forward_ad dual level, or torch.func.jvp's transform on top."""
+    if _fwad._current_level >= 0 and any(
+        _fwad.unpack_dual(t).tangent is not None for t in tensors if t is not None
+    ):
+        return True
+    if torch._C._are_functorch_transforms_active():
+        top = torch._C._functorch.peek_interpreter_stack()
+        return top is not None and top.key() == torch._C._functorch.TransformType.Jvp
+    return False
+
+
+def _no_forward_ad(name: str, tensors) -> None:
+    if _forward_ad(tensors):
+        raise NotImplementedError(
+            f"fastconv::{name} has no forward-mode AD (jvp, torch.func.jvp, forward_ad) yet; "
+            "use reverse mode (backward, torch.func.grad/vjp)"
+        )
 
 
 def _below_autograd(name: str, kernel, args: tuple, tensors):
@@ -106,6 +133,7 @@ def _autograd(name: str, function, kernel, differentiable: tuple[int, ...]) -> N
 
     def run(*args):
         tensors = [args[i] for i in differentiable if args[i] is not None]
+        _no_forward_ad(name, tensors)  # rather than tangents silently dropped
         if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
             return function.apply(*args)
         return _below_autograd(name, kernel, args, tensors)
@@ -241,17 +269,28 @@ _dispatch_modes = torch._C._len_torch_dispatch_stack
 _functorch_active = torch._C._are_functorch_transforms_active
 _tracing = torch._C._get_tracing_state
 _autocast = torch.is_autocast_enabled
+_function_modes = torch._C._is_torch_function_mode_enabled
+_profiling = torch._C._autograd._profiler_enabled
 
 
 def _plain_eager(tensors) -> bool:
-    """_plain(tensors), none needing a gradient, no CUDA autocast on a CUDA one (None skipped)."""
-    if _dispatch_modes() or _functorch_active() or _tracing() is not None:
+    """_plain(tensors), none needing a gradient, no CUDA autocast on a CUDA one (None skipped),
+    and nothing that watches the operator call itself: a TorchFunctionMode, the profiler,
+    forward-mode AD."""
+    if (
+        _dispatch_modes()
+        or _functorch_active()
+        or _tracing() is not None
+        or _function_modes()
+        or _profiling()
+        or _fwad._current_level >= 0
+    ):
         return False
     grad = _grad_enabled()
     for t in tensors:
         if t is None:
             continue
-        if type(t) is not Tensor or (grad and t.requires_grad):
+        if type(t) not in _PLAIN_TYPES or (grad and t.requires_grad):
             return False
         if not t.is_cpu and not (t.is_cuda and not _autocast("cuda")):
             return False
@@ -281,6 +320,36 @@ def conv(
     return call("conv", (a, b, bias, *packed), (a, b, bias))
 
 
-# AMP hands each forward operator one dtype on the GPU (the tensor-core dtypes).
-for _name in ("conv", "max_pool", "avg_pool", "lp_pool"):
-    torch.library.register_autocast(f"fastconv::{_name}", "cuda", torch.float16, lib=_LIB)
+# ---- CUDA autocast: convolutions run in the autocast dtype (torch.autocast's dtype=, float16
+# or bfloat16), as PyTorch's own do; pools have no rule and run in their input's dtype, as
+# PyTorch's do.
+
+
+def autocast_args(args: tuple, device_type: str, dtype) -> tuple:
+    """args with every floating tensor on `device_type` other than float64 cast to dtype (what
+    autocast does to an operator on its lower-precision list)."""
+
+    def cast(v):
+        if (
+            isinstance(v, Tensor)
+            and v.device.type == device_type
+            and v.is_floating_point()
+            and v.dtype not in (dtype, torch.float64)
+        ):
+            return v.to(dtype)
+        return v
+
+    return tuple(cast(v) for v in args)
+
+
+_AUTOCAST_CUDA = torch._C.DispatchKey.AutocastCUDA
+
+
+def _conv_autocast(*args):
+    dtype = torch.get_autocast_dtype("cuda")
+    with torch._C._ExcludeDispatchKeyGuard(torch._C.DispatchKeySet(_AUTOCAST_CUDA)):
+        return OPS.conv.default(*autocast_args(args, "cuda", dtype))
+
+
+_LIB.impl("conv", lambda _keyset, *args: _conv_autocast(*args), "AutocastCUDA", with_keyset=True)
+OPS.conv.default.py_impl(_AUTOCAST_CUDA)(_conv_autocast)  # the Python dispatcher (tracing)
