@@ -269,11 +269,103 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(fastconv_conv_ffi, conv_handler,
                                   .Attr<Ints>("output_padding")
                                   .Attr<int64_t>("groups"));
 
+// ---- pooling
+
+struct PoolAttributes {
+  std::string_view kind, pass;
+  Ints kernel, stride, pad_lo, pad_hi, dilation;
+  bool ceil_mode, count_include_pad;
+};
+
+void run_pool_call(const ffi::AnyBuffer& a_buf, const ffi::AnyBuffer* x_buf,
+                   ffi::AnyBuffer& out_buf, const PoolAttributes& at) {
+  PoolArguments args;
+  args.kind = parse_pool_kind(std::string(at.kind));
+  if (args.kind != PoolKind::kMax && args.kind != PoolKind::kAvg)
+    throw InvalidArgument("kind must be 'max_pool' or 'avg_pool', got '" + std::string(at.kind) +
+                          "'");
+  args.pass = parse_pool_pass(std::string(at.pass));
+  const bool forward = args.pass == PoolPass::kForward;
+  const size_t own_rank = at.kernel.size() + 2;
+  Operand a = operand_of(a_buf, forward ? "x" : "grad_y", own_rank);
+  Operand out = operand_of(out_buf, forward ? "y" : "grad_x", own_rank);
+  Operand x;
+  const bool needs_x = !forward && args.kind == PoolKind::kMax;  // argmax recomputed from x
+  if (needs_x != (x_buf != nullptr))
+    throw InvalidArgument(needs_x ? "max_pool backward needs x" : "this pass takes one operand");
+  if (x_buf) x = operand_of(*x_buf, "x", own_rank);
+  check_batch(out, {&a, x_buf ? &x : nullptr});
+  int64_t items = product(out.batch);
+  if (items == 0) return;
+  // Every plane pools on its own: a batch that all operands share is more images.
+  const bool fold = a.batch == out.batch && (!x_buf || x.batch == out.batch);
+  Shape a_dims = a.dims, out_dims = out.dims, x_dims = x.dims;
+  if (fold) {
+    a_dims[0] *= items;
+    out_dims[0] *= items;
+    if (x_buf) x_dims[0] *= items;
+  }
+  args.x_shape = forward ? a_dims : out_dims;
+  args.kernel = to_shape(at.kernel);
+  args.stride = to_shape(at.stride);
+  args.pad_lo = to_shape(at.pad_lo);
+  args.pad_hi = to_shape(at.pad_hi);
+  args.dilation = to_shape(at.dilation);
+  args.ceil_mode = at.ceil_mode;
+  args.count_include_pad = at.count_include_pad;
+  args.dtype = out.dtype;
+  const PoolProblem p = make_pool_problem(args);
+  Operand a_seen = a, out_seen = out, x_seen = x;
+  a_seen.dims = a_dims, out_seen.dims = out_dims, x_seen.dims = x_dims;
+  check_shape(a_seen, forward ? p.x_shape : p.y_shape);
+  check_shape(out_seen, p.result_shape);
+  if (x_buf) check_shape(x_seen, p.x_shape);
+  if (fold) items = 1;
+  for (int64_t i = 0; i < items; ++i) {
+    run_pool(p, a.at(out.batch, fold ? 0 : i), x_buf ? x.at(out.batch, fold ? 0 : i) : nullptr,
+             nullptr, out.at(out.batch, fold ? 0 : i));
+  }
+}
+
+ffi::Error pool_handler(ffi::AnyBuffer a, ffi::RemainingArgs rest, ffi::Result<ffi::AnyBuffer> out,
+                        std::string_view kind, std::string_view pass, Ints kernel, Ints stride,
+                        Ints pad_lo, Ints pad_hi, Ints dilation, bool ceil_mode,
+                        bool count_include_pad) {
+  const std::string what = "fastconv " + std::string(kind) + " " + std::string(pass);
+  if (rest.size() > 1) return ffi::Error::InvalidArgument(what + ": at most two operands");
+  std::optional<ffi::AnyBuffer> x;
+  if (rest.size() == 1) {
+    auto got = rest.get<ffi::AnyBuffer>(0);
+    if (got.has_error()) return got.error();
+    x = *got;
+  }
+  const PoolAttributes at{kind,   pass,     kernel,    stride,
+                          pad_lo, pad_hi,   dilation,  ceil_mode,
+                          count_include_pad};
+  return guarded(what.c_str(), [&] { run_pool_call(a, x ? &*x : nullptr, *out, at); });
+}
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(fastconv_pool_ffi, pool_handler,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .RemainingArgs()
+                                  .Ret<ffi::AnyBuffer>()
+                                  .Attr<std::string_view>("kind")
+                                  .Attr<std::string_view>("pass_")
+                                  .Attr<Ints>("kernel")
+                                  .Attr<Ints>("stride")
+                                  .Attr<Ints>("pad_lo")
+                                  .Attr<Ints>("pad_hi")
+                                  .Attr<Ints>("dilation")
+                                  .Attr<bool>("ceil_mode")
+                                  .Attr<bool>("count_include_pad"));
+
 }  // namespace
 
 void bind_jax_ffi(py::module_& m) {
   py::dict targets;
   targets["fastconv_conv"] = py::capsule(reinterpret_cast<void*>(&fastconv_conv_ffi));
+  targets["fastconv_pool"] = py::capsule(reinterpret_cast<void*>(&fastconv_pool_ffi));
   m.attr("jax_ffi_targets") = targets;
   m.attr("jax_ffi_built_for") =
       py::make_tuple(FASTCONV_JAXLIB_VERSION, py::make_tuple(XLA_FFI_API_MAJOR, XLA_FFI_API_MINOR));

@@ -26,5 +26,6 @@ _targets.check_jaxlib()
 _targets.register()
 
 from ._conv import conv, conv_transpose  # noqa: E402 - after the targets are registered
+from ._pool import avg_pool, max_pool  # noqa: E402
 
-__all__ = ["conv", "conv_transpose"]
+__all__ = ["avg_pool", "conv", "conv_transpose", "max_pool"]
