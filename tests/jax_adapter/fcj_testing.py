@@ -1,7 +1,20 @@
-"""Shared helpers of the fastconv.jax tests: arrays, lax references, tolerances."""
+"""Shared helpers of the fastconv.jax tests: arrays, lax references, tolerances. Imported after
+pytest.importorskip("jax"); skips the module when this build has no XLA FFI handlers."""
 
 from __future__ import annotations
 
+import pytest
+from fastconv import _C
+
+if not hasattr(_C, "jax_ffi_targets"):
+    pytest.skip(
+        "this build of fastconv has no XLA FFI handlers (built without jaxlib's headers: "
+        "FASTCONV_JAX_INCLUDE_DIR / FASTCONV_JAX=ON)",
+        allow_module_level=True,
+    )
+
+
+import fastconv.jax as fcj  # noqa: E402, F401 - the tests' handle, imported after the skip
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -9,9 +9,8 @@ import pytest
 
 jax = pytest.importorskip("jax", reason="jax is not installed (pip install 'fastconv[jax]')")
 
-import fastconv.jax as fcj  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from fcj_testing import array, assert_close, lax_conv, lax_conv_transpose  # noqa: E402
+from fcj_testing import array, assert_close, fcj, lax_conv, lax_conv_transpose  # noqa: E402
 from jax.test_util import check_grads  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)  # float64 arrays stay float64; float32 ones stay so
@@ -132,6 +131,37 @@ def test_check_grads(rng, fn, x_shape, w_shape, kw):
     k = w_shape[1] * kw.get("groups", 1) if fn is fcj.conv_transpose else w_shape[0]
     b = array(rng, (k,), np.float64)
     check_grads(jax.jit(lambda x, w, b: fn(x, w, b, **kw)), (x, w, b), order=1, modes=["rev"])
+
+
+def test_second_order_check_grads(rng):
+    # grad of grad runs the passes' own VJPs (forward and the other backward pass)
+    x, w = array(rng, (1, 2, 5, 4), np.float64), array(rng, (4, 1, 3, 2), np.float64)
+    b = array(rng, (4,), np.float64)
+    check_grads(lambda x, w, b: fcj.conv(x, w, b, stride=(2, 1), padding=1, groups=2),
+                (x, w, b), order=2, modes=["rev"])  # fmt: skip
+    wt = array(rng, (2, 3, 2, 3), np.float64)
+    check_grads(lambda x, w: fcj.conv_transpose(x, w, stride=2, output_padding=1),
+                (x, wt), order=2, modes=["rev"])  # fmt: skip
+
+
+@pytest.mark.parametrize("op", ["conv", "conv_transpose"])
+def test_gradient_penalty_matches_lax(rng, op):
+    # d/dw of |d loss / dx|^2: differentiates through backward_data
+    x = array(rng, (2, 3, 7, 6), np.float64)
+    w = array(rng, (4, 3, 3, 3) if op == "conv" else (3, 4, 3, 3), np.float64)
+    fns = {"conv": (fcj.conv, lax_conv), "conv_transpose": (fcj.conv_transpose, lax_conv_transpose)}
+    kw = dict(stride=2, padding=1)
+
+    def penalty(conv):
+        def inner(x, w):
+            return jnp.sum(jnp.tanh(conv(x, w, **kw)))
+
+        return lambda x, w: jnp.sum(jax.grad(inner)(x, w) ** 2)
+
+    got = jax.jit(jax.grad(penalty(fns[op][0]), (0, 1)))(x, w)
+    want = jax.grad(penalty(fns[op][1]), (0, 1))(x, w)
+    for got_i, want_i in zip(got, want):
+        assert_close(got_i, want_i, np.float64, scale=10.0)
 
 
 # ---- vmap

@@ -107,11 +107,8 @@ def _conv_op_fwd(x, w, bias, geom: _Geometry):
 
 def _conv_op_bwd(geom: _Geometry, residuals, grad_y):
     x, w, bias = residuals
-    if geom.op == "conv":
-        grad_x = _run(geom, "backward_data", grad_y, w, None, x.shape, w.shape)
-    else:  # a transposed conv's backward_data takes grad_y's own shape as its data shape
-        grad_x = _run(geom, "backward_data", grad_y, w, None, grad_y.shape, w.shape)
-    grad_w = _run(geom, "backward_weight", x, grad_y, None, x.shape, w.shape)
+    grad_x = _backward_data(grad_y, w, geom, tuple(x.shape))
+    grad_w = _backward_weight(x, grad_y, geom, tuple(w.shape))
     grad_bias = None
     if bias is not None:
         axes = (0,) + tuple(range(2, grad_y.ndim))
@@ -119,6 +116,45 @@ def _conv_op_bwd(geom: _Geometry, residuals, grad_y):
     return grad_x, grad_w, grad_bias
 
 
+# The backward passes are differentiable too (grad of grad): with y = F(x, w) bilinear,
+# backward_data(gy, w) = F_w^T gy and backward_weight(x, gy) = F_x^T gy, so their VJPs are the
+# forward and the other backward pass, for a conv and a transposed conv alike.
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _backward_data(grad_y, w, geom: _Geometry, x_shape: tuple):
+    # a transposed conv's backward_data takes grad_y's own shape as its data shape
+    data = x_shape if geom.op == "conv" else grad_y.shape
+    return _run(geom, "backward_data", grad_y, w, None, data, w.shape)
+
+
+def _backward_data_fwd(grad_y, w, geom: _Geometry, x_shape: tuple):
+    return _backward_data(grad_y, w, geom, x_shape), (grad_y, w)
+
+
+def _backward_data_bwd(geom: _Geometry, x_shape: tuple, residuals, c):
+    grad_y, w = residuals
+    return _conv_op(c, w, None, geom), _backward_weight(c, grad_y, geom, tuple(w.shape))
+
+
+_backward_data.defvjp(_backward_data_fwd, _backward_data_bwd)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _backward_weight(x, grad_y, geom: _Geometry, w_shape: tuple):
+    return _run(geom, "backward_weight", x, grad_y, None, x.shape, w_shape)
+
+
+def _backward_weight_fwd(x, grad_y, geom: _Geometry, w_shape: tuple):
+    return _backward_weight(x, grad_y, geom, w_shape), (x, grad_y)
+
+
+def _backward_weight_bwd(geom: _Geometry, w_shape: tuple, residuals, c):
+    x, grad_y = residuals
+    return _backward_data(grad_y, c, geom, tuple(x.shape)), _conv_op(x, c, None, geom)
+
+
+_backward_weight.defvjp(_backward_weight_fwd, _backward_weight_bwd)
 _conv_op.defvjp(_conv_op_fwd, _conv_op_bwd)
 
 
