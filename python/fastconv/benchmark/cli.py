@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="time allowed for the repeats of one layer and pass",
     )
-    parser.add_argument("--no-peers", action="store_true", help="time fastconv only")
+    parser.add_argument(
+        "--no-peers", action="store_true", help="time fastconv only (and any --peer asked for)"
+    )
     parser.add_argument(
         "--peer",
         action="append",
@@ -183,13 +185,11 @@ def check_cuda(args: argparse.Namespace) -> None:
 
 
 def load_peers(args: argparse.Namespace) -> dict[str, Any]:
-    if args.no_peers:
-        return {}
     peers = {}
-    torch = _optional("torch")
+    torch = None if args.no_peers else _optional("torch")
     if torch is not None:
         peers["torch"] = torch
-    if args.device == "cpu" and _optional("scipy.signal") is not None:
+    if not args.no_peers and args.device == "cpu" and _optional("scipy.signal") is not None:
         peers["scipy"] = importlib.import_module("scipy")
     if "jax" in args.peer:
         if args.device != "cpu":
