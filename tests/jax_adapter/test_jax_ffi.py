@@ -76,3 +76,10 @@ def test_import_without_handlers_says_why(monkeypatch):
     monkeypatch.delattr(_targets._C, "jax_ffi_built_for")
     with pytest.raises(ImportError, match="no XLA FFI handlers"):
         _targets.built_for()
+
+
+def test_info_names_the_jaxlib_the_handlers_were_built_for():
+    import fastconv
+
+    version, _ = _targets.built_for()
+    assert fastconv.info()["jax_ffi"].startswith(f"jaxlib {version} (XLA FFI API ")
