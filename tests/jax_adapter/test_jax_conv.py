@@ -277,3 +277,46 @@ def test_errors_name_the_argument(rng):
         fcj.conv(x, w, stride=2, algo="winograd")
     with pytest.raises(ValueError, match="algo must be"):
         fcj.conv(x, w, algo="fastest")
+
+
+# ---- random geometries
+
+
+def _random_geometry(rng, transposed):
+    rank = int(rng.integers(1, 4))
+    groups = int(rng.choice([1, 2, 3]))
+    c, k = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 3))
+    kernel = tuple(int(v) for v in rng.integers(1, 4, rank))
+    stride = tuple(int(v) for v in rng.integers(1, 4, rank))
+    dilation = tuple(int(v) for v in rng.integers(1, 3, rank))
+    padding = tuple((int(lo), int(hi)) for lo, hi in rng.integers(0, 3, (rank, 2)))
+    extent = [d * (q - 1) + 1 for d, q in zip(dilation, kernel)]
+    spatial = tuple(int(e + rng.integers(0, 6)) for e in extent)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if transposed:  # output_padding < max(stride, dilation), PyTorch's rule
+        kw["output_padding"] = opad = tuple(
+            int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation)
+        )
+        out = [
+            (n - 1) * s - lo - hi + e + o
+            for n, s, (lo, hi), e, o in zip(spatial, stride, padding, extent, opad)
+        ]
+        if min(out) < 1:  # padding that crops the whole output: draw again
+            return _random_geometry(rng, transposed)
+        return (2, c) + spatial, (c, k // groups) + kernel, kw
+    return (2, c) + spatial, (k, c // groups) + kernel, kw
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv", "conv_transpose"])
+def test_random_geometries_match_lax(rng, transposed):
+    fn, ref = (fcj.conv_transpose, lax_conv_transpose) if transposed else (fcj.conv, lax_conv)
+    for _ in range(10):
+        x_shape, w_shape, kw = _random_geometry(rng, transposed)
+        x, w = array(rng, x_shape, np.float64), array(rng, w_shape, np.float64)
+        want = ref(x, w, **kw)
+        r = array(rng, want.shape, np.float64)
+        assert_close(jax.jit(lambda x, w: fn(x, w, **kw))(x, w), want, np.float64)
+        got = jax.jit(jax.grad(lambda x, w: jnp.sum(fn(x, w, **kw) * r), (0, 1)))(x, w)
+        expected = jax.grad(lambda x, w: jnp.sum(ref(x, w, **kw) * r), (0, 1))(x, w)
+        for got_i, want_i in zip(got, expected):
+            assert_close(got_i, want_i, np.float64, scale=10.0)
