@@ -153,7 +153,8 @@ def _cuda_state() -> dict[str, Any]:
 
 
 def info() -> dict[str, Any]:
-    """Version, compiler, CPU features, ISA level, threads, algorithms per op, CUDA state."""
+    """Version, compiler, CPU features, ISA level, threads, algorithms per op, CUDA state, and
+    the jaxlib the XLA FFI handlers of fastconv.jax were built for (None: not built)."""
     cpu = _C.cpu_info()
     return {
         "version": _C.__version__,
@@ -169,4 +170,13 @@ def info() -> dict[str, Any]:
         "gemm_kernels": _C.gemm_kernels(),
         "algorithms": {op: algorithms(op) for op in OPS},
         "cuda": _cuda_state(),
+        "jax_ffi": _jax_ffi_state(),
     }
+
+
+def _jax_ffi_state() -> Any:
+    built = getattr(_C, "jax_ffi_built_for", None)
+    if built is None:
+        return None
+    version, (major, minor) = built
+    return f"jaxlib {version} (XLA FFI API {major}.{minor})"

@@ -24,6 +24,8 @@ def _print_info() -> int:
     print(f"cuda: {'built' if cuda['built'] else 'not built'}; {cuda['status']}")
     for dev in cuda.get("devices", []):
         print(f"  [{dev['index']}] {dev['name']} (sm_{dev['capability'][0]}{dev['capability'][1]})")
+    jax_ffi = d["jax_ffi"]
+    print(f"fastconv.jax handlers: {jax_ffi or 'not built (no jaxlib headers at build time)'}")
     return 0
 
 

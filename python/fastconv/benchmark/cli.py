@@ -18,6 +18,7 @@ import fastconv
 from fastconv.backends.cuda import get_allow_tf32
 
 from .candidates import fastconv_algorithms, fastconv_candidates, make_problem, peer_candidates
+from .jax_peer import jax_candidates
 from .model_bench import MODELS, main_model
 from .report import (
     annotate,
@@ -88,7 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="time allowed for the repeats of one layer and pass",
     )
-    parser.add_argument("--no-peers", action="store_true", help="time fastconv only")
+    parser.add_argument(
+        "--no-peers", action="store_true", help="time fastconv only (and any --peer asked for)"
+    )
+    parser.add_argument(
+        "--peer",
+        action="append",
+        choices=["jax"],
+        default=[],
+        help="also time an opt-in peer: jax (XLA's CPU convolution, jitted; needs jax)",
+    )
     parser.add_argument(
         "--dtype",
         default="float32",
@@ -175,14 +185,19 @@ def check_cuda(args: argparse.Namespace) -> None:
 
 
 def load_peers(args: argparse.Namespace) -> dict[str, Any]:
-    if args.no_peers:
-        return {}
     peers = {}
-    torch = _optional("torch")
+    torch = None if args.no_peers else _optional("torch")
     if torch is not None:
         peers["torch"] = torch
-    if args.device == "cpu" and _optional("scipy.signal") is not None:
+    if not args.no_peers and args.device == "cpu" and _optional("scipy.signal") is not None:
         peers["scipy"] = importlib.import_module("scipy")
+    if "jax" in args.peer:
+        if args.device != "cpu":
+            raise BenchError("--peer jax times XLA's CPU convolution: use it with --device cpu")
+        jax = _optional("jax")
+        if jax is None:
+            raise BenchError("--peer jax needs JAX: pip install 'fastconv[jax]'")
+        peers["jax"] = jax
     return peers
 
 
@@ -242,6 +257,8 @@ def run_suite(layers: list[Layer], args: argparse.Namespace, peers: dict[str, An
         for layer, pass_ in tasks:
             candidates = fastconv_candidates(layer.op, args.device, args.algo)
             candidates += peer_candidates(layer, args.device, peers)
+            if "jax" in peers:
+                candidates += jax_candidates(layer, args.device)
             problem = make_problem(layer, pass_, args.dtype, args.device)
             rows += run_task(problem, candidates, settings, rates)
             progress.step(f"{layer.name} {pass_}")

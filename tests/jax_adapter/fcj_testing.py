@@ -1,0 +1,90 @@
+"""Shared helpers of the fastconv.jax tests: arrays, lax references, tolerances. Imported after
+pytest.importorskip("jax"); skips the module when this build has no XLA FFI handlers."""
+
+from __future__ import annotations
+
+import pytest
+from fastconv import _C
+
+if not hasattr(_C, "jax_ffi_targets"):
+    pytest.skip(
+        "this build of fastconv has no XLA FFI handlers (built without jaxlib's headers: "
+        "FASTCONV_JAX_INCLUDE_DIR / FASTCONV_JAX=ON)",
+        allow_module_level=True,
+    )
+
+
+import fastconv.jax as fcj  # noqa: E402, F401 - the tests' handle, imported after the skip
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
+
+
+def array(rng, shape, dtype) -> jax.Array:
+    return jnp.asarray(rng.standard_normal(shape).astype(dtype))
+
+
+def assert_close(got, want, dtype, scale: float = 1.0) -> None:
+    """Close in the dtype's tolerance, relative to the reference's magnitude."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    assert got.dtype == want.dtype, (got.dtype, want.dtype)
+    tol = TOL[dtype]
+    bound = max(1.0, float(np.max(np.abs(want), initial=0.0))) * scale
+    np.testing.assert_allclose(got, want, rtol=tol["rtol"], atol=tol["atol"] * bound)
+
+
+def per_dim(v, rank):
+    return (v,) * rank if isinstance(v, int) else tuple(v)
+
+
+def pairs(padding, rank):
+    """fastconv's int / per-dim / (low, high) padding as lax's per-dim (low, high) pairs."""
+    if isinstance(padding, int):
+        return [(padding, padding)] * rank
+    return [tuple(p) if isinstance(p, (tuple, list)) else (p, p) for p in padding]
+
+
+def lax_conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
+    """The reference: XLA's own convolution, channel-first."""
+    rank = w.ndim - 2
+    pad = padding.upper() if isinstance(padding, str) else pairs(padding, rank)
+    y = lax.conv_general_dilated(
+        x,
+        w,
+        window_strides=per_dim(stride, rank),
+        padding=pad,
+        rhs_dilation=per_dim(dilation, rank),
+        feature_group_count=groups,
+        precision=lax.Precision.HIGHEST,
+    )
+    if bias is not None:
+        y = y + bias.reshape((1, -1) + (1,) * rank)
+    return y
+
+
+def lax_conv_transpose(
+    x, w, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1
+):
+    """The reference transposed conv: the adjoint of lax's conv with weight w (C_in, K/g, *k),
+    i.e. the VJP of z -> lax_conv(z, w) at x, z of the transposed conv's output shape."""
+    rank = w.ndim - 2
+    s, d, op = per_dim(stride, rank), per_dim(dilation, rank), per_dim(output_padding, rank)
+    lohi = pairs(padding, rank)
+    spatial = [
+        (n - 1) * s[i] - lohi[i][0] - lohi[i][1] + d[i] * (w.shape[2 + i] - 1) + 1 + op[i]
+        for i, n in enumerate(x.shape[2:])
+    ]
+    z_shape = (x.shape[0], w.shape[1] * groups, *spatial)
+
+    def forward(z):  # the windows of z -> x are the same whatever z's output_padding tail
+        return lax_conv(z, w, stride=s, padding=lohi, dilation=d, groups=groups)
+
+    _, vjp = jax.vjp(forward, jnp.zeros(z_shape, x.dtype))
+    (y,) = vjp(x)
+    if bias is not None:
+        y = y + bias.reshape((1, -1) + (1,) * rank)
+    return y

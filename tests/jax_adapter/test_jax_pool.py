@@ -1,0 +1,122 @@
+"""fastconv.jax.max_pool / avg_pool against lax.reduce_window under jax.jit: forward in float32
+and float64, gradients, check_grads, vmap, the custom call in the HLO, argument errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax", reason="jax is not installed (pip install 'fastconv[jax]')")
+
+import jax.numpy as jnp  # noqa: E402
+from fcj_testing import array, assert_close, fcj, pairs, per_dim  # noqa: E402
+from jax import lax  # noqa: E402
+from jax.test_util import check_grads  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+
+
+def lax_pool(kind, x, kernel_size, *, stride=None, padding=0, dilation=1, count_include_pad=True,
+             extra_hi=0):  # fmt: skip
+    """The reference: lax.reduce_window, channel-first; extra_hi pads the high end more (the
+    windows ceil_mode adds)."""
+    rank = x.ndim - 2
+    k = per_dim(kernel_size, rank)
+    s = k if stride is None else per_dim(stride, rank)
+    pad = [(0, 0), (0, 0)] + [(lo, hi + extra_hi) for lo, hi in pairs(padding, rank)]
+    dims, strides = (1, 1) + k, (1, 1) + s
+    dil = (1, 1) + per_dim(dilation, rank)
+    if kind == "max_pool" and any(v != 1 for v in dil):
+        return _dilated_max_pool(x, k, s, pad, dil)  # lax has no VJP for a dilated max window
+    if kind == "max_pool":
+        return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, pad)
+    total = lax.reduce_window(x, 0.0, lax.add, dims, strides, pad)
+    if count_include_pad:
+        return total / float(np.prod(k))
+    count = lax.reduce_window(jnp.ones_like(x), 0.0, lax.add, dims, strides, pad)
+    return total / count
+
+
+def _dilated_max_pool(x, k, s, pad, dil):
+    """Max over the window's elements as strided slices of the -inf-padded x (2-D)."""
+    xp = jnp.pad(x, pad, constant_values=-jnp.inf)
+    out = [(xp.shape[2 + i] - dil[2 + i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
+    taps = [
+        xp[:, :, i * dil[2] :: s[0], j * dil[3] :: s[1]][:, :, : out[0], : out[1]]
+        for i in range(k[0])
+        for j in range(k[1])
+    ]
+    return jnp.max(jnp.stack(taps), axis=0)
+
+
+# (kind, x shape, kernel_size, keyword arguments)
+CASES = [
+    ("max_pool", (2, 3, 11), 3, dict(stride=2, padding=1)),
+    ("max_pool", (1, 4, 9, 10), 2, dict()),
+    ("max_pool", (2, 3, 12, 9), (3, 2), dict(stride=(2, 1), padding=(1, 1), dilation=(2, 1))),
+    ("max_pool", (1, 2, 5, 6, 7), 2, dict(stride=(1, 2, 2))),
+    ("avg_pool", (2, 3, 11), 3, dict(stride=2, padding=1)),
+    ("avg_pool", (1, 4, 9, 10), (3, 3), dict(stride=2, padding=1, count_include_pad=False)),
+    ("avg_pool", (1, 2, 6, 5, 7), (2, 3, 2), dict(padding=(1, 1, 0))),
+]
+IDS = [f"{k}-{len(x) - 2}d-{i}" for i, (k, x, _, _) in enumerate(CASES)]
+FN = {"max_pool": fcj.max_pool, "avg_pool": fcj.avg_pool}
+
+
+@DTYPES
+@pytest.mark.parametrize("kind, x_shape, kernel, kw", CASES, ids=IDS)
+def test_pool_and_gradients_match_lax(rng, dtype, kind, x_shape, kernel, kw):
+    x = array(rng, x_shape, dtype)
+    got = jax.jit(lambda x: FN[kind](x, kernel, **kw))(x)
+    want = lax_pool(kind, x, kernel, **kw)
+    assert_close(got, want, dtype)
+    r = array(rng, want.shape, dtype)
+    grad = jax.jit(jax.grad(lambda x: jnp.sum(FN[kind](x, kernel, **kw) * r)))(x)
+    assert_close(grad, jax.grad(lambda x: jnp.sum(lax_pool(kind, x, kernel, **kw) * r))(x), dtype)
+
+
+def test_max_pool_ceil_mode_matches_lax(rng):
+    x = array(rng, (1, 2, 7, 9), np.float64)
+    got = jax.jit(lambda x: fcj.max_pool(x, 2, ceil_mode=True))(x)
+    assert got.shape == (1, 2, 4, 5)  # the last window starts inside x
+    assert_close(got, lax_pool("max_pool", x, 2, extra_hi=1), np.float64)
+
+
+@pytest.mark.parametrize("kind", ["max_pool", "avg_pool"])
+def test_check_grads(rng, kind):
+    x = array(rng, (2, 2, 5, 6), np.float64)
+    check_grads(jax.jit(lambda x: FN[kind](x, 3, stride=2, padding=1)), (x,), 1, modes=["rev"])
+
+
+@pytest.mark.parametrize("kind", ["max_pool", "avg_pool"])
+def test_vmap_equals_loop(rng, kind):
+    xs = array(rng, (3, 2, 4, 7, 6), np.float64)
+    f = jax.jit(jax.vmap(lambda x: FN[kind](x, 2, padding=1)))
+    assert_close(f(xs), jnp.stack([FN[kind](x, 2, padding=1) for x in xs]), np.float64)
+    # a batched output gradient with an unbatched x: the handler runs item by item
+    g = jax.vjp(lambda x: FN[kind](x, 2, padding=1), xs[0])[1]
+    gys = array(rng, (3,) + f(xs).shape[1:], np.float64)
+    got = jax.jit(jax.vmap(lambda gy: g(gy)[0]))(gys)
+    want_vjp = jax.vjp(lambda x: lax_pool(kind, x, 2, padding=1), xs[0])[1]
+    assert_close(got, jnp.stack([want_vjp(gy)[0] for gy in gys]), np.float64)
+
+
+def test_lowered_hlo_contains_the_custom_call(rng):
+    x = array(rng, (1, 3, 8, 8), np.float32)
+    text = jax.jit(jax.grad(lambda x: jnp.sum(fcj.max_pool(x, 2)))).lower(x).as_text()
+    assert "fastconv_pool" in text and '"backward"' in text
+    assert "reduce_window" not in text and "select_and_scatter" not in text
+
+
+def test_errors_name_the_argument(rng):
+    x = array(rng, (1, 3, 8, 8), np.float32)
+    with pytest.raises(TypeError, match="x must have dtype"):
+        fcj.max_pool(x.astype(jnp.int32), 2)
+    with pytest.raises(ValueError, match="kernel_size"):
+        fcj.max_pool(x, 0)
+    with pytest.raises(ValueError, match="padding"):
+        fcj.avg_pool(x, 2, padding=2)
+    with pytest.raises(ValueError, match="kernel_size"):
+        fcj.avg_pool(x, (2, 2, 2))
