@@ -1,8 +1,11 @@
 // Host-side interface of the GPU convolution and pooling kernels (launchers in cuda/*.cu).
 // Every launcher takes the caller's stream, checks its launches and throws CudaError on failure.
+// No launcher allocates device memory or synchronises: scratch memory comes in as a Workspace
+// (sized by the *_workspace queries below), so every call can be captured in a CUDA graph.
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "fastconv/geometry.h"
@@ -12,6 +15,13 @@ namespace fastconv::cuda {
 
 // DType, ConvPass and PoolKind are fastconv's own (csrc/include/fastconv/types.h), shared with
 // the CPU module: one spelling of each enum, parsed in one place (csrc/common/types.cc).
+
+// Scratch memory a call's caller allocated on the device, through its own library's allocator
+// (PyTorch's caching allocator, CuPy's pool: python/fastconv/backends/cuda.py).
+struct Workspace {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+};
 
 // A ConvGeometry flattened for kernels (passed by value). Spatial dims right-aligned in 3 slots.
 struct ConvParams {
@@ -36,9 +46,13 @@ enum class GemmMath { kSimt, kTensorCore };
 //   backward_data:   a = grad_y, b = w,      out = dx, bias (C) or null (transposed conv bias)
 //   backward_weight: a = x,      b = grad_y, out = dw  (deterministic: no atomics)
 // Accumulation is float32 (float64 for double) on every path.
+// The workspace holds backward_weight's split reduction (partial sums of each slice, summed in a
+// fixed order): implicit_gemm_workspace says how much the split it would choose on the current
+// device takes. Any smaller workspace works too, with fewer slices (none: one block per tile).
 void implicit_gemm_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a,
-                        const void* b, const void* bias, void* out, GemmMath math,
+                        const void* b, const void* bias, void* out, GemmMath math, Workspace ws,
                         cudaStream_t stream);
+size_t implicit_gemm_workspace(ConvPass pass, DType dtype, const ConvParams& p);
 
 // Direct depthwise convolution (groups == C, any channel multiplier K / C), same operands.
 void depthwise_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a, const void* b,
@@ -57,12 +71,26 @@ struct PoolArgs {
 
 void pool_forward(DType dtype, const PoolGeometry& g, const PoolArgs& args, const void* x, void* y,
                   int64_t* indices, cudaStream_t stream);
-// max: grad_x from grad_y and x; avg: x unused; lp: needs x.
+// max: grad_x from grad_y and x; avg: x unused; lp: needs x. Max and Lp need a workspace of
+// pool_backward_workspace bytes (each window's argmax / norm); InvalidArgument when it is short.
 void pool_backward(DType dtype, const PoolGeometry& g, const PoolArgs& args, const void* grad_y,
-                   const void* x, void* grad_x, cudaStream_t stream);
-// Scatters x to indices per plane; the last duplicate wins (as on the CPU). Returns false (and
-// writes nothing meaningful) when an index lies outside [0, out_count); first_bad gets it.
-bool max_unpool(DType dtype, int64_t planes, int64_t in_count, int64_t out_count, const void* x,
-                const int64_t* indices, void* y, int64_t* first_bad, cudaStream_t stream);
+                   const void* x, void* grad_x, Workspace ws, cudaStream_t stream);
+size_t pool_backward_workspace(DType dtype, const PoolGeometry& g, const PoolArgs& args);
+
+// Scatters x to indices per plane; the last duplicate wins (as on the CPU). Needs a workspace of
+// max_unpool_workspace bytes. An index outside [0, out_count) is skipped (its output stays zero
+// unless another index names it) and the first such index of a call is recorded, without any
+// synchronisation, in the device's report in mapped host memory: take_unpool_error reads it
+// once the call has run (the next max_unpool call on that device checks it, and
+// fastconv.check_gpu_errors() after a synchronisation).
+void max_unpool(DType dtype, int64_t planes, int64_t in_count, int64_t out_count, const void* x,
+                const int64_t* indices, void* y, Workspace ws, cudaStream_t stream);
+size_t max_unpool_workspace(int64_t planes, int64_t out_count);
+struct UnpoolError {
+  int64_t index;      // the bad index
+  int64_t out_count;  // the output plane size it had to lie below
+};
+// The report of the current device, taken (cleared) if a finished call left one.
+bool take_unpool_error(UnpoolError* error);
 
 }  // namespace fastconv::cuda

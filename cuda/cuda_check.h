@@ -29,15 +29,34 @@ inline void check_cuda(cudaError_t st, const char* what) {
   if (st != cudaSuccess) throw_cuda_error(st, what);
 }
 
-// After every <<<...>>>: a bad launch configuration is reported here, not at the next sync.
+// After every <<<...>>>: a bad launch configuration is reported here, not at the next sync. The
+// error read here is this call's own: check_pending_errors ran when the call began.
 inline void check_launch(const char* kernel) { check_cuda(cudaGetLastError(), kernel); }
 
-// Sets the current device for a scope and restores the caller's afterwards.
+// When a call begins, before anything is launched: an error already pending in this thread's
+// CUDA state is not fastconv's. A sticky one (a fault of earlier work, of any library) leaves the
+// context unusable, so the call fails at once and says whose it was. A non-sticky one (a failed
+// launch or runtime call whose caller never read it) is cleared, so that check_launch reports
+// only what fastconv's own launches did instead of blaming them for it.
+inline void check_pending_errors(const char* entry) {
+  const cudaError_t pending = cudaPeekAtLastError();
+  if (pending == cudaSuccess) return;
+  cudaGetLastError();                                // clears it unless it is sticky
+  if (cudaPeekAtLastError() == cudaSuccess) return;  // someone else's, and recoverable
+  throw CudaError(std::string("fastconv CUDA error before ") + entry +
+                  " launched anything: the CUDA context was already broken by earlier work "
+                  "(not a fastconv kernel): " + cudaGetErrorName(pending) + " (" +
+                  cudaGetErrorString(pending) + "); restart the process");
+}
+
+// Begins a call of the module: sets the current device for the scope (the caller's comes back
+// afterwards) and runs check_pending_errors for `entry`.
 class DeviceGuard {
  public:
-  explicit DeviceGuard(int device) {
+  DeviceGuard(int device, const char* entry) {
     check_cuda(cudaGetDevice(&previous_), "cudaGetDevice");
     if (device != previous_) check_cuda(cudaSetDevice(device), "cudaSetDevice");
+    check_pending_errors(entry);
   }
   ~DeviceGuard() {
     int now = -1;
@@ -48,30 +67,6 @@ class DeviceGuard {
 
  private:
   int previous_ = 0;
-};
-
-// Stream-ordered scratch memory (cudaMallocAsync); freed on the same stream when the scope ends.
-class StreamBuffer {
- public:
-  StreamBuffer(size_t bytes, cudaStream_t stream) : stream_(stream) {
-    if (bytes == 0) return;
-    const cudaError_t st = cudaMallocAsync(&ptr_, bytes, stream);
-    if (st != cudaSuccess) {
-      cudaGetLastError();
-      ptr_ = nullptr;
-    }
-  }
-  ~StreamBuffer() {
-    if (ptr_) cudaFreeAsync(ptr_, stream_);
-  }
-  StreamBuffer(const StreamBuffer&) = delete;
-  StreamBuffer& operator=(const StreamBuffer&) = delete;
-  void* get() const { return ptr_; }
-  bool ok() const { return ptr_ != nullptr; }
-
- private:
-  void* ptr_ = nullptr;
-  cudaStream_t stream_;
 };
 
 }  // namespace fastconv::cuda

@@ -144,8 +144,25 @@ void launch_tiles(const ConvParams& p, GemmArgs ga, const T* A, const T* B, cons
 
 int64_t round_up_to_slice(int64_t r) { return (r + kBK - 1) / kBK * kBK; }
 
+// The slices backward_weight splits its reduction into on the current device: few output tiles
+// over a long reduction -> enough slices that every SM has two blocks (1: no split).
+int64_t wanted_splits(const GemmShape& s, const ConvParams& p) {
+  const int64_t blocks = ((s.N + kBN - 1) / kBN) * ((s.M + kBM - 1) / kBM) * p.groups;
+  const int64_t target = 2 * static_cast<int64_t>(multiprocessors());
+  if (blocks >= target) return 1;
+  const int64_t max_splits = std::max<int64_t>(1, s.R / (4 * kBK));  // >= 4 slices each
+  return std::min<int64_t>({(target + blocks - 1) / blocks, max_splits, 128});
+}
+
+// Reduction slices of round_up_to_slice size, at most `splits` of them (ga.R > 0).
+void set_split(GemmArgs& ga, int64_t splits) {
+  splits = std::max<int64_t>(splits, 1);
+  ga.r_chunk = round_up_to_slice((ga.R + splits - 1) / splits);
+  ga.splits = static_cast<int>((ga.R + ga.r_chunk - 1) / ga.r_chunk);
+}
+
 template <typename T, ConvPass P, bool kTensorCores>
-void launch_gemm(const ConvParams& p, const T* A, const T* B, const T* bias, T* out,
+void launch_gemm(const ConvParams& p, const T* A, const T* B, const T* bias, T* out, Workspace ws,
                  cudaStream_t stream) {
   const GemmShape s = gemm_shape(P, p);
   if (s.out_total == 0) return;
@@ -163,27 +180,11 @@ void launch_gemm(const ConvParams& p, const T* A, const T* B, const T* bias, T* 
   }
   GemmArgs ga{s.M, s.N, s.R, round_up_to_slice(s.R), 1, 0, s.out_total, Phase{}};
   using Acc = acc_t<T>;
-  // backward_weight: few output tiles over a long reduction -> split it so every SM has work.
-  int64_t splits = 1;
-  if (P == ConvPass::kBackwardWeight) {
-    const int64_t blocks = ((s.N + kBN - 1) / kBN) * ((s.M + kBM - 1) / kBM) * p.groups;
-    const int64_t target = 2 * static_cast<int64_t>(multiprocessors());
-    if (blocks < target) {
-      const int64_t max_splits = std::max<int64_t>(1, s.R / (4 * kBK));  // >= 4 slices each
-      splits = std::min<int64_t>({(target + blocks - 1) / blocks, max_splits, 128});
-    }
-    if (splits > 1) {
-      ga.r_chunk = round_up_to_slice((s.R + splits - 1) / splits);
-      splits = (s.R + ga.r_chunk - 1) / ga.r_chunk;
-    }
+  if (P == ConvPass::kBackwardWeight) {  // as many slices as the workspace holds, up to wanted
+    const int64_t room = static_cast<int64_t>(ws.ptr ? ws.bytes / (s.out_total * sizeof(Acc)) : 0);
+    set_split(ga, std::min(wanted_splits(s, p), room));
   }
-  StreamBuffer workspace(splits > 1 ? splits * s.out_total * sizeof(Acc) : 0, stream);
-  if (splits > 1 && !workspace.ok()) {  // no memory for slices: one block per output tile
-    splits = 1;
-    ga.r_chunk = round_up_to_slice(s.R);
-  }
-  ga.splits = static_cast<int>(splits);
-  Acc* partial = splits > 1 ? static_cast<Acc*>(workspace.get()) : nullptr;
+  Acc* partial = ga.splits > 1 ? static_cast<Acc*>(ws.ptr) : nullptr;
   launch_tiles<T, P, kTensorCores>(p, ga, A, B, bias, out, partial, stream);
   if (partial) {
     launch("split_reduce_kernel", &split_reduce_kernel<T>, dim3(grid_1d(s.out_total, 256)),
@@ -193,41 +194,52 @@ void launch_gemm(const ConvParams& p, const T* A, const T* B, const T* bias, T* 
 
 template <typename T, bool kTensorCores>
 void dispatch_pass(ConvPass pass, const ConvParams& p, const void* a, const void* b,
-                   const void* bias, void* out, cudaStream_t stream) {
+                   const void* bias, void* out, Workspace ws, cudaStream_t stream) {
   const T* ta = static_cast<const T*>(a);
   const T* tb = static_cast<const T*>(b);
   const T* tbias = static_cast<const T*>(bias);
   T* tout = static_cast<T*>(out);
   switch (pass) {  // operands (a, b) per pass -> GEMM (A, B); see conv_kernels.h
     case ConvPass::kForward:
-      return launch_gemm<T, ConvPass::kForward, kTensorCores>(p, tb, ta, tbias, tout, stream);
+      return launch_gemm<T, ConvPass::kForward, kTensorCores>(p, tb, ta, tbias, tout, ws, stream);
     case ConvPass::kBackwardData:
-      return launch_gemm<T, ConvPass::kBackwardData, kTensorCores>(p, tb, ta, tbias, tout,
+      return launch_gemm<T, ConvPass::kBackwardData, kTensorCores>(p, tb, ta, tbias, tout, ws,
                                                                     stream);
     case ConvPass::kBackwardWeight:
-      return launch_gemm<T, ConvPass::kBackwardWeight, kTensorCores>(p, tb, ta, nullptr, tout,
+      return launch_gemm<T, ConvPass::kBackwardWeight, kTensorCores>(p, tb, ta, nullptr, tout, ws,
                                                                       stream);
   }
 }
 
 }  // namespace
 
+size_t implicit_gemm_workspace(ConvPass pass, DType dtype, const ConvParams& p) {
+  if (pass != ConvPass::kBackwardWeight) return 0;
+  const GemmShape s = gemm_shape(pass, p);
+  if (s.R == 0 || s.out_total == 0) return 0;
+  GemmArgs ga{s.M, s.N, s.R, round_up_to_slice(s.R), 1, 0, s.out_total, Phase{}};
+  set_split(ga, wanted_splits(s, p));
+  if (ga.splits <= 1) return 0;
+  const size_t acc = dtype == DType::kFloat64 ? sizeof(double) : sizeof(float);
+  return static_cast<size_t>(ga.splits) * static_cast<size_t>(s.out_total) * acc;
+}
+
 void implicit_gemm_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a,
-                        const void* b, const void* bias, void* out, GemmMath math,
+                        const void* b, const void* bias, void* out, GemmMath math, Workspace ws,
                         cudaStream_t stream) {
   const bool tc = math == GemmMath::kTensorCore;
   switch (dtype) {
     case DType::kFloat32:  // tensor cores for float32 means TF32 (opt-in)
-      if (tc) return dispatch_pass<float, true>(pass, p, a, b, bias, out, stream);
-      return dispatch_pass<float, false>(pass, p, a, b, bias, out, stream);
+      if (tc) return dispatch_pass<float, true>(pass, p, a, b, bias, out, ws, stream);
+      return dispatch_pass<float, false>(pass, p, a, b, bias, out, ws, stream);
     case DType::kFloat64:
-      return dispatch_pass<double, false>(pass, p, a, b, bias, out, stream);
+      return dispatch_pass<double, false>(pass, p, a, b, bias, out, ws, stream);
     case DType::kFloat16:
-      if (tc) return dispatch_pass<__half, true>(pass, p, a, b, bias, out, stream);
-      return dispatch_pass<__half, false>(pass, p, a, b, bias, out, stream);
+      if (tc) return dispatch_pass<__half, true>(pass, p, a, b, bias, out, ws, stream);
+      return dispatch_pass<__half, false>(pass, p, a, b, bias, out, ws, stream);
     case DType::kBFloat16:
-      if (tc) return dispatch_pass<__nv_bfloat16, true>(pass, p, a, b, bias, out, stream);
-      return dispatch_pass<__nv_bfloat16, false>(pass, p, a, b, bias, out, stream);
+      if (tc) return dispatch_pass<__nv_bfloat16, true>(pass, p, a, b, bias, out, ws, stream);
+      return dispatch_pass<__nv_bfloat16, false>(pass, p, a, b, bias, out, ws, stream);
   }
 }
 

@@ -37,20 +37,27 @@ T* ptr(uintptr_t p) {
 
 cudaStream_t as_stream(uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
 
+void check_conv_algo(const std::string& algo) {
+  if (algo != "implicit_gemm" && algo != "depthwise") {
+    throw Unsupported("algorithm '" + algo + "' has no CUDA kernel (available: implicit_gemm, "
+                      "depthwise)");
+  }
+}
+
+Workspace workspace(uintptr_t p, uint64_t bytes) { return {ptr(p), static_cast<size_t>(bytes)}; }
+
 // Runs one conv pass of geometry g with the chosen algorithm (GIL released by the caller).
 void run_conv(ConvPass pass, const std::string& algo, GemmMath math, DType dtype,
               const ConvGeometry& g, uintptr_t a, uintptr_t b, uintptr_t bias, uintptr_t out,
-              int device, uintptr_t stream) {
+              Workspace ws, int device, uintptr_t stream) {
+  check_conv_algo(algo);
   const ConvParams p = make_conv_params(g);
-  DeviceGuard guard(device);
+  DeviceGuard guard(device, "conv");
   if (algo == "implicit_gemm") {
-    implicit_gemm_conv(pass, dtype, p, ptr(a), ptr(b), ptr(bias), ptr(out), math,
+    implicit_gemm_conv(pass, dtype, p, ptr(a), ptr(b), ptr(bias), ptr(out), math, ws,
                        as_stream(stream));
-  } else if (algo == "depthwise") {
-    depthwise_conv(pass, dtype, p, ptr(a), ptr(b), ptr(bias), ptr(out), as_stream(stream));
   } else {
-    throw Unsupported("algorithm '" + algo + "' has no CUDA kernel (available: implicit_gemm, "
-                      "depthwise)");
+    depthwise_conv(pass, dtype, p, ptr(a), ptr(b), ptr(bias), ptr(out), as_stream(stream));
   }
 }
 
@@ -67,14 +74,31 @@ void conv(const std::string& pass, const std::string& algo, const std::string& m
           const std::string& dtype, int device, uintptr_t stream, const Shape& x_shape,
           const Shape& w_shape, const Shape& stride, const Shape& pad_lo, const Shape& pad_hi,
           const Shape& dilation, int64_t groups, const std::string& mode, uintptr_t a, uintptr_t b,
-          uintptr_t bias, uintptr_t out) {
+          uintptr_t bias, uintptr_t out, uintptr_t ws, uint64_t ws_bytes) {
   const ConvGeometry g = make_conv_geometry(x_shape, w_shape, {stride, pad_lo, pad_hi, dilation},
                                             groups, parse_mode(mode), true);
   const ConvPass ps = parse_conv_pass(pass);
   const GemmMath m = parse_math(math);
   const DType dt = parse_dtype(dtype);
   py::gil_scoped_release release;
-  run_conv(ps, algo, m, dt, g, a, b, bias, out, device, stream);
+  run_conv(ps, algo, m, dt, g, a, b, bias, out, workspace(ws, ws_bytes), device, stream);
+}
+
+// The workspace bytes `conv` can use for this pass on this device (0: none; any less works,
+// slower).
+uint64_t conv_workspace(const std::string& pass, const std::string& algo,
+                        const std::string& dtype, int device, const Shape& x_shape,
+                        const Shape& w_shape, const Shape& stride, const Shape& pad_lo,
+                        const Shape& pad_hi, const Shape& dilation, int64_t groups,
+                        const std::string& mode) {
+  check_conv_algo(algo);
+  const ConvGeometry g = make_conv_geometry(x_shape, w_shape, {stride, pad_lo, pad_hi, dilation},
+                                            groups, parse_mode(mode), true);
+  const ConvPass ps = parse_conv_pass(pass);
+  const DType dt = parse_dtype(dtype);
+  if (algo != "implicit_gemm") return 0;
+  DeviceGuard guard(device, "conv_workspace");
+  return implicit_gemm_workspace(ps, dt, make_conv_params(g));
 }
 
 void bias_grad(const std::string& dtype, int device, uintptr_t stream, const Shape& grad_y_shape,
@@ -84,7 +108,7 @@ void bias_grad(const std::string& dtype, int device, uintptr_t stream, const Sha
                                           "grad_y shape");
   const DType dt = parse_dtype(dtype);
   py::gil_scoped_release release;
-  DeviceGuard guard(device);
+  DeviceGuard guard(device, "conv_backward_bias");
   conv_bias_grad(dt, grad_y_shape[0], grad_y_shape[1], spatial, ptr(grad_y), ptr(out),
                  as_stream(stream));
 }
@@ -102,35 +126,61 @@ void pool(const std::string& kind, const std::string& pass, const std::string& d
           uintptr_t stream, const Shape& x_shape, const Shape& kernel, const Shape& stride,
           const Shape& pad_lo, const Shape& pad_hi, const Shape& dilation, bool ceil_mode,
           bool count_include_pad, double p, uintptr_t a, uintptr_t b, uintptr_t indices,
-          uintptr_t out) {
+          uintptr_t out, uintptr_t ws, uint64_t ws_bytes) {
   const PoolGeometry g =
       make_pool_geometry(x_shape, kernel, {stride, pad_lo, pad_hi, dilation}, ceil_mode);
   const PoolArgs args = pool_args(kind, count_include_pad, p);
   const PoolPass ps = parse_pool_pass(pass);
   const DType dt = parse_dtype(dtype);
   py::gil_scoped_release release;
-  DeviceGuard guard(device);
+  DeviceGuard guard(device, "pool");
   if (ps == PoolPass::kForward)
     pool_forward(dt, g, args, ptr(a), ptr(out), ptr<int64_t>(indices), as_stream(stream));
   else
-    pool_backward(dt, g, args, ptr(a), ptr(b), ptr(out), as_stream(stream));
+    pool_backward(dt, g, args, ptr(a), ptr(b), ptr(out), workspace(ws, ws_bytes),
+                  as_stream(stream));
+}
+
+// The workspace bytes a pooling pass needs (backward of max and Lp; 0 otherwise).
+uint64_t pool_workspace(const std::string& kind, const std::string& pass, const std::string& dtype,
+                        const Shape& x_shape, const Shape& kernel, const Shape& stride,
+                        const Shape& pad_lo, const Shape& pad_hi, const Shape& dilation,
+                        bool ceil_mode) {
+  const PoolGeometry g =
+      make_pool_geometry(x_shape, kernel, {stride, pad_lo, pad_hi, dilation}, ceil_mode);
+  if (parse_pool_pass(pass) == PoolPass::kForward) return 0;
+  return pool_backward_workspace(parse_dtype(dtype), g, pool_args(kind, false, 2.0));
+}
+
+// An earlier max_unpool call on the current device met an index outside its plane: raise it.
+void raise_unpool_error() {
+  UnpoolError e{};
+  if (!take_unpool_error(&e)) return;
+  throw InvalidArgument(
+      "indices must lie in [0, " + std::to_string(e.out_count) +
+      ") (the output plane size), got " + std::to_string(e.index) +
+      " in an earlier max_unpool call on this GPU; its out-of-range entries were skipped (the GPU "
+      "checks indices without synchronising, so the error is raised by the next max_unpool call "
+      "on the device or by fastconv.check_gpu_errors())");
 }
 
 void unpool(const std::string& dtype, int device, uintptr_t stream, int64_t planes,
-            int64_t in_count, int64_t out_count, uintptr_t x, uintptr_t indices, uintptr_t y) {
+            int64_t in_count, int64_t out_count, uintptr_t x, uintptr_t indices, uintptr_t y,
+            uintptr_t ws, uint64_t ws_bytes) {
   const DType dt = parse_dtype(dtype);
-  int64_t bad = 0;
-  bool ok;
-  {
-    py::gil_scoped_release release;
-    DeviceGuard guard(device);
-    ok = max_unpool(dt, planes, in_count, out_count, ptr(x), ptr<int64_t>(indices), ptr(y), &bad,
-                    as_stream(stream));
-  }
-  if (!ok) {
-    throw InvalidArgument("indices must lie in [0, " + std::to_string(out_count) +
-                          ") (the output plane size), got " + std::to_string(bad));
-  }
+  py::gil_scoped_release release;
+  DeviceGuard guard(device, "max_unpool");
+  raise_unpool_error();
+  max_unpool(dt, planes, in_count, out_count, ptr(x), ptr<int64_t>(indices), ptr(y),
+             workspace(ws, ws_bytes), as_stream(stream));
+}
+
+// fastconv.check_gpu_errors(): optionally waits for the device, then raises a pending report.
+void check_errors(int device, bool synchronize) {
+  py::gil_scoped_release release;
+  DeviceGuard guard(device, "check_gpu_errors");
+  if (synchronize) check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  raise_unpool_error();
 }
 
 }  // namespace
@@ -174,15 +224,34 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("device"), py::arg("stream"), py::arg("x_shape"), py::arg("w_shape"),
         py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),
         py::arg("groups"), py::arg("mode"), py::arg("a"), py::arg("b"), py::arg("bias"),
-        py::arg("out"));
+        py::arg("out"), py::arg("workspace") = 0, py::arg("workspace_bytes") = 0);
+  m.def("conv_workspace", &fc::conv_workspace, py::arg("pass_"), py::arg("algo"),
+        py::arg("dtype"), py::arg("device"), py::arg("x_shape"), py::arg("w_shape"),
+        py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),
+        py::arg("groups"), py::arg("mode"));
   m.def("conv_backward_bias", &fc::bias_grad, py::arg("dtype"), py::arg("device"),
         py::arg("stream"), py::arg("grad_y_shape"), py::arg("grad_y"), py::arg("out"));
   m.def("pool", &fc::pool, py::arg("kind"), py::arg("pass_"), py::arg("dtype"), py::arg("device"),
         py::arg("stream"), py::arg("x_shape"), py::arg("kernel"), py::arg("stride"),
         py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"), py::arg("ceil_mode"),
         py::arg("count_include_pad"), py::arg("p"), py::arg("a"), py::arg("b"),
-        py::arg("indices"), py::arg("out"));
+        py::arg("indices"), py::arg("out"), py::arg("workspace") = 0,
+        py::arg("workspace_bytes") = 0);
+  m.def("pool_workspace", &fc::pool_workspace, py::arg("kind"), py::arg("pass_"),
+        py::arg("dtype"), py::arg("x_shape"), py::arg("kernel"), py::arg("stride"),
+        py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"), py::arg("ceil_mode"));
   m.def("max_unpool", &fc::unpool, py::arg("dtype"), py::arg("device"), py::arg("stream"),
         py::arg("planes"), py::arg("in_count"), py::arg("out_count"), py::arg("x"),
-        py::arg("indices"), py::arg("y"));
+        py::arg("indices"), py::arg("y"), py::arg("workspace") = 0,
+        py::arg("workspace_bytes") = 0);
+  m.def("max_unpool_workspace", &fc::max_unpool_workspace, py::arg("planes"),
+        py::arg("out_count"));
+  m.def("check_errors", &fc::check_errors, py::arg("device"), py::arg("synchronize") = true);
+#ifdef FASTCONV_HOST_EMULATION
+  // Tests of the emulated module plant a pending CUDA error before a call (host_emulation.h).
+  m.def("_set_pending_error", [](bool sticky) {
+    fc::emulation::set_pending_error(cudaErrorInvalidValue, sticky);
+  });
+  m.def("_clear_pending_error", [] { fc::emulation::set_pending_error(cudaSuccess, false); });
+#endif
 }

@@ -4,8 +4,12 @@
 // the outputs whose windows cover an input element, so they need no atomics and sum in a fixed
 // order; max and Lp backward first compute per-output argmax / norm into a scratch buffer.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <mutex>
+#include <string>
 
 #include "conv_kernels.h"
 #include "cuda_check.h"
@@ -241,21 +245,22 @@ void forward_t(const PoolGeometry& g, const PoolArgs& a, const void* x, void* y,
          static_cast<T*>(y), indices, static_cast<acc_t<T>*>(nullptr), total);
 }
 
+// Max needs each window's argmax, Lp each window's norm: computed once, before the gather.
+size_t backward_scratch(DType dtype, const PoolParams& p, PoolKind kind) {
+  const auto outputs = static_cast<size_t>(p.planes * p.out_sp);
+  const size_t acc = dtype == DType::kFloat64 ? sizeof(double) : sizeof(float);
+  return kind == PoolKind::kMax ? outputs * sizeof(int64_t) : kind == PoolKind::kLp ? outputs * acc : 0;
+}
+
 template <typename T>
 void backward_t(const PoolGeometry& g, const PoolArgs& a, const void* dy, const void* x, void* dx,
-                cudaStream_t stream) {
+                Workspace ws, size_t scratch, cudaStream_t stream) {
   using Acc = acc_t<T>;
   const PoolParams p = make_pool_params(g);
   const int64_t total = p.planes * p.in_sp, outputs = p.planes * p.out_sp;
   if (total == 0) return;
-  // Max needs each window's argmax, Lp each window's norm: computed once, before the gather.
-  const size_t scratch = a.kind == PoolKind::kMax  ? outputs * sizeof(int64_t)
-                         : a.kind == PoolKind::kLp ? outputs * sizeof(Acc)
-                                                   : 0;
-  StreamBuffer buffer(scratch, stream);
-  if (scratch && !buffer.ok()) throw std::bad_alloc();
-  int64_t* argmax = a.kind == PoolKind::kMax ? static_cast<int64_t*>(buffer.get()) : nullptr;
-  Acc* norm = a.kind == PoolKind::kLp ? static_cast<Acc*>(buffer.get()) : nullptr;
+  int64_t* argmax = a.kind == PoolKind::kMax ? static_cast<int64_t*>(ws.ptr) : nullptr;
+  Acc* norm = a.kind == PoolKind::kLp ? static_cast<Acc*>(ws.ptr) : nullptr;
   if (scratch && outputs > 0) {
     launch("pool_forward_kernel (scratch)", &pool_forward_kernel<T>, dim3(blocks_for(outputs)),
            dim3(kThreads), stream, p, a.kind, a.count_include_pad, a.p,
@@ -265,6 +270,13 @@ void backward_t(const PoolGeometry& g, const PoolArgs& a, const void* dy, const 
          dim3(kThreads), stream, p, a.kind, a.count_include_pad, a.p,
          static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<const int64_t*>(argmax),
          static_cast<const acc_t<T>*>(norm), static_cast<T*>(dx), total);
+}
+
+void require_workspace(const Workspace& ws, size_t need, const char* what) {
+  if (need > 0 && (ws.ptr == nullptr || ws.bytes < need)) {
+    throw InvalidArgument(std::string(what) + " needs a workspace of " + std::to_string(need) +
+                          " bytes, got " + std::to_string(ws.ptr ? ws.bytes : 0));
+  }
 }
 
 template <typename Fn>
@@ -284,19 +296,94 @@ void pool_forward(DType dtype, const PoolGeometry& g, const PoolArgs& args, cons
   by_dtype(dtype, [&](auto tag) { forward_t<decltype(tag)>(g, args, x, y, indices, stream); });
 }
 
-void pool_backward(DType dtype, const PoolGeometry& g, const PoolArgs& args, const void* grad_y,
-                   const void* x, void* grad_x, cudaStream_t stream) {
-  by_dtype(dtype,
-           [&](auto tag) { backward_t<decltype(tag)>(g, args, grad_y, x, grad_x, stream); });
+size_t pool_backward_workspace(DType dtype, const PoolGeometry& g, const PoolArgs& args) {
+  return backward_scratch(dtype, make_pool_params(g), args.kind);
 }
 
-bool max_unpool(DType dtype, int64_t planes, int64_t in_count, int64_t out_count, const void* x,
-                const int64_t* indices, void* y, int64_t* first_bad, cudaStream_t stream) {
+void pool_backward(DType dtype, const PoolGeometry& g, const PoolArgs& args, const void* grad_y,
+                   const void* x, void* grad_x, Workspace ws, cudaStream_t stream) {
+  const size_t need = pool_backward_workspace(dtype, g, args);
+  require_workspace(ws, need, "pool backward");
+  by_dtype(dtype, [&](auto tag) {
+    backward_t<decltype(tag)>(g, args, grad_y, x, grad_x, ws, need, stream);
+  });
+}
+
+// ---- max_unpool's bad-index report: one per device in mapped, pinned host memory, written by
+// a one-thread kernel at the end of a call that met a bad index and read by the host whenever
+// it asks (no synchronisation; a call still running has simply not reported yet).
+
+namespace {
+
+struct UnpoolReport {
+  int64_t index, out_count;
+  int state;  // 0: empty, 1: index and out_count hold a report
+};
+
+constexpr int kMaxDevices = 64;
+struct ReportSlot {
+  UnpoolReport* host = nullptr;    // never freed (a few bytes per device)
+  UnpoolReport* device = nullptr;  // the same memory as the kernels address it
+};
+std::mutex report_mutex;
+ReportSlot reports[kMaxDevices];
+
+// The current device's report, made on first use (outside graph capture, where allocating
+// pinned memory is not allowed: a warm-up call before capturing makes it).
+const ReportSlot& device_report() {
+  int device = 0;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  if (device < 0 || device >= kMaxDevices) throw Unsupported("max_unpool: device index too large");
+  std::lock_guard<std::mutex> lock(report_mutex);
+  ReportSlot& slot = reports[device];
+  if (slot.host == nullptr) {
+    void* host = nullptr;
+    void* on_device = nullptr;
+    check_cuda(cudaHostAlloc(&host, sizeof(UnpoolReport), cudaHostAllocMapped),
+               "cudaHostAlloc (max_unpool's index report; under CUDA-graph capture, run one "
+               "max_unpool on this device before capturing)");
+    std::memset(host, 0, sizeof(UnpoolReport));
+    check_cuda(cudaHostGetDevicePointer(&on_device, host, 0), "cudaHostGetDevicePointer");
+    slot.device = static_cast<UnpoolReport*>(on_device);
+    slot.host = static_cast<UnpoolReport*>(host);
+  }
+  return slot;
+}
+
+__global__ void unpool_report_kernel(const unsigned long long* __restrict__ first_bad,
+                                     const int64_t* __restrict__ indices, int64_t out_count,
+                                     UnpoolReport* report) {
+  const unsigned long long bad = *first_bad;
+  volatile UnpoolReport* r = report;
+  if (bad == ~0ull || r->state != 0) return;  // nothing to report, or an unread report stands
+  r->index = indices[bad];
+  r->out_count = out_count;
+  __threadfence_system();  // the fields reach the host before the flag does
+  r->state = 1;
+}
+
+}  // namespace
+
+bool take_unpool_error(UnpoolError* error) {
+  volatile UnpoolReport* r = device_report().host;
+  if (r->state == 0) return false;
+  std::atomic_thread_fence(std::memory_order_acquire);
+  *error = {r->index, r->out_count};
+  r->state = 0;
+  return true;
+}
+
+size_t max_unpool_workspace(int64_t planes, int64_t out_count) {
+  return static_cast<size_t>(planes * out_count + 1) * sizeof(unsigned long long);
+}
+
+void max_unpool(DType dtype, int64_t planes, int64_t in_count, int64_t out_count, const void* x,
+                const int64_t* indices, void* y, Workspace ws, cudaStream_t stream) {
   const int64_t inputs = planes * in_count, outputs = planes * out_count;
-  if (outputs == 0) return true;
-  StreamBuffer buffer((outputs + 1) * sizeof(unsigned long long), stream);
-  if (!buffer.ok()) throw std::bad_alloc();
-  auto* winner = static_cast<unsigned long long*>(buffer.get());
+  if (outputs == 0) return;
+  require_workspace(ws, max_unpool_workspace(planes, out_count), "max_unpool");
+  UnpoolReport* report = device_report().device;
+  auto* winner = static_cast<unsigned long long*>(ws.ptr);
   unsigned long long* bad = winner + outputs;
   check_cuda(cudaMemsetAsync(winner, 0, outputs * sizeof(unsigned long long), stream),
              "cudaMemsetAsync");
@@ -312,15 +399,8 @@ bool max_unpool(DType dtype, int64_t planes, int64_t in_count, int64_t out_count
            static_cast<const unsigned long long*>(winner), in_count, out_count,
            static_cast<T*>(y), outputs);
   });
-  // The CPU validates every index before writing; here the check costs one small readback.
-  unsigned long long bad_pos = 0;
-  check_cuda(cudaMemcpyAsync(&bad_pos, bad, sizeof bad_pos, cudaMemcpyDeviceToHost, stream),
-             "cudaMemcpyAsync");
-  check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-  if (bad_pos == ~0ull) return true;
-  check_cuda(cudaMemcpy(first_bad, indices + bad_pos, sizeof(int64_t), cudaMemcpyDeviceToHost),
-             "cudaMemcpy");
-  return false;
+  launch("unpool_report_kernel", &unpool_report_kernel, dim3(1), dim3(1), stream,
+         static_cast<const unsigned long long*>(bad), indices, out_count, report);
 }
 
 }  // namespace fastconv::cuda

@@ -24,8 +24,9 @@ try:
 except ImportError:  # torch is an optional extra
     torch = None
 if torch is not None and getattr(torch, "__file__", None) is None:
-    # Without torch installed, `import torch` finds tests/torch/ (tests/ is on sys.path) as a
-    # namespace package: that is no torch.
+    # Without torch installed, `import torch` would find a tests/torch/ folder (tests/ is on
+    # sys.path) as a namespace package: that is no torch. (The adapter's tests live in
+    # tests/torch_adapter/ for this reason.)
     del sys.modules["torch"]
     torch = None
 

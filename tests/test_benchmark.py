@@ -313,6 +313,41 @@ def test_slow_candidates_run_once_or_are_skipped(
     assert skipped and all(r["note"].startswith("skipped: too slow, est.") for r in skipped)
 
 
+def test_gpu_first_call_is_warm_up_not_the_sample(monkeypatch) -> None:
+    """A GPU peer's first call may be cuDNN's algorithm search: with CUDA-event timing the
+    second call is the estimate, so a slow first call is neither the only sample nor a skip."""
+    from fastconv.benchmark.candidates import Candidate, Problem
+    from fastconv.benchmark.suite import Layer
+    from fastconv.benchmark.timing import Settings, _first_calls
+
+    monkeypatch.setattr(benchmark.timing, "SLOW_CALL_S", 0.05)
+    layer = Layer("l", "conv", 1, 1, 1, (4,), (1,), (1,), (0,), (1,))
+    calls = []
+
+    def bind(problem):
+        def fn():
+            calls.append(1)
+            if len(calls) == 1:
+                import time
+
+                time.sleep(0.1)  # the search
+            return 0.0
+
+        return fn
+
+    cand = Candidate("peer", "peer", bind)
+    problem = Problem(layer, "forward", None, None, None)
+    for events, timed_rows in ((None, 0), (object(), 1)):
+        calls.clear()
+        settings = Settings(3, 0.0, 10.0, "float32", lambda: None, events)
+        rows, timed, _ = _first_calls(problem, [cand], settings, {})
+        assert len(timed) == timed_rows
+        if events is None:
+            assert rows[0].note.startswith("1 run (too slow")
+        else:
+            assert timed[0].estimate < 0.05 and not rows[0].note
+
+
 def test_plot_writes_a_png(tiny_suite: Path, tmp_path: Path, capsys) -> None:
     pytest.importorskip("matplotlib")
     png = tmp_path / "chart.png"
@@ -341,3 +376,15 @@ def test_unwritable_json_path_is_a_clear_error(tiny_suite: Path, tmp_path: Path,
     assert benchmark.main([*args, "--json", str(target)]) == 2
     err = capsys.readouterr().err
     assert "cannot write" in err and "Traceback" not in err
+
+
+def test_model_benchmark_times_native_and_replaced(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    out = tmp_path / "model.json"
+    args = ["--model", "resnet18", "--batch", "2", "--image-size", "32", "--repeats", "1"]
+    assert benchmark.main([*args, "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["model"] == "resnet18" and result["modules_replaced"] == 21  # 20 conv + pool
+    assert {r["task"] for r in result["rows"]} == {"inference", "training step"}
+    assert all(r["torch_s"] > 0 and r["fastconv_s"] > 0 for r in result["rows"])
+    assert benchmark.main(["--model", "resnet18", "--batch", "0"]) == 2

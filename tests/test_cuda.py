@@ -188,18 +188,86 @@ def test_runs_on_the_current_stream_and_device_of_the_input(rng):
 
 
 @requires_gpu
-def test_non_contiguous_inputs_and_tf32_opt_in(rng):
+def test_non_contiguous_inputs_and_tf32(rng):
     x, x64 = gpu_rand(rng, (2, 16, 12, 12), "float32")
     w, w64 = gpu_rand(rng, (8, 16, 3, 3), "float32")
     xt = x.transpose(2, 3)  # a strided view: copied once by torch
     want = fastconv.conv(np.ascontiguousarray(x64.transpose(0, 1, 3, 2)), w64)
-    assert_gpu_close(fastconv.conv(xt, w), want, "float32", 16 * 9)
     try:
+        fastconv.set_allow_tf32(False)
+        exact = fastconv.conv(xt, w)
+        assert_gpu_close(exact, want, "float32", 16 * 9)
         fastconv.set_allow_tf32(True)
-        assert_gpu_close(fastconv.conv(xt, w), want, "tf32", 16 * 9)
+        tf32 = fastconv.conv(xt, w)
+        assert_gpu_close(tf32, want, "tf32", 16 * 9)
+        assert not torch.equal(tf32, exact)
     finally:
         fastconv.set_allow_tf32(None)
+    old = torch.backends.cudnn.allow_tf32
+    try:  # the default follows PyTorch's own convolutions' flag
+        torch.backends.cudnn.allow_tf32 = False
+        assert torch.equal(fastconv.conv(xt, w), exact)
+        torch.backends.cudnn.allow_tf32 = True
+        assert torch.equal(fastconv.conv(xt, w), tf32)
+    finally:
+        torch.backends.cudnn.allow_tf32 = old
     assert not xt.is_contiguous()  # inputs are never modified or replaced
+
+
+@requires_gpu
+def test_workspaces_come_from_torchs_caching_allocator(rng):
+    """backward_weight's split reduction and max-pool backward's argmax scratch are allocated
+    by PyTorch (visible in its statistics, released to its cache), never by cudaMallocAsync."""
+    x, x64 = gpu_rand(rng, (2, 64, 28, 28), "float32")
+    gy, gy64 = gpu_rand(rng, (2, 32, 28, 28), "float32")
+    ws = fastconv.explain(x, (32, 64, 3, 3), padding=1, pass_="backward_weight").workspace_bytes
+    assert ws > 0
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    dw = fastconv.conv_backward_weight(x, gy, (32, 64, 3, 3), padding=1, algo="implicit_gemm_simt")
+    peak = torch.cuda.max_memory_allocated() - base
+    assert peak >= ws + dw.numel() * 4
+    assert torch.cuda.memory_allocated() - base == dw.numel() * 4  # the workspace went back
+    want = fastconv.conv_backward_weight(x64, gy64, (32, 64, 3, 3), padding=1)
+    assert_gpu_close(dw, want, "float32", 2 * 28 * 28)
+
+
+@requires_gpu
+def test_graph_capture_of_unpool_split_weight_gradient_and_pool_backward(rng):
+    """The calls that used to allocate or synchronise inside (max_unpool's index check, the
+    split reduction, pooling backward's scratch) capture in a CUDA graph and replay right; a
+    bad index inside a replay is reported by check_gpu_errors()."""
+    x, x64 = gpu_rand(rng, (2, 8, 16, 16), "float32")
+    gy, gy64 = gpu_rand(rng, (2, 4, 16, 16), "float32")
+    y, idx = fastconv.max_pool(x, 2, return_indices=True)
+    fastconv.max_unpool(y, idx, 2)  # warm-up on the side stream, as torch.cuda.graph asks
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            fastconv.max_unpool(y, idx, 2)
+            fastconv.conv_backward_weight(x, gy, (4, 8, 3, 3), padding=1)
+            fastconv.max_pool_backward(y, x, 2)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        unpooled = fastconv.max_unpool(y, idx, 2)
+        dw = fastconv.conv_backward_weight(x, gy, (4, 8, 3, 3), padding=1)
+        dx = fastconv.max_pool_backward(y, x, 2)
+    graph.replay()
+    torch.cuda.synchronize()
+    y64, idx64 = fastconv.max_pool(x64, 2, return_indices=True)
+    assert_gpu_close(unpooled, fastconv.max_unpool(y64, idx64, 2), "float32", 1)
+    tol = _tol_name("float32", "implicit_gemm")
+    want_dw = fastconv.conv_backward_weight(x64, gy64, (4, 8, 3, 3), padding=1)
+    assert_gpu_close(dw, want_dw, tol, 2 * 256)
+    assert_gpu_close(dx, fastconv.max_pool_backward(y64, x64, 2), "float32", 1)
+    fastconv.check_gpu_errors()
+    idx[0, 0, 0, 0] = 10**6  # the graph reads idx in place
+    graph.replay()
+    with pytest.raises(ValueError, match="got 1000000"):
+        fastconv.check_gpu_errors()
 
 
 @requires_gpu
@@ -278,8 +346,9 @@ def test_pools_match_torch_and_global_pools(rng):
 def test_gpu_errors_are_exceptions_and_leave_no_sticky_error(rng):
     x, _ = gpu_rand(rng, (1, 1, 4, 4), "float32")
     y, idx = fastconv.max_pool(x, 2, return_indices=True)
-    with pytest.raises(ValueError, match="indices"):
-        fastconv.max_unpool(y, idx + 100, 2)
+    assert not fastconv.max_unpool(y, idx + 100, 2).any()  # skipped, reported without a sync
+    with pytest.raises(ValueError, match="indices must lie in"):
+        fastconv.check_gpu_errors()
     with pytest.raises(ValueError, match="x .*w|w .*x"):
         fastconv.conv(x, torch.ones(1, 1, 3, 3))  # CPU weight, GPU input
     with pytest.raises(TypeError, match="dtype"):
@@ -439,7 +508,10 @@ def test_gpu_algorithm_choice():
     assert selection.select(problem, backend, "auto").algo == "depthwise"
 
 
-def test_tf32_is_opt_in():
+def test_tf32_follows_torchs_cudnn_flag():
+    """float32 uses TF32 tensor cores when allowed: set_allow_tf32 decides when set; by default
+    torch tensors follow torch.backends.cudnn.allow_tf32 (as PyTorch's convolutions do) and
+    other arrays stay exact."""
     assert kernel_math("implicit_gemm", "float32", "cupy") == ("implicit_gemm", "simt")
     try:
         fastconv.set_allow_tf32(True)
@@ -453,12 +525,19 @@ def test_tf32_is_opt_in():
     assert kernel_math("implicit_gemm_simt", "float16", "cupy") == ("implicit_gemm", "simt")
     assert kernel_math("implicit_gemm", "float64", "cupy") == ("implicit_gemm", "simt")
     if torch is not None:
-        old = torch.backends.cuda.matmul.allow_tf32
+        old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
         try:
-            torch.backends.cuda.matmul.allow_tf32 = True
-            assert kernel_math("implicit_gemm", "float32", "torch")[1] == "tensor_core"
+            for cudnn_flag in (True, False):
+                torch.backends.cudnn.allow_tf32 = cudnn_flag
+                torch.backends.cuda.matmul.allow_tf32 = not cudnn_flag
+                want = "tensor_core" if cudnn_flag else "simt"
+                assert kernel_math("implicit_gemm", "float32", "torch")[1] == want
+                fastconv.set_allow_tf32(not cudnn_flag)  # the override wins
+                assert kernel_math("implicit_gemm", "float32", "torch")[1] != want
+                fastconv.set_allow_tf32(None)
         finally:
-            torch.backends.cuda.matmul.allow_tf32 = old
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+            fastconv.set_allow_tf32(None)
     with pytest.raises(TypeError):
         fastconv.set_allow_tf32("yes")
 

@@ -85,7 +85,9 @@ def round_to(a, dtype):
     return a
 
 
-def _emu_conv(pass_, algo, math_, dtype, x_shape, w_shape, kw, a, b, bias=None, op_pad=None):
+def _emu_conv(
+    pass_, algo, math_, dtype, x_shape, w_shape, kw, a, b, bias=None, op_pad=None, **extra
+):
     """emu.conv with the conv geometry of `kw`, as fastconv resolves it (its ConvProblem);
     op_pad lowers the high padding as a transposed conv's output_padding does."""
     geometry = conv_problem("conv", "forward", x_shape, w_shape, "float64", **kw).conv_geometry
@@ -108,6 +110,7 @@ def _emu_conv(pass_, algo, math_, dtype, x_shape, w_shape, kw, a, b, bias=None, 
         a,
         b,
         bias,
+        **extra,
     )
 
 
@@ -332,8 +335,28 @@ def test_emulated_pool_kernels_match_cpu_reference(rng, case, dtype):
         output_size=shape[2:],
     )
     assert_gpu_close(EMU.max_unpool(dtype, out_shape, y64, idx64), want, dtype, 1)
-    with pytest.raises(ValueError, match="bad index"):
-        EMU.max_unpool(dtype, out_shape, y64, idx64 + 10**6)
+    assert EMU.take_unpool_error() is None
+    # A bad index is skipped, not written anywhere, and reported through the device's record
+    # (no synchronisation): the first bad one in the call's order, read once.
+    plane = int(np.prod(out_shape[2:]))
+    bad = idx64.copy()
+    bad.reshape(-1)[1] = plane + 5
+    bad.reshape(-1)[-1] = -3
+    got = EMU.max_unpool(dtype, out_shape, y64, bad)
+    assert_gpu_close(got, _unpool_in_range(y64, bad, out_shape), dtype, 1)
+    assert EMU.take_unpool_error() == (plane + 5, plane)
+    assert EMU.take_unpool_error() is None
+
+
+def _unpool_in_range(x, idx, out_shape):
+    """max_unpool in NumPy with out-of-range indices skipped (the last duplicate wins)."""
+    planes = out_shape[0] * out_shape[1]
+    out = np.zeros((planes, int(np.prod(out_shape[2:]))))
+    for p_, (xs, js) in enumerate(zip(x.reshape(planes, -1), idx.reshape(planes, -1))):
+        for v, j in zip(xs, js):
+            if 0 <= j < out.shape[1]:
+                out[p_, j] = v
+    return out.reshape(out_shape)
 
 
 # ---- end to end on the CPU: fastconv's public API -> the CUDA backend (fastconv/backends/cuda.py)
@@ -406,8 +429,17 @@ class EmulatedCuda(CudaBackend):
             index = (index[0], unwrap(index[1]))
         return super().prepare(names, [unwrap(v) for v in values], device, index)
 
+    allocations: list = []  # (shape, dtype) of every empty(): outputs and workspaces
+    fail_workspaces = False  # empty() of a workspace raises MemoryError (an exhausted cache)
+
     def empty(self, call, shape, dtype=None):
         dtype = dtype or call.dtype
+        self.allocations.append((tuple(shape), dtype))
+        if dtype == "uint8":  # workspaces: poisoned bytes, the kernels must write what they read
+            if self.fail_workspaces:
+                raise MemoryError("emulated: CUDA out of memory")
+            t = torch.full(tuple(shape), 0x7F, dtype=torch.uint8)
+            return t, t.data_ptr()
         t = torch.full(tuple(shape), float("nan")) if dtype != "int64" else torch.empty(shape)
         t = t.to(getattr(torch, dtype))
         return EmulatedDeviceTensor(t), t.data_ptr()
@@ -415,11 +447,20 @@ class EmulatedCuda(CudaBackend):
 
 @pytest.fixture
 def emulated_gpu():
-    """Serves "CUDA" arrays with the emulated kernels for the duration of a test."""
+    """Serves "CUDA" arrays with the emulated kernels for the duration of a test; float32
+    runs exact FP32 (torch's cudnn.allow_tf32, which fastconv follows, off) unless a test
+    turns TF32 on."""
     if GLUE is None or torch is None:
         pytest.skip(f"needs torch and the CUDA host emulation ({EMU_REASON or 'glue missing'})")
-    with backends.registered(EmulatedCuda()):
-        yield GLUE
+    old = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        with backends.registered(EmulatedCuda()) as backend:
+            backend.allocations = []
+            yield GLUE
+    finally:
+        torch.backends.cudnn.allow_tf32 = old
+        GLUE._clear_pending_error()
 
 
 def _t(a, dtype):
@@ -529,10 +570,175 @@ def test_emulated_end_to_end_pools(emulated_gpu, rng):
         "float32",
         1,
     )
-    with pytest.raises(ValueError, match="indices must lie in"):
-        fastconv.max_unpool(y, idx + 1000, 3, **unpool_kw)
     with pytest.raises(TypeError, match="integer"):
         fastconv.max_unpool(y, idx.double(), 3, **unpool_kw)
+
+
+def test_emulated_max_unpool_reports_bad_indices_without_synchronising(emulated_gpu, rng):
+    """GPU max_unpool never stalls the stream to validate indices: a bad one is skipped and
+    recorded on the device, raised (ValueError naming indices) by the next max_unpool call on
+    the device or by check_gpu_errors(), once."""
+    x64 = rng.uniform(-1, 1, (2, 3, 9, 8)).astype(np.float32).astype(np.float64)
+    y64, idx64 = fastconv.max_pool(x64, 3, stride=2, padding=1, return_indices=True)
+    y, idx = _t(y64, "float32"), EmulatedDeviceTensor(torch.from_numpy(idx64))
+    unpool_kw = dict(stride=2, padding=1, output_size=(9, 8))
+    bad = idx64.copy()
+    bad[1, 2, 0, 1] = 72 + 1000
+    got = fastconv.max_unpool(y, EmulatedDeviceTensor(torch.from_numpy(bad)), 3, **unpool_kw)
+    assert_gpu_close(got, _unpool_in_range(y64, bad, (2, 3, 9, 8)), "float32", 1)
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 72\).*got 1072.*earlier"):
+        fastconv.check_gpu_errors()
+    fastconv.check_gpu_errors()  # read once
+    fastconv.max_unpool(y, EmulatedDeviceTensor(torch.from_numpy(bad)), 3, **unpool_kw)
+    with pytest.raises(ValueError, match="got 1072 in an earlier max_unpool call"):
+        fastconv.max_unpool(y, idx, 3, **unpool_kw)  # the next call on the device reports it
+    good = fastconv.max_unpool(y, idx, 3, **unpool_kw)
+    assert_gpu_close(good, fastconv.max_unpool(y64, idx64, 3, **unpool_kw), "float32", 1)
+    fastconv.check_gpu_errors(synchronize=False)
+    with pytest.raises(TypeError, match="synchronize"):
+        fastconv.check_gpu_errors("yes")
+
+
+def test_emulated_workspaces_come_from_the_callers_allocator(emulated_gpu, rng):
+    """The kernels allocate nothing: the backend asks the module for the workspace size and
+    allocates it with the caller's library (here: the test backend's empty()), explain()
+    reports it, and a workspace that cannot be had costs speed (a warning), not the result."""
+    backend = backends.backend_for_device("cuda")
+    x_shape, w_shape = (2, 16, 12, 12), (8, 16, 3, 3)  # few output tiles, long reduction
+    x64, gy64 = rng.uniform(-1, 1, x_shape), rng.uniform(-1, 1, (2, 8, 12, 12))
+    x64, gy64 = round_to(x64, "float32"), round_to(gy64, "float32")
+    x, gy = _t(x64, "float32"), _t(gy64, "float32")
+    want = fastconv.conv_backward_weight(x64, gy64, w_shape, padding=1)
+    e = fastconv.explain(x, w_shape, padding=1, pass_="backward_weight")
+    assert e.workspace_bytes > 0 and "caller's allocator" in e.reason
+    assert fastconv.explain(x, w_shape, padding=1).workspace_bytes == 0  # forward needs none
+    backend.allocations.clear()
+    split = fastconv.conv_backward_weight(x, gy, w_shape, padding=1)
+    assert ((e.workspace_bytes,), "uint8") in backend.allocations
+    assert_gpu_close(split, want, "float32", 2 * 144)
+    backend.fail_workspaces = True
+    try:
+        with pytest.warns(ResourceWarning, match="workspace"):
+            unsplit = fastconv.conv_backward_weight(x, gy, w_shape, padding=1)
+        assert_gpu_close(unsplit, want, "float32", 2 * 144)
+        with pytest.raises(MemoryError):  # max-pool backward cannot run without its scratch
+            fastconv.max_pool_backward(x, x, 1)
+    finally:
+        backend.fail_workspaces = False
+    # pooling backward's scratch (argmax / norm) is a workspace too; a short one is refused
+    g6_64 = round_to(rng.uniform(-1, 1, (2, 8, 6, 6)), "float32")
+    gp = fastconv.max_pool_backward(_t(g6_64, "float32"), gy, 2)
+    assert_gpu_close(gp, fastconv.max_pool_backward(g6_64, gy64, 2), "float32", 1)
+    assert ((2 * 8 * 6 * 6 * 8,), "uint8") in backend.allocations
+    geometry = ((2, 8, 12, 12), (2, 2), (2, 2), (0, 0), (0, 0), (1, 1), False)
+    assert GLUE.pool_workspace("max_pool", "backward", "float32", *geometry) == 2 * 8 * 36 * 8
+    assert GLUE.pool_workspace("avg_pool", "backward", "float32", *geometry) == 0
+    with pytest.raises(ValueError, match="needs a workspace of 4608 bytes, got 0"):
+        GLUE.pool(
+            "max_pool",
+            "backward",
+            "float32",
+            0,
+            0,
+            *geometry,
+            True,
+            2.0,
+            gy.t.data_ptr(),
+            gy.t.data_ptr(),
+            0,
+            gp.t.data_ptr(),
+        )
+
+
+@requires_emulation
+def test_emulated_split_backward_weight_takes_any_workspace(rng):
+    """Fewer slices when the workspace is short, none without one: same result to the bit
+    for a given split, and every split matches the reference."""
+    x_shape, w_shape = (3, 8, 15, 15), (6, 8, 3, 3)
+    kw = dict(padding=1)
+    x, w = rng.uniform(-1, 1, x_shape), rng.uniform(-1, 1, w_shape)
+    gy = rng.uniform(-1, 1, fastconv.conv(x, w, **kw).shape)
+    want = fastconv.conv_backward_weight(x, gy, w_shape, algo="reference", **kw)
+    full = EMU.conv_workspace(
+        "backward_weight", "float64", x_shape, w_shape, [1, 1], [1, 1], [1, 1], [1, 1], 1
+    )
+    per_split = 6 * 8 * 9 * 8
+    assert full >= 2 * per_split and full % per_split == 0
+    for nbytes in (-1, 0, 1, per_split, 2 * per_split + 7, full):
+        got = _emu_conv(
+            "backward_weight",
+            "implicit_gemm",
+            "simt",
+            "float64",
+            x_shape,
+            w_shape,
+            kw,
+            x,
+            gy,
+            workspace_bytes=nbytes,
+        )
+        assert_gpu_close(got, want, "float64", 1, f"workspace {nbytes}")
+
+
+def test_emulated_pending_cuda_errors_are_not_blamed_on_fastconv(emulated_gpu, rng):
+    """An error left pending by other work: a recoverable one is cleared before fastconv
+    launches (its own launch checks then see only its own errors); a sticky one fails the call
+    before any launch, saying it came from earlier work."""
+    x64 = round_to(rng.uniform(-1, 1, (1, 2, 5, 5)), "float32")
+    w64 = round_to(rng.uniform(-1, 1, (3, 2, 3, 3)), "float32")
+    x, w = _t(x64, "float32"), _t(w64, "float32")
+    emulated_gpu._set_pending_error(False)
+    assert_gpu_close(fastconv.conv(x, w), fastconv.conv(x64, w64), "float32", 18)
+    assert_gpu_close(fastconv.conv(x, w), fastconv.conv(x64, w64), "float32", 18)
+    emulated_gpu._set_pending_error(True)
+    with pytest.raises(RuntimeError, match="before conv launched anything.*earlier work"):
+        fastconv.conv(x, w)
+    with pytest.raises(RuntimeError, match="before pool launched anything"):
+        fastconv.max_pool(x, 2)
+
+
+def test_emulated_tf32_follows_torch_cudnn_flag(emulated_gpu, rng):
+    """float32 torch tensors take TF32 tensor cores when torch.backends.cudnn.allow_tf32 says
+    so (as PyTorch's own convolutions do), exact FP32 otherwise; set_allow_tf32 overrides."""
+    x64 = round_to(rng.uniform(-1, 1, (2, 32, 8, 8)), "float32")
+    w64 = round_to(rng.uniform(-1, 1, (16, 32, 3, 3)), "float32")
+    x, w = _t(x64, "float32"), _t(w64, "float32")
+    want = fastconv.conv(x64, w64, padding=1)
+    exact = fastconv.conv(x, w, padding=1)
+    assert_gpu_close(exact, want, "float32", 288)
+    torch.backends.cudnn.allow_tf32 = True
+    tf32 = fastconv.conv(x, w, padding=1)
+    assert_gpu_close(tf32, want, "tf32", 288)
+    assert not torch.equal(tf32.t, exact.t)  # really rounded: TF32 keeps 10 mantissa bits
+    assert torch.equal(fastconv.conv(x, w, padding=1, algo="implicit_gemm_simt").t, exact.t)
+    try:
+        fastconv.set_allow_tf32(False)
+        assert torch.equal(fastconv.conv(x, w, padding=1).t, exact.t)
+    finally:
+        fastconv.set_allow_tf32(None)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = True  # the matmul flag is not the one followed
+    try:
+        assert torch.equal(fastconv.conv(x, w, padding=1).t, exact.t)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def test_emulated_explain_names_the_channels_last_copy(emulated_gpu, rng):
+    """Kernels take channel-first contiguous buffers: a channels_last tensor is copied on every
+    call (on either device), and explain() says so and what it costs."""
+    x = torch.from_numpy(rng.uniform(-1, 1, (2, 8, 6, 6))).float()
+    xc = x.to(memory_format=torch.channels_last)
+    e = fastconv.explain(xc, (4, 8, 3, 3))
+    assert e.copies and "x is channels_last" in e.copies[0] and "2304 bytes" in e.copies[0]
+    assert "channels_last" in str(e)
+    assert not fastconv.explain(x, (4, 8, 3, 3)).copies
+    assert (
+        "w is strided" in fastconv.explain(x, torch.ones(3, 3, 8, 4).permute(3, 2, 0, 1)).copies[0]
+    )
+    y = fastconv.conv(EmulatedDeviceTensor(xc), _t(np.ones((4, 8, 3, 3)), "float32"))
+    assert y.t.is_contiguous()  # as explain says: channel-first out
+    assert xc.is_contiguous(memory_format=torch.channels_last)  # the input is left as it was
 
 
 @requires_emulation

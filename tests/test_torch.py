@@ -299,3 +299,45 @@ def test_default_device_does_not_move_cpu_calls():
     assert y.device.type == "cpu" and z.device.type == "cpu"
     np.testing.assert_array_equal(y.numpy(), z.numpy())
     assert float(y[0, 0, 0, 0]) == 18.0
+
+
+@requires_torch
+def test_kernels_on_torchs_openmp_threads_give_the_same_results(rng):
+    """share_torch_threads() hands the kernels' chunks to PyTorch's own OpenMP team (no second
+    pool fighting its spinning workers): every algorithm, pass and pool gives bitwise the
+    results of fastconv's own pool, and the own pool comes back with use_openmp_runtime('')."""
+    from fastconv import _C, _runtime
+
+    x = torch.from_numpy(rng.uniform(-1, 1, (4, 8, 13, 11)).astype(np.float32))
+    w = torch.from_numpy(rng.uniform(-1, 1, (6, 8, 3, 3)).astype(np.float32))
+    gy = torch.from_numpy(rng.uniform(-1, 1, (4, 6, 13, 11)).astype(np.float32))
+
+    def results():
+        out = [fastconv.max_pool(x, 3, stride=2, return_indices=True)[1].double()]
+        out += [fastconv.avg_pool(x, 2), fastconv.max_pool_backward(x, x, 1)]
+        for algo in fastconv.algorithms("conv"):
+            try:
+                out.append(fastconv.conv(x, w, padding=1, algo=algo))
+                out.append(fastconv.conv_backward_data(gy, w, x.shape, padding=1, algo=algo))
+                out.append(fastconv.conv_backward_weight(x, gy, w.shape, padding=1, algo=algo))
+            except NotImplementedError:
+                continue
+        return out
+
+    threads = fastconv.get_num_threads()
+    fastconv.set_num_threads(2)  # a real team even on one core
+    try:
+        own = results()
+        runtime = _runtime.share_torch_threads()
+        if not runtime:
+            pytest.skip("no OpenMP runtime loaded by torch in this process (not Linux/libgomp)")
+        assert fastconv.info()["thread_pool"] == runtime
+        shared = results()
+        assert len(shared) == len(own) > 6
+        for a, b in zip(own, shared):
+            assert torch.equal(a, b)
+    finally:
+        _C.use_openmp_runtime("")
+        fastconv.set_num_threads(threads)
+    assert fastconv.info()["thread_pool"] == "fastconv's own"
+    assert "not loaded" in _C.use_openmp_runtime("/nonexistent/libgomp.so.1")

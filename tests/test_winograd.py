@@ -149,11 +149,21 @@ def test_bad_tile_environment_is_a_value_error(fastconv_with_env):
 
 @pytest.mark.parametrize("pass_", ["forward", "backward_data", "backward_weight"])
 def test_workspace_is_bounded_by_blocks_not_the_image(pass_):
-    """Scratch = transformed kernels (or weight-gradient sums) + tile blocks: a 4x larger image
-    needs no more of it."""
+    """Scratch = transformed kernels (or weight-gradient sums) + one tile block per thread: a
+    4x larger image needs no more of it. (Pinned to 2 threads: an image with fewer blocks than
+    threads needs less, e.g. 112x112 at 16 threads.)"""
     w_shape = (64, 64, 3, 3)
-    small = fastconv.explain((1, 64, 112, 112), w_shape, padding=1, algo="winograd", pass_=pass_)
-    large = fastconv.explain((1, 64, 224, 224), w_shape, padding=1, algo="winograd", pass_=pass_)
+    threads = fastconv.get_num_threads()
+    fastconv.set_num_threads(2)
+    try:
+        small = fastconv.explain(
+            (1, 64, 112, 112), w_shape, padding=1, algo="winograd", pass_=pass_
+        )
+        large = fastconv.explain(
+            (1, 64, 224, 224), w_shape, padding=1, algo="winograd", pass_=pass_
+        )
+    finally:
+        fastconv.set_num_threads(threads)
     assert 0 < small.workspace_bytes == large.workspace_bytes
     assert large.workspace_bytes < 64 * 224 * 224 * 4
 

@@ -64,6 +64,10 @@ PYBIND11_MODULE(_C, m) {
   m.def("algorithms", &fastconv::built_algorithms, py::arg("op"));
   m.def("set_num_threads", &fastconv::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &fastconv::get_num_threads);
+  m.def("use_openmp_runtime", &fastconv::use_openmp_runtime, py::arg("library"),
+        "Run kernels on an already loaded OpenMP runtime ('' = fastconv's own pool); returns '' "
+        "or why not");
+  m.def("openmp_runtime", &fastconv::openmp_runtime);
   m.def("cpu_info", &cpu_info);
   fastconv::bindings::bind_problems(m);
   fastconv::bindings::bind_gemm(m);

@@ -2,7 +2,7 @@
 #include "fastconv/geometry.h"
 
 #include <atomic>
-#include <sstream>
+#include <string>
 
 #include "fastconv/status.h"
 
@@ -20,16 +20,13 @@ int64_t floor_div(int64_t a, int64_t b) {  // b > 0
 // Checks a per-dimension argument: right length and each entry >= min_value.
 void check_dims(const std::vector<int64_t>& v, size_t rank, const char* name, int64_t min_value) {
   if (v.size() != rank) {
-    std::ostringstream os;
-    os << name << " must have " << rank << " entries (one per spatial dim), got "
-       << format_dims(v);
-    fail(os.str());
+    fail(std::string(name) + " must have " + std::to_string(rank) +
+         " entries (one per spatial dim), got " + format_dims(v));
   }
   for (int64_t e : v) {
     if (e < min_value) {
-      std::ostringstream os;
-      os << name << " must be >= " << min_value << " in every dim, got " << format_dims(v);
-      fail(os.str());
+      fail(std::string(name) + " must be >= " + std::to_string(min_value) +
+           " in every dim, got " + format_dims(v));
     }
   }
 }
@@ -40,9 +37,7 @@ constexpr int64_t kMaxExtent = int64_t(1) << 40;
 void check_extent_range(const std::vector<int64_t>& v, const char* name) {
   for (int64_t e : v) {
     if (e > kMaxExtent || e < -kMaxExtent) {
-      std::ostringstream os;
-      os << name << " entries must be below 2^40, got " << format_dims(v);
-      fail(os.str());
+      fail(std::string(name) + " entries must be below 2^40, got " + format_dims(v));
     }
   }
 }
@@ -100,13 +95,14 @@ std::vector<int64_t> tail(const Dims& d, int rank) {
 
 }  // namespace
 
+// std::to_string, not iostreams, here and in every message: a build whose libstdc++ is linked
+// statically (seen with the GPU machines' GCC 13) crashes on stream formatting in a process
+// that has loaded another libstdc++ (PyTorch's): the two copies' locale facets differ.
 std::string format_dims(const std::vector<int64_t>& v) {
-  std::ostringstream os;
-  os << "(";
-  for (size_t i = 0; i < v.size(); ++i) os << (i ? ", " : "") << v[i];
-  if (v.size() == 1) os << ",";
-  os << ")";
-  return os.str();
+  std::string s = "(";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  if (v.size() == 1) s += ",";
+  return s + ")";
 }
 
 int64_t checked_product(const std::vector<int64_t>& extents, const char* what) {
@@ -226,11 +222,10 @@ ConvGeometry make_conv_geometry(const std::vector<int64_t>& x_shape,
     if (g.out[d] < 1) {
       const int64_t eff = g.dilation[d] * (g.kernel[d] - 1) + 1;
       const int64_t padded = g.in[d] + g.pad_lo[d] + g.pad_hi[d];
-      std::ostringstream os;
-      os << "kernel of w (effective size " << eff << " with dilation " << g.dilation[d]
-         << ") is larger than the padded input (" << padded << ") in spatial dim "
-         << d - (kMaxRank - int(rank)) << "; check w, padding and dilation";
-      fail(os.str());
+      fail("kernel of w (effective size " + std::to_string(eff) + " with dilation " +
+           std::to_string(g.dilation[d]) + ") is larger than the padded input (" +
+           std::to_string(padded) + ") in spatial dim " +
+           std::to_string(d - (kMaxRank - int(rank))) + "; check w, padding and dilation");
     }
   }
   checked_product(g.output_shape(), "output shape");

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <memory>
 #include <new>
@@ -68,21 +68,36 @@ int count_cpus(const std::string& list) {  // "0-3,8-11" -> 8
   return std::max(1, count);
 }
 
+// The first line of a sysfs file ("" when unreadable). C stdio, not std::ifstream: a build with
+// a statically linked libstdc++ crashed on stream extraction inside a process that had loaded
+// another libstdc++ (PyTorch's; seen on the GPU machines' GCC 13), the locale facets differing.
+std::string read_line(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return "";
+  char buf[256] = {};
+  const bool ok = std::fgets(buf, sizeof buf, f) != nullptr;
+  std::fclose(f);
+  if (!ok) return "";
+  std::string line(buf);
+  while (!line.empty() && (line.back() == '\n' || line.back() == ' ')) line.pop_back();
+  return line;
+}
+
 bool caches_from_sysfs(CacheSizes& out) {
   bool found = false;
   for (int idx = 0; idx < 8; ++idx) {
     const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(idx) + "/";
-    std::ifstream level_f(dir + "level"), type_f(dir + "type"), size_f(dir + "size");
-    int level = 0;
-    std::string type, size, shared;
-    if (!(level_f >> level) || !(type_f >> type) || !(size_f >> size)) continue;
+    const std::string level_s = read_line(dir + "level"), type = read_line(dir + "type");
+    const std::string size = read_line(dir + "size");
+    const int level = std::atoi(level_s.c_str());
+    if (level_s.empty() || type.empty() || size.empty()) continue;
     const int64_t bytes = parse_size(size);
     if (bytes <= 0 || type == "Instruction") continue;
     if (level == 1) out.l1d = bytes;
     if (level == 2) out.l2 = bytes;
     if (level == 3) {
-      std::ifstream shared_f(dir + "shared_cpu_list");
-      out.l3_per_core = bytes / (shared_f >> shared ? count_cpus(shared) : 1);
+      const std::string shared = read_line(dir + "shared_cpu_list");
+      out.l3_per_core = bytes / (shared.empty() ? 1 : count_cpus(shared));
     }
     found = true;
   }

@@ -1,6 +1,7 @@
 // CPU feature detection (CPUID + XCR0) and the FASTCONV_ISA cap, evaluated once.
 #include "fastconv/cpu_features.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>

@@ -69,6 +69,13 @@ Buffer poisoned(fastconv::DType t, size_t count) {  // NaN: every output must be
   return b;
 }
 
+// A workspace of `bytes` poisoned bytes: kernels must write what they read back.
+struct Scratch {
+  std::vector<unsigned char> bytes;
+  explicit Scratch(size_t n) : bytes(n, 0x7f) {}
+  fc::Workspace get() { return {bytes.empty() ? nullptr : bytes.data(), bytes.size()}; }
+};
+
 Array to_array(const Buffer& b, const Shape& shape) {
   Array out(std::vector<py::ssize_t>(shape.begin(), shape.end()));
   for (size_t i = 0; i < b.count(); ++i) out.mutable_data()[i] = b.get(i);
@@ -79,7 +86,7 @@ Array conv(const std::string& pass, const std::string& algo, const std::string& 
            const std::string& dtype, const Shape& x_shape, const Shape& w_shape,
            const Shape& stride, const Shape& pad_lo, const Shape& pad_hi, const Shape& dilation,
            int64_t groups, const std::string& mode, const Array& a, const Array& b,
-           py::object bias) {
+           py::object bias, int64_t workspace_bytes) {
   const auto g = fastconv::make_conv_geometry(
       x_shape, w_shape, {stride, pad_lo, pad_hi, dilation}, groups,
       mode == "conv" ? fastconv::ConvMode::kConv : fastconv::ConvMode::kCross, true);
@@ -95,10 +102,12 @@ Array conv(const std::string& pass, const std::string& algo, const std::string& 
   const auto p = fc::make_conv_params(g);
   if (algo == "depthwise") {
     fc::depthwise_conv(ps, t, p, ba.data(), bb.data(), bbias.data(), out.data(), nullptr);
-  } else {
+  } else {  // workspace_bytes < 0: the size the launcher asks for
+    Scratch ws(workspace_bytes < 0 ? fc::implicit_gemm_workspace(ps, t, p)
+                                   : static_cast<size_t>(workspace_bytes));
     fc::implicit_gemm_conv(ps, t, p, ba.data(), bb.data(), bbias.data(), out.data(),
                            math == "tensor_core" ? fc::GemmMath::kTensorCore : fc::GemmMath::kSimt,
-                           nullptr);
+                           ws.get(), nullptr);
   }
   return to_array(out, out_shape);
 }
@@ -142,7 +151,9 @@ Array pool_backward(const std::string& kind, const std::string& dtype, const Sha
   const fastconv::DType t = parse_dtype(dtype);
   Buffer bgy = to_buffer(t, gy), bx = to_buffer(t, x);
   Buffer gx = poisoned(t, fastconv::checked_product(x_shape, "x"));
-  fc::pool_backward(t, g, pool_args(kind, cip, p), bgy.data(), bx.data(), gx.data(), nullptr);
+  const fc::PoolArgs args = pool_args(kind, cip, p);
+  Scratch ws(fc::pool_backward_workspace(t, g, args));
+  fc::pool_backward(t, g, args, bgy.data(), bx.data(), gx.data(), ws.get(), nullptr);
   return to_array(gx, x_shape);
 }
 
@@ -155,21 +166,36 @@ Array max_unpool(const std::string& dtype, const Shape& out_shape, const Array& 
   const int64_t in_count = x.size() / std::max<int64_t>(planes, 1);
   Buffer bx = to_buffer(t, x);
   Buffer y = poisoned(t, planes * out_count);
-  int64_t bad = 0;
-  if (!fc::max_unpool(t, planes, in_count, out_count, bx.data(), idx.data(), y.data(), &bad,
-                      nullptr)) {
-    throw std::invalid_argument("bad index " + std::to_string(bad));
-  }
+  Scratch ws(fc::max_unpool_workspace(planes, out_count));
+  fc::max_unpool(t, planes, in_count, out_count, bx.data(), idx.data(), y.data(), ws.get(),
+                 nullptr);
   return to_array(y, out_shape);
 }
 
 }  // namespace
 
 PYBIND11_MODULE(fastconv_cuda_emulation, m) {
-  m.def("conv", &conv);
+  m.def("conv", &conv, py::arg("pass_"), py::arg("algo"), py::arg("math"), py::arg("dtype"),
+        py::arg("x_shape"), py::arg("w_shape"), py::arg("stride"), py::arg("pad_lo"),
+        py::arg("pad_hi"), py::arg("dilation"), py::arg("groups"), py::arg("mode"), py::arg("a"),
+        py::arg("b"), py::arg("bias"), py::arg("workspace_bytes") = -1);
   m.def("bias_grad", &bias_grad);
   m.def("pool_forward", &pool_forward);
   m.def("pool_backward", &pool_backward);
   m.def("max_unpool", &max_unpool);
   m.def("set_multiprocessors", [](int n) { fc::emulation::g_multiprocessors = n; });
+  m.def("conv_workspace", [](const std::string& pass, const std::string& dtype,
+                             const Shape& x_shape, const Shape& w_shape, const Shape& stride,
+                             const Shape& lo, const Shape& hi, const Shape& dil, int64_t groups) {
+    const auto g = fastconv::make_conv_geometry(x_shape, w_shape, {stride, lo, hi, dil}, groups,
+                                                fastconv::ConvMode::kCross, true);
+    return fc::implicit_gemm_workspace(fastconv::parse_conv_pass(pass), parse_dtype(dtype),
+                                       fc::make_conv_params(g));
+  });
+  // max_unpool's report of a bad index: (index, out_count), or None; reading clears it.
+  m.def("take_unpool_error", []() -> py::object {
+    fc::UnpoolError e{};
+    if (!fc::take_unpool_error(&e)) return py::none();
+    return py::make_tuple(e.index, e.out_count);
+  });
 }

@@ -3,7 +3,7 @@
 // one block at a time with one std::thread per CUDA thread (__syncthreads is a barrier;
 // __shared__ becomes a static shared by the block's threads); WMMA fragments hold whole tiles
 // per thread and check the documented pointer alignment and ldm rules; the runtime calls the
-// launchers make (memset, stream-ordered malloc, copies, attributes) act on host memory.
+// launchers make (memset, copies, mapped host memory, attributes, the pending error) act on host memory.
 // cp.async is not emulated: the kernels' non-sm_80 path (plain loads) runs instead.
 #pragma once
 #include <cuda_bf16.h>
@@ -11,6 +11,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <barrier>
 #include <cmath>
 #include <cstdint>
@@ -78,30 +79,39 @@ T atomic_max(T* p, T v) {
   return old;
 }
 
-// ---- runtime calls of the launchers, on host memory
-inline cudaError_t get_last_error() { return cudaSuccess; }
+// ---- runtime calls of the launchers, on host memory. Launchers never allocate device memory,
+// copy or synchronise (cuda/conv_kernels.h): those calls are not emulated, so an emulated build
+// that makes one fails to link.
+// This thread's pending error, as the runtime keeps it: read and cleared by cudaGetLastError
+// unless sticky; tests plant one (set_pending_error) to check how entry points treat it.
+inline thread_local cudaError_t tl_pending = cudaSuccess;
+inline thread_local bool tl_sticky = false;
+inline void set_pending_error(cudaError_t e, bool sticky) {
+  tl_pending = e;
+  tl_sticky = sticky;
+}
+inline cudaError_t get_last_error() {
+  const cudaError_t e = tl_pending;
+  if (!tl_sticky) tl_pending = cudaSuccess;
+  return e;
+}
+inline cudaError_t peek_at_last_error() { return tl_pending; }
 inline const char* error_text(cudaError_t) { return "emulated CUDA error"; }
-inline cudaError_t get_device(int* d) { *d = 0; return cudaSuccess; }
-inline cudaError_t set_device(int) { return cudaSuccess; }
-inline cudaError_t malloc_async(void** p, size_t n, cudaStream_t) {
+inline cudaError_t host_alloc(void** p, size_t n, unsigned) {
   *p = std::malloc(n ? n : 1);
-  std::memset(*p, 0x7f, n);  // poison: the kernels must write what they read back
   return cudaSuccess;
 }
-inline cudaError_t free_async(void* p, cudaStream_t) { std::free(p); return cudaSuccess; }
+inline cudaError_t host_get_device_pointer(void** d, void* h, unsigned) {
+  *d = h;  // one address space
+  return cudaSuccess;
+}
+inline cudaError_t device_synchronize() { return cudaSuccess; }
+inline cudaError_t get_device(int* d) { *d = 0; return cudaSuccess; }
+inline cudaError_t set_device(int) { return cudaSuccess; }
 inline cudaError_t memset_async(void* p, int v, size_t n, cudaStream_t) {
   std::memset(p, v, n);
   return cudaSuccess;
 }
-inline cudaError_t memcpy_async(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t) {
-  std::memcpy(d, s, n);
-  return cudaSuccess;
-}
-inline cudaError_t memcpy_sync(void* d, const void* s, size_t n, cudaMemcpyKind) {
-  std::memcpy(d, s, n);
-  return cudaSuccess;
-}
-inline cudaError_t stream_synchronize(cudaStream_t) { return cudaSuccess; }
 inline cudaError_t device_attribute(int* v, cudaDeviceAttr, int) {
   *v = g_multiprocessors;
   return cudaSuccess;
@@ -149,17 +159,16 @@ inline cudaError_t pointer_attributes(cudaPointerAttributes* a, const void*) {
 #define atomicMin(p, v) ::fastconv::cuda::emulation::atomic_min(p, v)
 #define atomicMax(p, v) ::fastconv::cuda::emulation::atomic_max(p, v)
 #define cudaGetLastError ::fastconv::cuda::emulation::get_last_error
-#define cudaPeekAtLastError ::fastconv::cuda::emulation::get_last_error
+#define cudaPeekAtLastError ::fastconv::cuda::emulation::peek_at_last_error
+#define cudaHostAlloc ::fastconv::cuda::emulation::host_alloc
+#define cudaHostGetDevicePointer ::fastconv::cuda::emulation::host_get_device_pointer
+#define cudaDeviceSynchronize ::fastconv::cuda::emulation::device_synchronize
+#define __threadfence_system() std::atomic_thread_fence(std::memory_order_seq_cst)
 #define cudaGetErrorName ::fastconv::cuda::emulation::error_text
 #define cudaGetErrorString ::fastconv::cuda::emulation::error_text
 #define cudaGetDevice ::fastconv::cuda::emulation::get_device
 #define cudaSetDevice ::fastconv::cuda::emulation::set_device
-#define cudaMallocAsync ::fastconv::cuda::emulation::malloc_async
-#define cudaFreeAsync ::fastconv::cuda::emulation::free_async
 #define cudaMemsetAsync ::fastconv::cuda::emulation::memset_async
-#define cudaMemcpyAsync ::fastconv::cuda::emulation::memcpy_async
-#define cudaMemcpy ::fastconv::cuda::emulation::memcpy_sync
-#define cudaStreamSynchronize ::fastconv::cuda::emulation::stream_synchronize
 #define cudaDeviceGetAttribute ::fastconv::cuda::emulation::device_attribute
 #define cudaGetDeviceCount ::fastconv::cuda::emulation::get_device_count
 #define cudaGetDeviceProperties ::fastconv::cuda::emulation::get_device_properties

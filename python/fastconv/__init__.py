@@ -7,7 +7,14 @@ build has, and `fastconv bench` for how fast it is on your machine.
 from __future__ import annotations
 
 from . import _C
-from ._runtime import algorithms, get_num_threads, info, peak_gflops, set_num_threads
+from ._runtime import (
+    algorithms,
+    check_gpu_errors,
+    get_num_threads,
+    info,
+    peak_gflops,
+    set_num_threads,
+)
 from .backends.cuda import set_allow_tf32
 from .functional import (
     conv,
@@ -43,6 +50,7 @@ __all__ = [
     "algorithms",
     "avg_pool",
     "avg_pool_backward",
+    "check_gpu_errors",
     "conv",
     "conv1d",
     "conv2d",

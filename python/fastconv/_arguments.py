@@ -14,11 +14,17 @@ PAD_STRINGS = ("valid", "same", "full")
 
 
 def _is_int(v: Any) -> bool:
+    if type(v) is int:  # the common case, without the abstract-class checks below
+        return True
     return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def per_dim(value: Any, rank: int, name: str) -> list[int]:
     """An int or a sequence with one int per spatial dim -> list of `rank` ints."""
+    if type(value) is int:
+        return [value] * rank
+    if type(value) is tuple and len(value) == rank and all(type(v) is int for v in value):
+        return list(value)
     if _is_int(value):
         return [int(value)] * rank
     if isinstance(value, (tuple, list)):

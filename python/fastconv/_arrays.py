@@ -131,3 +131,30 @@ def host_signature(values: tuple) -> Optional[tuple]:
     backend = backend_for_device("cpu")
     signature = backend.signature(values)
     return None if signature is None else (backend, signature)
+
+
+def copy_note(obj: Any, name: str) -> str:
+    """What a call does to an operand stored out of order ("" for a C-contiguous one or a
+    shape): kernels take contiguous channel-first (N, C, ...) buffers, so e.g. a channels_last
+    torch tensor is copied to one on every call, and the result is contiguous channel-first."""
+    if is_torch_tensor(obj):
+        if obj.is_contiguous():
+            return ""
+        torch = sys.modules["torch"]
+        if obj.dim() == 4 and obj.is_contiguous(memory_format=torch.channels_last):
+            layout = "channels_last"
+        elif obj.dim() == 5 and obj.is_contiguous(memory_format=torch.channels_last_3d):
+            layout = "channels_last_3d"
+        else:
+            layout = f"strided {tuple(obj.stride())}"
+        nbytes = obj.numel() * obj.element_size()
+    else:
+        flags = getattr(obj, "flags", None)
+        if flags is None or flags["C_CONTIGUOUS"]:
+            return ""
+        layout = f"strided {tuple(getattr(obj, 'strides', ()))} (bytes)"
+        nbytes = int(obj.nbytes)
+    return (
+        f"{name} is {layout}: every call copies it to a contiguous channel-first buffer first "
+        f"({nbytes} bytes read and written), and the result is contiguous channel-first"
+    )

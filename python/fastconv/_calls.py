@@ -11,7 +11,7 @@ run_conv / run_pool; fastconv/torch/ calls them inside its custom ops.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 from ._arguments import full_shape
 from ._arrays import host_signature, prepare_call
@@ -121,21 +121,28 @@ def _checked_conv_entry(op, pass_, call, shape_arg, algo, params) -> _ConvEntry:
     return entry
 
 
-def run_conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple):
+def _key(fixed: tuple, params: tuple, packed: Optional[tuple]) -> Optional[tuple]:
+    return call_key(fixed, params) if packed is None else (fixed, packed)
+
+
+def run_conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple, packed=None):
     """One conv or transposed-conv pass: a, b are the pass's two arrays in public order,
     shape_arg the x_shape / w_shape argument of the backward passes that take one, params
-    (stride, padding, dilation, groups, mode, output_padding) as the caller gave them."""
+    (stride, padding, dilation, groups, mode, output_padding) as the caller gave them.
+    `packed`: a hashable tuple of ints and strings standing for (shape_arg, algo, params), from
+    a caller that normalised them itself (fastconv/torch/_ops.py); it keys the caches instead
+    of the parameters, which saves freezing nested tuples on every call."""
     values = (a, b, bias) if pass_ == "forward" else (a, b)
     signature = host_signature(values)
     fast_key = None
     if signature is not None:
-        fast_key = call_key((op, pass_, signature), (shape_arg, algo) + params)
+        fast_key = _key((op, pass_, signature), (shape_arg, algo) + params, packed)
         run = RUNNERS.get(fast_key) if fast_key is not None else None
         if run is not None:
             return run(*values)
     call = prepare_call(_CONV_OPERANDS[pass_], values)
     fixed = (op, pass_, call.shapes, call.dtype, call.backend, call.device)
-    key = call_key(fixed, (shape_arg, algo) + params)
+    key = _key(fixed, (shape_arg, algo) + params, packed)
     entry = CALLS.get(key) if key is not None else None
     if entry is None:
         entry = cached(
@@ -199,10 +206,10 @@ def _checked_pool_entry(kind, pass_, call, x_shape_arg, params) -> _PoolEntry:
     return entry
 
 
-def _pool(kind, pass_, call, params, x_shape_arg=None) -> _PoolEntry:
+def _pool(kind, pass_, call, params, x_shape_arg=None, packed=None) -> _PoolEntry:
     """The checked entry of a pooling call; x_shape_arg: avg_pool_backward's x_shape."""
     fixed = (kind, pass_, call.shapes, call.dtype, call.backend, call.device)
-    key = call_key(fixed, (x_shape_arg,) + params)
+    key = _key(fixed, (x_shape_arg,) + params, packed)
     entry = CALLS.get(key) if key is not None else None
     if entry is None:
         entry = cached(
@@ -211,29 +218,34 @@ def _pool(kind, pass_, call, params, x_shape_arg=None) -> _PoolEntry:
     return entry
 
 
-def run_pool(kind, pass_, names, values, params, x_shape_arg=None, index=None):
+def run_pool(kind, pass_, names, values, params, x_shape_arg=None, index=None, packed=None):
     """One pooling pass: operands (x) forward, (grad_y[, x]) backward, `index` an optional
     (name, integer array) operand, params (kernel_size, stride, padding, dilation, ceil_mode,
     count_include_pad, p, output_size); returns the output (and, for max_pool's forward with
-    index=("indices", INDICES_OUT), the indices it writes)."""
-    signature = host_signature(values) if index is None else None
+    index=("indices", INDICES_OUT), the indices it writes). `packed`: as for run_conv."""
+    indices_out = index is not None and index[1] is INDICES_OUT
+    signature = host_signature(values) if index is None or indices_out else None
     fast_key = None
     if signature is not None:
-        fast_key = call_key((kind, pass_, signature), (x_shape_arg,) + params)
+        fast_key = _key((kind, pass_, signature, indices_out), (x_shape_arg,) + params, packed)
         run = RUNNERS.get(fast_key) if fast_key is not None else None
         if run is not None:
             return run(*values)
-    given = index if index is not None and index[1] is not INDICES_OUT else None
+    given = index if index is not None and not indices_out else None
     call = prepare_call(names, values, given)
-    entry = _pool(kind, pass_, call, params, x_shape_arg)
+    entry = _pool(kind, pass_, call, params, x_shape_arg, packed)
     backend, h = call.backend, call.handles
     out, handle = backend.empty(call, entry.result_shape)
     b = h[1] if len(names) > 1 else None
-    if index is not None and index[1] is INDICES_OUT:
+    if indices_out:
         idx, idx_handle = backend.empty(call, entry.y_shape, "int64")
         backend.run_pool(call, entry.problem, h[0], b, idx_handle, handle)
-        return out, idx
-    backend.run_pool(call, entry.problem, h[0], b, h[-1] if given else None, handle)
+        result = out, idx
+    else:
+        backend.run_pool(call, entry.problem, h[0], b, h[-1] if given else None, handle)
+        result = out
     if fast_key is not None:
-        remember(RUNNERS, fast_key, backend.pool_runner(call, entry.problem, entry.result_shape))
-    return out
+        idx_shape = entry.y_shape if indices_out else None
+        runner = backend.pool_runner(call, entry.problem, entry.result_shape, idx_shape)
+        remember(RUNNERS, fast_key, runner)
+    return result

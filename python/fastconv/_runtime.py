@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import warnings
 from typing import Any
+
+import numpy as np
 
 from . import _C
 from .backends import backend_for_device
@@ -63,6 +66,43 @@ def get_num_threads() -> int:
     return int(_C.get_num_threads())
 
 
+def _loaded_openmp_runtimes() -> list[str]:
+    """Paths of the OpenMP runtimes mapped into this process (Linux; [] elsewhere)."""
+    try:
+        with open("/proc/self/maps") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    names = ("libgomp", "libiomp5", "libomp")
+    found = []
+    for line in lines:
+        path = line.split()[-1] if len(line.split()) >= 6 else ""
+        if path.startswith("/") and any(n in os.path.basename(path) for n in names):
+            if path not in found:
+                found.append(path)
+    return found
+
+
+def share_torch_threads() -> str:
+    """Runs fastconv's CPU kernels on PyTorch's OpenMP threads instead of fastconv's own pool
+    (fastconv.torch does this on import; FASTCONV_OPENMP=0 keeps the own pool). After each of
+    PyTorch's operators its OpenMP workers spin for a while; a second pool next to them fights
+    them for the cores (on 2 cores a ResNet-50 with fastconv's convolutions lost ~25%). Returns
+    the runtime's path, or "" (own pool) with no torch, no OpenMP runtime or a non-Linux OS."""
+    if os.environ.get("FASTCONV_OPENMP", "1") == "0":
+        return ""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return ""
+    runtimes = _loaded_openmp_runtimes()
+    torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
+    runtimes.sort(key=lambda path: not path.startswith(torch_dir))  # torch's own first
+    for path in runtimes:
+        if not _C.use_openmp_runtime(path):
+            return path
+    return ""
+
+
 def peak_gflops(dtype: str = "float32", threads: int | None = None) -> float:
     """Measured peak of this machine for fastconv's active ISA: one core's FMA throughput
     (probed once, ~50 ms) times `threads` (default: get_num_threads())."""
@@ -70,6 +110,19 @@ def peak_gflops(dtype: str = "float32", threads: int | None = None) -> float:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     n = get_num_threads() if threads is None else int(threads)
     return float(_C.peak_gflops(dtype)) * n
+
+
+def check_gpu_errors(synchronize: bool = True) -> None:
+    """Raises what fastconv's GPU kernels recorded without synchronising the host: max_unpool
+    on the GPU skips an index outside its output plane and records it on the device instead of
+    stalling the stream to check, and the next max_unpool call on that device, or this
+    function, raises it as ValueError. With `synchronize` (the default) this first waits for
+    every visible device, so every call made so far has reported. Does nothing without GPUs."""
+    if not isinstance(synchronize, (bool, np.bool_)):
+        raise TypeError(f"synchronize must be a bool, got {type(synchronize).__name__}")
+    backend = backend_for_device("cuda")
+    if backend is not None and not backend.unavailable_reason():
+        backend.check_errors(bool(synchronize))
 
 
 def _cuda_state() -> dict[str, Any]:
@@ -107,6 +160,7 @@ def info() -> dict[str, Any]:
         "isa_detected": cpu["detected_isa"],
         "isa_active": cpu["active_isa"],
         "threads": get_num_threads(),
+        "thread_pool": _C.openmp_runtime() or "fastconv's own",
         "gemm_kernels": _C.gemm_kernels(),
         "algorithms": {op: algorithms(op) for op in OPS},
         "cuda": _cuda_state(),

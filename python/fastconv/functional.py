@@ -11,7 +11,7 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from ._arguments import spatial_rank
-from ._arrays import device_of, is_torch_tensor, prepare_call
+from ._arrays import copy_note, device_of, is_torch_tensor, prepare_call
 from ._autograd import recording, records_grad
 from ._calls import problem_entry, run_conv
 from ._problem import same_rank, weight_rank
@@ -255,4 +255,6 @@ def explain(
         forward = problem_entry(op, "forward", x_shape, w_shape, dtype_name, backend, algo, params)
         data = forward.problem.y_shape  # this pass's data argument is grad_y
     entry = problem_entry(op, pass_, data, w_shape, dtype_name, backend, algo, params)
-    return explanation(entry.problem, backend, entry.selection)
+    result = explanation(entry.problem, backend, entry.selection)
+    result.copies.extend(n for n in (copy_note(x, "x"), copy_note(w, "w")) if n)
+    return result

@@ -54,12 +54,14 @@ class Explanation:
     reason: str
     candidates: list[str] = field(default_factory=list)
     workspace_bytes: int = 0
+    copies: list[str] = field(default_factory=list)  # operands a call copies first, and why
 
     def __str__(self) -> str:
+        copies = "".join(f" {c}." for c in self.copies)
         return (
             f"{self.op} {self.pass_}: algorithm '{self.algo}' - {self.reason}. "
             f"Candidates in order: {', '.join(self.candidates)}. "
-            f"Workspace: {self.workspace_bytes} bytes."
+            f"Workspace: {self.workspace_bytes} bytes.{copies}"
         )
 
 

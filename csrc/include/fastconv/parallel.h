@@ -1,7 +1,9 @@
-// fastconv's own persistent thread pool: parallel_for over 1-D and 2-D ranges.
+// fastconv's own persistent thread pool (or an OpenMP runtime already in the process):
+// parallel_for over 1-D and 2-D ranges.
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <string>
 
 namespace fastconv {
 
@@ -14,6 +16,13 @@ void set_num_threads(int n);
 // pool. Runs inline when n is small, when called from inside a pool task, or when another
 // thread is already using the pool. Rethrows the first exception a chunk threw.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+// Runs parallel_for's chunks on the OpenMP runtime `library` (a path; it must already be loaded,
+// e.g. PyTorch's libgomp) instead of the own pool, get_num_threads() threads; "" goes back to
+// the own pool. Returns "" or why the runtime cannot be used (then nothing changes).
+std::string use_openmp_runtime(const std::string& library);
+// The runtime in use ("" for the own pool).
+std::string openmp_runtime();
 
 // Calls fn(i, j) for every (i, j) in [0, n0) x [0, n1), spread over the pool.
 void parallel_for_2d(int64_t n0, int64_t n1, const std::function<void(int64_t, int64_t)>& fn);

@@ -35,6 +35,10 @@ class Backend:
         """Why this process cannot run this backend ("" when it can)."""
         return ""
 
+    def check_errors(self, synchronize: bool) -> None:
+        """Raises what this device's kernels reported without synchronising (fastconv's
+        check_gpu_errors); nothing on devices whose kernels report synchronously."""
+
     def algorithms(self, op: str) -> list[str]:
         """Algorithm names for `op` ("conv", "conv_transpose", "max_pool", ...) in table order."""
         raise NotImplementedError
@@ -74,8 +78,11 @@ class Backend:
         """A callable run(a, b, bias=None) -> output for later calls of this signature, or None."""
         return None
 
-    def pool_runner(self, call: Call, problem: Any, result_shape: tuple) -> Any:
-        """A callable run(a, b=None) -> output for later calls of this signature, or None."""
+    def pool_runner(
+        self, call: Call, problem: Any, result_shape: tuple, indices_shape: Optional[tuple] = None
+    ) -> Any:
+        """A callable run(a, b=None) -> output for later calls of this signature, or None; with
+        `indices_shape` (max_pool returning its indices) run(a) -> (output, indices)."""
         return None
 
     def check_allocation(self, call: Call, shape: Sequence[int], dtype: Optional[str]) -> None:

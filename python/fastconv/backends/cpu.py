@@ -238,11 +238,23 @@ class CpuBackend(Backend):
 
         return run_mixed
 
-    def pool_runner(self, call: Call, problem: Any, result_shape: tuple) -> Any:
-        """run(a, b=None) -> output for index-free pooling calls of `call`'s signature."""
+    def pool_runner(
+        self, call: Call, problem: Any, result_shape: tuple, indices_shape: Optional[tuple] = None
+    ) -> Any:
+        """run(a, b=None) -> output for pooling calls of `call`'s signature without an indices
+        operand; with indices_shape (max_pool's indices as an output) run(a) -> (y, indices)."""
         empty, pool, spec = self.empty, _C.pool, self._spec(call)
-        if len(call.handles) > len(call.names):  # indices: the general path
+        if len(call.handles) > len(call.names):  # indices as an operand: the general path
             return None
+        if indices_shape is not None:
+
+            def run_indices(a):
+                out, handle = empty(spec, result_shape)
+                idx, idx_handle = empty(spec, indices_shape, "int64")
+                pool(problem, _address(a), None, idx_handle, handle)
+                return out, idx
+
+            return run_indices
         if len(call.handles) == 1:  # a forward: one operand, NumPy or torch
             if isinstance(call.handles[0], int):
 

@@ -4,7 +4,8 @@ Operands are torch CUDA tensors, CuPy arrays, or anything exposing `__cuda_array
 or a CUDA DLPack device (wrapped as torch tensors, or CuPy arrays when torch is missing). The
 kernels see device pointers and run on the library's current stream (torch's
 `torch.cuda.current_stream(device)`, CuPy's current stream), so they order with the caller's
-own work without any synchronisation; outputs are allocated by that library on that device.
+own work without any synchronisation; outputs and the kernels' workspaces are allocated by that
+library on that device (PyTorch's caching allocator, CuPy's memory pool), never by the kernels.
 The geometry comes from the problem (csrc/common/problem.cc): a transposed conv arrives here as
 the conv pass that runs it (problem.conv_pass, problem.swap_operands, problem.conv_geometry).
 torch and CuPy are optional: each is imported where a call needs it (the caller's arrays come
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
+import warnings
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -32,7 +35,7 @@ GPU_ALGORITHMS = {
     "avg_pool": ("direct",),
     "lp_pool": ("direct",),
 }
-_ITEMSIZE = {"float64": 8, "int64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
+_ITEMSIZE = {"float64": 8, "int64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "uint8": 1}
 
 
 @functools.lru_cache(maxsize=1)
@@ -60,11 +63,12 @@ _allow_tf32: Optional[bool] = None
 
 
 def set_allow_tf32(allow: Optional[bool]) -> None:
-    """Lets float32 convolutions use TF32 tensor cores (about 10 mantissa bits per product).
+    """Lets float32 convolutions on the GPU use TF32 tensor cores (about 10 mantissa bits per
+    product) instead of exact FP32.
 
-    False (exact FP32 SIMT) unless allowed: True or False decides for every call; None (the
-    default) follows `torch.backends.cuda.matmul.allow_tf32` for torch tensors and stays exact
-    for other arrays."""
+    True or False decides for every call; None (the default) does what PyTorch's own
+    convolutions do for torch tensors: follow `torch.backends.cudnn.allow_tf32` (True unless
+    changed), and stays exact FP32 for CuPy and other arrays."""
     global _allow_tf32
     if allow is not None and not isinstance(allow, (bool, np.bool_)):
         raise TypeError(f"allow must be a bool or None, got {type(allow).__name__}")
@@ -77,7 +81,7 @@ def get_allow_tf32(library: str = "torch") -> bool:
     if library == "torch":
         import torch
 
-        return bool(torch.backends.cuda.matmul.allow_tf32)
+        return bool(torch.backends.cudnn.allow_tf32)
     return False
 
 
@@ -150,6 +154,35 @@ def _operand(obj: Any, name: str, index_array: bool = False) -> tuple[Any, str, 
     return a, "cupy", int(a.data.ptr), tuple(a.shape), a.dtype.name
 
 
+def _current_device() -> int:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        return int(torch.cuda.current_device())
+    cupy = sys.modules.get("cupy")
+    return int(cupy.cuda.Device().id) if cupy is not None else 0
+
+
+class _Plan:
+    """The algorithm a cached problem runs and, per device, the workspace its kernels ask for
+    (asked once: it depends on the device's multiprocessor count)."""
+
+    __slots__ = ("algo", "_bytes")
+
+    def __init__(self, algo: str) -> None:
+        self.algo = algo
+        self._bytes: dict[tuple[int, str], int] = {}
+
+    def workspace(self, mod: Any, problem: Any, dtype: str, device: int) -> int:
+        key = (device, dtype)
+        nbytes = self._bytes.get(key)
+        if nbytes is None:
+            algo = kernel_math(self.algo, dtype, "")[0]
+            geometry = problem.conv_geometry
+            nbytes = int(mod.conv_workspace(problem.conv_pass, algo, dtype, device, *geometry))
+            self._bytes[key] = nbytes
+        return nbytes
+
+
 class CudaBackend(Backend):
     device = "cuda"
     dtypes = ("float32", "float64", "float16", "bfloat16")
@@ -177,6 +210,13 @@ class CudaBackend(Backend):
             return f"the kernels need compute capability 8.0 or newer, the visible GPUs are {names}"
         return ""
 
+    def check_errors(self, synchronize: bool) -> None:
+        mod = self.module()
+        if mod is None:
+            return
+        for d in self.devices()[0]:
+            mod.check_errors(int(d["index"]), bool(synchronize))
+
     # ---- algorithms and plans
 
     def algorithms(self, op: str) -> list[str]:
@@ -195,7 +235,20 @@ class CudaBackend(Backend):
         return ""
 
     def conv_plan(self, problem: Any, algo: str) -> Any:
-        return algo  # the kernels plan inside their launchers; TF32 is decided per call
+        return _Plan(algo)  # the kernels plan inside their launchers; TF32 is decided per call
+
+    def plan_details(self, problem: Any, algo: str) -> tuple[int, str]:
+        if self.unavailable_reason():
+            return 0, ""
+        device = _current_device()
+        nbytes = _Plan(algo).workspace(self.module(), problem, str(problem.dtype), device)
+        note = (
+            f"{nbytes} bytes of workspace on cuda:{device} from the caller's allocator "
+            "(PyTorch's caching allocator / CuPy's pool) for the split reduction"
+            if nbytes
+            else ""
+        )
+        return nbytes, note
 
     # ---- operands and outputs
 
@@ -267,6 +320,27 @@ class CudaBackend(Backend):
                 raise MemoryError(f"fastconv: cannot allocate {shape} ({dtype}) on the GPU: {e}")
             raise
 
+    def workspace(self, call: Call, nbytes: int, optional: bool = False) -> tuple[Any, int, int]:
+        """(buffer object, pointer, bytes) of `nbytes` of scratch memory from the call's own
+        library, so the memory is the caller's (its cache, its limits, its stream order). An
+        optional workspace (a split reduction) that cannot be had runs the kernel without it:
+        slower, with a warning, never an error."""
+        if nbytes <= 0:
+            return None, 0, 0
+        try:
+            obj, ptr = self.empty(call, (nbytes,), "uint8")
+        except MemoryError as e:
+            if not optional:
+                raise
+            warnings.warn(
+                f"fastconv: no memory for a {nbytes}-byte GPU workspace ({e}); running the "
+                "weight gradient without a split reduction (slower)",
+                ResourceWarning,
+                stacklevel=4,
+            )
+            return None, 0, 0
+        return obj, ptr, nbytes
+
     def stream(self, call: Call) -> int:
         if call.library == "torch":
             import torch
@@ -280,11 +354,14 @@ class CudaBackend(Backend):
     # ---- runs
 
     def run_conv(self, call: Call, problem: Any, plan: Any, out: Any) -> None:
-        name, math_ = kernel_math(plan, call.dtype, call.library)
+        name, math_ = kernel_math(plan.algo, call.dtype, call.library)
         h = call.handles
         a, b = (h[1], h[0]) if problem.swap_operands else (h[0], h[1])
         bias = h[2] if len(h) > 2 else 0
-        self.module().conv(
+        mod = self.module()
+        nbytes = plan.workspace(mod, problem, call.dtype, call.device)
+        keep, ws, nbytes = self.workspace(call, nbytes, optional=True)
+        mod.conv(
             problem.conv_pass,
             name,
             math_,
@@ -296,7 +373,10 @@ class CudaBackend(Backend):
             b,
             bias or 0,
             out,
+            ws,
+            nbytes,
         )
+        del keep  # back to the caller's allocator, ordered after the kernel on its stream
 
     def run_conv_backward_bias(self, call: Call, out: Any) -> None:
         self.module().conv_backward_bias(
@@ -307,18 +387,29 @@ class CudaBackend(Backend):
         mod, stream = self.module(), self.stream(call)
         if problem.kind == "max_unpool":
             x_shape, y_shape = problem.x_shape, problem.y_shape
+            out_count = math.prod(y_shape[2:])
+            keep, ws, nbytes = self.workspace(
+                call, mod.max_unpool_workspace(problem.planes, out_count)
+            )
             mod.max_unpool(
                 call.dtype,
                 call.device,
                 stream,
                 problem.planes,
                 math.prod(x_shape[2:]),
-                math.prod(y_shape[2:]),
+                out_count,
                 a,
                 indices,
                 out,
+                ws,
+                nbytes,
             )
             return
+        geometry = problem.pool_geometry
+        keep, ws, nbytes = None, 0, 0
+        if problem.pass_ == "backward":
+            nbytes = mod.pool_workspace(problem.kind, problem.pass_, call.dtype, *geometry)
+            keep, ws, nbytes = self.workspace(call, nbytes)
         # The GPU max-pool backward recomputes each window's argmax from x; saved indices
         # (shape-checked) name the same positions.
         mod.pool(
@@ -327,11 +418,14 @@ class CudaBackend(Backend):
             call.dtype,
             call.device,
             stream,
-            *problem.pool_geometry,
+            *geometry,
             problem.count_include_pad,
             float(problem.p),
             a,
             b or 0,
             indices or 0,
             out,
+            ws,
+            nbytes,
         )
+        del keep

@@ -7,7 +7,9 @@
 - fct.replace_modules(model): swaps a model's torch.nn convolution and pooling modules for
   those, in place (same parameters, state_dict and hooks); run it before DDP or torch.compile.
 
-torch stays an optional dependency of fastconv: only this package imports it.
+torch stays an optional dependency of fastconv: only this package imports it. Importing it
+also runs fastconv's CPU kernels on PyTorch's own OpenMP threads (fastconv.share_torch_threads;
+FASTCONV_OPENMP=0 keeps fastconv's own pool), so the two libraries never fight for the cores.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without torch
     raise ImportError("fastconv.torch needs PyTorch: pip install torch (or fastconv[torch])") from e
 
+from .._runtime import share_torch_threads
 from . import functional, nn
 from .functional import *  # noqa: F403 - the torch.nn.functional names
+
+share_torch_threads()
 
 
 def replace_modules(model: torch.nn.Module) -> int:

@@ -1,69 +1,264 @@
-"""fastconv's kernels as PyTorch custom ops (torch.ops.fastconv.*): real kernels through
+"""fastconv's kernels as PyTorch operators (torch.ops.fastconv.*): real kernels through
 fastconv/_calls.py (CPU and CUDA backends alike), fake kernels for tracing, autograd through the
-other passes, autocast on CUDA.
+other passes (so gradients of gradients work), autocast on CUDA.
 
-Every argument is already normalised (per-dim int lists, explicit (low, high) padding), so the
-schemas are plain typed lists. One `conv` op serves every pass of convolution and transposed
-convolution: its backward calls the same op for the other passes, so gradients of gradients work.
+The operators are defined with torch.library.Library and a torch.autograd.Function on the
+Autograd key rather than torch.library.custom_op: measured here, custom_op's Python wrapper
+costs ~50 us per call before the kernel runs and its autograd path grows with the square of the
+argument count, while a Library operator with packed arguments costs ~8 us. So every operator
+takes its geometry as one int list and its choices as one string (`pack_conv` / `pack_pool`
+build them), all normalised by the caller (fastconv/torch/functional.py, _recording.py).
+
+  fastconv::conv(Tensor a, Tensor b, Tensor? bias, SymInt[] shape, int[] window, str spec)
+    one pass of a convolution or transposed convolution; window = stride + pad_lo + pad_hi +
+    dilation + output_padding + [groups]; spec = "op pass mode algo"; (a, b) are the pass's
+    operands in public order: forward (x, w), backward_data (grad_y, w), backward_weight
+    (x, grad_y); shape: the x_shape / w_shape a conv backward pass returns (else empty).
+  fastconv::max_pool(Tensor x, int[] window, bool ceil_mode) -> (Tensor, Tensor)
+  fastconv::max_pool_backward(Tensor grad_y, Tensor x, Tensor indices, int[] window, bool ceil_mode)
+    window = kernel + stride + pad_lo + pad_hi + dilation
+  fastconv::avg_pool(Tensor x, int[] window, bool ceil_mode, bool count_include_pad)
+  fastconv::avg_pool_backward(Tensor grad_y, SymInt[] x_shape, int[] window, bool ceil_mode,
+                              bool count_include_pad)        window = kernel + stride + lo + hi
+  fastconv::lp_pool(Tensor x, float p, int[] window, bool ceil_mode)      window = kernel + stride
+  fastconv::lp_pool_backward(Tensor grad_y, Tensor x, float p, int[] window, bool ceil_mode)
+  fastconv::max_unpool(Tensor x, Tensor indices, int[] window, SymInt[] output_size)
+    window = kernel + stride + pad_lo + pad_hi
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor
 
 from .. import _calls
+from .._problem import remember
 from .._runtime import follow_threads
-from ._shapes import conv_result_shape, pool_result_shape
+from ._shapes import conv_result_shape
 
-_WINDOW = "int[] stride, int[] pad_lo, int[] pad_hi"
+_LIB = torch.library.Library("fastconv", "DEF")
+_SCHEMAS = {
+    "conv": "(Tensor a, Tensor b, Tensor? bias, SymInt[] shape, int[] window, str spec) -> Tensor",
+    "max_pool": "(Tensor x, int[] window, bool ceil_mode) -> (Tensor, Tensor)",
+    "max_pool_backward": "(Tensor grad_y, Tensor x, Tensor indices, int[] window, bool ceil_mode)"
+    " -> Tensor",
+    "avg_pool": "(Tensor x, int[] window, bool ceil_mode, bool count_include_pad) -> Tensor",
+    "avg_pool_backward": "(Tensor grad_y, SymInt[] x_shape, int[] window, bool ceil_mode, "
+    "bool count_include_pad) -> Tensor",
+    "lp_pool": "(Tensor x, float p, int[] window, bool ceil_mode) -> Tensor",
+    "lp_pool_backward": "(Tensor grad_y, Tensor x, float p, int[] window, bool ceil_mode) "
+    "-> Tensor",
+    "max_unpool": "(Tensor x, Tensor indices, int[] window, SymInt[] output_size) -> Tensor",
+}
+for _name, _schema in _SCHEMAS.items():
+    _LIB.define(_name + _schema)
+OPS = torch.ops.fastconv
 
-# ---- convolution: one op for every pass of conv and conv_transpose
+
+_KERNELS: dict = {}  # operator name -> its (CPU and CUDA) kernel, for call()
 
 
-@torch.library.custom_op(
-    "fastconv::conv",
-    mutates_args=(),
-    schema="(Tensor a, Tensor b, Tensor? bias, str op, str pass_, SymInt[] shape, "
-    f"{_WINDOW}, int[] dilation, int groups, str mode, int[] output_padding, str algo) -> Tensor",
-)
-def conv(
-    a: Tensor,
-    b: Tensor,
-    bias: Optional[Tensor],
-    op: str,
-    pass_: str,
-    shape: Sequence[int],
-    stride: Sequence[int],
-    pad_lo: Sequence[int],
-    pad_hi: Sequence[int],
-    dilation: Sequence[int],
-    groups: int,
-    mode: str,
-    output_padding: Sequence[int],
-    algo: str,
-) -> Tensor:
-    """A conv (op="conv") or transposed-conv pass; (a, b) are its operands in public order:
-    forward (x, w), backward_data (grad_y, w), backward_weight (x, grad_y); shape is the
-    x_shape / w_shape a conv backward pass returns (empty otherwise)."""
-    follow_threads(torch.get_num_threads())
+def _register(name: str):
+    """Registers the decorated function as the CPU and CUDA kernel of fastconv::name."""
+
+    def register(fn):
+        for key in ("CPU", "CUDA"):
+            _LIB.impl(name, fn, key)
+        _KERNELS[name] = fn
+        return fn
+
+    return register
+
+
+def _split(window: Sequence[int], parts: int) -> list[list[int]]:
+    rank = len(window) // parts
+    return [list(window[i * rank : (i + 1) * rank]) for i in range(parts)]
+
+
+def _plain(tensors) -> bool:
+    """Dense CPU / CUDA tensors of no subclass, with no dispatch mode, functorch transform or
+    TorchScript trace active: below the Autograd key the dispatcher would call the backend
+    kernel itself, so calling it directly is the same call without a second dispatch."""
+    if (
+        torch._C._len_torch_dispatch_stack()
+        or torch._C._are_functorch_transforms_active()
+        or torch._C._get_tracing_state() is not None
+    ):
+        return False
+    return all(type(t) is Tensor and (t.is_cpu or t.is_cuda) for t in tensors)
+
+
+def _below_autograd(name: str, kernel, args: tuple, tensors):
+    """fastconv::name(*args) below the Autograd key: the kernel directly for plain tensors
+    (see _plain), else a redispatch (fake tensors, functionalization, other modes)."""
+    if _plain(tensors):
+        return kernel(*args)
+    with torch._C._AutoDispatchBelowAutograd():
+        return getattr(OPS, name).default(*args)
+
+
+def _autograd(name: str, function, kernel, differentiable: tuple[int, ...]) -> None:
+    """Registers fastconv::name's Autograd kernel: `function` (a torch.autograd.Function) when a
+    differentiable argument (by position) requires grad, else the call without autograd's cost
+    (measured: Function.apply alone costs ~35 us a call)."""
+
+    def run(*args):
+        tensors = [args[i] for i in differentiable if args[i] is not None]
+        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+            return function.apply(*args)
+        return _below_autograd(name, kernel, args, tensors)
+
+    _LIB.impl(name, run, "Autograd")
+
+
+# ---- convolution
+
+
+def pack_conv(
+    op, pass_, shape, stride, pad_lo, pad_hi, dilation, groups, mode, output_padding, algo
+) -> tuple:
+    """(shape, window, spec) of fastconv::conv from the unpacked arguments."""
+    window = [*stride, *pad_lo, *pad_hi, *dilation, *output_padding, groups]
+    return list(shape), window, f"{op} {pass_} {mode} {algo}"
+
+
+_CONV_ARGS: dict = {}  # (shape, window, spec) -> run_conv's arguments (a few per layer)
+
+
+def _conv_args(shape, window, spec: str) -> tuple:
+    """run_conv's (op, pass_, shape_arg, algo, params, packed) of the packed arguments."""
+    op, pass_, mode, algo = spec.split()
+    stride, lo, hi, dilation, output_padding = _split(window[:-1], 5)
     takes_shape = pass_ == "backward_weight" or (op == "conv" and pass_ == "backward_data")
+    shape_arg = tuple(int(s) for s in shape) if takes_shape else None
     params = (
         tuple(stride),
-        tuple(zip(pad_lo, pad_hi)),
+        tuple(zip(lo, hi)),
         tuple(dilation),
-        groups,
+        window[-1],
         mode,
         tuple(output_padding),
     )
-    shape_arg = tuple(int(s) for s in shape) if takes_shape else None
-    return _calls.run_conv(op, pass_, a, b, bias, shape_arg, algo, params)
+    packed = ("fastconv::conv", shape_arg, tuple(window), spec)
+    return op, pass_, shape_arg, algo, params, packed
 
 
-@conv.register_fake
-def _(
+@_register("conv")
+def _conv_kernel(a: Tensor, b: Tensor, bias, shape, window, spec: str) -> Tensor:
+    follow_threads(torch.get_num_threads())
+    key = (tuple(shape), tuple(window), spec)
+    args = _CONV_ARGS.get(key)
+    if args is None:
+        args = _conv_args(shape, window, spec)
+        remember(_CONV_ARGS, key, args)
+    op, pass_, shape_arg, algo, params, packed = args
+    return _calls.run_conv(op, pass_, a, b, bias, shape_arg, algo, params, packed)
+
+
+@torch.library.register_fake("fastconv::conv")
+def _(a, b, bias, shape, window, spec):
+    op, pass_, _, _ = spec.split()
+    stride, lo, hi, dilation, output_padding = _split(window[:-1], 5)
+    return a.new_empty(
+        conv_result_shape(
+            op, pass_, a.shape, b.shape, shape, stride, lo, hi, dilation, window[-1], output_padding
+        )
+    )
+
+
+def _like(grad, ref: Tensor):
+    """A weight gradient in the parameter's own memory format (DDP's gradient buckets view the
+    parameters' layout)."""
+    if grad is None or ref.dim() not in (4, 5) or ref.is_contiguous():
+        return grad
+    fmt = torch.channels_last if ref.dim() == 4 else torch.channels_last_3d
+    return grad.contiguous(memory_format=fmt) if ref.is_contiguous(memory_format=fmt) else grad
+
+
+class _ConvFunction(torch.autograd.Function):
+    """Autograd of fastconv::conv: each pass's gradients are the other passes of the same
+    convolution (linear in each operand), run by the same operator."""
+
+    @staticmethod
+    def forward(ctx, a, b, bias, shape, window, spec):
+        args = (a, b, bias, shape, window, spec)
+        out = _below_autograd(
+            "conv", _conv_kernel, args, [t for t in (a, b, bias) if t is not None]
+        )
+        ctx.save_for_backward(a, b)
+        ctx.window, ctx.spec, ctx.has_bias = window, spec, bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        op, pass_, mode, _ = ctx.spec.split()
+
+        def run(p, u, v, shape=()):
+            args = (u, v, None, list(shape), ctx.window, f"{op} {p} {mode} auto")
+            return call("conv", args, (u, v))
+
+        need_a, need_b, need_bias = ctx.needs_input_grad[:3]
+        ga = gb = gbias = None
+        x_shape = a.shape if op == "conv" else ()
+        if pass_ == "forward":  # y = F(x, w): dx = D(gy, w), dw = W(x, gy)
+            ga = run("backward_data", grad, b, x_shape) if need_a else None
+            gb = _like(run("backward_weight", a, grad, b.shape), b) if need_b else None
+            if ctx.has_bias and need_bias:
+                gbias = grad.sum(dim=[d for d in range(grad.dim()) if d != 1])
+        elif pass_ == "backward_data":  # gx = D(gy, w) is linear in both: the adjoints
+            ga = run("forward", grad, b) if need_a else None
+            gb = _like(run("backward_weight", grad, a, b.shape), b) if need_b else None
+        else:  # gw = W(x, gy)
+            x_shape = a.shape if op == "conv" else ()
+            ga = run("backward_data", b, grad, x_shape) if need_a else None
+            gb = run("forward", a, grad) if need_b else None
+        return ga, gb, gbias, None, None, None
+
+
+_autograd("conv", _ConvFunction, _conv_kernel, (0, 1, 2))
+
+
+# ---- the unpacked forms fastconv/torch/functional.py and _recording.py call
+
+
+def call(name: str, args: tuple, tensors) -> Tensor:
+    """fastconv::name(*args). In eager mode, on plain tensors (see _plain) that need no
+    gradient and no CUDA autocast, the dispatcher would only reach the kernel through the
+    Autograd kernel's redispatch, so the kernel runs directly: a dispatch into Python costs
+    ~10 us, and more inside it (measured: 52 us per tiny conv through the operator, 18 us
+    straight). Under torch.compile, autograd, autocast or any mode the operator runs."""
+    if _is_compiling() or not _plain_eager(tensors):
+        return getattr(OPS, name).default(*args)
+    return _KERNELS[name](*args)
+
+
+_is_compiling = torch.compiler.is_compiling
+_grad_enabled = torch.is_grad_enabled
+_dispatch_modes = torch._C._len_torch_dispatch_stack
+_functorch_active = torch._C._are_functorch_transforms_active
+_tracing = torch._C._get_tracing_state
+_autocast = torch.is_autocast_enabled
+
+
+def _plain_eager(tensors) -> bool:
+    """_plain(tensors), none needing a gradient, no CUDA autocast on a CUDA one (None skipped)."""
+    if _dispatch_modes() or _functorch_active() or _tracing() is not None:
+        return False
+    grad = _grad_enabled()
+    for t in tensors:
+        if t is None:
+            continue
+        if type(t) is not Tensor or (grad and t.requires_grad):
+            return False
+        if not t.is_cpu and not (t.is_cuda and not _autocast("cuda")):
+            return False
+    return True
+
+
+def conv(
     a,
     b,
     bias,
@@ -78,348 +273,14 @@ def _(
     mode,
     output_padding,
     algo,
-):
-    out = conv_result_shape(
-        op,
-        pass_,
-        a.shape,
-        b.shape,
-        shape,
-        stride,
-        pad_lo,
-        pad_hi,
-        dilation,
-        groups,
-        output_padding,
-    )
-    return a.new_empty(out)
-
-
-def _conv_setup(ctx, inputs, output):
-    a, b, bias, *ctx.args = inputs
-    ctx.has_bias = bias is not None
-    ctx.save_for_backward(a, b)
-
-
-def _like(grad: Optional[Tensor], ref: Tensor) -> Optional[Tensor]:
-    """A weight gradient in the parameter's own memory format (DDP's gradient buckets view the
-    parameters' layout)."""
-    if grad is None or ref.dim() not in (4, 5) or ref.is_contiguous():
-        return grad
-    fmt = torch.channels_last if ref.dim() == 4 else torch.channels_last_3d
-    return grad.contiguous(memory_format=fmt) if ref.is_contiguous(memory_format=fmt) else grad
-
-
-def _conv_backward(ctx, grad):
-    a, b = ctx.saved_tensors
-    op, pass_, shape, *window = ctx.args
-    window[-1] = "auto"  # the other passes choose their own algorithms
-
-    def run(p, u, v, s=()):
-        return conv(u, v, None, op, p, list(s), *window)
-
-    need_a, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-    ga = gb = gbias = None
-    if pass_ == "forward":  # y = F(x, w): dx = D(gy, w), dw = W(x, gy)
-        ga = run("backward_data", grad, b, a.shape if op == "conv" else ()) if need_a else None
-        gb = _like(run("backward_weight", a, grad, b.shape), b) if need_b else None
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gbias = grad.sum(dim=[d for d in range(grad.dim()) if d != 1])
-    elif pass_ == "backward_data":  # gx = D(gy, w), linear in both: the adjoints
-        ga = run("forward", grad, b) if need_a else None
-        gb = _like(run("backward_weight", grad, a, b.shape), b) if need_b else None
-    else:  # gw = W(x, gy)
-        ga = run("backward_data", b, grad, a.shape if op == "conv" else ()) if need_a else None
-        gb = run("forward", a, grad) if need_b else None
-    return (ga, gb, gbias) + (None,) * 11
-
-
-conv.register_autograd(_conv_backward, setup_context=_conv_setup)
-
-
-# ---- pooling
-
-_POOL = f"{_WINDOW}, int[] dilation, bool ceil_mode"
-
-
-def _pool_params(kernel, stride, pad_lo, pad_hi, dilation, ceil_mode, cip=True, p=2.0, size=None):
-    return (
-        tuple(kernel),
-        tuple(stride),
-        tuple(zip(pad_lo, pad_hi)),
-        tuple(dilation),
-        ceil_mode,
-        cip,
-        p,
-        size,
-    )
-
-
-@torch.library.custom_op(
-    "fastconv::max_pool",
-    mutates_args=(),
-    schema=f"(Tensor x, int[] kernel, {_POOL}) -> (Tensor, Tensor)",
-)
-def max_pool(
-    x: Tensor,
-    kernel: Sequence[int],
-    stride: Sequence[int],
-    pad_lo: Sequence[int],
-    pad_hi: Sequence[int],
-    dilation: Sequence[int],
-    ceil_mode: bool,
-) -> tuple[Tensor, Tensor]:
-    follow_threads(torch.get_num_threads())
-    params = _pool_params(kernel, stride, pad_lo, pad_hi, dilation, ceil_mode)
-    index = ("indices", _calls.INDICES_OUT)
-    return _calls.run_pool("max_pool", "forward", ("x",), (x,), params, None, index)
-
-
-@max_pool.register_fake
-def _(x, kernel, stride, pad_lo, pad_hi, dilation, ceil_mode):
-    out = pool_result_shape(x.shape, kernel, stride, pad_lo, pad_hi, dilation, ceil_mode)
-    return x.new_empty(out), x.new_empty(out, dtype=torch.int64)
-
-
-@torch.library.custom_op(
-    "fastconv::max_pool_backward",
-    mutates_args=(),
-    schema=f"(Tensor grad_y, Tensor x, Tensor indices, int[] kernel, {_POOL}) -> Tensor",
-)
-def max_pool_backward(
-    grad_y: Tensor,
-    x: Tensor,
-    indices: Tensor,
-    kernel: Sequence[int],
-    stride: Sequence[int],
-    pad_lo: Sequence[int],
-    pad_hi: Sequence[int],
-    dilation: Sequence[int],
-    ceil_mode: bool,
 ) -> Tensor:
-    follow_threads(torch.get_num_threads())
-    params = _pool_params(kernel, stride, pad_lo, pad_hi, dilation, ceil_mode)
-    names, values = ("grad_y", "x"), (grad_y, x)
-    return _calls.run_pool(
-        "max_pool", "backward", names, values, params, None, ("indices", indices)
+    """fastconv::conv from unpacked arguments."""
+    packed = pack_conv(
+        op, pass_, shape, stride, pad_lo, pad_hi, dilation, groups, mode, output_padding, algo
     )
+    return call("conv", (a, b, bias, *packed), (a, b, bias))
 
 
-@max_pool_backward.register_fake
-def _(grad_y, x, indices, kernel, stride, pad_lo, pad_hi, dilation, ceil_mode):
-    return grad_y.new_empty(x.shape)
-
-
-def _gather(grad: Tensor, indices: Tensor) -> Tensor:
-    """grad (N, C, *in) read at each plane's flat indices: the adjoint of a scatter."""
-    flat = grad.reshape(grad.shape[0], grad.shape[1], -1)
-    picked = flat.gather(2, indices.reshape(indices.shape[0], indices.shape[1], -1))
-    return picked.reshape(indices.shape)
-
-
-def _max_pool_setup(ctx, inputs, output):
-    x, *ctx.args = inputs
-    ctx.save_for_backward(x, output[1])
-    ctx.mark_non_differentiable(output[1])
-
-
-def _max_pool_grad(ctx, grad, _grad_indices):
-    x, indices = ctx.saved_tensors
-    return (max_pool_backward(grad, x, indices, *ctx.args),) + (None,) * 6
-
-
-max_pool.register_autograd(_max_pool_grad, setup_context=_max_pool_setup)
-
-
-def _max_pool_backward_setup(ctx, inputs, output):
-    ctx.save_for_backward(inputs[2])
-
-
-def _max_pool_backward_grad(ctx, grad):
-    (indices,) = ctx.saved_tensors
-    return (_gather(grad, indices),) + (None,) * 8
-
-
-max_pool_backward.register_autograd(_max_pool_backward_grad, setup_context=_max_pool_backward_setup)
-
-
-@torch.library.custom_op(
-    "fastconv::avg_pool",
-    mutates_args=(),
-    schema=f"(Tensor x, int[] kernel, {_WINDOW}, bool ceil_mode, bool count_include_pad) -> Tensor",
-)
-def avg_pool(
-    x: Tensor,
-    kernel: Sequence[int],
-    stride: Sequence[int],
-    pad_lo: Sequence[int],
-    pad_hi: Sequence[int],
-    ceil_mode: bool,
-    count_include_pad: bool,
-) -> Tensor:
-    follow_threads(torch.get_num_threads())
-    params = _pool_params(
-        kernel, stride, pad_lo, pad_hi, [1] * len(kernel), ceil_mode, count_include_pad
-    )
-    return _calls.run_pool("avg_pool", "forward", ("x",), (x,), params)
-
-
-@avg_pool.register_fake
-def _(x, kernel, stride, pad_lo, pad_hi, ceil_mode, count_include_pad):
-    ones = [1] * len(kernel)
-    return x.new_empty(pool_result_shape(x.shape, kernel, stride, pad_lo, pad_hi, ones, ceil_mode))
-
-
-@torch.library.custom_op(
-    "fastconv::avg_pool_backward",
-    mutates_args=(),
-    schema=f"(Tensor grad_y, SymInt[] x_shape, int[] kernel, {_WINDOW}, bool ceil_mode, "
-    "bool count_include_pad) -> Tensor",
-)
-def avg_pool_backward(
-    grad_y: Tensor,
-    x_shape: Sequence[int],
-    kernel: Sequence[int],
-    stride: Sequence[int],
-    pad_lo: Sequence[int],
-    pad_hi: Sequence[int],
-    ceil_mode: bool,
-    count_include_pad: bool,
-) -> Tensor:
-    follow_threads(torch.get_num_threads())
-    params = _pool_params(
-        kernel, stride, pad_lo, pad_hi, [1] * len(kernel), ceil_mode, count_include_pad
-    )
-    shape = tuple(int(s) for s in x_shape)
-    return _calls.run_pool("avg_pool", "backward", ("grad_y",), (grad_y,), params, shape)
-
-
-@avg_pool_backward.register_fake
-def _(grad_y, x_shape, kernel, stride, pad_lo, pad_hi, ceil_mode, count_include_pad):
-    return grad_y.new_empty(x_shape)
-
-
-def _avg_pool_setup(ctx, inputs, output):
-    x, *ctx.args = inputs
-    ctx.x_shape = list(x.shape)
-
-
-def _avg_pool_grad(ctx, grad):
-    return (avg_pool_backward(grad, ctx.x_shape, *ctx.args),) + (None,) * 6
-
-
-avg_pool.register_autograd(_avg_pool_grad, setup_context=_avg_pool_setup)
-
-
-def _avg_pool_backward_setup(ctx, inputs, output):
-    ctx.args = inputs[2:]
-
-
-def _avg_pool_backward_grad(ctx, grad):  # the backward is linear: its adjoint is the forward
-    return (avg_pool(grad, *ctx.args),) + (None,) * 7
-
-
-avg_pool_backward.register_autograd(_avg_pool_backward_grad, setup_context=_avg_pool_backward_setup)
-
-
-@torch.library.custom_op(
-    "fastconv::lp_pool",
-    mutates_args=(),
-    schema="(Tensor x, float p, int[] kernel, int[] stride, bool ceil_mode) -> Tensor",
-)
-def lp_pool(
-    x: Tensor, p: float, kernel: Sequence[int], stride: Sequence[int], ceil_mode: bool
-) -> Tensor:
-    """fastconv's lp_pool: (sum over the window of x**p) ** (1/p) (torch's lp_pool* scale a
-    partial window; fastconv/torch/functional.py builds those from avg_pool)."""
-    follow_threads(torch.get_num_threads())
-    zeros, ones = [0] * len(kernel), [1] * len(kernel)
-    params = _pool_params(kernel, stride, zeros, zeros, ones, ceil_mode, True, p)
-    return _calls.run_pool("lp_pool", "forward", ("x",), (x,), params)
-
-
-@lp_pool.register_fake
-def _(x, p, kernel, stride, ceil_mode):
-    zeros, ones = [0] * len(kernel), [1] * len(kernel)
-    return x.new_empty(pool_result_shape(x.shape, kernel, stride, zeros, zeros, ones, ceil_mode))
-
-
-@torch.library.custom_op(
-    "fastconv::lp_pool_backward",
-    mutates_args=(),
-    schema="(Tensor grad_y, Tensor x, float p, int[] kernel, int[] stride, bool ceil_mode) "
-    "-> Tensor",
-)
-def lp_pool_backward(
-    grad_y: Tensor,
-    x: Tensor,
-    p: float,
-    kernel: Sequence[int],
-    stride: Sequence[int],
-    ceil_mode: bool,
-) -> Tensor:
-    follow_threads(torch.get_num_threads())
-    zeros, ones = [0] * len(kernel), [1] * len(kernel)
-    params = _pool_params(kernel, stride, zeros, zeros, ones, ceil_mode, True, p)
-    return _calls.run_pool("lp_pool", "backward", ("grad_y", "x"), (grad_y, x), params)
-
-
-@lp_pool_backward.register_fake
-def _(grad_y, x, p, kernel, stride, ceil_mode):
-    return grad_y.new_empty(x.shape)
-
-
-def _lp_pool_setup(ctx, inputs, output):
-    x, *ctx.args = inputs
-    ctx.save_for_backward(x)
-
-
-def _lp_pool_grad(ctx, grad):
-    (x,) = ctx.saved_tensors
-    return (lp_pool_backward(grad, x, *ctx.args),) + (None,) * 4
-
-
-lp_pool.register_autograd(_lp_pool_grad, setup_context=_lp_pool_setup)
-
-
-@torch.library.custom_op(
-    "fastconv::max_unpool",
-    mutates_args=(),
-    schema=f"(Tensor x, Tensor indices, int[] kernel, {_WINDOW}, SymInt[] output_size) -> Tensor",
-)
-def max_unpool(
-    x: Tensor,
-    indices: Tensor,
-    kernel: Sequence[int],
-    stride: Sequence[int],
-    pad_lo: Sequence[int],
-    pad_hi: Sequence[int],
-    output_size: Sequence[int],
-) -> Tensor:
-    follow_threads(torch.get_num_threads())
-    size = tuple(int(s) for s in output_size)
-    params = _pool_params(kernel, stride, pad_lo, pad_hi, [1] * len(kernel), False, True, 2.0, size)
-    return _calls.run_pool(
-        "max_unpool", "forward", ("x",), (x,), params, None, ("indices", indices)
-    )
-
-
-@max_unpool.register_fake
-def _(x, indices, kernel, stride, pad_lo, pad_hi, output_size):
-    return x.new_empty([x.shape[0], x.shape[1], *output_size])
-
-
-def _max_unpool_setup(ctx, inputs, output):
-    ctx.save_for_backward(inputs[1])  # the indices (they take no gradient)
-
-
-def _max_unpool_grad(ctx, grad):
-    (indices,) = ctx.saved_tensors
-    return (_gather(grad, indices),) + (None,) * 6
-
-
-max_unpool.register_autograd(_max_unpool_grad, setup_context=_max_unpool_setup)
-
-# AMP hands each op one dtype on the GPU (the tensor-core dtypes).
+# AMP hands each forward operator one dtype on the GPU (the tensor-core dtypes).
 for _name in ("conv", "max_pool", "avg_pool", "lp_pool"):
-    torch.library.register_autocast(f"fastconv::{_name}", "cuda", torch.float16)
+    torch.library.register_autocast(f"fastconv::{_name}", "cuda", torch.float16, lib=_LIB)

@@ -12,7 +12,7 @@ import torch
 
 from .._arguments import full_shape
 from .._problem import conv_problem, pool_problem
-from . import _ops
+from . import _ops, _pool_ops
 
 
 def _dtype(t: torch.Tensor) -> str:
@@ -88,39 +88,39 @@ def _window(kind: str, x_shape, dtype: str, params: tuple) -> tuple:
 
 def max_pool(x, params: tuple, return_indices: bool):
     k, s, lo, hi, d, ceil, _ = _window("max_pool", x.shape, _dtype(x), params)
-    y, indices = _ops.max_pool(x, k, s, lo, hi, d, ceil)
+    y, indices = _pool_ops.max_pool(x, k, s, lo, hi, d, ceil)
     return (y, indices) if return_indices else y
 
 
 def avg_pool(x, params: tuple):
     k, s, lo, hi, _, ceil, _ = _window("avg_pool", x.shape, _dtype(x), params)
-    return _ops.avg_pool(x, k, s, lo, hi, ceil, bool(params[5]))
+    return _pool_ops.avg_pool(x, k, s, lo, hi, ceil, bool(params[5]))
 
 
 def lp_pool(x, params: tuple):
     k, s, _, _, _, ceil, problem = _window("lp_pool", x.shape, _dtype(x), params)
-    return _ops.lp_pool(x, problem.p, k, s, ceil)
+    return _pool_ops.lp_pool(x, problem.p, k, s, ceil)
 
 
 def max_unpool(x, indices, params: tuple):
     k, s, lo, hi, _, _, problem = _window("max_unpool", x.shape, _dtype(x), params)
-    return _ops.max_unpool(x, indices, k, s, lo, hi, list(problem.y_shape[2:]))
+    return _pool_ops.max_unpool(x, indices, k, s, lo, hi, list(problem.y_shape[2:]))
 
 
 def max_pool_backward(grad_y, x, params: tuple, indices: Optional[Any]):
     k, s, lo, hi, d, ceil, _ = _window("max_pool", x.shape, _dtype(x), params)
     if indices is None:  # the argmax of every window, as the forward saved it
         with torch.no_grad():
-            indices = _ops.max_pool(x, k, s, lo, hi, d, ceil)[1]
-    return _ops.max_pool_backward(grad_y, x, torch.as_tensor(indices), k, s, lo, hi, d, ceil)
+            indices = _pool_ops.max_pool(x, k, s, lo, hi, d, ceil)[1]
+    return _pool_ops.max_pool_backward(grad_y, x, torch.as_tensor(indices), k, s, lo, hi, d, ceil)
 
 
 def avg_pool_backward(grad_y, x_shape, params: tuple):
     shape = full_shape(x_shape, "x_shape", grad_y.dim())
     k, s, lo, hi, _, ceil, _ = _window("avg_pool", shape, _dtype(grad_y), params)
-    return _ops.avg_pool_backward(grad_y, shape, k, s, lo, hi, ceil, bool(params[5]))
+    return _pool_ops.avg_pool_backward(grad_y, shape, k, s, lo, hi, ceil, bool(params[5]))
 
 
 def lp_pool_backward(grad_y, x, params: tuple):
     k, s, _, _, _, ceil, problem = _window("lp_pool", x.shape, _dtype(x), params)
-    return _ops.lp_pool_backward(grad_y, x, problem.p, k, s, ceil)
+    return _pool_ops.lp_pool_backward(grad_y, x, problem.p, k, s, ceil)

@@ -2,8 +2,9 @@
 torch SymInts (dynamic shapes under torch.compile).
 
 This mirrors output_extent() / transposed_extent() of csrc/common/geometry.cc, the one formula
-the library itself uses; fake kernels cannot call into C++ with symbolic sizes. tests/torch/
-test_ops.py checks these against the compiled geometry on random geometries.
+the library itself uses; fake kernels cannot call into C++ with symbolic sizes.
+tests/torch_adapter/test_torch_shapes.py checks these against the compiled geometry on random
+geometries.
 """
 
 from __future__ import annotations

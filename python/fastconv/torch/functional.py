@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._arguments import per_dim
-from ._ops import avg_pool as _avg_pool_op
 from ._ops import conv as _conv_op
-from ._ops import max_pool as _max_pool_op
-from ._ops import max_unpool as _max_unpool_op
+from ._pool_ops import avg_pool as _avg_pool_op
+from ._pool_ops import max_pool as _max_pool_op
+from ._pool_ops import max_unpool as _max_unpool_op
 from ._shapes import transposed_extent
 
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import functional as fcf
+import fastconv.torch.functional as fcf
 
 # ---- convolution
 

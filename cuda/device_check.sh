@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The GPU check, run from the repository root on a machine with an NVIDIA GPU (sm_80+), nvcc,
+# CMake, ninja, pybind11 and PyTorch with CUDA:
+#
+#     bash cuda/device_check.sh [budget-seconds]
+#     STAGES="build pytest" bash cuda/device_check.sh    (only the stages named)
+#
+# Builds both modules in build/gpu, then runs, each stage under its own time limit and all
+# within the budget (default 540 s): the GPU tests (tests/test_cuda.py, slow ones included),
+# 200 random geometries and the reference suite vs cuDNN (cuda/device_checks.py), a CUDA-graph
+# capture of a conv net step, per-call overhead, `fastconv bench --device cuda` (float16,
+# bfloat16, float32; all three passes; batch 32; cuDNN with benchmark=True as the peer) and
+# compute-sanitizer memcheck and racecheck over one small call of every kernel. The full log
+# goes to $OUT/device.log (default ./device-out/), benchmark JSON next to it; a summary table
+# is printed last. Exit code: the number of failed stages.
+set -uo pipefail
+OUT="${OUT:-$PWD/device-out}"
+mkdir -p "$OUT"
+BUDGET="${1:-420}"
+PY="${PYTHON:-python3}"
+export PYTHONUNBUFFERED=1
+export PATH="$PATH:/usr/local/cuda/bin:/usr/local/cuda/compute-sanitizer"
+LOG="$OUT/device.log"
+: >"$LOG"
+SUMMARY=()
+FAILED=0
+
+# stage NAME LIMIT COMMAND...: run with min(LIMIT, time left) seconds, output to the log.
+stage() {
+  local name=$1 limit=$2 left start rc
+  shift 2
+  if [ -n "${STAGES:-}" ] && [[ " $STAGES " != *" $name "* ]]; then return; fi
+  left=$((BUDGET - SECONDS))
+  if [ "$left" -lt 15 ]; then
+    SUMMARY+=("$(printf '%-14s skipped (budget spent)' "$name")")
+    return
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  start=$SECONDS
+  echo "== $(date +%T) $name (limit ${limit}s): $*" | tee -a "$LOG"
+  timeout -k 5 "$limit" "$@" >>"$LOG" 2>&1
+  rc=$?
+  [ "$rc" -ne 0 ] && FAILED=$((FAILED + 1))
+  SUMMARY+=("$(printf '%-14s rc=%-3s %4ss' "$name" "$rc" "$((SECONDS - start))")")
+}
+
+build() {
+  rm -f python/fastconv/_C.*.so python/fastconv/_cuda.*.so
+  FASTCONV_CUDA_ARCHITECTURES="${FASTCONV_CUDA_ARCHITECTURES:-90-real}" cmake -S . -B build/gpu \
+    -G Ninja -DFASTCONV_CUDA=ON -DPython_EXECUTABLE="$(command -v "$PY")" \
+    -Dpybind11_DIR="$("$PY" -m pybind11 --cmakedir)" || return 1
+  ninja -C build/gpu -k 0 || return 1
+  cp build/gpu/_C.*.so build/gpu/_cuda.*.so python/fastconv/
+}
+
+export -f build
+export PY
+export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
+stage machine 30 sh -c 'nvidia-smi; nvcc --version | tail -2; command -v compute-sanitizer; '"$PY"' -c "import torch; print(torch.__version__, torch.version.cuda, torch.backends.cudnn.version(), torch.cuda.get_device_name())"'
+stage build 180 bash -c build
+stage info 20 "$PY" -m fastconv info
+stage pytest 120 "$PY" -m pytest -q -p no:cacheprovider -m "slow or not slow" --maxfail=20 \
+  tests/test_cuda.py
+# The CPU path at this machine's ISA and thread count (AVX-512 on the H100/H200 hosts): every
+# algorithm (a crash shows its C++ backtrace: cuda-gdb also debugs host code), then the CPU tests.
+stage cpu 60 cuda-gdb -q -batch -iex "set auto-solib-add off" -ex run -ex "sharedlibrary _C" \
+  -ex bt --args "$PY" cuda/device_checks.py cpu
+stage cputests 90 "$PY" -m pytest -q -p no:cacheprovider -n 8 --maxfail=30 tests \
+  --ignore=tests/torch_adapter --ignore=tests/test_cuda.py -k "not test_version"
+stage random 60 "$PY" cuda/device_checks.py random 200
+stage suite 45 "$PY" cuda/device_checks.py suite
+stage graph 40 "$PY" cuda/device_checks.py graph
+# Under the sanitizers every tensor is its own cudaMalloc, so an access past its end is seen.
+sanitize() {
+  PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool "$1" --error-exitcode 9 \
+    "$PY" cuda/device_checks.py small
+}
+export -f sanitize
+bench() {
+  "$PY" -m fastconv bench --device cuda --suite reference --dtype "$1" \
+    --passes forward,backward_data,backward_weight --min-time 0.02 --repeats 5 \
+    --layer-budget 0.4 --json "$OUT/bench-$1.json"
+}
+export -f bench
+export OUT
+stage memcheck 60 bash -c "sanitize memcheck"
+stage bench-float16 50 bash -c "bench float16"
+stage racecheck 60 bash -c "sanitize racecheck"
+stage overhead 20 "$PY" cuda/device_checks.py overhead
+stage bench-bfloat16 50 bash -c "bench bfloat16"
+stage bench-float32 50 bash -c "bench float32"
+
+{
+  echo "== summary (budget ${BUDGET}s, used ${SECONDS}s)"
+  printf '%s\n' "${SUMMARY[@]}"
+  grep -E "^(FAIL|random:|suite:|graph:|overhead:|small:)|ERROR SUMMARY|passed|failed" "$LOG" |
+    cut -c1-300 | tail -n 60
+} | tee -a "$LOG"
+exit "$FAILED"
