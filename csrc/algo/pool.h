@@ -1,7 +1,7 @@
-// Direct pooling: the SIMD kernels of csrc/ukernels/pool/ over row buffers, for every pooling
-// op and pass. The driver decides per problem which kernels run (pool_direct.cc: whole-plane
-// reductions, row kernels, index scatters); csrc/ref/pool_ref.cc stays the oracle and runs the
-// few problems this one declines.
+// Direct pooling: the SIMD kernels of csrc/ukernels/pool/ for max / avg / lp pooling, forward
+// and backward (max backward from recomputed windows; given indices it is a plain scatter and
+// the reference runs it, as it runs max_unpool). Global pools use the whole-plane kernels, the
+// rest the row kernels (pool_rows.cc); csrc/ref/pool_ref.cc stays the oracle.
 #pragma once
 #include <cstdint>
 #include <string>

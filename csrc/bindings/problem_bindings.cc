@@ -213,7 +213,8 @@ PoolProblem pool_problem(const std::string& kind, const std::string& pass, Shape
   return make_pool_problem(a);
 }
 
-void pool(const PoolProblem& p, py::handle a, py::handle b, py::handle indices, py::handle out) {
+void pool(const PoolProblem& p, py::handle a, py::handle b, py::handle indices, py::handle out,
+          bool reference) {
   const bool forward = p.pass == PoolPass::kForward;
   const void* pa = operand(a, forward ? "x" : "grad_y", p.dtype, forward ? p.x_shape : p.y_shape,
                            false);
@@ -232,7 +233,7 @@ void pool(const PoolProblem& p, py::handle a, py::handle b, py::handle indices, 
   if (p.kind == PoolKind::kUnpool && !has_indices)
     throw InvalidArgument("max_unpool needs indices");
   py::gil_scoped_release nogil;
-  run_pool(p, pa, pb, pi, pout);
+  run_pool(p, pa, pb, pi, pout, reference);
 }
 
 }  // namespace
@@ -376,7 +377,18 @@ void bind_problems(py::module_& m) {
         py::arg("dilation"), py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("p"),
         py::arg("output_size"), py::arg("dtype"));
   m.def("pool", &pool, py::arg("problem"), py::arg("a"), py::arg("b"), py::arg("indices"),
-        py::arg("out"));
+        py::arg("out"), py::arg("reference") = false,
+        "One pooling pass; reference=True runs csrc/ref's kernels even where the direct ones "
+        "serve (tests compare the two).");
+  m.def(
+      "pool_runs_direct",
+      [](const PoolProblem& p, bool with_indices) {
+        const int64_t some_index = 0;
+        return pool_direct_serves(p, with_indices ? &some_index : nullptr);
+      },
+      py::arg("problem"), py::arg("with_indices") = false,
+      "Whether _C.pool runs this problem on the direct (SIMD) kernels rather than the "
+      "reference.");
   m.def("geometry_constructions", &geometry_constructions,
         "Geometries built since start-up (tests: one per new call signature, none on a repeat).");
 }
