@@ -91,6 +91,9 @@ def check_max(rng, dtype):
     bw = _problem("max", "backward", g, dtype)
     gy = rng.integers(-4, 5, size=bw.y_shape).astype(dtype) * dtype(0.25)
     _same(_run(bw, gy, x), _run(bw, gy, x, reference=True), what + " backward")
+    if (idx >= 0).all():  # an empty window's -1 is rejected by both
+        got = _run(bw, gy, x, indices=idx)
+        _same(got, _run(bw, gy, x, indices=idx_ref, reference=True), what + " backward, indices")
     return int(_C.pool_runs_direct(pb)) + int(_C.pool_runs_direct(bw))
 
 
@@ -178,9 +181,18 @@ def test_global_pools(dtype):
         _same(_run(ba, gy), _run(ba, gy, reference=True), "avg backward")
 
 
-def test_declined_problems_run_on_the_reference():
-    """max_unpool and max backward from saved indices stay on the reference."""
+def test_max_unpool_runs_on_the_reference():
     g = ([1, 2, 8, 8], [2, 2], [2, 2], [0, 0], [0, 0], [1, 1], False)
-    assert not _C.pool_runs_direct(_problem("max", "backward", g, np.float32), with_indices=True)
     assert _C.pool_runs_direct(_problem("max", "backward", g, np.float32))
     assert not _C.pool_runs_direct(_problem("max_unpool", "forward", g, np.float32))
+
+
+def test_max_backward_rejects_bad_indices():
+    g = ([1, 2, 8, 8], [2, 2], [2, 2], [0, 0], [0, 0], [1, 1], False)
+    bw = _problem("max", "backward", g, np.float32)
+    gy = np.ones(bw.y_shape, np.float32)
+    idx = np.zeros(bw.y_shape, np.int64)
+    idx[0, 1, 3, 3] = 64
+    for reference in (False, True):
+        with pytest.raises(ValueError, match=r"indices must lie in \[0, 64\).*got 64"):
+            _run(bw, gy, np.zeros(bw.x_shape, np.float32), indices=idx, reference=reference)

@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "algo/pool_rows.h"
 #include "common/dtype_dispatch.h"
+#include "fastconv/status.h"
 #include "fastconv/parallel.h"
 #include "ref/pool_ref.h"
 #include "ukernels/pool/pool_ukernels.h"
@@ -88,10 +90,41 @@ void run_global_max_backward(const PoolGeometry& g, const T* grad_y, const T* x,
   });
 }
 
+// Max backward from the forward's saved indices: every index checked before anything is
+// written (as the reference), then per plane a scatter in output order (the reference's sums).
+template <typename T>
+void max_pool_backward_indices(const PoolGeometry& g, const T* grad_y, const int64_t* indices,
+                               T* grad_x) {
+  const int64_t planes = g.n * g.c, in_sp = g.in_spatial(), out_sp = g.out_spatial();
+  parallel_for(planes * out_sp, int64_t(1) << 14, [&](int64_t begin, int64_t end) {
+    bool bad = false;
+    for (int64_t j = begin; j < end; ++j) bad |= uint64_t(indices[j]) >= uint64_t(in_sp);
+    if (!bad) return;
+    for (int64_t j = begin; j < end; ++j)
+      if (uint64_t(indices[j]) >= uint64_t(in_sp))
+        throw InvalidArgument("indices must lie in [0, " + std::to_string(in_sp) +
+                              ") (the input plane size), got " + std::to_string(indices[j]));
+  });
+  const bool stream = planes * in_sp * int64_t(sizeof(T)) >= kPoolStreamBytes;
+  parallel_for(planes, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> scratch(stream ? in_sp : 0);
+    for (int64_t plane = begin; plane < end; ++plane) {
+      T* gx = stream ? scratch.data() : grad_x + plane * in_sp;
+      const T* gy = grad_y + plane * out_sp;
+      const int64_t* at = indices + plane * out_sp;
+      std::fill(gx, gx + in_sp, T(0));
+      for (int64_t j = 0; j < out_sp; ++j) gx[at[j]] += gy[j];
+      if (stream) pool_kernels<T>().stream_copy(gx, in_sp, grad_x + plane * in_sp);
+    }
+  });
+}
+
 template <typename T>
 void run(const PoolProblem& pb, const T* a, const T* b, int64_t* indices, T* out) {
   const PoolGeometry& g = pb.g;
   const bool forward = pb.pass == PoolPass::kForward;
+  if (pb.kind == PoolKind::kMax && !forward && indices)
+    return max_pool_backward_indices<T>(g, a, indices, out);
   if (is_global(g) && pb.kind != PoolKind::kLp) {
     if (pb.kind == PoolKind::kMax && !forward) return run_global_max_backward<T>(g, a, b, out);
     return run_global<T>(pb, a, indices, out);

@@ -1,7 +1,7 @@
 // Direct pooling: the SIMD kernels of csrc/ukernels/pool/ for max / avg / lp pooling, forward
-// and backward (max backward from recomputed windows; given indices it is a plain scatter and
-// the reference runs it, as it runs max_unpool). Global pools use the whole-plane kernels, the
-// rest the row kernels (pool_rows.cc); csrc/ref/pool_ref.cc stays the oracle.
+// and backward (max backward from the saved indices or from recomputed windows); max_unpool
+// stays on the reference. Global pools use the whole-plane kernels, the rest the row kernels
+// (pool_rows.cc); csrc/ref/pool_ref.cc stays the oracle.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -199,17 +199,19 @@ template <typename T>
 void max_pool_rows_backward(const PoolGeometry& g, const PoolRowPlan& rp, const T* grad_y,
                             const T* x, T* grad_x) {
   const int64_t rows = rows_per_plane(g), in_sp = g.in_spatial(), out_sp = g.out_spatial();
+  const bool stream = g.n * g.c * in_sp * int64_t(sizeof(T)) >= kPoolStreamBytes;
   parallel_for(g.n * g.c, 1, [&](int64_t begin, int64_t end) {
     RowCache<T> cache = forward_cache<T>(g, rp, nullptr);
     WindowRows<T> w(g);
-    std::vector<T> y(out_sp + kPoolSlack);
+    std::vector<T> y(out_sp + kPoolSlack), scratch(stream ? in_sp : 0);
     std::vector<int64_t> at(out_sp + kPoolSlack);
     for (int64_t plane = begin; plane < end; ++plane) {
       forward_range<T>(g, rp, nullptr, cache, w, x + plane * in_sp, y.data(), at.data(), 0, rows);
-      T* gx = grad_x + plane * in_sp;
+      T* gx = stream ? scratch.data() : grad_x + plane * in_sp;
       const T* gy = grad_y + plane * out_sp;
       std::fill(gx, gx + in_sp, T(0));
       for (int64_t j = 0; j < out_sp; ++j) gx[at[j]] += gy[j];
+      if (stream) pool_kernels<T>().stream_copy(gx, in_sp, grad_x + plane * in_sp);
     }
   });
 }

@@ -26,6 +26,11 @@ struct PoolRowPlan {
 
 PoolRowPlan make_row_plan(const PoolGeometry& g);
 
+// Backward outputs of at least this many bytes are written plane by plane from a scratch plane
+// with streaming stores: no read-for-ownership of lines nobody reads soon (the bench machine's
+// last-level cache is 8 MiB, shared).
+constexpr int64_t kPoolStreamBytes = int64_t(2) << 20;
+
 // What a windowed sum computes: avg (scale: 1 / divisor per output of a plane, + kPoolSlack
 // readable, power kOne) or lp (scale null; power and p of the norm).
 template <typename T>

@@ -380,15 +380,9 @@ void bind_problems(py::module_& m) {
         py::arg("out"), py::arg("reference") = false,
         "One pooling pass; reference=True runs csrc/ref's kernels even where the direct ones "
         "serve (tests compare the two).");
-  m.def(
-      "pool_runs_direct",
-      [](const PoolProblem& p, bool with_indices) {
-        const int64_t some_index = 0;
-        return pool_direct_serves(p, with_indices ? &some_index : nullptr);
-      },
-      py::arg("problem"), py::arg("with_indices") = false,
-      "Whether _C.pool runs this problem on the direct (SIMD) kernels rather than the "
-      "reference.");
+  m.def("pool_runs_direct", &pool_direct_serves, py::arg("problem"),
+        "Whether _C.pool runs this problem on the direct (SIMD) kernels rather than the "
+        "reference.");
   m.def("geometry_constructions", &geometry_constructions,
         "Geometries built since start-up (tests: one per new call signature, none on a repeat).");
 }

@@ -35,10 +35,8 @@ void run(const PoolProblem& pb, const T* a, const T* b, int64_t* indices, T* out
 
 }  // namespace
 
-bool pool_direct_serves(const PoolProblem& problem, const int64_t* indices) {
-  const bool saved_indices =
-      problem.kind == PoolKind::kMax && problem.pass == PoolPass::kBackward && indices;
-  return !saved_indices && algo::pool_direct_unsupported(problem).empty();
+bool pool_direct_serves(const PoolProblem& problem) {
+  return algo::pool_direct_unsupported(problem).empty();
 }
 
 void run_pool(const PoolProblem& problem, const void* a, const void* b, int64_t* indices,
@@ -46,7 +44,7 @@ void run_pool(const PoolProblem& problem, const void* a, const void* b, int64_t*
   const bool empty = problem.g.n * problem.g.c == 0;  // no planes: null buffers are fine
   if (problem.kind == PoolKind::kUnpool && !indices && !empty)
     throw InvalidArgument("max_unpool needs indices");
-  if (!reference && pool_direct_serves(problem, indices))
+  if (!reference && pool_direct_serves(problem))
     return algo::run_pool_direct(problem, a, b, indices, out);
   dispatch_dtype(problem.dtype, [&](auto tag) {
     using T = decltype(tag);

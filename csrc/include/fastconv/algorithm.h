@@ -84,7 +84,7 @@ void add_channel_bias(int64_t n, int64_t k, int64_t spatial, DType t, const void
 // reference: run csrc/ref's kernels even where the direct ones serve (tests compare the two).
 void run_pool(const PoolProblem& problem, const void* a, const void* b, int64_t* indices,
               void* out, bool reference = false);
-// Whether the direct kernels run this pass (else the reference does); indices as run_pool's.
-bool pool_direct_serves(const PoolProblem& problem, const int64_t* indices);
+// Whether the direct kernels run this pass (else the reference does).
+bool pool_direct_serves(const PoolProblem& problem);
 
 }  // namespace fastconv

@@ -11,7 +11,7 @@ template <typename T>
 constexpr PoolKernels<T> pool_table(const char* name) {
   return {split_row<T>,  merge_row<T>,   max_row<T>,     argmax_row<T>,  sum_row<T>,
           scatter_row<T>, scale_row<T>, lp_root_row<T>, lp_grad_row<T>, max_plane<T>,
-          sum_plane<T>,  name};
+          sum_plane<T>,  stream_copy<T>, name};
 }
 
 extern const PoolKernels<float> pool_f32_kernels;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "ukernels/pool/pool_ukernels.h"
 #include "ukernels/pool/pool_vector.h"
@@ -198,6 +199,25 @@ void max_plane(const T* x, int64_t n, T* y, int64_t* idx) {
     if (x[i] > b) b = x[i], where = i;
   *y = b;
   if (idx) *idx = where;
+}
+
+#if defined(__AVX2__)
+inline void stream_store(float* p, const float* src) { _mm256_stream_ps(p, _mm256_loadu_ps(src)); }
+inline void stream_store(double* p, const double* src) { _mm256_stream_pd(p, _mm256_loadu_pd(src)); }
+#endif
+
+template <typename T>
+void stream_copy(const T* src, int64_t n, T* dst) {
+#if defined(__AVX2__)
+  constexpr int64_t kLanes = 32 / sizeof(T);  // 256-bit streaming stores want 32-byte alignment
+  int64_t i = 0;
+  for (; i < n && reinterpret_cast<uintptr_t>(dst + i) % 32 != 0; ++i) dst[i] = src[i];
+  for (; i + kLanes <= n; i += kLanes) stream_store(dst + i, src + i);
+  for (; i < n; ++i) dst[i] = src[i];
+  _mm_sfence();  // the streamed lines are visible before the caller's task ends
+#else
+  std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(T));
+#endif
 }
 
 template <typename T>

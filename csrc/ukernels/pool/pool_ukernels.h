@@ -91,6 +91,9 @@ struct PoolKernels {
   // *y = max of x[0 : n) and *idx (when not null) its offset, with max_row's rule (n >= 1).
   void (*max_plane)(const T* x, int64_t n, T* y, int64_t* idx);
   T (*sum_plane)(const T* x, int64_t n);
+  // dst[0 : n) = src[0 : n), bypassing the caches where the level has streaming stores (for
+  // outputs larger than the last-level cache: no read-for-ownership of dst).
+  void (*stream_copy)(const T* src, int64_t n, T* dst);
   const char* name;
 };
 
