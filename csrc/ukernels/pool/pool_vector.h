@@ -114,22 +114,25 @@ struct V<double> {
 };
 #elif defined(__AVX2__)
 // Lane-by-lane tail stores through a scratch vector (AVX2 has no masked float stores of its own
-// width that are cheaper for a once-per-row tail).
-template <typename T, int64_t L, typename Vec>
+// width that are cheaper for a once-per-row tail). The vector types are spelled out in each
+// specialization: as template arguments GCC drops their attributes (-Wignored-attributes).
+template <typename T, typename Derived>
 struct V256 {
-  using type = Vec;
-  using mask = Vec;
-  using itype = __m256i;
-  static constexpr int64_t lanes = L;
-  static void store_n(T* p, type v, int64_t n) {
-    alignas(32) T tmp[L];
-    V<T>::store(tmp, v);
+  template <typename Vec>
+  static void store_tail(T* p, Vec v, int64_t n) {
+    alignas(32) T tmp[32 / sizeof(T)];
+    Derived::store(tmp, v);
     for (int64_t j = 0; j < n; ++j) p[j] = tmp[j];
   }
-  static bool any(mask m) { return V<T>::movemask(m) != 0; }
 };
 template <>
-struct V<float> : V256<float, 8, __m256> {
+struct V<float> : V256<float, V<float>> {
+  using type = __m256;
+  using mask = __m256;
+  using itype = __m256i;
+  static constexpr int64_t lanes = 8;
+  static void store_n(float* p, type v, int64_t n) { store_tail(p, v, n); }
+  static bool any(mask m) { return _mm256_movemask_ps(m) != 0; }
   static type load(const float* p) { return _mm256_loadu_ps(p); }
   static void store(float* p, type v) { _mm256_storeu_ps(p, v); }
   static type set1(float v) { return _mm256_set1_ps(v); }
@@ -142,7 +145,6 @@ struct V<float> : V256<float, 8, __m256> {
   static mask eq(type a, type b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
   static mask isnan(type a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
   static mask mask_or(mask a, mask b) { return _mm256_or_ps(a, b); }
-  static int movemask(mask m) { return _mm256_movemask_ps(m); }
   static type select(mask m, type a, type b) { return _mm256_blendv_ps(b, a, m); }
   // shuffle_ps pairs within 128-bit halves ([a0 a2 b0 b2 | a4 a6 b4 b6]); the 64-bit permute
   // puts the halves in order.
@@ -182,7 +184,13 @@ struct V<float> : V256<float, 8, __m256> {
   }
 };
 template <>
-struct V<double> : V256<double, 4, __m256d> {
+struct V<double> : V256<double, V<double>> {
+  using type = __m256d;
+  using mask = __m256d;
+  using itype = __m256i;
+  static constexpr int64_t lanes = 4;
+  static void store_n(double* p, type v, int64_t n) { store_tail(p, v, n); }
+  static bool any(mask m) { return _mm256_movemask_pd(m) != 0; }
   static type load(const double* p) { return _mm256_loadu_pd(p); }
   static void store(double* p, type v) { _mm256_storeu_pd(p, v); }
   static type set1(double v) { return _mm256_set1_pd(v); }
@@ -195,7 +203,6 @@ struct V<double> : V256<double, 4, __m256d> {
   static mask eq(type a, type b) { return _mm256_cmp_pd(a, b, _CMP_EQ_OQ); }
   static mask isnan(type a) { return _mm256_cmp_pd(a, a, _CMP_UNORD_Q); }
   static mask mask_or(mask a, mask b) { return _mm256_or_pd(a, b); }
-  static int movemask(mask m) { return _mm256_movemask_pd(m); }
   static type select(mask m, type a, type b) { return _mm256_blendv_pd(b, a, m); }
   static void deinterleave(const double* p, type& even, type& odd) {  // [a0 b0 | a2 b2] ...
     const type a = load(p), b = load(p + 4);
