@@ -181,10 +181,22 @@ def test_global_pools(dtype):
         _same(_run(ba, gy), _run(ba, gy, reference=True), "avg backward")
 
 
-def test_max_unpool_runs_on_the_reference():
-    g = ([1, 2, 8, 8], [2, 2], [2, 2], [0, 0], [0, 0], [1, 1], False)
-    assert _C.pool_runs_direct(_problem("max", "backward", g, np.float32))
-    assert not _C.pool_runs_direct(_problem("max_unpool", "forward", g, np.float32))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_unpool(dtype):
+    """max_unpool scatters (the last of equal indices wins) like the reference; bad indices."""
+    rng = np.random.default_rng(3)
+    g = ([2, 3, 5, 7], [2, 2], [2, 2], [0, 0], [0, 0], [1, 1], False)  # x: the pooled tensor
+    un = _problem("max_unpool", "forward", g, dtype)
+    assert _C.pool_runs_direct(un)
+    x = rng.standard_normal(un.x_shape).astype(dtype)
+    plane = int(np.prod(un.result_shape[2:]))
+    idx = rng.integers(0, plane, size=un.x_shape).astype(np.int64)
+    idx[0, 0, 0, :3] = 4  # repeated: the last write wins
+    _same(_run(un, x, indices=idx), _run(un, x, indices=idx, reference=True), "max_unpool")
+    idx[1, 2, 4, 6] = plane
+    for reference in (False, True):
+        with pytest.raises(ValueError, match=rf"indices must lie in \[0, {plane}\).*got {plane}"):
+            _run(un, x, indices=idx, reference=reference)
 
 
 def test_max_backward_rejects_bad_indices():

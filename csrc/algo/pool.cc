@@ -90,31 +90,31 @@ void run_global_max_backward(const PoolGeometry& g, const T* grad_y, const T* x,
   });
 }
 
-// Max backward from the forward's saved indices: every index checked before anything is
-// written (as the reference), then per plane a scatter in output order (the reference's sums).
-template <typename T>
-void max_pool_backward_indices(const PoolGeometry& g, const T* grad_y, const int64_t* indices,
-                               T* grad_x) {
-  const int64_t planes = g.n * g.c, in_sp = g.in_spatial(), out_sp = g.out_spatial();
-  parallel_for(planes * out_sp, int64_t(1) << 14, [&](int64_t begin, int64_t end) {
+// dst (planes x dst_count) = 0, then dst[plane][indices[j]] (+= when Add, else =) src[plane][j]
+// for every j < src_count in order: max backward from saved indices (Add) and max_unpool. Every
+// index is checked before anything is written, as the reference does; `what` names dst's plane.
+template <bool Add, typename T>
+void scatter_planes(int64_t planes, int64_t src_count, int64_t dst_count, const T* src,
+                    const int64_t* indices, T* dst, const char* what) {
+  parallel_for(planes * src_count, int64_t(1) << 14, [&](int64_t begin, int64_t end) {
     bool bad = false;
-    for (int64_t j = begin; j < end; ++j) bad |= uint64_t(indices[j]) >= uint64_t(in_sp);
+    for (int64_t j = begin; j < end; ++j) bad |= uint64_t(indices[j]) >= uint64_t(dst_count);
     if (!bad) return;
     for (int64_t j = begin; j < end; ++j)
-      if (uint64_t(indices[j]) >= uint64_t(in_sp))
-        throw InvalidArgument("indices must lie in [0, " + std::to_string(in_sp) +
-                              ") (the input plane size), got " + std::to_string(indices[j]));
+      if (uint64_t(indices[j]) >= uint64_t(dst_count))
+        throw InvalidArgument("indices must lie in [0, " + std::to_string(dst_count) + ") (" +
+                              what + "), got " + std::to_string(indices[j]));
   });
-  const bool stream = planes * in_sp * int64_t(sizeof(T)) >= kPoolStreamBytes;
+  const bool stream = planes * dst_count * int64_t(sizeof(T)) >= kPoolStreamBytes;
   parallel_for(planes, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> scratch(stream ? in_sp : 0);
+    std::vector<T> scratch(stream ? dst_count : 0);
     for (int64_t plane = begin; plane < end; ++plane) {
-      T* gx = stream ? scratch.data() : grad_x + plane * in_sp;
-      const T* gy = grad_y + plane * out_sp;
-      const int64_t* at = indices + plane * out_sp;
-      std::fill(gx, gx + in_sp, T(0));
-      for (int64_t j = 0; j < out_sp; ++j) gx[at[j]] += gy[j];
-      if (stream) pool_kernels<T>().stream_copy(gx, in_sp, grad_x + plane * in_sp);
+      T* d = stream ? scratch.data() : dst + plane * dst_count;
+      const T* s = src + plane * src_count;
+      const int64_t* at = indices + plane * src_count;
+      std::fill(d, d + dst_count, T(0));
+      for (int64_t j = 0; j < src_count; ++j) d[at[j]] = Add ? d[at[j]] + s[j] : s[j];
+      if (stream) pool_kernels<T>().stream_copy(d, dst_count, dst + plane * dst_count);
     }
   });
 }
@@ -123,8 +123,13 @@ template <typename T>
 void run(const PoolProblem& pb, const T* a, const T* b, int64_t* indices, T* out) {
   const PoolGeometry& g = pb.g;
   const bool forward = pb.pass == PoolPass::kForward;
+  const int64_t planes = g.n * g.c;
   if (pb.kind == PoolKind::kMax && !forward && indices)
-    return max_pool_backward_indices<T>(g, a, indices, out);
+    return scatter_planes<true, T>(planes, g.out_spatial(), g.in_spatial(), a, indices, out,
+                                   "the input plane size");
+  if (pb.kind == PoolKind::kUnpool)  // g.in: the unpooled output, g.out: x
+    return scatter_planes<false, T>(planes, g.out_spatial(), g.in_spatial(), a, indices, out,
+                                    "the output plane size");
   if (is_global(g) && pb.kind != PoolKind::kLp) {
     if (pb.kind == PoolKind::kMax && !forward) return run_global_max_backward<T>(g, a, b, out);
     return run_global<T>(pb, a, indices, out);
@@ -147,10 +152,10 @@ void run(const PoolProblem& pb, const T* a, const T* b, int64_t* indices, T* out
 
 std::string pool_direct_unsupported(const PoolProblem& pb) {
   const PoolGeometry& g = pb.g;
-  if (pb.kind == PoolKind::kUnpool) return "max_unpool is a scatter; the reference runs it";
   if (pb.dtype != DType::kFloat32 && pb.dtype != DType::kFloat64)
     return "the pooling kernels take float32 or float64";
   if (g.n * g.c == 0 || g.in_spatial() == 0 || g.out_spatial() == 0) return "no elements";
+  if (pb.kind == PoolKind::kUnpool) return "";  // a scatter: no windows
   if (pb.kind == PoolKind::kLp && !(std::isfinite(pb.p) && pb.p > 0))
     return "lp pooling with a norm that is not finite and positive";
   // Float argmax lanes hold int32 plane offsets.

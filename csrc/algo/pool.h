@@ -1,7 +1,7 @@
 // Direct pooling: the SIMD kernels of csrc/ukernels/pool/ for max / avg / lp pooling, forward
-// and backward (max backward from the saved indices or from recomputed windows); max_unpool
-// stays on the reference. Global pools use the whole-plane kernels, the rest the row kernels
-// (pool_rows.cc); csrc/ref/pool_ref.cc stays the oracle.
+// and backward (max backward from the saved indices or from recomputed windows), and
+// max_unpool. Global pools use the whole-plane kernels, windows the row kernels (pool_rows.cc);
+// csrc/ref/pool_ref.cc stays the oracle.
 #pragma once
 #include <cstdint>
 #include <string>
