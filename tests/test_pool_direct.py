@@ -53,8 +53,21 @@ def _x(rng, shape, dtype, kind):
 
 def _problem(kind, pass_, geometry, dtype, count_include_pad=True, p=2.0):
     shape, kernel, stride, pad_lo, pad_hi, dilation, ceil_mode = geometry
-    return _C.pool_problem(kind + "_pool" if kind != "max_unpool" else kind, pass_, shape, kernel, stride, pad_lo, pad_hi, dilation,
-                           ceil_mode, count_include_pad, p, [], np.dtype(dtype).name)
+    return _C.pool_problem(
+        kind + "_pool" if kind != "max_unpool" else kind,
+        pass_,
+        shape,
+        kernel,
+        stride,
+        pad_lo,
+        pad_hi,
+        dilation,
+        ceil_mode,
+        count_include_pad,
+        p,
+        [],
+        np.dtype(dtype).name,
+    )
 
 
 def _run(pb, a, b=None, indices=None, reference=False):
@@ -68,7 +81,9 @@ def _same(got, want, what):
     # Bitwise up to NaN payloads; -0.0 and 0.0 told apart.
     same = (got == want) & (np.signbit(got) == np.signbit(want))
     same |= np.isnan(got) & np.isnan(want)
-    assert same.all(), f"{what}: {np.argwhere(~same)[:5].tolist()} {got[~same][:5]} {want[~same][:5]}"
+    assert same.all(), (
+        f"{what}: {np.argwhere(~same)[:5].tolist()} {got[~same][:5]} {want[~same][:5]}"
+    )
 
 
 def _close(got, want, dtype, what):

@@ -13,7 +13,8 @@
 namespace fastconv::FASTCONV_POOL_NS {
 namespace {
 
-alignas(64) constexpr int32_t kLaneIota[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+alignas(64) constexpr int32_t kLaneIota[16] = {0, 1, 2,  3,  4,  5,  6,  7,
+                                               8, 9, 10, 11, 12, 13, 14, 15};
 
 template <typename T>
 inline T power_of(T v, PoolPower power, double p) {
@@ -202,8 +203,12 @@ void max_plane(const T* x, int64_t n, T* y, int64_t* idx) {
 }
 
 #if defined(__AVX2__)
-inline void stream_store(float* p, const float* src) { _mm256_stream_ps(p, _mm256_loadu_ps(src)); }
-inline void stream_store(double* p, const double* src) { _mm256_stream_pd(p, _mm256_loadu_pd(src)); }
+inline void stream_store(float* p, const float* src) {
+  _mm256_stream_ps(p, _mm256_loadu_ps(src));
+}
+inline void stream_store(double* p, const double* src) {
+  _mm256_stream_pd(p, _mm256_loadu_pd(src));
+}
 #endif
 
 template <typename T>

@@ -22,8 +22,10 @@ template <typename T>
 struct V;
 
 #if defined(__AVX512F__)
-alignas(64) constexpr int32_t kEven32[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
-alignas(64) constexpr int32_t kZipLo32[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+alignas(64) constexpr int32_t kEven32[16] = {0,  2,  4,  6,  8,  10, 12, 14,
+                                             16, 18, 20, 22, 24, 26, 28, 30};
+alignas(64) constexpr int32_t kZipLo32[16] = {0, 16, 1, 17, 2, 18, 3, 19,
+                                              4, 20, 5, 21, 6, 22, 7, 23};
 alignas(64) constexpr int64_t kEven64[8] = {0, 2, 4, 6, 8, 10, 12, 14};
 alignas(64) constexpr int64_t kZipLo64[8] = {0, 8, 1, 9, 2, 10, 3, 11};
 
