@@ -30,6 +30,11 @@ inline typename V<T>::type power_of(typename V<T>::type v, PoolPower power) {  /
 
 inline int64_t ceil_div_nonneg(int64_t a, int64_t s) { return a <= 0 ? 0 : (a + s - 1) / s; }
 
+// The first input column >= c whose padded column (col + pad_lo) lies in phase q.
+inline int64_t first_of_phase(int64_t c, int64_t pad_lo, int64_t s, int64_t q) {
+  return c + ((q - (c + pad_lo) % s) % s + s) % s;
+}
+
 template <typename T>
 bool split_row(const T* x, const PoolRowLayout& l, T pad, PoolPower power, double p, T* buf) {
   using Vec = V<T>;
@@ -64,11 +69,15 @@ bool split_row(const T* x, const PoolRowLayout& l, T pad, PoolPower power, doubl
       Vec::store(odd + c / 2, power_of<T>(o, power));
     }
   }
-  for (; c < w; ++c) {
-    const T v = x[c];
-    scalar_nan = scalar_nan || v != v;
-    const int64_t padded = c + pl;
-    buf[(padded % s) * pw + padded / s] = power_of(v, power, p);
+  // Columns [c, w) phase by phase: strided reads, no division per element.
+  for (int64_t q = 0; q < s; ++q) {
+    const int64_t first = first_of_phase(c, pl, s, q);
+    T* dst = buf + q * pw + (first + pl) / s;
+    for (int64_t col = first; col < w; col += s, ++dst) {
+      const T v = x[col];
+      scalar_nan = scalar_nan || v != v;
+      *dst = power_of(v, power, p);
+    }
   }
   return scalar_nan || Vec::any(nan);
 }
@@ -107,11 +116,14 @@ void merge_row(const T* acc, const PoolRowLayout& l, const T* x, PoolPower power
       Vec::store(gx + c + L, merged<T>(hi, x + c + L, power, accumulate, gx + c + L));
     }
   }
-  for (; c < w; ++c) {
-    const int64_t padded = c + pl;
-    T v = acc[(padded % s) * pw + padded / s];
-    if (power != PoolPower::kOne) v *= grad_factor(x[c], power, p);
-    gx[c] = accumulate ? gx[c] + v : v;
+  for (int64_t q = 0; q < s; ++q) {  // columns [c, w) phase by phase, as in split_row
+    const int64_t first = first_of_phase(c, pl, s, q);
+    const T* src = acc + q * pw + (first + pl) / s;
+    for (int64_t col = first; col < w; col += s, ++src) {
+      T v = *src;
+      if (power != PoolPower::kOne) v *= grad_factor(x[col], power, p);
+      gx[col] = accumulate ? gx[col] + v : v;
+    }
   }
 }
 
