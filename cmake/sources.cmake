@@ -21,6 +21,8 @@ set(FASTCONV_CORE_SOURCES
   csrc/fft/fft.cc
   csrc/ops/conv.cc
   csrc/ops/pool.cc
+  csrc/algo/pool.cc
+  csrc/algo/pool_rows.cc
   csrc/gemm/gemm.cc
   csrc/gemm/kernel_table.cc
   csrc/gemm/peak_probe.cc
@@ -31,6 +33,8 @@ set(FASTCONV_CORE_SOURCES
   csrc/ukernels/depthwise/dw_table.cc
   csrc/ukernels/fft/fft_ukernels_scalar.cc
   csrc/ukernels/winograd/winograd_transforms_scalar.cc
+  csrc/ukernels/pool/pool_scalar.cc
+  csrc/ukernels/pool/pool_table.cc
 )
 
 # Files compiled for one ISA level each; added by later kernels (ukernels/<family>/*_avx2.cc ...).
@@ -41,6 +45,7 @@ set(FASTCONV_AVX2_SOURCES
   csrc/ukernels/depthwise/dw_avx2.cc
   csrc/ukernels/fft/fft_ukernels_avx2.cc
   csrc/ukernels/winograd/winograd_transforms_avx2.cc
+  csrc/ukernels/pool/pool_avx2.cc
 )
 set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/gemm/f32_gemm_12x32_avx512.cc
@@ -49,6 +54,7 @@ set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/depthwise/dw_avx512.cc
   csrc/ukernels/fft/fft_ukernels_avx512.cc
   csrc/ukernels/winograd/winograd_transforms_avx512.cc
+  csrc/ukernels/pool/pool_avx512.cc
 )
 
 if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")

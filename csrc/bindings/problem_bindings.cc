@@ -189,7 +189,8 @@ PoolProblem pool_problem(const std::string& kind, const std::string& pass, Shape
   return make_pool_problem(a);
 }
 
-void pool(const PoolProblem& p, py::handle a, py::handle b, py::handle indices, py::handle out) {
+void pool(const PoolProblem& p, py::handle a, py::handle b, py::handle indices, py::handle out,
+          bool reference) {
   const bool forward = p.pass == PoolPass::kForward;
   const void* pa = operand(a, forward ? "x" : "grad_y", p.dtype, forward ? p.x_shape : p.y_shape,
                            false);
@@ -208,7 +209,7 @@ void pool(const PoolProblem& p, py::handle a, py::handle b, py::handle indices, 
   if (p.kind == PoolKind::kUnpool && !has_indices)
     throw InvalidArgument("max_unpool needs indices");
   py::gil_scoped_release nogil;
-  run_pool(p, pa, pb, pi, pout);
+  run_pool(p, pa, pb, pi, pout, reference);
 }
 
 }  // namespace
@@ -352,7 +353,12 @@ void bind_problems(py::module_& m) {
         py::arg("dilation"), py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("p"),
         py::arg("output_size"), py::arg("dtype"));
   m.def("pool", &pool, py::arg("problem"), py::arg("a"), py::arg("b"), py::arg("indices"),
-        py::arg("out"));
+        py::arg("out"), py::arg("reference") = false,
+        "One pooling pass; reference=True runs csrc/ref's kernels even where the direct ones "
+        "serve (tests compare the two).");
+  m.def("pool_runs_direct", &pool_direct_serves, py::arg("problem"),
+        "Whether _C.pool runs this problem on the direct (SIMD) kernels rather than the "
+        "reference.");
   m.def("geometry_constructions", &geometry_constructions,
         "Geometries built since start-up (tests: one per new call signature, none on a repeat).");
 }

@@ -154,7 +154,8 @@ std::vector<std::string> built_algorithms(const std::string& op) {
   if (op == "conv" || op == "conv_transpose") {
     for (const auto& e : kAlgorithms) names.push_back(e.name);
   } else {
-    names.push_back("reference");  // pooling has one kernel family per op for now
+    // Pooling: the direct kernels where they serve, else the reference (no algo argument).
+    names = {"direct", "reference"};
   }
   return names;
 }

@@ -1,4 +1,6 @@
-// Pooling op: runs one PoolProblem's pass on its kernels, by kind and element type.
+// Pooling op: runs one PoolProblem's pass on the direct kernels (csrc/algo/pool.h), or on the
+// reference for what they decline or when asked to.
+#include "algo/pool.h"
 #include "common/dtype_dispatch.h"
 #include "fastconv/algorithm.h"
 #include "fastconv/status.h"
@@ -33,11 +35,17 @@ void run(const PoolProblem& pb, const T* a, const T* b, int64_t* indices, T* out
 
 }  // namespace
 
+bool pool_direct_serves(const PoolProblem& problem) {
+  return algo::pool_direct_unsupported(problem).empty();
+}
+
 void run_pool(const PoolProblem& problem, const void* a, const void* b, int64_t* indices,
-              void* out) {
+              void* out, bool reference) {
   const bool empty = problem.g.n * problem.g.c == 0;  // no planes: null buffers are fine
   if (problem.kind == PoolKind::kUnpool && !indices && !empty)
     throw InvalidArgument("max_unpool needs indices");
+  if (!reference && pool_direct_serves(problem))
+    return algo::run_pool_direct(problem, a, b, indices, out);
   dispatch_dtype(problem.dtype, [&](auto tag) {
     using T = decltype(tag);
     run<T>(problem, static_cast<const T*>(a), static_cast<const T*>(b), indices,

@@ -2,6 +2,7 @@
 // gradients agree on which input positions a window covers.
 #include "ref/pool_ref.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -56,9 +57,17 @@ inline int64_t argmax(const PoolGeometry& g, const T* xp, int64_t od, int64_t oh
   return best;
 }
 
-// Divisor of an average-pool window (PyTorch's rule; avg pooling has no dilation).
-inline int64_t avg_divisor(const PoolGeometry& g, bool count_include_pad, int64_t od, int64_t oh,
-                           int64_t ow) {
+template <typename T>
+double lp_window(const PoolGeometry& g, double p, const T* xp, int64_t od, int64_t oh, int64_t ow) {
+  double s = 0.0;
+  for_each_tap(g, od, oh, ow, [&](int64_t i) { s += std::pow(double(xp[i]), p); });
+  return std::pow(s, 1.0 / p);
+}
+
+}  // namespace
+
+int64_t avg_pool_divisor(const PoolGeometry& g, bool count_include_pad, int64_t od, int64_t oh,
+                         int64_t ow) {
   const int64_t o[3] = {od, oh, ow};
   int64_t padded = 1, inside = 1;
   for (int d = 0; d < kMaxRank; ++d) {
@@ -69,15 +78,6 @@ inline int64_t avg_divisor(const PoolGeometry& g, bool count_include_pad, int64_
   }
   return count_include_pad ? padded : inside;
 }
-
-template <typename T>
-double lp_window(const PoolGeometry& g, double p, const T* xp, int64_t od, int64_t oh, int64_t ow) {
-  double s = 0.0;
-  for_each_tap(g, od, oh, ow, [&](int64_t i) { s += std::pow(double(xp[i]), p); });
-  return std::pow(s, 1.0 / p);
-}
-
-}  // namespace
 
 template <typename T>
 void max_pool_forward(const PoolGeometry& g, const T* x, T* y, int64_t* indices) {
@@ -115,7 +115,7 @@ void avg_pool_forward(const PoolGeometry& g, bool count_include_pad, const T* x,
     const T* xp = x + plane * in_sp;
     double s = 0.0;
     for_each_tap(g, od, oh, ow, [&](int64_t i) { s += double(xp[i]); });
-    const int64_t div = avg_divisor(g, count_include_pad, od, oh, ow);
+    const int64_t div = avg_pool_divisor(g, count_include_pad, od, oh, ow);
     y[plane * out_sp + o] = T(div > 0 ? s / double(div) : 0.0);
   });
 }
@@ -131,7 +131,7 @@ void avg_pool_backward(const PoolGeometry& g, bool count_include_pad, const T* g
       for (int64_t od = 0; od < g.out[0]; ++od)
         for (int64_t oh = 0; oh < g.out[1]; ++oh)
           for (int64_t ow = 0; ow < g.out[2]; ++ow) {
-            const int64_t div = avg_divisor(g, count_include_pad, od, oh, ow);
+            const int64_t div = avg_pool_divisor(g, count_include_pad, od, oh, ow);
             if (div <= 0) continue;
             const double v =
                 double(grad_y[plane * out_sp + (od * g.out[1] + oh) * g.out[2] + ow]) / double(div);

@@ -6,6 +6,11 @@
 
 namespace fastconv::ref {
 
+// Divisor of average-pool window (od, oh, ow): PyTorch's rule (avg pooling has no dilation),
+// the only place it is written; the direct kernels (csrc/algo/pool.cc) take it from here.
+int64_t avg_pool_divisor(const PoolGeometry& g, bool count_include_pad, int64_t od, int64_t oh,
+                         int64_t ow);
+
 template <typename T>
 void max_pool_forward(const PoolGeometry& g, const T* x, T* y, int64_t* indices);
 template <typename T>

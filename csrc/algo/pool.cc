@@ -1,0 +1,177 @@
+// Direct pooling (pool.h): which problems it serves, global pools on the whole-plane kernels,
+// and every windowed pass on the row kernels (pool_rows.cc).
+#include "algo/pool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "algo/pool_rows.h"
+#include "common/dtype_dispatch.h"
+#include "fastconv/status.h"
+#include "fastconv/parallel.h"
+#include "ref/pool_ref.h"
+#include "ukernels/pool/pool_ukernels.h"
+
+namespace fastconv::algo {
+namespace {
+
+// One window covers the whole input, unpadded: the whole-plane kernels.
+bool is_global(const PoolGeometry& g) {
+  for (int d = 0; d < kMaxRank; ++d)
+    if (g.out[d] != 1 || g.kernel[d] != g.in[d] || g.pad_lo[d] != 0 || g.dilation[d] != 1)
+      return false;
+  return true;
+}
+
+// Whether some window covers no input position along dim d (the reference's empty window).
+bool has_empty_window(const PoolGeometry& g, int d) {
+  for (int64_t o = 0; o < g.out[d]; ++o) {
+    bool inside = false;
+    for (int64_t k = 0; k < g.kernel[d] && !inside; ++k) {
+      const int64_t i = o * g.stride[d] - g.pad_lo[d] + k * g.dilation[d];
+      inside = i >= 0 && i < g.in[d];
+    }
+    if (!inside) return true;
+  }
+  return false;
+}
+
+PoolPower power_of(double p) {
+  return p == 1.0 ? PoolPower::kOne : p == 2.0 ? PoolPower::kTwo : PoolPower::kOther;
+}
+
+// 1 / divisor for every output of a plane, + kPoolSlack readable.
+template <typename T>
+std::vector<T> avg_scale(const PoolGeometry& g, bool count_include_pad) {
+  std::vector<T> scale(g.out_spatial() + kPoolSlack, T(0));
+  for (int64_t od = 0, o = 0; od < g.out[0]; ++od)
+    for (int64_t oh = 0; oh < g.out[1]; ++oh)
+      for (int64_t ow = 0; ow < g.out[2]; ++ow, ++o)
+        scale[o] = T(1.0 / double(ref::avg_pool_divisor(g, count_include_pad, od, oh, ow)));
+  return scale;
+}
+
+template <typename T>
+void run_global(const PoolProblem& pb, const T* a, int64_t* indices, T* out) {
+  const PoolGeometry& g = pb.g;
+  const PoolKernels<T>& k = pool_kernels<T>();
+  const int64_t in_sp = g.in_spatial();
+  const bool forward = pb.pass == PoolPass::kForward;
+  const double div = double(ref::avg_pool_divisor(g, pb.count_include_pad, 0, 0, 0));
+  parallel_for(g.n * g.c, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const T* xp = a + plane * in_sp;
+      if (pb.kind == PoolKind::kMax && forward) {
+        k.max_plane(xp, in_sp, out + plane, indices ? indices + plane : nullptr);
+      } else if (forward) {
+        out[plane] = T(double(k.sum_plane(xp, in_sp)) / div);
+      } else {  // avg backward: a = grad_y
+        std::fill(out + plane * in_sp, out + (plane + 1) * in_sp, T(double(a[plane]) / div));
+      }
+    }
+  });
+}
+
+// Global max backward without indices: the argmax of each plane of x gets its gradient.
+template <typename T>
+void run_global_max_backward(const PoolGeometry& g, const T* grad_y, const T* x, T* grad_x) {
+  const int64_t in_sp = g.in_spatial();
+  parallel_for(g.n * g.c, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t plane = begin; plane < end; ++plane) {
+      T y;
+      int64_t at = 0;
+      pool_kernels<T>().max_plane(x + plane * in_sp, in_sp, &y, &at);
+      std::fill(grad_x + plane * in_sp, grad_x + (plane + 1) * in_sp, T(0));
+      grad_x[plane * in_sp + at] = grad_y[plane];
+    }
+  });
+}
+
+// dst (planes x dst_count) = 0, then dst[plane][indices[j]] (+= when Add, else =) src[plane][j]
+// for every j < src_count in order: max backward from saved indices (Add) and max_unpool.
+// An index out of range throws InvalidArgument (`what` names dst's plane) from inside the
+// scatter, as PyTorch's kernels do: a separate checking pass cost ~13% here, and the caller's
+// freshly allocated output is dropped with the exception.
+template <bool Add, typename T>
+void scatter_planes(int64_t planes, int64_t src_count, int64_t dst_count, const T* src,
+                    const int64_t* indices, T* dst, const char* what) {
+  const bool stream = planes * dst_count * int64_t(sizeof(T)) >= kPoolStreamBytes;
+  parallel_for(planes, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> scratch(stream ? dst_count : 0);
+    for (int64_t plane = begin; plane < end; ++plane) {
+      T* d = stream ? scratch.data() : dst + plane * dst_count;
+      const T* s = src + plane * src_count;
+      const int64_t* at = indices + plane * src_count;
+      std::fill(d, d + dst_count, T(0));
+      for (int64_t j = 0; j < src_count; ++j) {
+        const int64_t i = at[j];
+        if (uint64_t(i) >= uint64_t(dst_count))
+          throw InvalidArgument("indices must lie in [0, " + std::to_string(dst_count) + ") (" +
+                                what + "), got " + std::to_string(i));
+        d[i] = Add ? d[i] + s[j] : s[j];
+      }
+      if (stream) pool_kernels<T>().stream_copy(d, dst_count, dst + plane * dst_count);
+    }
+  });
+}
+
+template <typename T>
+void run(const PoolProblem& pb, const T* a, const T* b, int64_t* indices, T* out) {
+  const PoolGeometry& g = pb.g;
+  const bool forward = pb.pass == PoolPass::kForward;
+  const int64_t planes = g.n * g.c;
+  if (pb.kind == PoolKind::kMax && !forward && indices)
+    return scatter_planes<true, T>(planes, g.out_spatial(), g.in_spatial(), a, indices, out,
+                                   "the input plane size");
+  if (pb.kind == PoolKind::kUnpool)  // g.in: the unpooled output, g.out: x
+    return scatter_planes<false, T>(planes, g.out_spatial(), g.in_spatial(), a, indices, out,
+                                    "the output plane size");
+  if (is_global(g) && pb.kind != PoolKind::kLp) {
+    if (pb.kind == PoolKind::kMax && !forward) return run_global_max_backward<T>(g, a, b, out);
+    return run_global<T>(pb, a, indices, out);
+  }
+  const PoolRowPlan rp = make_row_plan(g);
+  if (pb.kind == PoolKind::kMax) {
+    if (forward) return max_pool_rows_forward<T>(g, rp, a, out, indices);
+    return max_pool_rows_backward<T>(g, rp, a, b, out);
+  }
+  std::vector<T> scale;
+  if (pb.kind == PoolKind::kAvg) scale = avg_scale<T>(g, pb.count_include_pad);
+  const PoolSum<T> s{scale.empty() ? nullptr : scale.data(),
+                     pb.kind == PoolKind::kAvg ? PoolPower::kOne : power_of(pb.p),
+                     pb.kind == PoolKind::kAvg ? 1.0 : pb.p};
+  if (forward) return sum_pool_rows_forward<T>(g, rp, s, a, out);
+  sum_pool_rows_backward<T>(g, rp, s, a, b, out);
+}
+
+}  // namespace
+
+std::string pool_direct_unsupported(const PoolProblem& pb) {
+  const PoolGeometry& g = pb.g;
+  if (pb.dtype != DType::kFloat32 && pb.dtype != DType::kFloat64)
+    return "the pooling kernels take float32 or float64";
+  if (g.n * g.c == 0 || g.in_spatial() == 0 || g.out_spatial() == 0) return "no elements";
+  if (pb.kind == PoolKind::kUnpool) return "";  // a scatter: no windows
+  if (pb.kind == PoolKind::kLp && !(std::isfinite(pb.p) && pb.p > 0))
+    return "lp pooling with a norm that is not finite and positive";
+  // Float argmax lanes hold int32 plane offsets.
+  if (pb.dtype == DType::kFloat32 && g.in_spatial() >= (int64_t(1) << 31))
+    return "a plane of 2^31 elements or more";
+  for (int d = 0; d < kMaxRank; ++d)
+    if (has_empty_window(g, d)) return "a window that misses the input (the reference's -inf)";
+  return "";
+}
+
+void run_pool_direct(const PoolProblem& pb, const void* a, const void* b, int64_t* indices,
+                     void* out) {
+  dispatch_dtype(pb.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    run<T>(pb, static_cast<const T*>(a), static_cast<const T*>(b), indices,
+           static_cast<T*>(out));
+  });
+}
+
+}  // namespace fastconv::algo
