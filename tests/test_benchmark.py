@@ -314,8 +314,9 @@ def test_slow_candidates_run_once_or_are_skipped(
 
 
 def test_gpu_first_call_is_warm_up_not_the_sample(monkeypatch) -> None:
-    """A GPU peer's first call may be cuDNN's algorithm search: with CUDA-event timing the
-    second call is the estimate, so a slow first call is neither the only sample nor a skip."""
+    """A peer's first call may be one-time work (cuDNN's algorithm search, lazy init): on the
+    GPU and after a moderately slow first call on the CPU the second call is the estimate, so
+    that work is neither the only sample nor a reason to skip."""
     from fastconv.benchmark.candidates import Candidate, Problem
     from fastconv.benchmark.suite import Layer
     from fastconv.benchmark.timing import Settings, _first_calls
@@ -337,6 +338,7 @@ def test_gpu_first_call_is_warm_up_not_the_sample(monkeypatch) -> None:
 
     cand = Candidate("peer", "peer", bind)
     problem = Problem(layer, "forward", None, None, None)
+    monkeypatch.setattr(benchmark.timing, "RETRY_SLOW_S", 0.09)  # the CPU's retry: off
     for events, timed_rows in ((None, 0), (object(), 1)):
         calls.clear()
         settings = Settings(3, 0.0, 10.0, "float32", lambda: None, events)
@@ -346,6 +348,13 @@ def test_gpu_first_call_is_warm_up_not_the_sample(monkeypatch) -> None:
             assert rows[0].note.startswith("1 run (too slow")
         else:
             assert timed[0].estimate < 0.05 and not rows[0].note
+    # On the CPU a slow first call under RETRY_SLOW_S gets a second one, which is the estimate.
+    monkeypatch.setattr(benchmark.timing, "RETRY_SLOW_S", 1.0)
+    calls.clear()
+    rows, timed, _ = _first_calls(
+        problem, [cand], Settings(3, 0.0, 10.0, "float32", lambda: None), {}
+    )
+    assert len(timed) == 1 and timed[0].estimate < 0.05 and len(calls) == 2
 
 
 def test_plot_writes_a_png(tiny_suite: Path, tmp_path: Path, capsys) -> None:
