@@ -201,6 +201,9 @@ class CudaBackend(Backend):
     device = "cuda"
     dtypes = ("float32", "float64", "float16", "bfloat16")
 
+    def __init__(self) -> None:
+        self._pool_workspaces: dict[tuple, int] = {}  # (kind, dtype, geometry) -> bytes
+
     # The compiled module and the devices it sees (tests serve an emulated module instead).
     def module(self) -> Any:
         return cuda_module()
@@ -420,7 +423,13 @@ class CudaBackend(Backend):
         geometry = problem.pool_geometry
         keep, ws, nbytes = None, 0, 0
         if problem.pass_ == "backward":
-            nbytes = mod.pool_workspace(problem.kind, problem.pass_, call.dtype, *geometry)
+            key = (problem.kind, call.dtype, geometry)
+            nbytes = self._pool_workspaces.get(key)
+            if nbytes is None:  # asked once per geometry: the answer is a product of sizes
+                nbytes = int(mod.pool_workspace(problem.kind, problem.pass_, call.dtype, *geometry))
+                if len(self._pool_workspaces) >= 256:
+                    self._pool_workspaces.clear()
+                self._pool_workspaces[key] = nbytes
             keep, ws, nbytes = self.workspace(call, nbytes)
         # The GPU max-pool backward recomputes each window's argmax from x; saved indices
         # (shape-checked) name the same positions.
