@@ -9,6 +9,7 @@ import pickle
 import re
 import subprocess
 import sys
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -29,6 +30,10 @@ if torch is not None and getattr(torch, "__file__", None) is None:
     # tests/torch_adapter/ for this reason.)
     del sys.modules["torch"]
     torch = None
+
+# algo="autotune" stores its winners in the user's cache directory: never the real one in tests
+# (subprocesses inherit it; tests/test_autotune.py gives each test its own).
+os.environ["FASTCONV_CACHE_DIR"] = str(Path(tempfile.mkdtemp(prefix="fastconv-test-cache-")))
 
 requires_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from . import _C
+from . import _C, autotune
 from ._arguments import (
     check_bool,
     check_groups,
@@ -202,7 +202,9 @@ def remember(cache: dict, key: Optional[tuple], value: Any) -> None:
 
 
 def clear_caches() -> None:
-    """Forgets every cached problem, call and runner (tests; frees the problems' plans)."""
+    """Forgets every cached problem, call and runner (tests; frees the problems' plans) and
+    the autotune winners read into memory (the cache file stays)."""
+    autotune.forget()
     PROBLEMS.clear()
     CALLS.clear()
     RUNNERS.clear()

@@ -1,4 +1,4 @@
-"""The `fastconv` command: `fastconv info` and `fastconv bench`."""
+"""The `fastconv` command: `fastconv info`, `fastconv bench` and `fastconv tune`."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="fastconv", description="fastconv: compiled convolution kernels for Python"
     )
-    parser.add_argument("command", choices=["info", "bench"], help="what to do")
+    parser.add_argument("command", choices=["info", "bench", "tune"], help="what to do")
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         return 0 if argv else 2
@@ -46,6 +46,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .benchmark import main as bench_main
 
         return bench_main(argv[1:])
+    if argv[0] == "tune":
+        from .benchmark.tune import main as tune_main
+
+        return tune_main(argv[1:])
     args = parser.parse_args(argv[:1])
     if args.command == "info":
         return _print_info()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import autotune
+
 # Every algorithm name fastconv knows, built or not (README, "Algorithms").
 KNOWN_ALGORITHMS = (
     "reference",
@@ -42,6 +44,7 @@ class Selection:
 
     algo: str
     reason: str
+    tuning: Any = field(default=None, compare=False)  # algo="autotune": autotune.Tuning
 
 
 @dataclass
@@ -219,8 +222,10 @@ def candidates(problem: Any, backend: Any, first: str = "") -> list[str]:
 
 
 def select(problem: Any, backend: Any, algo: str = "auto") -> Selection:
-    """Resolves `algo` ("auto" or a name) for `problem` on `backend`; ValueError for an unknown
-    name, NotImplementedError for an algorithm that is not built or cannot run the problem."""
+    """Resolves `algo` ("auto", "autotune" or a name) for `problem` on `backend`; ValueError for
+    an unknown name, NotImplementedError for an algorithm that is not built or cannot run the
+    problem. "autotune": the fastest of the applicable algorithms on this machine, measured
+    once and remembered on disk (fastconv/autotune.py); on the GPU, auto's choice."""
     if not isinstance(algo, str):
         raise TypeError(f"algo must be a string, got {type(algo).__name__}")
     built = backend.algorithms(problem.op)
@@ -233,8 +238,14 @@ def select(problem: Any, backend: Any, algo: str = "auto") -> Selection:
         if not name:
             name = candidates(problem, backend)[0]
         return Selection(name, reason)
+    if algo == "autotune":
+        auto = select(problem, backend, "auto")
+        order = candidates(problem, backend, auto.algo)
+        return Selection(*autotune.choose(problem, backend, order, auto))
     if algo not in KNOWN_ALGORITHMS:
-        raise ValueError(f"algo must be 'auto' or one of {KNOWN_ALGORITHMS}, got {algo!r}")
+        raise ValueError(
+            f"algo must be 'auto', 'autotune' or one of {KNOWN_ALGORITHMS}, got {algo!r}"
+        )
     if algo not in built:
         raise NotImplementedError(
             f"algorithm '{algo}' is not available in this build of fastconv for {problem.op} on "

@@ -118,9 +118,9 @@ def fastconv_candidates(op: str, device: str, wanted: Sequence[str] | None) -> l
     names = fastconv_algorithms(op, device)
     forced = all(_accepts_algo(getattr(fastconv, f, None)) for f in _POOL_FUNCTIONS.get(op, ()))
     if not forced:  # this build's pool functions pick their own algorithm
-        names = ["auto"] if wanted is None or set(wanted) & {*names, "auto"} else []
+        names = ["auto"] if wanted is None or set(wanted) & {*names, "auto", "autotune"} else []
     elif wanted is not None:
-        names = [n for n in names if n in wanted] + (["auto"] if "auto" in wanted else [])
+        names = [n for n in names if n in wanted] + [a for a in ("auto", "autotune") if a in wanted]
     return [
         Candidate(
             name, "fastconv", functools.partial(_fastconv_call, algo=name if forced else None)

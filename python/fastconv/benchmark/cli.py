@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--suite",
         default="quick",
-        help="suite name (quick, reference) or path to a suite JSON file",
+        help="suite name (quick, reference, networks) or path to a suite JSON file",
     )
     parser.add_argument(
         "--quick", action="store_const", const="quick", dest="suite", help="alias for --suite quick"
@@ -154,7 +154,7 @@ def check_args(args: argparse.Namespace) -> None:
             a
             for op in ("conv", "conv_transpose", "max_pool", "avg_pool")
             for a in fastconv_algorithms(op, args.device)
-        } | {"auto"}
+        } | {"auto", "autotune"}
         unknown = sorted(set(args.algo) - known)
         if unknown:
             raise BenchError(

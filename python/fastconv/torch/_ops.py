@@ -222,10 +222,13 @@ class _ConvFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
-        op, pass_, mode, _ = ctx.spec.split()
+        op, pass_, mode, algo = ctx.spec.split()
+        # The gradients' passes pick their own algorithm: auto's, or autotune's when asked
+        # (a forced name may not run the other passes).
+        algo = "autotune" if algo == "autotune" else "auto"
 
         def run(p, u, v, shape=()):
-            args = (u, v, None, list(shape), ctx.window, f"{op} {p} {mode} auto")
+            args = (u, v, None, list(shape), ctx.window, f"{op} {p} {mode} {algo}")
             return call("conv", args, (u, v))
 
         need_a, need_b, need_bias = ctx.needs_input_grad[:3]
