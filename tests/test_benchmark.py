@@ -202,6 +202,15 @@ def test_no_peers_and_algo_restrict_candidates(tiny_suite: Path, tmp_path: Path)
     assert [r["candidate"] for r in data["rows"]] == ["reference"]
 
 
+def test_algo_autotune_is_a_candidate(tiny_suite: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["--suite", str(tiny_suite), "--filter", "conv2d", "--algo", "auto", "--algo"]
+    code, data = run_json([*args, "autotune", "--no-peers"], tmp_path)
+    assert code == 0
+    assert [r["candidate"] for r in data["rows"]] == ["auto", "autotune"]
+    assert (tmp_path / "cache" / "autotune.json").is_file()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -245,6 +254,44 @@ def test_shipped_suites_parse_and_quick_stays_small() -> None:
     assert any(layer.groups == layer.c > 1 for layer in quick)  # depthwise
     assert any(1 < layer.groups < layer.c for layer in quick)  # grouped
     assert any(layer.c == layer.k == 1 for layer in quick)  # single-channel signal: SciPy
+
+
+def test_networks_suite_has_real_network_layers_that_are_valid_problems() -> None:
+    from fastconv._problem import conv_problem
+
+    path = benchmark.resolve_suite("networks")
+    assert path.name == "networks.json"
+    layers = benchmark.load_suite(path)
+    convs = [layer for layer in layers if not layer.is_pool]
+    assert len([c for c in convs if c.op == "conv"]) >= 30
+    families = {layer.name.split(".")[0] for layer in layers}
+    for family in ("inception_v3", "efficientnet_b0", "yolov5s", "yolov8s", "unet"):
+        assert family in families
+    assert {layer.n for layer in layers} == {1, 8}
+    assert {layer.rank for layer in convs} == {2, 3}
+    assert any(layer.groups == layer.c > 1 for layer in convs)  # depthwise
+    assert {layer.op for layer in layers} == {"conv", "conv_transpose", "max_pool"}
+    about = json.loads(path.read_text())["about"]
+    assert "R(2+1)D" in about and "SSDLite" in about
+    for layer in convs:  # every pass of every layer is a problem the library accepts
+        out_padding = layer.output_padding if layer.op == "conv_transpose" else 0
+        geometry = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
+        for pass_ in ("forward", "backward_data", "backward_weight"):
+            data = layer.input_shape()
+            if layer.op == "conv_transpose" and pass_ == "backward_data":
+                data = layer.output_shape()
+            extra = {"output_padding": out_padding} if layer.op == "conv_transpose" else {}
+            problem = conv_problem(
+                layer.op,
+                pass_,
+                data,
+                layer.weight_shape(),
+                "float32",
+                groups=layer.groups,
+                **geometry,
+                **extra,
+            )
+            assert tuple(problem.y_shape) == layer.output_shape(), layer.name
 
 
 def test_flops_and_output_extents() -> None:
