@@ -313,3 +313,21 @@ def test_unknown_algorithm_names_still_fail(cache, rng):
     x, w = _x_w(rng, (1, 4, 8, 8), (4, 4, 3, 3))
     with pytest.raises(ValueError, match="'autotune'"):
         fastconv.conv(x, w, algo="autotuned")
+
+
+def test_a_candidate_that_fails_to_run_is_left_out(cache, rng, monkeypatch):
+    from fastconv.backends.cpu import CpuBackend
+
+    real = CpuBackend.conv_plan
+    auto_algo = fastconv.explain((1, 8, 10, 10), (8, 8, 3, 3), padding=1).algo
+
+    def failing(self, problem, algo):
+        if algo != auto_algo:
+            raise MemoryError("no room for its workspace")
+        return real(self, problem, algo)
+
+    x, w = _x_w(rng, (1, 8, 10, 10), (8, 8, 3, 3))
+    monkeypatch.setattr(CpuBackend, "conv_plan", failing)
+    e = fastconv.explain(x, w, padding=1, algo="autotune")
+    assert e.algo == auto_algo and "not fully timed" in e.reason
+    assert_close(fastconv.conv(x, w, padding=1, algo="autotune"), fastconv.conv(x, w, padding=1))

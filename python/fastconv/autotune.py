@@ -286,19 +286,23 @@ def measure(problem: Any, backend: Any, candidates: list[str]) -> Tuning:
         if live and time.perf_counter() - start > BUDGET_S:
             notes[algo] = f"not timed: the {BUDGET_S:g} s budget was spent"
             continue
-        plan = backend.conv_plan(problem, algo)
+        try:
+            plan = backend.conv_plan(problem, algo)
 
-        def run(plan: Any = plan) -> None:
-            backend.run_conv(call, problem, plan, out)
+            def run(plan: Any = plan) -> None:
+                backend.run_conv(call, problem, plan, out)
 
-        warm = _sample(run, 1)
+            warm = _sample(run, 1)
+        except (ValueError, NotImplementedError, MemoryError) as e:  # e.g. a workspace limit
+            notes[algo] = f"failed: {e}"
+            continue
         if warm > SLOWER * fastest:
             notes[algo] = f"dropped after its warm-up run ({warm * 1e3:.3g} ms)"
             continue
         fastest = min(fastest, warm)
         live[algo] = (run, max(1, min(100, int(SAMPLE_S / max(warm, 1e-9)))))
     samples: dict[str, list[float]] = {a: [] for a in live}
-    for round_ in range(REPEATS):
+    for _ in range(REPEATS):
         for algo, (run, inner) in live.items():
             samples[algo].append(_sample(run, inner))
         medians = {a: statistics.median(samples[a]) for a in live}
@@ -309,6 +313,8 @@ def measure(problem: Any, backend: Any, candidates: list[str]) -> Tuning:
         if time.perf_counter() - start > BUDGET_S:
             break
     times = {a: statistics.median(t) for a, t in samples.items()}
+    if not times:  # nothing ran: auto's choice, untimed
+        return Tuning(candidates[0], {}, "measured", "", notes)
     winner = min(times, key=lambda a: times[a])
     return Tuning(winner, {a: t * 1e3 for a, t in times.items()}, "measured", "", notes)
 
