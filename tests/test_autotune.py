@@ -331,3 +331,11 @@ def test_a_candidate_that_fails_to_run_is_left_out(cache, rng, monkeypatch):
     e = fastconv.explain(x, w, padding=1, algo="autotune")
     assert e.algo == auto_algo and "not fully timed" in e.reason
     assert_close(fastconv.conv(x, w, padding=1, algo="autotune"), fastconv.conv(x, w, padding=1))
+
+
+def test_autos_choice_stays_unless_another_is_clearly_faster():
+    assert autotune.winner({"winograd": 1.0, "implicit_gemm": 1.04}, "implicit_gemm") == (
+        "implicit_gemm"
+    )
+    assert autotune.winner({"winograd": 1.0, "implicit_gemm": 1.2}, "implicit_gemm") == "winograd"
+    assert autotune.winner({"winograd": 1.0, "im2col": 0.9}, "implicit_gemm") == "im2col"

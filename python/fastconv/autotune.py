@@ -39,6 +39,7 @@ FILE_NAME = "autotune.json"
 REPEATS = 5  # timed samples per candidate (after one untimed warm-up run)
 SAMPLE_S = 1e-3  # shorter runs are repeated back to back within one sample
 SLOWER = 3.0  # a candidate this many times slower than the best so far is not timed further
+MARGIN = 1.05  # auto's choice stays unless another candidate is this much faster (noise)
 BUDGET_S = 2.0  # seconds: timing of one problem starts no new candidate or round after this
 
 
@@ -271,12 +272,21 @@ def _sample(run: Callable[[], None], inner: int) -> float:
     return (time.perf_counter() - start) / inner
 
 
+def winner(times: dict[str, float], preferred: str) -> str:
+    """The fastest of `times`, except that `preferred` (auto's choice) stays unless the fastest
+    beats it by MARGIN: on a busy machine a few percent is noise, and auto's rule is measured."""
+    fastest = min(times, key=lambda a: times[a])
+    if preferred in times and times[preferred] <= MARGIN * times[fastest]:
+        return preferred
+    return fastest
+
+
 def measure(problem: Any, backend: Any, candidates: list[str]) -> Tuning:
-    """Times `candidates` (best guess first) on scratch operands: one warm-up run each (a
+    """Times `candidates` (auto's choice first) on scratch operands: one warm-up run each (a
     candidate SLOWER times the fastest warm-up is dropped), then up to REPEATS rounds of one
     sample per candidate in turn (drift hits all alike); after each round a candidate SLOWER
     times the best median is dropped. No candidate or round starts after BUDGET_S (at least
-    one full round runs)."""
+    one full round runs). The winner: see `winner`."""
     call, out = _scratch(problem, backend)
     notes: dict[str, str] = {}
     start = time.perf_counter()
@@ -315,8 +325,8 @@ def measure(problem: Any, backend: Any, candidates: list[str]) -> Tuning:
     times = {a: statistics.median(t) for a, t in samples.items()}
     if not times:  # nothing ran: auto's choice, untimed
         return Tuning(candidates[0], {}, "measured", "", notes)
-    winner = min(times, key=lambda a: times[a])
-    return Tuning(winner, {a: t * 1e3 for a, t in times.items()}, "measured", "", notes)
+    ms = {a: t * 1e3 for a, t in times.items()}
+    return Tuning(winner(times, candidates[0]), ms, "measured", "", notes)
 
 
 def choose(problem: Any, backend: Any, candidates: list[str], auto: Any) -> tuple[str, str, Any]:
