@@ -380,6 +380,10 @@ void gemm_block(const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t
 constexpr double kMinWorkPerThread = double(1 << 19);
 // Packing one element of A / B costs about this many multiply-adds of compute.
 constexpr double kPackACost = 16, kPackBCost = 24;
+// Reading A in place (small N) streams it from memory into each part that uses it: splitting
+// such a GEMM over M reads A once in all, over N once per part (the weight of a batch-1 1x1 conv
+// on a 7x7 image is 4 MiB, its input 0.4 MiB).
+constexpr double kReadACost = 8;
 // At most this many parts per thread, each with at least kSplitMinFactor times more compute than
 // packing.
 constexpr int64_t kMaxSplit = 4;
@@ -405,10 +409,11 @@ Partition choose_partition(int64_t m, int64_t n, int64_t k, int64_t mr, int64_t 
   for (int64_t tm = 1; tm <= std::min(max_parts, mb); ++tm) {
     for (int64_t tn = 1; tm * tn <= max_parts && tn <= nb; ++tn) {
       const double mt = double(ceil_div(mb, tm) * mr), nt = double(ceil_div(nb, tn) * nr);
-      // A is repacked per B block, or read in place (gemm_block_row_a)
-      const double a_packs = nt <= double(row_a_cols) ? 0 : std::ceil(nt / double(blk.nc));
+      // A is repacked per B block, or read in place once per part (gemm_block_row_a)
+      const double a_cost = nt <= double(row_a_cols) ? kReadACost
+                                                     : kPackACost * std::ceil(nt / double(blk.nc));
       const double cost =
-          (mt * nt + kPackACost * mt * a_packs + kPackBCost * nt) * double(k) * (1 + 1e-9 * tm);
+          (mt * nt + a_cost * mt + kPackBCost * nt) * double(k) * (1 + 1e-9 * tm);
       if (cost < best_cost) best_cost = cost, best = {tm, tn};
     }
   }
