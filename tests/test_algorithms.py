@@ -43,6 +43,14 @@ GEOMETRIES = [
     ((2, 5, 9, 70), (10, 1, 3, 3), dict(padding=(1, 2), groups=5)),
     ((1, 2, 33, 31), (2, 1, 7, 7), dict(padding=3, stride=3, groups=2)),
     ((2, 3, 37), (3, 1, 3), dict(padding=1, groups=3)),
+    # small images, many channels (res4/res5-like): the GEMM reads the weight in place (few
+    # output columns; 37 or 15 rows leave an edge tile), the unit-stride backward data
+    # transposes the weight in blocks of 16 k (9 taps known at compile time, 7 and 35 not),
+    # runs short (copied inline) and long (> 32).
+    ((1, 40, 7, 7), (37, 40, 3, 3), dict(padding=1)),
+    ((2, 24, 5, 6), (30, 12, 1, 1), dict(groups=2)),
+    ((1, 8, 6, 40), (20, 8, 1, 7), dict(padding=(0, 3))),
+    ((1, 16, 9, 9), (25, 16, 7, 5), dict(padding=(3, 2), dilation=(1, 2))),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 

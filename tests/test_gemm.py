@@ -130,6 +130,48 @@ def test_strided_operands(rng, dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "shape",
+    # (m, n, k): few columns (one to eight B panels), edge rows, k past one k block and past the
+    # packed-B stretch that stays in L2 (512 x 49 x 4608: the 3x3 conv on a 7x7 image).
+    [
+        (1, 1, 1),
+        (12, 32, 256),
+        (13, 17, 300),
+        (25, 49, 2048),
+        (512, 49, 4608),
+        (37, 129, 70),
+        (100, 256, 257),
+        (11, 3, 5),
+    ],
+)
+def test_row_major_a_read_in_place(rng, dtype, shape, restore_threads):
+    """Small N with a row-major A: the micro-kernel reads A in place (no packed A). The same
+    product with A in column-major order (packed as usual) must give the same bits, for row
+    strides past k, negative row strides and any thread count."""
+    import fastconv
+
+    m, n, k = shape
+    wide = rng.uniform(-1, 1, (m, k + 5)).astype(dtype)
+    b = rng.uniform(-1, 1, (k, n)).astype(dtype)
+    c0 = rng.uniform(-1, 1, (m, n)).astype(dtype)
+    for a in (wide[:, :k], wide[::-1, 2 : 2 + k]):
+        packed = np.full((m, n), np.nan, dtype)
+        _C.gemm(np.asfortranarray(a), b, packed, 1.0, 0.0)
+        want, bound = oracle(a, b, c0, 1.0, 0.0)
+        check(packed, want, bound, "packed A")
+        for threads in (1, 2, 3):
+            fastconv.set_num_threads(threads)
+            c = np.full((m, n), np.nan, dtype)
+            _C.gemm(a, b, c, 1.0, 0.0)
+            np.testing.assert_array_equal(c, packed, err_msg=f"{threads} threads, {shape}")
+            c = c0.copy()
+            _C.gemm(a, b, c, -0.5, 2.0)
+            want, bound = oracle(a, b, c0, -0.5, 2.0)
+            check(c, want, bound, f"beta 2, {threads} threads, {shape}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_c_view_with_row_stride_leaves_rest_untouched(rng, dtype):
     m, n, k = 37, 45, 70
     big = rng.uniform(-1, 1, (m + 5, n + 9)).astype(dtype)

@@ -38,7 +38,7 @@ inline void gather_run(const T* src, int64_t extent, int64_t x0, int64_t step, i
   hi = std::min(std::max(hi, lo), len);
   for (int64_t j = 0; j < lo; ++j) dst[j * dst_stride] = T(0);
   if (step == 1 && dst_stride == 1) {
-    std::memcpy(dst + lo, src + x0 + lo, size_t(hi - lo) * sizeof(T));
+    copy_short(src + x0 + lo, hi - lo, dst + lo);
   } else {
     for (int64_t j = lo; j < hi; ++j) dst[j * dst_stride] = src[x0 + j * step];
   }
@@ -149,7 +149,7 @@ void pack_shifted_rows(const TapTable& taps_tab, int64_t taps, int sign, const D
         const Run& run = run_list[i];
         T* out = row + run.j0;
         if (rs[i].kind == RunSource::kCopy) {
-          std::memcpy(out, xc + rs[i].row, size_t(run.len) * sizeof(T));
+          copy_short(xc + rs[i].row, run.len, out);
         } else if (rs[i].kind == RunSource::kZero) {
           zero_run(run.len, out, 1);
         } else {

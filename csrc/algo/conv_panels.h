@@ -2,12 +2,33 @@
 // im2col matrices of the three conv passes, built on the fly so no column buffer exists.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "fastconv/geometry.h"
 #include "gemm/gemm.h"
 
 namespace fastconv::algo {
+
+// dst[0 : n) = src[0 : n) for the short runs of panel packing (a row of a 7x7 or 14x14 image, a
+// kernel's taps): a libc call per run cost more than the copy (res5.3x3 backward data spent half
+// its time in memmove, 262144 calls of 9 floats). Longer runs go to memcpy.
+template <typename T>
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-loop-distribute-patterns")))  // keep the loop a loop
+#endif
+inline void copy_short(const T* src, int64_t n, T* dst) {
+  if (n > 32) {
+    std::memcpy(dst, src, size_t(n) * sizeof(T));
+    return;
+  }
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const T v0 = src[i], v1 = src[i + 1], v2 = src[i + 2], v3 = src[i + 3];
+    dst[i] = v0, dst[i + 1] = v1, dst[i + 2] = v2, dst[i + 3] = v3;
+  }
+  for (; i < n; ++i) dst[i] = src[i];
+}
 
 // Spatial position of stored kernel tap t along dim d (true convolution flips the kernel).
 inline int64_t tap_position(const ConvGeometry& g, int d, int64_t t) {

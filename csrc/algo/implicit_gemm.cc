@@ -151,6 +151,32 @@ void strided_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T
       }
 }
 
+// wt[grp][c][k * taps + t] = w[grp * kg + k][c][t] for grp * Cg + c in [gc0, gc1), in blocks
+// of 16 k: reading one channel's taps across all k jumped C * taps elements per copy, a cache
+// miss each (res5.3x3, 512 x 512 x 9: 7 of its 14 ms); a block reads 16 rows and writes 16 runs
+// of taps, both streamed. kTaps: the tap count when known at compile time (0: taps).
+template <typename T, int kTaps>
+void transpose_weight(const ConvGeometry& g, const T* w, int64_t gc0, int64_t gc1, T* ws) {
+  constexpr int64_t kBlock = 16;
+  const int64_t cg = g.c_per_group(), kg = g.k_per_group();
+  const int64_t taps = kTaps > 0 ? kTaps : g.kernel_spatial(), depth = kg * taps;
+  for (int64_t k0 = 0; k0 < kg; k0 += kBlock) {
+    const int64_t k1 = std::min(kg, k0 + kBlock);
+    for (int64_t gc = gc0; gc < gc1; ++gc) {
+      const int64_t grp = gc / cg, c = gc % cg;
+      for (int64_t k = k0; k < k1; ++k) {
+        const T* src = w + ((grp * kg + k) * cg + c) * taps;
+        T* dst = ws + gc * depth + k * taps;
+        if constexpr (kTaps > 0) {
+          for (int t = 0; t < kTaps; ++t) dst[t] = src[t];
+        } else {
+          copy_short(src, taps, dst);
+        }
+      }
+    }
+  }
+}
+
 template <typename T>
 void implicit_gemm_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x,
                                  T* ws) {
@@ -158,13 +184,13 @@ void implicit_gemm_backward_data(const ConvPlan& plan, const T* grad_y, const T*
   if (!unit_stride(g)) return strided_backward_data(g, grad_y, w, grad_x, ws);
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), taps = g.kernel_spatial();
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial(), depth = kg * taps;
-  // wt[grp][c][k * taps + t] = w[grp * kg + k][c][t]
   if (taps > 1) {
     parallel_for(g.groups * cg, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t gc = begin; gc < end; ++gc) {
-        const int64_t grp = gc / cg, c = gc % cg;
-        for (int64_t k = 0; k < kg; ++k)
-          std::copy_n(w + ((grp * kg + k) * cg + c) * taps, taps, ws + gc * depth + k * taps);
+      switch (taps) {  // the common kernels with their tap count known: copies unrolled inline
+        case 3: return transpose_weight<T, 3>(g, w, begin, end, ws);
+        case 9: return transpose_weight<T, 9>(g, w, begin, end, ws);
+        case 27: return transpose_weight<T, 27>(g, w, begin, end, ws);
+        default: return transpose_weight<T, 0>(g, w, begin, end, ws);
       }
     });
   }

@@ -9,6 +9,7 @@ namespace fastconv::gemm {
 template <typename T>
 struct GemmKernel {
   GemmUkernelFn<T> fn;
+  GemmUkernelRowAFn<T> fn_row_a;  // the same tile reading a row-major A in place, all mr rows
   GemmPackFn<T> pack_a;  // packs one A panel (mr lines = rows of A) in the layout fn reads
   GemmPackFn<T> pack_b;  // packs one B panel (nr lines = columns of B) in the layout fn reads
   int64_t mr, nr;        // tile: rows of A per packed panel, columns of B per packed panel

@@ -152,7 +152,11 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
       0.48/0.49/0.37 vs 0.66/0.69/0.91, res4.3x3 0.65/0.67/0.63 vs 0.77/0.84/0.64, audio.1d.k3
       2.68/2.64/3.54 vs 4.04/3.82/4.65, but res5.3x3 (7x7, 16 output tiles of F(2x2)) 1.42/1.70
       vs 0.92/1.30 forward and data. So winograd from 32 output tiles (its weight gradient picks
-      its own implicit_gemm fallback on small images).
+      its own implicit_gemm fallback on small images). Since the GEMM reads the weight in place
+      for few output columns and backward data transposes it in cache blocks, implicit_gemm wins
+      res4.3x3 (49 tiles; Xeon AVX-512, 1 thread, interleaved, min ms: forward 2.16 vs 2.81,
+      data 2.44 vs 3.17; AVX2 7.97 vs 8.78, 4.37 vs 7.03), winograd still res3.3x3 (196 tiles,
+      2.19 vs 2.49): so forward and data from 64 tiles.
     """
     if not usable("implicit_gemm"):
         return "reference", "the only algorithm in this build"
@@ -168,11 +172,11 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     if p.groups > 1 and p.c_per_group <= 8 and usable("direct"):
         return "direct", "few channels per group: direct plane loops beat a GEMM per group"
     if all(k == 3 for k in p.kernel) and usable("winograd"):
-        # Output tiles of F(2x2): below ~32 (a 7x7 image at batch 1) the transforms do not pay.
+        # Output tiles of F(2x2): below ~64 (a 14x14 image at batch 1) the transforms do not pay.
         tiles = p.n
         for e, lo, hi in zip(p.in_extents, p.pad_lo, p.pad_hi):
             tiles *= (e + lo + hi - 2 + 1) // 2
-        if p.conv_pass == "backward_weight" or tiles >= 32:
+        if p.conv_pass == "backward_weight" or tiles >= 64:
             return "winograd", "3 taps per dim at stride 1: Winograd minimal filtering"
     if unit_stride and p.taps >= 25 and usable("fft"):
         if len(p.kernel) < 3 or p.conv_pass == "backward_weight":

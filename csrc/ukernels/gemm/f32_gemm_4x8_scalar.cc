@@ -7,7 +7,12 @@ namespace fastconv::scalar {
 
 void f32_gemm_4x8(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr,
                   int64_t nr, float alpha, float beta) {
-  gemm_tile<float, 4, 8>(kc, a, b, c, ldc, mr, nr, alpha, beta);
+  gemm_tile<float, 4, 8>(kc, PackedA<float, 4>{a}, b, c, ldc, mr, nr, alpha, beta);
+}
+
+void f32_gemm_4x8_row_a(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
+                        int64_t ldc, int64_t nr, float alpha, float beta) {
+  gemm_tile<float, 4, 8>(kc, RowMajorA<float, 4>(a, lda), b, c, ldc, 4, nr, alpha, beta);
 }
 
 void f32_gemm_4x8_pack_a(int64_t lines, int64_t kc, const float* src, int64_t rs, int64_t cs,

@@ -8,7 +8,12 @@ namespace fastconv::avx2 {
 
 void f64_gemm_6x8(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, int64_t mr,
                   int64_t nr, double alpha, double beta) {
-  gemm_tile<double, 6, 2>(kc, a, b, c, ldc, mr, nr, alpha, beta);
+  gemm_tile<double, 6, 2>(kc, PackedA<double, 6>{a}, b, c, ldc, mr, nr, alpha, beta);
+}
+
+void f64_gemm_6x8_row_a(int64_t kc, const double* a, int64_t lda, const double* b, double* c,
+                        int64_t ldc, int64_t nr, double alpha, double beta) {
+  gemm_tile<double, 6, 2>(kc, RowMajorA<double, 6>(a, lda), b, c, ldc, 6, nr, alpha, beta);
 }
 
 void f64_gemm_6x8_pack_a(int64_t lines, int64_t kc, const double* src, int64_t rs, int64_t cs,

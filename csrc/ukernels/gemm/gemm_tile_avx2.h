@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "ukernels/gemm/gemm_a_readers.h"
+
 namespace fastconv::avx2 {
 
 template <typename T>
@@ -48,10 +50,11 @@ inline void store_row(const typename GemmVec<T>::V* acc, T* ci, T alpha, T beta)
   }
 }
 
-// MR rows x NV vectors: MR * NV accumulators + NV B vectors + 1 broadcast must fit 16 ymm.
-template <typename T, int MR, int NV>
-inline void gemm_tile(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t mr, int64_t nr,
-                      T alpha, T beta) {
+// MR rows x NV vectors, A read through `a` (PackedA or RowMajorA, gemm_a_readers.h): MR * NV
+// accumulators + NV B vectors + 1 broadcast must fit 16 ymm.
+template <typename T, int MR, int NV, typename AReader>
+inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int64_t mr,
+                           int64_t nr, T alpha, T beta) {
   static_assert(MR * NV + NV + 1 <= 16, "tile does not fit the 16 ymm registers");
   using W = GemmVec<T>;
   using V = typename W::V;
@@ -76,11 +79,11 @@ inline void gemm_tile(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int
     for (int v = 0; v < NV; ++v) bv[v] = W::load(b + v * L);
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
-      const V ai = W::set1(a[i]);
+      const V ai = W::set1(a.get(i));
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[i][v] = W::fma(ai, bv[v], acc[i][v]);
     }
-    a += MR;
+    a.next();
     b += NR;
   }
 

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "ukernels/gemm/gemm_a_readers.h"
+
 namespace fastconv::avx512 {
 
 template <typename T>
@@ -40,11 +42,11 @@ struct GemmVec<double> {
   static void store(double* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
 };
 
-// Computes an MR x NV-vector tile from panels packed for a (possibly larger) tile: A rows are
-// kAStride apart per k, B rows kBStride. MR * NV accumulators + NV B vectors + 1 broadcast must
-// fit the 32 zmm registers.
-template <typename T, int MR, int NV, int kAStride, int kBStride>
-inline void gemm_tile(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t mr, int64_t nr,
+// Computes an MR x NV-vector tile from a B panel packed for a (possibly larger) tile (rows
+// kBStride apart per k) and A read through `a` (PackedA or RowMajorA, gemm_pack.h). MR * NV
+// accumulators + NV B vectors + 1 broadcast must fit the 32 zmm registers.
+template <typename T, int MR, int NV, int kBStride, typename AReader>
+inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int64_t mr, int64_t nr,
                       T alpha, T beta) {
   static_assert(MR * NV + NV + 1 <= 32, "tile does not fit the 32 zmm registers");
   using W = GemmVec<T>;
@@ -64,11 +66,11 @@ inline void gemm_tile(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int
       for (int v = 0; v < NV; ++v) bv[v] = W::load(b + v * L);
 #pragma GCC unroll 32
       for (int i = 0; i < MR; ++i) {
-        const V ai = W::set1(a[i]);
+        const V ai = W::set1(a.get(i));
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) acc[i][v] = W::fma(ai, bv[v], acc[i][v]);
       }
-      a += kAStride;
+      a.next();
       b += kBStride;
     }
   };
@@ -122,7 +124,21 @@ inline void gemm_ukernel(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, 
       return gemm_ukernel<T, MR, NV, kRowStep, SR, SV - 1>(kc, a, b, c, ldc, mr, nr, alpha, beta);
     }
   }
-  gemm_tile<T, SR, SV, MR, NV * L>(kc, a, b, c, ldc, mr, nr, alpha, beta);
+  gemm_tile<T, SR, SV, NV * L>(kc, PackedA<T, MR>{a}, b, c, ldc, mr, nr, alpha, beta);
+}
+
+// The same tile with A read in place from a row-major matrix (row stride lda, unit k stride),
+// all MR rows valid: no A panel to pack. Column sub-tiles as above; same FMA order per element.
+template <typename T, int MR, int NV, int SV = NV>
+inline void gemm_ukernel_row_a(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc,
+                               int64_t nr, T alpha, T beta) {
+  constexpr int L = GemmVec<T>::kLanes;
+  if constexpr (SV > 1) {
+    if (nr <= (SV - 1) * L) {
+      return gemm_ukernel_row_a<T, MR, NV, SV - 1>(kc, a, lda, b, c, ldc, nr, alpha, beta);
+    }
+  }
+  gemm_tile<T, MR, SV, NV * L>(kc, RowMajorA<T, MR>(a, lda), b, c, ldc, MR, nr, alpha, beta);
 }
 
 }  // namespace fastconv::avx512

@@ -3,18 +3,21 @@
 #pragma once
 #include <cstdint>
 
+#include "ukernels/gemm/gemm_a_readers.h"
+
 namespace fastconv::scalar {
 
-template <typename T, int MR, int NR>
-inline void gemm_tile(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t mr, int64_t nr,
-                      T alpha, T beta) {
+// A read through `a` (PackedA or RowMajorA, gemm_a_readers.h).
+template <typename T, int MR, int NR, typename AReader>
+inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int64_t mr,
+                           int64_t nr, T alpha, T beta) {
   T acc[MR][NR] = {};
   for (int64_t kk = 0; kk < kc; ++kk) {
     for (int i = 0; i < MR; ++i) {
-      const T ai = a[i];
+      const T ai = a.get(i);
       for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
     }
-    a += MR;
+    a.next();
     b += NR;
   }
   for (int64_t i = 0; i < mr; ++i) {

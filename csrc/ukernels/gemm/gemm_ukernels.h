@@ -16,6 +16,13 @@ template <typename T>
 using GemmUkernelFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t mr,
                                int64_t nr, T alpha, T beta);
 
+// The same tile with A read in place instead of from a packed panel: all MR rows valid, element
+// (i, kk) at a[i * lda + kk] (a row-major A); b, c, nr, alpha and beta as above. Every element
+// goes through the same FMA sequence as with a packed A, so both give identical results.
+template <typename T>
+using GemmUkernelRowAFn = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, T* c,
+                                   int64_t ldc, int64_t nr, T alpha, T beta);
+
 // Packs one k-major panel of W lines: lines (<= W) x kc elements of a matrix, element (i, kk) at
 // src[i * rs + kk * cs], into dst[kk * W + i]; lines past `lines` are zero. With W = MR this packs
 // A panels (lines = rows of A); with W = NR it packs B panels from a column-major B (lines =
@@ -27,37 +34,47 @@ using GemmPackFn = void (*)(int64_t lines, int64_t kc, const T* src, int64_t rs,
 #define FASTCONV_DECLARE_GEMM_UKERNEL(T, name)                                             \
   void name(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t mr, int64_t nr, \
             T alpha, T beta)
+#define FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(T, name)                                   \
+  void name(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc, int64_t nr, \
+            T alpha, T beta)
 #define FASTCONV_DECLARE_PACK(T, name) \
   void name(int64_t lines, int64_t kc, const T* src, int64_t rs, int64_t cs, T* dst)
 
 namespace scalar {
 FASTCONV_DECLARE_GEMM_UKERNEL(float, f32_gemm_4x8);
+FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(float, f32_gemm_4x8_row_a);
 FASTCONV_DECLARE_PACK(float, f32_gemm_4x8_pack_a);
 FASTCONV_DECLARE_PACK(float, f32_gemm_4x8_pack_b);
 FASTCONV_DECLARE_GEMM_UKERNEL(double, f64_gemm_4x4);
+FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(double, f64_gemm_4x4_row_a);
 FASTCONV_DECLARE_PACK(double, f64_gemm_4x4_pack_a);
 FASTCONV_DECLARE_PACK(double, f64_gemm_4x4_pack_b);
 }  // namespace scalar
 
 namespace avx2 {
 FASTCONV_DECLARE_GEMM_UKERNEL(float, f32_gemm_6x16);
+FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(float, f32_gemm_6x16_row_a);
 FASTCONV_DECLARE_PACK(float, f32_gemm_6x16_pack_a);
 FASTCONV_DECLARE_PACK(float, f32_gemm_6x16_pack_b);
 FASTCONV_DECLARE_GEMM_UKERNEL(double, f64_gemm_6x8);
+FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(double, f64_gemm_6x8_row_a);
 FASTCONV_DECLARE_PACK(double, f64_gemm_6x8_pack_a);
 FASTCONV_DECLARE_PACK(double, f64_gemm_6x8_pack_b);
 }  // namespace avx2
 
 namespace avx512 {
 FASTCONV_DECLARE_GEMM_UKERNEL(float, f32_gemm_12x32);
+FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(float, f32_gemm_12x32_row_a);
 FASTCONV_DECLARE_PACK(float, f32_gemm_12x32_pack_a);
 FASTCONV_DECLARE_PACK(float, f32_gemm_12x32_pack_b);
 FASTCONV_DECLARE_GEMM_UKERNEL(double, f64_gemm_12x16);
+FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(double, f64_gemm_12x16_row_a);
 FASTCONV_DECLARE_PACK(double, f64_gemm_12x16_pack_a);
 FASTCONV_DECLARE_PACK(double, f64_gemm_12x16_pack_b);
 }  // namespace avx512
 
 #undef FASTCONV_DECLARE_GEMM_UKERNEL
+#undef FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A
 #undef FASTCONV_DECLARE_PACK
 
 }  // namespace fastconv

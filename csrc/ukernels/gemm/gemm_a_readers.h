@@ -1,0 +1,34 @@
+// How a GEMM micro-kernel reads its A operand, one k step at a time: from a packed panel, or in
+// place from a row-major matrix (no packing; for small N, where a packed A block would serve only
+// a panel or two of B). Shared by the tile bodies of every ISA.
+#pragma once
+#include <cstdint>
+
+namespace fastconv {
+
+// A panel packed k-major, rows kStride apart per k (element (i, kk) at a[kk * kStride + i]).
+template <typename T, int kStride>
+struct PackedA {
+  const T* a;
+  T get(int i) const { return a[i]; }
+  void next() { a += kStride; }
+};
+
+// MR rows of a row-major matrix, element (i, kk) at a[i * lda + kk]. Rows are reached from one
+// base pointer per three rows as base, base + lda and base + 2 * lda, x86 addressing modes, so
+// the loop needs ceil(MR / 3) pointers and lda in registers instead of MR pointers.
+template <typename T, int MR>
+struct RowMajorA {
+  static constexpr int kBases = (MR + 2) / 3;
+  const T* base[kBases];
+  int64_t lda;
+  RowMajorA(const T* a, int64_t ld) : lda(ld) {
+    for (int j = 0; j < kBases; ++j) base[j] = a + 3 * j * ld;
+  }
+  T get(int i) const { return base[i / 3][(i % 3) * lda]; }
+  void next() {
+    for (int j = 0; j < kBases; ++j) ++base[j];
+  }
+};
+
+}  // namespace fastconv
