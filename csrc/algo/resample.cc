@@ -36,11 +36,37 @@ template <typename T>
 struct Taps {
   std::vector<int64_t> i0, i1;
   std::vector<T> w0, w1;
-  explicit Taps(const LinearTable& t) : i0(t.i0), i1(t.i1) {
+  // Scale 2 without align_corners, at least 2 inputs: the fixed weights 1/4 and 3/4 (the
+  // common case, written out so the W passes vectorise; the tables give the same values).
+  bool half = false;
+  Taps(const LinearTable& t, int64_t in, int64_t scale, bool align_corners)
+      : i0(t.i0), i1(t.i1), half(scale == 2 && !align_corners && in >= 2) {
     w0.assign(t.w0.begin(), t.w0.end());
     w1.assign(t.w1.begin(), t.w1.end());
   }
 };
+
+// The W pass of a half table: y[2i] = x[i-1]/4 + 3x[i]/4, y[2i+1] = 3x[i]/4 + x[i+1]/4.
+template <typename T>
+inline void gather_half(int64_t in, const T* __restrict x, T* __restrict y) {
+  const T q = T(0.25), t = T(0.75);
+  y[0] = x[0];
+  for (int64_t i = 1; i < in; ++i) {
+    y[2 * i - 1] = t * x[i - 1] + q * x[i];
+    y[2 * i] = q * x[i - 1] + t * x[i];
+  }
+  y[2 * in - 1] = x[in - 1];
+}
+
+// Its transpose: x[i] = g[2i-1]/4 + 3g[2i]/4 + 3g[2i+1]/4 + g[2i+2]/4 (edges: weight 1).
+template <typename T>
+inline void scatter_half(int64_t in, const T* __restrict g, T* __restrict x) {
+  const T q = T(0.25), t = T(0.75);
+  x[0] = g[0] + t * g[1] + q * g[2];
+  for (int64_t i = 1; i < in - 1; ++i)
+    x[i] = q * g[2 * i - 1] + t * g[2 * i] + t * g[2 * i + 1] + q * g[2 * i + 2];
+  x[in - 1] = q * g[2 * in - 3] + t * g[2 * in - 2] + g[2 * in - 1];
+}
 
 // y[o] = w0[o] * x[i0[o]] + w1[o] * x[i1[o]] for o < n.
 template <typename T>
@@ -49,6 +75,7 @@ inline void gather_row(const Taps<T>& t, int64_t n, const T* __restrict x, T* __
   const int64_t* i1 = t.i1.data();
   const T* w0 = t.w0.data();
   const T* w1 = t.w1.data();
+  if (t.half) return gather_half(n / 2, x, y);
   for (int64_t o = 0; o < n; ++o) y[o] = w0[o] * x[i0[o]] + w1[o] * x[i1[o]];
 }
 
@@ -69,6 +96,7 @@ inline void axpy_row(T a, const T* __restrict r, int64_t n, T* __restrict y) {
 template <typename T>
 inline void scatter_row(const Taps<T>& t, int64_t n, int64_t in, const T* __restrict y,
                         T* __restrict x) {
+  if (t.half) return scatter_half(in, y, x);
   std::fill(x, x + in, T(0));
   for (int64_t o = 0; o < n; ++o) {
     x[t.i0[size_t(o)]] += t.w0[size_t(o)] * y[o];
@@ -84,7 +112,7 @@ void upsample_nearest(const ResampleProblem& p, const T* x, T* y) {
   const Dims3 s = scale3(p);
   const int64_t in_n = count(in), out_n = count(out), sw = s[2], wi = in[2], wo = out[2];
   if (out_n == 0) return;
-  parallel_for(p.planes(), 1, [&](int64_t begin, int64_t end) {
+  parallel_for(p.planes(), plane_grain(out_n), [&](int64_t begin, int64_t end) {
     for (int64_t pl = begin; pl < end; ++pl) {
       const T* xp = x + pl * in_n;
       T* yp = y + pl * out_n;
@@ -115,7 +143,7 @@ void upsample_nearest_backward(const ResampleProblem& p, const T* grad_y, T* gra
   const Dims3 in = spatial3(p.x_shape, p.rank), out = spatial3(p.y_shape, p.rank);
   const Dims3 s = scale3(p);
   const int64_t in_n = count(in), out_n = count(out), sw = s[2], wi = in[2], wo = out[2];
-  parallel_for(p.planes(), 1, [&](int64_t begin, int64_t end) {
+  parallel_for(p.planes(), plane_grain(out_n), [&](int64_t begin, int64_t end) {
     std::vector<T> acc(static_cast<size_t>(wo));
     for (int64_t pl = begin; pl < end; ++pl) {
       const T* gp = grad_y + pl * out_n;
@@ -143,11 +171,14 @@ void upsample_linear(const ResampleProblem& p, const T* x, T* y) {
   const Dims3 s = scale3(p);
   const int64_t in_n = count(in), out_n = count(out);
   if (out_n == 0) return;
-  const Taps<T> td(linear_table(in[0], s[0], p.align_corners));
-  const Taps<T> th(linear_table(in[1], s[1], p.align_corners));
-  const Taps<T> tw(linear_table(in[2], s[2], p.align_corners));
+  const Taps<T> td(linear_table(in[0], s[0], p.align_corners), in[0], s[0],
+                    p.align_corners);
+  const Taps<T> th(linear_table(in[1], s[1], p.align_corners), in[1], s[1],
+                    p.align_corners);
+  const Taps<T> tw(linear_table(in[2], s[2], p.align_corners), in[2], s[2],
+                    p.align_corners);
   const int rank = p.rank;
-  parallel_for(p.planes(), 1, [&](int64_t begin, int64_t end) {
+  parallel_for(p.planes(), plane_grain(out_n), [&](int64_t begin, int64_t end) {
     // t1: (D, H, Wo) after the W pass; t2: (D, Ho, Wo) after the H pass (rank 3 only).
     std::vector<T> t1(rank > 1 ? size_t(in[0] * in[1] * out[2]) : 0);
     std::vector<T> t2(rank > 2 ? size_t(in[0] * out[1] * out[2]) : 0);
@@ -184,11 +215,14 @@ void upsample_linear_backward(const ResampleProblem& p, const T* grad_y, T* grad
     std::fill(grad_x, grad_x + p.planes() * in_n, T(0));
     return;
   }
-  const Taps<T> td(linear_table(in[0], s[0], p.align_corners));
-  const Taps<T> th(linear_table(in[1], s[1], p.align_corners));
-  const Taps<T> tw(linear_table(in[2], s[2], p.align_corners));
+  const Taps<T> td(linear_table(in[0], s[0], p.align_corners), in[0], s[0],
+                    p.align_corners);
+  const Taps<T> th(linear_table(in[1], s[1], p.align_corners), in[1], s[1],
+                    p.align_corners);
+  const Taps<T> tw(linear_table(in[2], s[2], p.align_corners), in[2], s[2],
+                    p.align_corners);
   const int rank = p.rank;
-  parallel_for(p.planes(), 1, [&](int64_t begin, int64_t end) {
+  parallel_for(p.planes(), plane_grain(out_n), [&](int64_t begin, int64_t end) {
     std::vector<T> t1(rank > 1 ? size_t(in[0] * in[1] * out[2]) : 0);
     std::vector<T> t2(rank > 2 ? size_t(in[0] * out[1] * out[2]) : 0);
     for (int64_t pl = begin; pl < end; ++pl) {
@@ -232,7 +266,7 @@ void pixel_shuffle_copy(const ResampleProblem& p, bool to_large, const T* src, T
   const int64_t rd = p.rank >= 3 ? r : 1, rh = p.rank >= 2 ? r : 1;
   const int64_t block = rd * rh * r;
   const int64_t l_n = count(L), s_n = count(S);
-  parallel_for(large[0] * large[1], 1, [&](int64_t begin, int64_t end) {
+  parallel_for(large[0] * large[1], plane_grain(l_n), [&](int64_t begin, int64_t end) {
     for (int64_t pl = begin; pl < end; ++pl) {
       const int64_t large_at = pl * l_n, deep_at = pl * block * s_n;  // c_deep = c * block + off
       for (int64_t id = 0; id < rd; ++id)

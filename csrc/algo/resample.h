@@ -8,6 +8,13 @@
 
 namespace fastconv::algo {
 
+// Planes per parallel_for chunk for planes of `elems` elements: small planes are batched so a
+// task carries at least ~32K elements of work (tiny calls then run inline, without waking the
+// pool or an OpenMP team).
+inline int64_t plane_grain(int64_t elems) {
+  return elems >= 32768 ? 1 : 32768 / (elems > 0 ? elems : 1);
+}
+
 template <typename T>
 void upsample_nearest(const ResampleProblem& p, const T* x, T* y);
 template <typename T>

@@ -63,7 +63,7 @@ void stochastic_pool(const ResampleProblem& p, uint64_t seed, const T* x, T* y,
   const PoolGeometry& g = p.g;
   const Windows win(g);
   const int64_t in_n = g.in_spatial(), out_n = g.out_spatial();
-  parallel_for(g.n * g.c, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(g.n * g.c, plane_grain(in_n + out_n * g.kernel[0] * g.kernel[1] * g.kernel[2]), [&](int64_t begin, int64_t end) {
     for (int64_t pl = begin; pl < end; ++pl) {
       const T* xp = x + pl * in_n;
       ref::check_non_negative(xp, in_n);
@@ -111,7 +111,7 @@ void stochastic_pool_eval_backward(const ResampleProblem& p, const T* grad_y, co
   const PoolGeometry& g = p.g;
   const Windows win(g);
   const int64_t in_n = g.in_spatial(), out_n = g.out_spatial();
-  parallel_for(g.n * g.c, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(g.n * g.c, plane_grain(in_n + out_n * g.kernel[0] * g.kernel[1] * g.kernel[2]), [&](int64_t begin, int64_t end) {
     std::vector<double> acc(static_cast<size_t>(in_n));
     for (int64_t pl = begin; pl < end; ++pl) {
       const T* xp = x + pl * in_n;
