@@ -134,8 +134,10 @@ def main() -> None:
     fc.set_num_threads(args.threads)
     entries = json.loads(SUITE.read_text())["resample"]
     rows = []
-    print(f"{'name':34s} {'fwd fc ms':>9s} {'torch ms':>9s} {'ratio':>6s}  "
-          f"{'step fc ms':>10s} {'torch ms':>9s} {'ratio':>6s}")
+    print(
+        f"{'name':34s} {'fwd fc ms':>9s} {'torch ms':>9s} {'ratio':>6s}  "
+        f"{'step fc ms':>10s} {'torch ms':>9s} {'ratio':>6s}"
+    )
     for e in entries:
         if args.filter and not re.search(args.filter, e["name"]):
             continue
@@ -143,10 +145,20 @@ def main() -> None:
         x = torch.from_numpy(gen.uniform(0.01, 1.0, e["x"]).astype(args.dtype))
         ff, fs, tf, ts = candidates(e, x)
         a, b, c, d = _median([ff, tf, fs, ts], args.repeats)
-        rows.append({"name": e["name"], "fastconv_forward_s": a, "torch_forward_s": b,
-                     "fastconv_step_s": c, "torch_step_s": d, "peer": e.get("peer", "")})
-        print(f"{e['name']:34s} {a * 1e3:9.2f} {b * 1e3:9.2f} {b / a:6.2f}  "
-              f"{c * 1e3:10.2f} {d * 1e3:9.2f} {d / c:6.2f}")
+        rows.append(
+            {
+                "name": e["name"],
+                "fastconv_forward_s": a,
+                "torch_forward_s": b,
+                "fastconv_step_s": c,
+                "torch_step_s": d,
+                "peer": e.get("peer", ""),
+            }
+        )
+        print(
+            f"{e['name']:34s} {a * 1e3:9.2f} {b * 1e3:9.2f} {b / a:6.2f}  "
+            f"{c * 1e3:10.2f} {d * 1e3:9.2f} {d / c:6.2f}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 

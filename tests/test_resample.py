@@ -7,7 +7,7 @@ from __future__ import annotations
 import fastconv
 import numpy as np
 import pytest
-from conftest import DTYPES, assert_close, rand, raises_naming, requires_torch, torch
+from conftest import DTYPES, assert_close, raises_naming, rand, requires_torch, torch
 from fastconv import _C
 from fastconv._resample import resample_problem
 
@@ -154,8 +154,12 @@ def test_pixel_shuffle_adjoints(rng, rank):
 @pytest.mark.parametrize("rank", [1, 2, 3])
 def test_reference_matches_fast(rng, rank, dtype):
     x = rand(rng, SHAPES[rank], dtype)
-    cases = [("upsample_nearest", (2, False)), ("upsample_linear", (2, False)),
-             ("upsample_linear", (3, True)), ("pixel_unshuffle", (1,))]
+    cases = [
+        ("upsample_nearest", (2, False)),
+        ("upsample_linear", (2, False)),
+        ("upsample_linear", (3, True)),
+        ("pixel_unshuffle", (1,)),
+    ]
     for kind, params in cases:
         for pass_ in ("forward", "backward"):
             p = resample_problem(kind, pass_, x.shape, np.dtype(dtype).name, params)

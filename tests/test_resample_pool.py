@@ -10,7 +10,7 @@ import math
 import fastconv
 import numpy as np
 import pytest
-from conftest import DTYPES, assert_close, rand, raises_naming, requires_torch, torch
+from conftest import DTYPES, assert_close, raises_naming, rand, requires_torch, torch
 from fastconv import _C
 from fastconv._resample import resample_problem
 
@@ -43,7 +43,9 @@ def _windows(spatial, kernel, stride, pad):
 def oracle_stochastic(x, kernel, stride, pad, training, seed=0):
     n, c, *spatial = x.shape
     rank = len(spatial)
-    kernel, stride, pad = ([v] * rank if isinstance(v, int) else list(v) for v in (kernel, stride, pad))
+    kernel, stride, pad = (
+        [v] * rank if isinstance(v, int) else list(v) for v in (kernel, stride, pad)
+    )
     wins = list(_windows(spatial, kernel, stride, pad))
     out = wins[0][2]
     y = np.zeros((n, c, *out))
@@ -128,8 +130,9 @@ def test_stochastic_pool_threads(rng, restore_threads):
     results = []
     for threads in (1, 2, 3):
         fastconv.set_num_threads(threads)
-        results.append(fastconv.stochastic_pool(x, 3, stride=2, padding=1, seed=99,
-                                                return_indices=True))
+        results.append(
+            fastconv.stochastic_pool(x, 3, stride=2, padding=1, seed=99, return_indices=True)
+        )
     for y, idx in results[1:]:
         np.testing.assert_array_equal(y, results[0][0])
         np.testing.assert_array_equal(idx, results[0][1])
@@ -212,7 +215,9 @@ def test_blur_pool(rng, rank, dtype):
             assert_close(y, want, reduction=k**rank)
             g = rand(rng, y.shape, dtype)
             gx = fastconv.blur_pool_backward(g, x.shape, kernel_size=k, stride=stride)
-            assert math.isclose(_inner(y, g), _inner(x, gx), rel_tol=1e-4 if dtype == np.float32 else 1e-10)
+            assert math.isclose(
+                _inner(y, g), _inner(x, gx), rel_tol=1e-4 if dtype == np.float32 else 1e-10
+            )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -228,15 +233,23 @@ def test_weighted_avg_pool(rng, rank, dtype):
         y = fastconv.weighted_avg_pool(x, weights, stride=stride, padding=padding)
         assert_close(y, want, reduction=12)
         g = rand(rng, y.shape, dtype)
-        gx = fastconv.weighted_avg_pool_backward(g, x.shape, weights, stride=stride, padding=padding)
-        assert math.isclose(_inner(y, g), _inner(x, gx), rel_tol=1e-4 if dtype == np.float32 else 1e-10)
+        gx = fastconv.weighted_avg_pool_backward(
+            g, x.shape, weights, stride=stride, padding=padding
+        )
+        assert math.isclose(
+            _inner(y, g), _inner(x, gx), rel_tol=1e-4 if dtype == np.float32 else 1e-10
+        )
 
 
 @requires_torch
 def test_torch_in_torch_out(rng):
     x = torch.from_numpy(rand(rng, (1, 2, 6, 6), np.float32, 0.0, 1.0))
-    for y in (fastconv.blur_pool(x), fastconv.weighted_avg_pool(x, torch.ones(2, 2)),
-              fastconv.stochastic_pool(x, 2, seed=1), fastconv.stochastic_pool(x, 2, training=False)):
+    for y in (
+        fastconv.blur_pool(x),
+        fastconv.weighted_avg_pool(x, torch.ones(2, 2)),
+        fastconv.stochastic_pool(x, 2, seed=1),
+        fastconv.stochastic_pool(x, 2, training=False),
+    ):
         assert isinstance(y, torch.Tensor) and y.dtype == torch.float32
 
 
@@ -257,9 +270,13 @@ def test_errors(rng):
     with raises_naming(ValueError, "indices"):
         fastconv.stochastic_pool_backward(np.ones((1, 2, 3, 3)), x, 2)
     with raises_naming(ValueError, "indices"):
-        fastconv.stochastic_pool_backward(np.ones((1, 2, 3, 3)), x, 2, indices=np.zeros((1, 2, 2, 2), np.int64))
+        fastconv.stochastic_pool_backward(
+            np.ones((1, 2, 3, 3)), x, 2, indices=np.zeros((1, 2, 2, 2), np.int64)
+        )
     with raises_naming(ValueError, "indices"):
-        fastconv.stochastic_pool_backward(np.ones((1, 2, 3, 3)), x, 2, indices=np.full((1, 2, 3, 3), 99))
+        fastconv.stochastic_pool_backward(
+            np.ones((1, 2, 3, 3)), x, 2, indices=np.full((1, 2, 3, 3), 99)
+        )
     with raises_naming(ValueError, "seed"):
         fastconv.stochastic_pool(x, 2, seed=-1)
     with raises_naming(TypeError, "seed"):

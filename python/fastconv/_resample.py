@@ -13,7 +13,7 @@ import math
 import numbers
 import os
 import sys
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -44,8 +44,9 @@ def check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def resample_problem(kind: str, pass_: str, x_shape: Sequence[int], dtype: str, params: tuple,
-                     x_name: str = "x") -> Any:
+def resample_problem(
+    kind: str, pass_: str, x_shape: Sequence[int], dtype: str, params: tuple, x_name: str = "x"
+) -> Any:
     """The problem of one resampling pass. params: (scale, align_corners) for upsampling, (r,)
     for pixel (un)shuffle, (kernel_size, stride, padding, training) for stochastic pooling."""
     rank = spatial_rank(len(x_shape), x_name)
@@ -91,7 +92,9 @@ def _checked_entry(kind, pass_, call, x_shape_arg, params) -> _Entry:
     if pass_ == "backward" and tuple(shapes[0]) != entry.y_shape:
         raise ValueError(f"grad_y must have shape {entry.y_shape}, got {tuple(shapes[0])}")
     if len(shapes) > len(names) and tuple(shapes[-1]) != entry.y_shape:
-        raise ValueError(f"indices must have grad_y's shape {entry.y_shape}, got {tuple(shapes[-1])}")
+        raise ValueError(
+            f"indices must have grad_y's shape {entry.y_shape}, got {tuple(shapes[-1])}"
+        )
     call.backend.check_allocation(call, entry.result_shape, None)
     return entry
 

@@ -20,7 +20,6 @@ from ._autograd import records_grad
 from ._resample import (
     INDICES_OUT,
     blur_kernel,
-    check_factor,
     check_seed,
     depthwise_weight,
     pool_weights,
@@ -133,8 +132,9 @@ def stochastic_pool(
     if records_grad(x):
         return _recorded().stochastic_pool(x, params, seed_value, return_indices)
     index = ("indices", INDICES_OUT) if return_indices else None
-    return run_resample("stochastic_pool", "forward", _X, (x,), params, index=index,
-                        seed=seed_value)
+    return run_resample(
+        "stochastic_pool", "forward", _X, (x,), params, index=index, seed=seed_value
+    )
 
 
 def stochastic_pool_backward(
@@ -220,4 +220,6 @@ def weighted_avg_pool_backward(
     shape = full_shape(x_shape, "x_shape", len(_shape(grad_y, "grad_y")))
     kernel, stride, pads = _weighted(weights, len(shape) - 2, stride, padding)
     w = depthwise_weight(kernel, grad_y, shape[1])
-    return conv_backward_data(grad_y, w, shape, stride=stride, padding=pads, groups=max(shape[1], 1))
+    return conv_backward_data(
+        grad_y, w, shape, stride=stride, padding=pads, groups=max(shape[1], 1)
+    )

@@ -67,9 +67,7 @@ def test_gradcheck(rank):
         assert torch.autograd.gradcheck(fn, (x,))
     # the backward passes of the linear ops: their own gradients (double backward)
     g = _t((1, 2) + tuple(2 * s for s in shape[2:]))
-    assert torch.autograd.gradcheck(
-        lambda g: fastconv.upsample_linear_backward(g, shape, 2), (g,)
-    )
+    assert torch.autograd.gradcheck(lambda g: fastconv.upsample_linear_backward(g, shape, 2), (g,))
     assert torch.autograd.gradgradcheck(lambda x: fastconv.upsample_linear(x, 2), (x,))
 
 
@@ -111,14 +109,17 @@ def test_modules():
     assert blur(x).shape == (2, 3, 4, 4)
     assert torch.allclose(blur(torch.ones(1, 1, 6, 6))[0, 0, :2, :2], torch.ones(2, 2))
     for mode, kw in (("nearest", {}), ("bilinear", {"align_corners": False})):
-        m, ref = fct.nn.Upsample(scale_factor=2, mode=mode, **kw), torch.nn.Upsample(
-            scale_factor=2, mode=mode, **kw
+        m, ref = (
+            fct.nn.Upsample(scale_factor=2, mode=mode, **kw),
+            torch.nn.Upsample(scale_factor=2, mode=mode, **kw),
         )
         assert torch.allclose(m(x), ref(x), atol=1e-6)
     m = fct.nn.Upsample(size=(5, 5), mode="bilinear")  # not integral: torch computes
     assert m(x).shape == (2, 3, 5, 5)
-    assert torch.equal(fct.nn.PixelShuffle(2)(_t((1, 8, 2, 2), False)),
-                       torch.nn.PixelShuffle(2)(_t((1, 8, 2, 2), False)))
+    assert torch.equal(
+        fct.nn.PixelShuffle(2)(_t((1, 8, 2, 2), False)),
+        torch.nn.PixelShuffle(2)(_t((1, 8, 2, 2), False)),
+    )
     assert torch.equal(fct.nn.PixelUnshuffle(2)(x), torch.nn.PixelUnshuffle(2)(x))
     # training a module: gradients reach the input
     x.requires_grad_(True)

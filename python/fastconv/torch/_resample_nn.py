@@ -1,6 +1,8 @@
 """Modules of the resampling ops (fastconv/resampling.py) for fastconv.torch.nn: BlurPool1d/2d/3d,
 StochasticPool1d/2d/3d (training follows `module.training`), PixelShuffle / PixelUnshuffle and
-Upsample (subclasses of torch's, computing with fastconv where it has the kernels)."""
+Upsample (subclasses of torch's, computing with fastconv where it has the kernels). They call
+the adapter's operators (fastconv/torch/_resample_ops.py; blur pooling: the conv operator
+fastconv::conv), never fastconv.resampling, which sits above the adapter."""
 
 from __future__ import annotations
 
@@ -10,7 +12,11 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
-import fastconv.resampling as R
+import fastconv.torch._resample_ops as ops
+
+from .._problem import conv_problem
+from .._resample import blur_kernel, check_seed, depthwise_weight
+from ._ops import conv as conv_op
 
 
 def _check_rank(module: torch.nn.Module, input: Tensor, rank: int) -> None:
@@ -30,9 +36,18 @@ class _BlurPool(torch.nn.Module):
 
     def forward(self, input: Tensor) -> Tensor:
         _check_rank(self, input, self.rank)
-        return R.blur_pool(
-            input, kernel_size=self.kernel_size, stride=self.stride, padding=self.padding
-        )
+        w = depthwise_weight(blur_kernel(self.kernel_size, self.rank), input, input.shape[1])
+        c = max(input.shape[1], 1)
+        dtype = str(input.dtype).replace("torch.", "")
+        p = conv_problem(
+            "conv", "forward", input.shape, w.shape, dtype, stride=self.stride,
+            padding=self.padding, groups=c,
+        )  # fmt: skip
+        rank = self.rank
+        return conv_op(
+            input, w, None, "conv", "forward", [], list(p.stride), list(p.pad_lo),
+            list(p.pad_hi), [1] * rank, c, "cross", [0] * rank, "auto",
+        )  # fmt: skip
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding!r}"
@@ -74,15 +89,9 @@ class _StochasticPool(torch.nn.Module):
     def forward(self, input: Tensor):
         """Training: a fresh draw per call (or `seed`'s, when set); eval: the weighted average."""
         _check_rank(self, input, self.rank)
-        return R.stochastic_pool(
-            input,
-            self.kernel_size,
-            stride=self.stride,
-            padding=self.padding,
-            training=self.training,
-            seed=self.seed,
-            return_indices=self.return_indices and self.training,
-        )
+        params = (self.kernel_size, self.stride, self.padding, self.training)
+        seed = check_seed(self.seed) if self.training else 0
+        return ops.stochastic_pool(input, params, seed, self.return_indices and self.training)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -112,7 +121,7 @@ class PixelShuffle(torch.nn.PixelShuffle):
     def forward(self, input: Tensor) -> Tensor:
         if input.dim() != 4:
             return super().forward(input)
-        return R.pixel_shuffle(input, self.upscale_factor)
+        return ops.pixel("pixel_shuffle", input, self.upscale_factor)
 
 
 class PixelUnshuffle(torch.nn.PixelUnshuffle):
@@ -121,7 +130,7 @@ class PixelUnshuffle(torch.nn.PixelUnshuffle):
     def forward(self, input: Tensor) -> Tensor:
         if input.dim() != 4:
             return super().forward(input)
-        return R.pixel_unshuffle(input, self.downscale_factor)
+        return ops.pixel("pixel_unshuffle", input, self.downscale_factor)
 
 
 _LINEAR = {"linear": 3, "bilinear": 4, "trilinear": 5}
@@ -137,14 +146,16 @@ class Upsample(torch.nn.Upsample):
         integral = (
             self.size is None
             and sf is not None
-            and all(isinstance(f, numbers.Real) and float(f).is_integer() and f >= 1 for f in factors)
+            and all(
+                isinstance(f, numbers.Real) and float(f).is_integer() and f >= 1 for f in factors
+            )
             and not getattr(self, "recompute_scale_factor", None)
         )
         scale = tuple(int(f) for f in factors) if integral else ()
         if integral and self.mode == "nearest" and 3 <= input.dim() <= 5:
-            return R.upsample_nearest(input, scale)
+            return ops.upsample("upsample_nearest", input, scale, False)
         if integral and _LINEAR.get(self.mode) == input.dim():
-            return R.upsample_linear(input, scale, align_corners=bool(self.align_corners))
+            return ops.upsample("upsample_linear", input, scale, bool(self.align_corners))
         return super().forward(input)
 
 

@@ -1,7 +1,7 @@
 """The resampling ops as PyTorch operators with autograd (torch.ops.fastconv.*): upsampling,
 pixel shuffle / unshuffle and stochastic pooling, each with a fake kernel for torch.compile; and
 the entry points fastconv/resampling.py calls for tensors that require grad. Blur and weighted
-average pooling need none: they are fastconv.conv calls, which record autograd themselves.
+average pooling need none: they are convolutions, recorded by the conv operator.
 
 Defined with torch.library.custom_op (opcheck-clean; ~50 us of wrapper per call, against the
 Library operators of _ops.py - these ops are not on the hot conv path). Arguments arrive
@@ -26,18 +26,18 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from .. import resampling as R
 from .._arguments import full_shape
-from .._resample import resample_problem
+from .._resample import INDICES_OUT, resample_problem, run_resample
 from .._runtime import follow_threads
 
 _lib = torch.library
 
 
-def _run(fn, *args, **kwargs):
+def _run(kind: str, pass_: str, operands: tuple, params: tuple, **kwargs):
+    """fastconv/_resample.py's run_resample on the operator's (normalised) arguments."""
     follow_threads(torch.get_num_threads())
-    with torch.no_grad():
-        return fn(*args, **kwargs)
+    names = ("x",) if pass_ == "forward" else ("grad_y", "x")[: len(operands)]
+    return run_resample(kind, pass_, names, operands, params, **kwargs)
 
 
 # ---- upsampling
@@ -45,26 +45,26 @@ def _run(fn, *args, **kwargs):
 
 @_lib.custom_op("fastconv::upsample_nearest", mutates_args=())
 def upsample_nearest_op(x: Tensor, scale: list[int]) -> Tensor:
-    return _run(R.upsample_nearest, x, tuple(scale))
+    return _run("upsample_nearest", "forward", (x,), (tuple(scale), False))
 
 
 @_lib.custom_op("fastconv::upsample_nearest_backward", mutates_args=())
 def upsample_nearest_backward_op(grad_y: Tensor, x_shape: list[int], scale: list[int]) -> Tensor:
-    return _run(R.upsample_nearest_backward, grad_y, tuple(x_shape), tuple(scale))
+    params = (tuple(scale), False)
+    return _run("upsample_nearest", "backward", (grad_y,), params, x_shape_arg=tuple(x_shape))
 
 
 @_lib.custom_op("fastconv::upsample_linear", mutates_args=())
 def upsample_linear_op(x: Tensor, scale: list[int], align_corners: bool) -> Tensor:
-    return _run(R.upsample_linear, x, tuple(scale), align_corners=align_corners)
+    return _run("upsample_linear", "forward", (x,), (tuple(scale), align_corners))
 
 
 @_lib.custom_op("fastconv::upsample_linear_backward", mutates_args=())
 def upsample_linear_backward_op(
     grad_y: Tensor, x_shape: list[int], scale: list[int], align_corners: bool
 ) -> Tensor:
-    return _run(
-        R.upsample_linear_backward, grad_y, tuple(x_shape), tuple(scale), align_corners=align_corners
-    )
+    params = (tuple(scale), align_corners)
+    return _run("upsample_linear", "backward", (grad_y,), params, x_shape_arg=tuple(x_shape))
 
 
 def _scaled(shape, scale) -> list[int]:
@@ -138,12 +138,12 @@ upsample_linear_backward_op.register_autograd(
 
 @_lib.custom_op("fastconv::pixel_shuffle", mutates_args=())
 def pixel_shuffle_op(x: Tensor, r: int) -> Tensor:
-    return _run(R.pixel_shuffle, x, r)
+    return _run("pixel_shuffle", "forward", (x,), (r,))
 
 
 @_lib.custom_op("fastconv::pixel_unshuffle", mutates_args=())
 def pixel_unshuffle_op(x: Tensor, r: int) -> Tensor:
-    return _run(R.pixel_unshuffle, x, r)
+    return _run("pixel_unshuffle", "forward", (x,), (r,))
 
 
 @pixel_shuffle_op.register_fake
@@ -185,15 +185,15 @@ def _signed(seed: int) -> int:
 @_lib.custom_op("fastconv::stochastic_pool", mutates_args=())
 def stochastic_pool_op(x: Tensor, window: list[int], seed: int) -> tuple[Tensor, Tensor]:
     k, s, pad = _window_args(window)
-    return _run(
-        R.stochastic_pool, x, k, stride=s, padding=pad, seed=seed % 2**64, return_indices=True
-    )
+    index = ("indices", INDICES_OUT)
+    params = (k, s, pad, True)
+    return _run("stochastic_pool", "forward", (x,), params, index=index, seed=seed % 2**64)
 
 
 @_lib.custom_op("fastconv::stochastic_pool_eval", mutates_args=())
 def stochastic_pool_eval_op(x: Tensor, window: list[int]) -> Tensor:
     k, s, pad = _window_args(window)
-    return _run(R.stochastic_pool, x, k, stride=s, padding=pad, training=False)
+    return _run("stochastic_pool", "forward", (x,), (k, s, pad, False))
 
 
 @_lib.custom_op("fastconv::stochastic_pool_backward", mutates_args=())
@@ -201,15 +201,14 @@ def stochastic_pool_backward_op(
     grad_y: Tensor, x: Tensor, indices: Tensor, window: list[int]
 ) -> Tensor:
     k, s, pad = _window_args(window)
-    return _run(R.stochastic_pool_backward, grad_y, x, k, stride=s, padding=pad, indices=indices)
+    params = (k, s, pad, True)
+    return _run("stochastic_pool", "backward", (grad_y, x), params, index=("indices", indices))
 
 
 @_lib.custom_op("fastconv::stochastic_pool_eval_backward", mutates_args=())
 def stochastic_pool_eval_backward_op(grad_y: Tensor, x: Tensor, window: list[int]) -> Tensor:
     k, s, pad = _window_args(window)
-    return _run(
-        R.stochastic_pool_backward, grad_y, x, k, stride=s, padding=pad, training=False
-    )
+    return _run("stochastic_pool", "backward", (grad_y, x), (k, s, pad, False))
 
 
 def _pooled(x: Tensor, window) -> list[int]:
