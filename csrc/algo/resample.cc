@@ -15,19 +15,9 @@ namespace fastconv::algo {
 
 namespace {
 
-using Dims3 = std::array<int64_t, 3>;
+Dims3 spatial3(const Shape& shape, int rank) { return dims3(shape, 2, rank); }
 
-Dims3 spatial3(const Shape& shape, int rank) {
-  Dims3 d{1, 1, 1};
-  for (int k = 0; k < rank; ++k) d[size_t(3 - rank + k)] = shape[size_t(2 + k)];
-  return d;
-}
-
-Dims3 scale3(const ResampleProblem& p) {
-  Dims3 s{1, 1, 1};
-  for (int k = 0; k < p.rank; ++k) s[size_t(3 - p.rank + k)] = p.scale[size_t(k)];
-  return s;
-}
+Dims3 scale3(const ResampleProblem& p) { return dims3(p.scale, 0, p.rank); }
 
 int64_t count(const Dims3& d) { return d[0] * d[1] * d[2]; }
 
@@ -45,6 +35,12 @@ struct Taps {
     w1.assign(t.w1.begin(), t.w1.end());
   }
 };
+
+template <typename T>
+Taps<T> taps(const Dims3& in, const Dims3& s, int d, bool align_corners) {
+  return Taps<T>(linear_table(in[size_t(d)], s[size_t(d)], align_corners), in[size_t(d)],
+                 s[size_t(d)], align_corners);
+}
 
 // The W pass of a half table: y[2i] = x[i-1]/4 + 3x[i]/4, y[2i+1] = 3x[i]/4 + x[i+1]/4.
 template <typename T>
@@ -171,12 +167,8 @@ void upsample_linear(const ResampleProblem& p, const T* x, T* y) {
   const Dims3 s = scale3(p);
   const int64_t in_n = count(in), out_n = count(out);
   if (out_n == 0) return;
-  const Taps<T> td(linear_table(in[0], s[0], p.align_corners), in[0], s[0],
-                    p.align_corners);
-  const Taps<T> th(linear_table(in[1], s[1], p.align_corners), in[1], s[1],
-                    p.align_corners);
-  const Taps<T> tw(linear_table(in[2], s[2], p.align_corners), in[2], s[2],
-                    p.align_corners);
+  const Taps<T> td = taps<T>(in, s, 0, p.align_corners), th = taps<T>(in, s, 1, p.align_corners);
+  const Taps<T> tw = taps<T>(in, s, 2, p.align_corners);
   const int rank = p.rank;
   parallel_for(p.planes(), plane_grain(out_n), [&](int64_t begin, int64_t end) {
     // t1: (D, H, Wo) after the W pass; t2: (D, Ho, Wo) after the H pass (rank 3 only).
@@ -215,12 +207,8 @@ void upsample_linear_backward(const ResampleProblem& p, const T* grad_y, T* grad
     std::fill(grad_x, grad_x + p.planes() * in_n, T(0));
     return;
   }
-  const Taps<T> td(linear_table(in[0], s[0], p.align_corners), in[0], s[0],
-                    p.align_corners);
-  const Taps<T> th(linear_table(in[1], s[1], p.align_corners), in[1], s[1],
-                    p.align_corners);
-  const Taps<T> tw(linear_table(in[2], s[2], p.align_corners), in[2], s[2],
-                    p.align_corners);
+  const Taps<T> td = taps<T>(in, s, 0, p.align_corners), th = taps<T>(in, s, 1, p.align_corners);
+  const Taps<T> tw = taps<T>(in, s, 2, p.align_corners);
   const int rank = p.rank;
   parallel_for(p.planes(), plane_grain(out_n), [&](int64_t begin, int64_t end) {
     std::vector<T> t1(rank > 1 ? size_t(in[0] * in[1] * out[2]) : 0);

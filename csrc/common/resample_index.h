@@ -3,10 +3,19 @@
 // where they must: the counter-based RNG of stochastic pooling and the source positions of
 // linear interpolation (PyTorch's rules for integer scale factors).
 #pragma once
+#include <array>
 #include <cstdint>
 #include <vector>
 
 namespace fastconv {
+
+// Spatial extents (or per-dim factors) right-aligned in three slots (D, H, W), leading 1s.
+using Dims3 = std::array<int64_t, 3>;
+inline Dims3 dims3(const std::vector<int64_t>& v, size_t first, int rank) {
+  Dims3 d{1, 1, 1};
+  for (int k = 0; k < rank; ++k) d[size_t(3 - rank + k)] = v[first + size_t(k)];
+  return d;
+}
 
 // Philox-4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11): the
 // counter (idx, 0) under key `seed` -> four 32-bit words. A pure function of (seed, idx), so a

@@ -13,20 +13,9 @@ namespace fastconv::ref {
 
 namespace {
 
-using Dims3 = std::array<int64_t, 3>;
+Dims3 spatial3(const Shape& shape, int rank) { return dims3(shape, 2, rank); }
 
-// Spatial extents right-aligned in three slots (leading 1s).
-Dims3 spatial3(const Shape& shape, int rank) {
-  Dims3 d{1, 1, 1};
-  for (int k = 0; k < rank; ++k) d[size_t(3 - rank + k)] = shape[size_t(2 + k)];
-  return d;
-}
-
-Dims3 scale3(const ResampleProblem& p) {
-  Dims3 s{1, 1, 1};
-  for (int k = 0; k < p.rank; ++k) s[size_t(3 - p.rank + k)] = p.scale[size_t(k)];
-  return s;
-}
+Dims3 scale3(const ResampleProblem& p) { return dims3(p.scale, 0, p.rank); }
 
 }  // namespace
 
