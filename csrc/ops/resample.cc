@@ -48,8 +48,6 @@ void run(const ResampleProblem& p, const T* a, const T* b, int64_t* indices, T* 
 
 }  // namespace
 
-bool resample_fast_serves(const ResampleProblem& p) { return true; }
-
 void run_resample(const ResampleProblem& p, const void* a, const void* b, int64_t* indices,
                   void* out, uint64_t seed, bool reference) {
   const bool stochastic = p.kind == ResampleKind::kStochasticPool;

@@ -61,7 +61,4 @@ ResampleProblem make_resample_problem(const ResampleArguments& args);
 void run_resample(const ResampleProblem& p, const void* a, const void* b, int64_t* indices,
                   void* out, uint64_t seed, bool reference);
 
-// Whether run_resample has a fast path for this problem (else it runs the reference).
-bool resample_fast_serves(const ResampleProblem& p);
-
 }  // namespace fastconv
