@@ -29,10 +29,23 @@ struct Taps {
   // Scale 2 without align_corners, at least 2 inputs: the fixed weights 1/4 and 3/4 (the
   // common case, written out so the W passes vectorise; the tables give the same values).
   bool half = false;
+  // Other scales without align_corners, at least 3 inputs: the weights repeat with period
+  // `scale` away from the edges; phase r reads x[i + shift[r]] and the next one.
+  int64_t period = 0;
+  std::vector<int64_t> shift;
+  std::vector<T> a, b;
   Taps(const LinearTable& t, int64_t in, int64_t scale, bool align_corners)
       : i0(t.i0), i1(t.i1), half(scale == 2 && !align_corners && in >= 2) {
     w0.assign(t.w0.begin(), t.w0.end());
     w1.assign(t.w1.begin(), t.w1.end());
+    if (!half && scale > 1 && !align_corners && in >= 3) {
+      period = scale;
+      for (int64_t r = 0; r < scale; ++r) {  // input 1's outputs: clear of both edges
+        shift.push_back(t.i0[size_t(scale + r)] - 1);
+        a.push_back(w0[size_t(scale + r)]);
+        b.push_back(w1[size_t(scale + r)]);
+      }
+    }
   }
 };
 
@@ -72,7 +85,19 @@ inline void gather_row(const Taps<T>& t, int64_t n, const T* __restrict x, T* __
   const T* w0 = t.w0.data();
   const T* w1 = t.w1.data();
   if (t.half) return gather_half(n / 2, x, y);
-  for (int64_t o = 0; o < n; ++o) y[o] = w0[o] * x[i0[o]] + w1[o] * x[i1[o]];
+  if (t.period == 0) {
+    for (int64_t o = 0; o < n; ++o) y[o] = w0[o] * x[i0[o]] + w1[o] * x[i1[o]];
+    return;
+  }
+  const int64_t s = t.period, in = n / s;
+  for (int64_t o = 0; o < s; ++o) y[o] = w0[o] * x[i0[o]] + w1[o] * x[i1[o]];
+  for (int64_t r = 0; r < s; ++r) {  // one phase at a time: contiguous reads, strided writes
+    const T* xr = x + t.shift[size_t(r)];
+    const T a = t.a[size_t(r)], b = t.b[size_t(r)];
+    T* yr = y + r;
+    for (int64_t i = 1; i < in - 1; ++i) yr[i * s] = a * xr[i] + b * xr[i + 1];
+  }
+  for (int64_t o = (in - 1) * s; o < n; ++o) y[o] = w0[o] * x[i0[o]] + w1[o] * x[i1[o]];
 }
 
 // y = a * r0 + b * r1 over n elements.
