@@ -23,6 +23,11 @@ set(FASTCONV_CORE_SOURCES
   csrc/ops/pool.cc
   csrc/algo/pool.cc
   csrc/algo/pool_rows.cc
+  csrc/common/resample_problem.cc
+  csrc/ref/resample_ref.cc
+  csrc/algo/resample.cc
+  csrc/algo/stochastic_pool.cc
+  csrc/ops/resample.cc
   csrc/gemm/gemm.cc
   csrc/gemm/kernel_table.cc
   csrc/gemm/peak_probe.cc

@@ -40,11 +40,37 @@ from .pooling import (
     max_pool_backward,
     max_unpool,
 )
+from .resampling import (
+    blur_pool,
+    blur_pool_backward,
+    pixel_shuffle,
+    pixel_unshuffle,
+    stochastic_pool,
+    stochastic_pool_backward,
+    upsample_linear,
+    upsample_linear_backward,
+    upsample_nearest,
+    upsample_nearest_backward,
+    weighted_avg_pool,
+    weighted_avg_pool_backward,
+)
 from .selection import Explanation
 
 __version__: str = _C.__version__
 
 __all__ = [
+    "blur_pool",
+    "blur_pool_backward",
+    "pixel_shuffle",
+    "pixel_unshuffle",
+    "stochastic_pool",
+    "stochastic_pool_backward",
+    "upsample_linear",
+    "upsample_linear_backward",
+    "upsample_nearest",
+    "upsample_nearest_backward",
+    "weighted_avg_pool",
+    "weighted_avg_pool_backward",
     "Explanation",
     "__version__",
     "algorithms",

@@ -101,3 +101,13 @@ class Backend:
 
     def run_pool(self, call: Call, problem: Any, a: Any, b: Any, indices: Any, out: Any) -> None:
         raise NotImplementedError
+
+    def run_resample(
+        self, call: Call, problem: Any, a: Any, b: Any, indices: Any, out: Any, seed: int
+    ) -> None:
+        """Runs a resampling problem (fastconv._C.ResampleProblem: upsampling, pixel shuffle,
+        stochastic pooling); a backend without these kernels raises NotImplementedError."""
+        raise NotImplementedError(
+            f"fastconv.{problem.kind} has no {self.device.upper()} kernels yet; "
+            "run it on CPU arrays"
+        )

@@ -290,3 +290,8 @@ class CpuBackend(Backend):
 
     def run_pool(self, call: Call, problem: Any, a: Any, b: Any, indices: Any, out: Any) -> None:
         _C.pool(problem, a, b, indices, out)
+
+    def run_resample(
+        self, call: Call, problem: Any, a: Any, b: Any, indices: Any, out: Any, seed: int
+    ) -> None:
+        _C.resample(problem, a, b, indices, out, seed)

@@ -238,3 +238,10 @@ __all__ = [
 
 # The torch.nn class each of the above replaces (fastconv/torch/__init__.py: replace_modules).
 REPLACES = {getattr(torch.nn, name): globals()[name] for name in __all__}
+
+# The resampling ops' modules (fastconv/torch/_resample_nn.py): not in REPLACES (BlurPool and
+# StochasticPool have no torch.nn namesake; Upsample / PixelShuffle are opt-in).
+from ._resample_nn import *  # noqa: E402, F403
+from ._resample_nn import __all__ as _RESAMPLE_MODULES  # noqa: E402
+
+__all__ += _RESAMPLE_MODULES
