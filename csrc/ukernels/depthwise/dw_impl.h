@@ -19,6 +19,9 @@
 namespace fastconv::FASTCONV_DW_NS {
 namespace {
 
+// Fully unrolled loops over register blocks, so GCC keeps the accumulator arrays in registers.
+#define FASTCONV_DW_UNROLL _Pragma("GCC unroll 8")
+
 // ---- vector primitives: V<T>::type holds V<T>::lanes elements
 template <typename T>
 struct V;
@@ -60,16 +63,6 @@ template <typename T, int64_t L, typename Vec>
 struct V256 {
   using type = Vec;
   static constexpr int64_t lanes = L;
-  static type load_n(const T* p, int64_t n) {
-    alignas(32) T tmp[L] = {};
-    for (int64_t j = 0; j < n; ++j) tmp[j] = p[j];
-    return V<T>::load(tmp);
-  }
-  static void store_n(T* p, type v, int64_t n) {
-    alignas(32) T tmp[L];
-    V<T>::store(tmp, v);
-    for (int64_t j = 0; j < n; ++j) p[j] = tmp[j];
-  }
   static T sum(type v) {
     alignas(32) T tmp[L];
     V<T>::store(tmp, v);
@@ -80,6 +73,12 @@ struct V256 {
 };
 template <>
 struct V<float> : V256<float, 8, __m256> {
+  // First n lanes (0 <= n <= 8), zeros after; masked lanes are not read.
+  static __m256i mask(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static type load_n(const float* p, int64_t n) { return _mm256_maskload_ps(p, mask(n)); }
+  static void store_n(float* p, type v, int64_t n) { _mm256_maskstore_ps(p, mask(n), v); }
   static type load(const float* p) { return _mm256_loadu_ps(p); }
   static void store(float* p, type v) { _mm256_storeu_ps(p, v); }
   static type set1(float v) { return _mm256_set1_ps(v); }
@@ -87,6 +86,11 @@ struct V<float> : V256<float, 8, __m256> {
 };
 template <>
 struct V<double> : V256<double, 4, __m256d> {
+  static __m256i mask(int64_t n) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  static type load_n(const double* p, int64_t n) { return _mm256_maskload_pd(p, mask(n)); }
+  static void store_n(double* p, type v, int64_t n) { _mm256_maskstore_pd(p, mask(n), v); }
   static type load(const double* p) { return _mm256_loadu_pd(p); }
   static void store(double* p, type v) { _mm256_storeu_pd(p, v); }
   static type set1(double v) { return _mm256_set1_pd(v); }
@@ -111,7 +115,7 @@ struct V {
 
 constexpr int64_t kBlock = 4;  // vectors per register block (4 x 16 f32 outputs on AVX-512)
 
-int64_t tap_count(const DwPlane& p) { return p.kernel[0] * p.kernel[1] * p.kernel[2]; }
+int64_t tap_count(const DwPlane& p) { return p.taps(); }
 
 // For KB filters: row[f][0 : NV * lanes) = (Init ? row[f] : 0) + sum over taps of
 // w[f * ws + t] * base[tap_offset[t] + j]; each source vector is loaded once for all KB.
@@ -120,34 +124,39 @@ inline void block_forward(const DwPlane& p, int64_t taps, const T* base, const T
                           T* const* row, int64_t x) {
   using Vec = V<T>;
   typename Vec::type acc[KB][NV];
-  for (int f = 0; f < KB; ++f)
-    for (int64_t i = 0; i < NV; ++i)
+  FASTCONV_DW_UNROLL for (int f = 0; f < KB; ++f)
+    FASTCONV_DW_UNROLL for (int64_t i = 0; i < NV; ++i)
       acc[f][i] = Init ? Vec::load(row[f] + x + i * Vec::lanes) : Vec::set1(T(0));
   for (int64_t t = 0; t < taps; ++t) {
     const T* src = base + p.tap_offset[t];
     typename Vec::type sv[NV];
-    for (int64_t i = 0; i < NV; ++i) sv[i] = Vec::load(src + i * Vec::lanes);
-    for (int f = 0; f < KB; ++f) {
+    FASTCONV_DW_UNROLL for (int64_t i = 0; i < NV; ++i) sv[i] = Vec::load(src + i * Vec::lanes);
+    FASTCONV_DW_UNROLL for (int f = 0; f < KB; ++f) {
       const typename Vec::type wv = Vec::set1(w[f * ws + t]);
-      for (int64_t i = 0; i < NV; ++i) acc[f][i] = Vec::fma(wv, sv[i], acc[f][i]);
+      FASTCONV_DW_UNROLL for (int64_t i = 0; i < NV; ++i) acc[f][i] = Vec::fma(wv, sv[i], acc[f][i]);
     }
   }
-  for (int f = 0; f < KB; ++f)
-    for (int64_t i = 0; i < NV; ++i) Vec::store(row[f] + x + i * Vec::lanes, acc[f][i]);
+  FASTCONV_DW_UNROLL for (int f = 0; f < KB; ++f)
+    FASTCONV_DW_UNROLL for (int64_t i = 0; i < NV; ++i) Vec::store(row[f] + x + i * Vec::lanes, acc[f][i]);
 }
 
+// Registers of one vector type: 32 with AVX-512, else 16.
+template <typename T>
+constexpr int kRegisters = sizeof(typename V<T>::type) >= 64 ? 32 : 16;
+
 // Register blocks per filter count: one filter keeps 4 vectors of outputs in flight, several
-// filters 2 each (at most 8 accumulators + 2 source vectors: fits AVX2's 16 registers).
-template <int KB>
+// filters 2 each (at most 8 accumulators + 2 source vectors: fits AVX2's 16 registers); with
+// AVX-512's 32 registers, 4 each (16 accumulators: half the broadcasts per multiply-add).
+template <typename T, int KB>
 constexpr int64_t block_vectors() {
-  return KB == 1 ? 4 : 2;
+  return KB == 1 || kRegisters<T> == 32 ? 4 : 2;
 }
 
 // For KB filters, row[f][x0 : x0 + n) = (Init ? row[f] : 0) + taps' sum, in register blocks.
 template <typename T, int KB, bool Init>
 void run_forward(const DwPlane& p, int64_t taps, const T* base, const T* w, int64_t ws,
                  T* const* row, int64_t x0, int64_t n) {
-  constexpr int64_t L = V<T>::lanes, NB = block_vectors<KB>();
+  constexpr int64_t L = V<T>::lanes, NB = block_vectors<T, KB>();
   int64_t x = x0;
   const int64_t end = x0 + n;
   for (; x + NB * L <= end; x += NB * L)
@@ -247,7 +256,7 @@ void weight_fixed(const DwPlane& p, const T* buf, const T* gy, T* gw) {
 }
 
 template <typename T>
-void weight(const DwPlane& p, const T* buf, const T* gy, T* gw) {
+void weight_one(const DwPlane& p, const T* buf, const T* gy, T* gw) {
   using Vec = V<T>;
   constexpr int64_t L = Vec::lanes;
   const int64_t ow = p.out[2], taps = tap_count(p);
@@ -272,6 +281,84 @@ void weight(const DwPlane& p, const T* buf, const T* gy, T* gw) {
     for (int64_t i = 1; i < kBlock; ++i) acc[0] = acc[0] + acc[i];
     gw[t] += Vec::sum(acc[0]);
   }
+}
+
+// Weight-gradient register block: JB grad_y planes x RB taps of accumulators, plus JB grad_y
+// vectors and one source vector (AVX-512: 4 x 6 + 5 = 29 of 32 registers; AVX2: 2 x 5 + 3).
+template <typename T>
+constexpr int kWeightPlanes = kRegisters<T> == 32 ? 4 : 2;
+template <typename T>
+constexpr int kWeightTaps = kRegisters<T> == 32 ? 6 : 5;
+
+// gw[f * gs + r0 + i] += sum over outputs of gy[f][o] * buf[... + tap_offset[r0 + i]] for
+// f < JB, i < RB: each grad_y vector is loaded once for RB taps, each source vector once for JB
+// planes.
+template <typename T, int JB, int RB>
+void weight_block(const DwPlane& p, const T* buf, const T* const* gy, int64_t r0, T* gw,
+                  int64_t gs) {
+  using Vec = V<T>;
+  constexpr int64_t L = Vec::lanes;
+  const int64_t ow = p.out[2];
+  typename Vec::type acc[JB][RB];
+  int64_t off[RB];
+  for (int i = 0; i < RB; ++i) off[i] = p.tap_offset[r0 + i];
+  FASTCONV_DW_UNROLL for (int f = 0; f < JB; ++f)
+    FASTCONV_DW_UNROLL for (int i = 0; i < RB; ++i) acc[f][i] = Vec::set1(T(0));
+  for (int64_t oz = 0; oz < p.out[0]; ++oz) {
+    for (int64_t oy = 0; oy < p.out[1]; ++oy) {
+      const T* base = buf + p.row_base(oz, oy);
+      const int64_t o = (oz * p.out[1] + oy) * ow;
+      int64_t x = 0;
+      for (; x + L <= ow; x += L) {
+        typename Vec::type gv[JB];
+        FASTCONV_DW_UNROLL for (int f = 0; f < JB; ++f) gv[f] = Vec::load(gy[f] + o + x);
+        FASTCONV_DW_UNROLL for (int i = 0; i < RB; ++i) {
+          const typename Vec::type sv = Vec::load(base + off[i] + x);
+          FASTCONV_DW_UNROLL for (int f = 0; f < JB; ++f) acc[f][i] = Vec::fma(gv[f], sv, acc[f][i]);
+        }
+      }
+      if (x < ow) {  // exact: lanes past the row are zero in both operands
+        const int64_t n = ow - x;
+        typename Vec::type gv[JB];
+        FASTCONV_DW_UNROLL for (int f = 0; f < JB; ++f) gv[f] = Vec::load_n(gy[f] + o + x, n);
+        FASTCONV_DW_UNROLL for (int i = 0; i < RB; ++i) {
+          const typename Vec::type sv = Vec::load_n(base + off[i] + x, n);
+          FASTCONV_DW_UNROLL for (int f = 0; f < JB; ++f) acc[f][i] = Vec::fma(gv[f], sv, acc[f][i]);
+        }
+      }
+    }
+  }
+  FASTCONV_DW_UNROLL for (int f = 0; f < JB; ++f)
+    for (int i = 0; i < RB; ++i) gw[f * gs + r0 + i] += Vec::sum(acc[f][i]);
+}
+
+// Taps [r0, taps) in blocks of RB, the remainder in smaller blocks.
+template <typename T, int JB, int RB>
+void weight_taps(const DwPlane& p, const T* buf, const T* const* gy, int64_t r0, T* gw,
+                 int64_t gs) {
+  const int64_t taps = tap_count(p);
+  for (; r0 + RB <= taps; r0 += RB) weight_block<T, JB, RB>(p, buf, gy, r0, gw, gs);
+  if constexpr (RB > 1) {
+    if (r0 < taps) weight_taps<T, JB, RB / 2>(p, buf, gy, r0, gw, gs);
+  }
+}
+
+template <typename T, int JB>
+void weight_planes(const DwPlane& p, const T* buf, const T* const* gy, int count, T* gw,
+                   int64_t gs) {
+  for (int f = 0; f + JB <= count; f += JB)
+    weight_taps<T, JB, kWeightTaps<T>>(p, buf, gy + f, 0, gw + f * gs, gs);
+  const int rest = count % JB;
+  if constexpr (JB > 1) {
+    if (rest) weight_planes<T, JB / 2>(p, buf, gy + (count - rest), rest, gw + (count - rest) * gs, gs);
+  }
+}
+
+template <typename T>
+void weight(const DwPlane& p, const T* buf, const T* const* gy, int count, T* gw, int64_t gs) {
+  // One plane pair (depthwise, multiplier 1): the tap-specialised loops.
+  if (count == 1 && p.channels == 1) return weight_one(p, buf, gy[0], gw);
+  weight_planes<T, kWeightPlanes<T>>(p, buf, gy, count, gw, gs);
 }
 
 template <typename T>
