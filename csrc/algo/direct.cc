@@ -98,6 +98,28 @@ T* scratch_of(const DwPlane& p, T* buf) {
   return slack + kSlack;
 }
 
+// The two phase rows of a stride-2 plane row (range: each phase's in-bounds stretch, see
+// fill_plane): position q of phase r holds srow[2q + r - pad], zeros outside the row.
+template <typename T>
+void fill_row_pair(const int64_t* range, int64_t pad, int64_t width, const T* srow, T* dst) {
+  T* d0 = dst;
+  T* d1 = dst + width;
+  const int64_t q0 = std::max(range[0], range[2]), q1 = std::max(q0, std::min(range[1], range[3]));
+  for (int64_t r = 0; r < 2; ++r) {
+    T* d = dst + r * width;
+    const int64_t lo = range[2 * r], hi = range[2 * r + 1];
+    for (int64_t q = 0; q < lo; ++q) d[q] = T(0);
+    for (int64_t q = lo; q < std::min(q0, hi); ++q) d[q] = srow[2 * q + r - pad];
+    for (int64_t q = std::max(q1, lo); q < hi; ++q) d[q] = srow[2 * q + r - pad];
+    for (int64_t q = hi; q < width; ++q) d[q] = T(0);
+  }
+  const T* s = srow - pad;
+  for (int64_t q = q0; q < q1; ++q) {
+    d0[q] = s[2 * q];
+    d1[q] = s[2 * q + 1];
+  }
+}
+
 // buf = src (extent `ext`) placed at offset `pad` inside the padded plane, zeros elsewhere.
 template <typename T>
 void fill_plane(const DwPlane& p, const T* src, const Dims& ext, const Dims& pad, T* buf) {
@@ -118,6 +140,10 @@ void fill_plane(const DwPlane& p, const T* src, const Dims& ext, const Dims& pad
         continue;
       }
       const T* srow = src + (iz * ext[1] + iy) * ext[2];
+      if (sx == 2) {  // both phases in one pass over the row: contiguous reads that vectorise
+        fill_row_pair(range, pad[2], width, srow, dst);
+        continue;
+      }
       for (int64_t r = 0; r < sx; ++r, dst += width) {
         const int64_t lo = range[2 * r], hi = range[2 * r + 1], first = r - pad[2];
         for (int64_t q = 0; q < lo; ++q) dst[q] = T(0);

@@ -174,6 +174,75 @@ void run_forward(const DwPlane& p, int64_t taps, const T* base, const T* w, int6
   }
 }
 
+// Output rows a register block spans (each of kRowVectors vectors): one filter 4 rows (8
+// accumulators: the loads, one per multiply-add, bound it), several filters 2 rows with
+// AVX-512 (16 accumulators), else 1.
+template <typename T, int KB>
+constexpr int row_block() {
+  return KB == 1 ? 4 : kRegisters<T> == 32 ? 2 : 1;
+}
+constexpr int64_t kRowVectors = 2;
+
+// For KB filters, NR output rows from oy and NV vectors from x (the last one n_last lanes):
+// out[f] row = (Init ? out[f] row : b[f]) + the taps' sum, each store made once. Rows are
+// out[2] apart in out[f], one source row pitch apart in the padded plane.
+template <typename T, int64_t NV, int KB, int NR, bool Init>
+inline void block_rows(const DwPlane& p, int64_t taps, const T* base, const T* w, int64_t ws,
+                       const T* b, T* const* row, int64_t x, int64_t n_last) {
+  using Vec = V<T>;
+  constexpr int64_t L = Vec::lanes;
+  const int64_t ow = p.out[2], pitch = p.stride[1] * p.stride[2] * p.width;
+  typename Vec::type acc[KB][NR][NV];
+  FASTCONV_DW_UNROLL for (int f = 0; f < KB; ++f)
+    FASTCONV_DW_UNROLL for (int r = 0; r < NR; ++r)
+      FASTCONV_DW_UNROLL for (int64_t i = 0; i < NV; ++i) {
+        const T* o = row[f] + r * ow + x + i * L;
+        acc[f][r][i] = !Init ? Vec::set1(b[f]) : i + 1 < NV ? Vec::load(o) : Vec::load_n(o, n_last);
+      }
+  for (int64_t t = 0; t < taps; ++t) {
+    const T* src = base + p.tap_offset[t];
+    typename Vec::type wv[KB];
+    FASTCONV_DW_UNROLL for (int f = 0; f < KB; ++f) wv[f] = Vec::set1(w[f * ws + t]);
+    FASTCONV_DW_UNROLL for (int r = 0; r < NR; ++r)
+      FASTCONV_DW_UNROLL for (int64_t i = 0; i < NV; ++i) {
+        const typename Vec::type sv = Vec::load(src + r * pitch + i * L);
+        FASTCONV_DW_UNROLL for (int f = 0; f < KB; ++f) acc[f][r][i] = Vec::fma(wv[f], sv, acc[f][r][i]);
+      }
+  }
+  FASTCONV_DW_UNROLL for (int f = 0; f < KB; ++f)
+    FASTCONV_DW_UNROLL for (int r = 0; r < NR; ++r)
+      FASTCONV_DW_UNROLL for (int64_t i = 0; i < NV; ++i) {
+        T* o = row[f] + r * ow + x + i * L;
+        if (i + 1 < NV || n_last == L) {
+          Vec::store(o, acc[f][r][i]);
+        } else {
+          Vec::store_n(o, acc[f][r][i], n_last);
+        }
+      }
+}
+
+// Output rows [oy, out[1]) of depth slice oz, NR rows at a time (fewer for the last ones),
+// each row kRowVectors vectors at a time; rows[f] points at the slice's first row.
+template <typename T, int KB, bool Init, int NR>
+void forward_rows(const DwPlane& p, int64_t taps, const T* buf, int64_t oz, int64_t oy,
+                  const T* w, int64_t ws, const T* b, T* const* rows) {
+  constexpr int64_t L = V<T>::lanes;
+  const int64_t ow = p.out[2];
+  for (; oy + NR <= p.out[1]; oy += NR) {
+    const T* base = buf + p.row_base(oz, oy);
+    T* r[KB];
+    for (int f = 0; f < KB; ++f) r[f] = rows[f] + oy * ow;
+    int64_t x = 0;
+    for (; x + kRowVectors * L <= ow; x += kRowVectors * L)
+      block_rows<T, kRowVectors, KB, NR, Init>(p, taps, base + x, w, ws, b, r, x, L);
+    for (; x < ow; x += L)
+      block_rows<T, 1, KB, NR, Init>(p, taps, base + x, w, ws, b, r, x, std::min(L, ow - x));
+  }
+  if constexpr (NR > 1) {
+    if (oy < p.out[1]) forward_rows<T, KB, Init, NR / 2>(p, taps, buf, oz, oy, w, ws, b, rows);
+  }
+}
+
 template <typename T, int KB>
 void forward_n(const DwPlane& p, const T* buf, const T* w, int64_t ws, const T* bias,
                bool accumulate, T* const* out, T* scratch) {
@@ -200,14 +269,15 @@ void forward_n(const DwPlane& p, const T* buf, const T* w, int64_t ws, const T* 
     }
     return;
   }
+  T b[KB];
+  for (int f = 0; f < KB; ++f) b[f] = bias && !accumulate ? bias[f] : T(0);
   for (int64_t oz = 0; oz < p.out[0]; ++oz) {
-    for (int64_t oy = 0; oy < p.out[1]; ++oy) {
-      T* rows[KB];
-      for (int f = 0; f < KB; ++f) {
-        rows[f] = out[f] + (oz * p.out[1] + oy) * ow;
-        if (!accumulate) std::fill(rows[f], rows[f] + ow, bias ? bias[f] : T(0));
-      }
-      run_forward<T, KB, true>(p, taps, buf + p.row_base(oz, oy), w, ws, rows, 0, ow);
+    T* rows[KB];
+    for (int f = 0; f < KB; ++f) rows[f] = out[f] + oz * p.out[1] * ow;
+    if (accumulate) {
+      forward_rows<T, KB, true, row_block<T, KB>()>(p, taps, buf, oz, 0, w, ws, b, rows);
+    } else {
+      forward_rows<T, KB, false, row_block<T, KB>()>(p, taps, buf, oz, 0, w, ws, b, rows);
     }
   }
 }

@@ -50,10 +50,11 @@ struct DwPlane {
   // Padded-plane extent needed by `out`, kernel, stride and dilation along dim d.
   int64_t padded_extent(int d) const { return (out[d] - 1) * stride[d] + (kernel[d] - 1) * dilation[d] + 1; }
   int64_t buffer_elems() const { return padded_extent(0) * rows * stride[2] * width; }
-  // Unit stride along H and W: the forward kernel treats each depth slice of output as one flat
+  // Unit stride along H and W, narrow rows: the forward kernel treats each depth slice of output as one flat
   // run with the padded plane's row pitch (outputs in the pitch's last columns are computed and
   // dropped), so narrow rows still fill whole vector blocks.
-  bool flat() const { return stride[1] == 1 && stride[2] == 1; }
+  // Wider rows run row by row (masked last vectors, several rows per register block).
+  bool flat() const { return stride[1] == 1 && stride[2] == 1 && out[2] <= 8; }
   int64_t flat_elems() const { return (out[1] - 1) * width + out[2]; }
 };
 
