@@ -1,12 +1,15 @@
-// Direct (and depthwise) driver: builds the padded, phase-split plane each kernel reads
-// (dw_ukernels.h), spreads (image, group) or channel items over the thread pool, and maps each
-// pass onto the three plane kernels, one call per (output channel, input channel) pair:
-//   forward                -> forward kernel over the padded input plane;
-//   backward data, stride 1 -> forward kernel over the padded grad_y plane with the flipped
-//                             kernel (a stride-1 correlation's adjoint is a correlation);
-//   backward data, strided -> scatter kernel into a padded plane, then crop (the adjoint of
-//                             the padding copy);
-//   backward weight        -> weight kernel, reduced over the batch in a fixed order.
+// Direct (and depthwise) driver: builds the padded, phase-split planes each kernel reads
+// (dw_ukernels.h), spreads (image, group) or group items over the thread pool, and maps each
+// pass onto the three plane kernels. A group's source planes are stacked (up to kMaxStack), so
+// one call sums all of them for a few output planes in registers:
+//   forward                -> forward kernel over the stacked padded input planes;
+//   backward data, stride 1 -> forward kernel over the stacked padded grad_y planes with the
+//                             flipped kernel (a stride-1 correlation's adjoint is a
+//                             correlation), per input channel;
+//   backward data, strided -> scatter kernel into a padded plane per (output, input channel)
+//                             pair, then crop (the adjoint of the padding copy);
+//   backward weight        -> weight kernel: a few grad_y planes x every stacked (input plane,
+//                             tap), reduced over the batch in a fixed order.
 #include "algo/direct.h"
 
 #include <algorithm>
