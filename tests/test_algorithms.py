@@ -62,6 +62,8 @@ GEOMETRIES = [
     ((2, 2, 11, 5), (4, 1, 3, 3), dict(padding=1, groups=2)),
     ((2, 3, 15, 33), (3, 1, 5, 5), dict(stride=2, padding=2, groups=3)),
     ((1, 2, 9, 10), (2, 1, 3, 3), dict(stride=2, padding=4, groups=2)),
+    # the 3x3 register-weight path: stride 2, column dilation, rows of several vectors
+    ((1, 2, 12, 75), (2, 1, 3, 3), dict(stride=2, padding=1, dilation=(1, 2), groups=2)),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 
