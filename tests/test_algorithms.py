@@ -51,6 +51,27 @@ GEOMETRIES = [
     ((2, 24, 5, 6), (30, 12, 1, 1), dict(groups=2)),
     ((1, 8, 6, 40), (20, 8, 1, 7), dict(padding=(0, 3))),
     ((1, 16, 9, 9), (25, 16, 7, 5), dict(padding=(3, 2), dilation=(1, 2))),
+    # direct's stacked group planes: 16 per group (one full stack) on rows wider than a vector;
+    # 18 per group (two stacks, 12 outputs per group: blocks of 4); 3 per group with 5 outputs
+    # per group, stride, dilation; 1-D and 3-D groups; strided backward data of 8 per group
+    ((2, 32, 9, 19), (32, 16, 3, 3), dict(padding=1, groups=2)),
+    ((1, 36, 7, 23), (24, 18, 3, 3), dict(padding=(0, 2), groups=2)),
+    (
+        (2, 12, 11, 10),
+        (20, 3, 3, 2),
+        dict(stride=(2, 1), padding=(2, 0), dilation=(1, 2), groups=4),
+    ),
+    ((3, 10, 41), (15, 2, 3), dict(padding=2, dilation=3, groups=5, mode="conv")),
+    ((1, 8, 5, 6, 18), (8, 4, 3, 3, 3), dict(padding=1, groups=2)),
+    ((1, 16, 9, 11), (8, 8, 3, 3), dict(stride=2, padding=1, groups=2)),
+    # depthwise row blocks: 13 rows of one vector (blocks of 8, 4, 1), narrow flat rows with a
+    # multiplier, stride 2 on odd widths (phase pairs), padding wider than the kernel
+    ((1, 3, 13, 14), (3, 1, 3, 3), dict(padding=1, groups=3)),
+    ((2, 2, 11, 5), (4, 1, 3, 3), dict(padding=1, groups=2)),
+    ((2, 3, 15, 33), (3, 1, 5, 5), dict(stride=2, padding=2, groups=3)),
+    ((1, 2, 9, 10), (2, 1, 3, 3), dict(stride=2, padding=4, groups=2)),
+    # the 3x3 register-weight path: stride 2, column dilation, rows of several vectors
+    ((1, 2, 12, 75), (2, 1, 3, 3), dict(stride=2, padding=1, dilation=(1, 2), groups=2)),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 

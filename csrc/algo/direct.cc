@@ -1,12 +1,15 @@
-// Direct (and depthwise) driver: builds the padded, phase-split plane each kernel reads
-// (dw_ukernels.h), spreads (image, group) or channel items over the thread pool, and maps each
-// pass onto the three plane kernels, one call per (output channel, input channel) pair:
-//   forward                -> forward kernel over the padded input plane;
-//   backward data, stride 1 -> forward kernel over the padded grad_y plane with the flipped
-//                             kernel (a stride-1 correlation's adjoint is a correlation);
-//   backward data, strided -> scatter kernel into a padded plane, then crop (the adjoint of
-//                             the padding copy);
-//   backward weight        -> weight kernel, reduced over the batch in a fixed order.
+// Direct (and depthwise) driver: builds the padded, phase-split planes each kernel reads
+// (dw_ukernels.h), spreads (image, group) or group items over the thread pool, and maps each
+// pass onto the three plane kernels. A group's source planes are stacked (up to kMaxStack), so
+// one call sums all of them for a few output planes in registers:
+//   forward                -> forward kernel over the stacked padded input planes;
+//   backward data, stride 1 -> forward kernel over the stacked padded grad_y planes with the
+//                             flipped kernel (a stride-1 correlation's adjoint is a
+//                             correlation), per input channel;
+//   backward data, strided -> scatter kernel into a padded plane per (output, input channel)
+//                             pair, then crop (the adjoint of the padding copy);
+//   backward weight        -> weight kernel: a few grad_y planes x every stacked (input plane,
+//                             tap), reduced over the batch in a fixed order.
 #include "algo/direct.h"
 
 #include <algorithm>
@@ -49,10 +52,23 @@ DwPlane pass_plane(const ConvGeometry& g, ConvPass pass) {
   return make_plane(g.out, g, false);
 }
 
-// The plane of `pass` with its tap offsets stored in `offsets`.
-DwPlane pass_plane(const ConvGeometry& g, ConvPass pass, std::vector<int64_t>& offsets) {
+// Source planes one kernel call stacks (sums in registers): a group's input channels for the
+// forward and backward weight, its grad_y planes for stride-1 backward data (capped, so the
+// scratch stays cache-sized); one for the strided backward data's scatter.
+constexpr int64_t kMaxStack = 16;
+
+int64_t stack_count(const ConvGeometry& g, ConvPass pass) {
+  if (pass == ConvPass::kBackwardData)
+    return backward_data_as_forward(g) ? std::min(g.k_per_group(), kMaxStack) : 1;
+  return std::min(g.c_per_group(), kMaxStack);
+}
+
+// The stacked plane of `pass`, its tap offsets stored in `offsets`.
+DwPlane stacked_plane(const ConvGeometry& g, ConvPass pass, std::vector<int64_t>& offsets) {
   DwPlane p = pass_plane(g, pass);
-  offsets.resize(size_t(g.kernel_spatial()));
+  p.channels = stack_count(g, pass);
+  p.channel_stride = p.buffer_elems();
+  offsets.resize(size_t(p.taps()));
   p.set_taps(offsets.data());
   return p;
 }
@@ -69,9 +85,42 @@ inline void inside_range(int64_t first, int64_t step, int64_t extent, int64_t li
 // Scratch slots: one per thread the plan was made for (the workspace holds that many).
 int64_t slot_count(const ConvPlan& plan) { return std::max(1, plan.threads); }
 
-// Per thread: the padded plane (+ slack), then the flat forward's output runs (+ slack).
-int64_t slot_elems(const DwPlane& p) {
-  return p.buffer_elems() + kSlack + (p.flat() ? kDwMaxOutputs * (p.flat_elems() + 16) : 0);
+// Per thread: the stacked padded planes (+ slack), then the flat forward's output runs.
+int64_t slot_elems(const ConvGeometry& g, ConvPass pass) {
+  const DwPlane p = pass_plane(g, pass);
+  return stack_count(g, pass) * p.buffer_elems() + kSlack +
+         (p.flat() ? kDwMaxOutputs * (p.flat_elems() + 16) : 0);
+}
+
+// The forward kernel's scratch inside a slot that starts at buf; zeroes the slack before it
+// (reads past the last stacked plane see zeros, not stale workspace).
+template <typename T>
+T* scratch_of(const DwPlane& p, T* buf) {
+  T* slack = buf + p.channels * p.channel_stride;
+  std::fill(slack, slack + kSlack, T(0));
+  return slack + kSlack;
+}
+
+// The two phase rows of a stride-2 plane row (range: each phase's in-bounds stretch, see
+// fill_plane): position q of phase r holds srow[2q + r - pad], zeros outside the row.
+template <typename T>
+void fill_row_pair(const int64_t* range, int64_t pad, int64_t width, const T* srow, T* dst) {
+  T* d0 = dst;
+  T* d1 = dst + width;
+  const int64_t q0 = std::max(range[0], range[2]), q1 = std::max(q0, std::min(range[1], range[3]));
+  for (int64_t r = 0; r < 2; ++r) {
+    T* d = dst + r * width;
+    const int64_t lo = range[2 * r], hi = range[2 * r + 1];
+    for (int64_t q = 0; q < lo; ++q) d[q] = T(0);
+    for (int64_t q = lo; q < std::min(q0, hi); ++q) d[q] = srow[2 * q + r - pad];
+    for (int64_t q = std::max(q1, lo); q < hi; ++q) d[q] = srow[2 * q + r - pad];
+    for (int64_t q = hi; q < width; ++q) d[q] = T(0);
+  }
+  const T* s = srow - pad;
+  for (int64_t q = q0; q < q1; ++q) {
+    d0[q] = s[2 * q];
+    d1[q] = s[2 * q + 1];
+  }
 }
 
 // buf = src (extent `ext`) placed at offset `pad` inside the padded plane, zeros elsewhere.
@@ -94,6 +143,10 @@ void fill_plane(const DwPlane& p, const T* src, const Dims& ext, const Dims& pad
         continue;
       }
       const T* srow = src + (iz * ext[1] + iy) * ext[2];
+      if (sx == 2) {  // both phases in one pass over the row: contiguous reads that vectorise
+        fill_row_pair(range, pad[2], width, srow, dst);
+        continue;
+      }
       for (int64_t r = 0; r < sx; ++r, dst += width) {
         const int64_t lo = range[2 * r], hi = range[2 * r + 1], first = r - pad[2];
         for (int64_t q = 0; q < lo; ++q) dst[q] = T(0);
@@ -106,7 +159,6 @@ void fill_plane(const DwPlane& p, const T* src, const Dims& ext, const Dims& pad
       }
     }
   }
-  for (int64_t e = 0; e < kSlack; ++e) buf[p.buffer_elems() + e] = T(0);
 }
 
 // dst (extent `ext`) = the padded plane at offset `pad` (0 where the plane does not reach):
@@ -141,6 +193,18 @@ void effective_weights(const ConvGeometry& g, const T* w, bool flip, T* out) {
       out[k * taps + t] = w[k * taps + (flip ? taps - 1 - t : t)];
 }
 
+// wt[((gr * cg + cl) * kg + j) * taps + t] = w[((gr * kg + j) * cg + cl) * taps + t]: per input
+// channel, the taps of every output channel of its group (the stride-1 backward data's filters).
+template <typename T>
+void transpose_group_weights(const ConvGeometry& g, const T* w, T* wt) {
+  const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
+  for (int64_t gr = 0; gr < g.groups; ++gr)
+    for (int64_t cl = 0; cl < cg; ++cl)
+      for (int64_t j = 0; j < kg; ++j)
+        std::copy_n(w + ((gr * kg + j) * cg + cl) * taps, taps,
+                    wt + ((gr * cg + cl) * kg + j) * taps);
+}
+
 // Runs fn(slot, item) for every item in [0, items), each slot on one thread at a time.
 template <typename Fn>
 void for_each_item(int64_t items, int64_t slots, Fn&& fn) {
@@ -163,12 +227,12 @@ std::string depthwise_unsupported_reason(const ConvGeometry& g, ConvPass) {
 
 static int64_t direct_workspace_bytes(const ConvPlan& plan) {
   const ConvGeometry& g = plan.g;
-  const DwPlane p = pass_plane(g, plan.pass);
-  const int64_t per_slot =
-      checked_product({slot_elems(p), dtype_size(plan.dtype)}, "direct workspace");
   const int64_t elem_size = dtype_size(plan.dtype);
+  const int64_t per_slot =
+      checked_product({slot_elems(g, plan.pass), elem_size}, "direct workspace");
+  // Effective weights, and the backward data's per-input-channel copy of them.
   return checked_product({slot_count(plan), per_slot}, "direct workspace") +
-         checked_product({g.k, g.c_per_group(), g.kernel_spatial(), elem_size},
+         checked_product({2, g.k, g.c_per_group(), g.kernel_spatial(), elem_size},
                          "direct workspace");
 }
 
@@ -180,27 +244,32 @@ static inline int64_t filter(const ConvGeometry& g, int64_t k, int64_t cl) {
 template <typename T>
 void direct_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
   const ConvGeometry& g = plan.g;
-  std::vector<int64_t> offsets;
-  const DwPlane p = pass_plane(g, ConvPass::kForward, offsets);
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
-  const int64_t per_slot = slot_elems(p);
+  std::vector<int64_t> offsets;
+  const DwPlane p = stacked_plane(g, ConvPass::kForward, offsets);
+  const int64_t per_slot = slot_elems(g, plan.pass);
   T* weights = ws + slot_count(plan) * per_slot;
   effective_weights(g, w, g.mode == ConvMode::kConv, weights);
   const DwKernels<T>& kern = dw_kernels<T>();
   for_each_item(g.n * g.groups, slot_count(plan), [&](int64_t slot, int64_t item) {
     const int64_t n = item / g.groups, gr = item % g.groups;
     T* buf = ws + slot * per_slot;
-    // Each input plane is padded once and applied to every output channel of the group, a few
-    // channels per kernel call; the first input channel writes bias + its term, later ones add.
-    for (int64_t cl = 0; cl < cg; ++cl) {
-      fill_plane(p, x + (n * g.c + gr * cg + cl) * g.in_spatial(), g.in, g.pad_lo, buf);
+    // The group's input planes are padded once, stacked, and each kernel call sums all of them
+    // (up to kMaxStack at a time) into a few output channels held in registers; a later stack
+    // adds to what the first wrote with the bias.
+    for (int64_t c0 = 0; c0 < cg; c0 += p.channels) {
+      DwPlane sp = p;
+      sp.channels = std::min(p.channels, cg - c0);
+      for (int64_t cl = 0; cl < sp.channels; ++cl)
+        fill_plane(p, x + (n * g.c + gr * cg + c0 + cl) * g.in_spatial(), g.in, g.pad_lo,
+                   buf + cl * p.channel_stride);
       for (int64_t j = 0; j < kg; j += kDwMaxOutputs) {
         const int count = int(std::min<int64_t>(kDwMaxOutputs, kg - j));
         const int64_t k = gr * kg + j;
         T* outs[kDwMaxOutputs];
         for (int f = 0; f < count; ++f) outs[f] = y + (n * g.k + k + f) * g.out_spatial();
-        kern.forward(p, buf, weights + filter(g, k, cl) * taps, cg * taps, count,
-                     bias ? bias + k : nullptr, cl > 0, outs, buf + p.buffer_elems() + kSlack);
+        kern.forward(sp, buf, weights + filter(g, k, c0) * taps, cg * taps, count,
+                     bias ? bias + k : nullptr, c0 > 0, outs, scratch_of(p, buf));
       }
     }
   });
@@ -209,32 +278,36 @@ void direct_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias,
 template <typename T>
 void direct_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x, T* ws) {
   const ConvGeometry& g = plan.g;
-  std::vector<int64_t> offsets;
-  const DwPlane p = pass_plane(g, ConvPass::kBackwardData, offsets);
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
-  const int64_t per_slot = slot_elems(p);
   const bool as_forward = backward_data_as_forward(g);
+  std::vector<int64_t> offsets;
+  const DwPlane p = stacked_plane(g, ConvPass::kBackwardData, offsets);
+  const int64_t per_slot = slot_elems(g, plan.pass);
   T* weights = ws + slot_count(plan) * per_slot;
   // The adjoint of a stride-1 correlation with taps w is a correlation with the taps reversed.
   effective_weights(g, w, (g.mode == ConvMode::kConv) != as_forward, weights);
   Dims pad_adj{};
   for (int d = 0; d < kMaxRank; ++d) pad_adj[d] = (g.kernel[d] - 1) * g.dilation[d] - g.pad_lo[d];
+  T* wt = weights + g.k * cg * taps;  // as_forward: per input channel, its (j, tap) taps
+  if (as_forward) transpose_group_weights(g, weights, wt);
   const DwKernels<T>& kern = dw_kernels<T>();
   for_each_item(g.n * g.groups, slot_count(plan), [&](int64_t slot, int64_t item) {
     const int64_t n = item / g.groups, gr = item % g.groups;
     T* buf = ws + slot * per_slot;
-    T* scratch = buf + p.buffer_elems() + kSlack;
     auto gx = [&](int64_t cl) { return grad_x + (n * g.c + gr * cg + cl) * g.in_spatial(); };
     auto gy = [&](int64_t j) { return grad_y + (n * g.k + gr * kg + j) * g.out_spatial(); };
-    if (as_forward) {  // pad each grad_y plane once, correlate it into every input channel
-      for (int64_t j = 0; j < kg; ++j) {
-        fill_plane(p, gy(j), g.out, pad_adj, buf);
+    if (as_forward) {  // stack the padded grad_y planes, correlate them into each input channel
+      for (int64_t j0 = 0; j0 < kg; j0 += p.channels) {
+        DwPlane sp = p;
+        sp.channels = std::min(p.channels, kg - j0);
+        for (int64_t j = 0; j < sp.channels; ++j)
+          fill_plane(p, gy(j0 + j), g.out, pad_adj, buf + j * p.channel_stride);
         for (int64_t cl = 0; cl < cg; cl += kDwMaxOutputs) {
           const int count = int(std::min<int64_t>(kDwMaxOutputs, cg - cl));
           T* outs[kDwMaxOutputs];
           for (int f = 0; f < count; ++f) outs[f] = gx(cl + f);
-          kern.forward(p, buf, weights + filter(g, gr * kg + j, cl) * taps, taps, count, nullptr,
-                       j > 0, outs, scratch);
+          kern.forward(sp, buf, wt + ((gr * cg + cl) * kg + j0) * taps, kg * taps, count,
+                       nullptr, j0 > 0, outs, scratch_of(p, buf));
         }
       }
       return;
@@ -252,27 +325,33 @@ template <typename T>
 void direct_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
                             T* ws) {
   const ConvGeometry& g = plan.g;
-  std::vector<int64_t> offsets;
-  const DwPlane p = pass_plane(g, ConvPass::kBackwardWeight, offsets);
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
-  const int64_t per_slot = slot_elems(p);
+  std::vector<int64_t> offsets;
+  const DwPlane p = stacked_plane(g, ConvPass::kBackwardWeight, offsets);
+  const int64_t per_slot = slot_elems(g, plan.pass);
   T* acc = ws + slot_count(plan) * per_slot;  // gradient in the kernels' tap order
   const DwKernels<T>& kern = dw_kernels<T>();
-  // One item per input channel: it owns the filters (k, c) of its group's output channels and
-  // sums them over the batch in order, so the result does not depend on the threads.
-  for_each_item(g.c, slot_count(plan), [&](int64_t slot, int64_t c) {
-    const int64_t gr = c / cg, cl = c % cg;
+  // One item per group: it owns its filters and sums them over the batch in order, so the
+  // result does not depend on the threads. Each call correlates a few grad_y planes with every
+  // (stacked input plane, tap) pair, the products summed in registers.
+  for_each_item(g.groups, slot_count(plan), [&](int64_t slot, int64_t gr) {
     T* buf = ws + slot * per_slot;
-    for (int64_t j = 0; j < kg; ++j) {
-      T* f = acc + filter(g, gr * kg + j, cl) * taps;
-      std::fill(f, f + taps, T(0));
-    }
+    scratch_of(p, buf);
+    std::fill(acc + filter(g, gr * kg, 0) * taps, acc + filter(g, (gr + 1) * kg, 0) * taps, T(0));
     for (int64_t n = 0; n < g.n; ++n) {
-      fill_plane(p, x + (n * g.c + c) * g.in_spatial(), g.in, g.pad_lo, buf);
-      for (int64_t j = 0; j < kg; ++j) {
-        const int64_t k = gr * kg + j;
-        kern.weight(p, buf, grad_y + (n * g.k + k) * g.out_spatial(),
-                    acc + filter(g, k, cl) * taps);
+      for (int64_t c0 = 0; c0 < cg; c0 += p.channels) {
+        DwPlane sp = p;
+        sp.channels = std::min(p.channels, cg - c0);
+        for (int64_t cl = 0; cl < sp.channels; ++cl)
+          fill_plane(p, x + (n * g.c + gr * cg + c0 + cl) * g.in_spatial(), g.in, g.pad_lo,
+                     buf + cl * p.channel_stride);
+        for (int64_t j = 0; j < kg; j += kDwMaxOutputs) {
+          const int count = int(std::min<int64_t>(kDwMaxOutputs, kg - j));
+          const int64_t k = gr * kg + j;
+          const T* gys[kDwMaxOutputs];
+          for (int f = 0; f < count; ++f) gys[f] = grad_y + (n * g.k + k + f) * g.out_spatial();
+          kern.weight(sp, buf, gys, count, acc + filter(g, k, c0) * taps, cg * taps);
+        }
       }
     }
   });

@@ -138,6 +138,13 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
       2 channels per group, 56x56: 0.13/0.14/0.20 vs 0.53/0.53/1.55; 8 per group (resnext50
       g32), 28x28: 0.43/0.42/0.95 vs 0.62/0.60/1.38; 16 per group: 0.76/0.80/1.79 vs
       0.70/0.68/1.23. So: up to 8 channels per group.
+      Since the direct kernels stack a group's planes (all its input channels summed in
+      registers per output block; weight gradient blocked over grad_y planes x taps), ratios
+      vs torch (1 thread, Xeon AVX-512, direct vs the previous auto): 16 per group (resnext50
+      stage 3, 512 ch, 14x14) 0.92/1.03/0.63 vs 0.18/0.23/0.19 (winograd), 28x28 2.1/5.9/1.3
+      vs 0.76/1.65/0.21. Strided backward data scatters per (input, output) channel pair:
+      implicit_gemm wins from 8 per group (56x56 s2, 8 per group: 2.0 vs 5.8 ms; 16 per
+      group: 1.5 vs 13.4 ms), direct below (4 per group, 112x112 s2: 7.3 vs 9.1 ms).
     - fft wins once a kernel is long. 2 threads, median ms (forward / backward data / backward
       weight), fft vs depthwise on 128 channels of 56x56: 9x9 0.70/0.70/0.73 vs 0.50/0.51/1.27,
       13x13 0.82/0.82/0.87 vs 0.96/0.96/2.56, 31x31 (replknet) 1.27/1.35/2.59 vs 6.79/6.72/13.7;
@@ -169,8 +176,10 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
             return "fft", "one channel per group and a long kernel: tiled FFT, elementwise products"
         if usable("depthwise"):
             return "depthwise", "one input channel per group: direct SIMD loops per channel plane"
-    if p.groups > 1 and p.c_per_group <= 8 and usable("direct"):
-        return "direct", "few channels per group: direct plane loops beat a GEMM per group"
+    strided_data = p.conv_pass == "backward_data" and not unit_stride
+    if p.groups > 1 and p.c_per_group <= 16 and usable("direct"):
+        if not (strided_data and p.c_per_group > 4):
+            return "direct", "few channels per group: direct plane loops beat a GEMM per group"
     if all(k == 3 for k in p.kernel) and usable("winograd"):
         # Output tiles of F(2x2): below ~64 (a 14x14 image at batch 1) the transforms do not pay.
         tiles = p.n
@@ -196,6 +205,13 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     if p.taps >= 9 and input_bytes > (2 << 20) and usable("im2col"):
         if p.conv_pass in ("forward", "backward_weight"):
             return "im2col", "large image: cache-sized column chunks beat gathering panels"
+    # Long 1-D signals with a short kernel: one column chunk of a few taps is a long plain
+    # copy, the GEMM then runs on it at full speed (wavenet.1d.k2d8, 1 thread, ms, im2col vs
+    # implicit_gemm vs torch: forward 2.28/3.11/2.67, backward weight 3.37/4.23/3.53; k=2
+    # undilated 2.23/2.88/2.54, 3.01/4.10/3.88; 32 ch k=4: 1.31/1.28/1.50, 1.90/2.34/1.89).
+    if len(p.kernel) == 1 and p.taps <= 4 and p.spatial >= 4096 and usable("im2col"):
+        if p.conv_pass in ("forward", "backward_weight"):
+            return "im2col", "long 1-D signal, short kernel: long column copies, then one GEMM"
     return "implicit_gemm", "packed GEMM with panels read straight from the input, no column buffer"
 
 

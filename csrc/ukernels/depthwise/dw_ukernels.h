@@ -8,6 +8,10 @@
 // position (oz * sd + tz * dd, oy * sh + ty * dh, ox * sx + tx * dx); within one output row and
 // one tap the positions are consecutive in one phase row, so every inner loop is a contiguous
 // multiply-add that vectorises.
+//
+// A plane may stack `channels` source planes `channel_stride` elements apart (a group's input
+// channels): its taps then run over (channel, kernel tap) pairs, channel-major, so one forward
+// call sums every input channel of a group in registers and stores each output once.
 #pragma once
 #include <cstdint>
 
@@ -22,17 +26,23 @@ struct DwPlane {
   // Offset of tap t's first element relative to its output row's base (set by set_taps()):
   // the kernels add it to row_base(), so no index arithmetic runs per tap.
   const int64_t* tap_offset = nullptr;
+  int64_t channels = 1;        // stacked source planes (see above)
+  int64_t channel_stride = 0;  // elements from one stacked plane to the next
+  int64_t kernel_volume() const { return kernel[0] * kernel[1] * kernel[2]; }
+  // Taps the kernels loop over: every (stacked plane, kernel tap) pair.
+  int64_t taps() const { return channels * kernel_volume(); }
   int64_t row_base(int64_t oz, int64_t oy) const {
     return (oz * stride[0] * rows + oy * stride[1]) * stride[2] * width;
   }
-  // Fills offsets[0 : kernel volume) and points tap_offset at it.
+  // Fills offsets[0 : taps()) and points tap_offset at it.
   void set_taps(int64_t* offsets) {
     int64_t t = 0;
+    for (int64_t c = 0; c < channels; ++c)
     for (int64_t tz = 0; tz < kernel[0]; ++tz)
       for (int64_t ty = 0; ty < kernel[1]; ++ty)
         for (int64_t tx = 0; tx < kernel[2]; ++tx, ++t) {
           const int64_t xo = tx * dilation[2];
-          offsets[t] = ((tz * dilation[0] * rows + ty * dilation[1]) * stride[2] + xo % stride[2]) *
+          offsets[t] = c * channel_stride + ((tz * dilation[0] * rows + ty * dilation[1]) * stride[2] + xo % stride[2]) *
                            width + xo / stride[2];
         }
     tap_offset = offsets;
@@ -40,10 +50,11 @@ struct DwPlane {
   // Padded-plane extent needed by `out`, kernel, stride and dilation along dim d.
   int64_t padded_extent(int d) const { return (out[d] - 1) * stride[d] + (kernel[d] - 1) * dilation[d] + 1; }
   int64_t buffer_elems() const { return padded_extent(0) * rows * stride[2] * width; }
-  // Unit stride along H and W: the forward kernel treats each depth slice of output as one flat
+  // Unit stride along H and W, narrow rows: the forward kernel treats each depth slice of output as one flat
   // run with the padded plane's row pitch (outputs in the pitch's last columns are computed and
   // dropped), so narrow rows still fill whole vector blocks.
-  bool flat() const { return stride[1] == 1 && stride[2] == 1; }
+  // Wider rows run row by row (masked last vectors, several rows per register block).
+  bool flat() const { return stride[1] == 1 && stride[2] == 1 && out[2] <= 8; }
   int64_t flat_elems() const { return (out[1] - 1) * width + out[2]; }
 };
 
@@ -58,8 +69,10 @@ struct DwKernels {
   // p.flat()).
   void (*forward)(const DwPlane& p, const T* buf, const T* w, int64_t w_stride, int count,
                   const T* bias, bool accumulate, T* const* out, T* scratch);
-  // gw[tap] += sum over outputs of gy[o] * buf[...].
-  void (*weight)(const DwPlane& p, const T* buf, const T* gy, T* gw);
+  // For each of `count` (1..kDwMaxOutputs) grad_y planes gy[f] and each tap t < p.taps():
+  // gw[f * gw_stride + t] += sum over outputs o of gy[f][o] * buf[...].
+  void (*weight)(const DwPlane& p, const T* buf, const T* const* gy, int count, T* gw,
+                 int64_t gw_stride);
   // buf[...] += w[tap] * gy[o] over every output and tap (the adjoint of forward).
   void (*scatter)(const DwPlane& p, const T* gy, const T* w, T* buf);
   const char* name;
