@@ -26,6 +26,17 @@ int64_t stored_tap(const ConvGeometry& g, int64_t t) {
   return g.mode == ConvMode::kConv ? g.kernel_spatial() - 1 - t : t;
 }
 
+// dst = weights(f, r) for f < count, r < nred in the forward kernel's chunks of kb rows.
+template <typename T, typename Get>
+void pack_chunks(int64_t count, int64_t nred, int64_t kb, Get&& weight, T* dst) {
+  for (int64_t f0 = 0; f0 < count; f0 += kb) {
+    const int64_t kbc = std::min(kb, count - f0);
+    T* chunk = dst + f0 * nred;
+    for (int64_t r = 0; r < nred; ++r)
+      for (int64_t j = 0; j < kbc; ++j) chunk[r * kbc + j] = weight(f0 + j, r);
+  }
+}
+
 // off[c * taps + t]: where term (channel c, tap t) starts relative to an output row's base.
 std::vector<int64_t> input_terms(const ConvGeometry& g, DwPlane p) {
   const int64_t taps = g.kernel_spatial(), pitch = plane_pitch(p);
@@ -73,12 +84,12 @@ PhaseLayout phase_layout(const ConvGeometry& g) {
 // Every phase's terms (output channel, tap of that phase), in phase order: off[] relative to
 // the phase row's padded base, w[term * C + c] the tap's weight for input channel c.
 template <typename T>
-void phase_terms(const ConvGeometry& g, const PhaseLayout& l, const T* w, std::vector<int64_t>& off,
-                 std::vector<int64_t>& first, T* packed) {
+void phase_terms(const ConvGeometry& g, const PhaseLayout& l, const T* w, int64_t kb,
+                 std::vector<int64_t>& off, std::vector<int64_t>& first, T* packed) {
   const int64_t taps = g.kernel_spatial();
   off.clear();
   first.assign(size_t(l.phases + 1), 0);
-  std::vector<int64_t> tap_list, shift;
+  std::vector<int64_t> tap_list, shift, term_tap;
   for (int64_t ph = 0; ph < l.phases; ++ph) {
     const int64_t rho[3] = {ph / (g.stride[1] * g.stride[2]), ph / g.stride[2] % g.stride[1],
                             ph % g.stride[2]};
@@ -97,13 +108,13 @@ void phase_terms(const ConvGeometry& g, const PhaseLayout& l, const T* w, std::v
       tap_list.push_back(t);
       shift.push_back((m[0] * l.ext[1] + m[1]) * l.ext[2] + m[2]);
     }
+    const int64_t t0 = int64_t(off.size()), per_k = int64_t(tap_list.size());
     for (int64_t k = 0; k < g.k; ++k)
-      for (size_t i = 0; i < tap_list.size(); ++i) {
-        T* dst = packed + int64_t(off.size()) * g.c;
-        for (int64_t c = 0; c < g.c; ++c)
-          dst[c] = w[(k * g.c + c) * taps + stored_tap(g, tap_list[i])];
-        off.push_back(k * l.pitch - shift[i]);
-      }
+      for (int64_t i = 0; i < per_k; ++i) off.push_back(k * l.pitch - shift[size_t(i)]);
+    // Term r = k * per_k + i of this phase, for input channel c.
+    pack_chunks(g.c, g.k * per_k, kb, [&](int64_t c, int64_t r) {
+      return w[(r / per_k * g.c + c) * taps + stored_tap(g, tap_list[size_t(r % per_k)])];
+    }, packed + t0 * g.c);
     first[size_t(ph + 1)] = int64_t(off.size());
   }
 }
@@ -162,17 +173,18 @@ void rows_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T
   const std::vector<int64_t> off = input_terms(g, p);
   const int64_t taps = g.kernel_spatial(), nred = g.c * taps, os = g.out_spatial();
   T* planes = ws;
-  T* packed = ws + g.c * plane_pitch(p);  // packed[(c * taps + t) * K + k]
-  for (int64_t k = 0; k < g.k; ++k)
-    for (int64_t r = 0; r < nred; ++r)
-      packed[r * g.k + k] = w[k * nred + (r / taps) * taps + stored_tap(g, r % taps)];
+  T* packed = ws + g.c * plane_pitch(p);
   const RowsKernels<T>& kern = rows_kernels<T>();
+  const int64_t kb = kern.forward_rows(g.k, g.out[2]);
+  pack_chunks(g.k, nred, kb, [&](int64_t k, int64_t r) {
+    return w[k * nred + (r / taps) * taps + stored_tap(g, r % taps)];
+  }, packed);
   for (int64_t n = 0; n < g.n; ++n) {
     fill_planes(g, p, x + n * g.c * g.in_spatial(), planes);
     parallel_for(g.out[0] * g.out[1], 1, [&](int64_t begin, int64_t end) {
       for (int64_t row = begin; row < end; ++row) {
         const T* src = planes + p.row_base(row / g.out[1], row % g.out[1]);
-        kern.forward(src, off.data(), nred, packed, g.k, g.k, bias, false,
+        kern.forward(src, off.data(), nred, packed, kb, g.k, bias, false,
                      y + n * g.k * os + row * g.out[2], os, g.out[2]);
       }
     });
@@ -188,9 +200,10 @@ void rows_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* gr
   T* gbuf = ws;
   T* rows = gbuf + g.k * l.pitch;
   T* packed = rows + slots * scratch;
-  std::vector<int64_t> off, first;
-  phase_terms(g, l, w, off, first, packed);
   const RowsKernels<T>& kern = rows_kernels<T>();
+  const int64_t kb = kern.forward_rows(g.c, (g.in[2] + g.stride[2] - 1) / g.stride[2]);
+  std::vector<int64_t> off, first;
+  phase_terms(g, l, w, kb, off, first, packed);
   const int64_t s2 = g.stride[2], pad2 = g.pad_lo[2];
   for (int64_t n = 0; n < g.n; ++n) {
     fill_grad_planes(g, l, grad_y + n * g.k * g.out_spatial(), gbuf);
@@ -216,11 +229,11 @@ void rows_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* gr
             const int64_t ph = ph01 + rho, t0 = first[size_t(ph)];
             const int64_t terms = first[size_t(ph + 1)] - t0;
             if (s2 == 1) {
-              kern.forward(base + lo, off.data() + t0, terms, packed + t0 * g.c, g.c, g.c, nullptr,
+              kern.forward(base + lo, off.data() + t0, terms, packed + t0 * g.c, kb, g.c, nullptr,
                            false, out_row, is, count);
               continue;
             }
-            kern.forward(base + lo, off.data() + t0, terms, packed + t0 * g.c, g.c, g.c, nullptr,
+            kern.forward(base + lo, off.data() + t0, terms, packed + t0 * g.c, kb, g.c, nullptr,
                          false, tmp, row_pitch, count);
             const int64_t i_first = lo * s2 + rho - pad2;
             for (int64_t c = 0; c < g.c; ++c) {

@@ -135,6 +135,15 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
       2 channels per group, 56x56: 0.13/0.14/0.20 vs 0.53/0.53/1.55; 8 per group (resnext50
       g32), 28x28: 0.43/0.42/0.95 vs 0.62/0.60/1.38; 16 per group: 0.76/0.80/1.79 vs
       0.70/0.68/1.23. So: up to 8 channels per group.
+    - Dense convolutions with 2-4 input channels (a network's first layer) run the direct
+      algorithm's row kernels (register blocks of output channels x output-row vectors over
+      phase-split planes), strided or not, except the stride-1 forward (implicit_gemm: vgg
+      conv1_1 1.35x vs 1.13x torch) and weight gradients of kernels over 64 taps (alexnet.conv1
+      0.70x vs implicit_gemm 0.85-0.95x). 1 thread, avx512, vs torch, direct vs best other:
+      resnet50.conv1 forward 1.27-1.39x vs 0.91x, backward data 3.5x vs 1.5x (im2col), backward
+      weight 1.1x vs 0.89x; alexnet.conv1 forward 0.88x vs 0.76x, backward data 2.9x vs 1.9x;
+      3->32 3x3 s2 224x224: 5.3x/4.8x/2.0x vs 4.3x/3.1x/1.4x; 5x5 s2: 1.30x/3.7x/1.33x vs
+      0.80x/1.06x/0.75x; vgg conv1_1 backward data 2.8x vs 1.4x (winograd), weight 1.9x vs 1.0x.
     - fft wins once a kernel is long. 2 threads, median ms (forward / backward data / backward
       weight), fft vs depthwise on 128 channels of 56x56: 9x9 0.70/0.70/0.73 vs 0.50/0.51/1.27,
       13x13 0.82/0.82/0.87 vs 0.96/0.96/2.56, 31x31 (replknet) 1.27/1.35/2.59 vs 6.79/6.72/13.7;
@@ -164,6 +173,10 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
             return "depthwise", "one input channel per group: direct SIMD loops per channel plane"
     if p.groups > 1 and p.c_per_group <= 8 and usable("direct"):
         return "direct", "few channels per group: direct plane loops beat a GEMM per group"
+    if p.groups == 1 and p.c_per_group <= 4 and usable("direct"):
+        long_weight = p.conv_pass == "backward_weight" and p.taps > 64
+        if (not unit_stride or p.conv_pass != "forward") and not long_weight:
+            return "direct", "few input channels: row kernels vectorised along output rows"
     if all(k == 3 for k in p.kernel) and usable("winograd"):
         # Output tiles of F(2x2): below ~32 (a 7x7 image at batch 1) the transforms do not pay.
         tiles = p.n

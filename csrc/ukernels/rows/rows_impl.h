@@ -196,27 +196,47 @@ inline int64_t row_cost(int64_t count, int64_t nv, int64_t kb, int64_t v) {
   return full_f * per_chunk(kb) + (rem_f ? per_chunk(rem_f) : 0);
 }
 
+// Vectors per block for kb-row chunks of count rows over nv vectors: the cheapest that fits.
+inline int64_t block_vectors(int64_t count, int64_t nv, int64_t kb) {
+  int64_t v = 1, best = -1;
+  for (int64_t c = std::min<int64_t>(kNvMax, nv); c >= 1; --c) {
+    if (kb_max(int(c)) < kb) continue;
+    const int64_t cost = row_cost(count, nv, kb, c);
+    if (best < 0 || cost < best) best = cost, v = c;
+  }
+  return v;
+}
+
 template <typename T>
-void forward(const T* src, const int64_t* off, int64_t nred, const T* w, int64_t ws,
+int64_t forward_rows(int64_t count, int64_t n) {
+  constexpr int64_t L = V<T>::lanes;
+  const int64_t nv = std::max<int64_t>(1, (n + L - 1) / L);
+  int64_t kb = 1, best = -1;
+  for (int64_t c = std::min<int64_t>(kNvMax, nv); c >= 1; --c) {
+    const int64_t k = std::max<int64_t>(1, std::min<int64_t>(count, kb_max(int(c))));
+    const int64_t cost = row_cost(std::max<int64_t>(count, 1), nv, k, c);
+    if (best < 0 || cost < best) best = cost, kb = k;
+  }
+  return kb;
+}
+
+template <typename T>
+void forward(const T* src, const int64_t* off, int64_t nred, const T* w, int64_t kb,
              int64_t count, const T* bias, bool accumulate, T* out, int64_t op, int64_t n) {
   constexpr int64_t L = V<T>::lanes;
   static constexpr std::array<ForwardFn<T>, kForwardShapes> table =
       forward_table<T>(std::make_integer_sequence<int, kForwardShapes>{});
   if (n <= 0 || count <= 0) return;
-  const int64_t nv = (n + L - 1) / L;
-  int64_t v = 1, kb = 1, best = -1;
-  for (int64_t c = std::min<int64_t>(kNvMax, nv); c >= 1; --c) {
-    const int64_t k = std::min<int64_t>(count, kb_max(int(c)));
-    const int64_t cost = row_cost(count, nv, k, c);
-    if (best < 0 || cost < best) best = cost, v = c, kb = k;
-  }
+  kb = std::min<int64_t>(std::max<int64_t>(kb, 1), kKbCap);
+  const int64_t v = block_vectors(count, (n + L - 1) / L, kb);
   for (int64_t f0 = 0; f0 < count; f0 += kb) {
     const int64_t kbc = std::min(kb, count - f0);
     for (int64_t x = 0; x < n; x += v * L) {
       const int64_t nvc = std::min(v, (n - x + L - 1) / L);
-      const int64_t last = n - x - (nvc - 1) * L;
-      table[kbc * (kNvMax + 1) + nvc](src + x, off, nred, w + f0, ws, bias ? bias + f0 : nullptr,
-                                      accumulate, out + f0 * op + x, op, last);
+      const int64_t last = std::min(L, n - x - (nvc - 1) * L);
+      table[kbc * (kNvMax + 1) + nvc](src + x, off, nred, w + f0 * nred, kbc,
+                                      bias ? bias + f0 : nullptr, accumulate, out + f0 * op + x,
+                                      op, last);
     }
   }
 }
@@ -298,9 +318,9 @@ void weight(const T* src, int64_t src_row, const int64_t* off, int64_t nred, con
 
 extern const RowsKernels<float> rows_f32_kernels;
 extern const RowsKernels<double> rows_f64_kernels;
-const RowsKernels<float> rows_f32_kernels = {forward<float>, weight<float>, V<float>::lanes,
+const RowsKernels<float> rows_f32_kernels = {forward_rows<float>, forward<float>, weight<float>, V<float>::lanes,
                                              FASTCONV_ROWS_NAME("f32")};
-const RowsKernels<double> rows_f64_kernels = {forward<double>, weight<double>, V<double>::lanes,
+const RowsKernels<double> rows_f64_kernels = {forward_rows<double>, forward<double>, weight<double>, V<double>::lanes,
                                               FASTCONV_ROWS_NAME("f64")};
 
 }  // namespace fastconv::FASTCONV_ROWS_NS

@@ -13,10 +13,15 @@ namespace fastconv {
 
 template <typename T>
 struct RowsKernels {
+  // Output rows per register block for count rows of n positions: the driver packs the
+  // forward weights in chunks of that many rows.
+  int64_t (*forward_rows)(int64_t count, int64_t n);
   // For f < count, x < n: out[f * out_pitch + x] = (accumulate ? out[...] : bias ? bias[f] : 0)
-  //   + sum over r < nred of w[r * w_stride + f] * src[off[r] + x].
-  // Reads src up to one vector past position n - 1 (the buffer's slack); writes exactly n.
-  void (*forward)(const T* src, const int64_t* off, int64_t nred, const T* w, int64_t w_stride,
+  //   + sum over r < nred of W(f, r) * src[off[r] + x], the weights packed in chunks of kb rows
+  //   (kb from forward_rows): chunk f0 = 0, kb, ... at w + f0 * nred, W(f0 + j, r) at
+  //   [r * min(kb, count - f0) + j]. Reads src up to one vector past position n - 1 (the
+  //   buffer's slack); writes exactly n per row.
+  void (*forward)(const T* src, const int64_t* off, int64_t nred, const T* w, int64_t kb,
                   int64_t count, const T* bias, bool accumulate, T* out, int64_t out_pitch,
                   int64_t n);
   // For f < count, r < nred: gw[f * gw_stride + r] += sum over rows i < rows, x < n of
