@@ -12,7 +12,7 @@ from conftest import assert_close, rand
 # (x_shape, w_shape, kwargs): few input channels, strides 1-4 (also above the kernel), kernels
 # 1..11, padding (also wider than the kernel, asymmetric), dilation, batch > 1, odd sizes, true
 # convolution, ranks 1-3, rows longer than one register block, many output channels (several
-# register blocks plus a remainder) and a dense layer with many input channels.
+# register blocks plus a remainder) and dense layers with many input channels.
 GEOMETRIES = [
     ((1, 3, 23, 21), (64, 3, 7, 7), dict(stride=2, padding=3)),  # resnet stem, odd image
     ((2, 3, 31, 29), (13, 3, 11, 11), dict(stride=4, padding=2)),  # alexnet stem
@@ -27,6 +27,10 @@ GEOMETRIES = [
     ((1, 3, 7, 9, 10), (5, 3, 3, 3, 3), dict(stride=(1, 2, 2), padding=1)),  # rank 3
     ((1, 2, 6, 7, 8), (4, 2, 2, 3, 2), dict(stride=(2, 3, 2), dilation=(2, 1, 1), mode="conv")),
     ((1, 24, 14, 13), (17, 24, 3, 3), dict(stride=2, padding=1)),  # many input channels
+    # 512+ terms and short rows: the forward vectorised over output channels (whole vectors of
+    # channels; then a count that pads the last one)
+    ((2, 60, 15, 13), (16, 60, 3, 3), dict(stride=2, padding=1)),
+    ((1, 64, 9, 6), (21, 64, 3, 3), dict(stride=2, dilation=(1, 2), padding=(1, 2), mode="conv")),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 

@@ -59,6 +59,7 @@ CASES = [
         (9, 4, 3, 3),
         dict(stride=2, padding=1, mode="conv"),
     ),
+    ("wide_s2", "conv", (1, 60, 9, 13), (20, 60, 3, 3), dict(stride=2, padding=1)),
     ("transpose", "conv_transpose", (2, 8, 6, 7), (8, 5, 4, 4), dict(stride=2, padding=1)),
     ("max_pool", "max_pool", (2, 8, 11, 12), None, dict(kernel_size=3, stride=2, padding=1)),
     (

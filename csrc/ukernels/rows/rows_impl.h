@@ -241,6 +241,82 @@ void forward(const T* src, const int64_t* off, int64_t nred, const T* w, int64_t
   }
 }
 
+// ---- forward over output channels: NX positions x KV channel vectors per block; each term
+// loads KV weight vectors and broadcasts one source element per position.
+constexpr int kKvMax = kRegs >= 32 ? 4 : 2, kNxCap = 12;
+constexpr int nx_max(int kv) { return std::min(kNxCap, (kRegs - 1 - kv) / kv); }
+
+template <typename T, int NX, int KV>
+void channels_block(const T* src, const int64_t* pos, const int64_t* off, int64_t nred,
+                    const T* w, int64_t wp, T* out, int64_t op) {
+  using Vec = V<T>;
+  constexpr int64_t L = Vec::lanes;
+  typename Vec::type acc[NX][KV];
+  int64_t at[NX];
+  FASTCONV_ROWS_UNROLL
+  for (int i = 0; i < NX; ++i) {
+    at[i] = pos[i];
+    FASTCONV_ROWS_UNROLL
+    for (int j = 0; j < KV; ++j) acc[i][j] = Vec::zero();
+  }
+  for (int64_t r = 0; r < nred; ++r) {
+    const T* s = src + off[r];
+    typename Vec::type wv[KV];
+    FASTCONV_ROWS_UNROLL
+    for (int j = 0; j < KV; ++j) wv[j] = Vec::load(w + r * wp + j * L);
+    FASTCONV_ROWS_UNROLL
+    for (int i = 0; i < NX; ++i) {
+      const typename Vec::type b = Vec::set1(s[at[i]]);
+      FASTCONV_ROWS_UNROLL
+      for (int j = 0; j < KV; ++j) acc[i][j] = Vec::fma(b, wv[j], acc[i][j]);
+    }
+  }
+  FASTCONV_ROWS_UNROLL
+  for (int i = 0; i < NX; ++i) {
+    FASTCONV_ROWS_UNROLL
+    for (int j = 0; j < KV; ++j) Vec::store(out + i * op + j * L, acc[i][j]);
+  }
+}
+
+template <typename T>
+using ChannelsFn = void (*)(const T*, const int64_t*, const int64_t*, int64_t, const T*, int64_t,
+                            T*, int64_t);
+constexpr int kChannelShapes = (kNxCap + 1) * (kKvMax + 1);
+
+template <typename T, int I>
+constexpr ChannelsFn<T> channels_entry() {
+  constexpr int nx = I / (kKvMax + 1), kv = I % (kKvMax + 1);
+  if constexpr (nx >= 1 && kv >= 1 && nx <= nx_max(kv)) {
+    return &channels_block<T, nx, kv>;
+  } else {
+    return nullptr;
+  }
+}
+template <typename T, int... I>
+constexpr std::array<ChannelsFn<T>, sizeof...(I)> channels_table(std::integer_sequence<int, I...>) {
+  return {channels_entry<T, I>()...};
+}
+
+template <typename T>
+void forward_channels(const T* src, const int64_t* pos, int64_t npos, const int64_t* off,
+                      int64_t nred, const T* w, int64_t wp, int64_t count, T* out, int64_t op) {
+  constexpr int64_t L = V<T>::lanes;
+  static constexpr std::array<ChannelsFn<T>, kChannelShapes> table =
+      channels_table<T>(std::make_integer_sequence<int, kChannelShapes>{});
+  const int64_t vectors = (count + L - 1) / L;
+  // Equal channel blocks of at most kKvMax vectors (96 channels: 3 + 3, not 4 + 2).
+  const int64_t blocks = (vectors + kKvMax - 1) / kKvMax;
+  const int64_t kv = (vectors + blocks - 1) / blocks;
+  for (int64_t j0 = 0; j0 < vectors; j0 += kv) {
+    const int64_t kvc = std::min(kv, vectors - j0), nx = nx_max(int(kvc));
+    for (int64_t p = 0; p < npos; p += nx) {
+      const int64_t nxc = std::min(nx, npos - p);
+      table[nxc * (kKvMax + 1) + kvc](src, pos + p, off, nred, w + j0 * L, wp, out + p * op + j0 * L,
+                                      op);
+    }
+  }
+}
+
 // ---- weight gradient: F gradient rows x R terms over `rows` rows of n positions.
 template <typename T, int F, int R>
 void weight_block(const T* src, int64_t src_row, const int64_t* off, const T* gy,
@@ -318,9 +394,11 @@ void weight(const T* src, int64_t src_row, const int64_t* off, int64_t nred, con
 
 extern const RowsKernels<float> rows_f32_kernels;
 extern const RowsKernels<double> rows_f64_kernels;
-const RowsKernels<float> rows_f32_kernels = {forward_rows<float>, forward<float>, weight<float>, V<float>::lanes,
+const RowsKernels<float> rows_f32_kernels = {forward_rows<float>, forward<float>,
+                                             forward_channels<float>, weight<float>, V<float>::lanes,
                                              FASTCONV_ROWS_NAME("f32")};
-const RowsKernels<double> rows_f64_kernels = {forward_rows<double>, forward<double>, weight<double>, V<double>::lanes,
+const RowsKernels<double> rows_f64_kernels = {forward_rows<double>, forward<double>,
+                                              forward_channels<double>, weight<double>, V<double>::lanes,
                                               FASTCONV_ROWS_NAME("f64")};
 
 }  // namespace fastconv::FASTCONV_ROWS_NS

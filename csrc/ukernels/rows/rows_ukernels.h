@@ -24,6 +24,13 @@ struct RowsKernels {
   void (*forward)(const T* src, const int64_t* off, int64_t nred, const T* w, int64_t kb,
                   int64_t count, const T* bias, bool accumulate, T* out, int64_t out_pitch,
                   int64_t n);
+  // The same forward vectorised over output channels instead, for rows that fill vectors
+  // badly: for p < npos, f < round_up(count, lanes): out[p * out_pitch + f] = sum over r < nred
+  // of w[r * w_pitch + f] * src[pos[p] + off[r]] (w zero-padded to whole vectors; w_pitch and
+  // out_pitch multiples of lanes).
+  void (*forward_channels)(const T* src, const int64_t* pos, int64_t npos, const int64_t* off,
+                           int64_t nred, const T* w, int64_t w_pitch, int64_t count, T* out,
+                           int64_t out_pitch);
   // For f < count, r < nred: gw[f * gw_stride + r] += sum over rows i < rows, x < n of
   //   gy[f * gy_channel + i * gy_row + x] * src[i * src_row + off[r] + x]  (exact: no over-read
   //   enters a sum).
