@@ -9,6 +9,7 @@
 #pragma once
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <cstdint>
 #include <utility>
 #if defined(__AVX512F__) || defined(__AVX2__)
@@ -334,14 +335,24 @@ void weight_block(const T* src, int64_t src_row, const int64_t* off, const T* gy
   const T* s = src;
   const T* g = gy;
   const int64_t steps = rows * ((n + L - 1) / L);
-  for (int64_t step = 0, x = 0; step < steps; ++step) {
-    const int64_t valid = std::min(L, n - x);
+  auto step_at = [&](auto full, int64_t x, int64_t valid) {
     typename Vec::type gv[F];
-    for (int f = 0; f < F; ++f) gv[f] = Vec::load_n(g + f * gy_channel + x, valid);
+    FASTCONV_ROWS_UNROLL
+    for (int f = 0; f < F; ++f)
+      gv[f] = full ? Vec::load(g + f * gy_channel + x) : Vec::load_n(g + f * gy_channel + x, valid);
+    FASTCONV_ROWS_UNROLL
     for (int r = 0; r < R; ++r) {
-      const typename Vec::type sv = Vec::load_n(s + o[r] + x, valid);
+      const typename Vec::type sv = full ? Vec::load(s + o[r] + x) : Vec::load_n(s + o[r] + x, valid);
+      FASTCONV_ROWS_UNROLL
       for (int f = 0; f < F; ++f) acc[f][r] = Vec::fma(gv[f], sv, acc[f][r]);
     }
+  };
+  for (int64_t step = 0, x = 0; step < steps; ++step) {
+    // Plain loads inside the row, masked ones for its tail (AVX2's masked loads cost more).
+    if (x + L <= n)
+      step_at(std::true_type{}, x, L);
+    else
+      step_at(std::false_type{}, x, n - x);
     x += L;
     if (x >= n) x = 0, s += src_row, g += gy_row;
   }
