@@ -68,7 +68,8 @@ def test_direct_rows_infinite_input_stays_local(rng):
 AUTO = [
     ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "forward", "direct"),
     ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "backward_data", "direct"),
-    ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "backward_weight", "direct"),
+    ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "backward_weight", None),
+    ((1, 3, 224, 224), (32, 3, 3, 3), dict(stride=2, padding=1), "backward_weight", "direct"),
     ((1, 3, 64, 64), (16, 3, 3, 3), dict(padding=1), "backward_data", "direct"),
     ((1, 3, 64, 64), (16, 3, 3, 3), dict(padding=1), "forward", "winograd"),
     ((1, 3, 224, 224), (96, 3, 11, 11), dict(stride=4, padding=2), "backward_weight", None),

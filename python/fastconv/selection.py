@@ -138,10 +138,11 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     - Dense convolutions with 2-4 input channels (a network's first layer) run the direct
       algorithm's row kernels (register blocks of output channels x output-row vectors over
       phase-split planes), strided or not, except the stride-1 forward (implicit_gemm: vgg
-      conv1_1 1.35x vs 1.13x torch) and weight gradients of kernels over 64 taps (alexnet.conv1
-      0.70x vs implicit_gemm 0.85-0.95x). 1 thread, avx512, vs torch, direct vs best other:
-      resnet50.conv1 forward 1.27-1.39x vs 0.91x, backward data 3.5x vs 1.5x (im2col), backward
-      weight 1.1x vs 0.89x; alexnet.conv1 forward 0.88x vs 0.76x, backward data 2.9x vs 1.9x;
+      conv1_1 1.35x vs 1.13x torch) and weight gradients of kernels over 25 taps (alexnet.conv1
+      0.70x vs implicit_gemm 0.85-0.95x; resnet50.conv1 1.1x vs 0.89x on avx512 but 0.50-0.58x
+      vs 0.58-0.65x on avx2). 1 thread, avx512, vs torch, direct vs best other:
+      resnet50.conv1 forward 1.27-1.39x vs 0.91x, backward data 3.5x vs 1.5x (im2col);
+      alexnet.conv1 forward 0.88x vs 0.76x, backward data 2.9x vs 1.9x;
       3->32 3x3 s2 224x224: 5.3x/4.8x/2.0x vs 4.3x/3.1x/1.4x; 5x5 s2: 1.30x/3.7x/1.33x vs
       0.80x/1.06x/0.75x; vgg conv1_1 backward data 2.8x vs 1.4x (winograd), weight 1.9x vs 1.0x.
     - fft wins once a kernel is long. 2 threads, median ms (forward / backward data / backward
@@ -174,7 +175,7 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     if p.groups > 1 and p.c_per_group <= 8 and usable("direct"):
         return "direct", "few channels per group: direct plane loops beat a GEMM per group"
     if p.groups == 1 and p.c_per_group <= 4 and usable("direct"):
-        long_weight = p.conv_pass == "backward_weight" and p.taps > 64
+        long_weight = p.conv_pass == "backward_weight" and p.taps > 25
         if (not unit_stride or p.conv_pass != "forward") and not long_weight:
             return "direct", "few input channels: row kernels vectorised along output rows"
     if all(k == 3 for k in p.kernel) and usable("winograd"):
