@@ -18,6 +18,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/fft_tiles.cc
   csrc/algo/fft_weight_gradient.cc
   csrc/algo/direct.cc
+  csrc/algo/direct_rows.cc
   csrc/fft/fft.cc
   csrc/ops/conv.cc
   csrc/ops/pool.cc
@@ -36,6 +37,8 @@ set(FASTCONV_CORE_SOURCES
   csrc/ukernels/peak/fma_peak_scalar.cc
   csrc/ukernels/depthwise/dw_scalar.cc
   csrc/ukernels/depthwise/dw_table.cc
+  csrc/ukernels/rows/rows_scalar.cc
+  csrc/ukernels/rows/rows_table.cc
   csrc/ukernels/fft/fft_ukernels_scalar.cc
   csrc/ukernels/winograd/winograd_transforms_scalar.cc
   csrc/ukernels/pool/pool_scalar.cc
@@ -48,6 +51,7 @@ set(FASTCONV_AVX2_SOURCES
   csrc/ukernels/gemm/f64_gemm_6x8_avx2.cc
   csrc/ukernels/peak/fma_peak_avx2.cc
   csrc/ukernels/depthwise/dw_avx2.cc
+  csrc/ukernels/rows/rows_avx2.cc
   csrc/ukernels/fft/fft_ukernels_avx2.cc
   csrc/ukernels/winograd/winograd_transforms_avx2.cc
   csrc/ukernels/pool/pool_avx2.cc
@@ -57,6 +61,7 @@ set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/gemm/f64_gemm_12x16_avx512.cc
   csrc/ukernels/peak/fma_peak_avx512.cc
   csrc/ukernels/depthwise/dw_avx512.cc
+  csrc/ukernels/rows/rows_avx512.cc
   csrc/ukernels/fft/fft_ukernels_avx512.cc
   csrc/ukernels/winograd/winograd_transforms_avx512.cc
   csrc/ukernels/pool/pool_avx512.cc

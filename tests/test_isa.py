@@ -49,6 +49,17 @@ CASES = [
         (8, 1, 5, 5),
         dict(padding=2, groups=4),
     ),
+    # few input channels: the direct algorithm's row kernels (rows wider than one block)
+    ("stem_s2", "conv", (2, 3, 11, 150), (20, 3, 7, 7), dict(stride=2, padding=3)),
+    ("stem_bwd_data", "conv_backward_data", (1, 3, 13, 70), (13, 3, 5, 5), dict(stride=(2, 3))),
+    (
+        "stem_bwd_weight",
+        "conv_backward_weight",
+        (2, 4, 9, 41),
+        (9, 4, 3, 3),
+        dict(stride=2, padding=1, mode="conv"),
+    ),
+    ("wide_s2", "conv", (1, 60, 9, 13), (20, 60, 3, 3), dict(stride=2, padding=1)),
     ("transpose", "conv_transpose", (2, 8, 6, 7), (8, 5, 4, 4), dict(stride=2, padding=1)),
     ("max_pool", "max_pool", (2, 8, 11, 12), None, dict(kernel_size=3, stride=2, padding=1)),
     (

@@ -11,9 +11,11 @@
 //   backward weight        -> weight kernel: a few grad_y planes x every stacked (input plane,
 //                             tap), reduced over the batch in a fixed order.
 #include "algo/direct.h"
+#include "algo/direct_rows.h"
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "fastconv/parallel.h"
@@ -218,6 +220,13 @@ void for_each_item(int64_t items, int64_t slots, Fn&& fn) {
 
 }  // namespace
 
+DwPlane input_plane(const ConvGeometry& g) { return make_plane(g.out, g, false); }
+
+template <typename T>
+void fill_input_plane(const DwPlane& p, const ConvGeometry& g, const T* src, T* buf) {
+  fill_plane(p, src, g.in, g.pad_lo, buf);
+}
+
 std::string depthwise_unsupported_reason(const ConvGeometry& g, ConvPass) {
   if (g.c_per_group() != 1)
     return "depthwise needs one input channel per group (groups == C); got C/groups = " +
@@ -243,6 +252,7 @@ static inline int64_t filter(const ConvGeometry& g, int64_t k, int64_t cl) {
 
 template <typename T>
 void direct_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
+  if (plan.detail) return rows_forward(plan, x, w, bias, y, ws);
   const ConvGeometry& g = plan.g;
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
   std::vector<int64_t> offsets;
@@ -277,6 +287,7 @@ void direct_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias,
 
 template <typename T>
 void direct_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x, T* ws) {
+  if (plan.detail) return rows_backward_data(plan, grad_y, w, grad_x, ws);
   const ConvGeometry& g = plan.g;
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
   const bool as_forward = backward_data_as_forward(g);
@@ -324,6 +335,7 @@ void direct_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* 
 template <typename T>
 void direct_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
                             T* ws) {
+  if (plan.detail) return rows_backward_weight(plan, x, grad_y, grad_w, ws);
   const ConvGeometry& g = plan.g;
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
   std::vector<int64_t> offsets;
@@ -359,13 +371,22 @@ void direct_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T
 }
 
 std::string direct_plan(ConvPlan& plan) {
+  // Dense convolutions run the row kernels (direct_rows.h); plan.detail marks them.
+  if (rows_serve(plan.g, plan.pass)) {
+    plan.workspace_bytes = rows_workspace_bytes(plan.g, plan.pass, plan.dtype, plan.threads);
+    plan.detail = std::make_shared<const bool>(true);
+    plan.note = "row kernels over (channel, tap) terms, vectorised along output rows";
+    return "";
+  }
   plan.workspace_bytes = direct_workspace_bytes(plan);
   return "";
 }
 
 std::string depthwise_plan(ConvPlan& plan) {
   const std::string why = depthwise_unsupported_reason(plan.g, plan.pass);
-  return why.empty() ? direct_plan(plan) : why;
+  if (!why.empty()) return why;
+  plan.workspace_bytes = direct_workspace_bytes(plan);
+  return "";
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                             \
@@ -375,5 +396,7 @@ std::string depthwise_plan(ConvPlan& plan) {
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
+template void fill_input_plane<float>(const DwPlane&, const ConvGeometry&, const float*, float*);
+template void fill_input_plane<double>(const DwPlane&, const ConvGeometry&, const double*, double*);
 
 }  // namespace fastconv::algo

@@ -8,12 +8,19 @@
 
 #include "fastconv/algorithm.h"
 #include "fastconv/geometry.h"
+#include "ukernels/depthwise/dw_ukernels.h"
 
 namespace fastconv::algo {
 
 // "" when depthwise can run g, else why not (it needs groups == C).
 std::string depthwise_unsupported_reason(const ConvGeometry& g, ConvPass pass);
 
+
+// The zero-padded, phase-split plane of one input channel that forward and backward weight
+// read (layout: dw_ukernels.h), and its fill from a channel of x; 16 zeros follow the plane.
+DwPlane input_plane(const ConvGeometry& g);
+template <typename T>
+void fill_input_plane(const DwPlane& p, const ConvGeometry& g, const T* src, T* buf);
 
 // Plans (csrc/include/fastconv/algorithm.h): fill the plan's workspace, or return why not.
 std::string direct_plan(ConvPlan& plan);

@@ -145,6 +145,16 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
       vs 0.76/1.65/0.21. Strided backward data scatters per (input, output) channel pair:
       implicit_gemm wins from 8 per group (56x56 s2, 8 per group: 2.0 vs 5.8 ms; 16 per
       group: 1.5 vs 13.4 ms), direct below (4 per group, 112x112 s2: 7.3 vs 9.1 ms).
+    - Dense convolutions with 2-4 input channels (a network's first layer) run the direct
+      algorithm's row kernels (register blocks of output channels x output-row vectors over
+      phase-split planes), strided or not, except the stride-1 forward (implicit_gemm: vgg
+      conv1_1 1.35x vs 1.13x torch) and weight gradients of kernels over 25 taps (alexnet.conv1
+      0.70x vs implicit_gemm 0.85-0.95x; resnet50.conv1 1.1x vs 0.89x on avx512 but 0.50-0.58x
+      vs 0.58-0.65x on avx2). 1 thread, avx512, vs torch, direct vs best other:
+      resnet50.conv1 forward 1.27-1.39x vs 0.91x, backward data 3.5x vs 1.5x (im2col);
+      alexnet.conv1 forward 0.88x vs 0.76x, backward data 2.9x vs 1.9x;
+      3->32 3x3 s2 224x224: 5.3x/4.8x/2.0x vs 4.3x/3.1x/1.4x; 5x5 s2: 1.30x/3.7x/1.33x vs
+      0.80x/1.06x/0.75x; vgg conv1_1 backward data 2.8x vs 1.4x (winograd), weight 1.9x vs 1.0x.
     - fft wins once a kernel is long. 2 threads, median ms (forward / backward data / backward
       weight), fft vs depthwise on 128 channels of 56x56: 9x9 0.70/0.70/0.73 vs 0.50/0.51/1.27,
       13x13 0.82/0.82/0.87 vs 0.96/0.96/2.56, 31x31 (replknet) 1.27/1.35/2.59 vs 6.79/6.72/13.7;
@@ -180,6 +190,10 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     if p.groups > 1 and p.c_per_group <= 16 and usable("direct"):
         if not (strided_data and p.c_per_group > 4):
             return "direct", "few channels per group: direct plane loops beat a GEMM per group"
+    if p.groups == 1 and p.c_per_group <= 4 and usable("direct"):
+        long_weight = p.conv_pass == "backward_weight" and p.taps > 25
+        if (not unit_stride or p.conv_pass != "forward") and not long_weight:
+            return "direct", "few input channels: row kernels vectorised along output rows"
     if all(k == 3 for k in p.kernel) and usable("winograd"):
         # Output tiles of F(2x2): below ~64 (a 14x14 image at batch 1) the transforms do not pay.
         tiles = p.n

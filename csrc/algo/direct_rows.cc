@@ -1,0 +1,356 @@
+// The direct algorithm's dense path (see direct_rows.h): builds the zero-padded planes the row
+// kernels read, packs the weights per term, and spreads output rows (forward, backward data) or
+// output channels (backward weight) over the thread pool.
+#include "algo/direct_rows.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "algo/direct.h"
+#include "fastconv/parallel.h"
+#include "ukernels/rows/rows_ukernels.h"
+
+namespace fastconv::algo {
+namespace {
+
+// Elements after each buffer the kernels may read past its last needed one (>= one vector).
+constexpr int64_t kSlack = 64;
+// Output positions a weight-kernel call sums before its horizontal sums: long enough to hide
+// them, short enough that its source and gradient rows stay in L1.
+constexpr int64_t kWeightChunk = 1024;
+
+int64_t plane_pitch(const DwPlane& p) { return p.buffer_elems() + kSlack; }
+
+// Tap t of the correlation the kernels run: filter taps reversed for true convolution.
+int64_t stored_tap(const ConvGeometry& g, int64_t t) {
+  return g.mode == ConvMode::kConv ? g.kernel_spatial() - 1 - t : t;
+}
+
+// dst = weights(f, r) for f < count, r < nred in the forward kernel's chunks of kb rows.
+template <typename T, typename Get>
+void pack_chunks(int64_t count, int64_t nred, int64_t kb, Get&& weight, T* dst) {
+  for (int64_t f0 = 0; f0 < count; f0 += kb) {
+    const int64_t kbc = std::min(kb, count - f0);
+    T* chunk = dst + f0 * nred;
+    for (int64_t r = 0; r < nred; ++r)
+      for (int64_t j = 0; j < kbc; ++j) chunk[r * kbc + j] = weight(f0 + j, r);
+  }
+}
+
+// off[c * taps + t]: where term (channel c, tap t) starts relative to an output row's base.
+std::vector<int64_t> input_terms(const ConvGeometry& g, DwPlane p) {
+  const int64_t taps = g.kernel_spatial(), pitch = plane_pitch(p);
+  std::vector<int64_t> tap_offset(static_cast<size_t>(taps)), off(static_cast<size_t>(g.c * taps));
+  p.set_taps(tap_offset.data());
+  for (int64_t c = 0; c < g.c; ++c)
+    for (int64_t t = 0; t < taps; ++t) off[size_t(c * taps + t)] = c * pitch + tap_offset[t];
+  return off;
+}
+
+// The padded planes of every channel of one image.
+template <typename T>
+void fill_planes(const ConvGeometry& g, const DwPlane& p, const T* x, T* planes) {
+  const int64_t pitch = plane_pitch(p);
+  parallel_for(g.c, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c)
+      fill_input_plane(p, g, x + c * g.in_spatial(), planes + c * pitch);
+  });
+}
+
+// Backward data by input phases: input position i (padded: X = i + pad_lo) of phase
+// rho = X mod s, q = X / s receives tap t (t * dilation = rho + m * s) from output q - m. grad_y
+// is padded by P = the largest m in front (and zeros past its end), so each phase row reads
+// unit-stride runs of a padded grad_y row, m elements back.
+struct PhaseLayout {
+  Dims pad{}, positions{}, ext{};  // P, Q (phase positions covering the input), J = Q + P
+  int64_t pitch = 0;               // elements per output channel, slack included
+  int64_t phases = 1;
+};
+
+PhaseLayout phase_layout(const ConvGeometry& g) {
+  PhaseLayout l;
+  int64_t volume = 1;
+  for (int d = 0; d < kMaxRank; ++d) {
+    l.pad[d] = (g.kernel[d] - 1) * g.dilation[d] / g.stride[d];
+    l.positions[d] = (g.in[d] - 1 + g.pad_lo[d]) / g.stride[d] + 1;
+    l.ext[d] = l.positions[d] + l.pad[d];
+    volume *= l.ext[d];
+    l.phases *= g.stride[d];
+  }
+  l.pitch = volume + kSlack;
+  return l;
+}
+
+// Every phase's terms (output channel, tap of that phase), in phase order: off[] relative to
+// the phase row's padded base, w[term * C + c] the tap's weight for input channel c.
+template <typename T>
+void phase_terms(const ConvGeometry& g, const PhaseLayout& l, const T* w, int64_t kb,
+                 std::vector<int64_t>& off, std::vector<int64_t>& first, T* packed) {
+  const int64_t taps = g.kernel_spatial();
+  off.clear();
+  first.assign(size_t(l.phases + 1), 0);
+  std::vector<int64_t> tap_list, shift, term_tap;
+  for (int64_t ph = 0; ph < l.phases; ++ph) {
+    const int64_t rho[3] = {ph / (g.stride[1] * g.stride[2]), ph / g.stride[2] % g.stride[1],
+                            ph % g.stride[2]};
+    tap_list.clear(), shift.clear();
+    for (int64_t t = 0; t < taps; ++t) {
+      const int64_t tap[3] = {t / (g.kernel[1] * g.kernel[2]), t / g.kernel[2] % g.kernel[1],
+                              t % g.kernel[2]};
+      int64_t m[3];
+      bool hit = true;
+      for (int d = 0; d < kMaxRank; ++d) {
+        const int64_t a = tap[d] * g.dilation[d] - rho[d];
+        hit = hit && a >= 0 && a % g.stride[d] == 0;
+        m[d] = a / g.stride[d];
+      }
+      if (!hit) continue;
+      tap_list.push_back(t);
+      shift.push_back((m[0] * l.ext[1] + m[1]) * l.ext[2] + m[2]);
+    }
+    const int64_t t0 = int64_t(off.size()), per_k = int64_t(tap_list.size());
+    for (int64_t k = 0; k < g.k; ++k)
+      for (int64_t i = 0; i < per_k; ++i) off.push_back(k * l.pitch - shift[size_t(i)]);
+    // Term r = k * per_k + i of this phase, for input channel c.
+    pack_chunks(g.c, g.k * per_k, kb, [&](int64_t c, int64_t r) {
+      return w[(r / per_k * g.c + c) * taps + stored_tap(g, tap_list[size_t(r % per_k)])];
+    }, packed + t0 * g.c);
+    first[size_t(ph + 1)] = int64_t(off.size());
+  }
+}
+
+// grad_y's padded planes of one image: row (j0, j1) of channel k holds output row (j0 - P0,
+// j1 - P1) at columns [P2, P2 + out2), zeros elsewhere.
+template <typename T>
+void fill_grad_planes(const ConvGeometry& g, const PhaseLayout& l, const T* gy, T* buf) {
+  parallel_for(g.k, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k)
+      for (int64_t j0 = 0; j0 < l.ext[0]; ++j0)
+        for (int64_t j1 = 0; j1 < l.ext[1]; ++j1) {
+          T* row = buf + k * l.pitch + (j0 * l.ext[1] + j1) * l.ext[2];
+          const int64_t o0 = j0 - l.pad[0], o1 = j1 - l.pad[1];
+          std::fill(row, row + l.ext[2], T(0));
+          if (o0 < 0 || o0 >= g.out[0] || o1 < 0 || o1 >= g.out[1]) continue;
+          const T* src = gy + (k * g.out[0] + o0) * g.out[1] * g.out[2] + o1 * g.out[2];
+          std::copy(src, src + std::min(g.out[2], l.ext[2] - l.pad[2]), row + l.pad[2]);
+        }
+  });
+}
+
+int64_t slots_of(int threads) { return std::max(1, threads); }
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Output positions per forward_channels call (its scratch holds that many rows of channels).
+constexpr int64_t kChannelChunk = 96;
+
+// Whether the forward pass vectorises over output channels: for long reductions (whose source
+// rows outgrow L1 in the row kernel) when an output row leaves a larger share of its vectors
+// empty than the channel count does. 1 thread, avx512, ms: resnet50.res3.3x3s2 (28 positions
+// = 2 vectors of 16 with 4 empty, 1152 terms) 2.40 vs 3.02 by rows; alexnet.conv1 (55
+// positions, 363 terms) 2.07 vs 1.91 by rows, so it stays on rows, as do rows that fill their
+// vectors (resnet50.conv1, 112 positions: 2.50 vs 2.12).
+bool forward_by_channels(const ConvGeometry& g, int64_t lanes) {
+  const int64_t n = g.out[2], np = round_up(n, lanes), kp = round_up(g.k, lanes);
+  if (g.c * g.kernel_spatial() < 512) return false;
+  return (np - n) * kp > (kp - g.k) * np;
+}
+
+// Scratch rows of one backward-data slot: C phase rows of the last dim.
+int64_t phase_rows_elems(const ConvGeometry& g, const PhaseLayout& l) {
+  return g.c * (l.positions[2] + kSlack);
+}
+
+}  // namespace
+
+bool rows_serve(const ConvGeometry& g, ConvPass pass) {
+  if (g.groups != 1) return false;
+  for (int d = 0; d < kMaxRank; ++d)
+    if (g.pad_lo[d] < 0) return false;
+  return true;
+}
+
+int64_t rows_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int threads) {
+  int64_t weights = checked_product({g.k, g.c, g.kernel_spatial()}, "direct workspace");
+  int64_t elems = 0;
+  const int64_t lanes = t == DType::kFloat64 ? rows_kernels<double>().lanes
+                                             : rows_kernels<float>().lanes;
+  if (pass == ConvPass::kForward && forward_by_channels(g, lanes)) {  // padded weights, outputs
+    const int64_t kp = round_up(g.k, lanes);
+    weights = checked_product({kp, g.c, g.kernel_spatial()}, "direct workspace") +
+              checked_product({slots_of(threads), kChannelChunk, kp}, "direct workspace");
+  }
+  if (pass == ConvPass::kBackwardData) {
+    const PhaseLayout l = phase_layout(g);
+    elems = checked_product({g.k, l.pitch}, "direct workspace") +
+            checked_product({slots_of(threads), phase_rows_elems(g, l)}, "direct workspace");
+  } else {
+    elems = checked_product({g.c, plane_pitch(input_plane(g))}, "direct workspace");
+  }
+  return checked_product({elems + weights, dtype_size(t)}, "direct workspace");
+}
+
+// Forward vectorised over output channels: chunks of kChannelChunk output positions, each
+// computed as (position, channel) rows in a slot's scratch, then written out transposed.
+template <typename T, typename Weight>
+void forward_channels(const ConvPlan& plan, const DwPlane& p, const std::vector<int64_t>& off,
+                      Weight&& weight, const T* x, const T* bias, T* y, T* planes, T* packed) {
+  const ConvGeometry& g = plan.g;
+  const RowsKernels<T>& kern = rows_kernels<T>();
+  const int64_t nred = int64_t(off.size()), kp = round_up(g.k, kern.lanes);
+  const int64_t os = g.out_spatial(), slots = slots_of(plan.threads);
+  for (int64_t r = 0; r < nred; ++r)
+    for (int64_t k = 0; k < kp; ++k) packed[r * kp + k] = k < g.k ? weight(k, r) : T(0);
+  T* scratch = packed + nred * kp;
+  const int64_t chunks = (os + kChannelChunk - 1) / kChannelChunk;
+  for (int64_t n = 0; n < g.n; ++n) {
+    fill_planes(g, p, x + n * g.c * g.in_spatial(), planes);
+    T* yn = y + n * g.k * os;
+    parallel_for(std::min(slots, chunks), 1, [&](int64_t sb, int64_t se) {
+      for (int64_t slot = sb; slot < se; ++slot) {
+        T* out = scratch + slot * kChannelChunk * kp;
+        int64_t pos[kChannelChunk];
+        for (int64_t c = slot; c < chunks; c += slots) {
+          const int64_t p0 = c * kChannelChunk, count = std::min(kChannelChunk, os - p0);
+          for (int64_t i = 0; i < count; ++i) {
+            const int64_t o = p0 + i, row = o / g.out[2];
+            pos[i] = p.row_base(row / g.out[1], row % g.out[1]) + o % g.out[2];
+          }
+          kern.forward_channels(planes, pos, count, off.data(), nred, packed, kp, g.k, out, kp);
+          for (int64_t k = 0; k < g.k; ++k) {
+            const T b = bias ? bias[k] : T(0);
+            T* dst = yn + k * os + p0;
+            for (int64_t i = 0; i < count; ++i) dst[i] = out[i * kp + k] + b;
+          }
+        }
+      }
+    });
+  }
+}
+
+template <typename T>
+void rows_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
+  const ConvGeometry& g = plan.g;
+  const DwPlane p = input_plane(g);
+  const std::vector<int64_t> off = input_terms(g, p);
+  const int64_t taps = g.kernel_spatial(), nred = g.c * taps, os = g.out_spatial();
+  T* planes = ws;
+  T* packed = ws + g.c * plane_pitch(p);
+  const RowsKernels<T>& kern = rows_kernels<T>();
+  auto weight = [&](int64_t k, int64_t r) {
+    return w[k * nred + (r / taps) * taps + stored_tap(g, r % taps)];
+  };
+  if (forward_by_channels(g, kern.lanes)) {
+    forward_channels(plan, p, off, weight, x, bias, y, planes, packed);
+    return;
+  }
+  const int64_t kb = kern.forward_rows(g.k, g.out[2]);
+  pack_chunks(g.k, nred, kb, weight, packed);
+  for (int64_t n = 0; n < g.n; ++n) {
+    fill_planes(g, p, x + n * g.c * g.in_spatial(), planes);
+    parallel_for(g.out[0] * g.out[1], 1, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const T* src = planes + p.row_base(row / g.out[1], row % g.out[1]);
+        kern.forward(src, off.data(), nred, packed, kb, g.k, bias, false,
+                     y + n * g.k * os + row * g.out[2], os, g.out[2]);
+      }
+    });
+  }
+}
+
+template <typename T>
+void rows_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x, T* ws) {
+  const ConvGeometry& g = plan.g;
+  const PhaseLayout l = phase_layout(g);
+  const int64_t slots = slots_of(plan.threads), is = g.in_spatial();
+  const int64_t scratch = phase_rows_elems(g, l), row_pitch = l.positions[2] + kSlack;
+  T* gbuf = ws;
+  T* rows = gbuf + g.k * l.pitch;
+  T* packed = rows + slots * scratch;
+  const RowsKernels<T>& kern = rows_kernels<T>();
+  const int64_t kb = kern.forward_rows(g.c, (g.in[2] + g.stride[2] - 1) / g.stride[2]);
+  std::vector<int64_t> off, first;
+  phase_terms(g, l, w, kb, off, first, packed);
+  const int64_t s2 = g.stride[2], pad2 = g.pad_lo[2];
+  for (int64_t n = 0; n < g.n; ++n) {
+    fill_grad_planes(g, l, grad_y + n * g.k * g.out_spatial(), gbuf);
+    T* gx = grad_x + n * g.c * is;
+    const int64_t items = g.in[0] * g.in[1];
+    // One item per input row (i0, i1): its s2 phases of the last dim, each a kernel call.
+    parallel_for(std::min(slots, items), 1, [&](int64_t sb, int64_t se) {
+      for (int64_t slot = sb; slot < se; ++slot) {
+        T* tmp = rows + slot * scratch;
+        for (int64_t item = slot; item < items; item += slots) {
+          const int64_t i0 = item / g.in[1], i1 = item % g.in[1];
+          const int64_t x0 = i0 + g.pad_lo[0], x1 = i1 + g.pad_lo[1];
+          const int64_t q0 = x0 / g.stride[0], q1 = x1 / g.stride[1];
+          const int64_t ph01 = (x0 % g.stride[0] * g.stride[1] + x1 % g.stride[1]) * s2;
+          const T* base = gbuf + ((q0 + l.pad[0]) * l.ext[1] + q1 + l.pad[1]) * l.ext[2] + l.pad[2];
+          T* out_row = gx + item * g.in[2];
+          for (int64_t rho = 0; rho < s2; ++rho) {
+            // Phase positions q of the row's inputs: 0 <= q * s2 + rho - pad2 < in2.
+            const int64_t lo = pad2 >= rho ? (pad2 - rho + s2 - 1) / s2 : 0;
+            const int64_t last = g.in[2] - 1 + pad2 - rho;
+            const int64_t count = last >= 0 ? last / s2 + 1 - lo : 0;
+            if (count <= 0) continue;
+            const int64_t ph = ph01 + rho, t0 = first[size_t(ph)];
+            const int64_t terms = first[size_t(ph + 1)] - t0;
+            if (s2 == 1) {
+              kern.forward(base + lo, off.data() + t0, terms, packed + t0 * g.c, kb, g.c, nullptr,
+                           false, out_row, is, count);
+              continue;
+            }
+            kern.forward(base + lo, off.data() + t0, terms, packed + t0 * g.c, kb, g.c, nullptr,
+                         false, tmp, row_pitch, count);
+            const int64_t i_first = lo * s2 + rho - pad2;
+            for (int64_t c = 0; c < g.c; ++c) {
+              T* dst = out_row + c * is + i_first;
+              const T* src = tmp + c * row_pitch;
+              for (int64_t j = 0; j < count; ++j) dst[j * s2] = src[j];
+            }
+          }
+        }
+      }
+    });
+  }
+}
+
+template <typename T>
+void rows_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w, T* ws) {
+  const ConvGeometry& g = plan.g;
+  const DwPlane p = input_plane(g);
+  const std::vector<int64_t> off = input_terms(g, p);
+  const int64_t taps = g.kernel_spatial(), nred = g.c * taps, os = g.out_spatial();
+  const int64_t ow = g.out[2], chunk = std::max<int64_t>(1, kWeightChunk / ow);
+  T* planes = ws;
+  T* acc = ws + g.c * plane_pitch(p);  // acc[k * nred + c * taps + t]
+  std::fill(acc, acc + g.k * nred, T(0));
+  const RowsKernels<T>& kern = rows_kernels<T>();
+  // Each output channel's sums belong to one thread, in a fixed order (images, row chunks):
+  // the result does not depend on the thread count.
+  for (int64_t n = 0; n < g.n; ++n) {
+    fill_planes(g, p, x + n * g.c * g.in_spatial(), planes);
+    parallel_for(g.k, 1, [&](int64_t k0, int64_t k1) {
+      for (int64_t oz = 0; oz < g.out[0]; ++oz)
+        for (int64_t oy = 0; oy < g.out[1]; oy += chunk) {
+          const int64_t rows = std::min(chunk, g.out[1] - oy);
+          kern.weight(planes + p.row_base(oz, oy), p.row_base(0, 1), off.data(), nred,
+                      grad_y + (n * g.k + k0) * os + (oz * g.out[1] + oy) * ow, os, ow, k1 - k0,
+                      rows, ow, acc + k0 * nred, nred);
+        }
+    });
+  }
+  for (int64_t k = 0; k < g.k; ++k)
+    for (int64_t r = 0; r < nred; ++r)
+      grad_w[k * nred + (r / taps) * taps + stored_tap(g, r % taps)] = acc[k * nred + r];
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                           \
+  template void rows_forward<T>(const ConvPlan&, const T*, const T*, const T*, T*, T*); \
+  template void rows_backward_data<T>(const ConvPlan&, const T*, const T*, T*, T*);     \
+  template void rows_backward_weight<T>(const ConvPlan&, const T*, const T*, T*, T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::algo

@@ -1,0 +1,4 @@
+// Row kernels compiled for the avx512 level (see rows_impl.h).
+#define FASTCONV_ROWS_NS avx512
+#define FASTCONV_ROWS_NAME(dtype) "rows_" dtype "_avx512"
+#include "ukernels/rows/rows_impl.h"

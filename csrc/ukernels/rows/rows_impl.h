@@ -1,0 +1,415 @@
+// Bodies of the row kernels (see rows_ukernels.h). Included by one file per ISA level inside
+// that level's namespace; the vector primitives below map to AVX-512, AVX2 or plain scalars, so
+// the same loops run at each level. Forward: a block of KB output rows x NV vectors stays in
+// registers over all reduction terms; each term loads NV source vectors once and broadcasts one
+// weight per row. Weight: a block of F gradient rows x R terms stays in registers over a whole
+// row range; each step loads F gradient vectors and R source vectors. The blocks come from a
+// table of every (rows, vectors) shape that fits the register file, so row tails and short
+// rows run the fitting smaller block instead of padding.
+#pragma once
+#include <algorithm>
+#include <array>
+#include <type_traits>
+#include <cstdint>
+#include <utility>
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#include "ukernels/rows/rows_ukernels.h"
+
+#ifndef FASTCONV_ROWS_NS
+#error "define FASTCONV_ROWS_NS (the ISA namespace) before including rows_impl.h"
+#endif
+
+#if defined(__GNUC__)
+#define FASTCONV_ROWS_UNROLL _Pragma("GCC unroll 64")
+#else
+#define FASTCONV_ROWS_UNROLL
+#endif
+
+namespace fastconv::FASTCONV_ROWS_NS {
+namespace {
+
+template <typename T>
+struct V;
+#if defined(__AVX512F__)
+constexpr int kRegs = 32, kNvMax = 8, kKbCap = 12, kFb = 4, kRb = 6;
+template <>
+struct V<float> {
+  using type = __m512;
+  static constexpr int64_t lanes = 16;
+  static __mmask16 first(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+  static type zero() { return _mm512_setzero_ps(); }
+  static type load(const float* p) { return _mm512_loadu_ps(p); }
+  static type load_n(const float* p, int64_t n) { return _mm512_maskz_loadu_ps(first(n), p); }
+  static void store(float* p, type v) { _mm512_storeu_ps(p, v); }
+  static void store_n(float* p, type v, int64_t n) { _mm512_mask_storeu_ps(p, first(n), v); }
+  static type set1(float v) { return _mm512_set1_ps(v); }
+  static type add(type a, type b) { return _mm512_add_ps(a, b); }
+  static type fma(type a, type b, type c) { return _mm512_fmadd_ps(a, b, c); }
+  static float sum(type v) { return _mm512_reduce_add_ps(v); }
+};
+template <>
+struct V<double> {
+  using type = __m512d;
+  static constexpr int64_t lanes = 8;
+  static __mmask8 first(int64_t n) { return static_cast<__mmask8>((1u << n) - 1u); }
+  static type zero() { return _mm512_setzero_pd(); }
+  static type load(const double* p) { return _mm512_loadu_pd(p); }
+  static type load_n(const double* p, int64_t n) { return _mm512_maskz_loadu_pd(first(n), p); }
+  static void store(double* p, type v) { _mm512_storeu_pd(p, v); }
+  static void store_n(double* p, type v, int64_t n) { _mm512_mask_storeu_pd(p, first(n), v); }
+  static type set1(double v) { return _mm512_set1_pd(v); }
+  static type add(type a, type b) { return _mm512_add_pd(a, b); }
+  static type fma(type a, type b, type c) { return _mm512_fmadd_pd(a, b, c); }
+  static double sum(type v) { return _mm512_reduce_add_pd(v); }
+};
+#elif defined(__AVX2__)
+constexpr int kRegs = 16, kNvMax = 4, kKbCap = 8, kFb = 3, kRb = 4;
+template <>
+struct V<float> {
+  using type = __m256;
+  static constexpr int64_t lanes = 8;
+  static __m256i first(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static type zero() { return _mm256_setzero_ps(); }
+  static type load(const float* p) { return _mm256_loadu_ps(p); }
+  static type load_n(const float* p, int64_t n) { return _mm256_maskload_ps(p, first(n)); }
+  static void store(float* p, type v) { _mm256_storeu_ps(p, v); }
+  static void store_n(float* p, type v, int64_t n) { _mm256_maskstore_ps(p, first(n), v); }
+  static type set1(float v) { return _mm256_set1_ps(v); }
+  static type add(type a, type b) { return _mm256_add_ps(a, b); }
+  static type fma(type a, type b, type c) { return _mm256_fmadd_ps(a, b, c); }
+  static float sum(type v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+  }
+};
+template <>
+struct V<double> {
+  using type = __m256d;
+  static constexpr int64_t lanes = 4;
+  static __m256i first(int64_t n) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  static type zero() { return _mm256_setzero_pd(); }
+  static type load(const double* p) { return _mm256_loadu_pd(p); }
+  static type load_n(const double* p, int64_t n) { return _mm256_maskload_pd(p, first(n)); }
+  static void store(double* p, type v) { _mm256_storeu_pd(p, v); }
+  static void store_n(double* p, type v, int64_t n) { _mm256_maskstore_pd(p, first(n), v); }
+  static type set1(double v) { return _mm256_set1_pd(v); }
+  static type add(type a, type b) { return _mm256_add_pd(a, b); }
+  static type fma(type a, type b, type c) { return _mm256_fmadd_pd(a, b, c); }
+  static double sum(type v) {
+    const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+};
+#else
+constexpr int kRegs = 16, kNvMax = 4, kKbCap = 4, kFb = 2, kRb = 2;
+template <typename T>
+struct V {
+  using type = T;
+  static constexpr int64_t lanes = 1;
+  static type zero() { return T(0); }
+  static type load(const T* p) { return *p; }
+  static type load_n(const T* p, int64_t n) { return n > 0 ? *p : T(0); }
+  static void store(T* p, type v) { *p = v; }
+  static void store_n(T* p, type v, int64_t n) {
+    if (n > 0) *p = v;
+  }
+  static type set1(T v) { return v; }
+  static type add(type a, type b) { return a + b; }
+  static type fma(type a, type b, type c) { return a * b + c; }
+  static T sum(type v) { return v; }
+};
+#endif
+
+// Output rows a forward block of nv vectors may hold: KB * nv accumulators, nv source vectors
+// and one broadcast weight in the register file.
+constexpr int kb_max(int nv) { return std::min(kKbCap, (kRegs - 1 - nv) / nv); }
+
+// ---- forward: src and out already point at the block's first output position; `last` lanes
+// of the block's last vector are stored (1..lanes).
+template <typename T, int KB, int NV>
+void forward_block(const T* src, const int64_t* off, int64_t nred, const T* w, int64_t ws,
+                   const T* bias, bool accumulate, T* out, int64_t op, int64_t last) {
+  using Vec = V<T>;
+  constexpr int64_t L = Vec::lanes;
+  typename Vec::type acc[KB][NV];
+  for (int f = 0; f < KB; ++f)
+    for (int i = 0; i < NV; ++i) acc[f][i] = Vec::zero();
+  for (int64_t r = 0; r < nred; ++r) {
+    const T* s = src + off[r];
+    const T* wr = w + r * ws;
+    typename Vec::type sv[NV];
+    for (int i = 0; i < NV; ++i) sv[i] = Vec::load(s + i * L);
+    for (int f = 0; f < KB; ++f) {
+      const typename Vec::type wv = Vec::set1(wr[f]);
+      for (int i = 0; i < NV; ++i) acc[f][i] = Vec::fma(wv, sv[i], acc[f][i]);
+    }
+  }
+  for (int f = 0; f < KB; ++f) {
+    T* o = out + f * op;
+    const typename Vec::type b = Vec::set1(bias ? bias[f] : T(0));
+    for (int i = 0; i + 1 < NV; ++i)
+      Vec::store(o + i * L, Vec::add(acc[f][i], accumulate ? Vec::load(o + i * L) : b));
+    T* t = o + (NV - 1) * L;
+    const typename Vec::type a = acc[f][NV - 1];
+    if (last == L)
+      Vec::store(t, Vec::add(a, accumulate ? Vec::load(t) : b));
+    else
+      Vec::store_n(t, Vec::add(a, accumulate ? Vec::load_n(t, last) : b), last);
+  }
+}
+
+template <typename T>
+using ForwardFn = void (*)(const T*, const int64_t*, int64_t, const T*, int64_t, const T*, bool,
+                           T*, int64_t, int64_t);
+constexpr int kForwardShapes = (kKbCap + 1) * (kNvMax + 1);
+
+template <typename T, int I>
+constexpr ForwardFn<T> forward_entry() {
+  constexpr int kb = I / (kNvMax + 1), nv = I % (kNvMax + 1);
+  if constexpr (kb >= 1 && nv >= 1 && kb <= kb_max(nv)) {
+    return &forward_block<T, kb, nv>;
+  } else {
+    return nullptr;
+  }
+}
+template <typename T, int... I>
+constexpr std::array<ForwardFn<T>, sizeof...(I)> forward_table(std::integer_sequence<int, I...>) {
+  return {forward_entry<T, I>()...};
+}
+
+// Issue-slot estimate of one term for a kb x nv block: its multiply-adds or its loads.
+inline int64_t block_cost(int64_t kb, int64_t nv) { return std::max(kb * nv, kb + nv); }
+
+// Cost of a whole row of nv vectors and count output rows with blocks of (kb, v).
+inline int64_t row_cost(int64_t count, int64_t nv, int64_t kb, int64_t v) {
+  const int64_t full_x = nv / v, rem_x = nv % v, full_f = count / kb, rem_f = count % kb;
+  auto per_chunk = [&](int64_t k) {
+    return full_x * block_cost(k, v) + (rem_x ? block_cost(k, rem_x) : 0);
+  };
+  return full_f * per_chunk(kb) + (rem_f ? per_chunk(rem_f) : 0);
+}
+
+// Vectors per block for kb-row chunks of count rows over nv vectors: the cheapest that fits.
+inline int64_t block_vectors(int64_t count, int64_t nv, int64_t kb) {
+  int64_t v = 1, best = -1;
+  for (int64_t c = std::min<int64_t>(kNvMax, nv); c >= 1; --c) {
+    if (kb_max(int(c)) < kb) continue;
+    const int64_t cost = row_cost(count, nv, kb, c);
+    if (best < 0 || cost < best) best = cost, v = c;
+  }
+  return v;
+}
+
+template <typename T>
+int64_t forward_rows(int64_t count, int64_t n) {
+  constexpr int64_t L = V<T>::lanes;
+  const int64_t nv = std::max<int64_t>(1, (n + L - 1) / L);
+  int64_t kb = 1, best = -1;
+  for (int64_t c = std::min<int64_t>(kNvMax, nv); c >= 1; --c) {
+    const int64_t k = std::max<int64_t>(1, std::min<int64_t>(count, kb_max(int(c))));
+    const int64_t cost = row_cost(std::max<int64_t>(count, 1), nv, k, c);
+    if (best < 0 || cost < best) best = cost, kb = k;
+  }
+  return kb;
+}
+
+template <typename T>
+void forward(const T* src, const int64_t* off, int64_t nred, const T* w, int64_t kb,
+             int64_t count, const T* bias, bool accumulate, T* out, int64_t op, int64_t n) {
+  constexpr int64_t L = V<T>::lanes;
+  static constexpr std::array<ForwardFn<T>, kForwardShapes> table =
+      forward_table<T>(std::make_integer_sequence<int, kForwardShapes>{});
+  if (n <= 0 || count <= 0) return;
+  kb = std::min<int64_t>(std::max<int64_t>(kb, 1), kKbCap);
+  const int64_t v = block_vectors(count, (n + L - 1) / L, kb);
+  for (int64_t f0 = 0; f0 < count; f0 += kb) {
+    const int64_t kbc = std::min(kb, count - f0);
+    for (int64_t x = 0; x < n; x += v * L) {
+      const int64_t nvc = std::min(v, (n - x + L - 1) / L);
+      const int64_t last = std::min(L, n - x - (nvc - 1) * L);
+      table[kbc * (kNvMax + 1) + nvc](src + x, off, nred, w + f0 * nred, kbc,
+                                      bias ? bias + f0 : nullptr, accumulate, out + f0 * op + x,
+                                      op, last);
+    }
+  }
+}
+
+// ---- forward over output channels: NX positions x KV channel vectors per block; each term
+// loads KV weight vectors and broadcasts one source element per position.
+constexpr int kKvMax = kRegs >= 32 ? 4 : 2, kNxCap = 12;
+constexpr int nx_max(int kv) { return std::min(kNxCap, (kRegs - 1 - kv) / kv); }
+
+template <typename T, int NX, int KV>
+void channels_block(const T* src, const int64_t* pos, const int64_t* off, int64_t nred,
+                    const T* w, int64_t wp, T* out, int64_t op) {
+  using Vec = V<T>;
+  constexpr int64_t L = Vec::lanes;
+  typename Vec::type acc[NX][KV];
+  int64_t at[NX];
+  FASTCONV_ROWS_UNROLL
+  for (int i = 0; i < NX; ++i) {
+    at[i] = pos[i];
+    FASTCONV_ROWS_UNROLL
+    for (int j = 0; j < KV; ++j) acc[i][j] = Vec::zero();
+  }
+  for (int64_t r = 0; r < nred; ++r) {
+    const T* s = src + off[r];
+    typename Vec::type wv[KV];
+    FASTCONV_ROWS_UNROLL
+    for (int j = 0; j < KV; ++j) wv[j] = Vec::load(w + r * wp + j * L);
+    FASTCONV_ROWS_UNROLL
+    for (int i = 0; i < NX; ++i) {
+      const typename Vec::type b = Vec::set1(s[at[i]]);
+      FASTCONV_ROWS_UNROLL
+      for (int j = 0; j < KV; ++j) acc[i][j] = Vec::fma(b, wv[j], acc[i][j]);
+    }
+  }
+  FASTCONV_ROWS_UNROLL
+  for (int i = 0; i < NX; ++i) {
+    FASTCONV_ROWS_UNROLL
+    for (int j = 0; j < KV; ++j) Vec::store(out + i * op + j * L, acc[i][j]);
+  }
+}
+
+template <typename T>
+using ChannelsFn = void (*)(const T*, const int64_t*, const int64_t*, int64_t, const T*, int64_t,
+                            T*, int64_t);
+constexpr int kChannelShapes = (kNxCap + 1) * (kKvMax + 1);
+
+template <typename T, int I>
+constexpr ChannelsFn<T> channels_entry() {
+  constexpr int nx = I / (kKvMax + 1), kv = I % (kKvMax + 1);
+  if constexpr (nx >= 1 && kv >= 1 && nx <= nx_max(kv)) {
+    return &channels_block<T, nx, kv>;
+  } else {
+    return nullptr;
+  }
+}
+template <typename T, int... I>
+constexpr std::array<ChannelsFn<T>, sizeof...(I)> channels_table(std::integer_sequence<int, I...>) {
+  return {channels_entry<T, I>()...};
+}
+
+template <typename T>
+void forward_channels(const T* src, const int64_t* pos, int64_t npos, const int64_t* off,
+                      int64_t nred, const T* w, int64_t wp, int64_t count, T* out, int64_t op) {
+  constexpr int64_t L = V<T>::lanes;
+  static constexpr std::array<ChannelsFn<T>, kChannelShapes> table =
+      channels_table<T>(std::make_integer_sequence<int, kChannelShapes>{});
+  const int64_t vectors = (count + L - 1) / L;
+  // Equal channel blocks of at most kKvMax vectors (96 channels: 3 + 3, not 4 + 2).
+  const int64_t blocks = (vectors + kKvMax - 1) / kKvMax;
+  const int64_t kv = (vectors + blocks - 1) / blocks;
+  for (int64_t j0 = 0; j0 < vectors; j0 += kv) {
+    const int64_t kvc = std::min(kv, vectors - j0), nx = nx_max(int(kvc));
+    for (int64_t p = 0; p < npos; p += nx) {
+      const int64_t nxc = std::min(nx, npos - p);
+      table[nxc * (kKvMax + 1) + kvc](src, pos + p, off, nred, w + j0 * L, wp, out + p * op + j0 * L,
+                                      op);
+    }
+  }
+}
+
+// ---- weight gradient: F gradient rows x R terms over `rows` rows of n positions.
+template <typename T, int F, int R>
+void weight_block(const T* src, int64_t src_row, const int64_t* off, const T* gy,
+                  int64_t gy_channel, int64_t gy_row, int64_t rows, int64_t n, T* gw,
+                  int64_t gw_stride) {
+  using Vec = V<T>;
+  constexpr int64_t L = Vec::lanes;
+  typename Vec::type acc[F][R];
+  int64_t o[R];
+  for (int r = 0; r < R; ++r) o[r] = off[r];
+  for (int f = 0; f < F; ++f)
+    for (int r = 0; r < R; ++r) acc[f][r] = Vec::zero();
+  // One flat loop over every vector of every row, full and tail alike (both operands masked:
+  // lanes past a row add exact zeros), so the accumulators stay in registers throughout.
+  const T* s = src;
+  const T* g = gy;
+  const int64_t steps = rows * ((n + L - 1) / L);
+  auto step_at = [&](auto full, int64_t x, int64_t valid) {
+    typename Vec::type gv[F];
+    FASTCONV_ROWS_UNROLL
+    for (int f = 0; f < F; ++f)
+      gv[f] = full ? Vec::load(g + f * gy_channel + x) : Vec::load_n(g + f * gy_channel + x, valid);
+    FASTCONV_ROWS_UNROLL
+    for (int r = 0; r < R; ++r) {
+      const typename Vec::type sv = full ? Vec::load(s + o[r] + x) : Vec::load_n(s + o[r] + x, valid);
+      FASTCONV_ROWS_UNROLL
+      for (int f = 0; f < F; ++f) acc[f][r] = Vec::fma(gv[f], sv, acc[f][r]);
+    }
+  };
+  for (int64_t step = 0, x = 0; step < steps; ++step) {
+    // Plain loads inside the row, masked ones for its tail (AVX2's masked loads cost more).
+    if (x + L <= n)
+      step_at(std::true_type{}, x, L);
+    else
+      step_at(std::false_type{}, x, n - x);
+    x += L;
+    if (x >= n) x = 0, s += src_row, g += gy_row;
+  }
+  // Fully unrolled, so the accumulators are registers and never an array in memory.
+  FASTCONV_ROWS_UNROLL
+  for (int f = 0; f < F; ++f) {
+    FASTCONV_ROWS_UNROLL
+    for (int r = 0; r < R; ++r) gw[f * gw_stride + r] += Vec::sum(acc[f][r]);
+  }
+}
+
+template <typename T>
+using WeightFn = void (*)(const T*, int64_t, const int64_t*, const T*, int64_t, int64_t, int64_t,
+                          int64_t, T*, int64_t);
+constexpr int kWeightShapes = (kFb + 1) * (kRb + 1);
+
+template <typename T, int I>
+constexpr WeightFn<T> weight_entry() {
+  constexpr int f = I / (kRb + 1), r = I % (kRb + 1);
+  if constexpr (f >= 1 && r >= 1) {
+    return &weight_block<T, f, r>;
+  } else {
+    return nullptr;
+  }
+}
+template <typename T, int... I>
+constexpr std::array<WeightFn<T>, sizeof...(I)> weight_table(std::integer_sequence<int, I...>) {
+  return {weight_entry<T, I>()...};
+}
+
+template <typename T>
+void weight(const T* src, int64_t src_row, const int64_t* off, int64_t nred, const T* gy,
+            int64_t gy_channel, int64_t gy_row, int64_t count, int64_t rows, int64_t n, T* gw,
+            int64_t gw_stride) {
+  static constexpr std::array<WeightFn<T>, kWeightShapes> table =
+      weight_table<T>(std::make_integer_sequence<int, kWeightShapes>{});
+  if (n <= 0 || rows <= 0) return;
+  // Terms outer: one block's R source runs stay in L1 while every gradient block streams by.
+  for (int64_t r0 = 0; r0 < nred; r0 += kRb) {
+    const int64_t rc = std::min<int64_t>(kRb, nred - r0);
+    for (int64_t f0 = 0; f0 < count; f0 += kFb) {
+      const int64_t fc = std::min<int64_t>(kFb, count - f0);
+      table[fc * (kRb + 1) + rc](src, src_row, off + r0, gy + f0 * gy_channel, gy_channel,
+                                 gy_row, rows, n, gw + f0 * gw_stride + r0, gw_stride);
+    }
+  }
+}
+
+}  // namespace
+
+extern const RowsKernels<float> rows_f32_kernels;
+extern const RowsKernels<double> rows_f64_kernels;
+const RowsKernels<float> rows_f32_kernels = {forward_rows<float>, forward<float>,
+                                             forward_channels<float>, weight<float>, V<float>::lanes,
+                                             FASTCONV_ROWS_NAME("f32")};
+const RowsKernels<double> rows_f64_kernels = {forward_rows<double>, forward<double>,
+                                              forward_channels<double>, weight<double>, V<double>::lanes,
+                                              FASTCONV_ROWS_NAME("f64")};
+
+}  // namespace fastconv::FASTCONV_ROWS_NS

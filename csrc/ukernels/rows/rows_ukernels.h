@@ -1,0 +1,58 @@
+// Row kernels of the direct algorithm's dense path (csrc/algo/direct_rows.cc): a register block
+// of (output rows) x (a few SIMD vectors along the output row), accumulated over a list of
+// reduction terms whose source elements are unit-stride runs of a zero-padded, phase-split
+// buffer (the driver built it), so every load is a plain vector load and no kernel checks
+// bounds. Compiled once per ISA level (rows_<isa>.cc) and picked at run time.
+//
+// One "term" r is (input channel, tap) for the forward pass, (output channel, tap) for the
+// backward-data pass; its source run for output position x starts at src + off[r] + x.
+#pragma once
+#include <cstdint>
+
+namespace fastconv {
+
+template <typename T>
+struct RowsKernels {
+  // Output rows per register block for count rows of n positions: the driver packs the
+  // forward weights in chunks of that many rows.
+  int64_t (*forward_rows)(int64_t count, int64_t n);
+  // For f < count, x < n: out[f * out_pitch + x] = (accumulate ? out[...] : bias ? bias[f] : 0)
+  //   + sum over r < nred of W(f, r) * src[off[r] + x], the weights packed in chunks of kb rows
+  //   (kb from forward_rows): chunk f0 = 0, kb, ... at w + f0 * nred, W(f0 + j, r) at
+  //   [r * min(kb, count - f0) + j]. Reads src up to one vector past position n - 1 (the
+  //   buffer's slack); writes exactly n per row.
+  void (*forward)(const T* src, const int64_t* off, int64_t nred, const T* w, int64_t kb,
+                  int64_t count, const T* bias, bool accumulate, T* out, int64_t out_pitch,
+                  int64_t n);
+  // The same forward vectorised over output channels instead, for rows that fill vectors
+  // badly: for p < npos, f < round_up(count, lanes): out[p * out_pitch + f] = sum over r < nred
+  // of w[r * w_pitch + f] * src[pos[p] + off[r]] (w zero-padded to whole vectors; w_pitch and
+  // out_pitch multiples of lanes).
+  void (*forward_channels)(const T* src, const int64_t* pos, int64_t npos, const int64_t* off,
+                           int64_t nred, const T* w, int64_t w_pitch, int64_t count, T* out,
+                           int64_t out_pitch);
+  // For f < count, r < nred: gw[f * gw_stride + r] += sum over rows i < rows, x < n of
+  //   gy[f * gy_channel + i * gy_row + x] * src[i * src_row + off[r] + x]  (exact: no over-read
+  //   enters a sum).
+  void (*weight)(const T* src, int64_t src_row, const int64_t* off, int64_t nred, const T* gy,
+                 int64_t gy_channel, int64_t gy_row, int64_t count, int64_t rows, int64_t n,
+                 T* gw, int64_t gw_stride);
+  int64_t lanes;  // elements per vector: the source slack a forward call needs
+  const char* name;
+};
+
+// The kernels for the active ISA level (FASTCONV_ISA may cap it).
+template <typename T>
+const RowsKernels<T>& rows_kernels();
+
+#define FASTCONV_DECLARE_ROWS(ns)                    \
+  namespace ns {                                     \
+  extern const RowsKernels<float> rows_f32_kernels;  \
+  extern const RowsKernels<double> rows_f64_kernels; \
+  }
+FASTCONV_DECLARE_ROWS(scalar)
+FASTCONV_DECLARE_ROWS(avx2)
+FASTCONV_DECLARE_ROWS(avx512)
+#undef FASTCONV_DECLARE_ROWS
+
+}  // namespace fastconv

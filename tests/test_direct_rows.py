@@ -1,0 +1,88 @@
+"""The direct algorithm's dense path (csrc/algo/direct_rows.cc): row kernels vectorised along
+output rows over phase-split planes, every pass against the float64 oracle, outputs poisoned."""
+
+from __future__ import annotations
+
+import fastconv
+import numpy as np
+import pytest
+import reference as ref
+from conftest import assert_close, rand
+
+# (x_shape, w_shape, kwargs): few input channels, strides 1-4 (also above the kernel), kernels
+# 1..11, padding (also wider than the kernel, asymmetric), dilation, batch > 1, odd sizes, true
+# convolution, ranks 1-3, rows longer than one register block, many output channels (several
+# register blocks plus a remainder) and dense layers with many input channels.
+GEOMETRIES = [
+    ((1, 3, 23, 21), (64, 3, 7, 7), dict(stride=2, padding=3)),  # resnet stem, odd image
+    ((2, 3, 31, 29), (13, 3, 11, 11), dict(stride=4, padding=2)),  # alexnet stem
+    ((3, 3, 17, 18), (32, 3, 3, 3), dict(stride=2, padding=1, mode="conv")),  # mobilenet stem
+    ((1, 1, 19, 20), (7, 1, 5, 5), dict(stride=3, padding=(4, 6))),  # padding > kernel / 2
+    ((2, 2, 15, 16), (5, 2, 2, 3), dict(stride=(4, 3), padding=((0, 3), (1, 0)))),  # s > k
+    ((1, 4, 21, 19), (9, 4, 3, 5), dict(stride=2, dilation=(2, 3), padding=(2, 5))),
+    ((1, 3, 9, 300), (20, 3, 3, 3), dict(padding=1)),  # stride 1, long rows
+    ((2, 4, 12, 11), (3, 4, 1, 1), dict(stride=2)),  # 1x1 strided
+    ((1, 3, 40), (6, 3, 7), dict(stride=2, padding=3, dilation=2)),  # rank 1
+    ((2, 2, 67), (29, 2, 4), dict(stride=3, padding=((1, 2),), mode="conv")),
+    ((1, 3, 7, 9, 10), (5, 3, 3, 3, 3), dict(stride=(1, 2, 2), padding=1)),  # rank 3
+    ((1, 2, 6, 7, 8), (4, 2, 2, 3, 2), dict(stride=(2, 3, 2), dilation=(2, 1, 1), mode="conv")),
+    ((1, 24, 14, 13), (17, 24, 3, 3), dict(stride=2, padding=1)),  # many input channels
+    # 512+ terms and short rows: the forward vectorised over output channels (whole vectors of
+    # channels; then a count that pads the last one)
+    ((2, 60, 15, 13), (16, 60, 3, 3), dict(stride=2, padding=1)),
+    ((1, 64, 9, 6), (21, 64, 3, 3), dict(stride=2, dilation=(1, 2), padding=(1, 2), mode="conv")),
+]
+IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,kw", GEOMETRIES, ids=IDS)
+def test_direct_rows_passes(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    b = rand(rng, (w_shape[0],), dtype)
+    taps = int(np.prod(w_shape[2:]))
+    want = ref.conv(x, w, b, **kw)
+    assert_close(fastconv.conv(x, w, b, algo="direct", **kw), want, dtype, w_shape[1] * taps)
+    gy = rand(rng, want.shape, dtype)
+    gx = fastconv.conv_backward_data(gy, w, x_shape, algo="direct", **kw)
+    assert_close(gx, ref.conv_backward_data(gy, w, x_shape, **kw), dtype, w_shape[0] * taps)
+    gw = fastconv.conv_backward_weight(x, gy, w_shape, algo="direct", **kw)
+    count = x_shape[0] * int(np.prod(want.shape[2:]))
+    assert_close(gw, ref.conv_backward_weight(x, gy, w_shape, **kw), dtype, count)
+
+
+def test_direct_rows_infinite_input_stays_local(rng):
+    """Weight-gradient tails are masked: an inf next to a row's end cannot leak into a sum."""
+    x = rand(rng, (1, 3, 20, 21), np.float32)
+    x[0, 1, 5, 20] = np.inf  # last column: read past the row only by an unmasked tail load
+    gy = rand(rng, (1, 8, 9, 9), np.float32)
+    gy[..., :, 8] = 0.0  # outputs whose windows reach the inf column get no gradient
+    got = fastconv.conv_backward_weight(x, gy, (8, 3, 4, 4), stride=2, algo="direct")
+    want = ref.conv_backward_weight(np.nan_to_num(x, posinf=0.0), gy, (8, 3, 4, 4), stride=2)
+    assert np.all(np.isfinite(got[:, 0])) and np.all(np.isfinite(got[:, 2]))
+    assert_close(got[:, [0, 2]], want[:, [0, 2]], np.float32, 81)
+
+
+# (x_shape, w_shape, kwargs, pass, algorithm auto picks): the few-input-channel clause of
+# selection._cpu_rule and its two exceptions.
+AUTO = [
+    ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "forward", "direct"),
+    ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "backward_data", "direct"),
+    ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "backward_weight", None),
+    ((1, 3, 224, 224), (32, 3, 3, 3), dict(stride=2, padding=1), "backward_weight", "direct"),
+    ((1, 3, 64, 64), (16, 3, 3, 3), dict(padding=1), "backward_data", "direct"),
+    ((1, 3, 64, 64), (16, 3, 3, 3), dict(padding=1), "forward", "winograd"),
+    ((1, 3, 224, 224), (96, 3, 11, 11), dict(stride=4, padding=2), "backward_weight", None),
+    ((1, 128, 56, 56), (128, 128, 3, 3), dict(stride=2, padding=1), "forward", None),
+]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kw,pass_,algo", AUTO)
+def test_auto_few_input_channels(x_shape, w_shape, kw, pass_, algo):
+    e = fastconv.explain(x_shape, w_shape, pass_=pass_, **kw)
+    if algo is None:
+        assert e.algo != "direct", str(e)
+    else:
+        assert e.algo == algo, str(e)
+    if e.algo == "direct":
+        assert "row kernels" in e.reason
