@@ -21,6 +21,10 @@ set(FASTCONV_CORE_SOURCES
   csrc/fft/fft.cc
   csrc/ops/conv.cc
   csrc/ops/pool.cc
+  csrc/common/tiled_problem.cc
+  csrc/ref/tiled_conv_ref.cc
+  csrc/algo/tiled_gemm.cc
+  csrc/ops/tiled_conv.cc
   csrc/algo/pool.cc
   csrc/algo/pool_rows.cc
   csrc/gemm/gemm.cc

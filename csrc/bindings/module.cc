@@ -19,6 +19,7 @@ namespace fastconv::bindings {
 void bind_gemm(py::module_& m);  // gemm_bindings.cc: GEMM entry points for tests and benchmarks
 void bind_fft(py::module_& m);   // fft_bindings.cc: the FFT itself, for tests
 void bind_problems(py::module_& m);  // problem_bindings.cc: problems, plans, conv and pool runs
+void bind_tiled(py::module_& m);  // tiled_bindings.cc: tiled / locally connected convolution
 #ifdef FASTCONV_WITH_JAX_FFI
 void bind_jax_ffi(py::module_& m);  // jax_ffi.cc: XLA FFI handlers as capsules (fastconv.jax)
 #endif
@@ -73,6 +74,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("openmp_runtime", &fastconv::openmp_runtime);
   m.def("cpu_info", &cpu_info);
   fastconv::bindings::bind_problems(m);
+  fastconv::bindings::bind_tiled(m);
   fastconv::bindings::bind_gemm(m);
   fastconv::bindings::bind_fft(m);
 #ifdef FASTCONV_WITH_JAX_FFI

@@ -101,3 +101,10 @@ class Backend:
 
     def run_pool(self, call: Call, problem: Any, a: Any, b: Any, indices: Any, out: Any) -> None:
         raise NotImplementedError
+
+    def run_tiled_conv(self, call: Call, op: str, problem: Any, bias_per_phase: bool, out: Any):
+        """Runs a tiled_conv / locally_connected pass (`op`, fastconv._C.TiledConvProblem) on
+        call.handles = (a, b[, bias]); bias_per_phase: the bias is (K, *tiles), else (K,)."""
+        raise NotImplementedError(
+            f"{op} has no kernels on the {self.device} backend yet (it runs on the CPU)"
+        )
