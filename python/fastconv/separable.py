@@ -20,6 +20,7 @@ never picks it for that reason.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Sequence
 
 import numpy as np
@@ -285,3 +286,107 @@ def separable_conv_backward_factors(
         if d > 0:
             g = _conv("backward_data", g, w, None, _shape(inputs[d]), params)
     return grads
+
+
+# ---- conv(..., algo="separable"): an ordinary conv whose kernel slices are all rank-1
+
+_RTOL = {"float32": 1e-5, "float64": 1e-10}
+
+
+def separable_factors(w) -> tuple[Any, str]:
+    """(factors as float64 NumPy arrays, "") when every slice w[k, c] of w (K, C/G, *kernel)
+    is an outer product of 1-D factors within float tolerance (relative residual of the best
+    rank-1 fit, one small SVD per slice and dim), else (None, why not)."""
+    torch_w = is_torch_tensor(w)
+    arr = w.detach().cpu().numpy() if torch_w else np.asarray(w)
+    dtype = str(arr.dtype)
+    arr = arr.astype(np.float64)
+    k, cg, *kernel = arr.shape
+    rank = len(kernel)
+    if rank == 1:
+        return [arr], ""
+    s = arr.reshape(k * cg, *kernel)
+    us = []
+    for d in range(rank):
+        unfolded = np.moveaxis(s, d + 1, 1).reshape(k * cg, kernel[d], -1)
+        u = np.linalg.svd(unfolded, full_matrices=False)[0]
+        us.append(u[:, :, 0])
+    letters = "abc"[:rank]
+    spec = f"i{letters}," + ",".join(f"i{c}" for c in letters)
+    lam = np.einsum(spec + "->i", s, *us)
+    fit = np.einsum(",".join(f"i{c}" for c in letters) + f"->i{letters}", *us)
+    fit = fit * lam.reshape(-1, *([1] * rank))
+    norm = np.sqrt((s * s).reshape(k * cg, -1).sum(1))
+    err = np.sqrt(((s - fit) ** 2).reshape(k * cg, -1).sum(1))
+    rtol = _RTOL.get(dtype, 1e-5)
+    bad = np.nonzero(err > rtol * norm + 1e-300)[0]
+    if bad.size:
+        i = int(bad[0])
+        return None, (
+            f"kernel slice w[{i // cg}, {i % cg}] is not rank-1 (relative residual of its best "
+            f"rank-1 fit {err[i] / norm[i]:.3g} > tolerance {rtol:g}); {bad.size} of {k * cg} "
+            "slices are not"
+        )
+    factors = [u.reshape(k, cg, kernel[d]) for d, u in enumerate(us)]
+    factors[0] = factors[0] * lam.reshape(k, cg, 1)
+    return factors, ""
+
+
+def _like(f, w):
+    """A float64 NumPy factor as an array of w's library, dtype and device."""
+    if is_torch_tensor(w):
+        torch = sys.modules["torch"]
+        return torch.from_numpy(np.ascontiguousarray(f)).to(dtype=w.dtype, device=w.device)
+    return np.ascontiguousarray(f, dtype=w.dtype)
+
+
+def conv_as_separable(op: str, pass_: str, a, b, bias, shape_arg, params: tuple):
+    """conv(..., algo="separable") and its backward_data pass (fastconv/functional.py)."""
+    stride, padding, dilation, groups, mode, _ = params
+    if op != "conv":
+        raise NotImplementedError("algo='separable' runs convolutions only, not conv_transpose")
+    if pass_ == "backward_weight":
+        raise NotImplementedError(
+            "algo='separable' cannot run conv backward_weight: the weight gradient is not a "
+            "separable kernel (separable_conv_backward_factors gives the factors' gradients)"
+        )
+    if records_grad(b):
+        raise NotImplementedError(
+            "algo='separable' cannot record w's gradient: its factors come from w's values; "
+            "use separable_conv with the factors as parameters"
+        )
+    factors, reason = separable_factors(b)
+    if factors is None:
+        raise NotImplementedError(f"algo='separable' cannot run this conv: {reason}")
+    if mode == "conv":  # true convolution: the flipped kernel, i.e. every factor flipped
+        factors = [f[..., ::-1] for f in factors]
+    factors = [_like(f, b) for f in factors]
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if pass_ == "forward":
+        return separable_conv(a, factors, bias, **kw)
+    return separable_conv_backward_data(a, factors, shape_arg, **kw)
+
+
+def explain_separable(w, op: str, pass_: str) -> tuple[str, int]:
+    """explain()'s (reason, workspace bytes) for algo="separable"; NotImplementedError when it
+    cannot run (as a forced algorithm's plan raises)."""
+    if op != "conv" or pass_ == "backward_weight":
+        raise NotImplementedError(
+            f"algo='separable' runs conv forward and backward_data only, not {op} {pass_}"
+        )
+    if isinstance(w, (tuple, list)):
+        return (
+            "forced: runs when every kernel slice of w is rank-1, checked on w's values at each "
+            "call (a shape alone cannot tell)",
+            0,
+        )
+    factors, reason = separable_factors(w)
+    if factors is None:
+        raise NotImplementedError(f"algo='separable' cannot run this conv: {reason}")
+    return (
+        (
+            "forced: every kernel slice of w is rank-1; runs as separable_conv of its factors "
+            "(a chain of 1-D convolutions where that beats the dense kernel)"
+        ),
+        0,
+    )

@@ -73,6 +73,11 @@ def run_tiled(op: str, pass_: str, a, b, bias, shape_arg, params: tuple):
         from .torch import _tiled_ops  # torch is loaded: the caller's tensors need grad
 
         return _tiled_ops.tiled(op, pass_, a, b, bias, shape_arg, params)
+    return run_tiled_pass(op, pass_, a, b, bias, shape_arg, params)
+
+
+def run_tiled_pass(op: str, pass_: str, a, b, bias, shape_arg, params: tuple):
+    """run_tiled without autograd (the PyTorch adapter's operator kernel)."""
     values = (a, b, bias) if pass_ == "forward" else (a, b)
     call = prepare_call(_OPERANDS[pass_], values)
     fixed = (op, pass_, call.shapes, call.dtype, call.backend, call.device)

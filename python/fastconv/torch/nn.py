@@ -238,3 +238,12 @@ __all__ = [
 
 # The torch.nn class each of the above replaces (fastconv/torch/__init__.py: replace_modules).
 REPLACES = {getattr(torch.nn, name): globals()[name] for name in __all__}
+
+# Modules of ops torch.nn has no class for (not in REPLACES: nothing of torch's to swap).
+from ._local_modules import (  # noqa: E402, F401 - fct.nn.TiledConv2d etc.
+    LocallyConnected1d,
+    LocallyConnected2d,
+    LocallyConnected3d,
+    SeparableConv2d,
+    TiledConv2d,
+)
