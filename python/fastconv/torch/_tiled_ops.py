@@ -17,7 +17,7 @@ from torch import Tensor
 from .. import tiled as _tiled
 from .._arguments import explicit_padding, per_dim, positive
 from .._runtime import follow_threads
-from ._ops import _LIB, OPS, _autograd, _register, _split, call
+from ._ops import _LIB, OPS, _autograd, _below_autograd, _register, _split, call
 from ._shapes import output_extent
 
 _LIB.define(
@@ -71,7 +71,10 @@ class _TiledFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a, b, bias, shape, window, spec):
-        out = _kernel(a, b, bias, shape, window, spec)
+        args = (a, b, bias, shape, window, spec)
+        out = _below_autograd(
+            "tiled_conv", _kernel, args, [t for t in (a, b, bias) if t is not None]
+        )
         ctx.save_for_backward(a, b)
         ctx.window, ctx.spec = window, spec
         ctx.bias_shape = None if bias is None else tuple(bias.shape)
