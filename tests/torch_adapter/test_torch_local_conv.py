@@ -100,14 +100,15 @@ def test_locally_connected_modules(rank):
         cls(2, 3, [2] * rank, kernel_size=5)
 
 
-def test_separable_module_and_autograd():
+@pytest.mark.parametrize("groups", [4, 1])  # chain of 1-D passes; dense outer product
+def test_separable_module_and_autograd(groups):
     torch.manual_seed(0)
-    m = fnn.SeparableConv2d(4, 8, (5, 3), padding=(2, 1), groups=4).double()
+    m = fnn.SeparableConv2d(4, 8, (5, 3), padding=(2, 1), groups=groups).double()
     x = torch.randn(2, 4, 9, 9, dtype=torch.float64, requires_grad=True)
     y = m(x)
     w = (m.weight0[:, :, :, None] * m.weight1[:, :, None, :]).detach().requires_grad_()
     xr = x.detach().clone().requires_grad_()
-    y_ref = torch.nn.functional.conv2d(xr, w, m.bias.detach(), padding=(2, 1), groups=4)
+    y_ref = torch.nn.functional.conv2d(xr, w, m.bias.detach(), padding=(2, 1), groups=groups)
     torch.testing.assert_close(y, y_ref)
     g = torch.randn_like(y)
     y.backward(g)

@@ -10,7 +10,8 @@ from typing import Any, Sequence, Union
 import torch
 from torch import Tensor
 
-from .. import separable_conv
+import fastconv.torch.functional as fcf
+
 from .._arguments import explicit_padding, per_dim, positive
 from ._shapes import output_extent
 from ._tiled_ops import tiled
@@ -188,15 +189,21 @@ class SeparableConv2d(torch.nn.Module):
                 self.bias.uniform_(-bound * bound, bound * bound)
 
     def forward(self, input: Tensor) -> Tensor:
-        return separable_conv(
-            input,
-            [self.weight0, self.weight1],
-            self.bias,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            groups=self.groups,
-        )
+        # fastconv.separable_conv's plan in torch's argument conventions: with one input channel
+        # per group, two 1-D depthwise passes (C -> K channels, then K -> K); else the dense
+        # outer-product kernel (fastconv/separable.py measures where each wins).
+        (k0, k1), c, k = self.kernel_size, self.in_channels, self.out_channels
+        s = per_dim(self.stride, 2, "stride")
+        d = per_dim(self.dilation, 2, "dilation")
+        if c // self.groups > 1 or k0 * k1 <= k0 + k1:
+            w = self.weight0[:, :, :, None] * self.weight1[:, :, None, :]
+            return fcf.conv2d(input, w, self.bias, s, self.padding, d, self.groups)
+        p = self.padding
+        p0, p1 = (p, p) if isinstance(p, str) else ((p[0], 0), (0, p[1]))
+        if isinstance(p, int):
+            p0, p1 = (p, 0), (0, p)
+        z = fcf.conv2d(input, self.weight0[:, :, :, None], None, (s[0], 1), p0, (d[0], 1), c)
+        return fcf.conv2d(z, self.weight1[:, :, None, :], self.bias, (1, s[1]), p1, (1, d[1]), k)
 
 
 __all__ = [

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .. import tiled as _tiled
 from .._arguments import explicit_padding, per_dim, positive
 from .._runtime import follow_threads
+from .._tiled_calls import run_tiled_pass
 from ._ops import _LIB, OPS, _autograd, _below_autograd, _register, _split, call
 from ._shapes import output_extent
 
@@ -35,7 +35,7 @@ def _kernel(a: Tensor, b: Tensor, bias, shape, window, spec: str) -> Tensor:
     follow_threads(torch.get_num_threads())
     op, pass_ = spec.split()
     shape_arg = tuple(int(s) for s in shape) if pass_ != "forward" else None
-    return _tiled.run_tiled_pass(op, pass_, a, b, bias, shape_arg, _params(window))
+    return run_tiled_pass(op, pass_, a, b, bias, shape_arg, _params(window))
 
 
 @torch.library.register_fake("fastconv::tiled_conv")
