@@ -24,6 +24,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/common/tiled_problem.cc
   csrc/ref/tiled_conv_ref.cc
   csrc/algo/tiled_gemm.cc
+  csrc/algo/depthwise_rows.cc
   csrc/ops/tiled_conv.cc
   csrc/algo/pool.cc
   csrc/algo/pool_rows.cc
@@ -34,6 +35,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/ukernels/gemm/f64_gemm_4x4_scalar.cc
   csrc/ukernels/peak/fma_peak_scalar.cc
   csrc/ukernels/depthwise/dw_scalar.cc
+  csrc/ukernels/depthwise/rows_scalar.cc
   csrc/ukernels/depthwise/dw_table.cc
   csrc/ukernels/fft/fft_ukernels_scalar.cc
   csrc/ukernels/winograd/winograd_transforms_scalar.cc
@@ -47,6 +49,7 @@ set(FASTCONV_AVX2_SOURCES
   csrc/ukernels/gemm/f64_gemm_6x8_avx2.cc
   csrc/ukernels/peak/fma_peak_avx2.cc
   csrc/ukernels/depthwise/dw_avx2.cc
+  csrc/ukernels/depthwise/rows_avx2.cc
   csrc/ukernels/fft/fft_ukernels_avx2.cc
   csrc/ukernels/winograd/winograd_transforms_avx2.cc
   csrc/ukernels/pool/pool_avx2.cc
@@ -56,6 +59,7 @@ set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/gemm/f64_gemm_12x16_avx512.cc
   csrc/ukernels/peak/fma_peak_avx512.cc
   csrc/ukernels/depthwise/dw_avx512.cc
+  csrc/ukernels/depthwise/rows_avx512.cc
   csrc/ukernels/fft/fft_ukernels_avx512.cc
   csrc/ukernels/winograd/winograd_transforms_avx512.cc
   csrc/ukernels/pool/pool_avx512.cc

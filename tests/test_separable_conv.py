@@ -31,6 +31,8 @@ CASES = [
     ((2, 4, 30, 30), 6, 2, (17, 17), 1, 3, 1),  # C/G > 1, large kernel: chain + channel sum
     ((2, 2, 12), 3, 1, (5,), 2, 2, 1),  # 1-D: dense
     ((1, 2, 7, 7), 2, 2, (7, 7), 1, "full", 1),
+    ((2, 2, 9, 20), 4, 2, (3, 4), (1, 3), ((0, 1), (3, 2)), (1, 2)),  # last-dim stride, dilation
+    ((1, 2, 3, 4200), 2, 2, (2, 5), 1, 2, 1),  # rows longer than the kernel's stack copy
 ]
 
 

@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "algo/depthwise_rows.h"
 #include "fastconv/status.h"
 #include "fastconv/tiled_conv.h"
 
@@ -53,6 +54,46 @@ void tiled_conv(const TiledConvProblem& p, py::handle a, py::handle b, py::handl
   run_tiled_conv(p, pa, pb, pbias, bias_per_phase, pout, reference);
 }
 
+// separable_conv's last chain pass (fastconv/separable.py): y = 1-D depthwise filter of x along
+// its last dim, f (C * mult, k), checked here (NumPy arrays only).
+void depthwise_rows(py::array x, py::array f, py::array y, int64_t mult, int64_t stride,
+                    int64_t pad_lo, int64_t pad_hi, int64_t dilation) {
+  const int nd = int(x.ndim());
+  if (nd < 3 || nd > 5 || y.ndim() != nd || f.ndim() != 2)
+    throw InvalidArgument("depthwise_rows: x and y must have 3-5 dims, f 2");
+  if (!x.dtype().is(y.dtype()) || !x.dtype().is(f.dtype()))
+    throw InvalidType("depthwise_rows: x, f and y must have one dtype");
+  for (const py::array* a : {&x, &f, &y})
+    if (!(a->flags() & py::array::c_style)) throw InvalidArgument("depthwise_rows: C-contiguous");
+  if (!y.writeable()) throw InvalidArgument("depthwise_rows: y must be writeable");
+  const int64_t n = x.shape(0), c = x.shape(1), w_in = x.shape(nd - 1), k = f.shape(1);
+  int64_t lines = 1;
+  for (int d = 2; d < nd - 1; ++d) {
+    if (y.shape(d) != x.shape(d)) throw InvalidArgument("depthwise_rows: y's lines differ");
+    lines *= x.shape(d);
+  }
+  const int64_t w_out = output_extent(w_in, k, stride, pad_lo, pad_hi, dilation);
+  if (mult < 1 || stride < 1 || dilation < 1 || pad_lo < 0 || pad_hi < 0 || w_out < 1 ||
+      f.shape(0) != c * mult || y.shape(0) != n || y.shape(1) != c * mult ||
+      y.shape(nd - 1) != w_out)
+    throw InvalidArgument("depthwise_rows: inconsistent shapes or window");
+  const bool f64 = x.dtype().kind() == 'f' && x.itemsize() == 8;
+  if (x.dtype().kind() != 'f' || (x.itemsize() != 4 && !f64))
+    throw InvalidType("depthwise_rows: float32 or float64");
+  const void* px = x.data();
+  const void* pf = f.data();
+  void* py_ = y.mutable_data();
+  py::gil_scoped_release nogil;
+  if (f64)
+    algo::depthwise_rows<double>(n, c, mult, lines, w_in, w_out, k, stride, pad_lo, dilation,
+                                 static_cast<const double*>(px), static_cast<const double*>(pf),
+                                 static_cast<double*>(py_));
+  else
+    algo::depthwise_rows<float>(n, c, mult, lines, w_in, w_out, k, stride, pad_lo, dilation,
+                                static_cast<const float*>(px), static_cast<const float*>(pf),
+                                static_cast<float*>(py_));
+}
+
 py::tuple as_tuple(const Shape& s) {
   py::tuple t(s.size());
   for (size_t i = 0; i < s.size(); ++i) t[i] = py::int_(s[i]);
@@ -88,6 +129,9 @@ void bind_tiled(py::module_& m) {
   m.def("tiled_conv", &tiled_conv, py::arg("problem"), py::arg("a"), py::arg("b"),
         py::arg("bias"), py::arg("bias_per_phase"), py::arg("out"), py::arg("reference") = false,
         "One tiled / locally connected conv pass; reference=True runs csrc/ref's loops.");
+  m.def("depthwise_rows", &depthwise_rows, py::arg("x"), py::arg("f"), py::arg("y"),
+        py::arg("mult"), py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"),
+        py::arg("dilation"), "1-D depthwise filter along the last dim (separable_conv).");
 }
 
 }  // namespace fastconv::bindings

@@ -25,10 +25,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import _C
 from ._arguments import explicit_padding, full_shape, per_dim, positive
 from ._arrays import is_torch_tensor
 from ._autograd import recording, records_grad
-from ._calls import run_conv
+from ._calls import problem_entry, run_conv
+from .backends import backend_for_device
 
 # Chain when the dense kernel has this many times more taps than the passes together (measured
 # on the CPU; the depthwise passes are memory-bound, the dense conv runs on the GEMM engine).
@@ -164,12 +166,44 @@ def _layout(x_shape, factors, stride, padding, dilation, groups) -> _Layout:
     return _Layout(x_shape, [_shape(f) for f in factors], stride, padding, dilation, groups)
 
 
+def _rows_pass(z, w, params: tuple):
+    """The chain's last pass (1-D depthwise along the contiguous dim) on _C.depthwise_rows,
+    for host arrays that record no gradient; None otherwise (the conv machinery runs it). The
+    padding comes resolved from the pass's conv problem (the same cached one a conv call uses)."""
+    if records_grad(z, w):
+        return None
+    torch_out = is_torch_tensor(z)
+    if torch_out and is_torch_tensor(w) and z.is_cpu and w.is_cpu:
+        zn, wn = z.detach().contiguous().numpy(), w.detach().contiguous().numpy()
+    elif type(z) is np.ndarray and type(w) is np.ndarray:
+        zn, wn = np.ascontiguousarray(z), np.ascontiguousarray(w)
+    else:
+        return None
+    if zn.dtype != wn.dtype or zn.dtype not in (np.float32, np.float64):
+        return None  # the conv call names the operands in its error
+    backend = backend_for_device("cpu")
+    dtype = zn.dtype.name
+    problem = problem_entry("conv", "forward", zn.shape, wn.shape, dtype, backend, "auto", params)
+    problem = problem.problem
+    stride, _, dilation = params[:3]
+    y = np.empty(problem.result_shape, zn.dtype)
+    lo, hi = problem.pad_lo[-1], problem.pad_hi[-1]
+    _C.depthwise_rows(zn, wn.reshape(wn.shape[0], -1), y, 1, stride[-1], lo, hi, dilation[-1])
+    return sys.modules["torch"].from_numpy(y) if torch_out else y
+
+
 def _chain_forward(lay: _Layout, x, factors, passes: int = -1):
     """The chain's first `passes` passes (all by default) and each pass's input."""
     z, inputs = x, []
     for d in range(lay.rank if passes < 0 else passes):
         inputs.append(z)
         groups = lay.c if d == 0 else lay.c * lay.m
+        if d == lay.rank - 1 and d > 0:
+            params = lay.pass_params(d, groups)
+            y = _rows_pass(z, lay.chain_weight(factors[d], d), params)
+            if y is not None:
+                z = y
+                continue
         z = _conv(
             "forward", z, lay.chain_weight(factors[d], d), None, None, lay.pass_params(d, groups)
         )
