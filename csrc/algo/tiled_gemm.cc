@@ -85,10 +85,11 @@ void gather_columns(const TiledGeometry& g, const Phases& ph, const T* x, T* col
   });
 }
 
-// Phase-ordered K x (N * L_p) matrices <-> (N, K, *out): to_y with optional bias, else from y.
+// Phase-ordered K x (N * L_p) matrices (transposed: (N * L_p) x K) <-> (N, K, *out): to_y with
+// optional bias, else from y.
 template <typename T>
 void reorder_outputs(const TiledGeometry& g, const Phases& ph, T* mat, T* y, const T* bias,
-                     bool bias_per_phase, bool to_y) {
+                     bool bias_per_phase, bool to_y, bool transposed = false) {
   const int64_t O = g.out_spatial(), N = g.n, K = g.k;
   parallel_for(N * K, 1, [&](int64_t b, int64_t e) {
     for (int64_t nk = b; nk < e; ++nk) {
@@ -96,13 +97,14 @@ void reorder_outputs(const TiledGeometry& g, const Phases& ph, T* mat, T* y, con
       T* plane = y + nk * O;
       for (int64_t p = 0; p < ph.P; ++p) {
         const int64_t L = ph.count[size_t(p)];
-        T* row = mat + K * N * ph.start[size_t(p)] + k * N * L + n * L;
+        T* row = mat + K * N * ph.start[size_t(p)] + (transposed ? n * L * K + k : (k * N + n) * L);
+        const int64_t step = transposed ? K : 1;
         const T add = bias ? bias[bias_per_phase ? k * ph.P + p : k] : T(0);
         for_positions(g, p, [&](int64_t j, int64_t o, int64_t, int64_t, int64_t) {
           if (to_y)
-            plane[o] = row[j] + add;
+            plane[o] = row[j * step] + add;
           else
-            row[j] = plane[o];
+            row[j * step] = plane[o];
         });
       }
     }
@@ -150,12 +152,14 @@ void tiled_gemm_forward(const TiledGeometry& g, const T* x, const T* w, const T*
   T* cols = ws;
   T* ymat = ws + R * N * g.out_spatial();
   gather_columns(g, ph, x, cols);
-  // Y_p (K x N*L_p) = W_p (K x R, row stride P*R) . X_p (R x N*L_p)
+  // Y_p^T (N*L_p x K) = X_p^T (X_p: R x N*L_p) . W_p^T (W_p: K x R, row stride P*R): the
+  // positions are the GEMM's rows, so a small batch (locally connected: N columns per GEMM)
+  // does not leave most of the micro-kernel's output tile empty.
   per_phase_gemm<T>(
-      ph, [&](int64_t L) { return PhaseGemm{K, N * L, R, P * R, 1, N * L, 1, N * L}; }, w,
-      [&](int64_t p) { return p * R; }, cols, [&](int64_t p) { return R * N * ph.start[p]; },
-      ymat, [&](int64_t p) { return K * N * ph.start[p]; });
-  reorder_outputs<T>(g, ph, ymat, y, bias, bias_per_phase, true);
+      ph, [&](int64_t L) { return PhaseGemm{N * L, K, R, 1, N * L, 1, P * R, K}; }, cols,
+      [&](int64_t p) { return R * N * ph.start[p]; }, w, [&](int64_t p) { return p * R; }, ymat,
+      [&](int64_t p) { return K * N * ph.start[p]; });
+  reorder_outputs<T>(g, ph, ymat, y, bias, bias_per_phase, true, true);
 }
 
 template <typename T>
