@@ -22,6 +22,11 @@ set(FASTCONV_CORE_SOURCES
   csrc/fft/fft.cc
   csrc/ops/conv.cc
   csrc/ops/pool.cc
+  csrc/common/tiled_problem.cc
+  csrc/ref/tiled_conv_ref.cc
+  csrc/algo/tiled_gemm.cc
+  csrc/algo/depthwise_rows.cc
+  csrc/ops/tiled_conv.cc
   csrc/algo/pool.cc
   csrc/algo/pool_rows.cc
   csrc/common/resample_problem.cc
@@ -36,6 +41,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/ukernels/gemm/f64_gemm_4x4_scalar.cc
   csrc/ukernels/peak/fma_peak_scalar.cc
   csrc/ukernels/depthwise/dw_scalar.cc
+  csrc/ukernels/depthwise/rows_scalar.cc
   csrc/ukernels/depthwise/dw_table.cc
   csrc/ukernels/rows/rows_scalar.cc
   csrc/ukernels/rows/rows_table.cc
@@ -52,6 +58,7 @@ set(FASTCONV_AVX2_SOURCES
   csrc/ukernels/peak/fma_peak_avx2.cc
   csrc/ukernels/depthwise/dw_avx2.cc
   csrc/ukernels/rows/rows_avx2.cc
+  csrc/ukernels/depthwise/rows_avx2.cc
   csrc/ukernels/fft/fft_ukernels_avx2.cc
   csrc/ukernels/winograd/winograd_transforms_avx2.cc
   csrc/ukernels/pool/pool_avx2.cc
@@ -62,6 +69,7 @@ set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/peak/fma_peak_avx512.cc
   csrc/ukernels/depthwise/dw_avx512.cc
   csrc/ukernels/rows/rows_avx512.cc
+  csrc/ukernels/depthwise/rows_avx512.cc
   csrc/ukernels/fft/fft_ukernels_avx512.cc
   csrc/ukernels/winograd/winograd_transforms_avx512.cc
   csrc/ukernels/pool/pool_avx512.cc

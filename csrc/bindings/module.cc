@@ -20,6 +20,7 @@ void bind_gemm(py::module_& m);  // gemm_bindings.cc: GEMM entry points for test
 void bind_fft(py::module_& m);   // fft_bindings.cc: the FFT itself, for tests
 void bind_problems(py::module_& m);  // problem_bindings.cc: problems, plans, conv and pool runs
 void bind_resample(py::module_& m);  // resample_bindings.cc: upsampling, pixel shuffle, ...
+void bind_tiled(py::module_& m);  // tiled_bindings.cc: tiled / locally connected convolution
 #ifdef FASTCONV_WITH_JAX_FFI
 void bind_jax_ffi(py::module_& m);  // jax_ffi.cc: XLA FFI handlers as capsules (fastconv.jax)
 #endif
@@ -75,6 +76,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("cpu_info", &cpu_info);
   fastconv::bindings::bind_problems(m);
   fastconv::bindings::bind_resample(m);
+  fastconv::bindings::bind_tiled(m);
   fastconv::bindings::bind_gemm(m);
   fastconv::bindings::bind_fft(m);
 #ifdef FASTCONV_WITH_JAX_FFI

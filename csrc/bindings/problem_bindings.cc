@@ -214,6 +214,11 @@ void pool(const PoolProblem& p, py::handle a, py::handle b, py::handle indices, 
 
 }  // namespace
 
+// operand() for the other binding files (tiled_bindings.cc).
+void* bound_operand(py::handle h, const char* name, DType t, const Shape& shape, bool output) {
+  return operand(h, name, t, shape, output);
+}
+
 void bind_problems(py::module_& m) {
   py::class_<ConvPlan, ConvPlanHandle>(m, "ConvPlan",
                                        "One algorithm's plan for a ConvProblem (made once).")

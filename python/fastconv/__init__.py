@@ -55,6 +55,19 @@ from .resampling import (
     weighted_avg_pool_backward,
 )
 from .selection import Explanation
+from .separable import (
+    separable_conv,
+    separable_conv_backward_data,
+    separable_conv_backward_factors,
+)
+from .tiled import (
+    locally_connected,
+    locally_connected_backward_data,
+    locally_connected_backward_weight,
+    tiled_conv,
+    tiled_conv_backward_data,
+    tiled_conv_backward_weight,
+)
 
 __version__: str = _C.__version__
 
@@ -93,11 +106,20 @@ __all__ = [
     "global_max_pool",
     "info",
     "lp_pool",
+    "locally_connected",
+    "locally_connected_backward_data",
+    "locally_connected_backward_weight",
     "lp_pool_backward",
     "max_pool",
     "max_pool_backward",
     "max_unpool",
     "peak_gflops",
     "set_allow_tf32",
+    "separable_conv",
+    "separable_conv_backward_data",
+    "separable_conv_backward_factors",
     "set_num_threads",
+    "tiled_conv",
+    "tiled_conv_backward_data",
+    "tiled_conv_backward_weight",
 ]

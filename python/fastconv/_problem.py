@@ -149,6 +149,42 @@ _SIMPLE_TYPES = frozenset((int, str, type(None), bool, float))
 _SIMPLE_SIGNATURES: dict[tuple, bool] = {}  # parameter types -> all simple (a set test, cached)
 
 
+def tiled_conv_problem(
+    op: str,
+    pass_: str,
+    shape: Sequence[int],
+    w_shape: Sequence[int],
+    dtype: str,
+    *,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+) -> Any:
+    """The problem (fastconv._C.TiledConvProblem) of one tiled_conv / locally_connected pass;
+    `shape` is x's shape (backward_data: the x_shape argument), w_shape (K, *tiles, C, *kernel)."""
+    w_name = "w_shape" if pass_ == "backward_weight" else "w"
+    if len(w_shape) not in (4, 6, 8):
+        what = "out_spatial" if op == "locally_connected" else "tiles"
+        raise ValueError(
+            f"{w_name} must have 4, 6 or 8 dims (K, *{what}, C, *kernel) for 1-3 spatial dims, "
+            f"got shape {tuple(w_shape)}"
+        )
+    rank = (len(w_shape) - 2) // 2
+    s = positive(per_dim(stride, rank, "stride"), "stride")
+    d = positive(per_dim(dilation, rank, "dilation"), "dilation")
+    if isinstance(padding, str):
+        if padding.lower() != "valid":
+            raise ValueError(
+                f"padding of {op} must be an int, a tuple, (low, high) pairs or 'valid', "
+                f"got {padding!r}"
+            )
+        lo, hi = [0] * rank, [0] * rank
+    else:
+        lo, hi = explicit_padding(padding, rank)
+    local = op == "locally_connected"
+    return _C.tiled_conv_problem(pass_, list(shape), list(w_shape), s, lo, hi, d, local, dtype)
+
+
 def _freeze(v: Any) -> Any:
     """A hashable key that keeps argument kinds apart (True vs 1 vs 1.0 are distinct calls:
     two of them are errors). Raises _Uncacheable for anything unusual."""

@@ -17,6 +17,7 @@ from ._calls import problem_entry, run_conv
 from ._problem import same_rank, weight_rank
 from .backends import Backend, backend_for_device
 from .selection import PASSES, Explanation, explanation
+from .separable import conv_as_separable, explain_separable
 
 IntOrTuple = Union[int, Sequence[int]]
 Padding = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
@@ -24,7 +25,9 @@ Padding = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
 
 def _conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple):
     """run_conv (fastconv/_calls.py), or its autograd-recording twin for torch tensors that
-    require grad (fastconv/_autograd.py)."""
+    require grad (fastconv/_autograd.py); algo="separable" runs fastconv/separable.py."""
+    if algo == "separable":
+        return conv_as_separable(op, pass_, a, b, bias, shape_arg, params)
     if records_grad(a, b, bias):
         return recording().conv(op, pass_, a, b, bias, shape_arg, algo, params)
     return run_conv(op, pass_, a, b, bias, shape_arg, algo, params)
@@ -246,6 +249,9 @@ def explain(
     if op not in ("conv", "conv_transpose"):
         raise ValueError(f"op must be 'conv' or 'conv_transpose' for explain(), got {op!r}")
     backend = _explain_backend(x, w)
+    if algo == "separable":  # decided by w's values, not its shape (fastconv/separable.py)
+        reason, workspace = explain_separable(w, op, pass_)
+        return Explanation(op, pass_, algo, reason, ["separable"], workspace)
     if op == "conv":
         params = (stride, padding, dilation, groups, mode, 0)
     else:

@@ -111,3 +111,10 @@ class Backend:
             f"fastconv.{problem.kind} has no {self.device.upper()} kernels yet; "
             "run it on CPU arrays"
         )
+
+    def run_tiled_conv(self, call: Call, op: str, problem: Any, bias_per_phase: bool, out: Any):
+        """Runs a tiled_conv / locally_connected pass (`op`, fastconv._C.TiledConvProblem) on
+        call.handles = (a, b[, bias]); bias_per_phase: the bias is (K, *tiles), else (K,)."""
+        raise NotImplementedError(
+            f"{op} has no kernels on the {self.device} backend yet (it runs on the CPU)"
+        )

@@ -295,3 +295,7 @@ class CpuBackend(Backend):
         self, call: Call, problem: Any, a: Any, b: Any, indices: Any, out: Any, seed: int
     ) -> None:
         _C.resample(problem, a, b, indices, out, seed)
+
+    def run_tiled_conv(self, call: Call, op: str, problem: Any, bias_per_phase: bool, out: Any):
+        h = call.handles
+        _C.tiled_conv(problem, h[0], h[1], h[2] if len(h) > 2 else None, bias_per_phase, out)

@@ -245,3 +245,11 @@ from ._resample_nn import *  # noqa: E402, F403
 from ._resample_nn import __all__ as _RESAMPLE_MODULES  # noqa: E402
 
 __all__ += _RESAMPLE_MODULES
+# Modules of ops torch.nn has no class for (not in REPLACES: nothing of torch's to swap).
+from ._local_modules import (  # noqa: E402, F401 - fct.nn.TiledConv2d etc.
+    LocallyConnected1d,
+    LocallyConnected2d,
+    LocallyConnected3d,
+    SeparableConv2d,
+    TiledConv2d,
+)

@@ -1,0 +1,426 @@
+"""Separable convolution: every (output, input) kernel slice is the outer product of one 1-D
+factor per spatial dim, factors[d] of shape (K, C/groups, k_d) (docs/api-contract.md).
+
+How it runs (chosen per call from the shapes, `_uses_chain`):
+- chain: one 1-D convolution per spatial dim on the conv machinery. With one input channel per
+  group (depthwise-like) the passes are depthwise convs (x's C channels -> K, then K -> K), so a
+  d-dim kernel of width w costs O(w * d) instead of O(w ** d). With C/groups > 1 the first pass
+  makes K * C/groups intermediate channels (one per (k, c) pair: a depthwise conv with channel
+  multiplier K/groups), the others filter them depthwise, and a channel sum per group ends it:
+  exact, and cheaper than the dense kernel when prod(k) is large against sum(k).
+- dense: the outer-product kernel is formed and run as an ordinary conv (small kernels with
+  many input channels, where the GEMM-based algorithms beat the memory-bound chain).
+
+`conv(..., algo="separable")` (fastconv/functional.py) runs an ordinary conv this way when every
+kernel slice is rank-1 within float tolerance: the check (one small SVD per slice) runs on w's
+values on every call, because the problem and plan caches are keyed by shapes, not values; `auto`
+never picks it for that reason.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import _C
+from ._arguments import explicit_padding, full_shape, per_dim, positive
+from ._arrays import is_torch_tensor
+from ._autograd import recording, records_grad
+from ._calls import problem_entry, run_conv
+from .backends import backend_for_device
+
+# Chain when the dense kernel has this many times more taps than the passes together (measured
+# on the CPU; the depthwise passes are memory-bound, the dense conv runs on the GEMM engine).
+_CHAIN_RATIO = 8
+
+
+def _conv(pass_: str, a, b, bias, shape_arg, params: tuple):
+    """One conv pass on fastconv's conv machinery (autograd-recording for torch tensors)."""
+    if records_grad(a, b, bias):
+        return recording().conv("conv", pass_, a, b, bias, shape_arg, "auto", params)
+    return run_conv("conv", pass_, a, b, bias, shape_arg, "auto", params)
+
+
+def _permute(a, axes):
+    return a.permute(*axes) if is_torch_tensor(a) else a.transpose(axes)
+
+
+def _shape(a) -> tuple:
+    shape = getattr(a, "shape", None)
+    return tuple(int(s) for s in (np.shape(a) if shape is None else shape))
+
+
+class _Layout:
+    """Shapes and per-pass parameters of one separable conv (validated)."""
+
+    def __init__(self, x_shape, f_shapes, stride, padding, dilation, groups):
+        if not 3 <= len(x_shape) <= 5:
+            raise ValueError(
+                f"x must have 3, 4 or 5 dims (N, C, *spatial with 1-3 spatial dims), got shape "
+                f"{tuple(x_shape)}"
+            )
+        rank = len(x_shape) - 2
+        if len(f_shapes) != rank:
+            raise ValueError(
+                f"factors must hold one array per spatial dim ({rank} for x of shape "
+                f"{tuple(x_shape)}), got {len(f_shapes)}"
+            )
+        for d, s in enumerate(f_shapes):
+            if len(s) != 3 or s[:2] != f_shapes[0][:2]:
+                raise ValueError(
+                    f"factors[{d}] must have shape (K, C/groups, k_{d}) with the K and C/groups "
+                    f"of factors[0] {tuple(f_shapes[0])}, got {tuple(s)}"
+                )
+        if type(groups) is bool or not isinstance(groups, (int, np.integer)):
+            raise TypeError(f"groups must be an int, got {type(groups).__name__}")
+        groups = int(groups)
+        if groups < 1:
+            raise ValueError(f"groups must be >= 1, got {groups}")
+        self.n, self.c = int(x_shape[0]), int(x_shape[1])
+        self.k, self.cg = int(f_shapes[0][0]), int(f_shapes[0][1])
+        if self.c != self.cg * groups or self.k % groups:
+            raise ValueError(
+                f"factors are (K={self.k}, C/groups={self.cg}, k) but x has {self.c} channels and "
+                f"groups={groups}: need C == C/groups * groups and K divisible by groups"
+            )
+        self.rank, self.groups, self.m = rank, groups, self.k // groups
+        self.kernel = tuple(int(s[2]) for s in f_shapes)
+        self.in_spatial = tuple(int(s) for s in x_shape[2:])
+        self.stride = positive(per_dim(stride, rank, "stride"), "stride")
+        self.dilation = positive(per_dim(dilation, rank, "dilation"), "dilation")
+        if isinstance(padding, str):
+            if padding.lower() not in ("valid", "same", "full"):
+                raise ValueError(
+                    f"padding must be an int, a tuple, or one of ('valid', 'same', 'full'), "
+                    f"got {padding!r}"
+                )
+            self.padding: Any = padding.lower()
+        else:
+            self.padding = explicit_padding(padding, rank)
+        self.params = (tuple(self.stride), self._dense_padding(), tuple(self.dilation))
+
+    def _dense_padding(self):
+        if isinstance(self.padding, str):
+            return self.padding
+        lo, hi = self.padding
+        return tuple(zip(lo, hi))
+
+    def dense_params(self) -> tuple:
+        s, p, d = self.params
+        return (s, p, d, self.groups, "cross", 0)
+
+    def pass_params(self, d: int, groups: int) -> tuple:
+        """conv params of the chain's pass along dim d."""
+        one = [1] * self.rank
+        stride, dilation = list(one), list(one)
+        stride[d], dilation[d] = self.stride[d], self.dilation[d]
+        if isinstance(self.padding, str):
+            pad: Any = self.padding  # resolves to 0 along the other dims (kernel 1, stride 1)
+        else:
+            lo, hi = self.padding
+            pad = tuple((lo[e], hi[e]) if e == d else (0, 0) for e in range(self.rank))
+        return (tuple(stride), pad, tuple(dilation), groups, "cross", 0)
+
+    def uses_chain(self) -> bool:
+        if self.rank == 1:
+            return False
+        if self.cg == 1:
+            return True
+        return math.prod(self.kernel) >= _CHAIN_RATIO * sum(self.kernel)
+
+    def chain_weight(self, f, d: int):
+        """factors[d] (K, C/G, k) -> the depthwise weight (C * M, 1, 1.., k, ..1) of pass d,
+        channel (c, j) = (g * C/G + ci, j) <- factor row (g * M + j, ci)."""
+        shape = [1] * self.rank
+        shape[d] = self.kernel[d]
+        if self.cg > 1:
+            f = _permute(f.reshape(self.groups, self.m, self.cg, self.kernel[d]), (0, 2, 1, 3))
+        return f.reshape(self.c * self.m, 1, *shape)
+
+    def factor_of_chain(self, gw, d: int):
+        """chain_weight's inverse (for the weight gradients)."""
+        k = self.kernel[d]
+        if self.cg > 1:
+            gw = _permute(gw.reshape(self.groups, self.cg, self.m, k), (0, 2, 1, 3))
+        return gw.reshape(self.k, self.cg, k)
+
+    def dense_weight(self, factors):
+        w = None
+        for d, f in enumerate(factors):
+            shape = [1] * self.rank
+            shape[d] = self.kernel[d]
+            term = f.reshape(self.k, self.cg, *shape)
+            w = term if w is None else w * term
+        return w
+
+
+def _layout(x_shape, factors, stride, padding, dilation, groups) -> _Layout:
+    if not isinstance(factors, (list, tuple)):
+        raise TypeError(
+            f"factors must be a list or tuple of arrays (one per spatial dim), got "
+            f"{type(factors).__name__}"
+        )
+    return _Layout(x_shape, [_shape(f) for f in factors], stride, padding, dilation, groups)
+
+
+def _rows_pass(z, w, params: tuple):
+    """The chain's last pass (1-D depthwise along the contiguous dim) on _C.depthwise_rows,
+    for host arrays that record no gradient; None otherwise (the conv machinery runs it). The
+    padding comes resolved from the pass's conv problem (the same cached one a conv call uses)."""
+    if records_grad(z, w):
+        return None
+    torch_out = is_torch_tensor(z)
+    if torch_out and is_torch_tensor(w) and z.is_cpu and w.is_cpu:
+        zn, wn = z.detach().contiguous().numpy(), w.detach().contiguous().numpy()
+    elif type(z) is np.ndarray and type(w) is np.ndarray:
+        zn, wn = np.ascontiguousarray(z), np.ascontiguousarray(w)
+    else:
+        return None
+    if zn.dtype != wn.dtype or zn.dtype not in (np.float32, np.float64):
+        return None  # the conv call names the operands in its error
+    backend = backend_for_device("cpu")
+    dtype = zn.dtype.name
+    problem = problem_entry("conv", "forward", zn.shape, wn.shape, dtype, backend, "auto", params)
+    problem = problem.problem
+    stride, _, dilation = params[:3]
+    y = np.empty(problem.result_shape, zn.dtype)
+    lo, hi = problem.pad_lo[-1], problem.pad_hi[-1]
+    _C.depthwise_rows(zn, wn.reshape(wn.shape[0], -1), y, 1, stride[-1], lo, hi, dilation[-1])
+    return sys.modules["torch"].from_numpy(y) if torch_out else y
+
+
+def _chain_forward(lay: _Layout, x, factors, passes: int = -1):
+    """The chain's first `passes` passes (all by default) and each pass's input."""
+    z, inputs = x, []
+    for d in range(lay.rank if passes < 0 else passes):
+        inputs.append(z)
+        groups = lay.c if d == 0 else lay.c * lay.m
+        if d == lay.rank - 1 and d > 0:
+            params = lay.pass_params(d, groups)
+            y = _rows_pass(z, lay.chain_weight(factors[d], d), params)
+            if y is not None:
+                z = y
+                continue
+        z = _conv(
+            "forward", z, lay.chain_weight(factors[d], d), None, None, lay.pass_params(d, groups)
+        )
+    return z, inputs
+
+
+def _sum_channels(lay: _Layout, z):
+    """(N, C * M, *out) -> (N, K, *out): each output channel sums its group's C/G pairs."""
+    if lay.cg == 1:
+        return z
+    spatial = _shape(z)[2:]
+    z = z.reshape(lay.n, lay.groups, lay.cg, lay.m, *spatial).sum(2)
+    return z.reshape(lay.n, lay.k, *spatial)
+
+
+def _spread_channels(lay: _Layout, g):
+    """_sum_channels' adjoint: (N, K, *out) -> (N, C * M, *out)."""
+    if lay.cg == 1:
+        return g
+    spatial = _shape(g)[2:]
+    g = g.reshape(lay.n, lay.groups, 1, lay.m, *spatial)
+    full = (lay.n, lay.groups, lay.cg, lay.m, *spatial)
+    g = g.expand(*full) if is_torch_tensor(g) else np.broadcast_to(g, full)
+    return g.reshape(lay.n, lay.c * lay.m, *spatial)
+
+
+def _add_bias(lay: _Layout, y, bias):
+    if bias is None:
+        return y
+    if _shape(bias) != (lay.k,):
+        raise ValueError(f"bias must have shape ({lay.k},) (output channels), got {_shape(bias)}")
+    return y + bias.reshape(1, lay.k, *([1] * lay.rank))
+
+
+def separable_conv(
+    x, factors: Sequence[Any], bias=None, *, stride=1, padding=0, dilation=1, groups: int = 1
+):
+    """Convolution with the kernel w[k, c] = factors[0][k, c] (x) factors[1][k, c] (x) ...
+    (outer product), factors[d] of shape (K, C/groups, k_d); x (N, C, *in) -> (N, K, *out)."""
+    lay = _layout(_shape(x), factors, stride, padding, dilation, groups)
+    if not lay.uses_chain():
+        return _conv("forward", x, lay.dense_weight(factors), bias, None, lay.dense_params())
+    z, _ = _chain_forward(lay, x, factors)
+    return _add_bias(lay, _sum_channels(lay, z), bias)
+
+
+def _chain_shapes(lay: _Layout, out_spatial) -> list[tuple]:
+    """The input shape of each pass of the chain (pass d has the output extents before d)."""
+    shapes = []
+    for d in range(lay.rank):
+        channels = lay.c if d == 0 else lay.c * lay.m
+        shapes.append((lay.n, channels, *out_spatial[:d], *lay.in_spatial[d:]))
+    return shapes
+
+
+def separable_conv_backward_data(
+    grad_y,
+    factors: Sequence[Any],
+    x_shape: Sequence[int],
+    *,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,
+):
+    """Gradient of `separable_conv` with respect to x (shape `x_shape`)."""
+    x_shape = tuple(full_shape(x_shape, "x_shape", len(_shape(grad_y))))
+    lay = _layout(x_shape, factors, stride, padding, dilation, groups)
+    if not lay.uses_chain():
+        w = lay.dense_weight(factors)
+        return _conv("backward_data", grad_y, w, None, x_shape, lay.dense_params())
+    shapes = _chain_shapes(lay, _shape(grad_y)[2:])
+    g = _spread_channels(lay, grad_y)
+    for d in reversed(range(lay.rank)):
+        groups_d = lay.c if d == 0 else lay.c * lay.m
+        w = lay.chain_weight(factors[d], d)
+        g = _conv("backward_data", g, w, None, shapes[d], lay.pass_params(d, groups_d))
+    return g
+
+
+def separable_conv_backward_factors(
+    x, grad_y, factors: Sequence[Any], *, stride=1, padding=0, dilation=1, groups: int = 1
+) -> list:
+    """Gradients of `separable_conv` with respect to each factor (a list, one per factor)."""
+    lay = _layout(_shape(x), factors, stride, padding, dilation, groups)
+    if not lay.uses_chain():
+        w = lay.dense_weight(factors)
+        gw = _conv("backward_weight", x, grad_y, None, _shape(w), lay.dense_params())
+        grads = []
+        for d in range(lay.rank):
+            others = [factors[e] if e != d else None for e in range(lay.rank)]
+            prod = None
+            for e, f in enumerate(others):
+                if f is None:
+                    continue
+                shape = [1] * lay.rank
+                shape[e] = lay.kernel[e]
+                term = f.reshape(lay.k, lay.cg, *shape)
+                prod = term if prod is None else prod * term
+            full = gw if prod is None else gw * prod
+            axes = tuple(2 + e for e in range(lay.rank) if e != d)
+            grads.append(full.sum(axes) if axes else full)
+        return grads
+    last, inputs = _chain_forward(lay, x, factors, lay.rank - 1)
+    inputs.append(last)
+    g = _spread_channels(lay, grad_y)
+    grads: list = [None] * lay.rank
+    for d in reversed(range(lay.rank)):
+        groups_d = lay.c if d == 0 else lay.c * lay.m
+        w = lay.chain_weight(factors[d], d)
+        params = lay.pass_params(d, groups_d)
+        gw = _conv("backward_weight", inputs[d], g, None, _shape(w), params)
+        grads[d] = lay.factor_of_chain(gw, d)
+        if d > 0:
+            g = _conv("backward_data", g, w, None, _shape(inputs[d]), params)
+    return grads
+
+
+# ---- conv(..., algo="separable"): an ordinary conv whose kernel slices are all rank-1
+
+_RTOL = {"float32": 1e-5, "float64": 1e-10}
+
+
+def separable_factors(w) -> tuple[Any, str]:
+    """(factors as float64 NumPy arrays, "") when every slice w[k, c] of w (K, C/G, *kernel)
+    is an outer product of 1-D factors within float tolerance (relative residual of the best
+    rank-1 fit, one small SVD per slice and dim), else (None, why not)."""
+    torch_w = is_torch_tensor(w)
+    arr = w.detach().cpu().numpy() if torch_w else np.asarray(w)
+    dtype = str(arr.dtype)
+    arr = arr.astype(np.float64)
+    k, cg, *kernel = arr.shape
+    rank = len(kernel)
+    if rank == 1:
+        return [arr], ""
+    s = arr.reshape(k * cg, *kernel)
+    us = []
+    for d in range(rank):
+        unfolded = np.moveaxis(s, d + 1, 1).reshape(k * cg, kernel[d], -1)
+        u = np.linalg.svd(unfolded, full_matrices=False)[0]
+        us.append(u[:, :, 0])
+    letters = "abc"[:rank]
+    spec = f"i{letters}," + ",".join(f"i{c}" for c in letters)
+    lam = np.einsum(spec + "->i", s, *us)
+    fit = np.einsum(",".join(f"i{c}" for c in letters) + f"->i{letters}", *us)
+    fit = fit * lam.reshape(-1, *([1] * rank))
+    norm = np.sqrt((s * s).reshape(k * cg, -1).sum(1))
+    err = np.sqrt(((s - fit) ** 2).reshape(k * cg, -1).sum(1))
+    rtol = _RTOL.get(dtype, 1e-5)
+    bad = np.nonzero(err > rtol * norm + 1e-300)[0]
+    if bad.size:
+        i = int(bad[0])
+        return None, (
+            f"kernel slice w[{i // cg}, {i % cg}] is not rank-1 (relative residual of its best "
+            f"rank-1 fit {err[i] / norm[i]:.3g} > tolerance {rtol:g}); {bad.size} of {k * cg} "
+            "slices are not"
+        )
+    factors = [u.reshape(k, cg, kernel[d]) for d, u in enumerate(us)]
+    factors[0] = factors[0] * lam.reshape(k, cg, 1)
+    return factors, ""
+
+
+def _like(f, w):
+    """A float64 NumPy factor as an array of w's library, dtype and device."""
+    if is_torch_tensor(w):
+        torch = sys.modules["torch"]
+        return torch.from_numpy(np.ascontiguousarray(f)).to(dtype=w.dtype, device=w.device)
+    return np.ascontiguousarray(f, dtype=w.dtype)
+
+
+def conv_as_separable(op: str, pass_: str, a, b, bias, shape_arg, params: tuple):
+    """conv(..., algo="separable") and its backward_data pass (fastconv/functional.py)."""
+    stride, padding, dilation, groups, mode, _ = params
+    if op != "conv":
+        raise NotImplementedError("algo='separable' runs convolutions only, not conv_transpose")
+    if pass_ == "backward_weight":
+        raise NotImplementedError(
+            "algo='separable' cannot run conv backward_weight: the weight gradient is not a "
+            "separable kernel (separable_conv_backward_factors gives the factors' gradients)"
+        )
+    if records_grad(b):
+        raise NotImplementedError(
+            "algo='separable' cannot record w's gradient: its factors come from w's values; "
+            "use separable_conv with the factors as parameters"
+        )
+    factors, reason = separable_factors(b)
+    if factors is None:
+        raise NotImplementedError(f"algo='separable' cannot run this conv: {reason}")
+    if mode == "conv":  # true convolution: the flipped kernel, i.e. every factor flipped
+        factors = [f[..., ::-1] for f in factors]
+    factors = [_like(f, b) for f in factors]
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if pass_ == "forward":
+        return separable_conv(a, factors, bias, **kw)
+    return separable_conv_backward_data(a, factors, shape_arg, **kw)
+
+
+def explain_separable(w, op: str, pass_: str) -> tuple[str, int]:
+    """explain()'s (reason, workspace bytes) for algo="separable"; NotImplementedError when it
+    cannot run (as a forced algorithm's plan raises)."""
+    if op != "conv" or pass_ == "backward_weight":
+        raise NotImplementedError(
+            f"algo='separable' runs conv forward and backward_data only, not {op} {pass_}"
+        )
+    if isinstance(w, (tuple, list)):
+        return (
+            "forced: runs when every kernel slice of w is rank-1, checked on w's values at each "
+            "call (a shape alone cannot tell)",
+            0,
+        )
+    factors, reason = separable_factors(w)
+    if factors is None:
+        raise NotImplementedError(f"algo='separable' cannot run this conv: {reason}")
+    return (
+        (
+            "forced: every kernel slice of w is rank-1; runs as separable_conv of its factors "
+            "(a chain of 1-D convolutions where that beats the dense kernel)"
+        ),
+        0,
+    )

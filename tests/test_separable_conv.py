@@ -1,0 +1,133 @@
+"""separable_conv: == dense conv with the outer-product kernel (chain and dense paths, groups,
+depthwise multipliers, stride, padding rules, dilation), the factor gradients by linearity,
+conv(..., algo="separable") with its rank-1 check, explain, errors."""
+
+from __future__ import annotations
+
+import fastconv
+import numpy as np
+import pytest
+from conftest import DTYPES, assert_close, raises_naming, rand
+from fastconv import separable as sep
+
+
+def dense(factors):
+    k, cg = factors[0].shape[:2]
+    w = None
+    for d, f in enumerate(factors):
+        shape = [1] * len(factors)
+        shape[d] = f.shape[2]
+        term = np.asarray(f, np.float64).reshape(k, cg, *shape)
+        w = term if w is None else w * term
+    return w
+
+
+# (x shape, K, groups, kernel, stride, padding, dilation); chain: C/G == 1 or a large kernel
+CASES = [
+    ((2, 4, 9, 10), 8, 4, (3, 5), (1, 2), (1, 2), 1),  # depthwise, multiplier 2
+    ((2, 3, 8, 8), 3, 3, (3, 3), 2, "same", 1),  # depthwise, stride, "same"
+    ((1, 3, 5, 6, 7), 6, 3, (2, 3, 2), 1, "same", (1, 2, 1)),  # 3-D
+    ((2, 6, 9, 10), 4, 2, (3, 2), 1, 1, (2, 1)),  # C/G > 1, small kernel: dense
+    ((2, 4, 30, 30), 6, 2, (17, 17), 1, 3, 1),  # C/G > 1, large kernel: chain + channel sum
+    ((2, 2, 12), 3, 1, (5,), 2, 2, 1),  # 1-D: dense
+    ((1, 2, 7, 7), 2, 2, (7, 7), 1, "full", 1),
+    ((2, 2, 9, 20), 4, 2, (3, 4), (1, 3), ((0, 1), (3, 2)), (1, 2)),  # last-dim stride, dilation
+    ((1, 2, 3, 4200), 2, 2, (2, 5), 1, 2, 1),  # rows longer than the kernel's stack copy
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES)
+def test_separable_matches_dense_conv(rng, dtype, case):
+    xs, k, groups, kernel, stride, padding, dilation = case
+    cg = xs[1] // groups
+    factors = [rand(rng, (k, cg, n), dtype) for n in kernel]
+    x = rand(rng, xs, dtype)
+    b = rand(rng, (k,), dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    w = dense(factors).astype(dtype)
+    reduction = cg * int(np.prod(kernel))
+    y = fastconv.separable_conv(x, factors, b, **kw)
+    assert y.dtype == dtype
+    assert_close(y, fastconv.conv(x, w, b, **kw), reduction=reduction)
+    g = rand(rng, y.shape, dtype)
+    gx = fastconv.separable_conv_backward_data(g, factors, xs, **kw)
+    assert_close(gx, fastconv.conv_backward_data(g, w, xs, **kw), reduction=reduction * k)
+    gf = fastconv.separable_conv_backward_factors(x, g, factors, **kw)
+    assert len(gf) == len(factors)
+    y0 = fastconv.separable_conv(
+        x.astype(np.float64), [f.astype(np.float64) for f in factors], **kw
+    )
+    for d in range(len(factors)):  # y is linear in each factor: <g, y(f + e) - y(f)> = <gf, e>
+        assert gf[d].shape == factors[d].shape and gf[d].dtype == dtype
+        e = rng.standard_normal(factors[d].shape)
+        f2 = [f.astype(np.float64) for f in factors]
+        f2[d] = f2[d] + e
+        y2 = fastconv.separable_conv(x.astype(np.float64), f2, **kw)
+        want = float((g * (y2 - y0)).sum())
+        tol = (2e-3 if dtype == np.float32 else 1e-9) * (abs(want) + float(np.abs(g).sum()))
+        assert abs(float((gf[d].astype(np.float64) * e).sum()) - want) <= tol
+
+
+def test_chain_is_used_where_documented():
+    lay = sep._Layout((1, 4, 9, 9), [(4, 1, 3), (4, 1, 3)], 1, 0, 1, 4)
+    assert lay.uses_chain()  # depthwise-like
+    lay = sep._Layout((1, 4, 9, 9), [(4, 4, 3), (4, 4, 3)], 1, 0, 1, 1)
+    assert not lay.uses_chain()  # 9 taps vs 6: dense
+    lay = sep._Layout((1, 4, 40, 40), [(4, 4, 31), (4, 4, 31)], 1, 0, 1, 1)
+    assert lay.uses_chain()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", ["cross", "conv"])
+def test_conv_algo_separable(rng, dtype, mode):
+    factors = [rand(rng, (6, 1, 5), dtype), rand(rng, (6, 1, 3), dtype)]
+    w = dense(factors).astype(dtype)
+    x = rand(rng, (2, 3, 11, 9), dtype)
+    kw = dict(padding="same", groups=3, mode=mode)
+    want = fastconv.conv(x, w, **kw)
+    assert_close(fastconv.conv(x, w, algo="separable", **kw), want, reduction=15)
+    g = rand(rng, want.shape, dtype)
+    assert_close(
+        fastconv.conv_backward_data(g, w, x.shape, algo="separable", **kw),
+        fastconv.conv_backward_data(g, w, x.shape, **kw),
+        reduction=30,
+    )
+    assert "rank-1" in str(fastconv.explain(x, w, algo="separable", groups=3))
+    with raises_naming(NotImplementedError, "separable"):
+        fastconv.conv_backward_weight(x, g, w.shape, algo="separable", **kw)
+
+
+def test_conv_algo_separable_refuses_full_rank_kernels(rng):
+    w = rand(rng, (4, 2, 3, 3))
+    x = rand(rng, (1, 2, 6, 6))
+    with raises_naming(NotImplementedError, "separable", "rank-1"):
+        fastconv.conv(x, w, algo="separable")
+    with raises_naming(NotImplementedError, "separable"):
+        fastconv.explain(x, w, algo="separable")
+    w[1, 1, 0, 0] += 1e-3  # nearly separable is not separable
+    w2 = dense([rand(rng, (4, 2, 3)), rand(rng, (4, 2, 3))])
+    w2[1, 1, 0, 0] += 1e-3
+    with raises_naming(NotImplementedError, "separable"):
+        fastconv.conv(x, w2, algo="separable")
+
+
+def test_separable_errors(rng):
+    x = rand(rng, (1, 4, 8, 8), np.float32)
+    f = [rand(rng, (4, 1, 3), np.float32)] * 2
+    with raises_naming(ValueError, "factors"):
+        fastconv.separable_conv(x, f[:1], groups=4)
+    with raises_naming(ValueError, r"factors\[1\]"):
+        fastconv.separable_conv(x, [f[0], rand(rng, (4, 2, 3), np.float32)], groups=4)
+    with raises_naming(ValueError, "groups"):
+        fastconv.separable_conv(x, f, groups=3)
+    with raises_naming(TypeError, "factors"):
+        fastconv.separable_conv(x, f[0], groups=4)
+    with raises_naming(ValueError, "bias"):
+        fastconv.separable_conv(x, f, np.zeros(5, np.float32), groups=4)
+    with raises_naming(ValueError, "stride"):
+        fastconv.separable_conv(x, f, stride=0, groups=4)
+    x0, f0 = x.copy(), [a.copy() for a in f]
+    fastconv.separable_conv(x, f, groups=4, padding=1)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(f[0], f0[0])
