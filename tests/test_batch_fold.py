@@ -36,7 +36,7 @@ TRANSPOSED = [
     ("unet-like", (3, 8, 6, 6), (8, 5, 2, 2), dict(stride=2)),
     ("rank1", (6, 5, 9), (5, 4, 5), dict(stride=3, padding=2, output_padding=1)),
     ("rank3", (3, 4, 3, 4, 3), (4, 3, 3, 2, 3), dict(stride=(2, 1, 2), padding=1, groups=1)),
-    # kernel a multiple of the stride: backward data runs on the phase images (phase_forward.cc)
+    # kernel a multiple of the stride (k4 s2, k2 s2: the dcgan / unet shapes), backward data folded
     ("k4s2-outpad", (3, 5, 5, 4), (5, 3, 4, 4), dict(stride=2, padding=(1, 2), output_padding=1)),
     ("k4s2-groups-rank1", (5, 6, 7), (6, 2, 4), dict(stride=2, padding=1, groups=3)),
     ("k2s2-rank3", (2, 4, 3, 2, 3), (4, 3, 2, 2, 4), dict(stride=(2, 1, 2), padding=(0, 1, 1))),
@@ -75,7 +75,7 @@ CONVS = [
     ("strided-groups", (4, 6, 9, 8), (4, 3, 3, 3), dict(stride=2, padding=1, groups=2)),
     ("rank1-dilated", (6, 4, 11), (5, 4, 3), dict(padding=2, dilation=2)),
     ("rank3", (3, 4, 4, 3, 5), (2, 4, 2, 2, 3), dict(stride=(1, 2, 1), padding=1)),
-    # strided with kernel a multiple of the stride: the forward runs on the phase images
+    # strided with kernel a multiple of the stride (every phase has the same taps), patchify
     ("k4s2-odd", (3, 4, 9, 7), (5, 4, 4, 4), dict(stride=2, padding=(1, 2))),
     ("k2s2-flipped", (2, 4, 8, 9), (6, 4, 2, 2), dict(stride=2, mode="conv")),
     ("k6s3-groups", (3, 6, 11, 10), (4, 3, 6, 3), dict(stride=3, padding=2, groups=2)),

@@ -7,7 +7,6 @@
 #include "algo/conv_panels.h"
 #include "algo/gemm_conv.h"
 #include "algo/phase_backward_data.h"
-#include "algo/phase_forward.h"
 #include "fastconv/parallel.h"
 #include "gemm/gemm.h"
 
@@ -87,11 +86,7 @@ void fold_block(const T* src, int64_t rows, int64_t cnt, int64_t per_image, int6
 
 int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t elem_size) {
   const int64_t nb = fold_images(g, pass), cg = g.c_per_group(), kg = g.k_per_group();
-  if (pass == Pass::kForward) {
-    return (phase_forward_applies(g) ? phase_forward_workspace(g) : implicit_forward_workspace(g)) *
-           elem_size;
-  }
-  // Folded backward weight: the gathered grad_y.
+  // Folded forward / backward weight: the output block, or the gathered grad_y.
   if (pass != Pass::kBackwardData) return nb > 1 ? kg * nb * g.out_spatial() * elem_size : 0;
   // Strided: the phase-ordered weight of one group and one phase block.
   if (!unit_stride(g)) return phase_backward_data_workspace(g, nb) * elem_size;
@@ -101,21 +96,10 @@ int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t 
   return (weight + (nb > 1 ? cg * nb * g.in_spatial() : 0)) * elem_size;
 }
 
-int64_t implicit_forward_workspace(const ConvGeometry& g) {
-  const int64_t nb = fold_images(g, Pass::kForward);
-  return nb > 1 ? g.k_per_group() * nb * g.out_spatial() : 0;
-}
-
 template <typename T>
 void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y,
                            T* ws) {
-  if (phase_forward_applies(plan.g)) return phase_forward(plan.g, x, w, bias, y, ws);
-  implicit_forward_images(plan.g, x, w, bias, y, ws);
-}
-
-template <typename T>
-void implicit_forward_images(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
-                             T* ws) {
+  const ConvGeometry& g = plan.g;
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = cg * g.kernel_spatial();
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
   const bool pointwise = is_pointwise(g);
@@ -240,8 +224,6 @@ std::string implicit_gemm_plan(ConvPlan& plan) {
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                                   \
-  template void implicit_forward_images<T>(const ConvGeometry&, const T*, const T*, const T*, T*, \
-                                           T*);                                                   \
   template void implicit_gemm_forward<T>(const ConvPlan&, const T*, const T*, const T*, T*,  \
                                          T*);                                                     \
   template void implicit_gemm_backward_data<T>(const ConvPlan&, const T*, const T*, T*, T*); \
