@@ -12,6 +12,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/conv_panels.cc
   csrc/algo/im2col.cc
   csrc/algo/implicit_gemm.cc
+  csrc/algo/phase_backward_data.cc
   csrc/algo/winograd.cc
   csrc/algo/fft_conv.cc
   csrc/algo/fft_layout.cc

@@ -27,18 +27,40 @@ namespace {
 
 inline bool inside(int64_t v, int64_t extent) { return static_cast<uint64_t>(v) < uint64_t(extent); }
 
+// Copies a short run (panel runs are often a handful of elements: a row of a small image):
+// constant-size copies the compiler inlines as vector moves, where a memcpy call of a few
+// bytes costs more than the copy.
+template <typename T>
+inline void copy_run(T* dst, const T* src, int64_t len) {
+  int64_t bytes = len * int64_t(sizeof(T));
+  char* d = reinterpret_cast<char*>(dst);
+  const char* s = reinterpret_cast<const char*>(src);
+  if (bytes > 256) {
+    std::memcpy(d, s, size_t(bytes));
+    return;
+  }
+  for (; bytes >= 64; bytes -= 64, d += 64, s += 64) std::memcpy(d, s, 64);
+  if (bytes >= 32) std::memcpy(d, s, 32), bytes -= 32, d += 32, s += 32;
+  if (bytes >= 16) std::memcpy(d, s, 16), bytes -= 16, d += 16, s += 16;
+  if (bytes >= 8) std::memcpy(d, s, 8), bytes -= 8, d += 8, s += 8;
+  if (bytes >= 4) std::memcpy(d, s, 4);
+}
+
 // dst[j * dst_stride] = src[x0 + j * step] where 0 <= x0 + j * step < extent, else 0, for
 // j < len: one clipped, branch-free copy per run instead of a bounds check per element.
 template <typename T>
 inline void gather_run(const T* src, int64_t extent, int64_t x0, int64_t step, int64_t len, T* dst,
                        int64_t dst_stride) {
-  int64_t lo = x0 >= 0 ? 0 : (-x0 + step - 1) / step;
-  int64_t hi = x0 >= extent ? 0 : (extent - 1 - x0) / step + 1;
+  // Integer division costs tens of cycles, as much as the copy of a short run: unit and
+  // double steps (every stride-1 / stride-2 layer) divide by shifting.
+  const auto div = [step](int64_t v) { return step == 1 ? v : step == 2 ? v >> 1 : v / step; };
+  int64_t lo = x0 >= 0 ? 0 : div(-x0 + step - 1);
+  int64_t hi = x0 >= extent ? 0 : div(extent - 1 - x0) + 1;
   lo = std::min(lo, len);
   hi = std::min(std::max(hi, lo), len);
   for (int64_t j = 0; j < lo; ++j) dst[j * dst_stride] = T(0);
   if (step == 1 && dst_stride == 1) {
-    copy_short(src + x0 + lo, hi - lo, dst + lo);
+    copy_run(dst + lo, src + x0 + lo, hi - lo);
   } else {
     for (int64_t j = lo; j < hi; ++j) dst[j * dst_stride] = src[x0 + j * step];
   }
@@ -52,34 +74,42 @@ inline void zero_run(int64_t len, T* dst, int64_t dst_stride) {
 
 // A stretch of consecutive positions along the innermost spatial dim: `len` positions from
 // index j0 of the panel; z, y, x are the input coordinates (window corner for output
-// positions) of its first position.
+// positions) of its first position, img the element offset of its image (batch folding).
 struct Run {
-  int64_t j0, len, z, y, x;
+  int64_t j0, len, z, y, x, img;
 };
 
-// Splits output positions [o, o + count) into runs along rows of the output.
-int make_output_runs(const ConvGeometry& g, int64_t o, int64_t count, std::vector<Run>& runs) {
+// Splits output positions [o, o + count) into runs along rows of the output; positions past
+// one image continue in the next, image_stride elements on.
+int make_output_runs(const ConvGeometry& g, int64_t o, int64_t count, int64_t image_stride,
+                     std::vector<Run>& runs) {
   runs.clear();
+  const int64_t per_image = std::max<int64_t>(1, g.out_spatial());
   for (int64_t j = 0; j < count;) {
-    const int64_t ow = o % g.out[2], oh = (o / g.out[2]) % g.out[1];
-    const int64_t od = o / (g.out[2] * g.out[1]);
+    const int64_t n = o / per_image, local = o - n * per_image;
+    const int64_t ow = local % g.out[2], oh = (local / g.out[2]) % g.out[1];
+    const int64_t od = local / (g.out[2] * g.out[1]);
     const int64_t len = std::min(count - j, g.out[2] - ow);
     runs.push_back({j, len, od * g.stride[0] - g.pad_lo[0], oh * g.stride[1] - g.pad_lo[1],
-                    ow * g.stride[2] - g.pad_lo[2]});
+                    ow * g.stride[2] - g.pad_lo[2], n * image_stride});
     j += len;
     o += len;
   }
   return int(runs.size());
 }
 
-// Splits input positions [i, i + count) into runs along rows of the input.
-int make_input_runs(const ConvGeometry& g, int64_t i, int64_t count, std::vector<Run>& runs) {
+// Splits input positions [i, i + count) into runs along rows of the input (across images as
+// make_output_runs).
+int make_input_runs(const ConvGeometry& g, int64_t i, int64_t count, int64_t image_stride,
+                    std::vector<Run>& runs) {
   runs.clear();
+  const int64_t per_image = std::max<int64_t>(1, g.in_spatial());
   for (int64_t j = 0; j < count;) {
-    const int64_t ix = i % g.in[2], iy = (i / g.in[2]) % g.in[1];
-    const int64_t iz = i / (g.in[2] * g.in[1]);
+    const int64_t n = i / per_image, local = i - n * per_image;
+    const int64_t ix = local % g.in[2], iy = (local / g.in[2]) % g.in[1];
+    const int64_t iz = local / (g.in[2] * g.in[1]);
     const int64_t len = std::min(count - j, g.in[2] - ix);
-    runs.push_back({j, len, iz, iy, ix});
+    runs.push_back({j, len, iz, iy, ix, n * image_stride});
     j += len;
     i += len;
   }
@@ -108,7 +138,7 @@ struct RunSource {
 template <typename T>
 void pack_shifted_rows(const TapTable& taps_tab, int64_t taps, int sign, const Dims& extent,
                        int64_t step, const T* src_base, int64_t channel_stride,
-                       std::vector<Run>& runs, int64_t k0, int64_t kc, int64_t nc, int64_t nr,
+                       int64_t image_stride, std::vector<Run>& runs, int64_t k0, int64_t kc, int64_t nc, int64_t nr,
                        int64_t first_col, bool input_runs, const Dims& shift,
                        const ConvGeometry& g, T* dst) {
   thread_local std::vector<RunSource> t_sources;
@@ -116,8 +146,9 @@ void pack_shifted_rows(const TapTable& taps_tab, int64_t taps, int sign, const D
   const int64_t H = extent[1], W = extent[2];
   for (int64_t p0 = 0; p0 < nc; p0 += nr, dst += kc * nr) {
     const int64_t cols = std::min(nr, nc - p0);
-    const int64_t nruns = input_runs ? make_input_runs(g, first_col + p0, cols, runs)
-                                     : make_output_runs(g, first_col + p0, cols, runs);
+    const int64_t nruns =
+        input_runs ? make_input_runs(g, first_col + p0, cols, image_stride, runs)
+                   : make_output_runs(g, first_col + p0, cols, image_stride, runs);
     for (Run& r : runs) r.z += shift[0], r.y += shift[1], r.x += shift[2];
     // Where each run reads for each tap does not depend on the channel: decide it once per
     // panel, so a row of the panel is a table lookup and a copy.
@@ -131,9 +162,9 @@ void pack_shifted_rows(const TapTable& taps_tab, int64_t taps, int sign, const D
         if (!inside(z, extent[0]) || !inside(y, H)) {
           rs = {RunSource::kZero, 0, 0};
         } else if (step == 1 && x0 >= 0 && x0 + run.len <= W) {
-          rs = {RunSource::kCopy, (z * H + y) * W + x0, 0};
+          rs = {RunSource::kCopy, run.img + (z * H + y) * W + x0, 0};
         } else {
-          rs = {RunSource::kGather, (z * H + y) * W, x0};
+          rs = {RunSource::kGather, run.img + (z * H + y) * W, x0};
         }
       }
     }
@@ -149,7 +180,7 @@ void pack_shifted_rows(const TapTable& taps_tab, int64_t taps, int sign, const D
         const Run& run = run_list[i];
         T* out = row + run.j0;
         if (rs[i].kind == RunSource::kCopy) {
-          copy_short(xc + rs[i].row, run.len, out);
+          copy_run(out, xc + rs[i].row, run.len);
         } else if (rs[i].kind == RunSource::kZero) {
           zero_run(run.len, out, 1);
         } else {
@@ -167,7 +198,7 @@ void ForwardColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int
                              T* dst) const {
   // Output runs carry window corners (o * stride - pad) in input coordinates.
   pack_shifted_rows(taps_, g_.kernel_spatial(), +1, g_.in, g_.stride[2], src_, g_.in_spatial(),
-                    run_buffer(), k0, kc, nc, nr, n0, false, Dims{0, 0, 0}, g_, dst);
+                    image_stride_, run_buffer(), k0, kc, nc, nr, n0, false, Dims{0, 0, 0}, g_, dst);
 }
 
 template <typename T>
@@ -176,7 +207,7 @@ void BackwardDataColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc
   // o = i + pad - tap: every row is a shifted copy of a grad_y row (unit stride only; strided
   // backward data runs by phases through PhaseColumns).
   pack_shifted_rows(taps_, g_.kernel_spatial(), -1, g_.out, 1, src_, g_.out_spatial(),
-                    run_buffer(), k0, kc, nc, nr, n0, true, g_.pad_lo, g_, dst);
+                    image_stride_, run_buffer(), k0, kc, nc, nr, n0, true, g_.pad_lo, g_, dst);
 }
 
 template <typename T>
@@ -187,19 +218,19 @@ void WeightColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int6
   // Rows are output positions: runs along output rows read consecutive input elements, so the
   // panel is filled column by column (each column is one (channel, tap)).
   std::vector<Run>& runs = run_buffer();
-  make_output_runs(g, k0, kc, runs);
+  make_output_runs(g, k0, kc, image_stride_, runs);
   for (int64_t p0 = 0; p0 < nc; p0 += nr, dst += kc * nr) {
     const int64_t cols = std::min(nr, nc - p0);
     for (int64_t j = 0; j < cols; ++j) {
       const int64_t r = n0 + p0 + j, c = r / taps, t = r % taps;
-      const T* xc = src_ + c * in_sp;
+      const T* xc = src_ + c * in_sp;  // + run.img per run
       const int64_t dz = taps_.dz[t], dy = taps_.dy[t], dx = taps_.dx[t];
       for (const Run& run : runs) {
         const int64_t z = run.z + dz, y = run.y + dy;
         T* col = dst + run.j0 * nr + j;
         if (inside(z, g.in[0]) && inside(y, g.in[1])) {
-          gather_run(xc + (z * g.in[1] + y) * g.in[2], g.in[2], run.x + dx, g.stride[2], run.len,
-                     col, nr);
+          gather_run(xc + run.img + (z * g.in[1] + y) * g.in[2], g.in[2], run.x + dx, g.stride[2],
+                     run.len, col, nr);
         } else {
           zero_run(run.len, col, nr);
         }
@@ -212,8 +243,8 @@ void WeightColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int6
 template <typename T>
 void PhaseColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
                            T* dst) const {
-  pack_shifted_rows(taps_, ntaps_, +1, g_.in, 1, gy_, g_.in_spatial(), run_buffer(), k0, kc, nc,
-                    nr, n0, false, Dims{0, 0, 0}, g_, dst);
+  pack_shifted_rows(taps_, ntaps_, +1, g_.in, 1, gy_, g_.in_spatial(), image_stride_,
+                    run_buffer(), k0, kc, nc, nr, n0, false, Dims{0, 0, 0}, g_, dst);
 }
 
 template class PhaseColumns<float>;

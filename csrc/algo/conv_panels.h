@@ -45,15 +45,20 @@ struct TapTable {
 
 // A PanelSource reading one conv tensor (the channels of one image and group) through the
 // geometry's kernel taps; the three conv passes differ only in how pack() walks it.
+// With image_stride > 0 the positions (columns, or rows for WeightColumns) run on over the
+// following images (batch folding): position p reads image p / positions-per-image, whose
+// channels start image_stride elements after the previous image's.
 template <typename T>
 class TensorColumns : public gemm::PanelSource<T> {
  public:
-  TensorColumns(const ConvGeometry& g, const T* src) : g_(g), taps_(g), src_(src) {}
+  TensorColumns(const ConvGeometry& g, const T* src, int64_t image_stride = 0)
+      : g_(g), taps_(g), src_(src), image_stride_(image_stride) {}
 
  protected:
   const ConvGeometry& g_;
   TapTable taps_;
   const T* src_;
+  int64_t image_stride_;
 };
 
 // Forward: B[(c, tap), o] = x[c, o * stride - pad_lo + tap * dilation] (0 outside), for the
@@ -65,7 +70,8 @@ class ForwardColumns final : public TensorColumns<T> {
   void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
 
  private:
-  using TensorColumns<T>::g_, TensorColumns<T>::taps_, TensorColumns<T>::src_;
+  using TensorColumns<T>::g_, TensorColumns<T>::taps_, TensorColumns<T>::src_,
+      TensorColumns<T>::image_stride_;
 };
 
 // Unit-stride backward data: B[(k, tap), i] = grad_y[k, i + pad_lo - tap * dilation] (0
@@ -77,7 +83,8 @@ class BackwardDataColumns final : public TensorColumns<T> {
   void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
 
  private:
-  using TensorColumns<T>::g_, TensorColumns<T>::taps_, TensorColumns<T>::src_;
+  using TensorColumns<T>::g_, TensorColumns<T>::taps_, TensorColumns<T>::src_,
+      TensorColumns<T>::image_stride_;
 };
 
 // Backward weight: B[o, (c, tap)] = x[c, o * stride - pad_lo + tap * dilation]: the forward
@@ -89,18 +96,21 @@ class WeightColumns final : public TensorColumns<T> {
   void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
 
  private:
-  using TensorColumns<T>::g_, TensorColumns<T>::taps_, TensorColumns<T>::src_;
+  using TensorColumns<T>::g_, TensorColumns<T>::taps_, TensorColumns<T>::src_,
+      TensorColumns<T>::image_stride_;
 };
 
 // One phase of a strided backward-data pass: the input positions i = q + stride * m (m on the
 // grid `phase.out`) receive grad_y[k, m + offset(tap)] only from the taps in `offsets`, so
 // B[(k, tap), m] is a shifted copy of grad_y rows. `phase` is a stride-1, unpadded geometry
-// whose input extents are grad_y's; rows run over the Kg channels starting at grad_y.
+// whose input extents are grad_y's; rows run over the Kg channels starting at grad_y. Columns
+// run on over images image_stride apart (batch folding), as in TensorColumns.
 template <typename T>
 class PhaseColumns final : public gemm::PanelSource<T> {
  public:
-  PhaseColumns(const ConvGeometry& phase, const TapTable& offsets, int64_t ntaps, const T* grad_y)
-      : g_(phase), taps_(offsets), ntaps_(ntaps), gy_(grad_y) {}
+  PhaseColumns(const ConvGeometry& phase, const TapTable& offsets, int64_t ntaps, const T* grad_y,
+               int64_t image_stride = 0)
+      : g_(phase), taps_(offsets), ntaps_(ntaps), gy_(grad_y), image_stride_(image_stride) {}
   void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
 
  private:
@@ -108,6 +118,7 @@ class PhaseColumns final : public gemm::PanelSource<T> {
   const TapTable& taps_;
   int64_t ntaps_;
   const T* gy_;
+  int64_t image_stride_;
 };
 
 }  // namespace fastconv::algo

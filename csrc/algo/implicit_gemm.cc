@@ -6,6 +6,7 @@
 
 #include "algo/conv_panels.h"
 #include "algo/gemm_conv.h"
+#include "algo/phase_backward_data.h"
 #include "fastconv/parallel.h"
 #include "gemm/gemm.h"
 
@@ -25,39 +26,96 @@ bool unit_stride(const ConvGeometry& g) {
   return g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1;
 }
 
-// Input positions of phase q along one dim: q, q + s, q + 2s, ... below `in`.
-inline int64_t phase_extent(int64_t in, int64_t q, int64_t s) {
-  return q < in ? (in - q + s - 1) / s : 0;
+// Batch folding: on small images one GEMM per image has too few positions to fill the
+// micro-kernel's panels and to amortise packing the weight (dcgan.g2: 16 output positions,
+// half of a 32-wide panel), so the GEMM's position dimension runs over several images, up to
+// about kFoldPositions; its block is then copied into the NCHW tensor (a row copy per image
+// and channel). Images larger than kFoldMaxImage fill the GEMM on their own.
+constexpr int64_t kFoldMaxImage = 512, kFoldPositions = 4096;
+
+// Positions per image along the GEMM dimension that folding extends, per pass.
+int64_t fold_unit(const ConvGeometry& g, Pass pass) {
+  if (pass != Pass::kBackwardData) return g.out_spatial();
+  return unit_stride(g) ? g.in_spatial() : phase_backward_data_positions(g);
 }
 
-// Largest phase grid (the phase q = 0 in every dim).
-int64_t max_phase_positions(const ConvGeometry& g) {
-  int64_t n = 1;
-  for (int d = 0; d < kMaxRank; ++d) n *= phase_extent(g.in[d], 0, g.stride[d]);
-  return n;
+// Images per GEMM (1: no folding).
+int64_t fold_images(const ConvGeometry& g, Pass pass) {
+  const int64_t unit = fold_unit(g, pass);
+  if (g.n < 2 || unit <= 0 || unit > kFoldMaxImage) return 1;
+  return std::min(g.n, std::max<int64_t>(1, kFoldPositions / unit));
+}
+
+// Copies a folded GEMM block (rows x cnt * per_image, row r holding cnt images' planes one
+// after the other) into the tensor: row r of image i goes to dst + i * image_stride +
+// r * per_image, plus bias[r] when given.
+template <typename T>
+void unfold_block(const T* block, int64_t rows, int64_t cnt, int64_t per_image, T* dst,
+                  int64_t image_stride, const T* bias) {
+  const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, per_image));
+  parallel_for(rows * cnt, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t idx = begin; idx < end; ++idx) {
+      const int64_t r = idx / cnt, i = idx % cnt;
+      const T* src = block + (r * cnt + i) * per_image;
+      T* out = dst + i * image_stride + r * per_image;
+      if (bias) {
+        for (int64_t j = 0; j < per_image; ++j) out[j] = src[j] + bias[r];
+      } else {
+        std::copy_n(src, per_image, out);
+      }
+    }
+  });
+}
+
+// The inverse for an operand: block row r holds the planes of cnt images, read from
+// src + i * image_stride + r * per_image.
+template <typename T>
+void fold_block(const T* src, int64_t rows, int64_t cnt, int64_t per_image, int64_t image_stride,
+                T* block) {
+  const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, per_image));
+  parallel_for(rows * cnt, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t idx = begin; idx < end; ++idx) {
+      const int64_t r = idx / cnt, i = idx % cnt;
+      std::copy_n(src + i * image_stride + r * per_image, per_image,
+                  block + (r * cnt + i) * per_image);
+    }
+  });
 }
 
 }  // namespace
 
 int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t elem_size) {
-  if (pass != Pass::kBackwardData) return 0;
-  const int64_t weight = g.k * g.c_per_group() * g.kernel_spatial();
-  // Strided: one phase's gathered weight (at most one group's) and its output block.
-  if (!unit_stride(g)) {
-    return (g.k_per_group() * g.c_per_group() * g.kernel_spatial() +
-            g.c_per_group() * max_phase_positions(g)) * elem_size;
-  }
-  // Unit stride reads the weight as (c, (k, tap)): one transposed copy when taps > 1.
-  return g.kernel_spatial() > 1 ? weight * elem_size : 0;
+  const int64_t nb = fold_images(g, pass), cg = g.c_per_group(), kg = g.k_per_group();
+  // Folded forward / backward weight: the output block, or the gathered grad_y.
+  if (pass != Pass::kBackwardData) return nb > 1 ? kg * nb * g.out_spatial() * elem_size : 0;
+  // Strided: the phase-ordered weight of one group and one phase block.
+  if (!unit_stride(g)) return phase_backward_data_workspace(g, nb) * elem_size;
+  // Unit stride reads the weight as (c, (k, tap)): one transposed copy when taps > 1; folded,
+  // plus the output block.
+  const int64_t weight = g.kernel_spatial() > 1 ? g.k * cg * g.kernel_spatial() : 0;
+  return (weight + (nb > 1 ? cg * nb * g.in_spatial() : 0)) * elem_size;
 }
 
 template <typename T>
 void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y,
-                           T*) {
+                           T* ws) {
   const ConvGeometry& g = plan.g;
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = cg * g.kernel_spatial();
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
   const bool pointwise = is_pointwise(g);
+  const int64_t nb = fold_images(g, Pass::kForward);
+  if (nb > 1) {
+    for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
+      const int64_t cnt = std::min(nb, g.n - n0), cols = cnt * out_sp;
+      for (int64_t grp = 0; grp < g.groups; ++grp) {
+        const ForwardColumns<T> b(g, x + (n0 * g.c + grp * cg) * in_sp, g.c * in_sp);
+        gemm::gemm<T>(kg, cols, rows, T(1), {w + grp * kg * rows, rows, 1}, b, T(0), ws, cols);
+        unfold_block(ws, kg, cnt, out_sp, y + (n0 * g.k + grp * kg) * out_sp, g.k * out_sp,
+                     bias ? bias + grp * kg : nullptr);
+      }
+    }
+    return;
+  }
   // With a bias the GEMM accumulates onto it; without, it overwrites y (no extra pass).
   if (bias) fill_bias(g, bias, y);
   const T beta = bias ? T(1) : T(0);
@@ -72,83 +130,6 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
         gemm::gemm<T>(kg, out_sp, rows, T(1), a, ForwardColumns<T>(g, xg), beta, yg, out_sp);
       }
     }
-}
-
-// Strided backward data by phases: input positions of one residue class modulo the stride
-// receive only the taps of that class, from grad_y positions that advance one per step, so
-// each phase is a unit-stride GEMM over contiguous grad_y rows (no multiply-by-zero work).
-template <typename T>
-void strided_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x,
-                           T* ws) {
-  const int64_t cg = g.c_per_group(), kg = g.k_per_group(), taps = g.kernel_spatial();
-  const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
-  T* a_buf = ws;                      // (cg, kg * phase taps) gathered weight
-  T* c_buf = ws + kg * cg * taps;     // (cg, phase positions) GEMM output
-  for (int64_t qz = 0; qz < g.stride[0]; ++qz)
-    for (int64_t qy = 0; qy < g.stride[1]; ++qy)
-      for (int64_t qx = 0; qx < g.stride[2]; ++qx) {
-        const int64_t q[3] = {qz, qy, qx};
-        ConvGeometry phase = g;  // stride 1, no padding, input = grad_y, output = phase grid
-        std::vector<int64_t> tap_list[3], offset_list[3];
-        for (int d = 0; d < kMaxRank; ++d) {
-          phase.in[d] = g.out[d];
-          phase.out[d] = phase_extent(g.in[d], q[d], g.stride[d]);
-          phase.stride[d] = 1;
-          phase.pad_lo[d] = phase.pad_hi[d] = 0;
-          for (int64_t t = 0; t < g.kernel[d]; ++t) {
-            const int64_t s = q[d] + g.pad_lo[d] - tap_position(g, d, t) * g.dilation[d];
-            if (((s % g.stride[d]) + g.stride[d]) % g.stride[d] != 0) continue;
-            tap_list[d].push_back(t);
-            offset_list[d].push_back((s - ((s % g.stride[d]) + g.stride[d]) % g.stride[d]) /
-                                     g.stride[d]);
-          }
-        }
-        const int64_t positions = phase.out_spatial();
-        if (positions == 0) continue;
-        TapTable offsets;
-        std::vector<int64_t> full_tap;
-        for (size_t a = 0; a < tap_list[0].size(); ++a)
-          for (size_t b = 0; b < tap_list[1].size(); ++b)
-            for (size_t c = 0; c < tap_list[2].size(); ++c) {
-              offsets.dz.push_back(offset_list[0][a]);
-              offsets.dy.push_back(offset_list[1][b]);
-              offsets.dx.push_back(offset_list[2][c]);
-              full_tap.push_back((tap_list[0][a] * g.kernel[1] + tap_list[1][b]) * g.kernel[2] +
-                                 tap_list[2][c]);
-            }
-        const int64_t ntaps = int64_t(full_tap.size()), depth = kg * ntaps;
-        for (int64_t grp = 0; grp < g.groups; ++grp) {
-          // a_buf[c][k * ntaps + i] = w[grp * kg + k][c][full_tap[i]]
-          for (int64_t c = 0; c < cg; ++c)
-            for (int64_t k = 0; k < kg; ++k)
-              for (int64_t i = 0; i < ntaps; ++i)
-                a_buf[c * depth + k * ntaps + i] = w[((grp * kg + k) * cg + c) * taps + full_tap[i]];
-          for (int64_t n = 0; n < g.n; ++n) {
-            if (ntaps > 0) {
-              const PhaseColumns<T> b(phase, offsets, ntaps,
-                                      grad_y + (n * g.k + grp * kg) * out_sp);
-              gemm::gemm<T>(cg, positions, depth, T(1), gemm::MatrixRef<T>{a_buf, depth, 1}, b,
-                            T(0), c_buf, positions);
-            }
-            // Scatter the phase block into grad_x (zeros where no tap reaches).
-            T* gx = grad_x + (n * g.c + grp * cg) * in_sp;
-            parallel_for(cg, 1, [&](int64_t c0, int64_t c1) {
-              for (int64_t c = c0; c < c1; ++c) {
-                const T* src = c_buf + c * positions;
-                int64_t m = 0;
-                for (int64_t mz = 0; mz < phase.out[0]; ++mz)
-                  for (int64_t my = 0; my < phase.out[1]; ++my) {
-                    T* row = gx + c * in_sp +
-                             ((qz + mz * g.stride[0]) * g.in[1] + qy + my * g.stride[1]) * g.in[2] +
-                             qx;
-                    for (int64_t mx = 0; mx < phase.out[2]; ++mx, ++m)
-                      row[mx * g.stride[2]] = ntaps > 0 ? src[m] : T(0);
-                  }
-              }
-            });
-          }
-        }
-      }
 }
 
 // wt[grp][c][k * taps + t] = w[grp * kg + k][c][t] for grp * Cg + c in [gc0, gc1), in blocks
@@ -181,7 +162,8 @@ template <typename T>
 void implicit_gemm_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x,
                                  T* ws) {
   const ConvGeometry& g = plan.g;
-  if (!unit_stride(g)) return strided_backward_data(g, grad_y, w, grad_x, ws);
+  if (!unit_stride(g))
+    return phase_backward_data(g, grad_y, w, grad_x, ws, fold_images(g, Pass::kBackwardData));
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), taps = g.kernel_spatial();
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial(), depth = kg * taps;
   if (taps > 1) {
@@ -195,12 +177,29 @@ void implicit_gemm_backward_data(const ConvPlan& plan, const T* grad_y, const T*
     });
   }
   if (g.n == 0) return;
+  const auto a_of = [&](int64_t grp) {
+    return taps > 1 ? gemm::MatrixRef<T>{ws + grp * cg * depth, depth, 1}
+                    : gemm::MatrixRef<T>{w + grp * kg * cg, 1, cg};
+  };
+  const int64_t nb = fold_images(g, Pass::kBackwardData);
+  if (nb > 1) {
+    T* block = ws + (taps > 1 ? g.k * cg * taps : 0);
+    for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
+      const int64_t cnt = std::min(nb, g.n - n0), cols = cnt * in_sp;
+      for (int64_t grp = 0; grp < g.groups; ++grp) {
+        const BackwardDataColumns<T> b(g, grad_y + (n0 * g.k + grp * kg) * out_sp, g.k * out_sp);
+        gemm::gemm<T>(cg, cols, depth, T(1), a_of(grp), b, T(0), block, cols);
+        unfold_block(block, cg, cnt, in_sp, grad_x + (n0 * g.c + grp * cg) * in_sp, g.c * in_sp,
+                     static_cast<const T*>(nullptr));
+      }
+    }
+    return;
+  }
   for (int64_t n = 0; n < g.n; ++n)
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const T* gyg = grad_y + (n * g.k + grp * kg) * out_sp;
       T* gxg = grad_x + (n * g.c + grp * cg) * in_sp;
-      const gemm::MatrixRef<T> a = taps > 1 ? gemm::MatrixRef<T>{ws + grp * cg * depth, depth, 1}
-                                            : gemm::MatrixRef<T>{w + grp * kg * cg, 1, cg};
+      const gemm::MatrixRef<T> a = a_of(grp);
       if (is_pointwise(g)) {
         gemm::gemm<T>(cg, in_sp, kg, T(1), a, gemm::MatrixRef<T>{gyg, out_sp, 1}, T(0), gxg, in_sp);
       } else {
@@ -211,11 +210,26 @@ void implicit_gemm_backward_data(const ConvPlan& plan, const T* grad_y, const T*
 
 template <typename T>
 void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
-                                   T*) {
+                                   T* ws) {
   const ConvGeometry& g = plan.g;
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = cg * g.kernel_spatial();
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
   if (g.n == 0) std::fill(grad_w, grad_w + g.k * rows, T(0));
+  const int64_t nb = fold_images(g, Pass::kBackwardWeight);
+  if (nb > 1) {
+    // The reduction runs over (image, output position): grad_y's planes of nb images side by
+    // side in A, the weight columns continuing over the same images.
+    for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
+      const int64_t cnt = std::min(nb, g.n - n0), depth = cnt * out_sp;
+      for (int64_t grp = 0; grp < g.groups; ++grp) {
+        fold_block(grad_y + (n0 * g.k + grp * kg) * out_sp, kg, cnt, out_sp, g.k * out_sp, ws);
+        const WeightColumns<T> b(g, x + (n0 * g.c + grp * cg) * in_sp, g.c * in_sp);
+        gemm::gemm<T>(kg, rows, depth, T(1), {ws, depth, 1}, b, n0 == 0 ? T(0) : T(1),
+                      grad_w + grp * kg * rows, rows);
+      }
+    }
+    return;
+  }
   for (int64_t n = 0; n < g.n; ++n)
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const T* xg = x + (n * g.c + grp * cg) * in_sp;
