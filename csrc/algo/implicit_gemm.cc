@@ -82,12 +82,75 @@ void fold_block(const T* src, int64_t rows, int64_t cnt, int64_t per_image, int6
   });
 }
 
+// Weight gradients reduce over every output position (and image): with a small output (e.g.
+// resnet50.conv1: 64 x 147 over 12544 positions) an M/N split leaves each thread packing the
+// whole gathered B, the expensive operand, for a share of few tiles. Such a GEMM is split
+// along its reduction instead, into chunks of about kSplitDepth positions summed in a fixed
+// order: the count depends on the shape alone, so results do not depend on the thread count.
+constexpr int64_t kSplitDepth = 1024, kMaxSplits = 16, kSplitMaxOutput = int64_t(1) << 15;
+
+int64_t reduction_splits(int64_t m, int64_t n, int64_t depth) {
+  if (m * n > kSplitMaxOutput) return 1;
+  return std::clamp<int64_t>(depth / kSplitDepth, 1, kMaxSplits);
+}
+
+// B's rows from `offset` on.
+template <typename T>
+class RowOffset final : public gemm::PanelSource<T> {
+ public:
+  RowOffset(const gemm::PanelSource<T>& b, int64_t offset) : b_(b), offset_(offset) {}
+  void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override {
+    b_.pack(k0 + offset_, kc, n0, nc, nr, dst);
+  }
+
+ private:
+  const gemm::PanelSource<T>& b_;
+  int64_t offset_;
+};
+
+// C (m x n, row stride ldc) = A (m x depth) B + beta C, as reduction_splits says: the chunks'
+// products go to `partial` (splits x m x n) in parallel, then C = beta C + P_0 + P_1 + ...
+template <typename T>
+void split_gemm(int64_t m, int64_t n, int64_t depth, gemm::MatrixRef<T> a,
+                const gemm::PanelSource<T>& b, T beta, T* c, int64_t ldc, T* partial) {
+  const int64_t splits = reduction_splits(m, n, depth);
+  if (splits <= 1) return gemm::gemm<T>(m, n, depth, T(1), a, b, beta, c, ldc);
+  parallel_for(splits, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      const int64_t k0 = depth * s / splits, k1 = depth * (s + 1) / splits;
+      gemm::gemm<T>(m, n, k1 - k0, T(1), {a.data + k0 * a.cs, a.rs, a.cs}, RowOffset<T>(b, k0),
+                    T(0), partial + s * m * n, n);
+    }
+  });
+  parallel_for(m, 8, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      T* out = c + r * ldc;
+      const T* p0 = partial + r * n;
+      if (beta == T(0)) {
+        std::copy_n(p0, n, out);
+      } else {
+        for (int64_t j = 0; j < n; ++j) out[j] = beta * out[j] + p0[j];
+      }
+      for (int64_t s = 1; s < splits; ++s) {
+        const T* ps = partial + (s * m + r) * n;
+        for (int64_t j = 0; j < n; ++j) out[j] += ps[j];
+      }
+    }
+  });
+}
+
 }  // namespace
 
 int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t elem_size) {
   const int64_t nb = fold_images(g, pass), cg = g.c_per_group(), kg = g.k_per_group();
-  // Folded forward / backward weight: the output block, or the gathered grad_y.
-  if (pass != Pass::kBackwardData) return nb > 1 ? kg * nb * g.out_spatial() * elem_size : 0;
+  // Folded forward: the output block.
+  if (pass == Pass::kForward) return nb > 1 ? kg * nb * g.out_spatial() * elem_size : 0;
+  // Backward weight: the gathered grad_y when folded, and split_gemm's partial products.
+  if (pass == Pass::kBackwardWeight) {
+    const int64_t depth = nb * g.out_spatial(), rows = cg * g.kernel_spatial();
+    const int64_t splits = reduction_splits(kg, rows, depth);
+    return ((nb > 1 ? kg * depth : 0) + (splits > 1 ? splits * kg * rows : 0)) * elem_size;
+  }
   // Strided: the phase-ordered weight of one group and one phase block.
   if (!unit_stride(g)) return phase_backward_data_workspace(g, nb) * elem_size;
   // Unit stride reads the weight as (c, (k, tap)): one transposed copy when taps > 1; folded,
@@ -224,8 +287,8 @@ void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* gr
       for (int64_t grp = 0; grp < g.groups; ++grp) {
         fold_block(grad_y + (n0 * g.k + grp * kg) * out_sp, kg, cnt, out_sp, g.k * out_sp, ws);
         const WeightColumns<T> b(g, x + (n0 * g.c + grp * cg) * in_sp, g.c * in_sp);
-        gemm::gemm<T>(kg, rows, depth, T(1), {ws, depth, 1}, b, n0 == 0 ? T(0) : T(1),
-                      grad_w + grp * kg * rows, rows);
+        split_gemm<T>(kg, rows, depth, {ws, depth, 1}, b, n0 == 0 ? T(0) : T(1),
+                      grad_w + grp * kg * rows, rows, ws + kg * nb * out_sp);
       }
     }
     return;
@@ -237,9 +300,10 @@ void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* gr
       T* gw = grad_w + grp * kg * rows;
       const T beta = n == 0 ? T(0) : T(1);
       if (is_pointwise(g)) {
-        gemm::gemm<T>(kg, rows, out_sp, T(1), a, gemm::MatrixRef<T>{xg, 1, in_sp}, beta, gw, rows);
+        split_gemm<T>(kg, rows, out_sp, a, gemm::DenseSource<T>({xg, 1, in_sp}), beta, gw, rows,
+                      ws);
       } else {
-        gemm::gemm<T>(kg, rows, out_sp, T(1), a, WeightColumns<T>(g, xg), beta, gw, rows);
+        split_gemm<T>(kg, rows, out_sp, a, WeightColumns<T>(g, xg), beta, gw, rows, ws);
       }
     }
 }

@@ -173,7 +173,11 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
       for few output columns and backward data transposes it in cache blocks, implicit_gemm wins
       res4.3x3 (49 tiles; Xeon AVX-512, 1 thread, interleaved, min ms: forward 2.16 vs 2.81,
       data 2.44 vs 3.17; AVX2 7.97 vs 8.78, 4.37 vs 7.03), winograd still res3.3x3 (196 tiles,
-      2.19 vs 2.49): so forward and data from 64 tiles.
+      2.19 vs 2.49): so forward and data from 64 tiles. Re-checked on a 2-core AMD Zen 4 VM
+      (AVX-512, 2 threads): best of 30, winograd wins res4.3x3 (forward 1.13 vs 1.55 ms), but
+      per-call medians are equal (1.63 vs 1.58) and inside `fastconv bench` winograd's samples
+      ran at its 1-thread speed (2.3 ms vs implicit_gemm's 1.8): its single parallel stage of
+      four kernel blocks has no slack for a late or preempted worker. Kept at 64.
     """
     if not usable("implicit_gemm"):
         return "reference", "the only algorithm in this build"

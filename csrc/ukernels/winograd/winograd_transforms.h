@@ -226,6 +226,10 @@ struct Tiles {
   static void kernel(const T* k, int64_t ps, int64_t np, bool flip, T* u, int64_t as) {
     alignas(64) T g[kRH][3][kL];
     alignas(64) T out[kAH][kAW][kL];
+    // Callers step through runs of kL kernels (the next at k + kL * ps): fetch the one after
+    // next now. The weights are read once per call, usually from memory, and each run's loads
+    // otherwise wait for their lines one run at a time.
+    for (int l = 0; l < kL; ++l) __builtin_prefetch(k + (2 * kL + l) * ps);
     for (int i = 0; i < kRH; ++i)
       for (int j = 0; j < 3; ++j) {
         const int64_t tap = flip ? (kRH - 1 - i) * 3 + (2 - j) : i * 3 + j;

@@ -18,7 +18,12 @@ SLOW_CALL_S = 1.5  # a first call slower than this is not repeated...
 RETRY_SLOW_S = 6.0  # ...unless a second call, made when the first is under this, is faster
 SKIP_ESTIMATE_S = 20.0  # skip a candidate whose predicted call (from earlier layers) exceeds this
 SAMPLE_TARGET_S = 10e-3  # shorter calls run back to back in one sample (a block)
-SETTLE_S = 3e-3  # pause before each block: other libraries' spinning threads go idle
+# Pause before each block, so other libraries' spinning threads go idle. PyTorch's OpenMP
+# workers spin for a few ms after each operator (libgomp's default spin count; the spin's
+# `pause` is slow on recent CPUs): on a 2-core AMD Zen 4, fastconv's block right after a torch
+# block ran at a median 0.94 ms with a 3 ms pause, 0.72 with 6, 0.66 with 10-30 (1x1 conv
+# 512 -> 2048 on 7x7, best 0.63 ms), so 3 ms charged torch's spinning to the next candidate.
+SETTLE_S = 12e-3
 TOLERANCE = {"float32": 1e-3, "float64": 1e-8, "float16": 1e-2, "bfloat16": 5e-2}
 
 

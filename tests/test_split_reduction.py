@@ -1,0 +1,62 @@
+"""Weight gradients split along their reduction (csrc/algo/implicit_gemm.cc, split_gemm): a
+small output (K/G x C/G*taps up to 2^15) over 2048+ output positions is computed in chunks of
+~1024 positions summed in a fixed order. Cases cover the unfolded path (one image, and several
+images accumulating), the folded path (small images, batch folded into the reduction, with a
+last chunk of fewer images), the pointwise (1x1) path, groups, rank 1 and 3, float32/float64,
+against the float64 oracle; and that the result does not depend on the thread count."""
+
+from __future__ import annotations
+
+import math
+
+import fastconv
+import numpy as np
+import pytest
+import reference as ref
+from conftest import DTYPES, assert_close, rand
+
+# (name, x shape, weight shape, keyword arguments)
+CASES = [
+    # resnet50.conv1-like: 3 channels, 7x7 s2 over 96x96 -> 48x48 = 2304 positions (2 chunks)
+    ("stem-s2", (1, 3, 96, 96), (8, 3, 7, 7), dict(stride=2, padding=3)),
+    # two images, each 3200 positions (3 chunks), accumulated image by image
+    ("two-images", (2, 4, 40, 80), (6, 4, 3, 3), dict(padding=1)),
+    # folded: 16x16 outputs, 12 images per fold (16 * 256 = 4096 positions), 20 = 16 + 4
+    ("folded", (20, 3, 18, 18), (5, 3, 3, 3), dict()),
+    ("pointwise", (1, 8, 64, 64), (16, 8, 1, 1), dict()),
+    ("groups", (1, 8, 50, 50), (6, 4, 3, 3), dict(padding=1, groups=2)),
+    ("rank1", (2, 3, 5000), (4, 3, 9), dict(stride=2, padding=4, dilation=1)),
+    ("rank3", (1, 2, 14, 14, 14), (3, 2, 3, 3, 3), dict(padding=1)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c[0])
+def test_split_weight_gradient(case, dtype, rng, poisoned_outputs):
+    _, x_shape, w_shape, kw = case
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    y = ref.conv(x, w, **kw)
+    positions = x_shape[0] * math.prod(y.shape[2:])
+    assert positions >= 2048  # long enough to be split
+    gy = rand(rng, y.shape, dtype)
+    gw = fastconv.conv_backward_weight(x, gy, w.shape, algo="implicit_gemm", **kw)
+    assert_close(gw, ref.conv_backward_weight(x, gy, w.shape, **kw), reduction=positions)
+
+
+def test_split_is_independent_of_threads(rng):
+    x = rand(rng, (1, 3, 96, 96), np.float32)
+    gy = rand(rng, (1, 8, 48, 48), np.float32)
+    saved = fastconv.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            fastconv.set_num_threads(threads)
+            results.append(
+                fastconv.conv_backward_weight(
+                    x, gy, (8, 3, 7, 7), stride=2, padding=3, algo="implicit_gemm"
+                )
+            )
+    finally:
+        fastconv.set_num_threads(saved)
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
