@@ -1,0 +1,100 @@
+"""Markdown table of several `fastconv bench --json` runs, per ISA level: for each layer the
+median over runs of the ratio PyTorch time / fastconv time (the fastest fastconv row of the
+layer and pass: `--algo auto` runs have one) for forward, backward data, backward weight, and
+the training step (the three passes' summed median times; pools: forward + backward), then the
+geometric means and the layers below 1.0x. Used for the README's and the issue notes' tables.
+
+    python benchmarks/median_table.py avx512 a1.json a2.json a3.json -- avx2 b1.json b2.json
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+
+PASSES = ("forward", "backward_data", "backward_weight")
+
+
+def load(paths: list[str]) -> tuple[list[str], dict[tuple[str, str], list[tuple[float, float]]]]:
+    """Layer order and, per (layer, pass), the (fastconv ms, torch ms) of each run."""
+    order: list[str] = []
+    times: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for path in paths:
+        with open(path) as f:
+            run = json.load(f)
+        best: dict[tuple[str, str], float] = {}
+        torch: dict[tuple[str, str], float] = {}
+        for r in run["rows"]:
+            key = (r["layer"], r["pass"])
+            if r.get("status") != "ok" or not r.get("median_ms"):
+                continue
+            if r["kind"] == "fastconv" and r.get("best"):
+                best[key] = r["median_ms"]
+            elif r["candidate"] == "torch":
+                torch[key] = r["median_ms"]
+        for key in best:
+            if key in torch:
+                if key[0] not in order:
+                    order.append(key[0])
+                times.setdefault(key, []).append((best[key], torch[key]))
+    return order, times
+
+
+def table(label: str, paths: list[str]) -> list[str]:
+    order, times = load(paths)
+    lines = [
+        f"**{label}** (median of {len(paths)} runs; ratio = PyTorch time / fastconv time)",
+        "",
+        "| layer | forward | backward data | backward weight | training step |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    fwd, train, below = [], [], []
+    for layer in order:
+        cells, fc_sum, torch_sum = [], 0.0, 0.0
+        for p in PASSES:
+            runs = times.get((layer, p))
+            if not runs:
+                cells.append("-")
+                continue
+            ratio = statistics.median(t / f for f, t in runs)
+            cells.append(f"{ratio:.2f}x")
+            fc_sum += statistics.median(f for f, _ in runs)
+            torch_sum += statistics.median(t for _, t in runs)
+            if p == "forward":
+                fwd.append(ratio)
+        step = torch_sum / fc_sum
+        train.append(step)
+        worst = min([float(c[:-1]) for c in cells if c != "-"] + [step])
+        if worst < 1.0:
+            below.append(layer)
+        lines.append(f"| {layer} | " + " | ".join(cells) + f" | {step:.2f}x |")
+
+    def geomean(values: list[float]) -> float:
+        return math.exp(sum(map(math.log, values)) / len(values))
+
+    lines += [
+        "",
+        f"Geometric mean over {len(order)} layers: forward {geomean(fwd):.2f}x, "
+        f"training step {geomean(train):.2f}x; {len(below)} layers below 1.0x in some pass.",
+        "",
+    ]
+    return lines
+
+
+def main(argv: list[str]) -> None:
+    groups, current = [], []
+    for arg in argv + ["--"]:
+        if arg == "--":
+            if current:
+                groups.append(current)
+            current = []
+        else:
+            current.append(arg)
+    for label, *paths in groups:
+        print("\n".join(table(label, paths)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,51 @@
+"""benchmarks/median_table.py: medians over runs, the training step from summed times, geomeans."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location(
+        "median_table", ROOT / "benchmarks" / "median_table.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(path, times):
+    """A minimal --json run: times[(layer, pass)] = (fastconv ms, torch ms)."""
+    rows = []
+    for (layer, pass_), (fc, torch) in times.items():
+        common = {"layer": layer, "pass": pass_, "status": "ok"}
+        rows.append(
+            {**common, "kind": "fastconv", "candidate": "auto", "best": True, "median_ms": fc}
+        )
+        rows.append({**common, "kind": "peer", "candidate": "torch", "median_ms": torch})
+    path.write_text(json.dumps({"rows": rows}))
+    return str(path)
+
+
+def test_median_table(tmp_path):
+    mod = _module()
+    runs = []
+    # layer a: forward ratios 2, 4, 1 over three runs (median 2); backward data 1 each time
+    for i, r in enumerate((2.0, 4.0, 1.0)):
+        times = {("a", "forward"): (1.0, r), ("a", "backward_data"): (3.0, 3.0)}
+        runs.append(_run(tmp_path / f"r{i}.json", times))
+    lines = mod.table("x", runs)
+    row = next(line for line in lines if line.startswith("| a |"))
+    cells = [c.strip() for c in row.split("|")[2:-1]]
+    assert cells[0] == "2.00x" and cells[1] == "1.00x" and cells[2] == "-"
+    # training step: (median torch 2 + 3) / (1 + 3)
+    assert cells[3] == f"{5 / 4:.2f}x"
+    summary = next(line for line in lines if line.startswith("Geometric mean"))
+    assert f"forward {2.0:.2f}x" in summary and f"training step {1.25:.2f}x" in summary
+    assert "0 layers below 1.0x" in summary
+    assert math.isclose(float(cells[0][:-1]), 2.0)
