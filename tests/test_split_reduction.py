@@ -3,7 +3,8 @@ small output (K/G x C/G*taps up to 2^15) over 2048+ output positions is computed
 ~1024 positions summed in a fixed order. Cases cover the unfolded path (one image, and several
 images accumulating), the folded path (small images, batch folded into the reduction, with a
 last chunk of fewer images), the pointwise (1x1) path, groups, rank 1 and 3, float32/float64,
-against the float64 oracle; and that the result does not depend on the thread count."""
+against the float64 oracle; and that the result does not depend on the thread count. Also the
+pool's FASTCONV_SPIN_US knob, which these threaded calls exercise."""
 
 from __future__ import annotations
 
@@ -60,3 +61,20 @@ def test_split_is_independent_of_threads(rng):
         fastconv.set_num_threads(saved)
     for r in results[1:]:
         np.testing.assert_array_equal(r, results[0])
+
+
+@pytest.mark.parametrize("spin", ["0", "50", "not-a-number"])
+def test_pool_spin_setting(fastconv_with_env, rng, spin):
+    """FASTCONV_SPIN_US (read once per process) only changes how long pool threads poll before
+    they sleep: with 0 every job wakes the workers through the condition variable, and many
+    short parallel calls in a row must neither hang nor lose work; a value that does not parse
+    keeps the default."""
+    fc = fastconv_with_env(FASTCONV_SPIN_US=spin, FASTCONV_NUM_THREADS="3")
+    x = rand(rng, (1, 3, 64, 64), np.float64)
+    gy = rand(rng, (1, 8, 32, 32), np.float64)
+    want = ref.conv_backward_weight(x, gy, (8, 3, 5, 5), stride=2, padding=2)
+    for _ in range(20):
+        got = fc.conv_backward_weight(
+            x, gy, (8, 3, 5, 5), stride=2, padding=2, algo="implicit_gemm"
+        )
+        assert_close(got, want, reduction=32 * 32)

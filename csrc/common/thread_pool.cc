@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/tuning.h"
 #include "fastconv/parallel.h"
 
 namespace fastconv {
@@ -101,11 +102,12 @@ class ThreadPool {
     t_inside_task = false;
   }
 
-  // Polls `ready` for up to kSpin before the caller falls back to a condition variable:
-  // back-to-back kernel calls then skip the futex wake-up, and idle workers still sleep.
+  // Polls `ready` for up to FASTCONV_SPIN_US (common/tuning.h) before the caller falls back to
+  // a condition variable: back-to-back kernel calls then skip the futex wake-up (and keep each
+  // thread on its core), and idle workers still sleep.
   template <typename Ready>
   static bool spin_until(Ready&& ready) {
-    constexpr auto kSpin = std::chrono::microseconds(50);
+    static const auto kSpin = std::chrono::microseconds(tuning().spin_us);
     const auto until = std::chrono::steady_clock::now() + kSpin;
     do {
       for (int i = 0; i < 64; ++i) {

@@ -40,8 +40,17 @@ void read_workspace_limit(Tuning& t) {
   if (n > 0) t.workspace_limit_bytes = std::max<int64_t>(4096, int64_t(n * scale));
 }
 
+void read_spin(Tuning& t) {
+  const std::string v = env_text("FASTCONV_SPIN_US");
+  if (v.empty()) return;
+  char* end = nullptr;
+  const long long n = std::strtoll(v.c_str(), &end, 10);
+  if (end != v.c_str() && *end == '\0' && n >= 0) t.spin_us = std::min<long long>(n, 1000000);
+}
+
 Tuning read_tuning() {
   Tuning t;
+  read_spin(t);
   read_winograd_tile(t);
   read_winograd_block_bytes(t);
   read_workspace_limit(t);

@@ -24,6 +24,12 @@ SAMPLE_TARGET_S = 10e-3  # shorter calls run back to back in one sample (a block
 # block ran at a median 0.94 ms with a 3 ms pause, 0.72 with 6, 0.66 with 10-30 (1x1 conv
 # 512 -> 2048 on 7x7, best 0.63 ms), so 3 ms charged torch's spinning to the next candidate.
 SETTLE_S = 12e-3
+# Untimed calls after the pause, at least one and for about this long: threads that slept
+# through the pause come back late or on a busy CPU, and on a 2-vCPU VM the scheduler took a few
+# ms to spread them again, so a block right after one waking call ran half its calls at one
+# thread's speed (fastconv and, less often, torch: resnet50.res4.1x1 forward median 1.31 ms vs
+# 0.62 with 6 ms of warm calls, best 0.60; torch 0.72 vs 0.60).
+WARM_S = 6e-3
 TOLERANCE = {"float32": 1e-3, "float64": 1e-8, "float16": 1e-2, "bfloat16": 5e-2}
 
 
@@ -104,12 +110,16 @@ def _timed_call(fn: Callable[[], Any], sync: Callable[[], None]) -> tuple[float,
 def _sample(entry: _Timed, sync: Callable[[], None], events: Any = None) -> float:
     """One timed block of `inner` back-to-back calls, the way a model runs one library.
 
-    Thread pools spin for a while after each call (OpenMP's, and briefly fastconv's): the
-    pause lets the previous candidate's spinning workers go idle so they do not steal this
-    candidate's cores, and the untimed call wakes this candidate's own workers."""
+    Thread pools spin for a while after each call (OpenMP's, and fastconv's): the pause lets
+    the previous candidate's spinning workers go idle so they do not steal this candidate's
+    cores, and the untimed calls wake this candidate's own workers and let them settle."""
     time.sleep(SETTLE_S)
+    warm_until = time.perf_counter() + WARM_S
     entry.fn()
     sync()
+    while time.perf_counter() < warm_until:
+        entry.fn()
+        sync()
     if events is not None:  # --device cuda: GPU time between two events on the current stream
         begin, end = events.Event(enable_timing=True), events.Event(enable_timing=True)
         begin.record()
