@@ -186,11 +186,12 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
       for few output columns and backward data transposes it in cache blocks, implicit_gemm wins
       res4.3x3 (49 tiles; Xeon AVX-512, 1 thread, interleaved, min ms: forward 2.16 vs 2.81,
       data 2.44 vs 3.17; AVX2 7.97 vs 8.78, 4.37 vs 7.03), winograd still res3.3x3 (196 tiles,
-      2.19 vs 2.49): so forward and data from 64 tiles. Re-checked on a 2-core AMD Zen 4 VM
-      (AVX-512, 2 threads): best of 30, winograd wins res4.3x3 (forward 1.13 vs 1.55 ms), but
-      per-call medians are equal (1.63 vs 1.58) and inside `fastconv bench` winograd's samples
-      ran at its 1-thread speed (2.3 ms vs implicit_gemm's 1.8): its single parallel stage of
-      four kernel blocks has no slack for a late or preempted worker. Kept at 64.
+      2.19 vs 2.49): so forward and data from 64 tiles. Re-measured on a 2-core AMD Zen 4 VM
+      (AVX-512, 2 threads, median of 10 blocks, ms, after the thread pool's 2 ms poll and the
+      bench's warm-up: before them winograd's single parallel stage often ran at one thread's
+      speed): res4.3x3 forward 1.21 vs 1.56, data 1.27 vs 1.44 (torch 1.12); res5.3x3 (16
+      tiles) 2.11 vs 1.63; AVX2 res4.3x3 1.37 vs 1.57, 1.70 vs 1.58 (best 1.30 vs 1.51). So
+      from 32 tiles.
     """
     if not usable("implicit_gemm"):
         return "reference", "the only algorithm in this build"
@@ -212,11 +213,11 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         if (not unit_stride or p.conv_pass != "forward") and not long_weight:
             return "direct", "few input channels: row kernels vectorised along output rows"
     if all(k == 3 for k in p.kernel) and usable("winograd"):
-        # Output tiles of F(2x2): below ~64 (a 14x14 image at batch 1) the transforms do not pay.
+        # Output tiles of F(2x2): below ~32 (a 7x7 image at batch 1) the transforms do not pay.
         tiles = p.n
         for e, lo, hi in zip(p.in_extents, p.pad_lo, p.pad_hi):
             tiles *= (e + lo + hi - 2 + 1) // 2
-        if p.conv_pass == "backward_weight" or tiles >= 64:
+        if p.conv_pass == "backward_weight" or tiles >= 32:
             return "winograd", "3 taps per dim at stride 1: Winograd minimal filtering"
     if unit_stride and p.taps >= 25 and usable("fft"):
         if len(p.kernel) < 3 or p.conv_pass == "backward_weight":
