@@ -139,6 +139,56 @@ void split_gemm(int64_t m, int64_t n, int64_t depth, gemm::MatrixRef<T> a,
   });
 }
 
+// Unit-stride backward data on small images (res5.3x3: 7x7 positions, a 512 x 512 x 9 weight):
+// the GEMM that reads the weight as A needs it transposed to (c, (k, tap)) first, a copy of the
+// whole weight (9.4 MiB) written and read back per call (26% of the time at 1 thread). Here
+// the weight is B in its stored layout instead: Q (positions x (c, tap)) = grad_y^T W, rows of
+// W packed as they lie, the small grad_y^T as A; then grad_x[c][i] = sum over taps of
+// Q[i + pad - tap][c, tap] (a col2im over a cache-resident Q). Chosen when one image has at
+// most kTransposedMaxPositions positions and the weight outweighs Q (C/G >= output positions).
+constexpr int64_t kTransposedMaxPositions = 256;
+
+bool transposed_backward_data(const ConvGeometry& g) {
+  const int64_t taps = g.kernel_spatial(), out_sp = g.out_spatial();
+  if (!unit_stride(g) || taps <= 1 || fold_images(g, Pass::kBackwardData) > 1) return false;
+  return g.in_spatial() <= kTransposedMaxPositions && g.c_per_group() >= out_sp;
+}
+
+// grad_x of one image and group (gy: its kg planes, w: its kg x cg x taps weight) through Q
+// in ws (out positions x cg * taps).
+template <typename T>
+void transposed_backward_data_group(const ConvGeometry& g, const T* gy, const T* w, T* gx,
+                                    T* ws) {
+  const int64_t cg = g.c_per_group(), kg = g.k_per_group(), taps = g.kernel_spatial();
+  const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial(), cols = cg * taps;
+  gemm::gemm<T>(out_sp, cols, kg, T(1), {gy, 1, out_sp}, gemm::MatrixRef<T>{w, cols, 1}, T(0),
+                ws, cols);
+  const TapTable tt(g);
+  // off[i * taps + t]: the output position tap t of input position i reads, or -1.
+  std::vector<int64_t> off(static_cast<size_t>(in_sp * taps));
+  for (int64_t i = 0; i < in_sp; ++i) {
+    const int64_t z = i / (g.in[1] * g.in[2]), y = (i / g.in[2]) % g.in[1], x = i % g.in[2];
+    for (int64_t t = 0; t < taps; ++t) {
+      const int64_t oz = z + g.pad_lo[0] - tt.dz[t], oy = y + g.pad_lo[1] - tt.dy[t];
+      const int64_t ox = x + g.pad_lo[2] - tt.dx[t];
+      const bool in =
+          oz >= 0 && oz < g.out[0] && oy >= 0 && oy < g.out[1] && ox >= 0 && ox < g.out[2];
+      off[size_t(i * taps + t)] = in ? (oz * g.out[1] + oy) * g.out[2] + ox : -1;
+    }
+  }
+  parallel_for(cg, 16, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t i = 0; i < in_sp; ++i) {
+        T acc = T(0);
+        for (int64_t t = 0; t < taps; ++t) {
+          const int64_t o = off[size_t(i * taps + t)];
+          if (o >= 0) acc += ws[o * cols + c * taps + t];
+        }
+        gx[c * in_sp + i] = acc;
+      }
+  });
+}
+
 }  // namespace
 
 int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t elem_size) {
@@ -153,6 +203,8 @@ int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t 
   }
   // Strided: the phase-ordered weight of one group and one phase block.
   if (!unit_stride(g)) return phase_backward_data_workspace(g, nb) * elem_size;
+  // Small images: Q (transposed_backward_data).
+  if (transposed_backward_data(g)) return g.out_spatial() * cg * g.kernel_spatial() * elem_size;
   // Unit stride reads the weight as (c, (k, tap)): one transposed copy when taps > 1; folded,
   // plus the output block.
   const int64_t weight = g.kernel_spatial() > 1 ? g.k * cg * g.kernel_spatial() : 0;
@@ -229,6 +281,14 @@ void implicit_gemm_backward_data(const ConvPlan& plan, const T* grad_y, const T*
     return phase_backward_data(g, grad_y, w, grad_x, ws, fold_images(g, Pass::kBackwardData));
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), taps = g.kernel_spatial();
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial(), depth = kg * taps;
+  if (transposed_backward_data(g)) {
+    for (int64_t n = 0; n < g.n; ++n)
+      for (int64_t grp = 0; grp < g.groups; ++grp)
+        transposed_backward_data_group(g, grad_y + (n * g.k + grp * kg) * out_sp,
+                                       w + grp * kg * cg * taps,
+                                       grad_x + (n * g.c + grp * cg) * in_sp, ws);
+    return;
+  }
   if (taps > 1) {
     parallel_for(g.groups * cg, 1, [&](int64_t begin, int64_t end) {
       switch (taps) {  // the common kernels with their tap count known: copies unrolled inline

@@ -1,10 +1,17 @@
-"""Weight gradients split along their reduction (csrc/algo/implicit_gemm.cc, split_gemm): a
+"""Two implicit_gemm paths (csrc/algo/implicit_gemm.cc) and the pool's spin knob.
+
+Weight gradients split along their reduction (split_gemm): a
 small output (K/G x C/G*taps up to 2^15) over 2048+ output positions is computed in chunks of
 ~1024 positions summed in a fixed order. Cases cover the unfolded path (one image, and several
 images accumulating), the folded path (small images, batch folded into the reduction, with a
 last chunk of fewer images), the pointwise (1x1) path, groups, rank 1 and 3, float32/float64,
-against the float64 oracle; and that the result does not depend on the thread count. Also the
-pool's FASTCONV_SPIN_US knob, which these threaded calls exercise."""
+against the float64 oracle; and that the result does not depend on the thread count.
+
+Unit-stride backward data on small images (transposed_backward_data: one image of at most 256
+positions, C/G >= output positions) as grad_y^T W plus a col2im: kernels 2-D/1-D/3-D, non-square,
+padding, dilation, true convolution (flipped taps), groups; and shapes just outside the rule.
+
+FASTCONV_SPIN_US, which the threaded calls exercise."""
 
 from __future__ import annotations
 
@@ -78,3 +85,32 @@ def test_pool_spin_setting(fastconv_with_env, rng, spin):
             x, gy, (8, 3, 5, 5), stride=2, padding=2, algo="implicit_gemm"
         )
         assert_close(got, want, reduction=32 * 32)
+
+
+# (x shape, weight shape, keyword arguments): one image, C/G >= output positions
+TRANSPOSED_DATA = [
+    ("res5-like", (1, 64, 7, 7), (48, 64, 3, 3), dict(padding=1)),
+    ("asym-pad", (1, 64, 5, 6), (32, 64, 3, 3), dict(padding=(1, 2))),
+    ("dilation", (1, 64, 5, 6), (32, 64, 3, 3), dict(padding=2, dilation=2)),
+    ("no-pad", (1, 40, 8, 8), (16, 40, 3, 3), dict()),
+    ("kernel2x3", (1, 60, 6, 7), (16, 60, 2, 3), dict(padding=(0, 1))),
+    ("groups", (1, 80, 5, 6), (12, 40, 3, 3), dict(padding=1, groups=2)),
+    ("rank1", (1, 40, 30), (16, 40, 5), dict(padding=2)),
+    ("rank3", (1, 24, 2, 3, 3), (8, 24, 3, 3, 3), dict(padding=1)),
+    # outside the rule: more output positions than channels, and two images
+    ("wide-image", (1, 16, 9, 9), (8, 16, 3, 3), dict(padding=1)),
+    ("two-images", (2, 64, 5, 5), (16, 64, 3, 3), dict(padding=1)),
+]
+
+
+@pytest.mark.parametrize("mode", ["cross", "conv"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", TRANSPOSED_DATA, ids=lambda c: c[0])
+def test_small_image_backward_data(case, dtype, mode, rng, poisoned_outputs):
+    _, x_shape, w_shape, kw = case
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    y = ref.conv(x, w, mode=mode, **kw)
+    gy = rand(rng, y.shape, dtype)
+    got = fastconv.conv_backward_data(gy, w, x_shape, algo="implicit_gemm", mode=mode, **kw)
+    want = ref.conv_backward_data(gy, w, x_shape, mode=mode, **kw)
+    assert_close(got, want, reduction=w_shape[0] * math.prod(w_shape[2:]))
