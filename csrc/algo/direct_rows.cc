@@ -148,11 +148,13 @@ constexpr int64_t kChannelChunk = 96;
 // rows outgrow L1 in the row kernel) when an output row leaves a larger share of its vectors
 // empty than the channel count does. 1 thread, avx512, ms: resnet50.res3.3x3s2 (28 positions
 // = 2 vectors of 16 with 4 empty, 1152 terms) 2.40 vs 3.02 by rows; alexnet.conv1 (55
-// positions, 363 terms) 2.07 vs 1.91 by rows, so it stays on rows, as do rows that fill their
-// vectors (resnet50.conv1, 112 positions: 2.50 vs 2.12).
+// positions, 363 terms) 2.07 vs 1.91 by rows on that Xeon, but on an AMD Zen 4 (median ms)
+// 2.02 vs 2.26 at 1 thread, 1.10 vs 1.40 at 2 (AVX2: 1.29 vs 1.48), so from 256 terms it runs
+// by channels; rows that fill their vectors stay on rows (resnet50.conv1, 112 positions: 2.50
+// vs 2.12).
 bool forward_by_channels(const ConvGeometry& g, int64_t lanes) {
   const int64_t n = g.out[2], np = round_up(n, lanes), kp = round_up(g.k, lanes);
-  if (g.c * g.kernel_spatial() < 512) return false;
+  if (g.c * g.kernel_spatial() < 256) return false;
   return (np - n) * kp > (kp - g.k) * np;
 }
 
