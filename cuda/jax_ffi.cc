@@ -7,9 +7,11 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "bindings/jax_ffi_calls.h"
 #include "conv_kernels.h"
@@ -24,7 +26,6 @@ namespace {
 
 namespace ffi = xla::ffi;
 using jax_ffi::ConvCall;
-using jax_ffi::Ints;
 using jax_ffi::Platform;
 using jax_ffi::PoolCall;
 
@@ -52,48 +53,105 @@ Kernel kernel_of(std::string_view gpu_algo, const ConvProblem& p) {
                     "depthwise)");
 }
 
-void run_conv_call(cudaStream_t stream, int device, ffi::ScratchAllocator& scratch,
-                   const ConvCall& call, std::string_view gpu_algo) {
+// What a call gets from XLA's execution context: the stream, the device, scratch memory (null
+// when refused). Under the host emulation (cuda/emulation/: tests without a GPU, the handlers
+// called by XLA's CPU runtime, which has neither a stream nor a device allocator) the null
+// stream and host memory stand in.
+struct CallContext {
+  cudaStream_t stream;
+  int device;
+  std::function<void*(size_t)> scratch;
+};
+
+void run_conv_call(const CallContext& ctx, const ConvCall& call, std::string_view gpu_algo) {
   if (call.items == 0) return;
   const ConvProblem p = make_conv_problem(call.args);
   jax_ffi::check_conv_operands(call, p);
   const Kernel kernel = kernel_of(gpu_algo, p);
   const ConvParams params = make_conv_params(p.g);
-  DeviceGuard guard(device, "fastconv.jax conv");
+  DeviceGuard guard(ctx.device, "fastconv.jax conv");
   // The weight gradient's split reduction: optional, so a refused allocation runs without it.
   Workspace ws;
   if (!kernel.depthwise) {
     const size_t bytes = implicit_gemm_workspace(p.conv_pass, p.dtype, params);
-    if (bytes > 0) {
-      if (std::optional<void*> mem = scratch.Allocate(bytes, 256)) ws = {*mem, bytes};
-    }
+    if (void* mem = bytes > 0 ? ctx.scratch(bytes) : nullptr) ws = {mem, bytes};
   }
   for (int64_t i = 0; i < call.items; ++i) {
     const ConvCall::Pointers at = call.item(i);
     const void* a = p.swap_operands ? at.b : at.a;
     const void* b = p.swap_operands ? at.a : at.b;
     if (kernel.depthwise)
-      depthwise_conv(p.conv_pass, p.dtype, params, a, b, at.bias, at.out, stream);
+      depthwise_conv(p.conv_pass, p.dtype, params, a, b, at.bias, at.out, ctx.stream);
     else
       implicit_gemm_conv(p.conv_pass, p.dtype, params, a, b, at.bias, at.out, kernel.math, ws,
-                         stream);
+                         ctx.stream);
   }
 }
 
+ffi::Error conv_call(const CallContext& ctx, const ffi::AnyBuffer& a, const ffi::AnyBuffer& b,
+                     const std::optional<ffi::AnyBuffer>& bias, ffi::AnyBuffer& out,
+                     const jax_ffi::ConvAttributes& at) {
+  return jax_ffi::guarded(
+      "fastconv " + std::string(at.op) + " " + std::string(at.pass) + " (CUDA)", [&] {
+        run_conv_call(ctx, jax_ffi::decode_conv(Platform::kCuda, a, b, bias, out, at),
+                      at.gpu_algo);
+      });
+}
+
+void run_pool_call(const CallContext& ctx, const PoolCall& call) {
+  if (call.items == 0) return;
+  const PoolProblem& p = call.problem;
+  const PoolArgs args{p.kind, p.count_include_pad, p.p};
+  DeviceGuard guard(ctx.device, "fastconv.jax pool");
+  for (int64_t i = 0; i < call.items; ++i) {
+    const PoolCall::Pointers at = call.item(i);
+    switch (p.pass) {
+      case PoolPass::kForward:
+        pool_forward(p.dtype, p.g, args, at.a, at.out, at.indices, ctx.stream);
+        break;
+      case PoolPass::kBackward:
+        if (p.kind == PoolKind::kMax)
+          max_pool_backward_indices(p.dtype, p.g, at.a, at.indices, at.out, ctx.stream);
+        else  // average pooling's backward needs neither x nor a workspace
+          pool_backward(p.dtype, p.g, args, at.a, nullptr, at.out, Workspace{}, ctx.stream);
+        break;
+      case PoolPass::kGather:
+        max_pool_gather(p.dtype, p.g, at.a, at.indices, at.out, ctx.stream);
+        break;
+    }
+  }
+}
+
+ffi::Error pool_call(const CallContext& ctx, const ffi::AnyBuffer& a,
+                     const std::optional<ffi::AnyBuffer>& indices, ffi::AnyBuffer& out,
+                     std::optional<ffi::Result<ffi::AnyBuffer>>& indices_out,
+                     const jax_ffi::PoolAttributes& at) {
+  return jax_ffi::guarded(
+      "fastconv " + std::string(at.kind) + " " + std::string(at.pass) + " (CUDA)", [&] {
+        run_pool_call(ctx, jax_ffi::decode_pool(Platform::kCuda, a, indices, out, indices_out,
+                                                at));
+      });
+}
+
+// ---- the handlers
+
+#ifndef FASTCONV_HOST_EMULATION
+
 ffi::Error conv_handler(cudaStream_t stream, int32_t device, ffi::ScratchAllocator scratch,
                         ffi::AnyBuffer a, ffi::AnyBuffer b, std::optional<ffi::AnyBuffer> bias,
-                        ffi::Result<ffi::AnyBuffer> out, std::string_view op,
-                        std::string_view pass, std::string_view algo, std::string_view gpu_algo,
-                        Ints stride, Ints pad_lo, Ints pad_hi, Ints dilation, Ints output_padding,
-                        int64_t groups) {
-  const jax_ffi::ConvAttributes at{op,     pass,   algo,     gpu_algo,       stride,
-                                   pad_lo, pad_hi, dilation, output_padding, groups};
-  return jax_ffi::guarded("fastconv " + std::string(op) + " " + std::string(pass) + " (CUDA)",
-                          [&] {
-                            const ConvCall call =
-                                jax_ffi::decode_conv(Platform::kCuda, a, b, bias, *out, at);
-                            run_conv_call(stream, device, scratch, call, gpu_algo);
-                          });
+                        ffi::Result<ffi::AnyBuffer> out, jax_ffi::ConvAttributes at) {
+  const auto allocate = [&](size_t bytes) -> void* {
+    const std::optional<void*> mem = scratch.Allocate(bytes, 256);
+    return mem ? *mem : nullptr;
+  };
+  return conv_call({stream, device, allocate}, a, b, bias, *out, at);
+}
+
+ffi::Error pool_handler(cudaStream_t stream, int32_t device, ffi::AnyBuffer a,
+                        std::optional<ffi::AnyBuffer> indices, ffi::Result<ffi::AnyBuffer> out,
+                        std::optional<ffi::Result<ffi::AnyBuffer>> indices_out,
+                        jax_ffi::PoolAttributes at) {
+  return pool_call({stream, device, nullptr}, a, indices, *out, indices_out, at);
 }
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(fastconv_conv_cuda_ffi, conv_handler,
@@ -101,52 +159,36 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(fastconv_conv_cuda_ffi, conv_handler,
                                                      .Ctx<ffi::PlatformStream<cudaStream_t>>()
                                                      .Ctx<ffi::DeviceOrdinal>()
                                                      .Ctx<ffi::ScratchAllocator>()));
-
-// ---- pooling
-
-void run_pool_call(cudaStream_t stream, int device, const PoolCall& call) {
-  if (call.items == 0) return;
-  const PoolProblem& p = call.problem;
-  const PoolArgs args{p.kind, p.count_include_pad, p.p};
-  DeviceGuard guard(device, "fastconv.jax pool");
-  for (int64_t i = 0; i < call.items; ++i) {
-    const PoolCall::Pointers at = call.item(i);
-    switch (p.pass) {
-      case PoolPass::kForward:
-        pool_forward(p.dtype, p.g, args, at.a, at.out, at.indices, stream);
-        break;
-      case PoolPass::kBackward:
-        if (p.kind == PoolKind::kMax)
-          max_pool_backward_indices(p.dtype, p.g, at.a, at.indices, at.out, stream);
-        else  // average pooling's backward needs neither x nor a workspace
-          pool_backward(p.dtype, p.g, args, at.a, nullptr, at.out, Workspace{}, stream);
-        break;
-      case PoolPass::kGather:
-        max_pool_gather(p.dtype, p.g, at.a, at.indices, at.out, stream);
-        break;
-    }
-  }
-}
-
-ffi::Error pool_handler(cudaStream_t stream, int32_t device, ffi::AnyBuffer a,
-                        std::optional<ffi::AnyBuffer> indices, ffi::Result<ffi::AnyBuffer> out,
-                        std::optional<ffi::Result<ffi::AnyBuffer>> indices_out,
-                        std::string_view kind, std::string_view pass, Ints kernel, Ints stride,
-                        Ints pad_lo, Ints pad_hi, Ints dilation, bool ceil_mode,
-                        bool count_include_pad) {
-  const jax_ffi::PoolAttributes at{kind,   pass,     kernel,    stride,           pad_lo,
-                                   pad_hi, dilation, ceil_mode, count_include_pad};
-  return jax_ffi::guarded(
-      "fastconv " + std::string(kind) + " " + std::string(pass) + " (CUDA)", [&] {
-        run_pool_call(stream, device,
-                      jax_ffi::decode_pool(Platform::kCuda, a, indices, *out, indices_out, at));
-      });
-}
-
 XLA_FFI_DEFINE_HANDLER_SYMBOL(fastconv_pool_cuda_ffi, pool_handler,
                               jax_ffi::bind_pool(ffi::Ffi::Bind()
                                                      .Ctx<ffi::PlatformStream<cudaStream_t>>()
                                                      .Ctx<ffi::DeviceOrdinal>()));
+
+#else  // the host emulation: device 0, no stream, scratch on the host
+
+ffi::Error conv_handler(ffi::AnyBuffer a, ffi::AnyBuffer b, std::optional<ffi::AnyBuffer> bias,
+                        ffi::Result<ffi::AnyBuffer> out, jax_ffi::ConvAttributes at) {
+  std::vector<char> host;
+  const auto allocate = [&](size_t bytes) -> void* {
+    host.resize(bytes);
+    return host.data();
+  };
+  return conv_call({nullptr, 0, allocate}, a, b, bias, *out, at);
+}
+
+ffi::Error pool_handler(ffi::AnyBuffer a, std::optional<ffi::AnyBuffer> indices,
+                        ffi::Result<ffi::AnyBuffer> out,
+                        std::optional<ffi::Result<ffi::AnyBuffer>> indices_out,
+                        jax_ffi::PoolAttributes at) {
+  return pool_call({nullptr, 0, nullptr}, a, indices, *out, indices_out, at);
+}
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(fastconv_conv_cuda_ffi, conv_handler,
+                              jax_ffi::bind_conv(ffi::Ffi::Bind()));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(fastconv_pool_cuda_ffi, pool_handler,
+                              jax_ffi::bind_pool(ffi::Ffi::Bind()));
+
+#endif
 
 }  // namespace
 

@@ -31,7 +31,6 @@ using jax_ffi::bind_pool;
 using jax_ffi::ConvAttributes;
 using jax_ffi::ConvCall;
 using jax_ffi::guarded;
-using jax_ffi::Ints;
 using jax_ffi::Platform;
 using jax_ffi::PoolAttributes;
 using jax_ffi::PoolCall;
@@ -75,14 +74,9 @@ void run_conv_call(const ConvCall& call, std::string_view algo) {
 }
 
 ffi::Error conv_handler(ffi::AnyBuffer a, ffi::AnyBuffer b, std::optional<ffi::AnyBuffer> bias,
-                        ffi::Result<ffi::AnyBuffer> out, std::string_view op,
-                        std::string_view pass, std::string_view algo, std::string_view gpu_algo,
-                        Ints stride, Ints pad_lo, Ints pad_hi, Ints dilation, Ints output_padding,
-                        int64_t groups) {
-  const ConvAttributes at{op,     pass,   algo,     gpu_algo,       stride,
-                          pad_lo, pad_hi, dilation, output_padding, groups};
-  return guarded("fastconv " + std::string(op) + " " + std::string(pass), [&] {
-    run_conv_call(jax_ffi::decode_conv(Platform::kCpu, a, b, bias, *out, at), algo);
+                        ffi::Result<ffi::AnyBuffer> out, ConvAttributes at) {
+  return guarded("fastconv " + std::string(at.op) + " " + std::string(at.pass), [&] {
+    run_conv_call(jax_ffi::decode_conv(Platform::kCpu, a, b, bias, *out, at), at.algo);
   });
 }
 
@@ -93,12 +87,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(fastconv_conv_ffi, conv_handler, bind_conv(ffi::Ff
 ffi::Error pool_handler(ffi::AnyBuffer a, std::optional<ffi::AnyBuffer> indices,
                         ffi::Result<ffi::AnyBuffer> out,
                         std::optional<ffi::Result<ffi::AnyBuffer>> indices_out,
-                        std::string_view kind, std::string_view pass, Ints kernel, Ints stride,
-                        Ints pad_lo, Ints pad_hi, Ints dilation, bool ceil_mode,
-                        bool count_include_pad) {
-  const PoolAttributes at{kind,   pass,     kernel,    stride,           pad_lo,
-                          pad_hi, dilation, ceil_mode, count_include_pad};
-  return guarded("fastconv " + std::string(kind) + " " + std::string(pass), [&] {
+                        PoolAttributes at) {
+  return guarded("fastconv " + std::string(at.kind) + " " + std::string(at.pass), [&] {
     const PoolCall call = jax_ffi::decode_pool(Platform::kCpu, a, indices, *out, indices_out, at);
     for (int64_t i = 0; i < call.items; ++i) {
       const PoolCall::Pointers p = call.item(i);

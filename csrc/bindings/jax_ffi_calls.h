@@ -43,6 +43,8 @@ struct Operand {
 // ---- convolution: (a, b[, bias]) -> out, the pass's operands in public order (forward (x, w),
 // backward_data (grad_y, w), backward_weight (x, grad_y)).
 
+// The conv target's attributes (XLA decodes them into this struct: see the registration at the
+// end of this file).
 struct ConvAttributes {
   std::string_view op, pass, algo, gpu_algo;  // algo: the CPU's choice, gpu_algo: the GPU's
   Ints stride, pad_lo, pad_hi, dilation, output_padding;
@@ -69,8 +71,7 @@ ConvCall decode_conv(Platform platform, const ffi::AnyBuffer& a, const ffi::AnyB
 void check_conv_operands(const ConvCall& call, const ConvProblem& problem);
 
 // The XLA signature of the conv target after `binding`'s context arguments:
-// handler(ctx..., a, b, optional bias, out, op, pass_, algo, gpu_algo, stride, pad_lo, pad_hi,
-//         dilation, output_padding, groups).
+// handler(ctx..., a, b, std::optional bias, out, ConvAttributes).
 template <typename Binding>
 auto bind_conv(Binding binding) {
   return std::move(binding)
@@ -78,16 +79,7 @@ auto bind_conv(Binding binding) {
       .template Arg<ffi::AnyBuffer>()
       .template OptionalArg<ffi::AnyBuffer>()
       .template Ret<ffi::AnyBuffer>()
-      .template Attr<std::string_view>("op")
-      .template Attr<std::string_view>("pass_")
-      .template Attr<std::string_view>("algo")
-      .template Attr<std::string_view>("gpu_algo")
-      .template Attr<Ints>("stride")
-      .template Attr<Ints>("pad_lo")
-      .template Attr<Ints>("pad_hi")
-      .template Attr<Ints>("dilation")
-      .template Attr<Ints>("output_padding")
-      .template Attr<int64_t>("groups");
+      .template Attrs<ConvAttributes>();
 }
 
 // ---- pooling (max / avg). Passes and operands:
@@ -121,8 +113,7 @@ PoolCall decode_pool(Platform platform, const ffi::AnyBuffer& a,
                      std::optional<ffi::Result<ffi::AnyBuffer>>& indices_out,
                      const PoolAttributes& at);
 
-// handler(ctx..., a, optional indices, out, optional indices_out, kind, pass_, kernel, stride,
-//         pad_lo, pad_hi, dilation, ceil_mode, count_include_pad).
+// handler(ctx..., a, std::optional indices, out, std::optional indices_out, PoolAttributes).
 template <typename Binding>
 auto bind_pool(Binding binding) {
   return std::move(binding)
@@ -130,15 +121,7 @@ auto bind_pool(Binding binding) {
       .template OptionalArg<ffi::AnyBuffer>()
       .template Ret<ffi::AnyBuffer>()
       .template OptionalRet<ffi::AnyBuffer>()
-      .template Attr<std::string_view>("kind")
-      .template Attr<std::string_view>("pass_")
-      .template Attr<Ints>("kernel")
-      .template Attr<Ints>("stride")
-      .template Attr<Ints>("pad_lo")
-      .template Attr<Ints>("pad_hi")
-      .template Attr<Ints>("dilation")
-      .template Attr<bool>("ceil_mode")
-      .template Attr<bool>("count_include_pad");
+      .template Attrs<PoolAttributes>();
 }
 
 // ---- errors
@@ -157,3 +140,26 @@ ffi::Error guarded(const std::string& what, Fn&& fn) {
 }
 
 }  // namespace fastconv::jax_ffi
+
+// The attributes by name (fastconv/jax/_conv.py and _pool.py pass them), in the structs' order.
+XLA_FFI_REGISTER_STRUCT_ATTR_DECODING(
+    fastconv::jax_ffi::ConvAttributes, xla::ffi::StructMember<std::string_view>("op"),
+    xla::ffi::StructMember<std::string_view>("pass_"),
+    xla::ffi::StructMember<std::string_view>("algo"),
+    xla::ffi::StructMember<std::string_view>("gpu_algo"),
+    xla::ffi::StructMember<fastconv::jax_ffi::Ints>("stride"),
+    xla::ffi::StructMember<fastconv::jax_ffi::Ints>("pad_lo"),
+    xla::ffi::StructMember<fastconv::jax_ffi::Ints>("pad_hi"),
+    xla::ffi::StructMember<fastconv::jax_ffi::Ints>("dilation"),
+    xla::ffi::StructMember<fastconv::jax_ffi::Ints>("output_padding"),
+    xla::ffi::StructMember<int64_t>("groups"));
+XLA_FFI_REGISTER_STRUCT_ATTR_DECODING(
+    fastconv::jax_ffi::PoolAttributes, xla::ffi::StructMember<std::string_view>("kind"),
+    xla::ffi::StructMember<std::string_view>("pass_"),
+    xla::ffi::StructMember<fastconv::jax_ffi::Ints>("kernel"),
+    xla::ffi::StructMember<fastconv::jax_ffi::Ints>("stride"),
+    xla::ffi::StructMember<fastconv::jax_ffi::Ints>("pad_lo"),
+    xla::ffi::StructMember<fastconv::jax_ffi::Ints>("pad_hi"),
+    xla::ffi::StructMember<fastconv::jax_ffi::Ints>("dilation"),
+    xla::ffi::StructMember<bool>("ceil_mode"),
+    xla::ffi::StructMember<bool>("count_include_pad"));

@@ -12,63 +12,12 @@ import pytest
 jax = pytest.importorskip("jax", reason="jax is not installed (pip install 'fastconv[jax]')")
 
 import jax.numpy as jnp  # noqa: E402
-from fcj_testing import array, assert_close, fcj, pairs, per_dim  # noqa: E402
-from jax import lax  # noqa: E402
+from fcj_testing import array, assert_close, fcj, hvp, lax_pool  # noqa: E402
 from jax.test_util import check_grads  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-
-
-def lax_pool(kind, x, kernel_size, *, stride=None, padding=0, dilation=1, count_include_pad=True,
-             ceil_mode=False, extra_hi=0):  # fmt: skip
-    """The reference: lax.reduce_window, channel-first; extra_hi pads the high end more (the
-    windows ceil_mode adds: PyTorch's rule, computed here when ceil_mode is given)."""
-    rank = x.ndim - 2
-    k = per_dim(kernel_size, rank)
-    s = k if stride is None else per_dim(stride, rank)
-    dil = (1, 1) + per_dim(dilation, rank)
-    lohi = pairs(padding, rank)
-    extra = [extra_hi] * rank
-    if ceil_mode:
-        extra = [_ceil_extra(x.shape[2 + i], k[i], s[i], *lohi[i], dil[2 + i]) for i in range(rank)]
-    pad = [(0, 0), (0, 0)] + [(lo, hi + e) for (lo, hi), e in zip(lohi, extra)]
-    dims, strides = (1, 1) + k, (1, 1) + s
-    if kind == "max_pool" and any(v != 1 for v in dil):
-        return _dilated_max_pool(x, k, s, pad, dil)  # lax has no VJP for a dilated max window
-    if kind == "max_pool":
-        return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, pad)
-    total = lax.reduce_window(x, 0.0, lax.add, dims, strides, pad)
-    if count_include_pad:  # the window's part inside the padded input (not the ceil extension)
-        ones = jnp.pad(jnp.ones_like(x), [(0, 0), (0, 0)] + lohi, constant_values=1.0)
-        extended = [(0, 0), (0, 0)] + [(0, e) for e in extra]
-        count = lax.reduce_window(ones, 0.0, lax.add, dims, strides, extended)
-    else:
-        count = lax.reduce_window(jnp.ones_like(x), 0.0, lax.add, dims, strides, pad)
-    return total / count
-
-
-def _ceil_extra(n, k, s, lo, hi, d):
-    """High padding ceil_mode adds: one more window if it starts inside the input or the low
-    padding (PyTorch's rule)."""
-    span = n + lo + hi - d * (k - 1) - 1
-    out = -(-span // s) + 1
-    if (out - 1) * s >= n + lo:
-        out -= 1
-    return max(0, (out - 1) * s - span)
-
-
-def _dilated_max_pool(x, k, s, pad, dil):
-    """Max over the window's elements as strided slices of the -inf-padded x (2-D)."""
-    xp = jnp.pad(x, pad, constant_values=-jnp.inf)
-    out = [(xp.shape[2 + i] - dil[2 + i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
-    taps = [
-        xp[:, :, i * dil[2] :: s[0], j * dil[3] :: s[1]][:, :, : out[0], : out[1]]
-        for i in range(k[0])
-        for j in range(k[1])
-    ]
-    return jnp.max(jnp.stack(taps), axis=0)
 
 
 # (kind, x shape, kernel_size, keyword arguments)
@@ -141,15 +90,6 @@ SECOND_ORDER = [
 SECOND_IDS = [f"{k}-{len(x) - 2}d-{i}" for i, (k, x, _, _) in enumerate(SECOND_ORDER)]
 
 
-def _hvp(pool, x, v, r):
-    """H v of sum(sin(pool(x)) * r), reverse over reverse."""
-
-    def loss(x):
-        return jnp.sum(jnp.sin(pool(x)) * r)
-
-    return jax.grad(lambda x: jnp.vdot(jax.grad(loss)(x), v))(x)
-
-
 @pytest.mark.parametrize("kind, x_shape, kernel, kw", SECOND_ORDER, ids=SECOND_IDS)
 def test_second_order_matches_lax(rng, kind, x_shape, kernel, kw):
     x = array(rng, x_shape, np.float64)
@@ -159,8 +99,8 @@ def test_second_order_matches_lax(rng, kind, x_shape, kernel, kw):
     assert_close(jax.jit(ours)(x), y, np.float64)  # the ceil_mode windows agree first
     check_grads(jax.jit(ours), (x,), order=2, modes=["rev"])
     v, r = array(rng, x_shape, np.float64), array(rng, y.shape, np.float64)
-    got = jax.jit(lambda x, v: _hvp(ours, x, v, r))(x, v)
-    assert_close(got, _hvp(ref, x, v, r), np.float64)
+    got = jax.jit(lambda x, v: hvp(ours, x, v, r))(x, v)
+    assert_close(got, hvp(ref, x, v, r), np.float64)
     # the VJP of the backward w.r.t. its cotangent, on its own (the gather / the forward)
     _, vjp = jax.vjp(ours, x)
     g = array(rng, y.shape, np.float64)
@@ -177,8 +117,8 @@ def test_second_order_in_float32_and_under_vmap(rng, kind):
     r = array(rng, (2, 3, 3, 4), np.float32)
     ours = partial(FN[kind], kernel_size=3, stride=2, padding=1)
     ref = partial(lax_pool, kind, kernel_size=3, stride=2, padding=1)
-    got = jax.jit(jax.vmap(lambda x, v: _hvp(ours, x, v, r)))(xs, vs)
-    want = jnp.stack([_hvp(ref, x, v, r) for x, v in zip(xs, vs)])
+    got = jax.jit(jax.vmap(lambda x, v: hvp(ours, x, v, r)))(xs, vs)
+    want = jnp.stack([hvp(ref, x, v, r) for x, v in zip(xs, vs)])
     assert_close(got, want, np.float32)
 
 
@@ -198,8 +138,8 @@ def test_lowered_hlo_contains_the_custom_call(rng):
     text = jax.jit(jax.grad(lambda x: jnp.sum(fcj.max_pool(x, 2)))).lower(x).as_text()
     assert "fastconv_pool" in text and '"backward"' in text
     assert "reduce_window" not in text and "select_and_scatter" not in text
-    hvp = jax.jit(lambda x, v: _hvp(partial(fcj.max_pool, kernel_size=2), x, v, 1.0))
-    text = hvp.lower(x, x).as_text()
+    second = jax.jit(lambda x, v: hvp(partial(fcj.max_pool, kernel_size=2), x, v, 1.0))
+    text = second.lower(x, x).as_text()
     assert '"gather"' in text and '"backward"' in text
     assert "reduce_window" not in text and "select_and_scatter" not in text
 
