@@ -21,8 +21,7 @@ import numpy as np
 
 from .._calls import problem_entry
 from .._problem import same_rank, weight_rank
-from . import _targets
-from ._targets import CONV_TARGET, VMAP_METHOD
+from ._targets import CONV_TARGET, VMAP_METHOD, gpu_algo, platforms, selection_backends
 
 IntOrTuple = Union[int, Sequence[int]]
 Padding = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
@@ -58,8 +57,9 @@ def _array(v: Any, name: str) -> jax.Array:
         except TypeError as e:
             raise TypeError(f"{name} must be an array, got {type(v).__name__}") from e
     dtype = np.dtype(a.dtype).name
-    if dtype not in _DTYPES and not (dtype in _GPU_DTYPES and "cuda" in _targets.PLATFORMS):
-        gpu = " (float16 or bfloat16 on a GPU)" if "cuda" in _targets.PLATFORMS else ""
+    cuda = "cuda" in platforms()
+    if dtype not in _DTYPES and not (dtype in _GPU_DTYPES and cuda):
+        gpu = " (float16 or bfloat16 on a GPU)" if cuda else ""
         raise TypeError(f"{name} must have dtype float32 or float64{gpu}, got {dtype}")
     return a
 
@@ -71,7 +71,7 @@ def _selected(op: str, pass_: str, data_shape, w_shape, dtype: str, algo: str, p
     on by name, and that platform's handler fails with the reason if the call runs there; when
     no platform can run it, the CPU's error is raised here."""
     problem, algos, errors = None, {}, []
-    for platform, backend in _targets.selection_backends():
+    for platform, backend in selection_backends():
         try:
             entry = problem_entry(
                 op, pass_, tuple(data_shape), tuple(w_shape), dtype, backend, algo, params
@@ -81,7 +81,7 @@ def _selected(op: str, pass_: str, data_shape, w_shape, dtype: str, algo: str, p
             algos[platform] = algo
             continue
         problem, chosen = entry.problem, entry.selection.algo
-        algos[platform] = _targets.gpu_algo(chosen, dtype) if platform == "cuda" else chosen
+        algos[platform] = gpu_algo(chosen, dtype) if platform == "cuda" else chosen
     if problem is None:
         raise errors[0]
     return problem, algos["cpu"], algos.get("cuda", "")

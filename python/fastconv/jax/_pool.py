@@ -73,7 +73,7 @@ def _pool_op_fwd(x, window: _Window):
 
 def _pool_op_bwd(window: _Window, indices, grad_y):
     if window.kind == "max_pool":
-        return (_max_backward(grad_y, indices, window),)
+        return (_INDEXED["backward"](grad_y, indices, window),)
     return (_avg_backward(grad_y, window),)
 
 
@@ -101,42 +101,34 @@ def _max_with_indices_fwd(x, window: _Window):
 
 
 def _max_with_indices_bwd(window: _Window, indices, cotangents):
-    return (_max_backward(cotangents[0], indices, window),)
+    return (_INDEXED["backward"](cotangents[0], indices, window),)
 
 
 _max_with_indices.defvjp(_max_with_indices_fwd, _max_with_indices_bwd)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _max_backward(grad_y, indices, window: _Window):
-    return _run(window, "backward", grad_y, indices)
+def _indexed_pass(pass_: str, adjoint: str):
+    """Max pooling's pass `pass_` from the forward's indices, f(a, indices, window), with the
+    pass `adjoint` as its VJP w.r.t. a (none w.r.t. the integer indices)."""
+
+    @partial(jax.custom_vjp, nondiff_argnums=(2,))
+    def op(a, indices, window: _Window):
+        return _run(window, pass_, a, indices)
+
+    def fwd(a, indices, window: _Window):
+        return op(a, indices, window), indices
+
+    def bwd(window: _Window, indices, cotangent):
+        return _INDEXED[adjoint](cotangent, indices, window), None
+
+    op.defvjp(fwd, bwd)
+    return op
 
 
-def _max_backward_fwd(grad_y, indices, window: _Window):
-    return _max_backward(grad_y, indices, window), indices
-
-
-def _max_backward_bwd(window: _Window, indices, c):
-    return _max_gather(c, indices, window), None
-
-
-_max_backward.defvjp(_max_backward_fwd, _max_backward_bwd)
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _max_gather(c, indices, window: _Window):
-    return _run(window, "gather", c, indices)
-
-
-def _max_gather_fwd(c, indices, window: _Window):
-    return _max_gather(c, indices, window), indices
-
-
-def _max_gather_bwd(window: _Window, indices, g):
-    return _max_backward(g, indices, window), None
-
-
-_max_gather.defvjp(_max_gather_fwd, _max_gather_bwd)
+# backward: grad_y summed into the argmax positions (x-shaped); gather: an x-shaped array read
+# at them (y-shaped)
+_INDEXED = {"backward": _indexed_pass("backward", "gather"),
+            "gather": _indexed_pass("gather", "backward")}  # fmt: skip
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(1,))

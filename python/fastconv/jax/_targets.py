@@ -80,6 +80,11 @@ def register(register_target: Any = None) -> tuple[str, ...]:
     return platforms
 
 
+def platforms() -> tuple[str, ...]:
+    """The platforms with registered handlers ("cpu", and "cuda" where built)."""
+    return PLATFORMS
+
+
 class _CudaHandlers(CudaBackend):
     """The CUDA backend as the CUDA handlers see it, for selection at trace time: the kernels
     they have, whether or not this process sees a GPU (a jitted function may be lowered for
