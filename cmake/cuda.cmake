@@ -46,5 +46,14 @@ string(REPLACE ";" "," _fastconv_cuda_archs "${CMAKE_CUDA_ARCHITECTURES}")  # no
 target_compile_definitions(_cuda PRIVATE FASTCONV_CUDA_ARCHITECTURES="${_fastconv_cuda_archs}")
 find_package(CUDAToolkit REQUIRED)
 target_link_libraries(_cuda PRIVATE CUDA::cudart_static)
+# The CUDA XLA FFI handlers of fastconv.jax (cuda/jax_ffi.cc) when jaxlib's headers were found
+# (FASTCONV_JAX, cmake/jax.cmake); they decode calls with the CPU handlers' decoder and build
+# problems with csrc/common/problem.cc.
+if(FASTCONV_JAX_FOUND)
+  fastconv_add_jax_ffi(_cuda cuda/jax_ffi.cc)
+  target_sources(_cuda PRIVATE csrc/common/problem.cc)
+  set_source_files_properties(cuda/jax_ffi.cc PROPERTIES COMPILE_OPTIONS "${FASTCONV_WARNINGS}")
+  message(STATUS "fastconv: CUDA XLA FFI handlers in fastconv._cuda")
+endif()
 install(TARGETS _cuda DESTINATION fastconv)
 message(STATUS "fastconv: building the CUDA module for architectures ${CMAKE_CUDA_ARCHITECTURES}")

@@ -78,6 +78,16 @@ void pool_backward(DType dtype, const PoolGeometry& g, const PoolArgs& args, con
                    const void* x, void* grad_x, Workspace ws, cudaStream_t stream);
 size_t pool_backward_workspace(DType dtype, const PoolGeometry& g, const PoolArgs& args);
 
+// Max pooling from the indices its forward wrote (y-shaped offsets into each plane of x), as
+// fastconv.jax runs it: backward sums grad_y into the positions they name (a gather over the
+// windows covering each input element: fixed order, no atomics, no workspace); gather reads an
+// x-shaped src at them into a y-shaped out (the second-order pass, the backward's adjoint). An
+// index outside the plane contributes nothing (gather writes 0).
+void max_pool_backward_indices(DType dtype, const PoolGeometry& g, const void* grad_y,
+                               const int64_t* indices, void* grad_x, cudaStream_t stream);
+void max_pool_gather(DType dtype, const PoolGeometry& g, const void* src, const int64_t* indices,
+                     void* out, cudaStream_t stream);
+
 // Scatters x to indices per plane; the last duplicate wins (as on the CPU). Needs a workspace of
 // max_unpool_workspace bytes. An index outside [0, out_count) is skipped (its output stays zero
 // unless another index names it) and the first such index of a call is recorded, without any

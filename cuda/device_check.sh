@@ -5,8 +5,11 @@
 #     bash cuda/device_check.sh [budget-seconds]
 #     STAGES="build pytest" bash cuda/device_check.sh    (only the stages named)
 #
-# Builds both modules in build/gpu, then runs, each stage under its own time limit and all
-# within the budget (default 540 s): the GPU tests (tests/test_cuda.py, slow ones included),
+# Builds both modules in build/gpu (with fastconv.jax's XLA FFI handlers, CPU and CUDA, when jax
+# is installed), then runs, each stage under its own time limit and all within the budget
+# (default 540 s): the GPU tests (tests/test_cuda.py, slow ones included), fastconv.jax on the
+# GPU (tests/jax_adapter/test_jax_cuda.py: parity with lax on a CUDA device; needs jax's CUDA
+# plugin, else its GPU tests skip and say so),
 # 200 random geometries and the reference suite vs cuDNN (cuda/device_checks.py), a CUDA-graph
 # capture of a conv net step, per-call overhead, `fastconv bench --device cuda` (float16,
 # bfloat16, float32; all three passes; batch 32; cuDNN with benchmark=True as the peer) and
@@ -19,6 +22,8 @@ mkdir -p "$OUT"
 BUDGET="${1:-420}"
 PY="${PYTHON:-python3}"
 export PYTHONUNBUFFERED=1
+# jax with its CUDA plugin: no process takes most of the GPU's memory up front (XLA's default)
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
 export PATH="$PATH:/usr/local/cuda/bin:/usr/local/cuda/compute-sanitizer"
 LOG="$OUT/device.log"
 : >"$LOG"
@@ -61,11 +66,13 @@ stage build 180 bash -c build
 stage info 20 "$PY" -m fastconv info
 stage pytest 120 "$PY" -m pytest -q -p no:cacheprovider -m "slow or not slow" --maxfail=20 \
   tests/test_cuda.py
+stage jax 90 "$PY" -m pytest -q -p no:cacheprovider -rs -m "slow or not slow" \
+  tests/jax_adapter/test_jax_cuda.py -k "not emulated"
 # The CPU path at this machine's ISA and thread count (AVX-512 on the H100/H200 hosts): every
 # algorithm (a crash shows its C++ backtrace: cuda-gdb also debugs host code), then the CPU tests.
 stage cpu 60 cuda-gdb -q -batch -iex "set auto-solib-add off" -ex run -ex "sharedlibrary _C" \
   -ex bt --args "$PY" cuda/device_checks.py cpu
-stage cputests 90 "$PY" -m pytest -q -p no:cacheprovider -n 8 --maxfail=30 tests \
+stage cputests 90 env JAX_PLATFORMS=cpu "$PY" -m pytest -q -p no:cacheprovider -n 8 --maxfail=30 tests \
   --ignore=tests/torch_adapter --ignore=tests/test_cuda.py -k "not test_version"
 stage random 60 "$PY" cuda/device_checks.py random 200
 stage suite 45 "$PY" cuda/device_checks.py suite
@@ -93,7 +100,7 @@ stage bench-float32 50 bash -c "bench float32"
 {
   echo "== summary (budget ${BUDGET}s, used ${SECONDS}s)"
   printf '%s\n' "${SUMMARY[@]}"
-  grep -E "^(FAIL|random:|suite:|graph:|overhead:|small:)|ERROR SUMMARY|passed|failed" "$LOG" |
+  grep -E "^(FAIL|SKIPPED|random:|suite:|graph:|overhead:|small:)|ERROR SUMMARY|passed|failed" "$LOG" |
     cut -c1-300 | tail -n 60
 } | tee -a "$LOG"
 exit "$FAILED"

@@ -190,6 +190,11 @@ void check_errors(bool synchronize) {
 }
 
 }  // namespace
+
+#ifdef FASTCONV_WITH_JAX_FFI
+void bind_jax_ffi(py::module_& m);  // jax_ffi.cc: fastconv.jax's CUDA handlers as capsules
+#endif
+
 }  // namespace fastconv::cuda
 
 PYBIND11_MODULE(_cuda, m) {
@@ -253,6 +258,9 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("max_unpool_workspace", &fc::max_unpool_workspace, py::arg("planes"),
         py::arg("out_count"));
   m.def("check_errors", &fc::check_errors, py::arg("synchronize") = true);
+#ifdef FASTCONV_WITH_JAX_FFI
+  fc::bind_jax_ffi(m);
+#endif
 #ifdef FASTCONV_HOST_EMULATION
   // Tests of the emulated module plant a pending CUDA error before a call (host_emulation.h).
   m.def("_set_pending_error", [](bool sticky) {

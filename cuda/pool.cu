@@ -201,6 +201,18 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// out[e] = src at the index the max forward saved for output e (0 for an index outside the
+// plane): max pooling's second-order pass, the adjoint of its backward from indices.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    max_gather_kernel(const T* __restrict__ src, const int64_t* __restrict__ indices,
+                      int64_t in_sp, int64_t out_sp, T* __restrict__ out, int64_t total) {
+  for (int64_t e = first_index(); e < total; e += grid_step()) {
+    const int64_t plane = e / out_sp, j = indices[e];
+    out[e] = inside(j, in_sp) ? src[plane * in_sp + j] : zero_of<T>();
+  }
+}
+
 // Records, per output element, the last (highest) input position scattering to it.
 __global__ void __launch_bounds__(kThreads)
     unpool_claim_kernel(const int64_t* __restrict__ indices, int64_t in_count, int64_t out_count,
@@ -307,6 +319,33 @@ void pool_backward(DType dtype, const PoolGeometry& g, const PoolArgs& args, con
   require_workspace(ws, need, "pool backward");
   by_dtype(dtype, [&](auto tag) {
     backward_t<decltype(tag)>(g, args, grad_y, x, grad_x, ws, need, stream);
+  });
+}
+
+void max_pool_backward_indices(DType dtype, const PoolGeometry& g, const void* grad_y,
+                               const int64_t* indices, void* grad_x, cudaStream_t stream) {
+  const PoolParams p = make_pool_params(g);
+  const int64_t total = p.planes * p.in_sp;
+  if (total == 0) return;
+  by_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch("pool_backward_kernel (indices)", &pool_backward_kernel<T>, dim3(blocks_for(total)),
+           dim3(kThreads), stream, p, PoolKind::kMax, false, 1.0,
+           static_cast<const T*>(grad_y), static_cast<const T*>(nullptr), indices,
+           static_cast<const acc_t<T>*>(nullptr), static_cast<T*>(grad_x), total);
+  });
+}
+
+void max_pool_gather(DType dtype, const PoolGeometry& g, const void* src, const int64_t* indices,
+                     void* out, cudaStream_t stream) {
+  const PoolParams p = make_pool_params(g);
+  const int64_t total = p.planes * p.out_sp;
+  if (total == 0) return;
+  by_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch("max_gather_kernel", &max_gather_kernel<T>, dim3(blocks_for(total)), dim3(kThreads),
+           stream, static_cast<const T*>(src), indices, p.in_sp, p.out_sp, static_cast<T*>(out),
+           total);
   });
 }
 

@@ -223,3 +223,35 @@ def test_max_backward_rejects_bad_indices():
     for reference in (False, True):
         with pytest.raises(ValueError, match=r"indices must lie in \[0, 64\).*got 64"):
             _run(bw, gy, np.zeros(bw.x_shape, np.float32), indices=idx, reference=reference)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_gather(dtype):
+    """The gather pass (max pooling's second order, fastconv.jax) reads an x-shaped array at the
+    forward's indices, and is the adjoint of the backward from those indices."""
+    rng = np.random.default_rng(5)
+    g = ([2, 3, 7, 9], [3, 2], [2, 1], [1, 0], [1, 0], [1, 2], True)
+    fw = _problem("max", "forward", g, dtype)
+    x = rng.standard_normal(fw.x_shape).astype(dtype)
+    idx = np.full(fw.y_shape, -7, dtype=np.int64)
+    _run(fw, x, indices=idx)
+    ga = _problem("max", "gather", g, dtype)
+    assert ga.pass_ == "gather" and tuple(ga.result_shape) == tuple(fw.y_shape)
+    assert not _C.pool_runs_direct(ga)  # a plain gather: the reference's loop
+    c = rng.standard_normal(fw.x_shape).astype(dtype)
+    got = _run(ga, c, indices=idx)
+    planes = c.reshape(6, -1)
+    want = np.take_along_axis(planes, idx.reshape(6, -1), axis=1).reshape(fw.y_shape)
+    _same(got, want, "gather")
+    gy = rng.standard_normal(fw.y_shape).astype(dtype)
+    grad_x = _run(_problem("max", "backward", g, dtype), gy, indices=idx)
+    np.testing.assert_allclose(
+        np.vdot(got, gy), np.vdot(c, grad_x), rtol=RTOL[dtype] * 10, err_msg="adjoint"
+    )
+    idx[1, 2, 0, 0] = planes.shape[1]
+    with pytest.raises(ValueError, match=rf"indices must lie in \[0, {planes.shape[1]}\)"):
+        _run(ga, c, indices=idx)
+    with pytest.raises(ValueError, match="gather needs indices"):
+        _run(ga, c)
+    with pytest.raises(ValueError, match="gather pass is max_pool's only"):
+        _problem("avg", "gather", g, dtype)

@@ -246,3 +246,9 @@ def test_other_backends_refuse():
     p = resample_problem("upsample_linear", "forward", (1, 1, 2), "float32", (2, False))
     with raises_naming(NotImplementedError, "upsample_linear"):
         Backend().run_resample(None, p, None, None, None, None, 0)
+
+
+def test_resampling_has_no_gather_pass():
+    # "gather" is a pooling pass (max pooling's second order); a resampling problem refuses it
+    with pytest.raises(ValueError, match="pass_ must be 'forward' or 'backward' for resampling"):
+        resample_problem("upsample_nearest", "gather", (1, 1, 2), "float32", (2, False))

@@ -155,6 +155,7 @@ std::string pool_direct_unsupported(const PoolProblem& pb) {
     return "the pooling kernels take float32 or float64";
   if (g.n * g.c == 0 || g.in_spatial() == 0 || g.out_spatial() == 0) return "no elements";
   if (pb.kind == PoolKind::kUnpool) return "";  // a scatter: no windows
+  if (pb.pass == PoolPass::kGather) return "a gather by indices (the reference's plain loop)";
   if (pb.kind == PoolKind::kLp && !(std::isfinite(pb.p) && pb.p > 0))
     return "lp pooling with a norm that is not finite and positive";
   // Float argmax lanes hold int32 plane offsets.

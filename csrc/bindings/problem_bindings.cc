@@ -192,17 +192,20 @@ PoolProblem pool_problem(const std::string& kind, const std::string& pass, Shape
 void pool(const PoolProblem& p, py::handle a, py::handle b, py::handle indices, py::handle out,
           bool reference) {
   const bool forward = p.pass == PoolPass::kForward;
-  const void* pa = operand(a, forward ? "x" : "grad_y", p.dtype, forward ? p.x_shape : p.y_shape,
-                           false);
+  const bool backward = p.pass == PoolPass::kBackward;  // else a is x-shaped (gather: grad_x)
+  const void* pa = operand(a, forward ? "x" : backward ? "grad_y" : "grad_x", p.dtype,
+                           backward ? p.y_shape : p.x_shape, false);
   const void* pb = operand(b, "x", p.dtype, p.x_shape, false);
-  // Indices have y's shape: written by the max forward, read by max backward; max_unpool's
-  // have x's (its input, the pooled tensor).
+  // Indices have y's shape: written by the max forward, read by max backward and gather;
+  // max_unpool's have x's (its input, the pooled tensor).
   const Shape& index_shape = p.kind == PoolKind::kUnpool ? p.x_shape : p.y_shape;
   auto* pi = static_cast<int64_t*>(operand(indices, "indices", p.dtype, index_shape,
                                            forward && p.kind == PoolKind::kMax, true));
   void* pout = operand(out, "out", p.dtype, p.result_shape, true);
   if (a.is_none() || out.is_none()) throw InvalidArgument("pool operands must not be None");
   const bool has_indices = !indices.is_none();
+  if (p.pass == PoolPass::kGather && !has_indices)
+    throw InvalidArgument("max_pool gather needs indices");
   const bool needs_x =
       !forward && (p.kind == PoolKind::kLp || (p.kind == PoolKind::kMax && !has_indices));
   if (needs_x && b.is_none()) throw InvalidArgument("this pooling backward pass needs x");
@@ -326,9 +329,7 @@ void bind_problems(py::module_& m) {
   py::class_<PoolProblem, std::shared_ptr<PoolProblem>>(
       m, "PoolProblem", "One pooling (or max_unpool) pass, normalised; see problem.h.")
       .def_property_readonly("kind", [](const PoolProblem& p) { return pool_kind_name(p.kind); })
-      .def_property_readonly("pass_", [](const PoolProblem& p) {
-        return p.pass == PoolPass::kForward ? "forward" : "backward";
-      })
+      .def_property_readonly("pass_", [](const PoolProblem& p) { return pool_pass_name(p.pass); })
       .def_property_readonly("dtype", [](const PoolProblem& p) { return dtype_name(p.dtype); })
       .def_property_readonly("x_shape", [](const PoolProblem& p) { return as_tuple(p.x_shape); })
       .def_property_readonly("y_shape", [](const PoolProblem& p) { return as_tuple(p.y_shape); })

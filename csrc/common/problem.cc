@@ -134,10 +134,12 @@ PoolProblem make_pool_problem(const PoolArguments& a) {
     p.result_shape = p.y_shape;
     return p;
   }
+  if (a.pass == PoolPass::kGather && a.kind != PoolKind::kMax)
+    fail("the gather pass is max_pool's only, got " + std::string(pool_kind_name(a.kind)));
   p.g = make_pool_geometry(a.x_shape, a.kernel, win, a.ceil_mode);
   p.x_shape = a.x_shape;
   p.y_shape = p.g.output_shape();
-  p.result_shape = a.pass == PoolPass::kForward ? p.y_shape : p.x_shape;
+  p.result_shape = a.pass == PoolPass::kBackward ? p.x_shape : p.y_shape;
   return p;
 }
 

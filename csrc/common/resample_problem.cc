@@ -44,6 +44,7 @@ ResampleProblem make_resample_problem(const ResampleArguments& a) {
   for (int64_t e : xs)
     if (e < 0) fail("x's shape must be non-negative, got " + format_dims(xs));
   checked_product(xs, "x");
+  if (a.pass == PoolPass::kGather) fail("pass_ must be 'forward' or 'backward' for resampling");
   ResampleProblem p;
   p.kind = a.kind;
   p.pass = a.pass;

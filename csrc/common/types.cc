@@ -42,6 +42,15 @@ const char* pool_kind_name(PoolKind k) {
   return "unknown";
 }
 
+const char* pool_pass_name(PoolPass p) {
+  switch (p) {
+    case PoolPass::kForward: return "forward";
+    case PoolPass::kBackward: return "backward";
+    case PoolPass::kGather: return "gather";
+  }
+  return "unknown";
+}
+
 DType parse_dtype(const std::string& name) {
   for (DType t : {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16})
     if (name == dtype_name(t)) return t;
@@ -63,9 +72,10 @@ PoolKind parse_pool_kind(const std::string& name) {
 }
 
 PoolPass parse_pool_pass(const std::string& name) {
-  if (name == "forward") return PoolPass::kForward;
-  if (name == "backward") return PoolPass::kBackward;
-  throw InvalidArgument("pass_ must be 'forward' or 'backward' for pooling, got '" + name + "'");
+  for (PoolPass p : {PoolPass::kForward, PoolPass::kBackward, PoolPass::kGather})
+    if (name == pool_pass_name(p)) return p;
+  throw InvalidArgument("pass_ must be 'forward', 'backward' or 'gather' for pooling, got '" +
+                        name + "'");
 }
 
 }  // namespace fastconv

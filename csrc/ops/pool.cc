@@ -17,6 +17,9 @@ void run(const PoolProblem& pb, const T* a, const T* b, int64_t* indices, T* out
   switch (pb.kind) {
     case PoolKind::kMax:
       if (forward) return ref::max_pool_forward<T>(g, a, out, indices);
+      if (pb.pass == PoolPass::kGather)
+        return ref::max_pool_gather_indices<T>(g.n * g.c, g.in_spatial(), g.out_spatial(), a,
+                                               indices, out);
       if (indices)
         return ref::max_pool_backward_indices<T>(g.n * g.c, g.in_spatial(), g.out_spatial(), a,
                                                  indices, out);
@@ -42,8 +45,10 @@ bool pool_direct_serves(const PoolProblem& problem) {
 void run_pool(const PoolProblem& problem, const void* a, const void* b, int64_t* indices,
               void* out, bool reference) {
   const bool empty = problem.g.n * problem.g.c == 0;  // no planes: null buffers are fine
-  if (problem.kind == PoolKind::kUnpool && !indices && !empty)
-    throw InvalidArgument("max_unpool needs indices");
+  if ((problem.kind == PoolKind::kUnpool || problem.pass == PoolPass::kGather) && !indices &&
+      !empty)
+    throw InvalidArgument(problem.kind == PoolKind::kUnpool ? "max_unpool needs indices"
+                                                            : "max_pool gather needs indices");
   if (!reference && pool_direct_serves(problem))
     return algo::run_pool_direct(problem, a, b, indices, out);
   dispatch_dtype(problem.dtype, [&](auto tag) {

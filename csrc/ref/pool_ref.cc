@@ -57,6 +57,17 @@ inline int64_t argmax(const PoolGeometry& g, const T* xp, int64_t od, int64_t oh
   return best;
 }
 
+// Every index must lie in [0, bound) (`what` names the bound), checked before anything is
+// written so a bad one leaves no partial result behind.
+void check_indices(const int64_t* indices, int64_t count, int64_t bound, const char* what) {
+  for (int64_t i = 0; i < count; ++i) {
+    if (indices[i] < 0 || indices[i] >= bound) {
+      throw InvalidArgument("indices must lie in [0, " + std::to_string(bound) + ") (" + what +
+                            "), got " + std::to_string(indices[i]));
+    }
+  }
+}
+
 template <typename T>
 double lp_window(const PoolGeometry& g, double p, const T* xp, int64_t od, int64_t oh, int64_t ow) {
   double s = 0.0;
@@ -177,12 +188,7 @@ void lp_pool_backward(const PoolGeometry& g, double p, const T* grad_y, const T*
 template <typename T>
 void max_pool_backward_indices(int64_t planes, int64_t in_count, int64_t out_count,
                                const T* grad_y, const int64_t* indices, T* grad_x) {
-  for (int64_t j = 0; j < planes * out_count; ++j) {
-    if (indices[j] < 0 || indices[j] >= in_count) {
-      throw InvalidArgument("indices must lie in [0, " + std::to_string(in_count) +
-                            ") (the input plane size), got " + std::to_string(indices[j]));
-    }
-  }
+  check_indices(indices, planes * out_count, in_count, "the input plane size");
   parallel_for(planes, 1, [&](int64_t begin, int64_t end) {
     for (int64_t plane = begin; plane < end; ++plane) {
       T* gx = grad_x + plane * in_count;
@@ -195,15 +201,23 @@ void max_pool_backward_indices(int64_t planes, int64_t in_count, int64_t out_cou
 }
 
 template <typename T>
+void max_pool_gather_indices(int64_t planes, int64_t in_count, int64_t out_count, const T* src,
+                             const int64_t* indices, T* out) {
+  check_indices(indices, planes * out_count, in_count, "the input plane size");
+  parallel_for(planes, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const T* s = src + plane * in_count;
+      const int64_t* idx = indices + plane * out_count;
+      T* o = out + plane * out_count;
+      for (int64_t j = 0; j < out_count; ++j) o[j] = s[idx[j]];
+    }
+  });
+}
+
+template <typename T>
 void max_unpool_forward(int64_t planes, int64_t in_count, int64_t out_count, const T* x,
                         const int64_t* indices, T* y) {
-  // Validate every index first so a bad one leaves no partial result behind.
-  for (int64_t i = 0; i < planes * in_count; ++i) {
-    if (indices[i] < 0 || indices[i] >= out_count) {
-      throw InvalidArgument("indices must lie in [0, " + std::to_string(out_count) +
-                            ") (the output plane size), got " + std::to_string(indices[i]));
-    }
-  }
+  check_indices(indices, planes * in_count, out_count, "the output plane size");
   parallel_for(planes, 1, [&](int64_t begin, int64_t end) {
     for (int64_t plane = begin; plane < end; ++plane) {
       T* yp = y + plane * out_count;
@@ -223,6 +237,8 @@ void max_unpool_forward(int64_t planes, int64_t in_count, int64_t out_count, con
   template void lp_pool_backward<T>(const PoolGeometry&, double, const T*, const T*, T*);    \
   template void max_pool_backward_indices<T>(int64_t, int64_t, int64_t, const T*,            \
                                              const int64_t*, T*);                              \
+  template void max_pool_gather_indices<T>(int64_t, int64_t, int64_t, const T*, const int64_t*, \
+                                           T*);                                                \
   template void max_unpool_forward<T>(int64_t, int64_t, int64_t, const T*, const int64_t*, T*);
 FASTCONV_INSTANTIATE_POOL(float)
 FASTCONV_INSTANTIATE_POOL(double)

@@ -29,6 +29,12 @@ template <typename T>
 void max_pool_backward_indices(int64_t planes, int64_t in_count, int64_t out_count,
                                const T* grad_y, const int64_t* indices, T* grad_x);
 
+// out (planes x out_count)[plane][j] = src[plane][indices[plane][j]]: the adjoint of
+// max_pool_backward_indices (max pooling's second-order pass). Validates indices first.
+template <typename T>
+void max_pool_gather_indices(int64_t planes, int64_t in_count, int64_t out_count, const T* src,
+                             const int64_t* indices, T* out);
+
 template <typename T>
 void max_unpool_forward(int64_t planes, int64_t in_count, int64_t out_count, const T* x,
                         const int64_t* indices, T* y);

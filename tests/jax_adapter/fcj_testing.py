@@ -1,4 +1,5 @@
-"""Shared helpers of the fastconv.jax tests: arrays, lax references, tolerances. Imported after
+"""Shared helpers of the fastconv.jax tests: arrays, lax references (conv, pooling, Hessian-vector
+products), tolerances. Imported after
 pytest.importorskip("jax"); skips the module when this build has no XLA FFI handlers."""
 
 from __future__ import annotations
@@ -88,3 +89,62 @@ def lax_conv_transpose(
     if bias is not None:
         y = y + bias.reshape((1, -1) + (1,) * rank)
     return y
+
+
+def lax_pool(kind, x, kernel_size, *, stride=None, padding=0, dilation=1, count_include_pad=True,
+             ceil_mode=False, extra_hi=0):  # fmt: skip
+    """The reference: lax.reduce_window, channel-first; extra_hi pads the high end more (the
+    windows ceil_mode adds: PyTorch's rule, computed here when ceil_mode is given)."""
+    rank = x.ndim - 2
+    k = per_dim(kernel_size, rank)
+    s = k if stride is None else per_dim(stride, rank)
+    dil = (1, 1) + per_dim(dilation, rank)
+    lohi = pairs(padding, rank)
+    extra = [extra_hi] * rank
+    if ceil_mode:
+        extra = [_ceil_extra(x.shape[2 + i], k[i], s[i], *lohi[i], dil[2 + i]) for i in range(rank)]
+    pad = [(0, 0), (0, 0)] + [(lo, hi + e) for (lo, hi), e in zip(lohi, extra)]
+    dims, strides = (1, 1) + k, (1, 1) + s
+    if kind == "max_pool" and any(v != 1 for v in dil):
+        return _dilated_max_pool(x, k, s, pad, dil)  # lax has no VJP for a dilated max window
+    if kind == "max_pool":
+        return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, pad)
+    total = lax.reduce_window(x, 0.0, lax.add, dims, strides, pad)
+    if count_include_pad:  # the window's part inside the padded input (not the ceil extension)
+        ones = jnp.pad(jnp.ones_like(x), [(0, 0), (0, 0)] + lohi, constant_values=1.0)
+        extended = [(0, 0), (0, 0)] + [(0, e) for e in extra]
+        count = lax.reduce_window(ones, 0.0, lax.add, dims, strides, extended)
+    else:
+        count = lax.reduce_window(jnp.ones_like(x), 0.0, lax.add, dims, strides, pad)
+    return total / count
+
+
+def _ceil_extra(n, k, s, lo, hi, d):
+    """High padding ceil_mode adds: one more window if it starts inside the input or the low
+    padding (PyTorch's rule)."""
+    span = n + lo + hi - d * (k - 1) - 1
+    out = -(-span // s) + 1
+    if (out - 1) * s >= n + lo:
+        out -= 1
+    return max(0, (out - 1) * s - span)
+
+
+def _dilated_max_pool(x, k, s, pad, dil):
+    """Max over the window's elements as strided slices of the -inf-padded x (2-D)."""
+    xp = jnp.pad(x, pad, constant_values=-jnp.inf)
+    out = [(xp.shape[2 + i] - dil[2 + i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
+    taps = [
+        xp[:, :, i * dil[2] :: s[0], j * dil[3] :: s[1]][:, :, : out[0], : out[1]]
+        for i in range(k[0])
+        for j in range(k[1])
+    ]
+    return jnp.max(jnp.stack(taps), axis=0)
+
+
+def hvp(pool, x, v, r):
+    """H v of sum(sin(pool(x)) * r), reverse over reverse."""
+
+    def loss(x):
+        return jnp.sum(jnp.sin(pool(x)) * r)
+
+    return jax.grad(lambda x: jnp.vdot(jax.grad(loss)(x), v))(x)

@@ -18,6 +18,7 @@ def _conv_call(result_shape, dtype=np.float32, **overrides):
         op="conv",
         pass_="forward",
         algo="direct",
+        gpu_algo="implicit_gemm_simt",
         stride=np.array([1, 1], np.int64),
         pad_lo=np.array([0, 0], np.int64),
         pad_hi=np.array([0, 0], np.int64),

@@ -1,7 +1,10 @@
 """fastconv.jax.max_pool / avg_pool against lax.reduce_window under jax.jit: forward in float32
-and float64, gradients, check_grads, vmap, the custom call in the HLO, argument errors."""
+and float64, gradients, second-order gradients (check_grads order 2, Hessian-vector products),
+vmap, the custom call in the HLO, argument errors."""
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 import pytest
@@ -9,46 +12,12 @@ import pytest
 jax = pytest.importorskip("jax", reason="jax is not installed (pip install 'fastconv[jax]')")
 
 import jax.numpy as jnp  # noqa: E402
-from fcj_testing import array, assert_close, fcj, pairs, per_dim  # noqa: E402
-from jax import lax  # noqa: E402
+from fcj_testing import array, assert_close, fcj, hvp, lax_pool  # noqa: E402
 from jax.test_util import check_grads  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-
-
-def lax_pool(kind, x, kernel_size, *, stride=None, padding=0, dilation=1, count_include_pad=True,
-             extra_hi=0):  # fmt: skip
-    """The reference: lax.reduce_window, channel-first; extra_hi pads the high end more (the
-    windows ceil_mode adds)."""
-    rank = x.ndim - 2
-    k = per_dim(kernel_size, rank)
-    s = k if stride is None else per_dim(stride, rank)
-    pad = [(0, 0), (0, 0)] + [(lo, hi + extra_hi) for lo, hi in pairs(padding, rank)]
-    dims, strides = (1, 1) + k, (1, 1) + s
-    dil = (1, 1) + per_dim(dilation, rank)
-    if kind == "max_pool" and any(v != 1 for v in dil):
-        return _dilated_max_pool(x, k, s, pad, dil)  # lax has no VJP for a dilated max window
-    if kind == "max_pool":
-        return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, pad)
-    total = lax.reduce_window(x, 0.0, lax.add, dims, strides, pad)
-    if count_include_pad:
-        return total / float(np.prod(k))
-    count = lax.reduce_window(jnp.ones_like(x), 0.0, lax.add, dims, strides, pad)
-    return total / count
-
-
-def _dilated_max_pool(x, k, s, pad, dil):
-    """Max over the window's elements as strided slices of the -inf-padded x (2-D)."""
-    xp = jnp.pad(x, pad, constant_values=-jnp.inf)
-    out = [(xp.shape[2 + i] - dil[2 + i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
-    taps = [
-        xp[:, :, i * dil[2] :: s[0], j * dil[3] :: s[1]][:, :, : out[0], : out[1]]
-        for i in range(k[0])
-        for j in range(k[1])
-    ]
-    return jnp.max(jnp.stack(taps), axis=0)
 
 
 # (kind, x shape, kernel_size, keyword arguments)
@@ -103,10 +72,75 @@ def test_vmap_equals_loop(rng, kind):
     assert_close(got, jnp.stack([want_vjp(gy)[0] for gy in gys]), np.float64)
 
 
+# ---- grad of grad: max pooling's backward and its gather at the forward's indices are each
+# other's VJP; average pooling's backward has the forward as its VJP.
+
+SECOND_ORDER = [
+    ("max_pool", (2, 2, 9), 3, dict(stride=2, padding=1)),
+    ("max_pool", (1, 2, 7, 8), 2, dict(ceil_mode=True)),
+    ("max_pool", (1, 2, 9, 8), (3, 2), dict(stride=(2, 1), padding=(1, 1), dilation=(2, 1))),
+    ("max_pool", (1, 2, 5, 4, 6), 2, dict(stride=(1, 2, 2), padding=(1, 0, 1), ceil_mode=True)),
+    ("avg_pool", (2, 2, 9), 3, dict(stride=2, padding=1)),
+    ("avg_pool", (1, 2, 7, 8), 3, dict(stride=2, padding=1, count_include_pad=False)),
+    ("avg_pool", (1, 2, 8, 7), 3, dict(stride=2, padding=1, ceil_mode=True)),
+    ("avg_pool", (1, 2, 8, 7), 3, dict(stride=2, padding=1, ceil_mode=True,
+                                       count_include_pad=False)),
+    ("avg_pool", (1, 2, 5, 4, 6), (2, 3, 2), dict(padding=(1, 1, 0), ceil_mode=True)),
+]  # fmt: skip
+SECOND_IDS = [f"{k}-{len(x) - 2}d-{i}" for i, (k, x, _, _) in enumerate(SECOND_ORDER)]
+
+
+@pytest.mark.parametrize("kind, x_shape, kernel, kw", SECOND_ORDER, ids=SECOND_IDS)
+def test_second_order_matches_lax(rng, kind, x_shape, kernel, kw):
+    x = array(rng, x_shape, np.float64)
+    ours = partial(FN[kind], kernel_size=kernel, **kw)
+    ref = partial(lax_pool, kind, kernel_size=kernel, **kw)
+    y = ref(x)
+    assert_close(jax.jit(ours)(x), y, np.float64)  # the ceil_mode windows agree first
+    check_grads(jax.jit(ours), (x,), order=2, modes=["rev"])
+    v, r = array(rng, x_shape, np.float64), array(rng, y.shape, np.float64)
+    got = jax.jit(lambda x, v: hvp(ours, x, v, r))(x, v)
+    assert_close(got, hvp(ref, x, v, r), np.float64)
+    # the VJP of the backward w.r.t. its cotangent, on its own (the gather / the forward)
+    _, vjp = jax.vjp(ours, x)
+    g = array(rng, y.shape, np.float64)
+    _, ref_vjp = jax.vjp(ref, x)
+    want = jax.vjp(lambda g: ref_vjp(g)[0], g)[1](v)[0]
+    assert_close(jax.jit(lambda g, v: jax.vjp(lambda g: vjp(g)[0], g)[1](v)[0])(g, v), want,
+                 np.float64)  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["max_pool", "avg_pool"])
+def test_second_order_in_float32_and_under_vmap(rng, kind):
+    xs = array(rng, (3, 2, 3, 6, 7), np.float32)
+    vs = array(rng, xs.shape, np.float32)
+    r = array(rng, (2, 3, 3, 4), np.float32)
+    ours = partial(FN[kind], kernel_size=3, stride=2, padding=1)
+    ref = partial(lax_pool, kind, kernel_size=3, stride=2, padding=1)
+    got = jax.jit(jax.vmap(lambda x, v: hvp(ours, x, v, r)))(xs, vs)
+    want = jnp.stack([hvp(ref, x, v, r) for x, v in zip(xs, vs)])
+    assert_close(got, want, np.float32)
+
+
+def test_third_order_max_pool_matches_lax(rng):
+    x = array(rng, (1, 2, 6, 6), np.float64)
+
+    def third(pool):
+        inner = jax.grad(lambda x: jnp.sum(pool(x) ** 4))
+        return jax.grad(lambda x: jnp.sum(jax.grad(lambda x: jnp.sum(inner(x) ** 2))(x)))
+
+    got = jax.jit(third(partial(fcj.max_pool, kernel_size=2)))(x)
+    assert_close(got, third(partial(lax_pool, "max_pool", kernel_size=2))(x), np.float64)
+
+
 def test_lowered_hlo_contains_the_custom_call(rng):
     x = array(rng, (1, 3, 8, 8), np.float32)
     text = jax.jit(jax.grad(lambda x: jnp.sum(fcj.max_pool(x, 2)))).lower(x).as_text()
     assert "fastconv_pool" in text and '"backward"' in text
+    assert "reduce_window" not in text and "select_and_scatter" not in text
+    second = jax.jit(lambda x, v: hvp(partial(fcj.max_pool, kernel_size=2), x, v, 1.0))
+    text = second.lower(x, x).as_text()
+    assert '"gather"' in text and '"backward"' in text
     assert "reduce_window" not in text and "select_and_scatter" not in text
 
 

@@ -80,7 +80,8 @@ void add_channel_bias(int64_t n, int64_t k, int64_t spatial, DType t, const void
 //                 saved indices (or null: recompute each window's argmax), out = grad_x
 //   avg forward:  a = x; avg backward: a = grad_y;  lp forward: a = x; lp backward: a = grad_y,
 //   b = x;  max_unpool forward: a = x, indices (read), out = y.
-// Throws InvalidArgument for an index out of range (max backward with indices, unpool).
+//   max gather:   a = an x-shaped array, indices (read, y-shaped), out = a at the indices.
+// Throws InvalidArgument for an index out of range (max backward with indices, gather, unpool).
 // reference: run csrc/ref's kernels even where the direct ones serve (tests compare the two).
 void run_pool(const PoolProblem& problem, const void* a, const void* b, int64_t* indices,
               void* out, bool reference = false);

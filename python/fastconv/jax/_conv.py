@@ -4,8 +4,10 @@ ffi_call of each pass.
 Everything about a call is decided in Python at trace time, through fastconv's own path: the
 arguments are normalised and the output shapes computed by the compiled problem
 (fastconv/_problem.py via _calls.problem_entry, the cache explain() reads), and the algorithm
-is selected per pass by fastconv/selection.py. The handler (csrc/bindings/jax_ffi.cc) receives
-the resolved geometry (explicit padding) and the algorithm's name, and only runs.
+is selected per pass by fastconv/selection.py, once for each platform with handlers (the CPU's
+rule, and the GPU's where the CUDA handlers are built: the platform is known only when XLA
+compiles). The handlers (csrc/bindings/jax_ffi.cc, cuda/jax_ffi.cc) receive the resolved
+geometry (explicit padding) and both algorithms' names, and only run.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ import numpy as np
 
 from .._calls import problem_entry
 from .._problem import same_rank, weight_rank
-from ..backends import backend_for_device
-from ._targets import CONV_TARGET, VMAP_METHOD
+from ._targets import CONV_TARGET, VMAP_METHOD, gpu_algo, platforms, selection_backends
 
 IntOrTuple = Union[int, Sequence[int]]
 Padding = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
 
 _DTYPES = ("float32", "float64")
+_GPU_DTYPES = ("float16", "bfloat16")  # where the CUDA handlers are built
 
 
 class _Geometry(NamedTuple):
@@ -55,25 +57,43 @@ def _array(v: Any, name: str) -> jax.Array:
         except TypeError as e:
             raise TypeError(f"{name} must be an array, got {type(v).__name__}") from e
     dtype = np.dtype(a.dtype).name
-    if dtype not in _DTYPES:
-        raise TypeError(f"{name} must have dtype float32 or float64, got {dtype}")
+    cuda = "cuda" in platforms()
+    if dtype not in _DTYPES and not (dtype in _GPU_DTYPES and cuda):
+        gpu = " (float16 or bfloat16 on a GPU)" if cuda else ""
+        raise TypeError(f"{name} must have dtype float32 or float64{gpu}, got {dtype}")
     return a
 
 
-def _entry(geom: _Geometry, pass_: str, data_shape, w_shape, dtype: str):
-    """The problem and selection of one pass (cached by fastconv/_calls.problem_entry)."""
-    cpu = backend_for_device("cpu")
-    return problem_entry(
-        geom.op, pass_, tuple(data_shape), tuple(w_shape), dtype, cpu, geom.algo, geom.params()
-    )
+def _selected(op: str, pass_: str, data_shape, w_shape, dtype: str, algo: str, params: tuple):
+    """(problem, CPU algorithm, GPU algorithm attribute) of one pass: the problem and each
+    platform's selection (fastconv/selection.py through that platform's backend, cached by
+    fastconv/_calls.problem_entry). A forced algorithm that one platform cannot run is passed
+    on by name, and that platform's handler fails with the reason if the call runs there; when
+    no platform can run it, the CPU's error is raised here."""
+    problem, algos, errors = None, {}, []
+    for platform, backend in selection_backends():
+        try:
+            entry = problem_entry(
+                op, pass_, tuple(data_shape), tuple(w_shape), dtype, backend, algo, params
+            )
+        except (NotImplementedError, TypeError) as e:  # this platform's kernels cannot run it
+            errors.append(e)
+            algos[platform] = algo
+            continue
+        problem, chosen = entry.problem, entry.selection.algo
+        algos[platform] = gpu_algo(chosen, dtype) if platform == "cuda" else chosen
+    if problem is None:
+        raise errors[0]
+    return problem, algos["cpu"], algos.get("cuda", "")
 
 
 def _run(geom: _Geometry, pass_: str, a, b, bias, data_shape, w_shape) -> jax.Array:
     """One pass as a custom call: operands in the pass's public order (forward (x, w),
     backward_data (grad_y, w), backward_weight (x, grad_y))."""
     dtype = np.dtype(a.dtype).name
-    entry = _entry(geom, pass_, data_shape, w_shape, dtype)
-    p = entry.problem
+    p, algo, gpu_algo = _selected(
+        geom.op, pass_, data_shape, w_shape, dtype, geom.algo, geom.params()
+    )
     rank = len(p.stride)
     opad = p.output_padding if geom.op == "conv_transpose" else (0,) * rank
     call = jax.ffi.ffi_call(
@@ -86,7 +106,8 @@ def _run(geom: _Geometry, pass_: str, a, b, bias, data_shape, w_shape) -> jax.Ar
         *operands,
         op=geom.op,
         pass_=pass_,
-        algo=entry.selection.algo,
+        algo=algo,
+        gpu_algo=gpu_algo,
         stride=np.asarray(p.stride, np.int64),
         pad_lo=np.asarray(p.pad_lo, np.int64),
         pad_hi=np.asarray(p.pad_hi, np.int64),
@@ -172,15 +193,13 @@ def _call(op: str, x, w, bias, stride, padding, output_padding, dilation, groups
     same_rank(x.shape, w.shape, "x")
     opad = output_padding if op == "conv_transpose" else 0
     params = (stride, padding, dilation, groups, "cross", opad)
-    cpu = backend_for_device("cpu")
     dtype = np.dtype(x.dtype).name
-    entry = problem_entry(op, "forward", tuple(x.shape), tuple(w.shape), dtype, cpu, algo, params)
-    p = entry.problem
+    p = _selected(op, "forward", x.shape, w.shape, dtype, algo, params)[0]
     if tuple(x.shape) != tuple(p.operand_shapes[0]):
         raise ValueError(f"x must have shape {tuple(p.operand_shapes[0])}, got {x.shape}")
-    if bias is not None and tuple(bias.shape) != entry.bias_shape:
+    if bias is not None and tuple(bias.shape) != (p.bias_channels,):
         raise ValueError(
-            f"bias must have shape {entry.bias_shape} (output channels), got {tuple(bias.shape)}"
+            f"bias must have shape {(p.bias_channels,)} (output channels), got {tuple(bias.shape)}"
         )
     geom = _Geometry(
         op,
