@@ -15,33 +15,30 @@ namespace {
 constexpr int64_t kBandBytes = 24 * 1024;  // one band's intermediate rows: within L1 / L2
 
 // The active ISA's micro-kernels (csrc/ukernels/separable/sep_*.cc), chosen once.
-void vertical(const float* const* rows, const float* f, int64_t k, int64_t stride,
-              int64_t dilation, int64_t n_rows, int64_t width, float* out, int64_t out_stride) {
+void vertical(const float* const* rows, const float* f, const SeparableTaps& a, float* out) {
   static const auto kernel = FASTCONV_KERNEL_BY_ISA(sep_vertical_f32);
-  kernel(rows, f, k, stride, dilation, n_rows, width, out, out_stride);
+  kernel(rows, f, a, out);
 }
-void vertical(const double* const* rows, const double* f, int64_t k, int64_t stride,
-              int64_t dilation, int64_t n_rows, int64_t width, double* out, int64_t out_stride) {
+void vertical(const double* const* rows, const double* f, const SeparableTaps& a, double* out) {
   static const auto kernel = FASTCONV_KERNEL_BY_ISA(sep_vertical_f64);
-  kernel(rows, f, k, stride, dilation, n_rows, width, out, out_stride);
+  kernel(rows, f, a, out);
 }
-void horizontal(const float* src, const float* f, int64_t k, int64_t dilation, int64_t n,
-                float* y, bool accumulate) {
+void horizontal(const float* src, const float* f, const SeparableTaps& a, float* y, bool acc) {
   static const auto kernel = FASTCONV_KERNEL_BY_ISA(sep_horizontal_f32);
-  kernel(src, f, k, dilation, n, y, accumulate);
+  kernel(src, f, a, y, acc);
 }
-void horizontal(const double* src, const double* f, int64_t k, int64_t dilation, int64_t n,
-                double* y, bool accumulate) {
+void horizontal(const double* src, const double* f, const SeparableTaps& a, double* y,
+                bool acc) {
   static const auto kernel = FASTCONV_KERNEL_BY_ISA(sep_horizontal_f64);
-  kernel(src, f, k, dilation, n, y, accumulate);
+  kernel(src, f, a, y, acc);
 }
 
 // Per-thread scratch, kept between calls (grown, never shrunk).
 template <typename T>
 struct Scratch {
-  std::vector<T> band;      // the band's vertical outputs, one padded row each
-  std::vector<T> zero;      // the row padding rows point at
-  std::vector<T> strided;   // a stride-1 horizontal row before subsampling (s1 > 1)
+  std::vector<T> band;         // the band's vertical outputs, one padded row each
+  std::vector<T> zero;         // the row padding rows point at
+  std::vector<T> strided;      // a stride-1 horizontal row before subsampling (s1 > 1)
   std::vector<const T*> rows;  // the input row (or zero row) of each tap position
 };
 
@@ -76,28 +73,44 @@ void run_band(const SeparableShape& s, const Layout& a, Scratch<T>& w, const T* 
               const T* f1, const T* bias, T* y, int64_t nn, int64_t o, int64_t l, int64_t i0) {
   const int64_t nb = std::min(a.band, s.h_out - i0), m = s.k / s.groups, g = o / m;
   const int64_t n_rows = (nb - 1) * s.s0 + (s.k0 - 1) * s.d0 + 1;
-  T* yp = y + (((nn * s.k + o) * s.lines + l) * s.h_out + i0) * s.w_out;
+  T* const yp = y + (((nn * s.k + o) * s.lines + l) * s.h_out + i0) * s.w_out;
+  // The real input rows of the band: rows[q] is input row i0 * s0 - p0 + q.
+  const int64_t first = i0 * s.s0 - s.p0;
+  SeparableTaps v;
+  v.k = s.k0;
+  v.stride = s.s0;
+  v.dilation = s.d0;
+  v.valid_begin = std::clamp<int64_t>(-first, 0, n_rows);
+  v.valid_end = std::clamp<int64_t>(s.h_in - first, v.valid_begin, n_rows);
+  v.count = nb;
+  v.width = a.cols;
+  v.out_stride = a.row_len;
+  SeparableTaps h;
+  h.k = s.k1;
+  h.dilation = s.d1;
+  h.valid_begin = s.p1;
+  h.valid_end = s.p1 + a.cols;
+  h.count = s.s1 == 1 ? s.w_out : a.span;
+  h.in_stride = a.row_len;
+  h.out_stride = s.w_out;
   for (int64_t ci = 0; ci < s.cg; ++ci) {
     const int64_t xc = s.pairs ? (g * s.cg + ci) * m + o % m : g * s.cg + ci;
     const T* xp = x + ((nn * s.x_channels + xc) * s.lines + l) * s.h_in * s.w_in;
-    for (int64_t q = 0; q < n_rows; ++q) {
-      const int64_t i = i0 * s.s0 - s.p0 + q;
-      w.rows[q] = i >= 0 && i < s.h_in ? xp + i * s.w_in : w.zero.data();
-    }
+    for (int64_t q = 0; q < n_rows; ++q)
+      w.rows[q] = q >= v.valid_begin && q < v.valid_end ? xp + (first + q) * s.w_in : w.zero.data();
     const T* fa = f0 + (o * s.cg + ci) * s.k0;
     const T* fb = f1 + (o * s.cg + ci) * s.k1;
-    if (a.cols > 0)
-      vertical(w.rows.data(), fa, s.k0, s.s0, s.d0, nb, a.cols, w.band.data() + s.p1, a.row_len);
+    if (a.cols > 0) vertical(w.rows.data(), fa, v, w.band.data() + s.p1);
     const bool accumulate = ci > 0 || bias != nullptr;
-    for (int64_t r = 0; r < nb; ++r) {
+    if (ci == 0 && bias != nullptr) std::fill(yp, yp + nb * s.w_out, bias[o]);
+    if (s.s1 == 1) {
+      h.lines = nb;
+      horizontal(w.band.data(), fb, h, yp, accumulate);
+      continue;
+    }
+    for (int64_t r = 0; r < nb; ++r) {  // at stride 1, then subsampled
+      horizontal(w.band.data() + r * a.row_len, fb, h, w.strided.data(), false);
       T* yr = yp + r * s.w_out;
-      if (ci == 0 && bias != nullptr) std::fill(yr, yr + s.w_out, bias[o]);
-      const T* src = w.band.data() + r * a.row_len;
-      if (s.s1 == 1) {
-        horizontal(src, fb, s.k1, s.d1, s.w_out, yr, accumulate);
-        continue;
-      }
-      horizontal(src, fb, s.k1, s.d1, a.span, w.strided.data(), false);  // then subsample
       for (int64_t j = 0; j < s.w_out; ++j)
         yr[j] = accumulate ? yr[j] + w.strided[j * s.s1] : w.strided[j * s.s1];
     }
