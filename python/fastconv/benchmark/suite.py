@@ -15,7 +15,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from fastconv._problem import conv_problem, pool_problem
 
@@ -244,19 +244,24 @@ def load_suite(path: Path, data: dict[str, Any] | None = None) -> list[Layer]:
     data = read_suite(path) if data is None else data
     if is_variant_suite(data):
         raise BenchError(f"suite {str(path)!r} is a variants suite: it holds no layers")
-    layers = [
-        parse_layer(section, entry, i)
-        for section in LAYER_SECTIONS
+    return parse_sections(path, data, LAYER_SECTIONS, parse_layer)
+
+
+def parse_sections(
+    path: Path, data: dict[str, Any], sections: tuple[str, ...], parse: Callable[..., Any]
+) -> list[Any]:
+    """parse(section, entry, index) of every entry of the sections, in order; the results'
+    names must be unique."""
+    items = [
+        parse(section, entry, i)
+        for section in sections
         for i, entry in enumerate(data.get(section, []))
     ]
-    check_unique(path, [layer.name for layer in layers])
-    return layers
-
-
-def check_unique(path: Path, names: list[str]) -> None:
+    names = [item.name for item in items]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise BenchError(f"suite {str(path)!r}: duplicate layer names {duplicates}")
+    return items
 
 
 def suite_dirs() -> list[Path]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .report import annotate
-from .suite import VARIANT_SECTIONS, BenchError, check_unique
+from .suite import VARIANT_SECTIONS, BenchError, parse_sections
 from .timing import Row, Settings, Timed, first_call, measure
 from .variant_calls import PASSES, Case, Variant, build_local, build_resample, build_separable
 
@@ -68,13 +68,7 @@ def parse_variant(section: str, entry: Any, index: int) -> Variant:
 
 
 def load_variants(path: Path, data: dict[str, Any]) -> list[Variant]:
-    variants = [
-        parse_variant(section, entry, i)
-        for section in VARIANT_SECTIONS
-        for i, entry in enumerate(data.get(section, []))
-    ]
-    check_unique(path, [v.name for v in variants])
-    return variants
+    return parse_sections(path, data, VARIANT_SECTIONS, parse_variant)
 
 
 def select(variants: list[Variant], pattern: re.Pattern | None, batch: int | None) -> list:
