@@ -26,7 +26,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/common/tiled_problem.cc
   csrc/ref/tiled_conv_ref.cc
   csrc/algo/tiled_gemm.cc
-  csrc/algo/depthwise_rows.cc
+  csrc/algo/separable_conv.cc
   csrc/ops/tiled_conv.cc
   csrc/algo/pool.cc
   csrc/algo/pool_rows.cc
@@ -42,7 +42,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/ukernels/gemm/f64_gemm_4x4_scalar.cc
   csrc/ukernels/peak/fma_peak_scalar.cc
   csrc/ukernels/depthwise/dw_scalar.cc
-  csrc/ukernels/depthwise/rows_scalar.cc
+  csrc/ukernels/separable/sep_scalar.cc
   csrc/ukernels/depthwise/dw_table.cc
   csrc/ukernels/rows/rows_scalar.cc
   csrc/ukernels/rows/rows_table.cc
@@ -59,7 +59,7 @@ set(FASTCONV_AVX2_SOURCES
   csrc/ukernels/peak/fma_peak_avx2.cc
   csrc/ukernels/depthwise/dw_avx2.cc
   csrc/ukernels/rows/rows_avx2.cc
-  csrc/ukernels/depthwise/rows_avx2.cc
+  csrc/ukernels/separable/sep_avx2.cc
   csrc/ukernels/fft/fft_ukernels_avx2.cc
   csrc/ukernels/winograd/winograd_transforms_avx2.cc
   csrc/ukernels/pool/pool_avx2.cc
@@ -70,7 +70,7 @@ set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/peak/fma_peak_avx512.cc
   csrc/ukernels/depthwise/dw_avx512.cc
   csrc/ukernels/rows/rows_avx512.cc
-  csrc/ukernels/depthwise/rows_avx512.cc
+  csrc/ukernels/separable/sep_avx512.cc
   csrc/ukernels/fft/fft_ukernels_avx512.cc
   csrc/ukernels/winograd/winograd_transforms_avx512.cc
   csrc/ukernels/pool/pool_avx512.cc

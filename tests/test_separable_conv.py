@@ -1,13 +1,18 @@
 """separable_conv: == dense conv with the outer-product kernel (chain and dense paths, groups,
 depthwise multipliers, stride, padding rules, dilation), the factor gradients by linearity,
-conv(..., algo="separable") with its rank-1 check, explain, errors."""
+the fused 2-D passes against the NumPy oracle at every ISA level, conv(..., algo="separable")
+with its rank-1 check, explain, errors."""
 
 from __future__ import annotations
+
+import json
+import textwrap
 
 import fastconv
 import numpy as np
 import pytest
-from conftest import DTYPES, assert_close, raises_naming, rand
+import reference as ref
+from conftest import DTYPES, assert_close, raises_naming, rand, run_with_isa
 from fastconv import separable as sep
 
 
@@ -67,6 +72,124 @@ def test_separable_matches_dense_conv(rng, dtype, case):
         want = float((g * (y2 - y0)).sum())
         tol = (2e-3 if dtype == np.float32 else 1e-9) * (abs(want) + float(np.abs(g).sum()))
         assert abs(float((gf[d].astype(np.float64) * e).sum()) - want) <= tol
+
+
+# The fused 2-D passes (csrc/algo/separable_conv.cc), shapes that reach each branch of its
+# micro-kernels: rows of several 4-vector blocks plus vector and scalar tails, several bands
+# per plane, the 4-row blocks and the leftover rows, kernels shorter than a row block (the
+# checked head and tail), strides and dilations along each dim (the one-row vertical path, the
+# subsampled horizontal one), padding on one side only, C/groups > 1 (the fused channel sum)
+# with a channel multiplier, and rank 3 (one intermediate channel per (c, k) pair).
+# (x shape, K, groups, kernel, stride, padding, dilation)
+FUSED_CASES = [
+    ((2, 3, 37, 83), 3, 3, (31, 31), 1, "same", 1),
+    ((1, 2, 270, 19), 4, 2, (2, 7), 1, ((1, 0), (3, 3)), 1),
+    ((1, 2, 23, 45), 2, 2, (5, 4), (2, 3), (2, 1), (2, 3)),
+    ((2, 6, 33, 40), 4, 2, (17, 17), 1, "full", 1),
+    ((1, 3, 41, 130), 3, 3, (9, 17), 1, ((0, 8), (16, 0)), (1, 2)),
+    ((1, 4, 5, 9, 21), 8, 2, (3, 9, 9), (1, 2, 1), "same", 1),
+]
+
+
+def _oracle(x, factors, bias, kw):
+    return ref.conv(x, dense(factors), bias, **kw)
+
+
+@pytest.fixture
+def poisoned_empty(monkeypatch):
+    """np.empty gives NaN-filled arrays: an output element the fused kernel skips fails."""
+    original = np.empty
+
+    def empty(shape, dtype=float, order="C", **kwargs):
+        out = original(shape, dtype, order, **kwargs)
+        if np.dtype(dtype).kind == "f":
+            out.fill(np.nan)
+        return out
+
+    monkeypatch.setattr(np, "empty", empty)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", FUSED_CASES)
+def test_fused_passes_match_oracle(rng, dtype, case, poisoned_empty, monkeypatch):
+    xs, k, groups, kernel, stride, padding, dilation = case
+    cg = xs[1] // groups
+    factors = [rand(rng, (k, cg, n), dtype) for n in kernel]
+    x, b = rand(rng, xs, dtype), rand(rng, (k,), dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    calls = []
+    fused = sep._C.separable_conv2d
+    monkeypatch.setattr(sep._C, "separable_conv2d", lambda *a: calls.append(1) or fused(*a))
+    want = _oracle(x, factors, b, kw)
+    reduction = cg * int(np.prod(kernel))
+    y = fastconv.separable_conv(x, factors, b, **kw)
+    assert calls, "the fused passes did not run"
+    assert type(y) is np.ndarray and y.dtype == dtype
+    assert_close(y, want, reduction=reduction)
+    g = rand(rng, want.shape, dtype)
+    calls.clear()
+    gx = fastconv.separable_conv_backward_data(g, factors, xs, **kw)
+    assert bool(calls) == (len(kernel) == 2 and set(np.atleast_1d(stride)) == {1})
+    want_gx = ref.conv_backward_data(g, dense(factors), xs, **kw)
+    assert_close(gx, want_gx, reduction=reduction * k // groups)
+
+
+def test_fused_passes_on_torch_tensors(rng):
+    """CPU tensors without grad take the fused passes and come back as tensors; with grad the
+    autograd chain runs, with the same values."""
+    torch = pytest.importorskip("torch")
+    xs, k, groups, kernel, stride, padding, dilation = FUSED_CASES[3]
+    factors = [torch.from_numpy(rand(rng, (k, xs[1] // groups, n))) for n in kernel]
+    x = torch.from_numpy(rand(rng, xs))
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    y = fastconv.separable_conv(x, factors, **kw)
+    assert isinstance(y, torch.Tensor) and y.dtype == torch.float64
+    xg = x.clone().requires_grad_(True)
+    y2 = fastconv.separable_conv(xg, factors, **kw)
+    assert y2.requires_grad
+    reduction = 3 * 17 * 17
+    assert_close(y.numpy(), y2.detach().numpy(), reduction=reduction)
+    want = _oracle(x.numpy(), [f.numpy() for f in factors], None, kw)
+    assert_close(y.numpy(), want, reduction=reduction)
+
+
+_ISA_CHILD = textwrap.dedent("""
+    import json
+    import numpy as np
+    import fastconv
+    cases = json.loads(open(SPEC).read())
+    data = np.load(INPUTS)
+    out = {}
+    for i, (xs, k, groups, kernel, stride, padding, dilation) in enumerate(cases):
+        kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        for dt in ("float32", "float64"):
+            factors = [data[f"{i}-{dt}-f{d}"] for d in range(len(kernel))]
+            out[f"{i}-{dt}"] = fastconv.separable_conv(data[f"{i}-{dt}-x"], factors, **kw)
+    np.savez(OUTPUTS, **out)
+""")
+
+
+def test_fused_passes_at_every_isa_level(isa, rng, tmp_path):
+    arrays, want = {}, {}
+    for i, (xs, k, groups, kernel, stride, padding, dilation) in enumerate(FUSED_CASES):
+        for dtype in DTYPES:
+            dt = np.dtype(dtype).name
+            factors = [rand(rng, (k, xs[1] // groups, n), dtype) for n in kernel]
+            x = rand(rng, xs, dtype)
+            arrays[f"{i}-{dt}-x"] = x
+            arrays.update({f"{i}-{dt}-f{d}": f for d, f in enumerate(factors)})
+            kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+            want[f"{i}-{dt}"] = (_oracle(x, factors, None, kw), xs[1] // groups * np.prod(kernel))
+    np.savez(tmp_path / "inputs.npz", **arrays)
+    (tmp_path / "spec.json").write_text(json.dumps(FUSED_CASES))  # tuples as lists
+    names = dict(SPEC="spec.json", INPUTS="inputs.npz", OUTPUTS="out.npz")
+    code = "\n".join(f"{k} = {str(tmp_path / v)!r}" for k, v in names.items()) + _ISA_CHILD
+    run_with_isa(code, isa)
+    got = np.load(tmp_path / "out.npz")
+    assert sorted(got.files) == sorted(want)
+    for key, (expected, reduction) in want.items():
+        assert got[key].dtype == np.dtype(key.split("-")[1])
+        assert_close(got[key], expected, reduction=int(reduction), err_msg=f"{isa} {key}")
 
 
 def test_chain_is_used_where_documented():

@@ -6,8 +6,9 @@
 #include <pybind11/stl.h>
 
 #include <string>
+#include <vector>
 
-#include "algo/depthwise_rows.h"
+#include "algo/separable_conv.h"
 #include "fastconv/status.h"
 #include "fastconv/tiled_conv.h"
 
@@ -54,44 +55,78 @@ void tiled_conv(const TiledConvProblem& p, py::handle a, py::handle b, py::handl
   run_tiled_conv(p, pa, pb, pbias, bias_per_phase, pout, reference);
 }
 
-// separable_conv's last chain pass (fastconv/separable.py): y = 1-D depthwise filter of x along
-// its last dim, f (C * mult, k), checked here (NumPy arrays only).
-void depthwise_rows(py::array x, py::array f, py::array y, int64_t mult, int64_t stride,
-                    int64_t pad_lo, int64_t pad_hi, int64_t dilation) {
+// separable_conv's fused 2-D passes (fastconv/separable.py, csrc/algo/separable_conv.h):
+// x (N, Cx, [L,] H, W), f0 (K, C/G, k0), f1 (K, C/G, k1), bias (K,) or None, y (N, K, [L,] Ho,
+// Wo); NumPy arrays, C-contiguous, one dtype, checked here.
+void separable_conv2d(py::array x, py::array f0, py::array f1, py::object bias, py::array y,
+                      int64_t groups, bool pairs, Shape stride, Shape pad_lo, Shape pad_hi,
+                      Shape dilation) {
   const int nd = int(x.ndim());
-  if (nd < 3 || nd > 5 || y.ndim() != nd || f.ndim() != 2)
-    throw InvalidArgument("depthwise_rows: x and y must have 3-5 dims, f 2");
-  if (!x.dtype().is(y.dtype()) || !x.dtype().is(f.dtype()))
-    throw InvalidType("depthwise_rows: x, f and y must have one dtype");
-  for (const py::array* a : {&x, &f, &y})
-    if (!(a->flags() & py::array::c_style)) throw InvalidArgument("depthwise_rows: C-contiguous");
-  if (!y.writeable()) throw InvalidArgument("depthwise_rows: y must be writeable");
-  const int64_t n = x.shape(0), c = x.shape(1), w_in = x.shape(nd - 1), k = f.shape(1);
-  int64_t lines = 1;
-  for (int d = 2; d < nd - 1; ++d) {
-    if (y.shape(d) != x.shape(d)) throw InvalidArgument("depthwise_rows: y's lines differ");
-    lines *= x.shape(d);
+  if ((nd != 4 && nd != 5) || y.ndim() != nd || f0.ndim() != 3 || f1.ndim() != 3)
+    throw InvalidArgument("separable_conv2d: x and y must have 4 or 5 dims, the factors 3");
+  std::vector<py::array> operands{x, f0, f1, y};
+  if (!bias.is_none()) {
+    if (!py::isinstance<py::array>(bias)) throw InvalidType("separable_conv2d: bias: an array");
+    operands.push_back(py::reinterpret_borrow<py::array>(bias));
   }
-  const int64_t w_out = output_extent(w_in, k, stride, pad_lo, pad_hi, dilation);
-  if (mult < 1 || stride < 1 || dilation < 1 || pad_lo < 0 || pad_hi < 0 || w_out < 1 ||
-      f.shape(0) != c * mult || y.shape(0) != n || y.shape(1) != c * mult ||
-      y.shape(nd - 1) != w_out)
-    throw InvalidArgument("depthwise_rows: inconsistent shapes or window");
+  for (const py::array& a : operands) {
+    if (!a.dtype().is(x.dtype())) throw InvalidType("separable_conv2d: operands of one dtype");
+    if (!(a.flags() & py::array::c_style))
+      throw InvalidArgument("separable_conv2d: operands must be C-contiguous");
+  }
+  if (!y.writeable()) throw InvalidArgument("separable_conv2d: y must be writeable");
+  if (stride.size() != 2 || pad_lo.size() != 2 || pad_hi.size() != 2 || dilation.size() != 2)
+    throw InvalidArgument("separable_conv2d: stride, pad_lo, pad_hi, dilation: 2 entries each");
+  algo::SeparableShape s;
+  s.n = x.shape(0);
+  s.x_channels = x.shape(1);
+  s.k = f0.shape(0);
+  s.cg = f0.shape(1);
+  s.groups = groups;
+  s.pairs = pairs;
+  s.lines = nd == 5 ? x.shape(2) : 1;
+  s.h_in = x.shape(nd - 2);
+  s.w_in = x.shape(nd - 1);
+  s.k0 = f0.shape(2);
+  s.k1 = f1.shape(2);
+  s.s0 = stride[0];
+  s.s1 = stride[1];
+  s.p0 = pad_lo[0];
+  s.p1 = pad_lo[1];
+  s.d0 = dilation[0];
+  s.d1 = dilation[1];
+  for (int64_t v : {s.s0, s.s1, s.d0, s.d1, s.groups, s.k0, s.k1, s.cg, s.k})
+    if (v < 1) throw InvalidArgument("separable_conv2d: sizes, strides, dilations must be >= 1");
+  if (pad_lo[0] < 0 || pad_lo[1] < 0 || pad_hi[0] < 0 || pad_hi[1] < 0)
+    throw InvalidArgument("separable_conv2d: padding must be >= 0");
+  s.h_out = output_extent(s.h_in, s.k0, s.s0, s.p0, pad_hi[0], s.d0);
+  s.w_out = output_extent(s.w_in, s.k1, s.s1, s.p1, pad_hi[1], s.d1);
+  const int64_t want_channels = pairs ? s.cg * s.k : s.cg * s.groups;
+  bool ok = s.k % s.groups == 0 && s.x_channels == want_channels && f1.shape(0) == s.k &&
+            f1.shape(1) == s.cg && s.h_out >= 1 && s.w_out >= 1 && y.shape(0) == s.n &&
+            y.shape(1) == s.k && y.shape(nd - 2) == s.h_out && y.shape(nd - 1) == s.w_out &&
+            (nd == 4 || y.shape(2) == s.lines);
+  const bool has_bias = operands.size() == 5;
+  if (has_bias) ok = ok && operands[4].ndim() == 1 && operands[4].shape(0) == s.k;
+  if (!ok) throw InvalidArgument("separable_conv2d: inconsistent shapes or window");
   const bool f64 = x.dtype().kind() == 'f' && x.itemsize() == 8;
   if (x.dtype().kind() != 'f' || (x.itemsize() != 4 && !f64))
-    throw InvalidType("depthwise_rows: float32 or float64");
-  const void* px = x.data();
-  const void* pf = f.data();
+    throw InvalidType("separable_conv2d: float32 or float64");
+  const void* pb = has_bias ? operands[4].data() : nullptr;
+  const void *px = x.data(), *pf0 = f0.data(), *pf1 = f1.data();
   void* py_ = y.mutable_data();
   py::gil_scoped_release nogil;
-  if (f64)
-    algo::depthwise_rows<double>(n, c, mult, lines, w_in, w_out, k, stride, pad_lo, dilation,
-                                 static_cast<const double*>(px), static_cast<const double*>(pf),
-                                 static_cast<double*>(py_));
-  else
-    algo::depthwise_rows<float>(n, c, mult, lines, w_in, w_out, k, stride, pad_lo, dilation,
-                                static_cast<const float*>(px), static_cast<const float*>(pf),
-                                static_cast<float*>(py_));
+  if (f64) {
+    using T = double;
+    algo::separable_conv2d<T>(s, static_cast<const T*>(px), static_cast<const T*>(pf0),
+                              static_cast<const T*>(pf1), static_cast<const T*>(pb),
+                              static_cast<T*>(py_));
+  } else {
+    using T = float;
+    algo::separable_conv2d<T>(s, static_cast<const T*>(px), static_cast<const T*>(pf0),
+                              static_cast<const T*>(pf1), static_cast<const T*>(pb),
+                              static_cast<T*>(py_));
+  }
 }
 
 py::tuple as_tuple(const Shape& s) {
@@ -129,9 +164,10 @@ void bind_tiled(py::module_& m) {
   m.def("tiled_conv", &tiled_conv, py::arg("problem"), py::arg("a"), py::arg("b"),
         py::arg("bias"), py::arg("bias_per_phase"), py::arg("out"), py::arg("reference") = false,
         "One tiled / locally connected conv pass; reference=True runs csrc/ref's loops.");
-  m.def("depthwise_rows", &depthwise_rows, py::arg("x"), py::arg("f"), py::arg("y"),
-        py::arg("mult"), py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"),
-        py::arg("dilation"), "1-D depthwise filter along the last dim (separable_conv).");
+  m.def("separable_conv2d", &separable_conv2d, py::arg("x"), py::arg("f0"), py::arg("f1"),
+        py::arg("bias"), py::arg("y"), py::arg("groups"), py::arg("pairs"), py::arg("stride"),
+        py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),
+        "separable_conv's two last dims, both 1-D passes fused (csrc/algo/separable_conv.h).");
 }
 
 }  // namespace fastconv::bindings

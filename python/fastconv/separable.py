@@ -1,15 +1,19 @@
 """Separable convolution: every (output, input) kernel slice is the outer product of one 1-D
 factor per spatial dim, factors[d] of shape (K, C/groups, k_d) (docs/api-contract.md).
 
-How it runs (chosen per call from the shapes, `_uses_chain`):
-- chain: one 1-D convolution per spatial dim on the conv machinery. With one input channel per
-  group (depthwise-like) the passes are depthwise convs (x's C channels -> K, then K -> K), so a
-  d-dim kernel of width w costs O(w * d) instead of O(w ** d). With C/groups > 1 the first pass
-  makes K * C/groups intermediate channels (one per (k, c) pair: a depthwise conv with channel
-  multiplier K/groups), the others filter them depthwise, and a channel sum per group ends it:
-  exact, and cheaper than the dense kernel when prod(k) is large against sum(k).
+How it runs (chosen per call from the shapes, `_Layout.uses_chain`):
+- chain: one 1-D convolution per spatial dim, so a d-dim kernel of width w costs O(w * d)
+  instead of O(w ** d). For host arrays that record no gradient the last two dims run fused in
+  C++ (_C.separable_conv2d, csrc/algo/separable_conv.cc): per band of output rows the vertical
+  pass goes to a scratch block in cache and the horizontal pass reads it from there, the sum
+  over a group's C/groups input channels and the bias included. A rank-3 kernel first runs its
+  leading dim as a conv pass (one intermediate channel per (input channel, output channel of
+  its group) pair). Stride-1 backward_data is the same fused pass with the flipped factors.
+  Otherwise (autograd, GPU arrays) every pass is a conv on the conv machinery: the first makes
+  K * C/groups intermediate channels (a depthwise conv with channel multiplier K/groups), the
+  others filter them depthwise, and a channel sum per group ends it.
 - dense: the outer-product kernel is formed and run as an ordinary conv (small kernels with
-  many input channels, where the GEMM-based algorithms beat the memory-bound chain).
+  many input channels, where the GEMM-based algorithms beat the chain).
 
 `conv(..., algo="separable")` (fastconv/functional.py) runs an ordinary conv this way when every
 kernel slice is rank-1 within float tolerance: the check (one small SVD per slice) runs on w's
@@ -19,6 +23,7 @@ never picks it for that reason.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from typing import Any, Sequence
@@ -29,11 +34,15 @@ from . import _C
 from ._arguments import explicit_padding, full_shape, per_dim, positive
 from ._arrays import is_torch_tensor
 from ._autograd import recording, records_grad
-from ._calls import problem_entry, run_conv
-from .backends import backend_for_device
+from ._calls import run_conv
+from ._problem import conv_problem
 
-# Chain when the dense kernel has this many times more taps than the passes together (measured
-# on the CPU; the depthwise passes are memory-bound, the dense conv runs on the GEMM engine).
+# Chain when the dense kernel has this many times more taps than the passes together, or with
+# one input channel per group. Measured on the CPU, one thread, fused passes against auto's
+# dense algorithm (fft, winograd for 3x3), x (2, C, S, S), C = K, "same": 16 -> 16 channels at
+# 64x64 the chain takes 0.82-1.04x the dense time for k = 5..15 (FFT's pointwise products do
+# not grow with k), 64 -> 64 at 32x32 1.0x at k = 9 and 0.73x at k = 15; 31x31 (ratio 15.5):
+# (8, 16, 64, 64) 0.67x of fft's time.
 _CHAIN_RATIO = 8
 
 
@@ -46,6 +55,10 @@ def _conv(pass_: str, a, b, bias, shape_arg, params: tuple):
 
 def _permute(a, axes):
     return a.permute(*axes) if is_torch_tensor(a) else a.transpose(axes)
+
+
+def _dtype(a) -> str:
+    return str(a.dtype).replace("torch.", "")
 
 
 def _shape(a) -> tuple:
@@ -79,6 +92,7 @@ class _Layout:
         groups = int(groups)
         if groups < 1:
             raise ValueError(f"groups must be >= 1, got {groups}")
+        self.x_shape = tuple(int(s) for s in x_shape)
         self.n, self.c = int(x_shape[0]), int(x_shape[1])
         self.k, self.cg = int(f_shapes[0][0]), int(f_shapes[0][1])
         if self.c != self.cg * groups or self.k % groups:
@@ -107,6 +121,11 @@ class _Layout:
             return self.padding
         lo, hi = self.padding
         return tuple(zip(lo, hi))
+
+    def problem(self, dtype: str) -> Any:
+        """The dense conv's compiled problem: the padding resolved per dim, the output shape."""
+        w_shape = (self.k, self.cg, *self.kernel)
+        return _dense_problem(self.x_shape, w_shape, dtype, self.dense_params())
 
     def dense_params(self) -> tuple:
         s, p, d = self.params
@@ -166,47 +185,64 @@ def _layout(x_shape, factors, stride, padding, dilation, groups) -> _Layout:
     return _Layout(x_shape, [_shape(f) for f in factors], stride, padding, dilation, groups)
 
 
-def _rows_pass(z, w, params: tuple):
-    """The chain's last pass (1-D depthwise along the contiguous dim) on _C.depthwise_rows,
-    for host arrays that record no gradient; None otherwise (the conv machinery runs it). The
-    padding comes resolved from the pass's conv problem (the same cached one a conv call uses)."""
-    if records_grad(z, w):
+@functools.lru_cache(maxsize=256)
+def _dense_problem(x_shape: tuple, w_shape: tuple, dtype: str, params: tuple) -> Any:
+    """The dense conv's compiled problem (padding rules resolved, geometry checked)."""
+    stride, padding, dilation, groups = params[:4]
+    return conv_problem(
+        "conv", "forward", x_shape, w_shape, dtype,
+        stride=stride, padding=padding, dilation=dilation, groups=groups,
+    )  # fmt: skip
+
+
+def _host(*arrays) -> list | None:
+    """NumPy views of host operands (NumPy arrays or CPU tensors, one float dtype, None kept)
+    that record no gradient; None when the fused pass cannot take them (the conv machinery
+    then runs, and names a bad operand in its errors)."""
+    present = [a for a in arrays if a is not None]
+    if records_grad(*present):
         return None
-    torch_out = is_torch_tensor(z)
-    if torch_out and is_torch_tensor(w) and z.is_cpu and w.is_cpu:
-        zn, wn = z.detach().contiguous().numpy(), w.detach().contiguous().numpy()
-    elif type(z) is np.ndarray and type(w) is np.ndarray:
-        zn, wn = np.ascontiguousarray(z), np.ascontiguousarray(w)
-    else:
+    out = []
+    for a in arrays:
+        if a is None:
+            out.append(None)
+        elif type(a) is np.ndarray:
+            out.append(np.ascontiguousarray(a))
+        elif is_torch_tensor(a) and a.is_cpu:
+            out.append(a.detach().contiguous().numpy())
+        else:
+            return None
+    dtypes = {a.dtype for a in out if a is not None}
+    if len(dtypes) != 1 or dtypes.pop() not in (np.float32, np.float64):
         return None
-    if zn.dtype != wn.dtype or zn.dtype not in (np.float32, np.float64):
-        return None  # the conv call names the operands in its error
-    backend = backend_for_device("cpu")
-    dtype = zn.dtype.name
-    problem = problem_entry("conv", "forward", zn.shape, wn.shape, dtype, backend, "auto", params)
-    problem = problem.problem
-    stride, _, dilation = params[:3]
-    y = np.empty(problem.result_shape, zn.dtype)
-    lo, hi = problem.pad_lo[-1], problem.pad_hi[-1]
-    _C.depthwise_rows(zn, wn.reshape(wn.shape[0], -1), y, 1, stride[-1], lo, hi, dilation[-1])
-    return sys.modules["torch"].from_numpy(y) if torch_out else y
+    return out
+
+
+def _fused(lay: "_Layout", z, fa, fb, bias, lo, hi, out_shape, pairs: bool, like):
+    """The last two dims' passes fused (_C.separable_conv2d) on host operands: z (N, Cz,
+    [L,] H, W), fa / fb (K', C'/groups, k) the factors of those dims, lo / hi their padding;
+    the result has out_shape and like's kind. None when it cannot run (see _host; negative
+    padding)."""
+    lo, hi = [int(v) for v in lo], [int(v) for v in hi]
+    ops = _host(z, fa, fb, bias)
+    if ops is None or min(*lo, *hi) < 0:
+        return None
+    zn, an, bn, biasn = ops
+    y = np.empty(out_shape, zn.dtype)
+    stride, dilation = lay.stride[-2:], lay.dilation[-2:]
+    _C.separable_conv2d(zn, an, bn, biasn, y, lay.groups, pairs, stride, lo, hi, dilation)
+    return sys.modules["torch"].from_numpy(y) if is_torch_tensor(like) else y
 
 
 def _chain_forward(lay: _Layout, x, factors, passes: int = -1):
-    """The chain's first `passes` passes (all by default) and each pass's input."""
+    """The chain's first `passes` passes (all by default) on the conv machinery, and each
+    pass's input."""
     z, inputs = x, []
     for d in range(lay.rank if passes < 0 else passes):
         inputs.append(z)
         groups = lay.c if d == 0 else lay.c * lay.m
-        if d == lay.rank - 1 and d > 0:
-            params = lay.pass_params(d, groups)
-            y = _rows_pass(z, lay.chain_weight(factors[d], d), params)
-            if y is not None:
-                z = y
-                continue
-        z = _conv(
-            "forward", z, lay.chain_weight(factors[d], d), None, None, lay.pass_params(d, groups)
-        )
+        params = lay.pass_params(d, groups)
+        z = _conv("forward", z, lay.chain_weight(factors[d], d), None, None, params)
     return z, inputs
 
 
@@ -233,8 +269,6 @@ def _spread_channels(lay: _Layout, g):
 def _add_bias(lay: _Layout, y, bias):
     if bias is None:
         return y
-    if _shape(bias) != (lay.k,):
-        raise ValueError(f"bias must have shape ({lay.k},) (output channels), got {_shape(bias)}")
     return y + bias.reshape(1, lay.k, *([1] * lay.rank))
 
 
@@ -246,6 +280,16 @@ def separable_conv(
     lay = _layout(_shape(x), factors, stride, padding, dilation, groups)
     if not lay.uses_chain():
         return _conv("forward", x, lay.dense_weight(factors), bias, None, lay.dense_params())
+    if bias is not None and _shape(bias) != (lay.k,):
+        raise ValueError(f"bias must have shape ({lay.k},) (output channels), got {_shape(bias)}")
+    if _host(x, *factors, bias) is not None:
+        problem = lay.problem(_dtype(x))
+        z = x if lay.rank == 2 else _chain_forward(lay, x, factors, 1)[0]
+        fa, fb = factors[-2:]
+        lo, hi = problem.pad_lo[-2:], problem.pad_hi[-2:]
+        y = _fused(lay, z, fa, fb, bias, lo, hi, problem.y_shape, lay.rank == 3, x)
+        if y is not None:
+            return y
     z, _ = _chain_forward(lay, x, factors)
     return _add_bias(lay, _sum_channels(lay, z), bias)
 
@@ -275,6 +319,10 @@ def separable_conv_backward_data(
     if not lay.uses_chain():
         w = lay.dense_weight(factors)
         return _conv("backward_data", grad_y, w, None, x_shape, lay.dense_params())
+    if lay.rank == 2 and lay.stride == [1, 1] and _host(grad_y, *factors) is not None:
+        gx = _fused_backward_data(lay, grad_y, factors)
+        if gx is not None:
+            return gx
     shapes = _chain_shapes(lay, _shape(grad_y)[2:])
     g = _spread_channels(lay, grad_y)
     for d in reversed(range(lay.rank)):
@@ -282,6 +330,24 @@ def separable_conv_backward_data(
         w = lay.chain_weight(factors[d], d)
         g = _conv("backward_data", g, w, None, shapes[d], lay.pass_params(d, groups_d))
     return g
+
+
+def _fused_backward_data(lay: _Layout, grad_y, factors):
+    """Stride-1 backward_data of a 2-D chain as one fused pass: the cross-correlation of grad_y
+    with the flipped kernel, C/groups <-> K/groups swapped, padding d * (k - 1) - padding; None
+    when it cannot run (grad_y of the wrong shape: the conv pass names it)."""
+    problem = lay.problem(_dtype(grad_y))
+    if _shape(grad_y) != tuple(problem.y_shape):
+        return None
+    flipped = []
+    for f in _host(*factors):  # (K, C/G, k) -> (C, K/G, k), reversed
+        k = f.shape[2]
+        f = f.reshape(lay.groups, lay.m, lay.cg, k).transpose(0, 2, 1, 3)[..., ::-1]
+        flipped.append(np.ascontiguousarray(f).reshape(lay.c, lay.m, k))
+    reach = [d * (k - 1) for d, k in zip(lay.dilation, lay.kernel)]
+    lo = [r - p for r, p in zip(reach, problem.pad_lo)]
+    hi = [r - p for r, p in zip(reach, problem.pad_hi)]
+    return _fused(lay, grad_y, *flipped, None, lo, hi, lay.x_shape, False, grad_y)
 
 
 def separable_conv_backward_factors(

@@ -26,74 +26,56 @@ def run_tiled(op: str, pass_: str, a, b, bias, shape_arg, params: tuple):
     return run_tiled_pass(op, pass_, a, b, bias, shape_arg, params)
 
 
-def tiled_conv(
-    x, w, bias=None, *, stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1
-):
+def _passes(op: str, forward_doc: str):
+    """The public forward, backward_data and backward_weight functions of `op`."""
+
+    def forward(
+        x, w, bias=None, *, stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1
+    ):
+        return run_tiled(op, "forward", x, w, bias, None, (stride, padding, dilation))
+
+    def backward_data(
+        grad_y,
+        w,
+        x_shape: Sequence[int],
+        *,
+        stride: IntOrTuple = 1,
+        padding: Padding = 0,
+        dilation: IntOrTuple = 1,
+    ):
+        params = (stride, padding, dilation)
+        return run_tiled(op, "backward_data", grad_y, w, None, x_shape, params)
+
+    def backward_weight(
+        x,
+        grad_y,
+        w_shape: Sequence[int],
+        *,
+        stride: IntOrTuple = 1,
+        padding: Padding = 0,
+        dilation: IntOrTuple = 1,
+    ):
+        params = (stride, padding, dilation)
+        return run_tiled(op, "backward_weight", x, grad_y, None, w_shape, params)
+
+    docs = {
+        op: forward_doc,
+        f"{op}_backward_data": f"Gradient of `{op}` with respect to x (shape `x_shape`).",
+        f"{op}_backward_weight": f"Gradient of `{op}` with respect to w (shape `w_shape`).",
+    }
+    for function, (name, doc) in zip((forward, backward_data, backward_weight), docs.items()):
+        function.__name__ = function.__qualname__ = name
+        function.__doc__ = doc
+    return forward, backward_data, backward_weight
+
+
+tiled_conv, tiled_conv_backward_data, tiled_conv_backward_weight = _passes(
+    "tiled_conv",
     """Tiled convolution of x (N, C, *in) with w (K, *tiles, C, *kernel): output position o
-    uses w[:, o_1 % t_1, ..., o_d % t_d]; bias (K,) or (K, *tiles)."""
-    return run_tiled("tiled_conv", "forward", x, w, bias, None, (stride, padding, dilation))
-
-
-def tiled_conv_backward_data(
-    grad_y,
-    w,
-    x_shape: Sequence[int],
-    *,
-    stride: IntOrTuple = 1,
-    padding: Padding = 0,
-    dilation: IntOrTuple = 1,
-):
-    """Gradient of `tiled_conv` with respect to x (shape `x_shape`)."""
-    params = (stride, padding, dilation)
-    return run_tiled("tiled_conv", "backward_data", grad_y, w, None, x_shape, params)
-
-
-def tiled_conv_backward_weight(
-    x,
-    grad_y,
-    w_shape: Sequence[int],
-    *,
-    stride: IntOrTuple = 1,
-    padding: Padding = 0,
-    dilation: IntOrTuple = 1,
-):
-    """Gradient of `tiled_conv` with respect to w (shape `w_shape`)."""
-    params = (stride, padding, dilation)
-    return run_tiled("tiled_conv", "backward_weight", x, grad_y, None, w_shape, params)
-
-
-def locally_connected(
-    x, w, bias=None, *, stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1
-):
+    uses w[:, o_1 % t_1, ..., o_d % t_d]; bias (K,) or (K, *tiles).""",
+)
+locally_connected, locally_connected_backward_data, locally_connected_backward_weight = _passes(
+    "locally_connected",
     """Locally connected (unshared) convolution of x (N, C, *in) with w (K, *out_spatial, C,
-    *kernel): one kernel per output position; bias (K,) or (K, *out_spatial)."""
-    params = (stride, padding, dilation)
-    return run_tiled("locally_connected", "forward", x, w, bias, None, params)
-
-
-def locally_connected_backward_data(
-    grad_y,
-    w,
-    x_shape: Sequence[int],
-    *,
-    stride: IntOrTuple = 1,
-    padding: Padding = 0,
-    dilation: IntOrTuple = 1,
-):
-    """Gradient of `locally_connected` with respect to x (shape `x_shape`)."""
-    params = (stride, padding, dilation)
-    return run_tiled("locally_connected", "backward_data", grad_y, w, None, x_shape, params)
-
-
-def locally_connected_backward_weight(
-    x,
-    grad_y,
-    w_shape: Sequence[int],
-    *,
-    stride: IntOrTuple = 1,
-    padding: Padding = 0,
-    dilation: IntOrTuple = 1,
-):
-    """Gradient of `locally_connected` with respect to w (shape `w_shape`)."""
-    params = (stride, padding, dilation)
-    return run_tiled("locally_connected", "backward_weight", x, grad_y, None, w_shape, params)
+    *kernel): one kernel per output position; bias (K,) or (K, *out_spatial).""",
+)

@@ -29,8 +29,9 @@ from .report import (
     probe_peak_gflops,
     write_results,
 )
-from .suite import BenchError, Layer, load_suite, resolve_suite
+from .suite import BenchError, Layer, is_variant_suite, load_suite, read_suite, resolve_suite
 from .timing import Row, Settings, run_task
+from .variants import check_passes, load_variants, run_variants, select
 
 PASSES = ("forward", "backward_data", "backward_weight")
 LAYER_BUDGET_S = 5.0  # default time allowed for the repeats of one (layer, pass)
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--suite",
         default="quick",
-        help="suite name (quick, reference, networks) or path to a suite JSON file",
+        help="suite name (quick, reference, networks, variants) or path to a suite JSON file",
     )
     parser.add_argument(
         "--quick", action="store_const", const="quick", dest="suite", help="alias for --suite quick"
@@ -70,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="time only this fastconv algorithm (repeatable)",
     )
     parser.add_argument(
-        "--passes", default="forward", help="comma-separated: forward,backward_data,backward_weight"
+        "--passes",
+        help="comma-separated: forward,backward_data,backward_weight (default forward); "
+        "a variants suite: forward,step (default both; step = forward + backward)",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write rows and metadata")
     parser.add_argument("--plot", type=Path, metavar="FILE.png", help="write a bar chart")
@@ -124,10 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_args(args: argparse.Namespace) -> None:
-    """Turn options into checked values; raise BenchError with a readable message."""
-    passes = [p.strip() for p in args.passes.split(",") if p.strip()]
-    bad = [p for p in passes if p not in PASSES]
+def check_args(args: argparse.Namespace, variants: bool = False) -> None:
+    """Turn options into checked values; raise BenchError with a readable message. variants:
+    the suite is a variants suite (its own passes; CPU, every op once, no --algo)."""
+    default = "forward,step" if variants else "forward"
+    passes = [p.strip() for p in (args.passes or default).split(",") if p.strip()]
+    if variants:
+        check_passes(passes)
+        if args.device != "cpu" or args.algo:
+            raise BenchError("a variants suite runs on the CPU and takes no --algo")
+    bad = [p for p in passes if p not in PASSES] if not variants else []
     if bad or not passes:
         raise BenchError(f"--passes: unknown pass(es) {bad}; choose from {', '.join(PASSES)}")
     args.passes = passes
@@ -184,11 +193,17 @@ def check_cuda(args: argparse.Namespace) -> None:
         raise BenchError("--device cuda supports float32, float16 and bfloat16")
 
 
-def load_peers(args: argparse.Namespace) -> dict[str, Any]:
+def load_peers(args: argparse.Namespace, variants: bool = False) -> dict[str, Any]:
+    """The installed peers asked for; a variants suite's are torch and, installed, JAX."""
     peers = {}
     torch = None if args.no_peers else _optional("torch")
     if torch is not None:
         peers["torch"] = torch
+    if variants:
+        jax = None if args.no_peers and "jax" not in args.peer else _optional("jax")
+        if jax is not None:
+            peers["jax"] = jax
+        return peers
     if not args.no_peers and args.device == "cpu" and _optional("scipy.signal") is not None:
         peers["scipy"] = importlib.import_module("scipy")
     if "jax" in args.peer:
@@ -268,6 +283,14 @@ def run_suite(layers: list[Layer], args: argparse.Namespace, peers: dict[str, An
     return rows
 
 
+def run_variants_suite(variants: list[Any], args: argparse.Namespace, peers: dict) -> list[Row]:
+    progress = Progress(len(variants) * len(args.passes))
+    try:
+        return run_variants(variants, args, peers, progress.step)
+    finally:
+        progress.close()
+
+
 def _set_threads(n: int, peers: dict[str, Any]) -> None:
     fastconv.set_num_threads(n)
     if "torch" in peers:
@@ -285,18 +308,23 @@ def _run(args: argparse.Namespace) -> int:
             if value is not None and value < 1:
                 raise BenchError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
         return main_model(args)
-    check_args(args)
     suite = resolve_suite(args.suite)
-    layers = [
-        layer
-        for layer in load_suite(suite)
-        if args.filter_re is None or args.filter_re.search(layer.name)
-    ]
-    if not layers:
+    data = read_suite(suite)
+    variants = is_variant_suite(data)
+    check_args(args, variants)
+    if variants:
+        items: list[Any] = select(load_variants(suite, data), args.filter_re, args.batch)
+    else:
+        items = [
+            layer
+            for layer in load_suite(suite, data)
+            if args.filter_re is None or args.filter_re.search(layer.name)
+        ]
+        if args.batch is not None:
+            items = [dataclasses.replace(layer, n=args.batch) for layer in items]
+    if not items:
         raise BenchError(f"no layer of {suite} matches --filter {args.filter!r}")
-    if args.batch is not None:
-        layers = [dataclasses.replace(layer, n=args.batch) for layer in layers]
-    peers = load_peers(args)
+    peers = load_peers(args, variants)
     saved = (
         fastconv.get_num_threads(),
         peers["torch"].get_num_threads() if "torch" in peers else None,
@@ -304,20 +332,24 @@ def _run(args: argparse.Namespace) -> int:
     args.threads = args.threads or saved[0]
     peak = probe_peak_gflops(args.dtype, args.threads) if args.device == "cpu" else None
     env = environment(args, suite, peers, peak)
-    print(header_text(env, len(layers)), flush=True)
+    print(header_text(env, len(items)), flush=True)
     start = time.perf_counter()
     _set_threads(args.threads, peers)
     try:
         workers = peers["scipy"].fft.set_workers(args.threads) if "scipy" in peers else None
         with workers or contextlib.nullcontext():  # SciPy's FFTs get the same threads as the others
-            rows = run_suite(layers, args, peers)
+            rows = (
+                run_variants_suite(items, args, peers)
+                if variants
+                else run_suite(items, args, peers)
+            )
     finally:
         fastconv.set_num_threads(saved[0])
         if saved[1] is not None:
             peers["torch"].set_num_threads(saved[1])
     env["total_s"] = time.perf_counter() - start
     print("\n" + format_table(rows, peak))
-    return write_results(rows, args, env, peak, [layer.describe() for layer in layers])
+    return write_results(rows, args, env, peak, [item.describe() for item in items])
 
 
 def main(argv: list[str] | None = None) -> int:

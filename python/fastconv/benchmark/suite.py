@@ -4,7 +4,8 @@ A suite is a JSON file with lists "conv", "conv_transpose" and "pool" (the forma
 benchmarks/suites/reference.json). Each entry gives n, c, in (spatial extents), kernel and,
 for conv ops, k (output channels); optional stride (default 1; pools: the kernel size, as in
 PyTorch), padding (0), dilation (1), groups (1), output_padding (0, conv_transpose only);
-pools give kind "max" or "avg".
+pools give kind "max" or "avg". A variants suite (benchmarks/suites/variants.json) has the
+sections VARIANT_SECTIONS instead, read by .variants.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from fastconv._problem import conv_problem, pool_problem
 
@@ -32,6 +33,10 @@ ENTRY_KEYS = {
     "output_padding",
     "kind",
 }
+
+
+LAYER_SECTIONS = ("conv", "conv_transpose", "pool")
+VARIANT_SECTIONS = ("conv_variants", "resample")  # one op call per entry (.variants)
 
 
 class BenchError(Exception):
@@ -208,30 +213,55 @@ def _check_layer(layer: Layer, entry: dict[str, Any], where: str) -> None:
         raise BenchError(f"{where}: {exc}") from None
 
 
-def load_suite(path: Path) -> list[Layer]:
-    """Read and check a suite file; layer names must be unique."""
+def read_suite(path: Path) -> dict[str, Any]:
+    """A suite file's JSON object; its sections are all layer or all variant sections."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise BenchError(f"cannot read suite {str(path)!r}: {exc}") from None
     if not isinstance(data, dict):
         raise BenchError(f"suite {str(path)!r}: expected a JSON object at the top level")
-    unknown = sorted(set(data) - {"about", "conv", "conv_transpose", "pool"})
+    known = ("about",) + LAYER_SECTIONS + VARIANT_SECTIONS
+    unknown = sorted(set(data) - set(known))
     if unknown:
         raise BenchError(
-            f"suite {str(path)!r}: unknown section(s) {unknown}; "
-            "known: about, conv, conv_transpose, pool"
+            f"suite {str(path)!r}: unknown section(s) {unknown}; known: {', '.join(known)}"
         )
-    layers = [
-        parse_layer(section, entry, i)
-        for section in ("conv", "conv_transpose", "pool")
+    if is_variant_suite(data) and set(data) & set(LAYER_SECTIONS):
+        raise BenchError(
+            f"suite {str(path)!r}: holds layer sections {list(LAYER_SECTIONS)} and variant "
+            f"sections {list(VARIANT_SECTIONS)}; a suite holds one kind"
+        )
+    return data
+
+
+def is_variant_suite(data: dict[str, Any]) -> bool:
+    return bool(set(data) & set(VARIANT_SECTIONS))
+
+
+def load_suite(path: Path, data: dict[str, Any] | None = None) -> list[Layer]:
+    """Read (or take the read `data` of) a layer suite and check it; names must be unique."""
+    data = read_suite(path) if data is None else data
+    if is_variant_suite(data):
+        raise BenchError(f"suite {str(path)!r} is a variants suite: it holds no layers")
+    return parse_sections(path, data, LAYER_SECTIONS, parse_layer)
+
+
+def parse_sections(
+    path: Path, data: dict[str, Any], sections: tuple[str, ...], parse: Callable[..., Any]
+) -> list[Any]:
+    """parse(section, entry, index) of every entry of the sections, in order; the results'
+    names must be unique."""
+    items = [
+        parse(section, entry, i)
+        for section in sections
         for i, entry in enumerate(data.get(section, []))
     ]
-    names = [layer.name for layer in layers]
+    names = [item.name for item in items]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise BenchError(f"suite {str(path)!r}: duplicate layer names {duplicates}")
-    return layers
+    return items
 
 
 def suite_dirs() -> list[Path]:

@@ -57,7 +57,7 @@ class Row:
     @property
     def gflops(self) -> float | None:
         median = self.median_s
-        return self.flops / median / 1e9 if median else None
+        return self.flops / median / 1e9 if median and self.flops else None
 
     def to_json(self, peak: float | None) -> dict[str, Any]:
         median, gflops = self.median_s, self.gflops
@@ -92,7 +92,9 @@ class Settings:
 
 
 @dataclass
-class _Timed:
+class Timed:
+    """A candidate being timed: its row, its call, the estimate and the samples planned."""
+
     row: Row
     fn: Callable[[], Any]
     estimate: float  # seconds per call
@@ -107,7 +109,7 @@ def _timed_call(fn: Callable[[], Any], sync: Callable[[], None]) -> tuple[float,
     return time.perf_counter() - start, out
 
 
-def _sample(entry: _Timed, sync: Callable[[], None], events: Any = None) -> float:
+def _sample(entry: Timed, sync: Callable[[], None], events: Any = None) -> float:
     """One timed block of `inner` back-to-back calls, the way a model runs one library.
 
     Thread pools spin for a while after each call (OpenMP's, and fastconv's): the pause lets
@@ -135,16 +137,48 @@ def _sample(entry: _Timed, sync: Callable[[], None], events: Any = None) -> floa
     return (time.perf_counter() - start) / entry.inner
 
 
+def first_call(row: Row, fn: Callable[[], Any], settings: Settings) -> tuple[Timed | None, Any]:
+    """Call fn once (warm-up, time estimate, output for the check). Returns what to time and
+    the output; None to time when the call failed (row.status says how) or is too slow to
+    repeat (row.times_s holds its one run)."""
+    try:
+        elapsed, output = _timed_call(fn, settings.sync)
+        # A first call may pay one-time work that later calls do not: on the GPU cuDNN's
+        # algorithm search under cudnn.benchmark, module loading, workspace growth; on the
+        # CPU a library's lazy initialisation (seen: torch's autograd engine, 2.4 s and
+        # 1.1 s for its first two max-pool backward calls, then 1-2 ms). A later call is
+        # the estimate, else that work would be the only sample and the ratio meaningless:
+        # on the GPU always one more, on the CPU up to three more while a call looks too
+        # slow to repeat yet not hopeless.
+        slow = min(SLOW_CALL_S, settings.budget / max(settings.repeats, 1))
+        tries = 0
+        while tries < 3 and (
+            (settings.events is not None and tries == 0) or slow < elapsed < RETRY_SLOW_S
+        ):
+            elapsed, _ = _timed_call(fn, settings.sync)
+            tries += 1
+    except NotImplementedError as exc:
+        row.status, row.note = "unsupported", f"unsupported: {exc}"
+        return None, None
+    except Exception as exc:  # noqa: BLE001 -- one broken candidate must not end the run
+        row.status, row.note = "error", f"error: {type(exc).__name__}: {exc}"
+        return None, None
+    if elapsed > SLOW_CALL_S or settings.repeats * elapsed > settings.budget:
+        row.times_s, row.note = [elapsed], f"1 run (too slow to repeat: {elapsed:.2f} s)"
+        return None, output
+    return Timed(row, fn, elapsed), output
+
+
 def _first_calls(
     problem: Problem,
     candidates: Sequence[Candidate],
     settings: Settings,
     rates: dict[tuple[str, str], float],
-) -> tuple[list[Row], list[_Timed], dict[str, Any]]:
+) -> tuple[list[Row], list[Timed], dict[str, Any]]:
     """Bind and call each candidate once: warm-up, time estimate and output for the check."""
     layer = problem.layer
     rows: list[Row] = []
-    timed: list[_Timed] = []
+    timed: list[Timed] = []
     outputs: dict[str, Any] = {}
     for cand in candidates:
         row = Row(layer.name, layer.op, problem.pass_, cand.name, cand.kind, layer.flops())
@@ -155,35 +189,21 @@ def _first_calls(
             continue
         try:
             fn = cand.bind(problem)
-            elapsed, outputs[cand.name] = _timed_call(fn, settings.sync)
-            # A first call may pay one-time work that later calls do not: on the GPU cuDNN's
-            # algorithm search under cudnn.benchmark, module loading, workspace growth; on the
-            # CPU a library's lazy initialisation (seen: torch's autograd engine, 2.4 s and
-            # 1.1 s for its first two max-pool backward calls, then 1-2 ms). A later call is
-            # the estimate, else that work would be the only sample and the ratio meaningless:
-            # on the GPU always one more, on the CPU up to three more while a call looks too
-            # slow to repeat yet not hopeless.
-            slow = min(SLOW_CALL_S, settings.budget / max(settings.repeats, 1))
-            tries = 0
-            while tries < 3 and (
-                (settings.events is not None and tries == 0) or slow < elapsed < RETRY_SLOW_S
-            ):
-                elapsed, _ = _timed_call(fn, settings.sync)
-                tries += 1
         except NotImplementedError as exc:
             row.status, row.note = "unsupported", f"unsupported: {exc}"
             continue
         except Exception as exc:  # noqa: BLE001 -- one broken candidate must not end the run
             row.status, row.note = "error", f"error: {type(exc).__name__}: {exc}"
             continue
-        if elapsed > SLOW_CALL_S or settings.repeats * elapsed > settings.budget:
-            row.times_s, row.note = [elapsed], f"1 run (too slow to repeat: {elapsed:.2f} s)"
-        else:
-            timed.append(_Timed(row, fn, elapsed))
+        entry, output = first_call(row, fn, settings)
+        if row.status == "ok":
+            outputs[cand.name] = output
+        if entry is not None:
+            timed.append(entry)
     return rows, timed, outputs
 
 
-def _plan_samples(timed: list[_Timed], settings: Settings) -> list[_Timed]:
+def _plan_samples(timed: list[Timed], settings: Settings) -> list[Timed]:
     """Pick samples per candidate; demote candidates to one run when over the layer budget."""
     for entry in timed:
         if entry.estimate < 0.1:  # a cheap second warm-up gives a better per-call estimate
@@ -192,7 +212,7 @@ def _plan_samples(timed: list[_Timed], settings: Settings) -> list[_Timed]:
         sample = entry.inner * entry.estimate
         entry.goal = max(settings.repeats, math.ceil(settings.min_time / sample))
 
-    def cost(e: _Timed) -> float:
+    def cost(e: Timed) -> float:
         return e.goal * e.inner * e.estimate
 
     total = sum(cost(e) for e in timed)
@@ -208,7 +228,7 @@ def _plan_samples(timed: list[_Timed], settings: Settings) -> list[_Timed]:
     return [e for e in timed if id(e) in kept_ids]
 
 
-def _measure(timed: list[_Timed], sync: Callable[[], None], events: Any = None) -> None:
+def _measure(timed: list[Timed], sync: Callable[[], None], events: Any = None) -> None:
     """A fresh (seeded) order of the candidates every round, so drifting noise hits all of them
     equally and no candidate always runs right after the same other one: a library's threads
     keep a core busy for a while after its calls, and a fixed rotation charged that to the same
@@ -227,6 +247,11 @@ def _measure(timed: list[_Timed], sync: Callable[[], None], events: Any = None) 
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+def measure(timed: list[Timed], settings: Settings) -> None:
+    """Samples for the first-called candidates of one problem, interleaved (into row.times_s)."""
+    _measure(_plan_samples(timed, settings), settings.sync, settings.events)
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -267,7 +292,7 @@ def run_task(
     rows, timed, outputs = _first_calls(problem, candidates, settings, rates)
     check_outputs(rows, outputs, settings.dtype)
     del outputs
-    _measure(_plan_samples(timed, settings), settings.sync, settings.events)
+    measure(timed, settings)
     for row in rows:
         if row.gflops:  # best rate seen so far predicts this candidate's later layers
             key = (row.candidate, row.pass_)

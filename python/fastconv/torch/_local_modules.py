@@ -13,35 +13,40 @@ from torch import Tensor
 import fastconv.torch.functional as fcf
 
 from .._arguments import explicit_padding, per_dim, positive
+from ._rank_classes import rank_classes
 from ._shapes import output_extent
 from ._tiled_ops import tiled
 
 IntOrTuple = Union[int, Sequence[int]]
 
 
-class _Tiled(torch.nn.Module):
-    """Weight (K, *tiles, C, *kernel), bias (K,) or (K, *tiles); torch's Conv init bounds."""
+class _TiledConv(torch.nn.Module):
+    """Tiled convolution of rank `rank`: weight (K, *tiles, C, *kernel), bias (K,), or
+    (K, *tiles) for a locally connected layer; torch's Conv init bounds."""
 
+    rank = 2
     _op = "tiled_conv"
+    _bias_per_tile = False
 
-    def _setup(
+    def __init__(
         self,
-        rank,
-        in_channels,
-        out_channels,
-        kernel_size,
-        tiles,
-        bias_tiles,
-        stride,
-        padding,
-        dilation,
-        bias,
-        device,
-        dtype,
-    ) -> None:
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntOrTuple,
+        tiles: IntOrTuple,
+        stride: IntOrTuple = 1,
+        padding: Any = 0,
+        dilation: IntOrTuple = 1,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        rank = self.rank
         kernel = positive(per_dim(kernel_size, rank, "kernel_size"), "kernel_size")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.tiles = tuple(kernel), tuple(tiles)
+        self.kernel_size = tuple(kernel)
+        self.tiles = tuple(positive(per_dim(tiles, rank, "tiles"), "tiles"))
         self.stride = tuple(positive(per_dim(stride, rank, "stride"), "stride"))
         self.dilation = tuple(positive(per_dim(dilation, rank, "dilation"), "dilation"))
         self.padding = padding
@@ -49,7 +54,7 @@ class _Tiled(torch.nn.Module):
         self.weight = torch.nn.Parameter(
             torch.empty(out_channels, *self.tiles, in_channels, *kernel, **kw)
         )
-        shape = (out_channels, *self.tiles) if bias_tiles else (out_channels,)
+        shape = (out_channels, *self.tiles) if self._bias_per_tile else (out_channels,)
         self.bias = torch.nn.Parameter(torch.empty(*shape, **kw)) if bias else None
         bound = 1.0 / math.sqrt(max(1, in_channels * math.prod(kernel)))
         with torch.no_grad():
@@ -69,15 +74,23 @@ class _Tiled(torch.nn.Module):
         )
 
 
-class TiledConv2d(_Tiled):
+class TiledConv2d(_TiledConv):
     """2-D tiled convolution: output position (i, j) uses kernel (i % tiles[0], j % tiles[1])."""
+
+
+class _LocallyConnected(_TiledConv):
+    """The tiled convolution whose tiles are the output positions: arguments as a conv's, with
+    the input's spatial size (input_size) in place of the tiles."""
+
+    _op = "locally_connected"
+    _bias_per_tile = True
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
+        input_size: IntOrTuple,
         kernel_size: IntOrTuple,
-        tiles: IntOrTuple,
         stride: IntOrTuple = 1,
         padding: Any = 0,
         dilation: IntOrTuple = 1,
@@ -85,69 +98,28 @@ class TiledConv2d(_Tiled):
         device=None,
         dtype=None,
     ):
-        super().__init__()
-        t = positive(per_dim(tiles, 2, "tiles"), "tiles")
-        self._setup(
-            2,
-            in_channels,
-            out_channels,
-            kernel_size,
-            t,
-            False,
-            stride,
-            padding,
-            dilation,
-            bias,
-            device,
-            dtype,
-        )
-
-
-def _local(rank: int):
-    class LocallyConnected(_Tiled):
-        _op = "locally_connected"
-
-        def __init__(
-            self,
-            in_channels: int,
-            out_channels: int,
-            input_size: IntOrTuple,
-            kernel_size: IntOrTuple,
-            stride: IntOrTuple = 1,
-            padding: Any = 0,
-            dilation: IntOrTuple = 1,
-            bias: bool = True,
-            device=None,
-            dtype=None,
-        ):
-            super().__init__()
-            size = positive(per_dim(input_size, rank, "input_size"), "input_size")
-            k = positive(per_dim(kernel_size, rank, "kernel_size"), "kernel_size")
-            s = positive(per_dim(stride, rank, "stride"), "stride")
-            d = positive(per_dim(dilation, rank, "dilation"), "dilation")
-            lo, hi = explicit_padding(0 if padding == "valid" else padding, rank)
-            out = [output_extent(*a) for a in zip(size, k, s, lo, hi, d)]
-            if min(out) < 1:
-                raise ValueError(
-                    f"kernel_size {tuple(k)} does not fit input_size {tuple(size)} with padding "
-                    f"{padding!r} and dilation {tuple(d)}"
-                )
-            self.input_size = tuple(size)
-            self._setup(
-                rank, in_channels, out_channels, k, out, True, s, padding, d, bias, device, dtype
+        rank = self.rank
+        size = positive(per_dim(input_size, rank, "input_size"), "input_size")
+        k = positive(per_dim(kernel_size, rank, "kernel_size"), "kernel_size")
+        s = positive(per_dim(stride, rank, "stride"), "stride")
+        d = positive(per_dim(dilation, rank, "dilation"), "dilation")
+        lo, hi = explicit_padding(0 if padding == "valid" else padding, rank)
+        out = [output_extent(*a) for a in zip(size, k, s, lo, hi, d)]
+        if min(out) < 1:
+            raise ValueError(
+                f"kernel_size {tuple(k)} does not fit input_size {tuple(size)} with padding "
+                f"{padding!r} and dilation {tuple(d)}"
             )
-
-    LocallyConnected.__name__ = LocallyConnected.__qualname__ = f"LocallyConnected{rank}d"
-    LocallyConnected.__doc__ = (
-        f"{rank}-D locally connected (unshared) convolution: one kernel per output position; "
-        "weight (K, *out_spatial, C, *kernel), bias (K, *out_spatial)."
-    )
-    return LocallyConnected
+        super().__init__(in_channels, out_channels, k, out, s, padding, d, bias, device, dtype)
+        self.input_size = tuple(size)
 
 
-LocallyConnected1d = _local(1)
-LocallyConnected2d = _local(2)
-LocallyConnected3d = _local(3)
+LocallyConnected1d, LocallyConnected2d, LocallyConnected3d = rank_classes(
+    _LocallyConnected,
+    "LocallyConnected",
+    "{rank}-D locally connected (unshared) convolution of {shape} inputs: one kernel per output "
+    "position; weight (K, *out_spatial, C, *kernel), bias (K, *out_spatial).",
+)
 
 
 class SeparableConv2d(torch.nn.Module):

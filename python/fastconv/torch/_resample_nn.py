@@ -17,6 +17,7 @@ import fastconv.torch._resample_ops as ops
 from .._problem import conv_problem
 from .._resample import blur_kernel, check_seed, depthwise_weight
 from ._ops import conv as conv_op
+from ._rank_classes import rank_classes
 
 
 def _check_rank(module: torch.nn.Module, input: Tensor, rank: int) -> None:
@@ -28,7 +29,7 @@ def _check_rank(module: torch.nn.Module, input: Tensor, rank: int) -> None:
 
 
 class _BlurPool(torch.nn.Module):
-    rank = 2
+    rank = 2  # BlurPool1d/2d/3d set it
 
     def __init__(self, kernel_size: Any = 3, stride: Any = 2, padding: Any = "same") -> None:
         super().__init__()
@@ -53,26 +54,13 @@ class _BlurPool(torch.nn.Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding!r}"
 
 
-class BlurPool1d(_BlurPool):
-    """Anti-aliased subsampling (fastconv.blur_pool) of (N, C, L) inputs."""
-
-    rank = 1
-
-
-class BlurPool2d(_BlurPool):
-    """Anti-aliased subsampling (fastconv.blur_pool) of (N, C, H, W) inputs."""
-
-    rank = 2
-
-
-class BlurPool3d(_BlurPool):
-    """Anti-aliased subsampling (fastconv.blur_pool) of (N, C, D, H, W) inputs."""
-
-    rank = 3
+BlurPool1d, BlurPool2d, BlurPool3d = rank_classes(
+    _BlurPool, "BlurPool", "Anti-aliased subsampling (fastconv.blur_pool) of {shape} inputs."
+)
 
 
 class _StochasticPool(torch.nn.Module):
-    rank = 2
+    rank = 2  # StochasticPool1d/2d/3d set it
 
     def __init__(
         self,
@@ -97,22 +85,11 @@ class _StochasticPool(torch.nn.Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class StochasticPool1d(_StochasticPool):
-    """Stochastic pooling (fastconv.stochastic_pool) of (N, C, L) non-negative inputs."""
-
-    rank = 1
-
-
-class StochasticPool2d(_StochasticPool):
-    """Stochastic pooling (fastconv.stochastic_pool) of (N, C, H, W) non-negative inputs."""
-
-    rank = 2
-
-
-class StochasticPool3d(_StochasticPool):
-    """Stochastic pooling (fastconv.stochastic_pool) of (N, C, D, H, W) non-negative inputs."""
-
-    rank = 3
+StochasticPool1d, StochasticPool2d, StochasticPool3d = rank_classes(
+    _StochasticPool,
+    "StochasticPool",
+    "Stochastic pooling (fastconv.stochastic_pool) of {shape} non-negative inputs.",
+)
 
 
 class PixelShuffle(torch.nn.PixelShuffle):

@@ -1,0 +1,240 @@
+// Bodies of the separable-convolution micro-kernels (csrc/algo/separable_conv.cc): the
+// vertical 1-D pass over whole rows and the horizontal 1-D pass along one row, compiled once per
+// ISA by sep_{scalar,avx2,avx512}.cc with that file's flags. Pure: no allocation, no threads.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "ukernels/separable/sep_ukernels.h"
+
+namespace fastconv::sep_detail {
+
+#if defined(__GNUC__)
+template <typename T, int kBytes>
+struct Vec {
+  typedef T V __attribute__((vector_size(kBytes)));
+  static constexpr int64_t L = kBytes / int64_t(sizeof(T));
+  static V load(const T* p) {
+    V v;
+    std::memcpy(&v, p, sizeof(V));
+    return v;
+  }
+  static void store(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+  static V splat(T s) { return V{} + s; }
+};
+
+// R output rows x C vectors of columns at `j`, stride 1, dilation 1: every input row is loaded
+// once per block and feeds the R accumulators whose tap it is (q - r), so loads are 1 / R of
+// the FMAs. Rows q < R - 1 and q >= k only reach some outputs: the checked head and tail. Rows
+// outside [q_begin, q_end) are padding (zero): skipped.
+template <typename T, int kBytes, int R, int C>
+inline void vertical_block(const T* const* rows, const T* f, int64_t k, int64_t q_begin,
+                           int64_t q_end, int64_t j, T* out, int64_t out_stride) {
+  using W = Vec<T, kBytes>;
+  using V = typename W::V;
+  constexpr int64_t L = W::L;
+  V acc[R][C] = {};
+  auto feed = [&](int64_t q, bool checked) {
+    const T* src = rows[q] + j;
+    V v[C];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) v[c] = W::load(src + c * L);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const int64_t t = q - r;
+      if (checked && (t < 0 || t >= k)) continue;
+      const V ft = W::splat(f[t]);
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) acc[r][c] += ft * v[c];
+    }
+  };
+  auto clamp = [&](int64_t q) { return q < q_begin ? q_begin : q > q_end ? q_end : q; };
+  const int64_t head = clamp(R - 1 < k ? R - 1 : k), body = clamp(k), tail = clamp(k + R - 1);
+  int64_t q = clamp(0);
+  for (; q < head; ++q) feed(q, true);
+  for (; q < body; ++q) feed(q, false);
+  for (; q < tail; ++q) feed(q, true);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) W::store(out + r * out_stride + j + c * L, acc[r][c]);
+}
+#endif
+
+// out[r * out_stride + j] = sum_t f[t] * rows[r * stride + t * dilation][j], for r < n_rows,
+// j < width: the vertical pass. rows[] holds a pointer per input row the outputs read; those
+// outside [valid_begin, valid_end) are padding (they point at zeros and are skipped), so the
+// kernel never checks bounds.
+template <typename T, int kBytes>
+inline void vertical(const T* const* rows, const T* f, int64_t k, int64_t stride,
+                     int64_t dilation, int64_t valid_begin, int64_t valid_end, int64_t n_rows,
+                     int64_t width, T* out, int64_t out_stride) {
+  // Taps of output row r that read real rows: [t_begin(r), t_end(r)).
+  auto t_begin = [&](int64_t r) {
+    const int64_t gap = valid_begin - r * stride;
+    return gap <= 0 ? int64_t(0) : (gap + dilation - 1) / dilation;
+  };
+  auto t_end = [&](int64_t r) {
+    const int64_t room = valid_end - r * stride;
+    const int64_t t = room <= 0 ? 0 : (room - 1) / dilation + 1;
+    return t < k ? t : k;
+  };
+  int64_t r = 0;
+#if defined(__GNUC__)
+  using W = Vec<T, kBytes>;
+  using V = typename W::V;
+  constexpr int64_t L = W::L;
+  constexpr int R = 4, C = kBytes >= 64 ? 4 : 2;  // 16 accumulators need 32 registers
+  const int64_t vec_width = width / L * L;
+  if (stride == 1 && dilation == 1) {
+    for (; r + R <= n_rows; r += R) {
+      const T* const* rr = rows + r;
+      T* o = out + r * out_stride;
+      const int64_t qb = valid_begin - r, qe = valid_end - r;
+      int64_t j = 0;
+      for (; j + C * L <= vec_width; j += C * L)
+        vertical_block<T, kBytes, R, C>(rr, f, k, qb, qe, j, o, out_stride);
+      for (; j < vec_width; j += L)
+        vertical_block<T, kBytes, R, 1>(rr, f, k, qb, qe, j, o, out_stride);
+      for (; j < width; ++j)
+        for (int i = 0; i < R; ++i) {
+          T acc = 0;
+          for (int64_t t = t_begin(r + i); t < t_end(r + i); ++t) acc += f[t] * rr[i + t][j];
+          o[i * out_stride + j] = acc;
+        }
+    }
+  }
+  for (; r < n_rows; ++r) {  // one row at a time: any stride and dilation
+    const T* const* rr = rows + r * stride;
+    T* o = out + r * out_stride;
+    const int64_t tb = t_begin(r), te = t_end(r);
+    int64_t j = 0;
+    for (; j + C * L <= vec_width; j += C * L) {
+      V acc[C] = {};
+      for (int64_t t = tb; t < te; ++t) {
+        const T* src = rr[t * dilation] + j;
+        const V ft = W::splat(f[t]);
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) acc[c] += ft * W::load(src + c * L);
+      }
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) W::store(o + j + c * L, acc[c]);
+    }
+    for (; j < vec_width; j += L) {
+      V acc = {};
+      for (int64_t t = tb; t < te; ++t) acc += W::splat(f[t]) * W::load(rr[t * dilation] + j);
+      W::store(o + j, acc);
+    }
+    for (; j < width; ++j) {
+      T acc = 0;
+      for (int64_t t = tb; t < te; ++t) acc += f[t] * rr[t * dilation][j];
+      o[j] = acc;
+    }
+  }
+#else
+  for (; r < n_rows; ++r)
+    for (int64_t j = 0; j < width; ++j) {
+      T acc = 0;
+      for (int64_t t = t_begin(r); t < t_end(r); ++t)
+        acc += f[t] * rows[r * stride + t * dilation][j];
+      out[r * out_stride + j] = acc;
+    }
+#endif
+}
+
+// y[o] = sum_t f[t] * src[o + t * dilation] (accumulate: y[o] += ...), o < n: the horizontal
+// pass at stride 1. src is zero outside [zero_lo, zero_hi) (the row's padding): taps that read
+// only zeros for a whole block of outputs are skipped. src must be readable (any values) up to
+// n rounded up to the vector width plus (k - 1) * dilation: the last vector is computed whole
+// and stored in part.
+template <typename T, int kBytes>
+inline void horizontal(const T* src, const T* f, int64_t k, int64_t dilation, int64_t zero_lo,
+                       int64_t zero_hi, int64_t n, T* y, bool accumulate) {
+  // Taps some output of [o, o + width) reads a real value with: [t_begin, t_end).
+  auto taps = [&](int64_t o, int64_t width, int64_t& t_begin, int64_t& t_end) {
+    const int64_t gap = zero_lo - (o + width - 1);
+    t_begin = gap <= 0 ? 0 : (gap + dilation - 1) / dilation;
+    const int64_t room = zero_hi - o;
+    t_end = room <= 0 ? 0 : (room - 1) / dilation + 1;
+    if (t_end > k) t_end = k;
+  };
+  int64_t o = 0;
+#if defined(__GNUC__)
+  using W = Vec<T, kBytes>;
+  using V = typename W::V;
+  constexpr int64_t L = W::L;
+  // C vectors of outputs from o: taps outermost, C independent accumulators.
+  auto block = [&](auto c_count, int64_t o0) {
+    constexpr int C = decltype(c_count)::value;
+    V acc[C] = {};
+    int64_t tb, te;
+    taps(o0, C * L, tb, te);
+    for (int64_t t = tb; t < te; ++t) {
+      const T* s = src + o0 + t * dilation;
+      const V ft = W::splat(f[t]);
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) acc[c] += ft * W::load(s + c * L);
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      if (accumulate) acc[c] += W::load(y + o0 + c * L);
+      W::store(y + o0 + c * L, acc[c]);
+    }
+  };
+  using C8 = std::integral_constant<int, 8>;  // 8 chains: FMA latency x throughput
+  using C4 = std::integral_constant<int, 4>;
+  using C1 = std::integral_constant<int, 1>;
+  for (; o + 8 * L <= n; o += 8 * L) block(C8{}, o);
+  for (; o + 4 * L <= n; o += 4 * L) block(C4{}, o);
+  for (; o + L <= n; o += L) block(C1{}, o);
+  if (o < n) {  // the last vector, computed whole, stored in part
+    V acc = {};
+    int64_t tb, te;
+    taps(o, L, tb, te);
+    for (int64_t t = tb; t < te; ++t) acc += W::splat(f[t]) * W::load(src + o + t * dilation);
+    T lanes[L];
+    W::store(lanes, acc);
+    for (int64_t i = 0; o + i < n; ++i) y[o + i] = accumulate ? y[o + i] + lanes[i] : lanes[i];
+  }
+#else
+  for (; o < n; ++o) {
+    T acc = 0;
+    int64_t tb, te;
+    taps(o, 1, tb, te);
+    for (int64_t t = tb; t < te; ++t) acc += f[t] * src[o + t * dilation];
+    y[o] = accumulate ? y[o] + acc : acc;
+  }
+#endif
+}
+
+}  // namespace fastconv::sep_detail
+
+// Defines the separable micro-kernels of one ISA namespace with vectors of `bytes`.
+#define FASTCONV_DEFINE_SEPARABLE(ns, bytes)                                                   \
+  namespace fastconv::ns {                                                                     \
+  void sep_vertical_f32(const float* const* rows, const float* f, const SeparableTaps& a,      \
+                        float* out) {                                                          \
+    sep_detail::vertical<float, bytes>(rows, f, a.k, a.stride, a.dilation, a.valid_begin,      \
+                                       a.valid_end, a.count, a.width, out, a.out_stride);      \
+  }                                                                                            \
+  void sep_vertical_f64(const double* const* rows, const double* f, const SeparableTaps& a,    \
+                        double* out) {                                                         \
+    sep_detail::vertical<double, bytes>(rows, f, a.k, a.stride, a.dilation, a.valid_begin,     \
+                                        a.valid_end, a.count, a.width, out, a.out_stride);     \
+  }                                                                                            \
+  void sep_horizontal_f32(const float* src, const float* f, const SeparableTaps& a, float* y,  \
+                          bool accumulate) {                                                   \
+    for (int64_t r = 0; r < a.lines; ++r)                                                      \
+      sep_detail::horizontal<float, bytes>(src + r * a.in_stride, f, a.k, a.dilation,          \
+                                           a.valid_begin, a.valid_end, a.count,                \
+                                           y + r * a.out_stride, accumulate);                  \
+  }                                                                                            \
+  void sep_horizontal_f64(const double* src, const double* f, const SeparableTaps& a,          \
+                          double* y, bool accumulate) {                                        \
+    for (int64_t r = 0; r < a.lines; ++r)                                                      \
+      sep_detail::horizontal<double, bytes>(src + r * a.in_stride, f, a.k, a.dilation,         \
+                                            a.valid_begin, a.valid_end, a.count,               \
+                                            y + r * a.out_stride, accumulate);                 \
+  }                                                                                            \
+  }
