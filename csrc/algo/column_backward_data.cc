@@ -90,7 +90,10 @@ void size_tiles(const ConvGeometry& g, int64_t cblocks, int64_t elem_size, Colum
 void plan_planes(const ConvGeometry& g, int64_t elem_size, ColumnSchedule& s) {
   for (int d = 0; d < kMaxRank; ++d)
     if (g.in[d] != g.stride[d] * g.out[d]) return;
-  if (s.rr < s.lines) return;
+  if (s.rr < s.lines) {  // bands: only when every grad_x line takes a single grad_y line
+    for (int d = 0; d < 2; ++d)
+      if (g.kernel[d] != g.stride[d] || g.pad_lo[d] != 0 || g.dilation[d] != 1) return;
+  }
   s.planes = true;
   const int64_t per_image = g.out_spatial(), span = s.ib * per_image;
   std::vector<int64_t> tap[3], off[3], keys;  // keys: the (z, y, x) offsets of each mask
@@ -309,16 +312,17 @@ FASTCONV_KEEP_LOOPS void add_shifted(const T* __restrict src, const T* __restric
   }
 }
 
-// The grad_x planes of one channel for the tile's ni images (planes image_stride apart from
-// `plane`) from its tap rows (tap t at rows + t * ld): per (qz, qy), the sums of the stride
-// phases qx over all images (acc: stride[2] rows of ni * out_spatial), then stored interleaved
-// into the grad_x lines they make up.
+// The grad_x lines of one channel that the tile's grad_y lines [r0, r0 + rn) of ni images make
+// (whole images, or a band when no tap shifts across lines), from its tap rows (tap t at
+// rows + t * ld): per (qz, qy), the sums of the stride phases qx over the tile (acc: stride[2]
+// rows of ni * rn * out_x), then stored interleaved into the grad_x lines they make up (planes
+// image_stride apart from `plane`).
 template <typename T>
 void gather_planes(const ConvGeometry& g, const ColumnSchedule& s, const T* rows, int64_t ld,
-                   int64_t ni, T* acc, T* plane, int64_t image_stride) {
+                   int64_t ni, int64_t r0, int64_t rn, T* acc, T* plane, int64_t image_stride) {
   const int64_t sz = g.stride[0], sy = g.stride[1], sx = g.stride[2];
-  const int64_t per_image = g.out_spatial(), ox = g.out[2], n = ni * per_image;
-  const int64_t span = s.ib * per_image;
+  const int64_t ox = g.out[2], per_tile = rn * ox, n = ni * per_tile;
+  const int64_t span = s.ib * g.out_spatial();
   const T* masks = masks_of<T>(s);
   for (int64_t qz = 0; qz < sz; ++qz) {
     for (int64_t qy = 0; qy < sy; ++qy) {
@@ -334,19 +338,18 @@ void gather_planes(const ConvGeometry& g, const ColumnSchedule& s, const T* rows
         if (first) zero_range(a, 0, n);
       }
       for (int64_t i = 0; i < ni; ++i) {
-        for (int64_t mz = 0; mz < g.out[0]; ++mz) {
-          for (int64_t my = 0; my < g.out[1]; ++my) {
-            T* dst = plane + i * image_stride + ((qz + sz * mz) * g.in[1] + qy + sy * my) * g.in[2];
-            const T* src = acc + i * per_image + (mz * g.out[1] + my) * ox;
-            if (sx == 1) {
-              std::copy_n(src, ox, dst);
-            } else if (sx == 2) {
-              const T* odd = src + n;
-              for (int64_t m = 0; m < ox; ++m) dst[2 * m] = src[m], dst[2 * m + 1] = odd[m];
-            } else {
-              for (int64_t qx = 0; qx < sx; ++qx)
-                for (int64_t m = 0; m < ox; ++m) dst[qx + sx * m] = src[qx * n + m];
-            }
+        for (int64_t r = r0; r < r0 + rn; ++r) {
+          const int64_t mz = r / g.out[1], my = r % g.out[1];
+          T* dst = plane + i * image_stride + ((qz + sz * mz) * g.in[1] + qy + sy * my) * g.in[2];
+          const T* src = acc + i * per_tile + (r - r0) * ox;
+          if (sx == 1) {
+            std::copy_n(src, ox, dst);
+          } else if (sx == 2) {
+            const T* odd = src + n;
+            for (int64_t m = 0; m < ox; ++m) dst[2 * m] = src[m], dst[2 * m + 1] = odd[m];
+          } else {
+            for (int64_t qx = 0; qx < sx; ++qx)
+              for (int64_t m = 0; m < ox; ++m) dst[qx + sx * m] = src[qx * n + m];
           }
         }
       }
@@ -359,6 +362,7 @@ void gather_planes(const ConvGeometry& g, const ColumnSchedule& s, const T* rows
 std::shared_ptr<const ColumnSchedule> column_schedule(const ConvGeometry& g, int threads,
                                                       int64_t elem_size) {
   auto s = std::make_shared<ColumnSchedule>();
+  s->threads = threads;
   for (int d = 0; d < 2; ++d) reach_table(g, d, s->start[d], s->tap[d], s->out[d]);
   s->phase_start.assign(1, 0);
   for (int64_t q = 0; q < g.stride[2]; ++q) {
@@ -381,7 +385,12 @@ std::shared_ptr<const ColumnSchedule> column_schedule(const ConvGeometry& g, int
     }
   }
   const int64_t taps = g.kernel_spatial(), cg = std::max<int64_t>(1, g.c_per_group());
-  const int64_t cblocks = ceil_div(cg, std::clamp<int64_t>(ceil_div(kTargetRows, taps), 1, cg));
+  // Channels per tile: kTargetRows rows, fewer when that keeps a whole image in the tile (its
+  // gather then runs plane by plane) with at least kMinRows rows.
+  int64_t cb = std::clamp<int64_t>(ceil_div(kTargetRows, taps), 1, cg);
+  const int64_t image_cb = kTileBytes / elem_size / std::max<int64_t>(1, taps * g.out_spatial());
+  if (image_cb < cb && image_cb * taps >= kMinRows) cb = image_cb;
+  const int64_t cblocks = ceil_div(cg, cb);
   size_tiles(g, cblocks, elem_size, *s);
   // Tiles in parallel, an equal share per thread, while a tile keeps kMinRows rows; otherwise
   // one tile at a time with its GEMM and gather split over the threads.
@@ -399,7 +408,11 @@ std::shared_ptr<const ColumnSchedule> column_schedule(const ConvGeometry& g, int
   s->weight_ld = rows;
   if (rows * elem_size % 4096 == 0) s->weight_ld = rows + 64 / elem_size;
   s->part_elems = s->tile_elems;
-  if (s->planes) s->part_elems += 2 * s->margin + g.stride[2] * s->ib * g.out_spatial();
+  if (s->planes) {
+    s->acc_elems = g.stride[2] * s->ib * s->rr * g.out[2];
+    // One tile at a time: its channels' gathers shared out, each thread with its phase sums.
+    s->part_elems += 2 * s->margin + s->acc_elems * (s->parts > 1 ? 1 : threads);
+  }
   return s;
 }
 
@@ -447,9 +460,19 @@ void column_backward_data(const ConvGeometry& g, const ColumnSchedule& s, const 
                       FoldedColumns<T>(gy, per_image, per_image, g.k * per_image), T(0), col,
                       cols);
       }
-      if (s.planes) {  // whole images (split: the sums of each channel in turn, over the threads)
-        for (int64_t c = 0; c < cc; ++c)
-          gather_planes(g, s, col + c * taps * cols, cols, ni, acc, gx + c * in_sp, g.c * in_sp);
+      if (s.planes) {  // whole images or bands
+        const int64_t shares = split ? std::min<int64_t>(cc, s.threads) : 1;
+        const auto channels = [&](int64_t begin, int64_t end) {
+          for (int64_t share = begin; share < end; ++share)
+            for (int64_t c = cc * share / shares; c < cc * (share + 1) / shares; ++c)
+              gather_planes(g, s, col + c * taps * cols, cols, ni, r0, rn,
+                            acc + share * s.acc_elems, gx + c * in_sp, g.c * in_sp);
+        };
+        if (shares > 1) {
+          parallel_for(shares, 1, channels);
+        } else {
+          channels(0, 1);
+        }
         continue;
       }
       int64_t lo, hi;

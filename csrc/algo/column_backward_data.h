@@ -19,6 +19,8 @@ struct ColumnSchedule {
   int64_t parts = 1;       // tasks run in parallel over this many parts (1: each GEMM splits instead)
   int64_t tile_elems = 0;  // one tile's column block: cb * taps x ib * rr * out_x
   int64_t part_elems = 0;  // workspace per part: the tile, its margins, the phase sums
+  int64_t acc_elems = 0;   // one thread's phase sums (plane by plane)
+  int threads = 1;         // the plan's thread count
   int64_t weight_ld = 0;   // row stride of the weight the GEMMs read (> C/G * taps: a copy)
 
   // Line by line (any geometry): which grad_y index and tap reach grad_x index i along the outer

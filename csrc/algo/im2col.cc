@@ -109,8 +109,9 @@ std::string im2col_plan(ConvPlan& plan) {
     auto schedule = column_schedule(plan.g, plan.threads, dtype_size(plan.dtype));
     plan.workspace_bytes = column_backward_data_workspace(plan.g, *schedule) * dtype_size(plan.dtype);
     plan.note = "column tiles of " + std::to_string(schedule->cb) + " channels x " +
-                (schedule->rr < schedule->lines ? std::to_string(schedule->rr) + " lines"
-                                                 : std::to_string(schedule->ib) + " images") +
+                (schedule->rr < schedule->lines ? std::to_string(schedule->rr) + " grad_y lines"
+                                                 : std::to_string(schedule->ib) + " image(s)") +
+                (schedule->planes ? ", gathered plane by plane" : ", gathered line by line") +
                 (schedule->parts > 1 ? ", in parallel" : "");
     plan.detail = std::move(schedule);
     return "";

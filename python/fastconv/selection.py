@@ -85,10 +85,15 @@ class _Shape:
     pad_lo: tuple[int, ...]
     pad_hi: tuple[int, ...]
     itemsize: int
+    out_extents: tuple[int, ...] = ()  # of the conv's output (grad_y for backward data)
 
     @classmethod
     def of(cls, problem: Any) -> "_Shape":
-        x, w, stride, lo, hi, _, groups, _ = problem.conv_geometry
+        x, w, stride, lo, hi, dilation, groups, _ = problem.conv_geometry
+        out = tuple(
+            (i + a + b - d * (k - 1) - 1) // s + 1
+            for i, a, b, d, k, s in zip(x[2:], lo, hi, dilation, w[2:], stride)
+        )
         spatial = taps = 1
         for e in x[2:]:
             spatial *= e
@@ -108,6 +113,7 @@ class _Shape:
             tuple(lo),
             tuple(hi),
             8 if problem.dtype == "float64" else 4,
+            out,
         )
 
 
@@ -204,6 +210,19 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     if unit_stride and p.taps >= 25 and usable("fft"):
         if len(p.kernel) < 3 or p.conv_pass == "backward_weight":
             return "fft", "kernel of 25+ taps at stride 1: tiled FFT, channel GEMMs per frequency"
+    if p.conv_pass == "backward_data" and not unit_stride and usable("im2col"):
+        # Upsampling (grad_x = stride x grad_y, kernel a multiple of the stride: a transposed
+        # convolution's forward such as DCGAN's 4x4 / 2 or U-Net's 2x2 / 2) runs as column GEMM
+        # tiles (C/G x taps rows, the weight read in place) gathered plane by plane; a GEMM per
+        # stride phase has only C/G rows and packs shifted grad_y rows per phase. 1 thread,
+        # avx512, ms, im2col vs implicit_gemm by phases (vs torch): dcgan.g2 11.9 vs 16.5
+        # (11.9), g3 11.7 vs 14.0 (11.0), g4 12.4 vs 18.4 (12.1), unet.up2x2 3.7 vs 5.5 (4.8).
+        # Uneven phases on a larger image stay by phases (resnet50.res3.3x3s2: 3.1 vs 2.7).
+        if all(
+            i == s * o and k % s == 0
+            for i, s, o, k in zip(p.in_extents, p.stride, p.out_extents, p.kernel)
+        ):
+            return "im2col", "upsampling backward data: column GEMM tiles gathered by phase"
     if p.conv_pass == "backward_data" and usable("im2col"):
         few = p.c_per_group < 8 and p.c_per_group * p.k_per_group > 2
         if any(s > 1 for s in p.stride) and few:
