@@ -82,8 +82,8 @@ def test_auto_runs_upsampling_by_column_tiles():
 STRIDED = [
     # 20 positions per image: folded images, bias added while unfolding
     ("folded", (9, 6, 8, 10), (5, 6, 4, 4), dict(stride=2, padding=1)),
-    # one image of 1440 outputs: bands of output lines, shared out over the threads
-    ("bands", (1, 64, 64, 90), (12, 64, 3, 3), dict(stride=2, padding=1)),
+    # one image whose split rows take 3 MiB: bands of output lines, shared out over the threads
+    ("bands", (1, 64, 96, 120), (12, 64, 3, 3), dict(stride=2, padding=1)),
     ("padded-weight", (2, 64, 8, 8), (8, 64, 4, 4), dict(stride=2, padding=1)),
     (
         "groups-dilation-flip",

@@ -103,6 +103,8 @@ struct StridedForward {
 };
 
 constexpr int64_t kBandBytes = int64_t(384) << 10;
+// Split images up to this size run whole, the GEMM split over the threads (res3.3x3s2: 1.7 MiB).
+constexpr int64_t kBandImageBytes = int64_t(2) << 20;
 
 // Padded input rows holding `count` output lines (flattened (z, y) rows): all of them for whole
 // images (folded images lie layout.image apart).
@@ -122,14 +124,15 @@ std::shared_ptr<const StridedForward> strided_forward(const ConvGeometry& g, int
                               std::min<int64_t>(g.n, ceil_div(256, std::max<int64_t>(1, out_sp))),
                               std::max<int64_t>(1, fold_images(g, Pass::kForward)));
   s->band = lines;
-  if (s->ib == 1 && g.out[0] == 1 && lines > 1) {
-    // Bands within kBandBytes, at least 128 output positions, and enough of them (4 per
-    // thread) to share out when the images alone are too few.
+  if (s->ib == 1 && g.out[0] == 1 && lines > 1 && l.image * elem_size > kBandImageBytes) {
+    // Bands within kBandBytes, at least 256 output positions (8 panels: a band of 5 lines of
+    // res3.3x3s2's 28 packed 4.4 panels' worth into 5), and enough of them (4 per thread) to
+    // share out when the images alone are too few.
     const int64_t budget = kBandBytes / elem_size / std::max<int64_t>(1, l.pitch);
     int64_t band = std::max<int64_t>(1, (budget - (g.kernel[1] - 1) * g.dilation[1] - 1) /
                                             std::max<int64_t>(1, g.stride[1]) + 1);
     if (g.n < threads) band = std::min(band, ceil_div(lines * g.n, 4 * threads));
-    band = std::max(band, ceil_div(128, std::max<int64_t>(1, g.out[2])));
+    band = std::max(band, ceil_div(256, std::max<int64_t>(1, g.out[2])));
     s->bands = ceil_div(lines, std::min(lines, band));
     s->band = ceil_div(lines, s->bands);
   }
