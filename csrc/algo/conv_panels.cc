@@ -386,7 +386,10 @@ template class PhaseRowColumns<float>;
 template class PhaseRowColumns<double>;
 
 bool PaddedInput::applies(const ConvGeometry& g) {
-  return g.pad_lo[0] >= 0 && g.pad_lo[1] >= 0 && g.pad_lo[2] >= 0;
+  // Runs of several taps need consecutive taps to read consecutive x (else element copies,
+  // slower than the column-wise gather).
+  return g.pad_lo[0] >= 0 && g.pad_lo[1] >= 0 && g.pad_lo[2] >= 0 && g.kernel[2] > 1 &&
+         g.dilation[2] == 1 && g.mode == ConvMode::kCross;
 }
 
 PaddedInput::PaddedInput(const ConvGeometry& g) {
@@ -437,13 +440,12 @@ void PaddedWeightColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc
   const int64_t ox = g_.out[2], oy = g_.out[1], oz = g_.out[0];
   const int64_t per_image = std::max<int64_t>(1, g_.out_spatial());
   const int64_t width = layout_.width, rows_y = layout_.rows_y;
-  const bool contiguous = g_.dilation[2] == 1 && g_.mode == ConvMode::kCross;
   for (int64_t p0 = 0; p0 < nc; p0 += nr, dst += kc * nr) {
     const int64_t cols = std::min(nr, nc - p0);
     pieces.clear();
     for (int64_t j = 0, col = n0 + p0; j < cols;) {  // runs of x taps reading consecutive x
       const int64_t c = col / taps, t = col % taps, tx = t % kx;
-      const int64_t len = contiguous ? std::min(cols - j, kx - tx) : 1;
+      const int64_t len = std::min(cols - j, kx - tx);
       pieces.push_back({j, len, c * layout_.plane + layout_.tap_offset[size_t(t)]});
       j += len, col += len;
     }

@@ -166,7 +166,8 @@ struct PaddedInput {
   int64_t rows_z = 0, rows_y = 0, width = 0, plane = 0;  // padded extents, elements per channel
   std::vector<int64_t> tap_offset;  // per stored tap: its offset from an output's window corner
   explicit PaddedInput(const ConvGeometry& g);
-  // Whether the layout serves g: no negative low padding.
+  // Whether the panels serve g: no negative low padding, consecutive x taps (unit dilation along
+  // x, cross-correlation) for runs of several taps.
   static bool applies(const ConvGeometry& g);
 };
 
