@@ -14,6 +14,7 @@
 #include <cstdlib>
 
 #include "algo/conv_panels.h"
+#include "algo/gemm_conv.h"
 #include "fastconv/parallel.h"
 #include "gemm/gemm.h"
 
@@ -404,15 +405,21 @@ std::shared_ptr<const ColumnSchedule> column_schedule(const ConvGeometry& g, int
   }
   if (s->parts == 1) size_tiles(g, cblocks, elem_size, *s);
   plan_planes(g, elem_size, *s);
-  const int64_t rows = g.c_per_group() * taps;
-  s->weight_ld = rows;
-  if (rows * elem_size % 4096 == 0) s->weight_ld = rows + 64 / elem_size;
   s->part_elems = s->tile_elems;
   if (s->planes) {
     s->acc_elems = g.stride[2] * s->ib * s->rr * g.out[2];
     // One tile at a time: its channels' gathers shared out, each thread with its phase sums.
     s->part_elems += 2 * s->margin + s->acc_elems * (s->parts > 1 ? 1 : threads);
   }
+  // The GEMM packs the weight's columns (one per K channel) C/G * taps elements apart: when that
+  // is a multiple of 4 KiB they all fall into a few cache sets and each is fetched again from L2
+  // or L3 (dcgan.g2, 16 KiB apart: packing took 12% of the time), so the GEMMs read a copy
+  // whose rows are 64 bytes longer (within the workspace limit).
+  const int64_t rows = g.c_per_group() * taps, padded = rows + 64 / elem_size;
+  s->weight_ld = rows;
+  if (rows * elem_size % 4096 == 0 &&
+      (s->parts * s->part_elems + g.k * padded) * elem_size <= workspace_limit_bytes())
+    s->weight_ld = padded;
   return s;
 }
 
