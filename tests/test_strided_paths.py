@@ -3,8 +3,8 @@ im2col's backward data as column GEMM tiles gathered by stride phase (csrc/algo/
 column_backward_data.cc: plane by plane for whole images and for bands of k == s upsampling,
 line by line otherwise, tiles of several images or of grad_y lines), implicit GEMM's forward
 from input rows split into stride phases (PhaseRows: folded images, bands of output lines) and
-its weight gradient from the zero-bordered input (PaddedInput). Shapes are sized to reach each
-tiling (the tile budgets are fixed byte counts, so float64 tiles hold half as much)."""
+im2col's forward and weight gradient from chunks filled from those rows. Shapes are sized to
+reach each tiling (the tile budgets are fixed byte counts, so float64 tiles hold half as much)."""
 
 from __future__ import annotations
 
@@ -102,12 +102,15 @@ STRIDED = [
 def test_strided_forward_and_weight_gradient(case, dtype, threads, rng, poisoned_outputs):
     _, x_shape, w_shape, kw = case
     x, w, b = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype), rand(rng, (w_shape[0],), dtype)
-    y = fastconv.conv(x, w, b, algo="implicit_gemm", **kw)
-    assert_close(y, ref.conv(x, w, b, **kw), reduction=math.prod(w_shape[1:]))
+    want_y = ref.conv(x, w, b, **kw)
+    for algo in ("implicit_gemm", "im2col"):
+        y = fastconv.conv(x, w, b, algo=algo, **kw)
+        assert_close(y, want_y, reduction=math.prod(w_shape[1:]))
     gy = rand(rng, y.shape, dtype)
-    gw = fastconv.conv_backward_weight(x, gy, w.shape, algo="implicit_gemm", **kw)
     want = ref.conv_backward_weight(x, gy, w.shape, **kw)
-    assert_close(gw, want, reduction=x_shape[0] * math.prod(y.shape[2:]))
+    for algo in ("implicit_gemm", "im2col"):
+        gw = fastconv.conv_backward_weight(x, gy, w.shape, algo=algo, **kw)
+        assert_close(gw, want, reduction=x_shape[0] * math.prod(y.shape[2:]))
     gx = fastconv.conv_backward_data(gy, w, x.shape, algo="im2col", **kw)
     want = ref.conv_backward_data(gy, w, x.shape, **kw)
     assert_close(gx, want, reduction=w_shape[0] * math.prod(w_shape[2:]))

@@ -157,43 +157,6 @@ class PhaseRowColumns final : public gemm::PanelSource<T> {
   int64_t first_, row0_;
 };
 
-// The input with zero borders, so that every tap of every output reads inside it:
-// x[c][z][y][x] lives at [c][z + pad_z][y + pad_y][x + pad_x] of its image. The weight
-// gradient's panels then copy each output position's taps as runs along x, row by row, with no
-// bounds checks (gathering them column by column, strided, took a quarter of dcgan.g4's and
-// unet.up2x2's transposed weight gradients).
-struct PaddedInput {
-  int64_t rows_z = 0, rows_y = 0, width = 0, plane = 0;  // padded extents, elements per channel
-  std::vector<int64_t> tap_offset;  // per stored tap: its offset from an output's window corner
-  explicit PaddedInput(const ConvGeometry& g);
-  // Whether the panels serve g: no negative low padding, consecutive x taps (unit dilation along
-  // x, cross-correlation) for runs of several taps.
-  static bool applies(const ConvGeometry& g);
-};
-
-// Copies `planes` consecutive channel planes of x into the layout, borders zeroed.
-template <typename T>
-void pad_input(const ConvGeometry& g, const PaddedInput& layout, const T* x, int64_t planes,
-               T* dst);
-
-// Backward weight from the padded input: B[o, (c, tap)] = the tap's element of channel c for
-// output o (Cg channels starting at src, layout.plane apart); the positions run on over images
-// image_stride apart (batch folding).
-template <typename T>
-class PaddedWeightColumns final : public gemm::PanelSource<T> {
- public:
-  PaddedWeightColumns(const ConvGeometry& g, const PaddedInput& layout, const T* src,
-                      int64_t image_stride = 0)
-      : g_(g), layout_(layout), src_(src), image_stride_(image_stride) {}
-  void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
-
- private:
-  const ConvGeometry& g_;
-  const PaddedInput& layout_;
-  const T* src_;
-  int64_t image_stride_;
-};
-
 // One phase of a strided backward-data pass: the input positions i = q + stride * m (m on the
 // grid `phase.out`) receive grad_y[k, m + offset(tap)] only from the taps in `offsets`, so
 // B[(k, tap), m] is a shifted copy of grad_y rows. `phase` is a stride-1, unpadded geometry

@@ -332,28 +332,6 @@ void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* gr
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
   if (g.n == 0) std::fill(grad_w, grad_w + g.k * rows, T(0));
   const int64_t nb = fold_images(g, Pass::kBackwardWeight);
-  if (plan.detail) {  // panels copied row by row from the padded input, nb images at a time
-    const PaddedInput& layout = *static_cast<const PaddedInput*>(plan.detail.get());
-    T* folded = ws;
-    T* padded = ws + (nb > 1 ? kg * nb * out_sp : 0);
-    for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
-      const int64_t cnt = std::min(nb, g.n - n0), depth = cnt * out_sp;
-      pad_input(g, layout, x + n0 * g.c * in_sp, cnt * g.c, padded);
-      for (int64_t grp = 0; grp < g.groups; ++grp) {
-        const T* gy = grad_y + (n0 * g.k + grp * kg) * out_sp;
-        gemm::MatrixRef<T> a{gy, out_sp, 1};
-        if (nb > 1) {
-          fold_block(gy, kg, cnt, out_sp, g.k * out_sp, folded);
-          a = {folded, depth, 1};
-        }
-        const PaddedWeightColumns<T> b(g, layout, padded + grp * cg * layout.plane,
-                                       g.c * layout.plane);
-        gemm::gemm<T>(kg, rows, depth, T(1), a, b, n0 == 0 ? T(0) : T(1),
-                      grad_w + grp * kg * rows, rows);
-      }
-    }
-    return;
-  }
   if (nb > 1) {
     // The reduction runs over (image, output position): grad_y's planes of nb images side by
     // side in A, the weight columns continuing over the same images.
@@ -384,15 +362,6 @@ void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* gr
 
 std::string implicit_gemm_plan(ConvPlan& plan) {
   plan.workspace_bytes = implicit_gemm_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype));
-  if (plan.pass == Pass::kBackwardWeight && !is_pointwise(plan.g) &&
-      PaddedInput::applies(plan.g)) {
-    auto layout = std::make_shared<const PaddedInput>(plan.g);
-    const int64_t nb = fold_images(plan.g, plan.pass);
-    plan.workspace_bytes += nb * plan.g.c * layout->plane * dtype_size(plan.dtype);
-    plan.note = "panels copied from the input with zero borders, " + std::to_string(nb) +
-                " images at a time";
-    plan.detail = std::move(layout);
-  }
   if (plan.pass == Pass::kForward && PhaseRows::applies(plan.g)) {
     auto sf = strided_forward(plan.g, plan.threads, dtype_size(plan.dtype));
     const int64_t rows = plan.g.c_per_group() * plan.g.kernel_spatial();
