@@ -62,11 +62,16 @@ CASES = [
     ("wide_s2", "conv", (1, 60, 9, 13), (20, 60, 3, 3), dict(stride=2, padding=1)),
     ("transpose", "conv_transpose", (2, 8, 6, 7), (8, 5, 4, 4), dict(stride=2, padding=1)),
     # upsampling by column tiles gathered plane by plane (whole images, bands of k == s), a
-    # strided forward in bands of split input rows, a strided weight gradient (im2col: chunks
-    # filled from split input rows)
+    # strided conv whose backward data runs in bands of grad_y lines, a strided weight gradient
     ("upsample_k4s2", "conv_transpose", (3, 8, 6, 5), (8, 24, 4, 4), dict(stride=2, padding=1)),
     ("upsample_k2s2_bands", "conv_transpose", (1, 16, 30, 70), (16, 24, 2, 2), dict(stride=2)),
-    ("strided_bands", "conv", (1, 64, 96, 100), (12, 64, 3, 3), dict(stride=2, padding=1)),
+    (
+        "strided_bwd_data_bands",
+        "conv_backward_data",
+        (1, 64, 96, 100),
+        (12, 64, 3, 3),
+        dict(stride=2, padding=1),
+    ),
     (
         "strided_bwd_weight",
         "conv_backward_weight",

@@ -1,10 +1,9 @@
 """The strided GEMM paths against the float64 oracle, at 1 and 2 threads, NaN-poisoned outputs:
 im2col's backward data as column GEMM tiles gathered by stride phase (csrc/algo/
 column_backward_data.cc: plane by plane for whole images and for bands of k == s upsampling,
-line by line otherwise, tiles of several images or of grad_y lines), implicit GEMM's forward
-from input rows split into stride phases (PhaseRows: folded images, bands of output lines) and
-im2col's forward and weight gradient from chunks filled from those rows. Shapes are sized to
-reach each tiling (the tile budgets are fixed byte counts, so float64 tiles hold half as much)."""
+line by line otherwise, tiles of several images or of grad_y lines), and, on strided convs,
+the forward and weight gradient of implicit GEMM and im2col with them. Shapes are sized to reach
+each tiling (the tile budgets are fixed byte counts, so float64 tiles hold half as much)."""
 
 from __future__ import annotations
 
@@ -82,7 +81,7 @@ def test_auto_runs_upsampling_by_column_tiles():
 STRIDED = [
     # 20 positions per image: folded images, bias added while unfolding
     ("folded", (9, 6, 8, 10), (5, 6, 4, 4), dict(stride=2, padding=1)),
-    # one image whose split rows take 3 MiB: bands of output lines, shared out over the threads
+    # one image of 2880 outputs: backward data in bands of grad_y lines
     ("bands", (1, 64, 96, 120), (12, 64, 3, 3), dict(stride=2, padding=1)),
     ("padded-weight", (2, 64, 8, 8), (8, 64, 4, 4), dict(stride=2, padding=1)),
     (

@@ -6,8 +6,6 @@
 #include <cstring>
 #include <vector>
 
-#include "fastconv/parallel.h"
-
 namespace fastconv::algo {
 
 TapTable::TapTable(const ConvGeometry& g) {
@@ -273,117 +271,6 @@ void FoldedColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int6
     }
   }
 }
-
-namespace {
-
-inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-
-}  // namespace
-
-bool PhaseRows::applies(const ConvGeometry& g) {
-  return g.stride[2] > 1 && g.pad_lo[0] >= 0 && g.pad_lo[1] >= 0 && g.pad_lo[2] >= 0;
-}
-
-PhaseRows::PhaseRows(const ConvGeometry& g) {
-  const int64_t s = g.stride[2];
-  int64_t lo = 0, hi = 0;  // the phase-row shifts the taps read at
-  for (int64_t t = 0; t < g.kernel[2]; ++t) {
-    const int64_t shift = floor_div(tap_position(g, 2, t) * g.dilation[2] - g.pad_lo[2], s);
-    lo = std::min(lo, shift), hi = std::max(hi, shift);
-  }
-  left = -lo;
-  width = left + std::max(g.out[2] + hi, (g.in[2] + s - 1) / s);
-  const auto padded = [&g](int d) {  // rows read along dim d, and the data rows
-    return std::max(g.in[d] + g.pad_lo[d],
-                    g.stride[d] * (g.out[d] - 1) + (g.kernel[d] - 1) * g.dilation[d] + 1);
-  };
-  rows_z = padded(0), rows_y = padded(1);
-  pitch = s * g.c * width;
-  image = rows_z * rows_y * pitch;
-  for (int64_t tz = 0; tz < g.kernel[0]; ++tz)
-    for (int64_t ty = 0; ty < g.kernel[1]; ++ty)
-      for (int64_t tx = 0; tx < g.kernel[2]; ++tx) {
-        const int64_t z = tap_position(g, 0, tz) * g.dilation[0];
-        const int64_t y = tap_position(g, 1, ty) * g.dilation[1];
-        const int64_t v = tap_position(g, 2, tx) * g.dilation[2] - g.pad_lo[2];
-        const int64_t q = v - floor_div(v, s) * s;
-        tap_offset.push_back((z * rows_y + y) * pitch + q * g.c * width + left + floor_div(v, s));
-      }
-}
-
-template <typename T>
-void split_phase_rows(const ConvGeometry& g, const PhaseRows& l, const T* x, int64_t images,
-                      int64_t r0, int64_t r1, T* dst) {
-  const int64_t s = g.stride[2], W = g.in[2], in_sp = g.in_spatial(), rows = r1 - r0;
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, l.pitch));
-  parallel_for(images * rows, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t img = r / rows, row = r0 + r % rows, z = row / l.rows_y, y = row % l.rows_y;
-      T* out = dst + r * l.pitch;
-      const int64_t iz = z - g.pad_lo[0], iy = y - g.pad_lo[1];
-      if (iz < 0 || iz >= g.in[0] || iy < 0 || iy >= g.in[1]) {
-        zero_run(l.pitch, out, 1);
-        continue;
-      }
-      const T* src = x + img * g.c * in_sp + (iz * g.in[1] + iy) * W;
-      for (int64_t c = 0; c < g.c; ++c) {  // each source row read once, into its s phase rows
-        const T* row = src + c * in_sp;
-        for (int64_t q = 0; q < s; ++q) {
-          T* phase = out + (q * g.c + c) * l.width;
-          const int64_t count = q < W ? (W - q + s - 1) / s : 0;
-          zero_run(l.left, phase, 1);
-          zero_run(l.width - l.left - count, phase + l.left + count, 1);
-        }
-        T* even = out + c * l.width + l.left;
-        if (s == 2) {  // deinterleave
-          T* odd = even + g.c * l.width;
-          for (int64_t m = 0; m < W / 2; ++m) even[m] = row[2 * m], odd[m] = row[2 * m + 1];
-          if (W % 2) even[W / 2] = row[W - 1];
-          continue;
-        }
-        for (int64_t x = 0; x < W; ++x) even[(x % s) * g.c * l.width + x / s] = row[x];
-      }
-    }
-  });
-}
-
-template <typename T>
-void PhaseRowColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
-                              T* dst) const {
-  struct Piece {
-    int64_t j0, len, offset;  // panel column, length, where output (row start) reads for tap 0
-  };
-  thread_local std::vector<Piece> pieces;  // per panel; packing must not allocate each time
-  const int64_t taps = g_.kernel_spatial(), ox = g_.out[2];
-  const int64_t per_image = std::max<int64_t>(1, g_.out_spatial());
-  for (int64_t p0 = 0; p0 < nc; p0 += nr, dst += kc * nr) {
-    const int64_t cols = std::min(nr, nc - p0);
-    pieces.clear();
-    for (int64_t j = 0; j < cols;) {  // runs along output rows
-      const int64_t o = first_ + n0 + p0 + j, img = o / per_image, local = o - img * per_image;
-      const int64_t x = local % ox, y = local / ox % g_.out[1], z = local / (ox * g_.out[1]);
-      const int64_t len = std::min(cols - j, ox - x);
-      const int64_t row = g_.stride[0] * z * layout_.rows_y + g_.stride[1] * y - row0_;
-      pieces.push_back({j, len, img * layout_.image + row * layout_.pitch + x});
-      j += len;
-    }
-    int64_t c = k0 / taps, t = k0 % taps;
-    for (int64_t kk = 0; kk < kc; ++kk) {
-      const T* src = src_ + c * layout_.width + layout_.tap_offset[size_t(t)];
-      T* row = dst + kk * nr;
-      for (const Piece& piece : pieces) copy_run(row + piece.j0, src + piece.offset, piece.len);
-      zero_run(nr - cols, row + cols, 1);
-      if (++t == taps) t = 0, ++c;
-    }
-  }
-}
-
-template void split_phase_rows<float>(const ConvGeometry&, const PhaseRows&, const float*, int64_t,
-                                      int64_t, int64_t, float*);
-template void split_phase_rows<double>(const ConvGeometry&, const PhaseRows&, const double*,
-                                       int64_t, int64_t, int64_t, double*);
-template class PhaseRowColumns<float>;
-template class PhaseRowColumns<double>;
 
 template class PhaseColumns<float>;
 template class PhaseColumns<double>;

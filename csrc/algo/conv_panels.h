@@ -115,48 +115,6 @@ class FoldedColumns final : public gemm::PanelSource<T> {
   int64_t row_stride_, per_image_, image_stride_;
 };
 
-// The input of a forward strided along the innermost dim, split into its stride phases along
-// that dim and padded with zeros, so that every tap's read of an output row is one contiguous,
-// unclipped copy (a stride-2 gather with border checks cost dcgan.g4's transposed backward data
-// 18% of its time), and with the channels inside each row, so that a panel's rows, which walk
-// the channels, read one compact stretch that the next panels read again (channel planes apart,
-// each row a separate stream from memory: unet.up2x2's backward data spent 20% packing):
-// x[c][z][y][s * m + q] lives at [z + pad_z][y + pad_y][q][c][left + m] of its image.
-struct PhaseRows {
-  int64_t left = 0, width = 0;  // zeros before each phase row's data; its padded length
-  int64_t rows_z = 0, rows_y = 0;  // padded extents along z and y
-  int64_t pitch = 0, image = 0;    // elements per padded (z, y) row (all phases and channels)
-                                   // and per image
-  std::vector<int64_t> tap_offset;  // per stored tap: where channel 0 reads for output 0
-  explicit PhaseRows(const ConvGeometry& g);
-  // Whether the layout serves g: a stride along the innermost dim and no negative low padding.
-  static bool applies(const ConvGeometry& g);
-};
-
-// Splits the padded (z, y) rows [r0, r1) of `images` consecutive images of x into dst (rows
-// r1 - r0 per image: whole images are layout.image elements apart when r0 = 0 and r1 is all).
-template <typename T>
-void split_phase_rows(const ConvGeometry& g, const PhaseRows& layout, const T* x, int64_t images,
-                      int64_t r0, int64_t r1, T* dst);
-
-// Forward columns read from the split input: B[(c, tap), j] = the tap's element of channel c
-// (Cg channels starting at src, layout.width apart) for output first + j; positions run on over
-// images (batch folding). src holds the split rows from padded row `row0` on.
-template <typename T>
-class PhaseRowColumns final : public gemm::PanelSource<T> {
- public:
-  PhaseRowColumns(const ConvGeometry& g, const PhaseRows& layout, const T* src, int64_t first = 0,
-                  int64_t row0 = 0)
-      : g_(g), layout_(layout), src_(src), first_(first), row0_(row0) {}
-  void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
-
- private:
-  const ConvGeometry& g_;
-  const PhaseRows& layout_;
-  const T* src_;
-  int64_t first_, row0_;
-};
-
 // One phase of a strided backward-data pass: the input positions i = q + stride * m (m on the
 // grid `phase.out`) receive grad_y[k, m + offset(tap)] only from the taps in `offsets`, so
 // B[(k, tap), m] is a shifted copy of grad_y rows. `phase` is a stride-1, unpadded geometry

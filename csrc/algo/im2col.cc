@@ -2,7 +2,6 @@
 // sized to stay in cache (never above the workspace limit), then one packed GEMM per chunk;
 // backward data runs the GEMM into column tiles and gathers them back (column_backward_data.cc).
 #include <algorithm>
-#include <memory>
 #include <string>
 
 #include "algo/column_backward_data.h"
@@ -44,48 +43,6 @@ void fill_patches(const ConvGeometry& g, const T* image, T* col, int64_t o0, int
   });
 }
 
-// Strided along x: each chunk is whole output lines, filled from the input rows they read split
-// into stride phases (PhaseRows): contiguous copies instead of gathers with a stride and border
-// checks (dcgan.g4's transposed weight gradient spent 16% filling its chunks).
-struct SplitChunks {
-  PhaseRows layout;
-  int64_t lines = 1;      // output lines per chunk
-  int64_t band_rows = 0;  // split rows a chunk reads (all rows of an image in 3-D)
-  explicit SplitChunks(const ConvGeometry& g, int64_t elem_size) : layout(g) {
-    const int64_t ox = std::max<int64_t>(1, g.out[2]), all = g.out[0] * g.out[1];
-    lines = std::clamp<int64_t>(chunk_columns(g, elem_size) / ox, 1, std::max<int64_t>(1, all));
-    band_rows = g.out[0] > 1 ? layout.rows_z * layout.rows_y
-                             : std::min(layout.rows_y, g.stride[1] * (lines - 1) +
-                                                           (g.kernel[1] - 1) * g.dilation[1] + 1);
-  }
-  int64_t chunk_elems(const ConvGeometry& g) const {
-    return patch_rows(g) * lines * g.out[2] + band_rows * layout.pitch;
-  }
-};
-
-// Runs `use(col, o0, cols)` on every chunk of image `image` (all groups: `use` is called per
-// group, with the group's chunk filled), from split input rows.
-template <typename T, typename Use>
-void split_chunks(const ConvGeometry& g, const SplitChunks& sc, const T* image, T* ws, Use&& use) {
-  const int64_t rows = patch_rows(g), ox = g.out[2], all = g.out[0] * g.out[1];
-  T* col = ws;
-  T* band = ws + rows * sc.lines * ox;
-  for (int64_t l0 = 0; l0 < all; l0 += sc.lines) {
-    const int64_t count = std::min(sc.lines, all - l0), cols = count * ox;
-    const int64_t row0 = g.out[0] > 1 ? 0 : g.stride[1] * l0;
-    split_phase_rows(g, sc.layout, image, 1, row0, row0 + sc.band_rows, band);
-    for (int64_t grp = 0; grp < g.groups; ++grp) {
-      const PhaseRowColumns<T> source(g, sc.layout, band + grp * g.c_per_group() * sc.layout.width,
-                                      l0 * ox, row0);
-      const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, cols));
-      parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
-        source.pack(r0, r1 - r0, 0, cols, cols, col + r0 * cols);
-      });
-      use(grp, col, l0 * ox, cols);
-    }
-  }
-}
-
 }  // namespace
 
 int64_t workspace_limit_bytes() { return tuning().workspace_limit_bytes; }
@@ -113,16 +70,6 @@ void im2col_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias,
   const int64_t chunk = chunk_columns(g, sizeof(T));
   if (bias) fill_bias(g, bias, y);
   const T beta = bias ? T(1) : T(0);
-  if (plan.detail) {
-    for (int64_t n = 0; n < g.n; ++n)
-      split_chunks(g, *static_cast<const SplitChunks*>(plan.detail.get()), x + n * g.c * in_sp,
-                   ws, [&](int64_t grp, const T* col, int64_t o0, int64_t cols) {
-                     gemm::gemm<T>(kg, cols, rows, T(1), {w + grp * kg * rows, rows, 1},
-                                   {col, cols, 1}, beta, y + (n * g.k + grp * kg) * out_sp + o0,
-                                   out_sp);
-                   });
-    return;
-  }
   for (int64_t n = 0; n < g.n; ++n)
     for (int64_t grp = 0; grp < g.groups; ++grp)
       for (int64_t o0 = 0; o0 < out_sp; o0 += chunk) {
@@ -146,18 +93,6 @@ void im2col_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
   const int64_t chunk = chunk_columns(g, sizeof(T));
   if (g.n == 0) std::fill(grad_w, grad_w + g.k * rows, T(0));
-  if (plan.detail) {
-    for (int64_t n = 0; n < g.n; ++n)
-      split_chunks(g, *static_cast<const SplitChunks*>(plan.detail.get()), x + n * g.c * in_sp,
-                   ws, [&](int64_t grp, const T* col, int64_t o0, int64_t cols) {
-                     const bool first = n == 0 && o0 == 0;
-                     gemm::gemm<T>(kg, rows, cols, T(1),
-                                   {grad_y + (n * g.k + grp * kg) * out_sp + o0, out_sp, 1},
-                                   {col, 1, cols}, first ? T(0) : T(1), grad_w + grp * kg * rows,
-                                   rows);
-                   });
-    return;
-  }
   for (int64_t n = 0; n < g.n; ++n)
     for (int64_t grp = 0; grp < g.groups; ++grp)
       for (int64_t o0 = 0; o0 < out_sp; o0 += chunk) {
@@ -183,15 +118,6 @@ std::string im2col_plan(ConvPlan& plan) {
     return "";
   }
   plan.workspace_bytes = im2col_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype));
-  auto sc = PhaseRows::applies(plan.g)
-                ? std::make_shared<const SplitChunks>(plan.g, dtype_size(plan.dtype))
-                : nullptr;
-  if (sc && sc->chunk_elems(plan.g) * dtype_size(plan.dtype) <= workspace_limit_bytes()) {
-    plan.workspace_bytes = sc->chunk_elems(plan.g) * dtype_size(plan.dtype);
-    plan.note = "chunks of " + std::to_string(sc->lines) +
-                " output lines filled from input rows split into stride phases";
-    plan.detail = std::move(sc);
-  }
   return "";
 }
 

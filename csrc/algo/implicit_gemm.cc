@@ -2,8 +2,6 @@
 // output gradient) with padding, stride and dilation applied on the fly, so no column buffer
 // exists; 1x1 / stride-1 / unpadded convolutions run the GEMM on the tensors themselves.
 #include <algorithm>
-#include <memory>
-#include <string>
 #include <vector>
 
 #include "algo/conv_panels.h"
@@ -15,8 +13,6 @@
 namespace fastconv::algo {
 
 namespace {
-
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // A 1x1 window with unit stride and no padding: the patch matrix is the input itself.
 bool is_pointwise(const ConvGeometry& g) {
@@ -86,67 +82,6 @@ void fold_block(const T* src, int64_t rows, int64_t cnt, int64_t per_image, int6
   });
 }
 
-// A forward strided along the innermost dim: its input split into stride-phase rows
-// (PhaseRows) a task at a time, so the split rows are still in L2 when the GEMM packs them
-// (splitting the whole input first, then packing, ran from memory twice: unet.up2x2's backward
-// data spent 30% there). A task is ib folded small images, or a band of output lines of one
-// image (2-D and 1-D) whose input rows fit kBandBytes.
-struct StridedForward {
-  PhaseRows layout;
-  int64_t ib = 1, band = 1, bands = 1, tasks = 1, parts = 1;
-  int64_t split_elems = 0, part_elems = 0;  // a task's split rows; its whole buffer
-  // Row stride of the weight the GEMMs read: C/G * taps, or a padded copy when that is a
-  // multiple of 4 KiB (the micro-kernel reads its rows in place for few columns, and rows 4 KiB
-  // apart all fall into one cache set: dcgan.g4's ran at 62% of peak).
-  int64_t weight_ld = 0;
-  explicit StridedForward(const ConvGeometry& g) : layout(g) {}
-};
-
-constexpr int64_t kBandBytes = int64_t(384) << 10;
-// Split images up to this size run whole, the GEMM split over the threads (res3.3x3s2: 1.7 MiB).
-constexpr int64_t kBandImageBytes = int64_t(2) << 20;
-
-// Padded input rows holding `count` output lines (flattened (z, y) rows): all of them for whole
-// images (folded images lie layout.image apart).
-int64_t band_rows(const ConvGeometry& g, const PhaseRows& l, int64_t count) {
-  if (g.out[0] > 1 || count >= g.out[1]) return l.rows_z * l.rows_y;
-  return std::min(l.rows_y, g.stride[1] * (count - 1) + (g.kernel[1] - 1) * g.dilation[1] + 1);
-}
-
-std::shared_ptr<const StridedForward> strided_forward(const ConvGeometry& g, int threads,
-                                                      int64_t elem_size) {
-  auto s = std::make_shared<StridedForward>(g);
-  const PhaseRows& l = s->layout;
-  const int64_t lines = g.out[0] * g.out[1], out_sp = g.out_spatial();
-  // Folded images: as many as fit kBandBytes, but enough for 256 GEMM columns (a weight-heavy
-  // layer such as dcgan.g2's transposed backward data, 16 positions per image, needs them all).
-  s->ib = std::clamp<int64_t>(kBandBytes / elem_size / std::max<int64_t>(1, l.image),
-                              std::min<int64_t>(g.n, ceil_div(256, std::max<int64_t>(1, out_sp))),
-                              std::max<int64_t>(1, fold_images(g, Pass::kForward)));
-  s->band = lines;
-  if (s->ib == 1 && g.out[0] == 1 && lines > 1 && l.image * elem_size > kBandImageBytes) {
-    // Bands within kBandBytes, at least 256 output positions (8 panels: a band of 5 lines of
-    // res3.3x3s2's 28 packed 4.4 panels' worth into 5), and enough of them (4 per thread) to
-    // share out when the images alone are too few.
-    const int64_t budget = kBandBytes / elem_size / std::max<int64_t>(1, l.pitch);
-    int64_t band = std::max<int64_t>(1, (budget - (g.kernel[1] - 1) * g.dilation[1] - 1) /
-                                            std::max<int64_t>(1, g.stride[1]) + 1);
-    if (g.n < threads) band = std::min(band, ceil_div(lines * g.n, 4 * threads));
-    band = std::max(band, ceil_div(256, std::max<int64_t>(1, g.out[2])));
-    s->bands = ceil_div(lines, std::min(lines, band));
-    s->band = ceil_div(lines, s->bands);
-  }
-  s->tasks = ceil_div(g.n, s->ib) * s->bands;
-  if (threads > 1 && s->tasks >= threads &&
-      (s->tasks % threads == 0 || s->tasks >= 4 * threads))
-    s->parts = threads;
-  const int64_t rows = g.c_per_group() * g.kernel_spatial();
-  s->weight_ld = rows * elem_size % 4096 == 0 ? rows + 64 / elem_size : rows;
-  s->split_elems = s->ib * band_rows(g, l, s->band) * l.pitch;
-  s->part_elems = s->split_elems + (s->ib > 1 ? g.k_per_group() * s->ib * out_sp : 0);
-  return s;
-}
-
 }  // namespace
 
 int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t elem_size) {
@@ -169,57 +104,6 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
   const bool pointwise = is_pointwise(g);
   const int64_t nb = fold_images(g, Pass::kForward);
-  if (plan.detail) {  // strided along x: GEMMs over split input rows, a task at a time
-    const StridedForward& sf = *static_cast<const StridedForward*>(plan.detail.get());
-    const PhaseRows& layout = sf.layout;
-    if (bias && sf.ib == 1) fill_bias(g, bias, y);
-    const int64_t lines = g.out[0] * g.out[1];
-    const T* wa = w;
-    if (sf.weight_ld != rows) {
-      T* copy = ws + sf.parts * sf.part_elems;
-      parallel_for(g.k, 16, [&](int64_t k0, int64_t k1) {
-        for (int64_t k = k0; k < k1; ++k) std::copy_n(w + k * rows, rows, copy + k * sf.weight_ld);
-      });
-      wa = copy;
-    }
-    const auto task = [&](int64_t t, T* buf, bool split_threads) {
-      const int64_t n0 = t / sf.bands * sf.ib, r0 = t % sf.bands * sf.band;
-      const int64_t cnt = std::min(sf.ib, g.n - n0), count = std::min(sf.band, lines - r0);
-      const int64_t row0 = sf.bands > 1 ? g.stride[1] * r0 : 0;
-      const int64_t rows_end = row0 + band_rows(g, layout, count);
-      const T* xn = x + n0 * g.c * in_sp;
-      if (split_threads) {
-        split_phase_rows(g, layout, xn, cnt, row0, rows_end, buf);
-      } else {  // already on a pool thread: run inline
-        for (int64_t i = 0; i < cnt; ++i)
-          split_phase_rows(g, layout, xn + i * g.c * in_sp, 1, row0, rows_end,
-                           buf + i * (rows_end - row0) * layout.pitch);
-      }
-      const int64_t first = r0 * g.out[2], cols = cnt * (sf.ib > 1 ? out_sp : count * g.out[2]);
-      for (int64_t grp = 0; grp < g.groups; ++grp) {
-        const PhaseRowColumns<T> b(g, layout, buf + grp * cg * layout.width, first, row0);
-        const gemm::MatrixRef<T> a{wa + grp * kg * sf.weight_ld, sf.weight_ld, 1};
-        T* yg = y + (n0 * g.k + grp * kg) * out_sp;
-        if (sf.ib == 1) {
-          gemm::gemm<T>(kg, cols, rows, T(1), a, b, bias ? T(1) : T(0), yg + first, out_sp);
-          continue;
-        }
-        T* block = buf + sf.split_elems;
-        gemm::gemm<T>(kg, cols, rows, T(1), a, b, T(0), block, cols);
-        unfold_block(block, kg, cnt, out_sp, yg, g.k * out_sp, bias ? bias + grp * kg : nullptr);
-      }
-    };
-    if (sf.parts > 1) {
-      parallel_for(sf.parts, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t part = begin; part < end; ++part)
-          for (int64_t t = sf.tasks * part / sf.parts; t < sf.tasks * (part + 1) / sf.parts; ++t)
-            task(t, ws + part * sf.part_elems, false);
-      });
-    } else {
-      for (int64_t t = 0; t < sf.tasks; ++t) task(t, ws, true);
-    }
-    return;
-  }
   if (nb > 1) {
     for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
       const int64_t cnt = std::min(nb, g.n - n0), cols = cnt * out_sp;
@@ -362,17 +246,6 @@ void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* gr
 
 std::string implicit_gemm_plan(ConvPlan& plan) {
   plan.workspace_bytes = implicit_gemm_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype));
-  if (plan.pass == Pass::kForward && PhaseRows::applies(plan.g)) {
-    auto sf = strided_forward(plan.g, plan.threads, dtype_size(plan.dtype));
-    const int64_t rows = plan.g.c_per_group() * plan.g.kernel_spatial();
-    const int64_t copy = sf->weight_ld != rows ? plan.g.k * sf->weight_ld : 0;
-    plan.workspace_bytes = (sf->parts * sf->part_elems + copy) * dtype_size(plan.dtype);
-    plan.note = "strided: panels copied from input rows split into stride phases, " +
-                (sf->ib > 1 ? std::to_string(sf->ib) + " images"
-                            : std::to_string(sf->band) + " output lines") +
-                " at a time" + (sf->parts > 1 ? ", in parallel" : "");
-    plan.detail = std::move(sf);
-  }
   return "";
 }
 
