@@ -11,13 +11,13 @@
 
 #include <algorithm>
 #include <limits>
-#include <cstdlib>
 
 #include "algo/conv_panels.h"
 #include "algo/gemm_conv.h"
 #include "fastconv/parallel.h"
 #include "gemm/gemm.h"
 
+// Short copy and zeroing loops stay loops (GCC would call memcpy / memset for a few elements).
 #if defined(__GNUC__) && !defined(__clang__)
 #define FASTCONV_KEEP_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
 #else
@@ -152,10 +152,7 @@ void plan_planes(const ConvGeometry& g, int64_t elem_size, ColumnSchedule& s) {
 
 // acc[j] = 0 for j in [lo, hi): a loop, not a memset call (most runs are a few elements).
 template <typename T>
-#if defined(__GNUC__) && !defined(__clang__)
-__attribute__((optimize("no-tree-loop-distribute-patterns")))
-#endif
-inline void zero_range(T* acc, int64_t lo, int64_t hi) {
+FASTCONV_KEEP_LOOPS inline void zero_range(T* acc, int64_t lo, int64_t hi) {
   for (int64_t j = lo; j < hi; ++j) acc[j] = T(0);
 }
 
@@ -163,11 +160,9 @@ inline void zero_range(T* acc, int64_t lo, int64_t hi) {
 // the phase over the tile lines `lines` (each pointing at its line's tap (tz, ty, 0) row). The
 // first stretch is copied, positions no tap reaches are zero.
 template <typename T>
-#if defined(__GNUC__) && !defined(__clang__)
-__attribute__((optimize("no-tree-loop-distribute-patterns")))  // copies stay loops, not memcpy
-#endif
-void phase_sum(const ColumnSchedule& s, int64_t q, const T* const* lines, int nl, int64_t ld,
-               int64_t ox, int64_t m0, int64_t len, T* __restrict acc) {
+FASTCONV_KEEP_LOOPS void phase_sum(const ColumnSchedule& s, int64_t q, const T* const* lines,
+                                   int nl, int64_t ld, int64_t ox, int64_t m0, int64_t len,
+                                   T* __restrict acc) {
   T* a = acc - m0;
   bool empty = true;
   for (int64_t i = s.phase_start[q]; i < s.phase_start[q + 1]; ++i) {

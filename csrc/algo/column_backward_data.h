@@ -15,8 +15,8 @@ namespace fastconv::algo {
 // of rr grad_y lines (the (z, y) rows) of one image; the GEMM's depth is the group's K channels.
 struct ColumnSchedule {
   int64_t cb = 1, cblocks = 1, ib = 1, nblocks = 1, rr = 1, lines = 1;
-  int64_t tasks = 1;       // groups x channel blocks x image blocks; a task's line tiles run in order
-  int64_t parts = 1;       // tasks run in parallel over this many parts (1: each GEMM splits instead)
+  int64_t tasks = 1;  // groups x channel blocks x image blocks; a task's line tiles run in order
+  int64_t parts = 1;  // tasks run in parallel over this many parts (1: each GEMM splits instead)
   int64_t tile_elems = 0;  // one tile's column block: cb * taps x ib * rr * out_x
   int64_t part_elems = 0;  // workspace per part: the tile, its margins, the phase sums
   int64_t acc_elems = 0;   // one thread's phase sums (plane by plane)

@@ -108,7 +108,8 @@ void im2col_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T
 std::string im2col_plan(ConvPlan& plan) {
   if (plan.pass == Pass::kBackwardData) {  // column GEMM tiles, gathered by stride phase
     auto schedule = column_schedule(plan.g, plan.threads, dtype_size(plan.dtype));
-    plan.workspace_bytes = column_backward_data_workspace(plan.g, *schedule) * dtype_size(plan.dtype);
+    plan.workspace_bytes =
+        column_backward_data_workspace(plan.g, *schedule) * dtype_size(plan.dtype);
     plan.note = "column tiles of " + std::to_string(schedule->cb) + " channels x " +
                 (schedule->rr < schedule->lines ? std::to_string(schedule->rr) + " grad_y lines"
                                                  : std::to_string(schedule->ib) + " image(s)") +
