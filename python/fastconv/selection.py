@@ -126,8 +126,11 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
       backward-weight pass (e.g. res3.3x3 forward 0.81x vs im2col 0.47x; 1x1 layers 1.05-1.58x).
     - The conv backward-data pass (also the transposed conv's forward) with stride > 1 runs
       implicit_gemm by phases (one unit-stride GEMM per residue class of the stride):
-      res3.3x3s2 0.93x vs im2col 0.56x, unet.up2x2 forward 1.25x vs 0.66x, dcgan.g4 0.74x vs
-      0.52x. With only a few input channels per group (a network's first layer) each phase's
+      res3.3x3s2 0.93x vs im2col 0.56x (im2col then scattered a column buffer per image), except
+      upsampling (grad_x = stride x grad_y, kernel a multiple of the stride: the transposed
+      dcgan / unet layers), which runs im2col's column tiles (Zen 4, 1 thread: dcgan.g2-g4
+      0.89-1.00x vs 0.68-0.75x by phases, unet.up2x2 1.39x vs 0.90x; see the rule below).
+      With only a few input channels per group (a network's first layer) each phase's
       GEMM has M = C/G rows, and im2col's M = C/G * taps wins (resnet50.conv1 1.03x vs 0.80x,
       alexnet.conv1 0.89x vs 0.59x). On small images col2im is cheap and the implicit gather
       dominates (res5.3x3, 7x7: 0.67x vs 0.54x), except 1x1 kernels, whose backward data is a
