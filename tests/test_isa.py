@@ -61,6 +61,24 @@ CASES = [
     ),
     ("wide_s2", "conv", (1, 60, 9, 13), (20, 60, 3, 3), dict(stride=2, padding=1)),
     ("transpose", "conv_transpose", (2, 8, 6, 7), (8, 5, 4, 4), dict(stride=2, padding=1)),
+    # upsampling by column tiles gathered plane by plane (whole images, bands of k == s), a
+    # strided conv whose backward data runs in bands of grad_y lines, a strided weight gradient
+    ("upsample_k4s2", "conv_transpose", (3, 8, 6, 5), (8, 24, 4, 4), dict(stride=2, padding=1)),
+    ("upsample_k2s2_bands", "conv_transpose", (1, 16, 30, 70), (16, 24, 2, 2), dict(stride=2)),
+    (
+        "strided_bwd_data_bands",
+        "conv_backward_data",
+        (1, 64, 96, 100),
+        (12, 64, 3, 3),
+        dict(stride=2, padding=1),
+    ),
+    (
+        "strided_bwd_weight",
+        "conv_backward_weight",
+        (2, 8, 10, 12),
+        (6, 8, 4, 4),
+        dict(stride=2, padding=1),
+    ),
     ("max_pool", "max_pool", (2, 8, 11, 12), None, dict(kernel_size=3, stride=2, padding=1)),
     (
         "avg_pool",

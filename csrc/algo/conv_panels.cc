@@ -247,8 +247,35 @@ void PhaseColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64
                     run_buffer(), k0, kc, nc, nr, n0, false, Dims{0, 0, 0}, g_, dst);
 }
 
+template <typename T>
+void FoldedColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
+                            T* dst) const {
+  struct Piece {
+    int64_t j0, len, offset;  // panel column, length, source offset of row 0
+  };
+  thread_local std::vector<Piece> pieces;  // packing runs per panel and must not allocate each time
+  for (int64_t p0 = 0; p0 < nc; p0 += nr, dst += kc * nr) {
+    const int64_t cols = std::min(nr, nc - p0);
+    pieces.clear();
+    for (int64_t j = 0; j < cols;) {  // where each image's stretch of the panel reads
+      const int64_t col = n0 + p0 + j, img = col / per_image_, at = col - img * per_image_;
+      const int64_t len = std::min(cols - j, per_image_ - at);
+      pieces.push_back({j, len, img * image_stride_ + at});
+      j += len;
+    }
+    const T* src = src_ + k0 * row_stride_;
+    for (int64_t kk = 0; kk < kc; ++kk, src += row_stride_) {
+      T* row = dst + kk * nr;
+      for (const Piece& piece : pieces) copy_run(row + piece.j0, src + piece.offset, piece.len);
+      zero_run(nr - cols, row + cols, 1);
+    }
+  }
+}
+
 template class PhaseColumns<float>;
 template class PhaseColumns<double>;
+template class FoldedColumns<float>;
+template class FoldedColumns<double>;
 template class ForwardColumns<float>;
 template class ForwardColumns<double>;
 template class BackwardDataColumns<float>;

@@ -100,6 +100,21 @@ class WeightColumns final : public TensorColumns<T> {
       TensorColumns<T>::image_stride_;
 };
 
+// The rows of one tensor's channels with the columns running on over several images (batch
+// folding of a plain matrix): B[k, j] = src[(j / per_image) * image_stride + k * row_stride +
+// j % per_image]. Each panel row is a few straight copies, one per image it spans.
+template <typename T>
+class FoldedColumns final : public gemm::PanelSource<T> {
+ public:
+  FoldedColumns(const T* src, int64_t row_stride, int64_t per_image, int64_t image_stride)
+      : src_(src), row_stride_(row_stride), per_image_(per_image), image_stride_(image_stride) {}
+  void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
+
+ private:
+  const T* src_;
+  int64_t row_stride_, per_image_, image_stride_;
+};
+
 // One phase of a strided backward-data pass: the input positions i = q + stride * m (m on the
 // grid `phase.out`) receive grad_y[k, m + offset(tap)] only from the taps in `offsets`, so
 // B[(k, tap), m] is a shifted copy of grad_y rows. `phase` is a stride-1, unpadded geometry

@@ -1,8 +1,10 @@
 // im2col convolution: the patch matrix of one (image, group) is materialised in column chunks
 // sized to stay in cache (never above the workspace limit), then one packed GEMM per chunk;
-// backward data runs the GEMM into the column buffer and scatters it back (col2im).
+// backward data runs the GEMM into column tiles and gathers them back (column_backward_data.cc).
 #include <algorithm>
+#include <string>
 
+#include "algo/column_backward_data.h"
 #include "algo/conv_panels.h"
 #include "algo/gemm_conv.h"
 #include "common/tuning.h"
@@ -27,37 +29,6 @@ int64_t chunk_columns(const ConvGeometry& g, int64_t elem_size) {
   constexpr int64_t kCacheBytes = int64_t(1) << 19, kMinColumns = 256;
   const int64_t cached = std::max(kMinColumns, kCacheBytes / std::max<int64_t>(1, per_column));
   return std::min({cap, cached, g.out_spatial()});
-}
-
-// col2im: accumulates the patch matrix rows [0, rows) x columns [o0, o0 + cols) into the
-// channels starting at `image`. Parallel over channels: the rows of one channel touch only
-// that channel, so there are no write conflicts.
-template <typename T>
-void scatter_patches(const ConvGeometry& g, T* image, const T* col, int64_t o0, int64_t cols) {
-  const int64_t taps = g.kernel_spatial(), in_sp = g.in_spatial();
-  const TapTable tt(g);
-  parallel_for(g.c_per_group(), 1, [&](int64_t c_begin, int64_t c_end) {
-    for (int64_t c = c_begin; c < c_end; ++c) {
-      T* xc = image + c * in_sp;
-      for (int64_t t = 0; t < taps; ++t) {
-        const int64_t dz = tt.dz[t], dy = tt.dy[t], dx = tt.dx[t];
-        const T* row = col + (c * taps + t) * cols;
-        int64_t ow = o0 % g.out[2], oh = (o0 / g.out[2]) % g.out[1], od = o0 / (g.out[2] * g.out[1]);
-        for (int64_t j = 0; j < cols; ++j) {
-          const int64_t z = od * g.stride[0] - g.pad_lo[0] + dz;
-          const int64_t y = oh * g.stride[1] - g.pad_lo[1] + dy;
-          const int64_t x = ow * g.stride[2] - g.pad_lo[2] + dx;
-          const bool in = uint64_t(z) < uint64_t(g.in[0]) && uint64_t(y) < uint64_t(g.in[1]) &&
-                          uint64_t(x) < uint64_t(g.in[2]);
-          if (in) xc[(z * g.in[1] + y) * g.in[2] + x] += row[j];
-          if (++ow == g.out[2]) {
-            ow = 0;
-            if (++oh == g.out[1]) oh = 0, ++od;
-          }
-        }
-      }
-    }
-  });
 }
 
 // Fills the patch matrix rows x [o0, o0 + cols) of one image and group with the implicit-GEMM
@@ -111,20 +82,8 @@ void im2col_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias,
 
 template <typename T>
 void im2col_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x, T* ws) {
-  const ConvGeometry& g = plan.g;
-  const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = patch_rows(g);
-  const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
-  const int64_t chunk = chunk_columns(g, sizeof(T));
-  std::fill(grad_x, grad_x + g.n * g.c * in_sp, T(0));
-  for (int64_t n = 0; n < g.n; ++n)
-    for (int64_t grp = 0; grp < g.groups; ++grp)
-      for (int64_t o0 = 0; o0 < out_sp; o0 += chunk) {
-        const int64_t cols = std::min(chunk, out_sp - o0);
-        // col = W_g^T (rows x kg) * grad_y (kg x cols)
-        gemm::gemm<T>(rows, cols, kg, T(1), {w + grp * kg * rows, 1, rows},
-                      {grad_y + (n * g.k + grp * kg) * out_sp + o0, out_sp, 1}, T(0), ws, cols);
-        scatter_patches(g, grad_x + (n * g.c + grp * cg) * in_sp, ws, o0, cols);
-      }
+  column_backward_data(plan.g, *static_cast<const ColumnSchedule*>(plan.detail.get()), grad_y, w,
+                       grad_x, ws);
 }
 
 template <typename T>
@@ -147,6 +106,18 @@ void im2col_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T
 }
 
 std::string im2col_plan(ConvPlan& plan) {
+  if (plan.pass == Pass::kBackwardData) {  // column GEMM tiles, gathered by stride phase
+    auto schedule = column_schedule(plan.g, plan.threads, dtype_size(plan.dtype));
+    plan.workspace_bytes =
+        column_backward_data_workspace(plan.g, *schedule) * dtype_size(plan.dtype);
+    plan.note = "column tiles of " + std::to_string(schedule->cb) + " channels x " +
+                (schedule->rr < schedule->lines ? std::to_string(schedule->rr) + " grad_y lines"
+                                                 : std::to_string(schedule->ib) + " image(s)") +
+                (schedule->planes ? ", gathered plane by plane" : ", gathered line by line") +
+                (schedule->parts > 1 ? ", in parallel" : "");
+    plan.detail = std::move(schedule);
+    return "";
+  }
   plan.workspace_bytes = im2col_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype));
   return "";
 }

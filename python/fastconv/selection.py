@@ -86,10 +86,15 @@ class _Shape:
     pad_lo: tuple[int, ...]
     pad_hi: tuple[int, ...]
     itemsize: int
+    out_extents: tuple[int, ...] = ()  # of the conv's output (grad_y for backward data)
 
     @classmethod
     def of(cls, problem: Any) -> "_Shape":
-        x, w, stride, lo, hi, _, groups, _ = problem.conv_geometry
+        x, w, stride, lo, hi, dilation, groups, _ = problem.conv_geometry
+        out = tuple(
+            (i + a + b - d * (k - 1) - 1) // s + 1
+            for i, a, b, d, k, s in zip(x[2:], lo, hi, dilation, w[2:], stride)
+        )
         spatial = taps = 1
         for e in x[2:]:
             spatial *= e
@@ -109,6 +114,7 @@ class _Shape:
             tuple(lo),
             tuple(hi),
             8 if problem.dtype == "float64" else 4,
+            out,
         )
 
 
@@ -133,8 +139,11 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
       backward-weight pass (e.g. res3.3x3 forward 0.81x vs im2col 0.47x; 1x1 layers 1.05-1.58x).
     - The conv backward-data pass (also the transposed conv's forward) with stride > 1 runs
       implicit_gemm by phases (one unit-stride GEMM per residue class of the stride):
-      res3.3x3s2 0.93x vs im2col 0.56x, unet.up2x2 forward 1.25x vs 0.66x, dcgan.g4 0.74x vs
-      0.52x. With only a few input channels per group (a network's first layer) each phase's
+      res3.3x3s2 0.93x vs im2col 0.56x (im2col then scattered a column buffer per image), except
+      upsampling (grad_x = stride x grad_y, kernel a multiple of the stride: the transposed
+      dcgan / unet layers), which runs im2col's column tiles (Zen 4, 1 thread: dcgan.g2-g4
+      0.89-1.00x vs 0.68-0.75x by phases, unet.up2x2 1.39x vs 0.90x; see the rule below).
+      With only a few input channels per group (a network's first layer) each phase's
       GEMM has M = C/G rows, and im2col's M = C/G * taps wins (resnet50.conv1 1.03x vs 0.80x,
       alexnet.conv1 0.89x vs 0.59x). On small images col2im is cheap and the implicit gather
       dominates (res5.3x3, 7x7: 0.67x vs 0.54x), except 1x1 kernels, whose backward data is a
@@ -227,6 +236,19 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     if unit_stride and p.taps >= 25 and usable("fft"):
         if len(p.kernel) < 3 or p.conv_pass == "backward_weight":
             return "fft", "kernel of 25+ taps at stride 1: tiled FFT, channel GEMMs per frequency"
+    if p.conv_pass == "backward_data" and not unit_stride and usable("im2col"):
+        # Upsampling (grad_x = stride x grad_y, kernel a multiple of the stride: a transposed
+        # convolution's forward such as DCGAN's 4x4 / 2 or U-Net's 2x2 / 2) runs as column GEMM
+        # tiles (C/G x taps rows, the weight read in place) gathered plane by plane; a GEMM per
+        # stride phase has only C/G rows and packs shifted grad_y rows per phase. 1 thread,
+        # avx512, ms, im2col vs implicit_gemm by phases (vs torch): dcgan.g2 11.9 vs 16.5
+        # (11.9), g3 11.7 vs 14.0 (11.0), g4 12.4 vs 18.4 (12.1), unet.up2x2 3.7 vs 5.5 (4.8).
+        # Uneven phases on a larger image stay by phases (resnet50.res3.3x3s2: 3.1 vs 2.7).
+        if all(
+            i == s * o and k % s == 0
+            for i, s, o, k in zip(p.in_extents, p.stride, p.out_extents, p.kernel)
+        ):
+            return "im2col", "upsampling backward data: column GEMM tiles gathered by phase"
     if p.conv_pass == "backward_data" and usable("im2col"):
         few = p.c_per_group < 8 and p.c_per_group * p.k_per_group > 2
         if any(s > 1 for s in p.stride) and few:
@@ -246,9 +268,10 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     # copy, the GEMM then runs on it at full speed (wavenet.1d.k2d8, 1 thread, ms, im2col vs
     # implicit_gemm vs torch: forward 2.28/3.11/2.67, backward weight 3.37/4.23/3.53; k=2
     # undilated 2.23/2.88/2.54, 3.01/4.10/3.88; 32 ch k=4: 1.31/1.28/1.50, 1.90/2.34/1.89).
+    # Backward data runs im2col's column tiles (a band of the signal, all taps as GEMM rows, then
+    # the taps' shifted rows summed): wavenet 3.76-3.80 vs 4.78-4.96 vs 5.10-5.13 (Zen 4 avx512).
     if len(p.kernel) == 1 and p.taps <= 4 and p.spatial >= 4096 and usable("im2col"):
-        if p.conv_pass in ("forward", "backward_weight"):
-            return "im2col", "long 1-D signal, short kernel: long column copies, then one GEMM"
+        return "im2col", "long 1-D signal, short kernel: long column copies, then one GEMM"
     return "implicit_gemm", "packed GEMM with panels read straight from the input, no column buffer"
 
 

@@ -1,0 +1,115 @@
+"""The strided GEMM paths against the float64 oracle, at 1 and 2 threads, NaN-poisoned outputs:
+im2col's backward data as column GEMM tiles gathered by stride phase (csrc/algo/
+column_backward_data.cc: plane by plane for whole images and for bands of k == s upsampling,
+line by line otherwise, tiles of several images or of grad_y lines), and, on strided convs,
+the forward and weight gradient of implicit GEMM and im2col with them. Shapes are sized to reach
+each tiling (the tile budgets are fixed byte counts, so float64 tiles hold half as much)."""
+
+from __future__ import annotations
+
+import math
+
+import fastconv
+import numpy as np
+import pytest
+import reference as ref
+from conftest import DTYPES, assert_close, rand
+
+# (name, x shape (N, C_in, *in), weight shape (C_in, K/G, *kernel), keyword arguments)
+TRANSPOSED = [
+    # whole images, three image blocks of a 13-image batch, two channel blocks
+    ("k4s2-blocks", (13, 12, 8, 8), (12, 40, 4, 4), dict(stride=2, padding=1)),
+    # C/G * taps = 1024 (4 KiB rows): the GEMMs read a padded copy of the weight
+    ("k4s2-padded-weight", (3, 8, 5, 6), (8, 64, 4, 4), dict(stride=2, padding=1)),
+    # kernel == stride on a large image: bands of grad_y lines, still plane by plane
+    ("k2s2-bands", (1, 16, 40, 70), (16, 24, 2, 2), dict(stride=2)),
+    # grad_x != stride x grad_y: line by line, bands whose edge lines add up over two tiles
+    ("k3s2-lines", (1, 32, 30, 40), (32, 20, 3, 3), dict(stride=2, padding=1)),
+    # stride > kernel: grad_x lines no tap reaches are zero
+    ("k2s3-unreached", (2, 6, 5, 7), (6, 4, 2, 2), dict(stride=3, padding=(1, 0))),
+    (
+        "outpad-groups",
+        (3, 6, 5, 7),
+        (6, 3, 4, 4),
+        dict(stride=2, padding=1, groups=2, output_padding=1),
+    ),
+    (
+        "dilation",
+        (2, 5, 6, 6),
+        (5, 7, 3, 3),
+        dict(stride=2, padding=2, dilation=2, output_padding=1),
+    ),
+    ("rank1", (4, 6, 33), (6, 5, 4), dict(stride=2, padding=1)),
+    ("rank3", (2, 4, 3, 4, 5), (4, 3, 2, 4, 4), dict(stride=(2, 2, 2), padding=(0, 1, 1))),
+]
+
+
+@pytest.fixture(params=[1, 2], ids=lambda t: f"t{t}")
+def threads(request, restore_threads):
+    fastconv.set_num_threads(request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", TRANSPOSED, ids=lambda c: c[0])
+def test_transposed_forward_by_column_tiles(case, dtype, threads, rng, poisoned_outputs):
+    _, x_shape, w_shape, kw = case
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    b = rand(rng, (w_shape[1] * kw.get("groups", 1),), dtype)
+    y = fastconv.conv_transpose(x, w, b, algo="im2col", **kw)
+    assert_close(
+        y, ref.conv_transpose(x, w, b, **kw), reduction=w_shape[0] * math.prod(w_shape[2:])
+    )
+
+
+def test_auto_runs_upsampling_by_column_tiles():
+    """DCGAN's 4x4 / 2 and U-Net's 2x2 / 2 transposed convs take the column tiles, gathered plane
+    by plane; a 3x3 / 2 conv's backward data (uneven phases) stays on implicit GEMM."""
+    dcgan = fastconv.explain(
+        (16, 128, 16, 16), (128, 64, 4, 4), op="conv_transpose", stride=2, padding=1
+    )
+    unet = fastconv.explain((1, 128, 64, 64), (128, 64, 2, 2), op="conv_transpose", stride=2)
+    for e in (dcgan, unet):
+        assert e.algo == "im2col" and "plane by plane" in e.reason, e
+    s2 = fastconv.explain(
+        (1, 128, 56, 56), (128, 128, 3, 3), stride=2, padding=1, pass_="backward_data"
+    )
+    assert s2.algo == "implicit_gemm"
+
+
+# (name, x shape, weight shape (K, C/G, *kernel), keyword arguments) of strided convs
+STRIDED = [
+    # 20 positions per image: folded images, bias added while unfolding
+    ("folded", (9, 6, 8, 10), (5, 6, 4, 4), dict(stride=2, padding=1)),
+    # one image of 2880 outputs: backward data in bands of grad_y lines
+    ("bands", (1, 64, 96, 120), (12, 64, 3, 3), dict(stride=2, padding=1)),
+    ("padded-weight", (2, 64, 8, 8), (8, 64, 4, 4), dict(stride=2, padding=1)),
+    (
+        "groups-dilation-flip",
+        (3, 6, 13, 17),
+        (4, 3, 3, 3),
+        dict(stride=3, padding=2, dilation=2, groups=2, mode="conv"),
+    ),
+    ("rank1", (3, 5, 40), (4, 5, 5), dict(stride=2, padding=2)),
+    ("rank3", (2, 4, 5, 6, 7), (3, 4, 3, 2, 3), dict(stride=(2, 1, 2), padding=1)),
+    ("y-only-stride", (2, 4, 9, 7), (3, 4, 3, 3), dict(stride=(2, 1), padding=1)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", STRIDED, ids=lambda c: c[0])
+def test_strided_forward_and_weight_gradient(case, dtype, threads, rng, poisoned_outputs):
+    _, x_shape, w_shape, kw = case
+    x, w, b = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype), rand(rng, (w_shape[0],), dtype)
+    want_y = ref.conv(x, w, b, **kw)
+    for algo in ("implicit_gemm", "im2col"):
+        y = fastconv.conv(x, w, b, algo=algo, **kw)
+        assert_close(y, want_y, reduction=math.prod(w_shape[1:]))
+    gy = rand(rng, y.shape, dtype)
+    want = ref.conv_backward_weight(x, gy, w.shape, **kw)
+    for algo in ("implicit_gemm", "im2col"):
+        gw = fastconv.conv_backward_weight(x, gy, w.shape, algo=algo, **kw)
+        assert_close(gw, want, reduction=x_shape[0] * math.prod(y.shape[2:]))
+    gx = fastconv.conv_backward_data(gy, w, x.shape, algo="im2col", **kw)
+    want = ref.conv_backward_data(gy, w, x.shape, **kw)
+    assert_close(gx, want, reduction=w_shape[0] * math.prod(w_shape[2:]))
