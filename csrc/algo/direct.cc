@@ -75,15 +75,6 @@ DwPlane stacked_plane(const ConvGeometry& g, ConvPass pass, std::vector<int64_t>
   return p;
 }
 
-// First and one-past-last q with 0 <= q * step + first < extent (q >= 0).
-inline void inside_range(int64_t first, int64_t step, int64_t extent, int64_t limit, int64_t& lo,
-                         int64_t& hi) {
-  lo = first >= 0 ? 0 : (-first + step - 1) / step;
-  hi = first >= extent ? 0 : (extent - 1 - first) / step + 1;
-  lo = std::min(lo, limit);
-  hi = std::min(std::max(hi, lo), limit);
-}
-
 // Scratch slots: one per thread the plan was made for (the workspace holds that many).
 int64_t slot_count(const ConvPlan& plan) { return std::max(1, plan.threads); }
 
@@ -103,63 +94,25 @@ T* scratch_of(const DwPlane& p, T* buf) {
   return slack + kSlack;
 }
 
-// The two phase rows of a stride-2 plane row (range: each phase's in-bounds stretch, see
-// fill_plane): position q of phase r holds srow[2q + r - pad], zeros outside the row.
-template <typename T>
-void fill_row_pair(const int64_t* range, int64_t pad, int64_t width, const T* srow, T* dst) {
-  T* d0 = dst;
-  T* d1 = dst + width;
-  const int64_t q0 = std::max(range[0], range[2]), q1 = std::max(q0, std::min(range[1], range[3]));
-  for (int64_t r = 0; r < 2; ++r) {
-    T* d = dst + r * width;
-    const int64_t lo = range[2 * r], hi = range[2 * r + 1];
-    for (int64_t q = 0; q < lo; ++q) d[q] = T(0);
-    for (int64_t q = lo; q < std::min(q0, hi); ++q) d[q] = srow[2 * q + r - pad];
-    for (int64_t q = std::max(q1, lo); q < hi; ++q) d[q] = srow[2 * q + r - pad];
-    for (int64_t q = hi; q < width; ++q) d[q] = T(0);
-  }
-  const T* s = srow - pad;
-  for (int64_t q = q0; q < q1; ++q) {
-    d0[q] = s[2 * q];
-    d1[q] = s[2 * q + 1];
-  }
-}
-
-// buf = src (extent `ext`) placed at offset `pad` inside the padded plane, zeros elsewhere.
+// buf = src (extent `ext`) placed at offset `pad` inside the padded plane, zeros elsewhere; the
+// rows of each depth slice that hold source rows are split into their stride[2] phase rows by
+// the ISA's row kernel.
 template <typename T>
 void fill_plane(const DwPlane& p, const T* src, const Dims& ext, const Dims& pad, T* buf) {
-  const int64_t depth = p.padded_extent(0), sx = p.stride[2], width = p.width;
-  // The in-bounds stretch of each phase row depends only on the phase: decide it once.
-  int64_t lo_hi[2 * 16];
-  std::vector<int64_t> many;
-  int64_t* range = sx <= 16 ? lo_hi : (many.resize(size_t(2 * sx)), many.data());
-  for (int64_t r = 0; r < sx; ++r)
-    inside_range(r - pad[2], sx, ext[2], width, range[2 * r], range[2 * r + 1]);
+  const int64_t depth = p.padded_extent(0), row = p.stride[2] * p.width;
+  const int64_t y0 = std::clamp<int64_t>(pad[1], 0, p.rows);
+  const int64_t y1 = std::clamp<int64_t>(pad[1] + ext[1], y0, p.rows);
   for (int64_t z = 0; z < depth; ++z) {
     const int64_t iz = z - pad[0];
-    for (int64_t y = 0; y < p.rows; ++y) {
-      const int64_t iy = y - pad[1];
-      T* dst = buf + (z * p.rows + y) * sx * width;
-      if (!inside(iz, ext[0]) || !inside(iy, ext[1])) {
-        for (int64_t q = 0; q < sx * width; ++q) dst[q] = T(0);
-        continue;
-      }
-      const T* srow = src + (iz * ext[1] + iy) * ext[2];
-      if (sx == 2) {  // both phases in one pass over the row: contiguous reads that vectorise
-        fill_row_pair(range, pad[2], width, srow, dst);
-        continue;
-      }
-      for (int64_t r = 0; r < sx; ++r, dst += width) {
-        const int64_t lo = range[2 * r], hi = range[2 * r + 1], first = r - pad[2];
-        for (int64_t q = 0; q < lo; ++q) dst[q] = T(0);
-        if (sx == 1) {
-          for (int64_t q = lo; q < hi; ++q) dst[q] = srow[q + first];
-        } else {
-          for (int64_t q = lo; q < hi; ++q) dst[q] = srow[q * sx + first];
-        }
-        for (int64_t q = hi; q < width; ++q) dst[q] = T(0);
-      }
+    T* dst = buf + z * p.rows * row;
+    if (!inside(iz, ext[0])) {
+      std::fill(dst, dst + p.rows * row, T(0));
+      continue;
     }
+    std::fill(dst, dst + y0 * row, T(0));
+    dw_kernels<T>().pack_rows(src + (iz * ext[1] + y0 - pad[1]) * ext[2], ext[2], y1 - y0, ext[2],
+                              pad[2], p.stride[2], p.width, dst + y0 * row);
+    std::fill(dst + y1 * row, dst + p.rows * row, T(0));
   }
 }
 
@@ -167,21 +120,21 @@ void fill_plane(const DwPlane& p, const T* src, const Dims& ext, const Dims& pad
 // the adjoint of fill_plane.
 template <typename T>
 void crop_plane(const DwPlane& p, const T* buf, const Dims& ext, const Dims& pad, T* dst) {
-  const int64_t depth = p.padded_extent(0), sx = p.stride[2], width = p.width;
+  const int64_t depth = p.padded_extent(0), row = p.stride[2] * p.width;
+  // Source rows [y0, y1) of each slice lie inside the plane (rows y + pad[1]).
+  const int64_t y0 = std::clamp<int64_t>(-pad[1], 0, ext[1]);
+  const int64_t y1 = std::clamp<int64_t>(p.rows - pad[1], y0, ext[1]);
   for (int64_t iz = 0; iz < ext[0]; ++iz) {
-    for (int64_t iy = 0; iy < ext[1]; ++iy) {
-      const int64_t z = iz + pad[0], y = iy + pad[1];
-      T* drow = dst + (iz * ext[1] + iy) * ext[2];
-      for (int64_t ix = 0; ix < ext[2]; ++ix) drow[ix] = T(0);
-      if (!inside(z, depth) || !inside(y, p.rows)) continue;
-      const T* prow = buf + (z * p.rows + y) * sx * width;
-      for (int64_t r = 0; r < sx; ++r, prow += width) {
-        int64_t lo, hi;
-        const int64_t first = r - pad[2];  // input column of phase position q: q * sx + first
-        inside_range(first, sx, ext[2], width, lo, hi);
-        for (int64_t q = lo; q < hi; ++q) drow[q * sx + first] = prow[q];
-      }
+    T* d = dst + iz * ext[1] * ext[2];
+    const int64_t z = iz + pad[0];
+    if (!inside(z, depth)) {
+      std::fill(d, d + ext[1] * ext[2], T(0));
+      continue;
     }
+    std::fill(d, d + y0 * ext[2], T(0));
+    dw_kernels<T>().unpack_rows(buf + (z * p.rows + y0 + pad[1]) * row, row, p.width, y1 - y0,
+                                p.width, p.stride[2], pad[2], ext[2], d + y0 * ext[2], ext[2]);
+    std::fill(d + y1 * ext[2], d + ext[1] * ext[2], T(0));
   }
 }
 

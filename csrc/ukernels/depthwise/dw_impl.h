@@ -1,16 +1,15 @@
 // Bodies of the depthwise plane kernels (see dw_ukernels.h). Included by one file per ISA level
-// inside that level's namespace; a few vector primitives (below) map to AVX-512, AVX2 or plain
-// scalars, so the same loops run at each level. Register blocking: a row is produced kBlock
-// vectors at a time, held in registers across all taps; tap addresses come from the plane's
-// precomputed offsets, so no index arithmetic runs per tap.
+// inside that level's namespace; the vector primitives (dw_vector.h) map to AVX-512, AVX2 or
+// plain scalars, so the same loops run at each level. Register blocking: a row is produced
+// kBlock vectors at a time, held in registers across all taps; tap addresses come from the
+// plane's precomputed offsets, so no index arithmetic runs per tap.
 #pragma once
 #include <algorithm>
 #include <cstdint>
-#if defined(__AVX512F__) || defined(__AVX2__)
-#include <immintrin.h>
-#endif
 
+#include "ukernels/depthwise/dw_pack_impl.h"
 #include "ukernels/depthwise/dw_ukernels.h"
+#include "ukernels/depthwise/dw_vector.h"
 
 #ifndef FASTCONV_DW_NS
 #error "define FASTCONV_DW_NS (the ISA namespace) before including dw_impl.h"
@@ -21,97 +20,6 @@ namespace {
 
 // Fully unrolled loops over register blocks, so GCC keeps the accumulator arrays in registers.
 #define FASTCONV_DW_UNROLL _Pragma("GCC unroll 8")
-
-// ---- vector primitives: V<T>::type holds V<T>::lanes elements
-template <typename T>
-struct V;
-#if defined(__AVX512F__)
-template <>
-struct V<float> {
-  using type = __m512;
-  static constexpr int64_t lanes = 16;
-  static type load(const float* p) { return _mm512_loadu_ps(p); }
-  static void store(float* p, type v) { _mm512_storeu_ps(p, v); }
-  static type set1(float v) { return _mm512_set1_ps(v); }
-  static type fma(type a, type b, type c) { return _mm512_fmadd_ps(a, b, c); }
-  static type load_n(const float* p, int64_t n) {  // first n lanes, zeros after; reads n only
-    return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p);
-  }
-  static void store_n(float* p, type v, int64_t n) {
-    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), v);
-  }
-  static float sum(type v) { return _mm512_reduce_add_ps(v); }
-};
-template <>
-struct V<double> {
-  using type = __m512d;
-  static constexpr int64_t lanes = 8;
-  static type load(const double* p) { return _mm512_loadu_pd(p); }
-  static void store(double* p, type v) { _mm512_storeu_pd(p, v); }
-  static type set1(double v) { return _mm512_set1_pd(v); }
-  static type fma(type a, type b, type c) { return _mm512_fmadd_pd(a, b, c); }
-  static type load_n(const double* p, int64_t n) {
-    return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1u), p);
-  }
-  static void store_n(double* p, type v, int64_t n) {
-    _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1u), v);
-  }
-  static double sum(type v) { return _mm512_reduce_add_pd(v); }
-};
-#elif defined(__AVX2__)
-template <typename T, int64_t L, typename Vec>
-struct V256 {
-  using type = Vec;
-  static constexpr int64_t lanes = L;
-  static T sum(type v) {
-    alignas(32) T tmp[L];
-    V<T>::store(tmp, v);
-    T s = T(0);
-    for (int64_t j = 0; j < L; ++j) s += tmp[j];
-    return s;
-  }
-};
-template <>
-struct V<float> : V256<float, 8, __m256> {
-  // First n lanes (0 <= n <= 8), zeros after; masked lanes are not read.
-  static __m256i mask(int64_t n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  }
-  static type load_n(const float* p, int64_t n) { return _mm256_maskload_ps(p, mask(n)); }
-  static void store_n(float* p, type v, int64_t n) { _mm256_maskstore_ps(p, mask(n), v); }
-  static type load(const float* p) { return _mm256_loadu_ps(p); }
-  static void store(float* p, type v) { _mm256_storeu_ps(p, v); }
-  static type set1(float v) { return _mm256_set1_ps(v); }
-  static type fma(type a, type b, type c) { return _mm256_fmadd_ps(a, b, c); }
-};
-template <>
-struct V<double> : V256<double, 4, __m256d> {
-  static __m256i mask(int64_t n) {
-    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
-  }
-  static type load_n(const double* p, int64_t n) { return _mm256_maskload_pd(p, mask(n)); }
-  static void store_n(double* p, type v, int64_t n) { _mm256_maskstore_pd(p, mask(n), v); }
-  static type load(const double* p) { return _mm256_loadu_pd(p); }
-  static void store(double* p, type v) { _mm256_storeu_pd(p, v); }
-  static type set1(double v) { return _mm256_set1_pd(v); }
-  static type fma(type a, type b, type c) { return _mm256_fmadd_pd(a, b, c); }
-};
-#else
-template <typename T>
-struct V {
-  using type = T;
-  static constexpr int64_t lanes = 1;
-  static type load(const T* p) { return *p; }
-  static void store(T* p, type v) { *p = v; }
-  static type set1(T v) { return v; }
-  static type fma(type a, type b, type c) { return a * b + c; }
-  static type load_n(const T* p, int64_t n) { return n > 0 ? *p : T(0); }
-  static void store_n(T* p, type v, int64_t n) {
-    if (n > 0) *p = v;
-  }
-  static T sum(type v) { return v; }
-};
-#endif
 
 constexpr int64_t kBlock = 4;  // vectors per register block (4 x 16 f32 outputs on AVX-512)
 
@@ -547,9 +455,10 @@ void scatter(const DwPlane& p, const T* gy, const T* w, T* buf) {
 
 extern const DwKernels<float> dw_f32_kernels;
 extern const DwKernels<double> dw_f64_kernels;
-const DwKernels<float> dw_f32_kernels = {forward<float>, weight<float>, scatter<float>,
-                                         FASTCONV_DW_NAME("f32")};
-const DwKernels<double> dw_f64_kernels = {forward<double>, weight<double>, scatter<double>,
+const DwKernels<float> dw_f32_kernels = {forward<float>,  weight<float>,     scatter<float>,
+                                         pack_rows<float>, unpack_rows<float>, FASTCONV_DW_NAME("f32")};
+const DwKernels<double> dw_f64_kernels = {forward<double>,  weight<double>,     scatter<double>,
+                                          pack_rows<double>, unpack_rows<double>,
                                           FASTCONV_DW_NAME("f64")};
 
 }  // namespace fastconv::FASTCONV_DW_NS
