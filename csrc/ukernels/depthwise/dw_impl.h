@@ -425,40 +425,13 @@ void weight(const DwPlane& p, const T* buf, const T* const* gy, int count, T* gw
   weight_planes<T, kWeightPlanes<T>>(p, buf, gy, count, gw, gs);
 }
 
-template <typename T>
-void scatter(const DwPlane& p, const T* gy, const T* w, T* buf) {
-  using Vec = V<T>;
-  constexpr int64_t L = Vec::lanes;
-  const int64_t ow = p.out[2], taps = tap_count(p);
-  // Tap-major: neighbouring taps update overlapping stretches, so one tap sweeps every row
-  // before the next reads what it stored (a load right after an overlapping masked store is
-  // not forwarded and stalls: 16 channels per group, stride 2, were 20x slower row-major).
-  for (int64_t t = 0; t < taps; ++t) {
-    const typename Vec::type wvv = Vec::set1(w[t]);
-    for (int64_t oz = 0; oz < p.out[0]; ++oz) {
-      for (int64_t oy = 0; oy < p.out[1]; ++oy) {
-        const T* g = gy + (oz * p.out[1] + oy) * ow;
-        T* dst = buf + p.row_base(oz, oy) + p.tap_offset[t];
-        int64_t x = 0;
-        for (; x + L <= ow; x += L)
-          Vec::store(dst + x, Vec::fma(wvv, Vec::load(g + x), Vec::load(dst + x)));
-        if (x < ow) {
-          const int64_t n = ow - x;
-          Vec::store_n(dst + x, Vec::fma(wvv, Vec::load_n(g + x, n), Vec::load_n(dst + x, n)), n);
-        }
-      }
-    }
-  }
-}
-
 }  // namespace
 
 extern const DwKernels<float> dw_f32_kernels;
 extern const DwKernels<double> dw_f64_kernels;
-const DwKernels<float> dw_f32_kernels = {forward<float>,  weight<float>,     scatter<float>,
-                                         pack_rows<float>, unpack_rows<float>, FASTCONV_DW_NAME("f32")};
-const DwKernels<double> dw_f64_kernels = {forward<double>,  weight<double>,     scatter<double>,
-                                          pack_rows<double>, unpack_rows<double>,
-                                          FASTCONV_DW_NAME("f64")};
+const DwKernels<float> dw_f32_kernels = {forward<float>, weight<float>, pack_rows<float>,
+                                         unpack_rows<float>, FASTCONV_DW_NAME("f32")};
+const DwKernels<double> dw_f64_kernels = {forward<double>, weight<double>, pack_rows<double>,
+                                          unpack_rows<double>, FASTCONV_DW_NAME("f64")};
 
 }  // namespace fastconv::FASTCONV_DW_NS

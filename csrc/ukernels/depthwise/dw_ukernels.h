@@ -73,8 +73,6 @@ struct DwKernels {
   // gw[f * gw_stride + t] += sum over outputs o of gy[f][o] * buf[...].
   void (*weight)(const DwPlane& p, const T* buf, const T* const* gy, int count, T* gw,
                  int64_t gw_stride);
-  // buf[...] += w[tap] * gy[o] over every output and tap (the adjoint of forward).
-  void (*scatter)(const DwPlane& p, const T* gy, const T* w, T* buf);
   // Rows r < rows of a padded, phase-split plane, sx * width elements each from dst: phase ph
   // at q = src[r * src_pitch + q * sx + ph - pad] where that index lies in [0, n), else 0.
   void (*pack_rows)(const T* src, int64_t src_pitch, int64_t rows, int64_t n, int64_t pad,
