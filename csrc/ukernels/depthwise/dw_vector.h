@@ -213,6 +213,14 @@ struct V {
 };
 #endif
 
+// Fully unrolled loops over register blocks, so GCC keeps the accumulator arrays in registers.
+#define FASTCONV_DW_UNROLL _Pragma("GCC unroll 8")
+#define FASTCONV_DW_TAPS _Pragma("GCC unroll 16")
+
+// Registers of one vector type: 32 with AVX-512, else 16.
+template <typename T>
+constexpr int kRegisters = sizeof(typename V<T>::type) >= 64 ? 32 : 16;
+
 // A load of the lanes of p[b + j] (j < lanes) that lie inside [0, n), zeros elsewhere, for a
 // column of rows that share b and n: the mask is made once.
 template <typename T>
