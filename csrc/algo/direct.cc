@@ -13,6 +13,7 @@
 #include "algo/direct_rows.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <numeric>
@@ -205,14 +206,17 @@ void effective_weights(const ConvGeometry& g, const T* w, bool flip, T* out) {
       out[k * taps + t] = w[k * taps + (flip ? taps - 1 - t : t)];
 }
 
-// Runs fn(slot, item) for every item in [0, items), each slot on one thread at a time.
+// Runs fn(slot, item) for every item in [0, items), each slot on one thread at a time. Slots
+// take the next item as they finish one, so a thread the OS delays (or one with heavier
+// items) leaves its share to the others; an item's result does not depend on its slot.
 template <typename Fn>
 void for_each_item(int64_t items, int64_t slots, Fn&& fn) {
   // Never more workers than items: a one-plane call runs inline instead of waking the pool
   // (a 1x1x8x8 depthwise forward: 3.5 us with a wake-up, 1.2 us inline).
+  std::atomic<int64_t> next{0};
   parallel_for(std::min(slots, items), 1, [&](int64_t begin, int64_t end) {
     for (int64_t s = begin; s < end; ++s)
-      for (int64_t i = s; i < items; i += slots) fn(s, i);
+      for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < items;) fn(s, i);
   });
 }
 
