@@ -1,7 +1,7 @@
 // Forward plane kernels of the depthwise family (see dw_ukernels.h), over dw_vector.h's
 // primitives: register blocks of output vectors (and of filters sharing one source plane) held
-// across all taps, tap addresses from the plane's precomputed offsets; 3x3 kernels keep the 9
-// weights in registers and load each source row vector once for every output row that reads it.
+// across all taps, tap addresses from the plane's precomputed offsets; kernels up to 3x3 keep
+// their weights in registers and load each source row vector once for every output row that reads it.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -180,26 +180,27 @@ void forward_n(const DwPlane& p, const T* buf, const T* w, int64_t ws, const T* 
   }
 }
 
-// One filter, one plane, a 3x3 kernel with row dilation 1 and row stride SH: the 9 weights stay
-// in registers and each source row vector is loaded once for every output row of the block
-// that reads it (NR + 2 rows x 3 columns of loads for 9 * NR multiply-adds, not 9 * NR).
-template <typename T, int NR, int64_t NV, int SH>
-inline void block_3x3(const DwPlane& p, const T* base, const typename V<T>::type* wv, T b, T* row,
-                      int64_t x, int64_t n_last) {
+// One filter, one plane, a KYxKX kernel (up to 3x3) with row dilation 1 and row stride SH: the
+// weights stay in registers and each source row vector is loaded once for every output row of
+// the block that reads it ((NR - 1) * SH + KY rows x KX columns of loads for KY * KX * NR
+// multiply-adds, not KY * KX * NR).
+template <typename T, int KY, int KX, int NR, int64_t NV, int SH>
+inline void block_small(const DwPlane& p, const T* base, const typename V<T>::type* wv, T b,
+                        T* row, int64_t x, int64_t n_last) {
   using Vec = V<T>;
   constexpr int64_t L = Vec::lanes;
-  constexpr int kSrcRows = (NR - 1) * SH + 3;
+  constexpr int kSrcRows = (NR - 1) * SH + KY;
   const int64_t ow = p.out[2], pitch = p.stride[2] * p.width;
   typename Vec::type acc[NR][NV];
   FASTCONV_DW_UNROLL for (int r = 0; r < NR; ++r)
     FASTCONV_DW_UNROLL for (int64_t i = 0; i < NV; ++i) acc[r][i] = Vec::set1(b);
-  _Pragma("GCC unroll 16") for (int sr = 0; sr < kSrcRows; ++sr)
-    FASTCONV_DW_UNROLL for (int tx = 0; tx < 3; ++tx)
+  _Pragma("GCC unroll 32") for (int sr = 0; sr < kSrcRows; ++sr)
+    FASTCONV_DW_UNROLL for (int tx = 0; tx < KX; ++tx)
       FASTCONV_DW_UNROLL for (int64_t i = 0; i < NV; ++i) {
         const typename Vec::type v = Vec::load(base + sr * pitch + p.tap_offset[tx] + i * L);
         FASTCONV_DW_UNROLL for (int r = 0; r < NR; ++r) {
           const int ty = sr - r * SH;
-          if (ty >= 0 && ty < 3) acc[r][i] = Vec::fma(wv[ty * 3 + tx], v, acc[r][i]);
+          if (ty >= 0 && ty < KY) acc[r][i] = Vec::fma(wv[ty * KX + tx], v, acc[r][i]);
         }
       }
   FASTCONV_DW_UNROLL for (int r = 0; r < NR; ++r)
@@ -213,69 +214,87 @@ inline void block_3x3(const DwPlane& p, const T* base, const typename V<T>::type
     }
 }
 
-// NR output rows from oy of depth slice oz by block_3x3, across the row.
-template <typename T, int NR, int SH>
-inline void rows_3x3(const DwPlane& p, const T* buf, int64_t oz, int64_t oy,
-                     const typename V<T>::type* wv, T b, T* out) {
+// NR output rows from oy of depth slice oz by block_small, across the row.
+template <typename T, int KY, int KX, int NR, int SH>
+inline void rows_small(const DwPlane& p, const T* buf, int64_t oz, int64_t oy,
+                       const typename V<T>::type* wv, T b, T* out) {
   constexpr int64_t L = V<T>::lanes;
   constexpr int64_t NV = kRegisters<T> == 32 && NR <= 4 ? 2 : 1;
   const int64_t ow = p.out[2];
   const T* base = buf + p.row_base(oz, oy);
   T* row = out + (oz * p.out[1] + oy) * ow;
   int64_t x = 0;
-  for (; x + NV * L <= ow; x += NV * L) block_3x3<T, NR, NV, SH>(p, base + x, wv, b, row, x, L);
-  for (; x < ow; x += L) block_3x3<T, NR, 1, SH>(p, base + x, wv, b, row, x, std::min(L, ow - x));
+  for (; x + NV * L <= ow; x += NV * L)
+    block_small<T, KY, KX, NR, NV, SH>(p, base + x, wv, b, row, x, L);
+  for (; x < ow; x += L)
+    block_small<T, KY, KX, NR, 1, SH>(p, base + x, wv, b, row, x, std::min(L, ow - x));
 }
 
 // The last `rows` (< R + 1) rows from oy in one block of exactly that many.
-template <typename T, int R, int SH>
-inline void tail_3x3(const DwPlane& p, const T* buf, int64_t oz, int64_t oy, int64_t rows,
-                     const typename V<T>::type* wv, T b, T* out) {
+template <typename T, int KY, int KX, int R, int SH>
+inline void tail_small(const DwPlane& p, const T* buf, int64_t oz, int64_t oy, int64_t rows,
+                       const typename V<T>::type* wv, T b, T* out) {
   if constexpr (R > 0) {
-    if (rows == R) return rows_3x3<T, R, SH>(p, buf, oz, oy, wv, b, out);
-    tail_3x3<T, R - 1, SH>(p, buf, oz, oy, rows, wv, b, out);
+    if (rows == R) return rows_small<T, KY, KX, R, SH>(p, buf, oz, oy, wv, b, out);
+    tail_small<T, KY, KX, R - 1, SH>(p, buf, oz, oy, rows, wv, b, out);
   }
 }
 
 // The rows of depth slice oz, NR at a time, the rest in one block (a block costs a fixed setup:
 // on small planes halving blocks for the last rows cost as much as the rows themselves).
-template <typename T, int NR, int SH>
-void forward_3x3_rows(const DwPlane& p, const T* buf, int64_t oz, const typename V<T>::type* wv,
-                      T b, T* out) {
+template <typename T, int KY, int KX, int NR, int SH>
+void small_rows(const DwPlane& p, const T* buf, int64_t oz, const typename V<T>::type* wv, T b,
+                T* out) {
   int64_t oy = 0;
-  for (; oy + NR <= p.out[1]; oy += NR) rows_3x3<T, NR, SH>(p, buf, oz, oy, wv, b, out);
-  tail_3x3<T, NR - 1, SH>(p, buf, oz, oy, p.out[1] - oy, wv, b, out);
+  for (; oy + NR <= p.out[1]; oy += NR) rows_small<T, KY, KX, NR, SH>(p, buf, oz, oy, wv, b, out);
+  tail_small<T, KY, KX, NR - 1, SH>(p, buf, oz, oy, p.out[1] - oy, wv, b, out);
 }
 
-// Whether forward_3x3 serves a call: one filter on one plane, kernel 1x3x3 (any depth count
-// of 1), row dilation 1, row stride 1 or 2, rows too wide for the flat run.
-inline bool serves_3x3(const DwPlane& p, int count, bool accumulate) {
+// Whether forward_small serves a call: one filter on one plane, kernel 1xKYxKX with KY, KX up
+// to 3 (3x3 layers; the sub-kernels of strided backward data's phases, 1x1 to 2x2 for a 3x3
+// kernel at stride 2), row dilation 1, row stride 1 or 2, rows too wide for the flat run.
+inline bool serves_small(const DwPlane& p, int count, bool accumulate) {
   return count == 1 && !accumulate && p.channels == 1 && !p.flat() && p.kernel[0] == 1 &&
-         p.kernel[1] == 3 && p.kernel[2] == 3 && p.dilation[1] == 1 &&
-         (p.stride[1] == 1 || p.stride[1] == 2);
+         p.kernel[1] >= 1 && p.kernel[1] <= 3 && p.kernel[2] >= 1 && p.kernel[2] <= 3 &&
+         p.dilation[1] == 1 && (p.stride[1] == 1 || p.stride[1] == 2);
 }
 
-template <typename T>
-void forward_3x3(const DwPlane& p, const T* buf, const T* w, const T* bias, T* out) {
-  typename V<T>::type wv[9];
-  for (int t = 0; t < 9; ++t) wv[t] = V<T>::set1(w[t]);
+template <typename T, int KY, int KX>
+void forward_small(const DwPlane& p, const T* buf, const T* w, const T* bias, T* out) {
+  typename V<T>::type wv[KY * KX];
+  for (int t = 0; t < KY * KX; ++t) wv[t] = V<T>::set1(w[t]);
   const T b = bias ? bias[0] : T(0);
   // Narrow rows (one vector): more rows per block; AVX2's 16 registers: 9 weights + 4 rows.
   const bool narrow = p.out[2] <= V<T>::lanes && kRegisters<T> == 32;
   for (int64_t oz = 0; oz < p.out[0]; ++oz) {
     if (p.stride[1] == 1) {
-      if (narrow) forward_3x3_rows<T, 8, 1>(p, buf, oz, wv, b, out);
-      else forward_3x3_rows<T, 4, 1>(p, buf, oz, wv, b, out);
+      if (narrow) small_rows<T, KY, KX, 8, 1>(p, buf, oz, wv, b, out);
+      else small_rows<T, KY, KX, 4, 1>(p, buf, oz, wv, b, out);
     } else {
-      forward_3x3_rows<T, 4, 2>(p, buf, oz, wv, b, out);
+      small_rows<T, KY, KX, 4, 2>(p, buf, oz, wv, b, out);
     }
+  }
+}
+
+template <typename T, int KY>
+void forward_small_rows(const DwPlane& p, const T* buf, const T* w, const T* bias, T* out) {
+  switch (p.kernel[2]) {
+    case 1: return forward_small<T, KY, 1>(p, buf, w, bias, out);
+    case 2: return forward_small<T, KY, 2>(p, buf, w, bias, out);
+    default: return forward_small<T, KY, 3>(p, buf, w, bias, out);
   }
 }
 
 template <typename T>
 void forward(const DwPlane& p, const T* buf, const T* w, int64_t w_stride, int count,
              const T* bias, bool accumulate, T* const* out, T* scratch) {
-  if (serves_3x3(p, count, accumulate)) return forward_3x3(p, buf, w, bias, out[0]);
+  if (serves_small(p, count, accumulate)) {
+    switch (p.kernel[1]) {
+      case 1: return forward_small_rows<T, 1>(p, buf, w, bias, out[0]);
+      case 2: return forward_small_rows<T, 2>(p, buf, w, bias, out[0]);
+      default: return forward_small_rows<T, 3>(p, buf, w, bias, out[0]);
+    }
+  }
   switch (count) {
     case 1: return forward_n<T, 1>(p, buf, w, w_stride, bias, accumulate, out, scratch);
     case 2: return forward_n<T, 2>(p, buf, w, w_stride, bias, accumulate, out, scratch);
