@@ -219,15 +219,16 @@ template <typename T, int KY, int KX, int NR, int SH>
 inline void rows_small(const DwPlane& p, const T* buf, int64_t oz, int64_t oy,
                        const typename V<T>::type* wv, T b, T* out) {
   constexpr int64_t L = V<T>::lanes;
-  constexpr int64_t NV = kRegisters<T> == 32 && NR <= 4 ? 2 : 1;
+  constexpr int64_t NV = kRegisters<T> == 32 && (NR <= 4 || KY * KX <= 4) ? 2 : 1;
   const int64_t ow = p.out[2];
   const T* base = buf + p.row_base(oz, oy);
   T* row = out + (oz * p.out[1] + oy) * ow;
+  // Blocks of NV vectors while more than one vector is left (the last one partial), then one.
   int64_t x = 0;
-  for (; x + NV * L <= ow; x += NV * L)
-    block_small<T, KY, KX, NR, NV, SH>(p, base + x, wv, b, row, x, L);
-  for (; x < ow; x += L)
-    block_small<T, KY, KX, NR, 1, SH>(p, base + x, wv, b, row, x, std::min(L, ow - x));
+  for (; x + L < ow; x += NV * L)
+    block_small<T, KY, KX, NR, NV, SH>(p, base + x, wv, b, row, x,
+                                       std::min(L, ow - x - (NV - 1) * L));
+  if (x < ow) block_small<T, KY, KX, NR, 1, SH>(p, base + x, wv, b, row, x, ow - x);
 }
 
 // The last `rows` (< R + 1) rows from oy in one block of exactly that many.
@@ -264,11 +265,12 @@ void forward_small(const DwPlane& p, const T* buf, const T* w, const T* bias, T*
   typename V<T>::type wv[KY * KX];
   for (int t = 0; t < KY * KX; ++t) wv[t] = V<T>::set1(w[t]);
   const T b = bias ? bias[0] : T(0);
-  // Narrow rows (one vector): more rows per block; AVX2's 16 registers: 9 weights + 4 rows.
-  const bool narrow = p.out[2] <= V<T>::lanes && kRegisters<T> == 32;
+  // With 32 registers, 8 rows per block for rows of one vector or kernels of up to 4 taps (two
+  // vectors per row: 16 accumulators), else 4; AVX2's 16 registers: 9 weights + 4 rows.
+  const bool tall = kRegisters<T> == 32 && (p.out[2] <= V<T>::lanes || KY * KX <= 4);
   for (int64_t oz = 0; oz < p.out[0]; ++oz) {
     if (p.stride[1] == 1) {
-      if (narrow) small_rows<T, KY, KX, 8, 1>(p, buf, oz, wv, b, out);
+      if (tall) small_rows<T, KY, KX, 8, 1>(p, buf, oz, wv, b, out);
       else small_rows<T, KY, KX, 4, 1>(p, buf, oz, wv, b, out);
     } else {
       small_rows<T, KY, KX, 4, 2>(p, buf, oz, wv, b, out);
