@@ -96,7 +96,7 @@ inline void block_rows(const DwPlane& p, int64_t taps, const T* base, const T* w
     FASTCONV_DW_UNROLL for (int f = 0; f < KB; ++f) wv[f] = Vec::set1(w[f * ws + t]);
     FASTCONV_DW_UNROLL for (int r = 0; r < NR; ++r)
       FASTCONV_DW_UNROLL for (int64_t i = 0; i < NV; ++i) {
-        const typename Vec::type sv = Vec::load(src + r * pitch + i * L);
+        const typename Vec::type sv = Vec::pin(Vec::load(src + r * pitch + i * L));
         FASTCONV_DW_UNROLL for (int f = 0; f < KB; ++f) acc[f][r][i] = Vec::fma(wv[f], sv, acc[f][r][i]);
       }
   }
@@ -123,11 +123,12 @@ void forward_rows(const DwPlane& p, int64_t taps, const T* buf, int64_t oz, int6
     const T* base = buf + p.row_base(oz, oy);
     T* r[KB];
     for (int f = 0; f < KB; ++f) r[f] = rows[f] + oy * ow;
+    // Blocks of kRowVectors while more than one vector is left (the last one partial).
     int64_t x = 0;
-    for (; x + kRowVectors * L <= ow; x += kRowVectors * L)
-      block_rows<T, kRowVectors, KB, NR, Init>(p, taps, base + x, w, ws, b, r, x, L);
-    for (; x < ow; x += L)
-      block_rows<T, 1, KB, NR, Init>(p, taps, base + x, w, ws, b, r, x, std::min(L, ow - x));
+    for (; x + L < ow; x += kRowVectors * L)
+      block_rows<T, kRowVectors, KB, NR, Init>(p, taps, base + x, w, ws, b, r, x,
+                                               std::min(L, ow - x - (kRowVectors - 1) * L));
+    if (x < ow) block_rows<T, 1, KB, NR, Init>(p, taps, base + x, w, ws, b, r, x, ow - x);
   }
   if constexpr (NR > 1) {
     if (oy < p.out[1]) forward_rows<T, KB, Init, NR / 2>(p, taps, buf, oz, oy, w, ws, b, rows);
@@ -197,7 +198,8 @@ inline void block_small(const DwPlane& p, const T* base, const typename V<T>::ty
   _Pragma("GCC unroll 32") for (int sr = 0; sr < kSrcRows; ++sr)
     FASTCONV_DW_UNROLL for (int tx = 0; tx < KX; ++tx)
       FASTCONV_DW_UNROLL for (int64_t i = 0; i < NV; ++i) {
-        const typename Vec::type v = Vec::load(base + sr * pitch + p.tap_offset[tx] + i * L);
+        typename Vec::type v = Vec::load(base + sr * pitch + p.tap_offset[tx] + i * L);
+        v = Vec::pin(v);
         FASTCONV_DW_UNROLL for (int r = 0; r < NR; ++r) {
           const int ty = sr - r * SH;
           if (ty >= 0 && ty < KY) acc[r][i] = Vec::fma(wv[ty * KX + tx], v, acc[r][i]);

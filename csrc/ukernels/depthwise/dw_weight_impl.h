@@ -61,7 +61,7 @@ inline void band_3x3(const DwPlane& p, const T* base, const T* g, int64_t n,
   _Pragma("GCC unroll 32") for (int sr = 0; sr < kSrcRows; ++sr)
     FASTCONV_DW_UNROLL for (int tx = 0; tx < 3; ++tx) {
       const T* src = base + sr * pitch + p.tap_offset[tx];
-      const typename Vec::type v = Tail ? Vec::load_n(src, n) : Vec::load(src);
+      const typename Vec::type v = Vec::pin(Tail ? Vec::load_n(src, n) : Vec::load(src));
       FASTCONV_DW_UNROLL for (int r = 0; r < NR; ++r) {
         const int ty = sr - r * SH;
         if (ty >= 0 && ty < 3) acc[ty * 3 + tx] = Vec::fma(gv[r], v, acc[ty * 3 + tx]);
@@ -161,6 +161,7 @@ void weight_block(const DwPlane& p, const T* buf, const T* const* gy, int64_t r0
   using Vec = V<T>;
   constexpr int64_t L = Vec::lanes;
   const int64_t ow = p.out[2];
+  const RowTail<T> tail(ow);
   typename Vec::type acc[JB][RB];
   int64_t off[RB];
   for (int i = 0; i < RB; ++i) off[i] = p.tap_offset[r0 + i];
@@ -175,16 +176,15 @@ void weight_block(const DwPlane& p, const T* buf, const T* const* gy, int64_t r0
         typename Vec::type gv[JB];
         FASTCONV_DW_UNROLL for (int f = 0; f < JB; ++f) gv[f] = Vec::load(gy[f] + o + x);
         FASTCONV_DW_UNROLL for (int i = 0; i < RB; ++i) {
-          const typename Vec::type sv = Vec::load(base + off[i] + x);
+          const typename Vec::type sv = Vec::pin(Vec::load(base + off[i] + x));
           FASTCONV_DW_UNROLL for (int f = 0; f < JB; ++f) acc[f][i] = Vec::fma(gv[f], sv, acc[f][i]);
         }
       }
-      if (x < ow) {  // exact: lanes past the row are zero in both operands
-        const int64_t n = ow - x;
+      if (tail.n) {  // exact: lanes outside the tail are zero in both operands
         typename Vec::type gv[JB];
-        FASTCONV_DW_UNROLL for (int f = 0; f < JB; ++f) gv[f] = Vec::load_n(gy[f] + o + x, n);
+        FASTCONV_DW_UNROLL for (int f = 0; f < JB; ++f) gv[f] = tail(gy[f] + o);
         FASTCONV_DW_UNROLL for (int i = 0; i < RB; ++i) {
-          const typename Vec::type sv = Vec::load_n(base + off[i] + x, n);
+          const typename Vec::type sv = tail(base + off[i]);
           FASTCONV_DW_UNROLL for (int f = 0; f < JB; ++f) acc[f][i] = Vec::fma(gv[f], sv, acc[f][i]);
         }
       }
