@@ -1,21 +1,22 @@
 // Direct (and depthwise) driver: builds the padded, phase-split planes each kernel reads
 // (dw_ukernels.h), spreads (image, group) or group items over the thread pool, and maps each
-// pass onto the three plane kernels. A group's source planes are stacked (up to kMaxStack), so
-// one call sums all of them for a few output planes in registers:
-//   forward                -> forward kernel over the stacked padded input planes;
-//   backward data, stride 1 -> forward kernel over the stacked padded grad_y planes with the
-//                             flipped kernel (a stride-1 correlation's adjoint is a
-//                             correlation), per input channel;
-//   backward data, strided -> scatter kernel into a padded plane per (output, input channel)
-//                             pair, then crop (the adjoint of the padding copy);
-//   backward weight        -> weight kernel: a few grad_y planes x every stacked (input plane,
-//                             tap), reduced over the batch in a fixed order.
+// pass onto the plane kernels. A group's source planes are stacked (up to kMaxStack), so one
+// call sums all of them for a few output planes in registers:
+//   forward         -> forward kernel over the stacked padded input planes;
+//   backward data   -> forward kernel over the stacked padded grad_y planes, once per input
+//                      phase (stride 1: one phase, the flipped kernel); a phase's sub-kernel
+//                      is every tap that reaches it, so no tap multiplies a zero; the phases
+//                      are interleaved into the input plane (see DataPhases);
+//   backward weight -> weight kernel: a few grad_y planes x every stacked (input plane, tap),
+//                      reduced over the batch in a fixed order.
 #include "algo/direct.h"
 #include "algo/direct_rows.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
+#include <numeric>
 #include <vector>
 
 #include "fastconv/parallel.h"
@@ -42,27 +43,92 @@ DwPlane make_plane(const Dims& out, const ConvGeometry& g, bool unit_stride) {
   return p;
 }
 
-// Forward and strided backward data read/write the padded input plane; stride-1 backward data
-// reads a padded grad_y plane whose output is the input plane.
-bool backward_data_as_forward(const ConvGeometry& g) {
-  return g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1;
+// Backward data, per dim d: input i = m * stride + ph (phase ph < stride) receives tap t from
+// grad_y at o = m + (ph + pad_lo - t * dilation) / stride when that division is exact. Those
+// taps are every step-th (step = stride / gcd(stride, dilation)) from the first one, at grad_y
+// offsets dilation / gcd apart: a stride-1 correlation of grad_y, zero-padded by `pad` to
+// `padded`, with the phase's sub-kernel (its taps in increasing offset order, i.e. from the
+// last original tap down). Each phase produces `count` = ceil(in / stride) positions per dim
+// (a phase with fewer inputs computes a few it drops).
+struct PhaseDim {
+  int64_t taps = 0;      // sub-kernel taps (0: no tap reaches the phase)
+  int64_t last = 0;      // the original tap of the sub-kernel's first tap
+  int64_t step = 1;      // original taps between sub-kernel taps
+  int64_t dilation = 1;  // grad_y positions between sub-kernel taps
+  int64_t offset = 0;    // padded grad_y position of output 0's first tap
+};
+
+struct DataPhases {
+  Dims padded{}, pad{}, count{};
+  std::vector<std::array<PhaseDim, kMaxRank>> phases;  // index (pz * sy + py) * sx + px
+  bool strided = false;
+  int64_t plane_elems() const { return padded[0] * padded[1] * padded[2]; }
+  int64_t out_elems() const { return count[0] * count[1] * count[2]; }
+};
+
+DataPhases data_phases(const ConvGeometry& g) {
+  DataPhases dp;
+  std::array<std::vector<PhaseDim>, kMaxRank> per_dim;
+  for (int d = 0; d < kMaxRank; ++d) {
+    const int64_t s = g.stride[d], dil = g.dilation[d], k = g.kernel[d], pl = g.pad_lo[d];
+    const int64_t gcd = std::gcd(s, dil), step = s / gcd;
+    dp.count[d] = (g.in[d] + s - 1) / s;
+    dp.strided = dp.strided || s > 1;
+    int64_t lo = 0, hi = g.out[d];  // padded grad_y range [lo, hi)
+    for (int64_t ph = 0; ph < s; ++ph) {
+      PhaseDim pd;
+      for (int64_t t = 0; t < std::min(k, step); ++t) {
+        if (((ph + pl - t * dil) % s + s) % s != 0) continue;
+        pd.taps = (k - 1 - t) / step + 1;
+        pd.last = t + (pd.taps - 1) * step;
+        pd.step = step;
+        pd.dilation = dil / gcd;
+        pd.offset = (ph + pl - pd.last * dil) / s;
+        lo = std::min(lo, pd.offset);
+        hi = std::max(hi, dp.count[d] + pd.offset + (pd.taps - 1) * pd.dilation);
+        break;
+      }
+      per_dim[d].push_back(pd);
+    }
+    dp.pad[d] = -lo;
+    dp.padded[d] = hi - lo;
+    for (PhaseDim& pd : per_dim[d]) pd.offset -= lo;
+  }
+  for (const PhaseDim& z : per_dim[0])
+    for (const PhaseDim& y : per_dim[1])
+      for (const PhaseDim& x : per_dim[2]) dp.phases.push_back({z, y, x});
+  return dp;
+}
+
+// The stride-1 plane a backward-data phase reads: the padded grad_y plane, the phase's
+// sub-kernel (no taps if it is empty).
+DwPlane phase_plane(const DataPhases& dp, const std::array<PhaseDim, kMaxRank>& ph) {
+  DwPlane p{};
+  p.out = dp.count;
+  p.stride = Dims{1, 1, 1};
+  for (int d = 0; d < kMaxRank; ++d) p.kernel[d] = ph[d].taps, p.dilation[d] = ph[d].dilation;
+  p.rows = dp.padded[1];
+  p.width = dp.padded[2];
+  return p;
+}
+
+// Where a phase's sub-kernel starts in the padded grad_y plane.
+int64_t phase_base(const DataPhases& dp, const std::array<PhaseDim, kMaxRank>& ph) {
+  return (ph[0].offset * dp.padded[1] + ph[1].offset) * dp.padded[2] + ph[2].offset;
 }
 
 DwPlane pass_plane(const ConvGeometry& g, ConvPass pass) {
-  if (pass == ConvPass::kBackwardData && backward_data_as_forward(g))
-    return make_plane(g.in, g, true);
+  if (pass == ConvPass::kBackwardData) return phase_plane(data_phases(g), {});
   return make_plane(g.out, g, false);
 }
 
 // Source planes one kernel call stacks (sums in registers): a group's input channels for the
-// forward and backward weight, its grad_y planes for stride-1 backward data (capped, so the
-// scratch stays cache-sized); one for the strided backward data's scatter.
+// forward and backward weight, its grad_y planes for backward data (capped, so the scratch
+// stays cache-sized).
 constexpr int64_t kMaxStack = 16;
 
 int64_t stack_count(const ConvGeometry& g, ConvPass pass) {
-  if (pass == ConvPass::kBackwardData)
-    return backward_data_as_forward(g) ? std::min(g.k_per_group(), kMaxStack) : 1;
-  return std::min(g.c_per_group(), kMaxStack);
+  return std::min(pass == ConvPass::kBackwardData ? g.k_per_group() : g.c_per_group(), kMaxStack);
 }
 
 // The stacked plane of `pass`, its tap offsets stored in `offsets`.
@@ -75,23 +141,21 @@ DwPlane stacked_plane(const ConvGeometry& g, ConvPass pass, std::vector<int64_t>
   return p;
 }
 
-// First and one-past-last q with 0 <= q * step + first < extent (q >= 0).
-inline void inside_range(int64_t first, int64_t step, int64_t extent, int64_t limit, int64_t& lo,
-                         int64_t& hi) {
-  lo = first >= 0 ? 0 : (-first + step - 1) / step;
-  hi = first >= extent ? 0 : (extent - 1 - first) / step + 1;
-  lo = std::min(lo, limit);
-  hi = std::min(std::max(hi, lo), limit);
-}
-
 // Scratch slots: one per thread the plan was made for (the workspace holds that many).
 int64_t slot_count(const ConvPlan& plan) { return std::max(1, plan.threads); }
 
-// Per thread: the stacked padded planes (+ slack), then the flat forward's output runs.
+// Per thread: the stacked padded planes (+ slack), then the flat forward's output runs; strided
+// backward data then holds every phase of each input channel of a group.
 int64_t slot_elems(const ConvGeometry& g, ConvPass pass) {
-  const DwPlane p = pass_plane(g, pass);
-  return stack_count(g, pass) * p.buffer_elems() + kSlack +
-         (p.flat() ? kDwMaxOutputs * (p.flat_elems() + 16) : 0);
+  DwPlane p = pass_plane(g, pass);
+  int64_t plane = p.buffer_elems(), phases = 0;
+  if (pass == ConvPass::kBackwardData) {
+    const DataPhases dp = data_phases(g);
+    plane = dp.plane_elems();
+    if (dp.strided) phases = g.c_per_group() * int64_t(dp.phases.size()) * dp.out_elems();
+  }
+  return stack_count(g, pass) * plane + kSlack +
+         (p.flat() ? kDwMaxOutputs * (p.flat_elems() + 16) : 0) + phases;
 }
 
 // The forward kernel's scratch inside a slot that starts at buf; zeroes the slack before it
@@ -103,86 +167,33 @@ T* scratch_of(const DwPlane& p, T* buf) {
   return slack + kSlack;
 }
 
-// The two phase rows of a stride-2 plane row (range: each phase's in-bounds stretch, see
-// fill_plane): position q of phase r holds srow[2q + r - pad], zeros outside the row.
+// buf = src (extent `ext`) placed at offset `pad` inside a zero-padded plane of `padded` =
+// (depth, rows, width) extents whose rows each hold sx phase rows of `width`: the rows of each
+// depth slice that hold source rows are split into phases by the ISA's row kernel.
 template <typename T>
-void fill_row_pair(const int64_t* range, int64_t pad, int64_t width, const T* srow, T* dst) {
-  T* d0 = dst;
-  T* d1 = dst + width;
-  const int64_t q0 = std::max(range[0], range[2]), q1 = std::max(q0, std::min(range[1], range[3]));
-  for (int64_t r = 0; r < 2; ++r) {
-    T* d = dst + r * width;
-    const int64_t lo = range[2 * r], hi = range[2 * r + 1];
-    for (int64_t q = 0; q < lo; ++q) d[q] = T(0);
-    for (int64_t q = lo; q < std::min(q0, hi); ++q) d[q] = srow[2 * q + r - pad];
-    for (int64_t q = std::max(q1, lo); q < hi; ++q) d[q] = srow[2 * q + r - pad];
-    for (int64_t q = hi; q < width; ++q) d[q] = T(0);
-  }
-  const T* s = srow - pad;
-  for (int64_t q = q0; q < q1; ++q) {
-    d0[q] = s[2 * q];
-    d1[q] = s[2 * q + 1];
-  }
-}
-
-// buf = src (extent `ext`) placed at offset `pad` inside the padded plane, zeros elsewhere.
-template <typename T>
-void fill_plane(const DwPlane& p, const T* src, const Dims& ext, const Dims& pad, T* buf) {
-  const int64_t depth = p.padded_extent(0), sx = p.stride[2], width = p.width;
-  // The in-bounds stretch of each phase row depends only on the phase: decide it once.
-  int64_t lo_hi[2 * 16];
-  std::vector<int64_t> many;
-  int64_t* range = sx <= 16 ? lo_hi : (many.resize(size_t(2 * sx)), many.data());
-  for (int64_t r = 0; r < sx; ++r)
-    inside_range(r - pad[2], sx, ext[2], width, range[2 * r], range[2 * r + 1]);
-  for (int64_t z = 0; z < depth; ++z) {
+void fill_plane(const T* src, const Dims& ext, const Dims& pad, const Dims& padded, int64_t sx,
+                T* buf) {
+  const int64_t rows = padded[1], row = sx * padded[2];
+  const int64_t y0 = std::clamp<int64_t>(pad[1], 0, rows);
+  const int64_t y1 = std::clamp<int64_t>(pad[1] + ext[1], y0, rows);
+  for (int64_t z = 0; z < padded[0]; ++z) {
     const int64_t iz = z - pad[0];
-    for (int64_t y = 0; y < p.rows; ++y) {
-      const int64_t iy = y - pad[1];
-      T* dst = buf + (z * p.rows + y) * sx * width;
-      if (!inside(iz, ext[0]) || !inside(iy, ext[1])) {
-        for (int64_t q = 0; q < sx * width; ++q) dst[q] = T(0);
-        continue;
-      }
-      const T* srow = src + (iz * ext[1] + iy) * ext[2];
-      if (sx == 2) {  // both phases in one pass over the row: contiguous reads that vectorise
-        fill_row_pair(range, pad[2], width, srow, dst);
-        continue;
-      }
-      for (int64_t r = 0; r < sx; ++r, dst += width) {
-        const int64_t lo = range[2 * r], hi = range[2 * r + 1], first = r - pad[2];
-        for (int64_t q = 0; q < lo; ++q) dst[q] = T(0);
-        if (sx == 1) {
-          for (int64_t q = lo; q < hi; ++q) dst[q] = srow[q + first];
-        } else {
-          for (int64_t q = lo; q < hi; ++q) dst[q] = srow[q * sx + first];
-        }
-        for (int64_t q = hi; q < width; ++q) dst[q] = T(0);
-      }
+    T* dst = buf + z * rows * row;
+    if (!inside(iz, ext[0])) {
+      std::fill(dst, dst + rows * row, T(0));
+      continue;
     }
+    std::fill(dst, dst + y0 * row, T(0));
+    dw_kernels<T>().pack_rows(src + (iz * ext[1] + y0 - pad[1]) * ext[2], ext[2], y1 - y0, ext[2],
+                              pad[2], sx, padded[2], dst + y0 * row);
+    std::fill(dst + y1 * row, dst + rows * row, T(0));
   }
 }
 
-// dst (extent `ext`) = the padded plane at offset `pad` (0 where the plane does not reach):
-// the adjoint of fill_plane.
+// An input plane (make_plane(g.out, ...)) from a channel of x.
 template <typename T>
-void crop_plane(const DwPlane& p, const T* buf, const Dims& ext, const Dims& pad, T* dst) {
-  const int64_t depth = p.padded_extent(0), sx = p.stride[2], width = p.width;
-  for (int64_t iz = 0; iz < ext[0]; ++iz) {
-    for (int64_t iy = 0; iy < ext[1]; ++iy) {
-      const int64_t z = iz + pad[0], y = iy + pad[1];
-      T* drow = dst + (iz * ext[1] + iy) * ext[2];
-      for (int64_t ix = 0; ix < ext[2]; ++ix) drow[ix] = T(0);
-      if (!inside(z, depth) || !inside(y, p.rows)) continue;
-      const T* prow = buf + (z * p.rows + y) * sx * width;
-      for (int64_t r = 0; r < sx; ++r, prow += width) {
-        int64_t lo, hi;
-        const int64_t first = r - pad[2];  // input column of phase position q: q * sx + first
-        inside_range(first, sx, ext[2], width, lo, hi);
-        for (int64_t q = lo; q < hi; ++q) drow[q * sx + first] = prow[q];
-      }
-    }
-  }
+void fill_input(const DwPlane& p, const ConvGeometry& g, const T* src, T* buf) {
+  fill_plane(src, g.in, g.pad_lo, Dims{p.padded_extent(0), p.rows, p.width}, p.stride[2], buf);
 }
 
 // Effective taps per (output channel, input channel) filter: flipped for true convolution (and
@@ -195,26 +206,17 @@ void effective_weights(const ConvGeometry& g, const T* w, bool flip, T* out) {
       out[k * taps + t] = w[k * taps + (flip ? taps - 1 - t : t)];
 }
 
-// wt[((gr * cg + cl) * kg + j) * taps + t] = w[((gr * kg + j) * cg + cl) * taps + t]: per input
-// channel, the taps of every output channel of its group (the stride-1 backward data's filters).
-template <typename T>
-void transpose_group_weights(const ConvGeometry& g, const T* w, T* wt) {
-  const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
-  for (int64_t gr = 0; gr < g.groups; ++gr)
-    for (int64_t cl = 0; cl < cg; ++cl)
-      for (int64_t j = 0; j < kg; ++j)
-        std::copy_n(w + ((gr * kg + j) * cg + cl) * taps, taps,
-                    wt + ((gr * cg + cl) * kg + j) * taps);
-}
-
-// Runs fn(slot, item) for every item in [0, items), each slot on one thread at a time.
+// Runs fn(slot, item) for every item in [0, items), each slot on one thread at a time. Slots
+// take the next item as they finish one, so a thread the OS delays (or one with heavier
+// items) leaves its share to the others; an item's result does not depend on its slot.
 template <typename Fn>
 void for_each_item(int64_t items, int64_t slots, Fn&& fn) {
   // Never more workers than items: a one-plane call runs inline instead of waking the pool
   // (a 1x1x8x8 depthwise forward: 3.5 us with a wake-up, 1.2 us inline).
+  std::atomic<int64_t> next{0};
   parallel_for(std::min(slots, items), 1, [&](int64_t begin, int64_t end) {
     for (int64_t s = begin; s < end; ++s)
-      for (int64_t i = s; i < items; i += slots) fn(s, i);
+      for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < items;) fn(s, i);
   });
 }
 
@@ -224,7 +226,7 @@ DwPlane input_plane(const ConvGeometry& g) { return make_plane(g.out, g, false);
 
 template <typename T>
 void fill_input_plane(const DwPlane& p, const ConvGeometry& g, const T* src, T* buf) {
-  fill_plane(p, src, g.in, g.pad_lo, buf);
+  fill_input(p, g, src, buf);
 }
 
 std::string depthwise_unsupported_reason(const ConvGeometry& g, ConvPass) {
@@ -271,7 +273,7 @@ void direct_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias,
       DwPlane sp = p;
       sp.channels = std::min(p.channels, cg - c0);
       for (int64_t cl = 0; cl < sp.channels; ++cl)
-        fill_plane(p, x + (n * g.c + gr * cg + c0 + cl) * g.in_spatial(), g.in, g.pad_lo,
+        fill_input(p, g, x + (n * g.c + gr * cg + c0 + cl) * g.in_spatial(),
                    buf + cl * p.channel_stride);
       for (int64_t j = 0; j < kg; j += kDwMaxOutputs) {
         const int count = int(std::min<int64_t>(kDwMaxOutputs, kg - j));
@@ -285,50 +287,110 @@ void direct_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias,
   });
 }
 
+// Per phase of dp, its sub-kernel's taps of every filter in the forward kernel's order: per
+// input channel, the taps of every output channel of its group (filter (gr * kg + j, cl) at
+// ((gr * cg + cl) * kg + j) * taps); phase ph's start at out + starts[ph].
+template <typename T>
+void phase_weights(const ConvGeometry& g, const DataPhases& dp, const T* w, T* out,
+                   std::vector<int64_t>& starts) {
+  const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
+  int64_t at = 0;
+  for (const auto& ph : dp.phases) {
+    const int64_t n = ph[0].taps * ph[1].taps * ph[2].taps;
+    starts.push_back(at);
+    at += g.k * cg * n;
+    for (int64_t gr = 0; gr < g.groups; ++gr)
+      for (int64_t cl = 0; cl < cg; ++cl)
+        for (int64_t j = 0; j < kg; ++j) {
+          const T* f = w + ((gr * kg + j) * cg + cl) * taps;
+          T* o = out + starts.back() + ((gr * cg + cl) * kg + j) * n;
+          for (int64_t a = 0; a < ph[0].taps; ++a)
+            for (int64_t b = 0; b < ph[1].taps; ++b)
+              for (int64_t c = 0; c < ph[2].taps; ++c) {
+                const int64_t tz = ph[0].last - a * ph[0].step, ty = ph[1].last - b * ph[1].step;
+                *o++ = f[(tz * g.kernel[1] + ty) * g.kernel[2] + ph[2].last - c * ph[2].step];
+              }
+        }
+  }
+}
+
+// dst = the input plane from its phases (phase (pz, py, px) at src + phase index * dp.out_elems(),
+// dp.count extents), by the ISA's interleaving row kernel.
+template <typename T>
+void interleave_phases(const ConvGeometry& g, const DataPhases& dp, const T* src, T* dst) {
+  const int64_t sy = g.stride[1], sx = g.stride[2], cx = dp.count[2], elems = dp.out_elems();
+  for (int64_t iz = 0; iz < g.in[0]; ++iz)
+    for (int64_t py = 0; py < std::min(sy, g.in[1]); ++py) {
+      const int64_t phase = ((iz % g.stride[0]) * sy + py) * sx;
+      dw_kernels<T>().unpack_rows(src + phase * elems + (iz / g.stride[0]) * dp.count[1] * cx, cx,
+                                  elems, (g.in[1] - py + sy - 1) / sy, cx, sx, 0, g.in[2],
+                                  dst + (iz * g.in[1] + py) * g.in[2], sy * g.in[2]);
+    }
+}
+
 template <typename T>
 void direct_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x, T* ws) {
   if (plan.detail) return rows_backward_data(plan, grad_y, w, grad_x, ws);
   const ConvGeometry& g = plan.g;
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
-  const bool as_forward = backward_data_as_forward(g);
-  std::vector<int64_t> offsets;
-  const DwPlane p = stacked_plane(g, ConvPass::kBackwardData, offsets);
+  const DataPhases dp = data_phases(g);
+  const int64_t phases = int64_t(dp.phases.size()), stack = stack_count(g, plan.pass);
+  std::vector<DwPlane> planes;
+  std::vector<std::vector<int64_t>> offsets(static_cast<size_t>(phases));
+  for (int64_t ph = 0; ph < phases; ++ph) {
+    DwPlane p = phase_plane(dp, dp.phases[size_t(ph)]);
+    p.channel_stride = dp.plane_elems();
+    p.channels = stack;
+    offsets[size_t(ph)].resize(size_t(p.taps()));
+    p.set_taps(offsets[size_t(ph)].data());
+    planes.push_back(p);
+  }
   const int64_t per_slot = slot_elems(g, plan.pass);
   T* weights = ws + slot_count(plan) * per_slot;
-  // The adjoint of a stride-1 correlation with taps w is a correlation with the taps reversed.
-  effective_weights(g, w, (g.mode == ConvMode::kConv) != as_forward, weights);
-  Dims pad_adj{};
-  for (int d = 0; d < kMaxRank; ++d) pad_adj[d] = (g.kernel[d] - 1) * g.dilation[d] - g.pad_lo[d];
-  T* wt = weights + g.k * cg * taps;  // as_forward: per input channel, its (j, tap) taps
-  if (as_forward) transpose_group_weights(g, weights, wt);
+  T* wt = weights + g.k * cg * taps;
+  effective_weights(g, w, g.mode == ConvMode::kConv, weights);
+  std::vector<int64_t> starts;
+  phase_weights(g, dp, weights, wt, starts);
   const DwKernels<T>& kern = dw_kernels<T>();
   for_each_item(g.n * g.groups, slot_count(plan), [&](int64_t slot, int64_t item) {
     const int64_t n = item / g.groups, gr = item % g.groups;
     T* buf = ws + slot * per_slot;
-    auto gx = [&](int64_t cl) { return grad_x + (n * g.c + gr * cg + cl) * g.in_spatial(); };
-    auto gy = [&](int64_t j) { return grad_y + (n * g.k + gr * kg + j) * g.out_spatial(); };
-    if (as_forward) {  // stack the padded grad_y planes, correlate them into each input channel
-      for (int64_t j0 = 0; j0 < kg; j0 += p.channels) {
-        DwPlane sp = p;
-        sp.channels = std::min(p.channels, kg - j0);
-        for (int64_t j = 0; j < sp.channels; ++j)
-          fill_plane(p, gy(j0 + j), g.out, pad_adj, buf + j * p.channel_stride);
+    T* scratch = scratch_of(planes[0], buf);
+    // Strided: every phase of each input channel, interleaved into grad_x at the end.
+    T* phase_out = scratch + (per_slot - stack * dp.plane_elems() - kSlack -
+                              cg * (dp.strided ? phases * dp.out_elems() : 0));
+    auto out = [&](int64_t cl, int64_t ph) {
+      return dp.strided ? phase_out + (cl * phases + ph) * dp.out_elems()
+                        : grad_x + (n * g.c + gr * cg + cl) * g.in_spatial();
+    };
+    // Stack the padded grad_y planes, correlate them into each input channel's phases.
+    for (int64_t j0 = 0; j0 < kg; j0 += stack) {
+      const int64_t count_j = std::min(stack, kg - j0);
+      for (int64_t j = 0; j < count_j; ++j)
+        fill_plane(grad_y + (n * g.k + gr * kg + j0 + j) * g.out_spatial(), g.out, dp.pad,
+                   dp.padded, 1, buf + j * dp.plane_elems());
+      for (int64_t ph = 0; ph < phases; ++ph) {
+        DwPlane sp = planes[size_t(ph)];
+        const int64_t n_taps = sp.kernel_volume();
+        if (n_taps == 0) {  // no tap reaches this phase
+          for (int64_t cl = 0; cl < cg && j0 == 0; ++cl)
+            std::fill(out(cl, ph), out(cl, ph) + dp.out_elems(), T(0));
+          continue;
+        }
+        sp.channels = count_j;
         for (int64_t cl = 0; cl < cg; cl += kDwMaxOutputs) {
           const int count = int(std::min<int64_t>(kDwMaxOutputs, cg - cl));
           T* outs[kDwMaxOutputs];
-          for (int f = 0; f < count; ++f) outs[f] = gx(cl + f);
-          kern.forward(sp, buf, wt + ((gr * cg + cl) * kg + j0) * taps, kg * taps, count,
-                       nullptr, j0 > 0, outs, scratch_of(p, buf));
+          for (int f = 0; f < count; ++f) outs[f] = out(cl + f, ph);
+          kern.forward(sp, buf + phase_base(dp, dp.phases[size_t(ph)]),
+                       wt + starts[size_t(ph)] + ((gr * cg + cl) * kg + j0) * n_taps, kg * n_taps,
+                       count, nullptr, j0 > 0, outs, scratch);
         }
       }
-      return;
     }
-    for (int64_t cl = 0; cl < cg; ++cl) {  // scatter every grad_y plane into one padded plane
-      std::fill(buf, buf + p.buffer_elems(), T(0));
-      for (int64_t j = 0; j < kg; ++j)
-        kern.scatter(p, gy(j), weights + filter(g, gr * kg + j, cl) * taps, buf);
-      crop_plane(p, buf, g.in, g.pad_lo, gx(cl));
-    }
+    if (dp.strided)
+      for (int64_t cl = 0; cl < cg; ++cl)
+        interleave_phases(g, dp, out(cl, 0), grad_x + (n * g.c + gr * cg + cl) * g.in_spatial());
   });
 }
 
@@ -355,7 +417,7 @@ void direct_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T
         DwPlane sp = p;
         sp.channels = std::min(p.channels, cg - c0);
         for (int64_t cl = 0; cl < sp.channels; ++cl)
-          fill_plane(p, x + (n * g.c + gr * cg + c0 + cl) * g.in_spatial(), g.in, g.pad_lo,
+          fill_input(p, g, x + (n * g.c + gr * cg + c0 + cl) * g.in_spatial(),
                      buf + cl * p.channel_stride);
         for (int64_t j = 0; j < kg; j += kDwMaxOutputs) {
           const int count = int(std::min<int64_t>(kDwMaxOutputs, kg - j));

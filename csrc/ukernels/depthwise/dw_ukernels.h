@@ -73,8 +73,16 @@ struct DwKernels {
   // gw[f * gw_stride + t] += sum over outputs o of gy[f][o] * buf[...].
   void (*weight)(const DwPlane& p, const T* buf, const T* const* gy, int count, T* gw,
                  int64_t gw_stride);
-  // buf[...] += w[tap] * gy[o] over every output and tap (the adjoint of forward).
-  void (*scatter)(const DwPlane& p, const T* gy, const T* w, T* buf);
+  // Rows r < rows of a padded, phase-split plane, sx * width elements each from dst: phase ph
+  // at q = src[r * src_pitch + q * sx + ph - pad] where that index lies in [0, n), else 0.
+  void (*pack_rows)(const T* src, int64_t src_pitch, int64_t rows, int64_t n, int64_t pad,
+                    int64_t sx, int64_t width, T* dst);
+  // Back to rows: dst[r * dst_pitch + j] (j < n) = phase ph = (j + pad) % sx of source row r at
+  // q = (j + pad) / sx (0 where q >= width); that phase row starts at src + r * src_pitch +
+  // ph * phase_pitch.
+  void (*unpack_rows)(const T* src, int64_t src_pitch, int64_t phase_pitch, int64_t rows,
+                      int64_t width, int64_t sx, int64_t pad, int64_t n, T* dst,
+                      int64_t dst_pitch);
   const char* name;
 };
 
