@@ -167,15 +167,16 @@ def test_cli_info():
 
 
 def test_auto_runs_grouped_layers_direct_and_long_short_1d_kernels_on_im2col():
-    """selection._cpu_rule: up to 16 channels per group run direct, except a strided backward
-    data from 8 per group; a long 1-D signal with a 2-tap kernel runs im2col, every pass."""
+    """selection._cpu_rule: up to 16 channels per group run direct, strided backward data too
+    (one stride-1 correlation per input phase), beyond that a GEMM; a long 1-D signal with a
+    2-tap kernel runs im2col, every pass."""
     assert (
         fastconv.explain((1, 512, 14, 14), (512, 16, 3, 3), padding=1, groups=32).algo == "direct"
     )
-    x, w = (1, 256, 28, 28), (256, 8, 3, 3)
     kw = dict(padding=1, groups=32, stride=2, pass_="backward_data")
-    assert fastconv.explain(x, w, **kw).algo != "direct"
+    assert fastconv.explain((1, 256, 28, 28), (256, 8, 3, 3), **kw).algo == "direct"
     assert fastconv.explain((1, 128, 28, 28), (128, 4, 3, 3), **kw).algo == "direct"
+    assert fastconv.explain((1, 1024, 28, 28), (1024, 32, 3, 3), **kw).algo != "direct"
     wave = dict(dilation=8)
     assert fastconv.explain((1, 64, 16000), (64, 64, 2), **wave).algo == "im2col"
     bd = fastconv.explain((1, 64, 16000), (64, 64, 2), pass_="backward_data", **wave)

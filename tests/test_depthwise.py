@@ -18,7 +18,7 @@ PASSES = ("forward", "backward_data", "backward_weight")
 # (x_shape, w_shape, kwargs) aimed at the paths above: stride-2 rows of odd and even widths
 # (one vector, several, a partial last one), 14x14 planes (narrow rows, tail blocks of every
 # height), stride 3, dilation sharing a factor with the stride (phases no tap reaches: zeros),
-# a kernel smaller than the stride, padding wider than the kernel, multipliers, true
+# kernels smaller than the stride, padding wider than the kernel, multipliers, true
 # convolution, 1-D and 3-D.
 CASES = [
     ((1, 3, 56, 56), (3, 1, 3, 3), dict(stride=2, padding=1, groups=3)),
@@ -29,6 +29,7 @@ CASES = [
     ((1, 2, 17, 19), (2, 1, 3, 3), dict(stride=3, padding=2, groups=2)),
     ((1, 2, 12, 21), (2, 1, 3, 3), dict(stride=2, dilation=2, padding=2, groups=2)),
     ((1, 3, 9, 11), (3, 1, 1, 1), dict(stride=2, groups=3)),
+    ((1, 2, 30, 41), (4, 1, 2, 3), dict(stride=(7, 9), padding=1, groups=2)),
     ((1, 2, 10, 9), (6, 1, 2, 3), dict(stride=(3, 2), padding=(4, 3), groups=2)),
     ((2, 3, 33), (6, 1, 5), dict(stride=2, padding=((3, 1),), dilation=3, groups=3)),
     ((1, 2, 7, 9, 10), (2, 1, 3, 3, 3), dict(stride=2, padding=1, groups=2)),

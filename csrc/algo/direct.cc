@@ -49,9 +49,11 @@ DwPlane make_plane(const Dims& out, const ConvGeometry& g, bool unit_stride) {
 // offsets dilation / gcd apart: a stride-1 correlation of grad_y, zero-padded by `pad` to
 // `padded`, with the phase's sub-kernel (its taps in increasing offset order, i.e. from the
 // last original tap down). Each phase produces `count` = ceil(in / stride) positions per dim
-// (a phase with fewer inputs computes a few it drops).
+// (a phase with fewer inputs computes a few it drops). Only phases some tap reaches are listed
+// (at most kernel[d] per dim, whatever the stride); the others are zero.
 struct PhaseDim {
-  int64_t taps = 0;      // sub-kernel taps (0: no tap reaches the phase)
+  int64_t index = 0;     // the phase ph
+  int64_t taps = 1;      // sub-kernel taps
   int64_t last = 0;      // the original tap of the sub-kernel's first tap
   int64_t step = 1;      // original taps between sub-kernel taps
   int64_t dilation = 1;  // grad_y positions between sub-kernel taps
@@ -60,8 +62,9 @@ struct PhaseDim {
 
 struct DataPhases {
   Dims padded{}, pad{}, count{};
-  std::vector<std::array<PhaseDim, kMaxRank>> phases;  // index (pz * sy + py) * sx + px
+  std::vector<std::array<PhaseDim, kMaxRank>> phases;  // the phases some tap reaches
   bool strided = false;
+  bool empty_phases = false;  // some phase no tap reaches
   int64_t plane_elems() const { return padded[0] * padded[1] * padded[2]; }
   int64_t out_elems() const { return count[0] * count[1] * count[2]; }
 };
@@ -75,21 +78,20 @@ DataPhases data_phases(const ConvGeometry& g) {
     dp.count[d] = (g.in[d] + s - 1) / s;
     dp.strided = dp.strided || s > 1;
     int64_t lo = 0, hi = g.out[d];  // padded grad_y range [lo, hi)
-    for (int64_t ph = 0; ph < s; ++ph) {
+    // Taps t < step reach distinct phases; every later tap shares the phase of t % step.
+    for (int64_t t = 0; t < std::min(k, step); ++t) {
       PhaseDim pd;
-      for (int64_t t = 0; t < std::min(k, step); ++t) {
-        if (((ph + pl - t * dil) % s + s) % s != 0) continue;
-        pd.taps = (k - 1 - t) / step + 1;
-        pd.last = t + (pd.taps - 1) * step;
-        pd.step = step;
-        pd.dilation = dil / gcd;
-        pd.offset = (ph + pl - pd.last * dil) / s;
-        lo = std::min(lo, pd.offset);
-        hi = std::max(hi, dp.count[d] + pd.offset + (pd.taps - 1) * pd.dilation);
-        break;
-      }
+      pd.index = ((t * dil - pl) % s + s) % s;
+      pd.taps = (k - 1 - t) / step + 1;
+      pd.last = t + (pd.taps - 1) * step;
+      pd.step = step;
+      pd.dilation = dil / gcd;
+      pd.offset = (pd.index + pl - pd.last * dil) / s;
+      lo = std::min(lo, pd.offset);
+      hi = std::max(hi, dp.count[d] + pd.offset + (pd.taps - 1) * pd.dilation);
       per_dim[d].push_back(pd);
     }
+    dp.empty_phases = dp.empty_phases || int64_t(per_dim[d].size()) < s;
     dp.pad[d] = -lo;
     dp.padded[d] = hi - lo;
     for (PhaseDim& pd : per_dim[d]) pd.offset -= lo;
@@ -100,8 +102,13 @@ DataPhases data_phases(const ConvGeometry& g) {
   return dp;
 }
 
+// Where a phase's outputs go among all stride[0] * stride[1] * stride[2] phases.
+int64_t phase_index(const ConvGeometry& g, const std::array<PhaseDim, kMaxRank>& ph) {
+  return (ph[0].index * g.stride[1] + ph[1].index) * g.stride[2] + ph[2].index;
+}
+
 // The stride-1 plane a backward-data phase reads: the padded grad_y plane, the phase's
-// sub-kernel (no taps if it is empty).
+// sub-kernel.
 DwPlane phase_plane(const DataPhases& dp, const std::array<PhaseDim, kMaxRank>& ph) {
   DwPlane p{};
   p.out = dp.count;
@@ -144,6 +151,13 @@ DwPlane stacked_plane(const ConvGeometry& g, ConvPass pass, std::vector<int64_t>
 // Scratch slots: one per thread the plan was made for (the workspace holds that many).
 int64_t slot_count(const ConvPlan& plan) { return std::max(1, plan.threads); }
 
+// Elements of every phase's outputs (strided backward data), per input channel.
+int64_t phase_out_elems(const ConvGeometry& g, const DataPhases& dp) {
+  if (!dp.strided) return 0;
+  return checked_product({g.stride[0], g.stride[1], g.stride[2], dp.out_elems()},
+                         "direct workspace");
+}
+
 // Per thread: the stacked padded planes (+ slack), then the flat forward's output runs; strided
 // backward data then holds every phase of each input channel of a group.
 int64_t slot_elems(const ConvGeometry& g, ConvPass pass) {
@@ -152,9 +166,9 @@ int64_t slot_elems(const ConvGeometry& g, ConvPass pass) {
   if (pass == ConvPass::kBackwardData) {
     const DataPhases dp = data_phases(g);
     plane = dp.plane_elems();
-    if (dp.strided) phases = g.c_per_group() * int64_t(dp.phases.size()) * dp.out_elems();
+    phases = checked_product({g.c_per_group(), phase_out_elems(g, dp)}, "direct workspace");
   }
-  return stack_count(g, pass) * plane + kSlack +
+  return checked_product({stack_count(g, pass), plane}, "direct workspace") + kSlack +
          (p.flat() ? kDwMaxOutputs * (p.flat_elems() + 16) : 0) + phases;
 }
 
@@ -356,11 +370,14 @@ void direct_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* 
     const int64_t n = item / g.groups, gr = item % g.groups;
     T* buf = ws + slot * per_slot;
     T* scratch = scratch_of(planes[0], buf);
-    // Strided: every phase of each input channel, interleaved into grad_x at the end.
-    T* phase_out = scratch + (per_slot - stack * dp.plane_elems() - kSlack -
-                              cg * (dp.strided ? phases * dp.out_elems() : 0));
+    // Strided: every phase of each input channel (zeros where no tap reaches), interleaved
+    // into grad_x at the end.
+    const int64_t all_phases = phase_out_elems(g, dp);
+    T* phase_out = buf + per_slot - cg * all_phases;
+    if (dp.empty_phases) std::fill(phase_out, phase_out + cg * all_phases, T(0));
     auto out = [&](int64_t cl, int64_t ph) {
-      return dp.strided ? phase_out + (cl * phases + ph) * dp.out_elems()
+      return dp.strided ? phase_out + cl * all_phases +
+                              phase_index(g, dp.phases[size_t(ph)]) * dp.out_elems()
                         : grad_x + (n * g.c + gr * cg + cl) * g.in_spatial();
     };
     // Stack the padded grad_y planes, correlate them into each input channel's phases.
@@ -372,11 +389,6 @@ void direct_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* 
       for (int64_t ph = 0; ph < phases; ++ph) {
         DwPlane sp = planes[size_t(ph)];
         const int64_t n_taps = sp.kernel_volume();
-        if (n_taps == 0) {  // no tap reaches this phase
-          for (int64_t cl = 0; cl < cg && j0 == 0; ++cl)
-            std::fill(out(cl, ph), out(cl, ph) + dp.out_elems(), T(0));
-          continue;
-        }
         sp.channels = count_j;
         for (int64_t cl = 0; cl < cg; cl += kDwMaxOutputs) {
           const int count = int(std::min<int64_t>(kDwMaxOutputs, cg - cl));
@@ -390,7 +402,8 @@ void direct_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* 
     }
     if (dp.strided)
       for (int64_t cl = 0; cl < cg; ++cl)
-        interleave_phases(g, dp, out(cl, 0), grad_x + (n * g.c + gr * cg + cl) * g.in_spatial());
+        interleave_phases(g, dp, phase_out + cl * all_phases,
+                          grad_x + (n * g.c + gr * cg + cl) * g.in_spatial());
   });
 }
 
