@@ -155,9 +155,11 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
       1.26: im2col only for strided ones.
     - One input channel per group (depthwise, any channel multiplier; also a single-channel
       signal) runs the depthwise algorithm: SIMD loops per channel plane beat any GEMM, which
-      has nothing to block over (mobilenetv2.dw112 forward 2.1x torch vs reference 0.05x,
-      dw14 1.0x, dw56s2 0.67x; replknet.dw31 forward 15.9x, backward weight 8.5x;
-      signal.1d.k1025 forward 15.8x vs implicit_gemm 1.4x).
+      has nothing to block over (mobilenetv2.dw112 forward 2.1x torch vs reference 0.05x;
+      replknet.dw31 forward 15.9x, backward weight 8.5x; signal.1d.k1025 forward 15.8x vs
+      implicit_gemm 1.4x). Zen 4, 1 thread, min us, forward / backward data / backward weight,
+      avx512 (avx2) vs torch: dw112 117/119/128 (138/139/162) vs 226/241/214, dw56s2 81/121/96
+      (94/141/99) vs 147/185/144, dw14 37/44/47 (45/52/53) vs 88/100/88.
     - Grouped convolutions with few channels per group run the direct algorithm (the same
       plane loops, each padded source plane feeding up to four output planes per pass): a GEMM
       per group has too few rows and reductions to block over. Timed on 3x3 groups (1 thread,
