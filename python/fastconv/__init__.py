@@ -7,6 +7,7 @@ build has, and `fastconv bench` for how fast it is on your machine.
 from __future__ import annotations
 
 from . import _C
+from ._host_memory import empty_cache
 from ._runtime import (
     algorithms,
     check_gpu_errors,
@@ -100,6 +101,7 @@ __all__ = [
     "conv_transpose",
     "conv_transpose_backward_data",
     "conv_transpose_backward_weight",
+    "empty_cache",
     "explain",
     "get_num_threads",
     "global_avg_pool",

@@ -35,6 +35,7 @@ from ._arguments import explicit_padding, full_shape, per_dim, positive
 from ._arrays import is_torch_tensor
 from ._autograd import recording, records_grad
 from ._calls import run_conv
+from ._host_memory import POOL
 from ._problem import conv_problem
 
 # Chain when the dense kernel has this many times more taps than the passes together, or with
@@ -228,7 +229,7 @@ def _fused(lay: "_Layout", z, fa, fb, bias, lo, hi, out_shape, pairs: bool, like
     if ops is None or min(*lo, *hi) < 0:
         return None
     zn, an, bn, biasn = ops
-    y = np.empty(out_shape, zn.dtype)
+    y = POOL.empty(out_shape, zn.dtype)
     stride, dilation = lay.stride[-2:], lay.dilation[-2:]
     _C.separable_conv2d(zn, an, bn, biasn, y, lay.groups, pairs, stride, lo, hi, dilation)
     return sys.modules["torch"].from_numpy(y) if is_torch_tensor(like) else y

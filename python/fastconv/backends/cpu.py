@@ -16,6 +16,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .. import _C
+from .._host_memory import POOL
 from .base import Backend, Call
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -173,7 +174,7 @@ class CpuBackend(Backend):
             )
 
     def empty(self, call: Call, shape: Sequence[int], dtype: Optional[str] = None) -> tuple:
-        a = np.empty(shape, _NUMPY_DTYPES[dtype or call.dtype])
+        a = POOL.empty(shape, _NUMPY_DTYPES[dtype or call.dtype])
         if call.library == "torch":
             # A tensor over NumPy memory: torch.from_numpy(np.empty()) costs ~60% of
             # torch.empty() here, and the kernels take the array itself.
