@@ -6,6 +6,10 @@
 #include <cstring>
 #include <type_traits>
 
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 #include "ukernels/separable/sep_ukernels.h"
 
 namespace fastconv::sep_detail {
@@ -21,6 +25,18 @@ struct Vec {
     return v;
   }
   static void store(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+  // p aligned to the vector: a store that bypasses the caches (output written once, not read).
+  static void stream(T* p, V v) {
+#if defined(__AVX512F__)
+    if constexpr (kBytes == 64 && std::is_same_v<T, float>) return _mm512_stream_ps(p, v);
+    if constexpr (kBytes == 64 && std::is_same_v<T, double>) return _mm512_stream_pd(p, v);
+#endif
+#if defined(__AVX__)
+    if constexpr (kBytes == 32 && std::is_same_v<T, float>) return _mm256_stream_ps(p, v);
+    if constexpr (kBytes == 32 && std::is_same_v<T, double>) return _mm256_stream_pd(p, v);
+#endif
+    store(p, v);
+  }
   static V splat(T s) { return V{} + s; }
 };
 
@@ -164,6 +180,9 @@ inline void horizontal(const T* src, const T* f, int64_t k, int64_t dilation, in
   using W = Vec<T, kBytes>;
   using V = typename W::V;
   constexpr int64_t L = W::L;
+  // A row written once and never read back here, aligned: streamed past the caches (it would
+  // otherwise be read in first, and evict the input rows the next bands read).
+  const bool stream = !accumulate && reinterpret_cast<uintptr_t>(y) % kBytes == 0;
   // C vectors of outputs from o: taps outermost, C independent accumulators.
   auto block = [&](auto c_count, int64_t o0) {
     constexpr int C = decltype(c_count)::value;
@@ -175,6 +194,11 @@ inline void horizontal(const T* src, const T* f, int64_t k, int64_t dilation, in
       const V ft = W::splat(f[t]);
 #pragma GCC unroll 8
       for (int c = 0; c < C; ++c) acc[c] += ft * W::load(s + c * L);
+    }
+    if (stream) {
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) W::stream(y + o0 + c * L, acc[c]);
+      return;
     }
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) {
