@@ -107,6 +107,13 @@ inline void vertical(const T* const* rows, const T* f, int64_t k, int64_t stride
     for (; r + R <= n_rows; r += R) {
       const T* const* rr = rows + r;
       T* o = out + r * out_stride;
+      // The R input rows the next block reads first: fetched while this block computes (a
+      // block reads each row in C-vector strips, too short for the hardware to see a stream).
+      if (r + 2 * R <= n_rows)
+        for (int i = 0; i < R; ++i) {
+          const char* p = reinterpret_cast<const char*>(rr[k - 1 + R + i]);
+          for (int64_t b = 0; b < width * int64_t(sizeof(T)); b += 64) __builtin_prefetch(p + b);
+        }
       const int64_t qb = valid_begin - r, qe = valid_end - r;
       int64_t j = 0;
       for (; j + C * L <= vec_width; j += C * L)
