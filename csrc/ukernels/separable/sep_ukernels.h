@@ -35,5 +35,5 @@ FASTCONV_DECLARE_SEPARABLE(avx512)
 #undef FASTCONV_DECLARE_SEPARABLE
 
 namespace fastconv {
-constexpr int64_t kSeparableMaxVectorBytes = 64;  // avx512: what horizontal may read past n
+constexpr int64_t kSeparableMaxVectorBytes = 64;  // avx512: what horizontal reads past its taps
 }
