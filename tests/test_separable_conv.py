@@ -95,6 +95,14 @@ def _oracle(x, factors, bias, kw):
     return ref.conv(x, dense(factors), bias, **kw)
 
 
+def _factor_oracle(x, g, factors, kw):
+    """Each factor's gradient of a 2-D separable conv: the dense weight gradient (oracle)
+    summed against the other factor."""
+    f0, f1 = (np.asarray(f, np.float64) for f in factors)
+    gw = ref.conv_backward_weight(x, g, dense(factors).shape, **kw)
+    return [np.einsum("kcab,kcb->kca", gw, f1), np.einsum("kcab,kca->kcb", gw, f0)]
+
+
 @pytest.fixture
 def poisoned_empty(monkeypatch):
     """np.empty gives NaN-filled arrays: an output element the fused kernel skips fails."""
@@ -139,6 +147,19 @@ def test_fused_passes_match_oracle(rng, dtype, case, pooled, poisoned_empty, mon
     assert bool(calls) == (len(kernel) == 2 and set(np.atleast_1d(stride)) == {1})
     want_gx = ref.conv_backward_data(g, dense(factors), xs, **kw)
     assert_close(gx, want_gx, reduction=reduction * k // groups)
+    if len(kernel) == 2 and set(np.atleast_1d(stride)) == {1}:
+        fused_factors = sep._C.separable_conv2d_backward_factors
+        monkeypatch.setattr(
+            sep._C,
+            "separable_conv2d_backward_factors",
+            lambda *a: calls.append(2) or fused_factors(*a),
+        )
+        calls.clear()
+        gf = fastconv.separable_conv_backward_factors(x, g, factors, **kw)
+        assert calls == [2], "the fused factor gradients did not run"
+        for got, want in zip(gf, _factor_oracle(x, g, factors, kw)):
+            assert got.dtype == dtype and got.shape == want.shape
+            assert_close(got, want, reduction=xs[0] * int(np.prod(y.shape[2:])) * max(kernel))
 
 
 def test_fused_passes_on_torch_tensors(rng):
@@ -173,6 +194,10 @@ _ISA_CHILD = textwrap.dedent("""
         for dt in ("float32", "float64"):
             factors = [data[f"{i}-{dt}-f{d}"] for d in range(len(kernel))]
             out[f"{i}-{dt}"] = fastconv.separable_conv(data[f"{i}-{dt}-x"], factors, **kw)
+            if f"{i}-{dt}-g" in data.files:  # 2-D, stride 1: the fused factor gradients
+                gf = fastconv.separable.separable_conv_backward_factors(
+                    data[f"{i}-{dt}-x"], data[f"{i}-{dt}-g"], factors, **kw)
+                out[f"{i}-{dt}-gf0"], out[f"{i}-{dt}-gf1"] = gf
     np.savez(OUTPUTS, **out)
 """)
 
@@ -188,6 +213,12 @@ def test_fused_passes_at_every_isa_level(isa, rng, tmp_path):
             arrays.update({f"{i}-{dt}-f{d}": f for d, f in enumerate(factors)})
             kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
             want[f"{i}-{dt}"] = (_oracle(x, factors, None, kw), xs[1] // groups * np.prod(kernel))
+            if len(kernel) == 2 and set(np.atleast_1d(stride)) == {1}:
+                g = rand(rng, want[f"{i}-{dt}"][0].shape, dtype)
+                arrays[f"{i}-{dt}-g"] = g
+                n_sum = xs[0] * int(np.prod(g.shape[2:])) * max(kernel)
+                for d, gf in enumerate(_factor_oracle(x, g, factors, kw)):
+                    want[f"{i}-{dt}-gf{d}"] = (gf, n_sum)
     np.savez(tmp_path / "inputs.npz", **arrays)
     (tmp_path / "spec.json").write_text(json.dumps(FUSED_CASES))  # tuples as lists
     names = dict(SPEC="spec.json", INPUTS="inputs.npz", OUTPUTS="out.npz")

@@ -36,6 +36,17 @@ void horizontal(const double* src, const double* f, const SeparableTaps& a, doub
   kernel(src, f, a, y, acc);
 }
 
+void correlate(const float* const* a, const float* const* b, const SeparableCorrelation& c,
+               float* acc) {
+  static const auto kernel = FASTCONV_KERNEL_BY_ISA(sep_correlate_f32);
+  kernel(a, b, c, acc);
+}
+void correlate(const double* const* a, const double* const* b, const SeparableCorrelation& c,
+               double* acc) {
+  static const auto kernel = FASTCONV_KERNEL_BY_ISA(sep_correlate_f64);
+  kernel(a, b, c, acc);
+}
+
 // Per-thread scratch, kept between calls (grown, never shrunk).
 template <typename T>
 struct Scratch {
@@ -141,6 +152,142 @@ void separable_conv2d(const SeparableShape& s, const T* x, const T* f0, const T*
     }
   });
 }
+
+namespace {
+
+// The backward pass's per-thread scratch: the forward's, and grad_y's band with its zero
+// padding, the horizontal adjoint's output, the row pointers of the sums and their lanes.
+template <typename T>
+struct FactorScratch {
+  Scratch<T> fwd;
+  std::vector<T> g, u, acc, flipped;
+  std::vector<const T*> g_rows, u_rows, band_rows;
+};
+
+template <typename T>
+void grow(std::vector<T>& v, int64_t n) {
+  if (int64_t(v.size()) < n) v.resize(size_t(n));
+}
+
+// One (pair, image) task of separable_conv2d_backward_factors: its sums over every band, per
+// tap, into sums[0, k0) (f0) and sums[k0, k0 + k1) (f1).
+template <typename T>
+void factor_task(const SeparableShape& s, const Layout& a, FactorScratch<T>& w, const T* x,
+                 const T* grad_y, const T* f0, const T* f1, int64_t pair, int64_t image,
+                 T* sums) {
+  constexpr int64_t kLanes = kSeparableLanes<T>;
+  const int64_t o = pair / s.cg, ci = pair % s.cg, m = s.k / s.groups, g = o / m;
+  const int64_t nn = image / s.lines, l = image % s.lines;
+  const T* xp = x + ((nn * s.x_channels + g * s.cg + ci) * s.lines + l) * s.h_in * s.w_in;
+  const T* gp = grad_y + ((nn * s.k + o) * s.lines + l) * s.h_out * s.w_out;
+  const T* fa = f0 + pair * s.k0;
+  const T* fb = f1 + pair * s.k1;
+  for (int64_t t = 0; t < s.k1; ++t) w.flipped[t] = fb[s.k1 - 1 - t];
+  // grad_y rows sit at q1 in rows of g_len zeros: the adjoint's taps read [q1 - (k1-1) d1, ..).
+  const int64_t q1 = (s.k1 - 1) * s.d1 - s.p1;
+  const int64_t g_vec = (s.w_out + kLanes - 1) / kLanes * kLanes;
+  const int64_t g_len = std::max(q1 + g_vec, s.w_in + (s.k1 - 1) * s.d1 + 2 * kLanes);
+  const int64_t u_len = (s.w_in + kLanes - 1) / kLanes * kLanes;
+  std::fill(w.acc.begin(), w.acc.end(), T(0));
+  T* acc0 = w.acc.data();
+  T* acc1 = acc0 + s.k0 * kLanes;
+  for (int64_t i0 = 0; i0 < s.h_out; i0 += a.band) {
+    const int64_t nb = std::min(a.band, s.h_out - i0);
+    const int64_t n_rows = (nb - 1) + (s.k0 - 1) * s.d0 + 1;
+    const int64_t first = i0 - s.p0;
+    SeparableTaps v;
+    v.k = s.k0;
+    v.dilation = s.d0;
+    v.valid_begin = std::clamp<int64_t>(-first, 0, n_rows);
+    v.valid_end = std::clamp<int64_t>(s.h_in - first, v.valid_begin, n_rows);
+    v.count = nb;
+    v.width = a.cols;
+    v.out_stride = a.row_len;
+    for (int64_t q = 0; q < n_rows; ++q)
+      w.fwd.rows[q] = q >= v.valid_begin && q < v.valid_end ? xp + (first + q) * s.w_in
+                                                            : w.fwd.zero.data();
+    if (a.cols > 0) vertical(w.fwd.rows.data(), fa, v, w.fwd.band.data() + s.p1);
+    for (int64_t r = 0; r < nb; ++r) {
+      T* row = w.g.data() + r * g_len;
+      std::copy(gp + (i0 + r) * s.w_out, gp + (i0 + r + 1) * s.w_out, row + q1);
+      w.g_rows[r] = row + q1;
+      w.band_rows[r] = w.fwd.band.data() + r * a.row_len;
+      w.u_rows[r] = w.u.data() + r * u_len;
+    }
+    SeparableCorrelation c1;  // f1: grad_y rows against the vertical pass's rows, shifted
+    c1.k = s.k1;
+    c1.rows = nb;
+    c1.width = g_vec;
+    c1.col_step = s.d1;
+    correlate(w.g_rows.data(), w.band_rows.data(), c1, acc1);
+    SeparableTaps h;  // u = the horizontal pass's adjoint on grad_y
+    h.k = s.k1;
+    h.dilation = s.d1;
+    h.valid_begin = q1;
+    h.valid_end = q1 + s.w_out;
+    h.count = s.w_in;
+    h.lines = nb;
+    h.in_stride = g_len;
+    h.out_stride = u_len;
+    h.cached = true;
+    horizontal(w.g.data(), w.flipped.data(), h, w.u.data(), false);
+    SeparableCorrelation c0;  // f0: u rows against the input rows the taps read
+    c0.k = s.k0;
+    c0.rows = nb;
+    c0.width = s.w_in;
+    c0.row_step = s.d0;
+    correlate(w.u_rows.data(), w.fwd.rows.data(), c0, acc0);
+  }
+  for (int64_t t = 0; t < s.k0 + s.k1; ++t) {
+    T sum = 0;
+    for (int64_t lane = 0; lane < kLanes; ++lane) sum += w.acc[t * kLanes + lane];
+    sums[t] = sum;
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void separable_conv2d_backward_factors(const SeparableShape& s, const T* x, const T* grad_y,
+                                       const T* f0, const T* f1, T* grad_f0, T* grad_f1) {
+  constexpr int64_t kLanes = kSeparableLanes<T>;
+  const Layout a = layout<T>(s);
+  const int64_t pairs = s.k * s.cg, images = s.n * s.lines, taps = s.k0 + s.k1;
+  std::vector<T> partial(size_t(pairs * images * taps));
+  const int64_t q1 = (s.k1 - 1) * s.d1 - s.p1;
+  const int64_t g_len = std::max(q1 + (s.w_out + kLanes - 1) / kLanes * kLanes,
+                                 s.w_in + (s.k1 - 1) * s.d1 + 2 * kLanes);
+  const int64_t u_len = (s.w_in + kLanes - 1) / kLanes * kLanes;
+  parallel_for(pairs * images, 1, [&](int64_t begin, int64_t end) {
+    thread_local FactorScratch<T> w;
+    w.fwd.band.assign(size_t(a.band * a.row_len), T(0));
+    if (int64_t(w.fwd.zero.size()) < s.w_in) w.fwd.zero.assign(size_t(s.w_in), T(0));
+    grow(w.fwd.rows, a.taps);
+    w.g.assign(size_t(a.band * g_len), T(0));  // the padding stays zero: copies fill [q1, ..)
+    grow(w.u, a.band * u_len);
+    w.acc.assign(size_t(taps * kLanes), T(0));
+    grow(w.flipped, s.k1);
+    grow(w.g_rows, a.band);
+    grow(w.u_rows, a.band);
+    grow(w.band_rows, a.band);
+    for (int64_t task = begin; task < end; ++task)
+      factor_task(s, a, w, x, grad_y, f0, f1, task / images, task % images,
+                  partial.data() + task * taps);
+  });
+  for (int64_t pair = 0; pair < pairs; ++pair)  // images in order: any thread count, one sum
+    for (int64_t t = 0; t < taps; ++t) {
+      T sum = 0;
+      for (int64_t i = 0; i < images; ++i) sum += partial[(pair * images + i) * taps + t];
+      (t < s.k0 ? grad_f0[pair * s.k0 + t] : grad_f1[pair * s.k1 + t - s.k0]) = sum;
+    }
+}
+
+template void separable_conv2d_backward_factors<float>(const SeparableShape&, const float*,
+                                                       const float*, const float*, const float*,
+                                                       float*, float*);
+template void separable_conv2d_backward_factors<double>(const SeparableShape&, const double*,
+                                                        const double*, const double*,
+                                                        const double*, double*, double*);
 
 template void separable_conv2d<float>(const SeparableShape&, const float*, const float*,
                                       const float*, const float*, float*);

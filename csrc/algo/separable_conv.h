@@ -25,4 +25,14 @@ template <typename T>
 void separable_conv2d(const SeparableShape& s, const T* x, const T* f0, const T* f1,
                       const T* bias, T* y);
 
+// The gradients of both factors at stride 1 (not `pairs`), per (output channel, input channel
+// of its group) pair and band of output rows, the band's intermediates in cache:
+//   t = the vertical pass of x (as the forward), gf1[o, ci, b] = sum g[i, j] t[i, j - p1 + b d1],
+//   u = the horizontal pass's adjoint on g, gf0[o, ci, a] = sum u[i, c] x[i - p0 + a d0, c].
+// Sums run in a fixed order whatever the thread count (partials per (pair, image), added in
+// image order). Needs p1 <= (k1 - 1) * d1 + w_out - 1 (the caller checks the shapes).
+template <typename T>
+void separable_conv2d_backward_factors(const SeparableShape& s, const T* x, const T* grad_y,
+                                       const T* f0, const T* f1, T* grad_f0, T* grad_f1);
+
 }  // namespace fastconv::algo

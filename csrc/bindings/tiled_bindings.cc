@@ -129,6 +129,73 @@ void separable_conv2d(py::array x, py::array f0, py::array f1, py::object bias, 
   }
 }
 
+// separable_conv_backward_factors' fused 2-D passes at stride 1 (csrc/algo/separable_conv.h):
+// x (N, C, [L,] H, W), grad_y (N, K, [L,] Ho, Wo), f0 / f1 (K, C/G, k), grad_f0 / grad_f1 their
+// shapes; NumPy arrays, C-contiguous, one dtype, checked here.
+void separable_conv2d_backward_factors(py::array x, py::array grad_y, py::array f0, py::array f1,
+                                       py::array grad_f0, py::array grad_f1, int64_t groups,
+                                       Shape pad_lo, Shape pad_hi, Shape dilation) {
+  const char* what = "separable_conv2d_backward_factors";
+  const int nd = int(x.ndim());
+  if ((nd != 4 && nd != 5) || grad_y.ndim() != nd || f0.ndim() != 3 || f1.ndim() != 3 ||
+      grad_f0.ndim() != 3 || grad_f1.ndim() != 3)
+    throw InvalidArgument(std::string(what) + ": x and grad_y must have 4 or 5 dims, factors 3");
+  for (const py::array& a : {x, grad_y, f0, f1, grad_f0, grad_f1}) {
+    if (!a.dtype().is(x.dtype())) throw InvalidType(std::string(what) + ": one dtype");
+    if (!(a.flags() & py::array::c_style))
+      throw InvalidArgument(std::string(what) + ": operands must be C-contiguous");
+  }
+  if (!grad_f0.writeable() || !grad_f1.writeable())
+    throw InvalidArgument(std::string(what) + ": the gradients must be writeable");
+  if (pad_lo.size() != 2 || pad_hi.size() != 2 || dilation.size() != 2)
+    throw InvalidArgument(std::string(what) + ": pad_lo, pad_hi, dilation: 2 entries each");
+  algo::SeparableShape s;
+  s.n = x.shape(0);
+  s.x_channels = x.shape(1);
+  s.k = f0.shape(0);
+  s.cg = f0.shape(1);
+  s.groups = groups;
+  s.lines = nd == 5 ? x.shape(2) : 1;
+  s.h_in = x.shape(nd - 2);
+  s.w_in = x.shape(nd - 1);
+  s.k0 = f0.shape(2);
+  s.k1 = f1.shape(2);
+  s.p0 = pad_lo[0];
+  s.p1 = pad_lo[1];
+  s.d0 = dilation[0];
+  s.d1 = dilation[1];
+  for (int64_t v : {s.d0, s.d1, s.groups, s.k0, s.k1, s.cg, s.k})
+    if (v < 1) throw InvalidArgument(std::string(what) + ": sizes, dilations must be >= 1");
+  if (pad_lo[0] < 0 || pad_lo[1] < 0 || pad_hi[0] < 0 || pad_hi[1] < 0 ||
+      s.p1 > (s.k1 - 1) * s.d1)
+    throw InvalidArgument(std::string(what) + ": padding must be in [0, (k1 - 1) * d1]");
+  s.h_out = output_extent(s.h_in, s.k0, 1, s.p0, pad_hi[0], s.d0);
+  s.w_out = output_extent(s.w_in, s.k1, 1, s.p1, pad_hi[1], s.d1);
+  bool ok = s.k % s.groups == 0 && s.x_channels == s.cg * s.groups && f1.shape(0) == s.k &&
+            f1.shape(1) == s.cg && s.h_out >= 1 && s.w_out >= 1 && grad_y.shape(0) == s.n &&
+            grad_y.shape(1) == s.k && grad_y.shape(nd - 2) == s.h_out &&
+            grad_y.shape(nd - 1) == s.w_out && (nd == 4 || grad_y.shape(2) == s.lines);
+  for (int i = 0; i < 3; ++i)
+    ok = ok && grad_f0.shape(i) == f0.shape(i) && grad_f1.shape(i) == f1.shape(i);
+  if (!ok) throw InvalidArgument(std::string(what) + ": inconsistent shapes or window");
+  const bool f64 = x.dtype().kind() == 'f' && x.itemsize() == 8;
+  if (x.dtype().kind() != 'f' || (x.itemsize() != 4 && !f64))
+    throw InvalidType(std::string(what) + ": float32 or float64");
+  const void *px = x.data(), *pg = grad_y.data(), *pf0 = f0.data(), *pf1 = f1.data();
+  void *pgf0 = grad_f0.mutable_data(), *pgf1 = grad_f1.mutable_data();
+  py::gil_scoped_release nogil;
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    algo::separable_conv2d_backward_factors<T>(
+        s, static_cast<const T*>(px), static_cast<const T*>(pg), static_cast<const T*>(pf0),
+        static_cast<const T*>(pf1), static_cast<T*>(pgf0), static_cast<T*>(pgf1));
+  };
+  if (f64)
+    run(double{});
+  else
+    run(float{});
+}
+
 py::tuple as_tuple(const Shape& s) {
   py::tuple t(s.size());
   for (size_t i = 0; i < s.size(); ++i) t[i] = py::int_(s[i]);
@@ -168,6 +235,10 @@ void bind_tiled(py::module_& m) {
         py::arg("bias"), py::arg("y"), py::arg("groups"), py::arg("pairs"), py::arg("stride"),
         py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),
         "separable_conv's two last dims, both 1-D passes fused (csrc/algo/separable_conv.h).");
+  m.def("separable_conv2d_backward_factors", &separable_conv2d_backward_factors, py::arg("x"),
+        py::arg("grad_y"), py::arg("f0"), py::arg("f1"), py::arg("grad_f0"), py::arg("grad_f1"),
+        py::arg("groups"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),
+        "separable_conv_backward_factors at stride 1, fused per band (separable_conv.h).");
 }
 
 }  // namespace fastconv::bindings

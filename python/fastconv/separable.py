@@ -351,6 +351,28 @@ def _fused_backward_data(lay: _Layout, grad_y, factors):
     return _fused(lay, grad_y, *flipped, None, lo, hi, lay.x_shape, False, grad_y)
 
 
+def _fused_backward_factors(lay: _Layout, x, grad_y, factors):
+    """Both factors' gradients of a stride-1 2-D chain in one fused pass per (output, input
+    channel) pair and band (_C.separable_conv2d_backward_factors); None when it cannot run
+    (not host operands, grad_y of the wrong shape, padding below zero or beyond the kernel's
+    reach along the rows: the conv passes then run, and name a bad operand)."""
+    ops = _host(x, grad_y, *factors)
+    if ops is None:
+        return None
+    problem = lay.problem(_dtype(x))
+    lo, hi = [int(v) for v in problem.pad_lo], [int(v) for v in problem.pad_hi]
+    reach = lay.dilation[1] * (lay.kernel[1] - 1)
+    if _shape(grad_y) != tuple(problem.y_shape) or min(*lo, *hi) < 0 or lo[1] > reach:
+        return None
+    xn, gn, fa, fb = ops
+    ga, gb = np.empty_like(fa), np.empty_like(fb)
+    _C.separable_conv2d_backward_factors(xn, gn, fa, fb, ga, gb, lay.groups, lo, hi, lay.dilation)
+    if is_torch_tensor(x):
+        torch = sys.modules["torch"]
+        return [torch.from_numpy(ga), torch.from_numpy(gb)]
+    return [ga, gb]
+
+
 def separable_conv_backward_factors(
     x, grad_y, factors: Sequence[Any], *, stride=1, padding=0, dilation=1, groups: int = 1
 ) -> list:
@@ -374,6 +396,10 @@ def separable_conv_backward_factors(
             axes = tuple(2 + e for e in range(lay.rank) if e != d)
             grads.append(full.sum(axes) if axes else full)
         return grads
+    if lay.rank == 2 and lay.stride == [1, 1]:
+        grads = _fused_backward_factors(lay, x, grad_y, factors)
+        if grads is not None:
+            return grads
     last, inputs = _chain_forward(lay, x, factors, lay.rank - 1)
     inputs.append(last)
     g = _spread_channels(lay, grad_y)

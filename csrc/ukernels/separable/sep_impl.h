@@ -58,12 +58,16 @@ struct Window {
 #if defined(__AVX512F__)
     // GCC turns the generic shuffle into vpermt2ps with a mask register (and a copy, since it
     // overwrites a source): valignd takes the shift as an immediate.
-    if constexpr (kBytes == 64 && sizeof(T) == 4)
-      return V(_mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(__m512(hi)),
-                                                       _mm512_castps_si512(__m512(lo)), S)));
-    if constexpr (kBytes == 64 && sizeof(T) == 8)
-      return V(_mm512_castsi512_pd(_mm512_alignr_epi64(_mm512_castpd_si512(__m512d(hi)),
-                                                       _mm512_castpd_si512(__m512d(lo)), S)));
+    // (The all-lanes masked form: GCC 12's unmasked one passes an undefined vector through,
+    // which -Wmaybe-uninitialized reports.)
+    if constexpr (kBytes == 64 && sizeof(T) == 4) {
+      const __m512i l = _mm512_castps_si512(__m512(lo)), h = _mm512_castps_si512(__m512(hi));
+      return V(_mm512_castsi512_ps(_mm512_mask_alignr_epi32(l, __mmask16(0xFFFF), h, l, S)));
+    }
+    if constexpr (kBytes == 64 && sizeof(T) == 8) {
+      const __m512i l = _mm512_castpd_si512(__m512d(lo)), h = _mm512_castpd_si512(__m512d(hi));
+      return V(_mm512_castsi512_pd(_mm512_mask_alignr_epi64(l, __mmask8(0xFF), h, l, S)));
+    }
 #endif
     return at<S>(lo, hi, std::make_index_sequence<size_t(L)>{});
   }
@@ -222,7 +226,7 @@ inline void vertical(const T* const* rows, const T* f, int64_t k, int64_t stride
 // computed whole and stored in part, and at AVX-512 a block reads one vector past its taps.
 template <typename T, int kBytes>
 inline void horizontal(const T* src, const T* f, int64_t k, int64_t dilation, int64_t zero_lo,
-                       int64_t zero_hi, int64_t n, T* y, bool accumulate) {
+                       int64_t zero_hi, int64_t n, T* y, bool accumulate, bool cached) {
   // Taps some output of [o, o + width) reads a real value with: [t_begin, t_end).
   auto taps = [&](int64_t o, int64_t width, int64_t& t_begin, int64_t& t_end) {
     const int64_t gap = zero_lo - (o + width - 1);
@@ -238,7 +242,7 @@ inline void horizontal(const T* src, const T* f, int64_t k, int64_t dilation, in
   constexpr int64_t L = W::L;
   // A row written once and never read back here, aligned: streamed past the caches (it would
   // otherwise be read in first, and evict the input rows the next bands read).
-  const bool stream = !accumulate && reinterpret_cast<uintptr_t>(y) % kBytes == 0;
+  const bool stream = !accumulate && !cached && reinterpret_cast<uintptr_t>(y) % kBytes == 0;
   // C vectors of outputs from o: taps outermost, C independent accumulators.
   auto block = [&](auto c_count, int64_t o0) {
     constexpr int C = decltype(c_count)::value;
@@ -301,6 +305,55 @@ inline void horizontal(const T* src, const T* f, int64_t k, int64_t dilation, in
 #endif
 }
 
+// The weight-gradient sums (SeparableCorrelation): taps in groups of G, whose accumulators stay
+// in registers over all rows and columns; each (row, column vector) loads a once for the group.
+template <typename T, int kBytes>
+inline void correlate(const T* const* a_rows, const T* const* b_rows,
+                      const SeparableCorrelation& c, T* acc) {
+  const int64_t lanes = kSeparableLanes<T>;
+  int64_t j_vec = 0;
+#if defined(__GNUC__)
+  using W = Vec<T, kBytes>;
+  using V = typename W::V;
+  constexpr int64_t L = W::L;
+  constexpr int G = kBytes >= 64 ? 12 : 8;  // accumulators: 12 of 32 registers, 8 of 16
+  j_vec = c.width / L * L;
+  auto group = [&](auto g_count, int64_t t0) {
+    constexpr int GN = decltype(g_count)::value;
+    V s[GN];
+#pragma GCC unroll 16
+    for (int g = 0; g < GN; ++g) s[g] = W::load(acc + (t0 + g) * lanes);
+    for (int64_t r = 0; r < c.rows; ++r) {
+      const T* a = a_rows[r];
+      const T* b[GN];
+#pragma GCC unroll 16
+      for (int g = 0; g < GN; ++g) b[g] = b_rows[r + (t0 + g) * c.row_step] + (t0 + g) * c.col_step;
+      for (int64_t j = 0; j < j_vec; j += L) {
+        const V av = W::load(a + j);
+#pragma GCC unroll 16
+        for (int g = 0; g < GN; ++g) s[g] += av * W::load(b[g] + j);
+      }
+    }
+#pragma GCC unroll 16
+    for (int g = 0; g < GN; ++g) W::store(acc + (t0 + g) * lanes, s[g]);
+  };
+  int64_t t0 = 0;
+  for (; t0 + G <= c.k; t0 += G) group(std::integral_constant<int, G>{}, t0);
+  for (; t0 + 4 <= c.k; t0 += 4) group(std::integral_constant<int, 4>{}, t0);
+  for (; t0 < c.k; ++t0) group(std::integral_constant<int, 1>{}, t0);
+#endif
+  if (j_vec == c.width) return;
+  for (int64_t t = 0; t < c.k; ++t) {
+    T sum = 0;
+    for (int64_t r = 0; r < c.rows; ++r) {
+      const T* a = a_rows[r];
+      const T* b = b_rows[r + t * c.row_step] + t * c.col_step;
+      for (int64_t j = j_vec; j < c.width; ++j) sum += a[j] * b[j];
+    }
+    acc[t * lanes] += sum;
+  }
+}
+
 }  // namespace fastconv::sep_detail
 
 // Defines the separable micro-kernels of one ISA namespace with vectors of `bytes`.
@@ -321,13 +374,21 @@ inline void horizontal(const T* src, const T* f, int64_t k, int64_t dilation, in
     for (int64_t r = 0; r < a.lines; ++r)                                                      \
       sep_detail::horizontal<float, bytes>(src + r * a.in_stride, f, a.k, a.dilation,          \
                                            a.valid_begin, a.valid_end, a.count,                \
-                                           y + r * a.out_stride, accumulate);                  \
+                                           y + r * a.out_stride, accumulate, a.cached);        \
   }                                                                                            \
   void sep_horizontal_f64(const double* src, const double* f, const SeparableTaps& a,          \
                           double* y, bool accumulate) {                                        \
     for (int64_t r = 0; r < a.lines; ++r)                                                      \
       sep_detail::horizontal<double, bytes>(src + r * a.in_stride, f, a.k, a.dilation,         \
                                             a.valid_begin, a.valid_end, a.count,               \
-                                            y + r * a.out_stride, accumulate);                 \
+                                            y + r * a.out_stride, accumulate, a.cached);       \
+  }                                                                                            \
+  void sep_correlate_f32(const float* const* a_rows, const float* const* b_rows,               \
+                         const SeparableCorrelation& c, float* acc) {                          \
+    sep_detail::correlate<float, bytes>(a_rows, b_rows, c, acc);                               \
+  }                                                                                            \
+  void sep_correlate_f64(const double* const* a_rows, const double* const* b_rows,             \
+                         const SeparableCorrelation& c, double* acc) {                         \
+    sep_detail::correlate<double, bytes>(a_rows, b_rows, c, acc);                              \
   }                                                                                            \
   }
