@@ -260,7 +260,8 @@ void separable_conv2d_backward_factors(const SeparableShape& s, const T* x, cons
   const int64_t u_len = (s.w_in + kLanes - 1) / kLanes * kLanes;
   parallel_for(pairs * images, 1, [&](int64_t begin, int64_t end) {
     thread_local FactorScratch<T> w;
-    w.fwd.band.assign(size_t(a.band * a.row_len), T(0));
+    // (the f1 sums read up to a vector past a band row: the last row's slack)
+    w.fwd.band.assign(size_t(a.band * a.row_len + kLanes), T(0));
     if (int64_t(w.fwd.zero.size()) < s.w_in) w.fwd.zero.assign(size_t(s.w_in), T(0));
     grow(w.fwd.rows, a.taps);
     w.g.assign(size_t(a.band * g_len), T(0));  // the padding stays zero: copies fill [q1, ..)

@@ -305,6 +305,23 @@ inline void horizontal(const T* src, const T* f, int64_t k, int64_t dilation, in
 #endif
 }
 
+// s[S] += av * (the window S elements into (lo, hi)) for each S.
+template <typename T, int kBytes, int... S>
+inline void window_products(typename Vec<T, kBytes>::V* s, typename Vec<T, kBytes>::V av,
+                            typename Vec<T, kBytes>::V lo, typename Vec<T, kBytes>::V hi,
+                            std::integer_sequence<int, S...>) {
+  ((s[S] += av * Window<T, kBytes>::template at<S>(lo, hi)), ...);
+}
+
+// f(std::integral_constant<int, size>{}) for a run-time size in [1, G].
+template <int G, typename F>
+inline void with_group_size(int size, F&& f) {
+  if constexpr (G > 1) {
+    if (size < G) return with_group_size<G - 1>(size, std::forward<F>(f));
+  }
+  f(std::integral_constant<int, G>{});
+}
+
 // The weight-gradient sums (SeparableCorrelation): taps in groups of G, whose accumulators stay
 // in registers over all rows and columns; each (row, column vector) loads a once for the group.
 template <typename T, int kBytes>
@@ -337,10 +354,40 @@ inline void correlate(const T* const* a_rows, const T* const* b_rows,
 #pragma GCC unroll 16
     for (int g = 0; g < GN; ++g) W::store(acc + (t0 + g) * lanes, s[g]);
   };
+  if (kBytes >= 64 && c.row_step == 0 && c.col_step == 1) {
+    // Every tap reads the same b row one element further (grad_y rows against the vertical
+    // pass's): taps in groups of L from a multiple of L, two loads of b per column vector, each
+    // tap's window by valignd (at AVX-512 an unaligned load per FMA, mostly split over two
+    // cache lines, held this at about half the FMA rate). Reads b rows up to L - 1 elements
+    // past the last window.
+    for (int64_t q0 = 0; q0 < c.k; q0 += L) {
+      with_group_size<int(L)>(int(c.k - q0 < L ? c.k - q0 : L), [&](auto g_count) {
+        constexpr int GN = decltype(g_count)::value;
+        V s[GN];
+#pragma GCC unroll 16
+        for (int g = 0; g < GN; ++g) s[g] = W::load(acc + (q0 + g) * lanes);
+        for (int64_t r = 0; r < c.rows; ++r) {
+          const T* a = a_rows[r];
+          const T* b = b_rows[r] + q0;
+          for (int64_t j = 0; j < j_vec; j += L)
+            window_products<T, kBytes>(s, W::load(a + j), W::load(b + j), W::load(b + j + L),
+                                       std::make_integer_sequence<int, GN>{});
+        }
+#pragma GCC unroll 16
+        for (int g = 0; g < GN; ++g) W::store(acc + (q0 + g) * lanes, s[g]);
+      });
+    }
+  } else {
+  // Groups as even as G allows (31 taps at G = 12: 11 + 10 + 10, not 12 + 12 + 4 + 1 + 1 + 1:
+  // a small group reads a and its b rows for few FMAs).
+  const int64_t groups = (c.k + G - 1) / G;
   int64_t t0 = 0;
-  for (; t0 + G <= c.k; t0 += G) group(std::integral_constant<int, G>{}, t0);
-  for (; t0 + 4 <= c.k; t0 += 4) group(std::integral_constant<int, 4>{}, t0);
-  for (; t0 < c.k; ++t0) group(std::integral_constant<int, 1>{}, t0);
+  for (int64_t i = 0; i < groups; ++i) {
+    const int size = int(c.k / groups + (i < c.k % groups ? 1 : 0));
+    with_group_size<G>(size, [&](auto g_count) { group(g_count, t0); });
+    t0 += size;
+  }
+  }
 #endif
   if (j_vec == c.width) return;
   for (int64_t t = 0; t < c.k; ++t) {
