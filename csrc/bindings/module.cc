@@ -61,6 +61,8 @@ PYBIND11_MODULE(_C, m) {
       if (p) std::rethrow_exception(p);
     } catch (const fastconv::InvalidType& e) {
       PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const fastconv::OutOfMemory& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
     }
   });
 
