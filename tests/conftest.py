@@ -44,6 +44,33 @@ ISA_LEVELS = ("avx512", "avx2", "scalar")
 def pytest_configure(config):
     # pyproject registers it too; registering twice is harmless and keeps --strict-markers happy.
     config.addinivalue_line("markers", "slow: long-running test")
+    config.addinivalue_line("markers", "large: needs several GiB of memory (tests/test_large.py)")
+
+
+# ---- memory
+
+
+def available_memory_bytes():
+    """MemAvailable + SwapFree from /proc/meminfo, or None where there is no such file."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+    except OSError:
+        return None
+    kib = int(fields["MemAvailable"].split()[0]) + int(fields.get("SwapFree", "0 kB").split()[0])
+    return kib * 1024
+
+
+def require_memory(nbytes, what=""):
+    """Skips the calling test, saying why, unless `nbytes` of memory are available now."""
+    available = available_memory_bytes()
+    if available is None:
+        pytest.skip("no /proc/meminfo: cannot tell whether the memory is there")
+    if available < nbytes:
+        pytest.skip(
+            f"{what or 'this test'} needs {nbytes / 2**30:.1f} GiB of memory, "
+            f"{available / 2**30:.1f} GiB available"
+        )
 
 
 # ---- data

@@ -388,11 +388,24 @@ std::shared_ptr<const ColumnSchedule> column_schedule(const ConvGeometry& g, int
   if (image_cb < cb && image_cb * taps >= kMinRows) cb = image_cb;
   const int64_t cblocks = ceil_div(cg, cb);
   size_tiles(g, cblocks, elem_size, *s);
+  // The grad_y lines of a tile (its band) set the order in which a grad_x element sums its taps
+  // (a band's partial sum, then the next band's; whole images go plane by plane): they must not
+  // depend on the thread count, so that results are bitwise the same for any thread count
+  // (docs/api-contract.md, Determinism). Splitting the channels for more tasks below may grow a
+  // tile's images (each image's sums are its own), never its band.
+  const int64_t band = s->rr;
+  const auto keep_band = [&] {
+    if (s->rr == band) return;
+    s->rr = band, s->ib = 1, s->nblocks = g.n;
+    s->tasks = g.groups * s->cblocks * s->nblocks;
+    s->tile_elems = s->cb * taps * s->ib * s->rr * g.out[2];
+  };
   // Tiles in parallel, an equal share per thread, while a tile keeps kMinRows rows; otherwise
   // one tile at a time with its GEMM and gather split over the threads.
   for (int64_t blocks = cblocks; threads > 1 && blocks <= cg; ++blocks) {
     if (blocks > cblocks && ceil_div(cg, blocks) * taps < kMinRows) break;
     size_tiles(g, blocks, elem_size, *s);
+    keep_band();
     if (s->tasks >= threads && (s->tasks % threads == 0 || s->tasks >= 4 * threads)) {
       s->parts = threads;
       break;

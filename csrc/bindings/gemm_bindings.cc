@@ -10,6 +10,7 @@
 #include "fastconv/status.h"
 #include "gemm/gemm.h"
 #include "gemm/kernel_table.h"
+#include "without_gil.h"
 
 namespace py = pybind11;
 
@@ -109,8 +110,7 @@ void run_gemm(const py::array& a, const py::array& b, py::array& c, double alpha
   const MatrixRef<T> ar = matrix_of<T>(a, 0, "a"), br = matrix_of<T>(b, 0, "b");
   const int64_t ldc = c.shape(0) > 1 ? elem_stride(c, 0, "c") : n;
   T* cp = static_cast<T*>(c.mutable_data());
-  py::gil_scoped_release nogil;
-  gemm::gemm<T>(m, n, k, T(alpha), ar, br, T(beta), cp, ldc);
+  without_gil([&] { gemm::gemm<T>(m, n, k, T(alpha), ar, br, T(beta), cp, ldc); });
 }
 
 template <typename T>
@@ -129,8 +129,9 @@ void run_gemm_batched(const py::array& a, const py::array& b, py::array& c, doub
     if (!nested) throw InvalidArgument("gemm_batched: the items of c must not overlap");
   }
   T* cp = static_cast<T*>(c.mutable_data());
-  py::gil_scoped_release nogil;
-  gemm::gemm_batched<T>(batch, m, n, k, T(alpha), ar, sa, br, sb, T(beta), cp, ldc, sc);
+  without_gil([&] {
+    gemm::gemm_batched<T>(batch, m, n, k, T(alpha), ar, sa, br, sb, T(beta), cp, ldc, sc);
+  });
 }
 
 void gemm_py(const py::array& a, const py::array& b, py::array c, double alpha, double beta) {
@@ -160,13 +161,11 @@ bool dtype_is_f64(const std::string& dtype) {
 
 double peak_gflops_py(const std::string& dtype) {
   const bool f64 = dtype_is_f64(dtype);
-  py::gil_scoped_release nogil;
-  return gemm::peak_gflops_per_core(f64);
+  return without_gil([&] { return gemm::peak_gflops_per_core(f64); });
 }
 
 double core_clock_ghz_py() {
-  py::gil_scoped_release nogil;
-  return gemm::measured_clock_ghz();
+  return without_gil([] { return gemm::measured_clock_ghz(); });
 }
 
 template <typename T>

@@ -12,6 +12,7 @@
 #include "fastconv/geometry.h"
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
+#include "without_gil.h"
 
 namespace py = pybind11;
 
@@ -60,6 +61,8 @@ PYBIND11_MODULE(_C, m) {
       if (p) std::rethrow_exception(p);
     } catch (const fastconv::InvalidType& e) {
       PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const fastconv::OutOfMemory& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
     }
   });
 
@@ -67,7 +70,11 @@ PYBIND11_MODULE(_C, m) {
   m.attr("compiler") = FASTCONV_COMPILER;
 
   m.def("algorithms", &fastconv::built_algorithms, py::arg("op"));
-  m.def("set_num_threads", &fastconv::set_num_threads, py::arg("n"));
+  // Without the GIL: it waits for a call that is using the pool to finish (g_pool_mu).
+  m.def(
+      "set_num_threads",
+      [](int n) { fastconv::bindings::without_gil([&] { fastconv::set_num_threads(n); }); },
+      py::arg("n"));
   m.def("get_num_threads", &fastconv::get_num_threads);
   m.def("use_openmp_runtime", &fastconv::use_openmp_runtime, py::arg("library"),
         "Run kernels on an already loaded OpenMP runtime ('' = fastconv's own pool); returns '' "

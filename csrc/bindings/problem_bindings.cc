@@ -21,6 +21,7 @@
 #include "fastconv/parallel.h"
 #include "fastconv/problem.h"
 #include "fastconv/status.h"
+#include "without_gil.h"
 
 namespace py = pybind11;
 
@@ -146,8 +147,7 @@ void conv(ConvProblemHandle& h, const ConvPlanHandle& plan, py::handle a, py::ha
   // Address 0 is a tensor without elements; only None is absent.
   if (a.is_none() || b.is_none() || out.is_none())
     throw InvalidArgument("conv operands must not be None");
-  py::gil_scoped_release nogil;
-  run_conv_problem(p, *run, pa, pb, pbias, pout);
+  without_gil([&] { run_conv_problem(p, *run, pa, pb, pbias, pout); });
 }
 
 void conv_backward_bias(Shape grad_y_shape, const std::string& dtype, py::handle grad_y,
@@ -164,8 +164,9 @@ void conv_backward_bias(Shape grad_y_shape, const std::string& dtype, py::handle
   void* pgb = operand(out, "out", t, {grad_y_shape[1]}, true);
   if (grad_y.is_none() || out.is_none())
     throw InvalidArgument("conv_backward_bias operands must not be None");
-  py::gil_scoped_release nogil;
-  fastconv::conv_backward_bias(grad_y_shape[0], grad_y_shape[1], spatial, t, pgy, pgb);
+  without_gil([&] {
+    fastconv::conv_backward_bias(grad_y_shape[0], grad_y_shape[1], spatial, t, pgy, pgb);
+  });
 }
 
 PoolProblem pool_problem(const std::string& kind, const std::string& pass, Shape x_shape,
@@ -211,8 +212,7 @@ void pool(const PoolProblem& p, py::handle a, py::handle b, py::handle indices, 
   if (needs_x && b.is_none()) throw InvalidArgument("this pooling backward pass needs x");
   if (p.kind == PoolKind::kUnpool && !has_indices)
     throw InvalidArgument("max_unpool needs indices");
-  py::gil_scoped_release nogil;
-  run_pool(p, pa, pb, pi, pout, reference);
+  without_gil([&] { run_pool(p, pa, pb, pi, pout, reference); });
 }
 
 }  // namespace

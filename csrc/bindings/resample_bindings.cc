@@ -11,6 +11,7 @@
 
 #include "fastconv/resample.h"
 #include "fastconv/status.h"
+#include "without_gil.h"
 
 namespace py = pybind11;
 
@@ -73,8 +74,7 @@ void resample(const ResampleProblem& p, py::handle a, py::handle b, py::handle i
   auto* pi = static_cast<int64_t*>(buffer(indices, "indices", 0, p.y_shape, forward));
   void* pout = buffer(out, "out", size, p.result_shape, true);
   if (a.is_none() || out.is_none()) throw InvalidArgument("resample operands must not be None");
-  py::gil_scoped_release nogil;
-  run_resample(p, pa, pb, pi, pout, seed, reference);
+  without_gil([&] { run_resample(p, pa, pb, pi, pout, seed, reference); });
 }
 
 py::tuple as_tuple(const Shape& s) {

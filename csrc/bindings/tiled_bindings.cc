@@ -11,6 +11,7 @@
 #include "algo/separable_conv.h"
 #include "fastconv/status.h"
 #include "fastconv/tiled_conv.h"
+#include "without_gil.h"
 
 namespace py = pybind11;
 
@@ -51,8 +52,7 @@ void tiled_conv(const TiledConvProblem& p, py::handle a, py::handle b, py::handl
   void* pout = bound_operand(out, "out", p.dtype, p.result_shape, true);
   if (a.is_none() || b.is_none() || out.is_none())
     throw InvalidArgument("tiled_conv operands must not be None");
-  py::gil_scoped_release nogil;
-  run_tiled_conv(p, pa, pb, pbias, bias_per_phase, pout, reference);
+  without_gil([&] { run_tiled_conv(p, pa, pb, pbias, bias_per_phase, pout, reference); });
 }
 
 // separable_conv's fused 2-D passes (fastconv/separable.py, csrc/algo/separable_conv.h):
@@ -115,18 +115,19 @@ void separable_conv2d(py::array x, py::array f0, py::array f1, py::object bias, 
   const void* pb = has_bias ? operands[4].data() : nullptr;
   const void *px = x.data(), *pf0 = f0.data(), *pf1 = f1.data();
   void* py_ = y.mutable_data();
-  py::gil_scoped_release nogil;
-  if (f64) {
-    using T = double;
-    algo::separable_conv2d<T>(s, static_cast<const T*>(px), static_cast<const T*>(pf0),
-                              static_cast<const T*>(pf1), static_cast<const T*>(pb),
-                              static_cast<T*>(py_));
-  } else {
-    using T = float;
-    algo::separable_conv2d<T>(s, static_cast<const T*>(px), static_cast<const T*>(pf0),
-                              static_cast<const T*>(pf1), static_cast<const T*>(pb),
-                              static_cast<T*>(py_));
-  }
+  without_gil([&] {
+    if (f64) {
+      using T = double;
+      algo::separable_conv2d<T>(s, static_cast<const T*>(px), static_cast<const T*>(pf0),
+                                static_cast<const T*>(pf1), static_cast<const T*>(pb),
+                                static_cast<T*>(py_));
+    } else {
+      using T = float;
+      algo::separable_conv2d<T>(s, static_cast<const T*>(px), static_cast<const T*>(pf0),
+                                static_cast<const T*>(pf1), static_cast<const T*>(pb),
+                                static_cast<T*>(py_));
+    }
+  });
 }
 
 // separable_conv_backward_factors' fused 2-D passes at stride 1 (csrc/algo/separable_conv.h):

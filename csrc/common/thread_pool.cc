@@ -226,10 +226,19 @@ void set_num_threads(int n) {
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
-  const int threads = threads_setting();
+  int threads = threads_setting();
   if (threads == 1 || n <= grain || t_inside_task) return fn(0, n);
   std::unique_lock<std::mutex> lock(g_pool_mu, std::try_to_lock);
   if (!lock.owns_lock()) return fn(0, n);  // another thread is using the pool
+  // set_num_threads may have run since the read above (it takes g_pool_mu): read the setting
+  // again under the lock, so the pool made below has that size (it used to keep the stale one
+  // until the next set_num_threads).
+  threads = g_num_threads.load();
+  if (threads == 1) return fn(0, n);
+  if (g_pool && g_pool->size() != threads) {
+    delete g_pool;
+    g_pool = nullptr;
+  }
   // A few chunks per thread balance uneven work without much hand-out overhead.
   const int64_t max_chunks = std::max<int64_t>(1, n / grain);
   const int64_t chunks = std::min<int64_t>(max_chunks, int64_t(threads) * 4);

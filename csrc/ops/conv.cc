@@ -1,7 +1,11 @@
 // Convolution op: the algorithm table (plan + run per algorithm), the workspace, and the run of
 // a problem's pass. The only place that knows every algorithm; selection lives in Python
 // (python/fastconv/selection.py) and asks plan_conv() what each algorithm can do.
+#include <unistd.h>
+
+#include <cstdio>
 #include <memory>
+#include <new>
 #include <string>
 
 #include "algo/direct.h"
@@ -88,13 +92,73 @@ const AlgorithmEntry& entry(Algorithm a) {
 // dense5x5 2.3 ms with a fresh block vs 1.15 ms reused).
 constexpr int64_t kKeptWorkspace = int64_t(64) << 20;
 
+// "1.5 GiB (1610612736 bytes)"
+std::string describe_bytes(int64_t bytes) {
+  char text[64];
+  std::snprintf(text, sizeof(text), "%.1f GiB (%lld bytes)", double(bytes) / double(1 << 30),
+                static_cast<long long>(bytes));
+  return text;
+}
+
+int64_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? int64_t(pages) * int64_t(page) : INT64_MAX;
+}
+
+// What the kernel says can still be had without running out: MemAvailable + SwapFree from
+// /proc/meminfo (Linux), or -1 when unknown. Read per large workspace (tens of microseconds,
+// next to the milliseconds a block of more than kKeptWorkspace takes to fault in).
+int64_t available_memory_bytes() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return -1;
+  char line[256];
+  long long available = -1, swap_free = 0, kib = 0;
+  while (std::fgets(line, sizeof(line), f)) {
+    if (std::sscanf(line, "MemAvailable: %lld kB", &kib) == 1) available = kib;
+    if (std::sscanf(line, "SwapFree: %lld kB", &kib) == 1) swap_free = kib;
+  }
+  std::fclose(f);
+  return available < 0 ? -1 : int64_t(available + swap_free) * 1024;
+}
+
+// "im2col (forward)": the call a workspace error is about.
+std::string what(const ConvPlan& p) {
+  const char* pass = p.pass == ConvPass::kForward        ? "forward"
+                     : p.pass == ConvPass::kBackwardData ? "backward_data"
+                                                         : "backward_weight";
+  return std::string(algorithm_name(p.algo)) + " (" + pass + ")";
+}
+
 class Workspace {
  public:
-  explicit Workspace(int64_t bytes) {
+  // The workspace of `plan`. One that cannot be had is a MemoryError (OutOfMemory) naming the
+  // algorithm, the pass and the size, raised here, before the runner starts. A block larger
+  // than the machine's memory is refused outright: with Linux's overcommit it might be granted
+  // and then kill the process when touched.
+  explicit Workspace(const ConvPlan& plan) {
+    const int64_t bytes = plan.workspace_bytes;
     if (bytes <= 0) return;
     const size_t words = size_t((bytes + 63) / 64);  // 64-byte units: aligned for any T
     if (bytes > kKeptWorkspace) {
-      owned_.reset(new Block[words]);
+      static const int64_t memory = physical_memory_bytes();
+      if (bytes > memory) {
+        throw OutOfMemory("fastconv: " + what(plan) + " needs a workspace of " +
+                          describe_bytes(bytes) + ", more than this machine's memory (" +
+                          describe_bytes(memory) + ")");
+      }
+      // Linux grants more than it has (overcommit) and kills the process when the pages are
+      // touched: refuse what the machine cannot give now.
+      const int64_t available = available_memory_bytes();
+      if (available >= 0 && bytes > available) {
+        throw OutOfMemory("fastconv: " + what(plan) + " needs a workspace of " +
+                          describe_bytes(bytes) + ", more than the memory available now (" +
+                          describe_bytes(available) + ")");
+      }
+      owned_.reset(new (std::nothrow) Block[words]);
+      if (!owned_) {
+        throw OutOfMemory("fastconv: " + what(plan) + " could not allocate its workspace of " +
+                          describe_bytes(bytes));
+      }
       data_ = owned_.get();
       return;
     }
@@ -123,7 +187,7 @@ class Workspace {
 template <typename T>
 void run_plan(const ConvPlan& p, const PassRunners<T>& r, const void* a, const void* b,
               const void* bias, void* out) {
-  const Workspace scratch(p.workspace_bytes);
+  const Workspace scratch(p);
   T* ws = scratch.template as<T>();
   const T* pa = static_cast<const T*>(a);
   const T* pb = static_cast<const T*>(b);

@@ -233,7 +233,13 @@ def remember(cache: dict, key: Optional[tuple], value: Any) -> None:
     """Stores value under key (not None); past _LIMIT entries the oldest goes first."""
     if key is not None:
         if len(cache) >= _LIMIT:
-            del cache[next(iter(cache))]  # dicts keep insertion order
+            # The oldest first (dicts keep insertion order). Other Python threads may evict the
+            # same entry or change the dict between these steps (the kernels release the GIL):
+            # then there is nothing to do here.
+            try:
+                cache.pop(next(iter(cache)), None)
+            except (StopIteration, RuntimeError):
+                pass
         cache[key] = value
 
 

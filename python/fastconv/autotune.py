@@ -23,6 +23,7 @@ import json
 import os
 import statistics
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -341,6 +342,26 @@ def choose(problem: Any, backend: Any, candidates: list[str], auto: Any) -> tupl
         return timed[0], tuning.describe(), tuning
     tuning = lookup(problem, timed)
     if tuning is None:
-        tuning = measure(problem, backend, timed)
-        store(problem, tuning)
+        # One measurement at a time: Python threads autotuning the same new problem at once
+        # (the kernels release the GIL) would each time it and could keep different winners for
+        # one call signature; concurrent timings would also disturb each other. The second
+        # finds the first's winner once it gets the lock.
+        with _measuring:
+            tuning = lookup(problem, timed)
+            if tuning is None:
+                tuning = measure(problem, backend, timed)
+                store(problem, tuning)
     return tuning.algo, tuning.describe(), tuning
+
+
+_measuring = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # A lock another thread held at fork() stays held in the child, which has no such thread.
+    global _measuring
+    _measuring = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

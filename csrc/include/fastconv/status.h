@@ -23,4 +23,11 @@ class Unsupported : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Memory a call needs (its workspace) cannot be had (Python MemoryError), raised before any work.
+// The message names the size.
+class OutOfMemory : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 }  // namespace fastconv
