@@ -15,6 +15,7 @@
 #include "fastconv/geometry.h"
 #include "fastconv/status.h"
 #include "fastconv/types.h"
+#include "bindings/without_gil.h"
 
 namespace py = pybind11;
 using fastconv::ConvGeometry;
@@ -80,8 +81,9 @@ void conv(const std::string& pass, const std::string& algo, const std::string& m
   const ConvPass ps = parse_conv_pass(pass);
   const GemmMath m = parse_math(math);
   const DType dt = parse_dtype(dtype);
-  py::gil_scoped_release release;
-  run_conv(ps, algo, m, dt, g, a, b, bias, out, workspace(ws, ws_bytes), device, stream);
+  bindings::without_gil([&] {
+    run_conv(ps, algo, m, dt, g, a, b, bias, out, workspace(ws, ws_bytes), device, stream);
+  });
 }
 
 // The workspace bytes `conv` can use for this pass on this device (0: none; any less works,
@@ -107,10 +109,11 @@ void bias_grad(const std::string& dtype, int device, uintptr_t stream, const Sha
   const int64_t spatial = checked_product(Shape(grad_y_shape.begin() + 2, grad_y_shape.end()),
                                           "grad_y shape");
   const DType dt = parse_dtype(dtype);
-  py::gil_scoped_release release;
-  DeviceGuard guard(device, "conv_backward_bias");
-  conv_bias_grad(dt, grad_y_shape[0], grad_y_shape[1], spatial, ptr(grad_y), ptr(out),
-                 as_stream(stream));
+  bindings::without_gil([&] {
+    DeviceGuard guard(device, "conv_backward_bias");
+    conv_bias_grad(dt, grad_y_shape[0], grad_y_shape[1], spatial, ptr(grad_y), ptr(out),
+                   as_stream(stream));
+  });
 }
 
 PoolArgs pool_args(const std::string& kind, bool count_include_pad, double p) {
@@ -132,13 +135,14 @@ void pool(const std::string& kind, const std::string& pass, const std::string& d
   const PoolArgs args = pool_args(kind, count_include_pad, p);
   const PoolPass ps = parse_pool_pass(pass);
   const DType dt = parse_dtype(dtype);
-  py::gil_scoped_release release;
-  DeviceGuard guard(device, "pool");
-  if (ps == PoolPass::kForward)
-    pool_forward(dt, g, args, ptr(a), ptr(out), ptr<int64_t>(indices), as_stream(stream));
-  else
-    pool_backward(dt, g, args, ptr(a), ptr(b), ptr(out), workspace(ws, ws_bytes),
-                  as_stream(stream));
+  bindings::without_gil([&] {
+    DeviceGuard guard(device, "pool");
+    if (ps == PoolPass::kForward)
+      pool_forward(dt, g, args, ptr(a), ptr(out), ptr<int64_t>(indices), as_stream(stream));
+    else
+      pool_backward(dt, g, args, ptr(a), ptr(b), ptr(out), workspace(ws, ws_bytes),
+                    as_stream(stream));
+  });
 }
 
 // The workspace bytes a pooling pass needs (backward of max and Lp; 0 otherwise).
@@ -169,24 +173,26 @@ void unpool(const std::string& dtype, int device, uintptr_t stream, int64_t plan
             int64_t in_count, int64_t out_count, uintptr_t x, uintptr_t indices, uintptr_t y,
             uintptr_t ws, uint64_t ws_bytes) {
   const DType dt = parse_dtype(dtype);
-  py::gil_scoped_release release;
-  raise_unpool_error(device);
-  DeviceGuard guard(device, "max_unpool");
-  max_unpool(dt, planes, in_count, out_count, ptr(x), ptr<int64_t>(indices), ptr(y),
-             workspace(ws, ws_bytes), as_stream(stream));
+  bindings::without_gil([&] {
+    raise_unpool_error(device);
+    DeviceGuard guard(device, "max_unpool");
+    max_unpool(dt, planes, in_count, out_count, ptr(x), ptr<int64_t>(indices), ptr(y),
+               workspace(ws, ws_bytes), as_stream(stream));
+  });
 }
 
 // fastconv.check_gpu_errors(): for the devices where max_unpool ran (no other device is
 // touched, no context created), optionally waits for the device, then raises its report.
 void check_errors(bool synchronize) {
-  py::gil_scoped_release release;
-  for (int device : unpool_report_devices()) {
-    if (synchronize) {
-      DeviceGuard guard(device, "check_gpu_errors");
-      check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  bindings::without_gil([&] {
+    for (int device : unpool_report_devices()) {
+      if (synchronize) {
+        DeviceGuard guard(device, "check_gpu_errors");
+        check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+      }
+      raise_unpool_error(device);
     }
-    raise_unpool_error(device);
-  }
+  });
 }
 
 }  // namespace

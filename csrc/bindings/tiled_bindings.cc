@@ -184,17 +184,13 @@ void separable_conv2d_backward_factors(py::array x, py::array grad_y, py::array 
     throw InvalidType(std::string(what) + ": float32 or float64");
   const void *px = x.data(), *pg = grad_y.data(), *pf0 = f0.data(), *pf1 = f1.data();
   void *pgf0 = grad_f0.mutable_data(), *pgf1 = grad_f1.mutable_data();
-  py::gil_scoped_release nogil;
   auto run = [&](auto tag) {
     using T = decltype(tag);
     algo::separable_conv2d_backward_factors<T>(
         s, static_cast<const T*>(px), static_cast<const T*>(pg), static_cast<const T*>(pf0),
         static_cast<const T*>(pf1), static_cast<T*>(pgf0), static_cast<T*>(pgf1));
   };
-  if (f64)
-    run(double{});
-  else
-    run(float{});
+  without_gil([&] { f64 ? run(double{}) : run(float{}); });
 }
 
 py::tuple as_tuple(const Shape& s) {
