@@ -81,14 +81,12 @@ Layout layout(const SeparableShape& s) {
   return a;
 }
 
-// One band of output rows [i0, i0 + nb) of output plane (nn, o, l).
+// The vertical pass of output rows [i0, i0 + nb) over input plane xp into the band rows:
+// its taps, and rows[q] = input row i0 * s0 - p0 + q (the zero row where that is padding).
 template <typename T>
-void run_band(const SeparableShape& s, const Layout& a, Scratch<T>& w, const T* x, const T* f0,
-              const T* f1, const T* bias, T* y, int64_t nn, int64_t o, int64_t l, int64_t i0) {
-  const int64_t nb = std::min(a.band, s.h_out - i0), m = s.k / s.groups, g = o / m;
+SeparableTaps band_rows(const SeparableShape& s, const Layout& a, Scratch<T>& w, const T* xp,
+                        int64_t i0, int64_t nb) {
   const int64_t n_rows = (nb - 1) * s.s0 + (s.k0 - 1) * s.d0 + 1;
-  T* const yp = y + (((nn * s.k + o) * s.lines + l) * s.h_out + i0) * s.w_out;
-  // The real input rows of the band: rows[q] is input row i0 * s0 - p0 + q.
   const int64_t first = i0 * s.s0 - s.p0;
   SeparableTaps v;
   v.k = s.k0;
@@ -99,6 +97,17 @@ void run_band(const SeparableShape& s, const Layout& a, Scratch<T>& w, const T* 
   v.count = nb;
   v.width = a.cols;
   v.out_stride = a.row_len;
+  for (int64_t q = 0; q < n_rows; ++q)
+    w.rows[q] = q >= v.valid_begin && q < v.valid_end ? xp + (first + q) * s.w_in : w.zero.data();
+  return v;
+}
+
+// One band of output rows [i0, i0 + nb) of output plane (nn, o, l).
+template <typename T>
+void run_band(const SeparableShape& s, const Layout& a, Scratch<T>& w, const T* x, const T* f0,
+              const T* f1, const T* bias, T* y, int64_t nn, int64_t o, int64_t l, int64_t i0) {
+  const int64_t nb = std::min(a.band, s.h_out - i0), m = s.k / s.groups, g = o / m;
+  T* const yp = y + (((nn * s.k + o) * s.lines + l) * s.h_out + i0) * s.w_out;
   SeparableTaps h;
   h.k = s.k1;
   h.dilation = s.d1;
@@ -110,8 +119,7 @@ void run_band(const SeparableShape& s, const Layout& a, Scratch<T>& w, const T* 
   for (int64_t ci = 0; ci < s.cg; ++ci) {
     const int64_t xc = s.pairs ? (g * s.cg + ci) * m + o % m : g * s.cg + ci;
     const T* xp = x + ((nn * s.x_channels + xc) * s.lines + l) * s.h_in * s.w_in;
-    for (int64_t q = 0; q < n_rows; ++q)
-      w.rows[q] = q >= v.valid_begin && q < v.valid_end ? xp + (first + q) * s.w_in : w.zero.data();
+    const SeparableTaps v = band_rows(s, a, w, xp, i0, nb);
     const T* fa = f0 + (o * s.cg + ci) * s.k0;
     const T* fb = f1 + (o * s.cg + ci) * s.k1;
     if (a.cols > 0) vertical(w.rows.data(), fa, v, w.band.data() + s.p1);
@@ -193,19 +201,7 @@ void factor_task(const SeparableShape& s, const Layout& a, FactorScratch<T>& w, 
   T* acc1 = acc0 + s.k0 * kLanes;
   for (int64_t i0 = 0; i0 < s.h_out; i0 += a.band) {
     const int64_t nb = std::min(a.band, s.h_out - i0);
-    const int64_t n_rows = (nb - 1) + (s.k0 - 1) * s.d0 + 1;
-    const int64_t first = i0 - s.p0;
-    SeparableTaps v;
-    v.k = s.k0;
-    v.dilation = s.d0;
-    v.valid_begin = std::clamp<int64_t>(-first, 0, n_rows);
-    v.valid_end = std::clamp<int64_t>(s.h_in - first, v.valid_begin, n_rows);
-    v.count = nb;
-    v.width = a.cols;
-    v.out_stride = a.row_len;
-    for (int64_t q = 0; q < n_rows; ++q)
-      w.fwd.rows[q] = q >= v.valid_begin && q < v.valid_end ? xp + (first + q) * s.w_in
-                                                            : w.fwd.zero.data();
+    const SeparableTaps v = band_rows(s, a, w.fwd, xp, i0, nb);
     if (a.cols > 0) vertical(w.fwd.rows.data(), fa, v, w.fwd.band.data() + s.p1);
     for (int64_t r = 0; r < nb; ++r) {
       T* row = w.g.data() + r * g_len;

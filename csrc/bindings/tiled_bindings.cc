@@ -55,28 +55,24 @@ void tiled_conv(const TiledConvProblem& p, py::handle a, py::handle b, py::handl
   without_gil([&] { run_tiled_conv(p, pa, pb, pbias, bias_per_phase, pout, reference); });
 }
 
-// separable_conv's fused 2-D passes (fastconv/separable.py, csrc/algo/separable_conv.h):
-// x (N, Cx, [L,] H, W), f0 (K, C/G, k0), f1 (K, C/G, k1), bias (K,) or None, y (N, K, [L,] Ho,
-// Wo); NumPy arrays, C-contiguous, one dtype, checked here.
-void separable_conv2d(py::array x, py::array f0, py::array f1, py::object bias, py::array y,
-                      int64_t groups, bool pairs, Shape stride, Shape pad_lo, Shape pad_hi,
-                      Shape dilation) {
+// The separable shape of x (N, Cx, [L,] H, W), factors f0 / f1 (K, C/G, k) and y or grad_y
+// `out` (N, K, [L,] Ho, Wo): every operand one float dtype and C-contiguous, the window and the
+// shapes consistent; InvalidArgument / InvalidType naming `what` otherwise. Sets *f64.
+algo::SeparableShape separable_shape(const std::string& what,
+                                     const std::vector<py::array>& operands, int64_t groups,
+                                     bool pairs, const Shape& stride, const Shape& pad_lo,
+                                     const Shape& pad_hi, const Shape& dilation, bool* f64) {
+  const py::array &x = operands[0], &f0 = operands[1], &f1 = operands[2], &out = operands[3];
   const int nd = int(x.ndim());
-  if ((nd != 4 && nd != 5) || y.ndim() != nd || f0.ndim() != 3 || f1.ndim() != 3)
-    throw InvalidArgument("separable_conv2d: x and y must have 4 or 5 dims, the factors 3");
-  std::vector<py::array> operands{x, f0, f1, y};
-  if (!bias.is_none()) {
-    if (!py::isinstance<py::array>(bias)) throw InvalidType("separable_conv2d: bias: an array");
-    operands.push_back(py::reinterpret_borrow<py::array>(bias));
-  }
+  if ((nd != 4 && nd != 5) || out.ndim() != nd || f0.ndim() != 3 || f1.ndim() != 3)
+    throw InvalidArgument(what + ": x and the output must have 4 or 5 dims, the factors 3");
   for (const py::array& a : operands) {
-    if (!a.dtype().is(x.dtype())) throw InvalidType("separable_conv2d: operands of one dtype");
+    if (!a.dtype().is(x.dtype())) throw InvalidType(what + ": operands of one dtype");
     if (!(a.flags() & py::array::c_style))
-      throw InvalidArgument("separable_conv2d: operands must be C-contiguous");
+      throw InvalidArgument(what + ": operands must be C-contiguous");
   }
-  if (!y.writeable()) throw InvalidArgument("separable_conv2d: y must be writeable");
   if (stride.size() != 2 || pad_lo.size() != 2 || pad_hi.size() != 2 || dilation.size() != 2)
-    throw InvalidArgument("separable_conv2d: stride, pad_lo, pad_hi, dilation: 2 entries each");
+    throw InvalidArgument(what + ": stride, pad_lo, pad_hi, dilation: 2 entries each");
   algo::SeparableShape s;
   s.n = x.shape(0);
   s.x_channels = x.shape(1);
@@ -96,38 +92,51 @@ void separable_conv2d(py::array x, py::array f0, py::array f1, py::object bias, 
   s.d0 = dilation[0];
   s.d1 = dilation[1];
   for (int64_t v : {s.s0, s.s1, s.d0, s.d1, s.groups, s.k0, s.k1, s.cg, s.k})
-    if (v < 1) throw InvalidArgument("separable_conv2d: sizes, strides, dilations must be >= 1");
+    if (v < 1) throw InvalidArgument(what + ": sizes, strides, dilations must be >= 1");
   if (pad_lo[0] < 0 || pad_lo[1] < 0 || pad_hi[0] < 0 || pad_hi[1] < 0)
-    throw InvalidArgument("separable_conv2d: padding must be >= 0");
+    throw InvalidArgument(what + ": padding must be >= 0");
   s.h_out = output_extent(s.h_in, s.k0, s.s0, s.p0, pad_hi[0], s.d0);
   s.w_out = output_extent(s.w_in, s.k1, s.s1, s.p1, pad_hi[1], s.d1);
   const int64_t want_channels = pairs ? s.cg * s.k : s.cg * s.groups;
-  bool ok = s.k % s.groups == 0 && s.x_channels == want_channels && f1.shape(0) == s.k &&
-            f1.shape(1) == s.cg && s.h_out >= 1 && s.w_out >= 1 && y.shape(0) == s.n &&
-            y.shape(1) == s.k && y.shape(nd - 2) == s.h_out && y.shape(nd - 1) == s.w_out &&
-            (nd == 4 || y.shape(2) == s.lines);
+  const bool ok = s.k % s.groups == 0 && s.x_channels == want_channels && f1.shape(0) == s.k &&
+                  f1.shape(1) == s.cg && s.h_out >= 1 && s.w_out >= 1 && out.shape(0) == s.n &&
+                  out.shape(1) == s.k && out.shape(nd - 2) == s.h_out &&
+                  out.shape(nd - 1) == s.w_out && (nd == 4 || out.shape(2) == s.lines);
+  if (!ok) throw InvalidArgument(what + ": inconsistent shapes or window");
+  *f64 = x.dtype().kind() == 'f' && x.itemsize() == 8;
+  if (x.dtype().kind() != 'f' || (x.itemsize() != 4 && !*f64))
+    throw InvalidType(what + ": float32 or float64");
+  return s;
+}
+
+// separable_conv's fused 2-D passes (fastconv/separable.py, csrc/algo/separable_conv.h):
+// x (N, Cx, [L,] H, W), f0 (K, C/G, k0), f1 (K, C/G, k1), bias (K,) or None, y (N, K, [L,] Ho,
+// Wo); NumPy arrays, C-contiguous, one dtype, checked here.
+void separable_conv2d(py::array x, py::array f0, py::array f1, py::object bias, py::array y,
+                      int64_t groups, bool pairs, Shape stride, Shape pad_lo, Shape pad_hi,
+                      Shape dilation) {
+  std::vector<py::array> operands{x, f0, f1, y};
+  if (!bias.is_none()) {
+    if (!py::isinstance<py::array>(bias)) throw InvalidType("separable_conv2d: bias: an array");
+    operands.push_back(py::reinterpret_borrow<py::array>(bias));
+  }
+  bool f64 = false;
+  const algo::SeparableShape s = separable_shape("separable_conv2d", operands, groups, pairs,
+                                                 stride, pad_lo, pad_hi, dilation, &f64);
+  if (!y.writeable()) throw InvalidArgument("separable_conv2d: y must be writeable");
   const bool has_bias = operands.size() == 5;
-  if (has_bias) ok = ok && operands[4].ndim() == 1 && operands[4].shape(0) == s.k;
-  if (!ok) throw InvalidArgument("separable_conv2d: inconsistent shapes or window");
-  const bool f64 = x.dtype().kind() == 'f' && x.itemsize() == 8;
-  if (x.dtype().kind() != 'f' || (x.itemsize() != 4 && !f64))
-    throw InvalidType("separable_conv2d: float32 or float64");
+  if (has_bias && (operands[4].ndim() != 1 || operands[4].shape(0) != s.k))
+    throw InvalidArgument("separable_conv2d: bias must have shape (K,)");
   const void* pb = has_bias ? operands[4].data() : nullptr;
   const void *px = x.data(), *pf0 = f0.data(), *pf1 = f1.data();
   void* py_ = y.mutable_data();
-  without_gil([&] {
-    if (f64) {
-      using T = double;
-      algo::separable_conv2d<T>(s, static_cast<const T*>(px), static_cast<const T*>(pf0),
-                                static_cast<const T*>(pf1), static_cast<const T*>(pb),
-                                static_cast<T*>(py_));
-    } else {
-      using T = float;
-      algo::separable_conv2d<T>(s, static_cast<const T*>(px), static_cast<const T*>(pf0),
-                                static_cast<const T*>(pf1), static_cast<const T*>(pb),
-                                static_cast<T*>(py_));
-    }
-  });
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    algo::separable_conv2d<T>(s, static_cast<const T*>(px), static_cast<const T*>(pf0),
+                              static_cast<const T*>(pf1), static_cast<const T*>(pb),
+                              static_cast<T*>(py_));
+  };
+  without_gil([&] { f64 ? run(double{}) : run(float{}); });
 }
 
 // separable_conv_backward_factors' fused 2-D passes at stride 1 (csrc/algo/separable_conv.h):
@@ -136,52 +145,19 @@ void separable_conv2d(py::array x, py::array f0, py::array f1, py::object bias, 
 void separable_conv2d_backward_factors(py::array x, py::array grad_y, py::array f0, py::array f1,
                                        py::array grad_f0, py::array grad_f1, int64_t groups,
                                        Shape pad_lo, Shape pad_hi, Shape dilation) {
-  const char* what = "separable_conv2d_backward_factors";
-  const int nd = int(x.ndim());
-  if ((nd != 4 && nd != 5) || grad_y.ndim() != nd || f0.ndim() != 3 || f1.ndim() != 3 ||
-      grad_f0.ndim() != 3 || grad_f1.ndim() != 3)
-    throw InvalidArgument(std::string(what) + ": x and grad_y must have 4 or 5 dims, factors 3");
-  for (const py::array& a : {x, grad_y, f0, f1, grad_f0, grad_f1}) {
-    if (!a.dtype().is(x.dtype())) throw InvalidType(std::string(what) + ": one dtype");
-    if (!(a.flags() & py::array::c_style))
-      throw InvalidArgument(std::string(what) + ": operands must be C-contiguous");
-  }
+  const std::string what = "separable_conv2d_backward_factors";
+  bool f64 = false;
+  const algo::SeparableShape s =
+      separable_shape(what, {x, f0, f1, grad_y, grad_f0, grad_f1}, groups, false, {1, 1},
+                      pad_lo, pad_hi, dilation, &f64);
+  if (s.p1 > (s.k1 - 1) * s.d1)
+    throw InvalidArgument(what + ": row padding must be at most (k1 - 1) * d1");
   if (!grad_f0.writeable() || !grad_f1.writeable())
-    throw InvalidArgument(std::string(what) + ": the gradients must be writeable");
-  if (pad_lo.size() != 2 || pad_hi.size() != 2 || dilation.size() != 2)
-    throw InvalidArgument(std::string(what) + ": pad_lo, pad_hi, dilation: 2 entries each");
-  algo::SeparableShape s;
-  s.n = x.shape(0);
-  s.x_channels = x.shape(1);
-  s.k = f0.shape(0);
-  s.cg = f0.shape(1);
-  s.groups = groups;
-  s.lines = nd == 5 ? x.shape(2) : 1;
-  s.h_in = x.shape(nd - 2);
-  s.w_in = x.shape(nd - 1);
-  s.k0 = f0.shape(2);
-  s.k1 = f1.shape(2);
-  s.p0 = pad_lo[0];
-  s.p1 = pad_lo[1];
-  s.d0 = dilation[0];
-  s.d1 = dilation[1];
-  for (int64_t v : {s.d0, s.d1, s.groups, s.k0, s.k1, s.cg, s.k})
-    if (v < 1) throw InvalidArgument(std::string(what) + ": sizes, dilations must be >= 1");
-  if (pad_lo[0] < 0 || pad_lo[1] < 0 || pad_hi[0] < 0 || pad_hi[1] < 0 ||
-      s.p1 > (s.k1 - 1) * s.d1)
-    throw InvalidArgument(std::string(what) + ": padding must be in [0, (k1 - 1) * d1]");
-  s.h_out = output_extent(s.h_in, s.k0, 1, s.p0, pad_hi[0], s.d0);
-  s.w_out = output_extent(s.w_in, s.k1, 1, s.p1, pad_hi[1], s.d1);
-  bool ok = s.k % s.groups == 0 && s.x_channels == s.cg * s.groups && f1.shape(0) == s.k &&
-            f1.shape(1) == s.cg && s.h_out >= 1 && s.w_out >= 1 && grad_y.shape(0) == s.n &&
-            grad_y.shape(1) == s.k && grad_y.shape(nd - 2) == s.h_out &&
-            grad_y.shape(nd - 1) == s.w_out && (nd == 4 || grad_y.shape(2) == s.lines);
+    throw InvalidArgument(what + ": the gradients must be writeable");
   for (int i = 0; i < 3; ++i)
-    ok = ok && grad_f0.shape(i) == f0.shape(i) && grad_f1.shape(i) == f1.shape(i);
-  if (!ok) throw InvalidArgument(std::string(what) + ": inconsistent shapes or window");
-  const bool f64 = x.dtype().kind() == 'f' && x.itemsize() == 8;
-  if (x.dtype().kind() != 'f' || (x.itemsize() != 4 && !f64))
-    throw InvalidType(std::string(what) + ": float32 or float64");
+    if (grad_f0.ndim() != 3 || grad_f1.ndim() != 3 || grad_f0.shape(i) != f0.shape(i) ||
+        grad_f1.shape(i) != f1.shape(i))
+      throw InvalidArgument(what + ": the gradients must have the factors' shapes");
   const void *px = x.data(), *pg = grad_y.data(), *pf0 = f0.data(), *pf1 = f1.data();
   void *pgf0 = grad_f0.mutable_data(), *pgf1 = grad_f1.mutable_data();
   auto run = [&](auto tag) {
