@@ -49,3 +49,42 @@ def test_median_table(tmp_path):
     assert f"forward {2.0:.2f}x" in summary and f"training step {1.25:.2f}x" in summary
     assert "0 layers below 1.0x" in summary
     assert math.isclose(float(cells[0][:-1]), 2.0)
+
+
+def test_variants_table(tmp_path, capsys):
+    """benchmarks/variants_table.py: per row fastconv's median time and each peer's median
+    ratio over runs, dense.<algo> peers shown as "dense", one column group per ISA."""
+    spec = importlib.util.spec_from_file_location(
+        "variants_table", ROOT / "benchmarks" / "variants_table.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    paths = []
+    for i, (ms, torch_ratio, dense_ratio) in enumerate(
+        ((2.0, 3.0, 5.0), (4.0, 1.0, 7.0), (3.0, 2.0, 6.0))
+    ):
+        rows = [
+            {
+                "layer": "L",
+                "pass": "forward",
+                "kind": "fastconv",
+                "status": "ok",
+                "median_ms": ms,
+                "ratios": {"torch": torch_ratio, "dense.fft": dense_ratio},
+            },
+            {
+                "layer": "L",
+                "pass": "forward",
+                "kind": "peer",
+                "candidate": "torch",
+                "status": "ok",
+                "median_ms": ms * torch_ratio,
+            },
+        ]
+        p = tmp_path / f"r{i}.json"
+        p.write_text(json.dumps({"rows": rows}))
+        paths.append(str(p))
+    mod.main(["isa1", *paths, "--", "isa2", paths[0]])
+    out = capsys.readouterr().out
+    assert "isa1 (3 runs) / isa2 (1 runs)" in out
+    assert "| L | forward | 3 / 2 | 2.00x / 3.00x |  | 6.00x / 5.00x |" in out
