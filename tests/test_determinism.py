@@ -120,6 +120,15 @@ def test_separable_bitwise_across_threads(dtype, rng, restore_threads):
             fastconv.separable_conv_backward_factors(x, gy, [f0, f1], **kw)
         ),
     }
+    # a depthwise 17x17 chain: the fused passes, the factor sums per (pair, image) included
+    xd = rand(rng, (3, 4, 40, 40), dtype)
+    fd = [rand(rng, (4, 1, 17), dtype), rand(rng, (4, 1, 17), dtype)]
+    kd = dict(padding="same", groups=4)
+    gd = rand(rng, fastconv.separable_conv(xd, fd, **kd).shape, dtype)
+    checks["fused separable_conv_backward_factors"] = lambda: tuple(
+        fastconv.separable_conv_backward_factors(xd, gd, fd, **kd)
+    )
+    checks["fused separable_conv"] = lambda: fastconv.separable_conv(xd, fd, **kd)
     for what, run in checks.items():
         assert_bitwise_stable(run, f"{what} {dtype.__name__}")
 
