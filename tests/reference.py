@@ -449,7 +449,8 @@ def max_unpool(x, indices, kernel_size, stride=None, padding=0, output_size=None
         outs = tuple(int(v) for v in output_size)[-rank:]
     N, C = x.shape[:2]
     y = np.zeros((N * C, math.prod(outs)))
-    y[np.arange(N * C)[:, None], indices.reshape(N * C, -1)] = x.reshape(N * C, -1)
+    per = math.prod(x.shape[2:])  # explicit: reshape(0, -1) cannot infer it for N * C == 0
+    y[np.arange(N * C)[:, None], indices.reshape(N * C, per)] = x.reshape(N * C, per)
     return y.reshape((N, C) + outs)
 
 
@@ -463,7 +464,8 @@ def max_pool_backward(grad_y, x, kernel_size, stride=None, padding=0, dilation=1
     N, C = x.shape[:2]
     gx = np.zeros((N * C, math.prod(x.shape[2:])))
     rows = np.broadcast_to(np.arange(N * C)[:, None], (N * C, math.prod(idx.shape[2:])))
-    np.add.at(gx, (rows, idx.reshape(N * C, -1)), gy.reshape(N * C, -1))
+    per = math.prod(idx.shape[2:])  # explicit: reshape(0, -1) cannot infer it for N * C == 0
+    np.add.at(gx, (rows, idx.reshape(N * C, per)), gy.reshape(N * C, per))
     return gx.reshape(x.shape)
 
 

@@ -171,6 +171,16 @@ void run_forward_engine(const ConvGeometry& g, const Layout& L, const T* src, co
 }
 
 std::string unsupported_reason(const ConvGeometry& g, ConvPass pass) {
+  // The transforms are as long as the dilated kernel and the tiles cover the padded input:
+  // extents past these make plans that take minutes (found by tests/native/fuzz_geometry.cc).
+  constexpr int64_t kMaxKernelExtent = int64_t(1) << 16, kMaxPadded = int64_t(1) << 31;
+  for (int d = 0; d < 3; ++d) {
+    const int64_t padded = g.in[d] + g.pad_lo[d] + g.pad_hi[d];
+    if (dilated(g, d) > kMaxKernelExtent || padded > kMaxPadded || g.out[d] > kMaxPadded)
+      return "fft: the dilated kernel extent " + std::to_string(dilated(g, d)) +
+             " or the padded input extent " + std::to_string(padded) +
+             " is beyond the transforms' range (2^16 / 2^31); use implicit_gemm";
+  }
   if (pass != ConvPass::kBackwardData)
     for (int d = 0; d < 3; ++d)
       if (g.stride[d] > dilated(g, d))

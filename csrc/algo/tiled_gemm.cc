@@ -1,6 +1,8 @@
 // Tiled / locally connected convolution as one GEMM per kernel phase (see tiled_gemm.h).
 #include "algo/tiled_gemm.h"
 
+#include "fastconv/status.h"
+
 #include <algorithm>
 #include <vector>
 
@@ -141,7 +143,16 @@ void per_phase_gemm(const Phases& ph, ShapeOf shape_of, const T* a, OffA a_off, 
 }  // namespace
 
 int64_t tiled_gemm_workspace_elements(const TiledGeometry& g) {
-  return (g.row() + g.k) * g.n * g.out_spatial();
+  // (C * taps + K) * N * L, checked: the problem bounds x, w and y, not this product.
+  int64_t rows = 0, e = 0;
+  if (__builtin_mul_overflow(g.c, g.taps(), &rows) || __builtin_add_overflow(rows, g.k, &rows) ||
+      __builtin_mul_overflow(rows, g.n, &e) || __builtin_mul_overflow(e, g.out_spatial(), &e) ||
+      e > (int64_t(1) << 60)) {
+    throw InvalidArgument("the tiled convolution's workspace ((C * taps + K) * N * output "
+                          "positions elements) does not fit in int64: x, w or the output is too "
+                          "large");
+  }
+  return e;
 }
 
 template <typename T>

@@ -1,7 +1,9 @@
 // Geometry construction and validation; output_extent() is the only output-size formula.
 #include "fastconv/geometry.h"
 
+#include <algorithm>
 #include <atomic>
+#include <limits>
 #include <string>
 
 #include "fastconv/status.h"
@@ -11,11 +13,6 @@ namespace fastconv {
 namespace {
 
 [[noreturn]] void fail(const std::string& msg) { throw InvalidArgument(msg); }
-
-int64_t floor_div(int64_t a, int64_t b) {  // b > 0
-  int64_t q = a / b;
-  return (a % b != 0 && a < 0) ? q - 1 : q;
-}
 
 // Checks a per-dimension argument: right length and each entry >= min_value.
 void check_dims(const std::vector<int64_t>& v, size_t rank, const char* name, int64_t min_value) {
@@ -117,20 +114,41 @@ int64_t checked_product(const std::vector<int64_t>& extents, const char* what) {
   return p;
 }
 
+// The extents are computed in 128 bits: callers pass values up to int64's range (explain()'s
+// shapes, tiled problems, max_unpool's default size), whose products overflow int64. The
+// result saturates to int64's range; callers reject what is out of their range.
+namespace {
+
+using Wide = __int128;
+
+int64_t saturate(Wide v) {
+  const Wide hi = std::numeric_limits<int64_t>::max(), lo = std::numeric_limits<int64_t>::min();
+  return int64_t(v > hi ? hi : v < lo ? lo : v);
+}
+
+Wide wide_floor_div(Wide a, Wide b) {  // b > 0
+  Wide q = a / b;
+  return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+}  // namespace
+
 int64_t output_extent(int64_t in, int64_t kernel, int64_t stride, int64_t pad_lo, int64_t pad_hi,
                       int64_t dilation, bool ceil_mode) {
-  const int64_t span = in + pad_lo + pad_hi - dilation * (kernel - 1) - 1;
-  if (!ceil_mode) return span < 0 ? 0 : span / stride + 1;
+  if (stride < 1) return 0;  // rejected by the callers' argument checks
+  const Wide span = Wide(in) + pad_lo + pad_hi - Wide(dilation) * (Wide(kernel) - 1) - 1;
+  if (!ceil_mode) return span < 0 ? 0 : saturate(span / stride + 1);
   // Ceil mode keeps a last, partial window (even one longer than the input) as PyTorch does.
-  int64_t out = floor_div(span + stride - 1, stride) + 1;
+  Wide out = wide_floor_div(span + stride - 1, stride) + 1;
   // The last window must start inside the input or the low padding (PyTorch's rule).
-  if ((out - 1) * stride >= in + pad_lo) --out;
-  return out;
+  if ((out - 1) * stride >= Wide(in) + pad_lo) --out;
+  return saturate(out);
 }
 
 int64_t transposed_extent(int64_t in, int64_t kernel, int64_t stride, int64_t pad_lo,
                           int64_t pad_hi, int64_t dilation, int64_t output_padding) {
-  return (in - 1) * stride - pad_lo - pad_hi + dilation * (kernel - 1) + 1 + output_padding;
+  return saturate((Wide(in) - 1) * stride - pad_lo - pad_hi + Wide(dilation) * (Wide(kernel) - 1) +
+                  1 + output_padding);
 }
 
 std::vector<int64_t> ConvGeometry::input_shape() const {
@@ -229,6 +247,18 @@ ConvGeometry make_conv_geometry(const std::vector<int64_t>& x_shape,
     }
   }
   checked_product(g.output_shape(), "output shape");
+  // Canonical form: a stride over a dim with one output, or a dilation over a kernel of one
+  // tap, changes nothing the passes compute, but the algorithms' plans and workspaces grow
+  // with them (phase tables, strided accumulators: a 3-element conv with stride 2^31 asked for
+  // gigabytes). Keep the smallest value that gives the same output extent.
+  for (int d = 0; d < kMaxRank; ++d) {
+    if (g.out[d] == 1) {
+      const int64_t span = g.in[d] + g.pad_lo[d] + g.pad_hi[d] -
+                           g.dilation[d] * (g.kernel[d] - 1) - 1;  // in [0, stride)
+      g.stride[d] = std::max<int64_t>(1, std::min(g.stride[d], span + 1));
+    }
+    if (g.kernel[d] == 1) g.dilation[d] = 1;
+  }
   return g;
 }
 
@@ -262,7 +292,13 @@ ConvGeometry make_transposed_conv_geometry(const std::vector<int64_t>& x_shape,
     fail("groups (" + std::to_string(groups) + ") must divide the input channels C_in = " +
          std::to_string(x_shape[1]));
   }
-  std::vector<int64_t> conv_in{x_shape[0], w_shape[1] * groups};
+  int64_t k_out = 0;
+  if (__builtin_mul_overflow(w_shape[1], groups, &k_out) || k_out > kMaxExtent) {
+    fail("the transposed conv's output channels w.shape[1] * groups = " +
+         std::to_string(w_shape[1]) + " * " + std::to_string(groups) +
+         " must be below 2^40 (check w and groups)");
+  }
+  std::vector<int64_t> conv_in{x_shape[0], k_out};
   WindowParams conv_p = p;
   for (size_t d = 0; d < rank; ++d) {
     const int64_t s = p.stride[d], dil = p.dilation[d], op = output_padding[d];
@@ -276,6 +312,11 @@ ConvGeometry make_transposed_conv_geometry(const std::vector<int64_t>& x_shape,
     if (in >= 1 && out < 1) {
       fail("padding " + format_dims(p.pad_lo) + "/" + format_dims(p.pad_hi) +
            " removes the whole transposed-conv output in spatial dim " + std::to_string(d));
+    }
+    if (out > kMaxExtent) {
+      fail("the transposed-conv output extent " + std::to_string(out) + " in spatial dim " +
+           std::to_string(d) + " must be below 2^40 (check x, stride " + format_dims(p.stride) +
+           " and dilation " + format_dims(p.dilation) + ")");
     }
     conv_in.push_back(out);
     // The conv whose adjoint this is never reads the output_padding tail: negative high pad.
@@ -304,6 +345,17 @@ std::vector<int64_t> transposed_conv_input_shape(const std::vector<int64_t>& gra
   const size_t rank = w_shape.size() - 2;
   check_window(p, rank, false);
   check_dims(output_padding, rank, "output_padding", 0);
+  check_extent_range(w_shape, "w shape");
+  if (groups < 1 || groups > kMaxExtent) {
+    fail("groups must be in [1, 2^40], got " + std::to_string(groups));
+  }
+  for (size_t d = 0; d < rank; ++d) {
+    if (output_padding[d] >= p.stride[d] && output_padding[d] >= p.dilation[d]) {
+      fail("output_padding must be smaller than stride or dilation in every dim, got " +
+           format_dims(output_padding) + " with stride " + format_dims(p.stride) +
+           " and dilation " + format_dims(p.dilation));
+    }
+  }
   // grad_y is the input of the conv whose adjoint the transposed conv is.
   WindowParams q = p;
   for (size_t d = 0; d < rank; ++d) q.pad_hi[d] -= output_padding[d];
@@ -364,10 +416,13 @@ PoolGeometry make_unpool_geometry(const std::vector<int64_t>& x_shape,
                                                      p.pad_lo[d], p.pad_hi[d], 1, 0)
                                  : output_size[d];
   }
+  const char* size_name = output_size.empty() ? "the default output size (from x, kernel_size, "
+                                                "stride and padding)"
+                                              : "output_size";
   for (int64_t e : out) {
-    if (e < 1) fail("output_size must be positive, got " + format_dims(out));
+    if (e < 1) fail(std::string(size_name) + " must be positive, got " + format_dims(out));
   }
-  check_extent_range(out, "output_size");
+  check_extent_range(out, size_name);
   std::vector<int64_t> y_shape{x_shape[0], x_shape[1]};
   y_shape.insert(y_shape.end(), out.begin(), out.end());
   checked_product(y_shape, "output_size");

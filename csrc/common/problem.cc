@@ -24,6 +24,16 @@ void resolve_padding(const ConvArguments& a, Shape* lo, Shape* hi) {
   hi->assign(rank, 0);
   // Wrong lengths are reported by make_conv_geometry, with the argument's name.
   if (a.stride.size() != rank || a.dilation.size() != rank || a.shape.size() != rank + 2) return;
+  // Values out of range are reported by make_conv_geometry; computing with them would overflow.
+  constexpr int64_t kMax = int64_t(1) << 40;
+  auto in_range = [](const Shape& v, size_t from) {
+    for (size_t i = from; i < v.size(); ++i)
+      if (v[i] < 1 || v[i] > kMax) return false;
+    return true;
+  };
+  if (!in_range(a.stride, 0) || !in_range(a.dilation, 0) || !in_range(a.w_shape, 2) ||
+      !in_range(a.shape, 2))
+    return;
   for (size_t d = 0; d < rank; ++d) {
     const int64_t eff = (a.w_shape[2 + d] - 1) * a.dilation[d] + 1;
     if (a.padding == PaddingRule::kFull) {

@@ -67,7 +67,12 @@ ResampleProblem make_resample_problem(const ResampleArguments& a) {
           fail("scale must be an integer in [1, 2^20] in every dim, got " + format_dims(a.scale));
       }
       p.scale = a.scale;
-      for (size_t d = 0; d < rank; ++d) y[2 + d] = xs[2 + d] * a.scale[d];
+      for (size_t d = 0; d < rank; ++d) {
+        // x may have a zero extent and a huge one (its element count is 0): check the product.
+        if (__builtin_mul_overflow(xs[2 + d], a.scale[d], &y[2 + d]))
+          fail("the output of x " + format_dims(xs) + " upsampled by scale " +
+               format_dims(a.scale) + " has more elements than fit in int64");
+      }
       break;
     }
     case ResampleKind::kPixelShuffle:
@@ -84,7 +89,11 @@ ResampleProblem make_resample_problem(const ResampleArguments& a) {
                std::to_string(r) + ")");
         }
         y[1] = xs[1] / block;
-        for (size_t d = 0; d < rank; ++d) y[2 + d] = xs[2 + d] * r;
+        for (size_t d = 0; d < rank; ++d) {
+          if (__builtin_mul_overflow(xs[2 + d], r, &y[2 + d]))
+            fail("pixel_shuffle: the output of x " + format_dims(xs) + " with r=" +
+                 std::to_string(r) + " has more elements than fit in int64");
+        }
       } else {
         for (size_t d = 0; d < rank; ++d) {
           if (xs[2 + d] % r != 0) {

@@ -1,6 +1,7 @@
 // make_tiled_conv_problem: the geometry of a tiled / locally connected convolution pass and the
 // shape of every operand, validated once (errors name the argument).
 #include <string>
+#include <utility>
 
 #include "fastconv/status.h"
 #include "fastconv/tiled_conv.h"
@@ -46,6 +47,16 @@ TiledConvProblem make_tiled_conv_problem(const TiledConvArguments& a) {
   check_per_dim(a.dilation, rank, "dilation", 1);
   check_per_dim(a.pad_lo, rank, "padding", 0);
   check_per_dim(a.pad_hi, rank, "padding", 0);
+  // Bounds as the conv geometry's (csrc/common/geometry.cc): the sizes derived from these stay
+  // far from int64's range.
+  constexpr int64_t kMaxExtent = int64_t(1) << 40;
+  const std::pair<const Shape*, const char*> bounded[] = {
+      {&a.stride, "stride"}, {&a.dilation, "dilation"}, {&a.pad_lo, "padding"},
+      {&a.pad_hi, "padding"}, {&a.shape, x_name}, {&a.w_shape, w_name}};
+  for (const auto& [v, name] : bounded)
+    for (int64_t e : *v)
+      if (e > kMaxExtent)
+        throw InvalidArgument(std::string(name) + " entries must be below 2^40, got " + dims(*v));
   checked_product(a.shape, x_name);
   checked_product(a.w_shape, w_name);
 

@@ -237,6 +237,24 @@ ConvPlanResult plan_conv(const ConvGeometry& g, ConvPass pass, DType t, Algorith
   plan->dtype = t;
   plan->threads = get_num_threads();
   ConvPlanResult result;
+  // Geometries far beyond any tensor (a padded extent, stride or dilated kernel past 2^28:
+  // huge padding or dilation around a small input, an empty batch of huge extents) go to the
+  // reference loops, whose cost follows the output: the other plans size tables and
+  // schedules by these extents and took minutes or gigabytes (tests/native/fuzz_geometry.cc).
+  constexpr int64_t kMaxPlanExtent = int64_t(1) << 28;
+  if (a != Algorithm::kReference) {
+    for (int d = 0; d < kMaxRank; ++d) {
+      const int64_t padded = g.in[d] + g.pad_lo[d] + g.pad_hi[d];
+      const int64_t reach = g.dilation[d] * (g.kernel[d] - 1) + 1;
+      if (padded > kMaxPlanExtent || g.stride[d] > kMaxPlanExtent || reach > kMaxPlanExtent) {
+        result.unsupported = std::string(algorithm_name(a)) + ": the padded input extent " +
+                             std::to_string(padded) + ", stride " + std::to_string(g.stride[d]) +
+                             " or dilated kernel extent " + std::to_string(reach) +
+                             " is beyond 2^28 (only 'reference' runs such geometries)";
+        return result;
+      }
+    }
+  }
   try {
     result.unsupported = entry(a).plan(*plan);
   } catch (const InvalidArgument& e) {

@@ -19,14 +19,26 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def in_int64(values: list[int], name: str, given: Any = None) -> list[int]:
+    """values, unless one does not fit the compiled layer's int64 (ValueError naming `name`)."""
+    for v in values:
+        if not INT64_MIN <= v <= INT64_MAX:
+            shown = values if given is None else given
+            raise ValueError(f"{name} entries must fit in int64 (|v| < 2**63), got {shown!r}")
+    return values
+
+
 def per_dim(value: Any, rank: int, name: str) -> list[int]:
     """An int or a sequence with one int per spatial dim -> list of `rank` ints."""
     if type(value) is int:
-        return [value] * rank
+        return in_int64([value] * rank, name, value)
     if type(value) is tuple and len(value) == rank and all(type(v) is int for v in value):
-        return list(value)
+        return in_int64(list(value), name, value)
     if _is_int(value):
-        return [int(value)] * rank
+        return in_int64([int(value)] * rank, name, value)
     if isinstance(value, (tuple, list)):
         if len(value) != rank:
             raise ValueError(
@@ -36,7 +48,7 @@ def per_dim(value: Any, rank: int, name: str) -> list[int]:
         for v in value:
             if not _is_int(v):
                 raise TypeError(f"{name} entries must be ints, got {value!r}")
-        return [int(v) for v in value]
+        return in_int64([int(v) for v in value], name, value)
     raise TypeError(f"{name} must be an int or a tuple of ints, got {type(value).__name__}")
 
 
@@ -61,8 +73,8 @@ def explicit_padding(padding: Any, rank: int, name: str = "padding") -> tuple[li
             raise ValueError(
                 f"{name} must be an int, {rank} ints, or {rank} (low, high) pairs, got {padding!r}"
             )
-        lo = [int(p[0]) if _is_pair(p) else int(p) for p in padding]
-        hi = [int(p[1]) if _is_pair(p) else int(p) for p in padding]
+        lo = in_int64([int(p[0]) if _is_pair(p) else int(p) for p in padding], name, padding)
+        hi = in_int64([int(p[1]) if _is_pair(p) else int(p) for p in padding], name, padding)
     else:
         lo = per_dim(padding, rank, name)
         hi = list(lo)
@@ -106,7 +118,18 @@ def check_groups(groups: Any) -> int:
         raise TypeError(f"groups must be an int, got {type(groups).__name__}")
     if groups < 1:
         raise ValueError(f"groups must be >= 1, got {groups}")
-    return int(groups)
+    return in_int64([int(groups)], "groups", groups)[0]
+
+
+def array_shape(obj: Any, name: str) -> tuple:
+    """The shape of an array argument (arrays, tensors, nested lists, numbers); TypeError naming
+    `name` for anything else (None, strings, mappings, ...), as the operand checks would."""
+    shape = getattr(obj, "shape", None)
+    if shape is not None:
+        return tuple(shape)
+    if isinstance(obj, (list, tuple, numbers.Number)) and not isinstance(obj, bool):
+        return np.shape(obj)
+    raise TypeError(f"{name} must be a NumPy array or a torch tensor, got {type(obj).__name__}")
 
 
 def spatial_rank(ndim: int, name: str) -> int:
@@ -125,7 +148,7 @@ def full_shape(shape: Any, name: str, ndim: int) -> list[int]:
         raise ValueError(f"{name} must have {ndim} entries, got {tuple(shape)}")
     if any(s < 0 for s in shape):
         raise ValueError(f"{name} must be non-negative, got {tuple(shape)}")
-    if math.prod(int(s) for s in shape) >= 2**63:
+    if any(s > INT64_MAX for s in shape) or math.prod(int(s) for s in shape) >= 2**63:
         raise ValueError(f"{name} {tuple(shape)} has more elements than fit in int64")
     return [int(s) for s in shape]
 

@@ -55,9 +55,11 @@ _CONV_OPERANDS = {
 
 
 def _conv_entry(
-    op, pass_, data_shape, w_shape, dtype, backend: Backend, algo, params
+    op, pass_, data_shape, w_shape, dtype, backend: Backend, algo, params, check=None
 ) -> _ConvEntry:
-    """The problem, selection and plan of one conv pass (cached in PROBLEMS)."""
+    """The problem, selection and plan of one conv pass (cached in PROBLEMS). `check(problem)`
+    runs before selection and planning: a call checks there that its result can be allocated,
+    since plans of absurd sizes (a 2**32-long FFT) would take long or allocate much."""
     stride, padding, dilation, groups, mode, output_padding = params
     problem = conv_problem(
         op,
@@ -72,6 +74,8 @@ def _conv_entry(
         mode=mode,
         output_padding=output_padding,
     )
+    if check is not None:
+        check(problem)
     selection = select(problem, backend, algo)
     plan = backend.conv_plan(problem, selection.algo)
     result = problem.result_shape
@@ -80,10 +84,12 @@ def _conv_entry(
     )
 
 
-def problem_entry(op, pass_, data, w_shape, dtype, backend, algo, params) -> _ConvEntry:
+def problem_entry(op, pass_, data, w_shape, dtype, backend, algo, params, check=None):
     key = call_key((op, pass_, tuple(data), tuple(w_shape), dtype, backend), (algo,) + params)
     return cached(
-        PROBLEMS, key, lambda: _conv_entry(op, pass_, data, w_shape, dtype, backend, algo, params)
+        PROBLEMS,
+        key,
+        lambda: _conv_entry(op, pass_, data, w_shape, dtype, backend, algo, params, check),
     )
 
 
@@ -109,7 +115,11 @@ def _checked_conv_entry(op, pass_, call, shape_arg, algo, params) -> _ConvEntry:
         same_rank(shapes[0], w_shape, "x", "w_shape")
         same_rank(shapes[1], w_shape, "grad_y", "w_shape")
         data = shapes[0]
-    entry = problem_entry(op, pass_, data, w_shape, call.dtype, call.backend, algo, params)
+
+    def check(problem):
+        call.backend.check_allocation(call, problem.result_shape, None)
+
+    entry = problem_entry(op, pass_, data, w_shape, call.dtype, call.backend, algo, params, check)
     for name, want, got in zip(call.names, entry.operand_shapes, shapes):
         if tuple(got) != want:
             raise ValueError(f"{name} must have shape {want}, got {tuple(got)}")

@@ -30,6 +30,8 @@ def check_factor(r: Any, name: str = "r") -> int:
         raise TypeError(f"{name} must be an int, got {type(r).__name__}")
     if r < 1:
         raise ValueError(f"{name} must be >= 1, got {r}")
+    if r > 2**20:
+        raise ValueError(f"{name} must be an integer in [1, 2**20], got {r}")
     return int(r)
 
 

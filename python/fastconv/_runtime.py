@@ -44,6 +44,9 @@ def algorithms(op: str = "conv", device: str = "cpu") -> list[str]:
 _threads_chosen = "FASTCONV_NUM_THREADS" in os.environ
 
 
+MAX_THREADS = 4096
+
+
 def set_num_threads(n: int) -> None:
     """Sets how many threads fastconv's kernels use (the calling thread included)."""
     global _threads_chosen
@@ -51,6 +54,8 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"n must be an int, got {type(n).__name__}")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    if n > MAX_THREADS:  # the pool would try to start that many threads
+        raise ValueError(f"n must be at most {MAX_THREADS} threads, got {n}")
     _C.set_num_threads(n)
     _threads_chosen = True
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Union
 
-import numpy as np
-
-from ._arguments import check_bool, spatial_rank
+from ._arguments import array_shape, check_bool, spatial_rank
 from ._autograd import recording, records_grad
 from ._calls import INDICES_OUT, run_pool
 
@@ -71,9 +69,7 @@ def lp_pool(
 
 
 def _spatial_of(x) -> list[int]:
-    shape = getattr(x, "shape", None)
-    if shape is None:
-        shape = np.shape(x)
+    shape = array_shape(x, "x")
     spatial_rank(len(shape), "x")
     return [int(s) for s in shape[2:]]
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence, Union
 
-import numpy as np
-
-from ._arguments import check_bool, explicit_padding, full_shape, spatial_rank
+from ._arguments import array_shape, check_bool, explicit_padding, full_shape, spatial_rank
 from ._autograd import records_grad
 from ._resample import (
     INDICES_OUT,
@@ -39,9 +37,7 @@ def _recorded() -> Any:
 
 
 def _shape(x: Any, name: str = "x") -> tuple[int, ...]:
-    shape = getattr(x, "shape", None)
-    if shape is None:
-        shape = np.shape(x)
+    shape = array_shape(x, name)
     spatial_rank(len(shape), name)
     return tuple(int(s) for s in shape)
 

@@ -93,6 +93,8 @@ class _Layout:
         groups = int(groups)
         if groups < 1:
             raise ValueError(f"groups must be >= 1, got {groups}")
+        if groups > 2**62:
+            raise ValueError(f"groups must fit in int64, got {groups}")
         self.x_shape = tuple(int(s) for s in x_shape)
         self.n, self.c = int(x_shape[0]), int(x_shape[1])
         self.k, self.cg = int(f_shapes[0][0]), int(f_shapes[0][1])
@@ -177,12 +179,27 @@ class _Layout:
         return w
 
 
-def _layout(x_shape, factors, stride, padding, dilation, groups) -> _Layout:
+def _as_factors(factors) -> list:
+    """The factors argument as a list of arrays: nested lists become NumPy arrays (as every
+    operand accepts them); TypeError naming factors[d] for what is no array."""
     if not isinstance(factors, (list, tuple)):
         raise TypeError(
             f"factors must be a list or tuple of arrays (one per spatial dim), got "
             f"{type(factors).__name__}"
         )
+    out = []
+    for d, f in enumerate(factors):
+        if isinstance(f, (list, tuple)):
+            f = np.asarray(f)
+        elif getattr(f, "shape", None) is None:
+            raise TypeError(
+                f"factors[{d}] must be a NumPy array or a torch tensor, got {type(f).__name__}"
+            )
+        out.append(f)
+    return out
+
+
+def _layout(x_shape, factors, stride, padding, dilation, groups) -> _Layout:
     return _Layout(x_shape, [_shape(f) for f in factors], stride, padding, dilation, groups)
 
 
@@ -278,6 +295,7 @@ def separable_conv(
 ):
     """Convolution with the kernel w[k, c] = factors[0][k, c] (x) factors[1][k, c] (x) ...
     (outer product), factors[d] of shape (K, C/groups, k_d); x (N, C, *in) -> (N, K, *out)."""
+    factors = _as_factors(factors)
     lay = _layout(_shape(x), factors, stride, padding, dilation, groups)
     if not lay.uses_chain():
         return _conv("forward", x, lay.dense_weight(factors), bias, None, lay.dense_params())
@@ -316,6 +334,7 @@ def separable_conv_backward_data(
 ):
     """Gradient of `separable_conv` with respect to x (shape `x_shape`)."""
     x_shape = tuple(full_shape(x_shape, "x_shape", len(_shape(grad_y))))
+    factors = _as_factors(factors)
     lay = _layout(x_shape, factors, stride, padding, dilation, groups)
     if not lay.uses_chain():
         w = lay.dense_weight(factors)
@@ -377,6 +396,7 @@ def separable_conv_backward_factors(
     x, grad_y, factors: Sequence[Any], *, stride=1, padding=0, dilation=1, groups: int = 1
 ) -> list:
     """Gradients of `separable_conv` with respect to each factor (a list, one per factor)."""
+    factors = _as_factors(factors)
     lay = _layout(_shape(x), factors, stride, padding, dilation, groups)
     if not lay.uses_chain():
         w = lay.dense_weight(factors)

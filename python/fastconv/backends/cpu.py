@@ -164,9 +164,15 @@ class CpuBackend(Backend):
         return np.ascontiguousarray(arr, dtype=np.int64)
 
     def check_allocation(self, call: Call, shape: Sequence[int], dtype: Optional[str]) -> None:
-        nbytes = _NUMPY_DTYPES[dtype or call.dtype].itemsize
+        nbytes = extent = _NUMPY_DTYPES[dtype or call.dtype].itemsize
         for s in shape:
             nbytes *= int(s)  # Python ints: no overflow
+            extent *= max(int(s), 1)
+        if extent >= 2**63:  # NumPy cannot describe it, even when a zero extent makes it empty
+            raise MemoryError(
+                f"fastconv: output of shape {tuple(shape)} ({dtype or call.dtype}) spans more "
+                f"than 2**63 bytes along its non-zero dims; NumPy cannot describe it"
+            )
         if nbytes > _MEMORY:
             raise MemoryError(
                 f"fastconv: output of shape {tuple(shape)} ({dtype or call.dtype}) needs "
