@@ -237,19 +237,23 @@ ConvPlanResult plan_conv(const ConvGeometry& g, ConvPass pass, DType t, Algorith
   plan->dtype = t;
   plan->threads = get_num_threads();
   ConvPlanResult result;
-  // Geometries far beyond any tensor (a padded extent, stride or dilated kernel past 2^28:
-  // huge padding or dilation around a small input, an empty batch of huge extents) go to the
-  // reference loops, whose cost follows the output: the other plans size tables and
-  // schedules by these extents and took minutes or gigabytes (tests/native/fuzz_geometry.cc).
+  // Window parameters far beyond any tensor (padding, a stride or a dilated kernel past 2^28
+  // around a small input) and empty problems of huge extents go to the reference loops, whose
+  // cost follows the output: the other plans size tables and schedules by these extents and
+  // took minutes or gigabytes (tests/native/fuzz_geometry.cc). Inputs that are that long
+  // themselves (a signal of 2^31 samples, tests/test_large.py) keep every algorithm.
   constexpr int64_t kMaxPlanExtent = int64_t(1) << 28;
   if (a != Algorithm::kReference) {
+    const bool empty = g.n == 0 || g.c == 0 || g.k == 0 || g.out_spatial() == 0;
     for (int d = 0; d < kMaxRank; ++d) {
-      const int64_t padded = g.in[d] + g.pad_lo[d] + g.pad_hi[d];
+      const int64_t padding = g.pad_lo[d] + g.pad_hi[d], padded = g.in[d] + padding;
       const int64_t reach = g.dilation[d] * (g.kernel[d] - 1) + 1;
-      if (padded > kMaxPlanExtent || g.stride[d] > kMaxPlanExtent || reach > kMaxPlanExtent) {
-        result.unsupported = std::string(algorithm_name(a)) + ": the padded input extent " +
-                             std::to_string(padded) + ", stride " + std::to_string(g.stride[d]) +
+      if (padding > kMaxPlanExtent || g.stride[d] > kMaxPlanExtent || reach > kMaxPlanExtent ||
+          (empty && padded > kMaxPlanExtent)) {
+        result.unsupported = std::string(algorithm_name(a)) + ": the padding " +
+                             std::to_string(padding) + ", stride " + std::to_string(g.stride[d]) +
                              " or dilated kernel extent " + std::to_string(reach) +
+                             (empty ? " of an empty problem" : "") +
                              " is beyond 2^28 (only 'reference' runs such geometries)";
         return result;
       }
