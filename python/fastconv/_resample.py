@@ -186,7 +186,7 @@ def depthwise_weight(kernel: np.ndarray, like: Any, channels: int) -> Any:
     if w is None:
         full = np.broadcast_to(kernel, (channels, 1) + kernel.shape)
         if is_torch:
-            w = torch.from_numpy(np.ascontiguousarray(full)).to(like.device, getattr(torch, dtype))
+            w = torch.from_numpy(full.copy()).to(like.device, getattr(torch, dtype))  # writable
         else:
             w = np.ascontiguousarray(full, dtype=dtype)
         remember(_WEIGHTS, key, w)
