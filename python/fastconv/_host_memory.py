@@ -135,6 +135,16 @@ class OutputPool:
 POOL = OutputPool(_default_limit())
 
 
+def _after_fork_in_child() -> None:
+    # Another thread may have held the lock when the process forked: the child's copy would
+    # never be released. The child starts with a fresh lock (its blocks stay valid).
+    POOL._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def empty_cache() -> int:
     """Frees the memory fastconv keeps for reuse by large host outputs whose arrays are gone
     (see FASTCONV_OUTPUT_CACHE); returns the number of bytes freed."""
