@@ -183,7 +183,9 @@ def _read(path: Path) -> dict[str, Any]:
 def _entries(path: Path) -> dict[str, Any]:
     entries = _MEMORY.get(str(path))
     if entries is None:
-        entries = _MEMORY[str(path)] = _read(path)
+        # setdefault: of threads reading the file at once the first one's dict stays, so a
+        # winner stored into it is not dropped by a later thread's (older) read.
+        entries = _MEMORY.setdefault(str(path), _read(path))
     return entries
 
 
