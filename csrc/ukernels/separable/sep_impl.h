@@ -401,6 +401,16 @@ inline void correlate(const T* const* a_rows, const T* const* b_rows,
   }
 }
 
+// After rows whose stores may have been non-temporal (weakly ordered): a fence before whatever
+// tells another thread or the caller that they are done.
+inline void fence_streams(bool streamed) {
+#if defined(__AVX__)
+  if (streamed) _mm_sfence();
+#else
+  (void)streamed;
+#endif
+}
+
 }  // namespace fastconv::sep_detail
 
 // Defines the separable micro-kernels of one ISA namespace with vectors of `bytes`.
@@ -422,6 +432,7 @@ inline void correlate(const T* const* a_rows, const T* const* b_rows,
       sep_detail::horizontal<float, bytes>(src + r * a.in_stride, f, a.k, a.dilation,          \
                                            a.valid_begin, a.valid_end, a.count,                \
                                            y + r * a.out_stride, accumulate, a.cached);        \
+    sep_detail::fence_streams(!accumulate && !a.cached);                                       \
   }                                                                                            \
   void sep_horizontal_f64(const double* src, const double* f, const SeparableTaps& a,          \
                           double* y, bool accumulate) {                                        \
@@ -429,6 +440,7 @@ inline void correlate(const T* const* a_rows, const T* const* b_rows,
       sep_detail::horizontal<double, bytes>(src + r * a.in_stride, f, a.k, a.dilation,         \
                                             a.valid_begin, a.valid_end, a.count,               \
                                             y + r * a.out_stride, accumulate, a.cached);       \
+    sep_detail::fence_streams(!accumulate && !a.cached);                                       \
   }                                                                                            \
   void sep_correlate_f32(const float* const* a_rows, const float* const* b_rows,               \
                          const SeparableCorrelation& c, float* acc) {                          \
