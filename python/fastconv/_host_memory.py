@@ -17,6 +17,7 @@ aligned. `FASTCONV_OUTPUT_CACHE` sets the limit in bytes (K/M/G suffixes; 0 turn
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -75,10 +76,10 @@ class OutputPool:
         return sys.getrefcount(self._blocks[i]) <= self._idle_refs
 
     def empty(self, shape: Sequence[int], dtype: np.dtype) -> np.ndarray:
-        dtype = np.dtype(dtype)
-        nbytes = dtype.itemsize
-        for s in shape:
-            nbytes *= int(s)
+        # Every host call passes here: small outputs go straight to np.empty.
+        if not isinstance(dtype, np.dtype):
+            dtype = np.dtype(dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
         if nbytes < self.min_bytes or nbytes + _ALIGN > self.limit:
             return np.empty(shape, dtype)
         size = -(-nbytes // _GRAIN) * _GRAIN
