@@ -77,7 +77,8 @@ def test_auto_runs_upsampling_by_column_tiles():
     assert s2.algo == "implicit_gemm"
 
 
-# (name, x shape, weight shape (K, C/G, *kernel), keyword arguments) of strided convs
+# (name, x shape, weight shape (K, C/G, *kernel), keyword arguments) of strided convs (rank <= 2
+# forward: implicit GEMM reads the input split into stride phases)
 STRIDED = [
     # 20 positions per image: folded images, bias added while unfolding
     ("folded", (9, 6, 8, 10), (5, 6, 4, 4), dict(stride=2, padding=1)),
@@ -93,6 +94,11 @@ STRIDED = [
     ("rank1", (3, 5, 40), (4, 5, 5), dict(stride=2, padding=2)),
     ("rank3", (2, 4, 5, 6, 7), (3, 4, 3, 2, 3), dict(stride=(2, 1, 2), padding=1)),
     ("y-only-stride", (2, 4, 9, 7), (3, 4, 3, 3), dict(stride=(2, 1), padding=1)),
+    # forward by stride phases: odd extents (uneven phases, zero-filled), rows long enough for
+    # the paired split, padding past a phase's end, a tap offset below -stride
+    ("phases-odd", (1, 3, 11, 23), (8, 3, 3, 3), dict(stride=2, padding=1)),
+    ("phases-pad", (2, 2, 9, 19), (4, 2, 5, 5), dict(stride=(2, 3), padding=(4, 3))),
+    ("phases-1x1-x-stride", (1, 4, 6, 30), (3, 4, 1, 2), dict(stride=(1, 4))),
 ]
 
 

@@ -136,4 +136,27 @@ class PhaseColumns final : public gemm::PanelSource<T> {
   int64_t image_stride_;
 };
 
+// Strided forward through stride phases (1-D and 2-D): the input is split once into its
+// stride phases, plane (ry, rx) of a channel holding x[c, sy * j + ry, sx * i + rx] (zero past
+// the input's end), so every (channel, tap) row of a panel is a unit-step shifted copy of one
+// plane row instead of a gather with the stride (res3.3x3s2 spent a quarter of its time in that
+// gather). The planes of a channel are stacked along the geometry's depth dim, so PhaseColumns
+// reads them as a stride-1, unpadded geometry whose tap table names the plane as a depth offset.
+struct ForwardPhases {
+  ConvGeometry grid;    // stride 1, unpadded; in = (planes, Hp, Wp), out = the conv's
+  TapTable offsets;     // per tap: plane (depth), row and column offset inside the plane
+  int64_t channel_size;  // planes * Hp * Wp: the elements of one channel's planes
+};
+
+// True where the phase split applies and pays: a strided conv of rank <= 2 with more than one
+// tap (a 1x1 strided conv reads each input element at most once).
+bool forward_phases_apply(const ConvGeometry& g);
+ForwardPhases make_forward_phases(const ConvGeometry& g);
+
+// Splits `images` x `channels` planes of x (channel c of image i at x + i * image_stride + c *
+// in_spatial) into dst, channel (i, c) at dst + (i * channels + c) * channel_size. Parallel.
+template <typename T>
+void split_forward_phases(const ConvGeometry& g, const ForwardPhases& ph, const T* x,
+                          int64_t images, int64_t image_stride, int64_t channels, T* dst);
+
 }  // namespace fastconv::algo

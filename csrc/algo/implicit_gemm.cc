@@ -193,8 +193,12 @@ void transposed_backward_data_group(const ConvGeometry& g, const T* gy, const T*
 
 int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t elem_size) {
   const int64_t nb = fold_images(g, pass), cg = g.c_per_group(), kg = g.k_per_group();
-  // Folded forward: the output block.
-  if (pass == Pass::kForward) return nb > 1 ? kg * nb * g.out_spatial() * elem_size : 0;
+  // Folded forward: the output block; strided: the input's stride phases of the block's images.
+  if (pass == Pass::kForward) {
+    const int64_t phases =
+        forward_phases_apply(g) ? nb * cg * make_forward_phases(g).channel_size : 0;
+    return ((nb > 1 ? kg * nb * g.out_spatial() : 0) + phases) * elem_size;
+  }
   // Backward weight: the gathered grad_y when folded, and split_gemm's partial products.
   if (pass == Pass::kBackwardWeight) {
     const int64_t depth = nb * g.out_spatial(), rows = cg * g.kernel_spatial();
@@ -219,12 +223,28 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
   const bool pointwise = is_pointwise(g);
   const int64_t nb = fold_images(g, Pass::kForward);
+  // Strided: each GEMM reads its images' channels split into stride phases (after the output
+  // block in ws); the split runs per group and block of images, right before its GEMM.
+  const bool phased = forward_phases_apply(g);
+  const ForwardPhases ph = phased ? make_forward_phases(g) : ForwardPhases{};
+  T* phase_buf = ws + (nb > 1 ? kg * nb * out_sp : 0);
+  auto gemm_images = [&](int64_t n0, int64_t cnt, int64_t grp, const gemm::MatrixRef<T>& a,
+                         T beta, T* c) {
+    const T* xg = x + (n0 * g.c + grp * cg) * in_sp;
+    const int64_t cols = cnt * out_sp;
+    if (phased) {
+      split_forward_phases(g, ph, xg, cnt, g.c * in_sp, cg, phase_buf);
+      const PhaseColumns<T> b(ph.grid, ph.offsets, g.kernel_spatial(), phase_buf,
+                              cg * ph.channel_size);
+      return gemm::gemm<T>(kg, cols, rows, T(1), a, b, beta, c, cols);
+    }
+    gemm::gemm<T>(kg, cols, rows, T(1), a, ForwardColumns<T>(g, xg, g.c * in_sp), beta, c, cols);
+  };
   if (nb > 1) {
     for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
-      const int64_t cnt = std::min(nb, g.n - n0), cols = cnt * out_sp;
+      const int64_t cnt = std::min(nb, g.n - n0);
       for (int64_t grp = 0; grp < g.groups; ++grp) {
-        const ForwardColumns<T> b(g, x + (n0 * g.c + grp * cg) * in_sp, g.c * in_sp);
-        gemm::gemm<T>(kg, cols, rows, T(1), {w + grp * kg * rows, rows, 1}, b, T(0), ws, cols);
+        gemm_images(n0, cnt, grp, {w + grp * kg * rows, rows, 1}, T(0), ws);
         unfold_block(ws, kg, cnt, out_sp, y + (n0 * g.k + grp * kg) * out_sp, g.k * out_sp,
                      bias ? bias + grp * kg : nullptr);
       }
@@ -242,7 +262,7 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
       if (pointwise) {
         gemm::gemm<T>(kg, out_sp, rows, T(1), a, gemm::MatrixRef<T>{xg, in_sp, 1}, beta, yg, out_sp);
       } else {
-        gemm::gemm<T>(kg, out_sp, rows, T(1), a, ForwardColumns<T>(g, xg), beta, yg, out_sp);
+        gemm_images(n, 1, grp, a, beta, yg);
       }
     }
 }
