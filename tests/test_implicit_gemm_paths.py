@@ -114,3 +114,31 @@ def test_small_image_backward_data(case, dtype, mode, rng, poisoned_outputs):
     got = fastconv.conv_backward_data(gy, w, x_shape, algo="implicit_gemm", mode=mode, **kw)
     want = ref.conv_backward_data(gy, w, x_shape, mode=mode, **kw)
     assert_close(got, want, reduction=w_shape[0] * math.prod(w_shape[2:]))
+
+
+# Pointwise convs on small images run as the transposed product (positions x channels) when the
+# positions fill the micro-kernel's tile rows better than its panels: 49 positions at every ISA
+# level, 13 and 3x5 ones, groups, a bias added while transposing; and shapes left to the usual
+# orientation (a large image, folded batches).
+POINTWISE_SMALL = [
+    ("7x7", (1, 64, 7, 7), (40, 64, 1, 1), dict()),
+    ("13-positions", (1, 24, 13), (36, 24, 1), dict()),
+    ("3x5-groups", (1, 12, 3, 5), (18, 6, 1, 1), dict(groups=2)),
+    ("large-image", (1, 8, 40, 40), (16, 8, 1, 1), dict()),
+    ("folded", (6, 16, 7, 7), (24, 16, 1, 1), dict()),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", POINTWISE_SMALL, ids=lambda c: c[0])
+def test_small_image_pointwise(case, dtype, threads, rng, poisoned_outputs, restore_threads):
+    _, x_shape, w_shape, kw = case
+    fastconv.set_num_threads(threads)
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    b = rand(rng, (w_shape[0],), dtype)
+    y = fastconv.conv(x, w, b, algo="implicit_gemm", **kw)
+    assert_close(y, ref.conv(x, w, b, **kw), reduction=w_shape[1])
+    gy = rand(rng, y.shape, dtype)
+    gx = fastconv.conv_backward_data(gy, w, x_shape, algo="implicit_gemm", **kw)
+    assert_close(gx, ref.conv_backward_data(gy, w, x_shape, **kw), reduction=w_shape[0])

@@ -588,6 +588,15 @@ int64_t panel_width() {
   return gemm_kernel<T>().nr;
 }
 
+template <typename T>
+bool transpose_fills_better(int64_t n, double margin) {
+  if (n <= 0) return false;
+  const GemmKernel<T>& kern = gemm_kernel<T>();
+  const double as_columns = double(n) / double(round_up(n, kern.nr));
+  const double as_rows = double(n) / double(round_up(n, kern.row_step));
+  return as_rows >= as_columns + margin;
+}
+
 std::string kernel_names() {
   return std::string(gemm_kernel<float>().name) + ", " + gemm_kernel<double>().name;
 }
@@ -600,7 +609,8 @@ std::string kernel_names() {
   template void gemm<T>(int64_t, int64_t, int64_t, T, MatrixRef<T>, MatrixRef<T>, T, T*, int64_t); \
   template void gemm_batched<T>(int64_t, int64_t, int64_t, int64_t, T, MatrixRef<T>, int64_t,      \
                                 MatrixRef<T>, int64_t, T, T*, int64_t, int64_t);                   \
-  template int64_t panel_width<T>();
+  template int64_t panel_width<T>();                                                               \
+  template bool transpose_fills_better<T>(int64_t, double);
 
 FASTCONV_INSTANTIATE_GEMM(float)
 FASTCONV_INSTANTIATE_GEMM(double)

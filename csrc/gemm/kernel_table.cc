@@ -7,9 +7,9 @@ namespace fastconv::gemm {
 namespace {
 
 // One entry per (dtype, ISA): the micro-kernel, its two packers, its tile and its name.
-#define FASTCONV_GEMM_ENTRY(T, isa, kernel, mr, nr) \
+#define FASTCONV_GEMM_ENTRY(T, isa, kernel, mr, nr, step) \
   GemmKernel<T>{isa::kernel,        isa::kernel##_row_a, isa::kernel##_pack_a, \
-                isa::kernel##_pack_b, mr, nr, #kernel "_" #isa}
+                isa::kernel##_pack_b, mr, nr, step, #kernel "_" #isa}
 
 // Tiles chosen by measurement on Zen 5: from L1, every 512-bit tile from 8x32 to 14x32 (and 8x48,
 // 6x64) runs at 97-100% of the FMA peak; 12x32 needs few loads per FMA and its 4- and 8-row
@@ -19,16 +19,16 @@ GemmKernel<T> select();
 
 template <>
 GemmKernel<float> select<float>() {
-  return FASTCONV_BY_ISA(FASTCONV_GEMM_ENTRY(float, scalar, f32_gemm_4x8, 4, 8),
-                         FASTCONV_GEMM_ENTRY(float, avx2, f32_gemm_6x16, 6, 16),
-                         FASTCONV_GEMM_ENTRY(float, avx512, f32_gemm_12x32, 12, 32));
+  return FASTCONV_BY_ISA(FASTCONV_GEMM_ENTRY(float, scalar, f32_gemm_4x8, 4, 8, 4),
+                         FASTCONV_GEMM_ENTRY(float, avx2, f32_gemm_6x16, 6, 16, 6),
+                         FASTCONV_GEMM_ENTRY(float, avx512, f32_gemm_12x32, 12, 32, 4));
 }
 
 template <>
 GemmKernel<double> select<double>() {
-  return FASTCONV_BY_ISA(FASTCONV_GEMM_ENTRY(double, scalar, f64_gemm_4x4, 4, 4),
-                         FASTCONV_GEMM_ENTRY(double, avx2, f64_gemm_6x8, 6, 8),
-                         FASTCONV_GEMM_ENTRY(double, avx512, f64_gemm_12x16, 12, 16));
+  return FASTCONV_BY_ISA(FASTCONV_GEMM_ENTRY(double, scalar, f64_gemm_4x4, 4, 4, 4),
+                         FASTCONV_GEMM_ENTRY(double, avx2, f64_gemm_6x8, 6, 8, 6),
+                         FASTCONV_GEMM_ENTRY(double, avx512, f64_gemm_12x16, 12, 16, 4));
 }
 
 #undef FASTCONV_GEMM_ENTRY

@@ -13,6 +13,7 @@ struct GemmKernel {
   GemmPackFn<T> pack_a;  // packs one A panel (mr lines = rows of A) in the layout fn reads
   GemmPackFn<T> pack_b;  // packs one B panel (nr lines = columns of B) in the layout fn reads
   int64_t mr, nr;        // tile: rows of A per packed panel, columns of B per packed panel
+  int64_t row_step;      // edge tiles compute rows in steps of this many (mr: whole tiles)
   const char* name;      // e.g. "f32_gemm_12x32_avx512"
 };
 

@@ -18,6 +18,26 @@ template <int W>
 inline int64_t pack_lines_x86(int64_t kc, const float* src, int64_t rs, float* dst) {
   int64_t kk = 0;
   if constexpr (W % 4 == 0) {
+    // 16 k (a cache line of each line) per visit of four lines: lines a multiple of 4 KiB apart
+    // share the L1 sets, and a line visited again after all W others would be gone (a weight
+    // of 2048 channels packed as 32 lines missed L1 on every 4-float load).
+    for (; kk + 16 <= kc; kk += 16) {
+#pragma GCC unroll 2
+      for (int i = 0; i < W; i += 4) {
+        const float* s = src + i * rs + kk;
+        float* d = dst + kk * W + i;
+#pragma GCC unroll 4
+        for (int q = 0; q < 16; q += 4) {
+          __m128 r0 = _mm_loadu_ps(s + q), r1 = _mm_loadu_ps(s + rs + q);
+          __m128 r2 = _mm_loadu_ps(s + 2 * rs + q), r3 = _mm_loadu_ps(s + 3 * rs + q);
+          _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+          _mm_storeu_ps(d + q * W, r0);
+          _mm_storeu_ps(d + (q + 1) * W, r1);
+          _mm_storeu_ps(d + (q + 2) * W, r2);
+          _mm_storeu_ps(d + (q + 3) * W, r3);
+        }
+      }
+    }
     for (; kk + 4 <= kc; kk += 4) {
       float* d = dst + kk * W;
 #pragma GCC unroll 16
