@@ -166,10 +166,10 @@ def test_cli_info():
     assert fastconv.__version__ in proc.stdout
 
 
-def test_auto_runs_grouped_layers_direct_and_long_short_1d_kernels_on_im2col():
+def test_auto_runs_grouped_layers_direct_and_long_short_1d_kernels_on_implicit_gemm():
     """selection._cpu_rule: up to 16 channels per group run direct, strided backward data too
     (one stride-1 correlation per input phase), beyond that a GEMM; a long 1-D signal with a
-    2-tap kernel runs im2col, every pass."""
+    2-tap kernel runs implicit GEMM, every pass (im2col's column chunks scale poorly)."""
     assert (
         fastconv.explain((1, 512, 14, 14), (512, 16, 3, 3), padding=1, groups=32).algo == "direct"
     )
@@ -178,6 +178,6 @@ def test_auto_runs_grouped_layers_direct_and_long_short_1d_kernels_on_im2col():
     assert fastconv.explain((1, 128, 28, 28), (128, 4, 3, 3), **kw).algo == "direct"
     assert fastconv.explain((1, 1024, 28, 28), (1024, 32, 3, 3), **kw).algo != "direct"
     wave = dict(dilation=8)
-    assert fastconv.explain((1, 64, 16000), (64, 64, 2), **wave).algo == "im2col"
-    bd = fastconv.explain((1, 64, 16000), (64, 64, 2), pass_="backward_data", **wave)
-    assert bd.algo == "im2col"
+    for p in ("forward", "backward_data", "backward_weight"):
+        e = fastconv.explain((1, 64, 16000), (64, 64, 2), pass_=p, **wave)
+        assert e.algo == "implicit_gemm", e

@@ -265,14 +265,11 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     if p.taps >= 9 and input_bytes > (2 << 20) and usable("im2col"):
         if p.conv_pass in ("forward", "backward_weight"):
             return "im2col", "large image: cache-sized column chunks beat gathering panels"
-    # Long 1-D signals with a short kernel: one column chunk of a few taps is a long plain
-    # copy, the GEMM then runs on it at full speed (wavenet.1d.k2d8, 1 thread, ms, im2col vs
-    # implicit_gemm vs torch: forward 2.28/3.11/2.67, backward weight 3.37/4.23/3.53; k=2
-    # undilated 2.23/2.88/2.54, 3.01/4.10/3.88; 32 ch k=4: 1.31/1.28/1.50, 1.90/2.34/1.89).
-    # Backward data runs im2col's column tiles (a band of the signal, all taps as GEMM rows, then
-    # the taps' shifted rows summed): wavenet 3.76-3.80 vs 4.78-4.96 vs 5.10-5.13 (Zen 4 avx512).
-    if len(p.kernel) == 1 and p.taps <= 4 and p.spatial >= 4096 and usable("im2col"):
-        return "im2col", "long 1-D signal, short kernel: long column copies, then one GEMM"
+    # Long 1-D signals with a short kernel once ran im2col (long column copies, then one GEMM;
+    # 1 thread it is still ~5% faster forward). Since the GEMM's small-N and packing work,
+    # implicit GEMM wins at 2 threads, where im2col's column chunks scale poorly (wavenet.1d.k2d8,
+    # Zen 4, median of 5, ms, im2col vs implicit_gemm: AVX-512 forward 1.59/1.43, weight
+    # 1.91/1.74, data 1.60/1.44; AVX2 2.59/1.57, 2.84/1.85, 2.12/1.59), so it takes them too.
     return "implicit_gemm", "packed GEMM with panels read straight from the input, no column buffer"
 
 
