@@ -149,15 +149,15 @@ def test_row_major_a_read_in_place(rng, dtype, shape, restore_threads):
     """Small N with a row-major A: the micro-kernel reads A in place (no packed A; tiles whose
     rows alias in L1 are packed). The same product with A in column-major order (packed as
     usual) must give the same bits, for row strides past k, negative row strides, row strides a
-    multiple of 2 KiB and any thread count."""
+    multiple of 4 KiB and any thread count."""
     import fastconv
 
     m, n, k = shape
     wide = rng.uniform(-1, 1, (m, k + 5)).astype(dtype)
     b = rng.uniform(-1, 1, (k, n)).astype(dtype)
     c0 = rng.uniform(-1, 1, (m, n)).astype(dtype)
-    # rows a multiple of 2 KiB apart fall into the same L1 sets: such tiles are packed first
-    step = 2048 // np.dtype(dtype).itemsize
+    # rows a multiple of 4 KiB apart fall into the same L1 sets: such tiles are packed first
+    step = 4096 // np.dtype(dtype).itemsize
     aliased = rng.uniform(-1, 1, (m, (k // step + 1) * step)).astype(dtype)
     for a in (wide[:, :k], wide[::-1, 2 : 2 + k], aliased[:, :k], aliased[::-1, 1 : 1 + k]):
         packed = np.full((m, n), np.nan, dtype)
