@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "fastconv/geometry.h"
@@ -53,6 +54,9 @@ class TensorColumns : public gemm::PanelSource<T> {
  public:
   TensorColumns(const ConvGeometry& g, const T* src, int64_t image_stride = 0)
       : g_(g), taps_(g), src_(src), image_stride_(image_stride) {}
+  // With the tap offsets given (a stride-phase geometry and its table, ForwardPhases).
+  TensorColumns(const ConvGeometry& g, TapTable taps, const T* src, int64_t image_stride)
+      : g_(g), taps_(std::move(taps)), src_(src), image_stride_(image_stride) {}
 
  protected:
   const ConvGeometry& g_;
@@ -88,7 +92,10 @@ class BackwardDataColumns final : public TensorColumns<T> {
 };
 
 // Backward weight: B[o, (c, tap)] = x[c, o * stride - pad_lo + tap * dilation]: the forward
-// columns transposed, so the reduction runs over output positions.
+// columns transposed, so the reduction runs over output positions. Four columns whose runs lie
+// inside the input at unit step are written as 4 x 4 register transposes (a row of four per
+// store) instead of one strided store per element; strided convs read stride phases
+// (ForwardPhases) so that their runs have unit step.
 template <typename T>
 class WeightColumns final : public TensorColumns<T> {
  public:
@@ -148,8 +155,8 @@ struct ForwardPhases {
   int64_t channel_size;  // planes * Hp * Wp: the elements of one channel's planes
 };
 
-// True where the phase split applies and pays: a strided conv of rank <= 2 with more than one
-// tap (a 1x1 strided conv reads each input element at most once).
+// True where the phase split applies and pays: a strided conv of rank <= 2 whose windows
+// overlap (more taps than stride phases; otherwise each input element is read at most once).
 bool forward_phases_apply(const ConvGeometry& g);
 ForwardPhases make_forward_phases(const ConvGeometry& g);
 

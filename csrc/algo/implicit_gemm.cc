@@ -139,6 +139,16 @@ void split_gemm(int64_t m, int64_t n, int64_t depth, gemm::MatrixRef<T> a,
   });
 }
 
+// The weight gradient's columns read stride phases where output rows are long: its packing
+// transposes runs of a row four columns at a time, and short rows (DCGAN's 8x8 and 16x16
+// grids, folded) leave too little to transpose for the split's extra pass to pay (1 thread,
+// AVX-512, ms with / without: resnet50.res3.3x3s2 2.46 / 2.57, dcgan.g4 14.3 / 13.7).
+constexpr int64_t kWeightPhasesMinRow = 24;
+
+bool weight_phases(const ConvGeometry& g) {
+  return forward_phases_apply(g) && g.out[2] >= kWeightPhasesMinRow;
+}
+
 // Pointwise convs on small images: the positions fill few NR-wide panels (49 of 64 columns on a
 // 7x7 image) but nearly every tile row of the transposed product, positions x channels =
 // (positions x reduction) * (reduction x channels), whose operands pack as plain copies or
@@ -237,7 +247,9 @@ int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t 
   if (pass == Pass::kBackwardWeight) {
     const int64_t depth = nb * g.out_spatial(), rows = cg * g.kernel_spatial();
     const int64_t splits = reduction_splits(kg, rows, depth);
-    return ((nb > 1 ? kg * depth : 0) + (splits > 1 ? splits * kg * rows : 0)) * elem_size;
+    const int64_t phases = weight_phases(g) ? nb * cg * make_forward_phases(g).channel_size : 0;
+    return ((nb > 1 ? kg * depth : 0) + (splits > 1 ? splits * kg * rows : 0) + phases) *
+           elem_size;
   }
   // Strided: the phase-ordered weight of one group and one phase block.
   if (!unit_stride(g)) return phase_backward_data_workspace(g, nb) * elem_size;
@@ -404,6 +416,17 @@ void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* gr
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
   if (g.n == 0) std::fill(grad_w, grad_w + g.k * rows, T(0));
   const int64_t nb = fold_images(g, Pass::kBackwardWeight);
+  // Strided: the columns read the images' input split into stride phases (at the end of ws).
+  const bool phased = weight_phases(g);
+  const ForwardPhases ph = phased ? make_forward_phases(g) : ForwardPhases{};
+  const int64_t splits = reduction_splits(kg, rows, nb * out_sp);
+  T* phase_buf = ws + (nb > 1 ? kg * nb * out_sp : 0) + (splits > 1 ? splits * kg * rows : 0);
+  const auto columns = [&](int64_t n0, int64_t cnt, int64_t grp) {
+    const T* xg = x + (n0 * g.c + grp * cg) * in_sp;
+    if (!phased) return WeightColumns<T>(g, xg, g.c * in_sp);
+    split_forward_phases(g, ph, xg, cnt, g.c * in_sp, cg, phase_buf);
+    return WeightColumns<T>(ph.grid, ph.offsets, phase_buf, cg * ph.channel_size);
+  };
   if (nb > 1) {
     // The reduction runs over (image, output position): grad_y's planes of nb images side by
     // side in A, the weight columns continuing over the same images.
@@ -411,8 +434,7 @@ void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* gr
       const int64_t cnt = std::min(nb, g.n - n0), depth = cnt * out_sp;
       for (int64_t grp = 0; grp < g.groups; ++grp) {
         fold_block(grad_y + (n0 * g.k + grp * kg) * out_sp, kg, cnt, out_sp, g.k * out_sp, ws);
-        const WeightColumns<T> b(g, x + (n0 * g.c + grp * cg) * in_sp, g.c * in_sp);
-        split_gemm<T>(kg, rows, depth, {ws, depth, 1}, b, n0 == 0 ? T(0) : T(1),
+        split_gemm<T>(kg, rows, depth, {ws, depth, 1}, columns(n0, cnt, grp), n0 == 0 ? T(0) : T(1),
                       grad_w + grp * kg * rows, rows, ws + kg * nb * out_sp);
       }
     }
@@ -428,7 +450,7 @@ void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* gr
         split_gemm<T>(kg, rows, out_sp, a, gemm::DenseSource<T>({xg, 1, in_sp}), beta, gw, rows,
                       ws);
       } else {
-        split_gemm<T>(kg, rows, out_sp, a, WeightColumns<T>(g, xg), beta, gw, rows, ws);
+        split_gemm<T>(kg, rows, out_sp, a, columns(n, 1, grp), beta, gw, rows, ws);
       }
     }
 }
