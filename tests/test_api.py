@@ -177,6 +177,11 @@ def test_auto_runs_grouped_layers_direct_and_long_short_1d_kernels_on_implicit_g
     assert fastconv.explain((1, 256, 28, 28), (256, 8, 3, 3), **kw).algo == "direct"
     assert fastconv.explain((1, 128, 28, 28), (128, 4, 3, 3), **kw).algo == "direct"
     assert fastconv.explain((1, 1024, 28, 28), (1024, 32, 3, 3), **kw).algo != "direct"
+    # 2-4 input channels, stride-1 forward: direct on one image, a GEMM on batches of small
+    # ones, never Winograd or the FFT (their transforms cost more than they save)
+    assert fastconv.explain((1, 3, 256, 256), (64, 3, 3, 3), padding=1).algo == "direct"
+    assert fastconv.explain((1, 3, 64, 64), (16, 3, 5, 5), padding=2).algo == "direct"
+    assert fastconv.explain((8, 3, 32, 32), (64, 3, 3, 3), padding=1).algo == "implicit_gemm"
     wave = dict(dilation=8)
     for p in ("forward", "backward_data", "backward_weight"):
         e = fastconv.explain((1, 64, 16000), (64, 64, 2), pass_=p, **wave)

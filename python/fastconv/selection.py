@@ -177,8 +177,10 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
       8 per group 56x56 0.52 vs 1.20, 16 per group 28x28 0.58 vs 0.86, 56x56 0.87 vs 1.38).
     - Dense convolutions with 2-4 input channels (a network's first layer) run the direct
       algorithm's row kernels (register blocks of output channels x output-row vectors over
-      phase-split planes), strided or not, except the stride-1 forward (implicit_gemm: vgg
-      conv1_1 1.35x vs 1.13x torch) and weight gradients of kernels over 25 taps (alexnet.conv1
+      phase-split planes), strided or not (the stride-1 forward on one image; it once ran
+      implicit_gemm, vgg conv1_1 1.35x vs 1.13x torch, and today direct matches it; batches of
+      small images still do, see the rule's comment), except weight gradients of kernels over
+      25 taps (alexnet.conv1
       0.70x vs implicit_gemm 0.85-0.95x; resnet50.conv1 1.1x vs 0.89x on avx512 but 0.50-0.58x
       vs 0.58-0.65x on avx2). 1 thread, avx512, vs torch, direct vs best other:
       resnet50.conv1 forward 1.27-1.39x vs 0.91x, backward data 3.5x vs 1.5x (im2col);
@@ -227,6 +229,17 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         long_weight = p.conv_pass == "backward_weight" and p.taps > _direct_weight_taps()
         if (not unit_stride or p.conv_pass != "forward") and not long_weight:
             return "direct", "few input channels: row kernels vectorised along output rows"
+        # The stride-1 forward with 2-4 channels fell through to Winograd / the FFT, whose
+        # transforms cost more than they save on so few channels: 2 threads, median ms, direct /
+        # implicit_gemm / winograd or fft (torch), AVX-512: 3->64 3x3 256x256 3.20/3.27/4.37,
+        # 3->64 7x7 224x224 4.61/5.32/4.58 (fft), 3->16 5x5 64x64 0.07/0.11/0.21 (fft), batch 8
+        # of 3->64 3x3 32x32 0.22/0.20/0.47; AVX2 2.28/3.18/6.16, 5.24/6.07/10.0, 0.08/0.15/0.22,
+        # 0.40/0.32/0.75. Direct on one large image, implicit GEMM on batches of small ones.
+        if p.conv_pass == "forward" and p.taps <= 64:
+            if p.n == 1 or p.spatial >= 4096:
+                return "direct", "few input channels: row kernels vectorised along output rows"
+            if usable("implicit_gemm"):
+                return "implicit_gemm", "few input channels, small images: one packed GEMM"
     if all(k == 3 for k in p.kernel) and usable("winograd"):
         # Output tiles of F(2x2): below ~32 (a 7x7 image at batch 1) the transforms do not pay.
         tiles = p.n
