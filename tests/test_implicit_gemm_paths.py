@@ -116,16 +116,25 @@ def test_small_image_backward_data(case, dtype, mode, rng, poisoned_outputs):
     assert_close(got, want, reduction=w_shape[0] * math.prod(w_shape[2:]))
 
 
-# Pointwise convs on small images run as the transposed product (positions x channels) when the
-# positions fill the micro-kernel's tile rows better than its panels: 49 positions at every ISA
-# level, 13 and 3x5 ones, groups, a bias added while transposing; and shapes left to the usual
-# orientation (a large image, folded batches).
+# Convs on small images run as the transposed product (positions x channels) when the positions
+# fill the micro-kernel's tile rows better than its panels: 49 positions at every ISA level, 13
+# and 3x5 ones, groups, a bias added while transposing; pointwise (backward data too) and other
+# kernels (forward); and shapes left to the usual orientation (a large image, folded batches).
 POINTWISE_SMALL = [
     ("7x7", (1, 64, 7, 7), (40, 64, 1, 1), dict()),
     ("13-positions", (1, 24, 13), (36, 24, 1), dict()),
     ("3x5-groups", (1, 12, 3, 5), (18, 6, 1, 1), dict(groups=2)),
     ("large-image", (1, 8, 40, 40), (16, 8, 1, 1), dict()),
     ("folded", (6, 16, 7, 7), (24, 16, 1, 1), dict()),
+    # other kernels on small images: the columns gathered once, the transposed product on them
+    ("3x3-7x7", (1, 40, 7, 7), (36, 40, 3, 3), dict(padding=1)),
+    (
+        "3x3-s2-dilated",
+        (1, 12, 15, 13),
+        (20, 6, 3, 3),
+        dict(stride=2, padding=2, dilation=2, groups=2),
+    ),
+    ("rank1-k5", (1, 16, 13), (24, 16, 5), dict(padding=2)),
 ]
 
 
