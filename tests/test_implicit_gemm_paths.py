@@ -2,7 +2,7 @@
 
 Weight gradients split along their reduction (split_gemm): a
 small output (K/G x C/G*taps up to 2^15) over 2048+ output positions is computed in chunks of
-~1024 positions summed in a fixed order. Cases cover the unfolded path (one image, and several
+~1024 positions or fewer (a multiple of 4 chunks) summed in a fixed order. Cases cover the unfolded path (one image, and several
 images accumulating), the folded path (small images, batch folded into the reduction, with a
 last chunk of fewer images), the pointwise (1x1) path, groups, rank 1 and 3, float32/float64,
 against the float64 oracle; and that the result does not depend on the thread count.
@@ -25,9 +25,9 @@ from conftest import DTYPES, assert_close, rand
 
 # (name, x shape, weight shape, keyword arguments)
 CASES = [
-    # resnet50.conv1-like: 3 channels, 7x7 s2 over 96x96 -> 48x48 = 2304 positions (2 chunks)
+    # resnet50.conv1-like: 3 channels, 7x7 s2 over 96x96 -> 48x48 = 2304 positions (4 chunks)
     ("stem-s2", (1, 3, 96, 96), (8, 3, 7, 7), dict(stride=2, padding=3)),
-    # two images, each 3200 positions (3 chunks), accumulated image by image
+    # two images, each 3200 positions (4 chunks), accumulated image by image
     ("two-images", (2, 4, 40, 80), (6, 4, 3, 3), dict(padding=1)),
     # folded: 16x16 outputs, 12 images per fold (16 * 256 = 4096 positions), 20 = 16 + 4
     ("folded", (20, 3, 18, 18), (5, 3, 3, 3), dict()),
