@@ -19,6 +19,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/fft_layout.cc
   csrc/algo/fft_tiles.cc
   csrc/algo/fft_weight_gradient.cc
+  csrc/algo/depthwise_channels_last.cc
   csrc/algo/direct.cc
   csrc/algo/direct_rows.cc
   csrc/fft/fft.cc

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import fastconv
 import numpy as np
 import pytest
 import reference as ref
@@ -118,3 +119,44 @@ def test_inputs_unchanged(rng):
     fastconv.conv_backward_weight(x, gy, w.shape, **kw)
     for a, c in zip((x, w, gy), copies):
         np.testing.assert_array_equal(a, c)
+
+
+# Small planes with 16+ channels run channels-last (csrc/algo/depthwise_channels_last.cc): the
+# planes transposed to (positions, channels), vectors across channels, whole blocks of 4 vectors
+# and a masked tail (67 channels), strides, dilation, padding (backward data only while it stays
+# within the kernel's reach), true convolution, bias, two images, 1-D; planes of up to 100
+# positions, and 256 for the weight gradient of 25+ taps.
+CHANNELS_LAST = [
+    ("7x7-5x5", (1, 67, 7, 7), (5, 5), dict(padding=2)),
+    ("14x14-3x3-s2", (2, 32, 14, 14), (3, 3), dict(stride=2, padding=1)),
+    ("12x12-5x5-weight", (1, 16, 12, 12), (5, 5), dict(padding=2)),
+    ("9x8-dilated", (1, 16, 9, 8), (3, 3), dict(padding=(2, 1), dilation=(2, 1))),
+    ("conv-mode", (2, 24, 6, 5), (3, 2), dict(padding=(1, 0), mode="conv")),
+    ("1d", (1, 40, 30), (5,), dict(padding=2, stride=2)),
+    ("pad-past-reach", (1, 16, 6, 6), (3, 3), dict(padding=3)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", CHANNELS_LAST, ids=lambda c: c[0])
+def test_channels_last_small_planes(case, dtype, rng, poisoned_outputs):
+    _, x_shape, kernel, kw = case
+    c = x_shape[1]
+    x, w, b = rand(rng, x_shape, dtype), rand(rng, (c, 1, *kernel), dtype), rand(rng, (c,), dtype)
+    conv_kw = dict(groups=c, **kw)
+    if case[0] not in ("pad-past-reach", "12x12-5x5-weight"):
+        assert "channels-last" in fastconv.explain(x, w, **conv_kw).reason
+    if case[0] == "12x12-5x5-weight":  # 144 positions: only the 25-tap weight gradient
+        e = fastconv.explain(x, w, pass_="backward_weight", **conv_kw)
+        assert (
+            "channels-last" in e.reason
+            and "channels-last" not in fastconv.explain(x, w, **conv_kw).reason
+        )
+    y = fastconv.conv(x, w, b, algo="depthwise", **conv_kw)
+    assert_close(y, ref.conv(x, w, b, **conv_kw), reduction=math.prod(kernel))
+    gy = rand(rng, y.shape, dtype)
+    gx = fastconv.conv_backward_data(gy, w, x.shape, algo="depthwise", **conv_kw)
+    assert_close(gx, ref.conv_backward_data(gy, w, x.shape, **conv_kw), reduction=math.prod(kernel))
+    gw = fastconv.conv_backward_weight(x, gy, w.shape, algo="depthwise", **conv_kw)
+    want = ref.conv_backward_weight(x, gy, w.shape, **conv_kw)
+    assert_close(gw, want, reduction=x_shape[0] * math.prod(y.shape[2:]))

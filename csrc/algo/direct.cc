@@ -10,6 +10,7 @@
 //   backward weight -> weight kernel: a few grad_y planes x every stacked (input plane, tap),
 //                      reduced over the batch in a fixed order.
 #include "algo/direct.h"
+#include "algo/depthwise_channels_last.h"
 #include "algo/direct_rows.h"
 
 #include <algorithm>
@@ -266,8 +267,17 @@ static inline int64_t filter(const ConvGeometry& g, int64_t k, int64_t cl) {
   return k * g.c_per_group() + cl;
 }
 
+// Marks a depthwise plan that runs channels-last (plan.detail; the dense direct plans' marker is
+// a bool for the row kernels).
+struct ChannelsLastMarker {};
+
+static bool channels_last(const ConvPlan& plan) {
+  return plan.algo == Algorithm::kDepthwise && plan.detail != nullptr;
+}
+
 template <typename T>
 void direct_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
+  if (channels_last(plan)) return depthwise_cl_forward(plan.g, x, w, bias, y, ws);
   if (plan.detail) return rows_forward(plan, x, w, bias, y, ws);
   const ConvGeometry& g = plan.g;
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
@@ -344,6 +354,7 @@ void interleave_phases(const ConvGeometry& g, const DataPhases& dp, const T* src
 
 template <typename T>
 void direct_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x, T* ws) {
+  if (channels_last(plan)) return depthwise_cl_backward_data(plan.g, grad_y, w, grad_x, ws);
   if (plan.detail) return rows_backward_data(plan, grad_y, w, grad_x, ws);
   const ConvGeometry& g = plan.g;
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
@@ -410,6 +421,7 @@ void direct_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* 
 template <typename T>
 void direct_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
                             T* ws) {
+  if (channels_last(plan)) return depthwise_cl_backward_weight(plan.g, x, grad_y, grad_w, ws);
   if (plan.detail) return rows_backward_weight(plan, x, grad_y, grad_w, ws);
   const ConvGeometry& g = plan.g;
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
@@ -460,6 +472,14 @@ std::string direct_plan(ConvPlan& plan) {
 std::string depthwise_plan(ConvPlan& plan) {
   const std::string why = depthwise_unsupported_reason(plan.g, plan.pass);
   if (!why.empty()) return why;
+  if (depthwise_channels_last(plan.g, plan.pass)) {
+    plan.workspace_bytes = checked_product(
+        {depthwise_channels_last_elems(plan.g, plan.pass), dtype_size(plan.dtype)},
+        "depthwise workspace");
+    plan.detail = std::make_shared<const ChannelsLastMarker>();
+    plan.note = "small planes channels-last: vectors across channels, every lane used";
+    return "";
+  }
   plan.workspace_bytes = direct_workspace_bytes(plan);
   return "";
 }

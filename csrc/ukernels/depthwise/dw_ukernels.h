@@ -58,6 +58,13 @@ struct DwPlane {
   int64_t flat_elems() const { return (out[1] - 1) * width + out[2]; }
 };
 
+// A channels-last depthwise problem (one image, 2-D, multiplier 1): input padded and laid out
+// (hp, wp, c), output (oh, ow, c), weights (kh * kw, c). For planes of few positions, where a
+// plane kernel's vectors along output rows would be mostly empty (7x7).
+struct DwChannelsLast {
+  int64_t c, oh, ow, kh, kw, sy, sx, dy, dx, wp;
+};
+
 // Output planes one forward call produces from one padded source plane.
 constexpr int kDwMaxOutputs = 4;
 
@@ -83,6 +90,12 @@ struct DwKernels {
   void (*unpack_rows)(const T* src, int64_t src_pitch, int64_t phase_pitch, int64_t rows,
                       int64_t width, int64_t sx, int64_t pad, int64_t n, T* dst,
                       int64_t dst_pitch);
+  // Channels-last (DwChannelsLast): y's channels [c0, c1) of every position (+ bias, or null);
+  // gw (taps, c) += the weight gradient of channels [c0, c1) over every position.
+  void (*cl_forward)(const DwChannelsLast& p, const T* x, const T* w, const T* bias, T* y,
+                     int64_t c0, int64_t c1);
+  void (*cl_weight)(const DwChannelsLast& p, const T* x, const T* gy, T* gw, int64_t c0,
+                    int64_t c1);
   const char* name;
 };
 

@@ -1,0 +1,203 @@
+// Channels-last depthwise for small planes (see depthwise_channels_last.h): every pass runs one
+// parallel loop over blocks of channels; each block transposes its own channels in, runs the
+// kernels (csrc/ukernels/depthwise/dw_channels_last_impl.h) and transposes them out, so the
+// threads share the buffers without waiting for each other.
+#include "algo/depthwise_channels_last.h"
+
+#include <algorithm>
+
+#include "fastconv/parallel.h"
+#include "ukernels/depthwise/dw_ukernels.h"
+
+namespace fastconv::algo {
+namespace {
+
+// Planes of at most kMaxPositions output positions (7x7 and 10x10: EfficientNet's and SSD's
+// late stages), and the weight gradient of kernels with kLongKernel+ taps on planes of up to
+// kMaxWeightPositions. Elsewhere the transposes in and out cost more than the plane kernels'
+// empty lanes (2 threads, AVX-512, channels-last vs plane kernels, forward / data / weight, ms:
+// 1152 ch 7x7 5x5 0.12/0.11/0.14 vs 0.20/0.24/0.47; 960 ch 10x10 3x3 0.11/0.11/0.12 vs
+// 0.12/0.15/0.11; 480 ch 14x14 5x5 0.16/0.16/0.18 vs 0.10/0.13/0.35; 384 ch 14x14 3x3
+// 0.11/0.11/0.11 vs 0.06/0.08/0.06).
+constexpr int64_t kMaxPositions = 100, kMaxWeightPositions = 256, kLongKernel = 25;
+// Channels per block of the parallel loop (whole cache lines of every row).
+constexpr int64_t kChannelBlock = 64;
+
+bool two_d_multiplier_one(const ConvGeometry& g) {
+  return g.groups == g.c && g.k == g.c && g.in[0] == 1 && g.kernel[0] == 1 && g.out[0] == 1;
+}
+
+// The padded channels-last view of one pass: the plane the kernels read (`in`: hp x wp), where
+// the tensor's plane sits in it (top, left), and the plane they write (oh x ow).
+struct Layout {
+  DwChannelsLast p;
+  int64_t hp, top, left;
+  int64_t src_h, src_w;  // the plane copied in (x, or grad_y for backward data)
+};
+
+Layout layout(const ConvGeometry& g, ConvPass pass) {
+  Layout l;
+  const bool data = pass == ConvPass::kBackwardData;
+  DwChannelsLast& p = l.p;
+  p.c = g.c;
+  p.kh = g.kernel[1], p.kw = g.kernel[2];
+  p.dy = g.dilation[1], p.dx = g.dilation[2];
+  if (data) {  // a stride-1 forward over grad_y padded by (kernel - 1) * dilation - pad
+    p.sy = p.sx = 1;
+    p.oh = g.in[1], p.ow = g.in[2];
+    l.top = (p.kh - 1) * p.dy - g.pad_lo[1], l.left = (p.kw - 1) * p.dx - g.pad_lo[2];
+    l.src_h = g.out[1], l.src_w = g.out[2];
+  } else {
+    p.sy = g.stride[1], p.sx = g.stride[2];
+    p.oh = g.out[1], p.ow = g.out[2];
+    l.top = g.pad_lo[1], l.left = g.pad_lo[2];
+    l.src_h = g.in[1], l.src_w = g.in[2];
+  }
+  // rows and columns the kernels reach
+  l.hp = (p.oh - 1) * p.sy + (p.kh - 1) * p.dy + 1;
+  p.wp = (p.ow - 1) * p.sx + (p.kw - 1) * p.dx + 1;
+  return l;
+}
+
+int64_t taps(const ConvGeometry& g) { return g.kernel[1] * g.kernel[2]; }
+
+// buf[(top + r) * wp + left + q][c] = src[c][r][q] for the block's channels (zero elsewhere).
+template <typename T>
+void pack(const Layout& l, const T* src, int64_t c0, int64_t c1, T* buf) {
+  const int64_t C = l.p.c, wp = l.p.wp;
+  for (int64_t pos = 0; pos < l.hp * wp; ++pos) std::fill(buf + pos * C + c0, buf + pos * C + c1, T(0));
+  const int64_t plane = l.src_h * l.src_w;
+  for (int64_t r = 0; r < l.src_h; ++r) {
+    const int64_t y = l.top + r;
+    if (y < 0 || y >= l.hp) continue;
+    for (int64_t q = 0; q < l.src_w; ++q) {
+      const int64_t xq = l.left + q;
+      if (xq < 0 || xq >= wp) continue;
+      T* d = buf + (y * wp + xq) * C;
+      const T* s = src + r * l.src_w + q;
+      for (int64_t c = c0; c < c1; ++c) d[c] = s[c * plane];
+    }
+  }
+}
+
+// dst[c][pos] = buf[pos][c] for the block's channels.
+template <typename T>
+void unpack(const T* buf, int64_t positions, int64_t C, int64_t c0, int64_t c1, T* dst) {
+  for (int64_t c = c0; c < c1; ++c) {
+    T* d = dst + c * positions;
+    for (int64_t pos = 0; pos < positions; ++pos) d[pos] = buf[pos * C + c];
+  }
+}
+
+// wt[t][c] = w[c][t], or w[c][taps - 1 - t] when flip.
+template <typename T>
+void pack_weight(const T* w, int64_t ntaps, int64_t C, bool flip, int64_t c0, int64_t c1, T* wt) {
+  for (int64_t t = 0; t < ntaps; ++t) {
+    const int64_t from = flip ? ntaps - 1 - t : t;
+    for (int64_t c = c0; c < c1; ++c) wt[t * C + c] = w[c * ntaps + from];
+  }
+}
+
+template <typename Fn>
+void over_channel_blocks(int64_t C, Fn&& fn) {
+  const int64_t blocks = (C + kChannelBlock - 1) / kChannelBlock;
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    fn(b0 * kChannelBlock, std::min(C, b1 * kChannelBlock));
+  });
+}
+
+}  // namespace
+
+bool depthwise_channels_last(const ConvGeometry& g, ConvPass pass) {
+  if (!two_d_multiplier_one(g) || g.c < 16) return false;
+  const bool long_weight = pass == ConvPass::kBackwardWeight &&
+                           g.kernel_spatial() >= kLongKernel &&
+                           g.out_spatial() <= kMaxWeightPositions;
+  if (g.out_spatial() > kMaxPositions && !long_weight) return false;
+  if (pass != ConvPass::kBackwardData) return true;
+  if (g.stride[1] != 1 || g.stride[2] != 1) return false;
+  for (int d = 1; d < kMaxRank; ++d) {
+    const int64_t reach = (g.kernel[d] - 1) * g.dilation[d];
+    if (g.pad_lo[d] > reach || g.pad_hi[d] > reach) return false;
+  }
+  return true;
+}
+
+int64_t depthwise_channels_last_elems(const ConvGeometry& g, ConvPass pass) {
+  const Layout l = layout(g, pass);
+  return (l.hp * l.p.wp + l.p.oh * l.p.ow + 2 * taps(g)) * g.c;
+}
+
+template <typename T>
+void depthwise_cl_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
+                          T* ws) {
+  const Layout l = layout(g, ConvPass::kForward);
+  const int64_t C = g.c, in_sp = g.in_spatial(), out_sp = g.out_spatial();
+  T* xt = ws;
+  T* yt = xt + l.hp * l.p.wp * C;
+  T* wt = yt + out_sp * C;
+  const DwKernels<T>& kern = dw_kernels<T>();
+  over_channel_blocks(C, [&](int64_t c0, int64_t c1) {
+    pack_weight(w, taps(g), C, g.mode == ConvMode::kConv, c0, c1, wt);
+    for (int64_t n = 0; n < g.n; ++n) {
+      pack(l, x + n * C * in_sp, c0, c1, xt);
+      kern.cl_forward(l.p, xt, wt, bias, yt, c0, c1);
+      unpack(yt, out_sp, C, c0, c1, y + n * C * out_sp);
+    }
+  });
+}
+
+template <typename T>
+void depthwise_cl_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x,
+                                T* ws) {
+  const Layout l = layout(g, ConvPass::kBackwardData);
+  const int64_t C = g.c, in_sp = g.in_spatial(), out_sp = g.out_spatial();
+  T* gt = ws;
+  T* xt = gt + l.hp * l.p.wp * C;
+  T* wt = xt + in_sp * C;
+  const DwKernels<T>& kern = dw_kernels<T>();
+  over_channel_blocks(C, [&](int64_t c0, int64_t c1) {
+    // the adjoint of a cross-correlation correlates with the flipped kernel
+    pack_weight(w, taps(g), C, g.mode != ConvMode::kConv, c0, c1, wt);
+    for (int64_t n = 0; n < g.n; ++n) {
+      pack(l, grad_y + n * C * out_sp, c0, c1, gt);
+      kern.cl_forward(l.p, gt, wt, static_cast<const T*>(nullptr), xt, c0, c1);
+      unpack(xt, in_sp, C, c0, c1, grad_x + n * C * in_sp);
+    }
+  });
+}
+
+template <typename T>
+void depthwise_cl_backward_weight(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_w,
+                                  T* ws) {
+  const Layout l = layout(g, ConvPass::kForward);
+  const int64_t C = g.c, in_sp = g.in_spatial(), out_sp = g.out_spatial(), ntaps = taps(g);
+  T* xt = ws;
+  T* gt = xt + l.hp * l.p.wp * C;
+  T* gw = gt + out_sp * C;
+  const DwKernels<T>& kern = dw_kernels<T>();
+  over_channel_blocks(C, [&](int64_t c0, int64_t c1) {
+    for (int64_t t = 0; t < ntaps; ++t) std::fill(gw + t * C + c0, gw + t * C + c1, T(0));
+    for (int64_t n = 0; n < g.n; ++n) {
+      pack(l, x + n * C * in_sp, c0, c1, xt);
+      // grad_y as (positions, channels): the forward's output layout
+      for (int64_t pos = 0; pos < out_sp; ++pos)
+        for (int64_t c = c0; c < c1; ++c) gt[pos * C + c] = grad_y[(n * C + c) * out_sp + pos];
+      kern.cl_weight(l.p, xt, gt, gw, c0, c1);
+    }
+    const bool flip = g.mode == ConvMode::kConv;
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t t = 0; t < ntaps; ++t) grad_w[c * ntaps + (flip ? ntaps - 1 - t : t)] = gw[t * C + c];
+  });
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                              \
+  template void depthwise_cl_forward<T>(const ConvGeometry&, const T*, const T*, const T*, T*, \
+                                        T*);                                                  \
+  template void depthwise_cl_backward_data<T>(const ConvGeometry&, const T*, const T*, T*, T*); \
+  template void depthwise_cl_backward_weight<T>(const ConvGeometry&, const T*, const T*, T*, T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::algo
