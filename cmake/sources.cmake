@@ -37,6 +37,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/resample.cc
   csrc/algo/stochastic_pool.cc
   csrc/ops/resample.cc
+  csrc/gemm/cache_sizes.cc
   csrc/gemm/gemm.cc
   csrc/gemm/kernel_table.cc
   csrc/gemm/peak_probe.cc
