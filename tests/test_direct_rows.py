@@ -64,7 +64,8 @@ def test_direct_rows_infinite_input_stays_local(rng):
 
 
 # (x_shape, w_shape, kwargs, pass, algorithm auto picks): the few-input-channel clause of
-# selection._cpu_rule and its two exceptions.
+# selection._cpu_rule and its exceptions (long weight-gradient kernels; the stride-1 forward of
+# batches of small images).
 AUTO = [
     ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "forward", "direct"),
     ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "backward_data", "direct"),
@@ -72,7 +73,8 @@ AUTO = [
     ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "backward_weight", "avx512"),
     ((1, 3, 224, 224), (32, 3, 3, 3), dict(stride=2, padding=1), "backward_weight", "direct"),
     ((1, 3, 64, 64), (16, 3, 3, 3), dict(padding=1), "backward_data", "direct"),
-    ((1, 3, 64, 64), (16, 3, 3, 3), dict(padding=1), "forward", "winograd"),
+    ((1, 3, 64, 64), (16, 3, 3, 3), dict(padding=1), "forward", "direct"),
+    ((8, 3, 32, 32), (64, 3, 3, 3), dict(padding=1), "forward", "implicit_gemm"),
     ((1, 3, 224, 224), (96, 3, 11, 11), dict(stride=4, padding=2), "backward_weight", None),
     ((1, 128, 56, 56), (128, 128, 3, 3), dict(stride=2, padding=1), "forward", None),
 ]
