@@ -128,43 +128,42 @@ int64_t depthwise_channels_last_elems(const ConvGeometry& g, ConvPass pass) {
   return (l.hp * l.p.wp + l.p.oh * l.p.ow + 2 * taps(g)) * g.c;
 }
 
+namespace {
+
+// dst = the correlation of src with w (flipped when flip) over the layout of `pass`, + bias.
+template <typename T>
+void correlate(const ConvGeometry& g, ConvPass pass, const T* src, const T* w, bool flip,
+               const T* bias, T* dst, T* ws) {
+  const Layout l = layout(g, pass);
+  const int64_t C = g.c, src_sp = l.src_h * l.src_w, dst_sp = l.p.oh * l.p.ow;
+  T* in = ws;
+  T* out = in + l.hp * l.p.wp * C;
+  T* wt = out + dst_sp * C;
+  const DwKernels<T>& kern = dw_kernels<T>();
+  over_channel_blocks(C, [&](int64_t c0, int64_t c1) {
+    pack_weight(w, taps(g), C, flip, c0, c1, wt);
+    for (int64_t n = 0; n < g.n; ++n) {
+      pack(l, src + n * C * src_sp, c0, c1, in);
+      kern.cl_forward(l.p, in, wt, bias, out, c0, c1);
+      unpack(out, dst_sp, C, c0, c1, dst + n * C * dst_sp);
+    }
+  });
+}
+
+}  // namespace
+
 template <typename T>
 void depthwise_cl_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
                           T* ws) {
-  const Layout l = layout(g, ConvPass::kForward);
-  const int64_t C = g.c, in_sp = g.in_spatial(), out_sp = g.out_spatial();
-  T* xt = ws;
-  T* yt = xt + l.hp * l.p.wp * C;
-  T* wt = yt + out_sp * C;
-  const DwKernels<T>& kern = dw_kernels<T>();
-  over_channel_blocks(C, [&](int64_t c0, int64_t c1) {
-    pack_weight(w, taps(g), C, g.mode == ConvMode::kConv, c0, c1, wt);
-    for (int64_t n = 0; n < g.n; ++n) {
-      pack(l, x + n * C * in_sp, c0, c1, xt);
-      kern.cl_forward(l.p, xt, wt, bias, yt, c0, c1);
-      unpack(yt, out_sp, C, c0, c1, y + n * C * out_sp);
-    }
-  });
+  correlate(g, ConvPass::kForward, x, w, g.mode == ConvMode::kConv, bias, y, ws);
 }
 
 template <typename T>
 void depthwise_cl_backward_data(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x,
                                 T* ws) {
-  const Layout l = layout(g, ConvPass::kBackwardData);
-  const int64_t C = g.c, in_sp = g.in_spatial(), out_sp = g.out_spatial();
-  T* gt = ws;
-  T* xt = gt + l.hp * l.p.wp * C;
-  T* wt = xt + in_sp * C;
-  const DwKernels<T>& kern = dw_kernels<T>();
-  over_channel_blocks(C, [&](int64_t c0, int64_t c1) {
-    // the adjoint of a cross-correlation correlates with the flipped kernel
-    pack_weight(w, taps(g), C, g.mode != ConvMode::kConv, c0, c1, wt);
-    for (int64_t n = 0; n < g.n; ++n) {
-      pack(l, grad_y + n * C * out_sp, c0, c1, gt);
-      kern.cl_forward(l.p, gt, wt, static_cast<const T*>(nullptr), xt, c0, c1);
-      unpack(xt, in_sp, C, c0, c1, grad_x + n * C * in_sp);
-    }
-  });
+  // the adjoint of a cross-correlation correlates with the flipped kernel
+  correlate(g, ConvPass::kBackwardData, grad_y, w, g.mode != ConvMode::kConv,
+            static_cast<const T*>(nullptr), grad_x, ws);
 }
 
 template <typename T>
