@@ -160,3 +160,19 @@ def test_channels_last_small_planes(case, dtype, rng, poisoned_outputs):
     gw = fastconv.conv_backward_weight(x, gy, w.shape, algo="depthwise", **conv_kw)
     want = ref.conv_backward_weight(x, gy, w.shape, **conv_kw)
     assert_close(gw, want, reduction=x_shape[0] * math.prod(y.shape[2:]))
+
+
+def test_channels_last_leaves_depth_padded_3d_to_the_plane_kernels(rng, poisoned_outputs):
+    """A 3-D depthwise conv with one input and one output slice can still pad along depth (its
+    output then reads only padding): not a 2-D problem, so not channels-last."""
+    x, w = rand(rng, (1, 16, 1, 7, 7), np.float32), rand(rng, (16, 1, 1, 3, 3), np.float32)
+    b = rand(rng, (16,), np.float32)
+    kw = dict(groups=16, stride=(3, 1, 1), padding=1)
+    assert "channels-last" not in fastconv.explain(x, w, **kw).reason
+    y = fastconv.conv(x, w, b, algo="depthwise", **kw)
+    assert_close(y, ref.conv(x, w, b, **kw), reduction=9)
+    gy = rand(rng, y.shape, np.float32)
+    gx = fastconv.conv_backward_data(gy, w, x.shape, algo="depthwise", **kw)
+    assert_close(gx, ref.conv_backward_data(gy, w, x.shape, **kw), reduction=9)
+    gw = fastconv.conv_backward_weight(x, gy, w.shape, algo="depthwise", **kw)
+    assert_close(gw, ref.conv_backward_weight(x, gy, w.shape, **kw), reduction=49)

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "fastconv/geometry.h"
 #include "fastconv/parallel.h"
 #include "ukernels/depthwise/dw_ukernels.h"
 
@@ -24,7 +25,10 @@ constexpr int64_t kMaxPositions = 100, kMaxWeightPositions = 256, kLongKernel = 
 constexpr int64_t kChannelBlock = 64;
 
 bool two_d_multiplier_one(const ConvGeometry& g) {
-  return g.groups == g.c && g.k == g.c && g.in[0] == 1 && g.kernel[0] == 1 && g.out[0] == 1;
+  // rank <= 2: a 3-D geometry with one input and output slice may still pad along depth (its
+  // one output then reads padding)
+  return g.rank <= 2 && g.groups == g.c && g.k == g.c && g.in[0] == 1 && g.kernel[0] == 1 &&
+         g.out[0] == 1;
 }
 
 // The padded channels-last view of one pass: the plane the kernels read (`in`: hp x wp), where
@@ -114,6 +118,10 @@ bool depthwise_channels_last(const ConvGeometry& g, ConvPass pass) {
                            g.kernel_spatial() >= kLongKernel &&
                            g.out_spatial() <= kMaxWeightPositions;
   if (g.out_spatial() > kMaxPositions && !long_weight) return false;
+  // The padded plane the kernels read: not for huge padding or dilation around a few outputs
+  // (its zeros would be most of the work and of the workspace).
+  const Layout l = layout(g, pass);
+  if (l.hp * l.p.wp > 4 * (g.in_spatial() + g.out_spatial()) + 64) return false;
   if (pass != ConvPass::kBackwardData) return true;
   if (g.stride[1] != 1 || g.stride[2] != 1) return false;
   for (int d = 1; d < kMaxRank; ++d) {
@@ -125,7 +133,9 @@ bool depthwise_channels_last(const ConvGeometry& g, ConvPass pass) {
 
 int64_t depthwise_channels_last_elems(const ConvGeometry& g, ConvPass pass) {
   const Layout l = layout(g, pass);
-  return (l.hp * l.p.wp + l.p.oh * l.p.ow + 2 * taps(g)) * g.c;
+  const int64_t per_channel = checked_product({l.hp, l.p.wp}, "depthwise workspace") +
+                              l.p.oh * l.p.ow + 2 * taps(g);
+  return checked_product({per_channel, g.c}, "depthwise workspace");
 }
 
 namespace {

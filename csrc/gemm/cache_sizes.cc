@@ -1,6 +1,7 @@
 // Cache size detection for the GEMM driver (cache_sizes.h).
 #include "gemm/cache_sizes.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
