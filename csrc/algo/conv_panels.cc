@@ -385,9 +385,15 @@ void split_row(const T* src, int64_t len, int64_t s, int64_t len_out, T* dst, in
 bool forward_phases_apply(const ConvGeometry& g) {
   const bool strided = g.stride[1] > 1 || g.stride[2] > 1;
   // Windows that do not overlap (kernel <= stride: U-Net's 2x2 / 2) read each input element
-  // once: the split would be an extra pass (unet.up2x2's weight gradient 1.54 -> 2.23 ms).
+  // once, so the split is an extra pass; it still pays with 16-wide panels (AVX2), where the
+  // strided gather's cost per panel row is twice that of 32-wide ones. unet.up2x2 (2 threads,
+  // ms, with / without the split, two interleaved A/Bs on a noisy VM): AVX2 backward data
+  // 1.81 / 3.15 and 1.55 / 1.68, weight 1.62 / 2.01 and 1.57 / 1.65; AVX-512 (not split)
+  // 1.65 / 1.58, 1.81 / 1.59.
+  const bool overlap = g.kernel_spatial() > g.stride[1] * g.stride[2];
+  const bool narrow_panels = gemm::panel_width<float>() <= 16 && g.kernel_spatial() > 1;
   return strided && g.rank <= 2 && g.in[0] == 1 && g.kernel[0] == 1 && g.stride[0] == 1 &&
-         g.kernel_spatial() > g.stride[1] * g.stride[2];
+         (overlap || narrow_panels);
 }
 
 ForwardPhases make_forward_phases(const ConvGeometry& g) {

@@ -156,7 +156,8 @@ struct ForwardPhases {
 };
 
 // True where the phase split applies and pays: a strided conv of rank <= 2 whose windows
-// overlap (more taps than stride phases; otherwise each input element is read at most once).
+// overlap (more taps than stride phases), or any with more than one tap where the GEMM's panels
+// are 16 wide (AVX2: the strided gather costs twice as much per element there).
 bool forward_phases_apply(const ConvGeometry& g);
 ForwardPhases make_forward_phases(const ConvGeometry& g);
 
