@@ -273,10 +273,14 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     # memory, while im2col's cache-sized column chunks are filled with long row copies and
     # packed by the GEMM's own packers (vgg16.conv1_2, 224x224x64: forward 0.76x vs 0.57x,
     # backward-weight 0.85x vs 0.76x; conv2_2: 0.82x vs 0.72x, 0.91x vs 0.84x). Inputs that
-    # fit L2 (res2, 56x56x64) or short kernels (wavenet, k=2) stay on implicit_gemm.
+    # fit L2 (res2, 56x56x64) or short kernels (wavenet, k=2) stay on implicit_gemm. Strided
+    # forwards stay too: implicit GEMM reads their input split into stride phases (unit-step
+    # panel copies), 2 threads, median ms, im2col vs implicit_gemm (torch), AVX-512 / AVX2:
+    # yolov5s 64->128 3x3 s2 160x160 5.90/5.04 (4.63), 6.14/5.57 (4.91); 64->128 3x3 s2
+    # 112x112 2.91/2.37 (2.23), 2.94/2.61; 32->64 3x3 s2 320x320 8.07/8.41 (5.26), 7.81/7.39.
     input_bytes = p.c_per_group * p.spatial * p.itemsize
     if p.taps >= 9 and input_bytes > (2 << 20) and usable("im2col"):
-        if p.conv_pass in ("forward", "backward_weight"):
+        if p.conv_pass == "backward_weight" or (p.conv_pass == "forward" and unit_stride):
             return "im2col", "large image: cache-sized column chunks beat gathering panels"
     # Long 1-D signals with a short kernel once ran im2col (long column copies, then one GEMM;
     # 1 thread it is still ~5% faster forward). Since the GEMM's small-N and packing work,
