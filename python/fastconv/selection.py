@@ -119,15 +119,20 @@ class _Shape:
 
 
 @functools.lru_cache(maxsize=None)
+def _active_isa() -> str:
+    """The ISA level the kernels run at ("avx512", "avx2" or "scalar")."""
+    from . import _C
+
+    return str(_C.cpu_info()["active_isa"])
+
+
 def _direct_weight_taps() -> int:
     """Largest kernel (taps) whose few-input-channel weight gradient runs the direct row kernels.
     With AVX-512's 32 registers their weight kernel keeps more taps in flight: on a quiet AMD
     Zen 4 (2 threads, median ms, direct vs implicit_gemm) resnet50.conv1 (49 taps) 1.75 vs 2.17
     at AVX-512 but 3.11 vs 2.53 at AVX2; alexnet.conv1 (121 taps) 1.95 vs 1.82 / 3.01 vs 1.93.
     So 49 taps at AVX-512, 25 below it (the Xeon figures in _cpu_rule agree)."""
-    from . import _C
-
-    return 49 if str(_C.cpu_info()["active_isa"]) == "avx512" else 25
+    return 49 if _active_isa() == "avx512" else 25
 
 
 def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
@@ -250,6 +255,20 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     if unit_stride and p.taps >= 25 and usable("fft"):
         if len(p.kernel) < 3 or p.conv_pass == "backward_weight":
             return "fft", "kernel of 25+ taps at stride 1: tiled FFT, channel GEMMs per frequency"
+    if (
+        len(p.kernel) == 3
+        and p.taps >= 27
+        and unit_stride
+        and p.conv_pass == "forward"
+        and _active_isa() == "avx512"
+        and usable("direct")
+    ):
+        # 3-D forwards of 27+ taps: with AVX-512's 32 registers the direct row kernels beat the
+        # GEMMs' packing of 3-D patches (2 threads, median ms, direct vs implicit_gemm (torch):
+        # 64->64 3x3x3 8x28x28 8.0 vs 10.0 (41.9); 96->208 16x14x14 19.6 vs 20.6 (14.3);
+        # 128->128 8x28x28 31.1 vs 33.0 (22.8); 64->64 16x56x56 55.5 vs 76.9 (50.0)); at AVX2
+        # they lose (12.6 vs 13.0, 29.6 vs 26.2, 53.9 vs 42.4, 97.1 vs 91.6).
+        return "direct", "3-D kernel of 27+ taps at AVX-512: row kernels over (channel, tap) terms"
     if p.conv_pass == "backward_data" and not unit_stride and usable("im2col"):
         # Upsampling (grad_x = stride x grad_y, kernel a multiple of the stride: a transposed
         # convolution's forward such as DCGAN's 4x4 / 2 or U-Net's 2x2 / 2) runs as column GEMM
