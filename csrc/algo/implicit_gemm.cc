@@ -157,13 +157,17 @@ bool weight_phases(const ConvGeometry& g) {
 // (positions x reduction) * (reduction x channels), whose operands pack as plain copies or
 // line transposes; the result is transposed into the NCHW tensor (a pass over the output, small
 // next to the GEMM). res5.1x1 (2048 -> 512 over 7x7): forward 0.70 -> 0.63 ms, backward data
-// 0.78 -> 0.64 ms (2 threads, AVX-512).
-constexpr double kTransposeMargin = 0.1;
+// 0.78 -> 0.64 ms (2 threads, AVX-512). Backward data asks a larger gain: its usual
+// orientation already packs plain copies, and at 196 positions (87.5% -> 100% of the tiles)
+// the transposed one measured slower (res4.1x1: 0.54 -> 0.57 ms; its forward 0.59 -> 0.53);
+// 49 positions on AVX2 (77% -> 91%) still gain (res5.1x1 backward data 0.91 -> 0.75 ms).
+constexpr double kTransposeMargin = 0.1, kTransposeMarginData = 0.13;
 
 template <typename T>
 bool transposed_pointwise(const ConvGeometry& g, Pass pass) {
+  const double margin = pass == Pass::kBackwardData ? kTransposeMarginData : kTransposeMargin;
   return is_pointwise(g) && fold_images(g, pass) == 1 &&
-         gemm::transpose_fills_better<T>(g.out_spatial(), kTransposeMargin);
+         gemm::transpose_fills_better<T>(g.out_spatial(), margin);
 }
 
 // The forward of other small-image convs the same way: the columns (rows x positions) are
