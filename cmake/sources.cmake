@@ -22,6 +22,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/depthwise_channels_last.cc
   csrc/algo/direct.cc
   csrc/algo/direct_rows.cc
+  csrc/algo/direct_taps.cc
   csrc/fft/fft.cc
   csrc/ops/conv.cc
   csrc/ops/pool.cc

@@ -12,6 +12,7 @@
 #include "algo/direct.h"
 #include "algo/depthwise_channels_last.h"
 #include "algo/direct_rows.h"
+#include "algo/direct_taps.h"
 
 #include <algorithm>
 #include <atomic>
@@ -267,17 +268,24 @@ static inline int64_t filter(const ConvGeometry& g, int64_t k, int64_t cl) {
   return k * g.c_per_group() + cl;
 }
 
-// Marks a depthwise plan that runs channels-last (plan.detail; the dense direct plans' marker is
-// a bool for the row kernels).
+// Marks a depthwise plan that runs channels-last (plan.detail; a dense direct plan's marker
+// says which dense path runs it).
 struct ChannelsLastMarker {};
+enum class DensePath { kRows, kTaps };
 
 static bool channels_last(const ConvPlan& plan) {
   return plan.algo == Algorithm::kDepthwise && plan.detail != nullptr;
 }
 
+static bool dense_path(const ConvPlan& plan, DensePath path) {
+  return plan.algo != Algorithm::kDepthwise && plan.detail != nullptr &&
+         *static_cast<const DensePath*>(plan.detail.get()) == path;
+}
+
 template <typename T>
 void direct_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
   if (channels_last(plan)) return depthwise_cl_forward(plan.g, x, w, bias, y, ws);
+  if (dense_path(plan, DensePath::kTaps)) return taps_forward(plan, x, w, bias, y, ws);
   if (plan.detail) return rows_forward(plan, x, w, bias, y, ws);
   const ConvGeometry& g = plan.g;
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
@@ -355,6 +363,7 @@ void interleave_phases(const ConvGeometry& g, const DataPhases& dp, const T* src
 template <typename T>
 void direct_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x, T* ws) {
   if (channels_last(plan)) return depthwise_cl_backward_data(plan.g, grad_y, w, grad_x, ws);
+  if (dense_path(plan, DensePath::kTaps)) return taps_backward_data(plan, grad_y, w, grad_x, ws);
   if (plan.detail) return rows_backward_data(plan, grad_y, w, grad_x, ws);
   const ConvGeometry& g = plan.g;
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
@@ -458,10 +467,17 @@ void direct_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T
 }
 
 std::string direct_plan(ConvPlan& plan) {
-  // Dense convolutions run the row kernels (direct_rows.h); plan.detail marks them.
+  // Dense convolutions of small images with many channels run per-tap GEMM calls
+  // (direct_taps.h), the others the row kernels (direct_rows.h); plan.detail says which.
+  if (taps_serve(plan.g, plan.pass)) {
+    plan.workspace_bytes = taps_workspace_bytes(plan.g, plan.pass, plan.dtype, plan.threads);
+    plan.detail = std::make_shared<const DensePath>(DensePath::kTaps);
+    plan.note = "channels-last segments of output rows, one GEMM call per tap, padding skipped";
+    return "";
+  }
   if (rows_serve(plan.g, plan.pass)) {
     plan.workspace_bytes = rows_workspace_bytes(plan.g, plan.pass, plan.dtype, plan.threads);
-    plan.detail = std::make_shared<const bool>(true);
+    plan.detail = std::make_shared<const DensePath>(DensePath::kRows);
     plan.note = "row kernels over (channel, tap) terms, vectorised along output rows";
     return "";
   }

@@ -7,6 +7,7 @@
 #include "algo/conv_panels.h"
 #include "algo/gemm_conv.h"
 #include "algo/phase_backward_data.h"
+#include "algo/plane_transpose.h"
 #include "fastconv/parallel.h"
 #include "gemm/gemm.h"
 
@@ -186,20 +187,6 @@ bool transposed_forward(const ConvGeometry& g) {
 // transposed_pointwise for either dtype (workspace sizing, which knows only the element size).
 bool transposed_pointwise_any(const ConvGeometry& g, Pass pass) {
   return transposed_pointwise<float>(g, pass) || transposed_pointwise<double>(g, pass);
-}
-
-// dst[r * positions + p] = src[p * rows + r] (+ bias[r]): a transposed block into NCHW planes.
-template <typename T>
-void transpose_into(const T* src, int64_t positions, int64_t rows, const T* bias, T* dst) {
-  constexpr int64_t kBlock = 16;
-  parallel_for((rows + kBlock - 1) / kBlock, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t r0 = b0 * kBlock; r0 < std::min(rows, b1 * kBlock); r0 += kBlock) {
-      const int64_t r1 = std::min(rows, r0 + kBlock);
-      for (int64_t p = 0; p < positions; ++p)
-        for (int64_t r = r0; r < r1; ++r)
-          dst[r * positions + p] = src[p * rows + r] + (bias ? bias[r] : T(0));
-    }
-  });
 }
 
 // Unit-stride backward data on small images (res5.3x3: 7x7 positions, a 512 x 512 x 9 weight):

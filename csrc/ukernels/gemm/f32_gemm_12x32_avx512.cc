@@ -16,6 +16,11 @@ void f32_gemm_12x32_row_a(int64_t kc, const float* a, int64_t lda, const float* 
   gemm_ukernel_row_a<float, 12, 2>(kc, a, lda, b, c, ldc, nr, alpha, beta);
 }
 
+void f32_gemm_12x32_rows_a(int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb,
+                           float* c, int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta) {
+  gemm_ukernel_rows_a<float, 14, 2>(kc, a, lda, b, ldb, c, ldc, mr, nr, alpha, beta);
+}
+
 void f32_gemm_12x32_pack_a(int64_t lines, int64_t kc, const float* src, int64_t rs, int64_t cs,
                            float* dst) {
   pack_panel<float, 12>(lines, kc, src, rs, cs, dst);

@@ -16,6 +16,12 @@ void f64_gemm_12x16_row_a(int64_t kc, const double* a, int64_t lda, const double
   gemm_ukernel_row_a<double, 12, 2>(kc, a, lda, b, c, ldc, nr, alpha, beta);
 }
 
+void f64_gemm_12x16_rows_a(int64_t kc, const double* a, int64_t lda, const double* b, int64_t ldb,
+                           double* c, int64_t ldc, int64_t mr, int64_t nr, double alpha,
+                           double beta) {
+  gemm_ukernel_rows_a<double, 14, 2>(kc, a, lda, b, ldb, c, ldc, mr, nr, alpha, beta);
+}
+
 void f64_gemm_12x16_pack_a(int64_t lines, int64_t kc, const double* src, int64_t rs, int64_t cs,
                            double* dst) {
   pack_panel<double, 12>(lines, kc, src, rs, cs, dst);

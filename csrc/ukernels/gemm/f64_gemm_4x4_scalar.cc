@@ -15,6 +15,12 @@ void f64_gemm_4x4_row_a(int64_t kc, const double* a, int64_t lda, const double* 
   gemm_tile<double, 4, 4>(kc, RowMajorA<double, 4>(a, lda), b, c, ldc, 4, nr, alpha, beta);
 }
 
+void f64_gemm_4x4_rows_a(int64_t kc, const double* a, int64_t lda, const double* b, int64_t ldb,
+                         double* c, int64_t ldc, int64_t mr, int64_t nr, double alpha,
+                         double beta) {
+  gemm_tile_rows_a<double, 4, 4>(kc, a, lda, b, ldb, c, ldc, mr, nr, alpha, beta);
+}
+
 void f64_gemm_4x4_pack_a(int64_t lines, int64_t kc, const double* src, int64_t rs, int64_t cs,
                          double* dst) {
   pack_panel<double, 4>(lines, kc, src, rs, cs, dst);

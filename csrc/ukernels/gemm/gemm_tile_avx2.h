@@ -51,10 +51,11 @@ inline void store_row(const typename GemmVec<T>::V* acc, T* ci, T alpha, T beta)
 }
 
 // MR rows x NV vectors, A read through `a` (PackedA or RowMajorA, gemm_a_readers.h): MR * NV
-// accumulators + NV B vectors + 1 broadcast must fit 16 ymm.
+// accumulators + NV B vectors + 1 broadcast must fit 16 ymm. B rows NV vectors apart, or b_step
+// elements where given.
 template <typename T, int MR, int NV, typename AReader>
 inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int64_t mr,
-                           int64_t nr, T alpha, T beta) {
+                           int64_t nr, T alpha, T beta, int64_t b_step = -1) {
   static_assert(MR * NV + NV + 1 <= 16, "tile does not fit the 16 ymm registers");
   using W = GemmVec<T>;
   using V = typename W::V;
@@ -84,7 +85,7 @@ inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int6
       for (int v = 0; v < NV; ++v) acc[i][v] = W::fma(ai, bv[v], acc[i][v]);
     }
     a.next();
-    b += NR;
+    b += b_step < 0 ? NR : b_step;
   }
 
   if (nr == NR) {
@@ -106,6 +107,19 @@ inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int6
     store_row<T, NV>(acc[i], row, alpha, beta);
     for (int64_t j = 0; j < nr; ++j) ci[j] = row[j];
   }
+}
+
+// A read in place (RowMajorA), any 1 <= mr <= MR rows, each row count its own tile; B rows ldb
+// apart.
+template <typename T, int MR, int NV, int SR = MR>
+inline void gemm_tile_rows_a(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
+                             int64_t ldc, int64_t mr, int64_t nr, T alpha, T beta) {
+  if constexpr (SR > 1) {
+    if (mr < SR) {
+      return gemm_tile_rows_a<T, MR, NV, SR - 1>(kc, a, lda, b, ldb, c, ldc, mr, nr, alpha, beta);
+    }
+  }
+  gemm_tile<T, SR, NV>(kc, RowMajorA<T, SR>(a, lda), b, c, ldc, SR, nr, alpha, beta, ldb);
 }
 
 }  // namespace fastconv::avx2

@@ -43,11 +43,12 @@ struct GemmVec<double> {
 };
 
 // Computes an MR x NV-vector tile from a B panel packed for a (possibly larger) tile (rows
-// kBStride apart per k) and A read through `a` (PackedA or RowMajorA, gemm_pack.h). MR * NV
+// kBStride apart per k, or b_step where given) and A read through `a` (PackedA or RowMajorA,
+// gemm_a_readers.h). MR * NV
 // accumulators + NV B vectors + 1 broadcast must fit the 32 zmm registers.
 template <typename T, int MR, int NV, int kBStride, typename AReader>
 inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int64_t mr, int64_t nr,
-                      T alpha, T beta) {
+                      T alpha, T beta, int64_t b_step = kBStride) {
   static_assert(MR * NV + NV + 1 <= 32, "tile does not fit the 32 zmm registers");
   using W = GemmVec<T>;
   using V = typename W::V;
@@ -71,7 +72,7 @@ inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int6
         for (int v = 0; v < NV; ++v) acc[i][v] = W::fma(ai, bv[v], acc[i][v]);
       }
       a.next();
-      b += kBStride;
+      b += b_step;
     }
   };
   // Prefetch the C tile a few dozen k steps before the end: early enough to hide an L2/L3
@@ -139,6 +140,28 @@ inline void gemm_ukernel_row_a(int64_t kc, const T* a, int64_t lda, const T* b, 
     }
   }
   gemm_tile<T, MR, SV, NV * L>(kc, RowMajorA<T, MR>(a, lda), b, c, ldc, MR, nr, alpha, beta);
+}
+
+// A read in place as above, any 1 <= mr <= MR rows: each row count runs its own tile, so a
+// short run of rows costs only its own work; B rows ldb apart. Column sub-tiles and FMA order
+// as above.
+template <typename T, int MR, int NV, int SR = MR, int SV = NV>
+inline void gemm_ukernel_rows_a(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb,
+                                T* c, int64_t ldc, int64_t mr, int64_t nr, T alpha, T beta) {
+  constexpr int L = GemmVec<T>::kLanes;
+  if constexpr (SR > 1) {
+    if (mr < SR) {
+      return gemm_ukernel_rows_a<T, MR, NV, SR - 1, SV>(kc, a, lda, b, ldb, c, ldc, mr, nr, alpha,
+                                                        beta);
+    }
+  }
+  if constexpr (SV > 1) {
+    if (nr <= (SV - 1) * L) {
+      return gemm_ukernel_rows_a<T, MR, NV, SR, SV - 1>(kc, a, lda, b, ldb, c, ldc, mr, nr, alpha,
+                                                        beta);
+    }
+  }
+  gemm_tile<T, SR, SV, NV * L>(kc, RowMajorA<T, SR>(a, lda), b, c, ldc, SR, nr, alpha, beta, ldb);
 }
 
 }  // namespace fastconv::avx512

@@ -7,10 +7,11 @@
 
 namespace fastconv::scalar {
 
-// A read through `a` (PackedA or RowMajorA, gemm_a_readers.h).
+// A read through `a` (PackedA or RowMajorA, gemm_a_readers.h); B rows NR apart, or b_step
+// elements where given.
 template <typename T, int MR, int NR, typename AReader>
 inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int64_t mr,
-                           int64_t nr, T alpha, T beta) {
+                           int64_t nr, T alpha, T beta, int64_t b_step = -1) {
   T acc[MR][NR] = {};
   for (int64_t kk = 0; kk < kc; ++kk) {
     for (int i = 0; i < MR; ++i) {
@@ -18,7 +19,7 @@ inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int6
       for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
     }
     a.next();
-    b += NR;
+    b += b_step < 0 ? NR : b_step;
   }
   for (int64_t i = 0; i < mr; ++i) {
     T* ci = c + i * ldc;
@@ -28,6 +29,19 @@ inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int6
       for (int64_t j = 0; j < nr; ++j) ci[j] = alpha * acc[i][j] + beta * ci[j];
     }
   }
+}
+
+// A read in place (RowMajorA), any 1 <= mr <= MR rows, each row count its own tile; B rows ldb
+// apart.
+template <typename T, int MR, int NR, int SR = MR>
+inline void gemm_tile_rows_a(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
+                             int64_t ldc, int64_t mr, int64_t nr, T alpha, T beta) {
+  if constexpr (SR > 1) {
+    if (mr < SR) {
+      return gemm_tile_rows_a<T, MR, NR, SR - 1>(kc, a, lda, b, ldb, c, ldc, mr, nr, alpha, beta);
+    }
+  }
+  gemm_tile<T, SR, NR>(kc, RowMajorA<T, SR>(a, lda), b, c, ldc, SR, nr, alpha, beta, ldb);
 }
 
 }  // namespace fastconv::scalar

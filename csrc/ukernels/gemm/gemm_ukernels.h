@@ -37,16 +37,30 @@ using GemmPackFn = void (*)(int64_t lines, int64_t kc, const T* src, int64_t rs,
 #define FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(T, name)                                   \
   void name(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc, int64_t nr, \
             T alpha, T beta)
+// The tile reading a row-major A in place (as GemmUkernelRowAFn) with any 1 <= mr <= the
+// kernel's row_a_rows rows, each row count its own register tile (no wasted rows): for A blocks
+// whose rows come in short runs, such as a conv's output row segments (algo/direct_taps.h).
+// The tile may be taller than the packed-A tile where the registers allow. B's k rows (NR
+// wide) lie ldb elements apart.
+template <typename T>
+using GemmUkernelRowsAFn = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb,
+                                    T* c, int64_t ldc, int64_t mr, int64_t nr, T alpha, T beta);
+
+#define FASTCONV_DECLARE_GEMM_UKERNEL_ROWS_A(T, name)                                 \
+  void name(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, \
+            int64_t mr, int64_t nr, T alpha, T beta)
 #define FASTCONV_DECLARE_PACK(T, name) \
   void name(int64_t lines, int64_t kc, const T* src, int64_t rs, int64_t cs, T* dst)
 
 namespace scalar {
 FASTCONV_DECLARE_GEMM_UKERNEL(float, f32_gemm_4x8);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(float, f32_gemm_4x8_row_a);
+FASTCONV_DECLARE_GEMM_UKERNEL_ROWS_A(float, f32_gemm_4x8_rows_a);
 FASTCONV_DECLARE_PACK(float, f32_gemm_4x8_pack_a);
 FASTCONV_DECLARE_PACK(float, f32_gemm_4x8_pack_b);
 FASTCONV_DECLARE_GEMM_UKERNEL(double, f64_gemm_4x4);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(double, f64_gemm_4x4_row_a);
+FASTCONV_DECLARE_GEMM_UKERNEL_ROWS_A(double, f64_gemm_4x4_rows_a);
 FASTCONV_DECLARE_PACK(double, f64_gemm_4x4_pack_a);
 FASTCONV_DECLARE_PACK(double, f64_gemm_4x4_pack_b);
 }  // namespace scalar
@@ -54,10 +68,12 @@ FASTCONV_DECLARE_PACK(double, f64_gemm_4x4_pack_b);
 namespace avx2 {
 FASTCONV_DECLARE_GEMM_UKERNEL(float, f32_gemm_6x16);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(float, f32_gemm_6x16_row_a);
+FASTCONV_DECLARE_GEMM_UKERNEL_ROWS_A(float, f32_gemm_6x16_rows_a);
 FASTCONV_DECLARE_PACK(float, f32_gemm_6x16_pack_a);
 FASTCONV_DECLARE_PACK(float, f32_gemm_6x16_pack_b);
 FASTCONV_DECLARE_GEMM_UKERNEL(double, f64_gemm_6x8);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(double, f64_gemm_6x8_row_a);
+FASTCONV_DECLARE_GEMM_UKERNEL_ROWS_A(double, f64_gemm_6x8_rows_a);
 FASTCONV_DECLARE_PACK(double, f64_gemm_6x8_pack_a);
 FASTCONV_DECLARE_PACK(double, f64_gemm_6x8_pack_b);
 }  // namespace avx2
@@ -65,16 +81,19 @@ FASTCONV_DECLARE_PACK(double, f64_gemm_6x8_pack_b);
 namespace avx512 {
 FASTCONV_DECLARE_GEMM_UKERNEL(float, f32_gemm_12x32);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(float, f32_gemm_12x32_row_a);
+FASTCONV_DECLARE_GEMM_UKERNEL_ROWS_A(float, f32_gemm_12x32_rows_a);
 FASTCONV_DECLARE_PACK(float, f32_gemm_12x32_pack_a);
 FASTCONV_DECLARE_PACK(float, f32_gemm_12x32_pack_b);
 FASTCONV_DECLARE_GEMM_UKERNEL(double, f64_gemm_12x16);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(double, f64_gemm_12x16_row_a);
+FASTCONV_DECLARE_GEMM_UKERNEL_ROWS_A(double, f64_gemm_12x16_rows_a);
 FASTCONV_DECLARE_PACK(double, f64_gemm_12x16_pack_a);
 FASTCONV_DECLARE_PACK(double, f64_gemm_12x16_pack_b);
 }  // namespace avx512
 
 #undef FASTCONV_DECLARE_GEMM_UKERNEL
 #undef FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A
+#undef FASTCONV_DECLARE_GEMM_UKERNEL_ROWS_A
 #undef FASTCONV_DECLARE_PACK
 
 }  // namespace fastconv

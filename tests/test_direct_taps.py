@@ -1,0 +1,116 @@
+"""The direct algorithm's per-tap GEMM path for small images (csrc/algo/direct_taps.cc): forward
+and unit-stride backward data against the float64 oracle, outputs poisoned, and the cases its
+padding skip has to get right (outputs no tap reaches, a segment no tap covers whole)."""
+
+from __future__ import annotations
+
+import fastconv
+import numpy as np
+import pytest
+import reference as ref
+from conftest import assert_close, rand
+
+# (x_shape, w_shape, kwargs): 16+ channels each side and output rows of at most 28 positions
+# (what the path serves). Output channels not a multiple of the panel width, rows longer than
+# one micro-kernel call (28 = two AVX-512 segments, five AVX2 ones), strides, dilation, padding
+# wider than the kernel's reach (outputs no tap reaches: bias only), asymmetric padding,
+# rectangular kernels, true convolution, rank 1 and batches.
+GEOMETRIES = [
+    ((1, 32, 7, 7), (48, 32, 3, 3), dict(padding=1)),  # resnet50 res5 in small
+    ((2, 16, 14, 14), (17, 16, 3, 3), dict(padding=1, mode="conv")),
+    ((1, 24, 28, 28), (40, 24, 3, 3), dict(padding=4, dilation=4)),  # deeplab atrous
+    ((1, 20, 9, 11), (33, 20, 3, 3), dict(stride=2, padding=1)),
+    ((1, 16, 5, 6), (20, 16, 3, 3), dict(padding=3)),  # corners reach no input
+    ((1, 17, 6, 9), (35, 17, 2, 2), dict(dilation=2)),
+    ((1, 18, 17, 17), (16, 18, 1, 7), dict(padding=(0, 3))),  # inception 1x7
+    ((1, 18, 17, 17), (19, 18, 7, 1), dict(padding=(3, 0), mode="conv")),
+    ((1, 16, 10, 12), (16, 16, 5, 3), dict(padding=((2, 1), (0, 3)))),
+    ((1, 20, 25), (24, 20, 3), dict(padding=2, dilation=2)),  # rank 1
+    ((3, 16, 6, 5), (64, 16, 3, 3), dict(padding=1)),  # batch: rows of several images per item
+]
+IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
+
+
+def _path(x_shape, w_shape, kw, pass_):
+    return fastconv.explain(x_shape, w_shape, pass_=pass_, algo="direct", **kw).reason
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,kw", GEOMETRIES, ids=IDS)
+def test_direct_taps_passes(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
+    assert "one GEMM call per tap" in _path(x_shape, w_shape, kw, "forward")
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    b = rand(rng, (w_shape[0],), dtype)
+    x0, w0 = x.copy(), w.copy()
+    taps = int(np.prod(w_shape[2:]))
+    want = ref.conv(x, w, b, **kw)
+    assert_close(fastconv.conv(x, w, b, algo="direct", **kw), want, dtype, w_shape[1] * taps)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(w, w0)
+    gy = rand(rng, want.shape, dtype)
+    gx = fastconv.conv_backward_data(gy, w, x_shape, algo="direct", **kw)
+    assert_close(gx, ref.conv_backward_data(gy, w, x_shape, **kw), dtype, w_shape[0] * taps)
+    stride = kw.get("stride", 1)
+    if stride == 1:
+        assert "one GEMM call per tap" in _path(x_shape, w_shape, kw, "backward_data")
+
+
+def test_direct_taps_unreached_outputs_are_bias(rng):
+    """Padding 3 around a 3x3 kernel: the corner outputs read only padding, so no tap runs there
+    and they must be exactly the bias, also after a call that left other values in the
+    workspace."""
+    x = rand(rng, (1, 16, 4, 4), np.float32)
+    w = rand(rng, (32, 16, 3, 3), np.float32)
+    b = rand(rng, (32,), np.float32)
+    fastconv.conv(x * 7, w, b, padding=3, algo="direct")  # leaves other values in the workspace
+    y = fastconv.conv(x, w, b, padding=3, algo="direct")
+    np.testing.assert_array_equal(y[0, :, 0, 0], b)
+    np.testing.assert_array_equal(y[0, :, -1, -1], b)
+    assert_close(y, ref.conv(x, w, b, padding=3), np.float32, 16 * 9)
+
+
+def test_direct_taps_threads_agree(rng):
+    """Each output element sums its taps in one fixed order whatever the threads or schedule."""
+    from fastconv._runtime import get_num_threads, set_num_threads
+
+    x = rand(rng, (2, 64, 14, 14), np.float32)
+    w = rand(rng, (96, 64, 3, 3), np.float32)
+    before = get_num_threads()
+    try:
+        set_num_threads(1)
+        one = fastconv.conv(x, w, padding=1, algo="direct")
+        set_num_threads(3)
+        three = fastconv.conv(x, w, padding=1, algo="direct")
+    finally:
+        set_num_threads(before)
+    np.testing.assert_array_equal(one, three)
+
+
+@pytest.mark.parametrize(
+    "x_shape,w_shape,kw,pass_",
+    [
+        ((1, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), "forward"),
+        ((1, 256, 14, 14), (256, 256, 3, 3), dict(padding=1), "backward_data"),
+        ((1, 256, 28, 28), (256, 256, 3, 3), dict(padding=4, dilation=4), "forward"),
+        ((8, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), "forward"),
+    ],
+)
+def test_auto_small_images_run_taps(x_shape, w_shape, kw, pass_):
+    e = fastconv.explain(x_shape, w_shape, pass_=pass_, **kw)
+    assert e.algo == "direct" and "a GEMM call per tap" in e.reason, str(e)
+
+
+@pytest.mark.parametrize(
+    "x_shape,w_shape,kw,pass_",
+    [
+        ((1, 128, 28, 28), (128, 128, 3, 3), dict(padding=1), "forward"),  # 196 Winograd tiles
+        ((8, 256, 14, 14), (256, 256, 3, 3), dict(padding=1), "forward"),  # 392 tiles
+        ((1, 512, 7, 7), (512, 512, 1, 1), {}, "forward"),  # 1x1: no padding to skip
+        ((1, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), "backward_weight"),
+        ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), "forward"),  # wide rows
+        ((1, 8, 7, 7), (64, 8, 3, 3), dict(padding=1), "forward"),  # few input channels
+    ],
+)
+def test_auto_elsewhere_not_taps(x_shape, w_shape, kw, pass_):
+    e = fastconv.explain(x_shape, w_shape, pass_=pass_, **kw)
+    assert "a GEMM call per tap" not in e.reason, str(e)
