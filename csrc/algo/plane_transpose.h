@@ -9,31 +9,41 @@
 
 namespace fastconv::algo {
 
+// dst[j * rows + i] = src[i * cols + j] (+ bias[j]) in 16 x 16 tiles, parallel over blocks of
+// 16 source rows, each swept along its rows: 16 sequential streams the prefetchers follow, and
+// every line read and written whole (sweeping down the columns instead jumped a page per load
+// on 32x32 planes: 17% of dcgan.g4's direct forward).
+template <typename T>
+void transpose_tiles(const T* src, int64_t rows, int64_t cols, const T* bias, T* dst) {
+  constexpr int64_t kTile = 16;
+  parallel_for((rows + kTile - 1) / kTile, 1, [&](int64_t b0, int64_t b1) {
+    T tile[kTile][kTile];
+    for (int64_t i0 = b0 * kTile; i0 < std::min(rows, b1 * kTile); i0 += kTile) {
+      const int64_t ni = std::min(kTile, rows - i0);
+      for (int64_t j0 = 0; j0 < cols; j0 += kTile) {
+        const int64_t nj = std::min(kTile, cols - j0);
+        for (int64_t i = 0; i < ni; ++i)
+          for (int64_t j = 0; j < nj; ++j) tile[j][i] = src[(i0 + i) * cols + j0 + j];
+        for (int64_t j = 0; j < nj; ++j) {
+          const T b = bias ? bias[j0 + j] : T(0);
+          T* d = dst + (j0 + j) * rows + i0;
+          for (int64_t i = 0; i < ni; ++i) d[i] = tile[j][i] + b;
+        }
+      }
+    }
+  });
+}
+
 // dst[r * positions + p] = src[p * rows + r] (+ bias[r]): a transposed block into NCHW planes.
 template <typename T>
 void transpose_into(const T* src, int64_t positions, int64_t rows, const T* bias, T* dst) {
-  constexpr int64_t kBlock = 16;
-  parallel_for((rows + kBlock - 1) / kBlock, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t r0 = b0 * kBlock; r0 < std::min(rows, b1 * kBlock); r0 += kBlock) {
-      const int64_t r1 = std::min(rows, r0 + kBlock);
-      for (int64_t p = 0; p < positions; ++p)
-        for (int64_t r = r0; r < r1; ++r)
-          dst[r * positions + p] = src[p * rows + r] + (bias ? bias[r] : T(0));
-    }
-  });
+  transpose_tiles(src, positions, rows, bias, dst);
 }
 
 // dst[p * channels + c] = src[c * positions + p]: NCHW planes into a channels-last block.
 template <typename T>
 void transpose_to_positions(const T* src, int64_t channels, int64_t positions, T* dst) {
-  constexpr int64_t kBlock = 16;
-  parallel_for((channels + kBlock - 1) / kBlock, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t c0 = b0 * kBlock; c0 < std::min(channels, b1 * kBlock); c0 += kBlock) {
-      const int64_t c1 = std::min(channels, c0 + kBlock);
-      for (int64_t p = 0; p < positions; ++p)
-        for (int64_t c = c0; c < c1; ++c) dst[p * channels + c] = src[c * positions + p];
-    }
-  });
+  transpose_tiles(src, channels, positions, static_cast<const T*>(nullptr), dst);
 }
 
 }  // namespace fastconv::algo
