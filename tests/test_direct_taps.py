@@ -10,11 +10,11 @@ import pytest
 import reference as ref
 from conftest import assert_close, rand
 
-# (x_shape, w_shape, kwargs): 16+ channels each side and output rows of at most 28 positions
+# (x_shape, w_shape, kwargs): 16+ channels each side and output rows of at most 40 positions
 # (what the path serves). Output channels not a multiple of the panel width, rows longer than
 # one micro-kernel call (28 = two AVX-512 segments, five AVX2 ones), strides, dilation, padding
 # wider than the kernel's reach (outputs no tap reaches: bias only), asymmetric padding,
-# rectangular kernels, true convolution, rank 1 and batches.
+# rectangular kernels, true convolution, ranks 1-3 and batches.
 GEOMETRIES = [
     ((1, 32, 7, 7), (48, 32, 3, 3), dict(padding=1)),  # resnet50 res5 in small
     ((2, 16, 14, 14), (17, 16, 3, 3), dict(padding=1, mode="conv")),
@@ -27,6 +27,9 @@ GEOMETRIES = [
     ((1, 16, 10, 12), (16, 16, 5, 3), dict(padding=((2, 1), (0, 3)))),
     ((1, 20, 25), (24, 20, 3), dict(padding=2, dilation=2)),  # rank 1
     ((3, 16, 6, 5), (64, 16, 3, 3), dict(padding=1)),  # batch: rows of several images per item
+    ((1, 16, 4, 6, 7), (24, 16, 3, 3, 3), dict(padding=1)),  # rank 3
+    ((2, 20, 4, 5, 5), (18, 20, 3, 1, 1), dict(padding=(1, 0, 0), mode="conv")),  # R(2+1)D
+    ((1, 16, 5, 6, 9), (17, 16, 2, 3, 2), dict(stride=(2, 1, 2), padding=(1, 2, 0))),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 
@@ -93,6 +96,7 @@ def test_direct_taps_threads_agree(rng):
         ((1, 256, 14, 14), (256, 256, 3, 3), dict(padding=1), "backward_data"),
         ((1, 256, 28, 28), (256, 256, 3, 3), dict(padding=4, dilation=4), "forward"),
         ((8, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), "forward"),
+        ((1, 96, 16, 14, 14), (208, 96, 3, 3, 3), dict(padding=1), "backward_data"),
     ],
 )
 def test_auto_small_images_run_taps(x_shape, w_shape, kw, pass_):
@@ -108,6 +112,7 @@ def test_auto_small_images_run_taps(x_shape, w_shape, kw, pass_):
         ((1, 512, 7, 7), (512, 512, 1, 1), {}, "forward"),  # 1x1: no padding to skip
         ((1, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), "backward_weight"),
         ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), "forward"),  # wide rows
+        ((1, 64, 40, 40), (64, 64, 5, 5), dict(padding=2), "forward"),  # the FFT's
         ((1, 8, 7, 7), (64, 8, 3, 3), dict(padding=1), "forward"),  # few input channels
     ],
 )

@@ -13,42 +13,30 @@ namespace fastconv::algo {
 namespace {
 
 // Output rows of at most this many positions, at least this many channels on both sides.
-constexpr int64_t kTapsMaxWidth = 28, kTapsMinChannels = 16;
+constexpr int64_t kTapsMaxWidth = 40, kTapsMinChannels = 16;
 
-// dst (ct channels, oh x ow) = the correlation of src (cs channels, sh x sw) with a kh x kw
-// kernel: output (y, x) reads source (y * sy + ky * dy - pt, x * sx + kx * dx - pl).
+// dst (ct channels, out extents) = the correlation of src (cs channels, src extents) with the
+// kernel: output (z, y, x) reads source (z * stride + tz * dilation - pad, ...) per dim (depth,
+// rows, columns; 1-D and 2-D convolutions have extent-1 leading dims).
 struct TapConv {
-  int64_t cs, ct, sh, sw, oh, ow, kh, kw, sy, sx, dy, dx, pt, pl;
-  int64_t taps() const { return kh * kw; }
+  int64_t cs, ct;
+  Dims src, out, kernel, stride, dilation, pad;
+  int64_t taps() const { return kernel[0] * kernel[1] * kernel[2]; }
+  int64_t src_positions() const { return src[0] * src[1] * src[2]; }
+  int64_t out_positions() const { return out[0] * out[1] * out[2]; }
+  int64_t rows() const { return out[0] * out[1]; }  // output rows of one image
 };
 
-bool planar(const ConvGeometry& g) {
-  return g.in[0] == 1 && g.kernel[0] == 1 && g.out[0] == 1 && g.pad_lo[0] == 0;
-}
-
 TapConv forward_conv(const ConvGeometry& g) {
-  return {g.c,         g.k,         g.in[1],       g.in[2],       g.out[1],
-          g.out[2],    g.kernel[1], g.kernel[2],   g.stride[1],   g.stride[2],
-          g.dilation[1], g.dilation[2], g.pad_lo[1], g.pad_lo[2]};
+  return {g.c, g.k, g.in, g.out, g.kernel, g.stride, g.dilation, g.pad_lo};
 }
 
 // Unit-stride backward data: grad_y correlated with the flipped kernel, padded by its reach
 // less the forward's padding.
 TapConv data_conv(const ConvGeometry& g) {
-  return {g.k,
-          g.c,
-          g.out[1],
-          g.out[2],
-          g.in[1],
-          g.in[2],
-          g.kernel[1],
-          g.kernel[2],
-          1,
-          1,
-          g.dilation[1],
-          g.dilation[2],
-          (g.kernel[1] - 1) * g.dilation[1] - g.pad_lo[1],
-          (g.kernel[2] - 1) * g.dilation[2] - g.pad_lo[2]};
+  TapConv p{g.k, g.c, g.out, g.in, g.kernel, Dims{1, 1, 1}, g.dilation, {}};
+  for (int d = 0; d < kMaxRank; ++d) p.pad[d] = (g.kernel[d] - 1) * g.dilation[d] - g.pad_lo[d];
+  return p;
 }
 
 template <typename T>
@@ -64,28 +52,37 @@ struct WeightView {
   bool reverse;
 };
 
-// One segment [x0, x1) of output row oy for one panel of `cols` output channels: c is the
-// segment's first position (row stride ct), wp the panel's packed taps (cs x nr each), st the
-// channels-last source. Each tap runs over the positions whose source column it reaches; a tap
-// that reaches all of them goes first and writes (beta 0), else the segment is zeroed first.
+// One segment [x0, x1) of output row `row` (depth and row of one image) for one panel of `cols`
+// output channels: c is the segment's first position (row stride ct), wp the panel's packed taps
+// (cs x nr each), st the image's channels-last source. Each tap runs over the positions whose
+// source it reaches; a tap that reaches all of them goes first and writes (beta 0), else the
+// segment is zeroed first.
 template <typename T>
 void segment(const TapConv& p, const gemm::GemmKernel<T>& kern, const WeightView& v, const T* wp,
-             const T* st, T* c, int64_t cols, int64_t oy, int64_t x0, int64_t x1) {
-  const int64_t taps = p.taps();
+             const T* st, T* c, int64_t cols, int64_t row, int64_t x0, int64_t x1) {
+  const int64_t taps = p.taps(), kw = p.kernel[2], kh = p.kernel[1];
+  const int64_t oz = row / p.out[1], oy = row % p.out[1];
+  // The source row tap t reads, or -1 when that row lies in the padding.
+  auto source_row = [&](int64_t t) -> int64_t {
+    const int64_t iz = oz * p.stride[0] + t / (kh * kw) * p.dilation[0] - p.pad[0];
+    const int64_t iy = oy * p.stride[1] + t / kw % kh * p.dilation[1] - p.pad[1];
+    if (iz < 0 || iz >= p.src[0] || iy < 0 || iy >= p.src[1]) return -1;
+    return iz * p.src[1] + iy;
+  };
+  const int64_t sx = p.stride[2], sw = p.src[2];
   auto reach = [&](int64_t t, int64_t& lo, int64_t& hi) {
-    const int64_t iy = oy * p.sy + (t / p.kw) * p.dy - p.pt;
-    if (iy < 0 || iy >= p.sh) return false;
-    const int64_t off = (t % p.kw) * p.dx - p.pl;  // source column of output 0
+    if (source_row(t) < 0) return false;
+    const int64_t off = (t % kw) * p.dilation[2] - p.pad[2];  // source column of output 0
     // x * sx + off in [0, sw)
-    const int64_t first = off >= 0 ? 0 : (p.sx - 1 - off) / p.sx;
-    const int64_t end = p.sw - off <= 0 ? 0 : (p.sw - off - 1) / p.sx + 1;
+    const int64_t first = off >= 0 ? 0 : (sx - 1 - off) / sx;
+    const int64_t end = sw - off <= 0 ? 0 : (sw - off - 1) / sx + 1;
     lo = std::max(x0, first), hi = std::min(x1, end);
     return lo < hi;
   };
   auto run = [&](int64_t t, int64_t lo, int64_t hi, T beta) {
-    const int64_t iy = oy * p.sy + (t / p.kw) * p.dy - p.pt;
-    const T* a = st + (iy * p.sw + lo * p.sx + (t % p.kw) * p.dx - p.pl) * p.cs;
-    kern.fn_rows_a(p.cs, a, p.sx * p.cs, wp + (v.reverse ? taps - 1 - t : t) * kern.nr,
+    const int64_t col = lo * sx + (t % kw) * p.dilation[2] - p.pad[2];
+    const T* a = st + (source_row(t) * sw + col) * p.cs;
+    kern.fn_rows_a(p.cs, a, sx * p.cs, wp + (v.reverse ? taps - 1 - t : t) * kern.nr,
                    taps * kern.nr, c + (lo - x0) * p.ct, p.ct, hi - lo, cols, T(1), beta);
   };
   int64_t full = -1, lo = 0, hi = 0;
@@ -130,10 +127,11 @@ struct Schedule {
 
 Schedule schedule(const TapConv& p, int64_t images, int64_t threads, int64_t nr, int64_t elem) {
   Schedule s;
-  const int64_t per_image = (p.sh * p.sw * p.cs + p.oh * p.ow * p.ct) * elem;
+  const int64_t per_image = (p.src_positions() * p.cs + p.out_positions() * p.ct) * elem;
   s.images = std::clamp<int64_t>(kChunkBytes / std::max<int64_t>(1, per_image), 1, images);
   s.panels = (p.ct + nr - 1) / nr;
-  s.row_blocks = std::clamp<int64_t>((2 * threads + s.panels - 1) / s.panels, 1, s.images * p.oh);
+  s.row_blocks =
+      std::clamp<int64_t>((2 * threads + s.panels - 1) / s.panels, 1, s.images * p.rows());
   s.items = s.panels * s.row_blocks;
   s.slots = std::max<int64_t>(1, std::min(threads, s.items));
   s.fused = s.row_blocks == 1;
@@ -144,7 +142,8 @@ int64_t workspace_elems(const TapConv& p, int64_t images, int64_t threads, int64
                         int64_t elem) {
   const Schedule s = schedule(p, images, threads, nr, elem);
   return checked_product({s.fused ? s.slots : s.panels, p.taps(), p.cs, nr}, "direct workspace") +
-         checked_product({s.images, p.sh * p.sw * p.cs + p.oh * p.ow * p.ct}, "direct workspace");
+         checked_product({s.images, p.src_positions() * p.cs + p.out_positions() * p.ct},
+                         "direct workspace");
 }
 
 // dst (images x ct x oh x ow) = the tap convolution of src (images x cs x sh x sw) with the
@@ -155,14 +154,14 @@ void run_taps(const TapConv& p, int64_t images, int64_t threads, const T* src, c
   const gemm::GemmKernel<T>& kern = gemm::gemm_kernel<T>();
   const int64_t nr = kern.nr, panel = p.cs * p.taps() * nr;
   const Schedule sc = schedule(p, images, threads, nr, sizeof(T));
-  const int64_t in_sp = p.sh * p.sw, out_sp = p.oh * p.ow;
+  const int64_t in_sp = p.src_positions(), out_sp = p.out_positions(), ow = p.out[2];
   T* packed = ws;
   T* st = packed + (sc.fused ? sc.slots : sc.panels) * panel;  // chunk's sources, channels-last
   T* dt = st + sc.images * in_sp * p.cs;                        // and its outputs
   // Output row segments of nearly equal length, at most the kernel's rows.
-  const int64_t segs = (p.ow + kern.rows_a - 1) / kern.rows_a;
+  const int64_t segs = (ow + kern.rows_a - 1) / kern.rows_a;
   for (int64_t n0 = 0; n0 < images; n0 += sc.images) {
-    const int64_t nb = std::min(sc.images, images - n0), rows = nb * p.oh;
+    const int64_t nb = std::min(sc.images, images - n0), rows = nb * p.rows();
     for (int64_t i = 0; i < nb; ++i)
       transpose_to_positions(src + (n0 + i) * p.cs * in_sp, p.cs, in_sp, st + i * in_sp * p.cs);
     if (!sc.fused) {
@@ -179,11 +178,11 @@ void run_taps(const TapConv& p, int64_t images, int64_t threads, const T* src, c
           const T* wp = packed + (sc.fused ? s : j) * panel;
           if (sc.fused) pack_panel(kern, w, view, p, j, packed + s * panel);
           for (int64_t r = rb * rows / sc.row_blocks; r < (rb + 1) * rows / sc.row_blocks; ++r) {
-            const int64_t img = r / p.oh, oy = r % p.oh;
+            const int64_t img = r / p.rows(), row = r % p.rows();
             for (int64_t sg = 0; sg < segs; ++sg) {
-              const int64_t x0 = sg * p.ow / segs, x1 = (sg + 1) * p.ow / segs;
+              const int64_t x0 = sg * ow / segs, x1 = (sg + 1) * ow / segs;
               segment(p, kern, view, wp, st + img * in_sp * p.cs,
-                      dt + ((img * p.oh + oy) * p.ow + x0) * p.ct + j * nr, cols, oy, x0, x1);
+                      dt + (r * ow + x0) * p.ct + j * nr, cols, row, x0, x1);
             }
           }
         }
@@ -196,12 +195,14 @@ void run_taps(const TapConv& p, int64_t images, int64_t threads, const T* src, c
 }  // namespace
 
 bool taps_serve(const ConvGeometry& g, ConvPass pass) {
-  if (g.groups != 1 || !planar(g) || g.c < kTapsMinChannels || g.k < kTapsMinChannels)
-    return false;
+  if (g.groups != 1 || g.c < kTapsMinChannels || g.k < kTapsMinChannels) return false;
+  for (int d = 0; d < kMaxRank; ++d)
+    if (g.pad_lo[d] < 0) return false;
   if (pass == ConvPass::kForward) return g.out[2] <= kTapsMaxWidth;
-  if (pass == ConvPass::kBackwardData)
-    return g.stride[1] == 1 && g.stride[2] == 1 && g.in[2] <= kTapsMaxWidth;
-  return false;
+  if (pass != ConvPass::kBackwardData || g.in[2] > kTapsMaxWidth) return false;
+  for (int d = 0; d < kMaxRank; ++d)
+    if (g.stride[d] != 1) return false;
+  return true;
 }
 
 int64_t taps_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int threads) {

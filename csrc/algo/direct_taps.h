@@ -1,5 +1,5 @@
-// The direct algorithm's path for dense 2-D convolutions of small images with many channels:
-// one image is transposed to channels-last (positions x channels) and every output row is
+// The direct algorithm's path for dense convolutions (1-D to 3-D) of small images with many
+// channels: one image is transposed to channels-last (positions x channels) and every output row is
 // computed in segments of a few positions x one panel of output channels, as a sum of GEMM
 // micro-kernel calls, one per tap, each over the input channels (A: the segment's input
 // positions read in place, B: the tap's packed weights). A tap only runs over the positions
@@ -17,8 +17,8 @@
 
 namespace fastconv::algo {
 
-// Whether this path runs `pass` of g (direct_plan asks): dense, 2-D or 1-D, 16+ channels on
-// both sides, output rows of at most kTapsMaxWidth positions; backward data at unit stride.
+// Whether this path runs `pass` of g (direct_plan asks): dense, 16+ channels on both sides,
+// output rows of at most kTapsMaxWidth positions; backward data at unit stride.
 bool taps_serve(const ConvGeometry& g, ConvPass pass);
 // Its workspace in bytes for a plan of `threads` threads.
 int64_t taps_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int threads);

@@ -137,8 +137,8 @@ def _direct_weight_taps() -> int:
 
 def _small_image_taps(p: "_Shape", unit_stride: bool) -> bool:
     """Whether a dense pass runs the direct algorithm's per-tap GEMM path (csrc/algo/direct_taps.h,
-    which serves exactly these: 2-D or 1-D, 16+ channels each side, output rows of at most 28
-    positions; backward data at unit stride). One image is transposed to channels-last and each
+    which serves exactly these: 16+ channels each side, output rows of at most 40 positions, any
+    rank; backward data at unit stride). One image is transposed to channels-last and each
     output-row segment sums one GEMM micro-kernel call per tap over the input channels, each tap
     over only the positions it reaches: none of the multiply-adds implicit GEMM spends on the
     padding (18% of a 3x3 on 7x7, 10% on 14x14). 2 threads, median ms, forward / backward data,
@@ -150,14 +150,24 @@ def _small_image_taps(p: "_Shape", unit_stride: bool) -> bool:
     (winograd), 512 ch 14x14 d2 x8 32.6/32.8 vs 40.6/41.2. AVX2 alike (res5.3x3 1.80/2.03 vs
     2.12/2.25, res4.3x3 1.52/1.91 vs 1.82/2.45, deeplab 4.89/5.50 vs 6.46/6.88). Winograd keeps
     3x3 stride-1 work of more than 128 F(2x2) tiles (res3.3x3 28x28: 1.04 vs 1.10; 512 ch 28x28
-    12.8 vs 17.2; res4.3x3 x8 7.87 vs 8.81); at 100 tiles they tie (SSD 19x19 8.90 vs 8.62)."""
-    if p.groups != 1 or len(p.kernel) > 2 or p.taps == 1:
+    12.8 vs 17.2; res4.3x3 x8 7.87 vs 8.81); at 100 tiles they tie (SSD 19x19 8.90 vs 8.62).
+    3-D (forward / backward data vs implicit_gemm; AVX-512, then AVX2): c3d 64 ch 3x3x3 8x28x28
+    11.8/6.75 vs 14.1/9.49, 7.63/7.37 vs 9.07/9.19; I3D 96->208 3x3x3 16x14x14 15.8/14.6 vs
+    17.6/21.6, 18.5/17.8 vs 18.8/21.8; R(2+1)D 576->256 3x1x1 4x14x14 3.23/3.42 vs 3.76/3.79,
+    4.20/4.47 vs 5.37/4.51 (batch 8 24.7/25.2 vs 32.6/29.1). Against the direct row kernels
+    that ran 3-D forwards of 27+ taps at AVX-512 (interleaved A/B, median ms): c3d 7.87 vs 7.94,
+    128 ch 27.2 vs 33.3, I3D 17.0 vs 19.8."""
+    if p.groups != 1 or p.taps == 1:
         return False
     if p.c_per_group < 16 or p.k_per_group < 16:
         return False
+    # Wider rows: up to 40 for short kernels, 36 where the FFT competes (25+ taps; Inception's
+    # 5x5 48->64 on 35x35 1.03/0.94 vs fft 1.19/1.11, but 5x5 64->64 on 40x40 1.72/2.08 vs
+    # 1.53/1.82; 256 ch 3x3 d2 on 33x33 5.93/5.98 vs implicit_gemm 6.77/7.23).
+    limit = 40 if p.taps <= 9 else 36
     if p.conv_pass == "forward":
-        return p.out_extents[-1] <= 28
-    return p.conv_pass == "backward_data" and unit_stride and p.in_extents[-1] <= 28
+        return p.out_extents[-1] <= limit
+    return p.conv_pass == "backward_data" and unit_stride and p.in_extents[-1] <= limit
 
 
 def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
