@@ -119,3 +119,48 @@ def test_auto_small_images_run_taps(x_shape, w_shape, kw, pass_):
 def test_auto_elsewhere_not_taps(x_shape, w_shape, kw, pass_):
     e = fastconv.explain(x_shape, w_shape, pass_=pass_, **kw)
     assert "a GEMM call per tap" not in e.reason, str(e)
+
+
+def test_direct_taps_batch_over_several_chunks(rng):
+    """Images go in chunks whose channels-last copies stay cache-sized (~2 MiB per image here:
+    one image per chunk), the weights packed once for all of them."""
+    x = rand(rng, (3, 64, 120, 36), np.float32)
+    w = rand(rng, (40, 64, 3, 3), np.float32)
+    b = rand(rng, (40,), np.float32)
+    got = fastconv.conv(x, w, b, padding=1, algo="direct")
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+    want = fastconv.conv(x64, w64, b64, padding=1, algo="implicit_gemm")
+    assert_close(got, want, np.float32, 64 * 9)
+
+
+def test_direct_taps_transposed_forward_with_output_padding(rng):
+    """A transposed conv's forward is the conv's unit-stride backward data: output_padding makes
+    the conv's high padding negative, which the tap ranges must respect."""
+    x = rand(rng, (2, 24, 9, 8), np.float64)
+    w = rand(rng, (24, 20, 3, 3), np.float64)
+    kw = dict(dilation=2, padding=1, output_padding=1)
+    got = fastconv.conv_transpose(x, w, algo="direct", **kw)
+    assert_close(got, ref.conv_transpose(x, w, **kw), np.float64, 24 * 9)
+
+
+SHAPES = [
+    ((1, 64, 8, 38, 38), (64, 64, 3, 3, 3), dict(padding=1)),  # 27 taps, 38 wide: row kernels
+    ((1, 64, 8, 34, 34), (64, 64, 3, 3, 3), dict(padding=1)),
+    ((1, 48, 35, 35), (64, 48, 5, 5), dict(padding=2)),
+    ((1, 48, 38, 38), (64, 48, 5, 5), dict(padding=2)),
+    ((1, 256, 40, 40), (256, 256, 3, 3), dict(padding=2, dilation=2)),
+    ((1, 256, 44, 44), (256, 256, 3, 3), dict(padding=2, dilation=2)),
+    ((1, 512, 7, 7), (512, 512, 1, 1), {}),
+    ((1, 3, 28, 28), (64, 3, 3, 3), dict(padding=1)),
+    ((2, 64, 16, 16), (64, 64, 3, 3), dict(stride=2, padding=1)),
+]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kw", SHAPES)
+@pytest.mark.parametrize("pass_", ["forward", "backward_data"])
+def test_auto_names_the_direct_path_that_runs(x_shape, w_shape, kw, pass_):
+    """Where auto picks direct, its reason names the path the plan runs (selection._taps_served
+    mirrors taps_serve in csrc/algo/direct_taps.cc)."""
+    e = fastconv.explain(x_shape, w_shape, pass_=pass_, **kw)
+    if e.algo == "direct":
+        assert ("a GEMM call per tap" in e.reason) == ("one GEMM call per tap" in e.reason), str(e)

@@ -278,7 +278,7 @@ static bool channels_last(const ConvPlan& plan) {
 }
 
 static bool dense_path(const ConvPlan& plan, DensePath path) {
-  return plan.algo != Algorithm::kDepthwise && plan.detail != nullptr &&
+  return plan.runner == Algorithm::kDirect && plan.detail != nullptr &&
          *static_cast<const DensePath*>(plan.detail.get()) == path;
 }
 

@@ -12,8 +12,11 @@
 namespace fastconv::algo {
 namespace {
 
-// Output rows of at most this many positions, at least this many channels on both sides.
-constexpr int64_t kTapsMaxWidth = 40, kTapsMinChannels = 16;
+// Output rows of at most kTapsMaxWidth positions (kTapsLongMaxWidth for kernels of kLongTaps+
+// taps, where the FFT competes), at least kTapsMinChannels channels on both sides. The Python
+// auto rule (selection._taps_served) mirrors these.
+constexpr int64_t kTapsMaxWidth = 40, kTapsLongMaxWidth = 36, kLongTaps = 25;
+constexpr int64_t kTapsMinChannels = 16;
 
 // dst (ct channels, out extents) = the correlation of src (cs channels, src extents) with the
 // kernel: output (z, y, x) reads source (z * stride + tz * dilation - pad, ...) per dim (depth,
@@ -116,8 +119,8 @@ void pack_panel(const gemm::GemmKernel<T>& kern, const T* w, const WeightView& v
 // chunk, items are (panel, block of output rows of all its images), panel-major so a thread's
 // consecutive items reuse one panel's weights from L2, and enough of them to keep every thread
 // busy. Where each item has a panel of its own, it packs it into its thread's slot just before
-// using it (written to L2, read back from there: res5.3x3 forward 3.6 -> 3.0 ms at 1 thread);
-// otherwise every panel is packed once per chunk, up front.
+// using it (written to L2, read back from there: res5.3x3 forward 3.6 -> 3.0 ms at 1 thread;
+// repeated per chunk); otherwise every panel is packed once, up front.
 constexpr int64_t kChunkBytes = 4 << 20;
 
 struct Schedule {
@@ -127,8 +130,10 @@ struct Schedule {
 
 Schedule schedule(const TapConv& p, int64_t images, int64_t threads, int64_t nr, int64_t elem) {
   Schedule s;
-  const int64_t per_image = (p.src_positions() * p.cs + p.out_positions() * p.ct) * elem;
-  s.images = std::clamp<int64_t>(kChunkBytes / std::max<int64_t>(1, per_image), 1, images);
+  const int64_t per_image = checked_product({p.src_positions(), p.cs, elem}, "direct workspace") +
+                            checked_product({p.out_positions(), p.ct, elem}, "direct workspace");
+  s.images = std::clamp<int64_t>(kChunkBytes / std::max<int64_t>(1, per_image), 1,
+                                 std::max<int64_t>(1, images));
   s.panels = (p.ct + nr - 1) / nr;
   s.row_blocks =
       std::clamp<int64_t>((2 * threads + s.panels - 1) / s.panels, 1, s.images * p.rows());
@@ -160,15 +165,15 @@ void run_taps(const TapConv& p, int64_t images, int64_t threads, const T* src, c
   T* dt = st + sc.images * in_sp * p.cs;                        // and its outputs
   // Output row segments of nearly equal length, at most the kernel's rows.
   const int64_t segs = (ow + kern.rows_a - 1) / kern.rows_a;
+  if (!sc.fused) {
+    parallel_for(sc.panels, 1, [&](int64_t j0, int64_t j1) {
+      for (int64_t j = j0; j < j1; ++j) pack_panel(kern, w, view, p, j, packed + j * panel);
+    });
+  }
   for (int64_t n0 = 0; n0 < images; n0 += sc.images) {
     const int64_t nb = std::min(sc.images, images - n0), rows = nb * p.rows();
     for (int64_t i = 0; i < nb; ++i)
       transpose_to_positions(src + (n0 + i) * p.cs * in_sp, p.cs, in_sp, st + i * in_sp * p.cs);
-    if (!sc.fused) {
-      parallel_for(sc.panels, 1, [&](int64_t j0, int64_t j1) {
-        for (int64_t j = j0; j < j1; ++j) pack_panel(kern, w, view, p, j, packed + j * panel);
-      });
-    }
     std::atomic<int64_t> next{0};
     parallel_for(sc.slots, 1, [&](int64_t b, int64_t e) {
       for (int64_t s = b; s < e; ++s)
@@ -196,10 +201,12 @@ void run_taps(const TapConv& p, int64_t images, int64_t threads, const T* src, c
 
 bool taps_serve(const ConvGeometry& g, ConvPass pass) {
   if (g.groups != 1 || g.c < kTapsMinChannels || g.k < kTapsMinChannels) return false;
+  if (g.n == 0 || g.out_spatial() == 0) return false;  // empty: the row path's early exits
   for (int d = 0; d < kMaxRank; ++d)
     if (g.pad_lo[d] < 0) return false;
-  if (pass == ConvPass::kForward) return g.out[2] <= kTapsMaxWidth;
-  if (pass != ConvPass::kBackwardData || g.in[2] > kTapsMaxWidth) return false;
+  const int64_t width = g.kernel_spatial() >= kLongTaps ? kTapsLongMaxWidth : kTapsMaxWidth;
+  if (pass == ConvPass::kForward) return g.out[2] <= width;
+  if (pass != ConvPass::kBackwardData || g.in[2] > width) return false;
   for (int d = 0; d < kMaxRank; ++d)
     if (g.stride[d] != 1) return false;
   return true;

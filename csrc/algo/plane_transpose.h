@@ -1,6 +1,6 @@
 // Transposes between a batch item's NCHW planes (channels x positions) and the channels-last
-// blocks (positions x channels) the GEMM-based paths compute in, blocked so both sides touch
-// whole cache lines, parallel over channel blocks.
+// blocks (positions x channels) the GEMM-based paths compute in, in tiles so both sides touch
+// whole cache lines, parallel over blocks of source rows.
 #pragma once
 #include <algorithm>
 #include <cstdint>

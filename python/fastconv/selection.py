@@ -135,10 +135,26 @@ def _direct_weight_taps() -> int:
     return 49 if _active_isa() == "avx512" else 25
 
 
+def _taps_served(p: "_Shape", unit_stride: bool) -> bool:
+    """Whether the direct algorithm runs this pass on its per-tap GEMM path: the conditions of
+    taps_serve in csrc/algo/direct_taps.cc, mirrored so that `auto` never names one direct path
+    while the other runs (dense, 16+ channels each side, output rows of at most 40 positions, 36
+    for kernels of 25+ taps; backward data at unit stride)."""
+    if p.groups != 1 or p.c_per_group < 16 or p.k_per_group < 16:
+        return False
+    limit = 36 if p.taps >= 25 else 40
+    if p.conv_pass == "forward":
+        return p.out_extents[-1] <= limit
+    return p.conv_pass == "backward_data" and unit_stride and p.in_extents[-1] <= limit
+
+
 def _small_image_taps(p: "_Shape", unit_stride: bool) -> bool:
-    """Whether a dense pass runs the direct algorithm's per-tap GEMM path (csrc/algo/direct_taps.h,
-    which serves exactly these: 16+ channels each side, output rows of at most 40 positions, any
-    rank; backward data at unit stride). One image is transposed to channels-last and each
+    """Whether `auto` runs a dense pass on the direct algorithm's per-tap GEMM path
+    (csrc/algo/direct_taps.h): wherever it is served (_taps_served; rows up to 40 wide for
+    short kernels, 36 where the FFT competes: Inception's 5x5 48->64 on 35x35 1.03/0.94 vs fft
+    1.19/1.11, but 5x5 64->64 on 40x40 1.72/2.08 vs 1.53/1.82; 256 ch 3x3 d2 on 33x33
+    5.93/5.98 vs implicit_gemm 6.77/7.23), except 1x1 kernels (no padding to skip; the GEMM
+    reads them in place). One image is transposed to channels-last and each
     output-row segment sums one GEMM micro-kernel call per tap over the input channels, each tap
     over only the positions it reaches: none of the multiply-adds implicit GEMM spends on the
     padding (18% of a 3x3 on 7x7, 10% on 14x14). 2 threads, median ms, forward / backward data,
@@ -157,17 +173,7 @@ def _small_image_taps(p: "_Shape", unit_stride: bool) -> bool:
     4.20/4.47 vs 5.37/4.51 (batch 8 24.7/25.2 vs 32.6/29.1). Against the direct row kernels
     that ran 3-D forwards of 27+ taps at AVX-512 (interleaved A/B, median ms): c3d 7.87 vs 7.94,
     128 ch 27.2 vs 33.3, I3D 17.0 vs 19.8."""
-    if p.groups != 1 or p.taps == 1:
-        return False
-    if p.c_per_group < 16 or p.k_per_group < 16:
-        return False
-    # Wider rows: up to 40 for short kernels, 36 where the FFT competes (25+ taps; Inception's
-    # 5x5 48->64 on 35x35 1.03/0.94 vs fft 1.19/1.11, but 5x5 64->64 on 40x40 1.72/2.08 vs
-    # 1.53/1.82; 256 ch 3x3 d2 on 33x33 5.93/5.98 vs implicit_gemm 6.77/7.23).
-    limit = 40 if p.taps <= 9 else 36
-    if p.conv_pass == "forward":
-        return p.out_extents[-1] <= limit
-    return p.conv_pass == "backward_data" and unit_stride and p.in_extents[-1] <= limit
+    return p.taps > 1 and _taps_served(p, unit_stride)
 
 
 def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:

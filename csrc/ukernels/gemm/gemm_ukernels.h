@@ -38,10 +38,10 @@ using GemmPackFn = void (*)(int64_t lines, int64_t kc, const T* src, int64_t rs,
   void name(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc, int64_t nr, \
             T alpha, T beta)
 // The tile reading a row-major A in place (as GemmUkernelRowAFn) with any 1 <= mr <= the
-// kernel's row_a_rows rows, each row count its own register tile (no wasted rows): for A blocks
-// whose rows come in short runs, such as a conv's output row segments (algo/direct_taps.h).
-// The tile may be taller than the packed-A tile where the registers allow. B's k rows (NR
-// wide) lie ldb elements apart.
+// kernel table's rows_a rows, each row count its own register tile (no wasted rows): for A
+// blocks whose rows come in short runs, such as a conv's output row segments
+// (algo/direct_taps.h). The tile may be taller than the packed-A tile where the registers
+// allow. B's k rows (NR wide) lie ldb elements apart.
 template <typename T>
 using GemmUkernelRowsAFn = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb,
                                     T* c, int64_t ldc, int64_t mr, int64_t nr, T alpha, T beta);
