@@ -3,6 +3,7 @@
 // a panel or two of B). Shared by the tile bodies of every ISA.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 namespace fastconv {
 
@@ -30,5 +31,15 @@ struct RowMajorA {
     for (int j = 0; j < kBases; ++j) ++base[j];
   }
 };
+
+// Calls fn(std::integral_constant<int, R>{}) with R = mr (1 <= mr <= MR): a tile of exactly mr
+// rows for kernels that read A in place (no packed panel to pad).
+template <int MR, typename Fn>
+inline void for_row_count(int64_t mr, Fn&& fn) {
+  if constexpr (MR > 1) {
+    if (mr < MR) return for_row_count<MR - 1>(mr, fn);
+  }
+  fn(std::integral_constant<int, MR>{});
+}
 
 }  // namespace fastconv

@@ -111,15 +111,13 @@ inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int6
 
 // A read in place (RowMajorA), any 1 <= mr <= MR rows, each row count its own tile; B rows ldb
 // apart.
-template <typename T, int MR, int NV, int SR = MR>
+template <typename T, int MR, int NV>
 inline void gemm_tile_rows_a(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
                              int64_t ldc, int64_t mr, int64_t nr, T alpha, T beta) {
-  if constexpr (SR > 1) {
-    if (mr < SR) {
-      return gemm_tile_rows_a<T, MR, NV, SR - 1>(kc, a, lda, b, ldb, c, ldc, mr, nr, alpha, beta);
-    }
-  }
-  gemm_tile<T, SR, NV>(kc, RowMajorA<T, SR>(a, lda), b, c, ldc, SR, nr, alpha, beta, ldb);
+  for_row_count<MR>(mr, [&](auto rows) {
+    constexpr int R = decltype(rows)::value;
+    gemm_tile<T, R, NV>(kc, RowMajorA<T, R>(a, lda), b, c, ldc, R, nr, alpha, beta, ldb);
+  });
 }
 
 }  // namespace fastconv::avx2
