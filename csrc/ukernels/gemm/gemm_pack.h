@@ -20,18 +20,14 @@ inline int64_t pack_lines_x86(int64_t kc, const float* src, int64_t rs, float* d
   if constexpr (W % 4 == 0) {
     // 16 k (a cache line of each line) per visit of four lines: lines a multiple of 4 KiB apart
     // share the L1 sets, and a line visited again after all W others would be gone (a weight
-    // of 2048 channels packed as 32 lines missed L1 on every 4-float load). Each visit prefetches
-    // the lines four visits on (a 512 x 4608 weight packed as 32-line panels from L3: 2.4 -> 2.2
-    // ms per res5.3x3 direct forward, 1 thread).
+    // of 2048 channels packed as 32 lines missed L1 on every 4-float load). (Prefetching the
+    // lines four visits on made the GEMMs' A packing 3-9% slower and the direct tap path, which
+    // packs each panel right before using it, no faster: not done.)
     for (; kk + 16 <= kc; kk += 16) {
 #pragma GCC unroll 2
       for (int i = 0; i < W; i += 4) {
         const float* s = src + i * rs + kk;
         float* d = dst + kk * W + i;
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; ++r) {  // four visits ahead: the W streams outrun the prefetchers
-          _mm_prefetch(reinterpret_cast<const char*>(s + r * rs + 64), _MM_HINT_T0);
-        }
 #pragma GCC unroll 4
         for (int q = 0; q < 16; q += 4) {
           __m128 r0 = _mm_loadu_ps(s + q), r1 = _mm_loadu_ps(s + rs + q);
