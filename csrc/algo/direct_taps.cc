@@ -7,6 +7,7 @@
 
 #include "algo/plane_transpose.h"
 #include "fastconv/parallel.h"
+#include "gemm/gemm.h"
 #include "gemm/kernel_table.h"
 
 namespace fastconv::algo {
@@ -40,11 +41,6 @@ TapConv data_conv(const ConvGeometry& g) {
   TapConv p{g.k, g.c, g.out, g.in, g.kernel, Dims{1, 1, 1}, g.dilation, {}};
   for (int d = 0; d < kMaxRank; ++d) p.pad[d] = (g.kernel[d] - 1) * g.dilation[d] - g.pad_lo[d];
   return p;
-}
-
-template <typename T>
-int64_t panel_width() {
-  return gemm::gemm_kernel<T>().nr;
 }
 
 // How the kernels read the weights: panel j (nr target channels) holds (source channel, tap)
@@ -214,7 +210,8 @@ bool taps_serve(const ConvGeometry& g, ConvPass pass) {
 
 int64_t taps_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int threads) {
   const TapConv p = pass == ConvPass::kBackwardData ? data_conv(g) : forward_conv(g);
-  const int64_t nr = t == DType::kFloat64 ? panel_width<double>() : panel_width<float>();
+  const int64_t nr =
+      t == DType::kFloat64 ? gemm::panel_width<double>() : gemm::panel_width<float>();
   return checked_product({workspace_elems(p, g.n, std::max(1, threads), nr, dtype_size(t)),
                           dtype_size(t)},
                          "direct workspace");
