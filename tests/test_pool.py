@@ -88,7 +88,8 @@ def test_max_pool_backward(param, ceil_mode, dtype, rng):
 @DT
 def test_max_pool_backward_from_saved_indices(param, dtype, rng):
     """indices= scatters to the saved argmax positions: overlapping windows that share an argmax
-    add their gradients, exactly as recomputing the argmax does."""
+    add their gradients, as recomputing the argmax does (up to the order of those sums: the
+    scatter takes a block's even windows before its odd ones)."""
     rank, (k, s, p, d) = param
     x = _x(rng, rank, dtype)
     y, idx = fastconv.max_pool(x, k, stride=s, padding=p, dilation=d, return_indices=True)
@@ -98,7 +99,9 @@ def test_max_pool_backward_from_saved_indices(param, dtype, rng):
     assert_result_type(got, dtype)
     kk = ref.per_dim(k, rank)
     assert_close(got, ref.max_pool_backward(gy, x, k, s, p, d, False), reduction=math.prod(kk))
-    np.testing.assert_array_equal(got, fastconv.max_pool_backward(gy, x, k, **kw))
+    again = fastconv.max_pool_backward(gy, x, k, **kw)
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(got, again, rtol=0, atol=8 * eps * float(np.abs(gy).max()))
 
 
 def test_max_pool_backward_rejects_bad_indices(rng):
