@@ -11,6 +11,12 @@ Unit-stride backward data on small images (transposed_backward_data: one image o
 positions, C/G >= output positions) as grad_y^T W plus a col2im: kernels 2-D/1-D/3-D, non-square,
 padding, dilation, true convolution (flipped taps), groups; and shapes just outside the rule.
 
+Weight gradients of kernels with 16+ taps and 16+ channels per group over a long reduction
+(channels_last_weight: N * output positions >= 2 K/G) read a channels-last copy of the input
+with (tap, channel) columns, then reorder the product: strided 4x4 (DCGAN), folded and unfolded,
+split along the reduction, channel counts that are not a multiple of the panel width (a panel
+row spanning two taps), groups, dilation, ranks 1-3, true convolution, against the oracle.
+
 FASTCONV_SPIN_US, which the threaded calls exercise."""
 
 from __future__ import annotations
@@ -49,6 +55,33 @@ def test_split_weight_gradient(case, dtype, rng, poisoned_outputs):
     gy = rand(rng, y.shape, dtype)
     gw = fastconv.conv_backward_weight(x, gy, w.shape, algo="implicit_gemm", **kw)
     assert_close(gw, ref.conv_backward_weight(x, gy, w.shape, **kw), reduction=positions)
+
+
+# (name, x shape, weight shape, keyword arguments): all take the channels-last columns
+CHANNELS_LAST = [
+    ("dcgan-s2-folded", (8, 32, 8, 8), (16, 32, 4, 4), dict(stride=2, padding=1)),
+    ("split-one-image", (1, 16, 70, 70), (8, 16, 4, 4), dict(padding=1)),
+    ("channels-20-dilated", (2, 20, 13, 13), (6, 20, 5, 5), dict(padding=4, dilation=2)),
+    ("groups", (2, 64, 9, 9), (16, 32, 4, 4), dict(stride=2, padding=2, groups=2)),
+    ("rank1", (3, 16, 90), (8, 16, 17), dict(stride=3, padding=8)),
+    ("rank3", (2, 16, 6, 7, 8), (8, 16, 3, 3, 2), dict(stride=(1, 2, 1), padding=(1, 0, 1))),
+]
+
+
+@pytest.mark.parametrize("mode", ["cross", "conv"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", CHANNELS_LAST, ids=lambda c: c[0])
+def test_channels_last_weight_gradient(case, dtype, mode, rng, poisoned_outputs):
+    _, x_shape, w_shape, kw = case
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    y = ref.conv(x, w, mode=mode, **kw)
+    positions = x_shape[0] * math.prod(y.shape[2:])
+    groups = kw.get("groups", 1)
+    assert math.prod(w_shape[2:]) >= 16 and w_shape[1] >= 16  # the path's rule
+    assert positions >= 2 * w_shape[0] // groups
+    gy = rand(rng, y.shape, dtype)
+    gw = fastconv.conv_backward_weight(x, gy, w.shape, algo="implicit_gemm", mode=mode, **kw)
+    assert_close(gw, ref.conv_backward_weight(x, gy, w.shape, mode=mode, **kw), reduction=positions)
 
 
 def test_split_is_independent_of_threads(rng):

@@ -315,6 +315,56 @@ void WeightColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int6
   }
 }
 
+// dst[0 : n) = src[0 : n) for a panel row's run of channels: whole panel widths as fixed-size
+// copies the compiler inlines (a libc call per 128-byte row cost more than the copy).
+template <typename T>
+inline void copy_channels(const T* src, int64_t n, T* dst) {
+  if (n == 32) return void(std::memcpy(dst, src, 32 * sizeof(T)));
+  if (n == 16) return void(std::memcpy(dst, src, 16 * sizeof(T)));
+  if (n == 8) return void(std::memcpy(dst, src, 8 * sizeof(T)));
+  copy_short(src, n, dst);
+}
+
+template <typename T>
+void ChannelsLastWeightColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc,
+                                        int64_t nr, T* dst) const {
+  const ConvGeometry& g = g_;
+  const int64_t ch = channels_, H = g.in[1], W = g.in[2], step = g.stride[2];
+  std::vector<Run>& runs = run_buffer();
+  make_output_runs(g, k0, kc, g.in_spatial() * ch, runs);
+  struct Piece {
+    int64_t j, tap, c, len;  // panel columns [j, j + len) = channels [c, c + len) of tap
+  };
+  thread_local std::vector<Piece> pieces;
+  for (int64_t p0 = 0; p0 < nc; p0 += nr, dst += kc * nr) {
+    const int64_t cols = std::min(nr, nc - p0);
+    pieces.clear();
+    for (int64_t j = 0; j < cols;) {
+      const int64_t r = n0 + p0 + j, t = r / ch, c = r % ch, len = std::min(cols - j, ch - c);
+      pieces.push_back({j, t, c, len});
+      j += len;
+    }
+    for (const Run& run : runs) {
+      for (const Piece& pc : pieces) {
+        T* out = dst + run.j0 * nr + pc.j;
+        const int64_t z = run.z + taps_.dz[size_t(pc.tap)], y = run.y + taps_.dy[size_t(pc.tap)];
+        const int64_t x0 = run.x + taps_.dx[size_t(pc.tap)];
+        const T* row = inside(z, g.in[0]) && inside(y, H)
+                           ? src_ + run.img + ((z * H + y) * W) * ch + pc.c
+                           : nullptr;
+        for (int64_t i = 0, x = x0; i < run.len; ++i, x += step) {
+          if (row && inside(x, W)) {
+            copy_channels(row + x * ch, pc.len, out + i * nr);
+          } else {
+            std::fill(out + i * nr, out + i * nr + pc.len, T(0));
+          }
+        }
+      }
+    }
+    for (int64_t j = cols; j < nr; ++j) zero_run(kc, dst + j, nr);
+  }
+}
+
 template <typename T>
 void PhaseColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
                            T* dst) const {
@@ -454,6 +504,8 @@ template void split_forward_phases<double>(const ConvGeometry&, const ForwardPha
 
 template class PhaseColumns<float>;
 template class PhaseColumns<double>;
+template class ChannelsLastWeightColumns<float>;
+template class ChannelsLastWeightColumns<double>;
 template class FoldedColumns<float>;
 template class FoldedColumns<double>;
 template class ForwardColumns<float>;

@@ -107,6 +107,25 @@ class WeightColumns final : public TensorColumns<T> {
       TensorColumns<T>::image_stride_;
 };
 
+// Backward weight from a channels-last copy of the input (positions x `channels`, images
+// in_spatial * channels apart): B[o, (tap, c)] = xcl[o * stride - pad_lo + tap * dilation, c]
+// (0 outside). The columns run tap-major, so a panel row is one or two runs of consecutive
+// channels, straight copies where WeightColumns transposes (and, strided, gathers); the product
+// comes out as (k, tap, c) for the caller to reorder.
+template <typename T>
+class ChannelsLastWeightColumns final : public gemm::PanelSource<T> {
+ public:
+  ChannelsLastWeightColumns(const ConvGeometry& g, const T* xcl, int64_t channels)
+      : g_(g), taps_(g), src_(xcl), channels_(channels) {}
+  void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
+
+ private:
+  const ConvGeometry& g_;
+  TapTable taps_;
+  const T* src_;
+  int64_t channels_;
+};
+
 // The rows of one tensor's channels with the columns running on over several images (batch
 // folding of a plain matrix): B[k, j] = src[(j / per_image) * image_stride + k * row_stride +
 // j % per_image]. Each panel row is a few straight copies, one per image it spans.
