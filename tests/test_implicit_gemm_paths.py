@@ -1,7 +1,7 @@
 """Two implicit_gemm paths (csrc/algo/implicit_gemm.cc) and the pool's spin knob.
 
 Weight gradients split along their reduction (split_gemm): a small output (K/G x C/G*taps up to
-2^15) over 2048+ output positions is computed in chunks of ~1024 positions or fewer (a multiple
+2^16) over 2048+ output positions is computed in chunks of ~1024 positions or fewer (a multiple
 of 4 chunks) summed in a fixed order. Cases cover the unfolded path (one image, and several
 images accumulating), the folded path (small images, batch folded into the reduction, with a
 last chunk of fewer images), the pointwise (1x1) path, groups, rank 1 and 3, float32/float64,

@@ -203,8 +203,10 @@ void forward_channels(const ConvPlan& plan, const DwPlane& p, const std::vector<
   const RowsKernels<T>& kern = rows_kernels<T>();
   const int64_t nred = int64_t(off.size()), kp = round_up(g.k, kern.lanes);
   const int64_t os = g.out_spatial(), slots = slots_of(plan.threads);
-  for (int64_t r = 0; r < nred; ++r)
-    for (int64_t k = 0; k < kp; ++k) packed[r * kp + k] = k < g.k ? weight(k, r) : T(0);
+  parallel_for(nred, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t k = 0; k < kp; ++k) packed[r * kp + k] = k < g.k ? weight(k, r) : T(0);
+  });
   T* scratch = packed + nred * kp;
   const int64_t chunks = (os + kChannelChunk - 1) / kChannelChunk;
   for (int64_t n = 0; n < g.n; ++n) {
