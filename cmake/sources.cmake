@@ -54,6 +54,8 @@ set(FASTCONV_CORE_SOURCES
   csrc/ukernels/winograd/winograd_transforms_scalar.cc
   csrc/ukernels/pool/pool_scalar.cc
   csrc/ukernels/pool/pool_table.cc
+  csrc/ukernels/transpose/transpose_scalar.cc
+  csrc/ukernels/transpose/transpose_table.cc
 )
 
 # Files compiled for one ISA level each; added by later kernels (ukernels/<family>/*_avx2.cc ...).
@@ -67,6 +69,7 @@ set(FASTCONV_AVX2_SOURCES
   csrc/ukernels/fft/fft_ukernels_avx2.cc
   csrc/ukernels/winograd/winograd_transforms_avx2.cc
   csrc/ukernels/pool/pool_avx2.cc
+  csrc/ukernels/transpose/transpose_avx2.cc
 )
 set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/gemm/f32_gemm_12x32_avx512.cc
@@ -78,6 +81,7 @@ set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/fft/fft_ukernels_avx512.cc
   csrc/ukernels/winograd/winograd_transforms_avx512.cc
   csrc/ukernels/pool/pool_avx512.cc
+  csrc/ukernels/transpose/transpose_avx512.cc
 )
 
 if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")

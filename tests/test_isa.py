@@ -79,6 +79,15 @@ CASES = [
         (6, 8, 4, 4),
         dict(stride=2, padding=1),
     ),
+    # 16+ taps and channels: the weight gradient's channels-last columns (20 channels: panel
+    # rows spanning two taps; the transposes' register tiles and their edges)
+    (
+        "bwd_weight_channels_last",
+        "conv_backward_weight",
+        (3, 20, 9, 10),
+        (6, 20, 4, 4),
+        dict(stride=2, padding=1),
+    ),
     ("max_pool", "max_pool", (2, 8, 11, 12), None, dict(kernel_size=3, stride=2, padding=1)),
     (
         "avg_pool",

@@ -6,31 +6,21 @@
 #include <cstdint>
 
 #include "fastconv/parallel.h"
+#include "ukernels/transpose/transpose_ukernels.h"
 
 namespace fastconv::algo {
 
-// dst[j * rows + i] = src[i * cols + j] (+ bias[j]) in 16 x 16 tiles, parallel over blocks of
-// 16 source rows, each swept along its rows: 16 sequential streams the prefetchers follow, and
-// every line read and written whole (sweeping down the columns instead jumped a page per load
-// on 32x32 planes: 17% of dcgan.g4's direct forward).
+// dst[j * rows + i] = src[i * cols + j] (+ bias[j]), parallel over blocks of 16 source rows,
+// each swept along its rows by the ISA's transpose kernel: 16 sequential streams the prefetchers
+// follow, and every line of dst written whole (sweeping down the columns instead jumped a page
+// per load on 32x32 planes: 17% of dcgan.g4's direct forward).
 template <typename T>
 void transpose_tiles(const T* src, int64_t rows, int64_t cols, const T* bias, T* dst) {
-  constexpr int64_t kTile = 16;
-  parallel_for((rows + kTile - 1) / kTile, 1, [&](int64_t b0, int64_t b1) {
-    T tile[kTile][kTile];
-    for (int64_t i0 = b0 * kTile; i0 < std::min(rows, b1 * kTile); i0 += kTile) {
-      const int64_t ni = std::min(kTile, rows - i0);
-      for (int64_t j0 = 0; j0 < cols; j0 += kTile) {
-        const int64_t nj = std::min(kTile, cols - j0);
-        for (int64_t i = 0; i < ni; ++i)
-          for (int64_t j = 0; j < nj; ++j) tile[j][i] = src[(i0 + i) * cols + j0 + j];
-        for (int64_t j = 0; j < nj; ++j) {
-          const T b = bias ? bias[j0 + j] : T(0);
-          T* d = dst + (j0 + j) * rows + i0;
-          for (int64_t i = 0; i < ni; ++i) d[i] = tile[j][i] + b;
-        }
-      }
-    }
+  constexpr int64_t kBlock = 16;
+  const TransposeKernels<T>& kern = transpose_kernels<T>();
+  parallel_for((rows + kBlock - 1) / kBlock, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t i0 = b0 * kBlock; i0 < std::min(rows, b1 * kBlock); i0 += kBlock)
+      kern.transpose(src + i0 * cols, cols, std::min(kBlock, rows - i0), cols, bias, dst + i0, rows);
   });
 }
 

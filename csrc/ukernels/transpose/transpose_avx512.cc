@@ -1,0 +1,5 @@
+// Transpose kernels compiled for the avx512 level (see transpose_ukernels.h).
+#define FASTCONV_TRANSPOSE_NS avx512
+#define FASTCONV_TRANSPOSE_NAME(dtype) "transpose_" dtype "_avx512"
+#define FASTCONV_TRANSPOSE_AVX 1
+#include "ukernels/transpose/transpose_impl.h"
