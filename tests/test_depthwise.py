@@ -125,7 +125,9 @@ def test_inputs_unchanged(rng):
 # planes transposed to (positions, channels), vectors across channels, whole blocks of 4 vectors
 # and a masked tail (67 channels), strides, dilation, padding (backward data only while it stays
 # within the kernel's reach), true convolution, bias, two images, 1-D; planes of up to 100
-# positions, and 256 for the weight gradient of 25+ taps.
+# positions, and 256 for the weight gradient of 25+ taps; up to 400 for backward data and for
+# the forward of two or more images (19x19: odd rows and channels against the transposes'
+# register tiles).
 CHANNELS_LAST = [
     ("7x7-5x5", (1, 67, 7, 7), (5, 5), dict(padding=2)),
     ("14x14-3x3-s2", (2, 32, 14, 14), (3, 3), dict(stride=2, padding=1)),
@@ -134,6 +136,8 @@ CHANNELS_LAST = [
     ("conv-mode", (2, 24, 6, 5), (3, 2), dict(padding=(1, 0), mode="conv")),
     ("1d", (1, 40, 30), (5,), dict(padding=2, stride=2)),
     ("pad-past-reach", (1, 16, 6, 6), (3, 3), dict(padding=3)),
+    ("19x19-batch", (2, 20, 19, 19), (3, 3), dict(padding=1)),
+    ("17x17-one-image", (1, 16, 17, 17), (3, 3), dict(padding=1, dilation=(1, 2))),
 ]
 
 
@@ -144,8 +148,14 @@ def test_channels_last_small_planes(case, dtype, rng, poisoned_outputs):
     c = x_shape[1]
     x, w, b = rand(rng, x_shape, dtype), rand(rng, (c, 1, *kernel), dtype), rand(rng, (c,), dtype)
     conv_kw = dict(groups=c, **kw)
-    if case[0] not in ("pad-past-reach", "12x12-5x5-weight"):
+    if case[0] not in ("pad-past-reach", "12x12-5x5-weight", "17x17-one-image"):
         assert "channels-last" in fastconv.explain(x, w, **conv_kw).reason
+    if case[0] in ("19x19-batch", "17x17-one-image"):  # 289+ positions: backward data
+        assert "channels-last" in fastconv.explain(x, w, pass_="backward_data", **conv_kw).reason
+        weight = fastconv.explain(x, w, pass_="backward_weight", **conv_kw).reason
+        assert "channels-last" not in weight
+    if case[0] == "17x17-one-image":  # one image: its forward stays on the plane kernels
+        assert "channels-last" not in fastconv.explain(x, w, **conv_kw).reason
     if case[0] == "12x12-5x5-weight":  # 144 positions: only the 25-tap weight gradient
         e = fastconv.explain(x, w, pass_="backward_weight", **conv_kw)
         assert (

@@ -9,6 +9,7 @@
 #include "fastconv/geometry.h"
 #include "fastconv/parallel.h"
 #include "ukernels/depthwise/dw_ukernels.h"
+#include "ukernels/transpose/transpose_ukernels.h"
 
 namespace fastconv::algo {
 namespace {
@@ -19,8 +20,15 @@ namespace {
 // empty lanes (2 threads, AVX-512, channels-last vs plane kernels, forward / data / weight, ms:
 // 1152 ch 7x7 5x5 0.12/0.11/0.14 vs 0.20/0.24/0.47; 960 ch 10x10 3x3 0.11/0.11/0.12 vs
 // 0.12/0.15/0.11; 480 ch 14x14 5x5 0.16/0.16/0.18 vs 0.10/0.13/0.35; 384 ch 14x14 3x3
-// 0.11/0.11/0.11 vs 0.06/0.08/0.06).
+// 0.11/0.11/0.11 vs 0.06/0.08/0.06). Since the transposes run on register tiles (ukernels/
+// transpose), backward data up to kMaxDataPositions pays too, and the forward of a batch there
+// (2 threads, AVX-512, interleaved, median ms, channels-last vs planes: backward data 576 ch
+// 19x19 0.127 vs 0.151, batch 8 0.909 vs 1.070, 480 ch 14x14 5x5 0.095 vs 0.125, 384 ch 14x14
+// 0.052 vs 0.065; forward 576 ch 19x19 batch 8 0.896 vs 1.037, 576 ch 14x14 batch 8 0.487 vs
+// 0.533, but batch 1 14x14 0.050 vs 0.046 and every weight gradient slower: 19x19 0.151 vs
+// 0.106).
 constexpr int64_t kMaxPositions = 100, kMaxWeightPositions = 256, kLongKernel = 25;
+constexpr int64_t kMaxDataPositions = 400;
 // Channels per block of the parallel loop (whole cache lines of every row).
 constexpr int64_t kChannelBlock = 64;
 
@@ -65,32 +73,35 @@ Layout layout(const ConvGeometry& g, ConvPass pass) {
 
 int64_t taps(const ConvGeometry& g) { return g.kernel[1] * g.kernel[2]; }
 
-// buf[(top + r) * wp + left + q][c] = src[c][r][q] for the block's channels (zero elsewhere).
+// buf[(top + r) * wp + left + q][c] = src[c][r][q] for the block's channels (zero elsewhere):
+// the padding's rows and columns zeroed, each source row transposed in by the ISA's kernel.
 template <typename T>
 void pack(const Layout& l, const T* src, int64_t c0, int64_t c1, T* buf) {
-  const int64_t C = l.p.c, wp = l.p.wp;
-  for (int64_t pos = 0; pos < l.hp * wp; ++pos) std::fill(buf + pos * C + c0, buf + pos * C + c1, T(0));
-  const int64_t plane = l.src_h * l.src_w;
-  for (int64_t r = 0; r < l.src_h; ++r) {
-    const int64_t y = l.top + r;
-    if (y < 0 || y >= l.hp) continue;
-    for (int64_t q = 0; q < l.src_w; ++q) {
-      const int64_t xq = l.left + q;
-      if (xq < 0 || xq >= wp) continue;
-      T* d = buf + (y * wp + xq) * C;
-      const T* s = src + r * l.src_w + q;
-      for (int64_t c = c0; c < c1; ++c) d[c] = s[c * plane];
+  const int64_t C = l.p.c, wp = l.p.wp, plane = l.src_h * l.src_w;
+  const TransposeKernels<T>& kern = transpose_kernels<T>();
+  const int64_t q0 = std::max<int64_t>(0, -l.left), q1 = std::min(l.src_w, wp - l.left);
+  auto zero = [&](int64_t pos0, int64_t pos1) {
+    for (int64_t pos = pos0; pos < pos1; ++pos)
+      std::fill(buf + pos * C + c0, buf + pos * C + c1, T(0));
+  };
+  for (int64_t y = 0; y < l.hp; ++y) {
+    const int64_t r = y - l.top;
+    if (r < 0 || r >= l.src_h || q0 >= q1) {
+      zero(y * wp, (y + 1) * wp);
+      continue;
     }
+    zero(y * wp, y * wp + l.left + q0);
+    kern.transpose(src + c0 * plane + r * l.src_w + q0, plane, c1 - c0, q1 - q0, nullptr,
+                   buf + (y * wp + l.left + q0) * C + c0, C);
+    zero(y * wp + l.left + q1, (y + 1) * wp);
   }
 }
 
 // dst[c][pos] = buf[pos][c] for the block's channels.
 template <typename T>
 void unpack(const T* buf, int64_t positions, int64_t C, int64_t c0, int64_t c1, T* dst) {
-  for (int64_t c = c0; c < c1; ++c) {
-    T* d = dst + c * positions;
-    for (int64_t pos = 0; pos < positions; ++pos) d[pos] = buf[pos * C + c];
-  }
+  transpose_kernels<T>().transpose(buf + c0, C, positions, c1 - c0, nullptr,
+                                   dst + c0 * positions, positions);
 }
 
 // wt[t][c] = w[c][t], or w[c][taps - 1 - t] when flip.
@@ -117,7 +128,10 @@ bool depthwise_channels_last(const ConvGeometry& g, ConvPass pass) {
   const bool long_weight = pass == ConvPass::kBackwardWeight &&
                            g.kernel_spatial() >= kLongKernel &&
                            g.out_spatial() <= kMaxWeightPositions;
-  if (g.out_spatial() > kMaxPositions && !long_weight) return false;
+  const bool data_sized = pass == ConvPass::kBackwardData ||
+                          (pass == ConvPass::kForward && g.n >= 2);
+  const int64_t limit = data_sized ? kMaxDataPositions : kMaxPositions;
+  if (g.out_spatial() > limit && !long_weight) return false;
   // The padded plane the kernels read: not for huge padding or dilation around a few outputs
   // (its zeros would be most of the work and of the workspace).
   const Layout l = layout(g, pass);
@@ -190,13 +204,14 @@ void depthwise_cl_backward_weight(const ConvGeometry& g, const T* x, const T* gr
     for (int64_t n = 0; n < g.n; ++n) {
       pack(l, x + n * C * in_sp, c0, c1, xt);
       // grad_y as (positions, channels): the forward's output layout
-      for (int64_t pos = 0; pos < out_sp; ++pos)
-        for (int64_t c = c0; c < c1; ++c) gt[pos * C + c] = grad_y[(n * C + c) * out_sp + pos];
+      transpose_kernels<T>().transpose(grad_y + (n * C + c0) * out_sp, out_sp, c1 - c0, out_sp,
+                                       nullptr, gt + c0, C);
       kern.cl_weight(l.p, xt, gt, gw, c0, c1);
     }
     const bool flip = g.mode == ConvMode::kConv;
     for (int64_t c = c0; c < c1; ++c)
-      for (int64_t t = 0; t < ntaps; ++t) grad_w[c * ntaps + (flip ? ntaps - 1 - t : t)] = gw[t * C + c];
+      for (int64_t t = 0; t < ntaps; ++t)
+        grad_w[c * ntaps + (flip ? ntaps - 1 - t : t)] = gw[t * C + c];
   });
 }
 
