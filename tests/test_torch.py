@@ -302,12 +302,15 @@ def test_default_device_does_not_move_cpu_calls():
 
 
 @requires_torch
-def test_kernels_on_torchs_openmp_threads_give_the_same_results(rng):
+def test_kernels_on_torchs_openmp_threads_give_the_same_results(rng, monkeypatch):
     """share_torch_threads() hands the kernels' chunks to PyTorch's own OpenMP team (no second
     pool fighting its spinning workers): every algorithm, pass and pool gives bitwise the
     results of fastconv's own pool, and the own pool comes back with use_openmp_runtime('')."""
-    from fastconv import _C, _runtime
+    from fastconv import _C, _runtime, _torch_threads
 
+    # the own pool for the first results, and no switch on the first tensor of results()
+    monkeypatch.setattr(_torch_threads, "_decided", True)
+    _C.use_openmp_runtime("")
     x = torch.from_numpy(rng.uniform(-1, 1, (4, 8, 13, 11)).astype(np.float32))
     w = torch.from_numpy(rng.uniform(-1, 1, (6, 8, 3, 3)).astype(np.float32))
     gy = torch.from_numpy(rng.uniform(-1, 1, (4, 6, 13, 11)).astype(np.float32))
@@ -341,3 +344,48 @@ def test_kernels_on_torchs_openmp_threads_give_the_same_results(rng):
         fastconv.set_num_threads(threads)
     assert fastconv.info()["thread_pool"] == "fastconv's own"
     assert "not loaded" in _C.use_openmp_runtime("/nonexistent/libgomp.so.1")
+
+
+_FIRST_TENSOR_SCRIPT = """
+import sys
+import numpy as np
+import torch
+import fastconv
+from fastconv import _C
+print(_C.openmp_runtime() or "own")
+fastconv.conv(np.ones((1, 2, 5, 5), np.float32), np.ones((3, 2, 3, 3), np.float32))
+print(_C.openmp_runtime() or "own")
+y = fastconv.conv(torch.ones(1, 2, 5, 5), torch.ones(3, 2, 3, 3))
+assert float(y[0, 0, 1, 1]) == 18.0
+print(_C.openmp_runtime() or "own")
+"""
+
+
+@requires_torch
+@pytest.mark.parametrize("opt_out", [False, True])
+def test_first_torch_tensor_moves_the_kernels_onto_torchs_threads(opt_out):
+    """Without fastconv.torch, the first call on CPU torch tensors (not NumPy arrays) moves the
+    kernels onto PyTorch's OpenMP team, so fastconv calls between PyTorch operators do not run
+    a second thread team on the same cores; FASTCONV_OPENMP=0 keeps fastconv's own pool. A fresh
+    process: the choice is process-wide and made once."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, FASTCONV_NUM_THREADS="2")
+    env.pop("FASTCONV_OPENMP", None)
+    if opt_out:
+        env["FASTCONV_OPENMP"] = "0"
+    out = subprocess.run(
+        [sys.executable, "-c", _FIRST_TENSOR_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split()
+    assert out[:2] == ["own", "own"], out
+    if opt_out:
+        assert out[2] == "own"
+    elif sys.platform.startswith("linux"):
+        assert out[2] != "own" and "omp" in os.path.basename(out[2]), out

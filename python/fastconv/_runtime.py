@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import warnings
 from typing import Any
 
 import numpy as np
 
 from . import _C
+from ._torch_threads import share_torch_threads  # noqa: F401 -- re-exported
 from .backends import backend_for_device
 from .selection import OPS
 
@@ -69,48 +69,6 @@ def follow_threads(n: int) -> None:
 def get_num_threads() -> int:
     """Threads fastconv's kernels use: FASTCONV_NUM_THREADS, set_num_threads, or the cores."""
     return int(_C.get_num_threads())
-
-
-def _torch_openmp_runtime(torch: Any) -> str:
-    """The file of the OpenMP runtime PyTorch's CPU library calls (Linux), or "": the library
-    that omp_get_max_threads resolves to from libtorch_cpu, found in /proc/self/maps. (Not any
-    libgomp in the process: scikit-learn and others bring their own, a second team.)"""
-    lib = os.path.join(os.path.dirname(os.path.abspath(torch.__file__)), "lib", "libtorch_cpu.so")
-    try:
-        import ctypes
-
-        handle = ctypes.CDLL(lib, mode=os.RTLD_NOW | getattr(os, "RTLD_NOLOAD", 0))
-        address = ctypes.cast(handle.omp_get_max_threads, ctypes.c_void_p).value or 0
-        with open("/proc/self/maps") as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) < 6 or not fields[5].startswith("/"):
-                    continue
-                start, end = (int(v, 16) for v in fields[0].split("-"))
-                if start <= address < end:
-                    return fields[5]
-    except (OSError, AttributeError, ValueError):
-        pass
-    return ""
-
-
-def share_torch_threads() -> str:
-    """Runs fastconv's CPU kernels on PyTorch's OpenMP threads instead of fastconv's own pool
-    (fastconv.torch does this on import; FASTCONV_OPENMP=0 keeps the own pool). After each of
-    PyTorch's operators its OpenMP workers spin for a while; a second pool next to them fights
-    them for the cores (on 2 cores a ResNet-50 with fastconv's convolutions ran at 0.55x of
-    PyTorch's speed, 0.93x on PyTorch's threads). A forked child goes back to the own pool.
-    Returns the runtime's path, or "" (own pool): no torch, no OpenMP runtime in torch, not
-    Linux."""
-    if os.environ.get("FASTCONV_OPENMP", "1") == "0":
-        return ""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return ""
-    path = _torch_openmp_runtime(torch)
-    if path and not _C.use_openmp_runtime(path):
-        return path
-    return ""
 
 
 def peak_gflops(dtype: str = "float32", threads: int | None = None) -> float:

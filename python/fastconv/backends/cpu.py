@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import _C
 from .._host_memory import POOL
+from .._torch_threads import share_on_first_tensor
 from .base import Backend, Call
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -127,6 +128,7 @@ class CpuBackend(Backend):
                 vdtype = "float32" if dt is torch.float32 else "float64"
                 library, shape, handle = "torch", v.shape, v.data_ptr()
                 keep.append(v)
+                share_on_first_tensor()
             elif not strict:
                 return None  # anything else: classified by fastconv/_arrays.py first
             else:
