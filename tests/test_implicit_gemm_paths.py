@@ -17,6 +17,11 @@ with (tap, channel) columns, then reorder the product: strided 4x4 (DCGAN), fold
 split along the reduction, channel counts that are not a multiple of the panel width (a panel
 row spanning two taps), groups, dilation, ranks 1-3, true convolution, against the oracle.
 
+Padding-heavy weight gradients (less than 85% of the (tap, position) pairs inside the input,
+16+ channels each side, 256+ positions: box_weight) run one GEMM per kernel tap over only the
+positions that tap reaches, both operands channels-last: dilated, strided, folded over two image
+blocks, groups, taps that reach nothing, ranks 1-3, true convolution, against the oracle.
+
 FASTCONV_SPIN_US, which the threaded calls exercise."""
 
 from __future__ import annotations
@@ -82,6 +87,55 @@ def test_channels_last_weight_gradient(case, dtype, mode, rng, poisoned_outputs)
     gy = rand(rng, y.shape, dtype)
     gw = fastconv.conv_backward_weight(x, gy, w.shape, algo="implicit_gemm", mode=mode, **kw)
     assert_close(gw, ref.conv_backward_weight(x, gy, w.shape, mode=mode, **kw), reduction=positions)
+
+
+# (name, x shape, weight shape, keyword arguments): all take the per-tap box path
+BOXES = [
+    ("dilated", (1, 16, 20, 20), (16, 16, 3, 3), dict(padding=4, dilation=4)),
+    ("folded-two-blocks", (12, 16, 20, 20), (16, 16, 3, 3), dict(padding=4, dilation=4)),
+    ("dcgan-s2", (16, 16, 8, 8), (32, 16, 4, 4), dict(stride=2, padding=1)),
+    ("groups", (2, 64, 12, 12), (32, 32, 3, 3), dict(padding=3, dilation=3, groups=2)),
+    ("taps-reach-nothing", (4, 16, 4, 20), (20, 16, 3, 3), dict(padding=(9, 1), dilation=(9, 1))),
+    ("rank1", (12, 16, 24), (16, 16, 5), dict(padding=8, dilation=4)),
+    ("rank3", (1, 16, 8, 8, 8), (16, 16, 3, 3, 3), dict(padding=2, dilation=2)),
+]
+
+
+@pytest.mark.parametrize("mode", ["cross", "conv"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", BOXES, ids=lambda c: c[0])
+def test_box_weight_gradient(case, dtype, mode, rng, poisoned_outputs):
+    """One GEMM per tap over only the output positions whose input it reaches: padding-heavy
+    weight gradients (dilated, strided on small maps) with 16+ channels each side over 256+
+    positions, against the oracle; explain() names the path."""
+    _, x_shape, w_shape, kw = case
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    note = fastconv.explain(x, w, pass_="backward_weight", algo="implicit_gemm", mode=mode, **kw)
+    assert "padding skipped" in str(note)
+    y = ref.conv(x, w, mode=mode, **kw)
+    positions = x_shape[0] * math.prod(y.shape[2:])
+    gy = rand(rng, y.shape, dtype)
+    gw = fastconv.conv_backward_weight(x, gy, w.shape, algo="implicit_gemm", mode=mode, **kw)
+    assert_close(gw, ref.conv_backward_weight(x, gy, w.shape, mode=mode, **kw), reduction=positions)
+
+
+def test_box_weight_gradient_is_independent_of_threads(rng):
+    x = rand(rng, (3, 16, 20, 20), np.float32)
+    gy = rand(rng, (3, 24, 20, 20), np.float32)
+    saved = fastconv.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            fastconv.set_num_threads(threads)
+            results.append(
+                fastconv.conv_backward_weight(
+                    x, gy, (24, 16, 3, 3), padding=4, dilation=4, algo="implicit_gemm"
+                )
+            )
+    finally:
+        fastconv.set_num_threads(saved)
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
 
 
 def test_split_is_independent_of_threads(rng):

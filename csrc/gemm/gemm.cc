@@ -130,7 +130,16 @@ struct Problem {
   const GemmKernel<T>* kernel;
   Blocking blocking;
   int64_t row_a_cols;  // blocks of at most this many columns read A in place (0: never)
+  const PanelSource<T>* a_src = nullptr;  // packs A's panels instead of `a` (then row_a_cols 0)
 };
+
+// Packs rows [i0, i0 + mc) x columns [k0, k0 + kc) of the problem's A (pack_a's layout): from
+// the dense A, or from its source, whose panels of A^T mr columns wide are that same layout.
+template <typename T>
+void pack_a_block(const Problem<T>& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc, T* dst) {
+  if (p.a_src) return p.a_src->pack(k0, kc, i0, mc, p.kernel->mr, dst);
+  pack_a(*p.kernel, p.a, i0, mc, k0, kc, dst);
+}
 
 // Small N: with only a few B panels, each packed A panel would serve just those few micro-kernel
 // calls, so packing A costs as much as a good share of the multiply-adds (512 x 49 x 2048, a
@@ -247,7 +256,7 @@ void gemm_block(const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t
     for (int64_t pc = 0; pc < p.k; pc += kc_max) {
       const int64_t kc = std::min(kc_max, p.k - pc);
       const T beta = pc == 0 ? p.beta : T(1);
-      pack_a(kern, p.a, m0, m1 - m0, pc, kc, abuf);
+      pack_a_block(p, m0, m1 - m0, pc, kc, abuf);
       for (int64_t jr = n0; jr < n1; jr += nr) {
         const int64_t cols = std::min(nr, n1 - jr);
         p.b->pack(pc, kc, jr, cols, nr, bbuf);
@@ -268,7 +277,7 @@ void gemm_block(const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t
       p.b->pack(pc, kc, jc, nc, nr, bbuf);
       for (int64_t ic = m0; ic < m1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, m1 - ic);
-        pack_a(kern, p.a, ic, mc, pc, kc, abuf);
+        pack_a_block(p, ic, mc, pc, kc, abuf);
         kernel_block(p, kc, mc, nc, abuf, bbuf, p.c + ic * p.ldc + jc, beta);
       }
     }
@@ -402,18 +411,13 @@ void DenseSource<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_
   }
 }
 
-template <typename T>
-void gemm(int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a, const PanelSource<T>& b, T beta,
-          T* c, int64_t ldc) {
-  check_sizes(m, n, k, ldc);
-  check_extent<T>(m, k, a.rs, a.cs, "A");
-  if (m == 0 || n == 0) return;
-  if (k == 0 || alpha == T(0)) return scale_c(m, n, beta, c, ldc);  // BLAS: A, B not read
+namespace {
 
-  const GemmKernel<T>& kern = gemm_kernel<T>();
-  const Problem<T> p{m,    n,    k,      alpha,          beta,
-                     a,    &b,   c,      ldc,            &kern,
-                     blocking<T>(), row_a_columns(a, kern.nr)};
+// Splits the problem over the threads (choose_partition) and runs its blocks.
+template <typename T>
+void run_problem(const Problem<T>& p) {
+  const GemmKernel<T>& kern = *p.kernel;
+  const int64_t m = p.m, n = p.n, k = p.k;
   const Partition part =
       choose_partition(m, n, k, kern.mr, kern.nr, p.blocking, p.row_a_cols, get_num_threads());
   const int64_t parts = part.tm * part.tn;
@@ -431,6 +435,32 @@ void gemm(int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a, const PanelS
       if (m0 < m1 && n0 < n1) gemm_block(p, m0, std::min(m1, m), n0, std::min(n1, n));
     }
   });
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a, const PanelSource<T>& b, T beta,
+          T* c, int64_t ldc) {
+  check_sizes(m, n, k, ldc);
+  check_extent<T>(m, k, a.rs, a.cs, "A");
+  if (m == 0 || n == 0) return;
+  if (k == 0 || alpha == T(0)) return scale_c(m, n, beta, c, ldc);  // BLAS: A, B not read
+
+  const GemmKernel<T>& kern = gemm_kernel<T>();
+  run_problem(Problem<T>{m, n, k, alpha, beta, a, &b, c, ldc, &kern, blocking<T>(),
+                         row_a_columns(a, kern.nr)});
+}
+
+template <typename T>
+void gemm(int64_t m, int64_t n, int64_t k, T alpha, const PanelSource<T>& a_t,
+          const PanelSource<T>& b, T beta, T* c, int64_t ldc) {
+  check_sizes(m, n, k, ldc);
+  if (m == 0 || n == 0) return;
+  if (k == 0 || alpha == T(0)) return scale_c(m, n, beta, c, ldc);  // BLAS: A, B not read
+  const GemmKernel<T>& kern = gemm_kernel<T>();
+  run_problem(Problem<T>{m, n, k, alpha, beta, MatrixRef<T>{nullptr, 0, 0}, &b, c, ldc, &kern,
+                         blocking<T>(), 0, &a_t});
 }
 
 template <typename T>
@@ -496,6 +526,8 @@ std::string kernel_names() {
   template void gemm<T>(int64_t, int64_t, int64_t, T, MatrixRef<T>, const PanelSource<T>&, T, T*,  \
                         int64_t);                                                                  \
   template void gemm<T>(int64_t, int64_t, int64_t, T, MatrixRef<T>, MatrixRef<T>, T, T*, int64_t); \
+  template void gemm<T>(int64_t, int64_t, int64_t, T, const PanelSource<T>&, const PanelSource<T>&, \
+                        T, T*, int64_t);                                                   \
   template void gemm_batched<T>(int64_t, int64_t, int64_t, int64_t, T, MatrixRef<T>, int64_t,      \
                                 MatrixRef<T>, int64_t, T, T*, int64_t, int64_t);                   \
   template int64_t panel_width<T>();                                                               \

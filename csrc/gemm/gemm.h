@@ -45,6 +45,13 @@ template <typename T>
 void gemm(int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a, const PanelSource<T>& b,
           T beta, T* c, int64_t ldc);
 
+// C = alpha * A * B + beta * C with A also packed by a source: `a_t` packs A's transpose
+// (k x m) in panels of the tile's MR columns, which is the packed-A layout. For operands whose
+// reduction runs over a set no strided matrix describes (the positions a kernel tap reaches).
+template <typename T>
+void gemm(int64_t m, int64_t n, int64_t k, T alpha, const PanelSource<T>& a_t,
+          const PanelSource<T>& b, T beta, T* c, int64_t ldc);
+
 // Convenience: dense B.
 template <typename T>
 void gemm(int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a, MatrixRef<T> b, T beta, T* c,
