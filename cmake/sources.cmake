@@ -9,6 +9,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/isa/cpu_features.cc
   csrc/ref/conv_ref.cc
   csrc/ref/pool_ref.cc
+  csrc/algo/box_weight.cc
   csrc/algo/conv_panels.cc
   csrc/algo/im2col.cc
   csrc/algo/column_backward_data.cc

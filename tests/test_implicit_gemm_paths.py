@@ -73,22 +73,6 @@ CHANNELS_LAST = [
 ]
 
 
-@pytest.mark.parametrize("mode", ["cross", "conv"])
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("case", CHANNELS_LAST, ids=lambda c: c[0])
-def test_channels_last_weight_gradient(case, dtype, mode, rng, poisoned_outputs):
-    _, x_shape, w_shape, kw = case
-    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
-    y = ref.conv(x, w, mode=mode, **kw)
-    positions = x_shape[0] * math.prod(y.shape[2:])
-    groups = kw.get("groups", 1)
-    assert math.prod(w_shape[2:]) >= 16 and w_shape[1] >= 16  # the path's rule
-    assert positions >= 2 * w_shape[0] // groups
-    gy = rand(rng, y.shape, dtype)
-    gw = fastconv.conv_backward_weight(x, gy, w.shape, algo="implicit_gemm", mode=mode, **kw)
-    assert_close(gw, ref.conv_backward_weight(x, gy, w.shape, mode=mode, **kw), reduction=positions)
-
-
 # (name, x shape, weight shape, keyword arguments): all take the per-tap box path
 BOXES = [
     ("dilated", (1, 16, 20, 20), (16, 16, 3, 3), dict(padding=4, dilation=4)),
@@ -101,17 +85,25 @@ BOXES = [
 ]
 
 
+# explain()'s note of each weight-gradient path, and its cases
+WEIGHT_PATHS = [("(tap, channel) columns", c) for c in CHANNELS_LAST] + [
+    ("padding skipped", c) for c in BOXES
+]
+
+
 @pytest.mark.parametrize("mode", ["cross", "conv"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("case", BOXES, ids=lambda c: c[0])
-def test_box_weight_gradient(case, dtype, mode, rng, poisoned_outputs):
-    """One GEMM per tap over only the output positions whose input it reaches: padding-heavy
-    weight gradients (dilated, strided on small maps) with 16+ channels each side over 256+
-    positions, against the oracle; explain() names the path."""
+@pytest.mark.parametrize(
+    "note, case", WEIGHT_PATHS, ids=lambda c: c if isinstance(c, str) else c[0]
+)
+def test_weight_gradient_paths(note, case, dtype, mode, rng, poisoned_outputs):
+    """The channels-last (tap, channel) columns (16+ taps, 16+ channels, a long reduction) and
+    the per-tap boxes (padding-heavy layers, 16+ channels each side, 256+ positions): explain()
+    names the path, and the result matches the oracle."""
     _, x_shape, w_shape, kw = case
     x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
-    note = fastconv.explain(x, w, pass_="backward_weight", algo="implicit_gemm", mode=mode, **kw)
-    assert "padding skipped" in str(note)
+    why = fastconv.explain(x, w, pass_="backward_weight", algo="implicit_gemm", mode=mode, **kw)
+    assert note in str(why)
     y = ref.conv(x, w, mode=mode, **kw)
     positions = x_shape[0] * math.prod(y.shape[2:])
     gy = rand(rng, y.shape, dtype)
@@ -119,37 +111,23 @@ def test_box_weight_gradient(case, dtype, mode, rng, poisoned_outputs):
     assert_close(gw, ref.conv_backward_weight(x, gy, w.shape, mode=mode, **kw), reduction=positions)
 
 
-def test_box_weight_gradient_is_independent_of_threads(rng):
-    x = rand(rng, (3, 16, 20, 20), np.float32)
-    gy = rand(rng, (3, 24, 20, 20), np.float32)
+@pytest.mark.parametrize(
+    "x_shape, gy_shape, w_shape, kw",
+    [
+        ((1, 3, 96, 96), (1, 8, 48, 48), (8, 3, 7, 7), dict(stride=2, padding=3)),  # split
+        ((3, 16, 20, 20), (3, 24, 20, 20), (24, 16, 3, 3), dict(padding=4, dilation=4)),  # boxes
+    ],
+    ids=["split", "boxes"],
+)
+def test_weight_gradient_is_independent_of_threads(x_shape, gy_shape, w_shape, kw, rng):
+    x, gy = rand(rng, x_shape, np.float32), rand(rng, gy_shape, np.float32)
     saved = fastconv.get_num_threads()
     try:
         results = []
         for threads in (1, 2, 3):
             fastconv.set_num_threads(threads)
             results.append(
-                fastconv.conv_backward_weight(
-                    x, gy, (24, 16, 3, 3), padding=4, dilation=4, algo="implicit_gemm"
-                )
-            )
-    finally:
-        fastconv.set_num_threads(saved)
-    for r in results[1:]:
-        np.testing.assert_array_equal(r, results[0])
-
-
-def test_split_is_independent_of_threads(rng):
-    x = rand(rng, (1, 3, 96, 96), np.float32)
-    gy = rand(rng, (1, 8, 48, 48), np.float32)
-    saved = fastconv.get_num_threads()
-    try:
-        results = []
-        for threads in (1, 2, 3):
-            fastconv.set_num_threads(threads)
-            results.append(
-                fastconv.conv_backward_weight(
-                    x, gy, (8, 3, 7, 7), stride=2, padding=3, algo="implicit_gemm"
-                )
+                fastconv.conv_backward_weight(x, gy, w_shape, algo="implicit_gemm", **kw)
             )
     finally:
         fastconv.set_num_threads(saved)

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "algo/box_weight.h"
 #include "algo/conv_panels.h"
 #include "algo/gemm_conv.h"
 #include "algo/phase_backward_data.h"
@@ -258,18 +259,6 @@ bool channels_last_weight(const ConvGeometry& g) {
          g.n * g.out_spatial() >= 2 * g.k_per_group();
 }
 
-// gw[k][c][t] = acc[k][t][c] for one group: a product computed tap-major, into grad_w's layout.
-template <typename T>
-void reorder_tap_major(const ConvGeometry& g, const T* acc, T* gw) {
-  const int64_t cg = g.c_per_group(), taps = g.kernel_spatial();
-  parallel_for(g.k_per_group(), 4, [&](int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1; ++k)
-      for (int64_t t = 0; t < taps; ++t)
-        for (int64_t c = 0; c < cg; ++c)
-          gw[(k * cg + c) * taps + t] = acc[(k * taps + t) * cg + c];
-  });
-}
-
 // grad_w's group (kg x cg x taps) = the weight gradient through ChannelsLastWeightColumns:
 // per block of images their channels-last input and (folded) grad_y, the product summed in
 // `acc` as (k, tap, c), then reordered. ws: folded grad_y, split partials, input copies, acc.
@@ -300,88 +289,6 @@ void channels_last_weight_gradient(const ConvGeometry& g, int64_t grp, const T* 
   reorder_tap_major(g, acc, grad_w + grp * kg * rows);
 }
 
-// The output box [lo, hi) whose windows reach the input through tap t, per dim, and the input
-// coordinate of output 0 through it (shift): input = o * stride + shift.
-struct TapBox {
-  Dims lo, hi, shift;
-};
-
-TapBox tap_box(const ConvGeometry& g, const TapTable& tt, int64_t t) {
-  TapBox b;
-  const int64_t off[kMaxRank] = {tt.dz[size_t(t)], tt.dy[size_t(t)], tt.dx[size_t(t)]};
-  for (int d = 0; d < kMaxRank; ++d) {
-    const int64_t s = g.stride[d], shift = off[d] - g.pad_lo[d], last = g.in[d] - 1 - shift;
-    b.shift[d] = shift;
-    b.lo[d] = std::min(g.out[d], shift >= 0 ? 0 : (-shift + s - 1) / s);
-    b.hi[d] = last < 0 ? b.lo[d] : std::max(b.lo[d], std::min(g.out[d], last / s + 1));
-  }
-  return b;
-}
-
-// The share of (tap, output position) pairs whose input lies inside the tensor: the multiply-
-// adds of a weight gradient that are not on padding.
-double reached_share(const ConvGeometry& g) {
-  const TapTable tt(g);
-  const int64_t taps = g.kernel_spatial();
-  double reached = 0;
-  for (int64_t t = 0; t < taps; ++t) {
-    const TapBox b = tap_box(g, tt, t);
-    reached += double(b.hi[0] - b.lo[0]) * double(b.hi[1] - b.lo[1]) * double(b.hi[2] - b.lo[2]);
-  }
-  return reached / (double(taps) * double(std::max<int64_t>(1, g.out_spatial())));
-}
-
-// Weight gradients whose padding takes a large share of the multiply-adds (DeepLab's 3x3
-// dilated by 4 on 28x28: 18%; DCGAN's 4x4/2 on 4x4 maps: 23%) run one GEMM per tap over only
-// the positions that tap reaches, both operands channels-last (BoxPositions): K/G x C/G
-// products summed over a box of positions, never over padding. Each tap's GEMM then sums at
-// most N * output positions: on fewer than kBoxMinPositions the C tiles' loads and stores
-// outweigh the padding saved. 2 threads, interleaved, median ms, boxes vs the previous path
-// (AVX-512): deeplab 4.23-4.89 vs 4.63-5.43, dcgan.g2 5.63-6.18 vs 6.62-7.02, res5.3x3 at
-// batch 8 9.3-9.5 vs 10.6-10.8; AVX2 deeplab 4.76/5.83 vs 5.09/5.77, dcgan.g2 6.27/6.45 vs
-// 6.65/7.65; but at 88% reached dcgan.g3 6.2-7.2 vs 6.2-6.6, and res4.3x3 at batch 2 (87%) 2.83-
-// 2.95 vs 2.54-2.58, res5.3x3 at batch 1 (49 positions) 2.03 vs 1.25.
-constexpr double kBoxMaxShare = 0.85;
-constexpr int64_t kBoxMinChannels = 16, kBoxMinPositions = 256;
-
-bool box_weight(const ConvGeometry& g) {
-  return g.c_per_group() >= kBoxMinChannels && g.k_per_group() >= kBoxMinChannels &&
-         g.kernel_spatial() > 1 && g.n * g.out_spatial() >= kBoxMinPositions &&
-         reached_share(g) < kBoxMaxShare;
-}
-
-// grad_w's group through box_weight: per block of images the channels-last input and grad_y,
-// per tap a GEMM (K/G x C/G, the reduction over the tap's box) into `acc` as (k, tap, c), then
-// reordered. ws: the input copies, the grad_y copies, acc.
-template <typename T>
-void box_weight_gradient(const ConvGeometry& g, int64_t grp, const T* x, const T* grad_y,
-                         T* grad_w, T* ws) {
-  const int64_t cg = g.c_per_group(), kg = g.k_per_group(), taps = g.kernel_spatial();
-  const int64_t rows = cg * taps, in_sp = g.in_spatial(), out_sp = g.out_spatial();
-  const int64_t nb = fold_images(g, Pass::kBackwardWeight);
-  T* xcl = ws;
-  T* gycl = xcl + nb * in_sp * cg;
-  T* acc = gycl + nb * out_sp * kg;
-  const TapTable tt(g);
-  for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
-    const int64_t cnt = std::min(nb, g.n - n0);
-    for (int64_t i = 0; i < cnt; ++i) {
-      transpose_to_positions(x + ((n0 + i) * g.c + grp * cg) * in_sp, cg, in_sp,
-                             xcl + i * in_sp * cg);
-      transpose_to_positions(grad_y + ((n0 + i) * g.k + grp * kg) * out_sp, kg, out_sp,
-                             gycl + i * out_sp * kg);
-    }
-    for (int64_t t = 0; t < taps; ++t) {
-      const TapBox b = tap_box(g, tt, t);
-      const BoxPositions<T> a(gycl, kg, g.out, out_sp, cnt, b.lo, b.hi, Dims{1, 1, 1},
-                              Dims{0, 0, 0});
-      const BoxPositions<T> cols(xcl, cg, g.in, in_sp, cnt, b.lo, b.hi, g.stride, b.shift);
-      gemm::gemm<T>(kg, cg, a.count(), T(1), a, cols, n0 == 0 ? T(0) : T(1), acc + t * cg, rows);
-    }
-  }
-  reorder_tap_major(g, acc, grad_w + grp * kg * rows);
-}
-
 }  // namespace
 
 int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t elem_size) {
@@ -402,8 +309,7 @@ int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t 
   if (pass == Pass::kBackwardWeight) {
     const int64_t depth = nb * g.out_spatial(), rows = cg * g.kernel_spatial();
     const int64_t splits = reduction_splits(kg, rows, depth);
-    if (box_weight(g))
-      return (nb * (g.in_spatial() * cg + g.out_spatial() * kg) + kg * rows) * elem_size;
+    if (box_weight(g)) return box_weight_workspace(g, nb) * elem_size;
     if (channels_last_weight(g))
       return ((nb > 1 ? kg * depth : 0) + (splits > 1 ? splits * kg * rows : 0) +
               nb * g.in_spatial() * cg + kg * rows) *
@@ -589,7 +495,7 @@ void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* gr
   if (g.n == 0) return std::fill(grad_w, grad_w + g.k * rows, T(0));
   if (box_weight(g)) {
     for (int64_t grp = 0; grp < g.groups; ++grp)
-      box_weight_gradient(g, grp, x, grad_y, grad_w, ws);
+      box_weight_gradient(g, grp, fold_images(g, Pass::kBackwardWeight), x, grad_y, grad_w, ws);
     return;
   }
   if (channels_last_weight(g)) {
