@@ -22,6 +22,10 @@ Padding-heavy weight gradients (less than 85% of the (tap, position) pairs insid
 positions that tap reaches, both operands channels-last: dilated, strided, folded over two image
 blocks, groups, taps that reach nothing, ranks 1-3, true convolution, against the oracle.
 
+Forward B panels that lie inside one output row with every tap inside the input are read in
+place by the micro-kernel (ForwardColumns::rows): padded 2-D, dilated 1-D, strided (stride
+phases), folded images and rank 3, against the oracle.
+
 FASTCONV_SPIN_US, which the threaded calls exercise."""
 
 from __future__ import annotations
@@ -109,6 +113,26 @@ def test_weight_gradient_paths(note, case, dtype, mode, rng, poisoned_outputs):
     gy = rand(rng, y.shape, dtype)
     gw = fastconv.conv_backward_weight(x, gy, w.shape, algo="implicit_gemm", mode=mode, **kw)
     assert_close(gw, ref.conv_backward_weight(x, gy, w.shape, mode=mode, **kw), reduction=positions)
+
+
+# (name, x shape, weight shape, keyword arguments): forwards whose interior B panels (inside
+# one output row, every tap inside the input) the micro-kernel reads in place
+IN_PLACE = [
+    ("2d-padded", (1, 8, 5, 100), (12, 8, 3, 3), dict(padding=1)),
+    ("1d-dilated", (1, 16, 300), (24, 16, 2), dict(dilation=8)),
+    ("strided-phases", (1, 8, 9, 140), (8, 8, 3, 3), dict(stride=2, padding=1)),
+    ("folded-images", (3, 8, 4, 64), (16, 8, 3, 3), dict(padding=(0, 1))),
+    ("rank3", (1, 4, 3, 4, 70), (8, 4, 2, 3, 3), dict(padding=(0, 1, 1))),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", IN_PLACE, ids=lambda c: c[0])
+def test_forward_panels_read_in_place(case, dtype, rng, poisoned_outputs):
+    _, x_shape, w_shape, kw = case
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    y = fastconv.conv(x, w, algo="implicit_gemm", **kw)
+    assert_close(y, ref.conv(x, w, **kw), reduction=math.prod(w_shape[1:]))
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,8 @@ CASES = [
         (6, 20, 4, 4),
         dict(stride=2, padding=1),
     ),
+    # output rows wider than the panels: implicit GEMM's interior panels read in place
+    ("in_place_rows", "conv", (1, 8, 5, 100), (8, 8, 3, 3), dict(padding=1)),
     ("max_pool", "max_pool", (2, 8, 11, 12), None, dict(kernel_size=3, stride=2, padding=1)),
     (
         "avg_pool",

@@ -208,6 +208,30 @@ void ForwardColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int
 }
 
 template <typename T>
+bool ForwardColumns<T>::rows(int64_t k0, int64_t kc, int64_t n0, int64_t nr, const T** dst) const {
+  const ConvGeometry& g = g_;
+  const int64_t per_image = g.out_spatial();
+  if (g.stride[2] != 1 || per_image <= 0) return false;
+  const int64_t img = n0 / per_image, local = n0 % per_image;
+  const int64_t ow = local % g.out[2], oh = local / g.out[2] % g.out[1];
+  const int64_t od = local / (g.out[2] * g.out[1]);
+  if (ow + nr > g.out[2]) return false;  // the panel spans two output rows
+  const int64_t taps = g.kernel_spatial(), H = g.in[1], W = g.in[2], in_sp = g.in_spatial();
+  const int64_t z0 = od * g.stride[0] - g.pad_lo[0], y0 = oh * g.stride[1] - g.pad_lo[1];
+  const int64_t x0 = ow - g.pad_lo[2];
+  const T* base = src_ + img * image_stride_;
+  int64_t c = k0 / taps, t = k0 % taps;
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const int64_t z = z0 + taps_.dz[size_t(t)], y = y0 + taps_.dy[size_t(t)];
+    const int64_t x = x0 + taps_.dx[size_t(t)];
+    if (!inside(z, g.in[0]) || !inside(y, H) || x < 0 || x + nr > W) return false;
+    dst[kk] = base + c * in_sp + (z * H + y) * W + x;
+    if (++t == taps) t = 0, ++c;
+  }
+  return true;
+}
+
+template <typename T>
 void BackwardDataColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
                                   T* dst) const {
   // o = i + pad - tap: every row is a shifted copy of a grad_y row (unit stride only; strided

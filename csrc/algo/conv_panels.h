@@ -72,6 +72,9 @@ class ForwardColumns final : public TensorColumns<T> {
  public:
   using TensorColumns<T>::TensorColumns;
   void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
+  // At unit step, a panel inside one output row whose every (channel, tap) row reads inside
+  // the input is kc runs of the input itself: the micro-kernel reads them in place.
+  bool rows(int64_t k0, int64_t kc, int64_t n0, int64_t nr, const T** dst) const override;
 
  private:
   using TensorColumns<T>::g_, TensorColumns<T>::taps_, TensorColumns<T>::src_,

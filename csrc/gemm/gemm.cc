@@ -3,6 +3,7 @@
 #include "gemm/gemm.h"
 
 #include <algorithm>
+#include <vector>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -252,13 +253,24 @@ void gemm_block(const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t
     // so it (and the input it is gathered from) is still in L1. With few rows (convolutions
     // with 64-256 output channels) packing B dominates otherwise: a whole packed B block is
     // larger than L2 and each panel would come back from L3.
+    // Panels the source has in memory as rows are read in place (no copy at all).
     t_pack.reserve<T>(mc_max * kc_max, kc_max * nr, &abuf, &bbuf);
+    thread_local std::vector<const T*> t_rows;
+    std::vector<const T*>& rows = t_rows;
+    rows.resize(size_t(kc_max));
     for (int64_t pc = 0; pc < p.k; pc += kc_max) {
       const int64_t kc = std::min(kc_max, p.k - pc);
       const T beta = pc == 0 ? p.beta : T(1);
       pack_a_block(p, m0, m1 - m0, pc, kc, abuf);
       for (int64_t jr = n0; jr < n1; jr += nr) {
         const int64_t cols = std::min(nr, n1 - jr);
+        if (cols == nr && p.b->rows(pc, kc, jr, nr, rows.data())) {
+          for (int64_t ir = 0; ir < m1 - m0; ir += mr) {
+            kern.fn_indirect_b(kc, abuf + ir * kc, rows.data(), p.c + (m0 + ir) * p.ldc + jr,
+                               p.ldc, std::min(mr, m1 - m0 - ir), p.alpha, beta);
+          }
+          continue;
+        }
         p.b->pack(pc, kc, jr, cols, nr, bbuf);
         for (int64_t ir = 0; ir < m1 - m0; ir += mr) {
           kern.fn(kc, abuf + ir * kc, bbuf, p.c + (m0 + ir) * p.ldc + jr, p.ldc,

@@ -24,6 +24,13 @@ class PanelSource {
  public:
   virtual ~PanelSource() = default;
   virtual void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const = 0;
+  // Where the full panel of columns [n0, n0 + nr) lies in memory as kc rows of nr consecutive
+  // elements (B[k0 + kk, n0 : n0 + nr) at dst[kk]): true and dst filled, and the micro-kernel
+  // reads those rows in place instead of a packed copy; false (the default) to pack.
+  virtual bool rows(int64_t /*k0*/, int64_t /*kc*/, int64_t /*n0*/, int64_t /*nr*/,
+                    const T** /*dst*/) const {
+    return false;
+  }
 };
 
 // B as a dense strided matrix.

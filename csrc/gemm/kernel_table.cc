@@ -8,8 +8,9 @@ namespace {
 
 // One entry per (dtype, ISA): the micro-kernel, its two packers, its tile and its name.
 #define FASTCONV_GEMM_ENTRY(T, isa, kernel, mr, nr, step, rows)                           \
-  GemmKernel<T>{isa::kernel,          isa::kernel##_row_a, isa::kernel##_rows_a,            \
-                isa::kernel##_pack_a, isa::kernel##_pack_b, mr, nr, step, rows, #kernel "_" #isa}
+  GemmKernel<T>{isa::kernel,           isa::kernel##_row_a,  isa::kernel##_rows_a,           \
+                isa::kernel##_indirect_b, isa::kernel##_pack_a, isa::kernel##_pack_b, mr, nr,  \
+                step, rows, #kernel "_" #isa}
 
 // Tiles chosen by measurement on Zen 5: from L1, every 512-bit tile from 8x32 to 14x32 (and 8x48,
 // 6x64) runs at 97-100% of the FMA peak; 12x32 needs few loads per FMA and its 4- and 8-row

@@ -11,6 +11,7 @@ struct GemmKernel {
   GemmUkernelFn<T> fn;
   GemmUkernelRowAFn<T> fn_row_a;  // the same tile reading a row-major A in place, all mr rows
   GemmUkernelRowsAFn<T> fn_rows_a;  // A read in place, any 1..rows_a rows (own tile per count)
+  GemmUkernelIndirectBFn<T> fn_indirect_b;  // B's rows read in place (full NR-wide panels)
   GemmPackFn<T> pack_a;  // packs one A panel (mr lines = rows of A) in the layout fn reads
   GemmPackFn<T> pack_b;  // packs one B panel (nr lines = columns of B) in the layout fn reads
   int64_t mr, nr;        // tile: rows of A per packed panel, columns of B per packed panel

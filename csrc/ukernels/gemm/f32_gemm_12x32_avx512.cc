@@ -11,6 +11,11 @@ void f32_gemm_12x32(int64_t kc, const float* a, const float* b, float* c, int64_
   gemm_ukernel<float, 12, 2, 4>(kc, a, b, c, ldc, mr, nr, alpha, beta);
 }
 
+void f32_gemm_12x32_indirect_b(int64_t kc, const float* a, const float* const* b, float* c, int64_t ldc,
+                               int64_t mr, float alpha, float beta) {
+  gemm_ukernel_indirect_b<float, 12, 2, 4>(kc, a, b, c, ldc, mr, alpha, beta);
+}
+
 void f32_gemm_12x32_row_a(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
                           int64_t ldc, int64_t nr, float alpha, float beta) {
   gemm_ukernel_row_a<float, 12, 2>(kc, a, lda, b, c, ldc, nr, alpha, beta);

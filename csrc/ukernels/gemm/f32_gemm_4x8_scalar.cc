@@ -10,6 +10,11 @@ void f32_gemm_4x8(int64_t kc, const float* a, const float* b, float* c, int64_t 
   gemm_tile<float, 4, 8>(kc, PackedA<float, 4>{a}, b, c, ldc, mr, nr, alpha, beta);
 }
 
+void f32_gemm_4x8_indirect_b(int64_t kc, const float* a, const float* const* b, float* c, int64_t ldc,
+                             int64_t mr, float alpha, float beta) {
+  gemm_tile<float, 4, 8>(kc, PackedA<float, 4>{a}, IndirectB<float>{b}, c, ldc, mr, 8, alpha, beta);
+}
+
 void f32_gemm_4x8_row_a(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
                         int64_t ldc, int64_t nr, float alpha, float beta) {
   gemm_tile<float, 4, 8>(kc, RowMajorA<float, 4>(a, lda), b, c, ldc, 4, nr, alpha, beta);

@@ -11,6 +11,11 @@ void f32_gemm_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t
   gemm_tile<float, 6, 2>(kc, PackedA<float, 6>{a}, b, c, ldc, mr, nr, alpha, beta);
 }
 
+void f32_gemm_6x16_indirect_b(int64_t kc, const float* a, const float* const* b, float* c, int64_t ldc,
+                              int64_t mr, float alpha, float beta) {
+  gemm_tile<float, 6, 2>(kc, PackedA<float, 6>{a}, IndirectB<float>{b}, c, ldc, mr, 16, alpha, beta);
+}
+
 void f32_gemm_6x16_row_a(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
                          int64_t ldc, int64_t nr, float alpha, float beta) {
   gemm_tile<float, 6, 2>(kc, RowMajorA<float, 6>(a, lda), b, c, ldc, 6, nr, alpha, beta);

@@ -11,6 +11,11 @@ void f64_gemm_12x16(int64_t kc, const double* a, const double* b, double* c, int
   gemm_ukernel<double, 12, 2, 4>(kc, a, b, c, ldc, mr, nr, alpha, beta);
 }
 
+void f64_gemm_12x16_indirect_b(int64_t kc, const double* a, const double* const* b, double* c, int64_t ldc,
+                               int64_t mr, double alpha, double beta) {
+  gemm_ukernel_indirect_b<double, 12, 2, 4>(kc, a, b, c, ldc, mr, alpha, beta);
+}
+
 void f64_gemm_12x16_row_a(int64_t kc, const double* a, int64_t lda, const double* b, double* c,
                           int64_t ldc, int64_t nr, double alpha, double beta) {
   gemm_ukernel_row_a<double, 12, 2>(kc, a, lda, b, c, ldc, nr, alpha, beta);

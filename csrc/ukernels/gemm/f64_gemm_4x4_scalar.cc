@@ -10,6 +10,12 @@ void f64_gemm_4x4(int64_t kc, const double* a, const double* b, double* c, int64
   gemm_tile<double, 4, 4>(kc, PackedA<double, 4>{a}, b, c, ldc, mr, nr, alpha, beta);
 }
 
+void f64_gemm_4x4_indirect_b(int64_t kc, const double* a, const double* const* b, double* c, int64_t ldc,
+                             int64_t mr, double alpha, double beta) {
+  gemm_tile<double, 4, 4>(kc, PackedA<double, 4>{a}, IndirectB<double>{b}, c, ldc, mr, 4, alpha,
+                          beta);
+}
+
 void f64_gemm_4x4_row_a(int64_t kc, const double* a, int64_t lda, const double* b, double* c,
                         int64_t ldc, int64_t nr, double alpha, double beta) {
   gemm_tile<double, 4, 4>(kc, RowMajorA<double, 4>(a, lda), b, c, ldc, 4, nr, alpha, beta);

@@ -11,6 +11,12 @@ void f64_gemm_6x8(int64_t kc, const double* a, const double* b, double* c, int64
   gemm_tile<double, 6, 2>(kc, PackedA<double, 6>{a}, b, c, ldc, mr, nr, alpha, beta);
 }
 
+void f64_gemm_6x8_indirect_b(int64_t kc, const double* a, const double* const* b, double* c, int64_t ldc,
+                             int64_t mr, double alpha, double beta) {
+  gemm_tile<double, 6, 2>(kc, PackedA<double, 6>{a}, IndirectB<double>{b}, c, ldc, mr, 8, alpha,
+                           beta);
+}
+
 void f64_gemm_6x8_row_a(int64_t kc, const double* a, int64_t lda, const double* b, double* c,
                         int64_t ldc, int64_t nr, double alpha, double beta) {
   gemm_tile<double, 6, 2>(kc, RowMajorA<double, 6>(a, lda), b, c, ldc, 6, nr, alpha, beta);

@@ -1,6 +1,6 @@
 // How a GEMM micro-kernel reads its A operand, one k step at a time: from a packed panel, or in
 // place from a row-major matrix (no packing; for small N, where a packed A block would serve only
-// a panel or two of B). Shared by the tile bodies of every ISA.
+// a panel or two of B); and its B rows, packed or in place. Shared by the tile bodies of every ISA.
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -31,6 +31,31 @@ struct RowMajorA {
     for (int j = 0; j < kBases; ++j) ++base[j];
   }
 };
+
+// B's k rows read in place instead of from a packed panel: row kk at rows[kk] (a conv's input
+// rows, for panels that lie inside one row of the input). The tiles take B either as a packed
+// panel pointer (const T*, advanced by the panel's row step) or as this.
+template <typename T>
+struct IndirectB {
+  const T* const* rows;
+};
+
+template <typename T>
+inline const T* b_row(const T* b) {
+  return b;
+}
+template <typename T>
+inline const T* b_row(IndirectB<T> b) {
+  return *b.rows;
+}
+template <typename T>
+inline void b_next(const T*& b, int64_t step) {
+  b += step;
+}
+template <typename T>
+inline void b_next(IndirectB<T>& b, int64_t) {
+  ++b.rows;
+}
 
 // Calls fn(std::integral_constant<int, R>{}) with R = mr (1 <= mr <= MR): a tile of exactly mr
 // rows for kernels that read A in place (no packed panel to pad).

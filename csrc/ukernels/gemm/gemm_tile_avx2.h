@@ -52,10 +52,10 @@ inline void store_row(const typename GemmVec<T>::V* acc, T* ci, T alpha, T beta)
 
 // MR rows x NV vectors, A read through `a` (PackedA or RowMajorA, gemm_a_readers.h): MR * NV
 // accumulators + NV B vectors + 1 broadcast must fit 16 ymm. B rows NV vectors apart, or b_step
-// elements where given.
-template <typename T, int MR, int NV, typename AReader>
-inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int64_t mr,
-                           int64_t nr, T alpha, T beta, int64_t b_step = -1) {
+// elements where given, or in place (IndirectB).
+template <typename T, int MR, int NV, typename AReader, typename BSource>
+inline void gemm_tile(int64_t kc, AReader a, BSource b, T* c, int64_t ldc, int64_t mr, int64_t nr,
+                      T alpha, T beta, int64_t b_step = -1) {
   static_assert(MR * NV + NV + 1 <= 16, "tile does not fit the 16 ymm registers");
   using W = GemmVec<T>;
   using V = typename W::V;
@@ -77,7 +77,7 @@ inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int6
   for (int64_t kk = 0; kk < kc; ++kk) {
     V bv[NV];
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) bv[v] = W::load(b + v * L);
+    for (int v = 0; v < NV; ++v) bv[v] = W::load(b_row<T>(b) + v * L);
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
       const V ai = W::set1(a.get(i));
@@ -85,7 +85,7 @@ inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int6
       for (int v = 0; v < NV; ++v) acc[i][v] = W::fma(ai, bv[v], acc[i][v]);
     }
     a.next();
-    b += b_step < 0 ? NR : b_step;
+    b_next<T>(b, b_step < 0 ? NR : b_step);
   }
 
   if (nr == NR) {

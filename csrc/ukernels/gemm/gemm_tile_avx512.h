@@ -43,11 +43,11 @@ struct GemmVec<double> {
 };
 
 // Computes an MR x NV-vector tile from a B panel packed for a (possibly larger) tile (rows
-// kBStride apart per k, or b_step where given) and A read through `a` (PackedA or RowMajorA,
+// kBStride apart per k, or b_step where given; or B rows in place, IndirectB) and A read through `a` (PackedA or RowMajorA,
 // gemm_a_readers.h). MR * NV
 // accumulators + NV B vectors + 1 broadcast must fit the 32 zmm registers.
-template <typename T, int MR, int NV, int kBStride, typename AReader>
-inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int64_t mr, int64_t nr,
+template <typename T, int MR, int NV, int kBStride, typename AReader, typename BSource>
+inline void gemm_tile(int64_t kc, AReader a, BSource b, T* c, int64_t ldc, int64_t mr, int64_t nr,
                       T alpha, T beta, int64_t b_step = kBStride) {
   static_assert(MR * NV + NV + 1 <= 32, "tile does not fit the 32 zmm registers");
   using W = GemmVec<T>;
@@ -64,7 +64,7 @@ inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int6
     for (int64_t kk = 0; kk < steps; ++kk) {
       V bv[NV];
 #pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) bv[v] = W::load(b + v * L);
+      for (int v = 0; v < NV; ++v) bv[v] = W::load(b_row<T>(b) + v * L);
 #pragma GCC unroll 32
       for (int i = 0; i < MR; ++i) {
         const V ai = W::set1(a.get(i));
@@ -72,7 +72,7 @@ inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int6
         for (int v = 0; v < NV; ++v) acc[i][v] = W::fma(ai, bv[v], acc[i][v]);
       }
       a.next();
-      b += b_step;
+      b_next<T>(b, b_step);
     }
   };
   // Prefetch the C tile a few dozen k steps before the end: early enough to hide an L2/L3
@@ -126,6 +126,22 @@ inline void gemm_ukernel(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, 
     }
   }
   gemm_tile<T, SR, SV, NV * L>(kc, PackedA<T, MR>{a}, b, c, ldc, mr, nr, alpha, beta);
+}
+
+// The packed-A tile with B's rows read in place (b[kk]: NR elements each, all columns valid):
+// row sub-tiles as gemm_ukernel, the same FMA order per element as with a packed B.
+template <typename T, int MR, int NV, int kRowStep, int SR = MR>
+inline void gemm_ukernel_indirect_b(int64_t kc, const T* a, const T* const* b, T* c, int64_t ldc,
+                                    int64_t mr, T alpha, T beta) {
+  constexpr int L = GemmVec<T>::kLanes;
+  if constexpr (SR > kRowStep) {
+    if (mr <= SR - kRowStep) {
+      return gemm_ukernel_indirect_b<T, MR, NV, kRowStep, SR - kRowStep>(kc, a, b, c, ldc, mr,
+                                                                         alpha, beta);
+    }
+  }
+  gemm_tile<T, SR, NV, NV * L>(kc, PackedA<T, MR>{a}, IndirectB<T>{b}, c, ldc, mr, NV * L, alpha,
+                               beta);
 }
 
 // The same tile with A read in place from a row-major matrix (row stride lda, unit k stride),

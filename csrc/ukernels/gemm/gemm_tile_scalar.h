@@ -8,18 +8,19 @@
 namespace fastconv::scalar {
 
 // A read through `a` (PackedA or RowMajorA, gemm_a_readers.h); B rows NR apart, or b_step
-// elements where given.
-template <typename T, int MR, int NR, typename AReader>
-inline void gemm_tile(int64_t kc, AReader a, const T* b, T* c, int64_t ldc, int64_t mr,
-                           int64_t nr, T alpha, T beta, int64_t b_step = -1) {
+// elements where given, or in place (IndirectB).
+template <typename T, int MR, int NR, typename AReader, typename BSource>
+inline void gemm_tile(int64_t kc, AReader a, BSource b, T* c, int64_t ldc, int64_t mr, int64_t nr,
+                      T alpha, T beta, int64_t b_step = -1) {
   T acc[MR][NR] = {};
   for (int64_t kk = 0; kk < kc; ++kk) {
+    const T* bk = b_row<T>(b);
     for (int i = 0; i < MR; ++i) {
       const T ai = a.get(i);
-      for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * bk[j];
     }
     a.next();
-    b += b_step < 0 ? NR : b_step;
+    b_next<T>(b, b_step < 0 ? NR : b_step);
   }
   for (int64_t i = 0; i < mr; ++i) {
     T* ci = c + i * ldc;

@@ -23,6 +23,14 @@ template <typename T>
 using GemmUkernelRowAFn = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, T* c,
                                    int64_t ldc, int64_t nr, T alpha, T beta);
 
+// The tile with B's kc rows read in place instead of from a packed panel: row kk at b[kk], NR
+// valid elements each (any alignment), all NR columns computed; a, c, mr, alpha and beta as for
+// GemmUkernelFn. Every element goes through the FMA sequence of the packed B, so both give
+// identical results. For panels lying inside one row of a conv's input (implicit GEMM).
+template <typename T>
+using GemmUkernelIndirectBFn = void (*)(int64_t kc, const T* a, const T* const* b, T* c,
+                                        int64_t ldc, int64_t mr, T alpha, T beta);
+
 // Packs one k-major panel of W lines: lines (<= W) x kc elements of a matrix, element (i, kk) at
 // src[i * rs + kk * cs], into dst[kk * W + i]; lines past `lines` are zero. With W = MR this packs
 // A panels (lines = rows of A); with W = NR it packs B panels from a column-major B (lines =
@@ -49,6 +57,9 @@ using GemmUkernelRowsAFn = void (*)(int64_t kc, const T* a, int64_t lda, const T
 #define FASTCONV_DECLARE_GEMM_UKERNEL_ROWS_A(T, name)                                 \
   void name(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, \
             int64_t mr, int64_t nr, T alpha, T beta)
+#define FASTCONV_DECLARE_GEMM_UKERNEL_INDIRECT_B(T, name)                                   \
+  void name(int64_t kc, const T* a, const T* const* b, T* c, int64_t ldc, int64_t mr, T alpha, \
+            T beta)
 #define FASTCONV_DECLARE_PACK(T, name) \
   void name(int64_t lines, int64_t kc, const T* src, int64_t rs, int64_t cs, T* dst)
 
@@ -56,11 +67,13 @@ namespace scalar {
 FASTCONV_DECLARE_GEMM_UKERNEL(float, f32_gemm_4x8);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(float, f32_gemm_4x8_row_a);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROWS_A(float, f32_gemm_4x8_rows_a);
+FASTCONV_DECLARE_GEMM_UKERNEL_INDIRECT_B(float, f32_gemm_4x8_indirect_b);
 FASTCONV_DECLARE_PACK(float, f32_gemm_4x8_pack_a);
 FASTCONV_DECLARE_PACK(float, f32_gemm_4x8_pack_b);
 FASTCONV_DECLARE_GEMM_UKERNEL(double, f64_gemm_4x4);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(double, f64_gemm_4x4_row_a);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROWS_A(double, f64_gemm_4x4_rows_a);
+FASTCONV_DECLARE_GEMM_UKERNEL_INDIRECT_B(double, f64_gemm_4x4_indirect_b);
 FASTCONV_DECLARE_PACK(double, f64_gemm_4x4_pack_a);
 FASTCONV_DECLARE_PACK(double, f64_gemm_4x4_pack_b);
 }  // namespace scalar
@@ -69,11 +82,13 @@ namespace avx2 {
 FASTCONV_DECLARE_GEMM_UKERNEL(float, f32_gemm_6x16);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(float, f32_gemm_6x16_row_a);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROWS_A(float, f32_gemm_6x16_rows_a);
+FASTCONV_DECLARE_GEMM_UKERNEL_INDIRECT_B(float, f32_gemm_6x16_indirect_b);
 FASTCONV_DECLARE_PACK(float, f32_gemm_6x16_pack_a);
 FASTCONV_DECLARE_PACK(float, f32_gemm_6x16_pack_b);
 FASTCONV_DECLARE_GEMM_UKERNEL(double, f64_gemm_6x8);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(double, f64_gemm_6x8_row_a);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROWS_A(double, f64_gemm_6x8_rows_a);
+FASTCONV_DECLARE_GEMM_UKERNEL_INDIRECT_B(double, f64_gemm_6x8_indirect_b);
 FASTCONV_DECLARE_PACK(double, f64_gemm_6x8_pack_a);
 FASTCONV_DECLARE_PACK(double, f64_gemm_6x8_pack_b);
 }  // namespace avx2
@@ -82,11 +97,13 @@ namespace avx512 {
 FASTCONV_DECLARE_GEMM_UKERNEL(float, f32_gemm_12x32);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(float, f32_gemm_12x32_row_a);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROWS_A(float, f32_gemm_12x32_rows_a);
+FASTCONV_DECLARE_GEMM_UKERNEL_INDIRECT_B(float, f32_gemm_12x32_indirect_b);
 FASTCONV_DECLARE_PACK(float, f32_gemm_12x32_pack_a);
 FASTCONV_DECLARE_PACK(float, f32_gemm_12x32_pack_b);
 FASTCONV_DECLARE_GEMM_UKERNEL(double, f64_gemm_12x16);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A(double, f64_gemm_12x16_row_a);
 FASTCONV_DECLARE_GEMM_UKERNEL_ROWS_A(double, f64_gemm_12x16_rows_a);
+FASTCONV_DECLARE_GEMM_UKERNEL_INDIRECT_B(double, f64_gemm_12x16_indirect_b);
 FASTCONV_DECLARE_PACK(double, f64_gemm_12x16_pack_a);
 FASTCONV_DECLARE_PACK(double, f64_gemm_12x16_pack_b);
 }  // namespace avx512
@@ -94,6 +111,7 @@ FASTCONV_DECLARE_PACK(double, f64_gemm_12x16_pack_b);
 #undef FASTCONV_DECLARE_GEMM_UKERNEL
 #undef FASTCONV_DECLARE_GEMM_UKERNEL_ROW_A
 #undef FASTCONV_DECLARE_GEMM_UKERNEL_ROWS_A
+#undef FASTCONV_DECLARE_GEMM_UKERNEL_INDIRECT_B
 #undef FASTCONV_DECLARE_PACK
 
 }  // namespace fastconv
