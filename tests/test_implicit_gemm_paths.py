@@ -22,9 +22,10 @@ Padding-heavy weight gradients (less than 85% of the (tap, position) pairs insid
 positions that tap reaches, both operands channels-last: dilated, strided, folded over two image
 blocks, groups, taps that reach nothing, ranks 1-3, true convolution, against the oracle.
 
-Forward B panels that lie inside one output row with every tap inside the input are read in
-place by the micro-kernel (ForwardColumns::rows): padded 2-D, dilated 1-D, strided (stride
-phases), folded images and rank 3, against the oracle.
+Forward and unit-stride backward-data B panels that lie inside one row with every tap inside
+the tensor they read are read in place by the micro-kernel (ForwardColumns::rows,
+BackwardDataColumns::rows): padded 2-D, dilated 1-D, strided (stride phases), folded images and
+rank 3, against the oracle.
 
 FASTCONV_SPIN_US, which the threaded calls exercise."""
 
@@ -115,8 +116,8 @@ def test_weight_gradient_paths(note, case, dtype, mode, rng, poisoned_outputs):
     assert_close(gw, ref.conv_backward_weight(x, gy, w.shape, mode=mode, **kw), reduction=positions)
 
 
-# (name, x shape, weight shape, keyword arguments): forwards whose interior B panels (inside
-# one output row, every tap inside the input) the micro-kernel reads in place
+# (name, x shape, weight shape, keyword arguments): passes whose interior B panels (inside one
+# row, every tap inside the tensor read) the micro-kernel reads in place
 IN_PLACE = [
     ("2d-padded", (1, 8, 5, 100), (12, 8, 3, 3), dict(padding=1)),
     ("1d-dilated", (1, 16, 300), (24, 16, 2), dict(dilation=8)),
@@ -128,11 +129,17 @@ IN_PLACE = [
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("case", IN_PLACE, ids=lambda c: c[0])
-def test_forward_panels_read_in_place(case, dtype, rng, poisoned_outputs):
+def test_panels_read_in_place(case, dtype, rng, poisoned_outputs):
+    """Forward (any stride: strided convs read stride phases) and unit-stride backward data."""
     _, x_shape, w_shape, kw = case
     x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
     y = fastconv.conv(x, w, algo="implicit_gemm", **kw)
     assert_close(y, ref.conv(x, w, **kw), reduction=math.prod(w_shape[1:]))
+    if kw.get("stride", 1) == 1:
+        gy = rand(rng, y.shape, dtype)
+        gx = fastconv.conv_backward_data(gy, w, x.shape, algo="implicit_gemm", **kw)
+        want = ref.conv_backward_data(gy, w, x.shape, **kw)
+        assert_close(gx, want, reduction=w_shape[0] * math.prod(w_shape[2:]))
 
 
 @pytest.mark.parametrize(

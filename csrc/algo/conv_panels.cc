@@ -232,6 +232,30 @@ bool ForwardColumns<T>::rows(int64_t k0, int64_t kc, int64_t n0, int64_t nr, con
 }
 
 template <typename T>
+bool BackwardDataColumns<T>::rows(int64_t k0, int64_t kc, int64_t n0, int64_t nr,
+                                  const T** dst) const {
+  const ConvGeometry& g = g_;
+  const int64_t per_image = g.in_spatial();
+  if (per_image <= 0) return false;
+  const int64_t img = n0 / per_image, local = n0 % per_image;
+  const int64_t ix = local % g.in[2], iy = local / g.in[2] % g.in[1];
+  const int64_t iz = local / (g.in[2] * g.in[1]);
+  if (ix + nr > g.in[2]) return false;  // the panel spans two input rows
+  const int64_t taps = g.kernel_spatial(), Ho = g.out[1], Wo = g.out[2], out_sp = g.out_spatial();
+  const T* base = src_ + img * image_stride_;
+  int64_t k = k0 / taps, t = k0 % taps;
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const int64_t z = iz + g.pad_lo[0] - taps_.dz[size_t(t)];
+    const int64_t y = iy + g.pad_lo[1] - taps_.dy[size_t(t)];
+    const int64_t x = ix + g.pad_lo[2] - taps_.dx[size_t(t)];
+    if (!inside(z, g.out[0]) || !inside(y, Ho) || x < 0 || x + nr > Wo) return false;
+    dst[kk] = base + k * out_sp + (z * Ho + y) * Wo + x;
+    if (++t == taps) t = 0, ++k;
+  }
+  return true;
+}
+
+template <typename T>
 void BackwardDataColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
                                   T* dst) const {
   // o = i + pad - tap: every row is a shifted copy of a grad_y row (unit stride only; strided

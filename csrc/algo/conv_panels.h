@@ -88,6 +88,9 @@ class BackwardDataColumns final : public TensorColumns<T> {
  public:
   using TensorColumns<T>::TensorColumns;
   void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
+  // A panel inside one input row whose every (channel, tap) row reads inside grad_y: kc runs of
+  // grad_y itself, read in place by the micro-kernel.
+  bool rows(int64_t k0, int64_t kc, int64_t n0, int64_t nr, const T** dst) const override;
 
  private:
   using TensorColumns<T>::g_, TensorColumns<T>::taps_, TensorColumns<T>::src_,
