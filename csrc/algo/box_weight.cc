@@ -3,6 +3,7 @@
 #include "algo/box_weight.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "algo/conv_panels.h"
 #include "algo/plane_transpose.h"
@@ -11,6 +12,82 @@
 
 namespace fastconv::algo {
 namespace {
+
+// The positions one kernel tap reaches, as the reduction of a weight-gradient GEMM whose
+// operands are channels-last: row kk of the source is the kk-th point, in (image, z, y, x)
+// order, of `images` boxes [lo, hi) of output coordinates; it reads the channels [n0, n0 + nc)
+// of tensor position image * image_positions + sum_d (o_d * step_d + shift_d) * (the product
+// of the extents after d), `channels` elements per position. With step 1 and shift 0 this is
+// grad_y at the output positions; with the stride and tap offset minus the padding, the input
+// each of them reads through the tap. Serves as A^T (panels MR wide) and as B.
+template <typename T>
+class BoxPositions final : public gemm::PanelSource<T> {
+ public:
+  BoxPositions(const T* src, int64_t channels, const Dims& extent, int64_t image_positions,
+               int64_t images, const Dims& lo, const Dims& hi, const Dims& step, const Dims& shift)
+      : src_(src), channels_(channels), extent_(extent), image_positions_(image_positions),
+        images_(images), lo_(lo), hi_(hi), step_(step), shift_(shift) {}
+  // Points of the boxes: the GEMM's reduction length.
+  int64_t count() const;
+  void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
+
+ private:
+  const T* src_;
+  int64_t channels_;
+  Dims extent_;
+  int64_t image_positions_, images_;
+  Dims lo_, hi_, step_, shift_;
+};
+
+template <typename T>
+int64_t BoxPositions<T>::count() const {
+  int64_t n = images_;
+  for (int d = 0; d < kMaxRank; ++d) n *= std::max<int64_t>(0, hi_[d] - lo_[d]);
+  return n;
+}
+
+// dst[0 : n) = src[0 : n) for a panel row of one position's channels: the tile widths as
+// fixed-size copies the compiler inlines.
+template <typename T>
+inline void copy_panel_row(const T* src, int64_t n, T* dst) {
+  switch (n) {
+    case 32: return void(std::memcpy(dst, src, 32 * sizeof(T)));
+    case 16: return void(std::memcpy(dst, src, 16 * sizeof(T)));
+    case 12: return void(std::memcpy(dst, src, 12 * sizeof(T)));
+    case 8: return void(std::memcpy(dst, src, 8 * sizeof(T)));
+    case 6: return void(std::memcpy(dst, src, 6 * sizeof(T)));
+    case 4: return void(std::memcpy(dst, src, 4 * sizeof(T)));
+    default: copy_short(src, n, dst);
+  }
+}
+
+template <typename T>
+void BoxPositions<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
+                           T* dst) const {
+  const int64_t w = hi_[2] - lo_[2], h = hi_[1] - lo_[1], d = hi_[0] - lo_[0];
+  const int64_t plane = extent_[1] * extent_[2], panels = (nc + nr - 1) / nr;
+  // the point k0: its image and coordinates, then stepped along x, y, z, images
+  int64_t img = k0 / (d * h * w), r = k0 % (d * h * w);
+  int64_t oz = lo_[0] + r / (h * w), oy = lo_[1] + r / w % h, ox = lo_[2] + r % w;
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const int64_t pos = img * image_positions_ + (oz * step_[0] + shift_[0]) * plane +
+                        (oy * step_[1] + shift_[1]) * extent_[2] + ox * step_[2] + shift_[2];
+    const T* from = src_ + pos * channels_ + n0;
+    T* to = dst + kk * nr;
+    for (int64_t p = 0; p < panels; ++p, from += nr, to += kc * nr) {
+      const int64_t cols = std::min(nr, nc - p * nr);
+      copy_panel_row(from, cols, to);
+      if (cols < nr) std::fill(to + cols, to + nr, T(0));
+    }
+    if (++ox == hi_[2]) {
+      ox = lo_[2];
+      if (++oy == hi_[1]) {
+        oy = lo_[1];
+        if (++oz == hi_[0]) oz = lo_[0], ++img;
+      }
+    }
+  }
+}
 
 // The output box [lo, hi) whose windows reach the input through tap t, per dim, and the input
 // coordinate of output 0 through it (shift): input = o * stride + shift.

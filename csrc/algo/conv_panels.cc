@@ -414,56 +414,6 @@ void ChannelsLastWeightColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int6
 }
 
 template <typename T>
-int64_t BoxPositions<T>::count() const {
-  int64_t n = images_;
-  for (int d = 0; d < kMaxRank; ++d) n *= std::max<int64_t>(0, hi_[d] - lo_[d]);
-  return n;
-}
-
-// dst[0 : n) = src[0 : n) for a panel row of one position's channels: the tile widths as
-// fixed-size copies the compiler inlines.
-template <typename T>
-inline void copy_panel_row(const T* src, int64_t n, T* dst) {
-  switch (n) {
-    case 32: return void(std::memcpy(dst, src, 32 * sizeof(T)));
-    case 16: return void(std::memcpy(dst, src, 16 * sizeof(T)));
-    case 12: return void(std::memcpy(dst, src, 12 * sizeof(T)));
-    case 8: return void(std::memcpy(dst, src, 8 * sizeof(T)));
-    case 6: return void(std::memcpy(dst, src, 6 * sizeof(T)));
-    case 4: return void(std::memcpy(dst, src, 4 * sizeof(T)));
-    default: copy_short(src, n, dst);
-  }
-}
-
-template <typename T>
-void BoxPositions<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
-                           T* dst) const {
-  const int64_t w = hi_[2] - lo_[2], h = hi_[1] - lo_[1], d = hi_[0] - lo_[0];
-  const int64_t plane = extent_[1] * extent_[2], panels = (nc + nr - 1) / nr;
-  // the point k0: its image and coordinates, then stepped along x, y, z, images
-  int64_t img = k0 / (d * h * w), r = k0 % (d * h * w);
-  int64_t oz = lo_[0] + r / (h * w), oy = lo_[1] + r / w % h, ox = lo_[2] + r % w;
-  for (int64_t kk = 0; kk < kc; ++kk) {
-    const int64_t pos = img * image_positions_ + (oz * step_[0] + shift_[0]) * plane +
-                        (oy * step_[1] + shift_[1]) * extent_[2] + ox * step_[2] + shift_[2];
-    const T* from = src_ + pos * channels_ + n0;
-    T* to = dst + kk * nr;
-    for (int64_t p = 0; p < panels; ++p, from += nr, to += kc * nr) {
-      const int64_t cols = std::min(nr, nc - p * nr);
-      copy_panel_row(from, cols, to);
-      if (cols < nr) std::fill(to + cols, to + nr, T(0));
-    }
-    if (++ox == hi_[2]) {
-      ox = lo_[2];
-      if (++oy == hi_[1]) {
-        oy = lo_[1];
-        if (++oz == hi_[0]) oz = lo_[0], ++img;
-      }
-    }
-  }
-}
-
-template <typename T>
 void PhaseColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
                            T* dst) const {
   pack_shifted_rows(taps_, ntaps_, +1, g_.in, 1, gy_, g_.in_spatial(), image_stride_,
@@ -612,7 +562,5 @@ template class BackwardDataColumns<float>;
 template class BackwardDataColumns<double>;
 template class WeightColumns<float>;
 template class WeightColumns<double>;
-template class BoxPositions<float>;
-template class BoxPositions<double>;
 
 }  // namespace fastconv::algo

@@ -132,32 +132,6 @@ class ChannelsLastWeightColumns final : public gemm::PanelSource<T> {
   int64_t channels_;
 };
 
-// The positions one kernel tap reaches, as the reduction of a weight-gradient GEMM whose
-// operands are channels-last: row kk of the source is the kk-th point, in (image, z, y, x)
-// order, of `images` boxes [lo, hi) of output coordinates; it reads the channels [n0, n0 + nc)
-// of tensor position image * image_positions + sum_d (o_d * step_d + shift_d) * (the product
-// of the extents after d), `channels` elements per position. With step 1 and shift 0 this is
-// grad_y at the output positions; with the stride and tap offset minus the padding, the input
-// each of them reads through the tap. Serves as A^T (panels MR wide) and as B.
-template <typename T>
-class BoxPositions final : public gemm::PanelSource<T> {
- public:
-  BoxPositions(const T* src, int64_t channels, const Dims& extent, int64_t image_positions,
-               int64_t images, const Dims& lo, const Dims& hi, const Dims& step, const Dims& shift)
-      : src_(src), channels_(channels), extent_(extent), image_positions_(image_positions),
-        images_(images), lo_(lo), hi_(hi), step_(step), shift_(shift) {}
-  // Points of the boxes: the GEMM's reduction length.
-  int64_t count() const;
-  void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
-
- private:
-  const T* src_;
-  int64_t channels_;
-  Dims extent_;
-  int64_t image_positions_, images_;
-  Dims lo_, hi_, step_, shift_;
-};
-
 // The rows of one tensor's channels with the columns running on over several images (batch
 // folding of a plain matrix): B[k, j] = src[(j / per_image) * image_stride + k * row_stride +
 // j % per_image]. Each panel row is a few straight copies, one per image it spans.
