@@ -3,7 +3,6 @@
 #include "gemm/gemm.h"
 
 #include <algorithm>
-#include <vector>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +10,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <vector>
 
 #if defined(__linux__)
 #include <sys/mman.h>
