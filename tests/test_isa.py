@@ -90,6 +90,15 @@ CASES = [
     ),
     # output rows wider than the panels: implicit GEMM's interior panels read in place
     ("in_place_rows", "conv", (1, 8, 5, 100), (8, 8, 3, 3), dict(padding=1)),
+    ("in_place_rows_bwd", "conv_backward_data", (1, 8, 5, 100), (8, 8, 3, 3), dict(padding=1)),
+    # padding-heavy weight gradient: one GEMM per tap over its box, A packed by a source
+    (
+        "box_weight",
+        "conv_backward_weight",
+        (2, 16, 12, 12),
+        (16, 16, 3, 3),
+        dict(padding=3, dilation=3),
+    ),
     ("max_pool", "max_pool", (2, 8, 11, 12), None, dict(kernel_size=3, stride=2, padding=1)),
     (
         "avg_pool",

@@ -11,9 +11,19 @@ from typing import Any
 from . import _C
 
 # Whether the team was chosen: by share_torch_threads (fastconv.torch's import, the first CPU
-# torch tensor a call receives, or the user). Later tensors do not undo a user's choice, such as
-# `_C.use_openmp_runtime("")` back to the own pool.
+# torch tensor a call receives, or the user), by FASTCONV_OPENMP=0, or by a fork: libgomp's team
+# does not survive fork(), so a child stays on fastconv's own pool (the C++ fork handler moves
+# it back there; a switch in the child would wait in GOMP_parallel for threads that do not exist).
 _decided = False
+
+
+def _after_fork_in_child() -> None:
+    global _decided
+    _decided = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _torch_openmp_runtime(torch: Any) -> str:

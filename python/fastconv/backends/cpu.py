@@ -128,7 +128,6 @@ class CpuBackend(Backend):
                 vdtype = "float32" if dt is torch.float32 else "float64"
                 library, shape, handle = "torch", v.shape, v.data_ptr()
                 keep.append(v)
-                share_on_first_tensor()
             elif not strict:
                 return None  # anything else: classified by fastconv/_arrays.py first
             else:
@@ -152,6 +151,8 @@ class CpuBackend(Backend):
             idx = self._index_operand(index[1], index[0])
             shapes.append(idx.shape)
             handles.append(idx)
+        if library == "torch":  # a valid call on CPU tensors: one thread team with PyTorch
+            share_on_first_tensor()
         return Call(self, library, dtype, 0, names, tuple(shapes), tuple(handles), keep)
 
     @staticmethod
