@@ -207,52 +207,48 @@ void ForwardColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int
                     image_stride_, run_buffer(), k0, kc, nc, nr, n0, false, Dims{0, 0, 0}, g_, dst);
 }
 
+// The row pointers of a full panel of nr positions [n0, n0 + nr) of `grid` (images
+// image_stride apart) for rows (channel, tap) from k0 on, the panels pack_shifted_rows packs at
+// unit step: position p's window corner is p * step + shift per dim, and row (c, t) reads the
+// source at corner + sign * tap offset. False when the panel leaves its row of the grid or a
+// row reads outside `extent` (that panel is packed).
 template <typename T>
-bool ForwardColumns<T>::rows(int64_t k0, int64_t kc, int64_t n0, int64_t nr, const T** dst) const {
-  const ConvGeometry& g = g_;
-  const int64_t per_image = g.out_spatial();
-  if (g.stride[2] != 1 || per_image <= 0) return false;
+bool shifted_rows(const TapTable& taps_tab, int64_t taps, int sign, const Dims& extent,
+                  const T* src_base, int64_t channel_stride, int64_t image_stride, const Dims& grid,
+                  const Dims& step, const Dims& shift, int64_t k0, int64_t kc, int64_t n0,
+                  int64_t nr, const T** dst) {
+  const int64_t per_image = grid[0] * grid[1] * grid[2];
+  if (step[2] != 1 || per_image <= 0) return false;
   const int64_t img = n0 / per_image, local = n0 % per_image;
-  const int64_t ow = local % g.out[2], oh = local / g.out[2] % g.out[1];
-  const int64_t od = local / (g.out[2] * g.out[1]);
-  if (ow + nr > g.out[2]) return false;  // the panel spans two output rows
-  const int64_t taps = g.kernel_spatial(), H = g.in[1], W = g.in[2], in_sp = g.in_spatial();
-  const int64_t z0 = od * g.stride[0] - g.pad_lo[0], y0 = oh * g.stride[1] - g.pad_lo[1];
-  const int64_t x0 = ow - g.pad_lo[2];
-  const T* base = src_ + img * image_stride_;
+  const int64_t px = local % grid[2], py = local / grid[2] % grid[1];
+  const int64_t pz = local / (grid[2] * grid[1]);
+  if (px + nr > grid[2]) return false;  // the panel spans two rows
+  const int64_t z0 = pz * step[0] + shift[0], y0 = py * step[1] + shift[1], x0 = px + shift[2];
+  const int64_t H = extent[1], W = extent[2];
+  const T* base = src_base + img * image_stride;
   int64_t c = k0 / taps, t = k0 % taps;
   for (int64_t kk = 0; kk < kc; ++kk) {
-    const int64_t z = z0 + taps_.dz[size_t(t)], y = y0 + taps_.dy[size_t(t)];
-    const int64_t x = x0 + taps_.dx[size_t(t)];
-    if (!inside(z, g.in[0]) || !inside(y, H) || x < 0 || x + nr > W) return false;
-    dst[kk] = base + c * in_sp + (z * H + y) * W + x;
+    const int64_t z = z0 + sign * taps_tab.dz[size_t(t)], y = y0 + sign * taps_tab.dy[size_t(t)];
+    const int64_t x = x0 + sign * taps_tab.dx[size_t(t)];
+    if (!inside(z, extent[0]) || !inside(y, H) || x < 0 || x + nr > W) return false;
+    dst[kk] = base + c * channel_stride + (z * H + y) * W + x;
     if (++t == taps) t = 0, ++c;
   }
   return true;
 }
 
 template <typename T>
+bool ForwardColumns<T>::rows(int64_t k0, int64_t kc, int64_t n0, int64_t nr, const T** dst) const {
+  const Dims shift{-g_.pad_lo[0], -g_.pad_lo[1], -g_.pad_lo[2]};
+  return shifted_rows(taps_, g_.kernel_spatial(), +1, g_.in, src_, g_.in_spatial(), image_stride_,
+                      g_.out, g_.stride, shift, k0, kc, n0, nr, dst);
+}
+
+template <typename T>
 bool BackwardDataColumns<T>::rows(int64_t k0, int64_t kc, int64_t n0, int64_t nr,
                                   const T** dst) const {
-  const ConvGeometry& g = g_;
-  const int64_t per_image = g.in_spatial();
-  if (per_image <= 0) return false;
-  const int64_t img = n0 / per_image, local = n0 % per_image;
-  const int64_t ix = local % g.in[2], iy = local / g.in[2] % g.in[1];
-  const int64_t iz = local / (g.in[2] * g.in[1]);
-  if (ix + nr > g.in[2]) return false;  // the panel spans two input rows
-  const int64_t taps = g.kernel_spatial(), Ho = g.out[1], Wo = g.out[2], out_sp = g.out_spatial();
-  const T* base = src_ + img * image_stride_;
-  int64_t k = k0 / taps, t = k0 % taps;
-  for (int64_t kk = 0; kk < kc; ++kk) {
-    const int64_t z = iz + g.pad_lo[0] - taps_.dz[size_t(t)];
-    const int64_t y = iy + g.pad_lo[1] - taps_.dy[size_t(t)];
-    const int64_t x = ix + g.pad_lo[2] - taps_.dx[size_t(t)];
-    if (!inside(z, g.out[0]) || !inside(y, Ho) || x < 0 || x + nr > Wo) return false;
-    dst[kk] = base + k * out_sp + (z * Ho + y) * Wo + x;
-    if (++t == taps) t = 0, ++k;
-  }
-  return true;
+  return shifted_rows(taps_, g_.kernel_spatial(), -1, g_.out, src_, g_.out_spatial(),
+                      image_stride_, g_.in, Dims{1, 1, 1}, g_.pad_lo, k0, kc, n0, nr, dst);
 }
 
 template <typename T>
