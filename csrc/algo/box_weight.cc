@@ -46,21 +46,6 @@ int64_t BoxPositions<T>::count() const {
   return n;
 }
 
-// dst[0 : n) = src[0 : n) for a panel row of one position's channels: the tile widths as
-// fixed-size copies the compiler inlines.
-template <typename T>
-inline void copy_panel_row(const T* src, int64_t n, T* dst) {
-  switch (n) {
-    case 32: return void(std::memcpy(dst, src, 32 * sizeof(T)));
-    case 16: return void(std::memcpy(dst, src, 16 * sizeof(T)));
-    case 12: return void(std::memcpy(dst, src, 12 * sizeof(T)));
-    case 8: return void(std::memcpy(dst, src, 8 * sizeof(T)));
-    case 6: return void(std::memcpy(dst, src, 6 * sizeof(T)));
-    case 4: return void(std::memcpy(dst, src, 4 * sizeof(T)));
-    default: copy_short(src, n, dst);
-  }
-}
-
 template <typename T>
 void BoxPositions<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
                            T* dst) const {
@@ -76,7 +61,7 @@ void BoxPositions<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64
     T* to = dst + kk * nr;
     for (int64_t p = 0; p < panels; ++p, from += nr, to += kc * nr) {
       const int64_t cols = std::min(nr, nc - p * nr);
-      copy_panel_row(from, cols, to);
+      copy_channels(from, cols, to);
       if (cols < nr) std::fill(to + cols, to + nr, T(0));
     }
     if (++ox == hi_[2]) {

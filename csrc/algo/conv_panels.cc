@@ -359,16 +359,6 @@ void WeightColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int6
   }
 }
 
-// dst[0 : n) = src[0 : n) for a panel row's run of channels: whole panel widths as fixed-size
-// copies the compiler inlines (a libc call per 128-byte row cost more than the copy).
-template <typename T>
-inline void copy_channels(const T* src, int64_t n, T* dst) {
-  if (n == 32) return void(std::memcpy(dst, src, 32 * sizeof(T)));
-  if (n == 16) return void(std::memcpy(dst, src, 16 * sizeof(T)));
-  if (n == 8) return void(std::memcpy(dst, src, 8 * sizeof(T)));
-  copy_short(src, n, dst);
-}
-
 template <typename T>
 void ChannelsLastWeightColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc,
                                         int64_t nr, T* dst) const {

@@ -31,6 +31,22 @@ inline void copy_short(const T* src, int64_t n, T* dst) {
   for (; i < n; ++i) dst[i] = src[i];
 }
 
+// dst[0 : n) = src[0 : n) for a panel row of one position's channels: the micro-kernel tiles'
+// widths (B panels 32/16/8, A panels 12/6/4) as fixed-size copies the compiler inlines (a libc
+// call per 128-byte row cost more than the copy).
+template <typename T>
+inline void copy_channels(const T* src, int64_t n, T* dst) {
+  switch (n) {
+    case 32: return void(std::memcpy(dst, src, 32 * sizeof(T)));
+    case 16: return void(std::memcpy(dst, src, 16 * sizeof(T)));
+    case 12: return void(std::memcpy(dst, src, 12 * sizeof(T)));
+    case 8: return void(std::memcpy(dst, src, 8 * sizeof(T)));
+    case 6: return void(std::memcpy(dst, src, 6 * sizeof(T)));
+    case 4: return void(std::memcpy(dst, src, 4 * sizeof(T)));
+    default: copy_short(src, n, dst);
+  }
+}
+
 // Spatial position of stored kernel tap t along dim d (true convolution flips the kernel).
 inline int64_t tap_position(const ConvGeometry& g, int d, int64_t t) {
   return g.mode == ConvMode::kConv ? g.kernel[d] - 1 - t : t;
