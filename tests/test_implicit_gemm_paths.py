@@ -123,22 +123,25 @@ IN_PLACE = [
     ("1d-dilated", (1, 16, 300), (24, 16, 2), dict(dilation=8)),
     ("folded-images", (3, 8, 4, 64), (16, 8, 3, 3), dict(padding=(0, 1))),
     ("rank3", (1, 4, 3, 4, 70), (8, 4, 2, 3, 3), dict(padding=(0, 1, 1))),
+    # strided: the forward reads the input's stride-phase planes, backward data grad_y by phases
+    ("strided", (1, 8, 7, 140), (12, 8, 3, 3), dict(stride=2, padding=1)),
+    ("strided-k4", (2, 8, 10, 140), (12, 8, 4, 4), dict(stride=2, padding=1)),
+    ("strided-1d", (1, 16, 1201), (24, 16, 5), dict(stride=3, padding=2)),
 ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("case", IN_PLACE, ids=lambda c: c[0])
 def test_panels_read_in_place(case, dtype, rng, poisoned_outputs):
-    """Unit-stride forward and backward data (strided layers read packed stride phases)."""
+    """Forward and backward data (strided layers by stride phases) vs the oracle."""
     _, x_shape, w_shape, kw = case
     x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
     y = fastconv.conv(x, w, algo="implicit_gemm", **kw)
     assert_close(y, ref.conv(x, w, **kw), reduction=math.prod(w_shape[1:]))
-    if kw.get("stride", 1) == 1:
-        gy = rand(rng, y.shape, dtype)
-        gx = fastconv.conv_backward_data(gy, w, x.shape, algo="implicit_gemm", **kw)
-        want = ref.conv_backward_data(gy, w, x.shape, **kw)
-        assert_close(gx, want, reduction=w_shape[0] * math.prod(w_shape[2:]))
+    gy = rand(rng, y.shape, dtype)
+    gx = fastconv.conv_backward_data(gy, w, x.shape, algo="implicit_gemm", **kw)
+    want = ref.conv_backward_data(gy, w, x.shape, **kw)
+    assert_close(gx, want, reduction=w_shape[0] * math.prod(w_shape[2:]))
 
 
 @pytest.mark.parametrize(

@@ -91,6 +91,16 @@ CASES = [
     # output rows wider than the panels: implicit GEMM's interior panels read in place
     ("in_place_rows", "conv", (1, 8, 5, 100), (8, 8, 3, 3), dict(padding=1)),
     ("in_place_rows_bwd", "conv_backward_data", (1, 8, 5, 100), (8, 8, 3, 3), dict(padding=1)),
+    # strided: interior panels of the stride-phase planes (forward) and of grad_y (phases of
+    # backward data) read in place
+    ("in_place_phases", "conv", (1, 8, 7, 140), (8, 8, 3, 3), dict(stride=2, padding=1)),
+    (
+        "in_place_phases_bwd",
+        "conv_backward_data",
+        (1, 8, 10, 140),
+        (8, 8, 4, 4),
+        dict(stride=2, padding=1),
+    ),
     # padding-heavy weight gradient: one GEMM per tap over its box, A packed by a source
     (
         "box_weight",

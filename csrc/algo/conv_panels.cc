@@ -407,6 +407,12 @@ void PhaseColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64
 }
 
 template <typename T>
+bool PhaseColumns<T>::rows(int64_t k0, int64_t kc, int64_t n0, int64_t nr, const T** dst) const {
+  return shifted_rows(taps_, ntaps_, +1, g_.in, gy_, g_.in_spatial(), image_stride_, g_.out,
+                      Dims{1, 1, 1}, Dims{0, 0, 0}, k0, kc, n0, nr, dst);
+}
+
+template <typename T>
 void FoldedColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
                             T* dst) const {
   struct Piece {

@@ -175,6 +175,9 @@ class PhaseColumns final : public gemm::PanelSource<T> {
                int64_t image_stride = 0)
       : g_(phase), taps_(offsets), ntaps_(ntaps), gy_(grad_y), image_stride_(image_stride) {}
   void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
+  // A full panel inside one row of the phase grid whose every (channel, tap) row reads inside
+  // its plane: kc runs of the phase planes (or grad_y) themselves, read in place.
+  bool rows(int64_t k0, int64_t kc, int64_t n0, int64_t nr, const T** dst) const override;
 
  private:
   const ConvGeometry& g_;
