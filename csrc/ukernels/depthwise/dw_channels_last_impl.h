@@ -11,46 +11,84 @@
 namespace fastconv::FASTCONV_DW_NS {
 namespace {
 
-// Vectors of channels one block keeps in registers (accumulators plus one source and one
-// weight vector each fit every level's register file).
+// Vectors of channels one weight-gradient block keeps in registers (accumulators plus one
+// source and one gradient vector each fit every level's register file).
 constexpr int kClBlock = 4;
 
-// n (1..kClBlock * lanes) channels from c: loads and stores masked only in the last vector.
-template <typename T, int NV>
+// NV vectors of channels from c, the last one masked to `tail` lanes when kTail. The mask is
+// decided at compile time: a run-time choice per load kept the accumulators on the stack
+// (a store and reload per multiply-add).
+template <typename T, int NV, bool kTail>
 struct ClSpan {
   using Vec = V<T>;
   static constexpr int64_t L = Vec::lanes;
-  int64_t tail;  // lanes of the last vector (L when full)
+  int64_t tail;  // lanes of the last vector (kTail)
   typename Vec::type load(const T* p, int v) const {
-    return v + 1 < NV || tail == L ? Vec::load(p + v * L) : Vec::load_n(p + v * L, tail);
+    if constexpr (kTail) {
+      if (v + 1 == NV) return Vec::load_n(p + v * L, tail);
+    }
+    return Vec::load(p + v * L);
   }
   void store(T* p, int v, typename Vec::type x) const {
-    if (v + 1 < NV || tail == L) {
-      Vec::store(p + v * L, x);
-    } else {
-      Vec::store_n(p + v * L, x, tail);
+    if constexpr (kTail) {
+      if (v + 1 == NV) return Vec::store_n(p + v * L, x, tail);
     }
+    Vec::store(p + v * L, x);
   }
 };
 
-// One output position, channels [c, c + NV vectors): sum over taps of w[tap] * x[tap's input].
-template <typename T, int NV>
-inline void cl_forward_block(const DwChannelsLast& p, const T* x, const T* w, const T* bias,
-                             T* y, int64_t tail) {
+#if defined(__GNUC__)
+#define FASTCONV_CL_UNROLL _Pragma("GCC unroll 16")
+#else
+#define FASTCONV_CL_UNROLL
+#endif
+
+// Output positions a forward block keeps in registers: a row segment of up to kClRun outputs,
+// one vector of channels each, so a tap's weight vector is loaded once for the whole segment
+// (one load per multiply-add plus one per segment, where one position at a time loaded a
+// weight and a source vector per multiply-add: 1152 channels, 7x7, 5x5, 1 thread, AVX2, the
+// kernel took half of the call).
+constexpr int kClRun = 8;
+
+// Outputs [ox, ox + R) of one row, one vector of channels from c (only its first `tail` lanes
+// when kTail): y[o] = bias + sum over taps of w[tap] * x[o's input for tap]; x at the segment's
+// first input, y at its first output (p.c apart per position).
+template <typename T, int R, bool kTail>
+inline void cl_forward_run(const DwChannelsLast& p, const T* x, const T* w, const T* bias, T* y,
+                           int64_t tail) {
   using Vec = V<T>;
-  const ClSpan<T, NV> s{tail};
-  typename Vec::type acc[NV];
-  for (int v = 0; v < NV; ++v) acc[v] = bias ? s.load(bias, v) : Vec::set1(T(0));
+  const ClSpan<T, 1, kTail> s{tail};
+  const int64_t step = p.sx * p.c;
+  typename Vec::type acc[R];
+  const typename Vec::type b = bias ? s.load(bias, 0) : Vec::set1(T(0));
+  FASTCONV_CL_UNROLL
+  for (int r = 0; r < R; ++r) acc[r] = b;
   for (int64_t ky = 0; ky < p.kh; ++ky) {
     const T* row = x + ky * p.dy * p.wp * p.c;
     const T* wr = w + ky * p.kw * p.c;
     for (int64_t kx = 0; kx < p.kw; ++kx) {
       const T* src = row + kx * p.dx * p.c;
-      const T* wt = wr + kx * p.c;
-      for (int v = 0; v < NV; ++v) acc[v] = Vec::fma(s.load(wt, v), s.load(src, v), acc[v]);
+      const typename Vec::type wv = s.load(wr + kx * p.c, 0);
+      FASTCONV_CL_UNROLL
+      for (int r = 0; r < R; ++r) acc[r] = Vec::fma(wv, s.load(src + r * step, 0), acc[r]);
     }
   }
-  for (int v = 0; v < NV; ++v) s.store(y, v, acc[v]);
+  FASTCONV_CL_UNROLL
+  for (int r = 0; r < R; ++r) s.store(y + r * p.c, 0, acc[r]);
+}
+
+template <typename T, int R>
+void cl_forward_runs(const DwChannelsLast& p, const T* x, const T* w, const T* bias, T* y,
+                     int64_t c0, int64_t c1, int64_t len) {
+  constexpr int64_t L = V<T>::lanes;
+  if constexpr (R > 1) {
+    if (len < R) return cl_forward_runs<T, R - 1>(p, x, w, bias, y, c0, c1, len);
+  }
+  int64_t c = c0;
+  for (; c + L <= c1; c += L)
+    cl_forward_run<T, R, false>(p, x + c, w + c, bias ? bias + c : nullptr, y + c, L);
+  if (c < c1)
+    cl_forward_run<T, R, true>(p, x + c, w + c, bias ? bias + c : nullptr, y + c, c1 - c);
 }
 
 // Channels [c0, c1) of every output position: y (oh, ow, c) from x (padded, (hp, wp, c)) and
@@ -58,28 +96,21 @@ inline void cl_forward_block(const DwChannelsLast& p, const T* x, const T* w, co
 template <typename T>
 void cl_forward(const DwChannelsLast& p, const T* x, const T* w, const T* bias, T* y, int64_t c0,
                 int64_t c1) {
-  constexpr int64_t L = V<T>::lanes, B = kClBlock * L;
   for (int64_t oy = 0; oy < p.oh; ++oy)
-    for (int64_t ox = 0; ox < p.ow; ++ox) {
+    for (int64_t ox = 0; ox < p.ow; ox += kClRun) {
       const T* xp = x + (oy * p.sy * p.wp + ox * p.sx) * p.c;
       T* yp = y + (oy * p.ow + ox) * p.c;
-      int64_t c = c0;
-      for (; c + B <= c1; c += B)
-        cl_forward_block<T, kClBlock>(p, xp + c, w + c, bias ? bias + c : nullptr, yp + c, L);
-      for (; c < c1; c += L) {
-        const int64_t n = std::min(L, c1 - c);
-        cl_forward_block<T, 1>(p, xp + c, w + c, bias ? bias + c : nullptr, yp + c, n);
-      }
+      cl_forward_runs<T, kClRun>(p, xp, w, bias, yp, c0, c1, std::min<int64_t>(kClRun, p.ow - ox));
     }
 }
 
 // Taps' weight gradients of channels [c, c + NV vectors): gw[tap] += sum over positions of
 // gy[position] * x[position's input for tap].
-template <typename T, int NV>
+template <typename T, int NV, bool kTail>
 inline void cl_weight_block(const DwChannelsLast& p, const T* x, const T* gy, T* gw,
                             int64_t tail) {
   using Vec = V<T>;
-  const ClSpan<T, NV> s{tail};
+  const ClSpan<T, NV, kTail> s{tail};
   for (int64_t ky = 0; ky < p.kh; ++ky)
     for (int64_t kx = 0; kx < p.kw; ++kx) {
       const T* xt = x + (ky * p.dy * p.wp + kx * p.dx) * p.c;
@@ -100,8 +131,9 @@ template <typename T>
 void cl_weight(const DwChannelsLast& p, const T* x, const T* gy, T* gw, int64_t c0, int64_t c1) {
   constexpr int64_t L = V<T>::lanes, B = kClBlock * L;
   int64_t c = c0;
-  for (; c + B <= c1; c += B) cl_weight_block<T, kClBlock>(p, x + c, gy + c, gw + c, L);
-  for (; c < c1; c += L) cl_weight_block<T, 1>(p, x + c, gy + c, gw + c, std::min(L, c1 - c));
+  for (; c + B <= c1; c += B) cl_weight_block<T, kClBlock, false>(p, x + c, gy + c, gw + c, L);
+  for (; c + L <= c1; c += L) cl_weight_block<T, 1, false>(p, x + c, gy + c, gw + c, L);
+  if (c < c1) cl_weight_block<T, 1, true>(p, x + c, gy + c, gw + c, c1 - c);
 }
 
 }  // namespace
