@@ -220,6 +220,48 @@ def test_the_host_fast_path_gives_the_general_paths_results():
         np.testing.assert_array_equal(pt.numpy(), fastconv.max_pool(x, 2))
 
 
+def test_the_quick_forward_key_runs_what_the_general_path_runs():
+    """Forward calls without a bias on NumPy arrays with scalar parameters are looked up by a
+    shorter key (fastconv/_calls.py, run_conv): repeats give the general path's result, and
+    what that key must not mix up (another op on the same shapes, another dtype, a view the
+    kernels cannot take, a bool or float parameter) stays apart."""
+    from fastconv._problem import RUNNERS
+
+    clear_caches()
+    rng = np.random.default_rng(7)
+    x, w = rand(rng, (1, 4, 9, 9), np.float32), rand(rng, (4, 4, 3, 3), np.float32)
+    want = fastconv.conv(x, w, stride=2, padding=1, algo="reference")
+    first = fastconv.conv(x, w, stride=2, padding=1)
+    assert any(len(k) == 8 and k[0] == "conv" for k in RUNNERS)  # the quick key was stored
+    for _ in range(2):
+        np.testing.assert_array_equal(fastconv.conv(x, w, stride=2, padding=1), first)
+    assert_close(first, want, np.float32, 36)
+    np.testing.assert_array_equal(
+        fastconv.conv(np.asfortranarray(x), w, stride=2, padding=1), first
+    )
+    for _ in range(2):  # the transposed conv of the same operand shapes: its own runner
+        yt = fastconv.conv_transpose(x, w, stride=2, padding=1)
+        assert yt.shape == (1, 4, 17, 17)
+    assert_close(
+        yt, fastconv.conv_transpose(x, w, stride=2, padding=1, algo="reference"), np.float32, 36
+    )
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    for _ in range(2):
+        y64 = fastconv.conv(x64, w64, stride=2, padding=1)
+        assert y64.dtype == np.float64
+    assert_close(
+        y64, fastconv.conv(x64, w64, stride=2, padding=1, algo="reference"), np.float64, 36
+    )
+    with pytest.raises(TypeError, match="stride"):
+        fastconv.conv(x, w, stride=True, padding=1)
+    for _ in range(2):  # tuples of parameters: their elements' types are part of the key
+        np.testing.assert_array_equal(fastconv.conv(x, w, stride=(2, 2), padding=(1, 1)), first)
+    with pytest.raises(TypeError, match="stride"):
+        fastconv.conv(x, w, stride=(2, True), padding=(1, 1))
+    with pytest.raises(TypeError, match="padding"):
+        fastconv.conv(x, w, stride=2, padding=1.0)
+
+
 def test_fast_path_runners_keep_no_operand_alive():
     import gc
     import weakref

@@ -9,6 +9,7 @@ is safe because the problem's shapes are those of the tensors (the call cache ke
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from typing import Any, Optional, Sequence
@@ -224,9 +225,14 @@ class CpuBackend(Backend):
         empty, conv, spec = self.empty, _C.conv, self._spec(call)
         tensors = {isinstance(h, int) for h in call.handles if h is not None}  # torch: an address
         if tensors == {False}:  # NumPy operands: the kernels take them as they are
+            dtype = _NUMPY_DTYPES[call.dtype]
+            nbytes = math.prod(result_shape) * dtype.itemsize
 
             def run(a, b, bias=None):
-                out, handle = empty(spec, result_shape)
+                if nbytes < POOL.min_bytes:  # a small output: np.empty, no pool lookup
+                    out = handle = np.empty(result_shape, dtype)
+                else:
+                    out, handle = empty(spec, result_shape)
                 conv(problem, plan, a, b, bias, handle)
                 return out
 
