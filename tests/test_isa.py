@@ -101,6 +101,17 @@ CASES = [
         (8, 8, 4, 4),
         dict(stride=2, padding=1),
     ),
+    # channels-last depthwise (small planes): row segments of 8 + 8 + 3 outputs, 20 channels
+    # (a masked channel tail at every vector width), a 5x5 kernel, and its weight gradient
+    ("dw_channels_last", "conv", (2, 20, 19, 19), (20, 1, 3, 3), dict(padding=1, groups=20)),
+    ("dw_channels_last_5x5", "conv", (1, 20, 7, 9), (20, 1, 5, 5), dict(padding=2, groups=20)),
+    (
+        "dw_channels_last_weight",
+        "conv_backward_weight",
+        (2, 20, 7, 9),
+        (20, 1, 5, 5),
+        dict(padding=2, groups=20),
+    ),
     # padding-heavy weight gradient: one GEMM per tap over its box, A packed by a source
     (
         "box_weight",

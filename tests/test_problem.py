@@ -232,7 +232,7 @@ def test_the_quick_forward_key_runs_what_the_general_path_runs():
     x, w = rand(rng, (1, 4, 9, 9), np.float32), rand(rng, (4, 4, 3, 3), np.float32)
     want = fastconv.conv(x, w, stride=2, padding=1, algo="reference")
     first = fastconv.conv(x, w, stride=2, padding=1)
-    assert any(len(k) == 8 and k[0] == "conv" for k in RUNNERS)  # the quick key was stored
+    assert any(len(k) == 9 and k[0] == "conv" for k in RUNNERS)  # the quick key was stored
     for _ in range(2):
         np.testing.assert_array_equal(fastconv.conv(x, w, stride=2, padding=1), first)
     assert_close(first, want, np.float32, 36)
@@ -252,14 +252,37 @@ def test_the_quick_forward_key_runs_what_the_general_path_runs():
     assert_close(
         y64, fastconv.conv(x64, w64, stride=2, padding=1, algo="reference"), np.float64, 36
     )
-    with pytest.raises(TypeError, match="stride"):
-        fastconv.conv(x, w, stride=True, padding=1)
+    with pytest.raises(TypeError, match="padding"):  # equal to the cached 1, not of its type
+        fastconv.conv(x, w, stride=2, padding=True)
     for _ in range(2):  # tuples of parameters: their elements' types are part of the key
         np.testing.assert_array_equal(fastconv.conv(x, w, stride=(2, 2), padding=(1, 1)), first)
-    with pytest.raises(TypeError, match="stride"):
-        fastconv.conv(x, w, stride=(2, True), padding=(1, 1))
+    with pytest.raises(TypeError, match="padding"):
+        fastconv.conv(x, w, stride=(2, 2), padding=(1, True))
+    with pytest.raises(TypeError, match="algo"):
+        fastconv.conv(x, w, stride=2, padding=1, algo=["auto"])
     with pytest.raises(TypeError, match="padding"):
         fastconv.conv(x, w, stride=2, padding=1.0)
+
+
+def test_a_backend_registered_later_serves_repeated_calls():
+    """Neither fast-path key outlives the backend that made its runner."""
+    from fastconv import backends
+    from fastconv.backends.cpu import CpuBackend
+
+    class Counting(CpuBackend):
+        runs = 0
+
+        def run_conv(self, *args, **kwargs):
+            Counting.runs += 1
+            return super().run_conv(*args, **kwargs)
+
+    x, w = np.ones((1, 2, 6, 6), np.float32), np.ones((3, 2, 3, 3), np.float32)
+    want = fastconv.conv(x, w, padding=1)
+    fastconv.conv(x, w, padding=1)  # cached under both keys
+    with backends.registered(Counting()):
+        for _ in range(2):
+            np.testing.assert_array_equal(fastconv.conv(x, w, padding=1), want)
+    assert Counting.runs == 1  # the first call there, then its own runner
 
 
 def test_fast_path_runners_keep_no_operand_alive():

@@ -30,7 +30,7 @@ from ._problem import (
     same_rank,
     weight_rank,
 )
-from .backends import Backend
+from .backends import Backend, backend_for_device
 from .selection import Selection, select
 
 _NDARRAY = np.ndarray
@@ -167,7 +167,7 @@ def run_conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple, pa
     a caller that normalised them itself (fastconv/torch/_ops.py); it keys the caches instead
     of the parameters, which saves freezing nested tuples on every call."""
     quick = None
-    if pass_ == "forward" and bias is None and packed is None:
+    if pass_ == "forward" and bias is None and packed is None and type(algo) is str:
         # The forward without bias on NumPy arrays (batch-1 inference's common call): keyed by
         # the arrays' shapes and dtypes and the parameters with their types (True is not 1),
         # without the general signature (3.0 vs 4.6 us a call). A runner is stored under such a
@@ -175,7 +175,8 @@ def run_conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple, pa
         if type(a) is _NDARRAY and type(b) is _NDARRAY:
             types = _quick_types(params)
             if types is not None:
-                quick = (op, a.shape, a.dtype, b.shape, b.dtype, algo, params, types)
+                host = backend_for_device("cpu")  # a backend registered later: other runners
+                quick = (op, host, a.shape, a.dtype, b.shape, b.dtype, algo, params, types)
                 run = RUNNERS.get(quick)
                 if run is not None and a.flags.c_contiguous and b.flags.c_contiguous:
                     return run(a, b)

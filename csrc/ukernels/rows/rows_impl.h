@@ -186,7 +186,7 @@ constexpr std::array<ForwardFn<T>, sizeof...(I)> forward_table(std::integer_sequ
 }
 
 // Issue-slot estimate of one term for a kb x nv block: its multiply-adds or its loads.
-// With 16 registers (AVX2) a term's cost is at least kMinSlots: blocks of fewer accumulators
+// With 16 registers (AVX2; the scalar build too) a term's cost is at least kMinSlots: blocks of fewer accumulators
 // leave the FMA pipes waiting on their latency (each accumulator's chain adds once per term)
 // and reload each source vector for every few rows. AVX2, 2 threads, old/new median ms over
 // three interleaved runs: inception_v3.conv1a 0.42-0.48 -> 0.38-0.41 (2 x 4 vectors -> 4 x 3),
