@@ -264,6 +264,37 @@ def test_the_quick_forward_key_runs_what_the_general_path_runs():
         fastconv.conv(x, w, stride=2, padding=1.0)
 
 
+def test_the_quick_pool_key_runs_what_the_general_path_runs():
+    """Pooling forwards on one NumPy array use the quick key too (fastconv/_calls.py,
+    run_pool): with and without indices, kept apart from other kinds and parameter types."""
+    from fastconv._problem import RUNNERS
+
+    clear_caches()
+    rng = np.random.default_rng(8)
+    x = rand(rng, (2, 3, 9, 10), np.float32)
+    want = fastconv.max_pool(x.astype(np.float64), 3, stride=2, padding=1)
+    for _ in range(3):
+        y = fastconv.max_pool(x, 3, stride=2, padding=1)
+        yi, idx = fastconv.max_pool(x, 3, stride=2, padding=1, return_indices=True)
+        a = fastconv.avg_pool(x, 3, stride=2, padding=1)
+    assert any(len(k) == 7 and k[0] == "max_pool" for k in RUNNERS)  # the quick key was stored
+    np.testing.assert_array_equal(y, want.astype(np.float32))
+    np.testing.assert_array_equal(yi, y)
+    np.testing.assert_array_equal(
+        np.take_along_axis(x.reshape(2, 3, -1), idx.reshape(2, 3, -1), 2), y.reshape(2, 3, -1)
+    )
+    assert_close(a, fastconv.avg_pool(x.astype(np.float64), 3, stride=2, padding=1), np.float32, 9)
+    np.testing.assert_array_equal(
+        fastconv.max_pool(np.asfortranarray(x), 3, stride=2, padding=1), y
+    )
+    for _ in range(2):
+        np.testing.assert_array_equal(fastconv.max_pool(x, (3, 3), stride=(2, 2), padding=1), y)
+    with pytest.raises(TypeError, match="padding"):  # equal to the cached 1, not of its type
+        fastconv.max_pool(x, 3, stride=2, padding=True)
+    with pytest.raises(TypeError, match="stride"):
+        fastconv.max_pool(x, (3, 3), stride=(2, True), padding=1)
+
+
 def test_a_backend_registered_later_serves_repeated_calls():
     """Neither fast-path key outlives the backend that made its runner."""
     from fastconv import backends

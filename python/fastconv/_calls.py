@@ -274,6 +274,23 @@ def run_pool(kind, pass_, names, values, params, x_shape_arg=None, index=None, p
     count_include_pad, p, output_size); returns the output (and, for max_pool's forward with
     index=("indices", INDICES_OUT), the indices it writes). `packed`: as for run_conv."""
     indices_out = index is not None and index[1] is INDICES_OUT
+    quick = None
+    if (
+        pass_ == "forward"
+        and packed is None
+        and len(values) == 1
+        and (index is None or indices_out)
+    ):
+        # A forward on one NumPy array: the quick key, as in run_conv.
+        x = values[0]
+        if type(x) is _NDARRAY:
+            types = _quick_types(params)
+            if types is not None:
+                host = backend_for_device("cpu")
+                quick = (kind, host, x.shape, x.dtype, indices_out, params, types)
+                run = RUNNERS.get(quick)
+                if run is not None and x.flags.c_contiguous:
+                    return run(x)
     signature = host_signature(values) if index is None or indices_out else None
     fast_key = None
     if signature is not None:
@@ -298,4 +315,6 @@ def run_pool(kind, pass_, names, values, params, x_shape_arg=None, index=None, p
         idx_shape = entry.y_shape if indices_out else None
         runner = backend.pool_runner(call, entry.problem, entry.result_shape, idx_shape)
         remember(RUNNERS, fast_key, runner)
+        if quick is not None and runner is not None:
+            remember(RUNNERS, quick, runner)
     return result

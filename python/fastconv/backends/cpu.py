@@ -281,8 +281,14 @@ class CpuBackend(Backend):
 
                 return run_tensor
 
+            dtype = _NUMPY_DTYPES[call.dtype]
+            nbytes = math.prod(result_shape) * dtype.itemsize
+
             def run_array(a):
-                out, handle = empty(spec, result_shape)
+                if nbytes < POOL.min_bytes:  # a small output: np.empty, no pool lookup
+                    out = handle = np.empty(result_shape, dtype)
+                else:
+                    out, handle = empty(spec, result_shape)
                 pool(problem, a, None, None, handle)
                 return out
 
