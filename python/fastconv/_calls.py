@@ -159,6 +159,14 @@ def _quick_types(params: tuple) -> Optional[tuple]:
     return tuple(out)
 
 
+def _quick_key(head: tuple, params: tuple) -> Optional[tuple]:
+    """The quick key of a host call on NumPy arrays (run_conv, run_pool): `head` (the op and
+    the arrays' shapes and dtypes), the host backend (one registered later makes other
+    runners), the parameters and their types; None when a parameter is of another kind."""
+    types = _quick_types(params)
+    return None if types is None else (head, backend_for_device("cpu"), params, types)
+
+
 def run_conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple, packed=None):
     """One conv or transposed-conv pass: a, b are the pass's two arrays in public order,
     shape_arg the x_shape / w_shape argument of the backward passes that take one, params
@@ -173,13 +181,10 @@ def run_conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple, pa
         # without the general signature (3.0 vs 4.6 us a call). A runner is stored under such a
         # key only after the general path checked its call.
         if type(a) is _NDARRAY and type(b) is _NDARRAY:
-            types = _quick_types(params)
-            if types is not None:
-                host = backend_for_device("cpu")  # a backend registered later: other runners
-                quick = (op, host, a.shape, a.dtype, b.shape, b.dtype, algo, params, types)
-                run = RUNNERS.get(quick)
-                if run is not None and a.flags.c_contiguous and b.flags.c_contiguous:
-                    return run(a, b)
+            quick = _quick_key((op, a.shape, a.dtype, b.shape, b.dtype, algo), params)
+            run = RUNNERS.get(quick) if quick is not None else None
+            if run is not None and a.flags.c_contiguous and b.flags.c_contiguous:
+                return run(a, b)
     values = (a, b, bias) if pass_ == "forward" else (a, b)
     signature = host_signature(values)
     fast_key = None
@@ -284,13 +289,10 @@ def run_pool(kind, pass_, names, values, params, x_shape_arg=None, index=None, p
         # A forward on one NumPy array: the quick key, as in run_conv.
         x = values[0]
         if type(x) is _NDARRAY:
-            types = _quick_types(params)
-            if types is not None:
-                host = backend_for_device("cpu")
-                quick = (kind, host, x.shape, x.dtype, indices_out, params, types)
-                run = RUNNERS.get(quick)
-                if run is not None and x.flags.c_contiguous:
-                    return run(x)
+            quick = _quick_key((kind, x.shape, x.dtype, indices_out), params)
+            run = RUNNERS.get(quick) if quick is not None else None
+            if run is not None and x.flags.c_contiguous:
+                return run(x)
     signature = host_signature(values) if index is None or indices_out else None
     fast_key = None
     if signature is not None:
