@@ -30,6 +30,17 @@ namespace fastconv::gemm {
 namespace {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Asks for every cache line of `count` rows of `bytes` bytes each (rows[i] onwards) to be in L1.
+template <typename T>
+inline void prefetch_rows(const T* const* rows, int64_t count, int64_t bytes) {
+  for (int64_t r = 0; r < count; ++r) {
+    const uintptr_t first = reinterpret_cast<uintptr_t>(rows[r]);
+    for (uintptr_t line = first & ~uintptr_t(63); line < first + uintptr_t(bytes); line += 64) {
+      __builtin_prefetch(reinterpret_cast<const void*>(line), 0, 3);
+    }
+  }
+}
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // Sizes the blocks from the caches: the B micro-panel (kc x nr) takes about two thirds of L1 (the
@@ -255,9 +266,12 @@ void gemm_block(const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t
     // larger than L2 and each panel would come back from L3.
     // Panels the source has in memory as rows are read in place (no copy at all).
     t_pack.reserve<T>(mc_max * kc_max, kc_max * nr, &abuf, &bbuf);
-    thread_local std::vector<const T*> t_rows;
+    thread_local std::vector<const T*> t_rows, t_next;
     std::vector<const T*>& rows = t_rows;
+    std::vector<const T*>& next = t_next;
     rows.resize(size_t(kc_max));
+    next.resize(size_t(kc_max));
+    const int64_t row_blocks = ceil_div(m1 - m0, mr);
     for (int64_t pc = 0; pc < p.k; pc += kc_max) {
       const int64_t kc = std::min(kc_max, p.k - pc);
       const T beta = pc == 0 ? p.beta : T(1);
@@ -265,9 +279,19 @@ void gemm_block(const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t
       for (int64_t jr = n0; jr < n1; jr += nr) {
         const int64_t cols = std::min(nr, n1 - jr);
         if (cols == nr && p.b->rows(pc, kc, jr, nr, rows.data())) {
-          for (int64_t ir = 0; ir < m1 - m0; ir += mr) {
+          // The next panel's rows, when also read in place, are prefetched a share after each
+          // tile row: they are kc separate streams (one per channel and tap), more than the
+          // hardware prefetchers follow, and the input plane is often out of L2.
+          const bool prefetch = jr + 2 * nr <= n1 && p.b->rows(pc, kc, jr + nr, nr, next.data());
+          const int64_t share = ceil_div(kc, row_blocks);
+          for (int64_t ir = 0, blk = 0; ir < m1 - m0; ir += mr, ++blk) {
             kern.fn_indirect_b(kc, abuf + ir * kc, rows.data(), p.c + (m0 + ir) * p.ldc + jr,
                                p.ldc, std::min(mr, m1 - m0 - ir), p.alpha, beta);
+            if (prefetch) {
+              prefetch_rows(next.data() + std::min(kc, blk * share),
+                            std::max<int64_t>(0, std::min(share, kc - blk * share)),
+                            nr * int64_t(sizeof(T)));
+            }
           }
           continue;
         }
