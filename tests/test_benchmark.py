@@ -160,6 +160,33 @@ def check_row_numbers(row: dict) -> None:
     assert row["candidate"] not in row["ratios"]
 
 
+@pytest.mark.skipif(not HAS_TORCH, reason="the peer ISA is PyTorch's")
+def test_metadata_records_the_peer_isa_and_warns_on_a_one_sided_cap(
+    tiny_suite: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from fastconv.benchmark.report import isa_note
+
+    code, data = run_json(["--suite", str(tiny_suite), "--filter", "tiny.conv2d$"], tmp_path)
+    assert code == 0
+    meta = data["metadata"]
+    assert meta["peer_isa"]["torch_aten"] == torch.backends.cpu.get_cpu_capability()
+    # fastconv capped at AVX2 on an AVX-512 CPU against uncapped PyTorch: the ratios compare two
+    # instruction sets, which the header says (and stops saying once oneDNN is capped too)
+    base = {"isa": "avx2", "cpu_features": ["avx2", "fma", "avx512f"]}
+    uncapped = {"torch_aten": "AVX512", "onednn_max_cpu_isa": None}
+    note = isa_note({**base, "peer_isa": uncapped})
+    assert note is not None and "ONEDNN_MAX_CPU_ISA=AVX2" in note
+    aten_only = {"torch_aten": "AVX2", "onednn_max_cpu_isa": None}
+    assert isa_note({**base, "peer_isa": aten_only}) is not None  # oneDNN still runs AVX-512
+    both = {"torch_aten": "AVX2", "onednn_max_cpu_isa": "AVX2"}
+    assert isa_note({**base, "peer_isa": both}) is None
+    assert isa_note({**base, "isa": "avx512", "peer_isa": uncapped}) is None
+    avx2_cpu = {"isa": "avx2", "cpu_features": ["avx2", "fma"], "peer_isa": uncapped}
+    assert isa_note(avx2_cpu) is None
+
+
 def test_float64_results_agree_to_float64_precision(tiny_suite: Path, tmp_path: Path) -> None:
     # a float32 round trip anywhere in the driver would show up as a 1e-8 "mismatch"
     code, data = run_json(["--suite", str(tiny_suite), *ALL_PASSES, "--dtype", "float64"], tmp_path)

@@ -175,6 +175,7 @@ def environment(
         module = peers.get(name) or sys.modules.get(name)
         versions[name] = module.__version__ if module else "not used"
     info = fastconv_info()
+    torch_module = peers.get("torch")
     return {
         "suite": str(suite),
         "threads": args.threads,
@@ -185,6 +186,7 @@ def environment(
         "cpu_count": os.cpu_count(),
         "isa": info.get("isa_active", "?"),
         "cpu_features": info.get("cpu_features", []),
+        "peer_isa": peer_isa(torch_module),
         "peak_gflops": peak,
         "passes": args.passes,
         "repeats": args.repeats,
@@ -196,18 +198,57 @@ def environment(
     }
 
 
+def peer_isa(torch_module: Any) -> dict[str, str | None]:
+    """The instruction set PyTorch's CPU kernels run at: ATen's dispatch level (capped by
+    ATEN_CPU_CAPABILITY) and the oneDNN cap its convolutions honour (ONEDNN_MAX_CPU_ISA)."""
+    aten = None
+    if torch_module is not None:
+        try:
+            aten = str(torch_module.backends.cpu.get_cpu_capability())
+        except (AttributeError, RuntimeError):  # older torch: the level is unknown, not an error
+            aten = None
+    return {"torch_aten": aten, "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA")}
+
+
+def isa_note(env: dict[str, Any]) -> str | None:
+    """A warning when fastconv is capped below an AVX-512 CPU and PyTorch is not: the ratios
+    then compare fastconv's AVX2 kernels with PyTorch's AVX-512 ones, not an AVX2 machine."""
+    peer = env.get("peer_isa") or {}
+    aten = (peer.get("torch_aten") or "").upper()
+    if env.get("isa") not in ("avx2", "scalar") or not aten:
+        return None
+    if "avx512f" not in env.get("cpu_features", []):
+        return None  # an AVX2-only CPU: both already run AVX2 at most
+    if not aten.startswith("AVX512") and peer.get("onednn_max_cpu_isa"):
+        return None
+    return (
+        f"note: FASTCONV_ISA caps fastconv at {env['isa']} while PyTorch may run AVX-512 "
+        f"kernels (ATen {aten}, oneDNN cap {peer.get('onednn_max_cpu_isa') or 'none'}); "
+        "to compare both at AVX2 (as on an AVX2-only CPU) also set "
+        "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2"
+    )
+
+
 def header_text(env: dict[str, Any], n_layers: int) -> str:
     v = env["versions"]
     peak = f"{env['peak_gflops']:.1f} GFLOP/s" if env["peak_gflops"] else "not measured"
-    return (
+    peer = env.get("peer_isa") or {}
+    torch_isa = ""
+    if peer.get("torch_aten"):
+        torch_isa = f", torch ISA {peer['torch_aten']}"
+        if peer.get("onednn_max_cpu_isa"):
+            torch_isa += f" (oneDNN cap {peer['onednn_max_cpu_isa']})"
+    text = (
         f"fastconv bench: suite {env['suite']} ({n_layers} layers), "
         f"passes {','.join(env['passes'])}\n"
         f"threads {env['threads']} | dtype {env['dtype']} | device {env['device']} | "
-        f"CPU {env['cpu']} ({env['cpu_count']} logical cores, fastconv ISA {env['isa']}) | "
-        f"peak {peak}\n"
+        f"CPU {env['cpu']} ({env['cpu_count']} logical cores, fastconv ISA {env['isa']}"
+        f"{torch_isa}) | peak {peak}\n"
         f"fastconv {v['fastconv']} | numpy {v['numpy']} | torch {v['torch']} | "
         f"scipy {v['scipy']} | python {v['python']}"
     )
+    note = isa_note(env)
+    return text + ("\n" + note if note else "")
 
 
 def write_results(
