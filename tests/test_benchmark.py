@@ -165,7 +165,6 @@ def test_metadata_records_the_peer_isa_and_warns_on_a_one_sided_cap(
     tiny_suite: Path, tmp_path: Path
 ) -> None:
     import torch
-
     from fastconv.benchmark.report import isa_note
 
     code, data = run_json(["--suite", str(tiny_suite), "--filter", "tiny.conv2d$"], tmp_path)
