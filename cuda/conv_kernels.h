@@ -58,6 +58,9 @@ size_t implicit_gemm_workspace(ConvPass pass, DType dtype, const ConvParams& p);
 // Direct depthwise convolution (groups == C, any channel multiplier K / C), same operands.
 void depthwise_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a, const void* b,
                     const void* bias, void* out, cudaStream_t stream);
+// Whether depthwise_conv runs this pass with its shared-memory tiles (1-D / 2-D layers whose
+// tile fits) rather than one thread per output element (cuda/depthwise_tiled.cuh).
+bool depthwise_tiled(ConvPass pass, DType dtype, const ConvParams& p);
 
 // Bias gradient: out[k] = sum over n and spatial of grad_y (N, K, spatial), one block per k.
 void conv_bias_grad(DType dtype, int64_t n, int64_t k, int64_t spatial, const void* grad_y,

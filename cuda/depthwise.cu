@@ -1,11 +1,15 @@
 // Direct depthwise convolution (groups == C, weight (K, 1, *kernel), channel multiplier K / C)
 // for all three passes, any kernel size (31x31 included), stride, padding, dilation; plus the
-// bias gradient. One thread per output element for forward and backward_data (a gather, so no
-// atomics); one block per weight element for backward_weight, reduced in a fixed order.
+// bias gradient. 1-D and 2-D layers whose tile fits run the shared-memory tiled kernels of
+// depthwise_tiled.cuh; the rest (3-D, tiny images, huge windows) one thread per output element
+// for forward and backward_data (a gather, so no atomics) and one block per weight element for
+// backward_weight, reduced in a fixed order.
 #include <algorithm>
+#include <climits>
 
 #include "conv_kernels.h"
 #include "cuda_check.h"
+#include "depthwise_tiled.cuh"
 #include "dtype.cuh"
 #include "launch.cuh"
 #include "fastconv/status.h"
@@ -170,6 +174,46 @@ unsigned blocks_for(int64_t work, int64_t per_block) {
   return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 1 << 20));
 }
 
+// The tiles of a pass's plane (forward and weight: output positions; backward data: input
+// positions), or false where the generic kernels run instead: 3-D, more than kTileMaxTaps taps,
+// planes of 2^31 elements or more, a staged region over kTileStageBytes, or tiles less than half
+// full (a 7x7 map in a 512-position tile).
+bool depthwise_tiles(ConvPass pass, const ConvParams& p, int64_t elem, DwTiles* t) {
+  if (p.in[0] != 1 || p.kernel[0] != 1 || p.out[0] != 1) return false;
+  if (p.taps > kTileMaxTaps || p.in_sp >= INT_MAX || p.out_sp >= INT_MAX) return false;
+  for (int d = 1; d < 3; ++d) {  // every window coordinate the kernels form stays in int
+    const int64_t reach = (p.out[d] + 1) * p.stride[d] + p.kernel[d] * p.dil[d];
+    if (reach + p.pad[d] + p.in[d] >= INT_MAX / 2) return false;
+  }
+  const bool data = pass == ConvPass::kBackwardData;
+  const int64_t rows = data ? p.in[1] : p.out[1], cols = data ? p.in[2] : p.out[2];
+  if (rows <= 0 || cols <= 0) return false;
+  int64_t tw = 8;
+  while (tw < cols && tw < kTilePositions) tw *= 2;
+  const int64_t th = kTilePositions / tw;
+  const int64_t tiles_h = (rows + th - 1) / th, tiles_w = (cols + tw - 1) / tw;
+  if (2 * rows * cols < tiles_h * tiles_w * kTilePositions) return false;
+  int64_t ih, iw;
+  if (data) {  // the grad_y rows / columns one tile can reach (dw_data_region's bound)
+    ih = (th - 1 + (p.kernel[1] - 1) * p.dil[1]) / p.stride[1] + 1;
+    iw = (tw - 1 + (p.kernel[2] - 1) * p.dil[2]) / p.stride[2] + 1;
+  } else {
+    ih = (th - 1) * p.stride[1] + (p.kernel[1] - 1) * p.dil[1] + 1;
+    iw = (tw - 1) * p.stride[2] + (p.kernel[2] - 1) * p.dil[2] + 1;
+  }
+  if (ih * iw * elem > kTileStageBytes) return false;
+  const int64_t planes = pass == ConvPass::kBackwardData ? p.n * p.c : p.n * p.k;
+  *t = DwTiles{int(th),     int(tw), int(tiles_h), int(tiles_w), planes,
+               planes * tiles_h * tiles_w, int(ih), int(iw)};
+  t->kh = int(p.kernel[1]), t->kw = int(p.kernel[2]);
+  t->sh = int(p.stride[1]), t->sw = int(p.stride[2]);
+  t->dh = int(p.dil[1]), t->dw = int(p.dil[2]);
+  t->ph = int(p.pad[1]), t->pw = int(p.pad[2]);
+  t->h = int(p.in[1]), t->w = int(p.in[2]);
+  t->oh = int(p.out[1]), t->ow = int(p.out[2]);
+  return true;
+}
+
 template <typename T>
 void launch_depthwise(ConvPass pass, const ConvParams& p, const void* a, const void* b,
                       const void* bias, void* out, cudaStream_t stream) {
@@ -177,6 +221,26 @@ void launch_depthwise(ConvPass pass, const ConvParams& p, const void* a, const v
   const T* tb = static_cast<const T*>(b);
   const T* tbias = static_cast<const T*>(bias);
   T* tout = static_cast<T*>(out);
+  DwTiles t{};
+  if (depthwise_tiles(pass, p, int64_t(sizeof(T)), &t)) {
+    switch (pass) {
+      case ConvPass::kForward:
+        if (t.blocks == 0) return;
+        return launch("depthwise_forward_tiled_kernel", &depthwise_forward_tiled_kernel<T>,
+                      dim3(blocks_for(t.blocks, 1)), dim3(kTileThreads), stream, p, t, ta, tb,
+                      tbias, tout);
+      case ConvPass::kBackwardData:
+        if (t.blocks == 0) return;
+        return launch("depthwise_backward_data_tiled_kernel",
+                      &depthwise_backward_data_tiled_kernel<T>, dim3(blocks_for(t.blocks, 1)),
+                      dim3(kTileThreads), stream, p, t, ta, tb, tbias, tout);
+      case ConvPass::kBackwardWeight:
+        if (p.k == 0) return;
+        return launch("depthwise_backward_weight_tiled_kernel",
+                      &depthwise_backward_weight_tiled_kernel<T>, dim3(blocks_for(p.k, 1)),
+                      dim3(kTileThreads), stream, p, t, ta, tb, tout);
+    }
+  }
   switch (pass) {
     case ConvPass::kForward: {
       const int64_t total = p.n * p.k * p.out_sp;
@@ -214,6 +278,11 @@ void depthwise_conv(ConvPass pass, DType dtype, const ConvParams& p, const void*
     case DType::kFloat16: return launch_depthwise<__half>(pass, p, a, b, bias, out, stream);
     case DType::kBFloat16: return launch_depthwise<__nv_bfloat16>(pass, p, a, b, bias, out, stream);
   }
+}
+
+bool depthwise_tiled(ConvPass pass, DType dtype, const ConvParams& p) {
+  DwTiles t{};
+  return depthwise_tiles(pass, p, int64_t(dtype_size(dtype)), &t);
 }
 
 void conv_bias_grad(DType dtype, int64_t n, int64_t k, int64_t spatial, const void* grad_y,

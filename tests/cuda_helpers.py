@@ -61,6 +61,20 @@ CONV_CASES = [
 CONV_IDS = [f"{len(x) - 2}d-{i}" for i, (x, _, _) in enumerate(CONV_CASES)]
 
 
+# (x_shape, w_shape, conv kwargs, whether the tiled kernels run): the shared-memory tiles of
+# cuda/depthwise_tiled.cuh for 1-D and 2-D maps that fill at least half a 512-position tile,
+# the per-element kernels for the rest.
+DEPTHWISE_TILE_CASES = [
+    ((2, 3, 20, 30), (3, 1, 3, 3), dict(padding=1, groups=3), True),
+    ((2, 3, 20, 30), (3, 1, 3, 3), dict(padding=(0, 2), groups=3, mode="conv"), True),
+    ((1, 2, 47, 123), (4, 1, 5, 5), dict(stride=2, padding=2, dilation=(1, 2), groups=2), True),
+    ((2, 4, 700), (4, 1, 7), dict(padding=3, groups=4), True),
+    ((1, 2, 40, 40), (2, 1, 31, 31), dict(padding=15, groups=2), True),
+    ((1, 3, 7, 7), (3, 1, 3, 3), dict(padding=1, groups=3), False),
+    ((1, 2, 3, 12, 12), (2, 1, 3, 3, 3), dict(padding=1, groups=2), False),
+]
+
+
 TRANSPOSE_CASES = [
     ((2, 4, 7), (4, 3, 3), dict(stride=2, padding=1, output_padding=1)),
     ((1, 6, 5, 4), (6, 2, 3, 3), dict(stride=(2, 3), padding=1, output_padding=(1, 2), groups=3)),

@@ -15,7 +15,14 @@ import fastconv
 import numpy as np
 import pytest
 from conftest import run_python, torch
-from cuda_helpers import CONV_CASES, CONV_IDS, POOL_CASES, TRANSPOSE_CASES, assert_gpu_close
+from cuda_helpers import (
+    CONV_CASES,
+    CONV_IDS,
+    DEPTHWISE_TILE_CASES,
+    POOL_CASES,
+    TRANSPOSE_CASES,
+    assert_gpu_close,
+)
 from fastconv import _arrays, backends, selection
 from fastconv._problem import conv_problem
 from fastconv.backends.cuda import CudaBackend, cuda_module, get_allow_tf32, kernel_math
@@ -88,6 +95,34 @@ def test_conv_passes_match_cpu_reference(rng, case, dtype):
         assert_gpu_close(dw, dw64, tol, max(y64.size // max(w_shape[0], 1), 1), f"bw {algo}")
     db = fastconv.conv_backward_bias(gy)
     assert_gpu_close(db, fastconv.conv_backward_bias(gy64), dtype, gy64.size // w_shape[0])
+
+
+@requires_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("case", DEPTHWISE_TILE_CASES, ids=lambda c: "x".join(map(str, c[0])))
+def test_depthwise_tiled_and_per_element_kernels(rng, case, dtype):
+    """The shared-memory tiles (1-D / 2-D maps that fill them) and the per-element kernels
+    (3-D, tiny maps), all passes, against the float64 reference."""
+    x_shape, w_shape, kw, _ = case
+    x, x64 = gpu_rand(rng, x_shape, dtype)
+    w, w64 = gpu_rand(rng, w_shape, dtype)
+    y64 = fastconv.conv(x64, w64, algo="reference", **kw)
+    gy, gy64 = gpu_rand(rng, y64.shape, dtype)
+    taps = math.prod(w_shape[2:])
+    mult = w_shape[0] // kw["groups"]
+    assert_gpu_close(fastconv.conv(x, w, algo="depthwise", **kw), y64, dtype, taps)
+    assert_gpu_close(
+        fastconv.conv_backward_data(gy, w, x_shape, algo="depthwise", **kw),
+        fastconv.conv_backward_data(gy64, w64, x_shape, algo="reference", **kw),
+        dtype,
+        mult * taps,
+    )
+    assert_gpu_close(
+        fastconv.conv_backward_weight(x, gy, w_shape, algo="depthwise", **kw),
+        fastconv.conv_backward_weight(x64, gy64, w_shape, algo="reference", **kw),
+        dtype,
+        max(y64.size // w_shape[0], 1),
+    )
 
 
 @requires_gpu

@@ -15,7 +15,14 @@ import fastconv
 import numpy as np
 import pytest
 from conftest import torch
-from cuda_helpers import CONV_CASES, CONV_IDS, POOL_CASES, TRANSPOSE_CASES, assert_gpu_close
+from cuda_helpers import (
+    CONV_CASES,
+    CONV_IDS,
+    DEPTHWISE_TILE_CASES,
+    POOL_CASES,
+    TRANSPOSE_CASES,
+    assert_gpu_close,
+)
 from fastconv import backends
 from fastconv._problem import conv_problem, pool_problem
 from fastconv.backends.cuda import CudaBackend
@@ -231,6 +238,41 @@ def test_emulated_transposed_conv_runs_the_conv_passes(rng, case, dtype, math_):
     )
     want = fastconv.conv_transpose_backward_weight(x, gy, w_shape, algo="reference", **kw)
     assert_gpu_close(got, want, dtype, x.size // x_shape[1], "transposed backward_weight")
+
+
+@requires_emulation
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("case", DEPTHWISE_TILE_CASES, ids=lambda c: "x".join(map(str, c[0])))
+def test_emulated_depthwise_tiles_match_the_reference(rng, case, dtype):
+    x_shape, w_shape, kw, tiled = case
+    geometry = conv_problem("conv", "forward", x_shape, w_shape, "float64", **kw).conv_geometry
+    _, _, stride, lo, hi, dilation, groups, _ = geometry
+    for pass_ in ("forward", "backward_data", "backward_weight"):
+        ran = EMU.depthwise_tiled(
+            pass_, dtype, list(x_shape), list(w_shape), stride, lo, hi, dilation, groups
+        )
+        assert ran == tiled, (pass_, ran)
+    x = round_to(rng.uniform(-1, 1, x_shape), dtype)
+    w = round_to(rng.uniform(-1, 1, w_shape), dtype)
+    b = round_to(rng.uniform(-1, 1, w_shape[0]), dtype)
+    y = fastconv.conv(x, w, b, algo="reference", **kw)
+    gy = round_to(rng.uniform(-1, 1, y.shape), dtype)
+    taps = math.prod(w_shape[2:])
+    mult = w_shape[0] // kw["groups"]
+    got = _emu_conv("forward", "depthwise", "simt", dtype, x_shape, w_shape, kw, x, w, b)
+    assert_gpu_close(got, y, dtype, taps, "forward")
+    dx = fastconv.conv_backward_data(gy, w, x_shape, algo="reference", **kw)
+    bias_c = round_to(rng.uniform(-1, 1, x_shape[1]), dtype)  # a transposed conv's bias
+    got = _emu_conv("backward_data", "depthwise", "simt", dtype, x_shape, w_shape, kw, gy, w)
+    assert_gpu_close(got, dx, dtype, mult * taps, "backward_data")
+    got = _emu_conv(
+        "backward_data", "depthwise", "simt", dtype, x_shape, w_shape, kw, gy, w, bias_c
+    )
+    want = dx + bias_c.reshape((1, -1) + (1,) * (len(x_shape) - 2))
+    assert_gpu_close(got, want, dtype, mult * taps, "backward_data with bias")
+    dw = fastconv.conv_backward_weight(x, gy, w_shape, algo="reference", **kw)
+    got = _emu_conv("backward_weight", "depthwise", "simt", dtype, x_shape, w_shape, kw, x, gy)
+    assert_gpu_close(got, dw, dtype, max(y.size // w_shape[0], 1), "backward_weight")
 
 
 @requires_emulation

@@ -192,6 +192,14 @@ PYBIND11_MODULE(fastconv_cuda_emulation, m) {
     return fc::implicit_gemm_workspace(fastconv::parse_conv_pass(pass), parse_dtype(dtype),
                                        fc::make_conv_params(g));
   });
+  m.def("depthwise_tiled", [](const std::string& pass, const std::string& dtype,
+                              const Shape& x_shape, const Shape& w_shape, const Shape& stride,
+                              const Shape& lo, const Shape& hi, const Shape& dil, int64_t groups) {
+    const auto g = fastconv::make_conv_geometry(x_shape, w_shape, {stride, lo, hi, dil}, groups,
+                                                fastconv::ConvMode::kCross, true);
+    return fc::depthwise_tiled(fastconv::parse_conv_pass(pass), parse_dtype(dtype),
+                               fc::make_conv_params(g));
+  });
   // max_unpool's report of a bad index: (index, out_count), or None; reading clears it.
   m.def("take_unpool_error", []() -> py::object {
     fc::UnpoolError e{};
