@@ -55,9 +55,13 @@ void implicit_gemm_conv(ConvPass pass, DType dtype, const ConvParams& p, const v
                         cudaStream_t stream);
 size_t implicit_gemm_workspace(ConvPass pass, DType dtype, const ConvParams& p);
 
-// Direct depthwise convolution (groups == C, any channel multiplier K / C), same operands.
+// Direct depthwise convolution (groups == C, any channel multiplier K / C), same operands. The
+// workspace holds the tiled weight gradient's split reduction (summed in a fixed order):
+// depthwise_workspace says how much the split it would choose on the current device takes; any
+// smaller workspace works, with fewer slices (none: one block per output channel).
 void depthwise_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a, const void* b,
-                    const void* bias, void* out, cudaStream_t stream);
+                    const void* bias, void* out, Workspace ws, cudaStream_t stream);
+size_t depthwise_workspace(ConvPass pass, DType dtype, const ConvParams& p);
 // Whether depthwise_conv runs this pass with its shared-memory tiles (1-D / 2-D layers whose
 // tile fits) rather than one thread per output element (cuda/depthwise_tiled.cuh).
 bool depthwise_tiled(ConvPass pass, DType dtype, const ConvParams& p);

@@ -12,6 +12,7 @@
 #include "depthwise_tiled.cuh"
 #include "dtype.cuh"
 #include "launch.cuh"
+#include "split_reduce.cuh"
 #include "fastconv/status.h"
 
 namespace fastconv::cuda {
@@ -214,9 +215,19 @@ bool depthwise_tiles(ConvPass pass, const ConvParams& p, int64_t elem, DwTiles* 
   return true;
 }
 
+// Slices of the tiled weight gradient's reduction over (image, tile) pairs on the current
+// device: enough that every multiprocessor has two blocks when there are few output channels,
+// each slice at least four pairs, at most 64 (1: no split).
+int64_t weight_splits(const ConvParams& p, const DwTiles& t) {
+  const int64_t items = p.n * t.tiles_h * t.tiles_w;
+  const int64_t target = 2 * static_cast<int64_t>(multiprocessors());
+  const int64_t want = (target + p.k - 1) / std::max<int64_t>(p.k, 1);
+  return std::max<int64_t>(1, std::min<int64_t>({want, items / 4, 64}));
+}
+
 template <typename T>
 void launch_depthwise(ConvPass pass, const ConvParams& p, const void* a, const void* b,
-                      const void* bias, void* out, cudaStream_t stream) {
+                      const void* bias, void* out, Workspace ws, cudaStream_t stream) {
   const T* ta = static_cast<const T*>(a);
   const T* tb = static_cast<const T*>(b);
   const T* tbias = static_cast<const T*>(bias);
@@ -234,11 +245,23 @@ void launch_depthwise(ConvPass pass, const ConvParams& p, const void* a, const v
         return launch("depthwise_backward_data_tiled_kernel",
                       &depthwise_backward_data_tiled_kernel<T>, dim3(blocks_for(t.blocks, 1)),
                       dim3(kTileThreads), stream, p, t, ta, tb, tbias, tout);
-      case ConvPass::kBackwardWeight:
+      case ConvPass::kBackwardWeight: {
         if (p.k == 0) return;
-        return launch("depthwise_backward_weight_tiled_kernel",
-                      &depthwise_backward_weight_tiled_kernel<T>, dim3(blocks_for(p.k, 1)),
-                      dim3(kTileThreads), stream, p, t, ta, tb, tout);
+        // As many slices as wanted and the workspace holds (fewer than two: no split).
+        const int64_t slice_bytes = p.k * p.taps * int64_t(sizeof(acc_t<T>));
+        const int64_t room = ws.ptr ? int64_t(ws.bytes) / slice_bytes : 0;
+        const int64_t splits = std::min(weight_splits(p, t), room);
+        acc_t<T>* partial = splits > 1 ? static_cast<acc_t<T>*>(ws.ptr) : nullptr;
+        launch("depthwise_backward_weight_tiled_kernel",
+               &depthwise_backward_weight_tiled_kernel<T>,
+               dim3(blocks_for(p.k, 1), partial ? unsigned(splits) : 1u), dim3(kTileThreads),
+               stream, p, t, ta, tb, tout, partial);
+        if (!partial) return;
+        const int64_t total = p.k * p.taps;
+        return launch("split_reduce_kernel", &split_reduce_kernel<T>,
+                      dim3(blocks_for(total, kThreads)), dim3(kThreads), stream, partial, tout,
+                      total, int(splits));
+      }
     }
   }
   switch (pass) {
@@ -267,17 +290,29 @@ void launch_depthwise(ConvPass pass, const ConvParams& p, const void* a, const v
 }  // namespace
 
 void depthwise_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a, const void* b,
-                    const void* bias, void* out, cudaStream_t stream) {
+                    const void* bias, void* out, Workspace ws, cudaStream_t stream) {
   if (p.cg != 1 || p.groups != p.c) {
     throw Unsupported("depthwise (cuda) needs groups == C (one input channel per group), got C = " +
                       std::to_string(p.c) + ", groups = " + std::to_string(p.groups));
   }
   switch (dtype) {
-    case DType::kFloat32: return launch_depthwise<float>(pass, p, a, b, bias, out, stream);
-    case DType::kFloat64: return launch_depthwise<double>(pass, p, a, b, bias, out, stream);
-    case DType::kFloat16: return launch_depthwise<__half>(pass, p, a, b, bias, out, stream);
-    case DType::kBFloat16: return launch_depthwise<__nv_bfloat16>(pass, p, a, b, bias, out, stream);
+    case DType::kFloat32: return launch_depthwise<float>(pass, p, a, b, bias, out, ws, stream);
+    case DType::kFloat64: return launch_depthwise<double>(pass, p, a, b, bias, out, ws, stream);
+    case DType::kFloat16: return launch_depthwise<__half>(pass, p, a, b, bias, out, ws, stream);
+    case DType::kBFloat16: return launch_depthwise<__nv_bfloat16>(pass, p, a, b, bias, out, ws, stream);
   }
+}
+
+size_t depthwise_workspace(ConvPass pass, DType dtype, const ConvParams& p) {
+  DwTiles t{};
+  if (pass != ConvPass::kBackwardWeight || p.cg != 1 || p.groups != p.c ||
+      !depthwise_tiles(pass, p, int64_t(dtype_size(dtype)), &t)) {
+    return 0;
+  }
+  const int64_t splits = weight_splits(p, t);
+  if (splits <= 1) return 0;
+  const int64_t acc = dtype == DType::kFloat64 ? 8 : 4;
+  return static_cast<size_t>(splits * p.k * p.taps * acc);
 }
 
 bool depthwise_tiled(ConvPass pass, DType dtype, const ConvParams& p) {

@@ -198,14 +198,17 @@ __global__ void __launch_bounds__(kTileThreads)
   }
 }
 
-// dw[k][tap]: one block per output channel k (grid-stride), images and tiles in a fixed order.
-// Up to 256 taps, each tap has 256 / taps threads (its "parts") that take every parts-th
-// position of a tile, summed per tap in part order at the end; more taps, each thread takes
-// taps tid, tid + 256, ... (at most kTileMaxTaps / 256 = 4).
+// dw[k][tap]: blocks (k, split) for output channel k (grid-stride over k) and slice
+// blockIdx.y of the reduction over (image, tile) pairs, taken in a fixed order. Up to 256 taps,
+// each tap has 256 / taps threads (its "parts") that take every parts-th position of a tile,
+// summed per tap in part order at the end; more taps, each thread takes taps tid, tid + 256,
+// ... (at most kTileMaxTaps / 256 = 4). One slice writes dw; several write their sums to
+// `partial` (slice s at partial + s * K * taps, laid out as dw) for split_reduce_kernel.
 template <typename T>
 __global__ void __launch_bounds__(kTileThreads)
     depthwise_backward_weight_tiled_kernel(ConvParams p, DwTiles t, const T* __restrict__ x,
-                                           const T* __restrict__ dy, T* __restrict__ dw_out) {
+                                           const T* __restrict__ dy, T* __restrict__ dw_out,
+                                           acc_t<T>* __restrict__ partial) {
   using Acc = acc_t<T>;
   constexpr int kPer = kTileMaxTaps / kTileThreads;
   __shared__ __align__(16) unsigned char stage_bytes[kTileStageBytes];
@@ -226,14 +229,19 @@ __global__ void __launch_bounds__(kTileThreads)
     off_of[q] = tap_of[q] < 0 ? 0 : (tap / t.kw) * t.dh * t.iw + (tap % t.kw) * t.dw;
   }
   const int tiles = t.tiles_h * t.tiles_w;
+  const int64_t items = p.n * tiles;  // (image, tile) pairs
+  const int64_t r0 = items * blockIdx.y / gridDim.y, r1 = items * (blockIdx.y + 1) / gridDim.y;
+  Acc* slice = partial ? partial + static_cast<int64_t>(blockIdx.y) * p.k * p.taps : nullptr;
   for (int64_t k = blockIdx.x; k < p.k; k += gridDim.x) {
     const int64_t c = k / p.kg;
     Acc acc[kPer];
     for (int q = 0; q < kPer; ++q) acc[q] = 0;
-    for (int64_t b = 0; b < p.n; ++b) {
+    for (int64_t item = r0; item < r1; ++item) {
+      const int64_t b = item / tiles;
+      const int tile = static_cast<int>(item - b * tiles);
       const T* plane_x = x + (b * p.c + c) * p.in_sp;
       const T* plane_dy = dy + (b * p.k + k) * p.out_sp;
-      for (int tile = 0; tile < tiles; ++tile) {
+      {
         const int oy0 = (tile / t.tiles_w) * t.th, ox0 = (tile % t.tiles_w) * t.tw;
         __syncthreads();  // the previous tile's readers are done
         stage_region(plane_x, t.h, t.w, oy0 * t.sh - t.ph, ox0 * t.sw - t.pw, t.ih, t.iw, xs);
@@ -244,7 +252,7 @@ __global__ void __launch_bounds__(kTileThreads)
           dy_s[o] = yy < t.oh && xx < t.ow ? to_acc(plane_dy[yy * t.ow + xx]) : Acc(0);
         }
         __syncthreads();
-        if (!active) continue;
+        if (!active) continue;  // to the next item's barrier
         for (int o = part; o < kTilePositions; o += parts) {
           int r, col;
           tile_position(t, o, &r, &col);
@@ -264,12 +272,17 @@ __global__ void __launch_bounds__(kTileThreads)
       if (tid < taps) {
         Acc s = 0;
         for (int q = 0; q < parts; ++q) s += part_s[q * taps + tid];
-        dw_out[k * p.taps + (p.flip ? taps - 1 - tid : tid)] = from_acc<T>(s);
+        const int64_t e = k * p.taps + (p.flip ? taps - 1 - tid : tid);
+        if (slice) slice[e] = s;
+        else dw_out[e] = from_acc<T>(s);
       }
     } else {
       for (int q = 0; q < kPer; ++q) {
         const int tap = tap_of[q];
-        if (tap >= 0) dw_out[k * p.taps + (p.flip ? taps - 1 - tap : tap)] = from_acc<T>(acc[q]);
+        if (tap < 0) continue;
+        const int64_t e = k * p.taps + (p.flip ? taps - 1 - tap : tap);
+        if (slice) slice[e] = acc[q];
+        else dw_out[e] = from_acc<T>(acc[q]);
       }
     }
   }

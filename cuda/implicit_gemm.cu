@@ -16,14 +16,13 @@
 // implicit_gemm_indexing.cuh holds each pass's index math, implicit_gemm_kernel.cuh the kernels;
 // this file, the launchers: GEMM shapes, stride phases, split-K and dtype / math dispatch.
 #include <algorithm>
-#include <mutex>
-#include <vector>
 
 #include "conv_kernels.h"
 #include "cuda_check.h"
 #include "dtype.cuh"
 #include "implicit_gemm_kernel.cuh"
 #include "launch.cuh"
+#include "split_reduce.cuh"
 #include "fastconv/status.h"
 
 namespace fastconv::cuda {
@@ -54,20 +53,6 @@ ConvParams make_conv_params(const ConvGeometry& g) {
 namespace {
 
 // ---- launchers
-
-int multiprocessors() {
-  static std::mutex mu;
-  static std::vector<int> cache;
-  int dev = 0;
-  check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
-  std::lock_guard<std::mutex> lock(mu);
-  if (static_cast<int>(cache.size()) <= dev) cache.resize(dev + 1, 0);
-  if (cache[dev] == 0) {
-    check_cuda(cudaDeviceGetAttribute(&cache[dev], cudaDevAttrMultiProcessorCount, dev),
-               "cudaDeviceGetAttribute");
-  }
-  return cache[dev];
-}
 
 struct GemmShape {
   int64_t M, N, R, out_total;

@@ -241,18 +241,5 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Sums the split-reduction slices in a fixed order (deterministic).
-template <typename T>
-__global__ void split_reduce_kernel(const acc_t<T>* __restrict__ partial, T* __restrict__ out,
-                                    int64_t total, int splits) {
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
-       i += step) {
-    acc_t<T> s = 0;
-    for (int sp = 0; sp < splits; ++sp) s += partial[sp * total + i];
-    out[i] = from_acc<T>(s);
-  }
-}
-
 }  // namespace
 }  // namespace fastconv::cuda

@@ -72,16 +72,15 @@ void run_conv_call(const CallContext& ctx, const ConvCall& call, std::string_vie
   DeviceGuard guard(ctx.device, "fastconv.jax conv");
   // The weight gradient's split reduction: optional, so a refused allocation runs without it.
   Workspace ws;
-  if (!kernel.depthwise) {
-    const size_t bytes = implicit_gemm_workspace(p.conv_pass, p.dtype, params);
-    if (void* mem = bytes > 0 ? ctx.scratch(bytes) : nullptr) ws = {mem, bytes};
-  }
+  const size_t bytes = kernel.depthwise ? depthwise_workspace(p.conv_pass, p.dtype, params)
+                                        : implicit_gemm_workspace(p.conv_pass, p.dtype, params);
+  if (void* mem = bytes > 0 ? ctx.scratch(bytes) : nullptr) ws = {mem, bytes};
   for (int64_t i = 0; i < call.items; ++i) {
     const ConvCall::Pointers at = call.item(i);
     const void* a = p.swap_operands ? at.b : at.a;
     const void* b = p.swap_operands ? at.a : at.b;
     if (kernel.depthwise)
-      depthwise_conv(p.conv_pass, p.dtype, params, a, b, at.bias, at.out, ctx.stream);
+      depthwise_conv(p.conv_pass, p.dtype, params, a, b, at.bias, at.out, ws, ctx.stream);
     else
       implicit_gemm_conv(p.conv_pass, p.dtype, params, a, b, at.bias, at.out, kernel.math, ws,
                          ctx.stream);

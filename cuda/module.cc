@@ -58,7 +58,7 @@ void run_conv(ConvPass pass, const std::string& algo, GemmMath math, DType dtype
     implicit_gemm_conv(pass, dtype, p, ptr(a), ptr(b), ptr(bias), ptr(out), math, ws,
                        as_stream(stream));
   } else {
-    depthwise_conv(pass, dtype, p, ptr(a), ptr(b), ptr(bias), ptr(out), as_stream(stream));
+    depthwise_conv(pass, dtype, p, ptr(a), ptr(b), ptr(bias), ptr(out), ws, as_stream(stream));
   }
 }
 
@@ -98,8 +98,8 @@ uint64_t conv_workspace(const std::string& pass, const std::string& algo,
                                             groups, parse_mode(mode), true);
   const ConvPass ps = parse_conv_pass(pass);
   const DType dt = parse_dtype(dtype);
-  if (algo != "implicit_gemm") return 0;
   DeviceGuard guard(device, "conv_workspace");
+  if (algo == "depthwise") return depthwise_workspace(ps, dt, make_conv_params(g));
   return implicit_gemm_workspace(ps, dt, make_conv_params(g));
 }
 

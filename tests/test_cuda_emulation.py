@@ -276,6 +276,60 @@ def test_emulated_depthwise_tiles_match_the_reference(rng, case, dtype):
 
 
 @requires_emulation
+@pytest.mark.parametrize("sms", [1, 8, 132])
+@pytest.mark.parametrize(
+    "case", [0, 2, 3, 4], ids=lambda i: "x".join(map(str, DEPTHWISE_TILE_CASES[i][0]))
+)
+def test_emulated_depthwise_weight_split_is_exact_with_any_workspace(rng, case, sms):
+    """The tiled weight gradient splits its (image, tile) reduction into slices summed in a fixed
+    order when there are few channels for the multiprocessors: the asked-for workspace, a
+    smaller one (fewer slices) and none (one block per channel) all give the reference."""
+    x_shape, w_shape, kw, _ = DEPTHWISE_TILE_CASES[case]
+    x_shape = (4 * x_shape[0],) + x_shape[1:]  # enough (image, tile) pairs to split
+    geometry = conv_problem("conv", "forward", x_shape, w_shape, "float64", **kw).conv_geometry
+    _, _, stride, lo, hi, dilation, groups, _ = geometry
+    x, w = rng.uniform(-1, 1, x_shape), rng.uniform(-1, 1, w_shape)
+    y = fastconv.conv(x, w, algo="reference", **kw)
+    gy = rng.uniform(-1, 1, y.shape)
+    dw = fastconv.conv_backward_weight(x, gy, w_shape, algo="reference", **kw)
+    slice_bytes = 8 * math.prod(w_shape[:1] + w_shape[2:])
+    EMU.set_multiprocessors(sms)
+    try:
+        asked = EMU.depthwise_workspace(
+            "backward_weight",
+            "float64",
+            list(x_shape),
+            list(w_shape),
+            stride,
+            lo,
+            hi,
+            dilation,
+            groups,
+        )
+        assert asked % slice_bytes == 0
+        if sms == 1:
+            assert asked == 0  # two blocks' worth of channels already
+        if sms == 132:
+            assert asked >= 2 * slice_bytes  # a few channels on many multiprocessors: split
+        for nbytes in (-1, 2 * slice_bytes + 5, 0):
+            got = _emu_conv(
+                "backward_weight",
+                "depthwise",
+                "simt",
+                "float64",
+                x_shape,
+                w_shape,
+                kw,
+                x,
+                gy,
+                workspace_bytes=nbytes,
+            )
+            assert_gpu_close(got, dw, "float64", max(y.size // w_shape[0], 1), f"ws {nbytes}")
+    finally:
+        EMU.set_multiprocessors(8)
+
+
+@requires_emulation
 @pytest.mark.slow
 def test_emulated_depthwise_31x31(rng):
     x_shape, w_shape = (1, 1, 33, 40), (2, 1, 31, 31)  # channel multiplier 2

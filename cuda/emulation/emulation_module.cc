@@ -100,9 +100,12 @@ Array conv(const std::string& pass, const std::string& algo, const std::string& 
   if (!bias.is_none()) bbias = to_buffer(t, bias.cast<Array>());
   Buffer out = poisoned(t, fastconv::checked_product(out_shape, "out"));
   const auto p = fc::make_conv_params(g);
-  if (algo == "depthwise") {
-    fc::depthwise_conv(ps, t, p, ba.data(), bb.data(), bbias.data(), out.data(), nullptr);
-  } else {  // workspace_bytes < 0: the size the launcher asks for
+  if (algo == "depthwise") {  // workspace_bytes < 0: the size the launcher asks for
+    Scratch ws(workspace_bytes < 0 ? fc::depthwise_workspace(ps, t, p)
+                                   : static_cast<size_t>(workspace_bytes));
+    fc::depthwise_conv(ps, t, p, ba.data(), bb.data(), bbias.data(), out.data(), ws.get(),
+                       nullptr);
+  } else {
     Scratch ws(workspace_bytes < 0 ? fc::implicit_gemm_workspace(ps, t, p)
                                    : static_cast<size_t>(workspace_bytes));
     fc::implicit_gemm_conv(ps, t, p, ba.data(), bb.data(), bbias.data(), out.data(),
@@ -191,6 +194,15 @@ PYBIND11_MODULE(fastconv_cuda_emulation, m) {
                                                 fastconv::ConvMode::kCross, true);
     return fc::implicit_gemm_workspace(fastconv::parse_conv_pass(pass), parse_dtype(dtype),
                                        fc::make_conv_params(g));
+  });
+  m.def("depthwise_workspace", [](const std::string& pass, const std::string& dtype,
+                                  const Shape& x_shape, const Shape& w_shape, const Shape& stride,
+                                  const Shape& lo, const Shape& hi, const Shape& dil,
+                                  int64_t groups) {
+    const auto g = fastconv::make_conv_geometry(x_shape, w_shape, {stride, lo, hi, dil}, groups,
+                                                fastconv::ConvMode::kCross, true);
+    return fc::depthwise_workspace(fastconv::parse_conv_pass(pass), parse_dtype(dtype),
+                                   fc::make_conv_params(g));
   });
   m.def("depthwise_tiled", [](const std::string& pass, const std::string& dtype,
                               const Shape& x_shape, const Shape& w_shape, const Shape& stride,
