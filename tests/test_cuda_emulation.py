@@ -311,15 +311,9 @@ def test_emulated_depthwise_weight_split_is_exact_with_any_workspace(rng, case, 
             assert asked == 0  # two blocks' worth of channels already
         if sms == 132:
             assert asked >= 2 * slice_bytes  # a few channels on many multiprocessors: split
-        operands = (x_shape, w_shape, kw, x, gy)
-
-        def ws(nbytes):
-            return {"workspace_bytes": nbytes}
-
+        args = ("backward_weight", "depthwise", "simt", "float64", x_shape, w_shape, kw, x, gy)
         for nbytes in (-1, 2 * slice_bytes + 5, 0):
-            got = _emu_conv(
-                "backward_weight", "depthwise", "simt", "float64", *operands, **ws(nbytes)
-            )
+            got = _emu_conv(*args, workspace_bytes=nbytes)
             assert_gpu_close(got, dw, "float64", max(y.size // w_shape[0], 1), f"ws {nbytes}")
     finally:
         EMU.set_multiprocessors(8)
