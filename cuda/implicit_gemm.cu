@@ -16,6 +16,7 @@
 // implicit_gemm_indexing.cuh holds each pass's index math, implicit_gemm_kernel.cuh the kernels;
 // this file, the launchers: GEMM shapes, stride phases, split-K and dtype / math dispatch.
 #include <algorithm>
+#include <vector>
 
 #include "conv_kernels.h"
 #include "cuda_check.h"
@@ -106,24 +107,26 @@ std::vector<Phase> data_phases(const ConvParams& p) {
   return phases;
 }
 
-// Launches the output tiles of one GEMM, in chunks of groups so grid.z stays <= 65535.
+// Launches the output tiles of one GEMM (backward data: of the phases in `phases`, ga.N the
+// widest one's), in chunks of groups so grid.z stays <= 65535.
 template <typename T, ConvPass P, bool kTensorCores>
-void launch_tiles(const ConvParams& p, GemmArgs ga, const T* A, const T* B, const T* bias, T* out,
-                  acc_t<T>* partial, cudaStream_t stream) {
+void launch_tiles(const ConvParams& p, GemmArgs ga, const PhaseTable& phases, const T* A,
+                  const T* B, const T* bias, T* out, acc_t<T>* partial, cudaStream_t stream) {
   const int64_t n_tiles = (ga.N + kBN - 1) / kBN, m_tiles = (ga.M + kBM - 1) / kBM;
   if (n_tiles == 0 || m_tiles == 0) return;
   if (n_tiles > 0x7fffffff || m_tiles > 65535) {
     throw Unsupported("implicit_gemm (cuda): problem too large for one grid (" +
                       std::to_string(m_tiles) + " x " + std::to_string(n_tiles) + " tiles)");
   }
-  const int64_t groups_per_launch = std::max<int64_t>(1, 65535 / ga.splits);
+  const int64_t per_group = int64_t(ga.splits) * std::max(phases.count, 1);
+  const int64_t groups_per_launch = std::max<int64_t>(1, 65535 / per_group);
   for (int64_t g0 = 0; g0 < p.groups; g0 += groups_per_launch) {
     ga.group0 = g0;
     const int64_t gcount = std::min(groups_per_launch, p.groups - g0);
     const dim3 grid(static_cast<unsigned>(n_tiles), static_cast<unsigned>(m_tiles),
-                    static_cast<unsigned>(gcount * ga.splits));
+                    static_cast<unsigned>(gcount * per_group));
     launch("implicit_gemm_kernel", &implicit_gemm_kernel<T, P, kTensorCores>, grid,
-           dim3(kThreads), stream, p, ga, A, B, bias, out, partial);
+           dim3(kThreads), stream, p, ga, phases, A, B, bias, out, partial);
   }
 }
 
@@ -151,11 +154,17 @@ void launch_gemm(const ConvParams& p, const T* A, const T* B, const T* bias, T* 
                  cudaStream_t stream) {
   const GemmShape s = gemm_shape(P, p);
   if (s.out_total == 0) return;
-  if constexpr (P == ConvPass::kBackwardData) {
-    for (const Phase& ph : data_phases(p)) {
-      const int64_t R = p.kg * ph.taps;
-      const GemmArgs ga{p.cg, p.n * ph.columns, R, round_up_to_slice(R), 1, 0, s.out_total, ph};
-      launch_tiles<T, P, kTensorCores>(p, ga, A, B, bias, out, nullptr, stream);
+  if constexpr (P == ConvPass::kBackwardData) {  // the phases kLaunchPhases per launch
+    const std::vector<Phase> all = data_phases(p);
+    for (size_t first = 0; first < all.size(); first += kLaunchPhases) {
+      PhaseTable table{};
+      int64_t widest = 0;
+      for (size_t i = first; i < std::min(all.size(), first + kLaunchPhases); ++i) {
+        table.ph[table.count++] = all[i];
+        widest = std::max(widest, all[i].columns);
+      }
+      const GemmArgs ga{p.cg, p.n * widest, 0, 0, 1, 0, s.out_total, Phase{}};
+      launch_tiles<T, P, kTensorCores>(p, ga, table, A, B, bias, out, nullptr, stream);
     }
     return;
   }
@@ -170,7 +179,7 @@ void launch_gemm(const ConvParams& p, const T* A, const T* B, const T* bias, T* 
     set_split(ga, std::min(wanted_splits(s, p), room));
   }
   Acc* partial = ga.splits > 1 ? static_cast<Acc*>(ws.ptr) : nullptr;
-  launch_tiles<T, P, kTensorCores>(p, ga, A, B, bias, out, partial, stream);
+  launch_tiles<T, P, kTensorCores>(p, ga, PhaseTable{}, A, B, bias, out, partial, stream);
   if (partial) {
     launch("split_reduce_kernel", &split_reduce_kernel<T>, dim3(grid_1d(s.out_total, 256)),
            dim3(256), stream, partial, out, s.out_total, ga.splits);

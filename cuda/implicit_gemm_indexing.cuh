@@ -33,7 +33,8 @@ __device__ __forceinline__ int64_t weight_tap(const ConvParams& p, int64_t tap) 
   return p.flip ? p.taps - 1 - tap : tap;
 }
 
-// backward_data runs one GEMM per stride phase: the input positions i with
+// backward_data runs one GEMM per stride phase (phases side by side in one launch, PhaseTable
+// below): the input positions i with
 // (i + pad) % stride == phase in every dim, i = first + stride * j, and the only taps that
 // reach them, t = t0 + t_step * u (t * dilation % stride == phase), so no tap of the GEMM
 // misses the stride and no gather divides. Stride 1 is one phase with every position and tap.
@@ -51,6 +52,16 @@ struct GemmArgs {
   int64_t group0;     // first group of this launch
   int64_t out_total;  // output elements (stride between splits in the workspace)
   Phase ph;           // backward_data only
+};
+
+// backward_data's stride phases of one launch: blockIdx.z = group_in_launch * count + phase,
+// each block takes its phase's N and R (grid.x covers the widest phase; blocks past a narrower
+// phase's columns return at once). Up to kLaunchPhases per launch (a 4x4 stride: two), so the
+// kernel's parameters stay within the 4 KiB every architecture takes.
+constexpr int kLaunchPhases = 8;
+struct PhaseTable {
+  int count;  // 0 outside backward_data
+  Phase ph[kLaunchPhases];
 };
 
 // What one thread knows about its fixed B column n across the whole reduction.

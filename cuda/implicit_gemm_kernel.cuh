@@ -79,8 +79,9 @@ constexpr int kPitch = kBM + (sizeof(T) == 2 ? 8 : 4);
 
 template <typename T, ConvPass P, bool kTensorCores>
 __global__ void __launch_bounds__(kThreads)
-    implicit_gemm_kernel(ConvParams p, GemmArgs ga, const T* __restrict__ A,
-                         const T* __restrict__ B, const T* __restrict__ bias, T* __restrict__ out,
+    implicit_gemm_kernel(ConvParams p, GemmArgs launch_args, PhaseTable phases,
+                         const T* __restrict__ A, const T* __restrict__ B,
+                         const T* __restrict__ bias, T* __restrict__ out,
                          acc_t<T>* __restrict__ partial) {
   using Acc = acc_t<T>;
   constexpr int kLd = kPitch<T>;
@@ -90,8 +91,19 @@ __global__ void __launch_bounds__(kThreads)
   const int tid = threadIdx.x;
   const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kBN;
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kBM;
-  const int split = static_cast<int>(blockIdx.z % ga.splits);
-  const int64_t g = ga.group0 + blockIdx.z / ga.splits;
+  GemmArgs ga = launch_args;
+  int64_t z = blockIdx.z;
+  if constexpr (P == ConvPass::kBackwardData) {  // this block's stride phase (see PhaseTable)
+    const int phase = static_cast<int>(z % phases.count);
+    z /= phases.count;
+    ga.ph = phases.ph[phase];
+    ga.N = p.n * ga.ph.columns;
+    ga.R = p.kg * ga.ph.taps;
+    ga.r_chunk = (ga.R + kBK - 1) / kBK * kBK;
+    if (n0 >= ga.N) return;  // the whole block: a narrower phase than grid.x covers
+  }
+  const int split = static_cast<int>(z % ga.splits);
+  const int64_t g = ga.group0 + z / ga.splits;
   const int64_t r_begin = split * ga.r_chunk;
   const int64_t r_end = min(ga.R, r_begin + ga.r_chunk);
 
