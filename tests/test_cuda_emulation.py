@@ -320,6 +320,28 @@ def test_emulated_depthwise_weight_split_is_exact_with_any_workspace(rng, case, 
 
 
 @requires_emulation
+@pytest.mark.parametrize("math_", ["simt", "tensor_core"])
+def test_emulated_backward_data_takes_its_phases_eight_per_launch(rng, math_):
+    """A 3x4 stride has 12 phases (two launches of the phase table), of different widths, one
+    that no tap reaches (kernel 2 along the stride-3 dim at dilation 1: phase 2 gets zeros plus
+    the bias); against the reference."""
+    x_shape, w_shape = (2, 5, 13, 17), (6, 5, 2, 5)
+    kw = dict(stride=(3, 4), padding=(0, 2))
+    x, w = rng.uniform(-1, 1, x_shape), rng.uniform(-1, 1, w_shape)
+    dtype = "float64" if math_ == "simt" else "float16"
+    x, w = round_to(x, dtype), round_to(w, dtype)
+    y = fastconv.conv(x, w, algo="reference", **kw)
+    gy = round_to(rng.uniform(-1, 1, y.shape), dtype)
+    bias = round_to(rng.uniform(-1, 1, x_shape[1]), dtype)
+    want = fastconv.conv_backward_data(gy, w, x_shape, algo="reference", **kw)
+    want = want + bias.reshape(1, -1, 1, 1)
+    got = _emu_conv(
+        "backward_data", "implicit_gemm", math_, dtype, x_shape, w_shape, kw, gy, w, bias
+    )
+    assert_gpu_close(got, want, dtype, w_shape[0] * 10, "12 phases")
+
+
+@requires_emulation
 @pytest.mark.slow
 def test_emulated_depthwise_31x31(rng):
     x_shape, w_shape = (1, 1, 33, 40), (2, 1, 31, 31)  # channel multiplier 2
