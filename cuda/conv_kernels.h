@@ -47,9 +47,10 @@ enum class GemmMath { kSimt, kTensorCore };
 //   backward_data:   a = grad_y, b = w,      out = dx, bias (C) or null (transposed conv bias)
 //   backward_weight: a = x,      b = grad_y, out = dw  (deterministic: no atomics)
 // Accumulation is float32 (float64 for double) on every path.
-// The workspace holds backward_weight's split reduction (partial sums of each slice, summed in a
-// fixed order): implicit_gemm_workspace says how much the split it would choose on the current
-// device takes. Any smaller workspace works too, with fewer slices (none: one block per tile).
+// The workspace holds the forward's and backward_weight's split reduction (split-K: partial sums
+// of each slice, summed in a fixed order, the forward's bias after): implicit_gemm_workspace
+// says how much the split it would choose on the current device takes. Any smaller workspace
+// works too, with fewer slices (none: one block per tile).
 void implicit_gemm_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a,
                         const void* b, const void* bias, void* out, GemmMath math, Workspace ws,
                         cudaStream_t stream);

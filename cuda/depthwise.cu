@@ -260,7 +260,8 @@ void launch_depthwise(ConvPass pass, const ConvParams& p, const void* a, const v
         const int64_t total = p.k * p.taps;
         return launch("split_reduce_kernel", &split_reduce_kernel<T>,
                       dim3(blocks_for(total, kThreads)), dim3(kThreads), stream, partial, tout,
-                      total, int(splits));
+                      total, int(splits), static_cast<const T*>(nullptr), int64_t(1),
+                      int64_t(1));
       }
     }
   }

@@ -10,9 +10,9 @@
 // falls into padding) while the current one is multiplied. The multiply is either SIMT (exact
 // FP32 / FP64, 4x4 outputs per thread) or tensor cores through WMMA (float16, bfloat16, and
 // TF32 for float32 when allowed), always accumulating in float32 (float64 for double).
-// backward_weight never uses atomics: a block owns its outputs; when the reduction is long and
-// the output small, it is split into slices written to a workspace and summed in a fixed order
-// by a second kernel, so results are bitwise reproducible run to run.
+// No pass uses atomics: a block owns its outputs; when the reduction is long and the output
+// small (forward and backward_weight), it is split into slices written to a workspace and
+// summed in a fixed order by a second kernel, so results are bitwise reproducible run to run.
 // implicit_gemm_indexing.cuh holds each pass's index math, implicit_gemm_kernel.cuh the kernels;
 // this file, the launchers: GEMM shapes, stride phases, split-K and dtype / math dispatch.
 #include <algorithm>
@@ -132,8 +132,9 @@ void launch_tiles(const ConvParams& p, GemmArgs ga, const PhaseTable& phases, co
 
 int64_t round_up_to_slice(int64_t r) { return (r + kBK - 1) / kBK * kBK; }
 
-// The slices backward_weight splits its reduction into on the current device: few output tiles
-// over a long reduction -> enough slices that every SM has two blocks (1: no split).
+// The slices forward and backward_weight split their reduction into on the current device: few
+// output tiles over a long reduction (late layers: 7x7 maps of 512-2048 channels) -> enough
+// slices that every SM has two blocks, each at least four 16-deep steps (1: no split).
 int64_t wanted_splits(const GemmShape& s, const ConvParams& p) {
   const int64_t blocks = ((s.N + kBN - 1) / kBN) * ((s.M + kBM - 1) / kBM) * p.groups;
   const int64_t target = 2 * static_cast<int64_t>(multiprocessors());
@@ -174,15 +175,16 @@ void launch_gemm(const ConvParams& p, const T* A, const T* B, const T* bias, T* 
   }
   GemmArgs ga{s.M, s.N, s.R, round_up_to_slice(s.R), 1, 0, s.out_total, Phase{}};
   using Acc = acc_t<T>;
-  if (P == ConvPass::kBackwardWeight) {  // as many slices as the workspace holds, up to wanted
-    const int64_t room = static_cast<int64_t>(ws.ptr ? ws.bytes / (s.out_total * sizeof(Acc)) : 0);
-    set_split(ga, std::min(wanted_splits(s, p), room));
-  }
+  // Forward and weight gradient: as many slices as the workspace holds, up to wanted.
+  const int64_t room = static_cast<int64_t>(ws.ptr ? ws.bytes / (s.out_total * sizeof(Acc)) : 0);
+  set_split(ga, std::min(wanted_splits(s, p), room));
   Acc* partial = ga.splits > 1 ? static_cast<Acc*>(ws.ptr) : nullptr;
   launch_tiles<T, P, kTensorCores>(p, ga, PhaseTable{}, A, B, bias, out, partial, stream);
-  if (partial) {
+  if (partial) {  // the forward's bias after the sum, per output channel of (N, K, spatial)
+    const bool with_bias = P == ConvPass::kForward && bias != nullptr;
     launch("split_reduce_kernel", &split_reduce_kernel<T>, dim3(grid_1d(s.out_total, 256)),
-           dim3(256), stream, partial, out, s.out_total, ga.splits);
+           dim3(256), stream, partial, out, s.out_total, ga.splits, with_bias ? bias : nullptr,
+           std::max<int64_t>(p.out_sp, 1), std::max<int64_t>(p.k, 1));
   }
 }
 
@@ -208,7 +210,7 @@ void dispatch_pass(ConvPass pass, const ConvParams& p, const void* a, const void
 }  // namespace
 
 size_t implicit_gemm_workspace(ConvPass pass, DType dtype, const ConvParams& p) {
-  if (pass != ConvPass::kBackwardWeight) return 0;
+  if (pass == ConvPass::kBackwardData) return 0;  // its phases fill the grid side by side
   const GemmShape s = gemm_shape(pass, p);
   if (s.R == 0 || s.out_total == 0) return 0;
   GemmArgs ga{s.M, s.N, s.R, round_up_to_slice(s.R), 1, 0, s.out_total, Phase{}};

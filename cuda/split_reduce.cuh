@@ -32,15 +32,19 @@ inline int multiprocessors() {
   return cache[dev];
 }
 
-// out[i] = sum over sp < splits of partial[sp * total + i], in that order (deterministic).
+// out[i] = sum over sp < splits of partial[sp * total + i], in that order (deterministic), plus
+// bias[(i / plane) % channels] when bias is given (a forward's output channel, added after
+// the sum as the unsplit kernel adds it).
 template <typename T>
 __global__ void split_reduce_kernel(const acc_t<T>* __restrict__ partial, T* __restrict__ out,
-                                    int64_t total, int splits) {
+                                    int64_t total, int splits, const T* __restrict__ bias,
+                                    int64_t plane, int64_t channels) {
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += step) {
     acc_t<T> s = 0;
     for (int sp = 0; sp < splits; ++sp) s += partial[sp * total + i];
+    if (bias) s += to_acc(bias[(i / plane) % channels]);
     out[i] = from_acc<T>(s);
   }
 }

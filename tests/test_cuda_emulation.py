@@ -719,7 +719,8 @@ def test_emulated_workspaces_come_from_the_callers_allocator(emulated_gpu, rng):
     want = fastconv.conv_backward_weight(x64, gy64, w_shape, padding=1)
     e = fastconv.explain(x, w_shape, padding=1, pass_="backward_weight")
     assert e.workspace_bytes > 0 and "caller's allocator" in e.reason
-    assert fastconv.explain(x, w_shape, padding=1).workspace_bytes == 0  # forward needs none
+    # backward data's phases fill the grid side by side: no split, no workspace
+    assert fastconv.explain(x, w_shape, padding=1, pass_="backward_data").workspace_bytes == 0
     backend.allocations.clear()
     split = fastconv.conv_backward_weight(x, gy, w_shape, padding=1)
     assert ((e.workspace_bytes,), "uint8") in backend.allocations
@@ -786,6 +787,35 @@ def test_emulated_split_backward_weight_takes_any_workspace(rng):
             workspace_bytes=nbytes,
         )
         assert_gpu_close(got, want, "float64", 1, f"workspace {nbytes}")
+
+
+@requires_emulation
+@pytest.mark.parametrize("math_", ["simt", "tensor_core"])
+def test_emulated_split_forward_adds_the_bias_once_after_the_sum(rng, math_):
+    """Split-K forward (few output tiles, a long reduction: a late layer's 7x7 map): the
+    slices' sums in a fixed order, then the bias; the asked-for, a smaller and no workspace all
+    match the reference, with and without groups."""
+    dtype = "float64" if math_ == "simt" else "bfloat16"
+    for x_shape, w_shape, kw in [
+        ((2, 96, 7, 7), (24, 96, 3, 3), dict(padding=1)),
+        ((1, 64, 5, 6), (16, 32, 3, 3), dict(padding=1, groups=2)),
+    ]:
+        x = round_to(rng.uniform(-1, 1, x_shape), dtype)
+        w = round_to(rng.uniform(-1, 1, w_shape), dtype)
+        bias = round_to(rng.uniform(-1, 1, w_shape[0]), dtype)
+        want = fastconv.conv(x, w, bias, algo="reference", **kw)
+        geometry = conv_problem("conv", "forward", x_shape, w_shape, dtype, **kw).conv_geometry
+        _, _, stride, lo, hi, dilation, groups, _ = geometry
+        full = EMU.conv_workspace(
+            "forward", dtype, list(x_shape), list(w_shape), stride, lo, hi, dilation, groups
+        )
+        per_split = want.size * (8 if dtype == "float64" else 4)
+        assert full >= 2 * per_split and full % per_split == 0, (full, per_split)
+        args = ("forward", "implicit_gemm", math_, dtype, x_shape, w_shape, kw, x, w, bias)
+        reduction = w_shape[1] * 9
+        for nbytes in (-1, 2 * per_split + 3, 0):
+            got = _emu_conv(*args, workspace_bytes=nbytes)
+            assert_gpu_close(got, want, dtype, reduction, f"forward, workspace {nbytes}")
 
 
 def test_emulated_pending_cuda_errors_are_not_blamed_on_this_call(emulated_gpu, rng):
