@@ -23,16 +23,21 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// PoolGeometry flattened for kernels.
+// PoolGeometry flattened for kernels. `small`: every index the kernels form (flat element,
+// window coordinate) is below 2^31, and their divisions run as 32-bit FastDivs by the
+// precomputed divisors below instead of 64-bit divide sequences (several per output).
 struct PoolParams {
   int64_t planes;
   int64_t in[3], kernel[3], out[3], stride[3], pad[3], pad_hi[3], dil[3];
   int64_t in_sp, out_sp;
+  bool small;
+  FastDiv f_in[3], f_out[3], f_stride[3], f_dil[3], f_in_sp, f_out_sp;
 };
 
 PoolParams make_pool_params(const PoolGeometry& g) {
   PoolParams p{};
   p.planes = g.n * g.c;
+  int64_t reach = 0;
   for (int d = 0; d < kMaxRank; ++d) {
     p.in[d] = g.in[d];
     p.kernel[d] = g.kernel[d];
@@ -41,16 +46,47 @@ PoolParams make_pool_params(const PoolGeometry& g) {
     p.pad[d] = g.pad_lo[d];
     p.pad_hi[d] = g.pad_hi[d];
     p.dil[d] = g.dilation[d];
+    reach = std::max({reach, g.in[d] + g.pad_lo[d] + g.kernel[d] * g.dilation[d],
+                      (g.out[d] + 1) * g.stride[d] + g.kernel[d] * g.dilation[d]});
   }
   p.in_sp = g.in_spatial();
   p.out_sp = g.out_spatial();
+  const int64_t elements = p.planes * std::max(p.in_sp, p.out_sp);
+  p.small = elements < (int64_t(1) << 31) && reach < (int64_t(1) << 30);
+  if (p.small) {
+    for (int d = 0; d < kMaxRank; ++d) {
+      p.f_in[d] = FastDiv(static_cast<uint32_t>(p.in[d]));
+      p.f_out[d] = FastDiv(static_cast<uint32_t>(p.out[d]));
+      p.f_stride[d] = FastDiv(static_cast<uint32_t>(p.stride[d]));
+      p.f_dil[d] = FastDiv(static_cast<uint32_t>(p.dil[d]));
+    }
+    p.f_in_sp = FastDiv(static_cast<uint32_t>(p.in_sp));
+    p.f_out_sp = FastDiv(static_cast<uint32_t>(p.out_sp));
+  }
   return p;
 }
 
-__device__ __forceinline__ void split3(const int64_t ext[3], int64_t pos, int64_t q[3]) {
-  q[2] = pos % ext[2];
-  q[1] = (pos / ext[2]) % ext[1];
-  q[0] = pos / (ext[1] * ext[2]);
+// n / d and n % d for the kernels' non-negative dividends: a FastDiv in the kernels for small
+// problems (kSmall, p.small), 64-bit division in the others.
+template <bool kSmall>
+__device__ __forceinline__ int64_t qdiv(int64_t n, const FastDiv& f, int64_t d) {
+  if constexpr (kSmall) return static_cast<int64_t>(f.div(static_cast<uint32_t>(n)));
+  return n / d;
+}
+template <bool kSmall>
+__device__ __forceinline__ int64_t qmod(int64_t n, const FastDiv& f, int64_t d) {
+  if constexpr (kSmall) return static_cast<int64_t>(f.mod(static_cast<uint32_t>(n)));
+  return n % d;
+}
+
+// pos (a flat offset in a plane of extents ext, divisors f) -> coordinates q.
+template <bool kSmall>
+__device__ __forceinline__ void split3(const int64_t ext[3], const FastDiv f[3], int64_t pos,
+                                       int64_t q[3]) {
+  const int64_t rows = qdiv<kSmall>(pos, f[2], ext[2]);
+  q[2] = pos - rows * ext[2];
+  q[0] = qdiv<kSmall>(rows, f[1], ext[1]);
+  q[1] = rows - q[0] * ext[1];
 }
 
 // Calls fn(offset in plane) for every in-bounds input position of output window o.
@@ -73,20 +109,25 @@ __device__ __forceinline__ void for_each_tap(const PoolParams& p, const int64_t 
 
 // Calls fn(output offset in plane) for every output window covering input position i, in
 // increasing output order (the gather of every backward pass).
-template <typename Fn>
+template <bool kSmall, typename Fn>
 __device__ __forceinline__ void for_each_window(const PoolParams& p, const int64_t i[3], Fn&& fn) {
   int64_t lo[3], hi[3];
   for (int d = 0; d < 3; ++d) {
     const int64_t first = i[d] + p.pad[d] - (p.kernel[d] - 1) * p.dil[d];  // o * stride >= this
-    lo[d] = first <= 0 ? 0 : (first + p.stride[d] - 1) / p.stride[d];
-    hi[d] = min(p.out[d] - 1, (i[d] + p.pad[d]) / p.stride[d]);
+    lo[d] = first <= 0 ? 0 : qdiv<kSmall>(first + p.stride[d] - 1, p.f_stride[d], p.stride[d]);
+    hi[d] = min(p.out[d] - 1, qdiv<kSmall>(i[d] + p.pad[d], p.f_stride[d], p.stride[d]));
   }
+  // Whether window o's taps step onto i along dim d (always at dilation 1: no division).
+  auto on_tap = [&](int d, int64_t o) {
+    return p.dil[d] == 1 ||
+           qmod<kSmall>(i[d] + p.pad[d] - o * p.stride[d], p.f_dil[d], p.dil[d]) == 0;
+  };
   for (int64_t od = lo[0]; od <= hi[0]; ++od) {
-    if ((i[0] + p.pad[0] - od * p.stride[0]) % p.dil[0] != 0) continue;
+    if (!on_tap(0, od)) continue;
     for (int64_t oh = lo[1]; oh <= hi[1]; ++oh) {
-      if ((i[1] + p.pad[1] - oh * p.stride[1]) % p.dil[1] != 0) continue;
+      if (!on_tap(1, oh)) continue;
       for (int64_t ow = lo[2]; ow <= hi[2]; ++ow) {
-        if ((i[2] + p.pad[2] - ow * p.stride[2]) % p.dil[2] != 0) continue;
+        if (!on_tap(2, ow)) continue;
         fn((od * p.out[1] + oh) * p.out[2] + ow, od, oh, ow);
       }
     }
@@ -134,16 +175,16 @@ __device__ __forceinline__ acc_t<T> window_lp(const PoolParams& p, acc_t<T> powe
 // ---- kernels
 
 // y and/or indices per output window; `norm` (Lp scratch, may be null) gets the window norm.
-template <typename T>
+template <typename T, bool kSmall>
 __global__ void __launch_bounds__(kThreads)
     pool_forward_kernel(PoolParams p, PoolKind kind, bool count_include_pad, double power,
                         const T* __restrict__ x, T* __restrict__ y, int64_t* __restrict__ indices,
                         acc_t<T>* __restrict__ norm, int64_t total) {
   using Acc = acc_t<T>;
   for (int64_t idx = first_index(); idx < total; idx += grid_step()) {
-    const int64_t plane = idx / p.out_sp;
+    const int64_t plane = qdiv<kSmall>(idx, p.f_out_sp, p.out_sp);
     int64_t o[3];
-    split3(p.out, idx - plane * p.out_sp, o);
+    split3<kSmall>(p.out, p.f_out, idx - plane * p.out_sp, o);
     const T* xp = x + plane * p.in_sp;
     if (kind == PoolKind::kMax) {
       const int64_t best = window_argmax(p, xp, o);
@@ -163,7 +204,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // grad_x[i] = sum over windows covering i of their share of grad_y (gather, fixed order).
-template <typename T>
+template <typename T, bool kSmall>
 __global__ void __launch_bounds__(kThreads)
     pool_backward_kernel(PoolParams p, PoolKind kind, bool count_include_pad, double power,
                          const T* __restrict__ dy, const T* __restrict__ x,
@@ -171,18 +212,18 @@ __global__ void __launch_bounds__(kThreads)
                          T* __restrict__ dx, int64_t total) {
   using Acc = acc_t<T>;
   for (int64_t idx = first_index(); idx < total; idx += grid_step()) {
-    const int64_t plane = idx / p.in_sp, pos = idx - plane * p.in_sp;
+    const int64_t plane = qdiv<kSmall>(idx, p.f_in_sp, p.in_sp), pos = idx - plane * p.in_sp;
     int64_t i[3];
-    split3(p.in, pos, i);
+    split3<kSmall>(p.in, p.f_in, pos, i);
     const T* gp = dy + plane * p.out_sp;
     Acc s = 0;
     if (kind == PoolKind::kMax) {
       const int64_t* ap = argmax + plane * p.out_sp;
-      for_each_window(p, i, [&](int64_t o, int64_t, int64_t, int64_t) {
+      for_each_window<kSmall>(p, i, [&](int64_t o, int64_t, int64_t, int64_t) {
         if (ap[o] == pos) s += to_acc(gp[o]);
       });
     } else if (kind == PoolKind::kAvg) {
-      for_each_window(p, i, [&](int64_t o, int64_t od, int64_t oh, int64_t ow) {
+      for_each_window<kSmall>(p, i, [&](int64_t o, int64_t od, int64_t oh, int64_t ow) {
         const int64_t oo[3] = {od, oh, ow};
         const int64_t div = avg_divisor(p, count_include_pad, oo);
         if (div > 0) s += to_acc(gp[o]) / Acc(div);
@@ -192,7 +233,7 @@ __global__ void __launch_bounds__(kThreads)
       const Acc pw = Acc(power);
       const Acc xi = to_acc(x[idx]);
       const Acc* np = norm + plane * p.out_sp;
-      for_each_window(p, i, [&](int64_t o, int64_t, int64_t, int64_t) {
+      for_each_window<kSmall>(p, i, [&](int64_t o, int64_t, int64_t, int64_t) {
         const Acc yv = np[o];
         if (yv != Acc(0)) s += to_acc(gp[o]) * pow(yv, Acc(1) - pw) * pow(xi, pw - Acc(1));
       });
@@ -247,13 +288,23 @@ unsigned blocks_for(int64_t work) {
   return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 1 << 20));
 }
 
+// The forward / backward kernel for p: 32-bit index math when p.small.
+template <typename T>
+auto forward_kernel(const PoolParams& p) {
+  return p.small ? &pool_forward_kernel<T, true> : &pool_forward_kernel<T, false>;
+}
+template <typename T>
+auto backward_kernel(const PoolParams& p) {
+  return p.small ? &pool_backward_kernel<T, true> : &pool_backward_kernel<T, false>;
+}
+
 template <typename T>
 void forward_t(const PoolGeometry& g, const PoolArgs& a, const void* x, void* y, int64_t* indices,
                cudaStream_t stream) {
   const PoolParams p = make_pool_params(g);
   const int64_t total = p.planes * p.out_sp;
   if (total == 0) return;
-  launch("pool_forward_kernel", &pool_forward_kernel<T>, dim3(blocks_for(total)), dim3(kThreads),
+  launch("pool_forward_kernel", forward_kernel<T>(p), dim3(blocks_for(total)), dim3(kThreads),
          stream, p, a.kind, a.count_include_pad, a.p, static_cast<const T*>(x),
          static_cast<T*>(y), indices, static_cast<acc_t<T>*>(nullptr), total);
 }
@@ -275,11 +326,11 @@ void backward_t(const PoolGeometry& g, const PoolArgs& a, const void* dy, const 
   int64_t* argmax = a.kind == PoolKind::kMax ? static_cast<int64_t*>(ws.ptr) : nullptr;
   Acc* norm = a.kind == PoolKind::kLp ? static_cast<Acc*>(ws.ptr) : nullptr;
   if (scratch && outputs > 0) {
-    launch("pool_forward_kernel (scratch)", &pool_forward_kernel<T>, dim3(blocks_for(outputs)),
+    launch("pool_forward_kernel (scratch)", forward_kernel<T>(p), dim3(blocks_for(outputs)),
            dim3(kThreads), stream, p, a.kind, a.count_include_pad, a.p,
            static_cast<const T*>(x), static_cast<T*>(nullptr), argmax, norm, outputs);
   }
-  launch("pool_backward_kernel", &pool_backward_kernel<T>, dim3(blocks_for(total)),
+  launch("pool_backward_kernel", backward_kernel<T>(p), dim3(blocks_for(total)),
          dim3(kThreads), stream, p, a.kind, a.count_include_pad, a.p,
          static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<const int64_t*>(argmax),
          static_cast<const acc_t<T>*>(norm), static_cast<T*>(dx), total);
@@ -329,7 +380,7 @@ void max_pool_backward_indices(DType dtype, const PoolGeometry& g, const void* g
   if (total == 0) return;
   by_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    launch("pool_backward_kernel (indices)", &pool_backward_kernel<T>, dim3(blocks_for(total)),
+    launch("pool_backward_kernel (indices)", backward_kernel<T>(p), dim3(blocks_for(total)),
            dim3(kThreads), stream, p, PoolKind::kMax, false, 1.0,
            static_cast<const T*>(grad_y), static_cast<const T*>(nullptr), indices,
            static_cast<const acc_t<T>*>(nullptr), static_cast<T*>(grad_x), total);

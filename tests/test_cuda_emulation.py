@@ -342,6 +342,28 @@ def test_emulated_backward_data_takes_its_phases_eight_per_launch(rng, math_):
 
 
 @requires_emulation
+def test_fast_division_is_exact_for_every_31_bit_dividend(rng):
+    """FastDiv (cuda/launch.cuh), the pooling kernels' 32-bit division by a run-time divisor:
+    exact against integer division for divisors 1 to 2^31 - 1 (powers of two, their
+    neighbours, primes, random) and dividends at the edges and at random below 2^31."""
+    top = 2**31 - 1
+    divisors = {1, 2, 3, 5, 7, 9, 10, 49, 56, 112, 224, 3136, 12544, 65537, top, top - 1}
+    divisors |= {2**k + e for k in range(1, 31) for e in (-1, 0, 1) if 0 < 2**k + e <= top}
+    divisors |= {int(v) for v in rng.integers(1, top, 40)}
+    for d in sorted(divisors):
+        n = np.concatenate(
+            [
+                np.array([0, 1, d - 1, d, d + 1, 2 * d - 1, 2 * d, top - 1, top], np.int64),
+                rng.integers(0, top, 200),
+                (rng.integers(0, max(top // d, 1), 50) * d),
+            ]
+        )
+        n = n[(n >= 0) & (n <= top)].astype(np.uint32)
+        got = np.array(EMU.fast_div(d, n.tolist()), np.int64)
+        np.testing.assert_array_equal(got, n.astype(np.int64) // d, err_msg=f"d = {d}")
+
+
+@requires_emulation
 @pytest.mark.slow
 def test_emulated_depthwise_31x31(rng):
     x_shape, w_shape = (1, 1, 33, 40), (2, 1, 31, 31)  # channel multiplier 2

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "conv_kernels.h"
+#include "launch.cuh"
 #include "fastconv/geometry.h"
 #include "fastconv/status.h"
 #include "fastconv/types.h"
@@ -211,6 +212,13 @@ PYBIND11_MODULE(fastconv_cuda_emulation, m) {
                                                 fastconv::ConvMode::kCross, true);
     return fc::depthwise_tiled(fastconv::parse_conv_pass(pass), parse_dtype(dtype),
                                fc::make_conv_params(g));
+  });
+  // FastDiv (cuda/launch.cuh) on the host: quotients of n by d, for its exactness test.
+  m.def("fast_div", [](uint32_t d, const std::vector<uint32_t>& n) {
+    const fc::FastDiv f(d);
+    std::vector<uint32_t> q(n.size());
+    for (size_t i = 0; i < n.size(); ++i) q[i] = f.div(n[i]);
+    return q;
   });
   // max_unpool's report of a bad index: (index, out_count), or None; reading clears it.
   m.def("take_unpool_error", []() -> py::object {
