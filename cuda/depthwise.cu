@@ -6,6 +6,7 @@
 // backward_weight, reduced in a fixed order.
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 
 #include "conv_kernels.h"
 #include "cuda_check.h"
@@ -180,11 +181,13 @@ unsigned blocks_for(int64_t work, int64_t per_block) {
 // planes of 2^31 elements or more, a staged region over kTileStageBytes, or tiles less than half
 // full (a 7x7 map in a 512-position tile).
 bool depthwise_tiles(ConvPass pass, const ConvParams& p, int64_t elem, DwTiles* t) {
-  if (p.in[0] != 1 || p.kernel[0] != 1 || p.out[0] != 1) return false;
+  // 3-D layers, and depth-1 ones whose depth padding puts the window off the input (the tiles
+  // index depth 0 only), run the per-element kernels.
+  if (p.in[0] != 1 || p.kernel[0] != 1 || p.out[0] != 1 || p.pad[0] != 0) return false;
   if (p.taps > kTileMaxTaps || p.in_sp >= INT_MAX || p.out_sp >= INT_MAX) return false;
   for (int d = 1; d < 3; ++d) {  // every window coordinate the kernels form stays in int
     const int64_t reach = (p.out[d] + 1) * p.stride[d] + p.kernel[d] * p.dil[d];
-    if (reach + p.pad[d] + p.in[d] >= INT_MAX / 2) return false;
+    if (reach + std::abs(p.pad[d]) + p.in[d] >= INT_MAX / 2) return false;
   }
   const bool data = pass == ConvPass::kBackwardData;
   const int64_t rows = data ? p.in[1] : p.out[1], cols = data ? p.in[2] : p.out[2];

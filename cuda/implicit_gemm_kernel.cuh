@@ -1,5 +1,6 @@
-// implicit_gemm.cu's kernels: the 64x64 output tile (double-buffered cp.async slices, SIMT or
-// WMMA multiply, epilogue) and the fixed-order sum of split reductions. Included by it alone.
+// implicit_gemm.cu's kernel: the 64x64 output tile (double-buffered cp.async slices, SIMT or
+// WMMA multiply, epilogue); the fixed-order sum of split reductions is in split_reduce.cuh.
+// Included by implicit_gemm.cu alone.
 #pragma once
 #ifndef FASTCONV_HOST_EMULATION
 #include <mma.h>

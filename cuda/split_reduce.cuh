@@ -32,6 +32,8 @@ inline int multiprocessors() {
   return cache[dev];
 }
 
+namespace {  // each .cu file that launches it compiles its own copy
+
 // out[i] = sum over sp < splits of partial[sp * total + i], in that order (deterministic), plus
 // bias[(i / plane) % channels] when bias is given (a forward's output channel, added after
 // the sum as the unsplit kernel adds it).
@@ -49,4 +51,5 @@ __global__ void split_reduce_kernel(const acc_t<T>* __restrict__ partial, T* __r
   }
 }
 
+}  // namespace
 }  // namespace fastconv::cuda

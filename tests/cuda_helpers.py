@@ -70,7 +70,12 @@ DEPTHWISE_TILE_CASES = [
     ((1, 2, 47, 123), (4, 1, 5, 5), dict(stride=2, padding=2, dilation=(1, 2), groups=2), True),
     ((2, 4, 700), (4, 1, 7), dict(padding=3, groups=4), True),
     ((1, 2, 40, 40), (2, 1, 31, 31), dict(padding=15, groups=2), True),
+    # stride past the kernel: grad_x positions no tap reaches
+    ((1, 2, 47, 179), (2, 1, 2, 2), dict(stride=3, groups=2), True),
+    ((1, 2, 28, 52), (2, 1, 3, 3), dict(padding=4, groups=2), True),  # padding past the kernel
     ((1, 3, 7, 7), (3, 1, 3, 3), dict(padding=1, groups=3), False),
+    # depth 1, but the depth padding puts the only window off the input: per-element kernels
+    ((1, 2, 1, 16, 32), (2, 1, 1, 3, 3), dict(stride=(3, 1, 1), padding=1, groups=2), False),
     ((1, 2, 3, 12, 12), (2, 1, 3, 3, 3), dict(padding=1, groups=2), False),
 ]
 

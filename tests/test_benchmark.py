@@ -181,6 +181,8 @@ def test_metadata_records_the_peer_isa_and_warns_on_a_one_sided_cap(
     assert isa_note({**base, "peer_isa": aten_only}) is not None  # oneDNN still runs AVX-512
     both = {"torch_aten": "AVX2", "onednn_max_cpu_isa": "AVX2"}
     assert isa_note({**base, "peer_isa": both}) is None
+    onednn_avx512 = {"torch_aten": "AVX2", "onednn_max_cpu_isa": "AVX512_CORE"}
+    assert isa_note({**base, "peer_isa": onednn_avx512}) is not None
     assert isa_note({**base, "isa": "avx512", "peer_isa": uncapped}) is None
     avx2_cpu = {"isa": "avx2", "cpu_features": ["avx2", "fma"], "peer_isa": uncapped}
     assert isa_note(avx2_cpu) is None

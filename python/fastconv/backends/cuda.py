@@ -349,7 +349,7 @@ class CudaBackend(Backend):
                 raise
             warnings.warn(
                 f"fastconv: no memory for a {nbytes}-byte GPU workspace ({e}); running the "
-                "weight gradient without a split reduction (slower)",
+                "pass without a split reduction (slower)",
                 ResourceWarning,
                 stacklevel=4,
             )

@@ -207,7 +207,8 @@ def peer_isa(torch_module: Any) -> dict[str, str | None]:
             aten = str(torch_module.backends.cpu.get_cpu_capability())
         except (AttributeError, RuntimeError):  # older torch: the level is unknown, not an error
             aten = None
-    return {"torch_aten": aten, "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA")}
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    return {"torch_aten": aten, "onednn_max_cpu_isa": onednn}
 
 
 def isa_note(env: dict[str, Any]) -> str | None:
@@ -219,8 +220,9 @@ def isa_note(env: dict[str, Any]) -> str | None:
         return None
     if "avx512f" not in env.get("cpu_features", []):
         return None  # an AVX2-only CPU: both already run AVX2 at most
-    if not aten.startswith("AVX512") and peer.get("onednn_max_cpu_isa"):
-        return None
+    onednn = (peer.get("onednn_max_cpu_isa") or "").upper()
+    if not aten.startswith("AVX512") and (onednn.startswith(("SSE", "AVX2")) or onednn == "AVX"):
+        return None  # both capped at AVX2 or below
     return (
         f"note: FASTCONV_ISA caps fastconv at {env['isa']} while PyTorch may run AVX-512 "
         f"kernels (ATen {aten}, oneDNN cap {peer.get('onednn_max_cpu_isa') or 'none'}); "
