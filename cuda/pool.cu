@@ -53,6 +53,9 @@ PoolParams make_pool_params(const PoolGeometry& g) {
   p.out_sp = g.out_spatial();
   const int64_t elements = p.planes * std::max(p.in_sp, p.out_sp);
   p.small = elements < (int64_t(1) << 31) && reach < (int64_t(1) << 30);
+#ifdef FASTCONV_HOST_EMULATION
+  p.small = p.small && !emulation::g_wide_indices;  // tests run the 64-bit kernels too
+#endif
   if (p.small) {
     for (int d = 0; d < kMaxRank; ++d) {
       p.f_in[d] = FastDiv(static_cast<uint32_t>(p.in[d]));

@@ -407,18 +407,48 @@ def test_emulated_depthwise_31x31(rng):
     ids=lambda c: f"{len(c[0]) - 2}d-{c[1]['kernel_size']}",
 )
 def test_emulated_pool_kernels_match_cpu_reference(rng, case, dtype):
+    _check_emulated_pools(rng, case, dtype)
+
+
+@requires_emulation
+@pytest.mark.parametrize("wide", [False, True], ids=["32-bit", "64-bit"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        ((2, 3, 23, 19), dict(kernel_size=3, stride=3, padding=1, dilation=2)),
+        ((1, 2, 11, 9, 13), dict(kernel_size=(2, 3, 2), stride=(1, 2, 3), dilation=(2, 1, 3))),
+        ((3, 2, 41), dict(kernel_size=4, stride=3, padding=2, dilation=3, ceil_mode=True)),
+        ((2, 3, 23, 19), dict(kernel_size=(3, 4), stride=(2, 3), padding=(1, 2), ceil_mode=True)),
+        ((1, 2, 9, 10, 11), dict(kernel_size=3, stride=(1, 2, 3))),
+    ],
+    ids=["2d-dilated", "3d-dilated", "1d-dilated", "2d", "3d"],
+)
+def test_emulated_pool_index_math_in_32_and_64_bits(rng, case, wide):
+    """Pooling's kernels with 32-bit index math (FastDiv: what problems below 2^31 elements
+    run) and with the 64-bit kernels (forced here; on a GPU only past 2^31), on dilated, strided
+    and padded windows in 1-3 D: both match the reference in every pass."""
+    EMU.set_wide_indices(wide)
+    try:
+        _check_emulated_pools(rng, case, "float32")
+    finally:
+        EMU.set_wide_indices(False)
+
+
+def _check_emulated_pools(rng, case, dtype):
     shape, kw = case
     x = round_to(rng.uniform(-1, 1, shape), dtype)
     x.flat[3] = x.flat[4]  # a tie: the first maximum wins
     ceil_mode = kw.get("ceil_mode", False)
+    dilated = kw.get("dilation", 1) != 1  # max pooling only (avg and lp take no dilation)
     geo = pool_problem(
-        "avg_pool",
+        "max_pool" if dilated else "avg_pool",
         "forward",
         shape,
         "float64",
         kw["kernel_size"],
         stride=kw.get("stride"),
         padding=kw.get("padding", 0),
+        dilation=kw.get("dilation", 1),
         ceil_mode=ceil_mode,
     ).pool_geometry
     pad_lo = geo[3]
@@ -433,7 +463,7 @@ def test_emulated_pool_kernels_match_cpu_reference(rng, case, dtype):
         dtype,
         8,
     )
-    for cip in (True, False):
+    for cip in (True, False) if not dilated else ():
         y, _ = EMU.pool_forward("avg_pool", dtype, *geo, cip, 1.0, x)
         assert_gpu_close(y, fastconv.avg_pool(x, count_include_pad=cip, **kw), dtype, 8)
         assert_gpu_close(
@@ -442,7 +472,7 @@ def test_emulated_pool_kernels_match_cpu_reference(rng, case, dtype):
             dtype,
             8,
         )
-    if not any(pad_lo):  # lp pools take no padding
+    if not any(pad_lo) and not dilated:  # lp pools take no padding
         xp = round_to(np.abs(x) + 0.1, dtype)
         lp_kw = {k_: v for k_, v in kw.items() if k_ in ("kernel_size", "stride", "ceil_mode")}
         for p in (2.0, 3.0):

@@ -188,6 +188,7 @@ PYBIND11_MODULE(fastconv_cuda_emulation, m) {
   m.def("pool_backward", &pool_backward);
   m.def("max_unpool", &max_unpool);
   m.def("set_multiprocessors", [](int n) { fc::emulation::g_multiprocessors = n; });
+  m.def("set_wide_indices", [](bool wide) { fc::emulation::g_wide_indices = wide; });
   m.def("conv_workspace", [](const std::string& pass, const std::string& dtype,
                              const Shape& x_shape, const Shape& w_shape, const Shape& stride,
                              const Shape& lo, const Shape& hi, const Shape& dil, int64_t groups) {

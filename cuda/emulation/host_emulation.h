@@ -33,6 +33,7 @@ inline dim3 g_grid{1, 1, 1};
 inline dim3 g_block{1, 1, 1};
 inline std::mutex g_atomic_mutex;
 inline int g_multiprocessors = 8;  // small, so backward-weight splits its reduction in tests
+inline bool g_wide_indices = false;  // tests: pooling's 64-bit index kernels for small problems
 
 // Runs body() once per thread of every block, block after block: the block's threads are
 // created once per launch and meet at a barrier between blocks (so statics stay block-private).
