@@ -41,6 +41,19 @@ __device__ __forceinline__ void tile_position(const DwTiles& t, int o, int* r, i
   *col = o - *r * t.tw;
 }
 
+// Item `item` of the (plane, tile) sequence a kernel walks: its plane and its tile's first row
+// and column.
+struct TileOrigin {
+  int64_t plane;
+  int y0, x0;
+};
+__device__ __forceinline__ TileOrigin tile_origin(const DwTiles& t, int64_t item) {
+  const int tiles = t.tiles_h * t.tiles_w;
+  const int64_t plane = item / tiles;
+  const int tile = static_cast<int>(item - plane * tiles);
+  return {plane, (tile / t.tiles_w) * t.th, (tile % t.tiles_w) * t.tw};
+}
+
 // Stages rows [y0, y0 + rows) x columns [x0, x0 + cols) of a plane (h x w, row-major) into
 // dst (rows x cols), zero outside the plane. Every thread of the block calls it.
 template <typename T>
@@ -76,11 +89,10 @@ __global__ void __launch_bounds__(kTileThreads)
   __shared__ __align__(16) unsigned char stage_bytes[kTileStageBytes];
   __shared__ Acc taps_s[kTileMaxTaps];
   T* xs = reinterpret_cast<T*>(stage_bytes);
-  const int tiles = t.tiles_h * t.tiles_w;
   for (int64_t blk = blockIdx.x; blk < t.blocks; blk += gridDim.x) {
-    const int64_t plane = blk / tiles;
-    const int tile = static_cast<int>(blk - plane * tiles);
-    const int oy0 = (tile / t.tiles_w) * t.th, ox0 = (tile % t.tiles_w) * t.tw;
+    const TileOrigin at = tile_origin(t, blk);
+    const int64_t plane = at.plane;
+    const int oy0 = at.y0, ox0 = at.x0;
     const int64_t k = plane % p.k, b = plane / p.k, c = k / p.kg;
     __syncthreads();  // the previous tile's readers are done with the stage
     stage_region(x + (b * p.c + c) * p.in_sp, t.h, t.w, oy0 * t.sh - t.ph, ox0 * t.sw - t.pw,
@@ -158,11 +170,10 @@ __global__ void __launch_bounds__(kTileThreads)
   __shared__ __align__(16) unsigned char stage_bytes[kTileStageBytes];
   __shared__ Acc taps_s[kTileMaxTaps];
   T* dys = reinterpret_cast<T*>(stage_bytes);
-  const int tiles = t.tiles_h * t.tiles_w;
   for (int64_t blk = blockIdx.x; blk < t.blocks; blk += gridDim.x) {
-    const int64_t plane = blk / tiles;  // (image, input channel)
-    const int tile = static_cast<int>(blk - plane * tiles);
-    const int y0 = (tile / t.tiles_w) * t.th, x0 = (tile % t.tiles_w) * t.tw;
+    const TileOrigin at = tile_origin(t, blk);
+    const int64_t plane = at.plane;  // (image, input channel)
+    const int y0 = at.y0, x0 = at.x0;
     const int64_t c = plane % p.c, b = plane / p.c;
     int ry0, rows, rx0, cols;
     dw_data_region(y0, t.th, t.ph, t.kh, t.dh, t.sh, t.oh, &ry0, &rows);
@@ -228,8 +239,7 @@ __global__ void __launch_bounds__(kTileThreads)
     tap_of[q] = q < per && tap < taps ? tap : -1;
     off_of[q] = tap_of[q] < 0 ? 0 : (tap / t.kw) * t.dh * t.iw + (tap % t.kw) * t.dw;
   }
-  const int tiles = t.tiles_h * t.tiles_w;
-  const int64_t items = p.n * tiles;  // (image, tile) pairs
+  const int64_t items = p.n * t.tiles_h * t.tiles_w;  // (image, tile) pairs
   const int64_t r0 = items * blockIdx.y / gridDim.y, r1 = items * (blockIdx.y + 1) / gridDim.y;
   Acc* slice = partial ? partial + static_cast<int64_t>(blockIdx.y) * p.k * p.taps : nullptr;
   for (int64_t k = blockIdx.x; k < p.k; k += gridDim.x) {
@@ -237,12 +247,12 @@ __global__ void __launch_bounds__(kTileThreads)
     Acc acc[kPer];
     for (int q = 0; q < kPer; ++q) acc[q] = 0;
     for (int64_t item = r0; item < r1; ++item) {
-      const int64_t b = item / tiles;
-      const int tile = static_cast<int>(item - b * tiles);
+      const TileOrigin at = tile_origin(t, item);  // plane: the image
+      const int64_t b = at.plane;
       const T* plane_x = x + (b * p.c + c) * p.in_sp;
       const T* plane_dy = dy + (b * p.k + k) * p.out_sp;
       {
-        const int oy0 = (tile / t.tiles_w) * t.th, ox0 = (tile % t.tiles_w) * t.tw;
+        const int oy0 = at.y0, ox0 = at.x0;
         __syncthreads();  // the previous tile's readers are done
         stage_region(plane_x, t.h, t.w, oy0 * t.sh - t.ph, ox0 * t.sw - t.pw, t.ih, t.iw, xs);
         for (int o = tid; o < kTilePositions; o += blockDim.x) {

@@ -176,6 +176,19 @@ Array max_unpool(const std::string& dtype, const Shape& out_shape, const Array& 
   return to_array(y, out_shape);
 }
 
+// A binding of fn(pass, dtype, params) for the layer given as the conv geometry's parts: what a
+// launcher would choose for it (workspace bytes, which kernel runs).
+template <typename R>
+auto on_geometry(R (*fn)(fastconv::ConvPass, fastconv::DType, const fc::ConvParams&)) {
+  return [fn](const std::string& pass, const std::string& dtype, const Shape& x_shape,
+              const Shape& w_shape, const Shape& stride, const Shape& lo, const Shape& hi,
+              const Shape& dil, int64_t groups) {
+    const auto g = fastconv::make_conv_geometry(x_shape, w_shape, {stride, lo, hi, dil}, groups,
+                                                fastconv::ConvMode::kCross, true);
+    return fn(fastconv::parse_conv_pass(pass), parse_dtype(dtype), fc::make_conv_params(g));
+  };
+}
+
 }  // namespace
 
 PYBIND11_MODULE(fastconv_cuda_emulation, m) {
@@ -189,31 +202,9 @@ PYBIND11_MODULE(fastconv_cuda_emulation, m) {
   m.def("max_unpool", &max_unpool);
   m.def("set_multiprocessors", [](int n) { fc::emulation::g_multiprocessors = n; });
   m.def("set_wide_indices", [](bool wide) { fc::emulation::g_wide_indices = wide; });
-  m.def("conv_workspace", [](const std::string& pass, const std::string& dtype,
-                             const Shape& x_shape, const Shape& w_shape, const Shape& stride,
-                             const Shape& lo, const Shape& hi, const Shape& dil, int64_t groups) {
-    const auto g = fastconv::make_conv_geometry(x_shape, w_shape, {stride, lo, hi, dil}, groups,
-                                                fastconv::ConvMode::kCross, true);
-    return fc::implicit_gemm_workspace(fastconv::parse_conv_pass(pass), parse_dtype(dtype),
-                                       fc::make_conv_params(g));
-  });
-  m.def("depthwise_workspace", [](const std::string& pass, const std::string& dtype,
-                                  const Shape& x_shape, const Shape& w_shape, const Shape& stride,
-                                  const Shape& lo, const Shape& hi, const Shape& dil,
-                                  int64_t groups) {
-    const auto g = fastconv::make_conv_geometry(x_shape, w_shape, {stride, lo, hi, dil}, groups,
-                                                fastconv::ConvMode::kCross, true);
-    return fc::depthwise_workspace(fastconv::parse_conv_pass(pass), parse_dtype(dtype),
-                                   fc::make_conv_params(g));
-  });
-  m.def("depthwise_tiled", [](const std::string& pass, const std::string& dtype,
-                              const Shape& x_shape, const Shape& w_shape, const Shape& stride,
-                              const Shape& lo, const Shape& hi, const Shape& dil, int64_t groups) {
-    const auto g = fastconv::make_conv_geometry(x_shape, w_shape, {stride, lo, hi, dil}, groups,
-                                                fastconv::ConvMode::kCross, true);
-    return fc::depthwise_tiled(fastconv::parse_conv_pass(pass), parse_dtype(dtype),
-                               fc::make_conv_params(g));
-  });
+  m.def("conv_workspace", on_geometry(&fc::implicit_gemm_workspace));
+  m.def("depthwise_workspace", on_geometry(&fc::depthwise_workspace));
+  m.def("depthwise_tiled", on_geometry(&fc::depthwise_tiled));
   // FastDiv (cuda/launch.cuh) on the host: quotients of n by d, for its exactness test.
   m.def("fast_div", [](uint32_t d, const std::vector<uint32_t>& n) {
     const fc::FastDiv f(d);
