@@ -37,6 +37,8 @@ pybind11_add_module(_cuda MODULE
   cuda/module.cc
   cuda/device_query.cu
   cuda/implicit_gemm.cu
+  cuda/tensor_op_conv.cu
+  cuda/tensor_op_cutlass.cu
   cuda/depthwise.cu
   cuda/pool.cu
   csrc/common/geometry.cc
@@ -44,6 +46,34 @@ pybind11_add_module(_cuda MODULE
 target_include_directories(_cuda PRIVATE cuda csrc/include csrc)
 string(REPLACE ";" "," _fastconv_cuda_archs "${CMAKE_CUDA_ARCHITECTURES}")  # no ';' in a -D
 target_compile_definitions(_cuda PRIVATE FASTCONV_CUDA_ARCHITECTURES="${_fastconv_cuda_archs}")
+# The tensor-op path's core (cuda/tensor_op_cutlass.cu) is CUTLASS's header-only implicit-GEMM
+# convolution: headers from FASTCONV_CUTLASS_DIR or the nvidia-cutlass package of the build's
+# Python (cutlass_library/source/include; an isolated wheel build lacks it: pass the directory,
+# as .ci/run does). Without them every layer runs the WMMA kernel (FASTCONV_CUTLASS=ON: an error).
+if(NOT FASTCONV_CUTLASS STREQUAL "OFF" AND NOT FASTCONV_CUTLASS_DIR)
+  execute_process(
+    COMMAND "${Python_EXECUTABLE}" -c
+            "import importlib.util, os; s = importlib.util.find_spec('cutlass_library'); print(os.path.join(list(s.submodule_search_locations)[0], 'source', 'include'))"
+    OUTPUT_VARIABLE _fastconv_cutlass_include OUTPUT_STRIP_TRAILING_WHITESPACE
+    RESULT_VARIABLE _fastconv_cutlass_rc ERROR_QUIET)
+  if(_fastconv_cutlass_rc EQUAL 0)
+    set(FASTCONV_CUTLASS_DIR "${_fastconv_cutlass_include}")
+  endif()
+endif()
+if(FASTCONV_CUTLASS STREQUAL "OFF")
+  message(STATUS "fastconv: tensor-op (CUTLASS) path disabled (FASTCONV_CUTLASS=OFF)")
+elseif(FASTCONV_CUTLASS_DIR AND EXISTS "${FASTCONV_CUTLASS_DIR}/cutlass/conv/device/implicit_gemm_convolution.h")
+  target_include_directories(_cuda SYSTEM PRIVATE "${FASTCONV_CUTLASS_DIR}")
+  target_compile_definitions(_cuda PRIVATE FASTCONV_WITH_CUTLASS)
+  message(STATUS "fastconv: tensor-op path on CUTLASS's headers in ${FASTCONV_CUTLASS_DIR}")
+elseif(FASTCONV_CUTLASS STREQUAL "ON")
+  message(FATAL_ERROR "fastconv: FASTCONV_CUTLASS=ON but CUTLASS's headers were not found: "
+                      "`pip install --no-deps nvidia-cutlass` in ${Python_EXECUTABLE}, set "
+                      "FASTCONV_CUTLASS_DIR, or use FASTCONV_CUTLASS=AUTO/OFF.")
+else()
+  message(STATUS "fastconv: CUTLASS's headers not found; the CUDA module runs every layer on "
+                 "its WMMA kernel (no tensor-op path)")
+endif()
 find_package(CUDAToolkit REQUIRED)
 target_link_libraries(_cuda PRIVATE CUDA::cudart_static)
 # The CUDA XLA FFI handlers of fastconv.jax (cuda/jax_ffi.cc) when jaxlib's headers were found

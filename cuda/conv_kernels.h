@@ -47,14 +47,21 @@ enum class GemmMath { kSimt, kTensorCore };
 //   backward_data:   a = grad_y, b = w,      out = dx, bias (C) or null (transposed conv bias)
 //   backward_weight: a = x,      b = grad_y, out = dw  (deterministic: no atomics)
 // Accumulation is float32 (float64 for double) on every path.
-// The workspace holds the forward's and backward_weight's split reduction (split-K: partial sums
-// of each slice, summed in a fixed order, the forward's bias after): implicit_gemm_workspace
-// says how much the split it would choose on the current device takes. Any smaller workspace
-// works too, with fewer slices (none: one block per tile).
+// Tensor-core math for float16 / bfloat16 layers that the tensor-op path takes (one group,
+// rank 1-2, channels multiples of 8: tensor_op_conv.h) runs that path: CUTLASS's sm_80 kernels
+// over the operands moved to channels-last order in the workspace; every other layer, or a
+// workspace too small for the move, runs the 64x64 WMMA / SIMT kernel of implicit_gemm.cu.
+// The workspace also holds that kernel's forward and backward_weight split reduction (split-K:
+// partial sums of each slice, summed in a fixed order, the forward's bias after).
+// implicit_gemm_workspace says how much the call takes on the current device: the tensor-op
+// path's operands when it applies, else the split it would choose. Any smaller workspace works
+// too (the WMMA kernel, with fewer slices; none: one block per tile).
 void implicit_gemm_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a,
                         const void* b, const void* bias, void* out, GemmMath math, Workspace ws,
                         cudaStream_t stream);
-size_t implicit_gemm_workspace(ConvPass pass, DType dtype, const ConvParams& p);
+size_t implicit_gemm_workspace(ConvPass pass, DType dtype, const ConvParams& p, GemmMath math);
+// Whether implicit_gemm_conv with this math runs the tensor-op (CUTLASS) path for the layer.
+bool implicit_gemm_tensor_op(ConvPass pass, DType dtype, const ConvParams& p, GemmMath math);
 
 // Direct depthwise convolution (groups == C, any channel multiplier K / C), same operands. The
 // workspace holds the tiled weight gradient's split reduction (summed in a fixed order):

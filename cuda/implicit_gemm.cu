@@ -24,6 +24,7 @@
 #include "implicit_gemm_kernel.cuh"
 #include "launch.cuh"
 #include "split_reduce.cuh"
+#include "tensor_op_conv.h"
 #include "fastconv/status.h"
 
 namespace fastconv::cuda {
@@ -209,7 +210,12 @@ void dispatch_pass(ConvPass pass, const ConvParams& p, const void* a, const void
 
 }  // namespace
 
-size_t implicit_gemm_workspace(ConvPass pass, DType dtype, const ConvParams& p) {
+bool implicit_gemm_tensor_op(ConvPass pass, DType dtype, const ConvParams& p, GemmMath math) {
+  return math == GemmMath::kTensorCore && tensor_op_eligible(pass, dtype, p);
+}
+
+size_t implicit_gemm_workspace(ConvPass pass, DType dtype, const ConvParams& p, GemmMath math) {
+  if (implicit_gemm_tensor_op(pass, dtype, p, math)) return tensor_op_workspace(pass, dtype, p);
   if (pass == ConvPass::kBackwardData) return 0;  // its phases fill the grid side by side
   const GemmShape s = gemm_shape(pass, p);
   if (s.R == 0 || s.out_total == 0) return 0;
@@ -224,6 +230,7 @@ void implicit_gemm_conv(ConvPass pass, DType dtype, const ConvParams& p, const v
                         const void* b, const void* bias, void* out, GemmMath math, Workspace ws,
                         cudaStream_t stream) {
   const bool tc = math == GemmMath::kTensorCore;
+  if (tc && tensor_op_conv(pass, dtype, p, a, b, bias, out, ws, stream)) return;
   switch (dtype) {
     case DType::kFloat32:  // tensor cores for float32 means TF32 (opt-in)
       if (tc) return dispatch_pass<float, true>(pass, p, a, b, bias, out, ws, stream);

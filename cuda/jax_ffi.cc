@@ -70,10 +70,12 @@ void run_conv_call(const CallContext& ctx, const ConvCall& call, std::string_vie
   const Kernel kernel = kernel_of(gpu_algo, p);
   const ConvParams params = make_conv_params(p.g);
   DeviceGuard guard(ctx.device, "fastconv.jax conv");
-  // The weight gradient's split reduction: optional, so a refused allocation runs without it.
+  // The split reductions' slices and the tensor-op path's channels-last operands: optional,
+  // so a refused allocation runs the WMMA / SIMT kernel without a split.
   Workspace ws;
-  const size_t bytes = kernel.depthwise ? depthwise_workspace(p.conv_pass, p.dtype, params)
-                                        : implicit_gemm_workspace(p.conv_pass, p.dtype, params);
+  const size_t bytes = kernel.depthwise
+                           ? depthwise_workspace(p.conv_pass, p.dtype, params)
+                           : implicit_gemm_workspace(p.conv_pass, p.dtype, params, kernel.math);
   if (void* mem = bytes > 0 ? ctx.scratch(bytes) : nullptr) ws = {mem, bytes};
   for (int64_t i = 0; i < call.items; ++i) {
     const ConvCall::Pointers at = call.item(i);

@@ -12,6 +12,7 @@
 #include "conv_kernels.h"
 #include "cuda_check.h"
 #include "device_query.h"
+#include "tensor_op_conv.h"
 #include "fastconv/geometry.h"
 #include "fastconv/status.h"
 #include "fastconv/types.h"
@@ -89,7 +90,8 @@ void conv(const std::string& pass, const std::string& algo, const std::string& m
 // The workspace bytes `conv` can use for this pass on this device (0: none; any less works,
 // slower).
 uint64_t conv_workspace(const std::string& pass, const std::string& algo,
-                        const std::string& dtype, int device, const Shape& x_shape,
+                        const std::string& math, const std::string& dtype, int device,
+                        const Shape& x_shape,
                         const Shape& w_shape, const Shape& stride, const Shape& pad_lo,
                         const Shape& pad_hi, const Shape& dilation, int64_t groups,
                         const std::string& mode) {
@@ -100,7 +102,20 @@ uint64_t conv_workspace(const std::string& pass, const std::string& algo,
   const DType dt = parse_dtype(dtype);
   DeviceGuard guard(device, "conv_workspace");
   if (algo == "depthwise") return depthwise_workspace(ps, dt, make_conv_params(g));
-  return implicit_gemm_workspace(ps, dt, make_conv_params(g));
+  return implicit_gemm_workspace(ps, dt, make_conv_params(g), parse_math(math));
+}
+
+// Whether `conv` runs this pass on the tensor-op (CUTLASS) path (cuda/tensor_op_conv.h).
+bool conv_tensor_op(const std::string& pass, const std::string& algo, const std::string& math,
+                    const std::string& dtype, const Shape& x_shape, const Shape& w_shape,
+                    const Shape& stride, const Shape& pad_lo, const Shape& pad_hi,
+                    const Shape& dilation, int64_t groups, const std::string& mode) {
+  check_conv_algo(algo);
+  if (algo != "implicit_gemm") return false;
+  const ConvGeometry g = make_conv_geometry(x_shape, w_shape, {stride, pad_lo, pad_hi, dilation},
+                                            groups, parse_mode(mode), true);
+  return implicit_gemm_tensor_op(parse_conv_pass(pass), parse_dtype(dtype), make_conv_params(g),
+                                 parse_math(math));
 }
 
 void bias_grad(const std::string& dtype, int device, uintptr_t stream, const Shape& grad_y_shape,
@@ -221,6 +236,7 @@ PYBIND11_MODULE(_cuda, m) {
 #else
   m.attr("architectures") = "unknown";
 #endif
+  m.attr("tensor_op_core") = fc::nhwc_core_name();  // the tensor-op path's kernels, or ""
   m.def("runtime_version", &fc::runtime_version);
   m.def("devices", [] {
     std::string error;
@@ -243,7 +259,11 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("groups"), py::arg("mode"), py::arg("a"), py::arg("b"), py::arg("bias"),
         py::arg("out"), py::arg("workspace") = 0, py::arg("workspace_bytes") = 0);
   m.def("conv_workspace", &fc::conv_workspace, py::arg("pass_"), py::arg("algo"),
-        py::arg("dtype"), py::arg("device"), py::arg("x_shape"), py::arg("w_shape"),
+        py::arg("math"), py::arg("dtype"), py::arg("device"), py::arg("x_shape"), py::arg("w_shape"),
+        py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),
+        py::arg("groups"), py::arg("mode"));
+  m.def("conv_tensor_op", &fc::conv_tensor_op, py::arg("pass_"), py::arg("algo"),
+        py::arg("math"), py::arg("dtype"), py::arg("x_shape"), py::arg("w_shape"),
         py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),
         py::arg("groups"), py::arg("mode"));
   m.def("conv_backward_bias", &fc::bias_grad, py::arg("dtype"), py::arg("device"),

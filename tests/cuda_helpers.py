@@ -61,6 +61,31 @@ CONV_CASES = [
 CONV_IDS = [f"{len(x) - 2}d-{i}" for i, (x, _, _) in enumerate(CONV_CASES)]
 
 
+# (x_shape, w_shape, conv kwargs, whether forward / backward_data / backward_weight take the
+# tensor-op path): float16 / bfloat16 (and float32 as TF32) layers of one group, rank 1-2,
+# channels multiples of 16 bytes run CUTLASS's kernels over channels-last copies
+# (cuda/tensor_op_conv.h); the rest the WMMA implicit GEMM.
+TENSOR_OP_CASES = [
+    ((2, 16, 9, 11), (24, 16, 3, 3), dict(padding=1), (True, True, True)),
+    # strided, asymmetric padding (the forward's output extent is explicit)
+    ((2, 8, 13, 12), (16, 8, 3, 3), dict(stride=2, padding=((1, 2), (0, 1))), (True,) * 3),
+    ((1, 8, 11, 10), (8, 8, 3, 3), dict(padding=2, dilation=2, mode="conv"), (True,) * 3),
+    ((2, 16, 21), (8, 16, 5), dict(padding=2, stride=2), (True,) * 3),  # 1-D
+    # 1x1 stride 2: input positions no tap reaches stay zero in backward_data
+    ((2, 8, 10, 9), (16, 8, 1, 1), dict(stride=2), (True,) * 3),
+    ((1, 24, 7, 7), (136, 24, 3, 3), dict(padding=1), (True,) * 3),  # past one 128-wide tile
+    # stride and dilation together: backward_data's stride phases need undilated taps
+    ((1, 8, 12, 12), (8, 8, 3, 3), dict(stride=2, dilation=2), (True, False, True)),
+    ((2, 10, 8, 8), (16, 10, 3, 3), dict(padding=1), (False,) * 3),  # C = 10
+    ((2, 16, 8, 8), (16, 8, 3, 3), dict(groups=2), (False,) * 3),
+    ((1, 8, 3, 6, 6), (8, 8, 3, 3, 3), dict(padding=1), (False,) * 3),  # 3-D
+]
+TENSOR_OP_IDS = [
+    f"{len(x) - 2}d-{i}-{'tc' if any(e) else 'wmma'}"
+    for i, (x, _, _, e) in enumerate(TENSOR_OP_CASES)
+]
+
+
 # (x_shape, w_shape, conv kwargs, whether the tiled kernels run): the shared-memory tiles of
 # cuda/depthwise_tiled.cuh for 1-D and 2-D maps that fill at least half a 512-position tile,
 # the per-element kernels for the rest.

@@ -20,6 +20,8 @@ from cuda_helpers import (
     CONV_IDS,
     DEPTHWISE_TILE_CASES,
     POOL_CASES,
+    TENSOR_OP_CASES,
+    TENSOR_OP_IDS,
     TRANSPOSE_CASES,
     assert_gpu_close,
 )
@@ -61,6 +63,17 @@ def gpu_rand(rng, shape, dtype: str):
     return a.cuda(), a.double().numpy()
 
 
+def _conv_case(rng, x_shape, w_shape, kw, dtype):
+    """GPU operands of a conv case with their float64 copies, the reference forward (with
+    bias) and a grad_y: x, x64, w, w64, b, b64, y64, gy, gy64."""
+    x, x64 = gpu_rand(rng, x_shape, dtype)
+    w, w64 = gpu_rand(rng, w_shape, dtype)
+    b, b64 = gpu_rand(rng, (w_shape[0],), dtype)
+    y64 = fastconv.conv(x64, w64, b64, algo="reference", **kw)
+    gy, gy64 = gpu_rand(rng, y64.shape, dtype)
+    return x, x64, w, w64, b, b64, y64, gy, gy64
+
+
 def _algos(w_shape):
     return ["implicit_gemm", "implicit_gemm_simt"] + (["depthwise"] if w_shape[1] == 1 else [])
 
@@ -75,11 +88,7 @@ def _tol_name(dtype, algo):
 @pytest.mark.parametrize("case", CONV_CASES, ids=CONV_IDS)
 def test_conv_passes_match_cpu_reference(rng, case, dtype):
     x_shape, w_shape, kw = case
-    x, x64 = gpu_rand(rng, x_shape, dtype)
-    w, w64 = gpu_rand(rng, w_shape, dtype)
-    b, b64 = gpu_rand(rng, (w_shape[0],), dtype)
-    y64 = fastconv.conv(x64, w64, b64, algo="reference", **kw)
-    gy, gy64 = gpu_rand(rng, y64.shape, dtype)
+    x, x64, w, w64, b, b64, y64, gy, gy64 = _conv_case(rng, x_shape, w_shape, kw, dtype)
     taps = math.prod(w_shape[2:])
     for algo in _algos(w_shape):
         tol = _tol_name(dtype, algo)
@@ -197,6 +206,67 @@ def test_conv_matches_torch_on_cuda(rng, dtype):
     assert_gpu_close(
         fastconv.conv_backward_weight(x, g, w.shape, **kw), gw_want, tol, 4 * 10 * 9 + 64
     )
+
+
+@requires_gpu
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("case", TENSOR_OP_CASES, ids=TENSOR_OP_IDS)
+def test_tensor_op_path_matches_cpu_reference_and_torch(rng, case, dtype):
+    """CUTLASS's tensor-op kernels (cuda/tensor_op_cutlass.cu) for the layers that take them
+    (explain says so), every pass against the float64 reference and torch's own conv; the
+    weight gradient bitwise the same run to run (serial split-K)."""
+    x_shape, w_shape, kw, eligible = case
+    tol = "tf32" if dtype == "float32" else dtype  # float32 follows torch's cudnn TF32 flag
+    x, x64, w, w64, b, b64, y64, gy, gy64 = _conv_case(rng, x_shape, w_shape, kw, dtype)
+    taps = math.prod(w_shape[2:])
+    for pass_, runs in zip(("forward", "backward_data", "backward_weight"), eligible):
+        note = fastconv.explain(x, w.shape, pass_=pass_, **kw).reason
+        assert ("tensor-op path" in note) == runs, (pass_, note)
+    y = fastconv.conv(x, w, b, **kw)
+    assert_gpu_close(y, y64, tol, w_shape[1] * taps, "forward")
+    dx = fastconv.conv_backward_data(gy, w, x_shape, **kw)
+    dx64 = fastconv.conv_backward_data(gy64, w64, x_shape, algo="reference", **kw)
+    assert_gpu_close(dx, dx64, tol, w_shape[0] * taps, "backward_data")
+    dw = fastconv.conv_backward_weight(x, gy, w_shape, **kw)
+    dw64 = fastconv.conv_backward_weight(x64, gy64, w_shape, algo="reference", **kw)
+    assert_gpu_close(dw, dw64, tol, y64.size // w_shape[0], "backward_weight")
+    assert torch.equal(dw, fastconv.conv_backward_weight(x, gy, w_shape, **kw))
+    if kw.get("mode") is None and len(x_shape) == 4:  # torch's conv2d has no padding pairs
+        pad = kw.get("padding", 0)
+        if isinstance(pad, int):
+            F = torch.nn.functional
+            torch_kw = {k: v for k, v in kw.items() if k in ("stride", "padding", "dilation")}
+            groups = kw.get("groups", 1)
+            want = F.conv2d(x.double(), w.double(), b.double(), groups=groups, **torch_kw)
+            assert_gpu_close(y, want, tol, w_shape[1] * taps, "forward vs torch")
+
+
+@requires_gpu
+def test_tensor_op_path_on_resnet_shapes_and_a_large_batch(rng):
+    """Layers big enough for many 128x128 tiles, a weight gradient that splits its reduction
+    over many slices (64 x 576 outputs over 32 x 56 x 56 positions), and a strided 1x1
+    backward_data (stride phases no tap reaches)."""
+    for x_shape, w_shape, kw in [
+        ((32, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
+        ((8, 256, 28, 28), (512, 256, 1, 1), dict(stride=2)),
+        ((8, 128, 28, 28), (128, 128, 3, 3), dict(stride=2, padding=1)),
+    ]:
+        x, x64 = gpu_rand(rng, x_shape, "float16")
+        w, w64 = gpu_rand(rng, w_shape, "float16")
+        y = fastconv.conv(x, w, **kw)
+        taps = math.prod(w_shape[2:])
+        want = torch.nn.functional.conv2d(x.float(), w.float(), **kw)
+        assert_gpu_close(y, want, "float16", w_shape[1] * taps, f"forward {x_shape}")
+        gy = torch.randn_like(y)
+        xr = x.float().requires_grad_(True)
+        wr = w.float().requires_grad_(True)
+        gx_want, gw_want = torch.autograd.grad(
+            torch.nn.functional.conv2d(xr, wr, **kw), (xr, wr), gy.float()
+        )
+        dx = fastconv.conv_backward_data(gy, w, x_shape, **kw)
+        assert_gpu_close(dx, gx_want, "float16", w_shape[0] * taps, f"backward_data {x_shape}")
+        dw = fastconv.conv_backward_weight(x, gy, w_shape, **kw)
+        assert_gpu_close(dw, gw_want, "float16", y.numel() // w_shape[0], f"bw {x_shape}")
 
 
 @requires_gpu

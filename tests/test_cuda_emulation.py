@@ -20,6 +20,8 @@ from cuda_helpers import (
     CONV_IDS,
     DEPTHWISE_TILE_CASES,
     POOL_CASES,
+    TENSOR_OP_CASES,
+    TENSOR_OP_IDS,
     TRANSPOSE_CASES,
     assert_gpu_close,
 )
@@ -173,6 +175,111 @@ def test_emulated_conv_kernels_match_cpu_reference(rng, case, dtype, math_):
             dtype,
             gy.size // w_shape[0],
         )
+
+
+@requires_emulation
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("case", TENSOR_OP_CASES, ids=TENSOR_OP_IDS)
+def test_emulated_tensor_op_path_matches_cpu_reference(rng, case, dtype):
+    """The tensor-op path (channels-last moves, filter flip, bias, float32 weight gradient,
+    the core's NHWC problem; the emulation's reference core in place of CUTLASS's) for the
+    layers it takes, the WMMA kernel for the rest; and with a workspace too small for the moves,
+    the WMMA kernel for all."""
+    x_shape, w_shape, kw, eligible = case
+    tol = "tf32" if dtype == "float32" else dtype
+    x = round_to(rng.uniform(-1, 1, x_shape), dtype)
+    w = round_to(rng.uniform(-1, 1, w_shape), dtype)
+    b = round_to(rng.uniform(-1, 1, w_shape[0]), dtype)
+    y = fastconv.conv(x, w, b, algo="reference", **kw)
+    gy = round_to(rng.uniform(-1, 1, y.shape), dtype)
+    dx = fastconv.conv_backward_data(gy, w, x_shape, algo="reference", **kw)
+    dw = fastconv.conv_backward_weight(x, gy, w_shape, algo="reference", **kw)
+    geometry = conv_problem("conv", "forward", x_shape, w_shape, "float64", **kw).conv_geometry
+    _, _, stride, lo, hi, dilation, groups, _ = geometry
+    taps = math.prod(w_shape[2:])
+    passes = [
+        ("forward", x, w, b, y, w_shape[1] * taps),
+        ("backward_data", gy, w, None, dx, w_shape[0] * taps),
+        ("backward_weight", x, gy, None, dw, y.size // w_shape[0]),
+    ]
+    for (pass_, a, bb, bias, want, n), runs in zip(passes, eligible):
+        args = (pass_, dtype, list(x_shape), list(w_shape), stride, lo, hi, dilation, groups)
+        assert EMU.tensor_op(*args) == runs, pass_
+        need = EMU.tensor_op_workspace(*args)
+        # the moved operands, or else the WMMA kernel's split reduction
+        assert need > 0 if runs else need == EMU.conv_workspace(*args), (pass_, need)
+        for ws in (-1, 0):  # what the path asks for; none (the WMMA kernel runs)
+            got = _emu_conv(
+                pass_,
+                "implicit_gemm",
+                "tensor_core",
+                dtype,
+                x_shape,
+                w_shape,
+                kw,
+                a,
+                bb,
+                bias,
+                workspace_bytes=ws,
+            )
+            assert_gpu_close(got, want, tol, n, f"{pass_} workspace={ws}")
+    # a transposed conv's forward: backward_data with output_padding (negative high padding)
+    if eligible[1] and len(x_shape) == 4:
+        tkw = dict(stride=2, padding=1, output_padding=1)
+        xt = round_to(rng.uniform(-1, 1, (1, w_shape[0], 5, 4)), dtype)
+        bt = round_to(rng.uniform(-1, 1, w_shape[1]), dtype)
+        yt = fastconv.conv_transpose(xt, w, bt, algo="reference", **tkw)
+        got = _emu_conv(
+            "backward_data",
+            "implicit_gemm",
+            "tensor_core",
+            dtype,
+            yt.shape,
+            w_shape,
+            dict(stride=tkw["stride"], padding=1),
+            xt,
+            w,
+            bt,
+            op_pad=[1, 1],
+        )
+        assert_gpu_close(got, yt, tol, w_shape[0] * taps, "transposed forward")
+
+
+@requires_emulation
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_emulated_tensor_op_split_writes_float32_and_matches(rng, dtype):
+    """On a device with many more multiprocessors than the layer has tiles, every unit-stride
+    pass of the tensor-op path splits its reduction (a float32 result plus the split's
+    semaphores in the workspace: more bytes than unsplit on a 2-multiprocessor device, which
+    the layer's 4 tiles fill); the results match either way."""
+    x_shape, w_shape, kw = (8, 64, 8, 8), (64, 64, 3, 3), dict(padding=1)
+    x = round_to(rng.uniform(-1, 1, x_shape), dtype)
+    w = round_to(rng.uniform(-1, 1, w_shape), dtype)
+    b = round_to(rng.uniform(-1, 1, 64), dtype)
+    y = fastconv.conv(x, w, b, algo="reference", **kw)
+    gy = round_to(rng.uniform(-1, 1, y.shape), dtype)
+    wants = {
+        "forward": (x, w, b, y, 576),
+        "backward_data": (gy, w, None, fastconv.conv_backward_data(gy, w, x_shape, **kw), 576),
+        "backward_weight": (x, gy, None, fastconv.conv_backward_weight(x, gy, w_shape, **kw), 512),
+    }
+    geometry = conv_problem("conv", "forward", x_shape, w_shape, "float64", **kw).conv_geometry
+    _, _, stride, lo, hi, dilation, groups, _ = geometry
+    sizes = {}
+    try:
+        for sms in (2, 1000):
+            EMU.set_multiprocessors(sms)
+            for pass_, (a, bb, bias, want, n) in wants.items():
+                args = (pass_, dtype, list(x_shape), list(w_shape), stride, lo, hi, dilation, 1)
+                sizes[sms, pass_] = EMU.tensor_op_workspace(*args)
+                got = _emu_conv(
+                    pass_, "implicit_gemm", "tensor_core", dtype, x_shape, w_shape, kw, a, bb, bias
+                )
+                assert_gpu_close(got, want, dtype, n, f"{pass_} on {sms} multiprocessors")
+    finally:
+        EMU.set_multiprocessors(8)
+    for pass_ in wants:
+        assert sizes[1000, pass_] > sizes[2, pass_], (pass_, sizes)
 
 
 @requires_emulation
@@ -809,6 +916,48 @@ def test_emulated_workspaces_come_from_the_callers_allocator(emulated_gpu, rng):
             0,
             gp.t.data_ptr(),
         )
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_emulated_tensor_op_path_end_to_end(emulated_gpu, rng, dtype):
+    """fastconv's API over the emulated module: a half-precision layer with channels in 8s
+    takes the tensor-op path for every pass (explain says so, its workspace comes from the
+    caller's allocator); when that workspace cannot be had, the WMMA kernel runs instead (a
+    warning) with the same result; a 10-channel layer never takes it."""
+    backend = backends.backend_for_device("cuda")
+    x_shape, w_shape, kw = (2, 16, 10, 9), (8, 16, 3, 3), dict(stride=2, padding=1)
+    x64 = round_to(rng.uniform(-1, 1, x_shape), dtype)
+    w64 = round_to(rng.uniform(-1, 1, w_shape), dtype)
+    b64 = round_to(rng.uniform(-1, 1, 8), dtype)
+    x, w, b = _t(x64, dtype), _t(w64, dtype), _t(b64, dtype)
+    y64 = fastconv.conv(x64, w64, b64, **kw)
+    gy64 = round_to(rng.uniform(-1, 1, y64.shape), dtype)
+    gy = _t(gy64, dtype)
+    runs = {
+        "forward": lambda: fastconv.conv(x, w, b, **kw),
+        "backward_data": lambda: fastconv.conv_backward_data(gy, w, x_shape, **kw),
+        "backward_weight": lambda: fastconv.conv_backward_weight(x, gy, w_shape, **kw),
+    }
+    wants = {
+        "forward": (y64, 16 * 9),
+        "backward_data": (fastconv.conv_backward_data(gy64, w64, x_shape, **kw), 8 * 9),
+        "backward_weight": (fastconv.conv_backward_weight(x64, gy64, w_shape, **kw), 50),
+    }
+    for pass_, run in runs.items():
+        e = fastconv.explain(x, w_shape, pass_=pass_, **kw)
+        assert "tensor-op path" in e.reason and e.workspace_bytes > 0, e.reason
+        backend.allocations.clear()
+        assert_gpu_close(run(), *wants[pass_][:1], dtype, wants[pass_][1], pass_)
+        assert ((e.workspace_bytes,), "uint8") in backend.allocations
+        backend.fail_workspaces = True
+        try:
+            with pytest.warns(ResourceWarning, match="workspace"):
+                got = run()
+        finally:
+            backend.fail_workspaces = False
+        assert_gpu_close(got, *wants[pass_][:1], dtype, wants[pass_][1], f"{pass_} (WMMA)")
+    e = fastconv.explain(_t(np.zeros((2, 10, 6, 6)), dtype), (8, 10, 3, 3))
+    assert "tensor-op" not in e.reason
 
 
 @requires_emulation

@@ -10,10 +10,13 @@ mkdir -p "$out"
 python=${PYTHON:-python}
 flags="-std=c++20 -O1 -fPIC -pthread -DFASTCONV_HOST_EMULATION -Wno-attributes -I$root/cuda -I$root/csrc/include -I$root/csrc -I$cuda_inc $($python -m pybind11 --includes)"
 pids=""
-for src in implicit_gemm depthwise pool; do
+for src in implicit_gemm tensor_op_conv depthwise pool; do
   c++ $flags -include "$root/cuda/emulation/host_emulation.h" -x c++ -c "$root/cuda/$src.cu" -o "$out/$src.o" &
   pids="$pids $!"
 done
+# the tensor-op path's core: a reference kernel in place of CUTLASS's (cuda/tensor_op_cutlass.cu)
+c++ $flags -include "$root/cuda/emulation/host_emulation.h" -c "$root/cuda/emulation/nhwc_core_reference.cc" -o "$out/nhwc_core.o" &
+pids="$pids $!"
 c++ $flags -c "$root/csrc/common/geometry.cc" -o "$out/geometry.o" &
 pids="$pids $!"
 c++ $flags -c "$root/csrc/common/types.cc" -o "$out/types.o" &
@@ -43,7 +46,7 @@ c++ $flags -include "$root/cuda/emulation/host_emulation.h" -c "$root/cuda/modul
 pids="$pids $!"
 for p in $pids; do wait $p; done
 suffix=$($python -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
-c++ -shared -pthread -o "$out/fastconv_cuda_emulation$suffix" "$out"/implicit_gemm.o "$out"/depthwise.o "$out"/pool.o "$out"/geometry.o "$out"/types.o "$out"/module.o
+c++ -shared -pthread -o "$out/fastconv_cuda_emulation$suffix" "$out"/implicit_gemm.o "$out"/tensor_op_conv.o "$out"/nhwc_core.o "$out"/depthwise.o "$out"/pool.o "$out"/geometry.o "$out"/types.o "$out"/module.o
 mkdir -p "$out/glue"
-c++ -shared -pthread -o "$out/glue/_cuda$suffix" "$out"/implicit_gemm.o "$out"/depthwise.o "$out"/pool.o "$out"/geometry.o "$out"/types.o "$out"/device_query.o "$out"/glue.o $jax_objects
+c++ -shared -pthread -o "$out/glue/_cuda$suffix" "$out"/implicit_gemm.o "$out"/tensor_op_conv.o "$out"/nhwc_core.o "$out"/depthwise.o "$out"/pool.o "$out"/geometry.o "$out"/types.o "$out"/device_query.o "$out"/glue.o $jax_objects
 echo "$out"

@@ -107,11 +107,11 @@ Array conv(const std::string& pass, const std::string& algo, const std::string& 
     fc::depthwise_conv(ps, t, p, ba.data(), bb.data(), bbias.data(), out.data(), ws.get(),
                        nullptr);
   } else {
-    Scratch ws(workspace_bytes < 0 ? fc::implicit_gemm_workspace(ps, t, p)
+    const auto m = math == "tensor_core" ? fc::GemmMath::kTensorCore : fc::GemmMath::kSimt;
+    Scratch ws(workspace_bytes < 0 ? fc::implicit_gemm_workspace(ps, t, p, m)
                                    : static_cast<size_t>(workspace_bytes));
-    fc::implicit_gemm_conv(ps, t, p, ba.data(), bb.data(), bbias.data(), out.data(),
-                           math == "tensor_core" ? fc::GemmMath::kTensorCore : fc::GemmMath::kSimt,
-                           ws.get(), nullptr);
+    fc::implicit_gemm_conv(ps, t, p, ba.data(), bb.data(), bbias.data(), out.data(), m, ws.get(),
+                           nullptr);
   }
   return to_array(out, out_shape);
 }
@@ -178,8 +178,8 @@ Array max_unpool(const std::string& dtype, const Shape& out_shape, const Array& 
 
 // A binding of fn(pass, dtype, params) for the layer given as the conv geometry's parts: what a
 // launcher would choose for it (workspace bytes, which kernel runs).
-template <typename R>
-auto on_geometry(R (*fn)(fastconv::ConvPass, fastconv::DType, const fc::ConvParams&)) {
+template <typename F>
+auto on_geometry(F fn) {
   return [fn](const std::string& pass, const std::string& dtype, const Shape& x_shape,
               const Shape& w_shape, const Shape& stride, const Shape& lo, const Shape& hi,
               const Shape& dil, int64_t groups) {
@@ -202,7 +202,16 @@ PYBIND11_MODULE(fastconv_cuda_emulation, m) {
   m.def("max_unpool", &max_unpool);
   m.def("set_multiprocessors", [](int n) { fc::emulation::g_multiprocessors = n; });
   m.def("set_wide_indices", [](bool wide) { fc::emulation::g_wide_indices = wide; });
-  m.def("conv_workspace", on_geometry(&fc::implicit_gemm_workspace));
+  // the WMMA / SIMT kernel's workspace, the tensor-op path's, and whether that path runs
+  m.def("conv_workspace", on_geometry([](auto ps, auto t, const auto& p) {
+          return fc::implicit_gemm_workspace(ps, t, p, fc::GemmMath::kSimt);
+        }));
+  m.def("tensor_op_workspace", on_geometry([](auto ps, auto t, const auto& p) {
+          return fc::implicit_gemm_workspace(ps, t, p, fc::GemmMath::kTensorCore);
+        }));
+  m.def("tensor_op", on_geometry([](auto ps, auto t, const auto& p) {
+          return fc::implicit_gemm_tensor_op(ps, t, p, fc::GemmMath::kTensorCore);
+        }));
   m.def("depthwise_workspace", on_geometry(&fc::depthwise_workspace));
   m.def("depthwise_tiled", on_geometry(&fc::depthwise_tiled));
   // FastDiv (cuda/launch.cuh) on the host: quotients of n by d, for its exactness test.

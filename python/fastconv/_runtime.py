@@ -109,6 +109,8 @@ def _cuda_state() -> dict[str, Any]:
         "built": True,
         "runtime": mod.runtime_version(),
         "architectures": getattr(mod, "architectures", "unknown"),  # SASS/PTX this build has
+        # float16 / bfloat16 tensor-op path (cuda/tensor_op_conv.h); "" when built without it
+        "tensor_op_core": getattr(mod, "tensor_op_core", ""),
         "devices": devices,
         "status": status,
         "algorithms": {op: cuda.algorithms(op) for op in OPS} if usable else {},

@@ -22,6 +22,9 @@ def _print_info() -> int:
         print(f"  {op:15s} {', '.join(names)}")
     cuda = d["cuda"]
     print(f"cuda: {'built' if cuda['built'] else 'not built'}; {cuda['status']}")
+    if cuda["built"]:
+        core = cuda.get("tensor_op_core") or "none (built without CUTLASS's headers)"
+        print(f"  architectures: {cuda.get('architectures')}; tensor-op path: {core}")
     for dev in cuda.get("devices", []):
         print(f"  [{dev['index']}] {dev['name']} (sm_{dev['capability'][0]}{dev['capability'][1]})")
     jax_ffi = d["jax_ffi"]

@@ -184,15 +184,17 @@ class _Plan:
 
     def __init__(self, algo: str) -> None:
         self.algo = algo
-        self._bytes: dict[tuple[int, str], int] = {}
+        self._bytes: dict[tuple[int, str, str], int] = {}
 
-    def workspace(self, mod: Any, problem: Any, dtype: str, device: int) -> int:
-        key = (device, dtype)
+    def workspace(self, mod: Any, problem: Any, dtype: str, device: int, library: str) -> int:
+        name, math_ = kernel_math(self.algo, dtype, library)
+        key = (device, dtype, math_)
         nbytes = self._bytes.get(key)
         if nbytes is None:
-            algo = kernel_math(self.algo, dtype, "")[0]
             geometry = problem.conv_geometry
-            nbytes = int(mod.conv_workspace(problem.conv_pass, algo, dtype, device, *geometry))
+            nbytes = int(
+                mod.conv_workspace(problem.conv_pass, name, math_, dtype, device, *geometry)
+            )
             self._bytes[key] = nbytes
         return nbytes
 
@@ -255,8 +257,17 @@ class CudaBackend(Backend):
     def plan_details(self, problem: Any, algo: str) -> tuple[int, str]:
         if self.unavailable_reason():
             return 0, ""
-        device = _current_device()
-        nbytes = _Plan(algo).workspace(self.module(), problem, str(problem.dtype), device)
+        device, dtype, mod = _current_device(), str(problem.dtype), self.module()
+        library = "torch" if "torch" in sys.modules else ""
+        nbytes = _Plan(algo).workspace(mod, problem, dtype, device, library)
+        name, math_ = kernel_math(algo, dtype, library)
+        geometry = problem.conv_geometry
+        if mod.conv_tensor_op(problem.conv_pass, name, math_, dtype, *geometry):
+            return nbytes, (
+                "tensor-op path: CUTLASS sm_80 tensor-core kernels over the operands moved to "
+                f"channels-last order in {nbytes} bytes of workspace on cuda:{device} from the "
+                "caller's allocator (PyTorch's caching allocator / CuPy's pool)"
+            )
         note = (
             f"{nbytes} bytes of workspace on cuda:{device} from the caller's allocator "
             "(PyTorch's caching allocator / CuPy's pool) for the split reduction"
@@ -374,7 +385,7 @@ class CudaBackend(Backend):
         a, b = (h[1], h[0]) if problem.swap_operands else (h[0], h[1])
         bias = h[2] if len(h) > 2 else 0
         mod = self.module()
-        nbytes = plan.workspace(mod, problem, call.dtype, call.device)
+        nbytes = plan.workspace(mod, problem, call.dtype, call.device, call.library)
         keep, ws, nbytes = self.workspace(call, nbytes, optional=True)
         mod.conv(
             problem.conv_pass,

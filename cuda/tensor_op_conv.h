@@ -1,0 +1,68 @@
+// The tensor-core convolution path for float16 / bfloat16 and TF32 (cuda/tensor_op_conv.cu): the layer
+// moved once into channels-last order (NHWC activations, KRSC filters) in the call's workspace,
+// one NHWC implicit-GEMM core per pass (CUTLASS's sm_80 tensor-op kernels on the GPU:
+// cuda/tensor_op_cutlass.cu; a plain reference core in the host emulation), and the result
+// moved back to fastconv's NCHW order with the bias added. Why CUTLASS: cuda/README.md.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "conv_kernels.h"
+
+namespace fastconv::cuda {
+
+// One 2-D convolution in the core's terms (a 1-D layer has h = r = p = 1). Cross-correlation:
+// input row h = p * stride_h - pad_h + r * dil_h (fastconv's flip is done when the filter is
+// moved, so the core never flips). Output extents are explicit: transposed convolutions arrive
+// with asymmetric (even negative) high padding.
+struct NhwcConv {
+  int n, h, w, c;   // activations (N, H, W, C)
+  int k, r, s;      // filter (K, R, S, C)
+  int p, q;         // output (N, P, Q, K)
+  int pad_h, pad_w, stride_h, stride_w, dil_h, dil_w;
+  // Slices of the reduction (split-K: each adds its partial sums into the float32 output in a
+  // fixed order; 1 = none). Chosen by tensor_op_conv.cu (core_splits) for the current device.
+  int splits = 1;
+  // Whether the core writes float32 (the weight gradient always; the other passes when split)
+  // rather than the dtype.
+  bool float_out(ConvPass pass) const { return pass == ConvPass::kBackwardWeight || splits > 1; }
+};
+
+// The core's block tile (M x N outputs of the pass's GEMM) and reduction step (32 for the
+// 2-byte dtypes, 16 for TF32), which size the split: the GPU core's and the emulation's alike.
+constexpr int kCoreTileM = 128, kCoreTileN = 128;
+inline int core_tile_k(DType dtype) { return dtype == DType::kFloat32 ? 16 : 32; }
+
+// Whether a pass of this layer can take the tensor-core path: float16 / bfloat16, or float32
+// as TF32 (only asked when the call allows TF32), one group, rank 1 or 2, channel counts
+// multiples of 16 bytes (8 half-precision or 4 float32 channels), windows up to 32 wide,
+// every tensor below 2 GiB. Others run the WMMA / SIMT implicit-GEMM kernel.
+bool tensor_op_eligible(ConvPass pass, DType dtype, const ConvParams& p);
+// The workspace the path needs (0 when not eligible): the moved operands and result plus the
+// core's own (its split-K semaphores).
+size_t tensor_op_workspace(ConvPass pass, DType dtype, const ConvParams& p);
+// Runs the pass (operands as implicit_gemm_conv's) and returns true, or returns false without
+// launching anything when the layer is not eligible, the workspace is short or the core cannot
+// implement the problem; the caller then runs its own kernel.
+bool tensor_op_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a,
+                    const void* b, const void* bias, void* out, Workspace ws,
+                    cudaStream_t stream);
+
+// ---- the NHWC core (one definition per build: GPU or emulation)
+// Operands per pass (dtype T = float16 / bfloat16 / float32 elements - float32 multiplied as
+// TF32 - accumulation in float32):
+//   forward:         a = x (N,H,W,C),   b = w (K,R,S,C),   out = y  (N,P,Q,K)
+//   backward_data:   a = dy (N,P,Q,K),  b = w (K,R,S,C),   out = dx (N,H,W,C)
+//   backward_weight: a = dy (N,P,Q,K),  b = x (N,H,W,C),   out = dw (K,R,S,C)
+// out is float32 when c.float_out(pass) (so that split slices add exact partial sums; the move
+// back to NCHW rounds once), else T.
+// What the core is ("" when this build has none: then no layer takes the path).
+const char* nhwc_core_name();
+bool nhwc_core_can_run(ConvPass pass, DType dtype, const NhwcConv& c);
+size_t nhwc_core_workspace(ConvPass pass, DType dtype, const NhwcConv& c);
+void nhwc_core_run(ConvPass pass, DType dtype, const NhwcConv& c, const void* a, const void* b,
+                   void* out, Workspace ws, cudaStream_t stream);
+
+}  // namespace fastconv::cuda

@@ -1,0 +1,231 @@
+// The tensor-op path's NHWC core on the GPU (tensor_op_conv.h): CUTLASS's implicit-GEMM
+// convolution kernels for sm_80 (mma.sync tensor cores, cp.async 16-byte loads with zero-fill
+// at the padding, a 4-stage shared-memory pipeline, 128x128 block tiles of four 64x64 warp
+// tiles, offsets advanced incrementally by CUTLASS's "optimized" iterators; Config below). The
+// same SASS runs on sm_90 (the wgmma / TMA kernels are a later step, cuda/README.md).
+// Built when cmake found CUTLASS's headers (FASTCONV_WITH_CUTLASS, from the nvidia-cutlass
+// package); without them the core reports that it cannot run and every layer takes the WMMA
+// implicit-GEMM kernel.
+#include <string>
+
+#include "cuda_check.h"
+#include "tensor_op_conv.h"
+#include "fastconv/status.h"
+
+#ifdef FASTCONV_WITH_CUTLASS
+#include <cutlass/bfloat16.h>
+#include <cutlass/conv/conv2d_problem_size.h>
+#include <cutlass/conv/device/implicit_gemm_convolution.h>
+#include <cutlass/conv/kernel/default_conv2d_dgrad.h>
+#include <cutlass/conv/kernel/default_conv2d_fprop.h>
+#include <cutlass/conv/kernel/default_conv2d_wgrad.h>
+#include <cutlass/cutlass.h>
+#include <cutlass/epilogue/thread/linear_combination.h>
+#include <cutlass/half.h>
+#include <cutlass/tfloat32.h>
+#include <cutlass/version.h>
+
+#include <algorithm>
+#include <type_traits>
+#endif
+
+namespace fastconv::cuda {
+
+#ifdef FASTCONV_WITH_CUTLASS
+namespace {
+
+namespace cc = cutlass::conv;
+using Nhwc = cutlass::layout::TensorNHWC;
+constexpr int kStages = 4;
+using Swizzle = cutlass::gemm::threadblock::GemmIdentityThreadblockSwizzle<4>;
+using OutF32 = cutlass::epilogue::thread::LinearCombination<float, 4, float, float>;
+
+// Per dtype: the element CUTLASS multiplies, the output element and epilogue of an unsplit
+// forward / backward data (16-byte stores), and the tiles: 128x128 blocks of four 64x64 warp
+// tiles, 32 deep with m16n8k16 tensor-core steps for the 2-byte types, 16 deep with m16n8k8
+// for TF32 (float32 storage, the low mantissa bits ignored by the tensor cores); 4 stages,
+// 64 KiB of shared memory either way. The block tile's size is tensor_op_conv.h's
+// kCoreTileM / kCoreTileN / core_tile_k, which size the split.
+template <typename T>
+struct Config {
+  using Elem = T;
+  using Out = T;
+  using Epi = cutlass::epilogue::thread::LinearCombination<T, 8, float, float>;
+  using Block = cutlass::gemm::GemmShape<128, 128, 32>;
+  using Warp = cutlass::gemm::GemmShape<64, 64, 32>;
+  using Mma = cutlass::gemm::GemmShape<16, 8, 16>;
+};
+template <>
+struct Config<float> {
+  using Elem = cutlass::tfloat32_t;
+  using Out = float;
+  using Epi = OutF32;
+  using Block = cutlass::gemm::GemmShape<128, 128, 16>;
+  using Warp = cutlass::gemm::GemmShape<64, 64, 16>;
+  using Mma = cutlass::gemm::GemmShape<16, 8, 8>;
+};
+static_assert(Config<cutlass::half_t>::Block::kM == kCoreTileM &&
+              Config<cutlass::half_t>::Block::kN == kCoreTileN &&
+              Config<float>::Block::kM == kCoreTileM && Config<float>::Block::kN == kCoreTileN);
+
+// kF32: the output is float32 (a split reduction; always so for TF32).
+template <typename T, bool kF32>
+using OutOf = std::conditional_t<kF32, float, typename Config<T>::Out>;
+template <typename T, bool kF32>
+using EpiOf = std::conditional_t<kF32, OutF32, typename Config<T>::Epi>;
+
+template <typename T, bool kF32>
+using Fprop = typename cc::kernel::DefaultConv2dFprop<
+    typename Config<T>::Elem, Nhwc, typename Config<T>::Elem, Nhwc, OutOf<T, kF32>, Nhwc, float,
+    cutlass::arch::OpClassTensorOp, cutlass::arch::Sm80, typename Config<T>::Block,
+    typename Config<T>::Warp, typename Config<T>::Mma, EpiOf<T, kF32>, Swizzle, kStages,
+    cutlass::arch::OpMultiplyAdd, cc::IteratorAlgorithm::kOptimized>::Kernel;
+
+template <typename T, bool kF32, cc::StrideSupport kStride, typename Sw>
+using Dgrad = typename cc::kernel::DefaultConv2dDgrad<
+    typename Config<T>::Elem, Nhwc, typename Config<T>::Elem, Nhwc, OutOf<T, kF32>, Nhwc, float,
+    cutlass::arch::OpClassTensorOp, cutlass::arch::Sm80, typename Config<T>::Block,
+    typename Config<T>::Warp, typename Config<T>::Mma, EpiOf<T, kF32>, Sw, kStages,
+    cutlass::arch::OpMultiplyAdd, cc::IteratorAlgorithm::kOptimized, kStride>::Kernel;
+
+template <typename T>
+using Wgrad = typename cc::kernel::DefaultConv2dWgrad<
+    typename Config<T>::Elem, Nhwc, typename Config<T>::Elem, Nhwc, float, Nhwc, float,
+    cutlass::arch::OpClassTensorOp, cutlass::arch::Sm80, typename Config<T>::Block,
+    typename Config<T>::Warp, typename Config<T>::Mma, OutF32, Swizzle, kStages,
+    cutlass::arch::OpMultiplyAdd, cc::IteratorAlgorithm::kOptimized>::Kernel;
+
+template <typename Kernel>
+using Op = cc::device::ImplicitGemmConvolution<Kernel>;
+
+bool strided(const NhwcConv& c) { return c.stride_h > 1 || c.stride_w > 1; }
+
+// c.splits slices (tensor_op_conv.cu chose them: core_splits) as CUTLASS's serial split-K: the
+// slices add into the float32 output in slice order behind a per-tile semaphore, so the sum is
+// the same every run.
+cc::Conv2dProblemSize problem(const NhwcConv& c) {
+  return cc::Conv2dProblemSize(c.n, c.h, c.w, c.c, c.k, c.r, c.s, c.p, c.q, c.pad_h, c.pad_w,
+                               c.stride_h, c.stride_w, c.dil_h, c.dil_w,
+                               cc::Mode::kCrossCorrelation, c.splits, 1);
+}
+
+// The Arguments of one pass: tensor A, B, C (= D) in the GEMM's operand order.
+template <typename OpT>
+typename OpT::Arguments arguments(const cc::Conv2dProblemSize& ps, const void* a, const void* b,
+                                  void* out) {
+  using EA = typename OpT::ElementA;
+  using EB = typename OpT::ElementB;
+  using EC = typename OpT::ElementC;
+  constexpr cc::Operator kOp = OpT::kConvolutionalOperator;
+  const auto x_ext = cc::implicit_gemm_tensor_a_extent(kOp, ps);
+  const auto b_ext = cc::implicit_gemm_tensor_b_extent(kOp, ps);
+  const auto c_ext = cc::implicit_gemm_tensor_c_extent(kOp, ps);
+  cutlass::TensorRef<EA, Nhwc> ra(static_cast<EA*>(const_cast<void*>(a)), Nhwc::packed(x_ext));
+  cutlass::TensorRef<EB, Nhwc> rb(static_cast<EB*>(const_cast<void*>(b)), Nhwc::packed(b_ext));
+  cutlass::TensorRef<EC, Nhwc> rc(static_cast<EC*>(out), Nhwc::packed(c_ext));
+  typename OpT::Arguments args(ps, ra, rb, rc, rc, {1.0f, 0.0f});
+  args.split_k_mode = ps.split_k_slices > 1 ? cc::SplitKMode::kSerial : cc::SplitKMode::kNone;
+  return args;
+}
+
+template <typename OpT>
+bool can_run(const cc::Conv2dProblemSize& ps) {
+  return OpT::can_implement(arguments<OpT>(ps, nullptr, nullptr, nullptr)) ==
+         cutlass::Status::kSuccess;
+}
+
+template <typename OpT>
+size_t workspace_of(const cc::Conv2dProblemSize& ps) {
+  return OpT::get_workspace_size(arguments<OpT>(ps, nullptr, nullptr, nullptr));
+}
+
+template <typename OpT>
+void run(const cc::Conv2dProblemSize& ps, const void* a, const void* b, void* out, Workspace ws,
+         cudaStream_t stream) {
+  const auto args = arguments<OpT>(ps, a, b, out);
+  if (workspace_of<OpT>(ps) > ws.bytes) {
+    throw InvalidArgument("tensor-op conv: the core's workspace is short");
+  }
+  OpT op;
+  cutlass::Status st = op.initialize(args, ws.ptr, stream);
+  if (st == cutlass::Status::kSuccess) st = op.run(stream);
+  if (st != cutlass::Status::kSuccess) {
+    throw CudaError(std::string("fastconv CUDA error in the tensor-op convolution (CUTLASS): ") +
+                    cutlass::cutlassGetStatusString(st));
+  }
+}
+
+template <typename OpT>
+struct Tag {
+  using type = OpT;
+};
+
+// Calls f(Tag<OpT>{}) with the kernel of this pass, dtype and stride.
+template <typename F>
+auto with_op(ConvPass pass, DType dtype, const NhwcConv& c, F&& f) {
+  auto per_type = [&](auto tag) {
+    using T = decltype(tag);
+    const bool f32 = c.float_out(pass);
+    switch (pass) {
+      case ConvPass::kForward:
+        if (f32) return f(Tag<Op<Fprop<T, true>>>{});
+        return f(Tag<Op<Fprop<T, false>>>{});
+      case ConvPass::kBackwardData:
+        if (strided(c)) {  // never split (core_splits)
+          using Sw = cc::threadblock::StridedDgradIdentityThreadblockSwizzle<1>;
+          return f(Tag<Op<Dgrad<T, false, cc::StrideSupport::kStrided, Sw>>>{});
+        }
+        if (f32) return f(Tag<Op<Dgrad<T, true, cc::StrideSupport::kUnity, Swizzle>>>{});
+        return f(Tag<Op<Dgrad<T, false, cc::StrideSupport::kUnity, Swizzle>>>{});
+      default:
+        return f(Tag<Op<Wgrad<T>>>{});
+    }
+  };
+  if (dtype == DType::kFloat16) return per_type(cutlass::half_t{});
+  if (dtype == DType::kBFloat16) return per_type(cutlass::bfloat16_t{});
+  return per_type(float{});  // TF32
+}
+
+}  // namespace
+
+#define FASTCONV_STR2(x) #x
+#define FASTCONV_STR(x) FASTCONV_STR2(x)
+const char* nhwc_core_name() {
+  return "CUTLASS " FASTCONV_STR(CUTLASS_MAJOR) "." FASTCONV_STR(CUTLASS_MINOR) "." FASTCONV_STR(
+      CUTLASS_PATCH) " sm_80 tensor-op implicit GEMM (float16/bfloat16/TF32, 128x128 tiles, 4 "
+                     "stages)";
+}
+
+bool nhwc_core_can_run(ConvPass pass, DType dtype, const NhwcConv& c) {
+  const auto ps = problem(c);
+  return with_op(pass, dtype, c,
+                 [&](auto tag) { return can_run<typename decltype(tag)::type>(ps); });
+}
+
+size_t nhwc_core_workspace(ConvPass pass, DType dtype, const NhwcConv& c) {
+  const auto ps = problem(c);
+  return with_op(pass, dtype, c,
+                 [&](auto tag) { return workspace_of<typename decltype(tag)::type>(ps); });
+}
+
+void nhwc_core_run(ConvPass pass, DType dtype, const NhwcConv& c, const void* a, const void* b,
+                   void* out, Workspace ws, cudaStream_t stream) {
+  const auto ps = problem(c);
+  with_op(pass, dtype, c, [&](auto tag) {
+    run<typename decltype(tag)::type>(ps, a, b, out, ws, stream);
+  });
+}
+
+#else  // built without CUTLASS's headers: every layer takes the WMMA kernel
+
+const char* nhwc_core_name() { return ""; }
+bool nhwc_core_can_run(ConvPass, DType, const NhwcConv&) { return false; }
+size_t nhwc_core_workspace(ConvPass, DType, const NhwcConv&) { return 0; }
+void nhwc_core_run(ConvPass, DType, const NhwcConv&, const void*, const void*, void*, Workspace,
+                   cudaStream_t) {
+  throw Unsupported("this fastconv._cuda was built without CUTLASS's headers: no tensor-op core");
+}
+
+#endif
+
+}  // namespace fastconv::cuda
