@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "conv_kernels.h"
 #include "cuda_check.h"
@@ -25,7 +26,8 @@ constexpr int kTileRows = 8;   // threads per tile column: block (kTile, kTileRo
 // reversing the flattened taps flips every spatial axis at once). One block per 32 x 32 tile,
 // staged through shared memory so both the reads and the writes are row-contiguous; tiles of
 // a plane flattened into blockIdx.x, planes in blockIdx.y.
-template <typename Src, typename Dst>
+// kTf32: float values rounded to TF32 on the way (the core's float32 operands).
+template <typename Src, typename Dst, bool kTf32>
 __global__ void transpose_kernel(const Src* __restrict__ src, Dst* __restrict__ dst, int rows,
                                  int cols, int col_tiles, bool reverse_rows, bool reverse_cols,
                                  const Dst* __restrict__ bias) {
@@ -49,12 +51,13 @@ __global__ void transpose_kernel(const Src* __restrict__ src, Dst* __restrict__ 
     if (r < rows && c < cols) {
       const int rd = reverse_rows ? rows - 1 - r : r;
       const int cd = reverse_cols ? cols - 1 - c : c;
-      d[static_cast<int64_t>(cd) * rows + rd] = from_acc<Dst>(tile[threadIdx.x][i]);
+      const float v = tile[threadIdx.x][i];
+      d[static_cast<int64_t>(cd) * rows + rd] = from_acc<Dst>(kTf32 ? round_to_tf32(v) : v);
     }
   }
 }
 
-template <typename Src, typename Dst>
+template <typename Src, typename Dst, bool kTf32 = false>
 void transpose(const void* src, void* dst, int64_t batches, int rows, int cols, bool reverse_rows,
                bool reverse_cols, const void* bias, cudaStream_t stream) {
   if (batches == 0 || rows == 0 || cols == 0) return;
@@ -64,7 +67,7 @@ void transpose(const void* src, void* dst, int64_t batches, int rows, int cols, 
     const int64_t count = std::min<int64_t>(65535, batches - b0);
     const dim3 grid(static_cast<unsigned>(int64_t(row_tiles) * col_tiles),
                     static_cast<unsigned>(count));
-    launch("transpose_kernel", &transpose_kernel<Src, Dst>, grid, dim3(kTile, kTileRows), stream,
+    launch("transpose_kernel", &transpose_kernel<Src, Dst, kTf32>, grid, dim3(kTile, kTileRows), stream,
            static_cast<const Src*>(src) + b0 * plane, static_cast<Dst*>(dst) + b0 * plane, rows,
            cols, col_tiles, reverse_rows, reverse_cols, static_cast<const Dst*>(bias));
   }
@@ -139,7 +142,14 @@ int core_splits(ConvPass pass, DType dtype, const NhwcConv& c) {
   const int64_t target = 2 * static_cast<int64_t>(multiprocessors());
   if (tiles >= target || most <= 1) return 1;
   const int64_t cap = pass == ConvPass::kBackwardWeight ? 64 : 16;
-  return static_cast<int>(std::min<int64_t>({(target + tiles - 1) / tiles, most, cap}));
+  const int64_t wanted = std::min<int64_t>({(target + tiles - 1) / tiles, most, cap});
+  // The core deals the steps out round-robin, ceil(steps / splits) to every slice (a slice
+  // past the end loads masked zeros at full cost): the fewest slices with that depth.
+  const int64_t total = pass == ConvPass::kForward        ? steps(c.c)
+                        : pass == ConvPass::kBackwardData ? steps(c.k)
+                                                          : steps(int64_t(c.n) * c.p * c.q);
+  const int64_t depth = (total + wanted - 1) / wanted;
+  return static_cast<int>((total + depth - 1) / depth);
 }
 
 constexpr size_t kAlign = 256;
@@ -158,7 +168,9 @@ Layout layout(ConvPass pass, const ConvParams& p, const NhwcConv& c, DType dtype
   const size_t y = static_cast<size_t>(p.n * p.out_sp * p.k);
   const size_t w = static_cast<size_t>(p.k * p.taps * p.c);
   const size_t core = nhwc_core_workspace(pass, dtype, c);
-  const size_t out_e = c.float_out(pass) ? sizeof(float) : e;
+  // float32 room for the result whether or not this call has a bias (the size is asked
+  // without the operands); a result in the dtype uses half of it
+  const size_t out_e = sizeof(float);
   switch (pass) {
     case ConvPass::kForward:
       return {x * e, w * e, y * out_e, core};
@@ -191,7 +203,8 @@ bool tensor_op_eligible(ConvPass pass, DType dtype, const ConvParams& p) {
       (p.dil[1] > 1 || p.dil[2] > 1)) {
     return false;
   }
-  // every tensor below 2 GiB and every extent an int (the core's indexing)
+  // every tensor below 2^29 elements (the core's limit is 2 GiB; the float32 result of a
+  // float16 layer takes twice its bytes) and every extent an int (the core's indexing)
   const int64_t limit = (int64_t(1) << 31) / 4;
   if (p.n * p.in_sp * p.c >= limit || p.n * p.out_sp * p.k >= limit ||
       p.k * p.taps * p.c >= limit) {
@@ -215,7 +228,8 @@ bool tensor_op_conv(ConvPass pass, DType dtype, const ConvParams& p, const void*
                     const void* b, const void* bias, void* out, Workspace ws,
                     cudaStream_t stream) {
   if (!tensor_op_eligible(pass, dtype, p)) return false;
-  const NhwcConv c = split_problem(pass, dtype, p);
+  NhwcConv c = split_problem(pass, dtype, p);
+  c.bias = bias != nullptr && pass != ConvPass::kBackwardWeight;
   const Layout lay = layout(pass, p, c, dtype);
   if (ws.ptr == nullptr || ws.bytes < lay.total()) return false;
   char* base = static_cast<char*>(ws.ptr);
@@ -236,28 +250,30 @@ bool tensor_op_conv(ConvPass pass, DType dtype, const ConvParams& p, const void*
         transpose<T, T>(out_cl, out, p.n, spatial, channels, false, false, bias, stream);
       }
     };
+    // an operand (N, channels, S) -> (N, S, channels), float32 rounded to TF32 for the core
+    constexpr bool kTf32 = std::is_same_v<T, float>;
+    auto move_in = [&](const void* src, void* dst, int64_t batches, int rows, int cols,
+                       bool reverse_cols) {
+      transpose<T, T, kTf32>(src, dst, batches, rows, cols, false, reverse_cols, nullptr, stream);
+    };
     switch (pass) {
       case ConvPass::kForward:  // x (N,C,S) -> (N,S,C); w (K,C,T) -> (K,T',C)
-        transpose<T, T>(a, a_cl, p.n, ci, in_sp, false, false, nullptr, stream);
-        transpose<T, T>(b, b_cl, p.k, ci, taps, false, flip, nullptr, stream);
+        move_in(a, a_cl, p.n, ci, in_sp, false);
+        move_in(b, b_cl, p.k, ci, taps, flip);
         nhwc_core_run(pass, dtype, c, a_cl, b_cl, out_cl, core, stream);
         move_back(out_sp, ko);
         break;
-      case ConvPass::kBackwardData: {  // dy (N,K,S') -> (N,S',K); w as forward; dx back
-        transpose<T, T>(a, a_cl, p.n, ko, out_sp, false, false, nullptr, stream);
-        transpose<T, T>(b, b_cl, p.k, ci, taps, false, flip, nullptr, stream);
-        // input positions no tap reaches (a window narrower than its stride) stay zero whether
-        // or not the core writes them
-        if (p.kernel[1] < p.stride[1] || p.kernel[2] < p.stride[2]) {
-          check_cuda(cudaMemsetAsync(out_cl, 0, lay.out, stream), "cudaMemsetAsync");
-        }
+      case ConvPass::kBackwardData:  // dy (N,K,S') -> (N,S',K); w as forward; dx back
+        // (input positions no tap reaches - a window narrower than its stride - are written
+        // as zeros by the core: its strided kernel runs the epilogue of tap-less phases too)
+        move_in(a, a_cl, p.n, ko, out_sp, false);
+        move_in(b, b_cl, p.k, ci, taps, flip);
         nhwc_core_run(pass, dtype, c, a_cl, b_cl, out_cl, core, stream);
         move_back(in_sp, ci);
         break;
-      }
       case ConvPass::kBackwardWeight:  // operands a = x, b = dy; the core takes (dy, x)
-        transpose<T, T>(b, a_cl, p.n, ko, out_sp, false, false, nullptr, stream);
-        transpose<T, T>(a, b_cl, p.n, ci, in_sp, false, false, nullptr, stream);
+        move_in(b, a_cl, p.n, ko, out_sp, false);
+        move_in(a, b_cl, p.n, ci, in_sp, false);
         nhwc_core_run(pass, dtype, c, a_cl, b_cl, out_cl, core, stream);
         // dw (K,T',C) float -> (K,C,T) in T, the taps flipped back
         transpose<float, T>(out_cl, out, p.k, taps, ci, flip, false, nullptr, stream);

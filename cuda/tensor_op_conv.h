@@ -25,9 +25,14 @@ struct NhwcConv {
   // Slices of the reduction (split-K: each adds its partial sums into the float32 output in a
   // fixed order; 1 = none). Chosen by tensor_op_conv.cu (core_splits) for the current device.
   int splits = 1;
-  // Whether the core writes float32 (the weight gradient always; the other passes when split)
-  // rather than the dtype.
-  bool float_out(ConvPass pass) const { return pass == ConvPass::kBackwardWeight || splits > 1; }
+  // The call has a bias (forward; backward data of a transposed conv): added after the core
+  // in float32, so that the result is rounded once.
+  bool bias = false;
+  // Whether the core writes float32 (the weight gradient always; the other passes when split
+  // or given a bias) rather than the dtype.
+  bool float_out(ConvPass pass) const {
+    return pass == ConvPass::kBackwardWeight || splits > 1 || bias;
+  }
 };
 
 // The core's block tile (M x N outputs of the pass's GEMM) and reduction step (32 for the
@@ -51,8 +56,8 @@ bool tensor_op_conv(ConvPass pass, DType dtype, const ConvParams& p, const void*
                     cudaStream_t stream);
 
 // ---- the NHWC core (one definition per build: GPU or emulation)
-// Operands per pass (dtype T = float16 / bfloat16 / float32 elements - float32 multiplied as
-// TF32 - accumulation in float32):
+// Operands per pass (dtype T = float16 / bfloat16 / float32 elements - float32 ones already
+// rounded to TF32 by the move - accumulation in float32):
 //   forward:         a = x (N,H,W,C),   b = w (K,R,S,C),   out = y  (N,P,Q,K)
 //   backward_data:   a = dy (N,P,Q,K),  b = w (K,R,S,C),   out = dx (N,H,W,C)
 //   backward_weight: a = dy (N,P,Q,K),  b = x (N,H,W,C),   out = dw (K,R,S,C)

@@ -1,8 +1,9 @@
 // The tensor-op path's NHWC core on the GPU (tensor_op_conv.h): CUTLASS's implicit-GEMM
 // convolution kernels for sm_80 (mma.sync tensor cores, cp.async 16-byte loads with zero-fill
 // at the padding, a 4-stage shared-memory pipeline, 128x128 block tiles of four 64x64 warp
-// tiles, offsets advanced incrementally by CUTLASS's "optimized" iterators; Config below). The
-// same SASS runs on sm_90 (the wgmma / TMA kernels are a later step, cuda/README.md).
+// tiles, offsets advanced incrementally by CUTLASS's "optimized" iterators; Config below).
+// The same kernels are compiled for sm_90 too (its own SASS in the default architectures, or
+// JIT from PTX); Hopper's wgmma / TMA kernels are a later step (cuda/README.md).
 // Built when cmake found CUTLASS's headers (FASTCONV_WITH_CUTLASS, from the nvidia-cutlass
 // package); without them the core reports that it cannot run and every layer takes the WMMA
 // implicit-GEMM kernel.

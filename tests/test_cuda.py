@@ -267,6 +267,42 @@ def test_tensor_op_path_on_resnet_shapes_and_a_large_batch(rng):
         assert_gpu_close(dx, gx_want, "float16", w_shape[0] * taps, f"backward_data {x_shape}")
         dw = fastconv.conv_backward_weight(x, gy, w_shape, **kw)
         assert_gpu_close(dw, gw_want, "float16", y.numel() // w_shape[0], f"bw {x_shape}")
+        assert torch.equal(dw, fastconv.conv_backward_weight(x, gy, w_shape, **kw))  # split-K
+        for pass_ in ("forward", "backward_data", "backward_weight"):
+            assert "tensor-op path" in fastconv.explain(x, w, pass_=pass_, **kw).reason
+
+
+@requires_gpu
+def test_graph_capture_of_the_tensor_op_path(rng):
+    """float16 forward (with bias), backward data and weight gradient on the tensor-op path
+    capture in a CUDA graph (workspaces from torch's allocator, CUTLASS's split-K semaphores
+    reset by a memset on the stream) and replay to the eager results."""
+    x, _ = gpu_rand(rng, (4, 32, 14, 14), "float16")
+    w, _ = gpu_rand(rng, (64, 32, 3, 3), "float16")
+    b, _ = gpu_rand(rng, (64,), "float16")
+    gy, _ = gpu_rand(rng, (4, 64, 14, 14), "float16")
+
+    def step():
+        return (
+            fastconv.conv(x, w, b, padding=1),
+            fastconv.conv_backward_data(gy, w, x.shape, padding=1),
+            fastconv.conv_backward_weight(x, gy, w.shape, padding=1),
+        )
+
+    eager = step()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = step()
+    for _ in range(2):
+        graph.replay()
+        torch.cuda.synchronize()
+        for got, want in zip(captured, eager):
+            assert torch.equal(got, want)
 
 
 @requires_gpu

@@ -197,12 +197,14 @@ def test_emulated_tensor_op_path_matches_cpu_reference(rng, case, dtype):
     geometry = conv_problem("conv", "forward", x_shape, w_shape, "float64", **kw).conv_geometry
     _, _, stride, lo, hi, dilation, groups, _ = geometry
     taps = math.prod(w_shape[2:])
+    y0 = fastconv.conv(x, w, algo="reference", **kw)
     passes = [
-        ("forward", x, w, b, y, w_shape[1] * taps),
+        ("forward", x, w, b, y, w_shape[1] * taps),  # with a bias: a float32 result
+        ("forward", x, w, None, y0, w_shape[1] * taps),
         ("backward_data", gy, w, None, dx, w_shape[0] * taps),
         ("backward_weight", x, gy, None, dw, y.size // w_shape[0]),
     ]
-    for (pass_, a, bb, bias, want, n), runs in zip(passes, eligible):
+    for (pass_, a, bb, bias, want, n), runs in zip(passes, (eligible[0], *eligible)):
         args = (pass_, dtype, list(x_shape), list(w_shape), stride, lo, hi, dilation, groups)
         assert EMU.tensor_op(*args) == runs, pass_
         need = EMU.tensor_op_workspace(*args)
@@ -446,6 +448,28 @@ def test_emulated_backward_data_takes_its_phases_eight_per_launch(rng, math_):
         "backward_data", "implicit_gemm", math_, dtype, x_shape, w_shape, kw, gy, w, bias
     )
     assert_gpu_close(got, want, dtype, w_shape[0] * 10, "12 phases")
+
+
+@requires_emulation
+def test_round_to_tf32_rounds_to_nearest_ties_away(rng):
+    """The tensor-op path rounds float32 operands to TF32 (10 mantissa bits) as cvt.rna does:
+    to nearest, ties away from zero; infinities and NaNs kept."""
+    v = np.concatenate(
+        [
+            rng.standard_normal(2000).astype(np.float32),
+            np.float32([1 + 2**-11, 1 + 3 * 2**-11, -(1 + 2**-11), 1 + 2**-12, 3.4e38, 0.0]),
+            np.float32([np.inf, -np.inf, 1e-40]),
+        ]
+    )
+    got = np.asarray(EMU.round_to_tf32(v.tolist()), dtype=np.float32)
+    m, e = np.frexp(v.astype(np.float64))  # v = m 2^e, 0.5 <= |m| < 1: keep 11 bits of m
+    want = np.ldexp(np.sign(m) * np.floor(np.abs(m) * 2**11 + 0.5) / 2**11, e)
+    finite = np.isfinite(v) & (np.abs(v) < 3e38) & (np.abs(v) > 1e-37)
+    np.testing.assert_array_equal(got[finite], want[finite].astype(np.float32))
+    assert got[-9] == np.float32(1 + 2**-10) and got[-7] == -np.float32(1 + 2**-10)  # ties
+    assert got[-6] == 1.0
+    assert np.isposinf(got[-3]) and np.isneginf(got[-2])
+    assert np.isnan(EMU.round_to_tf32([float("nan")])[0])
 
 
 @requires_emulation

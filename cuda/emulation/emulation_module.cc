@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "conv_kernels.h"
+#include "dtype.cuh"
 #include "launch.cuh"
 #include "fastconv/geometry.h"
 #include "fastconv/status.h"
@@ -214,6 +215,12 @@ PYBIND11_MODULE(fastconv_cuda_emulation, m) {
         }));
   m.def("depthwise_workspace", on_geometry(&fc::depthwise_workspace));
   m.def("depthwise_tiled", on_geometry(&fc::depthwise_tiled));
+  // round_to_tf32 (cuda/dtype.cuh), for its test against NumPy.
+  m.def("round_to_tf32", [](const std::vector<float>& v) {
+    std::vector<float> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = fc::round_to_tf32(v[i]);
+    return out;
+  });
   // FastDiv (cuda/launch.cuh) on the host: quotients of n by d, for its exactness test.
   m.def("fast_div", [](uint32_t d, const std::vector<uint32_t>& n) {
     const fc::FastDiv f(d);
