@@ -56,12 +56,25 @@ enum class GemmMath { kSimt, kTensorCore };
 // implicit_gemm_workspace says how much the call takes on the current device: the tensor-op
 // path's operands when it applies, else the split it would choose. Any smaller workspace works
 // too (the WMMA kernel, with fewer slices; none: one block per tile).
+// Whether operand a / b of a call lies in channels-last order - (N, spatial..., C) for data,
+// (K, spatial..., C) for a filter - instead of channel-first. Only the tensor-op path takes
+// such operands (float16 / bfloat16; a filter only without mode="conv"'s flip):
+// tensor_op_takes_channels_last says when; implicit_gemm_conv throws InvalidArgument for a
+// call it cannot run so (the result is channel-first either way).
+struct OperandOrder {
+  bool a_channels_last = false, b_channels_last = false;
+  bool any() const { return a_channels_last || b_channels_last; }
+};
 void implicit_gemm_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a,
                         const void* b, const void* bias, void* out, GemmMath math, Workspace ws,
-                        cudaStream_t stream);
+                        cudaStream_t stream, OperandOrder order = {});
 size_t implicit_gemm_workspace(ConvPass pass, DType dtype, const ConvParams& p, GemmMath math);
 // Whether implicit_gemm_conv with this math runs the tensor-op (CUTLASS) path for the layer.
 bool implicit_gemm_tensor_op(ConvPass pass, DType dtype, const ConvParams& p, GemmMath math);
+// Whether that path takes operands in this order (given a workspace of
+// implicit_gemm_workspace bytes).
+bool implicit_gemm_takes_order(ConvPass pass, DType dtype, const ConvParams& p, GemmMath math,
+                               OperandOrder order);
 
 // Direct depthwise convolution (groups == C, any channel multiplier K / C), same operands. The
 // workspace holds the tiled weight gradient's split reduction (summed in a fixed order):

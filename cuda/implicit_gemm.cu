@@ -214,6 +214,12 @@ bool implicit_gemm_tensor_op(ConvPass pass, DType dtype, const ConvParams& p, Ge
   return math == GemmMath::kTensorCore && tensor_op_eligible(pass, dtype, p);
 }
 
+bool implicit_gemm_takes_order(ConvPass pass, DType dtype, const ConvParams& p, GemmMath math,
+                               OperandOrder order) {
+  if (!order.any()) return true;
+  return implicit_gemm_tensor_op(pass, dtype, p, math) && tensor_op_takes_order(pass, dtype, p, order);
+}
+
 size_t implicit_gemm_workspace(ConvPass pass, DType dtype, const ConvParams& p, GemmMath math) {
   if (implicit_gemm_tensor_op(pass, dtype, p, math)) return tensor_op_workspace(pass, dtype, p);
   if (pass == ConvPass::kBackwardData) return 0;  // its phases fill the grid side by side
@@ -228,9 +234,18 @@ size_t implicit_gemm_workspace(ConvPass pass, DType dtype, const ConvParams& p, 
 
 void implicit_gemm_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a,
                         const void* b, const void* bias, void* out, GemmMath math, Workspace ws,
-                        cudaStream_t stream) {
+                        cudaStream_t stream, OperandOrder order) {
   const bool tc = math == GemmMath::kTensorCore;
-  if (tc && tensor_op_conv(pass, dtype, p, a, b, bias, out, ws, stream)) return;
+  if (order.any() && !(tc && tensor_op_takes_order(pass, dtype, p, order))) {
+    throw InvalidArgument("implicit_gemm (cuda): channels-last operands need the tensor-op path, "
+                          "which does not take this layer in that order");
+  }
+  if (tc && tensor_op_conv(pass, dtype, p, a, b, bias, out, ws, stream, order)) return;
+  if (order.any()) {
+    throw InvalidArgument("implicit_gemm (cuda): channels-last operands need the tensor-op "
+                          "path's workspace of " + std::to_string(tensor_op_workspace(pass, dtype, p)) +
+                          " bytes, got " + std::to_string(ws.bytes));
+  }
   switch (dtype) {
     case DType::kFloat32:  // tensor cores for float32 means TF32 (opt-in)
       if (tc) return dispatch_pass<float, true>(pass, p, a, b, bias, out, ws, stream);

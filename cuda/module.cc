@@ -51,14 +51,15 @@ Workspace workspace(uintptr_t p, uint64_t bytes) { return {ptr(p), static_cast<s
 // Runs one conv pass of geometry g with the chosen algorithm (GIL released by the caller).
 void run_conv(ConvPass pass, const std::string& algo, GemmMath math, DType dtype,
               const ConvGeometry& g, uintptr_t a, uintptr_t b, uintptr_t bias, uintptr_t out,
-              Workspace ws, int device, uintptr_t stream) {
+              Workspace ws, int device, uintptr_t stream, OperandOrder order) {
   check_conv_algo(algo);
   const ConvParams p = make_conv_params(g);
   DeviceGuard guard(device, "conv");
   if (algo == "implicit_gemm") {
     implicit_gemm_conv(pass, dtype, p, ptr(a), ptr(b), ptr(bias), ptr(out), math, ws,
-                       as_stream(stream));
+                       as_stream(stream), order);
   } else {
+    if (order.any()) throw InvalidArgument("depthwise (cuda) takes channel-first operands only");
     depthwise_conv(pass, dtype, p, ptr(a), ptr(b), ptr(bias), ptr(out), ws, as_stream(stream));
   }
 }
@@ -76,14 +77,16 @@ void conv(const std::string& pass, const std::string& algo, const std::string& m
           const std::string& dtype, int device, uintptr_t stream, const Shape& x_shape,
           const Shape& w_shape, const Shape& stride, const Shape& pad_lo, const Shape& pad_hi,
           const Shape& dilation, int64_t groups, const std::string& mode, uintptr_t a, uintptr_t b,
-          uintptr_t bias, uintptr_t out, uintptr_t ws, uint64_t ws_bytes) {
+          uintptr_t bias, uintptr_t out, uintptr_t ws, uint64_t ws_bytes, bool a_channels_last,
+          bool b_channels_last) {
   const ConvGeometry g = make_conv_geometry(x_shape, w_shape, {stride, pad_lo, pad_hi, dilation},
                                             groups, parse_mode(mode), true);
   const ConvPass ps = parse_conv_pass(pass);
   const GemmMath m = parse_math(math);
   const DType dt = parse_dtype(dtype);
+  const OperandOrder order{a_channels_last, b_channels_last};
   bindings::without_gil([&] {
-    run_conv(ps, algo, m, dt, g, a, b, bias, out, workspace(ws, ws_bytes), device, stream);
+    run_conv(ps, algo, m, dt, g, a, b, bias, out, workspace(ws, ws_bytes), device, stream, order);
   });
 }
 
@@ -105,17 +108,23 @@ uint64_t conv_workspace(const std::string& pass, const std::string& algo,
   return implicit_gemm_workspace(ps, dt, make_conv_params(g), parse_math(math));
 }
 
-// Whether `conv` runs this pass on the tensor-op (CUTLASS) path (cuda/tensor_op_conv.h).
+// Whether `conv` runs this pass on the tensor-op (CUTLASS) path (cuda/tensor_op_conv.h), and
+// with channels-last flags: whether it takes the operands in that order.
 bool conv_tensor_op(const std::string& pass, const std::string& algo, const std::string& math,
                     const std::string& dtype, const Shape& x_shape, const Shape& w_shape,
                     const Shape& stride, const Shape& pad_lo, const Shape& pad_hi,
-                    const Shape& dilation, int64_t groups, const std::string& mode) {
+                    const Shape& dilation, int64_t groups, const std::string& mode,
+                    bool a_channels_last, bool b_channels_last) {
   check_conv_algo(algo);
   if (algo != "implicit_gemm") return false;
   const ConvGeometry g = make_conv_geometry(x_shape, w_shape, {stride, pad_lo, pad_hi, dilation},
                                             groups, parse_mode(mode), true);
-  return implicit_gemm_tensor_op(parse_conv_pass(pass), parse_dtype(dtype), make_conv_params(g),
-                                 parse_math(math));
+  const ConvPass ps = parse_conv_pass(pass);
+  const DType dt = parse_dtype(dtype);
+  const GemmMath m = parse_math(math);
+  const ConvParams p = make_conv_params(g);
+  return implicit_gemm_tensor_op(ps, dt, p, m) &&
+         implicit_gemm_takes_order(ps, dt, p, m, {a_channels_last, b_channels_last});
 }
 
 void bias_grad(const std::string& dtype, int device, uintptr_t stream, const Shape& grad_y_shape,
@@ -257,7 +266,8 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("device"), py::arg("stream"), py::arg("x_shape"), py::arg("w_shape"),
         py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),
         py::arg("groups"), py::arg("mode"), py::arg("a"), py::arg("b"), py::arg("bias"),
-        py::arg("out"), py::arg("workspace") = 0, py::arg("workspace_bytes") = 0);
+        py::arg("out"), py::arg("workspace") = 0, py::arg("workspace_bytes") = 0,
+        py::arg("a_channels_last") = false, py::arg("b_channels_last") = false);
   m.def("conv_workspace", &fc::conv_workspace, py::arg("pass_"), py::arg("algo"),
         py::arg("math"), py::arg("dtype"), py::arg("device"), py::arg("x_shape"), py::arg("w_shape"),
         py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),
@@ -265,7 +275,8 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("conv_tensor_op", &fc::conv_tensor_op, py::arg("pass_"), py::arg("algo"),
         py::arg("math"), py::arg("dtype"), py::arg("x_shape"), py::arg("w_shape"),
         py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),
-        py::arg("groups"), py::arg("mode"));
+        py::arg("groups"), py::arg("mode"), py::arg("a_channels_last") = false,
+        py::arg("b_channels_last") = false);
   m.def("conv_backward_bias", &fc::bias_grad, py::arg("dtype"), py::arg("device"),
         py::arg("stream"), py::arg("grad_y_shape"), py::arg("grad_y"), py::arg("out"));
   m.def("pool", &fc::pool, py::arg("kind"), py::arg("pass_"), py::arg("dtype"), py::arg("device"),

@@ -224,10 +224,19 @@ size_t tensor_op_workspace(ConvPass pass, DType dtype, const ConvParams& p) {
   return layout(pass, p, split_problem(pass, dtype, p), dtype).total();
 }
 
+bool tensor_op_takes_order(ConvPass pass, DType dtype, const ConvParams& p, OperandOrder order) {
+  if (!order.any()) return true;
+  if (dtype == DType::kFloat32 || !tensor_op_eligible(pass, dtype, p)) return false;
+  const bool filter_b = pass != ConvPass::kBackwardWeight;  // b is the filter
+  return !(filter_b && order.b_channels_last && p.flip);
+}
+
 bool tensor_op_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a,
                     const void* b, const void* bias, void* out, Workspace ws,
-                    cudaStream_t stream) {
-  if (!tensor_op_eligible(pass, dtype, p)) return false;
+                    cudaStream_t stream, OperandOrder order) {
+  if (!tensor_op_eligible(pass, dtype, p) || !tensor_op_takes_order(pass, dtype, p, order)) {
+    return false;
+  }
   NhwcConv c = split_problem(pass, dtype, p);
   c.bias = bias != nullptr && pass != ConvPass::kBackwardWeight;
   const Layout lay = layout(pass, p, c, dtype);
@@ -250,34 +259,41 @@ bool tensor_op_conv(ConvPass pass, DType dtype, const ConvParams& p, const void*
         transpose<T, T>(out_cl, out, p.n, spatial, channels, false, false, bias, stream);
       }
     };
-    // an operand (N, channels, S) -> (N, S, channels), float32 rounded to TF32 for the core
+    // an operand (N, channels, S) -> (N, S, channels) in the workspace, float32 rounded to
+    // TF32 for the core; one already channels-last is read where it lies
     constexpr bool kTf32 = std::is_same_v<T, float>;
-    auto move_in = [&](const void* src, void* dst, int64_t batches, int rows, int cols,
-                       bool reverse_cols) {
+    auto move_in = [&](const void* src, bool channels_last, void* dst, int64_t batches, int rows,
+                       int cols, bool reverse_cols) -> const void* {
+      if (channels_last) return src;
       transpose<T, T, kTf32>(src, dst, batches, rows, cols, false, reverse_cols, nullptr, stream);
+      return dst;
     };
+    const bool a_cl_in = order.a_channels_last, b_cl_in = order.b_channels_last;
     switch (pass) {
-      case ConvPass::kForward:  // x (N,C,S) -> (N,S,C); w (K,C,T) -> (K,T',C)
-        move_in(a, a_cl, p.n, ci, in_sp, false);
-        move_in(b, b_cl, p.k, ci, taps, flip);
-        nhwc_core_run(pass, dtype, c, a_cl, b_cl, out_cl, core, stream);
+      case ConvPass::kForward: {  // x (N,C,S) -> (N,S,C); w (K,C,T) -> (K,T',C)
+        const void* ca = move_in(a, a_cl_in, a_cl, p.n, ci, in_sp, false);
+        const void* cb = move_in(b, b_cl_in, b_cl, p.k, ci, taps, flip);
+        nhwc_core_run(pass, dtype, c, ca, cb, out_cl, core, stream);
         move_back(out_sp, ko);
         break;
-      case ConvPass::kBackwardData:  // dy (N,K,S') -> (N,S',K); w as forward; dx back
+      }
+      case ConvPass::kBackwardData: {  // dy (N,K,S') -> (N,S',K); w as forward; dx back
         // (input positions no tap reaches - a window narrower than its stride - are written
         // as zeros by the core: its strided kernel runs the epilogue of tap-less phases too)
-        move_in(a, a_cl, p.n, ko, out_sp, false);
-        move_in(b, b_cl, p.k, ci, taps, flip);
-        nhwc_core_run(pass, dtype, c, a_cl, b_cl, out_cl, core, stream);
+        const void* ca = move_in(a, a_cl_in, a_cl, p.n, ko, out_sp, false);
+        const void* cb = move_in(b, b_cl_in, b_cl, p.k, ci, taps, flip);
+        nhwc_core_run(pass, dtype, c, ca, cb, out_cl, core, stream);
         move_back(in_sp, ci);
         break;
-      case ConvPass::kBackwardWeight:  // operands a = x, b = dy; the core takes (dy, x)
-        move_in(b, a_cl, p.n, ko, out_sp, false);
-        move_in(a, b_cl, p.n, ci, in_sp, false);
-        nhwc_core_run(pass, dtype, c, a_cl, b_cl, out_cl, core, stream);
+      }
+      case ConvPass::kBackwardWeight: {  // operands a = x, b = dy; the core takes (dy, x)
+        const void* cdy = move_in(b, b_cl_in, a_cl, p.n, ko, out_sp, false);
+        const void* cx = move_in(a, a_cl_in, b_cl, p.n, ci, in_sp, false);
+        nhwc_core_run(pass, dtype, c, cdy, cx, out_cl, core, stream);
         // dw (K,T',C) float -> (K,C,T) in T, the taps flipped back
         transpose<float, T>(out_cl, out, p.k, taps, ci, flip, false, nullptr, stream);
         break;
+      }
     }
   });
   return true;

@@ -51,9 +51,14 @@ size_t tensor_op_workspace(ConvPass pass, DType dtype, const ConvParams& p);
 // Runs the pass (operands as implicit_gemm_conv's) and returns true, or returns false without
 // launching anything when the layer is not eligible, the workspace is short or the core cannot
 // implement the problem; the caller then runs its own kernel.
+// order: operands already in channels-last order are read in place instead of moved.
 bool tensor_op_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a,
                     const void* b, const void* bias, void* out, Workspace ws,
-                    cudaStream_t stream);
+                    cudaStream_t stream, OperandOrder order = {});
+// Whether an eligible layer can take its operands in this order: float16 / bfloat16 (a
+// float32 operand is rounded to TF32 by its move), and a channels-last filter only without
+// mode="conv"'s flip (which the filter's move does).
+bool tensor_op_takes_order(ConvPass pass, DType dtype, const ConvParams& p, OperandOrder order);
 
 // ---- the NHWC core (one definition per build: GPU or emulation)
 // Operands per pass (dtype T = float16 / bfloat16 / float32 elements - float32 ones already

@@ -273,6 +273,34 @@ def test_tensor_op_path_on_resnet_shapes_and_a_large_batch(rng):
 
 
 @requires_gpu
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_channels_last_operands_are_read_in_place(rng, dtype):
+    """A channels_last model's tensors reach CUTLASS's kernels without copies in every pass
+    (explain() says so); results match channel-first calls and come back channel-first."""
+    x, _ = gpu_rand(rng, (8, 64, 28, 28), dtype)
+    w, _ = gpu_rand(rng, (128, 64, 3, 3), dtype)
+    gy, _ = gpu_rand(rng, (8, 128, 14, 14), dtype)
+    kw = dict(stride=2, padding=1)
+    cl = dict(memory_format=torch.channels_last)
+    xc, wc, gyc = x.to(**cl), w.to(**cl), gy.to(**cl)
+    copies = fastconv.explain(xc, wc, **kw).copies
+    assert len(copies) == 2 and all("read in place" in c for c in copies), copies
+    for got, want in [
+        (fastconv.conv(xc, wc, **kw), fastconv.conv(x, w, **kw)),
+        (
+            fastconv.conv_backward_data(gyc, wc, x.shape, **kw),
+            fastconv.conv_backward_data(gy, w, x.shape, **kw),
+        ),
+        (
+            fastconv.conv_backward_weight(xc, gyc, w.shape, **kw),
+            fastconv.conv_backward_weight(x, gy, w.shape, **kw),
+        ),
+    ]:
+        assert got.is_contiguous()
+        assert torch.equal(got, want)  # the same kernels on the same values
+
+
+@requires_gpu
 def test_graph_capture_of_the_tensor_op_path(rng):
     """float16 forward (with bias), backward data and weight gradient on the tensor-op path
     capture in a CUDA graph (workspaces from torch's allocator, CUTLASS's split-K semaphores

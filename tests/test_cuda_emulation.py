@@ -712,13 +712,14 @@ class EmulatedCuda(CudaBackend):
     def stream(self, call):
         return 0
 
-    def prepare(self, names, values, device, index=None):
+    def prepare(self, names, values, device, index=None, channels_last=False):
         def unwrap(v):
             return v.t if isinstance(v, EmulatedDeviceTensor) else v
 
         if index is not None:
             index = (index[0], unwrap(index[1]))
-        return super().prepare(names, [unwrap(v) for v in values], device, index)
+        values = [unwrap(v) for v in values]
+        return super().prepare(names, values, device, index, channels_last=channels_last)
 
     allocations: list = []  # (shape, dtype) of every empty(): outputs and workspaces
     fail_workspaces = False  # empty() of a workspace raises MemoryError (an exhausted cache)
@@ -982,6 +983,80 @@ def test_emulated_tensor_op_path_end_to_end(emulated_gpu, rng, dtype):
         assert_gpu_close(got, *wants[pass_][:1], dtype, wants[pass_][1], f"{pass_} (WMMA)")
     e = fastconv.explain(_t(np.zeros((2, 10, 6, 6)), dtype), (8, 10, 3, 3))
     assert "tensor-op" not in e.reason
+
+
+class _ConvRecorder:
+    """The emulated module, recording the channels-last flags of every conv call."""
+
+    def __init__(self, mod):
+        self.mod, self.flags = mod, []
+
+    def __getattr__(self, name):
+        return getattr(self.mod, name)
+
+    def conv(self, *args):
+        self.flags.append(tuple(args[-2:]))
+        return self.mod.conv(*args)
+
+
+def _cl(a, dtype):
+    t = torch.from_numpy(np.ascontiguousarray(a)).to(getattr(torch, dtype))
+    return EmulatedDeviceTensor(t.to(memory_format=torch.channels_last))
+
+
+def test_emulated_channels_last_operands_are_read_in_place(emulated_gpu, rng, monkeypatch):
+    """channels_last float16 tensors reach the tensor-op path as they are (no copy: the kernel
+    gets the channels-last flags, explain() says so) in every pass and in a transposed conv;
+    a filter with mode="conv", a float32 call (TF32 rounding is the move's job), a layer off
+    the path and pooling get channel-first copies. Results match the reference either way and
+    come back contiguous channel-first; the inputs stay as they were."""
+    backend = backends.backend_for_device("cuda")
+    rec = _ConvRecorder(GLUE)
+    monkeypatch.setattr(backend, "module", lambda: rec)
+    x64 = round_to(rng.uniform(-1, 1, (2, 16, 9, 10)), "float16")
+    w64 = round_to(rng.uniform(-1, 1, (8, 16, 3, 3)), "float16")
+    gy64 = round_to(rng.uniform(-1, 1, (2, 8, 9, 10)), "float16")
+    x, w, gy = _cl(x64, "float16"), _cl(w64, "float16"), _cl(gy64, "float16")
+    kw = dict(padding=1)
+
+    def check(got, want, n, flags, what):
+        assert rec.flags[-1] == flags, (what, rec.flags[-1])
+        assert got.t.is_contiguous(), what
+        assert_gpu_close(got, want, "float16", n, what)
+
+    check(fastconv.conv(x, w, **kw), fastconv.conv(x64, w64, **kw), 144, (True, True), "fwd")
+    # what explain() asks (its copy notes then say "read in place")
+    fwd = conv_problem("conv", "forward", x64.shape, w64.shape, "float16", **kw)
+    assert backend.reads_in_place(fwd, "implicit_gemm", (True, True)) == (True, True)
+    assert backend.reads_in_place(fwd, "implicit_gemm_simt", (True, False)) == (False, False)
+    flipped = conv_problem("conv", "forward", x64.shape, w64.shape, "float16", mode="conv", **kw)
+    assert backend.reads_in_place(flipped, "implicit_gemm", (True, True)) == (True, False)
+    want = fastconv.conv_backward_data(gy64, w64, x64.shape, **kw)
+    check(fastconv.conv_backward_data(gy, w, x64.shape, **kw), want, 72, (True, True), "bd")
+    want = fastconv.conv_backward_weight(x64, gy64, w64.shape, **kw)
+    got = fastconv.conv_backward_weight(x, gy, w64.shape, **kw)
+    check(got, want, 180, (True, True), "bw")
+    # mode="conv": the filter's move flips it, so a channels_last filter is copied
+    want = fastconv.conv(x64, w64, mode="conv", **kw)
+    check(fastconv.conv(x, w, mode="conv", **kw), want, 144, (True, False), "flip")
+    # a transposed conv's forward runs backward data with (w, x) swapped back in order
+    wt64 = round_to(rng.uniform(-1, 1, (16, 8, 3, 3)), "float16")
+    want = fastconv.conv_transpose(x64, wt64, stride=2, padding=1, output_padding=1)
+    got = fastconv.conv_transpose(x, _cl(wt64, "float16"), stride=2, padding=1, output_padding=1)
+    check(got, want, 72, (True, True), "transposed")
+    # copied: float32, a 10-channel layer, a pool
+    x32 = _cl(round_to(x64, "float32"), "float32")
+    w32 = _t(round_to(w64, "float32"), "float32")
+    got = fastconv.conv(x32, w32, **kw)
+    assert rec.flags[-1] == (False, False)
+    assert_gpu_close(got, fastconv.conv(x64, w64, **kw), "float32", 144)
+    x10 = round_to(rng.uniform(-1, 1, (1, 10, 6, 6)), "float16")
+    w10 = round_to(rng.uniform(-1, 1, (8, 10, 3, 3)), "float16")
+    got = fastconv.conv(_cl(x10, "float16"), _t(w10, "float16"))
+    assert rec.flags[-1] == (False, False)
+    assert_gpu_close(got, fastconv.conv(x10, w10), "float16", 90)
+    assert_gpu_close(fastconv.max_pool(x, 2), fastconv.max_pool(x64, 2), "float16", 1)
+    assert x.t.is_contiguous(memory_format=torch.channels_last)
 
 
 @requires_emulation

@@ -115,13 +115,16 @@ def backend_for(
     return backend, (indices[0] if indices else -1) if device != "cpu" else 0
 
 
-def prepare_call(names: tuple, values: tuple, index: Any = None) -> Call:
+def prepare_call(names: tuple, values: tuple, index: Any = None, channels_last=False) -> Call:
     """A call's operands, prepared by the backend of their device (see backend_for); the host
-    backend first tries them in one pass (NumPy arrays and CPU tensors, the common case)."""
+    backend first tries them in one pass (NumPy arrays and CPU tensors, the common case).
+    channels_last: a conv call, whose backend may keep channels_last tensors as they are."""
     call = backend_for_device("cpu").prepare_local(names, values, index)
     if call is not None:
         return call
     backend, device = backend_for(names, values, index)
+    if channels_last:
+        return backend.prepare(names, values, device, index, channels_last=True)
     return backend.prepare(names, values, device, index)
 
 

@@ -193,7 +193,7 @@ def run_conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple, pa
         run = RUNNERS.get(fast_key) if fast_key is not None else None
         if run is not None:
             return run(*values)
-    call = prepare_call(_CONV_OPERANDS[pass_], values)
+    call = prepare_call(_CONV_OPERANDS[pass_], values, channels_last=True)
     fixed = (op, pass_, call.shapes, call.dtype, call.backend, call.device)
     key = _key(fixed, (shape_arg, algo) + params, packed)
     entry = CALLS.get(key) if key is not None else None

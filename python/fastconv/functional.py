@@ -262,5 +262,18 @@ def explain(
         data = forward.problem.y_shape  # this pass's data argument is grad_y
     entry = problem_entry(op, pass_, data, w_shape, dtype_name, backend, algo, params)
     result = explanation(entry.problem, backend, entry.selection)
-    result.copies.extend(n for n in (copy_note(x, "x"), copy_note(w, "w")) if n)
+    notes = {name: copy_note(obj, name) for obj, name in ((x, "x"), (w, "w"))}
+    # the pass's first two operands in public order: x (or grad_y) and w; backward_weight's
+    # second is grad_y, which explain() does not see
+    flags = tuple(notes[n].startswith(f"{n} is channels_last:") for n in ("x", "w"))
+    if pass_ == "backward_weight":
+        flags = (flags[0], False)
+    in_place = backend.reads_in_place(entry.problem, entry.selection.algo, flags)
+    for name, flag in zip(("x", "w"), in_place):
+        if flag:
+            notes[name] = (
+                f"{name} is channels_last: read in place by the GPU's tensor-op path (no "
+                "copy); the result is contiguous channel-first"
+            )
+    result.copies.extend(n for n in notes.values() if n)
     return result

@@ -10,9 +10,13 @@ class Call:
     """The operands of one call, prepared by its backend: `handles` are what the kernels take
     (NumPy arrays or buffer addresses), `keep` holds the objects the handles point into."""
 
-    __slots__ = ("backend", "library", "dtype", "device", "names", "shapes", "handles", "keep")
+    __slots__ = (
+        "backend", "library", "dtype", "device", "names", "shapes", "handles", "keep", "layouts"
+    )  # fmt: skip
 
-    def __init__(self, backend, library, dtype, device, names, shapes, handles, keep) -> None:
+    def __init__(
+        self, backend, library, dtype, device, names, shapes, handles, keep, layouts=None
+    ) -> None:
         self.backend: Backend = backend
         self.library: str = library  # "numpy", "torch" or "cupy": the results' kind
         self.dtype: str = dtype  # "float32", ...
@@ -21,6 +25,9 @@ class Call:
         self.shapes: tuple = shapes  # per operand; None for an absent optional one
         self.handles: tuple = handles
         self.keep: Any = keep
+        # per operand, a channels-last tensor its handle points into (kept in that order, only
+        # where the caller asked prepare for it: a backend that can read it in place), or None
+        self.layouts: Optional[tuple] = layouts
 
 
 class Backend:
@@ -56,12 +63,24 @@ class Backend:
         """(workspace bytes, note) of `algo` on `problem`, for explain()."""
         return 0, ""
 
+    def reads_in_place(self, problem: Any, algo: str, channels_last: tuple) -> tuple:
+        """Which of a conv call's first two operands (public order), stored channels_last as
+        the two flags say, it reads in place rather than copying, for explain()."""
+        return (False, False)
+
     def prepare(
-        self, names: Sequence[str], values: Sequence[Any], device: int, index: Any = None
+        self,
+        names: Sequence[str],
+        values: Sequence[Any],
+        device: int,
+        index: Any = None,
+        channels_last: bool = False,
     ) -> Call:
         """The call's operands: dtypes checked (TypeError naming the argument), contiguous
         buffers; None stays None (optional operands); `index` is an integer array (max-pool
-        indices), converted to int64, appended last."""
+        indices), converted to int64, appended last. channels_last: a conv call whose backend
+        may keep 4-D channels_last tensors as they are (Call.layouts) and read them in place;
+        its run_conv then copies those it cannot."""
         raise NotImplementedError
 
     def prepare_local(self, names: Sequence[str], values: Sequence[Any], index: Any = None):

@@ -91,9 +91,14 @@ class CpuBackend(Backend):
     # ---- operands and outputs
 
     def prepare(
-        self, names: Sequence[str], values: Sequence[Any], device: int, index: Any = None
+        self,
+        names: Sequence[str],
+        values: Sequence[Any],
+        device: int,
+        index: Any = None,
+        channels_last: bool = False,
     ) -> Call:
-        return self._prepare(names, values, index, True)
+        return self._prepare(names, values, index, True)  # the host kernels take channel-first
 
     def prepare_local(self, names: Sequence[str], values: Sequence[Any], index: Any = None):
         # The host's fast path: classifies and prepares in one pass (fastconv/_arrays.py asks

@@ -137,8 +137,22 @@ def _wrap_foreign(obj: Any, device: int) -> Any:
     return torch.from_dlpack(obj)
 
 
-def _operand(obj: Any, name: str, index_array: bool = False) -> tuple[Any, str, int, tuple, str]:
-    """(contiguous device array, library, pointer, shape, dtype) of one argument."""
+def _channels_last(t: Any) -> bool:
+    """A 4-D torch tensor stored channels_last (and not also plain contiguous)."""
+    import torch
+
+    return (
+        t.dim() == 4
+        and not t.is_contiguous()
+        and t.is_contiguous(memory_format=torch.channels_last)
+    )
+
+
+def _operand(
+    obj: Any, name: str, index_array: bool = False, keep_channels_last: bool = False
+) -> tuple[Any, str, int, tuple, str, bool]:
+    """(device array, library, pointer, shape, dtype, channels_last) of one argument: a
+    contiguous array, or with keep_channels_last a channels_last tensor as it is."""
     if _is_torch(obj):
         import torch
 
@@ -153,8 +167,10 @@ def _operand(obj: Any, name: str, index_array: bool = False) -> tuple[Any, str, 
                     f"{name} must be a float32, float64, float16 or bfloat16 tensor, got {t.dtype}"
                 )
             t = t.resolve_conj().resolve_neg()
-        t = t.contiguous()
-        return t, "torch", int(t.data_ptr()), tuple(t.shape), str(t.dtype)[6:]
+        keep = keep_channels_last and not index_array and _channels_last(t)
+        if not keep:
+            t = t.contiguous()
+        return t, "torch", int(t.data_ptr()), tuple(t.shape), str(t.dtype)[6:], keep
     import cupy
 
     a = obj
@@ -165,7 +181,7 @@ def _operand(obj: Any, name: str, index_array: bool = False) -> tuple[Any, str, 
     elif a.dtype.kind != "f":
         raise TypeError(f"{name} must be a float32, float64 or float16 array, got {a.dtype}")
     a = cupy.ascontiguousarray(a)
-    return a, "cupy", int(a.data.ptr), tuple(a.shape), a.dtype.name
+    return a, "cupy", int(a.data.ptr), tuple(a.shape), a.dtype.name, False
 
 
 def _current_device() -> int:
@@ -180,11 +196,26 @@ class _Plan:
     """The algorithm a cached problem runs and, per device, the workspace its kernels ask for
     (asked once: it depends on the device's multiprocessor count)."""
 
-    __slots__ = ("algo", "_bytes")
+    __slots__ = ("algo", "_bytes", "_orders")
 
     def __init__(self, algo: str) -> None:
         self.algo = algo
         self._bytes: dict[tuple[int, str, str], int] = {}
+        self._orders: dict[tuple, bool] = {}
+
+    def takes_order(self, mod: Any, problem: Any, dtype: str, library: str, order: tuple) -> bool:
+        """Whether the kernel reads operands (a, b) stored channels-last (order: two flags) in
+        place: the tensor-op path does for float16 / bfloat16 (cuda/tensor_op_conv.h)."""
+        name, math_ = kernel_math(self.algo, dtype, library)
+        key = (dtype, math_, order)
+        takes = self._orders.get(key)
+        if takes is None:
+            geometry = problem.conv_geometry
+            takes = name == "implicit_gemm" and bool(
+                mod.conv_tensor_op(problem.conv_pass, name, math_, dtype, *geometry, *order)
+            )
+            self._orders[key] = takes
+        return takes
 
     def workspace(self, mod: Any, problem: Any, dtype: str, device: int, library: str) -> int:
         name, math_ = kernel_math(self.algo, dtype, library)
@@ -197,6 +228,18 @@ class _Plan:
             )
             self._bytes[key] = nbytes
         return nbytes
+
+
+def _kept_in_place(
+    plan: _Plan, mod: Any, problem: Any, dtype: str, library: str, stored: tuple
+) -> tuple:
+    """Which of a conv pass's first two operands (public order), stored channels_last
+    (`stored`), its kernel reads in place: both if it takes them so, else the one it takes."""
+    have = stored[::-1] if problem.swap_operands else tuple(stored)
+    for order in (have, (have[0], False), (False, have[1])):
+        if any(order) and plan.takes_order(mod, problem, dtype, library, order):
+            return order[::-1] if problem.swap_operands else order
+    return (False, False)
 
 
 class CudaBackend(Backend):
@@ -276,17 +319,33 @@ class CudaBackend(Backend):
         )
         return nbytes, note
 
+    def reads_in_place(self, problem: Any, algo: str, channels_last: tuple) -> tuple:
+        if self.unavailable_reason() or not any(channels_last):
+            return (False, False)
+        library = "torch" if "torch" in sys.modules else ""
+        dtype = str(problem.dtype)
+        return _kept_in_place(_Plan(algo), self.module(), problem, dtype, library, channels_last)
+
     # ---- operands and outputs
 
     def prepare(
-        self, names: Sequence[str], values: Sequence[Any], device: int, index: Any = None
+        self,
+        names: Sequence[str],
+        values: Sequence[Any],
+        device: int,
+        index: Any = None,
+        channels_last: bool = False,
     ) -> Call:
         for name, v in zip(names, values):
             if v is None and name != "bias":
                 raise TypeError(f"{name} must be an array or a tensor, got None")
         items = [(n, v) for n, v in zip(names, values)]
         converted = {
-            n: _operand(v if _is_torch(v) or _is_cupy(v) else _wrap_foreign(v, device), n)
+            n: _operand(
+                v if _is_torch(v) or _is_cupy(v) else _wrap_foreign(v, device),
+                n,
+                keep_channels_last=channels_last and n != "bias",
+            )
             for n, v in items
             if v is not None
         }
@@ -313,7 +372,13 @@ class CudaBackend(Backend):
         shapes = tuple(converted[n][3] if n in converted else None for n in order)
         handles = tuple(converted[n][2] if n in converted else 0 for n in order)
         keep = [converted[n][0] for n in converted]
-        return Call(self, library, dtype, device, tuple(names), shapes, handles, keep)
+        layouts = tuple(
+            converted[n][0] if n in converted and converted[n][5] else None for n in order
+        )
+        return Call(
+            self, library, dtype, device, tuple(names), shapes, handles, keep,
+            layouts if any(t is not None for t in layouts) else None,
+        )  # fmt: skip
 
     def check_allocation(self, call: Call, shape: Sequence[int], dtype: Optional[str]) -> None:
         dtype = dtype or call.dtype
@@ -381,12 +446,27 @@ class CudaBackend(Backend):
 
     def run_conv(self, call: Call, problem: Any, plan: Any, out: Any) -> None:
         name, math_ = kernel_math(plan.algo, call.dtype, call.library)
-        h = call.handles
-        a, b = (h[1], h[0]) if problem.swap_operands else (h[0], h[1])
-        bias = h[2] if len(h) > 2 else 0
+        h = list(call.handles)
         mod = self.module()
         nbytes = plan.workspace(mod, problem, call.dtype, call.device, call.library)
         keep, ws, nbytes = self.workspace(call, nbytes, optional=True)
+        layouts = call.layouts or (None,) * len(h)
+        flags = (False, False)  # operands (a, b) in the module's order read channels-last
+        stored = tuple(t is not None for t in layouts[:2])  # public order
+        if any(stored):
+            kept = (False, False)
+            if ws:
+                kept = _kept_in_place(plan, mod, problem, call.dtype, call.library, stored)
+            flags = kept[::-1] if problem.swap_operands else kept
+            # channels_last operands the kernel does not read in place: copied here, as
+            # prepare() copies every other layout (explain() says which)
+            copies = []
+            for i, t in enumerate(layouts[:2]):
+                if t is not None and not kept[i]:
+                    copies.append(t.contiguous())
+                    h[i] = int(copies[-1].data_ptr())
+        a, b = (h[1], h[0]) if problem.swap_operands else (h[0], h[1])
+        bias = h[2] if len(h) > 2 else 0
         mod.conv(
             problem.conv_pass,
             name,
@@ -401,6 +481,7 @@ class CudaBackend(Backend):
             out,
             ws,
             nbytes,
+            *flags,
         )
         del keep  # back to the caller's allocator, ordered after the kernel on its stream
 
