@@ -64,6 +64,9 @@ if(FASTCONV_CUTLASS STREQUAL "OFF")
   message(STATUS "fastconv: tensor-op (CUTLASS) path disabled (FASTCONV_CUTLASS=OFF)")
 elseif(FASTCONV_CUTLASS_DIR AND EXISTS "${FASTCONV_CUTLASS_DIR}/cutlass/conv/device/implicit_gemm_convolution.h")
   target_include_directories(_cuda SYSTEM PRIVATE "${FASTCONV_CUTLASS_DIR}")
+  # its 30 kernels take most of the module's compile time: nvcc compiles the architectures of
+  # this one file side by side
+  set_source_files_properties(cuda/tensor_op_cutlass.cu PROPERTIES COMPILE_OPTIONS "--threads=0")
   target_compile_definitions(_cuda PRIVATE FASTCONV_WITH_CUTLASS)
   message(STATUS "fastconv: tensor-op path on CUTLASS's headers in ${FASTCONV_CUTLASS_DIR}")
 elseif(FASTCONV_CUTLASS STREQUAL "ON")

@@ -217,7 +217,8 @@ bool implicit_gemm_tensor_op(ConvPass pass, DType dtype, const ConvParams& p, Ge
 bool implicit_gemm_takes_order(ConvPass pass, DType dtype, const ConvParams& p, GemmMath math,
                                OperandOrder order) {
   if (!order.any()) return true;
-  return implicit_gemm_tensor_op(pass, dtype, p, math) && tensor_op_takes_order(pass, dtype, p, order);
+  return implicit_gemm_tensor_op(pass, dtype, p, math) &&
+         tensor_op_takes_order(pass, dtype, p, order);
 }
 
 size_t implicit_gemm_workspace(ConvPass pass, DType dtype, const ConvParams& p, GemmMath math) {
@@ -242,9 +243,10 @@ void implicit_gemm_conv(ConvPass pass, DType dtype, const ConvParams& p, const v
   }
   if (tc && tensor_op_conv(pass, dtype, p, a, b, bias, out, ws, stream, order)) return;
   if (order.any()) {
+    const size_t need = tensor_op_workspace(pass, dtype, p);
     throw InvalidArgument("implicit_gemm (cuda): channels-last operands need the tensor-op "
-                          "path's workspace of " + std::to_string(tensor_op_workspace(pass, dtype, p)) +
-                          " bytes, got " + std::to_string(ws.bytes));
+                          "path's workspace of " + std::to_string(need) + " bytes, got " +
+                          std::to_string(ws.bytes));
   }
   switch (dtype) {
     case DType::kFloat32:  // tensor cores for float32 means TF32 (opt-in)

@@ -269,9 +269,9 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("out"), py::arg("workspace") = 0, py::arg("workspace_bytes") = 0,
         py::arg("a_channels_last") = false, py::arg("b_channels_last") = false);
   m.def("conv_workspace", &fc::conv_workspace, py::arg("pass_"), py::arg("algo"),
-        py::arg("math"), py::arg("dtype"), py::arg("device"), py::arg("x_shape"), py::arg("w_shape"),
-        py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),
-        py::arg("groups"), py::arg("mode"));
+        py::arg("math"), py::arg("dtype"), py::arg("device"), py::arg("x_shape"),
+        py::arg("w_shape"), py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"),
+        py::arg("dilation"), py::arg("groups"), py::arg("mode"));
   m.def("conv_tensor_op", &fc::conv_tensor_op, py::arg("pass_"), py::arg("algo"),
         py::arg("math"), py::arg("dtype"), py::arg("x_shape"), py::arg("w_shape"),
         py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),

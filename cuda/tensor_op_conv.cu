@@ -67,7 +67,8 @@ void transpose(const void* src, void* dst, int64_t batches, int rows, int cols, 
     const int64_t count = std::min<int64_t>(65535, batches - b0);
     const dim3 grid(static_cast<unsigned>(int64_t(row_tiles) * col_tiles),
                     static_cast<unsigned>(count));
-    launch("transpose_kernel", &transpose_kernel<Src, Dst, kTf32>, grid, dim3(kTile, kTileRows), stream,
+    launch("transpose_kernel", &transpose_kernel<Src, Dst, kTf32>, grid, dim3(kTile, kTileRows),
+           stream,
            static_cast<const Src*>(src) + b0 * plane, static_cast<Dst*>(dst) + b0 * plane, rows,
            cols, col_tiles, reverse_rows, reverse_cols, static_cast<const Dst*>(bias));
   }
@@ -138,7 +139,7 @@ int core_splits(ConvPass pass, DType dtype, const NhwcConv& c) {
       most = steps(int64_t(c.n) * c.p * c.q) / 4;
       break;
   }
-  const int64_t tiles = ((m + kCoreTileM - 1) / kCoreTileM) * ((n + kCoreTileN - 1) / kCoreTileN);
+  const int64_t tiles = ((m + kCoreTileM - 1) / kCoreTileM) * ((n + c.tile_n - 1) / c.tile_n);
   const int64_t target = 2 * static_cast<int64_t>(multiprocessors());
   if (tiles >= target || most <= 1) return 1;
   const int64_t cap = pass == ConvPass::kBackwardWeight ? 64 : 16;
@@ -184,6 +185,7 @@ Layout layout(ConvPass pass, const ConvParams& p, const NhwcConv& c, DType dtype
 // The core's problem with its split on the current device.
 NhwcConv split_problem(ConvPass pass, DType dtype, const ConvParams& p) {
   NhwcConv c = to_nhwc(p);
+  c.tile_n = core_tile_n(pass, dtype, c);
   c.splits = core_splits(pass, dtype, c);
   return c;
 }

@@ -1,6 +1,6 @@
-// The tensor-core convolution path for float16 / bfloat16 and TF32 (cuda/tensor_op_conv.cu): the layer
-// moved once into channels-last order (NHWC activations, KRSC filters) in the call's workspace,
-// one NHWC implicit-GEMM core per pass (CUTLASS's sm_80 tensor-op kernels on the GPU:
+// The tensor-core convolution path for float16 / bfloat16 and TF32 (cuda/tensor_op_conv.cu): the
+// layer moved once into channels-last order (NHWC activations, KRSC filters) in the call's
+// workspace, one NHWC implicit-GEMM core per pass (CUTLASS's sm_80 tensor-op kernels on the GPU:
 // cuda/tensor_op_cutlass.cu; a plain reference core in the host emulation), and the result
 // moved back to fastconv's NCHW order with the bias added. Why CUTLASS: cuda/README.md.
 #pragma once
@@ -25,6 +25,9 @@ struct NhwcConv {
   // Slices of the reduction (split-K: each adds its partial sums into the float32 output in a
   // fixed order; 1 = none). Chosen by tensor_op_conv.cu (core_splits) for the current device.
   int splits = 1;
+  // The block tile's width (N of the pass's GEMM: output channels of a forward, input channels
+  // of a backward data): 128, or 64 for narrow layers (core_tile_n).
+  int tile_n = 128;
   // The call has a bias (forward; backward data of a transposed conv): added after the core
   // in float32, so that the result is rounded once.
   bool bias = false;
@@ -37,8 +40,17 @@ struct NhwcConv {
 
 // The core's block tile (M x N outputs of the pass's GEMM) and reduction step (32 for the
 // 2-byte dtypes, 16 for TF32), which size the split: the GPU core's and the emulation's alike.
-constexpr int kCoreTileM = 128, kCoreTileN = 128;
+constexpr int kCoreTileM = 128;
 inline int core_tile_k(DType dtype) { return dtype == DType::kFloat32 ? 16 : 32; }
+// N of the block tile: 64 for a float16 / bfloat16 forward with at most 64 output channels or
+// backward data with at most 64 input channels (ResNet-50's res2 layers: a 128-wide tile would
+// leave half its tensor-core work on padding), else 128.
+inline int core_tile_n(ConvPass pass, DType dtype, const NhwcConv& c) {
+  if (dtype == DType::kFloat32) return 128;
+  if (pass == ConvPass::kForward && c.k <= 64) return 64;
+  if (pass == ConvPass::kBackwardData && c.c <= 64) return 64;
+  return 128;
+}
 
 // Whether a pass of this layer can take the tensor-core path: float16 / bfloat16, or float32
 // as TF32 (only asked when the call allows TF32), one group, rank 1 or 2, channel counts

@@ -44,20 +44,21 @@ using OutF32 = cutlass::epilogue::thread::LinearCombination<float, 4, float, flo
 // Per dtype: the element CUTLASS multiplies, the output element and epilogue of an unsplit
 // forward / backward data (16-byte stores), and the tiles: 128x128 blocks of four 64x64 warp
 // tiles, 32 deep with m16n8k16 tensor-core steps for the 2-byte types, 16 deep with m16n8k8
-// for TF32 (float32 storage, the low mantissa bits ignored by the tensor cores); 4 stages,
-// 64 KiB of shared memory either way. The block tile's size is tensor_op_conv.h's
-// kCoreTileM / kCoreTileN / core_tile_k, which size the split.
-template <typename T>
+// for TF32 (float32 storage, rounded to TF32 by the move); 4 stages, 64 KiB of shared memory
+// either way. kNarrow (2-byte types): 128x64 blocks of four 64x32 warp tiles, 48 KiB, for
+// layers whose GEMM is at most 64 wide (tensor_op_conv.h's core_tile_n decides, and sizes the
+// split with the same tile).
+template <typename T, bool kNarrow = false>
 struct Config {
   using Elem = T;
   using Out = T;
   using Epi = cutlass::epilogue::thread::LinearCombination<T, 8, float, float>;
-  using Block = cutlass::gemm::GemmShape<128, 128, 32>;
-  using Warp = cutlass::gemm::GemmShape<64, 64, 32>;
+  using Block = cutlass::gemm::GemmShape<128, kNarrow ? 64 : 128, 32>;
+  using Warp = cutlass::gemm::GemmShape<64, kNarrow ? 32 : 64, 32>;
   using Mma = cutlass::gemm::GemmShape<16, 8, 16>;
 };
 template <>
-struct Config<float> {
+struct Config<float, false> {
   using Elem = cutlass::tfloat32_t;
   using Out = float;
   using Epi = OutF32;
@@ -66,27 +67,29 @@ struct Config<float> {
   using Mma = cutlass::gemm::GemmShape<16, 8, 8>;
 };
 static_assert(Config<cutlass::half_t>::Block::kM == kCoreTileM &&
-              Config<cutlass::half_t>::Block::kN == kCoreTileN &&
-              Config<float>::Block::kM == kCoreTileM && Config<float>::Block::kN == kCoreTileN);
+              Config<cutlass::half_t, true>::Block::kN == 64 &&
+              Config<float>::Block::kM == kCoreTileM);
 
-// kF32: the output is float32 (a split reduction; always so for TF32).
-template <typename T, bool kF32>
-using OutOf = std::conditional_t<kF32, float, typename Config<T>::Out>;
-template <typename T, bool kF32>
-using EpiOf = std::conditional_t<kF32, OutF32, typename Config<T>::Epi>;
+// kF32: the output is float32 (a split reduction or a bias; always so for TF32).
+template <typename T, bool kF32, bool kNarrow>
+using OutOf = std::conditional_t<kF32, float, typename Config<T, kNarrow>::Out>;
+template <typename T, bool kF32, bool kNarrow>
+using EpiOf = std::conditional_t<kF32, OutF32, typename Config<T, kNarrow>::Epi>;
 
-template <typename T, bool kF32>
+template <typename T, bool kF32, bool kNarrow>
 using Fprop = typename cc::kernel::DefaultConv2dFprop<
-    typename Config<T>::Elem, Nhwc, typename Config<T>::Elem, Nhwc, OutOf<T, kF32>, Nhwc, float,
-    cutlass::arch::OpClassTensorOp, cutlass::arch::Sm80, typename Config<T>::Block,
-    typename Config<T>::Warp, typename Config<T>::Mma, EpiOf<T, kF32>, Swizzle, kStages,
+    typename Config<T, kNarrow>::Elem, Nhwc, typename Config<T, kNarrow>::Elem, Nhwc,
+    OutOf<T, kF32, kNarrow>, Nhwc, float, cutlass::arch::OpClassTensorOp, cutlass::arch::Sm80,
+    typename Config<T, kNarrow>::Block, typename Config<T, kNarrow>::Warp,
+    typename Config<T, kNarrow>::Mma, EpiOf<T, kF32, kNarrow>, Swizzle, kStages,
     cutlass::arch::OpMultiplyAdd, cc::IteratorAlgorithm::kOptimized>::Kernel;
 
-template <typename T, bool kF32, cc::StrideSupport kStride, typename Sw>
+template <typename T, bool kF32, bool kNarrow, cc::StrideSupport kStride, typename Sw>
 using Dgrad = typename cc::kernel::DefaultConv2dDgrad<
-    typename Config<T>::Elem, Nhwc, typename Config<T>::Elem, Nhwc, OutOf<T, kF32>, Nhwc, float,
-    cutlass::arch::OpClassTensorOp, cutlass::arch::Sm80, typename Config<T>::Block,
-    typename Config<T>::Warp, typename Config<T>::Mma, EpiOf<T, kF32>, Sw, kStages,
+    typename Config<T, kNarrow>::Elem, Nhwc, typename Config<T, kNarrow>::Elem, Nhwc,
+    OutOf<T, kF32, kNarrow>, Nhwc, float, cutlass::arch::OpClassTensorOp, cutlass::arch::Sm80,
+    typename Config<T, kNarrow>::Block, typename Config<T, kNarrow>::Warp,
+    typename Config<T, kNarrow>::Mma, EpiOf<T, kF32, kNarrow>, Sw, kStages,
     cutlass::arch::OpMultiplyAdd, cc::IteratorAlgorithm::kOptimized, kStride>::Kernel;
 
 template <typename T>
@@ -142,7 +145,12 @@ size_t workspace_of(const cc::Conv2dProblemSize& ps) {
 
 template <typename OpT>
 void run(const cc::Conv2dProblemSize& ps, const void* a, const void* b, void* out, Workspace ws,
-         cudaStream_t stream) {
+         cudaStream_t stream, bool float_out) {
+  // the kernel writes what tensor_op_conv.cu reads back: float32 exactly when c.float_out
+  if (std::is_same_v<typename OpT::ElementC, float> != float_out) {
+    throw CudaError("fastconv: tensor-op core picked a kernel whose output type is not the one "
+                    "the layout expects (a bug in cuda/tensor_op_cutlass.cu's with_op)");
+  }
   const auto args = arguments<OpT>(ps, a, b, out);
   if (workspace_of<OpT>(ps) > ws.bytes) {
     throw InvalidArgument("tensor-op conv: the core's workspace is short");
@@ -164,23 +172,30 @@ struct Tag {
 // Calls f(Tag<OpT>{}) with the kernel of this pass, dtype and stride.
 template <typename F>
 auto with_op(ConvPass pass, DType dtype, const NhwcConv& c, F&& f) {
+  // the forward / backward data kernel with this tile width
+  auto with_width = [&](auto tag, auto narrow) {
+    using T = decltype(tag);
+    constexpr bool kNarrow = decltype(narrow)::value;
+    const bool f32 = c.float_out(pass);
+    if (pass == ConvPass::kForward) {
+      if (f32) return f(Tag<Op<Fprop<T, true, kNarrow>>>{});
+      return f(Tag<Op<Fprop<T, false, kNarrow>>>{});
+    }
+    if (strided(c)) {  // never split (core_splits)
+      using Sw = cc::threadblock::StridedDgradIdentityThreadblockSwizzle<1>;
+      if (f32) return f(Tag<Op<Dgrad<T, true, kNarrow, cc::StrideSupport::kStrided, Sw>>>{});
+      return f(Tag<Op<Dgrad<T, false, kNarrow, cc::StrideSupport::kStrided, Sw>>>{});
+    }
+    if (f32) return f(Tag<Op<Dgrad<T, true, kNarrow, cc::StrideSupport::kUnity, Swizzle>>>{});
+    return f(Tag<Op<Dgrad<T, false, kNarrow, cc::StrideSupport::kUnity, Swizzle>>>{});
+  };
   auto per_type = [&](auto tag) {
     using T = decltype(tag);
-    const bool f32 = c.float_out(pass);
-    switch (pass) {
-      case ConvPass::kForward:
-        if (f32) return f(Tag<Op<Fprop<T, true>>>{});
-        return f(Tag<Op<Fprop<T, false>>>{});
-      case ConvPass::kBackwardData:
-        if (strided(c)) {  // never split (core_splits)
-          using Sw = cc::threadblock::StridedDgradIdentityThreadblockSwizzle<1>;
-          return f(Tag<Op<Dgrad<T, false, cc::StrideSupport::kStrided, Sw>>>{});
-        }
-        if (f32) return f(Tag<Op<Dgrad<T, true, cc::StrideSupport::kUnity, Swizzle>>>{});
-        return f(Tag<Op<Dgrad<T, false, cc::StrideSupport::kUnity, Swizzle>>>{});
-      default:
-        return f(Tag<Op<Wgrad<T>>>{});
+    if (pass == ConvPass::kBackwardWeight) return f(Tag<Op<Wgrad<T>>>{});
+    if constexpr (!std::is_same_v<T, float>) {
+      if (c.tile_n == 64) return with_width(tag, std::true_type{});
     }
+    return with_width(tag, std::false_type{});
   };
   if (dtype == DType::kFloat16) return per_type(cutlass::half_t{});
   if (dtype == DType::kBFloat16) return per_type(cutlass::bfloat16_t{});
@@ -193,8 +208,8 @@ auto with_op(ConvPass pass, DType dtype, const NhwcConv& c, F&& f) {
 #define FASTCONV_STR(x) FASTCONV_STR2(x)
 const char* nhwc_core_name() {
   return "CUTLASS " FASTCONV_STR(CUTLASS_MAJOR) "." FASTCONV_STR(CUTLASS_MINOR) "." FASTCONV_STR(
-      CUTLASS_PATCH) " sm_80 tensor-op implicit GEMM (float16/bfloat16/TF32, 128x128 tiles, 4 "
-                     "stages)";
+      CUTLASS_PATCH) " sm_80 tensor-op implicit GEMM (float16/bfloat16/TF32, 128x128 and "
+                     "128x64 tiles, 4 stages)";
 }
 
 bool nhwc_core_can_run(ConvPass pass, DType dtype, const NhwcConv& c) {
@@ -213,7 +228,7 @@ void nhwc_core_run(ConvPass pass, DType dtype, const NhwcConv& c, const void* a,
                    void* out, Workspace ws, cudaStream_t stream) {
   const auto ps = problem(c);
   with_op(pass, dtype, c, [&](auto tag) {
-    run<typename decltype(tag)::type>(ps, a, b, out, ws, stream);
+    run<typename decltype(tag)::type>(ps, a, b, out, ws, stream, c.float_out(pass));
   });
 }
 
