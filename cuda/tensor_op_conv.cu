@@ -218,7 +218,9 @@ bool tensor_op_eligible(ConvPass pass, DType dtype, const ConvParams& p) {
       return false;
     }
   }
-  return nhwc_core_can_run(pass, dtype, to_nhwc(p));
+  NhwcConv c = to_nhwc(p);  // the kernel that will run: its tile (the split needs no device)
+  c.tile_n = core_tile_n(pass, dtype, c);
+  return nhwc_core_can_run(pass, dtype, c);
 }
 
 size_t tensor_op_workspace(ConvPass pass, DType dtype, const ConvParams& p) {

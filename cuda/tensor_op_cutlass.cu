@@ -67,8 +67,9 @@ struct Config<float, false> {
   using Mma = cutlass::gemm::GemmShape<16, 8, 8>;
 };
 static_assert(Config<cutlass::half_t>::Block::kM == kCoreTileM &&
+              Config<cutlass::half_t>::Block::kN == 128 &&
               Config<cutlass::half_t, true>::Block::kN == 64 &&
-              Config<float>::Block::kM == kCoreTileM);
+              Config<float>::Block::kM == kCoreTileM && Config<float>::Block::kN == 128);
 
 // kF32: the output is float32 (a split reduction or a bias; always so for TF32).
 template <typename T, bool kF32, bool kNarrow>
@@ -228,7 +229,9 @@ void nhwc_core_run(ConvPass pass, DType dtype, const NhwcConv& c, const void* a,
                    void* out, Workspace ws, cudaStream_t stream) {
   const auto ps = problem(c);
   with_op(pass, dtype, c, [&](auto tag) {
-    run<typename decltype(tag)::type>(ps, a, b, out, ws, stream, c.float_out(pass));
+    // float32 layers (TF32) always write float32
+    const bool float_out = c.float_out(pass) || dtype == DType::kFloat32;
+    run<typename decltype(tag)::type>(ps, a, b, out, ws, stream, float_out);
   });
 }
 

@@ -274,9 +274,22 @@ def test_tensor_op_path_on_resnet_shapes_and_a_large_batch(rng):
 
 @requires_gpu
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_channels_last_operands_are_read_in_place(rng, dtype):
+def test_channels_last_operands_are_read_in_place(rng, dtype, monkeypatch):
     """A channels_last model's tensors reach CUTLASS's kernels without copies in every pass
-    (explain() says so); results match channel-first calls and come back channel-first."""
+    (the module gets the channels-last flags; explain() says so); results match channel-first
+    calls and come back channel-first."""
+    backend = backends.backend_for_device("cuda")
+    mod, flags = backend.module(), []
+
+    class Recorder:
+        def __getattr__(self, name):
+            return getattr(mod, name)
+
+        def conv(self, *args):
+            flags.append(tuple(args[-2:]))
+            return mod.conv(*args)
+
+    monkeypatch.setattr(backend, "module", lambda: Recorder())
     x, _ = gpu_rand(rng, (8, 64, 28, 28), dtype)
     w, _ = gpu_rand(rng, (128, 64, 3, 3), dtype)
     gy, _ = gpu_rand(rng, (8, 128, 14, 14), dtype)
@@ -298,6 +311,8 @@ def test_channels_last_operands_are_read_in_place(rng, dtype):
     ]:
         assert got.is_contiguous()
         assert torch.equal(got, want)  # the same kernels on the same values
+    # each pair: the channels_last call (both operands in place), then the channel-first one
+    assert flags == [(True, True), (False, False)] * 3, flags
 
 
 @requires_gpu

@@ -1036,14 +1036,32 @@ def test_emulated_channels_last_operands_are_read_in_place(emulated_gpu, rng, mo
     want = fastconv.conv_backward_weight(x64, gy64, w64.shape, **kw)
     got = fastconv.conv_backward_weight(x, gy, w64.shape, **kw)
     check(got, want, 180, (True, True), "bw")
+    got = fastconv.conv_backward_weight(x, _t(gy64, "float16"), w64.shape, **kw)
+    check(got, want, 180, (True, False), "bw, x only")  # the module's a = x, b = grad_y
+    got = fastconv.conv_backward_weight(_t(x64, "float16"), gy, w64.shape, **kw)
+    check(got, want, 180, (False, True), "bw, grad_y only")
+    # a channels_last view 2 bytes off 16-byte alignment: copied (cp.async needs 16 bytes)
+    base = torch.zeros(x64.size + 1, dtype=torch.float16)
+    view = base[1:].view(2, 9, 10, 16).permute(0, 3, 1, 2)
+    view.copy_(torch.from_numpy(x64).half())
+    assert view.is_contiguous(memory_format=torch.channels_last) and view.data_ptr() % 16
+    got = fastconv.conv(EmulatedDeviceTensor(view), w, **kw)
+    check(got, fastconv.conv(x64, w64, **kw), 144, (False, True), "misaligned x")
     # mode="conv": the filter's move flips it, so a channels_last filter is copied
     want = fastconv.conv(x64, w64, mode="conv", **kw)
     check(fastconv.conv(x, w, mode="conv", **kw), want, 144, (True, False), "flip")
     # a transposed conv's forward runs backward data with (w, x) swapped back in order
     wt64 = round_to(rng.uniform(-1, 1, (16, 8, 3, 3)), "float16")
     want = fastconv.conv_transpose(x64, wt64, stride=2, padding=1, output_padding=1)
-    got = fastconv.conv_transpose(x, _cl(wt64, "float16"), stride=2, padding=1, output_padding=1)
+    wt = _cl(wt64, "float16")
+    got = fastconv.conv_transpose(x, wt, stride=2, padding=1, output_padding=1)
     check(got, want, 72, (True, True), "transposed")
+    # its weight gradient: the module's (a, b) = (grad_y, x), swapped from the public (x, gy)
+    tkw = dict(stride=2, padding=1, output_padding=1)
+    gyt64 = round_to(rng.uniform(-1, 1, want.shape), "float16")
+    want = fastconv.conv_transpose_backward_weight(x64, gyt64, wt64.shape, **tkw)
+    got = fastconv.conv_transpose_backward_weight(x, _t(gyt64, "float16"), wt64.shape, **tkw)
+    check(got, want, 180, (False, True), "transposed bw, x only")
     # copied: float32, a 10-channel layer, a pool
     x32 = _cl(round_to(x64, "float32"), "float32")
     w32 = _t(round_to(w64, "float32"), "float32")

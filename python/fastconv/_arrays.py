@@ -123,7 +123,7 @@ def prepare_call(names: tuple, values: tuple, index: Any = None, channels_last=F
     if call is not None:
         return call
     backend, device = backend_for(names, values, index)
-    if channels_last:
+    if channels_last and getattr(backend, "reads_channels_last", False):
         return backend.prepare(names, values, device, index, channels_last=True)
     return backend.prepare(names, values, device, index)
 

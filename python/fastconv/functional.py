@@ -268,6 +268,8 @@ def explain(
     flags = tuple(notes[n].startswith(f"{n} is channels_last:") for n in ("x", "w"))
     if pass_ == "backward_weight":
         flags = (flags[0], False)
+    elif pass_ == "backward_data":  # its operands are grad_y (not seen here) and w
+        flags = (False, flags[1])
     in_place = backend.reads_in_place(entry.problem, entry.selection.algo, flags)
     for name, flag in zip(("x", "w"), in_place):
         if flag:

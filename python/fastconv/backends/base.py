@@ -36,6 +36,9 @@ class Backend:
     returned for the chosen algorithm."""
 
     device = ""  # the device type it serves
+    # whether prepare() takes channels_last=True (a backend that may read channels_last
+    # tensors in place); other backends are never asked, so theirs need not know the keyword
+    reads_channels_last = False
     dtypes: tuple[str, ...] = ()  # element types its kernels take
 
     def unavailable_reason(self) -> str:

@@ -167,7 +167,10 @@ def _operand(
                     f"{name} must be a float32, float64, float16 or bfloat16 tensor, got {t.dtype}"
                 )
             t = t.resolve_conj().resolve_neg()
-        keep = keep_channels_last and not index_array and _channels_last(t)
+        # kept only 16-byte aligned: the tensor-op kernels read it with 16-byte cp.async
+        keep = (
+            keep_channels_last and not index_array and _channels_last(t) and t.data_ptr() % 16 == 0
+        )
         if not keep:
             t = t.contiguous()
         return t, "torch", int(t.data_ptr()), tuple(t.shape), str(t.dtype)[6:], keep
@@ -244,6 +247,7 @@ def _kept_in_place(
 
 class CudaBackend(Backend):
     device = "cuda"
+    reads_channels_last = True  # prepare() takes channels_last=True (conv calls)
     dtypes = ("float32", "float64", "float16", "bfloat16")
 
     def __init__(self) -> None:
