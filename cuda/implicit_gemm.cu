@@ -237,16 +237,13 @@ void implicit_gemm_conv(ConvPass pass, DType dtype, const ConvParams& p, const v
                         const void* b, const void* bias, void* out, GemmMath math, Workspace ws,
                         cudaStream_t stream, OperandOrder order) {
   const bool tc = math == GemmMath::kTensorCore;
-  if (order.any() && !(tc && tensor_op_takes_order(pass, dtype, p, order))) {
-    throw InvalidArgument("implicit_gemm (cuda): channels-last operands need the tensor-op path, "
-                          "which does not take this layer in that order");
-  }
   if (tc && tensor_op_conv(pass, dtype, p, a, b, bias, out, ws, stream, order)) return;
-  if (order.any()) {
-    const size_t need = tensor_op_workspace(pass, dtype, p);
-    throw InvalidArgument("implicit_gemm (cuda): channels-last operands need the tensor-op "
-                          "path's workspace of " + std::to_string(need) + " bytes, got " +
-                          std::to_string(ws.bytes));
+  if (order.any()) {  // nothing ran: the layer, the order or the workspace did not fit
+    const size_t need = tc ? tensor_op_workspace(pass, dtype, p) : 0;
+    throw InvalidArgument(
+        "implicit_gemm (cuda): channels-last operands need the tensor-op path to take this "
+        "layer in that order with a workspace of " + std::to_string(need) + " bytes (got " +
+        std::to_string(ws.bytes) + "; 0 needed: the path does not take it)");
   }
   switch (dtype) {
     case DType::kFloat32:  // tensor cores for float32 means TF32 (opt-in)

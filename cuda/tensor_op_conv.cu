@@ -228,19 +228,26 @@ size_t tensor_op_workspace(ConvPass pass, DType dtype, const ConvParams& p) {
   return layout(pass, p, split_problem(pass, dtype, p), dtype).total();
 }
 
-bool tensor_op_takes_order(ConvPass pass, DType dtype, const ConvParams& p, OperandOrder order) {
+namespace {
+
+// The order rules for a layer already eligible (tensor_op_takes_order).
+bool order_fits(ConvPass pass, DType dtype, const ConvParams& p, OperandOrder order) {
   if (!order.any()) return true;
-  if (dtype == DType::kFloat32 || !tensor_op_eligible(pass, dtype, p)) return false;
+  if (dtype == DType::kFloat32) return false;
   const bool filter_b = pass != ConvPass::kBackwardWeight;  // b is the filter
   return !(filter_b && order.b_channels_last && p.flip);
+}
+
+}  // namespace
+
+bool tensor_op_takes_order(ConvPass pass, DType dtype, const ConvParams& p, OperandOrder order) {
+  return !order.any() || (tensor_op_eligible(pass, dtype, p) && order_fits(pass, dtype, p, order));
 }
 
 bool tensor_op_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a,
                     const void* b, const void* bias, void* out, Workspace ws,
                     cudaStream_t stream, OperandOrder order) {
-  if (!tensor_op_eligible(pass, dtype, p) || !tensor_op_takes_order(pass, dtype, p, order)) {
-    return false;
-  }
+  if (!tensor_op_eligible(pass, dtype, p) || !order_fits(pass, dtype, p, order)) return false;
   NhwcConv c = split_problem(pass, dtype, p);
   c.bias = bias != nullptr && pass != ConvPass::kBackwardWeight;
   const Layout lay = layout(pass, p, c, dtype);
