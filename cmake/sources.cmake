@@ -16,6 +16,8 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/implicit_gemm.cc
   csrc/algo/phase_backward_data.cc
   csrc/algo/winograd.cc
+  csrc/algo/winograd_phases.cc
+  csrc/algo/winograd_tiles.cc
   csrc/algo/fft_conv.cc
   csrc/algo/fft_layout.cc
   csrc/algo/fft_tiles.cc

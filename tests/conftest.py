@@ -349,13 +349,14 @@ def algorithm_applies(algo, conv_pass, w_shape, kw):
     stride = per_dim(kw.get("stride", 1), rank)
     dilation = per_dim(kw.get("dilation", 1), rank)
     if algo == "winograd":
-        # F(m,3) / F(mxm,3x3): 1-D and 2-D, stride 1, dilation 1, 3 taps in every dim.
-        kernel = tuple(w_shape[2:])
+        # F(m,r) / F(mxm,rxr), r = 2 or 3: 1-D and 2-D, dilation 1, the same r = ceil(kernel /
+        # stride) taps per dim (strided layers run on their stride phases).
+        taps = {-(-k // s) for k, s in zip(w_shape[2:], stride)}
         return (
             rank in (1, 2)
-            and all(s == 1 for s in stride)
             and all(d == 1 for d in dilation)
-            and all(k == 3 for k in kernel)
+            and len(taps) == 1
+            and taps <= {2, 3}
         )
     if algo == "fft":
         # Strided forward / weight gradient run as stride-1 correlations of stride^d polyphase

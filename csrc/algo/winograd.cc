@@ -1,14 +1,19 @@
-// Winograd F(m,3) / F(mxm,3x3) convolution driver: kernel transforms once per call, then blocks
-// of tiles (across images) go through input transform -> alpha^2 batched GEMMs -> output
-// transform, each block's transform-domain data sized to stay in the outer caches.
+// Winograd F(m,r) / F(mxm,rxr) convolution driver (r = 2 or 3): kernel transforms once per call,
+// then blocks of tiles (across images) go through input transform -> alpha^2 batched GEMMs ->
+// output transform, each block's transform-domain data sized to stay in the outer caches.
+// Strided layers run on their stride phases (algo/winograd_phases.h).
 #include "algo/winograd.h"
 
 #include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "algo/gemm_conv.h"
+#include "algo/winograd_phases.h"
+#include "algo/winograd_tiles.h"
 #include "common/tuning.h"
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
@@ -20,6 +25,10 @@ namespace fastconv::algo {
 
 namespace {
 
+using winograd_tiles::choose_tile;
+using winograd_tiles::pass_geometry;
+using winograd_tiles::tile_note;
+
 std::string dims_text(const ConvGeometry& g, const Dims& v) {
   std::vector<int64_t> d(v.begin() + (kMaxRank - g.rank), v.end());
   return format_dims(d);
@@ -28,35 +37,18 @@ std::string dims_text(const ConvGeometry& g, const Dims& v) {
 // The active ISA's tile transforms: its table function is chosen once per dtype, then each call
 // looks the tile up in that table.
 template <typename T>
-const winograd::TileKernels<T>& tile_kernels(int m, bool two_d) {
+const winograd::TileKernels<T>& tile_kernels(int m, int r, bool two_d) {
   if constexpr (sizeof(T) == 4) {
     static const auto isa_tiles = FASTCONV_KERNEL_BY_ISA(f32_winograd_tiles);
-    return isa_tiles(m, two_d);
+    return isa_tiles(m, r, two_d);
   } else {
     static const auto isa_tiles = FASTCONV_KERNEL_BY_ISA(f64_winograd_tiles);
-    return isa_tiles(m, two_d);
+    return isa_tiles(m, r, two_d);
   }
 }
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
-
-// The stride-1 correlation that runs: forward is g itself; backward data is the correlation of
-// grad_y with the flipped, channel-transposed kernel, padded so its output is g.in.
-ConvGeometry pass_geometry(const ConvGeometry& g, ConvPass pass) {
-  if (pass != ConvPass::kBackwardData) return g;
-  ConvGeometry f = g;
-  f.c = g.k;
-  f.k = g.c;
-  f.in = g.out;
-  f.out = g.in;
-  for (int d = 0; d < kMaxRank; ++d) {
-    f.pad_lo[d] = g.kernel[d] - 1 - g.pad_lo[d];
-    f.pad_hi[d] = g.kernel[d] - 1 - g.pad_hi[d];
-  }
-  f.mode = g.mode == ConvMode::kCross ? ConvMode::kConv : ConvMode::kCross;
-  return f;
-}
 
 // Everything the driver and the workspace size derive from a geometry and tile, decided once by
 // winograd_plan and kept in the ConvPlan's detail. Two schedules:
@@ -68,6 +60,7 @@ ConvGeometry pass_geometry(const ConvGeometry& g, ConvPass pass) {
 struct Schedule {
   ConvGeometry f;            // the stride-1 correlation that runs (pass_geometry)
   int m = 4;                 // output tile along W (and H in 2-D)
+  int r = 3;                 // kernel taps per dim
   int mh = 4, mw = 4;        // output tile per dim (mh = 1 in 1-D)
   int64_t coords = 36;       // alpha_h * alpha_w
   int64_t tiles_h = 0, tiles_w = 0, tiles = 0;  // per image, and over the batch
@@ -99,10 +92,11 @@ Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem
   p.f = pass_geometry(g, pass);
   const ConvGeometry& f = p.f;
   p.m = m;
+  p.r = int(f.kernel[2]);
   const bool two_d = g.rank == 2;
   p.mw = p.m;
   p.mh = two_d ? p.m : 1;
-  p.coords = int64_t(p.mw + 2) * (two_d ? p.mh + 2 : 1);
+  p.coords = int64_t(p.mw + p.r - 1) * (two_d ? p.mh + p.r - 1 : 1);
   p.tiles_h = ceil_div(f.out[1], p.mh);
   p.tiles_w = ceil_div(f.out[2], p.mw);
   p.tiles = f.n * p.tiles_h * p.tiles_w;
@@ -324,14 +318,14 @@ template <typename T>
 void run_correlation(const Schedule& p, const T* x, const T* w, int64_t gs, int64_t ks, int64_t cs,
                      const T* bias, T* y, T* ws) {
   if (p.tiles == 0) return;
-  const Stages<T> st{p, p.f, tile_kernels<T>(p.m, p.f.rank == 2), x, w, gs, ks, cs, bias, y};
+  const Stages<T> st{p, p.f, tile_kernels<T>(p.m, p.r, p.f.rank == 2), x, w, gs, ks, cs, bias, y};
   if (p.kernel_blocks)
     run_kernel_blocks(p, st, ws);
   else
     run_tile_blocks(p, st, ws);
 }
 
-// Weight gradient by F(3x3, mxm) per output tile: the x patch under each tile goes through the
+// Weight gradient by F(rxr, mxm) per output tile: the x patch under each tile goes through the
 // forward input transform, the grad_y tile through G', and for every transform coordinate
 // dW^[k][c] += sum over tiles GY^[k][t] X^[c][t] (one GEMM per coordinate and block, reducing
 // over tiles); dW = AT' dW^ A' once per group at the end.
@@ -343,7 +337,7 @@ void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad
     std::fill(grad_w, grad_w + g.k * p.cg * taps, T(0));
     return;
   }
-  const auto& tk = tile_kernels<T>(p.m, g.rank == 2);
+  const auto& tk = tile_kernels<T>(p.m, p.r, g.rank == 2);
   const Stages<T> st{p, g, tk, x, nullptr, 0, 0, 0, nullptr, nullptr};
   T* dw = ws;                // [k][a][c] of one group
   T* v = ws + p.u_elems;     // [c][a][t]
@@ -379,60 +373,59 @@ void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad
 
 // ---- planning
 
+// Taps per dim of the stride-1 kernel that runs: the kernel itself at stride 1, a stride phase's
+// share ceil(kernel / stride) on strided layers (winograd_phases.h).
+int64_t phase_taps(const ConvGeometry& g, int d) {
+  return (g.kernel[d] + g.stride[d] - 1) / g.stride[d];
+}
+
+bool strided(const ConvGeometry& g) {
+  for (int d = 0; d < kMaxRank; ++d)
+    if (g.stride[d] != 1) return true;
+  return false;
+}
+
 std::string unsupported_reason(const ConvGeometry& g) {
   if (g.rank == 3)
-    return "winograd supports 1-D F(m,3) and 2-D F(mxm,3x3) only, not 3-D convolutions";
-  for (int d = kMaxRank - g.rank; d < kMaxRank; ++d) {
-    if (g.stride[d] != 1)
-      return "winograd needs stride 1 in every dim, got stride " + dims_text(g, g.stride);
+    return "winograd supports 1-D F(m,r) and 2-D F(mxm,rxr) only, not 3-D convolutions";
+  const int first = kMaxRank - g.rank;
+  for (int d = first; d < kMaxRank; ++d)
     if (g.dilation[d] != 1)
       return "winograd needs dilation 1 in every dim, got dilation " + dims_text(g, g.dilation);
-    if (g.kernel[d] != 3)
-      return "winograd needs a 3-tap kernel in every dim, got kernel " + dims_text(g, g.kernel);
+  const int64_t r = phase_taps(g, first);
+  bool ok = r == 2 || r == 3;
+  for (int d = first; d < kMaxRank; ++d) ok = ok && phase_taps(g, d) == r;
+  if (!ok) {
+    if (!strided(g))
+      return "winograd needs 2 or 3 taps in every dim (the same in each), got kernel " +
+             dims_text(g, g.kernel);
+    return "winograd needs 2 or 3 taps per stride phase in every dim (kernel / stride rounded "
+           "up, the same in each), got kernel " +
+           dims_text(g, g.kernel) + " at stride " + dims_text(g, g.stride);
   }
   return "";
-}
-
-// The tile FASTCONV_WINOGRAD_TILE forces (read once per process, common/tuning.h), or 0 to let
-// default_tile choose. Throws InvalidArgument for a value that is not a tile.
-int forced_tile() {
-  const Tuning& knobs = tuning();
-  if (!knobs.winograd_tile_error.empty()) throw InvalidArgument(knobs.winograd_tile_error);
-  return knobs.winograd_tile;
-}
-
-// Default tile: the largest whose float32 error stays within 10x implicit_gemm's (max |got -
-// want| / max |want| vs float64) on the ResNet-50 and VGG-16 3x3 layers, 3 seeds each; the
-// ratio grows with the number of channels the transform domain sums over (C forward, K
-// backward data). Forward and backward data, 2-D, F(4x4): 6.0-8.0x at 64 channels (res2,
-// conv1_2), 9.8-21x at 128-512; F(2x2) 0.8-2.0x everywhere; F(6x6) 25-68x. So F(4x4) up to 64
-// channels, else F(2x2) (FASTCONV_WINOGRAD_TILE=4 runs 1.1-1.8x faster than F(2x2) on the VGG
-// layers at ~10-15x the error). Weight gradient F(3x3,mxm) (res2-res4): m = 2 0.7-1.4x, 4
-// 2.4-4.5x, 6 7-12.5x, so 4. 1-D (64-512 channels): F(6,3) 2.5-8.3x.
-int default_tile(const ConvGeometry& g, ConvPass pass) {
-  if (g.rank == 1) return 6;
-  if (pass == ConvPass::kBackwardWeight) return 4;
-  const int64_t summed = pass == ConvPass::kBackwardData ? g.k_per_group() : g.c_per_group();
-  return summed <= 64 ? 4 : 2;
-}
-
-// explain()'s name for the transform: F(m x m, 3x3) forward and backward data, F(3x3, m x m)
-// for the weight gradient (the kernel-sized output of a tile-sized correlation).
-std::string tile_note(const ConvGeometry& g, ConvPass pass, int tile) {
-  const std::string m = std::to_string(tile);
-  if (pass == ConvPass::kBackwardWeight)
-    return g.rank == 2 ? "F(3x3," + m + "x" + m + ")" : "F(3," + m + ")";
-  return g.rank == 2 ? "F(" + m + "x" + m + ",3x3)" : "F(" + m + ",3)";
 }
 
 constexpr const char* kImplicitGemmFallbackNote =
     "implicit_gemm (fewer than C/4 output tiles or fewer than 16 channels per group: the "
     "transform-domain weight gradient would cost more than it saves)";
 
-// A winograd plan's detail is its Schedule (a weight gradient that falls back is run by
-// implicit_gemm's runners: ConvPlan::runner, so winograd's runners always have a Schedule).
-const Schedule& schedule_of(const ConvPlan& plan) {
-  return *static_cast<const Schedule*>(plan.detail.get());
+// What winograd_plan decides, kept in the ConvPlan's detail (a weight gradient that falls back
+// is run by implicit_gemm's runners: ConvPlan::runner, so winograd's runners always have one).
+// Stride-1 layers run `main` on the pass itself; strided ones (`phased`) on the stacked stride-1
+// convolution (winograd_phases.h: split.run), the workspace then starting with the stacked
+// weight (or its gradient) in a_elems, the stacked input (or its gradient) in b_elems and,
+// folded, grad_y or y in the wide layout in c_elems.
+struct WinogradPlan {
+  Schedule main;
+  bool phased = false;
+  winograd_phases::Split split;
+  int64_t a_elems = 0, b_elems = 0, c_elems = 0;
+  int64_t buffers() const { return a_elems + b_elems + c_elems; }
+};
+
+const WinogradPlan& plan_of(const ConvPlan& plan) {
+  return *static_cast<const WinogradPlan*>(plan.detail.get());
 }
 
 }  // namespace
@@ -441,44 +434,116 @@ std::string winograd_plan(ConvPlan& plan) {
   const ConvGeometry& g = plan.g;
   const std::string why = unsupported_reason(g);
   if (!why.empty()) return why;
-  const int forced = forced_tile();
-  const int tile = forced != 0 ? forced : default_tile(g, plan.pass);
+  WinogradPlan wp;
+  wp.phased = strided(g);
   const int64_t elem = dtype_size(plan.dtype);
-  const Schedule schedule = make_schedule(g, plan.pass, tile, elem, plan.threads);
-  if (plan.pass == ConvPass::kBackwardWeight && !weight_gradient_by_winograd(schedule)) {
+  if (wp.phased) wp.split = winograd_phases::make_split(g, false);
+  const ConvGeometry& f = wp.phased ? wp.split.stacked : g;  // the stride-1 convolution
+  const int64_t summed = plan.pass == ConvPass::kBackwardData ? f.k_per_group() : f.c_per_group();
+  const int tile = choose_tile(f, plan.pass, summed);
+  std::string note = tile_note(g.rank, f.kernel[2], plan.pass, tile);
+  if (wp.phased) {
+    // Fold a batch whose image rows hold less than a run of tiles (the transforms' vectors):
+    // dcgan.g3's backward data (9 columns, 3 F(3x3) tiles per row) wasted 13 of 16 lanes.
+    const int64_t cols = pass_geometry(f, plan.pass).out[2];
+    if (ceil_div(cols, tile) < 64 / elem) wp.split = winograd_phases::make_split(g, true);
+    wp.a_elems = round_up(winograd_phases::stacked_weight_elems(wp.split), 16);
+    wp.b_elems = round_up(winograd_phases::stacked_input_elems(wp.split), 16);
+    wp.c_elems = round_up(winograd_phases::wide_output_elems(wp.split), 16);
+    note += " over the " + std::to_string(wp.split.phases) + " stride phases stacked as channels";
+    if (wp.split.folded) note += ", the batch's images side by side";
+  }
+  wp.main = make_schedule(wp.phased ? wp.split.run : g, plan.pass, tile, elem, plan.threads);
+  if (plan.pass == ConvPass::kBackwardWeight && !weight_gradient_by_winograd(wp.main)) {
     plan.runner = Algorithm::kImplicitGemm;
     const std::string implicit_gemm_why = implicit_gemm_plan(plan);  // its workspace and detail
     if (!implicit_gemm_why.empty()) return implicit_gemm_why;
     plan.note = kImplicitGemmFallbackNote;
     return "";
   }
-  plan.workspace_bytes = schedule.tiles == 0 ? 0 : schedule_elems(schedule) * elem;
-  plan.note = tile_note(g, plan.pass, tile);
-  plan.detail = std::make_shared<const Schedule>(schedule);
+  const bool empty = g.n * g.out_spatial() == 0 || wp.main.tiles == 0;
+  plan.workspace_bytes =
+      empty ? 0 : (wp.buffers() + schedule_elems(wp.main)) * dtype_size(plan.dtype);
+  plan.note = note;
+  plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
   return "";
 }
 
 template <typename T>
 void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
-  const ConvGeometry& g = plan.g;
-  const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
-  run_correlation<T>(schedule_of(plan), x, w, kg * cg * taps, cg * taps, taps, bias, y, ws);
+  const WinogradPlan& wp = plan_of(plan);
+  if (!wp.phased) {
+    const ConvGeometry& g = plan.g;
+    const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
+    run_correlation<T>(wp.main, x, w, kg * cg * taps, cg * taps, taps, bias, y, ws);
+    return;
+  }
+  if (wp.main.tiles == 0) return;
+  const winograd_phases::Split& sp = wp.split;
+  T* w_stacked = ws;
+  T* x_stacked = ws + wp.a_elems;
+  T* y_wide = x_stacked + wp.b_elems;
+  winograd_phases::stack_weight(sp, w, w_stacked);
+  winograd_phases::stack_input(sp, x, x_stacked);
+  const int64_t taps = sp.run.kernel_spatial(), cg = sp.run.c_per_group(), kg = sp.run.k_per_group();
+  run_correlation<T>(wp.main, x_stacked, w_stacked, kg * cg * taps, cg * taps, taps, bias,
+                     sp.folded ? y_wide : y, ws + wp.buffers());
+  if (sp.folded) winograd_phases::unfold_output(sp, y_wide, y);
 }
 
 template <typename T>
 void winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x,
                             T* ws) {
+  const WinogradPlan& wp = plan_of(plan);
   const ConvGeometry& g = plan.g;
-  // Correlation with k' = c, c' = k: element (grp, c, k) at w[grp][k][c].
-  const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
-  run_correlation<T>(schedule_of(plan), grad_y, w, kg * cg * taps, taps, cg * taps, nullptr,
-                     grad_x, ws);
+  const int64_t cg = g.c_per_group(), kg = g.k_per_group();
+  if (!wp.phased) {
+    // Correlation with k' = c, c' = k: element (grp, c, k) at w[grp][k][c].
+    const int64_t taps = g.kernel_spatial();
+    run_correlation<T>(wp.main, grad_y, w, kg * cg * taps, taps, cg * taps, nullptr, grad_x, ws);
+    return;
+  }
+  if (g.n * g.c * g.in_spatial() == 0) return;
+  if (g.n * g.out_spatial() == 0) {  // no workspace: no output reaches the input
+    std::fill(grad_x, grad_x + g.n * g.c * g.in_spatial(), T(0));
+    return;
+  }
+  // The stacked input's gradient: a full correlation of grad_y with the stacked weight, read
+  // transposed (output channel c * P + phase, input channel k) in its forward layout.
+  const winograd_phases::Split& sp = wp.split;
+  T* w_stacked = ws;
+  T* gx_stacked = ws + wp.a_elems;
+  T* gy_wide = gx_stacked + wp.b_elems;
+  winograd_phases::stack_weight_transposed(sp, w, w_stacked);
+  if (sp.folded) winograd_phases::fold_output(sp, grad_y, gy_wide);
+  const int64_t taps = sp.run.kernel_spatial(), scg = sp.run.c_per_group();
+  run_correlation<T>(wp.main, sp.folded ? gy_wide : grad_y, w_stacked, scg * kg * taps,
+                     kg * taps, taps, nullptr, gx_stacked, ws + wp.buffers());
+  winograd_phases::unstack_input_gradient(sp, gx_stacked, grad_x);
 }
 
 template <typename T>
 void winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
                               T* ws) {
-  run_weight_gradient<T>(schedule_of(plan), x, grad_y, grad_w, ws);
+  const WinogradPlan& wp = plan_of(plan);
+  if (!wp.phased) {
+    run_weight_gradient<T>(wp.main, x, grad_y, grad_w, ws);
+    return;
+  }
+  const ConvGeometry& g = plan.g;
+  if (g.n * g.out_spatial() == 0 || wp.main.tiles == 0) {  // no workspace: nothing to sum
+    std::fill(grad_w, grad_w + g.k * g.c_per_group() * g.kernel_spatial(), T(0));
+    return;
+  }
+  const winograd_phases::Split& sp = wp.split;
+  T* gw_stacked = ws;
+  T* x_stacked = ws + wp.a_elems;
+  T* gy_wide = x_stacked + wp.b_elems;
+  winograd_phases::stack_input(sp, x, x_stacked);
+  if (sp.folded) winograd_phases::fold_output(sp, grad_y, gy_wide);
+  run_weight_gradient<T>(wp.main, x_stacked, sp.folded ? gy_wide : grad_y, gw_stacked,
+                         ws + wp.buffers());
+  winograd_phases::unstack_weight_gradient(sp, gw_stacked, grad_w);
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                          \

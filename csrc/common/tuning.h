@@ -11,8 +11,10 @@ namespace fastconv {
 // FASTCONV_ISA (isa/cpu_features.cc) and FASTCONV_NUM_THREADS (common/thread_pool.cc) are read
 // once in their own modules.
 struct Tuning {
-  // FASTCONV_WINOGRAD_TILE: the output tile m every Winograd pass uses, F(m,3) or F(mxm,3x3);
-  // 2, 4 or 6. 0 (the default) lets algo/winograd.cc choose per layer (default_tile).
+  // FASTCONV_WINOGRAD_TILE: the output tile m every Winograd pass uses where that tile exists:
+  // F(m,3) / F(mxm,3x3) for m = 2, 4, 6, F(m,2) / F(mxm,2x2) for m = 2, 3, 4 (2, 3, 4 or 6; a
+  // kernel without that tile keeps its default). 0 (the default) lets algo/winograd.cc choose per
+  // layer (default_tile).
   int winograd_tile = 0;
   // Set when FASTCONV_WINOGRAD_TILE holds anything else: the message Winograd raises as
   // InvalidArgument (Python ValueError) when it is planned or run. Other algorithms ignore it.

@@ -176,6 +176,36 @@ def _small_image_taps(p: "_Shape", unit_stride: bool) -> bool:
     return p.taps > 1 and _taps_served(p, unit_stride)
 
 
+def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
+    """Whether `auto` runs a strided layer whose kernel is twice its stride (DCGAN's 4x4 / 2, a
+    transposed convolution's upsampling) on Winograd over its stride phases
+    (csrc/algo/winograd_phases.h): the input split into its phases, stacked as channels, makes a
+    stride-1 2x2 convolution, F(mxm,2x2) then takes 9 or 16 products where the stacked sum takes
+    16 or 36 (1.78x / 2.25x fewer multiply-adds; the float32 error stays within 1.5x of the
+    direct sum's). It pays for the weight gradient, and for the conv's forward (the transposed
+    layer's backward data) of a batch (its images side by side, so the transforms' vectors fill)
+    while the transformed kernels (9 x stacked channels x K) fit in L2. 2 threads, median ms,
+    winograd vs the previous auto, Xeon AVX-512 / AVX2 (transposed layers; bench's backward data
+    = the conv's forward): dcgan.g4 weight 3.39 vs 3.80 / 4.51 vs 6.01, data 3.93 vs 4.78 / 5.92
+    vs 7.20; 64->32 on 32x32 x16 weight 4.19 vs 4.57 / 5.93 vs 6.81, data 4.80 vs 5.00 / 6.35 vs
+    8.47; 128->64 32x32 x4 weight 3.24 vs 3.63 / 4.50 vs 5.84, data 3.27 vs 4.46 / 4.98 vs 6.94;
+    64->64 64x64 x1 weight 1.63 vs 2.97 / 2.12 vs 3.78. It loses the conv's forward with large
+    kernels' transforms (dcgan.g3, 512 x 256 stacked: 4.27 vs 3.46 at AVX-512) or one image
+    (256->128 16x16: 1.43 vs 0.95), and the conv's backward data (the transposed forward: the
+    stacked input's gradient covers out + 1 positions per dim; g4 4.22 vs 3.25), which stay."""
+    if unit_stride or len(p.kernel) > 2 or p.groups != 1:
+        return False
+    if not all(k == 2 * s for k, s in zip(p.kernel, p.stride)):
+        return False
+    if p.conv_pass == "backward_weight":
+        return True
+    phases = 1
+    for s in p.stride:
+        phases *= s
+    u_bytes = 9 * phases * p.c_per_group * p.k_per_group * p.itemsize
+    return p.conv_pass == "forward" and p.n > 1 and u_bytes <= (2 << 20)
+
+
 def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     """The CPU's `auto` choice for one pass and the reason.
 
@@ -286,8 +316,10 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
                 return "direct", "few input channels: row kernels vectorised along output rows"
             if usable("implicit_gemm"):
                 return "implicit_gemm", "few input channels, small images: one packed GEMM"
+    if _upsampling_winograd(p, unit_stride) and usable("winograd"):
+        return "winograd", "kernel twice the stride: Winograd F(mxm,2x2) over the stride phases"
     # Output tiles of F(2x2) where Winograd runs (3 taps per dim, unit stride).
-    winograd = all(k == 3 for k in p.kernel) and usable("winograd")
+    winograd = unit_stride and all(k == 3 for k in p.kernel) and usable("winograd")
     tiles = p.n
     for e, lo, hi in zip(p.in_extents, p.pad_lo, p.pad_hi):
         tiles *= (e + lo + hi - 2 + 1) // 2

@@ -73,15 +73,16 @@ FASTCONV_WINOGRAD_INLINE void apply_2d(const T* in, T* out) {
   });
 }
 
-template <typename T, int MH, int MW>
+// F(MH x MW, R x R) (MH = 1: 1-D F(MW, R)).
+template <typename T, int MH, int MW, int R>
 struct Tiles {
   static constexpr int kL = 64 / int(sizeof(T));  // one 512-bit vector of tiles per run
-  static constexpr int kRH = MH == 1 ? 1 : 3;
+  static constexpr int kRH = MH == 1 ? 1 : R;
   using FH = winograd::Matrices<MH, kRH>;
-  using FW = winograd::Matrices<MW, 3>;
-  // Weight gradient: F(3, m) per dim (F(1, 1) for the unused H dim of 1-D), same points.
-  using WH = std::conditional_t<MH == 1, winograd::Matrices<1, 1>, winograd::Matrices<3, MH>>;
-  using WW = winograd::Matrices<3, MW>;
+  using FW = winograd::Matrices<MW, R>;
+  // Weight gradient: F(R, m) per dim (F(1, 1) for the unused H dim of 1-D), same points.
+  using WH = std::conditional_t<MH == 1, winograd::Matrices<1, 1>, winograd::Matrices<R, MH>>;
+  using WW = winograd::Matrices<R, MW>;
   static constexpr int kAH = FH::kAlpha, kAW = FW::kAlpha;
   static constexpr int kSpan = kL * MW + kAW - MW;  // input columns a full run reads
 
@@ -165,15 +166,15 @@ struct Tiles {
 
   static void weight(const T* mdom, int64_t as, int64_t np, bool flip, T* k, int64_t ps) {
     alignas(64) T q[kAH][kAW][kL];
-    alignas(64) T o[kRH][3][kL];
+    alignas(64) T o[kRH][R][kL];
     T* qf = &q[0][0][0];
     for (int a = 0; a < kAH * kAW; ++a)
       for (int l = 0; l < kL; ++l) qf[a * kL + l] = l < np ? mdom[a * as + l] : T(0);
-    apply_2d<T, kL, kRH, kAH, WH::AT, 3, kAW, WW::AT>(qf, &o[0][0][0]);
+    apply_2d<T, kL, kRH, kAH, WH::AT, R, kAW, WW::AT>(qf, &o[0][0][0]);
     for (int64_t l = 0; l < np; ++l)
       for (int i = 0; i < kRH; ++i)
-        for (int j = 0; j < 3; ++j) {
-          const int tap = flip ? (kRH - 1 - i) * 3 + (2 - j) : i * 3 + j;
+        for (int j = 0; j < R; ++j) {
+          const int tap = flip ? (kRH - 1 - i) * R + (R - 1 - j) : i * R + j;
           k[l * ps + tap] = o[i][j][l];
         }
   }
@@ -207,8 +208,8 @@ struct Tiles {
       static_for<MW>([&](auto j) { d[j][l] = row[l * MW + j]; });
   }
 
-  // d[j][l] = row[l * MW + j] for a full run: columns j < MW deinterleaved, the last two are the
-  // next tile's first two.
+  // d[j][l] = row[l * MW + j] for a full run: columns j < MW deinterleaved, the last R - 1 are
+  // the next tile's first R - 1.
   static void gather_row(const T* row, T (*d)[kL]) {
     deinterleave(row, d);
     static_for<kAW - MW>([&](auto j) {
@@ -224,18 +225,18 @@ struct Tiles {
   }
 
   static void kernel(const T* k, int64_t ps, int64_t np, bool flip, T* u, int64_t as) {
-    alignas(64) T g[kRH][3][kL];
+    alignas(64) T g[kRH][R][kL];
     alignas(64) T out[kAH][kAW][kL];
     // Callers step through runs of kL kernels (the next at k + kL * ps): fetch the one after
     // next now. The weights are read once per call, usually from memory, and each run's loads
     // otherwise wait for their lines one run at a time.
     for (int l = 0; l < kL; ++l) __builtin_prefetch(k + (2 * kL + l) * ps);
     for (int i = 0; i < kRH; ++i)
-      for (int j = 0; j < 3; ++j) {
-        const int64_t tap = flip ? (kRH - 1 - i) * 3 + (2 - j) : i * 3 + j;
+      for (int j = 0; j < R; ++j) {
+        const int64_t tap = flip ? (kRH - 1 - i) * R + (R - 1 - j) : i * R + j;
         for (int l = 0; l < kL; ++l) g[i][j][l] = l < np ? k[l * ps + tap] : T(0);
       }
-    apply_2d<T, kL, kAH, kRH, FH::G, kAW, 3, FW::G>(&g[0][0][0], &out[0][0][0]);
+    apply_2d<T, kL, kAH, kRH, FH::G, kAW, R, FW::G>(&g[0][0][0], &out[0][0][0]);
     store(&out[0][0][0], kAH * kAW, np, u, as);
   }
 
@@ -255,12 +256,18 @@ struct Tiles {
   }
 };
 
+// r = 3: m = 2, 4, 6; r = 2: m = 2, 3, 4 (winograd::tile_supported).
 template <typename T>
-const winograd::TileKernels<T>& winograd_table(int m, bool two_d, const char* isa) {
-  static const winograd::TileKernels<T> tables[6] = {
-      Tiles<T, 1, 2>::table(isa), Tiles<T, 1, 4>::table(isa), Tiles<T, 1, 6>::table(isa),
-      Tiles<T, 2, 2>::table(isa), Tiles<T, 4, 4>::table(isa), Tiles<T, 6, 6>::table(isa)};
-  return tables[(two_d ? 3 : 0) + (m == 2 ? 0 : m == 4 ? 1 : 2)];
+const winograd::TileKernels<T>& winograd_table(int m, int r, bool two_d, const char* isa) {
+  static const winograd::TileKernels<T> tables[12] = {
+      Tiles<T, 1, 2, 3>::table(isa), Tiles<T, 1, 4, 3>::table(isa),
+      Tiles<T, 1, 6, 3>::table(isa), Tiles<T, 2, 2, 3>::table(isa),
+      Tiles<T, 4, 4, 3>::table(isa), Tiles<T, 6, 6, 3>::table(isa),
+      Tiles<T, 1, 2, 2>::table(isa), Tiles<T, 1, 3, 2>::table(isa),
+      Tiles<T, 1, 4, 2>::table(isa), Tiles<T, 2, 2, 2>::table(isa),
+      Tiles<T, 3, 3, 2>::table(isa), Tiles<T, 4, 4, 2>::table(isa)};
+  const int slot = r == 3 ? (m == 2 ? 0 : m == 4 ? 1 : 2) : m - 2;
+  return tables[(r == 3 ? 0 : 6) + (two_d ? 3 : 0) + slot];
 }
 
 }  // namespace
@@ -268,10 +275,10 @@ const winograd::TileKernels<T>& winograd_table(int m, bool two_d, const char* is
 
 #define FASTCONV_DEFINE_WINOGRAD_TABLE(isa)                                                  \
   namespace fastconv::isa {                                                                  \
-  const winograd::TileKernels<float>& f32_winograd_tiles(int m, bool two_d) {                \
-    return winograd_table<float>(m, two_d, "f32_winograd_tiles_" #isa);                      \
+  const winograd::TileKernels<float>& f32_winograd_tiles(int m, int r, bool two_d) {         \
+    return winograd_table<float>(m, r, two_d, "f32_winograd_tiles_" #isa);                   \
   }                                                                                          \
-  const winograd::TileKernels<double>& f64_winograd_tiles(int m, bool two_d) {               \
-    return winograd_table<double>(m, two_d, "f64_winograd_tiles_" #isa);                     \
+  const winograd::TileKernels<double>& f64_winograd_tiles(int m, int r, bool two_d) {        \
+    return winograd_table<double>(m, r, two_d, "f64_winograd_tiles_" #isa);                  \
   }                                                                                          \
   }

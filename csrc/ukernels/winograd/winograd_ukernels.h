@@ -17,15 +17,15 @@ struct TileKernels {
   // ox0 + l * m_w + j; positions outside the plane are not written.
   void (*output)(const T* mdom, int64_t as, int64_t nt, T bias, T* plane, int64_t h, int64_t w,
                  int64_t oy0, int64_t ox0);
-  // Kernel transforms (G g GT) of np kernels, kernel p at k + p * ps (r_h x 3 taps, row-major;
+  // Kernel transforms (G g GT) of np kernels, kernel p at k + p * ps (r_h x r taps, row-major;
   // flip reverses every dim, i.e. true convolution).
   void (*kernel)(const T* k, int64_t ps, int64_t np, bool flip, T* u, int64_t as);
-  // Weight gradient, F(3x3, mxm) per tile (its input side is `input`): output-gradient tiles
+  // Weight gradient, F(rxr, mxm) per tile (its input side is `input`): output-gradient tiles
   // (G' gy G'^T) of one plane, tile l of the run is the m_h x m_w block at rows oy0 + i,
   // columns ox0 + l * m_w + j (zero outside the plane).
   void (*grad)(const T* plane, int64_t h, int64_t w, int64_t oy0, int64_t ox0, int64_t nt, T* v,
                int64_t as);
-  // The np kernel gradients (AT' M A') from the transform domain, written as r_h x 3 taps at
+  // The np kernel gradients (AT' M A') from the transform domain, written as r_h x r taps at
   // k + p * ps (flip reverses every dim).
   void (*weight)(const T* mdom, int64_t as, int64_t np, bool flip, T* k, int64_t ps);
   int lanes;
@@ -36,9 +36,9 @@ struct TileKernels {
 
 #define FASTCONV_DECLARE_WINOGRAD_TABLE(isa)                                             \
   namespace fastconv::isa {                                                              \
-  /* m = 2, 4 or 6; two_d: F(mxm, 3x3), else F(m, 3). */                                 \
-  const winograd::TileKernels<float>& f32_winograd_tiles(int m, bool two_d);             \
-  const winograd::TileKernels<double>& f64_winograd_tiles(int m, bool two_d);            \
+  /* r = 3: m = 2, 4, 6; r = 2: m = 2, 3, 4; two_d: F(mxm, rxr), else F(m, r). */       \
+  const winograd::TileKernels<float>& f32_winograd_tiles(int m, int r, bool two_d);      \
+  const winograd::TileKernels<double>& f64_winograd_tiles(int m, int r, bool two_d);     \
   }
 FASTCONV_DECLARE_WINOGRAD_TABLE(scalar)
 FASTCONV_DECLARE_WINOGRAD_TABLE(avx2)

@@ -1,0 +1,281 @@
+// Stride phases for Winograd (winograd_phases.h): the stacked input and weight, the phase
+// geometries of backward data and the moves back. Ranks 1 and 2 (Winograd's); the leading slot
+// of a 2-D geometry (and the two of a 1-D one) has extent 1, stride 1 and no padding.
+#include "algo/winograd_phases.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "fastconv/parallel.h"
+
+namespace fastconv::algo::winograd_phases {
+
+namespace {
+
+// ceil(a / b) for b > 0 and any sign of a.
+inline int64_t ceil_div_signed(int64_t a, int64_t b) {
+  const int64_t q = a / b;
+  return q + (q * b < a ? 1 : 0);
+}
+
+// Index of phase (ah, aw) among the P phases: the channel offset in the stacked input.
+inline int64_t phase_index(const ConvGeometry& g, int64_t ah, int64_t aw) {
+  return ah * g.stride[2] + aw;
+}
+
+// Flat index of tap (th, tw) of a stored kernel, reversed for true convolution.
+inline int64_t stored_tap(const ConvGeometry& g, int64_t th, int64_t tw) {
+  const int64_t kh = g.kernel[1], kw = g.kernel[2];
+  return g.mode == ConvMode::kConv ? (kh - 1 - th) * kw + (kw - 1 - tw) : th * kw + tw;
+}
+
+// Strides of a buffer in run's layout, element (image, channel, row) at n * image + c *
+// channel + i * row: the stacked input (rows of `cols` values) or, folded, a wide output.
+struct Layout {
+  int64_t image, channel, row;
+};
+
+Layout run_layout(const Split& s, int64_t rows, int64_t cols, int64_t channels) {
+  if (!s.folded) return {channels * rows * cols, rows * cols, cols};
+  return {s.seg, rows * cols, cols};
+}
+
+Layout input_layout(const Split& s) {
+  return run_layout(s, s.run.in[1], s.run.in[2], s.run.c);
+}
+
+}  // namespace
+
+Split make_split(const ConvGeometry& g, bool fold) {
+  Split s;
+  s.g = g;
+  ConvGeometry& st = s.stacked;
+  st = g;
+  for (int d = 0; d < kMaxRank; ++d) {
+    const int64_t r = (g.kernel[d] + g.stride[d] - 1) / g.stride[d];
+    st.kernel[d] = r;
+    st.in[d] = g.out[d] + r - 1;
+    st.stride[d] = 1;
+    st.dilation[d] = 1;
+    st.pad_lo[d] = st.pad_hi[d] = 0;
+    s.phases *= g.stride[d];
+  }
+  st.c = g.c * s.phases;
+  st.mode = ConvMode::kCross;
+  s.run = st;
+  s.folded = fold && g.n > 1;
+  if (s.folded) {
+    s.seg = st.in[2];
+    s.run.n = 1;
+    s.run.in[2] = g.n * s.seg;
+    s.run.out[2] = g.n * s.seg - st.kernel[2] + 1;
+  }
+  return s;
+}
+
+int64_t stacked_input_elems(const Split& s) {
+  return s.stacked.n * s.stacked.c * s.stacked.in_spatial();
+}
+
+int64_t stacked_weight_elems(const Split& s) {
+  return s.stacked.k * s.stacked.c_per_group() * s.stacked.kernel_spatial();
+}
+
+int64_t wide_output_elems(const Split& s) {
+  return s.folded ? s.g.k * s.run.out_spatial() : 0;
+}
+
+template <typename T>
+void stack_input(const Split& s, const T* x, T* xs) {
+  const ConvGeometry& g = s.g;
+  const int64_t h = g.in[1], w = g.in[2], hs = s.stacked.in[1], ws = s.stacked.in[2];
+  const int64_t sh = g.stride[1], sw = g.stride[2], ph = g.pad_lo[1], pw = g.pad_lo[2];
+  const Layout lay = input_layout(s);
+  parallel_for(g.n * g.c, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const T* plane = x + p * h * w;
+      const int64_t n = p / g.c, c = p % g.c;
+      for (int64_t ah = 0; ah < sh; ++ah)
+        for (int64_t aw = 0; aw < sw; ++aw) {
+          T* dst = xs + n * lay.image + (c * s.phases + phase_index(g, ah, aw)) * lay.channel;
+          // Columns j with s * j + aw - pw inside the row: [j0, j1).
+          const int64_t j0 = std::min(ws, std::max<int64_t>(0, ceil_div_signed(pw - aw, sw)));
+          const int64_t j1 = std::max(j0, std::min(ws, ceil_div_signed(w + pw - aw, sw)));
+          for (int64_t i = 0; i < hs; ++i) {
+            T* row = dst + i * lay.row;
+            const int64_t y = sh * i + ah - ph;
+            if (y < 0 || y >= h) {
+              std::fill(row, row + ws, T(0));
+              continue;
+            }
+            const T* src = plane + y * w;
+            std::fill(row, row + j0, T(0));
+            for (int64_t j = j0; j < j1; ++j) row[j] = src[sw * j + aw - pw];
+            std::fill(row + j1, row + ws, T(0));
+          }
+        }
+    }
+  });
+}
+
+template <typename T>
+void stack_weight(const Split& s, const T* w, T* ws) {
+  const ConvGeometry& g = s.g;
+  const int64_t kh = g.kernel[1], kw = g.kernel[2], rh = s.stacked.kernel[1],
+                rw = s.stacked.kernel[2];
+  const int64_t pairs = g.k * g.c_per_group();
+  parallel_for(pairs, 16, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const T* src = w + p * kh * kw;
+      for (int64_t ah = 0; ah < g.stride[1]; ++ah)
+        for (int64_t aw = 0; aw < g.stride[2]; ++aw) {
+          T* dst = ws + (p * s.phases + phase_index(g, ah, aw)) * rh * rw;
+          for (int64_t qh = 0; qh < rh; ++qh)
+            for (int64_t qw = 0; qw < rw; ++qw) {
+              const int64_t th = g.stride[1] * qh + ah, tw = g.stride[2] * qw + aw;
+              dst[qh * rw + qw] = th < kh && tw < kw ? src[stored_tap(g, th, tw)] : T(0);
+            }
+        }
+    }
+  });
+}
+
+template <typename T>
+void unstack_weight_gradient(const Split& s, const T* gws, T* grad_w) {
+  const ConvGeometry& g = s.g;
+  const int64_t kh = g.kernel[1], kw = g.kernel[2], rh = s.stacked.kernel[1],
+                rw = s.stacked.kernel[2];
+  const int64_t sh = g.stride[1], sw = g.stride[2];
+  parallel_for(g.k * g.c_per_group(), 16, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      T* dst = grad_w + p * kh * kw;
+      for (int64_t th = 0; th < kh; ++th)
+        for (int64_t tw = 0; tw < kw; ++tw) {
+          const int64_t phase = phase_index(g, th % sh, tw % sw);
+          dst[stored_tap(g, th, tw)] =
+              gws[(p * s.phases + phase) * rh * rw + (th / sh) * rw + tw / sw];
+        }
+    }
+  });
+}
+
+template <typename T>
+void unstack_input_gradient(const Split& s, const T* gxs, T* grad_x) {
+  const ConvGeometry& g = s.g;
+  const int64_t h = g.in[1], w = g.in[2], hs = s.stacked.in[1], ws = s.stacked.in[2];
+  const int64_t sh = g.stride[1], sw = g.stride[2], ph = g.pad_lo[1], pw = g.pad_lo[2];
+  const Layout lay = input_layout(s);
+  parallel_for(g.n * g.c, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p)
+      for (int64_t y = 0; y < h; ++y) {
+        const int64_t n = p / g.c, c = p % g.c;
+        T* row = grad_x + (p * h + y) * w;
+        const int64_t ah = (y + ph) % sh, i = (y + ph) / sh;
+        if (i >= hs) {  // a position no output reads
+          std::fill(row, row + w, T(0));
+          continue;
+        }
+        const T* srcs = gxs + n * lay.image + c * s.phases * lay.channel + i * lay.row;
+        if (sw == 2 && (w + pw + 1) / 2 < ws) {
+          // Stride 2 with every column inside the stacked row: pairs of columns (2t, 2t + 1)
+          // are (phase e, j = t + pw / 2) and (phase 1 - e, j + e), e = pw % 2 (vectorises as
+          // an interleave).
+          const int64_t e = pw % 2, j = pw / 2;
+          const T* a = srcs + phase_index(g, ah, e) * lay.channel + j;
+          const T* b = srcs + phase_index(g, ah, 1 - e) * lay.channel + j + e;
+          const int64_t pairs = w / 2;
+          for (int64_t t = 0; t < pairs; ++t) {
+            row[2 * t] = a[t];
+            row[2 * t + 1] = b[t];
+          }
+          if (w % 2) row[w - 1] = a[pairs];
+          continue;
+        }
+        for (int64_t aw = 0; aw < sw; ++aw) {
+          const T* src = srcs + phase_index(g, ah, aw) * lay.channel;
+          // Columns x = s * j + aw - pw of this phase, x in [0, w).
+          const int64_t j0 = std::max<int64_t>(0, ceil_div_signed(pw - aw, sw));
+          for (int64_t j = j0, x = sw * j0 + aw - pw; x < w; ++j, x += sw)
+            row[x] = j < ws ? src[j] : T(0);
+        }
+      }
+  });
+}
+
+template <typename T>
+void stack_weight_transposed(const Split& s, const T* w, T* wt) {
+  const ConvGeometry& g = s.g;
+  const int64_t kh = g.kernel[1], kw = g.kernel[2], taps = s.stacked.kernel_spatial(),
+                rw = s.stacked.kernel[2];
+  const int64_t cg = g.c_per_group(), kg = g.k_per_group();
+  // Source tap of each (phase, q), or -1 past the kernel.
+  std::vector<int64_t> src_tap(s.phases * taps);
+  for (int64_t phase = 0; phase < s.phases; ++phase)
+    for (int64_t q = 0; q < taps; ++q) {
+      const int64_t th = g.stride[1] * (q / rw) + phase / g.stride[2];
+      const int64_t tw = g.stride[2] * (q % rw) + phase % g.stride[2];
+      src_tap[phase * taps + q] = th < kh && tw < kw ? stored_tap(g, th, tw) : -1;
+    }
+  // Rows (grp, c * P + phase) of wt for one (grp, c) at a time: each stored kernel (grp, k, c)
+  // is one read, its P phases land in P rows that each advance by one kernel per k.
+  parallel_for(g.groups * cg, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t gc = r0; gc < r1; ++gc) {
+      const int64_t grp = gc / cg, c = gc % cg;
+      T* rows = wt + gc * s.phases * kg * taps;
+      for (int64_t k = 0; k < kg; ++k) {
+        const T* src = w + ((grp * kg + k) * cg + c) * kh * kw;
+        for (int64_t phase = 0; phase < s.phases; ++phase) {
+          T* dst = rows + (phase * kg + k) * taps;
+          const int64_t* tap = &src_tap[phase * taps];
+          for (int64_t q = 0; q < taps; ++q) dst[q] = tap[q] >= 0 ? src[tap[q]] : T(0);
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void fold_output(const Split& s, const T* y, T* wide) {
+  const ConvGeometry& g = s.g;
+  const int64_t oh = g.out[1], ow = g.out[2], cols = s.run.out[2];
+  parallel_for(g.k, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k)
+      for (int64_t i = 0; i < oh; ++i) {
+        T* row = wide + (k * oh + i) * cols;
+        for (int64_t n = 0; n < g.n; ++n) {
+          const T* src = y + ((n * g.k + k) * oh + i) * ow;
+          std::copy(src, src + ow, row + n * s.seg);
+          if (n + 1 < g.n) std::fill(row + n * s.seg + ow, row + (n + 1) * s.seg, T(0));
+        }
+      }
+  });
+}
+
+template <typename T>
+void unfold_output(const Split& s, const T* wide, T* y) {
+  const ConvGeometry& g = s.g;
+  const int64_t oh = g.out[1], ow = g.out[2], cols = s.run.out[2];
+  parallel_for(g.n * g.k, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n = p / g.k, k = p % g.k;
+      for (int64_t i = 0; i < oh; ++i) {
+        const T* src = wide + (k * oh + i) * cols + n * s.seg;
+        std::copy(src, src + ow, y + (p * oh + i) * ow);
+      }
+    }
+  });
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                       \
+  template void stack_input<T>(const Split&, const T*, T*);                           \
+  template void stack_weight<T>(const Split&, const T*, T*);                          \
+  template void unstack_weight_gradient<T>(const Split&, const T*, T*);               \
+  template void unstack_input_gradient<T>(const Split&, const T*, T*);                \
+  template void stack_weight_transposed<T>(const Split&, const T*, T*);               \
+  template void fold_output<T>(const Split&, const T*, T*);                           \
+  template void unfold_output<T>(const Split&, const T*, T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::algo::winograd_phases

@@ -1,0 +1,66 @@
+// A strided convolution as a stride-1 one over its stride phases, for Winograd (which needs
+// stride 1): tap t = s * q + a of a kernel of k taps at stride s reads only input positions of
+// residue a, so the input split into its s^rank phase planes, stacked as channels (channel
+// c * P + phase, P = the number of phases), convolved at stride 1 with a kernel of r =
+// ceil(k / s) taps per dim and no padding, gives the same output. All three passes run on that
+// stacked convolution: forward and weight gradient read the stacked input, backward data
+// computes the stacked input's gradient and moves it back (every input position is one stacked
+// element; stacked positions past the input are dropped). Pure data movement; the transforms
+// and GEMMs are the Winograd driver's.
+#pragma once
+#include <cstdint>
+
+#include "fastconv/geometry.h"
+
+namespace fastconv::algo::winograd_phases {
+
+struct Split {
+  ConvGeometry g;        // the strided convolution
+  ConvGeometry stacked;  // stride 1, channels C * P, kernel r, padding 0, in = out + r - 1, kCross
+  int64_t phases = 1;    // P = product of the strides
+  // Folded (small images in a batch): one wide plane per channel holds the images side by side,
+  // image n's stacked columns at n * seg + j (seg = stacked.in[2]), so the transforms' runs of
+  // tiles along a row span images instead of a few tiles each. `run` is then the convolution of
+  // that one wide image (in (hs, N * seg), out (out_h, N * seg - r + 1)); its outputs between
+  // images are dropped, and grad_y is spread into the same layout with zero gaps. Unfolded, run
+  // is `stacked`.
+  bool folded = false;
+  int64_t seg = 0;
+  ConvGeometry run;
+};
+
+// r = ceil(kernel / stride) per dim and the stacked geometry of g (dilation 1, rank 1 or 2),
+// folded when `fold`.
+Split make_split(const ConvGeometry& g, bool fold);
+
+// Elements of the stacked input (N, C * P, out + r - 1...) (folded or not), the stacked weight
+// and, folded only, an output-sized buffer in the wide layout (grad_y or y); 0 unfolded.
+int64_t stacked_input_elems(const Split& s);
+int64_t stacked_weight_elems(const Split& s);
+int64_t wide_output_elems(const Split& s);
+
+// xs[n][c * P + phase][i] = x[n][c][s * i + a - pad_lo] (zero outside x), in run's layout.
+template <typename T>
+void stack_input(const Split& s, const T* x, T* xs);
+// grad_x from the stacked input's gradient in run's layout (the inverse of stack_input).
+template <typename T>
+void unstack_input_gradient(const Split& s, const T* gxs, T* grad_x);
+// Folded: grad_y (N, K, out...) into the wide layout with zero gaps, and the wide y back.
+template <typename T>
+void fold_output(const Split& s, const T* y, T* wide);
+template <typename T>
+void unfold_output(const Split& s, const T* wide, T* y);
+// ws[k][c * P + phase][q] = tap s * q + a of w[k][c] (flipped first for mode kConv; zero past
+// the kernel): the stacked convolution's weight.
+template <typename T>
+void stack_weight(const Split& s, const T* w, T* ws);
+// The same values as (C * P, K/G, r...) per group, wt[grp][c * P + phase][k][q]: the weight of
+// backward data's correlation (output channel c * P + phase, input channel k) in its forward
+// layout, so its kernel transforms read neighbouring kernels at neighbouring addresses.
+template <typename T>
+void stack_weight_transposed(const Split& s, const T* w, T* wt);
+// grad_w[k][c][t] from the stacked weight gradient (the inverse of stack_weight).
+template <typename T>
+void unstack_weight_gradient(const Split& s, const T* gws, T* grad_w);
+
+}  // namespace fastconv::algo::winograd_phases

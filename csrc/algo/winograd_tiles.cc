@@ -1,0 +1,87 @@
+// Winograd's tile choice and the correlation a pass runs (winograd_tiles.h).
+#include "algo/winograd_tiles.h"
+
+#include "common/tuning.h"
+#include "fastconv/status.h"
+
+namespace fastconv::algo::winograd_tiles {
+
+ConvGeometry pass_geometry(const ConvGeometry& g, ConvPass pass) {
+  if (pass != ConvPass::kBackwardData) return g;
+  ConvGeometry f = g;
+  f.c = g.k;
+  f.k = g.c;
+  f.in = g.out;
+  f.out = g.in;
+  for (int d = 0; d < kMaxRank; ++d) {
+    f.pad_lo[d] = g.kernel[d] - 1 - g.pad_lo[d];
+    f.pad_hi[d] = g.kernel[d] - 1 - g.pad_hi[d];
+  }
+  f.mode = g.mode == ConvMode::kCross ? ConvMode::kConv : ConvMode::kCross;
+  return f;
+}
+
+namespace {
+
+// The tile FASTCONV_WINOGRAD_TILE forces (read once per process, common/tuning.h), or 0 to let
+// default_tile choose. Throws InvalidArgument for a value that is not a tile.
+int forced_tile() {
+  const Tuning& knobs = tuning();
+  if (!knobs.winograd_tile_error.empty()) throw InvalidArgument(knobs.winograd_tile_error);
+  return knobs.winograd_tile;
+}
+
+bool tile_exists(int m, int64_t r) {
+  return r == 3 ? (m == 2 || m == 4 || m == 6) : (m == 2 || m == 3 || m == 4);
+}
+
+// Default tile of 3-tap kernels: the largest whose float32 error stays within 10x
+// implicit_gemm's (max |got - want| / max |want| vs float64) on the ResNet-50 and VGG-16 3x3
+// layers, 3 seeds each; the ratio grows with the number of channels the transform domain sums
+// over (C forward, K backward data). Forward and backward data, 2-D, F(4x4): 6.0-8.0x at 64
+// channels (res2, conv1_2), 9.8-21x at 128-512; F(2x2) 0.8-2.0x everywhere; F(6x6) 25-68x. So
+// F(4x4) up to 64 channels, else F(2x2) (FASTCONV_WINOGRAD_TILE=4 runs 1.1-1.8x faster than
+// F(2x2) on the VGG layers at ~10-15x the error). Weight gradient F(3x3,mxm) (res2-res4): m = 2
+// 0.7-1.4x, 4 2.4-4.5x, 6 7-12.5x, so 4. 1-D (64-512 channels): F(6,3) 2.5-8.3x.
+//
+// 2-tap kernels (strided layers' phases): F(2x2,2x2) and F(3x3,2x2) stay within 1.5x of the
+// direct sum's error (2-D, 256 channels), F(4x4,2x2) reaches ~9x, so F(4x4) only up to 64
+// summed channels; among the tiles allowed, the one with the fewest transform-domain products
+// over the output (tiles x alpha^2: a 4x4 phase plane takes 4 F(2x2) tiles, 36 products,
+// against 4 F(3x3) tiles, 64).
+int default_tile(const ConvGeometry& g, ConvPass pass, int64_t summed) {
+  if (g.kernel[2] == 3) {
+    if (g.rank == 1) return 6;
+    if (pass == ConvPass::kBackwardWeight) return 4;
+    return summed <= 64 ? 4 : 2;
+  }
+  const bool big = pass == ConvPass::kBackwardWeight || summed <= 64;
+  // The tiles cover the correlation's output (grad_y for the weight gradient: g.out).
+  const Dims& out = pass_geometry(g, pass).out;
+  int best = 2;
+  int64_t best_cost = -1;
+  for (int m = 2; m <= (big ? 4 : 3); ++m) {
+    int64_t cost = 1;
+    for (int d = kMaxRank - g.rank; d < kMaxRank; ++d)
+      cost *= ((out[d] + m - 1) / m) * (m + 1);
+    if (best_cost < 0 || cost < best_cost) best = m, best_cost = cost;
+  }
+  return best;
+}
+
+}  // namespace
+
+int choose_tile(const ConvGeometry& g, ConvPass pass, int64_t summed) {
+  const int forced = forced_tile();
+  return forced != 0 && tile_exists(forced, g.kernel[2]) ? forced : default_tile(g, pass, summed);
+}
+
+// explain()'s name for the transform: F(m x m, r x r) forward and backward data, F(r x r, m x m)
+// for the weight gradient (the kernel-sized output of a tile-sized correlation).
+std::string tile_note(int rank, int64_t r, ConvPass pass, int tile) {
+  const std::string m = std::to_string(tile), k = std::to_string(r);
+  const std::string mm = rank == 2 ? m + "x" + m : m, kk = rank == 2 ? k + "x" + k : k;
+  return pass == ConvPass::kBackwardWeight ? "F(" + kk + "," + mm + ")" : "F(" + mm + "," + kk + ")";
+}
+
+}  // namespace fastconv::algo::winograd_tiles

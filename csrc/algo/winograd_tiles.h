@@ -1,0 +1,25 @@
+// Winograd's tile choice (FASTCONV_WINOGRAD_TILE or the per-layer default by error and cost),
+// explain()'s name for it, and the stride-1 correlation a pass runs.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "fastconv/algorithm.h"
+#include "fastconv/geometry.h"
+
+namespace fastconv::algo::winograd_tiles {
+
+// The stride-1 correlation that runs: forward (and the weight gradient's) is g itself; backward
+// data is the correlation of grad_y with the flipped, channel-transposed kernel, padded so its
+// output is g.in.
+ConvGeometry pass_geometry(const ConvGeometry& g, ConvPass pass);
+
+// The output tile m of `pass` of the stride-1 g (kernel of 2 or 3 taps per dim), `summed` the
+// channels the transform domain sums over: FASTCONV_WINOGRAD_TILE where that tile exists for
+// the kernel, else the default. Throws InvalidArgument for a bad FASTCONV_WINOGRAD_TILE.
+int choose_tile(const ConvGeometry& g, ConvPass pass, int64_t summed);
+
+// "F(mxm,rxr)" (forward, backward data) or "F(rxr,mxm)" (weight gradient); 1-D "F(m,r)".
+std::string tile_note(int rank, int64_t r, ConvPass pass, int tile);
+
+}  // namespace fastconv::algo::winograd_tiles

@@ -1,0 +1,177 @@
+"""Winograd on strided layers: the stride phases stacked as channels make a stride-1 convolution
+with ceil(kernel / stride) taps per dim (2 or 3), F(mxm,2x2) / F(mxm,3x3) on it, batches of
+small images folded side by side; every pass vs the float64 oracle."""
+
+from __future__ import annotations
+
+import fastconv
+import numpy as np
+import pytest
+import reference as ref
+from conftest import FastconvProcess, assert_close, raises_naming, rand
+
+# (x_shape, w_shape, kwargs): kernels twice the stride (DCGAN's 4x4 / 2), kernels that are not a
+# multiple of it (3x3 / 2, 5x5 / 2 and AlexNet's 11x11 / 4: zero taps in the stacked kernel),
+# 1-D, groups, true convolution, asymmetric and zero padding, unequal strides, one image
+# (unfolded) and batches (folded), a batch of larger images (unfolded), an input with positions
+# no output reads (its gradient there is zero), batch 0.
+GEOMETRIES = [
+    ((3, 6, 8, 8), (5, 6, 4, 4), dict(stride=2, padding=1)),
+    ((1, 6, 8, 8), (5, 6, 4, 4), dict(stride=2, padding=1)),
+    ((2, 4, 9, 11), (6, 4, 3, 3), dict(stride=2, padding=1)),
+    ((2, 3, 13, 12), (4, 3, 5, 5), dict(stride=2, padding=((2, 1), (0, 2)))),
+    ((2, 3, 23, 23), (5, 3, 11, 11), dict(stride=4, padding=2)),
+    ((4, 6, 7, 9), (4, 3, 4, 4), dict(stride=2, padding=((0, 1), (2, 0)), groups=2, mode="conv")),
+    ((2, 4, 10, 9), (3, 4, 4, 6), dict(stride=(2, 3), padding=1)),
+    ((2, 5, 40, 38), (3, 5, 4, 4), dict(stride=2, padding=1)),
+    ((2, 4, 12, 12), (3, 4, 4, 4), dict(stride=2, padding=0)),
+    ((2, 4, 11, 10), (3, 4, 4, 4), dict(stride=2, padding=1)),
+    ((3, 6, 17), (5, 6, 4), dict(stride=2, padding=1)),
+    ((1, 4, 29), (6, 2, 6), dict(stride=2, padding=((1, 2),), groups=2, mode="conv")),
+    ((2, 3, 50), (2, 3, 9), dict(stride=3, padding=0)),
+    ((0, 4, 8, 8), (4, 4, 4, 4), dict(stride=2, padding=1)),
+]
+IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
+
+
+def check_passes(fc, rng, x_shape, w_shape, kw, dtype):
+    kw = dict(kw, groups=kw.get("groups", 1))
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    b = rand(rng, (w_shape[0],), dtype)
+    x_copy, w_copy = x.copy(), w.copy()
+    want = ref.conv(x, w, b, **kw)
+    taps = int(np.prod(w_shape[1:]))
+    assert_close(fc.conv(x, w, b, algo="winograd", **kw), want, dtype, taps)
+    gy = rand(rng, want.shape, dtype)
+    gx = fc.conv_backward_data(gy, w, x_shape, algo="winograd", **kw)
+    want_gx = ref.conv_backward_data(gy, w, x_shape, **kw)
+    assert_close(gx, want_gx, dtype, w_shape[0] // kw["groups"] * int(np.prod(w_shape[2:])))
+    gw = fc.conv_backward_weight(x, gy, w_shape, algo="winograd", **kw)
+    out_count = int(np.prod(want.shape)) // max(want.shape[1], 1)
+    want_gw = ref.conv_backward_weight(x, gy, w_shape, **kw)
+    assert_close(gw, want_gw, dtype, max(out_count, 1))
+    np.testing.assert_array_equal(x, x_copy)
+    np.testing.assert_array_equal(w, w_copy)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,kw", GEOMETRIES, ids=IDS)
+def test_strided_passes(rng, x_shape, w_shape, kw, dtype):
+    check_passes(fastconv, rng, x_shape, w_shape, kw, dtype)
+
+
+@pytest.mark.parametrize("tile", [2, 3, 4])
+def test_every_two_tap_tile(fastconv_with_env, rng, tile):
+    """FASTCONV_WINOGRAD_TILE forces F(2x2,2x2), F(3x3,2x2) and F(4x4,2x2) (and the weight
+    gradient's F(2x2,mxm)); 6 has no 2-tap tile and keeps the default."""
+    fc = fastconv_with_env(FASTCONV_WINOGRAD_TILE=str(tile))
+    for x_shape, w_shape, kw in GEOMETRIES[:2] + GEOMETRIES[7:8] + GEOMETRIES[10:11]:
+        for dtype in (np.float32, np.float64):
+            check_passes(fc, rng, x_shape, w_shape, kw, dtype)
+    note = fc.explain((3, 6, 8, 8), (5, 6, 4, 4), stride=2, padding=1, algo="winograd").reason
+    assert f"F({tile}x{tile},2x2)" in note
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transposed_upsampling(rng, dtype):
+    """DCGAN-style 4x4 / 2 transposed convolutions, with output_padding (input positions of the
+    conv that no output reads) and a bias."""
+    for x_shape, w_shape, kw in (
+        ((3, 8, 5, 5), (8, 6, 4, 4), dict(stride=2, padding=1)),
+        ((2, 8, 4, 6), (8, 3, 4, 4), dict(stride=2, padding=1, output_padding=1)),
+        ((1, 6, 9), (6, 4, 4), dict(stride=2, padding=0, output_padding=1)),
+    ):
+        x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+        b = rand(rng, (w_shape[1],), dtype)
+        want = ref.conv_transpose(x, w, b, **kw)
+        assert_close(fastconv.conv_transpose(x, w, b, algo="winograd", **kw), want, dtype, 64)
+        gy = rand(rng, want.shape, dtype)
+        gx = fastconv.conv_transpose_backward_data(gy, w, algo="winograd", **kw)
+        assert_close(gx, ref.conv_transpose_backward_data(gy, w, **kw), dtype, 128)
+        gw = fastconv.conv_transpose_backward_weight(x, gy, w_shape, algo="winograd", **kw)
+        want_gw = ref.conv_transpose_backward_weight(x, gy, w_shape, **kw)
+        assert_close(gw, want_gw, dtype, 256)
+
+
+def test_every_isa_level_matches_the_oracle(isa):
+    r = np.random.default_rng(3)
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        for x_shape, w_shape, kw in GEOMETRIES[:1] + GEOMETRIES[4:5] + GEOMETRIES[10:11]:
+            for dtype in (np.float32, np.float64):
+                check_passes(fc, r, x_shape, w_shape, kw, dtype)
+
+
+def test_float32_error_close_to_implicit_gemm():
+    """F(2x2,2x2) and F(3x3,2x2) over 4 x 128 stacked channels: within 3x implicit_gemm's error
+    against the float64 oracle (measured 1.0-1.6x), every pass."""
+    r = np.random.default_rng(7)
+    x = r.uniform(-1, 1, (4, 128, 16, 16)).astype(np.float32)
+    w = r.uniform(-1, 1, (96, 128, 4, 4)).astype(np.float32)
+    kw = dict(stride=2, padding=1)
+    gy = r.uniform(-1, 1, (4, 96, 8, 8)).astype(np.float32)
+    x64, w64, gy64 = (a.astype(np.float64) for a in (x, w, gy))
+    runs = {
+        "forward": (lambda a: fastconv.conv(x, w, algo=a, **kw), ref.conv(x64, w64, **kw)),
+        "backward_data": (
+            lambda a: fastconv.conv_backward_data(gy, w, x.shape, algo=a, **kw),
+            ref.conv_backward_data(gy64, w64, x.shape, **kw),
+        ),
+        "backward_weight": (
+            lambda a: fastconv.conv_backward_weight(x, gy, w.shape, algo=a, **kw),
+            ref.conv_backward_weight(x64, gy64, w.shape, **kw),
+        ),
+    }
+    for name, (run, want) in runs.items():
+        base = float(np.abs(run("implicit_gemm") - want).max())
+        err = float(np.abs(run("winograd") - want).max())
+        assert err <= 3 * base, (name, err, base)
+
+
+def test_explain_says_phases_and_folding():
+    def note(x_shape, w_shape, pass_="forward", **kw):
+        e = fastconv.explain(x_shape, w_shape, algo="winograd", pass_=pass_, **kw)
+        return e.reason
+
+    folded = note((16, 128, 32, 32), (64, 128, 4, 4), stride=2, padding=1)
+    assert "over the 4 stride phases stacked as channels" in folded
+    assert "side by side" in folded
+    one = note((1, 128, 32, 32), (64, 128, 4, 4), stride=2, padding=1)
+    assert "stride phases" in one and "side by side" not in one
+    assert "F(3x3,3x3)" not in note((1, 3, 64, 64), (8, 3, 11, 11), stride=4, padding=2)
+    assert "16 stride phases" in note((1, 3, 64, 64), (8, 3, 11, 11), stride=4, padding=2)
+
+
+def test_auto_runs_upsampling_layers_on_phases():
+    """auto's rule (selection._upsampling_winograd): a kernel twice the stride runs its weight
+    gradient, and a batch's forward with small enough transformed kernels, on Winograd; not
+    the 3x3 / 2 layers (no fewer products), nor one image's forward."""
+
+    def algo(x_shape, w_shape, pass_, **kw):
+        return fastconv.explain(x_shape, w_shape, pass_=pass_, **kw).algo
+
+    g4 = ((16, 64, 32, 32), (128, 64, 4, 4))
+    assert algo(*g4, "backward_weight", stride=2, padding=1) == "winograd"
+    assert algo(*g4, "forward", stride=2, padding=1) == "winograd"
+    assert algo((1, 64, 32, 32), (128, 64, 4, 4), "forward", stride=2, padding=1) != "winograd"
+    assert algo((16, 128, 16, 16), (256, 128, 4, 4), "forward", stride=2, padding=1) != "winograd"
+    assert algo((1, 64, 56, 56), (64, 64, 3, 3), "backward_weight", stride=2, padding=1) != (
+        "winograd"
+    )
+    # the transposed layer's forward is the conv's backward data: not on Winograd
+    tr = fastconv.explain((16, 128, 16, 16), (128, 64, 4, 4), op="conv_transpose", stride=2)
+    assert tr.algo != "winograd"
+
+
+@pytest.mark.parametrize(
+    "w_shape,kw,why",
+    [
+        ((4, 4, 3, 3), dict(stride=3, padding=1), "stride"),
+        ((4, 4, 8, 8), dict(stride=2, padding=1), "stride phase"),
+        ((4, 4, 4, 6), dict(stride=2, padding=1), "the same in each"),
+        ((4, 4, 4, 4), dict(stride=2, dilation=2, padding=1), "dilation"),
+    ],
+)
+def test_refusals_name_the_reason(w_shape, kw, why):
+    x = np.ones((1, 4, 16, 16), np.float32)
+    with raises_naming(NotImplementedError, "winograd", why):
+        fastconv.conv(x, np.ones(w_shape, np.float32), algo="winograd", **kw)
