@@ -157,9 +157,14 @@ def test_auto_runs_upsampling_layers_on_phases():
     assert algo((1, 64, 56, 56), (64, 64, 3, 3), "backward_weight", stride=2, padding=1) != (
         "winograd"
     )
-    # the transposed layer's forward is the conv's backward data: not on Winograd
+    # The transposed layer's forward is the conv's backward data: on Winograd where the stacked
+    # gradient (one position longer per dim) still takes at most half the direct products.
     tr = fastconv.explain((16, 128, 16, 16), (128, 64, 4, 4), op="conv_transpose", stride=2)
-    assert tr.algo != "winograd"
+    assert tr.algo != "winograd"  # 16x16 phase planes: 0.56
+    tr = fastconv.explain((16, 64, 32, 32), (64, 32, 4, 4), op="conv_transpose", stride=2)
+    assert tr.algo == "winograd"  # 32x32: 0.47
+    tr = fastconv.explain((1, 64, 32, 32), (64, 32, 4, 4), op="conv_transpose", stride=2)
+    assert tr.algo != "winograd"  # one image
 
 
 @pytest.mark.parametrize(

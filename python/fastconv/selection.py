@@ -176,34 +176,61 @@ def _small_image_taps(p: "_Shape", unit_stride: bool) -> bool:
     return p.taps > 1 and _taps_served(p, unit_stride)
 
 
+def _two_tap_products(extents: tuple[int, ...], few_summed: bool) -> float:
+    """Transform-domain products per direct product of F(mxm,2x2) over a stride-1 correlation
+    whose output has `extents` (the tile as csrc/algo/winograd_tiles.cc chooses it: the fewest
+    tiles x (m + 1)^2, m up to 4 when at most 64 channels are summed), against 2 taps per dim
+    over the phase plane (the extent less the kernel's extra position)."""
+    best = None
+    for m in (2, 3, 4) if few_summed else (2, 3):
+        cost = 1.0
+        for e in extents:
+            cost *= (-(-e // m)) * (m + 1) / (2.0 * (e - 1))
+        best = cost if best is None else min(best, cost)
+    return best
+
+
 def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
     """Whether `auto` runs a strided layer whose kernel is twice its stride (DCGAN's 4x4 / 2, a
     transposed convolution's upsampling) on Winograd over its stride phases
     (csrc/algo/winograd_phases.h): the input split into its phases, stacked as channels, makes a
     stride-1 2x2 convolution, F(mxm,2x2) then takes 9 or 16 products where the stacked sum takes
     16 or 36 (1.78x / 2.25x fewer multiply-adds; the float32 error stays within 1.5x of the
-    direct sum's). It pays for the weight gradient, and for the conv's forward (the transposed
-    layer's backward data) of a batch (its images side by side, so the transforms' vectors fill)
-    while the transformed kernels (9 x stacked channels x K) fit in L2. 2 threads, median ms,
-    winograd vs the previous auto, Xeon AVX-512 / AVX2 (transposed layers; bench's backward data
-    = the conv's forward): dcgan.g4 weight 3.39 vs 3.80 / 4.51 vs 6.01, data 3.93 vs 4.78 / 5.92
-    vs 7.20; 64->32 on 32x32 x16 weight 4.19 vs 4.57 / 5.93 vs 6.81, data 4.80 vs 5.00 / 6.35 vs
-    8.47; 128->64 32x32 x4 weight 3.24 vs 3.63 / 4.50 vs 5.84, data 3.27 vs 4.46 / 4.98 vs 6.94;
-    64->64 64x64 x1 weight 1.63 vs 2.97 / 2.12 vs 3.78. It loses the conv's forward with large
-    kernels' transforms (dcgan.g3, 512 x 256 stacked: 4.27 vs 3.46 at AVX-512) or one image
-    (256->128 16x16: 1.43 vs 0.95), and the conv's backward data (the transposed forward: the
-    stacked input's gradient covers out + 1 positions per dim; g4 4.22 vs 3.25), which stay."""
-    if unit_stride or len(p.kernel) > 2 or p.groups != 1:
+    direct sum's). It pays for the weight gradient, and for a batch (its images side by side, so
+    the transforms' vectors fill) while the transformed kernels (alpha^2 x stacked channels x K)
+    fit in L2: the conv's forward (the transposed layer's backward data), and its backward data
+    (the transposed forward) where the stacked input's gradient, one position longer per dim
+    than the phase planes, still takes at most half the direct products (_two_tap_products:
+    32x32 planes 0.47, 16x16 and 8x8 0.56). 2 threads, median ms, winograd vs the previous
+    auto, Xeon AVX-512 / AVX2, transposed layers (the bench's forward = the conv's backward
+    data, its backward data = the conv's forward):
+    - weight: dcgan.g4 3.39 vs 3.80 / 4.51 vs 6.01; 64->32 32x32 x16 4.19 vs 4.57 / 5.93 vs
+      6.81; 128->64 32x32 x4 3.24 vs 3.63 / 4.50 vs 5.84; 64->64 64x64 x1 1.63 vs 2.97 / 2.12
+      vs 3.78;
+    - the conv's forward: dcgan.g4 3.93 vs 4.78 / 5.92 vs 7.20; 64->32 32x32 x16 4.80 vs 5.00 /
+      6.35 vs 8.47; 128->64 32x32 x4 3.27 vs 4.46 / 4.98 vs 6.94; not dcgan.g3 (9 x 512 x 256
+      transformed kernels: 4.27 vs 3.46) nor one image (256->128 16x16: 1.43 vs 0.95);
+    - the conv's backward data: 64->32 32x32 x16 3.68 vs 4.10 / 4.74 vs 5.91; 128->64 32x32 x4
+      3.10 vs 3.46 / 4.15 vs 5.43; not dcgan.g4 (0.56 of the products: 3.61 vs 3.28 at AVX-512)
+      nor one image (64->64 64x64: 2.12 vs 1.92)."""
+    if unit_stride or len(p.kernel) > 2 or p.groups != 1 or p.n < 1:
         return False
     if not all(k == 2 * s for k, s in zip(p.kernel, p.stride)):
         return False
     if p.conv_pass == "backward_weight":
         return True
+    if p.n == 1:
+        return False
     phases = 1
     for s in p.stride:
         phases *= s
-    u_bytes = 9 * phases * p.c_per_group * p.k_per_group * p.itemsize
-    return p.conv_pass == "forward" and p.n > 1 and u_bytes <= (2 << 20)
+    stacked = phases * p.c_per_group
+    if p.conv_pass == "forward":
+        return 9 * stacked * p.k_per_group * p.itemsize <= (2 << 20)
+    # backward data: the stacked input's gradient, out + 1 per dim, summing K channels
+    extents = tuple(o + 1 for o in p.out_extents)
+    fits = 16 * stacked * p.k_per_group * p.itemsize <= (2 << 20)
+    return fits and _two_tap_products(extents, p.k_per_group <= 64) <= 0.5
 
 
 def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
