@@ -353,10 +353,7 @@ def algorithm_applies(algo, conv_pass, w_shape, kw):
         # stride) taps per dim (strided layers run on their stride phases).
         taps = {-(-k // s) for k, s in zip(w_shape[2:], stride)}
         return (
-            rank in (1, 2)
-            and all(d == 1 for d in dilation)
-            and len(taps) == 1
-            and taps <= {2, 3}
+            rank in (1, 2) and all(d == 1 for d in dilation) and len(taps) == 1 and taps <= {2, 3}
         )
     if algo == "fft":
         # Strided forward / weight gradient run as stride-1 correlations of stride^d polyphase
