@@ -18,6 +18,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/winograd.cc
   csrc/algo/winograd_phases.cc
   csrc/algo/winograd_tiles.cc
+  csrc/algo/winograd_schedule.cc
   csrc/algo/fft_conv.cc
   csrc/algo/fft_layout.cc
   csrc/algo/fft_tiles.cc

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import math
 import os
 import pickle
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,7 +35,10 @@ if torch is not None and getattr(torch, "__file__", None) is None:
 
 # algo="autotune" stores its winners in the user's cache directory: never the real one in tests
 # (subprocesses inherit it; tests/test_autotune.py gives each test its own).
-os.environ["FASTCONV_CACHE_DIR"] = str(Path(tempfile.mkdtemp(prefix="fastconv-test-cache-")))
+# Removed when the session ends (each run used to leave one behind in the temp dir).
+_TEST_CACHE_DIR = tempfile.mkdtemp(prefix="fastconv-test-cache-")
+os.environ["FASTCONV_CACHE_DIR"] = str(Path(_TEST_CACHE_DIR))
+atexit.register(shutil.rmtree, _TEST_CACHE_DIR, ignore_errors=True)
 
 requires_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
 

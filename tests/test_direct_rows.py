@@ -31,6 +31,8 @@ GEOMETRIES = [
     # channels; then a count that pads the last one)
     ((2, 60, 15, 13), (16, 60, 3, 3), dict(stride=2, padding=1)),
     ((1, 64, 9, 6), (21, 64, 3, 3), dict(stride=2, dilation=(1, 2), padding=(1, 2), mode="conv")),
+    # ... over 441 positions: several chunks of positions per thread, the last one shorter
+    ((1, 60, 41, 41), (16, 60, 3, 3), dict(stride=2, padding=1)),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 

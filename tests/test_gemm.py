@@ -209,6 +209,28 @@ def test_batched(rng, dtype, batch):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, n, k", [(1, 5, 3), (13, 40, 31), (50, 33, 700), (25, 64, 257)])
+def test_batched_with_a_packed_ahead(rng, dtype, m, n, k):
+    """gemm_batched_packed_a (Winograd's transformed kernels, packed once) matches the oracle and
+    the plain batched GEMM bit for bit: the same k blocks, so the same summation order. Shapes
+    cover rows past a tile edge and k past one k block."""
+    batch = 3
+    a = rng.uniform(-1, 1, (batch, m, k)).astype(dtype)
+    b = rng.uniform(-1, 1, (batch, k, n)).astype(dtype)
+    c0 = rng.uniform(-1, 1, (batch, m, n)).astype(dtype)
+    for alpha, beta in ((1.0, 0.0), (0.5, -1.0)):
+        packed, plain = c0.copy(), c0.copy()
+        if beta == 0:
+            packed[:] = np.nan
+        _C.gemm_batched(a, b, packed, alpha, beta, packed_a=True)
+        _C.gemm_batched(a, b, plain, alpha, beta)
+        np.testing.assert_array_equal(packed, plain)
+        for i in range(batch):
+            want, bound = oracle(a[i], b[i], c0[i], alpha, beta)
+            check(packed[i], want, bound, f"item {i}, m={m} n={n} k={k}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_batched_interleaved_c(rng, dtype):
     """Items of c interleaved row by row (batch axis inside the row axis) do not overlap."""
     batch, m, n, k = 3, 5, 8, 9

@@ -1,4 +1,5 @@
-// Winograd F(m,r) / F(mxm,rxr) convolution driver (r = 2 or 3): kernel transforms once per call,
+// Winograd F(m,r) / F(mxm,rxr) convolution driver (r = 2 or 3): kernel transforms once per call
+// (packed for the GEMMs once, on tile blocks),
 // then blocks of tiles (across images) go through input transform -> alpha^2 batched GEMMs ->
 // output transform, each block's transform-domain data sized to stay in the outer caches.
 // Strided layers run on their stride phases (algo/winograd_phases.h).
@@ -13,8 +14,8 @@
 
 #include "algo/gemm_conv.h"
 #include "algo/winograd_phases.h"
+#include "algo/winograd_schedule.h"
 #include "algo/winograd_tiles.h"
-#include "common/tuning.h"
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
 #include "gemm/gemm.h"
@@ -25,6 +26,10 @@ namespace fastconv::algo {
 
 namespace {
 
+using winograd_schedule::make_schedule;
+using winograd_schedule::Schedule;
+using winograd_schedule::schedule_elems;
+using winograd_schedule::weight_gradient_by_winograd;
 using winograd_tiles::choose_tile;
 using winograd_tiles::pass_geometry;
 using winograd_tiles::tile_note;
@@ -49,122 +54,6 @@ const winograd::TileKernels<T>& tile_kernels(int m, int r, bool two_d) {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
-
-// Everything the driver and the workspace size derive from a geometry and tile, decided once by
-// winograd_plan and kept in the ConvPlan's detail. Two schedules:
-// - tile blocks (many tiles): all kernels are transformed once (U for every k, c); threads take
-//   blocks of tiles through input transform -> alpha^2 GEMMs -> output transform;
-// - kernel blocks (fewer tiles than output channels, e.g. 7x7 or 14x14 images): every tile is
-//   input-transformed once (V for every c, tile); threads take blocks of output channels through
-//   kernel transform -> alpha^2 GEMMs -> output transform, so U is never whole in memory.
-struct Schedule {
-  ConvGeometry f;            // the stride-1 correlation that runs (pass_geometry)
-  int m = 4;                 // output tile along W (and H in 2-D)
-  int r = 3;                 // kernel taps per dim
-  int mh = 4, mw = 4;        // output tile per dim (mh = 1 in 1-D)
-  int64_t coords = 36;       // alpha_h * alpha_w
-  int64_t tiles_h = 0, tiles_w = 0, tiles = 0;  // per image, and over the batch
-  int64_t cg = 0, kg = 0;    // channels per group of the correlation that runs
-  bool kernel_blocks = false;
-  int64_t block = 0;         // tiles per block (kernel blocks: all tiles), a multiple of lanes
-  int64_t kb = 0;            // output channels per block (tile blocks: kg)
-  int64_t blocks = 0;        // blocks per group
-  int64_t slots = 1;         // blocks in flight at once (one scratch each)
-  bool parallel_blocks = false;  // threads take whole blocks; else they split each block
-  int64_t u_elems = 0, v_elems = 0;  // shared: all kernels (tile blocks) or all tiles (kernel)
-  int64_t slot_u = 0, slot_v = 0, slot_m = 0;  // per slot
-};
-
-// Bytes of transform-domain data per block (FASTCONV_WINOGRAD_BLOCK_BYTES overrides, for
-// tuning). Measured on Zen 5 (1 MiB L2, 2 threads, noisy): tile blocks run best at one to a few
-// MiB and at least 128 tiles (fewer and packing each GEMM's A costs ~10%: vgg16.conv1_2 F(4x4)
-// 14.0 ms at 1 MiB, 15.0 at 3, 20.0 at 12; F(2x2) conv2_2 22.4 ms at 2.5 MiB vs 24.1 at 1),
-// kernel blocks with large channel counts at a few MiB (conv4_2 12.8 ms at 6 MiB vs 17.5 at 1).
-int64_t block_budget_bytes(bool kernel_blocks) {
-  if (const int64_t forced = tuning().winograd_block_bytes) return forced;
-  return kernel_blocks ? int64_t(6) << 20 : int64_t(2) << 20;
-}
-
-// The schedule of `pass` of g with output tile m, for elements of `elem` bytes and `threads`
-// workers (the plan's thread count: run_conv re-plans when it changes).
-Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem, int64_t threads) {
-  Schedule p;
-  p.f = pass_geometry(g, pass);
-  const ConvGeometry& f = p.f;
-  p.m = m;
-  p.r = int(f.kernel[2]);
-  const bool two_d = g.rank == 2;
-  p.mw = p.m;
-  p.mh = two_d ? p.m : 1;
-  p.coords = int64_t(p.mw + p.r - 1) * (two_d ? p.mh + p.r - 1 : 1);
-  p.tiles_h = ceil_div(f.out[1], p.mh);
-  p.tiles_w = ceil_div(f.out[2], p.mw);
-  p.tiles = f.n * p.tiles_h * p.tiles_w;
-  p.cg = f.c_per_group();
-  p.kg = f.k_per_group();
-  const int64_t lanes = 64 / elem;
-  const int64_t all_tiles = round_up(std::max<int64_t>(p.tiles, 1), lanes);
-  const bool weight_pass = pass == ConvPass::kBackwardWeight;
-  p.kernel_blocks = !weight_pass && p.tiles < p.kg &&
-                    p.coords * p.cg * all_tiles * elem <= (int64_t(16) << 20);
-  if (p.kernel_blocks) {
-    p.block = all_tiles;
-    const int64_t budget = block_budget_bytes(true);
-    int64_t kb = std::clamp<int64_t>(budget / (p.coords * (p.cg + p.block) * elem), 16, p.kg);
-    if (threads > 1 && ceil_div(p.kg, kb) < 2 * threads)
-      kb = std::max<int64_t>(16, round_up(ceil_div(p.kg, 2 * threads), 16));
-    p.kb = std::min(kb, p.kg);
-    p.blocks = ceil_div(p.kg, p.kb);
-  } else {
-    const int64_t per_tile = p.coords * (p.cg + p.kg) * elem;
-    // The weight gradient's GEMMs reduce over a block's tiles: long blocks (>= 256 tiles) keep
-    // them efficient and read-modify-write the alpha^2 x K x C sums less often.
-    int64_t block = weight_pass
-                        ? std::clamp<int64_t>(4 * block_budget_bytes(false) / per_tile, 256, 2048)
-                        : std::clamp<int64_t>(block_budget_bytes(false) / per_tile, 128, 1024);
-    block = round_up(std::min(block, all_tiles), lanes);
-    // Enough blocks for every thread: shrink blocks down to 64 tiles before splitting inside.
-    if (!weight_pass && threads > 1 && ceil_div(p.tiles, block) < 2 * threads) {
-      const int64_t even = round_up(ceil_div(p.tiles, 2 * threads), lanes);
-      if (even >= 64) block = even;
-    }
-    p.block = block;
-    p.kb = p.kg;
-    p.blocks = ceil_div(p.tiles, p.block);
-  }
-  // Tile blocks of every group are independent units (grouped convolutions); kernel blocks
-  // share one group's input transform.
-  const int64_t units = p.kernel_blocks ? p.blocks : p.blocks * f.groups;
-  // The weight gradient sums over blocks: one block at a time, each stage split over threads.
-  p.parallel_blocks = !weight_pass && threads > 1 && units >= 2 * threads;
-  p.slots = p.parallel_blocks ? threads : 1;
-  const int64_t v_block = round_up(p.coords * p.cg * p.block, 16);
-  p.slot_m = round_up(p.coords * p.kb * p.block, 16);
-  if (p.kernel_blocks) {
-    p.v_elems = v_block;
-    p.slot_u = round_up(p.coords * p.kb * p.cg, 16);
-  } else {
-    p.u_elems = round_up(p.coords * (weight_pass ? p.kg : f.k) * p.cg, 16);
-    p.slot_v = v_block;
-  }
-  return p;
-}
-
-// Scratch elements a schedule carves up: shared transforms plus one scratch per slot.
-int64_t schedule_elems(const Schedule& p) {
-  return p.u_elems + p.v_elems + p.slots * (p.slot_u + p.slot_v + p.slot_m);
-}
-
-// The weight gradient in the transform domain holds alpha^2 x K x C values, reduced over the
-// output tiles: with few tiles per channel (small images, e.g. 7x7 or 14x14 with 256-512
-// channels) forming it costs more than it saves, and implicit_gemm runs instead. Measured on a
-// quiet machine (2 threads, F(3x3,4x4) forced vs implicit_gemm): resnet50.res3 (49 tiles, 128
-// ch) 1.53x faster; res4 (16 tiles, 256 ch) 0.46x; res5 (4 tiles, 512) 0.05x; vgg16.conv4_2
-// (49 tiles, 512) 0.48x. Few channels per group leave each group's GEMMs and transforms too
-// small to pay for their passes over the data (resnext50.g32, 8 per group: 0.69x).
-bool weight_gradient_by_winograd(const Schedule& p) {
-  return 4 * p.tiles >= std::max(p.cg, p.kg) && std::min(p.cg, p.kg) >= 16;
-}
 
 // Calls fn(n, ty, tx, t, len) for each run of tiles [t, t + len) of [t0, t1) that lies in one
 // tile row and is at most `lanes` long.
@@ -198,12 +87,12 @@ struct Stages {
     for (int64_t k = k0; k < k1; ++k)
       for (int64_t c = 0; c < p.cg; c += tk.lanes)
         tk.kernel(w + grp * gs + k * ks + c * cs, cs, std::min<int64_t>(tk.lanes, p.cg - c), flip,
-                  u + (k - k_base) * p.coords * p.cg + c, p.cg);
+                  u + (k - k_base) * p.u_ks + c, p.cg);
   }
 
   // V[c][a][t - t0] for channels [c0, c1) and tiles [t0, t1) of group grp.
   void input(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1, T* v) const {
-    const int64_t in_sp = f.in_spatial(), cstride = p.coords * p.block;
+    const int64_t in_sp = f.in_spatial(), cstride = p.v_cs;
     // Channel outer: each plane's rows are read in order (prefetch-friendly) and V is written
     // sequentially.
     for (int64_t c = c0; c < c1; ++c) {
@@ -221,15 +110,22 @@ struct Stages {
   // power of two apart (which cost a store miss per vector).
   void gemms(int64_t kn, int64_t nt, const T* u, const T* v, T* mdom) const {
     gemm::gemm_batched<T>(p.coords, kn, nt, p.cg, T(1),
-                          gemm::MatrixRef<T>{u, p.coords * p.cg, 1}, p.cg,
-                          gemm::MatrixRef<T>{v, p.coords * p.block, 1}, p.block, T(0), mdom,
-                          p.coords * p.block, p.block);
+                          gemm::MatrixRef<T>{u, p.u_ks, 1}, p.cg,
+                          gemm::MatrixRef<T>{v, p.v_cs, 1}, p.block, T(0), mdom, p.m_ks,
+                          p.block);
+  }
+
+  // The same with U packed ahead (one group's kg rows, u_packed apart per coordinate).
+  void gemms_packed(int64_t nt, const T* u_packed, const T* v, T* mdom) const {
+    gemm::gemm_batched_packed_a<T>(p.coords, p.kg, nt, p.cg, T(1), u_packed, p.u_packed,
+                                   gemm::MatrixRef<T>{v, p.v_cs, 1}, p.block, T(0), mdom,
+                                   p.m_ks, p.block);
   }
 
   // y for channels [k0, k1) of group grp, tiles [t0, t1), from M rows k - k_base.
   void output(int64_t grp, int64_t t0, int64_t t1, int64_t k0, int64_t k1, int64_t k_base,
               const T* mdom) const {
-    const int64_t out_sp = f.out_spatial(), kstride = p.coords * p.block;
+    const int64_t out_sp = f.out_spatial(), kstride = p.m_ks;
     for (int64_t k = k0; k < k1; ++k) {
       const T b = bias ? bias[grp * p.kg + k] : T(0);
       for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
@@ -257,29 +153,49 @@ void for_each_block(const Schedule& p, int64_t blocks, F&& fn) {
   });
 }
 
+// Every group's U, packed for the GEMMs at u: panels of MR output channels are transformed
+// into a thread's scratch, then packed coordinate by coordinate.
+template <typename T>
+void pack_kernels(const Schedule& p, const Stages<T>& st, T* u, T* scratch) {
+  const int64_t mr = gemm::packed_a_row_step<T>();
+  const int64_t panels = ceil_div(p.kg, mr), units = st.f.groups * panels;
+  std::atomic<int64_t> next{0};
+  parallel_for(p.pack_slots, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      T* panel = scratch + s * p.pack_slot;
+      for (int64_t unit = next++; unit < units; unit = next++) {
+        const int64_t grp = unit / panels, k0 = unit % panels * mr;
+        const int64_t rows = std::min(mr, p.kg - k0);
+        st.kernels(grp, k0, k0 + rows, k0, panel);
+        for (int64_t a = 0; a < p.coords; ++a)
+          gemm::pack_a_rows<T>(p.kg, p.cg, k0, rows,
+                               gemm::MatrixRef<T>{panel + a * p.cg, p.u_ks, 1},
+                               u + (grp * p.coords + a) * p.u_packed);
+      }
+    }
+  });
+}
+
 template <typename T>
 void run_tile_blocks(const Schedule& p, const Stages<T>& st, T* ws) {
   const ConvGeometry& f = st.f;
   T* u = ws;
-  parallel_for(f.k, 1, [&](int64_t k0, int64_t k1) {
-    for (int64_t gk = k0; gk < k1; ++gk)
-      st.kernels(gk / p.kg, gk % p.kg, gk % p.kg + 1, gk % p.kg - gk, u);
-  });
   T* scratch = ws + p.u_elems;
+  pack_kernels(p, st, u, scratch);
   for_each_block(p, f.groups * p.blocks, [&](int64_t unit, int64_t s) {
       const int64_t grp = unit / p.blocks, b = unit % p.blocks;
-      const T* ug = u + grp * p.kg * p.coords * p.cg;
+      const T* ug = u + grp * p.coords * p.u_packed;
       T* v = scratch + s * (p.slot_v + p.slot_m);
       T* mdom = v + p.slot_v;
       const int64_t t0 = b * p.block, t1 = std::min(p.tiles, t0 + p.block);
       if (p.parallel_blocks) {
         st.input(grp, t0, t1, 0, p.cg, v);
-        st.gemms(p.kg, t1 - t0, ug, v, mdom);
+        st.gemms_packed(t1 - t0, ug, v, mdom);
         st.output(grp, t0, t1, 0, p.kg, 0, mdom);
         return;
       }
       parallel_for(p.cg, 1, [&](int64_t c0, int64_t c1) { st.input(grp, t0, t1, c0, c1, v); });
-      st.gemms(p.kg, t1 - t0, ug, v, mdom);
+      st.gemms_packed(t1 - t0, ug, v, mdom);
       parallel_for(p.kg, 1,
                    [&](int64_t k0, int64_t k1) { st.output(grp, t0, t1, k0, k1, 0, mdom); });
   });
@@ -342,7 +258,7 @@ void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad
   T* dw = ws;                // [k][a][c] of one group
   T* v = ws + p.u_elems;     // [c][a][t]
   T* gy_hat = v + p.slot_v;  // [k][a][t]
-  const int64_t out_sp = g.out_spatial(), kstride = p.coords * p.block;
+  const int64_t out_sp = g.out_spatial(), kstride = p.m_ks;
   const bool flip = g.mode == ConvMode::kConv;
   for (int64_t grp = 0; grp < g.groups; ++grp) {
     for (int64_t b = 0; b < p.blocks; ++b) {
@@ -359,13 +275,13 @@ void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad
       });
       gemm::gemm_batched<T>(p.coords, p.kg, p.cg, t1 - t0, T(1),
                             gemm::MatrixRef<T>{gy_hat, kstride, 1}, p.block,
-                            gemm::MatrixRef<T>{v, 1, kstride}, p.block, b == 0 ? T(0) : T(1), dw,
-                            p.coords * p.cg, p.cg);
+                            gemm::MatrixRef<T>{v, 1, p.v_cs}, p.block, b == 0 ? T(0) : T(1), dw,
+                            p.u_ks, p.cg);
     }
     parallel_for(p.kg, 1, [&](int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k)
         for (int64_t c = 0; c < p.cg; c += tk.lanes)
-          tk.weight(dw + k * p.coords * p.cg + c, p.cg, std::min<int64_t>(tk.lanes, p.cg - c),
+          tk.weight(dw + k * p.u_ks + c, p.cg, std::min<int64_t>(tk.lanes, p.cg - c),
                     flip, grad_w + ((grp * p.kg + k) * p.cg + c) * taps, taps);
     });
   }

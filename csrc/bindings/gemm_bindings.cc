@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "fastconv/status.h"
 #include "gemm/gemm.h"
@@ -115,7 +116,7 @@ void run_gemm(const py::array& a, const py::array& b, py::array& c, double alpha
 
 template <typename T>
 void run_gemm_batched(const py::array& a, const py::array& b, py::array& c, double alpha,
-                      double beta) {
+                      double beta, bool packed_a) {
   const int64_t batch = c.shape(0), m = c.shape(1), n = c.shape(2), k = a.shape(2);
   const MatrixRef<T> ar = matrix_of<T>(a, 1, "a"), br = matrix_of<T>(b, 1, "b");
   const int64_t sa = elem_stride(a, 0, "a"), sb = elem_stride(b, 0, "b");
@@ -129,8 +130,24 @@ void run_gemm_batched(const py::array& a, const py::array& b, py::array& c, doub
     if (!nested) throw InvalidArgument("gemm_batched: the items of c must not overlap");
   }
   T* cp = static_cast<T*>(c.mutable_data());
+  if (!packed_a) {
+    without_gil([&] {
+      gemm::gemm_batched<T>(batch, m, n, k, T(alpha), ar, sa, br, sb, T(beta), cp, ldc, sc);
+    });
+    return;
+  }
+  // A packed ahead, as Winograd does: each item's rows in chunks of two row steps (so chunks
+  // start inside the packed layout), then the GEMMs read it in place.
+  const int64_t per_item = gemm::packed_a_elems<T>(m, k), step = 2 * gemm::packed_a_row_step<T>();
+  std::vector<T> packed(size_t(std::max<int64_t>(batch * per_item, 1)));
   without_gil([&] {
-    gemm::gemm_batched<T>(batch, m, n, k, T(alpha), ar, sa, br, sb, T(beta), cp, ldc, sc);
+    for (int64_t i = 0; i < batch; ++i)
+      for (int64_t r = 0; r < m; r += step)
+        gemm::pack_a_rows<T>(m, k, r, std::min(step, m - r),
+                             MatrixRef<T>{ar.data + i * sa + r * ar.rs, ar.rs, ar.cs},
+                             packed.data() + i * per_item);
+    gemm::gemm_batched_packed_a<T>(batch, m, n, k, T(alpha), packed.data(), per_item, br, sb,
+                                   T(beta), cp, ldc, sc);
   });
 }
 
@@ -144,13 +161,13 @@ void gemm_py(const py::array& a, const py::array& b, py::array c, double alpha, 
 }
 
 void gemm_batched_py(const py::array& a, const py::array& b, py::array c, double alpha,
-                     double beta) {
+                     double beta, bool packed_a) {
   const bool f64 = common_is_f64(a, b, c);
   check_operands(a, b, c, 3);
   if (f64)
-    run_gemm_batched<double>(a, b, c, alpha, beta);
+    run_gemm_batched<double>(a, b, c, alpha, beta, packed_a);
   else
-    run_gemm_batched<float>(a, b, c, alpha, beta);
+    run_gemm_batched<float>(a, b, c, alpha, beta, packed_a);
 }
 
 bool dtype_is_f64(const std::string& dtype) {
@@ -194,8 +211,9 @@ void bind_gemm(py::module_& m) {
         "c = alpha * a @ b + beta * c in place (2-D float32/float64 arrays, any strides; c needs "
         "unit column stride; beta == 0 never reads c).");
   m.def("gemm_batched", &gemm_batched_py, py::arg("a"), py::arg("b"), py::arg("c"),
-        py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
-        "c[i] = alpha * a[i] @ b[i] + beta * c[i] in place for 3-D arrays.");
+        py::arg("alpha") = 1.0, py::arg("beta") = 0.0, py::arg("packed_a") = false,
+        "c[i] = alpha * a[i] @ b[i] + beta * c[i] in place for 3-D arrays; packed_a=True packs "
+        "each a[i] ahead (gemm::pack_a_rows) and runs gemm_batched_packed_a.");
   m.def("gemm_kernels", &gemm::kernel_names, "Names of the GEMM micro-kernels in use.");
   m.def("gemm_blocking", &gemm_blocking_py, py::arg("dtype") = "float32",
         "Micro-kernel tile (mr, nr) and cache blocking (mc, kc, nc) in use for dtype.");

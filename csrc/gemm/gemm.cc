@@ -12,19 +12,12 @@
 #include <string>
 #include <vector>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-#if defined(_WIN32)
-#include <malloc.h>
-#endif
-
 #include "fastconv/cpu_features.h"
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
 #include "gemm/cache_sizes.h"
 #include "gemm/kernel_table.h"
-
+#include "gemm/pack_buffers.h"
 
 namespace fastconv::gemm {
 namespace {
@@ -72,61 +65,6 @@ void pack_a(const GemmKernel<T>& kern, MatrixRef<T> a, int64_t i0, int64_t mc, i
   }
 }
 
-// Per-thread packing memory for one A block and one B block, grown on demand and kept for the
-// next call (allocation happens here, at the GEMM level, never in micro-kernels). Large buffers
-// are 2 MiB aligned and asked for transparent huge pages: physically contiguous blocks map evenly
-// onto the cache sets (with 4 KiB pages, random physical pages make L2 conflicts vary from run to
-// run) and need few TLB entries.
-class PackBuffers {
- public:
-  template <typename T>
-  void reserve(int64_t a_elems, int64_t b_elems, T** a, T** b) {
-    const size_t a_bytes = round_up(size_t(a_elems) * sizeof(T), kAlign);
-    const size_t bytes = a_bytes + size_t(b_elems) * sizeof(T);
-    if (bytes > capacity_) {
-      memory_.reset();  // free first: the old block is not needed
-      memory_.reset(allocate(bytes));
-      capacity_ = bytes;
-    }
-    *a = reinterpret_cast<T*>(memory_.get());
-    *b = reinterpret_cast<T*>(memory_.get() + a_bytes);
-  }
-
- private:
-  static constexpr size_t kAlign = 64, kHugePage = size_t(2) << 20;
-  static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
-  struct Free {
-#if defined(_WIN32)
-    void operator()(unsigned char* p) const { _aligned_free(p); }
-#else
-    void operator()(unsigned char* p) const { std::free(p); }
-#endif
-  };
-
-  static unsigned char* allocate(size_t bytes) {
-    void* p = nullptr;
-#if defined(__linux__)
-    if (bytes >= kHugePage / 2) {
-      const size_t rounded = round_up(bytes, kHugePage);
-      if (posix_memalign(&p, kHugePage, rounded) == 0) {
-        madvise(p, rounded, MADV_HUGEPAGE);  // a hint: without THP it is just memory
-        return static_cast<unsigned char*>(p);
-      }
-    }
-#endif
-#if defined(_WIN32)
-    p = _aligned_malloc(bytes, kAlign);
-    if (!p) throw std::bad_alloc();
-#else
-    if (posix_memalign(&p, kAlign, bytes) != 0) throw std::bad_alloc();
-#endif
-    return static_cast<unsigned char*>(p);
-  }
-
-  std::unique_ptr<unsigned char, Free> memory_;
-  size_t capacity_ = 0;
-};
-
 thread_local PackBuffers t_pack;
 
 // ---- the five loops
@@ -143,6 +81,7 @@ struct Problem {
   Blocking blocking;
   int64_t row_a_cols;  // blocks of at most this many columns read A in place (0: never)
   const PanelSource<T>* a_src = nullptr;  // packs A's panels instead of `a` (then row_a_cols 0)
+  const T* a_packed = nullptr;  // A packed ahead (pack_a_rows' layout; then row_a_cols 0)
 };
 
 // Packs rows [i0, i0 + mc) x columns [k0, k0 + kc) of the problem's A (pack_a's layout): from
@@ -151,6 +90,16 @@ template <typename T>
 void pack_a_block(const Problem<T>& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc, T* dst) {
   if (p.a_src) return p.a_src->pack(k0, kc, i0, mc, p.kernel->mr, dst);
   pack_a(*p.kernel, p.a, i0, mc, k0, kc, dst);
+}
+
+// The packed rows [i0, i0 + mc) x columns [k0, k0 + kc) of A (i0 a multiple of MR): where they
+// lie in an A packed ahead (pack_a_rows: k block by k block, each round_up(m, MR) x kc in panels
+// of MR rows), else packed into abuf.
+template <typename T>
+const T* a_block(const Problem<T>& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc, T* abuf) {
+  if (p.a_packed) return p.a_packed + k0 * round_up(p.m, p.kernel->mr) + i0 * kc;
+  pack_a_block(p, i0, mc, k0, kc, abuf);
+  return abuf;
 }
 
 // Small N: with only a few B panels, each packed A panel would serve just those few micro-kernel
@@ -275,7 +224,7 @@ void gemm_block(const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t
     for (int64_t pc = 0; pc < p.k; pc += kc_max) {
       const int64_t kc = std::min(kc_max, p.k - pc);
       const T beta = pc == 0 ? p.beta : T(1);
-      pack_a_block(p, m0, m1 - m0, pc, kc, abuf);
+      const T* ablock = a_block(p, m0, m1 - m0, pc, kc, abuf);
       for (int64_t jr = n0; jr < n1; jr += nr) {
         const int64_t cols = std::min(nr, n1 - jr);
         if (cols == nr && p.b->rows(pc, kc, jr, nr, rows.data())) {
@@ -285,7 +234,7 @@ void gemm_block(const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t
           const bool prefetch = jr + 2 * nr <= n1 && p.b->rows(pc, kc, jr + nr, nr, next.data());
           const int64_t share = ceil_div(kc, row_blocks);
           for (int64_t ir = 0, blk = 0; ir < m1 - m0; ir += mr, ++blk) {
-            kern.fn_indirect_b(kc, abuf + ir * kc, rows.data(), p.c + (m0 + ir) * p.ldc + jr,
+            kern.fn_indirect_b(kc, ablock + ir * kc, rows.data(), p.c + (m0 + ir) * p.ldc + jr,
                                p.ldc, std::min(mr, m1 - m0 - ir), p.alpha, beta);
             if (prefetch) {
               prefetch_rows(next.data() + std::min(kc, blk * share),
@@ -297,7 +246,7 @@ void gemm_block(const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t
         }
         p.b->pack(pc, kc, jr, cols, nr, bbuf);
         for (int64_t ir = 0; ir < m1 - m0; ir += mr) {
-          kern.fn(kc, abuf + ir * kc, bbuf, p.c + (m0 + ir) * p.ldc + jr, p.ldc,
+          kern.fn(kc, ablock + ir * kc, bbuf, p.c + (m0 + ir) * p.ldc + jr, p.ldc,
                   std::min(mr, m1 - m0 - ir), cols, p.alpha, beta);
         }
       }
@@ -313,8 +262,8 @@ void gemm_block(const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t
       p.b->pack(pc, kc, jc, nc, nr, bbuf);
       for (int64_t ic = m0; ic < m1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, m1 - ic);
-        pack_a_block(p, ic, mc, pc, kc, abuf);
-        kernel_block(p, kc, mc, nc, abuf, bbuf, p.c + ic * p.ldc + jc, beta);
+        kernel_block(p, kc, mc, nc, a_block(p, ic, mc, pc, kc, abuf), bbuf, p.c + ic * p.ldc + jc,
+                     beta);
       }
     }
   }
@@ -506,24 +455,13 @@ void gemm(int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a, MatrixRef<T>
   gemm(m, n, k, alpha, a, DenseSource<T>(b), beta, c, ldc);
 }
 
-template <typename T>
-void gemm_batched(int64_t batch, int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a,
-                  int64_t stride_a, MatrixRef<T> b, int64_t stride_b, T beta, T* c, int64_t ldc,
-                  int64_t stride_c) {
-  if (batch < 0)
-    throw InvalidArgument("gemm_batched: batch must be >= 0, got " + std::to_string(batch));
-  check_sizes(m, n, k, ldc);
-  if (batch == 0 || m == 0 || n == 0) return;
-  check_extent<T>(batch, 2, stride_a, 1, "A batch");
-  check_extent<T>(batch, 2, stride_b, 1, "B batch");
-  check_extent<T>(batch, 2, stride_c, 1, "C batch");
-  auto item = [&](int64_t i) {
-    gemm<T>(m, n, k, alpha, {a.data + i * stride_a, a.rs, a.cs},
-            {b.data + i * stride_b, b.rs, b.cs}, beta, c + i * stride_c, ldc);
-  };
-  // Items in parallel when they divide evenly over the threads (or are many, or too small to
-  // split); otherwise one after another, each split over the threads. Nested gemm calls run
-  // inline on their pool thread, so the two levels never compete.
+namespace {
+
+// Runs item(i) for i in [0, batch): in parallel when the items divide evenly over the threads (or
+// are many, or too small to split); otherwise one after another, each split over the threads.
+// Nested gemm calls run inline on their pool thread, so the two levels never compete.
+template <typename F>
+void for_each_item(int64_t batch, int64_t m, int64_t n, int64_t k, F&& item) {
   const int threads = get_num_threads();
   const double item_work = double(m) * double(n) * double(k);
   const bool over_items =
@@ -535,6 +473,76 @@ void gemm_batched(int64_t batch, int64_t m, int64_t n, int64_t k, T alpha, Matri
   }
   parallel_for(batch, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) item(i);
+  });
+}
+
+void check_batch(int64_t batch, int64_t stride_a, int64_t stride_b, int64_t stride_c,
+                 const char* fn) {
+  if (batch < 0)
+    throw InvalidArgument(std::string(fn) + ": batch must be >= 0, got " + std::to_string(batch));
+  check_extent<char>(batch, 2, stride_a, 1, "A batch");
+  check_extent<char>(batch, 2, stride_b, 1, "B batch");
+  check_extent<char>(batch, 2, stride_c, 1, "C batch");
+}
+
+}  // namespace
+
+template <typename T>
+void gemm_batched(int64_t batch, int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a,
+                  int64_t stride_a, MatrixRef<T> b, int64_t stride_b, T beta, T* c, int64_t ldc,
+                  int64_t stride_c) {
+  check_batch(batch, stride_a, stride_b, stride_c, "gemm_batched");
+  check_sizes(m, n, k, ldc);
+  if (batch == 0 || m == 0 || n == 0) return;
+  for_each_item(batch, m, n, k, [&](int64_t i) {
+    gemm<T>(m, n, k, alpha, {a.data + i * stride_a, a.rs, a.cs},
+            {b.data + i * stride_b, b.rs, b.cs}, beta, c + i * stride_c, ldc);
+  });
+}
+
+template <typename T>
+int64_t packed_a_row_step() {
+  return gemm_kernel<T>().mr;
+}
+
+template <typename T>
+int64_t packed_a_elems(int64_t m, int64_t k) {
+  return round_up(m, gemm_kernel<T>().mr) * k;
+}
+
+template <typename T>
+void pack_a_rows(int64_t m, int64_t k, int64_t i0, int64_t rows, MatrixRef<T> a, T* packed) {
+  const GemmKernel<T>& kern = gemm_kernel<T>();
+  if (i0 % kern.mr != 0 || i0 < 0 || rows < 0 || i0 + rows > m)
+    throw InvalidArgument("pack_a_rows: rows [" + std::to_string(i0) + ", " +
+                          std::to_string(i0 + rows) + ") must start at a multiple of " +
+                          std::to_string(kern.mr) + " and lie in [0, " + std::to_string(m) + ")");
+  // The k blocks gemm_block uses (k_block), each a round_up(m, mr) x kc block of panels.
+  const int64_t kc_max = k_block(k, blocking<T>().kc), m_pad = round_up(m, kern.mr);
+  for (int64_t pc = 0; pc < k; pc += kc_max) {
+    const int64_t kc = std::min(kc_max, k - pc);
+    for (int64_t r = 0; r < rows; r += kern.mr)
+      kern.pack_a(std::min(kern.mr, rows - r), kc, a.data + r * a.rs + pc * a.cs, a.rs, a.cs,
+                  packed + pc * m_pad + (i0 + r) * kc);
+  }
+}
+
+template <typename T>
+void gemm_batched_packed_a(int64_t batch, int64_t m, int64_t n, int64_t k, T alpha,
+                           const T* a_packed, int64_t stride_a, MatrixRef<T> b, int64_t stride_b,
+                           T beta, T* c, int64_t ldc, int64_t stride_c) {
+  check_batch(batch, stride_a, stride_b, stride_c, "gemm_batched_packed_a");
+  check_sizes(m, n, k, ldc);
+  if (batch == 0 || m == 0 || n == 0) return;
+  check_extent<T>(k, n, b.rs, b.cs, "B");
+  const GemmKernel<T>& kern = gemm_kernel<T>();
+  for_each_item(batch, m, n, k, [&](int64_t i) {
+    if (k == 0 || alpha == T(0)) return scale_c(m, n, beta, c + i * stride_c, ldc);
+    const DenseSource<T> src(MatrixRef<T>{b.data + i * stride_b, b.rs, b.cs});
+    Problem<T> p{m, n, k, alpha, beta, MatrixRef<T>{nullptr, 0, 0}, &src, c + i * stride_c, ldc,
+                 &kern, blocking<T>(), 0};
+    p.a_packed = a_packed + i * stride_a;
+    run_problem(p);
   });
 }
 
@@ -566,6 +574,11 @@ std::string kernel_names() {
                         T, T*, int64_t);                                                   \
   template void gemm_batched<T>(int64_t, int64_t, int64_t, int64_t, T, MatrixRef<T>, int64_t,      \
                                 MatrixRef<T>, int64_t, T, T*, int64_t, int64_t);                   \
+  template int64_t packed_a_row_step<T>();                                                         \
+  template int64_t packed_a_elems<T>(int64_t, int64_t);                                            \
+  template void pack_a_rows<T>(int64_t, int64_t, int64_t, int64_t, MatrixRef<T>, T*);              \
+  template void gemm_batched_packed_a<T>(int64_t, int64_t, int64_t, int64_t, T, const T*, int64_t, \
+                                         MatrixRef<T>, int64_t, T, T*, int64_t, int64_t);          \
   template int64_t panel_width<T>();                                                               \
   template bool transpose_fills_better<T>(int64_t, double);
 

@@ -71,6 +71,24 @@ void gemm_batched(int64_t batch, int64_t m, int64_t n, int64_t k, T alpha, Matri
                   int64_t stride_a, MatrixRef<T> b, int64_t stride_b, T beta, T* c, int64_t ldc,
                   int64_t stride_c);
 
+// A packed ahead, for GEMMs that share it (Winograd's transformed kernels serve every block of
+// tiles): the whole m x k A in the driver's packed layout, read in place by each GEMM instead of
+// packed again per call. packed_a_elems(m, k) elements; pack_a_rows writes rows [i0, i0 + rows)
+// of A into it (i0 a multiple of packed_a_row_step(); a points at row i0, so threads can pack
+// disjoint row ranges); gemm_batched_packed_a is gemm_batched with item i's A at
+// a_packed + i * stride_a. The layout depends on the active ISA and the cache blocking, so a
+// packed A is only for this process.
+template <typename T>
+int64_t packed_a_row_step();
+template <typename T>
+int64_t packed_a_elems(int64_t m, int64_t k);
+template <typename T>
+void pack_a_rows(int64_t m, int64_t k, int64_t i0, int64_t rows, MatrixRef<T> a, T* packed);
+template <typename T>
+void gemm_batched_packed_a(int64_t batch, int64_t m, int64_t n, int64_t k, T alpha,
+                           const T* a_packed, int64_t stride_a, MatrixRef<T> b, int64_t stride_b,
+                           T beta, T* c, int64_t ldc, int64_t stride_c);
+
 // The micro-kernel tile the active ISA uses for T (what PanelSource::pack is asked for).
 template <typename T>
 int64_t panel_width();

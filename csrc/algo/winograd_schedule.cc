@@ -1,0 +1,134 @@
+// Winograd's schedule (winograd_schedule.h).
+#include "algo/winograd_schedule.h"
+
+#include <algorithm>
+
+#include "algo/winograd_tiles.h"
+#include "common/tuning.h"
+#include "gemm/gemm.h"
+
+namespace fastconv::algo::winograd_schedule {
+
+namespace {
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// A row stride of at least `elems` elements whose bytes are not a multiple of 4 KiB, the
+// period of the L1 sets: the GEMMs write M in micro-tiles of 12 rows (and read U's rows in
+// place on kernel blocks), and rows 4 KiB apart all land in one L1 set and evict each other.
+// res3.3x3 at batch 1, F(2x2), has such rows (128 channels or tiles x 16 coordinates); there
+// the GEMM also packed U again for every block because of it (gemm.cc, a_rows_alias), before
+// U was packed ahead. The padding alone measured within noise there (0.89 vs 0.87-0.97 ms).
+int64_t unaliased(int64_t elems, int64_t elem) {
+  return (elems * elem) % 4096 == 0 ? elems + 64 / elem : elems;
+}
+
+// Bytes of transform-domain data per block (FASTCONV_WINOGRAD_BLOCK_BYTES overrides, for
+// tuning). Measured on Zen 5 (1 MiB L2, 2 threads, noisy): tile blocks run best at one to a few
+// MiB and at least 128 tiles (fewer and packing each GEMM's A costs ~10%: vgg16.conv1_2 F(4x4)
+// 14.0 ms at 1 MiB, 15.0 at 3, 20.0 at 12; F(2x2) conv2_2 22.4 ms at 2.5 MiB vs 24.1 at 1),
+// kernel blocks with large channel counts at a few MiB (conv4_2 12.8 ms at 6 MiB vs 17.5 at 1).
+int64_t block_budget_bytes(bool kernel_blocks) {
+  if (const int64_t forced = tuning().winograd_block_bytes) return forced;
+  return kernel_blocks ? int64_t(6) << 20 : int64_t(2) << 20;
+}
+
+}  // namespace
+
+Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem, int64_t threads) {
+  Schedule p;
+  p.f = winograd_tiles::pass_geometry(g, pass);
+  const ConvGeometry& f = p.f;
+  p.m = m;
+  p.r = int(f.kernel[2]);
+  const bool two_d = g.rank == 2;
+  p.mw = p.m;
+  p.mh = two_d ? p.m : 1;
+  p.coords = int64_t(p.mw + p.r - 1) * (two_d ? p.mh + p.r - 1 : 1);
+  p.tiles_h = ceil_div(f.out[1], p.mh);
+  p.tiles_w = ceil_div(f.out[2], p.mw);
+  p.tiles = f.n * p.tiles_h * p.tiles_w;
+  p.cg = f.c_per_group();
+  p.kg = f.k_per_group();
+  const int64_t lanes = 64 / elem;
+  const int64_t all_tiles = round_up(std::max<int64_t>(p.tiles, 1), lanes);
+  const bool weight_pass = pass == ConvPass::kBackwardWeight;
+  p.kernel_blocks = !weight_pass && p.tiles < p.kg &&
+                    p.coords * p.cg * all_tiles * elem <= (int64_t(16) << 20);
+  if (p.kernel_blocks) {
+    p.block = all_tiles;
+    const int64_t budget = block_budget_bytes(true);
+    int64_t kb = std::clamp<int64_t>(budget / (p.coords * (p.cg + p.block) * elem), 16, p.kg);
+    if (threads > 1 && ceil_div(p.kg, kb) < 2 * threads)
+      kb = std::max<int64_t>(16, round_up(ceil_div(p.kg, 2 * threads), 16));
+    p.kb = std::min(kb, p.kg);
+    p.blocks = ceil_div(p.kg, p.kb);
+  } else {
+    const int64_t per_tile = p.coords * (p.cg + p.kg) * elem;
+    // The weight gradient's GEMMs reduce over a block's tiles: long blocks (>= 256 tiles) keep
+    // them efficient and read-modify-write the alpha^2 x K x C sums less often.
+    int64_t block = weight_pass
+                        ? std::clamp<int64_t>(4 * block_budget_bytes(false) / per_tile, 256, 2048)
+                        : std::clamp<int64_t>(block_budget_bytes(false) / per_tile, 128, 1024);
+    block = round_up(std::min(block, all_tiles), lanes);
+    // Too few blocks to give every thread two (whole blocks then leave threads idle: 196 tiles
+    // ran as 64 + 64 + 64 + 4, one thread doing 128 and the other 68): with at most two blocks'
+    // worth of tiles, one block that all threads share stage by stage. Measured on a Xeon with
+    // AVX-512 (2 threads, U packed once): res3.3x3 at batch 1, F(2x2), 196 tiles 0.69 ms as one
+    // block vs 0.79 as four; res2.3x3, F(4x4), 0.645 vs 0.69. At batch 8 (1568 tiles) the block
+    // size mattered within noise (4.1-4.4 ms for 128 to 1568 tiles).
+    if (!weight_pass && threads > 1 && ceil_div(p.tiles, block) < 2 * threads &&
+        all_tiles <= 2 * block)
+      block = all_tiles;
+    p.block = block;
+    p.kb = p.kg;
+    p.blocks = ceil_div(p.tiles, p.block);
+  }
+  // Tile blocks of every group are independent units (grouped convolutions); kernel blocks
+  // share one group's input transform.
+  const int64_t units = p.kernel_blocks ? p.blocks : p.blocks * f.groups;
+  // The weight gradient sums over blocks: one block at a time, each stage split over threads.
+  p.parallel_blocks = !weight_pass && threads > 1 && units >= 2 * threads;
+  p.slots = p.parallel_blocks ? threads : 1;
+  p.u_ks = unaliased(p.coords * p.cg, elem);
+  p.v_cs = unaliased(p.coords * p.block, elem);
+  p.m_ks = unaliased(p.coords * p.block, elem);
+  const int64_t v_block = round_up(p.v_cs * p.cg, 16);
+  p.slot_m = round_up(p.m_ks * p.kb, 16);
+  if (p.kernel_blocks) {
+    p.v_elems = v_block;
+    p.slot_u = round_up(p.u_ks * p.kb, 16);
+  } else if (weight_pass) {
+    p.u_elems = round_up(p.u_ks * p.kg, 16);
+    p.slot_v = v_block;
+  } else {
+    const bool f32 = elem == 4;
+    p.u_packed = round_up(f32 ? gemm::packed_a_elems<float>(p.kg, p.cg)
+                              : gemm::packed_a_elems<double>(p.kg, p.cg), 16);
+    p.u_elems = f.groups * p.coords * p.u_packed;
+    p.pack_slots = threads;
+    p.pack_slot = round_up(p.u_ks * (f32 ? gemm::packed_a_row_step<float>()
+                                         : gemm::packed_a_row_step<double>()), 16);
+    p.slot_v = v_block;
+  }
+  return p;
+}
+
+int64_t schedule_elems(const Schedule& p) {
+  return p.u_elems + p.v_elems +
+         std::max(p.slots * (p.slot_u + p.slot_v + p.slot_m), p.pack_slots * p.pack_slot);
+}
+
+// The weight gradient in the transform domain holds alpha^2 x K x C values, reduced over the
+// output tiles: with few tiles per channel (small images, e.g. 7x7 or 14x14 with 256-512
+// channels) forming it costs more than it saves, and implicit_gemm runs instead. Measured on a
+// quiet machine (2 threads, F(3x3,4x4) forced vs implicit_gemm): resnet50.res3 (49 tiles, 128
+// ch) 1.53x faster; res4 (16 tiles, 256 ch) 0.46x; res5 (4 tiles, 512) 0.05x; vgg16.conv4_2
+// (49 tiles, 512) 0.48x. Few channels per group leave each group's GEMMs and transforms too
+// small to pay for their passes over the data (resnext50.g32, 8 per group: 0.69x).
+bool weight_gradient_by_winograd(const Schedule& p) {
+  return 4 * p.tiles >= std::max(p.cg, p.kg) && std::min(p.cg, p.kg) >= 16;
+}
+
+}  // namespace fastconv::algo::winograd_schedule

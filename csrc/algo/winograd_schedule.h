@@ -1,0 +1,54 @@
+// Winograd's schedule: how a pass's tiles and channels split into blocks, the transform-domain
+// layouts (strides, packed kernels) and the scratch they take, decided once per plan
+// (algo/winograd.cc runs it).
+#pragma once
+#include <cstdint>
+
+#include "fastconv/algorithm.h"
+#include "fastconv/geometry.h"
+
+namespace fastconv::algo::winograd_schedule {
+
+// Everything the driver and the workspace size derive from a geometry and tile, decided once by
+// winograd_plan and kept in the ConvPlan's detail. Two schedules:
+// - tile blocks (many tiles): all kernels are transformed once (U for every k, c); threads take
+//   blocks of tiles through input transform -> alpha^2 GEMMs -> output transform;
+// - kernel blocks (fewer tiles than output channels, e.g. 7x7 or 14x14 images): every tile is
+//   input-transformed once (V for every c, tile); threads take blocks of output channels through
+//   kernel transform -> alpha^2 GEMMs -> output transform, so U is never whole in memory.
+struct Schedule {
+  ConvGeometry f;            // the stride-1 correlation that runs (pass_geometry)
+  int m = 4;                 // output tile along W (and H in 2-D)
+  int r = 3;                 // kernel taps per dim
+  int mh = 4, mw = 4;        // output tile per dim (mh = 1 in 1-D)
+  int64_t coords = 36;       // alpha_h * alpha_w
+  int64_t tiles_h = 0, tiles_w = 0, tiles = 0;  // per image, and over the batch
+  int64_t cg = 0, kg = 0;    // channels per group of the correlation that runs
+  bool kernel_blocks = false;
+  int64_t block = 0;         // tiles per block (kernel blocks: all tiles), a multiple of lanes
+  int64_t kb = 0;            // output channels per block (tile blocks: kg)
+  int64_t blocks = 0;        // blocks per group
+  int64_t slots = 1;         // blocks in flight at once (one scratch each)
+  bool parallel_blocks = false;  // threads take whole blocks; else they split each block
+  int64_t u_elems = 0, v_elems = 0;  // shared: all kernels (tile blocks) or all tiles (kernel)
+  int64_t slot_u = 0, slot_v = 0, slot_m = 0;  // per slot
+  // Row strides: U[k][a][c] k-major, V[c][a][t] c-major, M[k][a][t] k-major (unaliased()).
+  int64_t u_ks = 0, v_cs = 0, m_ks = 0;
+  // Tile blocks keep U packed for the GEMMs (gemm::pack_a_rows), u_packed elements per group
+  // and coordinate: every block reads it in place instead of packing it again. It is made from
+  // panels of MR output channels transformed into per-thread scratch (pack_slots of pack_slot
+  // elements), which the blocks' scratch reuses afterwards.
+  int64_t u_packed = 0, pack_slots = 0, pack_slot = 0;
+};
+
+// The schedule of `pass` of g with output tile m, for elements of `elem` bytes and `threads`
+// workers (the plan's thread count: run_conv re-plans when it changes).
+Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem, int64_t threads);
+
+// Scratch elements a schedule carves up: shared transforms plus one scratch per slot.
+int64_t schedule_elems(const Schedule& p);
+
+// Whether the weight gradient runs in the transform domain (else implicit_gemm runs it).
+bool weight_gradient_by_winograd(const Schedule& p);
+
+}  // namespace fastconv::algo::winograd_schedule
