@@ -165,11 +165,20 @@ bool weight_phases(const ConvGeometry& g) {
 // orientation already packs plain copies, and at 196 positions (87.5% -> 100% of the tiles)
 // the transposed one measured slower (res4.1x1: 0.54 -> 0.57 ms; its forward 0.59 -> 0.53);
 // 49 positions on AVX2 (77% -> 91%) still gain (res5.1x1 backward data 0.91 -> 0.75 ms).
+// The forward gains only where the usual orientation would pack the weight too (rows a
+// multiple of 4 KiB: res5.1x1's 2048 and res4.1x1's 1024 channels); elsewhere it reads the
+// weight in place, while the transposed product packs all of it as B and transposes the output.
+// Xeon, AVX-512, 2 threads, us, usual vs transposed GEMM alone: 512 x 25 x 256 (SSDLite's
+// extra 1x1 on 5x5) 30.6 vs 38.3, and the whole conv 58 before; 1280 x 49 x 320 (EfficientNet-B0's
+// head) 163 vs 187 (conv 223 before); 512 x 49 x 1536 329 vs 343; 960 x 49 x 160 65 vs 67;
+// with aliased rows 512 x 49 x 2048 510 vs 464, 256 x 49 x 1024 131 vs 119.
 constexpr double kTransposeMargin = 0.1, kTransposeMarginData = 0.13;
 
 template <typename T>
 bool transposed_pointwise(const ConvGeometry& g, Pass pass) {
   const double margin = pass == Pass::kBackwardData ? kTransposeMarginData : kTransposeMargin;
+  if (pass == Pass::kForward && gemm::reads_a_in_place<T>(g.c_per_group(), g.out_spatial()))
+    return false;
   return is_pointwise(g) && fold_images(g, pass) == 1 &&
          gemm::transpose_fills_better<T>(g.out_spatial(), margin);
 }

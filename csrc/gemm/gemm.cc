@@ -552,6 +552,12 @@ int64_t panel_width() {
 }
 
 template <typename T>
+bool reads_a_in_place(int64_t lda, int64_t n) {
+  return n <= row_a_columns(MatrixRef<T>{nullptr, lda, 1}, gemm_kernel<T>().nr) &&
+         !a_rows_alias<T>(lda);
+}
+
+template <typename T>
 bool transpose_fills_better(int64_t n, double margin) {
   if (n <= 0) return false;
   const GemmKernel<T>& kern = gemm_kernel<T>();
@@ -580,7 +586,8 @@ std::string kernel_names() {
   template void gemm_batched_packed_a<T>(int64_t, int64_t, int64_t, int64_t, T, const T*, int64_t, \
                                          MatrixRef<T>, int64_t, T, T*, int64_t, int64_t);          \
   template int64_t panel_width<T>();                                                               \
-  template bool transpose_fills_better<T>(int64_t, double);
+  template bool transpose_fills_better<T>(int64_t, double);                                        \
+  template bool reads_a_in_place<T>(int64_t, int64_t);
 
 FASTCONV_INSTANTIATE_GEMM(float)
 FASTCONV_INSTANTIATE_GEMM(double)

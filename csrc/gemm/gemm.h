@@ -93,6 +93,11 @@ void gemm_batched_packed_a(int64_t batch, int64_t m, int64_t n, int64_t k, T alp
 template <typename T>
 int64_t panel_width();
 
+// Whether gemm() reads a row-major A (row stride lda, unit column stride) in place, without
+// packing it, when C has n columns: few B panels, and rows that do not all share one L1 set.
+template <typename T>
+bool reads_a_in_place(int64_t lda, int64_t n);
+
 // Whether C (m x n) is better computed as its transpose C^T = B^T A^T: the share of the
 // micro-kernel's multiply-adds that land on real elements when n fills NR-wide panels, against
 // that share when n runs along tile rows (computed in the tile's row steps), better by at least
