@@ -27,12 +27,14 @@ GEOMETRIES = [
     ((1, 3, 7, 9, 10), (5, 3, 3, 3, 3), dict(stride=(1, 2, 2), padding=1)),  # rank 3
     ((1, 2, 6, 7, 8), (4, 2, 2, 3, 2), dict(stride=(2, 3, 2), dilation=(2, 1, 1), mode="conv")),
     ((1, 24, 14, 13), (17, 24, 3, 3), dict(stride=2, padding=1)),  # many input channels
-    # 512+ terms and short rows: the forward vectorised over output channels (whole vectors of
-    # channels; then a count that pads the last one)
+    # 512+ terms and short rows with 16+ channels each side (the forward on the per-tap GEMM
+    # path, direct_taps; backward data and weight on the row kernels)
     ((2, 60, 15, 13), (16, 60, 3, 3), dict(stride=2, padding=1)),
     ((1, 64, 9, 6), (21, 64, 3, 3), dict(stride=2, dilation=(1, 2), padding=(1, 2), mode="conv")),
-    # ... over 441 positions: several chunks of positions per thread, the last one shorter
-    ((1, 60, 41, 41), (16, 60, 3, 3), dict(stride=2, padding=1)),
+    # 256+ terms, 12 output channels (not the tap path) and 35-wide rows: the float32 forward
+    # vectorised over output channels (direct_rows.cc forward_channels), 1225 positions in
+    # chunks of 320 per call, two per thread, the last one shorter
+    ((1, 30, 70, 70), (12, 30, 3, 3), dict(stride=2, padding=1)),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 

@@ -209,11 +209,17 @@ def test_batched(rng, dtype, batch):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m, n, k", [(1, 5, 3), (13, 40, 31), (50, 33, 700), (25, 64, 257)])
-def test_batched_with_a_packed_ahead(rng, dtype, m, n, k):
+@pytest.mark.parametrize(
+    "m, n, k", [(1, 5, 3), (13, 40, 31), (50, 33, 700), (25, 64, 257), (7, 9, 0), (600, 300, 40)]
+)
+def test_batched_with_a_packed_ahead(rng, dtype, m, n, k, restore_threads):
     """gemm_batched_packed_a (Winograd's transformed kernels, packed once) matches the oracle and
     the plain batched GEMM bit for bit: the same k blocks, so the same summation order. Shapes
-    cover rows past a tile edge and k past one k block."""
+    cover rows past a tile edge, k past one k block, k = 0 (C scaled by beta) and rows past
+    one A block (m > mc) split over threads."""
+    import fastconv
+
+    fastconv.set_num_threads(2)
     batch = 3
     a = rng.uniform(-1, 1, (batch, m, k)).astype(dtype)
     b = rng.uniform(-1, 1, (batch, k, n)).astype(dtype)

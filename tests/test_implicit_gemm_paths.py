@@ -216,7 +216,9 @@ def test_small_image_backward_data(case, dtype, mode, rng, poisoned_outputs):
 
 # Convs on small images run as the transposed product (positions x channels) when the positions
 # fill the micro-kernel's tile rows better than its panels: 49 positions at every ISA level, 13
-# and 3x5 ones, groups, a bias added while transposing; pointwise (backward data too) and other
+# and 3x5 ones, groups, a bias added while transposing; pointwise backward data, pointwise
+# forwards whose weight rows are a multiple of 4 KiB (1024 float32 / 512 float64 channels; the
+# other pointwise forwards here read the weight in place, the usual orientation) and other
 # kernels (forward); and shapes left to the usual orientation (a large image, folded batches).
 POINTWISE_SMALL = [
     ("7x7", (1, 64, 7, 7), (40, 64, 1, 1), dict()),
@@ -224,6 +226,7 @@ POINTWISE_SMALL = [
     ("3x5-groups", (1, 12, 3, 5), (18, 6, 1, 1), dict(groups=2)),
     ("large-image", (1, 8, 40, 40), (16, 8, 1, 1), dict()),
     ("folded", (6, 16, 7, 7), (24, 16, 1, 1), dict()),
+    ("7x7-aliased-rows", (1, 1024, 7, 7), (20, 1024, 1, 1), dict()),
     # other kernels on small images: the columns gathered once, the transposed product on them
     ("3x3-7x7", (1, 40, 7, 7), (36, 40, 3, 3), dict(padding=1)),
     (

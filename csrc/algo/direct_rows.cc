@@ -145,7 +145,7 @@ int64_t slots_of(int threads) { return std::max(1, threads); }
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // Output positions per forward_channels call: its scratch holds that many rows of kp channels,
-// up to 256 KiB (L2), and at most kChannelChunk. Longer chunks write longer runs of each output
+// up to 256 KiB (L2; at least 96 positions however wide kp is), and at most kChannelChunk. Longer chunks write longer runs of each output
 // channel's plane when the scratch is transposed out: alexnet.conv1 (96 channels, 2 threads,
 // AVX-512, interleaved in one process) 0.96 ms in chunks of 96 positions, 0.89 of 192, 0.79 of
 // 384; res3.3x3s2 and resnet50.conv1 within 1% from 96 to 480.
@@ -218,7 +218,8 @@ void forward_channels(const ConvPlan& plan, const DwPlane& p, const std::vector<
       for (int64_t k = 0; k < kp; ++k) packed[r * kp + k] = k < g.k ? weight(k, r) : T(0);
   });
   T* scratch = packed + nred * kp;
-  // At least two chunks per slot, so that no thread waits on a long last chunk.
+  // Two chunks per slot where the positions allow (chunks are whole vectors of 16), so that no
+  // thread waits on a long last chunk.
   const int64_t chunk = std::min(channel_chunk(kp, int64_t(sizeof(T))),
                                  round_up((os + 2 * slots - 1) / (2 * slots), 16));
   const int64_t chunks = (os + chunk - 1) / chunk;

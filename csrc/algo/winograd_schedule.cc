@@ -25,8 +25,9 @@ int64_t unaliased(int64_t elems, int64_t elem) {
 }
 
 // Bytes of transform-domain data per block (FASTCONV_WINOGRAD_BLOCK_BYTES overrides, for
-// tuning). Measured on Zen 5 (1 MiB L2, 2 threads, noisy): tile blocks run best at one to a few
-// MiB and at least 128 tiles (fewer and packing each GEMM's A costs ~10%: vgg16.conv1_2 F(4x4)
+// tuning). Measured on Zen 5 (1 MiB L2, 2 threads, noisy), when each block's GEMMs still packed
+// U: tile blocks run best at one to a few MiB and at least 128 tiles (fewer and packing each
+// GEMM's A costs ~10%: vgg16.conv1_2 F(4x4)
 // 14.0 ms at 1 MiB, 15.0 at 3, 20.0 at 12; F(2x2) conv2_2 22.4 ms at 2.5 MiB vs 24.1 at 1),
 // kernel blocks with large channel counts at a few MiB (conv4_2 12.8 ms at 6 MiB vs 17.5 at 1).
 int64_t block_budget_bytes(bool kernel_blocks) {
@@ -72,15 +73,21 @@ Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem
                         ? std::clamp<int64_t>(4 * block_budget_bytes(false) / per_tile, 256, 2048)
                         : std::clamp<int64_t>(block_budget_bytes(false) / per_tile, 128, 1024);
     block = round_up(std::min(block, all_tiles), lanes);
-    // Too few blocks to give every thread two (whole blocks then leave threads idle: 196 tiles
-    // ran as 64 + 64 + 64 + 4, one thread doing 128 and the other 68): with at most two blocks'
-    // worth of tiles, one block that all threads share stage by stage. Measured on a Xeon with
+    // Too few blocks to give every thread two. With at most two blocks' worth of tiles: one
+    // block, which the threads share stage by stage (of one group; groups >= 2 x threads run
+    // whole blocks in parallel instead). Whole blocks of that size left threads idle: 196 tiles
+    // ran as 64 + 64 + 64 + 4, one thread doing 128 and the other 68. Measured on a Xeon with
     // AVX-512 (2 threads, U packed once): res3.3x3 at batch 1, F(2x2), 196 tiles 0.69 ms as one
     // block vs 0.79 as four; res2.3x3, F(4x4), 0.645 vs 0.69. At batch 8 (1568 tiles) the block
-    // size mattered within noise (4.1-4.4 ms for 128 to 1568 tiles).
-    if (!weight_pass && threads > 1 && ceil_div(p.tiles, block) < 2 * threads &&
-        all_tiles <= 2 * block)
-      block = all_tiles;
+    // size mattered within noise (4.1-4.4 ms for 128 to 1568 tiles). More tiles (many
+    // threads): blocks shrunk down to 64 tiles, so that every thread takes two.
+    if (!weight_pass && threads > 1 && ceil_div(p.tiles, block) < 2 * threads) {
+      const int64_t even = round_up(ceil_div(p.tiles, 2 * threads), lanes);
+      if (all_tiles <= 2 * block)
+        block = all_tiles;
+      else if (even >= 64)
+        block = even;
+    }
     p.block = block;
     p.kb = p.kg;
     p.blocks = ceil_div(p.tiles, p.block);

@@ -34,10 +34,11 @@ struct Schedule {
   int64_t slot_u = 0, slot_v = 0, slot_m = 0;  // per slot
   // Row strides: U[k][a][c] k-major, V[c][a][t] c-major, M[k][a][t] k-major (unaliased()).
   int64_t u_ks = 0, v_cs = 0, m_ks = 0;
-  // Tile blocks keep U packed for the GEMMs (gemm::pack_a_rows), u_packed elements per group
-  // and coordinate: every block reads it in place instead of packing it again. It is made from
-  // panels of MR output channels transformed into per-thread scratch (pack_slots of pack_slot
-  // elements), which the blocks' scratch reuses afterwards.
+  // Forward and backward-data tile blocks keep U packed for the GEMMs (gemm::pack_a_rows; the
+  // weight gradient's U is its dense sum), u_packed elements per group and coordinate: every
+  // block reads it in place instead of packing it again. It is made from panels of MR output
+  // channels transformed into per-thread scratch (pack_slots of pack_slot elements), which the
+  // blocks' scratch reuses afterwards.
   int64_t u_packed = 0, pack_slots = 0, pack_slot = 0;
 };
 
@@ -45,7 +46,8 @@ struct Schedule {
 // workers (the plan's thread count: run_conv re-plans when it changes).
 Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem, int64_t threads);
 
-// Scratch elements a schedule carves up: shared transforms plus one scratch per slot.
+// Scratch elements a schedule carves up: shared transforms plus one scratch per slot (or the
+// kernel-packing scratch, which the slots reuse, where that is larger).
 int64_t schedule_elems(const Schedule& p);
 
 // Whether the weight gradient runs in the transform domain (else implicit_gemm runs it).

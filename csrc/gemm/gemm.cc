@@ -517,6 +517,7 @@ void pack_a_rows(int64_t m, int64_t k, int64_t i0, int64_t rows, MatrixRef<T> a,
     throw InvalidArgument("pack_a_rows: rows [" + std::to_string(i0) + ", " +
                           std::to_string(i0 + rows) + ") must start at a multiple of " +
                           std::to_string(kern.mr) + " and lie in [0, " + std::to_string(m) + ")");
+  if (k == 0 || rows == 0) return;  // nothing to pack (k_block needs k > 0)
   // The k blocks gemm_block uses (k_block), each a round_up(m, mr) x kc block of panels.
   const int64_t kc_max = k_block(k, blocking<T>().kc), m_pad = round_up(m, kern.mr);
   for (int64_t pc = 0; pc < k; pc += kc_max) {
