@@ -259,21 +259,23 @@ void channels_block(const T* src, const int64_t* pos, const int64_t* off, int64_
   using Vec = V<T>;
   constexpr int64_t L = Vec::lanes;
   typename Vec::type acc[NX][KV];
-  int64_t at[NX];
+  // One source pointer per position, indexed by the term's offset: each broadcast is then one
+  // load with base + index addressing, where src + off[r] + pos[i] took an address add first.
+  const T* at[NX];
   FASTCONV_ROWS_UNROLL
   for (int i = 0; i < NX; ++i) {
-    at[i] = pos[i];
+    at[i] = src + pos[i];
     FASTCONV_ROWS_UNROLL
     for (int j = 0; j < KV; ++j) acc[i][j] = Vec::zero();
   }
   for (int64_t r = 0; r < nred; ++r) {
-    const T* s = src + off[r];
+    const int64_t o = off[r];
     typename Vec::type wv[KV];
     FASTCONV_ROWS_UNROLL
     for (int j = 0; j < KV; ++j) wv[j] = Vec::load(w + r * wp + j * L);
     FASTCONV_ROWS_UNROLL
     for (int i = 0; i < NX; ++i) {
-      const typename Vec::type b = Vec::set1(s[at[i]]);
+      const typename Vec::type b = Vec::set1(at[i][o]);
       FASTCONV_ROWS_UNROLL
       for (int j = 0; j < KV; ++j) acc[i][j] = Vec::fma(b, wv[j], acc[i][j]);
     }
