@@ -340,6 +340,25 @@ struct WinogradPlan {
   int64_t buffers() const { return a_elems + b_elems + c_elems; }
 };
 
+// The phased path's workspace, carved as WinogradPlan describes (a_elems, b_elems, c_elems,
+// then the schedule's scratch).
+template <typename T>
+struct PhaseBuffers {
+  T *weight, *input, *wide, *rest;
+};
+template <typename T>
+PhaseBuffers<T> phase_buffers(const WinogradPlan& wp, T* ws) {
+  return {ws, ws + wp.a_elems, ws + wp.a_elems + wp.b_elems, ws + wp.buffers()};
+}
+
+// grad_y as the stacked correlation reads it: folded into the wide layout (at wide), or as is.
+template <typename T>
+const T* run_grad_y(const winograd_phases::Split& sp, const T* grad_y, T* wide) {
+  if (!sp.folded) return grad_y;
+  winograd_phases::fold_output(sp, grad_y, wide);
+  return wide;
+}
+
 const WinogradPlan& plan_of(const ConvPlan& plan) {
   return *static_cast<const WinogradPlan*>(plan.detail.get());
 }
@@ -396,15 +415,14 @@ void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bia
   }
   if (wp.main.tiles == 0) return;
   const winograd_phases::Split& sp = wp.split;
-  T* w_stacked = ws;
-  T* x_stacked = ws + wp.a_elems;
-  T* y_wide = x_stacked + wp.b_elems;
-  winograd_phases::stack_weight(sp, w, w_stacked);
-  winograd_phases::stack_input(sp, x, x_stacked);
-  const int64_t taps = sp.run.kernel_spatial(), cg = sp.run.c_per_group(), kg = sp.run.k_per_group();
-  run_correlation<T>(wp.main, x_stacked, w_stacked, kg * cg * taps, cg * taps, taps, bias,
-                     sp.folded ? y_wide : y, ws + wp.buffers());
-  if (sp.folded) winograd_phases::unfold_output(sp, y_wide, y);
+  const PhaseBuffers<T> buf = phase_buffers(wp, ws);
+  winograd_phases::stack_weight(sp, w, buf.weight);
+  winograd_phases::stack_input(sp, x, buf.input);
+  const int64_t taps = sp.run.kernel_spatial(), cg = sp.run.c_per_group();
+  const int64_t kg = sp.run.k_per_group();
+  run_correlation<T>(wp.main, buf.input, buf.weight, kg * cg * taps, cg * taps, taps, bias,
+                     sp.folded ? buf.wide : y, buf.rest);
+  if (sp.folded) winograd_phases::unfold_output(sp, buf.wide, y);
 }
 
 template <typename T>
@@ -427,15 +445,12 @@ void winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T
   // The stacked input's gradient: a full correlation of grad_y with the stacked weight, read
   // transposed (output channel c * P + phase, input channel k) in its forward layout.
   const winograd_phases::Split& sp = wp.split;
-  T* w_stacked = ws;
-  T* gx_stacked = ws + wp.a_elems;
-  T* gy_wide = gx_stacked + wp.b_elems;
-  winograd_phases::stack_weight_transposed(sp, w, w_stacked);
-  if (sp.folded) winograd_phases::fold_output(sp, grad_y, gy_wide);
+  const PhaseBuffers<T> buf = phase_buffers(wp, ws);
+  winograd_phases::stack_weight_transposed(sp, w, buf.weight);
   const int64_t taps = sp.run.kernel_spatial(), scg = sp.run.c_per_group();
-  run_correlation<T>(wp.main, sp.folded ? gy_wide : grad_y, w_stacked, scg * kg * taps,
-                     kg * taps, taps, nullptr, gx_stacked, ws + wp.buffers());
-  winograd_phases::unstack_input_gradient(sp, gx_stacked, grad_x);
+  run_correlation<T>(wp.main, run_grad_y(sp, grad_y, buf.wide), buf.weight, scg * kg * taps,
+                     kg * taps, taps, nullptr, buf.input, buf.rest);
+  winograd_phases::unstack_input_gradient(sp, buf.input, grad_x);
 }
 
 template <typename T>
@@ -452,14 +467,11 @@ void winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y,
     return;
   }
   const winograd_phases::Split& sp = wp.split;
-  T* gw_stacked = ws;
-  T* x_stacked = ws + wp.a_elems;
-  T* gy_wide = x_stacked + wp.b_elems;
-  winograd_phases::stack_input(sp, x, x_stacked);
-  if (sp.folded) winograd_phases::fold_output(sp, grad_y, gy_wide);
-  run_weight_gradient<T>(wp.main, x_stacked, sp.folded ? gy_wide : grad_y, gw_stacked,
-                         ws + wp.buffers());
-  winograd_phases::unstack_weight_gradient(sp, gw_stacked, grad_w);
+  const PhaseBuffers<T> buf = phase_buffers(wp, ws);
+  winograd_phases::stack_input(sp, x, buf.input);
+  run_weight_gradient<T>(wp.main, buf.input, run_grad_y(sp, grad_y, buf.wide), buf.weight,
+                         buf.rest);
+  winograd_phases::unstack_weight_gradient(sp, buf.weight, grad_w);
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                          \
