@@ -11,6 +11,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/ref/pool_ref.cc
   csrc/algo/box_weight.cc
   csrc/algo/conv_panels.cc
+  csrc/algo/wide_phases.cc
   csrc/algo/im2col.cc
   csrc/algo/column_backward_data.cc
   csrc/algo/implicit_gemm.cc

@@ -99,6 +99,17 @@ STRIDED = [
     ("phases-odd", (1, 3, 11, 23), (8, 3, 3, 3), dict(stride=2, padding=1)),
     ("phases-pad", (2, 2, 9, 19), (4, 2, 5, 5), dict(stride=(2, 3), padding=(4, 3))),
     ("phases-1x1-x-stride", (1, 4, 6, 30), (3, 4, 1, 2), dict(stride=(1, 4))),
+    # forward by padded-width phases (csrc/algo/wide_phases.h; float32 with 32-wide panels):
+    # rows of 35-38 outputs with 1-2 margin columns; five folded images whose panels cross from
+    # one image to the next; dilated taps reaching both margins; asymmetric padding
+    ("wide-folded", (5, 6, 34, 70), (7, 6, 3, 3), dict(stride=2, padding=1)),
+    (
+        "wide-groups-dilation",
+        (2, 8, 40, 75),
+        (6, 4, 3, 3),
+        dict(stride=2, padding=2, dilation=2, groups=2, mode="conv"),
+    ),
+    ("wide-asymmetric", (1, 3, 33, 67), (4, 3, 5, 5), dict(stride=2, padding=(1, 3))),
 ]
 
 

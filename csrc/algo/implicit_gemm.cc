@@ -9,6 +9,7 @@
 #include "algo/gemm_conv.h"
 #include "algo/phase_backward_data.h"
 #include "algo/plane_transpose.h"
+#include "algo/wide_phases.h"
 #include "fastconv/parallel.h"
 #include "gemm/gemm.h"
 
@@ -304,6 +305,7 @@ int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t 
   const int64_t nb = fold_images(g, pass), cg = g.c_per_group(), kg = g.k_per_group();
   // Folded forward: the output block; strided: the input's stride phases of the block's images.
   if (pass == Pass::kForward) {
+    if (wide_phases_apply(g, nb, elem_size)) return wide_phases_workspace(g, nb) * elem_size;
     const int64_t phases =
         forward_phases_apply(g) ? nb * cg * make_forward_phases(g).channel_size : 0;
     const int64_t transposed =
@@ -346,6 +348,7 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
   const bool pointwise = is_pointwise(g);
   const int64_t nb = fold_images(g, Pass::kForward);
+  if (wide_phases_apply(g, nb, sizeof(T))) return wide_phases_forward(g, nb, x, w, bias, y, ws);
   // Strided: each GEMM reads its images' channels split into stride phases (after the output
   // block in ws); the split runs per group and block of images, right before its GEMM.
   const bool phased = forward_phases_apply(g);

@@ -1,0 +1,212 @@
+// Padded-width stride phases for the strided forward (wide_phases.h).
+#include "algo/wide_phases.h"
+
+#include <algorithm>
+
+#include "algo/conv_panels.h"
+#include "fastconv/parallel.h"
+#include "gemm/gemm.h"
+
+namespace fastconv::algo {
+
+namespace {
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// B[(c, tap), p] = channel c's phases at p + offset[tap] for the positions p of each image
+// (image_stride apart in src); every full panel inside one image is read in place.
+template <typename T>
+class WideColumns final : public gemm::PanelSource<T> {
+ public:
+  WideColumns(const WidePhases& wp, const T* src, int64_t image_stride)
+      : wp_(wp), taps_(int64_t(wp.offsets.size())), src_(src), image_stride_(image_stride) {}
+
+  bool rows(int64_t k0, int64_t kc, int64_t n0, int64_t nr, const T** dst) const override {
+    const int64_t img = n0 / wp_.positions, local = n0 - img * wp_.positions;
+    if (local + nr > wp_.positions) return false;
+    const T* base = src_ + img * image_stride_ + local;
+    int64_t c = k0 / taps_, t = k0 % taps_;
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      dst[kk] = base + c * wp_.channel_size + wp_.offsets[size_t(t)];
+      if (++t == taps_) t = 0, ++c;
+    }
+    return true;
+  }
+
+  void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override {
+    for (int64_t p0 = 0; p0 < nc; p0 += nr, dst += kc * nr) {
+      const int64_t cols = std::min(nr, nc - p0);
+      int64_t c = k0 / taps_, t = k0 % taps_;
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        T* row = dst + kk * nr;
+        const int64_t off = c * wp_.channel_size + wp_.offsets[size_t(t)];
+        for (int64_t j = 0; j < cols;) {  // one stretch per image the panel touches
+          const int64_t col = n0 + p0 + j, img = col / wp_.positions;
+          const int64_t local = col - img * wp_.positions;
+          const int64_t len = std::min(cols - j, wp_.positions - local);
+          copy_short(src_ + img * image_stride_ + local + off, len, row + j);
+          j += len;
+        }
+        std::fill(row + cols, row + nr, T(0));
+        if (++t == taps_) t = 0, ++c;
+      }
+    }
+  }
+
+ private:
+  const WidePhases& wp_;
+  int64_t taps_;
+  const T* src_;
+  int64_t image_stride_;
+};
+
+// row0[s] = src[2 (s + q0)], row1[s] = src[2 (s + q0) + 1] for s < width, zero outside the
+// source row's w elements (all zero when src is null).
+template <typename T>
+void split_pair(const T* src, int64_t w, int64_t q0, int64_t width, T* row0, T* row1) {
+  if (!src) {
+    std::fill(row0, row0 + width, T(0));
+    std::fill(row1, row1 + width, T(0));
+    return;
+  }
+  const int64_t lo = std::clamp<int64_t>(-q0, 0, width);
+  const int64_t hi0 = std::clamp<int64_t>((w + 1) / 2 - q0, lo, width);
+  const int64_t hi1 = std::clamp<int64_t>(w / 2 - q0, lo, width);
+  std::fill(row0, row0 + lo, T(0));
+  std::fill(row1, row1 + lo, T(0));
+  const T* pairs = src + 2 * (lo + q0);
+  T* __restrict a = row0 + lo;
+  T* __restrict b = row1 + lo;
+  const int64_t both = hi1 - lo;  // hi1 <= hi0
+  for (int64_t t = 0; t < both; ++t) {
+    a[t] = pairs[2 * t];
+    b[t] = pairs[2 * t + 1];
+  }
+  if (hi0 > hi1) row0[hi1] = src[2 * (hi1 + q0)];
+  std::fill(row0 + hi0, row0 + width, T(0));
+  std::fill(row1 + hi1, row1 + width, T(0));
+}
+
+// Splits `images` x `channels` planes of x (channel c of image i at x + i * image_stride + c *
+// in_spatial) into their padded phases at dst, channel (i, c) at (i * channels + c) *
+// channel_size: plane (ry, rx) row r, column s holds x[sy * (r + qy0) + ry, sx * (s + qx0) + rx]
+// (zero outside x).
+template <typename T>
+void split_wide(const ConvGeometry& g, const WidePhases& wp, const T* x, int64_t images,
+                int64_t image_stride, int64_t channels, T* dst) {
+  const int64_t sy = g.stride[1], sx = g.stride[2], H = g.in[1], W = g.in[2];
+  const int64_t in_sp = g.in_spatial();
+  parallel_for(images * channels, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t idx = begin; idx < end; ++idx) {
+      const T* xc = x + (idx / channels) * image_stride + (idx % channels) * in_sp;
+      T* d = dst + idx * wp.channel_size;
+      for (int64_t ry = 0; ry < sy; ++ry) {
+        if (sx == 2) {  // both column phases of a source row in one pass (a deinterleave)
+          T* plane0 = d + ry * 2 * wp.plane_size;
+          for (int64_t r = 0; r < wp.height; ++r) {
+            const int64_t iy = sy * (r + wp.qy0) + ry;
+            split_pair(iy >= 0 && iy < H ? xc + iy * W : nullptr, W, wp.qx0, wp.width,
+                       plane0 + r * wp.width, plane0 + wp.plane_size + r * wp.width);
+          }
+          continue;
+        }
+        for (int64_t rx = 0; rx < sx; ++rx) {
+          T* plane = d + (ry * sx + rx) * wp.plane_size;
+          // Columns s whose source column sx * (s + qx0) + rx lies in [0, W).
+          const int64_t s_lo = std::clamp<int64_t>(-wp.qx0, 0, wp.width);
+          const int64_t s_hi = std::clamp<int64_t>(ceil_div(W - rx, sx) - wp.qx0, s_lo, wp.width);
+          for (int64_t r = 0; r < wp.height; ++r) {
+            T* row = plane + r * wp.width;
+            const int64_t iy = sy * (r + wp.qy0) + ry;
+            if (iy < 0 || iy >= H) {
+              std::fill(row, row + wp.width, T(0));
+              continue;
+            }
+            const T* src = xc + iy * W;
+            const int64_t x0 = sx * wp.qx0 + rx;  // source column of s = 0 (may be negative)
+            std::fill(row, row + s_lo, T(0));
+            for (int64_t s = s_lo; s < s_hi; ++s) row[s] = src[x0 + sx * s];
+            std::fill(row + s_hi, row + wp.width, T(0));
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+// The largest phase planes one GEMM reads in place (wide_phases_apply).
+constexpr int64_t kMaxPlanesBytes = int64_t(8) << 20;
+
+WidePhases make_wide_phases(const ConvGeometry& g) {
+  const ForwardPhases ph = make_forward_phases(g);
+  const int64_t taps = g.kernel_spatial();
+  WidePhases wp;
+  wp.planes = g.stride[1] * g.stride[2];
+  const auto [y_lo, y_hi] = std::minmax_element(ph.offsets.dy.begin(), ph.offsets.dy.end());
+  const auto [x_lo, x_hi] = std::minmax_element(ph.offsets.dx.begin(), ph.offsets.dx.end());
+  wp.qy0 = *y_lo;
+  wp.qx0 = *x_lo;
+  wp.width = g.out[2] + (*x_hi - *x_lo);
+  // One spare row: the last output row's margin columns read past its plane row.
+  wp.height = g.out[1] + (*y_hi - *y_lo) + 1;
+  wp.plane_size = wp.height * wp.width;
+  wp.channel_size = wp.planes * wp.plane_size;
+  wp.positions = g.out[1] * wp.width;
+  wp.offsets.resize(size_t(taps));
+  for (int64_t t = 0; t < taps; ++t)
+    wp.offsets[size_t(t)] = ph.offsets.dz[size_t(t)] * wp.plane_size +
+                            (ph.offsets.dy[size_t(t)] - wp.qy0) * wp.width +
+                            (ph.offsets.dx[size_t(t)] - wp.qx0);
+  return wp;
+}
+
+bool wide_phases_apply(const ConvGeometry& g, int64_t images, int64_t elem_size) {
+  const int64_t nr = elem_size == 4 ? gemm::panel_width<float>() : gemm::panel_width<double>();
+  if (nr < 32 || !forward_phases_apply(g) || g.out_spatial() == 0) return false;
+  const WidePhases wp = make_wide_phases(g);
+  const int64_t planes_bytes = images * g.c_per_group() * wp.channel_size * elem_size;
+  return 16 * (wp.width - g.out[2]) <= g.out[2] && planes_bytes <= kMaxPlanesBytes;
+}
+
+int64_t wide_phases_workspace(const ConvGeometry& g, int64_t images) {
+  const WidePhases wp = make_wide_phases(g);
+  return images * (g.c_per_group() * wp.channel_size + g.k_per_group() * wp.positions);
+}
+
+template <typename T>
+void wide_phases_forward(const ConvGeometry& g, int64_t images, const T* x, const T* w,
+                         const T* bias, T* y, T* ws) {
+  const WidePhases wp = make_wide_phases(g);
+  const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = cg * g.kernel_spatial();
+  const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial(), ow = g.out[2];
+  T* planes = ws;
+  T* block = ws + images * cg * wp.channel_size;
+  for (int64_t n0 = 0; n0 < g.n; n0 += images) {
+    const int64_t cnt = std::min(images, g.n - n0), cols = cnt * wp.positions;
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      split_wide(g, wp, x + (n0 * g.c + grp * cg) * in_sp, cnt, g.c * in_sp, cg, planes);
+      gemm::gemm<T>(kg, cols, rows, T(1), {w + grp * kg * rows, rows, 1},
+                    WideColumns<T>(wp, planes, cg * wp.channel_size), T(0), block, cols);
+      // The block's output rows without their margin columns, plus the bias.
+      parallel_for(kg * cnt, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t idx = b0; idx < b1; ++idx) {
+          const int64_t k = idx / cnt, i = idx % cnt;
+          const T* src = block + k * cols + i * wp.positions;
+          T* dst = y + ((n0 + i) * g.k + grp * kg + k) * out_sp;
+          const T b = bias ? bias[grp * kg + k] : T(0);
+          for (int64_t oy = 0; oy < g.out[1]; ++oy)
+            for (int64_t ox = 0; ox < ow; ++ox) dst[oy * ow + ox] = src[oy * wp.width + ox] + b;
+        }
+      });
+    }
+  }
+}
+
+template void wide_phases_forward<float>(const ConvGeometry&, int64_t, const float*, const float*,
+                                         const float*, float*, float*);
+template void wide_phases_forward<double>(const ConvGeometry&, int64_t, const double*,
+                                          const double*, const double*, double*, double*);
+
+}  // namespace fastconv::algo
