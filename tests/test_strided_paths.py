@@ -130,3 +130,29 @@ def test_strided_forward_and_weight_gradient(case, dtype, threads, rng, poisoned
     gx = fastconv.conv_backward_data(gy, w, x.shape, algo="im2col", **kw)
     want = ref.conv_backward_data(gy, w, x.shape, **kw)
     assert_close(gx, want, reduction=w_shape[0] * math.prod(w_shape[2:]))
+
+
+def test_auto_runs_strided_forward_on_wide_phases():
+    """Where implicit GEMM reads a strided forward's phases in place (AVX-512 float32, margins
+    up to 1/16 of a row, up to 8 MiB of planes per GEMM), `auto` runs it and explain says so;
+    elsewhere (float64, wider margins, larger planes, other passes) the property is false."""
+    from fastconv._problem import conv_problem
+    from fastconv.selection import _active_isa
+
+    kw = dict(stride=2, padding=1)
+    res3 = ((1, 128, 56, 56), (128, 128, 3, 3))
+    expected = _active_isa() == "avx512"
+    assert (
+        conv_problem("conv", "forward", *res3, "float32", **kw).implicit_gemm_reads_phases_in_place
+        == expected
+    )
+    for shapes, dtype, pass_ in [
+        (res3, "float64", "forward"),
+        (((1, 256, 28, 28), (256, 256, 3, 3)), "float32", "forward"),  # margins 1/14
+        (((1, 32, 320, 320), (64, 32, 3, 3)), "float32", "forward"),  # 13 MiB of planes
+        (res3, "float32", "backward_weight"),
+    ]:
+        problem = conv_problem("conv", pass_, *shapes, dtype, **kw)
+        assert not problem.implicit_gemm_reads_phases_in_place, (shapes, dtype, pass_)
+    e = fastconv.explain(*res3, **kw)
+    assert (e.algo == "implicit_gemm" and "panels read in place" in e.reason) == expected, e

@@ -557,6 +557,9 @@ void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* gr
 
 std::string implicit_gemm_plan(ConvPlan& plan) {
   plan.workspace_bytes = implicit_gemm_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype));
+  const int64_t nb = fold_images(plan.g, plan.pass);
+  if (plan.pass == Pass::kForward && wide_phases_apply(plan.g, nb, dtype_size(plan.dtype)))
+    plan.note = "stride phases with zero margins, panels read in place";
   if (plan.pass == Pass::kBackwardWeight && plan.g.n > 0) {  // explain()'s bracket
     if (box_weight(plan.g)) {
       plan.note = "a GEMM per kernel tap over only the positions it reaches (padding skipped), "
@@ -578,3 +581,9 @@ FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
 
 }  // namespace fastconv::algo
+
+bool fastconv::implicit_gemm_reads_phases_in_place(const ConvProblem& p) {
+  const ConvGeometry& g = p.g;
+  return p.conv_pass == ConvPass::kForward &&
+         algo::wide_phases_apply(g, algo::fold_images(g, ConvPass::kForward), dtype_size(p.dtype));
+}

@@ -303,6 +303,11 @@ void bind_problems(py::module_& m) {
           },
           "(x_shape, w_shape, stride, pad_lo, pad_hi, dilation, groups, mode) of the conv "
           "that runs")
+      .def_property_readonly(
+          "implicit_gemm_reads_phases_in_place",
+          [](const ConvProblemHandle& h) { return implicit_gemm_reads_phases_in_place(h.problem); },
+          "Whether implicit_gemm runs this pass over padded-width stride phases, reading its "
+          "panels in place")
       .def("plan", &plan, py::arg("algo"),
            "The plan of `algo` (made once, then cached); NotImplementedError with the reason "
            "when it cannot run this problem.")
