@@ -110,6 +110,8 @@ STRIDED = [
         dict(stride=2, padding=2, dilation=2, groups=2, mode="conv"),
     ),
     ("wide-asymmetric", (1, 3, 33, 67), (4, 3, 5, 5), dict(stride=2, padding=(1, 3))),
+    # 10 MiB of planes: three bands of output rows (38, 38, 24), the last a partial GEMM
+    ("wide-bands", (1, 64, 200, 200), (8, 64, 3, 3), dict(stride=2, padding=1)),
 ]
 
 
@@ -134,8 +136,8 @@ def test_strided_forward_and_weight_gradient(case, dtype, threads, rng, poisoned
 
 def test_auto_runs_strided_forward_on_wide_phases():
     """Where implicit GEMM reads a strided forward's phases in place (AVX-512 float32, margins
-    up to 1/16 of a row, up to 8 MiB of planes per GEMM), `auto` runs it and explain says so;
-    elsewhere (float64, wider margins, larger planes, other passes) the property is false."""
+    up to 1/16 of a row, up to 256 output channels), `auto` runs it and explain says so;
+    elsewhere (float64, wider margins, more channels, other passes) the property is false."""
     from fastconv._problem import conv_problem
     from fastconv.selection import _active_isa
 
@@ -149,7 +151,7 @@ def test_auto_runs_strided_forward_on_wide_phases():
     for shapes, dtype, pass_ in [
         (res3, "float64", "forward"),
         (((1, 256, 28, 28), (256, 256, 3, 3)), "float32", "forward"),  # margins 1/14
-        (((1, 32, 320, 320), (64, 32, 3, 3)), "float32", "forward"),  # 13 MiB of planes
+        (((1, 256, 40, 40), (512, 256, 3, 3)), "float32", "forward"),  # 512 output channels
         (res3, "float32", "backward_weight"),
     ]:
         problem = conv_problem("conv", pass_, *shapes, dtype, **kw)

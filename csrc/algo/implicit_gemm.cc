@@ -305,7 +305,7 @@ int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t 
   const int64_t nb = fold_images(g, pass), cg = g.c_per_group(), kg = g.k_per_group();
   // Folded forward: the output block; strided: the input's stride phases of the block's images.
   if (pass == Pass::kForward) {
-    if (wide_phases_apply(g, nb, elem_size)) return wide_phases_workspace(g, nb) * elem_size;
+    if (wide_phases_apply(g, elem_size)) return wide_phases_workspace(g, nb, elem_size) * elem_size;
     const int64_t phases =
         forward_phases_apply(g) ? nb * cg * make_forward_phases(g).channel_size : 0;
     const int64_t transposed =
@@ -348,7 +348,7 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial();
   const bool pointwise = is_pointwise(g);
   const int64_t nb = fold_images(g, Pass::kForward);
-  if (wide_phases_apply(g, nb, sizeof(T))) return wide_phases_forward(g, nb, x, w, bias, y, ws);
+  if (wide_phases_apply(g, sizeof(T))) return wide_phases_forward(g, nb, x, w, bias, y, ws);
   // Strided: each GEMM reads its images' channels split into stride phases (after the output
   // block in ws); the split runs per group and block of images, right before its GEMM.
   const bool phased = forward_phases_apply(g);
@@ -557,8 +557,7 @@ void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* gr
 
 std::string implicit_gemm_plan(ConvPlan& plan) {
   plan.workspace_bytes = implicit_gemm_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype));
-  const int64_t nb = fold_images(plan.g, plan.pass);
-  if (plan.pass == Pass::kForward && wide_phases_apply(plan.g, nb, dtype_size(plan.dtype)))
+  if (plan.pass == Pass::kForward && wide_phases_apply(plan.g, dtype_size(plan.dtype)))
     plan.note = "stride phases with zero margins, panels read in place";
   if (plan.pass == Pass::kBackwardWeight && plan.g.n > 0) {  // explain()'s bracket
     if (box_weight(plan.g)) {
@@ -584,6 +583,5 @@ FASTCONV_INSTANTIATE(double)
 
 bool fastconv::implicit_gemm_reads_phases_in_place(const ConvProblem& p) {
   const ConvGeometry& g = p.g;
-  return p.conv_pass == ConvPass::kForward &&
-         algo::wide_phases_apply(g, algo::fold_images(g, ConvPass::kForward), dtype_size(p.dtype));
+  return p.conv_pass == ConvPass::kForward && algo::wide_phases_apply(g, dtype_size(p.dtype));
 }

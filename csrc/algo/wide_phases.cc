@@ -88,12 +88,12 @@ void split_pair(const T* src, int64_t w, int64_t q0, int64_t width, T* row0, T* 
 }
 
 // Splits `images` x `channels` planes of x (channel c of image i at x + i * image_stride + c *
-// in_spatial) into their padded phases at dst, channel (i, c) at (i * channels + c) *
-// channel_size: plane (ry, rx) row r, column s holds x[sy * (r + qy0) + ry, sx * (s + qx0) + rx]
-// (zero outside x).
+// in_spatial) into their padded phases for the band of output rows from oy0, at dst, channel
+// (i, c) at (i * channels + c) * channel_size: plane (ry, rx) row r, column s holds
+// x[sy * (r + oy0 + qy0) + ry, sx * (s + qx0) + rx] (zero outside x).
 template <typename T>
-void split_wide(const ConvGeometry& g, const WidePhases& wp, const T* x, int64_t images,
-                int64_t image_stride, int64_t channels, T* dst) {
+void split_wide(const ConvGeometry& g, const WidePhases& wp, int64_t oy0, const T* x,
+                int64_t images, int64_t image_stride, int64_t channels, T* dst) {
   const int64_t sy = g.stride[1], sx = g.stride[2], H = g.in[1], W = g.in[2];
   const int64_t in_sp = g.in_spatial();
   parallel_for(images * channels, 1, [&](int64_t begin, int64_t end) {
@@ -104,7 +104,7 @@ void split_wide(const ConvGeometry& g, const WidePhases& wp, const T* x, int64_t
         if (sx == 2) {  // both column phases of a source row in one pass (a deinterleave)
           T* plane0 = d + ry * 2 * wp.plane_size;
           for (int64_t r = 0; r < wp.height; ++r) {
-            const int64_t iy = sy * (r + wp.qy0) + ry;
+            const int64_t iy = sy * (r + oy0 + wp.qy0) + ry;
             split_pair(iy >= 0 && iy < H ? xc + iy * W : nullptr, W, wp.qx0, wp.width,
                        plane0 + r * wp.width, plane0 + wp.plane_size + r * wp.width);
           }
@@ -117,7 +117,7 @@ void split_wide(const ConvGeometry& g, const WidePhases& wp, const T* x, int64_t
           const int64_t s_hi = std::clamp<int64_t>(ceil_div(W - rx, sx) - wp.qx0, s_lo, wp.width);
           for (int64_t r = 0; r < wp.height; ++r) {
             T* row = plane + r * wp.width;
-            const int64_t iy = sy * (r + wp.qy0) + ry;
+            const int64_t iy = sy * (r + oy0 + wp.qy0) + ry;
             if (iy < 0 || iy >= H) {
               std::fill(row, row + wp.width, T(0));
               continue;
@@ -136,10 +136,11 @@ void split_wide(const ConvGeometry& g, const WidePhases& wp, const T* x, int64_t
 
 }  // namespace
 
-// The largest phase planes one GEMM reads in place (wide_phases_apply).
-constexpr int64_t kMaxPlanesBytes = int64_t(8) << 20;
+// Phase planes one GEMM reads in place, at most (images per GEMM, or bands of output rows of
+// a large image): planes of 13-15 MiB ran slower than the packed phases, 2-7 MiB faster.
+constexpr int64_t kPlanesBudget = int64_t(4) << 20;
 
-WidePhases make_wide_phases(const ConvGeometry& g) {
+WidePhases make_wide_phases(const ConvGeometry& g, int64_t rows) {
   const ForwardPhases ph = make_forward_phases(g);
   const int64_t taps = g.kernel_spatial();
   WidePhases wp;
@@ -148,12 +149,13 @@ WidePhases make_wide_phases(const ConvGeometry& g) {
   const auto [x_lo, x_hi] = std::minmax_element(ph.offsets.dx.begin(), ph.offsets.dx.end());
   wp.qy0 = *y_lo;
   wp.qx0 = *x_lo;
+  wp.rows = rows > 0 ? std::min(rows, g.out[1]) : g.out[1];
   wp.width = g.out[2] + (*x_hi - *x_lo);
   // One spare row: the last output row's margin columns read past its plane row.
-  wp.height = g.out[1] + (*y_hi - *y_lo) + 1;
+  wp.height = wp.rows + (*y_hi - *y_lo) + 1;
   wp.plane_size = wp.height * wp.width;
   wp.channel_size = wp.planes * wp.plane_size;
-  wp.positions = g.out[1] * wp.width;
+  wp.positions = wp.rows * wp.width;
   wp.offsets.resize(size_t(taps));
   for (int64_t t = 0; t < taps; ++t)
     wp.offsets[size_t(t)] = ph.offsets.dz[size_t(t)] * wp.plane_size +
@@ -162,44 +164,61 @@ WidePhases make_wide_phases(const ConvGeometry& g) {
   return wp;
 }
 
-bool wide_phases_apply(const ConvGeometry& g, int64_t images, int64_t elem_size) {
+bool wide_phases_apply(const ConvGeometry& g, int64_t elem_size) {
   const int64_t nr = elem_size == 4 ? gemm::panel_width<float>() : gemm::panel_width<double>();
   if (nr < 32 || !forward_phases_apply(g) || g.out_spatial() == 0) return false;
   const WidePhases wp = make_wide_phases(g);
-  const int64_t planes_bytes = images * g.c_per_group() * wp.channel_size * elem_size;
-  return 16 * (wp.width - g.out[2]) <= g.out[2] && planes_bytes <= kMaxPlanesBytes;
+  return 16 * (wp.width - g.out[2]) <= g.out[2] && g.k_per_group() <= 256;
 }
 
-int64_t wide_phases_workspace(const ConvGeometry& g, int64_t images) {
-  const WidePhases wp = make_wide_phases(g);
-  return images * (g.c_per_group() * wp.channel_size + g.k_per_group() * wp.positions);
+WideBlocks wide_blocks(const ConvGeometry& g, int64_t images, int64_t elem_size) {
+  const WidePhases whole = make_wide_phases(g);
+  const int64_t image_bytes = g.c_per_group() * whole.channel_size * elem_size;
+  if (image_bytes <= kPlanesBudget)
+    return {std::clamp<int64_t>(kPlanesBudget / image_bytes, 1, std::max<int64_t>(1, images)),
+            g.out[1]};
+  const int64_t row_bytes = g.c_per_group() * whole.planes * whole.width * elem_size;
+  const int64_t margin = whole.height - g.out[1];  // rows a band reads beyond its own
+  return {1, std::clamp<int64_t>(kPlanesBudget / row_bytes - margin, 1, g.out[1])};
+}
+
+int64_t wide_phases_workspace(const ConvGeometry& g, int64_t images, int64_t elem_size) {
+  const WideBlocks b = wide_blocks(g, images, elem_size);
+  const WidePhases wp = make_wide_phases(g, b.rows);
+  return b.images * (g.c_per_group() * wp.channel_size + g.k_per_group() * wp.positions);
 }
 
 template <typename T>
 void wide_phases_forward(const ConvGeometry& g, int64_t images, const T* x, const T* w,
                          const T* bias, T* y, T* ws) {
-  const WidePhases wp = make_wide_phases(g);
+  const WideBlocks blocks = wide_blocks(g, images, sizeof(T));
+  const WidePhases wp = make_wide_phases(g, blocks.rows);
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = cg * g.kernel_spatial();
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial(), ow = g.out[2];
   T* planes = ws;
-  T* block = ws + images * cg * wp.channel_size;
-  for (int64_t n0 = 0; n0 < g.n; n0 += images) {
-    const int64_t cnt = std::min(images, g.n - n0), cols = cnt * wp.positions;
-    for (int64_t grp = 0; grp < g.groups; ++grp) {
-      split_wide(g, wp, x + (n0 * g.c + grp * cg) * in_sp, cnt, g.c * in_sp, cg, planes);
-      gemm::gemm<T>(kg, cols, rows, T(1), {w + grp * kg * rows, rows, 1},
-                    WideColumns<T>(wp, planes, cg * wp.channel_size), T(0), block, cols);
-      // The block's output rows without their margin columns, plus the bias.
-      parallel_for(kg * cnt, 1, [&](int64_t b0, int64_t b1) {
-        for (int64_t idx = b0; idx < b1; ++idx) {
-          const int64_t k = idx / cnt, i = idx % cnt;
-          const T* src = block + k * cols + i * wp.positions;
-          T* dst = y + ((n0 + i) * g.k + grp * kg + k) * out_sp;
-          const T b = bias ? bias[grp * kg + k] : T(0);
-          for (int64_t oy = 0; oy < g.out[1]; ++oy)
-            for (int64_t ox = 0; ox < ow; ++ox) dst[oy * ow + ox] = src[oy * wp.width + ox] + b;
-        }
-      });
+  T* block = ws + blocks.images * cg * wp.channel_size;
+  for (int64_t n0 = 0; n0 < g.n; n0 += blocks.images) {
+    const int64_t cnt = std::min(blocks.images, g.n - n0);
+    for (int64_t oy0 = 0; oy0 < g.out[1]; oy0 += wp.rows) {
+      // Several images only with whole images (bands are of one image).
+      const int64_t band = std::min(wp.rows, g.out[1] - oy0);
+      const int64_t cols = cnt > 1 ? cnt * wp.positions : band * wp.width;
+      for (int64_t grp = 0; grp < g.groups; ++grp) {
+        split_wide(g, wp, oy0, x + (n0 * g.c + grp * cg) * in_sp, cnt, g.c * in_sp, cg, planes);
+        gemm::gemm<T>(kg, cols, rows, T(1), {w + grp * kg * rows, rows, 1},
+                      WideColumns<T>(wp, planes, cg * wp.channel_size), T(0), block, cols);
+        // The block's output rows without their margin columns, plus the bias.
+        parallel_for(kg * cnt, 1, [&](int64_t b0, int64_t b1) {
+          for (int64_t idx = b0; idx < b1; ++idx) {
+            const int64_t k = idx / cnt, i = idx % cnt;
+            const T* src = block + k * cols + i * wp.positions;
+            T* dst = y + ((n0 + i) * g.k + grp * kg + k) * out_sp + oy0 * ow;
+            const T b = bias ? bias[grp * kg + k] : T(0);
+            for (int64_t oy = 0; oy < band; ++oy)
+              for (int64_t ox = 0; ox < ow; ++ox) dst[oy * ow + ox] = src[oy * wp.width + ox] + b;
+          }
+        });
+      }
     }
   }
 }

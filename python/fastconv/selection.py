@@ -352,11 +352,9 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         tiles *= (e + lo + hi - 2 + 1) // 2
     if getattr(problem, "implicit_gemm_reads_phases_in_place", False):
         # Strided forward over padded-width stride phases (csrc/algo/wide_phases.h: AVX-512
-        # float32, margins <= 1/16 of a row, planes <= 8 MiB), no panel packed. 2 threads,
-        # median ms, implicit_gemm vs direct's per-tap path (which took these rows, up to 40
-        # wide): res3.3x3s2 0.91-0.92 vs 1.14-1.18 (torch ~1.04); inception_v3.mixed6a
-        # (288->384 on 35x35) 2.21-2.33 vs 2.35-2.52; yolov5s.conv7 (256->512 on 40x40)
-        # 3.45-3.60 vs 3.58-3.83.
+        # float32, margins <= 1/16 of a row, up to 256 output channels), no panel packed.
+        # 2 threads, median ms, implicit_gemm vs direct's per-tap path (which took rows up to
+        # 40 wide): res3.3x3s2 0.91-0.92 vs 1.14-1.18 (torch ~1.04).
         return "implicit_gemm", "strided: stride phases with zero margins, panels read in place"
     if _small_image_taps(p, unit_stride) and (not winograd or tiles <= 128) and usable("direct"):
         return "direct", "small image, many channels: a GEMM call per tap, padding skipped"
