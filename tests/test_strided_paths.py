@@ -100,9 +100,11 @@ STRIDED = [
     ("phases-pad", (2, 2, 9, 19), (4, 2, 5, 5), dict(stride=(2, 3), padding=(4, 3))),
     ("phases-1x1-x-stride", (1, 4, 6, 30), (3, 4, 1, 2), dict(stride=(1, 4))),
     # forward by padded-width phases (csrc/algo/wide_phases.h; float32 with 32-wide panels):
-    # rows of 35-38 outputs with 1-2 margin columns; five folded images whose panels cross from
-    # one image to the next; dilated taps reaching both margins; asymmetric padding
-    ("wide-folded", (5, 6, 34, 70), (7, 6, 3, 3), dict(stride=2, padding=1)),
+    # rows of 16-38 outputs with 1-2 margin columns; four images per GEMM (256 positions each:
+    # batch folding) whose panels cross from one image to the next; one image per GEMM; dilated
+    # taps reaching both margins; asymmetric padding; stride 3 (the generic column split)
+    ("wide-folded", (4, 8, 32, 32), (16, 8, 3, 3), dict(stride=2, padding=1)),
+    ("wide-images", (2, 6, 34, 70), (7, 6, 3, 3), dict(stride=2, padding=1)),
     (
         "wide-groups-dilation",
         (2, 8, 40, 75),
@@ -110,9 +112,11 @@ STRIDED = [
         dict(stride=2, padding=2, dilation=2, groups=2, mode="conv"),
     ),
     ("wide-asymmetric", (1, 3, 33, 67), (4, 3, 5, 5), dict(stride=2, padding=(1, 3))),
+    ("wide-stride3", (1, 8, 20, 110), (8, 8, 5, 5), dict(stride=3, padding=2)),
     # 10 MiB of planes: three bands of output rows (38, 38, 24), the last a partial GEMM
     ("wide-bands", (1, 64, 200, 200), (8, 64, 3, 3), dict(stride=2, padding=1)),
 ]
+WIDE = [case for case in STRIDED if case[0].startswith("wide-")]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -134,9 +138,22 @@ def test_strided_forward_and_weight_gradient(case, dtype, threads, rng, poisoned
     assert_close(gx, want, reduction=w_shape[0] * math.prod(w_shape[2:]))
 
 
+@pytest.mark.parametrize("case", WIDE, ids=lambda c: c[0])
+def test_wide_cases_reach_the_wide_path(case):
+    """The wide-* geometries above run on the padded-width phases wherever the path exists
+    (AVX-512 float32), so their oracle checks cover it; float64 never takes it."""
+    from fastconv._problem import conv_problem
+    from fastconv.selection import _active_isa
+
+    _, x_shape, w_shape, kw = case
+    for dtype, expected in (("float32", _active_isa() == "avx512"), ("float64", False)):
+        problem = conv_problem("conv", "forward", x_shape, w_shape, dtype, **kw)
+        assert problem.implicit_gemm_reads_phases_in_place == expected, (case[0], dtype)
+
+
 def test_auto_runs_strided_forward_on_wide_phases():
     """Where implicit GEMM reads a strided forward's phases in place (AVX-512 float32, margins
-    up to 1/16 of a row, up to 256 output channels), `auto` runs it and explain says so;
+    up to 1/16 of a row, up to 256 output channels per group), `auto` runs it and explain says so;
     elsewhere (float64, wider margins, more channels, other passes) the property is false."""
     from fastconv._problem import conv_problem
     from fastconv.selection import _active_isa

@@ -10,6 +10,7 @@
 #include "algo/phase_backward_data.h"
 #include "algo/plane_transpose.h"
 #include "algo/wide_phases.h"
+#include "fastconv/algorithm.h"
 #include "fastconv/parallel.h"
 #include "gemm/gemm.h"
 
@@ -582,6 +583,7 @@ FASTCONV_INSTANTIATE(double)
 }  // namespace fastconv::algo
 
 bool fastconv::implicit_gemm_reads_phases_in_place(const ConvProblem& p) {
-  const ConvGeometry& g = p.g;
-  return p.conv_pass == ConvPass::kForward && algo::wide_phases_apply(g, dtype_size(p.dtype));
+  const bool cpu_dtype = p.dtype == DType::kFloat32 || p.dtype == DType::kFloat64;
+  return cpu_dtype && p.conv_pass == ConvPass::kForward &&
+         algo::wide_phases_apply(p.g, dtype_size(p.dtype));
 }

@@ -27,8 +27,9 @@ struct WidePhases {
 // of rank <= 2: forward_phases_apply).
 WidePhases make_wide_phases(const ConvGeometry& g, int64_t rows = 0);
 
-// What one GEMM covers: several whole images, or one image's band of output rows, so that the
-// planes it reads in place take at most a few MiB.
+// What one GEMM covers: whole images (several only where implicit GEMM folds the batch, outputs
+// of at most 512 positions, and `images` allows), or one image's band of output rows, so that
+// the planes it reads in place take at most a few MiB.
 struct WideBlocks {
   int64_t images, rows;
 };
@@ -41,7 +42,7 @@ WideBlocks wide_blocks(const ConvGeometry& g, int64_t images, int64_t elem_size)
 // ms, packed phases vs wide, AVX-512:
 // - res3.3x3s2 (1.8 MiB of planes) 1.03-1.11 vs 0.91-1.01;
 // - 3x3/2 32->32 on 160x160 (3.4 MiB) 0.83 vs 0.69; 64->64 on 112x112 (3.4) 1.23-1.28 vs
-//   1.01-1.07; 8 x 64->128 on 80x80 (3.5, 2 images per GEMM) 8.8-9.4 vs 7.8;
+//   1.01-1.07; 8 x 64->128 on 80x80 (1.8 per image, one image per GEMM) 8.8-9.4 vs 7.8;
 // - 256->128 on 56x56 (3.6) 2.04-2.10 vs 1.95-1.97; 64->128 on 160x160 (6.8) 3.92-3.99 vs
 //   3.78-3.85.
 // - 32->64 on 160x160 1.24-1.26 vs 1.15; 64->32 on 320x320 (26 MiB of planes, run in bands

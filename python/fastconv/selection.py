@@ -350,11 +350,11 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     tiles = p.n
     for e, lo, hi in zip(p.in_extents, p.pad_lo, p.pad_hi):
         tiles *= (e + lo + hi - 2 + 1) // 2
-    if getattr(problem, "implicit_gemm_reads_phases_in_place", False):
+    if problem.implicit_gemm_reads_phases_in_place:
         # Strided forward over padded-width stride phases (csrc/algo/wide_phases.h: AVX-512
-        # float32, margins <= 1/16 of a row, up to 256 output channels), no panel packed.
-        # 2 threads, median ms, implicit_gemm vs direct's per-tap path (which took rows up to
-        # 40 wide): res3.3x3s2 0.91-0.92 vs 1.14-1.18 (torch ~1.04).
+        # float32, margins <= 1/16 of a row, up to 256 output channels per group), no panel
+        # packed. 2 threads, median ms, implicit_gemm vs direct's per-tap path (which took rows
+        # up to 40 wide): res3.3x3s2 0.91-0.92 vs 1.14-1.18 (torch ~1.04).
         return "implicit_gemm", "strided: stride phases with zero margins, panels read in place"
     if _small_image_taps(p, unit_stride) and (not winograd or tiles <= 128) and usable("direct"):
         return "direct", "small image, many channels: a GEMM call per tap, padding skipped"
