@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "algo/conv_panels.h"
+#include "algo/phase_rows.h"
 #include "fastconv/parallel.h"
 #include "gemm/gemm.h"
 
@@ -60,33 +61,6 @@ class WideColumns final : public gemm::PanelSource<T> {
   int64_t image_stride_;
 };
 
-// row0[s] = src[2 (s + q0)], row1[s] = src[2 (s + q0) + 1] for s < width, zero outside the
-// source row's w elements (all zero when src is null).
-template <typename T>
-void split_pair(const T* src, int64_t w, int64_t q0, int64_t width, T* row0, T* row1) {
-  if (!src) {
-    std::fill(row0, row0 + width, T(0));
-    std::fill(row1, row1 + width, T(0));
-    return;
-  }
-  const int64_t lo = std::clamp<int64_t>(-q0, 0, width);
-  const int64_t hi0 = std::clamp<int64_t>((w + 1) / 2 - q0, lo, width);
-  const int64_t hi1 = std::clamp<int64_t>(w / 2 - q0, lo, width);
-  std::fill(row0, row0 + lo, T(0));
-  std::fill(row1, row1 + lo, T(0));
-  const T* pairs = src + 2 * (lo + q0);
-  T* __restrict a = row0 + lo;
-  T* __restrict b = row1 + lo;
-  const int64_t both = hi1 - lo;  // hi1 <= hi0
-  for (int64_t t = 0; t < both; ++t) {
-    a[t] = pairs[2 * t];
-    b[t] = pairs[2 * t + 1];
-  }
-  if (hi0 > hi1) row0[hi1] = src[2 * (hi1 + q0)];
-  std::fill(row0 + hi0, row0 + width, T(0));
-  std::fill(row1 + hi1, row1 + width, T(0));
-}
-
 // Splits `images` x `channels` planes of x (channel c of image i at x + i * image_stride + c *
 // in_spatial) into their padded phases for the band of output rows from oy0, at dst, channel
 // (i, c) at (i * channels + c) * channel_size: plane (ry, rx) row r, column s holds
@@ -101,12 +75,18 @@ void split_wide(const ConvGeometry& g, const WidePhases& wp, int64_t oy0, const 
       const T* xc = x + (idx / channels) * image_stride + (idx % channels) * in_sp;
       T* d = dst + idx * wp.channel_size;
       for (int64_t ry = 0; ry < sy; ++ry) {
-        if (sx == 2) {  // both column phases of a source row in one pass (a deinterleave)
+        if (sx == 2 && wp.qx0 <= 0) {  // both column phases of a source row in one pass
           T* plane0 = d + ry * 2 * wp.plane_size;
           for (int64_t r = 0; r < wp.height; ++r) {
             const int64_t iy = sy * (r + oy0 + wp.qy0) + ry;
-            split_pair(iy >= 0 && iy < H ? xc + iy * W : nullptr, W, wp.qx0, wp.width,
-                       plane0 + r * wp.width, plane0 + wp.plane_size + r * wp.width);
+            T* row0 = plane0 + r * wp.width;
+            T* row1 = row0 + wp.plane_size;
+            if (iy < 0 || iy >= H) {
+              std::fill(row0, row0 + wp.width, T(0));
+              std::fill(row1, row1 + wp.width, T(0));
+            } else {  // column s of phase a reads source column 2 s + a + 2 qx0
+              split_pair_row(xc + iy * W, W, -2 * wp.qx0, wp.width, row0, row1);
+            }
           }
           continue;
         }

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "algo/phase_rows.h"
 #include "fastconv/parallel.h"
 
 namespace fastconv::algo::winograd_phases {
@@ -51,33 +52,6 @@ std::pair<int64_t, int64_t> plane_of(const Split& s, int64_t p) {
 
 Layout input_layout(const Split& s) {
   return run_layout(s, s.run.in[1], s.run.in[2], s.run.c);
-}
-
-// One source row of a stride-2 split into its two column phases, read once: row_a[j] =
-// src[2 j + a - pw] for phase a, 0 outside the row, each `ws` long. Source column pairs
-// (2t, 2t + 1) land at (phase e, j = t + pw / 2) and (phase 1 - e, j + e) with e = pw % 2, so
-// the copy is one deinterleave loop, which the compiler vectorises with shuffles (the per-phase
-// strided loop took 9% of dcgan.g4's Winograd backward data, this one 5.5%).
-template <typename T>
-void split_pair_row(const T* src, int64_t w, int64_t pw, int64_t ws, T* row0, T* row1) {
-  const int64_t e = pw % 2, h = pw / 2;
-  T* a = e ? row1 : row0;
-  T* b = e ? row0 : row1;
-  const int64_t a0 = std::min(h, ws), b0 = std::min(h + e, ws);
-  const int64_t na = std::min((w + 1) / 2, ws - a0), nb = std::min(w / 2, ws - b0);
-  std::fill(a, a + a0, T(0));
-  std::fill(b, b + b0, T(0));
-  const int64_t both = std::min(na, nb);
-  T* __restrict pa = a + a0;
-  T* __restrict pb = b + b0;
-  for (int64_t t = 0; t < both; ++t) {
-    pa[t] = src[2 * t];
-    pb[t] = src[2 * t + 1];
-  }
-  for (int64_t t = both; t < na; ++t) pa[t] = src[2 * t];
-  for (int64_t t = both; t < nb; ++t) pb[t] = src[2 * t + 1];
-  std::fill(a + a0 + na, a + ws, T(0));
-  std::fill(b + b0 + nb, b + ws, T(0));
 }
 
 }  // namespace
