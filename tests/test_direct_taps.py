@@ -104,6 +104,31 @@ def test_auto_small_images_run_taps(x_shape, w_shape, kw, pass_):
     assert e.algo == "direct" and "a GEMM call per tap" in e.reason, str(e)
 
 
+SHORT_ROWS = [
+    ((16, 256, 8, 8), (512, 256, 4, 4), dict(stride=2, padding=1), "forward"),  # dcgan.g2's data
+    ((1, 512, 4, 4), (512, 512, 3, 3), dict(padding=1), "backward_data"),
+    ((16, 512, 6, 6), (512, 512, 3, 3), dict(stride=2, padding=1), "forward"),  # 3 wide
+]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kw,pass_", SHORT_ROWS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_auto_short_rows_leave_taps_at_avx512(x_shape, w_shape, kw, pass_, dtype):
+    """Rows of at most 4 positions would run 4-row tiles on the taps path: at AVX-512 float32
+    auto runs implicit GEMM's 12-row tiles instead (selection._short_segments); float64 and the
+    other ISA levels keep the taps path."""
+    e = fastconv.explain(x_shape, w_shape, pass_=pass_, dtype=dtype, **kw)
+    if fastconv.info()["isa_active"] == "avx512" and dtype == "float32":
+        assert e.algo == "implicit_gemm" and "at most 4 positions" in e.reason, str(e)
+    else:
+        assert e.algo == "direct" and "a GEMM call per tap" in e.reason, str(e)
+
+
+def test_auto_rows_of_five_stay_on_taps():
+    e = fastconv.explain((8, 256, 5, 5), (256, 256, 3, 3), padding=1)
+    assert e.algo == "direct" and "a GEMM call per tap" in e.reason, str(e)
+
+
 @pytest.mark.parametrize(
     "x_shape,w_shape,kw,pass_",
     [

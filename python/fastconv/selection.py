@@ -176,6 +176,23 @@ def _small_image_taps(p: "_Shape", unit_stride: bool) -> bool:
     return p.taps > 1 and _taps_served(p, unit_stride)
 
 
+def _short_segments(p: "_Shape", unit_stride: bool) -> bool:
+    """Whether the per-tap path would be served but its rows are at most 4 positions long, at
+    AVX-512 float32: each tap's GEMM call then runs a 4-row tile (8 accumulators, 6 loads per 8
+    multiply-adds), where implicit GEMM's packed 12 x 32 tiles span rows and images. 2 threads,
+    median ms, direct vs implicit_gemm, AVX-512: dcgan.g2's backward data (16 x 256->512 4x4 s2
+    to 4x4) 5.34 vs 3.85; 512->512 4x4 s2 on 8x8 1.13 vs 0.99; 16 x 512 3x3 s2 to 3x3 4.09 vs
+    2.85; 3x3 on 4x4, 512 ch, forward / backward data 0.59/0.79 vs 0.64/0.46, batch 8
+    2.80/3.03 vs 2.10/2.96; 1024 ch on 3x3 1.89/2.84 vs 1.78/1.46. Rows of 5 stay on the taps
+    path (8 x 256 ch 3x3 on 5x5 0.73/0.78 vs 1.18/1.26; 3x3 s2 to 5x5 0.31 vs 0.34). At AVX2
+    (8-row tiles of 16) implicit GEMM loses most of these (5.27 vs 5.68, 2.71 vs 3.56, 0.56/0.68
+    vs 0.45/0.67), so the rule is AVX-512's."""
+    if _active_isa() != "avx512" or p.itemsize != 4 or not _small_image_taps(p, unit_stride):
+        return False
+    rows = p.out_extents[-1] if p.conv_pass == "forward" else p.in_extents[-1]
+    return rows <= 4
+
+
 def _two_tap_products(extents: tuple[int, ...], few_summed: bool) -> float:
     """Transform-domain products per direct product of F(mxm,2x2) over a stride-1 correlation
     whose output has `extents` (the tile as csrc/algo/winograd_tiles.cc chooses it: the fewest
@@ -356,6 +373,8 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         # packed. 2 threads, median ms, implicit_gemm vs direct's per-tap path (which took rows
         # up to 40 wide): res3.3x3s2 0.91-0.92 vs 1.14-1.18 (torch ~1.04).
         return "implicit_gemm", "strided: stride phases with zero margins, panels read in place"
+    if _short_segments(p, unit_stride):
+        return "implicit_gemm", "rows of at most 4 positions: one packed GEMM, 12-row tiles"
     if _small_image_taps(p, unit_stride) and (not winograd or tiles <= 128) and usable("direct"):
         return "direct", "small image, many channels: a GEMM call per tap, padding skipped"
     if winograd:
