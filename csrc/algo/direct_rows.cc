@@ -17,10 +17,14 @@ namespace {
 // Elements after each buffer the kernels may read past its last needed one (>= one vector).
 constexpr int64_t kSlack = 64;
 // Output positions a weight-kernel call sums before its horizontal sums: long enough to hide
-// them (24 of them per 4 x 6 block), short enough that its source and gradient rows stay in L2.
-// 1024 (rows in L1) spent ~20% of resnet50.conv1's weight gradient in the sums: 4096 took it
-// 1.54 -> 1.31 ms (AVX-512, 2 threads; AVX2 unchanged; 16384 no faster).
-constexpr int64_t kWeightChunk = 4096;
+// them (24 of them per 4 x 6 block), short enough that a block's gradient rows stay in L1 while
+// the kernel walks every term block over them. With the flat-loop kernel 1024 spent ~20% of
+// resnet50.conv1's weight gradient in the sums and 4096 was faster (1.54 -> 1.31 ms); with the
+// row-by-row kernel (rows_impl.h) 1024 is: 2 threads, median ms, 4096 / 2048 / 1024, AVX-512:
+// resnet50.conv1 1.05-1.09 / 1.11-1.19 / 0.95-1.03, yolov5s.stem 4.02-4.27 / 3.98-4.30 /
+// 3.84-3.98, alexnet.conv1 1.31-1.32 / 1.20-1.21 / 1.14-1.15; 3->32 3x3 s2 on 224x224
+// 0.177-0.179 / 0.183-0.188 / 0.187-0.193 is the one that loses (5%).
+constexpr int64_t kWeightChunk = 1024;
 
 int64_t plane_pitch(const DwPlane& p) { return p.buffer_elems() + kSlack; }
 
