@@ -128,6 +128,23 @@ def test_non_int_per_dim_values(name, value, xw):
         fastconv.conv(x, w, groups=2, **{name: value})
 
 
+@pytest.mark.parametrize("value", [(True, 1), (1.0, 1), (1, np.int64(1))], ids=str)
+def test_equal_tuple_of_another_type_after_a_cached_call(value, xw):
+    """A call with stride=(1, 1) caches its runner under a key of the parameters and their
+    element types (fastconv/_calls.py _quick_types, with a memo of tuple objects): a tuple equal
+    to it but of other element types must not reuse it."""
+    x, w = (np.ascontiguousarray(a, dtype=np.float32) for a in xw)
+    stride = (1, 1)
+    for _ in range(2):
+        fastconv.conv(x, w, groups=2, stride=stride)
+    if isinstance(value[1], np.integer):  # NumPy integers are accepted, and give the same result
+        want = fastconv.conv(x, w, groups=2, stride=stride)
+        np.testing.assert_array_equal(fastconv.conv(x, w, groups=2, stride=value), want)
+        return
+    with raises_naming(TypeError, "stride"):
+        fastconv.conv(x, w, groups=2, stride=value)
+
+
 @pytest.mark.parametrize(
     "kw", [dict(), dict(dilation=3), dict(padding=(0, 1), dilation=(1, 6))], ids=str
 )

@@ -19,6 +19,8 @@ from .backends import Backend, backend_for_device
 from .selection import PASSES, Explanation, explanation
 from .separable import conv_as_separable, explain_separable
 
+_NDARRAY = np.ndarray
+
 IntOrTuple = Union[int, Sequence[int]]
 Padding = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
 
@@ -28,6 +30,8 @@ def _conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple):
     require grad (fastconv/_autograd.py); algo="separable" runs fastconv/separable.py."""
     if algo == "separable":
         return conv_as_separable(op, pass_, a, b, bias, shape_arg, params)
+    if type(a) is _NDARRAY and type(b) is _NDARRAY and (bias is None or type(bias) is _NDARRAY):
+        return run_conv(op, pass_, a, b, bias, shape_arg, algo, params)  # no tensor to record
     if records_grad(a, b, bias):
         return recording().conv(op, pass_, a, b, bias, shape_arg, algo, params)
     return run_conv(op, pass_, a, b, bias, shape_arg, algo, params)
