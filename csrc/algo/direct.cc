@@ -229,10 +229,16 @@ template <typename Fn>
 void for_each_item(int64_t items, int64_t slots, Fn&& fn) {
   // Never more workers than items: a one-plane call runs inline instead of waking the pool
   // (a 1x1x8x8 depthwise forward: 3.5 us with a wake-up, 1.2 us inline).
+  // Items are claimed a run at a time: one shared counter bumped per plane bounced its cache
+  // line between the cores for every plane (576 planes of 19x19: 0.122 ms on 2 threads, 0.102
+  // on 1). About 16 runs per worker still balance unequal items.
+  const int64_t workers = std::min(slots, items);
+  const int64_t run = std::max<int64_t>(1, items / (16 * std::max<int64_t>(1, workers)));
   std::atomic<int64_t> next{0};
-  parallel_for(std::min(slots, items), 1, [&](int64_t begin, int64_t end) {
+  parallel_for(workers, 1, [&](int64_t begin, int64_t end) {
     for (int64_t s = begin; s < end; ++s)
-      for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < items;) fn(s, i);
+      for (int64_t i0; (i0 = next.fetch_add(run, std::memory_order_relaxed)) < items;)
+        for (int64_t i = i0; i < std::min(items, i0 + run); ++i) fn(s, i);
   });
 }
 
