@@ -16,12 +16,12 @@ def records_grad(*values: Any) -> bool:
     """Whether autograd must record a call on these operands: a torch tensor among them
     requires grad while grad mode is on."""
     torch = sys.modules.get("torch")
-    if torch is None or not torch.is_grad_enabled():
+    if torch is None:
         return False
     tensor = torch.Tensor
     for v in values:
         if isinstance(v, tensor) and v.requires_grad:
-            return True
+            return torch.is_grad_enabled()  # asked only when it matters (~0.2 us a call)
     return False
 
 

@@ -8,6 +8,9 @@
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
+#if defined(__AVX512F__)
+#include "ukernels/hsum_avx512.h"
+#endif
 
 #ifndef FASTCONV_DW_NS
 #error "define FASTCONV_DW_NS (the ISA namespace) before including dw_vector.h"
@@ -62,7 +65,7 @@ struct V<float> {
     FASTCONV_DW_PIN(v, "+v");
     return v;
   }
-  static float sum(type v) { return _mm512_reduce_add_ps(v); }
+  static float sum(type v) { return hsum_avx512(v); }  // ukernels/hsum_avx512.h
   static void deinterleave(type a, type b, type& even, type& odd) {
     const __m512i e = _mm512_load_si512(kDwEven32);
     even = _mm512_permutex2var_ps(a, e, b);
@@ -96,7 +99,7 @@ struct V<double> {
     FASTCONV_DW_PIN(v, "+v");
     return v;
   }
-  static double sum(type v) { return _mm512_reduce_add_pd(v); }
+  static double sum(type v) { return hsum_avx512(v); }
   static void deinterleave(type a, type b, type& even, type& odd) {
     const __m512i e = _mm512_load_si512(kDwEven64);
     even = _mm512_permutex2var_pd(a, e, b);

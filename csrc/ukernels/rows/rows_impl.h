@@ -15,6 +15,9 @@
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
+#if defined(__AVX512F__)
+#include "ukernels/hsum_avx512.h"
+#endif
 
 #include "ukernels/rows/rows_ukernels.h"
 
@@ -48,15 +51,7 @@ struct V<float> {
   static type set1(float v) { return _mm512_set1_ps(v); }
   static type add(type a, type b) { return _mm512_add_ps(a, b); }
   static type fma(type a, type b, type c) { return _mm512_fmadd_ps(a, b, c); }
-  // _mm512_reduce_add_ps's halving tree; see V<double>::sum for why not the intrinsic.
-  static float sum(type v) {
-    const __m512d d = _mm512_castps_pd(v);
-    const __m256 h = _mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xff, d, 0)),
-                                   _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xff, d, 1)));
-    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    return _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
-  }
+  static float sum(type v) { return hsum_avx512(v); }
 };
 template <>
 struct V<double> {
@@ -71,15 +66,7 @@ struct V<double> {
   static type set1(double v) { return _mm512_set1_pd(v); }
   static type add(type a, type b) { return _mm512_add_pd(a, b); }
   static type fma(type a, type b, type c) { return _mm512_fmadd_pd(a, b, c); }
-  // The same halving tree as _mm512_reduce_add_pd, whose GCC 12 body (like the plain
-  // extract and cast) passes an undefined vector through: a -Wuninitialized warning wherever
-  // it is inlined into the row-by-row weight kernel. The zero-masked extracts pass zeros.
-  static double sum(type v) {
-    const __m256d h = _mm256_add_pd(_mm512_maskz_extractf64x4_pd(0xff, v, 0),
-                                    _mm512_maskz_extractf64x4_pd(0xff, v, 1));
-    const __m128d q = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(q, _mm_unpackhi_pd(q, q)));
-  }
+  static double sum(type v) { return hsum_avx512(v); }
 };
 #elif defined(__AVX2__)
 constexpr int kRegs = 16, kNvMax = 4, kKbCap = 8, kFb = 3, kRb = 4;
