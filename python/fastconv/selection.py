@@ -193,6 +193,21 @@ def _short_segments(p: "_Shape", unit_stride: bool) -> bool:
     return rows <= 4
 
 
+def _stem_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
+    """Whether a first layer's forward (2-4 input channels) runs Winograd over its stride
+    phases: at stride 4+ in every dim with 3 taps per phase (alexnet.conv1's 11x11/4), the 16+
+    phase planes of each channel stack into 48 summed channels, enough for F(2x2,3x3)'s
+    transforms to pay, where the direct row kernels vectorised over output channels sum 363
+    (channel, tap) terms. 2 threads, median ms, direct vs winograd, AVX-512 / AVX2: alexnet.conv1
+    0.76/1.27 vs 0.735/0.88, batch 8 5.77/10.2 vs 5.23/6.60, unpadded 227x227 0.75/1.27 vs
+    0.735/0.89. At stride 2 (6x6/2, 12 summed channels) it wins only on large images (yolov5s's
+    640x640 stem 2.70/3.68 vs 2.56/3.47, but 224x224 0.57/0.83 vs 0.69/0.89 and 320x320
+    0.68/0.91 vs 0.85/1.14), and 9x9/3 is even (0.59/0.88 vs 0.64/0.84): those stay direct."""
+    if p.conv_pass != "forward" or unit_stride or p.groups != 1 or p.c_per_group > 4:
+        return False
+    return all(s >= 4 and -(-k // s) == 3 for k, s in zip(p.kernel, p.stride))
+
+
 def _two_tap_products(extents: tuple[int, ...], few_summed: bool) -> float:
     """Transform-domain products per direct product of F(mxm,2x2) over a stride-1 correlation
     whose output has `extents` (the tile as csrc/algo/winograd_tiles.cc chooses it: the fewest
@@ -345,6 +360,8 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
             return "depthwise", "one input channel per group: direct SIMD loops per channel plane"
     if p.groups > 1 and p.c_per_group <= 16 and usable("direct"):
         return "direct", "few channels per group: direct plane loops beat a GEMM per group"
+    if _stem_phase_winograd(p, unit_stride) and usable("winograd"):
+        return "winograd", "few input channels at stride 4+: Winograd over the stacked phases"
     if p.groups == 1 and p.c_per_group <= 4 and usable("direct"):
         long_weight = p.conv_pass == "backward_weight" and p.taps > _direct_weight_taps()
         if (not unit_stride or p.conv_pass != "forward") and not long_weight:
