@@ -84,6 +84,8 @@ AUTO = [
     ((1, 3, 224, 224), (96, 3, 11, 11), dict(stride=4, padding=2), "forward", "winograd"),
     ((1, 3, 227, 227), (96, 3, 11, 11), dict(stride=4), "forward", "winograd"),
     ((1, 3, 224, 224), (64, 3, 6, 6), dict(stride=2, padding=2), "forward", "direct"),
+    ((1, 3, 64, 64), (96, 3, 11, 11), dict(stride=4, padding=2), "forward", "direct"),  # 196 out
+    ((1, 3, 16000), (64, 3, 11), dict(stride=4), "forward", "direct"),  # 1-D: not measured
     # 128 channels: not the row kernels; its 28-wide output runs the per-tap GEMM path, except
     # where implicit GEMM reads its stride phases in place (AVX-512: csrc/algo/wide_phases.h)
     ((1, 128, 56, 56), (128, 128, 3, 3), dict(stride=2, padding=1), "forward", "wide"),

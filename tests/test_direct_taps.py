@@ -124,6 +124,13 @@ def test_auto_short_rows_leave_taps_at_avx512(x_shape, w_shape, kw, pass_, dtype
         assert e.algo == "direct" and "a GEMM call per tap" in e.reason, str(e)
 
 
+def test_auto_short_rows_leave_winograd_its_large_batches():
+    """3x3 on 4x4 at batch 64 (256 F(2x2) tiles) stays on Winograd at every ISA level: the
+    short-rows rule only replaces the per-tap path where auto would have run it."""
+    e = fastconv.explain((64, 512, 4, 4), (512, 512, 3, 3), padding=1)
+    assert e.algo == "winograd", str(e)
+
+
 def test_auto_rows_of_five_stay_on_taps():
     e = fastconv.explain((8, 256, 5, 5), (256, 256, 3, 3), padding=1)
     assert e.algo == "direct" and "a GEMM call per tap" in e.reason, str(e)

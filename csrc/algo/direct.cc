@@ -223,8 +223,8 @@ void effective_weights(const ConvGeometry& g, const T* w, bool flip, T* out) {
 }
 
 // Runs fn(slot, item) for every item in [0, items), each slot on one thread at a time. Slots
-// take the next item as they finish one, so a thread the OS delays (or one with heavier
-// items) leaves its share to the others; an item's result does not depend on its slot.
+// take the next run of items as they finish one, so a thread the OS delays (or one with
+// heavier items) leaves its share to the others; an item's result does not depend on its slot.
 template <typename Fn>
 void for_each_item(int64_t items, int64_t slots, Fn&& fn) {
   // Never more workers than items: a one-plane call runs inline instead of waking the pool

@@ -8,6 +8,7 @@ algorithm and why; explain() reads the same result. Each device has its own `aut
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,8 +178,9 @@ def _small_image_taps(p: "_Shape", unit_stride: bool) -> bool:
 
 
 def _short_segments(p: "_Shape", unit_stride: bool) -> bool:
-    """Whether the per-tap path would be served but its rows are at most 4 positions long, at
-    AVX-512 float32: each tap's GEMM call then runs a 4-row tile (8 accumulators, 6 loads per 8
+    """Whether a pass `auto` would give the per-tap path (_small_image_taps; asked only there,
+    so Winograd keeps its large batches) has rows of at most 4 positions, at AVX-512 float32:
+    each tap's GEMM call then runs a 4-row tile (8 accumulators, 6 loads per 8
     multiply-adds), where implicit GEMM's packed 12 x 32 tiles span rows and images. 2 threads,
     median ms, direct vs implicit_gemm, AVX-512: dcgan.g2's backward data (16 x 256->512 4x4 s2
     to 4x4) 5.34 vs 3.85; 512->512 4x4 s2 on 8x8 1.13 vs 0.99; 16 x 512 3x3 s2 to 3x3 4.09 vs
@@ -202,8 +204,13 @@ def _stem_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
     0.76/1.27 vs 0.735/0.88, batch 8 5.77/10.2 vs 5.23/6.60, unpadded 227x227 0.75/1.27 vs
     0.735/0.89. At stride 2 (6x6/2, 12 summed channels) it wins only on large images (yolov5s's
     640x640 stem 2.70/3.68 vs 2.56/3.47, but 224x224 0.57/0.83 vs 0.69/0.89 and 320x320
-    0.68/0.91 vs 0.85/1.14), and 9x9/3 is even (0.59/0.88 vs 0.64/0.84): those stay direct."""
+    0.68/0.91 vs 0.85/1.14), and 9x9/3 is even (0.59/0.88 vs 0.64/0.84): those stay direct.
+    The transforms' fixed cost needs about 2048 output positions (AVX-512, ms: 11x11/4 to 31x31
+    0.046 vs 0.195 on one image, 0.525 vs 0.424 on two; 39x39 0.388 vs 0.472, 47x47 0.559 vs
+    0.565). 2-D only: 1-D stems were not measured."""
     if p.conv_pass != "forward" or unit_stride or p.groups != 1 or p.c_per_group > 4:
+        return False
+    if len(p.kernel) != 2 or p.n * math.prod(p.out_extents) < 2048:
         return False
     return all(s >= 4 and -(-k // s) == 3 for k, s in zip(p.kernel, p.stride))
 
@@ -314,10 +321,11 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
       algorithm's row kernels (register blocks of output channels x output-row vectors over
       phase-split planes), strided or not (the stride-1 forward on one image; it once ran
       implicit_gemm, vgg conv1_1 1.35x vs 1.13x torch, and today direct matches it; batches of
-      small images still do, see the rule's comment), except weight gradients of kernels over
-      25 taps (alexnet.conv1
-      0.70x vs implicit_gemm 0.85-0.95x; resnet50.conv1 1.1x vs 0.89x on avx512 but 0.50-0.58x
-      vs 0.58-0.65x on avx2). 1 thread, avx512, vs torch, direct vs best other:
+      small images still do, see the rule's comment; the 2-D forward at stride 4+ with 3 taps
+      per phase on 2048+ outputs, alexnet.conv1's, runs Winograd: _stem_phase_winograd),
+      except weight gradients of kernels over 25 taps (alexnet.conv1 0.70x vs implicit_gemm
+      0.85-0.95x; resnet50.conv1 1.1x vs 0.89x on avx512 but 0.50-0.58x vs 0.58-0.65x on
+      avx2). 1 thread, avx512, vs torch, direct vs best other:
       resnet50.conv1 forward 1.27-1.39x vs 0.91x, backward data 3.5x vs 1.5x (im2col);
       alexnet.conv1 forward 0.88x vs 0.76x, backward data 2.9x vs 1.9x;
       3->32 3x3 s2 224x224: 5.3x/4.8x/2.0x vs 4.3x/3.1x/1.4x; 5x5 s2: 1.30x/3.7x/1.33x vs
@@ -390,9 +398,9 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         # packed. 2 threads, median ms, implicit_gemm vs direct's per-tap path (which took rows
         # up to 40 wide): res3.3x3s2 0.91-0.92 vs 1.14-1.18 (torch ~1.04).
         return "implicit_gemm", "strided: stride phases with zero margins, panels read in place"
-    if _short_segments(p, unit_stride):
-        return "implicit_gemm", "rows of at most 4 positions: one packed GEMM, 12-row tiles"
     if _small_image_taps(p, unit_stride) and (not winograd or tiles <= 128) and usable("direct"):
+        if _short_segments(p, unit_stride):
+            return "implicit_gemm", "rows of at most 4 positions: one packed GEMM, 12-row tiles"
         return "direct", "small image, many channels: a GEMM call per tap, padding skipped"
     if winograd:
         # Below ~32 tiles (a 7x7 image at batch 1) the transforms do not pay.
