@@ -177,7 +177,7 @@ def _small_image_taps(p: "_Shape", unit_stride: bool) -> bool:
     return p.taps > 1 and _taps_served(p, unit_stride)
 
 
-def _short_segments(p: "_Shape", unit_stride: bool) -> bool:
+def _short_segments(p: "_Shape") -> bool:
     """Whether a pass `auto` would give the per-tap path (_small_image_taps; asked only there,
     so Winograd keeps its large batches) has rows of at most 4 positions, at AVX-512 float32:
     each tap's GEMM call then runs a 4-row tile (8 accumulators, 6 loads per 8
@@ -189,25 +189,25 @@ def _short_segments(p: "_Shape", unit_stride: bool) -> bool:
     path (8 x 256 ch 3x3 on 5x5 0.73/0.78 vs 1.18/1.26; 3x3 s2 to 5x5 0.31 vs 0.34). At AVX2
     (8-row tiles of 16) implicit GEMM loses most of these (5.27 vs 5.68, 2.71 vs 3.56, 0.56/0.68
     vs 0.45/0.67), so the rule is AVX-512's."""
-    if _active_isa() != "avx512" or p.itemsize != 4 or not _small_image_taps(p, unit_stride):
+    if _active_isa() != "avx512" or p.itemsize != 4:
         return False
     rows = p.out_extents[-1] if p.conv_pass == "forward" else p.in_extents[-1]
     return rows <= 4
 
 
 def _stem_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
-    """Whether a first layer's forward (2-4 input channels) runs Winograd over its stride
-    phases: at stride 4+ in every dim with 3 taps per phase (alexnet.conv1's 11x11/4), the 16+
-    phase planes of each channel stack into 48 summed channels, enough for F(2x2,3x3)'s
-    transforms to pay, where the direct row kernels vectorised over output channels sum 363
-    (channel, tap) terms. 2 threads, median ms, direct vs winograd, AVX-512 / AVX2: alexnet.conv1
-    0.76/1.27 vs 0.735/0.88, batch 8 5.77/10.2 vs 5.23/6.60, unpadded 227x227 0.75/1.27 vs
-    0.735/0.89. At stride 2 (6x6/2, 12 summed channels) it wins only on large images (yolov5s's
-    640x640 stem 2.70/3.68 vs 2.56/3.47, but 224x224 0.57/0.83 vs 0.69/0.89 and 320x320
-    0.68/0.91 vs 0.85/1.14), and 9x9/3 is even (0.59/0.88 vs 0.64/0.84): those stay direct.
-    The transforms' fixed cost needs about 2048 output positions (AVX-512, ms: 11x11/4 to 31x31
-    0.046 vs 0.195 on one image, 0.525 vs 0.424 on two; 39x39 0.388 vs 0.472, 47x47 0.559 vs
-    0.565). 2-D only: 1-D stems were not measured."""
+    """Whether a first layer's forward (2-4 input channels) runs Winograd over its stride phases:
+    at stride 4+ in every dim with 3 taps per phase (alexnet.conv1's 11x11/4), the 16+ phase
+    planes of each channel stack into 48 summed channels, enough for the F(4x4,3x3) transforms
+    (the tile rule's pick at up to 64 summed channels) to pay, where the direct row kernels
+    vectorised over output channels sum 363 (channel, tap) terms. 2 threads, median ms, direct
+    vs winograd, AVX-512 / AVX2: alexnet.conv1 0.76/1.27 vs 0.735/0.88, batch 8 5.77/10.2 vs
+    5.23/6.60, unpadded 227x227 0.75/1.27 vs 0.735/0.89. At stride 2 (6x6/2, 12 summed channels)
+    it wins only on large images (yolov5s's 640x640 stem 2.70/3.68 vs 2.56/3.47, but 224x224
+    0.57/0.83 vs 0.69/0.89 and 320x320 0.68/0.91 vs 0.85/1.14), and 9x9/3 is even (0.59/0.88 vs
+    0.64/0.84): those stay direct. The transforms' fixed cost needs about 2048 output positions
+    (AVX-512, ms: 11x11/4 to 31x31 0.046 vs 0.195 on one image, 0.525 vs 0.424 on two; 39x39
+    0.388 vs 0.472, 47x47 0.559 vs 0.565). 2-D only: 1-D stems were not measured."""
     if p.conv_pass != "forward" or unit_stride or p.groups != 1 or p.c_per_group > 4:
         return False
     if len(p.kernel) != 2 or p.n * math.prod(p.out_extents) < 2048:
@@ -399,7 +399,7 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         # up to 40 wide): res3.3x3s2 0.91-0.92 vs 1.14-1.18 (torch ~1.04).
         return "implicit_gemm", "strided: stride phases with zero margins, panels read in place"
     if _small_image_taps(p, unit_stride) and (not winograd or tiles <= 128) and usable("direct"):
-        if _short_segments(p, unit_stride):
+        if _short_segments(p):
             return "implicit_gemm", "rows of at most 4 positions: one packed GEMM, 12-row tiles"
         return "direct", "small image, many channels: a GEMM call per tap, padding skipped"
     if winograd:

@@ -196,9 +196,9 @@ constexpr std::array<ForwardFn<T>, sizeof...(I)> forward_table(std::integer_sequ
 // ssd_mobilenet_v1.conv1 0.46-0.72 -> 0.38-0.41.
 constexpr int64_t kMinSlots = kRegs >= 32 ? 0 : 10;
 // A source vector starts at a tap's offset, so at AVX-512 it is an unaligned 64-byte load that
-// spans two cache lines unless the offset is a multiple of the vector's lanes: two load slots. Counted as one,
-// the wide 2-row blocks tied with the square ones and won the tie (2 x 8 vectors: 8 split loads
-// per 16 multiply-adds); yolov5s.stem (3->32 6x6 s2 on 640x640), 1 thread, kernel alone: 6.0 ms
+// spans two cache lines unless the offset is a multiple of the vector's lanes: two load slots.
+// Counted as one, the wide 2-row blocks tied with the square ones and won the tie (2 x 8
+// vectors: 8 split loads per 16 multiply-adds); yolov5s.stem (3->32 6x6 s2 on 640x640), 1 thread, kernel alone: 6.0 ms
 // in 2 x 8 blocks, 4.1 in 4 x 6. AVX2's 32-byte loads split half as often: unchanged there.
 constexpr int64_t kSourceLoad = kRegs >= 32 ? 2 : 1;
 inline int64_t block_cost(int64_t kb, int64_t nv) {
