@@ -73,6 +73,31 @@ def test_every_two_tap_tile(fastconv_with_env, rng, tile):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tile_blocks_split_unevenly_run_as_one(fastconv_with_env, rng, restore_threads, dtype):
+    """288 folded output tiles with 512 stacked channels over 2 threads: float32's even blocks of
+    whole vectors (16 tiles) would be 80 + 80 + 80 + 48, so the schedule runs one block split
+    stage by stage (the workspace of a block budget large enough for all tiles); float64's
+    (8 tiles) are 4 x 72, balanced, and stay. Every pass still matches the oracle."""
+    x_shape, w_shape, kw = (16, 128, 16, 16), (16, 128, 4, 4), dict(stride=2, padding=1)
+
+    def workspace(fc):
+        return fc.explain(x_shape, w_shape, algo="winograd", dtype=dtype, **kw).workspace_bytes
+
+    one_block = fastconv_with_env(
+        FASTCONV_NUM_THREADS="2", FASTCONV_WINOGRAD_BLOCK_BYTES="64000000"
+    )
+    fastconv.set_num_threads(2)
+    if dtype == np.float32:
+        assert workspace(fastconv) == workspace(one_block)
+    else:
+        assert workspace(fastconv) < workspace(one_block)
+    fastconv.set_num_threads(1)  # one thread: blocks from the cache budget, a smaller workspace
+    assert workspace(fastconv) < workspace(one_block)
+    fastconv.set_num_threads(2)
+    check_passes(fastconv, rng, x_shape, w_shape, kw, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_transposed_upsampling(rng, dtype):
     """DCGAN-style 4x4 / 2 transposed convolutions, with output_padding (input positions of the
     conv that no output reads) and a bias."""
@@ -143,8 +168,9 @@ def test_explain_says_phases_and_folding():
 
 def test_auto_runs_upsampling_layers_on_phases():
     """auto's rule (selection._upsampling_winograd): a kernel twice the stride runs its weight
-    gradient, and a batch's forward with small enough transformed kernels, on Winograd; not
-    the 3x3 / 2 layers (no fewer products), nor one image's forward."""
+    gradient, a batch's forward with small enough transformed kernels and any forward of 256+
+    output tiles on Winograd; not the 3x3 / 2 layers (no fewer products), nor one small image's
+    forward."""
 
     def algo(x_shape, w_shape, pass_, **kw):
         return fastconv.explain(x_shape, w_shape, pass_=pass_, **kw).algo
@@ -153,7 +179,12 @@ def test_auto_runs_upsampling_layers_on_phases():
     assert algo(*g4, "backward_weight", stride=2, padding=1) == "winograd"
     assert algo(*g4, "forward", stride=2, padding=1) == "winograd"
     assert algo((1, 64, 32, 32), (128, 64, 4, 4), "forward", stride=2, padding=1) != "winograd"
-    assert algo((16, 128, 16, 16), (256, 128, 4, 4), "forward", stride=2, padding=1) != "winograd"
+    # Larger transformed kernels (9 x 512 x 256 x 4 bytes) from 256 F(2x2) output tiles on:
+    # dcgan.g3's (256 tiles) and one 64x64 image's, not 128 tiles of 8 images.
+    assert algo((16, 128, 16, 16), (256, 128, 4, 4), "forward", stride=2, padding=1) == "winograd"
+    assert algo((1, 128, 64, 64), (256, 128, 4, 4), "forward", stride=2, padding=1) == "winograd"
+    assert algo((8, 128, 16, 16), (256, 128, 4, 4), "forward", stride=2, padding=1) != "winograd"
+    assert algo((4, 128, 16, 16), (256, 128, 4, 4), "forward", stride=2, padding=1) != "winograd"
     assert algo((1, 64, 56, 56), (64, 64, 3, 3), "backward_weight", stride=2, padding=1) != (
         "winograd"
     )

@@ -251,13 +251,30 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
       transformed kernels: 4.27 vs 3.46) nor one image (256->128 16x16: 1.43 vs 0.95);
     - the conv's backward data: 64->32 32x32 x16 3.68 vs 4.10 / 4.74 vs 5.91; 128->64 32x32 x4
       3.10 vs 3.46 / 4.15 vs 5.43; not dcgan.g4 (0.56 of the products: 3.61 vs 3.28 at AVX-512)
-      nor one image (64->64 64x64: 2.12 vs 1.92)."""
+      nor one image (64->64 64x64: 2.12 vs 1.92).
+    - the conv's forward with larger transformed kernels, 2-D, once there are 256+ F(2x2) output
+      tiles (n x ceil(out / 2) per dim): each kernel's transform is then shared by enough tiles,
+      and Winograd's schedule splits a few hundred tiles evenly over the threads (one block,
+      csrc/algo/winograd_schedule.cc). 4x4/2, median ms, winograd vs the previous auto (torch),
+      AVX-512 / AVX2: dcgan.g3 (128->256 16x16 x16, 256 tiles) 3.00 vs 3.33 (2.87) / 4.47 vs
+      5.89; x32 5.71 vs 7.01 / 8.83 vs 12.0; 256->256 16x16 x16 5.67 vs 6.62 / 8.79 vs 11.1;
+      256->512 16x16 x16 (18.9 MB of transformed kernels) 10.6 vs 12.1 / 16.4 vs 21.3; 128->256
+      32x32 x4 2.78 vs 3.54 / 4.23 vs 5.81; one image: 64->128 128x128 2.91 vs 3.40 / 4.03 vs
+      5.59, 128->256 64x64 3.06 vs 3.07 / 4.54 vs 5.86. Below 256 tiles the previous auto keeps
+      them: 256->256 16x16 x8 (128 tiles) 3.71 vs 3.28 at AVX-512, 128->256 16x16 x4 1.25 vs
+      0.89, 256->512 32x32 x1 3.88 vs 3.28, 256->512 8x8 x16 4.69 vs 3.48."""
     if unit_stride or len(p.kernel) > 2 or p.groups != 1 or p.n < 1:
         return False
     if not all(k == 2 * s for k, s in zip(p.kernel, p.stride)):
         return False
     if p.conv_pass == "backward_weight":
         return True
+    if p.conv_pass == "forward" and len(p.kernel) == 2:
+        tiles = p.n
+        for o in p.out_extents:
+            tiles *= (o + 1) // 2
+        if tiles >= 256:
+            return True
     if p.n == 1:
         return False
     phases = 1
