@@ -13,7 +13,7 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import DTYPES, assert_close, rand
+from conftest import DTYPES, FastconvProcess, assert_close, rand
 
 # (name, x shape (N, C_in, *in), weight shape (C_in, K/G, *kernel), keyword arguments)
 TRANSPOSED = [
@@ -64,17 +64,58 @@ def test_transposed_forward_by_column_tiles(case, dtype, threads, rng, poisoned_
 
 def test_auto_runs_upsampling_by_column_tiles():
     """DCGAN's 4x4 / 2 and U-Net's 2x2 / 2 transposed convs take the column tiles, gathered plane
-    by plane; a 3x3 / 2 conv's backward data (uneven phases) stays on implicit GEMM."""
+    by plane; so does every other strided backward data (3x3 / 2: uneven phases, 1x1 / 2, 3-D),
+    with col2im per tile."""
     dcgan = fastconv.explain(
         (16, 128, 16, 16), (128, 64, 4, 4), op="conv_transpose", stride=2, padding=1
     )
     unet = fastconv.explain((1, 128, 64, 64), (128, 64, 2, 2), op="conv_transpose", stride=2)
     for e in (dcgan, unet):
         assert e.algo == "im2col" and "plane by plane" in e.reason, e
-    s2 = fastconv.explain(
-        (1, 128, 56, 56), (128, 128, 3, 3), stride=2, padding=1, pass_="backward_data"
+    for x_shape, w_shape, kw in (
+        ((1, 128, 56, 56), (128, 128, 3, 3), dict(stride=2, padding=1)),
+        ((1, 256, 56, 56), (512, 256, 1, 1), dict(stride=2)),
+        ((1, 64, 8, 28, 28), (128, 64, 3, 3, 3), dict(stride=2, padding=1)),
+    ):
+        e = fastconv.explain(x_shape, w_shape, pass_="backward_data", **kw)
+        assert e.algo == "im2col" and "strided backward data" in e.reason, e
+    # Unit stride stays on implicit GEMM; so does a large image's strided weight gradient,
+    # whose stride phases it gathers faster than im2col's column chunks.
+    e = fastconv.explain((1, 128, 56, 56), (128, 128, 1, 1), pass_="backward_data")
+    assert e.algo == "implicit_gemm", e
+    e = fastconv.explain(
+        (1, 64, 160, 160), (128, 64, 3, 3), stride=2, padding=1, pass_="backward_weight"
     )
-    assert s2.algo == "implicit_gemm"
+    assert e.algo == "implicit_gemm", e
+    e = fastconv.explain(  # dilated: no Winograd
+        (1, 64, 224, 224), (64, 64, 3, 3), padding=2, dilation=2, pass_="backward_weight"
+    )
+    assert e.algo == "im2col" and "large image" in e.reason, e
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_strided_forwards_leave_the_taps_path(isa):
+    """Strided float32 forwards that the per-tap path would take (selection._strided_packed):
+    at AVX2 implicit GEMM's packed phases for batches with rows longer than 4 and single images
+    with rows of 20+; at AVX-512 only for batches with rows longer than 7."""
+    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    cases = {
+        # (x, w, want at AVX2, want at AVX-512)
+        "res3 56x56 b1": ((1, 128, 56, 56), (128, 128, 3, 3), "implicit_gemm", "implicit_gemm"),
+        "res4 28x28 b1": ((1, 256, 28, 28), (256, 256, 3, 3), "direct", "direct"),
+        "res4 28x28 b2": ((2, 256, 28, 28), (256, 256, 3, 3), "implicit_gemm", "implicit_gemm"),
+        "res4 28x28 b8": ((8, 256, 28, 28), (256, 256, 3, 3), "implicit_gemm", "implicit_gemm"),
+        "res5 14x14 b8": ((8, 512, 14, 14), (512, 512, 3, 3), "implicit_gemm", "direct"),
+        "6x6 rows of 3": ((16, 512, 6, 6), (512, 512, 3, 3), "direct", "implicit_gemm"),
+    }
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        for name, (x_shape, w_shape, at_avx2, at_avx512) in cases.items():
+            e = fc.explain(x_shape, w_shape, stride=2, padding=1)
+            assert e.algo == (at_avx512 if isa == "avx512" else at_avx2), (name, str(e))
+            e64 = fc.explain(x_shape, w_shape, stride=2, padding=1, dtype="float64")
+            if e.algo == "implicit_gemm" and "strided: one packed GEMM" in e.reason:
+                assert "strided: one packed GEMM" not in e64.reason, name  # float32's rule
 
 
 # (name, x shape, weight shape (K, C/G, *kernel), keyword arguments) of strided convs (rank <= 2

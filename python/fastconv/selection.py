@@ -195,6 +195,27 @@ def _short_segments(p: "_Shape") -> bool:
     return rows <= 4
 
 
+def _strided_packed(p: "_Shape", unit_stride: bool) -> bool:
+    """Whether a strided float32 forward `auto` would give the per-tap path (_small_image_taps;
+    asked only there) runs implicit GEMM instead, whose packed panels read unit-step phase rows:
+    at AVX2 for batches with rows longer than 4 and single images with rows of 20+, at AVX-512
+    for batches with rows longer than 7. 3x3 / 2, 2 threads, median ms, implicit_gemm vs
+    direct, AVX2: 128 ch 56x56 (28 wide) 1.29 vs 1.51, x8 10.3 vs 12.6; 256->512 40x40 (20)
+    4.74-4.78 vs 4.98-5.01, x8 34.6-35.3 vs 39.7-40.3; 128->256 80x80 x8 36.9 vs 45.9; 256 ch
+    28x28 (14) 1.39 vs 1.36, x2 2.43 vs 2.67, x8 9.15 vs 10.9; Inception's 288->384 35x35 (17)
+    3.34 vs 3.15; 512 ch 14x14 (7) 1.54 vs 1.55, x8 9.49 vs 10.6; U-Net's 2x2 / 2 x8 38.9 vs
+    44.9; rows of at most 4 stay (_short_segments: dcgan.g2's backward data 5.68 vs 5.27).
+    AVX-512: 256 ch 28x28 0.90 vs 0.83 but x2 1.52 vs 1.61, x8 5.85 vs 6.19; 256->512 40x40
+    3.02 vs 3.02, x8 20.9-21.0 vs 24.0-24.6; U-Net's 2x2 / 2 x8 22.8 vs 27.1; rows of 7 stay on
+    the taps path (512 ch 14x14 1.16 vs 0.96, x8 6.16 vs 5.58)."""
+    if unit_stride or p.conv_pass != "forward" or p.itemsize != 4:
+        return False
+    rows = p.out_extents[-1]
+    if _active_isa() != "avx512":
+        return rows > 4 and (p.n >= 2 or rows >= 20)
+    return p.n >= 2 and rows > 7
+
+
 def _stem_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
     """Whether a first layer's forward (2-4 input channels) runs Winograd over its stride phases:
     at stride 4+ in every dim with 3 taps per phase (alexnet.conv1's 11x11/4), the 16+ phase
@@ -418,6 +439,8 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     if _small_image_taps(p, unit_stride) and (not winograd or tiles <= 128) and usable("direct"):
         if _short_segments(p):
             return "implicit_gemm", "rows of at most 4 positions: one packed GEMM, 12-row tiles"
+        if _strided_packed(p, unit_stride):
+            return "implicit_gemm", "strided: one packed GEMM over the stride phases"
         return "direct", "small image, many channels: a GEMM call per tap, padding skipped"
     if winograd:
         # Below ~32 tiles (a 7x7 image at batch 1) the transforms do not pay.
@@ -453,12 +476,16 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
             for i, s, o, k in zip(p.in_extents, p.stride, p.out_extents, p.kernel)
         ):
             return "im2col", "upsampling backward data: column GEMM tiles gathered by phase"
-    if p.conv_pass == "backward_data" and usable("im2col"):
-        few = p.c_per_group < 8 and p.c_per_group * p.k_per_group > 2
-        if any(s > 1 for s in p.stride) and few:
-            return "im2col", "strided backward-data into few channels: GEMM over (c, tap) rows"
-        if p.spatial < 64 and p.taps > 1 and not unit_stride:
-            return "im2col", "strided backward-data on a small image: col2im is cheap"
+    if p.conv_pass == "backward_data" and not unit_stride and usable("im2col"):
+        # Every other strided backward data: column GEMM tiles too (they once lost to implicit
+        # GEMM's phases on larger images, 1 thread; since the tiles run in parallel they win
+        # everywhere). 2 threads, median ms, im2col vs implicit_gemm, AVX-512 / AVX2: 3x3 / 2
+        # res3 128 ch 56x56 0.70 vs 0.98 / 1.13 vs 1.49 (1 thread 1.37 vs 1.75), 256 ch 28x28
+        # 0.74 vs 1.25 / 1.20 vs 1.83, 512 ch 14x14 1.29 vs 2.33 / 1.98 vs 2.95, 64->128
+        # 160x160 2.94 vs 4.07 / 4.80 vs 6.26, 256->512 40x40 x8 20.2 vs 23.3 / 35.0 vs 37.8;
+        # 1x1 / 2 256->512 56x56 0.69 vs 1.04 / 1.07 vs 1.38; 5x5 / 2 0.98 vs 1.46; 3x3x3 / 2
+        # 1.09 vs 1.72; 1-D 3 / 2 2.73 vs 3.33 / 4.31 vs 5.20.
+        return "im2col", "strided backward data: column GEMM tiles, col2im per tile"
     # Large images: once one image's input no longer fits L2, implicit panels gather from
     # memory, while im2col's cache-sized column chunks are filled with long row copies and
     # packed by the GEMM's own packers (vgg16.conv1_2, 224x224x64: forward 0.76x vs 0.57x,
@@ -470,7 +497,9 @@ def _cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     # 112x112 2.91/2.37 (2.23), 2.94/2.61; 32->64 3x3 s2 320x320 8.07/8.41 (5.26), 7.81/7.39.
     input_bytes = p.c_per_group * p.spatial * p.itemsize
     if p.taps >= 9 and input_bytes > (2 << 20) and usable("im2col"):
-        if p.conv_pass == "backward_weight" or (p.conv_pass == "forward" and unit_stride):
+        # At unit stride: strided weight gradients gather their phase panels faster (64->128
+        # 3x3 / 2 160x160: implicit_gemm 3.24 vs im2col 4.03 ms AVX-512, 4.70 vs 5.66 AVX2).
+        if unit_stride and p.conv_pass in ("backward_weight", "forward"):
             return "im2col", "large image: cache-sized column chunks beat gathering panels"
     # Long 1-D signals with a short kernel once ran im2col (long column copies, then one GEMM;
     # 1 thread it is still ~5% faster forward). Since the GEMM's small-N and packing work,
