@@ -167,7 +167,7 @@ def test_cli_info():
 
 
 def test_auto_runs_grouped_layers_direct_and_long_short_1d_kernels_on_implicit_gemm():
-    """selection._cpu_rule: up to 16 channels per group run direct, strided backward data too
+    """_cpu_rule.cpu_rule: up to 16 channels per group run direct, strided backward data too
     (one stride-1 correlation per input phase), beyond that a GEMM; a long 1-D signal with a
     2-tap kernel runs implicit GEMM, every pass (im2col's column chunks scale poorly)."""
     assert (

@@ -68,12 +68,12 @@ def test_direct_rows_infinite_input_stays_local(rng):
 
 
 # (x_shape, w_shape, kwargs, pass, algorithm auto picks): the few-input-channel clause of
-# selection._cpu_rule and its exceptions (long weight-gradient kernels; the stride-1 forward of
+# _cpu_rule.cpu_rule and its exceptions (long weight-gradient kernels; the stride-1 forward of
 # batches of small images).
 AUTO = [
     ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "forward", "direct"),
     ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "backward_data", "direct"),
-    # 49 taps: direct at AVX-512 only (selection._direct_weight_taps)
+    # 49 taps: direct at AVX-512 only (_cpu_rule._direct_weight_taps)
     ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "backward_weight", "avx512"),
     ((1, 3, 224, 224), (32, 3, 3, 3), dict(stride=2, padding=1), "backward_weight", "direct"),
     ((1, 3, 64, 64), (16, 3, 3, 3), dict(padding=1), "backward_data", "direct"),

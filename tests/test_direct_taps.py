@@ -115,7 +115,7 @@ SHORT_ROWS = [
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_auto_short_rows_leave_taps_at_avx512(x_shape, w_shape, kw, pass_, dtype):
     """Rows of at most 4 positions would run 4-row tiles on the taps path: at AVX-512 float32
-    auto runs implicit GEMM's 12-row tiles instead (selection._short_segments); float64 and the
+    auto runs implicit GEMM's 12-row tiles instead (_cpu_rule._short_segments); float64 and the
     other ISA levels keep the taps path."""
     e = fastconv.explain(x_shape, w_shape, pass_=pass_, dtype=dtype, **kw)
     if fastconv.info()["isa_active"] == "avx512" and dtype == "float32":
@@ -191,7 +191,7 @@ SHAPES = [
 @pytest.mark.parametrize("x_shape,w_shape,kw", SHAPES)
 @pytest.mark.parametrize("pass_", ["forward", "backward_data"])
 def test_auto_names_the_direct_path_that_runs(x_shape, w_shape, kw, pass_):
-    """Where auto picks direct, its reason names the path the plan runs (selection._taps_served
+    """Where auto picks direct, its reason names the path the plan runs (_cpu_rule._taps_served
     mirrors taps_serve in csrc/algo/direct_taps.cc)."""
     e = fastconv.explain(x_shape, w_shape, pass_=pass_, **kw)
     if e.algo == "direct":

@@ -95,7 +95,7 @@ def test_auto_runs_upsampling_by_column_tiles():
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto_strided_forwards_leave_the_taps_path(isa):
-    """Strided float32 forwards that the per-tap path would take (selection._strided_packed):
+    """Strided float32 forwards that the per-tap path would take (_cpu_rule._strided_packed):
     at AVX2 implicit GEMM's packed phases for batches with rows longer than 4 and single images
     with rows of 20+; at AVX-512 only for batches with rows longer than 7."""
     if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
@@ -183,8 +183,8 @@ def test_strided_forward_and_weight_gradient(case, dtype, threads, rng, poisoned
 def test_wide_cases_reach_the_wide_path(case):
     """The wide-* geometries above run on the padded-width phases wherever the path exists
     (AVX-512 float32), so their oracle checks cover it; float64 never takes it."""
+    from fastconv._cpu_rule import _active_isa
     from fastconv._problem import conv_problem
-    from fastconv.selection import _active_isa
 
     _, x_shape, w_shape, kw = case
     for dtype, expected in (("float32", _active_isa() == "avx512"), ("float64", False)):
@@ -196,8 +196,8 @@ def test_auto_runs_strided_forward_on_wide_phases():
     """Where implicit GEMM reads a strided forward's phases in place (AVX-512 float32, margins
     up to 1/16 of a row, up to 256 output channels per group), `auto` runs it and explain says so;
     elsewhere (float64, wider margins, more channels, other passes) the property is false."""
+    from fastconv._cpu_rule import _active_isa
     from fastconv._problem import conv_problem
-    from fastconv.selection import _active_isa
 
     kw = dict(stride=2, padding=1)
     res3 = ((1, 128, 56, 56), (128, 128, 3, 3))

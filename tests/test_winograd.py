@@ -122,7 +122,8 @@ def test_transposed_stride_one(tiled_fastconv, rng, x_shape, w_shape, kw, dtype)
     [
         ((4, 4, 3, 3), dict(stride=3, padding=1), "stride"),
         ((4, 4, 3, 3), dict(dilation=2, padding=2), "dilation"),
-        ((4, 4, 5, 5), dict(padding=2), "kernel"),
+        ((4, 4, 7, 7), dict(padding=3), "kernel"),
+        ((4, 4, 5, 3), dict(padding=1), "kernel"),
         ((4, 4, 3, 1), dict(padding=1), "kernel"),
         ((4, 4, 3, 3, 3), dict(padding=1), "3-D"),
     ],
@@ -134,6 +135,85 @@ def test_refusals_name_winograd_and_the_reason(w_shape, kw, why):
         fastconv.conv(x, w, algo="winograd", **kw)
     with raises_naming(NotImplementedError, "winograd", why):
         fastconv.conv_backward_data(x[:, :4, :4], w, x.shape, algo="winograd", **kw)
+
+
+# 5-tap kernels: F(2x2,5x5) / F(2,5) forward and backward data, F(5x5,2x2) weight gradient.
+FIVE_TAP = [
+    ((2, 5, 13, 11), (7, 5, 5, 5), dict(padding=2)),
+    ((1, 4, 9, 6), (6, 4, 5, 5), dict(padding=((0, 3), (4, 1)))),  # asymmetric, partial tiles
+    ((2, 6, 12, 10), (4, 3, 5, 5), dict(padding=1, groups=2, mode="conv")),
+    ((1, 3, 5, 5), (2, 3, 5, 5), dict(padding="full")),
+    ((1, 20, 10, 37), (18, 20, 5, 5), dict(padding=2)),  # runs longer than one vector of tiles
+    ((1, 8, 6, 6), (64, 8, 5, 5), dict(padding=2)),  # fewer tiles than channels: kernel blocks
+    ((3, 5, 19), (7, 5, 5), dict(padding=2)),
+    ((2, 4, 30), (6, 2, 5), dict(padding=((4, 0),), groups=2, mode="conv")),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,kw", FIVE_TAP, ids=[f"f{i}" for i in range(8)])
+def test_five_tap_passes(rng, x_shape, w_shape, kw, dtype):
+    kw = dict(kw, groups=kw.get("groups", 1))
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    b = rand(rng, (w_shape[0],), dtype)
+    x_copy, w_copy = x.copy(), w.copy()
+    want = ref.conv(x, w, b, **kw)
+    taps = int(np.prod(w_shape[2:]))
+    assert_close(fastconv.conv(x, w, b, algo="winograd", **kw), want, dtype, w_shape[1] * taps)
+    gy = rand(rng, want.shape, dtype)
+    gx = fastconv.conv_backward_data(gy, w, x_shape, algo="winograd", **kw)
+    want_gx = ref.conv_backward_data(gy, w, x_shape, **kw)
+    assert_close(gx, want_gx, dtype, w_shape[0] // kw["groups"] * taps)
+    gw = fastconv.conv_backward_weight(x, gy, w_shape, algo="winograd", **kw)
+    out_count = int(np.prod(want.shape)) // max(want.shape[1], 1)
+    want_gw = ref.conv_backward_weight(x, gy, w_shape, **kw)
+    assert_close(gw, want_gw, dtype, max(out_count, 1))
+    np.testing.assert_array_equal(x, x_copy)
+    np.testing.assert_array_equal(w, w_copy)
+    note = fastconv.explain(x_shape, w_shape, algo="winograd", **kw).reason
+    assert ("F(2x2,5x5)" if len(x_shape) == 4 else "F(2,5)") in note, note
+
+
+def test_five_tap_every_isa_level(isa):
+    r = np.random.default_rng(4)
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        for dtype in (np.float32, np.float64):
+            for xs, ws in (((2, 16, 11, 13), (16, 16, 5, 5)), ((2, 16, 37), (16, 16, 5))):
+                x = r.uniform(-1, 1, xs).astype(dtype)
+                w = r.uniform(-1, 1, ws).astype(dtype)
+                y = fc.conv(x, w, padding=2, algo="winograd")
+                assert_close(y, ref.conv(x, w, padding=2), dtype, 16 * 25)
+                gx = fc.conv_backward_data(y, w, xs, padding=2, algo="winograd")
+                assert_close(gx, ref.conv_backward_data(y, w, xs, padding=2), dtype, 16 * 25)
+                gw = fc.conv_backward_weight(x, y, ws, padding=2, algo="winograd")
+                want_gw = ref.conv_backward_weight(x, y, ws, padding=2)
+                assert_close(gw, want_gw, dtype, 2 * 143)
+
+
+def test_five_tap_error_within_stated_multiple_of_implicit_gemm():
+    """F(2x2,5x5) over 64 channels (dense5x5's), float32, against the float64 oracle: forward
+    and backward data within 6x implicit_gemm's error (measured 4.4-5.6x; 7-8x at 128 channels,
+    8-13x at 256). The weight gradient's F(5x5,2x2) measured ~18x, so winograd plans it as
+    implicit_gemm and says so."""
+    r = np.random.default_rng(9)
+    x = r.uniform(-1, 1, (1, 64, 28, 28)).astype(np.float32)
+    w = r.uniform(-1, 1, (64, 64, 5, 5)).astype(np.float32)
+    gy = r.uniform(-1, 1, (1, 64, 28, 28)).astype(np.float32)
+    x64, w64, gy64 = (a.astype(np.float64) for a in (x, w, gy))
+    kw = dict(padding=2)
+    runs = {
+        "forward": (lambda a: fastconv.conv(x, w, algo=a, **kw), ref.conv(x64, w64, **kw)),
+        "backward_data": (
+            lambda a: fastconv.conv_backward_data(gy, w, x.shape, algo=a, **kw),
+            ref.conv_backward_data(gy64, w64, x.shape, **kw),
+        ),
+    }
+    for name, (run, want) in runs.items():
+        base = float(np.abs(run("implicit_gemm") - want).max())
+        err = float(np.abs(run("winograd") - want).max())
+        assert err <= 6 * base, (name, err / base)
+    e = fastconv.explain(x, w, algo="winograd", pass_="backward_weight", **kw)
+    assert "implicit_gemm" in e.reason and "F(5x5,2x2)" in e.reason, e
 
 
 def test_bad_tile_environment_is_a_value_error(fastconv_with_env):
@@ -274,3 +354,23 @@ def test_weight_gradient_path():
             "winograd"
         )
         assert (plan.algo, plan.runner) == ("winograd", "implicit_gemm")
+
+
+def test_auto_runs_five_tap_layers_on_winograd():
+    """auto's rule (_cpu_rule._five_tap_winograd): dense 2-D 5x5 at stride 1 with 64-128
+    channels on rows of 28+, forward and backward data; not more channels (the error), fewer
+    (Inception's 48), small images, the weight gradient, nor dilated kernels."""
+
+    def algo(x_shape, w_shape, pass_="forward", **kw):
+        return fastconv.explain(x_shape, w_shape, pass_=pass_, **kw).algo
+
+    for pass_ in ("forward", "backward_data"):
+        assert algo((1, 64, 56, 56), (64, 64, 5, 5), pass_, padding=2) == "winograd"
+        assert algo((1, 128, 28, 28), (128, 128, 5, 5), pass_, padding=2) == "winograd"
+        assert algo((1, 256, 28, 28), (256, 256, 5, 5), pass_, padding=2) != "winograd"
+        assert algo((1, 48, 35, 35), (64, 48, 5, 5), pass_, padding=2) != "winograd"
+        assert algo((8, 64, 14, 14), (64, 64, 5, 5), pass_, padding=2) != "winograd"
+        assert algo((1, 64, 56, 56), (64, 64, 5, 5), pass_, padding=4, dilation=2) != "winograd"
+    assert algo((1, 64, 56, 56), (64, 64, 5, 5), "backward_weight", padding=2) != "winograd"
+    e = fastconv.explain((1, 64, 56, 56), (64, 64, 5, 5), padding=2)
+    assert "F(2x2,5x5)" in e.reason, e

@@ -19,7 +19,7 @@ namespace fastconv::algo {
 
 // Whether this path runs `pass` of g (direct_plan asks): dense, 16+ channels on both sides,
 // output rows of at most 40 positions (36 for kernels of 25+ taps); backward data at unit
-// stride. python/fastconv/selection.py (_taps_served) mirrors it.
+// stride. python/fastconv/_cpu_rule.py (_taps_served) mirrors it.
 bool taps_serve(const ConvGeometry& g, ConvPass pass);
 // Its workspace in bytes for a plan of `threads` threads.
 int64_t taps_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int threads);

@@ -309,11 +309,12 @@ std::string unsupported_reason(const ConvGeometry& g) {
     if (g.dilation[d] != 1)
       return "winograd needs dilation 1 in every dim, got dilation " + dims_text(g, g.dilation);
   const int64_t r = phase_taps(g, first);
-  bool ok = r == 2 || r == 3;
+  // 5 taps (F(2x2,5x5)) at stride 1 only: the stride phases run 2 or 3.
+  bool ok = r == 2 || r == 3 || (r == 5 && !strided(g));
   for (int d = first; d < kMaxRank; ++d) ok = ok && phase_taps(g, d) == r;
   if (!ok) {
     if (!strided(g))
-      return "winograd needs 2 or 3 taps in every dim (the same in each), got kernel " +
+      return "winograd needs 2, 3 or 5 taps in every dim (the same in each), got kernel " +
              dims_text(g, g.kernel);
     return "winograd needs 2 or 3 taps per stride phase in every dim (kernel / stride rounded "
            "up, the same in each), got kernel " +
@@ -325,6 +326,11 @@ std::string unsupported_reason(const ConvGeometry& g) {
 constexpr const char* kImplicitGemmFallbackNote =
     "implicit_gemm (fewer than C/4 output tiles or fewer than 16 channels per group: the "
     "transform-domain weight gradient would cost more than it saves)";
+// F(5x5,2x2)'s output transform scales by up to 16: float32 error ~18x implicit GEMM's over
+// 64 channels on 28x28 (forward and backward data's F(2x2,5x5) 4.4-5.6x).
+constexpr const char* kFiveTapWeightNote =
+    "implicit_gemm (a 5-tap kernel's transform-domain weight gradient, F(5x5,2x2), has ~18x "
+    "the error)";
 
 // What winograd_plan decides, kept in the ConvPlan's detail (a weight gradient that falls back
 // is run by implicit_gemm's runners: ConvPlan::runner, so winograd's runners always have one).
@@ -389,11 +395,13 @@ std::string winograd_plan(ConvPlan& plan) {
     if (wp.split.folded) note += ", the batch's images side by side";
   }
   wp.main = make_schedule(wp.phased ? wp.split.run : g, plan.pass, tile, elem, plan.threads);
-  if (plan.pass == ConvPass::kBackwardWeight && !weight_gradient_by_winograd(wp.main)) {
+  const bool five_taps = f.kernel[2] == 5;
+  if (plan.pass == ConvPass::kBackwardWeight &&
+      (five_taps || !weight_gradient_by_winograd(wp.main))) {
     plan.runner = Algorithm::kImplicitGemm;
     const std::string implicit_gemm_why = implicit_gemm_plan(plan);  // its workspace and detail
     if (!implicit_gemm_why.empty()) return implicit_gemm_why;
-    plan.note = kImplicitGemmFallbackNote;
+    plan.note = five_taps ? kFiveTapWeightNote : kImplicitGemmFallbackNote;
     return "";
   }
   const bool empty = g.n * g.out_spatial() == 0 || wp.main.tiles == 0;

@@ -32,6 +32,7 @@ int forced_tile() {
 }
 
 bool tile_exists(int m, int64_t r) {
+  if (r == 5) return m == 2;
   return r == 3 ? (m == 2 || m == 4 || m == 6) : (m == 2 || m == 3 || m == 4);
 }
 
@@ -50,6 +51,7 @@ bool tile_exists(int m, int64_t r) {
 // over the output (tiles x alpha^2: a 4x4 phase plane takes 4 F(2x2) tiles, 36 products,
 // against 4 F(3x3) tiles, 64).
 int default_tile(const ConvGeometry& g, ConvPass pass, int64_t summed) {
+  if (g.kernel[2] == 5) return 2;  // F(2x2,5x5), F(5x5,2x2): the only 5-tap tiles
   if (g.kernel[2] == 3) {
     if (g.rank == 1) return 6;
     if (pass == ConvPass::kBackwardWeight) return 4;

@@ -14,7 +14,7 @@ namespace fastconv::algo::winograd_tiles {
 // output is g.in.
 ConvGeometry pass_geometry(const ConvGeometry& g, ConvPass pass);
 
-// The output tile m of `pass` of the stride-1 g (kernel of 2 or 3 taps per dim), `summed` the
+// The output tile m of `pass` of the stride-1 g (kernel of 2, 3 or 5 taps per dim), `summed` the
 // channels the transform domain sums over: FASTCONV_WINOGRAD_TILE where that tile exists for
 // the kernel, else the default. Throws InvalidArgument for a bad FASTCONV_WINOGRAD_TILE.
 int choose_tile(const ConvGeometry& g, ConvPass pass, int64_t summed);

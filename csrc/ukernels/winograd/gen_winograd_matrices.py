@@ -10,9 +10,9 @@ and a degree m-1 polynomial evaluated at alpha - 1 finite points p_j and at infi
   AT[i][j] = p_j^i (i < m), AT[i][inf] = [i == m-1];
   G[j][k] = p_j^k / N_j with N_j = prod_{l != j} (p_j - p_l), G[inf][k] = [k == r-1];
   BT[j][t] = coefficient of x^t in prod_{l != j} (x - p_l), BT[inf][t] = that of prod_l (x - p_l).
-The forward pass uses F(m, r) for r = 3 (m = 2, 4, 6) and r = 2 (m = 2, 3, 4: the 2-tap kernels of
-strided layers split into their stride phases); the weight gradient uses F(r, m) (same points,
-same BT).
+The forward pass uses F(m, r) for r = 3 (m = 2, 4, 6), r = 2 (m = 2, 3, 4: the 2-tap kernels of
+strided layers split into their stride phases) and r = 5 (m = 2: 5x5 kernels, F(2x2,5x5) on the
+six points of F(4,3)); the weight gradient uses F(r, m) (same points, same BT).
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ def main():
         "",
     ]
     pairs = [(1, 1), (2, 3), (4, 3), (6, 3), (3, 2), (3, 4), (3, 6), (2, 2), (4, 2), (2, 4)]
+    pairs += [(2, 5), (5, 2)]
     for m, r in pairs:
         check(m, r)
         at, g, bt = matrices(m, r)

@@ -358,16 +358,18 @@ struct Tiles {
   }
 };
 
-// r = 3: m = 2, 4, 6; r = 2: m = 2, 3, 4 (winograd::tile_supported).
+// r = 3: m = 2, 4, 6; r = 2: m = 2, 3, 4; r = 5: m = 2 (algo/winograd_tiles.cc: tile_exists).
 template <typename T>
 const winograd::TileKernels<T>& winograd_table(int m, int r, bool two_d, const char* isa) {
-  static const winograd::TileKernels<T> tables[12] = {
+  static const winograd::TileKernels<T> tables[14] = {
       Tiles<T, 1, 2, 3>::table(isa), Tiles<T, 1, 4, 3>::table(isa),
       Tiles<T, 1, 6, 3>::table(isa), Tiles<T, 2, 2, 3>::table(isa),
       Tiles<T, 4, 4, 3>::table(isa), Tiles<T, 6, 6, 3>::table(isa),
       Tiles<T, 1, 2, 2>::table(isa), Tiles<T, 1, 3, 2>::table(isa),
       Tiles<T, 1, 4, 2>::table(isa), Tiles<T, 2, 2, 2>::table(isa),
-      Tiles<T, 3, 3, 2>::table(isa), Tiles<T, 4, 4, 2>::table(isa)};
+      Tiles<T, 3, 3, 2>::table(isa), Tiles<T, 4, 4, 2>::table(isa),
+      Tiles<T, 1, 2, 5>::table(isa), Tiles<T, 2, 2, 5>::table(isa)};
+  if (r == 5) return tables[12 + (two_d ? 1 : 0)];
   const int slot = r == 3 ? (m == 2 ? 0 : m == 4 ? 1 : 2) : m - 2;
   return tables[(r == 3 ? 0 : 6) + (two_d ? 3 : 0) + slot];
 }

@@ -1,0 +1,472 @@
+"""The CPU's `auto` rule (selection.py's table of rules calls cpu_rule): which algorithm runs a
+problem on the CPU, and why. The predicates below each name one decision, with the measurements
+behind it; explain() reports the reason string the rule returns."""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """The numbers the rules look at, of the convolution that runs."""
+
+    conv_pass: str
+    n: int
+    c_per_group: int
+    k_per_group: int
+    groups: int
+    spatial: int  # input positions of one image
+    in_extents: tuple[int, ...]
+    kernel: tuple[int, ...]
+    taps: int
+    stride: tuple[int, ...]
+    pad_lo: tuple[int, ...]
+    pad_hi: tuple[int, ...]
+    itemsize: int
+    out_extents: tuple[int, ...] = ()  # of the conv's output (grad_y for backward data)
+
+    @classmethod
+    def of(cls, problem: Any) -> "_Shape":
+        x, w, stride, lo, hi, dilation, groups, _ = problem.conv_geometry
+        out = tuple(
+            (i + a + b - d * (k - 1) - 1) // s + 1
+            for i, a, b, d, k, s in zip(x[2:], lo, hi, dilation, w[2:], stride)
+        )
+        spatial = taps = 1
+        for e in x[2:]:
+            spatial *= e
+        for e in w[2:]:
+            taps *= e
+        return cls(
+            problem.conv_pass,
+            x[0],
+            w[1],
+            w[0] // groups,
+            groups,
+            spatial,
+            tuple(x[2:]),
+            tuple(w[2:]),
+            taps,
+            tuple(stride),
+            tuple(lo),
+            tuple(hi),
+            8 if problem.dtype == "float64" else 4,
+            out,
+        )
+
+
+@functools.lru_cache(maxsize=None)
+def _active_isa() -> str:
+    """The ISA level the kernels run at ("avx512", "avx2" or "scalar")."""
+    from . import _C
+
+    return str(_C.cpu_info()["active_isa"])
+
+
+def _direct_weight_taps() -> int:
+    """Largest kernel (taps) whose few-input-channel weight gradient runs the direct row kernels.
+    With AVX-512's 32 registers their weight kernel keeps more taps in flight: on a quiet AMD
+    Zen 4 (2 threads, median ms, direct vs implicit_gemm) resnet50.conv1 (49 taps) 1.75 vs 2.17
+    at AVX-512 but 3.11 vs 2.53 at AVX2; alexnet.conv1 (121 taps) 1.95 vs 1.82 / 3.01 vs 1.93.
+    So 49 taps at AVX-512, 25 below it (the Xeon figures in cpu_rule agree)."""
+    return 49 if _active_isa() == "avx512" else 25
+
+
+def _taps_served(p: "_Shape", unit_stride: bool) -> bool:
+    """Whether the direct algorithm runs this pass on its per-tap GEMM path: the conditions of
+    taps_serve in csrc/algo/direct_taps.cc, mirrored so that `auto` never names one direct path
+    while the other runs (dense, 16+ channels each side, output rows of at most 40 positions, 36
+    for kernels of 25+ taps; backward data at unit stride)."""
+    if p.groups != 1 or p.c_per_group < 16 or p.k_per_group < 16:
+        return False
+    limit = 36 if p.taps >= 25 else 40
+    if p.conv_pass == "forward":
+        return p.out_extents[-1] <= limit
+    return p.conv_pass == "backward_data" and unit_stride and p.in_extents[-1] <= limit
+
+
+def _small_image_taps(p: "_Shape", unit_stride: bool) -> bool:
+    """Whether `auto` runs a dense pass on the direct algorithm's per-tap GEMM path
+    (csrc/algo/direct_taps.h): wherever it is served (_taps_served; rows up to 40 wide for
+    short kernels, 36 where the FFT competes: Inception's 5x5 48->64 on 35x35 1.03/0.94 vs fft
+    1.19/1.11, but 5x5 64->64 on 40x40 1.72/2.08 vs 1.53/1.82; 256 ch 3x3 d2 on 33x33
+    5.93/5.98 vs implicit_gemm 6.77/7.23), except 1x1 kernels (no padding to skip; the GEMM
+    reads them in place). One image is transposed to channels-last and each
+    output-row segment sums one GEMM micro-kernel call per tap over the input channels, each tap
+    over only the positions it reaches: none of the multiply-adds implicit GEMM spends on the
+    padding (18% of a 3x3 on 7x7, 10% on 14x14). 2 threads, median ms, forward / backward data,
+    direct vs the previous auto (torch), AVX-512: res5.3x3 1.41/1.77 vs 1.95/2.09 (2.11/2.11),
+    res4.3x3 1.12/1.14 vs 1.43/1.51 (1.18/1.24), 512 ch 14x14 4.77/4.92 vs 6.35/7.33 (winograd;
+    5.38/5.32), deeplab 3x3 d4 28x28 4.96/4.97 vs 5.63/6.25 (4.59/4.61), 512 ch 14x14 d2
+    4.43/7.92 vs 5.66/9.53, Inception 5x5 17x17 0.40/0.43 vs 1.17/0.76 (fft), 1x7 17x17 0.92/1.30
+    vs 1.03/1.65, 256 ch 28x28 s2 1.27 vs 1.60; batches: res5.3x3 x8 9.25/9.82 vs 13.0/12.8
+    (winograd), 512 ch 14x14 d2 x8 32.6/32.8 vs 40.6/41.2. AVX2 alike (res5.3x3 1.80/2.03 vs
+    2.12/2.25, res4.3x3 1.52/1.91 vs 1.82/2.45, deeplab 4.89/5.50 vs 6.46/6.88). Winograd keeps
+    3x3 stride-1 work of more than 128 F(2x2) tiles (res3.3x3 28x28: 1.04 vs 1.10; 512 ch 28x28
+    12.8 vs 17.2; res4.3x3 x8 7.87 vs 8.81); at 100 tiles they tie (SSD 19x19 8.90 vs 8.62).
+    3-D (forward / backward data vs implicit_gemm; AVX-512, then AVX2): c3d 64 ch 3x3x3 8x28x28
+    11.8/6.75 vs 14.1/9.49, 7.63/7.37 vs 9.07/9.19; I3D 96->208 3x3x3 16x14x14 15.8/14.6 vs
+    17.6/21.6, 18.5/17.8 vs 18.8/21.8; R(2+1)D 576->256 3x1x1 4x14x14 3.23/3.42 vs 3.76/3.79,
+    4.20/4.47 vs 5.37/4.51 (batch 8 24.7/25.2 vs 32.6/29.1). Against the direct row kernels
+    that ran 3-D forwards of 27+ taps at AVX-512 (interleaved A/B, median ms): c3d 7.87 vs 7.94,
+    128 ch 27.2 vs 33.3, I3D 17.0 vs 19.8."""
+    return p.taps > 1 and _taps_served(p, unit_stride)
+
+
+def _short_segments(p: "_Shape") -> bool:
+    """Whether a pass `auto` would give the per-tap path (_small_image_taps; asked only there,
+    so Winograd keeps its large batches) has rows of at most 4 positions, at AVX-512 float32:
+    each tap's GEMM call then runs a 4-row tile (8 accumulators, 6 loads per 8
+    multiply-adds), where implicit GEMM's packed 12 x 32 tiles span rows and images. 2 threads,
+    median ms, direct vs implicit_gemm, AVX-512: dcgan.g2's backward data (16 x 256->512 4x4 s2
+    to 4x4) 5.34 vs 3.85; 512->512 4x4 s2 on 8x8 1.13 vs 0.99; 16 x 512 3x3 s2 to 3x3 4.09 vs
+    2.85; 3x3 on 4x4, 512 ch, forward / backward data 0.59/0.79 vs 0.64/0.46, batch 8
+    2.80/3.03 vs 2.10/2.96; 1024 ch on 3x3 1.89/2.84 vs 1.78/1.46. Rows of 5 stay on the taps
+    path (8 x 256 ch 3x3 on 5x5 0.73/0.78 vs 1.18/1.26; 3x3 s2 to 5x5 0.31 vs 0.34). At AVX2
+    (8-row tiles of 16) implicit GEMM loses most of these (5.27 vs 5.68, 2.71 vs 3.56, 0.56/0.68
+    vs 0.45/0.67), so the rule is AVX-512's."""
+    if _active_isa() != "avx512" or p.itemsize != 4:
+        return False
+    rows = p.out_extents[-1] if p.conv_pass == "forward" else p.in_extents[-1]
+    return rows <= 4
+
+
+def _strided_packed(p: "_Shape", unit_stride: bool) -> bool:
+    """Whether a strided float32 forward `auto` would give the per-tap path (_small_image_taps;
+    asked only there) runs implicit GEMM instead, whose packed panels read unit-step phase rows:
+    at AVX2 for batches with rows longer than 4 and single images with rows of 20+, at AVX-512
+    for batches with rows longer than 7. 3x3 / 2, 2 threads, median ms, implicit_gemm vs
+    direct, AVX2: 128 ch 56x56 (28 wide) 1.29 vs 1.51, x8 10.3 vs 12.6; 256->512 40x40 (20)
+    4.74-4.78 vs 4.98-5.01, x8 34.6-35.3 vs 39.7-40.3; 128->256 80x80 x8 36.9 vs 45.9; 256 ch
+    28x28 (14) 1.39 vs 1.36, x2 2.43 vs 2.67, x8 9.15 vs 10.9; Inception's 288->384 35x35 (17)
+    3.34 vs 3.15; 512 ch 14x14 (7) 1.54 vs 1.55, x8 9.49 vs 10.6; U-Net's 2x2 / 2 x8 38.9 vs
+    44.9; rows of at most 4 stay (_short_segments: dcgan.g2's backward data 5.68 vs 5.27).
+    AVX-512: 256 ch 28x28 0.90 vs 0.83 but x2 1.52 vs 1.61, x8 5.85 vs 6.19; 256->512 40x40
+    3.02 vs 3.02, x8 20.9-21.0 vs 24.0-24.6; U-Net's 2x2 / 2 x8 22.8 vs 27.1; rows of 7 stay on
+    the taps path (512 ch 14x14 1.16 vs 0.96, x8 6.16 vs 5.58)."""
+    if unit_stride or p.conv_pass != "forward" or p.itemsize != 4:
+        return False
+    rows = p.out_extents[-1]
+    if _active_isa() != "avx512":
+        return rows > 4 and (p.n >= 2 or rows >= 20)
+    return p.n >= 2 and rows > 7
+
+
+def _five_tap_winograd(p: "_Shape", unit_stride: bool) -> bool:
+    """Whether a dense 2-D 5x5 stride-1 forward or backward data runs Winograd F(2x2,5x5) (36
+    transform-domain products per 2x2 outputs where the direct sum takes 100): 64-128 channels
+    each side (the float32 error grows with the channels the transform domain sums: 4.4-5.6x
+    implicit_gemm's at 64, 7.4-8.4x at 128, 8-13x at 256; the weight gradient's F(5x5,2x2), ~18x,
+    stays on implicit_gemm) and rows of 28+ (smaller images keep the per-tap path). 2 threads,
+    median ms, forward / backward data, winograd vs the previous auto (torch), AVX-512:
+    dense5x5 (64 ch 56x56) 1.55/1.57 vs 1.95/1.96 fft (1.69/1.73); 128 ch 28x28 1.44/1.49 vs
+    1.65/1.68 direct (1.60/1.68). AVX2: 2.20/2.25 vs 2.21/2.22, 2.03/2.06 vs 3.01/3.02. Where it
+    loses: 48->64 on 35x35 0.69 vs direct 0.59, 64 ch 14x14 x8 1.36 vs 0.92, 32 ch 112x112 1.89
+    vs fft 1.80 (AVX2 3.02 vs 2.05)."""
+    if not unit_stride or p.conv_pass == "backward_weight" or p.groups != 1:
+        return False
+    if p.kernel != (5, 5):
+        return False
+    summed = p.c_per_group if p.conv_pass == "forward" else p.k_per_group
+    if summed > 128 or min(p.c_per_group, p.k_per_group) < 64:
+        return False
+    return min(p.out_extents[-1], p.in_extents[-1]) >= 28
+
+
+def _stem_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
+    """Whether a first layer's forward (2-4 input channels) runs Winograd over its stride phases:
+    at stride 4+ in every dim with 3 taps per phase (alexnet.conv1's 11x11/4), the 16+ phase
+    planes of each channel stack into 48 summed channels, enough for the F(4x4,3x3) transforms
+    (the tile rule's pick at up to 64 summed channels) to pay, where the direct row kernels
+    vectorised over output channels sum 363 (channel, tap) terms. 2 threads, median ms, direct
+    vs winograd, AVX-512 / AVX2: alexnet.conv1 0.76/1.27 vs 0.735/0.88, batch 8 5.77/10.2 vs
+    5.23/6.60, unpadded 227x227 0.75/1.27 vs 0.735/0.89. At stride 2 (6x6/2, 12 summed channels)
+    it wins only on large images (yolov5s's 640x640 stem 2.70/3.68 vs 2.56/3.47, but 224x224
+    0.57/0.83 vs 0.69/0.89 and 320x320 0.68/0.91 vs 0.85/1.14), and 9x9/3 is even (0.59/0.88 vs
+    0.64/0.84): those stay direct. The transforms' fixed cost needs about 2048 output positions
+    (AVX-512, ms: 11x11/4 to 31x31 0.046 vs 0.195 on one image, 0.525 vs 0.424 on two; 39x39
+    0.388 vs 0.472, 47x47 0.559 vs 0.565). 2-D only: 1-D stems were not measured."""
+    if p.conv_pass != "forward" or unit_stride or p.groups != 1 or p.c_per_group > 4:
+        return False
+    if len(p.kernel) != 2 or p.n * math.prod(p.out_extents) < 2048:
+        return False
+    return all(s >= 4 and -(-k // s) == 3 for k, s in zip(p.kernel, p.stride))
+
+
+def _two_tap_products(extents: tuple[int, ...], few_summed: bool) -> float:
+    """Transform-domain products per direct product of F(mxm,2x2) over a stride-1 correlation
+    whose output has `extents` (the tile as csrc/algo/winograd_tiles.cc chooses it: the fewest
+    tiles x (m + 1)^2, m up to 4 when at most 64 channels are summed), against 2 taps per dim
+    over the phase plane (the extent less the kernel's extra position)."""
+    best = None
+    for m in (2, 3, 4) if few_summed else (2, 3):
+        cost = 1.0
+        for e in extents:
+            cost *= (-(-e // m)) * (m + 1) / (2.0 * (e - 1))
+        best = cost if best is None else min(best, cost)
+    return best
+
+
+def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
+    """Whether `auto` runs a strided layer whose kernel is twice its stride (DCGAN's 4x4 / 2, a
+    transposed convolution's upsampling) on Winograd over its stride phases
+    (csrc/algo/winograd_phases.h): the input split into its phases, stacked as channels, makes a
+    stride-1 2x2 convolution, F(mxm,2x2) then takes 9 or 16 products where the stacked sum takes
+    16 or 36 (1.78x / 2.25x fewer multiply-adds; the float32 error stays within 1.5x of the
+    direct sum's). It pays for the weight gradient, and for a batch (its images side by side, so
+    the transforms' vectors fill) while the transformed kernels (alpha^2 x stacked channels x K)
+    fit in L2: the conv's forward (the transposed layer's backward data), and its backward data
+    (the transposed forward) where the stacked input's gradient, one position longer per dim
+    than the phase planes, still takes at most half the direct products (_two_tap_products:
+    32x32 planes 0.47, 16x16 and 8x8 0.56). 2 threads, median ms, winograd vs the previous
+    auto, Xeon AVX-512 / AVX2, transposed layers (the bench's forward = the conv's backward
+    data, its backward data = the conv's forward):
+    - weight: dcgan.g4 3.39 vs 3.80 / 4.51 vs 6.01; 64->32 32x32 x16 4.19 vs 4.57 / 5.93 vs
+      6.81; 128->64 32x32 x4 3.24 vs 3.63 / 4.50 vs 5.84; 64->64 64x64 x1 1.63 vs 2.97 / 2.12
+      vs 3.78;
+    - the conv's forward: dcgan.g4 3.93 vs 4.78 / 5.92 vs 7.20; 64->32 32x32 x16 4.80 vs 5.00 /
+      6.35 vs 8.47; 128->64 32x32 x4 3.27 vs 4.46 / 4.98 vs 6.94; not dcgan.g3 (9 x 512 x 256
+      transformed kernels: 4.27 vs 3.46) nor one image (256->128 16x16: 1.43 vs 0.95);
+    - the conv's backward data: 64->32 32x32 x16 3.68 vs 4.10 / 4.74 vs 5.91; 128->64 32x32 x4
+      3.10 vs 3.46 / 4.15 vs 5.43; not dcgan.g4 (0.56 of the products: 3.61 vs 3.28 at AVX-512)
+      nor one image (64->64 64x64: 2.12 vs 1.92).
+    - the conv's forward with larger transformed kernels, 2-D, once there are 256+ F(2x2) output
+      tiles (n x ceil(out / 2) per dim): each kernel's transform is then shared by enough tiles,
+      and Winograd's schedule splits a few hundred tiles evenly over the threads (one block,
+      csrc/algo/winograd_schedule.cc). 4x4/2, median ms, winograd vs the previous auto (torch),
+      AVX-512 / AVX2: dcgan.g3 (128->256 16x16 x16, 256 tiles) 3.00 vs 3.33 (2.87) / 4.47 vs
+      5.89; x32 5.71 vs 7.01 / 8.83 vs 12.0; 256->256 16x16 x16 5.67 vs 6.62 / 8.79 vs 11.1;
+      256->512 16x16 x16 (18.9 MB of transformed kernels) 10.6 vs 12.1 / 16.4 vs 21.3; 128->256
+      32x32 x4 2.78 vs 3.54 / 4.23 vs 5.81; one image: 64->128 128x128 2.91 vs 3.40 / 4.03 vs
+      5.59, 128->256 64x64 3.06 vs 3.07 / 4.54 vs 5.86. Below 256 tiles the previous auto keeps
+      them: 256->256 16x16 x8 (128 tiles) 3.71 vs 3.28 at AVX-512, 128->256 16x16 x4 1.25 vs
+      0.89, 256->512 32x32 x1 3.88 vs 3.28, 256->512 8x8 x16 4.69 vs 3.48."""
+    if unit_stride or len(p.kernel) > 2 or p.groups != 1 or p.n < 1:
+        return False
+    if not all(k == 2 * s for k, s in zip(p.kernel, p.stride)):
+        return False
+    if p.conv_pass == "backward_weight":
+        return True
+    if p.conv_pass == "forward" and len(p.kernel) == 2:
+        tiles = p.n
+        for o in p.out_extents:
+            tiles *= (o + 1) // 2
+        if tiles >= 256:
+            return True
+    if p.n == 1:
+        return False
+    phases = 1
+    for s in p.stride:
+        phases *= s
+    stacked = phases * p.c_per_group
+    if p.conv_pass == "forward":
+        return 9 * stacked * p.k_per_group * p.itemsize <= (2 << 20)
+    # backward data: the stacked input's gradient, out + 1 per dim, summing K channels
+    extents = tuple(o + 1 for o in p.out_extents)
+    fits = 16 * stacked * p.k_per_group * p.itemsize <= (2 << 20)
+    return fits and _two_tap_products(extents, p.k_per_group <= 64) <= 0.5
+
+
+def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
+    """The CPU's `auto` choice for one pass and the reason.
+
+    Measured with `fastconv bench --suite reference --passes forward,backward_data,backward_weight`
+    (2 threads, Zen 5, float32; ratios are PyTorch time / fastconv time, see README):
+    - implicit_gemm is the fastest built algorithm on every dense and grouped layer's forward and
+      backward-weight pass (e.g. res3.3x3 forward 0.81x vs im2col 0.47x; 1x1 layers 1.05-1.58x).
+    - The conv backward-data pass (also the transposed conv's forward) with stride > 1 runs
+      implicit_gemm by phases (one unit-stride GEMM per residue class of the stride):
+      res3.3x3s2 0.93x vs im2col 0.56x (im2col then scattered a column buffer per image), except
+      upsampling (grad_x = stride x grad_y, kernel a multiple of the stride: the transposed
+      dcgan / unet layers), which runs im2col's column tiles (Zen 4, 1 thread: dcgan.g2-g4
+      0.89-1.00x vs 0.68-0.75x by phases, unet.up2x2 1.39x vs 0.90x; see the rule below).
+      With only a few input channels per group (a network's first layer) each phase's
+      GEMM has M = C/G rows, and im2col's M = C/G * taps wins (resnet50.conv1 1.03x vs 0.80x,
+      alexnet.conv1 0.89x vs 0.59x). On small images col2im is cheap and the implicit gather
+      dominates (res5.3x3, 7x7: 0.67x vs 0.54x), except 1x1 kernels, whose backward data is a
+      plain GEMM (res5.1x1: 0.85x vs 0.60x). Since implicit_gemm runs unit-stride backward data
+      on small images as grad_y^T W with the weight in its stored layout (no transposed copy;
+      csrc/algo/implicit_gemm.cc), it wins those too (2 threads, median ms, implicit_gemm vs
+      im2col, AVX-512 / AVX2): 512 ch 7x7 1.55 vs 2.08 / 1.53 vs 2.12, 256 ch 7x7 0.47 vs
+      0.55 / 0.40 vs 0.56, 64 ch 7x7 0.044 vs 0.124, 1024 -> 256 ch 4x4 1.11 vs 1.42 / 0.81 vs
+      1.26: im2col only for strided ones.
+    - One input channel per group (depthwise, any channel multiplier; also a single-channel
+      signal) runs the depthwise algorithm: SIMD loops per channel plane beat any GEMM, which
+      has nothing to block over (mobilenetv2.dw112 forward 2.1x torch vs reference 0.05x;
+      replknet.dw31 forward 15.9x, backward weight 8.5x; signal.1d.k1025 forward 15.8x vs
+      implicit_gemm 1.4x). Zen 4, 1 thread, min us, forward / backward data / backward weight,
+      avx512 (avx2) vs torch: dw112 117/119/128 (138/139/162) vs 226/241/214, dw56s2 81/121/96
+      (94/141/99) vs 147/185/144, dw14 37/44/47 (45/52/53) vs 88/100/88.
+    - Grouped convolutions with few channels per group run the direct algorithm (the same
+      plane loops, each padded source plane feeding up to four output planes per pass): a GEMM
+      per group has too few rows and reductions to block over. Timed on 3x3 groups (1 thread,
+      best of 30, ms, forward / backward data / backward weight, direct vs implicit_gemm):
+      2 channels per group, 56x56: 0.13/0.14/0.20 vs 0.53/0.53/1.55; 8 per group (resnext50
+      g32), 28x28: 0.43/0.42/0.95 vs 0.62/0.60/1.38; 16 per group: 0.76/0.80/1.79 vs
+      0.70/0.68/1.23. So: up to 8 channels per group.
+      Since the direct kernels stack a group's planes (all its input channels summed in
+      registers per output block; weight gradient blocked over grad_y planes x taps), ratios
+      vs torch (1 thread, Xeon AVX-512, direct vs the previous auto): 16 per group (resnext50
+      stage 3, 512 ch, 14x14) 0.92/1.03/0.63 vs 0.18/0.23/0.19 (winograd), 28x28 2.1/5.9/1.3
+      vs 0.76/1.65/0.21. Strided backward data runs one stride-1 correlation per input phase
+      (the taps that reach it), so it needs no scatter and wins at every group width (3x3 s2,
+      1 thread, Zen 4, min ms, direct vs implicit_gemm: 4 per group 112x112 0.67 vs 2.21,
+      8 per group 56x56 0.52 vs 1.20, 16 per group 28x28 0.58 vs 0.86, 56x56 0.87 vs 1.38).
+    - Dense convolutions with 2-4 input channels (a network's first layer) run the direct
+      algorithm's row kernels (register blocks of output channels x output-row vectors over
+      phase-split planes), strided or not (the stride-1 forward on one image; it once ran
+      implicit_gemm, vgg conv1_1 1.35x vs 1.13x torch, and today direct matches it; batches of
+      small images still do, see the rule's comment; the 2-D forward at stride 4+ with 3 taps
+      per phase on 2048+ outputs, alexnet.conv1's, runs Winograd: _stem_phase_winograd),
+      except weight gradients of kernels over 25 taps (alexnet.conv1 0.70x vs implicit_gemm
+      0.85-0.95x; resnet50.conv1 1.1x vs 0.89x on avx512 but 0.50-0.58x vs 0.58-0.65x on
+      avx2). 1 thread, avx512, vs torch, direct vs best other:
+      resnet50.conv1 forward 1.27-1.39x vs 0.91x, backward data 3.5x vs 1.5x (im2col);
+      alexnet.conv1 forward 0.88x vs 0.76x, backward data 2.9x vs 1.9x;
+      3->32 3x3 s2 224x224: 5.3x/4.8x/2.0x vs 4.3x/3.1x/1.4x; 5x5 s2: 1.30x/3.7x/1.33x vs
+      0.80x/1.06x/0.75x; vgg conv1_1 backward data 2.8x vs 1.4x (winograd), weight 1.9x vs 1.0x.
+    - fft wins once a kernel is long. 2 threads, median ms (forward / backward data / backward
+      weight), fft vs depthwise on 128 channels of 56x56: 9x9 0.70/0.70/0.73 vs 0.50/0.51/1.27,
+      13x13 0.82/0.82/0.87 vs 0.96/0.96/2.56, 31x31 (replknet) 1.27/1.35/2.59 vs 6.79/6.72/13.7;
+      one channel of 262144 samples: k=129 0.57/0.51/0.77 vs 0.81/0.80/2.74, k=1025 0.81/0.98/
+      1.42 vs 5.84/5.81/20.9. So fft above 128 taps, above 48 for the weight gradient. Dense
+      stride-1 kernels of 25+ taps, fft vs implicit_gemm (quiet machine): dense5x5
+      1.15/1.15/1.18 vs 1.83/1.83/2.42; c3d 3x3x3 3.96/4.20/2.86 vs 4.18/4.15/5.43, so fft for
+      every pass of ranks 1-2 and for the 3-D weight gradient. (Under a loaded machine fft's
+      many short parallel phases suffer more than one GEMM: dense5x5 forward 2.40 vs 1.93.)
+    - winograd (stride 1, 3 taps per dim, 1-D and 2-D; its tile follows the error rule in
+      csrc/algo/winograd.cc) at 2 threads, best of 7, ms, winograd vs implicit_gemm: res2.3x3
+      0.48/0.49/0.37 vs 0.66/0.69/0.91, res4.3x3 0.65/0.67/0.63 vs 0.77/0.84/0.64, audio.1d.k3
+      2.68/2.64/3.54 vs 4.04/3.82/4.65, but res5.3x3 (7x7, 16 output tiles of F(2x2)) 1.42/1.70
+      vs 0.92/1.30 forward and data. So winograd from 32 output tiles (its weight gradient picks
+      its own implicit_gemm fallback on small images). Since the GEMM reads the weight in place
+      for few output columns and backward data transposes it in cache blocks, implicit_gemm wins
+      res4.3x3 (49 tiles; Xeon AVX-512, 1 thread, interleaved, min ms: forward 2.16 vs 2.81,
+      data 2.44 vs 3.17; AVX2 7.97 vs 8.78, 4.37 vs 7.03), winograd still res3.3x3 (196 tiles,
+      2.19 vs 2.49): so forward and data from 64 tiles. Re-measured on a 2-core AMD Zen 4 VM
+      (AVX-512, 2 threads, median of 10 blocks, ms, after the thread pool's 2 ms poll and the
+      bench's warm-up: before them winograd's single parallel stage often ran at one thread's
+      speed): res4.3x3 forward 1.21 vs 1.56, data 1.27 vs 1.44 (torch 1.12); res5.3x3 (16
+      tiles) 2.11 vs 1.63; AVX2 res4.3x3 1.37 vs 1.57, 1.70 vs 1.58 (best 1.30 vs 1.51). So
+      from 32 tiles.
+    """
+    if not usable("implicit_gemm"):
+        return "reference", "the only algorithm in this build"
+    p = _Shape.of(problem)
+    unit_stride = all(s == 1 for s in p.stride)
+    if p.c_per_group == 1:
+        # Long kernels: the FFT's cost hardly grows with the kernel, the plane loops' does.
+        long_kernel = p.taps > (48 if p.conv_pass == "backward_weight" else 128)
+        if unit_stride and long_kernel and usable("fft"):
+            return "fft", "one channel per group and a long kernel: tiled FFT, elementwise products"
+        if usable("depthwise"):
+            return "depthwise", "one input channel per group: direct SIMD loops per channel plane"
+    if p.groups > 1 and p.c_per_group <= 16 and usable("direct"):
+        return "direct", "few channels per group: direct plane loops beat a GEMM per group"
+    if _stem_phase_winograd(p, unit_stride) and usable("winograd"):
+        return "winograd", "few input channels at stride 4+: Winograd over the stacked phases"
+    if p.groups == 1 and p.c_per_group <= 4 and usable("direct"):
+        long_weight = p.conv_pass == "backward_weight" and p.taps > _direct_weight_taps()
+        if (not unit_stride or p.conv_pass != "forward") and not long_weight:
+            return "direct", "few input channels: row kernels vectorised along output rows"
+        # The stride-1 forward with 2-4 channels fell through to Winograd / the FFT, whose
+        # transforms cost more than they save on so few channels: 2 threads, median ms, direct /
+        # implicit_gemm / winograd or fft (torch), AVX-512: 3->64 3x3 256x256 3.20/3.27/4.37,
+        # 3->64 7x7 224x224 4.61/5.32/4.58 (fft), 3->16 5x5 64x64 0.07/0.11/0.21 (fft), batch 8
+        # of 3->64 3x3 32x32 0.22/0.20/0.47; AVX2 2.28/3.18/6.16, 5.24/6.07/10.0, 0.08/0.15/0.22,
+        # 0.40/0.32/0.75. Direct on one large image, implicit GEMM on batches of small ones.
+        if p.conv_pass == "forward" and p.taps <= 64:
+            if p.n == 1 or p.spatial >= 4096:
+                return "direct", "few input channels: row kernels vectorised along output rows"
+            if usable("implicit_gemm"):
+                return "implicit_gemm", "few input channels, small images: one packed GEMM"
+    if _upsampling_winograd(p, unit_stride) and usable("winograd"):
+        return "winograd", "kernel twice the stride: Winograd F(mxm,2x2) over the stride phases"
+    if _five_tap_winograd(p, unit_stride) and usable("winograd"):
+        return "winograd", "5x5 at stride 1 on 64-128 channels: Winograd F(2x2,5x5)"
+    # Output tiles of F(2x2) where Winograd runs (3 taps per dim, unit stride).
+    winograd = unit_stride and all(k == 3 for k in p.kernel) and usable("winograd")
+    tiles = p.n
+    for e, lo, hi in zip(p.in_extents, p.pad_lo, p.pad_hi):
+        tiles *= (e + lo + hi - 2 + 1) // 2
+    if problem.implicit_gemm_reads_phases_in_place:
+        # Strided forward over padded-width stride phases (csrc/algo/wide_phases.h: AVX-512
+        # float32, margins <= 1/16 of a row, up to 256 output channels per group), no panel
+        # packed. 2 threads, median ms, implicit_gemm vs direct's per-tap path (which took rows
+        # up to 40 wide): res3.3x3s2 0.91-0.92 vs 1.14-1.18 (torch ~1.04).
+        return "implicit_gemm", "strided: stride phases with zero margins, panels read in place"
+    if _small_image_taps(p, unit_stride) and (not winograd or tiles <= 128) and usable("direct"):
+        if _short_segments(p):
+            return "implicit_gemm", "rows of at most 4 positions: one packed GEMM, 12-row tiles"
+        if _strided_packed(p, unit_stride):
+            return "implicit_gemm", "strided: one packed GEMM over the stride phases"
+        return "direct", "small image, many channels: a GEMM call per tap, padding skipped"
+    if winograd:
+        # Below ~32 tiles (a 7x7 image at batch 1) the transforms do not pay.
+        if p.conv_pass == "backward_weight" or tiles >= 32:
+            return "winograd", "3 taps per dim at stride 1: Winograd minimal filtering"
+    if unit_stride and p.taps >= 25 and usable("fft"):
+        if len(p.kernel) < 3 or p.conv_pass == "backward_weight":
+            return "fft", "kernel of 25+ taps at stride 1: tiled FFT, channel GEMMs per frequency"
+    if (
+        len(p.kernel) == 3
+        and p.taps >= 27
+        and unit_stride
+        and p.conv_pass == "forward"
+        and _active_isa() == "avx512"
+        and usable("direct")
+    ):
+        # 3-D forwards of 27+ taps: with AVX-512's 32 registers the direct row kernels beat the
+        # GEMMs' packing of 3-D patches (2 threads, median ms, direct vs implicit_gemm (torch):
+        # 64->64 3x3x3 8x28x28 8.0 vs 10.0 (41.9); 96->208 16x14x14 19.6 vs 20.6 (14.3);
+        # 128->128 8x28x28 31.1 vs 33.0 (22.8); 64->64 16x56x56 55.5 vs 76.9 (50.0)); at AVX2
+        # they lose (12.6 vs 13.0, 29.6 vs 26.2, 53.9 vs 42.4, 97.1 vs 91.6).
+        return "direct", "3-D kernel of 27+ taps at AVX-512: row kernels over (channel, tap) terms"
+    if p.conv_pass == "backward_data" and not unit_stride and usable("im2col"):
+        # Upsampling (grad_x = stride x grad_y, kernel a multiple of the stride: a transposed
+        # convolution's forward such as DCGAN's 4x4 / 2 or U-Net's 2x2 / 2) runs as column GEMM
+        # tiles (C/G x taps rows, the weight read in place) gathered plane by plane; a GEMM per
+        # stride phase has only C/G rows and packs shifted grad_y rows per phase. 1 thread,
+        # avx512, ms, im2col vs implicit_gemm by phases (vs torch): dcgan.g2 11.9 vs 16.5
+        # (11.9), g3 11.7 vs 14.0 (11.0), g4 12.4 vs 18.4 (12.1), unet.up2x2 3.7 vs 5.5 (4.8).
+        # Uneven phases on a larger image stay by phases (resnet50.res3.3x3s2: 3.1 vs 2.7).
+        if all(
+            i == s * o and k % s == 0
+            for i, s, o, k in zip(p.in_extents, p.stride, p.out_extents, p.kernel)
+        ):
+            return "im2col", "upsampling backward data: column GEMM tiles gathered by phase"
+    if p.conv_pass == "backward_data" and not unit_stride and usable("im2col"):
+        # Every other strided backward data: column GEMM tiles too (they once lost to implicit
+        # GEMM's phases on larger images, 1 thread; since the tiles run in parallel they win
+        # everywhere). 2 threads, median ms, im2col vs implicit_gemm, AVX-512 / AVX2: 3x3 / 2
+        # res3 128 ch 56x56 0.70 vs 0.98 / 1.13 vs 1.49 (1 thread 1.37 vs 1.75), 256 ch 28x28
+        # 0.74 vs 1.25 / 1.20 vs 1.83, 512 ch 14x14 1.29 vs 2.33 / 1.98 vs 2.95, 64->128
+        # 160x160 2.94 vs 4.07 / 4.80 vs 6.26, 256->512 40x40 x8 20.2 vs 23.3 / 35.0 vs 37.8;
+        # 1x1 / 2 256->512 56x56 0.69 vs 1.04 / 1.07 vs 1.38; 5x5 / 2 0.98 vs 1.46; 3x3x3 / 2
+        # 1.09 vs 1.72; 1-D 3 / 2 2.73 vs 3.33 / 4.31 vs 5.20.
+        return "im2col", "strided backward data: column GEMM tiles, col2im per tile"
+    # Large images: once one image's input no longer fits L2, implicit panels gather from
+    # memory, while im2col's cache-sized column chunks are filled with long row copies and
+    # packed by the GEMM's own packers (vgg16.conv1_2, 224x224x64: forward 0.76x vs 0.57x,
+    # backward-weight 0.85x vs 0.76x; conv2_2: 0.82x vs 0.72x, 0.91x vs 0.84x). Inputs that
+    # fit L2 (res2, 56x56x64) or short kernels (wavenet, k=2) stay on implicit_gemm. Strided
+    # forwards stay too: implicit GEMM reads their input split into stride phases (unit-step
+    # panel copies), 2 threads, median ms, im2col vs implicit_gemm (torch), AVX-512 / AVX2:
+    # yolov5s 64->128 3x3 s2 160x160 5.90/5.04 (4.63), 6.14/5.57 (4.91); 64->128 3x3 s2
+    # 112x112 2.91/2.37 (2.23), 2.94/2.61; 32->64 3x3 s2 320x320 8.07/8.41 (5.26), 7.81/7.39.
+    input_bytes = p.c_per_group * p.spatial * p.itemsize
+    if p.taps >= 9 and input_bytes > (2 << 20) and usable("im2col"):
+        # At unit stride: strided weight gradients gather their phase panels faster (64->128
+        # 3x3 / 2 160x160: implicit_gemm 3.24 vs im2col 4.03 ms AVX-512, 4.70 vs 5.66 AVX2).
+        if unit_stride and p.conv_pass in ("backward_weight", "forward"):
+            return "im2col", "large image: cache-sized column chunks beat gathering panels"
+    # Long 1-D signals with a short kernel once ran im2col (long column copies, then one GEMM;
+    # 1 thread it is still ~5% faster forward). Since the GEMM's small-N and packing work,
+    # implicit GEMM wins at 2 threads, where im2col's column chunks scale poorly (wavenet.1d.k2d8,
+    # Zen 4, median of 5, ms, im2col vs implicit_gemm: AVX-512 forward 1.59/1.43, weight
+    # 1.91/1.74, data 1.60/1.44; AVX2 2.59/1.57, 2.84/1.85, 2.12/1.59), so it takes them too.
+    return "implicit_gemm", "packed GEMM with panels read straight from the input, no column buffer"
