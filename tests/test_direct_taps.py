@@ -196,3 +196,21 @@ def test_auto_names_the_direct_path_that_runs(x_shape, w_shape, kw, pass_):
     e = fastconv.explain(x_shape, w_shape, pass_=pass_, **kw)
     if e.algo == "direct":
         assert ("a GEMM call per tap" in e.reason) == ("one GEMM call per tap" in e.reason), str(e)
+
+
+@pytest.mark.parametrize("pass_", ["forward", "backward_data"])
+def test_auto_full_winograd_vectors_leave_taps(pass_):
+    """64-128 F(2x2) tiles that fill Winograd's 16-tile vectors (a 16x16 image, 8x8 at batch 4)
+    run Winograd (_cpu_rule._full_winograd_vectors); 14x14 (49 tiles in 64 lanes), 19x19 and
+    8x8 at batch 2 (32 tiles) keep the per-tap path."""
+
+    def algo(x_shape, w_shape, dtype="float32"):
+        return fastconv.explain(x_shape, w_shape, padding=1, pass_=pass_, dtype=dtype).algo
+
+    assert algo((1, 512, 16, 16), (512, 512, 3, 3)) == "winograd"
+    assert algo((1, 512, 16, 16), (1024, 512, 3, 3)) == "winograd"
+    assert algo((4, 512, 8, 8), (512, 512, 3, 3)) == "winograd"
+    assert algo((4, 512, 8, 8), (512, 512, 3, 3), "float64") == "winograd"
+    assert algo((1, 256, 14, 14), (256, 256, 3, 3)) == "direct"
+    assert algo((1, 256, 19, 19), (256, 256, 3, 3)) == "direct"
+    assert algo((2, 512, 8, 8), (512, 512, 3, 3)) == "direct"

@@ -374,3 +374,25 @@ def test_auto_runs_five_tap_layers_on_winograd():
     assert algo((1, 64, 56, 56), (64, 64, 5, 5), "backward_weight", padding=2) != "winograd"
     e = fastconv.explain((1, 64, 56, 56), (64, 64, 5, 5), padding=2)
     assert "F(2x2,5x5)" in e.reason, e
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_blocks_split_evenly(fastconv_with_env, rng, restore_threads, dtype):
+    """512 -> 512 channels over 64 tiles run in kernel blocks, 170 output channels from the
+    cache budget; on 2 threads their count is a multiple of the threads and their sizes even:
+    4 x 128, not 170 + 170 + 170 + 2 (the plan of a budget that gives 128-channel blocks
+    itself), with the same results as the oracle."""
+    x_shape, w_shape = (1, 512, 16, 16), (512, 512, 3, 3)
+    budget = str(128 * 16 * (512 + 64) * 4)  # coords x (C + 64 tiles) x 4 bytes per channel
+    even = fastconv_with_env(FASTCONV_NUM_THREADS="2", FASTCONV_WINOGRAD_BLOCK_BYTES=budget)
+    fastconv.set_num_threads(2)
+    for pass_ in ("forward", "backward_data"):
+        kw = dict(padding=1, algo="winograd", dtype="float32", pass_=pass_)
+        got = fastconv.explain(x_shape, w_shape, **kw).workspace_bytes
+        assert got == even.explain(x_shape, w_shape, **kw).workspace_bytes, pass_
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    want = ref.conv(x, w, padding=1)
+    assert_close(fastconv.conv(x, w, padding=1, algo="winograd"), want, dtype, 512 * 9)
+    gy = rand(rng, want.shape, dtype)
+    gx = fastconv.conv_backward_data(gy, w, x_shape, padding=1, algo="winograd")
+    assert_close(gx, ref.conv_backward_data(gy, w, x_shape, padding=1), dtype, 512 * 9)

@@ -61,8 +61,14 @@ Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem
     p.block = all_tiles;
     const int64_t budget = block_budget_bytes(true);
     int64_t kb = std::clamp<int64_t>(budget / (p.coords * (p.cg + p.block) * elem), 16, p.kg);
-    if (threads > 1 && ceil_div(p.kg, kb) < 2 * threads)
-      kb = std::max<int64_t>(16, round_up(ceil_div(p.kg, 2 * threads), 16));
+    // At least two blocks per thread, their count a multiple of the threads and their sizes
+    // even: blocks straight from the budget could leave one thread a near-empty last block
+    // (512 -> 512 on 16x16, 64 tiles, F(2x2): 170 + 170 + 170 + 2 output channels, one thread
+    // doing 340 and the other 172).
+    if (threads > 1) {
+      const int64_t count = round_up(std::max(ceil_div(p.kg, kb), 2 * threads), threads);
+      kb = std::max<int64_t>(16, round_up(ceil_div(p.kg, count), 16));
+    }
     p.kb = std::min(kb, p.kg);
     p.blocks = ceil_div(p.kg, p.kb);
   } else {

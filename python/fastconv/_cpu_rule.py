@@ -117,6 +117,25 @@ def _small_image_taps(p: "_Shape", unit_stride: bool) -> bool:
     return p.taps > 1 and _taps_served(p, unit_stride)
 
 
+def _full_winograd_vectors(p: "_Shape", tiles: int) -> bool:
+    """Whether 64-128 F(2x2) output tiles of a 2-D 3x3 stride-1 pass (which _small_image_taps
+    would give the per-tap path) fill Winograd's transform vectors (16 tiles in float32, 8 in
+    float64) with outputs, 94%+: a 16x16 image, or 8x8 at batch 4. Then Winograd runs them
+    (since its kernel blocks split evenly over the threads). 2 threads, median ms, forward /
+    backward data, winograd vs direct, AVX-512: 512 ch 16x16 2.87/3.32 vs 3.40/3.71, 256->512
+    1.54/1.88 vs 1.73/1.87, 512->1024 5.45/7.75 vs 6.61/7.69, 128 ch 0.253/0.264 vs
+    0.265/0.278, 512 ch 8x8 x4 3.03/3.48 vs 3.10/3.38; AVX2 4.32/4.82 vs 5.53/5.86, 2.35/2.69 vs
+    2.90/2.89, 8.25/10.6 vs 10.8/11.8, 0.398/0.388 vs 0.413/0.415, 4.67/5.06 vs 5.65/5.68. A
+    14x14 image (49 tiles in 64 lanes: 77%) stays on the taps path (256 ch 0.86/0.93 vs
+    0.65/0.69), as does 19x19 (100 tiles padded to 112, their 20x20 outputs over 19x19: 81%)."""
+    if len(p.kernel) != 2 or tiles < 64:
+        return False
+    lanes = 64 // p.itemsize
+    extents = p.out_extents if p.conv_pass == "forward" else p.in_extents
+    outputs = p.n * math.prod(extents)
+    return 100 * outputs >= 94 * 4 * (-(-tiles // lanes) * lanes)
+
+
 def _short_segments(p: "_Shape") -> bool:
     """Whether a pass `auto` would give the per-tap path (_small_image_taps; asked only there,
     so Winograd keeps its large batches) has rows of at most 4 positions, at AVX-512 float32:
@@ -399,7 +418,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         # packed. 2 threads, median ms, implicit_gemm vs direct's per-tap path (which took rows
         # up to 40 wide): res3.3x3s2 0.91-0.92 vs 1.14-1.18 (torch ~1.04).
         return "implicit_gemm", "strided: stride phases with zero margins, panels read in place"
-    if _small_image_taps(p, unit_stride) and (not winograd or tiles <= 128) and usable("direct"):
+    small_winograd = tiles <= 128 and not _full_winograd_vectors(p, tiles)
+    if _small_image_taps(p, unit_stride) and (not winograd or small_winograd) and usable("direct"):
         if _short_segments(p):
             return "implicit_gemm", "rows of at most 4 positions: one packed GEMM, 12-row tiles"
         if _strided_packed(p, unit_stride):
