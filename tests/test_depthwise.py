@@ -124,20 +124,20 @@ def test_inputs_unchanged(rng):
 # Small planes with 16+ channels run channels-last (csrc/algo/depthwise_channels_last.cc): the
 # planes transposed to (positions, channels), vectors across channels, whole blocks of 4 vectors
 # and a masked tail (67 channels), strides, dilation, padding (backward data only while it stays
-# within the kernel's reach), true convolution, bias, two images, 1-D; planes of up to 100
-# positions, and 256 for the weight gradient of 25+ taps; up to 400 for backward data and for
-# the forward of two or more images (19x19: odd rows and channels against the transposes'
-# register tiles).
+# within the kernel's reach), true convolution, bias, two images, 1-D; planes of up to 64
+# positions for kernels under 25 taps; for 25+ taps up to 100, 256 for the weight gradient, 400
+# for backward data and for the forward of two or more images (19x19: odd rows and channels
+# against the transposes' register tiles).
 CHANNELS_LAST = [
     ("7x7-5x5", (1, 67, 7, 7), (5, 5), dict(padding=2)),
     ("14x14-3x3-s2", (2, 32, 14, 14), (3, 3), dict(stride=2, padding=1)),
     ("12x12-5x5-weight", (1, 16, 12, 12), (5, 5), dict(padding=2)),
-    ("9x8-dilated", (1, 16, 9, 8), (3, 3), dict(padding=(2, 1), dilation=(2, 1))),
+    ("8x8-dilated", (1, 16, 8, 8), (3, 3), dict(padding=(2, 1), dilation=(2, 1))),
     ("conv-mode", (2, 24, 6, 5), (3, 2), dict(padding=(1, 0), mode="conv")),
     ("1d", (1, 40, 30), (5,), dict(padding=2, stride=2)),
     ("pad-past-reach", (1, 16, 6, 6), (3, 3), dict(padding=3)),
-    ("19x19-batch", (2, 20, 19, 19), (3, 3), dict(padding=1)),
-    ("17x17-one-image", (1, 16, 17, 17), (3, 3), dict(padding=1, dilation=(1, 2))),
+    ("19x19-batch", (2, 20, 19, 19), (5, 5), dict(padding=2)),
+    ("17x17-one-image", (1, 16, 17, 17), (5, 5), dict(padding=(2, 4), dilation=(1, 2))),
 ]
 
 
@@ -156,6 +156,11 @@ def test_channels_last_small_planes(case, dtype, rng, poisoned_outputs):
         assert "channels-last" not in weight
     if case[0] == "17x17-one-image":  # one image: its forward stays on the plane kernels
         assert "channels-last" not in fastconv.explain(x, w, **conv_kw).reason
+        # A 3x3 kernel there (under 25 taps): the plane kernels for every pass.
+        w3 = rand(rng, (c, 1, 3, 3), dtype)
+        for pass_ in ("forward", "backward_data", "backward_weight"):
+            e = fastconv.explain(x, w3, pass_=pass_, groups=c, padding=1)
+            assert "channels-last" not in e.reason, pass_
     if case[0] == "12x12-5x5-weight":  # 144 positions: only the 25-tap weight gradient
         e = fastconv.explain(x, w, pass_="backward_weight", **conv_kw)
         assert (

@@ -27,8 +27,19 @@ namespace {
 // 0.052 vs 0.065; forward 576 ch 19x19 batch 8 0.896 vs 1.037, 576 ch 14x14 batch 8 0.487 vs
 // 0.533, but batch 1 14x14 0.050 vs 0.046 and every weight gradient slower: 19x19 0.151 vs
 // 0.106).
+//
+// Since the plane loops claim their planes in runs (algo/direct.cc: for_each_item; one shared
+// counter per plane had bounced a cache line between the cores), kernels under kLongKernel taps
+// stay channels-last only up to kMaxShortKernelPositions (2 threads, median ms, planes vs
+// channels-last, 3x3, forward / data / weight, AVX-512: 960 ch 10x10 0.042/0.063/0.062 vs
+// 0.067/0.068/0.088, batch 8 0.26/0.30/0.38 vs 0.39/0.40/0.50; 576 ch 14x14 x8 0.21/0.24 vs
+// 0.46/0.48; 19x19 x8 0.67/0.64 vs 0.81/0.79, x1 data 0.097 vs 0.116; AVX2 alike, e.g. 19x19
+// x8 0.56/0.66 vs 0.94/0.93; but 8x8 x8 0.27-0.32/0.31-0.35 vs 0.28-0.29/0.28-0.30 and 7x7 x8
+// 0.31/0.35/0.30 vs 0.20/0.21/0.21). Kernels of 25+ taps keep the limits above (1152 ch 7x7
+// 5x5 0.080/0.108/0.304 vs 0.068/0.070/0.103, 960 ch 10x10 0.102/0.137/0.361 vs 0.092/0.094/
+// 0.157).
 constexpr int64_t kMaxPositions = 100, kMaxWeightPositions = 256, kLongKernel = 25;
-constexpr int64_t kMaxDataPositions = 400;
+constexpr int64_t kMaxDataPositions = 400, kMaxShortKernelPositions = 64;
 // Channels per block of the parallel loop (whole cache lines of every row).
 constexpr int64_t kChannelBlock = 64;
 
@@ -130,7 +141,9 @@ bool depthwise_channels_last(const ConvGeometry& g, ConvPass pass) {
                            g.out_spatial() <= kMaxWeightPositions;
   const bool data_sized = pass == ConvPass::kBackwardData ||
                           (pass == ConvPass::kForward && g.n >= 2);
-  const int64_t limit = data_sized ? kMaxDataPositions : kMaxPositions;
+  const int64_t limit = g.kernel_spatial() < kLongKernel ? kMaxShortKernelPositions
+                       : data_sized                      ? kMaxDataPositions
+                                                         : kMaxPositions;
   if (g.out_spatial() > limit && !long_weight) return false;
   // The padded plane the kernels read: not for huge padding or dilation around a few outputs
   // (its zeros would be most of the work and of the workspace).
