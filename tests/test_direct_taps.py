@@ -214,3 +214,14 @@ def test_auto_full_winograd_vectors_leave_taps(pass_):
     assert algo((1, 256, 14, 14), (256, 256, 3, 3)) == "direct"
     assert algo((1, 256, 19, 19), (256, 256, 3, 3)) == "direct"
     assert algo((2, 512, 8, 8), (512, 512, 3, 3)) == "direct"
+
+
+@pytest.mark.parametrize("pass_", ["forward", "backward_data"])
+def test_auto_three_tap_kernels_leave_taps(pass_):
+    """1x3 and 3x1 kernels on small images run one packed GEMM (implicit_gemm) where the per-tap
+    path would make three calls per row segment; 1x7 keeps the per-tap path."""
+    for w_shape, pad in (((384, 384, 1, 3), (0, 1)), ((384, 384, 3, 1), (1, 0))):
+        e = fastconv.explain((1, 384, 8, 8), w_shape, padding=pad, pass_=pass_)
+        assert e.algo == "implicit_gemm" and "3-tap" in e.reason, str(e)
+    e = fastconv.explain((1, 128, 17, 17), (128, 128, 1, 7), padding=(0, 3), pass_=pass_)
+    assert e.algo == "direct", str(e)

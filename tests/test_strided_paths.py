@@ -97,13 +97,15 @@ def test_auto_runs_upsampling_by_column_tiles():
 def test_auto_strided_forwards_leave_the_taps_path(isa):
     """Strided float32 forwards that the per-tap path would take (_cpu_rule._strided_packed):
     at AVX2 implicit GEMM's packed phases for batches with rows longer than 4 and single images
-    with rows of 20+; at AVX-512 only for batches with rows longer than 7."""
+    with rows of 20+; at AVX-512 for batches with rows longer than 7 and single images with rows
+    of 17+."""
     if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
         pytest.skip("this CPU has no AVX-512")
     cases = {
         # (x, w, want at AVX2, want at AVX-512)
         "res3 56x56 b1": ((1, 128, 56, 56), (128, 128, 3, 3), "implicit_gemm", "implicit_gemm"),
         "res4 28x28 b1": ((1, 256, 28, 28), (256, 256, 3, 3), "direct", "direct"),
+        "rows of 17 b1": ((1, 288, 33, 33), (384, 288, 3, 3), "direct", "implicit_gemm"),
         "res4 28x28 b2": ((2, 256, 28, 28), (256, 256, 3, 3), "implicit_gemm", "implicit_gemm"),
         "res4 28x28 b8": ((8, 256, 28, 28), (256, 256, 3, 3), "implicit_gemm", "implicit_gemm"),
         "res5 14x14 b8": ((8, 512, 14, 14), (512, 512, 3, 3), "implicit_gemm", "direct"),

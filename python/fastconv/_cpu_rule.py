@@ -158,21 +158,22 @@ def _strided_packed(p: "_Shape", unit_stride: bool) -> bool:
     """Whether a strided float32 forward `auto` would give the per-tap path (_small_image_taps;
     asked only there) runs implicit GEMM instead, whose packed panels read unit-step phase rows:
     at AVX2 for batches with rows longer than 4 and single images with rows of 20+, at AVX-512
-    for batches with rows longer than 7. 3x3 / 2, 2 threads, median ms, implicit_gemm vs
-    direct, AVX2: 128 ch 56x56 (28 wide) 1.29 vs 1.51, x8 10.3 vs 12.6; 256->512 40x40 (20)
-    4.74-4.78 vs 4.98-5.01, x8 34.6-35.3 vs 39.7-40.3; 128->256 80x80 x8 36.9 vs 45.9; 256 ch
-    28x28 (14) 1.39 vs 1.36, x2 2.43 vs 2.67, x8 9.15 vs 10.9; Inception's 288->384 35x35 (17)
-    3.34 vs 3.15; 512 ch 14x14 (7) 1.54 vs 1.55, x8 9.49 vs 10.6; U-Net's 2x2 / 2 x8 38.9 vs
-    44.9; rows of at most 4 stay (_short_segments: dcgan.g2's backward data 5.68 vs 5.27).
-    AVX-512: 256 ch 28x28 0.90 vs 0.83 but x2 1.52 vs 1.61, x8 5.85 vs 6.19; 256->512 40x40
-    3.02 vs 3.02, x8 20.9-21.0 vs 24.0-24.6; U-Net's 2x2 / 2 x8 22.8 vs 27.1; rows of 7 stay on
-    the taps path (512 ch 14x14 1.16 vs 0.96, x8 6.16 vs 5.58)."""
+    for batches with rows longer than 7 and single images with rows of 17+. 3x3 / 2, 2 threads,
+    median ms, implicit_gemm vs direct, AVX2: 128 ch 56x56 (28 wide) 1.29 vs 1.51, x8 10.3 vs
+    12.6; 256->512 40x40 (20) 4.74-4.78 vs 4.98-5.01, x8 34.6-35.3 vs 39.7-40.3; 128->256 80x80
+    x8 36.9 vs 45.9; 256 ch 28x28 (14) 1.39 vs 1.36, x2 2.43 vs 2.67, x8 9.15 vs 10.9;
+    Inception's 288->384 35x35 (17) 3.34 vs 3.15; 512 ch 14x14 (7) 1.54 vs 1.55, x8 9.49 vs
+    10.6; U-Net's 2x2 / 2 x8 38.9 vs 44.9; rows of at most 4 stay (_short_segments: dcgan.g2's
+    backward data 5.68 vs 5.27). AVX-512: 256 ch 28x28 0.90 vs 0.83 but x2 1.52 vs 1.61, x8 5.85
+    vs 6.19; 256->512 40x40 3.00-3.02 vs 3.02-3.09, x8 20.9-21.0 vs 24.0-24.6; Inception's
+    288->384 35x35 (17) 1.80 vs 2.01; U-Net's 2x2 / 2 x8 22.8 vs 27.1; rows of 7 stay on the
+    taps path (512 ch 14x14 1.16 vs 0.96, x8 6.16 vs 5.58)."""
     if unit_stride or p.conv_pass != "forward" or p.itemsize != 4:
         return False
     rows = p.out_extents[-1]
     if _active_isa() != "avx512":
         return rows > 4 and (p.n >= 2 or rows >= 20)
-    return p.n >= 2 and rows > 7
+    return (p.n >= 2 and rows > 7) or rows >= 17
 
 
 def _five_tap_winograd(p: "_Shape", unit_stride: bool) -> bool:
@@ -424,6 +425,15 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
             return "implicit_gemm", "rows of at most 4 positions: one packed GEMM, 12-row tiles"
         if _strided_packed(p, unit_stride):
             return "implicit_gemm", "strided: one packed GEMM over the stride phases"
+        if len(p.kernel) == 2 and p.taps <= 3:
+            # 1x3 / 3x1 kernels: three GEMM calls per row segment do not pay for the
+            # channels-last copy; one packed GEMM wins. 2 threads, median ms, forward / backward
+            # data, implicit_gemm vs direct, AVX-512: 384 ch 8x8 1x3 0.186/0.218 vs 0.212/0.276,
+            # 3x1 0.163/0.220 vs 0.212/0.273, Inception's 1x3 x8 1.37 vs 1.55; 256 ch 10x10 1x3
+            # 0.172/0.170 vs 0.164/0.178, 16x16 0.318/0.422 vs 0.386/0.385; AVX2 0.296/0.329 vs
+            # 0.347/0.454, 0.283/0.329 vs 0.356/0.444, x8 2.12 vs 2.53, 0.252/0.238 vs
+            # 0.234/0.252, 0.505/0.615 vs 0.563/0.582.
+            return "implicit_gemm", "a 3-tap kernel on a small image: one packed GEMM"
         return "direct", "small image, many channels: a GEMM call per tap, padding skipped"
     if winograd:
         # Below ~32 tiles (a 7x7 image at batch 1) the transforms do not pay.
