@@ -86,9 +86,11 @@ AUTO = [
     ((1, 3, 224, 224), (64, 3, 6, 6), dict(stride=2, padding=2), "forward", "direct"),
     ((1, 3, 64, 64), (96, 3, 11, 11), dict(stride=4, padding=2), "forward", "direct"),  # 196 out
     ((1, 3, 16000), (64, 3, 11), dict(stride=4), "forward", "direct"),  # 1-D: not measured
-    # 128 channels: not the row kernels; its 28-wide output runs the per-tap GEMM path, except
-    # where implicit GEMM reads its stride phases in place (AVX-512: csrc/algo/wide_phases.h)
-    ((1, 128, 56, 56), (128, 128, 3, 3), dict(stride=2, padding=1), "forward", "wide"),
+    # stride 4 with 3 taps per phase, backward data: Winograd's stacked-input gradient
+    ((1, 3, 224, 224), (96, 3, 11, 11), dict(stride=4, padding=2), "backward_data", "winograd"),
+    # 128 channels: not the row kernels; implicit GEMM on its 28-wide output (reading the stride
+    # phases in place at AVX-512: csrc/algo/wide_phases.h; packed at AVX2: _strided_packed)
+    ((1, 128, 56, 56), (128, 128, 3, 3), dict(stride=2, padding=1), "forward", "implicit_gemm"),
 ]
 
 
@@ -98,8 +100,6 @@ def test_auto_few_input_channels(x_shape, w_shape, kw, pass_, algo):
     avx512 = fastconv.info()["isa_active"] == "avx512"
     if algo == "avx512":
         algo = "direct" if avx512 else None
-    elif algo == "wide":
-        algo = "implicit_gemm" if avx512 else "direct"
     if algo is None:
         assert e.algo != "direct", str(e)
     else:

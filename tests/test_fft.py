@@ -11,7 +11,7 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import assert_close, rand, run_with_isa
+from conftest import FastconvProcess, assert_close, rand, run_with_isa
 from fastconv import _C
 
 # ---- the FFT itself
@@ -211,3 +211,19 @@ def test_fft_results_do_not_depend_on_thread_count(restore_threads, rng, x_shape
     for other in out[1:]:
         for a, b in zip(out[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_3d_below_avx512_runs_fft(isa):
+    """Dense 3-D forwards and backward data of 27+ taps on up to 64 channels run the FFT below
+    AVX-512 (_cpu_rule._fft_3d_at_avx2); AVX-512 keeps its direct row kernels, and more channels
+    or small volumes stay off the FFT at every level."""
+    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        for pass_ in ("forward", "backward_data"):
+            c3d = fc.explain((1, 64, 8, 28, 28), (64, 64, 3, 3, 3), padding=1, pass_=pass_)
+            assert (c3d.algo == "fft") == (isa == "avx2"), str(c3d)
+            wide = fc.explain((1, 128, 8, 28, 28), (128, 128, 3, 3, 3), padding=1, pass_=pass_)
+            small = fc.explain((1, 64, 2, 7, 7), (64, 64, 3, 3, 3), padding=1, pass_=pass_)
+            assert wide.algo != "fft" and small.algo != "fft", (str(wide), str(small))

@@ -197,8 +197,25 @@ def _five_tap_winograd(p: "_Shape", unit_stride: bool) -> bool:
     return min(p.out_extents[-1], p.in_extents[-1]) >= 28
 
 
+def _fft_3d_at_avx2(p: "_Shape", unit_stride: bool) -> bool:
+    """Whether a dense 3-D forward or backward data of 27+ taps at stride 1 runs the FFT below
+    AVX-512 (AVX-512's direct row kernels keep them): up to 64 channels each side, 1024+ output
+    positions. 2 threads, median ms, forward / backward data, fft vs direct (the per-tap path or
+    the previous auto), AVX2: c3d 64 ch 8x28x28 5.12/5.12 vs 6.74/6.75, x4 on 8x14x14 5.07/5.06
+    vs 7.09/7.09, 16x56x56 37.8/37.8 vs 78.4/62.1 (auto) and 55.2/59.9 (direct). More channels
+    lose (128 ch 8x28x28 39.0/39.4 vs 24.4/24.4; I3D's 96->208 16.4/15.5 vs 17.7/15.8 about
+    even), as do small volumes (256 ch 4x7x7 22.4 vs 3.2)."""
+    if _active_isa() == "avx512" or not unit_stride or len(p.kernel) != 3 or p.groups != 1:
+        return False
+    if p.conv_pass == "backward_weight" or p.taps < 27:
+        return False
+    if max(p.c_per_group, p.k_per_group) > 64:
+        return False
+    return p.n * math.prod(p.out_extents) >= 1024
+
+
 def _stem_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
-    """Whether a first layer's forward (2-4 input channels) runs Winograd over its stride phases:
+    """Whether a first layer (2-4 input channels) runs Winograd over its stride phases:
     at stride 4+ in every dim with 3 taps per phase (alexnet.conv1's 11x11/4), the 16+ phase
     planes of each channel stack into 48 summed channels, enough for the F(4x4,3x3) transforms
     (the tile rule's pick at up to 64 summed channels) to pay, where the direct row kernels
@@ -209,8 +226,12 @@ def _stem_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
     0.57/0.83 vs 0.69/0.89 and 320x320 0.68/0.91 vs 0.85/1.14), and 9x9/3 is even (0.59/0.88 vs
     0.64/0.84): those stay direct. The transforms' fixed cost needs about 2048 output positions
     (AVX-512, ms: 11x11/4 to 31x31 0.046 vs 0.195 on one image, 0.525 vs 0.424 on two; 39x39
-    0.388 vs 0.472, 47x47 0.559 vs 0.565). 2-D only: 1-D stems were not measured."""
-    if p.conv_pass != "forward" or unit_stride or p.groups != 1 or p.c_per_group > 4:
+    0.388 vs 0.472, 47x47 0.559 vs 0.565). 2-D only: 1-D stems were not measured. Backward
+    data too (the stacked input's gradient: alexnet.conv1 0.90/1.38 vs direct's 1.23/1.76), and
+    the weight gradient at AVX2 (0.92 vs implicit_gemm's 1.10; at AVX-512 0.83 vs 0.78)."""
+    if unit_stride or p.groups != 1 or p.c_per_group > 4:
+        return False
+    if p.conv_pass == "backward_weight" and _active_isa() == "avx512":
         return False
     if len(p.kernel) != 2 or p.n * math.prod(p.out_extents) < 2048:
         return False
@@ -389,6 +410,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         return "direct", "few channels per group: direct plane loops beat a GEMM per group"
     if _stem_phase_winograd(p, unit_stride) and usable("winograd"):
         return "winograd", "few input channels at stride 4+: Winograd over the stacked phases"
+    if _fft_3d_at_avx2(p, unit_stride) and usable("fft"):
+        return "fft", "3-D kernel of 27+ taps on up to 64 channels below AVX-512: tiled FFT"
     if p.groups == 1 and p.c_per_group <= 4 and usable("direct"):
         long_weight = p.conv_pass == "backward_weight" and p.taps > _direct_weight_taps()
         if (not unit_stride or p.conv_pass != "forward") and not long_weight:
