@@ -227,3 +227,9 @@ def test_auto_3d_below_avx512_runs_fft(isa):
             wide = fc.explain((1, 128, 8, 28, 28), (128, 128, 3, 3, 3), padding=1, pass_=pass_)
             small = fc.explain((1, 64, 2, 7, 7), (64, 64, 3, 3, 3), padding=1, pass_=pass_)
             assert wide.algo != "fft" and small.algo != "fft", (str(wide), str(small))
+            # Unmeasured there: a first layer (3 channels) and a dilated kernel.
+            first = fc.explain((1, 3, 16, 112, 112), (64, 3, 3, 3, 3), padding=1, pass_=pass_)
+            dil = fc.explain(
+                (1, 64, 8, 28, 28), (64, 64, 3, 3, 3), padding=2, dilation=2, pass_=pass_
+            )
+            assert first.algo != "fft" and dil.algo != "fft", (str(first), str(dil))

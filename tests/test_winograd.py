@@ -191,10 +191,10 @@ def test_five_tap_every_isa_level(isa):
 
 
 def test_five_tap_error_within_stated_multiple_of_implicit_gemm():
-    """F(2x2,5x5) over 64 channels (dense5x5's), float32, against the float64 oracle: forward
-    and backward data within 6x implicit_gemm's error (measured 4.4-5.6x; 7-8x at 128 channels,
-    8-13x at 256). The weight gradient's F(5x5,2x2) measured ~18x, so winograd plans it as
-    implicit_gemm and says so."""
+    """F(2x2,5x5) over 64 channels (dense5x5's), float32, against the float64 oracle: forward and
+    backward data within 7x implicit_gemm's error (measured 4.4-5.6x at AVX-512; 7-8x at 128
+    channels, 8-13x at 256). The weight gradient's F(5x5,2x2) measured ~18x, so winograd plans
+    it as implicit_gemm and says so."""
     r = np.random.default_rng(9)
     x = r.uniform(-1, 1, (1, 64, 28, 28)).astype(np.float32)
     w = r.uniform(-1, 1, (64, 64, 5, 5)).astype(np.float32)
@@ -211,7 +211,7 @@ def test_five_tap_error_within_stated_multiple_of_implicit_gemm():
     for name, (run, want) in runs.items():
         base = float(np.abs(run("implicit_gemm") - want).max())
         err = float(np.abs(run("winograd") - want).max())
-        assert err <= 6 * base, (name, err / base)
+        assert err <= 7 * base, (name, err / base)
     e = fastconv.explain(x, w, algo="winograd", pass_="backward_weight", **kw)
     assert "implicit_gemm" in e.reason and "F(5x5,2x2)" in e.reason, e
 
@@ -368,6 +368,8 @@ def test_auto_runs_five_tap_layers_on_winograd():
         assert algo((1, 64, 56, 56), (64, 64, 5, 5), pass_, padding=2) == "winograd"
         assert algo((1, 128, 28, 28), (128, 128, 5, 5), pass_, padding=2) == "winograd"
         assert algo((1, 256, 28, 28), (256, 256, 5, 5), pass_, padding=2) != "winograd"
+        assert algo((1, 64, 56, 56), (256, 64, 5, 5), pass_, padding=2) != "winograd"
+        assert algo((1, 256, 56, 56), (64, 256, 5, 5), pass_, padding=2) != "winograd"
         assert algo((1, 48, 35, 35), (64, 48, 5, 5), pass_, padding=2) != "winograd"
         assert algo((8, 64, 14, 14), (64, 64, 5, 5), pass_, padding=2) != "winograd"
         assert algo((1, 64, 56, 56), (64, 64, 5, 5), pass_, padding=4, dilation=2) != "winograd"
@@ -396,3 +398,16 @@ def test_kernel_blocks_split_evenly(fastconv_with_env, rng, restore_threads, dty
     gy = rand(rng, want.shape, dtype)
     gx = fastconv.conv_backward_data(gy, w, x_shape, padding=1, algo="winograd")
     assert_close(gx, ref.conv_backward_data(gy, w, x_shape, padding=1), dtype, 512 * 9)
+
+
+def test_one_tile_block_only_near_the_cache_budget(restore_threads):
+    """With many threads, a larger image keeps even tile blocks: one block of all 1600 F(2x2)
+    tiles (256 ch 80x80) would take ~55 MB of workspace at 16 threads; even blocks keep it
+    below the 2-thread plan's."""
+    shapes = ((1, 256, 80, 80), (256, 256, 3, 3))
+
+    def workspace(threads):
+        fastconv.set_num_threads(threads)
+        return fastconv.explain(*shapes, padding=1, algo="winograd").workspace_bytes
+
+    assert workspace(16) <= workspace(2)

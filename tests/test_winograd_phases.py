@@ -185,6 +185,10 @@ def test_auto_runs_upsampling_layers_on_phases():
     assert algo((1, 128, 64, 64), (256, 128, 4, 4), "forward", stride=2, padding=1) == "winograd"
     assert algo((8, 128, 16, 16), (256, 128, 4, 4), "forward", stride=2, padding=1) != "winograd"
     assert algo((4, 128, 16, 16), (256, 128, 4, 4), "forward", stride=2, padding=1) != "winograd"
+    # 256+ tiles but transformed kernels past 32 MiB (9 x 4096 x 1024 x 4 bytes): not measured
+    assert algo((1, 1024, 64, 64), (1024, 1024, 4, 4), "forward", stride=2, padding=1) != (
+        "winograd"
+    )
     assert algo((1, 64, 56, 56), (64, 64, 3, 3), "backward_weight", stride=2, padding=1) != (
         "winograd"
     )

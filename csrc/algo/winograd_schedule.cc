@@ -91,12 +91,14 @@ Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem
     // Even blocks rounded up to whole vectors can still leave a thread a block short: dcgan.g3's
     // backward data (288 folded tiles) ran as 80 + 80 + 80 + 48, one thread doing 160 tiles and
     // the other 128; as one block split stage by stage, 3.09 vs 3.43 ms (AVX2 4.53 vs 4.81).
-    // So one block unless the even blocks come out within 5% of a perfect split.
-    if (!weight_pass && threads > 1 && ceil_div(p.tiles, block) < 2 * threads) {
+    // So one block unless the even blocks come out within 5% of a perfect split, while that
+    // block holds at most 4 budget blocks' tiles (the 2-thread case measured; with more threads
+    // even blocks of a larger image stay, or one block would grow far past the cache budget).
+    if (!weight_pass && threads > 1 && p.tiles > 0 && ceil_div(p.tiles, block) < 2 * threads) {
       const int64_t even = round_up(ceil_div(p.tiles, 2 * threads), lanes);
       const int64_t busiest = ceil_div(ceil_div(p.tiles, even), threads) * even;
       const bool balanced = 20 * busiest * threads <= 21 * p.tiles;
-      if (all_tiles <= 2 * block || (even >= 64 && !balanced))
+      if (all_tiles <= 2 * block || (even >= 64 && !balanced && all_tiles <= 4 * block))
         block = all_tiles;
       else if (even >= 64)
         block = even;

@@ -28,6 +28,7 @@ class _Shape:
     pad_hi: tuple[int, ...]
     itemsize: int
     out_extents: tuple[int, ...] = ()  # of the conv's output (grad_y for backward data)
+    dilation: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, problem: Any) -> "_Shape":
@@ -56,6 +57,7 @@ class _Shape:
             tuple(hi),
             8 if problem.dtype == "float64" else 4,
             out,
+            tuple(dilation),
         )
 
 
@@ -191,8 +193,7 @@ def _five_tap_winograd(p: "_Shape", unit_stride: bool) -> bool:
         return False
     if p.kernel != (5, 5):
         return False
-    summed = p.c_per_group if p.conv_pass == "forward" else p.k_per_group
-    if summed > 128 or min(p.c_per_group, p.k_per_group) < 64:
+    if max(p.c_per_group, p.k_per_group) > 128 or min(p.c_per_group, p.k_per_group) < 64:
         return False
     return min(p.out_extents[-1], p.in_extents[-1]) >= 28
 
@@ -200,35 +201,39 @@ def _five_tap_winograd(p: "_Shape", unit_stride: bool) -> bool:
 def _fft_3d_at_avx2(p: "_Shape", unit_stride: bool) -> bool:
     """Whether a dense 3-D forward or backward data of 27+ taps at stride 1 runs the FFT below
     AVX-512 (AVX-512's direct row kernels keep them): up to 64 channels each side, 1024+ output
-    positions. 2 threads, median ms, forward / backward data, fft vs direct (the per-tap path or
-    the previous auto), AVX2: c3d 64 ch 8x28x28 5.12/5.12 vs 6.74/6.75, x4 on 8x14x14 5.07/5.06
-    vs 7.09/7.09, 16x56x56 37.8/37.8 vs 78.4/62.1 (auto) and 55.2/59.9 (direct). More channels
-    lose (128 ch 8x28x28 39.0/39.4 vs 24.4/24.4; I3D's 96->208 16.4/15.5 vs 17.7/15.8 about
-    even), as do small volumes (256 ch 4x7x7 22.4 vs 3.2)."""
+    positions, dilation 1, more than 4 input channels (first layers keep their row kernels;
+    neither was measured). 2 threads, median ms, forward / backward data, fft vs direct (the
+    per-tap path or the previous auto), AVX2: c3d 64 ch 8x28x28 5.12/5.12 vs 6.74/6.75, x4 on
+    8x14x14 5.07/5.06 vs 7.09/7.09, 16x56x56 37.8/37.8 vs 78.4/62.1 (auto) and 55.2/59.9
+    (direct). More channels lose (128 ch 8x28x28 39.0/39.4 vs 24.4/24.4; I3D's 96->208 16.4/15.5
+    vs 17.7/15.8 about even), as do small volumes (256 ch 4x7x7 22.4 vs 3.2)."""
     if _active_isa() == "avx512" or not unit_stride or len(p.kernel) != 3 or p.groups != 1:
         return False
     if p.conv_pass == "backward_weight" or p.taps < 27:
         return False
-    if max(p.c_per_group, p.k_per_group) > 64:
+    if max(p.c_per_group, p.k_per_group) > 64 or p.c_per_group <= 4:
+        return False
+    if any(d != 1 for d in p.dilation):
         return False
     return p.n * math.prod(p.out_extents) >= 1024
 
 
 def _stem_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
-    """Whether a first layer (2-4 input channels) runs Winograd over its stride phases:
-    at stride 4+ in every dim with 3 taps per phase (alexnet.conv1's 11x11/4), the 16+ phase
-    planes of each channel stack into 48 summed channels, enough for the F(4x4,3x3) transforms
-    (the tile rule's pick at up to 64 summed channels) to pay, where the direct row kernels
-    vectorised over output channels sum 363 (channel, tap) terms. 2 threads, median ms, direct
-    vs winograd, AVX-512 / AVX2: alexnet.conv1 0.76/1.27 vs 0.735/0.88, batch 8 5.77/10.2 vs
-    5.23/6.60, unpadded 227x227 0.75/1.27 vs 0.735/0.89. At stride 2 (6x6/2, 12 summed channels)
-    it wins only on large images (yolov5s's 640x640 stem 2.70/3.68 vs 2.56/3.47, but 224x224
-    0.57/0.83 vs 0.69/0.89 and 320x320 0.68/0.91 vs 0.85/1.14), and 9x9/3 is even (0.59/0.88 vs
-    0.64/0.84): those stay direct. The transforms' fixed cost needs about 2048 output positions
-    (AVX-512, ms: 11x11/4 to 31x31 0.046 vs 0.195 on one image, 0.525 vs 0.424 on two; 39x39
-    0.388 vs 0.472, 47x47 0.559 vs 0.565). 2-D only: 1-D stems were not measured. Backward
-    data too (the stacked input's gradient: alexnet.conv1 0.90/1.38 vs direct's 1.23/1.76), and
-    the weight gradient at AVX2 (0.92 vs implicit_gemm's 1.10; at AVX-512 0.83 vs 0.78)."""
+    """Whether a first layer (2-4 input channels) runs Winograd over its stride phases (forward,
+    backward data, and the weight gradient below AVX-512): at stride 4+ in every dim with 3 taps
+    per phase (alexnet.conv1's 11x11/4), the 16+ phase planes of each channel stack into 48
+    summed channels, enough for the F(4x4,3x3) transforms (the tile rule's pick at up to 64
+    summed channels) to pay, where the direct row kernels vectorised over output channels sum
+    363 (channel, tap) terms. 2 threads, median ms, direct vs winograd, AVX-512 / AVX2:
+    alexnet.conv1 0.76/1.27 vs 0.735/0.88, batch 8 5.77/10.2 vs 5.23/6.60, unpadded 227x227
+    0.75/1.27 vs 0.735/0.89. At stride 2 (6x6/2, 12 summed channels) it wins only on large
+    images (yolov5s's 640x640 stem 2.70/3.68 vs 2.56/3.47, but 224x224 0.57/0.83 vs 0.69/0.89
+    and 320x320 0.68/0.91 vs 0.85/1.14), and 9x9/3 is even (0.59/0.88 vs 0.64/0.84): those stay
+    direct. The transforms' fixed cost needs about 2048 output positions (AVX-512, ms: 11x11/4
+    to 31x31 0.046 vs 0.195 on one image, 0.525 vs 0.424 on two; 39x39 0.388 vs 0.472, 47x47
+    0.559 vs 0.565). 2-D only: 1-D stems were not measured. Backward data too (the stacked
+    input's gradient: alexnet.conv1 0.90/1.38 vs direct's 1.23/1.76), and the weight gradient at
+    AVX2 (0.92 vs implicit_gemm's 1.10; at AVX-512 0.83 vs 0.78)."""
     if unit_stride or p.groups != 1 or p.c_per_group > 4:
         return False
     if p.conv_pass == "backward_weight" and _active_isa() == "avx512":
@@ -292,7 +297,12 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
         return False
     if p.conv_pass == "backward_weight":
         return True
-    if p.conv_pass == "forward" and len(p.kernel) == 2:
+    phases = math.prod(p.stride)
+    stacked = phases * p.c_per_group
+    # The tile rule's and AVX2's backward-data rule's reach: transformed kernels up to 32 MiB
+    # (measured up to 18.9 MB; wider layers were not, and their workspace grows with them).
+    capped = 16 * stacked * p.k_per_group * p.itemsize <= (32 << 20)
+    if p.conv_pass == "forward" and len(p.kernel) == 2 and capped:
         tiles = p.n
         for o in p.out_extents:
             tiles *= (o + 1) // 2
@@ -300,10 +310,6 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
             return True
     if p.n == 1:
         return False
-    phases = 1
-    for s in p.stride:
-        phases *= s
-    stacked = phases * p.c_per_group
     if p.conv_pass == "forward":
         return 9 * stacked * p.k_per_group * p.itemsize <= (2 << 20)
     # backward data: the stacked input's gradient, out + 1 per dim, summing K channels. Below
@@ -314,7 +320,7 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
     extents = tuple(o + 1 for o in p.out_extents)
     products = _two_tap_products(extents, p.k_per_group <= 64)
     if _active_isa() != "avx512":
-        return products <= 0.57
+        return capped and products <= 0.57
     fits = 16 * stacked * p.k_per_group * p.itemsize <= (2 << 20)
     return fits and products <= 0.5
 
@@ -326,12 +332,13 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     (2 threads, Zen 5, float32; ratios are PyTorch time / fastconv time, see README):
     - implicit_gemm is the fastest built algorithm on every dense and grouped layer's forward and
       backward-weight pass (e.g. res3.3x3 forward 0.81x vs im2col 0.47x; 1x1 layers 1.05-1.58x).
-    - The conv backward-data pass (also the transposed conv's forward) with stride > 1 runs
-      implicit_gemm by phases (one unit-stride GEMM per residue class of the stride):
+    - The conv backward-data pass (also the transposed conv's forward) with stride > 1 once
+      ran implicit_gemm by phases (one unit-stride GEMM per residue class of the stride):
       res3.3x3s2 0.93x vs im2col 0.56x (im2col then scattered a column buffer per image), except
       upsampling (grad_x = stride x grad_y, kernel a multiple of the stride: the transposed
       dcgan / unet layers), which runs im2col's column tiles (Zen 4, 1 thread: dcgan.g2-g4
       0.89-1.00x vs 0.68-0.75x by phases, unet.up2x2 1.39x vs 0.90x; see the rule below).
+      Since the column tiles run in parallel every strided backward data runs them (below).
       With only a few input channels per group (a network's first layer) each phase's
       GEMM has M = C/G rows, and im2col's M = C/G * taps wins (resnet50.conv1 1.03x vs 0.80x,
       alexnet.conv1 0.89x vs 0.59x). On small images col2im is cheap and the implicit gather
@@ -493,7 +500,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         # stride phase has only C/G rows and packs shifted grad_y rows per phase. 1 thread,
         # avx512, ms, im2col vs implicit_gemm by phases (vs torch): dcgan.g2 11.9 vs 16.5
         # (11.9), g3 11.7 vs 14.0 (11.0), g4 12.4 vs 18.4 (12.1), unet.up2x2 3.7 vs 5.5 (4.8).
-        # Uneven phases on a larger image stay by phases (resnet50.res3.3x3s2: 3.1 vs 2.7).
+        # (Uneven phases on a larger image once stayed by phases, resnet50.res3.3x3s2 3.1 vs 2.7
+        # at 1 thread; the parallel column tiles now win those too: below.)
         if all(
             i == s * o and k % s == 0
             for i, s, o, k in zip(p.in_extents, p.stride, p.out_extents, p.kernel)

@@ -2,7 +2,8 @@
 
 `select(problem, backend, algo)` takes a compiled problem (fastconv._C.ConvProblem: the conv
 that runs, incl. a transposed conv's) and the backend of the call's device, and returns the
-algorithm and why; explain() reads the same result. Each device has its own `auto` rule here.
+algorithm and why; explain() reads the same result. Each device has its own `auto` rule: the
+GPU's here (_cuda_rule), the CPU's in _cpu_rule.py (cpu_rule, with its measurements).
 """
 
 from __future__ import annotations
