@@ -148,6 +148,40 @@ def tolerance(dtype, reduction, scale, factor=None):
     return eps * scale * (f * math.sqrt(max(reduction, 1)) + F32_TRANSFORM)
 
 
+def error_ratios(x_shape, w_shape, seed, passes, **kw):
+    """Per pass, winograd's max |error| over implicit_gemm's against the float64 oracle, on
+    float32 operands uniform in [-1, 1] drawn in the order x, w, grad_y (grad_y shaped like the
+    output). The transform algorithms' accuracy tests bound these ratios."""
+    import fastconv
+    import reference as ref
+
+    r = np.random.default_rng(seed)
+    x = r.uniform(-1, 1, x_shape).astype(np.float32)
+    w = r.uniform(-1, 1, w_shape).astype(np.float32)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    want_y = ref.conv(x64, w64, **kw)
+    gy = r.uniform(-1, 1, want_y.shape).astype(np.float32)
+    gy64 = gy.astype(np.float64)
+    runs = {
+        "forward": (lambda a: fastconv.conv(x, w, algo=a, **kw), want_y),
+        "backward_data": (
+            lambda a: fastconv.conv_backward_data(gy, w, x.shape, algo=a, **kw),
+            lambda: ref.conv_backward_data(gy64, w64, x.shape, **kw),
+        ),
+        "backward_weight": (
+            lambda a: fastconv.conv_backward_weight(x, gy, w.shape, algo=a, **kw),
+            lambda: ref.conv_backward_weight(x64, gy64, w.shape, **kw),
+        ),
+    }
+    ratios = {}
+    for name in passes:
+        run, want = runs[name]
+        want = want() if callable(want) else want
+        base = float(np.abs(run("implicit_gemm") - want).max())
+        ratios[name] = float(np.abs(run("winograd") - want).max()) / base
+    return ratios
+
+
 def assert_close(got, want, dtype=None, reduction=1, factor=None, scale=None, err_msg=""):
     """Compare a library result with the oracle under the tolerance rule above (NaN == NaN)."""
     got = np.asarray(got)

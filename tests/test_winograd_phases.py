@@ -8,7 +8,7 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import FastconvProcess, assert_close, raises_naming, rand
+from conftest import FastconvProcess, assert_close, error_ratios, raises_naming, rand
 
 # (x_shape, w_shape, kwargs): kernels twice the stride (DCGAN's 4x4 / 2), kernels that are not a
 # multiple of it (3x3 / 2, 5x5 / 2 and AlexNet's 11x11 / 4: zero taps in the stacked kernel),
@@ -129,27 +129,10 @@ def test_every_isa_level_matches_the_oracle(isa):
 def test_float32_error_close_to_implicit_gemm():
     """F(2x2,2x2) and F(3x3,2x2) over 4 x 128 stacked channels: within 3x implicit_gemm's error
     against the float64 oracle (measured 1.0-1.6x), every pass."""
-    r = np.random.default_rng(7)
-    x = r.uniform(-1, 1, (4, 128, 16, 16)).astype(np.float32)
-    w = r.uniform(-1, 1, (96, 128, 4, 4)).astype(np.float32)
-    kw = dict(stride=2, padding=1)
-    gy = r.uniform(-1, 1, (4, 96, 8, 8)).astype(np.float32)
-    x64, w64, gy64 = (a.astype(np.float64) for a in (x, w, gy))
-    runs = {
-        "forward": (lambda a: fastconv.conv(x, w, algo=a, **kw), ref.conv(x64, w64, **kw)),
-        "backward_data": (
-            lambda a: fastconv.conv_backward_data(gy, w, x.shape, algo=a, **kw),
-            ref.conv_backward_data(gy64, w64, x.shape, **kw),
-        ),
-        "backward_weight": (
-            lambda a: fastconv.conv_backward_weight(x, gy, w.shape, algo=a, **kw),
-            ref.conv_backward_weight(x64, gy64, w.shape, **kw),
-        ),
-    }
-    for name, (run, want) in runs.items():
-        base = float(np.abs(run("implicit_gemm") - want).max())
-        err = float(np.abs(run("winograd") - want).max())
-        assert err <= 3 * base, (name, err, base)
+    passes = ("forward", "backward_data", "backward_weight")
+    ratios = error_ratios((4, 128, 16, 16), (96, 128, 4, 4), 7, passes, stride=2, padding=1)
+    for name, ratio in ratios.items():
+        assert ratio <= 3, (name, ratio)
 
 
 def test_explain_says_phases_and_folding():
