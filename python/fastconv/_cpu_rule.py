@@ -507,7 +507,6 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
             for i, s, o, k in zip(p.in_extents, p.stride, p.out_extents, p.kernel)
         ):
             return "im2col", "upsampling backward data: column GEMM tiles gathered by phase"
-    if p.conv_pass == "backward_data" and not unit_stride and usable("im2col"):
         # Every other strided backward data: column GEMM tiles too (they once lost to implicit
         # GEMM's phases on larger images, 1 thread; since the tiles run in parallel they win
         # everywhere). 2 threads, median ms, im2col vs implicit_gemm, AVX-512 / AVX2: 3x3 / 2
