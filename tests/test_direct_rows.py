@@ -7,7 +7,7 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import assert_close, rand
+from conftest import FastconvProcess, assert_close, rand
 
 # (x_shape, w_shape, kwargs): few input channels, strides 1-4 (also above the kernel), kernels
 # 1..11, padding (also wider than the kernel, asymmetric), dilation, batch > 1, odd sizes, true
@@ -76,14 +76,27 @@ AUTO = [
     # 49 taps: direct at AVX-512 only (_cpu_rule._direct_weight_taps)
     ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "backward_weight", "avx512"),
     ((1, 3, 224, 224), (32, 3, 3, 3), dict(stride=2, padding=1), "backward_weight", "direct"),
-    ((1, 3, 64, 64), (16, 3, 3, 3), dict(padding=1), "backward_data", "direct"),
+    # 3x3 backward data from 4096 input positions: im2col's C x taps rows (_stem_column_data)
+    ((1, 3, 64, 64), (16, 3, 3, 3), dict(padding=1), "backward_data", "im2col"),
+    ((4, 3, 32, 32), (64, 3, 3, 3), dict(padding=1), "backward_data", "im2col"),
+    ((1, 3, 224, 224), (32, 3, 3, 3), dict(stride=2, padding=1), "backward_data", "im2col"),
+    ((1, 3, 32, 32), (16, 3, 3, 3), dict(padding=1), "backward_data", "direct"),
+    ((1, 3, 64, 64, 8), (16, 3, 3, 3, 1), dict(padding=1), "backward_data", "direct"),  # 3-D
     ((1, 3, 64, 64), (16, 3, 3, 3), dict(padding=1), "forward", "direct"),
     ((8, 3, 32, 32), (64, 3, 3, 3), dict(padding=1), "forward", "implicit_gemm"),
-    ((1, 3, 224, 224), (96, 3, 11, 11), dict(stride=4, padding=2), "backward_weight", None),
-    # stride 4 with 3 taps per phase: Winograd over the 48 stacked phase channels
+    # stride 4 with 3 taps per phase: Winograd over the 48 stacked phase channels, every pass
+    ((1, 3, 224, 224), (96, 3, 11, 11), dict(stride=4, padding=2), "backward_weight", "winograd"),
     ((1, 3, 224, 224), (96, 3, 11, 11), dict(stride=4, padding=2), "forward", "winograd"),
     ((1, 3, 227, 227), (96, 3, 11, 11), dict(stride=4), "forward", "winograd"),
+    # stride 2 with 3 taps per phase (12 stacked channels): backward data, and the forward on
+    # 65536+ outputs (YOLOv5s's 640x640 stem), never the weight gradient
     ((1, 3, 224, 224), (64, 3, 6, 6), dict(stride=2, padding=2), "forward", "direct"),
+    ((1, 3, 640, 640), (32, 3, 6, 6), dict(stride=2, padding=2), "forward", "winograd"),
+    ((1, 3, 224, 224), (64, 3, 6, 6), dict(stride=2, padding=2), "backward_data", "winograd"),
+    ((1, 3, 224, 224), (32, 3, 5, 5), dict(stride=2, padding=2), "backward_data", "winograd"),
+    ((1, 3, 640, 640), (32, 3, 6, 6), dict(stride=2, padding=2), "backward_weight", "avx512"),
+    ((1, 3, 88, 88), (32, 3, 6, 6), dict(stride=2, padding=2), "backward_data", "direct"),  # 1936
+    ((1, 3, 90, 90), (32, 3, 9, 9), dict(stride=3), "backward_data", "direct"),  # unmeasured
     ((1, 3, 64, 64), (96, 3, 11, 11), dict(stride=4, padding=2), "forward", "direct"),  # 196 out
     ((1, 3, 16000), (64, 3, 11), dict(stride=4), "forward", "direct"),  # 1-D: not measured
     # stride 4 with 3 taps per phase, backward data: Winograd's stacked-input gradient
@@ -92,6 +105,25 @@ AUTO = [
     # phases in place at AVX-512: csrc/algo/wide_phases.h; packed at AVX2: _strided_packed)
     ((1, 128, 56, 56), (128, 128, 3, 3), dict(stride=2, padding=1), "forward", "implicit_gemm"),
 ]
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_few_input_channels_long_weight_gradient(isa):
+    """A first layer's weight gradient past the direct kernels' taps (25 below AVX-512, 49 at it)
+    runs implicit GEMM, never the FFT (whose transforms cost more than 3 channels save: 2x on
+    7x7, 8x on 3x3x3)."""
+    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    cases = [  # (x, w, padding, want at AVX2, want at AVX-512)
+        ((1, 3, 224, 224), (64, 3, 7, 7), 3, "implicit_gemm", "direct"),
+        ((1, 3, 16, 112, 112), (64, 3, 3, 3, 3), 1, "implicit_gemm", "direct"),
+        ((1, 3, 16000), (64, 3, 49), 24, "implicit_gemm", "direct"),
+        ((1, 3, 224, 224), (64, 3, 9, 9), 4, "implicit_gemm", "implicit_gemm"),
+    ]
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        for x_shape, w_shape, pad, at_avx2, at_avx512 in cases:
+            e = fc.explain(x_shape, w_shape, padding=pad, pass_="backward_weight")
+            assert e.algo == (at_avx512 if isa == "avx512" else at_avx2), str(e)
 
 
 @pytest.mark.parametrize("x_shape,w_shape,kw,pass_,algo", AUTO)

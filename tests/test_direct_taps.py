@@ -8,7 +8,7 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import assert_close, rand
+from conftest import FastconvProcess, assert_close, rand
 
 # (x_shape, w_shape, kwargs): 16+ channels each side and output rows of at most 40 positions
 # (what the path serves). Output channels not a multiple of the panel width, rows longer than
@@ -198,6 +198,27 @@ def test_auto_names_the_direct_path_that_runs(x_shape, w_shape, kw, pass_):
         assert ("a GEMM call per tap" in e.reason) == ("one GEMM call per tap" in e.reason), str(e)
 
 
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_factorised_kernels_backward_data_on_im2col(isa):
+    """1xN / Nx1 kernels' backward data on small images (Inception's 1x7, 7x1, 1x3) runs im2col's
+    column GEMM; their forward keeps its rules, and square kernels stay off it."""
+    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        for x_shape, w_shape, pad in [
+            ((1, 128, 17, 17), (128, 128, 1, 7), (0, 3)),
+            ((1, 128, 17, 17), (192, 128, 7, 1), (3, 0)),
+            ((1, 384, 8, 8), (384, 384, 1, 3), (0, 1)),
+            ((8, 384, 8, 8), (384, 384, 3, 1), (1, 0)),
+        ]:
+            e = fc.explain(x_shape, w_shape, padding=pad, pass_="backward_data")
+            assert e.algo == "im2col" and "1xN" in e.reason, str(e)
+            e = fc.explain(x_shape, w_shape, padding=pad)
+            assert e.algo != "im2col", str(e)
+        e = fc.explain((1, 256, 14, 14), (256, 256, 3, 3), padding=1, pass_="backward_data")
+        assert "1xN" not in e.reason, str(e)
+
+
 @pytest.mark.parametrize("pass_", ["forward", "backward_data"])
 def test_auto_full_winograd_vectors_leave_taps(pass_):
     """64-128 F(2x2) tiles that fill Winograd's 16-tile vectors (a 16x16 image, 8x8 at batch 4)
@@ -216,12 +237,12 @@ def test_auto_full_winograd_vectors_leave_taps(pass_):
     assert algo((2, 512, 8, 8), (512, 512, 3, 3)) == "direct"
 
 
-@pytest.mark.parametrize("pass_", ["forward", "backward_data"])
-def test_auto_three_tap_kernels_leave_taps(pass_):
-    """1x3 and 3x1 kernels on small images run one packed GEMM (implicit_gemm) where the per-tap
-    path would make three calls per row segment; 1x7 keeps the per-tap path."""
+def test_auto_three_tap_kernels_leave_taps():
+    """1x3 and 3x1 kernels' forward on small images runs one packed GEMM (implicit_gemm) where
+    the per-tap path would make three calls per row segment; 1x7 keeps the per-tap path (their
+    backward data runs im2col: test_auto_factorised_kernels_backward_data_on_im2col)."""
     for w_shape, pad in (((384, 384, 1, 3), (0, 1)), ((384, 384, 3, 1), (1, 0))):
-        e = fastconv.explain((1, 384, 8, 8), w_shape, padding=pad, pass_=pass_)
+        e = fastconv.explain((1, 384, 8, 8), w_shape, padding=pad)
         assert e.algo == "implicit_gemm" and "3-tap" in e.reason, str(e)
-    e = fastconv.explain((1, 128, 17, 17), (128, 128, 1, 7), padding=(0, 3), pass_=pass_)
+    e = fastconv.explain((1, 128, 17, 17), (128, 128, 1, 7), padding=(0, 3))
     assert e.algo == "direct", str(e)

@@ -66,8 +66,8 @@ def test_auto_runs_upsampling_by_column_tiles():
     """DCGAN's 4x4 / 2 and U-Net's 2x2 / 2 transposed convs take the column tiles, gathered plane
     by plane; so does every other strided backward data (3x3 / 2: uneven phases, 1x1 / 2, 3-D),
     with col2im per tile."""
-    dcgan = fastconv.explain(
-        (16, 128, 16, 16), (128, 64, 4, 4), op="conv_transpose", stride=2, padding=1
+    dcgan = fastconv.explain(  # g2's 4x4 planes (g3 and g4 run Winograd's stride phases)
+        (16, 512, 4, 4), (512, 256, 4, 4), op="conv_transpose", stride=2, padding=1
     )
     unet = fastconv.explain((1, 128, 64, 64), (128, 64, 2, 2), op="conv_transpose", stride=2)
     for e in (dcgan, unet):
@@ -118,6 +118,53 @@ def test_auto_strided_forwards_leave_the_taps_path(isa):
             e64 = fc.explain(x_shape, w_shape, stride=2, padding=1, dtype="float64")
             if e.algo == "implicit_gemm" and "strided: one packed GEMM" in e.reason:
                 assert "strided: one packed GEMM" not in e64.reason, name  # float32's rule
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_kernels_that_tile_the_input(isa):
+    """Kernel = stride, no padding (U-Net's 2x2 / 2): the per-tap path has no padding to skip, so
+    small images run implicit GEMM (_cpu_rule._tiling_kernel); one large image with up to 64
+    input channels runs the direct row kernels (_cpu_rule._patch_rows)."""
+    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+
+        def explain(x_shape, w_shape, **kw):
+            return fc.explain(x_shape, w_shape, stride=2, **kw)
+
+        for x_shape, w_shape in [
+            ((1, 256, 32, 32), (512, 256, 2, 2)),
+            ((1, 512, 32, 32), (1024, 512, 2, 2)),
+            ((1, 128, 64, 64), (256, 128, 2, 2)),  # 128 channels
+            ((4, 64, 64, 64), (128, 64, 2, 2)),  # a batch
+        ]:
+            e = explain(x_shape, w_shape)
+            assert e.algo != "direct", str(e)
+        for x_shape, w_shape in [
+            ((1, 64, 128, 128), (128, 64, 2, 2)),
+            ((1, 32, 256, 256), (64, 32, 2, 2)),
+        ]:
+            e = explain(x_shape, w_shape)
+            assert e.algo == "direct" and "2x2 / 2" in e.reason, str(e)
+        # Padding to skip, or another kernel: the rules before these.
+        e = explain((1, 64, 128, 128), (128, 64, 2, 2), padding=1)
+        assert "2x2 / 2" not in e.reason, str(e)
+        e = explain((1, 256, 24, 24), (512, 256, 2, 2), padding=1)
+        assert e.algo == "direct" and "per tap" in e.reason, str(e)
+        e = explain((1, 64, 128, 128), (128, 64, 3, 3), padding=1)
+        assert "2x2 / 2" not in e.reason, str(e)
+        # The transposed layer's forward (the conv's backward data) keeps its own rule.
+        up = fc.explain((1, 128, 64, 64), (128, 64, 2, 2), op="conv_transpose", stride=2)
+        assert "2x2 / 2" not in up.reason, str(up)
+        # The transposed layer's backward data is this forward.
+        up = fc.explain(
+            (1, 128, 128, 128),
+            (128, 64, 2, 2),
+            op="conv_transpose",
+            stride=2,
+            pass_="backward_data",
+        )
+        assert up.algo == "direct" and "2x2 / 2" in up.reason, str(up)
 
 
 # (name, x shape, weight shape (K, C/G, *kernel), keyword arguments) of strided convs (rank <= 2

@@ -4,69 +4,10 @@ behind it; explain() reports the reason string the rule returns."""
 
 from __future__ import annotations
 
-import functools
 import math
-from dataclasses import dataclass
 from typing import Any
 
-
-@dataclass(frozen=True)
-class _Shape:
-    """The numbers the rules look at, of the convolution that runs."""
-
-    conv_pass: str
-    n: int
-    c_per_group: int
-    k_per_group: int
-    groups: int
-    spatial: int  # input positions of one image
-    in_extents: tuple[int, ...]
-    kernel: tuple[int, ...]
-    taps: int
-    stride: tuple[int, ...]
-    pad_lo: tuple[int, ...]
-    pad_hi: tuple[int, ...]
-    itemsize: int
-    out_extents: tuple[int, ...] = ()  # of the conv's output (grad_y for backward data)
-    dilation: tuple[int, ...] = ()
-
-    @classmethod
-    def of(cls, problem: Any) -> "_Shape":
-        x, w, stride, lo, hi, dilation, groups, _ = problem.conv_geometry
-        out = tuple(
-            (i + a + b - d * (k - 1) - 1) // s + 1
-            for i, a, b, d, k, s in zip(x[2:], lo, hi, dilation, w[2:], stride)
-        )
-        spatial = taps = 1
-        for e in x[2:]:
-            spatial *= e
-        for e in w[2:]:
-            taps *= e
-        return cls(
-            problem.conv_pass,
-            x[0],
-            w[1],
-            w[0] // groups,
-            groups,
-            spatial,
-            tuple(x[2:]),
-            tuple(w[2:]),
-            taps,
-            tuple(stride),
-            tuple(lo),
-            tuple(hi),
-            8 if problem.dtype == "float64" else 4,
-            out,
-            tuple(dilation),
-        )
-
-
-@functools.lru_cache(maxsize=None)
-def _active_isa() -> str:
-    """The ISA level the kernels run at ("avx512", "avx2" or "scalar")."""
-    from . import _C
-
-    return str(_C.cpu_info()["active_isa"])
+from ._cpu_shape import _active_isa, _Shape
 
 
 def _direct_weight_taps() -> int:
@@ -116,7 +57,37 @@ def _small_image_taps(p: "_Shape", unit_stride: bool) -> bool:
     4.20/4.47 vs 5.37/4.51 (batch 8 24.7/25.2 vs 32.6/29.1). Against the direct row kernels
     that ran 3-D forwards of 27+ taps at AVX-512 (interleaved A/B, median ms): c3d 7.87 vs 7.94,
     128 ch 27.2 vs 33.3, I3D 17.0 vs 19.8."""
+    if p.conv_pass == "forward" and _tiling_kernel(p):
+        return False
     return p.taps > 1 and _taps_served(p, unit_stride)
+
+
+def _tiling_kernel(p: "_Shape") -> bool:
+    """Whether the kernel tiles the input: kernel = stride in every dim, no padding, no dilation
+    (U-Net's 2x2 / 2, a patch embedding). No padding for the per-tap path to skip: implicit GEMM
+    wins its forward on small images (2 threads, median ms, implicit_gemm vs direct's per-tap
+    path, AVX-512 / AVX2: 256->512 2x2 / 2 32x32 0.84 vs 1.08 / 1.36 vs 1.65; U-Net's up1,
+    512->1024 on 32x32, 3.12 vs 3.36)."""
+    return (
+        all(k == s for k, s in zip(p.kernel, p.stride))
+        and not any(p.pad_lo)
+        and not any(p.pad_hi)
+        and all(d == 1 for d in p.dilation)
+    )
+
+
+def _patch_rows(p: "_Shape") -> bool:
+    """Whether a 2x2 / 2 forward that tiles one large image with up to 64 input channels (U-Net's
+    transposed decoders seen from their backward data) runs the direct row kernels: 2 threads,
+    median ms, direct vs implicit_gemm / im2col, AVX-512 / AVX2: 64->128 128x128 1.01 vs
+    1.09/1.16 / 1.59 vs 1.85/1.65, 64->128 256x256 (unet.up4) 3.97 vs 4.26/4.32 / 6.12 vs
+    7.21/6.49, 32->64 256x256 1.24 vs 1.61/1.51 / 1.77 vs 2.12/2.05. Not batches (64->128 64x64
+    x4 2.06 vs 1.09) nor 128+ channels (128->256 64x64 1.46 vs 0.88)."""
+    if p.conv_pass != "forward" or p.n != 1 or p.groups != 1 or p.c_per_group > 64:
+        return False
+    if len(p.kernel) != 2 or p.kernel != (2, 2) or not _tiling_kernel(p):
+        return False
+    return p.spatial >= 16384
 
 
 def _full_winograd_vectors(p: "_Shape", tiles: int) -> bool:
@@ -199,17 +170,19 @@ def _five_tap_winograd(p: "_Shape", unit_stride: bool) -> bool:
 
 
 def _fft_3d_at_avx2(p: "_Shape", unit_stride: bool) -> bool:
-    """Whether a dense 3-D forward or backward data of 27+ taps at stride 1 runs the FFT below
+    """Whether a dense 3-D pass of 27+ taps at stride 1 runs the FFT below
     AVX-512 (AVX-512's direct row kernels keep them): up to 64 channels each side, 1024+ output
     positions, dilation 1, more than 4 input channels (first layers keep their row kernels;
-    neither was measured). 2 threads, median ms, forward / backward data, fft vs direct (the
+    neither was measured); the weight gradient too (c3d 5.39 vs implicit_gemm 7.15; at AVX-512
+    implicit GEMM wins it, 4.27 vs 4.52, I3D 8.84 vs 12.8). 2 threads, median ms, forward /
+    backward data, fft vs direct (the
     per-tap path or the previous auto), AVX2: c3d 64 ch 8x28x28 5.12/5.12 vs 6.74/6.75, x4 on
     8x14x14 5.07/5.06 vs 7.09/7.09, 16x56x56 37.8/37.8 vs 78.4/62.1 (auto) and 55.2/59.9
     (direct). More channels lose (128 ch 8x28x28 39.0/39.4 vs 24.4/24.4; I3D's 96->208 16.4/15.5
     vs 17.7/15.8 about even), as do small volumes (256 ch 4x7x7 22.4 vs 3.2)."""
     if _active_isa() == "avx512" or not unit_stride or len(p.kernel) != 3 or p.groups != 1:
         return False
-    if p.conv_pass == "backward_weight" or p.taps < 27:
+    if p.taps < 27:
         return False
     if max(p.c_per_group, p.k_per_group) > 64 or p.c_per_group <= 4:
         return False
@@ -219,28 +192,53 @@ def _fft_3d_at_avx2(p: "_Shape", unit_stride: bool) -> bool:
 
 
 def _stem_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
-    """Whether a first layer (2-4 input channels) runs Winograd over its stride phases (forward,
-    backward data, and the weight gradient below AVX-512): at stride 4+ in every dim with 3 taps
-    per phase (alexnet.conv1's 11x11/4), the 16+ phase planes of each channel stack into 48
-    summed channels, enough for the F(4x4,3x3) transforms (the tile rule's pick at up to 64
-    summed channels) to pay, where the direct row kernels vectorised over output channels sum
-    363 (channel, tap) terms. 2 threads, median ms, direct vs winograd, AVX-512 / AVX2:
-    alexnet.conv1 0.76/1.27 vs 0.735/0.88, batch 8 5.77/10.2 vs 5.23/6.60, unpadded 227x227
-    0.75/1.27 vs 0.735/0.89. At stride 2 (6x6/2, 12 summed channels) it wins only on large
-    images (yolov5s's 640x640 stem 2.70/3.68 vs 2.56/3.47, but 224x224 0.57/0.83 vs 0.69/0.89
-    and 320x320 0.68/0.91 vs 0.85/1.14), and 9x9/3 is even (0.59/0.88 vs 0.64/0.84): those stay
-    direct. The transforms' fixed cost needs about 2048 output positions (AVX-512, ms: 11x11/4
-    to 31x31 0.046 vs 0.195 on one image, 0.525 vs 0.424 on two; 39x39 0.388 vs 0.472, 47x47
-    0.559 vs 0.565). 2-D only: 1-D stems were not measured. Backward data too (the stacked
-    input's gradient: alexnet.conv1 0.90/1.38 vs direct's 1.23/1.76), and the weight gradient at
-    AVX2 (0.92 vs implicit_gemm's 1.10; at AVX-512 0.83 vs 0.78)."""
+    """Whether a 2-D first layer (2-4 input channels) runs Winograd over its stride phases: with 3
+    taps per phase the phase planes of each channel stack into 4 x C (stride 2) or 16+ x C
+    (stride 4+) summed channels of a stride-1 3x3 convolution, where the direct row kernels sum
+    C x taps terms per output. The transforms' fixed cost needs 2048+ output positions (AVX-512,
+    11x11/4, ms: 31x31 outputs 0.046 vs 0.195, 47x47 0.559 vs 0.565). 2 threads, median ms,
+    winograd vs the previous auto, AVX-512 / AVX2, since the transforms' vector lane movement
+    (csrc/ukernels/winograd/winograd_lanes.h):
+    - stride 4+ (alexnet.conv1's 11x11/4, 48 stacked channels), every pass: forward 0.56 vs
+      direct 0.69 / 0.79 vs 1.25, backward data 0.81 vs im2col 0.96 / 1.27 vs 1.52, weight
+      gradient 0.62 vs implicit_gemm 0.77 / 0.75 vs 1.10.
+    - stride 2 (6x6/2, 5x5/2; 12 stacked channels), backward data: YOLOv5s's 640x640 stem 2.89
+      vs direct 4.64 / 4.00 vs 5.87, 3->64 224x224 0.73 vs 1.07 / 1.01 vs 1.47, 3->32 112x112
+      0.147 vs 0.162 / 0.175 vs 0.198, 5x5/2 224x224 0.37 vs 0.47 / 0.54 vs 0.61; the forward
+      only on 65536+ outputs (640x640: 2.15 vs 2.54 / 3.16 vs 3.55; 320x320 0.65 vs 0.61 / 0.94
+      vs 0.90 and 5x5/2 416x416 1.04 vs 0.86 / 1.51 vs 1.13 lose), not the weight gradient
+      (YOLOv5s 4.20 vs direct 3.76). 9x9/3 was even before the lane movement and is unmeasured
+      since; 1-D stems were never measured."""
     if unit_stride or p.groups != 1 or p.c_per_group > 4:
         return False
-    if p.conv_pass == "backward_weight" and _active_isa() == "avx512":
+    outputs = p.n * math.prod(p.out_extents)
+    if len(p.kernel) != 2 or outputs < 2048:
         return False
-    if len(p.kernel) != 2 or p.n * math.prod(p.out_extents) < 2048:
+    if not all(-(-k // s) == 3 for k, s in zip(p.kernel, p.stride)):
         return False
-    return all(s >= 4 and -(-k // s) == 3 for k, s in zip(p.kernel, p.stride))
+    if all(s >= 4 for s in p.stride):
+        return True
+    if not all(s == 2 for s in p.stride):
+        return False  # 9x9 / 3: unmeasured since the transforms' vector lane movement
+    if p.conv_pass == "backward_data":
+        return True
+    return p.conv_pass == "forward" and outputs >= 65536
+
+
+def _stem_column_data(p: "_Shape") -> bool:
+    """Whether a first layer's (2-4 input channels) 2-D backward data with at most 9 taps runs
+    im2col: one GEMM of C x taps rows (27 for 3x3) over K, then col2im, where the direct row
+    kernels sum K x taps terms per input channel plane. From 4096 input positions (a batch's):
+    2 threads, median ms, im2col vs direct, AVX-512 / AVX2: Inception's 3->32 3x3 / 2 299x299
+    0.37 vs 0.57 / 0.51 vs 0.68, EfficientNet's 224x224 0.18 vs 0.29 / 0.27 vs 0.38, YOLOv8s
+    640x640 1.49 vs 2.04 / 2.10 vs 2.98, U-Net's 3->64 3x3 256x256 1.45 vs 2.42 / 2.08 vs 3.37,
+    3->64 3x3 32x32 x4 0.12 vs 0.23 / 0.14 vs 0.24, 3->16 64x64 0.054 vs 0.053 / 0.063 vs 0.060
+    (even); one 32x32 image stays direct (0.040 vs 0.030). Longer kernels stay too (resnet50.conv1
+    7x7 / 2 1.31 vs 1.27 at AVX-512; YOLOv5s's 6x6 / 2 6.3 vs 4.5 and 8.3 vs 5.8, which runs
+    Winograd: _stem_phase_winograd)."""
+    if p.conv_pass != "backward_data" or len(p.kernel) != 2 or p.taps > 9:
+        return False
+    return p.n * p.spatial >= 4096
 
 
 def _two_tap_products(extents: tuple[int, ...], few_summed: bool) -> float:
@@ -278,8 +276,9 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
       6.35 vs 8.47; 128->64 32x32 x4 3.27 vs 4.46 / 4.98 vs 6.94; not dcgan.g3 (9 x 512 x 256
       transformed kernels: 4.27 vs 3.46) nor one image (256->128 16x16: 1.43 vs 0.95);
     - the conv's backward data: 64->32 32x32 x16 3.68 vs 4.10 / 4.74 vs 5.91; 128->64 32x32 x4
-      3.10 vs 3.46 / 4.15 vs 5.43; not dcgan.g4 (0.56 of the products: 3.61 vs 3.28 at AVX-512)
-      nor one image (64->64 64x64: 2.12 vs 1.92).
+      3.10 vs 3.46 / 4.15 vs 5.43; dcgan.g4 (0.56 of the products) 2.95 vs im2col 3.18 / 4.48
+      vs 5.28 and g3 3.01 vs 3.11 / 4.62 vs 5.14 (since the transforms' vector lane movement;
+      before it AVX-512 lost them, 3.61 vs 3.28); not one image (64->64 64x64: 2.12 vs 1.92).
     - the conv's forward with larger transformed kernels, 2-D, once there are 256+ F(2x2) output
       tiles (n x ceil(out / 2) per dim): each kernel's transform is then shared by enough tiles,
       and Winograd's schedule splits a few hundred tiles evenly over the threads (one block,
@@ -312,17 +311,11 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
         return False
     if p.conv_pass == "forward":
         return 9 * stacked * p.k_per_group * p.itemsize <= (2 << 20)
-    # backward data: the stacked input's gradient, out + 1 per dim, summing K channels. Below
-    # AVX-512 (half its multiply-add rate against the same data movement) 0.56 of the products
-    # pays without the L2 fit: 2 threads, median ms, winograd vs im2col, AVX2: dcgan.g3's
-    # transposed forward 4.70 vs 5.17, g4 4.61 vs 5.29 (AVX-512 3.13 vs 3.16, 3.31 vs 3.20;
-    # g2's 4x4 planes, 1.0 of the products: 9.42 vs 5.38).
+    # backward data: the stacked input's gradient, out + 1 per dim, summing K channels, where
+    # it takes at most 0.57 of the direct products (g2's 4x4 planes, 1.0 of them, lose: 9.42 vs
+    # 5.38 at AVX2).
     extents = tuple(o + 1 for o in p.out_extents)
-    products = _two_tap_products(extents, p.k_per_group <= 64)
-    if _active_isa() != "avx512":
-        return capped and products <= 0.57
-    fits = 16 * stacked * p.k_per_group * p.itemsize <= (2 << 20)
-    return fits and products <= 0.5
+    return capped and _two_tap_products(extents, p.k_per_group <= 64) <= 0.57
 
 
 def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
@@ -391,7 +384,9 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
       1.42 vs 5.84/5.81/20.9. So fft above 128 taps, above 48 for the weight gradient. Dense
       stride-1 kernels of 25+ taps, fft vs implicit_gemm (quiet machine): dense5x5
       1.15/1.15/1.18 vs 1.83/1.83/2.42; c3d 3x3x3 3.96/4.20/2.86 vs 4.18/4.15/5.43, so fft for
-      every pass of ranks 1-2 and for the 3-D weight gradient. (Under a loaded machine fft's
+      every pass of ranks 1-2; the 3-D weight gradient once ran it too, but implicit GEMM now
+      wins it at AVX-512 (c3d 4.27 vs 4.52, I3D 96->208 8.84 vs 12.8) and on I3D at AVX2
+      (15.1 vs 16.0); c3d's keeps it there (_fft_3d_at_avx2). (Under a loaded machine fft's
       many short parallel phases suffer more than one GEMM: dense5x5 forward 2.40 vs 1.93.)
     - winograd (stride 1, 3 taps per dim, 1-D and 2-D; its tile follows the error rule in
       csrc/algo/winograd.cc) at 2 threads, best of 7, ms, winograd vs implicit_gemm: res2.3x3
@@ -423,12 +418,20 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     if p.groups > 1 and p.c_per_group <= 16 and usable("direct"):
         return "direct", "few channels per group: direct plane loops beat a GEMM per group"
     if _stem_phase_winograd(p, unit_stride) and usable("winograd"):
-        return "winograd", "few input channels at stride 4+: Winograd over the stacked phases"
+        return "winograd", "few input channels, 3 taps per phase: Winograd over the stacked phases"
     if _fft_3d_at_avx2(p, unit_stride) and usable("fft"):
         return "fft", "3-D kernel of 27+ taps on up to 64 channels below AVX-512: tiled FFT"
     if p.groups == 1 and p.c_per_group <= 4 and usable("direct"):
         long_weight = p.conv_pass == "backward_weight" and p.taps > _direct_weight_taps()
-        if (not unit_stride or p.conv_pass != "forward") and not long_weight:
+        if long_weight:
+            # Not the FFT, whose transforms cost more than 3 channels save (AVX2, 2 threads,
+            # median ms, implicit_gemm / direct vs fft: 3->64 7x7 224x224 5.27/5.23 vs 11.2,
+            # 3->32 7x7 112x112 0.84/0.71 vs 1.39, 1-D k=49 1.71/1.82 vs 3.23, 3->64 3x3x3
+            # 16x112x112 14.4/12.1 vs 119).
+            return "implicit_gemm", "few input channels, long kernel: one packed GEMM"
+        if _stem_column_data(p) and usable("im2col"):
+            return "im2col", "few input channels, short kernel: column GEMM over C x taps rows"
+        if not unit_stride or p.conv_pass != "forward":
             return "direct", "few input channels: row kernels vectorised along output rows"
         # The stride-1 forward with 2-4 channels fell through to Winograd / the FFT, whose
         # transforms cost more than they save on so few channels: 2 threads, median ms, direct /
@@ -450,6 +453,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     tiles = p.n
     for e, lo, hi in zip(p.in_extents, p.pad_lo, p.pad_hi):
         tiles *= (e + lo + hi - 2 + 1) // 2
+    if _patch_rows(p) and usable("direct"):
+        return "direct", "2x2 / 2 over one large image, few channels: row kernels"
     if problem.implicit_gemm_reads_phases_in_place:
         # Strided forward over padded-width stride phases (csrc/algo/wide_phases.h: AVX-512
         # float32, margins <= 1/16 of a row, up to 256 output channels per group), no panel
@@ -462,6 +467,14 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
             return "implicit_gemm", "rows of at most 4 positions: one packed GEMM, 12-row tiles"
         if _strided_packed(p, unit_stride):
             return "implicit_gemm", "strided: one packed GEMM over the stride phases"
+        if p.conv_pass == "backward_data" and len(p.kernel) == 2 and min(p.kernel) == 1:
+            if usable("im2col"):
+                # Inception's factorised 1x7 / 7x1 / 1x3: one GEMM of C x taps rows, then a
+                # col2im of rows (2 threads, median ms, im2col vs the previous auto, AVX-512 /
+                # AVX2): 128 ch 17x17 1x7 0.21 vs 0.25 / 0.35 vs 0.36, 7x1 0.30 vs 0.35 / 0.50
+                # vs 0.52, 384 ch 8x8 1x3 0.19 vs 0.22 / 0.29 vs 0.32, x8 1.33 vs 1.65 / 2.20 vs
+                # 2.28; 1x7 x8 1.62 vs 1.87 / 2.74 vs 2.70.
+                return "im2col", "1xN / Nx1 backward data on a small image: column GEMM, col2im"
         if len(p.kernel) == 2 and p.taps <= 3:
             # 1x3 / 3x1 kernels: three GEMM calls per row segment do not pay for the
             # channels-last copy; one packed GEMM wins. 2 threads, median ms, forward / backward
@@ -476,9 +489,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         # Below ~32 tiles (a 7x7 image at batch 1) the transforms do not pay.
         if p.conv_pass == "backward_weight" or tiles >= 32:
             return "winograd", "3 taps per dim at stride 1: Winograd minimal filtering"
-    if unit_stride and p.taps >= 25 and usable("fft"):
-        if len(p.kernel) < 3 or p.conv_pass == "backward_weight":
-            return "fft", "kernel of 25+ taps at stride 1: tiled FFT, channel GEMMs per frequency"
+    if unit_stride and p.taps >= 25 and len(p.kernel) < 3 and usable("fft"):
+        return "fft", "kernel of 25+ taps at stride 1: tiled FFT, channel GEMMs per frequency"
     if (
         len(p.kernel) == 3
         and p.taps >= 27

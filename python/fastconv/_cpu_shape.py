@@ -1,0 +1,67 @@
+"""The numbers the CPU's `auto` rule (_cpu_rule.py) looks at: one problem's shape as the
+convolution that runs, and the ISA level its kernels run at."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """The numbers the rules look at, of the convolution that runs."""
+
+    conv_pass: str
+    n: int
+    c_per_group: int
+    k_per_group: int
+    groups: int
+    spatial: int  # input positions of one image
+    in_extents: tuple[int, ...]
+    kernel: tuple[int, ...]
+    taps: int
+    stride: tuple[int, ...]
+    pad_lo: tuple[int, ...]
+    pad_hi: tuple[int, ...]
+    itemsize: int
+    out_extents: tuple[int, ...] = ()  # of the conv's output (grad_y for backward data)
+    dilation: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, problem: Any) -> "_Shape":
+        x, w, stride, lo, hi, dilation, groups, _ = problem.conv_geometry
+        out = tuple(
+            (i + a + b - d * (k - 1) - 1) // s + 1
+            for i, a, b, d, k, s in zip(x[2:], lo, hi, dilation, w[2:], stride)
+        )
+        spatial = taps = 1
+        for e in x[2:]:
+            spatial *= e
+        for e in w[2:]:
+            taps *= e
+        return cls(
+            problem.conv_pass,
+            x[0],
+            w[1],
+            w[0] // groups,
+            groups,
+            spatial,
+            tuple(x[2:]),
+            tuple(w[2:]),
+            taps,
+            tuple(stride),
+            tuple(lo),
+            tuple(hi),
+            8 if problem.dtype == "float64" else 4,
+            out,
+            tuple(dilation),
+        )
+
+
+@functools.lru_cache(maxsize=None)
+def _active_isa() -> str:
+    """The ISA level the kernels run at ("avx512", "avx2" or "scalar")."""
+    from . import _C
+
+    return str(_C.cpu_info()["active_isa"])
