@@ -117,7 +117,10 @@ struct Tiles {
     alignas(64) T q[kAH][kAW][kL];
     alignas(64) T o[MH][MW][kL];
     T* qf = &q[0][0][0];
-    for (int a = 0; a < kAH * kAW; ++a) load_range(mdom + a * as, 0, nt, kL, qf + a * kL);
+    for (int a = 0; a < kAH * kAW; ++a) {
+      __builtin_prefetch(mdom + a * as + 2 * kL);
+      load_range(mdom + a * as, 0, nt, kL, qf + a * kL);
+    }
     apply_2d<T, kL, MH, kAH, FH::AT, MW, kAW, FW::AT>(qf, &o[0][0][0]);
     const int64_t cols = min64(nt * MW, w - ox0);  // ox0 >= 0
     alignas(64) T buf[kL * MW];
