@@ -222,8 +222,8 @@ def test_auto_factorised_kernels_backward_data_on_im2col(isa):
 @pytest.mark.parametrize("pass_", ["forward", "backward_data"])
 def test_auto_full_winograd_vectors_leave_taps(pass_):
     """64-128 F(2x2) tiles that fill Winograd's 16-tile vectors (a 16x16 image, 8x8 at batch 4)
-    run Winograd (_cpu_rule._full_winograd_vectors); 14x14 (49 tiles in 64 lanes), 19x19 and
-    8x8 at batch 2 (32 tiles) keep the per-tap path."""
+    run Winograd (_cpu_rule._full_winograd_vectors), float64 too; float64's 19x19 and 8x8 at
+    batch 2 (32 tiles) keep the per-tap path."""
 
     def algo(x_shape, w_shape, dtype="float32"):
         return fastconv.explain(x_shape, w_shape, padding=1, pass_=pass_, dtype=dtype).algo
@@ -232,9 +232,38 @@ def test_auto_full_winograd_vectors_leave_taps(pass_):
     assert algo((1, 512, 16, 16), (1024, 512, 3, 3)) == "winograd"
     assert algo((4, 512, 8, 8), (512, 512, 3, 3)) == "winograd"
     assert algo((4, 512, 8, 8), (512, 512, 3, 3), "float64") == "winograd"
-    assert algo((1, 256, 14, 14), (256, 256, 3, 3)) == "direct"
-    assert algo((1, 256, 19, 19), (256, 256, 3, 3)) == "direct"
+    assert algo((1, 256, 19, 19), (256, 256, 3, 3), "float64") == "direct"
     assert algo((2, 512, 8, 8), (512, 512, 3, 3)) == "direct"
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_winograd_on_few_tiles(isa):
+    """float32 3x3 work of 64-128 F(2x2) tiles runs Winograd (_cpu_rule._winograd_few_tiles);
+    below AVX-512 the forward of 49 tiles on 256+ channels too; fewer tiles or channels keep
+    the per-tap path, and the weight gradient its own rule."""
+    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    avx2 = isa == "avx2"
+    cases = [  # (x, w, pass, Winograd at AVX2, at AVX-512)
+        ((1, 256, 15, 15), (256, 256, 3, 3), "forward", True, True),
+        ((1, 256, 15, 15), (256, 256, 3, 3), "backward_data", True, True),
+        ((1, 256, 19, 19), (256, 256, 3, 3), "backward_data", True, True),
+        ((2, 256, 14, 14), (256, 256, 3, 3), "forward", True, True),
+        ((1, 256, 14, 14), (256, 256, 3, 3), "forward", True, False),
+        ((1, 256, 14, 14), (512, 256, 3, 3), "forward", True, False),
+        ((1, 256, 14, 14), (256, 256, 3, 3), "backward_data", False, False),
+        ((1, 128, 14, 14), (128, 128, 3, 3), "forward", False, False),
+        ((1, 256, 12, 12), (256, 256, 3, 3), "forward", False, False),
+    ]
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        for x_shape, w_shape, pass_, at_avx2, at_avx512 in cases:
+            e = fc.explain(x_shape, w_shape, padding=1, pass_=pass_)
+            want = at_avx2 if avx2 else at_avx512
+            assert (e.algo == "winograd") == want, (x_shape, w_shape, str(e))
+            if not want:
+                assert e.algo == "direct", str(e)
+        e = fc.explain((1, 256, 15, 15), (256, 256, 3, 3), padding=1, dtype="float64")
+        assert e.algo == "direct", str(e)  # float64: 8-tile vectors, not measured
 
 
 def test_auto_three_tap_kernels_leave_taps():

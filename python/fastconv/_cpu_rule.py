@@ -109,6 +109,34 @@ def _full_winograd_vectors(p: "_Shape", tiles: int) -> bool:
     return 100 * outputs >= 94 * 4 * (-(-tiles // lanes) * lanes)
 
 
+def _winograd_few_tiles(p: "_Shape", tiles: int) -> bool:
+    """Whether a float32 2-D 3x3 stride-1 forward or backward data of at most 128 F(2x2) output
+    tiles (which _small_image_taps would give the per-tap path) runs Winograd: from 64 tiles,
+    and below AVX-512 the forward from 49 on 256+ channels each side. Since the kernel transform
+    reads a run of kernels with one transpose and kernel blocks go one per thread (2 threads,
+    median ms, forward / backward data, winograd vs direct, AVX-512; AVX2): 256 ch 15x15 (64
+    tiles) 0.66/0.78 vs 0.77/0.81; 1.07/1.21 vs 1.31/1.33; 512 ch 15x15 2.50/3.05 vs 2.99/3.19;
+    3.83/4.42 vs 4.97/5.12; Inception's 384 ch 17x17 1.85/2.20 vs 2.13/2.29; 3.00/3.28 vs
+    3.47/3.54; 1024 ch 19x19 16.8/21.9 vs 19.1/22.3; 26.6/31.8 vs 32.5/34.5; 256 ch 14x14 x2
+    1.06/1.19 vs 1.22/1.28; 1.80/1.94 vs 2.32/2.33. 49 tiles (14x14): AVX2 forward 256 ch
+    1.06 vs 1.18 (res4.3x3), 512 ch 3.84 vs 4.46, 256->512 1.96 vs 2.35, but 128 ch 13x13 0.33
+    vs 0.29 and backward data even (1.19 vs 1.19); AVX-512 loses them (0.66/0.78 vs
+    0.63/0.66). Rows of at least 14 outputs (7 tiles per run of the transforms' 16 lanes):
+    smaller images keep the per-tap path at any batch (res5.3x3 x8, 7x7: 9.25/9.82 vs
+    13.0/12.8)."""
+    if p.itemsize != 4 or len(p.kernel) != 2 or p.conv_pass == "backward_weight":
+        return False
+    extents = p.out_extents if p.conv_pass == "forward" else p.in_extents
+    if extents[-1] < 14:
+        return False  # runs of 6 tiles or fewer in a 16-lane vector (res5.3x3 x8: 4)
+    if tiles >= 64:
+        return True
+    few_channels = min(p.c_per_group, p.k_per_group) < 256
+    if _active_isa() == "avx512" or p.conv_pass != "forward" or few_channels:
+        return False
+    return tiles >= 49
+
+
 def _short_segments(p: "_Shape") -> bool:
     """Whether a pass `auto` would give the per-tap path (_small_image_taps; asked only there,
     so Winograd keeps its large batches) has rows of at most 4 positions, at AVX-512 float32:
@@ -461,7 +489,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         # packed. 2 threads, median ms, implicit_gemm vs direct's per-tap path (which took rows
         # up to 40 wide): res3.3x3s2 0.91-0.92 vs 1.14-1.18 (torch ~1.04).
         return "implicit_gemm", "strided: stride phases with zero margins, panels read in place"
-    small_winograd = tiles <= 128 and not _full_winograd_vectors(p, tiles)
+    few_tiles = _full_winograd_vectors(p, tiles) or _winograd_few_tiles(p, tiles)
+    small_winograd = tiles <= 128 and not few_tiles
     if _small_image_taps(p, unit_stride) and (not winograd or small_winograd) and usable("direct"):
         if _short_segments(p):
             return "implicit_gemm", "rows of at most 4 positions: one packed GEMM, 12-row tiles"

@@ -217,6 +217,45 @@ FASTCONV_LANES_INLINE void store_halves(__m256 v, float* lo, float* hi) {
   _mm_storeu_ps(lo, _mm256_castps256_ps128(v));
   _mm_storeu_ps(hi, _mm256_extractf128_ps(v, 1));
 }
+// Rows r[0..8) of an 8 x 8 block become its columns.
+FASTCONV_LANES_INLINE void transpose8(__m256* r) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+// d[j][l] = row[l * MW + j] for j < MW, l < 16 by 8 x 8 transposes (columns past a multiple of
+// 8 gathered element by element); reads only the 16 * MW elements of the row.
+template <int MW>
+FASTCONV_LANES_INLINE void deinterleave_by_transposes(const float* row, float (*d)[16]) {
+  for (int h = 0; h < 2; ++h) {
+    const float* r0 = row + 8 * h * MW;
+    int jb = 0;
+    for (; jb + 8 <= MW; jb += 8) {
+      __m256 r[8];
+      for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(r0 + l * MW + jb);
+      transpose8(r);
+      for (int j = 0; j < 8; ++j) _mm256_storeu_ps(d[jb + j] + 8 * h, r[j]);
+    }
+    for (; jb < MW; ++jb) {
+      const float* c = r0 + jb;
+      _mm256_storeu_ps(d[jb] + 8 * h, _mm256_setr_ps(c[0], c[MW], c[2 * MW], c[3 * MW], c[4 * MW],
+                                                     c[5 * MW], c[6 * MW], c[7 * MW]));
+    }
+  }
+}
 #endif
 
 // d[j][l] = row[l * MW + j] for j < MW, l < L (L = 64 bytes of T); false where this ISA has no
@@ -224,6 +263,12 @@ FASTCONV_LANES_INLINE void store_halves(__m256 v, float* lo, float* hi) {
 template <typename T, int MW>
 FASTCONV_LANES_INLINE bool deinterleave_lanes(const T* row, T (*d)[64 / sizeof(T)]) {
 #if defined(__AVX512F__)
+  // Up to 16 columns (a 3x3 kernel's 9 taps): MW x (MW + 1) / 2 permutes and blends; past that
+  // the element loop does as well.
+  if constexpr (MW > 16) {
+    (void)row, (void)d;
+    return false;
+  }
   using Z = Zmm<T>;
   typename Z::V src[MW], out[MW];
   for (int v = 0; v < MW; ++v) src[v] = Z::load(row + v * Z::kN);
@@ -261,6 +306,9 @@ FASTCONV_LANES_INLINE bool deinterleave_lanes(const T* row, T (*d)[64 / sizeof(T
       _mm256_storeu_ps(d[2] + 8 * h, c);
       _mm256_storeu_ps(d[3] + 8 * h, e);
     }
+    return true;
+  } else if constexpr (sizeof(T) == 4 && MW >= 8) {
+    deinterleave_by_transposes<MW>(row, d);
     return true;
   } else {
     (void)row, (void)d;

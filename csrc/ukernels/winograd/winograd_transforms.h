@@ -204,11 +204,22 @@ struct Tiles {
     // next now. The weights are read once per call, usually from memory, and each run's loads
     // otherwise wait for their lines one run at a time.
     for (int l = 0; l < kL; ++l) __builtin_prefetch(k + (2 * kL + l) * ps);
-    for (int i = 0; i < kRH; ++i)
-      for (int j = 0; j < R; ++j) {
-        const int64_t tap = flip ? (kRH - 1 - i) * R + (R - 1 - j) : i * R + j;
-        for (int l = 0; l < kL; ++l) g[i][j][l] = l < np ? k[l * ps + tap] : T(0);
+    constexpr int kTaps = kRH * R;
+    // A full run of contiguous kernels (the forward's weight, the stacked phases'): one
+    // transpose of kL x taps, instead of a scalar load and insert per element.
+    alignas(64) T taps[kTaps][kL];
+    if (ps == kTaps && np == kL && deinterleave_lanes<T, kTaps>(k, taps)) {
+      for (int t = 0; t < kTaps; ++t) {
+        const T* from = taps[flip ? kTaps - 1 - t : t];
+        for (int l = 0; l < kL; ++l) (&g[0][0][0])[t * kL + l] = from[l];
       }
+    } else {
+      for (int i = 0; i < kRH; ++i)
+        for (int j = 0; j < R; ++j) {
+          const int64_t tap = flip ? (kRH - 1 - i) * R + (R - 1 - j) : i * R + j;
+          for (int l = 0; l < kL; ++l) g[i][j][l] = l < np ? k[l * ps + tap] : T(0);
+        }
+    }
     apply_2d<T, kL, kAH, kRH, FH::G, kAW, R, FW::G>(&g[0][0][0], &out[0][0][0]);
     store(&out[0][0][0], kAH * kAW, np, u, as);
   }
