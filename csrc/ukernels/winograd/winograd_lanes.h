@@ -236,23 +236,24 @@ FASTCONV_LANES_INLINE void transpose8(__m256* r) {
   r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
   r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
-// d[j][l] = row[l * MW + j] for j < MW, l < 16 by 8 x 8 transposes (columns past a multiple of
-// 8 gathered element by element); reads only the 16 * MW elements of the row.
+// d[j][l] = src[l * rs + j] for j < MW, l < 16 by 8 x 8 transposes (columns past a multiple of
+// 8 gathered element by element); reads only those elements.
 template <int MW>
-FASTCONV_LANES_INLINE void deinterleave_by_transposes(const float* row, float (*d)[16]) {
+FASTCONV_LANES_INLINE void deinterleave_by_transposes(const float* src, int64_t rs,
+                                                      float (*d)[16]) {
   for (int h = 0; h < 2; ++h) {
-    const float* r0 = row + 8 * h * MW;
+    const float* r0 = src + 8 * h * rs;
     int jb = 0;
     for (; jb + 8 <= MW; jb += 8) {
       __m256 r[8];
-      for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(r0 + l * MW + jb);
+      for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(r0 + l * rs + jb);
       transpose8(r);
       for (int j = 0; j < 8; ++j) _mm256_storeu_ps(d[jb + j] + 8 * h, r[j]);
     }
     for (; jb < MW; ++jb) {
       const float* c = r0 + jb;
-      _mm256_storeu_ps(d[jb] + 8 * h, _mm256_setr_ps(c[0], c[MW], c[2 * MW], c[3 * MW], c[4 * MW],
-                                                     c[5 * MW], c[6 * MW], c[7 * MW]));
+      _mm256_storeu_ps(d[jb] + 8 * h, _mm256_setr_ps(c[0], c[rs], c[2 * rs], c[3 * rs], c[4 * rs],
+                                                     c[5 * rs], c[6 * rs], c[7 * rs]));
     }
   }
 }
@@ -308,7 +309,7 @@ FASTCONV_LANES_INLINE bool deinterleave_lanes(const T* row, T (*d)[64 / sizeof(T
     }
     return true;
   } else if constexpr (sizeof(T) == 4 && MW >= 8) {
-    deinterleave_by_transposes<MW>(row, d);
+    deinterleave_by_transposes<MW>(row, MW, d);
     return true;
   } else {
     (void)row, (void)d;
@@ -316,6 +317,39 @@ FASTCONV_LANES_INLINE bool deinterleave_lanes(const T* row, T (*d)[64 / sizeof(T
   }
 #else
   (void)row, (void)d;
+  return false;
+#endif
+}
+
+// d[j][l] = src[l * rs + j] for j < MW, l < L: L rows of MW elements rs apart (a run of
+// kernels whose taps are contiguous, rs apart: the backward-data pass's channel-transposed
+// weight); false where this ISA has no vector form (float32 with up to 16 columns at AVX-512,
+// 8+ below it; contiguous rows as deinterleave_lanes).
+template <typename T, int MW>
+FASTCONV_LANES_INLINE bool gather_lanes(const T* src, int64_t rs, T (*d)[64 / sizeof(T)]) {
+  if (rs == MW) return deinterleave_lanes<T, MW>(src, d);
+#if defined(__AVX512F__)
+  if constexpr (sizeof(T) == 4 && MW <= 16) {
+    // The rows copied together (a masked load and store each), then permuted as one row.
+    alignas(64) float buf[16 * MW + 16];
+    const uint32_t m = bit_range(0, MW);
+    for (int l = 0; l < 16; ++l)
+      _mm512_storeu_ps(buf + l * MW, _mm512_maskz_loadu_ps(__mmask16(m), src + l * rs));
+    return deinterleave_lanes<T, MW>(buf, d);
+  } else {
+    (void)src, (void)rs, (void)d;
+    return false;
+  }
+#elif defined(__AVX2__)
+  if constexpr (sizeof(T) == 4 && MW >= 8) {
+    deinterleave_by_transposes<MW>(src, rs, d);
+    return true;
+  } else {
+    (void)src, (void)rs, (void)d;
+    return false;
+  }
+#else
+  (void)src, (void)rs, (void)d;
   return false;
 #endif
 }

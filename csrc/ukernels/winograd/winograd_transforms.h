@@ -205,10 +205,10 @@ struct Tiles {
     // otherwise wait for their lines one run at a time.
     for (int l = 0; l < kL; ++l) __builtin_prefetch(k + (2 * kL + l) * ps);
     constexpr int kTaps = kRH * R;
-    // A full run of contiguous kernels (the forward's weight, the stacked phases'): one
-    // transpose of kL x taps, instead of a scalar load and insert per element.
+    // A full run of kernels (taps contiguous, ps apart): one transpose of kL x taps, instead of
+    // a scalar load and insert per element.
     alignas(64) T taps[kTaps][kL];
-    if (ps == kTaps && np == kL && deinterleave_lanes<T, kTaps>(k, taps)) {
+    if (np == kL && gather_lanes<T, kTaps>(k, ps, taps)) {
       for (int t = 0; t < kTaps; ++t) {
         const T* from = taps[flip ? kTaps - 1 - t : t];
         for (int l = 0; l < kL; ++l) (&g[0][0][0])[t * kL + l] = from[l];
