@@ -135,11 +135,13 @@ int64_t box_weight_workspace(const ConvGeometry& g, int64_t nb) {
 template <typename T>
 void reorder_tap_major(const ConvGeometry& g, const T* acc, T* gw) {
   const int64_t cg = g.c_per_group(), taps = g.kernel_spatial();
+  // Each k's taps x C/G block transposed by the ISA's register tiles (the element loop, a
+  // store 9 elements apart each, was 4.7% of deeplab's weight gradient).
+  const TransposeKernels<T>& kern = transpose_kernels<T>();
   parallel_for(g.k_per_group(), 4, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k)
-      for (int64_t t = 0; t < taps; ++t)
-        for (int64_t c = 0; c < cg; ++c)
-          gw[(k * cg + c) * taps + t] = acc[(k * taps + t) * cg + c];
+      kern.transpose(acc + k * taps * cg, cg, taps, cg, static_cast<const T*>(nullptr),
+                     gw + k * cg * taps, taps);
   });
 }
 
