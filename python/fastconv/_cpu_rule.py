@@ -185,14 +185,18 @@ def _five_tap_winograd(p: "_Shape", unit_stride: bool) -> bool:
     stays on implicit_gemm) and rows of 28+ (smaller images keep the per-tap path). 2 threads,
     median ms, forward / backward data, winograd vs the previous auto (torch), AVX-512:
     dense5x5 (64 ch 56x56) 1.55/1.57 vs 1.95/1.96 fft (1.69/1.73); 128 ch 28x28 1.44/1.49 vs
-    1.65/1.68 direct (1.60/1.68). AVX2: 2.20/2.25 vs 2.21/2.22, 2.03/2.06 vs 3.01/3.02. Where it
-    loses: 48->64 on 35x35 0.69 vs direct 0.59, 64 ch 14x14 x8 1.36 vs 0.92, 32 ch 112x112 1.89
-    vs fft 1.80 (AVX2 3.02 vs 2.05)."""
+    1.65/1.68 direct (1.60/1.68). AVX2: 2.20/2.25 vs 2.21/2.22, 2.03/2.06 vs 3.01/3.02. At
+    AVX-512 from 48 channels since the transforms' vector lane movement: Inception's 48->64 on
+    35x35 0.52/0.57 vs direct 0.59/0.64 (it lost before, 0.69), 48 ch 28x28 0.27/0.27 vs
+    0.33/0.34, 48->64 56x56 1.04/1.08 vs fft 1.62/1.53; AVX2 mixed (0.85/1.01 vs 0.98/0.98,
+    1.72/1.82 vs fft 1.81/1.70), so 64 there. Where it loses: 64 ch 14x14 x8 1.36 vs 0.92, 32
+    ch 112x112 1.89 vs fft 1.80 (AVX2 3.02 vs 2.05)."""
     if not unit_stride or p.conv_pass == "backward_weight" or p.groups != 1:
         return False
     if p.kernel != (5, 5):
         return False
-    if max(p.c_per_group, p.k_per_group) > 128 or min(p.c_per_group, p.k_per_group) < 64:
+    fewest = 48 if _active_isa() == "avx512" else 64
+    if max(p.c_per_group, p.k_per_group) > 128 or min(p.c_per_group, p.k_per_group) < fewest:
         return False
     return min(p.out_extents[-1], p.in_extents[-1]) >= 28
 
@@ -475,7 +479,7 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     if _upsampling_winograd(p, unit_stride) and usable("winograd"):
         return "winograd", "kernel twice the stride: Winograd F(mxm,2x2) over the stride phases"
     if _five_tap_winograd(p, unit_stride) and usable("winograd"):
-        return "winograd", "5x5 at stride 1 on 64-128 channels: Winograd F(2x2,5x5)"
+        return "winograd", "5x5 at stride 1 on up to 128 channels: Winograd F(2x2,5x5)"
     # Output tiles of F(2x2) where Winograd runs (3 taps per dim, unit stride).
     winograd = unit_stride and all(k == 3 for k in p.kernel) and usable("winograd")
     tiles = p.n
