@@ -96,7 +96,7 @@ AUTO = [
     ((1, 3, 224, 224), (32, 3, 5, 5), dict(stride=2, padding=2), "backward_data", "winograd"),
     ((1, 3, 640, 640), (32, 3, 6, 6), dict(stride=2, padding=2), "backward_weight", "avx512"),
     ((1, 3, 88, 88), (32, 3, 6, 6), dict(stride=2, padding=2), "backward_data", "direct"),  # 1936
-    ((1, 3, 90, 90), (32, 3, 9, 9), dict(stride=3), "backward_data", "direct"),  # unmeasured
+    ((1, 3, 224, 224), (32, 3, 9, 9), dict(stride=3), "backward_data", "direct"),  # unmeasured
     ((1, 3, 64, 64), (96, 3, 11, 11), dict(stride=4, padding=2), "forward", "direct"),  # 196 out
     ((1, 3, 16000), (64, 3, 11), dict(stride=4), "forward", "direct"),  # 1-D: not measured
     # stride 4 with 3 taps per phase, backward data: Winograd's stacked-input gradient

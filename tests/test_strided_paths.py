@@ -153,6 +153,9 @@ def test_auto_kernels_that_tile_the_input(isa):
         assert e.algo == "direct" and "per tap" in e.reason, str(e)
         e = explain((1, 64, 128, 128), (128, 64, 3, 3), padding=1)
         assert "2x2 / 2" not in e.reason, str(e)
+        # Output rows the per-tap path serves (64 wide, 16+ channels): not the row kernels'.
+        e = explain((1, 64, 256, 64), (128, 64, 2, 2))
+        assert "2x2 / 2" not in e.reason, str(e)
         # The transposed layer's forward (the conv's backward data) keeps its own rule.
         up = fc.explain((1, 128, 64, 64), (128, 64, 2, 2), op="conv_transpose", stride=2)
         assert "2x2 / 2" not in up.reason, str(up)

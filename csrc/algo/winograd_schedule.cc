@@ -57,19 +57,35 @@ Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem
   const bool weight_pass = pass == ConvPass::kBackwardWeight;
   p.kernel_blocks = !weight_pass && p.tiles < p.kg &&
                     p.coords * p.cg * all_tiles * elem <= (int64_t(16) << 20);
+  int64_t blocks_per_thread = 2;  // for parallel blocks (below)
   if (p.kernel_blocks) {
     p.block = all_tiles;
     const int64_t budget = block_budget_bytes(true);
-    int64_t kb = std::clamp<int64_t>(budget / (p.coords * (p.cg + p.block) * elem), 16, p.kg);
+    // (not std::clamp: kg may be under 16)
+    int64_t kb = std::min<int64_t>(
+        std::max<int64_t>(budget / (p.coords * (p.cg + p.block) * elem), 16), p.kg);
     // At least one block per thread, their count a multiple of the threads and their sizes
     // even: blocks straight from the budget could leave one thread a near-empty last block
     // (512 -> 512 on 16x16, 64 tiles, F(2x2): 170 + 170 + 170 + 2 output channels, one thread
     // doing 340 and the other 172). Each block's GEMMs pack all of V again, so no more blocks
     // than that: two per thread packed it 4 times on res4.3x3 (256 ch 14x14, 0.72 vs 0.67 ms
-    // as one block per thread; AVX2 1.16 vs 1.07).
+    // as one block per thread; AVX2 1.16 vs 1.07), unless rounding to 16 channels leaves the
+    // last one short (40 channels: 32 + 8), where two per thread stay.
     if (threads > 1) {
-      const int64_t count = round_up(std::max(ceil_div(p.kg, kb), threads), threads);
-      kb = std::max<int64_t>(16, round_up(ceil_div(p.kg, count), 16));
+      const int64_t from_budget = kb;
+      const auto sized = [&](int64_t per_thread) {
+        const int64_t count =
+            round_up(std::max(ceil_div(p.kg, from_budget), per_thread * threads), threads);
+        return std::max<int64_t>(16, round_up(ceil_div(p.kg, count), 16));
+      };
+      const int64_t one = sized(1), blocks = ceil_div(p.kg, one);
+      const int64_t last = p.kg - (blocks - 1) * one;
+      if (blocks % threads == 0 && 20 * last >= 19 * one) {
+        kb = one;
+        blocks_per_thread = 1;
+      } else {
+        kb = sized(2);
+      }
     }
     p.kb = std::min(kb, p.kg);
     p.blocks = ceil_div(p.kg, p.kb);
@@ -113,9 +129,8 @@ Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem
   // share one group's input transform.
   const int64_t units = p.kernel_blocks ? p.blocks : p.blocks * f.groups;
   // The weight gradient sums over blocks: one block at a time, each stage split over threads.
-  // Kernel blocks are even (above): one per thread runs in parallel; tile blocks need two.
-  const int64_t per_thread = p.kernel_blocks ? 1 : 2;
-  p.parallel_blocks = !weight_pass && threads > 1 && units >= per_thread * threads;
+  // Even kernel blocks (above) run in parallel from one per thread; others need two.
+  p.parallel_blocks = !weight_pass && threads > 1 && units >= blocks_per_thread * threads;
   p.slots = p.parallel_blocks ? threads : 1;
   p.u_ks = unaliased(p.coords * p.cg, elem);
   p.v_cs = unaliased(p.coords * p.block, elem);

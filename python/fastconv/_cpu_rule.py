@@ -87,7 +87,8 @@ def _patch_rows(p: "_Shape") -> bool:
         return False
     if len(p.kernel) != 2 or p.kernel != (2, 2) or not _tiling_kernel(p):
         return False
-    return p.spatial >= 16384
+    # (rows the per-tap path serves are not the row kernels' and were not measured)
+    return p.spatial >= 16384 and not _taps_served(p, False)
 
 
 def _full_winograd_vectors(p: "_Shape", tiles: int) -> bool:
@@ -180,17 +181,17 @@ def _strided_packed(p: "_Shape", unit_stride: bool) -> bool:
 def _five_tap_winograd(p: "_Shape", unit_stride: bool) -> bool:
     """Whether a dense 2-D 5x5 stride-1 forward or backward data runs Winograd F(2x2,5x5) (36
     transform-domain products per 2x2 outputs where the direct sum takes 100): 64-128 channels
-    each side (the float32 error grows with the channels the transform domain sums: 4.4-5.6x
-    implicit_gemm's at 64, 7.4-8.4x at 128, 8-13x at 256; the weight gradient's F(5x5,2x2), ~18x,
-    stays on implicit_gemm) and rows of 28+ (smaller images keep the per-tap path). 2 threads,
-    median ms, forward / backward data, winograd vs the previous auto (torch), AVX-512:
-    dense5x5 (64 ch 56x56) 1.55/1.57 vs 1.95/1.96 fft (1.69/1.73); 128 ch 28x28 1.44/1.49 vs
-    1.65/1.68 direct (1.60/1.68). AVX2: 2.20/2.25 vs 2.21/2.22, 2.03/2.06 vs 3.01/3.02. At
-    AVX-512 from 48 channels since the transforms' vector lane movement: Inception's 48->64 on
-    35x35 0.52/0.57 vs direct 0.59/0.64 (it lost before, 0.69), 48 ch 28x28 0.27/0.27 vs
-    0.33/0.34, 48->64 56x56 1.04/1.08 vs fft 1.62/1.53; AVX2 mixed (0.85/1.01 vs 0.98/0.98,
-    1.72/1.82 vs fft 1.81/1.70), so 64 there. Where it loses: 64 ch 14x14 x8 1.36 vs 0.92, 32
-    ch 112x112 1.89 vs fft 1.80 (AVX2 3.02 vs 2.05)."""
+    each side, 48-128 at AVX-512 (the float32 error grows with the channels the transform domain
+    sums: 4.4-5.6x implicit_gemm's at 64, 7.4-8.4x at 128, 8-13x at 256; the weight gradient's
+    F(5x5,2x2), ~18x, stays on implicit_gemm) and rows of 28+ (smaller images keep the per-tap
+    path). 2 threads, median ms, forward / backward data, winograd vs the previous auto (torch),
+    AVX-512: dense5x5 (64 ch 56x56) 1.55/1.57 vs 1.95/1.96 fft (1.69/1.73); 128 ch 28x28
+    1.44/1.49 vs 1.65/1.68 direct (1.60/1.68). AVX2: 2.20/2.25 vs 2.21/2.22, 2.03/2.06 vs
+    3.01/3.02. At AVX-512 from 48 channels since the transforms' vector lane movement:
+    Inception's 48->64 on 35x35 0.52/0.57 vs direct 0.59/0.64 (it lost before, 0.69), 48 ch
+    28x28 0.27/0.27 vs 0.33/0.34, 48->64 56x56 1.04/1.08 vs fft 1.62/1.53; AVX2 mixed (0.85/1.01
+    vs 0.98/0.98, 1.72/1.82 vs fft 1.81/1.70), so 64 there. Where it loses: 64 ch 14x14 x8 1.36
+    vs 0.92, 32 ch 112x112 1.89 vs fft 1.80 (AVX2 3.02 vs 2.05)."""
     if not unit_stride or p.conv_pass == "backward_weight" or p.groups != 1:
         return False
     if p.kernel != (5, 5):
@@ -297,7 +298,7 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
     the transforms' vectors fill) while the transformed kernels (alpha^2 x stacked channels x K)
     fit in L2: the conv's forward (the transposed layer's backward data), and its backward data
     (the transposed forward) where the stacked input's gradient, one position longer per dim
-    than the phase planes, still takes at most half the direct products (_two_tap_products:
+    than the phase planes, still takes at most 0.57 of the direct products (_two_tap_products:
     32x32 planes 0.47, 16x16 and 8x8 0.56). 2 threads, median ms, winograd vs the previous
     auto, Xeon AVX-512 / AVX2, transposed layers (the bench's forward = the conv's backward
     data, its backward data = the conv's forward):
@@ -330,7 +331,7 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
         return True
     phases = math.prod(p.stride)
     stacked = phases * p.c_per_group
-    # The tile rule's and AVX2's backward-data rule's reach: transformed kernels up to 32 MiB
+    # The tile rule's and the backward-data rule's reach: transformed kernels up to 32 MiB
     # (measured up to 18.9 MB; wider layers were not, and their workspace grows with them).
     capped = 16 * stacked * p.k_per_group * p.itemsize <= (32 << 20)
     if p.conv_pass == "forward" and len(p.kernel) == 2 and capped:
@@ -373,7 +374,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
       csrc/algo/implicit_gemm.cc), it wins those too (2 threads, median ms, implicit_gemm vs
       im2col, AVX-512 / AVX2): 512 ch 7x7 1.55 vs 2.08 / 1.53 vs 2.12, 256 ch 7x7 0.47 vs
       0.55 / 0.40 vs 0.56, 64 ch 7x7 0.044 vs 0.124, 1024 -> 256 ch 4x4 1.11 vs 1.42 / 0.81 vs
-      1.26: im2col only for strided ones.
+      1.26: im2col only for strided ones (and, since, first layers' short kernels and 1xN / Nx1
+      kernels on small images: _stem_column_data and the small-image clause).
     - One input channel per group (depthwise, any channel multiplier; also a single-channel
       signal) runs the depthwise algorithm: SIMD loops per channel plane beat any GEMM, which
       has nothing to block over (mobilenetv2.dw112 forward 2.1x torch vs reference 0.05x;
@@ -400,8 +402,10 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
       algorithm's row kernels (register blocks of output channels x output-row vectors over
       phase-split planes), strided or not (the stride-1 forward on one image; it once ran
       implicit_gemm, vgg conv1_1 1.35x vs 1.13x torch, and today direct matches it; batches of
-      small images still do, see the rule's comment; the 2-D forward at stride 4+ with 3 taps
-      per phase on 2048+ outputs, alexnet.conv1's, runs Winograd: _stem_phase_winograd),
+      small images still do, see the rule's comment; 2-D layers with 3 taps per stride phase,
+      alexnet.conv1's and YOLOv5s's, run Winograd: _stem_phase_winograd; 3x3 backward data
+      on 4096+ positions runs im2col: _stem_column_data, so the backward-data figures below
+      are history there),
       except weight gradients of kernels over 25 taps (alexnet.conv1 0.70x vs implicit_gemm
       0.85-0.95x; resnet50.conv1 1.1x vs 0.89x on avx512 but 0.50-0.58x vs 0.58-0.65x on
       avx2). 1 thread, avx512, vs torch, direct vs best other:

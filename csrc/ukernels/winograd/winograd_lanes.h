@@ -3,7 +3,9 @@
 // lane-major arrays the transforms work on. Each has a vector form per ISA (masked loads and
 // stores, two-source permutes); the element loops they replace compiled to a scalar load and
 // insert per element and were 60-80% of the transforms' time on partial runs (every image
-// whose width is not a multiple of L tiles) and on 3-, 4- and 6-column tiles.
+// whose width is not a multiple of L tiles) and on 3-, 4- and 6-column tiles. AVX-512 has a
+// form for every column count up to 16; AVX2 for 2 and 4 columns (and, float32, 8+ columns:
+// kernel taps); elsewhere the callers' element loops run.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -269,13 +271,14 @@ FASTCONV_LANES_INLINE bool deinterleave_lanes(const T* row, T (*d)[64 / sizeof(T
   if constexpr (MW > 16) {
     (void)row, (void)d;
     return false;
+  } else {
+    using Z = Zmm<T>;
+    typename Z::V src[MW], out[MW];
+    for (int v = 0; v < MW; ++v) src[v] = Z::load(row + v * Z::kN);
+    permute_lanes<T, MW, true>(src, out);
+    for (int j = 0; j < MW; ++j) Z::store(d[j], out[j]);
+    return true;
   }
-  using Z = Zmm<T>;
-  typename Z::V src[MW], out[MW];
-  for (int v = 0; v < MW; ++v) src[v] = Z::load(row + v * Z::kN);
-  permute_lanes<T, MW, true>(src, out);
-  for (int j = 0; j < MW; ++j) Z::store(d[j], out[j]);
-  return true;
 #elif defined(__AVX2__)
   if constexpr (sizeof(T) == 4 && MW == 2) {
     for (int h = 0; h < 2; ++h) {
