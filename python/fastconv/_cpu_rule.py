@@ -119,10 +119,14 @@ def _winograd_few_tiles(p: "_Shape", tiles: int) -> bool:
     tiles) 0.66/0.78 vs 0.77/0.81; 1.07/1.21 vs 1.31/1.33; 512 ch 15x15 2.50/3.05 vs 2.99/3.19;
     3.83/4.42 vs 4.97/5.12; Inception's 384 ch 17x17 1.85/2.20 vs 2.13/2.29; 3.00/3.28 vs
     3.47/3.54; 1024 ch 19x19 16.8/21.9 vs 19.1/22.3; 26.6/31.8 vs 32.5/34.5; 256 ch 14x14 x2
-    1.06/1.19 vs 1.22/1.28; 1.80/1.94 vs 2.32/2.33. 49 tiles (14x14): AVX2 forward 256 ch
-    1.06 vs 1.18 (res4.3x3), 512 ch 3.84 vs 4.46, 256->512 1.96 vs 2.35, but 128 ch 13x13 0.33
-    vs 0.29 and backward data even (1.19 vs 1.19); AVX-512 loses them (0.66/0.78 vs
-    0.63/0.66). Rows of at least 14 outputs (7 tiles per run of the transforms' 16 lanes):
+    1.06/1.19 vs 1.22/1.28; 1.80/1.94 vs 2.32/2.33. 49 tiles (14x14): AVX2 forward 256 ch 1.06
+    vs 1.18 (res4.3x3), 512 ch 3.84 vs 4.46, 256->512 1.96 vs 2.35, but 128 ch 13x13 0.33 vs
+    0.29 and backward data even (1.19 vs 1.19); AVX-512 loses them (0.66/0.78 vs 0.63/0.66).
+    Fewer channels at 64-128 tiles win or tie too (AVX-512; AVX2): 128 ch 15x15 0.21/0.24 vs
+    0.24/0.24; 0.32/0.34 vs 0.39/0.39, 128 ch 19x19 0.34/0.37 vs 0.41/0.39; 0.56/0.57 vs
+    0.62/0.63, 64 ch 15x15 0.095/0.103 vs 0.101/0.104; 0.111/0.117 vs 0.123/0.125, except 64 ch
+    19x19's forward at AVX-512 (0.139 vs 0.129) and 32 ch 16x16 at AVX2 (0.054/0.056 vs
+    0.051/0.054). Rows of at least 14 outputs (7 tiles per run of the transforms' 16 lanes):
     smaller images keep the per-tap path at any batch (res5.3x3 x8, 7x7: 9.25/9.82 vs
     13.0/12.8)."""
     if p.itemsize != 4 or len(p.kernel) != 2 or p.conv_pass == "backward_weight":
