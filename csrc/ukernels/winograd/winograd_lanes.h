@@ -20,22 +20,33 @@ namespace fastconv {
 // Internal linkage: each ISA's file compiles its own copy with its own flags (no ODR clash).
 namespace {
 
+// Forced inlining for the transforms' helpers (also used by winograd_transforms.h).
 #if defined(__GNUC__) || defined(__clang__)
-#define FASTCONV_LANES_INLINE __attribute__((always_inline)) inline
-#define FASTCONV_LANES_INLINE_LAMBDA __attribute__((always_inline))
+#define FASTCONV_WINOGRAD_INLINE __attribute__((always_inline)) inline
+#define FASTCONV_WINOGRAD_INLINE_LAMBDA __attribute__((always_inline))
 #else
-#define FASTCONV_LANES_INLINE inline
-#define FASTCONV_LANES_INLINE_LAMBDA
+#define FASTCONV_WINOGRAD_INLINE inline
+#define FASTCONV_WINOGRAD_INLINE_LAMBDA
 #endif
 
+template <typename F, std::size_t... I>
+FASTCONV_WINOGRAD_INLINE void static_for_impl(F&& f, std::index_sequence<I...>) {
+  (f(std::integral_constant<int, int(I)>{}), ...);
+}
+// f(integral_constant<0>) ... f(integral_constant<N-1>): indices usable in constant expressions.
+template <int N, typename F>
+FASTCONV_WINOGRAD_INLINE void static_for(F&& f) {
+  static_for_impl(f, std::make_index_sequence<N>{});
+}
+
 // Bits [a, b) of a 32-bit mask (0 <= a, b <= 32; empty when b <= a).
-FASTCONV_LANES_INLINE uint32_t bit_range(int64_t a, int64_t b) {
+FASTCONV_WINOGRAD_INLINE uint32_t bit_range(int64_t a, int64_t b) {
   if (b <= a) return 0;
   const uint64_t hi = (uint64_t(1) << b) - 1, lo = (uint64_t(1) << a) - 1;
   return uint32_t(hi & ~lo);
 }
 
-FASTCONV_LANES_INLINE int64_t clamp64(int64_t x, int64_t lo, int64_t hi) {
+FASTCONV_WINOGRAD_INLINE int64_t clamp64(int64_t x, int64_t lo, int64_t hi) {
   return x < lo ? lo : x > hi ? hi : x;
 }
 
@@ -106,24 +117,15 @@ struct LanePlan {
   static constexpr uint32_t mask = make_mask();
 };
 
-template <typename F, std::size_t... K>
-FASTCONV_LANES_INLINE void lanes_for_impl(F&& f, std::index_sequence<K...>) {
-  (f(std::integral_constant<int, int(K)>{}), ...);
-}
-template <int N, typename F>
-FASTCONV_LANES_INLINE void lanes_for(F&& f) {
-  lanes_for_impl(f, std::make_index_sequence<N>{});
-}
-
 // out[o] = the vectors a LanePlan with sources src[0..MW) selects for output o < MW.
 template <typename T, int MW, bool ToColumns>
-FASTCONV_LANES_INLINE void permute_lanes(const typename Zmm<T>::V* src,
+FASTCONV_WINOGRAD_INLINE void permute_lanes(const typename Zmm<T>::V* src,
                                          typename Zmm<T>::V* out) {
   using Z = Zmm<T>;
   constexpr int kPairs = (MW + 1) / 2;
-  lanes_for<MW>([&](auto o) FASTCONV_LANES_INLINE_LAMBDA {
+  static_for<MW>([&](auto o) FASTCONV_WINOGRAD_INLINE_LAMBDA {
     typename Z::V acc{};
-    lanes_for<kPairs>([&](auto p) FASTCONV_LANES_INLINE_LAMBDA {
+    static_for<kPairs>([&](auto p) FASTCONV_WINOGRAD_INLINE_LAMBDA {
       using Plan = LanePlan<typename Z::I, Z::kN, MW, o, p, ToColumns>;
       constexpr int a = 2 * p, b = 2 * p + 1 < MW ? 2 * p + 1 : 2 * p;
       const auto v = Z::perm2(src[a], Plan::idx.data(), src[b]);
@@ -141,7 +143,7 @@ FASTCONV_LANES_INLINE void permute_lanes(const typename Zmm<T>::V* src,
 // dst[x] = lo <= x < hi ? src[x] : 0 for x < count (count a multiple of 64 bytes of T); reads
 // only src[lo, hi), so src may point before or past its plane.
 template <typename T>
-FASTCONV_LANES_INLINE void load_range(const T* src, int64_t lo, int64_t hi, int64_t count,
+FASTCONV_WINOGRAD_INLINE void load_range(const T* src, int64_t lo, int64_t hi, int64_t count,
                                       T* dst) {
 #if defined(__AVX512F__)
   using Z = Zmm<T>;
@@ -175,7 +177,7 @@ FASTCONV_LANES_INLINE void load_range(const T* src, int64_t lo, int64_t hi, int6
 // dst[x] = src[x] for x < n: masked vector stores where the ISA has them (the plain loop became
 // a memmove call, whose overhead cost ~5% on small images).
 template <typename T>
-FASTCONV_LANES_INLINE void store_prefix(const T* src, int64_t n, T* dst) {
+FASTCONV_WINOGRAD_INLINE void store_prefix(const T* src, int64_t n, T* dst) {
 #if defined(__AVX512F__)
   using Z = Zmm<T>;
   int64_t x = 0;
@@ -204,7 +206,7 @@ FASTCONV_LANES_INLINE void store_prefix(const T* src, int64_t n, T* dst) {
 
 #if defined(__AVX2__) && !defined(__AVX512F__)
 // In each 128-bit half, rows a, b, c, d of a 4 x 4 block become its columns.
-FASTCONV_LANES_INLINE void transpose4_halves(__m256& a, __m256& b, __m256& c, __m256& d) {
+FASTCONV_WINOGRAD_INLINE void transpose4_halves(__m256& a, __m256& b, __m256& c, __m256& d) {
   const __m256 t0 = _mm256_unpacklo_ps(a, b), t1 = _mm256_unpackhi_ps(a, b);
   const __m256 t2 = _mm256_unpacklo_ps(c, d), t3 = _mm256_unpackhi_ps(c, d);
   a = _mm256_shuffle_ps(t0, t2, 0x44);
@@ -212,15 +214,15 @@ FASTCONV_LANES_INLINE void transpose4_halves(__m256& a, __m256& b, __m256& c, __
   c = _mm256_shuffle_ps(t1, t3, 0x44);
   d = _mm256_shuffle_ps(t1, t3, 0xEE);
 }
-FASTCONV_LANES_INLINE __m256 load_halves(const float* lo, const float* hi) {
+FASTCONV_WINOGRAD_INLINE __m256 load_halves(const float* lo, const float* hi) {
   return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(lo)), _mm_loadu_ps(hi), 1);
 }
-FASTCONV_LANES_INLINE void store_halves(__m256 v, float* lo, float* hi) {
+FASTCONV_WINOGRAD_INLINE void store_halves(__m256 v, float* lo, float* hi) {
   _mm_storeu_ps(lo, _mm256_castps256_ps128(v));
   _mm_storeu_ps(hi, _mm256_extractf128_ps(v, 1));
 }
 // Rows r[0..8) of an 8 x 8 block become its columns.
-FASTCONV_LANES_INLINE void transpose8(__m256* r) {
+FASTCONV_WINOGRAD_INLINE void transpose8(__m256* r) {
   const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
   const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
   const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
@@ -241,7 +243,7 @@ FASTCONV_LANES_INLINE void transpose8(__m256* r) {
 // d[j][l] = src[l * rs + j] for j < MW, l < 16 by 8 x 8 transposes (columns past a multiple of
 // 8 gathered element by element); reads only those elements.
 template <int MW>
-FASTCONV_LANES_INLINE void deinterleave_by_transposes(const float* src, int64_t rs,
+FASTCONV_WINOGRAD_INLINE void deinterleave_by_transposes(const float* src, int64_t rs,
                                                       float (*d)[16]) {
   for (int h = 0; h < 2; ++h) {
     const float* r0 = src + 8 * h * rs;
@@ -264,7 +266,7 @@ FASTCONV_LANES_INLINE void deinterleave_by_transposes(const float* src, int64_t 
 // d[j][l] = row[l * MW + j] for j < MW, l < L (L = 64 bytes of T); false where this ISA has no
 // vector form for MW (the caller's element loop runs).
 template <typename T, int MW>
-FASTCONV_LANES_INLINE bool deinterleave_lanes(const T* row, T (*d)[64 / sizeof(T)]) {
+FASTCONV_WINOGRAD_INLINE bool deinterleave_lanes(const T* row, T (*d)[64 / sizeof(T)]) {
 #if defined(__AVX512F__)
   // Up to 16 columns (a 3x3 kernel's 9 taps): MW x (MW + 1) / 2 permutes and blends; past that
   // the element loop does as well.
@@ -329,7 +331,7 @@ FASTCONV_LANES_INLINE bool deinterleave_lanes(const T* row, T (*d)[64 / sizeof(T
 // weight); false where this ISA has no vector form (float32 with up to 16 columns at AVX-512,
 // 8+ below it; contiguous rows as deinterleave_lanes).
 template <typename T, int MW>
-FASTCONV_LANES_INLINE bool gather_lanes(const T* src, int64_t rs, T (*d)[64 / sizeof(T)]) {
+FASTCONV_WINOGRAD_INLINE bool gather_lanes(const T* src, int64_t rs, T (*d)[64 / sizeof(T)]) {
   if (rs == MW) return deinterleave_lanes<T, MW>(src, d);
 #if defined(__AVX512F__)
   if constexpr (sizeof(T) == 4 && MW <= 16) {
@@ -359,7 +361,7 @@ FASTCONV_LANES_INLINE bool gather_lanes(const T* src, int64_t rs, T (*d)[64 / si
 
 // row[l * MW + j] = o[j][l] + bias for j < MW, l < L; false as deinterleave_lanes.
 template <typename T, int MW>
-FASTCONV_LANES_INLINE bool interleave_lanes(const T (*o)[64 / sizeof(T)], T bias, T* row) {
+FASTCONV_WINOGRAD_INLINE bool interleave_lanes(const T (*o)[64 / sizeof(T)], T bias, T* row) {
 #if defined(__AVX512F__)
   using Z = Zmm<T>;
   typename Z::V src[MW], out[MW];
@@ -413,7 +415,5 @@ FASTCONV_LANES_INLINE bool interleave_lanes(const T (*o)[64 / sizeof(T)], T bias
 #endif
 }
 
-#undef FASTCONV_LANES_INLINE
-#undef FASTCONV_LANES_INLINE_LAMBDA
 }  // namespace
 }  // namespace fastconv

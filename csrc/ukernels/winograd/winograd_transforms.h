@@ -18,24 +18,6 @@ namespace {
 // linker for other files.
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-#if defined(__GNUC__) || defined(__clang__)
-#define FASTCONV_WINOGRAD_INLINE __attribute__((always_inline)) inline
-#define FASTCONV_WINOGRAD_INLINE_LAMBDA __attribute__((always_inline))
-#else
-#define FASTCONV_WINOGRAD_INLINE inline
-#define FASTCONV_WINOGRAD_INLINE_LAMBDA
-#endif
-
-template <typename F, std::size_t... I>
-FASTCONV_WINOGRAD_INLINE void static_for_impl(F&& f, std::index_sequence<I...>) {
-  (f(std::integral_constant<int, int(I)>{}), ...);
-}
-// f(integral_constant<0>) ... f(integral_constant<N-1>): indices usable in constant expressions.
-template <int N, typename F>
-FASTCONV_WINOGRAD_INLINE void static_for(F&& f) {
-  static_for_impl(f, std::make_index_sequence<N>{});
-}
-
 // dst[o][l] = sum_i mat[o][i] * src[i][l] for o < R, i < C, l < L (element o of dst at
 // dst + o * ds, of src at src + i * ss); zero coefficients are skipped at compile time.
 template <typename T, int L, int R, int C, const double (*Mat)[C]>
