@@ -180,29 +180,31 @@ struct Tiles {
   }
 
   static void kernel(const T* k, int64_t ps, int64_t np, bool flip, T* u, int64_t as) {
-    alignas(64) T g[kRH][R][kL];
+    constexpr int kTaps = kRH * R;
+    alignas(64) T g[kTaps][kL];  // tap i * R + j of kernel l at g[i * R + j][l]
     alignas(64) T out[kAH][kAW][kL];
     // Callers step through runs of kL kernels (the next at k + kL * ps): fetch the one after
     // next now. The weights are read once per call, usually from memory, and each run's loads
     // otherwise wait for their lines one run at a time.
     for (int l = 0; l < kL; ++l) __builtin_prefetch(k + (2 * kL + l) * ps);
-    constexpr int kTaps = kRH * R;
     // A full run of kernels (taps contiguous, ps apart): one transpose of kL x taps, instead of
-    // a scalar load and insert per element.
-    alignas(64) T taps[kTaps][kL];
-    if (np == kL && gather_lanes<T, kTaps>(k, ps, taps)) {
-      for (int t = 0; t < kTaps; ++t) {
-        const T* from = taps[flip ? kTaps - 1 - t : t];
-        for (int l = 0; l < kL; ++l) (&g[0][0][0])[t * kL + l] = from[l];
+    // a scalar load and insert per element; true convolution then reverses the taps.
+    if (np == kL && gather_lanes<T, kTaps>(k, ps, g)) {
+      if (flip) {
+        for (int t = 0; t < kTaps / 2; ++t)
+          for (int l = 0; l < kL; ++l) {
+            const T first = g[t][l];
+            g[t][l] = g[kTaps - 1 - t][l];
+            g[kTaps - 1 - t][l] = first;
+          }
       }
     } else {
-      for (int i = 0; i < kRH; ++i)
-        for (int j = 0; j < R; ++j) {
-          const int64_t tap = flip ? (kRH - 1 - i) * R + (R - 1 - j) : i * R + j;
-          for (int l = 0; l < kL; ++l) g[i][j][l] = l < np ? k[l * ps + tap] : T(0);
-        }
+      for (int t = 0; t < kTaps; ++t) {
+        const int64_t tap = flip ? kTaps - 1 - t : t;
+        for (int l = 0; l < kL; ++l) g[t][l] = l < np ? k[l * ps + tap] : T(0);
+      }
     }
-    apply_2d<T, kL, kAH, kRH, FH::G, kAW, R, FW::G>(&g[0][0][0], &out[0][0][0]);
+    apply_2d<T, kL, kAH, kRH, FH::G, kAW, R, FW::G>(&g[0][0], &out[0][0][0]);
     store(&out[0][0][0], kAH * kAW, np, u, as);
   }
 
