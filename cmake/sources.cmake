@@ -11,6 +11,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/ref/pool_ref.cc
   csrc/algo/box_weight.cc
   csrc/algo/conv_panels.cc
+  csrc/algo/panel_runs.cc
   csrc/algo/wide_phases.cc
   csrc/algo/im2col.cc
   csrc/algo/column_backward_data.cc
@@ -60,6 +61,8 @@ set(FASTCONV_CORE_SOURCES
   csrc/ukernels/pool/pool_scalar.cc
   csrc/ukernels/pool/pool_table.cc
   csrc/ukernels/transpose/transpose_scalar.cc
+  csrc/ukernels/panel/panel_scalar.cc
+  csrc/ukernels/panel/panel_table.cc
   csrc/ukernels/transpose/transpose_table.cc
 )
 
@@ -75,6 +78,7 @@ set(FASTCONV_AVX2_SOURCES
   csrc/ukernels/winograd/winograd_transforms_avx2.cc
   csrc/ukernels/pool/pool_avx2.cc
   csrc/ukernels/transpose/transpose_avx2.cc
+  csrc/ukernels/panel/panel_avx2.cc
 )
 set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/gemm/f32_gemm_12x32_avx512.cc
@@ -87,6 +91,7 @@ set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/winograd/winograd_transforms_avx512.cc
   csrc/ukernels/pool/pool_avx512.cc
   csrc/ukernels/transpose/transpose_avx512.cc
+  csrc/ukernels/panel/panel_avx512.cc
 )
 
 if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")

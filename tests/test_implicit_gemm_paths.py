@@ -27,6 +27,10 @@ the tensor they read are read in place by the micro-kernel (ForwardColumns::rows
 BackwardDataColumns::rows): padded 2-D, dilated 1-D, folded images and rank 3, against the
 oracle.
 
+Packed forward and unit-step backward-data panels (columns crossing rows and images, padding on
+every side, a k block starting inside a channel) at every ISA level, whose panel-row kernels
+(csrc/ukernels/panel) differ: masked AVX-512 / AVX2 loads, or element by element.
+
 FASTCONV_SPIN_US, which the threaded calls exercise."""
 
 from __future__ import annotations
@@ -142,6 +146,41 @@ def test_panels_read_in_place(case, dtype, rng, poisoned_outputs):
     gx = fastconv.conv_backward_data(gy, w, x.shape, algo="implicit_gemm", **kw)
     want = ref.conv_backward_data(gy, w, x.shape, **kw)
     assert_close(gx, want, reduction=w_shape[0] * math.prod(w_shape[2:]))
+
+
+# (name, x shape, weight shape, keyword arguments): packed B panels (csrc/ukernels/panel) whose
+# columns cross rows and images, with padding on every side, so that a panel row is several
+# stretches, some cut short by the padding and some rows outside the input
+PACKED = [
+    ("1x7-folded", (3, 8, 9, 9), (8, 8, 1, 7), dict(padding=(0, 3))),
+    ("7x7-pad3", (2, 3, 7, 7), (8, 3, 7, 7), dict(padding=3)),
+    # 40 channels x 9 taps = 360 rows: the second k block starts inside a channel
+    ("k-block-mid-channel", (2, 40, 6, 5), (16, 40, 3, 3), dict(padding=1)),
+    ("dilated-rows-outside", (2, 8, 5, 6), (12, 8, 3, 3), dict(padding=3, dilation=2)),
+    ("asymmetric", (1, 6, 4, 11), (10, 6, 2, 5), dict(padding=(1, 4))),
+    # strided: backward data by stride phases (unit-step panels of grad_y)
+    ("strided", (2, 8, 9, 9), (12, 8, 3, 3), dict(stride=2, padding=1)),
+    ("rank1", (3, 8, 21), (12, 8, 5), dict(padding=4)),
+    ("rank3", (2, 4, 3, 4, 5), (8, 4, 3, 2, 3), dict(padding=(1, 1, 2))),
+]
+
+
+@pytest.mark.parametrize("mode", ["cross", "conv"])
+@pytest.mark.parametrize("case", PACKED, ids=lambda c: c[0])
+def test_packed_panels_at_each_isa(case, mode, fastconv_with_env, isa, rng):
+    """Forward and backward data through packed panels at every ISA level (each packs a panel
+    row with its own kernel: masked vector loads, or element by element), both dtypes, against
+    the oracle."""
+    _, x_shape, w_shape, kw = case
+    fc = fastconv_with_env(FASTCONV_ISA=isa)
+    for dtype in DTYPES:
+        x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+        y = fc.conv(x, w, algo="implicit_gemm", mode=mode, **kw)
+        assert_close(y, ref.conv(x, w, mode=mode, **kw), reduction=math.prod(w_shape[1:]))
+        gy = rand(rng, y.shape, dtype)
+        gx = fc.conv_backward_data(gy, w, x.shape, algo="implicit_gemm", mode=mode, **kw)
+        want = ref.conv_backward_data(gy, w, x.shape, mode=mode, **kw)
+        assert_close(gx, want, reduction=w_shape[0] * math.prod(w_shape[2:]))
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 // decoded once per panel, and in-bounds unit-stride runs are copied without per-element checks.
 #include "algo/conv_panels.h"
 
+#include "algo/panel_runs.h"
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -30,8 +32,6 @@ TapTable::TapTable(const ConvGeometry& g) {
 }
 
 namespace {
-
-inline bool inside(int64_t v, int64_t extent) { return static_cast<uint64_t>(v) < uint64_t(extent); }
 
 // Copies a short run (panel runs are often a handful of elements: a row of a small image):
 // constant-size copies the compiler inlines as vector moves, where a memcpy call of a few
@@ -78,56 +78,6 @@ inline void zero_run(int64_t len, T* dst, int64_t dst_stride) {
   for (int64_t j = 0; j < len; ++j) dst[j * dst_stride] = T(0);
 }
 
-// A stretch of consecutive positions along the innermost spatial dim: `len` positions from
-// index j0 of the panel; z, y, x are the input coordinates (window corner for output
-// positions) of its first position, img the element offset of its image (batch folding).
-struct Run {
-  int64_t j0, len, z, y, x, img;
-};
-
-// Splits output positions [o, o + count) into runs along rows of the output; positions past
-// one image continue in the next, image_stride elements on.
-int make_output_runs(const ConvGeometry& g, int64_t o, int64_t count, int64_t image_stride,
-                     std::vector<Run>& runs) {
-  runs.clear();
-  const int64_t per_image = std::max<int64_t>(1, g.out_spatial());
-  for (int64_t j = 0; j < count;) {
-    const int64_t n = o / per_image, local = o - n * per_image;
-    const int64_t ow = local % g.out[2], oh = (local / g.out[2]) % g.out[1];
-    const int64_t od = local / (g.out[2] * g.out[1]);
-    const int64_t len = std::min(count - j, g.out[2] - ow);
-    runs.push_back({j, len, od * g.stride[0] - g.pad_lo[0], oh * g.stride[1] - g.pad_lo[1],
-                    ow * g.stride[2] - g.pad_lo[2], n * image_stride});
-    j += len;
-    o += len;
-  }
-  return int(runs.size());
-}
-
-// Splits input positions [i, i + count) into runs along rows of the input (across images as
-// make_output_runs).
-int make_input_runs(const ConvGeometry& g, int64_t i, int64_t count, int64_t image_stride,
-                    std::vector<Run>& runs) {
-  runs.clear();
-  const int64_t per_image = std::max<int64_t>(1, g.in_spatial());
-  for (int64_t j = 0; j < count;) {
-    const int64_t n = i / per_image, local = i - n * per_image;
-    const int64_t ix = local % g.in[2], iy = (local / g.in[2]) % g.in[1];
-    const int64_t iz = local / (g.in[2] * g.in[1]);
-    const int64_t len = std::min(count - j, g.in[2] - ix);
-    runs.push_back({j, len, iz, iy, ix, n * image_stride});
-    j += len;
-    i += len;
-  }
-  return int(runs.size());
-}
-
-// Per-thread run lists: packing is called per panel and must not allocate each time.
-std::vector<Run>& run_buffer() {
-  thread_local std::vector<Run> runs;
-  return runs;
-}
-
 }  // namespace
 
 // How one run of a panel reads its source for one kernel tap (the same for every channel).
@@ -147,15 +97,38 @@ void pack_shifted_rows(const TapTable& taps_tab, int64_t taps, int sign, const D
                        int64_t image_stride, std::vector<Run>& runs, int64_t k0, int64_t kc, int64_t nc, int64_t nr,
                        int64_t first_col, bool input_runs, const Dims& shift,
                        const ConvGeometry& g, T* dst) {
-  thread_local std::vector<RunSource> t_sources;
-  std::vector<RunSource>& sources = t_sources;  // one TLS lookup per call, not per row
+  struct Tables {
+    std::vector<RunSource> sources;
+    std::vector<PanelStretch> stretches;
+    std::vector<int32_t> first;
+  };
+  thread_local Tables t_tables;
+  Tables& tables = t_tables;  // one TLS lookup per call (calls come per panel), not per row
+  std::vector<RunSource>& sources = tables.sources;
+  std::vector<PanelStretch>& stretches = tables.stretches;
+  std::vector<int32_t>& first = tables.first;
   const int64_t H = extent[1], W = extent[2];
+  // Unit-step panels of whole vectors go through the ISA's panel-row kernel.
+  const PanelKernels<T>& panel = panel_kernels<T>();
+  const bool vector_rows =
+      step == 1 && nr % panel.lanes == 0 && nr <= panel.max_columns;
   for (int64_t p0 = 0; p0 < nc; p0 += nr, dst += kc * nr) {
     const int64_t cols = std::min(nr, nc - p0);
     const int64_t nruns =
         input_runs ? make_input_runs(g, first_col + p0, cols, image_stride, runs)
                    : make_output_runs(g, first_col + p0, cols, image_stride, runs);
     for (Run& r : runs) r.z += shift[0], r.y += shift[1], r.x += shift[2];
+    if (vector_rows) {
+      // Each (tap, run) as a stretch of masked columns, for the taps the kc rows use (a k block
+      // of a long kernel uses few of them): the panel-row kernel then fills every row with a few
+      // masked vector loads.
+      const int64_t t0 = k0 % taps;
+      panel_stretches(taps_tab, taps, sign, extent, runs.data(), nruns, t0, std::min(taps, kc),
+                      stretches, first);
+      panel.fill_rows(kc, nr, taps, t0, src_base + (k0 / taps) * channel_stride, channel_stride,
+                      first.data(), stretches.data(), dst);
+      continue;
+    }
     // Where each run reads for each tap does not depend on the channel: decide it once per
     // panel, so a row of the panel is a table lookup and a copy.
     sources.resize(size_t(taps * nruns));

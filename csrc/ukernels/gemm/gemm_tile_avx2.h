@@ -22,6 +22,15 @@ struct GemmVec<float> {
   static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V bit_or(V a, V b) { return _mm256_or_ps(a, b); }
+  // Lanes whose bit is set in `bits` (an arbitrary pattern, lane 0 the lowest bit).
+  using Mask = __m256i;
+  static Mask mask_bits(uint64_t bits) {
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(int(bits & 0xff)), bit), bit);
+  }
+  // Masked lanes are zero and their memory is not touched.
+  static V load(Mask m, const float* p) { return _mm256_maskload_ps(p, m); }
 };
 
 template <>
@@ -34,6 +43,13 @@ struct GemmVec<double> {
   static void store(double* p, V v) { _mm256_storeu_pd(p, v); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static V bit_or(V a, V b) { return _mm256_or_pd(a, b); }
+  using Mask = __m256i;
+  static Mask mask_bits(uint64_t bits) {
+    const __m256i bit = _mm256_setr_epi64x(1, 2, 4, 8);
+    return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(int64_t(bits & 0xf)), bit), bit);
+  }
+  static V load(Mask m, const double* p) { return _mm256_maskload_pd(p, m); }
 };
 
 // Writes alpha * acc + beta * C for one row of NV vectors at `ci` (all lanes valid).

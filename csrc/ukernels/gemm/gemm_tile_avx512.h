@@ -24,7 +24,10 @@ struct GemmVec<float> {
   static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
   static Mask mask(int64_t n) { return n >= 16 ? Mask(0xffff) : Mask((1u << (n > 0 ? n : 0)) - 1); }
   static V load(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+  static Mask mask_bits(uint64_t bits) { return Mask(bits); }  // any pattern, lane 0 lowest
+  static V bit_or(V a, V b) { return _mm512_or_ps(a, b); }
   static void store(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
 };
 
 template <>
@@ -39,7 +42,10 @@ struct GemmVec<double> {
   static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
   static Mask mask(int64_t n) { return n >= 8 ? Mask(0xff) : Mask((1u << (n > 0 ? n : 0)) - 1); }
   static V load(Mask m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
+  static Mask mask_bits(uint64_t bits) { return Mask(bits); }
+  static V bit_or(V a, V b) { return _mm512_or_pd(a, b); }
   static void store(double* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
+  static void store(double* p, V v) { _mm512_storeu_pd(p, v); }
 };
 
 // Computes an MR x NV-vector tile from a B panel packed for a (possibly larger) tile (rows

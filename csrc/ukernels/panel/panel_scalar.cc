@@ -1,0 +1,4 @@
+// Panel-row kernels compiled for the scalar level (see panel_ukernels.h).
+#define FASTCONV_PANEL_NS scalar
+#define FASTCONV_PANEL_NAME(dtype) "panel_" dtype "_scalar"
+#include "ukernels/panel/panel_impl.h"
