@@ -115,7 +115,7 @@ SHORT_ROWS = [
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_auto_short_rows_leave_taps_at_avx512(x_shape, w_shape, kw, pass_, dtype):
     """Rows of at most 4 positions would run 4-row tiles on the taps path: at AVX-512 float32
-    auto runs implicit GEMM's 12-row tiles instead (_cpu_rule._short_segments); float64 and the
+    auto runs implicit GEMM's 12-row tiles instead (_cpu_taps._short_segments); float64 and the
     other ISA levels keep the taps path."""
     e = fastconv.explain(x_shape, w_shape, pass_=pass_, dtype=dtype, **kw)
     if fastconv.info()["isa_active"] == "avx512" and dtype == "float32":
@@ -191,7 +191,7 @@ SHAPES = [
 @pytest.mark.parametrize("x_shape,w_shape,kw", SHAPES)
 @pytest.mark.parametrize("pass_", ["forward", "backward_data"])
 def test_auto_names_the_direct_path_that_runs(x_shape, w_shape, kw, pass_):
-    """Where auto picks direct, its reason names the path the plan runs (_cpu_rule._taps_served
+    """Where auto picks direct, its reason names the path the plan runs (_cpu_taps._taps_served
     mirrors taps_serve in csrc/algo/direct_taps.cc)."""
     e = fastconv.explain(x_shape, w_shape, pass_=pass_, **kw)
     if e.algo == "direct":
@@ -266,12 +266,41 @@ def test_auto_winograd_on_few_tiles(isa):
         assert e.algo == "direct", str(e)  # float64: 8-tile vectors, not measured
 
 
-def test_auto_three_tap_kernels_leave_taps():
-    """1x3 and 3x1 kernels' forward on small images runs one packed GEMM (implicit_gemm) where
-    the per-tap path would make three calls per row segment; 1x7 keeps the per-tap path (their
-    backward data runs im2col: test_auto_factorised_kernels_backward_data_on_im2col)."""
-    for w_shape, pad in (((384, 384, 1, 3), (0, 1)), ((384, 384, 3, 1), (1, 0))):
-        e = fastconv.explain((1, 384, 8, 8), w_shape, padding=pad)
-        assert e.algo == "implicit_gemm" and "3-tap" in e.reason, str(e)
-    e = fastconv.explain((1, 128, 17, 17), (128, 128, 1, 7), padding=(0, 3))
-    assert e.algo == "direct", str(e)
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_packed_taps_leave_the_taps_path(isa):
+    """On the per-tap domain, one packed GEMM (implicit_gemm) runs (_cpu_taps._packed_taps):
+    kernels of at most 3 taps (1x3, 3x1, R(2+1)D's 3x1x1) in both passes, factorised 1xN / Nx1
+    forwards, and 3-D forwards over at most 96 channels on rows of at most 16 (I3D's Mixed_4b),
+    at both ISA levels; square 2-D kernels, 3-D kernels over more channels or longer rows, and
+    those 3-D layers' backward data keep the per-tap path."""
+    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        for x_shape, w_shape, pad in [
+            ((1, 384, 8, 8), (384, 384, 1, 3), (0, 1)),
+            ((1, 384, 8, 8), (384, 384, 3, 1), (1, 0)),
+            ((8, 576, 4, 14, 14), (256, 576, 3, 1, 1), (1, 0, 0)),
+        ]:
+            for pass_ in ("forward", "backward_data"):
+                e = fc.explain(x_shape, w_shape, padding=pad, pass_=pass_)
+                if pass_ == "backward_data" and len(w_shape) == 4:
+                    assert e.algo == "im2col", str(e)  # their 1xN backward-data rule
+                else:
+                    assert e.algo == "implicit_gemm" and "3-tap" in e.reason, str(e)
+        for x_shape, w_shape, pad in [
+            ((1, 128, 17, 17), (128, 128, 1, 7), (0, 3)),
+            ((8, 128, 17, 17), (192, 128, 7, 1), (3, 0)),
+        ]:
+            e = fc.explain(x_shape, w_shape, padding=pad)
+            assert e.algo == "implicit_gemm" and "1xN" in e.reason, str(e)
+        i3d = ((1, 96, 16, 14, 14), (208, 96, 3, 3, 3))
+        e = fc.explain(*i3d, padding=1)
+        assert e.algo == "implicit_gemm" and "3-D kernel over few channels" in e.reason, str(e)
+        for x_shape, w_shape, pass_ in [
+            (*i3d, "backward_data"),
+            ((1, 128, 8, 14, 14), (128, 128, 3, 3, 3), "forward"),  # more channels
+            ((1, 64, 8, 28, 28), (64, 64, 3, 3, 3), "forward"),  # longer rows
+            ((1, 512, 7, 7), (512, 512, 3, 3), "forward"),
+        ]:
+            e = fc.explain(x_shape, w_shape, padding=1, pass_=pass_)
+            assert e.algo != "implicit_gemm", str(e)

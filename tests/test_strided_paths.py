@@ -95,7 +95,7 @@ def test_auto_runs_upsampling_by_column_tiles():
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto_strided_forwards_leave_the_taps_path(isa):
-    """Strided float32 forwards that the per-tap path would take (_cpu_rule._strided_packed):
+    """Strided float32 forwards that the per-tap path would take (_cpu_taps._strided_packed):
     at AVX2 implicit GEMM's packed phases for batches with rows longer than 4 and single images
     with rows of 20+; at AVX-512 for batches with rows longer than 7 and single images with rows
     of 17+."""
@@ -123,7 +123,7 @@ def test_auto_strided_forwards_leave_the_taps_path(isa):
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto_kernels_that_tile_the_input(isa):
     """Kernel = stride, no padding (U-Net's 2x2 / 2): the per-tap path has no padding to skip, so
-    small images run implicit GEMM (_cpu_rule._tiling_kernel); one large image with up to 64
+    small images run implicit GEMM (_cpu_taps._tiling_kernel); one large image with up to 64
     input channels runs the direct row kernels (_cpu_rule._patch_rows)."""
     if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
         pytest.skip("this CPU has no AVX-512")

@@ -8,6 +8,14 @@ import math
 from typing import Any
 
 from ._cpu_shape import _active_isa, _Shape
+from ._cpu_taps import (
+    _packed_taps,
+    _short_segments,
+    _small_image_taps,
+    _strided_packed,
+    _taps_served,
+    _tiling_kernel,
+)
 
 
 def _direct_weight_taps() -> int:
@@ -17,63 +25,6 @@ def _direct_weight_taps() -> int:
     at AVX-512 but 3.11 vs 2.53 at AVX2; alexnet.conv1 (121 taps) 1.95 vs 1.82 / 3.01 vs 1.93.
     So 49 taps at AVX-512, 25 below it (the Xeon figures in cpu_rule agree)."""
     return 49 if _active_isa() == "avx512" else 25
-
-
-def _taps_served(p: "_Shape", unit_stride: bool) -> bool:
-    """Whether the direct algorithm runs this pass on its per-tap GEMM path: the conditions of
-    taps_serve in csrc/algo/direct_taps.cc, mirrored so that `auto` never names one direct path
-    while the other runs (dense, 16+ channels each side, output rows of at most 40 positions, 36
-    for kernels of 25+ taps; backward data at unit stride)."""
-    if p.groups != 1 or p.c_per_group < 16 or p.k_per_group < 16:
-        return False
-    limit = 36 if p.taps >= 25 else 40
-    if p.conv_pass == "forward":
-        return p.out_extents[-1] <= limit
-    return p.conv_pass == "backward_data" and unit_stride and p.in_extents[-1] <= limit
-
-
-def _small_image_taps(p: "_Shape", unit_stride: bool) -> bool:
-    """Whether `auto` runs a dense pass on the direct algorithm's per-tap GEMM path
-    (csrc/algo/direct_taps.h): wherever it is served (_taps_served; rows up to 40 wide for
-    short kernels, 36 where the FFT competes: Inception's 5x5 48->64 on 35x35 1.03/0.94 vs fft
-    1.19/1.11, but 5x5 64->64 on 40x40 1.72/2.08 vs 1.53/1.82; 256 ch 3x3 d2 on 33x33
-    5.93/5.98 vs implicit_gemm 6.77/7.23), except 1x1 kernels (no padding to skip; the GEMM
-    reads them in place). One image is transposed to channels-last and each
-    output-row segment sums one GEMM micro-kernel call per tap over the input channels, each tap
-    over only the positions it reaches: none of the multiply-adds implicit GEMM spends on the
-    padding (18% of a 3x3 on 7x7, 10% on 14x14). 2 threads, median ms, forward / backward data,
-    direct vs the previous auto (torch), AVX-512: res5.3x3 1.41/1.77 vs 1.95/2.09 (2.11/2.11),
-    res4.3x3 1.12/1.14 vs 1.43/1.51 (1.18/1.24), 512 ch 14x14 4.77/4.92 vs 6.35/7.33 (winograd;
-    5.38/5.32), deeplab 3x3 d4 28x28 4.96/4.97 vs 5.63/6.25 (4.59/4.61), 512 ch 14x14 d2
-    4.43/7.92 vs 5.66/9.53, Inception 5x5 17x17 0.40/0.43 vs 1.17/0.76 (fft), 1x7 17x17 0.92/1.30
-    vs 1.03/1.65, 256 ch 28x28 s2 1.27 vs 1.60; batches: res5.3x3 x8 9.25/9.82 vs 13.0/12.8
-    (winograd), 512 ch 14x14 d2 x8 32.6/32.8 vs 40.6/41.2. AVX2 alike (res5.3x3 1.80/2.03 vs
-    2.12/2.25, res4.3x3 1.52/1.91 vs 1.82/2.45, deeplab 4.89/5.50 vs 6.46/6.88). Winograd keeps
-    3x3 stride-1 work of more than 128 F(2x2) tiles (res3.3x3 28x28: 1.04 vs 1.10; 512 ch 28x28
-    12.8 vs 17.2; res4.3x3 x8 7.87 vs 8.81); at 100 tiles they tie (SSD 19x19 8.90 vs 8.62).
-    3-D (forward / backward data vs implicit_gemm; AVX-512, then AVX2): c3d 64 ch 3x3x3 8x28x28
-    11.8/6.75 vs 14.1/9.49, 7.63/7.37 vs 9.07/9.19; I3D 96->208 3x3x3 16x14x14 15.8/14.6 vs
-    17.6/21.6, 18.5/17.8 vs 18.8/21.8; R(2+1)D 576->256 3x1x1 4x14x14 3.23/3.42 vs 3.76/3.79,
-    4.20/4.47 vs 5.37/4.51 (batch 8 24.7/25.2 vs 32.6/29.1). Against the direct row kernels
-    that ran 3-D forwards of 27+ taps at AVX-512 (interleaved A/B, median ms): c3d 7.87 vs 7.94,
-    128 ch 27.2 vs 33.3, I3D 17.0 vs 19.8."""
-    if p.conv_pass == "forward" and _tiling_kernel(p):
-        return False
-    return p.taps > 1 and _taps_served(p, unit_stride)
-
-
-def _tiling_kernel(p: "_Shape") -> bool:
-    """Whether the kernel tiles the input: kernel = stride in every dim, no padding, no dilation
-    (U-Net's 2x2 / 2, a patch embedding). No padding for the per-tap path to skip: implicit GEMM
-    wins its forward on small images (2 threads, median ms, implicit_gemm vs direct's per-tap
-    path, AVX-512 / AVX2: 256->512 2x2 / 2 32x32 0.84 vs 1.08 / 1.36 vs 1.65; U-Net's up1,
-    512->1024 on 32x32, 3.12 vs 3.36)."""
-    return (
-        all(k == s for k, s in zip(p.kernel, p.stride))
-        and not any(p.pad_lo)
-        and not any(p.pad_hi)
-        and all(d == 1 for d in p.dilation)
-    )
 
 
 def _patch_rows(p: "_Shape") -> bool:
@@ -140,46 +91,6 @@ def _winograd_few_tiles(p: "_Shape", tiles: int) -> bool:
     if _active_isa() == "avx512" or p.conv_pass != "forward" or few_channels:
         return False
     return tiles >= 49
-
-
-def _short_segments(p: "_Shape") -> bool:
-    """Whether a pass `auto` would give the per-tap path (_small_image_taps; asked only there,
-    so Winograd keeps its large batches) has rows of at most 4 positions, at AVX-512 float32:
-    each tap's GEMM call then runs a 4-row tile (8 accumulators, 6 loads per 8
-    multiply-adds), where implicit GEMM's packed 12 x 32 tiles span rows and images. 2 threads,
-    median ms, direct vs implicit_gemm, AVX-512: dcgan.g2's backward data (16 x 256->512 4x4 s2
-    to 4x4) 5.34 vs 3.85; 512->512 4x4 s2 on 8x8 1.13 vs 0.99; 16 x 512 3x3 s2 to 3x3 4.09 vs
-    2.85; 3x3 on 4x4, 512 ch, forward / backward data 0.59/0.79 vs 0.64/0.46, batch 8
-    2.80/3.03 vs 2.10/2.96; 1024 ch on 3x3 1.89/2.84 vs 1.78/1.46. Rows of 5 stay on the taps
-    path (8 x 256 ch 3x3 on 5x5 0.73/0.78 vs 1.18/1.26; 3x3 s2 to 5x5 0.31 vs 0.34). At AVX2
-    (8-row tiles of 16) implicit GEMM loses most of these (5.27 vs 5.68, 2.71 vs 3.56, 0.56/0.68
-    vs 0.45/0.67), so the rule is AVX-512's."""
-    if _active_isa() != "avx512" or p.itemsize != 4:
-        return False
-    rows = p.out_extents[-1] if p.conv_pass == "forward" else p.in_extents[-1]
-    return rows <= 4
-
-
-def _strided_packed(p: "_Shape", unit_stride: bool) -> bool:
-    """Whether a strided float32 forward `auto` would give the per-tap path (_small_image_taps;
-    asked only there) runs implicit GEMM instead, whose packed panels read unit-step phase rows:
-    at AVX2 for batches with rows longer than 4 and single images with rows of 20+, at AVX-512
-    for batches with rows longer than 7 and single images with rows of 17+. 3x3 / 2, 2 threads,
-    median ms, implicit_gemm vs direct, AVX2: 128 ch 56x56 (28 wide) 1.29 vs 1.51, x8 10.3 vs
-    12.6; 256->512 40x40 (20) 4.74-4.78 vs 4.98-5.01, x8 34.6-35.3 vs 39.7-40.3; 128->256 80x80
-    x8 36.9 vs 45.9; 256 ch 28x28 (14) 1.39 vs 1.36, x2 2.43 vs 2.67, x8 9.15 vs 10.9;
-    Inception's 288->384 35x35 (17) 3.34 vs 3.15; 512 ch 14x14 (7) 1.54 vs 1.55, x8 9.49 vs
-    10.6; U-Net's 2x2 / 2 x8 38.9 vs 44.9; rows of at most 4 stay (_short_segments: dcgan.g2's
-    backward data 5.68 vs 5.27). AVX-512: 256 ch 28x28 0.90 vs 0.83 but x2 1.52 vs 1.61, x8 5.85
-    vs 6.19; 256->512 40x40 3.00-3.02 vs 3.02-3.09, x8 20.9-21.0 vs 24.0-24.6; Inception's
-    288->384 35x35 (17) 1.80 vs 2.01; U-Net's 2x2 / 2 x8 22.8 vs 27.1; rows of 7 stay on the
-    taps path (512 ch 14x14 1.16 vs 0.96, x8 6.16 vs 5.58)."""
-    if unit_stride or p.conv_pass != "forward" or p.itemsize != 4:
-        return False
-    rows = p.out_extents[-1]
-    if _active_isa() != "avx512":
-        return rows > 4 and (p.n >= 2 or rows >= 20)
-    return (p.n >= 2 and rows > 7) or rows >= 17
 
 
 def _five_tap_winograd(p: "_Shape", unit_stride: bool) -> bool:
@@ -516,15 +427,9 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
                 # vs 0.52, 384 ch 8x8 1x3 0.19 vs 0.22 / 0.29 vs 0.32, x8 1.33 vs 1.65 / 2.20 vs
                 # 2.28; 1x7 x8 1.62 vs 1.87 / 2.74 vs 2.70.
                 return "im2col", "1xN / Nx1 backward data on a small image: column GEMM, col2im"
-        if len(p.kernel) == 2 and p.taps <= 3:
-            # 1x3 / 3x1 kernels: three GEMM calls per row segment do not pay for the
-            # channels-last copy; one packed GEMM wins. 2 threads, median ms, forward / backward
-            # data, implicit_gemm vs direct, AVX-512: 384 ch 8x8 1x3 0.186/0.218 vs 0.212/0.276,
-            # 3x1 0.163/0.220 vs 0.212/0.273, Inception's 1x3 x8 1.37 vs 1.55; 256 ch 10x10 1x3
-            # 0.172/0.170 vs 0.164/0.178, 16x16 0.318/0.422 vs 0.386/0.385; AVX2 0.296/0.329 vs
-            # 0.347/0.454, 0.283/0.329 vs 0.356/0.444, x8 2.12 vs 2.53, 0.252/0.238 vs
-            # 0.234/0.252, 0.505/0.615 vs 0.563/0.582.
-            return "implicit_gemm", "a 3-tap kernel on a small image: one packed GEMM"
+        packed = _packed_taps(p)
+        if packed:
+            return "implicit_gemm", packed
         return "direct", "small image, many channels: a GEMM call per tap, padding skipped"
     if winograd:
         # Below ~32 tiles (a 7x7 image at batch 1) the transforms do not pay.
