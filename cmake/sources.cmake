@@ -46,6 +46,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/ops/resample.cc
   csrc/gemm/cache_sizes.cc
   csrc/gemm/gemm.cc
+  csrc/gemm/gemm_batched.cc
   csrc/gemm/kernel_table.cc
   csrc/gemm/peak_probe.cc
   csrc/ukernels/gemm/f32_gemm_4x8_scalar.cc

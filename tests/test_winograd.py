@@ -309,6 +309,31 @@ def test_every_isa_level_matches_the_oracle(isa):
                     assert_close(gw, want_gw, dtype, 2 * 143, err_msg=key)
 
 
+def test_kernel_blocks_packed_v_at_every_isa(isa):
+    """Kernel blocks (fewer tiles than output channels) with up to 16 transform coordinates
+    write V straight in the GEMM's packed-B layout (winograd_schedule: packed_v), which each ISA
+    level's GEMM reads in place: F(2x2) and 1-D F(2,3), float32 and float64, a reduction of two
+    k blocks (300 channels), tile counts that leave the last panel partial, groups, forward and
+    backward data against the oracle."""
+    r = np.random.default_rng(5)
+    with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_WINOGRAD_TILE": "2"}) as fc:
+        for dtype in (np.float32, np.float64):
+            for xs, ws, kw in (
+                ((1, 300, 7, 9), (40, 300, 3, 3), dict(padding=1)),
+                ((2, 24, 5, 6), (64, 12, 3, 3), dict(padding=(1, 2), groups=2)),
+                ((1, 300, 23), (40, 300, 3), dict(padding=1)),
+            ):
+                key = f"{np.dtype(dtype).name}/{xs}"
+                x = r.uniform(-1, 1, xs).astype(dtype)
+                w = r.uniform(-1, 1, ws).astype(dtype)
+                y = fc.conv(x, w, algo="winograd", **kw)
+                reduction = ws[1] * int(np.prod(ws[2:]))
+                assert_close(y, ref.conv(x, w, **kw), dtype, reduction, err_msg=key)
+                gx = fc.conv_backward_data(y, w, xs, algo="winograd", **kw)
+                want = ref.conv_backward_data(y, w, xs, **kw)
+                assert_close(gx, want, dtype, ws[0] * int(np.prod(ws[2:])), err_msg=key)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_many_small_blocks(fastconv_with_env, rng, tile, dtype):
     """FASTCONV_WINOGRAD_BLOCK_BYTES=1 forces the smallest blocks: many tile blocks (the weight

@@ -105,18 +105,61 @@ struct Stages {
     }
   }
 
-  // M[k][a][t] = sum_c U[k][a][c] V[c][a][t] for kn rows of U. Channel-major layouts keep
-  // each transform's alpha^2 outputs (or inputs) within a few KiB instead of alpha^2 streams a
-  // power of two apart (which cost a store miss per vector).
+  // V for the forward / backward-data GEMMs as p.v_as-apart packed B matrices
+  // (p.v_layout: channels x the block's tiles, element (c, j) at offset(c, j)), which the GEMMs
+  // read in place. A run's lanes are one contiguous store only within a panel of the layout, so
+  // runs are cut at its panel edges; the last panel's columns past the block's tiles are zeroed
+  // (the micro-kernel reads them; their products are never stored).
+  void input_packed(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1, T* v) const {
+    const int64_t in_sp = f.in_spatial(), nt = t1 - t0;
+    const gemm::PackedBLayout& lb = p.v_layout;
+    for (int64_t c = c0; c < c1; ++c) {
+      for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
+                                            int64_t len) {
+        const T* plane = x + ((n * f.c + grp * p.cg) + c) * in_sp;
+        const int64_t iy0 = ty * p.mh - f.pad_lo[1];
+        for (int64_t s = 0; s < len;) {
+          const int64_t j = t - t0 + s, piece = std::min(len - s, lb.nr - j % lb.nr);
+          tk.input(plane, f.in[1], f.in[2], iy0, (tx + s) * p.mw - f.pad_lo[2], piece,
+                   v + lb.offset(c, j), p.v_as);
+          s += piece;
+        }
+      });
+      if (nt % lb.nr != 0) {
+        for (int64_t a = 0; a < p.coords; ++a) {
+          T* tail = v + a * p.v_as + lb.offset(c, nt);
+          std::fill(tail, tail + (lb.nr - nt % lb.nr), T(0));
+        }
+      }
+    }
+  }
+
+  // V for the forward / backward-data GEMMs in the schedule's layout.
+  void input_for_gemms(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1, T* v) const {
+    if (p.packed_v) return input_packed(grp, t0, t1, c0, c1, v);
+    input(grp, t0, t1, c0, c1, v);
+  }
+
+  // M[k][a][t] = sum_c U[k][a][c] V[c][a][t] for kn rows of U (V from input_for_gemms).
+  // Channel-major V keeps each transform's alpha^2 outputs within a few KiB instead of alpha^2
+  // streams a power of two apart (which cost a store miss per vector).
   void gemms(int64_t kn, int64_t nt, const T* u, const T* v, T* mdom) const {
-    gemm::gemm_batched<T>(p.coords, kn, nt, p.cg, T(1),
-                          gemm::MatrixRef<T>{u, p.u_ks, 1}, p.cg,
-                          gemm::MatrixRef<T>{v, p.v_cs, 1}, p.block, T(0), mdom, p.m_ks,
-                          p.block);
+    const gemm::MatrixRef<T> ur{u, p.u_ks, 1};
+    if (p.packed_v) {
+      return gemm::gemm_batched_packed_b<T>(p.coords, kn, nt, p.cg, T(1), ur, nullptr, p.cg, v,
+                                            p.v_layout, p.v_as, T(0), mdom, p.m_ks, p.block);
+    }
+    gemm::gemm_batched<T>(p.coords, kn, nt, p.cg, T(1), ur, p.cg,
+                          gemm::MatrixRef<T>{v, p.v_cs, 1}, p.block, T(0), mdom, p.m_ks, p.block);
   }
 
   // The same with U packed ahead (one group's kg rows, u_packed apart per coordinate).
   void gemms_packed(int64_t nt, const T* u_packed, const T* v, T* mdom) const {
+    if (p.packed_v) {
+      return gemm::gemm_batched_packed_b<T>(p.coords, p.kg, nt, p.cg, T(1), gemm::MatrixRef<T>{},
+                                            u_packed, p.u_packed, v, p.v_layout, p.v_as, T(0),
+                                            mdom, p.m_ks, p.block);
+    }
     gemm::gemm_batched_packed_a<T>(p.coords, p.kg, nt, p.cg, T(1), u_packed, p.u_packed,
                                    gemm::MatrixRef<T>{v, p.v_cs, 1}, p.block, T(0), mdom,
                                    p.m_ks, p.block);
@@ -189,12 +232,13 @@ void run_tile_blocks(const Schedule& p, const Stages<T>& st, T* ws) {
       T* mdom = v + p.slot_v;
       const int64_t t0 = b * p.block, t1 = std::min(p.tiles, t0 + p.block);
       if (p.parallel_blocks) {
-        st.input(grp, t0, t1, 0, p.cg, v);
+        st.input_for_gemms(grp, t0, t1, 0, p.cg, v);
         st.gemms_packed(t1 - t0, ug, v, mdom);
         st.output(grp, t0, t1, 0, p.kg, 0, mdom);
         return;
       }
-      parallel_for(p.cg, 1, [&](int64_t c0, int64_t c1) { st.input(grp, t0, t1, c0, c1, v); });
+      parallel_for(p.cg, 1,
+                   [&](int64_t c0, int64_t c1) { st.input_for_gemms(grp, t0, t1, c0, c1, v); });
       st.gemms_packed(t1 - t0, ug, v, mdom);
       parallel_for(p.kg, 1,
                    [&](int64_t k0, int64_t k1) { st.output(grp, t0, t1, k0, k1, 0, mdom); });
@@ -206,7 +250,8 @@ void run_kernel_blocks(const Schedule& p, const Stages<T>& st, T* ws) {
   T* v = ws;
   T* scratch = ws + p.v_elems;
   for (int64_t grp = 0; grp < st.f.groups; ++grp) {
-    parallel_for(p.cg, 1, [&](int64_t c0, int64_t c1) { st.input(grp, 0, p.tiles, c0, c1, v); });
+    parallel_for(p.cg, 1,
+                 [&](int64_t c0, int64_t c1) { st.input_for_gemms(grp, 0, p.tiles, c0, c1, v); });
     for_each_block(p, p.blocks, [&](int64_t b, int64_t s) {
       T* u = scratch + s * (p.slot_u + p.slot_m);
       T* mdom = u + p.slot_u;

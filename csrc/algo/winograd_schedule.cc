@@ -135,7 +135,19 @@ Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem
   p.u_ks = unaliased(p.coords * p.cg, elem);
   p.v_cs = unaliased(p.coords * p.block, elem);
   p.m_ks = unaliased(p.coords * p.block, elem);
-  const int64_t v_block = round_up(p.v_cs * p.cg, 16);
+  int64_t v_block = round_up(p.v_cs * p.cg, 16);
+  // The packed layout writes each tile's alpha^2 outputs to alpha^2 separate matrices, which
+  // costs the input transform about what one packing of V saves (perf, AVX2 128 ch 28x28
+  // F(2x2): pack_b 7.5% gone, the input transform 11.9 -> 18.1%; 64 ch 56x56 F(4x4) at AVX-512
+  // 0.68 -> 0.74 ms). It pays where V was packed again for every block of output channels:
+  // kernel blocks (small images), with up to 16 coordinates.
+  p.packed_v = !weight_pass && p.kernel_blocks && p.coords <= 16;
+  if (p.packed_v) {
+    p.v_layout = elem == 4 ? gemm::packed_b_layout<float>(p.cg, p.block)
+                           : gemm::packed_b_layout<double>(p.cg, p.block);
+    p.v_as = unaliased(p.v_layout.elems(), elem);
+    v_block = round_up(p.coords * p.v_as, 16);
+  }
   p.slot_m = round_up(p.m_ks * p.kb, 16);
   if (p.kernel_blocks) {
     p.v_elems = v_block;

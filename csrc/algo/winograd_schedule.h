@@ -6,6 +6,7 @@
 
 #include "fastconv/algorithm.h"
 #include "fastconv/geometry.h"
+#include "gemm/gemm.h"
 
 namespace fastconv::algo::winograd_schedule {
 
@@ -34,6 +35,13 @@ struct Schedule {
   int64_t slot_u = 0, slot_v = 0, slot_m = 0;  // per slot
   // Row strides: U[k][a][c] k-major, V[c][a][t] c-major, M[k][a][t] k-major (unaliased()).
   int64_t u_ks = 0, v_cs = 0, m_ks = 0;
+  // Forward and backward data write V per coordinate as the GEMM's packed B (channels x the
+  // block's tiles, gemm::packed_b_layout), v_as elements apart, instead of V[c][a][t]: no GEMM
+  // packs it again (each packed all of V once per kernel block or panel: 12-16% of res3/res4's
+  // forward). The weight gradient keeps V[c][a][t] (its GEMMs reduce over tiles).
+  bool packed_v = false;
+  gemm::PackedBLayout v_layout;
+  int64_t v_as = 0;
   // Forward and backward-data tile blocks keep U packed for the GEMMs (gemm::pack_a_rows; the
   // weight gradient's U is its dense sum), u_packed elements per group and coordinate: every
   // block reads it in place instead of packing it again. It is made from panels of MR output

@@ -1,5 +1,6 @@
 // The packed GEMM driver: cache blocking from the detected cache sizes, packing of A and dense B,
-// the five GotoBLAS/BLIS loops around the micro-kernel, and the M/N split over the thread pool.
+// the five GotoBLAS/BLIS loops around the micro-kernel, and the M/N split over the thread pool
+// (the batched front ends: gemm_batched.cc; what both share: gemm_driver.h).
 #include "gemm/gemm.h"
 
 #include <algorithm>
@@ -17,12 +18,11 @@
 #include "fastconv/status.h"
 #include "gemm/cache_sizes.h"
 #include "gemm/kernel_table.h"
+#include "gemm/gemm_driver.h"
 #include "gemm/pack_buffers.h"
 
 namespace fastconv::gemm {
 namespace {
-
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Asks for every cache line of `count` rows of `bytes` bytes each (rows[i] onwards) to be in L1.
 template <typename T>
@@ -34,7 +34,6 @@ inline void prefetch_rows(const T* const* rows, int64_t count, int64_t bytes) {
     }
   }
 }
-inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // Sizes the blocks from the caches: the B micro-panel (kc x nr) takes about two thirds of L1 (the
 // streamed A micro-panel and the C tile share the rest), the packed A block a quarter of L2 (B
@@ -69,21 +68,6 @@ thread_local PackBuffers t_pack;
 
 // ---- the five loops
 
-template <typename T>
-struct Problem {
-  int64_t m, n, k;
-  T alpha, beta;
-  MatrixRef<T> a;
-  const PanelSource<T>* b;
-  T* c;
-  int64_t ldc;
-  const GemmKernel<T>* kernel;
-  Blocking blocking;
-  int64_t row_a_cols;  // blocks of at most this many columns read A in place (0: never)
-  const PanelSource<T>* a_src = nullptr;  // packs A's panels instead of `a` (then row_a_cols 0)
-  const T* a_packed = nullptr;  // A packed ahead (pack_a_rows' layout; then row_a_cols 0)
-};
-
 // Packs rows [i0, i0 + mc) x columns [k0, k0 + kc) of the problem's A (pack_a's layout): from
 // the dense A, or from its source, whose panels of A^T mr columns wide are that same layout.
 template <typename T>
@@ -102,25 +86,6 @@ const T* a_block(const Problem<T>& p, int64_t i0, int64_t mc, int64_t k0, int64_
   return abuf;
 }
 
-// Small N: with only a few B panels, each packed A panel would serve just those few micro-kernel
-// calls, so packing A costs as much as a good share of the multiply-adds (512 x 49 x 2048, a
-// 1x1 conv on a 7x7 image, two panels: 1.27 ms packed, 0.98 ms in place; 512 x 49 x 4608, the
-// 3x3 conv on it: 2.72 vs 2.24 ms; one thread, AVX-512). A row-major A (the weight of a forward
-// conv) is then read in place by the micro-kernel, and B is packed once for many k blocks, which
-// stay in L2. Up to 8 panels measured no slower than packing A (256 x 196 x 1024: 0.79 ms
-// either way; 512 x 196 x 1024: 1.51 vs 1.61 ms).
-constexpr int64_t kRowAMaxPanels = 8;
-
-template <typename T>
-int64_t row_a_columns(MatrixRef<T> a, int64_t nr) {
-  return a.cs == 1 ? kRowAMaxPanels * nr : 0;
-}
-
-// k split into equal blocks of at most blocking.kc (a multiple of 8 when k allows): depends on k
-// alone, so every thread sums every element in the same order.
-inline int64_t k_block(int64_t k, int64_t kc_max) {
-  return std::min(k, round_up(ceil_div(k, ceil_div(k, kc_max)), 8));
-}
 
 // Runs the micro-kernel over one packed A block (mc rows) and nc packed B columns.
 template <typename T>
@@ -161,7 +126,8 @@ void gemm_rows_row_a(const Problem<T>& p, int64_t kc_max, int64_t kq, int64_t kq
     for (int64_t pc = kq; pc < kq_end; pc += kc_max) {
       const int64_t kc = std::min(kc_max, p.k - pc);
       const T beta = pc == 0 ? p.beta : T(1);
-      const T* bblock = bbuf + (pc - kq) * panels * nr;
+      // B packed here (bbuf), or read where it lies packed ahead (bbuf null)
+      const T* bblock = bbuf ? bbuf + (pc - kq) * panels * nr : p.b->packed(pc, kc, n0, cols, nr);
       if (rows < mr || pack_all) kern.pack_a(rows, kc, arow + pc, p.a.rs, 1, abuf);
       for (int64_t jr = 0; jr < cols; jr += nr) {
         const int64_t nr_valid = std::min(nr, cols - jr);
@@ -188,6 +154,11 @@ void gemm_block_row_a(const Problem<T>& p, int64_t kc_max, int64_t m0, int64_t m
   const int64_t block_bytes = panels * nr * kc_max * int64_t(sizeof(T));
   const int64_t kq_max = std::max<int64_t>(1, cache_sizes().l2 / 2 / block_bytes) * kc_max;
   T *abuf, *bbuf;
+  if (p.b->packed(0, std::min(kc_max, p.k), n0, cols, nr)) {  // B packed ahead: every k block
+    t_pack.reserve<T>(mr * kc_max, 0, &abuf, &bbuf);
+    return gemm_rows_row_a(p, kc_max, int64_t(0), p.k, m0, m1, n0, n1, static_cast<const T*>(nullptr),
+                           abuf);
+  }
   t_pack.reserve<T>(mr * kc_max, panels * nr * std::min(kq_max, p.k), &abuf, &bbuf);
   for (int64_t kq = 0; kq < p.k; kq += kq_max) {
     const int64_t kq_end = std::min(p.k, kq + kq_max);
@@ -244,9 +215,10 @@ void gemm_block(const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t
           }
           continue;
         }
-        p.b->pack(pc, kc, jr, cols, nr, bbuf);
+        const T* panel = p.b->packed(pc, kc, jr, cols, nr);
+        if (!panel) p.b->pack(pc, kc, jr, cols, nr, bbuf), panel = bbuf;
         for (int64_t ir = 0; ir < m1 - m0; ir += mr) {
-          kern.fn(kc, ablock + ir * kc, bbuf, p.c + (m0 + ir) * p.ldc + jr, p.ldc,
+          kern.fn(kc, ablock + ir * kc, panel, p.c + (m0 + ir) * p.ldc + jr, p.ldc,
                   std::min(mr, m1 - m0 - ir), cols, p.alpha, beta);
         }
       }
@@ -259,11 +231,12 @@ void gemm_block(const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t
     for (int64_t pc = 0; pc < p.k; pc += kc_max) {
       const int64_t kc = std::min(kc_max, p.k - pc);
       const T beta = pc == 0 ? p.beta : T(1);  // later k blocks accumulate
-      p.b->pack(pc, kc, jc, nc, nr, bbuf);
+      const T* bblock = p.b->packed(pc, kc, jc, nc, nr);
+      if (!bblock) p.b->pack(pc, kc, jc, nc, nr, bbuf), bblock = bbuf;
       for (int64_t ic = m0; ic < m1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, m1 - ic);
-        kernel_block(p, kc, mc, nc, a_block(p, ic, mc, pc, kc, abuf), bbuf, p.c + ic * p.ldc + jc,
-                     beta);
+        kernel_block(p, kc, mc, nc, a_block(p, ic, mc, pc, kc, abuf), bblock,
+                     p.c + ic * p.ldc + jc, beta);
       }
     }
   }
@@ -271,8 +244,6 @@ void gemm_block(const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t
 
 // ---- threading
 
-// Multiply-adds worth waking one more thread for (~10 us of work).
-constexpr double kMinWorkPerThread = double(1 << 19);
 // Packing one element of A / B costs about this many multiply-adds of compute.
 constexpr double kPackACost = 16, kPackBCost = 24;
 // Reading A in place (small N) streams it from memory into each part that uses it: splitting
@@ -327,41 +298,6 @@ Partition choose_partition(int64_t m, int64_t n, int64_t k, int64_t mr, int64_t 
   return best;
 }
 
-template <typename T>
-void check_extent(int64_t rows, int64_t cols, int64_t rs, int64_t cs, const char* name) {
-  // The largest offset touched, (rows - 1) * |rs| + (cols - 1) * |cs|, must fit in int64.
-  const uint64_t lim = uint64_t(std::numeric_limits<int64_t>::max());
-  const uint64_t r = uint64_t(std::max<int64_t>(rows - 1, 0)),
-                 c = uint64_t(std::max<int64_t>(cols - 1, 0));
-  const uint64_t ars = uint64_t(rs < 0 ? -rs : rs), acs = uint64_t(cs < 0 ? -cs : cs);
-  const bool ok =
-      (ars == 0 || r <= lim / ars) && (acs == 0 || c <= lim / acs) && r * ars <= lim - c * acs;
-  if (!ok) throw InvalidArgument(std::string("gemm: ") + name + " offsets overflow int64");
-}
-
-void check_sizes(int64_t m, int64_t n, int64_t k, int64_t ldc) {
-  if (m < 0 || n < 0 || k < 0) {
-    throw InvalidArgument("gemm: m, n, k must be >= 0, got " + std::to_string(m) + ", " +
-                          std::to_string(n) + ", " + std::to_string(k));
-  }
-  if (m > 1 && ldc < n) {
-    throw InvalidArgument("gemm: ldc must be >= n, got ldc=" + std::to_string(ldc) +
-                          ", n=" + std::to_string(n));
-  }
-  // Packed buffers are sized from the blocking, so only the index ranges can overflow.
-  check_extent<char>(m, n, ldc, 1, "C");
-}
-
-template <typename T>
-void scale_c(int64_t m, int64_t n, T beta, T* c, int64_t ldc) {
-  for (int64_t i = 0; i < m; ++i) {
-    T* ci = c + i * ldc;
-    if (beta == T(0))
-      std::fill(ci, ci + n, T(0));  // never read C: NaN must not leak
-    else
-      for (int64_t j = 0; j < n; ++j) ci[j] *= beta;
-  }
-}
 
 }  // namespace
 
@@ -396,8 +332,6 @@ void DenseSource<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_
   }
 }
 
-namespace {
-
 // Splits the problem over the threads (choose_partition) and runs its blocks.
 template <typename T>
 void run_problem(const Problem<T>& p) {
@@ -422,7 +356,6 @@ void run_problem(const Problem<T>& p) {
   });
 }
 
-}  // namespace
 
 template <typename T>
 void gemm(int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a, const PanelSource<T>& b, T beta,
@@ -453,98 +386,6 @@ void gemm(int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a, MatrixRef<T>
           int64_t ldc) {
   check_extent<T>(k, n, b.rs, b.cs, "B");
   gemm(m, n, k, alpha, a, DenseSource<T>(b), beta, c, ldc);
-}
-
-namespace {
-
-// Runs item(i) for i in [0, batch): in parallel when the items divide evenly over the threads (or
-// are many, or too small to split); otherwise one after another, each split over the threads.
-// Nested gemm calls run inline on their pool thread, so the two levels never compete.
-template <typename F>
-void for_each_item(int64_t batch, int64_t m, int64_t n, int64_t k, F&& item) {
-  const int threads = get_num_threads();
-  const double item_work = double(m) * double(n) * double(k);
-  const bool over_items =
-      threads > 1 && batch > 1 &&
-      (batch % threads == 0 || batch >= 4 * threads || item_work < kMinWorkPerThread * threads);
-  if (!over_items) {
-    for (int64_t i = 0; i < batch; ++i) item(i);
-    return;
-  }
-  parallel_for(batch, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) item(i);
-  });
-}
-
-void check_batch(int64_t batch, int64_t stride_a, int64_t stride_b, int64_t stride_c,
-                 const char* fn) {
-  if (batch < 0)
-    throw InvalidArgument(std::string(fn) + ": batch must be >= 0, got " + std::to_string(batch));
-  check_extent<char>(batch, 2, stride_a, 1, "A batch");
-  check_extent<char>(batch, 2, stride_b, 1, "B batch");
-  check_extent<char>(batch, 2, stride_c, 1, "C batch");
-}
-
-}  // namespace
-
-template <typename T>
-void gemm_batched(int64_t batch, int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a,
-                  int64_t stride_a, MatrixRef<T> b, int64_t stride_b, T beta, T* c, int64_t ldc,
-                  int64_t stride_c) {
-  check_batch(batch, stride_a, stride_b, stride_c, "gemm_batched");
-  check_sizes(m, n, k, ldc);
-  if (batch == 0 || m == 0 || n == 0) return;
-  for_each_item(batch, m, n, k, [&](int64_t i) {
-    gemm<T>(m, n, k, alpha, {a.data + i * stride_a, a.rs, a.cs},
-            {b.data + i * stride_b, b.rs, b.cs}, beta, c + i * stride_c, ldc);
-  });
-}
-
-template <typename T>
-int64_t packed_a_row_step() {
-  return gemm_kernel<T>().mr;
-}
-
-template <typename T>
-int64_t packed_a_elems(int64_t m, int64_t k) {
-  return round_up(m, gemm_kernel<T>().mr) * k;
-}
-
-template <typename T>
-void pack_a_rows(int64_t m, int64_t k, int64_t i0, int64_t rows, MatrixRef<T> a, T* packed) {
-  const GemmKernel<T>& kern = gemm_kernel<T>();
-  if (i0 % kern.mr != 0 || i0 < 0 || rows < 0 || i0 + rows > m)
-    throw InvalidArgument("pack_a_rows: rows [" + std::to_string(i0) + ", " +
-                          std::to_string(i0 + rows) + ") must start at a multiple of " +
-                          std::to_string(kern.mr) + " and lie in [0, " + std::to_string(m) + ")");
-  if (k == 0 || rows == 0) return;  // nothing to pack (k_block needs k > 0)
-  // The k blocks gemm_block uses (k_block), each a round_up(m, mr) x kc block of panels.
-  const int64_t kc_max = k_block(k, blocking<T>().kc), m_pad = round_up(m, kern.mr);
-  for (int64_t pc = 0; pc < k; pc += kc_max) {
-    const int64_t kc = std::min(kc_max, k - pc);
-    for (int64_t r = 0; r < rows; r += kern.mr)
-      kern.pack_a(std::min(kern.mr, rows - r), kc, a.data + r * a.rs + pc * a.cs, a.rs, a.cs,
-                  packed + pc * m_pad + (i0 + r) * kc);
-  }
-}
-
-template <typename T>
-void gemm_batched_packed_a(int64_t batch, int64_t m, int64_t n, int64_t k, T alpha,
-                           const T* a_packed, int64_t stride_a, MatrixRef<T> b, int64_t stride_b,
-                           T beta, T* c, int64_t ldc, int64_t stride_c) {
-  check_batch(batch, stride_a, stride_b, stride_c, "gemm_batched_packed_a");
-  check_sizes(m, n, k, ldc);
-  if (batch == 0 || m == 0 || n == 0) return;
-  check_extent<T>(k, n, b.rs, b.cs, "B");
-  const GemmKernel<T>& kern = gemm_kernel<T>();
-  for_each_item(batch, m, n, k, [&](int64_t i) {
-    if (k == 0 || alpha == T(0)) return scale_c(m, n, beta, c + i * stride_c, ldc);
-    const DenseSource<T> src(MatrixRef<T>{b.data + i * stride_b, b.rs, b.cs});
-    Problem<T> p{m, n, k, alpha, beta, MatrixRef<T>{nullptr, 0, 0}, &src, c + i * stride_c, ldc,
-                 &kern, blocking<T>(), 0};
-    p.a_packed = a_packed + i * stride_a;
-    run_problem(p);
-  });
 }
 
 template <typename T>
@@ -579,13 +420,7 @@ std::string kernel_names() {
   template void gemm<T>(int64_t, int64_t, int64_t, T, MatrixRef<T>, MatrixRef<T>, T, T*, int64_t); \
   template void gemm<T>(int64_t, int64_t, int64_t, T, const PanelSource<T>&, const PanelSource<T>&, \
                         T, T*, int64_t);                                                   \
-  template void gemm_batched<T>(int64_t, int64_t, int64_t, int64_t, T, MatrixRef<T>, int64_t,      \
-                                MatrixRef<T>, int64_t, T, T*, int64_t, int64_t);                   \
-  template int64_t packed_a_row_step<T>();                                                         \
-  template int64_t packed_a_elems<T>(int64_t, int64_t);                                            \
-  template void pack_a_rows<T>(int64_t, int64_t, int64_t, int64_t, MatrixRef<T>, T*);              \
-  template void gemm_batched_packed_a<T>(int64_t, int64_t, int64_t, int64_t, T, const T*, int64_t, \
-                                         MatrixRef<T>, int64_t, T, T*, int64_t, int64_t);          \
+  template void run_problem<T>(const Problem<T>&);                                                  \
   template int64_t panel_width<T>();                                                               \
   template bool transpose_fills_better<T>(int64_t, double);                                        \
   template bool reads_a_in_place<T>(int64_t, int64_t);
