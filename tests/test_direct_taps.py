@@ -299,7 +299,7 @@ def test_auto_packed_taps_leave_the_taps_path(isa):
         for x_shape, w_shape, pass_ in [
             (*i3d, "backward_data"),
             ((1, 128, 8, 14, 14), (128, 128, 3, 3, 3), "forward"),  # more channels
-            ((1, 64, 8, 28, 28), (64, 64, 3, 3, 3), "forward"),  # longer rows
+            ((1, 64, 8, 28, 28), (64, 64, 3, 3, 3), "forward"),  # longer rows (AVX2: the FFT's)
             ((1, 512, 7, 7), (512, 512, 3, 3), "forward"),
         ]:
             e = fc.explain(x_shape, w_shape, padding=1, pass_=pass_)

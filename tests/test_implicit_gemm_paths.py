@@ -154,10 +154,11 @@ def test_panels_read_in_place(case, dtype, rng, poisoned_outputs):
 PACKED = [
     ("1x7-folded", (3, 8, 9, 9), (8, 8, 1, 7), dict(padding=(0, 3))),
     ("7x7-pad3", (2, 3, 7, 7), (8, 3, 7, 7), dict(padding=3)),
-    # 40 channels x 9 taps = 360 rows: the second k block starts inside a channel
-    ("k-block-mid-channel", (2, 40, 6, 5), (16, 40, 3, 3), dict(padding=1)),
+    # 170 channels x 7 taps = 1190 rows: at every level's k block (L1-sized: 240 to 600 rows on
+    # a 48 KiB L1, up to 1024) the second block starts inside a channel
+    ("k-block-mid-channel", (2, 170, 4, 20), (8, 170, 1, 7), dict(padding=(0, 3))),
     ("dilated-rows-outside", (2, 8, 5, 6), (12, 8, 3, 3), dict(padding=3, dilation=2)),
-    ("asymmetric", (1, 6, 4, 11), (10, 6, 2, 5), dict(padding=(1, 4))),
+    ("asymmetric", (2, 6, 4, 11), (10, 6, 2, 5), dict(padding=(1, 4))),
     # strided: backward data by stride phases (unit-step panels of grad_y)
     ("strided", (2, 8, 9, 9), (12, 8, 3, 3), dict(stride=2, padding=1)),
     ("rank1", (3, 8, 21), (12, 8, 5), dict(padding=4)),

@@ -312,16 +312,17 @@ def test_every_isa_level_matches_the_oracle(isa):
 def test_kernel_blocks_packed_v_at_every_isa(isa):
     """Kernel blocks (fewer tiles than output channels) with up to 16 transform coordinates
     write V straight in the GEMM's packed-B layout (winograd_schedule: packed_v), which each ISA
-    level's GEMM reads in place: F(2x2) and 1-D F(2,3), float32 and float64, a reduction of two
-    k blocks (300 channels), tile counts that leave the last panel partial, groups, forward and
-    backward data against the oracle."""
+    level's GEMM reads in place: F(2x2) and 1-D F(2,3), float32 and float64, a reduction of
+    several k blocks at every level (1100 channels: the engine's k blocks are L1-sized, at most
+    1024 rows) with a shorter last block, tile counts that leave the last panel partial, a
+    grouped forward, forward and backward data against the oracle."""
     r = np.random.default_rng(5)
     with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_WINOGRAD_TILE": "2"}) as fc:
         for dtype in (np.float32, np.float64):
             for xs, ws, kw in (
-                ((1, 300, 7, 9), (40, 300, 3, 3), dict(padding=1)),
+                ((1, 1100, 7, 9), (40, 1100, 3, 3), dict(padding=1)),
                 ((2, 24, 5, 6), (64, 12, 3, 3), dict(padding=(1, 2), groups=2)),
-                ((1, 300, 23), (40, 300, 3), dict(padding=1)),
+                ((1, 1100, 23), (40, 1100, 3), dict(padding=1)),
             ):
                 key = f"{np.dtype(dtype).name}/{xs}"
                 x = r.uniform(-1, 1, xs).astype(dtype)

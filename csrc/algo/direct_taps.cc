@@ -15,7 +15,7 @@ namespace {
 
 // Output rows of at most kTapsMaxWidth positions (kTapsLongMaxWidth for kernels of kLongTaps+
 // taps, where the FFT competes), at least kTapsMinChannels channels on both sides. The Python
-// auto rule (_cpu_rule._taps_served) mirrors these.
+// auto rule (_cpu_taps._taps_served) mirrors these.
 constexpr int64_t kTapsMaxWidth = 40, kTapsLongMaxWidth = 36, kLongTaps = 25;
 constexpr int64_t kTapsMinChannels = 16;
 

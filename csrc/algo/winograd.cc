@@ -134,7 +134,7 @@ struct Stages {
     }
   }
 
-  // V for the forward / backward-data GEMMs in the schedule's layout.
+  // V for the kernel blocks' GEMMs in the schedule's layout.
   void input_for_gemms(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1, T* v) const {
     if (p.packed_v) return input_packed(grp, t0, t1, c0, c1, v);
     input(grp, t0, t1, c0, c1, v);
@@ -146,20 +146,16 @@ struct Stages {
   void gemms(int64_t kn, int64_t nt, const T* u, const T* v, T* mdom) const {
     const gemm::MatrixRef<T> ur{u, p.u_ks, 1};
     if (p.packed_v) {
-      return gemm::gemm_batched_packed_b<T>(p.coords, kn, nt, p.cg, T(1), ur, nullptr, p.cg, v,
+      return gemm::gemm_batched_packed_b<T>(p.coords, kn, nt, p.cg, T(1), ur, p.cg, v,
                                             p.v_layout, p.v_as, T(0), mdom, p.m_ks, p.block);
     }
     gemm::gemm_batched<T>(p.coords, kn, nt, p.cg, T(1), ur, p.cg,
                           gemm::MatrixRef<T>{v, p.v_cs, 1}, p.block, T(0), mdom, p.m_ks, p.block);
   }
 
-  // The same with U packed ahead (one group's kg rows, u_packed apart per coordinate).
+  // The tile blocks' GEMMs: U packed ahead (one group's kg rows, u_packed apart per
+  // coordinate), V[c][a][t] (input).
   void gemms_packed(int64_t nt, const T* u_packed, const T* v, T* mdom) const {
-    if (p.packed_v) {
-      return gemm::gemm_batched_packed_b<T>(p.coords, p.kg, nt, p.cg, T(1), gemm::MatrixRef<T>{},
-                                            u_packed, p.u_packed, v, p.v_layout, p.v_as, T(0),
-                                            mdom, p.m_ks, p.block);
-    }
     gemm::gemm_batched_packed_a<T>(p.coords, p.kg, nt, p.cg, T(1), u_packed, p.u_packed,
                                    gemm::MatrixRef<T>{v, p.v_cs, 1}, p.block, T(0), mdom,
                                    p.m_ks, p.block);
@@ -232,13 +228,12 @@ void run_tile_blocks(const Schedule& p, const Stages<T>& st, T* ws) {
       T* mdom = v + p.slot_v;
       const int64_t t0 = b * p.block, t1 = std::min(p.tiles, t0 + p.block);
       if (p.parallel_blocks) {
-        st.input_for_gemms(grp, t0, t1, 0, p.cg, v);
+        st.input(grp, t0, t1, 0, p.cg, v);
         st.gemms_packed(t1 - t0, ug, v, mdom);
         st.output(grp, t0, t1, 0, p.kg, 0, mdom);
         return;
       }
-      parallel_for(p.cg, 1,
-                   [&](int64_t c0, int64_t c1) { st.input_for_gemms(grp, t0, t1, c0, c1, v); });
+      parallel_for(p.cg, 1, [&](int64_t c0, int64_t c1) { st.input(grp, t0, t1, c0, c1, v); });
       st.gemms_packed(t1 - t0, ug, v, mdom);
       parallel_for(p.kg, 1,
                    [&](int64_t k0, int64_t k1) { st.output(grp, t0, t1, k0, k1, 0, mdom); });

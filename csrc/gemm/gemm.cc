@@ -112,7 +112,8 @@ bool a_rows_alias(int64_t lda) {
   return (lda * int64_t(sizeof(T))) % 4096 == 0;
 }
 
-// The tile rows of gemm_block_row_a for k blocks [kq, kq_end), B packed at bbuf.
+// The tile rows of gemm_block_row_a for k blocks [kq, kq_end), B packed at bbuf (null: B lies
+// packed ahead, each block read where the source has it, PanelSource::packed()).
 template <typename T>
 void gemm_rows_row_a(const Problem<T>& p, int64_t kc_max, int64_t kq, int64_t kq_end, int64_t m0,
                      int64_t m1, int64_t n0, int64_t n1, const T* bbuf, T* abuf) {
@@ -154,14 +155,16 @@ void gemm_block_row_a(const Problem<T>& p, int64_t kc_max, int64_t m0, int64_t m
   const int64_t block_bytes = panels * nr * kc_max * int64_t(sizeof(T));
   const int64_t kq_max = std::max<int64_t>(1, cache_sizes().l2 / 2 / block_bytes) * kc_max;
   T *abuf, *bbuf;
-  if (p.b->packed(0, std::min(kc_max, p.k), n0, cols, nr)) {  // B packed ahead: every k block
-    t_pack.reserve<T>(mr * kc_max, 0, &abuf, &bbuf);
-    return gemm_rows_row_a(p, kc_max, int64_t(0), p.k, m0, m1, n0, n1, static_cast<const T*>(nullptr),
-                           abuf);
-  }
-  t_pack.reserve<T>(mr * kc_max, panels * nr * std::min(kq_max, p.k), &abuf, &bbuf);
+  // B packed ahead (PanelSource::packed()): each stretch's blocks are read where they lie.
+  const bool prepacked = p.b->packed(0, std::min(kc_max, p.k), n0, cols, nr) != nullptr;
+  t_pack.reserve<T>(mr * kc_max, prepacked ? 0 : panels * nr * std::min(kq_max, p.k), &abuf,
+                    &bbuf);
   for (int64_t kq = 0; kq < p.k; kq += kq_max) {
     const int64_t kq_end = std::min(p.k, kq + kq_max);
+    if (prepacked) {
+      gemm_rows_row_a(p, kc_max, kq, kq_end, m0, m1, n0, n1, static_cast<const T*>(nullptr), abuf);
+      continue;
+    }
     for (int64_t pc = kq; pc < kq_end; pc += kc_max) {  // at bbuf + (pc - kq) * panels * nr
       p.b->pack(pc, std::min(kc_max, p.k - pc), n0, cols, nr, bbuf + (pc - kq) * panels * nr);
     }

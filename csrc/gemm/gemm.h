@@ -99,7 +99,7 @@ void gemm_batched_packed_a(int64_t batch, int64_t m, int64_t n, int64_t k, T alp
 // B (k x n) stored ahead in the driver's packed layout, for GEMMs whose B is produced anyway (the
 // Winograd input transform writes it so, instead of a layout every GEMM packs again): rows in the
 // driver's k blocks (kc rows each, the last shorter), each block's columns in panels of nr,
-// element (kk, j) at offset(kk, j); columns past n up to n_pad exist (any finite value; their
+// element (kk, j) at offset(kk, j); columns past n up to n_pad exist (read by the micro-kernel; their
 // products are never stored). From packed_b_layout, for this process only (ISA and blocking).
 struct PackedBLayout {
   int64_t k = 0, n_pad = 0, kc = 1, nr = 1;
@@ -112,14 +112,11 @@ struct PackedBLayout {
 template <typename T>
 PackedBLayout packed_b_layout(int64_t k, int64_t n);
 
-// gemm_batched with item i's B at b + i * stride_b in layout lb (n <= lb.n_pad, k == lb.k), and
-// its A either dense (a + i * stride_a) or, where a_packed is not null, packed ahead
-// (a_packed + i * stride_a, as gemm_batched_packed_a).
+// gemm_batched with item i's B at b + i * stride_b in layout lb (n <= lb.n_pad, k == lb.k).
 template <typename T>
 void gemm_batched_packed_b(int64_t batch, int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a,
-                           const T* a_packed, int64_t stride_a, const T* b,
-                           const PackedBLayout& lb, int64_t stride_b, T beta, T* c, int64_t ldc,
-                           int64_t stride_c);
+                           int64_t stride_a, const T* b, const PackedBLayout& lb,
+                           int64_t stride_b, T beta, T* c, int64_t ldc, int64_t stride_c);
 
 // The micro-kernel tile the active ISA uses for T (what PanelSource::pack is asked for).
 template <typename T>

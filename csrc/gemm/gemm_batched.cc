@@ -139,28 +139,21 @@ PackedBLayout packed_b_layout(int64_t k, int64_t n) {
 
 template <typename T>
 void gemm_batched_packed_b(int64_t batch, int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a,
-                           const T* a_packed, int64_t stride_a, const T* b,
-                           const PackedBLayout& lb, int64_t stride_b, T beta, T* c, int64_t ldc,
-                           int64_t stride_c) {
+                           int64_t stride_a, const T* b, const PackedBLayout& lb,
+                           int64_t stride_b, T beta, T* c, int64_t ldc, int64_t stride_c) {
   check_batch(batch, stride_a, stride_b, stride_c, "gemm_batched_packed_b");
   check_sizes(m, n, k, ldc);
   if (batch == 0 || m == 0 || n == 0) return;
   const GemmKernel<T>& kern = gemm_kernel<T>();
   if (k != lb.k || n > lb.n_pad || lb.nr != kern.nr)
     throw InvalidArgument("gemm_batched_packed_b: B's layout is for another shape or ISA");
-  if (!a_packed) check_extent<T>(m, k, a.rs, a.cs, "A");
+  check_extent<T>(m, k, a.rs, a.cs, "A");
   for_each_item(batch, m, n, k, [&](int64_t i) {
     if (k == 0 || alpha == T(0)) return scale_c(m, n, beta, c + i * stride_c, ldc);
     const PackedBSource<T> src(b + i * stride_b, lb);
-    Problem<T> p{m, n, k, alpha, beta, MatrixRef<T>{nullptr, 0, 0}, &src, c + i * stride_c, ldc,
-                 &kern, blocking<T>(), 0};
-    if (a_packed) {
-      p.a_packed = a_packed + i * stride_a;
-    } else {
-      p.a = MatrixRef<T>{a.data + i * stride_a, a.rs, a.cs};
-      p.row_a_cols = row_a_columns(p.a, kern.nr);
-    }
-    run_problem(p);
+    const MatrixRef<T> ai{a.data + i * stride_a, a.rs, a.cs};
+    run_problem(Problem<T>{m, n, k, alpha, beta, ai, &src, c + i * stride_c, ldc, &kern,
+                           blocking<T>(), row_a_columns(ai, kern.nr)});
   });
 }
 
@@ -174,8 +167,8 @@ void gemm_batched_packed_b(int64_t batch, int64_t m, int64_t n, int64_t k, T alp
                                          MatrixRef<T>, int64_t, T, T*, int64_t, int64_t);          \
   template PackedBLayout packed_b_layout<T>(int64_t, int64_t);                                     \
   template void gemm_batched_packed_b<T>(int64_t, int64_t, int64_t, int64_t, T, MatrixRef<T>,       \
-                                         const T*, int64_t, const T*, const PackedBLayout&,        \
-                                         int64_t, T, T*, int64_t, int64_t);
+                                         int64_t, const T*, const PackedBLayout&, int64_t, T, T*,  \
+                                         int64_t, int64_t);
 
 FASTCONV_INSTANTIATE_BATCHED(float)
 FASTCONV_INSTANTIATE_BATCHED(double)

@@ -1,15 +1,10 @@
 // The panel-row kernels of one ISA level: included once by panel_<isa>.cc, which names the
-// level's namespace (FASTCONV_PANEL_NS) and kernel names (FASTCONV_PANEL_NAME); the vector
-// width follows the flags the file is compiled with (cmake/sources.cmake).
+// level's namespace (FASTCONV_PANEL_NS) and kernel names (FASTCONV_PANEL_NAME), and, for the
+// vector levels, sets FASTCONV_PANEL_VECTOR after including that level's GEMM tile header (its
+// GemmVec traits: these panels are the B operand of those tiles).
 #pragma once
 #include <algorithm>
 #include <cstdint>
-// The GEMM tiles' vector traits (GemmVec): these panels are the B operand of those tiles.
-#if defined(__AVX512F__)
-#include "ukernels/gemm/gemm_tile_avx512.h"
-#elif defined(__AVX2__)
-#include "ukernels/gemm/gemm_tile_avx2.h"
-#endif
 
 #include "ukernels/panel/panel_ukernels.h"
 
@@ -24,7 +19,7 @@ inline const T* at(const T* src, int64_t offset) {
                                     static_cast<uintptr_t>(offset) * sizeof(T));
 }
 
-#if defined(__AVX2__) || defined(__AVX512F__)
+#if FASTCONV_PANEL_VECTOR
 // A row is NV vectors held in registers: every stretch of the row's tap is one masked load per
 // vector (a load whose mask is empty reads nothing), OR-ed in (stretches are disjoint and
 // masked lanes load as zero), then NV whole stores.

@@ -20,8 +20,9 @@ struct PanelKernels {
   // Fills kc rows of nr columns (nr a multiple of `lanes`, at most max_columns), row kk at
   // dst + kk * nr. Rows walk (channel, tap) from tap t0 of the channel at src: tap t's stretches
   // are stretches[first[t] .. first[t + 1]); after tap taps - 1 the next row is tap 0 of the
-  // channel channel_stride elements on. Each row is a few masked vector loads and whole-vector
-  // stores: no per-element bounds checks, no branches on the stretch kinds.
+  // channel channel_stride elements on. At AVX2 / AVX-512 each row is a few masked vector loads
+  // and whole-vector stores (no per-element bounds checks, no branches on the stretch kinds);
+  // the scalar kernel copies the masked columns one by one.
   void (*fill_rows)(int64_t kc, int64_t nr, int64_t taps, int64_t t0, const T* src,
                     int64_t channel_stride, const int32_t* first, const PanelStretch* stretches,
                     T* dst);
