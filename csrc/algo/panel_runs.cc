@@ -5,37 +5,38 @@
 
 namespace fastconv::algo {
 
-int make_output_runs(const ConvGeometry& g, int64_t o, int64_t count, int64_t image_stride,
-                     std::vector<Run>& runs) {
+namespace {
+
+// Splits positions [first, first + count) of `grid` (images image_stride elements apart) into
+// runs along its rows; a run's corner is its first position's coordinates * step + shift.
+int split_runs(const Dims& grid, const Dims& step, const Dims& shift, int64_t first,
+               int64_t count, int64_t image_stride, std::vector<Run>& runs) {
   runs.clear();
-  const int64_t per_image = std::max<int64_t>(1, g.out_spatial());
-  for (int64_t j = 0; j < count;) {
-    const int64_t n = o / per_image, local = o - n * per_image;
-    const int64_t ow = local % g.out[2], oh = (local / g.out[2]) % g.out[1];
-    const int64_t od = local / (g.out[2] * g.out[1]);
-    const int64_t len = std::min(count - j, g.out[2] - ow);
-    runs.push_back({j, len, od * g.stride[0] - g.pad_lo[0], oh * g.stride[1] - g.pad_lo[1],
-                    ow * g.stride[2] - g.pad_lo[2], n * image_stride});
+  const int64_t per_image = std::max<int64_t>(1, grid[0] * grid[1] * grid[2]);
+  for (int64_t j = 0, p = first; j < count;) {
+    const int64_t n = p / per_image, local = p - n * per_image;
+    const int64_t x = local % grid[2], y = (local / grid[2]) % grid[1];
+    const int64_t z = local / (grid[2] * grid[1]);
+    const int64_t len = std::min(count - j, grid[2] - x);
+    runs.push_back({j, len, z * step[0] + shift[0], y * step[1] + shift[1],
+                    x * step[2] + shift[2], n * image_stride});
     j += len;
-    o += len;
+    p += len;
   }
   return int(runs.size());
 }
 
+}  // namespace
+
+int make_output_runs(const ConvGeometry& g, int64_t o, int64_t count, int64_t image_stride,
+                     std::vector<Run>& runs) {
+  const Dims shift{-g.pad_lo[0], -g.pad_lo[1], -g.pad_lo[2]};
+  return split_runs(g.out, g.stride, shift, o, count, image_stride, runs);
+}
+
 int make_input_runs(const ConvGeometry& g, int64_t i, int64_t count, int64_t image_stride,
                     std::vector<Run>& runs) {
-  runs.clear();
-  const int64_t per_image = std::max<int64_t>(1, g.in_spatial());
-  for (int64_t j = 0; j < count;) {
-    const int64_t n = i / per_image, local = i - n * per_image;
-    const int64_t ix = local % g.in[2], iy = (local / g.in[2]) % g.in[1];
-    const int64_t iz = local / (g.in[2] * g.in[1]);
-    const int64_t len = std::min(count - j, g.in[2] - ix);
-    runs.push_back({j, len, iz, iy, ix, n * image_stride});
-    j += len;
-    i += len;
-  }
-  return int(runs.size());
+  return split_runs(g.in, Dims{1, 1, 1}, Dims{0, 0, 0}, i, count, image_stride, runs);
 }
 
 std::vector<Run>& run_buffer() {
