@@ -2,7 +2,8 @@
 // (packed for the GEMMs once, on tile blocks),
 // then blocks of tiles (across images) go through input transform -> alpha^2 batched GEMMs ->
 // output transform, each block's transform-domain data sized to stay in the outer caches.
-// Strided layers run on their stride phases (algo/winograd_phases.h).
+// Strided layers run on their stride phases (algo/winograd_phases.h), dilated ones on their
+// dilation phases (algo/dilation_phases.h).
 #include "algo/winograd.h"
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "algo/dilation_phases.h"
 #include "algo/gemm_conv.h"
 #include "algo/winograd_phases.h"
 #include "algo/winograd_schedule.h"
@@ -346,8 +348,11 @@ std::string unsupported_reason(const ConvGeometry& g) {
     return "winograd supports 1-D F(m,r) and 2-D F(mxm,rxr) only, not 3-D convolutions";
   const int first = kMaxRank - g.rank;
   for (int d = first; d < kMaxRank; ++d)
-    if (g.dilation[d] != 1)
-      return "winograd needs dilation 1 in every dim, got dilation " + dims_text(g, g.dilation);
+    if (g.dilation[d] != 1 && !dilation_phases::splittable(g))
+      return "winograd needs dilation 1 in every dim, or stride 1 and padding a multiple of the "
+             "dilation (it then runs on the dilation phases), got dilation " +
+             dims_text(g, g.dilation) + " at stride " + dims_text(g, g.stride) + ", padding " +
+             dims_text(g, g.pad_lo) + " / " + dims_text(g, g.pad_hi);
   const int64_t r = phase_taps(g, first);
   // 5 taps (F(2x2,5x5)) at stride 1 only: the stride phases run 2 or 3.
   bool ok = r == 2 || r == 3 || (r == 5 && !strided(g));
@@ -377,11 +382,15 @@ constexpr const char* kFiveTapWeightNote =
 // Stride-1 layers run `main` on the pass itself; strided ones (`phased`) on the stacked stride-1
 // convolution (winograd_phases.h: split.run), the workspace then starting with the stacked
 // weight (or its gradient) in a_elems, the stacked input (or its gradient) in b_elems and,
-// folded, grad_y or y in the wide layout in c_elems.
+// folded, grad_y or y in the wide layout in c_elems. Dilated layers (`dilated`) run `main` on
+// the dense convolution of their dilation phases (dilation_phases.h: dilation.dense), the stacked
+// input (or its gradient) in b_elems, the stacked output (or grad_y) in c_elems.
 struct WinogradPlan {
   Schedule main;
   bool phased = false;
   winograd_phases::Split split;
+  bool dilated = false;
+  dilation_phases::Split dilation;
   int64_t a_elems = 0, b_elems = 0, c_elems = 0;
   int64_t buffers() const { return a_elems + b_elems + c_elems; }
 };
@@ -417,9 +426,12 @@ std::string winograd_plan(ConvPlan& plan) {
   if (!why.empty()) return why;
   WinogradPlan wp;
   wp.phased = strided(g);
+  wp.dilated = dilation_phases::splittable(g);
   const int64_t elem = dtype_size(plan.dtype);
   if (wp.phased) wp.split = winograd_phases::make_split(g, false);
-  const ConvGeometry& f = wp.phased ? wp.split.stacked : g;  // the stride-1 convolution
+  if (wp.dilated) wp.dilation = dilation_phases::make_split(g);
+  // The stride-1, dilation-1 convolution that runs.
+  const ConvGeometry& f = wp.phased ? wp.split.stacked : wp.dilated ? wp.dilation.dense : g;
   const int64_t summed = plan.pass == ConvPass::kBackwardData ? f.k_per_group() : f.c_per_group();
   const int tile = choose_tile(f, plan.pass, summed);
   std::string note = tile_note(g.rank, f.kernel[2], plan.pass, tile);
@@ -434,7 +446,12 @@ std::string winograd_plan(ConvPlan& plan) {
     note += " over the " + std::to_string(wp.split.phases) + " stride phases stacked as channels";
     if (wp.split.folded) note += ", the batch's images side by side";
   }
-  wp.main = make_schedule(wp.phased ? wp.split.run : g, plan.pass, tile, elem, plan.threads);
+  if (wp.dilated) {
+    wp.b_elems = round_up(dilation_phases::input_elems(wp.dilation), 16);
+    wp.c_elems = round_up(dilation_phases::output_elems(wp.dilation), 16);
+    note += " over the " + std::to_string(wp.dilation.phases) + " dilation phases as images";
+  }
+  wp.main = make_schedule(wp.phased ? wp.split.run : f, plan.pass, tile, elem, plan.threads);
   const bool five_taps = f.kernel[2] == 5;
   if (plan.pass == ConvPass::kBackwardWeight &&
       (five_taps || !weight_gradient_by_winograd(wp.main))) {
@@ -455,10 +472,20 @@ std::string winograd_plan(ConvPlan& plan) {
 template <typename T>
 void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
   const WinogradPlan& wp = plan_of(plan);
+  const ConvGeometry& g = plan.g;
+  const int64_t g_taps = g.kernel_spatial(), g_cg = g.c_per_group(), g_kg = g.k_per_group();
+  if (wp.dilated) {
+    if (wp.main.tiles == 0) return;
+    const dilation_phases::Split& ds = wp.dilation;
+    const PhaseBuffers<T> buf = phase_buffers(wp, ws);
+    dilation_phases::split_input(ds, x, buf.input);
+    run_correlation<T>(wp.main, buf.input, w, g_kg * g_cg * g_taps, g_cg * g_taps, g_taps, bias,
+                       buf.wide, buf.rest);
+    dilation_phases::merge_output(ds, buf.wide, y);
+    return;
+  }
   if (!wp.phased) {
-    const ConvGeometry& g = plan.g;
-    const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
-    run_correlation<T>(wp.main, x, w, kg * cg * taps, cg * taps, taps, bias, y, ws);
+    run_correlation<T>(wp.main, x, w, g_kg * g_cg * g_taps, g_cg * g_taps, g_taps, bias, y, ws);
     return;
   }
   if (wp.main.tiles == 0) return;
@@ -479,15 +506,25 @@ void winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T
   const WinogradPlan& wp = plan_of(plan);
   const ConvGeometry& g = plan.g;
   const int64_t cg = g.c_per_group(), kg = g.k_per_group();
-  if (!wp.phased) {
-    // Correlation with k' = c, c' = k: element (grp, c, k) at w[grp][k][c].
-    const int64_t taps = g.kernel_spatial();
-    run_correlation<T>(wp.main, grad_y, w, kg * cg * taps, taps, cg * taps, nullptr, grad_x, ws);
+  // Correlation with k' = c, c' = k: element (grp, c, k) at w[grp][k][c].
+  const int64_t g_taps = g.kernel_spatial();
+  if (!wp.phased && !wp.dilated) {
+    run_correlation<T>(wp.main, grad_y, w, kg * cg * g_taps, g_taps, cg * g_taps, nullptr,
+                       grad_x, ws);
     return;
   }
   if (g.n * g.c * g.in_spatial() == 0) return;
-  if (g.n * g.out_spatial() == 0) {  // no workspace: no output reaches the input
+  if (g.n * g.out_spatial() == 0 || wp.main.tiles == 0) {  // no output reaches the input
     std::fill(grad_x, grad_x + g.n * g.c * g.in_spatial(), T(0));
+    return;
+  }
+  if (wp.dilated) {
+    const dilation_phases::Split& ds = wp.dilation;
+    const PhaseBuffers<T> buf = phase_buffers(wp, ws);
+    dilation_phases::split_output(ds, grad_y, buf.wide);
+    run_correlation<T>(wp.main, buf.wide, w, kg * cg * g_taps, g_taps, cg * g_taps, nullptr,
+                       buf.input, buf.rest);
+    dilation_phases::merge_input(ds, buf.input, grad_x);
     return;
   }
   // The stacked input's gradient: a full correlation of grad_y with the stacked weight, read
@@ -505,13 +542,21 @@ template <typename T>
 void winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
                               T* ws) {
   const WinogradPlan& wp = plan_of(plan);
-  if (!wp.phased) {
+  if (!wp.phased && !wp.dilated) {
     run_weight_gradient<T>(wp.main, x, grad_y, grad_w, ws);
     return;
   }
   const ConvGeometry& g = plan.g;
   if (g.n * g.out_spatial() == 0 || wp.main.tiles == 0) {  // no workspace: nothing to sum
     std::fill(grad_w, grad_w + g.k * g.c_per_group() * g.kernel_spatial(), T(0));
+    return;
+  }
+  if (wp.dilated) {  // the dense convolution's weight is the dilated one's
+    const dilation_phases::Split& ds = wp.dilation;
+    const PhaseBuffers<T> buf = phase_buffers(wp, ws);
+    dilation_phases::split_input(ds, x, buf.input);
+    dilation_phases::split_output(ds, grad_y, buf.wide);
+    run_weight_gradient<T>(wp.main, buf.input, buf.wide, grad_w, buf.rest);
     return;
   }
   const winograd_phases::Split& sp = wp.split;

@@ -203,6 +203,47 @@ def _two_tap_products(extents: tuple[int, ...], few_summed: bool) -> float:
     return best
 
 
+def _dilation_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
+    """Whether `auto` runs a dilated 3-tap layer (stride 1, padding a multiple of the dilation:
+    atrous convolution) on Winograd over its dilation phases (csrc/algo/dilation_phases.h): the
+    input's d^rank phase planes as images of their own make a dense 3x3 convolution. It pays
+    where F(4x4)'s tiles cover the phase planes well (`useful`: output positions / positions
+    the tiles compute, >= 0.6) and the planes are 11+ positions per dim; the weight gradient
+    also on 7x7 planes. 2 threads, median ms, winograd vs the previous auto (direct for forward
+    and backward data, implicit_gemm for the weight; torch), forward / backward data / weight,
+    Xeon AVX-512 (AVX2, torch capped too):
+    - 256 ch 65x65 d6 (11x11 planes, useful 0.82): 15.3/15.2/13.0 vs 57.2 (implicit_gemm 18.6)
+      /18.8/18.9 (torch 15.3/17.5/18.3); AVX2 23.9/23.0/19.7 vs 27.0/28.6/28.3;
+    - 512 ch 28x28 d2 (14x14, 0.77): 10.6/12.8/13.7 vs 12.5/12.9/13.5 (13.8/14.0/13.6); AVX2
+      15.6/16.9/19.3 vs 19.9/20.3/19.1;
+    - 128 ch 64x128 d2 / d4 and 64 ch 112x112 d2 (useful 1.0): forward 6.48 / 6.31 / 2.64 vs
+      9.01 / 8.54 / 3.72 (implicit_gemm), weight 4.99 / 5.58 / 3.00 vs 9.19 / 9.33 / 4.32;
+    - DeepLabv3's dilated ResNet stages: 512 ch 65x65 d4 (17x17 planes, 0.66) 58.1/58.6/80.7
+      vs 75.2/78.4/76.2, AVX2 85.5/87.5/98.1 vs 111/116/110; 512 ch 33x33 d2 (17x17, 0.68)
+      18.0/20.0/19.3 vs 18.7/19.4/19.4, AVX2 23.7/26.7/30.3 vs 29.4/30.0/34.3;
+    - 1-D 128 ch 1024 k3 d4 x8: 2.99/2.90/3.42 vs 3.31/3.36/3.54;
+    - deeplab.atrous3x3d4 (256 ch 28x28, 7x7 planes, 0.77): weight 2.93 vs 3.25 (3.03); AVX2
+      4.55 vs 4.93 (6.92); its forward and backward data not (4.01 vs 3.44, 3.65 vs 2.92);
+    - not where the tiles cover the planes poorly: 512 ch 33x33 d6 (6x6 planes, 0.47) 9.7/10.0/
+      14.0 vs 8.5/8.3/9.7, 512 ch 33x33 d4 (9x9, 0.47) 12.8/10.9/11.5 vs 9.1/8.9/9.6, 256 ch
+      24x24 d4 (6x6, 0.56) weight 3.18 vs 2.56."""
+    if not unit_stride or all(d == 1 for d in p.dilation) or any(k != 3 for k in p.kernel):
+        return False
+    if any((lo % d) or (hi % d) for lo, hi, d in zip(p.pad_lo, p.pad_hi, p.dilation)):
+        return False
+    computed = 1
+    useful = 1
+    smallest = None
+    for o, d in zip(p.out_extents, p.dilation):
+        plane = -(-o // d)  # each phase's output extent
+        computed *= d * 4 * (-(-plane // 4))
+        useful *= o
+        smallest = plane if smallest is None else min(smallest, plane)
+    if computed == 0 or useful / computed < 0.6:
+        return False
+    return smallest >= 11 or (p.conv_pass == "backward_weight" and smallest >= 7)
+
+
 def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
     """Whether `auto` runs a strided layer whose kernel is twice its stride (DCGAN's 4x4 / 2, a
     transposed convolution's upsampling) on Winograd over its stride phases
@@ -397,10 +438,14 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
                 return "implicit_gemm", "few input channels, small images: one packed GEMM"
     if _upsampling_winograd(p, unit_stride) and usable("winograd"):
         return "winograd", "kernel twice the stride: Winograd F(mxm,2x2) over the stride phases"
+    if _dilation_phase_winograd(p, unit_stride) and usable("winograd"):
+        return "winograd", "dilated 3x3 at stride 1: Winograd over the dilation phases as images"
     if _five_tap_winograd(p, unit_stride) and usable("winograd"):
         return "winograd", "5x5 at stride 1 on up to 128 channels: Winograd F(2x2,5x5)"
     # Output tiles of F(2x2) where Winograd runs (3 taps per dim, unit stride).
-    winograd = unit_stride and all(k == 3 for k in p.kernel) and usable("winograd")
+    # (Dilated layers only as _dilation_phase_winograd says.)
+    undilated = all(d == 1 for d in p.dilation)
+    winograd = unit_stride and undilated and all(k == 3 for k in p.kernel) and usable("winograd")
     tiles = p.n
     for e, lo, hi in zip(p.in_extents, p.pad_lo, p.pad_hi):
         tiles *= (e + lo + hi - 2 + 1) // 2
@@ -486,8 +531,12 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     input_bytes = p.c_per_group * p.spatial * p.itemsize
     if p.taps >= 9 and input_bytes > (2 << 20) and usable("im2col"):
         # At unit stride: strided weight gradients gather their phase panels faster (64->128
-        # 3x3 / 2 160x160: implicit_gemm 3.24 vs im2col 4.03 ms AVX-512, 4.70 vs 5.66 AVX2).
-        if unit_stride and p.conv_pass in ("backward_weight", "forward"):
+        # 3x3 / 2 160x160: implicit_gemm 3.24 vs im2col 4.03 ms AVX-512, 4.70 vs 5.66 AVX2), and
+        # so do dilated ones, whose taps reach far into the padding, which implicit_gemm skips
+        # (DeepLabv3's ASPP, 33x33 -> 256 ch, implicit_gemm vs im2col, AVX-512 / AVX2: 512 ch d6
+        # 8.8 vs 10.3, 2048 ch d12 30.2 vs 55.4 / 38.3 vs 66.2, d18 21.7 vs 51.7 / 28.2 vs 66.5).
+        weight = p.conv_pass == "backward_weight" and undilated
+        if unit_stride and (weight or p.conv_pass == "forward"):
             return "im2col", "large image: cache-sized column chunks beat gathering panels"
     # Long 1-D signals with a short kernel once ran im2col (long column copies, then one GEMM;
     # 1 thread it is still ~5% faster forward). Since the GEMM's small-N and packing work,
