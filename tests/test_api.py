@@ -182,10 +182,12 @@ def test_auto_runs_grouped_layers_direct_and_long_short_1d_kernels_on_implicit_g
     assert fastconv.explain((1, 3, 256, 256), (64, 3, 3, 3), padding=1).algo == "direct"
     assert fastconv.explain((1, 3, 64, 64), (16, 3, 5, 5), padding=2).algo == "direct"
     assert fastconv.explain((8, 3, 32, 32), (64, 3, 3, 3), padding=1).algo == "implicit_gemm"
-    # large images: im2col's column chunks at stride 1 (dilated: no Winograd), implicit GEMM
-    # over stride phases at stride 2
+    # large images: im2col's column chunks at stride 1 (dilated with padding that is not a
+    # multiple of the dilation: no Winograd; with such padding Winograd over the dilation
+    # phases), implicit GEMM over stride phases at stride 2
     big = ((1, 64, 224, 224), (64, 64, 3, 3))
-    assert fastconv.explain(*big, padding=2, dilation=2).algo == "im2col"
+    assert fastconv.explain(*big, padding=1, dilation=2).algo == "im2col"
+    assert fastconv.explain(*big, padding=2, dilation=2).algo == "winograd"
     assert fastconv.explain(*big, padding=1, stride=2).algo == "implicit_gemm"
     # 3-D 3x3x3 forward: direct row kernels at AVX-512, implicit GEMM below it
     from fastconv import _C

@@ -295,6 +295,7 @@ def test_networks_suite_has_real_network_layers_that_are_valid_problems() -> Non
     families = {layer.name.split(".")[0] for layer in layers}
     for family in ("inception_v3", "efficientnet_b0", "yolov5s", "yolov8s", "unet"):
         assert family in families
+    assert any(max(layer.dilation) > 1 for layer in convs)  # DeepLabv3's atrous stages
     assert {layer.n for layer in layers} == {1, 8}
     assert {layer.rank for layer in convs} == {2, 3}
     assert any(layer.groups == layer.c > 1 for layer in convs)  # depthwise

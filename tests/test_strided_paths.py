@@ -87,10 +87,16 @@ def test_auto_runs_upsampling_by_column_tiles():
         (1, 64, 160, 160), (128, 64, 3, 3), stride=2, padding=1, pass_="backward_weight"
     )
     assert e.algo == "implicit_gemm", e
-    e = fastconv.explain(  # dilated: no Winograd
-        (1, 64, 224, 224), (64, 64, 3, 3), padding=2, dilation=2, pass_="backward_weight"
+    e = fastconv.explain(  # 4x4: no Winograd
+        (1, 64, 224, 224), (64, 64, 4, 4), padding=1, pass_="backward_weight"
     )
     assert e.algo == "im2col" and "large image" in e.reason, e
+    # dilated (padding not a multiple of the dilation: no Winograd): implicit GEMM, whose
+    # panels skip the taps in the padding
+    e = fastconv.explain(
+        (1, 64, 224, 224), (64, 64, 3, 3), padding=1, dilation=2, pass_="backward_weight"
+    )
+    assert e.algo == "implicit_gemm", e
 
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])

@@ -109,7 +109,7 @@ def _five_tap_winograd(p: "_Shape", unit_stride: bool) -> bool:
     vs 0.92, 32 ch 112x112 1.89 vs fft 1.80 (AVX2 3.02 vs 2.05)."""
     if not unit_stride or p.conv_pass == "backward_weight" or p.groups != 1:
         return False
-    if p.kernel != (5, 5):
+    if p.kernel != (5, 5) or any(d != 1 for d in p.dilation):  # dilated: not measured
         return False
     fewest = 48 if _active_isa() == "avx512" else 64
     if max(p.c_per_group, p.k_per_group) > 128 or min(p.c_per_group, p.k_per_group) < fewest:
@@ -221,6 +221,8 @@ def _dilation_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
     - DeepLabv3's dilated ResNet stages: 512 ch 65x65 d4 (17x17 planes, 0.66) 58.1/58.6/80.7
       vs 75.2/78.4/76.2, AVX2 85.5/87.5/98.1 vs 111/116/110; 512 ch 33x33 d2 (17x17, 0.68)
       18.0/20.0/19.3 vs 18.7/19.4/19.4, AVX2 23.7/26.7/30.3 vs 29.4/30.0/34.3;
+    - 64 ch 224x224 d2 (112x112 planes): 11.9/11.5/12.7 vs im2col 24.2/18.4 (direct)/21.6
+      (torch 13.3/13.1/18.7), AVX2 15.7/15.6/16.4 vs 31.2/24.3/28.7;
     - 1-D 128 ch 1024 k3 d4 x8: 2.99/2.90/3.42 vs 3.31/3.36/3.54;
     - deeplab.atrous3x3d4 (256 ch 28x28, 7x7 planes, 0.77): weight 2.93 vs 3.25 (3.03); AVX2
       4.55 vs 4.93 (6.92); its forward and backward data not (4.01 vs 3.44, 3.65 vs 2.92);
