@@ -180,7 +180,14 @@ def test_metadata_records_the_peer_isa_and_warns_on_a_one_sided_cap(
     aten_only = {"torch_aten": "AVX2", "onednn_max_cpu_isa": None}
     assert isa_note({**base, "peer_isa": aten_only}) is not None  # oneDNN still runs AVX-512
     both = {"torch_aten": "AVX2", "onednn_max_cpu_isa": "AVX2"}
-    assert isa_note({**base, "peer_isa": both}) is None
+    assert isa_note({**base, "peer_isa": both}) is None  # a PyTorch without MKL
+    # with MKL, whose sgemm (PyTorch's GEMM-shaped convolutions) ignores the other two caps
+    mkl = {**both, "torch_mkl": True}
+    note = isa_note({**base, "peer_isa": {**mkl, "mkl_enable_instructions": None}})
+    assert note is not None and "MKL_ENABLE_INSTRUCTIONS=AVX2" in note
+    assert isa_note({**base, "peer_isa": {**mkl, "mkl_enable_instructions": "AVX2"}}) is None
+    assert isa_note({**base, "peer_isa": {**mkl, "mkl_enable_instructions": "AVX512"}})
+    assert meta["peer_isa"]["torch_mkl"] == torch.backends.mkl.is_available()
     onednn_avx512 = {"torch_aten": "AVX2", "onednn_max_cpu_isa": "AVX512_CORE"}
     assert isa_note({**base, "peer_isa": onednn_avx512}) is not None
     assert isa_note({**base, "isa": "avx512", "peer_isa": uncapped}) is None

@@ -341,7 +341,9 @@ ISA_SNIPPET = textwrap.dedent(
 
     rng = np.random.default_rng(7)
     for dtype in (np.float32, np.float64):
-        for m, n, k in ((1, 1, 1), (7, 17, 31), (31, 33, 300), (65, 129, 70)):
+        # n = 24 and 49: an edge panel of one vector or less (its narrower tile at AVX2)
+        for m, n, k in ((1, 1, 1), (7, 17, 31), (31, 33, 300), (65, 129, 70), (13, 24, 40),
+                        (50, 49, 320)):
             for alpha, beta in ((1.0, 0.0), (-0.5, 2.0)):
                 for name, a, b in strided_cases(rng, dtype, m, n, k)[:4]:
                     c = rng.uniform(-1, 1, (m, n)).astype(dtype)

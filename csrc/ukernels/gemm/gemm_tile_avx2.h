@@ -76,6 +76,15 @@ inline void gemm_tile(int64_t kc, AReader a, BSource b, T* c, int64_t ldc, int64
   using W = GemmVec<T>;
   using V = typename W::V;
   constexpr int L = W::kLanes, NR = NV * L;
+  if constexpr (NV > 1) {
+    // Edge columns that fit fewer vectors run that narrower tile on the same B rows (the first
+    // vectors of each): an N of 49 (a 1x1 layer on 7x7) computes 56 columns instead of 64.
+    // Every element sees the same FMA sequence, so results do not depend on the width.
+    if (nr <= (NV - 1) * L) {
+      gemm_tile<T, MR, NV - 1>(kc, a, b, c, ldc, mr, nr, alpha, beta, b_step < 0 ? NR : b_step);
+      return;
+    }
+  }
 
   for (int64_t i = 0; i < mr; ++i) {  // every line of the row, also when C is not 64-byte aligned
     const uintptr_t row = reinterpret_cast<uintptr_t>(c + i * ldc);

@@ -198,17 +198,35 @@ def environment(
     }
 
 
-def peer_isa(torch_module: Any) -> dict[str, str | None]:
+def peer_isa(torch_module: Any) -> dict[str, Any]:
     """The instruction set PyTorch's CPU kernels run at: ATen's dispatch level (capped by
-    ATEN_CPU_CAPABILITY) and the oneDNN cap its convolutions honour (ONEDNN_MAX_CPU_ISA)."""
+    ATEN_CPU_CAPABILITY), the oneDNN cap its convolutions honour (ONEDNN_MAX_CPU_ISA), and,
+    where PyTorch has MKL, MKL's cap (MKL_ENABLE_INSTRUCTIONS): the convolutions PyTorch runs
+    as GEMMs (a batch-1 1x1 layer, its slow_conv2d path) call MKL's sgemm, which ignores the
+    other two (EfficientNet-B0's head 1x1 on 7x7: 0.175 ms with only ATen and oneDNN capped, i.e.
+    AVX-512 GEMMs, 0.238 ms with MKL capped too)."""
     aten = None
+    mkl = False
     if torch_module is not None:
         try:
             aten = str(torch_module.backends.cpu.get_cpu_capability())
         except (AttributeError, RuntimeError):  # older torch: the level is unknown, not an error
             aten = None
+        try:
+            mkl = bool(torch_module.backends.mkl.is_available())
+        except (AttributeError, RuntimeError):
+            mkl = False
     onednn = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
-    return {"torch_aten": aten, "onednn_max_cpu_isa": onednn}
+    return {
+        "torch_aten": aten,
+        "onednn_max_cpu_isa": onednn,
+        "torch_mkl": mkl,
+        "mkl_enable_instructions": os.environ.get("MKL_ENABLE_INSTRUCTIONS"),
+    }
+
+
+def _at_most_avx2(cap: str) -> bool:
+    return cap.startswith(("SSE", "AVX2")) or cap == "AVX"
 
 
 def isa_note(env: dict[str, Any]) -> str | None:
@@ -221,13 +239,16 @@ def isa_note(env: dict[str, Any]) -> str | None:
     if "avx512f" not in env.get("cpu_features", []):
         return None  # an AVX2-only CPU: both already run AVX2 at most
     onednn = (peer.get("onednn_max_cpu_isa") or "").upper()
-    if not aten.startswith("AVX512") and (onednn.startswith(("SSE", "AVX2")) or onednn == "AVX"):
-        return None  # both capped at AVX2 or below
+    mkl = (peer.get("mkl_enable_instructions") or "").upper()
+    mkl_capped = not peer.get("torch_mkl") or _at_most_avx2(mkl)
+    if not aten.startswith("AVX512") and _at_most_avx2(onednn) and mkl_capped:
+        return None  # all capped at AVX2 or below
     return (
         f"note: FASTCONV_ISA caps fastconv at {env['isa']} while PyTorch may run AVX-512 "
-        f"kernels (ATen {aten}, oneDNN cap {peer.get('onednn_max_cpu_isa') or 'none'}); "
-        "to compare both at AVX2 (as on an AVX2-only CPU) also set "
-        "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2"
+        f"kernels (ATen {aten}, oneDNN cap {peer.get('onednn_max_cpu_isa') or 'none'}, MKL cap "
+        f"{peer.get('mkl_enable_instructions') or 'none'}); to compare both at AVX2 (as on an "
+        "AVX2-only CPU) also set ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 "
+        "MKL_ENABLE_INSTRUCTIONS=AVX2"
     )
 
 
