@@ -378,6 +378,24 @@ def restore_threads():
 # call raises NotImplementedError, so neither a silent refusal nor a silent wrong answer passes.
 
 
+def _conv_padding(kw, w_shape, dilation, rank):
+    """(low, high) padding per dim of the convolution a stride-1 call runs: "same" / "full"
+    resolved from the dilated kernel, a transposed call's output_padding taken off the high side
+    (its conv's geometry)."""
+    from reference import explicit_pairs, per_dim
+
+    pad = kw.get("padding", 0)
+    spans = [d * (k - 1) for d, k in zip(dilation, w_shape[2:])]
+    if pad == "same":
+        pairs = [(t // 2, t - t // 2) for t in spans]
+    elif pad == "full":
+        pairs = [(t, t) for t in spans]
+    else:
+        pairs = list(explicit_pairs(pad, rank))
+    extra = per_dim(kw.get("output_padding", 0), rank)
+    return [(lo, hi - e) for (lo, hi), e in zip(pairs, extra)]
+
+
 def algorithm_applies(algo, conv_pass, w_shape, kw):
     """Whether `algo` serves `conv_pass` ("forward" | "backward_data" | "backward_weight" of the
     convolution that runs; a transposed conv's forward is its conv's backward_data) of a conv
@@ -388,12 +406,17 @@ def algorithm_applies(algo, conv_pass, w_shape, kw):
     stride = per_dim(kw.get("stride", 1), rank)
     dilation = per_dim(kw.get("dilation", 1), rank)
     if algo == "winograd":
-        # F(m,r) / F(mxm,rxr), r = 2 or 3: 1-D and 2-D, dilation 1, the same r = ceil(kernel /
-        # stride) taps per dim (strided layers run on their stride phases).
+        # F(m,r) / F(mxm,rxr), r = 2 or 3: 1-D and 2-D, the same r = ceil(kernel / stride) taps
+        # per dim (strided layers run on their stride phases); dilation 1, or stride 1 with every
+        # padding a multiple of the dilation (dilated layers run on their dilation phases).
         taps = {-(-k // s) for k, s in zip(w_shape[2:], stride)}
-        return (
-            rank in (1, 2) and all(d == 1 for d in dilation) and len(taps) == 1 and taps <= {2, 3}
-        )
+        dilated = any(d != 1 for d in dilation)
+        if dilated:
+            pairs = _conv_padding(kw, w_shape, dilation, rank)
+            splittable = all(s == 1 for s in stride) and all(
+                lo % d == 0 and hi % d == 0 for (lo, hi), d in zip(pairs, dilation)
+            )
+        return rank in (1, 2) and (not dilated or splittable) and len(taps) == 1 and taps <= {2, 3}
     if algo == "fft":
         # Strided forward / weight gradient run as stride-1 correlations of stride^d polyphase
         # components, refused where a stride exceeds the dilated kernel extent (some phases would

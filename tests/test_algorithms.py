@@ -72,6 +72,9 @@ GEOMETRIES = [
     ((1, 2, 9, 10), (2, 1, 3, 3), dict(stride=2, padding=4, groups=2)),
     # the 3x3 register-weight path: stride 2, column dilation, rows of several vectors
     ((1, 2, 12, 75), (2, 1, 3, 3), dict(stride=2, padding=1, dilation=(1, 2), groups=2)),
+    # atrous: padding a multiple of the dilation (Winograd on the dilation phases), 13 columns
+    # (phases of 7 and 6)
+    ((2, 6, 14, 13), (5, 6, 3, 3), dict(padding=2, dilation=2)),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 

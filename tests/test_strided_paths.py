@@ -91,8 +91,8 @@ def test_auto_runs_upsampling_by_column_tiles():
         (1, 64, 224, 224), (64, 64, 4, 4), padding=1, pass_="backward_weight"
     )
     assert e.algo == "im2col" and "large image" in e.reason, e
-    # dilated (padding not a multiple of the dilation: no Winograd): implicit GEMM, whose
-    # panels skip the taps in the padding
+    # dilated (padding not a multiple of the dilation: no Winograd): implicit GEMM, as im2col's
+    # columns are longer strided gathers there (64 ch 224x224 d2: 17.3 vs 21.6 ms)
     e = fastconv.explain(
         (1, 64, 224, 224), (64, 64, 3, 3), padding=1, dilation=2, pass_="backward_weight"
     )

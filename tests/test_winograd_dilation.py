@@ -14,8 +14,11 @@ from test_winograd_phases import check_passes
 # (x_shape, w_shape, kwargs): DeepLab's 3x3 d4 (phases of equal size), extents that are not a
 # multiple of the dilation (phases one shorter: their zero tails stand for the padding), unequal
 # dilations with groups and true convolution, asymmetric padding, no padding (valid), dilation in
-# one dim only, 1-D, 2- and 5-tap kernels, phases smaller than the kernel's reach, enough channels
-# and tiles for the transform-domain weight gradient, batch 0.
+# one dim only, 1-D, 2- and 5-tap kernels, phases smaller than the kernel's reach, extents smaller
+# than the dilation (whole phases empty), enough channels and tiles for the transform-domain
+# weight gradient, batch 0.
+# 32 channels and enough tiles: the weight gradient runs in the transform domain
+TRANSFORM_DOMAIN = ((2, 32, 26, 24), (24, 32, 3, 3), dict(dilation=2, padding=2))
 GEOMETRIES = [
     ((1, 8, 28, 28), (8, 8, 3, 3), dict(dilation=4, padding=4)),
     ((2, 5, 17, 15), (6, 5, 3, 3), dict(dilation=4, padding=4)),
@@ -27,7 +30,8 @@ GEOMETRIES = [
     ((1, 8, 20, 20), (8, 8, 2, 2), dict(dilation=2, padding=((2, 0), (2, 0)))),
     ((1, 6, 30, 30), (5, 6, 5, 5), dict(dilation=2, padding=4)),
     ((1, 4, 5, 5), (4, 4, 3, 3), dict(dilation=4, padding=4)),
-    ((2, 32, 26, 24), (24, 32, 3, 3), dict(dilation=2, padding=2)),
+    ((1, 4, 3, 3), (4, 4, 3, 3), dict(dilation=4, padding=4)),  # phases with no position
+    TRANSFORM_DOMAIN,
     ((0, 4, 12, 12), (4, 4, 3, 3), dict(dilation=2, padding=2)),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
@@ -42,7 +46,7 @@ def test_dilated_passes(rng, x_shape, w_shape, kw, dtype):
 def test_weight_gradient_runs_in_the_transform_domain():
     """The case above with 32 channels sums its weight gradient on the phases' transforms (not
     implicit_gemm's fallback), so the dilated weight gradient is really tested."""
-    x_shape, w_shape, kw = GEOMETRIES[10]
+    x_shape, w_shape, kw = TRANSFORM_DOMAIN
     e = fastconv.explain(x_shape, w_shape, algo="winograd", pass_="backward_weight", **kw)
     assert "implicit_gemm" not in e.reason and "4 dilation phases" in e.reason, e.reason
     assert e.workspace_bytes > 0
@@ -51,7 +55,7 @@ def test_weight_gradient_runs_in_the_transform_domain():
 def test_every_isa_level_matches_the_oracle(isa):
     r = np.random.default_rng(5)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
-        for x_shape, w_shape, kw in GEOMETRIES[1:3] + GEOMETRIES[6:7] + GEOMETRIES[10:11]:
+        for x_shape, w_shape, kw in GEOMETRIES[1:3] + GEOMETRIES[6:7] + [TRANSFORM_DOMAIN]:
             for dtype in (np.float32, np.float64):
                 check_passes(fc, r, x_shape, w_shape, kw, dtype)
 

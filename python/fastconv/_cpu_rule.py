@@ -226,17 +226,22 @@ def _dilation_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
     - 1-D 128 ch 1024 k3 d4 x8: 2.99/2.90/3.42 vs 3.31/3.36/3.54;
     - deeplab.atrous3x3d4 (256 ch 28x28, 7x7 planes, 0.77): weight 2.93 vs 3.25 (3.03); AVX2
       4.55 vs 4.93 (6.92); its forward and backward data not (4.01 vs 3.44, 3.65 vs 2.92);
+    - float32 dense layers only (float64 and groups not measured);
     - not where the tiles cover the planes poorly: 512 ch 33x33 d6 (6x6 planes, 0.47) 9.7/10.0/
       14.0 vs 8.5/8.3/9.7, 512 ch 33x33 d4 (9x9, 0.47) 12.8/10.9/11.5 vs 9.1/8.9/9.6, 256 ch
       24x24 d4 (6x6, 0.56) weight 3.18 vs 2.56."""
     if not unit_stride or all(d == 1 for d in p.dilation) or any(k != 3 for k in p.kernel):
+        return False
+    if p.itemsize != 4 or p.groups != 1:  # measured on dense float32 layers only
         return False
     if any((lo % d) or (hi % d) for lo, hi, d in zip(p.pad_lo, p.pad_hi, p.dilation)):
         return False
     computed = 1
     useful = 1
     smallest = None
-    for o, d in zip(p.out_extents, p.dilation):
+    # The tiles cover the correlation's output: grad_x's phases for backward data.
+    extents = p.in_extents if p.conv_pass == "backward_data" else p.out_extents
+    for o, d in zip(extents, p.dilation):
         plane = -(-o // d)  # each phase's output extent
         computed *= d * 4 * (-(-plane // 4))
         useful *= o
@@ -534,9 +539,11 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     if p.taps >= 9 and input_bytes > (2 << 20) and usable("im2col"):
         # At unit stride: strided weight gradients gather their phase panels faster (64->128
         # 3x3 / 2 160x160: implicit_gemm 3.24 vs im2col 4.03 ms AVX-512, 4.70 vs 5.66 AVX2), and
-        # so do dilated ones, whose taps reach far into the padding, which implicit_gemm skips
-        # (DeepLabv3's ASPP, 33x33 -> 256 ch, implicit_gemm vs im2col, AVX-512 / AVX2: 512 ch d6
-        # 8.8 vs 10.3, 2048 ch d12 30.2 vs 55.4 / 38.3 vs 66.2, d18 21.7 vs 51.7 / 28.2 vs 66.5).
+        # so do dilated ones: on small maps their taps reach far into the padding, which
+        # implicit_gemm's weight gradient skips (DeepLabv3's ASPP, 33x33 -> 256 ch, implicit_gemm
+        # vs im2col, AVX-512 / AVX2: 512 ch d6 8.8 vs 10.3, 2048 ch d12 30.2 vs 55.4 / 38.3 vs
+        # 66.2, d18 21.7 vs 51.7 / 28.2 vs 66.5), and on large ones im2col's columns are longer
+        # strided gathers (64 ch 224x224 d2: 17.3 vs 21.6 / 23.4 vs 28.7).
         weight = p.conv_pass == "backward_weight" and undilated
         if unit_stride and (weight or p.conv_pass == "forward"):
             return "im2col", "large image: cache-sized column chunks beat gathering panels"

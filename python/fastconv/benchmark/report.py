@@ -259,8 +259,13 @@ def header_text(env: dict[str, Any], n_layers: int) -> str:
     torch_isa = ""
     if peer.get("torch_aten"):
         torch_isa = f", torch ISA {peer['torch_aten']}"
-        if peer.get("onednn_max_cpu_isa"):
-            torch_isa += f" (oneDNN cap {peer['onednn_max_cpu_isa']})"
+        caps = (
+            [f"oneDNN cap {peer['onednn_max_cpu_isa']}"] if peer.get("onednn_max_cpu_isa") else []
+        )
+        if peer.get("torch_mkl") and peer.get("mkl_enable_instructions"):
+            caps.append(f"MKL cap {peer['mkl_enable_instructions']}")
+        if caps:
+            torch_isa += f" ({', '.join(caps)})"
     text = (
         f"fastconv bench: suite {env['suite']} ({n_layers} layers), "
         f"passes {','.join(env['passes'])}\n"
