@@ -104,14 +104,18 @@ def _five_tap_winograd(p: "_Shape", unit_stride: bool) -> bool:
     1.44/1.49 vs 1.65/1.68 direct (1.60/1.68). AVX2: 2.20/2.25 vs 2.21/2.22, 2.03/2.06 vs
     3.01/3.02. At AVX-512 from 48 channels since the transforms' vector lane movement:
     Inception's 48->64 on 35x35 0.52/0.57 vs direct 0.59/0.64 (it lost before, 0.69), 48 ch
-    28x28 0.27/0.27 vs 0.33/0.34, 48->64 56x56 1.04/1.08 vs fft 1.62/1.53; AVX2 mixed (0.85/1.01
-    vs 0.98/0.98, 1.72/1.82 vs fft 1.81/1.70), so 64 there. Where it loses: 64 ch 14x14 x8 1.36
-    vs 0.92, 32 ch 112x112 1.89 vs fft 1.80 (AVX2 3.02 vs 2.05)."""
+    28x28 0.27/0.27 vs 0.33/0.34, 48->64 56x56 1.04/1.08 vs fft 1.62/1.53; at AVX2 only the
+    forward from 48 (its backward data loses there: 0.85/1.01 vs 0.98/0.98, 1.72/1.82 vs fft
+    1.81/1.70). AVX2 forward, against AVX2-capped PyTorch (MKL too), two runs: 48->64 35x35
+    1.08/1.03 vs direct 1.26/1.14 (torch 0.96/0.86), 48 ch 28x28 0.50/0.49 vs 0.60/0.59 (0.61/
+    0.58), 48->64 56x56 1.91/1.86 vs fft 2.00/1.97 (2.19/2.22), 64->48 35x35 1.09/1.13 vs direct
+    1.09/1.09. Where it loses: 64 ch 14x14 x8 1.36 vs 0.92, 32 ch 112x112 1.89 vs fft 1.80 (AVX2
+    3.02 vs 2.05)."""
     if not unit_stride or p.conv_pass == "backward_weight" or p.groups != 1:
         return False
     if p.kernel != (5, 5) or any(d != 1 for d in p.dilation):  # dilated: not measured
         return False
-    fewest = 48 if _active_isa() == "avx512" else 64
+    fewest = 48 if _active_isa() == "avx512" or p.conv_pass == "forward" else 64
     if max(p.c_per_group, p.k_per_group) > 128 or min(p.c_per_group, p.k_per_group) < fewest:
         return False
     return min(p.out_extents[-1], p.in_extents[-1]) >= 28
