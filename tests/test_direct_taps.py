@@ -304,3 +304,26 @@ def test_auto_packed_taps_leave_the_taps_path(isa):
         ]:
             e = fc.explain(x_shape, w_shape, padding=1, pass_=pass_)
             assert e.algo != "implicit_gemm", str(e)
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_temporal_kernels_on_large_planes_use_columns_below_avx512(isa):
+    """_cpu_taps._temporal_columns: a 3-D kernel with taps along time only (R(2+1)D's 3x1x1)
+    on planes of 2048+ positions runs its forward as im2col at AVX2 (each column a whole
+    shifted plane), implicit GEMM at AVX-512; its other passes, 28x28 planes and kernels with
+    spatial taps are unchanged."""
+    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        stem = ((1, 45, 16, 56, 56), (64, 45, 3, 1, 1))
+        e = fc.explain(*stem, padding=(1, 0, 0))
+        assert (e.algo == "im2col") == (isa == "avx2"), str(e)
+        if isa == "avx2":
+            assert "temporal" in e.reason, str(e)
+        for pass_ in ("backward_data", "backward_weight"):
+            e = fc.explain(*stem, padding=(1, 0, 0), pass_=pass_)
+            assert e.algo == "implicit_gemm", str(e)
+        e = fc.explain((1, 288, 8, 28, 28), (128, 288, 3, 1, 1), padding=(1, 0, 0))
+        assert e.algo == "implicit_gemm", str(e)
+        e = fc.explain((1, 45, 16, 56, 56), (64, 45, 1, 3, 3), padding=(0, 1, 1))
+        assert "temporal" not in e.reason, str(e)

@@ -14,6 +14,7 @@ from ._cpu_taps import (
     _small_image_taps,
     _strided_packed,
     _taps_served,
+    _temporal_columns,
     _tiling_kernel,
 )
 
@@ -551,6 +552,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         weight = p.conv_pass == "backward_weight" and undilated
         if unit_stride and (weight or p.conv_pass == "forward"):
             return "im2col", "large image: cache-sized column chunks beat gathering panels"
+    if _temporal_columns(p, unit_stride, input_bytes) and usable("im2col"):
+        return "im2col", "temporal kernel on large planes below AVX-512: whole-plane column copies"
     # Long 1-D signals with a short kernel once ran im2col (long column copies, then one GEMM;
     # 1 thread it is still ~5% faster forward). Since the GEMM's small-N and packing work,
     # implicit GEMM wins at 2 threads, where im2col's column chunks scale poorly (wavenet.1d.k2d8,

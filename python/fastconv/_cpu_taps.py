@@ -1,7 +1,8 @@
 """Which dense passes `auto` gives the direct algorithm's per-tap GEMM path
 (csrc/algo/direct_taps.h: small images, many channels; one GEMM micro-kernel call per kernel tap
 over only the positions it reaches), and the exceptions on that domain that go back to one
-packed implicit GEMM. Asked by _cpu_rule.cpu_rule; each predicate carries its measurements."""
+packed implicit GEMM, and the few-tap kernels that go to im2col's column copies. Asked by
+_cpu_rule.cpu_rule; each predicate carries its measurements."""
 
 from __future__ import annotations
 
@@ -136,3 +137,20 @@ def _packed_taps(p: "_Shape") -> str | None:
     if len(p.kernel) == 3 and p.c_per_group <= 96 and p.in_extents[-1] <= 16:
         return "3-D kernel over few channels on a small image: one packed GEMM"
     return None
+
+
+def _temporal_columns(p: "_Shape", unit_stride: bool, input_bytes: int) -> bool:
+    """Whether a 3-D kernel with taps along time only (R(2+1)D's 3x1x1) runs its forward as
+    im2col below AVX-512: on planes of 2048+ positions each column is a whole shifted plane, one
+    long copy, while implicit GEMM fills its panels run by run with AVX2 masked loads. 2 threads,
+    median ms, im2col vs implicit_gemm, FASTCONV_ISA=avx2, two runs: R(2+1)D-18's stem 3x1x1
+    (45 -> 64, 16x56x56) 6.44/6.29 vs 7.30/7.11, layer1 (144 -> 64) 21.9/21.3 vs 23.8/22.7;
+    not on 28x28 planes (layer2, 288 -> 128 on 8x28x28: 9.67/8.96 vs 9.55/8.68), nor at
+    AVX-512 (stem 5.01/5.09 vs 4.11/4.32, layer1 17.4 vs 12.2), nor backward data (stem 11.9
+    vs 8.2)."""
+    if len(p.kernel) != 3 or p.conv_pass != "forward" or not unit_stride or p.groups != 1:
+        return False
+    if p.kernel[1:] != (1, 1) or p.kernel[0] < 2 or _active_isa() == "avx512":
+        return False
+    plane = p.in_extents[1] * p.in_extents[2]
+    return plane >= 2048 and input_bytes > (2 << 20)
