@@ -188,7 +188,8 @@ def test_the_host_fast_path_gives_the_general_paths_results():
     kw = dict(stride=2, padding="same", groups=2)
     want = fastconv.conv(x, w, b, algo="reference", **kw)
     first = fastconv.conv(x, w, b, **kw)
-    assert len(RUNNERS) == 2  # the reference call and this one: two signatures
+    # the reference call and this one: two signatures, each also under its quick key
+    assert len(RUNNERS) == 4
     for _ in range(2):
         np.testing.assert_array_equal(fastconv.conv(x, w, b, **kw), first)
     assert_close(first, want, np.float64, 18)
@@ -262,6 +263,35 @@ def test_the_quick_forward_key_runs_what_the_general_path_runs():
         fastconv.conv(x, w, stride=2, padding=1, algo=["auto"])
     with pytest.raises(TypeError, match="padding"):
         fastconv.conv(x, w, stride=2, padding=1.0)
+
+
+def test_the_quick_forward_key_takes_a_numpy_bias_and_still_checks_it():
+    """A NumPy bias joins the quick key by its shape and dtype: repeats give the general
+    path's result with each call's bias values (not the first call's), a bias of another shape
+    or dtype still gets the general path's errors, a strided bias view is served correctly."""
+    from fastconv._problem import RUNNERS
+
+    clear_caches()
+    rng = np.random.default_rng(8)
+    x, w = rand(rng, (1, 6, 7, 7), np.float32), rand(rng, (5, 6, 3, 3), np.float32)
+    b = rand(rng, (5,), np.float32)
+    want = fastconv.conv(x, w, b, padding=1, algo="reference")
+    first = fastconv.conv(x, w, b, padding=1)
+    assert any(len(k) == 4 and len(k[0]) == 8 for k in RUNNERS)  # stored with the bias's part
+    assert_close(first, want, np.float32, 54)
+    for _ in range(2):
+        np.testing.assert_array_equal(fastconv.conv(x, w, b, padding=1), first)
+    b2 = b + 1
+    np.testing.assert_allclose(fastconv.conv(x, w, b2, padding=1), first + 1, rtol=1e-6, atol=1e-5)
+    no_bias = fastconv.conv(x, w, padding=1)  # its own key
+    np.testing.assert_allclose(no_bias, first - b[:, None, None], rtol=1e-6, atol=1e-5)
+    with pytest.raises(ValueError, match="bias"):
+        fastconv.conv(x, w, np.zeros(4, np.float32), padding=1)
+    with pytest.raises((TypeError, ValueError), match="bias"):
+        fastconv.conv(x, w, b.astype(np.float64), padding=1)
+    strided = np.repeat(b, 2)[::2]
+    for _ in range(2):
+        np.testing.assert_array_equal(fastconv.conv(x, w, strided, padding=1), first)
 
 
 def test_the_quick_pool_key_runs_what_the_general_path_runs():
