@@ -379,19 +379,12 @@ def restore_threads():
 
 
 def _conv_padding(kw, w_shape, dilation, rank):
-    """(low, high) padding per dim of the convolution a stride-1 call runs: "same" / "full"
-    resolved from the dilated kernel, a transposed call's output_padding taken off the high side
-    (its conv's geometry)."""
-    from reference import explicit_pairs, per_dim
+    """(low, high) padding per dim of the convolution a stride-1 call runs (the oracle's
+    resolve_padding; at stride 1 "same" does not depend on the input's size), a transposed
+    call's output_padding taken off the high side (its conv's geometry)."""
+    from reference import per_dim, resolve_padding
 
-    pad = kw.get("padding", 0)
-    spans = [d * (k - 1) for d, k in zip(dilation, w_shape[2:])]
-    if pad == "same":
-        pairs = [(t // 2, t - t // 2) for t in spans]
-    elif pad == "full":
-        pairs = [(t, t) for t in spans]
-    else:
-        pairs = list(explicit_pairs(pad, rank))
+    pairs = resolve_padding(kw.get("padding", 0), [1] * rank, w_shape[2:], 1, dilation)
     extra = per_dim(kw.get("output_padding", 0), rank)
     return [(lo, hi - e) for (lo, hi), e in zip(pairs, extra)]
 
