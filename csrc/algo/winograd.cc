@@ -82,14 +82,26 @@ struct Stages {
   int64_t gs, ks, cs;  // weight element (grp, k, c) of f at w + grp * gs + k * ks + c * cs
   const T* bias;
   T* y;
+  // Stride phases: w is the stored weight, each run of kernels gathered from it (gs, ks and cs
+  // then step its kernels, winograd_phases::gather_kernels). A stacked copy written ahead
+  // cost 5-9% of dcgan.g3's passes (a write and a read of the whole weight from memory).
+  winograd_phases::PhasedWeight pw{};
 
   // U[k - k_base][a][c] for k in [k0, k1) of group grp.
   void kernels(int64_t grp, int64_t k0, int64_t k1, int64_t k_base, T* u) const {
     const bool flip = f.mode == ConvMode::kConv;
+    alignas(64) T run[16 * 9];  // a run of up to 16 lanes of up to 3x3 taps (phases: r <= 3)
     for (int64_t k = k0; k < k1; ++k)
-      for (int64_t c = 0; c < p.cg; c += tk.lanes)
-        tk.kernel(w + grp * gs + k * ks + c * cs, cs, std::min<int64_t>(tk.lanes, p.cg - c), flip,
-                  u + (k - k_base) * p.u_ks + c, p.cg);
+      for (int64_t c = 0; c < p.cg; c += tk.lanes) {
+        const int64_t n = std::min<int64_t>(tk.lanes, p.cg - c);
+        T* dst = u + (k - k_base) * p.u_ks + c;
+        if (!pw.tap) {
+          tk.kernel(w + grp * gs + k * ks + c * cs, cs, n, flip, dst, p.cg);
+          continue;
+        }
+        winograd_phases::gather_kernels(pw, w, gs, ks, cs, grp, k, c, n, run);
+        tk.kernel(run, pw.taps, n, flip, dst, p.cg);
+      }
   }
 
   // V[c][a][t - t0] for channels [c0, c1) and tiles [t0, t1) of group grp.
@@ -274,9 +286,10 @@ void run_kernel_blocks(const Schedule& p, const Stages<T>& st, T* ws) {
 // k * ks + c * cs) plus bias, into y.
 template <typename T>
 void run_correlation(const Schedule& p, const T* x, const T* w, int64_t gs, int64_t ks, int64_t cs,
-                     const T* bias, T* y, T* ws) {
+                     const T* bias, T* y, T* ws, winograd_phases::PhasedWeight pw = {}) {
   if (p.tiles == 0) return;
-  const Stages<T> st{p, p.f, tile_kernels<T>(p.m, p.r, p.f.rank == 2), x, w, gs, ks, cs, bias, y};
+  const Stages<T> st{p,  p.f, tile_kernels<T>(p.m, p.r, p.f.rank == 2), x, w, gs, ks, cs, bias,
+                     y,  pw};
   if (p.kernel_blocks)
     run_kernel_blocks(p, st, ws);
   else
@@ -381,7 +394,8 @@ constexpr const char* kFiveTapWeightNote =
 // is run by implicit_gemm's runners: ConvPlan::runner, so winograd's runners always have one).
 // Stride-1 layers run `main` on the pass itself; strided ones (`phased`) on the stacked stride-1
 // convolution (winograd_phases.h: split.run), the workspace then starting with the stacked
-// weight (or its gradient) in a_elems, the stacked input (or its gradient) in b_elems and,
+// weight's gradient in a_elems (the weight gradient; the other passes gather the stored weight
+// run by run), the stacked input (or its gradient) in b_elems and,
 // folded, grad_y or y in the wide layout in c_elems. Dilated layers (`dilated`) run `main` on
 // the dense convolution of their dilation phases (dilation_phases.h: dilation.dense), the stacked
 // input (or its gradient) in b_elems, the stacked output (or grad_y) in c_elems.
@@ -440,7 +454,9 @@ std::string winograd_plan(ConvPlan& plan) {
     // dcgan.g3's backward data (9 columns, 3 F(3x3) tiles per row) wasted 13 of 16 lanes.
     const int64_t cols = pass_geometry(f, plan.pass).out[2];
     if (ceil_div(cols, tile) < 64 / elem) wp.split = winograd_phases::make_split(g, true);
-    wp.a_elems = round_up(winograd_phases::stacked_weight_elems(wp.split), 16);
+    // The stacked weight's gradient (the other passes gather the stored weight run by run).
+    if (plan.pass == ConvPass::kBackwardWeight)
+      wp.a_elems = round_up(winograd_phases::stacked_weight_elems(wp.split), 16);
     wp.b_elems = round_up(winograd_phases::stacked_input_elems(wp.split), 16);
     wp.c_elems = round_up(winograd_phases::wide_output_elems(wp.split), 16);
     note += " over the " + std::to_string(wp.split.phases) + " stride phases stacked as channels";
@@ -491,12 +507,10 @@ void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bia
   if (wp.main.tiles == 0) return;
   const winograd_phases::Split& sp = wp.split;
   const PhaseBuffers<T> buf = phase_buffers(wp, ws);
-  winograd_phases::stack_weight(sp, w, buf.weight);
   winograd_phases::stack_input(sp, x, buf.input);
-  const int64_t taps = sp.run.kernel_spatial(), cg = sp.run.c_per_group();
-  const int64_t kg = sp.run.k_per_group();
-  run_correlation<T>(wp.main, buf.input, buf.weight, kg * cg * taps, cg * taps, taps, bias,
-                     sp.folded ? buf.wide : y, buf.rest);
+  // Stacked input channel c * P + phase of stored kernel (k, c).
+  run_correlation<T>(wp.main, buf.input, w, g_kg * g_cg * g_taps, g_cg * g_taps, g_taps, bias,
+                     sp.folded ? buf.wide : y, buf.rest, winograd_phases::phased_weight(sp, false));
   if (sp.folded) winograd_phases::unfold_output(sp, buf.wide, y);
 }
 
@@ -527,14 +541,13 @@ void winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T
     dilation_phases::merge_input(ds, buf.input, grad_x);
     return;
   }
-  // The stacked input's gradient: a full correlation of grad_y with the stacked weight, read
-  // transposed (output channel c * P + phase, input channel k) in its forward layout.
+  // The stacked input's gradient: a full correlation of grad_y with the stacked weight read
+  // transposed, output channel c * P + phase and input channel k of stored kernel (k, c).
   const winograd_phases::Split& sp = wp.split;
   const PhaseBuffers<T> buf = phase_buffers(wp, ws);
-  winograd_phases::stack_weight_transposed(sp, w, buf.weight);
-  const int64_t taps = sp.run.kernel_spatial(), scg = sp.run.c_per_group();
-  run_correlation<T>(wp.main, run_grad_y(sp, grad_y, buf.wide), buf.weight, scg * kg * taps,
-                     kg * taps, taps, nullptr, buf.input, buf.rest);
+  run_correlation<T>(wp.main, run_grad_y(sp, grad_y, buf.wide), w, kg * cg * g_taps, g_taps,
+                     cg * g_taps, nullptr, buf.input, buf.rest,
+                     winograd_phases::phased_weight(sp, true));
   winograd_phases::unstack_input_gradient(sp, buf.input, grad_x);
 }
 

@@ -55,10 +55,8 @@ Layout input_layout(const Split& s) {
   return run_layout(s, s.run.in[1], s.run.in[2], s.run.c);
 }
 
-// Source tap of stacked weight entry (phase, q), phase-major: the stored kernel's flat tap
-// (stored_tap), or -1 past the kernel. Both weight stackings copy through this table, so
-// their inner loops are a plain gather (the index arithmetic per element took stack_weight
-// 10% of dcgan.g3's backward data).
+// Split::tap: the index arithmetic per element took the stacking of the weight 10% of
+// dcgan.g3's backward data before it was a table.
 std::vector<int32_t> source_taps(const Split& s) {
   const ConvGeometry& g = s.g;
   const int64_t kh = g.kernel[1], kw = g.kernel[2], taps = s.stacked.kernel_spatial(),
@@ -99,7 +97,12 @@ Split make_split(const ConvGeometry& g, bool fold) {
     s.run.in[2] = g.n * s.seg;
     s.run.out[2] = g.n * s.seg - st.kernel[2] + 1;
   }
+  s.tap = source_taps(s);
   return s;
+}
+
+PhasedWeight phased_weight(const Split& s, bool phase_in_k) {
+  return {s.tap.data(), s.phases, s.stacked.kernel_spatial(), phase_in_k};
 }
 
 int64_t stacked_input_elems(const Split& s) {
@@ -164,20 +167,24 @@ void stack_input(const Split& s, const T* x, T* xs) {
 }
 
 template <typename T>
-void stack_weight(const Split& s, const T* w, T* ws) {
-  const ConvGeometry& g = s.g;
-  const int64_t kernel = g.kernel[1] * g.kernel[2];
-  // Each stored kernel (k, c) becomes P * taps consecutive values, phase-major.
-  const std::vector<int32_t> src_tap = source_taps(s);
-  const int64_t entries = int64_t(src_tap.size());
-  const int32_t* tap = src_tap.data();
-  parallel_for(g.k * g.c_per_group(), 64, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      const T* src = w + p * kernel;
-      T* dst = ws + p * entries;
-      for (int64_t i = 0; i < entries; ++i) dst[i] = tap[i] >= 0 ? src[tap[i]] : T(0);
+void gather_kernels(const PhasedWeight& pw, const T* w, int64_t gs, int64_t ks, int64_t cs,
+                    int64_t grp, int64_t k, int64_t c, int64_t n, T* buf) {
+  const int64_t phases = pw.phases, taps = pw.taps;
+  // One division per run (a divide per lane took more than the stacked copy saved).
+  const int64_t i = pw.phase_in_k ? k : c;
+  int64_t phase = i % phases;
+  const T* src = w + grp * gs +
+                 (pw.phase_in_k ? (i / phases) * ks + c * cs : k * ks + (i / phases) * cs);
+  for (int64_t l = 0; l < n; ++l, buf += taps) {
+    const int32_t* tap = pw.tap + phase * taps;
+    for (int64_t q = 0; q < taps; ++q) buf[q] = tap[q] >= 0 ? src[tap[q]] : T(0);
+    if (pw.phase_in_k) {
+      src += cs;
+    } else if (++phase == phases) {
+      phase = 0;
+      src += cs;
     }
-  });
+  }
 }
 
 template <typename T>
@@ -243,30 +250,6 @@ void unstack_input_gradient(const Split& s, const T* gxs, T* grad_x) {
 }
 
 template <typename T>
-void stack_weight_transposed(const Split& s, const T* w, T* wt) {
-  const ConvGeometry& g = s.g;
-  const int64_t kh = g.kernel[1], kw = g.kernel[2], taps = s.stacked.kernel_spatial();
-  const int64_t cg = g.c_per_group(), kg = g.k_per_group();
-  const std::vector<int32_t> src_tap = source_taps(s);
-  // Rows (grp, c * P + phase) of wt for one (grp, c) at a time: each stored kernel (grp, k, c)
-  // is one read, its P phases land in P rows that each advance by one kernel per k.
-  parallel_for(g.groups * cg, 1, [&](int64_t r0, int64_t r1) {
-    for (int64_t gc = r0; gc < r1; ++gc) {
-      const int64_t grp = gc / cg, c = gc % cg;
-      T* rows = wt + gc * s.phases * kg * taps;
-      for (int64_t k = 0; k < kg; ++k) {
-        const T* src = w + ((grp * kg + k) * cg + c) * kh * kw;
-        for (int64_t phase = 0; phase < s.phases; ++phase) {
-          T* dst = rows + (phase * kg + k) * taps;
-          const int32_t* tap = &src_tap[phase * taps];
-          for (int64_t q = 0; q < taps; ++q) dst[q] = tap[q] >= 0 ? src[tap[q]] : T(0);
-        }
-      }
-    }
-  });
-}
-
-template <typename T>
 void fold_output(const Split& s, const T* y, T* wide) {
   const ConvGeometry& g = s.g;
   const int64_t oh = g.out[1], ow = g.out[2], cols = s.run.out[2];
@@ -300,10 +283,10 @@ void unfold_output(const Split& s, const T* wide, T* y) {
 
 #define FASTCONV_INSTANTIATE(T)                                                       \
   template void stack_input<T>(const Split&, const T*, T*);                           \
-  template void stack_weight<T>(const Split&, const T*, T*);                          \
+  template void gather_kernels<T>(const PhasedWeight&, const T*, int64_t, int64_t, int64_t,  \
+                                  int64_t, int64_t, int64_t, int64_t, T*);                 \
   template void unstack_weight_gradient<T>(const Split&, const T*, T*);               \
   template void unstack_input_gradient<T>(const Split&, const T*, T*);                \
-  template void stack_weight_transposed<T>(const Split&, const T*, T*);               \
   template void fold_output<T>(const Split&, const T*, T*);                           \
   template void unfold_output<T>(const Split&, const T*, T*);
 FASTCONV_INSTANTIATE(float)

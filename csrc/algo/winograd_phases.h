@@ -9,6 +9,7 @@
 // and GEMMs are the Winograd driver's.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "fastconv/geometry.h"
 
@@ -27,7 +28,22 @@ struct Split {
   bool folded = false;
   int64_t seg = 0;
   ConvGeometry run;
+  // Where tap q of phase p of the stacked kernel lies in a stored one: tap[p * taps + q], the
+  // stored kernel's flat tap (reversed for mode kConv), or -1 past the kernel (zero).
+  std::vector<int32_t> tap;
 };
+
+// The stacked weight read from the stored one run by run (gather_kernels), never stacked in
+// memory: the run's weight element (grp, k, c) is stacked channel k (phase_in_k: backward
+// data's correlation, output channel c * P + phase) or c (forward) of a stored kernel, whose
+// index / P and the other index select it through the caller's strides.
+struct PhasedWeight {
+  const int32_t* tap = nullptr;  // Split::tap; null: the weight is stored as the run reads it
+  int64_t phases = 1, taps = 0;
+  bool phase_in_k = false;
+};
+PhasedWeight phased_weight(const Split& s, bool phase_in_k);
+
 
 // r = ceil(kernel / stride) per dim and the stacked geometry of g (dilation 1, rank 1 or 2),
 // folded when `fold`.
@@ -50,15 +66,13 @@ template <typename T>
 void fold_output(const Split& s, const T* y, T* wide);
 template <typename T>
 void unfold_output(const Split& s, const T* wide, T* y);
-// ws[k][c * P + phase][q] = tap s * q + a of w[k][c] (flipped first for mode kConv; zero past
-// the kernel): the stacked convolution's weight.
+// buf[l * taps + q] = tap q of the run's weight element (grp, k, c + l) for l < n, read from
+// the stored weight at w: stacked index i (k or c) of stored kernel w + grp * gs + (k or k / P)
+// * ks + (c or c / P) * cs, phase i % P (tap s * q + a of it, flipped first for mode kConv;
+// zero past the kernel).
 template <typename T>
-void stack_weight(const Split& s, const T* w, T* ws);
-// The same values as (C * P, K/G, r...) per group, wt[grp][c * P + phase][k][q]: the weight of
-// backward data's correlation (output channel c * P + phase, input channel k) in its forward
-// layout, so its kernel transforms read neighbouring kernels at neighbouring addresses.
-template <typename T>
-void stack_weight_transposed(const Split& s, const T* w, T* wt);
+void gather_kernels(const PhasedWeight& pw, const T* w, int64_t gs, int64_t ks, int64_t cs,
+                    int64_t grp, int64_t k, int64_t c, int64_t n, T* buf);
 // grad_w[k][c][t] from the stacked weight gradient (the inverse of stack_weight).
 template <typename T>
 void unstack_weight_gradient(const Split& s, const T* gws, T* grad_w);
