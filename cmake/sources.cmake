@@ -19,6 +19,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/phase_backward_data.cc
   csrc/algo/winograd.cc
   csrc/algo/winograd_phases.cc
+  csrc/algo/winograd_plan.cc
   csrc/algo/dilation_phases.cc
   csrc/algo/winograd_tiles.cc
   csrc/algo/winograd_schedule.cc

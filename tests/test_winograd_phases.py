@@ -118,6 +118,33 @@ def test_transposed_upsampling(rng, dtype):
         assert_close(gw, want_gw, dtype, 256)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_blocks_move_back_as_they_finish(
+    poisoned_outputs, rng, restore_threads, threads, dtype
+):
+    """Backward data (a transposed forward) on kernel blocks, many stacked channels over few
+    output tiles: each block's stored channels (all P phases) are moved back into grad_x right
+    after its output transform, by the thread that ran it (2 threads, whole blocks) or split over
+    the threads (1 thread's stage-by-stage split, also taken by one block); groups and 3x3 / 2
+    (zero taps) too. Outputs start as NaN, so a channel a block leaves
+    unmoved fails."""
+    fastconv.set_num_threads(threads)
+    for x_shape, w_shape, kw in (
+        ((2, 48, 6, 6), (48, 40, 4, 4), dict(stride=2, padding=1)),
+        ((1, 64, 5, 7), (64, 24, 4, 4), dict(stride=2, padding=1, groups=2)),
+        ((2, 40, 5, 5), (40, 36, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    ):
+        note = fastconv.explain(
+            x_shape, w_shape, op="conv_transpose", algo="winograd", dtype=dtype, **kw
+        ).reason
+        assert "stride phases" in note, note
+        x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+        want = ref.conv_transpose(x, w, None, **kw)
+        got = fastconv.conv_transpose(x, w, algo="winograd", **kw)
+        assert_close(got, want, dtype, w_shape[0] * 4)
+
+
 def test_every_isa_level_matches_the_oracle(isa):
     r = np.random.default_rng(3)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:

@@ -1,5 +1,5 @@
-// Winograd F(m,r) / F(mxm,rxr) convolution driver (r = 2 or 3): kernel transforms once per call
-// (packed for the GEMMs once, on tile blocks),
+// Winograd F(m,r) / F(mxm,rxr) convolution runners (r = 2, 3 or 5; the planner is
+// winograd_plan.cc): kernel transforms once per call (packed for the GEMMs once, on tile blocks),
 // then blocks of tiles (across images) go through input transform -> alpha^2 batched GEMMs ->
 // output transform, each block's transform-domain data sized to stay in the outer caches.
 // Strided layers run on their stride phases (algo/winograd_phases.h), dilated ones on their
@@ -8,16 +8,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <memory>
-#include <string>
-#include <utility>
-#include <vector>
+#include <functional>
 
 #include "algo/dilation_phases.h"
-#include "algo/gemm_conv.h"
 #include "algo/winograd_phases.h"
+#include "algo/winograd_plan.h"
 #include "algo/winograd_schedule.h"
-#include "algo/winograd_tiles.h"
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
 #include "gemm/gemm.h"
@@ -28,18 +24,7 @@ namespace fastconv::algo {
 
 namespace {
 
-using winograd_schedule::make_schedule;
 using winograd_schedule::Schedule;
-using winograd_schedule::schedule_elems;
-using winograd_schedule::weight_gradient_by_winograd;
-using winograd_tiles::choose_tile;
-using winograd_tiles::pass_geometry;
-using winograd_tiles::tile_note;
-
-std::string dims_text(const ConvGeometry& g, const Dims& v) {
-  std::vector<int64_t> d(v.begin() + (kMaxRank - g.rank), v.end());
-  return format_dims(d);
-}
 
 // The active ISA's tile transforms: its table function is chosen once per dtype, then each call
 // looks the tile up in that table.
@@ -55,7 +40,6 @@ const winograd::TileKernels<T>& tile_kernels(int m, int r, bool two_d) {
 }
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // Calls fn(n, ty, tx, t, len) for each run of tiles [t, t + len) of [t0, t1) that lies in one
 // tile row and is at most `lanes` long.
@@ -254,8 +238,16 @@ void run_tile_blocks(const Schedule& p, const Stages<T>& st, T* ws) {
   });
 }
 
+// Run once a kernel block's outputs are written, on output channels [k0, k1) of group grp in
+// whole units (strided backward data moves its stacked channels back while they are in cache:
+// afterwards, from memory, that took 6% of dcgan.g3's transposed forward).
+struct BlockDone {
+  std::function<void(int64_t grp, int64_t k0, int64_t k1)> fn;
+  int64_t unit = 1;
+};
+
 template <typename T>
-void run_kernel_blocks(const Schedule& p, const Stages<T>& st, T* ws) {
+void run_kernel_blocks(const Schedule& p, const Stages<T>& st, T* ws, const BlockDone* done) {
   T* v = ws;
   T* scratch = ws + p.v_elems;
   for (int64_t grp = 0; grp < st.f.groups; ++grp) {
@@ -269,6 +261,7 @@ void run_kernel_blocks(const Schedule& p, const Stages<T>& st, T* ws) {
         st.kernels(grp, k0, k1, k0, u);
         st.gemms(k1 - k0, p.tiles, u, v, mdom);
         st.output(grp, 0, p.tiles, k0, k1, k0, mdom);
+        if (done) done->fn(grp, k0, k1);
         return;
       }
       parallel_for(k1 - k0, 1, [&](int64_t a0, int64_t a1) {
@@ -278,6 +271,11 @@ void run_kernel_blocks(const Schedule& p, const Stages<T>& st, T* ws) {
       parallel_for(k1 - k0, 1, [&](int64_t a0, int64_t a1) {
         st.output(grp, 0, p.tiles, k0 + a0, k0 + a1, k0, mdom);
       });
+      if (done) {
+        parallel_for((k1 - k0) / done->unit, 1, [&](int64_t a0, int64_t a1) {
+          done->fn(grp, k0 + a0 * done->unit, k0 + a1 * done->unit);
+        });
+      }
     });
   }
 }
@@ -286,12 +284,13 @@ void run_kernel_blocks(const Schedule& p, const Stages<T>& st, T* ws) {
 // k * ks + c * cs) plus bias, into y.
 template <typename T>
 void run_correlation(const Schedule& p, const T* x, const T* w, int64_t gs, int64_t ks, int64_t cs,
-                     const T* bias, T* y, T* ws, winograd_phases::PhasedWeight pw = {}) {
+                     const T* bias, T* y, T* ws, winograd_phases::PhasedWeight pw = {},
+                     const BlockDone* done = nullptr) {
   if (p.tiles == 0) return;
   const Stages<T> st{p,  p.f, tile_kernels<T>(p.m, p.r, p.f.rank == 2), x, w, gs, ks, cs, bias,
                      y,  pw};
   if (p.kernel_blocks)
-    run_kernel_blocks(p, st, ws);
+    run_kernel_blocks(p, st, ws, done);
   else
     run_tile_blocks(p, st, ws);
 }
@@ -342,72 +341,6 @@ void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad
   }
 }
 
-// ---- planning
-
-// Taps per dim of the stride-1 kernel that runs: the kernel itself at stride 1, a stride phase's
-// share ceil(kernel / stride) on strided layers (winograd_phases.h).
-int64_t phase_taps(const ConvGeometry& g, int d) {
-  return (g.kernel[d] + g.stride[d] - 1) / g.stride[d];
-}
-
-bool strided(const ConvGeometry& g) {
-  for (int d = 0; d < kMaxRank; ++d)
-    if (g.stride[d] != 1) return true;
-  return false;
-}
-
-std::string unsupported_reason(const ConvGeometry& g) {
-  if (g.rank == 3)
-    return "winograd supports 1-D F(m,r) and 2-D F(mxm,rxr) only, not 3-D convolutions";
-  const int first = kMaxRank - g.rank;
-  for (int d = first; d < kMaxRank; ++d)
-    if (g.dilation[d] != 1 && !dilation_phases::splittable(g))
-      return "winograd needs dilation 1 in every dim, or stride 1 and padding a multiple of the "
-             "dilation (it then runs on the dilation phases), got dilation " +
-             dims_text(g, g.dilation) + " at stride " + dims_text(g, g.stride) + ", padding " +
-             dims_text(g, g.pad_lo) + " / " + dims_text(g, g.pad_hi);
-  const int64_t r = phase_taps(g, first);
-  // 5 taps (F(2x2,5x5)) at stride 1 only: the stride phases run 2 or 3.
-  bool ok = r == 2 || r == 3 || (r == 5 && !strided(g));
-  for (int d = first; d < kMaxRank; ++d) ok = ok && phase_taps(g, d) == r;
-  if (!ok) {
-    if (!strided(g))
-      return "winograd needs 2, 3 or 5 taps in every dim (the same in each), got kernel " +
-             dims_text(g, g.kernel);
-    return "winograd needs 2 or 3 taps per stride phase in every dim (kernel / stride rounded "
-           "up, the same in each), got kernel " +
-           dims_text(g, g.kernel) + " at stride " + dims_text(g, g.stride);
-  }
-  return "";
-}
-
-constexpr const char* kImplicitGemmFallbackNote =
-    "implicit_gemm (fewer than C/4 output tiles or fewer than 16 channels per group: the "
-    "transform-domain weight gradient would cost more than it saves)";
-// F(5x5,2x2)'s output transform scales by up to 16: float32 error ~18x implicit GEMM's over
-// 64 channels on 28x28 (forward and backward data's F(2x2,5x5) 4.4-5.6x).
-constexpr const char* kFiveTapWeightNote =
-    "implicit_gemm (a 5-tap kernel's transform-domain weight gradient, F(5x5,2x2), has ~18x "
-    "the error)";
-
-// What winograd_plan decides, kept in the ConvPlan's detail (a weight gradient that falls back
-// is run by implicit_gemm's runners: ConvPlan::runner, so winograd's runners always have one).
-// Stride-1 layers run `main` on the pass itself; strided ones (`phased`) on the stacked stride-1
-// convolution (winograd_phases.h: split.run), the workspace then starting with the stacked
-// weight's gradient in a_elems (the weight gradient; the other passes gather the stored weight
-// run by run), the stacked input (or its gradient) in b_elems and,
-// folded, grad_y or y in the wide layout in c_elems. Dilated layers (`dilated`) run `main` on
-// the dense convolution of their dilation phases (dilation_phases.h: dilation.dense), the stacked
-// input (or its gradient) in b_elems, the stacked output (or grad_y) in c_elems.
-struct WinogradPlan {
-  Schedule main;
-  bool phased = false;
-  winograd_phases::Split split;
-  bool dilated = false;
-  dilation_phases::Split dilation;
-  int64_t a_elems = 0, b_elems = 0, c_elems = 0;
-  int64_t buffers() const { return a_elems + b_elems + c_elems; }
-};
 
 // The phased path's workspace, carved as WinogradPlan describes (a_elems, b_elems, c_elems,
 // then the schedule's scratch).
@@ -434,56 +367,6 @@ const WinogradPlan& plan_of(const ConvPlan& plan) {
 
 }  // namespace
 
-std::string winograd_plan(ConvPlan& plan) {
-  const ConvGeometry& g = plan.g;
-  const std::string why = unsupported_reason(g);
-  if (!why.empty()) return why;
-  WinogradPlan wp;
-  wp.phased = strided(g);
-  wp.dilated = dilation_phases::splittable(g);
-  const int64_t elem = dtype_size(plan.dtype);
-  if (wp.phased) wp.split = winograd_phases::make_split(g, false);
-  if (wp.dilated) wp.dilation = dilation_phases::make_split(g);
-  // The stride-1, dilation-1 convolution that runs.
-  const ConvGeometry& f = wp.phased ? wp.split.stacked : wp.dilated ? wp.dilation.dense : g;
-  const int64_t summed = plan.pass == ConvPass::kBackwardData ? f.k_per_group() : f.c_per_group();
-  const int tile = choose_tile(f, plan.pass, summed);
-  std::string note = tile_note(g.rank, f.kernel[2], plan.pass, tile);
-  if (wp.phased) {
-    // Fold a batch whose image rows hold less than a run of tiles (the transforms' vectors):
-    // dcgan.g3's backward data (9 columns, 3 F(3x3) tiles per row) wasted 13 of 16 lanes.
-    const int64_t cols = pass_geometry(f, plan.pass).out[2];
-    if (ceil_div(cols, tile) < 64 / elem) wp.split = winograd_phases::make_split(g, true);
-    // The stacked weight's gradient (the other passes gather the stored weight run by run).
-    if (plan.pass == ConvPass::kBackwardWeight)
-      wp.a_elems = round_up(winograd_phases::stacked_weight_elems(wp.split), 16);
-    wp.b_elems = round_up(winograd_phases::stacked_input_elems(wp.split), 16);
-    wp.c_elems = round_up(winograd_phases::wide_output_elems(wp.split), 16);
-    note += " over the " + std::to_string(wp.split.phases) + " stride phases stacked as channels";
-    if (wp.split.folded) note += ", the batch's images side by side";
-  }
-  if (wp.dilated) {
-    wp.b_elems = round_up(dilation_phases::input_elems(wp.dilation), 16);
-    wp.c_elems = round_up(dilation_phases::output_elems(wp.dilation), 16);
-    note += " over the " + std::to_string(wp.dilation.phases) + " dilation phases as images";
-  }
-  wp.main = make_schedule(wp.phased ? wp.split.run : f, plan.pass, tile, elem, plan.threads);
-  const bool five_taps = f.kernel[2] == 5;
-  if (plan.pass == ConvPass::kBackwardWeight &&
-      (five_taps || !weight_gradient_by_winograd(wp.main))) {
-    plan.runner = Algorithm::kImplicitGemm;
-    const std::string implicit_gemm_why = implicit_gemm_plan(plan);  // its workspace and detail
-    if (!implicit_gemm_why.empty()) return implicit_gemm_why;
-    plan.note = five_taps ? kFiveTapWeightNote : kImplicitGemmFallbackNote;
-    return "";
-  }
-  const bool empty = g.n * g.out_spatial() == 0 || wp.main.tiles == 0;
-  plan.workspace_bytes =
-      empty ? 0 : (wp.buffers() + schedule_elems(wp.main)) * dtype_size(plan.dtype);
-  plan.note = note;
-  plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
-  return "";
-}
 
 template <typename T>
 void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
@@ -545,10 +428,19 @@ void winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T
   // transposed, output channel c * P + phase and input channel k of stored kernel (k, c).
   const winograd_phases::Split& sp = wp.split;
   const PhaseBuffers<T> buf = phase_buffers(wp, ws);
+  // Kernel blocks of whole stored channels (all P phases) are moved back as they finish.
+  const int64_t per_group = cg * sp.phases;  // stacked channels per group
+  const BlockDone done{[&](int64_t grp, int64_t k0, int64_t k1) {
+                         const int64_t c0 = (grp * per_group + k0) / sp.phases;
+                         winograd_phases::unstack_input_channels(
+                             sp, buf.input, c0, c0 + (k1 - k0) / sp.phases, grad_x);
+                       },
+                       sp.phases};
+  const bool early = wp.main.kernel_blocks && wp.main.kb % sp.phases == 0;
   run_correlation<T>(wp.main, run_grad_y(sp, grad_y, buf.wide), w, kg * cg * g_taps, g_taps,
                      cg * g_taps, nullptr, buf.input, buf.rest,
-                     winograd_phases::phased_weight(sp, true));
-  winograd_phases::unstack_input_gradient(sp, buf.input, grad_x);
+                     winograd_phases::phased_weight(sp, true), early ? &done : nullptr);
+  if (!early) winograd_phases::unstack_input_gradient(sp, buf.input, grad_x);
 }
 
 template <typename T>

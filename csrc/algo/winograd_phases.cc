@@ -206,47 +206,60 @@ void unstack_weight_gradient(const Split& s, const T* gws, T* grad_w) {
   });
 }
 
+// Plane (n, c) of grad_x from the stacked input's gradient.
 template <typename T>
-void unstack_input_gradient(const Split& s, const T* gxs, T* grad_x) {
+void unstack_plane(const Split& s, const T* gxs, int64_t n, int64_t c, T* grad_x) {
   const ConvGeometry& g = s.g;
   const int64_t h = g.in[1], w = g.in[2], hs = s.stacked.in[1], ws = s.stacked.in[2];
   const int64_t sh = g.stride[1], sw = g.stride[2], ph = g.pad_lo[1], pw = g.pad_lo[2];
   const Layout lay = input_layout(s);
-  parallel_for(g.n * g.c, 1, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p)
-      for (int64_t y = 0; y < h; ++y) {
-        const auto [n, c] = plane_of(s, p);
-        T* row = grad_x + ((n * g.c + c) * h + y) * w;
-        const int64_t ah = (y + ph) % sh, i = (y + ph) / sh;
-        if (i >= hs) {  // a position no output reads
-          std::fill(row, row + w, T(0));
-          continue;
-        }
-        const T* srcs = gxs + n * lay.image + c * s.phases * lay.channel + i * lay.row;
-        if (sw == 2 && (w - 1 + pw) / 2 < ws) {
-          // Stride 2 with every column inside the stacked row: pairs of columns (2t, 2t + 1)
-          // are (phase e, j = t + pw / 2) and (phase 1 - e, j + e), e = pw % 2 (vectorises as
-          // an interleave).
-          const int64_t e = pw % 2, j = pw / 2;
-          const T* a = srcs + phase_index(g, ah, e) * lay.channel + j;
-          const T* b = srcs + phase_index(g, ah, 1 - e) * lay.channel + j + e;
-          const int64_t pairs = w / 2;
-          for (int64_t t = 0; t < pairs; ++t) {
-            row[2 * t] = a[t];
-            row[2 * t + 1] = b[t];
-          }
-          if (w % 2) row[w - 1] = a[pairs];
-          continue;
-        }
-        for (int64_t aw = 0; aw < sw; ++aw) {
-          const T* src = srcs + phase_index(g, ah, aw) * lay.channel;
-          // Columns x = s * j + aw - pw of this phase, x in [0, w).
-          const int64_t j0 = std::max<int64_t>(0, ceil_div_signed(pw - aw, sw));
-          for (int64_t j = j0, x = sw * j0 + aw - pw; x < w; ++j, x += sw)
-            row[x] = j < ws ? src[j] : T(0);
-        }
+  for (int64_t y = 0; y < h; ++y) {
+    T* row = grad_x + ((n * g.c + c) * h + y) * w;
+    const int64_t ah = (y + ph) % sh, i = (y + ph) / sh;
+    if (i >= hs) {  // a position no output reads
+      std::fill(row, row + w, T(0));
+      continue;
+    }
+    const T* srcs = gxs + n * lay.image + c * s.phases * lay.channel + i * lay.row;
+    if (sw == 2 && (w - 1 + pw) / 2 < ws) {
+      // Stride 2 with every column inside the stacked row: pairs of columns (2t, 2t + 1)
+      // are (phase e, j = t + pw / 2) and (phase 1 - e, j + e), e = pw % 2 (vectorises as
+      // an interleave).
+      const int64_t e = pw % 2, j = pw / 2;
+      const T* a = srcs + phase_index(g, ah, e) * lay.channel + j;
+      const T* b = srcs + phase_index(g, ah, 1 - e) * lay.channel + j + e;
+      const int64_t pairs = w / 2;
+      for (int64_t t = 0; t < pairs; ++t) {
+        row[2 * t] = a[t];
+        row[2 * t + 1] = b[t];
       }
+      if (w % 2) row[w - 1] = a[pairs];
+      continue;
+    }
+    for (int64_t aw = 0; aw < sw; ++aw) {
+      const T* src = srcs + phase_index(g, ah, aw) * lay.channel;
+      // Columns x = s * j + aw - pw of this phase, x in [0, w).
+      const int64_t j0 = std::max<int64_t>(0, ceil_div_signed(pw - aw, sw));
+      for (int64_t j = j0, x = sw * j0 + aw - pw; x < w; ++j, x += sw)
+        row[x] = j < ws ? src[j] : T(0);
+    }
+  }
+}
+
+template <typename T>
+void unstack_input_gradient(const Split& s, const T* gxs, T* grad_x) {
+  parallel_for(s.g.n * s.g.c, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const auto [n, c] = plane_of(s, p);
+      unstack_plane(s, gxs, n, c, grad_x);
+    }
   });
+}
+
+template <typename T>
+void unstack_input_channels(const Split& s, const T* gxs, int64_t c0, int64_t c1, T* grad_x) {
+  for (int64_t c = c0; c < c1; ++c)
+    for (int64_t n = 0; n < s.g.n; ++n) unstack_plane(s, gxs, n, c, grad_x);
 }
 
 template <typename T>
@@ -287,6 +300,7 @@ void unfold_output(const Split& s, const T* wide, T* y) {
                                   int64_t, int64_t, int64_t, int64_t, T*);                 \
   template void unstack_weight_gradient<T>(const Split&, const T*, T*);               \
   template void unstack_input_gradient<T>(const Split&, const T*, T*);                \
+  template void unstack_input_channels<T>(const Split&, const T*, int64_t, int64_t, T*);  \
   template void fold_output<T>(const Split&, const T*, T*);                           \
   template void unfold_output<T>(const Split&, const T*, T*);
 FASTCONV_INSTANTIATE(float)

@@ -61,6 +61,10 @@ void stack_input(const Split& s, const T* x, T* xs);
 // grad_x from the stacked input's gradient in run's layout (the inverse of stack_input).
 template <typename T>
 void unstack_input_gradient(const Split& s, const T* gxs, T* grad_x);
+// The same for channels [c0, c1) of every image, on the calling thread (run as soon as their
+// stacked channels c * P + phase are computed, while they are still in cache).
+template <typename T>
+void unstack_input_channels(const Split& s, const T* gxs, int64_t c0, int64_t c1, T* grad_x);
 // Folded: grad_y (N, K, out...) into the wide layout with zero gaps, and the wide y back.
 template <typename T>
 void fold_output(const Split& s, const T* y, T* wide);

@@ -1,0 +1,131 @@
+// Winograd's planner (algo/winograd.h: winograd_plan): whether it runs a pass, its tile, the
+// stride or dilation phases and the block schedule, kept in the plan's detail (winograd_plan.h).
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "algo/gemm_conv.h"
+#include "algo/winograd.h"
+#include "algo/winograd_plan.h"
+#include "algo/winograd_tiles.h"
+
+namespace fastconv::algo {
+
+namespace {
+
+using winograd_schedule::make_schedule;
+using winograd_schedule::schedule_elems;
+using winograd_schedule::weight_gradient_by_winograd;
+using winograd_tiles::choose_tile;
+using winograd_tiles::pass_geometry;
+using winograd_tiles::tile_note;
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+std::string dims_text(const ConvGeometry& g, const Dims& v) {
+  std::vector<int64_t> d(v.begin() + (kMaxRank - g.rank), v.end());
+  return format_dims(d);
+}
+
+// Taps per dim of the stride-1 kernel that runs: the kernel itself at stride 1, a stride phase's
+// share ceil(kernel / stride) on strided layers (winograd_phases.h).
+int64_t phase_taps(const ConvGeometry& g, int d) {
+  return (g.kernel[d] + g.stride[d] - 1) / g.stride[d];
+}
+
+bool strided(const ConvGeometry& g) {
+  for (int d = 0; d < kMaxRank; ++d)
+    if (g.stride[d] != 1) return true;
+  return false;
+}
+
+std::string unsupported_reason(const ConvGeometry& g) {
+  if (g.rank == 3)
+    return "winograd supports 1-D F(m,r) and 2-D F(mxm,rxr) only, not 3-D convolutions";
+  const int first = kMaxRank - g.rank;
+  for (int d = first; d < kMaxRank; ++d)
+    if (g.dilation[d] != 1 && !dilation_phases::splittable(g))
+      return "winograd needs dilation 1 in every dim, or stride 1 and padding a multiple of the "
+             "dilation (it then runs on the dilation phases), got dilation " +
+             dims_text(g, g.dilation) + " at stride " + dims_text(g, g.stride) + ", padding " +
+             dims_text(g, g.pad_lo) + " / " + dims_text(g, g.pad_hi);
+  const int64_t r = phase_taps(g, first);
+  // 5 taps (F(2x2,5x5)) at stride 1 only: the stride phases run 2 or 3.
+  bool ok = r == 2 || r == 3 || (r == 5 && !strided(g));
+  for (int d = first; d < kMaxRank; ++d) ok = ok && phase_taps(g, d) == r;
+  if (!ok) {
+    if (!strided(g))
+      return "winograd needs 2, 3 or 5 taps in every dim (the same in each), got kernel " +
+             dims_text(g, g.kernel);
+    return "winograd needs 2 or 3 taps per stride phase in every dim (kernel / stride rounded "
+           "up, the same in each), got kernel " +
+           dims_text(g, g.kernel) + " at stride " + dims_text(g, g.stride);
+  }
+  return "";
+}
+
+constexpr const char* kImplicitGemmFallbackNote =
+    "implicit_gemm (fewer than C/4 output tiles or fewer than 16 channels per group: the "
+    "transform-domain weight gradient would cost more than it saves)";
+// F(5x5,2x2)'s output transform scales by up to 16: float32 error ~18x implicit GEMM's over
+// 64 channels on 28x28 (forward and backward data's F(2x2,5x5) 4.4-5.6x).
+constexpr const char* kFiveTapWeightNote =
+    "implicit_gemm (a 5-tap kernel's transform-domain weight gradient, F(5x5,2x2), has ~18x "
+    "the error)";
+
+}  // namespace
+
+std::string winograd_plan(ConvPlan& plan) {
+  const ConvGeometry& g = plan.g;
+  const std::string why = unsupported_reason(g);
+  if (!why.empty()) return why;
+  WinogradPlan wp;
+  wp.phased = strided(g);
+  wp.dilated = dilation_phases::splittable(g);
+  const int64_t elem = dtype_size(plan.dtype);
+  if (wp.phased) wp.split = winograd_phases::make_split(g, false);
+  if (wp.dilated) wp.dilation = dilation_phases::make_split(g);
+  // The stride-1, dilation-1 convolution that runs.
+  const ConvGeometry& f = wp.phased ? wp.split.stacked : wp.dilated ? wp.dilation.dense : g;
+  const int64_t summed = plan.pass == ConvPass::kBackwardData ? f.k_per_group() : f.c_per_group();
+  const int tile = choose_tile(f, plan.pass, summed);
+  std::string note = tile_note(g.rank, f.kernel[2], plan.pass, tile);
+  if (wp.phased) {
+    // Fold a batch whose image rows hold less than a run of tiles (the transforms' vectors):
+    // dcgan.g3's backward data (9 columns, 3 F(3x3) tiles per row) wasted 13 of 16 lanes.
+    const int64_t cols = pass_geometry(f, plan.pass).out[2];
+    if (ceil_div(cols, tile) < 64 / elem) wp.split = winograd_phases::make_split(g, true);
+    // The stacked weight's gradient (the other passes gather the stored weight run by run).
+    if (plan.pass == ConvPass::kBackwardWeight)
+      wp.a_elems = round_up(winograd_phases::stacked_weight_elems(wp.split), 16);
+    wp.b_elems = round_up(winograd_phases::stacked_input_elems(wp.split), 16);
+    wp.c_elems = round_up(winograd_phases::wide_output_elems(wp.split), 16);
+    note += " over the " + std::to_string(wp.split.phases) + " stride phases stacked as channels";
+    if (wp.split.folded) note += ", the batch's images side by side";
+  }
+  if (wp.dilated) {
+    wp.b_elems = round_up(dilation_phases::input_elems(wp.dilation), 16);
+    wp.c_elems = round_up(dilation_phases::output_elems(wp.dilation), 16);
+    note += " over the " + std::to_string(wp.dilation.phases) + " dilation phases as images";
+  }
+  wp.main = make_schedule(wp.phased ? wp.split.run : f, plan.pass, tile, elem, plan.threads);
+  const bool five_taps = f.kernel[2] == 5;
+  if (plan.pass == ConvPass::kBackwardWeight &&
+      (five_taps || !weight_gradient_by_winograd(wp.main))) {
+    plan.runner = Algorithm::kImplicitGemm;
+    const std::string implicit_gemm_why = implicit_gemm_plan(plan);  // its workspace and detail
+    if (!implicit_gemm_why.empty()) return implicit_gemm_why;
+    plan.note = five_taps ? kFiveTapWeightNote : kImplicitGemmFallbackNote;
+    return "";
+  }
+  const bool empty = g.n * g.out_spatial() == 0 || wp.main.tiles == 0;
+  plan.workspace_bytes =
+      empty ? 0 : (wp.buffers() + schedule_elems(wp.main)) * dtype_size(plan.dtype);
+  plan.note = note;
+  plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
+  return "";
+}
+
+}  // namespace fastconv::algo

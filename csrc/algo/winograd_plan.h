@@ -1,0 +1,31 @@
+// What winograd_plan (algo/winograd.h) decides for one pass, shared by the planner
+// (winograd_plan.cc) and the runners (winograd.cc).
+#pragma once
+#include <cstdint>
+
+#include "algo/dilation_phases.h"
+#include "algo/winograd_phases.h"
+#include "algo/winograd_schedule.h"
+
+namespace fastconv::algo {
+
+// What winograd_plan decides, kept in the ConvPlan's detail (a weight gradient that falls back
+// is run by implicit_gemm's runners: ConvPlan::runner, so winograd's runners always have one).
+// Stride-1 layers run `main` on the pass itself; strided ones (`phased`) on the stacked stride-1
+// convolution (winograd_phases.h: split.run), the workspace then starting with the stacked
+// weight's gradient in a_elems (the weight gradient; the other passes gather the stored weight
+// run by run), the stacked input (or its gradient) in b_elems and,
+// folded, grad_y or y in the wide layout in c_elems. Dilated layers (`dilated`) run `main` on
+// the dense convolution of their dilation phases (dilation_phases.h: dilation.dense), the stacked
+// input (or its gradient) in b_elems, the stacked output (or grad_y) in c_elems.
+struct WinogradPlan {
+  winograd_schedule::Schedule main;
+  bool phased = false;
+  winograd_phases::Split split;
+  bool dilated = false;
+  dilation_phases::Split dilation;
+  int64_t a_elems = 0, b_elems = 0, c_elems = 0;
+  int64_t buffers() const { return a_elems + b_elems + c_elems; }
+};
+
+}  // namespace fastconv::algo
