@@ -131,7 +131,7 @@ def test_non_int_per_dim_values(name, value, xw):
 @pytest.mark.parametrize("value", [(True, 1), (1.0, 1), (1, np.int64(1))], ids=str)
 def test_equal_tuple_of_another_type_after_a_cached_call(value, xw):
     """A call with stride=(1, 1) caches its runner under a key of the parameters and their
-    element types (fastconv/_calls.py _quick_types, with a memo of tuple objects): a tuple equal
+    element types (fastconv/_calls.py _quick_types, memoised by the parameters' ids): a tuple equal
     to it but of other element types must not reuse it."""
     x, w = (np.ascontiguousarray(a, dtype=np.float32) for a in xw)
     stride = (1, 1)

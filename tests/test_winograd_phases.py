@@ -188,9 +188,8 @@ def test_auto_runs_upsampling_layers_on_phases():
     g4 = ((16, 64, 32, 32), (128, 64, 4, 4))
     assert algo(*g4, "backward_weight", stride=2, padding=1) == "winograd"
     assert algo((1, 64, 32, 32), (128, 64, 4, 4), "forward", stride=2, padding=1) != "winograd"
-    # Batches with output rows of fewer than 16 F(2x2) tiles (folded side by side): Winograd's
-    # forward below AVX-512 only (dcgan.g4's and g3's backward data, 16x16 and 8x8 outputs);
-    # 32x32 outputs (unfolded at F(2x2)) at both.
+    # Batches with output rows of at most 30 positions: Winograd's forward below AVX-512 only
+    # (dcgan.g4's and g3's backward data, 16x16 and 8x8 outputs); 32x32 outputs at both.
     for isa in ("avx2", "avx512"):
         if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
             continue

@@ -74,7 +74,9 @@ struct Stages {
   // U[k - k_base][a][c] for k in [k0, k1) of group grp.
   void kernels(int64_t grp, int64_t k0, int64_t k1, int64_t k_base, T* u) const {
     const bool flip = f.mode == ConvMode::kConv;
-    alignas(64) T run[16 * 9];  // a run of up to 16 lanes of up to 3x3 taps (phases: r <= 3)
+    // A run of up to 16 lanes of up to 3x3 taps (phases: r <= 3), in a buffer three runs long:
+    // the kernel transform prefetches the kernels two runs on from its argument.
+    alignas(64) T run[3 * 16 * 9];
     for (int64_t k = k0; k < k1; ++k)
       for (int64_t c = 0; c < p.cg; c += tk.lanes) {
         const int64_t n = std::min<int64_t>(tk.lanes, p.cg - c);
@@ -341,7 +343,6 @@ void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad
   }
 }
 
-
 // The phased path's workspace, carved as WinogradPlan describes (a_elems, b_elems, c_elems,
 // then the schedule's scratch).
 template <typename T>
@@ -366,7 +367,6 @@ const WinogradPlan& plan_of(const ConvPlan& plan) {
 }
 
 }  // namespace
-
 
 template <typename T>
 void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {

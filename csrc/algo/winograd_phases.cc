@@ -1,5 +1,5 @@
-// Stride phases for Winograd (winograd_phases.h): the stacked input and weight, the phase
-// geometries of backward data and the moves back. Ranks 1 and 2 (Winograd's); the leading slot
+// Stride phases for Winograd (winograd_phases.h): the stacked input, the stored weight's taps per
+// phase (gathered run by run), the phase geometries of backward data and the moves back. Ranks 1 and 2 (Winograd's); the leading slot
 // of a 2-D geometry (and the two of a 1-D one) has extent 1, stride 1 and no padding.
 #include "algo/winograd_phases.h"
 

@@ -44,13 +44,13 @@ struct PhasedWeight {
 };
 PhasedWeight phased_weight(const Split& s, bool phase_in_k);
 
-
 // r = ceil(kernel / stride) per dim and the stacked geometry of g (dilation 1, rank 1 or 2),
 // folded when `fold`.
 Split make_split(const ConvGeometry& g, bool fold);
 
 // Elements of the stacked input (N, C * P, out + r - 1...) (folded or not), the stacked weight
-// and, folded only, an output-sized buffer in the wide layout (grad_y or y); 0 unfolded.
+// (the weight gradient's: the other passes gather the stored weight) and, folded only, an
+// output-sized buffer in the wide layout (grad_y or y); 0 unfolded.
 int64_t stacked_input_elems(const Split& s);
 int64_t stacked_weight_elems(const Split& s);
 int64_t wide_output_elems(const Split& s);
@@ -77,7 +77,8 @@ void unfold_output(const Split& s, const T* wide, T* y);
 template <typename T>
 void gather_kernels(const PhasedWeight& pw, const T* w, int64_t gs, int64_t ks, int64_t cs,
                     int64_t grp, int64_t k, int64_t c, int64_t n, T* buf);
-// grad_w[k][c][t] from the stacked weight gradient (the inverse of stack_weight).
+// grad_w[k][c][t] from the stacked weight gradient, (K, C * P, r...) per group: stacked
+// entry (k, c * P + phase, q) is tap s * q + a of kernel (k, c) (gather_kernels' mapping).
 template <typename T>
 void unstack_weight_gradient(const Split& s, const T* gws, T* grad_w);
 

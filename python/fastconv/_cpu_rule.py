@@ -292,20 +292,22 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
       them: 256->256 16x16 x8 (128 tiles) 3.71 vs 3.28 at AVX-512, 128->256 16x16 x4 1.25 vs
       0.89, 256->512 32x32 x1 3.88 vs 3.28, 256->512 8x8 x16 4.69 vs 3.48.
     - Since implicit GEMM reads strided panels in place, its forward beats Winograd's at AVX-512
-      where the batch is folded (output rows of fewer than 16 F(2x2) tiles, float32, images side
-      by side: the folds cost a pass over input and output each): 2 threads, bench medians of
-      two runs, implicit_gemm vs winograd (torch), AVX-512: dcgan.g4's 64->128 16x16 x16
-      4.50-4.53 vs 4.63-4.76 (4.23-4.32), g3's 128->256 8x8 x16 4.21-4.30 vs 4.37-4.74
-      (4.22-4.34), 128->256 8x8 x32 8.52-8.78 vs 8.88-9.37. AVX2 ties (g4 6.64-7.19 vs
-      6.56-6.96, g3 6.51-6.56 vs 6.61-6.95) and keeps Winograd; unfolded 32x32 outputs keep it
-      at both (32->64 x16 6.11-6.29 vs 6.04-6.28, 64->128 x4 4.87-5.13 vs 3.63-4.06)."""
+      on 2-D batches with output rows of at most 30 positions (fewer than 16 F(2x2) tiles,
+      float32; 14 in float64), an empirical cut: 2 threads, bench medians of two runs,
+      implicit_gemm vs winograd (torch), AVX-512: dcgan.g4's 64->128 16x16 x16 4.50-4.53 vs
+      4.63-4.76 (4.23-4.32), g3's 128->256 8x8 x16 4.21-4.30 vs 4.37-4.74 (4.22-4.34), 128->256
+      8x8 x32 8.52-8.78 vs 8.88-9.37. AVX2 ties (g4 6.64-7.19 vs 6.56-6.96, g3 6.51-6.56 vs
+      6.61-6.95) and keeps Winograd; 32x32 outputs keep it at both (32->64 x16 6.11-6.29 vs
+      6.04-6.28, 64->128 x4 4.87-5.13 vs 3.63-4.06; Winograd folds those batches too, at
+      F(3x3,2x2)). 1-D layers were not measured and keep Winograd."""
     if unit_stride or len(p.kernel) > 2 or p.groups != 1 or p.n < 1:
         return False
     if not all(k == 2 * s for k, s in zip(p.kernel, p.stride)):
         return False
     if p.conv_pass == "backward_weight":
         return True
-    narrow = p.n > 1 and (p.out_extents[-1] + 1) // 2 < 64 // p.itemsize  # folded batches
+    # Output rows of at most 30 positions (float32; 14 in float64), a batch, 2-D.
+    narrow = p.n > 1 and len(p.kernel) == 2 and (p.out_extents[-1] + 1) // 2 < 64 // p.itemsize
     if p.conv_pass == "forward" and narrow and _active_isa() == "avx512":
         return False
     phases = math.prod(p.stride)
