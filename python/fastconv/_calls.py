@@ -142,9 +142,9 @@ def _key(fixed: tuple, params: tuple, packed: Optional[tuple]) -> Optional[tuple
 # Types of the parameter tuples the quick key has met, by the ids of their elements: the
 # parameters (held, so no id is reused while its entry is cached) and their types, a tuple's per
 # element. Literal values (stride=(2, 2), groups=1 in a caller's code) are the same objects on
-# every call from a call site, so one lookup replaces building the types of each element: 1.2
-# of a 4.5 us call with three tuple parameters when each tuple was looked up on its own (3.0 us
-# with int parameters).
+# every call from a call site, so one lookup replaces building the types of each element (a
+# 1x1 conv with stride, padding and dilation as tuples: 4.6 -> 4.2 us a call, 3.3 us with ints;
+# parameters without tuples return their types before the lookup).
 _PARAM_TYPES: dict = {}
 _PARAM_TYPES_MAX = 256
 
@@ -158,19 +158,20 @@ def _element_types(p: tuple) -> Optional[tuple]:
 def _quick_types(params: tuple) -> Optional[tuple]:
     """The types of the parameters, a tuple's per element (stride=(2, 2) is not (2, True)), or
     None when one is of another kind (a list, a nested tuple): the quick key's type part."""
+    types = tuple(map(type, params))
+    if _SIMPLE_TYPES.issuperset(types):  # no tuples: nothing to memoise
+        return types
     ids = tuple(map(id, params))
     hit = _PARAM_TYPES.get(ids)
     if hit is not None:
         return hit[1]
-    types = tuple(map(type, params))
-    if not _SIMPLE_TYPES.issuperset(types):
-        out = []
-        for t, p in zip(types, params):
-            inner = _element_types(p) if t is tuple else t if t in _SIMPLE_TYPES else None
-            if inner is None:
-                return None
-            out.append(inner)
-        types = tuple(out)
+    out = []
+    for t, p in zip(types, params):
+        inner = _element_types(p) if t is tuple else t if t in _SIMPLE_TYPES else None
+        if inner is None:
+            return None
+        out.append(inner)
+    types = tuple(out)
     if len(_PARAM_TYPES) >= _PARAM_TYPES_MAX:
         _PARAM_TYPES.clear()
     _PARAM_TYPES[ids] = (params, types)
