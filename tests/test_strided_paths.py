@@ -130,7 +130,8 @@ def test_auto_strided_forwards_leave_the_taps_path(isa):
 def test_auto_kernels_that_tile_the_input(isa):
     """Kernel = stride, no padding (U-Net's 2x2 / 2): the per-tap path has no padding to skip, so
     small images run implicit GEMM (_cpu_taps._tiling_kernel); one large image with up to 64
-    input channels runs the direct row kernels (_cpu_rule._patch_rows)."""
+    input channels runs the direct row kernels below AVX-512 (_cpu_rule._patch_rows), implicit
+    GEMM at AVX-512."""
     if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
         pytest.skip("this CPU has no AVX-512")
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
@@ -151,7 +152,10 @@ def test_auto_kernels_that_tile_the_input(isa):
             ((1, 32, 256, 256), (64, 32, 2, 2)),
         ]:
             e = explain(x_shape, w_shape)
-            assert e.algo == "direct" and "2x2 / 2" in e.reason, str(e)
+            if isa == "avx512":  # implicit GEMM's stride-2 panel gather is faster there
+                assert e.algo == "implicit_gemm" and "2x2 / 2" not in e.reason, str(e)
+            else:
+                assert e.algo == "direct" and "2x2 / 2" in e.reason, str(e)
         # Padding to skip, or another kernel: the rules before these.
         e = explain((1, 64, 128, 128), (128, 64, 2, 2), padding=1)
         assert "2x2 / 2" not in e.reason, str(e)
@@ -173,7 +177,7 @@ def test_auto_kernels_that_tile_the_input(isa):
             stride=2,
             pass_="backward_data",
         )
-        assert up.algo == "direct" and "2x2 / 2" in up.reason, str(up)
+        assert (up.algo == "direct" and "2x2 / 2" in up.reason) == (isa != "avx512"), str(up)
 
 
 # (name, x shape, weight shape (K, C/G, *kernel), keyword arguments) of strided convs (rank <= 2
@@ -199,23 +203,33 @@ STRIDED = [
     ("phases-pad", (2, 2, 9, 19), (4, 2, 5, 5), dict(stride=(2, 3), padding=(4, 3))),
     ("phases-1x1-x-stride", (1, 4, 6, 30), (3, 4, 1, 2), dict(stride=(1, 4))),
     # forward by padded-width phases (csrc/algo/wide_phases.h; float32 with 32-wide panels):
-    # rows of 16-38 outputs with 1-2 margin columns; four images per GEMM (256 positions each:
-    # batch folding) whose panels cross from one image to the next; one image per GEMM; dilated
-    # taps reaching both margins; asymmetric padding; stride 3 (the generic column split)
+    # rows of 16-22 outputs with one margin column; four images per GEMM (256 positions each:
+    # batch folding) whose panels cross from one image to the next; one image per GEMM; stride 3
+    # (the generic column split) with 2 margin columns
     ("wide-folded", (4, 8, 32, 32), (16, 8, 3, 3), dict(stride=2, padding=1)),
-    ("wide-images", (2, 6, 34, 70), (7, 6, 3, 3), dict(stride=2, padding=1)),
+    ("wide-images", (2, 6, 34, 44), (7, 6, 3, 3), dict(stride=2, padding=1)),
+    ("wide-stride3", (1, 8, 20, 110), (8, 8, 5, 5), dict(stride=3, padding=2)),
+    # 4.4 MiB of planes: bands of output rows, the last a partial GEMM
+    ("wide-bands", (1, 256, 100, 44), (8, 256, 3, 3), dict(stride=2, padding=1)),
+    # forward gathering stride-2 columns from the input (forward_double_step; the same float32
+    # panels, rows of 24+ outputs): one image per GEMM, rows whose last panel runs past the row
+    # end; dilated taps reaching both sides; asymmetric padding; folded images whose panels
+    # cross from one image to the next; 1-D; stride 3 down the rows
+    ("double-images", (2, 6, 34, 70), (7, 6, 3, 3), dict(stride=2, padding=1)),
     (
-        "wide-groups-dilation",
+        "double-groups-dilation",
         (2, 8, 40, 75),
         (6, 4, 3, 3),
         dict(stride=2, padding=2, dilation=2, groups=2, mode="conv"),
     ),
-    ("wide-asymmetric", (1, 3, 33, 67), (4, 3, 5, 5), dict(stride=2, padding=(1, 3))),
-    ("wide-stride3", (1, 8, 20, 110), (8, 8, 5, 5), dict(stride=3, padding=2)),
-    # 10 MiB of planes: three bands of output rows (38, 38, 24), the last a partial GEMM
-    ("wide-bands", (1, 64, 200, 200), (8, 64, 3, 3), dict(stride=2, padding=1)),
+    ("double-asymmetric", (1, 3, 33, 67), (4, 3, 5, 5), dict(stride=2, padding=(1, 3))),
+    ("double-folded", (6, 5, 20, 50), (9, 5, 3, 3), dict(stride=2, padding=1)),
+    ("double-rank1", (3, 4, 101), (5, 4, 3), dict(stride=2, padding=1)),
+    ("double-y3", (1, 4, 30, 61), (5, 4, 4, 4), dict(stride=(3, 2))),
+    ("double-bands", (1, 64, 200, 200), (8, 64, 3, 3), dict(stride=2, padding=1)),
 ]
 WIDE = [case for case in STRIDED if case[0].startswith("wide-")]
+DOUBLE = [case for case in STRIDED if case[0].startswith("double-")]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -237,23 +251,32 @@ def test_strided_forward_and_weight_gradient(case, dtype, threads, rng, poisoned
     assert_close(gx, want, reduction=w_shape[0] * math.prod(w_shape[2:]))
 
 
-@pytest.mark.parametrize("case", WIDE, ids=lambda c: c[0])
-def test_wide_cases_reach_the_wide_path(case):
-    """The wide-* geometries above run on the padded-width phases wherever the path exists
-    (AVX-512 float32), so their oracle checks cover it; float64 never takes it."""
+@pytest.mark.parametrize("case", WIDE + DOUBLE, ids=lambda c: c[0])
+def test_strided_cases_reach_their_path(case):
+    """The wide-* geometries above run on the padded-width phases and the double-* ones gather
+    stride-2 columns from the input, wherever those paths exist (AVX-512 float32), so their
+    oracle checks cover them; float64 takes neither (16-wide panels)."""
     from fastconv._cpu_rule import _active_isa
     from fastconv._problem import conv_problem
 
-    _, x_shape, w_shape, kw = case
+    name, x_shape, w_shape, kw = case
+    note = {
+        "wide": "stride phases with zero margins, panels read in place",
+        "double": "stride-2 columns gathered from the input",
+    }[name.split("-")[0]]
     for dtype, expected in (("float32", _active_isa() == "avx512"), ("float64", False)):
         problem = conv_problem("conv", "forward", x_shape, w_shape, dtype, **kw)
-        assert problem.implicit_gemm_reads_phases_in_place == expected, (case[0], dtype)
+        assert problem.implicit_gemm_strided_panels == expected, (name, dtype)
+        e = fastconv.explain(x_shape, w_shape, algo="implicit_gemm", dtype=dtype, **kw)
+        assert (note in str(e)) == expected, (name, dtype, str(e))
 
 
-def test_auto_runs_strided_forward_on_wide_phases():
-    """Where implicit GEMM reads a strided forward's phases in place (AVX-512 float32, margins
-    up to 1/16 of a row, up to 256 output channels per group), `auto` runs it and explain says so;
-    elsewhere (float64, wider margins, more channels, other passes) the property is false."""
+def test_auto_runs_strided_forward_without_a_phase_split():
+    """Where implicit GEMM runs a strided forward without packing a phase split (AVX-512
+    float32: phases read in place, margins up to 1/16 of a row, up to 256 output channels per
+    group; or stride-2 columns gathered from the input, rows of 24+ outputs), `auto` runs it and
+    explain says so; elsewhere (float64, short rows with wider margins or more channels, other
+    passes) the property is false."""
     from fastconv._cpu_rule import _active_isa
     from fastconv._problem import conv_problem
 
@@ -261,7 +284,7 @@ def test_auto_runs_strided_forward_on_wide_phases():
     res3 = ((1, 128, 56, 56), (128, 128, 3, 3))
     expected = _active_isa() == "avx512"
     assert (
-        conv_problem("conv", "forward", *res3, "float32", **kw).implicit_gemm_reads_phases_in_place
+        conv_problem("conv", "forward", *res3, "float32", **kw).implicit_gemm_strided_panels
         == expected
     )
     for shapes, dtype, pass_ in [
@@ -271,6 +294,32 @@ def test_auto_runs_strided_forward_on_wide_phases():
         (res3, "float32", "backward_weight"),
     ]:
         problem = conv_problem("conv", pass_, *shapes, dtype, **kw)
-        assert not problem.implicit_gemm_reads_phases_in_place, (shapes, dtype, pass_)
+        assert not problem.implicit_gemm_strided_panels, (shapes, dtype, pass_)
     e = fastconv.explain(*res3, **kw)
-    assert (e.algo == "implicit_gemm" and "panels read in place" in e.reason) == expected, e
+    assert (e.algo == "implicit_gemm" and "no phase split" in e.reason) == expected, e
+
+
+# Forwards whose implicit-GEMM panels gather stride-2 columns from the input at every ISA level
+# (the panel kernel's double-step loads; not a phase split): 1x1 / 2 (ResNet's downsampling
+# shortcut), 3-D with x stride 2 (phases are 2-D only), and a 2-D layer that takes the gather at
+# AVX-512 float32 (rows of 24+ outputs) and phases elsewhere. Edges: padding on both sides, rows
+# whose panels end past the input row, odd widths, dilation, folded images.
+DOUBLE_STEP_GATHERS = [
+    ((2, 8, 9, 45), (6, 8, 1, 1), dict(stride=2)),
+    ((1, 5, 7, 66), (7, 5, 1, 1), dict(stride=(1, 2))),
+    ((2, 3, 5, 6, 41), (4, 3, 3, 3, 3), dict(stride=(1, 2, 2), padding=1)),
+    ((1, 4, 4, 5, 70), (3, 4, 2, 1, 3), dict(stride=2, padding=(0, 0, 2), dilation=(1, 1, 2))),
+    ((3, 6, 12, 61), (5, 6, 3, 3), dict(stride=2, padding=1)),
+]
+
+
+def test_double_step_gathers_at_every_isa(isa, rng, fastconv_with_env):
+    """The panel kernel's stride-2 rows (two masked vector loads and their even lanes at AVX2 /
+    AVX-512, element by element in the scalar kernel) against the float64 oracle, float32 and
+    float64 (whose vectors hold half as many columns)."""
+    fc = fastconv_with_env(FASTCONV_ISA=isa)
+    for dtype in DTYPES:
+        for x_shape, w_shape, kw in DOUBLE_STEP_GATHERS:
+            x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+            y = fc.conv(x, w, algo="implicit_gemm", **kw)
+            assert_close(y, ref.conv(x, w, None, **kw), reduction=math.prod(w_shape[1:]))

@@ -110,10 +110,10 @@ void pack_shifted_rows(const TapTable& taps_tab, int64_t taps, int sign, const D
   std::vector<PanelStretch>& stretches = tables.stretches;
   std::vector<int32_t>& first = tables.first;
   const int64_t H = extent[1], W = extent[2];
-  // Unit-step panels of whole vectors go through the ISA's panel-row kernel.
+  // Panels of whole vectors at unit or double step go through the ISA's panel-row kernel.
   const PanelKernels<T>& panel = panel_kernels<T>();
   const bool vector_rows =
-      step == 1 && nr % panel.lanes == 0 && nr <= panel.max_columns;
+      (step == 1 || step == 2) && nr % panel.lanes == 0 && nr <= panel.max_columns;
   for (int64_t p0 = 0; p0 < nc; p0 += nr, dst += kc * nr) {
     const int64_t cols = std::min(nr, nc - p0);
     const int64_t nruns =
@@ -125,10 +125,10 @@ void pack_shifted_rows(const TapTable& taps_tab, int64_t taps, int sign, const D
       // of a long kernel uses few of them): the panel-row kernel then fills every row with a few
       // masked vector loads.
       const int64_t t0 = k0 % taps;
-      panel_stretches(taps_tab, taps, sign, extent, runs.data(), nruns, t0, std::min(taps, kc),
-                      stretches, first);
+      panel_stretches(taps_tab, taps, sign, extent, step, runs.data(), nruns, t0,
+                      std::min(taps, kc), stretches, first);
       panel.fill_rows(kc, nr, taps, t0, src_base + (k0 / taps) * channel_stride, channel_stride,
-                      first.data(), stretches.data(), dst);
+                      first.data(), stretches.data(), step, dst);
       continue;
     }
     // Where each run reads for each tap does not depend on the channel: decide it once per
@@ -459,6 +459,17 @@ bool forward_phases_apply(const ConvGeometry& g) {
   const bool narrow_panels = gemm::panel_width<float>() <= 16 && g.kernel_spatial() > 1;
   return strided && g.rank <= 2 && g.in[0] == 1 && g.kernel[0] == 1 && g.stride[0] == 1 &&
          (overlap || narrow_panels);
+}
+
+constexpr int64_t kDoubleStepMinRow = 24;
+
+bool forward_double_step(const ConvGeometry& g, int64_t elem_size) {
+  const int64_t nr = elem_size == 4 ? gemm::panel_width<float>() : gemm::panel_width<double>();
+  return nr >= 32 && g.stride[2] == 2 && g.out[2] >= kDoubleStepMinRow && forward_phases_apply(g);
+}
+
+bool forward_reads_phases(const ConvGeometry& g, int64_t elem_size) {
+  return forward_phases_apply(g) && !forward_double_step(g, elem_size);
 }
 
 ForwardPhases make_forward_phases(const ConvGeometry& g) {

@@ -308,7 +308,7 @@ int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t 
   if (pass == Pass::kForward) {
     if (wide_phases_apply(g, elem_size)) return wide_phases_workspace(g, nb, elem_size) * elem_size;
     const int64_t phases =
-        forward_phases_apply(g) ? nb * cg * make_forward_phases(g).channel_size : 0;
+        forward_reads_phases(g, elem_size) ? nb * cg * make_forward_phases(g).channel_size : 0;
     const int64_t transposed =
         transposed_pointwise_any(g, pass) || transposed_forward<float>(g) ||
                 transposed_forward<double>(g)
@@ -351,8 +351,9 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
   const int64_t nb = fold_images(g, Pass::kForward);
   if (wide_phases_apply(g, sizeof(T))) return wide_phases_forward(g, nb, x, w, bias, y, ws);
   // Strided: each GEMM reads its images' channels split into stride phases (after the output
-  // block in ws); the split runs per group and block of images, right before its GEMM.
-  const bool phased = forward_phases_apply(g);
+  // block in ws); the split runs per group and block of images, right before its GEMM. Other
+  // strided forwards gather their columns from x itself (double step: two vector loads a vector).
+  const bool phased = forward_reads_phases(g, sizeof(T));
   const ForwardPhases ph = phased ? make_forward_phases(g) : ForwardPhases{};
   T* phase_buf = ws + (nb > 1 ? kg * nb * out_sp : 0);
   auto gemm_images = [&](int64_t n0, int64_t cnt, int64_t grp, const gemm::MatrixRef<T>& a,
@@ -560,6 +561,8 @@ std::string implicit_gemm_plan(ConvPlan& plan) {
   plan.workspace_bytes = implicit_gemm_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype));
   if (plan.pass == Pass::kForward && wide_phases_apply(plan.g, dtype_size(plan.dtype)))
     plan.note = "stride phases with zero margins, panels read in place";
+  else if (plan.pass == Pass::kForward && forward_double_step(plan.g, dtype_size(plan.dtype)))
+    plan.note = "stride-2 columns gathered from the input, two vector loads per vector";
   if (plan.pass == Pass::kBackwardWeight && plan.g.n > 0) {  // explain()'s bracket
     if (box_weight(plan.g)) {
       plan.note = "a GEMM per kernel tap over only the positions it reaches (padding skipped), "
@@ -582,8 +585,9 @@ FASTCONV_INSTANTIATE(double)
 
 }  // namespace fastconv::algo
 
-bool fastconv::implicit_gemm_reads_phases_in_place(const ConvProblem& p) {
+bool fastconv::implicit_gemm_strided_panels(const ConvProblem& p) {
   const bool cpu_dtype = p.dtype == DType::kFloat32 || p.dtype == DType::kFloat64;
+  const int64_t elem = dtype_size(p.dtype);
   return cpu_dtype && p.conv_pass == ConvPass::kForward &&
-         algo::wide_phases_apply(p.g, dtype_size(p.dtype));
+         (algo::wide_phases_apply(p.g, elem) || algo::forward_double_step(p.g, elem));
 }

@@ -45,7 +45,7 @@ std::vector<Run>& run_buffer() {
 }
 
 void panel_stretches(const TapTable& taps_tab, int64_t taps, int sign, const Dims& extent,
-                     const Run* runs, int64_t nruns, int64_t t0, int64_t used,
+                     int64_t step, const Run* runs, int64_t nruns, int64_t t0, int64_t used,
                      std::vector<PanelStretch>& stretches, std::vector<int32_t>& first) {
   // Raw pointers into tables sized once: push_back here cost a TLS lookup and a store-forwarding
   // stall per entry (perf: half of the packing time of a depthwise GEMM).
@@ -63,11 +63,15 @@ void panel_stretches(const TapTable& taps_tab, int64_t taps, int sign, const Dim
         const Run& run = runs[i];
         const int64_t z = run.z + dz, y = run.y + dy, x0 = run.x + dx;
         if (!inside(z, extent[0]) || !inside(y, H)) continue;
-        const int64_t lo = std::max<int64_t>(0, -x0), hi = std::min(run.len, W - x0);
+        // Column j of the run reads x0 + step * j: those inside [0, W). Steps 1 and 2 divide
+        // by shifting (integer division costs as much as a short run's copy).
+        const int shift = step == 2 ? 1 : 0;
+        const int64_t lo = x0 >= 0 ? 0 : (-x0 + step - 1) >> shift;
+        const int64_t hi = std::min(run.len, x0 >= W ? 0 : ((W - 1 - x0) >> shift) + 1);
         if (hi <= lo) continue;
         const uint64_t bits = (hi - lo >= 64 ? ~uint64_t(0) : (uint64_t(1) << (hi - lo)) - 1)
                               << (run.j0 + lo);
-        out[count].offset = run.img + (z * H + y) * W + x0 - run.j0;
+        out[count].offset = run.img + (z * H + y) * W + x0 - step * run.j0;
         out[count].mask = bits;
         ++count;
       }

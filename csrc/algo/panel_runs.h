@@ -34,11 +34,11 @@ int make_input_runs(const ConvGeometry& g, int64_t i, int64_t count, int64_t ima
 std::vector<Run>& run_buffer();
 
 // The stretches of the panel rows (channel, tap) for taps t0, t0 + 1, ... (`used` of them, mod
-// taps): tap t's run i reads the source row at run corner + sign * tap offset, unit step, and
-// keeps the columns whose x falls inside the row (rows outside the source give no stretch).
+// taps): tap t's run i reads the source row from run corner + sign * tap offset on, `step` (1 or
+// 2) apart, and keeps the columns whose x falls inside the row (rows outside the source give no stretch).
 // Tap t's stretches land at stretches[first[t] .. first[t + 1]); other taps' ranges are empty.
 void panel_stretches(const TapTable& taps_tab, int64_t taps, int sign, const Dims& extent,
-                     const Run* runs, int64_t nruns, int64_t t0, int64_t used,
+                     int64_t step, const Run* runs, int64_t nruns, int64_t t0, int64_t used,
                      std::vector<PanelStretch>& stretches, std::vector<int32_t>& first);
 
 }  // namespace fastconv::algo

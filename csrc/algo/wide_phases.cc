@@ -146,7 +146,7 @@ WidePhases make_wide_phases(const ConvGeometry& g, int64_t rows) {
 
 bool wide_phases_apply(const ConvGeometry& g, int64_t elem_size) {
   const int64_t nr = elem_size == 4 ? gemm::panel_width<float>() : gemm::panel_width<double>();
-  if (nr < 32 || !forward_phases_apply(g) || g.out_spatial() == 0) return false;
+  if (nr < 32 || !forward_reads_phases(g, elem_size) || g.out_spatial() == 0) return false;
   const WidePhases wp = make_wide_phases(g);
   return 16 * (wp.width - g.out[2]) <= g.out[2] && g.k_per_group() <= 256;
 }

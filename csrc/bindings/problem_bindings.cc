@@ -304,10 +304,11 @@ void bind_problems(py::module_& m) {
           "(x_shape, w_shape, stride, pad_lo, pad_hi, dilation, groups, mode) of the conv "
           "that runs")
       .def_property_readonly(
-          "implicit_gemm_reads_phases_in_place",
-          [](const ConvProblemHandle& h) { return implicit_gemm_reads_phases_in_place(h.problem); },
-          "Whether implicit_gemm runs this pass over padded-width stride phases, reading its "
-          "panels in place")
+          "implicit_gemm_strided_panels",
+          [](const ConvProblemHandle& h) { return implicit_gemm_strided_panels(h.problem); },
+          "Whether implicit_gemm runs this pass as a strided forward without a packed phase "
+          "split: over padded-width stride phases read in place, or gathering stride-2 "
+          "columns from the input")
       .def("plan", &plan, py::arg("algo"),
            "The plan of `algo` (made once, then cached); NotImplementedError with the reason "
            "when it cannot run this problem.")

@@ -57,7 +57,7 @@ class ConvProblem:
     mode: str
     flops: float
     conv_geometry: tuple[_Shape, _Shape, _Shape, _Shape, _Shape, _Shape, int, str]
-    implicit_gemm_reads_phases_in_place: bool
+    implicit_gemm_strided_panels: bool
     def plan(self, algo: str) -> ConvPlan: ...
     def unsupported_reason(self, algo: str, forced: bool = False) -> str: ...
 

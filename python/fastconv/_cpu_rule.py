@@ -34,7 +34,13 @@ def _patch_rows(p: "_Shape") -> bool:
     median ms, direct vs implicit_gemm / im2col, AVX-512 / AVX2: 64->128 128x128 1.01 vs
     1.09/1.16 / 1.59 vs 1.85/1.65, 64->128 256x256 (unet.up4) 3.97 vs 4.26/4.32 / 6.12 vs
     7.21/6.49, 32->64 256x256 1.24 vs 1.61/1.51 / 1.77 vs 2.12/2.05. Not batches (64->128 64x64
-    x4 2.06 vs 1.09) nor 128+ channels (128->256 64x64 1.46 vs 0.88)."""
+    x4 2.06 vs 1.09) nor 128+ channels (128->256 64x64 1.46 vs 0.88). Only below AVX-512 since
+    implicit GEMM's panels gather stride-2 columns with vector loads (two per vector) instead of
+    element by element: AVX-512, min ms of 3, direct vs implicit_gemm: 64->128 128x128
+    1.44-1.46 vs 1.20-1.24, 256x256 5.86-5.91 vs 4.68-4.78, 32->64 256x256 1.75-1.78 vs
+    1.46-1.57, 16->32 256x256 0.59-0.64 vs 0.51-0.53."""
+    if _active_isa() == "avx512":
+        return False
     if p.conv_pass != "forward" or p.n != 1 or p.groups != 1 or p.c_per_group > 64:
         return False
     if len(p.kernel) != 2 or p.kernel != (2, 2) or not _tiling_kernel(p):
@@ -476,12 +482,14 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         tiles *= (e + lo + hi - 2 + 1) // 2
     if _patch_rows(p) and usable("direct"):
         return "direct", "2x2 / 2 over one large image, few channels: row kernels"
-    if problem.implicit_gemm_reads_phases_in_place:
-        # Strided forward over padded-width stride phases (csrc/algo/wide_phases.h: AVX-512
-        # float32, margins <= 1/16 of a row, up to 256 output channels per group), no panel
-        # packed. 2 threads, median ms, implicit_gemm vs direct's per-tap path (which took rows
-        # up to 40 wide): res3.3x3s2 0.91-0.92 vs 1.14-1.18 (torch ~1.04).
-        return "implicit_gemm", "strided: stride phases with zero margins, panels read in place"
+    if problem.implicit_gemm_strided_panels:
+        # Strided forward without a packed phase split (AVX-512 float32): over padded-width
+        # stride phases read in place (csrc/algo/wide_phases.h: margins <= 1/16 of a row, up to
+        # 256 output channels per group), or stride-2 columns gathered from the input where
+        # output rows are 24+ wide (forward_double_step, csrc/algo/conv_panels.h). 2 threads,
+        # median ms, implicit_gemm (wide) vs direct's per-tap path (which took rows up to 40
+        # wide): res3.3x3s2 0.91-0.92 vs 1.14-1.18 (torch ~1.04); the gather is faster still.
+        return "implicit_gemm", "strided: no phase split to pack (phases in place, stride-2 gather)"
     few_tiles = _full_winograd_vectors(p, tiles) or _winograd_few_tiles(p, tiles)
     small_winograd = tiles <= 128 and not few_tiles
     if _small_image_taps(p, unit_stride) and (not winograd or small_winograd) and usable("direct"):

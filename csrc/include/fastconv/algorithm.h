@@ -88,8 +88,10 @@ void run_pool(const PoolProblem& problem, const void* a, const void* b, int64_t*
 // Whether the direct kernels run this pass (else the reference does).
 bool pool_direct_serves(const PoolProblem& problem);
 
-// Whether implicit_gemm runs this pass as a strided forward over padded-width stride phases,
-// its GEMM reading every panel in place (csrc/algo/wide_phases.h); the `auto` rule asks.
-bool implicit_gemm_reads_phases_in_place(const ConvProblem& problem);
+// Whether implicit_gemm runs this pass as a strided forward with no packed phase split: over
+// padded-width stride phases, its GEMM reading every panel in place (csrc/algo/wide_phases.h),
+// or gathering stride-2 columns from the input itself (forward_double_step,
+// csrc/algo/conv_panels.h); the `auto` rule asks.
+bool implicit_gemm_strided_panels(const ConvProblem& problem);
 
 }  // namespace fastconv

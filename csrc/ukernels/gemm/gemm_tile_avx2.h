@@ -31,6 +31,12 @@ struct GemmVec<float> {
   }
   // Masked lanes are zero and their memory is not touched.
   static V load(Mask m, const float* p) { return _mm256_maskload_ps(p, m); }
+  // The even lanes of the 16 lanes a then b (a stride-2 panel row's columns, in order): the
+  // in-lane shuffle gives a0 a2 b0 b2 | a4 a6 b4 b6, the 64-bit permute puts the pairs in order.
+  static V even(V a, V b) {
+    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+  }
 };
 
 template <>
@@ -50,6 +56,9 @@ struct GemmVec<double> {
     return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(int64_t(bits & 0xf)), bit), bit);
   }
   static V load(Mask m, const double* p) { return _mm256_maskload_pd(p, m); }
+  static V even(V a, V b) {  // a0 b0 | a2 b2, then the halves' pairs in order
+    return _mm256_permute4x64_pd(_mm256_unpacklo_pd(a, b), _MM_SHUFFLE(3, 1, 2, 0));
+  }
 };
 
 // Writes alpha * acc + beta * C for one row of NV vectors at `ci` (all lanes valid).

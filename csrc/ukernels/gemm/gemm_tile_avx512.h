@@ -26,6 +26,11 @@ struct GemmVec<float> {
   static V load(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
   static Mask mask_bits(uint64_t bits) { return Mask(bits); }  // any pattern, lane 0 lowest
   static V bit_or(V a, V b) { return _mm512_or_ps(a, b); }
+  // The even lanes of the 32 lanes a then b (a stride-2 panel row's columns, in order).
+  static V even(V a, V b) {
+    const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_permutex2var_ps(a, idx, b);
+  }
   static void store(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
   static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
 };
@@ -44,6 +49,9 @@ struct GemmVec<double> {
   static V load(Mask m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
   static Mask mask_bits(uint64_t bits) { return Mask(bits); }
   static V bit_or(V a, V b) { return _mm512_or_pd(a, b); }
+  static V even(V a, V b) {
+    return _mm512_permutex2var_pd(a, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), b);
+  }
   static void store(double* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
   static void store(double* p, V v) { _mm512_storeu_pd(p, v); }
 };

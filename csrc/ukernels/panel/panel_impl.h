@@ -22,15 +22,25 @@ inline const T* at(const T* src, int64_t offset) {
 #if FASTCONV_PANEL_VECTOR
 constexpr int64_t kFetchAhead = 8;
 
+// The low `half` bits of `bits` moved to the even bit positions (bit j -> bit 2j; half <= 8):
+// the lanes a stride-2 column stretch loads from a vector pair.
+inline uint64_t spread_even(uint64_t bits) {
+  bits = (bits | (bits << 4)) & 0x0f0f;
+  bits = (bits | (bits << 2)) & 0x3333;
+  return (bits | (bits << 1)) & 0x5555;
+}
+
 // A row is NV vectors held in registers: every stretch of the row's tap is one masked load per
 // vector (a load whose mask is empty reads nothing), OR-ed in (stretches are disjoint and
-// masked lanes load as zero), then NV whole stores.
-template <typename T, int NV>
+// masked lanes load as zero), then NV whole stores. At step 2 a vector's columns read 2L
+// consecutive elements: two masked loads (even lanes only) and their even lanes kept.
+template <typename T, int NV, int kStep>
 void fill_vectors(int64_t kc, int64_t taps, int64_t t, const T* src, int64_t channel_stride,
                   const int32_t* first, const PanelStretch* stretches, T* dst) {
   using W = GemmVec<T>;
   constexpr int L = W::kLanes;
   constexpr uint64_t kLaneBits = (uint64_t(1) << L) - 1;
+  constexpr uint64_t kHalfBits = (uint64_t(1) << (L / 2)) - 1;
   for (int64_t kk = 0; kk < kc; ++kk, dst += NV * L) {
     typename W::V row[NV];
     for (int v = 0; v < NV; ++v) row[v] = W::zero();
@@ -38,13 +48,22 @@ void fill_vectors(int64_t kc, int64_t taps, int64_t t, const T* src, int64_t cha
       const int64_t offset = stretches[s].offset;
       const uint64_t mask = stretches[s].mask;
       for (int v = 0; v < NV; ++v) {
-        const auto lanes = W::mask_bits((mask >> (v * L)) & kLaneBits);
-        row[v] = W::bit_or(row[v], W::load(lanes, at(src, offset + v * L)));
+        const uint64_t cols = (mask >> (v * L)) & kLaneBits;
         // The same stretch kFetchAhead channels on: a panel's rows walk the channels a
         // channel's size apart (3 KiB on a 4x14x14 input), too far for the hardware prefetchers
         // (the loads waited on memory: 13% of R(2+1)D layer3's 3x1x1 at batch 8). Past the
         // input's end it fetches nothing useful, never faults (at(): integer arithmetic).
-        __builtin_prefetch(at(src, offset + v * L + kFetchAhead * channel_stride));
+        if constexpr (kStep == 1) {
+          row[v] = W::bit_or(row[v], W::load(W::mask_bits(cols), at(src, offset + v * L)));
+          __builtin_prefetch(at(src, offset + v * L + kFetchAhead * channel_stride));
+        } else {
+          const int64_t o = offset + 2 * v * L;
+          const auto lo = W::load(W::mask_bits(spread_even(cols & kHalfBits)), at(src, o));
+          const auto hi = W::load(W::mask_bits(spread_even(cols >> (L / 2))), at(src, o + L));
+          row[v] = W::bit_or(row[v], W::even(lo, hi));
+          __builtin_prefetch(at(src, o + kFetchAhead * channel_stride));
+          __builtin_prefetch(at(src, o + L + kFetchAhead * channel_stride));
+        }
       }
     }
     for (int v = 0; v < NV; ++v) W::store(dst + v * L, row[v]);
@@ -52,20 +71,29 @@ void fill_vectors(int64_t kc, int64_t taps, int64_t t, const T* src, int64_t cha
   }
 }
 
+template <typename T, int kStep>
+void fill_rows_at(int64_t kc, int64_t nr, int64_t taps, int64_t t0, const T* src,
+                  int64_t channel_stride, const int32_t* first, const PanelStretch* stretches,
+                  T* dst) {
+  switch (nr / GemmVec<T>::kLanes) {
+    case 1:
+      return fill_vectors<T, 1, kStep>(kc, taps, t0, src, channel_stride, first, stretches, dst);
+    case 2:
+      return fill_vectors<T, 2, kStep>(kc, taps, t0, src, channel_stride, first, stretches, dst);
+    case 3:
+      return fill_vectors<T, 3, kStep>(kc, taps, t0, src, channel_stride, first, stretches, dst);
+    default:
+      return fill_vectors<T, 4, kStep>(kc, taps, t0, src, channel_stride, first, stretches, dst);
+  }
+}
+
 template <typename T>
 void fill_rows(int64_t kc, int64_t nr, int64_t taps, int64_t t0, const T* src,
                int64_t channel_stride, const int32_t* first, const PanelStretch* stretches,
-               T* dst) {
-  switch (nr / GemmVec<T>::kLanes) {
-    case 1:
-      return fill_vectors<T, 1>(kc, taps, t0, src, channel_stride, first, stretches, dst);
-    case 2:
-      return fill_vectors<T, 2>(kc, taps, t0, src, channel_stride, first, stretches, dst);
-    case 3:
-      return fill_vectors<T, 3>(kc, taps, t0, src, channel_stride, first, stretches, dst);
-    default:
-      return fill_vectors<T, 4>(kc, taps, t0, src, channel_stride, first, stretches, dst);
-  }
+               int64_t step, T* dst) {
+  if (step == 2)
+    return fill_rows_at<T, 2>(kc, nr, taps, t0, src, channel_stride, first, stretches, dst);
+  fill_rows_at<T, 1>(kc, nr, taps, t0, src, channel_stride, first, stretches, dst);
 }
 template <typename T>
 constexpr int64_t kPanelLanes = GemmVec<T>::kLanes;
@@ -76,14 +104,14 @@ constexpr int64_t kPanelColumns = 4 * GemmVec<T>::kLanes;
 template <typename T>
 void fill_rows(int64_t kc, int64_t nr, int64_t taps, int64_t t, const T* src,
                int64_t channel_stride, const int32_t* first, const PanelStretch* stretches,
-               T* dst) {
+               int64_t step, T* dst) {
   for (int64_t kk = 0; kk < kc; ++kk, dst += nr) {
     std::fill(dst, dst + nr, T(0));
     for (int32_t s = first[t]; s < first[t + 1]; ++s) {
       const int64_t offset = stretches[s].offset;
       const uint64_t mask = stretches[s].mask;
       for (int64_t j = 0; j < nr; ++j) {
-        if ((mask >> j) & 1) dst[j] = src[offset + j];
+        if ((mask >> j) & 1) dst[j] = src[offset + step * j];
       }
     }
     if (++t == taps) t = 0, src += channel_stride;

@@ -7,9 +7,9 @@
 namespace fastconv {
 
 // One stretch of a panel row: the columns j whose bit is set in `mask` read element
-// `offset + j` of their channel (offset: the source index of column 0, so it may lie before the
-// channel's first element; only masked columns are read). The stretches of one tap do not
-// overlap; columns no stretch covers are zero.
+// `offset + step * j` of their channel (offset: the source index of column 0, so it may lie
+// before the channel's first element; only masked columns are read; step 1 or 2, one per
+// call). The stretches of one tap do not overlap; columns no stretch covers are zero.
 struct PanelStretch {
   int64_t offset;
   uint64_t mask;
@@ -22,10 +22,11 @@ struct PanelKernels {
   // are stretches[first[t] .. first[t + 1]); after tap taps - 1 the next row is tap 0 of the
   // channel channel_stride elements on. At AVX2 / AVX-512 each row is a few masked vector loads
   // and whole-vector stores (no per-element bounds checks, no branches on the stretch kinds);
-  // the scalar kernel copies the masked columns one by one.
+  // the scalar kernel copies the masked columns one by one. Step 2 (a stride-2 layer's columns)
+  // loads twice the span and keeps its even lanes.
   void (*fill_rows)(int64_t kc, int64_t nr, int64_t taps, int64_t t0, const T* src,
                     int64_t channel_stride, const int32_t* first, const PanelStretch* stretches,
-                    T* dst);
+                    int64_t step, T* dst);
   int64_t lanes;        // vector width in elements (1 for the scalar kernel)
   int64_t max_columns;  // 4 vectors; 64 for the scalar kernel (the width of a stretch's mask)
   const char* name;
