@@ -15,6 +15,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/wide_phases.cc
   csrc/algo/im2col.cc
   csrc/algo/column_backward_data.cc
+  csrc/algo/batch_fold.cc
   csrc/algo/implicit_gemm.cc
   csrc/algo/phase_backward_data.cc
   csrc/algo/winograd.cc

@@ -31,6 +31,11 @@ Packed forward and unit-step backward-data panels (columns crossing rows and ima
 every side, a k block starting inside a channel) at every ISA level, whose panel-row kernels
 (csrc/ukernels/panel) differ: masked AVX-512 / AVX2 loads, or element by element.
 
+Forwards whose GEMMs share the weight (one group, several images or blocks of folded images, too
+many columns for A to be read in place) read it packed once per call (prepacked_weight_elems):
+unfolded and folded images, pointwise, stride phases and the stride-2 gather, with a bias,
+against the oracle at 1 and 2 threads; explain's workspace holds the packed weight.
+
 FASTCONV_SPIN_US, which the threaded calls exercise."""
 
 from __future__ import annotations
@@ -292,3 +297,35 @@ def test_small_image_pointwise(case, dtype, threads, rng, poisoned_outputs, rest
     gy = rand(rng, y.shape, dtype)
     gx = fastconv.conv_backward_data(gy, w, x_shape, algo="implicit_gemm", **kw)
     assert_close(gx, ref.conv_backward_data(gy, w, x_shape, **kw), reduction=w_shape[0])
+
+
+# (name, x shape, weight shape, keyword arguments, images per GEMM): forwards that pack their
+# weight once for the GEMMs of every image (prepacked_weight_elems)
+PREPACKED = [
+    ("images", (3, 8, 30, 30), (20, 8, 3, 3), dict(padding=1), 1),  # 900 columns per image
+    ("folded-blocks", (13, 3, 16, 20), (7, 3, 3, 3), dict(padding=1), 12),  # two blocks
+    ("pointwise", (3, 24, 30, 30), (30, 24, 1, 1), {}, 1),
+    ("phases", (2, 5, 60, 40), (13, 5, 5, 5), dict(stride=2, padding=2), 1),  # rows of 20
+    ("gather", (2, 5, 50, 60), (13, 5, 3, 3), dict(stride=2, padding=1), 1),  # rows of 30
+    ("rank3", (2, 4, 6, 12, 14), (9, 4, 3, 3, 3), dict(padding=1), 1),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", PREPACKED, ids=lambda c: c[0])
+def test_forward_with_the_weight_packed_once(
+    case, dtype, threads, rng, poisoned_outputs, restore_threads
+):
+    _, x_shape, w_shape, kw, per_gemm = case
+    fastconv.set_num_threads(threads)
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    b = rand(rng, (w_shape[0],), dtype)
+    y = fastconv.conv(x, w, b, algo="implicit_gemm", **kw)
+    assert_close(y, ref.conv(x, w, b, **kw), reduction=math.prod(w_shape[1:]))
+    if per_gemm == 1:  # one GEMM per image: the packed weight is all the batch adds
+        name = np.dtype(dtype).name
+        one = fastconv.explain((1, *x_shape[1:]), w_shape, algo="implicit_gemm", dtype=name, **kw)
+        many = fastconv.explain(x_shape, w_shape, algo="implicit_gemm", dtype=name, **kw)
+        extra = many.workspace_bytes - one.workspace_bytes
+        assert w.nbytes <= extra <= 2 * w.nbytes, (str(one), str(many))

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "algo/batch_fold.h"
 #include "algo/box_weight.h"
 #include "algo/conv_panels.h"
 #include "algo/gemm_conv.h"
@@ -28,62 +29,6 @@ bool is_pointwise(const ConvGeometry& g) {
 
 bool unit_stride(const ConvGeometry& g) {
   return g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1;
-}
-
-// Batch folding: on small images one GEMM per image has too few positions to fill the
-// micro-kernel's panels and to amortise packing the weight (dcgan.g2: 16 output positions,
-// half of a 32-wide panel), so the GEMM's position dimension runs over several images, up to
-// about kFoldPositions; its block is then copied into the NCHW tensor (a row copy per image
-// and channel). Images larger than kFoldMaxImage fill the GEMM on their own.
-constexpr int64_t kFoldMaxImage = 512, kFoldPositions = 4096;
-
-// Positions per image along the GEMM dimension that folding extends, per pass.
-int64_t fold_unit(const ConvGeometry& g, Pass pass) {
-  if (pass != Pass::kBackwardData) return g.out_spatial();
-  return unit_stride(g) ? g.in_spatial() : phase_backward_data_positions(g);
-}
-
-// Images per GEMM (1: no folding).
-int64_t fold_images(const ConvGeometry& g, Pass pass) {
-  const int64_t unit = fold_unit(g, pass);
-  if (g.n < 2 || unit <= 0 || unit > kFoldMaxImage) return 1;
-  return std::min(g.n, std::max<int64_t>(1, kFoldPositions / unit));
-}
-
-// Copies a folded GEMM block (rows x cnt * per_image, row r holding cnt images' planes one
-// after the other) into the tensor: row r of image i goes to dst + i * image_stride +
-// r * per_image, plus bias[r] when given.
-template <typename T>
-void unfold_block(const T* block, int64_t rows, int64_t cnt, int64_t per_image, T* dst,
-                  int64_t image_stride, const T* bias) {
-  const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, per_image));
-  parallel_for(rows * cnt, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t idx = begin; idx < end; ++idx) {
-      const int64_t r = idx / cnt, i = idx % cnt;
-      const T* src = block + (r * cnt + i) * per_image;
-      T* out = dst + i * image_stride + r * per_image;
-      if (bias) {
-        for (int64_t j = 0; j < per_image; ++j) out[j] = src[j] + bias[r];
-      } else {
-        std::copy_n(src, per_image, out);
-      }
-    }
-  });
-}
-
-// The inverse for an operand: block row r holds the planes of cnt images, read from
-// src + i * image_stride + r * per_image.
-template <typename T>
-void fold_block(const T* src, int64_t rows, int64_t cnt, int64_t per_image, int64_t image_stride,
-                T* block) {
-  const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, per_image));
-  parallel_for(rows * cnt, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t idx = begin; idx < end; ++idx) {
-      const int64_t r = idx / cnt, i = idx % cnt;
-      std::copy_n(src + i * image_stride + r * per_image, per_image,
-                  block + (r * cnt + i) * per_image);
-    }
-  });
 }
 
 // Weight gradients reduce over every output position (and image): with a small output (e.g.
@@ -196,6 +141,22 @@ template <typename T>
 bool transposed_forward(const ConvGeometry& g) {
   return !is_pointwise(g) && fold_images(g, Pass::kForward) == 1 &&
          gemm::transpose_fills_better<T>(g.out_spatial(), kTransposeMargin);
+}
+
+// Forward GEMMs that share the weight as A (one group; several images, or blocks of folded
+// images, one GEMM each) read it packed once per call (at the front of ws): each GEMM packed it
+// again otherwise, once per part of its columns (twice per image on 2 threads). Not where the
+// GEMMs read A in place (few columns) or the weight is B (the transposed products). The
+// elements of the packed weight, or 0.
+template <typename T>
+int64_t prepacked_weight_elems(const ConvGeometry& g) {
+  if (g.groups != 1 || wide_phases_apply(g, sizeof(T))) return 0;
+  const int64_t nb = fold_images(g, Pass::kForward), rows = g.c * g.kernel_spatial();
+  const int64_t gemms = nb > 1 ? (g.n + nb - 1) / nb : g.n;
+  if (gemms < 2 || gemm::reads_a_in_place<T>(rows, nb * g.out_spatial())) return 0;
+  if (nb == 1 && (transposed_pointwise<T>(g, Pass::kForward) || transposed_forward<T>(g)))
+    return 0;
+  return gemm::packed_a_elems<T>(g.k, rows);
 }
 
 // transposed_pointwise for either dtype (workspace sizing, which knows only the element size).
@@ -314,7 +275,10 @@ int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t 
                 transposed_forward<double>(g)
             ? (kg + cg * g.kernel_spatial()) * g.out_spatial()
             : 0;
-    return ((nb > 1 ? kg * nb * g.out_spatial() : 0) + phases + transposed) * elem_size;
+    const int64_t packed_weight = elem_size == 4 ? prepacked_weight_elems<float>(g)
+                                                 : prepacked_weight_elems<double>(g);
+    return ((nb > 1 ? kg * nb * g.out_spatial() : 0) + phases + transposed + packed_weight) *
+           elem_size;
   }
   // Backward weight: the gathered grad_y when folded, and split_gemm's partial products;
   // channels-last, the input copies and the product before its reordering.
@@ -350,12 +314,31 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
   const bool pointwise = is_pointwise(g);
   const int64_t nb = fold_images(g, Pass::kForward);
   if (wide_phases_apply(g, sizeof(T))) return wide_phases_forward(g, nb, x, w, bias, y, ws);
+  // The weight packed once for every GEMM (prepacked_weight_elems), the rest of ws after it.
+  const int64_t packed_elems = prepacked_weight_elems<T>(g);
+  T* const packed_w = packed_elems > 0 ? ws : nullptr;
+  ws += packed_elems;
+  if (packed_w) {
+    // In chunks of at least 128K elements: a small weight packs inline, without waking the pool.
+    const int64_t step = gemm::packed_a_row_step<T>();
+    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 17) / (step * rows));
+    parallel_for((g.k + step - 1) / step, grain, [&](int64_t b0, int64_t b1) {
+      const int64_t r0 = b0 * step, r1 = std::min(g.k, b1 * step);
+      gemm::pack_a_rows<T>(g.k, rows, r0, r1 - r0, {w + r0 * rows, rows, 1}, packed_w);
+    });
+  }
   // Strided: each GEMM reads its images' channels split into stride phases (after the output
   // block in ws); the split runs per group and block of images, right before its GEMM. Other
   // strided forwards gather their columns from x itself (double step: two vector loads a vector).
   const bool phased = forward_reads_phases(g, sizeof(T));
   const ForwardPhases ph = phased ? make_forward_phases(g) : ForwardPhases{};
   T* phase_buf = ws + (nb > 1 ? kg * nb * out_sp : 0);
+  // C (kg x cols) = A B, A the group's weight rows (or the packed weight) and B any source.
+  auto product = [&](const gemm::MatrixRef<T>& a, const gemm::PanelSource<T>& b, int64_t cols,
+                     T beta, T* c) {
+    if (packed_w) return gemm::gemm_packed_a<T>(kg, cols, rows, T(1), packed_w, b, beta, c, cols);
+    gemm::gemm<T>(kg, cols, rows, T(1), a, b, beta, c, cols);
+  };
   auto gemm_images = [&](int64_t n0, int64_t cnt, int64_t grp, const gemm::MatrixRef<T>& a,
                          T beta, T* c) {
     const T* xg = x + (n0 * g.c + grp * cg) * in_sp;
@@ -364,9 +347,9 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
       split_forward_phases(g, ph, xg, cnt, g.c * in_sp, cg, phase_buf);
       const PhaseColumns<T> b(ph.grid, ph.offsets, g.kernel_spatial(), phase_buf,
                               cg * ph.channel_size);
-      return gemm::gemm<T>(kg, cols, rows, T(1), a, b, beta, c, cols);
+      return product(a, b, cols, beta, c);
     }
-    gemm::gemm<T>(kg, cols, rows, T(1), a, ForwardColumns<T>(g, xg, g.c * in_sp), beta, c, cols);
+    product(a, ForwardColumns<T>(g, xg, g.c * in_sp), cols, beta, c);
   };
   if (nb > 1) {
     for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
@@ -405,7 +388,7 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
                       gemm::MatrixRef<T>{a.data, 1, rows}, T(0), ws, kg);
         transpose_into(ws, out_sp, kg, bias ? bias + grp * kg : nullptr, yg);
       } else if (pointwise) {
-        gemm::gemm<T>(kg, out_sp, rows, T(1), a, gemm::MatrixRef<T>{xg, in_sp, 1}, beta, yg, out_sp);
+        product(a, gemm::DenseSource<T>({xg, in_sp, 1}), out_sp, beta, yg);
       } else {
         gemm_images(n, 1, grp, a, beta, yg);
       }

@@ -95,6 +95,11 @@ template <typename T>
 void gemm_batched_packed_a(int64_t batch, int64_t m, int64_t n, int64_t k, T alpha,
                            const T* a_packed, int64_t stride_a, MatrixRef<T> b, int64_t stride_b,
                            T beta, T* c, int64_t ldc, int64_t stride_c);
+// gemm() with that packed A and B from a source (a conv's weight packed once for the GEMMs of
+// all its images: implicit GEMM's forward).
+template <typename T>
+void gemm_packed_a(int64_t m, int64_t n, int64_t k, T alpha, const T* a_packed,
+                   const PanelSource<T>& b, T beta, T* c, int64_t ldc);
 
 // B (k x n) stored ahead in the driver's packed layout, for GEMMs whose B is produced anyway (the
 // Winograd input transform writes it so, instead of a layout every GEMM packs again): rows in the

@@ -99,6 +99,18 @@ void gemm_batched_packed_a(int64_t batch, int64_t m, int64_t n, int64_t k, T alp
   });
 }
 
+template <typename T>
+void gemm_packed_a(int64_t m, int64_t n, int64_t k, T alpha, const T* a_packed,
+                   const PanelSource<T>& b, T beta, T* c, int64_t ldc) {
+  check_sizes(m, n, k, ldc);
+  if (m == 0 || n == 0) return;
+  if (k == 0 || alpha == T(0)) return scale_c(m, n, beta, c, ldc);  // BLAS: A, B not read
+  Problem<T> p{m, n, k, alpha, beta, MatrixRef<T>{nullptr, 0, 0}, &b, c, ldc,
+               &gemm_kernel<T>(), blocking<T>(), 0};
+  p.a_packed = a_packed;
+  run_problem(p);
+}
+
 namespace {
 
 // A B stored ahead in packed_b_layout: its blocks read in place where the driver's blocking
@@ -165,6 +177,8 @@ void gemm_batched_packed_b(int64_t batch, int64_t m, int64_t n, int64_t k, T alp
   template void pack_a_rows<T>(int64_t, int64_t, int64_t, int64_t, MatrixRef<T>, T*);              \
   template void gemm_batched_packed_a<T>(int64_t, int64_t, int64_t, int64_t, T, const T*, int64_t, \
                                          MatrixRef<T>, int64_t, T, T*, int64_t, int64_t);          \
+  template void gemm_packed_a<T>(int64_t, int64_t, int64_t, T, const T*, const PanelSource<T>&, T, \
+                                 T*, int64_t);                                                     \
   template PackedBLayout packed_b_layout<T>(int64_t, int64_t);                                     \
   template void gemm_batched_packed_b<T>(int64_t, int64_t, int64_t, int64_t, T, MatrixRef<T>,       \
                                          int64_t, const T*, const PackedBLayout&, int64_t, T, T*,  \
