@@ -308,6 +308,8 @@ PREPACKED = [
     ("phases", (2, 5, 60, 40), (13, 5, 5, 5), dict(stride=2, padding=2), 1),  # rows of 20
     ("gather", (2, 5, 50, 60), (13, 5, 3, 3), dict(stride=2, padding=1), 1),  # rows of 30
     ("rank3", (2, 4, 6, 12, 14), (9, 4, 3, 3, 3), dict(padding=1), 1),
+    # 295K weight elements: packed by the threads in several chunks
+    ("large-weight", (2, 128, 24, 24), (256, 128, 3, 3), dict(padding=1), 1),
 ]
 
 

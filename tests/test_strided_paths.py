@@ -211,6 +211,16 @@ STRIDED = [
     ("wide-stride3", (1, 8, 20, 110), (8, 8, 5, 5), dict(stride=3, padding=2)),
     # 4.4 MiB of planes: bands of output rows, the last a partial GEMM
     ("wide-bands", (1, 256, 100, 44), (8, 256, 3, 3), dict(stride=2, padding=1)),
+    # groups; dilated taps reaching both margins (x stride 3: rows the gather does not take),
+    # true convolution; asymmetric padding
+    ("wide-groups", (2, 8, 40, 46), (6, 4, 3, 3), dict(stride=2, padding=1, groups=2)),
+    (
+        "wide-dilation",
+        (2, 8, 30, 100),
+        (6, 4, 3, 3),
+        dict(stride=(2, 3), padding=2, dilation=2, groups=2, mode="conv"),
+    ),
+    ("wide-asymmetric", (1, 3, 33, 67), (4, 3, 5, 5), dict(stride=3, padding=(1, 3))),
     # forward gathering stride-2 columns from the input (forward_double_step; the same float32
     # panels, rows of 24+ outputs): one image per GEMM, rows whose last panel runs past the row
     # end; dilated taps reaching both sides; asymmetric padding; folded images whose panels
@@ -310,6 +320,11 @@ DOUBLE_STEP_GATHERS = [
     ((2, 3, 5, 6, 41), (4, 3, 3, 3, 3), dict(stride=(1, 2, 2), padding=1)),
     ((1, 4, 4, 5, 70), (3, 4, 2, 1, 3), dict(stride=2, padding=(0, 0, 2), dilation=(1, 1, 2))),
     ((3, 6, 12, 61), (5, 6, 3, 3), dict(stride=2, padding=1)),
+    # single small images as the transposed product, whose columns are one panel of all the
+    # output positions: 48 (three vectors at AVX-512 float32), 16 (one), 24 (three at AVX2)
+    ((1, 8, 12, 16), (6, 8, 3, 3), dict(stride=2, padding=1)),
+    ((1, 8, 8, 8), (6, 8, 3, 3), dict(stride=2, padding=1)),
+    ((1, 8, 8, 12), (6, 8, 3, 3), dict(stride=2, padding=1)),
 ]
 
 

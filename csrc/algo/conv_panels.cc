@@ -1,7 +1,7 @@
 // Packing of implicit im2col panels. Each panel is kc rows x nr columns; rows and columns are
-// decoded once per panel. Unit-step panels of whole vectors go through the ISA's panel-row
-// kernel (csrc/ukernels/panel: masked loads per stretch); others copy in-bounds runs without
-// per-element checks and gather the rest.
+// decoded once per panel. Panels of whole vectors at unit or double step go through the ISA's
+// panel-row kernel (csrc/ukernels/panel: masked loads per stretch, two per vector at step 2);
+// others copy in-bounds runs without per-element checks and gather the rest.
 #include "algo/conv_panels.h"
 
 #include "algo/panel_runs.h"

@@ -205,13 +205,14 @@ struct ForwardPhases {
 bool forward_phases_apply(const ConvGeometry& g);
 // Where forward_phases_apply holds, whether a forward instead gathers its columns from the input
 // itself at double step (x stride 2; ForwardColumns, the panel kernel's two loads per vector):
-// with 32-wide panels (AVX-512 float32) and output rows of at least 24 columns, where a panel
-// spans at most two rows, the split's extra pass over the input (and, wide, the copy out of the
+// with 32-wide panels (AVX-512 float32) and output rows of at least 24 columns (a panel spans
+// two or three rows), the split's extra pass over the input (and, wide, the copy out of the
 // output's margins) costs more than the gather. 2 threads, min ms of 3, phases (wide where
 // wide_phases_apply held) vs double step: yolov5s 32->64 3x3/2 on 320x320 5.78-6.01 vs
 // 5.05-5.14, 64->128 on 160x160 4.65-4.97 vs 4.18-4.19, resnet50.res3.3x3s2 1.23-1.26 vs
-// 1.14, its batch of 8 10.1-11.0 vs 9.40-9.55, 256->512 on 40x40 x8 33.7-35.0 vs 31.8-32.1.
-// Shorter rows keep the phases: the same at batch 1 (20 columns) 3.87-3.89 vs 4.04-4.16;
+// 1.14, its batch of 8 10.1-11.0 vs 9.40-9.55. Shorter rows keep the phases: 256->512 on
+// 40x40 (20 columns) 3.87-3.89 vs 4.04-4.16 (though its batch of 8 gained, 33.7-35.0 vs
+// 31.8-32.1);
 // 17 and 14 columns even; dcgan.g3 / g4's backward data (8, 16) 4.49-4.73 vs 4.87-4.88,
 // 4.74-5.16 vs 5.18-5.31. AVX2 (16-wide panels): even (res3.3x3s2 1.64-1.70 vs 1.68-1.71,
 // 80x80 6.78-6.86 vs 6.30-6.40, 40x40 5.88-5.98 vs 5.79-6.07), so the phases stay.

@@ -35,7 +35,9 @@ struct WideBlocks {
 };
 WideBlocks wide_blocks(const ConvGeometry& g, int64_t images, int64_t elem_size);
 
-// True where forward_phases_apply holds, the margin columns add at most 1/16 to the GEMM, its
+// True where forward_reads_phases holds (forward_phases_apply, except the stride-2 layers with
+// rows of 24+ that forward_double_step gathers from the input instead: most of the cases
+// measured below, before that gather existed), the margin columns add at most 1/16 to the GEMM, its
 // panels are 32 wide (AVX-512 float32) and it has at most 256 output channels per group (more
 // rows share each packed panel, so packing costs less per multiply-add: inception_v3.mixed6a,
 // 384, 2.24-2.27 vs 2.31-2.47; yolov5s.conv7, 512, 3.68-3.87 vs 3.72-3.85). 2 threads, median

@@ -38,8 +38,9 @@ def _patch_rows(p: "_Shape") -> bool:
     implicit GEMM's panels gather stride-2 columns with vector loads (two per vector) instead of
     element by element: AVX-512, min ms of 3, direct vs implicit_gemm: 64->128 128x128
     1.44-1.46 vs 1.20-1.24, 256x256 5.86-5.91 vs 4.68-4.78, 32->64 256x256 1.75-1.78 vs
-    1.46-1.57, 16->32 256x256 0.59-0.64 vs 0.51-0.53."""
-    if _active_isa() == "avx512":
+    1.46-1.57, 16->32 256x256 0.59-0.64 vs 0.51-0.53 (float32; float64 keeps the row kernels,
+    unmeasured)."""
+    if _active_isa() == "avx512" and p.itemsize == 4:
         return False
     if p.conv_pass != "forward" or p.n != 1 or p.groups != 1 or p.c_per_group > 64:
         return False
@@ -558,7 +559,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     # backward-weight 0.85x vs 0.76x; conv2_2: 0.82x vs 0.72x, 0.91x vs 0.84x). Inputs that
     # fit L2 (res2, 56x56x64) or short kernels (wavenet, k=2) stay on implicit_gemm. Strided
     # forwards stay too: implicit GEMM reads their input split into stride phases (unit-step
-    # panel copies), 2 threads, median ms, im2col vs implicit_gemm (torch), AVX-512 / AVX2:
+    # panel copies; at AVX-512 float32 most of them returned above, gathering stride-2 columns
+    # with vector loads), 2 threads, median ms, im2col vs implicit_gemm (torch), AVX-512 / AVX2:
     # yolov5s 64->128 3x3 s2 160x160 5.90/5.04 (4.63), 6.14/5.57 (4.91); 64->128 3x3 s2
     # 112x112 2.91/2.37 (2.23), 2.94/2.61; 32->64 3x3 s2 320x320 8.07/8.41 (5.26), 7.81/7.39.
     input_bytes = p.c_per_group * p.spatial * p.itemsize
