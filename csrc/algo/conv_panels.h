@@ -212,8 +212,7 @@ bool forward_phases_apply(const ConvGeometry& g);
 // 5.05-5.14, 64->128 on 160x160 4.65-4.97 vs 4.18-4.19, resnet50.res3.3x3s2 1.23-1.26 vs
 // 1.14, its batch of 8 10.1-11.0 vs 9.40-9.55. Shorter rows keep the phases: 256->512 on
 // 40x40 (20 columns) 3.87-3.89 vs 4.04-4.16 (though its batch of 8 gained, 33.7-35.0 vs
-// 31.8-32.1);
-// 17 and 14 columns even; dcgan.g3 / g4's backward data (8, 16) 4.49-4.73 vs 4.87-4.88,
+// 31.8-32.1); 17 and 14 columns even; dcgan.g3 / g4's backward data (8, 16) 4.49-4.73 vs 4.87-4.88,
 // 4.74-5.16 vs 5.18-5.31. AVX2 (16-wide panels): even (res3.3x3s2 1.64-1.70 vs 1.68-1.71,
 // 80x80 6.78-6.86 vs 6.30-6.40, 40x40 5.88-5.98 vs 5.79-6.07), so the phases stay.
 bool forward_double_step(const ConvGeometry& g, int64_t elem_size);

@@ -147,7 +147,8 @@ bool transposed_forward(const ConvGeometry& g) {
 // images, one GEMM each) read it packed once per call (at the front of ws): each GEMM packed it
 // again otherwise, once per part of its columns (twice per image on 2 threads). Not where the
 // GEMMs read A in place (few columns) or the weight is B (the transposed products). The
-// elements of the packed weight, or 0.
+// elements the packed weight takes in ws, or 0: rounded up to 16, so that the buffers after it
+// keep ws's 64-byte alignment.
 template <typename T>
 int64_t prepacked_weight_elems(const ConvGeometry& g) {
   if (g.groups != 1 || wide_phases_apply(g, sizeof(T))) return 0;
@@ -156,7 +157,7 @@ int64_t prepacked_weight_elems(const ConvGeometry& g) {
   if (gemms < 2 || gemm::reads_a_in_place<T>(rows, nb * g.out_spatial())) return 0;
   if (nb == 1 && (transposed_pointwise<T>(g, Pass::kForward) || transposed_forward<T>(g)))
     return 0;
-  return gemm::packed_a_elems<T>(g.k, rows);
+  return (gemm::packed_a_elems<T>(g.k, rows) + 15) / 16 * 16;
 }
 
 // transposed_pointwise for either dtype (workspace sizing, which knows only the element size).

@@ -35,7 +35,8 @@ std::vector<Run>& run_buffer();
 
 // The stretches of the panel rows (channel, tap) for taps t0, t0 + 1, ... (`used` of them, mod
 // taps): tap t's run i reads the source row from run corner + sign * tap offset on, `step` (1 or
-// 2) apart, and keeps the columns whose x falls inside the row (rows outside the source give no stretch).
+// 2) apart, and keeps the columns whose x falls inside the row (rows outside the source give no
+// stretch).
 // Tap t's stretches land at stretches[first[t] .. first[t + 1]); other taps' ranges are empty.
 void panel_stretches(const TapTable& taps_tab, int64_t taps, int sign, const Dims& extent,
                      int64_t step, const Run* runs, int64_t nruns, int64_t t0, int64_t used,
