@@ -119,23 +119,21 @@ function(fastconv_apply_isa_flags)
     endif()
     target_compile_definitions(fastconv_core PUBLIC FASTCONV_X86=1)
   endif()
-  # The Winograd transforms are thousands of unrolled constant-index operations per function:
-  # UBSan's checks there (float arithmetic, fixed offsets) make them take minutes to compile,
-  # so they keep ASan's memory checks only.
-  if(FASTCONV_SANITIZE MATCHES "undefined")
+  # Per-file sanitizer trims, one pass over the sources:
+  # - the Winograd transforms are thousands of unrolled constant-index operations per function:
+  #   UBSan's checks there (float arithmetic, fixed offsets) make them take minutes to compile,
+  #   so they keep ASan's memory checks only;
+  # - ASan's use-after-scope checks poison and unpoison every local array at each scope's entry
+  #   and exit: in the SIMD micro-kernels (ukernels/, pure functions over their arguments, no
+  #   lambdas or references that outlive a scope) that is most of their compile time under ASan
+  #   (winograd_transforms_avx2.cc 115 -> 62 s) and guards nothing their out-of-bounds checks
+  #   miss.
+  if(FASTCONV_SANITIZE)
     foreach(_src IN LISTS FASTCONV_CORE_SOURCES FASTCONV_AVX2_SOURCES FASTCONV_AVX512_SOURCES)
-      if(_src MATCHES "winograd_transforms_")
+      if(FASTCONV_SANITIZE MATCHES "undefined" AND _src MATCHES "winograd_transforms_")
         set_property(SOURCE ${_src} APPEND PROPERTY COMPILE_OPTIONS -fno-sanitize=undefined)
       endif()
-    endforeach()
-  endif()
-  # ASan's use-after-scope checks poison and unpoison every local array at each scope's entry and
-  # exit: in the SIMD micro-kernels (ukernels/, pure functions over their arguments, no lambdas
-  # or references that outlive a scope) that is most of their compile time under ASan
-  # (winograd_transforms_avx2.cc 115 -> 62 s) and guards nothing their out-of-bounds checks miss.
-  if(FASTCONV_SANITIZE MATCHES "address")
-    foreach(_src IN LISTS FASTCONV_CORE_SOURCES FASTCONV_AVX2_SOURCES FASTCONV_AVX512_SOURCES)
-      if(_src MATCHES "ukernels/")
+      if(FASTCONV_SANITIZE MATCHES "address" AND _src MATCHES "ukernels/")
         set_property(SOURCE ${_src} APPEND PROPERTY COMPILE_OPTIONS -fno-sanitize-address-use-after-scope)
       endif()
     endforeach()
