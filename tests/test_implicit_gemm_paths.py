@@ -15,7 +15,8 @@ Weight gradients of kernels with 16+ taps and 16+ channels per group over a long
 (channels_last_weight: N * output positions >= 2 K/G) read a channels-last copy of the input
 with (tap, channel) columns, then reorder the product: strided 4x4 (DCGAN), folded and unfolded,
 split along the reduction, channel counts that are not a multiple of the panel width (a panel
-row spanning two taps), groups, dilation, ranks 1-3, true convolution, against the oracle.
+row spanning two taps), groups, dilation, ranks 1-3, true convolution, against the oracle; with
+192+ output channels the panels inside one tap are read in place, at every ISA level.
 
 Padding-heavy weight gradients (less than 85% of the (tap, position) pairs inside the input,
 16+ channels each side, 256+ positions: box_weight) run one GEMM per kernel tap over only the
@@ -84,7 +85,26 @@ CHANNELS_LAST = [
     ("groups", (2, 64, 9, 9), (16, 32, 4, 4), dict(stride=2, padding=2, groups=2)),
     ("rank1", (3, 16, 90), (8, 16, 17), dict(stride=3, padding=8)),
     ("rank3", (2, 16, 6, 7, 8), (8, 16, 3, 3, 2), dict(stride=(1, 2, 1), padding=(1, 0, 1))),
+    # 192+ output channels: panels inside one tap's channels are read in place (rows of zeros
+    # in the padding); with 40 channels every other panel spans two taps and is packed
+    ("in-place-s2", (4, 40, 20, 22), (192, 40, 4, 4), dict(stride=2, padding=1)),
+    ("in-place-rank3", (3, 32, 6, 15, 15), (200, 32, 3, 3, 3), dict(stride=(1, 2, 2))),
 ]
+
+
+@pytest.mark.parametrize("case", CHANNELS_LAST[-2:], ids=lambda c: c[0])
+def test_weight_gradient_in_place_at_each_isa(case, fastconv_with_env, isa, rng):
+    """The channels-last weight gradient's panels read in place, at every ISA level (their
+    panel widths differ: 32/16 columns at AVX-512, 16/8 at AVX2), both dtypes, vs the oracle."""
+    _, x_shape, w_shape, kw = case
+    fc = fastconv_with_env(FASTCONV_ISA=isa)
+    for dtype in DTYPES:
+        x = rand(rng, x_shape, dtype)
+        y = ref.conv(x, rand(rng, w_shape, dtype), **kw)
+        gy = rand(rng, y.shape, dtype)
+        gw = fc.conv_backward_weight(x, gy, w_shape, algo="implicit_gemm", **kw)
+        want = ref.conv_backward_weight(x, gy, w_shape, **kw)
+        assert_close(gw, want, reduction=x_shape[0] * math.prod(y.shape[2:]))
 
 
 # (name, x shape, weight shape, keyword arguments): all take the per-tap box path

@@ -375,6 +375,38 @@ void ChannelsLastWeightColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int6
 }
 
 template <typename T>
+bool ChannelsLastWeightColumns<T>::rows(int64_t k0, int64_t kc, int64_t n0, int64_t nr,
+                                        const T** dst) const {
+  // nr zeros for the rows a tap reads in the padding (the widest panel is 64 columns).
+  alignas(64) static const T kZeroRow[64] = {};
+  const ConvGeometry& g = g_;
+  const int64_t ch = channels_, tap = n0 / ch, c = n0 % ch;
+  if (!in_place_ || nr > 64 || c + nr > ch) return false;  // or the panel spans two taps
+  const int64_t D = g.in[0], H = g.in[1], W = g.in[2];
+  const int64_t OD = g.out[0], OH = g.out[1], OW = g.out[2], per_image = OD * OH * OW;
+  // Row k reads position k of the block's outputs (images in_spatial * ch apart); the
+  // coordinates step along with k instead of being divided out per row.
+  int64_t img = k0 / per_image, local = k0 % per_image;
+  int64_t ox = local % OW, oy = local / OW % OH, oz = local / (OW * OH);
+  const int64_t dz = taps_.dz[size_t(tap)] - g.pad_lo[0], dy = taps_.dy[size_t(tap)] - g.pad_lo[1];
+  const int64_t dx = taps_.dx[size_t(tap)] - g.pad_lo[2];
+  const T* base = src_ + img * g.in_spatial() * ch + c;
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const int64_t z = oz * g.stride[0] + dz, y = oy * g.stride[1] + dy, x = ox * g.stride[2] + dx;
+    dst[kk] = inside(z, D) && inside(y, H) && inside(x, W) ? base + ((z * H + y) * W + x) * ch
+                                                           : kZeroRow;
+    if (++ox == OW) {
+      ox = 0;
+      if (++oy == OH) {
+        oy = 0;
+        if (++oz == OD) oz = 0, base += g.in_spatial() * ch;
+      }
+    }
+  }
+  return true;
+}
+
+template <typename T>
 void PhaseColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
                            T* dst) const {
   pack_shifted_rows(taps_, ntaps_, +1, g_.in, 1, gy_, g_.in_spatial(), image_stride_,

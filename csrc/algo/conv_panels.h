@@ -137,15 +137,20 @@ class WeightColumns final : public TensorColumns<T> {
 template <typename T>
 class ChannelsLastWeightColumns final : public gemm::PanelSource<T> {
  public:
-  ChannelsLastWeightColumns(const ConvGeometry& g, const T* xcl, int64_t channels)
-      : g_(g), taps_(g), src_(xcl), channels_(channels) {}
+  ChannelsLastWeightColumns(const ConvGeometry& g, const T* xcl, int64_t channels,
+                            bool in_place = false)
+      : g_(g), taps_(g), src_(xcl), channels_(channels), in_place_(in_place) {}
   void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override;
+  // With in_place, a panel within one tap's channels is read in place: row k is one position's
+  // run of nr channels (a row of zeros where the tap falls in the padding).
+  bool rows(int64_t k0, int64_t kc, int64_t n0, int64_t nr, const T** dst) const override;
 
  private:
   const ConvGeometry& g_;
   TapTable taps_;
   const T* src_;
   int64_t channels_;
+  bool in_place_;
 };
 
 // The rows of one tensor's channels with the columns running on over several images (batch
