@@ -237,6 +237,31 @@ def test_batched_with_a_packed_ahead(rng, dtype, m, n, k, restore_threads):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("packed_a", [False, True])
+def test_batched_items_split_into_column_parts(rng, dtype, packed_a, restore_threads):
+    """Items that do not divide over the threads (Winograd F(2x2, 2x2)'s 9 GEMMs on 2 or 4
+    threads) run as parts of whole column panels: every column written once, with the same sums
+    as one thread (bit for bit), and the oracle's value; beta accumulates, a strided B and C."""
+    import fastconv
+
+    batch, m, k, n = 9, 40, 70, 200
+    a = rng.uniform(-1, 1, (batch, m, k)).astype(dtype)
+    b = rng.uniform(-1, 1, (batch, k, 2 * n)).astype(dtype)[:, :, ::2]
+    c0 = rng.uniform(-1, 1, (batch, m, n)).astype(dtype)
+    results = []
+    for threads in (1, 2, 3, 4):
+        fastconv.set_num_threads(threads)
+        c = c0.copy()
+        _C.gemm_batched(a, b, c, 0.5, 1.0, packed_a=packed_a)
+        results.append(c)
+    for c in results[1:]:
+        np.testing.assert_array_equal(c, results[0])
+    for i in range(batch):
+        want, bound = oracle(a[i], b[i], c0[i], 0.5, 1.0)
+        check(results[1][i], want, bound, f"item {i}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_batched_interleaved_c(rng, dtype):
     """Items of c interleaved row by row (batch axis inside the row axis) do not overlap."""
     batch, m, n, k = 3, 5, 8, 9

@@ -223,6 +223,8 @@ void set_num_threads(int n) {
   }
 }
 
+bool inside_parallel_for() { return t_inside_task; }
+
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);

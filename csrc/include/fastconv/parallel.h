@@ -17,6 +17,10 @@ void set_num_threads(int n);
 // thread is already using the pool. Rethrows the first exception a chunk threw.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
+// True on a thread running a parallel_for chunk: a nested parallel_for runs inline there, so
+// work split for the threads would only be split.
+bool inside_parallel_for();
+
 // Runs parallel_for's chunks on the OpenMP runtime `library` (a path; it must already be loaded,
 // e.g. PyTorch's libgomp) instead of the own pool, get_num_threads() threads; "" goes back to
 // the own pool. Returns "" or why the runtime cannot be used (then nothing changes).
