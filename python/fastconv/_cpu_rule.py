@@ -306,15 +306,22 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
       8x8 x32 8.52-8.78 vs 8.88-9.37. AVX2 ties (g4 6.64-7.19 vs 6.56-6.96, g3 6.51-6.56 vs
       6.61-6.95) and keeps Winograd; 32x32 outputs keep it at both (32->64 x16 6.11-6.29 vs
       6.04-6.28, 64->128 x4 4.87-5.13 vs 3.63-4.06; Winograd folds those batches too, at
-      F(3x3,2x2)). 1-D layers were not measured and keep Winograd."""
+      F(3x3,2x2)). 1-D layers were not measured and keep Winograd. Since Winograd's GEMMs
+      split evenly over the threads (9 of them on 2 threads ran 5 against 4,
+      csrc/gemm/gemm_batched.cc), the cut holds only below 256 output channels: bench medians
+      of three runs, AVX-512, implicit_gemm vs winograd: dcgan.g3 (256 channels) 2.99-3.03 vs
+      2.87-2.90, at x32 5.91-6.64 vs 5.70-6.17; dcgan.g4 (128) 3.21-3.23 vs 3.12-3.31, at x8
+      1.60-1.61 vs 1.67-1.71."""
     if unit_stride or len(p.kernel) > 2 or p.groups != 1 or p.n < 1:
         return False
     if not all(k == 2 * s for k, s in zip(p.kernel, p.stride)):
         return False
     if p.conv_pass == "backward_weight":
         return True
-    # Output rows of at most 30 positions (float32; 14 in float64), a batch, 2-D.
+    # Output rows of at most 30 positions (float32; 14 in float64), a batch, 2-D, under 256
+    # output channels.
     narrow = p.n > 1 and len(p.kernel) == 2 and (p.out_extents[-1] + 1) // 2 < 64 // p.itemsize
+    narrow = narrow and p.k_per_group < 256
     if p.conv_pass == "forward" and narrow and _active_isa() == "avx512":
         return False
     phases = math.prod(p.stride)
