@@ -385,6 +385,15 @@ ISA_SNIPPET = textwrap.dedent(
         C.gemm(a, b, full)
         C.gemm(a, np.ascontiguousarray(b[:, :49]), edge)
         assert np.array_equal(edge, full[:, :49])
+        # rows just past mc (one A block, grown by up to an eighth) and past that (two blocks),
+        # columns past the row-major-A path (8 panels per thread)
+        blk = C.gemm_blocking(np.dtype(dtype).name)
+        for m in (blk["mc"] + blk["mr"] + 1, blk["mc"] * 9 // 8 + blk["mr"]):
+            a = rng.uniform(-1, 1, (m, 90)).astype(dtype)
+            b = rng.uniform(-1, 1, (90, 600)).astype(dtype)
+            c = np.empty((m, 600), dtype)
+            C.gemm(a, b, c)
+            check(c, *oracle(a, b, c, 1.0, 0.0), f"rows past mc {m}")
         a = rng.uniform(-1, 1, (3, 20, 30)).astype(dtype)
         b = rng.uniform(-1, 1, (3, 30, 40)).astype(dtype)
         c = np.empty((3, 20, 40), dtype)

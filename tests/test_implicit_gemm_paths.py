@@ -94,8 +94,8 @@ CHANNELS_LAST = [
 
 @pytest.mark.parametrize("case", CHANNELS_LAST[-2:], ids=lambda c: c[0])
 def test_weight_gradient_in_place_at_each_isa(case, fastconv_with_env, isa, rng):
-    """The channels-last weight gradient's panels read in place, at every ISA level (their
-    panel widths differ: 32/16 columns at AVX-512, 16/8 at AVX2), both dtypes, vs the oracle."""
+    """The channels-last weight gradient's panels read in place (rows of 128+ bytes: float32 and
+    float64 at AVX-512) or packed (AVX2's 64-byte rows, scalar), both dtypes, vs the oracle."""
     _, x_shape, w_shape, kw = case
     fc = fastconv_with_env(FASTCONV_ISA=isa)
     for dtype in DTYPES:

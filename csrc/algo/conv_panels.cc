@@ -381,7 +381,7 @@ bool ChannelsLastWeightColumns<T>::rows(int64_t k0, int64_t kc, int64_t n0, int6
   alignas(64) static const T kZeroRow[64] = {};
   const ConvGeometry& g = g_;
   const int64_t ch = channels_, tap = n0 / ch, c = n0 % ch;
-  if (!in_place_ || nr > 64 || c + nr > ch) return false;  // or the panel spans two taps
+  if (!in_place_ || nr > 64 || nr * int64_t(sizeof(T)) < 128 || c + nr > ch) return false;
   const int64_t D = g.in[0], H = g.in[1], W = g.in[2];
   const int64_t OD = g.out[0], OH = g.out[1], OW = g.out[2], per_image = OD * OH * OW;
   // Row k reads position k of the block's outputs (images in_spatial * ch apart); the
