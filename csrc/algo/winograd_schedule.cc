@@ -14,6 +14,11 @@ namespace {
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
+// Tiles of the busiest thread when `tiles` run in blocks of `block` taken in turn by `threads`.
+inline int64_t busiest_tiles(int64_t tiles, int64_t block, int64_t threads) {
+  return ceil_div(ceil_div(tiles, block), threads) * block;
+}
+
 // A row stride of at least `elems` elements whose bytes are not a multiple of 4 KiB, the
 // period of the L1 sets: the GEMMs write M in micro-tiles of 12 rows (and read U's rows in
 // place on kernel blocks), and rows 4 KiB apart all land in one L1 set and evict each other.
@@ -114,7 +119,7 @@ Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem
     // even blocks of a larger image stay, or one block would grow far past the cache budget).
     if (!weight_pass && threads > 1 && p.tiles > 0 && ceil_div(p.tiles, block) < 2 * threads) {
       const int64_t even = round_up(ceil_div(p.tiles, 2 * threads), lanes);
-      const int64_t busiest = ceil_div(ceil_div(p.tiles, even), threads) * even;
+      const int64_t busiest = busiest_tiles(p.tiles, even, threads);
       const bool balanced = 20 * busiest * threads <= 21 * p.tiles;
       if (all_tiles <= 2 * block || (even >= 64 && !balanced && all_tiles <= 4 * block))
         block = all_tiles;
@@ -132,8 +137,9 @@ Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem
     if (!weight_pass && threads > 1 && p.tiles > block) {
       const int64_t count = ceil_div(p.tiles, block);
       const int64_t even = round_up(ceil_div(p.tiles, round_up(count, threads)), lanes);
-      const auto busiest = [&](int64_t b) { return ceil_div(ceil_div(p.tiles, b), threads) * b; };
-      if (ceil_div(p.tiles, even) % threads == 0 && busiest(even) < busiest(block)) block = even;
+      if (ceil_div(p.tiles, even) % threads == 0 &&
+          busiest_tiles(p.tiles, even, threads) < busiest_tiles(p.tiles, block, threads))
+        block = even;
     }
     p.block = block;
     p.kb = p.kg;

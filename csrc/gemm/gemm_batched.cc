@@ -37,15 +37,12 @@ void for_each_item(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t split
     while (uneven(parts) && parts < threads && n >= 2 * split_nr * (parts + 1)) ++parts;
     if (uneven(parts)) parts = 1;
   }
-  const int64_t panels = split_nr > 0 ? ceil_div(n, split_nr) : 1;
+  // Part j's first column: a whole number of panels in (j = parts: the end).
   const auto bound = [&](int64_t j) {
-    return j == parts ? n : std::min(n, panels * j / parts * split_nr);
+    return j == parts ? n : ceil_div(n, std::max<int64_t>(split_nr, 1)) * j / parts * split_nr;
   };
   parallel_for(batch * parts, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t u = begin; u < end; ++u) {
-      const int64_t i = u / parts, j = u % parts;
-      item(i, parts == 1 ? int64_t(0) : bound(j), parts == 1 ? n : bound(j + 1));
-    }
+    for (int64_t u = begin; u < end; ++u) item(u / parts, bound(u % parts), bound(u % parts + 1));
   });
 }
 
