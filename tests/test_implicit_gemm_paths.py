@@ -156,6 +156,10 @@ IN_PLACE = [
     ("strided", (1, 8, 7, 140), (12, 8, 3, 3), dict(stride=2, padding=1)),
     ("strided-k4", (2, 8, 10, 140), (12, 8, 4, 4), dict(stride=2, padding=1)),
     ("strided-1d", (1, 16, 1201), (24, 16, 5), dict(stride=3, padding=2)),
+    # rows as channel bases plus per-tap offsets (shifted_rows): a k block that starts inside a
+    # channel (170 x 7 rows at every level's k block), and taps past a k block (the row walk)
+    ("k-block-mid-channel", (1, 170, 2, 90), (8, 170, 1, 7), dict(padding=(0, 3))),
+    ("taps-past-k-block", (1, 2, 1300), (8, 2, 1100), {}),
 ]
 
 

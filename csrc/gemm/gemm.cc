@@ -11,6 +11,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fastconv/cpu_features.h"
@@ -205,9 +206,10 @@ void gemm_block(const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t
       const int64_t kc = std::min(kc_max, p.k - pc);
       const T beta = pc == 0 ? p.beta : T(1);
       const T* ablock = a_block(p, m0, m1 - m0, pc, kc, abuf);
+      bool have_rows = false;  // rows holds this panel's (the previous one's `next`)
       for (int64_t jr = n0; jr < n1; jr += nr) {
         const int64_t cols = std::min(nr, n1 - jr);
-        if (cols == nr && p.b->rows(pc, kc, jr, nr, rows.data())) {
+        if (cols == nr && (have_rows || p.b->rows(pc, kc, jr, nr, rows.data()))) {
           // The next panel's rows, when also read in place, are prefetched a share after each
           // tile row: they are kc separate streams (one per channel and tap), more than the
           // hardware prefetchers follow, and the input plane is often out of L2.
@@ -222,8 +224,11 @@ void gemm_block(const Problem<T>& p, int64_t m0, int64_t m1, int64_t n0, int64_t
                             nr * int64_t(sizeof(T)));
             }
           }
+          if (prefetch) std::swap(t_rows, t_next);  // the next panel's rows, found above
+          have_rows = prefetch;
           continue;
         }
+        have_rows = false;
         const T* panel = p.b->packed(pc, kc, jr, cols, nr);
         if (!panel) p.b->pack(pc, kc, jr, cols, nr, bbuf), panel = bbuf;
         for (int64_t ir = 0; ir < m1 - m0; ir += mr) {
