@@ -104,6 +104,37 @@ def test_max_pool_backward_from_saved_indices(param, dtype, rng):
     np.testing.assert_allclose(got, again, rtol=0, atol=8 * eps * float(np.abs(gy).max()))
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 17, 23), (1, 2, 6, 16), (1, 1, 5, 36), (3, 1, 4, 2)])
+def test_max_pool_backward_2x2_rows_at_each_isa(shape, fastconv_with_env, isa, rng):
+    """2x2 / 2 windows from saved indices (each pair of input rows written once by the row kernel
+    where the level has one: 8 outputs a step, the last 8 again for 9-15, element by element
+    under 8; odd last rows and columns zero) at every level, both dtypes: each position gets at
+    most one gradient, so the result is exact, -0 gradients land as +0 (as 0 + g does); an index
+    outside its window (but in the plane) is scattered there, one past the plane raises."""
+    fc = fastconv_with_env(FASTCONV_ISA=isa)
+    for dtype in DTYPES:
+        x = rand(rng, shape, dtype)
+        y, idx = fc.max_pool(x, 2, return_indices=True)
+        gy = rand(rng, y.shape, dtype)
+        gy.reshape(-1)[::5] = -0.0
+        want = ref.max_pool_backward(gy, x, 2, 2, 0, 1, False)
+        got = fc.max_pool_backward(gy, x, 2, indices=idx)
+        np.testing.assert_array_equal(got, want)
+        assert np.signbit(got[got == 0]).sum() == 0
+        moved = idx.copy()
+        moved[0, 0, 0, 0] = shape[2] * shape[3] - 1  # the plane's last position
+        moved[-1, -1, -1, -1] = 0
+        scattered = np.zeros((shape[0] * shape[1], shape[2] * shape[3]))
+        flat_g, flat_i = gy.reshape(len(scattered), -1), moved.reshape(len(scattered), -1)
+        for plane in range(len(scattered)):
+            np.add.at(scattered[plane], flat_i[plane], flat_g[plane])
+        got = fc.max_pool_backward(gy, x, 2, indices=moved)
+        np.testing.assert_allclose(got.reshape(scattered.shape), scattered, rtol=1e-6, atol=1e-6)
+        moved[-1, -1, 0, -1] = shape[2] * shape[3]
+        with pytest.raises(ValueError, match="indices"):
+            fc.max_pool_backward(gy, x, 2, indices=moved)
+
+
 def test_max_pool_backward_rejects_bad_indices(rng):
     x = rand(rng, (1, 2, 6, 6))
     y, idx = fastconv.max_pool(x, 2, return_indices=True)

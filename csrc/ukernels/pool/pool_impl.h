@@ -10,7 +10,7 @@ namespace fastconv::FASTCONV_POOL_NS {
 template <typename T>
 constexpr PoolKernels<T> pool_table(const char* name) {
   return {split_row<T>,  merge_row<T>,   max_row<T>,     argmax_row<T>,  sum_row<T>,
-          scatter_row<T>, scale_row<T>, lp_root_row<T>, lp_grad_row<T>, max_plane<T>,
+          scatter_row<T>, unpool2x2_row_of<T>(), scale_row<T>, lp_root_row<T>, lp_grad_row<T>, max_plane<T>,
           sum_plane<T>,  stream_copy<T>, name};
 }
 

@@ -237,6 +237,78 @@ void stream_copy(const T* src, int64_t n, T* dst) {
 #endif
 }
 
+// Max backward of 2x2 / 2 windows (PoolKernels::unpool2x2_row): 8 outputs a step, their
+// indices' offsets from the windows' corners (int64) split into low and high 32-bit halves in
+// output order; an offset of 0, 1, w or w + 1 (high half 0) picks the position; the picked
+// gradients, interleaved into the two rows' 16 columns, are written once (adding +0, so a -0
+// gradient lands as +0, as the scatter's 0 + g gives).
+#if defined(__AVX2__)
+inline __m256i halves_in_order(__m256 a, __m256 b, int imm_is_high) {
+  // shuffle_ps pairs 32-bit elements within 128-bit halves; the 64-bit permute orders them
+  const __m256 v = imm_is_high ? _mm256_shuffle_ps(a, b, 0xDD) : _mm256_shuffle_ps(a, b, 0x88);
+  return _mm256_castpd_si256(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8));
+}
+
+inline void store_interleaved(float* dst, __m256 even, __m256 odd) {
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 e = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xD8));
+  const __m256 o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(odd), 0xD8));
+  _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_unpacklo_ps(e, o), zero));
+  _mm256_storeu_ps(dst + 8, _mm256_add_ps(_mm256_unpackhi_ps(e, o), zero));
+}
+
+inline bool unpool2x2_row_f32(const float* g, const int64_t* idx, int64_t n, int64_t row_base,
+                              int64_t w, float* top, float* bottom) {
+  const __m256i lanes = _mm256_setr_epi64x(0, 2, 4, 6), half = _mm256_set1_epi64x(8);
+  const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
+  const __m256i wv = _mm256_set1_epi32(static_cast<int32_t>(w));
+  const __m256i w1 = _mm256_set1_epi32(static_cast<int32_t>(w + 1));
+  __m256i ok = _mm256_set1_epi32(-1);
+  // Outputs [o, o + 8): their window corners are row_base + 2 * (o + lane).
+  auto step = [&](int64_t o) {
+    const __m256i c0 = _mm256_add_epi64(_mm256_set1_epi64x(row_base + 2 * o), lanes);
+    const __m256i r0 =
+        _mm256_sub_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx + o)), c0);
+    const __m256i r1 = _mm256_sub_epi64(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx + o + 4)), _mm256_add_epi64(c0, half));
+    const __m256 a = _mm256_castsi256_ps(r0), b = _mm256_castsi256_ps(r1);
+    const __m256i lo = halves_in_order(a, b, 0), hi = halves_in_order(a, b, 1);
+    const __m256i m0 = _mm256_cmpeq_epi32(lo, zero), m1 = _mm256_cmpeq_epi32(lo, one);
+    const __m256i mw = _mm256_cmpeq_epi32(lo, wv), mw1 = _mm256_cmpeq_epi32(lo, w1);
+    const __m256i any = _mm256_or_si256(_mm256_or_si256(m0, m1), _mm256_or_si256(mw, mw1));
+    ok = _mm256_and_si256(ok, _mm256_and_si256(any, _mm256_cmpeq_epi32(hi, zero)));
+    const __m256 gv = _mm256_loadu_ps(g + o);
+    store_interleaved(top + 2 * o, _mm256_and_ps(_mm256_castsi256_ps(m0), gv),
+                      _mm256_and_ps(_mm256_castsi256_ps(m1), gv));
+    store_interleaved(bottom + 2 * o, _mm256_and_ps(_mm256_castsi256_ps(mw), gv),
+                      _mm256_and_ps(_mm256_castsi256_ps(mw1), gv));
+  };
+  int64_t o = 0;
+  for (; o + 8 <= n; o += 8) step(o);
+  if (o < n && n >= 8) step(n - 8), o = n;  // the last 8 again: the same values rewritten
+  bool valid = _mm256_movemask_ps(_mm256_castsi256_ps(ok)) == 0xFF;
+  for (; o < n; ++o) {  // rows of under 8 outputs
+    const int64_t rel = idx[o] - (row_base + 2 * o);
+    const float v = g[o] + 0.0f;
+    valid = valid && (rel == 0 || rel == 1 || rel == w || rel == w + 1);
+    top[2 * o] = rel == 0 ? v : 0.0f;
+    top[2 * o + 1] = rel == 1 ? v : 0.0f;
+    bottom[2 * o] = rel == w ? v : 0.0f;
+    bottom[2 * o + 1] = rel == w + 1 ? v : 0.0f;
+  }
+  return valid;
+}
+#endif
+
+template <typename T>
+constexpr auto unpool2x2_row_of() {
+  using Fn = bool (*)(const T*, const int64_t*, int64_t, int64_t, int64_t, T*, T*);
+#if defined(__AVX2__)
+  if constexpr (sizeof(T) == 4) return static_cast<Fn>(&unpool2x2_row_f32);
+#endif
+  return static_cast<Fn>(nullptr);
+}
+
 template <typename T>
 T sum_plane(const T* x, int64_t n) {
   using Vec = V<T>;

@@ -82,6 +82,13 @@ struct PoolKernels {
   // read as zero on [-max tap_shift, 0) and on [n, phase_width + kPoolSlack).
   void (*scatter_row)(const T* g, const PoolScatterTaps& taps, int64_t stride,
                       int64_t phase_width, T* const* acc, int64_t row_count);
+  // Max backward from saved indices of a 2x2 / 2 unpadded window (float32, AVX2 and up; null
+  // elsewhere): input rows `top` and `bottom` (columns [0, 2n)) of output row (g, idx: n
+  // outputs; row_base: top's plane offset, w: the input row length) get g[o] at idx[o] and +0
+  // at the window's other three positions, each written once. False when some idx[o] is not in
+  // its own window (the rows then hold garbage: the caller redoes the plane by scatter).
+  bool (*unpool2x2_row)(const T* g, const int64_t* idx, int64_t n, int64_t row_base, int64_t w,
+                        T* top, T* bottom);
   // out[o] = g[o] * scale[o].
   void (*scale_row)(const T* g, const T* scale, int64_t n, T* out);
   // y[o] = y[o]**(1/p) in place (lp forward from the window sums).
