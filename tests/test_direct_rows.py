@@ -67,6 +67,50 @@ def test_direct_rows_infinite_input_stays_local(rng):
     assert_close(got[:, [0, 2]], want[:, [0, 2]], np.float32, 81)
 
 
+# The forward by pairs (RowsKernels::forward_pairs): a last kernel dim of 2 taps at stride 2
+# over an unpadded input, read from per-row copies of the input's runs (direct_rows.cc
+# pairs_forward). Rows that end inside a vector (1, 3, 5, 7, 9 and 13 outputs past whole
+# vectors), rows cut into chunks (2048 terms: 16 outputs per chunk), more output channels than one
+# register block (17, 128) and fewer (3), leading-dim strides and dilation, ranks 1-3, batches.
+PAIRS = [
+    ((1, 64, 4, 256), (128, 64, 2, 2), dict(stride=2)),  # U-Net's transposed decoders, a strip
+    ((2, 5, 9, 37), (7, 5, 3, 2), dict(stride=(1, 2))),
+    ((1, 3, 8, 30), (13, 3, 2, 2), dict(stride=2, mode="conv")),
+    ((1, 4, 10), (6, 4, 2), dict(stride=2)),
+    ((1, 3, 4, 6, 20), (5, 3, 2, 3, 2), dict(stride=(1, 2, 2), mode="conv")),
+    ((1, 2048, 4, 66), (3, 2048, 2, 2), dict(stride=2)),
+    ((1, 4, 20, 64), (5, 4, 2, 2), dict(stride=2, dilation=(2, 1))),
+    ((2, 3, 7, 18), (17, 3, 2, 2), dict(stride=(3, 2))),
+    ((1, 6, 6, 41), (17, 6, 2, 2), dict(stride=2)),  # odd width: the last column unread
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,kw", PAIRS, ids=[f"p{i}" for i in range(len(PAIRS))])
+def test_direct_rows_forward_pairs(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    b = rand(rng, (w_shape[0],), dtype)
+    assert "pair" in str(fastconv.explain(x, w, algo="direct", **kw))
+    x0, w0 = x.copy(), w.copy()
+    got = fastconv.conv(x, w, b, algo="direct", **kw)
+    assert_close(got, ref.conv(x, w, b, **kw), dtype, w_shape[1] * int(np.prod(w_shape[2:])))
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(w, w0)
+
+
+def test_direct_rows_pairs_transposed_output_padding(poisoned_outputs, rng):
+    """A transposed 2x2 / 2 layer with output_padding: its backward data is a pairs forward over
+    a grad_y one row and column longer than the windows reach (a negative high padding)."""
+    gy = rand(rng, (1, 16, 41, 83), np.float32)
+    w = rand(rng, (8, 16, 2, 2), np.float32)
+    kw = dict(stride=2, output_padding=1)
+    x = np.zeros((1, 8, 20, 41), np.float32)
+    e = fastconv.explain(x, w, op="conv_transpose", pass_="backward_data", algo="direct", **kw)
+    assert "pair" in str(e)
+    got = fastconv.conv_transpose_backward_data(gy, w, algo="direct", **kw)
+    assert_close(got, ref.conv_transpose_backward_data(gy, w, **kw), np.float32, 64)
+
+
 # (x_shape, w_shape, kwargs, pass, algorithm auto picks): the few-input-channel clause of
 # _cpu_rule.cpu_rule and its exceptions (long weight-gradient kernels; the stride-1 forward of
 # batches of small images).

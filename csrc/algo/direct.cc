@@ -484,7 +484,9 @@ std::string direct_plan(ConvPlan& plan) {
   if (rows_serve(plan.g, plan.pass)) {
     plan.workspace_bytes = rows_workspace_bytes(plan.g, plan.pass, plan.dtype, plan.threads);
     plan.detail = std::make_shared<const DensePath>(DensePath::kRows);
-    plan.note = "row kernels over (channel, tap) terms, vectorised along output rows";
+    plan.note = rows_pairs(plan.g, plan.pass)
+                    ? "row kernels over (channel, tap pair) terms, no phase split"
+                    : "row kernels over (channel, tap) terms, vectorised along output rows";
     return "";
   }
   plan.workspace_bytes = direct_workspace_bytes(plan);

@@ -39,7 +39,14 @@ def _patch_rows(p: "_Shape") -> bool:
     element by element: AVX-512, min ms of 3, direct vs implicit_gemm: 64->128 128x128
     1.44-1.46 vs 1.20-1.24, 256x256 5.86-5.91 vs 4.68-4.78, 32->64 256x256 1.75-1.78 vs
     1.46-1.57, 16->32 256x256 0.59-0.64 vs 0.51-0.53 (float32; float64 keeps the row kernels,
-    unmeasured)."""
+    unmeasured). Those were phase-split planes; the row kernels now read such kernels as tap
+    pairs from per-row copies (direct_rows.cc pairs_forward), measured on an AVX2-only AMD Zen 3
+    (2 threads, one process, min ms of 3 rounds, direct vs implicit_gemm / im2col / PyTorch):
+    64->128 128x128 1.96 vs 2.05/2.15/2.29, 256x256 10.1 vs 12.8/10.2/9.5 (a slow phase of the
+    VM; alternating runs there: the row kernels 12.3-12.8 before, 8.0-8.5 after), 32->64 256x256
+    2.45 vs 4.44/3.50/2.75, 16->32 256x256 1.34 vs 1.31/0.94/1.11 (medians 1.35 / 1.34 / 1.40),
+    so the same cases; batches (4 x 64x64: 3.00 vs 2.06) and 128+ channels (128->256 64x64 2.50
+    vs 2.28) stay on implicit GEMM. AVX-512 with pairs: unmeasured."""
     if _active_isa() == "avx512" and p.itemsize == 4:
         return False
     if p.conv_pass != "forward" or p.n != 1 or p.groups != 1 or p.c_per_group > 64:

@@ -11,6 +11,7 @@
 #include <array>
 #include <type_traits>
 #include <cstdint>
+#include <cstring>
 #include <utility>
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -52,6 +53,19 @@ struct V<float> {
   static type add(type a, type b) { return _mm512_add_ps(a, b); }
   static type fma(type a, type b, type c) { return _mm512_fmadd_ps(a, b, c); }
   static float sum(type v) { return hsum_avx512(v); }
+  // Pairs (forward_pairs): w[0], w[1] in alternate lanes; the sums of adjacent lanes of a, then
+  // of b, in lane order.
+  static type pair(const float* w) {
+    double d;
+    std::memcpy(&d, w, sizeof d);
+    return _mm512_castpd_ps(_mm512_set1_pd(d));
+  }
+  static type fold(type a, type b) {
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    return _mm512_add_ps(_mm512_permutex2var_ps(a, even, b), _mm512_permutex2var_ps(a, odd, b));
+  }
 };
 template <>
 struct V<double> {
@@ -67,6 +81,16 @@ struct V<double> {
   static type add(type a, type b) { return _mm512_add_pd(a, b); }
   static type fma(type a, type b, type c) { return _mm512_fmadd_pd(a, b, c); }
   static double sum(type v) { return hsum_avx512(v); }
+  static type pair(const double* w) {
+    // (the maskz form: GCC 12 warns on the plain one's undefined source)
+    return _mm512_castps_pd(
+        _mm512_maskz_broadcast_f32x4(__mmask16(0xFFFF), _mm_castpd_ps(_mm_loadu_pd(w))));
+  }
+  static type fold(type a, type b) {
+    const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m512i odd = _mm512_add_epi64(even, _mm512_set1_epi64(1));
+    return _mm512_add_pd(_mm512_permutex2var_pd(a, even, b), _mm512_permutex2var_pd(a, odd, b));
+  }
 };
 #elif defined(__AVX2__)
 constexpr int kRegs = 16, kNvMax = 4, kKbCap = 8, kFb = 3, kRb = 4;
@@ -90,6 +114,15 @@ struct V<float> {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
   }
+  static type pair(const float* w) {
+    double d;
+    std::memcpy(&d, w, sizeof d);
+    return _mm256_castpd_ps(_mm256_set1_pd(d));
+  }
+  // hadd leaves the 64-bit quarters as (a 0-1, b 0-1, a 2-3, b 2-3): swap the middle two.
+  static type fold(type a, type b) {
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_hadd_ps(a, b)), 0xD8));
+  }
 };
 template <>
 struct V<double> {
@@ -110,6 +143,10 @@ struct V<double> {
     const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
   }
+  static type pair(const double* w) {
+    return _mm256_broadcast_pd(reinterpret_cast<const __m128d*>(w));
+  }
+  static type fold(type a, type b) { return _mm256_permute4x64_pd(_mm256_hadd_pd(a, b), 0xD8); }
 };
 #else
 constexpr int kRegs = 16, kNvMax = 4, kKbCap = 4, kFb = 2, kRb = 2;
@@ -255,6 +292,103 @@ void forward(const T* src, const int64_t* off, int64_t nred, const T* w, int64_t
       table[kbc * (kNvMax + 1) + nvc](src + x, off, nred, w + f0 * nred, kbc,
                                       bias ? bias + f0 : nullptr, accumulate, out + f0 * op + x,
                                       op, last);
+    }
+  }
+}
+
+// ---- forward over pairs: the last kernel dim is 2 taps at stride 2 over an unpadded input, so
+// an output's two source elements are adjacent and a vector of outputs is two unit-stride source
+// vectors, read where the input lies (no phase split). A row's two weights of a term go to
+// alternate lanes of one broadcast; its two accumulators hold (output, tap) products, whose
+// adjacent lanes are summed once at the end (V::fold), in output order. KB rows x one vector of
+// outputs per block: 2 * KB accumulators, two source vectors and the broadcast.
+constexpr int kPairRows = std::min(kKbCap, (kRegs - 3) / 2);
+
+template <typename T, int KB>
+void pairs_block(const T* src, const int64_t* off, int64_t nred, const T* w, const T* bias,
+                 T* out, int64_t op, int64_t last) {
+  using Vec = V<T>;
+  constexpr int64_t L = Vec::lanes;
+  typename Vec::type acc[KB][2];
+  FASTCONV_ROWS_UNROLL
+  for (int f = 0; f < KB; ++f) acc[f][0] = acc[f][1] = Vec::zero();
+  const int64_t lo = std::min<int64_t>(L, 2 * last), hi = 2 * last - lo;
+  for (int64_t r = 0; r < nred; ++r) {
+    const T* s = src + off[r];
+    const T* wr = w + 2 * r * KB;
+    typename Vec::type s0, s1;
+    if (last == L) {
+      s0 = Vec::load(s), s1 = Vec::load(s + L);
+    } else {
+      s0 = Vec::load_n(s, lo), s1 = hi > 0 ? Vec::load_n(s + L, hi) : Vec::zero();
+    }
+    FASTCONV_ROWS_UNROLL
+    for (int f = 0; f < KB; ++f) {
+      const typename Vec::type wv = Vec::pair(wr + 2 * f);
+      acc[f][0] = Vec::fma(wv, s0, acc[f][0]);
+      acc[f][1] = Vec::fma(wv, s1, acc[f][1]);
+    }
+  }
+  FASTCONV_ROWS_UNROLL
+  for (int f = 0; f < KB; ++f) {
+    const typename Vec::type v = Vec::add(Vec::fold(acc[f][0], acc[f][1]),
+                                          Vec::set1(bias ? bias[f] : T(0)));
+    if (last == L)
+      Vec::store(out + f * op, v);
+    else
+      Vec::store_n(out + f * op, v, last);
+  }
+}
+
+// The scalar level: one output at a time, the same sums in the same order per tap.
+template <typename T, int KB>
+void pairs_block_scalar(const T* src, const int64_t* off, int64_t nred, const T* w,
+                        const T* bias, T* out, int64_t op, int64_t) {
+  T acc[KB][2] = {};
+  for (int64_t r = 0; r < nred; ++r) {
+    const T* s = src + off[r];
+    const T* wr = w + 2 * r * KB;
+    for (int f = 0; f < KB; ++f) {
+      acc[f][0] += wr[2 * f] * s[0];
+      acc[f][1] += wr[2 * f + 1] * s[1];
+    }
+  }
+  for (int f = 0; f < KB; ++f) out[f * op] = acc[f][0] + acc[f][1] + (bias ? bias[f] : T(0));
+}
+
+template <typename T>
+using PairsFn = void (*)(const T*, const int64_t*, int64_t, const T*, const T*, T*, int64_t,
+                         int64_t);
+
+template <typename T, int I>
+constexpr PairsFn<T> pairs_entry() {
+  if constexpr (I == 0) {
+    return nullptr;
+  } else if constexpr (V<T>::lanes == 1) {
+    return &pairs_block_scalar<T, I>;
+  } else {
+    return &pairs_block<T, I>;
+  }
+}
+template <typename T, int... I>
+constexpr std::array<PairsFn<T>, sizeof...(I)> pairs_table(std::integer_sequence<int, I...>) {
+  return {pairs_entry<T, I>()...};
+}
+
+template <typename T>
+void forward_pairs(const T* src, const int64_t* off, int64_t nred, const T* w, int64_t count,
+                   const T* bias, T* out, int64_t op, int64_t n) {
+  constexpr int64_t L = V<T>::lanes;
+  static constexpr std::array<PairsFn<T>, kPairRows + 1> table =
+      pairs_table<T>(std::make_integer_sequence<int, kPairRows + 1>{});
+  // Outputs outer: a vector's source runs (nred x two vectors) stay in L1 while every block of
+  // rows reads them; the packed weights stream in order.
+  for (int64_t x = 0; x < n; x += L) {
+    const int64_t last = std::min(L, n - x);
+    for (int64_t f0 = 0; f0 < count; f0 += kPairRows) {
+      const int64_t kbc = std::min<int64_t>(kPairRows, count - f0);
+      table[kbc](src + 2 * x, off, nred, w + 2 * f0 * nred, bias ? bias + f0 : nullptr,
+                 out + f0 * op + x, op, last);
     }
   }
 }
@@ -430,11 +564,11 @@ void weight(const T* src, int64_t src_row, const int64_t* off, int64_t nred, con
 
 extern const RowsKernels<float> rows_f32_kernels;
 extern const RowsKernels<double> rows_f64_kernels;
-const RowsKernels<float> rows_f32_kernels = {forward_rows<float>, forward<float>,
-                                             forward_channels<float>, weight<float>, V<float>::lanes,
-                                             FASTCONV_ROWS_NAME("f32")};
-const RowsKernels<double> rows_f64_kernels = {forward_rows<double>, forward<double>,
-                                              forward_channels<double>, weight<double>, V<double>::lanes,
-                                              FASTCONV_ROWS_NAME("f64")};
+const RowsKernels<float> rows_f32_kernels = {
+    forward_rows<float>, forward<float>, forward_pairs<float>, kPairRows, forward_channels<float>,
+    weight<float>, V<float>::lanes, FASTCONV_ROWS_NAME("f32")};
+const RowsKernels<double> rows_f64_kernels = {
+    forward_rows<double>, forward<double>, forward_pairs<double>, kPairRows,
+    forward_channels<double>, weight<double>, V<double>::lanes, FASTCONV_ROWS_NAME("f64")};
 
 }  // namespace fastconv::FASTCONV_ROWS_NS

@@ -24,6 +24,16 @@ struct RowsKernels {
   void (*forward)(const T* src, const int64_t* off, int64_t nred, const T* w, int64_t kb,
                   int64_t count, const T* bias, bool accumulate, T* out, int64_t out_pitch,
                   int64_t n);
+  // A forward whose last kernel dim is 2 taps at stride 2 over an unpadded input (each output's
+  // two source elements adjacent, read in place): for f < count, x < n: out[f * out_pitch + x] =
+  //   (bias ? bias[f] : 0) + sum over r < nred of W(f, r, 0) * src[off[r] + 2x]
+  //                                              + W(f, r, 1) * src[off[r] + 2x + 1],
+  // the weights packed in chunks of pair_rows rows: chunk f0 = 0, pair_rows, ... at
+  // w + 2 * f0 * nred, W(f0 + j, r, t) at [2 * (r * min(pair_rows, count - f0) + j) + t]. Reads
+  // src only inside [off[r], off[r] + 2n).
+  void (*forward_pairs)(const T* src, const int64_t* off, int64_t nred, const T* w, int64_t count,
+                        const T* bias, T* out, int64_t out_pitch, int64_t n);
+  int64_t pair_rows;
   // The same forward vectorised over output channels instead, for rows that fill vectors
   // badly: for p < npos, f < round_up(count, lanes): out[p * out_pitch + f] = sum over r < nred
   // of w[r * w_pitch + f] * src[pos[p] + off[r]] (w zero-padded to whole vectors; w_pitch and
