@@ -30,6 +30,12 @@ GEOMETRIES = [
     ((1, 16, 4, 6, 7), (24, 16, 3, 3, 3), dict(padding=1)),  # rank 3
     ((2, 20, 4, 5, 5), (18, 20, 3, 1, 1), dict(padding=(1, 0, 0), mode="conv")),  # R(2+1)D
     ((1, 16, 5, 6, 9), (17, 16, 2, 3, 2), dict(stride=(2, 1, 2), padding=(1, 2, 0))),
+    # 1100 source channels x 27 taps: a panel of 1.9 MiB at AVX2's 16 columns (3.8 at AVX-512's
+    # 32) runs in blocks of its source channels on any L2 up to 2 MiB: the forward of the first,
+    # backward data of the second (the first block writes or zeroes, the others add; padding
+    # leaves taps partial)
+    ((1, 1100, 3, 4, 5), (17, 1100, 3, 3, 3), dict(padding=1)),
+    ((1, 17, 3, 4, 5), (1100, 17, 3, 3, 3), dict(padding=1, mode="conv")),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 

@@ -7,6 +7,7 @@
 
 #include "algo/plane_transpose.h"
 #include "fastconv/parallel.h"
+#include "gemm/cache_sizes.h"
 #include "gemm/gemm.h"
 #include "gemm/kernel_table.h"
 
@@ -56,9 +57,12 @@ struct WeightView {
 // (cs x nr each), st the image's channels-last source. Each tap runs over the positions whose
 // source it reaches; a tap that reaches all of them goes first and writes (beta 0), else the
 // segment is zeroed first.
+// Source channels [c0, c0 + cn) only (a block of the panel's rows, see run_taps); blocks after
+// the first (c0 > 0) add to the segment.
 template <typename T>
 void segment(const TapConv& p, const gemm::GemmKernel<T>& kern, const WeightView& v, const T* wp,
-             const T* st, T* c, int64_t cols, int64_t row, int64_t x0, int64_t x1) {
+             const T* st, T* c, int64_t cols, int64_t row, int64_t x0, int64_t x1, int64_t c0,
+             int64_t cn) {
   const int64_t taps = p.taps(), kw = p.kernel[2], kh = p.kernel[1];
   const int64_t oz = row / p.out[1], oy = row % p.out[1];
   // The source row tap t reads, or -1 when that row lies in the padding.
@@ -80,16 +84,16 @@ void segment(const TapConv& p, const gemm::GemmKernel<T>& kern, const WeightView
   };
   auto run = [&](int64_t t, int64_t lo, int64_t hi, T beta) {
     const int64_t col = lo * sx + (t % kw) * p.dilation[2] - p.pad[2];
-    const T* a = st + (source_row(t) * sw + col) * p.cs;
-    kern.fn_rows_a(p.cs, a, sx * p.cs, wp + (v.reverse ? taps - 1 - t : t) * kern.nr,
+    const T* a = st + (source_row(t) * sw + col) * p.cs + c0;
+    kern.fn_rows_a(cn, a, sx * p.cs, wp + (c0 * taps + (v.reverse ? taps - 1 - t : t)) * kern.nr,
                    taps * kern.nr, c + (lo - x0) * p.ct, p.ct, hi - lo, cols, T(1), beta);
   };
   int64_t full = -1, lo = 0, hi = 0;
-  for (int64_t t = 0; t < taps && full < 0; ++t)
+  for (int64_t t = 0; t < taps && full < 0 && c0 == 0; ++t)
     if (reach(t, lo, hi) && lo == x0 && hi == x1) full = t;
   if (full >= 0) {
     run(full, x0, x1, T(0));
-  } else {
+  } else if (c0 == 0) {
     for (int64_t x = 0; x < x1 - x0; ++x) std::fill(c + x * p.ct, c + x * p.ct + cols, T(0));
   }
   for (int64_t t = 0; t < taps; ++t)
@@ -161,6 +165,14 @@ void run_taps(const TapConv& p, int64_t images, int64_t threads, const T* src, c
   T* dt = st + sc.images * in_sp * p.cs;                        // and its outputs
   // Output row segments of nearly equal length, at most the kernel's rows.
   const int64_t segs = (ow + kern.rows_a - 1) / kern.rows_a;
+  // A panel past half of L2 runs in blocks of its source channels, each over the item's rows:
+  // its taps read every taps-th row of the panel, and with the source rows beside it a whole
+  // panel outgrew a 512 KiB L2 (I3D's Mixed_4b backward data, 208 source channels x 27 taps:
+  // 359 KiB, against 166 KiB for its forward's 96).
+  const int64_t half_l2 = std::max<int64_t>(1, gemm::cache_sizes().l2 / 2);
+  const int64_t cblocks = std::max<int64_t>(
+      1, (panel * int64_t(sizeof(T)) + half_l2 - 1) / half_l2);
+  const int64_t cblock = (p.cs + cblocks - 1) / cblocks;
   if (!sc.fused) {
     parallel_for(sc.panels, 1, [&](int64_t j0, int64_t j1) {
       for (int64_t j = j0; j < j1; ++j) pack_panel(kern, w, view, p, j, packed + j * panel);
@@ -178,14 +190,17 @@ void run_taps(const TapConv& p, int64_t images, int64_t threads, const T* src, c
           const int64_t cols = std::min(nr, p.ct - j * nr);
           const T* wp = packed + (sc.fused ? s : j) * panel;
           if (sc.fused) pack_panel(kern, w, view, p, j, packed + s * panel);
-          for (int64_t r = rb * rows / sc.row_blocks; r < (rb + 1) * rows / sc.row_blocks; ++r) {
-            const int64_t img = r / p.rows(), row = r % p.rows();
-            for (int64_t sg = 0; sg < segs; ++sg) {
-              const int64_t x0 = sg * ow / segs, x1 = (sg + 1) * ow / segs;
-              segment(p, kern, view, wp, st + img * in_sp * p.cs,
-                      dt + (r * ow + x0) * p.ct + j * nr, cols, row, x0, x1);
+          for (int64_t c0 = 0; c0 < p.cs; c0 += cblock)
+            for (int64_t r = rb * rows / sc.row_blocks; r < (rb + 1) * rows / sc.row_blocks;
+                 ++r) {
+              const int64_t img = r / p.rows(), row = r % p.rows();
+              for (int64_t sg = 0; sg < segs; ++sg) {
+                const int64_t x0 = sg * ow / segs, x1 = (sg + 1) * ow / segs;
+                segment(p, kern, view, wp, st + img * in_sp * p.cs,
+                        dt + (r * ow + x0) * p.ct + j * nr, cols, row, x0, x1, c0,
+                        std::min(cblock, p.cs - c0));
+              }
             }
-          }
         }
     });
     for (int64_t i = 0; i < nb; ++i)
