@@ -175,7 +175,11 @@ def _stem_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
       only on 65536+ outputs (640x640: 2.15 vs 2.54 / 3.16 vs 3.55; 320x320 0.65 vs 0.61 / 0.94
       vs 0.90 and 5x5/2 416x416 1.04 vs 0.86 / 1.51 vs 1.13 lose), not the weight gradient
       (YOLOv5s 4.20 vs direct 3.76). 9x9/3 was even before the lane movement and is unmeasured
-      since; 1-D stems were never measured."""
+      since; 1-D stems were never measured.
+    That stride-2 forward only at AVX-512: the AVX2 figures above are a Xeon capped to AVX2; on
+    an AVX2-only AMD Zen 3 (one process, min / median ms of 5 rounds, direct vs winograd) the
+    640x640 stem runs 5.05/6.19 vs 6.08/7.45 and 416x416 1.84/2.27 vs 2.37/3.01 (fastconv bench
+    --suite networks: direct 1.04x PyTorch, winograd 0.79x)."""
     if unit_stride or p.groups != 1 or p.c_per_group > 4:
         return False
     outputs = p.n * math.prod(p.out_extents)
@@ -189,7 +193,7 @@ def _stem_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
         return False  # 9x9 / 3: unmeasured since the transforms' vector lane movement
     if p.conv_pass == "backward_data":
         return True
-    return p.conv_pass == "forward" and outputs >= 65536
+    return p.conv_pass == "forward" and outputs >= 65536 and _active_isa() == "avx512"
 
 
 def _stem_column_data(p: "_Shape") -> bool:
