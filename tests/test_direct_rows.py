@@ -117,8 +117,8 @@ def test_direct_rows_pairs_transposed_output_padding(poisoned_outputs, rng):
 AUTO = [
     ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "forward", "direct"),
     ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "backward_data", "direct"),
-    # 49 taps: direct at AVX-512 only (_cpu_rule._direct_weight_taps)
-    ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "backward_weight", "avx512"),
+    # 49 taps: direct (_cpu_rule._direct_weight_taps)
+    ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "backward_weight", "direct"),
     ((1, 3, 224, 224), (32, 3, 3, 3), dict(stride=2, padding=1), "backward_weight", "direct"),
     # 3x3 backward data from 4096 input positions: im2col's C x taps rows (_stem_column_data)
     ((1, 3, 64, 64), (16, 3, 3, 3), dict(padding=1), "backward_data", "im2col"),
@@ -139,7 +139,7 @@ AUTO = [
     ((1, 3, 640, 640), (32, 3, 6, 6), dict(stride=2, padding=2), "forward", "winograd|direct"),
     ((1, 3, 224, 224), (64, 3, 6, 6), dict(stride=2, padding=2), "backward_data", "winograd"),
     ((1, 3, 224, 224), (32, 3, 5, 5), dict(stride=2, padding=2), "backward_data", "winograd"),
-    ((1, 3, 640, 640), (32, 3, 6, 6), dict(stride=2, padding=2), "backward_weight", "avx512"),
+    ((1, 3, 640, 640), (32, 3, 6, 6), dict(stride=2, padding=2), "backward_weight", "direct"),
     ((1, 3, 88, 88), (32, 3, 6, 6), dict(stride=2, padding=2), "backward_data", "direct"),  # 1936
     ((1, 3, 224, 224), (32, 3, 9, 9), dict(stride=3), "backward_data", "direct"),  # unmeasured
     ((1, 3, 64, 64), (96, 3, 11, 11), dict(stride=4, padding=2), "forward", "direct"),  # 196 out
@@ -154,15 +154,15 @@ AUTO = [
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto_few_input_channels_long_weight_gradient(isa):
-    """A first layer's weight gradient past the direct kernels' taps (25 below AVX-512, 49 at it)
-    runs implicit GEMM, never the FFT (whose transforms cost more than 3 channels save: 2x on
-    7x7, 8x on 3x3x3)."""
+    """A first layer's weight gradient runs the direct kernels up to 49 taps, past them implicit
+    GEMM, never the FFT (whose transforms cost more than 3 channels save: 2x on 7x7, 8x on
+    3x3x3)."""
     if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
         pytest.skip("this CPU has no AVX-512")
     cases = [  # (x, w, padding, want at AVX2, want at AVX-512)
-        ((1, 3, 224, 224), (64, 3, 7, 7), 3, "implicit_gemm", "direct"),
-        ((1, 3, 16, 112, 112), (64, 3, 3, 3, 3), 1, "implicit_gemm", "direct"),
-        ((1, 3, 16000), (64, 3, 49), 24, "implicit_gemm", "direct"),
+        ((1, 3, 224, 224), (64, 3, 7, 7), 3, "direct", "direct"),
+        ((1, 3, 16, 112, 112), (64, 3, 3, 3, 3), 1, "direct", "direct"),
+        ((1, 3, 16000), (64, 3, 49), 24, "direct", "direct"),
         ((1, 3, 224, 224), (64, 3, 9, 9), 4, "implicit_gemm", "implicit_gemm"),
     ]
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:

@@ -20,12 +20,18 @@ from ._cpu_taps import (
 
 
 def _direct_weight_taps() -> int:
-    """Largest kernel (taps) whose few-input-channel weight gradient runs the direct row kernels.
-    With AVX-512's 32 registers their weight kernel keeps more taps in flight: on a quiet AMD
-    Zen 4 (2 threads, median ms, direct vs implicit_gemm) resnet50.conv1 (49 taps) 1.75 vs 2.17
-    at AVX-512 but 3.11 vs 2.53 at AVX2; alexnet.conv1 (121 taps) 1.95 vs 1.82 / 3.01 vs 1.93.
-    So 49 taps at AVX-512, 25 below it (the Xeon figures in cpu_rule agree)."""
-    return 49 if _active_isa() == "avx512" else 25
+    """Largest kernel (taps) whose few-input-channel weight gradient runs the direct row kernels:
+    49 at every level. At AVX-512 their weight kernel keeps more taps in flight (a quiet AMD
+    Zen 4, 2 threads, median ms, direct vs implicit_gemm: resnet50.conv1 1.75 vs 2.17,
+    alexnet.conv1's 121 taps 1.95 vs 1.82, so not past 49). Below it, a Zen 4 and a Xeon capped
+    to AVX2 favoured implicit GEMM from 26 taps (conv1 3.11 vs 2.53), but the AVX2 level runs on
+    CPUs without AVX-512, and on one (an AVX2-only AMD Zen 3; one process, min / median ms of
+    3-5 rounds, direct vs implicit_gemm) the row kernels win: conv1 1.71/2.17 vs 1.86/2.17, at
+    batch 4 7.06/10.8 vs 10.2/11.2, 3->24 7x7/2 on 320x320 1.13/1.27 vs 1.72/2.00, R(2+1)D's
+    1x7x7 stem 6.26/6.58 vs 7.95/9.62, YOLOv5s's 6x6/2 6.94/7.75 vs 6.70/8.45, C3D's 3x3x3 stem
+    16.1/18.3 vs 18.1/18.3, a 1-D k=49 1.94/2.15 vs 2.19/2.20 (a 9x9, 81 taps, 10.5 vs 10.9: not
+    measured further, so not taken)."""
+    return 49
 
 
 def _patch_rows(p: "_Shape") -> bool:
