@@ -131,15 +131,21 @@ def _five_tap_winograd(p: "_Shape", unit_stride: bool) -> bool:
     1.08/1.03 vs direct 1.26/1.14 (torch 0.96/0.86), 48 ch 28x28 0.50/0.49 vs 0.60/0.59 (0.61/
     0.58), 48->64 56x56 1.91/1.86 vs fft 2.00/1.97 (2.19/2.22), 64->48 35x35 1.09/1.13 vs direct
     1.09/1.09. Where it loses: 64 ch 14x14 x8 1.36 vs 0.92, 32 ch 112x112 1.89 vs fft 1.80 (AVX2
-    3.02 vs 2.05)."""
+    3.02 vs 2.05). Those AVX2 figures are a Xeon capped to AVX2; on an AVX2-only AMD Zen 3 (one
+    process, min / median ms of 4-5 rounds, winograd vs auto before) the backward data from 48
+    channels wins on rows of up to 35: Inception's 48->64 35x35 1.10/1.11 vs direct 1.23/1.24 (x2
+    2.24/2.25 vs 2.36/2.37), 64->48 1.06/1.12 vs 1.29/1.72, 48 ch 28x28 0.49/0.50 vs 0.62/0.62,
+    but not 48->64 on 56x56 (2.49/2.60 vs fft 1.85/1.93): from 48 there on rows of up to 40."""
     if not unit_stride or p.conv_pass == "backward_weight" or p.groups != 1:
         return False
     if p.kernel != (5, 5) or any(d != 1 for d in p.dilation):  # dilated: not measured
         return False
-    fewest = 48 if _active_isa() == "avx512" or p.conv_pass == "forward" else 64
+    row = min(p.out_extents[-1], p.in_extents[-1])
+    wide = _active_isa() == "avx512" or p.conv_pass == "forward" or row <= 40
+    fewest = 48 if wide else 64
     if max(p.c_per_group, p.k_per_group) > 128 or min(p.c_per_group, p.k_per_group) < fewest:
         return False
-    return min(p.out_extents[-1], p.in_extents[-1]) >= 28
+    return row >= 28
 
 
 def _fft_3d_at_avx2(p: "_Shape", unit_stride: bool) -> bool:
