@@ -264,7 +264,11 @@ def _dilation_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
     - float32 dense layers only (float64 and groups not measured);
     - not where the tiles cover the planes poorly: 512 ch 33x33 d6 (6x6 planes, 0.47) 9.7/10.0/
       14.0 vs 8.5/8.3/9.7, 512 ch 33x33 d4 (9x9, 0.47) 12.8/10.9/11.5 vs 9.1/8.9/9.6, 256 ch
-      24x24 d4 (6x6, 0.56) weight 3.18 vs 2.56."""
+      24x24 d4 (6x6, 0.56) weight 3.18 vs 2.56.
+    The 7x7 planes' weight gradient only at AVX-512: the AVX2 figures above are a Xeon capped to
+    AVX2, and on an AVX2-only AMD Zen 3 (one process, min / median ms of 6 rounds, winograd vs
+    implicit_gemm) deeplab.atrous3x3d4's runs 7.76/11.0 vs 6.35/7.61 (14x14 planes there: 512
+    ch 28x28 d2 29.5/29.5 vs 29.6/29.8, 256 ch 56x56 d4 25.6/27.8 vs 30.8/31.3)."""
     if not unit_stride or all(d == 1 for d in p.dilation) or any(k != 3 for k in p.kernel):
         return False
     if p.itemsize != 4 or p.groups != 1:  # measured on dense float32 layers only
@@ -283,7 +287,8 @@ def _dilation_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
         smallest = plane if smallest is None else min(smallest, plane)
     if computed == 0 or useful / computed < 0.6:
         return False
-    return smallest >= 11 or (p.conv_pass == "backward_weight" and smallest >= 7)
+    weight_7 = p.conv_pass == "backward_weight" and smallest >= 7 and _active_isa() == "avx512"
+    return smallest >= 11 or weight_7
 
 
 def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
