@@ -223,13 +223,14 @@ int64_t rows_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int 
   int64_t elems = 0;
   const int64_t lanes = t == DType::kFloat64 ? rows_kernels<double>().lanes
                                              : rows_kernels<float>().lanes;
-  if (pass == ConvPass::kForward && forward_by_channels(g, lanes)) {  // padded weights, outputs
-    const int64_t kp = round_up(g.k, lanes);
+  const bool pairs = rows_pairs(g, pass);
+  if (pass == ConvPass::kForward && !pairs && forward_by_channels(g, lanes)) {
+    const int64_t kp = round_up(g.k, lanes);  // padded weights, outputs
     weights = checked_product({kp, g.c, g.kernel_spatial()}, "direct workspace") +
               checked_product({slots_of(threads), channel_chunk(kp, dtype_size(t)), kp},
                               "direct workspace");
   }
-  if (rows_pairs(g, pass)) {  // the packed weights and each slot's runs
+  if (pairs) {  // the packed weights and each slot's runs
     const int64_t terms = g.c * g.kernel_spatial() / 2;
     elems = checked_product({slots_of(threads), terms, pair_chunk(g, dtype_size(t)).pitch},
                             "direct workspace");
