@@ -117,7 +117,7 @@ def test_direct_rows_pairs_transposed_output_padding(poisoned_outputs, rng):
 AUTO = [
     ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "forward", "direct"),
     ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "backward_data", "direct"),
-    # 49 taps: direct (_cpu_rule._direct_weight_taps)
+    # 49 taps: direct (_cpu_stems._direct_weight_taps)
     ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "backward_weight", "direct"),
     ((1, 3, 224, 224), (32, 3, 3, 3), dict(stride=2, padding=1), "backward_weight", "direct"),
     # 3x3 backward data from 4096 input positions: im2col's C x taps rows (_stem_column_data)

@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from ._cpu_shape import _active_isa, _Shape
+from ._cpu_stems import _direct_weight_taps, _stem_column_data, _stem_phase_winograd
 from ._cpu_taps import (
     _packed_taps,
     _short_segments,
@@ -17,21 +18,6 @@ from ._cpu_taps import (
     _temporal_columns,
     _tiling_kernel,
 )
-
-
-def _direct_weight_taps() -> int:
-    """Largest kernel (taps) whose few-input-channel weight gradient runs the direct row kernels:
-    49 at every level. At AVX-512 their weight kernel keeps more taps in flight (a quiet AMD
-    Zen 4, 2 threads, median ms, direct vs implicit_gemm: resnet50.conv1 1.75 vs 2.17,
-    alexnet.conv1's 121 taps 1.95 vs 1.82, so not past 49). Below it, a Zen 4 and a Xeon capped
-    to AVX2 favoured implicit GEMM from 26 taps (conv1 3.11 vs 2.53), but the AVX2 level runs on
-    CPUs without AVX-512, and on one (an AVX2-only AMD Zen 3; one process, min / median ms of
-    3-5 rounds, direct vs implicit_gemm) the row kernels win: conv1 1.71/2.17 vs 1.86/2.17, at
-    batch 4 7.06/10.8 vs 10.2/11.2, 3->24 7x7/2 on 320x320 1.13/1.27 vs 1.72/2.00, R(2+1)D's
-    1x7x7 stem 6.26/6.58 vs 7.95/9.62, YOLOv5s's 6x6/2 6.94/7.75 vs 6.70/8.45, C3D's 3x3x3 stem
-    16.1/18.3 vs 18.1/18.3, a 1-D k=49 1.94/2.15 vs 2.19/2.20 (a 9x9, 81 taps, 10.5 vs 10.9: not
-    measured further, so not taken)."""
-    return 49
 
 
 def _patch_rows(p: "_Shape") -> bool:
@@ -168,60 +154,6 @@ def _fft_3d_at_avx2(p: "_Shape", unit_stride: bool) -> bool:
     if any(d != 1 for d in p.dilation):
         return False
     return p.n * math.prod(p.out_extents) >= 1024
-
-
-def _stem_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
-    """Whether a 2-D first layer (2-4 input channels) runs Winograd over its stride phases: with 3
-    taps per phase the phase planes of each channel stack into 4 x C (stride 2) or 16+ x C
-    (stride 4+) summed channels of a stride-1 3x3 convolution, where the direct row kernels sum
-    C x taps terms per output. The transforms' fixed cost needs 2048+ output positions (AVX-512,
-    11x11/4, ms: 31x31 outputs 0.046 vs 0.195, 47x47 0.559 vs 0.565). 2 threads, median ms,
-    winograd vs the previous auto, AVX-512 / AVX2, since the transforms' vector lane movement
-    (csrc/ukernels/winograd/winograd_lanes.h):
-    - stride 4+ (alexnet.conv1's 11x11/4, 48 stacked channels), every pass: forward 0.56 vs
-      direct 0.69 / 0.79 vs 1.25, backward data 0.81 vs im2col 0.96 / 1.27 vs 1.52, weight
-      gradient 0.62 vs implicit_gemm 0.77 / 0.75 vs 1.10.
-    - stride 2 (6x6/2, 5x5/2; 12 stacked channels), backward data: YOLOv5s's 640x640 stem 2.89
-      vs direct 4.64 / 4.00 vs 5.87, 3->64 224x224 0.73 vs 1.07 / 1.01 vs 1.47, 3->32 112x112
-      0.147 vs 0.162 / 0.175 vs 0.198, 5x5/2 224x224 0.37 vs 0.47 / 0.54 vs 0.61; the forward
-      only on 65536+ outputs (640x640: 2.15 vs 2.54 / 3.16 vs 3.55; 320x320 0.65 vs 0.61 / 0.94
-      vs 0.90 and 5x5/2 416x416 1.04 vs 0.86 / 1.51 vs 1.13 lose), not the weight gradient
-      (YOLOv5s 4.20 vs direct 3.76). 9x9/3 was even before the lane movement and is unmeasured
-      since; 1-D stems were never measured.
-    That stride-2 forward only at AVX-512: the AVX2 figures above are a Xeon capped to AVX2; on
-    an AVX2-only AMD Zen 3 (one process, min / median ms of 5 rounds, direct vs winograd) the
-    640x640 stem runs 5.05/6.19 vs 6.08/7.45 and 416x416 1.84/2.27 vs 2.37/3.01 (fastconv bench
-    --suite networks: direct 1.04x PyTorch, winograd 0.79x)."""
-    if unit_stride or p.groups != 1 or p.c_per_group > 4:
-        return False
-    outputs = p.n * math.prod(p.out_extents)
-    if len(p.kernel) != 2 or outputs < 2048:
-        return False
-    if not all(-(-k // s) == 3 for k, s in zip(p.kernel, p.stride)):
-        return False
-    if all(s >= 4 for s in p.stride):
-        return True
-    if not all(s == 2 for s in p.stride):
-        return False  # 9x9 / 3: unmeasured since the transforms' vector lane movement
-    if p.conv_pass == "backward_data":
-        return True
-    return p.conv_pass == "forward" and outputs >= 65536 and _active_isa() == "avx512"
-
-
-def _stem_column_data(p: "_Shape") -> bool:
-    """Whether a first layer's (2-4 input channels) 2-D backward data with at most 9 taps runs
-    im2col: one GEMM of C x taps rows (27 for 3x3) over K, then col2im, where the direct row
-    kernels sum K x taps terms per input channel plane. From 4096 input positions (a batch's):
-    2 threads, median ms, im2col vs direct, AVX-512 / AVX2: Inception's 3->32 3x3 / 2 299x299
-    0.37 vs 0.57 / 0.51 vs 0.68, EfficientNet's 224x224 0.18 vs 0.29 / 0.27 vs 0.38, YOLOv8s
-    640x640 1.49 vs 2.04 / 2.10 vs 2.98, U-Net's 3->64 3x3 256x256 1.45 vs 2.42 / 2.08 vs 3.37,
-    3->64 3x3 32x32 x4 0.12 vs 0.23 / 0.14 vs 0.24, 3->16 64x64 0.054 vs 0.053 / 0.063 vs 0.060
-    (even); one 32x32 image stays direct (0.040 vs 0.030). Longer kernels stay too (resnet50.conv1
-    7x7 / 2 1.31 vs 1.27 at AVX-512; YOLOv5s's 6x6 / 2 6.3 vs 4.5 and 8.3 vs 5.8, which runs
-    Winograd: _stem_phase_winograd)."""
-    if p.conv_pass != "backward_data" or len(p.kernel) != 2 or p.taps > 9:
-        return False
-    return p.n * p.spatial >= 4096
 
 
 def _two_tap_products(extents: tuple[int, ...], few_summed: bool) -> float:
