@@ -145,6 +145,64 @@ def test_kernel_blocks_move_back_as_they_finish(
         assert_close(got, want, dtype, w_shape[0] * 4)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tile_blocks_move_back_window_by_window(
+    poisoned_outputs, rng, restore_threads, threads, dtype
+):
+    """Backward data on tile blocks (more output tiles than stacked channels): each stored
+    channel's P phases go from the output transform through a window on the stack straight into
+    grad_x, run of tiles by run; no stacked gradient is kept (a smaller workspace). Folded
+    batches (a window spanning images), one large image, odd and even padding, padding past one
+    phase, stride 3 (no interleave), 1-D, groups and true convolution, and input positions no
+    output reads (zeroed apart: they are in no window). Outputs start as NaN."""
+    fastconv.set_num_threads(threads)
+    for x_shape, w_shape, kw in (
+        ((6, 4, 20, 22), (8, 4, 4, 4), dict(stride=2, padding=1)),
+        ((1, 3, 70, 65), (5, 3, 4, 4), dict(stride=2, padding=((0, 1), (2, 3)))),
+        ((3, 4, 27, 26), (4, 4, 3, 3), dict(stride=2, padding=0)),
+        ((2, 3, 61, 59), (4, 3, 6, 6), dict(stride=3, padding=1)),
+        ((4, 6, 23, 21), (4, 3, 4, 4), dict(stride=2, padding=(2, 0), groups=2, mode="conv")),
+        ((5, 4, 301), (6, 4, 4), dict(stride=2, padding=1)),
+        ((2, 4, 25, 24), (6, 4, 4, 4), dict(stride=2, padding=0)),
+    ):
+        e = fastconv.explain(
+            x_shape, w_shape, algo="winograd", pass_="backward_data", dtype=dtype, **kw
+        )
+        assert "window by window" in e.reason, (x_shape, e.reason)
+        kw = dict(kw, groups=kw.get("groups", 1))
+        w = rand(rng, w_shape, dtype)
+        out = ref.conv(np.zeros(x_shape), np.zeros(w_shape), None, **kw).shape
+        gy = rand(rng, out, dtype)
+        gy_copy = gy.copy()
+        gx = fastconv.conv_backward_data(gy, w, x_shape, algo="winograd", **kw)
+        want = ref.conv_backward_data(gy, w, x_shape, **kw)
+        assert_close(gx, want, dtype, w_shape[0] // kw["groups"] * int(np.prod(w_shape[2:])))
+        np.testing.assert_array_equal(gy, gy_copy)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_input_stacked_window_by_window(poisoned_outputs, rng, restore_threads, dtype):
+    """Forward and weight gradient stack each stored channel's P phases of a run of tiles into a
+    window on the stack, which the input transform reads; the stacked input is never written
+    whole. Tile blocks and kernel blocks (few tiles, many output channels: V packed for the
+    GEMMs), folded and not, stride 3 and 4 (no deinterleave), 1-D, groups; 1 and 2 threads."""
+    for threads in (1, 2):
+        fastconv.set_num_threads(threads)
+        for x_shape, w_shape, kw in (
+            ((6, 4, 20, 22), (8, 4, 4, 4), dict(stride=2, padding=1)),
+            ((2, 8, 6, 7), (40, 8, 4, 4), dict(stride=2, padding=1)),
+            ((1, 3, 70, 65), (5, 3, 4, 4), dict(stride=2, padding=((0, 1), (2, 3)))),
+            ((2, 3, 61, 59), (4, 3, 6, 6), dict(stride=3, padding=1)),
+            ((2, 3, 45, 47), (6, 3, 11, 11), dict(stride=4, padding=2)),
+            ((4, 6, 23, 21), (4, 3, 4, 4), dict(stride=2, padding=(2, 0), groups=2, mode="conv")),
+            ((5, 4, 301), (6, 4, 4), dict(stride=2, padding=1)),
+        ):
+            e = fastconv.explain(x_shape, w_shape, algo="winograd", dtype=dtype, **kw)
+            assert "stacked window by window" in e.reason, (x_shape, e.reason)
+            check_passes(fastconv, rng, x_shape, w_shape, kw, dtype)
+
+
 def test_every_isa_level_matches_the_oracle(isa):
     r = np.random.default_rng(3)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:

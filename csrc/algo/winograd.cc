@@ -70,6 +70,10 @@ struct Stages {
   // then step its kernels, winograd_phases::gather_kernels). A stacked copy written ahead
   // cost 5-9% of dcgan.g3's passes (a write and a read of the whole weight from memory).
   winograd_phases::PhasedWeight pw{};
+  // Strided layers through windows (WinogradPlan::windows): backward data's output
+  // (`windows_out`: y is grad_x), else the input (x is the stored input).
+  const winograd_phases::Split* windows = nullptr;
+  bool windows_out = false;
 
   // U[k - k_base][a][c] for k in [k0, k1) of group grp.
   void kernels(int64_t grp, int64_t k0, int64_t k1, int64_t k_base, T* u) const {
@@ -90,19 +94,61 @@ struct Stages {
       }
   }
 
+  // Calls fn(c, plane, h, w, iy0, ix0, t, len) for channels [c0, c1) of group grp and runs of
+  // tiles [t0, t1) in one tile row, at most `lanes` long: the run's patches are read from plane
+  // (h x w) at rows iy0 + i, columns ix0 + l * mw + j. Channel outer: each plane's rows are read
+  // in order (prefetch-friendly) and V is written sequentially. Through windows (strided
+  // forward and weight gradient, `windows`: x is the stored input, channels [c0, c1) whole
+  // stored channels of P phases), each stored channel's P phases of a longer run of tiles are
+  // stacked into a window on the stack first and the runs read from there.
+  template <typename F>
+  void for_each_input_run(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1,
+                          F&& fn) const {
+    if (!windows || windows_out) {
+      const int64_t in_sp = f.in_spatial();
+      for (int64_t c = c0; c < c1; ++c)
+        for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
+                                              int64_t len) {
+          const T* plane = x + ((n * f.c + grp * p.cg) + c) * in_sp;
+          fn(c, plane, f.in[1], f.in[2], ty * p.mh - f.pad_lo[1], tx * p.mw - f.pad_lo[2], t,
+             len);
+        });
+      return;
+    }
+    // The stacked correlation has no padding: tile (ty, tx) reads from row ty * mh, column
+    // tx * mw.
+    const winograd_phases::Split& sp = *windows;
+    const int64_t P = sp.phases, per_image = p.tiles_h * p.tiles_w;
+    const int64_t rows = f.rank == 2 ? p.mh + p.r - 1 : 1;
+    const int64_t span = winograd_phases::window_tiles(sp, p.mh, p.mw, p.r, false);
+    alignas(64) T win[winograd_phases::kWindowElems];
+    for (int64_t c = c0; c < c1; c += P) {
+      const int64_t stored = (grp * p.cg + c) / P;
+      for (int64_t t = t0; t < t1;) {
+        const int64_t n = t / per_image, ty = t % per_image / p.tiles_w,
+                      tx = t % per_image % p.tiles_w;
+        const int64_t len = std::min({span, p.tiles_w - tx, t1 - t}), cols = len * p.mw + p.r - 1;
+        winograd_phases::stack_window(sp, x, n, stored, ty * p.mh, rows, tx * p.mw, cols, win);
+        for (int64_t phase = 0; phase < P; ++phase)
+          for (int64_t l = 0; l < len; l += tk.lanes)
+            fn(c + phase, win + phase * rows * cols, rows, cols, int64_t(0), l * p.mw, t + l,
+               std::min<int64_t>(tk.lanes, len - l));
+        t += len;
+      }
+    }
+  }
+
+  // Channels per unit of the input and output stages' splits: whole stored channels through
+  // windows.
+  int64_t input_step() const { return windows && !windows_out ? windows->phases : 1; }
+  int64_t output_step() const { return windows && windows_out ? windows->phases : 1; }
+
   // V[c][a][t - t0] for channels [c0, c1) and tiles [t0, t1) of group grp.
   void input(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1, T* v) const {
-    const int64_t in_sp = f.in_spatial(), cstride = p.v_cs;
-    // Channel outer: each plane's rows are read in order (prefetch-friendly) and V is written
-    // sequentially.
-    for (int64_t c = c0; c < c1; ++c) {
-      for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
-                                            int64_t len) {
-        const T* plane = x + ((n * f.c + grp * p.cg) + c) * in_sp;
-        const int64_t iy0 = ty * p.mh - f.pad_lo[1], ix0 = tx * p.mw - f.pad_lo[2];
-        tk.input(plane, f.in[1], f.in[2], iy0, ix0, len, v + c * cstride + (t - t0), p.block);
-      });
-    }
+    for_each_input_run(grp, t0, t1, c0, c1, [&](int64_t c, const T* plane, int64_t h, int64_t w,
+                                                 int64_t iy0, int64_t ix0, int64_t t, int64_t len) {
+      tk.input(plane, h, w, iy0, ix0, len, v + c * p.v_cs + (t - t0), p.block);
+    });
   }
 
   // V for the forward / backward-data GEMMs as p.v_as-apart packed B matrices
@@ -111,27 +157,22 @@ struct Stages {
   // runs are cut at its panel edges; the last panel's columns past the block's tiles are zeroed
   // (the micro-kernel reads them; their products are never stored).
   void input_packed(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1, T* v) const {
-    const int64_t in_sp = f.in_spatial(), nt = t1 - t0;
+    const int64_t nt = t1 - t0;
     const gemm::PackedBLayout& lb = p.v_layout;
-    for (int64_t c = c0; c < c1; ++c) {
-      for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
-                                            int64_t len) {
-        const T* plane = x + ((n * f.c + grp * p.cg) + c) * in_sp;
-        const int64_t iy0 = ty * p.mh - f.pad_lo[1];
-        for (int64_t s = 0; s < len;) {
-          const int64_t j = t - t0 + s, piece = std::min(len - s, lb.nr - j % lb.nr);
-          tk.input(plane, f.in[1], f.in[2], iy0, (tx + s) * p.mw - f.pad_lo[2], piece,
-                   v + lb.offset(c, j), p.v_as);
-          s += piece;
-        }
-      });
-      if (nt % lb.nr != 0) {
-        for (int64_t a = 0; a < p.coords; ++a) {
-          T* tail = v + a * p.v_as + lb.offset(c, nt);
-          std::fill(tail, tail + (lb.nr - nt % lb.nr), T(0));
-        }
+    for_each_input_run(grp, t0, t1, c0, c1, [&](int64_t c, const T* plane, int64_t h, int64_t w,
+                                                 int64_t iy0, int64_t ix0, int64_t t, int64_t len) {
+      for (int64_t s = 0; s < len;) {
+        const int64_t j = t - t0 + s, piece = std::min(len - s, lb.nr - j % lb.nr);
+        tk.input(plane, h, w, iy0, ix0 + s * p.mw, piece, v + lb.offset(c, j), p.v_as);
+        s += piece;
       }
-    }
+    });
+    if (nt % lb.nr == 0) return;
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t a = 0; a < p.coords; ++a) {
+        T* tail = v + a * p.v_as + lb.offset(c, nt);
+        std::fill(tail, tail + (lb.nr - nt % lb.nr), T(0));
+      }
   }
 
   // V for the kernel blocks' GEMMs in the schedule's layout.
@@ -173,6 +214,35 @@ struct Stages {
         tk.output(mdom + (k - k_base) * kstride + (t - t0), p.block, len, b, plane, f.out[1],
                   f.out[2], ty * p.mh, tx * p.mw);
       });
+    }
+  }
+
+  // output() through windows: stacked channels [k0, k1) of group grp (whole stored channels of
+  // P phases), tiles [t0, t1); per stored channel and run of tiles in one tile row, its P
+  // phases' outputs into a window on the stack, then into grad_x (y).
+  void output_windows(int64_t grp, int64_t t0, int64_t t1, int64_t k0, int64_t k1,
+                      const T* mdom) const {
+    const winograd_phases::Split& sp = *windows;
+    const int64_t P = sp.phases;
+    const int64_t span = winograd_phases::window_tiles(sp, p.mh, p.mw, p.r, true);
+    const int64_t per_image = p.tiles_h * p.tiles_w;
+    alignas(64) T win[winograd_phases::kWindowElems];
+    for (int64_t k = k0; k < k1; k += P) {
+      const int64_t c = (grp * p.kg + k) / P;
+      for (int64_t t = t0; t < t1;) {
+        const int64_t n = t / per_image, ty = t % per_image / p.tiles_w,
+                      tx = t % per_image % p.tiles_w;
+        const int64_t len = std::min({span, p.tiles_w - tx, t1 - t});
+        const int64_t rows = std::min<int64_t>(p.mh, f.out[1] - ty * p.mh);
+        const int64_t cols = std::min(len * p.mw, f.out[2] - tx * p.mw);
+        for (int64_t phase = 0; phase < P; ++phase)
+          for (int64_t l = 0; l < len; l += tk.lanes)
+            tk.output(mdom + (k + phase) * p.m_ks + (t + l - t0), p.block,
+                      std::min<int64_t>(tk.lanes, len - l), T(0), win + phase * rows * cols,
+                      rows, cols, 0, l * p.mw);
+        winograd_phases::unstack_window(sp, win, n, c, ty * p.mh, rows, tx * p.mw, cols, y);
+        t += len;
+      }
     }
   }
 };
@@ -227,16 +297,25 @@ void run_tile_blocks(const Schedule& p, const Stages<T>& st, T* ws) {
       T* v = scratch + s * (p.slot_v + p.slot_m);
       T* mdom = v + p.slot_v;
       const int64_t t0 = b * p.block, t1 = std::min(p.tiles, t0 + p.block);
+      const int64_t step = st.input_step(), out_step = st.output_step();
+      const auto output = [&](int64_t k0, int64_t k1) {
+        if (st.windows_out)
+          st.output_windows(grp, t0, t1, k0, k1, mdom);
+        else
+          st.output(grp, t0, t1, k0, k1, 0, mdom);
+      };
       if (p.parallel_blocks) {
         st.input(grp, t0, t1, 0, p.cg, v);
         st.gemms_packed(t1 - t0, ug, v, mdom);
-        st.output(grp, t0, t1, 0, p.kg, 0, mdom);
+        output(0, p.kg);
         return;
       }
-      parallel_for(p.cg, 1, [&](int64_t c0, int64_t c1) { st.input(grp, t0, t1, c0, c1, v); });
+      parallel_for(p.cg / step, 1, [&](int64_t a0, int64_t a1) {
+        st.input(grp, t0, t1, a0 * step, a1 * step, v);
+      });
       st.gemms_packed(t1 - t0, ug, v, mdom);
-      parallel_for(p.kg, 1,
-                   [&](int64_t k0, int64_t k1) { st.output(grp, t0, t1, k0, k1, 0, mdom); });
+      parallel_for(p.kg / out_step, 1,
+                   [&](int64_t a0, int64_t a1) { output(a0 * out_step, a1 * out_step); });
   });
 }
 
@@ -253,8 +332,10 @@ void run_kernel_blocks(const Schedule& p, const Stages<T>& st, T* ws, const Bloc
   T* v = ws;
   T* scratch = ws + p.v_elems;
   for (int64_t grp = 0; grp < st.f.groups; ++grp) {
-    parallel_for(p.cg, 1,
-                 [&](int64_t c0, int64_t c1) { st.input_for_gemms(grp, 0, p.tiles, c0, c1, v); });
+    const int64_t step = st.input_step();
+    parallel_for(p.cg / step, 1, [&](int64_t a0, int64_t a1) {
+      st.input_for_gemms(grp, 0, p.tiles, a0 * step, a1 * step, v);
+    });
     for_each_block(p, p.blocks, [&](int64_t b, int64_t s) {
       T* u = scratch + s * (p.slot_u + p.slot_m);
       T* mdom = u + p.slot_u;
@@ -287,10 +368,11 @@ void run_kernel_blocks(const Schedule& p, const Stages<T>& st, T* ws, const Bloc
 template <typename T>
 void run_correlation(const Schedule& p, const T* x, const T* w, int64_t gs, int64_t ks, int64_t cs,
                      const T* bias, T* y, T* ws, winograd_phases::PhasedWeight pw = {},
-                     const BlockDone* done = nullptr) {
+                     const BlockDone* done = nullptr,
+                     const winograd_phases::Split* windows = nullptr, bool windows_out = false) {
   if (p.tiles == 0) return;
   const Stages<T> st{p,  p.f, tile_kernels<T>(p.m, p.r, p.f.rank == 2), x, w, gs, ks, cs, bias,
-                     y,  pw};
+                     y,  pw, windows, windows_out};
   if (p.kernel_blocks)
     run_kernel_blocks(p, st, ws, done);
   else
@@ -302,7 +384,8 @@ void run_correlation(const Schedule& p, const T* x, const T* w, int64_t gs, int6
 // dW^[k][c] += sum over tiles GY^[k][t] X^[c][t] (one GEMM per coordinate and block, reducing
 // over tiles); dW = AT' dW^ A' once per group at the end.
 template <typename T>
-void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad_w, T* ws) {
+void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad_w, T* ws,
+                         const winograd_phases::Split* windows = nullptr) {
   const ConvGeometry& g = p.f;  // the weight gradient correlates x with grad_y of g itself
   const int64_t taps = g.kernel_spatial();
   if (p.tiles == 0) {
@@ -310,7 +393,8 @@ void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad
     return;
   }
   const auto& tk = tile_kernels<T>(p.m, p.r, g.rank == 2);
-  const Stages<T> st{p, g, tk, x, nullptr, 0, 0, 0, nullptr, nullptr};
+  const Stages<T> st{p, g, tk, x, nullptr, 0, 0, 0, nullptr, nullptr, {}, windows};
+  const int64_t step = st.input_step();
   T* dw = ws;                // [k][a][c] of one group
   T* v = ws + p.u_elems;     // [c][a][t]
   T* gy_hat = v + p.slot_v;  // [k][a][t]
@@ -319,7 +403,9 @@ void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad
   for (int64_t grp = 0; grp < g.groups; ++grp) {
     for (int64_t b = 0; b < p.blocks; ++b) {
       const int64_t t0 = b * p.block, t1 = std::min(p.tiles, t0 + p.block);
-      parallel_for(p.cg, 1, [&](int64_t c0, int64_t c1) { st.input(grp, t0, t1, c0, c1, v); });
+      parallel_for(p.cg / step, 1, [&](int64_t a0, int64_t a1) {
+        st.input(grp, t0, t1, a0 * step, a1 * step, v);
+      });
       parallel_for(p.kg, 1, [&](int64_t k0, int64_t k1) {
         for (int64_t k = k0; k < k1; ++k)
           for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
@@ -390,10 +476,12 @@ void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bia
   if (wp.main.tiles == 0) return;
   const winograd_phases::Split& sp = wp.split;
   const PhaseBuffers<T> buf = phase_buffers(wp, ws);
-  winograd_phases::stack_input(sp, x, buf.input);
+  if (!wp.windows) winograd_phases::stack_input(sp, x, buf.input);
   // Stacked input channel c * P + phase of stored kernel (k, c).
-  run_correlation<T>(wp.main, buf.input, w, g_kg * g_cg * g_taps, g_cg * g_taps, g_taps, bias,
-                     sp.folded ? buf.wide : y, buf.rest, winograd_phases::phased_weight(sp, false));
+  run_correlation<T>(wp.main, wp.windows ? x : buf.input, w, g_kg * g_cg * g_taps, g_cg * g_taps,
+                     g_taps, bias, sp.folded ? buf.wide : y, buf.rest,
+                     winograd_phases::phased_weight(sp, false), nullptr,
+                     wp.windows ? &sp : nullptr);
   if (sp.folded) winograd_phases::unfold_output(sp, buf.wide, y);
 }
 
@@ -436,10 +524,17 @@ void winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T
                              sp, buf.input, c0, c0 + (k1 - k0) / sp.phases, grad_x);
                        },
                        sp.phases};
+  const T* gy = run_grad_y(sp, grad_y, buf.wide);
+  const winograd_phases::PhasedWeight pw = winograd_phases::phased_weight(sp, true);
+  if (wp.windows) {
+    if (winograd_phases::has_unread(sp)) winograd_phases::zero_unread(sp, grad_x);
+    run_correlation<T>(wp.main, gy, w, kg * cg * g_taps, g_taps, cg * g_taps, nullptr, grad_x,
+                       buf.rest, pw, nullptr, &sp, true);
+    return;
+  }
   const bool early = wp.main.kernel_blocks && wp.main.kb % sp.phases == 0;
-  run_correlation<T>(wp.main, run_grad_y(sp, grad_y, buf.wide), w, kg * cg * g_taps, g_taps,
-                     cg * g_taps, nullptr, buf.input, buf.rest,
-                     winograd_phases::phased_weight(sp, true), early ? &done : nullptr);
+  run_correlation<T>(wp.main, gy, w, kg * cg * g_taps, g_taps, cg * g_taps, nullptr, buf.input,
+                     buf.rest, pw, early ? &done : nullptr);
   if (!early) winograd_phases::unstack_input_gradient(sp, buf.input, grad_x);
 }
 
@@ -466,9 +561,9 @@ void winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y,
   }
   const winograd_phases::Split& sp = wp.split;
   const PhaseBuffers<T> buf = phase_buffers(wp, ws);
-  winograd_phases::stack_input(sp, x, buf.input);
-  run_weight_gradient<T>(wp.main, buf.input, run_grad_y(sp, grad_y, buf.wide), buf.weight,
-                         buf.rest);
+  if (!wp.windows) winograd_phases::stack_input(sp, x, buf.input);
+  run_weight_gradient<T>(wp.main, wp.windows ? x : buf.input, run_grad_y(sp, grad_y, buf.wide),
+                         buf.weight, buf.rest, wp.windows ? &sp : nullptr);
   winograd_phases::unstack_weight_gradient(sp, buf.weight, grad_w);
 }
 

@@ -65,6 +65,29 @@ void unstack_input_gradient(const Split& s, const T* gxs, T* grad_x);
 // stacked channels c * P + phase are computed, while they are still in cache).
 template <typename T>
 void unstack_input_channels(const Split& s, const T* gxs, int64_t c0, int64_t c1, T* grad_x);
+// A window of the stacked input's gradient, moved into grad_x without the whole of it ever being
+// in memory (tile blocks, winograd.cc): stacked rows [i0, i0 + rows) and run columns [j0, j0 +
+// cols) of the P stacked channels of stored channel c, phase p's row r at win + (p * rows + r) *
+// cols. Run column j is, folded, column j % seg of image j / seg, else column j of image n.
+constexpr int64_t kWindowElems = 4096;  // a window's elements at most (on the stack)
+// Tiles of mh x mw outputs (r taps per dim) per window, 0 if not one fits: output windows (the
+// stacked input's gradient) hold P planes of mh x (n * mw), input windows P x alpha_h x (n * mw
+// + r - 1), alpha_h = mh + r - 1 in 2-D, 1 in 1-D.
+int64_t window_tiles(const Split& s, int64_t mh, int64_t mw, int64_t r, bool output);
+template <typename T>
+void unstack_window(const Split& s, const T* win, int64_t n, int64_t c, int64_t i0, int64_t rows,
+                    int64_t j0, int64_t cols, T* grad_x);
+// The inverse move for forward and the weight gradient: the same window of the stacked input
+// (P phase planes of rows x cols, zero past the stacked plane) filled from x, so the input
+// transform reads it from the stack and the stacked input is never written whole.
+template <typename T>
+void stack_window(const Split& s, const T* x, int64_t n, int64_t c, int64_t i0, int64_t rows,
+                  int64_t j0, int64_t cols, T* win);
+// Whether grad_x has positions no output reads (rows or columns past the stacked input's reach),
+// which windows never write, and zeroing them.
+bool has_unread(const Split& s);
+template <typename T>
+void zero_unread(const Split& s, T* grad_x);
 // Folded: grad_y (N, K, out...) into the wide layout with zero gaps, and the wide y back.
 template <typename T>
 void fold_output(const Split& s, const T* y, T* wide);

@@ -24,6 +24,10 @@ struct WinogradPlan {
   winograd_phases::Split split;
   bool dilated = false;
   dilation_phases::Split dilation;
+  // Strided backward data on tile blocks: each stored channel's P stacked outputs go through a
+  // window on the stack into grad_x, run of tiles by run (winograd_phases::unstack_window), so
+  // b_elems holds no stacked gradient.
+  bool windows = false;
   int64_t a_elems = 0, b_elems = 0, c_elems = 0;
   int64_t buffers() const { return a_elems + b_elems + c_elems; }
 };
