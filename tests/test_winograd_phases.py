@@ -154,14 +154,14 @@ def test_tile_blocks_move_back_window_by_window(
     channel's P phases go from the output transform through a window on the stack straight into
     grad_x, run of tiles by run; no stacked gradient is kept (a smaller workspace). Folded
     batches (a window spanning images), one large image, odd and even padding, padding past one
-    phase, stride 3 (no interleave), 1-D, groups and true convolution, and input positions no
+    phase, stride 3 down the columns, 1-D, groups and true convolution, and input positions no
     output reads (zeroed apart: they are in no window). Outputs start as NaN."""
     fastconv.set_num_threads(threads)
     for x_shape, w_shape, kw in (
         ((6, 4, 20, 22), (8, 4, 4, 4), dict(stride=2, padding=1)),
         ((1, 3, 70, 65), (5, 3, 4, 4), dict(stride=2, padding=((0, 1), (2, 3)))),
         ((3, 4, 27, 26), (4, 4, 3, 3), dict(stride=2, padding=0)),
-        ((2, 3, 61, 59), (4, 3, 6, 6), dict(stride=3, padding=1)),
+        ((2, 3, 61, 59), (4, 3, 6, 4), dict(stride=(3, 2), padding=1)),
         ((4, 6, 23, 21), (4, 3, 4, 4), dict(stride=2, padding=(2, 0), groups=2, mode="conv")),
         ((5, 4, 301), (6, 4, 4), dict(stride=2, padding=1)),
         ((2, 4, 25, 24), (6, 4, 4, 4), dict(stride=2, padding=0)),
@@ -186,21 +186,35 @@ def test_input_stacked_window_by_window(poisoned_outputs, rng, restore_threads, 
     """Forward and weight gradient stack each stored channel's P phases of a run of tiles into a
     window on the stack, which the input transform reads; the stacked input is never written
     whole. Tile blocks and kernel blocks (few tiles, many output channels: V packed for the
-    GEMMs), folded and not, stride 3 and 4 (no deinterleave), 1-D, groups; 1 and 2 threads."""
+    GEMMs), folded and not, stride 3 down the columns, 1-D, groups; 1 and 2 threads. The weight
+    gradient stays in the transform domain (and so on windows) from 16 channels per group each
+    side: the last two geometries. Stride 4 along rows (16 phases of alexnet.conv1, which would
+    move element by element) stacks ahead."""
+    geometries = [
+        ((6, 4, 20, 22), (8, 4, 4, 4), dict(stride=2, padding=1)),
+        ((2, 8, 6, 7), (40, 8, 4, 4), dict(stride=2, padding=1)),
+        ((1, 3, 70, 65), (5, 3, 4, 4), dict(stride=2, padding=((0, 1), (2, 3)))),
+        ((2, 3, 61, 59), (4, 3, 6, 4), dict(stride=(3, 2), padding=1)),
+        ((4, 6, 23, 21), (4, 3, 4, 4), dict(stride=2, padding=(2, 0), groups=2, mode="conv")),
+        ((5, 4, 301), (6, 4, 4), dict(stride=2, padding=1)),
+        ((2, 8, 20, 22), (16, 8, 4, 4), dict(stride=2, padding=1)),
+        ((4, 16, 23, 21), (32, 8, 4, 4), dict(stride=2, padding=(2, 1), groups=2, mode="conv")),
+    ]
     for threads in (1, 2):
         fastconv.set_num_threads(threads)
-        for x_shape, w_shape, kw in (
-            ((6, 4, 20, 22), (8, 4, 4, 4), dict(stride=2, padding=1)),
-            ((2, 8, 6, 7), (40, 8, 4, 4), dict(stride=2, padding=1)),
-            ((1, 3, 70, 65), (5, 3, 4, 4), dict(stride=2, padding=((0, 1), (2, 3)))),
-            ((2, 3, 61, 59), (4, 3, 6, 6), dict(stride=3, padding=1)),
-            ((2, 3, 45, 47), (6, 3, 11, 11), dict(stride=4, padding=2)),
-            ((4, 6, 23, 21), (4, 3, 4, 4), dict(stride=2, padding=(2, 0), groups=2, mode="conv")),
-            ((5, 4, 301), (6, 4, 4), dict(stride=2, padding=1)),
-        ):
-            e = fastconv.explain(x_shape, w_shape, algo="winograd", dtype=dtype, **kw)
-            assert "stacked window by window" in e.reason, (x_shape, e.reason)
+        for i, (x_shape, w_shape, kw) in enumerate(geometries):
+            passes = ("forward", "backward_weight") if i >= 6 else ("forward",)
+            for pass_ in passes:
+                e = fastconv.explain(
+                    x_shape, w_shape, algo="winograd", pass_=pass_, dtype=dtype, **kw
+                )
+                assert "stacked window by window" in e.reason, (x_shape, pass_, e.reason)
             check_passes(fastconv, rng, x_shape, w_shape, kw, dtype)
+    for pass_ in ("forward", "backward_data", "backward_weight"):
+        e = fastconv.explain(
+            (1, 3, 224, 224), (64, 3, 11, 11), stride=4, padding=2, pass_=pass_, dtype=dtype
+        )
+        assert "stride phases" in e.reason and "window" not in e.reason, e.reason
 
 
 def test_every_isa_level_matches_the_oracle(isa):

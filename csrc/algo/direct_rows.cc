@@ -144,7 +144,8 @@ void fill_grad_planes(const ConvGeometry& g, const PhaseLayout& l, const T* gy, 
   });
 }
 
-// Whether the forward reads its input in place two taps at a time (RowsKernels::forward_pairs):
+// Whether the forward reads its input two taps at a time (RowsKernels::forward_pairs, from runs
+// copied into a thread's scratch):
 // the last kernel dim is 2 taps at stride 2 and no dim is padded in front or reads past the
 // input (a negative high padding only leaves input unread), so every output's two source
 // elements are adjacent and inside the input. 2x2 / 2 layers (U-Net's transposed decoders seen

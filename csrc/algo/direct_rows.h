@@ -20,8 +20,9 @@ namespace fastconv::algo {
 
 // Whether the row path runs `pass` of g (dense convolutions, non-negative low padding).
 bool rows_serve(const ConvGeometry& g, ConvPass pass);
-// Whether its forward reads the input in place two taps at a time (2 taps at stride 2 along the
-// row, nothing padded: RowsKernels::forward_pairs) instead of from phase-split planes.
+// Whether its forward reads the input two taps at a time (2 taps at stride 2 along the row,
+// nothing padded: RowsKernels::forward_pairs, each output row's source runs copied into a
+// thread's scratch first) instead of from phase-split planes.
 bool rows_pairs(const ConvGeometry& g, ConvPass pass);
 // Scratch the row path's `pass` takes for `threads` threads, in bytes.
 int64_t rows_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int threads);

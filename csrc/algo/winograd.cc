@@ -120,7 +120,7 @@ struct Stages {
     const winograd_phases::Split& sp = *windows;
     const int64_t P = sp.phases, per_image = p.tiles_h * p.tiles_w;
     const int64_t rows = f.rank == 2 ? p.mh + p.r - 1 : 1;
-    const int64_t span = winograd_phases::window_tiles(sp, p.mh, p.mw, p.r, false);
+    const int64_t span = winograd_phases::window_tiles(sp, p.mh, p.mw, p.r, tk.lanes, false);
     alignas(64) T win[winograd_phases::kWindowElems];
     for (int64_t c = c0; c < c1; c += P) {
       const int64_t stored = (grp * p.cg + c) / P;
@@ -224,7 +224,7 @@ struct Stages {
                       const T* mdom) const {
     const winograd_phases::Split& sp = *windows;
     const int64_t P = sp.phases;
-    const int64_t span = winograd_phases::window_tiles(sp, p.mh, p.mw, p.r, true);
+    const int64_t span = winograd_phases::window_tiles(sp, p.mh, p.mw, p.r, tk.lanes, true);
     const int64_t per_image = p.tiles_h * p.tiles_w;
     alignas(64) T win[winograd_phases::kWindowElems];
     for (int64_t k = k0; k < k1; k += P) {

@@ -262,11 +262,19 @@ void unstack_input_channels(const Split& s, const T* gxs, int64_t c0, int64_t c1
     for (int64_t n = 0; n < s.g.n; ++n) unstack_plane(s, gxs, n, c, grad_x);
 }
 
+// Stride 2 along rows (WinogradPlan::windows): stacked column t of phases (ah, 0) and (ah, 1)
+// is the pair of row columns (2t - pw, 2t + 1 - pw), one interleave where both lie inside the
+// row and one by one at its ends; [lo, hi) are the columns of [a, b) whose pairs are inside.
+inline void inside_pairs(int64_t a, int64_t b, int64_t w, int64_t pw, int64_t* lo, int64_t* hi) {
+  *lo = std::min(b, std::max(a, (pw + 1) / 2));
+  *hi = std::max(*lo, std::min(b, (w + pw) / 2));
+}
+
 template <typename T>
 void unstack_window(const Split& s, const T* win, int64_t n, int64_t c, int64_t i0, int64_t rows,
                     int64_t j0, int64_t cols, T* grad_x) {
   const ConvGeometry& g = s.g;
-  const int64_t h = g.in[1], w = g.in[2], sh = g.stride[1], sw = g.stride[2];
+  const int64_t h = g.in[1], w = g.in[2], sh = g.stride[1];
   const int64_t ph = g.pad_lo[1], pw = g.pad_lo[2], plane = rows * cols;
   for (int64_t j = j0; j < j0 + cols;) {
     // Columns [a, b) of one image's stacked row, at window column j - j0.
@@ -276,42 +284,29 @@ void unstack_window(const Split& s, const T* win, int64_t n, int64_t c, int64_t 
       a = j % s.seg;
       b = std::min(s.seg, a + (j0 + cols - j));
     }
+    int64_t lo, hi;
+    inside_pairs(a, b, w, pw, &lo, &hi);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t ah = 0; ah < sh; ++ah) {
         const int64_t y = sh * (i0 + r) + ah - ph;
         if (y < 0 || y >= h) continue;
         T* row = grad_x + ((img * g.c + c) * h + y) * w;
-        const T* src = win + phase_index(g, ah, 0) * plane + r * cols + (j - j0);  // column a
-        if (sw == 2) {
-          // Column pairs (2t - pw, 2t + 1 - pw) are phases (ah, 0) and (ah, 1) at stacked
-          // column t: an interleave where both lie inside the row, one by one at its ends.
-          const T* p0 = src;
-          const T* p1 = src + plane;
-          const int64_t lo = std::min(b, std::max(a, (pw + 1) / 2));
-          const int64_t hi = std::max(lo, std::min(b, (w + pw) / 2));
-          const auto put = [&](int64_t t) {
-            const int64_t x = 2 * t - pw;
-            if (x >= 0 && x < w) row[x] = p0[t - a];
-            if (x + 1 >= 0 && x + 1 < w) row[x + 1] = p1[t - a];
-          };
-          for (int64_t t = a; t < lo; ++t) put(t);
-          T* out = row + 2 * lo - pw;
-          const T* q0 = p0 + (lo - a);
-          const T* q1 = p1 + (lo - a);
-          for (int64_t t = 0; t < hi - lo; ++t) {
-            out[2 * t] = q0[t];
-            out[2 * t + 1] = q1[t];
-          }
-          for (int64_t t = hi; t < b; ++t) put(t);
-          continue;
+        const T* p0 = win + phase_index(g, ah, 0) * plane + r * cols + (j - j0);  // column a
+        const T* p1 = p0 + plane;
+        const auto put = [&](int64_t t) {
+          const int64_t x = 2 * t - pw;
+          if (x >= 0 && x < w) row[x] = p0[t - a];
+          if (x + 1 >= 0 && x + 1 < w) row[x + 1] = p1[t - a];
+        };
+        for (int64_t t = a; t < lo; ++t) put(t);
+        T* out = row + 2 * lo - pw;
+        const T* q0 = p0 + (lo - a);
+        const T* q1 = p1 + (lo - a);
+        for (int64_t t = 0; t < hi - lo; ++t) {
+          out[2 * t] = q0[t];
+          out[2 * t + 1] = q1[t];
         }
-        for (int64_t aw = 0; aw < sw; ++aw) {
-          const T* ps = src + aw * plane;
-          for (int64_t t = a; t < b; ++t) {
-            const int64_t x = sw * t + aw - pw;
-            if (x >= 0 && x < w) row[x] = ps[t - a];
-          }
-        }
+        for (int64_t t = hi; t < b; ++t) put(t);
       }
     j += b - a;
   }
@@ -321,7 +316,7 @@ template <typename T>
 void stack_window(const Split& s, const T* x, int64_t n, int64_t c, int64_t i0, int64_t rows,
                   int64_t j0, int64_t cols, T* win) {
   const ConvGeometry& g = s.g;
-  const int64_t h = g.in[1], w = g.in[2], sh = g.stride[1], sw = g.stride[2];
+  const int64_t h = g.in[1], w = g.in[2], sh = g.stride[1];
   const int64_t ph = g.pad_lo[1], pw = g.pad_lo[2], plane = rows * cols;
   const int64_t hs = s.stacked.in[1], ws = s.stacked.in[2];
   const int64_t run_cols = s.folded ? g.n * s.seg : ws;
@@ -344,53 +339,44 @@ void stack_window(const Split& s, const T* x, int64_t n, int64_t c, int64_t i0, 
     } else {
       b = std::min(b, ws);
     }
+    int64_t lo, hi;
+    inside_pairs(a, b, w, pw, &lo, &hi);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t ah = 0; ah < sh; ++ah) {
         const int64_t i = i0 + r, y = sh * i + ah - ph;
-        T* dst = win + phase_index(g, ah, 0) * plane + r * cols + (j - j0);  // column a
+        T* p0 = win + phase_index(g, ah, 0) * plane + r * cols + (j - j0);  // column a
+        T* p1 = p0 + plane;
         if (i >= hs || y < 0 || y >= h) {
-          for (int64_t aw = 0; aw < sw; ++aw)
-            std::fill(dst + aw * plane, dst + aw * plane + (b - a), T(0));
+          std::fill(p0, p0 + (b - a), T(0));
+          std::fill(p1, p1 + (b - a), T(0));
           continue;
         }
         const T* row = x + ((img * g.c + c) * h + y) * w;
-        if (sw == 2) {
-          T* p0 = dst;
-          T* p1 = dst + plane;
-          const int64_t lo = std::min(b, std::max(a, (pw + 1) / 2));
-          const int64_t hi = std::max(lo, std::min(b, (w + pw) / 2));
-          const auto get = [&](int64_t t) {
-            const int64_t xc = 2 * t - pw;
-            p0[t - a] = xc >= 0 && xc < w ? row[xc] : T(0);
-            p1[t - a] = xc + 1 >= 0 && xc + 1 < w ? row[xc + 1] : T(0);
-          };
-          for (int64_t t = a; t < lo; ++t) get(t);
-          const T* src = row + 2 * lo - pw;
-          T* __restrict q0 = p0 + (lo - a);
-          T* __restrict q1 = p1 + (lo - a);
-          for (int64_t t = 0; t < hi - lo; ++t) {
-            q0[t] = src[2 * t];
-            q1[t] = src[2 * t + 1];
-          }
-          for (int64_t t = hi; t < b; ++t) get(t);
-          continue;
+        const auto get = [&](int64_t t) {
+          const int64_t xc = 2 * t - pw;
+          p0[t - a] = xc >= 0 && xc < w ? row[xc] : T(0);
+          p1[t - a] = xc + 1 >= 0 && xc + 1 < w ? row[xc + 1] : T(0);
+        };
+        for (int64_t t = a; t < lo; ++t) get(t);
+        const T* src = row + 2 * lo - pw;
+        T* __restrict q0 = p0 + (lo - a);
+        T* __restrict q1 = p1 + (lo - a);
+        for (int64_t t = 0; t < hi - lo; ++t) {
+          q0[t] = src[2 * t];
+          q1[t] = src[2 * t + 1];
         }
-        for (int64_t aw = 0; aw < sw; ++aw) {
-          T* ps = dst + aw * plane;
-          for (int64_t t = a; t < b; ++t) {
-            const int64_t xc = sw * t + aw - pw;
-            ps[t - a] = xc >= 0 && xc < w ? row[xc] : T(0);
-          }
-        }
+        for (int64_t t = hi; t < b; ++t) get(t);
       }
     j += b - a;
   }
 }
 
-int64_t window_tiles(const Split& s, int64_t mh, int64_t mw, int64_t r, bool output) {
+int64_t window_tiles(const Split& s, int64_t mh, int64_t mw, int64_t r, int64_t lanes,
+                     bool output) {
   const int64_t rows = output ? mh : (s.g.rank == 2 ? mh + r - 1 : 1);
   const int64_t per_row = kWindowElems / (s.phases * rows);  // window columns at most
-  return std::max<int64_t>(0, (per_row - (output ? 0 : r - 1)) / mw);
+  const int64_t tiles = std::max<int64_t>(0, (per_row - (output ? 0 : r - 1)) / mw);
+  return tiles >= lanes ? tiles / lanes * lanes : tiles;
 }
 
 bool has_unread(const Split& s) {
@@ -404,13 +390,13 @@ void zero_unread(const Split& s, T* grad_x) {
   const ConvGeometry& g = s.g;
   const int64_t h = g.in[1], w = g.in[2], hs = s.stacked.in[1], ws = s.stacked.in[2];
   const int64_t sh = g.stride[1], sw = g.stride[2], ph = g.pad_lo[1], pw = g.pad_lo[2];
+  // Columns x with (x + pw) / sw >= ws, i.e. x >= ws * sw - pw, and whole rows past hs.
+  const int64_t x0 = std::clamp<int64_t>(ws * sw - pw, 0, w);
   parallel_for(g.n * g.c, 16, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p)
       for (int64_t y = 0; y < h; ++y) {
         T* row = grad_x + (p * h + y) * w;
-        const bool whole = (y + ph) / sh >= hs;
-        for (int64_t x = 0; x < w; ++x)
-          if (whole || (x + pw) / sw >= ws) row[x] = T(0);
+        std::fill(row + ((y + ph) / sh >= hs ? 0 : x0), row + w, T(0));
       }
   });
 }

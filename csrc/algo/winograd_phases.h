@@ -66,14 +66,17 @@ void unstack_input_gradient(const Split& s, const T* gxs, T* grad_x);
 template <typename T>
 void unstack_input_channels(const Split& s, const T* gxs, int64_t c0, int64_t c1, T* grad_x);
 // A window of the stacked input's gradient, moved into grad_x without the whole of it ever being
-// in memory (tile blocks, winograd.cc): stacked rows [i0, i0 + rows) and run columns [j0, j0 +
-// cols) of the P stacked channels of stored channel c, phase p's row r at win + (p * rows + r) *
-// cols. Run column j is, folded, column j % seg of image j / seg, else column j of image n.
-constexpr int64_t kWindowElems = 4096;  // a window's elements at most (on the stack)
-// Tiles of mh x mw outputs (r taps per dim) per window, 0 if not one fits: output windows (the
-// stacked input's gradient) hold P planes of mh x (n * mw), input windows P x alpha_h x (n * mw
-// + r - 1), alpha_h = mh + r - 1 in 2-D, 1 in 1-D.
-int64_t window_tiles(const Split& s, int64_t mh, int64_t mw, int64_t r, bool output);
+// in memory (tile blocks, winograd.cc; stride 2 along rows): stacked rows [i0, i0 + rows) and
+// run columns [j0, j0 + cols) of the P stacked channels of stored channel c, phase p's row r at
+// win + (p * rows + r) * cols. Run column j is, folded, column j % seg of image j / seg, else
+// column j of image n.
+constexpr int64_t kWindowElems = 8192;  // a window's elements at most (on the stack)
+// Tiles of mh x mw outputs (r taps per dim) per window, in whole runs of `lanes` where more
+// than one fits (the transforms' vectors), 0 if not one tile fits: output windows (the stacked
+// input's gradient) hold P planes of mh x (n * mw), input windows P x alpha_h x (n * mw + r - 1),
+// alpha_h = mh + r - 1 in 2-D, 1 in 1-D.
+int64_t window_tiles(const Split& s, int64_t mh, int64_t mw, int64_t r, int64_t lanes,
+                     bool output);
 template <typename T>
 void unstack_window(const Split& s, const T* win, int64_t n, int64_t c, int64_t i0, int64_t rows,
                     int64_t j0, int64_t cols, T* grad_x);

@@ -115,9 +115,16 @@ std::string winograd_plan(ConvPlan& plan) {
   // back from memory afterwards, the stacked gradient took 12% of dcgan.g4's transposed
   // forward (kernel blocks move theirs back block by block, while in cache), and stacking the
   // input ahead 10% of its backward data.
+  // Stride 2 along rows only, each pair of row columns one stacked column of two phases moved
+  // by an interleave (stride 4, alexnet.conv1's 16 phases, per element: its forward 0.71 -> 0.93
+  // ms and weight gradient 0.79-1.0 -> 1.03-1.19 through windows, where stacking ahead
+  // writes 0.6 MiB), and where a window holds a whole run of the transforms' vectors (or a tile
+  // row): shorter windows would cut the runs.
   const bool bd = plan.pass == ConvPass::kBackwardData;
-  wp.windows = wp.phased && !(bd && wp.main.kernel_blocks) &&
-               winograd_phases::window_tiles(wp.split, wp.main.mh, wp.main.mw, wp.main.r, bd) > 0;
+  const int64_t lanes = 64 / elem;
+  wp.windows = wp.phased && g.stride[2] == 2 && !(bd && wp.main.kernel_blocks) &&
+               winograd_phases::window_tiles(wp.split, wp.main.mh, wp.main.mw, wp.main.r, lanes,
+                                             bd) >= std::min(lanes, wp.main.tiles_w);
   if (wp.windows) {
     wp.b_elems = 0;
     note += bd ? ", moved into the input gradient window by window"

@@ -24,9 +24,10 @@ struct WinogradPlan {
   winograd_phases::Split split;
   bool dilated = false;
   dilation_phases::Split dilation;
-  // Strided backward data on tile blocks: each stored channel's P stacked outputs go through a
-  // window on the stack into grad_x, run of tiles by run (winograd_phases::unstack_window), so
-  // b_elems holds no stacked gradient.
+  // The stacked input (or its gradient) through windows on the stack, run of tiles by run, so
+  // b_elems holds none of it: forward and weight gradient stack each stored channel's P phases
+  // from x (winograd_phases::stack_window), backward data on tile blocks moves them from the
+  // output transform into grad_x (unstack_window).
   bool windows = false;
   int64_t a_elems = 0, b_elems = 0, c_elems = 0;
   int64_t buffers() const { return a_elems + b_elems + c_elems; }

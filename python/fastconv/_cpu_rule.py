@@ -357,11 +357,12 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
       algorithm's row kernels (register blocks of output channels x output-row vectors over
       phase-split planes), strided or not (the stride-1 forward on one image; it once ran
       implicit_gemm, vgg conv1_1 1.35x vs 1.13x torch, and today direct matches it; batches of
-      small images still do, see the rule's comment; 2-D layers with 3 taps per stride phase,
-      alexnet.conv1's and YOLOv5s's, run Winograd: _stem_phase_winograd; 3x3 backward data
+      small images still do, see the rule's comment; 2-D layers with 3 taps per stride phase
+      run Winograd as _stem_phase_winograd says, alexnet.conv1 in every pass, YOLOv5s's stem
+      except its forward below AVX-512; 3x3 backward data
       on 4096+ positions runs im2col: _stem_column_data, so the backward-data figures below
       are history there),
-      except weight gradients of kernels over 25 taps (alexnet.conv1 0.70x vs implicit_gemm
+      except weight gradients of kernels over 49 taps (alexnet.conv1 0.70x vs implicit_gemm
       0.85-0.95x; resnet50.conv1 1.1x vs 0.89x on avx512 but 0.50-0.58x vs 0.58-0.65x on
       avx2). 1 thread, avx512, vs torch, direct vs best other:
       resnet50.conv1 forward 1.27-1.39x vs 0.91x, backward data 3.5x vs 1.5x (im2col);

@@ -298,7 +298,7 @@ void forward(const T* src, const int64_t* off, int64_t nred, const T* w, int64_t
 
 // ---- forward over pairs: the last kernel dim is 2 taps at stride 2 over an unpadded input, so
 // an output's two source elements are adjacent and a vector of outputs is two unit-stride source
-// vectors, read where the input lies (no phase split). A row's two weights of a term go to
+// vectors, read where the caller put them (no phase split). A row's two weights of a term go to
 // alternate lanes of one broadcast; its two accumulators hold (output, tap) products, whose
 // adjacent lanes are summed once at the end (V::fold), in output order. KB rows x one vector of
 // outputs per block: 2 * KB accumulators, two source vectors and the broadcast.

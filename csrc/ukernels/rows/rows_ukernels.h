@@ -25,7 +25,7 @@ struct RowsKernels {
                   int64_t count, const T* bias, bool accumulate, T* out, int64_t out_pitch,
                   int64_t n);
   // A forward whose last kernel dim is 2 taps at stride 2 over an unpadded input (each output's
-  // two source elements adjacent, read in place): for f < count, x < n: out[f * out_pitch + x] =
+  // two source elements adjacent, no phase split): for f < count, x < n: out[f * out_pitch + x] =
   //   (bias ? bias[f] : 0) + sum over r < nred of W(f, r, 0) * src[off[r] + 2x]
   //                                              + W(f, r, 1) * src[off[r] + 2x + 1],
   // the weights packed in chunks of pair_rows rows: chunk f0 = 0, pair_rows, ... at
