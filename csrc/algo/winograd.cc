@@ -120,8 +120,9 @@ struct Stages {
     const winograd_phases::Split& sp = *windows;
     const int64_t P = sp.phases, per_image = p.tiles_h * p.tiles_w;
     const int64_t rows = f.rank == 2 ? p.mh + p.r - 1 : 1;
-    const int64_t span = winograd_phases::window_tiles(sp, p.mh, p.mw, p.r, tk.lanes, false);
-    alignas(64) T win[winograd_phases::kWindowElems];
+    const int64_t span =
+        winograd_phases::window_tiles(sp, p.mh, p.mw, p.r, tk.lanes, sizeof(T), false);
+    alignas(64) T win[winograd_phases::kWindowBytes / sizeof(T)];
     for (int64_t c = c0; c < c1; c += P) {
       const int64_t stored = (grp * p.cg + c) / P;
       for (int64_t t = t0; t < t1;) {
@@ -224,9 +225,10 @@ struct Stages {
                       const T* mdom) const {
     const winograd_phases::Split& sp = *windows;
     const int64_t P = sp.phases;
-    const int64_t span = winograd_phases::window_tiles(sp, p.mh, p.mw, p.r, tk.lanes, true);
+    const int64_t span =
+        winograd_phases::window_tiles(sp, p.mh, p.mw, p.r, tk.lanes, sizeof(T), true);
     const int64_t per_image = p.tiles_h * p.tiles_w;
-    alignas(64) T win[winograd_phases::kWindowElems];
+    alignas(64) T win[winograd_phases::kWindowBytes / sizeof(T)];
     for (int64_t k = k0; k < k1; k += P) {
       const int64_t c = (grp * p.kg + k) / P;
       for (int64_t t = t0; t < t1;) {

@@ -372,9 +372,9 @@ void stack_window(const Split& s, const T* x, int64_t n, int64_t c, int64_t i0, 
 }
 
 int64_t window_tiles(const Split& s, int64_t mh, int64_t mw, int64_t r, int64_t lanes,
-                     bool output) {
+                     int64_t elem, bool output) {
   const int64_t rows = output ? mh : (s.g.rank == 2 ? mh + r - 1 : 1);
-  const int64_t per_row = kWindowElems / (s.phases * rows);  // window columns at most
+  const int64_t per_row = kWindowBytes / elem / (s.phases * rows);  // window columns at most
   const int64_t tiles = std::max<int64_t>(0, (per_row - (output ? 0 : r - 1)) / mw);
   return tiles >= lanes ? tiles / lanes * lanes : tiles;
 }

@@ -70,13 +70,14 @@ void unstack_input_channels(const Split& s, const T* gxs, int64_t c0, int64_t c1
 // run columns [j0, j0 + cols) of the P stacked channels of stored channel c, phase p's row r at
 // win + (p * rows + r) * cols. Run column j is, folded, column j % seg of image j / seg, else
 // column j of image n.
-constexpr int64_t kWindowElems = 8192;  // a window's elements at most (on the stack)
-// Tiles of mh x mw outputs (r taps per dim) per window, in whole runs of `lanes` where more
-// than one fits (the transforms' vectors), 0 if not one tile fits: output windows (the stacked
-// input's gradient) hold P planes of mh x (n * mw), input windows P x alpha_h x (n * mw + r - 1),
-// alpha_h = mh + r - 1 in 2-D, 1 in 1-D.
+// A window's bytes at most (on the stack of whichever thread runs the transform).
+constexpr int64_t kWindowBytes = 32768;
+// Tiles of mh x mw outputs (r taps per dim) per window of elements of `elem` bytes, in whole runs
+// of `lanes` where more than one fits (the transforms' vectors), 0 if not one tile fits: output
+// windows (the stacked input's gradient) hold P planes of mh x (n * mw), input windows P x
+// alpha_h x (n * mw + r - 1), alpha_h = mh + r - 1 in 2-D, 1 in 1-D.
 int64_t window_tiles(const Split& s, int64_t mh, int64_t mw, int64_t r, int64_t lanes,
-                     bool output);
+                     int64_t elem, bool output);
 template <typename T>
 void unstack_window(const Split& s, const T* win, int64_t n, int64_t c, int64_t i0, int64_t rows,
                     int64_t j0, int64_t cols, T* grad_x);

@@ -124,7 +124,7 @@ std::string winograd_plan(ConvPlan& plan) {
   const int64_t lanes = 64 / elem;
   wp.windows = wp.phased && g.stride[2] == 2 && !(bd && wp.main.kernel_blocks) &&
                winograd_phases::window_tiles(wp.split, wp.main.mh, wp.main.mw, wp.main.r, lanes,
-                                             bd) >= std::min(lanes, wp.main.tiles_w);
+                                             elem, bd) >= std::min(lanes, wp.main.tiles_w);
   if (wp.windows) {
     wp.b_elems = 0;
     note += bd ? ", moved into the input gradient window by window"
