@@ -120,8 +120,11 @@ def strided_cases(rng, dtype, m, n, k):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(7, 17, 31), (33, 40, 257), (64, 100, 13)])
+@pytest.mark.parametrize("shape", [(7, 17, 31), (33, 40, 257), (64, 100, 13), (301, 40, 1100)])
 def test_strided_operands(rng, dtype, shape):
+    """Every stride pattern; the last shape takes several A blocks and k blocks (on any cache
+    size), so a column-major A (a.T, fortran: packed a column across all panels at a time) is
+    packed from row and column offsets, with a row tail."""
     m, n, k = shape
     for name, a, b in strided_cases(rng, dtype, m, n, k):
         c = np.full((m, n), np.nan, dtype)

@@ -19,8 +19,8 @@ from conftest import DTYPES, FastconvProcess, assert_close, rand
 TRANSPOSED = [
     # whole images, three image blocks of a 13-image batch, two channel blocks
     ("k4s2-blocks", (13, 12, 8, 8), (12, 40, 4, 4), dict(stride=2, padding=1)),
-    # C/G * taps = 1024 (4 KiB rows): the GEMMs read a padded copy of the weight
-    ("k4s2-padded-weight", (3, 8, 5, 6), (8, 64, 4, 4), dict(stride=2, padding=1)),
+    # C/G * taps = 1024 (4 KiB rows): the GEMMs pack the weight's columns a column at a time
+    ("k4s2-4kib-weight-rows", (3, 8, 5, 6), (8, 64, 4, 4), dict(stride=2, padding=1)),
     # kernel == stride on a large image: bands of grad_y lines, still plane by plane
     ("k2s2-bands", (1, 16, 40, 70), (16, 24, 2, 2), dict(stride=2)),
     # grad_x != stride x grad_y: line by line, bands whose edge lines add up over two tiles

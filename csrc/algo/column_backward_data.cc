@@ -419,21 +419,11 @@ std::shared_ptr<const ColumnSchedule> column_schedule(const ConvGeometry& g, int
     // One tile at a time: its channels' gathers shared out, each thread with its phase sums.
     s->part_elems += 2 * s->margin + s->acc_elems * (s->parts > 1 ? 1 : threads);
   }
-  // The GEMM packs the weight's columns (one per K channel) C/G * taps elements apart: when that
-  // is a multiple of 4 KiB they all fall into a few cache sets and each is fetched again from L2
-  // or L3 (dcgan.g2, 16 KiB apart: packing took 12% of the time), so the GEMMs read a copy
-  // whose rows are 64 bytes longer (within the workspace limit).
-  const int64_t rows = g.c_per_group() * taps, padded = rows + 64 / elem_size;
-  s->weight_ld = rows;
-  if (rows * elem_size % 4096 == 0 &&
-      (s->parts * s->part_elems + g.k * padded) * elem_size <= workspace_limit_bytes())
-    s->weight_ld = padded;
   return s;
 }
 
-int64_t column_backward_data_workspace(const ConvGeometry& g, const ColumnSchedule& s) {
-  const int64_t rows = g.c_per_group() * g.kernel_spatial();
-  return s.parts * s.part_elems + (s.weight_ld != rows ? g.k * s.weight_ld : 0);
+int64_t column_backward_data_workspace(const ColumnSchedule& s) {
+  return s.parts * s.part_elems;
 }
 
 template <typename T>
@@ -446,21 +436,15 @@ void column_backward_data(const ConvGeometry& g, const ColumnSchedule& s, const 
     std::fill(grad_x, grad_x + g.n * g.c * in_sp, T(0));
     return;
   }
-  // The GEMMs read the weight's columns (one per K channel) weight_ld apart (a padded copy when
-  // C/G * taps is a multiple of 4 KiB, whose columns would all fall into a few cache sets).
-  const T* wa = w;
-  if (s.weight_ld != rows) {
-    T* copy = ws + s.parts * s.part_elems;
-    parallel_for(g.k, 16, [&](int64_t k0, int64_t k1) {
-      for (int64_t k = k0; k < k1; ++k) std::copy_n(w + k * rows, rows, copy + k * s.weight_ld);
-    });
-    wa = copy;
-  }
+  // The GEMMs read the weight's columns (one per K channel) in place, rows apart: the GEMM packs
+  // such an A a column across all its panels at a time (gemm.cc, pack_a_columns), so columns a
+  // multiple of 4 KiB apart no longer evict each other (dcgan.g2, 16 KiB apart, read a padded
+  // copy of the weight before: 8 MiB copied per call, 5% of its time).
   const auto run_task = [&](int64_t task, T* part, bool split) {
     const int64_t grp = task / (s.cblocks * s.nblocks), rest = task % (s.cblocks * s.nblocks);
     const int64_t c0 = rest / s.nblocks * s.cb, n0 = rest % s.nblocks * s.ib;
     const int64_t cc = std::min(s.cb, cg - c0), ni = std::min(s.ib, g.n - n0);
-    const gemm::MatrixRef<T> a{wa + grp * kg * s.weight_ld + c0 * taps, 1, s.weight_ld};
+    const gemm::MatrixRef<T> a{w + grp * kg * rows + c0 * taps, 1, rows};
     T* col = part + s.margin;
     T* acc = col + s.tile_elems + s.margin;
     T* gx = grad_x + (n0 * g.c + grp * cg + c0) * in_sp;

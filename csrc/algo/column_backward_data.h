@@ -21,7 +21,6 @@ struct ColumnSchedule {
   int64_t part_elems = 0;  // workspace per part: the tile, its margins, the phase sums
   int64_t acc_elems = 0;   // one thread's phase sums (plane by plane)
   int threads = 1;         // the plan's thread count
-  int64_t weight_ld = 0;   // row stride of the weight the GEMMs read (> C/G * taps: a copy)
 
   // Line by line (any geometry): which grad_y index and tap reach grad_x index i along the outer
   // dims d = 0, 1: the pairs at [start[d][i], start[d][i + 1]) of tap[d] / out[d].
@@ -51,8 +50,8 @@ struct ColumnSchedule {
 std::shared_ptr<const ColumnSchedule> column_schedule(const ConvGeometry& g, int threads,
                                                       int64_t elem_size);
 
-// Workspace elements: one part's buffers per part, and the weight copy if any.
-int64_t column_backward_data_workspace(const ConvGeometry& g, const ColumnSchedule& s);
+// Workspace elements: one part's buffers per part.
+int64_t column_backward_data_workspace(const ColumnSchedule& s);
 
 // grad_x (N, C, *in) from grad_y (N, K, *out) and w (K, C/G, *kernel); every element of grad_x
 // is written. ws: column_backward_data_workspace(s) elements.

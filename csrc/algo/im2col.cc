@@ -109,7 +109,7 @@ std::string im2col_plan(ConvPlan& plan) {
   if (plan.pass == Pass::kBackwardData) {  // column GEMM tiles, gathered by stride phase
     auto schedule = column_schedule(plan.g, plan.threads, dtype_size(plan.dtype));
     plan.workspace_bytes =
-        column_backward_data_workspace(plan.g, *schedule) * dtype_size(plan.dtype);
+        column_backward_data_workspace(*schedule) * dtype_size(plan.dtype);
     plan.note = "column tiles of " + std::to_string(schedule->cb) + " channels x " +
                 (schedule->rr < schedule->lines ? std::to_string(schedule->rr) + " grad_y lines"
                                                  : std::to_string(schedule->ib) + " image(s)") +

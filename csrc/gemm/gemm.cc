@@ -56,9 +56,31 @@ Blocking compute_blocking(const CacheSizes& caches, int64_t mr, int64_t nr) {
 
 // Writes rows [i0, i0 + mc) x columns [k0, k0 + kc) of A as ceil(mc / mr) panels of kc x mr,
 // k-major (element (i, kk) of panel p at dst[p * kc * mr + kk * mr + i]); rows past mc are zero.
+// An A stored column by column (unit row stride: a transposed weight) is packed a column at a
+// time across every panel: each column's mc elements are one contiguous read, where panel by
+// panel each column's few elements of a line left the rest to be fetched again for the next
+// panels (and columns a multiple of 4 KiB apart, dcgan.g2's 16 KiB, evicted each other first).
+template <typename T>
+void pack_a_columns(int64_t mr, MatrixRef<T> a, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
+                    T* dst) {
+  const int64_t full = mc / mr * mr, panel = kc * mr;
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const T* src = a.data + i0 + (k0 + kk) * a.cs;
+    T* d = dst + kk * mr;
+    for (int64_t p = 0; p < full; p += mr, d += panel)
+      for (int64_t i = 0; i < mr; ++i) d[i] = src[p + i];
+    if (full < mc) {
+      for (int64_t i = 0; i < mc - full; ++i) d[i] = src[full + i];
+      for (int64_t i = mc - full; i < mr; ++i) d[i] = T(0);
+    }
+  }
+}
+
 template <typename T>
 void pack_a(const GemmKernel<T>& kern, MatrixRef<T> a, int64_t i0, int64_t mc, int64_t k0,
             int64_t kc, T* dst) {
+  if (a.rs == 1 && a.cs != 1 && mc > kern.mr)
+    return pack_a_columns(kern.mr, a, i0, mc, k0, kc, dst);
   for (int64_t p = 0; p < mc; p += kern.mr, dst += kc * kern.mr) {
     kern.pack_a(std::min(kern.mr, mc - p), kc, a.data + (i0 + p) * a.rs + k0 * a.cs, a.rs, a.cs,
                 dst);
