@@ -118,24 +118,22 @@ struct Stages {
     // The stacked correlation has no padding: tile (ty, tx) reads from row ty * mh, column
     // tx * mw.
     const winograd_phases::Split& sp = *windows;
-    const int64_t P = sp.phases, per_image = p.tiles_h * p.tiles_w;
+    const int64_t P = sp.phases;
     const int64_t rows = f.rank == 2 ? p.mh + p.r - 1 : 1;
     const int64_t span =
         winograd_phases::window_tiles(sp, p.mh, p.mw, p.r, tk.lanes, sizeof(T), false);
     alignas(64) T win[winograd_phases::kWindowBytes / sizeof(T)];
     for (int64_t c = c0; c < c1; c += P) {
       const int64_t stored = (grp * p.cg + c) / P;
-      for (int64_t t = t0; t < t1;) {
-        const int64_t n = t / per_image, ty = t % per_image / p.tiles_w,
-                      tx = t % per_image % p.tiles_w;
-        const int64_t len = std::min({span, p.tiles_w - tx, t1 - t}), cols = len * p.mw + p.r - 1;
+      for_each_run(p, t0, t1, span, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
+                                        int64_t len) {
+        const int64_t cols = len * p.mw + p.r - 1;
         winograd_phases::stack_window(sp, x, n, stored, ty * p.mh, rows, tx * p.mw, cols, win);
         for (int64_t phase = 0; phase < P; ++phase)
           for (int64_t l = 0; l < len; l += tk.lanes)
             fn(c + phase, win + phase * rows * cols, rows, cols, int64_t(0), l * p.mw, t + l,
                std::min<int64_t>(tk.lanes, len - l));
-        t += len;
-      }
+      });
     }
   }
 
@@ -227,14 +225,11 @@ struct Stages {
     const int64_t P = sp.phases;
     const int64_t span =
         winograd_phases::window_tiles(sp, p.mh, p.mw, p.r, tk.lanes, sizeof(T), true);
-    const int64_t per_image = p.tiles_h * p.tiles_w;
     alignas(64) T win[winograd_phases::kWindowBytes / sizeof(T)];
     for (int64_t k = k0; k < k1; k += P) {
       const int64_t c = (grp * p.kg + k) / P;
-      for (int64_t t = t0; t < t1;) {
-        const int64_t n = t / per_image, ty = t % per_image / p.tiles_w,
-                      tx = t % per_image % p.tiles_w;
-        const int64_t len = std::min({span, p.tiles_w - tx, t1 - t});
+      for_each_run(p, t0, t1, span, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
+                                        int64_t len) {
         const int64_t rows = std::min<int64_t>(p.mh, f.out[1] - ty * p.mh);
         const int64_t cols = std::min(len * p.mw, f.out[2] - tx * p.mw);
         for (int64_t phase = 0; phase < P; ++phase)
@@ -243,8 +238,7 @@ struct Stages {
                       std::min<int64_t>(tk.lanes, len - l), T(0), win + phase * rows * cols,
                       rows, cols, 0, l * p.mw);
         winograd_phases::unstack_window(sp, win, n, c, ty * p.mh, rows, tx * p.mw, cols, y);
-        t += len;
-      }
+      });
     }
   }
 };

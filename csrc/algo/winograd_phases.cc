@@ -270,6 +270,18 @@ inline void inside_pairs(int64_t a, int64_t b, int64_t w, int64_t pw, int64_t* l
   *hi = std::max(*lo, std::min(b, (w + pw) / 2));
 }
 
+// The columns [a, b) of one image's stacked row (image img) that run columns [j, end) begin
+// with: folded, column j % seg of image j / seg up to that image's end; else columns of image n
+// up to the stacked row's end.
+struct Piece {
+  int64_t img, a, b;
+};
+inline Piece piece_at(const Split& s, int64_t n, int64_t j, int64_t end) {
+  if (!s.folded) return {n, j, std::min(end, s.stacked.in[2])};
+  const int64_t a = j % s.seg;
+  return {j / s.seg, a, std::min(s.seg, a + (end - j))};
+}
+
 template <typename T>
 void unstack_window(const Split& s, const T* win, int64_t n, int64_t c, int64_t i0, int64_t rows,
                     int64_t j0, int64_t cols, T* grad_x) {
@@ -277,13 +289,7 @@ void unstack_window(const Split& s, const T* win, int64_t n, int64_t c, int64_t 
   const int64_t h = g.in[1], w = g.in[2], sh = g.stride[1];
   const int64_t ph = g.pad_lo[1], pw = g.pad_lo[2], plane = rows * cols;
   for (int64_t j = j0; j < j0 + cols;) {
-    // Columns [a, b) of one image's stacked row, at window column j - j0.
-    int64_t img = n, a = j, b = j0 + cols;
-    if (s.folded) {
-      img = j / s.seg;
-      a = j % s.seg;
-      b = std::min(s.seg, a + (j0 + cols - j));
-    }
+    const auto [img, a, b] = piece_at(s, n, j, j0 + cols);  // at window column j - j0
     int64_t lo, hi;
     inside_pairs(a, b, w, pw, &lo, &hi);
     for (int64_t r = 0; r < rows; ++r)
@@ -321,9 +327,7 @@ void stack_window(const Split& s, const T* x, int64_t n, int64_t c, int64_t i0, 
   const int64_t hs = s.stacked.in[1], ws = s.stacked.in[2];
   const int64_t run_cols = s.folded ? g.n * s.seg : ws;
   for (int64_t j = j0; j < j0 + cols;) {
-    // Columns [a, b) of one image's stacked row at window column j - j0; past the run's
-    // columns, zero to the window's end.
-    int64_t img = n, a = j, b = j0 + cols;
+    // Past the run's columns, zero to the window's end.
     if (j >= run_cols) {
       for (int64_t p = 0; p < s.phases; ++p)
         for (int64_t r = 0; r < rows; ++r) {
@@ -332,13 +336,7 @@ void stack_window(const Split& s, const T* x, int64_t n, int64_t c, int64_t i0, 
         }
       break;
     }
-    if (s.folded) {
-      img = j / s.seg;
-      a = j % s.seg;
-      b = std::min(s.seg, a + (j0 + cols - j));
-    } else {
-      b = std::min(b, ws);
-    }
+    const auto [img, a, b] = piece_at(s, n, j, j0 + cols);  // at window column j - j0
     int64_t lo, hi;
     inside_pairs(a, b, w, pw, &lo, &hi);
     for (int64_t r = 0; r < rows; ++r)
