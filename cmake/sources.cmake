@@ -13,6 +13,8 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/conv_panels.cc
   csrc/algo/panel_runs.cc
   csrc/algo/wide_phases.cc
+  csrc/algo/phase_bands.cc
+  csrc/algo/forward_phases.cc
   csrc/algo/im2col.cc
   csrc/algo/column_backward_data.cc
   csrc/algo/batch_fold.cc

@@ -309,6 +309,47 @@ def test_auto_runs_strided_forward_without_a_phase_split():
     assert (e.algo == "implicit_gemm" and "no phase split" in e.reason) == expected, e
 
 
+# Strided forwards of one large image over stride phases (csrc/algo/phase_bands.h: 4 MiB or
+# more of phases, 16-wide panels or fewer): each thread splits bands of output rows into planes of
+# its own, moving the rows the next band shares to the top. Bands ending in a partial one; taps
+# two phase rows apart (5x5, stride 3 along rows); groups with dilated taps of a true convolution.
+PHASE_BANDS = [
+    ("bands-partial", (1, 24, 300, 150), (6, 24, 3, 3), dict(stride=2, padding=1)),
+    ("bands-span2", (1, 12, 401, 300), (4, 12, 5, 5), dict(stride=(2, 3), padding=2)),
+    (
+        "bands-groups",
+        (1, 16, 520, 256),
+        (6, 8, 3, 3),
+        dict(stride=2, padding=2, dilation=2, groups=2, mode="conv"),
+    ),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", PHASE_BANDS, ids=lambda c: c[0])
+def test_strided_forward_in_phase_bands(case, dtype, threads, rng, poisoned_outputs):
+    from fastconv._cpu_rule import _active_isa
+
+    _, x_shape, w_shape, kw = case
+    x, w, b = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype), rand(rng, (w_shape[0],), dtype)
+    y = fastconv.conv(x, w, b, algo="implicit_gemm", **kw)
+    assert_close(y, ref.conv(x, w, b, **kw), reduction=math.prod(w_shape[1:]))
+    e = str(fastconv.explain(x, w, algo="implicit_gemm", **kw))
+    banded = not (_active_isa() == "avx512" and np.dtype(dtype) == np.float32)  # 32-wide panels
+    assert ("split band by band" in e) == banded, e
+
+
+def test_phase_bands_at_every_isa(isa, rng, fastconv_with_env):
+    """The band path under each ISA's micro-kernel (scalar and AVX2 panels at both dtypes,
+    float64 at AVX-512), against the float64 oracle."""
+    fc = fastconv_with_env(FASTCONV_ISA=isa)
+    _, x_shape, w_shape, kw = PHASE_BANDS[1]
+    for dtype in DTYPES:
+        x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+        y = fc.conv(x, w, algo="implicit_gemm", **kw)
+        assert_close(y, ref.conv(x, w, None, **kw), reduction=math.prod(w_shape[1:]))
+
+
 # Forwards whose implicit-GEMM panels gather stride-2 columns from the input at every ISA level
 # (the panel kernel's double-step loads; not a phase split): 1x1 / 2 (ResNet's downsampling
 # shortcut), 3-D with x stride 2 (phases are 2-D only), and a 2-D layer that takes the gather at

@@ -14,7 +14,6 @@
 #include <emmintrin.h>
 #endif
 
-#include "fastconv/parallel.h"
 
 namespace fastconv::algo {
 
@@ -468,121 +467,6 @@ void FoldedColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int6
   }
 }
 
-namespace {
-
-inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-
-// dst_r[j] = src[s * j + r] for j < len_out (zero where s * j + r >= len), for the s phases r:
-// one pass over an input row. Stride 2 (nearly every strided layer) splits four pairs per
-// step with a shuffle.
-template <typename T>
-void split_row(const T* src, int64_t len, int64_t s, int64_t len_out, T* dst, int64_t plane) {
-  int64_t j = 0;
-#if defined(FASTCONV_X86)
-  if constexpr (sizeof(T) == 4) {
-    if (s == 2) {
-      T* even = dst;
-      T* odd = dst + plane;
-      for (; 2 * j + 8 <= len; j += 4) {
-        const __m128 a = _mm_loadu_ps(reinterpret_cast<const float*>(src + 2 * j));
-        const __m128 b = _mm_loadu_ps(reinterpret_cast<const float*>(src + 2 * j + 4));
-        _mm_storeu_ps(reinterpret_cast<float*>(even + j), _mm_shuffle_ps(a, b, 0x88));
-        _mm_storeu_ps(reinterpret_cast<float*>(odd + j), _mm_shuffle_ps(a, b, 0xDD));
-      }
-    }
-  }
-#endif
-  for (int64_t r = 0; r < s; ++r) {
-    T* d = dst + r * plane;
-    for (int64_t i = j; i < len_out; ++i) {
-      const int64_t at = s * i + r;
-      d[i] = at < len ? src[at] : T(0);
-    }
-  }
-}
-
-}  // namespace
-
-bool forward_phases_apply(const ConvGeometry& g) {
-  const bool strided = g.stride[1] > 1 || g.stride[2] > 1;
-  // Windows that do not overlap (kernel <= stride: U-Net's 2x2 / 2) read each input element
-  // once, so the split is an extra pass; it still pays with 16-wide panels (AVX2), where the
-  // strided gather's cost per panel row is twice that of 32-wide ones. unet.up2x2 (2 threads,
-  // ms, with / without the split, two interleaved A/Bs on a noisy VM): AVX2 backward data
-  // 1.81 / 3.15 and 1.55 / 1.68, weight 1.62 / 2.01 and 1.57 / 1.65; AVX-512 (not split)
-  // 1.65 / 1.58, 1.81 / 1.59.
-  const bool overlap = g.kernel_spatial() > g.stride[1] * g.stride[2];
-  const bool narrow_panels = gemm::panel_width<float>() <= 16 && g.kernel_spatial() > 1;
-  return strided && g.rank <= 2 && g.in[0] == 1 && g.kernel[0] == 1 && g.stride[0] == 1 &&
-         (overlap || narrow_panels);
-}
-
-constexpr int64_t kDoubleStepMinRow = 24;
-
-bool forward_double_step(const ConvGeometry& g, int64_t elem_size) {
-  const int64_t nr = elem_size == 4 ? gemm::panel_width<float>() : gemm::panel_width<double>();
-  return nr >= 32 && g.stride[2] == 2 && g.out[2] >= kDoubleStepMinRow && forward_phases_apply(g);
-}
-
-bool forward_reads_phases(const ConvGeometry& g, int64_t elem_size) {
-  return forward_phases_apply(g) && !forward_double_step(g, elem_size);
-}
-
-ForwardPhases make_forward_phases(const ConvGeometry& g) {
-  const int64_t sy = g.stride[1], sx = g.stride[2];
-  ForwardPhases ph;
-  ph.grid = g;
-  ph.grid.stride = {1, 1, 1};
-  ph.grid.pad_lo = ph.grid.pad_hi = {0, 0, 0};
-  ph.grid.dilation = {1, 1, 1};
-  ph.grid.in = {sy * sx, (g.in[1] + sy - 1) / sy, (g.in[2] + sx - 1) / sx};
-  ph.channel_size = ph.grid.in_spatial();
-  const int64_t taps = g.kernel_spatial();
-  ph.offsets.dz.resize(size_t(taps));
-  ph.offsets.dy.resize(size_t(taps));
-  ph.offsets.dx.resize(size_t(taps));
-  for (int64_t t = 0; t < taps; ++t) {
-    // input index s * o + e of tap t = plane (e mod s), element o + floor(e / s)
-    const int64_t ey = tap_position(g, 1, t / g.kernel[2]) * g.dilation[1] - g.pad_lo[1];
-    const int64_t ex = tap_position(g, 2, t % g.kernel[2]) * g.dilation[2] - g.pad_lo[2];
-    const int64_t qy = floor_div(ey, sy), qx = floor_div(ex, sx);
-    ph.offsets.dz[size_t(t)] = (ey - qy * sy) * sx + (ex - qx * sx);
-    ph.offsets.dy[size_t(t)] = qy;
-    ph.offsets.dx[size_t(t)] = qx;
-  }
-  return ph;
-}
-
-template <typename T>
-void split_forward_phases(const ConvGeometry& g, const ForwardPhases& ph, const T* x,
-                          int64_t images, int64_t image_stride, int64_t channels, T* dst) {
-  const int64_t sy = g.stride[1], sx = g.stride[2], H = g.in[1], W = g.in[2];
-  const int64_t hp = ph.grid.in[1], wp = ph.grid.in[2], plane = hp * wp, in_sp = g.in_spatial();
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, in_sp));
-  parallel_for(images * channels, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t idx = begin; idx < end; ++idx) {
-      const int64_t i = idx / channels, c = idx % channels;
-      const T* xc = x + i * image_stride + c * in_sp;
-      T* d = dst + idx * ph.channel_size;
-      for (int64_t ry = 0; ry < sy; ++ry) {
-        T* planes = d + ry * sx * plane;  // the sx planes of row phase ry
-        for (int64_t jy = 0; jy < hp; ++jy) {
-          const int64_t iy = sy * jy + ry;
-          if (iy < H) {
-            split_row(xc + iy * W, W, sx, wp, planes + jy * wp, plane);
-          } else {
-            for (int64_t rx = 0; rx < sx; ++rx) std::fill_n(planes + rx * plane + jy * wp, wp, T(0));
-          }
-        }
-      }
-    }
-  });
-}
-
-template void split_forward_phases<float>(const ConvGeometry&, const ForwardPhases&, const float*,
-                                          int64_t, int64_t, int64_t, float*);
-template void split_forward_phases<double>(const ConvGeometry&, const ForwardPhases&,
-                                           const double*, int64_t, int64_t, int64_t, double*);
 
 template class PhaseColumns<float>;
 template class PhaseColumns<double>;

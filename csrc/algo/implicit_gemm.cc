@@ -9,6 +9,7 @@
 #include "algo/conv_panels.h"
 #include "algo/gemm_conv.h"
 #include "algo/phase_backward_data.h"
+#include "algo/phase_bands.h"
 #include "algo/plane_transpose.h"
 #include "algo/wide_phases.h"
 #include "fastconv/algorithm.h"
@@ -153,7 +154,11 @@ template <typename T>
 int64_t prepacked_weight_elems(const ConvGeometry& g) {
   if (g.groups != 1 || wide_phases_apply(g, sizeof(T))) return 0;
   const int64_t nb = fold_images(g, Pass::kForward), rows = g.c * g.kernel_spatial();
-  const int64_t gemms = nb > 1 ? (g.n + nb - 1) / nb : g.n;
+  // A GEMM per block of images, or per band of output rows (phase_bands).
+  const PhaseBands bands = nb > 1 ? PhaseBands{} : phase_bands(g, sizeof(T));
+  const int64_t gemms = nb > 1    ? (g.n + nb - 1) / nb
+                        : bands.rows > 0 ? g.n * ((g.out[1] + bands.rows - 1) / bands.rows)
+                                         : g.n;
   if (gemms < 2 || gemm::reads_a_in_place<T>(rows, nb * g.out_spatial())) return 0;
   if (nb == 1 && (transposed_pointwise<T>(g, Pass::kForward) || transposed_forward<T>(g)))
     return 0;
@@ -276,8 +281,11 @@ int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t 
   // Folded forward: the output block; strided: the input's stride phases of the block's images.
   if (pass == Pass::kForward) {
     if (wide_phases_apply(g, elem_size)) return wide_phases_workspace(g, nb, elem_size) * elem_size;
-    const int64_t phases =
-        forward_reads_phases(g, elem_size) ? nb * cg * make_forward_phases(g).channel_size : 0;
+    const PhaseBands bands = nb > 1 ? PhaseBands{} : phase_bands(g, elem_size);
+    const int64_t phases = bands.rows > 0 ? bands.slots * bands.slot
+                           : forward_reads_phases(g, elem_size)
+                               ? nb * cg * make_forward_phases(g).channel_size
+                               : 0;
     const int64_t transposed =
         transposed_pointwise_any(g, pass) || transposed_forward<float>(g) ||
                 transposed_forward<double>(g)
@@ -340,24 +348,30 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
   // strided forwards gather their columns from x itself (double step: two vector loads a vector).
   const bool phased = forward_reads_phases(g, sizeof(T));
   const ForwardPhases ph = phased ? make_forward_phases(g) : ForwardPhases{};
+  const PhaseBands bands = phased && nb == 1 ? phase_bands(g, sizeof(T)) : PhaseBands{};
   T* phase_buf = ws + (nb > 1 ? kg * nb * out_sp : 0);
-  // C (kg x cols) = A B, A the group's weight rows (or the packed weight) and B any source.
+  // C (kg x cols, row stride ldc) = A B: A the group's weight rows (or packed), B any source.
   auto product = [&](const gemm::MatrixRef<T>& a, const gemm::PanelSource<T>& b, int64_t cols,
-                     T beta, T* c) {
-    if (packed_w) return gemm::gemm_packed_a<T>(kg, cols, rows, T(1), packed_w, b, beta, c, cols);
-    gemm::gemm<T>(kg, cols, rows, T(1), a, b, beta, c, cols);
+                     T beta, T* c, int64_t ldc) {
+    if (packed_w) return gemm::gemm_packed_a<T>(kg, cols, rows, T(1), packed_w, b, beta, c, ldc);
+    gemm::gemm<T>(kg, cols, rows, T(1), a, b, beta, c, ldc);
   };
   auto gemm_images = [&](int64_t n0, int64_t cnt, int64_t grp, const gemm::MatrixRef<T>& a,
                          T beta, T* c) {
     const T* xg = x + (n0 * g.c + grp * cg) * in_sp;
     const int64_t cols = cnt * out_sp;
+    if (bands.rows > 0)
+      return phase_bands_forward<T>(g, ph, bands, xg, c, phase_buf,
+                                    [&](const gemm::PanelSource<T>& b, int64_t n, T* band_c) {
+                                      product(a, b, n, beta, band_c, out_sp);
+                                    });
     if (phased) {
       split_forward_phases(g, ph, xg, cnt, g.c * in_sp, cg, phase_buf);
       const PhaseColumns<T> b(ph.grid, ph.offsets, g.kernel_spatial(), phase_buf,
                               cg * ph.channel_size);
-      return product(a, b, cols, beta, c);
+      return product(a, b, cols, beta, c, cols);
     }
-    product(a, ForwardColumns<T>(g, xg, g.c * in_sp), cols, beta, c);
+    product(a, ForwardColumns<T>(g, xg, g.c * in_sp), cols, beta, c, cols);
   };
   if (nb > 1) {
     for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
@@ -396,7 +410,7 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
                       gemm::MatrixRef<T>{a.data, 1, rows}, T(0), ws, kg);
         transpose_into(ws, out_sp, kg, bias ? bias + grp * kg : nullptr, yg);
       } else if (pointwise) {
-        product(a, gemm::DenseSource<T>({xg, in_sp, 1}), out_sp, beta, yg);
+        product(a, gemm::DenseSource<T>({xg, in_sp, 1}), out_sp, beta, yg, out_sp);
       } else {
         gemm_images(n, 1, grp, a, beta, yg);
       }
@@ -554,6 +568,8 @@ std::string implicit_gemm_plan(ConvPlan& plan) {
     plan.note = "stride phases with zero margins, panels read in place";
   else if (plan.pass == Pass::kForward && forward_double_step(plan.g, dtype_size(plan.dtype)))
     plan.note = "stride-2 columns gathered from the input, two vector loads per vector";
+  else if (plan.pass == Pass::kForward && fold_images(plan.g, Pass::kForward) == 1)
+    plan.note = phase_bands_note(plan.g, dtype_size(plan.dtype));
   if (plan.pass == Pass::kBackwardWeight && plan.g.n > 0) {  // explain()'s bracket
     if (box_weight(plan.g)) {
       plan.note = "a GEMM per kernel tap over only the positions it reaches (padding skipped), "
