@@ -64,8 +64,11 @@ template <typename T>
 void pack_a_columns(int64_t mr, MatrixRef<T> a, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
                     T* dst) {
   const int64_t full = mc / mr * mr, panel = kc * mr;
+  constexpr int64_t kAhead = 8, kLine = 64 / int64_t(sizeof(T));
   for (int64_t kk = 0; kk < kc; ++kk) {
     const T* src = a.data + i0 + (k0 + kk) * a.cs;
+    if (kk + kAhead < kc)
+      for (int64_t i = 0; i < mc; i += kLine) __builtin_prefetch(src + kAhead * a.cs + i);
     T* d = dst + kk * mr;
     for (int64_t p = 0; p < full; p += mr, d += panel)
       for (int64_t i = 0; i < mr; ++i) d[i] = src[p + i];
