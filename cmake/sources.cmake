@@ -15,6 +15,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/wide_phases.cc
   csrc/algo/phase_bands.cc
   csrc/algo/forward_phases.cc
+  csrc/algo/split_gemm.cc
   csrc/algo/im2col.cc
   csrc/algo/column_backward_data.cc
   csrc/algo/batch_fold.cc

@@ -37,6 +37,8 @@ def _jobs(rng):
     w1 = rand(rng, (6, 4, 31), f32)
     wt = rand(rng, (16, 8, 4, 4), f32)
     f0, f1 = rand(rng, (8, 16, 5), f32), rand(rng, (8, 16, 3), f32)
+    xb = rand(rng, (1, 24, 300, 150), f32)  # 4.3 MiB of stride phases: split band by band
+    wb = rand(rng, (6, 24, 3, 3), f32)
     xp = rand(rng, (3, 8, 21, 21), f32)
     gp = rand(rng, fastconv.max_pool(xp, 3, stride=2).shape, f32)
     jobs = []
@@ -57,6 +59,7 @@ def _jobs(rng):
     kw = dict(stride=2, padding=1)
     jobs += [
         ("conv f64 strided", lambda: fastconv.conv(xd, wd, **kw)),
+        ("conv phase bands", lambda: fastconv.conv(xb, wb, algo="implicit_gemm", **kw)),
         ("backward_data f64", lambda: fastconv.conv_backward_data(gyd, wd, xd.shape, **kw)),
         ("backward_weight f64", lambda: fastconv.conv_backward_weight(xd, gyd, wd.shape, **kw)),
         ("depthwise", lambda: fastconv.conv(x, wdw, padding=2, groups=16, algo="depthwise")),

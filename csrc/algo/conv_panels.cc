@@ -14,7 +14,6 @@
 #include <emmintrin.h>
 #endif
 
-
 namespace fastconv::algo {
 
 TapTable::TapTable(const ConvGeometry& g) {
@@ -466,7 +465,6 @@ void FoldedColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int6
     }
   }
 }
-
 
 template class PhaseColumns<float>;
 template class PhaseColumns<double>;

@@ -233,7 +233,6 @@ template <typename T>
 void split_forward_phases(const ConvGeometry& g, const ForwardPhases& ph, const T* x,
                           int64_t images, int64_t image_stride, int64_t channels, T* dst);
 
-
 // Splits phase rows [j0, j0 + count) of one channel of x (its plane at xc) into dst: row r of
 // stride phase (ry, rx) at dst + (ry * sx + rx) * plane + r * Wp holds x[sy * (j0 + r) + ry,
 // sx * i + rx] (zero outside x, rows before it included). Serial.

@@ -11,7 +11,8 @@ using Pass = ConvPass;
 
 // Bytes of scratch memory the driver needs for `pass` (the caller allocates and passes it).
 int64_t im2col_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t elem_size);
-int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t elem_size);
+int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t elem_size,
+                                      int threads);
 
 // Upper bound on the im2col column buffer: FASTCONV_WORKSPACE_LIMIT (bytes; K/M/G suffixes
 // allowed), default 256 MiB.

@@ -11,6 +11,7 @@
 #include "algo/phase_backward_data.h"
 #include "algo/phase_bands.h"
 #include "algo/plane_transpose.h"
+#include "algo/split_gemm.h"
 #include "algo/wide_phases.h"
 #include "fastconv/algorithm.h"
 #include "fastconv/parallel.h"
@@ -30,68 +31,6 @@ bool is_pointwise(const ConvGeometry& g) {
 
 bool unit_stride(const ConvGeometry& g) {
   return g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1;
-}
-
-// Weight gradients reduce over every output position (and image): with a small output (e.g.
-// resnet50.conv1: 64 x 147 over 12544 positions) an M/N split leaves each thread packing the
-// whole gathered B, the expensive operand, for a share of few tiles. Such a GEMM is split
-// along its reduction instead, into chunks of about kSplitDepth positions summed in a fixed
-// order: the count depends on the shape alone, so results do not depend on the thread count.
-// Outputs up to 2^16 elements (alexnet.conv1's 96 x 363 weight: 2 threads, median, 1.50 -> 1.35
-// ms split; 2^18 changed nothing on the 3x3 layers).
-constexpr int64_t kSplitDepth = 1024, kMaxSplits = 16, kSplitMaxOutput = int64_t(1) << 16;
-
-int64_t reduction_splits(int64_t m, int64_t n, int64_t depth) {
-  if (m * n > kSplitMaxOutput) return 1;
-  const int64_t splits = std::clamp<int64_t>(depth / kSplitDepth, 1, kMaxSplits);
-  // A multiple of 4 once split, so 2 or 4 threads get equal shares (3 chunks on 2 threads left
-  // one idle a third of the time: resnet50.res2.1x1b's weight gradient, 3136 positions).
-  return splits > 1 ? std::min<int64_t>(kMaxSplits, (splits + 3) / 4 * 4) : 1;
-}
-
-// B's rows from `offset` on.
-template <typename T>
-class RowOffset final : public gemm::PanelSource<T> {
- public:
-  RowOffset(const gemm::PanelSource<T>& b, int64_t offset) : b_(b), offset_(offset) {}
-  void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override {
-    b_.pack(k0 + offset_, kc, n0, nc, nr, dst);
-  }
-
- private:
-  const gemm::PanelSource<T>& b_;
-  int64_t offset_;
-};
-
-// C (m x n, row stride ldc) = A (m x depth) B + beta C, as reduction_splits says: the chunks'
-// products go to `partial` (splits x m x n) in parallel, then C = beta C + P_0 + P_1 + ...
-template <typename T>
-void split_gemm(int64_t m, int64_t n, int64_t depth, gemm::MatrixRef<T> a,
-                const gemm::PanelSource<T>& b, T beta, T* c, int64_t ldc, T* partial) {
-  const int64_t splits = reduction_splits(m, n, depth);
-  if (splits <= 1) return gemm::gemm<T>(m, n, depth, T(1), a, b, beta, c, ldc);
-  parallel_for(splits, 1, [&](int64_t s0, int64_t s1) {
-    for (int64_t s = s0; s < s1; ++s) {
-      const int64_t k0 = depth * s / splits, k1 = depth * (s + 1) / splits;
-      gemm::gemm<T>(m, n, k1 - k0, T(1), {a.data + k0 * a.cs, a.rs, a.cs}, RowOffset<T>(b, k0),
-                    T(0), partial + s * m * n, n);
-    }
-  });
-  parallel_for(m, 8, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      T* out = c + r * ldc;
-      const T* p0 = partial + r * n;
-      if (beta == T(0)) {
-        std::copy_n(p0, n, out);
-      } else {
-        for (int64_t j = 0; j < n; ++j) out[j] = beta * out[j] + p0[j];
-      }
-      for (int64_t s = 1; s < splits; ++s) {
-        const T* ps = partial + (s * m + r) * n;
-        for (int64_t j = 0; j < n; ++j) out[j] += ps[j];
-      }
-    }
-  });
 }
 
 // The weight gradient's columns read stride phases where output rows are long: its packing
@@ -151,11 +90,14 @@ bool transposed_forward(const ConvGeometry& g) {
 // elements the packed weight takes in ws, or 0: rounded up to 16, so that the buffers after it
 // keep ws's 64-byte alignment.
 template <typename T>
-int64_t prepacked_weight_elems(const ConvGeometry& g) {
+PhaseBands forward_bands(const ConvGeometry& g, int threads);
+
+template <typename T>
+int64_t prepacked_weight_elems(const ConvGeometry& g, int threads) {
   if (g.groups != 1 || wide_phases_apply(g, sizeof(T))) return 0;
   const int64_t nb = fold_images(g, Pass::kForward), rows = g.c * g.kernel_spatial();
   // A GEMM per block of images, or per band of output rows (phase_bands).
-  const PhaseBands bands = nb > 1 ? PhaseBands{} : phase_bands(g, sizeof(T));
+  const PhaseBands bands = forward_bands<T>(g, threads);
   const int64_t gemms = nb > 1    ? (g.n + nb - 1) / nb
                         : bands.rows > 0 ? g.n * ((g.out[1] + bands.rows - 1) / bands.rows)
                                          : g.n;
@@ -163,6 +105,17 @@ int64_t prepacked_weight_elems(const ConvGeometry& g) {
   if (nb == 1 && (transposed_pointwise<T>(g, Pass::kForward) || transposed_forward<T>(g)))
     return 0;
   return (gemm::packed_a_elems<T>(g.k, rows) + 15) / 16 * 16;
+}
+
+// The bands of output rows a strided forward of single images splits its stride phases in
+// (phase_bands), for the plan's thread count (the workspace holds a band's planes per thread):
+// none where images are folded or the product is transposed (those never split by bands).
+template <typename T>
+PhaseBands forward_bands(const ConvGeometry& g, int threads) {
+  if (fold_images(g, Pass::kForward) > 1 || transposed_pointwise<T>(g, Pass::kForward) ||
+      transposed_forward<T>(g))
+    return {};
+  return phase_bands(g, sizeof(T), threads);
 }
 
 // transposed_pointwise for either dtype (workspace sizing, which knows only the element size).
@@ -276,12 +229,15 @@ void channels_last_weight_gradient(const ConvGeometry& g, int64_t grp, const T* 
 
 }  // namespace
 
-int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t elem_size) {
+int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t elem_size,
+                                      int threads) {
   const int64_t nb = fold_images(g, pass), cg = g.c_per_group(), kg = g.k_per_group();
-  // Folded forward: the output block; strided: the input's stride phases of the block's images.
+  // Folded forward: the output block; strided: the input's stride phases of the block's images,
+  // or each thread's planes of a band.
   if (pass == Pass::kForward) {
     if (wide_phases_apply(g, elem_size)) return wide_phases_workspace(g, nb, elem_size) * elem_size;
-    const PhaseBands bands = nb > 1 ? PhaseBands{} : phase_bands(g, elem_size);
+    const PhaseBands bands =
+        elem_size == 4 ? forward_bands<float>(g, threads) : forward_bands<double>(g, threads);
     const int64_t phases = bands.rows > 0 ? bands.slots * bands.slot
                            : forward_reads_phases(g, elem_size)
                                ? nb * cg * make_forward_phases(g).channel_size
@@ -291,8 +247,8 @@ int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t 
                 transposed_forward<double>(g)
             ? (kg + cg * g.kernel_spatial()) * g.out_spatial()
             : 0;
-    const int64_t packed_weight = elem_size == 4 ? prepacked_weight_elems<float>(g)
-                                                 : prepacked_weight_elems<double>(g);
+    const int64_t packed_weight = elem_size == 4 ? prepacked_weight_elems<float>(g, threads)
+                                                 : prepacked_weight_elems<double>(g, threads);
     return ((nb > 1 ? kg * nb * g.out_spatial() : 0) + phases + transposed + packed_weight) *
            elem_size;
   }
@@ -331,7 +287,7 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
   const int64_t nb = fold_images(g, Pass::kForward);
   if (wide_phases_apply(g, sizeof(T))) return wide_phases_forward(g, nb, x, w, bias, y, ws);
   // The weight packed once for every GEMM (prepacked_weight_elems), the rest of ws after it.
-  const int64_t packed_elems = prepacked_weight_elems<T>(g);
+  const int64_t packed_elems = prepacked_weight_elems<T>(g, plan.threads);
   T* const packed_w = packed_elems > 0 ? ws : nullptr;
   ws += packed_elems;
   if (packed_w) {
@@ -344,11 +300,12 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
     });
   }
   // Strided: each GEMM reads its images' channels split into stride phases (after the output
-  // block in ws); the split runs per group and block of images, right before its GEMM. Other
-  // strided forwards gather their columns from x itself (double step: two vector loads a vector).
+  // block in ws); the split runs per group and block of images, right before its GEMM, or per
+  // band of output rows into each thread's planes (forward_bands). Other strided forwards gather
+  // their columns from x itself (double step: two vector loads a vector).
   const bool phased = forward_reads_phases(g, sizeof(T));
   const ForwardPhases ph = phased ? make_forward_phases(g) : ForwardPhases{};
-  const PhaseBands bands = phased && nb == 1 ? phase_bands(g, sizeof(T)) : PhaseBands{};
+  const PhaseBands bands = phased ? forward_bands<T>(g, plan.threads) : PhaseBands{};
   T* phase_buf = ws + (nb > 1 ? kg * nb * out_sp : 0);
   // C (kg x cols, row stride ldc) = A B: A the group's weight rows (or packed), B any source.
   auto product = [&](const gemm::MatrixRef<T>& a, const gemm::PanelSource<T>& b, int64_t cols,
@@ -563,13 +520,16 @@ void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* gr
 }
 
 std::string implicit_gemm_plan(ConvPlan& plan) {
-  plan.workspace_bytes = implicit_gemm_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype));
+  plan.workspace_bytes =
+      implicit_gemm_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype), plan.threads);
   if (plan.pass == Pass::kForward && wide_phases_apply(plan.g, dtype_size(plan.dtype)))
     plan.note = "stride phases with zero margins, panels read in place";
   else if (plan.pass == Pass::kForward && forward_double_step(plan.g, dtype_size(plan.dtype)))
     plan.note = "stride-2 columns gathered from the input, two vector loads per vector";
-  else if (plan.pass == Pass::kForward && fold_images(plan.g, Pass::kForward) == 1)
-    plan.note = phase_bands_note(plan.g, dtype_size(plan.dtype));
+  else if (plan.pass == Pass::kForward && plan.g.n > 0)
+    plan.note = phase_bands_note(plan.dtype == DType::kFloat32
+                                     ? forward_bands<float>(plan.g, plan.threads)
+                                     : forward_bands<double>(plan.g, plan.threads));
   if (plan.pass == Pass::kBackwardWeight && plan.g.n > 0) {  // explain()'s bracket
     if (box_weight(plan.g)) {
       plan.note = "a GEMM per kernel tap over only the positions it reaches (padding skipped), "

@@ -22,9 +22,10 @@ constexpr int64_t kMinWholeBytes = int64_t(4) << 20;
 
 }  // namespace
 
-PhaseBands phase_bands(const ConvGeometry& g, int64_t elem_size) {
+PhaseBands phase_bands(const ConvGeometry& g, int64_t elem_size, int threads) {
   PhaseBands pb;
-  if (!forward_reads_phases(g, elem_size) || g.out[1] < 2) return pb;
+  const int64_t nr = elem_size == 4 ? gemm::panel_width<float>() : gemm::panel_width<double>();
+  if (nr > 16 || !forward_reads_phases(g, elem_size) || g.out[1] < 2) return pb;
   const ForwardPhases ph = make_forward_phases(g);
   if (g.c_per_group() * ph.channel_size * elem_size < kMinWholeBytes) return pb;
   const auto [lo, hi] = std::minmax_element(ph.offsets.dy.begin(), ph.offsets.dy.end());
@@ -33,18 +34,16 @@ PhaseBands phase_bands(const ConvGeometry& g, int64_t elem_size) {
   const int64_t rows = std::clamp<int64_t>(
       gemm::cache_sizes().l2 / 2 / std::max<int64_t>(1, row_bytes) - span, 1, g.out[1]);
   const int64_t bands = ceil_div(g.out[1], rows);
-  const int64_t threads = get_num_threads();
   if (bands < 2 * threads && threads > 1) return pb;
   pb.rows = rows;
   pb.height = rows + span;
   pb.qy0 = *lo;
-  pb.slots = std::min(threads, bands);
+  pb.slots = std::min<int64_t>(threads, bands);
   pb.slot = g.c_per_group() * ph.grid.in[0] * pb.height * ph.grid.in[2];
   return pb;
 }
 
-std::string phase_bands_note(const ConvGeometry& g, int64_t elem_size) {
-  const PhaseBands pb = g.n > 0 ? phase_bands(g, elem_size) : PhaseBands{};
+std::string phase_bands_note(const PhaseBands& pb) {
   if (pb.rows == 0) return "";
   return "stride phases split band by band (" + std::to_string(pb.rows) +
          " output rows per band), each thread's band in cache";

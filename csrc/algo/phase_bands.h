@@ -1,5 +1,5 @@
-// The strided forward of one large image over stride phases, band by band (implicit GEMM at
-// 16-wide panels, where forward_reads_phases holds): instead of splitting the whole image into
+// The strided forward of one large image over stride phases, band by band (implicit GEMM with
+// panels of up to 16 columns, where forward_reads_phases holds): instead of splitting the whole image into
 // its phases ahead of the GEMM (13 MiB for yolov5s's 32->64 3x3/2 on 320x320, written to memory
 // and read back by the GEMM), each thread splits the phase rows of a band of output rows into
 // planes of its own that stay in L2, runs the band's GEMM on them, and moves the rows the next
@@ -24,12 +24,14 @@ struct PhaseBands {
 };
 
 // The bands for a forward that reads stride phases (forward_reads_phases) of single images
-// (no batch folding), rows 0 where the whole image is split ahead instead (its phases are small
-// enough to stay in cache, or too few bands for the threads).
-PhaseBands phase_bands(const ConvGeometry& g, int64_t elem_size);
+// (no batch folding) on `threads` threads, rows 0 where the whole image is split ahead instead
+// (its phases are small enough to stay in cache, too few bands for the threads, or panels wider
+// than 16, where bands were never measured). The caller passes the plan's thread count: the
+// workspace holds one band's planes per thread.
+PhaseBands phase_bands(const ConvGeometry& g, int64_t elem_size, int threads);
 
 // explain()'s note where the forward runs in bands ("" elsewhere).
-std::string phase_bands_note(const ConvGeometry& g, int64_t elem_size);
+std::string phase_bands_note(const PhaseBands& pb);
 
 // C (the group's Kg x cols output positions, row stride the image's output plane, at c) = the
 // weight times B; cols positions from the band's first.
