@@ -1,9 +1,9 @@
 // The strided forward of one large image over stride phases, band by band (implicit GEMM with
 // panels of up to 16 columns, where forward_reads_phases holds): instead of splitting the whole
 // image into its phases ahead of the GEMM (13 MiB for yolov5s's 32->64 3x3/2 on 320x320, written
-// to memory and read back by the GEMM), each thread splits the phase rows of a band of output rows into
-// planes of its own that stay in L2, runs the band's GEMM on them, and moves the rows the next
-// band shares (the taps' row span) to the top instead of splitting them again.
+// to memory and read back by the GEMM), each thread splits the phase rows of a band of output
+// rows into planes of its own that stay in L2, runs the band's GEMM on them, and moves the rows
+// the next band shares (the taps' row span) to the top instead of splitting them again.
 #pragma once
 #include <cstdint>
 #include <functional>
