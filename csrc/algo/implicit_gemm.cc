@@ -83,15 +83,23 @@ bool transposed_forward(const ConvGeometry& g) {
          gemm::transpose_fills_better<T>(g.out_spatial(), kTransposeMargin);
 }
 
+// The bands of output rows a strided forward of single images splits its stride phases in
+// (phase_bands), for the plan's thread count (the workspace holds a band's planes per thread):
+// none where images are folded or the product is transposed (those never split by bands).
+template <typename T>
+PhaseBands forward_bands(const ConvGeometry& g, int threads) {
+  if (fold_images(g, Pass::kForward) > 1 || transposed_pointwise<T>(g, Pass::kForward) ||
+      transposed_forward<T>(g))
+    return {};
+  return phase_bands(g, sizeof(T), threads);
+}
+
 // Forward GEMMs that share the weight as A (one group; several images, or blocks of folded
 // images, one GEMM each) read it packed once per call (at the front of ws): each GEMM packed it
 // again otherwise, once per part of its columns (twice per image on 2 threads). Not where the
 // GEMMs read A in place (few columns) or the weight is B (the transposed products). The
 // elements the packed weight takes in ws, or 0: rounded up to 16, so that the buffers after it
 // keep ws's 64-byte alignment.
-template <typename T>
-PhaseBands forward_bands(const ConvGeometry& g, int threads);
-
 template <typename T>
 int64_t prepacked_weight_elems(const ConvGeometry& g, int threads) {
   if (g.groups != 1 || wide_phases_apply(g, sizeof(T))) return 0;
@@ -105,17 +113,6 @@ int64_t prepacked_weight_elems(const ConvGeometry& g, int threads) {
   if (nb == 1 && (transposed_pointwise<T>(g, Pass::kForward) || transposed_forward<T>(g)))
     return 0;
   return (gemm::packed_a_elems<T>(g.k, rows) + 15) / 16 * 16;
-}
-
-// The bands of output rows a strided forward of single images splits its stride phases in
-// (phase_bands), for the plan's thread count (the workspace holds a band's planes per thread):
-// none where images are folded or the product is transposed (those never split by bands).
-template <typename T>
-PhaseBands forward_bands(const ConvGeometry& g, int threads) {
-  if (fold_images(g, Pass::kForward) > 1 || transposed_pointwise<T>(g, Pass::kForward) ||
-      transposed_forward<T>(g))
-    return {};
-  return phase_bands(g, sizeof(T), threads);
 }
 
 // transposed_pointwise for either dtype (workspace sizing, which knows only the element size).

@@ -26,8 +26,12 @@ PhaseBands phase_bands(const ConvGeometry& g, int64_t elem_size, int threads) {
   PhaseBands pb;
   const int64_t nr = elem_size == 4 ? gemm::panel_width<float>() : gemm::panel_width<double>();
   if (nr > 16 || !forward_reads_phases(g, elem_size) || g.out[1] < 2) return pb;
+  // The whole image's phases (make_forward_phases' channel_size), before building its tables:
+  // most strided forwards stop here, on every call.
+  const int64_t sy = g.stride[1], sx = g.stride[2];
+  const int64_t channel = sy * sx * ceil_div(g.in[1], sy) * ceil_div(g.in[2], sx);
+  if (g.c_per_group() * channel * elem_size < kMinWholeBytes) return pb;
   const ForwardPhases ph = make_forward_phases(g);
-  if (g.c_per_group() * ph.channel_size * elem_size < kMinWholeBytes) return pb;
   const auto [lo, hi] = std::minmax_element(ph.offsets.dy.begin(), ph.offsets.dy.end());
   const int64_t span = *hi - *lo;
   const int64_t row_bytes = g.c_per_group() * ph.grid.in[0] * ph.grid.in[2] * elem_size;
