@@ -153,3 +153,29 @@ def test_inputs_are_not_modified(rng):
     for before, after in zip(copies, (xv, w, b)):
         np.testing.assert_array_equal(before, after)
     assert_close(y, ref.conv_transpose(x, w, b, 2, 1, 1, 1, 2), reduction=27)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(
+    "xs, ws, stride, padding",
+    [
+        ((6, 96, 4, 4), (96, 64, 4, 4), 2, 1),  # dcgan-like: whole images, plane by plane
+        ((5, 40, 5, 6), (40, 70, 3, 3), 2, 1),  # line by line, panels split unevenly
+        ((3, 36, 3, 3), (36, 90, 3, 3), 1, 1),
+    ],
+)
+@pytest.mark.parametrize("threads", [2, 3])
+def test_column_tiles_share_packed_grad_y(xs, ws, stride, padding, threads, dtype, rng):
+    # im2col's backward data (= this forward) with parallel tiles of one image block: grad_y is
+    # packed once, a share of panels per thread, and every tile's GEMM reads it in place.
+    x, w = rand(rng, xs, dtype), rand(rng, ws, dtype)
+    kw = dict(stride=stride, padding=padding, algo="im2col")
+    before = fastconv.get_num_threads()
+    fastconv.set_num_threads(threads)
+    try:
+        note = fastconv.explain(x, w, op="conv_transpose", **kw).reason
+        y = fastconv.conv_transpose(x, w, **kw)
+    finally:
+        fastconv.set_num_threads(before)
+    assert "grad_y packed once for all tiles" in note
+    assert_close(y, ref.conv_transpose(x, w, None, stride, padding), reduction=xs[1] * 9)

@@ -414,6 +414,11 @@ std::shared_ptr<const ColumnSchedule> column_schedule(const ConvGeometry& g, int
   if (s->parts == 1) size_tiles(g, cblocks, elem_size, *s);
   plan_planes(g, elem_size, *s);
   s->part_elems = s->tile_elems;
+  if (s->parts > 1 && s->tasks == s->cblocks && s->ib > 1 && s->rr >= s->lines) {
+    const int64_t k = g.k_per_group(), n = s->ib * s->lines * g.out[2];
+    s->shared_b_elems = elem_size == 4 ? gemm::packed_b_layout<float>(k, n).elems()
+                                       : gemm::packed_b_layout<double>(k, n).elems();
+  }
   if (s->planes) {
     s->acc_elems = g.stride[2] * s->ib * s->rr * g.out[2];
     // One tile at a time: its channels' gathers shared out, each thread with its phase sums.
@@ -423,7 +428,7 @@ std::shared_ptr<const ColumnSchedule> column_schedule(const ConvGeometry& g, int
 }
 
 int64_t column_backward_data_workspace(const ColumnSchedule& s) {
-  return s.parts * s.part_elems;
+  return s.parts * s.part_elems + s.shared_b_elems;
 }
 
 template <typename T>
@@ -440,6 +445,12 @@ void column_backward_data(const ConvGeometry& g, const ColumnSchedule& s, const 
   // such an A a column across all its panels at a time (gemm.cc, pack_a_columns), so columns a
   // multiple of 4 KiB apart no longer evict each other (dcgan.g2, 16 KiB apart, read a padded
   // copy of the weight before: 8 MiB copied per call, 5% of its time).
+  // One B for every task (ColumnSchedule::shared_b_elems): grad_y's images folded side by side,
+  // packed by the threads a share of panels each, then read in place by each tile's GEMM.
+  const bool shared_b = s.shared_b_elems > 0;
+  const int64_t b_cols = s.ib * s.lines * ox;
+  const gemm::PackedBLayout lb = gemm::packed_b_layout<T>(kg, shared_b ? b_cols : 1);
+  T* b_packed = ws + s.parts * s.part_elems;
   const auto run_task = [&](int64_t task, T* part, bool split) {
     const int64_t grp = task / (s.cblocks * s.nblocks), rest = task % (s.cblocks * s.nblocks);
     const int64_t c0 = rest / s.nblocks * s.cb, n0 = rest % s.nblocks * s.ib;
@@ -451,7 +462,10 @@ void column_backward_data(const ConvGeometry& g, const ColumnSchedule& s, const 
     for (int64_t r0 = 0; r0 < s.lines; r0 += s.rr) {
       const int64_t rn = std::min(s.rr, s.lines - r0), cols = ni * rn * ox;
       const T* gy = grad_y + (n0 * g.k + grp * kg) * per_image + r0 * ox;
-      if (ni == 1) {
+      if (shared_b) {
+        gemm::gemm_batched_packed_b<T>(1, cc * taps, cols, kg, T(1), a, 0, b_packed, lb, 0, T(0),
+                                       col, cols, 0);
+      } else if (ni == 1) {
         gemm::gemm<T>(cc * taps, cols, kg, T(1), a, gemm::MatrixRef<T>{gy, per_image, 1}, T(0),
                       col, cols);
       } else {
@@ -490,6 +504,18 @@ void column_backward_data(const ConvGeometry& g, const ColumnSchedule& s, const 
       }
     }
   };
+  if (shared_b) {
+    // Whole panels per share, in every k block of the layout.
+    const FoldedColumns<T> src(grad_y, per_image, per_image, g.k * per_image);
+    const int64_t panels = lb.n_pad / lb.nr;
+    parallel_for(s.parts, 1, [&](int64_t begin, int64_t end) {
+      const int64_t p0 = panels * begin / s.parts, p1 = panels * end / s.parts;
+      if (p0 == p1) return;
+      const int64_t n0 = p0 * lb.nr, nc = std::min(p1 * lb.nr, b_cols) - n0;
+      for (int64_t k0 = 0; k0 < kg; k0 += lb.kc)
+        src.pack(k0, std::min(lb.kc, kg - k0), n0, nc, lb.nr, b_packed + lb.offset(k0, n0));
+    });
+  }
   if (s.parts > 1) {
     parallel_for(s.parts, 1, [&](int64_t begin, int64_t end) {
       for (int64_t part = begin; part < end; ++part) {

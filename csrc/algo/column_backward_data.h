@@ -20,6 +20,10 @@ struct ColumnSchedule {
   int64_t tile_elems = 0;  // one tile's column block: cb * taps x ib * rr * out_x
   int64_t part_elems = 0;  // workspace per part: the tile, its margins, the phase sums
   int64_t acc_elems = 0;   // one thread's phase sums (plane by plane)
+  // Parallel tiles of one block of several images, all lines (one group): every task's GEMM
+  // has the same B (grad_y), packed once for all of them into the workspace's end (0: each GEMM
+  // packs its own).
+  int64_t shared_b_elems = 0;
   int threads = 1;         // the plan's thread count
 
   // Line by line (any geometry): which grad_y index and tap reach grad_x index i along the outer
@@ -50,7 +54,7 @@ struct ColumnSchedule {
 std::shared_ptr<const ColumnSchedule> column_schedule(const ConvGeometry& g, int threads,
                                                       int64_t elem_size);
 
-// Workspace elements: one part's buffers per part.
+// Workspace elements: one part's buffers per part, then the shared B.
 int64_t column_backward_data_workspace(const ColumnSchedule& s);
 
 // grad_x (N, C, *in) from grad_y (N, K, *out) and w (K, C/G, *kernel); every element of grad_x

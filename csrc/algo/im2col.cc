@@ -114,7 +114,8 @@ std::string im2col_plan(ConvPlan& plan) {
                 (schedule->rr < schedule->lines ? std::to_string(schedule->rr) + " grad_y lines"
                                                  : std::to_string(schedule->ib) + " image(s)") +
                 (schedule->planes ? ", gathered plane by plane" : ", gathered line by line") +
-                (schedule->parts > 1 ? ", in parallel" : "");
+                (schedule->parts > 1 ? ", in parallel" : "") +
+                (schedule->shared_b_elems > 0 ? ", grad_y packed once for all tiles" : "");
     plan.detail = std::move(schedule);
     return "";
   }
