@@ -439,3 +439,36 @@ def test_one_tile_block_only_near_the_cache_budget(restore_threads):
         return fastconv.explain(*shapes, padding=1, algo="winograd").workspace_bytes
 
     assert workspace(16) <= workspace(2)
+
+
+RUN_ROWS = [
+    ((1, 6, 4, 4), (5, 6, 5, 5), dict(padding=2)),  # 2 tiles a row: 8 rows' pieces per run
+    ((2, 6, 3, 3), (5, 6, 5, 5), dict(padding=2)),  # rows of exactly (r - 1) / m_w tiles
+    ((1, 6, 2, 2), (5, 6, 5, 5), dict(padding=2)),  # 1 tile a row: too short, a run per row
+    ((2, 5, 9, 33), (7, 5, 3, 3), dict(padding=1)),  # 17 tiles a row: pieces of 1 and 15
+    ((1, 5, 14, 14), (4, 5, 3, 3), dict(padding=((0, 2), (2, 1)), mode="conv")),
+    ((1, 40, 35, 35), (8, 40, 5, 5), dict(padding=2)),  # Inception's 35x35, 18 tiles a row
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,kw", RUN_ROWS, ids=[f"r{i}" for i in range(6)])
+def test_runs_over_tile_rows(fastconv_with_env, rng, x_shape, w_shape, kw, dtype):
+    """The transforms' runs go on over the next tile rows where a row has fewer tiles than a
+    run has lanes (winograd.cc: wrap_runs): pieces of rows gathered through two buffers, the
+    output's rows stored piece by piece. Forward, backward data and the weight gradient's input
+    side, with small tile blocks too (runs end at block edges)."""
+    for env in ({}, {"FASTCONV_WINOGRAD_BLOCK_BYTES": "1"}):
+        fc = fastconv_with_env(**env)
+        x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+        b = rand(rng, (w_shape[0],), dtype)
+        taps = int(np.prod(w_shape[2:]))
+        want = ref.conv(x, w, b, **kw)
+        assert_close(fc.conv(x, w, b, algo="winograd", **kw), want, dtype, w_shape[1] * taps)
+        gy = rand(rng, want.shape, dtype)
+        gx = fc.conv_backward_data(gy, w, x_shape, algo="winograd", **kw)
+        want_gx = ref.conv_backward_data(gy, w, x_shape, **kw)
+        assert_close(gx, want_gx, dtype, w_shape[0] * taps)
+        gw = fc.conv_backward_weight(x, gy, w_shape, algo="winograd", **kw)
+        out_count = int(np.prod(want.shape)) // want.shape[1]
+        assert_close(gw, ref.conv_backward_weight(x, gy, w_shape, **kw), dtype, out_count)

@@ -42,22 +42,34 @@ const winograd::TileKernels<T>& tile_kernels(int m, int r, bool two_d) {
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Calls fn(n, ty, tx, t, len) for each run of tiles [t, t + len) of [t0, t1) that lies in one
-// tile row and is at most `lanes` long.
+// tile row (`wrap`: in one image, over its tile rows) and is at most `lanes` long.
 template <typename F>
-void for_each_run(const Schedule& p, int64_t t0, int64_t t1, int64_t lanes, F&& fn) {
+void for_each_run(const Schedule& p, int64_t t0, int64_t t1, int64_t lanes, F&& fn,
+                  bool wrap = false) {
   const int64_t per_image = p.tiles_h * p.tiles_w;
   for (int64_t t = t0; t < t1;) {
     const int64_t n = t / per_image, r = t % per_image;
     const int64_t ty = r / p.tiles_w, tx = r % p.tiles_w;
-    const int64_t len = std::min({lanes, p.tiles_w - tx, t1 - t});
+    const int64_t len = std::min({lanes, wrap ? per_image - r : p.tiles_w - tx, t1 - t});
     fn(n, ty, tx, t, len);
     t += len;
   }
 }
 
+// Whether the tile transforms' runs go on over the next tile rows (TileKernels::Rows): on
+// images of fewer tiles per row than a run has lanes, where a run per row left lanes idle
+// (Inception's 5x5 on 35x35, 18 tiles of F(2x2) per row: 2 runs of 16 lanes per row; ResNet's
+// 14x14, 7 tiles: 7 of 16 lanes), and with rows of at least (r - 1) / m_w tiles (the
+// transforms' condition).
+inline bool wrap_runs(const Schedule& p, int64_t lanes) {
+  return p.mh > 1 && p.tiles_w % lanes != 0 && p.tiles_w * p.mw >= p.r - 1;
+}
+
 // The three stages on one block; ranges of channels let the callers share a stage out.
 template <typename T>
 struct Stages {
+  using Rows = typename winograd::TileKernels<T>::Rows;
+  static Rows one_row(int64_t nt) { return Rows{nt, nt, 0}; }
   const Schedule& p;
   const ConvGeometry& f;
   const winograd::TileKernels<T>& tk;
@@ -106,13 +118,16 @@ struct Stages {
                           F&& fn) const {
     if (!windows || windows_out) {
       const int64_t in_sp = f.in_spatial();
+      const bool wrap = wrap_runs(p, tk.lanes);
       for (int64_t c = c0; c < c1; ++c)
-        for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
-                                              int64_t len) {
-          const T* plane = x + ((n * f.c + grp * p.cg) + c) * in_sp;
-          fn(c, plane, f.in[1], f.in[2], ty * p.mh - f.pad_lo[1], tx * p.mw - f.pad_lo[2], t,
-             len);
-        });
+        for_each_run(
+            p, t0, t1, tk.lanes,
+            [&](int64_t n, int64_t ty, int64_t tx, int64_t t, int64_t len) {
+              const T* plane = x + ((n * f.c + grp * p.cg) + c) * in_sp;
+              fn(c, plane, f.in[1], f.in[2], ty * p.mh - f.pad_lo[1], tx * p.mw - f.pad_lo[2], t,
+                 len, Rows{p.tiles_w - tx, p.tiles_w, -f.pad_lo[2]});
+            },
+            wrap);
       return;
     }
     // The stacked correlation has no padding: tile (ty, tx) reads from row ty * mh, column
@@ -130,9 +145,11 @@ struct Stages {
         const int64_t cols = len * p.mw + p.r - 1;
         winograd_phases::stack_window(sp, x, n, stored, ty * p.mh, rows, tx * p.mw, cols, win);
         for (int64_t phase = 0; phase < P; ++phase)
-          for (int64_t l = 0; l < len; l += tk.lanes)
-            fn(c + phase, win + phase * rows * cols, rows, cols, int64_t(0), l * p.mw, t + l,
-               std::min<int64_t>(tk.lanes, len - l));
+          for (int64_t l = 0; l < len; l += tk.lanes) {
+            const int64_t nl = std::min<int64_t>(tk.lanes, len - l);
+            fn(c + phase, win + phase * rows * cols, rows, cols, int64_t(0), l * p.mw, t + l, nl,
+               one_row(nl));
+          }
       });
     }
   }
@@ -144,10 +161,12 @@ struct Stages {
 
   // V[c][a][t - t0] for channels [c0, c1) and tiles [t0, t1) of group grp.
   void input(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1, T* v) const {
-    for_each_input_run(grp, t0, t1, c0, c1, [&](int64_t c, const T* plane, int64_t h, int64_t w,
-                                                 int64_t iy0, int64_t ix0, int64_t t, int64_t len) {
-      tk.input(plane, h, w, iy0, ix0, len, v + c * p.v_cs + (t - t0), p.block);
-    });
+    for_each_input_run(grp, t0, t1, c0, c1,
+                       [&](int64_t c, const T* plane, int64_t h, int64_t w, int64_t iy0,
+                           int64_t ix0, int64_t t, int64_t len, Rows rows) {
+                         tk.input(plane, h, w, iy0, ix0, len, rows, v + c * p.v_cs + (t - t0),
+                                  p.block);
+                       });
   }
 
   // V for the forward / backward-data GEMMs as p.v_as-apart packed B matrices
@@ -158,11 +177,19 @@ struct Stages {
   void input_packed(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1, T* v) const {
     const int64_t nt = t1 - t0;
     const gemm::PackedBLayout& lb = p.v_layout;
-    for_each_input_run(grp, t0, t1, c0, c1, [&](int64_t c, const T* plane, int64_t h, int64_t w,
-                                                 int64_t iy0, int64_t ix0, int64_t t, int64_t len) {
+    for_each_input_run(grp, t0, t1, c0, c1,
+                       [&](int64_t c, const T* plane, int64_t h, int64_t w, int64_t iy0,
+                           int64_t ix0, int64_t t, int64_t len, Rows rows) {
       for (int64_t s = 0; s < len;) {
         const int64_t j = t - t0 + s, piece = std::min(len - s, lb.nr - j % lb.nr);
-        tk.input(plane, h, w, iy0, ix0 + s * p.mw, piece, v + lb.offset(c, j), p.v_as);
+        // The piece's first tile: s tiles on in the run's rows.
+        const int64_t row = s < rows.first ? 0 : 1 + (s - rows.first) / rows.row_tiles;
+        const int64_t col = row == 0 ? s : (s - rows.first) % rows.row_tiles;
+        const Rows piece_rows{row == 0 ? rows.first - s : rows.row_tiles - col, rows.row_tiles,
+                              rows.x_first};
+        tk.input(plane, h, w, iy0 + row * p.mh,
+                 (row == 0 ? ix0 : rows.x_first) + col * p.mw, piece, piece_rows,
+                 v + lb.offset(c, j), p.v_as);
         s += piece;
       }
     });
@@ -205,14 +232,17 @@ struct Stages {
   void output(int64_t grp, int64_t t0, int64_t t1, int64_t k0, int64_t k1, int64_t k_base,
               const T* mdom) const {
     const int64_t out_sp = f.out_spatial(), kstride = p.m_ks;
+    const bool wrap = wrap_runs(p, tk.lanes);
     for (int64_t k = k0; k < k1; ++k) {
       const T b = bias ? bias[grp * p.kg + k] : T(0);
-      for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
-                                            int64_t len) {
-        T* plane = y + ((n * f.k + grp * p.kg) + k) * out_sp;
-        tk.output(mdom + (k - k_base) * kstride + (t - t0), p.block, len, b, plane, f.out[1],
-                  f.out[2], ty * p.mh, tx * p.mw);
-      });
+      for_each_run(
+          p, t0, t1, tk.lanes,
+          [&](int64_t n, int64_t ty, int64_t tx, int64_t t, int64_t len) {
+            T* plane = y + ((n * f.k + grp * p.kg) + k) * out_sp;
+            tk.output(mdom + (k - k_base) * kstride + (t - t0), p.block, len, b, plane,
+                      f.out[1], f.out[2], ty * p.mh, tx * p.mw, Rows{p.tiles_w - tx, p.tiles_w, 0});
+          },
+          wrap);
     }
   }
 
@@ -236,7 +266,7 @@ struct Stages {
           for (int64_t l = 0; l < len; l += tk.lanes)
             tk.output(mdom + (k + phase) * p.m_ks + (t + l - t0), p.block,
                       std::min<int64_t>(tk.lanes, len - l), T(0), win + phase * rows * cols,
-                      rows, cols, 0, l * p.mw);
+                      rows, cols, 0, l * p.mw, one_row(len - l));
         winograd_phases::unstack_window(sp, win, n, c, ty * p.mh, rows, tx * p.mw, cols, y);
       });
     }

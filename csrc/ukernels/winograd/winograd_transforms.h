@@ -66,36 +66,95 @@ struct Tiles {
   static constexpr int kSpan = kL * MW + kAW - MW;  // input columns a full run reads
   static constexpr int kSpanPadded = (kSpan + kL - 1) / kL * kL;
 
+  // A run over several tile rows (TileKernels::Rows): its pieces, one per tile row.
+  struct Piece {
+    int64_t lane, n, y, x;  // first lane, tiles, row and column of its first tile
+  };
+  using Rows = typename winograd::TileKernels<T>::Rows;
+  static int pieces(int64_t y0, int64_t x0, int64_t nt, Rows rows, Piece* out) {
+    int count = 0;
+    for (int64_t l = 0, y = y0, x = x0, n = rows.first; l < nt; ++count) {
+      n = min64(n, nt - l);
+      out[count] = {l, n, y, x};
+      l += n, y += MH, x = rows.x_first, n = rows.row_tiles;
+    }
+    return count;
+  }
+
   static void input(const T* plane, int64_t h, int64_t w, int64_t iy0, int64_t ix0, int64_t nt,
-                    T* v, int64_t as) {
+                    Rows rows, T* v, int64_t as) {
     alignas(64) T d[kAH][kAW][kL];
     alignas(64) T out[kAH][kAW][kL];
-    const bool inside = ix0 >= 0 && ix0 + kSpan <= w;
-    // Columns [ix0, ix0 + span) of the tiles' window; past the run's last tile, zeros.
-    const int64_t x_lo = ix0 < 0 ? -ix0 : 0;
-    const int64_t x_hi = min64(w - ix0, (nt - 1) * MW + kAW);
-    alignas(64) T buf[kSpanPadded];
-    for (int i = 0; i < kAH; ++i) {
-      const int64_t y = iy0 + i;
-      if (y < 0 || y >= h) {
-        for (int l = 0; l < kL; ++l)
-          for (int j = 0; j < kAW; ++j) d[i][j][l] = T(0);
-        continue;
+    if (rows.first < nt) {
+      gather_pieces(plane, h, w, iy0, ix0, nt, rows, d);
+    } else {
+      const bool inside = ix0 >= 0 && ix0 + kSpan <= w;
+      // Columns [ix0, ix0 + span) of the tiles' window; past the run's last tile, zeros.
+      const int64_t x_lo = ix0 < 0 ? -ix0 : 0;
+      const int64_t x_hi = min64(w - ix0, (nt - 1) * MW + kAW);
+      alignas(64) T buf[kSpanPadded];
+      for (int i = 0; i < kAH; ++i) {
+        const int64_t y = iy0 + i;
+        if (y < 0 || y >= h) {
+          for (int l = 0; l < kL; ++l)
+            for (int j = 0; j < kAW; ++j) d[i][j][l] = T(0);
+          continue;
+        }
+        const T* row = plane + y * w + ix0;
+        if (inside && nt == kL) {
+          gather_row(row, d[i]);
+          continue;
+        }
+        load_range(row, x_lo, x_hi, kSpanPadded, buf);
+        gather_row(buf, d[i]);
       }
-      const T* row = plane + y * w + ix0;
-      if (inside && nt == kL) {
-        gather_row(row, d[i]);
-        continue;
-      }
-      load_range(row, x_lo, x_hi, kSpanPadded, buf);
-      gather_row(buf, d[i]);
     }
     apply_2d<T, kL, kAH, kAH, FH::BT, kAW, kAW, FW::BT>(&d[0][0][0], &out[0][0][0]);
     store(&out[0][0][0], kAH * kAW, nt, v, as);
   }
 
+  // input()'s patches of a run over several tile rows. Each piece's columns are copied to
+  // where one row's would lie (column lane * m_w on), the even pieces into one buffer and the
+  // odd into another: the r - 1 columns a piece's last tile reads past its tiles are then not
+  // overwritten by the next piece (which has its own buffer) and the one after starts past
+  // them (a full row of tiles, at least r - 1 columns). Each buffer is gathered as a row and
+  // the lanes taken from the piece's.
+  static void gather_pieces(const T* plane, int64_t h, int64_t w, int64_t iy0, int64_t ix0,
+                            int64_t nt, Rows rows, T (*d)[kAW][kL]) {
+    constexpr int kBuf = kSpanPadded + 2 * kL;
+    alignas(64) T buf[2][kBuf];
+    alignas(64) T odd_d[kAW][kL];
+    Piece ps[kL];
+    const int count = pieces(iy0, ix0, nt, rows, ps);
+    // Lanes of odd pieces: an integer of T's width each, so that the select below vectorises.
+    using Lane = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+    Lane odd[kL];
+    for (int l = 0; l < kL; ++l) odd[l] = 0;
+    for (int q = 1; q < count; q += 2)
+      for (int64_t l = ps[q].lane; l < ps[q].lane + ps[q].n; ++l) odd[l] = -1;
+    // Columns no piece writes (lanes past nt) hold zeros: load_range with an empty range reads
+    // nothing (vector zeroing where a plain loop became a memset call).
+    for (int b = 0; b < 2; ++b) load_range(plane, 0, 0, kBuf, buf[b]);
+    for (int i = 0; i < kAH; ++i) {
+      for (int q = 0; q < count; ++q) {
+        const Piece& pc = ps[q];
+        const int64_t y = pc.y + i, cols = pc.n * MW + kAW - MW;
+        const int64_t lo = y < 0 || y >= h ? 0 : min64(cols, pc.x < 0 ? -pc.x : 0);
+        const int64_t hi = y < 0 || y >= h ? 0 : min64(cols, w - pc.x);
+        const T* src = y < 0 || y >= h ? plane : plane + y * w + pc.x;  // (nothing read)
+        load_range(src, lo, hi, (cols + kL - 1) / kL * kL, buf[q & 1] + pc.lane * MW);
+      }
+      gather_row(buf[0], d[i]);
+      if (count > 1) {
+        gather_row(buf[1], odd_d);
+        for (int j = 0; j < kAW; ++j)
+          for (int l = 0; l < kL; ++l) d[i][j][l] = odd[l] != 0 ? odd_d[j][l] : d[i][j][l];
+      }
+    }
+  }
+
   static void output(const T* mdom, int64_t as, int64_t nt, T bias, T* plane, int64_t h,
-                     int64_t w, int64_t oy0, int64_t ox0) {
+                     int64_t w, int64_t oy0, int64_t ox0, Rows rows) {
     alignas(64) T q[kAH][kAW][kL];
     alignas(64) T o[MH][MW][kL];
     T* qf = &q[0][0][0];
@@ -104,8 +163,22 @@ struct Tiles {
       load_range(mdom + a * as, 0, nt, kL, qf + a * kL);
     }
     apply_2d<T, kL, MH, kAH, FH::AT, MW, kAW, FW::AT>(qf, &o[0][0][0]);
-    const int64_t cols = min64(nt * MW, w - ox0);  // ox0 >= 0
     alignas(64) T buf[kL * MW];
+    if (rows.first < nt) {  // each piece's columns of the interleaved row
+      Piece ps[kL];
+      const int count = pieces(oy0, ox0, nt, rows, ps);
+      for (int i = 0; i < MH; ++i) {
+        scatter_row(o[i], bias, buf);
+        for (int c = 0; c < count; ++c) {
+          const Piece& pc = ps[c];
+          if (pc.y + i >= h) continue;
+          T* row = plane + (pc.y + i) * w + pc.x;
+          store_prefix(buf + pc.lane * MW, min64(pc.n * MW, w - pc.x), row);
+        }
+      }
+      return;
+    }
+    const int64_t cols = min64(nt * MW, w - ox0);  // ox0 >= 0
     for (int i = 0; i < MH && oy0 + i < h; ++i) {
       T* row = plane + (oy0 + i) * w + ox0;
       if (cols == kL * MW) {

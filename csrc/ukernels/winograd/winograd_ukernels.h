@@ -10,13 +10,20 @@ namespace fastconv::winograd {
 template <typename T>
 struct TileKernels {
   // Input tiles (BT d B) of one channel plane (h x w): tile l of the run reads the alpha_h x
-  // alpha_w patch at rows iy0 + i, columns ix0 + l * m_w + j (zero outside the plane).
+  // alpha_w patch at rows iy0 + i, columns ix0 + l * m_w + j (zero outside the plane). A run
+  // may go on over the next tile rows (Rows): its first `first` tiles are in the row at iy0,
+  // the rest in rows of `row_tiles` tiles m_h further down each, from column x_first; rows of
+  // at least (r - 1) / m_w tiles (first >= nt: one row).
+  struct Rows {
+    int64_t first, row_tiles, x_first;
+  };
   void (*input)(const T* plane, int64_t h, int64_t w, int64_t iy0, int64_t ix0, int64_t nt,
-                T* v, int64_t as);
+                Rows rows, T* v, int64_t as);
   // Output tiles (AT M A) + bias into one output plane (h x w) at rows oy0 + i, columns
-  // ox0 + l * m_w + j; positions outside the plane are not written.
+  // ox0 + l * m_w + j; positions outside the plane are not written (rows: as input's, the later
+  // rows from column x_first).
   void (*output)(const T* mdom, int64_t as, int64_t nt, T bias, T* plane, int64_t h, int64_t w,
-                 int64_t oy0, int64_t ox0);
+                 int64_t oy0, int64_t ox0, Rows rows);
   // Kernel transforms (G g GT) of np kernels, kernel p at k + p * ps (r_h x r taps, row-major;
   // flip reverses every dim, i.e. true convolution).
   void (*kernel)(const T* k, int64_t ps, int64_t np, bool flip, T* u, int64_t as);
