@@ -101,7 +101,7 @@ def test_direct_taps_threads_agree(rng):
         ((1, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), "forward"),
         ((1, 256, 14, 14), (256, 256, 3, 3), dict(padding=1), "backward_data"),
         ((1, 256, 28, 28), (256, 256, 3, 3), dict(padding=4, dilation=4), "forward"),
-        ((8, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), "forward"),
+        ((2, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), "forward"),  # x8: winograd
         ((1, 96, 16, 14, 14), (208, 96, 3, 3, 3), dict(padding=1), "backward_data"),
     ],
 )
@@ -245,8 +245,9 @@ def test_auto_full_winograd_vectors_leave_taps(pass_):
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto_winograd_on_few_tiles(isa):
     """float32 3x3 work of 64-128 F(2x2) tiles runs Winograd (_cpu_rule._winograd_few_tiles);
-    below AVX-512 the forward of 49 tiles on 256+ channels too; fewer tiles or channels keep
-    the per-tap path, and the weight gradient its own rule."""
+    below AVX-512 the forward of 49 tiles on 256+ channels too, and rows of 7-13 from 64 tiles
+    on 512+ channels; fewer tiles or channels keep the per-tap path, and the weight gradient
+    its own rule."""
     if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
         pytest.skip("this CPU has no AVX-512")
     avx2 = isa == "avx2"
@@ -260,6 +261,12 @@ def test_auto_winograd_on_few_tiles(isa):
         ((1, 256, 14, 14), (256, 256, 3, 3), "backward_data", False, False),
         ((1, 128, 14, 14), (128, 128, 3, 3), "forward", False, False),
         ((1, 256, 12, 12), (256, 256, 3, 3), "forward", False, False),
+        # rows of 7-13 (runs over several tile rows): 64+ tiles on 512+ channels, below AVX-512
+        ((8, 512, 7, 7), (512, 512, 3, 3), "forward", True, False),
+        ((8, 512, 7, 7), (512, 512, 3, 3), "backward_data", True, False),
+        ((8, 256, 7, 7), (256, 256, 3, 3), "forward", False, False),
+        ((1, 512, 7, 7), (512, 512, 3, 3), "forward", False, False),
+        ((6, 512, 5, 5), (512, 512, 3, 3), "forward", False, False),
     ]
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
         for x_shape, w_shape, pass_, at_avx2, at_avx512 in cases:

@@ -71,8 +71,9 @@ def _full_winograd_vectors(p: "_Shape", tiles: int) -> bool:
 def _winograd_few_tiles(p: "_Shape", tiles: int) -> bool:
     """Whether a float32 2-D 3x3 stride-1 forward or backward data of at most 128 F(2x2) output
     tiles (which _small_image_taps would give the per-tap path) runs Winograd: from 64 tiles,
-    and below AVX-512 the forward from 49 on 256+ channels each side. Since the kernel transform
-    reads a run of kernels with one transpose and kernel blocks go one per thread (2 threads,
+    and below AVX-512 the forward from 49 on 256+ channels each side and rows of 7-13 from 64
+    tiles on 512+ channels. Since the kernel transform reads a run of kernels with one
+    transpose and kernel blocks go one per thread (2 threads,
     median ms, forward / backward data, winograd vs direct, AVX-512; AVX2): 256 ch 15x15 (64
     tiles) 0.66/0.78 vs 0.77/0.81; 1.07/1.21 vs 1.31/1.33; 512 ch 15x15 2.50/3.05 vs 2.99/3.19;
     3.83/4.42 vs 4.97/5.12; Inception's 384 ch 17x17 1.85/2.20 vs 2.13/2.29; 3.00/3.28 vs
@@ -85,17 +86,26 @@ def _winograd_few_tiles(p: "_Shape", tiles: int) -> bool:
     0.62/0.63, 64 ch 15x15 0.095/0.103 vs 0.101/0.104; 0.111/0.117 vs 0.123/0.125, except 64 ch
     19x19's forward at AVX-512 (0.139 vs 0.129) and 32 ch 16x16 at AVX2 (0.054/0.056 vs
     0.051/0.054). Rows of at least 14 outputs (7 tiles per run of the transforms' 16 lanes):
-    smaller images keep the per-tap path at any batch (res5.3x3 x8, 7x7: 9.25/9.82 vs
-    13.0/12.8)."""
+    smaller images kept the per-tap path at any batch (res5.3x3 x8, 7x7: 9.25/9.82 vs
+    13.0/12.8). Since the transforms' runs go on over the next tile rows (TileKernels::Rows),
+    on an AVX2-only AMD Zen 3 (2 threads, interleaved medians, ms, forward / backward data,
+    winograd vs the previous auto): res5.3x3 x8 (7x7, 512 ch, 128 tiles) 14.6/14.6 vs direct
+    20.7/17.0, so rows of 7-13 from 64 tiles on 512+ channels each side (256 ch 7x7 x8 5.38/6.82
+    vs implicit_gemm 5.25/6.17, 256 ch 10x10 x4 6.39/10.7 vs direct 5.10/6.71, 128 ch 10x10 x16
+    3.53/4.15 vs 3.93/3.90, 64 ch 7x7 x8 0.65/0.55 vs 0.38/0.33 stay; x4 512 ch 10.2/12.9 vs
+    12.7/13.1; not measured at AVX-512, where these rows stay as they were). res4.3x3's
+    backward data (49 tiles) stays on direct: 2.51/2.52 vs winograd 2.95/3.11 (implicit_gemm
+    3.41/3.59)."""
     if p.itemsize != 4 or len(p.kernel) != 2 or p.conv_pass == "backward_weight":
         return False
     extents = p.out_extents if p.conv_pass == "forward" else p.in_extents
+    channels = min(p.c_per_group, p.k_per_group)
     if extents[-1] < 14:
-        return False  # runs of 6 tiles or fewer in a 16-lane vector (res5.3x3 x8: 4)
+        below_avx512 = _active_isa() != "avx512"
+        return below_avx512 and 7 <= extents[-1] and tiles >= 64 and channels >= 512
     if tiles >= 64:
         return True
-    few_channels = min(p.c_per_group, p.k_per_group) < 256
-    if _active_isa() == "avx512" or p.conv_pass != "forward" or few_channels:
+    if _active_isa() == "avx512" or p.conv_pass != "forward" or channels < 256:
         return False
     return tiles >= 49
 
