@@ -56,13 +56,14 @@ void for_each_run(const Schedule& p, int64_t t0, int64_t t1, int64_t lanes, F&& 
   }
 }
 
-// Whether the tile transforms' runs go on over the next tile rows (TileKernels::Rows): on
-// images of fewer tiles per row than a run has lanes, where a run per row left lanes idle
-// (Inception's 5x5 on 35x35, 18 tiles of F(2x2) per row: 2 runs of 16 lanes per row; ResNet's
-// 14x14, 7 tiles: 7 of 16 lanes), and with rows of at least (r - 1) / m_w tiles (the
-// transforms' condition).
+// Whether the tile transforms' runs go on over the next tile rows (TileKernels::Rows): where
+// runs of one row leave over a quarter of the lanes idle (Inception's 5x5 on 35x35, 18 tiles of
+// F(2x2) per row: 2 runs of 16 lanes per row; ResNet's 14x14, 7 tiles: 7 of 16 lanes; a run
+// over rows gathers through two buffers, so rows that fill their runs keep to one row), and
+// with rows of at least (r - 1) / m_w tiles (the transforms' condition).
 inline bool wrap_runs(const Schedule& p, int64_t lanes) {
-  return p.mh > 1 && p.tiles_w % lanes != 0 && p.tiles_w * p.mw >= p.r - 1;
+  const int64_t lanes_used = (p.tiles_w + lanes - 1) / lanes * lanes;
+  return p.mh > 1 && 4 * p.tiles_w < 3 * lanes_used && p.tiles_w * p.mw >= p.r - 1;
 }
 
 // The three stages on one block; ranges of channels let the callers share a stage out.

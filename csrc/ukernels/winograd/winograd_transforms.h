@@ -163,7 +163,9 @@ struct Tiles {
       load_range(mdom + a * as, 0, nt, kL, qf + a * kL);
     }
     apply_2d<T, kL, MH, kAH, FH::AT, MW, kAW, FW::AT>(qf, &o[0][0][0]);
-    alignas(64) T buf[kL * MW];
+    // A vector past the row: store_prefix loads whole vectors (masking only the store), and a
+    // piece's columns start at any lane.
+    alignas(64) T buf[kL * MW + kL];
     if (rows.first < nt) {  // each piece's columns of the interleaved row
       Piece ps[kL];
       const int count = pieces(oy0, ox0, nt, rows, ps);
