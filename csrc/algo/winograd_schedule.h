@@ -1,7 +1,8 @@
 // Winograd's schedule: how a pass's tiles and channels split into blocks, the transform-domain
-// layouts (strides, packed kernels) and the scratch they take, decided once per plan
-// (algo/winograd.cc runs it).
+// layouts (strides, packed kernels) and the scratch they take, decided once per plan, and the
+// runs of tiles its transforms take (algo/winograd.cc runs it).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "fastconv/algorithm.h"
@@ -60,5 +61,30 @@ int64_t schedule_elems(const Schedule& p);
 
 // Whether the weight gradient runs in the transform domain (else implicit_gemm runs it).
 bool weight_gradient_by_winograd(const Schedule& p);
+
+// Calls fn(n, ty, tx, t, len) for each run of tiles [t, t + len) of [t0, t1) that lies in one
+// tile row (`wrap`: in one image, over its tile rows) and is at most `lanes` long.
+template <typename F>
+void for_each_run(const Schedule& p, int64_t t0, int64_t t1, int64_t lanes, F&& fn,
+                  bool wrap = false) {
+  const int64_t per_image = p.tiles_h * p.tiles_w;
+  for (int64_t t = t0; t < t1;) {
+    const int64_t n = t / per_image, r = t % per_image;
+    const int64_t ty = r / p.tiles_w, tx = r % p.tiles_w;
+    const int64_t len = std::min({lanes, wrap ? per_image - r : p.tiles_w - tx, t1 - t});
+    fn(n, ty, tx, t, len);
+    t += len;
+  }
+}
+
+// Whether the tile transforms' runs go on over the next tile rows (TileKernels::Rows): where
+// runs of one row leave over a quarter of the lanes idle (Inception's 5x5 on 35x35, 18 tiles of
+// F(2x2) per row: 2 runs of 16 lanes per row; ResNet's 14x14, 7 tiles: 7 of 16 lanes; a run
+// over rows gathers through two buffers, so rows that fill their runs keep to one row), and
+// with rows of at least (r - 1) / m_w tiles (the transforms' condition).
+inline bool wrap_runs(const Schedule& p, int64_t lanes) {
+  const int64_t lanes_used = (p.tiles_w + lanes - 1) / lanes * lanes;
+  return p.mh > 1 && 4 * p.tiles_w < 3 * lanes_used && p.tiles_w * p.mw >= p.r - 1;
+}
 
 }  // namespace fastconv::algo::winograd_schedule
