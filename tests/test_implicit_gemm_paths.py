@@ -355,3 +355,28 @@ def test_forward_with_the_weight_packed_once(
         many = fastconv.explain(x_shape, w_shape, algo="implicit_gemm", dtype=name, **kw)
         extra = many.workspace_bytes - one.workspace_bytes
         assert w.nbytes <= extra <= 2 * w.nbytes, (str(one), str(many))
+
+
+# (name, x shape, weight shape, keyword arguments): pointwise forwards with several A blocks
+# (300+ output channels per group), whose B blocks are packed row by row (pack_pointwise in
+# csrc/algo/conv_panels.cc): images folded side by side with panels across two images, a last
+# panel part full, groups, ranks 1 and 3.
+POINTWISE_BLOCKS = [
+    ("folded", (4, 40, 13, 13), (300, 40, 1, 1), {}),
+    ("groups", (3, 24, 9, 11), (600, 12, 1, 1), dict(groups=2)),
+    ("rank1", (5, 33, 37), (310, 33, 1), {}),
+    ("rank3", (2, 16, 3, 5, 7), (320, 16, 1, 1, 1), {}),
+    ("long-k", (2, 700, 6, 6), (330, 700, 1, 1), {}),  # two k blocks
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", POINTWISE_BLOCKS, ids=lambda c: c[0])
+def test_pointwise_blocks(case, dtype, threads, rng, poisoned_outputs, restore_threads):
+    _, x_shape, w_shape, kw = case
+    fastconv.set_num_threads(threads)
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    b = rand(rng, (w_shape[0],), dtype)
+    y = fastconv.conv(x, w, b, algo="implicit_gemm", **kw)
+    assert_close(y, ref.conv(x, w, b, **kw), reduction=w_shape[1])
