@@ -308,16 +308,24 @@ POINTWISE_SMALL = [
 ]
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("case", POINTWISE_SMALL, ids=lambda c: c[0])
-def test_small_image_pointwise(case, dtype, threads, rng, poisoned_outputs, restore_threads):
+def _forward_matches(case, dtype, threads, rng):
+    """implicit_gemm's forward of case (name, x shape, w shape, kwargs) with a bias at `threads`
+    threads against the oracle; returns (y, w)."""
     _, x_shape, w_shape, kw = case
     fastconv.set_num_threads(threads)
     x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
     b = rand(rng, (w_shape[0],), dtype)
     y = fastconv.conv(x, w, b, algo="implicit_gemm", **kw)
     assert_close(y, ref.conv(x, w, b, **kw), reduction=w_shape[1])
+    return y, w
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", POINTWISE_SMALL, ids=lambda c: c[0])
+def test_small_image_pointwise(case, dtype, threads, rng, poisoned_outputs, restore_threads):
+    _, x_shape, w_shape, kw = case
+    y, w = _forward_matches(case, dtype, threads, rng)
     gy = rand(rng, y.shape, dtype)
     gx = fastconv.conv_backward_data(gy, w, x_shape, algo="implicit_gemm", **kw)
     assert_close(gx, ref.conv_backward_data(gy, w, x_shape, **kw), reduction=w_shape[0])
@@ -374,9 +382,4 @@ POINTWISE_BLOCKS = [
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("case", POINTWISE_BLOCKS, ids=lambda c: c[0])
 def test_pointwise_blocks(case, dtype, threads, rng, poisoned_outputs, restore_threads):
-    _, x_shape, w_shape, kw = case
-    fastconv.set_num_threads(threads)
-    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
-    b = rand(rng, (w_shape[0],), dtype)
-    y = fastconv.conv(x, w, b, algo="implicit_gemm", **kw)
-    assert_close(y, ref.conv(x, w, b, **kw), reduction=w_shape[1])
+    _forward_matches(case, dtype, threads, rng)
