@@ -197,6 +197,26 @@ def assert_close(got, want, dtype=None, reduction=1, factor=None, scale=None, er
     )
 
 
+def assert_passes_match(lib, algo, x, w, b, kw, dtype, rng):
+    """Forward, backward data and weight gradient of `lib` (fastconv, or a FastconvProcess) with
+    algo against the oracle, each under the tolerance for its reduction (C/G x taps, K/G x taps,
+    the output positions); returns the forward's oracle result."""
+    import reference as ref  # the oracle, beside this file
+
+    w_shape, taps = w.shape, int(np.prod(w.shape[2:]))
+    groups = kw.get("groups", 1)
+    want = ref.conv(x, w, b, **kw)
+    assert_close(lib.conv(x, w, b, algo=algo, **kw), want, dtype, w_shape[1] * taps)
+    gy = rand(rng, want.shape, dtype)
+    gx = lib.conv_backward_data(gy, w, x.shape, algo=algo, **kw)
+    want_gx = ref.conv_backward_data(gy, w, x.shape, **kw)
+    assert_close(gx, want_gx, dtype, w_shape[0] // groups * taps)
+    gw = lib.conv_backward_weight(x, gy, w_shape, algo=algo, **kw)
+    positions = max(int(np.prod(want.shape)) // max(want.shape[1], 1), 1)
+    assert_close(gw, ref.conv_backward_weight(x, gy, w_shape, **kw), dtype, positions)
+    return want
+
+
 def assert_result_type(y, dtype):
     """Library results are plain ndarrays of the input's dtype."""
     assert type(y) is np.ndarray, type(y)

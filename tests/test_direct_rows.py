@@ -7,7 +7,7 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import FastconvProcess, assert_close, rand
+from conftest import FastconvProcess, assert_close, assert_passes_match, rand
 
 # (x_shape, w_shape, kwargs): few input channels, strides 1-4 (also above the kernel), kernels
 # 1..11, padding (also wider than the kernel, asymmetric), dilation, batch > 1, odd sizes, true
@@ -44,15 +44,7 @@ IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 def test_direct_rows_passes(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
     x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
     b = rand(rng, (w_shape[0],), dtype)
-    taps = int(np.prod(w_shape[2:]))
-    want = ref.conv(x, w, b, **kw)
-    assert_close(fastconv.conv(x, w, b, algo="direct", **kw), want, dtype, w_shape[1] * taps)
-    gy = rand(rng, want.shape, dtype)
-    gx = fastconv.conv_backward_data(gy, w, x_shape, algo="direct", **kw)
-    assert_close(gx, ref.conv_backward_data(gy, w, x_shape, **kw), dtype, w_shape[0] * taps)
-    gw = fastconv.conv_backward_weight(x, gy, w_shape, algo="direct", **kw)
-    count = x_shape[0] * int(np.prod(want.shape[2:]))
-    assert_close(gw, ref.conv_backward_weight(x, gy, w_shape, **kw), dtype, count)
+    assert_passes_match(fastconv, "direct", x, w, b, kw, dtype, rng)
 
 
 def test_direct_rows_infinite_input_stays_local(rng):

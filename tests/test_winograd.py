@@ -12,6 +12,7 @@ import reference as ref
 from conftest import (
     FastconvProcess,
     assert_close,
+    assert_passes_match,
     error_ratios,
     raises_naming,
     rand,
@@ -164,17 +165,7 @@ def test_five_tap_passes(rng, x_shape, w_shape, kw, dtype):
     x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
     b = rand(rng, (w_shape[0],), dtype)
     x_copy, w_copy = x.copy(), w.copy()
-    want = ref.conv(x, w, b, **kw)
-    taps = int(np.prod(w_shape[2:]))
-    assert_close(fastconv.conv(x, w, b, algo="winograd", **kw), want, dtype, w_shape[1] * taps)
-    gy = rand(rng, want.shape, dtype)
-    gx = fastconv.conv_backward_data(gy, w, x_shape, algo="winograd", **kw)
-    want_gx = ref.conv_backward_data(gy, w, x_shape, **kw)
-    assert_close(gx, want_gx, dtype, w_shape[0] // kw["groups"] * taps)
-    gw = fastconv.conv_backward_weight(x, gy, w_shape, algo="winograd", **kw)
-    out_count = int(np.prod(want.shape)) // max(want.shape[1], 1)
-    want_gw = ref.conv_backward_weight(x, gy, w_shape, **kw)
-    assert_close(gw, want_gw, dtype, max(out_count, 1))
+    assert_passes_match(fastconv, "winograd", x, w, b, kw, dtype, rng)
     np.testing.assert_array_equal(x, x_copy)
     np.testing.assert_array_equal(w, w_copy)
     note = fastconv.explain(x_shape, w_shape, algo="winograd", **kw).reason
@@ -459,16 +450,6 @@ def test_runs_over_tile_rows(fastconv_with_env, rng, x_shape, w_shape, kw, dtype
     output's rows stored piece by piece. Forward, backward data and the weight gradient's input
     side, with small tile blocks too (runs end at block edges)."""
     for env in ({}, {"FASTCONV_WINOGRAD_BLOCK_BYTES": "1"}):
-        fc = fastconv_with_env(**env)
         x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
         b = rand(rng, (w_shape[0],), dtype)
-        taps = int(np.prod(w_shape[2:]))
-        want = ref.conv(x, w, b, **kw)
-        assert_close(fc.conv(x, w, b, algo="winograd", **kw), want, dtype, w_shape[1] * taps)
-        gy = rand(rng, want.shape, dtype)
-        gx = fc.conv_backward_data(gy, w, x_shape, algo="winograd", **kw)
-        want_gx = ref.conv_backward_data(gy, w, x_shape, **kw)
-        assert_close(gx, want_gx, dtype, w_shape[0] * taps)
-        gw = fc.conv_backward_weight(x, gy, w_shape, algo="winograd", **kw)
-        out_count = int(np.prod(want.shape)) // want.shape[1]
-        assert_close(gw, ref.conv_backward_weight(x, gy, w_shape, **kw), dtype, out_count)
+        assert_passes_match(fastconv_with_env(**env), "winograd", x, w, b, kw, dtype, rng)
