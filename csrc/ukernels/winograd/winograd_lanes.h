@@ -24,9 +24,11 @@ namespace {
 #if defined(__GNUC__) || defined(__clang__)
 #define FASTCONV_WINOGRAD_INLINE __attribute__((always_inline)) inline
 #define FASTCONV_WINOGRAD_INLINE_LAMBDA __attribute__((always_inline))
+#define FASTCONV_WINOGRAD_NOINLINE __attribute__((noinline))
 #else
 #define FASTCONV_WINOGRAD_INLINE inline
 #define FASTCONV_WINOGRAD_INLINE_LAMBDA
+#define FASTCONV_WINOGRAD_NOINLINE
 #endif
 
 template <typename F, std::size_t... I>
