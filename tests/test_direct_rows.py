@@ -177,3 +177,34 @@ def test_auto_few_input_channels(x_shape, w_shape, kw, pass_, algo):
         assert e.algo == algo, str(e)
     if e.algo == "direct":
         assert ("row kernels" if x_shape[1] <= 4 else "a GEMM call per tap") in e.reason
+
+
+# The forward in bands of output rows (direct_rows.cc rows_bands): each thread fills the input
+# rows of a band into its own buffer. Bands of ~128 KiB of input rows: 8 channels of 300-wide
+# rows give bands of a few rows, several rounds of them per thread; output row counts that leave
+# a shorter last band; padding above and below (bands reading padded rows only at the edges),
+# stride 2-3 and a dilated kernel (rows two bands share), batches, and kernel depth 1 over 3-D
+# inputs (a band per output slice, strided and padded along depth).
+BANDS = [
+    ((1, 8, 41, 300), (6, 8, 3, 3), dict(padding=1)),
+    ((2, 8, 87, 301), (5, 8, 5, 4), dict(stride=(2, 3), padding=(4, 1))),
+    ((1, 8, 60, 280), (9, 8, 3, 3), dict(stride=2, dilation=(3, 1), padding=(2, 0))),
+    ((1, 3, 61, 640), (32, 3, 6, 6), dict(stride=2, padding=2, mode="conv")),
+    ((2, 3, 7, 40, 150), (5, 3, 1, 7, 7), dict(stride=(2, 2, 2), padding=(1, 3, 3))),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,kw", BANDS, ids=[f"b{i}" for i in range(len(BANDS))])
+def test_direct_rows_forward_bands(
+    poisoned_outputs, restore_threads, rng, x_shape, w_shape, kw, dtype, threads
+):
+    fastconv.set_num_threads(threads)
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    b = rand(rng, (w_shape[0],), dtype)
+    assert "band by band" in str(fastconv.explain(x, w, algo="direct", **kw))
+    x0 = x.copy()
+    got = fastconv.conv(x, w, b, algo="direct", **kw)
+    assert_close(got, ref.conv(x, w, b, **kw), dtype, w_shape[1] * int(np.prod(w_shape[2:])))
+    np.testing.assert_array_equal(x, x0)

@@ -251,6 +251,15 @@ void fill_input_plane(const DwPlane& p, const ConvGeometry& g, const T* src, T* 
   fill_input(p, g, src, buf);
 }
 
+template <typename T>
+void fill_input_rows(const ConvGeometry& g, int64_t slice, int64_t row, const DwPlane& band,
+                     const T* src, T* buf) {
+  // The band is a plane whose first slice and row lie `slice` and `row` further on: front
+  // paddings that much smaller (negative inside the input).
+  const Dims pad{g.pad_lo[0] - slice, g.pad_lo[1] - row, g.pad_lo[2]};
+  fill_plane(src, g.in, pad, Dims{1, band.rows, band.width}, band.stride[2], buf);
+}
+
 std::string depthwise_unsupported_reason(const ConvGeometry& g, ConvPass) {
   if (g.c_per_group() != 1)
     return "depthwise needs one input channel per group (groups == C); got C/groups = " +
@@ -487,6 +496,8 @@ std::string direct_plan(ConvPlan& plan) {
     plan.note = rows_pairs(plan.g, plan.pass)
                     ? "row kernels over (channel, tap pair) terms, no phase split"
                     : "row kernels over (channel, tap) terms, vectorised along output rows";
+    if (rows_bands(plan.g, plan.pass, plan.dtype, plan.threads))
+      plan.note += ", input rows filled band by band per thread";
     return "";
   }
   plan.workspace_bytes = direct_workspace_bytes(plan);
@@ -517,5 +528,9 @@ FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
 template void fill_input_plane<float>(const DwPlane&, const ConvGeometry&, const float*, float*);
 template void fill_input_plane<double>(const DwPlane&, const ConvGeometry&, const double*, double*);
+template void fill_input_rows<float>(const ConvGeometry&, int64_t, int64_t, const DwPlane&,
+                                     const float*, float*);
+template void fill_input_rows<double>(const ConvGeometry&, int64_t, int64_t, const DwPlane&,
+                                      const double*, double*);
 
 }  // namespace fastconv::algo

@@ -21,6 +21,11 @@ std::string depthwise_unsupported_reason(const ConvGeometry& g, ConvPass pass);
 DwPlane input_plane(const ConvGeometry& g);
 template <typename T>
 void fill_input_plane(const DwPlane& p, const ConvGeometry& g, const T* src, T* buf);
+// A band of that plane: `band` (one depth slice of `band.rows` rows, the plane's row layout)
+// from padded slice `slice` and padded row `row` on.
+template <typename T>
+void fill_input_rows(const ConvGeometry& g, int64_t slice, int64_t row, const DwPlane& band,
+                     const T* src, T* buf);
 
 // Plans (csrc/include/fastconv/algorithm.h): fill the plan's workspace, or return why not.
 std::string direct_plan(ConvPlan& plan);

@@ -24,6 +24,10 @@ bool rows_serve(const ConvGeometry& g, ConvPass pass);
 // nothing padded: RowsKernels::forward_pairs, each output row's source runs copied into a
 // thread's scratch first) instead of from phase-split planes.
 bool rows_pairs(const ConvGeometry& g, ConvPass pass);
+// Whether its forward runs in bands of output rows, each slot filling the input rows of its
+// band into its own buffer (2-D, or a kernel depth of 1; several rows per slot; not by pairs
+// nor by channels) instead of every channel's whole plane first.
+bool rows_bands(const ConvGeometry& g, ConvPass pass, DType t, int threads);
 // Scratch the row path's `pass` takes for `threads` threads, in bytes.
 int64_t rows_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int threads);
 
