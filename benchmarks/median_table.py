@@ -1,8 +1,10 @@
 """Markdown table of several `fastconv bench --json` runs, per ISA level: for each layer the
 median over runs of the ratio PyTorch time / fastconv time (the fastest fastconv row of the
-layer and pass: `--algo auto` runs have one) for forward, backward data, backward weight, and
-the training step (the three passes' summed median times; pools: forward + backward), then the
-geometric means and the layers below 1.0x. Used for the README's and the issue notes' tables.
+layer and pass: `--algo auto` runs have one; within a run the median of the per-round ratios,
+fastconv.benchmark.report.paired_ratio, where the JSON has the samples, else the medians' ratio)
+for forward, backward data, backward weight, and the training step (the three passes' summed
+median times; pools: forward + backward), then the geometric means and the layers below 1.0x.
+Used for the README's and the issue notes' tables.
 
     python benchmarks/median_table.py avx512 a1.json a2.json a3.json -- avx2 b1.json b2.json
 """
@@ -14,31 +16,38 @@ import math
 import statistics
 import sys
 
+from fastconv.benchmark.report import paired_ratio
+
 PASSES = ("forward", "backward_data", "backward_weight")
 
 
-def load(paths: list[str]) -> tuple[list[str], dict[tuple[str, str], list[tuple[float, float]]]]:
-    """Layer order and, per (layer, pass), the (fastconv ms, torch ms) of each run."""
+Run = tuple[float, float, float]  # fastconv ms, torch ms, ratio
+
+
+def load(paths: list[str]) -> tuple[list[str], dict[tuple[str, str], list[Run]]]:
+    """Layer order and, per (layer, pass), the (fastconv ms, torch ms, ratio) of each run."""
     order: list[str] = []
-    times: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    times: dict[tuple[str, str], list[Run]] = {}
     for path in paths:
         with open(path) as f:
             run = json.load(f)
-        best: dict[tuple[str, str], float] = {}
-        torch: dict[tuple[str, str], float] = {}
+        best: dict[tuple[str, str], dict] = {}
+        torch: dict[tuple[str, str], dict] = {}
         for r in run["rows"]:
             key = (r["layer"], r["pass"])
             if r.get("status") != "ok" or not r.get("median_ms"):
                 continue
             if r["kind"] == "fastconv" and r.get("best"):
-                best[key] = r["median_ms"]
+                best[key] = r
             elif r["candidate"] == "torch":
-                torch[key] = r["median_ms"]
-        for key in best:
+                torch[key] = r
+        for key, ours in best.items():
             if key in torch:
                 if key[0] not in order:
                     order.append(key[0])
-                times.setdefault(key, []).append((best[key], torch[key]))
+                f, t = ours["median_ms"], torch[key]["median_ms"]
+                paired = paired_ratio(torch[key].get("times_ms", []), ours.get("times_ms", []))
+                times.setdefault(key, []).append((f, t, paired or t / f))
     return order, times
 
 
@@ -58,10 +67,10 @@ def table(label: str, paths: list[str]) -> list[str]:
             if not runs:
                 cells.append("-")
                 continue
-            ratio = statistics.median(t / f for f, t in runs)
+            ratio = statistics.median(r for _, _, r in runs)
             cells.append(f"{ratio:.2f}x")
-            fc_sum += statistics.median(f for f, _ in runs)
-            torch_sum += statistics.median(t for _, t in runs)
+            fc_sum += statistics.median(f for f, _, _ in runs)
+            torch_sum += statistics.median(t for _, t, _ in runs)
             if p == "forward":
                 fwd.append(ratio)
         step = torch_sum / fc_sum

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 fastconv = pytest.importorskip("fastconv")
@@ -207,6 +208,7 @@ def test_ratios_are_peer_time_over_candidate_time(tiny_suite: Path, tmp_path: Pa
     code, data = run_json(["--suite", str(tiny_suite)], tmp_path)
     assert code == 0
     medians = {(r["layer"], r["candidate"]): r["median_ms"] for r in data["rows"]}
+    samples = {(r["layer"], r["candidate"]): r["times_ms"] for r in data["rows"]}
     for row in data["rows"]:
         peers = {
             r["candidate"]
@@ -216,8 +218,28 @@ def test_ratios_are_peer_time_over_candidate_time(tiny_suite: Path, tmp_path: Pa
         if row["median_ms"]:
             assert set(row["ratios"]) == peers - {row["candidate"]}
         for peer, ratio in row["ratios"].items():
-            want = medians[(row["layer"], peer)] / row["median_ms"]
+            # round by round where both have 3+ samples (paired_ratio), else the medians'
+            theirs, ours = samples[(row["layer"], peer)], row["times_ms"]
+            n = min(len(theirs), len(ours))
+            want = (
+                float(np.median([t / o for t, o in zip(theirs[:n], ours[:n])]))
+                if n >= 3
+                else medians[(row["layer"], peer)] / row["median_ms"]
+            )
             assert math.isclose(ratio, want, rel_tol=1e-9)
+
+
+def test_paired_ratio_follows_rounds() -> None:
+    """A machine that slows both candidates down halfway through the rounds: the per-round
+    ratios stay 1.1 while the medians (one before the change, one after) read 2.2."""
+    from fastconv.benchmark.report import paired_ratio
+
+    ours = [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0]
+    peer = [1.1, 1.1, 1.1, 2.2, 2.2, 2.2, 2.2, 2.2]  # one more round than ours: unpaired
+    assert math.isclose(float(np.median(peer)) / float(np.median(ours)), 2.2)
+    assert math.isclose(paired_ratio(peer, ours), 1.1)
+    assert paired_ratio(peer[:2], ours[:2]) is None  # too few rounds: the caller uses medians
+    assert math.isclose(paired_ratio([3.0, 1.0, 2.0], [1.0, 1.0, 1.0]), 2.0)
 
 
 def test_filter_selects_layers_by_regex(tiny_suite: Path, tmp_path: Path) -> None:

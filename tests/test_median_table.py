@@ -51,6 +51,23 @@ def test_median_table(tmp_path):
     assert math.isclose(float(cells[0][:-1]), 2.0)
 
 
+def test_median_table_pairs_rounds(tmp_path):
+    """With the samples in the JSON a run's ratio is the median of per-round ratios: here both
+    libraries slow down 2x after round 3, the medians' ratio would read 2.2x."""
+    mod = _module()
+    rows = [
+        {"layer": "a", "pass": "forward", "status": "ok", "kind": "fastconv", "candidate": "auto",
+         "best": True, "median_ms": 1.0, "times_ms": [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0]},
+        {"layer": "a", "pass": "forward", "status": "ok", "kind": "peer", "candidate": "torch",
+         "median_ms": 2.2, "times_ms": [1.1, 1.1, 1.1, 2.2, 2.2, 2.2, 2.2, 2.2]},
+    ]  # fmt: skip
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"rows": rows}))
+    row = next(line for line in mod.table("x", [str(path)]) if line.startswith("| a |"))
+    assert row.split("|")[2].strip() == "1.10x"
+    assert row.split("|")[5].strip() == f"{2.2:.2f}x"  # the step: summed medians
+
+
 def test_variants_table(tmp_path, capsys):
     """benchmarks/variants_table.py: per row fastconv's median time and each peer's median
     ratio over runs, dense.<algo> peers shown as "dense", one column group per ISA."""

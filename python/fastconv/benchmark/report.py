@@ -21,17 +21,38 @@ from .timing import Row
 PEER_ORDER = ("torch", "scipy.fftconvolve", "scipy.oaconvolve")
 
 
+# Paired samples a ratio needs; with fewer (a candidate timed once) it is the medians' ratio.
+MIN_PAIRS = 3
+
+
+def paired_ratio(peer: list[float], ours: list[float]) -> float | None:
+    """The median over sampling rounds of peer time / our time, or None with fewer than
+    MIN_PAIRS rounds. Sample i of every candidate comes from round i of the interleaved
+    measurement (timing._measure), taken within one round of the others. A shared VM changes
+    speed for seconds at a time (on the 2-vCPU Zen 3: both libraries 2x slower for the second
+    half of a layer's rounds): per-round ratios cancel that, while the ratio of two medians
+    depends on where each median falls (resnet50.conv1, one run: medians 2.67 / 2.82 ms, 1.05x;
+    round by round 1.03-1.14x)."""
+    n = min(len(peer), len(ours))
+    if n < MIN_PAIRS or min(ours[:n]) <= 0:
+        return None
+    return float(np.median([p / o for p, o in zip(peer[:n], ours[:n])]))
+
+
 def annotate(rows: list[Row]) -> None:
-    """Fill ratios (peer time / row time) and mark the fastest correct fastconv row."""
+    """Fill ratios (peer time / row time: paired_ratio, else the medians') and mark the fastest
+    correct fastconv row."""
     groups: dict[tuple[str, str], list[Row]] = {}
     for row in rows:
         groups.setdefault((row.layer, row.pass_), []).append(row)
     for group in groups.values():
-        peers = {r.candidate: r.median_s for r in group if r.kind == "peer" and r.median_s}
+        peers = {r.candidate: r for r in group if r.kind == "peer" and r.median_s}
         for row in group:
             if row.median_s:
                 row.ratios = {
-                    name: t / row.median_s for name, t in peers.items() if name != row.candidate
+                    name: paired_ratio(peer.times_s, row.times_s) or peer.median_s / row.median_s
+                    for name, peer in peers.items()
+                    if name != row.candidate
                 }
         ours = [r for r in group if r.kind == "fastconv" and r.median_s and r.status == "ok"]
         if ours:
