@@ -4,6 +4,7 @@
 #include "algo/direct_rows.h"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "algo/direct.h"
@@ -417,10 +418,13 @@ void rows_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T
     const int64_t slots = std::min(slots_of(plan.threads), items);
     T* packed_w = ws + slots_of(plan.threads) * g.c * pitch;
     pack_chunks(g.k, nred, kb, weight, packed_w);
+    // Bands are handed out as slots finish one (a thread the OS delays leaves its share to the
+    // others); an output row's sums do not depend on which slot computes it.
+    std::atomic<int64_t> next{0};
     parallel_for(slots, 1, [&](int64_t sb, int64_t se) {
       for (int64_t slot = sb; slot < se; ++slot) {
         T* buf = ws + slot * g.c * pitch;
-        for (int64_t item = slot * items / slots; item < (slot + 1) * items / slots; ++item) {
+        for (int64_t item; (item = next.fetch_add(1)) < items;) {
           const int64_t n = item / bands, oz = item % bands / b.count;
           const int64_t o0 = item % b.count * b.rows, rows = std::min(b.rows, g.out[1] - o0);
           const T* xn = x + n * g.c * g.in_spatial();
