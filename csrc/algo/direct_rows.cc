@@ -205,7 +205,7 @@ bool forward_by_channels(const ConvGeometry& g, int64_t lanes) {
 // The forward's output rows in bands (2-D, or a kernel depth of 1: one depth slice of input
 // per output slice; several output rows): each slot fills the input rows one band of output
 // rows reads into its own buffer and runs the kernels over them while they are in L2, instead
-// of every channel's whole plane being filled first (3 channels of 640x640, phase-split: 4.9
+// of every channel's whole plane being filled first (3 channels of 640x640, phase-split: 4.7
 // MiB, filled 2:1 over 2 threads by channel, then read back from L3). A band's rows are about
 // kBandBytes of plane rows; the kernel rows two bands share are filled twice. AVX2, 2 threads,
 // p10 ms interleaved in one process, whole planes -> bands: yolov5s.stem 6.56 -> 5.36,
