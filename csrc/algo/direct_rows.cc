@@ -233,6 +233,11 @@ RowBands row_bands(const ConvGeometry& g, int threads, int64_t elem) {
   return b;
 }
 
+// Lanes of the row kernels for dtype t.
+int64_t kernel_lanes(DType t) {
+  return t == DType::kFloat64 ? rows_kernels<double>().lanes : rows_kernels<float>().lanes;
+}
+
 // The plane of one band of `rows` output rows of one output slice.
 DwPlane band_plane(const DwPlane& p, int64_t rows) {
   DwPlane b = p;
@@ -261,8 +266,7 @@ bool rows_pairs(const ConvGeometry& g, ConvPass pass) {
 }
 
 bool rows_bands(const ConvGeometry& g, ConvPass pass, DType t, int threads) {
-  const int64_t lanes = t == DType::kFloat64 ? rows_kernels<double>().lanes
-                                             : rows_kernels<float>().lanes;
+  const int64_t lanes = kernel_lanes(t);
   return pass == ConvPass::kForward && rows_serve(g, pass) && !pairs_serve(g) &&
          !forward_by_channels(g, lanes) && row_bands(g, threads, dtype_size(t)).count > 0;
 }
@@ -270,8 +274,7 @@ bool rows_bands(const ConvGeometry& g, ConvPass pass, DType t, int threads) {
 int64_t rows_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int threads) {
   int64_t weights = checked_product({g.k, g.c, g.kernel_spatial()}, "direct workspace");
   int64_t elems = 0;
-  const int64_t lanes = t == DType::kFloat64 ? rows_kernels<double>().lanes
-                                             : rows_kernels<float>().lanes;
+  const int64_t lanes = kernel_lanes(t);
   const bool pairs = rows_pairs(g, pass);
   if (pass == ConvPass::kForward && !pairs && forward_by_channels(g, lanes)) {
     const int64_t kp = round_up(g.k, lanes);  // padded weights, outputs
@@ -428,8 +431,9 @@ void rows_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T
           const int64_t n = item / bands, oz = item % bands / b.count;
           const int64_t o0 = item % b.count * b.rows, rows = std::min(b.rows, g.out[1] - o0);
           const T* xn = x + n * g.c * g.in_spatial();
+          const DwPlane filled = band_plane(p, rows);  // the last band may be shorter
           for (int64_t c = 0; c < g.c; ++c)
-            fill_input_rows(g, oz * g.stride[0], o0 * g.stride[1], band_plane(p, rows),
+            fill_input_rows(g, oz * g.stride[0], o0 * g.stride[1], filled,
                             xn + c * g.in_spatial(), buf + c * pitch);
           T* yr = y + n * g.k * os + (oz * g.out[1] + o0) * g.out[2];
           for (int64_t r = 0; r < rows; ++r)

@@ -119,8 +119,9 @@ struct Tiles {
   // overwritten by the next piece (which has its own buffer) and the one after starts past
   // them (a full row of tiles, at least r - 1 columns). Each buffer is gathered as a row and
   // the lanes taken from the piece's.
-  FASTCONV_WINOGRAD_NOINLINE static void gather_pieces(const T* plane, int64_t h, int64_t w, int64_t iy0, int64_t ix0,
-                            int64_t nt, Rows rows, T (*d)[kAW][kL]) {
+  FASTCONV_WINOGRAD_NOINLINE static void gather_pieces(const T* plane, int64_t h, int64_t w,
+                                                       int64_t iy0, int64_t ix0, int64_t nt,
+                                                       Rows rows, T (*d)[kAW][kL]) {
     constexpr int kBuf = kSpanPadded + 2 * kL;
     alignas(64) T buf[2][kBuf];
     alignas(64) T odd_d[kAW][kL];
