@@ -4,9 +4,12 @@ layer and pass: `--algo auto` runs have one; within a run the median of the per-
 fastconv.benchmark.report.paired_ratio, where the JSON has the samples, else the medians' ratio)
 for forward, backward data, backward weight, and the training step (the three passes' summed
 median times; pools: forward + backward), then the geometric means and the layers below 1.0x.
-Used for the README's and the issue notes' tables.
+Used for the README's and the issue notes' tables. `--candidate NAME` (before the groups) takes
+that fastconv row instead of the fastest one, e.g. `--candidate autotune` from runs of
+`fastconv bench --algo auto --algo autotune`.
 
     python benchmarks/median_table.py avx512 a1.json a2.json a3.json -- avx2 b1.json b2.json
+    python benchmarks/median_table.py --candidate autotune tuned r1.json r2.json r3.json
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ PASSES = ("forward", "backward_data", "backward_weight")
 Run = tuple[float, float, float]  # fastconv ms, torch ms, ratio
 
 
-def load(paths: list[str]) -> tuple[list[str], dict[tuple[str, str], list[Run]]]:
-    """Layer order and, per (layer, pass), the (fastconv ms, torch ms, ratio) of each run."""
+def load(
+    paths: list[str], candidate: str | None = None
+) -> tuple[list[str], dict[tuple[str, str], list[Run]]]:
+    """Layer order and, per (layer, pass), the (fastconv ms, torch ms, ratio) of each run: the
+    fastest fastconv row, or the row of `candidate` (an --algo name) where given."""
     order: list[str] = []
     times: dict[tuple[str, str], list[Run]] = {}
     for path in paths:
@@ -37,7 +43,9 @@ def load(paths: list[str]) -> tuple[list[str], dict[tuple[str, str], list[Run]]]
             key = (r["layer"], r["pass"])
             if r.get("status") != "ok" or not r.get("median_ms"):
                 continue
-            if r["kind"] == "fastconv" and r.get("best"):
+            if r["kind"] == "fastconv" and (
+                r["candidate"] == candidate if candidate else r.get("best")
+            ):
                 best[key] = r
             elif r["candidate"] == "torch":
                 torch[key] = r
@@ -51,10 +59,11 @@ def load(paths: list[str]) -> tuple[list[str], dict[tuple[str, str], list[Run]]]
     return order, times
 
 
-def table(label: str, paths: list[str]) -> list[str]:
-    order, times = load(paths)
+def table(label: str, paths: list[str], candidate: str | None = None) -> list[str]:
+    order, times = load(paths, candidate)
+    who = f"fastconv `{candidate}`" if candidate else "fastconv"
     lines = [
-        f"**{label}** (median of {len(paths)} runs; ratio = PyTorch time / fastconv time)",
+        f"**{label}** (median of {len(paths)} runs; ratio = PyTorch time / {who} time)",
         "",
         "| layer | forward | backward data | backward weight | training step |",
         "| --- | --- | --- | --- | --- |",
@@ -93,6 +102,11 @@ def table(label: str, paths: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
+    candidate = None
+    if argv[:1] == ["--candidate"] and len(argv) >= 2:
+        candidate, argv = argv[1], argv[2:]
+    if not argv or argv[0].startswith("-"):
+        sys.exit(__doc__)
     groups, current = [], []
     for arg in argv + ["--"]:
         if arg == "--":
@@ -102,7 +116,9 @@ def main(argv: list[str]) -> None:
         else:
             current.append(arg)
     for label, *paths in groups:
-        print("\n".join(table(label, paths)))
+        if not paths:
+            sys.exit(f"median_table: no JSON files after the label {label!r}\n{__doc__}")
+        print("\n".join(table(label, paths, candidate)))
 
 
 if __name__ == "__main__":

@@ -68,6 +68,37 @@ def test_median_table_pairs_rounds(tmp_path):
     assert row.split("|")[5].strip() == f"{2.2:.2f}x"  # the step: summed medians
 
 
+def test_median_table_candidate(tmp_path, capsys):
+    """--candidate NAME reads that fastconv row (runs with --algo auto --algo autotune) instead of
+    the fastest; without it the fastest ("best") row; no JSON files is a usage error."""
+    mod = _module()
+    common = {"layer": "a", "pass": "forward", "status": "ok"}
+    rows = [
+        {**common, "kind": "fastconv", "candidate": "auto", "median_ms": 4.0},
+        {**common, "kind": "fastconv", "candidate": "autotune", "best": True, "median_ms": 2.0},
+        {**common, "kind": "peer", "candidate": "torch", "median_ms": 3.0},
+    ]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"rows": rows}))
+
+    def forward(lines):
+        row = next(line for line in lines if line.startswith("| a |"))
+        return row.split("|")[2].strip()
+
+    assert forward(mod.table("x", [str(path)])) == "1.50x"
+    assert forward(mod.table("x", [str(path)], "auto")) == "0.75x"
+    mod.main(["--candidate", "autotune", "x", str(path)])
+    out = capsys.readouterr().out
+    assert "fastconv `autotune` time" in out and forward(out.splitlines()) == "1.50x"
+    for argv in ([], ["--help"], ["x"]):
+        try:
+            mod.main(argv)
+        except SystemExit as e:
+            assert "median_table.py" in str(e.code)
+        else:
+            raise AssertionError(f"{argv} did not exit with the usage")
+
+
 def test_variants_table(tmp_path, capsys):
     """benchmarks/variants_table.py: per row fastconv's median time and each peer's median
     ratio over runs, dense.<algo> peers shown as "dense", one column group per ISA."""
