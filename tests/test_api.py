@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import subprocess
 import sys
@@ -164,6 +165,35 @@ def test_cli_info():
     assert proc.returncode == 0, proc.stderr
     assert "threads" in proc.stdout.lower()
     assert fastconv.__version__ in proc.stdout
+    caches = fastconv.info()["caches"]
+    assert f"L2 {caches['l2'] >> 10} KiB" in proc.stdout
+
+
+def test_l2_bytes_override():
+    """FASTCONV_L2_BYTES replaces the detected per-core L2 (read once per process): info() and
+    `fastconv info` report it, and the GEMM's A block (mc: a quarter of L2) follows it; values
+    that are not positive keep the detected size."""
+    snippet = (
+        "import json, fastconv; from fastconv import _C; "
+        "print(json.dumps([fastconv.info()['caches'], _C.gemm_blocking('float32')]))"
+    )
+
+    def run(value):
+        env = dict(os.environ, FASTCONV_L2_BYTES=value)
+        proc = subprocess.run(
+            [sys.executable, "-c", snippet], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    detected = fastconv.info()["caches"]
+    small, small_blk = run("256K")
+    big, big_blk = run("4M")
+    assert small["l2"] == 256 << 10 and big["l2"] == 4 << 20
+    assert small["l1d"] == big["l1d"] == detected["l1d"]
+    assert small_blk["kc"] == big_blk["kc"] and small_blk["mc"] < big_blk["mc"]
+    for ignored in ("0", "-5", "junk"):
+        assert run(ignored)[0] == detected, ignored
 
 
 def test_auto_runs_grouped_layers_direct_and_long_short_1d_kernels_on_implicit_gemm():

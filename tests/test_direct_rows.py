@@ -138,9 +138,7 @@ AUTO = [
     ((1, 3, 16000), (64, 3, 11), dict(stride=4), "forward", "direct"),  # 1-D: not measured
     # stride 4 with 3 taps per phase, backward data: Winograd's stacked-input gradient
     ((1, 3, 224, 224), (96, 3, 11, 11), dict(stride=4, padding=2), "backward_data", "winograd"),
-    # 128 channels: not the row kernels; implicit GEMM on its 28-wide output (reading the stride
-    # phases in place at AVX-512: csrc/algo/wide_phases.h; packed at AVX2: _strided_packed)
-    ((1, 128, 56, 56), (128, 128, 3, 3), dict(stride=2, padding=1), "forward", "implicit_gemm"),
+    # (128 channels, not the row kernels: tests/test_strided_paths.py's res3 56x56 b1)
 ]
 
 

@@ -288,7 +288,8 @@ def test_auto_packed_taps_leave_the_taps_path(isa):
     those 3-D layers' backward data keep the per-tap path."""
     if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
         pytest.skip("this CPU has no AVX-512")
-    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+    # (the AVX2 rule of an L2 of 1 MiB or more; below: test_auto_packed_taps_small_l2)
+    with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "2M"}) as fc:
         for x_shape, w_shape, pad in [
             ((1, 384, 8, 8), (384, 384, 1, 3), (0, 1)),
             ((1, 384, 8, 8), (384, 384, 3, 1), (1, 0)),
@@ -317,6 +318,32 @@ def test_auto_packed_taps_leave_the_taps_path(isa):
         ]:
             e = fc.explain(x_shape, w_shape, padding=1, pass_=pass_)
             assert e.algo != "implicit_gemm", str(e)
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_packed_taps_small_l2(isa):
+    """Where the L2 is under 1 MiB (FASTCONV_L2_BYTES sets it; the AMD EPYCs: 512 KiB), the AVX2
+    level keeps 1xN / Nx1 forwards and I3D-like 3-D forwards on the per-tap path (explain says
+    why); 3-tap kernels still run one packed GEMM; AVX-512's choices do not change."""
+    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "512K"}) as fc:
+        assert fc.info()["caches"]["l2"] == 512 << 10
+        for x_shape, w_shape, pad in [
+            ((1, 128, 17, 17), (128, 128, 1, 7), (0, 3)),
+            ((8, 128, 17, 17), (192, 128, 7, 1), (3, 0)),
+            ((1, 96, 16, 14, 14), (208, 96, 3, 3, 3), 1),
+        ]:
+            e = fc.explain(x_shape, w_shape, padding=pad)
+            if isa == "avx512":
+                assert e.algo == "implicit_gemm" and "L2" not in e.reason, str(e)
+            else:
+                assert e.algo == "direct" and "L2 under 1 MiB" in e.reason, str(e)
+        e = fc.explain((1, 384, 8, 8), (384, 384, 1, 3), padding=(0, 1))
+        assert e.algo == "implicit_gemm" and "3-tap" in e.reason, str(e)
+        # a square 2-D kernel was never the packed GEMM's: no L2 note
+        e = fc.explain((1, 512, 7, 7), (512, 512, 3, 3), padding=1)
+        assert "L2" not in e.reason, str(e)
 
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])

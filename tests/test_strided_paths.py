@@ -103,8 +103,9 @@ def test_auto_runs_upsampling_by_column_tiles():
 def test_auto_strided_forwards_leave_the_taps_path(isa):
     """Strided float32 forwards that the per-tap path would take (_cpu_taps._strided_packed):
     at AVX2 implicit GEMM's packed phases for batches with rows longer than 4 and single images
-    with rows of 20+; at AVX-512 for batches with rows longer than 7 and single images with rows
-    of 17+."""
+    with rows of 20+ (where the L2 is under 1 MiB only from 512 output channels: FASTCONV_L2_BYTES
+    sets it); at AVX-512 for batches with rows longer than 7 and single images with rows of
+    17+."""
     if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
         pytest.skip("this CPU has no AVX-512")
     cases = {
@@ -117,13 +118,33 @@ def test_auto_strided_forwards_leave_the_taps_path(isa):
         "res5 14x14 b8": ((8, 512, 14, 14), (512, 512, 3, 3), "implicit_gemm", "direct"),
         "6x6 rows of 3": ((16, 512, 6, 6), (512, 512, 3, 3), "direct", "implicit_gemm"),
     }
-    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+    # The AVX2 rule of an L2 of 1 MiB or more (the Xeon it was measured on: 2 MiB)
+    with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "2M"}) as fc:
         for name, (x_shape, w_shape, at_avx2, at_avx512) in cases.items():
             e = fc.explain(x_shape, w_shape, stride=2, padding=1)
             assert e.algo == (at_avx512 if isa == "avx512" else at_avx2), (name, str(e))
             e64 = fc.explain(x_shape, w_shape, stride=2, padding=1, dtype="float64")
             if e.algo == "implicit_gemm" and "strided: one packed GEMM" in e.reason:
                 assert "strided: one packed GEMM" not in e64.reason, name  # float32's rule
+    # An L2 under 1 MiB (the AMD EPYCs: 512 KiB): at AVX2 the per-tap path below 512 output
+    # channels, explain saying why; AVX-512's choices do not depend on it.
+    small = {
+        "res3 56x56 b1": ((1, 128, 56, 56), (128, 128, 3, 3), "direct"),
+        "res3 56x56 b8": ((8, 128, 56, 56), (128, 128, 3, 3), "direct"),
+        "res4 28x28 b8": ((8, 256, 28, 28), (256, 256, 3, 3), "direct"),
+        "256->512 rows of 20": ((1, 256, 40, 40), (512, 256, 3, 3), "implicit_gemm"),
+        "res5 14x14 b8": ((8, 512, 14, 14), (512, 512, 3, 3), "implicit_gemm"),
+    }
+    with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "512K"}) as fc:
+        for name, (x_shape, w_shape, at_avx2) in small.items():
+            e = fc.explain(x_shape, w_shape, stride=2, padding=1)
+            if isa == "avx512":
+                at_avx512 = cases[name][3] if name in cases else e.algo
+                assert e.algo == at_avx512 and "L2" not in e.reason, (name, str(e))
+                continue
+            assert e.algo == at_avx2, (name, str(e))
+            if at_avx2 == "direct":
+                assert "L2 under 1 MiB: a GEMM call per tap" in e.reason, (name, str(e))
 
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])

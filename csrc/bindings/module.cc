@@ -12,6 +12,7 @@
 #include "fastconv/geometry.h"
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
+#include "gemm/cache_sizes.h"
 #include "without_gil.h"
 
 namespace py = pybind11;
@@ -48,6 +49,11 @@ py::dict cpu_info() {
   d["features"] = feats;
   d["detected_isa"] = fastconv::isa_name(fastconv::detected_isa());
   d["active_isa"] = fastconv::isa_name(fastconv::active_isa());
+  // The cache sizes the GEMM blocking and auto's rule use (bytes; L3: this core's share).
+  const auto& caches = fastconv::gemm::cache_sizes();
+  d["l1d"] = caches.l1d;
+  d["l2"] = caches.l2;
+  d["l3_per_core"] = caches.l3_per_core;
   return d;
 }
 

@@ -27,9 +27,11 @@ void read_winograd_block_bytes(Tuning& t) {
   if (v > 0) t.winograd_block_bytes = v;
 }
 
-void read_workspace_limit(Tuning& t) {
-  const std::string v = env_text("FASTCONV_WORKSPACE_LIMIT");
-  if (v.empty()) return;
+// A byte count with an optional K, M or G suffix (powers of 1024), or 0 when unset, empty or
+// not positive.
+int64_t env_bytes(const char* name) {
+  const std::string v = env_text(name);
+  if (v.empty()) return 0;
   char* end = nullptr;
   const double n = std::strtod(v.c_str(), &end);
   const std::string unit(end);
@@ -37,7 +39,16 @@ void read_workspace_limit(Tuning& t) {
                        : unit == "M" || unit == "m" ? 1048576.0
                        : unit == "G" || unit == "g" ? 1073741824.0
                                                     : 1.0;
-  if (n > 0) t.workspace_limit_bytes = std::max<int64_t>(4096, int64_t(n * scale));
+  return n > 0 ? int64_t(n * scale) : 0;
+}
+
+void read_workspace_limit(Tuning& t) {
+  if (const int64_t n = env_bytes("FASTCONV_WORKSPACE_LIMIT"))
+    t.workspace_limit_bytes = std::max<int64_t>(4096, n);
+}
+
+void read_l2_bytes(Tuning& t) {
+  if (const int64_t n = env_bytes("FASTCONV_L2_BYTES")) t.l2_bytes = std::max<int64_t>(16384, n);
 }
 
 void read_spin(Tuning& t) {
@@ -54,6 +65,7 @@ Tuning read_tuning() {
   read_winograd_tile(t);
   read_winograd_block_bytes(t);
   read_workspace_limit(t);
+  read_l2_bytes(t);
   return t;
 }
 

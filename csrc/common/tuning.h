@@ -27,6 +27,11 @@ struct Tuning {
   // number with an optional K, M or G suffix (powers of 1024), raised to at least 4096.
   // Default 256 MiB, also for values that are not positive.
   int64_t workspace_limit_bytes = int64_t(256) << 20;
+  // FASTCONV_L2_BYTES: the per-core L2 size to use instead of the detected one (VMs may report
+  // the host's or a made-up size), the same format, raised to at least 16 KiB; 0 (the default,
+  // also for values that are not positive) keeps the detected size (gemm/cache_sizes.h). The
+  // GEMM's blocking and auto's rule (python/fastconv/_cpu_shape.py, _small_l2) read it.
+  int64_t l2_bytes = 0;
   // FASTCONV_SPIN_US: microseconds a pool thread polls for the next job before it sleeps (and
   // the caller polls for joined workers before it sleeps), an integer 0-1000000. Default 2000:
   // on a 2-vCPU VM a worker that slept between two calls came back late or on the caller's CPU,

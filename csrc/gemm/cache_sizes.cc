@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "common/tuning.h"
 #include "fastconv/cpu_features.h"
 
 #if defined(FASTCONV_X86) && (defined(__GNUC__) || defined(__clang__))
@@ -114,6 +115,7 @@ const CacheSizes& cache_sizes() {
   static const CacheSizes sizes = [] {
     CacheSizes s;
     if (!caches_from_sysfs(s)) caches_from_cpuid(s);
+    if (tuning().l2_bytes > 0) s.l2 = tuning().l2_bytes;  // FASTCONV_L2_BYTES
     return s;
   }();
   return sizes;

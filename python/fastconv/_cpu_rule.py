@@ -487,6 +487,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         packed = _packed_taps(p)
         if packed:
             return "implicit_gemm", packed
+        if _strided_packed(p, unit_stride, small_l2=False) or _packed_taps(p, small_l2=False):
+            return "direct", "small image, many channels, L2 under 1 MiB: a GEMM call per tap"
         return "direct", "small image, many channels: a GEMM call per tap, padding skipped"
     if winograd:
         # Below ~32 tiles (a 7x7 image at batch 1) the transforms do not pay.

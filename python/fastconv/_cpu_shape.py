@@ -65,3 +65,16 @@ def _active_isa() -> str:
     from . import _C
 
     return str(_C.cpu_info()["active_isa"])
+
+
+# Per-core L2 below which the AVX2 level's per-tap choices differ (_cpu_taps): the AVX2 rules
+# were measured on a 2 MiB-L2 Xeon capped to AVX2; AVX2-only CPUs have 256 KiB - 1 MiB.
+_SMALL_L2_BYTES = 1 << 20
+
+
+@functools.lru_cache(maxsize=None)
+def _small_l2() -> bool:
+    """Whether this core's L2 (as detected: sysfs, else CPUID) is under 1 MiB."""
+    from . import _C
+
+    return int(_C.cpu_info()["l2"]) < _SMALL_L2_BYTES

@@ -6,7 +6,7 @@ _cpu_rule.cpu_rule; each predicate carries its measurements."""
 
 from __future__ import annotations
 
-from ._cpu_shape import _active_isa, _Shape
+from ._cpu_shape import _active_isa, _Shape, _small_l2
 
 
 def _taps_served(p: "_Shape", unit_stride: bool) -> bool:
@@ -84,7 +84,7 @@ def _short_segments(p: "_Shape") -> bool:
     return rows <= 4
 
 
-def _strided_packed(p: "_Shape", unit_stride: bool) -> bool:
+def _strided_packed(p: "_Shape", unit_stride: bool, small_l2: bool | None = None) -> bool:
     """Whether a strided float32 forward `auto` would give the per-tap path (_small_image_taps;
     asked only there) runs implicit GEMM instead, whose packed panels read unit-step phase rows:
     at AVX2 for batches with rows longer than 4 and single images with rows of 20+, at AVX-512
@@ -97,16 +97,25 @@ def _strided_packed(p: "_Shape", unit_stride: bool) -> bool:
     backward data 5.68 vs 5.27). AVX-512: 256 ch 28x28 0.90 vs 0.83 but x2 1.52 vs 1.61, x8 5.85
     vs 6.19; 256->512 40x40 3.00-3.02 vs 3.02-3.09, x8 20.9-21.0 vs 24.0-24.6; Inception's
     288->384 35x35 (17) 1.80 vs 2.01; U-Net's 2x2 / 2 x8 22.8 vs 27.1; rows of 7 stay on the
-    taps path (512 ch 14x14 1.16 vs 0.96, x8 6.16 vs 5.58)."""
+    taps path (512 ch 14x14 1.16 vs 0.96, x8 6.16 vs 5.58).
+    The AVX2 figures above are the Xeon's (2 MiB L2) capped to AVX2. On AVX2 CPUs with an L2
+    under 1 MiB (_small_l2) the per-tap path wins below 512 output channels: a 2-vCPU AMD EPYC
+    (Zen-1-class, 512 KiB L2, ~3 MiB of L3 in reach), 2 threads, in one process, calls
+    interleaved with PyTorch's, PyTorch time / this time (median of the per-call ratios),
+    implicit_gemm vs direct: res3.3x3s2 (128 ch 56x56) 0.72 vs 0.98, x8 0.77 vs 0.88; 256 ch
+    28x28 x8 0.85 vs 0.93; `fastconv tune`: res3.3x3s2 7.47 vs 5.71 ms; YOLOv5s's 256->512 40x40
+    (rows of 20) still implicit GEMM's: 24.2 vs 25.1, x8 184 vs 195."""
     if unit_stride or p.conv_pass != "forward" or p.itemsize != 4:
         return False
     rows = p.out_extents[-1]
     if _active_isa() != "avx512":
+        if (_small_l2() if small_l2 is None else small_l2) and p.k_per_group < 512:
+            return False
         return rows > 4 and (p.n >= 2 or rows >= 20)
     return (p.n >= 2 and rows > 7) or rows >= 17
 
 
-def _packed_taps(p: "_Shape") -> str | None:
+def _packed_taps(p: "_Shape", small_l2: bool | None = None) -> str | None:
     """Why a pass on the per-tap domain (_small_image_taps; asked only there, after
     _short_segments and _strided_packed) runs one packed implicit GEMM instead, or None. Its
     packed panels' rows are a few masked vector loads each (csrc/ukernels/panel), so implicit
@@ -127,10 +136,17 @@ def _packed_taps(p: "_Shape") -> str | None:
       96->208 3x3x3 on 16x14x14), where each tap's GEMM call sums only 96 channels: AVX-512
       10.1 vs 10.8, x4 44.1 vs 45.8; AVX2 16.6 vs 20.6, x4 67.2 vs 81.7. Not with more channels
       or longer rows (AVX-512: 128 ch 8x14x14 4.71 vs 4.12, 256 ch 4x14x14 8.82 vs 6.88, 64 ch
-      8x28x28 4.83 vs 4.41), nor their backward data (I3D 11.3 vs 9.6)."""
+      8x28x28 4.83 vs 4.41), nor their backward data (I3D 11.3 vs 9.6).
+    The AVX2 figures of the last two are the Xeon's (2 MiB L2) capped to AVX2; on AVX2 CPUs with
+    an L2 under 1 MiB (_small_l2) both forwards keep the per-tap path. `fastconv tune`, 2
+    threads, on a 2-vCPU AMD EPYC (Zen-1-class, 512 KiB L2), implicit_gemm vs direct: 128 ch
+    17x17 1x7 2.46 vs 1.93 ms, 7x1 3.20 vs 2.65, 1x7 x8 15.3 vs 12.9; I3D's Mixed_4b 100 vs
+    91.6 (in one process, calls interleaved with PyTorch's: 0.70x vs 0.89x PyTorch)."""
     if len(p.kernel) >= 2 and p.taps <= 3:
         return "a 3-tap kernel on a small image: one packed GEMM"
     if p.conv_pass != "forward":
+        return None
+    if _active_isa() != "avx512" and (_small_l2() if small_l2 is None else small_l2):
         return None
     if len(p.kernel) == 2 and min(p.kernel) == 1:
         return "1xN / Nx1 forward on a small image: one packed GEMM"

@@ -118,7 +118,8 @@ def _cuda_state() -> dict[str, Any]:
 
 
 def info() -> dict[str, Any]:
-    """Version, compiler, CPU features, ISA level, threads, algorithms per op, CUDA state, and
+    """Version, compiler, CPU features, ISA level, cache sizes (bytes, as detected: the GEMM's
+    blocking and `auto` use them), threads, algorithms per op, CUDA state, and
     the jaxlib the XLA FFI handlers of fastconv.jax were built for (None: not built)."""
     cpu = _C.cpu_info()
     return {
@@ -130,6 +131,7 @@ def info() -> dict[str, Any]:
         "cpu_features": list(cpu["features"]),
         "isa_detected": cpu["detected_isa"],
         "isa_active": cpu["active_isa"],
+        "caches": {"l1d": cpu["l1d"], "l2": cpu["l2"], "l3_per_core": cpu["l3_per_core"]},
         "threads": get_num_threads(),
         "thread_pool": _C.openmp_runtime() or "fastconv's own",
         "gemm_kernels": _C.gemm_kernels(),
