@@ -68,7 +68,8 @@ def _active_isa() -> str:
 
 
 # Per-core L2 below which the AVX2 level's per-tap choices differ (_cpu_taps): the AVX2 rules
-# were measured on a 2 MiB-L2 Xeon capped to AVX2; AVX2-only CPUs have 256 KiB - 1 MiB.
+# were measured on a 2 MiB-L2 Xeon capped to AVX2; most AVX2-only cores have 256-512 KiB (AMD
+# Zen 1-3, Intel's client cores up to Skylake), which the AMD EPYC measurements stand for.
 _SMALL_L2_BYTES = 1 << 20
 
 
