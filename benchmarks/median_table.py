@@ -118,6 +118,9 @@ def main(argv: list[str]) -> None:
     for label, *paths in groups:
         if not paths:
             sys.exit(f"median_table: no JSON files after the label {label!r}\n{__doc__}")
+        if not load(paths, candidate)[0]:
+            who = f"{candidate!r} rows" if candidate else "rows"
+            sys.exit(f"median_table: no fastconv {who} paired with torch in {paths}")
         print("\n".join(table(label, paths, candidate)))
 
 

@@ -171,28 +171,35 @@ def test_cli_info():
 
 def test_l2_bytes_override():
     """FASTCONV_L2_BYTES replaces the detected per-core L2 (read once per process): info() and
-    `fastconv info` report it, and the GEMM's A block (mc: a quarter of L2) follows it; values
-    that are not positive keep the detected size."""
+    `fastconv info` report it, and the GEMM's A block (mc: a quarter of L2) follows it. K / M / G
+    suffixes (KB / KiB forms too); small positive values are raised to 16 KiB, values past int64
+    saturate; anything else (zero, negative, junk, another suffix) keeps the detected size."""
     snippet = (
         "import json, fastconv; from fastconv import _C; "
         "print(json.dumps([fastconv.info()['caches'], _C.gemm_blocking('float32')]))"
     )
 
     def run(value):
-        env = dict(os.environ, FASTCONV_L2_BYTES=value)
+        env = {k: v for k, v in os.environ.items() if k != "FASTCONV_L2_BYTES"}
+        if value is not None:
+            env["FASTCONV_L2_BYTES"] = value
         proc = subprocess.run(
             [sys.executable, "-c", snippet], capture_output=True, text=True, env=env, timeout=120
         )
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
-    detected = fastconv.info()["caches"]
+    detected = run(None)[0]
     small, small_blk = run("256K")
     big, big_blk = run("4M")
     assert small["l2"] == 256 << 10 and big["l2"] == 4 << 20
     assert small["l1d"] == big["l1d"] == detected["l1d"]
     assert small_blk["kc"] == big_blk["kc"] and small_blk["mc"] < big_blk["mc"]
-    for ignored in ("0", "-5", "junk"):
+    for value, want in (("512KiB", 512 << 10), ("1MB", 1 << 20), ("0.5", 16 << 10)):
+        assert run(value)[0]["l2"] == want, value
+    huge, huge_blk = run("1e30")
+    assert huge["l2"] == 2**63 - 1 and huge_blk["mc"] % huge_blk["mr"] == 0
+    for ignored in ("0", "-5", "junk", "512X", "512 K", "nan"):
         assert run(ignored)[0] == detected, ignored
 
 

@@ -128,18 +128,17 @@ def test_auto_strided_forwards_leave_the_taps_path(isa):
                 assert "strided: one packed GEMM" not in e64.reason, name  # float32's rule
     # An L2 under 1 MiB (the AMD EPYCs: 512 KiB): at AVX2 the per-tap path below 512 output
     # channels, explain saying why; AVX-512's choices do not depend on it.
-    small = {
-        "res3 56x56 b1": ((1, 128, 56, 56), (128, 128, 3, 3), "direct"),
-        "res3 56x56 b8": ((8, 128, 56, 56), (128, 128, 3, 3), "direct"),
-        "res4 28x28 b8": ((8, 256, 28, 28), (256, 256, 3, 3), "direct"),
-        "256->512 rows of 20": ((1, 256, 40, 40), (512, 256, 3, 3), "implicit_gemm"),
-        "res5 14x14 b8": ((8, 512, 14, 14), (512, 512, 3, 3), "implicit_gemm"),
-    }
+    small = {  # (x, w, want at AVX2, want at AVX-512)
+        "res3 56x56 b1": ((1, 128, 56, 56), (128, 128, 3, 3), "direct", "implicit_gemm"),
+        "res3 56x56 b8": ((8, 128, 56, 56), (128, 128, 3, 3), "direct", "implicit_gemm"),
+        "res4 28x28 b8": ((8, 256, 28, 28), (256, 256, 3, 3), "direct", "implicit_gemm"),
+        "rows of 20": ((1, 256, 40, 40), (512, 256, 3, 3), "implicit_gemm", "implicit_gemm"),
+        "res5 14x14 b8": ((8, 512, 14, 14), (512, 512, 3, 3), "implicit_gemm", "direct"),
+    }  # fmt: skip
     with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "512K"}) as fc:
-        for name, (x_shape, w_shape, at_avx2) in small.items():
+        for name, (x_shape, w_shape, at_avx2, at_avx512) in small.items():
             e = fc.explain(x_shape, w_shape, stride=2, padding=1)
             if isa == "avx512":
-                at_avx512 = cases[name][3] if name in cases else e.algo
                 assert e.algo == at_avx512 and "L2" not in e.reason, (name, str(e))
                 continue
             assert e.algo == at_avx2, (name, str(e))

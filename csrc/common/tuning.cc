@@ -2,6 +2,7 @@
 #include "common/tuning.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 
@@ -27,19 +28,29 @@ void read_winograd_block_bytes(Tuning& t) {
   if (v > 0) t.winograd_block_bytes = v;
 }
 
-// A byte count with an optional K, M or G suffix (powers of 1024), or 0 when unset, empty or
-// not positive.
+// A byte count with an optional K, M or G suffix (powers of 1024; a trailing "B" or "iB" is
+// allowed: 512K, 512KB, 512KiB), or 0 when unset, empty, not a number, with another suffix, or
+// not positive. Positive values round up to at least 1; values past int64 saturate.
 int64_t env_bytes(const char* name) {
   const std::string v = env_text(name);
   if (v.empty()) return 0;
   char* end = nullptr;
   const double n = std::strtod(v.c_str(), &end);
-  const std::string unit(end);
-  const double scale = unit == "K" || unit == "k"   ? 1024.0
+  if (end == v.c_str() || !(n > 0)) return 0;  // not a number, NaN, zero or negative
+  std::string unit(end);
+  if (unit.size() >= 2 && unit.compare(unit.size() - 2, 2, "iB") == 0)
+    unit.resize(unit.size() - 2);
+  else if (unit.size() >= 2 && (unit.back() == 'B' || unit.back() == 'b'))
+    unit.pop_back();  // "KB" / "MB" / "GB", not a bare "B"
+  const double scale = unit.empty()                 ? 1.0
+                       : unit == "K" || unit == "k" ? 1024.0
                        : unit == "M" || unit == "m" ? 1048576.0
                        : unit == "G" || unit == "g" ? 1073741824.0
-                                                    : 1.0;
-  return n > 0 ? int64_t(n * scale) : 0;
+                                                    : 0.0;
+  if (scale == 0.0) return 0;
+  const double bytes = n * scale;
+  if (!(bytes < 9.2e18)) return INT64_MAX;  // +inf and past int64
+  return std::max<int64_t>(1, int64_t(bytes));
 }
 
 void read_workspace_limit(Tuning& t) {

@@ -24,13 +24,15 @@ struct Tuning {
   // the per-schedule budgets of algo/winograd.cc (block_budget_bytes).
   int64_t winograd_block_bytes = 0;
   // FASTCONV_WORKSPACE_LIMIT: most bytes im2col's patch-matrix chunk may take; a positive
-  // number with an optional K, M or G suffix (powers of 1024), raised to at least 4096.
-  // Default 256 MiB, also for values that are not positive.
+  // number with an optional K, M or G suffix (powers of 1024; KB / KiB forms too), raised to at
+  // least 4096. Default 256 MiB, also for values that are not positive or do not parse.
   int64_t workspace_limit_bytes = int64_t(256) << 20;
   // FASTCONV_L2_BYTES: the per-core L2 size to use instead of the detected one (VMs may report
   // the host's or a made-up size), the same format, raised to at least 16 KiB; 0 (the default,
-  // also for values that are not positive) keeps the detected size (gemm/cache_sizes.h). The
-  // GEMM's blocking and auto's rule (python/fastconv/_cpu_shape.py, _small_l2) read it.
+  // also for values that are not positive or do not parse) keeps the detected size
+  // (gemm/cache_sizes.h). Everything that sizes blocks by L2 reads it: the GEMM's A blocks and
+  // row-A k stretches, the per-tap path's weight blocks, the phase bands' height, and auto's
+  // rule (python/fastconv/_cpu_shape.py, _small_l2).
   int64_t l2_bytes = 0;
   // FASTCONV_SPIN_US: microseconds a pool thread polls for the next job before it sleeps (and
   // the caller polls for joined workers before it sleeps), an integer 0-1000000. Default 2000:

@@ -67,7 +67,7 @@ def _active_isa() -> str:
     return str(_C.cpu_info()["active_isa"])
 
 
-# Per-core L2 below which the AVX2 level's per-tap choices differ (_cpu_taps): the AVX2 rules
+# Per-core L2 below which the per-tap choices below AVX-512 differ (_cpu_taps): the AVX2 rules
 # were measured on a 2 MiB-L2 Xeon capped to AVX2; most AVX2-only cores have 256-512 KiB (AMD
 # Zen 1-3, Intel's client cores up to Skylake), which the AMD EPYC measurements stand for.
 _SMALL_L2_BYTES = 1 << 20
@@ -75,7 +75,8 @@ _SMALL_L2_BYTES = 1 << 20
 
 @functools.lru_cache(maxsize=None)
 def _small_l2() -> bool:
-    """Whether this core's L2 (as detected: sysfs, else CPUID) is under 1 MiB."""
+    """Whether this core's L2 is under 1 MiB: as detected (sysfs, else CPUID; 512 KiB where both
+    fail), or FASTCONV_L2_BYTES where set."""
     from . import _C
 
     return int(_C.cpu_info()["l2"]) < _SMALL_L2_BYTES

@@ -118,8 +118,9 @@ def _cuda_state() -> dict[str, Any]:
 
 
 def info() -> dict[str, Any]:
-    """Version, compiler, CPU features, ISA level, cache sizes (bytes, as detected: the GEMM's
-    blocking and `auto` use them), threads, algorithms per op, CUDA state, and
+    """Version, compiler, CPU features, ISA level, cache sizes (bytes: as detected, the L2 as
+    FASTCONV_L2_BYTES sets it; the kernels' blocking and `auto` use them), threads, algorithms
+    per op, CUDA state, and
     the jaxlib the XLA FFI handlers of fastconv.jax were built for (None: not built)."""
     cpu = _C.cpu_info()
     return {

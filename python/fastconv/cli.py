@@ -18,7 +18,8 @@ def _print_info() -> int:
     caches = d["caches"]
     print(
         f"caches: L1d {caches['l1d'] >> 10} KiB, L2 {caches['l2'] >> 10} KiB, "
-        f"L3 {caches['l3_per_core'] >> 10} KiB per core (detected; FASTCONV_L2_BYTES sets the L2)"
+        f"L3 {caches['l3_per_core'] >> 10} KiB per core "
+        "(detected; FASTCONV_L2_BYTES replaces the L2)"
     )
     print(f"threads: {d['threads']} (FASTCONV_NUM_THREADS or fastconv.set_num_threads)")
     print(f"gemm micro-kernels: {d['gemm_kernels']}")
