@@ -130,11 +130,17 @@ function(fastconv_apply_isa_flags)
   #   and exit: in the SIMD micro-kernels (ukernels/, pure functions over their arguments, no
   #   lambdas or references that outlive a scope) that is most of their compile time under ASan
   #   (winograd_transforms_avx2.cc 115 -> 62 s) and guards nothing their out-of-bounds checks
-  #   miss.
+  #   miss;
+  # - the Winograd transforms stay at -O1 whatever FASTCONV_SANITIZE_OPT says: at -O0 their
+  #   always-inlined constant loops are kept whole and took 140-200 s each to compile (62 s at
+  #   -O1), where the rest of the library compiles in a third of its -O1 time.
   if(FASTCONV_SANITIZE)
     foreach(_src IN LISTS FASTCONV_CORE_SOURCES FASTCONV_AVX2_SOURCES FASTCONV_AVX512_SOURCES)
       if(FASTCONV_SANITIZE MATCHES "undefined" AND _src MATCHES "winograd_transforms_")
         set_property(SOURCE ${_src} APPEND PROPERTY COMPILE_OPTIONS -fno-sanitize=undefined)
+      endif()
+      if(_src MATCHES "winograd_transforms_")
+        set_property(SOURCE ${_src} APPEND PROPERTY COMPILE_OPTIONS -O1)
       endif()
       if(FASTCONV_SANITIZE MATCHES "address" AND _src MATCHES "ukernels/")
         set_property(SOURCE ${_src} APPEND PROPERTY COMPILE_OPTIONS -fno-sanitize-address-use-after-scope)
