@@ -135,12 +135,21 @@ def test_long_signal_pooling(long_signal):
     require(4 * OUTPUTS * 8, "pooling the long signal", SIGNAL_BYTES)
     windows = _windows(x)
     y, idx = fastconv.max_pool(x, TAPS, return_indices=True)
-    assert np.array_equal(y.reshape(-1), windows.max(axis=1))
-    want_idx = windows.argmax(axis=1) + np.arange(OUTPUTS, dtype=np.int64) * TAPS
-    assert np.array_equal(idx.reshape(-1), want_idx)
+    assert np.array_equal(y.reshape(-1), windows.max(axis=1))  # every output
+    # Indices and averages (their NumPy oracles over all 2^31 elements took ~20 s) on the
+    # outputs at both ends, around element 2^31 and every 257th (coprime to any vector or
+    # block width): an offset wrapped past 2^31 or a lane mixed up shows in those.
+    span = np.arange(4096)
+    pick = np.unique(
+        np.concatenate(
+            [span, BOUNDARY - 2048 + span, OUTPUTS - 4096 + span, np.arange(0, OUTPUTS, 257)]
+        )
+    )
+    picked = windows[pick]
+    assert np.array_equal(idx.reshape(-1)[pick], picked.argmax(axis=1) + pick * TAPS)
     assert idx[0, 0, -1] > 2**31  # plane offsets past 2^31 (int64 indices)
     a = fastconv.avg_pool(x, TAPS)
-    close(a.reshape(-1), windows.mean(axis=1, dtype=np.float64), TAPS, "avg_pool")
+    close(a.reshape(-1)[pick], picked.mean(axis=1, dtype=np.float64), TAPS, "avg_pool")
 
 
 # ---- a patch matrix of more than 2^31 elements from arrays of a few MiB (always runs)
