@@ -136,7 +136,7 @@ def test_long_signal_pooling(long_signal):
     windows = _windows(x)
     y, idx = fastconv.max_pool(x, TAPS, return_indices=True)
     assert np.array_equal(y.reshape(-1), windows.max(axis=1))  # every output
-    # Indices and averages (their NumPy oracles over all 2^31 elements took ~20 s) on the
+    # Indices and averages (their NumPy oracles over all 2^31 elements took ~8 s) on the
     # outputs at both ends, around element 2^31 and every 257th (coprime to any vector or
     # block width): an offset wrapped past 2^31 or a lane mixed up shows in those.
     span = np.arange(4096)
