@@ -61,6 +61,9 @@ def load(
 
 def table(label: str, paths: list[str], candidate: str | None = None) -> list[str]:
     order, times = load(paths, candidate)
+    if not order:
+        who = f"{candidate!r} rows" if candidate else "rows"
+        sys.exit(f"median_table: no fastconv {who} paired with torch in {paths}")
     who = f"fastconv `{candidate}`" if candidate else "fastconv"
     lines = [
         f"**{label}** (median of {len(paths)} runs; ratio = PyTorch time / {who} time)",
@@ -118,9 +121,6 @@ def main(argv: list[str]) -> None:
     for label, *paths in groups:
         if not paths:
             sys.exit(f"median_table: no JSON files after the label {label!r}\n{__doc__}")
-        if not load(paths, candidate)[0]:
-            who = f"{candidate!r} rows" if candidate else "rows"
-            sys.exit(f"median_table: no fastconv {who} paired with torch in {paths}")
         print("\n".join(table(label, paths, candidate)))
 
 
