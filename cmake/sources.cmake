@@ -133,13 +133,16 @@ function(fastconv_apply_isa_flags)
   #   miss;
   # - the Winograd transforms stay at -O1 whatever FASTCONV_SANITIZE_OPT says: at -O0 their
   #   always-inlined constant loops are kept whole and took 140-200 s each to compile (62 s at
-  #   -O1), where the rest of the library compiles in a third of its -O1 time.
+  #   -O1), where the rest of the library compiles in a third of its -O1 time; so do the GEMM,
+  #   panel, transpose and FFT micro-kernels, ~2 s more each to compile, where the tests' large
+  #   products spent minutes in -O0 intrinsics (.ci/sanitize's subset 223 -> 146 s on the 2-core
+  #   Zen-1 VM, with test_winograd's error test on the NumPy oracle).
   if(FASTCONV_SANITIZE)
     foreach(_src IN LISTS FASTCONV_CORE_SOURCES FASTCONV_AVX2_SOURCES FASTCONV_AVX512_SOURCES)
       if(FASTCONV_SANITIZE MATCHES "undefined" AND _src MATCHES "winograd_transforms_")
         set_property(SOURCE ${_src} APPEND PROPERTY COMPILE_OPTIONS -fno-sanitize=undefined)
       endif()
-      if(_src MATCHES "winograd_transforms_")
+      if(_src MATCHES "winograd_transforms_|ukernels/(gemm|panel|transpose|fft)/")
         set_property(SOURCE ${_src} APPEND PROPERTY COMPILE_OPTIONS -O1)
       endif()
       if(FASTCONV_SANITIZE MATCHES "address" AND _src MATCHES "ukernels/")
