@@ -78,21 +78,25 @@ def test_direct_taps_unreached_outputs_are_bias(rng):
     assert_close(y, ref.conv(x, w, b, padding=3), np.float32, 16 * 9)
 
 
-def test_direct_taps_threads_agree(rng):
-    """Each output element sums its taps in one fixed order whatever the threads or schedule."""
+@pytest.mark.parametrize("k", [96, 208])  # 6 / 13 panels of 16 (AVX2): 13 splits rows as well
+def test_direct_taps_threads_agree(rng, k):
+    """Each output element sums its taps in one fixed order whatever the threads or schedule
+    (panel counts the threads do not divide run their rows in blocks too)."""
     from fastconv._runtime import get_num_threads, set_num_threads
 
     x = rand(rng, (2, 64, 14, 14), np.float32)
-    w = rand(rng, (96, 64, 3, 3), np.float32)
+    w = rand(rng, (k, 64, 3, 3), np.float32)
     before = get_num_threads()
     try:
         set_num_threads(1)
         one = fastconv.conv(x, w, padding=1, algo="direct")
-        set_num_threads(3)
-        three = fastconv.conv(x, w, padding=1, algo="direct")
+        for threads in (2, 3):
+            set_num_threads(threads)
+            many = fastconv.conv(x, w, padding=1, algo="direct")
+            np.testing.assert_array_equal(one, many, err_msg=f"{threads} threads")
     finally:
         set_num_threads(before)
-    np.testing.assert_array_equal(one, three)
+    assert_close(one, ref.conv(x, w, padding=1), np.float32, 64 * 9)
 
 
 @pytest.mark.parametrize(
