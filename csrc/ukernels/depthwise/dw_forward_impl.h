@@ -269,7 +269,7 @@ void forward_small(const DwPlane& p, const T* buf, const T* w, const T* bias, T*
   const T b = bias ? bias[0] : T(0);
   // With 32 registers, 8 rows per block for rows of one vector or kernels of up to 4 taps (two
   // vectors per row: 16 accumulators), else 4; AVX2's 16 registers: 9 weights + 4 rows (the
-  // 8-row blocks not even instantiated there: a third of the file's compile time).
+  // 8-row blocks, never run there, not instantiated there either).
   const bool tall = kRegisters<T> == 32 && (p.out[2] <= V<T>::lanes || KY * KX <= 4);
   for (int64_t oz = 0; oz < p.out[0]; ++oz) {
     if (p.stride[1] == 1) {
