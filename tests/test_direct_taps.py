@@ -78,14 +78,16 @@ def test_direct_taps_unreached_outputs_are_bias(rng):
     assert_close(y, ref.conv(x, w, b, padding=3), np.float32, 16 * 9)
 
 
-@pytest.mark.parametrize("k", [96, 208])  # 6 / 13 panels of 16 (AVX2): 13 splits rows as well
-def test_direct_taps_threads_agree(rng, k):
+# 6 panels of 16 output channels at AVX2 (8 of 32 at AVX-512), two images; 13 panels (7) over 100
+# rows, which 2 and 3 threads also split into row blocks (direct_taps.cc's kBalanceRows)
+@pytest.mark.parametrize("x_shape, k", [((2, 64, 14, 14), 96), ((1, 32, 100, 12), 208)])
+def test_direct_taps_threads_agree(rng, x_shape, k):
     """Each output element sums its taps in one fixed order whatever the threads or schedule
     (panel counts the threads do not divide run their rows in blocks too)."""
     from fastconv._runtime import get_num_threads, set_num_threads
 
-    x = rand(rng, (2, 64, 14, 14), np.float32)
-    w = rand(rng, (k, 64, 3, 3), np.float32)
+    x = rand(rng, x_shape, np.float32)
+    w = rand(rng, (k, x_shape[1], 3, 3), np.float32)
     before = get_num_threads()
     try:
         set_num_threads(1)
@@ -96,7 +98,7 @@ def test_direct_taps_threads_agree(rng, k):
             np.testing.assert_array_equal(one, many, err_msg=f"{threads} threads")
     finally:
         set_num_threads(before)
-    assert_close(one, ref.conv(x, w, padding=1), np.float32, 64 * 9)
+    assert_close(one, ref.conv(x, w, padding=1), np.float32, x_shape[1] * 9)
 
 
 @pytest.mark.parametrize(
