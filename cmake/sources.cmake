@@ -155,6 +155,12 @@ function(fastconv_apply_isa_flags)
   # (.ci/sanitize: the scalar level, which only FASTCONV_ISA=scalar runs, was a fifth of the
   # sanitized build's compile time; avx512 where the CPU has no AVX-512).
   if(FASTCONV_SANITIZE)
+    foreach(_level IN LISTS FASTCONV_SANITIZE_LEVELS)
+      if(NOT _level MATCHES "^(scalar|avx2|avx512)$")
+        message(FATAL_ERROR "fastconv: FASTCONV_SANITIZE_LEVELS takes a CMake list of scalar, "
+                            "avx2, avx512 (e.g. \"avx2;avx512\"), not '${_level}'")
+      endif()
+    endforeach()
     foreach(_level IN ITEMS scalar avx2 avx512)
       if(NOT _level IN_LIST FASTCONV_SANITIZE_LEVELS)
         foreach(_src IN LISTS FASTCONV_CORE_SOURCES FASTCONV_AVX2_SOURCES FASTCONV_AVX512_SOURCES)
