@@ -41,11 +41,12 @@ def assert_close(got, want, dtype, scale: float = 1.0) -> None:
 def output_and_vjp(f, args, cotangent):
     """f(*args) and its VJP of `cotangent` w.r.t. every argument, from one jitted call: one XLA
     compile where a jitted forward, a jitted gradient and an eager reference took four or more
-    (the compiles are what the random-geometry tests spend their time on)."""
+    (the compiles are what the random-geometry tests spend their time on). The output is f's
+    own call, not the VJP's forward (max_pool's runs the with-indices kernel instead)."""
 
     def run(*args):
-        y, vjp = jax.vjp(f, *args)
-        return (y, *vjp(cotangent))
+        _, vjp = jax.vjp(f, *args)
+        return (f(*args), *vjp(cotangent))
 
     return jax.jit(run)(*args)
 

@@ -30,7 +30,7 @@ constexpr int kVectorBytes = 32;
 constexpr int kVectorBytes = 64;
 #endif
 
-// A run of L lanes of T as kN GCC vectors of kW elements (the machine's width, or L).
+// A run of L lanes of T as kN GCC vectors of kW elements (kVectorBytes wide, or L).
 template <typename T, int L>
 struct LaneVectors {
   static constexpr int kW =
@@ -42,7 +42,7 @@ struct LaneVectors {
 
 // dst[o][l] = sum_i mat[o][i] * src[i][l] for o < R, i < C, l < L (element o of dst at
 // dst + o * ds, of src at src + i * ss); zero coefficients are skipped at compile time.
-// The lanes are handled as GCC vectors of the machine's width (a few per run): written as
+// The lanes are handled as GCC vectors kVectorBytes wide (a few per run): written as
 // loops over l, the same arithmetic left the compiler thousands of 16-iteration loops to
 // vectorise and cost the three ISA files ~110 s of compile time each.
 template <typename T, int L, int R, int C, const double (*Mat)[C]>
