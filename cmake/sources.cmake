@@ -136,8 +136,18 @@ function(fastconv_apply_isa_flags)
   #   -O1), where the rest of the library compiles in a third of its -O1 time; so do the GEMM,
   #   panel, transpose and FFT micro-kernels, ~2 s more each to compile, where the tests' large
   #   products spent minutes in -O0 intrinsics (.ci/sanitize's subset 223 -> 146 s on the 2-core
-  #   Zen-1 VM, with test_winograd's error test on the NumPy oracle).
+  #   Zen-1 VM, with test_winograd's error test on the NumPy oracle);
+  # - FASTCONV_SANITIZE_LEVELS: the micro-kernels of the levels not listed
+  #   (ukernels/*/*_<level>.cc) are built without the sanitizers, for sanitized runs that never
+  #   select those levels (.ci/sanitize: the scalar level, which only FASTCONV_ISA=scalar runs,
+  #   was a fifth of the sanitized build's compile time; avx512 where the CPU has no AVX-512).
   if(FASTCONV_SANITIZE)
+    foreach(_level IN LISTS FASTCONV_SANITIZE_LEVELS)
+      if(NOT _level MATCHES "^(scalar|avx2|avx512)$")
+        message(FATAL_ERROR "fastconv: FASTCONV_SANITIZE_LEVELS takes a CMake list of scalar, "
+                            "avx2, avx512 (e.g. \"avx2;avx512\"), not '${_level}'")
+      endif()
+    endforeach()
     foreach(_src IN LISTS FASTCONV_CORE_SOURCES FASTCONV_AVX2_SOURCES FASTCONV_AVX512_SOURCES)
       if(FASTCONV_SANITIZE MATCHES "undefined" AND _src MATCHES "winograd_transforms_")
         set_property(SOURCE ${_src} APPEND PROPERTY COMPILE_OPTIONS -fno-sanitize=undefined)
@@ -148,26 +158,10 @@ function(fastconv_apply_isa_flags)
       if(FASTCONV_SANITIZE MATCHES "address" AND _src MATCHES "ukernels/")
         set_property(SOURCE ${_src} APPEND PROPERTY COMPILE_OPTIONS -fno-sanitize-address-use-after-scope)
       endif()
-    endforeach()
-  endif()
-  # FASTCONV_SANITIZE_LEVELS: the micro-kernels of the levels not listed (ukernels/*/*_<level>.cc)
-  # are built without the sanitizers, for sanitized runs that never select those levels
-  # (.ci/sanitize: the scalar level, which only FASTCONV_ISA=scalar runs, was a fifth of the
-  # sanitized build's compile time; avx512 where the CPU has no AVX-512).
-  if(FASTCONV_SANITIZE)
-    foreach(_level IN LISTS FASTCONV_SANITIZE_LEVELS)
-      if(NOT _level MATCHES "^(scalar|avx2|avx512)$")
-        message(FATAL_ERROR "fastconv: FASTCONV_SANITIZE_LEVELS takes a CMake list of scalar, "
-                            "avx2, avx512 (e.g. \"avx2;avx512\"), not '${_level}'")
-      endif()
-    endforeach()
-    foreach(_level IN ITEMS scalar avx2 avx512)
-      if(NOT _level IN_LIST FASTCONV_SANITIZE_LEVELS)
-        foreach(_src IN LISTS FASTCONV_CORE_SOURCES FASTCONV_AVX2_SOURCES FASTCONV_AVX512_SOURCES)
-          if(_src MATCHES "ukernels/.*_${_level}\\.cc$")
-            set_property(SOURCE ${_src} APPEND PROPERTY COMPILE_OPTIONS -fno-sanitize=all)
-          endif()
-        endforeach()
+      if(_src MATCHES "ukernels/.*_(scalar|avx2|avx512)\\.cc$")
+        if(NOT CMAKE_MATCH_1 IN_LIST FASTCONV_SANITIZE_LEVELS)
+          set_property(SOURCE ${_src} APPEND PROPERTY COMPILE_OPTIONS -fno-sanitize=all)
+        endif()
       endif()
     endforeach()
   endif()
