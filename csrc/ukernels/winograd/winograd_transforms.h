@@ -18,15 +18,13 @@ namespace {
 // linker for other files.
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// Bytes of the vectors apply() works in: the widest this file's flags allow, 64 at the baseline.
-#if defined(__AVX512F__)
-constexpr int kVectorBytes = 64;
-#elif defined(__AVX__)
+// Bytes of the GCC vectors apply() works in: 64, AVX-512's width, also at the baseline level
+// (SSE2), where each is lowered to four SSE operations late in compilation so the early passes
+// see a quarter of the statements (that file at -O3: 90 -> 65 s of compile time on the 2-core
+// Zen-1 VM, its run time the same within that VM's noise); AVX2's 32 at the avx2 level.
+#if defined(__AVX__) && !defined(__AVX512F__)
 constexpr int kVectorBytes = 32;
 #else
-// The baseline level (SSE2) too: 64-byte GCC vectors, each lowered to four SSE operations late
-// in compilation, so the early passes see a quarter of the statements (this file at -O3: 90 ->
-// 65 s of compile time on the 2-core Zen-1 VM; its run time the same within that VM's noise).
 constexpr int kVectorBytes = 64;
 #endif
 
