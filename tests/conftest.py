@@ -44,6 +44,29 @@ requires_torch = pytest.mark.skipif(torch is None, reason="torch is not installe
 
 DTYPES = (np.float32, np.float64)
 ISA_LEVELS = ("avx512", "avx2", "scalar")
+_ISA_RANK = {"scalar": 0, "avx2": 1, "avx512": 2}
+
+
+def isa_top():
+    """The highest level that runs its own micro-kernels here: the CPU has it and this build
+    compiled it (FASTCONV_AVX512=OFF builds stop at avx2)."""
+    import fastconv
+
+    info = fastconv.info()
+    return min(info["isa_detected"], info["isa_built"], key=_ISA_RANK.__getitem__)
+
+
+def skip_unless_isa_runs(isa):
+    """Skip a per-level case whose level would only fall back to a lower one here (that level's
+    own case runs those kernels; test_isa.py's fallback test checks the fallback itself)."""
+    if _ISA_RANK[isa] > _ISA_RANK[isa_top()]:
+        import fastconv
+
+        info = fastconv.info()
+        pytest.skip(
+            f"FASTCONV_ISA={isa} falls back to {isa_top()} here (CPU: {info['isa_detected']}, "
+            f"build: up to {info['isa_built']})"
+        )
 
 
 def pytest_configure(config):
@@ -377,7 +400,8 @@ def fastconv_with_env():
 
 @pytest.fixture(params=ISA_LEVELS)
 def isa(request):
-    """Each FASTCONV_ISA level; the library may fall back from levels it lacks, staying correct."""
+    """Each FASTCONV_ISA level that runs its own micro-kernels here (the others skip)."""
+    skip_unless_isa_runs(request.param)
     return request.param
 
 

@@ -12,7 +12,7 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import DTYPES, ISA_LEVELS, assert_close, rand
+from conftest import DTYPES, assert_close, rand
 
 PASSES = ("forward", "backward_data", "backward_weight")
 
@@ -92,7 +92,6 @@ def _check_passes(fc, rng, x_shape, w_shape, kw, dtype):
     )
 
 
-@pytest.mark.parametrize("isa", ISA_LEVELS)
 def test_plane_kernels_match_oracle_at_each_isa(fastconv_with_env, rng, isa):
     fc = fastconv_with_env(FASTCONV_ISA=isa)
     for x_shape, w_shape, kw in CASES:
@@ -100,7 +99,6 @@ def test_plane_kernels_match_oracle_at_each_isa(fastconv_with_env, rng, isa):
             _check_passes(fc, rng, x_shape, w_shape, kw, dtype)
 
 
-@pytest.mark.parametrize("isa", ISA_LEVELS)
 def test_random_geometries_match_oracle_at_each_isa(fastconv_with_env, rng, isa):
     fc = fastconv_with_env(FASTCONV_ISA=isa)
     for i, (x_shape, w_shape, kw) in enumerate(_random_cases(40, seed=13)):

@@ -7,7 +7,7 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import FastconvProcess, assert_close, assert_passes_match, rand
+from conftest import FastconvProcess, assert_close, assert_passes_match, rand, skip_unless_isa_runs
 
 # (x_shape, w_shape, kwargs): few input channels, strides 1-4 (also above the kernel), kernels
 # 1..11, padding (also wider than the kernel, asymmetric), dilation, batch > 1, odd sizes, true
@@ -147,8 +147,7 @@ def test_auto_few_input_channels_long_weight_gradient(isa):
     """A first layer's weight gradient runs the direct kernels up to 49 taps, past them implicit
     GEMM, never the FFT (whose transforms cost more than 3 channels save: 2x on 7x7, 8x on
     3x3x3)."""
-    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
-        pytest.skip("this CPU has no AVX-512")
+    skip_unless_isa_runs(isa)
     cases = [  # (x, w, padding, want at AVX2, want at AVX-512)
         ((1, 3, 224, 224), (64, 3, 7, 7), 3, "direct", "direct"),
         ((1, 3, 16, 112, 112), (64, 3, 3, 3, 3), 1, "direct", "direct"),

@@ -8,7 +8,7 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import FastconvProcess, assert_close, rand
+from conftest import FastconvProcess, assert_close, rand, skip_unless_isa_runs
 
 # (x_shape, w_shape, kwargs): 16+ channels each side and output rows of at most 40 positions
 # (what the path serves). Output channels not a multiple of the panel width, rows longer than
@@ -214,8 +214,7 @@ def test_auto_names_the_direct_path_that_runs(x_shape, w_shape, kw, pass_):
 def test_auto_factorised_kernels_backward_data_on_im2col(isa):
     """1xN / Nx1 kernels' backward data on small images (Inception's 1x7, 7x1, 1x3) runs im2col's
     column GEMM; their forward keeps its rules, and square kernels stay off it."""
-    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
-        pytest.skip("this CPU has no AVX-512")
+    skip_unless_isa_runs(isa)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
         for x_shape, w_shape, pad in [
             ((1, 128, 17, 17), (128, 128, 1, 7), (0, 3)),
@@ -254,8 +253,7 @@ def test_auto_winograd_on_few_tiles(isa):
     below AVX-512 the forward of 49 tiles on 256+ channels too, and rows of 7-13 from 64 tiles
     on 512+ channels; fewer tiles or channels keep the per-tap path, and the weight gradient
     its own rule."""
-    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
-        pytest.skip("this CPU has no AVX-512")
+    skip_unless_isa_runs(isa)
     avx2 = isa == "avx2"
     cases = [  # (x, w, pass, Winograd at AVX2, at AVX-512)
         ((1, 256, 15, 15), (256, 256, 3, 3), "forward", True, True),
@@ -292,8 +290,7 @@ def test_auto_packed_taps_leave_the_taps_path(isa):
     forwards, and 3-D forwards over at most 96 channels on rows of at most 16 (I3D's Mixed_4b),
     at both ISA levels; square 2-D kernels, 3-D kernels over more channels or longer rows, and
     those 3-D layers' backward data keep the per-tap path."""
-    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
-        pytest.skip("this CPU has no AVX-512")
+    skip_unless_isa_runs(isa)
     # (the AVX2 rule of an L2 of 1 MiB or more; below: test_auto_packed_taps_small_l2)
     with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "2M"}) as fc:
         for x_shape, w_shape, pad in [
@@ -331,8 +328,7 @@ def test_auto_packed_taps_small_l2(isa):
     """Where the L2 is under 1 MiB (FASTCONV_L2_BYTES sets it; the AMD EPYCs: 512 KiB), the AVX2
     level keeps 1xN / Nx1 forwards and I3D-like 3-D forwards on the per-tap path (explain says
     why); 3-tap kernels still run one packed GEMM; AVX-512's choices do not change."""
-    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
-        pytest.skip("this CPU has no AVX-512")
+    skip_unless_isa_runs(isa)
     with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "512K"}) as fc:
         assert fc.info()["caches"]["l2"] == 512 << 10
         for x_shape, w_shape, pad in [
@@ -358,8 +354,7 @@ def test_auto_temporal_kernels_on_large_planes_use_columns_below_avx512(isa):
     on planes of 2048+ positions runs its forward as im2col at AVX2 (each column a whole
     shifted plane), implicit GEMM at AVX-512; its other passes, 28x28 planes and kernels with
     spatial taps are unchanged."""
-    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
-        pytest.skip("this CPU has no AVX-512")
+    skip_unless_isa_runs(isa)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
         stem = ((1, 45, 16, 56, 56), (64, 45, 3, 1, 1))
         e = fc.explain(*stem, padding=(1, 0, 0))

@@ -11,7 +11,7 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import FastconvProcess, assert_close, rand, run_with_isa
+from conftest import FastconvProcess, assert_close, rand, run_with_isa, skip_unless_isa_runs
 from fastconv import _C
 
 # ---- the FFT itself
@@ -218,8 +218,7 @@ def test_auto_3d_below_avx512_runs_fft(isa):
     """Dense 3-D passes of 27+ taps on up to 64 channels run the FFT below AVX-512
     (_cpu_rule._fft_3d_at_avx2); AVX-512 keeps its direct row kernels (implicit GEMM for the
     weight gradient), and more channels or small volumes stay off the FFT at every level."""
-    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
-        pytest.skip("this CPU has no AVX-512")
+    skip_unless_isa_runs(isa)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
         # The weight gradient alike; at AVX-512 implicit GEMM wins it (no FFT for any 3-D one).
         i3d = fc.explain(

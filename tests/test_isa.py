@@ -8,7 +8,7 @@ import textwrap
 
 import numpy as np
 import reference as ref
-from conftest import assert_close, rand, run_with_isa
+from conftest import ISA_LEVELS, assert_close, rand, run_with_isa
 
 # (name, op, x_shape, w_shape, kwargs): shapes that steer selection to each algorithm family
 CASES = [
@@ -247,3 +247,32 @@ def test_every_isa_level_matches_oracle(isa, rng, tmp_path):
                     )
                 checked += 1
     assert checked >= 2 * len(CASES)
+
+
+FALLBACK_CHILD = textwrap.dedent("""
+    import json
+    import numpy as np
+    import fastconv
+    import reference as ref
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 8, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    gemm_w = rng.standard_normal((16, 8, 1, 1)).astype(np.float32)
+    for got, want in ((fastconv.conv(x, w, padding=1), ref.conv(x, w, padding=1)),
+                      (fastconv.conv(x, gemm_w), ref.conv(x, gemm_w))):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    info = fastconv.info()
+    print(json.dumps({k: info[k] for k in ("isa_active", "isa_detected", "isa_built")}))
+""")
+
+
+def test_each_requested_level_runs_or_falls_back():
+    """FASTCONV_ISA=<level> runs that level where the CPU has it and the build compiled it, else
+    the highest level below it that both have (avx2 on a CPU without AVX-512 or in a
+    FASTCONV_AVX512=OFF build), and the convolutions stay right either way."""
+    rank = {"scalar": 0, "avx2": 1, "avx512": 2}
+    for requested in ISA_LEVELS:
+        levels = json.loads(run_with_isa(FALLBACK_CHILD, requested).stdout)
+        top = min(levels["isa_detected"], levels["isa_built"], key=rank.__getitem__)
+        want = min(requested, top, key=rank.__getitem__)
+        assert levels["isa_active"] == want, (requested, levels)

@@ -13,7 +13,7 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import DTYPES, FastconvProcess, assert_close, rand
+from conftest import DTYPES, FastconvProcess, assert_close, rand, skip_unless_isa_runs
 
 # (name, x shape (N, C_in, *in), weight shape (C_in, K/G, *kernel), keyword arguments)
 TRANSPOSED = [
@@ -106,8 +106,7 @@ def test_auto_strided_forwards_leave_the_taps_path(isa):
     with rows of 20+ (where the L2 is under 1 MiB only from 512 output channels: FASTCONV_L2_BYTES
     sets it); at AVX-512 for batches with rows longer than 7 and single images with rows of
     17+."""
-    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
-        pytest.skip("this CPU has no AVX-512")
+    skip_unless_isa_runs(isa)
     cases = {
         # (x, w, want at AVX2, want at AVX-512)
         "res3 56x56 b1": ((1, 128, 56, 56), (128, 128, 3, 3), "implicit_gemm", "implicit_gemm"),
@@ -152,8 +151,7 @@ def test_auto_kernels_that_tile_the_input(isa):
     small images run implicit GEMM (_cpu_taps._tiling_kernel); one large image with up to 64
     input channels runs the direct row kernels below AVX-512 (_cpu_rule._patch_rows), implicit
     GEMM at AVX-512."""
-    if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
-        pytest.skip("this CPU has no AVX-512")
+    skip_unless_isa_runs(isa)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
 
         def explain(x_shape, w_shape, **kw):

@@ -8,7 +8,7 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import FastconvProcess, assert_close, error_ratios, raises_naming, rand
+from conftest import FastconvProcess, assert_close, error_ratios, isa_top, raises_naming, rand
 
 # (x_shape, w_shape, kwargs): kernels twice the stride (DCGAN's 4x4 / 2), kernels that are not a
 # multiple of it (3x3 / 2, 5x5 / 2 and AlexNet's 11x11 / 4: zero taps in the stacked kernel),
@@ -264,7 +264,7 @@ def test_auto_runs_upsampling_layers_on_phases():
     # forward below AVX-512 only (dcgan.g4's backward data, 16x16 outputs); 256 channels
     # (dcgan.g3's, 8x8) and 32x32 outputs at both.
     for isa in ("avx2", "avx512"):
-        if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
+        if isa == "avx512" and isa_top() != "avx512":
             continue
         with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
             want = "winograd" if isa == "avx2" else "implicit_gemm"
@@ -295,7 +295,7 @@ def test_auto_runs_upsampling_layers_on_phases():
     tr = fastconv.explain((1, 64, 32, 32), (64, 32, 4, 4), op="conv_transpose", stride=2)
     assert tr.algo != "winograd"  # one image
     for isa in ("avx2", "avx512"):
-        if isa == "avx512" and fastconv.info()["isa_detected"] != "avx512":
+        if isa == "avx512" and isa_top() != "avx512":
             continue
         with FastconvProcess({"FASTCONV_ISA": isa}) as fc:  # dcgan.g3: 0.56, 8 MiB of kernels
             kw = dict(op="conv_transpose", stride=2, padding=1)

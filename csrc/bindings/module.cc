@@ -48,6 +48,7 @@ py::dict cpu_info() {
   add(f.avx512vl && f.os_avx512, "avx512vl");
   d["features"] = feats;
   d["detected_isa"] = fastconv::isa_name(fastconv::detected_isa());
+  d["built_isa"] = fastconv::isa_name(fastconv::built_isa());
   d["active_isa"] = fastconv::isa_name(fastconv::active_isa());
   // The cache sizes the GEMM blocking and auto's rule use (bytes; L3: this core's share).
   const auto& caches = fastconv::gemm::cache_sizes();

@@ -95,8 +95,21 @@ IsaLevel detected_isa() {
   return IsaLevel::kScalar;
 }
 
+IsaLevel built_isa() {
+#if defined(FASTCONV_X86) && defined(FASTCONV_NO_AVX512)
+  return IsaLevel::kAvx2;
+#elif defined(FASTCONV_X86)
+  return IsaLevel::kAvx512;
+#else
+  return IsaLevel::kScalar;
+#endif
+}
+
 IsaLevel active_isa() {
-  static const IsaLevel level = cap_from_env(detected_isa());
+  static const IsaLevel level = [] {
+    const IsaLevel detected = detected_isa(), built = built_isa();
+    return cap_from_env(int(detected) < int(built) ? detected : built);
+  }();
   return level;
 }
 

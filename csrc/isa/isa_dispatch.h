@@ -27,9 +27,16 @@ auto by_isa(PickScalar&& pick_scalar, PickAvx2&& pick_avx2,
 // FASTCONV_BY_ISA(scalar_entry, avx2_entry, avx512_entry): the entry for the active ISA. Each
 // entry is any expression, evaluated only if chosen; a named table or function comes back as a
 // reference (no copy), a temporary as a value. Builds without FASTCONV_X86 compile no avx2 or
-// avx512 kernels, so there the macro names only the scalar entry: the others are never
-// referenced and need not exist.
-#if defined(FASTCONV_X86)
+// avx512 kernels, so there the macro names only the scalar entry, and builds with
+// FASTCONV_NO_AVX512 (CMake's FASTCONV_AVX512=OFF) no avx512 kernels, so there it names the
+// avx2 entry in its place (active_isa() never exceeds built_isa()): the entries left out are
+// never referenced and need not exist.
+#if defined(FASTCONV_X86) && defined(FASTCONV_NO_AVX512)
+#define FASTCONV_BY_ISA(scalar_entry, avx2_entry, avx512_entry)          \
+  ::fastconv::by_isa([&]() -> decltype(auto) { return (scalar_entry); }, \
+                     [&]() -> decltype(auto) { return (avx2_entry); },   \
+                     [&]() -> decltype(auto) { return (avx2_entry); })
+#elif defined(FASTCONV_X86)
 #define FASTCONV_BY_ISA(scalar_entry, avx2_entry, avx512_entry)          \
   ::fastconv::by_isa([&]() -> decltype(auto) { return (scalar_entry); }, \
                      [&]() -> decltype(auto) { return (avx2_entry); },   \

@@ -118,7 +118,8 @@ def _cuda_state() -> dict[str, Any]:
 
 
 def info() -> dict[str, Any]:
-    """Version, compiler, CPU features, ISA level, cache sizes (bytes: as detected, the L2 as
+    """Version, compiler, CPU features, ISA levels (detected: the CPU's; built: the highest this
+    build has micro-kernels for; active: the one in use), cache sizes (bytes: as detected, the L2 as
     FASTCONV_L2_BYTES sets it; the kernels' blocking and `auto` use them), threads, algorithms
     per op, CUDA state, and
     the jaxlib the XLA FFI handlers of fastconv.jax were built for (None: not built)."""
@@ -131,6 +132,7 @@ def info() -> dict[str, Any]:
         "cpu": cpu["brand"] or cpu["vendor"] or platform.processor(),
         "cpu_features": list(cpu["features"]),
         "isa_detected": cpu["detected_isa"],
+        "isa_built": cpu["built_isa"],
         "isa_active": cpu["active_isa"],
         "caches": {"l1d": cpu["l1d"], "l2": cpu["l2"], "l3_per_core": cpu["l3_per_core"]},
         "threads": get_num_threads(),

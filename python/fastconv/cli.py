@@ -14,7 +14,10 @@ def _print_info() -> int:
     print(f"fastconv {d['version']} (compiled with {d['compiler']}, Python {d['python']})")
     print(f"cpu: {d['cpu']} [{d['machine']}]")
     print(f"cpu features: {' '.join(d['cpu_features']) or 'none detected'}")
-    print(f"isa: {d['isa_active']} (detected {d['isa_detected']}; cap with FASTCONV_ISA)")
+    print(
+        f"isa: {d['isa_active']} (detected {d['isa_detected']}, built up to {d['isa_built']}; "
+        "cap with FASTCONV_ISA)"
+    )
     caches = d["caches"]
     print(
         f"caches: L1d {caches['l1d'] >> 10} KiB, L2 {caches['l2'] >> 10} KiB, "

@@ -16,7 +16,11 @@ struct CpuFeatures {
 const CpuFeatures& cpu_features();
 // Highest level the CPU supports.
 IsaLevel detected_isa();
-// Level in use: detected_isa() capped by FASTCONV_ISA=avx512|avx2|scalar (read once).
+// Highest level this build compiled micro-kernels for: avx512 on x86-64 (avx2 where it was
+// configured with FASTCONV_AVX512=OFF), scalar elsewhere.
+IsaLevel built_isa();
+// Level in use: detected_isa() capped by built_isa() and FASTCONV_ISA=avx512|avx2|scalar (read
+// once).
 IsaLevel active_isa();
 const char* isa_name(IsaLevel l);
 
