@@ -76,9 +76,12 @@ def long_signal():
     period = np.random.default_rng(31).uniform(-1, 1, PERIOD).astype(np.float32)
     x = np.empty((1, 1, LONG), np.float32)
     flat = x.reshape(-1)
-    for start in range(0, LONG, PERIOD):
-        n = min(PERIOD, LONG - start)
-        flat[start : start + n] = period[:n]
+    flat[:PERIOD] = period
+    filled = PERIOD
+    while filled < LONG:  # the periods so far, copied after themselves (12 big copies)
+        n = min(filled, LONG - filled)
+        flat[filled : filled + n] = flat[:n]
+        filled += n
     w = np.random.default_rng(32).uniform(-1, 1, (1, 1, TAPS)).astype(np.float32)
     yield x, w
     del x, flat
