@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import math
 import os
 import pickle
@@ -47,25 +48,28 @@ ISA_LEVELS = ("avx512", "avx2", "scalar")
 _ISA_RANK = {"scalar": 0, "avx2": 1, "avx512": 2}
 
 
+@functools.lru_cache(maxsize=None)
+def _isa_levels():
+    from fastconv import _C
+
+    cpu = _C.cpu_info()
+    return cpu["detected_isa"], cpu["built_isa"]
+
+
 def isa_top():
     """The highest level that runs its own micro-kernels here: the CPU has it and this build
     compiled it (FASTCONV_AVX512=OFF builds stop at avx2)."""
-    import fastconv
-
-    info = fastconv.info()
-    return min(info["isa_detected"], info["isa_built"], key=_ISA_RANK.__getitem__)
+    return min(_isa_levels(), key=_ISA_RANK.__getitem__)
 
 
 def skip_unless_isa_runs(isa):
     """Skip a per-level case whose level would only fall back to a lower one here (that level's
     own case runs those kernels; test_isa.py's fallback test checks the fallback itself)."""
     if _ISA_RANK[isa] > _ISA_RANK[isa_top()]:
-        import fastconv
-
-        info = fastconv.info()
+        detected, built = _isa_levels()
         pytest.skip(
-            f"FASTCONV_ISA={isa} falls back to {isa_top()} here (CPU: {info['isa_detected']}, "
-            f"build: up to {info['isa_built']})"
+            f"FASTCONV_ISA={isa} falls back to {isa_top()} here (CPU: {detected}, "
+            f"build: up to {built})"
         )
 
 

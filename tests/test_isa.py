@@ -262,7 +262,8 @@ FALLBACK_CHILD = textwrap.dedent("""
                       (fastconv.conv(x, gemm_w), ref.conv(x, gemm_w))):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     info = fastconv.info()
-    print(json.dumps({k: info[k] for k in ("isa_active", "isa_detected", "isa_built")}))
+    levels = {k: info[k] for k in ("isa_active", "isa_detected", "isa_built")}
+    print(json.dumps(dict(levels, kernels=info["gemm_kernels"].split(", "))))
 """)
 
 
@@ -276,3 +277,5 @@ def test_each_requested_level_runs_or_falls_back():
         top = min(levels["isa_detected"], levels["isa_built"], key=rank.__getitem__)
         want = min(requested, top, key=rank.__getitem__)
         assert levels["isa_active"] == want, (requested, levels)
+        # the reported level is the one whose kernels run
+        assert levels["kernels"] and all(k.endswith(f"_{want}") for k in levels["kernels"]), levels

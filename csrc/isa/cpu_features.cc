@@ -68,16 +68,16 @@ CpuFeatures detect() {
   return f;
 }
 
-IsaLevel cap_from_env(IsaLevel detected) {
+IsaLevel cap_from_env(IsaLevel level) {
   const char* env = std::getenv("FASTCONV_ISA");
-  if (!env) return detected;
+  if (!env) return level;
   const std::string v(env);
-  IsaLevel cap = detected;
+  IsaLevel cap = level;
   if (v == "scalar") cap = IsaLevel::kScalar;
   else if (v == "avx2") cap = IsaLevel::kAvx2;
   else if (v == "avx512") cap = IsaLevel::kAvx512;
   // Unknown values are reported by the Python layer; here they leave the level unchanged.
-  return int(cap) < int(detected) ? cap : detected;
+  return int(cap) < int(level) ? cap : level;
 }
 
 }  // namespace

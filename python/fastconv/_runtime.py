@@ -21,7 +21,8 @@ _ISA_LEVELS = ("avx512", "avx2", "scalar")
 _isa_env = os.environ.get("FASTCONV_ISA")
 if _isa_env is not None and _isa_env not in _ISA_LEVELS:
     warnings.warn(
-        f"FASTCONV_ISA={_isa_env!r} is not one of {_ISA_LEVELS}; using the detected level",
+        f"FASTCONV_ISA={_isa_env!r} is not one of {_ISA_LEVELS}; using the default level "
+        "(the detected one, capped by the build)",
         RuntimeWarning,
         stacklevel=2,
     )

@@ -206,6 +206,7 @@ def environment(
         "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),
         "isa": info.get("isa_active", "?"),
+        "isa_built": info.get("isa_built", "?"),
         "cpu_features": info.get("cpu_features", []),
         "peer_isa": peer_isa(torch_module),
         "peak_gflops": peak,
@@ -265,7 +266,8 @@ def isa_note(env: dict[str, Any]) -> str | None:
     if not aten.startswith("AVX512") and _at_most_avx2(onednn) and mkl_capped:
         return None  # all capped at AVX2 or below
     return (
-        f"note: FASTCONV_ISA caps fastconv at {env['isa']} while PyTorch may run AVX-512 "
+        f"note: fastconv runs at {env['isa']} (FASTCONV_ISA, or a FASTCONV_AVX512=OFF build) "
+        "while PyTorch may run AVX-512 "
         f"kernels (ATen {aten}, oneDNN cap {peer.get('onednn_max_cpu_isa') or 'none'}, MKL cap "
         f"{peer.get('mkl_enable_instructions') or 'none'}); to compare both at AVX2 (as on an "
         "AVX2-only CPU) also set ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 "
