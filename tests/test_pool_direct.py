@@ -254,3 +254,42 @@ def test_max_pool_gather(dtype):
         _run(ga, c)
     with pytest.raises(ValueError, match="gather pass is max_pool's only"):
         _problem("avg", "gather", g, dtype)
+
+
+# Output rows long enough that the forward passes (and max's backward, which finds each argmax
+# again) split them into segments (csrc/algo/pool_rows.h: more than twice max(256, 16384 /
+# stride) outputs, rounded up to 16): every segment boundary, the first segment's padding, the
+# last's partial span and ceil_mode windows.
+LONG_ROWS = [
+    ([1, 2, 70000], [3], [1], [1], [2], False),  # 5 segments of 16384, the last partial
+    ([2, 1, 40001], [5], [2], [2], [1], True),  # stride 2: 8192 a segment
+    ([1, 1, 64 * 600 + 13], [64], [64], [0], [1], True),  # 256 a segment, a ceil window
+    ([1, 2, 3, 40000], [3, 3], [2, 2], [1, 1], [1, 1], True),
+    ([1, 1, 2, 2, 40000], [2, 1, 4], [1, 1, 4], [0, 0, 1], [1, 1, 1], False),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", range(len(LONG_ROWS)))
+def test_long_rows_in_segments_match_reference(case, dtype):
+    shape, kernel, stride, pad, dilation, ceil_mode = LONG_ROWS[case]
+    rng = np.random.default_rng(case)
+    g = (shape, kernel, stride, pad, pad, dilation, ceil_mode)
+    pb = _problem("max", "forward", g, dtype)
+    x = _x(rng, pb.x_shape, dtype, "max")
+    x.reshape(-1)[rng.integers(0, x.size, 3)] = np.nan  # NaN in some segments' windows
+    idx, idx_ref = (np.full(pb.y_shape, -7, dtype=np.int64) for _ in range(2))
+    assert _C.pool_runs_direct(pb)
+    y_ref = _run(pb, x, indices=idx_ref, reference=True)
+    _same(_run(pb, x, indices=idx), y_ref, f"max {g}")
+    assert (idx == idx_ref).all(), f"max indices {g}"
+    _same(_run(pb, x), y_ref, f"max without indices {g}")
+    bw = _problem("max", "backward", g, dtype)  # each window's argmax found again, by segment
+    gy = rng.integers(-4, 5, size=bw.y_shape).astype(dtype) * dtype(0.25)
+    _same(_run(bw, gy, x), _run(bw, gy, x, reference=True), f"max backward {g}")
+    for kind, p, cip in (("avg", 2.0, True), ("avg", 2.0, False), ("lp", 2.0, True),
+                         ("lp", 3.0, True)):  # fmt: skip
+        sb = _problem(kind, "forward", g, dtype, cip, p)
+        xs = _x(rng, sb.x_shape, dtype, kind)
+        what = f"{kind} p={p} cip={cip} {g}"
+        _close(_run(sb, xs), _run(sb, xs, reference=True), dtype, what)

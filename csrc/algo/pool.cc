@@ -207,11 +207,12 @@ void run(const PoolProblem& pb, const T* a, const T* b, int64_t* indices, T* out
     if (forward) return max_pool_rows_forward<T>(g, rp, a, out, indices);
     return max_pool_rows_backward<T>(g, rp, a, b, out);
   }
+  // avg's divisors: a forward over row segments makes its own per segment (pool_rows.h)
+  const bool avg = pb.kind == PoolKind::kAvg;
   std::vector<T> scale;
-  if (pb.kind == PoolKind::kAvg) scale = avg_scale<T>(g, pb.count_include_pad);
-  const PoolSum<T> s{scale.empty() ? nullptr : scale.data(),
-                     pb.kind == PoolKind::kAvg ? PoolPower::kOne : power_of(pb.p),
-                     pb.kind == PoolKind::kAvg ? 1.0 : pb.p};
+  if (avg && !(forward && rp.seg_count > 1)) scale = avg_scale<T>(g, pb.count_include_pad);
+  const PoolSum<T> s{scale.empty() ? nullptr : scale.data(), avg ? PoolPower::kOne : power_of(pb.p),
+                     avg ? 1.0 : pb.p, avg, pb.count_include_pad};
   if (forward) return sum_pool_rows_forward<T>(g, rp, s, a, out);
   sum_pool_rows_backward<T>(g, rp, s, a, b, out);
 }
