@@ -279,3 +279,24 @@ def test_each_requested_level_runs_or_falls_back():
         assert levels["isa_active"] == want, (requested, levels)
         # the reported level is the one whose kernels run
         assert levels["kernels"] and all(k.endswith(f"_{want}") for k in levels["kernels"]), levels
+
+
+def test_avx512_units_detected_and_replaced_by_the_environment():
+    """info()["avx512_units"]: 256 where the CPU is AMD family 0x19 with AVX-512 (Zen 4), 512
+    on other AVX-512 CPUs, None without AVX-512; FASTCONV_AVX512_UNITS=256|512 replaces the
+    detection, other values are ignored. cpu_info() reports CPUID's display family and model."""
+    import fastconv
+    from conftest import FastconvProcess
+    from fastconv import _C
+
+    cpu = _C.cpu_info()
+    assert isinstance(cpu["family"], int) and isinstance(cpu["model"], int)
+    has_avx512 = cpu["detected_isa"] == "avx512"
+    zen4 = cpu["vendor"] == "AuthenticAMD" and cpu["family"] == 0x19
+    if cpu["vendor"] in ("AuthenticAMD", "GenuineIntel"):
+        assert cpu["family"] >= 6, cpu  # every x86-64 CPU of both vendors
+    detected = (256 if zen4 else 512) if has_avx512 else None
+    assert fastconv.info()["avx512_units"] in (detected, 256, 512)  # the env may set it here
+    for setting, want in (("256", 256), ("512", 512), ("wide", detected)):
+        with FastconvProcess({"FASTCONV_AVX512_UNITS": setting}) as fc:
+            assert fc.info()["avx512_units"] == (want if has_avx512 else None), setting

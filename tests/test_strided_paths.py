@@ -117,8 +117,10 @@ def test_auto_strided_forwards_leave_the_taps_path(isa):
         "res5 14x14 b8": ((8, 512, 14, 14), (512, 512, 3, 3), "implicit_gemm", "direct"),
         "6x6 rows of 3": ((16, 512, 6, 6), (512, 512, 3, 3), "direct", "implicit_gemm"),
     }
-    # The AVX2 rule of an L2 of 1 MiB or more (the Xeon it was measured on: 2 MiB)
-    with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "2M"}) as fc:
+    # The AVX2 rule of an L2 of 1 MiB or more (the Xeon it was measured on: 2 MiB), and AVX-512
+    # on 512-bit units (that Xeon's; below: 256-bit units)
+    wide = {"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "2M", "FASTCONV_AVX512_UNITS": "512"}
+    with FastconvProcess(wide) as fc:
         for name, (x_shape, w_shape, at_avx2, at_avx512) in cases.items():
             e = fc.explain(x_shape, w_shape, stride=2, padding=1)
             assert e.algo == (at_avx512 if isa == "avx512" else at_avx2), (name, str(e))
@@ -134,7 +136,8 @@ def test_auto_strided_forwards_leave_the_taps_path(isa):
         "rows of 20": ((1, 256, 40, 40), (512, 256, 3, 3), "implicit_gemm", "implicit_gemm"),
         "res5 14x14 b8": ((8, 512, 14, 14), (512, 512, 3, 3), "implicit_gemm", "direct"),
     }  # fmt: skip
-    with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "512K"}) as fc:
+    small_l2 = {"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "512K", "FASTCONV_AVX512_UNITS": "512"}
+    with FastconvProcess(small_l2) as fc:
         for name, (x_shape, w_shape, at_avx2, at_avx512) in small.items():
             e = fc.explain(x_shape, w_shape, stride=2, padding=1)
             if isa == "avx512":
@@ -143,6 +146,47 @@ def test_auto_strided_forwards_leave_the_taps_path(isa):
             assert e.algo == at_avx2, (name, str(e))
             if at_avx2 == "direct":
                 assert "L2 under 1 MiB: a GEMM call per tap" in e.reason, (name, str(e))
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_single_images_on_256bit_avx512_units(isa):
+    """Where 512-bit instructions run on 256-bit units (AMD's Zen 4; FASTCONV_AVX512_UNITS=256
+    says so), AVX-512 float32 strided forwards of one small image stay on the per-tap path
+    (_cpu_taps._single_image_taps), explain saying why, instead of implicit GEMM's in-place
+    phases or stride-2 gather; batches, large images, float64 and AVX2 are unchanged. The
+    per-tap path's result matches the float64 oracle."""
+    skip_unless_isa_runs(isa)
+    cases = {  # (x, w, padding, want at AVX-512 on 256-bit units)
+        "res3 56x56 b1": ((1, 128, 56, 56), (128, 128, 3, 3), 1, "direct"),
+        "Inception 35x35 rows of 17": ((1, 288, 35, 35), (384, 288, 3, 3), 0, "direct"),
+        "YOLOv5s 40x40 rows of 20": ((1, 256, 40, 40), (512, 256, 3, 3), 1, "direct"),
+        "YOLOv5s 40x40 b8": ((8, 256, 40, 40), (512, 256, 3, 3), 1, "implicit_gemm"),
+        "rows of 160": ((1, 32, 320, 320), (64, 32, 3, 3), 1, "implicit_gemm"),
+    }
+    found = {}
+    for units in ("256", "512"):
+        env = {"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "1M", "FASTCONV_AVX512_UNITS": units}
+        with FastconvProcess(env) as fc:
+            for name, (x_shape, w_shape, pad, want) in cases.items():
+                e = fc.explain(x_shape, w_shape, stride=2, padding=pad)
+                found[units, name] = e.algo
+                if units == "256" and isa == "avx512":
+                    assert e.algo == want, (name, str(e))
+                    if want == "direct":
+                        assert "AVX-512 on 256-bit units" in e.reason, (name, str(e))
+                else:
+                    assert "256-bit units" not in e.reason, (name, str(e))
+                e64 = fc.explain(x_shape, w_shape, stride=2, padding=pad, dtype="float64")
+                assert "256-bit units" not in e64.reason, name
+            if units == "256":
+                rng = np.random.default_rng(5)
+                x = rng.standard_normal((1, 64, 35, 35)).astype(np.float32)
+                w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+                got = fc.conv(x, w, stride=2, padding=1)
+                assert_close(got, ref.conv(x, w, stride=2, padding=1), reduction=64 * 9)
+    for name in cases:  # below AVX-512 the setting changes nothing
+        if isa == "avx2":
+            assert found["256", name] == found["512", name], name
 
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
@@ -323,7 +367,9 @@ def test_auto_runs_strided_forward_without_a_phase_split():
     ]:
         problem = conv_problem("conv", pass_, *shapes, dtype, **kw)
         assert not problem.implicit_gemm_strided_panels, (shapes, dtype, pass_)
-    e = fastconv.explain(*res3, **kw)
+    # (two images: one stays on the per-tap path where AVX-512 runs on 256-bit units,
+    # test_auto_single_images_on_256bit_avx512_units)
+    e = fastconv.explain((2, 128, 56, 56), res3[1], **kw)
     assert (e.algo == "implicit_gemm" and "no phase split" in e.reason) == expected, e
 
 

@@ -35,6 +35,8 @@ py::dict cpu_info() {
   py::dict d;
   d["vendor"] = f.vendor;
   d["brand"] = f.brand;
+  d["family"] = f.family;
+  d["model"] = f.model;
   py::list feats;
   auto add = [&](bool on, const char* name) {
     if (on) feats.append(name);

@@ -34,6 +34,10 @@ CpuFeatures detect() {
   std::memcpy(vendor + 8, &c, 4);
   f.vendor = vendor;
   __get_cpuid(1, &a, &b, &c, &d);
+  const unsigned base_family = (a >> 8) & 0xf, base_model = (a >> 4) & 0xf;
+  f.family = int(base_family == 0xf ? base_family + ((a >> 20) & 0xff) : base_family);
+  f.model = int(base_family == 0xf || base_family == 0x6 ? base_model | (((a >> 16) & 0xf) << 4)
+                                                         : base_model);
   const bool osxsave = c & (1u << 27);
   f.fma = c & (1u << 12);
   f.f16c = c & (1u << 29);

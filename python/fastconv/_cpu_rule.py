@@ -12,6 +12,7 @@ from ._cpu_stems import _direct_weight_taps, _stem_column_data, _stem_phase_wino
 from ._cpu_taps import (
     _packed_taps,
     _short_segments,
+    _single_image_taps,
     _small_image_taps,
     _strided_packed,
     _taps_served,
@@ -461,7 +462,9 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         tiles *= (e + lo + hi - 2 + 1) // 2
     if _patch_rows(p) and usable("direct"):
         return "direct", "2x2 / 2 over one large image, few channels: row kernels"
-    if problem.implicit_gemm_strided_panels:
+    if problem.implicit_gemm_strided_panels and not (
+        _single_image_taps(p, unit_stride) and usable("direct")
+    ):
         # Strided forward without a packed phase split (AVX-512 float32): over padded-width
         # stride phases read in place (csrc/algo/wide_phases.h: margins <= 1/16 of a row, up to
         # 256 output channels per group), or stride-2 columns gathered from the input where
@@ -487,6 +490,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         packed = _packed_taps(p)
         if packed:
             return "implicit_gemm", packed
+        if _single_image_taps(p, unit_stride):
+            return "direct", "one small image, AVX-512 on 256-bit units: a GEMM call per tap"
         if _strided_packed(p, unit_stride, small_l2=False) or _packed_taps(p, small_l2=False):
             return "direct", "small image, many channels, L2 under 1 MiB: a GEMM call per tap"
         return "direct", "small image, many channels: a GEMM call per tap, padding skipped"

@@ -80,3 +80,21 @@ def _small_l2() -> bool:
     from . import _C
 
     return int(_C.cpu_info()["l2"]) < _SMALL_L2_BYTES
+
+
+@functools.lru_cache(maxsize=None)
+def _avx512_on_256bit_units() -> bool:
+    """Whether this CPU runs 512-bit instructions on 256-bit units, one FMA of 16 floats per
+    cycle: AMD's Zen 4 (vendor AuthenticAMD, CPUID family 0x19, with AVX-512), unlike the Intel
+    Xeons with two 512-bit FMA units the AVX-512 rules were first measured on.
+    FASTCONV_AVX512_UNITS=256|512 replaces the detection (read once per process; other values
+    are ignored)."""
+    import os
+
+    from . import _C
+
+    setting = os.environ.get("FASTCONV_AVX512_UNITS", "").strip()
+    if setting in ("256", "512"):
+        return setting == "256"
+    info = _C.cpu_info()
+    return info.get("vendor") == "AuthenticAMD" and info.get("family") == 0x19

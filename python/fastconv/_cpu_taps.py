@@ -6,7 +6,7 @@ _cpu_rule.cpu_rule; each predicate carries its measurements."""
 
 from __future__ import annotations
 
-from ._cpu_shape import _active_isa, _Shape, _small_l2
+from ._cpu_shape import _active_isa, _avx512_on_256bit_units, _Shape, _small_l2
 
 
 def _taps_served(p: "_Shape", unit_stride: bool) -> bool:
@@ -84,7 +84,9 @@ def _short_segments(p: "_Shape") -> bool:
     return rows <= 4
 
 
-def _strided_packed(p: "_Shape", unit_stride: bool, small_l2: bool | None = None) -> bool:
+def _strided_packed(
+    p: "_Shape", unit_stride: bool, small_l2: bool | None = None, half_units: bool | None = None
+) -> bool:
     """Whether a strided float32 forward `auto` would give the per-tap path (_small_image_taps;
     asked only there) runs implicit GEMM instead, whose packed panels read unit-step phase rows:
     at AVX2 for batches with rows longer than 4 and single images with rows of 20+, at AVX-512
@@ -104,7 +106,16 @@ def _strided_packed(p: "_Shape", unit_stride: bool, small_l2: bool | None = None
     interleaved with PyTorch's, PyTorch time / this time (median of the per-call ratios),
     implicit_gemm vs direct: res3.3x3s2 (128 ch 56x56) 0.72 vs 0.98, x8 0.77 vs 0.88; 256 ch
     28x28 x8 0.85 vs 0.93; `fastconv tune`: res3.3x3s2 7.47 vs 5.71 ms; YOLOv5s's 256->512 40x40
-    (rows of 20) still implicit GEMM's: 24.2 vs 25.1, x8 184 vs 195."""
+    (rows of 20) still implicit GEMM's: 24.2 vs 25.1, x8 184 vs 195.
+    The AVX-512 figures are the Xeon's (two 512-bit FMA units per core). Where 512-bit
+    instructions run on 256-bit units (_avx512_on_256bit_units: AMD's Zen 4), single images keep
+    the per-tap path; `fastconv bench --algo direct --algo implicit_gemm`, 2 threads, a 2-vCPU
+    AMD EPYC Zen 4 (1 MiB L2), median ms of two runs, direct vs implicit_gemm (torch):
+    res3.3x3s2 1.152-1.165 vs 1.230-1.236 (1.144-1.175), Inception's 288->384 35x35 (rows of
+    17) 2.773/2.794 vs 3.075/3.091 (2.759/2.749), YOLOv5s's 256->512 40x40 (rows of 20)
+    4.430/4.489 vs 4.603/4.618 (4.337/4.332); batches stay implicit GEMM's (that layer x8
+    36.2/36.0 vs 36.0/35.6, in one process with PyTorch's calls x8 39.9 vs 37.9; U-Net's 2x2 / 2
+    x8 48.7 vs 44.6)."""
     if unit_stride or p.conv_pass != "forward" or p.itemsize != 4:
         return False
     rows = p.out_extents[-1]
@@ -112,7 +123,21 @@ def _strided_packed(p: "_Shape", unit_stride: bool, small_l2: bool | None = None
         if (_small_l2() if small_l2 is None else small_l2) and p.k_per_group < 512:
             return False
         return rows > 4 and (p.n >= 2 or rows >= 20)
-    return (p.n >= 2 and rows > 7) or rows >= 17
+    if p.n >= 2:
+        return rows > 7
+    return rows >= 17 and not (_avx512_on_256bit_units() if half_units is None else half_units)
+
+
+def _single_image_taps(p: "_Shape", unit_stride: bool) -> bool:
+    """Whether a strided float32 forward of one small image stays on the per-tap path because
+    512-bit instructions run on 256-bit units here (_strided_packed's AVX-512 exception), where
+    implicit GEMM would otherwise read its stride phases in place or gather stride-2 columns
+    (_cpu_rule: problem.implicit_gemm_strided_panels)."""
+    if unit_stride or p.conv_pass != "forward" or p.itemsize != 4 or p.n != 1:
+        return False
+    if _active_isa() != "avx512" or not _small_image_taps(p, unit_stride):
+        return False
+    return _strided_packed(p, unit_stride, half_units=False) and not _strided_packed(p, unit_stride)
 
 
 def _packed_taps(p: "_Shape", small_l2: bool | None = None) -> str | None:

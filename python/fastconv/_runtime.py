@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import _C
+from ._cpu_shape import _avx512_on_256bit_units
 from ._torch_threads import share_torch_threads  # noqa: F401 -- re-exported
 from .backends import backend_for_device
 from .selection import OPS
@@ -121,8 +122,9 @@ def _cuda_state() -> dict[str, Any]:
 def info() -> dict[str, Any]:
     """Version, compiler, CPU features, ISA levels (detected: the CPU's; built: the highest this
     build has micro-kernels for; active: the one in use), cache sizes (bytes: as detected, the L2 as
-    FASTCONV_L2_BYTES sets it; the kernels' blocking and `auto` use them), threads, algorithms
-    per op, CUDA state, and
+    FASTCONV_L2_BYTES sets it; the kernels' blocking and `auto` use them), the width of the
+    units that run AVX-512 (256 on AMD's Zen 4; FASTCONV_AVX512_UNITS sets it), threads,
+    algorithms per op, CUDA state, and
     the jaxlib the XLA FFI handlers of fastconv.jax were built for (None: not built)."""
     cpu = _C.cpu_info()
     return {
@@ -135,6 +137,10 @@ def info() -> dict[str, Any]:
         "isa_detected": cpu["detected_isa"],
         "isa_built": cpu["built_isa"],
         "isa_active": cpu["active_isa"],
+        # the width of the units that run AVX-512 (`auto` reads it), None without AVX-512
+        "avx512_units": (256 if _avx512_on_256bit_units() else 512)
+        if cpu["detected_isa"] == "avx512"
+        else None,
         "caches": {"l1d": cpu["l1d"], "l2": cpu["l2"], "l3_per_core": cpu["l3_per_core"]},
         "threads": get_num_threads(),
         "thread_pool": _C.openmp_runtime() or "fastconv's own",

@@ -18,6 +18,11 @@ def _print_info() -> int:
         f"isa: {d['isa_active']} (detected {d['isa_detected']}, built up to {d['isa_built']}; "
         "cap with FASTCONV_ISA)"
     )
+    if d.get("avx512_units"):
+        print(
+            f"avx512 units: {d['avx512_units']}-bit (detected; FASTCONV_AVX512_UNITS=256|512 "
+            "replaces it)"
+        )
     caches = d["caches"]
     print(
         f"caches: L1d {caches['l1d'] >> 10} KiB, L2 {caches['l2'] >> 10} KiB, "

@@ -11,6 +11,10 @@ struct CpuFeatures {
   bool avx512f = false, avx512dq = false, avx512bw = false, avx512vl = false;
   bool os_avx = false, os_avx512 = false;  // the OS saves the wider registers (XCR0)
   std::string vendor, brand;
+  // CPUID leaf 1's display family and model (the extended fields folded in as the vendors
+  // specify), 0 where unknown: AMD family 0x19 with AVX-512 is Zen 4, whose 512-bit
+  // instructions run on 256-bit units.
+  int family = 0, model = 0;
 };
 
 const CpuFeatures& cpu_features();
