@@ -261,13 +261,14 @@ def test_auto_runs_upsampling_layers_on_phases():
     assert algo(*g4, "backward_weight", stride=2, padding=1) == "winograd"
     assert algo((1, 64, 32, 32), (128, 64, 4, 4), "forward", stride=2, padding=1) != "winograd"
     # Batches with output rows of at most 30 positions under 256 output channels: Winograd's
-    # forward below AVX-512 only (dcgan.g4's backward data, 16x16 outputs); 256 channels
-    # (dcgan.g3's, 8x8) and 32x32 outputs at both.
-    for isa in ("avx2", "avx512"):
+    # forward below AVX-512 and where AVX-512 runs on 256-bit units (AMD's Zen 4), not on
+    # 512-bit units (dcgan.g4's backward data, 16x16 outputs); 256 channels (dcgan.g3's, 8x8)
+    # and 32x32 outputs everywhere.
+    for isa, units in (("avx2", "512"), ("avx512", "512"), ("avx512", "256")):
         if isa == "avx512" and isa_top() != "avx512":
             continue
-        with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
-            want = "winograd" if isa == "avx2" else "implicit_gemm"
+        with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_AVX512_UNITS": units}) as fc:
+            want = "implicit_gemm" if (isa, units) == ("avx512", "512") else "winograd"
             got = fc.explain(*g4, stride=2, padding=1).algo
             assert got == want, (isa, got)
             g3 = fc.explain((16, 128, 16, 16), (256, 128, 4, 4), stride=2, padding=1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._cpu_shape import _active_isa, _Shape
+from ._cpu_shape import _active_isa, _avx512_on_256bit_units, _Shape
 from ._cpu_stems import _direct_weight_taps, _stem_column_data, _stem_phase_winograd
 from ._cpu_taps import (
     _packed_taps,
@@ -282,7 +282,14 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
       csrc/gemm/gemm_batched.cc), the cut holds only below 256 output channels: bench medians
       of three runs, AVX-512, implicit_gemm vs winograd: dcgan.g3 (256 channels) 2.99-3.03 vs
       2.87-2.90, at x32 5.91-6.64 vs 5.70-6.17; dcgan.g4 (128) 3.21-3.23 vs 3.12-3.31, at x8
-      1.60-1.61 vs 1.67-1.71."""
+      1.60-1.61 vs 1.67-1.71.
+      Those are the Xeon's (two 512-bit FMA units per core). Where AVX-512 runs on 256-bit units
+      (AMD's Zen 4) Winograd keeps them, as at AVX2: 2 threads, calls interleaved with
+      PyTorch's in one process, median ms, implicit_gemm vs winograd (torch / winograd's, the
+      median of the per-call ratios): dcgan.g4's 64->128 16x16 x16 6.29 vs 5.19 (1.02), x4 1.64
+      vs 1.64 (0.98; best 1.56 vs 1.30), 64->64 x16 3.35 vs 2.70 (0.95), 128->128 8x8 x16 4.00 vs
+      3.25 (1.02), 128->128 16x16 x16 11.2 vs 8.73 (1.10), 32->64 16x16 x16 1.76 vs 1.62 (best;
+      0.84)."""
     if unit_stride or len(p.kernel) > 2 or p.groups != 1 or p.n < 1:
         return False
     if not all(k == 2 * s for k, s in zip(p.kernel, p.stride)):
@@ -294,7 +301,8 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
     narrow = p.n > 1 and len(p.kernel) == 2 and (p.out_extents[-1] + 1) // 2 < 64 // p.itemsize
     narrow = narrow and p.k_per_group < 256
     if p.conv_pass == "forward" and narrow and _active_isa() == "avx512":
-        return False
+        if not _avx512_on_256bit_units():
+            return False
     phases = math.prod(p.stride)
     stacked = phases * p.c_per_group
     # The tile rule's and the backward-data rule's reach: transformed kernels up to 32 MiB
