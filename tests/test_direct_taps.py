@@ -291,8 +291,10 @@ def test_auto_packed_taps_leave_the_taps_path(isa):
     at both ISA levels; square 2-D kernels, 3-D kernels over more channels or longer rows, and
     those 3-D layers' backward data keep the per-tap path."""
     skip_unless_isa_runs(isa)
-    # (the AVX2 rule of an L2 of 1 MiB or more; below: test_auto_packed_taps_small_l2)
-    with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "2M"}) as fc:
+    # (the AVX2 rule of an L2 of 1 MiB or more, AVX-512 on 512-bit units; below:
+    # test_auto_packed_taps_small_l2, test_auto_packed_taps_on_256bit_avx512_units)
+    env = {"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "2M", "FASTCONV_AVX512_UNITS": "512"}
+    with FastconvProcess(env) as fc:
         for x_shape, w_shape, pad in [
             ((1, 384, 8, 8), (384, 384, 1, 3), (0, 1)),
             ((1, 384, 8, 8), (384, 384, 3, 1), (1, 0)),
@@ -329,7 +331,8 @@ def test_auto_packed_taps_small_l2(isa):
     level keeps 1xN / Nx1 forwards and I3D-like 3-D forwards on the per-tap path (explain says
     why); 3-tap kernels still run one packed GEMM; AVX-512's choices do not change."""
     skip_unless_isa_runs(isa)
-    with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "512K"}) as fc:
+    env = {"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "512K", "FASTCONV_AVX512_UNITS": "512"}
+    with FastconvProcess(env) as fc:
         assert fc.info()["caches"]["l2"] == 512 << 10
         for x_shape, w_shape, pad in [
             ((1, 128, 17, 17), (128, 128, 1, 7), (0, 3)),
@@ -346,6 +349,49 @@ def test_auto_packed_taps_small_l2(isa):
         # a square 2-D kernel was never the packed GEMM's: no L2 note
         e = fc.explain((1, 512, 7, 7), (512, 512, 3, 3), padding=1)
         assert "L2" not in e.reason, str(e)
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_packed_taps_on_256bit_avx512_units(isa):
+    """Where AVX-512 runs on 256-bit units (FASTCONV_AVX512_UNITS=256; AMD's Zen 4), the AVX-512
+    level keeps 3-tap kernels (both passes), 1xN / Nx1 forwards and I3D-like 3-D forwards with
+    output rows of up to 17 on the per-tap path, explain saying why; AVX2's choices do not
+    depend on it. The per-tap path's results match the float64 oracle."""
+    skip_unless_isa_runs(isa)
+    cases = [
+        ((1, 384, 8, 8), (384, 384, 1, 3), (0, 1), "forward"),
+        ((8, 576, 4, 14, 14), (256, 576, 3, 1, 1), (1, 0, 0), "forward"),
+        ((8, 576, 4, 14, 14), (256, 576, 3, 1, 1), (1, 0, 0), "backward_data"),
+        ((1, 128, 17, 17), (128, 128, 1, 7), (0, 3), "forward"),
+        ((8, 128, 17, 17), (192, 128, 7, 1), (3, 0), "forward"),
+        ((1, 96, 16, 14, 14), (208, 96, 3, 3, 3), 1, "forward"),
+    ]
+    found = {}
+    for units in ("256", "512"):
+        env = {"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "1M", "FASTCONV_AVX512_UNITS": units}
+        with FastconvProcess(env) as fc:
+            for x_shape, w_shape, pad, pass_ in cases:
+                e = fc.explain(x_shape, w_shape, padding=pad, pass_=pass_)
+                found[units, x_shape, w_shape, pass_] = e.algo
+                if isa == "avx512" and units == "256":
+                    assert e.algo == "direct", str(e)
+                    assert "AVX-512 on 256-bit units" in e.reason, str(e)
+                elif isa == "avx512":
+                    assert e.algo == "implicit_gemm", str(e)
+            # rows of more than 17 outputs keep the packed GEMM (R(2+1)D's layer2 3x1x1)
+            e = fc.explain((1, 288, 8, 28, 28), (128, 288, 3, 1, 1), padding=(1, 0, 0))
+            assert e.algo == "implicit_gemm", (units, str(e))
+            if isa == "avx512" and units == "256":
+                rng = np.random.default_rng(11)
+                x = rng.standard_normal((2, 24, 3, 6, 6)).astype(np.float32)
+                w = rng.standard_normal((20, 24, 3, 1, 1)).astype(np.float32)
+                assert fc.explain(x.shape, w.shape, padding=(1, 0, 0)).algo == "direct"
+                got = fc.conv(x, w, padding=(1, 0, 0))
+                assert_close(got, ref.conv(x, w, padding=(1, 0, 0)), reduction=24 * 3)
+    if isa == "avx2":
+        for x_shape, w_shape, _, pass_ in cases:
+            key = (x_shape, w_shape, pass_)
+            assert found[("256", *key)] == found[("512", *key)], key
 
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])

@@ -151,17 +151,22 @@ def test_auto_strided_forwards_leave_the_taps_path(isa):
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto_single_images_on_256bit_avx512_units(isa):
     """Where 512-bit instructions run on 256-bit units (AMD's Zen 4; FASTCONV_AVX512_UNITS=256
-    says so), AVX-512 float32 strided forwards of one small image stay on the per-tap path
-    (_cpu_taps._single_image_taps), explain saying why, instead of implicit GEMM's in-place
-    phases or stride-2 gather; batches, large images, float64 and AVX2 are unchanged. The
-    per-tap path's result matches the float64 oracle."""
+    says so), AVX-512 float32 strided forwards of one small image with rows under 32 stay on
+    the per-tap path (_cpu_taps._single_image_taps), and those of one large image over 16-64
+    channels with 3x3+ kernels run the direct row kernels (_cpu_rule._strided_rows_on_256bit_units),
+    explain saying why, instead of implicit GEMM's in-place phases or stride-2 gather; batches,
+    more channels, float64 and AVX2 are unchanged. The results match the float64 oracle."""
     skip_unless_isa_runs(isa)
     cases = {  # (x, w, padding, want at AVX-512 on 256-bit units)
         "res3 56x56 b1": ((1, 128, 56, 56), (128, 128, 3, 3), 1, "direct"),
         "Inception 35x35 rows of 17": ((1, 288, 35, 35), (384, 288, 3, 3), 0, "direct"),
         "YOLOv5s 40x40 rows of 20": ((1, 256, 40, 40), (512, 256, 3, 3), 1, "direct"),
         "YOLOv5s 40x40 b8": ((8, 256, 40, 40), (512, 256, 3, 3), 1, "implicit_gemm"),
-        "rows of 160": ((1, 32, 320, 320), (64, 32, 3, 3), 1, "implicit_gemm"),
+        "rows of 40": ((1, 128, 80, 80), (256, 128, 3, 3), 1, "implicit_gemm"),
+        # one large image over 16-64 channels: the row kernels (_strided_rows_on_256bit_units)
+        "rows of 160, 32 channels": ((1, 32, 320, 320), (64, 32, 3, 3), 1, "direct"),
+        "rows of 56, 128 channels": ((1, 128, 112, 112), (128, 128, 3, 3), 1, "implicit_gemm"),
+        "rows of 112, 1x1": ((1, 32, 224, 224), (64, 32, 1, 1), 0, "implicit_gemm"),
     }
     found = {}
     for units in ("256", "512"):
@@ -174,16 +179,24 @@ def test_auto_single_images_on_256bit_avx512_units(isa):
                     assert e.algo == want, (name, str(e))
                     if want == "direct":
                         assert "AVX-512 on 256-bit units" in e.reason, (name, str(e))
+                    else:
+                        assert "256-bit units" not in e.reason, (name, str(e))
                 else:
                     assert "256-bit units" not in e.reason, (name, str(e))
                 e64 = fc.explain(x_shape, w_shape, stride=2, padding=pad, dtype="float64")
                 assert "256-bit units" not in e64.reason, name
-            if units == "256":
+            if units == "256" and isa == "avx512":
                 rng = np.random.default_rng(5)
                 x = rng.standard_normal((1, 64, 35, 35)).astype(np.float32)
                 w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
                 got = fc.conv(x, w, stride=2, padding=1)
                 assert_close(got, ref.conv(x, w, stride=2, padding=1), reduction=64 * 9)
+                x = rng.standard_normal((1, 16, 90, 90)).astype(np.float32)  # rows of 45
+                w = rng.standard_normal((24, 16, 3, 3)).astype(np.float32)
+                e = fc.explain(x.shape, w.shape, stride=2, padding=1)
+                assert e.algo == "direct" and "row kernels" in e.reason, str(e)
+                got = fc.conv(x, w, stride=2, padding=1)
+                assert_close(got, ref.conv(x, w, stride=2, padding=1), reduction=16 * 9)
     for name in cases:  # below AVX-512 the setting changes nothing
         if isa == "avx2":
             assert found["256", name] == found["512", name], name

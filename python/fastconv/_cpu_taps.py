@@ -108,14 +108,15 @@ def _strided_packed(
     28x28 x8 0.85 vs 0.93; `fastconv tune`: res3.3x3s2 7.47 vs 5.71 ms; YOLOv5s's 256->512 40x40
     (rows of 20) still implicit GEMM's: 24.2 vs 25.1, x8 184 vs 195.
     The AVX-512 figures are the Xeon's (two 512-bit FMA units per core). Where 512-bit
-    instructions run on 256-bit units (_avx512_on_256bit_units: AMD's Zen 4), single images keep
-    the per-tap path; `fastconv bench --algo direct --algo implicit_gemm`, 2 threads, a 2-vCPU
-    AMD EPYC Zen 4 (1 MiB L2), median ms of two runs, direct vs implicit_gemm (torch):
+    instructions run on 256-bit units (_avx512_on_256bit_units: AMD's Zen 4), single images with
+    rows under 32 keep the per-tap path; `fastconv bench --algo direct --algo implicit_gemm`, 2
+    threads, a 2-vCPU AMD EPYC Zen 4 (1 MiB L2), median ms of two runs, direct vs implicit_gemm
+    (torch):
     res3.3x3s2 1.152-1.165 vs 1.230-1.236 (1.144-1.175), Inception's 288->384 35x35 (rows of
     17) 2.773/2.794 vs 3.075/3.091 (2.759/2.749), YOLOv5s's 256->512 40x40 (rows of 20)
     4.430/4.489 vs 4.603/4.618 (4.337/4.332); batches stay implicit GEMM's (that layer x8
     36.2/36.0 vs 36.0/35.6, in one process with PyTorch's calls x8 39.9 vs 37.9; U-Net's 2x2 / 2
-    x8 48.7 vs 44.6)."""
+    x8 48.7 vs 44.6), and so do rows of 32+ (128->256 on 80x80, rows of 40: 5.35 vs 5.52)."""
     if unit_stride or p.conv_pass != "forward" or p.itemsize != 4:
         return False
     rows = p.out_extents[-1]
@@ -125,7 +126,8 @@ def _strided_packed(
         return rows > 4 and (p.n >= 2 or rows >= 20)
     if p.n >= 2:
         return rows > 7
-    return rows >= 17 and not (_avx512_on_256bit_units() if half_units is None else half_units)
+    half = _avx512_on_256bit_units() if half_units is None else half_units
+    return rows >= (32 if half else 17)
 
 
 def _single_image_taps(p: "_Shape", unit_stride: bool) -> bool:
@@ -140,7 +142,9 @@ def _single_image_taps(p: "_Shape", unit_stride: bool) -> bool:
     return _strided_packed(p, unit_stride, half_units=False) and not _strided_packed(p, unit_stride)
 
 
-def _packed_taps(p: "_Shape", small_l2: bool | None = None) -> str | None:
+def _packed_taps(
+    p: "_Shape", small_l2: bool | None = None, half_units: bool | None = None
+) -> str | None:
     """Why a pass on the per-tap domain (_small_image_taps; asked only there, after
     _short_segments and _strided_packed) runs one packed implicit GEMM instead, or None. Its
     packed panels' rows are a few masked vector loads each (csrc/ukernels/panel), so implicit
@@ -166,7 +170,23 @@ def _packed_taps(p: "_Shape", small_l2: bool | None = None) -> str | None:
     an L2 under 1 MiB (_small_l2) both forwards keep the per-tap path. `fastconv tune`, 2
     threads, on a 2-vCPU AMD EPYC (Zen-1-class, 512 KiB L2), implicit_gemm vs direct: 128 ch
     17x17 1x7 2.46 vs 1.93 ms, 7x1 3.20 vs 2.65, 1x7 x8 15.3 vs 12.9; I3D's Mixed_4b 100 vs
-    91.6 (in one process, calls interleaved with PyTorch's: 0.70x vs 0.89x PyTorch)."""
+    91.6 (in one process, calls interleaved with PyTorch's: 0.70x vs 0.89x PyTorch).
+    The AVX-512 figures are the Xeon's (two 512-bit FMA units per core). Where AVX-512 runs on
+    256-bit units (_avx512_on_256bit_units: AMD's Zen 4) the per-tap path wins all three: a
+    2-vCPU AMD EPYC Zen 4, `fastconv bench --suite networks --algo direct --algo
+    implicit_gemm`, 2 threads, two runs' medians, forward / backward data, direct vs
+    implicit_gemm: Inception's 1x7 0.34/0.37 vs 0.42/0.56 (its backward data runs im2col), 7x1
+    0.50 vs 0.59, 1x7 x8 2.97 vs 3.18; 1x3 0.31/0.39 vs 0.31/0.38, x8 2.34/2.47 vs 2.50/2.71;
+    R(2+1)D's 3x1x1 3.25/3.77 vs 3.89/3.99, x8 24.5/25.8 vs 29.3/29.2; I3D's Mixed_4b 15.9 vs
+    18.3; 256 ch 10x10 1x3 0.34/0.42 vs 0.45/0.48 (calls interleaved in one process). Not on
+    longer rows: 256 ch 16x16 1x3 0.66/0.70 vs 0.61/0.79, R(2+1)D's 288->128 3x1x1 on 8x28x28
+    10.0/8.37 vs 9.27/7.35, 128 ch 40x40 3x1 1.38/1.43 vs 0.93/1.00: there only rows of up to
+    17 outputs keep the per-tap path."""
+    half = _active_isa() == "avx512" and (
+        _avx512_on_256bit_units() if half_units is None else half_units
+    )
+    if half and p.out_extents[-1] <= 17:
+        return None
     if len(p.kernel) >= 2 and p.taps <= 3:
         return "a 3-tap kernel on a small image: one packed GEMM"
     if p.conv_pass != "forward":
