@@ -226,7 +226,7 @@ def test_auto_runs_grouped_layers_direct_and_long_short_1d_kernels_on_implicit_g
     assert fastconv.explain(*big, padding=1, dilation=2).algo == "im2col"
     assert fastconv.explain(*big, padding=2, dilation=2).algo == "winograd"
     # (where AVX-512 runs on 256-bit units, AMD's Zen 4: the direct row kernels over 64 channels,
-    # _cpu_rule._strided_rows_on_256bit_units)
+    # _cpu_stems._strided_rows_on_256bit_units)
     from fastconv._cpu_shape import _active_isa, _avx512_on_256bit_units
 
     zen4 = _active_isa() == "avx512" and _avx512_on_256bit_units()
