@@ -153,9 +153,10 @@ def test_auto_single_images_on_256bit_avx512_units(isa):
     """Where 512-bit instructions run on 256-bit units (AMD's Zen 4; FASTCONV_AVX512_UNITS=256
     says so), AVX-512 float32 strided forwards of one small image with rows under 32 stay on
     the per-tap path (_cpu_taps._single_image_taps), and those of one large image over 16-64
-    channels with 3x3+ kernels run the direct row kernels (_cpu_stems._strided_rows_on_256bit_units),
-    explain saying why, instead of implicit GEMM's in-place phases or stride-2 gather; batches,
-    more channels, float64 and AVX2 are unchanged. The results match the float64 oracle."""
+    channels with 3x3+ kernels run the direct row kernels
+    (_cpu_stems._strided_rows_on_256bit_units), explain saying why, instead of implicit GEMM's
+    in-place phases or stride-2 gather; batches, more channels, float64 and AVX2 are unchanged.
+    The results match the float64 oracle."""
     skip_unless_isa_runs(isa)
     cases = {  # (x, w, padding, want at AVX-512 on 256-bit units)
         "res3 56x56 b1": ((1, 128, 56, 56), (128, 128, 3, 3), 1, "direct"),
