@@ -326,10 +326,11 @@ void stack_window(const Split& s, const T* x, int64_t n, int64_t c, int64_t i0, 
   const int64_t ph = g.pad_lo[1], pw = g.pad_lo[2], plane = rows * cols;
   const int64_t hs = s.stacked.in[1], ws = s.stacked.in[2];
   const int64_t run_cols = s.folded ? g.n * s.seg : ws;
-  // The window's source rows first as prefetches: folded, each piece is a few cache lines of
+  // Folded, the window's source rows first as prefetches: each piece is a few cache lines of
   // another image's plane, and the copy below waited on them one by one (its loads were ~half of
-  // stack_window's samples, which took 16% of dcgan.g4's conv forward on one thread).
-  for (int64_t j = j0; j < std::min(j0 + cols, run_cols);) {
+  // stack_window's samples, which took 16% of dcgan.g4's conv forward on one thread). Unfolded
+  // windows read long runs of one plane, which the hardware prefetchers follow.
+  for (int64_t j = j0; s.folded && j < std::min(j0 + cols, run_cols);) {
     const auto [img, a, b] = piece_at(s, n, j, j0 + cols);
     const int64_t x0 = std::max<int64_t>(0, 2 * a - pw), x1 = std::min(w, 2 * b - pw);
     for (int64_t r = 0; r < rows && x0 < x1; ++r)

@@ -306,7 +306,7 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
     narrow = p.n > 1 and len(p.kernel) == 2 and (p.out_extents[-1] + 1) // 2 < 64 // p.itemsize
     narrow = narrow and p.k_per_group < 256
     if p.conv_pass == "forward" and narrow and _active_isa() == "avx512":
-        if not _avx512_on_256bit_units():
+        if p.itemsize != 4 or not _avx512_on_256bit_units():  # (float32 measured)
             return False
     phases = math.prod(p.stride)
     stacked = phases * p.c_per_group

@@ -87,8 +87,9 @@ def _avx512_on_256bit_units() -> bool:
     """Whether this CPU runs 512-bit instructions on 256-bit units, one FMA of 16 floats per
     cycle: AMD's Zen 4 (vendor AuthenticAMD, CPUID family 0x19, with AVX-512), unlike the Intel
     Xeons with two 512-bit FMA units the AVX-512 rules were first measured on.
-    FASTCONV_AVX512_UNITS=256|512 replaces the detection (read once per process; other values
-    are ignored)."""
+    Not detected as 256: other CPUs with one 512-bit FMA per cycle (Intel's client and some
+    Xeon Bronze / Silver parts, AMD's Zen 5 mobile parts); FASTCONV_AVX512_UNITS=256|512
+    replaces the detection (read once per process; other values are ignored with a warning)."""
     import os
 
     from . import _C
@@ -96,5 +97,13 @@ def _avx512_on_256bit_units() -> bool:
     setting = os.environ.get("FASTCONV_AVX512_UNITS", "").strip()
     if setting in ("256", "512"):
         return setting == "256"
+    if setting:
+        import warnings
+
+        warnings.warn(
+            f"FASTCONV_AVX512_UNITS={setting!r} ignored (expected 256 or 512)", stacklevel=2
+        )
     info = _C.cpu_info()
+    if info.get("detected_isa") != "avx512":
+        return False
     return info.get("vendor") == "AuthenticAMD" and info.get("family") == 0x19

@@ -116,7 +116,7 @@ def _strided_packed(
     17) 2.773/2.794 vs 3.075/3.091 (2.759/2.749), YOLOv5s's 256->512 40x40 (rows of 20)
     4.430/4.489 vs 4.603/4.618 (4.337/4.332); batches stay implicit GEMM's (that layer x8
     36.2/36.0 vs 36.0/35.6, in one process with PyTorch's calls x8 39.9 vs 37.9; U-Net's 2x2 / 2
-    x8 48.7 vs 44.6), and so do rows of 32+ (128->256 on 80x80, rows of 40: 5.35 vs 5.52)."""
+    x8 48.7 vs 44.6), and so do rows of 32+ (128->256 on 80x80, rows of 40: 5.52 vs 5.35)."""
     if unit_stride or p.conv_pass != "forward" or p.itemsize != 4:
         return False
     rows = p.out_extents[-1]
@@ -133,11 +133,13 @@ def _strided_packed(
 def _single_image_taps(p: "_Shape", unit_stride: bool) -> bool:
     """Whether a strided float32 forward of one small image stays on the per-tap path because
     512-bit instructions run on 256-bit units here (_strided_packed's AVX-512 exception), where
-    implicit GEMM would otherwise read its stride phases in place or gather stride-2 columns
-    (_cpu_rule: problem.implicit_gemm_strided_panels)."""
+    implicit GEMM would otherwise pack its stride phases, read them in place or gather stride-2
+    columns (_cpu_rule: problem.implicit_gemm_strided_panels)."""
     if unit_stride or p.conv_pass != "forward" or p.itemsize != 4 or p.n != 1:
         return False
     if _active_isa() != "avx512" or not _small_image_taps(p, unit_stride):
+        return False
+    if _packed_taps(p) is not None:  # those run one packed GEMM anyway (explain says which)
         return False
     return _strided_packed(p, unit_stride, half_units=False) and not _strided_packed(p, unit_stride)
 
@@ -178,10 +180,10 @@ def _packed_taps(
     implicit_gemm: Inception's 1x7 0.34/0.37 vs 0.42/0.56 (its backward data runs im2col), 7x1
     0.50 vs 0.59, 1x7 x8 2.97 vs 3.18; 1x3 0.31/0.39 vs 0.31/0.38, x8 2.34/2.47 vs 2.50/2.71;
     R(2+1)D's 3x1x1 3.25/3.77 vs 3.89/3.99, x8 24.5/25.8 vs 29.3/29.2; I3D's Mixed_4b 15.9 vs
-    18.3; 256 ch 10x10 1x3 0.34/0.42 vs 0.45/0.48 (calls interleaved in one process). Not on
-    longer rows: 256 ch 16x16 1x3 0.66/0.70 vs 0.61/0.79, R(2+1)D's 288->128 3x1x1 on 8x28x28
-    10.0/8.37 vs 9.27/7.35, 128 ch 40x40 3x1 1.38/1.43 vs 0.93/1.00: there only rows of up to
-    17 outputs keep the per-tap path."""
+    18.3; 256 ch 10x10 1x3 0.34/0.42 vs 0.45/0.48 (calls interleaved in one process); mixed at
+    rows of 16 (256 ch 16x16 1x3 0.66/0.70 vs 0.61/0.79). Not on longer rows: R(2+1)D's
+    288->128 3x1x1 on 8x28x28 10.0/8.37 vs 9.27/7.35, 128 ch 40x40 3x1 1.38/1.43 vs 0.93/1.00:
+    there only rows of up to 17 outputs keep the per-tap path."""
     half = _active_isa() == "avx512" and (
         _avx512_on_256bit_units() if half_units is None else half_units
     )
