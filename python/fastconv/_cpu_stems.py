@@ -86,10 +86,9 @@ def _strided_rows_on_256bit_units(p: "_Shape") -> bool:
     threads, calls interleaved with PyTorch's in one process, median ms, implicit_gemm vs direct:
     YOLOv5s's 32->64 3x3 / 2 on 320x320 7.18-7.25 vs 6.00-6.31, 64->128 on 160x160 5.83 vs
     5.35, 64->128 on 224x224 11.7 vs 11.3, 64->64 on 224x224 5.92 vs 4.97, on 112x112 2.89 vs
-    1.99 (best 1.41 vs 1.25),
-    16->32 on 224x224 best 1.09 vs 0.81. Not with more channels (128->128 on 112x112 5.70 vs
-    8.37), and 3x3 or larger kernels at stride 2, undilated, only (1x1 / 2 layers, other strides and
-    dilations were not measured)."""
+    1.99 (best 1.41 vs 1.25), 16->32 on 224x224 best 1.09 vs 0.81. Not with more channels
+    (128->128 on 112x112 5.70 vs 8.37). 3x3 or larger kernels at stride 2, undilated, only: 1x1
+    / 2 layers, other strides and dilations were not measured."""
     if p.conv_pass != "forward" or p.itemsize != 4 or p.n != 1 or p.groups != 1:
         return False
     if len(p.kernel) != 2 or min(p.kernel) < 3 or not 16 <= p.c_per_group <= 64:
