@@ -213,9 +213,10 @@ def test_auto_names_the_direct_path_that_runs(x_shape, w_shape, kw, pass_):
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto_factorised_kernels_backward_data_on_im2col(isa):
     """1xN / Nx1 kernels' backward data on small images (Inception's 1x7, 7x1, 1x3) runs im2col's
-    column GEMM; their forward keeps its rules, and square kernels stay off it."""
+    column GEMM; their forward keeps its rules, and square kernels stay off it. (AVX-512 on
+    512-bit units; on 256-bit units: test_auto_packed_taps_on_256bit_avx512_units.)"""
     skip_unless_isa_runs(isa)
-    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+    with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_AVX512_UNITS": "512"}) as fc:
         for x_shape, w_shape, pad in [
             ((1, 128, 17, 17), (128, 128, 1, 7), (0, 3)),
             ((1, 128, 17, 17), (192, 128, 7, 1), (3, 0)),
@@ -354,30 +355,33 @@ def test_auto_packed_taps_small_l2(isa):
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto_packed_taps_on_256bit_avx512_units(isa):
     """Where AVX-512 runs on 256-bit units (FASTCONV_AVX512_UNITS=256; AMD's Zen 4), the AVX-512
-    level keeps 3-tap kernels (both passes), 1xN / Nx1 forwards and I3D-like 3-D forwards with
-    output rows of up to 17 on the per-tap path, explain saying why; AVX2's choices do not
-    depend on it. The per-tap path's results match the float64 oracle."""
+    level keeps 3-tap kernels (both passes), 1xN / Nx1 forwards and backward data and I3D-like
+    3-D forwards with output rows of up to 17 on the per-tap path, explain saying why; AVX2's
+    choices do not depend on it. The per-tap path's results match the float64 oracle."""
     skip_unless_isa_runs(isa)
-    cases = [
-        ((1, 384, 8, 8), (384, 384, 1, 3), (0, 1), "forward"),
-        ((8, 576, 4, 14, 14), (256, 576, 3, 1, 1), (1, 0, 0), "forward"),
-        ((8, 576, 4, 14, 14), (256, 576, 3, 1, 1), (1, 0, 0), "backward_data"),
-        ((1, 128, 17, 17), (128, 128, 1, 7), (0, 3), "forward"),
-        ((8, 128, 17, 17), (192, 128, 7, 1), (3, 0), "forward"),
-        ((1, 96, 16, 14, 14), (208, 96, 3, 3, 3), 1, "forward"),
+    cases = [  # (x, w, padding, pass, the choice at AVX-512 on 512-bit units)
+        ((1, 384, 8, 8), (384, 384, 1, 3), (0, 1), "forward", "implicit_gemm"),
+        ((8, 576, 4, 14, 14), (256, 576, 3, 1, 1), (1, 0, 0), "forward", "implicit_gemm"),
+        ((8, 576, 4, 14, 14), (256, 576, 3, 1, 1), (1, 0, 0), "backward_data", "implicit_gemm"),
+        ((1, 128, 17, 17), (128, 128, 1, 7), (0, 3), "forward", "implicit_gemm"),
+        ((8, 128, 17, 17), (192, 128, 7, 1), (3, 0), "forward", "implicit_gemm"),
+        ((1, 96, 16, 14, 14), (208, 96, 3, 3, 3), 1, "forward", "implicit_gemm"),
+        # 1xN / Nx1 backward data: im2col's column GEMM on 512-bit units (_cpu_rule)
+        ((1, 768, 17, 17), (128, 768, 1, 7), (0, 3), "backward_data", "im2col"),
+        ((8, 384, 8, 8), (384, 384, 3, 1), (1, 0), "backward_data", "im2col"),
     ]
     found = {}
     for units in ("256", "512"):
         env = {"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "1M", "FASTCONV_AVX512_UNITS": units}
         with FastconvProcess(env) as fc:
-            for x_shape, w_shape, pad, pass_ in cases:
+            for x_shape, w_shape, pad, pass_, wide in cases:
                 e = fc.explain(x_shape, w_shape, padding=pad, pass_=pass_)
                 found[units, x_shape, w_shape, pass_] = e.algo
                 if isa == "avx512" and units == "256":
                     assert e.algo == "direct", str(e)
                     assert "AVX-512 on 256-bit units" in e.reason, str(e)
                 elif isa == "avx512":
-                    assert e.algo == "implicit_gemm", str(e)
+                    assert e.algo == wide, str(e)
             # rows of more than 17 outputs keep the packed GEMM (R(2+1)D's layer2 3x1x1)
             e = fc.explain((1, 288, 8, 28, 28), (128, 288, 3, 1, 1), padding=(1, 0, 0))
             assert e.algo == "implicit_gemm", (units, str(e))
@@ -388,8 +392,16 @@ def test_auto_packed_taps_on_256bit_avx512_units(isa):
                 assert fc.explain(x.shape, w.shape, padding=(1, 0, 0)).algo == "direct"
                 got = fc.conv(x, w, padding=(1, 0, 0))
                 assert_close(got, ref.conv(x, w, padding=(1, 0, 0)), reduction=24 * 3)
+                x = rng.standard_normal((2, 20, 9, 9)).astype(np.float32)  # 1x5 backward data
+                w = rng.standard_normal((18, 20, 1, 5)).astype(np.float32)
+                gy = rng.standard_normal((2, 18, 9, 9)).astype(np.float32)
+                e = fc.explain(x.shape, w.shape, padding=(0, 2), pass_="backward_data")
+                assert e.algo == "direct", str(e)
+                got = fc.conv_backward_data(gy, w, x.shape, padding=(0, 2))
+                want = ref.conv_backward_data(gy, w, x.shape, padding=(0, 2))
+                assert_close(got, want, reduction=18 * 5)
     if isa == "avx2":
-        for x_shape, w_shape, _, pass_ in cases:
+        for x_shape, w_shape, _, pass_, _ in cases:
             key = (x_shape, w_shape, pass_)
             assert found[("256", *key)] == found[("512", *key)], key
 

@@ -15,6 +15,7 @@ from ._cpu_stems import (
     _strided_rows_on_256bit_units,
 )
 from ._cpu_taps import (
+    _half_unit_taps,
     _packed_taps,
     _short_segments,
     _single_image_taps,
@@ -499,6 +500,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         if _strided_packed(p, unit_stride):
             return "implicit_gemm", "strided: one packed GEMM over the stride phases"
         if p.conv_pass == "backward_data" and len(p.kernel) == 2 and min(p.kernel) == 1:
+            if _half_unit_taps(p):
+                return "direct", "small image, AVX-512 on 256-bit units: a GEMM call per tap"
             if usable("im2col"):
                 # Inception's factorised 1x7 / 7x1 / 1x3: one GEMM of C x taps rows, then a
                 # col2im of rows (2 threads, median ms, im2col vs the previous auto, AVX-512 /

@@ -144,6 +144,18 @@ def _single_image_taps(p: "_Shape", unit_stride: bool) -> bool:
     return _strided_packed(p, unit_stride, half_units=False) and not _strided_packed(p, unit_stride)
 
 
+def _half_unit_taps(p: "_Shape", half_units: bool | None = None) -> bool:
+    """Whether a pass on the per-tap domain keeps the per-tap path at AVX-512 on 256-bit units
+    (AMD's Zen 4) where one packed GEMM or im2col's column GEMM would run it on 512-bit units:
+    output rows of up to 17 (_packed_taps' measurements; the 1xN / Nx1 backward data that
+    _cpu_rule gives im2col: 2 threads, median ms, direct vs im2col, Inception's 768->128 1x7 on
+    17x17 1.89 vs 2.20, 128 ch 0.33 vs 0.38, x8 2.44 vs 2.91, 7x1 0.46 vs 0.52, 384 ch 3x1 8x8 x8
+    2.12 vs 2.43, 1x3 8x8 0.34 vs 0.33)."""
+    if _active_isa() != "avx512" or p.out_extents[-1] > 17:
+        return False
+    return _avx512_on_256bit_units() if half_units is None else half_units
+
+
 def _packed_taps(
     p: "_Shape", small_l2: bool | None = None, half_units: bool | None = None
 ) -> str | None:
@@ -184,10 +196,7 @@ def _packed_taps(
     rows of 16 (256 ch 16x16 1x3 0.66/0.70 vs 0.61/0.79). Not on longer rows: R(2+1)D's
     288->128 3x1x1 on 8x28x28 10.0/8.37 vs 9.27/7.35, 128 ch 40x40 3x1 1.38/1.43 vs 0.93/1.00:
     there only rows of up to 17 outputs keep the per-tap path."""
-    half = _active_isa() == "avx512" and (
-        _avx512_on_256bit_units() if half_units is None else half_units
-    )
-    if half and p.out_extents[-1] <= 17:
+    if _half_unit_taps(p, half_units):
         return None
     if len(p.kernel) >= 2 and p.taps <= 3:
         return "a 3-tap kernel on a small image: one packed GEMM"
