@@ -158,6 +158,8 @@ void forward_range(const PoolGeometry& g, const PoolRowPlan& rp, const PoolSum<T
   std::vector<int32_t> seg_first_col(segs > 1 && indices ? seg_outputs + kPoolSlack : 0);
   std::vector<int64_t> seg_start(segs > 1 ? w.start.size() : 0);
   std::vector<T> seg_scale(segs > 1 && sum && sum->avg ? seg_outputs + kPoolSlack : 0, T(0));
+  std::vector<int64_t> seg_cols(seg_scale.empty() ? 0 : seg_outputs);  // W factors of avg's
+  const bool cip = sum && sum->count_include_pad;
   int64_t unit_now = -1;
   for (int64_t item = begin; item < end; ++item) {
     const int64_t unit = item / rows, r = item % rows, plane = unit / segs;
@@ -166,6 +168,8 @@ void forward_range(const PoolGeometry& g, const PoolRowPlan& rp, const PoolSum<T
     if (unit != unit_now) {
       cache.reset(x + plane * in_sp, unit % segs);
       if (!seg_first_col.empty()) first_cols(g, rp.tap_col, o0, n, seg_first_col.data());
+      for (int64_t j = 0; j < static_cast<int64_t>(seg_cols.size()) && j < n; ++j)
+        seg_cols[j] = ref::avg_pool_divisor_dim(g, cip, 2, o0 + j);
       unit_now = unit;
     }
     w.gather(g, cache, od, oh);
@@ -173,10 +177,10 @@ void forward_range(const PoolGeometry& g, const PoolRowPlan& rp, const PoolSum<T
     const int64_t o = plane * out_sp + r * out_w + o0;
     if (sum) {
       const T* scale = sum->scale ? sum->scale + r * out_w + o0 : nullptr;
-      if (!seg_scale.empty()) {
-        for (int64_t j = 0; j < n; ++j)
-          seg_scale[j] = T(1.0 / double(ref::avg_pool_divisor(g, sum->count_include_pad, od, oh,
-                                                              o0 + j)));
+      if (!seg_scale.empty()) {  // the divisor's D and H factors once per row
+        const int64_t dh =
+            ref::avg_pool_divisor_dim(g, cip, 0, od) * ref::avg_pool_divisor_dim(g, cip, 1, oh);
+        for (int64_t j = 0; j < n; ++j) seg_scale[j] = T(1.0 / double(dh * seg_cols[j]));
         scale = seg_scale.data();
       }
       k.sum_row(win, scale, y + o);

@@ -77,17 +77,17 @@ double lp_window(const PoolGeometry& g, double p, const T* xp, int64_t od, int64
 
 }  // namespace
 
+int64_t avg_pool_divisor_dim(const PoolGeometry& g, bool count_include_pad, int d, int64_t o) {
+  const int64_t start = o * g.stride[d] - g.pad_lo[d];
+  const int64_t end = std::min(start + g.kernel[d], g.in[d] + g.pad_hi[d]);
+  return count_include_pad ? end - start : std::min(end, g.in[d]) - std::max<int64_t>(start, 0);
+}
+
 int64_t avg_pool_divisor(const PoolGeometry& g, bool count_include_pad, int64_t od, int64_t oh,
                          int64_t ow) {
-  const int64_t o[3] = {od, oh, ow};
-  int64_t padded = 1, inside = 1;
-  for (int d = 0; d < kMaxRank; ++d) {
-    const int64_t start = o[d] * g.stride[d] - g.pad_lo[d];
-    const int64_t end = std::min(start + g.kernel[d], g.in[d] + g.pad_hi[d]);
-    padded *= end - start;
-    inside *= std::min(end, g.in[d]) - std::max<int64_t>(start, 0);
-  }
-  return count_include_pad ? padded : inside;
+  return avg_pool_divisor_dim(g, count_include_pad, 0, od) *
+         avg_pool_divisor_dim(g, count_include_pad, 1, oh) *
+         avg_pool_divisor_dim(g, count_include_pad, 2, ow);
 }
 
 template <typename T>

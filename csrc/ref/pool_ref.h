@@ -10,6 +10,9 @@ namespace fastconv::ref {
 // the only place it is written; the direct kernels (csrc/algo/pool.cc) take it from here.
 int64_t avg_pool_divisor(const PoolGeometry& g, bool count_include_pad, int64_t od, int64_t oh,
                          int64_t ow);
+// Its factor along dim d (0: D, 1: H, 2: W) for output index o: the divisor is the product of
+// the three (a row's columns share the D and H factors).
+int64_t avg_pool_divisor_dim(const PoolGeometry& g, bool count_include_pad, int d, int64_t o);
 
 template <typename T>
 void max_pool_forward(const PoolGeometry& g, const T* x, T* y, int64_t* indices);
