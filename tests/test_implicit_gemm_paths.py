@@ -11,9 +11,10 @@ Unit-stride backward data on small images (transposed_backward_data: one image o
 positions, C/G >= output positions) as grad_y^T W plus a col2im: kernels 2-D/1-D/3-D, non-square,
 padding, dilation, true convolution (flipped taps), groups; and shapes just outside the rule.
 
-Weight gradients of kernels with 16+ taps and 16+ channels per group over a long reduction
-(channels_last_weight: N * output positions >= 2 K/G) read a channels-last copy of the input
-with (tap, channel) columns, then reorder the product: strided 4x4 (DCGAN), folded and unfolded,
+Weight gradients of kernels with 16+ taps (or 7+ along one dim: 1xN, Nx1, Nx1x1) and 16+
+channels per group over a long reduction (channels_last_weight: N * output positions >= 2 K/G)
+read a channels-last copy of the input with (tap, channel) columns, then reorder the product:
+strided 4x4 (DCGAN), 1x7 / 7x1 / 7x1x1, folded and unfolded,
 split along the reduction, channel counts that are not a multiple of the panel width (a panel
 row spanning two taps), groups, dilation, ranks 1-3, true convolution, against the oracle; with
 192+ output channels the panels inside one tap are read in place, at every ISA level.
@@ -85,6 +86,10 @@ CHANNELS_LAST = [
     ("groups", (2, 64, 9, 9), (16, 32, 4, 4), dict(stride=2, padding=2, groups=2)),
     ("rank1", (3, 16, 90), (8, 16, 17), dict(stride=3, padding=8)),
     ("rank3", (2, 16, 6, 7, 8), (8, 16, 3, 3, 2), dict(stride=(1, 2, 1), padding=(1, 0, 1))),
+    # 7+ taps along one dim (1xN, Nx1, Nx1x1): 20 channels, so panels span two taps
+    ("1x7-folded", (4, 20, 5, 20), (16, 20, 1, 7), dict(padding=(0, 3))),
+    ("7x1-strided", (3, 16, 24, 6), (8, 16, 7, 1), dict(stride=(2, 1), padding=(3, 0))),
+    ("7x1x1-rank3", (2, 16, 20, 3, 4), (8, 16, 7, 1, 1), dict(padding=(3, 0, 0))),
     # 192+ output channels: panels inside one tap's channels are read in place (rows of zeros
     # in the padding); with 40 channels every other panel spans two taps and is packed
     ("in-place-s2", (4, 40, 20, 22), (192, 40, 4, 4), dict(stride=2, padding=1)),
@@ -105,6 +110,23 @@ def test_weight_gradient_in_place_at_each_isa(case, fastconv_with_env, isa, rng)
         gw = fc.conv_backward_weight(x, gy, w_shape, algo="implicit_gemm", **kw)
         want = ref.conv_backward_weight(x, gy, w_shape, **kw)
         assert_close(gw, want, reduction=x_shape[0] * math.prod(y.shape[2:]))
+
+
+@pytest.mark.parametrize(
+    "w_shape, kw",
+    [((16, 20, 1, 5), dict(padding=(0, 2))), ((16, 20, 3, 3), dict(padding=(0, 1)))],
+    ids=["1x5", "3x3"],
+)
+def test_weight_gradient_columns_below_the_channels_last_taps(w_shape, kw, rng):
+    """Fewer than 16 taps, unless 7+ along one dim: the (c, tap) columns (no path note in
+    explain), vs the oracle; the channels and reduction of the 1x7 case that takes channels-last."""
+    x, w = rand(rng, (4, 20, 5, 20), np.float32), rand(rng, w_shape, np.float32)
+    why = str(fastconv.explain(x, w, pass_="backward_weight", algo="implicit_gemm", **kw))
+    assert "forced by algo=." in why  # no note: neither channels-last nor the per-tap boxes
+    y = ref.conv(x, w, **kw)
+    gy = rand(rng, y.shape, np.float32)
+    gw = fastconv.conv_backward_weight(x, gy, w_shape, algo="implicit_gemm", **kw)
+    assert_close(gw, ref.conv_backward_weight(x, gy, w_shape, **kw), reduction=4 * 100)
 
 
 # (name, x shape, weight shape, keyword arguments): all take the per-tap box path

@@ -179,7 +179,27 @@ void transposed_backward_data_group(const ConvGeometry& g, const T* gy, const T*
 // 7.24 vs 8.49, but dcgan.g2 (256 positions, 512 channels) 6.78 vs 6.12, res4.3x3 1.42 vs
 // 1.19, res3.3x3s2 1.56 vs 1.43, wavenet 1.58 vs 1.42; AVX2 g3/g4 even (6.80 vs 6.75, 7.25 vs
 // 7.18), dense5x5 3.42 vs 3.64, c3d 7.51 vs 8.88.
-constexpr int64_t kChannelsLastMinTaps = 16, kChannelsLastMinChannels = 16;
+//
+// Also 1xN / Nx1 kernels (2-D or 3-D, every tap along one dim) of 7+ taps: their (c, tap)
+// columns gather runs of a short image row at 7 shifts, 20.6% of Inception's 1x7 weight gradient
+// at batch 8 (perf, one thread, Zen 4). One thread, median ms, channels-last vs (c, tap)
+// columns, AVX-512 on Zen 4: 128 -> 128 1x7 on 17x17 x8 5.76 vs 7.03, 160 -> 160 1x7 x8 8.9 vs
+// 10.2, 128 -> 192 7x1 x8 8.1-8.4 vs 8.6-9.2, 192 -> 192 7x1 x8 12.4 vs 13.7, 768 -> 128 1x7 x1
+// 4.33-4.41 vs 4.56-4.59; 3-tap 3x1 (384 ch 8x8 x8) even, so not them. 3x3 kernels measured
+// within noise to 10% either way (32 -> 64 147x147 8.8-9.0 vs 9.1-9.2, 64 -> 128 160x160 / 2
+// 10.7 vs 10.4) and stay on the columns.
+constexpr int64_t kChannelsLastMinTaps = 16, kChannelsLastMinChannels = 16,
+                  kChannelsLastMinRowTaps = 7;
+
+// Whether every tap of g's kernel lies along one spatial dim (1xN, Nx1, Nx1x1, ...): 2-D and
+// 3-D kernels only (rank-1 convolutions are rows already).
+bool kernel_along_one_dim(const ConvGeometry& g) {
+  if (g.rank < 2) return false;
+  int dims = 0;
+  for (int d = kMaxRank - g.rank; d < kMaxRank; ++d) dims += g.kernel[d] > 1 ? 1 : 0;
+  return dims == 1;
+}
+
 // B's panels are read in place (ChannelsLastWeightColumns::rows) where each is used by many row
 // tiles: there reading the input rows where they lie beats a packed copy, with few rows the
 // copy's sequential stream wins. Median ms, in place vs packed, AVX-512, 2 threads, alternating
@@ -188,7 +208,10 @@ constexpr int64_t kChannelsLastMinTaps = 16, kChannelsLastMinChannels = 16;
 constexpr int64_t kInPlaceMinRows = 192;
 
 bool channels_last_weight(const ConvGeometry& g) {
-  return g.kernel_spatial() >= kChannelsLastMinTaps &&
+  const int64_t taps = g.kernel_spatial();
+  const bool many_taps = taps >= kChannelsLastMinTaps ||
+                         (taps >= kChannelsLastMinRowTaps && kernel_along_one_dim(g));
+  return many_taps &&
          g.c_per_group() >= kChannelsLastMinChannels &&
          g.n * g.out_spatial() >= 2 * g.k_per_group();
 }
