@@ -476,22 +476,24 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         tiles *= (e + lo + hi - 2 + 1) // 2
     if _patch_rows(p) and usable("direct"):
         return "direct", "2x2 / 2 over one large image, few channels: row kernels"
-    if problem.implicit_gemm_strided_panels and _strided_rows_on_256bit_units(p):
-        if usable("direct"):
+    if problem.implicit_gemm_strided_panels:
+        if _strided_rows_on_256bit_units(p) and usable("direct"):
             return (
                 "direct",
                 "one large image, 16-64 channels, AVX-512 on 256-bit units: row kernels",
             )
-    if problem.implicit_gemm_strided_panels and not (
-        _single_image_taps(p, unit_stride) and usable("direct")
-    ):
         # Strided forward without a packed phase split (AVX-512 float32): over padded-width
         # stride phases read in place (csrc/algo/wide_phases.h: margins <= 1/16 of a row, up to
         # 256 output channels per group), or stride-2 columns gathered from the input where
         # output rows are 24+ wide (forward_double_step, csrc/algo/conv_panels.h). 2 threads,
         # median ms, implicit_gemm (wide) vs direct's per-tap path (which took rows up to 40
         # wide): res3.3x3s2 0.91-0.92 vs 1.14-1.18 (torch ~1.04); the gather is faster still.
-        return "implicit_gemm", "strided: no phase split to pack (phases in place, stride-2 gather)"
+        # One small image on 256-bit units keeps the per-tap path below (_single_image_taps).
+        if not (_single_image_taps(p, unit_stride) and usable("direct")):
+            return (
+                "implicit_gemm",
+                "strided: no phase split to pack (phases in place, stride-2 gather)",
+            )
     few_tiles = _full_winograd_vectors(p, tiles) or _winograd_few_tiles(p, tiles)
     small_winograd = tiles <= 128 and not few_tiles
     if _small_image_taps(p, unit_stride) and (not winograd or small_winograd) and usable("direct"):

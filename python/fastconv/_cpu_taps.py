@@ -126,8 +126,13 @@ def _strided_packed(
         return rows > 4 and (p.n >= 2 or rows >= 20)
     if p.n >= 2:
         return rows > 7
-    half = _avx512_on_256bit_units() if half_units is None else half_units
-    return rows >= (32 if half else 17)
+    return rows >= (32 if _half_units(half_units) else 17)
+
+
+def _half_units(half_units: bool | None) -> bool:
+    """Whether AVX-512 runs on 256-bit units: the detection, or the caller's override (tests and
+    _single_image_taps ask with both answers)."""
+    return _avx512_on_256bit_units() if half_units is None else half_units
 
 
 def _single_image_taps(p: "_Shape", unit_stride: bool) -> bool:
@@ -151,9 +156,7 @@ def _half_unit_taps(p: "_Shape", half_units: bool | None = None) -> bool:
     _cpu_rule gives im2col: 2 threads, median ms, direct vs im2col, Inception's 768->128 1x7 on
     17x17 1.89 vs 2.20, 128 ch 0.33 vs 0.38, x8 2.44 vs 2.91, 7x1 0.46 vs 0.52, 384 ch 3x1 8x8 x8
     2.12 vs 2.43, 1x3 8x8 0.34 vs 0.33)."""
-    if _active_isa() != "avx512" or p.out_extents[-1] > 17:
-        return False
-    return _avx512_on_256bit_units() if half_units is None else half_units
+    return _active_isa() == "avx512" and p.out_extents[-1] <= 17 and _half_units(half_units)
 
 
 def _packed_taps(
