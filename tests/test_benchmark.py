@@ -242,6 +242,34 @@ def test_paired_ratio_follows_rounds() -> None:
     assert math.isclose(paired_ratio([3.0, 1.0, 2.0], [1.0, 1.0, 1.0]), 2.0)
 
 
+def test_rounds_pool_each_rows_samples_in_step(tiny_suite: Path, tmp_path: Path) -> None:
+    """--rounds 3: every timed row of a (layer, pass) holds the same number of samples, more
+    than one round's, so that report.paired_ratio still pairs round i with round i."""
+    args = ["--suite", str(tiny_suite), "--filter", r"^tiny\.conv2d$", "--algo", "auto"]
+    code, data = run_json([*args, "--rounds", "3"], tmp_path)
+    assert code == 0
+    rows = data["rows"]
+    assert {r["candidate"] for r in rows} == {"auto", "torch"}
+    counts = {r["candidate"]: r["runs"] for r in rows}
+    assert counts["auto"] == counts["torch"] >= 3
+    assert all(r["status"] == "ok" and r["median_ms"] > 0 for r in rows)
+
+
+def test_merge_round_keeps_rounds_aligned_and_the_worst_status() -> None:
+    from fastconv.benchmark.cli import merge_round
+    from fastconv.benchmark.timing import Row
+
+    def row(name: str, times: list[float], status: str = "ok", err: float | None = None) -> Row:
+        return Row("l", "conv", "forward", name, "fastconv", 1, list(times), status, "", err)
+
+    first = [row("auto", [1.0, 1.1, 1.2, 1.3]), row("torch", [2.0, 2.1]), row("fft", [], "skipped")]
+    later = [row("auto", [5.0, 5.1, 5.2], "mismatch", 0.5), row("torch", [6.0]), row("fft", [])]
+    merge_round(first, later)
+    assert first[0].times_s == [1.0, 1.1, 5.0] and first[1].times_s == [2.0, 2.1, 6.0]
+    assert first[0].status == "mismatch" and first[0].max_rel_err == 0.5
+    assert first[2].times_s == [] and first[2].status == "skipped"
+
+
 def test_filter_selects_layers_by_regex(tiny_suite: Path, tmp_path: Path) -> None:
     code, data = run_json(
         ["--suite", str(tiny_suite), "--filter", r"pool|^tiny\.conv2d$"], tmp_path
@@ -278,6 +306,8 @@ def test_algo_autotune_is_a_candidate(tiny_suite: Path, tmp_path: Path, monkeypa
         (["--filter", "matches-no-layer-at-all"], "no layer"),
         (["--algo", "no-such-algorithm"], "--algo"),
         (["--threads", "0"], "--threads"),
+        (["--rounds", "0"], "--rounds"),
+        (["--suite", "variants", "--rounds", "2"], "--rounds applies"),
     ],
 )
 def test_bad_requests_give_one_clear_line(args: list[str], message: str, capsys) -> None:

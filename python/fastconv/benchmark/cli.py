@@ -93,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="time allowed for the repeats of one layer and pass",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        metavar="R",
+        help="run the suite R times and pool each row's samples (a slow spell of a shared "
+        "machine then touches one round of a layer, not all its samples)",
+    )
+    parser.add_argument(
         "--no-peers", action="store_true", help="time fastconv only (and any --peer asked for)"
     )
     parser.add_argument(
@@ -142,6 +150,10 @@ def check_args(args: argparse.Namespace, variants: bool = False) -> None:
     args.passes = passes
     if args.repeats < 1 or args.min_time < 0 or args.layer_budget <= 0:
         raise BenchError("--repeats must be >= 1, --min-time >= 0 and --layer-budget > 0")
+    if args.rounds < 1:
+        raise BenchError(f"--rounds must be >= 1, got {args.rounds}")
+    if args.rounds > 1 and (variants or args.model):
+        raise BenchError("--rounds applies to conv and pooling suites, not --model or variants")
     if args.batch is None and args.device == "cuda":
         args.batch = 32  # GPU comparisons at a training batch size
     if args.batch is not None and args.batch < 1:
@@ -266,21 +278,52 @@ def run_suite(layers: list[Layer], args: argparse.Namespace, peers: dict[str, An
         # unless allowed, see fastconv.set_allow_tf32).
         torch.backends.cudnn.allow_tf32 = get_allow_tf32("torch")
     tasks = list(_tasks(layers, args.passes))
-    progress, rows = Progress(len(tasks)), []
+    rounds = getattr(args, "rounds", 1)
+    progress, rows = Progress(len(tasks) * rounds), []
     rates: dict[tuple[str, str], float] = {}
     try:
-        for layer, pass_ in tasks:
-            candidates = fastconv_candidates(layer.op, args.device, args.algo)
-            candidates += peer_candidates(layer, args.device, peers)
-            if "jax" in peers:
-                candidates += jax_candidates(layer, args.device)
-            problem = make_problem(layer, pass_, args.dtype, args.device)
-            rows += run_task(problem, candidates, settings, rates)
-            progress.step(f"{layer.name} {pass_}")
+        for r in range(rounds):
+            for i, (layer, pass_) in enumerate(tasks):
+                candidates = fastconv_candidates(layer.op, args.device, args.algo)
+                candidates += peer_candidates(layer, args.device, peers)
+                if "jax" in peers:
+                    candidates += jax_candidates(layer, args.device)
+                problem = make_problem(layer, pass_, args.dtype, args.device)
+                task_rows = run_task(problem, candidates, settings, rates)
+                if r == 0:
+                    rows.append(task_rows)
+                else:
+                    merge_round(rows[i], task_rows)
+                progress.step(f"{layer.name} {pass_}" + (f" (round {r + 1})" if rounds > 1 else ""))
     finally:
         progress.close()
-    annotate(rows)
-    return rows
+    flat = [row for task_rows in rows for row in task_rows]
+    annotate(flat)
+    return flat
+
+
+def merge_round(rows: list[Row], more: list[Row]) -> None:
+    """Adds a later round's samples of one (layer, pass) to the first round's rows. Sample i of
+    every candidate comes from round i of the interleaved measurement (report.paired_ratio), so
+    each round adds as many samples to every timed row as the fewest any of them took; a round
+    that found a wrong result or an error marks the row so."""
+    by_name = {row.candidate: row for row in more}
+    ours = [row for row in rows if row.times_s]
+    kept = min((len(row.times_s) for row in ours), default=0)
+    for row in ours:  # the first round's rows to equal counts too (a no-op after that)
+        del row.times_s[kept:]
+    later_timed = [by_name[row.candidate] for row in ours if row.candidate in by_name]
+    common = min((len(row.times_s) for row in later_timed if row.times_s), default=0)
+    for row in rows:
+        later = by_name.get(row.candidate)
+        if later is None:
+            continue
+        if row.status == "ok" and later.status != "ok":
+            row.status, row.note = later.status, later.note
+        if later.max_rel_err is not None:
+            row.max_rel_err = max(row.max_rel_err or 0.0, later.max_rel_err)
+        if row.times_s and later.times_s:
+            row.times_s.extend(later.times_s[:common])
 
 
 def run_variants_suite(variants: list[Any], args: argparse.Namespace, peers: dict) -> list[Row]:
