@@ -256,18 +256,32 @@ def test_rounds_pool_each_rows_samples_in_step(tiny_suite: Path, tmp_path: Path)
 
 
 def test_merge_round_keeps_rounds_aligned_and_the_worst_status() -> None:
+    """Rows with 3+ samples (report.MIN_PAIRS) stay paired: the first round cut to their common
+    count, each later round adding as many; a slow candidate's lone samples are all kept."""
     from fastconv.benchmark.cli import merge_round
     from fastconv.benchmark.timing import Row
 
     def row(name: str, times: list[float], status: str = "ok", err: float | None = None) -> Row:
         return Row("l", "conv", "forward", name, "fastconv", 1, list(times), status, "", err)
 
-    first = [row("auto", [1.0, 1.1, 1.2, 1.3]), row("torch", [2.0, 2.1]), row("fft", [], "skipped")]
-    later = [row("auto", [5.0, 5.1, 5.2], "mismatch", 0.5), row("torch", [6.0]), row("fft", [])]
+    first = [
+        row("auto", [1.0, 1.1, 1.2, 1.3, 1.4]),
+        row("torch", [2.0, 2.1, 2.2, 2.3]),
+        row("fft", [9.0]),
+        row("direct", [], "skipped"),
+    ]
+    later = [
+        row("auto", [5.0, 5.1, 5.2], "mismatch", 0.5),
+        row("torch", [6.0, 6.1, 6.2, 6.3]),
+        row("fft", [9.5]),
+        row("direct", []),
+    ]
     merge_round(first, later)
-    assert first[0].times_s == [1.0, 1.1, 5.0] and first[1].times_s == [2.0, 2.1, 6.0]
+    assert first[0].times_s == [1.0, 1.1, 1.2, 1.3, 5.0, 5.1, 5.2]
+    assert first[1].times_s == [2.0, 2.1, 2.2, 2.3, 6.0, 6.1, 6.2]
+    assert first[2].times_s == [9.0, 9.5]
     assert first[0].status == "mismatch" and first[0].max_rel_err == 0.5
-    assert first[2].times_s == [] and first[2].status == "skipped"
+    assert first[3].times_s == [] and first[3].status == "skipped"
 
 
 def test_filter_selects_layers_by_regex(tiny_suite: Path, tmp_path: Path) -> None:

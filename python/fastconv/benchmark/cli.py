@@ -21,6 +21,7 @@ from .candidates import fastconv_algorithms, fastconv_candidates, make_problem, 
 from .jax_peer import jax_candidates
 from .model_bench import MODELS, main_model
 from .report import (
+    MIN_PAIRS,
     annotate,
     environment,
     fastconv_info,
@@ -305,15 +306,20 @@ def run_suite(layers: list[Layer], args: argparse.Namespace, peers: dict[str, An
 def merge_round(rows: list[Row], more: list[Row]) -> None:
     """Adds a later round's samples of one (layer, pass) to the first round's rows. Sample i of
     every candidate comes from round i of the interleaved measurement (report.paired_ratio), so
-    each round adds as many samples to every timed row as the fewest any of them took; a round
-    that found a wrong result or an error marks the row so."""
+    each round adds as many samples to every paired row (MIN_PAIRS or more samples in the
+    round) as the fewest of them took; candidates too slow to repeat (fewer) add all theirs,
+    unpaired. A round that found a wrong result or an error marks the row so."""
     by_name = {row.candidate: row for row in more}
-    ours = [row for row in rows if row.times_s]
-    kept = min((len(row.times_s) for row in ours), default=0)
-    for row in ours:  # the first round's rows to equal counts too (a no-op after that)
+
+    def paired(group: list[Row]) -> list[Row]:
+        return [row for row in group if len(row.times_s) >= MIN_PAIRS]
+
+    first = paired(rows)
+    kept = min((len(row.times_s) for row in first), default=0)
+    for row in first:  # the first round's paired rows to equal counts (a no-op after that)
         del row.times_s[kept:]
-    later_timed = [by_name[row.candidate] for row in ours if row.candidate in by_name]
-    common = min((len(row.times_s) for row in later_timed if row.times_s), default=0)
+    later_paired = {row.candidate for row in paired(more)}
+    common = min((len(row.times_s) for row in paired(more)), default=0)
     for row in rows:
         later = by_name.get(row.candidate)
         if later is None:
@@ -322,8 +328,8 @@ def merge_round(rows: list[Row], more: list[Row]) -> None:
             row.status, row.note = later.status, later.note
         if later.max_rel_err is not None:
             row.max_rel_err = max(row.max_rel_err or 0.0, later.max_rel_err)
-        if row.times_s and later.times_s:
-            row.times_s.extend(later.times_s[:common])
+        take = common if later.candidate in later_paired else len(later.times_s)
+        row.times_s.extend(later.times_s[:take])
 
 
 def run_variants_suite(variants: list[Any], args: argparse.Namespace, peers: dict) -> list[Row]:
