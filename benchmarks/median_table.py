@@ -54,7 +54,13 @@ def load(
                 if key[0] not in order:
                     order.append(key[0])
                 f, t = ours["median_ms"], torch[key]["median_ms"]
-                paired = paired_ratio(torch[key].get("times_ms", []), ours.get("times_ms", []))
+                peer = torch[key]
+                paired = paired_ratio(
+                    peer.get("times_ms", []),
+                    ours.get("times_ms", []),
+                    peer.get("sample_rounds"),
+                    ours.get("sample_rounds"),
+                )
                 times.setdefault(key, []).append((f, t, paired or t / f))
     return order, times
 

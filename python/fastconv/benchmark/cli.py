@@ -21,7 +21,6 @@ from .candidates import fastconv_algorithms, fastconv_candidates, make_problem, 
 from .jax_peer import jax_candidates
 from .model_bench import MODELS, main_model
 from .report import (
-    MIN_PAIRS,
     annotate,
     environment,
     fastconv_info,
@@ -153,7 +152,7 @@ def check_args(args: argparse.Namespace, variants: bool = False) -> None:
         raise BenchError("--repeats must be >= 1, --min-time >= 0 and --layer-budget > 0")
     if args.rounds < 1:
         raise BenchError(f"--rounds must be >= 1, got {args.rounds}")
-    if args.rounds > 1 and (variants or args.model):
+    if args.rounds > 1 and variants:
         raise BenchError("--rounds applies to conv and pooling suites, not --model or variants")
     if args.batch is None and args.device == "cuda":
         args.batch = 32  # GPU comparisons at a training batch size
@@ -279,23 +278,26 @@ def run_suite(layers: list[Layer], args: argparse.Namespace, peers: dict[str, An
         # unless allowed, see fastconv.set_allow_tf32).
         torch.backends.cudnn.allow_tf32 = get_allow_tf32("torch")
     tasks = list(_tasks(layers, args.passes))
-    rounds = getattr(args, "rounds", 1)
-    progress, rows = Progress(len(tasks) * rounds), []
+    progress, rows = Progress(len(tasks) * args.rounds), []
     rates: dict[tuple[str, str], float] = {}
     try:
-        for r in range(rounds):
+        for r in range(args.rounds):
             for i, (layer, pass_) in enumerate(tasks):
                 candidates = fastconv_candidates(layer.op, args.device, args.algo)
                 candidates += peer_candidates(layer, args.device, peers)
                 if "jax" in peers:
                     candidates += jax_candidates(layer, args.device)
+                if r > 0:  # later rounds time what the first timed (the same set every round)
+                    timed = {row.candidate for row in rows[i] if row.status == "ok"}
+                    candidates = [c for c in candidates if c.name in timed]
                 problem = make_problem(layer, pass_, args.dtype, args.device)
                 task_rows = run_task(problem, candidates, settings, rates)
                 if r == 0:
                     rows.append(task_rows)
                 else:
-                    merge_round(rows[i], task_rows)
-                progress.step(f"{layer.name} {pass_}" + (f" (round {r + 1})" if rounds > 1 else ""))
+                    merge_round(rows[i], task_rows, r)
+                label = f"{layer.name} {pass_}"
+                progress.step(label + (f" (round {r + 1})" if args.rounds > 1 else ""))
     finally:
         progress.close()
     flat = [row for task_rows in rows for row in task_rows]
@@ -303,33 +305,27 @@ def run_suite(layers: list[Layer], args: argparse.Namespace, peers: dict[str, An
     return flat
 
 
-def merge_round(rows: list[Row], more: list[Row]) -> None:
-    """Adds a later round's samples of one (layer, pass) to the first round's rows. Sample i of
-    every candidate comes from round i of the interleaved measurement (report.paired_ratio), so
-    each round adds as many samples to every paired row (MIN_PAIRS or more samples in the
-    round) as the fewest of them took; candidates too slow to repeat (fewer) add all theirs,
-    unpaired. A round that found a wrong result or an error marks the row so."""
+_STATUS_RANK = {"ok": 0, "skipped": 1, "unsupported": 2, "mismatch": 3, "error": 4}
+
+
+def merge_round(rows: list[Row], more: list[Row], round_index: int) -> None:
+    """Adds round `round_index` (> 0) of one (layer, pass) to the first round's rows: each
+    sample tagged with its round (Row.sample_rounds), so report.paired_ratio pairs samples of
+    the same round; a row keeps the worst status any round gave it (a wrong result or an error
+    in a later round marks the row)."""
     by_name = {row.candidate: row for row in more}
-
-    def paired(group: list[Row]) -> list[Row]:
-        return [row for row in group if len(row.times_s) >= MIN_PAIRS]
-
-    first = paired(rows)
-    kept = min((len(row.times_s) for row in first), default=0)
-    for row in first:  # the first round's paired rows to equal counts (a no-op after that)
-        del row.times_s[kept:]
-    later_paired = {row.candidate for row in paired(more)}
-    common = min((len(row.times_s) for row in paired(more)), default=0)
     for row in rows:
         later = by_name.get(row.candidate)
         if later is None:
             continue
-        if row.status == "ok" and later.status != "ok":
+        if not row.sample_rounds:
+            row.sample_rounds = [0] * len(row.times_s)
+        if _STATUS_RANK.get(later.status, 4) > _STATUS_RANK.get(row.status, 4):
             row.status, row.note = later.status, later.note
         if later.max_rel_err is not None:
             row.max_rel_err = max(row.max_rel_err or 0.0, later.max_rel_err)
-        take = common if later.candidate in later_paired else len(later.times_s)
-        row.times_s.extend(later.times_s[:take])
+        row.times_s.extend(later.times_s)
+        row.sample_rounds.extend([round_index] * len(later.times_s))
 
 
 def run_variants_suite(variants: list[Any], args: argparse.Namespace, peers: dict) -> list[Row]:
@@ -348,6 +344,8 @@ def _set_threads(n: int, peers: dict[str, Any]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     if args.model:
+        if args.rounds != 1:
+            raise BenchError("--rounds applies to conv and pooling suites, not --model or variants")
         if _optional("torch") is None:
             raise BenchError("--model needs PyTorch (pip install torch)")
         if args.device != "cpu":

@@ -25,18 +25,39 @@ PEER_ORDER = ("torch", "scipy.fftconvolve", "scipy.oaconvolve")
 MIN_PAIRS = 3
 
 
-def paired_ratio(peer: list[float], ours: list[float]) -> float | None:
+def paired_ratio(
+    peer: list[float],
+    ours: list[float],
+    peer_rounds: list[int] | None = None,
+    our_rounds: list[int] | None = None,
+) -> float | None:
     """The median over sampling rounds of peer time / our time, or None with fewer than
     MIN_PAIRS rounds. Sample i of every candidate comes from round i of the interleaved
     measurement (timing._measure), taken within one round of the others. A shared VM changes
     speed for seconds at a time (on the 2-vCPU Zen 3: both libraries 2x slower for the second
     half of a layer's rounds): per-round ratios cancel that, while the ratio of two medians
     depends on where each median falls (resnet50.conv1, one run: medians 2.67 / 2.82 ms, 1.05x;
-    round by round 1.03-1.14x)."""
-    n = min(len(peer), len(ours))
-    if n < MIN_PAIRS or min(ours[:n]) <= 0:
+    round by round 1.03-1.14x).
+
+    With `--rounds`, each sample's suite round (peer_rounds, our_rounds; Row.sample_rounds):
+    the pairs are taken within each suite round, sample i of a round with sample i of the same
+    round."""
+    pairs: list[tuple[float, float]] = []
+    if (
+        peer_rounds
+        and our_rounds
+        and len(peer_rounds) == len(peer)
+        and len(our_rounds) == len(ours)
+    ):
+        for r in sorted(set(peer_rounds) & set(our_rounds)):
+            p_r = [t for t, k in zip(peer, peer_rounds) if k == r]
+            o_r = [t for t, k in zip(ours, our_rounds) if k == r]
+            pairs += zip(p_r, o_r)
+    else:
+        pairs = list(zip(peer, ours))
+    if len(pairs) < MIN_PAIRS or min(o for _, o in pairs) <= 0:
         return None
-    return float(np.median([p / o for p, o in zip(peer[:n], ours[:n])]))
+    return float(np.median([p / o for p, o in pairs]))
 
 
 def annotate(rows: list[Row]) -> None:
@@ -50,7 +71,10 @@ def annotate(rows: list[Row]) -> None:
         for row in group:
             if row.median_s:
                 row.ratios = {
-                    name: paired_ratio(peer.times_s, row.times_s) or peer.median_s / row.median_s
+                    name: paired_ratio(
+                        peer.times_s, row.times_s, peer.sample_rounds, row.sample_rounds
+                    )
+                    or peer.median_s / row.median_s
                     for name, peer in peers.items()
                     if name != row.candidate
                 }
@@ -214,6 +238,7 @@ def environment(
         "repeats": args.repeats,
         "min_time_s": args.min_time,
         "layer_budget_s": args.layer_budget,
+        "rounds": args.rounds,
         "versions": versions,
         "platform": platform.platform(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

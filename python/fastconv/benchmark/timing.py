@@ -49,6 +49,9 @@ class Row:
     max_rel_err: float | None = None
     ratios: dict[str, float] = field(default_factory=dict)
     best: bool = False
+    # With `fastconv bench --rounds`: the suite round of each sample (empty: one round), so that
+    # report.paired_ratio pairs samples within a round.
+    sample_rounds: list[int] = field(default_factory=list)
 
     @property
     def median_s(self) -> float | None:
@@ -78,6 +81,7 @@ class Row:
             "ratios": self.ratios,
             "best": self.best,
             "max_rel_err": self.max_rel_err,
+            **({"sample_rounds": self.sample_rounds} if any(self.sample_rounds) else {}),
         }
 
 
