@@ -285,6 +285,11 @@ def test_merge_round_tags_samples_and_keeps_the_worst_status() -> None:
     assert first[1].times_s == [2.0, 6.0, 8.0, 8.1] and first[1].sample_rounds == [0, 1, 2, 2]
     assert first[0].status == "mismatch" and first[0].max_rel_err == 0.5  # round 2 "ok" stays
     assert first[2].times_s == [] and first[2].status == "skipped"
+    slow = [row("fft", [3.0])]
+    slow[0].note = "1 run (too slow to repeat: 3.00 s)"
+    merge_round(slow, [row("fft", [3.1])], 1)
+    merge_round(slow, [row("fft", [3.2])], 2)
+    assert slow[0].note == "1 run a round (too slow to repeat: 3.00 s)"
 
 
 def test_filter_selects_layers_by_regex(tiny_suite: Path, tmp_path: Path) -> None:

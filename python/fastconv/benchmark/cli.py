@@ -326,6 +326,8 @@ def merge_round(rows: list[Row], more: list[Row], round_index: int) -> None:
             row.max_rel_err = max(row.max_rel_err or 0.0, later.max_rel_err)
         row.times_s.extend(later.times_s)
         row.sample_rounds.extend([round_index] * len(later.times_s))
+        if row.note.startswith("1 run (") and row.status == "ok":  # one a round: say so
+            row.note = f"1 run a round ({row.note[len('1 run (') :]}"
 
 
 def run_variants_suite(variants: list[Any], args: argparse.Namespace, peers: dict) -> list[Row]:
