@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Where --rounds is taken (check_args, _run's --model branch).
+_ROUNDS_SCOPE = "--rounds applies to conv and pooling suites, not --model or variants"
+
+
 def check_args(args: argparse.Namespace, variants: bool = False) -> None:
     """Turn options into checked values; raise BenchError with a readable message. variants:
     the suite is a variants suite (its own passes; CPU, every op once, no --algo)."""
@@ -153,7 +157,7 @@ def check_args(args: argparse.Namespace, variants: bool = False) -> None:
     if args.rounds < 1:
         raise BenchError(f"--rounds must be >= 1, got {args.rounds}")
     if args.rounds > 1 and variants:
-        raise BenchError("--rounds applies to conv and pooling suites, not --model or variants")
+        raise BenchError(_ROUNDS_SCOPE)
     if args.batch is None and args.device == "cuda":
         args.batch = 32  # GPU comparisons at a training batch size
     if args.batch is not None and args.batch < 1:
@@ -347,7 +351,7 @@ def _set_threads(n: int, peers: dict[str, Any]) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.model:
         if args.rounds != 1:
-            raise BenchError("--rounds applies to conv and pooling suites, not --model or variants")
+            raise BenchError(_ROUNDS_SCOPE)
         if _optional("torch") is None:
             raise BenchError("--model needs PyTorch (pip install torch)")
         if args.device != "cpu":
