@@ -13,6 +13,7 @@
 #include "algo/depthwise_channels_last.h"
 #include "algo/direct_rows.h"
 #include "algo/direct_taps.h"
+#include "algo/scatter_taps.h"
 
 #include <algorithm>
 #include <atomic>
@@ -286,7 +287,7 @@ static inline int64_t filter(const ConvGeometry& g, int64_t k, int64_t cl) {
 // Marks a depthwise plan that runs channels-last (plan.detail; a dense direct plan's marker
 // says which dense path runs it).
 struct ChannelsLastMarker {};
-enum class DensePath { kRows, kTaps };
+enum class DensePath { kRows, kTaps, kScatter };
 
 static bool channels_last(const ConvPlan& plan) {
   return plan.algo == Algorithm::kDepthwise && plan.detail != nullptr;
@@ -379,6 +380,8 @@ template <typename T>
 void direct_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x, T* ws) {
   if (channels_last(plan)) return depthwise_cl_backward_data(plan.g, grad_y, w, grad_x, ws);
   if (dense_path(plan, DensePath::kTaps)) return taps_backward_data(plan, grad_y, w, grad_x, ws);
+  if (dense_path(plan, DensePath::kScatter))
+    return scatter_backward_data(plan, grad_y, w, grad_x, ws);
   if (plan.detail) return rows_backward_data(plan, grad_y, w, grad_x, ws);
   const ConvGeometry& g = plan.g;
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
@@ -488,6 +491,13 @@ std::string direct_plan(ConvPlan& plan) {
     plan.workspace_bytes = taps_workspace_bytes(plan.g, plan.pass, plan.dtype, plan.threads);
     plan.detail = std::make_shared<const DensePath>(DensePath::kTaps);
     plan.note = "channels-last segments of output rows, one GEMM call per tap, padding skipped";
+    return "";
+  }
+  if (scatter_serve(plan.g, plan.pass)) {
+    plan.workspace_bytes = scatter_workspace_bytes(plan.g, plan.dtype, plan.threads);
+    plan.detail = std::make_shared<const DensePath>(DensePath::kScatter);
+    plan.note = "images-innermost channels-last grad_y scattered into stride-phase planes by "
+                "GEMM tile calls per tap, padding skipped";
     return "";
   }
   if (rows_serve(plan.g, plan.pass)) {

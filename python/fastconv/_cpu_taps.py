@@ -1,10 +1,13 @@
 """Which dense passes `auto` gives the direct algorithm's per-tap GEMM path
 (csrc/algo/direct_taps.h: small images, many channels; one GEMM micro-kernel call per kernel tap
 over only the positions it reaches), and the exceptions on that domain that go back to one
-packed implicit GEMM, and the few-tap kernels that go to im2col's column copies. Asked by
-_cpu_rule.cpu_rule; each predicate carries its measurements."""
+packed implicit GEMM, and the few-tap kernels that go to im2col's column copies; and the strided
+backward data of small maps in a batch that scatters per tap (csrc/algo/scatter_taps.h). Asked
+by _cpu_rule.cpu_rule; each predicate carries its measurements."""
 
 from __future__ import annotations
+
+import math
 
 from ._cpu_shape import _active_isa, _avx512_on_256bit_units, _Shape, _small_l2
 
@@ -229,3 +232,31 @@ def _temporal_columns(p: "_Shape", unit_stride: bool, input_bytes: int) -> bool:
         return False
     plane = p.in_extents[1] * p.in_extents[2]
     return plane >= 2048 and input_bytes > (2 << 20)
+
+
+def _scatter_served(p: "_Shape") -> bool:
+    """Whether the direct algorithm runs this pass on its per-tap scatter path
+    (csrc/algo/scatter_taps.h: scatter_serve, mirrored): strided backward data, 2-D, dense,
+    dilation 1, 16+ channels each side, 8+ images, grad_y maps of at most 64 positions.
+
+    `auto` takes it wherever it is served and Winograd's stride phases are not (those keep
+    dcgan.g3 and g4's, 3.8-4.3 ms against 4.8-5.6 here): grad_y is moved to a copy with the
+    images innermost, so a run of (column, image) rows of one grad_y row is one stride in both
+    it and grad_x's stride-phase planes, and each tap is a few rows-of-A GEMM tile calls over
+    only the positions that land inside grad_x, accumulating in place. The column path
+    computes every tap at every position and drops the products that fall in the padding (on
+    DCGAN's 4x4 / 2 with padding 1 on 4x4 maps, 64 of 256 per channel pair) and then gathers
+    the columns. 2 threads, Zen 4, median ms, scatter vs im2col (torch), AVX-512: dcgan.g2's
+    transposed forward (512->256 4x4 x16) 4.25-4.66 vs 5.27-5.41 (5.2-6.1); conv backward
+    data, 3x3 / 2: 256->512 14x14 x8 4.36 vs 5.04 (4.74), 8x8 x16 2.75 vs 3.12 (3.34), 128->256
+    8x8 x8 0.39 vs 0.43 (0.52), 64->128 8x8 x32 0.43 vs 0.47 (0.49), 128->256 16x16 x8 1.52 vs
+    1.60 (1.59); 4x4 / 2 512->512 8x8 x8 4.65 vs 5.62 (7.86). AVX2: g2 4.58-4.66 vs 5.56-5.62
+    (6.3-7.4), 256->512 14x14 x8 4.59 vs 5.22 (5.40), 8x8 x16 2.82 vs 3.24 (3.47), 128->256
+    16x16 x8 1.57 vs 1.68 (1.76)."""
+    if p.conv_pass != "backward_data" or len(p.kernel) != 2 or p.groups != 1 or p.n < 8:
+        return False
+    if p.c_per_group < 16 or p.k_per_group < 16 or all(s == 1 for s in p.stride):
+        return False
+    if any(d != 1 for d in p.dilation) or any(lo < 0 for lo in p.pad_lo) or max(p.stride) > 16:
+        return False
+    return 0 < math.prod(p.out_extents) <= 64

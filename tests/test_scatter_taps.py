@@ -1,0 +1,134 @@
+"""The direct algorithm's per-tap scatter path for strided backward data of small maps in a batch
+(csrc/algo/scatter_taps.cc; a transposed convolution's forward): against the float64 oracle with
+outputs poisoned, at each ISA level, threads agreeing bit for bit, and where `auto` takes it."""
+
+from __future__ import annotations
+
+import fastconv
+import numpy as np
+import pytest
+import reference as ref
+from conftest import FastconvProcess, assert_close, rand, skip_unless_isa_runs
+
+SCATTER = "scattered into stride-phase planes"
+
+# (x_shape, w_shape, kwargs) of the conv whose backward data runs: 8+ images, 16+ channels each
+# side, grad_y maps of at most 64 positions. Input channels not a multiple of the panel width
+# (a partial panel), 7x7 maps, true convolution, more than 256 output channels (two blocks of
+# grad_y channels: the second adds), padding wider than the kernel's reach past the stride,
+# stride 3 with a rectangular kernel, kernel = stride (one tap per grad_x position), 1x1 / 2
+# (grad_x positions no tap reaches: zero), stride 2 x 1 with asymmetric padding.
+GEOMETRIES = [
+    ((16, 32, 8, 8), (48, 32, 4, 4), dict(stride=2, padding=1)),  # dcgan.g2 in small
+    ((8, 17, 14, 14), (40, 17, 3, 3), dict(stride=2, padding=1)),
+    ((9, 20, 9, 11), (33, 20, 3, 3), dict(stride=2, padding=1, mode="conv")),
+    ((8, 16, 10, 12), (300, 16, 4, 4), dict(stride=2, padding=3)),
+    ((8, 24, 13, 10), (16, 24, 5, 3), dict(stride=(3, 2), padding=(2, 0))),
+    ((8, 16, 8, 9), (24, 16, 2, 2), dict(stride=2)),
+    ((10, 16, 7, 7), (20, 16, 1, 1), dict(stride=2)),
+    ((8, 16, 8, 8), (16, 16, 3, 3), dict(stride=(2, 1), padding=((1, 0), (1, 1)))),
+]
+IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
+
+
+def _note(x_shape, w_shape, kw, dtype="float32"):
+    return fastconv.explain(
+        x_shape, w_shape, pass_="backward_data", algo="direct", dtype=dtype, **kw
+    ).reason
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,kw", GEOMETRIES, ids=IDS)
+def test_scatter_backward_data(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
+    assert SCATTER in _note(x_shape, w_shape, kw, np.dtype(dtype).name)
+    w = rand(rng, w_shape, dtype)
+    y_shape = ref.conv(np.zeros(x_shape), np.zeros(w_shape), **kw).shape
+    gy = rand(rng, y_shape, dtype)
+    gy0, w0 = gy.copy(), w.copy()
+    got = fastconv.conv_backward_data(gy, w, x_shape, algo="direct", **kw)
+    taps = int(np.prod(w_shape[2:]))
+    assert_close(got, ref.conv_backward_data(gy, w, x_shape, **kw), dtype, w_shape[0] * taps)
+    np.testing.assert_array_equal(gy, gy0)
+    np.testing.assert_array_equal(w, w0)
+
+
+def test_scatter_unreached_positions_are_zero(rng):
+    """1x1 / 2: odd rows and columns of grad_x take no tap; they must be exactly zero, also after
+    a call that left other values in the workspace."""
+    w = rand(rng, (20, 16, 1, 1), np.float32)
+    gy = rand(rng, (10, 20, 4, 4), np.float32)
+    fastconv.conv_backward_data(gy * 3, w, (10, 16, 7, 7), stride=2, algo="direct")
+    gx = fastconv.conv_backward_data(gy, w, (10, 16, 7, 7), stride=2, algo="direct")
+    assert not gx[:, :, 1::2, :].any() and not gx[:, :, :, 1::2].any()
+    want = ref.conv_backward_data(gy, w, (10, 16, 7, 7), stride=2)
+    assert_close(gx, want, np.float32, 20)
+
+
+def test_scatter_transposed_forward(rng):
+    """The transposed convolution's forward (DCGAN's 4x4 / 2 with output_padding, true
+    convolution off) goes through the same path."""
+    x = rand(rng, (8, 40, 4, 4), np.float64)
+    w = rand(rng, (40, 24, 4, 4), np.float64)
+    b = rand(rng, (24,), np.float64)
+    kw = dict(stride=2, padding=1, output_padding=1)
+    e = fastconv.explain(x, w, op="conv_transpose", algo="direct", **kw)
+    assert SCATTER in e.reason, str(e)
+    got = fastconv.conv_transpose(x, w, b, algo="direct", **kw)
+    assert_close(got, ref.conv_transpose(x, w, b, **kw), np.float64, 40 * 16)
+
+
+def test_scatter_threads_agree(rng):
+    """Each panel of grad_x channels is one thread's, its taps and blocks in a fixed order: the
+    result does not depend on the threads."""
+    from fastconv._runtime import get_num_threads, set_num_threads
+
+    w = rand(rng, (64, 96, 4, 4), np.float32)
+    gy = rand(rng, (12, 64, 5, 5), np.float32)
+    before = get_num_threads()
+    try:
+        set_num_threads(1)
+        one = fastconv.conv_backward_data(
+            gy, w, (12, 96, 10, 10), stride=2, padding=1, algo="direct"
+        )
+        for threads in (2, 3):
+            set_num_threads(threads)
+            many = fastconv.conv_backward_data(
+                gy, w, (12, 96, 10, 10), stride=2, padding=1, algo="direct"
+            )
+            np.testing.assert_array_equal(one, many, err_msg=f"{threads} threads")
+    finally:
+        set_num_threads(before)
+    want = ref.conv_backward_data(gy, w, (12, 96, 10, 10), stride=2, padding=1)
+    assert_close(one, want, np.float32, 64 * 16)
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_scatter_at_each_isa(rng, isa):
+    """The tiles and panel widths of each level (16 columns at AVX2, 32 at AVX-512)."""
+    skip_unless_isa_runs(isa)
+    x_shape, w_shape, kw = GEOMETRIES[1]
+    w = rand(rng, w_shape, np.float32)
+    gy = rand(rng, (8, 40, 7, 7), np.float32)
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        got = fc.conv_backward_data(gy, w, x_shape, algo="direct", **kw)
+        auto = fc.explain(x_shape, w_shape, pass_="backward_data", **kw)
+    assert_close(got, ref.conv_backward_data(gy, w, x_shape, **kw), np.float32, 40 * 9)
+    assert auto.algo == "direct" and SCATTER in auto.reason, str(auto)
+
+
+@pytest.mark.parametrize(
+    "x_shape,w_shape,kw,scatter",
+    [
+        ((16, 256, 8, 8), (512, 256, 4, 4), dict(stride=2, padding=1), True),  # dcgan.g2
+        ((8, 256, 14, 14), (512, 256, 3, 3), dict(stride=2, padding=1), True),  # 7x7 maps
+        ((16, 128, 16, 16), (256, 128, 4, 4), dict(stride=2, padding=1), False),  # g3: winograd
+        ((4, 256, 8, 8), (512, 256, 4, 4), dict(stride=2, padding=1), False),  # 4 images
+        ((8, 64, 32, 32), (128, 64, 3, 3), dict(stride=2, padding=1), False),  # 256 positions
+        ((8, 256, 14, 14), (512, 256, 3, 3), dict(stride=1, padding=1), False),  # unit stride
+        ((8, 256, 14, 14), (512, 128, 3, 3), dict(stride=2, padding=1, groups=2), False),
+    ],
+)
+def test_auto_scatter(x_shape, w_shape, kw, scatter):
+    e = fastconv.explain(x_shape, w_shape, pass_="backward_data", **kw)
+    assert (e.algo == "direct" and SCATTER in e.reason) == scatter, str(e)
+    assert ("per-tap scatter" in e.reason) == scatter, str(e)
