@@ -35,7 +35,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/direct.cc
   csrc/algo/direct_rows.cc
   csrc/algo/direct_taps.cc
-  csrc/algo/scatter_taps.cc
+  csrc/algo/batch_taps.cc
   csrc/fft/fft.cc
   csrc/ops/conv.cc
   csrc/ops/pool.cc

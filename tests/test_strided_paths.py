@@ -64,10 +64,10 @@ def test_transposed_forward_by_column_tiles(case, dtype, threads, rng, poisoned_
 
 def test_auto_runs_upsampling_by_column_tiles():
     """U-Net's 2x2 / 2 transposed convs take the column tiles, gathered plane by plane (DCGAN's
-    4x4 / 2 on a batch of 4x4 maps scatters per tap instead, test_scatter_taps.py; g3 and g4 run
+    4x4 / 2 on a batch of 4x4 maps scatters per tap instead, test_batch_taps.py; g3 and g4 run
     Winograd's stride phases); so does every other strided backward data of single images (3x3 /
     2: uneven phases, 1x1 / 2, 3-D), with col2im per tile."""
-    dcgan = fastconv.explain(  # g2 at batch 4: below the scatter path's 8 images
+    dcgan = fastconv.explain(  # g2 at batch 4: below the batch path's 8 images
         (4, 512, 4, 4), (512, 256, 4, 4), op="conv_transpose", stride=2, padding=1
     )
     unet = fastconv.explain((1, 128, 64, 64), (128, 64, 2, 2), op="conv_transpose", stride=2)

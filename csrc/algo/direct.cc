@@ -13,7 +13,7 @@
 #include "algo/depthwise_channels_last.h"
 #include "algo/direct_rows.h"
 #include "algo/direct_taps.h"
-#include "algo/scatter_taps.h"
+#include "algo/batch_taps.h"
 
 #include <algorithm>
 #include <atomic>
@@ -287,7 +287,7 @@ static inline int64_t filter(const ConvGeometry& g, int64_t k, int64_t cl) {
 // Marks a depthwise plan that runs channels-last (plan.detail; a dense direct plan's marker
 // says which dense path runs it).
 struct ChannelsLastMarker {};
-enum class DensePath { kRows, kTaps, kScatter };
+enum class DensePath { kRows, kTaps, kBatch };
 
 static bool channels_last(const ConvPlan& plan) {
   return plan.algo == Algorithm::kDepthwise && plan.detail != nullptr;
@@ -302,6 +302,7 @@ template <typename T>
 void direct_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
   if (channels_last(plan)) return depthwise_cl_forward(plan.g, x, w, bias, y, ws);
   if (dense_path(plan, DensePath::kTaps)) return taps_forward(plan, x, w, bias, y, ws);
+  if (dense_path(plan, DensePath::kBatch)) return batch_taps_forward(plan, x, w, bias, y, ws);
   if (plan.detail) return rows_forward(plan, x, w, bias, y, ws);
   const ConvGeometry& g = plan.g;
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
@@ -380,8 +381,8 @@ template <typename T>
 void direct_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x, T* ws) {
   if (channels_last(plan)) return depthwise_cl_backward_data(plan.g, grad_y, w, grad_x, ws);
   if (dense_path(plan, DensePath::kTaps)) return taps_backward_data(plan, grad_y, w, grad_x, ws);
-  if (dense_path(plan, DensePath::kScatter))
-    return scatter_backward_data(plan, grad_y, w, grad_x, ws);
+  if (dense_path(plan, DensePath::kBatch))
+    return batch_taps_backward_data(plan, grad_y, w, grad_x, ws);
   if (plan.detail) return rows_backward_data(plan, grad_y, w, grad_x, ws);
   const ConvGeometry& g = plan.g;
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
@@ -487,17 +488,21 @@ void direct_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T
 std::string direct_plan(ConvPlan& plan) {
   // Dense convolutions of small images with many channels run per-tap GEMM calls
   // (direct_taps.h), the others the row kernels (direct_rows.h); plan.detail says which.
+  if (batch_taps_serve(plan.g, plan.pass)) {
+    plan.workspace_bytes =
+        batch_taps_workspace_bytes(plan.g, plan.pass, plan.dtype, plan.threads);
+    plan.detail = std::make_shared<const DensePath>(DensePath::kBatch);
+    plan.note = plan.pass == ConvPass::kForward
+                    ? "images-innermost channels-last rows gathered from stride-phase planes by "
+                      "GEMM tile calls per tap, padding skipped"
+                    : "images-innermost channels-last grad_y scattered into stride-phase planes "
+                      "by GEMM tile calls per tap, padding skipped";
+    return "";
+  }
   if (taps_serve(plan.g, plan.pass)) {
     plan.workspace_bytes = taps_workspace_bytes(plan.g, plan.pass, plan.dtype, plan.threads);
     plan.detail = std::make_shared<const DensePath>(DensePath::kTaps);
     plan.note = "channels-last segments of output rows, one GEMM call per tap, padding skipped";
-    return "";
-  }
-  if (scatter_serve(plan.g, plan.pass)) {
-    plan.workspace_bytes = scatter_workspace_bytes(plan.g, plan.dtype, plan.threads);
-    plan.detail = std::make_shared<const DensePath>(DensePath::kScatter);
-    plan.note = "images-innermost channels-last grad_y scattered into stride-phase planes by "
-                "GEMM tile calls per tap, padding skipped";
     return "";
   }
   if (rows_serve(plan.g, plan.pass)) {

@@ -15,9 +15,9 @@ from ._cpu_stems import (
     _strided_rows_on_256bit_units,
 )
 from ._cpu_taps import (
+    _batch_taps_served,
     _half_unit_taps,
     _packed_taps,
-    _scatter_served,
     _short_segments,
     _single_image_taps,
     _small_image_taps,
@@ -498,6 +498,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     few_tiles = _full_winograd_vectors(p, tiles) or _winograd_few_tiles(p, tiles)
     small_winograd = tiles <= 128 and not few_tiles
     if _small_image_taps(p, unit_stride) and (not winograd or small_winograd) and usable("direct"):
+        if _batch_taps_served(p):
+            return "direct", "a batch of small maps: per-tap GEMMs over (column, image) rows"
         if _short_segments(p):
             return "implicit_gemm", "rows of at most 4 positions: one packed GEMM, 12-row tiles"
         if _strided_packed(p, unit_stride):
@@ -540,8 +542,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         # 128->128 8x28x28 31.1 vs 33.0 (22.8); 64->64 16x56x56 55.5 vs 76.9 (50.0)); at AVX2
         # they lose (12.6 vs 13.0, 29.6 vs 26.2, 53.9 vs 42.4, 97.1 vs 91.6).
         return "direct", "3-D kernel of 27+ taps at AVX-512: row kernels over (channel, tap) terms"
-    if _scatter_served(p) and usable("direct"):
-        return "direct", "strided backward data of small maps in a batch: per-tap scatter GEMMs"
+    if _batch_taps_served(p) and usable("direct"):
+        return "direct", "a batch of small maps: per-tap GEMMs over (column, image) rows"
     if p.conv_pass == "backward_data" and not unit_stride and usable("im2col"):
         # Upsampling (grad_x = stride x grad_y, kernel a multiple of the stride: a transposed
         # convolution's forward such as DCGAN's 4x4 / 2 or U-Net's 2x2 / 2) runs as column GEMM

@@ -1,8 +1,8 @@
 """Which dense passes `auto` gives the direct algorithm's per-tap GEMM path
 (csrc/algo/direct_taps.h: small images, many channels; one GEMM micro-kernel call per kernel tap
 over only the positions it reaches), and the exceptions on that domain that go back to one
-packed implicit GEMM, and the few-tap kernels that go to im2col's column copies; and the strided
-backward data of small maps in a batch that scatters per tap (csrc/algo/scatter_taps.h). Asked
+packed implicit GEMM, and the few-tap kernels that go to im2col's column copies; and batches of
+small maps, which run per tap over (column, image) rows (csrc/algo/batch_taps.h). Asked
 by _cpu_rule.cpu_rule; each predicate carries its measurements."""
 
 from __future__ import annotations
@@ -234,29 +234,36 @@ def _temporal_columns(p: "_Shape", unit_stride: bool, input_bytes: int) -> bool:
     return plane >= 2048 and input_bytes > (2 << 20)
 
 
-def _scatter_served(p: "_Shape") -> bool:
-    """Whether the direct algorithm runs this pass on its per-tap scatter path
-    (csrc/algo/scatter_taps.h: scatter_serve, mirrored): strided backward data, 2-D, dense,
-    dilation 1, 16+ channels each side, 8+ images, grad_y maps of at most 64 positions.
+def _batch_taps_served(p: "_Shape") -> bool:
+    """Whether the direct algorithm runs this pass on its path for batches of small maps
+    (csrc/algo/batch_taps.h: batch_taps_serve, mirrored): 2-D, dense, 16+ channels each side, 8+
+    images, output maps of at most 64 positions; backward data strided, the forward on output
+    rows of at most 6 positions.
 
     `auto` takes it wherever it is served and Winograd's stride phases are not (those keep
-    dcgan.g3 and g4's, 3.8-4.3 ms against 4.8-5.6 here): grad_y is moved to a copy with the
-    images innermost, so a run of (column, image) rows of one grad_y row is one stride in both
-    it and grad_x's stride-phase planes, and each tap is a few rows-of-A GEMM tile calls over
-    only the positions that land inside grad_x, accumulating in place. The column path
-    computes every tap at every position and drops the products that fall in the padding (on
-    DCGAN's 4x4 / 2 with padding 1 on 4x4 maps, 64 of 256 per channel pair) and then gathers
-    the columns. 2 threads, Zen 4, median ms, scatter vs im2col (torch), AVX-512: dcgan.g2's
-    transposed forward (512->256 4x4 x16) 4.25-4.66 vs 5.27-5.41 (5.2-6.1); conv backward
-    data, 3x3 / 2: 256->512 14x14 x8 4.36 vs 5.04 (4.74), 8x8 x16 2.75 vs 3.12 (3.34), 128->256
-    8x8 x8 0.39 vs 0.43 (0.52), 64->128 8x8 x32 0.43 vs 0.47 (0.49), 128->256 16x16 x8 1.52 vs
-    1.60 (1.59); 4x4 / 2 512->512 8x8 x8 4.65 vs 5.62 (7.86). AVX2: g2 4.58-4.66 vs 5.56-5.62
-    (6.3-7.4), 256->512 14x14 x8 4.59 vs 5.22 (5.40), 8x8 x16 2.82 vs 3.24 (3.47), 128->256
-    16x16 x8 1.57 vs 1.68 (1.76)."""
-    if p.conv_pass != "backward_data" or len(p.kernel) != 2 or p.groups != 1 or p.n < 8:
+    dcgan.g3 and g4's transposed forward, 3.8-4.3 ms against 4.8-5.6 here). The output side (y,
+    grad_y) is copied with the images innermost and the input side (x, grad_x) split into its
+    stride phases in that layout, so a run of (column, image) rows of one output row has one
+    stride on both sides and each tap is a few rows-of-A tile calls over only the positions
+    that read inside the input: no products on padding, rows of 48-64 per run where the per-tap
+    path's segments have 3-6, and for backward data no column buffer (the column path computes
+    every tap at every position and drops those in the padding: on DCGAN's 4x4 / 2 with padding
+    1 on 4x4 maps, 64 of 256 per channel pair). 2 threads, Zen 4, median ms, this path vs the
+    previous auto (torch), AVX-512: dcgan.g2's transposed forward (512->256 4x4 x16) 4.25-4.66
+    vs im2col 5.27-5.41 (5.2-6.1), its backward data (the conv's forward 256->512 8x8 / 2 x16)
+    4.39 vs 5.73 (5.5-5.7); 3x3 / 2 forward 512->512 6x6 x16 2.91-3.09 vs 3.78-3.85
+    (3.0-3.3); 3x3 256->256 5x5 x8 0.91-1.09 vs 1.09-1.15 (0.92-0.98); backward data, 3x3 / 2:
+    256->512 14x14 x8 4.36 vs im2col 5.04 (4.74), 8x8 x16 2.75 vs 3.12 (3.34), 128->256 16x16
+    x8 1.52 vs 1.60 (1.59); 4x4 / 2 512->512 8x8 x8 4.65 vs 5.62 (7.86). AVX2: g2 4.58-4.66 vs
+    5.56-5.62 (6.3-7.4), 256->512 14x14 x8 4.59 vs 5.22 (5.40), 8x8 x16 2.82 vs 3.24 (3.47),
+    128->256 16x16 x8 1.57 vs 1.68 (1.76). Forwards on 7x7 and 8x8 maps tie with the per-tap
+    path (512 ch 7x7 x8 7.5-8.8 either way) and keep it."""
+    if p.conv_pass not in ("forward", "backward_data") or len(p.kernel) != 2 or p.n < 8:
         return False
-    if p.c_per_group < 16 or p.k_per_group < 16 or all(s == 1 for s in p.stride):
+    if p.groups != 1 or p.c_per_group < 16 or p.k_per_group < 16 or max(p.stride) > 16:
         return False
-    if any(d != 1 for d in p.dilation) or any(lo < 0 for lo in p.pad_lo) or max(p.stride) > 16:
+    if any(lo < 0 for lo in p.pad_lo) or not 0 < math.prod(p.out_extents) <= 64:
         return False
-    return 0 < math.prod(p.out_extents) <= 64
+    if p.conv_pass == "forward":
+        return p.out_extents[-1] <= 6
+    return any(s > 1 for s in p.stride)

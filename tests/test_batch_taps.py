@@ -1,6 +1,7 @@
-"""The direct algorithm's per-tap scatter path for strided backward data of small maps in a batch
-(csrc/algo/scatter_taps.cc; a transposed convolution's forward): against the float64 oracle with
-outputs poisoned, at each ISA level, threads agreeing bit for bit, and where `auto` takes it."""
+"""The direct algorithm's path for batches of small maps (csrc/algo/batch_taps.cc): the forward
+gathering per tap from x's stride-phase planes, strided backward data (a transposed
+convolution's forward) scattering into grad_x's; against the float64 oracle with outputs
+poisoned, at each ISA level, threads agreeing bit for bit, and where `auto` takes it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import reference as ref
 from conftest import FastconvProcess, assert_close, rand, skip_unless_isa_runs
 
 SCATTER = "scattered into stride-phase planes"
+GATHER = "gathered from stride-phase planes"
+AUTO = "a batch of small maps"
 
 # (x_shape, w_shape, kwargs) of the conv whose backward data runs: 8+ images, 16+ channels each
 # side, grad_y maps of at most 64 positions. Input channels not a multiple of the panel width
@@ -31,16 +34,30 @@ GEOMETRIES = [
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 
 
-def _note(x_shape, w_shape, kw, dtype="float32"):
-    return fastconv.explain(
-        x_shape, w_shape, pass_="backward_data", algo="direct", dtype=dtype, **kw
-    ).reason
+# The forward's (rows of at most 6 outputs): a partial panel of output channels (40), unit
+# stride with true convolution, dilation with 300 output channels (ten panels), 300 input
+# channels (two blocks of the depth: the second adds), stride 3 with a rectangular kernel, 1x1 /
+# 2, stride 1 x 2 with asymmetric padding.
+FORWARD = [
+    ((16, 32, 8, 8), (48, 32, 4, 4), dict(stride=2, padding=1)),  # dcgan.g2's backward data
+    ((8, 17, 10, 10), (40, 17, 3, 3), dict(stride=2, padding=1)),
+    ((9, 20, 5, 5), (33, 20, 3, 3), dict(padding=1, mode="conv")),
+    ((8, 20, 6, 6), (300, 20, 3, 3), dict(padding=2, dilation=2)),
+    ((8, 300, 6, 6), (24, 300, 3, 3), dict(stride=2, padding=1)),
+    ((8, 24, 13, 10), (16, 24, 5, 3), dict(stride=(3, 2), padding=(2, 0))),
+    ((10, 16, 7, 7), (20, 16, 1, 1), dict(stride=2)),
+    ((8, 16, 8, 8), (16, 16, 3, 3), dict(stride=(1, 2), padding=((1, 0), (1, 1)))),
+]
+
+
+def _note(x_shape, w_shape, kw, pass_="backward_data", dtype="float32"):
+    return fastconv.explain(x_shape, w_shape, pass_=pass_, algo="direct", dtype=dtype, **kw).reason
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape,w_shape,kw", GEOMETRIES, ids=IDS)
 def test_scatter_backward_data(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
-    assert SCATTER in _note(x_shape, w_shape, kw, np.dtype(dtype).name)
+    assert SCATTER in _note(x_shape, w_shape, kw, dtype=np.dtype(dtype).name)
     w = rand(rng, w_shape, dtype)
     y_shape = ref.conv(np.zeros(x_shape), np.zeros(w_shape), **kw).shape
     gy = rand(rng, y_shape, dtype)
@@ -49,6 +66,20 @@ def test_scatter_backward_data(poisoned_outputs, rng, x_shape, w_shape, kw, dtyp
     taps = int(np.prod(w_shape[2:]))
     assert_close(got, ref.conv_backward_data(gy, w, x_shape, **kw), dtype, w_shape[0] * taps)
     np.testing.assert_array_equal(gy, gy0)
+    np.testing.assert_array_equal(w, w0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,kw", FORWARD, ids=[f"f{i}" for i in range(len(FORWARD))])
+def test_gather_forward(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
+    assert GATHER in _note(x_shape, w_shape, kw, "forward", np.dtype(dtype).name)
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    b = rand(rng, (w_shape[0],), dtype)
+    x0, w0 = x.copy(), w.copy()
+    got = fastconv.conv(x, w, b, algo="direct", **kw)
+    taps = int(np.prod(w_shape[2:]))
+    assert_close(got, ref.conv(x, w, b, **kw), dtype, w_shape[1] * taps)
+    np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(w, w0)
 
 
@@ -102,33 +133,64 @@ def test_scatter_threads_agree(rng):
     assert_close(one, want, np.float32, 64 * 16)
 
 
+def test_gather_threads_agree(rng):
+    from fastconv._runtime import get_num_threads, set_num_threads
+
+    x = rand(rng, (12, 48, 10, 10), np.float32)
+    w = rand(rng, (96, 48, 3, 3), np.float32)
+    before = get_num_threads()
+    try:
+        set_num_threads(1)
+        one = fastconv.conv(x, w, stride=2, padding=1, algo="direct")
+        for threads in (2, 3):
+            set_num_threads(threads)
+            many = fastconv.conv(x, w, stride=2, padding=1, algo="direct")
+            np.testing.assert_array_equal(one, many, err_msg=f"{threads} threads")
+    finally:
+        set_num_threads(before)
+    assert_close(one, ref.conv(x, w, stride=2, padding=1), np.float32, 48 * 9)
+
+
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
-def test_scatter_at_each_isa(rng, isa):
+def test_batch_taps_at_each_isa(rng, isa):
     """The tiles and panel widths of each level (16 columns at AVX2, 32 at AVX-512)."""
     skip_unless_isa_runs(isa)
     x_shape, w_shape, kw = GEOMETRIES[1]
     w = rand(rng, w_shape, np.float32)
     gy = rand(rng, (8, 40, 7, 7), np.float32)
+    fx_shape, fw_shape, fkw = FORWARD[1]
+    x, fw = rand(rng, fx_shape, np.float32), rand(rng, fw_shape, np.float32)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
         got = fc.conv_backward_data(gy, w, x_shape, algo="direct", **kw)
         auto = fc.explain(x_shape, w_shape, pass_="backward_data", **kw)
+        fwd = fc.conv(x, fw, algo="direct", **fkw)
+        fauto = fc.explain(fx_shape, fw_shape, **fkw)
     assert_close(got, ref.conv_backward_data(gy, w, x_shape, **kw), np.float32, 40 * 9)
     assert auto.algo == "direct" and SCATTER in auto.reason, str(auto)
+    assert_close(fwd, ref.conv(x, fw, **fkw), np.float32, 17 * 9)
+    assert fauto.algo == "direct" and GATHER in fauto.reason, str(fauto)
 
 
 @pytest.mark.parametrize(
-    "x_shape,w_shape,kw,scatter",
+    "x_shape,w_shape,kw,pass_,batch",
     [
-        ((16, 256, 8, 8), (512, 256, 4, 4), dict(stride=2, padding=1), True),  # dcgan.g2
-        ((8, 256, 14, 14), (512, 256, 3, 3), dict(stride=2, padding=1), True),  # 7x7 maps
-        ((16, 128, 16, 16), (256, 128, 4, 4), dict(stride=2, padding=1), False),  # g3: winograd
-        ((4, 256, 8, 8), (512, 256, 4, 4), dict(stride=2, padding=1), False),  # 4 images
-        ((8, 64, 32, 32), (128, 64, 3, 3), dict(stride=2, padding=1), False),  # 256 positions
-        ((8, 256, 14, 14), (512, 256, 3, 3), dict(stride=1, padding=1), False),  # unit stride
-        ((8, 256, 14, 14), (512, 128, 3, 3), dict(stride=2, padding=1, groups=2), False),
+        ((16, 256, 8, 8), (512, 256, 4, 4), dict(stride=2, padding=1), "backward_data", True),
+        ((16, 256, 8, 8), (512, 256, 4, 4), dict(stride=2, padding=1), "forward", True),
+        ((8, 256, 14, 14), (512, 256, 3, 3), dict(stride=2, padding=1), "backward_data", True),
+        ((16, 512, 6, 6), (512, 512, 3, 3), dict(stride=2, padding=1), "forward", True),
+        ((8, 256, 5, 5), (256, 256, 3, 3), dict(padding=1), "forward", True),
+        # g3: Winograd's stride phases; 4 images; 256 positions; unit-stride backward data (the
+        # per-tap path's correlation); grouped; rows of 7 (the per-tap path ties, keeps them)
+        ((16, 128, 16, 16), (256, 128, 4, 4), dict(stride=2, padding=1), "backward_data", False),
+        ((4, 256, 8, 8), (512, 256, 4, 4), dict(stride=2, padding=1), "backward_data", False),
+        ((8, 64, 32, 32), (128, 64, 3, 3), dict(stride=2, padding=1), "backward_data", False),
+        ((8, 256, 7, 7), (512, 256, 3, 3), dict(padding=1), "backward_data", False),
+        ((8, 256, 14, 14), (512, 128, 3, 3), dict(stride=2, padding=1, groups=2), "forward", False),
+        ((8, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), "forward", False),
     ],
 )
-def test_auto_scatter(x_shape, w_shape, kw, scatter):
-    e = fastconv.explain(x_shape, w_shape, pass_="backward_data", **kw)
-    assert (e.algo == "direct" and SCATTER in e.reason) == scatter, str(e)
-    assert ("per-tap scatter" in e.reason) == scatter, str(e)
+def test_auto_batch_taps(x_shape, w_shape, kw, pass_, batch):
+    e = fastconv.explain(x_shape, w_shape, pass_=pass_, **kw)
+    path = SCATTER if pass_ == "backward_data" else GATHER
+    assert (e.algo == "direct" and path in e.reason) == batch, str(e)
+    assert (AUTO in e.reason) == batch, str(e)

@@ -1,0 +1,284 @@
+// Batches of small maps as per-tap GEMM micro-kernel calls over images-innermost channels-last
+// copies (batch_taps.h).
+//
+// Output index o of a dim reads input index s * o + t * d - pad for tap t (stride s, dilation d),
+// so every such input index has residue r = (t * d - pad) mod s, the tap's stride phase, and
+// index o + (t * d - pad - r) / s in the phase's plane: along an output row, consecutive
+// columns meet consecutive columns of one plane. With the images innermost, a run of (column,
+// image) rows is then one stride on both sides (the channels of a position), one rows-of-A tile
+// call per up to rows_a of them. Forward gathers each tap from x's planes into y's rows;
+// backward data scatters grad_y's rows into grad_x's planes. Each panel of the GEMM's columns
+// (output channels forward, input channels backward) is one thread's, its channel blocks and taps
+// in a fixed order: results do not depend on the threads.
+#include "algo/batch_taps.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <vector>
+
+#include "algo/plane_transpose.h"
+#include "fastconv/parallel.h"
+#include "gemm/kernel_table.h"
+
+namespace fastconv::algo {
+namespace {
+
+// Channels of the GEMM's depth per block: one block's packed taps (taps x block x nr) stay in L2
+// beside the rows they multiply. dcgan.g2's transposed forward (512 grad_y channels), 2 threads,
+// median ms: blocks of 64 4.86-4.89, 128 4.36-4.53, 256 4.29-4.34, 512 4.25-4.26 (its float32
+// error 2.6x im2col's, against 1.5x at 256).
+constexpr int64_t kBlockChannels = 256;
+
+inline int64_t floor_div(int64_t a, int64_t b) {
+  const int64_t q = a / b;
+  return q * b > a ? q - 1 : q;
+}
+inline int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+
+// A tap's reach along one dim, its input index at output 0 being `off`: outputs [lo, hi) read
+// inside the input (extent in), in phase r at plane index o + shift.
+struct Reach {
+  int64_t lo, hi, r, shift;
+};
+Reach reach(int64_t off, int64_t s, int64_t in, int64_t out) {
+  Reach d;
+  d.r = ((off % s) + s) % s;
+  d.shift = (off - d.r) / s;
+  d.lo = std::max<int64_t>(0, ceil_div(-off, s));
+  d.hi = std::min(out, floor_div(in - 1 - off, s) + 1);
+  if (d.hi < d.lo) d.hi = d.lo;
+  return d;
+}
+
+// Extent of phase r of a dim of extent `in` at stride s.
+inline int64_t phase_extent(int64_t in, int64_t s, int64_t r) {
+  return r < in ? (in - r + s - 1) / s : 0;
+}
+
+// The workspace: the output side's copy (out positions x n x K), the input side's phase planes
+// (C channels), one slot of packed taps per thread. Panels run over the GEMM's columns: output
+// channels forward (depth C), input channels backward (depth K).
+struct Layout {
+  int64_t ycl, xp, slots;  // offsets (elements)
+  int64_t plane[16][16];   // phase (ry, rx) plane offsets from xp (strides at most 16)
+  int64_t nr, kc, slot, panels, slot_count, cols, depth;
+};
+
+template <typename T>
+Layout layout(const ConvGeometry& g, ConvPass pass, int threads) {
+  Layout l{};
+  const bool fwd = pass == ConvPass::kForward;
+  l.nr = gemm::gemm_kernel<T>().nr;
+  l.cols = fwd ? g.k : g.c;
+  l.depth = fwd ? g.c : g.k;
+  l.kc = std::min(kBlockChannels, l.depth);
+  l.panels = (l.cols + l.nr - 1) / l.nr;
+  l.slot_count = std::min<int64_t>(std::max(1, threads), l.panels);
+  l.ycl = 0;
+  l.xp = l.ycl + g.n * g.out_spatial() * g.k;
+  int64_t at = 0;
+  for (int64_t ry = 0; ry < g.stride[1]; ++ry)
+    for (int64_t rx = 0; rx < g.stride[2]; ++rx) {
+      l.plane[ry][rx] = at;
+      at += phase_extent(g.in[1], g.stride[1], ry) * phase_extent(g.in[2], g.stride[2], rx) *
+            g.n * g.c;
+    }
+  l.slots = l.xp + at;
+  l.slot = g.kernel_spatial() * l.kc * l.nr;
+  return l;
+}
+
+// Runs the taps of one panel of nc GEMM columns (at column offset col0 of the output side's or
+// the planes' channels) for depth channels [kb, kb + kn), their weights packed at `packed`
+// (row (channel, tap) of nr, stored taps): forward A = the planes (C apart), C = y's copy (K
+// apart); backward data A = grad_y's copy, C = grad_x's planes.
+template <typename T>
+void run_taps(const ConvGeometry& g, const Layout& l, bool fwd, const T* packed, T* ws,
+              int64_t col0, int64_t nc, int64_t kb, int64_t kn) {
+  const gemm::GemmKernel<T>& kern = gemm::gemm_kernel<T>();
+  const int64_t n = g.n, c = g.c, k = g.k, kh = g.kernel[1], kw = g.kernel[2], taps = kh * kw;
+  const int64_t wo = g.out[2];
+  const bool flip = g.mode == ConvMode::kConv;
+  T* ycl = ws + l.ycl;
+  T* xp = ws + l.xp;
+  // Output row by output row, every tap of a row before the next: the input rows a row's taps
+  // read (kh of them per phase) stay in cache between taps.
+  std::vector<Reach> ry(static_cast<size_t>(taps)), rx(static_cast<size_t>(taps));
+  for (int64_t t = 0; t < taps; ++t) {
+    ry[t] = reach((t / kw) * g.dilation[1] - g.pad_lo[1], g.stride[1], g.in[1], g.out[1]);
+    rx[t] = reach((t % kw) * g.dilation[2] - g.pad_lo[2], g.stride[2], g.in[2], g.out[2]);
+  }
+  for (int64_t oy = 0; oy < g.out[1]; ++oy)
+    for (int64_t t = 0; t < taps; ++t) {
+      const Reach& dy = ry[t];
+      const Reach& dx = rx[t];
+      if (oy < dy.lo || oy >= dy.hi || dx.lo >= dx.hi) continue;
+      const int64_t wp = phase_extent(g.in[2], g.stride[2], dx.r);
+      const T* b = packed + (flip ? taps - 1 - t : t) * l.nr;
+      // Each run in calls of nearly equal size (48 rows: 4 x 12, not 3 x 14 + 6).
+      const int64_t rows = (dx.hi - dx.lo) * n;
+      const int64_t calls = (rows + kern.rows_a - 1) / kern.rows_a;
+      T* out_rows = ycl + (oy * wo + dx.lo) * n * k;
+      T* in_rows = xp + l.plane[dy.r][dx.r] + ((oy + dy.shift) * wp + dx.lo + dx.shift) * n * c;
+      const T* a = fwd ? in_rows + kb : out_rows + kb;
+      const int64_t lda = fwd ? c : k, ldc = fwd ? k : c;
+      T* dst = fwd ? out_rows + col0 : in_rows + col0;
+      for (int64_t q = 0; q < calls; ++q) {
+        const int64_t r0 = rows * q / calls, r1 = rows * (q + 1) / calls;
+        kern.fn_rows_a(kn, a + r0 * lda, lda, b, taps * l.nr, dst + r0 * ldc, ldc, r1 - r0, nc,
+                       T(1), T(1));
+      }
+    }
+}
+
+// Every panel over the threads, each slot's packed taps refilled per block of depth channels by
+// `pack(col0, nc, kb, kn, slot)`.
+template <typename T, typename Pack>
+void run_panels(const ConvGeometry& g, const Layout& l, bool fwd, T* ws, const Pack& pack) {
+  std::atomic<int64_t> next{0};
+  parallel_for(l.slot_count, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      T* packed = ws + l.slots + s * l.slot;
+      for (int64_t p; (p = next.fetch_add(1, std::memory_order_relaxed)) < l.panels;) {
+        const int64_t col0 = p * l.nr, nc = std::min(l.nr, l.cols - col0);
+        for (int64_t kb = 0; kb < l.depth; kb += l.kc) {
+          const int64_t kn = std::min(l.kc, l.depth - kb);
+          if (nc < l.nr) std::fill(packed, packed + l.slot, T(0));
+          pack(col0, nc, kb, kn, packed);
+          run_taps(g, l, fwd, packed, ws, col0, nc, kb, kn);
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void zero(T* p, int64_t count) {
+  parallel_for(count, 16384, [&](int64_t b, int64_t e) { std::fill(p + b, p + e, T(0)); });
+}
+
+// Largest phase plane's positions.
+int64_t most_phase_positions(const ConvGeometry& g) {
+  int64_t most = 0;
+  for (int64_t ry = 0; ry < g.stride[1]; ++ry)
+    for (int64_t rx = 0; rx < g.stride[2]; ++rx)
+      most = std::max(most, phase_extent(g.in[1], g.stride[1], ry) *
+                                phase_extent(g.in[2], g.stride[2], rx));
+  return most;
+}
+
+}  // namespace
+
+bool batch_taps_serve(const ConvGeometry& g, ConvPass pass) {
+  if (pass != ConvPass::kForward && pass != ConvPass::kBackwardData) return false;
+  if (g.groups != 1 || g.c < 16 || g.k < 16) return false;
+  if (g.rank != 2 || g.n < kBatchTapsMinImages) return false;
+  if (g.out_spatial() > kBatchTapsMaxPositions || g.out_spatial() == 0) return false;
+  if (g.stride[1] > 16 || g.stride[2] > 16) return false;
+  if (pass == ConvPass::kBackwardData && g.stride[1] * g.stride[2] == 1) return false;
+  if (pass == ConvPass::kForward && g.out[2] > kBatchTapsMaxForwardRow) return false;
+  for (int d = 1; d < 3; ++d)
+    if (g.pad_lo[d] < 0) return false;
+  return true;
+}
+
+int64_t batch_taps_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int threads) {
+  const bool f64 = t == DType::kFloat64;
+  const Layout l = f64 ? layout<double>(g, pass, threads) : layout<float>(g, pass, threads);
+  return checked_product({l.slots + l.slot_count * l.slot, dtype_size(t)}, "direct workspace");
+}
+
+template <typename T>
+void batch_taps_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y,
+                        T* ws) {
+  const ConvGeometry& g = plan.g;
+  const Layout l = layout<T>(g, ConvPass::kForward, plan.threads);
+  const TransposeKernels<T>& tr = transpose_kernels<T>();
+  const int64_t n = g.n, c = g.c, k = g.k, taps = g.kernel_spatial(), h = g.in[1],
+                wd = g.in[2], sy = g.stride[1], sx = g.stride[2], out_sp = g.out_spatial();
+  T* xp = ws + l.xp;
+  // x into its phase planes: each image's input row transposed to (column, channel), each
+  // column's channels copied to its plane.
+  parallel_for(n * h, 1, [&](int64_t b, int64_t e) {
+    std::vector<T> row(size_t(wd * c));
+    for (int64_t j = b; j < e; ++j) {
+      const int64_t i = j / h, iy = j % h, ry = iy % sy;
+      tr.transpose(x + i * c * h * wd + iy * wd, h * wd, c, wd, static_cast<const T*>(nullptr),
+                   row.data(), c);
+      for (int64_t ix = 0; ix < wd; ++ix) {
+        const int64_t rx = ix % sx, wp = phase_extent(wd, sx, rx);
+        std::memcpy(xp + l.plane[ry][rx] + (((iy / sy) * wp + ix / sx) * n + i) * c,
+                    row.data() + ix * c, size_t(c) * sizeof(T));
+      }
+    }
+  });
+  zero(ws + l.ycl, n * out_sp * k);
+  // packed[(cc, t)][j] = w[col0 + j][kb + cc][t]: the panel's kernels' runs transposed at once.
+  run_panels<T>(g, l, true, ws, [&](int64_t col0, int64_t nc, int64_t kb, int64_t kn, T* packed) {
+    tr.transpose(w + (col0 * c + kb) * taps, c * taps, nc, kn * taps,
+                 static_cast<const T*>(nullptr), packed, l.nr);
+  });
+  // y[i][kk][pos] = the copy's (pos, i, kk) + bias.
+  parallel_for(n, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      tr.transpose(ws + l.ycl + i * k, n * k, out_sp, k, bias, y + i * k * out_sp, out_sp);
+  });
+}
+
+template <typename T>
+void batch_taps_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x,
+                              T* ws) {
+  const ConvGeometry& g = plan.g;
+  const Layout l = layout<T>(g, ConvPass::kBackwardData, plan.threads);
+  const TransposeKernels<T>& tr = transpose_kernels<T>();
+  const int64_t n = g.n, c = g.c, k = g.k, taps = g.kernel_spatial();
+  const int64_t out_sp = g.out_spatial(), in_sp = g.in_spatial();
+  const int64_t sy = g.stride[1], sx = g.stride[2];
+  T* xp = ws + l.xp;
+  // grad_y as (row, column, image, channel); the phase planes zeroed.
+  parallel_for(n, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      tr.transpose(grad_y + i * k * out_sp, out_sp, k, out_sp, static_cast<const T*>(nullptr),
+                   ws + l.ycl + i * k, n * k);
+  });
+  zero(xp, l.slots - l.xp);
+  // packed[(kk, t)][j] = w[kb + kk][col0 + j][t] (each grad_y channel's run of nc x taps
+  // transposed into one contiguous block; written tap-outer, 16 KiB apart, the stores missed the
+  // TLB: 13% of dcgan.g2).
+  run_panels<T>(g, l, false, ws, [&](int64_t col0, int64_t nc, int64_t kb, int64_t kn, T* packed) {
+    for (int64_t kk = 0; kk < kn; ++kk)
+      tr.transpose(w + ((kb + kk) * c + col0) * taps, taps, nc, taps,
+                   static_cast<const T*>(nullptr), packed + kk * taps * l.nr, l.nr);
+  });
+  // grad_x[i][cc][y][x] from plane (y % sy, x % sx), row y / sy, column x / sx: per image and
+  // phase, the plane's positions (n * c apart) x channels transposed through a buffer, then
+  // spread over the phase's places in each channel's plane.
+  parallel_for(n, 1, [&](int64_t i0, int64_t i1) {
+    std::vector<T> buf(size_t(most_phase_positions(g) * c));
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t ry = 0; ry < std::min(sy, g.in[1]); ++ry)
+        for (int64_t rx = 0; rx < std::min(sx, g.in[2]); ++rx) {
+          const int64_t hp = phase_extent(g.in[1], sy, ry), wp = phase_extent(g.in[2], sx, rx),
+                        pp = hp * wp;
+          tr.transpose(xp + l.plane[ry][rx] + i * c, n * c, pp, c, static_cast<const T*>(nullptr),
+                       buf.data(), pp);
+          for (int64_t cc = 0; cc < c; ++cc) {
+            const T* src = buf.data() + cc * pp;
+            T* dst = grad_x + (i * c + cc) * in_sp + ry * g.in[2] + rx;
+            for (int64_t yy = 0; yy < hp; ++yy)
+              for (int64_t xx = 0; xx < wp; ++xx)
+                dst[yy * sy * g.in[2] + xx * sx] = src[yy * wp + xx];
+          }
+        }
+  });
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                 \
+  template void batch_taps_forward<T>(const ConvPlan&, const T*, const T*, const T*, T*, T*); \
+  template void batch_taps_backward_data<T>(const ConvPlan&, const T*, const T*, T*, T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::algo

@@ -1,0 +1,42 @@
+// The direct algorithm's path for batches of small maps with many channels: the conv's output
+// side (y, grad_y) in an images-innermost channels-last copy (row, column, image, channel), its
+// input side (x, grad_x) in stride-phase planes in the same layout, and every tap a few GEMM
+// micro-kernel calls over runs of (column, image) rows: along an output row consecutive columns
+// meet consecutive columns of one phase plane, so a run has one stride on both sides however
+// small the maps (rows of 4-8 positions times the images, where the per-tap path of
+// direct_taps.h takes one image's row of a few positions per call). A tap runs only over the
+// outputs whose input lies inside the tensor, so no multiply-add touches padding.
+//   forward        -> the planes of x gathered per tap into the output rows (A: x's planes read in
+//                     place, B: the tap's weights packed for a panel of output channels);
+//   backward data  -> grad_y scattered per tap into grad_x's planes (A: grad_y's copy, B: the
+//                     tap's weights packed for a panel of input channels), accumulated in place:
+//                     no column buffer and no products the column path (column_backward_data.h)
+//                     computes and then drops (on DCGAN's 4x4 / 2 with padding 1 on 4x4 maps, 64
+//                     of 256 per channel pair).
+#pragma once
+#include <cstdint>
+
+#include "fastconv/algorithm.h"
+#include "fastconv/geometry.h"
+
+namespace fastconv::algo {
+
+// Whether this path runs `pass` of g (direct_plan asks): 2-D, dense, forward or backward data,
+// 16+ channels on both sides, at least kBatchTapsMinImages images, output maps of at most
+// kBatchTapsMaxPositions positions, strides up to 16, padding not negative; backward data
+// strided (unit-stride backward data is the per-tap path's correlation), the forward on output
+// rows of at most kBatchTapsMaxForwardRow positions (where the per-tap path's segments are that
+// short; on 7x7 and 8x8 maps the two tie). python/fastconv/_cpu_taps.py (_batch_taps_served)
+// mirrors it.
+constexpr int64_t kBatchTapsMinImages = 8, kBatchTapsMaxPositions = 64, kBatchTapsMaxForwardRow = 6;
+bool batch_taps_serve(const ConvGeometry& g, ConvPass pass);
+// Its workspace in bytes for a plan of `threads` threads.
+int64_t batch_taps_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int threads);
+
+template <typename T>
+void batch_taps_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws);
+template <typename T>
+void batch_taps_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x,
+                              T* ws);
+
+}  // namespace fastconv::algo
