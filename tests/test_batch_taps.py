@@ -194,3 +194,29 @@ def test_auto_batch_taps(x_shape, w_shape, kw, pass_, batch):
     path = SCATTER if pass_ == "backward_data" else GATHER
     assert (e.algo == "direct" and path in e.reason) == batch, str(e)
     assert (AUTO in e.reason) == batch, str(e)
+
+
+@pytest.mark.parametrize("units", ["256", "512"])
+def test_auto_names_the_batch_path_that_runs(units):
+    """Where auto picks direct, its reason names the images-innermost path exactly where the
+    plan runs it (_cpu_taps._batch_taps_served mirrors batch_taps_serve), on either AVX-512 unit
+    width and in both dtypes."""
+    shapes = [
+        ((16, 256, 8, 8), (512, 256, 4, 4), dict(stride=2, padding=1)),
+        ((16, 512, 6, 6), (512, 512, 3, 3), dict(stride=2, padding=1)),
+        ((8, 256, 5, 5), (256, 256, 3, 3), dict(padding=1)),
+        ((8, 256, 7, 7), (256, 256, 3, 3), dict(padding=1)),
+        ((7, 256, 5, 5), (256, 256, 3, 3), dict(padding=1)),
+        ((8, 256, 14, 14), (512, 256, 3, 3), dict(stride=2, padding=1)),
+        ((8, 384, 8, 8), (384, 384, 1, 3), dict(padding=(0, 1))),
+        ((12, 64, 9, 9), (64, 64, 2, 2), dict(stride=2)),
+    ]
+    with FastconvProcess({"FASTCONV_AVX512_UNITS": units}) as fc:
+        for x_shape, w_shape, kw in shapes:
+            for pass_ in ("forward", "backward_data"):
+                for dtype in ("float32", "float64"):
+                    e = fc.explain(x_shape, w_shape, pass_=pass_, dtype=dtype, **kw)
+                    if e.algo != "direct":
+                        continue
+                    runs = "stride-phase planes" in e.reason  # the plan's note
+                    assert (AUTO in e.reason) == runs, (x_shape, pass_, dtype, str(e))

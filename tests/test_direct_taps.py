@@ -123,17 +123,27 @@ SHORT_ROWS = [
 ]
 
 
-@pytest.mark.parametrize("x_shape,w_shape,kw,pass_", SHORT_ROWS)
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_auto_short_rows_leave_taps_at_avx512(x_shape, w_shape, kw, pass_, dtype):
+@pytest.mark.parametrize("units", ["256", "512"])
+def test_auto_short_rows_leave_taps_at_avx512(units):
     """Rows of at most 4 positions would run 4-row tiles on the taps path: at AVX-512 float32
-    auto runs implicit GEMM's 12-row tiles instead (_cpu_taps._short_segments); float64 and the
-    other ISA levels keep the taps path."""
-    e = fastconv.explain(x_shape, w_shape, pass_=pass_, dtype=dtype, **kw)
-    if fastconv.info()["isa_active"] == "avx512" and dtype == "float32":
-        assert e.algo == "implicit_gemm" and "at most 4 positions" in e.reason, str(e)
-    else:
-        assert e.algo == "direct" and "a GEMM call per tap" in e.reason, str(e)
+    auto runs implicit GEMM's 12-row tiles instead (_cpu_taps._short_segments), except for a
+    batch of 8+ small maps on 256-bit units (and at AVX2), which takes direct's images-innermost
+    path first (_batch_taps_served, measured there); float64 and the other levels keep direct:
+    that path for such a batch, the taps path for one image."""
+    with FastconvProcess({"FASTCONV_AVX512_UNITS": units}) as fc:
+        for x_shape, w_shape, kw, pass_ in SHORT_ROWS:
+            for dtype in ("float32", "float64"):
+                e = fc.explain(x_shape, w_shape, pass_=pass_, dtype=dtype, **kw)
+                batch = x_shape[0] >= 8
+                avx512 = fastconv.info()["isa_active"] == "avx512"
+                if batch and not (avx512 and units == "512"):
+                    assert e.algo == "direct" and "a batch of small maps" in e.reason, str(e)
+                elif avx512 and dtype == "float32":
+                    assert e.algo == "implicit_gemm" and "at most 4 positions" in e.reason, str(e)
+                elif batch:
+                    assert e.algo == "direct" and "a batch of small maps" in e.reason, str(e)
+                else:
+                    assert e.algo == "direct" and "a GEMM call per tap" in e.reason, str(e)
 
 
 def test_auto_short_rows_leave_winograd_its_large_batches():
@@ -143,8 +153,12 @@ def test_auto_short_rows_leave_winograd_its_large_batches():
     assert e.algo == "winograd", str(e)
 
 
-def test_auto_rows_of_five_stay_on_taps():
+def test_auto_rows_of_five_stay_on_direct():
+    """A batch of 8 on 5x5 maps: direct's images-innermost path (rows of five would be five-row
+    tiles on the per-tap path)."""
     e = fastconv.explain((8, 256, 5, 5), (256, 256, 3, 3), padding=1)
+    assert e.algo == "direct" and "a batch of small maps" in e.reason, str(e)
+    e = fastconv.explain((2, 256, 5, 5), (256, 256, 3, 3), padding=1)
     assert e.algo == "direct" and "a GEMM call per tap" in e.reason, str(e)
 
 

@@ -15,13 +15,11 @@ from ._cpu_stems import (
     _strided_rows_on_256bit_units,
 )
 from ._cpu_taps import (
+    BATCH_TAPS,
     _batch_taps_served,
-    _half_unit_taps,
-    _packed_taps,
-    _short_segments,
     _single_image_taps,
     _small_image_taps,
-    _strided_packed,
+    _taps_choice,
     _taps_served,
     _temporal_columns,
     _tiling_kernel,
@@ -498,30 +496,7 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     few_tiles = _full_winograd_vectors(p, tiles) or _winograd_few_tiles(p, tiles)
     small_winograd = tiles <= 128 and not few_tiles
     if _small_image_taps(p, unit_stride) and (not winograd or small_winograd) and usable("direct"):
-        if _batch_taps_served(p):
-            return "direct", "a batch of small maps: per-tap GEMMs over (column, image) rows"
-        if _short_segments(p):
-            return "implicit_gemm", "rows of at most 4 positions: one packed GEMM, 12-row tiles"
-        if _strided_packed(p, unit_stride):
-            return "implicit_gemm", "strided: one packed GEMM over the stride phases"
-        if p.conv_pass == "backward_data" and len(p.kernel) == 2 and min(p.kernel) == 1:
-            if _half_unit_taps(p):
-                return "direct", "small image, AVX-512 on 256-bit units: a GEMM call per tap"
-            if usable("im2col"):
-                # Inception's factorised 1x7 / 7x1 / 1x3: one GEMM of C x taps rows, then a
-                # col2im of rows (2 threads, median ms, im2col vs the previous auto, AVX-512 /
-                # AVX2): 128 ch 17x17 1x7 0.21 vs 0.25 / 0.35 vs 0.36, 7x1 0.30 vs 0.35 / 0.50
-                # vs 0.52, 384 ch 8x8 1x3 0.19 vs 0.22 / 0.29 vs 0.32, x8 1.33 vs 1.65 / 2.20 vs
-                # 2.28; 1x7 x8 1.62 vs 1.87 / 2.74 vs 2.70.
-                return "im2col", "1xN / Nx1 backward data on a small image: column GEMM, col2im"
-        packed = _packed_taps(p)
-        if packed:
-            return "implicit_gemm", packed
-        if _single_image_taps(p, unit_stride) or _packed_taps(p, half_units=False):
-            return "direct", "small image, AVX-512 on 256-bit units: a GEMM call per tap"
-        if _strided_packed(p, unit_stride, small_l2=False) or _packed_taps(p, small_l2=False):
-            return "direct", "small image, many channels, L2 under 1 MiB: a GEMM call per tap"
-        return "direct", "small image, many channels: a GEMM call per tap, padding skipped"
+        return _taps_choice(p, unit_stride, usable)
     if winograd:
         # Below ~32 tiles (a 7x7 image at batch 1) the transforms do not pay.
         if p.conv_pass == "backward_weight" or tiles >= 32:
@@ -543,7 +518,7 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         # they lose (12.6 vs 13.0, 29.6 vs 26.2, 53.9 vs 42.4, 97.1 vs 91.6).
         return "direct", "3-D kernel of 27+ taps at AVX-512: row kernels over (channel, tap) terms"
     if _batch_taps_served(p) and usable("direct"):
-        return "direct", "a batch of small maps: per-tap GEMMs over (column, image) rows"
+        return "direct", BATCH_TAPS
     if p.conv_pass == "backward_data" and not unit_stride and usable("im2col"):
         # Upsampling (grad_x = stride x grad_y, kernel a multiple of the stride: a transposed
         # convolution's forward such as DCGAN's 4x4 / 2 or U-Net's 2x2 / 2) runs as column GEMM

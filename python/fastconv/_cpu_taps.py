@@ -8,6 +8,7 @@ by _cpu_rule.cpu_rule; each predicate carries its measurements."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ._cpu_shape import _active_isa, _avx512_on_256bit_units, _Shape, _small_l2
 
@@ -267,3 +268,45 @@ def _batch_taps_served(p: "_Shape") -> bool:
     if p.conv_pass == "forward":
         return p.out_extents[-1] <= 6
     return any(s > 1 for s in p.stride)
+
+
+# auto's reason wherever direct runs its path for batches of small maps (_batch_taps_served).
+BATCH_TAPS = "a batch of small maps: per-tap GEMMs over (column, image) rows"
+
+
+def _taps_choice(p: "_Shape", unit_stride: bool, usable: Any) -> tuple[str, str]:
+    """auto's choice in the per-tap domain (_small_image_taps): the direct algorithm, or the
+    exceptions that go back to one packed implicit GEMM or to im2col's columns. Batches of small
+    maps that direct serves with the images innermost (_batch_taps_served) take that path first
+    at AVX2 and where AVX-512 runs on 256-bit units (measured there, on AMD's Zen 4); on 512-bit
+    units the exceptions measured on the Xeon keep their place, and direct, where it still runs,
+    is that path."""
+    batch = _batch_taps_served(p)
+    if batch and (_active_isa() != "avx512" or _half_units(None)):
+        return "direct", BATCH_TAPS
+
+    def direct(reason: str) -> tuple[str, str]:
+        return "direct", BATCH_TAPS if batch else reason
+
+    if _short_segments(p):
+        return "implicit_gemm", "rows of at most 4 positions: one packed GEMM, 12-row tiles"
+    if _strided_packed(p, unit_stride):
+        return "implicit_gemm", "strided: one packed GEMM over the stride phases"
+    if p.conv_pass == "backward_data" and len(p.kernel) == 2 and min(p.kernel) == 1:
+        if _half_unit_taps(p):
+            return direct("small image, AVX-512 on 256-bit units: a GEMM call per tap")
+        if usable("im2col"):
+            # Inception's factorised 1x7 / 7x1 / 1x3: one GEMM of C x taps rows, then a
+            # col2im of rows (2 threads, median ms, im2col vs the previous auto, AVX-512 /
+            # AVX2): 128 ch 17x17 1x7 0.21 vs 0.25 / 0.35 vs 0.36, 7x1 0.30 vs 0.35 / 0.50
+            # vs 0.52, 384 ch 8x8 1x3 0.19 vs 0.22 / 0.29 vs 0.32, x8 1.33 vs 1.65 / 2.20 vs
+            # 2.28; 1x7 x8 1.62 vs 1.87 / 2.74 vs 2.70.
+            return "im2col", "1xN / Nx1 backward data on a small image: column GEMM, col2im"
+    packed = _packed_taps(p)
+    if packed:
+        return "implicit_gemm", packed
+    if _single_image_taps(p, unit_stride) or _packed_taps(p, half_units=False):
+        return direct("small image, AVX-512 on 256-bit units: a GEMM call per tap")
+    if _strided_packed(p, unit_stride, small_l2=False) or _packed_taps(p, small_l2=False):
+        return direct("small image, many channels, L2 under 1 MiB: a GEMM call per tap")
+    return direct("small image, many channels: a GEMM call per tap, padding skipped")
