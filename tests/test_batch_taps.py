@@ -1,7 +1,8 @@
 """The direct algorithm's path for batches of small maps (csrc/algo/batch_taps.cc): the forward
 gathering per tap from x's stride-phase planes, strided backward data (a transposed
-convolution's forward) scattering into grad_x's; against the float64 oracle with outputs
-poisoned, at each ISA level, threads agreeing bit for bit, and where `auto` takes it."""
+convolution's forward) scattering into grad_x's, the weight gradient summing per tap over both;
+against the float64 oracle with outputs poisoned, at each ISA level, threads agreeing bit for
+bit, and where `auto` takes it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from conftest import FastconvProcess, assert_close, rand, skip_unless_isa_runs
 
 SCATTER = "scattered into stride-phase planes"
 GATHER = "gathered from stride-phase planes"
+WEIGHT = "rows against stride-phase planes"
 AUTO = "a batch of small maps"
 
 # (x_shape, w_shape, kwargs) of the conv whose backward data runs: 8+ images, 16+ channels each
@@ -81,6 +83,50 @@ def test_gather_forward(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
     assert_close(got, ref.conv(x, w, b, **kw), dtype, w_shape[1] * taps)
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(w, w0)
+
+
+# The weight gradient's: the forward's geometries with rows of 7-8 too (it serves any row
+# length up to 64 positions) and unit-stride backward data's 7x7.
+WEIGHT_GEOMETRIES = FORWARD + [
+    ((9, 24, 7, 7), (40, 24, 3, 3), dict(padding=1)),
+    ((16, 32, 16, 16), (48, 32, 4, 4), dict(stride=2, padding=1, mode="conv")),  # 8x8 outputs
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "x_shape,w_shape,kw", WEIGHT_GEOMETRIES, ids=[f"w{i}" for i in range(len(WEIGHT_GEOMETRIES))]
+)
+def test_weight_gradient(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
+    assert WEIGHT in _note(x_shape, w_shape, kw, "backward_weight", np.dtype(dtype).name)
+    x = rand(rng, x_shape, dtype)
+    gy = rand(rng, ref.conv(np.zeros(x_shape), np.zeros(w_shape), **kw).shape, dtype)
+    x0, gy0 = x.copy(), gy.copy()
+    got = fastconv.conv_backward_weight(x, gy, w_shape, algo="direct", **kw)
+    want = ref.conv_backward_weight(x, gy, w_shape, **kw)
+    assert_close(got, want, dtype, x_shape[0] * gy.shape[2] * gy.shape[3])
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(gy, gy0)
+
+
+def test_weight_gradient_threads_agree(rng):
+    from fastconv._runtime import get_num_threads, set_num_threads
+
+    x = rand(rng, (12, 48, 10, 10), np.float32)
+    gy = rand(rng, (12, 96, 5, 5), np.float32)
+    kw = dict(stride=2, padding=1)
+    before = get_num_threads()
+    try:
+        set_num_threads(1)
+        one = fastconv.conv_backward_weight(x, gy, (96, 48, 3, 3), algo="direct", **kw)
+        for threads in (2, 3):
+            set_num_threads(threads)
+            many = fastconv.conv_backward_weight(x, gy, (96, 48, 3, 3), algo="direct", **kw)
+            np.testing.assert_array_equal(one, many, err_msg=f"{threads} threads")
+    finally:
+        set_num_threads(before)
+    want = ref.conv_backward_weight(x, gy, (96, 48, 3, 3), **kw)
+    assert_close(one, want, np.float32, 12 * 25)
 
 
 def test_scatter_unreached_positions_are_zero(rng):
@@ -213,7 +259,7 @@ def test_auto_names_the_batch_path_that_runs(units):
     ]
     with FastconvProcess({"FASTCONV_AVX512_UNITS": units}) as fc:
         for x_shape, w_shape, kw in shapes:
-            for pass_ in ("forward", "backward_data"):
+            for pass_ in ("forward", "backward_data", "backward_weight"):
                 for dtype in ("float32", "float64"):
                     e = fc.explain(x_shape, w_shape, pass_=pass_, dtype=dtype, **kw)
                     if e.algo != "direct":

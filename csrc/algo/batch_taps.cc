@@ -7,7 +7,9 @@
 // columns meet consecutive columns of one plane. With the images innermost, a run of (column,
 // image) rows is then one stride on both sides (the channels of a position), one rows-of-A tile
 // call per up to rows_a of them. Forward gathers each tap from x's planes into y's rows;
-// backward data scatters grad_y's rows into grad_x's planes. Each panel of the GEMM's columns
+// backward data scatters grad_y's rows into grad_x's planes; the weight gradient sums each tap
+// over grad_y's channel rows (a copy with each channel's (row, column, image) contiguous, the
+// depth) against the planes' rows. Each panel of the GEMM's columns
 // (output channels forward, input channels backward) is one thread's, its channel blocks and taps
 // in a fixed order: results do not depend on the threads.
 #include "algo/batch_taps.h"
@@ -63,6 +65,7 @@ struct Layout {
   int64_t ycl, xp, slots;  // offsets (elements)
   int64_t plane[16][16];   // phase (ry, rx) plane offsets from xp (strides at most 16)
   int64_t nr, kc, slot, panels, slot_count, cols, depth;
+  int64_t acc = 0;  // weight gradient: the taps' sums (tap, K, C)
 };
 
 template <typename T>
@@ -86,6 +89,12 @@ Layout layout(const ConvGeometry& g, ConvPass pass, int threads) {
     }
   l.slots = l.xp + at;
   l.slot = g.kernel_spatial() * l.kc * l.nr;
+  if (pass == ConvPass::kBackwardWeight) {  // the taps' gradients (tap, K, C), no slots
+    l.slot = 0;
+    l.slot_count = 0;
+    l.acc = l.slots;
+    l.slots = l.acc + g.kernel_spatial() * g.k * g.c;
+  }
   return l;
 }
 
@@ -168,10 +177,30 @@ int64_t most_phase_positions(const ConvGeometry& g) {
   return most;
 }
 
+// x into its phase planes (row, column, image, channel): each image's input row transposed to
+// (column, channel), each column's channels copied to its plane.
+template <typename T>
+void fill_planes(const ConvGeometry& g, const Layout& l, const T* x, T* xp) {
+  const TransposeKernels<T>& tr = transpose_kernels<T>();
+  const int64_t n = g.n, c = g.c, h = g.in[1], wd = g.in[2], sy = g.stride[1], sx = g.stride[2];
+  parallel_for(n * h, 1, [&](int64_t b, int64_t e) {
+    std::vector<T> row(static_cast<size_t>(wd * c));
+    for (int64_t j = b; j < e; ++j) {
+      const int64_t i = j / h, iy = j % h, ry = iy % sy;
+      tr.transpose(x + i * c * h * wd + iy * wd, h * wd, c, wd, static_cast<const T*>(nullptr),
+                   row.data(), c);
+      for (int64_t ix = 0; ix < wd; ++ix) {
+        const int64_t rx = ix % sx, wp = phase_extent(wd, sx, rx);
+        std::memcpy(xp + l.plane[ry][rx] + (((iy / sy) * wp + ix / sx) * n + i) * c,
+                    row.data() + ix * c, static_cast<size_t>(c) * sizeof(T));
+      }
+    }
+  });
+}
+
 }  // namespace
 
 bool batch_taps_serve(const ConvGeometry& g, ConvPass pass) {
-  if (pass != ConvPass::kForward && pass != ConvPass::kBackwardData) return false;
   if (g.groups != 1 || g.c < 16 || g.k < 16) return false;
   if (g.rank != 2 || g.n < kBatchTapsMinImages) return false;
   if (g.out_spatial() > kBatchTapsMaxPositions || g.out_spatial() == 0) return false;
@@ -195,24 +224,9 @@ void batch_taps_forward(const ConvPlan& plan, const T* x, const T* w, const T* b
   const ConvGeometry& g = plan.g;
   const Layout l = layout<T>(g, ConvPass::kForward, plan.threads);
   const TransposeKernels<T>& tr = transpose_kernels<T>();
-  const int64_t n = g.n, c = g.c, k = g.k, taps = g.kernel_spatial(), h = g.in[1],
-                wd = g.in[2], sy = g.stride[1], sx = g.stride[2], out_sp = g.out_spatial();
+  const int64_t n = g.n, c = g.c, k = g.k, taps = g.kernel_spatial(), out_sp = g.out_spatial();
   T* xp = ws + l.xp;
-  // x into its phase planes: each image's input row transposed to (column, channel), each
-  // column's channels copied to its plane.
-  parallel_for(n * h, 1, [&](int64_t b, int64_t e) {
-    std::vector<T> row(size_t(wd * c));
-    for (int64_t j = b; j < e; ++j) {
-      const int64_t i = j / h, iy = j % h, ry = iy % sy;
-      tr.transpose(x + i * c * h * wd + iy * wd, h * wd, c, wd, static_cast<const T*>(nullptr),
-                   row.data(), c);
-      for (int64_t ix = 0; ix < wd; ++ix) {
-        const int64_t rx = ix % sx, wp = phase_extent(wd, sx, rx);
-        std::memcpy(xp + l.plane[ry][rx] + (((iy / sy) * wp + ix / sx) * n + i) * c,
-                    row.data() + ix * c, size_t(c) * sizeof(T));
-      }
-    }
-  });
+  fill_planes(g, l, x, xp);
   zero(ws + l.ycl, n * out_sp * k);
   // packed[(cc, t)][j] = w[col0 + j][kb + cc][t]: the panel's kernels' runs transposed at once.
   run_panels<T>(g, l, true, ws, [&](int64_t col0, int64_t nc, int64_t kb, int64_t kn, T* packed) {
@@ -274,9 +288,80 @@ void batch_taps_backward_data(const ConvPlan& plan, const T* grad_y, const T* w,
   });
 }
 
+
+template <typename T>
+void batch_taps_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
+                                T* ws) {
+  const ConvGeometry& g = plan.g;
+  const Layout l = layout<T>(g, ConvPass::kBackwardWeight, plan.threads);
+  const gemm::GemmKernel<T>& kern = gemm::gemm_kernel<T>();
+  const TransposeKernels<T>& tr = transpose_kernels<T>();
+  const int64_t n = g.n, c = g.c, k = g.k, kh = g.kernel[1], kw = g.kernel[2], taps = kh * kw;
+  const int64_t out_sp = g.out_spatial(), wo = g.out[2], depth = out_sp * n;
+  T* gy = ws + l.ycl;  // here (channel, row, column, image): each channel's rows of depth
+  T* xp = ws + l.xp;
+  T* acc = ws + l.acc;
+  parallel_for(k, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t kk = k0; kk < k1; ++kk)
+      tr.transpose(grad_y + kk * out_sp, k * out_sp, n, out_sp, static_cast<const T*>(nullptr),
+                   gy + kk * depth, n);
+  });
+  fill_planes(g, l, x, xp);
+  // Items: (tap, block of kBlockRows output channels), each over every panel of input channels
+  // and, per output row the tap reaches, its run of (column, image) pairs as the depth: A =
+  // grad_y's channel rows read in place (depth apart), B = the plane's rows (c apart), the
+  // tap's sums accumulated in place.
+  constexpr int64_t kBlockRows = 64;
+  const int64_t kblocks = (k + kBlockRows - 1) / kBlockRows, panels = (c + l.nr - 1) / l.nr;
+  std::vector<Reach> ry(static_cast<size_t>(taps)), rx(static_cast<size_t>(taps));
+  for (int64_t t = 0; t < taps; ++t) {
+    ry[t] = reach((t / kw) * g.dilation[1] - g.pad_lo[1], g.stride[1], g.in[1], g.out[1]);
+    rx[t] = reach((t % kw) * g.dilation[2] - g.pad_lo[2], g.stride[2], g.in[2], g.out[2]);
+  }
+  parallel_for(taps * kblocks, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t t = i / kblocks, k0 = i % kblocks * kBlockRows;
+      const int64_t kn = std::min(kBlockRows, k - k0);
+      T* sums = acc + (t * k + k0) * c;
+      std::fill(sums, sums + kn * c, T(0));
+      const Reach& dy = ry[t];
+      const Reach& dx = rx[t];
+      if (dy.lo >= dy.hi || dx.lo >= dx.hi) continue;
+      const int64_t wp = phase_extent(g.in[2], g.stride[2], dx.r);
+      const T* plane = xp + l.plane[dy.r][dx.r];
+      const int64_t run = (dx.hi - dx.lo) * n;
+      for (int64_t p = 0; p < panels; ++p) {
+        const int64_t n0 = p * l.nr, nc = std::min(l.nr, c - n0);
+        for (int64_t r0 = 0; r0 < kn; r0 += kern.rows_a) {
+          const int64_t rows = std::min(kern.rows_a, kn - r0);
+          for (int64_t oy = dy.lo; oy < dy.hi; ++oy)
+            kern.fn_rows_a(run, gy + (k0 + r0) * depth + (oy * wo + dx.lo) * n, depth,
+                           plane + ((oy + dy.shift) * wp + dx.lo + dx.shift) * n * c + n0, c,
+                           sums + r0 * c + n0, c, rows, nc, T(1), T(1));
+        }
+      }
+    }
+  });
+  // grad_w[kk][cc][stored tap] from the sums (tap, K, C).
+  const bool flip = g.mode == ConvMode::kConv;
+  parallel_for(k, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t kk = k0; kk < k1; ++kk) {
+      T* dst = grad_w + kk * c * taps;
+      if (!flip) {
+        tr.transpose(acc + kk * c, k * c, taps, c, static_cast<const T*>(nullptr), dst, taps);
+        continue;
+      }
+      for (int64_t t = 0; t < taps; ++t)
+        for (int64_t cc = 0; cc < c; ++cc)
+          dst[cc * taps + taps - 1 - t] = acc[(t * k + kk) * c + cc];
+    }
+  });
+}
+
 #define FASTCONV_INSTANTIATE(T)                                                                 \
   template void batch_taps_forward<T>(const ConvPlan&, const T*, const T*, const T*, T*, T*); \
-  template void batch_taps_backward_data<T>(const ConvPlan&, const T*, const T*, T*, T*);
+  template void batch_taps_backward_data<T>(const ConvPlan&, const T*, const T*, T*, T*);     \
+  template void batch_taps_backward_weight<T>(const ConvPlan&, const T*, const T*, T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

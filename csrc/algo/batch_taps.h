@@ -12,7 +12,8 @@
 //                     tap's weights packed for a panel of input channels), accumulated in place:
 //                     no column buffer and no products the column path (column_backward_data.h)
 //                     computes and then drops (on DCGAN's 4x4 / 2 with padding 1 on 4x4 maps, 64
-//                     of 256 per channel pair).
+//                     of 256 per channel pair);
+//   weight gradient -> per tap, grad_y's channel rows against the planes' rows (below).
 #pragma once
 #include <cstdint>
 
@@ -21,13 +22,18 @@
 
 namespace fastconv::algo {
 
-// Whether this path runs `pass` of g (direct_plan asks): 2-D, dense, forward or backward data,
-// 16+ channels on both sides, at least kBatchTapsMinImages images, output maps of at most
-// kBatchTapsMaxPositions positions, strides up to 16, padding not negative; backward data
-// strided (unit-stride backward data is the per-tap path's correlation), the forward on output
-// rows of at most kBatchTapsMaxForwardRow positions (where the per-tap path's segments are that
-// short; on 7x7 and 8x8 maps the two tie). python/fastconv/_cpu_taps.py (_batch_taps_served)
-// mirrors it.
+// Whether this path runs `pass` of g (direct_plan asks): 2-D, dense, 16+ channels on both
+// sides, at least kBatchTapsMinImages images, output maps of at most kBatchTapsMaxPositions
+// positions, strides up to 16, padding not negative; backward data strided (unit-stride
+// backward data is the per-tap path's correlation), the forward on output rows of at most
+// kBatchTapsMaxForwardRow positions (where the per-tap path's segments are that short; on 7x7
+// and 8x8 maps the two tie). python/fastconv/_cpu_taps.py (_batch_taps_served) mirrors it for
+// the passes auto gives this path (forward, backward data).
+//   weight gradient -> per tap, grad_y's channel rows (an images-innermost copy, each channel's
+//                      (row, column, image) contiguous) against the plane's rows, each output
+//                      row's run of (column, image) pairs one call's depth. 3.5-8x the row
+//                      kernels direct ran there before (algo="direct", autotune); auto keeps
+//                      implicit_gemm / Winograd, which it beats on some shapes and not on others.
 constexpr int64_t kBatchTapsMinImages = 8, kBatchTapsMaxPositions = 64, kBatchTapsMaxForwardRow = 6;
 bool batch_taps_serve(const ConvGeometry& g, ConvPass pass);
 // Its workspace in bytes for a plan of `threads` threads.
@@ -38,5 +44,8 @@ void batch_taps_forward(const ConvPlan& plan, const T* x, const T* w, const T* b
 template <typename T>
 void batch_taps_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x,
                               T* ws);
+template <typename T>
+void batch_taps_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
+                                T* ws);
 
 }  // namespace fastconv::algo

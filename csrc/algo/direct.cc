@@ -450,6 +450,8 @@ template <typename T>
 void direct_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
                             T* ws) {
   if (channels_last(plan)) return depthwise_cl_backward_weight(plan.g, x, grad_y, grad_w, ws);
+  if (dense_path(plan, DensePath::kBatch))
+    return batch_taps_backward_weight(plan, x, grad_y, grad_w, ws);
   if (plan.detail) return rows_backward_weight(plan, x, grad_y, grad_w, ws);
   const ConvGeometry& g = plan.g;
   const int64_t taps = g.kernel_spatial(), cg = g.c_per_group(), kg = g.k_per_group();
@@ -495,8 +497,11 @@ std::string direct_plan(ConvPlan& plan) {
     plan.note = plan.pass == ConvPass::kForward
                     ? "images-innermost channels-last rows gathered from stride-phase planes by "
                       "GEMM tile calls per tap, padding skipped"
-                    : "images-innermost channels-last grad_y scattered into stride-phase planes "
-                      "by GEMM tile calls per tap, padding skipped";
+                : plan.pass == ConvPass::kBackwardData
+                    ? "images-innermost channels-last grad_y scattered into stride-phase planes "
+                      "by GEMM tile calls per tap, padding skipped"
+                    : "per tap, grad_y's images-innermost rows against stride-phase planes by "
+                      "GEMM tile calls, padding skipped";
     return "";
   }
   if (taps_serve(plan.g, plan.pass)) {
