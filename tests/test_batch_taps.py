@@ -32,6 +32,8 @@ GEOMETRIES = [
     ((8, 16, 8, 9), (24, 16, 2, 2), dict(stride=2)),
     ((10, 16, 7, 7), (20, 16, 1, 1), dict(stride=2)),
     ((8, 16, 8, 8), (16, 16, 3, 3), dict(stride=(2, 1), padding=((1, 0), (1, 1)))),
+    ((8, 16, 9, 10), (20, 16, 3, 3), dict(stride=2, padding=2, dilation=2)),
+    ((8, 16, 40, 33), (18, 16, 5, 3), dict(stride=16, padding=(1, 2))),  # the 16 x 16 phases
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 
@@ -49,6 +51,8 @@ FORWARD = [
     ((8, 24, 13, 10), (16, 24, 5, 3), dict(stride=(3, 2), padding=(2, 0))),
     ((10, 16, 7, 7), (20, 16, 1, 1), dict(stride=2)),
     ((8, 16, 8, 8), (16, 16, 3, 3), dict(stride=(1, 2), padding=((1, 0), (1, 1)))),
+    ((8, 16, 2, 2), (24, 16, 3, 3), dict(padding=3)),  # corner outputs read only padding: bias
+    ((8, 16, 40, 33), (18, 16, 5, 3), dict(stride=16, padding=(1, 2))),
 ]
 
 
@@ -129,7 +133,7 @@ def test_weight_gradient_threads_agree(rng):
     assert_close(one, want, np.float32, 12 * 25)
 
 
-def test_scatter_unreached_positions_are_zero(rng):
+def test_scatter_unreached_positions_are_zero(poisoned_outputs, rng):
     """1x1 / 2: odd rows and columns of grad_x take no tap; they must be exactly zero, also after
     a call that left other values in the workspace."""
     w = rand(rng, (20, 16, 1, 1), np.float32)
@@ -233,10 +237,17 @@ def test_batch_taps_at_each_isa(rng, isa):
         ((8, 256, 7, 7), (512, 256, 3, 3), dict(padding=1), "backward_data", False),
         ((8, 256, 14, 14), (512, 128, 3, 3), dict(stride=2, padding=1, groups=2), "forward", False),
         ((8, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), "forward", False),
+        # 1x1 / 2 and 2x2 / 2 (unmeasured), a 1x1 forward on 6x6 maps (implicit GEMM's)
+        ((8, 256, 14, 14), (512, 256, 1, 1), dict(stride=2), "backward_data", False),
+        ((8, 256, 14, 14), (512, 256, 2, 2), dict(stride=2), "backward_data", False),
+        ((8, 64, 6, 6), (64, 64, 1, 1), {}, "forward", False),
     ],
 )
 def test_auto_batch_taps(x_shape, w_shape, kw, pass_, batch):
-    e = fastconv.explain(x_shape, w_shape, pass_=pass_, **kw)
+    """Where auto takes the path: at AVX2 and on 256-bit AVX-512 units (set here, so that a host
+    with 512-bit units asks the same rule; those keep the exceptions measured there)."""
+    with FastconvProcess({"FASTCONV_AVX512_UNITS": "256"}) as fc:
+        e = fc.explain(x_shape, w_shape, pass_=pass_, **kw)
     path = SCATTER if pass_ == "backward_data" else GATHER
     assert (e.algo == "direct" and path in e.reason) == batch, str(e)
     assert (AUTO in e.reason) == batch, str(e)
@@ -266,3 +277,44 @@ def test_auto_names_the_batch_path_that_runs(units):
                         continue
                     runs = "stride-phase planes" in e.reason  # the plan's note
                     assert (AUTO in e.reason) == runs, (x_shape, pass_, dtype, str(e))
+
+
+def test_mirror_matches_the_plan():
+    """_cpu_taps._batch_taps_served (what auto reasons with) against batch_taps_serve (what the
+    direct plan runs), over the edges of its domain: images, channels, positions, forward row
+    length, strides, unit-stride backward data, groups, padding, ranks 1 and 3."""
+    from fastconv._cpu_shape import _Shape
+    from fastconv._cpu_taps import _batch_taps_served
+    from fastconv._problem import conv_problem
+
+    cases = []
+    for n in (7, 8):
+        for c, k in ((15, 32), (16, 16), (32, 15)):
+            for h, wd, stride, pad in (
+                (8, 8, 2, 1),
+                (12, 12, 1, 1),
+                (7, 7, 1, 1),
+                (16, 16, 2, 1),
+                (18, 18, 2, 1),
+                (40, 40, 17, 0),
+                (9, 9, 2, 0),
+                (12, 14, 1, 0),
+            ):
+                cases.append(((n, c, h, wd), (k, c, 3, 3), dict(stride=stride, padding=pad)))
+    cases += [
+        ((8, 32, 8, 8), (32, 16, 3, 3), dict(stride=2, padding=1, groups=2)),
+        ((8, 32, 16), (32, 32, 3), dict(stride=2, padding=1)),  # rank 1
+        ((8, 32, 4, 8, 8), (32, 32, 3, 3, 3), dict(stride=2, padding=1)),  # rank 3
+        ((8, 32, 8, 8), (32, 32, 4, 4), dict(stride=2, padding="same")),
+    ]
+    checked = 0
+    for x_shape, w_shape, kw in cases:
+        for pass_ in ("forward", "backward_data"):
+            try:
+                problem = conv_problem("conv", pass_, x_shape, w_shape, "float32", **kw)
+            except ValueError:
+                continue
+            runs = "stride-phase planes" in _note(x_shape, w_shape, kw, pass_)
+            assert _batch_taps_served(_Shape.of(problem)) == runs, (x_shape, w_shape, kw, pass_)
+            checked += runs
+    assert checked >= 6  # the grid reaches into the domain, not only around it

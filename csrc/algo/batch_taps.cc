@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <vector>
 
 #include "algo/plane_transpose.h"
 #include "fastconv/parallel.h"
@@ -59,14 +58,29 @@ inline int64_t phase_extent(int64_t in, int64_t s, int64_t r) {
 }
 
 // The workspace: the output side's copy (out positions x n x K), the input side's phase planes
-// (C channels), one slot of packed taps per thread. Panels run over the GEMM's columns: output
-// channels forward (depth C), input channels backward (depth K).
+// (C channels) and a margin (the weight gradient's in-place B loads are whole vectors: a last
+// partial panel reads masked-off lanes past the planes), each tap's reach (Reach, as elements),
+// a scratch row per thread (transposes), then per pass: forward and backward data one slot of
+// packed taps per panel thread, the weight gradient the taps' sums (tap, K, C). Panels run over
+// the GEMM's columns: output channels forward (depth C), input channels backward (depth K).
 struct Layout {
-  int64_t ycl, xp, slots;  // offsets (elements)
-  int64_t plane[16][16];   // phase (ry, rx) plane offsets from xp (strides at most 16)
-  int64_t nr, kc, slot, panels, slot_count, cols, depth;
+  int64_t ycl, xp, reaches, scratch, slots, end;  // offsets (elements)
+  int64_t plane[16][16];  // phase (ry, rx) plane offsets from xp (strides at most 16)
+  int64_t nr, kc, slot, panels, slot_count, cols, depth, scratch_elems, threads;
   int64_t acc = 0;  // weight gradient: the taps' sums (tap, K, C)
 };
+
+constexpr int64_t kMargin = 64;
+
+// Largest phase plane's positions.
+int64_t most_phase_positions(const ConvGeometry& g) {
+  int64_t most = 0;
+  for (int64_t ry = 0; ry < g.stride[1]; ++ry)
+    for (int64_t rx = 0; rx < g.stride[2]; ++rx)
+      most = std::max(most, phase_extent(g.in[1], g.stride[1], ry) *
+                                phase_extent(g.in[2], g.stride[2], rx));
+  return most;
+}
 
 template <typename T>
 Layout layout(const ConvGeometry& g, ConvPass pass, int threads) {
@@ -77,7 +91,8 @@ Layout layout(const ConvGeometry& g, ConvPass pass, int threads) {
   l.depth = fwd ? g.c : g.k;
   l.kc = std::min(kBlockChannels, l.depth);
   l.panels = (l.cols + l.nr - 1) / l.nr;
-  l.slot_count = std::min<int64_t>(std::max(1, threads), l.panels);
+  l.threads = std::max(1, threads);
+  l.slot_count = std::min<int64_t>(l.threads, l.panels);
   l.ycl = 0;
   l.xp = l.ycl + g.n * g.out_spatial() * g.k;
   int64_t at = 0;
@@ -87,15 +102,46 @@ Layout layout(const ConvGeometry& g, ConvPass pass, int threads) {
       at += phase_extent(g.in[1], g.stride[1], ry) * phase_extent(g.in[2], g.stride[2], rx) *
             g.n * g.c;
     }
-  l.slots = l.xp + at;
+  // Reach is 4 int64_t: as many elements of T as its bytes, rounded up.
+  const int64_t reach_elems =
+      (2 * g.kernel_spatial() * int64_t(sizeof(Reach)) + int64_t(sizeof(T)) - 1) / int64_t(sizeof(T));
+  l.reaches = (l.xp + at + kMargin + 15) / 16 * 16;
+  l.scratch = l.reaches + (reach_elems + 15) / 16 * 16;
+  l.scratch_elems = std::max(g.in[2], most_phase_positions(g)) * g.c;
+  l.slots = l.scratch + l.threads * l.scratch_elems;
   l.slot = g.kernel_spatial() * l.kc * l.nr;
-  if (pass == ConvPass::kBackwardWeight) {  // the taps' gradients (tap, K, C), no slots
+  if (pass == ConvPass::kBackwardWeight) {  // the taps' sums (tap, K, C), no slots
     l.slot = 0;
     l.slot_count = 0;
     l.acc = l.slots;
     l.slots = l.acc + g.kernel_spatial() * g.k * g.c;
   }
+  l.end = l.slots + l.slot_count * l.slot;
   return l;
+}
+
+// Each tap's reach along rows (ry[t]) and columns (rx[t]), written once per call into the
+// workspace (Layout::reaches, alignment of T's at least 8 bytes).
+template <typename T>
+Reach* reaches(const ConvGeometry& g, const Layout& l, T* ws) {
+  Reach* r = reinterpret_cast<Reach*>(ws + l.reaches);
+  const int64_t kw = g.kernel[2], taps = g.kernel_spatial();
+  for (int64_t t = 0; t < taps; ++t) {
+    r[t] = reach((t / kw) * g.dilation[1] - g.pad_lo[1], g.stride[1], g.in[1], g.out[1]);
+    r[taps + t] = reach((t % kw) * g.dilation[2] - g.pad_lo[2], g.stride[2], g.in[2], g.out[2]);
+  }
+  return r;
+}
+
+// fn(slot, item) for every item in [0, items), each of up to l.threads slots a contiguous share
+// (one thread's at a time, so its scratch row is its own; neighbouring items stay together).
+template <typename Fn>
+void over_slots(const Layout& l, int64_t items, const Fn& fn) {
+  const int64_t slots = std::min(l.threads, items);
+  parallel_for(slots, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s)
+      for (int64_t i = items * s / slots; i < items * (s + 1) / slots; ++i) fn(s, i);
+  });
 }
 
 // Runs the taps of one panel of nc GEMM columns (at column offset col0 of the output side's or
@@ -103,25 +149,19 @@ Layout layout(const ConvGeometry& g, ConvPass pass, int threads) {
 // (row (channel, tap) of nr, stored taps): forward A = the planes (C apart), C = y's copy (K
 // apart); backward data A = grad_y's copy, C = grad_x's planes.
 template <typename T>
-void run_taps(const ConvGeometry& g, const Layout& l, bool fwd, const T* packed, T* ws,
-              int64_t col0, int64_t nc, int64_t kb, int64_t kn) {
+void run_taps(const ConvGeometry& g, const Layout& l, bool fwd, const Reach* r, const T* packed,
+              T* ws, int64_t col0, int64_t nc, int64_t kb, int64_t kn) {
   const gemm::GemmKernel<T>& kern = gemm::gemm_kernel<T>();
-  const int64_t n = g.n, c = g.c, k = g.k, kh = g.kernel[1], kw = g.kernel[2], taps = kh * kw;
-  const int64_t wo = g.out[2];
+  const int64_t n = g.n, c = g.c, k = g.k, taps = g.kernel_spatial(), wo = g.out[2];
   const bool flip = g.mode == ConvMode::kConv;
   T* ycl = ws + l.ycl;
   T* xp = ws + l.xp;
   // Output row by output row, every tap of a row before the next: the input rows a row's taps
   // read (kh of them per phase) stay in cache between taps.
-  std::vector<Reach> ry(static_cast<size_t>(taps)), rx(static_cast<size_t>(taps));
-  for (int64_t t = 0; t < taps; ++t) {
-    ry[t] = reach((t / kw) * g.dilation[1] - g.pad_lo[1], g.stride[1], g.in[1], g.out[1]);
-    rx[t] = reach((t % kw) * g.dilation[2] - g.pad_lo[2], g.stride[2], g.in[2], g.out[2]);
-  }
   for (int64_t oy = 0; oy < g.out[1]; ++oy)
     for (int64_t t = 0; t < taps; ++t) {
-      const Reach& dy = ry[t];
-      const Reach& dx = rx[t];
+      const Reach& dy = r[t];
+      const Reach& dx = r[taps + t];
       if (oy < dy.lo || oy >= dy.hi || dx.lo >= dx.hi) continue;
       const int64_t wp = phase_extent(g.in[2], g.stride[2], dx.r);
       const T* b = packed + (flip ? taps - 1 - t : t) * l.nr;
@@ -145,6 +185,7 @@ void run_taps(const ConvGeometry& g, const Layout& l, bool fwd, const T* packed,
 // `pack(col0, nc, kb, kn, slot)`.
 template <typename T, typename Pack>
 void run_panels(const ConvGeometry& g, const Layout& l, bool fwd, T* ws, const Pack& pack) {
+  const Reach* r = reaches(g, l, ws);
   std::atomic<int64_t> next{0};
   parallel_for(l.slot_count, 1, [&](int64_t s0, int64_t s1) {
     for (int64_t s = s0; s < s1; ++s) {
@@ -155,7 +196,7 @@ void run_panels(const ConvGeometry& g, const Layout& l, bool fwd, T* ws, const P
           const int64_t kn = std::min(l.kc, l.depth - kb);
           if (nc < l.nr) std::fill(packed, packed + l.slot, T(0));
           pack(col0, nc, kb, kn, packed);
-          run_taps(g, l, fwd, packed, ws, col0, nc, kb, kn);
+          run_taps(g, l, fwd, r, packed, ws, col0, nc, kb, kn);
         }
       }
     }
@@ -167,33 +208,23 @@ void zero(T* p, int64_t count) {
   parallel_for(count, 16384, [&](int64_t b, int64_t e) { std::fill(p + b, p + e, T(0)); });
 }
 
-// Largest phase plane's positions.
-int64_t most_phase_positions(const ConvGeometry& g) {
-  int64_t most = 0;
-  for (int64_t ry = 0; ry < g.stride[1]; ++ry)
-    for (int64_t rx = 0; rx < g.stride[2]; ++rx)
-      most = std::max(most, phase_extent(g.in[1], g.stride[1], ry) *
-                                phase_extent(g.in[2], g.stride[2], rx));
-  return most;
-}
 
 // x into its phase planes (row, column, image, channel): each image's input row transposed to
 // (column, channel), each column's channels copied to its plane.
 template <typename T>
-void fill_planes(const ConvGeometry& g, const Layout& l, const T* x, T* xp) {
+void fill_planes(const ConvGeometry& g, const Layout& l, const T* x, T* ws) {
   const TransposeKernels<T>& tr = transpose_kernels<T>();
   const int64_t n = g.n, c = g.c, h = g.in[1], wd = g.in[2], sy = g.stride[1], sx = g.stride[2];
-  parallel_for(n * h, 1, [&](int64_t b, int64_t e) {
-    std::vector<T> row(static_cast<size_t>(wd * c));
-    for (int64_t j = b; j < e; ++j) {
-      const int64_t i = j / h, iy = j % h, ry = iy % sy;
-      tr.transpose(x + i * c * h * wd + iy * wd, h * wd, c, wd, static_cast<const T*>(nullptr),
-                   row.data(), c);
-      for (int64_t ix = 0; ix < wd; ++ix) {
-        const int64_t rx = ix % sx, wp = phase_extent(wd, sx, rx);
-        std::memcpy(xp + l.plane[ry][rx] + (((iy / sy) * wp + ix / sx) * n + i) * c,
-                    row.data() + ix * c, static_cast<size_t>(c) * sizeof(T));
-      }
+  T* xp = ws + l.xp;
+  over_slots(l, n * h, [&](int64_t slot, int64_t j) {
+    T* row = ws + l.scratch + slot * l.scratch_elems;
+    const int64_t i = j / h, iy = j % h, ry = iy % sy;
+    tr.transpose(x + i * c * h * wd + iy * wd, h * wd, c, wd, static_cast<const T*>(nullptr), row,
+                 c);
+    for (int64_t ix = 0; ix < wd; ++ix) {
+      const int64_t rx = ix % sx, wp = phase_extent(wd, sx, rx);
+      std::memcpy(xp + l.plane[ry][rx] + (((iy / sy) * wp + ix / sx) * n + i) * c, row + ix * c,
+                  static_cast<size_t>(c) * sizeof(T));
     }
   });
 }
@@ -215,7 +246,7 @@ bool batch_taps_serve(const ConvGeometry& g, ConvPass pass) {
 int64_t batch_taps_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int threads) {
   const bool f64 = t == DType::kFloat64;
   const Layout l = f64 ? layout<double>(g, pass, threads) : layout<float>(g, pass, threads);
-  return checked_product({l.slots + l.slot_count * l.slot, dtype_size(t)}, "direct workspace");
+  return checked_product({l.end, dtype_size(t)}, "direct workspace");
 }
 
 template <typename T>
@@ -226,7 +257,7 @@ void batch_taps_forward(const ConvPlan& plan, const T* x, const T* w, const T* b
   const TransposeKernels<T>& tr = transpose_kernels<T>();
   const int64_t n = g.n, c = g.c, k = g.k, taps = g.kernel_spatial(), out_sp = g.out_spatial();
   T* xp = ws + l.xp;
-  fill_planes(g, l, x, xp);
+  fill_planes(g, l, x, ws);
   zero(ws + l.ycl, n * out_sp * k);
   // packed[(cc, t)][j] = w[col0 + j][kb + cc][t]: the panel's kernels' runs transposed at once.
   run_panels<T>(g, l, true, ws, [&](int64_t col0, int64_t nc, int64_t kb, int64_t kn, T* packed) {
@@ -256,7 +287,7 @@ void batch_taps_backward_data(const ConvPlan& plan, const T* grad_y, const T* w,
       tr.transpose(grad_y + i * k * out_sp, out_sp, k, out_sp, static_cast<const T*>(nullptr),
                    ws + l.ycl + i * k, n * k);
   });
-  zero(xp, l.slots - l.xp);
+  zero(xp, l.reaches - l.xp);
   // packed[(kk, t)][j] = w[kb + kk][col0 + j][t] (each grad_y channel's run of nc x taps
   // transposed into one contiguous block; written tap-outer, 16 KiB apart, the stores missed the
   // TLB: 13% of dcgan.g2).
@@ -268,26 +299,23 @@ void batch_taps_backward_data(const ConvPlan& plan, const T* grad_y, const T* w,
   // grad_x[i][cc][y][x] from plane (y % sy, x % sx), row y / sy, column x / sx: per image and
   // phase, the plane's positions (n * c apart) x channels transposed through a buffer, then
   // spread over the phase's places in each channel's plane.
-  parallel_for(n, 1, [&](int64_t i0, int64_t i1) {
-    std::vector<T> buf(size_t(most_phase_positions(g) * c));
-    for (int64_t i = i0; i < i1; ++i)
-      for (int64_t ry = 0; ry < std::min(sy, g.in[1]); ++ry)
-        for (int64_t rx = 0; rx < std::min(sx, g.in[2]); ++rx) {
-          const int64_t hp = phase_extent(g.in[1], sy, ry), wp = phase_extent(g.in[2], sx, rx),
-                        pp = hp * wp;
-          tr.transpose(xp + l.plane[ry][rx] + i * c, n * c, pp, c, static_cast<const T*>(nullptr),
-                       buf.data(), pp);
-          for (int64_t cc = 0; cc < c; ++cc) {
-            const T* src = buf.data() + cc * pp;
-            T* dst = grad_x + (i * c + cc) * in_sp + ry * g.in[2] + rx;
-            for (int64_t yy = 0; yy < hp; ++yy)
-              for (int64_t xx = 0; xx < wp; ++xx)
-                dst[yy * sy * g.in[2] + xx * sx] = src[yy * wp + xx];
-          }
+  over_slots(l, n, [&](int64_t slot, int64_t i) {
+    T* buf = ws + l.scratch + slot * l.scratch_elems;
+    for (int64_t ry = 0; ry < std::min(sy, g.in[1]); ++ry)
+      for (int64_t rx = 0; rx < std::min(sx, g.in[2]); ++rx) {
+        const int64_t hp = phase_extent(g.in[1], sy, ry), wp = phase_extent(g.in[2], sx, rx),
+                      pp = hp * wp;
+        tr.transpose(xp + l.plane[ry][rx] + i * c, n * c, pp, c, static_cast<const T*>(nullptr),
+                     buf, pp);
+        for (int64_t cc = 0; cc < c; ++cc) {
+          const T* src = buf + cc * pp;
+          T* dst = grad_x + (i * c + cc) * in_sp + ry * g.in[2] + rx;
+          for (int64_t yy = 0; yy < hp; ++yy)
+            for (int64_t xx = 0; xx < wp; ++xx) dst[yy * sy * g.in[2] + xx * sx] = src[yy * wp + xx];
         }
+      }
   });
 }
-
 
 template <typename T>
 void batch_taps_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
@@ -306,26 +334,22 @@ void batch_taps_backward_weight(const ConvPlan& plan, const T* x, const T* grad_
       tr.transpose(grad_y + kk * out_sp, k * out_sp, n, out_sp, static_cast<const T*>(nullptr),
                    gy + kk * depth, n);
   });
-  fill_planes(g, l, x, xp);
+  fill_planes(g, l, x, ws);
   // Items: (tap, block of kBlockRows output channels), each over every panel of input channels
   // and, per output row the tap reaches, its run of (column, image) pairs as the depth: A =
   // grad_y's channel rows read in place (depth apart), B = the plane's rows (c apart), the
   // tap's sums accumulated in place.
   constexpr int64_t kBlockRows = 64;
   const int64_t kblocks = (k + kBlockRows - 1) / kBlockRows, panels = (c + l.nr - 1) / l.nr;
-  std::vector<Reach> ry(static_cast<size_t>(taps)), rx(static_cast<size_t>(taps));
-  for (int64_t t = 0; t < taps; ++t) {
-    ry[t] = reach((t / kw) * g.dilation[1] - g.pad_lo[1], g.stride[1], g.in[1], g.out[1]);
-    rx[t] = reach((t % kw) * g.dilation[2] - g.pad_lo[2], g.stride[2], g.in[2], g.out[2]);
-  }
+  const Reach* r = reaches(g, l, ws);
   parallel_for(taps * kblocks, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t t = i / kblocks, k0 = i % kblocks * kBlockRows;
       const int64_t kn = std::min(kBlockRows, k - k0);
       T* sums = acc + (t * k + k0) * c;
       std::fill(sums, sums + kn * c, T(0));
-      const Reach& dy = ry[t];
-      const Reach& dx = rx[t];
+      const Reach& dy = r[t];
+      const Reach& dx = r[taps + t];
       if (dy.lo >= dy.hi || dx.lo >= dx.hi) continue;
       const int64_t wp = phase_extent(g.in[2], g.stride[2], dx.r);
       const T* plane = xp + l.plane[dy.r][dx.r];

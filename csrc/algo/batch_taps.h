@@ -11,7 +11,7 @@
 //   backward data  -> grad_y scattered per tap into grad_x's planes (A: grad_y's copy, B: the
 //                     tap's weights packed for a panel of input channels), accumulated in place:
 //                     no column buffer and no products the column path (column_backward_data.h)
-//                     computes and then drops (on DCGAN's 4x4 / 2 with padding 1 on 4x4 maps, 64
+//                     computes and then drops (on DCGAN's 4x4 / 2 with padding 1 on 4x4 maps, 60
 //                     of 256 per channel pair);
 //   weight gradient -> per tap, grad_y's channel rows against the planes' rows (below).
 #pragma once

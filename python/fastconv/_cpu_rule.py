@@ -16,7 +16,7 @@ from ._cpu_stems import (
 )
 from ._cpu_taps import (
     BATCH_TAPS,
-    _batch_taps_served,
+    _batch_scatter,
     _single_image_taps,
     _small_image_taps,
     _taps_choice,
@@ -517,7 +517,7 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         # 128->128 8x28x28 31.1 vs 33.0 (22.8); 64->64 16x56x56 55.5 vs 76.9 (50.0)); at AVX2
         # they lose (12.6 vs 13.0, 29.6 vs 26.2, 53.9 vs 42.4, 97.1 vs 91.6).
         return "direct", "3-D kernel of 27+ taps at AVX-512: row kernels over (channel, tap) terms"
-    if _batch_taps_served(p) and usable("direct"):
+    if _batch_scatter(p) and usable("direct"):
         return "direct", BATCH_TAPS
     if p.conv_pass == "backward_data" and not unit_stride and usable("im2col"):
         # Upsampling (grad_x = stride x grad_y, kernel a multiple of the stride: a transposed

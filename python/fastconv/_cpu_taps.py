@@ -241,15 +241,18 @@ def _batch_taps_served(p: "_Shape") -> bool:
     images, output maps of at most 64 positions; backward data strided, the forward on output
     rows of at most 6 positions.
 
-    `auto` takes it wherever it is served and Winograd's stride phases are not (those keep
-    dcgan.g3 and g4's transposed forward, 3.8-4.3 ms against 4.8-5.6 here). The output side (y,
-    grad_y) is copied with the images innermost and the input side (x, grad_x) split into its
-    stride phases in that layout, so a run of (column, image) rows of one output row has one
-    stride on both sides and each tap is a few rows-of-A tile calls over only the positions
+    `auto` takes it (_batch_scatter, _taps_choice) at AVX2 and where AVX-512 runs on 256-bit
+    units, where it was measured: for strided backward data with 2+ taps that do not tile the
+    input, where Winograd's stride phases do not take it (those keep dcgan.g3 and g4's
+    transposed forward, 3.8-4.3 ms against 4.8-5.6 here), and first in the per-tap domain for
+    the forward; on 512-bit units the per-tap domain's exceptions keep their place. The output
+    side (y, grad_y) is copied with the images innermost and the input side (x, grad_x) split
+    into its stride phases in that layout, so a run of (column, image) rows of one output row
+    has one stride on both sides and each tap is a few rows-of-A tile calls over only the positions
     that read inside the input: no products on padding, rows of 48-64 per run where the per-tap
     path's segments have 3-6, and for backward data no column buffer (the column path computes
     every tap at every position and drops those in the padding: on DCGAN's 4x4 / 2 with padding
-    1 on 4x4 maps, 64 of 256 per channel pair). 2 threads, Zen 4, median ms, this path vs the
+    1 on 4x4 maps, 60 of 256 per channel pair). 2 threads, Zen 4, median ms, this path vs the
     previous auto (torch), AVX-512: dcgan.g2's transposed forward (512->256 4x4 x16) 4.25-4.66
     vs im2col 5.27-5.41 (5.2-6.1), its backward data (the conv's forward 256->512 8x8 / 2 x16)
     4.39 vs 5.73 (5.5-5.7); 3x3 / 2 forward 512->512 6x6 x16 2.91-3.09 vs 3.78-3.85
@@ -268,6 +271,15 @@ def _batch_taps_served(p: "_Shape") -> bool:
     if p.conv_pass == "forward":
         return p.out_extents[-1] <= 6
     return any(s > 1 for s in p.stride)
+
+
+def _batch_scatter(p: "_Shape") -> bool:
+    """Whether `auto` runs strided backward data on direct's path for batches of small maps
+    (_batch_taps_served): where it was measured (AVX2, AVX-512 on 256-bit units; 3x3 / 2 and 4x4
+    / 2 kernels), not 1x1 / 2 nor kernels that tile the input (2x2 / 2), which nothing measured."""
+    if p.conv_pass != "backward_data" or p.taps == 1 or _tiling_kernel(p):
+        return False
+    return _batch_taps_served(p) and (_active_isa() != "avx512" or _half_units(None))
 
 
 # auto's reason wherever direct runs its path for batches of small maps (_batch_taps_served).
