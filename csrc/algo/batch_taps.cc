@@ -9,9 +9,9 @@
 // call per up to rows_a of them. Forward gathers each tap from x's planes into y's rows;
 // backward data scatters grad_y's rows into grad_x's planes; the weight gradient sums each tap
 // over grad_y's channel rows (a copy with each channel's (row, column, image) contiguous, the
-// depth) against the planes' rows. Each panel of the GEMM's columns
-// (output channels forward, input channels backward) is one thread's, its channel blocks and taps
-// in a fixed order: results do not depend on the threads.
+// depth) against the planes' rows. Each panel of the GEMM's columns (output channels forward,
+// input channels backward) and each (tap, block of output channels) of the weight gradient is
+// one thread's, its sums in a fixed order: results do not depend on the threads.
 #include "algo/batch_taps.h"
 
 #include <algorithm>
