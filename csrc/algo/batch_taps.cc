@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "algo/plane_transpose.h"
+#include "common/signed_div.h"
 #include "fastconv/parallel.h"
 #include "gemm/kernel_table.h"
 
@@ -31,12 +32,6 @@ namespace {
 // error 2.6x im2col's, against 1.5x at 256).
 constexpr int64_t kBlockChannels = 256;
 
-inline int64_t floor_div(int64_t a, int64_t b) {
-  const int64_t q = a / b;
-  return q * b > a ? q - 1 : q;
-}
-inline int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
-
 // A tap's reach along one dim, its input index at output 0 being `off`: outputs [lo, hi) read
 // inside the input (extent in), in phase r at plane index o + shift.
 struct Reach {
@@ -46,7 +41,7 @@ Reach reach(int64_t off, int64_t s, int64_t in, int64_t out) {
   Reach d;
   d.r = ((off % s) + s) % s;
   d.shift = (off - d.r) / s;
-  d.lo = std::max<int64_t>(0, ceil_div(-off, s));
+  d.lo = std::max<int64_t>(0, ceil_div_signed(-off, s));
   d.hi = std::min(out, floor_div(in - 1 - off, s) + 1);
   if (d.hi < d.lo) d.hi = d.lo;
   return d;
@@ -256,7 +251,6 @@ void batch_taps_forward(const ConvPlan& plan, const T* x, const T* w, const T* b
   const Layout l = layout<T>(g, ConvPass::kForward, plan.threads);
   const TransposeKernels<T>& tr = transpose_kernels<T>();
   const int64_t n = g.n, c = g.c, k = g.k, taps = g.kernel_spatial(), out_sp = g.out_spatial();
-  T* xp = ws + l.xp;
   fill_planes(g, l, x, ws);
   zero(ws + l.ycl, n * out_sp * k);
   // packed[(cc, t)][j] = w[col0 + j][kb + cc][t]: the panel's kernels' runs transposed at once.

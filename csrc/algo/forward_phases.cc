@@ -7,14 +7,13 @@
 #endif
 
 #include "algo/conv_panels.h"
+#include "common/signed_div.h"
 #include "fastconv/parallel.h"
 #include "gemm/gemm.h"
 
 namespace fastconv::algo {
 
 namespace {
-
-inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 // dst_r[j] = src[s * j + r] for j < len_out (zero where s * j + r >= len), for the s phases r:
 // one pass over an input row. Stride 2 (nearly every strided layer) splits four pairs per

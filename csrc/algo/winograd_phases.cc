@@ -9,17 +9,12 @@
 
 #include "algo/conv_panels.h"
 #include "algo/phase_rows.h"
+#include "common/signed_div.h"
 #include "fastconv/parallel.h"
 
 namespace fastconv::algo::winograd_phases {
 
 namespace {
-
-// ceil(a / b) for b > 0 and any sign of a.
-inline int64_t ceil_div_signed(int64_t a, int64_t b) {
-  const int64_t q = a / b;
-  return q + (q * b < a ? 1 : 0);
-}
 
 // Index of phase (ah, aw) among the P phases: the channel offset in the stacked input.
 inline int64_t phase_index(const ConvGeometry& g, int64_t ah, int64_t aw) {
