@@ -24,6 +24,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/winograd.cc
   csrc/algo/winograd_phases.cc
   csrc/algo/winograd_plan.cc
+  csrc/algo/winograd_stride2.cc
   csrc/algo/dilation_phases.cc
   csrc/algo/winograd_tiles.cc
   csrc/algo/winograd_schedule.cc
@@ -66,6 +67,8 @@ set(FASTCONV_CORE_SOURCES
   csrc/ukernels/rows/rows_table.cc
   csrc/ukernels/fft/fft_ukernels_scalar.cc
   csrc/ukernels/winograd/winograd_transforms_scalar.cc
+  csrc/ukernels/winograd/stride2_scalar.cc
+  csrc/ukernels/winograd/stride2_table.cc
   csrc/ukernels/pool/pool_scalar.cc
   csrc/ukernels/pool/pool_table.cc
   csrc/ukernels/transpose/transpose_scalar.cc
@@ -84,6 +87,7 @@ set(FASTCONV_AVX2_SOURCES
   csrc/ukernels/separable/sep_avx2.cc
   csrc/ukernels/fft/fft_ukernels_avx2.cc
   csrc/ukernels/winograd/winograd_transforms_avx2.cc
+  csrc/ukernels/winograd/stride2_avx2.cc
   csrc/ukernels/pool/pool_avx2.cc
   csrc/ukernels/transpose/transpose_avx2.cc
   csrc/ukernels/panel/panel_avx2.cc
@@ -97,6 +101,7 @@ set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/separable/sep_avx512.cc
   csrc/ukernels/fft/fft_ukernels_avx512.cc
   csrc/ukernels/winograd/winograd_transforms_avx512.cc
+  csrc/ukernels/winograd/stride2_avx512.cc
   csrc/ukernels/pool/pool_avx512.cc
   csrc/ukernels/transpose/transpose_avx512.cc
   csrc/ukernels/panel/panel_avx512.cc

@@ -160,11 +160,12 @@ def test_auto_single_images_on_256bit_avx512_units(isa):
     The results match the float64 oracle."""
     skip_unless_isa_runs(isa)
     cases = {  # (x, w, padding, want at AVX-512 on 256-bit units)
-        "res3 56x56 b1": ((1, 128, 56, 56), (128, 128, 3, 3), 1, "direct"),
-        "Inception 35x35 rows of 17": ((1, 288, 35, 35), (384, 288, 3, 3), 0, "direct"),
-        "YOLOv5s 40x40 rows of 20": ((1, 256, 40, 40), (512, 256, 3, 3), 1, "direct"),
-        "YOLOv5s 40x40 b8": ((8, 256, 40, 40), (512, 256, 3, 3), 1, "implicit_gemm"),
-        "rows of 40": ((1, 128, 80, 80), (256, 128, 3, 3), 1, "implicit_gemm"),
+        # 3x3 / 2 on 64+ channels: Winograd F(2x2,3x3) at stride 2 (test_winograd_stride2.py)
+        "res3 56x56 b1": ((1, 128, 56, 56), (128, 128, 3, 3), 1, "winograd"),
+        "Inception 35x35 rows of 17": ((1, 288, 35, 35), (384, 288, 3, 3), 0, "winograd"),
+        "YOLOv5s 40x40 rows of 20": ((1, 256, 40, 40), (512, 256, 3, 3), 1, "winograd"),
+        "YOLOv5s 40x40 b8": ((8, 256, 40, 40), (512, 256, 3, 3), 1, "winograd"),
+        "rows of 40": ((1, 128, 80, 80), (256, 128, 3, 3), 1, "winograd"),
         # one large image over 16-64 channels: the row kernels (_strided_rows_on_256bit_units)
         "rows of 160, 32 channels": ((1, 32, 320, 320), (64, 32, 3, 3), 1, "direct"),
         "rows of 56, 128 channels": ((1, 128, 112, 112), (128, 128, 3, 3), 1, "implicit_gemm"),
@@ -383,8 +384,9 @@ def test_auto_runs_strided_forward_without_a_phase_split():
         problem = conv_problem("conv", pass_, *shapes, dtype, **kw)
         assert not problem.implicit_gemm_strided_panels, (shapes, dtype, pass_)
     # (two images: one stays on the per-tap path where AVX-512 runs on 256-bit units,
-    # test_auto_single_images_on_256bit_avx512_units)
-    e = fastconv.explain((2, 128, 56, 56), res3[1], **kw)
+    # test_auto_single_images_on_256bit_avx512_units; there 3x3 / 2 on 64+ channels runs
+    # Winograd F(2x2,3x3) at stride 2, so 48 output channels here)
+    e = fastconv.explain((2, 128, 56, 56), (48, 128, 3, 3), **kw)
     assert (e.algo == "implicit_gemm" and "no phase split" in e.reason) == expected, e
 
 

@@ -13,6 +13,7 @@
 #include "algo/dilation_phases.h"
 #include "algo/winograd_phases.h"
 #include "algo/winograd_plan.h"
+#include "algo/winograd_stride2.h"
 #include "algo/winograd_schedule.h"
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
@@ -461,6 +462,7 @@ const WinogradPlan& plan_of(const ConvPlan& plan) {
 template <typename T>
 void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
   const WinogradPlan& wp = plan_of(plan);
+  if (wp.stride2) return stride2_winograd_forward(plan, x, w, bias, y, ws);
   const ConvGeometry& g = plan.g;
   const int64_t g_taps = g.kernel_spatial(), g_cg = g.c_per_group(), g_kg = g.k_per_group();
   if (wp.dilated) {

@@ -8,6 +8,7 @@
 #include "algo/gemm_conv.h"
 #include "algo/winograd.h"
 #include "algo/winograd_plan.h"
+#include "algo/winograd_stride2.h"
 #include "algo/winograd_tiles.h"
 
 namespace fastconv::algo {
@@ -82,6 +83,17 @@ std::string winograd_plan(ConvPlan& plan) {
   const std::string why = unsupported_reason(g);
   if (!why.empty()) return why;
   WinogradPlan wp;
+  if (stride2_winograd_serves(g, plan.pass)) {
+    wp.stride2 = true;
+    plan.workspace_bytes =
+        g.n * g.out_spatial() == 0
+            ? 0
+            : stride2_winograd_workspace_bytes(g, plan.dtype, plan.threads);
+    plan.note = "F(2x2,3x3) at stride 2 (5x5 points per tile: F(2,2) on the even taps, the odd "
+                "tap as is)";
+    plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
+    return "";
+  }
   wp.phased = strided(g);
   wp.dilated = dilation_phases::splittable(g);
   const int64_t elem = dtype_size(plan.dtype);

@@ -12,6 +12,7 @@ from ._cpu_stems import (
     _direct_weight_taps,
     _stem_column_data,
     _stem_phase_winograd,
+    _stride2_winograd,
     _strided_rows_on_256bit_units,
 )
 from ._cpu_taps import (
@@ -473,6 +474,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     tiles = p.n
     for e, lo, hi in zip(p.in_extents, p.pad_lo, p.pad_hi):
         tiles *= (e + lo + hi - 2 + 1) // 2
+    if _stride2_winograd(p) and usable("winograd"):
+        return "winograd", "3x3 / 2, 64+ channels: Winograd F(2x2,3x3) at stride 2"
     if _patch_rows(p) and usable("direct"):
         return "direct", "2x2 / 2 over one large image, few channels: row kernels"
     if problem.implicit_gemm_strided_panels:

@@ -1,0 +1,300 @@
+// Winograd F(2x2,3x3) at stride 2 (winograd_stride2.h).
+#include "algo/winograd_stride2.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "algo/plane_transpose.h"
+#include "fastconv/parallel.h"
+#include "gemm/cache_sizes.h"
+#include "gemm/kernel_table.h"
+#include "ukernels/winograd/stride2_ukernels.h"
+
+namespace fastconv::algo {
+namespace {
+
+constexpr int64_t kPoints = 5;    // per dim
+constexpr int64_t kTilePoints = kPoints * kPoints;
+constexpr int64_t kDistinct = 16;  // distinct weight points (4 x 4: points 3 and 4 are both g1)
+constexpr int kSame[kPoints] = {0, 1, 2, 3, 3};  // a point's distinct weight point per dim
+
+// Offsets (elements) into the workspace and the blocking. Two schedules:
+//  - fused (the transformed weights fit in half the L2): per image, blocks of tb tiles, each
+//    one thread's from its points to its outputs, in the thread's slot;
+//  - staged (larger weights: 16 C K elements, 7 MiB on Inception's 288 -> 384, streamed from
+//    memory once per block made the path slower than the direct sum): chunks of tc tiles (whole
+//    images, or part of one), each in three parallel stages: every point of the chunk's tiles
+//    (V: point, tile, C), the 25 GEMMs split over (point, panel) (M: point, tile, K; a point's
+//    rows stay in cache across one thread's panels), the outputs.
+struct Layout {
+  int64_t th, tw, tiles;  // tiles of 2x2 outputs per column, per row, per image
+  int64_t rows, cols;     // the padded channels-last input: 4 * th + 1 rows, 4 * tw + 1 columns
+  int64_t nr, panels;     // the GEMM's B panels over output channels
+  bool fused;
+  int64_t tb, blocks;  // fused: tiles per block, blocks per image; staged: tiles per output run
+  int64_t tc;          // staged: tiles per chunk
+  int64_t slots;       // scratch slots (one per concurrent block or run)
+  int64_t packed;      // a slot's kernels transposed (transform_weights), from the slot's start
+  int64_t xcl, ycl, u, v, m, scratch, slot, end;
+};
+
+// A chunk's points and products (V and M). res3's 3x3 / 2 on 112x112 (784 tiles, 2 threads,
+// median ms; chunks of 4 / 8 / 16 MiB): 4.53-4.64 / 4.45-4.60 / 4.68-4.87; on 56x56 and
+// Inception's 288 -> 384 35x35 (one chunk at 8 MiB) they tie.
+constexpr int64_t kStagedChunkBytes = 8 << 20;
+
+template <typename T>
+Layout layout(const ConvGeometry& g, int threads) {
+  Layout l{};
+  const int64_t c = g.c, k = g.k, elem = sizeof(T);
+  l.th = (g.out[1] + 1) / 2;
+  l.tw = (g.out[2] + 1) / 2;
+  l.tiles = l.th * l.tw;
+  l.rows = 4 * l.th + 1;
+  l.cols = 4 * l.tw + 1;
+  l.nr = gemm::gemm_kernel<T>().nr;
+  l.panels = (k + l.nr - 1) / l.nr;
+  const int64_t t = std::max(1, threads), l2 = gemm::cache_sizes().l2;
+  const int64_t u_elems = l.panels * kDistinct * c * l.nr;
+  const int64_t per_tile = kTilePoints * (c + k);
+  l.fused = u_elems * elem <= l2 / 2;
+  if (l.fused) {
+    // A block's points, products and outputs in half the L2; the blocks a multiple of the
+    // threads, of nearly equal size.
+    const int64_t fit = std::max<int64_t>(8, l2 / 2 / (elem * (per_tile + 4 * k)));
+    l.blocks = std::max<int64_t>(1, (l.tiles + fit - 1) / fit);
+    l.blocks = std::max<int64_t>(1, std::min(l.tiles, (l.blocks + t - 1) / t * t));
+    l.tb = (l.tiles + l.blocks - 1) / l.blocks;
+    l.slots = std::min(t, l.blocks);
+  } else {
+    l.tc = std::max<int64_t>(16, kStagedChunkBytes / (elem * per_tile));
+    l.tc = std::min(l.tc, g.n * l.tiles);
+    if (l.tc > l.tiles) l.tc = l.tc / l.tiles * l.tiles;  // whole images
+    l.tb = 16;
+    l.slots = t;
+  }
+  l.xcl = 0;
+  l.ycl = l.xcl + (l.rows * l.cols * c + 15) / 16 * 16;
+  l.u = l.ycl + (g.out_spatial() * k + 15) / 16 * 16;
+  l.v = l.u + u_elems;
+  l.m = l.v + (l.fused ? 0 : kTilePoints * l.tc * c);
+  l.scratch = l.m + (l.fused ? 0 : kTilePoints * l.tc * k);
+  l.slot = (l.fused ? per_tile * l.tb : 0) + 4 * l.tb * k;
+  l.packed = l.slot;
+  l.slot = (l.slot + 9 * c * l.nr + 15) / 16 * 16;
+  l.end = l.scratch + l.slots * l.slot;
+  return l;
+}
+
+// The transformed weights as B panels: u[((panel * 16 + d) * C + c) * nr + lane] is distinct
+// point d of kernel (panel * nr + lane, c) (point (a, b) is d = 4 * kSame[a] + kSame[b]). Per
+// panel, its kernels transposed to (channel, tap, lane) in the slot, then each channel's points
+// at once over the lanes (kernel by kernel, strided stores took a third of res3's 3x3 / 2 time).
+template <typename T>
+void transform_weights(const ConvGeometry& g, const Layout& l, const T* w, T* ws) {
+  const TransposeKernels<T>& tr = transpose_kernels<T>();
+  const Stride2Kernels<T>& kern = stride2_kernels<T>();
+  const int64_t c = g.c, k = g.k, nr = l.nr;
+  const bool flip = g.mode == ConvMode::kConv;
+  const int64_t slots = std::min(l.slots, l.panels);
+  parallel_for(slots, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      T* packed = ws + l.scratch + s * l.slot + l.packed;
+      for (int64_t p = l.panels * s / slots; p < l.panels * (s + 1) / slots; ++p) {
+        const int64_t col0 = p * nr, nc = std::min(nr, k - col0);
+        if (nc < nr) std::fill(packed, packed + 9 * c * nr, T(0));
+        tr.transpose(w + col0 * c * 9, c * 9, nc, c * 9, static_cast<const T*>(nullptr), packed,
+                     nr);
+        T* u = ws + l.u + p * kDistinct * c * nr;
+        for (int64_t cc = 0; cc < c; ++cc)
+          kern.weights(packed + cc * 9 * nr, nr, flip, u + cc * nr, c * nr);
+      }
+    }
+  });
+}
+
+// x[n] into the padded channels-last copy: row Y, column X hold input (Y - pad_top, X -
+// pad_left), zero outside the input (rows and columns past the tiles' reach are not copied).
+template <typename T>
+void fill_input(const ConvGeometry& g, const Layout& l, const T* x, T* xcl) {
+  const TransposeKernels<T>& tr = transpose_kernels<T>();
+  const int64_t c = g.c, h = g.in[1], wd = g.in[2], pt = g.pad_lo[1], pl = g.pad_lo[2];
+  const int64_t row_elems = l.cols * c;
+  const int64_t cols_in = std::max<int64_t>(0, std::min(wd, l.cols - pl));
+  parallel_for(l.rows, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      T* row = xcl + r * row_elems;
+      const int64_t iy = r - pt;
+      if (iy < 0 || iy >= h || cols_in == 0) {
+        std::fill(row, row + row_elems, T(0));
+        continue;
+      }
+      std::fill(row, row + pl * c, T(0));
+      std::fill(row + (pl + cols_in) * c, row + row_elems, T(0));
+      tr.transpose(x + iy * wd, h * wd, c, cols_in, static_cast<const T*>(nullptr), row + pl * c,
+                   c);
+    }
+  });
+}
+
+// The 25 points of an image's tiles [t0, t0 + nt): point q of tile t0 + i at v + (q * ts + i) * C.
+template <typename T>
+void input_points(const ConvGeometry& g, const Layout& l, const T* xcl, int64_t t0, int64_t nt,
+                  T* v, int64_t ts) {
+  const Stride2Kernels<T>& kern = stride2_kernels<T>();
+  const int64_t c = g.c, row_elems = l.cols * c;
+  for (int64_t i = 0; i < nt; ++i) {
+    const int64_t t = t0 + i, ty = t / l.tw, tx = t % l.tw;
+    kern.input(xcl + 4 * ty * row_elems + 4 * tx * c, row_elems, c, v + i * c, ts * c);
+  }
+}
+
+// Tiles [t0, t0 + nt)'s 2x2 outputs from their products (point q of tile i at m + (q * ts + i)
+// * K) into the channels-last ycl (those inside the output), through the slot's buffer yb.
+template <typename T>
+void store_outputs(const ConvGeometry& g, const Layout& l, const T* m, int64_t ts, int64_t t0,
+                   int64_t nt, T* yb, T* ycl) {
+  const Stride2Kernels<T>& kern = stride2_kernels<T>();
+  const int64_t oh = g.out[1], ow = g.out[2], k = g.k;
+  for (int64_t i = 0; i < nt; ++i) {
+    kern.output(m + i * k, ts * k, k, yb);
+    const int64_t t = t0 + i, ty = t / l.tw, tx = t % l.tw;
+    for (int64_t dy = 0; dy < 2 && 2 * ty + dy < oh; ++dy)
+      for (int64_t dx = 0; dx < 2 && 2 * tx + dx < ow; ++dx)
+        std::memcpy(ycl + ((2 * ty + dy) * ow + 2 * tx + dx) * k, yb + (2 * dy + dx) * k,
+                    static_cast<size_t>(k) * sizeof(T));
+  }
+}
+
+// M = V U for point q over `rows` tiles (V's rows C apart, M's K apart) and the output channels
+// of panel p: micro-kernel calls of nearly equal numbers of rows (48: 4 x 12, not 3 x 14 + 6).
+template <typename T>
+void point_products(const ConvGeometry& g, const Layout& l, const T* v, const T* u, int64_t q,
+                    int64_t rows, int64_t p, T* m) {
+  const gemm::GemmKernel<T>& kern = gemm::gemm_kernel<T>();
+  const int64_t c = g.c, k = g.k, col0 = p * l.nr, nc = std::min(l.nr, k - col0);
+  const int64_t d = 4 * kSame[q / kPoints] + kSame[q % kPoints];
+  const T* b = u + (p * kDistinct + d) * c * l.nr;
+  const int64_t calls = (rows + kern.rows_a - 1) / kern.rows_a;
+  for (int64_t i = 0; i < calls; ++i) {
+    const int64_t r0 = rows * i / calls, r1 = rows * (i + 1) / calls;
+    kern.fn_rows_a(c, v + r0 * c, c, b, l.nr, m + r0 * k + col0, k, r1 - r0, nc, T(1), T(0));
+  }
+}
+
+template <typename T>
+void run_fused(const ConvGeometry& g, const Layout& l, const T* x, const T* bias, T* y, T* ws) {
+  const int64_t c = g.c, k = g.k, out_sp = g.out_spatial();
+  T* xcl = ws + l.xcl;
+  T* ycl = ws + l.ycl;
+  const T* u = ws + l.u;
+  for (int64_t n = 0; n < g.n; ++n) {
+    fill_input(g, l, x + n * c * g.in_spatial(), xcl);
+    parallel_for(l.slots, 1, [&](int64_t s0, int64_t s1) {
+      for (int64_t s = s0; s < s1; ++s) {
+        T* v = ws + l.scratch + s * l.slot;
+        T* m = v + kTilePoints * l.tb * c;
+        T* yb = m + kTilePoints * l.tb * k;
+        for (int64_t b = l.blocks * s / l.slots; b < l.blocks * (s + 1) / l.slots; ++b) {
+          const int64_t t0 = b * l.tb, nt = std::min(l.tb, l.tiles - t0);
+          if (nt <= 0) continue;
+          input_points(g, l, xcl, t0, nt, v, l.tb);
+          for (int64_t p = 0; p < l.panels; ++p)
+            for (int64_t q = 0; q < kTilePoints; ++q)
+              point_products(g, l, v + q * l.tb * c, u, q, nt, p, m + q * l.tb * k);
+          store_outputs(g, l, m, l.tb, t0, nt, yb, ycl);
+        }
+      }
+    });
+    transpose_into(static_cast<const T*>(ycl), out_sp, k, bias, y + n * k * out_sp);
+  }
+}
+
+// fn(slot, i0, ni) over [0, count) in runs of at most tb, each of the slots a contiguous share.
+template <typename Fn>
+void over_runs(const Layout& l, int64_t count, const Fn& fn) {
+  const int64_t slots = std::max<int64_t>(1, std::min(l.slots, count));
+  parallel_for(slots, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      const int64_t a = count * s / slots, b = count * (s + 1) / slots;
+      for (int64_t i0 = a; i0 < b; i0 += l.tb) fn(s, i0, std::min(l.tb, b - i0));
+    }
+  });
+}
+
+template <typename T>
+void run_staged(const ConvGeometry& g, const Layout& l, const T* x, const T* bias, T* y, T* ws) {
+  const int64_t c = g.c, k = g.k, out_sp = g.out_spatial(), total = g.n * l.tiles;
+  T* xcl = ws + l.xcl;
+  T* ycl = ws + l.ycl;
+  T* v = ws + l.v;
+  T* m = ws + l.m;
+  const T* u = ws + l.u;
+  for (int64_t g0 = 0; g0 < total; g0 += l.tc) {
+    const int64_t g1 = std::min(total, g0 + l.tc), rows = g1 - g0;
+    // Every point of the chunk's tiles, image by image.
+    for (int64_t n = g0 / l.tiles; n * l.tiles < g1; ++n) {
+      const int64_t a = std::max(g0, n * l.tiles), b = std::min(g1, (n + 1) * l.tiles);
+      fill_input(g, l, x + n * c * g.in_spatial(), xcl);
+      over_runs(l, b - a, [&](int64_t, int64_t i0, int64_t ni) {
+        input_points(g, l, xcl, a - n * l.tiles + i0, ni, v + (a - g0 + i0) * c, rows);
+      });
+    }
+    // The 25 products, (point, panel) by (point, panel).
+    parallel_for(kTilePoints * l.panels, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t q = i / l.panels, p = i % l.panels;
+        point_products(g, l, v + q * rows * c, u, q, rows, p, m + q * rows * k);
+      }
+    });
+    // The outputs, image by image; an image's y once its last tile is in.
+    for (int64_t n = g0 / l.tiles; n * l.tiles < g1; ++n) {
+      const int64_t a = std::max(g0, n * l.tiles), b = std::min(g1, (n + 1) * l.tiles);
+      over_runs(l, b - a, [&](int64_t s, int64_t i0, int64_t ni) {
+        store_outputs(g, l, m + (a - g0 + i0) * k, rows, a - n * l.tiles + i0, ni,
+                      ws + l.scratch + s * l.slot, ycl);
+      });
+      if (b == (n + 1) * l.tiles)
+        transpose_into(static_cast<const T*>(ycl), out_sp, k, bias, y + n * k * out_sp);
+    }
+  }
+}
+
+}  // namespace
+
+bool stride2_winograd_serves(const ConvGeometry& g, ConvPass pass) {
+  if (pass != ConvPass::kForward || g.rank != 2 || g.groups != 1) return false;
+  if (g.c < kStride2WinogradMinChannels) return false;
+  for (int d = 1; d < 3; ++d)
+    if (g.kernel[d] != 3 || g.stride[d] != 2 || g.dilation[d] != 1 || g.pad_lo[d] < 0)
+      return false;
+  return true;
+}
+
+int64_t stride2_winograd_workspace_bytes(const ConvGeometry& g, DType t, int threads) {
+  const bool f64 = t == DType::kFloat64;
+  const Layout l = f64 ? layout<double>(g, threads) : layout<float>(g, threads);
+  return checked_product({l.end, dtype_size(t)}, "winograd workspace");
+}
+
+template <typename T>
+void stride2_winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y,
+                              T* ws) {
+  const ConvGeometry& g = plan.g;
+  if (g.n * g.out_spatial() == 0) return;
+  const Layout l = layout<T>(g, plan.threads);
+  transform_weights(g, l, w, ws);
+  if (l.fused)
+    run_fused(g, l, x, bias, y, ws);
+  else
+    run_staged(g, l, x, bias, y, ws);
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                             \
+  template void stride2_winograd_forward<T>(const ConvPlan&, const T*, const T*, const T*, \
+                                            T*, T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::algo

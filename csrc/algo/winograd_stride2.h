@@ -1,0 +1,42 @@
+// Winograd F(2x2,3x3) at stride 2: a 3x3 / 2 convolution's forward with 25 transform-domain
+// products per 2x2 outputs (6.25 per output against the direct sum's 9).
+//
+// Along one dim, outputs 0 and 1 of a tile read inputs x0..x4 (x0 x1 x2 and x2 x3 x4 with taps
+// g0 g1 g2). The even inputs meet the even taps (a 2-tap kernel: Winograd F(2,2), 3 points), the
+// odd ones tap g1 alone (1 tap: 2 points, the products themselves), so 5 points per dim:
+//   input  (x0 - x2, x2, x4 - x2, x1, x3)
+//   weight (g0, g0 + g2, g2, g1, g1)
+//   output y0 = p0 + p1 + p3, y1 = p1 + p2 + p4,
+// every coefficient +-1, so float32 error stays that of a direct sum (the stacked stride phases'
+// F(3x3,2x2) of winograd_phases.h needs 16 points per 9 outputs over 4x the channels and wastes
+// partial tiles: 8.2 products per output on ResNet-50's res3 3x3 / 2). In 2-D the 5x5 points of a
+// tile come from its 5x5 input window; tiles lie 4 inputs apart.
+//
+// Layout (one image at a time): x channels-last and zero-padded (4 * tiles + 1 rows and
+// columns), the transformed weights packed as the GEMM micro-kernel's B panels (panel, point,
+// channel, nr), per thread a block of tiles: for each of the 5 row points, its 5 points of the
+// block's tiles (point, tile, channel) times the packed weights (the micro-kernel reading A in
+// place, depth C) into (point, tile, K), folded at once into the block's 2x2 outputs; the
+// outputs channels-last, transposed into y with the bias at the end. Tile blocks are the work
+// items (a fixed order of sums per output: results do not depend on the threads).
+#pragma once
+#include <cstdint>
+
+#include "fastconv/algorithm.h"
+#include "fastconv/geometry.h"
+
+namespace fastconv::algo {
+
+// Whether this path runs `pass` of g: the forward of a 2-D 3x3 convolution at stride 2,
+// dilation 1, one group, at least kStride2WinogradMinChannels input channels (fewer make the
+// GEMM depth too short: the stacked phases keep the stems), padding not negative.
+constexpr int64_t kStride2WinogradMinChannels = 16;
+bool stride2_winograd_serves(const ConvGeometry& g, ConvPass pass);
+// Its workspace in bytes for a plan of `threads` threads.
+int64_t stride2_winograd_workspace_bytes(const ConvGeometry& g, DType t, int threads);
+
+template <typename T>
+void stride2_winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y,
+                              T* ws);
+
+}  // namespace fastconv::algo

@@ -1,0 +1,150 @@
+"""Winograd F(2x2,3x3) at stride 2 (csrc/algo/winograd_stride2.cc): a 3x3 / 2 forward as 25
+transform-domain products per tile of 2x2 outputs, both schedules (fused blocks where the
+transformed weights fit the L2, staged chunks where they do not, chunks splitting an image and
+spanning images), against the float64 oracle with outputs poisoned, at each ISA level, threads
+agreeing bit for bit, and where `auto` takes it."""
+
+from __future__ import annotations
+
+import fastconv
+import numpy as np
+import pytest
+import reference as ref
+from conftest import FastconvProcess, assert_close, rand, skip_unless_isa_runs
+
+NOTE = "F(2x2,3x3) at stride 2"
+AUTO = "Winograd F(2x2,3x3) at stride 2"
+
+# (x_shape, w_shape, kwargs): 16 channels (the least it takes) with even and odd outputs,
+# partial panels of output channels (17, 40), padding 0 / 2 / asymmetric, rectangular maps,
+# true convolution, no bias; 256 -> 256 (transformed weights of 4 MiB: the staged schedule on
+# any L2 up to 8 MiB) on one image, on 40x40 outputs (400 tiles: chunks of 327 split it), and on
+# 4 images of 100 tiles (chunks of 3 images and then 1).
+GEOMETRIES = [
+    ((1, 16, 8, 8), (16, 16, 3, 3), dict(stride=2, padding=1)),
+    ((2, 32, 17, 13), (40, 32, 3, 3), dict(stride=2)),
+    ((3, 20, 9, 10), (17, 20, 3, 3), dict(stride=2, padding=2)),
+    ((2, 24, 7, 6), (50, 24, 3, 3), dict(stride=2, padding=((0, 1), (1, 0)))),
+    ((1, 16, 3, 3), (16, 16, 3, 3), dict(stride=2, padding=1)),  # one tile, 2x2 outputs
+    ((2, 48, 15, 22), (64, 48, 3, 3), dict(stride=2, padding=1, mode="conv")),
+    ((1, 256, 28, 28), (256, 256, 3, 3), dict(stride=2, padding=1)),
+    ((1, 256, 80, 80), (256, 256, 3, 3), dict(stride=2, padding=1)),
+    ((4, 256, 40, 40), (256, 256, 3, 3), dict(stride=2, padding=1)),
+]
+IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
+
+
+def _check(got, x, w, b, kw, dtype):
+    assert_close(got, ref.conv(x, w, b, **kw), dtype, w.shape[1] * 9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,kw", GEOMETRIES, ids=IDS)
+def test_forward(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
+    e = fastconv.explain(x_shape, w_shape, algo="winograd", dtype=np.dtype(dtype).name, **kw)
+    assert NOTE in e.reason, str(e)
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    b = None if kw.get("mode") == "conv" else rand(rng, (w_shape[0],), dtype)
+    x0, w0 = x.copy(), w.copy()
+    got = fastconv.conv(x, w, b, algo="winograd", **kw)
+    _check(got, x, w, b, kw, dtype)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(w, w0)
+
+
+def test_error_is_a_direct_sums(rng):
+    """Every transform coefficient is +-1: the float32 error stays within 2x the direct
+    algorithm's (the stacked phases' F(3x3,2x2) and F(4x4,3x3) reach 10x and more)."""
+    x = rand(rng, (1, 256, 28, 28), np.float32)
+    w = rand(rng, (256, 256, 3, 3), np.float32)
+    want = ref.conv(x.astype(np.float64), w.astype(np.float64), stride=2, padding=1)
+    err = {
+        a: np.abs(fastconv.conv(x, w, stride=2, padding=1, algo=a) - want).max()
+        for a in ("winograd", "direct")
+    }
+    assert err["winograd"] <= 2 * err["direct"], err
+
+
+def test_few_channels_keep_the_stacked_phases():
+    """Below 16 input channels the GEMM depth is too short: Winograd runs the stacked stride
+    phases there (the stems' path), and other strides / kernels never take this one."""
+    for x_shape, w_shape, kw in [
+        ((1, 15, 16, 16), (32, 15, 3, 3), dict(stride=2, padding=1)),
+        ((1, 32, 16, 16), (32, 32, 4, 4), dict(stride=2, padding=1)),
+    ]:
+        e = fastconv.explain(x_shape, w_shape, algo="winograd", **kw)
+        assert NOTE not in e.reason and "stride phases" in e.reason, str(e)
+    e = fastconv.explain(
+        (1, 32, 16, 16), (32, 32, 3, 3), pass_="backward_data", algo="winograd", stride=2
+    )
+    assert NOTE not in e.reason, str(e)
+
+
+@pytest.mark.parametrize("shape", [(1, 32, 18, 18), (1, 256, 80, 80)], ids=["fused", "staged"])
+def test_threads_agree(rng, shape):
+    from fastconv._runtime import get_num_threads, set_num_threads
+
+    x = rand(rng, shape, np.float32)
+    w = rand(rng, (48, shape[1], 3, 3), np.float32)
+    before = get_num_threads()
+    try:
+        set_num_threads(1)
+        one = fastconv.conv(x, w, stride=2, padding=1, algo="winograd")
+        for threads in (2, 3):
+            set_num_threads(threads)
+            many = fastconv.conv(x, w, stride=2, padding=1, algo="winograd")
+            np.testing.assert_array_equal(one, many, err_msg=f"{threads} threads")
+    finally:
+        set_num_threads(before)
+    _check(one, x, w, None, dict(stride=2, padding=1), np.float32)
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+def test_each_isa(rng, isa):
+    """The transforms and GEMM tiles of each level (panels of 8, 16 and 32 columns)."""
+    skip_unless_isa_runs(isa)
+    kw = dict(stride=2, padding=1)
+    x, w = rand(rng, (2, 40, 13, 14), np.float32), rand(rng, (36, 40, 3, 3), np.float32)
+    xd, wd = rand(rng, (1, 24, 9, 9), np.float64), rand(rng, (20, 24, 3, 3), np.float64)
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        got = fc.conv(x, w, algo="winograd", **kw)
+        got64 = fc.conv(xd, wd, algo="winograd", **kw)
+    _check(got, x, w, None, kw, np.float32)
+    _check(got64, xd, wd, None, kw, np.float64)
+
+
+@pytest.mark.parametrize(
+    "x_shape,w_shape,kw,takes",
+    [
+        ((1, 128, 56, 56), (128, 128, 3, 3), dict(stride=2, padding=1), True),  # res3.3x3s2
+        ((1, 288, 35, 35), (384, 288, 3, 3), dict(stride=2), True),  # Inception's mixed6a
+        ((8, 256, 40, 40), (512, 256, 3, 3), dict(stride=2, padding=1), True),
+        ((1, 64, 112, 112), (64, 64, 3, 3), dict(stride=2, padding=1), True),
+        # 7x7 outputs (16 tiles for 49 outputs), 32 or 48 channels, float64: not measured faster
+        ((1, 256, 14, 14), (512, 256, 3, 3), dict(stride=2, padding=1), False),
+        ((1, 32, 320, 320), (64, 32, 3, 3), dict(stride=2, padding=1), False),
+        ((1, 128, 56, 56), (48, 128, 3, 3), dict(stride=2, padding=1), False),
+        ((1, 128, 56, 56), (128, 64, 3, 3), dict(stride=2, padding=1, groups=2), False),
+        ((1, 128, 56, 56), (128, 128, 3, 3), dict(stride=2, padding=1, dilation=2), False),
+    ],
+)
+def test_auto(x_shape, w_shape, kw, takes):
+    """auto takes it for float32 forwards on 256-bit AVX-512 units (set here; where it was
+    measured), never at AVX2, on 512-bit units, in float64 or for the other passes."""
+    skip_unless_isa_runs("avx512")
+    with FastconvProcess({"FASTCONV_AVX512_UNITS": "256"}) as fc:
+        e = fc.explain(x_shape, w_shape, **kw)
+        others = [
+            fc.explain(x_shape, w_shape, dtype="float64", **kw),
+            fc.explain(x_shape, w_shape, pass_="backward_data", **kw),
+            fc.explain(x_shape, w_shape, pass_="backward_weight", **kw),
+        ]
+    assert (e.algo == "winograd" and AUTO in e.reason) == takes, str(e)
+    if takes:
+        assert NOTE in fastconv.explain(x_shape, w_shape, algo="winograd", **kw).reason
+    for o in others:
+        assert AUTO not in o.reason, str(o)
+    for env in ({"FASTCONV_AVX512_UNITS": "512"}, {"FASTCONV_ISA": "avx2"}):
+        with FastconvProcess(env) as fc:
+            e = fc.explain(x_shape, w_shape, **kw)
+        assert AUTO not in e.reason, (env, str(e))
