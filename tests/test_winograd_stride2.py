@@ -1,8 +1,9 @@
 """Winograd F(2x2,3x3) at stride 2 (csrc/algo/winograd_stride2.cc): a 3x3 / 2 forward as 25
 transform-domain products per tile of 2x2 outputs, both schedules (fused blocks where the
 transformed weights fit the L2, staged chunks where they do not, chunks splitting an image and
-spanning images), against the float64 oracle with outputs poisoned, at each ISA level, threads
-agreeing bit for bit, and where `auto` takes it."""
+spanning images), and its weight gradient (algo="winograd" on 128+ tiles), against the float64
+oracle with outputs poisoned, at each ISA level, threads agreeing bit for bit, and where `auto`
+takes it (the forward only)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import reference as ref
 from conftest import FastconvProcess, assert_close, rand, skip_unless_isa_runs
 
 NOTE = "F(2x2,3x3) at stride 2"
+WEIGHT_NOTE = "F(3x3,2x2) at stride 2"
 AUTO = "Winograd F(2x2,3x3) at stride 2"
 
 # (x_shape, w_shape, kwargs): 16 channels (the least it takes) with even and odd outputs,
@@ -50,6 +52,55 @@ def test_forward(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
     _check(got, x, w, b, kw, dtype)
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(w, w0)
+
+
+# The weight gradient's (128+ tiles over the batch): partial tiles (odd outputs), padding 2 and
+# asymmetric, true convolution, 16 channels; 400 tiles in three chunks of 163 (the GEMMs add to
+# the first chunk's sums) and 4 images of 100 tiles, a chunk each.
+WEIGHT = [
+    ((3, 20, 33, 34), (17, 20, 3, 3), dict(stride=2, padding=2)),
+    ((3, 24, 30, 29), (50, 24, 3, 3), dict(stride=2, padding=((0, 1), (1, 0)))),
+    ((2, 48, 47, 46), (64, 48, 3, 3), dict(stride=2, padding=1, mode="conv")),
+    ((1, 16, 63, 61), (17, 16, 3, 3), dict(stride=2, padding=1)),
+    ((1, 256, 80, 80), (256, 256, 3, 3), dict(stride=2, padding=1)),
+    ((4, 256, 40, 40), (256, 256, 3, 3), dict(stride=2, padding=1)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,kw", WEIGHT, ids=[f"w{i}" for i in range(len(WEIGHT))])
+def test_weight_gradient(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
+    e = fastconv.explain(
+        x_shape, w_shape, pass_="backward_weight", algo="winograd", dtype=np.dtype(dtype).name, **kw
+    )
+    assert WEIGHT_NOTE in e.reason, str(e)
+    x = rand(rng, x_shape, dtype)
+    gy = rand(rng, ref.conv(np.zeros(x_shape), np.zeros(w_shape), **kw).shape, dtype)
+    x0, gy0 = x.copy(), gy.copy()
+    got = fastconv.conv_backward_weight(x, gy, w_shape, algo="winograd", **kw)
+    want = ref.conv_backward_weight(x, gy, w_shape, **kw)
+    assert_close(got, want, dtype, x_shape[0] * gy.shape[2] * gy.shape[3])
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(gy, gy0)
+
+
+def test_weight_gradient_needs_tiles():
+    """Under 128 tiles over the batch the GEMMs' depth is too short: the stacked phases (or
+    implicit GEMM) keep the weight gradient; backward data never runs this path."""
+    for x_shape in [(1, 32, 28, 28), (7, 32, 16, 16)]:  # 49 and 112 tiles
+        e = fastconv.explain(
+            x_shape, (32, 32, 3, 3), pass_="backward_weight", algo="winograd", stride=2, padding=1
+        )
+        assert WEIGHT_NOTE not in e.reason, str(e)
+    e = fastconv.explain(
+        (8, 32, 16, 16),
+        (32, 32, 3, 3),
+        pass_="backward_weight",
+        algo="winograd",
+        stride=2,
+        padding=1,
+    )
+    assert WEIGHT_NOTE in e.reason, str(e)
 
 
 def test_error_is_a_direct_sums(rng):
@@ -99,6 +150,26 @@ def test_threads_agree(rng, shape):
     _check(one, x, w, None, dict(stride=2, padding=1), np.float32)
 
 
+def test_weight_gradient_threads_agree(rng):
+    from fastconv._runtime import get_num_threads, set_num_threads
+
+    x = rand(rng, (2, 64, 40, 40), np.float32)
+    gy = rand(rng, (2, 48, 20, 20), np.float32)
+    kw = dict(stride=2, padding=1, algo="winograd")
+    before = get_num_threads()
+    try:
+        set_num_threads(1)
+        one = fastconv.conv_backward_weight(x, gy, (48, 64, 3, 3), **kw)
+        for threads in (2, 3):
+            set_num_threads(threads)
+            many = fastconv.conv_backward_weight(x, gy, (48, 64, 3, 3), **kw)
+            np.testing.assert_array_equal(one, many, err_msg=f"{threads} threads")
+    finally:
+        set_num_threads(before)
+    want = ref.conv_backward_weight(x, gy, (48, 64, 3, 3), stride=2, padding=1)
+    assert_close(one, want, np.float32, 2 * 400)
+
+
 @pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
 def test_each_isa(rng, isa):
     """The transforms and GEMM tiles of each level (panels of 8, 16 and 32 columns)."""
@@ -106,21 +177,27 @@ def test_each_isa(rng, isa):
     kw = dict(stride=2, padding=1)
     x, w = rand(rng, (2, 40, 13, 14), np.float32), rand(rng, (36, 40, 3, 3), np.float32)
     xd, wd = rand(rng, (1, 24, 9, 9), np.float64), rand(rng, (20, 24, 3, 3), np.float64)
+    xg, gy = rand(rng, (2, 24, 33, 31), np.float32), rand(rng, (2, 20, 17, 16), np.float32)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
         got = fc.conv(x, w, algo="winograd", **kw)
         got64 = fc.conv(xd, wd, algo="winograd", **kw)
+        gw = fc.conv_backward_weight(xg, gy, (20, 24, 3, 3), algo="winograd", **kw)
     _check(got, x, w, None, kw, np.float32)
     _check(got64, xd, wd, None, kw, np.float64)
+    want = ref.conv_backward_weight(xg, gy, (20, 24, 3, 3), **kw)
+    assert_close(gw, want, np.float32, 2 * 17 * 16)
 
 
 @pytest.mark.parametrize(
     "x_shape,w_shape,kw,takes",
     [
         ((1, 128, 56, 56), (128, 128, 3, 3), dict(stride=2, padding=1), True),  # res3.3x3s2
-        ((1, 288, 35, 35), (384, 288, 3, 3), dict(stride=2), True),  # Inception's mixed6a
         ((8, 256, 40, 40), (512, 256, 3, 3), dict(stride=2, padding=1), True),
         ((1, 64, 112, 112), (64, 64, 3, 3), dict(stride=2, padding=1), True),
-        # 7x7 outputs (16 tiles for 49 outputs), 32 or 48 channels, float64: not measured faster
+        ((1, 192, 71, 71), (192, 192, 3, 3), dict(stride=2), True),  # 35x35 outputs
+        # 17x17 and 7x7 outputs (tiles past 0.75 of the products), 32 or 48 channels, grouped,
+        # dilated: not measured faster
+        ((1, 288, 35, 35), (384, 288, 3, 3), dict(stride=2), False),  # Inception's mixed6a
         ((1, 256, 14, 14), (512, 256, 3, 3), dict(stride=2, padding=1), False),
         ((1, 32, 320, 320), (64, 32, 3, 3), dict(stride=2, padding=1), False),
         ((1, 128, 56, 56), (48, 128, 3, 3), dict(stride=2, padding=1), False),

@@ -548,6 +548,7 @@ template <typename T>
 void winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
                               T* ws) {
   const WinogradPlan& wp = plan_of(plan);
+  if (wp.stride2) return stride2_winograd_backward_weight(plan, x, grad_y, grad_w, ws);
   if (!wp.phased && !wp.dilated) {
     run_weight_gradient<T>(wp.main, x, grad_y, grad_w, ws);
     return;

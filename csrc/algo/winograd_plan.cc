@@ -88,9 +88,12 @@ std::string winograd_plan(ConvPlan& plan) {
     plan.workspace_bytes =
         g.n * g.out_spatial() == 0
             ? 0
-            : stride2_winograd_workspace_bytes(g, plan.dtype, plan.threads);
-    plan.note = "F(2x2,3x3) at stride 2 (5x5 points per tile: F(2,2) on the even taps, the odd "
-                "tap as is)";
+            : stride2_winograd_workspace_bytes(g, plan.pass, plan.dtype, plan.threads);
+    plan.note = plan.pass == ConvPass::kBackwardWeight
+                    ? "F(3x3,2x2) at stride 2 (the weight gradient of F(2x2,3x3) at stride 2: 5x5 "
+                      "points per tile)"
+                    : "F(2x2,3x3) at stride 2 (5x5 points per tile: F(2,2) on the even taps, the "
+                      "odd tap as is)";
     plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
     return "";
   }

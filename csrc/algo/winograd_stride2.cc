@@ -7,6 +7,7 @@
 #include "algo/plane_transpose.h"
 #include "fastconv/parallel.h"
 #include "gemm/cache_sizes.h"
+#include "gemm/gemm.h"
 #include "gemm/kernel_table.h"
 #include "ukernels/winograd/stride2_ukernels.h"
 
@@ -26,6 +27,9 @@ constexpr int kSame[kPoints] = {0, 1, 2, 3, 3};  // a point's distinct weight po
 //    images, or part of one), each in three parallel stages: every point of the chunk's tiles
 //    (V: point, tile, C), the 25 GEMMs split over (point, panel) (M: point, tile, K; a point's
 //    rows stay in cache across one thread's panels), the outputs.
+// The weight gradient is staged: per chunk the input's points (V), grad_y's (M: the output
+// transform's transpose) and the 25 GEMMs V^T M summed over the tiles into the points' gradients
+// (u: point, K, C), turned into grad_w at the end; ycl then holds grad_y channels-last.
 struct Layout {
   int64_t th, tw, tiles;  // tiles of 2x2 outputs per column, per row, per image
   int64_t rows, cols;     // the padded channels-last input: 4 * th + 1 rows, 4 * tw + 1 columns
@@ -44,8 +48,9 @@ struct Layout {
 constexpr int64_t kStagedChunkBytes = 8 << 20;
 
 template <typename T>
-Layout layout(const ConvGeometry& g, int threads) {
+Layout layout(const ConvGeometry& g, ConvPass pass, int threads) {
   Layout l{};
+  const bool weight = pass == ConvPass::kBackwardWeight;
   const int64_t c = g.c, k = g.k, elem = sizeof(T);
   l.th = (g.out[1] + 1) / 2;
   l.tw = (g.out[2] + 1) / 2;
@@ -55,9 +60,9 @@ Layout layout(const ConvGeometry& g, int threads) {
   l.nr = gemm::gemm_kernel<T>().nr;
   l.panels = (k + l.nr - 1) / l.nr;
   const int64_t t = std::max(1, threads), l2 = gemm::cache_sizes().l2;
-  const int64_t u_elems = l.panels * kDistinct * c * l.nr;
+  const int64_t u_elems = weight ? kTilePoints * c * k : l.panels * kDistinct * c * l.nr;
   const int64_t per_tile = kTilePoints * (c + k);
-  l.fused = u_elems * elem <= l2 / 2;
+  l.fused = !weight && u_elems * elem <= l2 / 2;
   if (l.fused) {
     // A block's points, products and outputs in half the L2; the blocks a multiple of the
     // threads, of nearly equal size.
@@ -81,7 +86,9 @@ Layout layout(const ConvGeometry& g, int threads) {
   l.scratch = l.m + (l.fused ? 0 : kTilePoints * l.tc * k);
   l.slot = (l.fused ? per_tile * l.tb : 0) + 4 * l.tb * k;
   l.packed = l.slot;
-  l.slot = (l.slot + 9 * c * l.nr + 15) / 16 * 16;
+  // The weight gradient: a zero run of K, later grad_w's 9 tap rows of C.
+  l.slot = weight ? std::max(k, 9 * c) : l.slot + 9 * c * l.nr;
+  l.slot = (l.slot + 15) / 16 * 16;
   l.end = l.scratch + l.slots * l.slot;
   return l;
 }
@@ -260,20 +267,109 @@ void run_staged(const ConvGeometry& g, const Layout& l, const T* x, const T* bia
   }
 }
 
+// grad_w from the points' gradients u[(q * K + k) * C + c]: per dim G^T's rows (p0 + p1,
+// p3 + p4, p1 + p2) for taps 0, 1, 2 (reversed for true convolution). Per output channel the 9
+// taps' rows over the input channels first (vectorised along the points' contiguous rows, in the
+// slot), then interleaved into grad_w's (channel, tap) order (element by element from the
+// points, the strided reads took 28% of res3's weight gradient).
+template <typename T>
+void weight_from_points(const ConvGeometry& g, const Layout& l, const T* u, T* ws, T* grad_w) {
+  const int64_t c = g.c, k = g.k, plane = k * c;
+  static constexpr int kRows[3][2] = {{0, 1}, {3, 4}, {1, 2}};
+  const bool flip = g.mode == ConvMode::kConv;
+  const int64_t slots = std::min(l.slots, k);
+  parallel_for(slots, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      T* taps = ws + l.scratch + s * l.slot;
+      for (int64_t kk = k * s / slots; kk < k * (s + 1) / slots; ++kk) {
+        const T* at = u + kk * c;
+        for (int t = 0; t < 9; ++t) {
+          const int* ra = kRows[t / 3];
+          const int* rb = kRows[t % 3];
+          const T* __restrict p0 = at + (ra[0] * kPoints + rb[0]) * plane;
+          const T* __restrict p1 = at + (ra[0] * kPoints + rb[1]) * plane;
+          const T* __restrict p2 = at + (ra[1] * kPoints + rb[0]) * plane;
+          const T* __restrict p3 = at + (ra[1] * kPoints + rb[1]) * plane;
+          T* __restrict row = taps + (flip ? 8 - t : t) * c;
+          for (int64_t cc = 0; cc < c; ++cc) row[cc] = (p0[cc] + p1[cc]) + (p2[cc] + p3[cc]);
+        }
+        T* dst = grad_w + kk * c * 9;
+        for (int64_t cc = 0; cc < c; ++cc)
+          for (int t = 0; t < 9; ++t) dst[cc * 9 + t] = taps[t * c + cc];
+      }
+    }
+  });
+}
+
+// grad_y's 25 points of an image's tiles [t0, t0 + nt) from its channels-last copy gycl: point q
+// of tile i at m + (q * ts + i) * K; outputs past grad_y (partial tiles) read the zero run.
+template <typename T>
+void grad_points(const ConvGeometry& g, const Layout& l, const T* gycl, const T* zero, int64_t t0,
+                 int64_t nt, T* m, int64_t ts) {
+  const Stride2Kernels<T>& kern = stride2_kernels<T>();
+  const int64_t oh = g.out[1], ow = g.out[2], k = g.k;
+  for (int64_t i = 0; i < nt; ++i) {
+    const int64_t t = t0 + i, ty = t / l.tw, tx = t % l.tw;
+    const T* y[2][2];
+    for (int dy = 0; dy < 2; ++dy)
+      for (int dx = 0; dx < 2; ++dx) {
+        const int64_t oy = 2 * ty + dy, ox = 2 * tx + dx;
+        y[dy][dx] = oy < oh && ox < ow ? gycl + (oy * ow + ox) * k : zero;
+      }
+    kern.grad(y[0][0], y[0][1], y[1][0], y[1][1], k, m + i * k, ts * k);
+  }
+}
+
+template <typename T>
+void run_weight(const ConvGeometry& g, const Layout& l, const T* x, const T* grad_y, T* grad_w,
+                T* ws) {
+  const int64_t c = g.c, k = g.k, out_sp = g.out_spatial(), total = g.n * l.tiles;
+  T* xcl = ws + l.xcl;
+  T* gycl = ws + l.ycl;
+  T* v = ws + l.v;
+  T* m = ws + l.m;
+  T* u = ws + l.u;
+  std::fill(ws + l.scratch, ws + l.scratch + l.slots * l.slot, T(0));  // the zero runs
+  for (int64_t g0 = 0; g0 < total; g0 += l.tc) {
+    const int64_t g1 = std::min(total, g0 + l.tc), rows = g1 - g0;
+    for (int64_t n = g0 / l.tiles; n * l.tiles < g1; ++n) {
+      const int64_t a = std::max(g0, n * l.tiles), b = std::min(g1, (n + 1) * l.tiles);
+      fill_input(g, l, x + n * c * g.in_spatial(), xcl);
+      transpose_to_positions(grad_y + n * k * out_sp, k, out_sp, gycl);
+      over_runs(l, b - a, [&](int64_t s, int64_t i0, int64_t ni) {
+        const int64_t t0 = a - n * l.tiles + i0, at = a - g0 + i0;
+        input_points(g, l, xcl, t0, ni, v + at * c, rows);
+        grad_points(g, l, gycl, ws + l.scratch + s * l.slot, t0, ni, m + at * k, rows);
+      });
+    }
+    // u[q] (K x C) += M[q]^T V[q], the sum over the chunk's tiles.
+    gemm::gemm_batched<T>(kTilePoints, k, c, rows, T(1), gemm::MatrixRef<T>{m, 1, k}, rows * k,
+                          gemm::MatrixRef<T>{v, c, 1}, rows * c, g0 == 0 ? T(0) : T(1), u, c,
+                          c * k);
+  }
+  weight_from_points(g, l, u, ws, grad_w);
+}
+
 }  // namespace
 
 bool stride2_winograd_serves(const ConvGeometry& g, ConvPass pass) {
-  if (pass != ConvPass::kForward || g.rank != 2 || g.groups != 1) return false;
+  if (pass == ConvPass::kBackwardData || g.rank != 2 || g.groups != 1) return false;
   if (g.c < kStride2WinogradMinChannels) return false;
   for (int d = 1; d < 3; ++d)
     if (g.kernel[d] != 3 || g.stride[d] != 2 || g.dilation[d] != 1 || g.pad_lo[d] < 0)
       return false;
+  // The weight gradient's GEMMs sum over the tiles: fewer than kStride2WeightMinTiles and each
+  // writes its K x C points for too short a depth (256 -> 512 on 7x7 outputs, 16 tiles: 10.8 ms
+  // against implicit GEMM's 0.62); the stacked phases (or implicit GEMM) keep those.
+  if (pass == ConvPass::kBackwardWeight)
+    return g.n * ((g.out[1] + 1) / 2) * ((g.out[2] + 1) / 2) >= kStride2WeightMinTiles;
   return true;
 }
 
-int64_t stride2_winograd_workspace_bytes(const ConvGeometry& g, DType t, int threads) {
+int64_t stride2_winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t,
+                                         int threads) {
   const bool f64 = t == DType::kFloat64;
-  const Layout l = f64 ? layout<double>(g, threads) : layout<float>(g, threads);
+  const Layout l = f64 ? layout<double>(g, pass, threads) : layout<float>(g, pass, threads);
   return checked_product({l.end, dtype_size(t)}, "winograd workspace");
 }
 
@@ -282,7 +378,7 @@ void stride2_winograd_forward(const ConvPlan& plan, const T* x, const T* w, cons
                               T* ws) {
   const ConvGeometry& g = plan.g;
   if (g.n * g.out_spatial() == 0) return;
-  const Layout l = layout<T>(g, plan.threads);
+  const Layout l = layout<T>(g, ConvPass::kForward, plan.threads);
   transform_weights(g, l, w, ws);
   if (l.fused)
     run_fused(g, l, x, bias, y, ws);
@@ -290,9 +386,22 @@ void stride2_winograd_forward(const ConvPlan& plan, const T* x, const T* w, cons
     run_staged(g, l, x, bias, y, ws);
 }
 
+template <typename T>
+void stride2_winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y,
+                                      T* grad_w, T* ws) {
+  const ConvGeometry& g = plan.g;
+  if (g.n * g.out_spatial() == 0) {  // nothing to sum
+    std::fill(grad_w, grad_w + g.k * g.c * 9, T(0));
+    return;
+  }
+  run_weight(g, layout<T>(g, ConvPass::kBackwardWeight, plan.threads), x, grad_y, grad_w, ws);
+}
+
 #define FASTCONV_INSTANTIATE(T)                                                             \
   template void stride2_winograd_forward<T>(const ConvPlan&, const T*, const T*, const T*, \
-                                            T*, T*);
+                                            T*, T*);           \
+  template void stride2_winograd_backward_weight<T>(const ConvPlan&, const T*, const T*, T*, \
+                                                    T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

@@ -1,5 +1,5 @@
 // Winograd F(2x2,3x3) at stride 2: a 3x3 / 2 convolution's forward with 25 transform-domain
-// products per 2x2 outputs (6.25 per output against the direct sum's 9).
+// products per 2x2 outputs (6.25 per output against the direct sum's 9), and its weight gradient.
 //
 // Along one dim, outputs 0 and 1 of a tile read inputs x0..x4 (x0 x1 x2 and x2 x3 x4 with taps
 // g0 g1 g2). The even inputs meet the even taps (a 2-tap kernel: Winograd F(2,2), 3 points), the
@@ -10,15 +10,15 @@
 // every coefficient +-1, so float32 error stays that of a direct sum (the stacked stride phases'
 // F(3x3,2x2) of winograd_phases.h needs 16 points per 9 outputs over 4x the channels and wastes
 // partial tiles: 8.2 products per output on ResNet-50's res3 3x3 / 2). In 2-D the 5x5 points of a
-// tile come from its 5x5 input window; tiles lie 4 inputs apart.
+// tile come from its 5x5 input window; tiles lie 4 inputs apart. The weight's points 3 and 4 are
+// the same (g1), so a kernel has 16 distinct points.
 //
-// Layout (one image at a time): x channels-last and zero-padded (4 * tiles + 1 rows and
-// columns), the transformed weights packed as the GEMM micro-kernel's B panels (panel, point,
-// channel, nr), per thread a block of tiles: for each of the 5 row points, its 5 points of the
-// block's tiles (point, tile, channel) times the packed weights (the micro-kernel reading A in
-// place, depth C) into (point, tile, K), folded at once into the block's 2x2 outputs; the
-// outputs channels-last, transposed into y with the bias at the end. Tile blocks are the work
-// items (a fixed order of sums per output: results do not depend on the threads).
+// Layout: x channels-last and zero-padded (4 * tiles + 1 rows and columns), one image at a time;
+// the transformed kernels packed as the GEMM micro-kernel's B panels (panel, distinct point,
+// channel, nr); a point's tiles as rows (tile, channel) the micro-kernel reads in place; the
+// outputs channels-last, transposed into y with the bias at the end. Two schedules (fused tile
+// blocks, staged chunks: winograd_stride2.cc); every output's sums in a fixed order, so results do
+// not depend on the threads.
 #pragma once
 #include <cstdint>
 
@@ -27,16 +27,27 @@
 
 namespace fastconv::algo {
 
-// Whether this path runs `pass` of g: the forward of a 2-D 3x3 convolution at stride 2,
-// dilation 1, one group, at least kStride2WinogradMinChannels input channels (fewer make the
-// GEMM depth too short: the stacked phases keep the stems), padding not negative.
-constexpr int64_t kStride2WinogradMinChannels = 16;
+// Whether this path runs `pass` of g: the forward or weight gradient of a 2-D 3x3 convolution at
+// stride 2, dilation 1, one group, at least kStride2WinogradMinChannels input channels (fewer make
+// the GEMM depth too short: the stacked phases keep the stems), padding not negative; the weight
+// gradient on kStride2WeightMinTiles+ tiles over the batch. auto takes the forward only
+// (python/fastconv/_cpu_stems.py: _stride2_winograd); the weight gradient runs for
+// algo="winograd" and autotune: res3's 128 -> 128 on 56x56, 2 threads, 1.10-2.45 ms from run to
+// run against implicit GEMM's 1.29-1.43 (PyTorch 1.27-1.62), too unsteady to be auto's.
+constexpr int64_t kStride2WinogradMinChannels = 16, kStride2WeightMinTiles = 128;
 bool stride2_winograd_serves(const ConvGeometry& g, ConvPass pass);
 // Its workspace in bytes for a plan of `threads` threads.
-int64_t stride2_winograd_workspace_bytes(const ConvGeometry& g, DType t, int threads);
+int64_t stride2_winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t,
+                                         int threads);
 
 template <typename T>
 void stride2_winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y,
                               T* ws);
+// The weight gradient: per point, the sum over tiles of the input's points times grad_y's (the
+// output transform's transpose, per dim (y0, y0 + y1, y1, y0, y1)), then per dim G^T (taps 0, 1,
+// 2 from points 0 + 1, 3 + 4, 1 + 2).
+template <typename T>
+void stride2_winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y,
+                                      T* grad_w, T* ws);
 
 }  // namespace fastconv::algo

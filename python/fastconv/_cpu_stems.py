@@ -105,20 +105,24 @@ def _stride2_winograd(p: "_Shape") -> bool:
     """Whether a 3x3 / 2 float32 forward runs Winograd F(2x2,3x3) at stride 2 (csrc/algo/
     winograd_stride2.h: 25 products per tile of 2x2 outputs, 6.25 per output against 9), where
     AVX-512 runs on 256-bit units (AMD's Zen 4, where it was measured): 64+ channels on both
-    sides and tiles that waste little (25 x tiles / (9 x outputs) <= 0.8: a 7x7 output takes
-    16 tiles, 0.91). 2 threads, calls interleaved with PyTorch's in one process, median of
-    three, ms, winograd vs the previous auto (torch): res3 128->128 56x56 0.93 vs 1.13 (1.13),
-    Inception's 288->384 35x35 pad 0 2.57 vs 2.76 (2.75), YOLOv5s's 256->512 40x40 3.80 vs 4.47
-    (4.32) and at batch 8 30.4 vs 36.8 (35.4), 64->128 56x56 0.49 vs 0.61 (0.62), 128->256 28x28
-    0.51 vs 0.58 (0.61), 256->256 28x28 1.01 vs 1.09 (1.11), 128->128 28x28 x8 2.01 vs 2.45
-    (2.13), 64->64 112x112 1.04 vs 1.17 (1.22), 128->256 80x80 4.22 vs 4.58 (4.43). Not on 7x7
-    outputs (256->512 14x14 0.94 vs 0.60), 32 channels (32->64 320x320 6.14 vs 4.96), nor on
-    large maps: past 4096 outputs per image on up to 64 input channels, where the row kernels of
-    _strided_rows_on_256bit_units gain on it (64->64 224x224 6.22 vs 5.35, 64->128 10.4 vs 9.7;
-    80x80 outputs tie, 64->128 4.36 vs 4.47), past 2048 on more (128->128 112x112: 4.45-4.72
-    vs direct 4.53, implicit_gemm 4.63, torch 4.35; its transformed kernels past half the L2,
-    the points and products of a chunk of tiles go through memory). At AVX2 the 6-row tiles of
-    its GEMM lose (res3 2.05 vs 1.65-1.79)."""
+    sides and tiles that waste little (25 x tiles / (9 x outputs) <= 0.75: even outputs 0.69, a
+    35x35 0.73, a 17x17 0.78, a 7x7 0.91). 2 threads, calls interleaved with PyTorch's in one
+    process, median of three, ms, winograd vs the previous auto (torch), quiet spells: res3
+    128->128 56x56 0.93-1.01 vs 1.13 (1.13-1.16), YOLOv5s's 256->512 40x40 3.80 vs 4.47 (4.32)
+    and at batch 8 30.4 vs 36.8 (35.4), 64->128 56x56 0.49 vs 0.61 (0.62), 128->256 28x28 0.51
+    vs 0.58 (0.61), 256->256 28x28 1.01 vs 1.09 (1.11), 128->128 28x28 x8 2.01 vs 2.45 (2.13),
+    64->64 112x112 1.04 vs 1.17 (1.22), 128->256 80x80 3.90-4.22 vs 4.48-4.58 (4.32-4.43),
+    Inception's 192->192 71x71 (35x35 out) 3.77 vs 4.10 (3.87); in a slow spell of the VM
+    (memory-heavy paths 15-40% slower) res3 1.08-1.29 vs 1.24-1.27 (1.21-1.22), YOLOv5s 4.93 vs
+    5.13 (5.19). Not Inception's 288->384 35x35 at padding 0 (17x17 out: 2.57 vs 2.76 quiet,
+    3.39-3.67 vs 3.08-3.40 slow), 7x7 outputs (256->512 14x14 0.94 vs 0.60), 32 channels
+    (32->64 320x320 6.14 vs 4.96), nor large maps: past 4096 outputs per image on up to 64 input
+    channels, where the row kernels of _strided_rows_on_256bit_units gain on it (64->64 224x224
+    6.22 vs 5.35, 64->128 10.4 vs 9.7; 80x80 outputs tie, 64->128 4.36 vs 4.47), past 2048 on
+    more (128->128 112x112: 4.45-4.72 vs direct 4.53, implicit_gemm 4.63, torch 4.35; its
+    transformed kernels past half the L2, the points and products of a chunk of tiles go through
+    memory). At AVX2 its GEMM's 6-row tiles lose (res3 1.07-2.50 vs 1.31-1.96 from run to run,
+    YOLOv5s 6.7 vs 5.2-5.4), and its weight gradient is too unsteady (winograd_stride2.h)."""
     if p.conv_pass != "forward" or p.itemsize != 4 or p.groups != 1:
         return False
     if p.kernel != (3, 3) or p.stride != (2, 2) or any(d != 1 for d in p.dilation):
@@ -129,6 +133,6 @@ def _stride2_winograd(p: "_Shape") -> bool:
     if outputs > (4096 if p.c_per_group <= 64 else 2048):
         return False
     tiles = math.prod((o + 1) // 2 for o in p.out_extents)
-    if 25 * tiles > 0.8 * 9 * outputs:
+    if 25 * tiles > 0.75 * 9 * outputs:
         return False
     return _active_isa() == "avx512" and _avx512_on_256bit_units()

@@ -2,7 +2,8 @@
 // channels, compiled once per ISA level (stride2_<isa>.cc) and picked at run time
 // (stride2_table.cc). Pure: pointers and counts in. Per dim the 5 points are
 //   input (x0 - x2, x2, x4 - x2, x1, x3), weight (g0, g0 + g2, g2, g1, g1),
-//   output y0 = p0 + p1 + p3, y1 = p1 + p2 + p4;
+//   output y0 = p0 + p1 + p3, y1 = p1 + p2 + p4 (its transpose, the weight gradient's output
+//   side: (y0, y0 + y1, y1, y0, y1));
 // point q = 5 * row point + column point.
 #pragma once
 #include <cstdint>
@@ -21,6 +22,11 @@ struct Stride2Kernels {
   // are the same, g1): tap t's run of n lanes at w + t * n (flip: tap 8 - t, true convolution);
   // distinct point 4 * a + b to u + (4 * a + b) * us.
   void (*weights)(const T* w, int64_t n, bool flip, T* u, int64_t us);
+  // The weight gradient's output side: one tile's 25 points of grad_y (the output transform's
+  // transpose: per dim (y0, y0 + y1, y1, y0, y1)) from its 2x2 outputs' runs of n channels
+  // (y00, y01: row 0; y10, y11: row 1); point q to g + q * gs.
+  void (*grad)(const T* y00, const T* y01, const T* y10, const T* y11, int64_t n, T* g,
+               int64_t gs);
   const char* name;
 };
 
