@@ -20,8 +20,9 @@ AUTO = "Winograd F(2x2,3x3) at stride 2"
 # (x_shape, w_shape, kwargs): 16 channels (the least it takes) with even and odd outputs,
 # partial panels of output channels (17, 40), padding 0 / 2 / asymmetric, rectangular maps,
 # true convolution, no bias; 256 -> 256 (transformed weights of 4 MiB: the staged schedule on
-# any L2 up to 8 MiB) on one image, on 40x40 outputs (400 tiles: chunks of 327 split it), and on
-# 4 images of 100 tiles (chunks of 3 images and then 1).
+# any L2 up to 8 MiB; chunks of 163 tiles in float32, 81 in float64) on one image, on 40x40
+# outputs (400 tiles: chunks split it, its input copied once), on 4 images of 100 tiles (a chunk
+# each), and on 12 images of 16 tiles (chunks of 10 images, then 2; float64 5, 5 and 2).
 GEOMETRIES = [
     ((1, 16, 8, 8), (16, 16, 3, 3), dict(stride=2, padding=1)),
     ((2, 32, 17, 13), (40, 32, 3, 3), dict(stride=2)),
@@ -32,6 +33,7 @@ GEOMETRIES = [
     ((1, 256, 28, 28), (256, 256, 3, 3), dict(stride=2, padding=1)),
     ((1, 256, 80, 80), (256, 256, 3, 3), dict(stride=2, padding=1)),
     ((4, 256, 40, 40), (256, 256, 3, 3), dict(stride=2, padding=1)),
+    ((12, 256, 14, 14), (256, 256, 3, 3), dict(stride=2, padding=1)),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 
@@ -118,10 +120,13 @@ def test_error_is_a_direct_sums(rng):
 
 def test_few_channels_keep_the_stacked_phases():
     """Below 16 input channels the GEMM depth is too short: Winograd runs the stacked stride
-    phases there (the stems' path), and other strides / kernels never take this one."""
+    phases there (the stems' path), as on images whose copies would pass 64 MiB; other strides /
+    kernels never take this one."""
     for x_shape, w_shape, kw in [
         ((1, 15, 16, 16), (32, 15, 3, 3), dict(stride=2, padding=1)),
         ((1, 32, 16, 16), (32, 32, 4, 4), dict(stride=2, padding=1)),
+        # the padded input copy alone 257 MiB (the path keeps an image's copies whole)
+        ((1, 256, 512, 512), (64, 256, 3, 3), dict(stride=2, padding=1)),
     ]:
         e = fastconv.explain(x_shape, w_shape, algo="winograd", **kw)
         assert NOTE not in e.reason and "stride phases" in e.reason, str(e)
@@ -131,12 +136,16 @@ def test_few_channels_keep_the_stacked_phases():
     assert NOTE not in e.reason, str(e)
 
 
-@pytest.mark.parametrize("shape", [(1, 32, 18, 18), (1, 256, 80, 80)], ids=["fused", "staged"])
-def test_threads_agree(rng, shape):
+@pytest.mark.parametrize(
+    "shape,k", [((1, 32, 18, 18), 48), ((1, 256, 80, 80), 256)], ids=["fused", "staged"]
+)
+def test_threads_agree(rng, shape, k):
+    """Fused: 48 x 32 kernels (transformed, 96 KiB at AVX-512); staged: 256 x 256 (4 MiB, past
+    half of any L2 up to 8 MiB)."""
     from fastconv._runtime import get_num_threads, set_num_threads
 
     x = rand(rng, shape, np.float32)
-    w = rand(rng, (48, shape[1], 3, 3), np.float32)
+    w = rand(rng, (k, shape[1], 3, 3), np.float32)
     before = get_num_threads()
     try:
         set_num_threads(1)

@@ -19,7 +19,8 @@ namespace fastconv::algo {
 // the dense convolution of their dilation phases (dilation_phases.h: dilation.dense), the stacked
 // input (or its gradient) in b_elems, the stacked output (or grad_y) in c_elems.
 struct WinogradPlan {
-  // A 3x3 / 2 forward run by winograd_stride2.h (its own layout; nothing below is used).
+  // A 3x3 / 2 forward or weight gradient run by winograd_stride2.h (its own layout; nothing
+  // below is used).
   bool stride2 = false;
   winograd_schedule::Schedule main;
   bool phased = false;

@@ -84,7 +84,7 @@ Layout layout(const ConvGeometry& g, ConvPass pass, int threads) {
   l.v = l.u + u_elems;
   l.m = l.v + (l.fused ? 0 : kTilePoints * l.tc * c);
   l.scratch = l.m + (l.fused ? 0 : kTilePoints * l.tc * k);
-  l.slot = (l.fused ? per_tile * l.tb : 0) + 4 * l.tb * k;
+  l.slot = (l.fused ? per_tile * l.tb : 0) + 4 * k;  // a tile's 2x2 outputs (store_outputs)
   l.packed = l.slot;
   // The weight gradient: a zero run of K, later grad_w's 9 tap rows of C.
   l.slot = weight ? std::max(k, 9 * c) : l.slot + 9 * c * l.nr;
@@ -229,6 +229,14 @@ void over_runs(const Layout& l, int64_t count, const Fn& fn) {
   });
 }
 
+// fn(n, a, b) for each image n with tiles in the chunk [g0, g1) of the batch's tiles: its global
+// tiles [a, b).
+template <typename Fn>
+void for_each_image(const Layout& l, int64_t g0, int64_t g1, const Fn& fn) {
+  for (int64_t n = g0 / l.tiles; n * l.tiles < g1; ++n)
+    fn(n, std::max(g0, n * l.tiles), std::min(g1, (n + 1) * l.tiles));
+}
+
 template <typename T>
 void run_staged(const ConvGeometry& g, const Layout& l, const T* x, const T* bias, T* y, T* ws) {
   const int64_t c = g.c, k = g.k, out_sp = g.out_spatial(), total = g.n * l.tiles;
@@ -237,16 +245,17 @@ void run_staged(const ConvGeometry& g, const Layout& l, const T* x, const T* bia
   T* v = ws + l.v;
   T* m = ws + l.m;
   const T* u = ws + l.u;
+  int64_t copied = -1;  // the image in xcl (one that spans chunks is copied once)
   for (int64_t g0 = 0; g0 < total; g0 += l.tc) {
     const int64_t g1 = std::min(total, g0 + l.tc), rows = g1 - g0;
     // Every point of the chunk's tiles, image by image.
-    for (int64_t n = g0 / l.tiles; n * l.tiles < g1; ++n) {
-      const int64_t a = std::max(g0, n * l.tiles), b = std::min(g1, (n + 1) * l.tiles);
-      fill_input(g, l, x + n * c * g.in_spatial(), xcl);
+    for_each_image(l, g0, g1, [&](int64_t n, int64_t a, int64_t b) {
+      if (n != copied) fill_input(g, l, x + n * c * g.in_spatial(), xcl);
+      copied = n;
       over_runs(l, b - a, [&](int64_t, int64_t i0, int64_t ni) {
         input_points(g, l, xcl, a - n * l.tiles + i0, ni, v + (a - g0 + i0) * c, rows);
       });
-    }
+    });
     // The 25 products, (point, panel) by (point, panel).
     parallel_for(kTilePoints * l.panels, 1, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
@@ -255,15 +264,14 @@ void run_staged(const ConvGeometry& g, const Layout& l, const T* x, const T* bia
       }
     });
     // The outputs, image by image; an image's y once its last tile is in.
-    for (int64_t n = g0 / l.tiles; n * l.tiles < g1; ++n) {
-      const int64_t a = std::max(g0, n * l.tiles), b = std::min(g1, (n + 1) * l.tiles);
+    for_each_image(l, g0, g1, [&](int64_t n, int64_t a, int64_t b) {
       over_runs(l, b - a, [&](int64_t s, int64_t i0, int64_t ni) {
         store_outputs(g, l, m + (a - g0 + i0) * k, rows, a - n * l.tiles + i0, ni,
                       ws + l.scratch + s * l.slot, ycl);
       });
       if (b == (n + 1) * l.tiles)
         transpose_into(static_cast<const T*>(ycl), out_sp, k, bias, y + n * k * out_sp);
-    }
+    });
   }
 }
 
@@ -330,18 +338,21 @@ void run_weight(const ConvGeometry& g, const Layout& l, const T* x, const T* gra
   T* m = ws + l.m;
   T* u = ws + l.u;
   std::fill(ws + l.scratch, ws + l.scratch + l.slots * l.slot, T(0));  // the zero runs
+  int64_t copied = -1;  // the image in xcl and gycl (one that spans chunks is copied once)
   for (int64_t g0 = 0; g0 < total; g0 += l.tc) {
     const int64_t g1 = std::min(total, g0 + l.tc), rows = g1 - g0;
-    for (int64_t n = g0 / l.tiles; n * l.tiles < g1; ++n) {
-      const int64_t a = std::max(g0, n * l.tiles), b = std::min(g1, (n + 1) * l.tiles);
-      fill_input(g, l, x + n * c * g.in_spatial(), xcl);
-      transpose_to_positions(grad_y + n * k * out_sp, k, out_sp, gycl);
+    for_each_image(l, g0, g1, [&](int64_t n, int64_t a, int64_t b) {
+      if (n != copied) {
+        fill_input(g, l, x + n * c * g.in_spatial(), xcl);
+        transpose_to_positions(grad_y + n * k * out_sp, k, out_sp, gycl);
+      }
+      copied = n;
       over_runs(l, b - a, [&](int64_t s, int64_t i0, int64_t ni) {
         const int64_t t0 = a - n * l.tiles + i0, at = a - g0 + i0;
         input_points(g, l, xcl, t0, ni, v + at * c, rows);
         grad_points(g, l, gycl, ws + l.scratch + s * l.slot, t0, ni, m + at * k, rows);
       });
-    }
+    });
     // u[q] (K x C) += M[q]^T V[q], the sum over the chunk's tiles.
     gemm::gemm_batched<T>(kTilePoints, k, c, rows, T(1), gemm::MatrixRef<T>{m, 1, k}, rows * k,
                           gemm::MatrixRef<T>{v, c, 1}, rows * c, g0 == 0 ? T(0) : T(1), u, c,
@@ -358,11 +369,16 @@ bool stride2_winograd_serves(const ConvGeometry& g, ConvPass pass) {
   for (int d = 1; d < 3; ++d)
     if (g.kernel[d] != 3 || g.stride[d] != 2 || g.dilation[d] != 1 || g.pad_lo[d] < 0)
       return false;
+  // The padded channels-last input and the channels-last output of an image are whole in the
+  // workspace: past kStride2MaxImageElems the stacked phases' windows keep the layer.
+  const int64_t th = (g.out[1] + 1) / 2, tw = (g.out[2] + 1) / 2;
+  if ((4 * th + 1) * (4 * tw + 1) * g.c + g.out_spatial() * g.k > kStride2MaxImageElems)
+    return false;
   // The weight gradient's GEMMs sum over the tiles: fewer than kStride2WeightMinTiles and each
   // writes its K x C points for too short a depth (256 -> 512 on 7x7 outputs, 16 tiles: 10.8 ms
   // against implicit GEMM's 0.62); the stacked phases (or implicit GEMM) keep those.
   if (pass == ConvPass::kBackwardWeight)
-    return g.n * ((g.out[1] + 1) / 2) * ((g.out[2] + 1) / 2) >= kStride2WeightMinTiles;
+    return g.n * th * tw >= kStride2WeightMinTiles;
   return true;
 }
 
@@ -389,11 +405,8 @@ void stride2_winograd_forward(const ConvPlan& plan, const T* x, const T* w, cons
 template <typename T>
 void stride2_winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y,
                                       T* grad_w, T* ws) {
+  // (stride2_winograd_serves asks for 128+ tiles: never an empty batch or output)
   const ConvGeometry& g = plan.g;
-  if (g.n * g.out_spatial() == 0) {  // nothing to sum
-    std::fill(grad_w, grad_w + g.k * g.c * 9, T(0));
-    return;
-  }
   run_weight(g, layout<T>(g, ConvPass::kBackwardWeight, plan.threads), x, grad_y, grad_w, ws);
 }
 

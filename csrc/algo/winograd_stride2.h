@@ -30,11 +30,14 @@ namespace fastconv::algo {
 // Whether this path runs `pass` of g: the forward or weight gradient of a 2-D 3x3 convolution at
 // stride 2, dilation 1, one group, at least kStride2WinogradMinChannels input channels (fewer make
 // the GEMM depth too short: the stacked phases keep the stems), padding not negative; the weight
-// gradient on kStride2WeightMinTiles+ tiles over the batch. auto takes the forward only
+// gradient on kStride2WeightMinTiles+ tiles over the batch; an image's padded input and output
+// copies (both whole in the workspace) of at most kStride2MaxImageElems elements (64 MiB in
+// float32: 256 channels on 512x512 would take 257 MiB). auto takes the forward only
 // (python/fastconv/_cpu_stems.py: _stride2_winograd); the weight gradient runs for
 // algo="winograd" and autotune: res3's 128 -> 128 on 56x56, 2 threads, 1.10-2.45 ms from run to
 // run against implicit GEMM's 1.29-1.43 (PyTorch 1.27-1.62), too unsteady to be auto's.
 constexpr int64_t kStride2WinogradMinChannels = 16, kStride2WeightMinTiles = 128;
+constexpr int64_t kStride2MaxImageElems = int64_t(16) << 20;
 bool stride2_winograd_serves(const ConvGeometry& g, ConvPass pass);
 // Its workspace in bytes for a plan of `threads` threads.
 int64_t stride2_winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t,

@@ -121,8 +121,10 @@ def _stride2_winograd(p: "_Shape") -> bool:
     6.22 vs 5.35, 64->128 10.4 vs 9.7; 80x80 outputs tie, 64->128 4.36 vs 4.47), past 2048 on
     more (128->128 112x112: 4.45-4.72 vs direct 4.53, implicit_gemm 4.63, torch 4.35; its
     transformed kernels past half the L2, the points and products of a chunk of tiles go through
-    memory). At AVX2 its GEMM's 6-row tiles lose (res3 1.07-2.50 vs 1.31-1.96 from run to run,
-    YOLOv5s 6.7 vs 5.2-5.4), and its weight gradient is too unsteady (winograd_stride2.h)."""
+    memory). At AVX2 (the GEMM's 6-row tiles) it swings with the VM's phase, res3 1.07-2.50 ms
+    against the previous auto's 1.31-1.96 (2.05 vs 1.65-1.79, 1.23 vs 1.47-1.55, 2.12 vs
+    1.67-1.82 in three runs), and loses on YOLOv5s's 256->512 in every run (6.5-6.7 vs 5.2-5.4);
+    its weight gradient is too unsteady for auto (winograd_stride2.h)."""
     if p.conv_pass != "forward" or p.itemsize != 4 or p.groups != 1:
         return False
     if p.kernel != (3, 3) or p.stride != (2, 2) or any(d != 1 for d in p.dilation):
