@@ -409,6 +409,23 @@ def isa(request):
     return request.param
 
 
+def same_at_thread_counts(call, counts=(1, 2, 3)):
+    """call() at each thread count (the library's count put back after): asserts every result is
+    bit-identical to the first (work split over threads, sums in a fixed order) and returns it."""
+    import fastconv
+
+    before = fastconv.get_num_threads()
+    try:
+        fastconv.set_num_threads(counts[0])
+        first = np.asarray(call())
+        for threads in counts[1:]:
+            fastconv.set_num_threads(threads)
+            np.testing.assert_array_equal(first, call(), err_msg=f"{threads} threads")
+    finally:
+        fastconv.set_num_threads(before)
+    return first
+
+
 @pytest.fixture
 def restore_threads():
     """Put the library's thread count back after a test changes it."""

@@ -10,7 +10,13 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import FastconvProcess, assert_close, rand, skip_unless_isa_runs
+from conftest import (
+    FastconvProcess,
+    assert_close,
+    rand,
+    same_at_thread_counts,
+    skip_unless_isa_runs,
+)
 
 SCATTER = "scattered into stride-phase planes"
 GATHER = "gathered from stride-phase planes"
@@ -114,21 +120,12 @@ def test_weight_gradient(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
 
 
 def test_weight_gradient_threads_agree(rng):
-    from fastconv._runtime import get_num_threads, set_num_threads
-
     x = rand(rng, (12, 48, 10, 10), np.float32)
     gy = rand(rng, (12, 96, 5, 5), np.float32)
     kw = dict(stride=2, padding=1)
-    before = get_num_threads()
-    try:
-        set_num_threads(1)
-        one = fastconv.conv_backward_weight(x, gy, (96, 48, 3, 3), algo="direct", **kw)
-        for threads in (2, 3):
-            set_num_threads(threads)
-            many = fastconv.conv_backward_weight(x, gy, (96, 48, 3, 3), algo="direct", **kw)
-            np.testing.assert_array_equal(one, many, err_msg=f"{threads} threads")
-    finally:
-        set_num_threads(before)
+    one = same_at_thread_counts(
+        lambda: fastconv.conv_backward_weight(x, gy, (96, 48, 3, 3), algo="direct", **kw)
+    )
     want = ref.conv_backward_weight(x, gy, (96, 48, 3, 3), **kw)
     assert_close(one, want, np.float32, 12 * 25)
 
@@ -161,43 +158,21 @@ def test_scatter_transposed_forward(rng):
 def test_scatter_threads_agree(rng):
     """Each panel of grad_x channels is one thread's, its taps and blocks in a fixed order: the
     result does not depend on the threads."""
-    from fastconv._runtime import get_num_threads, set_num_threads
-
     w = rand(rng, (64, 96, 4, 4), np.float32)
     gy = rand(rng, (12, 64, 5, 5), np.float32)
-    before = get_num_threads()
-    try:
-        set_num_threads(1)
-        one = fastconv.conv_backward_data(
+    one = same_at_thread_counts(
+        lambda: fastconv.conv_backward_data(
             gy, w, (12, 96, 10, 10), stride=2, padding=1, algo="direct"
         )
-        for threads in (2, 3):
-            set_num_threads(threads)
-            many = fastconv.conv_backward_data(
-                gy, w, (12, 96, 10, 10), stride=2, padding=1, algo="direct"
-            )
-            np.testing.assert_array_equal(one, many, err_msg=f"{threads} threads")
-    finally:
-        set_num_threads(before)
+    )
     want = ref.conv_backward_data(gy, w, (12, 96, 10, 10), stride=2, padding=1)
     assert_close(one, want, np.float32, 64 * 16)
 
 
 def test_gather_threads_agree(rng):
-    from fastconv._runtime import get_num_threads, set_num_threads
-
     x = rand(rng, (12, 48, 10, 10), np.float32)
     w = rand(rng, (96, 48, 3, 3), np.float32)
-    before = get_num_threads()
-    try:
-        set_num_threads(1)
-        one = fastconv.conv(x, w, stride=2, padding=1, algo="direct")
-        for threads in (2, 3):
-            set_num_threads(threads)
-            many = fastconv.conv(x, w, stride=2, padding=1, algo="direct")
-            np.testing.assert_array_equal(one, many, err_msg=f"{threads} threads")
-    finally:
-        set_num_threads(before)
+    one = same_at_thread_counts(lambda: fastconv.conv(x, w, stride=2, padding=1, algo="direct"))
     assert_close(one, ref.conv(x, w, stride=2, padding=1), np.float32, 48 * 9)
 
 

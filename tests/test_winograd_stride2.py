@@ -11,7 +11,13 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import FastconvProcess, assert_close, rand, skip_unless_isa_runs
+from conftest import (
+    FastconvProcess,
+    assert_close,
+    rand,
+    same_at_thread_counts,
+    skip_unless_isa_runs,
+)
 
 NOTE = "F(2x2,3x3) at stride 2"
 WEIGHT_NOTE = "F(3x3,2x2) at stride 2"
@@ -142,39 +148,17 @@ def test_few_channels_keep_the_stacked_phases():
 def test_threads_agree(rng, shape, k):
     """Fused: 48 x 32 kernels (transformed, 96 KiB at AVX-512); staged: 256 x 256 (4 MiB, past
     half of any L2 up to 8 MiB)."""
-    from fastconv._runtime import get_num_threads, set_num_threads
-
     x = rand(rng, shape, np.float32)
     w = rand(rng, (k, shape[1], 3, 3), np.float32)
-    before = get_num_threads()
-    try:
-        set_num_threads(1)
-        one = fastconv.conv(x, w, stride=2, padding=1, algo="winograd")
-        for threads in (2, 3):
-            set_num_threads(threads)
-            many = fastconv.conv(x, w, stride=2, padding=1, algo="winograd")
-            np.testing.assert_array_equal(one, many, err_msg=f"{threads} threads")
-    finally:
-        set_num_threads(before)
+    one = same_at_thread_counts(lambda: fastconv.conv(x, w, stride=2, padding=1, algo="winograd"))
     _check(one, x, w, None, dict(stride=2, padding=1), np.float32)
 
 
 def test_weight_gradient_threads_agree(rng):
-    from fastconv._runtime import get_num_threads, set_num_threads
-
     x = rand(rng, (2, 64, 40, 40), np.float32)
     gy = rand(rng, (2, 48, 20, 20), np.float32)
     kw = dict(stride=2, padding=1, algo="winograd")
-    before = get_num_threads()
-    try:
-        set_num_threads(1)
-        one = fastconv.conv_backward_weight(x, gy, (48, 64, 3, 3), **kw)
-        for threads in (2, 3):
-            set_num_threads(threads)
-            many = fastconv.conv_backward_weight(x, gy, (48, 64, 3, 3), **kw)
-            np.testing.assert_array_equal(one, many, err_msg=f"{threads} threads")
-    finally:
-        set_num_threads(before)
+    one = same_at_thread_counts(lambda: fastconv.conv_backward_weight(x, gy, (48, 64, 3, 3), **kw))
     want = ref.conv_backward_weight(x, gy, (48, 64, 3, 3), stride=2, padding=1)
     assert_close(one, want, np.float32, 2 * 400)
 
