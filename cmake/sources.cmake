@@ -24,6 +24,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/winograd.cc
   csrc/algo/winograd_phases.cc
   csrc/algo/winograd_plan.cc
+  csrc/algo/winograd_depth.cc
   csrc/algo/winograd_stride2.cc
   csrc/algo/dilation_phases.cc
   csrc/algo/winograd_tiles.cc

@@ -474,6 +474,12 @@ def algorithm_applies(algo, conv_pass, w_shape, kw):
             splittable = all(s == 1 for s in stride) and all(
                 lo % d == 0 and hi % d == 0 for (lo, hi), d in zip(pairs, dilation)
             )
+        if rank == 3:
+            # 3-D: the 2-D Winograd over the depth taps (csrc/algo/winograd_depth.h): stride and
+            # dilation 1 along H and W, the same 2, 3 or 5 taps along both; any depth kernel.
+            plane = w_shape[3:]
+            unit = tuple(stride[1:]) == (1, 1) and tuple(dilation[1:]) == (1, 1)
+            return unit and plane[0] == plane[1] and plane[0] in (2, 3, 5)
         return rank in (1, 2) and (not dilated or splittable) and len(taps) == 1 and taps <= {2, 3}
     if algo == "fft":
         # Strided forward / weight gradient run as stride-1 correlations of stride^d polyphase

@@ -232,12 +232,9 @@ def test_auto_runs_grouped_layers_direct_and_long_short_1d_kernels_on_implicit_g
     zen4 = _active_isa() == "avx512" and _avx512_on_256bit_units()
     want = "direct" if zen4 else "implicit_gemm"
     assert fastconv.explain(*big, padding=1, stride=2).algo == want
-    # 3-D 3x3x3 forward on 64 channels: direct row kernels at AVX-512, the tiled FFT below it
-    # (_cpu_rule._fft_3d_at_avx2)
-    from fastconv import _C
-
-    want = "direct" if str(_C.cpu_info()["active_isa"]) == "avx512" else "fft"
-    assert fastconv.explain((1, 64, 8, 28, 28), (64, 64, 3, 3, 3), padding=1).algo == want
+    # 3-D 3x3x3 forward on 64 channels: Winograd over its depth taps at every level
+    # (_cpu_volume._depth_winograd)
+    assert fastconv.explain((1, 64, 8, 28, 28), (64, 64, 3, 3, 3), padding=1).algo == "winograd"
     wave = dict(dilation=8)
     for p in ("forward", "backward_data", "backward_weight"):
         e = fastconv.explain((1, 64, 16000), (64, 64, 2), pass_=p, **wave)

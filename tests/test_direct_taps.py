@@ -108,7 +108,8 @@ def test_direct_taps_threads_agree(rng, x_shape, k):
         ((1, 256, 14, 14), (256, 256, 3, 3), dict(padding=1), "backward_data"),
         ((1, 256, 28, 28), (256, 256, 3, 3), dict(padding=4, dilation=4), "forward"),
         ((2, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), "forward"),  # x8: winograd
-        ((1, 96, 16, 14, 14), (208, 96, 3, 3, 3), dict(padding=1), "backward_data"),
+        # 3x5x5: I3D's 3x3x3 runs Winograd over its depth taps (_cpu_volume._depth_winograd)
+        ((1, 96, 16, 14, 14), (208, 96, 3, 5, 5), dict(padding=(1, 2, 2)), "backward_data"),
     ],
 )
 def test_auto_small_images_run_taps(x_shape, w_shape, kw, pass_):
@@ -327,7 +328,8 @@ def test_auto_packed_taps_leave_the_taps_path(isa):
         ]:
             e = fc.explain(x_shape, w_shape, padding=pad)
             assert e.algo == "implicit_gemm" and "1xN" in e.reason, str(e)
-        i3d = ((1, 96, 16, 14, 14), (208, 96, 3, 3, 3))
+        # I3D-like with 5x5 planes (its 3x3x3 runs Winograd over the depth taps)
+        i3d = ((1, 96, 16, 14, 14), (208, 96, 3, 5, 5))
         e = fc.explain(*i3d, padding=1)
         assert e.algo == "implicit_gemm" and "3-D kernel over few channels" in e.reason, str(e)
         for x_shape, w_shape, pass_ in [
@@ -352,7 +354,7 @@ def test_auto_packed_taps_small_l2(isa):
         for x_shape, w_shape, pad in [
             ((1, 128, 17, 17), (128, 128, 1, 7), (0, 3)),
             ((8, 128, 17, 17), (192, 128, 7, 1), (3, 0)),
-            ((1, 96, 16, 14, 14), (208, 96, 3, 3, 3), 1),
+            ((1, 96, 16, 14, 14), (208, 96, 3, 5, 5), 1),
         ]:
             e = fc.explain(x_shape, w_shape, padding=pad)
             if isa == "avx512":
@@ -379,7 +381,7 @@ def test_auto_packed_taps_on_256bit_avx512_units(isa):
         ((8, 576, 4, 14, 14), (256, 576, 3, 1, 1), (1, 0, 0), "backward_data", "implicit_gemm"),
         ((1, 128, 17, 17), (128, 128, 1, 7), (0, 3), "forward", "implicit_gemm"),
         ((8, 128, 17, 17), (192, 128, 7, 1), (3, 0), "forward", "implicit_gemm"),
-        ((1, 96, 16, 14, 14), (208, 96, 3, 3, 3), 1, "forward", "implicit_gemm"),
+        ((1, 96, 16, 14, 14), (208, 96, 3, 5, 5), 1, "forward", "implicit_gemm"),
         # 1xN / Nx1 backward data: im2col's column GEMM on 512-bit units (_cpu_rule)
         ((1, 768, 17, 17), (128, 768, 1, 7), (0, 3), "backward_data", "im2col"),
         ((8, 384, 8, 8), (384, 384, 3, 1), (1, 0), "backward_data", "im2col"),

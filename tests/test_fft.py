@@ -216,21 +216,22 @@ def test_fft_results_do_not_depend_on_thread_count(restore_threads, rng, x_shape
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto_3d_below_avx512_runs_fft(isa):
     """Dense 3-D passes of 27+ taps on up to 64 channels run the FFT below AVX-512
-    (_cpu_rule._fft_3d_at_avx2); AVX-512 keeps its direct row kernels (implicit GEMM for the
-    weight gradient), and more channels or small volumes stay off the FFT at every level."""
+    (_cpu_volume._fft_3d_at_avx2) unless their planes take 3x3 Winograd over the depth taps
+    (_cpu_volume._depth_winograd: C3D's 3x3x3 at both levels); AVX-512 keeps its direct row
+    kernels (implicit GEMM for the weight gradient), and more channels or small volumes stay off
+    the FFT at every level."""
     skip_unless_isa_runs(isa)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
-        # The weight gradient alike; at AVX-512 implicit GEMM wins it (no FFT for any 3-D one).
-        i3d = fc.explain(
-            (1, 96, 16, 14, 14), (208, 96, 3, 3, 3), padding=1, pass_="backward_weight"
-        )
-        assert i3d.algo == "implicit_gemm", str(i3d)
         for pass_ in ("forward", "backward_data", "backward_weight"):
             c3d = fc.explain((1, 64, 8, 28, 28), (64, 64, 3, 3, 3), padding=1, pass_=pass_)
-            assert (c3d.algo == "fft") == (isa == "avx2"), str(c3d)
+            assert c3d.algo == "winograd" and "depth taps" in c3d.reason, str(c3d)
+            wide5 = fc.explain(
+                (1, 64, 8, 28, 28), (64, 64, 3, 5, 5), padding=(1, 2, 2), pass_=pass_
+            )
+            assert (wide5.algo == "fft") == (isa == "avx2"), str(wide5)
             if isa == "avx512" and pass_ == "backward_weight":
-                assert c3d.algo == "implicit_gemm", str(c3d)
-            wide = fc.explain((1, 128, 8, 28, 28), (128, 128, 3, 3, 3), padding=1, pass_=pass_)
+                assert wide5.algo == "implicit_gemm", str(wide5)
+            wide = fc.explain((1, 128, 8, 28, 28), (128, 128, 3, 5, 5), padding=1, pass_=pass_)
             small = fc.explain((1, 64, 2, 7, 7), (64, 64, 3, 3, 3), padding=1, pass_=pass_)
             assert wide.algo != "fft" and small.algo != "fft", (str(wide), str(small))
             # Unmeasured there: a first layer (3 channels) and a dilated kernel.

@@ -133,7 +133,10 @@ def test_transposed_stride_one(tiled_fastconv, rng, x_shape, w_shape, kw, dtype)
         ((4, 4, 7, 7), dict(padding=3), "kernel"),
         ((4, 4, 5, 3), dict(padding=1), "kernel"),
         ((4, 4, 3, 1), dict(padding=1), "kernel"),
-        ((4, 4, 3, 3, 3), dict(padding=1), "3-D"),
+        # 3-D runs over its depth taps only with unit stride and dilation in each plane
+        ((4, 4, 3, 3, 3), dict(padding=1, stride=(1, 2, 2)), "3-D"),
+        ((4, 4, 3, 3, 3), dict(padding=2, dilation=(1, 2, 2)), "3-D"),
+        ((4, 4, 3, 3, 5), dict(padding=1), "3-D"),
     ],
 )
 def test_refusals_name_winograd_and_the_reason(w_shape, kw, why):

@@ -11,15 +11,15 @@
 #include <functional>
 
 #include "algo/dilation_phases.h"
+#include "algo/winograd_depth.h"
 #include "algo/winograd_phases.h"
 #include "algo/winograd_plan.h"
 #include "algo/winograd_stride2.h"
 #include "algo/winograd_schedule.h"
+#include "algo/winograd_stages.h"
 #include "fastconv/parallel.h"
 #include "fastconv/status.h"
 #include "gemm/gemm.h"
-#include "isa/isa_dispatch.h"
-#include "ukernels/winograd/winograd_ukernels.h"
 
 namespace fastconv::algo {
 
@@ -27,230 +27,9 @@ namespace {
 
 using winograd_schedule::for_each_run;
 using winograd_schedule::Schedule;
-using winograd_schedule::wrap_runs;
-
-// The active ISA's tile transforms: its table function is chosen once per dtype, then each call
-// looks the tile up in that table.
-template <typename T>
-const winograd::TileKernels<T>& tile_kernels(int m, int r, bool two_d) {
-  if constexpr (sizeof(T) == 4) {
-    static const auto isa_tiles = FASTCONV_KERNEL_BY_ISA(f32_winograd_tiles);
-    return isa_tiles(m, r, two_d);
-  } else {
-    static const auto isa_tiles = FASTCONV_KERNEL_BY_ISA(f64_winograd_tiles);
-    return isa_tiles(m, r, two_d);
-  }
-}
-
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// The three stages on one block; ranges of channels let the callers share a stage out.
-template <typename T>
-struct Stages {
-  using Rows = typename winograd::TileKernels<T>::Rows;
-  static Rows one_row(int64_t nt) { return Rows{nt, nt, 0}; }
-  const Schedule& p;
-  const ConvGeometry& f;
-  const winograd::TileKernels<T>& tk;
-  const T* x;
-  const T* w;
-  int64_t gs, ks, cs;  // weight element (grp, k, c) of f at w + grp * gs + k * ks + c * cs
-  const T* bias;
-  T* y;
-  // Stride phases: w is the stored weight, each run of kernels gathered from it (gs, ks and cs
-  // then step its kernels, winograd_phases::gather_kernels). A stacked copy written ahead
-  // cost 5-9% of dcgan.g3's passes (a write and a read of the whole weight from memory).
-  winograd_phases::PhasedWeight pw{};
-  // Strided layers through windows (WinogradPlan::windows): backward data's output
-  // (`windows_out`: y is grad_x), else the input (x is the stored input).
-  const winograd_phases::Split* windows = nullptr;
-  bool windows_out = false;
-
-  // U[k - k_base][a][c] for k in [k0, k1) of group grp.
-  void kernels(int64_t grp, int64_t k0, int64_t k1, int64_t k_base, T* u) const {
-    const bool flip = f.mode == ConvMode::kConv;
-    // A run of up to 16 lanes of up to 3x3 taps (phases: r <= 3), in a buffer three runs long:
-    // the kernel transform prefetches the kernels two runs on from its argument.
-    alignas(64) T run[3 * 16 * 9];
-    for (int64_t k = k0; k < k1; ++k)
-      for (int64_t c = 0; c < p.cg; c += tk.lanes) {
-        const int64_t n = std::min<int64_t>(tk.lanes, p.cg - c);
-        T* dst = u + (k - k_base) * p.u_ks + c;
-        if (!pw.tap) {
-          tk.kernel(w + grp * gs + k * ks + c * cs, cs, n, flip, dst, p.cg);
-          continue;
-        }
-        winograd_phases::gather_kernels(pw, w, gs, ks, cs, grp, k, c, n, run);
-        tk.kernel(run, pw.taps, n, flip, dst, p.cg);
-      }
-  }
-
-  // Calls fn(c, plane, h, w, iy0, ix0, t, len) for channels [c0, c1) of group grp and runs of
-  // tiles [t0, t1) in one tile row, at most `lanes` long: the run's patches are read from plane
-  // (h x w) at rows iy0 + i, columns ix0 + l * mw + j. Channel outer: each plane's rows are read
-  // in order (prefetch-friendly) and V is written sequentially. Through windows (strided
-  // forward and weight gradient, `windows`: x is the stored input, channels [c0, c1) whole
-  // stored channels of P phases), each stored channel's P phases of a longer run of tiles are
-  // stacked into a window on the stack first and the runs read from there.
-  template <typename F>
-  void for_each_input_run(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1,
-                          F&& fn) const {
-    if (!windows || windows_out) {
-      const int64_t in_sp = f.in_spatial();
-      const bool wrap = wrap_runs(p, tk.lanes);
-      for (int64_t c = c0; c < c1; ++c)
-        for_each_run(
-            p, t0, t1, tk.lanes,
-            [&](int64_t n, int64_t ty, int64_t tx, int64_t t, int64_t len) {
-              const T* plane = x + ((n * f.c + grp * p.cg) + c) * in_sp;
-              fn(c, plane, f.in[1], f.in[2], ty * p.mh - f.pad_lo[1], tx * p.mw - f.pad_lo[2], t,
-                 len, Rows{p.tiles_w - tx, p.tiles_w, -f.pad_lo[2]});
-            },
-            wrap);
-      return;
-    }
-    // The stacked correlation has no padding: tile (ty, tx) reads from row ty * mh, column
-    // tx * mw.
-    const winograd_phases::Split& sp = *windows;
-    const int64_t P = sp.phases;
-    const int64_t rows = f.rank == 2 ? p.mh + p.r - 1 : 1;
-    const int64_t span =
-        winograd_phases::window_tiles(sp, p.mh, p.mw, p.r, tk.lanes, sizeof(T), false);
-    alignas(64) T win[winograd_phases::kWindowBytes / sizeof(T)];
-    for (int64_t c = c0; c < c1; c += P) {
-      const int64_t stored = (grp * p.cg + c) / P;
-      for_each_run(p, t0, t1, span, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
-                                        int64_t len) {
-        const int64_t cols = len * p.mw + p.r - 1;
-        winograd_phases::stack_window(sp, x, n, stored, ty * p.mh, rows, tx * p.mw, cols, win);
-        for (int64_t phase = 0; phase < P; ++phase)
-          for (int64_t l = 0; l < len; l += tk.lanes) {
-            const int64_t nl = std::min<int64_t>(tk.lanes, len - l);
-            fn(c + phase, win + phase * rows * cols, rows, cols, int64_t(0), l * p.mw, t + l, nl,
-               one_row(nl));
-          }
-      });
-    }
-  }
-
-  // Channels per unit of the input and output stages' splits: whole stored channels through
-  // windows.
-  int64_t input_step() const { return windows && !windows_out ? windows->phases : 1; }
-  int64_t output_step() const { return windows && windows_out ? windows->phases : 1; }
-
-  // V[c][a][t - t0] for channels [c0, c1) and tiles [t0, t1) of group grp.
-  void input(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1, T* v) const {
-    for_each_input_run(grp, t0, t1, c0, c1,
-                       [&](int64_t c, const T* plane, int64_t h, int64_t w, int64_t iy0,
-                           int64_t ix0, int64_t t, int64_t len, Rows rows) {
-                         tk.input(plane, h, w, iy0, ix0, len, rows, v + c * p.v_cs + (t - t0),
-                                  p.block);
-                       });
-  }
-
-  // V for the forward / backward-data GEMMs as p.v_as-apart packed B matrices
-  // (p.v_layout: channels x the block's tiles, element (c, j) at offset(c, j)), which the GEMMs
-  // read in place. A run's lanes are one contiguous store only within a panel of the layout, so
-  // runs are cut at its panel edges; the last panel's columns past the block's tiles are zeroed
-  // (the micro-kernel reads them; their products are never stored).
-  void input_packed(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1, T* v) const {
-    const int64_t nt = t1 - t0;
-    const gemm::PackedBLayout& lb = p.v_layout;
-    for_each_input_run(grp, t0, t1, c0, c1,
-                       [&](int64_t c, const T* plane, int64_t h, int64_t w, int64_t iy0,
-                           int64_t ix0, int64_t t, int64_t len, Rows rows) {
-      for (int64_t s = 0; s < len;) {
-        const int64_t j = t - t0 + s, piece = std::min(len - s, lb.nr - j % lb.nr);
-        // The piece's first tile: s tiles on in the run's rows.
-        const int64_t row = s < rows.first ? 0 : 1 + (s - rows.first) / rows.row_tiles;
-        const int64_t col = row == 0 ? s : (s - rows.first) % rows.row_tiles;
-        const Rows piece_rows{row == 0 ? rows.first - s : rows.row_tiles - col, rows.row_tiles,
-                              rows.x_first};
-        tk.input(plane, h, w, iy0 + row * p.mh,
-                 (row == 0 ? ix0 : rows.x_first) + col * p.mw, piece, piece_rows,
-                 v + lb.offset(c, j), p.v_as);
-        s += piece;
-      }
-    });
-    if (nt % lb.nr == 0) return;
-    for (int64_t c = c0; c < c1; ++c)
-      for (int64_t a = 0; a < p.coords; ++a) {
-        T* tail = v + a * p.v_as + lb.offset(c, nt);
-        std::fill(tail, tail + (lb.nr - nt % lb.nr), T(0));
-      }
-  }
-
-  // V for the kernel blocks' GEMMs in the schedule's layout.
-  void input_for_gemms(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1, T* v) const {
-    if (p.packed_v) return input_packed(grp, t0, t1, c0, c1, v);
-    input(grp, t0, t1, c0, c1, v);
-  }
-
-  // M[k][a][t] = sum_c U[k][a][c] V[c][a][t] for kn rows of U (V from input_for_gemms).
-  // Channel-major V keeps each transform's alpha^2 outputs within a few KiB instead of alpha^2
-  // streams a power of two apart (which cost a store miss per vector).
-  void gemms(int64_t kn, int64_t nt, const T* u, const T* v, T* mdom) const {
-    const gemm::MatrixRef<T> ur{u, p.u_ks, 1};
-    if (p.packed_v) {
-      return gemm::gemm_batched_packed_b<T>(p.coords, kn, nt, p.cg, T(1), ur, p.cg, v,
-                                            p.v_layout, p.v_as, T(0), mdom, p.m_ks, p.block);
-    }
-    gemm::gemm_batched<T>(p.coords, kn, nt, p.cg, T(1), ur, p.cg,
-                          gemm::MatrixRef<T>{v, p.v_cs, 1}, p.block, T(0), mdom, p.m_ks, p.block);
-  }
-
-  // The tile blocks' GEMMs: U packed ahead (one group's kg rows, u_packed apart per
-  // coordinate), V[c][a][t] (input).
-  void gemms_packed(int64_t nt, const T* u_packed, const T* v, T* mdom) const {
-    gemm::gemm_batched_packed_a<T>(p.coords, p.kg, nt, p.cg, T(1), u_packed, p.u_packed,
-                                   gemm::MatrixRef<T>{v, p.v_cs, 1}, p.block, T(0), mdom,
-                                   p.m_ks, p.block);
-  }
-
-  // y for channels [k0, k1) of group grp, tiles [t0, t1), from M rows k - k_base.
-  void output(int64_t grp, int64_t t0, int64_t t1, int64_t k0, int64_t k1, int64_t k_base,
-              const T* mdom) const {
-    const int64_t out_sp = f.out_spatial(), kstride = p.m_ks;
-    const bool wrap = wrap_runs(p, tk.lanes);
-    for (int64_t k = k0; k < k1; ++k) {
-      const T b = bias ? bias[grp * p.kg + k] : T(0);
-      for_each_run(
-          p, t0, t1, tk.lanes,
-          [&](int64_t n, int64_t ty, int64_t tx, int64_t t, int64_t len) {
-            T* plane = y + ((n * f.k + grp * p.kg) + k) * out_sp;
-            tk.output(mdom + (k - k_base) * kstride + (t - t0), p.block, len, b, plane,
-                      f.out[1], f.out[2], ty * p.mh, tx * p.mw, Rows{p.tiles_w - tx, p.tiles_w, 0});
-          },
-          wrap);
-    }
-  }
-
-  // output() through windows: stacked channels [k0, k1) of group grp (whole stored channels of
-  // P phases), tiles [t0, t1); per stored channel and run of tiles in one tile row, its P
-  // phases' outputs into a window on the stack, then into grad_x (y).
-  void output_windows(int64_t grp, int64_t t0, int64_t t1, int64_t k0, int64_t k1,
-                      const T* mdom) const {
-    const winograd_phases::Split& sp = *windows;
-    const int64_t P = sp.phases;
-    const int64_t span =
-        winograd_phases::window_tiles(sp, p.mh, p.mw, p.r, tk.lanes, sizeof(T), true);
-    alignas(64) T win[winograd_phases::kWindowBytes / sizeof(T)];
-    for (int64_t k = k0; k < k1; k += P) {
-      const int64_t c = (grp * p.kg + k) / P;
-      for_each_run(p, t0, t1, span, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
-                                        int64_t len) {
-        const int64_t rows = std::min<int64_t>(p.mh, f.out[1] - ty * p.mh);
-        const int64_t cols = std::min(len * p.mw, f.out[2] - tx * p.mw);
-        for (int64_t phase = 0; phase < P; ++phase)
-          for (int64_t l = 0; l < len; l += tk.lanes)
-            tk.output(mdom + (k + phase) * p.m_ks + (t + l - t0), p.block,
-                      std::min<int64_t>(tk.lanes, len - l), T(0), win + phase * rows * cols,
-                      rows, cols, 0, l * p.mw, one_row(len - l));
-        winograd_phases::unstack_window(sp, win, n, c, ty * p.mh, rows, tx * p.mw, cols, y);
-      });
-    }
-  }
-};
+using winograd_stages::ceil_div;
+using winograd_stages::Stages;
+using winograd_stages::tile_kernels;
 
 // Runs fn(block, slot) for every block, spread over the pool when the schedule says so (threads
 // take the next block as they finish), else in order on the calling thread.
@@ -374,10 +153,11 @@ template <typename T>
 void run_correlation(const Schedule& p, const T* x, const T* w, int64_t gs, int64_t ks, int64_t cs,
                      const T* bias, T* y, T* ws, winograd_phases::PhasedWeight pw = {},
                      const BlockDone* done = nullptr,
-                     const winograd_phases::Split* windows = nullptr, bool windows_out = false) {
+                     const winograd_phases::Split* windows = nullptr, bool windows_out = false,
+                     const winograd_depth::DepthStack* depth = nullptr, const T* zero = nullptr) {
   if (p.tiles == 0) return;
-  const Stages<T> st{p,  p.f, tile_kernels<T>(p.m, p.r, p.f.rank == 2), x, w, gs, ks, cs, bias,
-                     y,  pw, windows, windows_out};
+  const Stages<T> st{p, p.f, tile_kernels<T>(p.m, p.r, p.f.rank == 2), x, w, gs, ks, cs, bias,
+                     y, pw, windows, windows_out, depth, zero};
   if (p.kernel_blocks)
     run_kernel_blocks(p, st, ws, done);
   else
@@ -390,7 +170,9 @@ void run_correlation(const Schedule& p, const T* x, const T* w, int64_t gs, int6
 // over tiles); dW = AT' dW^ A' once per group at the end.
 template <typename T>
 void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad_w, T* ws,
-                         const winograd_phases::Split* windows = nullptr) {
+                         const winograd_phases::Split* windows = nullptr,
+                         const winograd_depth::DepthStack* depth = nullptr,
+                         const T* zero = nullptr) {
   const ConvGeometry& g = p.f;  // the weight gradient correlates x with grad_y of g itself
   const int64_t taps = g.kernel_spatial();
   if (p.tiles == 0) {
@@ -398,7 +180,8 @@ void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad
     return;
   }
   const auto& tk = tile_kernels<T>(p.m, p.r, g.rank == 2);
-  const Stages<T> st{p, g, tk, x, nullptr, 0, 0, 0, nullptr, nullptr, {}, windows};
+  const Stages<T> st{p,  g,       tk, x,     nullptr, 0,    0, 0, nullptr,
+                     nullptr, {}, windows, false, depth, zero};
   const int64_t step = st.input_step();
   T* dw = ws;                // [k][a][c] of one group
   T* v = ws + p.u_elems;     // [c][a][t]
@@ -415,7 +198,8 @@ void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad
         for (int64_t k = k0; k < k1; ++k)
           for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
                                                 int64_t len) {
-            const T* plane = grad_y + ((n * g.k + grp * p.kg) + k) * out_sp;
+            const T* plane = depth ? depth->dest(grad_y, n, grp * p.kg + k)
+                                   : grad_y + ((n * g.k + grp * p.kg) + k) * out_sp;
             tk.grad(plane, g.out[1], g.out[2], ty * p.mh, tx * p.mw, len,
                     gy_hat + k * kstride + (t - t0), p.block);
           });
@@ -464,6 +248,16 @@ void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bia
   const WinogradPlan& wp = plan_of(plan);
   if (wp.stride2) return stride2_winograd_forward(plan, x, w, bias, y, ws);
   const ConvGeometry& g = plan.g;
+  if (wp.depth) {  // the 3-D weight as the 2-D one of C/G x KD channels
+    if (wp.main.tiles == 0) return;
+    const PhaseBuffers<T> buf = phase_buffers(wp, ws);
+    const ConvGeometry& f = wp.main.f;
+    const int64_t taps = f.kernel_spatial(), cg = f.c_per_group();
+    std::fill(buf.input, buf.input + wp.depth_stack.src_plane, T(0));
+    run_correlation<T>(wp.main, x, w, f.k_per_group() * cg * taps, cg * taps, taps, bias, y,
+                       buf.rest, {}, nullptr, nullptr, false, &wp.depth_stack, buf.input);
+    return;
+  }
   const int64_t g_taps = g.kernel_spatial(), g_cg = g.c_per_group(), g_kg = g.k_per_group();
   if (wp.dilated) {
     if (wp.main.tiles == 0) return;
@@ -499,6 +293,16 @@ void winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T
   const int64_t cg = g.c_per_group(), kg = g.k_per_group();
   // Correlation with k' = c, c' = k: element (grp, c, k) at w[grp][k][c].
   const int64_t g_taps = g.kernel_spatial();
+  if (wp.depth) {  // the weight reordered to (K, KD, C/G, r, r): K x KD output channels of C/G
+    if (wp.main.tiles == 0) return;
+    const PhaseBuffers<T> buf = phase_buffers(wp, ws);
+    const int64_t taps = wp.main.f.kernel_spatial(), kd = g.kernel[0];
+    winograd_depth::swap_weight(g, w, buf.weight);
+    std::fill(buf.input, buf.input + wp.depth_stack.src_plane, T(0));
+    run_correlation<T>(wp.main, grad_y, buf.weight, kg * kd * cg * taps, taps, cg * taps, nullptr,
+                       grad_x, buf.rest, {}, nullptr, nullptr, false, &wp.depth_stack, buf.input);
+    return;
+  }
   if (!wp.phased && !wp.dilated) {
     run_correlation<T>(wp.main, grad_y, w, kg * cg * g_taps, g_taps, cg * g_taps, nullptr,
                        grad_x, ws);
@@ -549,6 +353,13 @@ void winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y,
                               T* ws) {
   const WinogradPlan& wp = plan_of(plan);
   if (wp.stride2) return stride2_winograd_backward_weight(plan, x, grad_y, grad_w, ws);
+  if (wp.depth) {  // grad_w (K, C/G, KD, r, r) is the 2-D weight gradient's (K, C/G x KD, r, r)
+    const PhaseBuffers<T> buf = phase_buffers(wp, ws);
+    if (wp.main.tiles > 0) std::fill(buf.input, buf.input + wp.depth_stack.src_plane, T(0));
+    run_weight_gradient<T>(wp.main, x, grad_y, grad_w, buf.rest, nullptr, &wp.depth_stack,
+                           buf.input);
+    return;
+  }
   if (!wp.phased && !wp.dilated) {
     run_weight_gradient<T>(wp.main, x, grad_y, grad_w, ws);
     return;

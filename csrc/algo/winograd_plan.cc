@@ -44,7 +44,7 @@ bool strided(const ConvGeometry& g) {
 
 std::string unsupported_reason(const ConvGeometry& g) {
   if (g.rank == 3)
-    return "winograd supports 1-D F(m,r) and 2-D F(mxm,rxr) only, not 3-D convolutions";
+    return winograd_depth::stackable(g) ? "" : winograd_depth::unstackable_reason(g);
   const int first = kMaxRank - g.rank;
   for (int d = first; d < kMaxRank; ++d)
     if (g.dilation[d] != 1 && !dilation_phases::splittable(g))
@@ -76,12 +76,50 @@ constexpr const char* kFiveTapWeightNote =
     "implicit_gemm (a 5-tap kernel's transform-domain weight gradient, F(5x5,2x2), has ~18x "
     "the error)";
 
+// The weight gradient's fallback to implicit_gemm where the transform domain does not pay.
+std::string plan_weight_fallback(ConvPlan& plan, const char* note) {
+  plan.runner = Algorithm::kImplicitGemm;
+  const std::string implicit_gemm_why = implicit_gemm_plan(plan);  // its workspace and detail
+  if (!implicit_gemm_why.empty()) return implicit_gemm_why;
+  plan.note = note;
+  return "";
+}
+
+// A 3-D layer: the 2-D convolution of its depth taps (winograd_depth.h).
+std::string plan_depth(ConvPlan& plan) {
+  const ConvGeometry& g = plan.g;
+  WinogradPlan wp;
+  wp.depth = true;
+  wp.depth_stack = winograd_depth::make_stack(g, plan.pass);
+  const ConvGeometry f = winograd_depth::flat_geometry(g, plan.pass);
+  const int64_t summed = plan.pass == ConvPass::kBackwardData ? f.k_per_group() : f.c_per_group();
+  const int tile = choose_tile(f, plan.pass, summed);
+  wp.main = make_schedule(f, plan.pass, tile, dtype_size(plan.dtype), plan.threads);
+  const bool five_taps = g.kernel[2] == 5;
+  if (plan.pass == ConvPass::kBackwardWeight &&
+      (five_taps || !weight_gradient_by_winograd(wp.main)))
+    return plan_weight_fallback(plan, five_taps ? kFiveTapWeightNote : kImplicitGemmFallbackNote);
+  wp.a_elems = round_up(winograd_depth::weight_elems(g, plan.pass), 16);
+  wp.b_elems = round_up(wp.depth_stack.src_plane, 16);
+  const bool empty = g.n * g.out_spatial() == 0 || wp.main.tiles == 0;
+  plan.workspace_bytes =
+      empty ? 0 : (wp.buffers() + schedule_elems(wp.main)) * dtype_size(plan.dtype);
+  const bool bd = plan.pass == ConvPass::kBackwardData;  // grad_y's planes as K x KD channels
+  plan.note = tile_note(2, g.kernel[2], plan.pass, tile) + " over the " +
+              std::to_string(g.kernel[0]) + " depth taps (2-D over " + std::to_string(f.n) +
+              " planes, " + std::to_string(bd ? f.k : f.c) + " -> " +
+              std::to_string(bd ? f.c : f.k) + " channels)";
+  plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
+  return "";
+}
+
 }  // namespace
 
 std::string winograd_plan(ConvPlan& plan) {
   const ConvGeometry& g = plan.g;
   const std::string why = unsupported_reason(g);
   if (!why.empty()) return why;
+  if (g.rank == 3) return plan_depth(plan);
   WinogradPlan wp;
   if (stride2_winograd_serves(g, plan.pass)) {
     wp.stride2 = true;
@@ -147,13 +185,8 @@ std::string winograd_plan(ConvPlan& plan) {
   }
   const bool five_taps = f.kernel[2] == 5;
   if (plan.pass == ConvPass::kBackwardWeight &&
-      (five_taps || !weight_gradient_by_winograd(wp.main))) {
-    plan.runner = Algorithm::kImplicitGemm;
-    const std::string implicit_gemm_why = implicit_gemm_plan(plan);  // its workspace and detail
-    if (!implicit_gemm_why.empty()) return implicit_gemm_why;
-    plan.note = five_taps ? kFiveTapWeightNote : kImplicitGemmFallbackNote;
-    return "";
-  }
+      (five_taps || !weight_gradient_by_winograd(wp.main)))
+    return plan_weight_fallback(plan, five_taps ? kFiveTapWeightNote : kImplicitGemmFallbackNote);
   const bool empty = g.n * g.out_spatial() == 0 || wp.main.tiles == 0;
   plan.workspace_bytes =
       empty ? 0 : (wp.buffers() + schedule_elems(wp.main)) * dtype_size(plan.dtype);

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "algo/dilation_phases.h"
+#include "algo/winograd_depth.h"
 #include "algo/winograd_phases.h"
 #include "algo/winograd_schedule.h"
 
@@ -17,7 +18,10 @@ namespace fastconv::algo {
 // run by run), the stacked input (or its gradient) in b_elems and,
 // folded, grad_y or y in the wide layout in c_elems. Dilated layers (`dilated`) run `main` on
 // the dense convolution of their dilation phases (dilation_phases.h: dilation.dense), the stacked
-// input (or its gradient) in b_elems, the stacked output (or grad_y) in c_elems.
+// input (or its gradient) in b_elems, the stacked output (or grad_y) in c_elems. 3-D layers
+// (`depth`) run `main` on the 2-D convolution of their depth taps (winograd_depth.h), reading and
+// writing the 3-D tensors' planes in place: backward data's reordered weight in a_elems, a zero
+// plane (for taps off the volume) in b_elems.
 struct WinogradPlan {
   // A 3x3 / 2 forward or weight gradient run by winograd_stride2.h (its own layout; nothing
   // below is used).
@@ -27,6 +31,8 @@ struct WinogradPlan {
   winograd_phases::Split split;
   bool dilated = false;
   dilation_phases::Split dilation;
+  bool depth = false;
+  winograd_depth::DepthStack depth_stack;
   // The stacked input (or its gradient) through windows on the stack, run of tiles by run, so
   // b_elems holds none of it: forward and weight gradient stack each stored channel's P phases
   // from x (winograd_phases::stack_window), backward data on tile blocks moves them from the

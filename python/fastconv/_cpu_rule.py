@@ -25,6 +25,7 @@ from ._cpu_taps import (
     _temporal_columns,
     _tiling_kernel,
 )
+from ._cpu_volume import _depth_winograd, _fft_3d_at_avx2, _winograd_tiles
 
 
 def _patch_rows(p: "_Shape") -> bool:
@@ -149,28 +150,6 @@ def _five_tap_winograd(p: "_Shape", unit_stride: bool) -> bool:
     if max(p.c_per_group, p.k_per_group) > 128 or min(p.c_per_group, p.k_per_group) < fewest:
         return False
     return row >= 28
-
-
-def _fft_3d_at_avx2(p: "_Shape", unit_stride: bool) -> bool:
-    """Whether a dense 3-D pass of 27+ taps at stride 1 runs the FFT below
-    AVX-512 (AVX-512's direct row kernels keep them): up to 64 channels each side, 1024+ output
-    positions, dilation 1, more than 4 input channels (first layers keep their row kernels;
-    neither was measured); the weight gradient too (c3d 5.39 vs implicit_gemm 7.15; at AVX-512
-    implicit GEMM wins it, 4.27 vs 4.52, I3D 8.84 vs 12.8). 2 threads, median ms, forward /
-    backward data, fft vs direct (the
-    per-tap path or the previous auto), AVX2: c3d 64 ch 8x28x28 5.12/5.12 vs 6.74/6.75, x4 on
-    8x14x14 5.07/5.06 vs 7.09/7.09, 16x56x56 37.8/37.8 vs 78.4/62.1 (auto) and 55.2/59.9
-    (direct). More channels lose (128 ch 8x28x28 39.0/39.4 vs 24.4/24.4; I3D's 96->208 16.4/15.5
-    vs 17.7/15.8 about even), as do small volumes (256 ch 4x7x7 22.4 vs 3.2)."""
-    if _active_isa() == "avx512" or not unit_stride or len(p.kernel) != 3 or p.groups != 1:
-        return False
-    if p.taps < 27:
-        return False
-    if max(p.c_per_group, p.k_per_group) > 64 or p.c_per_group <= 4:
-        return False
-    if any(d != 1 for d in p.dilation):
-        return False
-    return p.n * math.prod(p.out_extents) >= 1024
 
 
 def _two_tap_products(extents: tuple[int, ...], few_summed: bool) -> float:
@@ -403,7 +382,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
       1.15/1.15/1.18 vs 1.83/1.83/2.42; c3d 3x3x3 3.96/4.20/2.86 vs 4.18/4.15/5.43, so fft for
       every pass of ranks 1-2; the 3-D weight gradient once ran it too, but implicit GEMM now
       wins it at AVX-512 (c3d 4.27 vs 4.52, I3D 96->208 8.84 vs 12.8) and on I3D at AVX2
-      (15.1 vs 16.0); c3d's keeps it there (_fft_3d_at_avx2). (Under a loaded machine fft's
+      (15.1 vs 16.0); c3d kept it there (_cpu_volume._fft_3d_at_avx2; Winograd over the
+      depth taps now takes 3x3 planes: _depth_winograd). (Under a loaded machine fft's
       many short parallel phases suffer more than one GEMM: dense5x5 forward 2.40 vs 1.93.)
     - winograd (stride 1, 3 taps per dim, 1-D and 2-D; its tile follows the error rule in
       csrc/algo/winograd.cc) at 2 threads, best of 7, ms, winograd vs implicit_gemm: res2.3x3
@@ -470,10 +450,14 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     # Output tiles of F(2x2) where Winograd runs (3 taps per dim, unit stride).
     # (Dilated layers only as _dilation_phase_winograd says.)
     undilated = all(d == 1 for d in p.dilation)
-    winograd = unit_stride and undilated and all(k == 3 for k in p.kernel) and usable("winograd")
-    tiles = p.n
-    for e, lo, hi in zip(p.in_extents, p.pad_lo, p.pad_hi):
-        tiles *= (e + lo + hi - 2 + 1) // 2
+    depth_winograd = _depth_winograd(p, unit_stride)
+    winograd = (
+        unit_stride
+        and undilated
+        and (depth_winograd or (len(p.kernel) < 3 and all(k == 3 for k in p.kernel)))
+        and usable("winograd")
+    )
+    tiles = _winograd_tiles(p)
     if _stride2_winograd(p) and usable("winograd"):
         return "winograd", "3x3 / 2, 64+ channels: Winograd F(2x2,3x3) at stride 2"
     if _patch_rows(p) and usable("direct"):
@@ -502,7 +486,7 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         return _taps_choice(p, unit_stride, usable)
     if winograd:
         # Below ~32 tiles (a 7x7 image at batch 1) the transforms do not pay.
-        if p.conv_pass == "backward_weight" or tiles >= 32:
+        if p.conv_pass == "backward_weight" or tiles >= (64 if depth_winograd else 32):
             return "winograd", "3 taps per dim at stride 1: Winograd minimal filtering"
     if unit_stride and p.taps >= 25 and len(p.kernel) < 3 and usable("fft"):
         return "fft", "kernel of 25+ taps at stride 1: tiled FFT, channel GEMMs per frequency"

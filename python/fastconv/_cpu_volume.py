@@ -1,0 +1,67 @@
+"""auto's rules for 3-D layers (csrc/algo/winograd_depth.h, the tiled FFT below AVX-512) and
+the F(2x2) tile count the Winograd rules compare (_cpu_rule.cpu_rule)."""
+
+from __future__ import annotations
+
+import math
+
+from ._cpu_shape import _active_isa, _Shape
+
+
+def _depth_winograd(p: "_Shape", unit_stride: bool) -> bool:
+    """Whether a 3-D pass has 3x3 taps in each plane at stride and dilation 1: Winograd runs it as
+    a 2-D convolution over its depth taps (csrc/algo/winograd_depth.h; F(2x2,3x3) per plane, KD
+    x 16 products per 4 outputs against KD x 36). 2 threads, median ms of three interleaved
+    runs, PyTorch's time / fastconv's, forward / backward data / weight, winograd vs the
+    previous auto, AVX-512 on Zen 4: c3d 64 ch 3x3x3 8x28x28 7.3/6.2/4.8x vs 4.8/4.9/3.9x (direct,
+    direct, implicit_gemm); I3D 96->208 16x14x14 1.15/1.01/1.55x vs 0.93/0.95/0.97x; 32 ch
+    32x32x32 1.37/1.34/1.13x; R(2+1)D 256->576 1x3x3 4x14x14 1.78/1.11/1.37x vs 1.25/1.23/0.93x;
+    X3D-like 48 ch 1x3x3 16x28x28 1.46/1.46/1.08x vs 0.74/0.78/0.45x. AVX2 (PyTorch capped
+    alike), against the FFT _fft_3d_at_avx2 gave 3x3x3 layers on up to 64 channels: c3d
+    5.3/5.1/4.8x vs 3.6/3.0/3.8x, 32 ch 32x32x32 1.01/1.06/1.90x vs 0.69/0.65/1.44x, 64 ch
+    16x56x56 1.16/1.18/2.05x vs 0.67/0.65/1.62x. Small volumes keep direct's per-tap path
+    (_depth_tiles below 64; 512 ch 3x3x3 2x7x7, 32 tiles, forward / data 1.40/0.60x vs
+    1.81/1.65x)."""
+    return (
+        len(p.kernel) == 3
+        and unit_stride
+        and tuple(p.kernel[1:]) == (3, 3)
+        and all(d == 1 for d in p.dilation)
+    )
+
+
+def _winograd_tiles(p: "_Shape") -> int:
+    """F(2x2) output tiles over the batch: per output plane of a 3-D pass (its depth rows
+    counted whole), per image of a 1-D or 2-D one."""
+    tiles = p.n
+    dims = list(zip(p.in_extents, p.pad_lo, p.pad_hi, p.kernel))
+    if len(dims) == 3:
+        e, lo, hi, k = dims.pop(0)
+        tiles *= max(0, e + lo + hi - k + 1)
+    for e, lo, hi, _ in dims:
+        tiles *= (e + lo + hi - 2 + 1) // 2
+    return tiles
+
+
+def _fft_3d_at_avx2(p: "_Shape", unit_stride: bool) -> bool:
+    """Whether a dense 3-D pass of 27+ taps at stride 1 runs the FFT below
+    AVX-512 (AVX-512's direct row kernels keep them): up to 64 channels each side, 1024+ output
+    positions, dilation 1, more than 4 input channels (first layers keep their row kernels;
+    neither was measured); the weight gradient too (c3d 5.39 vs implicit_gemm 7.15; at AVX-512
+    implicit GEMM wins it, 4.27 vs 4.52, I3D 8.84 vs 12.8). 2 threads, median ms, forward /
+    backward data, fft vs direct (the
+    per-tap path or the previous auto), AVX2: c3d 64 ch 8x28x28 5.12/5.12 vs 6.74/6.75, x4 on
+    8x14x14 5.07/5.06 vs 7.09/7.09, 16x56x56 37.8/37.8 vs 78.4/62.1 (auto) and 55.2/59.9
+    (direct). More channels lose (128 ch 8x28x28 39.0/39.4 vs 24.4/24.4; I3D's 96->208 16.4/15.5
+    vs 17.7/15.8 about even), as do small volumes (256 ch 4x7x7 22.4 vs 3.2)."""
+    if _active_isa() == "avx512" or not unit_stride or len(p.kernel) != 3 or p.groups != 1:
+        return False
+    if _depth_winograd(p, unit_stride):  # Winograd over the depth taps beats it
+        return False
+    if p.taps < 27:
+        return False
+    if max(p.c_per_group, p.k_per_group) > 64 or p.c_per_group <= 4:
+        return False
+    if any(d != 1 for d in p.dilation):
+        return False
+    return p.n * math.prod(p.out_extents) >= 1024
