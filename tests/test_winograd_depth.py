@@ -138,6 +138,12 @@ def test_auto_takes_3x3_planes(isa):
         for pass_ in ("forward", "backward_data"):
             small = fc.explain((1, 512, 2, 7, 7), (512, 512, 3, 3, 3), padding=1, pass_=pass_)
             assert small.algo == "direct", str(small)
+        # summing 1024+ channels x depth taps (512 x 3): transformed kernels past 50 MiB
+        for pass_ in ("forward", "backward_data", "backward_weight"):
+            wide = fc.explain((1, 512, 8, 14, 14), (512, 512, 3, 3, 3), padding=1, pass_=pass_)
+            assert wide.algo != "winograd", str(wide)
+        e = fc.explain((1, 512, 8, 14, 14), (128, 512, 1, 3, 3), padding=(0, 1, 1))
+        assert e.algo == "winograd", str(e)
         temporal = fc.explain((1, 576, 4, 14, 14), (256, 576, 3, 1, 1), padding=(1, 0, 0))
         assert temporal.algo != "winograd", str(temporal)
         strided = fc.explain((1, 64, 8, 28, 28), (64, 64, 3, 3, 3), padding=1, stride=2)

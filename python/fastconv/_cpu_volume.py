@@ -20,13 +20,19 @@ def _depth_winograd(p: "_Shape", unit_stride: bool) -> bool:
     alike), against the FFT _fft_3d_at_avx2 gave 3x3x3 layers on up to 64 channels: c3d
     5.3/5.1/4.8x vs 3.6/3.0/3.8x, 32 ch 32x32x32 1.01/1.06/1.90x vs 0.69/0.65/1.44x, 64 ch
     16x56x56 1.16/1.18/2.05x vs 0.67/0.65/1.62x. Small volumes keep direct's per-tap path
-    (_depth_tiles below 64; 512 ch 3x3x3 2x7x7, 32 tiles, forward / data 1.40/0.60x vs
-    1.81/1.65x)."""
+    (_winograd_tiles below 64; 512 ch 3x3x3 2x7x7, 32 tiles, forward / data 1.40/0.60x vs
+    1.81/1.65x), and so do passes summing over 1024+ channels x depth taps (C x KD forward and
+    for the weight gradient, K x KD for backward data), whose transformed kernels pass 50 MiB:
+    512 ch 3x3x3 8x14x14, ms, winograd vs direct (implicit_gemm for the weight gradient)
+    90.7/107.7/98.6 vs 87.7/90.6/94.6 with 76/103/33 MiB of workspace; 256 ch on 8x28x28 57.0/
+    60.4/45.2 vs 94.3/94.5/105.4."""
+    summed = (p.k_per_group if p.conv_pass == "backward_data" else p.c_per_group) * p.kernel[0]
     return (
         len(p.kernel) == 3
         and unit_stride
         and tuple(p.kernel[1:]) == (3, 3)
         and all(d == 1 for d in p.dilation)
+        and summed < 1024
     )
 
 
