@@ -406,3 +406,42 @@ POINTWISE_BLOCKS = [
 @pytest.mark.parametrize("case", POINTWISE_BLOCKS, ids=lambda c: c[0])
 def test_pointwise_blocks(case, dtype, threads, rng, poisoned_outputs, restore_threads):
     _forward_matches(case, dtype, threads, rng)
+
+
+# 1x1 weight gradients pack B by the ISA's transpose tiles (conv_panels.cc: pack_pointwise): a
+# batch whose images a panel's positions cross (3 x 5x7), channels that leave a partial panel
+# (37, 70), groups (each group's channels from its offset), 1-D and 3-D, one position per image.
+POINTWISE = [
+    ((3, 37, 5, 7), (20, 37, 1, 1), {}),
+    ((2, 70, 9, 9), (48, 35, 1, 1), dict(groups=2)),
+    ((4, 33, 50), (16, 33, 1), {}),
+    ((2, 40, 3, 4, 5), (24, 40, 1, 1, 1), {}),
+    ((16, 64, 1, 1), (32, 64, 1, 1), {}),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape,w_shape,kw", POINTWISE)
+def test_pointwise_weight_gradient(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
+    x = rand(rng, x_shape, dtype)
+    gy = rand(rng, ref.conv(x, rand(rng, w_shape, dtype), **kw).shape, dtype)
+    want = ref.conv_backward_weight(x, gy, w_shape, **kw)
+    depth = math.prod(gy.shape) // gy.shape[1]
+    for algo in ("implicit_gemm", "auto"):
+        got = fastconv.conv_backward_weight(x, gy, w_shape, algo=algo, **kw)
+        assert_close(got, want, dtype, depth, err_msg=algo)
+
+
+def test_pointwise_weight_gradient_every_isa_level(isa):
+    from conftest import FastconvProcess
+
+    r = np.random.default_rng(11)
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        for x_shape, w_shape, kw in POINTWISE[:3]:
+            for dtype in DTYPES:
+                x = rand(r, x_shape, dtype)
+                gy = rand(r, ref.conv(x, rand(r, w_shape, dtype), **kw).shape, dtype)
+                got = fc.conv_backward_weight(x, gy, w_shape, algo="implicit_gemm", **kw)
+                depth = math.prod(gy.shape) // gy.shape[1]
+                want = ref.conv_backward_weight(x, gy, w_shape, **kw)
+                assert_close(got, want, dtype, depth)

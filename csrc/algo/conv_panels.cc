@@ -5,6 +5,7 @@
 #include "algo/conv_panels.h"
 
 #include "algo/panel_runs.h"
+#include "ukernels/transpose/transpose_ukernels.h"
 
 #include <algorithm>
 #include <cstring>
@@ -320,9 +321,36 @@ inline void transpose_runs4(const T* const* src, int64_t len, T* dst, int64_t ld
 
 }  // namespace
 
+// A pointwise layer's panel (1x1 window, unit stride, no padding): B[o, c] = x[c, o], each
+// image's stretch of positions a transpose of the panel's channel rows by the ISA's register
+// tiles. The general path below moves four columns at a time: 23% of a 1x1 weight gradient
+// (512 -> 256 on 20x20 x 8).
+template <typename T>
+bool pack_pointwise(const ConvGeometry& g, const T* src, int64_t image_stride, int64_t k0,
+                    int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) {
+  for (int d = 0; d < kMaxRank; ++d)
+    if (g.kernel[d] != 1 || g.stride[d] != 1 || g.pad_lo[d] != 0 || g.pad_hi[d] != 0)
+      return false;
+  const int64_t in_sp = g.in_spatial();
+  const TransposeKernels<T>& kern = transpose_kernels<T>();
+  for (int64_t p0 = 0; p0 < nc; p0 += nr, dst += kc * nr) {
+    const int64_t cols = std::min(nr, nc - p0);
+    for (int64_t k = 0; k < kc;) {
+      const int64_t o = k0 + k, img = o / in_sp, q = o % in_sp;
+      const int64_t len = std::min(kc - k, in_sp - q);
+      kern.transpose(src + img * image_stride + (n0 + p0) * in_sp + q, in_sp, cols, len, nullptr,
+                     dst + k * nr, nr);
+      k += len;
+    }
+    for (int64_t j = cols; j < nr; ++j) zero_run(kc, dst + j, nr);
+  }
+  return true;
+}
+
 template <typename T>
 void WeightColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
                             T* dst) const {
+  if (pack_pointwise(g_, src_, image_stride_, k0, kc, n0, nc, nr, dst)) return;
   const ConvGeometry& g = g_;
   const int64_t taps = g.kernel_spatial(), in_sp = g.in_spatial(), step = g.stride[2];
   const int64_t H = g.in[1], W = g.in[2];
