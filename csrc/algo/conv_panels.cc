@@ -325,12 +325,16 @@ inline void transpose_runs4(const T* const* src, int64_t len, T* dst, int64_t ld
 // image's stretch of positions a transpose of the panel's channel rows by the ISA's register
 // tiles. The general path below moves four columns at a time: 23% of a 1x1 weight gradient
 // (512 -> 256 on 20x20 x 8).
+// Only a plain geometry: its one tap at offset 0 (a stride-phase geometry's table moves taps
+// between phase planes, and its positions per image are not in_spatial()).
 template <typename T>
-bool pack_pointwise(const ConvGeometry& g, const T* src, int64_t image_stride, int64_t k0,
-                    int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) {
+bool pack_pointwise(const ConvGeometry& g, const TapTable& taps, const T* src,
+                    int64_t image_stride, int64_t k0, int64_t kc, int64_t n0, int64_t nc,
+                    int64_t nr, T* dst) {
   for (int d = 0; d < kMaxRank; ++d)
     if (g.kernel[d] != 1 || g.stride[d] != 1 || g.pad_lo[d] != 0 || g.pad_hi[d] != 0)
       return false;
+  if (taps.dz.size() != 1 || taps.dz[0] != 0 || taps.dy[0] != 0 || taps.dx[0] != 0) return false;
   const int64_t in_sp = g.in_spatial();
   const TransposeKernels<T>& kern = transpose_kernels<T>();
   for (int64_t p0 = 0; p0 < nc; p0 += nr, dst += kc * nr) {
@@ -350,7 +354,7 @@ bool pack_pointwise(const ConvGeometry& g, const T* src, int64_t image_stride, i
 template <typename T>
 void WeightColumns<T>::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
                             T* dst) const {
-  if (pack_pointwise(g_, src_, image_stride_, k0, kc, n0, nc, nr, dst)) return;
+  if (pack_pointwise(g_, taps_, src_, image_stride_, k0, kc, n0, nc, nr, dst)) return;
   const ConvGeometry& g = g_;
   const int64_t taps = g.kernel_spatial(), in_sp = g.in_spatial(), step = g.stride[2];
   const int64_t H = g.in[1], W = g.in[2];

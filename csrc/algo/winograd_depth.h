@@ -6,8 +6,9 @@
 // backward data, the weight with (C, KD) swapped. The planes are addressed in place
 // (DepthStack::source / dest): the 2-D transforms read and write the 3-D tensors' planes.
 //
-// Products per output: KD x the 2-D tile's (F(4x4,3x3) 3 x 36 / 16 = 6.75 against 27 for a
-// 3x3x3 kernel); each input plane's transform is computed once per depth tap that reads it.
+// Products per output: KD x the 2-D tile's (F(2x2,3x3), the tile the error rule gives for the
+// C/G x KD channels real layers sum: 3 x 16 / 4 = 12 against 27 for a 3x3x3 kernel); each input
+// plane's transform is computed once per depth tap that reads it.
 #pragma once
 #include <cstdint>
 #include <string>

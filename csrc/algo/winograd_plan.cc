@@ -70,6 +70,9 @@ std::string unsupported_reason(const ConvGeometry& g) {
 constexpr const char* kImplicitGemmFallbackNote =
     "implicit_gemm (fewer than C/4 output tiles or fewer than 16 channels per group: the "
     "transform-domain weight gradient would cost more than it saves)";
+constexpr const char* kDepthFallbackNote =
+    "implicit_gemm (fewer than C/4 output tiles or fewer than 16 channels x depth taps per "
+    "group: the transform-domain weight gradient would cost more than it saves)";
 // F(5x5,2x2)'s output transform scales by up to 16: float32 error ~18x implicit GEMM's over
 // 64 channels on 28x28 (forward and backward data's F(2x2,5x5) 4.4-5.6x).
 constexpr const char* kFiveTapWeightNote =
@@ -98,7 +101,7 @@ std::string plan_depth(ConvPlan& plan) {
   const bool five_taps = g.kernel[2] == 5;
   if (plan.pass == ConvPass::kBackwardWeight &&
       (five_taps || !weight_gradient_by_winograd(wp.main)))
-    return plan_weight_fallback(plan, five_taps ? kFiveTapWeightNote : kImplicitGemmFallbackNote);
+    return plan_weight_fallback(plan, five_taps ? kFiveTapWeightNote : kDepthFallbackNote);
   wp.a_elems = round_up(winograd_depth::weight_elems(g, plan.pass), 16);
   wp.b_elems = round_up(wp.depth_stack.src_plane, 16);
   const bool empty = g.n * g.out_spatial() == 0 || wp.main.tiles == 0;
