@@ -29,6 +29,8 @@ GEOMETRIES = [
     ((1, 4, 3, 7, 7), (4, 4, 5, 3, 3), dict(padding=(1, 1, 1))),
     TRANSFORM_DOMAIN,
     ((0, 4, 5, 6, 6), (4, 4, 3, 3, 3), dict(padding=1)),
+    # three images, asymmetric depth padding: the depth taps' shared transforms (below)
+    ((3, 4, 5, 6, 6), (5, 4, 3, 3, 3), dict(padding=((2, 0), (1, 1), (1, 1)))),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 
@@ -56,6 +58,17 @@ def test_the_passes_run_over_the_depth_taps():
         assert "implicit_gemm" not in e.reason and e.workspace_bytes > 0, e.reason
     e = fastconv.explain((1, 4, 6, 8, 8), (4, 4, 1, 3, 3), algo="winograd", padding=(0, 1, 1))
     assert "1 depth taps (2-D over 6 planes, 4 -> 4 channels)" in e.reason, e.reason
+
+
+@pytest.mark.parametrize("block_bytes", ["2048", "65536"])
+def test_small_blocks(fastconv_with_env, rng, block_bytes):
+    """At depth stride and dilation 1 a depth tap's transforms are the first tap's one plane of
+    tiles on, copied where those tiles lie in the block and the same image and computed at the
+    edges (Stages::depth_input): blocks of a few tiles put edges inside planes and images."""
+    fc = fastconv_with_env(FASTCONV_WINOGRAD_BLOCK_BYTES=block_bytes)
+    for x_shape, w_shape, kw in [GEOMETRIES[0], GEOMETRIES[4], GEOMETRIES[7], GEOMETRIES[-1]]:
+        for dtype in (np.float32, np.float64):
+            check_passes(fc, rng, x_shape, w_shape, kw, dtype)
 
 
 def test_threads_agree_bit_for_bit(rng):

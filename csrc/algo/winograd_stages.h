@@ -139,15 +139,62 @@ struct Stages {
 
   // Channels per unit of the input and output stages' splits: whole stored channels through
   // windows.
-  int64_t input_step() const { return windows && !windows_out ? windows->phases : 1; }
+  int64_t input_step() const {
+    if (depth_reuse()) return depth->taps;
+    return windows && !windows_out ? windows->phases : 1;
+  }
   int64_t output_step() const { return windows && windows_out ? windows->phases : 1; }
 
   // V[c][a][t - t0] for channels [c0, c1) and tiles [t0, t1) of group grp.
   void input(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1, T* v) const {
+    if (!depth_reuse()) return input_range(grp, t0, t1, c0, c1, t0, v);
+    for (int64_t c = c0; c < c1; c += depth->taps) depth_input(grp, t0, t1, c, v);
+  }
+
+  // 3-D layers at depth stride and dilation 1 (winograd_depth.h): the depth taps of one stored
+  // channel read the same input planes one image depth apart, so tap kd's V rows are the first
+  // tap's a whole number of planes of tiles on. Threads then take whole stored channels
+  // (input_step), and depth_input copies those rows where the shifted tiles lie in the block and
+  // the same image, transforming only the rest (the block's depth edges).
+  bool depth_reuse() const {
+    return depth && depth->taps > 1 && depth->stride == 1 && depth->dilation == 1;
+  }
+
+  // V rows c, ..., c + KD - 1 (one stored channel's depth taps) for tiles [t0, t1).
+  void depth_input(int64_t grp, int64_t t0, int64_t t1, int64_t c, T* v) const {
+    const int64_t taps = depth->taps, plane_tiles = p.tiles_h * p.tiles_w;
+    const int64_t image_tiles = depth->images_d * plane_tiles;
+    // The source depth of 2-D image depth d2 and tap kd: d2 + sign * tap(kd) + const.
+    const int64_t sign = depth->backward_data ? -1 : 1;
+    const auto tap = [&](int64_t kd) { return depth->flip ? taps - 1 - kd : kd; };
+    input_range(grp, t0, t1, c, c + 1, t0, v);
+    for (int64_t kd = 1; kd < taps; ++kd) {
+      const int64_t shift = sign * (tap(kd) - tap(0)) * plane_tiles;  // row kd at t: row 0 at
+      T* dst = v + (c + kd) * p.v_cs;                                    // t + shift
+      for (int64_t a0 = t0; a0 < t1;) {  // per image's stretch [a0, b0) of the block
+        const int64_t b0 = std::min(t1, (a0 / image_tiles + 1) * image_tiles);
+        const int64_t lo = std::max(a0, a0 - shift), hi = std::min(b0, b0 - shift);
+        if (lo >= hi) {
+          input_range(grp, a0, b0, c + kd, c + kd + 1, t0, v);
+        } else {
+          for (int64_t a = 0; a < p.coords; ++a)
+            std::copy_n(v + c * p.v_cs + a * p.block + (lo + shift - t0), hi - lo,
+                        dst + a * p.block + (lo - t0));
+          if (a0 < lo) input_range(grp, a0, lo, c + kd, c + kd + 1, t0, v);
+          if (hi < b0) input_range(grp, hi, b0, c + kd, c + kd + 1, t0, v);
+        }
+        a0 = b0;
+      }
+    }
+  }
+
+  // input()'s transforms for tiles [t0, t1), written at t - base.
+  void input_range(int64_t grp, int64_t t0, int64_t t1, int64_t c0, int64_t c1, int64_t base,
+                   T* v) const {
     for_each_input_run(grp, t0, t1, c0, c1,
                        [&](int64_t c, const T* plane, int64_t h, int64_t w, int64_t iy0,
                            int64_t ix0, int64_t t, int64_t len, Rows rows) {
-                         tk.input(plane, h, w, iy0, ix0, len, rows, v + c * p.v_cs + (t - t0),
+                         tk.input(plane, h, w, iy0, ix0, len, rows, v + c * p.v_cs + (t - base),
                                   p.block);
                        });
   }
