@@ -36,6 +36,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/depthwise_channels_last.cc
   csrc/algo/direct.cc
   csrc/algo/direct_rows.cc
+  csrc/algo/direct_rows_weight.cc
   csrc/algo/direct_taps.cc
   csrc/algo/batch_taps.cc
   csrc/fft/fft.cc

@@ -205,3 +205,43 @@ def test_direct_rows_forward_bands(
     got = fastconv.conv(x, w, b, algo="direct", **kw)
     assert_close(got, ref.conv(x, w, b, **kw), dtype, w_shape[1] * int(np.prod(w_shape[2:])))
     np.testing.assert_array_equal(x, x0)
+
+
+# The weight gradient in bands (direct_rows.cc weight_bands): each band of a kernel call's output
+# rows sums into a partial of its own, added in (image, slice, band) order. Bands that are whole
+# images (7-row outputs, images in rounds of several), a last band shorter, a batch that leaves
+# a shorter last round, kernel depth 1 over 3-D inputs, true convolution. With 64 threads the
+# same problems take the whole-plane path (too few bands for the slots): the sums match it bit
+# for bit, and every thread count's.
+WEIGHT_BANDS = [
+    # 75 rows: 5 bands of 15, the output channels in 2 parts on 2 threads, 3 parts on 3
+    ((1, 3, 149, 129), (32, 3, 3, 3), dict(stride=2, padding=1)),
+    ((1, 3, 161, 129), (30, 3, 3, 3), dict(stride=2, padding=1)),  # 81 rows: 5 x 15 + 6
+    ((7, 3, 15, 16), (7, 3, 3, 3), dict(stride=2, mode="conv")),  # whole images, rounds of 4
+    ((1, 2, 121, 300), (6, 2, 5, 4), dict(stride=(2, 3), padding=(4, 1), dilation=(2, 1))),
+    ((2, 3, 7, 40, 150), (5, 3, 1, 7, 7), dict(stride=(2, 2, 2), padding=(1, 3, 3))),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "x_shape,w_shape,kw", WEIGHT_BANDS, ids=[f"wb{i}" for i in range(len(WEIGHT_BANDS))]
+)
+def test_direct_rows_weight_bands(
+    poisoned_outputs, restore_threads, rng, x_shape, w_shape, kw, dtype
+):
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    gy = rand(rng, ref.conv(x, w, **kw).shape, dtype)
+    x0, gy0 = x.copy(), gy.copy()
+    want = ref.conv_backward_weight(x, gy, w_shape, **kw)
+    got = {}
+    for threads in (1, 2, 3, 64):
+        fastconv.set_num_threads(threads)
+        e = str(fastconv.explain(x, w, algo="direct", pass_="backward_weight", **kw))
+        assert ("band by band" in e) == (threads < 64), e
+        got[threads] = fastconv.conv_backward_weight(x, gy, w_shape, algo="direct", **kw)
+    assert_close(got[1], want, dtype, x_shape[0] * int(np.prod(gy.shape[2:])))
+    for threads in (2, 3, 64):
+        np.testing.assert_array_equal(got[threads], got[1])
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(gy, gy0)

@@ -8,31 +8,14 @@
 #include <vector>
 
 #include "algo/direct.h"
+#include "algo/direct_rows_parts.h"
 #include "fastconv/parallel.h"
 #include "ukernels/rows/rows_ukernels.h"
 #include "ukernels/transpose/transpose_ukernels.h"
 
 namespace fastconv::algo {
+using namespace rows_parts;
 namespace {
-
-// Elements after each buffer the kernels may read past its last needed one (>= one vector).
-constexpr int64_t kSlack = 64;
-// Output positions a weight-kernel call sums before its horizontal sums: long enough to hide
-// them (24 of them per 4 x 6 block), short enough that a block's gradient rows stay in L1 while
-// the kernel walks every term block over them. With the flat-loop kernel 1024 spent ~20% of
-// resnet50.conv1's weight gradient in the sums and 4096 was faster (1.54 -> 1.31 ms); with the
-// row-by-row kernel (rows_impl.h) 1024 is: 2 threads, median ms, 4096 / 2048 / 1024, AVX-512:
-// resnet50.conv1 1.05-1.09 / 1.11-1.19 / 0.95-1.03, yolov5s.stem 4.02-4.27 / 3.98-4.30 /
-// 3.84-3.98, alexnet.conv1 1.31-1.32 / 1.20-1.21 / 1.14-1.15; 3->32 3x3 s2 on 224x224
-// 0.177-0.179 / 0.183-0.188 / 0.187-0.193 is the one that loses (5%).
-constexpr int64_t kWeightChunk = 1024;
-
-int64_t plane_pitch(const DwPlane& p) { return p.buffer_elems() + kSlack; }
-
-// Tap t of the correlation the kernels run: filter taps reversed for true convolution.
-int64_t stored_tap(const ConvGeometry& g, int64_t t) {
-  return g.mode == ConvMode::kConv ? g.kernel_spatial() - 1 - t : t;
-}
 
 // dst = weights(f, r) for f < count, r < nred in the forward kernel's chunks of kb rows.
 template <typename T, typename Get>
@@ -43,26 +26,6 @@ void pack_chunks(int64_t count, int64_t nred, int64_t kb, Get&& weight, T* dst) 
     for (int64_t r = 0; r < nred; ++r)
       for (int64_t j = 0; j < kbc; ++j) chunk[r * kbc + j] = weight(f0 + j, r);
   }
-}
-
-// off[c * taps + t]: where term (channel c, tap t) starts relative to an output row's base.
-std::vector<int64_t> input_terms(const ConvGeometry& g, DwPlane p) {
-  const int64_t taps = g.kernel_spatial(), pitch = plane_pitch(p);
-  std::vector<int64_t> tap_offset(static_cast<size_t>(taps)), off(static_cast<size_t>(g.c * taps));
-  p.set_taps(tap_offset.data());
-  for (int64_t c = 0; c < g.c; ++c)
-    for (int64_t t = 0; t < taps; ++t) off[size_t(c * taps + t)] = c * pitch + tap_offset[t];
-  return off;
-}
-
-// The padded planes of every channel of one image.
-template <typename T>
-void fill_planes(const ConvGeometry& g, const DwPlane& p, const T* x, T* planes) {
-  const int64_t pitch = plane_pitch(p);
-  parallel_for(g.c, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c)
-      fill_input_plane(p, g, x + c * g.in_spatial(), planes + c * pitch);
-  });
 }
 
 // Backward data by input phases: input position i (padded: X = i + pad_lo) of phase
@@ -158,8 +121,6 @@ bool pairs_serve(const ConvGeometry& g) {
   return true;
 }
 
-int64_t slots_of(int threads) { return std::max(1, threads); }
-
 // The pairs forward's chunk of an output row: `outputs` positions, each term's run of 2 x that
 // many source elements at `pitch` elements in a slot's scratch. The chunk keeps a slot's runs
 // within 128 KiB (L2) and whole rows where they fit; the pitch is a cache line past a multiple
@@ -238,15 +199,6 @@ int64_t kernel_lanes(DType t) {
   return t == DType::kFloat64 ? rows_kernels<double>().lanes : rows_kernels<float>().lanes;
 }
 
-// The plane of one band of `rows` output rows of one output slice.
-DwPlane band_plane(const DwPlane& p, int64_t rows) {
-  DwPlane b = p;
-  b.out[0] = 1;
-  b.out[1] = rows;
-  b.rows = b.padded_extent(1);
-  return b;
-}
-
 // Scratch rows of one backward-data slot: C phase rows of the last dim.
 int64_t phase_rows_elems(const ConvGeometry& g, const PhaseLayout& l) {
   return g.c * (l.positions[2] + kSlack);
@@ -267,6 +219,8 @@ bool rows_pairs(const ConvGeometry& g, ConvPass pass) {
 
 bool rows_bands(const ConvGeometry& g, ConvPass pass, DType t, int threads) {
   const int64_t lanes = kernel_lanes(t);
+  if (pass == ConvPass::kBackwardWeight)
+    return rows_serve(g, pass) && weight_bands(g, threads).per_image > 0;
   return pass == ConvPass::kForward && rows_serve(g, pass) && !pairs_serve(g) &&
          !forward_by_channels(g, lanes) && row_bands(g, threads, dtype_size(t)).count > 0;
 }
@@ -290,6 +244,12 @@ int64_t rows_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int 
     const PhaseLayout l = phase_layout(g);
     elems = checked_product({g.k, l.pitch}, "direct workspace") +
             checked_product({slots_of(threads), phase_rows_elems(g, l)}, "direct workspace");
+  } else if (pass == ConvPass::kBackwardWeight && rows_bands(g, pass, t, threads)) {
+    const WeightBands b = weight_bands(g, threads);
+    const DwPlane band = band_plane(input_plane(g), b.rows);
+    elems = checked_product({slots_of(threads), g.c, plane_pitch(band)}, "direct workspace") +
+            checked_product({b.images, b.per_image, g.k, g.c, g.kernel_spatial()},
+                            "direct workspace");
   } else if (rows_bands(g, pass, t, threads)) {
     const DwPlane band = band_plane(input_plane(g), row_bands(g, threads, dtype_size(t)).rows);
     elems = checked_product({slots_of(threads), g.c, plane_pitch(band)}, "direct workspace");
@@ -514,40 +474,9 @@ void rows_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* gr
   }
 }
 
-template <typename T>
-void rows_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w, T* ws) {
-  const ConvGeometry& g = plan.g;
-  const DwPlane p = input_plane(g);
-  const std::vector<int64_t> off = input_terms(g, p);
-  const int64_t taps = g.kernel_spatial(), nred = g.c * taps, os = g.out_spatial();
-  const int64_t ow = g.out[2], chunk = std::max<int64_t>(1, kWeightChunk / ow);
-  T* planes = ws;
-  T* acc = ws + g.c * plane_pitch(p);  // acc[k * nred + c * taps + t]
-  std::fill(acc, acc + g.k * nred, T(0));
-  const RowsKernels<T>& kern = rows_kernels<T>();
-  // Each output channel's sums belong to one thread, in a fixed order (images, row chunks):
-  // the result does not depend on the thread count.
-  for (int64_t n = 0; n < g.n; ++n) {
-    fill_planes(g, p, x + n * g.c * g.in_spatial(), planes);
-    parallel_for(g.k, 1, [&](int64_t k0, int64_t k1) {
-      for (int64_t oz = 0; oz < g.out[0]; ++oz)
-        for (int64_t oy = 0; oy < g.out[1]; oy += chunk) {
-          const int64_t rows = std::min(chunk, g.out[1] - oy);
-          kern.weight(planes + p.row_base(oz, oy), p.row_base(0, 1), off.data(), nred,
-                      grad_y + (n * g.k + k0) * os + (oz * g.out[1] + oy) * ow, os, ow, k1 - k0,
-                      rows, ow, acc + k0 * nred, nred);
-        }
-    });
-  }
-  for (int64_t k = 0; k < g.k; ++k)
-    for (int64_t r = 0; r < nred; ++r)
-      grad_w[k * nred + (r / taps) * taps + stored_tap(g, r % taps)] = acc[k * nred + r];
-}
-
 #define FASTCONV_INSTANTIATE(T)                                                           \
   template void rows_forward<T>(const ConvPlan&, const T*, const T*, const T*, T*, T*); \
-  template void rows_backward_data<T>(const ConvPlan&, const T*, const T*, T*, T*);     \
-  template void rows_backward_weight<T>(const ConvPlan&, const T*, const T*, T*, T*);
+  template void rows_backward_data<T>(const ConvPlan&, const T*, const T*, T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

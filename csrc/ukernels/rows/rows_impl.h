@@ -552,10 +552,15 @@ void weight(const T* src, int64_t src_row, const int64_t* off, int64_t nred, con
   // (terms outer, the gradient streaming from L2 for each, ran a kernel-only test 8% slower).
   for (int64_t f0 = 0; f0 < count; f0 += kFb) {
     const int64_t fc = std::min<int64_t>(kFb, count - f0);
-    for (int64_t r0 = 0; r0 < nred; r0 += kRb) {
-      const int64_t rc = std::min<int64_t>(kRb, nred - r0);
+    // Term blocks as equal as they can be (27 terms: 6 6 5 5 5, not 6 6 6 6 3): a narrow block
+    // re-reads the gradient rows for few FMAs. 3->32 3x3 s2 on 299x299, one AVX-512 thread:
+    // the 3-term block took 16% of the time for 11% of the work.
+    const int64_t blocks = (nred + kRb - 1) / kRb, base = nred / blocks, extra = nred % blocks;
+    for (int64_t b = 0, r0 = 0; b < blocks; ++b) {
+      const int64_t rc = base + (b < extra ? 1 : 0);
       table[fc * (kRb + 1) + rc](src, src_row, off + r0, gy + f0 * gy_channel, gy_channel,
                                  gy_row, rows, n, gw + f0 * gw_stride + r0, gw_stride);
+      r0 += rc;
     }
   }
 }
