@@ -156,8 +156,9 @@ def test_auto_single_images_on_256bit_avx512_units(isa):
     the per-tap path (_cpu_taps._single_image_taps), and those of one large image over 16-64
     channels with 3x3+ kernels run the direct row kernels
     (_cpu_stems._strided_rows_on_256bit_units), explain saying why, instead of implicit GEMM's
-    in-place phases or stride-2 gather; batches, more channels, float64 and AVX2 are unchanged.
-    The results match the float64 oracle."""
+    in-place phases or stride-2 gather; batches, more channels and float64 are unchanged. At
+    AVX2 the large images' rule holds whatever the units. The results match the float64
+    oracle."""
     skip_unless_isa_runs(isa)
     cases = {  # (x, w, padding, want at AVX-512 on 256-bit units)
         # 3x3 / 2 on 64+ channels: Winograd F(2x2,3x3) at stride 2 (test_winograd_stride2.py)
@@ -186,6 +187,11 @@ def test_auto_single_images_on_256bit_avx512_units(isa):
                         assert "256-bit units" not in e.reason, (name, str(e))
                 else:
                     assert "256-bit units" not in e.reason, (name, str(e))
+                large = name.startswith("rows of 160")
+                assert ("channels, AVX2: row kernels" in e.reason) == (isa == "avx2" and large), (
+                    name,
+                    str(e),
+                )
                 e64 = fc.explain(x_shape, w_shape, stride=2, padding=pad, dtype="float64")
                 assert "256-bit units" not in e64.reason, name
             if units == "256" and isa == "avx512":

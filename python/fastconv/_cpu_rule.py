@@ -462,12 +462,10 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         return "winograd", "3x3 / 2, 64+ channels: Winograd F(2x2,3x3) at stride 2"
     if _patch_rows(p) and usable("direct"):
         return "direct", "2x2 / 2 over one large image, few channels: row kernels"
+    if _strided_rows_on_256bit_units(p) and usable("direct"):
+        units = "AVX2" if _active_isa() == "avx2" else "AVX-512 on 256-bit units"
+        return "direct", f"one large image, 16-64 channels, {units}: row kernels"
     if problem.implicit_gemm_strided_panels:
-        if _strided_rows_on_256bit_units(p) and usable("direct"):
-            return (
-                "direct",
-                "one large image, 16-64 channels, AVX-512 on 256-bit units: row kernels",
-            )
         # Strided forward without a packed phase split (AVX-512 float32): over padded-width
         # stride phases read in place (csrc/algo/wide_phases.h: margins <= 1/16 of a row, up to
         # 256 output channels per group), or stride-2 columns gathered from the input where

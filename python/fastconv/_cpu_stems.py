@@ -83,22 +83,29 @@ def _stem_column_data(p: "_Shape") -> bool:
 def _strided_rows_on_256bit_units(p: "_Shape") -> bool:
     """Whether a strided float32 forward of one large image (output rows past the per-tap path's
     40) over 16-64 input channels runs the direct row kernels over its stride phases instead of
-    implicit GEMM's stride-2 gather, where AVX-512 runs on 256-bit units (AMD's Zen 4): 2
-    threads, calls interleaved with PyTorch's in one process, median ms, implicit_gemm vs direct:
+    implicit GEMM's stride-2 gather, at AVX2 and where AVX-512 runs on 256-bit units (AMD's Zen
+    4). There, 2 threads, calls interleaved with PyTorch's in one process, median ms,
+    implicit_gemm vs direct:
     YOLOv5s's 32->64 3x3 / 2 on 320x320 7.18-7.25 vs 6.00-6.31, 64->128 on 160x160 5.83 vs
     5.35, 64->128 on 224x224 11.7 vs 11.3, 64->64 on 224x224 5.92 vs 4.97, on 112x112 2.89 vs
     1.99 (best 1.41 vs 1.25), 16->32 on 224x224 best 1.09 vs 0.81. Not with more channels
     (128->128 on 112x112 5.70 vs 8.37). 3x3 or larger kernels at stride 2, undilated, only: 1x1
-    / 2 layers, other strides and dilations were not measured."""
+    / 2 layers, other strides and dilations were not measured.
+    At AVX2 as well (measured on the same Zen 4 capped to AVX2, where implicit GEMM splits the
+    stride phases band by band; median of three, ms, implicit_gemm vs direct (torch)): 32->64
+    320x320 7.31 vs 7.10 (8.13), 64->128 160x160 6.45 vs 6.52 (7.44), 64->64 224x224 7.04 vs
+    6.55 (7.03), 64->64 112x112 2.03 vs 1.68 (2.18), 16->32 224x224 1.42 vs 0.75 (1.21); 128->128
+    112x112 6.63 vs 6.81 (7.39) stays out."""
     if p.conv_pass != "forward" or p.itemsize != 4 or p.n != 1 or p.groups != 1:
         return False
     if len(p.kernel) != 2 or min(p.kernel) < 3 or not 16 <= p.c_per_group <= 64:
         return False
     if p.stride != (2, 2) or any(d != 1 for d in p.dilation):
         return False
-    if p.out_extents[-1] <= 40 or _active_isa() != "avx512":
+    if p.out_extents[-1] <= 40:
         return False
-    return _avx512_on_256bit_units()
+    isa = _active_isa()
+    return isa == "avx2" or (isa == "avx512" and _avx512_on_256bit_units())
 
 
 def _stride2_winograd(p: "_Shape") -> bool:
