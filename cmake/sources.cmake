@@ -26,6 +26,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/winograd_plan.cc
   csrc/algo/winograd_depth.cc
   csrc/algo/winograd_stride2.cc
+  csrc/algo/winograd_temporal.cc
   csrc/algo/dilation_phases.cc
   csrc/algo/winograd_tiles.cc
   csrc/algo/winograd_schedule.cc

@@ -477,8 +477,15 @@ def algorithm_applies(algo, conv_pass, w_shape, kw):
         if rank == 3:
             # 3-D: the 2-D Winograd over the depth taps (csrc/algo/winograd_depth.h): stride and
             # dilation 1 along H and W, the same 2, 3 or 5 taps along both; any depth kernel.
+            # Or F(m,3) along depth (winograd_temporal.h): 3x1x1 at stride and dilation 1, one
+            # group, no padding along H and W.
             plane = w_shape[3:]
             unit = tuple(stride[1:]) == (1, 1) and tuple(dilation[1:]) == (1, 1)
+            if tuple(w_shape[2:]) == (3, 1, 1):
+                pairs = _conv_padding(kw, w_shape, dilation, rank)
+                flat = all(lo == 0 and hi == 0 for lo, hi in pairs[1:])
+                dense = kw.get("groups", 1) == 1 and stride[0] == 1 and dilation[0] == 1
+                return unit and flat and dense
             return unit and plane[0] == plane[1] and plane[0] in (2, 3, 5)
         return rank in (1, 2) and (not dilated or splittable) and len(taps) == 1 and taps <= {2, 3}
     if algo == "fft":

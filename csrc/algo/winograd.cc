@@ -248,6 +248,10 @@ void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bia
   const WinogradPlan& wp = plan_of(plan);
   if (wp.stride2) return stride2_winograd_forward(plan, x, w, bias, y, ws);
   const ConvGeometry& g = plan.g;
+  if (wp.temporal) {
+    if (g.n * g.out_spatial() > 0) winograd_temporal::forward(g, wp.along_depth, x, w, bias, y, ws);
+    return;
+  }
   if (wp.depth) {  // the 3-D weight as the 2-D one of C/G x KD channels
     if (wp.main.tiles == 0) return;
     const PhaseBuffers<T> buf = phase_buffers(wp, ws);
@@ -290,6 +294,11 @@ void winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T
                             T* ws) {
   const WinogradPlan& wp = plan_of(plan);
   const ConvGeometry& g = plan.g;
+  if (wp.temporal) {
+    if (g.n * g.out_spatial() > 0)
+      winograd_temporal::backward_data(g, wp.along_depth, grad_y, w, grad_x, ws);
+    return;
+  }
   const int64_t cg = g.c_per_group(), kg = g.k_per_group();
   // Correlation with k' = c, c' = k: element (grp, c, k) at w[grp][k][c].
   const int64_t g_taps = g.kernel_spatial();

@@ -44,7 +44,11 @@ bool strided(const ConvGeometry& g) {
 
 std::string unsupported_reason(const ConvGeometry& g) {
   if (g.rank == 3)
-    return winograd_depth::stackable(g) ? "" : winograd_depth::unstackable_reason(g);
+    return winograd_depth::stackable(g) || winograd_temporal::serves(g)
+               ? ""
+               : winograd_depth::unstackable_reason(g) +
+                     "; or a 3x1x1 kernel at stride and dilation 1, one group, no padding along "
+                     "H and W (F(m,3) along depth)";
   const int first = kMaxRank - g.rank;
   for (int d = first; d < kMaxRank; ++d)
     if (g.dilation[d] != 1 && !dilation_phases::splittable(g))
@@ -88,6 +92,28 @@ std::string plan_weight_fallback(ConvPlan& plan, const char* note) {
   return "";
 }
 
+// A 3 x 1 x 1 layer: F(m,3) along depth (winograd_temporal.h); its weight gradient runs
+// implicit_gemm.
+constexpr const char* kTemporalWeightNote =
+    "implicit_gemm (a 3x1x1 kernel's weight gradient: Winograd along depth runs the forward and "
+    "backward data)";
+std::string plan_temporal(ConvPlan& plan) {
+  if (plan.pass == ConvPass::kBackwardWeight)
+    return plan_weight_fallback(plan, kTemporalWeightNote);
+  WinogradPlan wp;
+  wp.temporal = true;
+  wp.along_depth = winograd_temporal::make(plan.g, plan.pass, winograd_tiles::forced_tile(),
+                                           dtype_size(plan.dtype));
+  const winograd_temporal::Temporal& t = wp.along_depth;
+  const bool empty = plan.g.n * plan.g.out_spatial() == 0 || plan.g.c * plan.g.k == 0;
+  plan.workspace_bytes = empty ? 0 : t.elems() * dtype_size(plan.dtype);
+  plan.note = "F(" + std::to_string(t.m) + ",3) along depth (" + std::to_string(t.alpha) +
+              " points per " + std::to_string(t.m) + " output planes, the H x W planes as GEMM "
+              "columns)";
+  plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
+  return "";
+}
+
 // A 3-D layer: the 2-D convolution of its depth taps (winograd_depth.h).
 std::string plan_depth(ConvPlan& plan) {
   const ConvGeometry& g = plan.g;
@@ -122,7 +148,7 @@ std::string winograd_plan(ConvPlan& plan) {
   const ConvGeometry& g = plan.g;
   const std::string why = unsupported_reason(g);
   if (!why.empty()) return why;
-  if (g.rank == 3) return plan_depth(plan);
+  if (g.rank == 3) return winograd_temporal::serves(g) ? plan_temporal(plan) : plan_depth(plan);
   WinogradPlan wp;
   if (stride2_winograd_serves(g, plan.pass)) {
     wp.stride2 = true;

@@ -21,15 +21,13 @@ ConvGeometry pass_geometry(const ConvGeometry& g, ConvPass pass) {
   return f;
 }
 
-namespace {
-
-// The tile FASTCONV_WINOGRAD_TILE forces (read once per process, common/tuning.h), or 0 to let
-// default_tile choose. Throws InvalidArgument for a value that is not a tile.
 int forced_tile() {
   const Tuning& knobs = tuning();
   if (!knobs.winograd_tile_error.empty()) throw InvalidArgument(knobs.winograd_tile_error);
   return knobs.winograd_tile;
 }
+
+namespace {
 
 bool tile_exists(int m, int64_t r) {
   if (r == 5) return m == 2;

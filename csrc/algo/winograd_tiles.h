@@ -19,6 +19,10 @@ ConvGeometry pass_geometry(const ConvGeometry& g, ConvPass pass);
 // the kernel, else the default. Throws InvalidArgument for a bad FASTCONV_WINOGRAD_TILE.
 int choose_tile(const ConvGeometry& g, ConvPass pass, int64_t summed);
 
+// The tile FASTCONV_WINOGRAD_TILE forces (read once per process, common/tuning.h), or 0 to let
+// the default choose. Throws InvalidArgument for a value that is not a tile.
+int forced_tile();
+
 // "F(mxm,rxr)" (forward, backward data) or "F(rxr,mxm)" (weight gradient); 1-D "F(m,r)".
 std::string tile_note(int rank, int64_t r, ConvPass pass, int tile);
 

@@ -1,0 +1,178 @@
+"""Winograd F(m,3) along depth for 3x1x1 kernels (csrc/algo/winograd_temporal.h): the forward and
+backward data as transform-domain GEMMs whose columns are the H x W planes, the weight gradient
+on implicit_gemm's fallback; every pass vs the float64 oracle with outputs poisoned, the tiles,
+the chunks, threads, the error bound, refusals and auto's rule (_cpu_volume._temporal_winograd)."""
+
+from __future__ import annotations
+
+import fastconv
+import numpy as np
+import pytest
+import reference as ref
+from conftest import FastconvProcess, raises_naming, rand, same_at_thread_counts
+from test_winograd_phases import check_passes
+
+# (x_shape, w_shape, kwargs): R(2+1)D's padding 1 over a depth that leaves a partial last tile,
+# asymmetric depth padding with true convolution, one output plane (F(2,3)), no padding (3
+# input planes, one output), padding past the kernel (outputs reading only zeros at the ends), a
+# batch, 1x1 planes and an empty batch.
+GEOMETRIES = [
+    ((2, 5, 7, 3, 4), (6, 5, 3, 1, 1), dict(padding=(1, 0, 0))),
+    ((1, 4, 6, 2, 3), (3, 4, 3, 1, 1), dict(padding=((2, 0), (0, 0), (0, 0)), mode="conv")),
+    ((1, 3, 1, 2, 2), (2, 3, 3, 1, 1), dict(padding=(1, 0, 0))),
+    ((2, 3, 3, 4, 5), (4, 3, 3, 1, 1), dict()),
+    ((1, 4, 5, 3, 3), (5, 4, 3, 1, 1), dict(padding=(3, 0, 0))),
+    ((3, 6, 9, 1, 1), (7, 6, 3, 1, 1), dict(padding=(1, 0, 0), mode="conv")),
+    ((0, 4, 5, 3, 3), (4, 4, 3, 1, 1), dict(padding=(1, 0, 0))),
+]
+IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
+LAYER3 = (1, 64, 8, 6, 5), (48, 64, 3, 1, 1), dict(padding=(1, 0, 0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,kw", GEOMETRIES, ids=IDS)
+def test_temporal_passes(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
+    """Outputs start as NaN: every plane of y and grad_x (a partial last tile's included) is
+    written; the bias lands once per output."""
+    check_passes(fastconv, rng, x_shape, w_shape, kw, dtype)
+
+
+def test_explain_names_the_tile():
+    """F(4,3) from 3 output planes, F(2,3) for 1-2; the weight gradient says it runs
+    implicit_gemm."""
+    x_shape, w_shape, kw = LAYER3
+    for pass_ in ("forward", "backward_data"):
+        e = fastconv.explain(x_shape, w_shape, algo="winograd", pass_=pass_, **kw)
+        assert e.algo == "winograd" and "F(4,3) along depth" in e.reason, str(e)
+        assert e.workspace_bytes > 0
+    e = fastconv.explain((1, 4, 2, 3, 3), (4, 4, 3, 1, 1), algo="winograd", padding=(1, 0, 0))
+    assert "F(2,3) along depth" in e.reason, str(e)
+    e = fastconv.explain(x_shape, w_shape, algo="winograd", pass_="backward_weight", **kw)
+    assert "implicit_gemm" in e.reason and "3x1x1" in e.reason, str(e)
+
+
+@pytest.mark.parametrize("tile", [2, 4, 6])
+def test_every_tile(fastconv_with_env, rng, tile):
+    """FASTCONV_WINOGRAD_TILE forces F(2,3), F(4,3) and F(6,3) along depth."""
+    fc = fastconv_with_env(FASTCONV_WINOGRAD_TILE=str(tile))
+    for x_shape, w_shape, kw in GEOMETRIES[:2] + [LAYER3]:
+        e = fc.explain(x_shape, w_shape, algo="winograd", **kw)
+        assert f"F({tile},3) along depth" in e.reason, str(e)
+        for dtype in (np.float32, np.float64):
+            check_passes(fc, rng, x_shape, w_shape, kw, dtype)
+
+
+def test_chunks_of_tiles(poisoned_outputs, rng):
+    """An (image, tile) pair's points take over a third of the 16 MiB chunk budget: two pairs
+    per chunk, the GEMMs and transforms run chunk by chunk, the last chunk one pair (three images
+    of one tile each)."""
+    x_shape, w_shape, kw = (3, 64, 4, 64, 32), (64, 64, 3, 1, 1), dict(padding=(1, 0, 0))
+    x, w = rand(rng, x_shape, np.float32), rand(rng, w_shape, np.float32)
+    b = rand(rng, (64,), np.float32)
+    got = fastconv.conv(x, w, b, algo="winograd", **kw)
+    want = ref.conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), **kw)
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max())
+
+
+def test_threads_agree_bit_for_bit(rng):
+    """The GEMM engine's sums and the per-element transforms: no thread count changes a bit."""
+    x_shape, w_shape, kw = LAYER3
+    x, w = rand(rng, x_shape, np.float32), rand(rng, w_shape, np.float32)
+    gy = rand(rng, ref.conv(x, w, **kw).shape, np.float32)
+    for call in (
+        lambda: fastconv.conv(x, w, algo="winograd", **kw),
+        lambda: fastconv.conv_backward_data(gy, w, x_shape, algo="winograd", **kw),
+    ):
+        same_at_thread_counts(call)
+
+
+@pytest.mark.parametrize("pass_", ["forward", "backward_data"])
+def test_float32_error_bound(rng, pass_):
+    """F(4,3)'s float32 error over 256-576 summed channels: within 10x implicit GEMM's (the tile
+    rule's bound; measured 1.5-4.5x on R(2+1)D's layers)."""
+    x_shape, w_shape, kw = (1, 256, 8, 7, 7), (192, 256, 3, 1, 1), dict(padding=(1, 0, 0))
+    x = rng.uniform(-1, 1, x_shape).astype(np.float32)
+    w = rng.uniform(-1, 1, w_shape).astype(np.float32)
+    if pass_ == "forward":
+        want = ref.conv(x.astype(np.float64), w.astype(np.float64), **kw)
+
+        def run(algo):
+            return fastconv.conv(x, w, algo=algo, **kw)
+    else:
+        gy = rng.uniform(-1, 1, (1, 192, 8, 7, 7)).astype(np.float32)
+        want = ref.conv_backward_data(gy.astype(np.float64), w.astype(np.float64), x_shape, **kw)
+
+        def run(algo):
+            return fastconv.conv_backward_data(gy, w, x_shape, algo=algo, **kw)
+
+    wino = np.abs(run("winograd") - want).max()
+    gemm = np.abs(run("implicit_gemm") - want).max()
+    assert wino <= 10 * gemm, (wino, gemm)
+
+
+def test_every_isa_level_matches_the_oracle(isa):
+    r = np.random.default_rng(11)
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        for x_shape, w_shape, kw in GEOMETRIES[:2] + [LAYER3]:
+            for dtype in (np.float32, np.float64):
+                check_passes(fc, r, x_shape, w_shape, kw, dtype)
+
+
+def test_transposed(rng):
+    """A 3x1x1 transposed convolution's forward is the conv's backward data: the same path."""
+    x, w = rand(rng, (2, 6, 5, 3, 4), np.float32), rand(rng, (6, 5, 3, 1, 1), np.float32)
+    kw = dict(padding=(1, 0, 0))
+    e = fastconv.explain(x, w, op="conv_transpose", algo="winograd", **kw)
+    assert "along depth" in e.reason, str(e)
+    want = ref.conv_transpose(x, w, **kw)
+    got = fastconv.conv_transpose(x, w, algo="winograd", **kw)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(stride=(2, 1, 1), padding=(1, 0, 0)),
+        dict(dilation=(2, 1, 1), padding=(2, 0, 0)),
+        dict(padding=(1, 1, 0)),
+    ],
+)
+def test_refusals_name_both_forms(kw):
+    """Strided, dilated or H/W-padded 3x1x1 layers are neither form; the message names both."""
+    x = np.ones((1, 4, 8, 5, 5), np.float32)
+    with raises_naming(NotImplementedError, "winograd", "depth taps", "3x1x1"):
+        fastconv.conv(x, np.ones((4, 4, 3, 1, 1), np.float32), algo="winograd", **kw)
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_takes_temporal_layers(isa):
+    """auto runs R(2+1)D's temporal forward and backward data along depth at both levels, 40+
+    channels each side and 4+ output planes (float64 too); the weight gradient, 2 output planes,
+    16 channels, groups, strided or H/W-padded layers keep other algorithms."""
+    from conftest import skip_unless_isa_runs
+
+    skip_unless_isa_runs(isa)
+    pad = (1, 0, 0)
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        for x_shape, w_shape in [
+            ((1, 576, 4, 14, 14), (256, 576, 3, 1, 1)),  # layer3
+            ((1, 288, 8, 28, 28), (128, 288, 3, 1, 1)),  # layer2
+            ((1, 45, 16, 56, 56), (64, 45, 3, 1, 1)),  # the stem's temporal half
+        ]:
+            for pass_ in ("forward", "backward_data"):
+                for dtype in ("float32", "float64"):
+                    e = fc.explain(x_shape, w_shape, padding=pad, pass_=pass_, dtype=dtype)
+                    assert e.algo == "winograd" and "along depth" in e.reason, str(e)
+            e = fc.explain(x_shape, w_shape, padding=pad, pass_="backward_weight")
+            assert e.algo != "winograd", str(e)
+        others = [
+            ((1, 1152, 2, 7, 7), (512, 1152, 3, 1, 1), dict(padding=pad)),  # layer4: 2 planes
+            ((1, 16, 16, 56, 56), (16, 16, 3, 1, 1), dict(padding=pad)),
+            ((1, 128, 8, 14, 14), (128, 64, 3, 1, 1), dict(padding=pad, groups=2)),
+            ((1, 128, 8, 14, 14), (128, 128, 3, 1, 1), dict(padding=pad, stride=(2, 1, 1))),
+            ((1, 128, 8, 14, 14), (128, 128, 3, 1, 1), dict(padding=(1, 1, 1))),
+        ]
+        for x_shape, w_shape, kw in others:
+            for pass_ in ("forward", "backward_data"):
+                e = fc.explain(x_shape, w_shape, pass_=pass_, **kw)
+                assert e.algo != "winograd", (x_shape, w_shape, kw, str(e))
