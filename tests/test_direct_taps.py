@@ -302,7 +302,8 @@ def test_auto_winograd_on_few_tiles(isa):
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto_packed_taps_leave_the_taps_path(isa):
     """On the per-tap domain, one packed GEMM (implicit_gemm) runs (_cpu_taps._packed_taps):
-    kernels of at most 3 taps (1x3, 3x1, R(2+1)D's 3x1x1) in both passes, factorised 1xN / Nx1
+    kernels of at most 3 taps (1x3, 3x1, R(2+1)D's 3x1x1 on two output planes: on four or more
+    Winograd runs along depth, test_winograd_temporal.py) in both passes, factorised 1xN / Nx1
     forwards, and 3-D forwards over at most 96 channels on rows of at most 16 (I3D's Mixed_4b),
     at both ISA levels; square 2-D kernels, 3-D kernels over more channels or longer rows, and
     those 3-D layers' backward data keep the per-tap path."""
@@ -314,7 +315,7 @@ def test_auto_packed_taps_leave_the_taps_path(isa):
         for x_shape, w_shape, pad in [
             ((1, 384, 8, 8), (384, 384, 1, 3), (0, 1)),
             ((1, 384, 8, 8), (384, 384, 3, 1), (1, 0)),
-            ((8, 576, 4, 14, 14), (256, 576, 3, 1, 1), (1, 0, 0)),
+            ((8, 1152, 2, 7, 7), (512, 1152, 3, 1, 1), (1, 0, 0)),
         ]:
             for pass_ in ("forward", "backward_data"):
                 e = fc.explain(x_shape, w_shape, padding=pad, pass_=pass_)
@@ -377,8 +378,8 @@ def test_auto_packed_taps_on_256bit_avx512_units(isa):
     skip_unless_isa_runs(isa)
     cases = [  # (x, w, padding, pass, the choice at AVX-512 on 512-bit units)
         ((1, 384, 8, 8), (384, 384, 1, 3), (0, 1), "forward", "implicit_gemm"),
-        ((8, 576, 4, 14, 14), (256, 576, 3, 1, 1), (1, 0, 0), "forward", "implicit_gemm"),
-        ((8, 576, 4, 14, 14), (256, 576, 3, 1, 1), (1, 0, 0), "backward_data", "implicit_gemm"),
+        ((8, 1152, 2, 7, 7), (512, 1152, 3, 1, 1), (1, 0, 0), "forward", "implicit_gemm"),
+        ((8, 1152, 2, 7, 7), (512, 1152, 3, 1, 1), (1, 0, 0), "backward_data", "implicit_gemm"),
         ((1, 128, 17, 17), (128, 128, 1, 7), (0, 3), "forward", "implicit_gemm"),
         ((8, 128, 17, 17), (192, 128, 7, 1), (3, 0), "forward", "implicit_gemm"),
         ((1, 96, 16, 14, 14), (208, 96, 3, 5, 5), 1, "forward", "implicit_gemm"),
@@ -398,8 +399,9 @@ def test_auto_packed_taps_on_256bit_avx512_units(isa):
                     assert "AVX-512 on 256-bit units" in e.reason, str(e)
                 elif isa == "avx512":
                     assert e.algo == wide, str(e)
-            # rows of more than 17 outputs keep the packed GEMM (R(2+1)D's layer2 3x1x1)
-            e = fc.explain((1, 288, 8, 28, 28), (128, 288, 3, 1, 1), padding=(1, 0, 0))
+            # rows of more than 17 outputs keep the packed GEMM (a 3x1x1 layer over 32 input
+            # channels: R(2+1)D's own 288 run Winograd along depth)
+            e = fc.explain((1, 32, 8, 28, 28), (128, 32, 3, 1, 1), padding=(1, 0, 0))
             assert e.algo == "implicit_gemm", (units, str(e))
             if isa == "avx512" and units == "256":
                 rng = np.random.default_rng(11)
@@ -427,10 +429,11 @@ def test_auto_temporal_kernels_on_large_planes_use_columns_below_avx512(isa):
     """_cpu_taps._temporal_columns: a 3-D kernel with taps along time only (R(2+1)D's 3x1x1)
     on planes of 2048+ positions runs its forward as im2col at AVX2 (each column a whole
     shifted plane), implicit GEMM at AVX-512; its other passes, 28x28 planes and kernels with
-    spatial taps are unchanged."""
+    spatial taps are unchanged. (Under 40 input channels: R(2+1)D's own stem, 45 -> 64, runs
+    Winograd along depth, test_winograd_temporal.py.)"""
     skip_unless_isa_runs(isa)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
-        stem = ((1, 45, 16, 56, 56), (64, 45, 3, 1, 1))
+        stem = ((1, 32, 16, 56, 56), (64, 32, 3, 1, 1))
         e = fc.explain(*stem, padding=(1, 0, 0))
         assert (e.algo == "im2col") == (isa == "avx2"), str(e)
         if isa == "avx2":
@@ -438,7 +441,7 @@ def test_auto_temporal_kernels_on_large_planes_use_columns_below_avx512(isa):
         for pass_ in ("backward_data", "backward_weight"):
             e = fc.explain(*stem, padding=(1, 0, 0), pass_=pass_)
             assert e.algo == "implicit_gemm", str(e)
-        e = fc.explain((1, 288, 8, 28, 28), (128, 288, 3, 1, 1), padding=(1, 0, 0))
+        e = fc.explain((1, 32, 8, 28, 28), (128, 32, 3, 1, 1), padding=(1, 0, 0))
         assert e.algo == "implicit_gemm", str(e)
         e = fc.explain((1, 45, 16, 56, 56), (64, 45, 1, 3, 3), padding=(0, 1, 1))
         assert "temporal" not in e.reason, str(e)
