@@ -362,6 +362,14 @@ void winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y,
                               T* ws) {
   const WinogradPlan& wp = plan_of(plan);
   if (wp.stride2) return stride2_winograd_backward_weight(plan, x, grad_y, grad_w, ws);
+  if (wp.temporal) {
+    const ConvGeometry& g = plan.g;
+    if (g.n * g.out_spatial() > 0)
+      winograd_temporal::backward_weight(g, wp.along_depth, x, grad_y, grad_w, ws);
+    else
+      std::fill(grad_w, grad_w + g.k * g.c_per_group() * g.kernel_spatial(), T(0));
+    return;
+  }
   if (wp.depth) {  // grad_w (K, C/G, KD, r, r) is the 2-D weight gradient's (K, C/G x KD, r, r)
     const PhaseBuffers<T> buf = phase_buffers(wp, ws);
     if (wp.main.tiles > 0) std::fill(buf.input, buf.input + wp.depth_stack.src_plane, T(0));

@@ -92,24 +92,19 @@ std::string plan_weight_fallback(ConvPlan& plan, const char* note) {
   return "";
 }
 
-// A 3 x 1 x 1 layer: F(m,3) along depth (winograd_temporal.h); its weight gradient runs
-// implicit_gemm.
-constexpr const char* kTemporalWeightNote =
-    "implicit_gemm (a 3x1x1 kernel's weight gradient: Winograd along depth runs the forward and "
-    "backward data)";
+// A 3 x 1 x 1 layer: F(m,3) along depth (winograd_temporal.h), every pass.
 std::string plan_temporal(ConvPlan& plan) {
-  if (plan.pass == ConvPass::kBackwardWeight)
-    return plan_weight_fallback(plan, kTemporalWeightNote);
   WinogradPlan wp;
   wp.temporal = true;
   wp.along_depth = winograd_temporal::make(plan.g, plan.pass, winograd_tiles::forced_tile(),
                                            dtype_size(plan.dtype));
   const winograd_temporal::Temporal& t = wp.along_depth;
-  const bool empty = plan.g.n * plan.g.out_spatial() == 0 || plan.g.c * plan.g.k == 0;
+  const bool empty = plan.g.n * plan.g.out_spatial() == 0;
   plan.workspace_bytes = empty ? 0 : t.elems() * dtype_size(plan.dtype);
-  plan.note = "F(" + std::to_string(t.m) + ",3) along depth (" + std::to_string(t.alpha) +
-              " points per " + std::to_string(t.m) + " output planes, the H x W planes as GEMM "
-              "columns)";
+  const std::string m = std::to_string(t.m);
+  plan.note = (plan.pass == ConvPass::kBackwardWeight ? "F(3," + m + ")" : "F(" + m + ",3)") +
+              " along depth (" + std::to_string(t.alpha) + " points per " + m +
+              " output planes, the H x W planes as GEMM columns)";
   plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
   return "";
 }

@@ -58,6 +58,41 @@ void combine(const T* const* src, const double* coef, int count, int64_t n, T ad
   if (first) std::fill(dst, dst + n, add);
 }
 
+// The workspace: the kernels' points (or their gradient), a chunk's input points and its
+// output points (or grad_y's).
+template <typename T>
+struct Parts {
+  T *u, *v, *m;
+};
+template <typename T>
+Parts<T> parts(const Temporal& t, T* ws) {
+  return {ws, ws + t.u_elems, ws + t.u_elems + t.v_elems};
+}
+
+// V[a][ci][pair][:] = sum_j BT[a][j] in[n][ci][tile * m + j - pad][:] for the chunk's pairs
+// (image, tile) = q0 + pair.
+template <typename T>
+void transform_input(const Temporal& t, const Coefficients& k, const T* in, int64_t q0,
+                     int64_t pairs, T* v) {
+  const int alpha = t.alpha;
+  const int64_t plane = t.plane, cols = pairs * plane;
+  parallel_for(t.cin * pairs, 1, [&](int64_t b, int64_t e) {
+    std::array<const T*, kMaxAlpha> src{};
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t ci = i / pairs, pl = i % pairs, q = q0 + pl;
+      const int64_t n = q / t.tiles, d0 = q % t.tiles * t.m - t.pad;
+      const T* chan = in + (n * t.cin + ci) * t.depth_in * plane;
+      for (int j = 0; j < alpha; ++j) {
+        const int64_t d = d0 + j;
+        src[size_t(j)] = d >= 0 && d < t.depth_in ? chan + d * plane : nullptr;
+      }
+      for (int a = 0; a < alpha; ++a)
+        combine(src.data(), k.bt[a], alpha, plane, T(0),
+                v + (int64_t(a) * t.cin + ci) * cols + pl * plane);
+    }
+  });
+}
+
 // Where the correlation's kernels lie: the 3 taps of (co, ci) at w + co * co_step + ci * ci_step,
 // reversed when `flip`.
 template <typename T>
@@ -74,9 +109,10 @@ void correlate(const Temporal& t, int64_t images, const T* in, Kernels<T> wk, co
                T* out, T* ws) {
   const Coefficients& k = coefficients(t.m);
   const int alpha = t.alpha;
-  T* u = ws;
-  T* v = u + t.u_elems;
-  T* mm = v + t.v_elems;
+  const Parts<T> part = parts(t, ws);
+  T* u = part.u;
+  T* v = part.v;
+  T* mm = part.m;
   // U[a][co][ci] = sum_j G[a][j] wt(j, co, ci): each output channel's taps gathered into three
   // rows, then every point's row as a vector sum of them.
   parallel_for(t.cout, 1, [&](int64_t b, int64_t e) {
@@ -99,22 +135,7 @@ void correlate(const Temporal& t, int64_t images, const T* in, Kernels<T> wk, co
   const int64_t total = images * t.tiles, plane = t.plane;
   for (int64_t q0 = 0; q0 < total; q0 += t.pairs) {
     const int64_t pairs = std::min(t.pairs, total - q0), cols = pairs * plane;
-    // V[a][ci][pair][:] = sum_j BT[a][j] in[n][ci][tile * m + j - pad][:].
-    parallel_for(t.cin * pairs, 1, [&](int64_t b, int64_t e) {
-      std::array<const T*, kMaxAlpha> src{};
-      for (int64_t i = b; i < e; ++i) {
-        const int64_t ci = i / pairs, pl = i % pairs, q = q0 + pl;
-        const int64_t n = q / t.tiles, d0 = q % t.tiles * t.m - t.pad;
-        const T* chan = in + (n * t.cin + ci) * t.depth_in * plane;
-        for (int j = 0; j < alpha; ++j) {
-          const int64_t d = d0 + j;
-          src[size_t(j)] = d >= 0 && d < t.depth_in ? chan + d * plane : nullptr;
-        }
-        for (int a = 0; a < alpha; ++a)
-          combine(src.data(), k.bt[a], alpha, plane, T(0),
-                  v + (int64_t(a) * t.cin + ci) * cols + pl * plane);
-      }
-    });
+    transform_input(t, k, in, q0, pairs, v);
     gemm::gemm_batched<T>(alpha, t.cout, cols, t.cin, T(1), gemm::MatrixRef<T>{u, t.cin, 1},
                           t.cout * t.cin, gemm::MatrixRef<T>{v, cols, 1}, t.cin * cols, T(0), mm,
                           cols, t.cout * cols);
@@ -133,6 +154,63 @@ void correlate(const Temporal& t, int64_t images, const T* in, Kernels<T> wk, co
       }
     });
   }
+}
+
+// The weight gradient: per point a, dU[a] (cout x cin) = sum over the columns of Z[a] V[a]^T,
+// Z[a][co][pair][:] = sum_r AT[r][a] grad_y[n][co][tile * m + r][:] (the output transform's
+// transpose; planes past the output read as zeros) and V the input's points; then
+// grad_w[co][ci][j] = sum_a G[a][j] dU[a][co][ci]. The chunks add into dU in order (beta 1
+// after the first), and the engine never splits a reduction over threads: the sums do not
+// depend on the threads.
+template <typename T>
+void weight_gradient(const Temporal& t, int64_t images, const T* x, const T* grad_y, bool flip,
+                     T* grad_w, T* ws) {
+  const Coefficients& k = coefficients(t.m);
+  const int alpha = t.alpha;
+  const Parts<T> part = parts(t, ws);
+  const int64_t total = images * t.tiles, plane = t.plane;
+  for (int64_t q0 = 0; q0 < total; q0 += t.pairs) {
+    const int64_t pairs = std::min(t.pairs, total - q0), cols = pairs * plane;
+    transform_input(t, k, x, q0, pairs, part.v);
+    parallel_for(t.cout * pairs, 1, [&](int64_t b, int64_t e) {
+      std::array<const T*, kMaxAlpha> src{};
+      std::array<double, kMaxAlpha> coef{};
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t co = i / pairs, pl = i % pairs, q = q0 + pl;
+        const int64_t n = q / t.tiles, d0 = q % t.tiles * t.m;
+        const T* chan = grad_y + (n * t.cout + co) * t.depth_out * plane;
+        for (int r = 0; r < t.m; ++r)
+          src[size_t(r)] = d0 + r < t.depth_out ? chan + (d0 + r) * plane : nullptr;
+        for (int a = 0; a < alpha; ++a) {
+          for (int r = 0; r < t.m; ++r) coef[size_t(r)] = k.at[r][a];
+          combine(src.data(), coef.data(), t.m, plane, T(0),
+                  part.m + (int64_t(a) * t.cout + co) * cols + pl * plane);
+        }
+      }
+    });
+    gemm::gemm_batched<T>(alpha, t.cout, t.cin, cols, T(1), gemm::MatrixRef<T>{part.m, cols, 1},
+                          t.cout * cols, gemm::MatrixRef<T>{part.v, 1, cols}, t.cin * cols,
+                          q0 == 0 ? T(0) : T(1), part.u, t.cin, t.cout * t.cin);
+  }
+  // Each output channel's three tap rows as vector sums of its points' rows, then interleaved.
+  parallel_for(t.cout, 1, [&](int64_t b, int64_t e) {
+    std::vector<T> rows(size_t(3 * t.cin));
+    for (int64_t co = b; co < e; ++co) {
+      for (int j = 0; j < 3; ++j) {
+        T* row = rows.data() + j * t.cin;
+        std::fill(row, row + t.cin, T(0));
+        for (int a = 0; a < alpha; ++a) {
+          if (k.g[a][j] == 0.0) continue;
+          const T c = T(k.g[a][j]);
+          const T* src = part.u + (int64_t(a) * t.cout + co) * t.cin;
+          for (int64_t ci = 0; ci < t.cin; ++ci) row[ci] += c * src[ci];
+        }
+      }
+      for (int64_t ci = 0; ci < t.cin; ++ci)
+        for (int j = 0; j < 3; ++j)
+          grad_w[(co * t.cin + ci) * 3 + (flip ? 2 - j : j)] = rows[size_t(j * t.cin + ci)];
+    }
+  });
 }
 
 }  // namespace
@@ -184,11 +262,19 @@ void backward_data(const ConvGeometry& g, const Temporal& t, const T* grad_y, co
             static_cast<const T*>(nullptr), grad_x, ws);
 }
 
+template <typename T>
+void backward_weight(const ConvGeometry& g, const Temporal& t, const T* x, const T* grad_y,
+                     T* grad_w, T* ws) {
+  weight_gradient(t, g.n, x, grad_y, g.mode == ConvMode::kConv, grad_w, ws);
+}
+
 #define FASTCONV_INSTANTIATE(T)                                                              \
   template void forward<T>(const ConvGeometry&, const Temporal&, const T*, const T*, const T*, \
                            T*, T*);                                                          \
   template void backward_data<T>(const ConvGeometry&, const Temporal&, const T*, const T*, T*, \
-                                 T*);
+                                 T*);                                                          \
+  template void backward_weight<T>(const ConvGeometry&, const Temporal&, const T*, const T*,   \
+                                   T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

@@ -24,8 +24,7 @@
 namespace fastconv::algo::winograd_temporal {
 
 // Whether this path runs `pass` of g: a 3-D kernel of 3 x 1 x 1 taps, stride and dilation 1 in
-// every dim, one group, no padding along H and W; the forward or backward data (the weight
-// gradient of such a layer runs implicit_gemm: winograd_plan says so).
+// every dim, one group, no padding along H and W; every pass.
 bool serves(const ConvGeometry& g);
 
 // The correlation one pass runs and its chunks of (image, tile) pairs.
@@ -51,5 +50,10 @@ void forward(const ConvGeometry& g, const Temporal& t, const T* x, const T* w, c
 template <typename T>
 void backward_data(const ConvGeometry& g, const Temporal& t, const T* grad_y, const T* w,
                    T* grad_x, T* ws);
+// The weight gradient, F(3, m) along depth: the input's points against grad_y's through the
+// output transform's transpose, summed over every column, folded into the 3 taps by G^T.
+template <typename T>
+void backward_weight(const ConvGeometry& g, const Temporal& t, const T* x, const T* grad_y,
+                     T* grad_w, T* ws);
 
 }  // namespace fastconv::algo::winograd_temporal

@@ -419,7 +419,7 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     if _fft_3d_at_avx2(p, unit_stride) and usable("fft"):
         return "fft", "3-D kernel of 27+ taps on up to 64 channels below AVX-512: tiled FFT"
     if _temporal_winograd(p) and usable("winograd"):
-        return "winograd", "3x1x1 at stride 1, 4+ output planes: Winograd F(4,3) along depth"
+        return "winograd", "3x1x1 at stride 1, 4+ output planes: Winograd along depth"
     if p.groups == 1 and p.c_per_group <= 4 and usable("direct"):
         long_weight = p.conv_pass == "backward_weight" and p.taps > _direct_weight_taps()
         if long_weight:

@@ -37,32 +37,39 @@ def _depth_winograd(p: "_Shape", unit_stride: bool) -> bool:
 
 
 def _temporal_winograd(p: "_Shape") -> bool:
-    """Whether a 3x1x1 forward or backward data (R(2+1)D's temporal convolutions) runs Winograd
-    F(4,3) along depth (csrc/algo/winograd_temporal.h: 6 products per 4 output planes against
-    12, the H x W planes as the GEMMs' columns): stride and dilation 1, one group, no padding
-    along H and W, 40+ channels each side, and 4+ output planes along depth. Two output planes
-    (R(2+1)D's layer4: F(2,3), 4 products against the direct sum's 4 real ones, its padding
-    skipped) gain nothing: 1152->512 2x7x7 0.69-0.75x the per-tap path. 2 threads, median of
-    three interleaved runs, ms, winograd vs the previous auto (PyTorch), forward / backward data,
-    AVX-512 on Zen 4: 576->256 4x14x14 2.24/2.25 vs 3.06/3.33 (2.91/2.96), 288->128 8x28x28
-    5.10/4.71 vs 7.26/7.12 (6.86/6.88), at batch 8 37.2/34.7 vs 57.7/55.2 (73.7/89.0), 144->64
-    16x56x56 15.6/14.0 vs 22.6/17.4, 128 ch 8x14x14 0.51/0.53 vs 0.73/0.75, 64 ch 16x28x28
-    1.29/1.26 vs 1.77/1.69, 256 ch 4x7x7 x4 0.98/1.03 vs 1.36/1.38, the 45->64 stem 16x56x56
-    5.3-6.2/5.3-5.8 vs 5.6-6.1/6.4-6.6; AVX2 (PyTorch capped alike) 576->256 2.20/2.21 vs
-    3.60/3.64, 288->128 4.79/4.47 vs 7.57/6.73, 128 ch 8x14x14 0.71/0.71 vs 1.12/1.16. 16
-    channels lose (16x56x56: 0.83 vs 0.56, the transforms' share), 32->64 8x28x28 split (forward
-    0.38 vs 0.79, backward data 0.72 vs 0.61). Float32 error 1.5-4.5x implicit GEMM's over
-    45-1152 channels. The weight gradient runs implicit_gemm."""
+    """Whether a 3x1x1 layer (R(2+1)D's temporal convolutions) runs Winograd F(4,3) along depth
+    (csrc/algo/winograd_temporal.h: 6 products per 4 output planes against 12, the H x W planes
+    as the GEMMs' columns): stride and dilation 1, one group, no padding along H and W, 40+
+    channels each side, and 4+ output planes along depth. Two output planes (R(2+1)D's layer4:
+    F(2,3), 4 products against the direct sum's 4 real ones, its padding skipped) gain nothing:
+    1152->512 2x7x7 0.69-0.75x the per-tap path. 2 threads, median of three interleaved runs,
+    ms, winograd vs the previous auto (PyTorch), forward / backward data / weight, AVX-512 on
+    Zen 4: 576->256 4x14x14 2.24/2.25/2.83 vs 3.06/3.33/3.67 (2.91/2.96/3.66), 288->128 8x28x28
+    5.10/4.71/6.29 vs 7.26/7.12/9.79 (6.86/6.88/6.82), 576->256 at batch 8 forward 37.2 vs 57.7
+    (73.7), weight 19.4 vs 27.5 (24.1), 144->64 16x56x56 15.6/14.0/19.0 vs 22.6/17.4/21.4, 64
+    ch 16x28x28 1.29/1.26/1.46 vs 1.77/1.69/2.23, 256 ch 4x7x7 x4 0.98/1.03 vs 1.36/1.38, the
+    45->64 stem 16x56x56 5.3-6.2/5.3-5.8/5.5 vs 5.6-6.1/6.4-6.6/7.4; AVX2 (PyTorch capped alike)
+    576->256 2.20/2.21 vs 3.60/3.64, 288->128 4.79/4.47 vs 7.57/6.73, 128 ch 8x14x14 0.71/0.71 vs
+    1.12/1.16. 16 channels lose (16x56x56: 0.83 vs 0.56 forward, the transforms' share), 32->64
+    8x28x28 split (forward 0.38 vs 0.79, backward data 0.72 vs 0.61). The weight gradient sums
+    each point over the columns, so it also needs 8M multiply-adds per point (C x K x columns):
+    64 ch on 2 x 8x14x14 (3.2M) 0.76 vs 0.61, 128 ch on 8x14x14 (6.4M) 0.93 vs 1.00. Float32
+    error 1.5-4.5x implicit GEMM's over 45-1152 channels (the weight gradient 0.6-3.7x)."""
     if len(p.kernel) != 3 or p.kernel != (3, 1, 1) or p.groups != 1:
         return False
-    if p.conv_pass not in ("forward", "backward_data") or min(p.c_per_group, p.k_per_group) < 40:
+    if min(p.c_per_group, p.k_per_group) < 40:
         return False
     if any(s != 1 for s in p.stride) or any(d != 1 for d in p.dilation):
         return False
     if any(p.pad_lo[1:]) or any(p.pad_hi[1:]):
         return False
     depth = p.in_extents[0] if p.conv_pass == "backward_data" else p.out_extents[0]
-    return depth >= 4
+    if depth < 4:
+        return False
+    if p.conv_pass != "backward_weight":
+        return True
+    columns = p.n * -(-depth // 4) * math.prod(p.out_extents[1:])
+    return p.c_per_group * p.k_per_group * columns >= 8_000_000
 
 
 def _winograd_tiles(p: "_Shape") -> int:
