@@ -26,7 +26,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/winograd_plan.cc
   csrc/algo/winograd_depth.cc
   csrc/algo/winograd_stride2.cc
-  csrc/algo/winograd_temporal.cc
+  csrc/algo/winograd_axis.cc
   csrc/algo/dilation_phases.cc
   csrc/algo/winograd_tiles.cc
   csrc/algo/winograd_schedule.cc
@@ -78,6 +78,8 @@ set(FASTCONV_CORE_SOURCES
   csrc/ukernels/panel/panel_scalar.cc
   csrc/ukernels/panel/panel_table.cc
   csrc/ukernels/transpose/transpose_table.cc
+  csrc/ukernels/combine/combine_scalar.cc
+  csrc/ukernels/combine/combine_table.cc
 )
 
 # Files compiled for one ISA level each; added by later kernels (ukernels/<family>/*_avx2.cc ...).
@@ -93,6 +95,7 @@ set(FASTCONV_AVX2_SOURCES
   csrc/ukernels/winograd/stride2_avx2.cc
   csrc/ukernels/pool/pool_avx2.cc
   csrc/ukernels/transpose/transpose_avx2.cc
+  csrc/ukernels/combine/combine_avx2.cc
   csrc/ukernels/panel/panel_avx2.cc
 )
 set(FASTCONV_AVX512_SOURCES
@@ -107,6 +110,7 @@ set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/winograd/stride2_avx512.cc
   csrc/ukernels/pool/pool_avx512.cc
   csrc/ukernels/transpose/transpose_avx512.cc
+  csrc/ukernels/combine/combine_avx512.cc
   csrc/ukernels/panel/panel_avx512.cc
 )
 

@@ -474,18 +474,19 @@ def algorithm_applies(algo, conv_pass, w_shape, kw):
             splittable = all(s == 1 for s in stride) and all(
                 lo % d == 0 and hi % d == 0 for (lo, hi), d in zip(pairs, dilation)
             )
+        # F(m,3) along one axis (csrc/algo/winograd_axis.h): 3x1x1, 3x1 or 1x3 at stride and
+        # dilation 1, one group, no padding along the dims with one tap.
+        kernel = tuple(w_shape[2:])
+        if kernel in ((3, 1, 1), (3, 1), (1, 3)):
+            pairs = _conv_padding(kw, w_shape, dilation, rank)
+            flat = all(lo == 0 and hi == 0 for (lo, hi), k in zip(pairs, kernel) if k == 1)
+            dense = all(s == 1 for s in stride) and all(d == 1 for d in dilation)
+            return flat and dense and kw.get("groups", 1) == 1
         if rank == 3:
             # 3-D: the 2-D Winograd over the depth taps (csrc/algo/winograd_depth.h): stride and
             # dilation 1 along H and W, the same 2, 3 or 5 taps along both; any depth kernel.
-            # Or F(m,3) along depth (winograd_temporal.h): 3x1x1 at stride and dilation 1, one
-            # group, no padding along H and W.
             plane = w_shape[3:]
             unit = tuple(stride[1:]) == (1, 1) and tuple(dilation[1:]) == (1, 1)
-            if tuple(w_shape[2:]) == (3, 1, 1):
-                pairs = _conv_padding(kw, w_shape, dilation, rank)
-                flat = all(lo == 0 and hi == 0 for lo, hi in pairs[1:])
-                dense = kw.get("groups", 1) == 1 and stride[0] == 1 and dilation[0] == 1
-                return unit and flat and dense
             return unit and plane[0] == plane[1] and plane[0] in (2, 3, 5)
         return rank in (1, 2) and (not dilated or splittable) and len(taps) == 1 and taps <= {2, 3}
     if algo == "fft":

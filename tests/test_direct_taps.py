@@ -303,7 +303,7 @@ def test_auto_winograd_on_few_tiles(isa):
 def test_auto_packed_taps_leave_the_taps_path(isa):
     """On the per-tap domain, one packed GEMM (implicit_gemm) runs (_cpu_taps._packed_taps):
     kernels of at most 3 taps (1x3, 3x1, R(2+1)D's 3x1x1 on two output planes: on four or more
-    Winograd runs along depth, test_winograd_temporal.py) in both passes, factorised 1xN / Nx1
+    Winograd runs along depth, test_winograd_axis.py) in both passes, factorised 1xN / Nx1
     forwards, and 3-D forwards over at most 96 channels on rows of at most 16 (I3D's Mixed_4b),
     at both ISA levels; square 2-D kernels, 3-D kernels over more channels or longer rows, and
     those 3-D layers' backward data keep the per-tap path."""
@@ -430,7 +430,7 @@ def test_auto_temporal_kernels_on_large_planes_use_columns_below_avx512(isa):
     on planes of 2048+ positions runs its forward as im2col at AVX2 (each column a whole
     shifted plane), implicit GEMM at AVX-512; its other passes, 28x28 planes and kernels with
     spatial taps are unchanged. (Under 40 input channels: R(2+1)D's own stem, 45 -> 64, runs
-    Winograd along depth, test_winograd_temporal.py.)"""
+    Winograd along depth, test_winograd_axis.py.)"""
     skip_unless_isa_runs(isa)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
         stem = ((1, 32, 16, 56, 56), (64, 32, 3, 1, 1))

@@ -157,6 +157,6 @@ def test_auto_takes_3x3_planes(isa):
             assert wide.algo != "winograd", str(wide)
         e = fc.explain((1, 512, 8, 14, 14), (128, 512, 1, 3, 3), padding=(0, 1, 1))
         assert e.algo == "winograd", str(e)
-        # (3x1x1 kernels run Winograd along depth: test_winograd_temporal.py)
+        # (3x1x1 kernels run Winograd along depth: test_winograd_axis.py)
         strided = fc.explain((1, 64, 8, 28, 28), (64, 64, 3, 3, 3), padding=1, stride=2)
         assert strided.algo != "winograd", str(strided)

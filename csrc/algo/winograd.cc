@@ -248,8 +248,8 @@ void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bia
   const WinogradPlan& wp = plan_of(plan);
   if (wp.stride2) return stride2_winograd_forward(plan, x, w, bias, y, ws);
   const ConvGeometry& g = plan.g;
-  if (wp.temporal) {
-    if (g.n * g.out_spatial() > 0) winograd_temporal::forward(g, wp.along_depth, x, w, bias, y, ws);
+  if (wp.axis) {
+    if (g.n * g.out_spatial() > 0) winograd_axis::forward(g, wp.along_axis, x, w, bias, y, ws);
     return;
   }
   if (wp.depth) {  // the 3-D weight as the 2-D one of C/G x KD channels
@@ -294,9 +294,9 @@ void winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T
                             T* ws) {
   const WinogradPlan& wp = plan_of(plan);
   const ConvGeometry& g = plan.g;
-  if (wp.temporal) {
+  if (wp.axis) {
     if (g.n * g.out_spatial() > 0)
-      winograd_temporal::backward_data(g, wp.along_depth, grad_y, w, grad_x, ws);
+      winograd_axis::backward_data(g, wp.along_axis, grad_y, w, grad_x, ws);
     return;
   }
   const int64_t cg = g.c_per_group(), kg = g.k_per_group();
@@ -362,10 +362,10 @@ void winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y,
                               T* ws) {
   const WinogradPlan& wp = plan_of(plan);
   if (wp.stride2) return stride2_winograd_backward_weight(plan, x, grad_y, grad_w, ws);
-  if (wp.temporal) {
+  if (wp.axis) {
     const ConvGeometry& g = plan.g;
     if (g.n * g.out_spatial() > 0)
-      winograd_temporal::backward_weight(g, wp.along_depth, x, grad_y, grad_w, ws);
+      winograd_axis::backward_weight(g, wp.along_axis, x, grad_y, grad_w, ws);
     else
       std::fill(grad_w, grad_w + g.k * g.c_per_group() * g.kernel_spatial(), T(0));
     return;

@@ -42,13 +42,15 @@ bool strided(const ConvGeometry& g) {
   return false;
 }
 
+// The kernels winograd_axis.h runs, for the refusals.
+constexpr const char* kAxisAlternative =
+    "; or taps along one axis only at stride and dilation 1, one group, no padding along the "
+    "other dims (Winograd along that axis): 3x1x1, 3x1 or 1x3";
+
 std::string unsupported_reason(const ConvGeometry& g) {
+  if (winograd_axis::serves(g)) return "";
   if (g.rank == 3)
-    return winograd_depth::stackable(g) || winograd_temporal::serves(g)
-               ? ""
-               : winograd_depth::unstackable_reason(g) +
-                     "; or a 3x1x1 kernel at stride and dilation 1, one group, no padding along "
-                     "H and W (F(m,3) along depth)";
+    return winograd_depth::stackable(g) ? "" : winograd_depth::unstackable_reason(g) + kAxisAlternative;
   const int first = kMaxRank - g.rank;
   for (int d = first; d < kMaxRank; ++d)
     if (g.dilation[d] != 1 && !dilation_phases::splittable(g))
@@ -63,10 +65,11 @@ std::string unsupported_reason(const ConvGeometry& g) {
   if (!ok) {
     if (!strided(g))
       return "winograd needs 2, 3 or 5 taps in every dim (the same in each), got kernel " +
-             dims_text(g, g.kernel);
+             dims_text(g, g.kernel) + (g.rank == 2 ? kAxisAlternative : "");
     return "winograd needs 2 or 3 taps per stride phase in every dim (kernel / stride rounded "
            "up, the same in each), got kernel " +
-           dims_text(g, g.kernel) + " at stride " + dims_text(g, g.stride);
+           dims_text(g, g.kernel) + " at stride " + dims_text(g, g.stride) +
+           (g.rank == 2 ? kAxisAlternative : "");
   }
   return "";
 }
@@ -92,19 +95,24 @@ std::string plan_weight_fallback(ConvPlan& plan, const char* note) {
   return "";
 }
 
-// A 3 x 1 x 1 layer: F(m,3) along depth (winograd_temporal.h), every pass.
-std::string plan_temporal(ConvPlan& plan) {
+// A kernel with taps along one axis: F(m,r) along it (winograd_axis.h), every pass.
+std::string plan_axis(ConvPlan& plan) {
   WinogradPlan wp;
-  wp.temporal = true;
-  wp.along_depth = winograd_temporal::make(plan.g, plan.pass, winograd_tiles::forced_tile(),
-                                           dtype_size(plan.dtype));
-  const winograd_temporal::Temporal& t = wp.along_depth;
+  wp.axis = true;
+  wp.along_axis = winograd_axis::make(plan.g, plan.pass, winograd_tiles::forced_tile(),
+                                      dtype_size(plan.dtype));
+  const winograd_axis::Along& t = wp.along_axis;
   const bool empty = plan.g.n * plan.g.out_spatial() == 0;
   plan.workspace_bytes = empty ? 0 : t.elems() * dtype_size(plan.dtype);
-  const std::string m = std::to_string(t.m);
-  plan.note = (plan.pass == ConvPass::kBackwardWeight ? "F(3," + m + ")" : "F(" + m + ",3)") +
-              " along depth (" + std::to_string(t.alpha) + " points per " + m +
-              " output planes, the H x W planes as GEMM columns)";
+  const std::string m = std::to_string(t.m), r = std::to_string(t.r);
+  const bool depth = plan.g.rank == 3;
+  const std::string axis = depth ? "depth" : t.transposed ? "W" : "H";
+  const std::string slices = depth ? "planes" : t.transposed ? "columns" : "rows";
+  const std::string columns = depth ? "the H x W planes" : t.transposed ? "the (transposed) columns" : "the rows";
+  plan.note = (plan.pass == ConvPass::kBackwardWeight ? "F(" + r + "," + m + ")"
+                                                      : "F(" + m + "," + r + ")") +
+              " along " + axis + " (" + std::to_string(t.alpha) + " points per " + m +
+              " output " + slices + ", " + columns + " as GEMM columns)";
   plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
   return "";
 }
@@ -143,7 +151,8 @@ std::string winograd_plan(ConvPlan& plan) {
   const ConvGeometry& g = plan.g;
   const std::string why = unsupported_reason(g);
   if (!why.empty()) return why;
-  if (g.rank == 3) return winograd_temporal::serves(g) ? plan_temporal(plan) : plan_depth(plan);
+  if (winograd_axis::serves(g)) return plan_axis(plan);
+  if (g.rank == 3) return plan_depth(plan);
   WinogradPlan wp;
   if (stride2_winograd_serves(g, plan.pass)) {
     wp.stride2 = true;

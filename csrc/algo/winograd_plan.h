@@ -7,7 +7,7 @@
 #include "algo/winograd_depth.h"
 #include "algo/winograd_phases.h"
 #include "algo/winograd_schedule.h"
-#include "algo/winograd_temporal.h"
+#include "algo/winograd_axis.h"
 
 namespace fastconv::algo {
 
@@ -27,10 +27,10 @@ struct WinogradPlan {
   // A 3x3 / 2 forward or weight gradient run by winograd_stride2.h (its own layout; nothing
   // below is used).
   bool stride2 = false;
-  // A 3 x 1 x 1 forward or backward data run by winograd_temporal.h (F(m,3) along depth; its own
+  // A kernel with taps along one axis run by winograd_axis.h (F(m,r) along that axis; its own
   // layout in the workspace, nothing below is used).
-  bool temporal = false;
-  winograd_temporal::Temporal along_depth;
+  bool axis = false;
+  winograd_axis::Along along_axis;
   winograd_schedule::Schedule main;
   bool phased = false;
   winograd_phases::Split split;

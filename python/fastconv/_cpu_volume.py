@@ -1,4 +1,4 @@
-"""auto's rules for 3-D layers (csrc/algo/winograd_depth.h, winograd_temporal.h, the tiled FFT
+"""auto's rules for 3-D layers (csrc/algo/winograd_depth.h, winograd_axis.h, the tiled FFT
 below AVX-512) and the F(2x2) tile count the Winograd rules compare (_cpu_rule.cpu_rule)."""
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ def _depth_winograd(p: "_Shape", unit_stride: bool) -> bool:
     )
 
 
-def _temporal_winograd(p: "_Shape") -> bool:
+def _axis_winograd(p: "_Shape") -> bool:
     """Whether a 3x1x1 layer (R(2+1)D's temporal convolutions) runs Winograd F(4,3) along depth
-    (csrc/algo/winograd_temporal.h: 6 products per 4 output planes against 12, the H x W planes
+    (csrc/algo/winograd_axis.h: 6 products per 4 output planes against 12, the H x W planes
     as the GEMMs' columns): stride and dilation 1, one group, no padding along H and W, 40+
     channels each side, and 4+ output planes along depth. Two output planes (R(2+1)D's layer4:
     F(2,3), 4 products against the direct sum's 4 real ones, its padding skipped) gain nothing:
@@ -54,7 +54,30 @@ def _temporal_winograd(p: "_Shape") -> bool:
     8x28x28 split (forward 0.38 vs 0.79, backward data 0.72 vs 0.61). The weight gradient sums
     each point over the columns, so it also needs 8M multiply-adds per point (C x K x columns):
     64 ch on 2 x 8x14x14 (3.2M) 0.76 vs 0.61, 128 ch on 8x14x14 (6.4M) 0.93 vs 1.00. Float32
-    error 1.5-4.5x implicit GEMM's over 45-1152 channels (the weight gradient 0.6-3.7x)."""
+    error 1.5-4.5x implicit GEMM's over 45-1152 channels (the weight gradient 0.6-3.7x).
+
+    2-D 3x1 / 1x3 layers (along H, or along W on transposed planes) from 128 channels each side
+    and 1024 GEMM columns per point (images x tiles x the positions across the axis): ERFNet-like
+    128 ch 64x128, forward / backward data / weight, 3x1 2.67/2.87/2.86 vs 3.92/4.02/4.30 (PyTorch
+    4.08/4.13/4.37), 1x3 3.50/3.54/3.79 vs 3.95/4.24/4.35. Fewer columns gain little or lose
+    (Inception's 384 ch 8x8 at batch 8, 128 columns: 0.99-1.22x; at batch 1 0.62-0.82x), as do
+    fewer channels (64 ch 1x3 on 128x256: 0.85-1.00x). At AVX2 (PyTorch capped alike) against
+    implicit_gemm: 3x1 4.16/4.23/4.41 vs 4.61/4.70/4.79, but 1x3 5.21/5.15/5.12 vs 4.69/5.06/4.62
+    (its planes' transposes and the 8-lane transforms): there only 3x1."""
+    if len(p.kernel) == 2:
+        if p.kernel not in ((3, 1), (1, 3)) or p.groups != 1:
+            return False
+        if min(p.c_per_group, p.k_per_group) < 128:
+            return False
+        if any(s != 1 for s in p.stride) or any(d != 1 for d in p.dilation):
+            return False
+        axis = 0 if p.kernel == (3, 1) else 1
+        if axis == 1 and _active_isa() != "avx512":
+            return False
+        if p.pad_lo[1 - axis] or p.pad_hi[1 - axis]:
+            return False
+        out = p.in_extents if p.conv_pass == "backward_data" else p.out_extents
+        return p.n * -(-out[axis] // 4) * out[1 - axis] >= 1024
     if len(p.kernel) != 3 or p.kernel != (3, 1, 1) or p.groups != 1:
         return False
     if min(p.c_per_group, p.k_per_group) < 40:

@@ -1,4 +1,4 @@
-"""Winograd F(m,3) along depth for 3x1x1 kernels (csrc/algo/winograd_temporal.h): every pass as
+"""Winograd F(m,3) along depth for 3x1x1 kernels (csrc/algo/winograd_axis.h): every pass as
 transform-domain GEMMs whose columns are the H x W planes (the weight gradient's summing over
 them); every pass vs the float64 oracle with outputs poisoned, the tiles, the chunks, threads,
 the error bound, refusals and auto's rule (_cpu_volume._temporal_winograd)."""
@@ -24,6 +24,11 @@ GEOMETRIES = [
     ((1, 4, 5, 3, 3), (5, 4, 3, 1, 1), dict(padding=(3, 0, 0))),
     ((3, 6, 9, 1, 1), (7, 6, 3, 1, 1), dict(padding=(1, 0, 0), mode="conv")),
     ((0, 4, 5, 3, 3), (4, 4, 3, 1, 1), dict(padding=(1, 0, 0))),
+    # 2-D: 3x1 along H, 1x3 along W (transposed planes), asymmetric padding, true convolution
+    ((2, 5, 9, 6), (6, 5, 3, 1), dict(padding=(1, 0))),
+    ((2, 5, 6, 9), (6, 5, 1, 3), dict(padding=(0, 1))),
+    ((1, 4, 5, 11), (3, 4, 1, 3), dict(padding=((0, 0), (2, 1)), mode="conv")),
+    ((3, 3, 4, 7), (5, 3, 3, 1), dict(padding=((0, 2), (0, 0)), mode="conv")),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 LAYER3 = (1, 64, 8, 6, 5), (48, 64, 3, 1, 1), dict(padding=(1, 0, 0))
@@ -50,15 +55,19 @@ def test_explain_names_the_tile():
         assert e.workspace_bytes > 0
     e = fastconv.explain((1, 4, 2, 3, 3), (4, 4, 3, 1, 1), algo="winograd", padding=(1, 0, 0))
     assert "F(2,3) along depth" in e.reason, str(e)
+    e = fastconv.explain((1, 4, 9, 6), (4, 4, 3, 1), algo="winograd", padding=(1, 0))
+    assert "F(4,3) along H" in e.reason and "rows as GEMM columns" in e.reason, str(e)
+    e = fastconv.explain((1, 4, 6, 9), (4, 4, 1, 3), algo="winograd", padding=(0, 1))
+    assert "F(4,3) along W" in e.reason and "transposed" in e.reason, str(e)
 
 
 @pytest.mark.parametrize("tile", [2, 4, 6])
 def test_every_tile(fastconv_with_env, rng, tile):
     """FASTCONV_WINOGRAD_TILE forces F(2,3), F(4,3) and F(6,3) along depth."""
     fc = fastconv_with_env(FASTCONV_WINOGRAD_TILE=str(tile))
-    for x_shape, w_shape, kw in GEOMETRIES[:2] + [LAYER3]:
+    for x_shape, w_shape, kw in GEOMETRIES[:2] + GEOMETRIES[7:9] + [LAYER3]:
         e = fc.explain(x_shape, w_shape, algo="winograd", **kw)
-        assert f"F({tile},3) along depth" in e.reason, str(e)
+        assert f"F({tile},3) along" in e.reason, str(e)
         for dtype in (np.float32, np.float64):
             check_passes(fc, rng, x_shape, w_shape, kw, dtype)
 
@@ -80,6 +89,14 @@ def test_chunks_of_tiles(poisoned_outputs, rng):
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max())
 
 
+def test_transposed_planes_in_chunks(poisoned_outputs, rng):
+    """1x3 on planes transposed into the workspace, with several chunks of (image, tile) pairs
+    (128 + 128 channels over 1024-row columns: 3 pairs of 6 MiB per 16 MiB chunk), every pass."""
+    x_shape, w_shape, kw = (2, 128, 1024, 12), (128, 128, 1, 3), dict(padding=(0, 1))
+    assert "along W" in fastconv.explain(x_shape, w_shape, algo="winograd", **kw).reason
+    check_passes(fastconv, rng, x_shape, w_shape, kw, np.float32)
+
+
 def test_threads_agree_bit_for_bit(rng):
     """The GEMM engine's sums and the per-element transforms: no thread count changes a bit."""
     x_shape, w_shape, kw = LAYER3
@@ -91,6 +108,8 @@ def test_threads_agree_bit_for_bit(rng):
         lambda: fastconv.conv_backward_weight(x, gy, w_shape, algo="winograd", **kw),
     ):
         same_at_thread_counts(call)
+    x2, w2 = rand(rng, (2, 16, 12, 10), np.float32), rand(rng, (8, 16, 1, 3), np.float32)
+    same_at_thread_counts(lambda: fastconv.conv(x2, w2, algo="winograd", padding=(0, 1)))
 
 
 @pytest.mark.parametrize("pass_", ["forward", "backward_data", "backward_weight"])
@@ -126,7 +145,7 @@ def test_float32_error_bound(rng, pass_):
 def test_every_isa_level_matches_the_oracle(isa):
     r = np.random.default_rng(11)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
-        for x_shape, w_shape, kw in GEOMETRIES[:2] + [LAYER3]:
+        for x_shape, w_shape, kw in GEOMETRIES[:2] + GEOMETRIES[7:9] + [LAYER3]:
             for dtype in (np.float32, np.float64):
                 check_passes(fc, r, x_shape, w_shape, kw, dtype)
 
@@ -155,6 +174,20 @@ def test_refusals_name_both_forms(kw):
     x = np.ones((1, 4, 8, 5, 5), np.float32)
     with raises_naming(NotImplementedError, "winograd", "depth taps", "3x1x1"):
         fastconv.conv(x, np.ones((4, 4, 3, 1, 1), np.float32), algo="winograd", **kw)
+
+
+@pytest.mark.parametrize(
+    "w_shape,kw",
+    [
+        ((4, 4, 1, 3), dict(padding=1)),  # padded along H, where the kernel has one tap
+        ((4, 4, 3, 1), dict(stride=(1, 2), padding=(1, 0))),
+        ((4, 4, 1, 5), dict(padding=(0, 2))),
+    ],
+)
+def test_2d_refusals_name_the_axis_form(w_shape, kw):
+    x = np.ones((1, 4, 8, 8), np.float32)
+    with raises_naming(NotImplementedError, "winograd", "3x1 or 1x3"):
+        fastconv.conv(x, np.ones(w_shape, np.float32), algo="winograd", **kw)
 
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
@@ -193,3 +226,29 @@ def test_auto_takes_temporal_layers(isa):
             for pass_ in ("forward", "backward_data", "backward_weight"):
                 e = fc.explain(x_shape, w_shape, pass_=pass_, **kw)
                 assert e.algo != "winograd", (x_shape, w_shape, kw, str(e))
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_takes_2d_axis_layers(isa):
+    """2-D 3x1 from 128 channels each side and 1024 GEMM columns per point (ERFNet-like 128 ch
+    on 64x128), every pass, at both levels; 1x3 (transposed planes) at AVX-512 only; Inception's
+    384 ch on 8x8 (128 columns at batch 8) and 64 channels keep other algorithms."""
+    from conftest import skip_unless_isa_runs
+
+    skip_unless_isa_runs(isa)
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        for w_shape, pad, taken in [
+            ((128, 128, 3, 1), (1, 0), True),
+            ((128, 128, 1, 3), (0, 1), isa == "avx512"),
+        ]:
+            for pass_ in ("forward", "backward_data", "backward_weight"):
+                e = fc.explain((1, 128, 64, 128), w_shape, padding=pad, pass_=pass_)
+                assert (e.algo == "winograd") == taken, str(e)
+        for x_shape, w_shape, pad in [
+            ((8, 384, 8, 8), (384, 384, 1, 3), (0, 1)),
+            ((8, 384, 8, 8), (384, 384, 3, 1), (1, 0)),
+            ((1, 64, 128, 256), (64, 64, 3, 1), (1, 0)),
+        ]:
+            for pass_ in ("forward", "backward_data", "backward_weight"):
+                e = fc.explain(x_shape, w_shape, padding=pad, pass_=pass_)
+                assert e.algo != "winograd", (x_shape, w_shape, str(e))

@@ -1,0 +1,36 @@
+// Slice combinations: dst = add + sum_j coef[j] * src[j] over runs of n elements, the sums of
+// whole planes or rows that Winograd along one axis (csrc/algo/winograd_axis.h) transforms with.
+// Compiled once per ISA level (combine_<isa>.cc: the loops vectorised by that level's flags)
+// and picked at run time (combine_table.cc). Pure: pointers and counts in.
+#pragma once
+#include <cstdint>
+
+namespace fastconv {
+
+template <typename T>
+struct CombineKernels {
+  // dst[p] = add + sum_j coef[j] * src[j][p] for p < n over the count sources; a null source or
+  // a zero coefficient is skipped (a zero slice); dst = add when none is left. Terms are added
+  // in source order, block by block of n; dst does not overlap a source.
+  void (*combine)(const T* const* src, const T* coef, int count, int64_t n, T add, T* dst);
+  const char* name;
+};
+
+// Sources one call takes at most.
+constexpr int kCombineMaxSources = 8;
+
+// The kernels for the active ISA level (FASTCONV_ISA may cap it).
+template <typename T>
+const CombineKernels<T>& combine_kernels();
+
+#define FASTCONV_DECLARE_COMBINE(ns)                       \
+  namespace ns {                                           \
+  extern const CombineKernels<float> combine_f32_kernels;  \
+  extern const CombineKernels<double> combine_f64_kernels; \
+  }
+FASTCONV_DECLARE_COMBINE(scalar)
+FASTCONV_DECLARE_COMBINE(avx2)
+FASTCONV_DECLARE_COMBINE(avx512)
+#undef FASTCONV_DECLARE_COMBINE
+
+}  // namespace fastconv
