@@ -7,7 +7,14 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import FastconvProcess, assert_close, assert_passes_match, rand, skip_unless_isa_runs
+from conftest import (
+    FastconvProcess,
+    assert_close,
+    assert_passes_match,
+    rand,
+    same_at_thread_counts,
+    skip_unless_isa_runs,
+)
 
 # (x_shape, w_shape, kwargs): few input channels, strides 1-4 (also above the kernel), kernels
 # 1..11, padding (also wider than the kernel, asymmetric), dilation, batch > 1, odd sizes, true
@@ -245,3 +252,19 @@ def test_direct_rows_weight_bands(
         np.testing.assert_array_equal(got[threads], got[1])
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(gy, gy0)
+
+
+def test_direct_rows_weight_bands_in_rounds(poisoned_outputs, restore_threads, rng):
+    """Bands whose partials pass the 8 MiB round budget go in rounds (100 one-slice bands of
+    128 x 196 sums: 83 per round), each round's partials added in band order before the next:
+    the workspace stays bounded and the sums are the same at every thread count."""
+    x_shape, w_shape, kw = (1, 4, 100, 8, 8), (128, 4, 1, 7, 7), dict(padding=(0, 3, 3))
+    x = rand(rng, x_shape, np.float32)
+    gy = rand(rng, (1, 128, 100, 8, 8), np.float32)
+    e = fastconv.explain(x, w_shape, algo="direct", pass_="backward_weight", **kw)
+    assert "band by band" in str(e) and e.workspace_bytes < 9 << 20, str(e)
+    got = same_at_thread_counts(
+        lambda: fastconv.conv_backward_weight(x, gy, w_shape, algo="direct", **kw)
+    )
+    want = ref.conv_backward_weight(x, gy, w_shape, **kw)
+    assert_close(got, want, np.float32, 100 * 64)

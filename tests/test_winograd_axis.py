@@ -1,7 +1,7 @@
 """Winograd F(m,3) along depth for 3x1x1 kernels (csrc/algo/winograd_axis.h): every pass as
 transform-domain GEMMs whose columns are the H x W planes (the weight gradient's summing over
 them); every pass vs the float64 oracle with outputs poisoned, the tiles, the chunks, threads,
-the error bound, refusals and auto's rule (_cpu_volume._temporal_winograd)."""
+the error bound, refusals and auto's rule (_cpu_volume._axis_winograd)."""
 
 from __future__ import annotations
 

@@ -220,7 +220,7 @@ bool rows_pairs(const ConvGeometry& g, ConvPass pass) {
 bool rows_bands(const ConvGeometry& g, ConvPass pass, DType t, int threads) {
   const int64_t lanes = kernel_lanes(t);
   if (pass == ConvPass::kBackwardWeight)
-    return rows_serve(g, pass) && weight_bands(g, threads).per_image > 0;
+    return rows_serve(g, pass) && weight_bands(g, threads, dtype_size(t)).per_image > 0;
   return pass == ConvPass::kForward && rows_serve(g, pass) && !pairs_serve(g) &&
          !forward_by_channels(g, lanes) && row_bands(g, threads, dtype_size(t)).count > 0;
 }
@@ -245,10 +245,10 @@ int64_t rows_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int 
     elems = checked_product({g.k, l.pitch}, "direct workspace") +
             checked_product({slots_of(threads), phase_rows_elems(g, l)}, "direct workspace");
   } else if (pass == ConvPass::kBackwardWeight && rows_bands(g, pass, t, threads)) {
-    const WeightBands b = weight_bands(g, threads);
+    const WeightBands b = weight_bands(g, threads, dtype_size(t));
     const DwPlane band = band_plane(input_plane(g), b.rows);
     elems = checked_product({slots_of(threads), g.c, plane_pitch(band)}, "direct workspace") +
-            checked_product({b.images, b.per_image, g.k, g.c, g.kernel_spatial()},
+            checked_product({b.round, g.k, g.c, g.kernel_spatial()},
                             "direct workspace");
   } else if (rows_bands(g, pass, t, threads)) {
     const DwPlane band = band_plane(input_plane(g), row_bands(g, threads, dtype_size(t)).rows);

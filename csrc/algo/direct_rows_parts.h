@@ -68,10 +68,11 @@ struct WeightBands {
   int64_t rows = 0;       // output rows per band (the last of a slice may have fewer)
   int64_t per_image = 0;  // bands per image (0: not banded)
   int64_t kparts = 1, kpart = 0;  // output-channel parts, channels per part
-  int64_t images = 0;             // images per round
+  int64_t round = 0;              // bands per round
 };
 // Output rows per weight-kernel call: kWeightChunk positions.
 int64_t weight_rows(const ConvGeometry& g);
-WeightBands weight_bands(const ConvGeometry& g, int threads);
+// elem: bytes per element (the rounds' partials are bounded in bytes).
+WeightBands weight_bands(const ConvGeometry& g, int threads, int64_t elem);
 
 }  // namespace fastconv::algo::rows_parts

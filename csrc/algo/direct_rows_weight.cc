@@ -26,11 +26,15 @@ namespace rows_parts {
 // -> 1.20-1.39, r2plus1d_18.stem 5.4 -> 4.0-4.5, and in the VM's slow spells the whole planes
 // doubled (conv1a 0.66) where the bands did not.
 // The output channels go in `kparts` parts when a slice's bands split unevenly over the slots
-// (13 bands over 2 slots: 26 items); images in rounds of at least 4 items per slot.
+// (13 bands over 2 slots: 26 items). Bands go in rounds, the partials of one round in the
+// workspace: at least 4 items per slot, at most kPartialBytes of partials where that allows (a
+// 1024-row image of 256 x 147 sums per band took 147 MiB as one round).
+constexpr int64_t kPartialBytes = int64_t(8) << 20;
+
 int64_t weight_rows(const ConvGeometry& g) {
   return std::max<int64_t>(1, kWeightChunk / std::max<int64_t>(1, g.out[2]));
 }
-WeightBands weight_bands(const ConvGeometry& g, int threads) {
+WeightBands weight_bands(const ConvGeometry& g, int threads, int64_t elem) {
   WeightBands b;
   const int64_t slots = slots_of(threads);
   b.rows = std::min(weight_rows(g), std::max<int64_t>(g.out[1], 1));
@@ -47,8 +51,9 @@ WeightBands weight_bands(const ConvGeometry& g, int threads) {
   // Too few items leave slots idle (the whole-plane path splits the channels finer).
   if (g.n * per_image * b.kparts < 2 * slots) return b;
   b.per_image = per_image;
-  b.images = std::clamp<int64_t>((4 * slots + per_image * b.kparts - 1) / (per_image * b.kparts),
-                                 1, g.n);
+  const int64_t total = g.n * per_image, per_band = g.k * g.c * g.kernel_spatial() * elem;
+  const int64_t least = (4 * slots + b.kparts - 1) / b.kparts;
+  b.round = std::clamp<int64_t>(kPartialBytes / std::max<int64_t>(per_band, 1), least, total);
   return b;
 }
 
@@ -57,11 +62,11 @@ WeightBands weight_bands(const ConvGeometry& g, int threads) {
 namespace {
 
 // Backward weight by bands (rows_bands): the band's partial sums of every output channel and
-// term, added to acc in order after each round of images.
+// term, added to acc in order after each round of bands.
 template <typename T>
 void weight_by_bands(const ConvPlan& plan, const T* x, const T* grad_y, T* acc, T* ws) {
   const ConvGeometry& g = plan.g;
-  const WeightBands b = weight_bands(g, plan.threads);
+  const WeightBands b = weight_bands(g, plan.threads, sizeof(T));
   const DwPlane bp = band_plane(input_plane(g), b.rows);
   const std::vector<int64_t> off = input_terms(g, bp);
   const int64_t nred = g.c * g.kernel_spatial(), os = g.out_spatial(), ow = g.out[2];
@@ -69,18 +74,18 @@ void weight_by_bands(const ConvPlan& plan, const T* x, const T* grad_y, T* acc, 
   const int64_t slots = slots_of(plan.threads);
   T* partial = ws + slots * g.c * pitch;
   const RowsKernels<T>& kern = rows_kernels<T>();
-  for (int64_t n0 = 0; n0 < g.n; n0 += b.images) {
-    const int64_t bands = std::min(b.images, g.n - n0) * b.per_image, items = bands * b.kparts;
+  const int64_t total = g.n * b.per_image;
+  for (int64_t b0 = 0; b0 < total; b0 += b.round) {
+    const int64_t bands = std::min(b.round, total - b0), items = bands * b.kparts;
     std::atomic<int64_t> next{0};
     parallel_for(std::min(slots, items), 1, [&](int64_t sb, int64_t se) {
       for (int64_t slot = sb; slot < se; ++slot) {
         T* buf = ws + slot * g.c * pitch;
         for (int64_t item; (item = next.fetch_add(1)) < items;) {
-          const int64_t band = item / b.kparts, k0 = item % b.kparts * b.kpart;
-          const int64_t n = n0 + band / b.per_image, oz = band % b.per_image / count;
-          const int64_t o0 = band % count * b.rows, rows = std::min(b.rows, g.out[1] - o0);
-          const int64_t kc = std::min(b.kpart, g.k - k0);
-          if (kc <= 0) continue;
+          const int64_t band = item / b.kparts, k0 = item % b.kparts * b.kpart, at = b0 + band;
+          const int64_t n = at / b.per_image, oz = at % b.per_image / count;
+          const int64_t o0 = at % count * b.rows, rows = std::min(b.rows, g.out[1] - o0);
+          const int64_t kc = std::min(b.kpart, g.k - k0);  // >= 1: kparts <= ceil(K / 4)
           const T* xn = x + n * g.c * g.in_spatial();
           const DwPlane filled = band_plane(bp, rows);
           for (int64_t c = 0; c < g.c; ++c)

@@ -42,7 +42,6 @@ struct Along {
   int64_t cin = 0, cout = 0;                     // channels read and written
   int64_t depth_in = 0, depth_out = 0, pad = 0;  // along the axis, of the correlation
   int64_t plane = 0;        // elements of one slice across the axis (the run's view)
-  int64_t rows_in = 0, rows_out = 0;  // transposed: H of the source and of the output side
   int64_t tiles = 0;        // per image: ceil(depth_out / m)
   int64_t pairs = 0;        // (image, tile) pairs per chunk
   int64_t u_elems = 0, v_elems = 0, m_elems = 0;
