@@ -8,6 +8,8 @@ joins its threads with one.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import textwrap
 import threading
@@ -351,3 +353,53 @@ def test_interpreter_exit_with_non_daemon_threads_finishing():
     )
     proc = run_python(code, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# ---- the pool's workers bound to CPUs (FASTCONV_PIN_THREADS, csrc/common/thread_pool.cc)
+
+PIN_CODE = textwrap.dedent(
+    """
+    import json, os
+    import numpy as np
+    import fastconv
+
+    allowed = sorted(os.sched_getaffinity(0))
+    cpus = [allowed[i] for i in json.loads(os.environ["CPUS"])]
+    os.sched_setaffinity(0, cpus)  # the process may run on these; threads made later inherit
+    fastconv.set_num_threads(int(os.environ["THREADS"]))
+    before = set(os.listdir("/proc/self/task"))
+    x = np.ones((1, 8, 64, 64), np.float32)
+    w = np.ones((8, 8, 3, 3), np.float32)
+    assert float(fastconv.conv(x, w, padding=1, algo="direct")[0, 0, 10, 10]) == 72.0
+    new = sorted(set(os.listdir("/proc/self/task")) - before)
+    workers = [sorted(os.sched_getaffinity(int(t))) for t in new]
+    print(json.dumps([cpus, sorted(os.sched_getaffinity(0)), workers]))
+    """
+)
+
+
+def _worker_affinity(threads, pin=None):
+    """(the process's CPUs, the caller's after the call, each new worker's) on the first two
+    CPUs this process may run on."""
+    env = {"THREADS": str(threads), "CPUS": "[0, 1]", "FASTCONV_PIN_THREADS": pin or "auto"}
+    proc = run_python(PIN_CODE, env, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+    reason="CPU affinity needs Linux and 2+ CPUs this process may run on",
+)
+def test_pool_workers_bound_to_cpus():
+    """A pool with as many threads as allowed CPUs binds worker i to the (i + 1)-th CPU and
+    leaves the caller free; other sizes stay unbound unless FASTCONV_PIN_THREADS=1 (round-robin
+    over the allowed CPUs); FASTCONV_PIN_THREADS=0 never binds."""
+    cpus, main, workers = _worker_affinity(2)
+    assert workers == [[cpus[1]]] and main == cpus, (cpus, main, workers)
+    cpus, _, workers = _worker_affinity(2, pin="0")
+    assert workers == [cpus], workers
+    cpus, _, workers = _worker_affinity(3)  # 3 threads on 2 CPUs: not bound
+    assert workers == [cpus, cpus], workers
+    cpus, _, workers = _worker_affinity(3, pin="1")
+    assert workers == [[cpus[1]], [cpus[0]]], workers

@@ -41,10 +41,46 @@ int default_num_threads() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+// The CPUs this process may run on, in order (empty where that cannot be read).
+std::vector<int> allowed_cpus() {
+  std::vector<int> cpus;
+#ifdef __linux__
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0)
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) cpus.push_back(c);
+#endif
+  return cpus;
+}
+
+// Binds the calling worker thread (worker i of `workers`) to a CPU as FASTCONV_PIN_THREADS says
+// (common/tuning.h): by default only where the pool spans exactly the allowed CPUs, worker i on
+// the (i + 1)-th, so a woken worker never lands on the caller's CPU for the scheduler's sake.
+void pin_worker(int i, int workers) {
+#ifdef __linux__
+  const int policy = tuning().pin_threads;
+  if (policy == 0) return;
+  const std::vector<int> cpus = allowed_cpus();
+  if (cpus.size() < 2) return;
+  if (policy < 0 && int(cpus.size()) != workers + 1) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpus[size_t(i + 1) % cpus.size()], &set);
+  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);  // a failure leaves it unbound
+#else
+  (void)i;
+  (void)workers;
+#endif
+}
+
 class ThreadPool {
  public:
   explicit ThreadPool(int workers) {
-    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { worker_loop(); });
+    for (int i = 0; i < workers; ++i)
+      threads_.emplace_back([this, i, workers] {
+        pin_worker(i, workers);
+        worker_loop();
+      });
   }
   ~ThreadPool() {
     {

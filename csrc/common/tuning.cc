@@ -70,9 +70,16 @@ void read_spin(Tuning& t) {
   if (end != v.c_str() && *end == '\0' && n >= 0) t.spin_us = std::min<long long>(n, 1000000);
 }
 
+void read_pin_threads(Tuning& t) {
+  const std::string v = env_text("FASTCONV_PIN_THREADS");
+  if (v == "0") t.pin_threads = 0;
+  if (v == "1") t.pin_threads = 1;
+}
+
 Tuning read_tuning() {
   Tuning t;
   read_spin(t);
+  read_pin_threads(t);
   read_winograd_tile(t);
   read_winograd_block_bytes(t);
   read_workspace_limit(t);

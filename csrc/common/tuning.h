@@ -40,6 +40,14 @@ struct Tuning {
   // so half the calls of a batch-1 layer ran at one thread's speed (resnet50.res3.1x1 forward
   // median 1.23 ms with 50 us, 0.54 with 2 ms, best 0.51). OpenMP runtimes spin similarly.
   int64_t spin_us = 2000;
+  // FASTCONV_PIN_THREADS: whether the pool's workers are bound to CPUs. "auto" (the default): when
+  // the pool has exactly as many threads as the CPUs this process may run on, worker i is bound to
+  // the (i + 1)-th of them, the caller's thread left free. "1": always (CPUs reused round-robin);
+  // "0": never. On the 2-vCPU VM, with PyTorch calls between fastconv's, a woken worker was
+  // placed on the caller's CPU and the two shared it for whole rounds of calls: Inception's
+  // mixed5b.5x5 forward p50 / p90 1.22-1.31 / 4.3-4.6 ms unbound, 0.71-0.77 / 1.2-1.3 bound
+  // (best 0.59).
+  int pin_threads = -1;  // -1 auto, 0 never, 1 always
 };
 
 // The knobs, read from the environment on first use.
