@@ -53,10 +53,12 @@ std::vector<int> allowed_cpus() {
   return cpus;
 }
 
-// Binds the calling worker thread (worker i of `workers`) to a CPU as FASTCONV_PIN_THREADS says
+// Binds worker i of `workers` (its std::thread) to a CPU as FASTCONV_PIN_THREADS says
 // (common/tuning.h): by default only where the pool spans exactly the allowed CPUs, worker i on
 // the (i + 1)-th, so a woken worker never lands on the caller's CPU for the scheduler's sake.
-void pin_worker(int i, int workers) {
+// Done by the thread that makes the pool, before the pool is used: a worker binding itself
+// might not have run yet when the first call returns.
+void pin_worker(std::thread& worker, int i, int workers) {
 #ifdef __linux__
   const int policy = tuning().pin_threads;
   if (policy == 0) return;
@@ -66,8 +68,10 @@ void pin_worker(int i, int workers) {
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpus[size_t(i + 1) % cpus.size()], &set);
-  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);  // a failure leaves it unbound
+  // A failure leaves the worker unbound.
+  pthread_setaffinity_np(worker.native_handle(), sizeof(set), &set);
 #else
+  (void)worker;
   (void)i;
   (void)workers;
 #endif
@@ -76,11 +80,10 @@ void pin_worker(int i, int workers) {
 class ThreadPool {
  public:
   explicit ThreadPool(int workers) {
-    for (int i = 0; i < workers; ++i)
-      threads_.emplace_back([this, i, workers] {
-        pin_worker(i, workers);
-        worker_loop();
-      });
+    for (int i = 0; i < workers; ++i) {
+      threads_.emplace_back([this] { worker_loop(); });
+      pin_worker(threads_.back(), i, workers);
+    }
   }
   ~ThreadPool() {
     {
