@@ -42,12 +42,22 @@ const Coefficients& coefficients(int m) {
   return m == 2 ? c2 : m == 4 ? c4 : c6;
 }
 
-// Row a of a transform matrix in T (the combination kernels' coefficients).
+// The transform matrices' rows in T, converted once per call for the combination kernels: BT and
+// AT by row, G by point (its r taps).
 template <typename T>
-std::array<T, kMaxAlpha> row_of(const double* row, int count) {
-  std::array<T, kMaxAlpha> out{};
-  for (int j = 0; j < count; ++j) out[size_t(j)] = static_cast<T>(row[j]);
-  return out;
+struct TypedRows {
+  std::array<std::array<T, kMaxAlpha>, kMaxAlpha> bt{}, at{}, g{};
+};
+template <typename T>
+TypedRows<T> typed_rows(const Coefficients& k) {
+  TypedRows<T> t;
+  for (int i = 0; i < kMaxAlpha; ++i)
+    for (int j = 0; j < kMaxAlpha; ++j) {
+      t.bt[size_t(i)][size_t(j)] = static_cast<T>(k.bt[i][j]);
+      t.at[size_t(i)][size_t(j)] = static_cast<T>(k.at[i][j]);
+      if (j < kMaxTaps) t.g[size_t(i)][size_t(j)] = static_cast<T>(k.g[i][j]);
+    }
+  return t;
 }
 
 // The workspace: the kernels' points (or their gradient), a chunk's input points and its
@@ -66,7 +76,7 @@ Parts<T> parts(const Along& t, T* ws) {
 // V[a][ci][pair][:] = sum_j BT[a][j] in[n][ci][tile * m + j - pad][:] for the chunk's pairs
 // (image, tile) = q0 + pair.
 template <typename T>
-void transform_input(const Along& t, const Coefficients& k, const T* in, int64_t q0,
+void transform_input(const Along& t, const TypedRows<T>& k, const T* in, int64_t q0,
                      int64_t pairs, T* v) {
   const int alpha = t.alpha;
   const int64_t plane = t.plane, cols = pairs * plane;
@@ -82,7 +92,7 @@ void transform_input(const Along& t, const Coefficients& k, const T* in, int64_t
         src[size_t(j)] = d >= 0 && d < t.depth_in ? chan + d * plane : nullptr;
       }
       for (int a = 0; a < alpha; ++a)
-        combine(src.data(), row_of<T>(k.bt[a], alpha).data(), alpha, plane, T(0),
+        combine(src.data(), k.bt[size_t(a)].data(), alpha, plane, T(0),
                 v + (int64_t(a) * t.cin + ci) * cols + pl * plane);
     }
   });
@@ -102,7 +112,7 @@ struct Kernels {
 template <typename T>
 void correlate(const Along& t, int64_t images, const T* in, Kernels<T> wk, const T* bias,
                T* out, T* ws) {
-  const Coefficients& k = coefficients(t.m);
+  const TypedRows<T> kt = typed_rows<T>(coefficients(t.m));
   const int alpha = t.alpha;
   const Parts<T> part = parts(t, ws);
   T* u = part.u;
@@ -121,14 +131,14 @@ void correlate(const Along& t, int64_t images, const T* in, Kernels<T> wk, const
       }
       const T* rows[kMaxTaps] = {taps.data(), taps.data() + t.cin, taps.data() + 2 * t.cin};
       for (int a = 0; a < alpha; ++a)
-        combine(rows, row_of<T>(k.g[a], r).data(), r, t.cin, T(0),
+        combine(rows, kt.g[size_t(a)].data(), r, t.cin, T(0),
                 u + (int64_t(a) * t.cout + co) * t.cin);
     }
   });
   const int64_t total = images * t.tiles, plane = t.plane;
   for (int64_t q0 = 0; q0 < total; q0 += t.pairs) {
     const int64_t pairs = std::min(t.pairs, total - q0), cols = pairs * plane;
-    transform_input(t, k, in, q0, pairs, v);
+    transform_input(t, kt, in, q0, pairs, v);
     gemm::gemm_batched<T>(alpha, t.cout, cols, t.cin, T(1), gemm::MatrixRef<T>{u, t.cin, 1},
                           t.cout * t.cin, gemm::MatrixRef<T>{v, cols, 1}, t.cin * cols, T(0), mm,
                           cols, t.cout * cols);
@@ -144,7 +154,7 @@ void correlate(const Along& t, int64_t images, const T* in, Kernels<T> wk, const
         T* chan = out + (n * t.cout + co) * t.depth_out * plane;
         const T add = bias != nullptr ? bias[co] : T(0);
         for (int r = 0; r < t.m && d0 + r < t.depth_out; ++r)
-          combine(src.data(), row_of<T>(k.at[r], alpha).data(), alpha, plane, add,
+          combine(src.data(), kt.at[size_t(r)].data(), alpha, plane, add,
                   chan + (d0 + r) * plane);
       }
     });
@@ -160,13 +170,13 @@ void correlate(const Along& t, int64_t images, const T* in, Kernels<T> wk, const
 template <typename T>
 void weight_gradient(const Along& t, int64_t images, const T* x, const T* grad_y, bool flip,
                      T* grad_w, T* ws) {
-  const Coefficients& k = coefficients(t.m);
+  const TypedRows<T> kt = typed_rows<T>(coefficients(t.m));
   const int alpha = t.alpha;
   const Parts<T> part = parts(t, ws);
   const int64_t total = images * t.tiles, plane = t.plane;
   for (int64_t q0 = 0; q0 < total; q0 += t.pairs) {
     const int64_t pairs = std::min(t.pairs, total - q0), cols = pairs * plane;
-    transform_input(t, k, x, q0, pairs, part.v);
+    transform_input(t, kt, x, q0, pairs, part.v);
     parallel_for(t.cout * pairs, 1, [&](int64_t b, int64_t e) {
       const auto combine = combine_kernels<T>().combine;
       std::array<const T*, kMaxAlpha> src{};
@@ -178,7 +188,7 @@ void weight_gradient(const Along& t, int64_t images, const T* x, const T* grad_y
         for (int r = 0; r < t.m; ++r)
           src[size_t(r)] = d0 + r < t.depth_out ? chan + (d0 + r) * plane : nullptr;
         for (int a = 0; a < alpha; ++a) {
-          for (int r = 0; r < t.m; ++r) coef[size_t(r)] = static_cast<T>(k.at[r][a]);
+          for (int r = 0; r < t.m; ++r) coef[size_t(r)] = kt.at[size_t(r)][size_t(a)];
           combine(src.data(), coef.data(), t.m, plane, T(0),
                   part.m + (int64_t(a) * t.cout + co) * cols + pl * plane);
         }
@@ -198,7 +208,7 @@ void weight_gradient(const Along& t, int64_t images, const T* x, const T* grad_y
       for (int a = 0; a < alpha; ++a) points[size_t(a)] = part.u + (int64_t(a) * t.cout + co) * t.cin;
       for (int j = 0; j < r; ++j) {
         std::array<T, kMaxAlpha> coef{};
-        for (int a = 0; a < alpha; ++a) coef[size_t(a)] = static_cast<T>(k.g[a][j]);
+        for (int a = 0; a < alpha; ++a) coef[size_t(a)] = kt.g[size_t(a)][size_t(j)];
         combine(points.data(), coef.data(), alpha, t.cin, T(0), rows.data() + j * t.cin);
       }
       for (int64_t ci = 0; ci < t.cin; ++ci)
