@@ -349,28 +349,97 @@ def test_many_small_blocks(fastconv_with_env, rng, tile, dtype):
 
 
 def test_weight_gradient_path():
-    """The weight gradient runs in the transform domain (scratch for its sums) with enough tiles
-    per channel and >= 16 channels per group; otherwise it is planned as implicit_gemm, with
-    implicit_gemm's scratch (none) and a note saying so."""
+    """The weight gradient runs in the transform domain (scratch for its sums) where its
+    products, discounted for short reductions over few tiles, are at most 2/3 of the direct
+    sum's (or with tiles for a quarter of the channels), with >= 16 channels per group;
+    otherwise it is planned as implicit_gemm, with implicit_gemm's scratch (none) and a note
+    saying so."""
 
     def explain(x_shape, w_shape, algo="winograd", **kw):
         return fastconv.explain(x_shape, w_shape, algo=algo, pass_="backward_weight", **kw)
 
     assert explain((1, 20, 10, 21), (18, 20, 3, 3), padding=1).workspace_bytes > 0
     assert explain((1, 64, 56, 56), (64, 64, 3, 3), padding=1).workspace_bytes > 0
+    # Fewer tiles than a quarter of the channels, but 3-4x fewer products over 16+ tiles.
+    for x_shape in ((1, 256, 14, 14), (1, 512, 28, 28), (1, 512, 16, 16)):
+        e = explain(x_shape, (x_shape[1], x_shape[1], 3, 3), padding=1)
+        assert "implicit_gemm" not in e.reason and e.workspace_bytes > 0, (x_shape, e.reason)
+    dcgan_g3 = fastconv.explain(
+        (16, 256, 8, 8),
+        (256, 128, 4, 4),
+        stride=2,
+        padding=1,
+        op="conv_transpose",
+        pass_="backward_weight",
+        algo="winograd",
+    )
+    assert "implicit_gemm" not in dcgan_g3.reason, dcgan_g3.reason
     fallbacks = [
         ((1, 512, 7, 7), (512, 512, 3, 3), dict(padding=1)),  # 4 tiles, 512 channels
         ((1, 64, 8, 8), (64, 8, 3, 3), dict(padding=1, groups=8)),  # 8 per group
+        # dcgan.g2's 4x4 images: 16 tiles for 2.56x fewer products (1.28x discounted)
+        ((16, 256, 8, 8), (512, 256, 4, 4), dict(stride=2, padding=1)),
     ]
     for x_shape, w_shape, kw in fallbacks:
         e = explain(x_shape, w_shape, **kw)
         assert "implicit_gemm" in e.reason, e.reason
         implicit = explain(x_shape, w_shape, algo="implicit_gemm", **kw)
-        assert e.workspace_bytes == implicit.workspace_bytes == 0
+        assert e.workspace_bytes == implicit.workspace_bytes  # none at stride 1
+        assert e.workspace_bytes == 0 or "stride" in kw
         plan = conv_problem("conv", "backward_weight", x_shape, w_shape, "float32", **kw).plan(
             "winograd"
         )
         assert (plan.algo, plan.runner) == ("winograd", "implicit_gemm")
+
+
+# (x_shape, w_shape, kwargs) whose weight gradient forms its sums by chunks of output channels
+# under FASTCONV_WINOGRAD_BLOCK_BYTES=1 (threshold 4 bytes; K at least twice the tiles): several
+# chunks with a shorter last one, groups with true convolution, 1-D, asymmetric padding.
+FOLDED = [
+    ((2, 20, 8, 8), (30, 20, 3, 3), dict(padding=1)),
+    ((2, 32, 7, 9), (52, 16, 3, 3), dict(padding=((2, 0), (1, 1)), groups=2, mode="conv")),
+    ((3, 16, 22), (30, 16, 3), dict(padding=1)),
+    ((3, 24, 5, 4), (20, 24, 3, 3), dict(padding=((0, 2), (1, 0)))),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,kw", FOLDED, ids=[f"f{i}" for i in range(len(FOLDED))])
+def test_weight_gradient_folded_by_chunks(fastconv_with_env, rng, x_shape, w_shape, kw, dtype):
+    """The sums formed and folded a chunk of output channels at a time (each thread's GEMMs into
+    its scratch, V packed once) give the oracle's weight gradient, the same bits at 1, 2 and 3
+    threads (the chunks change with the threads)."""
+    fc = fastconv_with_env(FASTCONV_WINOGRAD_BLOCK_BYTES="1")
+    x = rand(rng, x_shape, dtype)
+    want_y = ref.conv(x, rand(rng, w_shape, dtype), **kw)
+    gy = rand(rng, want_y.shape, dtype)
+    want = ref.conv_backward_weight(x, gy, w_shape, **kw)
+    got = {}
+    for threads in (1, 2, 3):
+        fc.set_num_threads(threads)
+        e = fc.explain(x_shape, w_shape, algo="winograd", pass_="backward_weight", **kw)
+        assert "output channels at a time" in e.reason, e.reason
+        got[threads] = fc.conv_backward_weight(x, gy, w_shape, algo="winograd", **kw)
+        assert_close(got[threads], want, dtype, int(np.prod(want_y.shape[2:])) * x_shape[0])
+    np.testing.assert_array_equal(got[1], got[2])
+    np.testing.assert_array_equal(got[1], got[3])
+
+
+def test_weight_gradient_folds_large_sums_by_chunks(rng):
+    """Default settings: sums of 8 MiB or more, at least twice V, are folded by chunks
+    (ResNet-50's res4 3x3: 9.4 MiB); smaller ones (res3) whole. Both match the oracle."""
+    cases = (
+        ((1, 256, 14, 14), (256, 256, 3, 3), True),
+        ((1, 128, 28, 28), (128, 128, 3, 3), False),
+    )
+    for x_shape, w_shape, folded in cases:
+        e = fastconv.explain(x_shape, w_shape, padding=1, pass_="backward_weight")
+        assert e.algo == "winograd" and ("at a time" in e.reason) == folded, e.reason
+        x = rand(rng, x_shape, np.float32)
+        gy = rand(rng, x_shape[:1] + w_shape[:1] + x_shape[2:], np.float32)
+        got = fastconv.conv_backward_weight(x, gy, w_shape, padding=1, algo="winograd")
+        want = ref.conv_backward_weight(x, gy, w_shape, padding=1)
+        assert_close(got, want, np.float32, int(np.prod(x_shape[2:])))
 
 
 def test_auto_runs_five_tap_layers_on_winograd():

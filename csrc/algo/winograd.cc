@@ -168,6 +168,41 @@ void run_correlation(const Schedule& p, const T* x, const T* w, int64_t gs, int6
 // forward input transform, the grad_y tile through G', and for every transform coordinate
 // dW^[k][c] += sum over tiles GY^[k][t] X^[c][t] (one GEMM per coordinate and block, reducing
 // over tiles); dW = AT' dW^ A' once per group at the end.
+// The weight gradient's GEMMs of one block of tiles (all of them) and the fold, chunk by chunk
+// of output channels (Schedule::fold_rows): V packed once per coordinate into ws, then each
+// thread's chunks summed into its scratch (after the packed V) and folded from there by
+// fold(sums, k0, k1).
+template <typename T, typename Fold>
+void fold_by_chunks(const Schedule& p, const T* gy_hat, const T* v, T* ws, const Fold& fold) {
+  const gemm::PackedBLayout& lb = p.fold_layout;
+  parallel_for(p.coords * ceil_div(lb.n_pad, lb.nr), 1, [&](int64_t u0, int64_t u1) {
+    const int64_t panels = lb.n_pad / lb.nr;
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t a = u / panels, j0 = u % panels * lb.nr, nc = std::min(lb.nr, p.cg - j0);
+      const gemm::DenseSource<T> src(gemm::MatrixRef<T>{v + a * p.block, 1, p.v_cs});
+      for (int64_t k0 = 0; k0 < lb.k; k0 += lb.kc)
+        src.pack(k0, std::min(lb.kc, lb.k - k0), j0, nc, lb.nr,
+                 ws + a * p.fold_b + lb.offset(k0, j0));
+    }
+  });
+  const T* packed = ws;
+  T* scratch = ws + ceil_div(p.coords * p.fold_b, 16) * 16;
+  const int64_t chunks = ceil_div(p.kg, p.fold_rows);
+  std::atomic<int64_t> next{0};
+  parallel_for(p.fold_slots, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      T* sums = scratch + s * p.fold_slot;
+      for (int64_t c = next++; c < chunks; c = next++) {
+        const int64_t k0 = c * p.fold_rows, k1 = std::min(p.kg, k0 + p.fold_rows);
+        gemm::gemm_batched_packed_b<T>(p.coords, k1 - k0, p.cg, p.tiles, T(1),
+                                       gemm::MatrixRef<T>{gy_hat + k0 * p.m_ks, p.m_ks, 1},
+                                       p.block, packed, lb, p.fold_b, T(0), sums, p.u_ks, p.cg);
+        fold(sums, k0, k1);
+      }
+    }
+  });
+}
+
 template <typename T>
 void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad_w, T* ws,
                          const winograd_phases::Split* windows = nullptr,
@@ -204,17 +239,24 @@ void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad
                     gy_hat + k * kstride + (t - t0), p.block);
           });
       });
+      if (p.fold_rows > 0) break;  // one block: its GEMMs run chunk by chunk below
       gemm::gemm_batched<T>(p.coords, p.kg, p.cg, t1 - t0, T(1),
                             gemm::MatrixRef<T>{gy_hat, kstride, 1}, p.block,
                             gemm::MatrixRef<T>{v, 1, p.v_cs}, p.block, b == 0 ? T(0) : T(1), dw,
                             p.u_ks, p.cg);
     }
-    parallel_for(p.kg, 1, [&](int64_t k0, int64_t k1) {
+    // Output channels [k0, k1): their sums at sums (row k at (k - k0) * u_ks) into taps.
+    const auto fold = [&](const T* sums, int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k)
         for (int64_t c = 0; c < p.cg; c += tk.lanes)
-          tk.weight(dw + k * p.u_ks + c, p.cg, std::min<int64_t>(tk.lanes, p.cg - c),
+          tk.weight(sums + (k - k0) * p.u_ks + c, p.cg, std::min<int64_t>(tk.lanes, p.cg - c),
                     flip, grad_w + ((grp * p.kg + k) * p.cg + c) * taps, taps);
-    });
+    };
+    if (p.fold_rows > 0) {
+      fold_by_chunks(p, gy_hat, v, dw, fold);
+    } else {
+      parallel_for(p.kg, 1, [&](int64_t k0, int64_t k1) { fold(dw + k0 * p.u_ks, k0, k1); });
+    }
   }
 }
 

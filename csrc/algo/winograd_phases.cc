@@ -184,19 +184,17 @@ void gather_kernels(const PhasedWeight& pw, const T* w, int64_t gs, int64_t ks, 
 
 template <typename T>
 void unstack_weight_gradient(const Split& s, const T* gws, T* grad_w) {
+  // Through Split::tap: the index arithmetic per element (divisions by the stride, the stored
+  // tap) took 12% of dcgan.g3's transform-domain weight gradient.
   const ConvGeometry& g = s.g;
-  const int64_t kh = g.kernel[1], kw = g.kernel[2], rh = s.stacked.kernel[1],
-                rw = s.stacked.kernel[2];
-  const int64_t sh = g.stride[1], sw = g.stride[2];
-  parallel_for(g.k * g.c_per_group(), 16, [&](int64_t p0, int64_t p1) {
+  const int64_t taps = g.kernel_spatial(), stacked = s.phases * s.stacked.kernel_spatial();
+  const int32_t* tap = s.tap.data();
+  parallel_for(g.k * g.c_per_group(), 64, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
-      T* dst = grad_w + p * kh * kw;
-      for (int64_t th = 0; th < kh; ++th)
-        for (int64_t tw = 0; tw < kw; ++tw) {
-          const int64_t phase = phase_index(g, th % sh, tw % sw);
-          dst[stored_tap(g, th, tw)] =
-              gws[(p * s.phases + phase) * rh * rw + (th / sh) * rw + tw / sw];
-        }
+      const T* src = gws + p * stacked;
+      T* dst = grad_w + p * taps;
+      for (int64_t i = 0; i < stacked; ++i)
+        if (tap[i] >= 0) dst[tap[i]] = src[i];
     }
   });
 }

@@ -75,16 +75,24 @@ std::string unsupported_reason(const ConvGeometry& g) {
 }
 
 constexpr const char* kImplicitGemmFallbackNote =
-    "implicit_gemm (fewer than C/4 output tiles or fewer than 16 channels per group: the "
-    "transform-domain weight gradient would cost more than it saves)";
+    "implicit_gemm (too few output tiles for the fewer products to pay, or fewer than 16 "
+    "channels per group: the transform-domain weight gradient would cost more than it saves)";
 constexpr const char* kDepthFallbackNote =
-    "implicit_gemm (fewer than C/4 output tiles or fewer than 16 channels x depth taps per "
-    "group: the transform-domain weight gradient would cost more than it saves)";
+    "implicit_gemm (too few output tiles for the fewer products to pay, or fewer than 16 "
+    "channels x depth taps per group: the transform-domain weight gradient would cost more "
+    "than it saves)";
 // F(5x5,2x2)'s output transform scales by up to 16: float32 error ~18x implicit GEMM's over
 // 64 channels on 28x28 (forward and backward data's F(2x2,5x5) 4.4-5.6x).
 constexpr const char* kFiveTapWeightNote =
     "implicit_gemm (a 5-tap kernel's transform-domain weight gradient, F(5x5,2x2), has ~18x "
     "the error)";
+
+// How a transform-domain weight gradient forms its sums (Schedule::fold_rows).
+std::string fold_note(const winograd_schedule::Schedule& p) {
+  if (p.fold_rows == 0) return "";
+  return ", the sums formed and folded " + std::to_string(p.fold_rows) +
+         " output channels at a time";
+}
 
 // The weight gradient's fallback to implicit_gemm where the transform domain does not pay.
 std::string plan_weight_fallback(ConvPlan& plan, const char* note) {
@@ -140,7 +148,7 @@ std::string plan_depth(ConvPlan& plan) {
   plan.note = tile_note(2, g.kernel[2], plan.pass, tile) + " over the " +
               std::to_string(g.kernel[0]) + " depth taps (2-D over " + std::to_string(f.n) +
               " planes, " + std::to_string(bd ? f.k : f.c) + " -> " +
-              std::to_string(bd ? f.c : f.k) + " channels)";
+              std::to_string(bd ? f.c : f.k) + " channels)" + fold_note(wp.main);
   plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
   return "";
 }
@@ -223,7 +231,7 @@ std::string winograd_plan(ConvPlan& plan) {
   const bool empty = g.n * g.out_spatial() == 0 || wp.main.tiles == 0;
   plan.workspace_bytes =
       empty ? 0 : (wp.buffers() + schedule_elems(wp.main)) * dtype_size(plan.dtype);
-  plan.note = note;
+  plan.note = note + fold_note(wp.main);
   plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
   return "";
 }

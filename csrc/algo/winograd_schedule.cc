@@ -5,6 +5,7 @@
 
 #include "algo/winograd_tiles.h"
 #include "common/tuning.h"
+#include "gemm/cache_sizes.h"
 #include "gemm/gemm.h"
 
 namespace fastconv::algo::winograd_schedule {
@@ -175,6 +176,30 @@ Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem
   } else if (weight_pass) {
     p.u_elems = round_up(p.u_ks * p.kg, 16);
     p.slot_v = v_block;
+    // Folded chunk by chunk where the sums are large (from 4 budget blocks: 8 MiB) and at least
+    // twice V: each chunk reads all of V again. 2 threads, AVX-512, ms, chunks vs whole sums:
+    // unet.down4.conv (75 MiB of sums, V 1.2) 6.6 vs 40.6; vgg16.conv4_2 (38, 3.6) 7.3 vs 10.0;
+    // r2plus1d_18.layer3.1x3x3 (21, 2.4) 5.1 vs 6.3; dcgan.g3 (13, 3.7) 3.6 vs 4.5;
+    // resnet50.res4.3x3 (9.4, 0.6) 0.76 vs 0.82. Smaller sums stay in cache and chunks lose:
+    // res2.3x3 (0.6, 1.8) 0.59 vs 0.47, res3.3x3 (2.4, 0.9) 0.56 vs 0.52, unet.up3.conv (4.7,
+    // 9.4) 5.0 vs 4.2, dcgan.g4 (3.3, 7) 4.2 vs 3.8.
+    const int64_t sums = p.coords * p.kg * p.cg * elem, v_bytes = p.coords * p.tiles * p.cg * elem;
+    if (p.blocks == 1 && p.tiles > 0 && sums >= 4 * block_budget_bytes(false) &&
+        sums >= 2 * v_bytes) {
+      // Chunks of whole micro-kernel rows whose sums take at most 5/8 of L2, at least two per
+      // thread where K allows.
+      const bool f32 = elem == 4;
+      const int64_t mr = f32 ? gemm::packed_a_row_step<float>() : gemm::packed_a_row_step<double>();
+      const int64_t fits = 5 * gemm::cache_sizes().l2 / 8 / (p.u_ks * elem) / mr * mr;
+      const int64_t even = round_up(ceil_div(p.kg, 2 * threads), mr);
+      p.fold_rows = std::max(mr, std::min(fits, even));
+      p.fold_layout = f32 ? gemm::packed_b_layout<float>(p.tiles, p.cg)
+                          : gemm::packed_b_layout<double>(p.tiles, p.cg);
+      p.fold_b = unaliased(p.fold_layout.elems(), elem);
+      p.fold_slots = std::min(threads, ceil_div(p.kg, p.fold_rows));
+      p.fold_slot = round_up(p.u_ks * p.fold_rows, 16);
+      p.u_elems = round_up(p.coords * p.fold_b, 16) + p.fold_slots * p.fold_slot;
+    }
   } else {
     const bool f32 = elem == 4;
     p.u_packed = round_up(f32 ? gemm::packed_a_elems<float>(p.kg, p.cg)
@@ -193,15 +218,29 @@ int64_t schedule_elems(const Schedule& p) {
          std::max(p.slots * (p.slot_u + p.slot_v + p.slot_m), p.pack_slots * p.pack_slot);
 }
 
-// The weight gradient in the transform domain holds alpha^2 x K x C values, reduced over the
-// output tiles: with few tiles per channel (small images, e.g. 7x7 or 14x14 with 256-512
-// channels) forming it costs more than it saves, and implicit_gemm runs instead. Measured on a
-// quiet machine (2 threads, F(3x3,4x4) forced vs implicit_gemm): resnet50.res3 (49 tiles, 128
-// ch) 1.53x faster; res4 (16 tiles, 256 ch) 0.46x; res5 (4 tiles, 512) 0.05x; vgg16.conv4_2
-// (49 tiles, 512) 0.48x. Few channels per group leave each group's GEMMs and transforms too
-// small to pay for their passes over the data (resnext50.g32, 8 per group: 0.69x).
+// The weight gradient in the transform domain holds alpha^2 x K x C sums, each reduced over the
+// output tiles: with few tiles (small images) the GEMMs' reductions are short and forming the
+// sums costs more than it saves. It runs where its products, discounted by tiles / (tiles + 16)
+// for the short reductions, are at most 2/3 of the direct sum's (or, as before the fused fold,
+// where the tiles are at least a quarter of the channels), with 16+ channels per group each
+// side. Measured at AVX-512, 2 threads, ms, transform domain vs implicit_gemm (PyTorch), with
+// the sums folded chunk by chunk (Schedule::fold_rows):
+// - vgg16.conv4_2 (512 ch 28x28, 49 tiles, 4x fewer products): 7.1 vs 17.7 (18.3)
+// - unet.down4 (512 -> 1024 16x16, 16 tiles, 4x): 6.4 vs 11.6 (25.6)
+// - r2plus1d_18.layer3.1x3x3 (256 -> 576, 4 planes 14x14): 4.8 vs 9.9 (11.5)
+// - dcgan.g3 (stacked phases, 64 tiles, 2.56x): 3.6 vs 5.5 (4.9)
+// - resnet50.res4.3x3 (256 ch 14x14, 16 tiles, 3.06x): 1.02 vs 1.21 (1.36)
+// - slower: dcgan.g2 (16 tiles, 2.56x, discounted 1.28x) 5.6 vs 4.8; res5.3x3 (4 tiles,
+//   3.06x, 0.61x) 1.8-2.3 vs 1.2.
+// Few channels per group leave each group's GEMMs and transforms too small to pay for their
+// passes over the data (resnext50.g32, 8 per group: 0.69x).
 bool weight_gradient_by_winograd(const Schedule& p) {
-  return 4 * p.tiles >= std::max(p.cg, p.kg) && std::min(p.cg, p.kg) >= 16;
+  if (std::min(p.cg, p.kg) < 16) return false;
+  if (4 * p.tiles >= std::max(p.cg, p.kg)) return true;
+  const ConvGeometry& f = p.f;
+  const double direct = double(f.n) * double(f.out_spatial()) * double(f.kernel_spatial());
+  const double transformed = double(p.coords) * double(p.tiles);
+  return 2 * direct * double(p.tiles) >= 3 * transformed * double(p.tiles + 16);
 }
 
 }  // namespace fastconv::algo::winograd_schedule
