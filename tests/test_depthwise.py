@@ -125,7 +125,9 @@ def test_inputs_unchanged(rng):
 # within the kernel's reach), true convolution, bias, two images, 1-D; planes of up to 64
 # positions for kernels under 25 taps; for 25+ taps up to 100, 256 for the weight gradient, 400
 # for backward data and for the forward of two or more images (19x19: odd rows and channels
-# against the transposes' register tiles).
+# against the transposes' register tiles). At stride and dilation 1 along rows, kernels 3, 5
+# and 7 wide run the row kernel that loads each input vector once per kernel row (runs of 8
+# outputs and shorter last runs: 7x7, 10x10, 19x19).
 CHANNELS_LAST = [
     ("7x7-5x5", (1, 67, 7, 7), (5, 5), dict(padding=2)),
     ("14x14-3x3-s2", (2, 32, 14, 14), (3, 3), dict(stride=2, padding=1)),
@@ -136,6 +138,7 @@ CHANNELS_LAST = [
     ("pad-past-reach", (1, 16, 6, 6), (3, 3), dict(padding=3)),
     ("19x19-batch", (2, 20, 19, 19), (5, 5), dict(padding=2)),
     ("17x17-one-image", (1, 16, 17, 17), (5, 5), dict(padding=(2, 4), dilation=(1, 2))),
+    ("10x10-7x7", (1, 40, 10, 10), (7, 7), dict(padding=3)),
 ]
 
 

@@ -115,9 +115,13 @@ void unpack(const T* buf, int64_t positions, int64_t C, int64_t c0, int64_t c1, 
                                    dst + c0 * positions, positions);
 }
 
-// wt[t][c] = w[c][t], or w[c][taps - 1 - t] when flip.
+// wt[t][c] = w[c][t], or w[c][taps - 1 - t] when flip (unflipped on the transpose kernel: element
+// by element it took 8% of 1152 channels 7x7 5x5 at AVX2).
 template <typename T>
 void pack_weight(const T* w, int64_t ntaps, int64_t C, bool flip, int64_t c0, int64_t c1, T* wt) {
+  if (!flip)
+    return transpose_kernels<T>().transpose(w + c0 * ntaps, ntaps, c1 - c0, ntaps, nullptr,
+                                            wt + c0, C);
   for (int64_t t = 0; t < ntaps; ++t) {
     const int64_t from = flip ? ntaps - 1 - t : t;
     for (int64_t c = c0; c < c1; ++c) wt[t * C + c] = w[c * ntaps + from];
