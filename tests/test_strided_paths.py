@@ -212,6 +212,39 @@ def test_auto_single_images_on_256bit_avx512_units(isa):
 
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_strided_weight_gradients_of_one_large_image(isa):
+    """The weight gradient of one large image's strided 3x3+ layer over 16-32 input channels
+    runs the direct row kernels (band by band) at AVX2 and where AVX-512 runs on 256-bit units
+    (_cpu_stems._strided_rows_on_256bit_units), explain saying why; 64 channels, 512-bit units,
+    batches and float64 keep implicit GEMM. The result matches the float64 oracle."""
+    skip_unless_isa_runs(isa)
+    for units in ("256", "512"):
+        env = {"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "1M", "FASTCONV_AVX512_UNITS": units}
+        rows = isa == "avx2" or units == "256"
+        with FastconvProcess(env) as fc:
+
+            def algo(x_shape, w_shape, **kw):
+                e = fc.explain(x_shape, w_shape, stride=2, padding=1, pass_="backward_weight", **kw)
+                return e.algo, e.reason
+
+            got, why = algo((1, 32, 320, 320), (64, 32, 3, 3))
+            assert (got == "direct") == rows, why
+            if rows:
+                assert "16-32 channels" in why and "row kernels" in why, why
+            assert algo((1, 64, 160, 160), (128, 64, 3, 3))[0] == "implicit_gemm"
+            assert algo((2, 32, 160, 160), (64, 32, 3, 3))[0] != "direct"
+            assert "row kernels" not in algo((1, 32, 320, 320), (64, 32, 3, 3), dtype="float64")[1]
+            if rows:
+                rng = np.random.default_rng(7)
+                x = rng.standard_normal((1, 16, 90, 90)).astype(np.float32)  # rows of 45
+                gy = rng.standard_normal((1, 24, 45, 45)).astype(np.float32)
+                assert algo(x.shape, (24, 16, 3, 3))[0] == "direct"
+                gw = fc.conv_backward_weight(x, gy, (24, 16, 3, 3), stride=2, padding=1)
+                want = ref.conv_backward_weight(x, gy, (24, 16, 3, 3), stride=2, padding=1)
+                assert_close(gw, want, reduction=45 * 45)
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto_kernels_that_tile_the_input(isa):
     """Kernel = stride, no padding (U-Net's 2x2 / 2): the per-tap path has no padding to skip, so
     small images run implicit GEMM (_cpu_taps._tiling_kernel); one large image with up to 64

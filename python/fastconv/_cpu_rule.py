@@ -466,7 +466,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         return "direct", "2x2 / 2 over one large image, few channels: row kernels"
     if _strided_rows_on_256bit_units(p) and usable("direct"):
         units = "AVX2" if _active_isa() == "avx2" else "AVX-512 on 256-bit units"
-        return "direct", f"one large image, 16-64 channels, {units}: row kernels"
+        most = 32 if p.conv_pass == "backward_weight" else 64
+        return "direct", f"one large image, 16-{most} channels, {units}: row kernels"
     if problem.implicit_gemm_strided_panels:
         # Strided forward without a packed phase split (AVX-512 float32): over padded-width
         # stride phases read in place (csrc/algo/wide_phases.h: margins <= 1/16 of a row, up to

@@ -1,8 +1,8 @@
 """The CPU rule's predicates for first layers (2-4 input channels: image and video stems), asked
 by _cpu_rule.cpu_rule: which of them run Winograd over their stride phases, im2col's column GEMM,
 or the direct row kernels' weight gradient, and for the strided layers after them (one large
-image over 16-64 channels at stride 2: the row kernels; 3x3 / 2 on 64+ channels: Winograd
-F(2x2,3x3) at stride 2), with the measurements behind each."""
+image over 16-64 channels at stride 2, 16-32 for the weight gradient: the row kernels; 3x3 / 2
+on 64+ channels: Winograd F(2x2,3x3) at stride 2), with the measurements behind each."""
 
 from __future__ import annotations
 
@@ -82,10 +82,10 @@ def _stem_column_data(p: "_Shape") -> bool:
 
 def _strided_rows_on_256bit_units(p: "_Shape") -> bool:
     """Whether a strided float32 forward of one large image (output rows past the per-tap path's
-    40) over 16-64 input channels runs the direct row kernels over its stride phases instead of
-    implicit GEMM's stride-2 gather, at AVX2 and where AVX-512 runs on 256-bit units (AMD's Zen
-    4). There, 2 threads, calls interleaved with PyTorch's in one process, median ms,
-    implicit_gemm vs direct:
+    40) over 16-64 input channels (weight gradient: 16-32) runs the direct row kernels over its
+    stride phases instead of implicit GEMM's stride-2 gather, at AVX2 and where AVX-512 runs on
+    256-bit units (AMD's Zen 4). There, 2 threads, calls interleaved with PyTorch's in one
+    process, median ms, implicit_gemm vs direct:
     YOLOv5s's 32->64 3x3 / 2 on 320x320 7.18-7.25 vs 6.00-6.31, 64->128 on 160x160 5.83 vs
     5.35, 64->128 on 224x224 11.7 vs 11.3, 64->64 on 224x224 5.92 vs 4.97, on 112x112 2.89 vs
     1.99 (best 1.41 vs 1.25), 16->32 on 224x224 best 1.09 vs 0.81. Not with more channels
@@ -95,10 +95,23 @@ def _strided_rows_on_256bit_units(p: "_Shape") -> bool:
     stride phases band by band; median of three, ms, implicit_gemm vs direct (torch)): 32->64
     320x320 7.31 vs 7.10 (8.13), 64->128 160x160 6.45 vs 6.52 (7.44), 64->64 224x224 7.04 vs
     6.55 (7.03), 64->64 112x112 2.03 vs 1.68 (2.18), 16->32 224x224 1.42 vs 0.75 (1.21); 128->128
-    112x112 6.63 vs 6.81 (7.39) stays out."""
-    if p.conv_pass != "forward" or p.itemsize != 4 or p.n != 1 or p.groups != 1:
+    112x112 6.63 vs 6.81 (7.39) stays out.
+    The weight gradient too over 16-32 input channels, since the row kernels' weight gradient
+    runs band by band (csrc/algo/direct_rows_weight.cc). 2 threads, interleaved, median of five,
+    ms, implicit_gemm vs direct (torch), AVX-512 on 256-bit units: 32->64 320x320 6.46 vs 5.56
+    (6.46), 32->64 208x208 3.42 vs 2.72 (2.80), 16->32 224x224 1.07 vs 0.69 (0.81); AVX2 6.81
+    vs 6.36 (6.97), 2.71 vs 2.45 (2.74), 0.91 vs 0.75 (0.89). From 64 input channels implicit
+    GEMM wins: 64->128 160x160 5.64 vs 5.80, 64->64 112x112 1.57 vs 1.88 (AVX2 6.13 vs 7.21,
+    1.45 vs 1.88)."""
+    if p.itemsize != 4 or p.n != 1 or p.groups != 1:
         return False
-    if len(p.kernel) != 2 or min(p.kernel) < 3 or not 16 <= p.c_per_group <= 64:
+    if p.conv_pass == "forward":
+        most = 64
+    elif p.conv_pass == "backward_weight":
+        most = 32
+    else:
+        return False
+    if len(p.kernel) != 2 or min(p.kernel) < 3 or not 16 <= p.c_per_group <= most:
         return False
     if p.stride != (2, 2) or any(d != 1 for d in p.dilation):
         return False
