@@ -164,10 +164,6 @@ void run_correlation(const Schedule& p, const T* x, const T* w, int64_t gs, int6
     run_tile_blocks(p, st, ws);
 }
 
-// Weight gradient by F(rxr, mxm) per output tile: the x patch under each tile goes through the
-// forward input transform, the grad_y tile through G', and for every transform coordinate
-// dW^[k][c] += sum over tiles GY^[k][t] X^[c][t] (one GEMM per coordinate and block, reducing
-// over tiles); dW = AT' dW^ A' once per group at the end.
 // The weight gradient's GEMMs of one block of tiles (all of them) and the fold, chunk by chunk
 // of output channels (Schedule::fold_rows): V packed once per coordinate into ws, then each
 // thread's chunks summed into its scratch (after the packed V) and folded from there by
@@ -186,7 +182,7 @@ void fold_by_chunks(const Schedule& p, const T* gy_hat, const T* v, T* ws, const
     }
   });
   const T* packed = ws;
-  T* scratch = ws + ceil_div(p.coords * p.fold_b, 16) * 16;
+  T* scratch = ws + p.fold_scratch;
   const int64_t chunks = ceil_div(p.kg, p.fold_rows);
   std::atomic<int64_t> next{0};
   parallel_for(p.fold_slots, 1, [&](int64_t s0, int64_t s1) {
@@ -203,6 +199,10 @@ void fold_by_chunks(const Schedule& p, const T* gy_hat, const T* v, T* ws, const
   });
 }
 
+// Weight gradient by F(rxr, mxm) per output tile: the x patch under each tile goes through the
+// forward input transform, the grad_y tile through G', and for every transform coordinate
+// dW^[k][c] += sum over tiles GY^[k][t] X^[c][t] (one GEMM per coordinate and block, reducing
+// over tiles); dW = AT' dW^ A' once per group at the end.
 template <typename T>
 void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad_w, T* ws,
                          const winograd_phases::Split* windows = nullptr,

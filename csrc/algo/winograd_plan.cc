@@ -137,7 +137,7 @@ std::string plan_depth(ConvPlan& plan) {
   wp.main = make_schedule(f, plan.pass, tile, dtype_size(plan.dtype), plan.threads);
   const bool five_taps = g.kernel[2] == 5;
   if (plan.pass == ConvPass::kBackwardWeight &&
-      (five_taps || !weight_gradient_by_winograd(wp.main)))
+      (five_taps || !weight_gradient_by_winograd(wp.main, g)))
     return plan_weight_fallback(plan, five_taps ? kFiveTapWeightNote : kDepthFallbackNote);
   wp.a_elems = round_up(winograd_depth::weight_elems(g, plan.pass), 16);
   wp.b_elems = round_up(wp.depth_stack.src_plane, 16);
@@ -226,7 +226,7 @@ std::string winograd_plan(ConvPlan& plan) {
   }
   const bool five_taps = f.kernel[2] == 5;
   if (plan.pass == ConvPass::kBackwardWeight &&
-      (five_taps || !weight_gradient_by_winograd(wp.main)))
+      (five_taps || !weight_gradient_by_winograd(wp.main, g)))
     return plan_weight_fallback(plan, five_taps ? kFiveTapWeightNote : kImplicitGemmFallbackNote);
   const bool empty = g.n * g.out_spatial() == 0 || wp.main.tiles == 0;
   plan.workspace_bytes =

@@ -198,7 +198,8 @@ Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem
       p.fold_b = unaliased(p.fold_layout.elems(), elem);
       p.fold_slots = std::min(threads, ceil_div(p.kg, p.fold_rows));
       p.fold_slot = round_up(p.u_ks * p.fold_rows, 16);
-      p.u_elems = round_up(p.coords * p.fold_b, 16) + p.fold_slots * p.fold_slot;
+      p.fold_scratch = round_up(p.coords * p.fold_b, 16);
+      p.u_elems = p.fold_scratch + p.fold_slots * p.fold_slot;
     }
   } else {
     const bool f32 = elem == 4;
@@ -228,18 +229,20 @@ int64_t schedule_elems(const Schedule& p) {
 // - vgg16.conv4_2 (512 ch 28x28, 49 tiles, 4x fewer products): 7.1 vs 17.7 (18.3)
 // - unet.down4 (512 -> 1024 16x16, 16 tiles, 4x): 6.4 vs 11.6 (25.6)
 // - r2plus1d_18.layer3.1x3x3 (256 -> 576, 4 planes 14x14): 4.8 vs 9.9 (11.5)
-// - dcgan.g3 (stacked phases, 64 tiles, 2.56x): 3.6 vs 5.5 (4.9)
+// - dcgan.g3 (stacked phases, 72 folded tiles, 2.28x): 3.6 vs 5.5 (4.9)
 // - resnet50.res4.3x3 (256 ch 14x14, 16 tiles, 3.06x): 1.02 vs 1.21 (1.36)
-// - slower: dcgan.g2 (16 tiles, 2.56x, discounted 1.28x) 5.6 vs 4.8; res5.3x3 (4 tiles,
-//   3.06x, 0.61x) 1.8-2.3 vs 1.2.
+// - slower: dcgan.g2 (20 folded tiles, 2.05x, discounted 1.14x) 5.6 vs 4.8; res5.3x3 (4
+//   tiles, 3.06x, 0.61x) 1.8-2.3 vs 1.2.
 // Few channels per group leave each group's GEMMs and transforms too small to pay for their
 // passes over the data (resnext50.g32, 8 per group: 0.69x).
-bool weight_gradient_by_winograd(const Schedule& p) {
-  if (std::min(p.cg, p.kg) < 16) return false;
+bool weight_gradient_by_winograd(const Schedule& p, const ConvGeometry& g) {
+  if (p.tiles == 0 || std::min(p.cg, p.kg) < 16) return false;
   if (4 * p.tiles >= std::max(p.cg, p.kg)) return true;
-  const ConvGeometry& f = p.f;
-  const double direct = double(f.n) * double(f.out_spatial()) * double(f.kernel_spatial());
-  const double transformed = double(p.coords) * double(p.tiles);
+  // Per group, over the stored geometry: stacked stride phases hold more taps than the kernel
+  // (3x3 / 2: 4 phases of 2x2) and folded images count the columns between them.
+  const double direct = double(g.n) * double(g.out_spatial()) * double(g.kernel_spatial()) *
+                        double(g.c_per_group()) * double(g.k_per_group());
+  const double transformed = double(p.coords) * double(p.tiles) * double(p.cg) * double(p.kg);
   return 2 * direct * double(p.tiles) >= 3 * transformed * double(p.tiles + 16);
 }
 

@@ -54,9 +54,11 @@ struct Schedule {
   // fold_rows output channels through their alpha^2 GEMMs into a scratch of fold_slot elements
   // (one of fold_slots per thread) and fold it into taps while it is in cache. The whole
   // alpha^2 x K x C sums went through memory before: written by the GEMMs, read back by the fold
-  // (13 MiB on dcgan.g3, the fold 15% of its time). fold_rows 0: several blocks, whose sums
-  // accumulate in U[k][a][c].
+  // (13 MiB on dcgan.g3, the fold 15% of its time). fold_rows 0: the sums whole in U[k][a][c]
+  // (several blocks accumulate there; one block with sums under 4 budget blocks or under twice
+  // V stays in cache).
   int64_t fold_rows = 0, fold_b = 0, fold_slots = 0, fold_slot = 0;
+  int64_t fold_scratch = 0;  // where the slots' scratch starts, after the packed V
   gemm::PackedBLayout fold_layout;
 };
 
@@ -68,8 +70,9 @@ Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem
 // kernel-packing scratch, which the slots reuse, where that is larger).
 int64_t schedule_elems(const Schedule& p);
 
-// Whether the weight gradient runs in the transform domain (else implicit_gemm runs it).
-bool weight_gradient_by_winograd(const Schedule& p);
+// Whether the weight gradient of g (the stored geometry; p runs its stacked or flattened form)
+// runs in the transform domain (else implicit_gemm runs it).
+bool weight_gradient_by_winograd(const Schedule& p, const ConvGeometry& g);
 
 // Calls fn(n, ty, tx, t, len) for each run of tiles [t, t + len) of [t0, t1) that lies in one
 // tile row (`wrap`: in one image, over its tile rows) and is at most `lanes` long.

@@ -93,8 +93,6 @@ void cl_forward_runs(const DwChannelsLast& p, const T* x, const T* w, const T* b
     cl_forward_run<T, R, true>(p, x + c, w + c, bias ? bias + c : nullptr, y + c, c1 - c);
 }
 
-// Channels [c0, c1) of every output position: y (oh, ow, c) from x (padded, (hp, wp, c)) and
-// w (taps, c); bias (c) or null.
 #if defined(__GNUC__)
 #define FASTCONV_CL_INLINE_LAMBDA __attribute__((always_inline))
 #else
@@ -107,10 +105,11 @@ inline void cl_unroll(std::integer_sequence<int, I...>, F&& f) {
   (f(std::integral_constant<int, I>{}), ...);
 }
 
-// cl_forward_run at stride and dilation 1 with KW taps per kernel row: each input vector of a
-// kernel row is loaded once and multiplied into every output of the run it reaches, the row's
-// KW weight vectors held in registers (R + KW - 1 source loads per row instead of R x KW: 1152
-// channels 7x7 5x5 at AVX2, the loads had bound the kernel at about half the FMA rate).
+// cl_forward_run at stride and dilation 1 along rows (any along columns) with KW taps per
+// kernel row: each input vector of a kernel row is loaded once and multiplied into every output
+// of the run it reaches, the row's KW weight vectors held in registers (R + KW - 1 source loads
+// per row instead of R x KW: 1152 channels 7x7 5x5 at AVX2, the loads had bound the kernel at
+// about half the FMA rate).
 template <typename T, int R, int KW, bool kTail>
 inline void cl_forward_row_run(const DwChannelsLast& p, const T* x, const T* w, const T* bias,
                                T* y, int64_t tail) {
