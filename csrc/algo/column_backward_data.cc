@@ -511,9 +511,8 @@ void column_backward_data(const ConvGeometry& g, const ColumnSchedule& s, const 
     parallel_for(s.parts, 1, [&](int64_t begin, int64_t end) {
       const int64_t p0 = panels * begin / s.parts, p1 = panels * end / s.parts;
       if (p0 == p1) return;
-      const int64_t n0 = p0 * lb.nr, nc = std::min(p1 * lb.nr, b_cols) - n0;
-      for (int64_t k0 = 0; k0 < kg; k0 += lb.kc)
-        src.pack(k0, std::min(lb.kc, kg - k0), n0, nc, lb.nr, b_packed + lb.offset(k0, n0));
+      const int64_t n0 = p0 * lb.nr;
+      gemm::pack_b_columns<T>(src, lb, n0, std::min(p1 * lb.nr, b_cols) - n0, b_packed);
     });
   }
   if (s.parts > 1) {

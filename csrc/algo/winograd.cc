@@ -174,11 +174,9 @@ void fold_by_chunks(const Schedule& p, const T* gy_hat, const T* v, T* ws, const
   parallel_for(p.coords * ceil_div(lb.n_pad, lb.nr), 1, [&](int64_t u0, int64_t u1) {
     const int64_t panels = lb.n_pad / lb.nr;
     for (int64_t u = u0; u < u1; ++u) {
-      const int64_t a = u / panels, j0 = u % panels * lb.nr, nc = std::min(lb.nr, p.cg - j0);
+      const int64_t a = u / panels, j0 = u % panels * lb.nr;
       const gemm::DenseSource<T> src(gemm::MatrixRef<T>{v + a * p.block, 1, p.v_cs});
-      for (int64_t k0 = 0; k0 < lb.k; k0 += lb.kc)
-        src.pack(k0, std::min(lb.kc, lb.k - k0), j0, nc, lb.nr,
-                 ws + a * p.fold_b + lb.offset(k0, j0));
+      gemm::pack_b_columns<T>(src, lb, j0, std::min(lb.nr, p.cg - j0), ws + a * p.fold_b);
     }
   });
   const T* packed = ws;

@@ -117,6 +117,12 @@ struct PackedBLayout {
 template <typename T>
 PackedBLayout packed_b_layout(int64_t k, int64_t n);
 
+// Columns [n0, n0 + nc) of B (n0 a multiple of lb.nr) from src into layout lb at b, in every
+// k block: the stored-ahead B's share one thread writes.
+template <typename T>
+void pack_b_columns(const PanelSource<T>& src, const PackedBLayout& lb, int64_t n0, int64_t nc,
+                    T* b);
+
 // gemm_batched with item i's B at b + i * stride_b in layout lb (n <= lb.n_pad, k == lb.k).
 template <typename T>
 void gemm_batched_packed_b(int64_t batch, int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a,

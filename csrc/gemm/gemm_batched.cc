@@ -169,6 +169,15 @@ PackedBLayout packed_b_layout(int64_t k, int64_t n) {
 }
 
 template <typename T>
+void pack_b_columns(const PanelSource<T>& src, const PackedBLayout& lb, int64_t n0, int64_t nc,
+                    T* b) {
+  if (nc <= 0) return;
+  if (n0 % lb.nr != 0) throw InvalidArgument("pack_b_columns: n0 must start a panel");
+  for (int64_t k0 = 0; k0 < lb.k; k0 += lb.kc)
+    src.pack(k0, std::min(lb.kc, lb.k - k0), n0, nc, lb.nr, b + lb.offset(k0, n0));
+}
+
+template <typename T>
 void gemm_batched_packed_b(int64_t batch, int64_t m, int64_t n, int64_t k, T alpha, MatrixRef<T> a,
                            int64_t stride_a, const T* b, const PackedBLayout& lb,
                            int64_t stride_b, T beta, T* c, int64_t ldc, int64_t stride_c) {
@@ -199,6 +208,8 @@ void gemm_batched_packed_b(int64_t batch, int64_t m, int64_t n, int64_t k, T alp
   template void gemm_packed_a<T>(int64_t, int64_t, int64_t, T, const T*, const PanelSource<T>&, T, \
                                  T*, int64_t);                                                     \
   template PackedBLayout packed_b_layout<T>(int64_t, int64_t);                                     \
+  template void pack_b_columns<T>(const PanelSource<T>&, const PackedBLayout&, int64_t, int64_t, \
+                                  T*);                                                         \
   template void gemm_batched_packed_b<T>(int64_t, int64_t, int64_t, int64_t, T, MatrixRef<T>,       \
                                          int64_t, const T*, const PackedBLayout&, int64_t, T, T*,  \
                                          int64_t, int64_t);
