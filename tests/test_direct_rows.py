@@ -268,3 +268,39 @@ def test_direct_rows_weight_bands_in_rounds(poisoned_outputs, restore_threads, r
     )
     want = ref.conv_backward_weight(x, gy, w_shape, **kw)
     assert_close(got, want, np.float32, 100 * 64)
+
+
+# Rows of each width class for the row kernels' choice by row (rows_kernels_for_row): where
+# AVX-512 runs on 256-bit units, forward and weight-gradient rows of up to 64 floats (32 doubles)
+# whose last 512-bit vector is at most half full run the AVX2 kernels (56 = 7 x 8; 40; 8; 24 as
+# doubles), the rest the AVX-512 ones (57: last vector 9 of 16; 64 and 72: full or 5 vectors of
+# 16 saving too little; 20 doubles: 3 x 8 vs 5 x 4). Backward data stays on the AVX-512 kernels.
+NARROW_ROWS = [
+    ((1, 3, 5, 112), (45, 3, 3, 7), dict(stride=2, padding=(1, 3)), 56),  # R(2+1)D stem's rows
+    ((1, 3, 4, 80), (13, 3, 3, 3), dict(stride=2, padding=1), 40),
+    ((2, 2, 6, 8), (7, 2, 3, 3), dict(padding=1), 8),
+    ((1, 3, 5, 114), (9, 3, 3, 3), dict(stride=2, padding=1), 57),
+    ((1, 3, 5, 128), (11, 3, 3, 3), dict(stride=2, padding=1), 64),
+    ((1, 2, 5, 144), (6, 2, 3, 3), dict(stride=2, padding=1), 72),
+]
+
+
+@pytest.mark.parametrize("units", ["256", "512"])
+def test_direct_rows_kernels_by_row_width(rng, units):
+    """Both kernel sets on every width class, all three passes against the oracle in float32
+    and float64, and explain names the 256-bit vectors exactly where the rule takes them."""
+    skip_unless_isa_runs("avx512")
+    with FastconvProcess({"FASTCONV_ISA": "avx512", "FASTCONV_AVX512_UNITS": units}) as fc:
+        for x_shape, w_shape, kw, width in NARROW_ROWS:
+            for dtype in (np.float32, np.float64):
+                x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+                b = rand(rng, (w_shape[0],), dtype)
+                assert_passes_match(fc, "direct", x, w, b, kw, dtype, rng)
+                half = 8 if dtype == np.float32 else 4
+                narrow = units == "256" and width <= 4 * 2 * half and 0 < width % (2 * half) <= half
+                for pass_ in ("forward", "backward_data", "backward_weight"):
+                    e = fc.explain(x_shape, w_shape, algo="direct", pass_=pass_, dtype=dtype, **kw)
+                    assert "row kernels" in e.reason, (pass_, e.reason)
+                    want = narrow and pass_ != "backward_data"
+                    note = f"256-bit vectors along rows of {width} "
+                    assert (note in e.reason) == want, (units, width, dtype, pass_, e.reason)

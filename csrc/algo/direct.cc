@@ -518,6 +518,10 @@ std::string direct_plan(ConvPlan& plan) {
                     : "row kernels over (channel, tap) terms, vectorised along output rows";
     if (rows_bands(plan.g, plan.pass, plan.dtype, plan.threads))
       plan.note += ", input rows filled band by band per thread";
+    if (const int bits = rows_narrow_bits(plan.g, plan.pass, plan.dtype))
+      plan.note += ", " + std::to_string(bits) + "-bit vectors along rows of " +
+                   std::to_string(plan.g.out[2]) +
+                   " (fewer operations than 512-bit ones on this CPU's 256-bit units)";
     return "";
   }
   plan.workspace_bytes = direct_workspace_bytes(plan);

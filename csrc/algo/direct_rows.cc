@@ -225,6 +225,17 @@ bool rows_bands(const ConvGeometry& g, ConvPass pass, DType t, int threads) {
          !forward_by_channels(g, lanes) && row_bands(g, threads, dtype_size(t)).count > 0;
 }
 
+int rows_narrow_bits(const ConvGeometry& g, ConvPass pass, DType t) {
+  if (pass == ConvPass::kBackwardData) return 0;
+  // Forward by pairs: not measured; by channels: vectors along the channels.
+  const bool forward = pass == ConvPass::kForward;
+  if (forward && (rows_pairs(g, pass) || forward_by_channels(g, kernel_lanes(t)))) return 0;
+  const int64_t n = kernel_row_width(g);
+  const int64_t lanes = t == DType::kFloat64 ? rows_kernels_for_row<double>(n).lanes
+                                             : rows_kernels_for_row<float>(n).lanes;
+  return lanes == kernel_lanes(t) ? 0 : int(lanes * dtype_size(t) * 8);
+}
+
 int64_t rows_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int threads) {
   int64_t weights = checked_product({g.k, g.c, g.kernel_spatial()}, "direct workspace");
   int64_t elems = 0;
@@ -364,14 +375,14 @@ void rows_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T
   const int64_t taps = g.kernel_spatial(), nred = g.c * taps, os = g.out_spatial();
   T* planes = ws;
   T* packed = ws + g.c * plane_pitch(p);
-  const RowsKernels<T>& kern = rows_kernels<T>();
   auto weight = [&](int64_t k, int64_t r) {
     return w[k * nred + (r / taps) * taps + stored_tap(g, r % taps)];
   };
-  if (forward_by_channels(g, kern.lanes)) {
+  if (forward_by_channels(g, rows_kernels<T>().lanes)) {
     forward_channels(plan, p, off, weight, x, bias, y, planes, packed);
     return;
   }
+  const RowsKernels<T>& kern = rows_kernels_for_row<T>(kernel_row_width(g));
   const int64_t kb = kern.forward_rows(g.k, g.out[2]);
   if (rows_bands(g, plan.pass, plan.dtype, plan.threads)) {
     const RowBands b = row_bands(g, plan.threads, sizeof(T));
@@ -426,7 +437,7 @@ void rows_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* gr
   T* gbuf = ws;
   T* rows = gbuf + g.k * l.pitch;
   T* packed = rows + slots * scratch;
-  const RowsKernels<T>& kern = rows_kernels<T>();
+  const RowsKernels<T>& kern = rows_kernels<T>();  // not by row: see rows_kernels_for_row
   const int64_t kb = kern.forward_rows(g.c, (g.in[2] + g.stride[2] - 1) / g.stride[2]);
   std::vector<int64_t> off, first;
   phase_terms(g, l, w, kb, off, first, packed);

@@ -28,6 +28,10 @@ bool rows_pairs(const ConvGeometry& g, ConvPass pass);
 // band into its own buffer (2-D, or a kernel depth of 1; several rows per slot; not by pairs
 // nor by channels) instead of every channel's whole plane first.
 bool rows_bands(const ConvGeometry& g, ConvPass pass, DType t, int threads);
+// The SIMD width in bits of the row kernels `pass` runs along its rows where it is not the active
+// ISA level's (rows_kernels_for_row: 256 for short forward / weight-gradient rows where AVX-512
+// runs on 256-bit units), else 0. For explain.
+int rows_narrow_bits(const ConvGeometry& g, ConvPass pass, DType t);
 // Scratch the row path's `pass` takes for `threads` threads, in bytes.
 int64_t rows_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int threads);
 

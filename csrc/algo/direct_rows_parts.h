@@ -25,6 +25,10 @@ constexpr int64_t kSlack = 64;
 // 0.177-0.179 / 0.183-0.188 / 0.187-0.193 is the one that loses (5%).
 constexpr int64_t kWeightChunk = 1024;
 
+// Outputs a forward or weight-gradient kernel call covers along a row, which picks its kernels
+// (rows_kernels_for_row).
+inline int64_t kernel_row_width(const ConvGeometry& g) { return g.out[2]; }
+
 inline int64_t plane_pitch(const DwPlane& p) { return p.buffer_elems() + kSlack; }
 
 // Tap t of the correlation the kernels run: filter taps reversed for true convolution.

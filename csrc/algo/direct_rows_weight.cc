@@ -73,7 +73,7 @@ void weight_by_bands(const ConvPlan& plan, const T* x, const T* grad_y, T* acc, 
   const int64_t pitch = plane_pitch(bp), count = b.per_image / g.out[0], sums = g.k * nred;
   const int64_t slots = slots_of(plan.threads);
   T* partial = ws + slots * g.c * pitch;
-  const RowsKernels<T>& kern = rows_kernels<T>();
+  const RowsKernels<T>& kern = rows_kernels_for_row<T>(kernel_row_width(g));
   const int64_t total = g.n * b.per_image;
   for (int64_t b0 = 0; b0 < total; b0 += b.round) {
     const int64_t bands = std::min(b.round, total - b0), items = bands * b.kparts;
@@ -122,7 +122,7 @@ void rows_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* 
     const DwPlane p = input_plane(g);
     const std::vector<int64_t> off = input_terms(g, p);
     T* planes = acc == ws ? ws + g.k * nred : ws;
-    const RowsKernels<T>& kern = rows_kernels<T>();
+    const RowsKernels<T>& kern = rows_kernels_for_row<T>(kernel_row_width(g));
     // Each output channel's sums belong to one thread, in a fixed order (images, row chunks).
     for (int64_t n = 0; n < g.n; ++n) {
       fill_planes(g, p, x + n * g.c * g.in_spatial(), planes);

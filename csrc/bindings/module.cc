@@ -52,6 +52,12 @@ py::dict cpu_info() {
   d["detected_isa"] = fastconv::isa_name(fastconv::detected_isa());
   d["built_isa"] = fastconv::isa_name(fastconv::built_isa());
   d["active_isa"] = fastconv::isa_name(fastconv::active_isa());
+  // The width of the units that run AVX-512 (FASTCONV_AVX512_UNITS replaces the detection);
+  // None without AVX-512.
+  if (fastconv::detected_isa() == fastconv::IsaLevel::kAvx512)
+    d["avx512_units"] = fastconv::avx512_on_256bit_units() ? 256 : 512;
+  else
+    d["avx512_units"] = py::none();
   // The cache sizes the GEMM blocking and auto's rule use (bytes; L3: this core's share).
   const auto& caches = fastconv::gemm::cache_sizes();
   d["l1d"] = caches.l1d;

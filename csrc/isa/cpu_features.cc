@@ -117,6 +117,22 @@ IsaLevel active_isa() {
   return level;
 }
 
+bool avx512_on_256bit_units() {
+  static const bool narrow = [] {
+    if (detected_isa() != IsaLevel::kAvx512) return false;
+    if (const char* env = std::getenv("FASTCONV_AVX512_UNITS")) {
+      std::string v(env);
+      v.erase(0, v.find_first_not_of(" \t\n"));
+      v.erase(v.find_last_not_of(" \t\n") + 1);
+      if (v == "256") return true;
+      if (v == "512") return false;
+    }
+    const CpuFeatures& f = cpu_features();
+    return f.vendor == "AuthenticAMD" && f.family == 0x19;
+  }();
+  return narrow;
+}
+
 const char* isa_name(IsaLevel l) {
   switch (l) {
     case IsaLevel::kAvx512: return "avx512";

@@ -28,4 +28,12 @@ IsaLevel built_isa();
 IsaLevel active_isa();
 const char* isa_name(IsaLevel l);
 
+// Whether the CPU runs 512-bit instructions on 256-bit units (one FMA of 16 floats per cycle):
+// AMD's Zen 4 (AuthenticAMD, family 0x19, with AVX-512 detected), unlike the Intel Xeons with two
+// 512-bit FMA units. FASTCONV_AVX512_UNITS=256|512 replaces the detection (read once; other
+// values leave it, and the Python layer warns about them). False without AVX-512. The kernels
+// whose vector width decides their speed (the row kernels, direct_rows_parts.h) and auto's rule
+// (python/fastconv/_cpu_shape.py, through cpu_info) read it here.
+bool avx512_on_256bit_units();
+
 }  // namespace fastconv

@@ -55,6 +55,20 @@ struct RowsKernels {
 template <typename T>
 const RowsKernels<T>& rows_kernels();
 
+// The kernels for the forward and weight-gradient calls along rows of n outputs: rows_kernels(),
+// except where AVX-512 runs on 256-bit units (avx512_on_256bit_units(), AMD's Zen 4) and AVX2's
+// vectors cover the row in at least an eighth fewer 256-bit operations (a 512-bit one costs two):
+// rows of up to 64 floats (32 doubles) whose last 512-bit vector is at most half full, e.g. 56
+// outputs in 7 vectors of 8 instead of 4 of 16. 2 threads, ms, three interleaved runs each,
+// AVX-512 kernels -> AVX2 kernels (PyTorch): r2plus1d_18.stem (1x7x7 / 2, 3 -> 45 channels,
+// 56-wide rows) forward 3.84-4.04 -> 3.44-3.75 (3.71), weight gradient 4.07-4.12 -> 3.64-3.73
+// (6.1). Not for backward data, whose blocks are the input channels (3 here): 4.7 -> 6.2.
+// Wider rows saving less (inception_v3.conv1a, 149-wide: 19 vectors instead of 10 x 2) lost:
+// forward 0.25-0.27 -> 0.26-0.28, weight 0.24-0.25 -> 0.26-0.29; 32 registers hold the
+// larger blocks.
+template <typename T>
+const RowsKernels<T>& rows_kernels_for_row(int64_t n);
+
 #define FASTCONV_DECLARE_ROWS(ns)                    \
   namespace ns {                                     \
   extern const RowsKernels<float> rows_f32_kernels;  \
