@@ -26,6 +26,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/winograd_plan.cc
   csrc/algo/winograd_depth.cc
   csrc/algo/winograd_stride2.cc
+  csrc/algo/winograd_line.cc
   csrc/algo/winograd_axis.cc
   csrc/algo/dilation_phases.cc
   csrc/algo/winograd_tiles.cc
@@ -72,6 +73,8 @@ set(FASTCONV_CORE_SOURCES
   csrc/ukernels/winograd/winograd_transforms_scalar.cc
   csrc/ukernels/winograd/stride2_scalar.cc
   csrc/ukernels/winograd/stride2_table.cc
+  csrc/ukernels/winograd/line_scalar.cc
+  csrc/ukernels/winograd/line_table.cc
   csrc/ukernels/pool/pool_scalar.cc
   csrc/ukernels/pool/pool_table.cc
   csrc/ukernels/transpose/transpose_scalar.cc
@@ -93,6 +96,7 @@ set(FASTCONV_AVX2_SOURCES
   csrc/ukernels/fft/fft_ukernels_avx2.cc
   csrc/ukernels/winograd/winograd_transforms_avx2.cc
   csrc/ukernels/winograd/stride2_avx2.cc
+  csrc/ukernels/winograd/line_avx2.cc
   csrc/ukernels/pool/pool_avx2.cc
   csrc/ukernels/transpose/transpose_avx2.cc
   csrc/ukernels/combine/combine_avx2.cc
@@ -108,6 +112,7 @@ set(FASTCONV_AVX512_SOURCES
   csrc/ukernels/fft/fft_ukernels_avx512.cc
   csrc/ukernels/winograd/winograd_transforms_avx512.cc
   csrc/ukernels/winograd/stride2_avx512.cc
+  csrc/ukernels/winograd/line_avx512.cc
   csrc/ukernels/pool/pool_avx512.cc
   csrc/ukernels/transpose/transpose_avx512.cc
   csrc/ukernels/combine/combine_avx512.cc

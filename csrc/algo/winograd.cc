@@ -14,6 +14,7 @@
 #include "algo/winograd_depth.h"
 #include "algo/winograd_phases.h"
 #include "algo/winograd_plan.h"
+#include "algo/winograd_line.h"
 #include "algo/winograd_stride2.h"
 #include "algo/winograd_schedule.h"
 #include "algo/winograd_stages.h"
@@ -287,6 +288,7 @@ template <typename T>
 void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y, T* ws) {
   const WinogradPlan& wp = plan_of(plan);
   if (wp.stride2) return stride2_winograd_forward(plan, x, w, bias, y, ws);
+  if (wp.line) return line_winograd_forward(plan, x, w, bias, y, ws);
   const ConvGeometry& g = plan.g;
   if (wp.axis) {
     if (g.n * g.out_spatial() > 0) winograd_axis::forward(g, wp.along_axis, x, w, bias, y, ws);
@@ -339,6 +341,7 @@ void winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T
       winograd_axis::backward_data(g, wp.along_axis, grad_y, w, grad_x, ws);
     return;
   }
+  if (wp.line) return line_winograd_backward_data(plan, grad_y, w, grad_x, ws);
   const int64_t cg = g.c_per_group(), kg = g.k_per_group();
   // Correlation with k' = c, c' = k: element (grp, c, k) at w[grp][k][c].
   const int64_t g_taps = g.kernel_spatial();

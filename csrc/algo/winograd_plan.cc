@@ -8,6 +8,7 @@
 #include "algo/gemm_conv.h"
 #include "algo/winograd.h"
 #include "algo/winograd_plan.h"
+#include "algo/winograd_line.h"
 #include "algo/winograd_stride2.h"
 #include "algo/winograd_tiles.h"
 
@@ -45,7 +46,8 @@ bool strided(const ConvGeometry& g) {
 // The kernels winograd_axis.h runs, for the refusals.
 constexpr const char* kAxisAlternative =
     "; or taps along one axis only at stride and dilation 1, one group, no padding along the "
-    "other dims (Winograd along that axis): 3x1x1, 3x1 or 1x3";
+    "other dims (Winograd along that axis): 3x1x1, 3x1 or 1x3, or 1x7 / 7x1 (forward and "
+    "backward data, 16+ summed channels, padding under 7)";
 
 std::string unsupported_reason(const ConvGeometry& g) {
   if (winograd_axis::serves(g)) return "";
@@ -157,11 +159,22 @@ std::string plan_depth(ConvPlan& plan) {
 
 std::string winograd_plan(ConvPlan& plan) {
   const ConvGeometry& g = plan.g;
-  const std::string why = unsupported_reason(g);
+  const std::string why = line_winograd_serves(g, plan.pass) ? "" : unsupported_reason(g);
   if (!why.empty()) return why;
   if (winograd_axis::serves(g)) return plan_axis(plan);
   if (g.rank == 3) return plan_depth(plan);
   WinogradPlan wp;
+  if (line_winograd_serves(g, plan.pass)) {
+    wp.line = true;
+    plan.workspace_bytes =
+        g.n * g.out_spatial() == 0
+            ? 0
+            : line_winograd_workspace_bytes(g, plan.pass, plan.dtype, plan.threads);
+    plan.note = std::string("F(2,7) along ") + (g.kernel[1] == 7 ? "H" : "W") +
+                " (8 points per 2 outputs, channels-last: each point a GEMM over the tiles)";
+    plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
+    return "";
+  }
   if (stride2_winograd_serves(g, plan.pass)) {
     wp.stride2 = true;
     plan.workspace_bytes =

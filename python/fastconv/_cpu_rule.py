@@ -25,7 +25,13 @@ from ._cpu_taps import (
     _temporal_columns,
     _tiling_kernel,
 )
-from ._cpu_volume import _axis_winograd, _depth_winograd, _fft_3d_at_avx2, _winograd_tiles
+from ._cpu_volume import (
+    _axis_winograd,
+    _depth_winograd,
+    _fft_3d_at_avx2,
+    _line_winograd,
+    _winograd_tiles,
+)
 
 
 def _patch_rows(p: "_Shape") -> bool:
@@ -420,6 +426,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         return "fft", "3-D kernel of 27+ taps on up to 64 channels below AVX-512: tiled FFT"
     if _axis_winograd(p) and usable("winograd"):
         return "winograd", "taps along one axis (3x1x1, 3x1, 1x3) at stride 1: Winograd along it"
+    if _line_winograd(p) and usable("winograd"):
+        return "winograd", "1x7 / 7x1 at stride 1, 64+ channels: Winograd F(2,7) along the axis"
     if p.groups == 1 and p.c_per_group <= 4 and usable("direct"):
         long_weight = p.conv_pass == "backward_weight" and p.taps > _direct_weight_taps()
         if long_weight:

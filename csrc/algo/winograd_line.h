@@ -1,0 +1,44 @@
+// Winograd F(2,7) along a line: 2-D 1x7 and 7x1 kernels (Inception's mixed 6 blocks) at stride 1,
+// forward and backward data, channels-last.
+//
+// Along the kernel's axis a tile's 2 outputs read 8 inputs; its 8 transform points (BT: points
+// 0, +-1, +-2, +-1/2, infinity) are combinations of whole channel vectors of those inputs, each
+// point a GEMM of the tiles' points (rows: tile, channel) with the transformed kernels (8 per
+// kernel, packed as the micro-kernel's B panels), and the outputs combinations of the products:
+// 8 products per 2 outputs against 14 (0.57x; 17 outputs a line take 9 tiles, 0.60x).
+//
+// Layout: an image's input channels-last and zero-padded along the axis (2 x tiles + 6 per
+// line), its output channels-last, transposed into y with the bias at the end. Per image, blocks
+// of tiles, each one thread's from its points to its outputs (the points and products of a block
+// in half the L2). Backward data is the correlation of grad_y with the flipped, channel-transposed
+// kernel (winograd_tiles::pass_geometry), the kernels transformed from the weight as it lies.
+// Every output's sums in a fixed order: results do not depend on the threads.
+//
+// The 1-D axis path (winograd_axis.h: F(2,7) over 17-long planes transposed) lost to the per-tap
+// path; channels-last, the transforms run over whole vectors of channels.
+#pragma once
+#include <cstdint>
+
+#include "fastconv/algorithm.h"
+#include "fastconv/geometry.h"
+
+namespace fastconv::algo {
+
+// Whether this path runs `pass` of g: 2-D, one group, stride and dilation 1, a kernel of 7 taps
+// along H or W and one along the other, no padding along the other, forward or backward data,
+// at least kLineMinChannels summed channels, an image's padded input and output copies of at
+// most kLineMaxImageElems elements.
+constexpr int64_t kLineMinChannels = 16;
+constexpr int64_t kLineMaxImageElems = int64_t(16) << 20;
+bool line_winograd_serves(const ConvGeometry& g, ConvPass pass);
+// Its workspace in bytes for a plan of `threads` threads.
+int64_t line_winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int threads);
+
+template <typename T>
+void line_winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y,
+                           T* ws);
+template <typename T>
+void line_winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x,
+                                 T* ws);
+
+}  // namespace fastconv::algo

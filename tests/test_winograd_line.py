@@ -1,0 +1,158 @@
+"""Winograd F(2,7) along a line for 1x7 / 7x1 kernels (csrc/algo/winograd_line.h): forward and
+backward data channels-last, each of the 8 points a GEMM over the tiles' channel vectors; both
+passes vs the float64 oracle with outputs poisoned, the blocks, threads, the error bound, the
+transposed forward, refusals and auto's rule (_cpu_volume._line_winograd)."""
+
+from __future__ import annotations
+
+import fastconv
+import numpy as np
+import pytest
+import reference as ref
+from conftest import (
+    FastconvProcess,
+    assert_close,
+    error_ratios,
+    raises_naming,
+    rand,
+    same_at_thread_counts,
+    skip_unless_isa_runs,
+)
+
+# (x_shape, w_shape, kwargs): Inception's "same" 1x7 and 7x1, odd and even output lengths (a
+# last tile of one output), asymmetric padding, none, padding of 6 (backward data's 0), true
+# convolution, output channels past a GEMM panel (40, 70), 16 summed channels (the least), a
+# batch, and an image whose tiles take several blocks per thread (72 x 37: 1,368 tiles).
+GEOMETRIES = [
+    ((2, 24, 9, 11), (40, 24, 1, 7), dict(padding=(0, 3))),
+    ((2, 24, 11, 9), (40, 24, 7, 1), dict(padding=(3, 0))),
+    ((1, 16, 5, 16), (17, 16, 1, 7), dict(padding=((0, 0), (1, 5)), mode="conv")),
+    ((1, 20, 14, 3), (70, 20, 7, 1), dict(padding=((6, 2), (0, 0)))),
+    ((3, 18, 8, 7), (19, 18, 7, 1), dict()),
+    ((1, 33, 4, 12), (21, 33, 1, 7), dict(padding=((0, 0), (6, 6)), mode="conv")),
+    ((1, 16, 72, 37), (16, 16, 1, 7), dict(padding=(0, 3))),
+]
+IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
+
+
+def run_passes(rng, x_shape, w_shape, kw, dtype):
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    b = rand(rng, (w_shape[0],), dtype)
+    x_copy, w_copy = x.copy(), w.copy()
+    want = ref.conv(x, w, b, **kw)
+    assert_close(fastconv.conv(x, w, b, algo="winograd", **kw), want, dtype, x_shape[1] * 7)
+    gy = rand(rng, want.shape, dtype)
+    gx = fastconv.conv_backward_data(gy, w, x_shape, algo="winograd", **kw)
+    assert_close(gx, ref.conv_backward_data(gy, w, x_shape, **kw), dtype, w_shape[0] * 7)
+    np.testing.assert_array_equal(x, x_copy)
+    np.testing.assert_array_equal(w, w_copy)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,kw", GEOMETRIES, ids=IDS)
+def test_line_passes(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
+    """Outputs start as NaN: every output of y and grad_x is written (a one-output last tile's
+    included); the bias lands once per output."""
+    run_passes(rng, x_shape, w_shape, kw, dtype)
+
+
+def test_explain_names_the_axis():
+    for w_shape, pad, axis in [((16, 16, 1, 7), (0, 3), "W"), ((16, 16, 7, 1), (3, 0), "H")]:
+        for pass_ in ("forward", "backward_data"):
+            e = fastconv.explain((2, 16, 9, 9), w_shape, algo="winograd", padding=pad, pass_=pass_)
+            assert e.algo == "winograd" and f"F(2,7) along {axis}" in e.reason, str(e)
+            assert e.workspace_bytes > 0
+
+
+def test_empty_batch():
+    w = np.ones((16, 16, 1, 7), np.float32)
+    y = fastconv.conv(np.ones((0, 16, 5, 9), np.float32), w, algo="winograd", padding=(0, 3))
+    assert y.shape == (0, 16, 5, 9)
+    gx = fastconv.conv_backward_data(y, w, (0, 16, 5, 9), algo="winograd", padding=(0, 3))
+    assert gx.shape == (0, 16, 5, 9)
+
+
+def test_threads_bit_identical(rng):
+    """Blocks of tiles over the threads, each output's sums in a fixed order."""
+    x = rand(rng, (2, 32, 30, 17), np.float32)
+    w = rand(rng, (48, 32, 7, 1), np.float32)
+    y = same_at_thread_counts(lambda: fastconv.conv(x, w, algo="winograd", padding=(3, 0)))
+    assert_close(y, ref.conv(x, w, padding=(3, 0)), np.float32, 32 * 7)
+    gy = rand(rng, y.shape, np.float32)
+    same_at_thread_counts(
+        lambda: fastconv.conv_backward_data(gy, w, x.shape, algo="winograd", padding=(3, 0))
+    )
+
+
+@pytest.mark.parametrize("pass_", ["forward", "backward_data"])
+def test_float32_error_bound(pass_):
+    """F(2,7)'s float32 error over Inception's 128-192 channels: within 10x implicit GEMM's (the
+    tile rule's bound; measured 2-7x)."""
+    for seed in range(2):
+        ratios = error_ratios((2, 128, 17, 17), (192, 128, 1, 7), seed, (pass_,), padding=(0, 3))
+        assert ratios[pass_] < 10, ratios
+
+
+def test_transposed_forward(rng):
+    """conv_transpose with a 1x7 kernel is backward data's correlation."""
+    x = rand(rng, (2, 24, 9, 13), np.float32)
+    w = rand(rng, (24, 20, 1, 7), np.float32)
+    got = fastconv.conv_transpose(x, w, algo="winograd", padding=(0, 3))
+    want = ref.conv_backward_data(x, w, (2, 20, 9, 13), padding=(0, 3))
+    assert_close(got, want, np.float32, 24 * 7)
+
+
+@pytest.mark.parametrize(
+    "x_shape,w_shape,kw",
+    [
+        ((1, 16, 9, 9), (16, 16, 1, 7), dict(padding=(1, 3))),  # padded across the axis
+        ((1, 16, 9, 20), (16, 16, 1, 7), dict(stride=(1, 2), padding=(0, 3))),
+        ((1, 15, 9, 9), (16, 15, 1, 7), dict(padding=(0, 3))),  # under 16 summed channels
+        ((1, 16, 9, 9), (16, 16, 1, 7), dict(padding=(0, 7))),  # padding past the kernel
+        ((1, 32, 9, 9), (32, 16, 1, 7), dict(padding=(0, 3), groups=2)),
+    ],
+)
+def test_refusals_name_the_line_form(x_shape, w_shape, kw):
+    x = np.ones(x_shape, np.float32)
+    with raises_naming(NotImplementedError, "winograd", "1x7 / 7x1"):
+        fastconv.conv(x, np.ones(w_shape, np.float32), algo="winograd", **kw)
+
+
+def test_dilated_refused():
+    x = np.ones((1, 16, 9, 20), np.float32)
+    with raises_naming(NotImplementedError, "winograd", "dilation"):
+        fastconv.conv(x, np.ones((16, 16, 1, 7), np.float32), algo="winograd", dilation=(1, 2))
+
+
+def test_weight_gradient_is_not_served():
+    x = np.ones((2, 16, 9, 9), np.float32)
+    gy = np.ones((2, 16, 9, 9), np.float32)
+    with raises_naming(NotImplementedError, "winograd", "1x7 / 7x1"):
+        fastconv.conv_backward_weight(x, gy, (16, 16, 1, 7), algo="winograd", padding=(0, 3))
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_takes_inception_lines(isa):
+    """auto: float32 1x7 / 7x1 forward and backward data with 64+ channels each side on batches
+    of 2+, and at AVX2 single images with up to 256 channels each side; never the weight gradient,
+    32 channels, float64, or (at AVX-512) single images."""
+    skip_unless_isa_runs(isa)
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+
+        def algo(x_shape, w_shape, pad, pass_, dtype="float32"):
+            return fc.explain(x_shape, w_shape, padding=pad, pass_=pass_, dtype=dtype).algo
+
+        for x_shape, w_shape, pad in [
+            ((8, 128, 17, 17), (128, 128, 1, 7), (0, 3)),
+            ((2, 128, 17, 17), (192, 128, 7, 1), (3, 0)),
+            ((8, 64, 17, 17), (64, 64, 1, 7), (0, 3)),
+        ]:
+            for pass_ in ("forward", "backward_data"):
+                assert algo(x_shape, w_shape, pad, pass_) == "winograd", (x_shape, pass_)
+                assert algo(x_shape, w_shape, pad, pass_, "float64") != "winograd"
+            assert algo(x_shape, w_shape, pad, "backward_weight") != "winograd"
+        single = ((1, 160, 17, 17), (160, 160, 7, 1), (3, 0))
+        for pass_ in ("forward", "backward_data"):
+            assert (algo(*single, pass_) == "winograd") == (isa == "avx2"), pass_
+            assert algo((1, 768, 17, 17), (192, 768, 7, 1), (3, 0), pass_) != "winograd"
+            assert algo((8, 32, 17, 17), (32, 32, 1, 7), (0, 3), pass_) != "winograd"
