@@ -24,11 +24,12 @@ inline T row_sum(const T* x) {
   }
 }
 
-template <int Q = 0, typename T>
-inline void input_points(const T* x, T* o, int64_t vs, int64_t e) {
+// o[q * os + e] = row q of M (kAlpha rows, N columns) times x, every q.
+template <const auto& M, int N, int Q = 0, typename T>
+inline void all_rows(const T* x, T* o, int64_t os, int64_t e) {
   if constexpr (Q < kAlpha) {
-    o[Q * vs + e] = row_sum<F::BT, kAlpha, Q, 0>(x);
-    input_points<Q + 1>(x, o, vs, e);
+    o[Q * os + e] = row_sum<M, N, Q, 0>(x);
+    all_rows<M, N, Q + 1>(x, o, os, e);
   }
 }
 
@@ -42,7 +43,7 @@ void input(const T* x, int64_t step, int64_t n, T* v, int64_t vs) {
   for (int64_t e = 0; e < n; ++e) {
     T d[kAlpha];
     for (int j = 0; j < kAlpha; ++j) d[j] = src[j * step + e];
-    input_points(d, o, vs, e);
+    all_rows<F::BT, kAlpha>(d, o, vs, e);
   }
 }
 
@@ -72,14 +73,6 @@ void output(const T* m, int64_t ms, int64_t n, T* y, int64_t ys, int outputs) {
   }
 }
 
-template <int Q = 0, typename T>
-inline void weight_points(const T* g, T* o, int64_t us, int64_t e) {
-  if constexpr (Q < kAlpha) {
-    o[Q * us + e] = row_sum<F::G, kTaps, Q, 0>(g);
-    weight_points<Q + 1>(g, o, us, e);
-  }
-}
-
 template <typename T>
 void weights(const T* w, int64_t n, bool flip, T* u, int64_t us) {
   const T* __restrict src = w;
@@ -90,7 +83,7 @@ void weights(const T* w, int64_t n, bool flip, T* u, int64_t us) {
   for (int64_t e = 0; e < n; ++e) {
     T g[kTaps];
     for (int t = 0; t < kTaps; ++t) g[t] = src[(flip ? kTaps - 1 - t : t) * n + e];
-    weight_points(g, o, us, e);
+    all_rows<F::G, kTaps>(g, o, us, e);
   }
 }
 
