@@ -483,17 +483,20 @@ def algorithm_applies(algo, conv_pass, w_shape, kw):
             dense = all(s == 1 for s in stride) and all(d == 1 for d in dilation)
             return flat and dense and kw.get("groups", 1) == 1
         # F(2,7) along a line (csrc/algo/winograd_line.h): 1x7 or 7x1 at stride and dilation 1,
-        # one group, no padding across the axis and under 7 along it, forward and backward data
-        # summing 16+ channels.
+        # one group, no padding across the axis and under 7 along it, 16+ summed channels (the
+        # weight gradient: 16+ each side; under 128 tiles it runs implicit GEMM's).
         if kernel in ((1, 7), (7, 1)):
             pairs = _conv_padding(kw, w_shape, dilation, rank)
             flat = all(lo == 0 and hi == 0 for (lo, hi), k in zip(pairs, kernel) if k == 1)
             short = all(0 <= lo < 7 and 0 <= hi < 7 for (lo, hi), k in zip(pairs, kernel) if k == 7)
             dense = all(s == 1 for s in stride) and all(d == 1 for d in dilation)
-            summed = w_shape[0] if conv_pass == "backward_data" else w_shape[1]
-            passes = conv_pass in ("forward", "backward_data")
+            summed = {
+                "forward": w_shape[1],
+                "backward_data": w_shape[0],
+                "backward_weight": min(w_shape[:2]),
+            }[conv_pass]
             one_group = kw.get("groups", 1) == 1
-            return flat and short and dense and one_group and passes and summed >= 16
+            return flat and short and dense and one_group and summed >= 16
         if rank == 3:
             # 3-D: the 2-D Winograd over the depth taps (csrc/algo/winograd_depth.h): stride and
             # dilation 1 along H and W, the same 2, 3 or 5 taps along both; any depth kernel.

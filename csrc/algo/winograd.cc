@@ -405,6 +405,7 @@ void winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y,
                               T* ws) {
   const WinogradPlan& wp = plan_of(plan);
   if (wp.stride2) return stride2_winograd_backward_weight(plan, x, grad_y, grad_w, ws);
+  if (wp.line) return line_winograd_backward_weight(plan, x, grad_y, grad_w, ws);
   if (wp.axis) {
     const ConvGeometry& g = plan.g;
     if (g.n * g.out_spatial() > 0)

@@ -6,6 +6,7 @@
 #include "algo/plane_transpose.h"
 #include "algo/winograd_tiles.h"
 #include "fastconv/parallel.h"
+#include "gemm/gemm.h"
 #include "gemm/cache_sizes.h"
 #include "gemm/kernel_table.h"
 #include "ukernels/transpose/transpose_ukernels.h"
@@ -14,9 +15,19 @@
 namespace fastconv::algo {
 namespace {
 
-constexpr int64_t kTaps = 7, kPoints = 8;
+constexpr int64_t kTaps = 7, kPoints = 9;  // winograd::SplitLine27
 
 inline int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+// A stride of at least n elements, one cache line past a multiple of 4 KiB: the 9 points' rows
+// (written together by the weight transform, read together by the fold) would otherwise all
+// land in one L1 set, one more than its 8 ways (the transform took 21% of a batch of two
+// Inception 1x7 layers' forward).
+template <typename T>
+int64_t unaliased(int64_t n) {
+  constexpr int64_t line = 64 / sizeof(T);
+  return (n * int64_t(sizeof(T))) % 4096 == 0 ? n + line : n;
+}
 
 // The correlation that runs (f: the pass's, winograd_tiles::pass_geometry) and the blocking.
 // Tiles of an image are numbered line by line along W (1x7: tile = line * tl + t), and across
@@ -31,9 +42,15 @@ struct Layout {
   int64_t pad_top = 0, pad_left = 0;      // where the input starts in it
   int64_t step = 0;                       // elements between a tile's consecutive inputs
   int64_t nr = 0, panels = 0;             // the GEMM's B panels over output channels
+  int64_t ustride = 0;                    // elements between two points' kernels in u
   int64_t tb = 0, blocks = 0, slots = 0;  // tiles per block, blocks per image, scratch slots
-  int64_t xcl = 0, ycl = 0, u = 0, scratch = 0, slot = 0, end = 0;  // workspace offsets
+  int64_t tc = 0;                         // the weight gradient's tiles per chunk
+  int64_t xcl = 0, ycl = 0, u = 0, v = 0, m = 0, scratch = 0, slot = 0, end = 0;  // offsets
 };
+
+// The weight gradient's chunk of tiles over the batch: its points and grad_y's (V and M) in
+// about this many bytes, the 8 GEMMs summing over the chunk's tiles at once.
+constexpr int64_t kWeightChunkBytes = int64_t(8) << 20;
 
 template <typename T>
 Layout layout(const ConvGeometry& g, ConvPass pass, int threads) {
@@ -58,8 +75,25 @@ Layout layout(const ConvGeometry& g, ConvPass pass, int threads) {
     l.pad_left = f.pad_lo[2];
     l.step = c;
   }
+  l.ycl = l.xcl + round16(l.prows * l.pcols * c);
+  if (pass == ConvPass::kBackwardWeight) {
+    // u: the points' gradients (point, K, C); a slot: one kernel's 7 tap rows of C.
+    const int64_t per_tile = kPoints * (c + k), total = f.n * l.tiles;
+    l.tc = std::min(std::max<int64_t>(16, kWeightChunkBytes / (elem * per_tile)), total);
+    if (l.tc > l.tiles) l.tc = l.tc / l.tiles * l.tiles;  // whole images
+    l.slots = std::max(1, threads);
+    l.ustride = unaliased<T>(k * c);
+    l.u = l.ycl + round16(f.out_spatial() * k);
+    l.v = l.u + round16(kPoints * l.ustride);
+    l.m = l.v + round16(kPoints * l.tc * c);
+    l.scratch = l.m + round16(kPoints * l.tc * k);
+    l.slot = round16(kTaps * c);
+    l.end = l.scratch + l.slots * l.slot;
+    return l;
+  }
   l.nr = gemm::gemm_kernel<T>().nr;
   l.panels = (k + l.nr - 1) / l.nr;
+  l.ustride = unaliased<T>(c * l.nr);
   // A block's points and products in half the L2; the blocks a multiple of the threads, of
   // nearly equal size.
   const int64_t t = std::max(1, threads), per_tile = kPoints * (c + k);
@@ -68,16 +102,15 @@ Layout layout(const ConvGeometry& g, ConvPass pass, int threads) {
   l.blocks = std::max<int64_t>(1, std::min(l.tiles, (l.blocks + t - 1) / t * t));
   l.tb = std::max<int64_t>(1, (l.tiles + l.blocks - 1) / l.blocks);
   l.slots = std::min(t, l.blocks);
-  l.ycl = l.xcl + round16(l.prows * l.pcols * c);
   l.u = l.ycl + round16(f.out_spatial() * k);
-  l.scratch = l.u + round16(l.panels * kPoints * c * l.nr);
+  l.scratch = l.u + round16(l.panels * kPoints * l.ustride);
   // A block's points and products, or (transforming the weight) a panel's kernels transposed.
   l.slot = round16(std::max(per_tile * l.tb, kTaps * c * l.nr));
   l.end = l.scratch + l.slots * l.slot;
   return l;
 }
 
-// u[((panel * 8 + q) * C + c) * nr + lane]: point q of kernel (panel * nr + lane, c) of the
+// u[(panel * 9 + q) * ustride + c * nr + lane]: point q of kernel (panel * nr + lane, c) of the
 // correlation f. Per panel its kernels transposed to (channel, tap, lane) in the slot, then each
 // channel's points at once over the lanes. The forward's kernel (ko, c) is w[ko][c]; backward
 // data's is w[c][ko] (channel-transposed; flipped through f's mode).
@@ -103,9 +136,9 @@ void transform_weights(const ConvGeometry& g, ConvPass pass, const Layout& l, co
             tr.transpose(w + (cc * g.c + col0) * kTaps, kTaps, nc, kTaps,
                          static_cast<const T*>(nullptr), packed + cc * kTaps * nr, nr);
         }
-        T* u = ws + l.u + p * kPoints * c * nr;
+        T* u = ws + l.u + p * kPoints * l.ustride;
         for (int64_t cc = 0; cc < c; ++cc)
-          kern.weights(packed + cc * kTaps * nr, nr, flip, u + cc * nr, c * nr);
+          kern.weights(packed + cc * kTaps * nr, nr, flip, u + cc * nr, l.ustride);
       }
     }
   });
@@ -162,7 +195,7 @@ void point_products(const Layout& l, const T* v, const T* u, int64_t q, int64_t 
                     T* m) {
   const gemm::GemmKernel<T>& kern = gemm::gemm_kernel<T>();
   const int64_t c = l.f.c, k = l.f.k, col0 = p * l.nr, nc = std::min(l.nr, k - col0);
-  const T* b = u + (p * kPoints + q) * c * l.nr;
+  const T* b = u + (p * kPoints + q) * l.ustride;
   const int64_t calls = (rows + kern.rows_a - 1) / kern.rows_a;
   for (int64_t i = 0; i < calls; ++i) {
     const int64_t r0 = rows * i / calls, r1 = rows * (i + 1) / calls;
@@ -205,10 +238,63 @@ void run(const Layout& l, const T* x, const T* bias, T* y, T* ws) {
   }
 }
 
+// The weight gradient: per chunk of tiles the input's points (V) and grad_y's (M, the output
+// transform's transpose), the 8 GEMMs u[q] (K x C) += M[q]^T V[q] over the chunk's tiles, then
+// per kernel its taps from its points (G's columns), interleaved into grad_w's (channel, tap)
+// order.
+template <typename T>
+void run_weight(const Layout& l, const T* x, const T* grad_y, T* grad_w, T* ws) {
+  const LineKernels<T>& kern = line_kernels<T>();
+  const TransposeKernels<T>& tr = transpose_kernels<T>();
+  const ConvGeometry& f = l.f;
+  const int64_t c = f.c, k = f.k, out_sp = f.out_spatial(), total = f.n * l.tiles;
+  const int64_t ys = l.along_h ? f.out[2] * k : k;
+  T* xcl = ws + l.xcl;
+  T* gycl = ws + l.ycl;
+  T* u = ws + l.u;
+  T* v = ws + l.v;
+  T* m = ws + l.m;
+  int64_t copied = -1;  // the image in xcl and gycl (one that spans chunks is copied once)
+  for (int64_t g0 = 0; g0 < total; g0 += l.tc) {
+    const int64_t g1 = std::min(total, g0 + l.tc), rows = g1 - g0;
+    for (int64_t n = g0 / l.tiles; n * l.tiles < g1; ++n) {
+      if (n != copied) {
+        fill_input(l, x + n * c * f.in_spatial(), xcl);
+        transpose_to_positions(grad_y + n * k * out_sp, k, out_sp, gycl);
+      }
+      copied = n;
+      const int64_t a = std::max(g0, n * l.tiles), b = std::min(g1, (n + 1) * l.tiles);
+      parallel_for(b - a, 16, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = a + i0; i < a + i1; ++i) {
+          const Tile tile = tile_at(l, i - n * l.tiles);
+          const T* y0 = gycl + tile.output;
+          kern.input(xcl + tile.input, l.step, c, v + (i - g0) * c, rows * c);
+          kern.grad(y0, tile.outputs == 2 ? y0 + ys : nullptr, k, m + (i - g0) * k, rows * k);
+        }
+      });
+    }
+    gemm::gemm_batched<T>(kPoints, k, c, rows, T(1), gemm::MatrixRef<T>{m, 1, k}, rows * k,
+                          gemm::MatrixRef<T>{v, c, 1}, rows * c, g0 == 0 ? T(0) : T(1), u, c,
+                          l.ustride);
+  }
+  const bool flip = f.mode == ConvMode::kConv;
+  const int64_t slots = std::min(l.slots, k);
+  parallel_for(slots, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      T* taps = ws + l.scratch + s * l.slot;
+      for (int64_t kk = k * s / slots; kk < k * (s + 1) / slots; ++kk) {
+        kern.fold(u + kk * c, l.ustride, c, flip, taps);
+        tr.transpose(taps, c, kTaps, c, static_cast<const T*>(nullptr), grad_w + kk * c * kTaps,
+                     kTaps);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 bool line_winograd_serves(const ConvGeometry& g, ConvPass pass) {
-  if (pass == ConvPass::kBackwardWeight || g.rank != 2 || g.groups != 1) return false;
+  if (g.rank != 2 || g.groups != 1) return false;
   const bool h = g.kernel[1] == kTaps && g.kernel[2] == 1;
   const bool w = g.kernel[1] == 1 && g.kernel[2] == kTaps;
   if (!h && !w) return false;
@@ -219,11 +305,18 @@ bool line_winograd_serves(const ConvGeometry& g, ConvPass pass) {
   // Padding past the kernel would make backward data's negative.
   if (g.pad_lo[ax] < 0 || g.pad_hi[ax] < 0 || g.pad_lo[ax] >= kTaps || g.pad_hi[ax] >= kTaps)
     return false;
+  const bool weight = pass == ConvPass::kBackwardWeight;
   if ((pass == ConvPass::kBackwardData ? g.k : g.c) < kLineMinChannels) return false;
+  if (weight && g.k < kLineMinChannels) return false;
   const ConvGeometry f = winograd_tiles::pass_geometry(g, pass);
   const int64_t tl = (f.out[ax] + 1) / 2, span = 2 * tl + kTaps - 1;
   const int64_t in_elems = (h ? span * f.in[2] : f.in[1] * span) * f.c;
   return in_elems + f.out_spatial() * f.k <= kLineMaxImageElems;
+}
+
+bool line_weight_tiles_pay(const ConvGeometry& g) {
+  const int ax = g.kernel[1] == kTaps ? 1 : 2;
+  return g.n * (g.out[ax] + 1) / 2 * g.out[3 - ax] >= kLineWeightMinTiles;
 }
 
 int64_t line_winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t,
@@ -244,6 +337,14 @@ void line_winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T
 }
 
 template <typename T>
+void line_winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
+                                   T* ws) {
+  // (planned where line_weight_tiles_pay: never an empty batch or output)
+  const ConvGeometry& g = plan.g;
+  run_weight(layout<T>(g, ConvPass::kBackwardWeight, plan.threads), x, grad_y, grad_w, ws);
+}
+
+template <typename T>
 void line_winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x,
                                  T* ws) {
   const ConvGeometry& g = plan.g;
@@ -259,7 +360,8 @@ void line_winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T*
 #define FASTCONV_INSTANTIATE(T)                                                                \
   template void line_winograd_forward<T>(const ConvPlan&, const T*, const T*, const T*, T*,    \
                                          T*);                                                  \
-  template void line_winograd_backward_data<T>(const ConvPlan&, const T*, const T*, T*, T*);
+  template void line_winograd_backward_data<T>(const ConvPlan&, const T*, const T*, T*, T*); \
+  template void line_winograd_backward_weight<T>(const ConvPlan&, const T*, const T*, T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

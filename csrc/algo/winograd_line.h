@@ -1,5 +1,5 @@
 // Winograd F(2,7) along a line: 2-D 1x7 and 7x1 kernels (Inception's mixed 6 blocks) at stride 1,
-// forward and backward data, channels-last.
+// every pass, channels-last.
 //
 // Along the kernel's axis a tile's 2 outputs read 8 inputs; its 8 transform points (BT: points
 // 0, +-1, +-2, +-1/2, infinity) are combinations of whole channel vectors of those inputs, each
@@ -25,12 +25,16 @@
 namespace fastconv::algo {
 
 // Whether this path runs `pass` of g: 2-D, one group, stride and dilation 1, a kernel of 7 taps
-// along H or W and one along the other, no padding along the other, forward or backward data,
-// at least kLineMinChannels summed channels, an image's padded input and output copies of at
-// most kLineMaxImageElems elements.
-constexpr int64_t kLineMinChannels = 16;
+// along H or W and one along the other, no padding along the other, at least kLineMinChannels
+// summed channels (the weight gradient: input and output channels); an image's padded input
+// and output copies of at most kLineMaxImageElems elements.
+constexpr int64_t kLineMinChannels = 16, kLineWeightMinTiles = 128;
 constexpr int64_t kLineMaxImageElems = int64_t(16) << 20;
 bool line_winograd_serves(const ConvGeometry& g, ConvPass pass);
+// Whether its weight gradient has kLineWeightMinTiles tiles over the batch: the GEMMs sum over
+// the tiles, and with fewer each writes its K x C points for too short a depth (as the stride-2
+// path's, winograd_stride2.h); winograd's plan hands fewer to implicit_gemm.
+bool line_weight_tiles_pay(const ConvGeometry& g);
 // Its workspace in bytes for a plan of `threads` threads.
 int64_t line_winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int threads);
 
@@ -40,5 +44,10 @@ void line_winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T
 template <typename T>
 void line_winograd_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x,
                                  T* ws);
+// The weight gradient: per point the sum over tiles of the input's points times grad_y's (the
+// output transform's transpose), then G's transpose folds the points into taps.
+template <typename T>
+void line_winograd_backward_weight(const ConvPlan& plan, const T* x, const T* grad_y, T* grad_w,
+                                   T* ws);
 
 }  // namespace fastconv::algo

@@ -46,8 +46,8 @@ bool strided(const ConvGeometry& g) {
 // The kernels winograd_axis.h runs, for the refusals.
 constexpr const char* kAxisAlternative =
     "; or taps along one axis only at stride and dilation 1, one group, no padding along the "
-    "other dims (Winograd along that axis): 3x1x1, 3x1 or 1x3, or 1x7 / 7x1 (forward and "
-    "backward data, 16+ summed channels, padding under 7)";
+    "other dims (Winograd along that axis): 3x1x1, 3x1 or 1x3, or 1x7 / 7x1 (16+ summed "
+    "channels, padding under 7)";
 
 std::string unsupported_reason(const ConvGeometry& g) {
   if (winograd_axis::serves(g)) return "";
@@ -165,13 +165,21 @@ std::string winograd_plan(ConvPlan& plan) {
   if (g.rank == 3) return plan_depth(plan);
   WinogradPlan wp;
   if (line_winograd_serves(g, plan.pass)) {
+    if (plan.pass == ConvPass::kBackwardWeight && !line_weight_tiles_pay(g))
+      return plan_weight_fallback(plan, kImplicitGemmFallbackNote);
     wp.line = true;
     plan.workspace_bytes =
         g.n * g.out_spatial() == 0
             ? 0
             : line_winograd_workspace_bytes(g, plan.pass, plan.dtype, plan.threads);
-    plan.note = std::string("F(2,7) along ") + (g.kernel[1] == 7 ? "H" : "W") +
-                " (8 points per 2 outputs, channels-last: each point a GEMM over the tiles)";
+    const std::string axis = g.kernel[1] == 7 ? "H" : "W";
+    plan.note = plan.pass == ConvPass::kBackwardWeight
+                    ? "F(7,2) along " + axis +
+                          " (the weight gradient of F(2,7): 8 points per 2 outputs, "
+                          "channels-last, each point's sum over the tiles one GEMM)"
+                    : "F(2,7) along " + axis +
+                          " (8 points per 2 outputs, channels-last: each point a GEMM over the "
+                          "tiles)";
     plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
     return "";
   }

@@ -427,7 +427,7 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     if _axis_winograd(p) and usable("winograd"):
         return "winograd", "taps along one axis (3x1x1, 3x1, 1x3) at stride 1: Winograd along it"
     if _line_winograd(p) and usable("winograd"):
-        return "winograd", "1x7 / 7x1 at stride 1, 64+ channels: Winograd F(2,7) along the axis"
+        return "winograd", "1x7 / 7x1 at stride 1, batches, 64+ channels: Winograd along the axis"
     if p.groups == 1 and p.c_per_group <= 4 and usable("direct"):
         long_weight = p.conv_pass == "backward_weight" and p.taps > _direct_weight_taps()
         if long_weight:

@@ -37,28 +37,26 @@ def _depth_winograd(p: "_Shape", unit_stride: bool) -> bool:
 
 
 def _line_winograd(p: "_Shape") -> bool:
-    """Whether a float32 1x7 / 7x1 forward or backward data (Inception's mixed 6 blocks) runs
-    Winograd F(2,7) along its axis channels-last (csrc/algo/winograd_line.h: 8 products per 2
-    outputs against 14, each point a GEMM over the tiles' channel vectors): stride and dilation
-    1, one group, no padding across the axis, padding under 7 along it, 64+ channels each side,
-    batches of 2+ (at AVX2 single images too, with up to 256 channels each side). 2 threads, median
-    ms, winograd vs the previous auto (the per-tap GEMM calls / implicit GEMM; PyTorch),
-    forward / backward data, AVX-512 on Zen 4: 128 ch 17x17 1x7 at batch 8 2.54-2.79 / 1.76-1.91
-    vs 3.21-3.58 / 2.36-2.41, 128->192 7x1 x8 2.61 / 2.59 vs 3.52 / 3.48, 192 ch x8 4.11 / 4.25
-    vs 5.61 / 5.80, 768->192 x8 16.0 / 18.3 vs 21.1 / 24.1, 128 ch x2 0.52 / 0.54 vs 0.63 /
-    0.66, 96 ch x4 0.58 / 0.57 vs 0.71 / 0.74, 64 ch x8 0.51 / 0.51 vs 0.68 / 0.67; single
-    images tie or lose (128 ch 0.31 / 0.32 vs 0.31 / 0.32, 128->192 0.69 / 0.47 vs 0.61 / 0.46,
-    768->192 3.36 / 2.90 vs 3.21 / 2.84: the transformed kernels once per image, 153 tiles). AVX2
-    (PyTorch capped alike): 128 ch x8 2.31 / 1.85 vs 2.84 / 2.83, 64 ch x8 0.66 / 0.53 vs 1.02 /
-    0.79, single images 128 ch 0.33 / 0.34 vs 0.36-0.47 / 0.36, 160 ch 0.46 / 0.46 vs 0.54-0.59,
-    768->192 2.96 / 3.26 vs 3.22 / 3.15 (not taken). 32 channels gain nothing (x8 0.36 vs 0.37).
-    Float32 error 2-7x implicit GEMM's (BT's points 0, +-1, +-2, +-1/2, the 8-point set of
-    F(6,3))."""
+    """Whether a float32 1x7 / 7x1 layer (Inception's mixed 6 blocks) runs Winograd along its
+    axis channels-last (csrc/algo/winograd_line.h: F(2,4) on taps 0-3 plus F(2,3) on taps 4-6,
+    9 products per 2 outputs against 14, each point a GEMM over the tiles' channel vectors):
+    stride and dilation 1, one group, no padding across the axis, padding under 7 along it, 64+
+    channels each side and batches of 2+ for the forward and backward data; the weight gradient
+    at AVX-512 only, from batches of 4 and 128 channels each side. 2 threads, median ms, winograd
+    vs the previous auto (the per-tap GEMM calls / implicit GEMM; PyTorch), AVX-512 on Zen 4:
+    128 ch 17x17 1x7 at batch 8 forward 2.08-2.40 vs 2.42-2.92 (2.39-3.8), weight gradient
+    2.33-2.59 vs 2.74-3.00 (2.57-2.94); 128->192 7x1 x8 weight 3.15 vs 3.83 (3.42); 768->192 x8
+    forward / backward data / weight 18.0 / 20.6 / 17.2 vs 21.6 / 24.4 / 23.4 (20.4 / 21.6 /
+    22.5); 128 ch x2 forward 0.70 vs 0.74; 64 ch x8 backward data 0.58 vs 0.67. The weight
+    gradient of smaller batches loses (x2 1.24 vs 0.88, one image 0.95 vs 0.58: its GEMMs sum
+    over too few tiles), as does 64 channels' (0.39 vs 0.38 at x4). At AVX2 (PyTorch capped
+    alike) forward and backward data 768->192 x8 19.5 / 20.4 vs 21.8 / 23.3 (22.8 / 25.2), 64
+    ch x8 0.66 / 0.60 vs 0.82 / 0.73; the weight gradient is not steady there (128 x4 1.20 vs
+    1.42, 128->192 x8 5.9 vs 4.7). Float32 error 3-8x implicit GEMM's over 64-768 channels
+    (a single F(2,7)'s 8 points, +-2 and +-1/2 among them: 6-16x)."""
     if len(p.kernel) != 2 or p.kernel not in ((7, 1), (1, 7)) or p.groups != 1:
         return False
-    if p.itemsize != 4 or p.conv_pass not in ("forward", "backward_data"):
-        return False
-    if min(p.c_per_group, p.k_per_group) < 64:
+    if p.itemsize != 4 or min(p.c_per_group, p.k_per_group) < 64:
         return False
     if any(s != 1 for s in p.stride) or any(d != 1 for d in p.dilation):
         return False
@@ -67,9 +65,10 @@ def _line_winograd(p: "_Shape") -> bool:
         return False
     if not (0 <= p.pad_lo[axis] < 7 and 0 <= p.pad_hi[axis] < 7):
         return False
-    if p.n >= 2:
-        return True
-    return _active_isa() == "avx2" and max(p.c_per_group, p.k_per_group) <= 256
+    if p.conv_pass == "backward_weight":
+        wide = min(p.c_per_group, p.k_per_group) >= 128
+        return _active_isa() == "avx512" and p.n >= 4 and wide
+    return p.n >= 2
 
 
 def _axis_winograd(p: "_Shape") -> bool:

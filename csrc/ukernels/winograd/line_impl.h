@@ -3,14 +3,17 @@
 // sum over the nonzero coefficients of its matrix row only, picked at compile time.
 // Defines FASTCONV_LINE_NS's kernels; include once per ISA file after defining it and
 // FASTCONV_LINE_NAME(dtype).
+#include <algorithm>
+
 #include "ukernels/winograd/line_ukernels.h"
 #include "ukernels/winograd/winograd_matrices.h"
 
 namespace fastconv::FASTCONV_LINE_NS {
 namespace {
 
-using F = winograd::Matrices<2, 7>;
-constexpr int kAlpha = F::kAlpha, kTaps = F::kR;
+using F = winograd::SplitLine27;
+constexpr int kPoints = F::kPoints, kInputs = F::kInputs, kTaps = F::kR;
+constexpr int64_t kMaxFold = 64;  // fold's lanes per step (its taps' rows on the stack)
 
 // sum over j >= J of M[Q][j] * x[j] (M: BT, AT or G, N columns), the zero terms left out.
 template <const auto& M, int N, int Q, int J, typename T>
@@ -24,12 +27,33 @@ inline T row_sum(const T* x) {
   }
 }
 
-// o[q * os + e] = row q of M (kAlpha rows, N columns) times x, every q.
+// o[q * os + e] = row q of M (kPoints rows, N columns) times x, every q.
 template <const auto& M, int N, int Q = 0, typename T>
 inline void all_rows(const T* x, T* o, int64_t os, int64_t e) {
-  if constexpr (Q < kAlpha) {
+  if constexpr (Q < kPoints) {
     o[Q * os + e] = row_sum<M, N, Q, 0>(x);
     all_rows<M, N, Q + 1>(x, o, os, e);
+  }
+}
+
+// sum over i >= I of M[i][Q] * y[i] (M: AT or G, R rows): column Q of M times y.
+template <const auto& M, int R, int Q, int I, typename T>
+inline T column_sum(const T* y) {
+  if constexpr (I == R) {
+    return T(0);
+  } else if constexpr (M[I][Q] == 0.0) {
+    return column_sum<M, R, Q, I + 1>(y);
+  } else {
+    return T(M[I][Q]) * y[I] + column_sum<M, R, Q, I + 1>(y);
+  }
+}
+
+// o[q * os + e] = column q of M (R rows, Cols columns) times y, for q < Cols.
+template <const auto& M, int R, int Cols, int Q = 0, typename T>
+inline void all_columns(const T* y, T* o, int64_t os, int64_t e) {
+  if constexpr (Q < Cols) {
+    o[Q * os + e] = column_sum<M, R, Q, 0>(y);
+    all_columns<M, R, Cols, Q + 1>(y, o, os, e);
   }
 }
 
@@ -41,9 +65,9 @@ void input(const T* x, int64_t step, int64_t n, T* v, int64_t vs) {
 #pragma GCC ivdep
 #endif
   for (int64_t e = 0; e < n; ++e) {
-    T d[kAlpha];
-    for (int j = 0; j < kAlpha; ++j) d[j] = src[j * step + e];
-    all_rows<F::BT, kAlpha>(d, o, vs, e);
+    T d[kInputs];
+    for (int j = 0; j < kInputs; ++j) d[j] = src[j * step + e];
+    all_rows<F::BT, kInputs>(d, o, vs, e);
   }
 }
 
@@ -56,42 +80,79 @@ void output(const T* m, int64_t ms, int64_t n, T* y, int64_t ys, int outputs) {
 #pragma GCC ivdep
 #endif
     for (int64_t e = 0; e < n; ++e) {
-      T q[kAlpha];
-      for (int j = 0; j < kAlpha; ++j) q[j] = p[j * ms + e];
-      o[e] = row_sum<F::AT, kAlpha, 0, 0>(q);
-      o[ys + e] = row_sum<F::AT, kAlpha, 1, 0>(q);
+      T q[kPoints];
+      for (int j = 0; j < kPoints; ++j) q[j] = p[j * ms + e];
+      o[e] = row_sum<F::AT, kPoints, 0, 0>(q);
+      o[ys + e] = row_sum<F::AT, kPoints, 1, 0>(q);
     }
   } else {
 #if defined(__GNUC__)
 #pragma GCC ivdep
 #endif
     for (int64_t e = 0; e < n; ++e) {
-      T q[kAlpha];
-      for (int j = 0; j < kAlpha; ++j) q[j] = p[j * ms + e];
-      o[e] = row_sum<F::AT, kAlpha, 0, 0>(q);
+      T q[kPoints];
+      for (int j = 0; j < kPoints; ++j) q[j] = p[j * ms + e];
+      o[e] = row_sum<F::AT, kPoints, 0, 0>(q);
     }
   }
 }
 
 template <typename T>
 void weights(const T* w, int64_t n, bool flip, T* u, int64_t us) {
-  const T* __restrict src = w;
+  const T* __restrict tap[kTaps];  // the taps' runs in correlation order (no choice in the loop)
+  for (int t = 0; t < kTaps; ++t) tap[t] = w + (flip ? kTaps - 1 - t : t) * n;
   T* __restrict o = u;
 #if defined(__GNUC__)
 #pragma GCC ivdep
 #endif
   for (int64_t e = 0; e < n; ++e) {
     T g[kTaps];
-    for (int t = 0; t < kTaps; ++t) g[t] = src[(flip ? kTaps - 1 - t : t) * n + e];
+    for (int t = 0; t < kTaps; ++t) g[t] = tap[t][e];
     all_rows<F::G, kTaps>(g, o, us, e);
+  }
+}
+
+template <typename T>
+void grad(const T* y0, const T* y1, int64_t n, T* g, int64_t gs) {
+  const T* __restrict a = y0;
+  const T* __restrict b = y1;
+  T* __restrict o = g;
+#if defined(__GNUC__)
+#pragma GCC ivdep
+#endif
+  for (int64_t e = 0; e < n; ++e) {
+    const T y[2] = {a[e], b ? b[e] : T(0)};
+    all_columns<F::AT, 2, kPoints>(y, o, gs, e);
+  }
+}
+
+template <typename T>
+void fold(const T* u, int64_t us, int64_t n, bool flip, T* w) {
+  const T* __restrict src = u;
+  T* __restrict o = w;
+  T taps[kTaps][kMaxFold];
+  for (int64_t e0 = 0; e0 < n; e0 += kMaxFold) {
+    const int64_t en = std::min<int64_t>(kMaxFold, n - e0);
+#if defined(__GNUC__)
+#pragma GCC ivdep
+#endif
+    for (int64_t e = 0; e < en; ++e) {
+      T p[kPoints];
+      for (int q = 0; q < kPoints; ++q) p[q] = src[q * us + e0 + e];
+      all_columns<F::G, kPoints, kTaps>(p, &taps[0][0], kMaxFold, e);
+    }
+    for (int t = 0; t < kTaps; ++t)
+      std::copy(taps[t], taps[t] + en, o + (flip ? kTaps - 1 - t : t) * n + e0);
   }
 }
 
 }  // namespace
 
-extern const LineKernels<float> line_f32_kernels{&input<float>, &output<float>, &weights<float>,
-                                                 FASTCONV_LINE_NAME("f32")};
-extern const LineKernels<double> line_f64_kernels{&input<double>, &output<double>,
-                                                  &weights<double>, FASTCONV_LINE_NAME("f64")};
+extern const LineKernels<float> line_f32_kernels{&input<float>,   &output<float>,
+                                                 &weights<float>, &grad<float>,
+                                                 &fold<float>,    FASTCONV_LINE_NAME("f32")};
+extern const LineKernels<double> line_f64_kernels{&input<double>,   &output<double>,
+                                                  &weights<double>, &grad<double>,
+                                                  &fold<double>,    FASTCONV_LINE_NAME("f64")};
 
 }  // namespace fastconv::FASTCONV_LINE_NS
