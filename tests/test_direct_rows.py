@@ -272,13 +272,15 @@ def test_direct_rows_weight_bands_in_rounds(poisoned_outputs, restore_threads, r
 
 # Rows of each width class for the row kernels' choice by row (rows_kernels_for_row): where
 # AVX-512 runs on 256-bit units, forward and weight-gradient rows of up to 64 floats (32 doubles)
-# whose last 512-bit vector is at most half full run the AVX2 kernels (56 = 7 x 8; 40; 8; 24 as
-# doubles), the rest the AVX-512 ones (57: last vector 9 of 16; 64 and 72: full or 5 vectors of
-# 16 saving too little; 20 doubles: 3 x 8 vs 5 x 4). Backward data stays on the AVX-512 kernels.
+# whose last 512-bit vector is at most half full run the AVX2 kernels (floats: 56 = 7 x 8 instead
+# of 4 x 16, 40, 20, 8; doubles: 20 = 5 x 4 instead of 3 x 8, 8), the rest the AVX-512 ones
+# (floats: 57, last vector 9 of 16; 64 and 72, full or 5 vectors of 16 saving too little;
+# doubles: 40, 56 and the rest). Backward data stays on the AVX-512 kernels.
 NARROW_ROWS = [
     ((1, 3, 5, 112), (45, 3, 3, 7), dict(stride=2, padding=(1, 3)), 56),  # R(2+1)D stem's rows
     ((1, 3, 4, 80), (13, 3, 3, 3), dict(stride=2, padding=1), 40),
     ((2, 2, 6, 8), (7, 2, 3, 3), dict(padding=1), 8),
+    ((1, 3, 5, 40), (9, 3, 3, 3), dict(stride=2, padding=1), 20),
     ((1, 3, 5, 114), (9, 3, 3, 3), dict(stride=2, padding=1), 57),
     ((1, 3, 5, 128), (11, 3, 3, 3), dict(stride=2, padding=1), 64),
     ((1, 2, 5, 144), (6, 2, 3, 3), dict(stride=2, padding=1), 72),

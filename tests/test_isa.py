@@ -297,6 +297,7 @@ def test_avx512_units_detected_and_replaced_by_the_environment():
         assert cpu["family"] >= 6, cpu  # every x86-64 CPU of both vendors
     detected = (256 if zen4 else 512) if has_avx512 else None
     assert fastconv.info()["avx512_units"] in (detected, 256, 512)  # the env may set it here
-    for setting, want in (("", detected), ("256", 256), ("512", 512), ("wide", detected)):
+    settings = (("", detected), ("256", 256), (" 256 ", 256), ("512", 512), ("wide", detected))
+    for setting, want in settings:
         with FastconvProcess({"FASTCONV_AVX512_UNITS": setting}) as fc:  # "": as if unset
             assert fc.info()["avx512_units"] == (want if has_avx512 else None), setting

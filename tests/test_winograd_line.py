@@ -24,7 +24,8 @@ from conftest import (
 # last tile of one output), asymmetric padding, none, padding of 6 (backward data's 0), true
 # convolution, output channels past a GEMM panel (40, 70), 16 summed channels (the least), a
 # batch, and an image whose tiles take several blocks per thread (72 x 37: 1,368 tiles). The
-# weight gradient runs from 128 tiles over the batch (all but the 24-tile one: implicit GEMM).
+# weight gradient runs from 128 tiles over the batch (the first, 108 tiles, and the 24-tile one
+# run implicit GEMM's).
 GEOMETRIES = [
     ((2, 24, 9, 11), (40, 24, 1, 7), dict(padding=(0, 3))),
     ((3, 24, 11, 9), (40, 24, 7, 1), dict(padding=(3, 0))),
@@ -73,6 +74,7 @@ def test_explain_names_the_axis():
         ]:
             e = fastconv.explain((4, 16, 9, 9), w_shape, algo="winograd", padding=pad, pass_=pass_)
             assert e.algo == "winograd" and f"{tile} along {axis}" in e.reason, str(e)
+            assert "9 points per 2 outputs" in e.reason, str(e)
             assert e.workspace_bytes > 0
         e = fastconv.explain(
             (2, 16, 9, 9), w_shape, algo="winograd", padding=pad, pass_="backward_weight"
@@ -155,6 +157,22 @@ def test_weight_gradient_threads_bit_identical(rng):
     )
     want = ref.conv_backward_weight(x, gy, (32, 24, 1, 7), padding=(0, 3))
     assert_close(gw, want, np.float32, 4 * 17 * 17)
+
+
+def test_weight_gradient_chunks_inside_an_image(rng):
+    """Chunks of tiles that end inside an image (FASTCONV_WINOGRAD_BLOCK_BYTES=64K: 56 of its
+    153 tiles): the image's copies reused by the next chunk, partial tile ranges, the GEMMs'
+    sums added chunk by chunk."""
+    x = rand(rng, (3, 16, 17, 17), np.float32)
+    gy = rand(rng, (3, 16, 17, 17), np.float32)
+    want = ref.conv_backward_weight(x, gy, (16, 16, 7, 1), padding=(3, 0), mode="conv")
+    with FastconvProcess({"FASTCONV_WINOGRAD_BLOCK_BYTES": "65536"}) as fc:
+        for threads in (1, 2):
+            fc.set_num_threads(threads)
+            got = fc.conv_backward_weight(
+                x, gy, (16, 16, 7, 1), algo="winograd", padding=(3, 0), mode="conv"
+            )
+            assert_close(got, want, np.float32, 3 * 17 * 17)
 
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])

@@ -5,6 +5,7 @@
 
 #include "algo/plane_transpose.h"
 #include "algo/winograd_tiles.h"
+#include "common/tuning.h"
 #include "fastconv/parallel.h"
 #include "gemm/gemm.h"
 #include "gemm/cache_sizes.h"
@@ -49,7 +50,8 @@ struct Layout {
 };
 
 // The weight gradient's chunk of tiles over the batch: its points and grad_y's (V and M) in
-// about this many bytes, the 8 GEMMs summing over the chunk's tiles at once.
+// about this many bytes (FASTCONV_WINOGRAD_BLOCK_BYTES replaces it), the 9 GEMMs summing over
+// the chunk's tiles at once.
 constexpr int64_t kWeightChunkBytes = int64_t(8) << 20;
 
 template <typename T>
@@ -79,7 +81,9 @@ Layout layout(const ConvGeometry& g, ConvPass pass, int threads) {
   if (pass == ConvPass::kBackwardWeight) {
     // u: the points' gradients (point, K, C); a slot: one kernel's 7 tap rows of C.
     const int64_t per_tile = kPoints * (c + k), total = f.n * l.tiles;
-    l.tc = std::min(std::max<int64_t>(16, kWeightChunkBytes / (elem * per_tile)), total);
+    const int64_t budget = tuning().winograd_block_bytes ? tuning().winograd_block_bytes
+                                                         : kWeightChunkBytes;
+    l.tc = std::min(std::max<int64_t>(16, budget / (elem * per_tile)), total);
     if (l.tc > l.tiles) l.tc = l.tc / l.tiles * l.tiles;  // whole images
     l.slots = std::max(1, threads);
     l.ustride = unaliased<T>(k * c);
@@ -203,7 +207,7 @@ void point_products(const Layout& l, const T* v, const T* u, int64_t q, int64_t 
   }
 }
 
-// The pass over f: per image the padded input, blocks of tiles in parallel (points, the 8 GEMMs
+// The pass over f: per image the padded input, blocks of tiles in parallel (points, the 9 GEMMs
 // per panel, outputs into the channels-last copy), then the copy transposed into the output.
 template <typename T>
 void run(const Layout& l, const T* x, const T* bias, T* y, T* ws) {
@@ -239,7 +243,7 @@ void run(const Layout& l, const T* x, const T* bias, T* y, T* ws) {
 }
 
 // The weight gradient: per chunk of tiles the input's points (V) and grad_y's (M, the output
-// transform's transpose), the 8 GEMMs u[q] (K x C) += M[q]^T V[q] over the chunk's tiles, then
+// transform's transpose), the 9 GEMMs u[q] (K x C) += M[q]^T V[q] over the chunk's tiles, then
 // per kernel its taps from its points (G's columns), interleaved into grad_w's (channel, tap)
 // order.
 template <typename T>
@@ -316,7 +320,7 @@ bool line_winograd_serves(const ConvGeometry& g, ConvPass pass) {
 
 bool line_weight_tiles_pay(const ConvGeometry& g) {
   const int ax = g.kernel[1] == kTaps ? 1 : 2;
-  return g.n * (g.out[ax] + 1) / 2 * g.out[3 - ax] >= kLineWeightMinTiles;
+  return g.n * ((g.out[ax] + 1) / 2) * g.out[3 - ax] >= kLineWeightMinTiles;
 }
 
 int64_t line_winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t,

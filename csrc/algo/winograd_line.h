@@ -1,11 +1,14 @@
 // Winograd F(2,7) along a line: 2-D 1x7 and 7x1 kernels (Inception's mixed 6 blocks) at stride 1,
 // every pass, channels-last.
 //
-// Along the kernel's axis a tile's 2 outputs read 8 inputs; its 8 transform points (BT: points
-// 0, +-1, +-2, +-1/2, infinity) are combinations of whole channel vectors of those inputs, each
-// point a GEMM of the tiles' points (rows: tile, channel) with the transformed kernels (8 per
-// kernel, packed as the micro-kernel's B panels), and the outputs combinations of the products:
-// 8 products per 2 outputs against 14 (0.57x; 17 outputs a line take 9 tiles, 0.60x).
+// Along the kernel's axis a tile's 2 outputs read 8 inputs. The 7 taps split as F(2,4) on taps
+// 0-3 plus F(2,3) on taps 4-6 (inputs 4-7): 9 transform points (winograd::SplitLine27, on the
+// small points 0, +-1, 1/2 and infinity of those two; a single F(2,7)'s 8 points need +-2 and
+// +-1/2, 13-16x implicit GEMM's float32 error over 768 channels against 3-8x), each a combination
+// of whole channel vectors of the inputs and one GEMM of the tiles' points (rows: tile, channel)
+// with the transformed kernels (9 per kernel, packed as the micro-kernel's B panels); the outputs
+// are combinations of the products. 9 products per 2 outputs against 14 (0.64x; 17 outputs a
+// line take 9 tiles, 0.68x).
 //
 // Layout: an image's input channels-last and zero-padded along the axis (2 x tiles + 6 per
 // line), its output channels-last, transposed into y with the bias at the end. Per image, blocks

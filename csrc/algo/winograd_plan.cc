@@ -175,10 +175,10 @@ std::string winograd_plan(ConvPlan& plan) {
     const std::string axis = g.kernel[1] == 7 ? "H" : "W";
     plan.note = plan.pass == ConvPass::kBackwardWeight
                     ? "F(7,2) along " + axis +
-                          " (the weight gradient of F(2,7): 8 points per 2 outputs, "
+                          " (the weight gradient of F(2,7): 9 points per 2 outputs, "
                           "channels-last, each point's sum over the tiles one GEMM)"
                     : "F(2,7) along " + axis +
-                          " (8 points per 2 outputs, channels-last: each point a GEMM over the "
+                          " (9 points per 2 outputs, channels-last: each point a GEMM over the "
                           "tiles)";
     plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
     return "";

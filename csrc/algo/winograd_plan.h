@@ -27,8 +27,7 @@ struct WinogradPlan {
   // A 3x3 / 2 forward or weight gradient run by winograd_stride2.h (its own layout; nothing
   // below is used).
   bool stride2 = false;
-  // A 1x7 / 7x1 forward or backward data run by winograd_line.h (its own layout; nothing below
-  // is used).
+  // A 1x7 / 7x1 layer's pass run by winograd_line.h (its own layout; nothing below is used).
   bool line = false;
   // A kernel with taps along one axis run by winograd_axis.h (F(m,r) along that axis; its own
   // layout in the workspace, nothing below is used).

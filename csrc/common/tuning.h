@@ -21,7 +21,8 @@ struct Tuning {
   std::string winograd_tile_error;
   // FASTCONV_WINOGRAD_BLOCK_BYTES: bytes of transform-domain data per Winograd block, an
   // integer >= 1. 0 (the default; also for values that do not parse to a positive integer) uses
-  // the per-schedule budgets of algo/winograd.cc (block_budget_bytes).
+  // the per-schedule budgets of algo/winograd.cc (block_budget_bytes); it also sizes the chunks
+  // of tiles of the 1x7 / 7x1 weight gradient (algo/winograd_line.cc).
   int64_t winograd_block_bytes = 0;
   // FASTCONV_WORKSPACE_LIMIT: most bytes im2col's patch-matrix chunk may take; a positive
   // number with an optional K, M or G suffix (powers of 1024; KB / KiB forms too), raised to at

@@ -122,8 +122,8 @@ bool avx512_on_256bit_units() {
     if (detected_isa() != IsaLevel::kAvx512) return false;
     if (const char* env = std::getenv("FASTCONV_AVX512_UNITS")) {
       std::string v(env);
-      v.erase(0, v.find_first_not_of(" \t\n"));
-      v.erase(v.find_last_not_of(" \t\n") + 1);
+      v.erase(0, v.find_first_not_of(" \t\n\r\v\f"));  // as Python's str.strip()
+      v.erase(v.find_last_not_of(" \t\n\r\v\f") + 1);
       if (v == "256") return true;
       if (v == "512") return false;
     }
