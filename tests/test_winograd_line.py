@@ -177,9 +177,9 @@ def test_weight_gradient_chunks_inside_an_image(rng):
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto_takes_inception_lines(isa):
-    """auto: float32 1x7 / 7x1 forward and backward data with 64+ channels each side on batches
-    of 2+; the weight gradient at AVX-512 from batches of 4 with 128+ channels each side; never
-    float64, 32 channels or single images."""
+    """auto at both levels: float32 1x7 / 7x1 layers on batches of 2+, the forward and backward
+    data with 64+ channels each side, the weight gradient with 128+; never float64, 32 channels
+    or single images."""
     skip_unless_isa_runs(isa)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
 
@@ -187,10 +187,11 @@ def test_auto_takes_inception_lines(isa):
             return fc.explain(x_shape, w_shape, padding=pad, pass_=pass_, dtype=dtype).algo
 
         for x_shape, w_shape, pad, weight in [
-            ((8, 128, 17, 17), (128, 128, 1, 7), (0, 3), isa == "avx512"),
-            ((4, 768, 17, 17), (192, 768, 7, 1), (3, 0), isa == "avx512"),
-            ((2, 128, 17, 17), (192, 128, 7, 1), (3, 0), False),
+            ((8, 128, 17, 17), (128, 128, 1, 7), (0, 3), True),
+            ((4, 768, 17, 17), (192, 768, 7, 1), (3, 0), True),
+            ((2, 128, 17, 17), (192, 128, 7, 1), (3, 0), True),
             ((8, 64, 17, 17), (64, 64, 1, 7), (0, 3), False),
+            ((8, 128, 17, 17), (96, 128, 1, 7), (0, 3), False),
         ]:
             for pass_ in ("forward", "backward_data"):
                 assert algo(x_shape, w_shape, pad, pass_) == "winograd", (x_shape, pass_)

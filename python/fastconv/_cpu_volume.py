@@ -40,20 +40,20 @@ def _line_winograd(p: "_Shape") -> bool:
     """Whether a float32 1x7 / 7x1 layer (Inception's mixed 6 blocks) runs Winograd along its
     axis channels-last (csrc/algo/winograd_line.h: F(2,4) on taps 0-3 plus F(2,3) on taps 4-6,
     9 products per 2 outputs against 14, each point a GEMM over the tiles' channel vectors):
-    stride and dilation 1, one group, no padding across the axis, padding under 7 along it, 64+
-    channels each side and batches of 2+ for the forward and backward data; the weight gradient
-    at AVX-512 only, from batches of 4 and 128 channels each side. 2 threads, median ms, winograd
-    vs the previous auto (the per-tap GEMM calls / implicit GEMM; PyTorch), AVX-512 on Zen 4:
-    128 ch 17x17 1x7 at batch 8 forward 2.08-2.40 vs 2.42-2.92 (2.39-3.8), weight gradient
-    2.33-2.59 vs 2.74-3.00 (2.57-2.94); 128->192 7x1 x8 weight 3.15 vs 3.83 (3.42); 768->192 x8
-    forward / backward data / weight 18.0 / 20.6 / 17.2 vs 21.6 / 24.4 / 23.4 (20.4 / 21.6 /
-    22.5); 128 ch x2 forward 0.70 vs 0.74; 64 ch x8 backward data 0.58 vs 0.67. The weight
-    gradient of smaller batches loses (x2 1.24 vs 0.88, one image 0.95 vs 0.58: its GEMMs sum
-    over too few tiles), as does 64 channels' (0.39 vs 0.38 at x4). At AVX2 (PyTorch capped
-    alike) forward and backward data 768->192 x8 19.5 / 20.4 vs 21.8 / 23.3 (22.8 / 25.2), 64
-    ch x8 0.66 / 0.60 vs 0.82 / 0.73; the weight gradient is not steady there (128 x4 1.20 vs
-    1.42, 128->192 x8 5.9 vs 4.7). Float32 error 3-8x implicit GEMM's over 64-768 channels
-    (a single F(2,7)'s 8 points, +-2 and +-1/2 among them: 6-16x)."""
+    stride and dilation 1, one group, no padding across the axis, padding under 7 along it,
+    batches of 2+, 64+ channels each side for the forward and backward data, 128+ for the weight
+    gradient (whose GEMMs sum over the tiles). 2 threads, median ms, winograd vs the previous auto
+    (the per-tap GEMM calls / implicit GEMM; PyTorch), AVX-512 on Zen 4: 128 ch 17x17 1x7 at
+    batch 8 forward 2.08-2.40 vs 2.42-2.92 (2.39-3.8), weight gradient 2.25-2.59 vs 2.74-3.00
+    (2.49-2.94); 768->192 x8 forward / backward data / weight 18.0 / 20.6 / 17.2 vs 21.6 / 24.4 /
+    23.4 (20.4 / 21.6 / 22.5); 128 ch x2 forward 0.70 vs 0.74, weight 0.59-0.61 vs 0.70-0.77
+    (0.70-0.80); 64 ch x8 backward data 0.58 vs 0.67. AVX2 (PyTorch capped alike): 768->192 x8
+    19.5 / 20.4 / 18.4 vs 21.8 / 23.3 / 24.7 (22.8 / 25.2 / 25.4), 128 ch x2 weight 0.66 vs 0.76,
+    64 ch x8 forward / backward data 0.66 / 0.60 vs 0.82 / 0.73. Single images tie (128 ch
+    forward 0.31 vs 0.31: the kernels' transform and four parallel regions per image, 153
+    tiles), and 64 channels' weight gradient loses (x4 0.40-0.59 vs 0.39-0.43). Float32 error
+    3-8x implicit GEMM's over 64-768 channels (a single F(2,7)'s 8 points, +-2 and +-1/2 among
+    them: 6-16x)."""
     if len(p.kernel) != 2 or p.kernel not in ((7, 1), (1, 7)) or p.groups != 1:
         return False
     if p.itemsize != 4 or min(p.c_per_group, p.k_per_group) < 64:
@@ -65,9 +65,8 @@ def _line_winograd(p: "_Shape") -> bool:
         return False
     if not (0 <= p.pad_lo[axis] < 7 and 0 <= p.pad_hi[axis] < 7):
         return False
-    if p.conv_pass == "backward_weight":
-        wide = min(p.c_per_group, p.k_per_group) >= 128
-        return _active_isa() == "avx512" and p.n >= 4 and wide
+    if p.conv_pass == "backward_weight" and min(p.c_per_group, p.k_per_group) < 128:
+        return False
     return p.n >= 2
 
 
