@@ -233,8 +233,8 @@ def test_auto_factorised_kernels_backward_data_on_im2col(isa):
     skip_unless_isa_runs(isa)
     with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_AVX512_UNITS": "512"}) as fc:
         for x_shape, w_shape, pad in [
-            ((1, 768, 17, 17), (128, 768, 1, 7), (0, 3)),
-            ((1, 768, 17, 17), (192, 768, 7, 1), (3, 0)),
+            ((1, 768, 9, 9), (128, 768, 1, 7), (0, 3)),
+            ((1, 768, 9, 9), (192, 768, 7, 1), (3, 0)),
             ((1, 384, 8, 8), (384, 384, 1, 3), (0, 1)),
             ((8, 384, 8, 8), (384, 384, 3, 1), (1, 0)),
         ]:
@@ -324,8 +324,8 @@ def test_auto_packed_taps_leave_the_taps_path(isa):
                 else:
                     assert e.algo == "implicit_gemm" and "3-tap" in e.reason, str(e)
         for x_shape, w_shape, pad in [
-            ((1, 768, 17, 17), (128, 768, 1, 7), (0, 3)),
-            ((1, 768, 17, 17), (192, 768, 7, 1), (3, 0)),
+            ((1, 768, 9, 9), (128, 768, 1, 7), (0, 3)),
+            ((1, 768, 9, 9), (192, 768, 7, 1), (3, 0)),
         ]:
             e = fc.explain(x_shape, w_shape, padding=pad)
             assert e.algo == "implicit_gemm" and "1xN" in e.reason, str(e)
@@ -353,8 +353,8 @@ def test_auto_packed_taps_small_l2(isa):
     with FastconvProcess(env) as fc:
         assert fc.info()["caches"]["l2"] == 512 << 10
         for x_shape, w_shape, pad in [
-            ((1, 768, 17, 17), (128, 768, 1, 7), (0, 3)),
-            ((1, 768, 17, 17), (192, 768, 7, 1), (3, 0)),
+            ((1, 768, 9, 9), (128, 768, 1, 7), (0, 3)),
+            ((1, 768, 9, 9), (192, 768, 7, 1), (3, 0)),
             ((1, 96, 16, 14, 14), (208, 96, 3, 5, 5), 1),
         ]:
             e = fc.explain(x_shape, w_shape, padding=pad)
@@ -380,11 +380,11 @@ def test_auto_packed_taps_on_256bit_avx512_units(isa):
         ((1, 384, 8, 8), (384, 384, 1, 3), (0, 1), "forward", "implicit_gemm"),
         ((8, 1152, 2, 7, 7), (512, 1152, 3, 1, 1), (1, 0, 0), "forward", "implicit_gemm"),
         ((8, 1152, 2, 7, 7), (512, 1152, 3, 1, 1), (1, 0, 0), "backward_data", "implicit_gemm"),
-        ((1, 768, 17, 17), (128, 768, 1, 7), (0, 3), "forward", "implicit_gemm"),
-        ((1, 768, 17, 17), (192, 768, 7, 1), (3, 0), "forward", "implicit_gemm"),
+        ((1, 768, 9, 9), (128, 768, 1, 7), (0, 3), "forward", "implicit_gemm"),
+        ((1, 768, 9, 9), (192, 768, 7, 1), (3, 0), "forward", "implicit_gemm"),
         ((1, 96, 16, 14, 14), (208, 96, 3, 5, 5), 1, "forward", "implicit_gemm"),
         # 1xN / Nx1 backward data: im2col's column GEMM on 512-bit units (_cpu_rule)
-        ((1, 768, 17, 17), (128, 768, 1, 7), (0, 3), "backward_data", "im2col"),
+        ((1, 768, 9, 9), (128, 768, 1, 7), (0, 3), "backward_data", "im2col"),
         ((8, 384, 8, 8), (384, 384, 3, 1), (1, 0), "backward_data", "im2col"),
     ]
     found = {}

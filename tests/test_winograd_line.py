@@ -177,9 +177,9 @@ def test_weight_gradient_chunks_inside_an_image(rng):
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto_takes_inception_lines(isa):
-    """auto at both levels: float32 1x7 / 7x1 layers on batches of 2+, the forward and backward
-    data with 64+ channels each side, the weight gradient with 128+; never float64, 32 channels
-    or single images."""
+    """auto at both levels: float32 1x7 / 7x1 layers with 128+ output tiles over the batch
+    (Inception's 17x17: 153 per image), the forward and backward data with 64+ channels each
+    side, the weight gradient with 128+; never float64, 32 channels or fewer tiles."""
     skip_unless_isa_runs(isa)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
 
@@ -192,6 +192,8 @@ def test_auto_takes_inception_lines(isa):
             ((2, 128, 17, 17), (192, 128, 7, 1), (3, 0), True),
             ((8, 64, 17, 17), (64, 64, 1, 7), (0, 3), False),
             ((8, 128, 17, 17), (96, 128, 1, 7), (0, 3), False),
+            ((1, 160, 17, 17), (160, 160, 7, 1), (3, 0), True),
+            ((2, 128, 9, 16), (128, 128, 1, 7), (0, 3), True),  # 2 x 9 lines x 8 tiles: 144
         ]:
             for pass_ in ("forward", "backward_data"):
                 assert algo(x_shape, w_shape, pad, pass_) == "winograd", (x_shape, pass_)
@@ -199,5 +201,5 @@ def test_auto_takes_inception_lines(isa):
             got = algo(x_shape, w_shape, pad, "backward_weight")
             assert (got == "winograd") == weight, (x_shape, w_shape, got)
         for pass_ in ("forward", "backward_data", "backward_weight"):
-            assert algo((1, 160, 17, 17), (160, 160, 7, 1), (3, 0), pass_) != "winograd"
+            assert algo((1, 128, 9, 8), (128, 128, 1, 7), (0, 3), pass_) != "winograd"  # 36 tiles
             assert algo((8, 32, 17, 17), (32, 32, 1, 7), (0, 3), pass_) != "winograd"

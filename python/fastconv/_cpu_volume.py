@@ -40,20 +40,23 @@ def _line_winograd(p: "_Shape") -> bool:
     """Whether a float32 1x7 / 7x1 layer (Inception's mixed 6 blocks) runs Winograd along its
     axis channels-last (csrc/algo/winograd_line.h: F(2,4) on taps 0-3 plus F(2,3) on taps 4-6,
     9 products per 2 outputs against 14, each point a GEMM over the tiles' channel vectors):
-    stride and dilation 1, one group, no padding across the axis, padding under 7 along it,
-    batches of 2+, 64+ channels each side for the forward and backward data, 128+ for the weight
-    gradient (whose GEMMs sum over the tiles). 2 threads, median ms, winograd vs the previous auto
-    (the per-tap GEMM calls / implicit GEMM; PyTorch), AVX-512 on Zen 4: 128 ch 17x17 1x7 at
-    batch 8 forward 2.08-2.40 vs 2.42-2.92 (2.39-3.8), weight gradient 2.25-2.59 vs 2.74-3.00
-    (2.49-2.94); 768->192 x8 forward / backward data / weight 18.0 / 20.6 / 17.2 vs 21.6 / 24.4 /
-    23.4 (20.4 / 21.6 / 22.5); 128 ch x2 forward 0.70 vs 0.74, weight 0.59-0.61 vs 0.70-0.77
-    (0.70-0.80); 64 ch x8 backward data 0.58 vs 0.67. AVX2 (PyTorch capped alike): 768->192 x8
-    19.5 / 20.4 / 18.4 vs 21.8 / 23.3 / 24.7 (22.8 / 25.2 / 25.4), 128 ch x2 weight 0.66 vs 0.76,
-    64 ch x8 forward / backward data 0.66 / 0.60 vs 0.82 / 0.73. Single images tie (128 ch
-    forward 0.31 vs 0.31: the kernels' transform and four parallel regions per image, 153
-    tiles), and 64 channels' weight gradient loses (x4 0.40-0.59 vs 0.39-0.43). Float32 error
-    3-8x implicit GEMM's over 64-768 channels (a single F(2,7)'s 8 points, +-2 and +-1/2 among
-    them: 6-16x)."""
+    stride and dilation 1, one group, no padding across the axis, padding under 7 along it, 128+
+    output tiles (2 outputs each) over the batch, 64+ channels each side for the forward and
+    backward data, 128+ for the weight gradient (whose GEMMs sum over the tiles).
+    `fastconv bench` (2 threads, 3 rounds; ratio to PyTorch, winograd vs the per-tap path or
+    implicit GEMM it replaces), single images of 17x17, AVX-512 on Zen 4: 128->128 1x7 1.26 /
+    1.27 / 1.26x vs 1.13 / 1.13 / 1.12x (forward / backward data / weight), 128->192 7x1 1.23 /
+    1.28 / 1.16x vs 1.09 / 1.10 / 1.02x, 160 ch 1x7 1.24 / 1.24 / 1.29x vs 0.96 / 0.96 / 1.04x,
+    192 ch 1x7 1.21 / 1.23 / 1.30x vs 1.07 / 1.08 / 1.04x, 768->192 1.11 / 1.06 / 1.17x vs
+    1.01 / 1.03 / 1.01x; AVX2 (PyTorch capped alike) 160 ch 1x7 1.33 / 1.50 / 1.27x vs 1.04 /
+    1.26 / 1.14x, 192 ch 1x7 1.36 / 1.37 / 1.23x vs 1.01 / 1.11 / 1.03x in one run and 1.06 /
+    1.21 / 0.90x vs 1.07 / 1.33 / 1.13x in a slower one. Batches, 2 threads, median ms,
+    winograd vs the previous auto (PyTorch), AVX-512: 128 ch x8 forward 2.08-2.40 vs 2.42-2.92
+    (2.39-3.8), weight gradient 2.25-2.59 vs 2.74-3.00 (2.49-2.94); 768->192 x8 forward /
+    backward data / weight 18.0 / 20.6 / 17.2 vs 21.6 / 24.4 / 23.4 (20.4 / 21.6 / 22.5); AVX2
+    768->192 x8 19.5 / 20.4 / 18.4 vs 21.8 / 23.3 / 24.7, 128 ch x2 weight 0.66 vs 0.76. 64
+    channels' weight gradient loses (x4 0.40-0.59 vs 0.39-0.43). Float32 error 3-8x implicit
+    GEMM's over 64-768 channels (a single F(2,7)'s 8 points, +-2 and +-1/2 among them: 6-16x)."""
     if len(p.kernel) != 2 or p.kernel not in ((7, 1), (1, 7)) or p.groups != 1:
         return False
     if p.itemsize != 4 or min(p.c_per_group, p.k_per_group) < 64:
@@ -67,7 +70,8 @@ def _line_winograd(p: "_Shape") -> bool:
         return False
     if p.conv_pass == "backward_weight" and min(p.c_per_group, p.k_per_group) < 128:
         return False
-    return p.n >= 2
+    out = p.in_extents if p.conv_pass == "backward_data" else p.out_extents
+    return p.n * -(-out[axis] // 2) * out[1 - axis] >= 128
 
 
 def _axis_winograd(p: "_Shape") -> bool:
