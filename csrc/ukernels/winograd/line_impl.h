@@ -15,45 +15,35 @@ using F = winograd::SplitLine27;
 constexpr int kPoints = F::kPoints, kInputs = F::kInputs, kTaps = F::kR;
 constexpr int64_t kMaxFold = 64;  // fold's lanes per step (its taps' rows on the stack)
 
-// sum over j >= J of M[Q][j] * x[j] (M: BT, AT or G, N columns), the zero terms left out.
-template <const auto& M, int N, int Q, int J, typename T>
-inline T row_sum(const T* x) {
+// Coefficient (Q, J) of M, or of M's transpose (Tr: the transposed transforms of the weight
+// gradient, AT's and G's columns).
+template <const auto& M, bool Tr, int Q, int J>
+constexpr double coef() {
+  if constexpr (Tr) {
+    return M[J][Q];
+  } else {
+    return M[Q][J];
+  }
+}
+
+// sum over j >= J of coef(Q, j) * x[j] for j < N, the zero terms left out.
+template <const auto& M, bool Tr, int N, int Q, int J, typename T>
+inline T dot(const T* x) {
   if constexpr (J == N) {
     return T(0);
-  } else if constexpr (M[Q][J] == 0.0) {
-    return row_sum<M, N, Q, J + 1>(x);
+  } else if constexpr (coef<M, Tr, Q, J>() == 0.0) {
+    return dot<M, Tr, N, Q, J + 1>(x);
   } else {
-    return T(M[Q][J]) * x[J] + row_sum<M, N, Q, J + 1>(x);
+    return T(coef<M, Tr, Q, J>()) * x[J] + dot<M, Tr, N, Q, J + 1>(x);
   }
 }
 
-// o[q * os + e] = row q of M (kPoints rows, N columns) times x, every q.
-template <const auto& M, int N, int Q = 0, typename T>
-inline void all_rows(const T* x, T* o, int64_t os, int64_t e) {
-  if constexpr (Q < kPoints) {
-    o[Q * os + e] = row_sum<M, N, Q, 0>(x);
-    all_rows<M, N, Q + 1>(x, o, os, e);
-  }
-}
-
-// sum over i >= I of M[i][Q] * y[i] (M: AT or G, R rows): column Q of M times y.
-template <const auto& M, int R, int Q, int I, typename T>
-inline T column_sum(const T* y) {
-  if constexpr (I == R) {
-    return T(0);
-  } else if constexpr (M[I][Q] == 0.0) {
-    return column_sum<M, R, Q, I + 1>(y);
-  } else {
-    return T(M[I][Q]) * y[I] + column_sum<M, R, Q, I + 1>(y);
-  }
-}
-
-// o[q * os + e] = column q of M (R rows, Cols columns) times y, for q < Cols.
-template <const auto& M, int R, int Cols, int Q = 0, typename T>
-inline void all_columns(const T* y, T* o, int64_t os, int64_t e) {
-  if constexpr (Q < Cols) {
-    o[Q * os + e] = column_sum<M, R, Q, 0>(y);
-    all_columns<M, R, Cols, Q + 1>(y, o, os, e);
+// o[q * os + e] = row q of M (or of M's transpose) times x (N long), for q < Count.
+template <const auto& M, bool Tr, int N, int Count, int Q = 0, typename T>
+inline void all_dots(const T* x, T* o, int64_t os, int64_t e) {
+  if constexpr (Q < Count) {
+    o[Q * os + e] = dot<M, Tr, N, Q, 0>(x);
+    all_dots<M, Tr, N, Count, Q + 1>(x, o, os, e);
   }
 }
 
@@ -67,7 +57,7 @@ void input(const T* x, int64_t step, int64_t n, T* v, int64_t vs) {
   for (int64_t e = 0; e < n; ++e) {
     T d[kInputs];
     for (int j = 0; j < kInputs; ++j) d[j] = src[j * step + e];
-    all_rows<F::BT, kInputs>(d, o, vs, e);
+    all_dots<F::BT, false, kInputs, kPoints>(d, o, vs, e);
   }
 }
 
@@ -82,8 +72,8 @@ void output(const T* m, int64_t ms, int64_t n, T* y, int64_t ys, int outputs) {
     for (int64_t e = 0; e < n; ++e) {
       T q[kPoints];
       for (int j = 0; j < kPoints; ++j) q[j] = p[j * ms + e];
-      o[e] = row_sum<F::AT, kPoints, 0, 0>(q);
-      o[ys + e] = row_sum<F::AT, kPoints, 1, 0>(q);
+      o[e] = dot<F::AT, false, kPoints, 0, 0>(q);
+      o[ys + e] = dot<F::AT, false, kPoints, 1, 0>(q);
     }
   } else {
 #if defined(__GNUC__)
@@ -92,7 +82,7 @@ void output(const T* m, int64_t ms, int64_t n, T* y, int64_t ys, int outputs) {
     for (int64_t e = 0; e < n; ++e) {
       T q[kPoints];
       for (int j = 0; j < kPoints; ++j) q[j] = p[j * ms + e];
-      o[e] = row_sum<F::AT, kPoints, 0, 0>(q);
+      o[e] = dot<F::AT, false, kPoints, 0, 0>(q);
     }
   }
 }
@@ -108,7 +98,7 @@ void weights(const T* w, int64_t n, bool flip, T* u, int64_t us) {
   for (int64_t e = 0; e < n; ++e) {
     T g[kTaps];
     for (int t = 0; t < kTaps; ++t) g[t] = tap[t][e];
-    all_rows<F::G, kTaps>(g, o, us, e);
+    all_dots<F::G, false, kTaps, kPoints>(g, o, us, e);
   }
 }
 
@@ -122,7 +112,7 @@ void grad(const T* y0, const T* y1, int64_t n, T* g, int64_t gs) {
 #endif
   for (int64_t e = 0; e < n; ++e) {
     const T y[2] = {a[e], b ? b[e] : T(0)};
-    all_columns<F::AT, 2, kPoints>(y, o, gs, e);
+    all_dots<F::AT, true, 2, kPoints>(y, o, gs, e);
   }
 }
 
@@ -139,7 +129,7 @@ void fold(const T* u, int64_t us, int64_t n, bool flip, T* w) {
     for (int64_t e = 0; e < en; ++e) {
       T p[kPoints];
       for (int q = 0; q < kPoints; ++q) p[q] = src[q * us + e0 + e];
-      all_columns<F::G, kPoints, kTaps>(p, &taps[0][0], kMaxFold, e);
+      all_dots<F::G, true, kPoints, kTaps>(p, &taps[0][0], kMaxFold, e);
     }
     for (int t = 0; t < kTaps; ++t)
       std::copy(taps[t], taps[t] + en, o + (flip ? kTaps - 1 - t : t) * n + e0);
