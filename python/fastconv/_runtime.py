@@ -119,6 +119,13 @@ def _cuda_state() -> dict[str, Any]:
     }
 
 
+def _avx512_units(cpu: dict[str, Any]) -> int | None:
+    """The library's reading (cpu_info); through the rule's helper, so a bad
+    FASTCONV_AVX512_UNITS warns here too."""
+    _avx512_on_256bit_units()
+    return cpu.get("avx512_units")
+
+
 def info() -> dict[str, Any]:
     """Version, compiler, CPU features, ISA levels (detected: the CPU's; built: the highest this
     build has micro-kernels for; active: the one in use), cache sizes (bytes: as detected, the L2 as
@@ -138,9 +145,7 @@ def info() -> dict[str, Any]:
         "isa_built": cpu["built_isa"],
         "isa_active": cpu["active_isa"],
         # the width of the units that run AVX-512 (`auto` reads it), None without AVX-512
-        "avx512_units": (256 if _avx512_on_256bit_units() else 512)
-        if cpu["detected_isa"] == "avx512"
-        else None,
+        "avx512_units": _avx512_units(cpu),
         "caches": {"l1d": cpu["l1d"], "l2": cpu["l2"], "l3_per_core": cpu["l3_per_core"]},
         "threads": get_num_threads(),
         "thread_pool": _C.openmp_runtime() or "fastconv's own",
