@@ -181,6 +181,34 @@ def test_tile_blocks_move_back_window_by_window(
         np.testing.assert_array_equal(gy, gy_copy)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_folded_forward_moves_out_window_by_window(
+    poisoned_outputs, rng, restore_threads, threads, dtype
+):
+    """A folded forward's output (the batch's images side by side in one wide plane) goes from
+    the output transform through a window on the stack into each image's columns of y: a bias,
+    1-D, groups, kernel blocks (few tiles, many channels), and a wide plane of 300 images longer
+    than one window (4500 columns: a window's edge falls inside an image, at either dtype).
+    Outputs start as NaN, so a column or row a window leaves unwritten fails."""
+    fastconv.set_num_threads(threads)
+    for x_shape, w_shape, kw in (
+        ((5, 4, 10, 12), (6, 4, 4, 4), dict(stride=2, padding=1)),
+        ((300, 2, 6, 28), (3, 2, 4, 4), dict(stride=2, padding=1)),
+        ((7, 3, 38), (4, 3, 4), dict(stride=2, padding=1)),
+        ((4, 6, 9, 9), (4, 3, 4, 4), dict(stride=2, padding=(1, 2), groups=2, mode="conv")),
+        ((3, 40, 6, 6), (48, 40, 4, 4), dict(stride=2, padding=1)),
+    ):
+        e = fastconv.explain(x_shape, w_shape, algo="winograd", dtype=dtype, **kw)
+        assert "side by side" in e.reason, (x_shape, e.reason)
+        kw = dict(kw, groups=kw.get("groups", 1))
+        x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+        b = rand(rng, (w_shape[0],), dtype)
+        got = fastconv.conv(x, w, b, algo="winograd", **kw)
+        want = ref.conv(x, w, b, **kw)
+        assert_close(got, want, dtype, int(np.prod(w_shape[1:])))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_input_stacked_window_by_window(poisoned_outputs, rng, restore_threads, dtype):
     """Forward and weight gradient stack each stored channel's P phases of a run of tiles into a

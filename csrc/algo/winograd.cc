@@ -155,10 +155,11 @@ void run_correlation(const Schedule& p, const T* x, const T* w, int64_t gs, int6
                      const T* bias, T* y, T* ws, winograd_phases::PhasedWeight pw = {},
                      const BlockDone* done = nullptr,
                      const winograd_phases::Split* windows = nullptr, bool windows_out = false,
-                     const winograd_depth::DepthStack* depth = nullptr, const T* zero = nullptr) {
+                     const winograd_depth::DepthStack* depth = nullptr, const T* zero = nullptr,
+                     const winograd_phases::Split* fold_out = nullptr) {
   if (p.tiles == 0) return;
   const Stages<T> st{p, p.f, tile_kernels<T>(p.m, p.r, p.f.rank == 2), x, w, gs, ks, cs, bias,
-                     y, pw, windows, windows_out, depth, zero};
+                     y, pw, windows, windows_out, depth, zero, fold_out};
   if (p.kernel_blocks)
     run_kernel_blocks(p, st, ws, done);
   else
@@ -325,10 +326,9 @@ void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bia
   if (!wp.windows) winograd_phases::stack_input(sp, x, buf.input);
   // Stacked input channel c * P + phase of stored kernel (k, c).
   run_correlation<T>(wp.main, wp.windows ? x : buf.input, w, g_kg * g_cg * g_taps, g_cg * g_taps,
-                     g_taps, bias, sp.folded ? buf.wide : y, buf.rest,
-                     winograd_phases::phased_weight(sp, false), nullptr,
-                     wp.windows ? &sp : nullptr);
-  if (sp.folded) winograd_phases::unfold_output(sp, buf.wide, y);
+                     g_taps, bias, y, buf.rest, winograd_phases::phased_weight(sp, false), nullptr,
+                     wp.windows ? &sp : nullptr, false, nullptr, nullptr,
+                     sp.folded ? &sp : nullptr);
 }
 
 template <typename T>

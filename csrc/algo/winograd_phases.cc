@@ -97,7 +97,8 @@ Split make_split(const ConvGeometry& g, bool fold) {
 }
 
 PhasedWeight phased_weight(const Split& s, bool phase_in_k) {
-  return {s.tap.data(), s.phases, s.stacked.kernel_spatial(), phase_in_k};
+  const bool dense = std::all_of(s.tap.begin(), s.tap.end(), [](int32_t t) { return t >= 0; });
+  return {s.tap.data(), s.phases, s.stacked.kernel_spatial(), phase_in_k, dense};
 }
 
 int64_t stacked_input_elems(const Split& s) {
@@ -161,6 +162,24 @@ void stack_input(const Split& s, const T* x, T* xs) {
   });
 }
 
+namespace {
+// gather_kernels for Q taps per phase, all inside the stored kernel.
+template <int Q, typename T>
+void gather_dense(const PhasedWeight& pw, const T* src, int64_t phase, int64_t cs, int64_t n,
+                  T* buf) {
+  for (int64_t l = 0; l < n; ++l, buf += Q) {
+    const int32_t* tap = pw.tap + phase * Q;
+    for (int q = 0; q < Q; ++q) buf[q] = src[tap[q]];
+    if (pw.phase_in_k) {
+      src += cs;
+    } else if (++phase == pw.phases) {
+      phase = 0;
+      src += cs;
+    }
+  }
+}
+}  // namespace
+
 template <typename T>
 void gather_kernels(const PhasedWeight& pw, const T* w, int64_t gs, int64_t ks, int64_t cs,
                     int64_t grp, int64_t k, int64_t c, int64_t n, T* buf) {
@@ -170,6 +189,11 @@ void gather_kernels(const PhasedWeight& pw, const T* w, int64_t gs, int64_t ks, 
   int64_t phase = i % phases;
   const T* src = w + grp * gs +
                  (pw.phase_in_k ? (i / phases) * ks + c * cs : k * ks + (i / phases) * cs);
+  // Every phase's taps inside the kernel (twice the stride: DCGAN's 4x4 / 2, 2 taps per phase
+  // and dim): the common tap counts with the tap loop unrolled and no test per element (the
+  // general loop below took 5-8% of dcgan.g3's forward and transposed forward).
+  if (pw.dense && taps == 4) return gather_dense<4>(pw, src, phase, cs, n, buf);
+  if (pw.dense && taps == 9) return gather_dense<9>(pw, src, phase, cs, n, buf);
   for (int64_t l = 0; l < n; ++l, buf += taps) {
     const int32_t* tap = pw.tap + phase * taps;
     for (int64_t q = 0; q < taps; ++q) buf[q] = tap[q] >= 0 ? src[tap[q]] : T(0);
@@ -311,42 +335,57 @@ void unstack_window(const Split& s, const T* win, int64_t n, int64_t c, int64_t 
   }
 }
 
+// Calls fn(img, a, b, j) for the pieces of run columns [j0, end) (piece_at's, in order; j: the
+// piece's first run column), one division for the first piece only (a divide per piece took a
+// fifth of a folded window's stacking: dcgan.g3's pieces are 9 columns long).
+template <typename F>
+inline void for_each_piece(const Split& s, int64_t n, int64_t j0, int64_t end, F&& fn) {
+  int64_t img = s.folded ? j0 / s.seg : n, a = s.folded ? j0 % s.seg : j0;
+  const int64_t limit = s.folded ? s.seg : s.stacked.in[2];
+  for (int64_t j = j0; j < end; ++img, a = 0) {
+    const int64_t b = std::min(limit, a + (end - j));
+    fn(img, a, b, j);
+    j += b - a;
+  }
+}
+
 template <typename T>
 void stack_window(const Split& s, const T* x, int64_t n, int64_t c, int64_t i0, int64_t rows,
                   int64_t j0, int64_t cols, T* win) {
   const ConvGeometry& g = s.g;
   const int64_t h = g.in[1], w = g.in[2], sh = g.stride[1];
   const int64_t ph = g.pad_lo[1], pw = g.pad_lo[2], plane = rows * cols;
-  const int64_t hs = s.stacked.in[1], ws = s.stacked.in[2];
-  const int64_t run_cols = s.folded ? g.n * s.seg : ws;
-  // Folded, the window's source rows first as prefetches: each piece is a few cache lines of
-  // another image's plane, and the copy below waited on them one by one (its loads were ~half of
-  // stack_window's samples, which took 16% of dcgan.g4's conv forward on one thread). Unfolded
-  // windows read long runs of one plane, which the hardware prefetchers follow.
-  for (int64_t j = j0; s.folded && j < std::min(j0 + cols, run_cols);) {
-    const auto [img, a, b] = piece_at(s, n, j, j0 + cols);
-    const int64_t x0 = std::max<int64_t>(0, 2 * a - pw), x1 = std::min(w, 2 * b - pw);
-    for (int64_t r = 0; r < rows && x0 < x1; ++r)
-      for (int64_t ah = 0; ah < sh; ++ah) {
-        const int64_t y = sh * (i0 + r) + ah - ph;
-        if (i0 + r >= hs || y < 0 || y >= h) continue;
-        const T* row = x + ((img * g.c + c) * h + y) * w;
-        for (int64_t e = x0; e < x1; e += 64 / int64_t(sizeof(T))) __builtin_prefetch(row + e);
-        __builtin_prefetch(row + x1 - 1);
-      }
-    j += b - a;
+  const int64_t hs = s.stacked.in[1];
+  const int64_t end = std::min(j0 + cols, s.folded ? g.n * s.seg : s.stacked.in[2]);
+  // Folded, the window's source rows as prefetches: each piece is a few cache lines of another
+  // image's plane, which the hardware prefetchers do not follow (unfolded windows read long runs
+  // of one plane, which they do). The rows of the next tile row's window (the stacked rows past
+  // this one's, or the next channel's first ones) are asked for too, a window ahead: prefetched
+  // just before the copy, the first load of each row still waited on memory (12% of the copy's
+  // samples in dcgan.g3's conv forward).
+  if (s.folded) {
+    const auto prefetch = [&](int64_t ch, int64_t r0, int64_t r1) {
+      if (ch >= g.c) return;
+      for_each_piece(s, n, j0, end, [&](int64_t img, int64_t a, int64_t b, int64_t) {
+        const int64_t x0 = std::max<int64_t>(0, 2 * a - pw), x1 = std::min(w, 2 * b - pw);
+        for (int64_t i = r0; i < std::min(r1, hs) && x0 < x1; ++i)
+          for (int64_t ah = 0; ah < sh; ++ah) {
+            const int64_t y = sh * i + ah - ph;
+            if (y < 0 || y >= h) continue;
+            const T* row = x + ((img * g.c + ch) * h + y) * w;
+            for (int64_t e = x0; e < x1; e += 64 / int64_t(sizeof(T))) __builtin_prefetch(row + e);
+            __builtin_prefetch(row + x1 - 1);
+          }
+      });
+    };
+    if (i0 == 0) prefetch(c, 0, rows);
+    const int64_t step = rows - (s.stacked.kernel[1] - 1);  // the next window's first row - i0
+    if (i0 + rows < hs)
+      prefetch(c, i0 + rows, i0 + rows + step);
+    else
+      prefetch(c + 1, 0, rows);
   }
-  for (int64_t j = j0; j < j0 + cols;) {
-    // Past the run's columns, zero to the window's end.
-    if (j >= run_cols) {
-      for (int64_t p = 0; p < s.phases; ++p)
-        for (int64_t r = 0; r < rows; ++r) {
-          T* dst = win + p * plane + r * cols;
-          std::fill(dst + (j - j0), dst + cols, T(0));
-        }
-      break;
-    }
-    const auto [img, a, b] = piece_at(s, n, j, j0 + cols);  // at window column j - j0
+  for_each_piece(s, n, j0, end, [&](int64_t img, int64_t a, int64_t b, int64_t j) {
     int64_t lo, hi;
     inside_pairs(a, b, w, pw, &lo, &hi);
     for (int64_t r = 0; r < rows; ++r)
@@ -375,8 +414,14 @@ void stack_window(const Split& s, const T* x, int64_t n, int64_t c, int64_t i0, 
         }
         for (int64_t t = hi; t < b; ++t) get(t);
       }
-    j += b - a;
-  }
+  });
+  // Past the run's columns, zero to the window's end.
+  if (end < j0 + cols)
+    for (int64_t p = 0; p < s.phases; ++p)
+      for (int64_t r = 0; r < rows; ++r) {
+        T* dst = win + p * plane + r * cols;
+        std::fill(dst + (end - j0), dst + cols, T(0));
+      }
 }
 
 int64_t window_tiles(const Split& s, int64_t mh, int64_t mw, int64_t r, int64_t lanes,
@@ -426,19 +471,25 @@ void fold_output(const Split& s, const T* y, T* wide) {
   });
 }
 
+int64_t fold_window_tiles(int64_t mh, int64_t mw, int64_t lanes, int64_t elem) {
+  const int64_t tiles = kWindowBytes / elem / mh / mw;
+  return std::max(lanes, tiles / lanes * lanes);
+}
+
 template <typename T>
-void unfold_output(const Split& s, const T* wide, T* y) {
+void unfold_window(const Split& s, const T* win, int64_t k, int64_t i0, int64_t rows, int64_t j0,
+                   int64_t cols, T* y) {
   const ConvGeometry& g = s.g;
-  const int64_t oh = g.out[1], ow = g.out[2], cols = s.run.out[2];
-  parallel_for(g.n * g.k, 1, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t n = p / g.k, k = p % g.k;
-      for (int64_t i = 0; i < oh; ++i) {
-        const T* src = wide + (k * oh + i) * cols + n * s.seg;
-        copy_short(src, ow, y + (p * oh + i) * ow);
-      }
+  const int64_t oh = g.out[1], ow = g.out[2];
+  for (int64_t j = j0; j < j0 + cols;) {
+    const int64_t img = j / s.seg, a = j % s.seg, b = std::min(s.seg, a + (j0 + cols - j));
+    if (a < ow) {
+      const int64_t len = std::min(b, ow) - a;
+      T* dst = y + ((img * g.k + k) * oh + i0) * ow + a;
+      for (int64_t r = 0; r < rows; ++r) copy_short(win + r * cols + (j - j0), len, dst + r * ow);
     }
-  });
+    j += b - a;
+  }
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                       \
@@ -454,7 +505,8 @@ void unfold_output(const Split& s, const T* wide, T* y) {
   template void stack_window<T>(const Split&, const T*, int64_t, int64_t, int64_t, int64_t,  \
                                 int64_t, int64_t, T*);                                       \
   template void fold_output<T>(const Split&, const T*, T*);                           \
-  template void unfold_output<T>(const Split&, const T*, T*);
+  template void unfold_window<T>(const Split&, const T*, int64_t, int64_t, int64_t, int64_t,  \
+                                 int64_t, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

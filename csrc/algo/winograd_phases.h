@@ -41,6 +41,7 @@ struct PhasedWeight {
   const int32_t* tap = nullptr;  // Split::tap; null: the weight is stored as the run reads it
   int64_t phases = 1, taps = 0;
   bool phase_in_k = false;
+  bool dense = false;  // no tap of any phase past the kernel (tap has no -1)
 };
 PhasedWeight phased_weight(const Split& s, bool phase_in_k);
 
@@ -87,16 +88,23 @@ void unstack_window(const Split& s, const T* win, int64_t n, int64_t c, int64_t 
 template <typename T>
 void stack_window(const Split& s, const T* x, int64_t n, int64_t c, int64_t i0, int64_t rows,
                   int64_t j0, int64_t cols, T* win);
+// Folded forwards: tiles of mh x mw outputs per window of the wide output (one plane of mh
+// rows), in whole runs of `lanes`; and a window of rows [i0, i0 + rows), wide columns
+// [j0, j0 + cols) of output channel k moved into y (N, K, out...), each image's columns
+// (wide column j: image j / seg, column j % seg, the columns past out[2] dropped).
+int64_t fold_window_tiles(int64_t mh, int64_t mw, int64_t lanes, int64_t elem);
+template <typename T>
+void unfold_window(const Split& s, const T* win, int64_t k, int64_t i0, int64_t rows, int64_t j0,
+                   int64_t cols, T* y);
 // Whether grad_x has positions no output reads (rows or columns past the stacked input's reach),
 // which windows never write, and zeroing them.
 bool has_unread(const Split& s);
 template <typename T>
 void zero_unread(const Split& s, T* grad_x);
-// Folded: grad_y (N, K, out...) into the wide layout with zero gaps, and the wide y back.
+// Folded: grad_y (N, K, out...) into the wide layout with zero gaps (backward data and the
+// weight gradient; the forward's output moves back window by window, unfold_window).
 template <typename T>
 void fold_output(const Split& s, const T* y, T* wide);
-template <typename T>
-void unfold_output(const Split& s, const T* wide, T* y);
 // buf[l * taps + q] = tap q of the run's weight element (grp, k, c + l) for l < n, read from
 // the stored weight at w: stacked index i (k or c) of stored kernel w + grp * gs + (k or k / P)
 // * ks + (c or c / P) * cs, phase i % P (tap s * q + a of it, flipped first for mode kConv;

@@ -216,7 +216,10 @@ std::string winograd_plan(ConvPlan& plan) {
     if (plan.pass == ConvPass::kBackwardWeight)
       wp.a_elems = round_up(winograd_phases::stacked_weight_elems(wp.split), 16);
     wp.b_elems = round_up(winograd_phases::stacked_input_elems(wp.split), 16);
-    wp.c_elems = round_up(winograd_phases::wide_output_elems(wp.split), 16);
+    // The folded grad_y of backward data and the weight gradient (the forward's output moves
+    // into y window by window).
+    if (plan.pass != ConvPass::kForward)
+      wp.c_elems = round_up(winograd_phases::wide_output_elems(wp.split), 16);
     note += " over the " + std::to_string(wp.split.phases) + " stride phases stacked as channels";
     if (wp.split.folded) note += ", the batch's images side by side";
   }
