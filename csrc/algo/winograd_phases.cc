@@ -230,9 +230,12 @@ void unstack_plane(const Split& s, const T* gxs, int64_t n, int64_t c, T* grad_x
   const int64_t h = g.in[1], w = g.in[2], hs = s.stacked.in[1], ws = s.stacked.in[2];
   const int64_t sh = g.stride[1], sw = g.stride[2], ph = g.pad_lo[1], pw = g.pad_lo[2];
   const Layout lay = input_layout(s);
+  // Row y is row i = (y + ph) / sh of phase ah = (y + ph) % sh, stepped without a division per
+  // row (two per 16-float row took ~5% of dcgan.g3's transposed forward).
+  int64_t i = ph / sh, ah = ph % sh - 1;
   for (int64_t y = 0; y < h; ++y) {
+    if (++ah == sh) ah = 0, ++i;
     T* row = grad_x + ((n * g.c + c) * h + y) * w;
-    const int64_t ah = (y + ph) % sh, i = (y + ph) / sh;
     if (i >= hs) {  // a position no output reads
       std::fill(row, row + w, T(0));
       continue;

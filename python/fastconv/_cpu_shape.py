@@ -74,12 +74,17 @@ _SMALL_L2_BYTES = 1 << 20
 
 
 @functools.lru_cache(maxsize=None)
-def _small_l2() -> bool:
-    """Whether this core's L2 is under 1 MiB: as detected (sysfs, else CPUID; 512 KiB where both
-    fail), or FASTCONV_L2_BYTES where set."""
+def _l2_bytes() -> int:
+    """This core's L2: as detected (sysfs, else CPUID; 512 KiB where both fail), or
+    FASTCONV_L2_BYTES where set."""
     from . import _C
 
-    return int(_C.cpu_info()["l2"]) < _SMALL_L2_BYTES
+    return int(_C.cpu_info()["l2"])
+
+
+def _small_l2() -> bool:
+    """Whether this core's L2 is under 1 MiB (_l2_bytes)."""
+    return _l2_bytes() < _SMALL_L2_BYTES
 
 
 @functools.lru_cache(maxsize=None)

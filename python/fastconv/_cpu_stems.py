@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ._cpu_shape import _active_isa, _avx512_on_256bit_units, _Shape
+from ._cpu_shape import _active_isa, _avx512_on_256bit_units, _l2_bytes, _Shape
 
 
 def _direct_weight_taps() -> int:
@@ -121,6 +121,10 @@ def _strided_rows_on_256bit_units(p: "_Shape") -> bool:
     return isa == "avx2" or (isa == "avx512" and _avx512_on_256bit_units())
 
 
+# L2 from which the stride-2 Winograd forward runs at AVX2 and on 512-bit AVX-512 units too.
+_STRIDE2_WINOGRAD_L2_BYTES = 2 << 20
+
+
 def _stride2_winograd(p: "_Shape") -> bool:
     """Whether a 3x3 / 2 float32 forward runs Winograd F(2x2,3x3) at stride 2 (csrc/algo/
     winograd_stride2.h: 25 products per tile of 2x2 outputs, 6.25 per output against 9), where
@@ -144,7 +148,24 @@ def _stride2_winograd(p: "_Shape") -> bool:
     memory). At AVX2 (the GEMM's 6-row tiles) it swings with the VM's phase, res3 1.07-2.50 ms
     against the previous auto's 1.31-1.96 (2.05 vs 1.65-1.79, 1.23 vs 1.47-1.55, 2.12 vs
     1.67-1.82 in three runs), and loses on YOLOv5s's 256->512 in every run (6.5-6.7 vs 5.2-5.4);
-    its weight gradient is too unsteady for auto (winograd_stride2.h)."""
+    its weight gradient is too unsteady for auto (winograd_stride2.h).
+
+    With an L2 of 2 MiB or more (the 2-vCPU Intel Xeon with two 512-bit FMA units, 2026-12-06:
+    the transformed kernels of 128 channels each side, 1 MiB, fit half of it, so each thread
+    takes its tiles from points to outputs in L2, csrc/algo/winograd_stride2.cc), at AVX-512 on
+    512-bit units and at AVX2 alike, it won on every measured map of 400+ outputs over the batch
+    up to 56x56 outputs: two runs each, 2 threads, min ms, winograd vs the previous auto
+    (PyTorch), AVX-512: res3 1.38-1.48 vs 1.52-1.56 (1.75-1.95), YOLOv5s's 256->512 40x40
+    4.48-5.45 vs 4.72-5.72 (6.2-6.7) and at batch 8 33.5-40.5 vs 40.8-48.2 (39.7-44.8), 128->128
+    28x28 x8 2.82-3.30 vs 3.07-3.74 (2.90-2.97), 64->64 112x112 1.50-1.78 vs 1.79-2.10 (2.03-
+    2.26), Inception's 192->192 71x71 4.15-5.87 vs 4.79-6.25 (4.10-5.18); AVX2 (PyTorch capped
+    too): res3 1.95-2.32 vs 2.52-2.95 (2.42-2.62), YOLOv5s 7.3-9.0 vs 8.7-10.6 (8.9-10.9), at batch
+    8 62.7-66.9 vs 79.9-86.7 (68.9-74.8), 128->128 28x28 x8 4.36-4.71 vs 5.44-6.39 (4.48-5.12),
+    64->64 112x112 2.16-2.18 vs 2.38-2.44 (2.39-2.47), 192->192 71x71 7.5-7.7 vs 9.1-9.3 (7.8-
+    8.3). Single images of 14x14 outputs tie with direct's (128->256 28x28: 0.75-0.78 vs
+    0.73 at AVX-512), so not under 400 outputs over the batch; the limits above per image
+    apply (larger maps not measured there). Where the L2 is smaller (AMD's 1 MiB Zen 4 at AVX2,
+    above) it stays off."""
     if p.conv_pass != "forward" or p.itemsize != 4 or p.groups != 1:
         return False
     if p.kernel != (3, 3) or p.stride != (2, 2) or any(d != 1 for d in p.dilation):
@@ -157,4 +178,10 @@ def _stride2_winograd(p: "_Shape") -> bool:
     tiles = math.prod((o + 1) // 2 for o in p.out_extents)
     if 25 * tiles > 0.75 * 9 * outputs:
         return False
-    return _active_isa() == "avx512" and _avx512_on_256bit_units()
+    if _active_isa() == "avx512" and _avx512_on_256bit_units():
+        return True
+    return (
+        _active_isa() in ("avx512", "avx2")
+        and _l2_bytes() >= _STRIDE2_WINOGRAD_L2_BYTES
+        and p.n * outputs >= 400
+    )
