@@ -240,3 +240,29 @@ def test_auto_3d_below_avx512_runs_fft(isa):
                 (1, 64, 8, 28, 28), (64, 64, 3, 3, 3), padding=2, dilation=2, pass_=pass_
             )
             assert first.algo != "fft" and dil.algo != "fft", (str(first), str(dil))
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_weight_gradient_fft_needs_a_large_map(isa):
+    """2-D weight gradients of 25+ tap kernels at stride 1 run the FFT (_cpu_rule._fft_pays)
+    except on small maps: under 256 output positions per image at every level, and on 512-bit
+    AVX-512 units under 48x48 per image unless the batch holds 8192+ positions (where implicit
+    GEMM's panels won on the Xeon). AVX2 and 256-bit units keep the FFT on the others."""
+    skip_unless_isa_runs(isa)
+    cases = [  # (x, w, FFT at AVX2 / 256-bit units, FFT on 512-bit units)
+        ((1, 48, 35, 35), (64, 48, 5, 5), True, False),  # Inception's mixed5b 5x5
+        ((2, 48, 35, 35), (64, 48, 5, 5), True, False),
+        ((8, 48, 35, 35), (64, 48, 5, 5), True, True),
+        ((1, 64, 47, 47), (64, 64, 5, 5), True, False),
+        ((1, 64, 48, 48), (64, 64, 5, 5), True, True),
+        ((1, 64, 56, 56), (64, 64, 5, 5), True, True),  # dense5x5
+        ((1, 128, 15, 15), (128, 128, 7, 7), False, False),  # 225 positions
+        ((1, 128, 16, 16), (128, 128, 7, 7), True, False),
+    ]
+    for units in ("256", "512"):
+        with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_AVX512_UNITS": units}) as fc:
+            for x_shape, w_shape, low, wide in cases:
+                pad = w_shape[-1] // 2
+                want = wide if (isa == "avx512" and units == "512") else low
+                e = fc.explain(x_shape, w_shape, padding=pad, pass_="backward_weight")
+                assert (e.algo == "fft") == want, (units, x_shape, str(e))

@@ -484,15 +484,12 @@ void unfold_window(const Split& s, const T* win, int64_t k, int64_t i0, int64_t 
                    int64_t cols, T* y) {
   const ConvGeometry& g = s.g;
   const int64_t oh = g.out[1], ow = g.out[2];
-  for (int64_t j = j0; j < j0 + cols;) {
-    const int64_t img = j / s.seg, a = j % s.seg, b = std::min(s.seg, a + (j0 + cols - j));
-    if (a < ow) {
-      const int64_t len = std::min(b, ow) - a;
-      T* dst = y + ((img * g.k + k) * oh + i0) * ow + a;
-      for (int64_t r = 0; r < rows; ++r) copy_short(win + r * cols + (j - j0), len, dst + r * ow);
-    }
-    j += b - a;
-  }
+  for_each_piece(s, 0, j0, j0 + cols, [&](int64_t img, int64_t a, int64_t b, int64_t j) {
+    if (a >= ow) return;  // the gap between images
+    const int64_t len = std::min(b, ow) - a;
+    T* dst = y + ((img * g.k + k) * oh + i0) * ow + a;
+    for (int64_t r = 0; r < rows; ++r) copy_short(win + r * cols + (j - j0), len, dst + r * ow);
+  });
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                       \

@@ -316,6 +316,29 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
     return capped and _two_tap_products(extents, p.k_per_group <= 64) <= 0.57
 
 
+def _fft_pays(p: "_Shape") -> bool:
+    """Whether a 1-D or 2-D pass of a 25+ tap kernel at stride 1 runs the FFT: all but 2-D weight
+    gradients on small maps. Its tiles and per-frequency GEMMs lose there to implicit GEMM's
+    packed panels: under 256 output positions per image at every level (128 channels 7x7 on
+    14x14, 2 threads, ms: AVX-512 8.9 vs 4.3, AVX2 10.0 vs 4.6), and on 512-bit AVX-512 units
+    (the 2-vCPU Intel Xeon, 2026-12-06, `fastconv bench` medians, FFT vs implicit GEMM (PyTorch))
+    under 48x48 outputs per image unless the batch holds 8192+: Inception's mixed5b 5x5 (48->64
+    35x35) 2.29 vs 1.40 (1.36), at batch 2 3.62 vs 2.89 (2.76), 64 channels 40x40 2.90 vs 2.45
+    (2.36), 128 channels 28x28 6.58 vs 4.13 (4.31), 7x7 on 28x28 3.41 vs 2.57 (2.32); from 48x48
+    or batch 8 the FFT wins (3.41 vs 3.73 (3.51), mixed5b at batch 8 8.35 vs 11.25 (10.03),
+    dense5x5 56x56 3.74 vs 4.45 (4.79), 7x7 56x56 5.10 vs 9.80 (8.75)). At AVX2 those small maps
+    tie or the FFT wins (35x35 2.56 vs 2.43, 40x40 3.45 vs 4.16, 35x35 x2 3.90 vs 4.86), and on
+    AMD's 256-bit units mixed5b's tied: they keep it."""
+    if p.conv_pass != "backward_weight" or len(p.kernel) != 2:
+        return True
+    positions = math.prod(p.out_extents)
+    if positions < 256:
+        return False
+    if _active_isa() == "avx512" and not _avx512_on_256bit_units():
+        return positions >= 48 * 48 or p.n * positions >= 8192
+    return True
+
+
 def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     """The CPU's `auto` choice for one pass and the reason.
 
@@ -497,7 +520,7 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         # Below ~32 tiles (a 7x7 image at batch 1) the transforms do not pay.
         if p.conv_pass == "backward_weight" or tiles >= (64 if depth_winograd else 32):
             return "winograd", "3 taps per dim at stride 1: Winograd minimal filtering"
-    if unit_stride and p.taps >= 25 and len(p.kernel) < 3 and usable("fft"):
+    if unit_stride and p.taps >= 25 and len(p.kernel) < 3 and _fft_pays(p) and usable("fft"):
         return "fft", "kernel of 25+ taps at stride 1: tiled FFT, channel GEMMs per frequency"
     if (
         len(p.kernel) == 3

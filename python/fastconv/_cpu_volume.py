@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import math
 
-from ._cpu_shape import _active_isa, _Shape
+from ._cpu_shape import _active_isa, _l2_bytes, _Shape
+
+# L2 from which 1x3 layers run Winograd along W at AVX2 too (_axis_winograd).
+_AXIS_1X3_AVX2_L2_BYTES = 2 << 20
 
 
 def _depth_winograd(p: "_Shape", unit_stride: bool) -> bool:
@@ -101,7 +104,11 @@ def _axis_winograd(p: "_Shape") -> bool:
     (Inception's 384 ch 8x8 at batch 8, 128 columns: 0.99-1.22x; at batch 1 0.62-0.82x), as do
     fewer channels (64 ch 1x3 on 128x256: 0.85-1.00x). At AVX2 (PyTorch capped alike) against
     implicit_gemm: 3x1 4.16/4.23/4.41 vs 4.61/4.70/4.79, but 1x3 5.21/5.15/5.12 vs 4.69/5.06/4.62
-    (its planes' transposes and the 8-lane transforms): there only 3x1."""
+    (its planes' transposes and the 8-lane transforms): there only 3x1. On the 2 MiB-L2 Intel
+    Xeon (2026-12-06) 1x3 at AVX2 won every pass instead, `fastconv bench` medians, ms, against
+    implicit GEMM (PyTorch capped): ERFNet's 128 ch 64x128 forward 6.9-7.2 vs 11.9-13.5
+    (8.1-8.5), backward data 7.0 vs 10.6-12.6 (8.3-8.5), weight 7.8 vs 8.9 (11.0): so at AVX2
+    1x3 needs an L2 of 2 MiB or more (the AMD figures above are a 1 MiB Zen 4's)."""
     if len(p.kernel) == 2:
         if p.kernel not in ((3, 1), (1, 3)) or p.groups != 1:
             return False
@@ -110,7 +117,7 @@ def _axis_winograd(p: "_Shape") -> bool:
         if any(s != 1 for s in p.stride) or any(d != 1 for d in p.dilation):
             return False
         axis = 0 if p.kernel == (3, 1) else 1
-        if axis == 1 and _active_isa() != "avx512":
+        if axis == 1 and _active_isa() != "avx512" and _l2_bytes() < _AXIS_1X3_AVX2_L2_BYTES:
             return False
         if p.pad_lo[1 - axis] or p.pad_hi[1 - axis]:
             return False
