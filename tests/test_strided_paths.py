@@ -106,12 +106,15 @@ def test_auto_strided_forwards_leave_the_taps_path(isa):
     at AVX2 implicit GEMM's packed phases for batches with rows longer than 4 and single images
     with rows of 20+ (where the L2 is under 1 MiB only from 512 output channels: FASTCONV_L2_BYTES
     sets it); at AVX-512 for batches with rows longer than 7 and single images with rows of
-    17+."""
+    17+. Winograd at stride 2 takes some of them first with the 2 MiB L2 set here
+    (_cpu_stems._stride2_winograd)."""
     skip_unless_isa_runs(isa)
     cases = {
         # (x, w, want at AVX2, want at AVX-512)
         # (Winograd at stride 2 takes res3 and res4 x8 first with a 2 MiB L2: _stride2_winograd)
         "res3 56x56 b1": ((1, 128, 56, 56), (128, 128, 3, 3), "winograd", "winograd"),
+        # 48 output channels: not Winograd at stride 2; rows of 28 (AVX2's 20+, AVX-512's 17+)
+        "rows of 28 b1": ((1, 128, 56, 56), (48, 128, 3, 3), "implicit_gemm", "implicit_gemm"),
         "res4 28x28 b1": ((1, 256, 28, 28), (256, 256, 3, 3), "direct", "direct"),
         "rows of 17 b1": ((1, 288, 33, 33), (384, 288, 3, 3), "direct", "implicit_gemm"),
         "res4 28x28 b2": ((2, 256, 28, 28), (256, 256, 3, 3), "implicit_gemm", "implicit_gemm"),

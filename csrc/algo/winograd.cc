@@ -149,7 +149,8 @@ void run_kernel_blocks(const Schedule& p, const Stages<T>& st, T* ws, const Bloc
 }
 
 // The stride-1 correlation p.f of x with the weight at w (element (grp, k, c) at w + grp * gs +
-// k * ks + c * cs) plus bias, into y.
+// k * ks + c * cs) plus bias, into y (with fold_out, y is the stored (N, K, out) tensor and p.f's
+// output the images' wide plane, moved into it window by window).
 template <typename T>
 void run_correlation(const Schedule& p, const T* x, const T* w, int64_t gs, int64_t ks, int64_t cs,
                      const T* bias, T* y, T* ws, winograd_phases::PhasedWeight pw = {},

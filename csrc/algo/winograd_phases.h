@@ -51,7 +51,8 @@ Split make_split(const ConvGeometry& g, bool fold);
 
 // Elements of the stacked input (N, C * P, out + r - 1...) (folded or not), the stacked weight
 // (the weight gradient's: the other passes gather the stored weight) and, folded only, an
-// output-sized buffer in the wide layout (grad_y or y); 0 unfolded.
+// output-sized buffer in the wide layout (grad_y: backward data and the weight gradient); 0
+// unfolded.
 int64_t stacked_input_elems(const Split& s);
 int64_t stacked_weight_elems(const Split& s);
 int64_t wide_output_elems(const Split& s);

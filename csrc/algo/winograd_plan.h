@@ -17,7 +17,8 @@ namespace fastconv::algo {
 // convolution (winograd_phases.h: split.run), the workspace then starting with the stacked
 // weight's gradient in a_elems (the weight gradient; the other passes gather the stored weight
 // run by run), the stacked input (or its gradient) in b_elems and,
-// folded, grad_y or y in the wide layout in c_elems. Dilated layers (`dilated`) run `main` on
+// folded, grad_y in the wide layout in c_elems (backward data and the weight gradient; a folded
+// forward moves its output into y window by window). Dilated layers (`dilated`) run `main` on
 // the dense convolution of their dilation phases (dilation_phases.h: dilation.dense), the stacked
 // input (or its gradient) in b_elems, the stacked output (or grad_y) in c_elems. 3-D layers
 // (`depth`) run `main` on the 2-D convolution of their depth taps (winograd_depth.h), reading and

@@ -409,7 +409,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
       1.42 vs 5.84/5.81/20.9. So fft above 128 taps, above 48 for the weight gradient. Dense
       stride-1 kernels of 25+ taps, fft vs implicit_gemm (quiet machine): dense5x5
       1.15/1.15/1.18 vs 1.83/1.83/2.42; c3d 3x3x3 3.96/4.20/2.86 vs 4.18/4.15/5.43, so fft for
-      every pass of ranks 1-2; the 3-D weight gradient once ran it too, but implicit GEMM now
+      every pass of ranks 1-2 (2-D weight gradients on small maps excepted: _fft_pays); the
+      3-D weight gradient once ran it too, but implicit GEMM now
       wins it at AVX-512 (c3d 4.27 vs 4.52, I3D 96->208 8.84 vs 12.8) and on I3D at AVX2
       (15.1 vs 16.0); c3d kept it there (_cpu_volume._fft_3d_at_avx2; Winograd over the
       depth taps now takes 3x3 planes: _depth_winograd). (Under a loaded machine fft's

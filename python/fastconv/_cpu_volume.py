@@ -117,7 +117,10 @@ def _axis_winograd(p: "_Shape") -> bool:
         if any(s != 1 for s in p.stride) or any(d != 1 for d in p.dilation):
             return False
         axis = 0 if p.kernel == (3, 1) else 1
-        if axis == 1 and _active_isa() != "avx512" and _l2_bytes() < _AXIS_1X3_AVX2_L2_BYTES:
+        isa = _active_isa()
+        if axis == 1 and not (
+            isa == "avx512" or (isa == "avx2" and _l2_bytes() >= _AXIS_1X3_AVX2_L2_BYTES)
+        ):
             return False
         if p.pad_lo[1 - axis] or p.pad_hi[1 - axis]:
             return False
