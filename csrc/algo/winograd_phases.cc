@@ -290,16 +290,21 @@ inline void inside_pairs(int64_t a, int64_t b, int64_t w, int64_t pw, int64_t* l
   *hi = std::max(*lo, std::min(b, (w + pw) / 2));
 }
 
-// The columns [a, b) of one image's stacked row (image img) that run columns [j, end) begin
-// with: folded, column j % seg of image j / seg up to that image's end; else columns of image n
-// up to the stacked row's end.
-struct Piece {
-  int64_t img, a, b;
-};
-inline Piece piece_at(const Split& s, int64_t n, int64_t j, int64_t end) {
-  if (!s.folded) return {n, j, std::min(end, s.stacked.in[2])};
-  const int64_t a = j % s.seg;
-  return {j / s.seg, a, std::min(s.seg, a + (end - j))};
+// Calls fn(img, a, b, j) for the pieces of run columns [j0, end), in order: the columns [a, b)
+// of image img's stacked row that run columns [j, ...) cover (folded: column j % seg of image
+// j / seg up to that image's end; else columns of image n up to the stacked row's end; end
+// never past the last image's), j the piece's first run column. One division for the first
+// piece only (a divide per piece took a fifth of a folded window's stacking: dcgan.g3's pieces
+// are 9 columns long).
+template <typename F>
+inline void for_each_piece(const Split& s, int64_t n, int64_t j0, int64_t end, F&& fn) {
+  int64_t img = s.folded ? j0 / s.seg : n, a = s.folded ? j0 % s.seg : j0;
+  const int64_t limit = s.folded ? s.seg : s.stacked.in[2];
+  for (int64_t j = j0; j < end; ++img, a = 0) {
+    const int64_t b = std::min(limit, a + (end - j));
+    fn(img, a, b, j);
+    j += b - a;
+  }
 }
 
 template <typename T>
@@ -308,8 +313,8 @@ void unstack_window(const Split& s, const T* win, int64_t n, int64_t c, int64_t 
   const ConvGeometry& g = s.g;
   const int64_t h = g.in[1], w = g.in[2], sh = g.stride[1];
   const int64_t ph = g.pad_lo[1], pw = g.pad_lo[2], plane = rows * cols;
-  for (int64_t j = j0; j < j0 + cols;) {
-    const auto [img, a, b] = piece_at(s, n, j, j0 + cols);  // at window column j - j0
+  const int64_t end = std::min(j0 + cols, s.folded ? g.n * s.seg : s.stacked.in[2]);
+  for_each_piece(s, n, j0, end, [&](int64_t img, int64_t a, int64_t b, int64_t j) {
     int64_t lo, hi;
     inside_pairs(a, b, w, pw, &lo, &hi);
     for (int64_t r = 0; r < rows; ++r)
@@ -334,22 +339,7 @@ void unstack_window(const Split& s, const T* win, int64_t n, int64_t c, int64_t 
         }
         for (int64_t t = hi; t < b; ++t) put(t);
       }
-    j += b - a;
-  }
-}
-
-// Calls fn(img, a, b, j) for the pieces of run columns [j0, end) (piece_at's, in order; j: the
-// piece's first run column), one division for the first piece only (a divide per piece took a
-// fifth of a folded window's stacking: dcgan.g3's pieces are 9 columns long).
-template <typename F>
-inline void for_each_piece(const Split& s, int64_t n, int64_t j0, int64_t end, F&& fn) {
-  int64_t img = s.folded ? j0 / s.seg : n, a = s.folded ? j0 % s.seg : j0;
-  const int64_t limit = s.folded ? s.seg : s.stacked.in[2];
-  for (int64_t j = j0; j < end; ++img, a = 0) {
-    const int64_t b = std::min(limit, a + (end - j));
-    fn(img, a, b, j);
-    j += b - a;
-  }
+  });
 }
 
 template <typename T>
