@@ -20,6 +20,7 @@
 #include "ukernels/hsum_avx512.h"
 #endif
 
+#include "fastconv/cpu_features.h"
 #include "ukernels/rows/rows_ukernels.h"
 
 #ifndef FASTCONV_ROWS_NS
@@ -237,9 +238,22 @@ constexpr int64_t kMinSlots = kRegs >= 32 ? 0 : 10;
 // Counted as one, the wide 2-row blocks tied with the square ones and won the tie (2 x 8
 // vectors: 8 split loads per 16 multiply-adds); yolov5s.stem (3->32 6x6 s2 on 640x640), 1 thread, kernel alone: 6.0 ms
 // in 2 x 8 blocks, 4.1 in 4 x 6. AVX2's 32-byte loads split half as often: unchanged there.
-constexpr int64_t kSourceLoad = kRegs >= 32 ? 2 : 1;
+// On 512-bit units (the Intel Xeon) a split load costs more still: counted as four slots, the
+// blocks move to more output rows and fewer vectors (yolov5s.stem 4 x 6 -> 12 x 2, resnet50.conv1
+// 5 x 5 + 5 x 2 -> 6 x 4 + 6 x 3, yolov5s.conv1 4 x 6 -> 5 x 5, EfficientNet's stem 3 x 7 -> 12 x 2),
+// and the first layers' forwards on the row kernels ran 0-15% faster (twelve layers, two A/B runs
+// of 11 rounds each, benchmarks/ab_processes.py: geometric means 1.029 and 1.066, none slower in
+// the second). Where AVX-512 runs on 256-bit units (AMD's Zen 4) it stays two: unmeasured there.
+inline int64_t source_load_slots() {
+#if defined(__AVX512F__)
+  static const int64_t slots = avx512_on_256bit_units() ? 2 : 4;
+  return slots;
+#else
+  return 1;
+#endif
+}
 inline int64_t block_cost(int64_t kb, int64_t nv) {
-  return std::max({kb * nv, kb + kSourceLoad * nv, kMinSlots});
+  return std::max({kb * nv, kb + source_load_slots() * nv, kMinSlots});
 }
 
 // Cost of a whole row of nv vectors and count output rows with blocks of (kb, v).
