@@ -57,7 +57,7 @@ for line in sys.stdin:
     index, pass_, calls = line.split()
     if current is None or current[0] != (index, pass_):
         problem = cand.make_problem(layers[int(index)], pass_, "float32", "cpu")
-        call = cand._fastconv_call(problem, None if problem.layer.is_pool else "auto")
+        call = cand._fastconv_call(problem, None if problem.layer.is_pool else sys.argv[3])
         call()
         current = ((index, pass_), call)
     call = current[1]
@@ -102,7 +102,7 @@ def start(
     if path:
         env["FASTCONV_AB_PATH"] = path
     proc = subprocess.Popen(
-        [sys.executable, "-c", WORKER, args.suite, str(args.threads)],
+        [sys.executable, "-c", WORKER, args.suite, str(args.threads), args.algo],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -127,6 +127,7 @@ def main() -> None:
     ap.add_argument("--filter", help="only layers whose name matches this regex")
     ap.add_argument("--passes", default="forward,backward_data,backward_weight")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--algo", default="auto", help="the convolutions' algorithm on both sides")
     ap.add_argument("--rounds", type=int, default=7, help="blocks per side and row")
     ap.add_argument("--block-s", type=float, default=0.03, help="seconds per block, about")
     ap.add_argument("--a-env", action="append", default=[], metavar="NAME=VALUE")
