@@ -7,7 +7,7 @@
 #
 # Builds both modules in build/gpu (with fastconv.jax's XLA FFI handlers, CPU and CUDA, when jax
 # is installed), then runs, each stage under its own time limit and all within the budget
-# (default 540 s): the GPU tests (tests/test_cuda.py, slow ones included), fastconv.jax on the
+# (default 420 s): the GPU tests (tests/test_cuda.py, slow ones included), fastconv.jax on the
 # GPU (tests/jax_adapter/test_jax_cuda.py: parity with lax on a CUDA device; needs jax's CUDA
 # plugin, else its GPU tests skip and say so),
 # 200 random geometries and the reference suite vs cuDNN (cuda/device_checks.py), a CUDA-graph

@@ -292,10 +292,11 @@ inline void inside_pairs(int64_t a, int64_t b, int64_t w, int64_t pw, int64_t* l
 
 // Calls fn(img, a, b, j) for the pieces of run columns [j0, end), in order: the columns [a, b)
 // of image img's stacked row that run columns [j, ...) cover (folded: column j % seg of image
-// j / seg up to that image's end; else columns of image n up to the stacked row's end; end
-// never past the last image's), j the piece's first run column. One division for the first
-// piece only (a divide per piece took a fifth of a folded window's stacking: dcgan.g3's pieces
-// are 9 columns long).
+// j / seg up to that image's end; else columns of image n up to the stacked row's end), j the
+// piece's first run column. end must not pass the last image's stacked row (folded: g.n * seg;
+// else stacked.in[2]): the pieces would go on into images past the batch. One division for the
+// first piece only (a divide per piece took a fifth of a folded window's stacking: dcgan.g3's
+// pieces are 9 columns long).
 template <typename F>
 inline void for_each_piece(const Split& s, int64_t n, int64_t j0, int64_t end, F&& fn) {
   int64_t img = s.folded ? j0 / s.seg : n, a = s.folded ? j0 % s.seg : j0;

@@ -241,9 +241,12 @@ constexpr int64_t kMinSlots = kRegs >= 32 ? 0 : 10;
 // On 512-bit units (the Intel Xeon) a split load costs more still: counted as four slots, the
 // blocks move to more output rows and fewer vectors (yolov5s.stem 4 x 6 -> 12 x 2, resnet50.conv1
 // 5 x 5 + 5 x 2 -> 6 x 4 + 6 x 3, yolov5s.conv1 4 x 6 -> 5 x 5, EfficientNet's stem 3 x 7 -> 12 x 2),
-// and the first layers' forwards on the row kernels ran 0-15% faster (twelve layers, two A/B runs
-// of 11 rounds each, benchmarks/ab_processes.py: geometric means 1.029 and 1.066, none slower in
-// the second). Where AVX-512 runs on 256-bit units (AMD's Zen 4) it stays two: unmeasured there.
+// and the first layers' forwards on the row kernels ran up to 15% faster (twelve layers, two A/B
+// runs of 11 rounds each, benchmarks/ab_processes.py: geometric means 1.029 and 1.066; one layer
+// 4.7% slower in the first, none by more than 0.1% in the second). Backward data's row kernels
+// take their blocks from the same model (rows_backward_data: input channels as the rows; the
+// 3-channel stems keep 3 x 7): with more channels unmeasured. Where AVX-512 runs on 256-bit units
+// (AMD's Zen 4) it stays two: unmeasured there.
 inline int64_t source_load_slots() {
 #if defined(__AVX512F__)
   static const int64_t slots = avx512_on_256bit_units() ? 2 : 4;
