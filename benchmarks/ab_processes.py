@@ -16,10 +16,14 @@ A has a block of B beside it in time.
 
 A side is this checkout's python/fastconv (as installed) with its environment plus --a-env /
 --b-env, or, with --a-so / --b-so, a temporary copy of python/fastconv whose _C is that shared
-object. Prints each layer and pass's median block time per side and the ratio A/B (> 1: B is
-faster), then the geometric mean and how many rows moved by more than 5%. Run it once with no
-difference between the sides (the null run) to see this machine's noise floor: on the
-2026-12-06 Xeon VM, 96 reference rows gave a geometric mean of 1.007 and 16 rows outside +-5%.
+object (only _C differs then: both sides run this checkout's Python code, so a change to the
+Python layer is compared through --a-env / --b-env switches or two checkouts, not here). The
+sides take turns in alternating order (A then B, then B then A). Prints each layer and pass's
+median block time per side and the ratio A/B (> 1: B is faster), then the geometric mean and
+how many rows moved by more than 5%. Run it once with no difference between the sides (the null
+run) to see this machine's noise floor: on the 2026-12-06 Xeon VM, 104 reference rows (pools
+included) gave a geometric mean of 0.988, 7 rows faster by >5% and 14 slower (A first in every
+round, 96 rows: 1.007, 13 and 3).
 """
 
 from __future__ import annotations
@@ -157,9 +161,12 @@ def main() -> None:
                 ask(b, index, pass_, 1)
                 calls = max(1, int(args.block_s / max(first, 1e-6)))
                 ta, tb = [], []
-                for _ in range(args.rounds):
+                for r in range(args.rounds):  # A first in even rounds, B first in odd ones
+                    if r % 2:
+                        tb.append(ask(b, index, pass_, calls))
                     ta.append(ask(a, index, pass_, calls))
-                    tb.append(ask(b, index, pass_, calls))
+                    if not r % 2:
+                        tb.append(ask(b, index, pass_, calls))
                 ma, mb = statistics.median(ta), statistics.median(tb)
                 ratios.append(ma / mb)
                 print(

@@ -54,11 +54,14 @@ def test_rows_for_every_layer_and_pass_with_one_side_on_another_build(tmp_path):
     assert re.search(r"geometric mean A/B [\d.]+ over 5 rows", proc.stdout)
 
 
-def test_filter_and_passes(tmp_path):
-    proc = run(tmp_path, "--filter", "conv", "--passes", "backward_weight")
+def test_filter_passes_and_algo(tmp_path):
+    proc = run(tmp_path, "--filter", "conv", "--passes", "backward_weight", "--algo", "direct")
     assert proc.returncode == 0, proc.stderr
     rows = [m for m in map(ROW.match, proc.stdout.splitlines()) if m]
     assert [(m[1], m[2]) for m in rows] == [("ab.conv", "backward_weight")]
+    # the algorithm reaches the workers: one that cannot run the layer ends the run, named
+    proc = run(tmp_path, "--filter", "conv", "--passes", "forward", "--algo", "depthwise")
+    assert proc.returncode != 0 and "depthwise" in proc.stderr
 
 
 @pytest.mark.parametrize(
