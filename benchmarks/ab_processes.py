@@ -14,10 +14,10 @@ A has a block of B beside it in time.
     python benchmarks/ab_processes.py --suite reference --a-so /tmp/_C_old.so   # vs this build
     python benchmarks/ab_processes.py --suite reference                           # null run
 
-A side is this checkout's python/fastconv (as installed) with its environment plus --a-env /
---b-env, or, with --a-so / --b-so, a temporary copy of python/fastconv whose _C is that shared
-object (only _C differs then: both sides run this checkout's Python code, so a change to the
-Python layer is compared through --a-env / --b-env switches or two checkouts, not here). The
+A side is the installed fastconv with its environment plus --a-env / --b-env, or, with --a-so /
+--b-so, a temporary copy of the installed package whose _C is that shared object (only _C
+differs then: both sides run the same Python code, so a change to the Python layer is compared
+through --a-env / --b-env switches or two installs, not here). The
 sides take turns in alternating order (A then B, then B then A). Prints each layer and pass's
 median block time per side and the ratio A/B (> 1: B is faster), then the geometric mean and
 how many rows moved by more than 5%. Run it once with no difference between the sides (the null
@@ -85,17 +85,20 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 
 
 def package_with(so: str, work: Path, side: str) -> str:
-    """A copy of python/fastconv with _C replaced by `so`; returns the PYTHONPATH entry."""
+    """A copy of the installed fastconv package with _C replaced by `so`; returns the PYTHONPATH
+    entry (FASTCONV_AB_PATH) that imports it."""
+    import fastconv
     import fastconv._C as built  # this build's module: its file name is the one Python imports
 
     if not Path(so).is_file():
         raise SystemExit(f"ab_processes: no such shared object: {so}")
     dest = work / side / "fastconv"
-    shutil.copytree(ROOT / "python" / "fastconv", dest, ignore=shutil.ignore_patterns("*.so"))
+    shutil.copytree(Path(fastconv.__file__).parent, dest, ignore=shutil.ignore_patterns("*.so"))
     shutil.copy(so, dest / Path(built.__file__).name)
-    (dest / "suites").mkdir(exist_ok=True)
-    for suite in sorted((ROOT / "benchmarks" / "suites").glob("*.json")):  # as installed
-        shutil.copy(suite, dest / "suites" / suite.name)
+    if not (dest / "suites").is_dir():  # an editable install's package: the suites of the checkout
+        (dest / "suites").mkdir()
+        for suite in sorted((ROOT / "benchmarks" / "suites").glob("*.json")):
+            shutil.copy(suite, dest / "suites" / suite.name)
     return str(work / side)
 
 
@@ -140,8 +143,7 @@ def main() -> None:
     ap.add_argument("--b-so", help="side B's _C shared object (default: this build)")
     args = ap.parse_args()
 
-    sys.path.insert(0, str(ROOT / "python"))
-    import fastconv.benchmark.suite as suite
+    import fastconv.benchmark.suite as suite  # the installed package, as the workers import it
 
     layers = [x for s in args.suite.split(",") for x in suite.load_suite(suite.resolve_suite(s))]
     regex = re.compile(args.filter) if args.filter else None
