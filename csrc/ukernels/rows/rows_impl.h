@@ -245,8 +245,11 @@ constexpr int64_t kMinSlots = kRegs >= 32 ? 0 : 10;
 // runs of 11 rounds each, benchmarks/ab_processes.py: geometric means 1.029 and 1.066; one layer
 // 4.7% slower in the first, none by more than 0.1% in the second). Backward data's row kernels
 // take their blocks from the same model (rows_backward_data: input channels as the rows; the
-// 3-channel stems keep 3 x 7): with more channels unmeasured. Where AVX-512 runs on 256-bit units
-// (AMD's Zen 4) it stays two: unmeasured there.
+// 3-channel stems keep 3 x 7; wider layers reach it only through algo="direct"): measured in a
+// noisy spell, inconclusive (-18% to +7% where the blocks change, -22% to +9% on a layer whose
+// blocks do not). The reference suite's passes under auto: old / new builds within noise (17
+// rows of the layers whose ratios fell most between sessions: geometric mean 1.005). Where
+// AVX-512 runs on 256-bit units (AMD's Zen 4) it stays two: unmeasured there.
 inline int64_t source_load_slots() {
 #if defined(__AVX512F__)
   static const int64_t slots = avx512_on_256bit_units() ? 2 : 4;
