@@ -225,12 +225,11 @@ def test_auto_runs_grouped_layers_direct_and_long_short_1d_kernels_on_implicit_g
     big = ((1, 64, 224, 224), (64, 64, 3, 3))
     assert fastconv.explain(*big, padding=1, dilation=2).algo == "im2col"
     assert fastconv.explain(*big, padding=2, dilation=2).algo == "winograd"
-    # (where AVX-512 runs on 256-bit units, AMD's Zen 4: the direct row kernels over 64 channels,
-    # _cpu_stems._strided_rows_on_256bit_units)
-    from fastconv._cpu_shape import _active_isa, _avx512_on_256bit_units
+    # (at AVX-512 the direct row kernels over 64 channels, 64 output channels on 512-bit units:
+    # _cpu_stems._strided_rows)
+    from fastconv._cpu_shape import _active_isa
 
-    zen4 = _active_isa() == "avx512" and _avx512_on_256bit_units()
-    want = "direct" if zen4 else "implicit_gemm"
+    want = "direct" if _active_isa() == "avx512" else "implicit_gemm"
     assert fastconv.explain(*big, padding=1, stride=2).algo == want
     # 3-D 3x3x3 forward on 64 channels: Winograd over its depth taps at every level
     # (_cpu_volume._depth_winograd)

@@ -158,11 +158,11 @@ def test_auto_single_images_on_256bit_avx512_units(isa):
     """Where 512-bit instructions run on 256-bit units (AMD's Zen 4; FASTCONV_AVX512_UNITS=256
     says so), AVX-512 float32 strided forwards of one small image with rows under 32 stay on
     the per-tap path (_cpu_taps._single_image_taps), and those of one large image over 16-64
-    channels with 3x3+ kernels run the direct row kernels
-    (_cpu_stems._strided_rows_on_256bit_units), explain saying why, instead of implicit GEMM's
-    in-place phases or stride-2 gather; batches, more channels and float64 are unchanged. At
-    AVX2 the large images' rule holds whatever the units. The results match the float64
-    oracle."""
+    channels with 3x3+ kernels run the direct row kernels (_cpu_stems._strided_rows), explain
+    saying why, instead of implicit GEMM's in-place phases or stride-2 gather; batches, more
+    channels and float64 are unchanged. On 512-bit units the large images' rule takes the
+    forwards with up to 64 output channels. At AVX2 it holds whatever the units. The results
+    match the float64 oracle."""
     skip_unless_isa_runs(isa)
     cases = {  # (x, w, padding, want at AVX-512 on 256-bit units)
         # 3x3 / 2 on 64+ channels: Winograd F(2x2,3x3) at stride 2 (test_winograd_stride2.py)
@@ -171,7 +171,7 @@ def test_auto_single_images_on_256bit_avx512_units(isa):
         "YOLOv5s 40x40 rows of 20": ((1, 256, 40, 40), (512, 256, 3, 3), 1, "winograd"),
         "YOLOv5s 40x40 b8": ((8, 256, 40, 40), (512, 256, 3, 3), 1, "winograd"),
         "rows of 40": ((1, 128, 80, 80), (256, 128, 3, 3), 1, "winograd"),
-        # one large image over 16-64 channels: the row kernels (_strided_rows_on_256bit_units)
+        # one large image over 16-64 channels: the row kernels (_strided_rows)
         "rows of 160, 32 channels": ((1, 32, 320, 320), (64, 32, 3, 3), 1, "direct"),
         "rows of 56, 128 channels": ((1, 128, 112, 112), (128, 128, 3, 3), 1, "implicit_gemm"),
         "rows of 112, 1x1": ((1, 32, 224, 224), (64, 32, 1, 1), 0, "implicit_gemm"),
@@ -192,22 +192,29 @@ def test_auto_single_images_on_256bit_avx512_units(isa):
                 else:
                     assert "256-bit units" not in e.reason, (name, str(e))
                 large = name.startswith("rows of 160")
+                if units == "512" and isa == "avx512":  # up to 64 output channels
+                    assert (e.algo == "direct") == large, (name, str(e))
+                    assert ("512-bit units, up to 64 output channels" in e.reason) == large, str(e)
                 assert ("channels, AVX2: row kernels" in e.reason) == (isa == "avx2" and large), (
                     name,
                     str(e),
                 )
                 e64 = fc.explain(x_shape, w_shape, stride=2, padding=pad, dtype="float64")
                 assert "256-bit units" not in e64.reason, name
-            if units == "256" and isa == "avx512":
+            if isa == "avx512":
                 rng = np.random.default_rng(5)
-                x = rng.standard_normal((1, 64, 35, 35)).astype(np.float32)
-                w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
-                got = fc.conv(x, w, stride=2, padding=1)
-                assert_close(got, ref.conv(x, w, stride=2, padding=1), reduction=64 * 9)
+                if units == "256":
+                    x = rng.standard_normal((1, 64, 35, 35)).astype(np.float32)
+                    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+                    got = fc.conv(x, w, stride=2, padding=1)
+                    assert_close(got, ref.conv(x, w, stride=2, padding=1), reduction=64 * 9)
+                else:  # 128 output channels stay on implicit GEMM on 512-bit units
+                    e = fc.explain((1, 64, 160, 160), (128, 64, 3, 3), stride=2, padding=1)
+                    assert e.algo == "implicit_gemm", str(e)
                 x = rng.standard_normal((1, 16, 90, 90)).astype(np.float32)  # rows of 45
                 w = rng.standard_normal((24, 16, 3, 3)).astype(np.float32)
                 e = fc.explain(x.shape, w.shape, stride=2, padding=1)
-                assert e.algo == "direct" and "row kernels" in e.reason, str(e)
+                assert e.algo == "direct" and f"on {units}-bit units" in e.reason, str(e)
                 got = fc.conv(x, w, stride=2, padding=1)
                 assert_close(got, ref.conv(x, w, stride=2, padding=1), reduction=16 * 9)
     for name in cases:  # below AVX-512 the setting changes nothing
@@ -218,13 +225,12 @@ def test_auto_single_images_on_256bit_avx512_units(isa):
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto_strided_weight_gradients_of_one_large_image(isa):
     """The weight gradient of one large image's strided 3x3+ layer over 16-32 input channels
-    runs the direct row kernels (band by band) at AVX2 and where AVX-512 runs on 256-bit units
-    (_cpu_stems._strided_rows_on_256bit_units), explain saying why; 64 channels, 512-bit units,
-    batches and float64 keep implicit GEMM. The result matches the float64 oracle."""
+    runs the direct row kernels (band by band) at AVX2 and AVX-512, on 256-bit and 512-bit units
+    (_cpu_stems._strided_rows), explain saying why; 64 channels, batches and float64 keep
+    implicit GEMM. The result matches the float64 oracle."""
     skip_unless_isa_runs(isa)
     for units in ("256", "512"):
         env = {"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "1M", "FASTCONV_AVX512_UNITS": units}
-        rows = isa == "avx2" or units == "256"
         with FastconvProcess(env) as fc:
 
             def algo(x_shape, w_shape, **kw):
@@ -232,20 +238,18 @@ def test_auto_strided_weight_gradients_of_one_large_image(isa):
                 return e.algo, e.reason
 
             got, why = algo((1, 32, 320, 320), (64, 32, 3, 3))
-            assert (got == "direct") == rows, why
-            if rows:
-                assert "16-32 channels" in why and "row kernels" in why, why
+            assert got == "direct", why
+            assert "16-32 channels" in why and "row kernels" in why, why
             assert algo((1, 64, 160, 160), (128, 64, 3, 3))[0] == "implicit_gemm"
             assert algo((2, 32, 160, 160), (64, 32, 3, 3))[0] != "direct"
             assert "row kernels" not in algo((1, 32, 320, 320), (64, 32, 3, 3), dtype="float64")[1]
-            if rows:
-                rng = np.random.default_rng(7)
-                x = rng.standard_normal((1, 16, 90, 90)).astype(np.float32)  # rows of 45
-                gy = rng.standard_normal((1, 24, 45, 45)).astype(np.float32)
-                assert algo(x.shape, (24, 16, 3, 3))[0] == "direct"
-                gw = fc.conv_backward_weight(x, gy, (24, 16, 3, 3), stride=2, padding=1)
-                want = ref.conv_backward_weight(x, gy, (24, 16, 3, 3), stride=2, padding=1)
-                assert_close(gw, want, reduction=45 * 45)
+            rng = np.random.default_rng(7)
+            x = rng.standard_normal((1, 16, 90, 90)).astype(np.float32)  # rows of 45
+            gy = rng.standard_normal((1, 24, 45, 45)).astype(np.float32)
+            assert algo(x.shape, (24, 16, 3, 3))[0] == "direct"
+            gw = fc.conv_backward_weight(x, gy, (24, 16, 3, 3), stride=2, padding=1)
+            want = ref.conv_backward_weight(x, gy, (24, 16, 3, 3), stride=2, padding=1)
+            assert_close(gw, want, reduction=45 * 45)
 
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])

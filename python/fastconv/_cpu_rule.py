@@ -13,7 +13,7 @@ from ._cpu_stems import (
     _stem_column_data,
     _stem_phase_winograd,
     _stride2_winograd,
-    _strided_rows_on_256bit_units,
+    _strided_rows,
 )
 from ._cpu_taps import (
     BATCH_TAPS,
@@ -496,9 +496,14 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         return "winograd", "3x3 / 2, 64+ channels: Winograd F(2x2,3x3) at stride 2"
     if _patch_rows(p) and usable("direct"):
         return "direct", "2x2 / 2 over one large image, few channels: row kernels"
-    if _strided_rows_on_256bit_units(p) and usable("direct"):
-        units = "AVX2" if _active_isa() == "avx2" else "AVX-512 on 256-bit units"
+    if _strided_rows(p) and usable("direct"):
         most = 32 if p.conv_pass == "backward_weight" else 64
+        units = (
+            "AVX-512 on 256-bit units" if _avx512_on_256bit_units() else "AVX-512 on 512-bit units"
+        )
+        units = "AVX2" if _active_isa() == "avx2" else units
+        if units.endswith("512-bit units") and p.conv_pass == "forward":
+            units += ", up to 64 output channels"
         return "direct", f"one large image, 16-{most} channels, {units}: row kernels"
     if problem.implicit_gemm_strided_panels:
         # Strided forward without a packed phase split (AVX-512 float32): over padded-width

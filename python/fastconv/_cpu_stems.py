@@ -80,12 +80,13 @@ def _stem_column_data(p: "_Shape") -> bool:
     return p.n * p.spatial >= 4096
 
 
-def _strided_rows_on_256bit_units(p: "_Shape") -> bool:
+def _strided_rows(p: "_Shape") -> bool:
     """Whether a strided float32 forward of one large image (output rows past the per-tap path's
     40) over 16-64 input channels (weight gradient: 16-32) runs the direct row kernels over its
-    stride phases instead of implicit GEMM's stride-2 gather, at AVX2 and where AVX-512 runs on
-    256-bit units (AMD's Zen 4). There, 2 threads, calls interleaved with PyTorch's in one
-    process, median ms, implicit_gemm vs direct:
+    stride phases instead of implicit GEMM's stride-2 gather: at AVX2 and where AVX-512 runs on
+    256-bit units (AMD's Zen 4), and on 512-bit units (the Intel Xeon) where the forward has up
+    to 64 output channels (below). On 256-bit units, 2 threads, calls interleaved with
+    PyTorch's in one process, median ms, implicit_gemm vs direct:
     YOLOv5s's 32->64 3x3 / 2 on 320x320 7.18-7.25 vs 6.00-6.31, 64->128 on 160x160 5.83 vs
     5.35, 64->128 on 224x224 11.7 vs 11.3, 64->64 on 224x224 5.92 vs 4.97, on 112x112 2.89 vs
     1.99 (best 1.41 vs 1.25), 16->32 on 224x224 best 1.09 vs 0.81. Not with more channels
@@ -102,7 +103,20 @@ def _strided_rows_on_256bit_units(p: "_Shape") -> bool:
     (6.46), 32->64 208x208 3.42 vs 2.72 (2.80), 16->32 224x224 1.07 vs 0.69 (0.81); AVX2 6.81
     vs 6.36 (6.97), 2.71 vs 2.45 (2.74), 0.91 vs 0.75 (0.89). From 64 input channels implicit
     GEMM wins: 64->128 160x160 5.64 vs 5.80, 64->64 112x112 1.57 vs 1.88 (AVX2 6.13 vs 7.21,
-    1.45 vs 1.88)."""
+    1.45 vs 1.88).
+    On 512-bit units (the 2-vCPU Intel Xeon, 2026-12-06) the row kernels' forward blocks came
+    out of the issue-slot model with a split 64-byte load counted as four slots
+    (csrc/ukernels/rows/rows_impl.h, source_load_slots) and now win there too, up to 64 output
+    channels. `benchmarks/ab_processes.py` (two live processes taking turns, 21 rounds, 2
+    threads; auto before / auto with this rule, ms): YOLOv5s's 32->64 320x320 forward 7.77 vs
+    6.42 and weight gradient 9.38 vs 7.91 (a first run of 15 rounds: 8.15 vs 7.17, 8.50 vs
+    8.12), 16->32 224x224 0.98 vs 0.90 and 1.39 vs 1.09, 32->32 5x5 / 2 416x416 21.5 vs 16.2 and
+    20.7 vs 16.2, 64->64 224x224 forward 7.82 vs 7.26, 32->64 208x208 4.44 vs 4.44 and 3.82 vs
+    3.64. In one process with PyTorch (`fastconv bench --algo implicit_gemm --algo direct`,
+    median ms, implicit_gemm vs direct): 64->128 160x160 6.54 vs 7.09 and 224x224 12.6 vs 13.0,
+    128->128 112x112 6.74 vs 6.98, so 128 output channels stay on implicit GEMM; the weight
+    gradient over 64 input channels too (64->128 160x160 7.46 vs 9.02, 64->64 112x112 2.75 vs
+    2.91)."""
     if p.itemsize != 4 or p.n != 1 or p.groups != 1:
         return False
     if p.conv_pass == "forward":
@@ -118,7 +132,9 @@ def _strided_rows_on_256bit_units(p: "_Shape") -> bool:
     if p.out_extents[-1] <= 40:
         return False
     isa = _active_isa()
-    return isa == "avx2" or (isa == "avx512" and _avx512_on_256bit_units())
+    if isa == "avx2" or (isa == "avx512" and _avx512_on_256bit_units()):
+        return True
+    return isa == "avx512" and (p.conv_pass == "backward_weight" or p.k_per_group <= 64)
 
 
 # L2 from which the stride-2 Winograd forward runs at AVX2 and on 512-bit AVX-512 units too.
@@ -141,7 +157,7 @@ def _stride2_winograd(p: "_Shape") -> bool:
     5.13 (5.19). Not Inception's 288->384 35x35 at padding 0 (17x17 out: 2.57 vs 2.76 quiet,
     3.39-3.67 vs 3.08-3.40 slow), 7x7 outputs (256->512 14x14 0.94 vs 0.60), 32 channels
     (32->64 320x320 6.14 vs 4.96), nor large maps: past 4096 outputs per image on up to 64 input
-    channels, where the row kernels of _strided_rows_on_256bit_units gain on it (64->64 224x224
+    channels, where the row kernels of _strided_rows gain on it (64->64 224x224
     6.22 vs 5.35, 64->128 10.4 vs 9.7; 80x80 outputs tie, 64->128 4.36 vs 4.47), past 2048 on
     more (128->128 112x112: 4.45-4.72 vs direct 4.53, implicit_gemm 4.63, torch 4.35; its
     transformed kernels past half the L2, the points and products of a chunk of tiles go through
