@@ -221,15 +221,14 @@ def test_auto_runs_grouped_layers_direct_and_long_short_1d_kernels_on_implicit_g
     assert fastconv.explain((8, 3, 32, 32), (64, 3, 3, 3), padding=1).algo == "implicit_gemm"
     # large images: im2col's column chunks at stride 1 (dilated with padding that is not a
     # multiple of the dilation: no Winograd; with such padding Winograd over the dilation
-    # phases), implicit GEMM over stride phases at stride 2
+    # phases), at stride 2 the direct row kernels at AVX2 and AVX-512 (64 channels each side;
+    # on 512-bit units up to 64 output channels: _cpu_stems._strided_rows), else implicit GEMM
     big = ((1, 64, 224, 224), (64, 64, 3, 3))
     assert fastconv.explain(*big, padding=1, dilation=2).algo == "im2col"
     assert fastconv.explain(*big, padding=2, dilation=2).algo == "winograd"
-    # (at AVX-512 the direct row kernels over 64 channels, 64 output channels on 512-bit units:
-    # _cpu_stems._strided_rows)
     from fastconv._cpu_shape import _active_isa
 
-    want = "direct" if _active_isa() == "avx512" else "implicit_gemm"
+    want = "direct" if _active_isa() in ("avx2", "avx512") else "implicit_gemm"
     assert fastconv.explain(*big, padding=1, stride=2).algo == want
     # 3-D 3x3x3 forward on 64 channels: Winograd over its depth taps at every level
     # (_cpu_volume._depth_winograd)

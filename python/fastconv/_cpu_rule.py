@@ -498,13 +498,14 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
         return "direct", "2x2 / 2 over one large image, few channels: row kernels"
     if _strided_rows(p) and usable("direct"):
         most = 32 if p.conv_pass == "backward_weight" else 64
-        units = (
-            "AVX-512 on 256-bit units" if _avx512_on_256bit_units() else "AVX-512 on 512-bit units"
-        )
-        units = "AVX2" if _active_isa() == "avx2" else units
-        if units.endswith("512-bit units") and p.conv_pass == "forward":
-            units += ", up to 64 output channels"
-        return "direct", f"one large image, 16-{most} channels, {units}: row kernels"
+        if _active_isa() == "avx2":
+            units = "AVX2"
+        elif _avx512_on_256bit_units():
+            units = "AVX-512 on 256-bit units"
+        else:  # 512-bit units: the forward up to 64 output channels (_strided_rows)
+            units = "AVX-512 on 512-bit units"
+            units += ", up to 64 output channels" if most == 64 else ""
+        return "direct", f"one large image, 16-{most} input channels, {units}: row kernels"
     if problem.implicit_gemm_strided_panels:
         # Strided forward without a packed phase split (AVX-512 float32): over padded-width
         # stride phases read in place (csrc/algo/wide_phases.h: margins <= 1/16 of a row, up to
