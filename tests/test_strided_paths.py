@@ -226,8 +226,8 @@ def test_auto_single_images_on_256bit_avx512_units(isa):
 def test_auto_strided_weight_gradients_of_one_large_image(isa):
     """The weight gradient of one large image's strided 3x3+ layer over 16-32 input channels
     runs the direct row kernels (band by band) at AVX2 and AVX-512, on 256-bit and 512-bit units
-    (_cpu_stems._strided_rows), explain saying why; 64 channels, batches and float64 keep
-    implicit GEMM. The result matches the float64 oracle."""
+    (_cpu_stems._strided_rows), explain saying why; 64 channels and float64 keep implicit
+    GEMM (batches over few channels: the next test). The result matches the float64 oracle."""
     skip_unless_isa_runs(isa)
     for units in ("256", "512"):
         env = {"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "1M", "FASTCONV_AVX512_UNITS": units}
@@ -245,7 +245,7 @@ def test_auto_strided_weight_gradients_of_one_large_image(isa):
                 got, why = algo((1, 32, 160, 160), (128, 32, 3, 3))
                 assert got == "direct" and "output channels" not in why, why
             assert algo((1, 64, 160, 160), (128, 64, 3, 3))[0] == "implicit_gemm"
-            assert algo((2, 32, 160, 160), (64, 32, 3, 3))[0] != "direct"
+            assert algo((2, 64, 160, 160), (64, 64, 3, 3))[0] != "direct"  # batches: below
             assert "row kernels" not in algo((1, 32, 320, 320), (64, 32, 3, 3), dtype="float64")[1]
             rng = np.random.default_rng(7)
             x = rng.standard_normal((1, 16, 90, 90)).astype(np.float32)  # rows of 45
@@ -254,6 +254,43 @@ def test_auto_strided_weight_gradients_of_one_large_image(isa):
             gw = fc.conv_backward_weight(x, gy, (24, 16, 3, 3), stride=2, padding=1)
             want = ref.conv_backward_weight(x, gy, (24, 16, 3, 3), stride=2, padding=1)
             assert_close(gw, want, reduction=45 * 45)
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_strided_batches_over_few_channels(isa):
+    """Batches of large images over 16-32 input channels run the direct row kernels too
+    (_cpu_stems._strided_rows): the weight gradient from output rows past 40, the forward from
+    rows of 64 (shorter rows lost or swung on the Xeon), at every level and unit width (on
+    512-bit units the forward up to 64 output channels); 64 input channels stay on implicit
+    GEMM. The results match the float64 oracle."""
+    skip_unless_isa_runs(isa)
+    for units in ("256", "512"):
+        env = {"FASTCONV_ISA": isa, "FASTCONV_AVX512_UNITS": units}
+        with FastconvProcess(env) as fc:
+
+            def explain(x_shape, w_shape, pass_="forward"):
+                return fc.explain(x_shape, w_shape, stride=2, padding=1, pass_=pass_)
+
+            for p in ("forward", "backward_weight"):
+                e = explain((2, 32, 160, 160), (64, 32, 3, 3), p)  # rows of 80
+                assert e.algo == "direct" and "large images, 16-32 input" in e.reason, str(e)
+                assert explain((2, 64, 112, 112), (64, 64, 3, 3), p).algo != "direct"
+            assert explain((4, 32, 112, 112), (64, 32, 3, 3)).algo != "direct"  # rows of 56
+            e = explain((4, 32, 112, 112), (64, 32, 3, 3), "backward_weight")
+            assert e.algo == "direct", str(e)
+            if isa == "avx512" and units == "512":
+                assert explain((2, 32, 160, 160), (128, 32, 3, 3)).algo != "direct"
+            rng = np.random.default_rng(11)
+            x = rng.standard_normal((2, 16, 130, 130)).astype(np.float32)  # rows of 65
+            w = rng.standard_normal((24, 16, 3, 3)).astype(np.float32)
+            assert explain(x.shape, w.shape).algo == "direct"
+            got = fc.conv(x, w, stride=2, padding=1)
+            assert_close(got, ref.conv(x, w, stride=2, padding=1), reduction=16 * 9)
+            gy = rng.standard_normal(got.shape).astype(np.float32)
+            assert explain(x.shape, w.shape, "backward_weight").algo == "direct"
+            gw = fc.conv_backward_weight(x, gy, w.shape, stride=2, padding=1)
+            want = ref.conv_backward_weight(x, gy, w.shape, stride=2, padding=1)
+            assert_close(gw, want, reduction=2 * 65 * 65)
 
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])

@@ -497,15 +497,13 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     if _patch_rows(p) and usable("direct"):
         return "direct", "2x2 / 2 over one large image, few channels: row kernels"
     if _strided_rows(p) and usable("direct"):
-        most = 32 if p.conv_pass == "backward_weight" else 64
-        if _active_isa() == "avx2":
-            units = "AVX2"
-        elif _avx512_on_256bit_units():
-            units = "AVX-512 on 256-bit units"
-        else:  # 512-bit units: the forward up to 64 output channels (_strided_rows)
-            units = "AVX-512 on 512-bit units"
-            units += ", up to 64 output channels" if most == 64 else ""
-        return "direct", f"one large image, 16-{most} input channels, {units}: row kernels"
+        images = "one large image" if p.n == 1 else "large images"
+        most = 64 if p.n == 1 and p.conv_pass == "forward" else 32
+        cap = ", up to 64 output channels" if p.conv_pass == "forward" else ""  # (_strided_rows)
+        units = "AVX2" if _active_isa() == "avx2" else "AVX-512 on 256-bit units"
+        if _active_isa() == "avx512" and not _avx512_on_256bit_units():
+            units = "AVX-512 on 512-bit units" + cap
+        return "direct", f"{images}, 16-{most} input channels, {units}: row kernels"
     if problem.implicit_gemm_strided_panels:
         # Strided forward without a packed phase split (AVX-512 float32): over padded-width
         # stride phases read in place (csrc/algo/wide_phases.h: margins <= 1/16 of a row, up to

@@ -82,11 +82,11 @@ def _stem_column_data(p: "_Shape") -> bool:
 
 def _strided_rows(p: "_Shape") -> bool:
     """Whether a strided float32 forward of one large image (output rows past the per-tap path's
-    40) over 16-64 input channels (weight gradient: 16-32) runs the direct row kernels over its
-    stride phases instead of implicit GEMM's stride-2 gather: at AVX2 and where AVX-512 runs on
-    256-bit units (AMD's Zen 4), and on 512-bit units (the Intel Xeon) where the forward has up
-    to 64 output channels (below). On 256-bit units, 2 threads, calls interleaved with
-    PyTorch's in one process, median ms, implicit_gemm vs direct:
+    40) over 16-64 input channels (weight gradient, and batches: 16-32) runs the direct row
+    kernels over its stride phases instead of implicit GEMM's stride-2 gather: at AVX2 and where
+    AVX-512 runs on 256-bit units (AMD's Zen 4), and on 512-bit units (the Intel Xeon) where the
+    forward has up to 64 output channels (below). On 256-bit units, 2 threads, calls
+    interleaved with PyTorch's in one process, median ms, implicit_gemm vs direct:
     YOLOv5s's 32->64 3x3 / 2 on 320x320 7.18-7.25 vs 6.00-6.31, 64->128 on 160x160 5.83 vs
     5.35, 64->128 on 224x224 11.7 vs 11.3, 64->64 on 224x224 5.92 vs 4.97, on 112x112 2.89 vs
     1.99 (best 1.41 vs 1.25), 16->32 on 224x224 best 1.09 vs 0.81. Not with more channels
@@ -116,11 +116,23 @@ def _strided_rows(p: "_Shape") -> bool:
     median ms, implicit_gemm vs direct): 64->128 160x160 6.54 vs 7.09 and 224x224 12.6 vs 13.0,
     128->128 112x112 6.74 vs 6.98, so 128 output channels stay on implicit GEMM; the weight
     gradient over 64 input channels too (64->128 160x160 7.46 vs 9.02, 64->64 112x112 2.75 vs
-    2.91)."""
-    if p.itemsize != 4 or p.n != 1 or p.groups != 1:
+    2.91).
+    Batches over 16-32 input channels too (the weight gradient with output rows past 40, the
+    forward from rows of 64), measured on the Xeon (ab_processes, auto before / after, 2
+    threads, ms; three runs at AVX-512 in a slow, noisy spell, one at AVX2): weight gradient
+    32->64 3x3 / 2 on 2 x 160x160 7.2 vs 7.4, 10.8 vs 9.7 (AVX2 8.5 vs 8.2), 4 x 112x112 7.9 vs
+    8.4, 16.7 vs 14.0 (12.1 vs 8.8), 16->32 on 8 x 112x112 4.5 vs 3.9, 13.8 vs 5.7 (13.5 vs 6.0),
+    32->32 5x5 / 2 on 4 x 96x96 5.6 vs 4.8, 13.9 vs 10.8 (15.0 vs 9.7), 16->32 on 2 x 224x224
+    3.6 vs 2.9, 9.9 vs 7.4 (7.1 vs 6.3), 32->64 on 8 x 96x96 7.6 vs 9.1, 18.1 vs 11.4 (26.7 vs
+    14.4); the forward on 2 x 160x160 9.2 vs 5.3, 11.8 vs 7.8, 13.7 vs 9.3 (6.4 vs 6.2) and on 2 x
+    224x224 2.6 vs 2.2, 6.8 vs 5.8 (10.6 vs 7.4), but on output rows of 48-56 it lost or
+    swung (32->64 on 4 x 112x112 5.2 vs 6.8, 10.8 vs 12.7, 14.1 vs 15.3; 16->32 on 8 x 112x112
+    3.3 vs 3.6, 9.6 vs 8.9), and 64 input channels at batch 2 stay on implicit GEMM (`fastconv
+    bench`, 112x112: forward 3.67 vs 4.04, weight gradient 5.23 vs 5.57)."""
+    if p.itemsize != 4 or p.n < 1 or p.groups != 1:
         return False
     if p.conv_pass == "forward":
-        most = 64
+        most = 64 if p.n == 1 else 32
     elif p.conv_pass == "backward_weight":
         most = 32
     else:
@@ -129,7 +141,7 @@ def _strided_rows(p: "_Shape") -> bool:
         return False
     if p.stride != (2, 2) or any(d != 1 for d in p.dilation):
         return False
-    if p.out_extents[-1] <= 40:
+    if p.out_extents[-1] <= (40 if p.n == 1 or p.conv_pass != "forward" else 63):
         return False
     isa = _active_isa()
     if isa == "avx2" or (isa == "avx512" and _avx512_on_256bit_units()):
