@@ -260,20 +260,20 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
       5.59, 128->256 64x64 3.06 vs 3.07 / 4.54 vs 5.86. Below 256 tiles the previous auto keeps
       them: 256->256 16x16 x8 (128 tiles) 3.71 vs 3.28 at AVX-512, 128->256 16x16 x4 1.25 vs
       0.89, 256->512 32x32 x1 3.88 vs 3.28, 256->512 8x8 x16 4.69 vs 3.48.
-    - Since implicit GEMM reads strided panels in place, its forward beats Winograd's at AVX-512
-      on 2-D batches with output rows of at most 30 positions (fewer than 16 F(2x2) tiles,
-      float32; 14 in float64), an empirical cut: 2 threads, bench medians of two runs,
-      implicit_gemm vs winograd (torch), AVX-512: dcgan.g4's 64->128 16x16 x16 4.50-4.53 vs
-      4.63-4.76 (4.23-4.32), g3's 128->256 8x8 x16 4.21-4.30 vs 4.37-4.74 (4.22-4.34), 128->256
-      8x8 x32 8.52-8.78 vs 8.88-9.37. AVX2 ties (g4 6.64-7.19 vs 6.56-6.96, g3 6.51-6.56 vs
-      6.61-6.95) and keeps Winograd; 32x32 outputs keep it at both (32->64 x16 6.11-6.29 vs
-      6.04-6.28, 64->128 x4 4.87-5.13 vs 3.63-4.06; Winograd folds those batches too, at
-      F(3x3,2x2)). 1-D layers were not measured and keep Winograd. Since Winograd's GEMMs
-      split evenly over the threads (9 of them on 2 threads ran 5 against 4,
-      csrc/gemm/gemm_batched.cc), the cut holds only below 256 output channels: bench medians
-      of three runs, AVX-512, implicit_gemm vs winograd: dcgan.g3 (256 channels) 2.99-3.03 vs
-      2.87-2.90, at x32 5.91-6.64 vs 5.70-6.17; dcgan.g4 (128) 3.21-3.23 vs 3.12-3.31, at x8
-      1.60-1.61 vs 1.67-1.71.
+    - Since implicit GEMM reads strided panels in place, its forward beats or ties Winograd's at
+      AVX-512 on 2-D batches with output rows of at most 14 positions (fewer than 8 F(2x2)
+      tiles, an empirical cut) under 256 output channels. It once held to rows of 30 (dcgan.g4's
+      64->128 16x16 x16 4.50-4.53 vs 4.63-4.76), but Winograd's transforms have since got
+      faster: 2026-12-06, Xeon, 2 threads, fastconv bench medians of two runs, implicit_gemm vs
+      winograd (torch), ms: g4's 6.13/6.00 vs 4.86/5.27 (5.60), x8 2.96/3.11 vs 2.86/2.81, x4
+      1.56/1.50 vs 1.34/1.36, x32 12.7/15.9 vs 10.4/11.8, 128->128 16x16 x16 12.3/10.2 vs
+      10.7/9.38, 64->64 16x16 x16 3.60/3.80 vs 3.39/3.60, 32->64 1.91/2.41 vs 1.87/2.27; 8x8
+      outputs tie (128->128 x16 3.15/3.06 vs 2.91/3.27). benchmarks/ab_processes.py, the two
+      cuts side by side (11 blocks): geometric mean 1.042 over the 22 rows, dcgan.g4's backward
+      data 1.072, 64->64 0.943. AVX2 and 256-bit units keep Winograd on every width
+      (dcgan.g4 there: 6.64-7.19 vs 6.56-6.96; 32x32 outputs 64->128 x4 4.87-5.13 vs 3.63-4.06).
+      (Winograd's GEMMs split evenly over the threads, csrc/gemm/gemm_batched.cc; 256 output
+      channels keep it at every width: dcgan.g3's 128->256 8x8 x16 2.99-3.03 vs 2.87-2.90.)
       Those are the Xeon's (two 512-bit FMA units per core). Where AVX-512 runs on 256-bit units
       (AMD's Zen 4) Winograd keeps them, as at AVX2: 2 threads, calls interleaved with
       PyTorch's in one process, median ms, implicit_gemm vs winograd (torch / winograd's, the
@@ -287,9 +287,9 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
         return False
     if p.conv_pass == "backward_weight":
         return True
-    # Output rows of at most 30 positions (float32; 14 in float64), a batch, 2-D, under 256
+    # Output rows of at most 14 positions (fewer than 8 F(2x2) tiles), a batch, 2-D, under 256
     # output channels.
-    narrow = p.n > 1 and len(p.kernel) == 2 and (p.out_extents[-1] + 1) // 2 < 64 // p.itemsize
+    narrow = p.n > 1 and len(p.kernel) == 2 and (p.out_extents[-1] + 1) // 2 < 8
     narrow = narrow and p.k_per_group < 256
     if p.conv_pass == "forward" and narrow and _active_isa() == "avx512":
         if p.itemsize != 4 or not _avx512_on_256bit_units():  # (float32 measured)
