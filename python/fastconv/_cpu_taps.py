@@ -241,11 +241,11 @@ def _batch_taps_served(p: "_Shape") -> bool:
     images, output maps of at most 64 positions; backward data strided, the forward on output
     rows of at most 6 positions.
 
-    `auto` takes it (_batch_scatter, _taps_choice) at AVX2 and where AVX-512 runs on 256-bit
-    units, where it was measured: for strided backward data with 2+ taps that do not tile the
+    `auto` takes it (_batch_scatter, _taps_choice) at every level and unit width: for strided
+    backward data with 2+ taps that do not tile the
     input, where Winograd's stride phases do not take it (those keep dcgan.g3 and g4's
     transposed forward, 3.8-4.3 ms against 4.8-5.6 here), and first in the per-tap domain for
-    the forward; on 512-bit units the per-tap domain's exceptions keep their place. The output
+    the forward. The output
     side (y, grad_y) is copied with the images innermost and the input side (x, grad_x) split
     into its stride phases in that layout, so a run of (column, image) rows of one output row
     has one stride on both sides and each tap is a few rows-of-A tile calls over only the positions
@@ -261,7 +261,14 @@ def _batch_taps_served(p: "_Shape") -> bool:
     x8 1.52 vs 1.60 (1.59); 4x4 / 2 512->512 8x8 x8 4.65 vs 5.62 (7.86). AVX2: g2 4.58-4.66 vs
     5.56-5.62 (6.3-7.4), 256->512 14x14 x8 4.59 vs 5.22 (5.40), 8x8 x16 2.82 vs 3.24 (3.47),
     128->256 16x16 x8 1.57 vs 1.68 (1.76). Forwards on 7x7 and 8x8 maps tie with the per-tap
-    path (512 ch 7x7 x8 7.5-8.8 either way) and keep it."""
+    path (512 ch 7x7 x8 7.5-8.8 either way) and keep it. On the Xeon's 512-bit units (once left
+    to the per-tap domain's exceptions, implicit GEMM and im2col, unmeasured), 2026-12-06,
+    benchmarks/ab_processes.py, 9 blocks, previous auto vs this path, ms: dcgan.g2's transposed
+    forward 6.35 vs 4.76 and backward data 7.12 vs 5.53; 4x4 / 2 512->512 8x8 x8 forward 7.04 vs
+    5.77, backward data 6.99 vs 5.81; 3x3 / 2 forward 512->512 6x6 x16 5.44 vs 4.00, 256->512
+    8x8 x16 3.22 vs 2.59; backward data 512->512 12x12 x16 16.9 vs 13.6, 256->512 14x14 x8 7.92
+    vs 6.74, 8x8 x16 3.86 vs 3.34, 128->256 16x16 x8 1.91 vs 1.89 (geometric mean 1.15 over 20
+    rows, the 7 unchanged ones 0.92-1.05)."""
     if p.conv_pass not in ("forward", "backward_data") or len(p.kernel) != 2 or p.n < 8:
         return False
     if p.groups != 1 or p.c_per_group < 16 or p.k_per_group < 16 or max(p.stride) > 16:
@@ -275,11 +282,11 @@ def _batch_taps_served(p: "_Shape") -> bool:
 
 def _batch_scatter(p: "_Shape") -> bool:
     """Whether `auto` runs strided backward data on direct's path for batches of small maps
-    (_batch_taps_served): where it was measured (AVX2, AVX-512 on 256-bit units; 3x3 / 2 and 4x4
-    / 2 kernels), not 1x1 / 2 nor kernels that tile the input (2x2 / 2), which nothing measured."""
+    (_batch_taps_served): 3x3 / 2 and 4x4 / 2 kernels as measured, not 1x1 / 2 nor kernels that
+    tile the input (2x2 / 2), which nothing measured."""
     if p.conv_pass != "backward_data" or p.taps == 1 or _tiling_kernel(p):
         return False
-    return _batch_taps_served(p) and (_active_isa() != "avx512" or _half_units(None))
+    return _batch_taps_served(p)
 
 
 # auto's reason wherever direct runs its path for batches of small maps (_batch_taps_served).
@@ -289,16 +296,13 @@ BATCH_TAPS = "a batch of small maps: per-tap GEMMs over (column, image) rows"
 def _taps_choice(p: "_Shape", unit_stride: bool, usable: Any) -> tuple[str, str]:
     """auto's choice in the per-tap domain (_small_image_taps): the direct algorithm, or the
     exceptions that go back to one packed implicit GEMM or to im2col's columns. Batches of small
-    maps that direct serves with the images innermost (_batch_taps_served) take that path first
-    at AVX2 and where AVX-512 runs on 256-bit units (measured there, on AMD's Zen 4); on 512-bit
-    units the exceptions measured on the Xeon keep their place, and direct, where it still runs,
-    is that path."""
-    batch = _batch_taps_served(p)
-    if batch and (_active_isa() != "avx512" or _half_units(None)):
+    maps that direct serves with the images innermost (_batch_taps_served) take that path first,
+    at every level and unit width."""
+    if _batch_taps_served(p):
         return "direct", BATCH_TAPS
 
     def direct(reason: str) -> tuple[str, str]:
-        return "direct", BATCH_TAPS if batch else reason
+        return "direct", reason
 
     if _short_segments(p):
         return "implicit_gemm", "rows of at most 4 positions: one packed GEMM, 12-row tiles"
