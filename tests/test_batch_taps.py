@@ -260,7 +260,7 @@ def test_mirror_matches_the_plan():
     direct plan runs), over the edges of its domain: images, channels, positions, forward row
     length, strides, unit-stride backward data, groups, padding, ranks 1 and 3."""
     from fastconv._cpu_shape import _Shape
-    from fastconv._cpu_taps import _batch_taps_served
+    from fastconv._cpu_taps import _batch_taps_served, _batch_taps_shape
     from fastconv._problem import conv_problem
 
     cases = []
@@ -285,12 +285,67 @@ def test_mirror_matches_the_plan():
     ]
     checked = 0
     for x_shape, w_shape, kw in cases:
-        for pass_ in ("forward", "backward_data"):
+        for pass_ in ("forward", "backward_data", "backward_weight"):
             try:
                 problem = conv_problem("conv", pass_, x_shape, w_shape, "float32", **kw)
             except ValueError:
                 continue
             runs = "stride-phase planes" in _note(x_shape, w_shape, kw, pass_)
-            assert _batch_taps_served(_Shape.of(problem)) == runs, (x_shape, w_shape, kw, pass_)
+            # the weight gradient: every shape of the domain (_batch_weight_taps narrows auto's)
+            mirror = _batch_taps_shape if pass_ == "backward_weight" else _batch_taps_served
+            assert mirror(_Shape.of(problem)) == runs, (x_shape, w_shape, kw, pass_)
             checked += runs
-    assert checked >= 6  # the grid reaches into the domain, not only around it
+    assert checked >= 12  # the grid reaches into the domain, not only around it
+
+
+# 3x3 stride-1 weight gradients of batches of small maps (_cpu_taps._batch_weight_taps):
+# direct's path on up to 64 channels a side, and on up to 256 with output rows of at most 7;
+# Winograd keeps 8x8 maps on 128+ channels and 512 channels.
+WEIGHT_TAPS = [
+    ((32, 64, 6, 6), (64, 64, 3, 3), True),
+    ((32, 64, 8, 8), (64, 64, 3, 3), True),
+    ((64, 32, 8, 8), (32, 32, 3, 3), True),
+    ((32, 128, 4, 4), (128, 128, 3, 3), True),
+    ((16, 128, 7, 7), (128, 128, 3, 3), True),
+    ((8, 256, 5, 5), (256, 256, 3, 3), True),
+    ((32, 128, 8, 8), (128, 128, 3, 3), False),
+    ((8, 256, 8, 8), (256, 256, 3, 3), False),
+    ((16, 512, 4, 4), (512, 512, 3, 3), False),
+    ((8, 512, 7, 7), (512, 512, 3, 3), False),
+    ((7, 64, 6, 6), (64, 64, 3, 3), False),  # 7 images: not the path's domain
+    ((32, 64, 9, 9), (64, 64, 3, 3), False),  # 81 positions: not the path's domain
+]
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_batch_weight_taps(isa):
+    """auto's weight gradient on direct's path (float32, at both levels and unit widths), not in
+    float64 nor at stride 2 (unmeasured)."""
+    skip_unless_isa_runs(isa)
+    for units in ("256", "512"):
+        with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_AVX512_UNITS": units}) as fc:
+            for x_shape, w_shape, batch in WEIGHT_TAPS:
+                e = fc.explain(x_shape, w_shape, padding=1, pass_="backward_weight")
+                assert (e.algo == "direct" and AUTO in e.reason) == batch, (isa, str(e))
+                assert (WEIGHT in e.reason) == batch, (isa, str(e))
+                if batch:
+                    e64 = fc.explain(
+                        x_shape, w_shape, padding=1, pass_="backward_weight", dtype="float64"
+                    )
+                    assert AUTO not in e64.reason, str(e64)
+            e = fc.explain(
+                (32, 64, 12, 12), (64, 64, 3, 3), stride=2, padding=1, pass_="backward_weight"
+            )
+            assert AUTO not in e.reason, str(e)
+
+
+def test_auto_batch_weight_taps_results(poisoned_outputs, rng):
+    """The weight gradient auto now runs on direct's path, against the float64 oracle."""
+    x = rand(rng, (8, 64, 6, 6), np.float32)
+    w_shape = (64, 64, 3, 3)
+    gy = rand(rng, (8, 64, 6, 6), np.float32)
+    e = fastconv.explain(x.shape, w_shape, padding=1, pass_="backward_weight")
+    assert e.algo == "direct" and WEIGHT in e.reason, str(e)
+    got = fastconv.conv_backward_weight(x, gy, w_shape, padding=1)
+    want = ref.conv_backward_weight(x, gy, w_shape, padding=1)
+    assert_close(got, want, np.float32, 8 * 36)

@@ -27,13 +27,14 @@ namespace fastconv::algo {
 // positions, strides up to 16, padding not negative; backward data strided (unit-stride
 // backward data is the per-tap path's correlation), the forward on output rows of at most
 // kBatchTapsMaxForwardRow positions (where the per-tap path's segments are that short; on 7x7
-// and 8x8 maps the two tie). python/fastconv/_cpu_taps.py (_batch_taps_served) mirrors it for
-// the passes auto gives this path (forward, backward data).
+// and 8x8 maps the two tie). python/fastconv/_cpu_taps.py mirrors it (_batch_taps_served for
+// the forward and backward data, _batch_taps_shape for the weight gradient).
 //   weight gradient -> per tap, grad_y's channel rows (an images-innermost copy, each channel's
 //                      (row, column, image) contiguous) against the plane's rows, each output
 //                      row's run of (column, image) pairs one call's depth. 3.5-8x the row
-//                      kernels direct ran there before (algo="direct", autotune); auto keeps
-//                      implicit_gemm / Winograd, which it beats on some shapes and not on others.
+//                      kernels direct ran there before; auto takes it for 3x3 stride-1 float32
+//                      layers on few channels or short rows (_cpu_taps._batch_weight_taps) and
+//                      keeps implicit_gemm / Winograd elsewhere.
 constexpr int64_t kBatchTapsMinImages = 8, kBatchTapsMaxPositions = 64, kBatchTapsMaxForwardRow = 6;
 bool batch_taps_serve(const ConvGeometry& g, ConvPass pass);
 // Its workspace in bytes for a plan of `threads` threads.

@@ -18,6 +18,7 @@ from ._cpu_stems import (
 from ._cpu_taps import (
     BATCH_TAPS,
     _batch_scatter,
+    _batch_weight_taps,
     _single_image_taps,
     _small_image_taps,
     _taps_choice,
@@ -270,10 +271,9 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
       10.7/9.38, 64->64 16x16 x16 3.60/3.80 vs 3.39/3.60, 32->64 1.91/2.41 vs 1.87/2.27; 8x8
       outputs tie (128->128 x16 3.15/3.06 vs 2.91/3.27). benchmarks/ab_processes.py, the two
       cuts side by side (11 blocks): geometric mean 1.042 over the 22 rows, dcgan.g4's backward
-      data 1.072, 64->64 0.943. AVX2 and 256-bit units keep Winograd on every width
-      (dcgan.g4 there: 6.64-7.19 vs 6.56-6.96; 32x32 outputs 64->128 x4 4.87-5.13 vs 3.63-4.06).
-      (Winograd's GEMMs split evenly over the threads, csrc/gemm/gemm_batched.cc; 256 output
-      channels keep it at every width: dcgan.g3's 128->256 8x8 x16 2.99-3.03 vs 2.87-2.90.)
+      data 1.072, 64->64 0.943. AVX2 and 256-bit units keep Winograd on every width (dcgan.g4
+      there: 6.64-7.19 vs 6.56-6.96), as do 256 output channels (dcgan.g3's 128->256 8x8 x16
+      2.99-3.03 vs 2.87-2.90: Winograd's GEMMs split evenly over the threads).
       Those are the Xeon's (two 512-bit FMA units per core). Where AVX-512 runs on 256-bit units
       (AMD's Zen 4) Winograd keeps them, as at AVX2: 2 threads, calls interleaved with
       PyTorch's in one process, median ms, implicit_gemm vs winograd (torch / winograd's, the
@@ -521,6 +521,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     small_winograd = tiles <= 128 and not few_tiles
     if _small_image_taps(p, unit_stride) and (not winograd or small_winograd) and usable("direct"):
         return _taps_choice(p, unit_stride, usable)
+    if _batch_weight_taps(p) and usable("direct"):
+        return "direct", BATCH_TAPS
     if winograd:
         # Below ~32 tiles (a 7x7 image at batch 1) the transforms do not pay.
         if p.conv_pass == "backward_weight" or tiles >= (64 if depth_winograd else 32):

@@ -242,42 +242,70 @@ def _batch_taps_served(p: "_Shape") -> bool:
     rows of at most 6 positions.
 
     `auto` takes it (_batch_scatter, _taps_choice) at every level and unit width: for strided
-    backward data with 2+ taps that do not tile the
-    input, where Winograd's stride phases do not take it (those keep dcgan.g3 and g4's
-    transposed forward, 3.8-4.3 ms against 4.8-5.6 here), and first in the per-tap domain for
-    the forward. The output
-    side (y, grad_y) is copied with the images innermost and the input side (x, grad_x) split
-    into its stride phases in that layout, so a run of (column, image) rows of one output row
-    has one stride on both sides and each tap is a few rows-of-A tile calls over only the positions
-    that read inside the input: no products on padding, rows of 48-64 per run where the per-tap
-    path's segments have 3-6, and for backward data no column buffer (the column path computes
-    every tap at every position and drops those in the padding: on DCGAN's 4x4 / 2 with padding
-    1 on 4x4 maps, 60 of 256 per channel pair). 2 threads, Zen 4, median ms, this path vs the
-    previous auto (torch), AVX-512: dcgan.g2's transposed forward (512->256 4x4 x16) 4.25-4.66
-    vs im2col 5.27-5.41 (5.2-6.1), its backward data (the conv's forward 256->512 8x8 / 2 x16)
-    4.39 vs 5.73 (5.5-5.7); 3x3 / 2 forward 512->512 6x6 x16 2.91-3.09 vs 3.78-3.85
-    (3.0-3.3); 3x3 256->256 5x5 x8 0.91-1.09 vs 1.09-1.15 (0.92-0.98); backward data, 3x3 / 2:
-    256->512 14x14 x8 4.36 vs im2col 5.04 (4.74), 8x8 x16 2.75 vs 3.12 (3.34), 128->256 16x16
-    x8 1.52 vs 1.60 (1.59); 4x4 / 2 512->512 8x8 x8 4.65 vs 5.62 (7.86). AVX2: g2 4.58-4.66 vs
-    5.56-5.62 (6.3-7.4), 256->512 14x14 x8 4.59 vs 5.22 (5.40), 8x8 x16 2.82 vs 3.24 (3.47),
-    128->256 16x16 x8 1.57 vs 1.68 (1.76). Forwards on 7x7 and 8x8 maps tie with the per-tap
-    path (512 ch 7x7 x8 7.5-8.8 either way) and keep it. On the Xeon's 512-bit units (once left
-    to the per-tap domain's exceptions, implicit GEMM and im2col, unmeasured), 2026-12-06,
-    benchmarks/ab_processes.py, 9 blocks, previous auto vs this path, ms: dcgan.g2's transposed
-    forward 6.35 vs 4.76 and backward data 7.12 vs 5.53; 4x4 / 2 512->512 8x8 x8 forward 7.04 vs
-    5.77, backward data 6.99 vs 5.81; 3x3 / 2 forward 512->512 6x6 x16 5.44 vs 4.00, 256->512
-    8x8 x16 3.22 vs 2.59; backward data 512->512 12x12 x16 16.9 vs 13.6, 256->512 14x14 x8 7.92
-    vs 6.74, 8x8 x16 3.86 vs 3.34, 128->256 16x16 x8 1.91 vs 1.89 (geometric mean 1.15 over 20
-    rows, the 7 unchanged ones 0.92-1.05)."""
-    if p.conv_pass not in ("forward", "backward_data") or len(p.kernel) != 2 or p.n < 8:
-        return False
-    if p.groups != 1 or p.c_per_group < 16 or p.k_per_group < 16 or max(p.stride) > 16:
-        return False
-    if any(lo < 0 for lo in p.pad_lo) or not 0 < math.prod(p.out_extents) <= 64:
+    backward data with 2+ taps that do not tile the input, where Winograd's stride phases do not
+    take it (those keep dcgan.g3 and g4's transposed forward, 3.8-4.3 ms against 4.8-5.6 here), and
+    first in the per-tap domain for the forward; the weight gradient as _batch_weight_taps says. The
+    output side (y, grad_y) is copied with the images innermost and the input side (x, grad_x) split
+    into its stride phases in that layout, so a run of (column, image) rows of one output row has
+    one stride on both sides and each tap is a few rows-of-A tile calls over only the positions that
+    read inside the input: no products on padding, rows of 48-64 per run where the per-tap path's
+    segments have 3-6, and for backward data no column buffer (the column path computes every tap at
+    every position and drops those in the padding: on DCGAN's 4x4 / 2 with padding 1 on 4x4 maps, 60
+    of 256 per channel pair). 2 threads, Zen 4, median ms, this path vs the previous auto (torch),
+    AVX-512: dcgan.g2's transposed forward (512->256 4x4 x16) 4.25-4.66 vs im2col 5.27-5.41
+    (5.2-6.1), its backward data (the conv's forward 256->512 8x8 / 2 x16) 4.39 vs 5.73 (5.5-5.7);
+    3x3 / 2 forward 512->512 6x6 x16 2.91-3.09 vs 3.78-3.85 (3.0-3.3); 3x3 256->256 5x5 x8 0.91-1.09
+    vs 1.09-1.15 (0.92-0.98); backward data, 3x3 / 2: 256->512 14x14 x8 4.36 vs im2col 5.04 (4.74),
+    8x8 x16 2.75 vs 3.12 (3.34), 128->256 16x16 x8 1.52 vs 1.60 (1.59); 4x4 / 2 512->512 8x8 x8 4.65
+    vs 5.62 (7.86). AVX2: g2 4.58-4.66 vs 5.56-5.62 (6.3-7.4), 256->512 14x14 x8 4.59 vs 5.22
+    (5.40), 8x8 x16 2.82 vs 3.24 (3.47), 128->256 16x16 x8 1.57 vs 1.68 (1.76). Forwards on 7x7 and
+    8x8 maps tie with the per-tap path (512 ch 7x7 x8 7.5-8.8 either way) and keep it. On the Xeon's
+    512-bit units (once left to the per-tap domain's exceptions, implicit GEMM and im2col,
+    unmeasured), 2026-12-06, benchmarks/ab_processes.py, 9 blocks, previous auto vs this path, ms:
+    dcgan.g2's transposed forward 6.35 vs 4.76 and backward data 7.12 vs 5.53; 4x4 / 2 512->512 8x8
+    x8 forward 7.04 vs 5.77, backward data 6.99 vs 5.81; 3x3 / 2 forward 512->512 6x6 x16 5.44 vs
+    4.00, 256->512 8x8 x16 3.22 vs 2.59; backward data 512->512 12x12 x16 16.9 vs 13.6, 256->512
+    14x14 x8 7.92 vs 6.74, 8x8 x16 3.86 vs 3.34, 128->256 16x16 x8 1.91 vs 1.89 (geometric mean 1.15
+    over 20 rows, the 7 unchanged ones 0.92-1.05)."""
+    if p.conv_pass not in ("forward", "backward_data") or not _batch_taps_shape(p):
         return False
     if p.conv_pass == "forward":
         return p.out_extents[-1] <= 6
     return any(s > 1 for s in p.stride)
+
+
+def _batch_taps_shape(p: "_Shape") -> bool:
+    """The shapes direct's path for batches of small maps takes in every pass (batch_taps_serve
+    before its per-pass limits): 2-D, one group, 16+ channels each side, 8+ images, output maps
+    of 1-64 positions, strides up to 16, no negative padding."""
+    if len(p.kernel) != 2 or p.n < 8 or p.groups != 1 or max(p.stride) > 16:
+        return False
+    if p.c_per_group < 16 or p.k_per_group < 16:
+        return False
+    return all(lo >= 0 for lo in p.pad_lo) and 0 < math.prod(p.out_extents) <= 64
+
+
+def _batch_weight_taps(p: "_Shape") -> bool:
+    """Whether `auto` runs a 3x3 stride-1 float32 weight gradient on direct's path for batches
+    of small maps (_batch_taps_shape: per tap, grad_y's images-innermost channel rows against
+    the input's) instead of Winograd's F(3x3,4x4) in the transform domain: on up to 64 channels
+    a side, where the tiles' transforms cost more than the 4x fewer products save, and on up to
+    256 with output rows of at most 7, where the 4x4 tiles also compute 23-61% past the map
+    (7x7, 6x6, 5x5) or a 4x4 map leaves one tile per image, short GEMM reductions. 8x8 maps on
+    128+ channels and 512 channels keep Winograd. 2 threads, Xeon, `fastconv bench` medians
+    (one process, interleaved), ms, direct vs the previous auto (torch), AVX-512 / AVX2-both:
+    64 ch 6x6 x32 0.48 vs 1.21 (0.67) / 0.75 vs 1.78 (1.03); 8x8 x32 0.94 vs 1.30 (0.94) / 1.33
+    vs 1.79 (1.57); 4x4 x32 0.21 vs 0.51 (0.32) / 0.34 vs 0.82; 32 ch 8x8 x64 0.50 vs 1.03
+    (0.55) / 0.83 vs 1.58 (0.90); 128 ch 4x4 x32 0.72 vs 1.31 (1.05) / 1.08 vs 1.77; 7x7 x16
+    0.97 vs 1.27 (1.21) / 1.88 vs 2.26; 256 ch 5x5 x8 1.23 vs 1.78 (1.55) / 2.16 vs 2.77. Kept:
+    128 ch 8x8 x32 2.96 vs 2.46 / 5.13 vs 4.37, x8 0.90 vs 0.86 / 1.43 vs 1.27; 256 ch 8x8 x8
+    2.83 vs 1.88 / 5.29 vs 3.42; 512 ch 4x4 x16 5.97 vs 5.17, 7x7 x8 10.3 vs 7.58."""
+    if p.conv_pass != "backward_weight" or p.itemsize != 4 or not _batch_taps_shape(p):
+        return False
+    if p.kernel != (3, 3) or any(s != 1 for s in p.stride) or any(d != 1 for d in p.dilation):
+        return False
+    channels = (p.c_per_group, p.k_per_group)
+    return min(channels) <= 64 or (max(channels) <= 256 and p.out_extents[-1] <= 7)
 
 
 def _batch_scatter(p: "_Shape") -> bool:
