@@ -70,6 +70,11 @@ def _note(x_shape, w_shape, kw, pass_="backward_data", dtype="float32"):
 @pytest.mark.parametrize("x_shape,w_shape,kw", GEOMETRIES, ids=IDS)
 def test_scatter_backward_data(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
     assert SCATTER in _note(x_shape, w_shape, kw, dtype=np.dtype(dtype).name)
+    _check_direct_backward_data(rng, x_shape, w_shape, kw, dtype)
+
+
+def _check_direct_backward_data(rng, x_shape, w_shape, kw, dtype):
+    """algo="direct"'s backward data against the float64 oracle, its inputs unmodified."""
     w = rand(rng, w_shape, dtype)
     y_shape = ref.conv(np.zeros(x_shape), np.zeros(w_shape), **kw).shape
     gy = rand(rng, y_shape, dtype)
@@ -93,6 +98,48 @@ def test_gather_forward(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
     assert_close(got, ref.conv(x, w, b, **kw), dtype, w_shape[1] * taps)
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(w, w0)
+
+
+# Unit-stride backward data, as the forward's correlation of grad_y with the flipped kernel
+# (data_correlation_geometry, fastconv/geometry.h): grad_x maps of at most 64 positions and rows
+# of at most 6. True convolution, dilation, asymmetric padding, 300 output channels (two depth
+# blocks of the correlation), 300 input channels (ten panels), a rectangular kernel, 1x1, no
+# padding (grad_x larger than grad_y), padding wider than the kernel's reach on one side only.
+UNIT_DATA = [
+    ((32, 64, 6, 6), (64, 64, 3, 3), dict(padding=1)),
+    ((8, 16, 5, 5), (40, 16, 3, 3), dict(padding=1, mode="conv")),
+    ((9, 20, 8, 6), (33, 20, 3, 3), dict(padding=(2, 1), dilation=(2, 1))),
+    ((8, 16, 6, 6), (16, 16, 3, 3), dict(padding=((1, 0), (2, 1)))),
+    ((8, 24, 4, 4), (300, 24, 3, 3), dict(padding=1)),
+    ((8, 300, 4, 4), (24, 300, 3, 3), dict(padding=1)),
+    ((8, 16, 5, 6), (20, 16, 5, 3), dict(padding=(2, 1))),
+    ((8, 16, 6, 6), (16, 16, 1, 1), {}),
+    ((8, 16, 6, 6), (24, 16, 3, 3), {}),
+    ((8, 16, 5, 5), (16, 16, 3, 3), dict(padding=((3, 0), (1, 1)))),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "x_shape,w_shape,kw", UNIT_DATA, ids=[f"u{i}" for i in range(len(UNIT_DATA))]
+)
+def test_unit_stride_backward_data(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
+    note = _note(x_shape, w_shape, kw, dtype=np.dtype(dtype).name)
+    # padding past the kernel's reach (the last geometry's 3 rows above a 3-tap kernel): not
+    # the path (the per-tap correlation's)
+    served = x_shape != (8, 16, 5, 5) or kw.get("mode") == "conv"
+    assert ("correlation with the flipped kernel" in note) == served, note
+    _check_direct_backward_data(rng, x_shape, w_shape, kw, dtype)
+
+
+def test_unit_stride_backward_data_threads_agree(rng):
+    w = rand(rng, (300, 24, 3, 3), np.float32)
+    gy = rand(rng, (12, 300, 6, 6), np.float32)
+    one = same_at_thread_counts(
+        lambda: fastconv.conv_backward_data(gy, w, (12, 24, 6, 6), padding=1, algo="direct")
+    )
+    want = ref.conv_backward_data(gy, w, (12, 24, 6, 6), padding=1)
+    assert_close(one, want, np.float32, 300 * 9)
 
 
 # The weight gradient's: the forward's geometries with rows of 7-8 too (it serves any row
@@ -205,12 +252,20 @@ def test_batch_taps_at_each_isa(rng, isa):
         ((8, 256, 14, 14), (512, 256, 3, 3), dict(stride=2, padding=1), "backward_data", True),
         ((16, 512, 6, 6), (512, 512, 3, 3), dict(stride=2, padding=1), "forward", True),
         ((8, 256, 5, 5), (256, 256, 3, 3), dict(padding=1), "forward", True),
+        # ahead of Winograd (_batch_first): 288 F(2x2) tiles; unit-stride backward data too
+        ((32, 64, 6, 6), (64, 64, 3, 3), dict(padding=1), "forward", True),
+        ((32, 64, 6, 6), (64, 64, 3, 3), dict(padding=1), "backward_data", True),
+        ((64, 512, 4, 4), (512, 512, 3, 3), dict(padding=1), "backward_data", True),
+        ((8, 256, 5, 5), (256, 256, 3, 3), dict(padding=1), "backward_data", True),
+        # whole F(2x2) tiles over 512 channels: Winograd's
+        ((32, 512, 6, 6), (512, 512, 3, 3), dict(padding=1), "forward", False),
+        ((32, 512, 6, 6), (512, 512, 3, 3), dict(padding=1), "backward_data", False),
         # g3: Winograd's stride phases; 4 images; 256 positions; unit-stride backward data (the
         # per-tap path's correlation); grouped; rows of 7 (the per-tap path ties, keeps them)
         ((16, 128, 16, 16), (256, 128, 4, 4), dict(stride=2, padding=1), "backward_data", False),
         ((4, 256, 8, 8), (512, 256, 4, 4), dict(stride=2, padding=1), "backward_data", False),
         ((8, 64, 32, 32), (128, 64, 3, 3), dict(stride=2, padding=1), "backward_data", False),
-        ((8, 256, 7, 7), (512, 256, 3, 3), dict(padding=1), "backward_data", False),
+        ((8, 256, 7, 7), (512, 256, 3, 3), dict(padding=1), "backward_data", False),  # 7 wide
         ((8, 256, 14, 14), (512, 128, 3, 3), dict(stride=2, padding=1, groups=2), "forward", False),
         ((8, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), "forward", False),
         # 1x1 / 2 and 2x2 / 2 (unmeasured), a 1x1 forward on 6x6 maps (implicit GEMM's)
@@ -224,7 +279,8 @@ def test_auto_batch_taps(x_shape, w_shape, kw, pass_, batch):
     with 512-bit units asks the same rule; those keep the exceptions measured there)."""
     with FastconvProcess({"FASTCONV_AVX512_UNITS": "256"}) as fc:
         e = fc.explain(x_shape, w_shape, pass_=pass_, **kw)
-    path = SCATTER if pass_ == "backward_data" else GATHER
+    strided = kw.get("stride", 1) != 1
+    path = SCATTER if pass_ == "backward_data" and strided else GATHER
     assert (e.algo == "direct" and path in e.reason) == batch, str(e)
     assert (AUTO in e.reason) == batch, str(e)
 
@@ -275,6 +331,11 @@ def test_mirror_matches_the_plan():
                 (40, 40, 17, 0),
                 (9, 9, 2, 0),
                 (12, 14, 1, 0),
+                (6, 6, 1, 1),  # unit-stride backward data on 6x6 grad_x maps: the forward's
+                (5, 6, 1, 2),  # correlation; padding up to the kernel's reach,
+                (6, 6, 1, 3),  # past it (not served),
+                (7, 6, 1, 1),  # rows of 6 on 7 rows; 5x7 (rows of 7: not served)
+                (5, 7, 1, 1),
             ):
                 cases.append(((n, c, h, wd), (k, c, 3, 3), dict(stride=stride, padding=pad)))
     cases += [

@@ -224,14 +224,50 @@ void fill_planes(const ConvGeometry& g, const Layout& l, const T* x, T* ws) {
   });
 }
 
+// The forward's work on geometry g: x's phase planes, every panel's taps packed by
+// `pack(col0, nc, kb, kn, nr, packed)`, y (NCHW, + bias) from the images-innermost copy.
+template <typename T, typename Pack>
+void forward_on(const ConvGeometry& g, int threads, const T* x, const T* bias, T* y, T* ws,
+                const Pack& pack) {
+  const Layout l = layout<T>(g, ConvPass::kForward, threads);
+  const TransposeKernels<T>& tr = transpose_kernels<T>();
+  const int64_t n = g.n, k = g.k, out_sp = g.out_spatial();
+  fill_planes(g, l, x, ws);
+  zero(ws + l.ycl, n * out_sp * k);
+  run_panels<T>(g, l, true, ws, [&](int64_t col0, int64_t nc, int64_t kb, int64_t kn, T* packed) {
+    pack(col0, nc, kb, kn, l.nr, packed);
+  });
+  // y[i][kk][pos] = the copy's (pos, i, kk) + bias.
+  parallel_for(n, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      tr.transpose(ws + l.ycl + i * k, n * k, out_sp, k, bias, y + i * k * out_sp, out_sp);
+  });
+}
+
+// packed[(kk, t)][j] = w[kb + kk][col0 + j][t], w stored (K, C, taps): each grad_y channel's run
+// of nc x taps transposed into one contiguous block (written tap-outer, 16 KiB apart, the stores
+// missed the TLB: 13% of dcgan.g2).
+template <typename T>
+void pack_data_taps(const T* w, int64_t c, int64_t taps, int64_t col0, int64_t nc, int64_t kb,
+                    int64_t kn, int64_t nr, T* packed) {
+  const TransposeKernels<T>& tr = transpose_kernels<T>();
+  for (int64_t kk = 0; kk < kn; ++kk)
+    tr.transpose(w + ((kb + kk) * c + col0) * taps, taps, nc, taps,
+                 static_cast<const T*>(nullptr), packed + kk * taps * nr, nr);
+}
+
+bool unit_stride_data(const ConvGeometry& g, ConvPass pass) {
+  return pass == ConvPass::kBackwardData && g.stride[1] * g.stride[2] == 1;
+}
+
 }  // namespace
 
 bool batch_taps_serve(const ConvGeometry& g, ConvPass pass) {
   if (g.groups != 1 || g.c < 16 || g.k < 16) return false;
   if (g.rank != 2 || g.n < kBatchTapsMinImages) return false;
+  if (unit_stride_data(g, pass)) return batch_taps_serve(data_correlation_geometry(g), ConvPass::kForward);
   if (g.out_spatial() > kBatchTapsMaxPositions || g.out_spatial() == 0) return false;
   if (g.stride[1] > 16 || g.stride[2] > 16) return false;
-  if (pass == ConvPass::kBackwardData && g.stride[1] * g.stride[2] == 1) return false;
   if (pass == ConvPass::kForward && g.out[2] > kBatchTapsMaxForwardRow) return false;
   for (int d = 1; d < 3; ++d)
     if (g.pad_lo[d] < 0) return false;
@@ -239,6 +275,8 @@ bool batch_taps_serve(const ConvGeometry& g, ConvPass pass) {
 }
 
 int64_t batch_taps_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int threads) {
+  if (unit_stride_data(g, pass))
+    return batch_taps_workspace_bytes(data_correlation_geometry(g), ConvPass::kForward, t, threads);
   const bool f64 = t == DType::kFloat64;
   const Layout l = f64 ? layout<double>(g, pass, threads) : layout<float>(g, pass, threads);
   return checked_product({l.end, dtype_size(t)}, "direct workspace");
@@ -248,27 +286,29 @@ template <typename T>
 void batch_taps_forward(const ConvPlan& plan, const T* x, const T* w, const T* bias, T* y,
                         T* ws) {
   const ConvGeometry& g = plan.g;
-  const Layout l = layout<T>(g, ConvPass::kForward, plan.threads);
   const TransposeKernels<T>& tr = transpose_kernels<T>();
-  const int64_t n = g.n, c = g.c, k = g.k, taps = g.kernel_spatial(), out_sp = g.out_spatial();
-  fill_planes(g, l, x, ws);
-  zero(ws + l.ycl, n * out_sp * k);
+  const int64_t c = g.c, taps = g.kernel_spatial();
   // packed[(cc, t)][j] = w[col0 + j][kb + cc][t]: the panel's kernels' runs transposed at once.
-  run_panels<T>(g, l, true, ws, [&](int64_t col0, int64_t nc, int64_t kb, int64_t kn, T* packed) {
-    tr.transpose(w + (col0 * c + kb) * taps, c * taps, nc, kn * taps,
-                 static_cast<const T*>(nullptr), packed, l.nr);
-  });
-  // y[i][kk][pos] = the copy's (pos, i, kk) + bias.
-  parallel_for(n, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i)
-      tr.transpose(ws + l.ycl + i * k, n * k, out_sp, k, bias, y + i * k * out_sp, out_sp);
-  });
+  forward_on(g, plan.threads, x, bias, y, ws,
+             [&](int64_t col0, int64_t nc, int64_t kb, int64_t kn, int64_t nr, T* packed) {
+               tr.transpose(w + (col0 * c + kb) * taps, c * taps, nc, kn * taps,
+                            static_cast<const T*>(nullptr), packed, nr);
+             });
 }
 
 template <typename T>
 void batch_taps_backward_data(const ConvPlan& plan, const T* grad_y, const T* w, T* grad_x,
                               T* ws) {
   const ConvGeometry& g = plan.g;
+  if (unit_stride_data(g, plan.pass)) {  // the forward's path on the correlation's geometry
+    const int64_t c = g.c, taps = g.kernel_spatial();
+    forward_on(data_correlation_geometry(g), plan.threads, grad_y, static_cast<const T*>(nullptr),
+               grad_x, ws,
+               [&](int64_t col0, int64_t nc, int64_t kb, int64_t kn, int64_t nr, T* packed) {
+                 pack_data_taps(w, c, taps, col0, nc, kb, kn, nr, packed);
+               });
+    return;
+  }
   const Layout l = layout<T>(g, ConvPass::kBackwardData, plan.threads);
   const TransposeKernels<T>& tr = transpose_kernels<T>();
   const int64_t n = g.n, c = g.c, k = g.k, taps = g.kernel_spatial();
@@ -282,13 +322,8 @@ void batch_taps_backward_data(const ConvPlan& plan, const T* grad_y, const T* w,
                    ws + l.ycl + i * k, n * k);
   });
   zero(xp, l.reaches - l.xp);
-  // packed[(kk, t)][j] = w[kb + kk][col0 + j][t] (each grad_y channel's run of nc x taps
-  // transposed into one contiguous block; written tap-outer, 16 KiB apart, the stores missed the
-  // TLB: 13% of dcgan.g2).
   run_panels<T>(g, l, false, ws, [&](int64_t col0, int64_t nc, int64_t kb, int64_t kn, T* packed) {
-    for (int64_t kk = 0; kk < kn; ++kk)
-      tr.transpose(w + ((kb + kk) * c + col0) * taps, taps, nc, taps,
-                   static_cast<const T*>(nullptr), packed + kk * taps * l.nr, l.nr);
+    pack_data_taps(w, c, taps, col0, nc, kb, kn, l.nr, packed);
   });
   // grad_x[i][cc][y][x] from plane (y % sy, x % sx), row y / sy, column x / sx: per image and
   // phase, the plane's positions (n * c apart) x channels transposed through a buffer, then

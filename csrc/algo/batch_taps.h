@@ -12,7 +12,10 @@
 //                     tap's weights packed for a panel of input channels), accumulated in place:
 //                     no column buffer and no products the column path (column_backward_data.h)
 //                     computes and then drops (on DCGAN's 4x4 / 2 with padding 1 on 4x4 maps, 60
-//                     of 256 per channel pair);
+//                     of 256 per channel pair); at unit stride the forward's path on the
+//                     correlation of grad_y with the flipped kernel, padded by the kernel's
+//                     reach less the padding (grad_y's planes gathered into grad_x's rows, the
+//                     weights packed as the strided pass packs them);
 //   weight gradient -> per tap, grad_y's channel rows against the planes' rows (below).
 #pragma once
 #include <cstdint>
@@ -24,10 +27,11 @@ namespace fastconv::algo {
 
 // Whether this path runs `pass` of g (direct_plan asks): 2-D, dense, 16+ channels on both
 // sides, at least kBatchTapsMinImages images, output maps of at most kBatchTapsMaxPositions
-// positions, strides up to 16, padding not negative; backward data strided (unit-stride
-// backward data is the per-tap path's correlation), the forward on output rows of at most
+// positions, strides up to 16, padding not negative; the forward on output rows of at most
 // kBatchTapsMaxForwardRow positions (where the per-tap path's segments are that short; on 7x7
-// and 8x8 maps the two tie). python/fastconv/_cpu_taps.py mirrors it (_batch_taps_served for
+// and 8x8 maps the two tie); strided backward data, and unit-stride backward data where its
+// correlation (grad_y in, grad_x out) is a forward this path serves: grad_x maps of at most 64
+// positions, rows of at most 6, padding within the kernel's reach. python/fastconv/_cpu_taps.py mirrors it (_batch_taps_served for
 // the forward and backward data, _batch_taps_shape for the weight gradient).
 //   weight gradient -> per tap, grad_y's channel rows (an images-innermost copy, each channel's
 //                      (row, column, image) contiguous) against the plane's rows, each output

@@ -497,6 +497,10 @@ std::string direct_plan(ConvPlan& plan) {
     plan.note = plan.pass == ConvPass::kForward
                     ? "images-innermost channels-last rows gathered from stride-phase planes by "
                       "GEMM tile calls per tap, padding skipped"
+                : plan.pass == ConvPass::kBackwardData && plan.g.stride[1] * plan.g.stride[2] == 1
+                    ? "as the forward's correlation with the flipped kernel: images-innermost "
+                      "channels-last grad_y rows gathered from stride-phase planes by GEMM tile "
+                      "calls per tap, padding skipped"
                 : plan.pass == ConvPass::kBackwardData
                     ? "images-innermost channels-last grad_y scattered into stride-phase planes "
                       "by GEMM tile calls per tap, padding skipped"

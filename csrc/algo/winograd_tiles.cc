@@ -7,18 +7,7 @@
 namespace fastconv::algo::winograd_tiles {
 
 ConvGeometry pass_geometry(const ConvGeometry& g, ConvPass pass) {
-  if (pass != ConvPass::kBackwardData) return g;
-  ConvGeometry f = g;
-  f.c = g.k;
-  f.k = g.c;
-  f.in = g.out;
-  f.out = g.in;
-  for (int d = 0; d < kMaxRank; ++d) {
-    f.pad_lo[d] = g.kernel[d] - 1 - g.pad_lo[d];
-    f.pad_hi[d] = g.kernel[d] - 1 - g.pad_hi[d];
-  }
-  f.mode = g.mode == ConvMode::kCross ? ConvMode::kConv : ConvMode::kCross;
-  return f;
+  return pass == ConvPass::kBackwardData ? data_correlation_geometry(g) : g;
 }
 
 int forced_tile() {

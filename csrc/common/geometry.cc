@@ -262,6 +262,21 @@ ConvGeometry make_conv_geometry(const std::vector<int64_t>& x_shape,
   return g;
 }
 
+ConvGeometry data_correlation_geometry(const ConvGeometry& g) {
+  ConvGeometry f = g;
+  f.c = g.k;
+  f.k = g.c;
+  f.in = g.out;
+  f.out = g.in;
+  for (int d = 0; d < kMaxRank; ++d) {
+    const int64_t reach = (g.kernel[d] - 1) * g.dilation[d];
+    f.pad_lo[d] = reach - g.pad_lo[d];
+    f.pad_hi[d] = reach - g.pad_hi[d];
+  }
+  f.mode = g.mode == ConvMode::kCross ? ConvMode::kConv : ConvMode::kCross;
+  return f;
+}
+
 ConvGeometry make_transposed_conv_geometry(const std::vector<int64_t>& x_shape,
                                            const std::vector<int64_t>& w_shape,
                                            const WindowParams& p,

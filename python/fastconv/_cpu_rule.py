@@ -17,8 +17,8 @@ from ._cpu_stems import (
 )
 from ._cpu_taps import (
     BATCH_TAPS,
+    _batch_first,
     _batch_scatter,
-    _batch_weight_taps,
     _single_image_taps,
     _small_image_taps,
     _taps_choice,
@@ -494,6 +494,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     tiles = _winograd_tiles(p)
     if _stride2_winograd(p) and usable("winograd"):
         return "winograd", "3x3 / 2, 64+ channels: Winograd F(2x2,3x3) at stride 2"
+    if _batch_first(p) and usable("direct"):
+        return "direct", BATCH_TAPS
     if _patch_rows(p) and usable("direct"):
         return "direct", "2x2 / 2 over one large image, few channels: row kernels"
     if _strided_rows(p) and usable("direct"):
@@ -521,8 +523,6 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     small_winograd = tiles <= 128 and not few_tiles
     if _small_image_taps(p, unit_stride) and (not winograd or small_winograd) and usable("direct"):
         return _taps_choice(p, unit_stride, usable)
-    if _batch_weight_taps(p) and usable("direct"):
-        return "direct", BATCH_TAPS
     if winograd:
         # Below ~32 tiles (a 7x7 image at batch 1) the transforms do not pay.
         if p.conv_pass == "backward_weight" or tiles >= (64 if depth_winograd else 32):

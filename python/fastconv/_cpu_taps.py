@@ -238,8 +238,9 @@ def _temporal_columns(p: "_Shape", unit_stride: bool, input_bytes: int) -> bool:
 def _batch_taps_served(p: "_Shape") -> bool:
     """Whether the direct algorithm runs this pass on its path for batches of small maps
     (csrc/algo/batch_taps.h: batch_taps_serve, mirrored): 2-D, dense, 16+ channels each side, 8+
-    images, output maps of at most 64 positions; backward data strided, the forward on output
-    rows of at most 6 positions.
+    images, output maps of at most 64 positions; the forward on output rows of at most 6
+    positions; strided backward data, and unit-stride backward data as the forward's correlation
+    (_unit_data_served: grad_x's maps under the forward's limits).
 
     `auto` takes it (_batch_scatter, _taps_choice) at every level and unit width: for strided
     backward data with 2+ taps that do not tile the input, where Winograd's stride phases do not
@@ -267,11 +268,53 @@ def _batch_taps_served(p: "_Shape") -> bool:
     4.00, 256->512 8x8 x16 3.22 vs 2.59; backward data 512->512 12x12 x16 16.9 vs 13.6, 256->512
     14x14 x8 7.92 vs 6.74, 8x8 x16 3.86 vs 3.34, 128->256 16x16 x8 1.91 vs 1.89 (geometric mean 1.15
     over 20 rows, the 7 unchanged ones 0.92-1.05)."""
+    if p.conv_pass == "backward_data" and all(s == 1 for s in p.stride):
+        return _unit_data_served(p)
     if p.conv_pass not in ("forward", "backward_data") or not _batch_taps_shape(p):
         return False
     if p.conv_pass == "forward":
         return p.out_extents[-1] <= 6
-    return any(s > 1 for s in p.stride)
+    return True
+
+
+def _unit_data_served(p: "_Shape") -> bool:
+    """Unit-stride backward data on the path as the forward's correlation with the flipped
+    kernel (data_correlation_geometry, fastconv/geometry.h): grad_y in, grad_x out, so grad_x's
+    maps take the forward's limits (1-64 positions, rows of at most 6) and the padding the
+    kernel's reach less the stored padding (not negative)."""
+    if len(p.kernel) != 2 or p.n < 8 or p.groups != 1 or p.c_per_group < 16:
+        return False
+    if p.k_per_group < 16 or not 0 < math.prod(p.in_extents) <= 64 or p.in_extents[-1] > 6:
+        return False
+    return all((k - 1) * d >= lo for k, d, lo in zip(p.kernel, p.dilation, p.pad_lo))
+
+
+def _batch_first(p: "_Shape") -> bool:
+    """Whether `auto` runs a float32 forward or unit-stride backward data of a batch of small
+    maps on direct's path (_batch_taps_served), or its weight gradient as _batch_weight_taps
+    says, ahead of Winograd, whatever its tile count (which
+    otherwise took batches of 128+ F(2x2) tiles: 32 images of 6x6): 2 threads, Xeon, `fastconv
+    bench` medians, ms, direct vs the previous auto (torch), forward / backward data (before the
+    path took unit-stride backward data: implicit GEMM / Winograd's): 3x3 on 64 ch 6x6 x32
+    0.52 vs 0.93 (0.49) / 0.59 vs 1.04 (0.57); 32 ch 5x5 x64 0.31 vs 0.79 (0.24) / 0.32 vs 0.78
+    (0.26); 512 ch 4x4 x16 4.36 vs 4.80 (5.72) / 4.49 vs 7.05 (5.31); 256 ch 4x4 x64 4.40 vs 4.75
+    (4.80) / 4.34 vs 5.94 (4.53); 512 ch 6x6 x16 8.91 vs 9.22 (10.3) / 10.8 vs 13.2 (11.6); 128
+    ch 6x6 x64 3.05 vs 3.25 (2.76) / 3.67 vs 3.80 (3.31); 256 ch 6x6 x32 4.53 vs 4.45 (4.71) /
+    5.43 vs 5.68 (5.37); 512 ch 4x4 x64 17.6 vs 19.6 (19.6) / 18.9 vs 21.8 (18.9). AVX2-both:
+    64 ch 6x6 x32 0.85 vs 1.79 (0.97) / 0.85 vs 1.89 (0.91); 512 ch 4x4 x64 27.9 vs 34.7 / 31.6
+    vs 34.5; 128 ch 6x6 x64 5.90 vs 6.45 / 5.68 vs 6.48. Even maps of 6+ positions a side on
+    512+ channels, whole F(2x2) tiles, keep Winograd: 512 ch 6x6 x32 21.7 vs 18.9 (20.3) / 21.1
+    vs 20.9, AVX2 36.6 vs 33.7 / 40.6 vs 37.8 (x16 at AVX2 19.6 vs 19.3 / 21.7 vs 20.7, though
+    at AVX-512 8.9 vs 9.2 / 10.8 vs 13.2)."""
+    if p.conv_pass == "backward_weight":
+        return _batch_weight_taps(p)
+    if p.itemsize != 4 or p.taps == 1:  # (1x1: one GEMM on the tensor, nothing to skip)
+        return False
+    unit = all(s == 1 for s in p.stride)
+    maps = p.in_extents if p.conv_pass == "backward_data" else p.out_extents
+    if min(p.c_per_group, p.k_per_group) >= 512 and all(e >= 6 and e % 2 == 0 for e in maps):
+        return False  # whole F(2x2) tiles over 512+ channels: Winograd's
+    return (p.conv_pass == "forward" or unit) and _batch_taps_served(p)
 
 
 def _batch_taps_shape(p: "_Shape") -> bool:

@@ -65,6 +65,12 @@ ConvGeometry make_transposed_conv_geometry(const std::vector<int64_t>& x_shape,
                                            const std::vector<int64_t>& output_padding,
                                            int64_t groups);
 
+// The stride-1 correlation whose output is unit-stride g's backward data: grad_y (g.k channels
+// of g.out) correlated with the flipped, channel-transposed kernel, padded by the kernel's reach
+// (dilation included) less g's padding, so that its output is g.in (mode swapped: the stored
+// taps read reversed where g's are not).
+ConvGeometry data_correlation_geometry(const ConvGeometry& g);
+
 // Input shape (N, C_in, *in) of the transposed convolution whose output has grad_y's shape.
 std::vector<int64_t> transposed_conv_input_shape(const std::vector<int64_t>& grad_y_shape,
                                                  const std::vector<int64_t>& w_shape,
