@@ -44,7 +44,7 @@ GEOMETRIES = [
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 
 
-# The forward's (rows of at most 6 outputs): a partial panel of output channels (40), unit
+# The forward's (rows of at most 7 outputs): a partial panel of output channels (40), unit
 # stride with true convolution, dilation with 300 output channels (ten panels), 300 input
 # channels (two blocks of the depth: the second adds), stride 3 with a rectangular kernel, 1x1 /
 # 2, stride 1 x 2 with asymmetric padding.
@@ -102,7 +102,7 @@ def test_gather_forward(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
 
 # Unit-stride backward data, as the forward's correlation of grad_y with the flipped kernel
 # (data_correlation_geometry, fastconv/geometry.h): grad_x maps of at most 64 positions and rows
-# of at most 6. True convolution, dilation, asymmetric padding, 300 output channels (two depth
+# of at most 7. True convolution, dilation, asymmetric padding, 300 output channels (two depth
 # blocks of the correlation), 300 input channels (ten panels), a rectangular kernel, 1x1, no
 # padding (grad_x larger than grad_y), padding wider than the kernel's reach on one side only.
 UNIT_DATA = [
@@ -260,14 +260,14 @@ def test_batch_taps_at_each_isa(rng, isa):
         # whole F(2x2) tiles over 512 channels: Winograd's
         ((32, 512, 6, 6), (512, 512, 3, 3), dict(padding=1), "forward", False),
         ((32, 512, 6, 6), (512, 512, 3, 3), dict(padding=1), "backward_data", False),
-        # g3: Winograd's stride phases; 4 images; 256 positions; unit-stride backward data (the
-        # per-tap path's correlation); grouped; rows of 7 (the per-tap path ties, keeps them)
+        # g3: Winograd's stride phases; 4 images; 256 positions; unit-stride backward data on
+        # grad_x maps of 72 positions; grouped; rows of 8 (the per-tap path ties, keeps them)
         ((16, 128, 16, 16), (256, 128, 4, 4), dict(stride=2, padding=1), "backward_data", False),
         ((4, 256, 8, 8), (512, 256, 4, 4), dict(stride=2, padding=1), "backward_data", False),
         ((8, 64, 32, 32), (128, 64, 3, 3), dict(stride=2, padding=1), "backward_data", False),
-        ((8, 256, 7, 7), (512, 256, 3, 3), dict(padding=1), "backward_data", False),  # 7 wide
+        ((8, 256, 8, 9), (512, 256, 3, 3), dict(padding=1), "backward_data", False),  # 72 pos.
         ((8, 256, 14, 14), (512, 128, 3, 3), dict(stride=2, padding=1, groups=2), "forward", False),
-        ((8, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), "forward", False),
+        ((8, 512, 8, 8), (512, 512, 3, 3), dict(padding=1), "forward", False),
         # 1x1 / 2 and 2x2 / 2 (unmeasured), a 1x1 forward on 6x6 maps (implicit GEMM's)
         ((8, 256, 14, 14), (512, 256, 1, 1), dict(stride=2), "backward_data", False),
         ((8, 256, 14, 14), (512, 256, 2, 2), dict(stride=2), "backward_data", False),
@@ -334,8 +334,9 @@ def test_mirror_matches_the_plan():
                 (6, 6, 1, 1),  # unit-stride backward data on 6x6 grad_x maps: the forward's
                 (5, 6, 1, 2),  # correlation; padding up to the kernel's reach,
                 (6, 6, 1, 3),  # past it (not served),
-                (7, 6, 1, 1),  # rows of 6 on 7 rows; 5x7 (rows of 7: not served)
+                (7, 6, 1, 1),  # rows of 6 on 7 rows; 5x7 (rows of 7), 4x9 (of 9: not served)
                 (5, 7, 1, 1),
+                (4, 9, 1, 1),
             ):
                 cases.append(((n, c, h, wd), (k, c, 3, 3), dict(stride=stride, padding=pad)))
     cases += [

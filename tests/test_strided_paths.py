@@ -119,8 +119,9 @@ def test_auto_strided_forwards_leave_the_taps_path(isa):
         "rows of 17 b1": ((1, 288, 33, 33), (384, 288, 3, 3), "direct", "implicit_gemm"),
         "res4 28x28 b2": ((2, 256, 28, 28), (256, 256, 3, 3), "implicit_gemm", "implicit_gemm"),
         "res4 28x28 b8": ((8, 256, 28, 28), (256, 256, 3, 3), "winograd", "winograd"),
-        "res5 14x14 b8": ((8, 512, 14, 14), (512, 512, 3, 3), "implicit_gemm", "direct"),
-        # a batch of small maps: direct's images-innermost path at both (_batch_taps_served)
+        # batches of small maps: direct's images-innermost path at both (_batch_taps_served;
+        # res5's 7x7 at AVX2 16.3 vs implicit GEMM's 18.3 ms)
+        "res5 14x14 b8": ((8, 512, 14, 14), (512, 512, 3, 3), "direct", "direct"),
         "6x6 rows of 3": ((16, 512, 6, 6), (512, 512, 3, 3), "direct", "direct"),
     }
     # The AVX2 rule of an L2 of 1 MiB or more (the Xeon it was measured on: 2 MiB), and AVX-512
@@ -140,7 +141,8 @@ def test_auto_strided_forwards_leave_the_taps_path(isa):
         "res3 56x56 b8": ((8, 128, 56, 56), (128, 128, 3, 3), "direct", "implicit_gemm"),
         "res4 28x28 b8": ((8, 256, 28, 28), (256, 256, 3, 3), "direct", "implicit_gemm"),
         "rows of 20": ((1, 256, 40, 40), (512, 256, 3, 3), "implicit_gemm", "implicit_gemm"),
-        "res5 14x14 b8": ((8, 512, 14, 14), (512, 512, 3, 3), "implicit_gemm", "direct"),
+        # 7x7 outputs at batch 8: direct's images-innermost path at both (_cpu_taps._batch_first)
+        "res5 14x14 b8": ((8, 512, 14, 14), (512, 512, 3, 3), "direct", "direct"),
     }  # fmt: skip
     small_l2 = {"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "512K", "FASTCONV_AVX512_UNITS": "512"}
     with FastconvProcess(small_l2) as fc:
@@ -151,7 +153,8 @@ def test_auto_strided_forwards_leave_the_taps_path(isa):
                 continue
             assert e.algo == at_avx2, (name, str(e))
             if at_avx2 == "direct":
-                assert "L2 under 1 MiB: a GEMM call per tap" in e.reason, (name, str(e))
+                why = "a batch of small maps" if name == "res5 14x14 b8" else "L2 under 1 MiB"
+                assert why in e.reason, (name, str(e))
 
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])

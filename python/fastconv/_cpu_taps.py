@@ -238,7 +238,7 @@ def _temporal_columns(p: "_Shape", unit_stride: bool, input_bytes: int) -> bool:
 def _batch_taps_served(p: "_Shape") -> bool:
     """Whether the direct algorithm runs this pass on its path for batches of small maps
     (csrc/algo/batch_taps.h: batch_taps_serve, mirrored): 2-D, dense, 16+ channels each side, 8+
-    images, output maps of at most 64 positions; the forward on output rows of at most 6
+    images, output maps of at most 64 positions; the forward on output rows of at most 7
     positions; strided backward data, and unit-stride backward data as the forward's correlation
     (_unit_data_served: grad_x's maps under the forward's limits).
 
@@ -273,18 +273,18 @@ def _batch_taps_served(p: "_Shape") -> bool:
     if p.conv_pass not in ("forward", "backward_data") or not _batch_taps_shape(p):
         return False
     if p.conv_pass == "forward":
-        return p.out_extents[-1] <= 6
+        return p.out_extents[-1] <= 7
     return True
 
 
 def _unit_data_served(p: "_Shape") -> bool:
     """Unit-stride backward data on the path as the forward's correlation with the flipped
     kernel (data_correlation_geometry, fastconv/geometry.h): grad_y in, grad_x out, so grad_x's
-    maps take the forward's limits (1-64 positions, rows of at most 6) and the padding the
+    maps take the forward's limits (1-64 positions, rows of at most 7) and the padding the
     kernel's reach less the stored padding (not negative)."""
     if len(p.kernel) != 2 or p.n < 8 or p.groups != 1 or p.c_per_group < 16:
         return False
-    if p.k_per_group < 16 or not 0 < math.prod(p.in_extents) <= 64 or p.in_extents[-1] > 6:
+    if p.k_per_group < 16 or not 0 < math.prod(p.in_extents) <= 64 or p.in_extents[-1] > 7:
         return False
     return all((k - 1) * d >= lo for k, d, lo in zip(p.kernel, p.dilation, p.pad_lo))
 
@@ -305,15 +305,22 @@ def _batch_first(p: "_Shape") -> bool:
     vs 34.5; 128 ch 6x6 x64 5.90 vs 6.45 / 5.68 vs 6.48. Even maps of 6+ positions a side on
     512+ channels, whole F(2x2) tiles, keep Winograd: 512 ch 6x6 x32 21.7 vs 18.9 (20.3) / 21.1
     vs 20.9, AVX2 36.6 vs 33.7 / 40.6 vs 37.8 (x16 at AVX2 19.6 vs 19.3 / 21.7 vs 20.7, though
-    at AVX-512 8.9 vs 9.2 / 10.8 vs 13.2)."""
+    at AVX-512 8.9 vs 9.2 / 10.8 vs 13.2), and below AVX-512 so do all maps of 6+ a side on
+    512+ channels, as _cpu_rule._winograd_few_tiles measured them on a Zen 3 (ResNet-50's res5 at
+    batch 8, 7x7, on the Xeon at AVX2: 12.0 vs 12.4 / 14.6 vs 13.6; at AVX-512 this path's 7.98
+    vs 8.46 / 7.38 vs 9.99). Rows of 7 (on the path
+    since 2026-12-06): 64 ch 7x7 x32 0.48 vs 0.68 / 0.47 vs 0.69, 128 ch x16 0.94 vs 1.09 / 0.92
+    vs 1.07, 256 ch x8 at AVX2 3.40 vs 3.58 / 3.67 vs 3.78."""
     if p.conv_pass == "backward_weight":
         return _batch_weight_taps(p)
     if p.itemsize != 4 or p.taps == 1:  # (1x1: one GEMM on the tensor, nothing to skip)
         return False
     unit = all(s == 1 for s in p.stride)
     maps = p.in_extents if p.conv_pass == "backward_data" else p.out_extents
-    if min(p.c_per_group, p.k_per_group) >= 512 and all(e >= 6 and e % 2 == 0 for e in maps):
-        return False  # whole F(2x2) tiles over 512+ channels: Winograd's
+    if min(p.c_per_group, p.k_per_group) >= 512 and all(e >= 6 for e in maps):
+        # Winograd's: whole F(2x2) tiles, and below AVX-512 any such maps (_winograd_few_tiles)
+        if _active_isa() != "avx512" or all(e % 2 == 0 for e in maps):
+            return False
     return (p.conv_pass == "forward" or unit) and _batch_taps_served(p)
 
 
