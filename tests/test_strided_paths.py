@@ -298,6 +298,42 @@ def test_auto_strided_batches_over_few_channels(isa):
 
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_few_channel_weight_gradients_on_rows(isa):
+    """3x3 weight gradients of batches over up to 16 input channels (CIFAR ResNets' first stage)
+    on the direct row kernels (_cpu_stems._few_channel_weight_rows), at stride 1 and 2; 32 input
+    channels, single images, 5x5 kernels and float64 keep the previous choice; 32 output channels
+    at stride 1 only at AVX-512. The results match the float64 oracle."""
+    skip_unless_isa_runs(isa)
+    why = "a batch over up to 16 input channels"
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+
+        def explain(x_shape, w_shape, stride=1, dtype="float32"):
+            kw = dict(stride=stride, padding=w_shape[-1] // 2, dtype=dtype)
+            return fc.explain(x_shape, w_shape, pass_="backward_weight", **kw)
+
+        for x_shape, w_shape, stride, want in [
+            ((128, 16, 32, 32), (16, 16, 3, 3), 1, True),
+            ((32, 16, 16, 16), (16, 16, 3, 3), 1, True),
+            ((128, 16, 32, 32), (32, 16, 3, 3), 2, True),
+            ((64, 16, 32, 32), (32, 16, 3, 3), 1, isa == "avx512"),
+            ((32, 32, 32, 32), (32, 32, 3, 3), 1, False),
+            ((4, 16, 32, 32), (16, 16, 3, 3), 1, False),
+            ((32, 16, 32, 32), (16, 16, 5, 5), 1, False),
+            ((32, 16, 32, 32), (64, 16, 3, 3), 2, False),
+        ]:
+            e = explain(x_shape, w_shape, stride)
+            assert (e.algo == "direct" and why in e.reason) == want, (x_shape, w_shape, str(e))
+            assert why not in explain(x_shape, w_shape, stride, "float64").reason
+        rng = np.random.default_rng(5)
+        x = rng.standard_normal((8, 16, 20, 18)).astype(np.float32)
+        gy = rng.standard_normal((8, 16, 10, 9)).astype(np.float32)
+        assert why in explain(x.shape, (16, 16, 3, 3), 2).reason
+        gw = fc.conv_backward_weight(x, gy, (16, 16, 3, 3), stride=2, padding=1)
+        want = ref.conv_backward_weight(x, gy, (16, 16, 3, 3), stride=2, padding=1)
+        assert_close(gw, want, reduction=8 * 90)
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto_kernels_that_tile_the_input(isa):
     """Kernel = stride, no padding (U-Net's 2x2 / 2): the per-tap path has no padding to skip, so
     small images run implicit GEMM (_cpu_taps._tiling_kernel); one large image with up to 64

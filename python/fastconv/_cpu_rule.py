@@ -17,8 +17,8 @@ from ._cpu_stems import (
 )
 from ._cpu_taps import (
     BATCH_TAPS,
-    _batch_first,
     _batch_scatter,
+    _direct_first,
     _single_image_taps,
     _small_image_taps,
     _taps_choice,
@@ -494,8 +494,8 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     tiles = _winograd_tiles(p)
     if _stride2_winograd(p) and usable("winograd"):
         return "winograd", "3x3 / 2, 64+ channels: Winograd F(2x2,3x3) at stride 2"
-    if _batch_first(p) and usable("direct"):
-        return "direct", BATCH_TAPS
+    if (why := _direct_first(p)) and usable("direct"):
+        return "direct", why
     if _patch_rows(p) and usable("direct"):
         return "direct", "2x2 / 2 over one large image, few channels: row kernels"
     if _strided_rows(p) and usable("direct"):

@@ -149,6 +149,28 @@ def _strided_rows(p: "_Shape") -> bool:
     return isa == "avx512" and (p.conv_pass == "backward_weight" or p.k_per_group <= 64)
 
 
+def _few_channel_weight_rows(p: "_Shape") -> bool:
+    """Whether `auto` runs a float32 3x3 weight gradient (stride 1 or 2) of a batch of 8+ images
+    over 5-16 input channels and up to 32 output channels (16 at stride 1 below AVX-512), on
+    maps past 64 outputs (smaller ones take direct's batch path), on direct's row kernels: there
+    Winograd's transforms and implicit GEMM's packing cost more than a reduction over 16 x 9
+    terms saves (CIFAR ResNets' first stage). 2 threads, Xeon AVX-512, `fastconv bench` medians,
+    ms, direct vs the previous auto (torch): 16 ch 32x32 x128 3.11 vs 5.48 (6.26), x32 0.83 vs
+    1.38 (0.77), 16x16 x128 1.37 vs 2.13 (0.89), 16->32 32x32 x64 3.15 vs 3.78 (2.92); 3x3 / 2,
+    16->32 on 32x32 x128 2.90 vs 3.72 (2.10), x32 0.69 vs 0.95 (0.49). 32 input channels keep
+    Winograd (32x32 x32 2.97 vs 2.41, 16x16 x128 4.59 vs 3.24) and implicit GEMM (3x3 / 2 on
+    32x32 x32 2.48 vs 2.25). AVX2-both, direct vs winograd / implicit_gemm (torch): 16 ch 32x32
+    x128 5.50 vs 6.59 (6.59), x32 1.29 vs 1.58 (1.40), 16x16 x128 1.62 vs 2.05 (1.39); 3x3 / 2
+    16->32 x128 4.19 vs 6.55 (3.90), x32 0.99 vs 1.67 (1.07); but 16->32 32x32 x64 4.52 vs 4.28
+    (5.05): 16 output channels there."""
+    if p.conv_pass != "backward_weight" or p.itemsize != 4 or p.n < 8 or p.groups != 1:
+        return False
+    if p.kernel != (3, 3) or p.stride not in ((1, 1), (2, 2)) or any(d != 1 for d in p.dilation):
+        return False
+    most = 16 if p.stride == (1, 1) and _active_isa() != "avx512" else 32  # output channels
+    return 5 <= p.c_per_group <= 16 and p.k_per_group <= most and math.prod(p.out_extents) > 64
+
+
 # L2 from which the stride-2 Winograd forward runs at AVX2 and on 512-bit AVX-512 units too.
 _STRIDE2_WINOGRAD_L2_BYTES = 2 << 20
 

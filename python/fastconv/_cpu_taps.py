@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from ._cpu_shape import _active_isa, _avx512_on_256bit_units, _Shape, _small_l2
+from ._cpu_stems import _few_channel_weight_rows
 
 
 def _taps_served(p: "_Shape", unit_stride: bool) -> bool:
@@ -336,9 +337,10 @@ def _batch_taps_shape(p: "_Shape") -> bool:
 
 
 def _batch_weight_taps(p: "_Shape") -> bool:
-    """Whether `auto` runs a 3x3 stride-1 float32 weight gradient on direct's path for batches
-    of small maps (_batch_taps_shape: per tap, grad_y's images-innermost channel rows against
-    the input's) instead of Winograd's F(3x3,4x4) in the transform domain: on up to 64 channels
+    """Whether `auto` runs a 3x3 float32 weight gradient (stride 1 or 2) on direct's path for
+    batches of small maps (_batch_taps_shape: per tap, grad_y's images-innermost channel rows
+    against the input's) instead of Winograd's F(3x3,4x4) in the transform domain (or, strided,
+    implicit GEMM): on up to 64 channels
     a side, where the tiles' transforms cost more than the 4x fewer products save, and on up to
     256 with output rows of at most 7, where the 4x4 tiles also compute 23-61% past the map
     (7x7, 6x6, 5x5) or a 4x4 map leaves one tile per image, short GEMM reductions. 8x8 maps on
@@ -349,10 +351,14 @@ def _batch_weight_taps(p: "_Shape") -> bool:
     (0.55) / 0.83 vs 1.58 (0.90); 128 ch 4x4 x32 0.72 vs 1.31 (1.05) / 1.08 vs 1.77; 7x7 x16
     0.97 vs 1.27 (1.21) / 1.88 vs 2.26; 256 ch 5x5 x8 1.23 vs 1.78 (1.55) / 2.16 vs 2.77. Kept:
     128 ch 8x8 x32 2.96 vs 2.46 / 5.13 vs 4.37, x8 0.90 vs 0.86 / 1.43 vs 1.27; 256 ch 8x8 x8
-    2.83 vs 1.88 / 5.29 vs 3.42; 512 ch 4x4 x16 5.97 vs 5.17, 7x7 x8 10.3 vs 7.58."""
+    2.83 vs 1.88 / 5.29 vs 3.42; 512 ch 4x4 x16 5.97 vs 5.17, 7x7 x8 10.3 vs 7.58. At stride 2 on
+    8x8 outputs it beats implicit GEMM alike (AVX-512): 32->64 on 16x16 x128 1.80 vs 2.81 (torch
+    1.47), 64->128 x64 2.85 vs 4.00 (3.14), 128->256 x8 1.94 vs 2.28 (the channel rule leaves
+    that one, and 256->512 x16, 4.04 vs 4.29, to implicit GEMM; 7x7 outputs there lose: 256->512
+    5.95 vs 5.43)."""
     if p.conv_pass != "backward_weight" or p.itemsize != 4 or not _batch_taps_shape(p):
         return False
-    if p.kernel != (3, 3) or any(s != 1 for s in p.stride) or any(d != 1 for d in p.dilation):
+    if p.kernel != (3, 3) or p.stride not in ((1, 1), (2, 2)) or any(d != 1 for d in p.dilation):
         return False
     channels = (p.c_per_group, p.k_per_group)
     return min(channels) <= 64 or (max(channels) <= 256 and p.out_extents[-1] <= 7)
@@ -369,6 +375,17 @@ def _batch_scatter(p: "_Shape") -> bool:
 
 # auto's reason wherever direct runs its path for batches of small maps (_batch_taps_served).
 BATCH_TAPS = "a batch of small maps: per-tap GEMMs over (column, image) rows"
+
+
+def _direct_first(p: "_Shape") -> str:
+    """auto's reason where direct runs ahead of Winograd and implicit GEMM on batches: its
+    path for small maps (_batch_first), or the row kernels for weight gradients over few input
+    channels (_cpu_stems._few_channel_weight_rows); '' elsewhere."""
+    if _batch_first(p):
+        return BATCH_TAPS
+    if _few_channel_weight_rows(p):
+        return "a batch over up to 16 input channels: the weight gradient on the row kernels"
+    return ""
 
 
 def _taps_choice(p: "_Shape", unit_stride: bool, usable: Any) -> tuple[str, str]:
