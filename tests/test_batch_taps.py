@@ -1,6 +1,7 @@
 """The direct algorithm's path for batches of small maps (csrc/algo/batch_taps.cc): the forward
 gathering per tap from x's stride-phase planes, strided backward data (a transposed
-convolution's forward) scattering into grad_x's, the weight gradient summing per tap over both;
+convolution's forward) scattering into grad_x's, unit-stride backward data as the forward of its
+correlation with the flipped kernel, the weight gradient summing per tap over both;
 against the float64 oracle with outputs poisoned, at each ISA level, threads agreeing bit for
 bit, and where `auto` takes it."""
 
@@ -105,34 +106,33 @@ def test_gather_forward(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
 # of at most 7. True convolution, dilation, asymmetric padding, 300 output channels (two depth
 # blocks of the correlation), 300 input channels (ten panels), a rectangular kernel, 1x1, no
 # padding (grad_x larger than grad_y), padding wider than the kernel's reach on one side only.
-UNIT_DATA = [
-    ((32, 64, 6, 6), (64, 64, 3, 3), dict(padding=1)),
-    ((8, 16, 5, 5), (40, 16, 3, 3), dict(padding=1, mode="conv")),
-    ((9, 20, 8, 6), (33, 20, 3, 3), dict(padding=(2, 1), dilation=(2, 1))),
-    ((8, 16, 6, 6), (16, 16, 3, 3), dict(padding=((1, 0), (2, 1)))),
-    ((8, 24, 4, 4), (300, 24, 3, 3), dict(padding=1)),
-    ((8, 300, 4, 4), (24, 300, 3, 3), dict(padding=1)),
-    ((8, 16, 5, 6), (20, 16, 5, 3), dict(padding=(2, 1))),
-    ((8, 16, 6, 6), (16, 16, 1, 1), {}),
-    ((8, 16, 6, 6), (24, 16, 3, 3), {}),
-    ((8, 16, 5, 5), (16, 16, 3, 3), dict(padding=((3, 0), (1, 1)))),
+UNIT_DATA = [  # (x, w, kwargs, on the path)
+    ((32, 64, 6, 6), (64, 64, 3, 3), dict(padding=1), True),
+    ((8, 16, 5, 5), (40, 16, 3, 3), dict(padding=1, mode="conv"), True),
+    ((9, 20, 8, 6), (33, 20, 3, 3), dict(padding=(2, 1), dilation=(2, 1)), True),
+    ((8, 16, 6, 6), (16, 16, 3, 3), dict(padding=((1, 0), (2, 1))), True),
+    ((8, 24, 4, 4), (300, 24, 3, 3), dict(padding=1), True),
+    ((8, 300, 4, 4), (24, 300, 3, 3), dict(padding=1), True),
+    ((8, 16, 5, 6), (20, 16, 5, 3), dict(padding=(2, 1)), True),
+    ((8, 16, 6, 6), (16, 16, 1, 1), {}, True),
+    ((8, 16, 6, 6), (24, 16, 3, 3), {}, True),
+    ((8, 16, 5, 5), (16, 16, 3, 3), dict(padding=((1, 3), (1, 1))), True),  # high pad past reach
+    ((8, 16, 5, 5), (16, 16, 3, 3), dict(padding=((3, 0), (1, 1))), False),  # low pad past reach
 ]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
-    "x_shape,w_shape,kw", UNIT_DATA, ids=[f"u{i}" for i in range(len(UNIT_DATA))]
+    "x_shape,w_shape,kw,served", UNIT_DATA, ids=[f"u{i}" for i in range(len(UNIT_DATA))]
 )
-def test_unit_stride_backward_data(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
+def test_unit_stride_backward_data(poisoned_outputs, rng, x_shape, w_shape, kw, served, dtype):
     note = _note(x_shape, w_shape, kw, dtype=np.dtype(dtype).name)
-    # padding past the kernel's reach (the last geometry's 3 rows above a 3-tap kernel): not
-    # the path (the per-tap correlation's)
-    served = x_shape != (8, 16, 5, 5) or kw.get("mode") == "conv"
     assert ("correlation with the flipped kernel" in note) == served, note
     _check_direct_backward_data(rng, x_shape, w_shape, kw, dtype)
 
 
 def test_unit_stride_backward_data_threads_agree(rng):
+    assert "correlation with the flipped kernel" in _note((12, 24, 6, 6), (300, 24, 3, 3), {})
     w = rand(rng, (300, 24, 3, 3), np.float32)
     gy = rand(rng, (12, 300, 6, 6), np.float32)
     one = same_at_thread_counts(
@@ -225,8 +225,8 @@ def test_gather_threads_agree(rng):
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_batch_taps_at_each_isa(rng, isa):
-    """The tiles and panel widths of each level (16 columns at AVX2, 32 at AVX-512); AVX-512 as
-    on 256-bit units (set here), where auto takes the path (on 512-bit units it does not)."""
+    """The tiles and panel widths of each level (16 columns at AVX2, 32 at AVX-512), with auto
+    taking the path (AVX-512 as on 256-bit units, set here; 512-bit units take it alike)."""
     skip_unless_isa_runs(isa)
     x_shape, w_shape, kw = GEOMETRIES[1]
     w = rand(rng, w_shape, np.float32)
@@ -274,10 +274,11 @@ def test_batch_taps_at_each_isa(rng, isa):
         ((8, 64, 6, 6), (64, 64, 1, 1), {}, "forward", False),
     ],
 )
-def test_auto_batch_taps(x_shape, w_shape, kw, pass_, batch):
-    """Where auto takes the path: at AVX2 and on 256-bit AVX-512 units (set here, so that a host
-    with 512-bit units asks the same rule; those keep the exceptions measured there)."""
-    with FastconvProcess({"FASTCONV_AVX512_UNITS": "256"}) as fc:
+@pytest.mark.parametrize("units", ["256", "512"])
+def test_auto_batch_taps(x_shape, w_shape, kw, pass_, batch, units):
+    """Where auto takes the path, on either AVX-512 unit width (set here; the rule no longer
+    depends on it)."""
+    with FastconvProcess({"FASTCONV_AVX512_UNITS": units}) as fc:
         e = fc.explain(x_shape, w_shape, pass_=pass_, **kw)
     strided = kw.get("stride", 1) != 1
     path = SCATTER if pass_ == "backward_data" and strided else GATHER
@@ -344,6 +345,12 @@ def test_mirror_matches_the_plan():
         ((8, 32, 16), (32, 32, 3), dict(stride=2, padding=1)),  # rank 1
         ((8, 32, 4, 8, 8), (32, 32, 3, 3, 3), dict(stride=2, padding=1)),  # rank 3
         ((8, 32, 8, 8), (32, 32, 4, 4), dict(stride=2, padding="same")),
+        # unit-stride backward data: dilated padding up to the reach (4) and past it, low
+        # padding past the reach on one side, high padding past it (served)
+        ((8, 32, 6, 6), (32, 32, 3, 3), dict(padding=4, dilation=2)),
+        ((8, 32, 6, 6), (32, 32, 3, 3), dict(padding=5, dilation=2)),
+        ((8, 32, 5, 5), (32, 32, 3, 3), dict(padding=((3, 0), (1, 1)))),
+        ((8, 32, 5, 5), (32, 32, 3, 3), dict(padding=((1, 3), (1, 1)))),
     ]
     checked = 0
     for x_shape, w_shape, kw in cases:

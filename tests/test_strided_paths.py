@@ -141,7 +141,7 @@ def test_auto_strided_forwards_leave_the_taps_path(isa):
         "res3 56x56 b8": ((8, 128, 56, 56), (128, 128, 3, 3), "direct", "implicit_gemm"),
         "res4 28x28 b8": ((8, 256, 28, 28), (256, 256, 3, 3), "direct", "implicit_gemm"),
         "rows of 20": ((1, 256, 40, 40), (512, 256, 3, 3), "implicit_gemm", "implicit_gemm"),
-        # 7x7 outputs at batch 8: direct's images-innermost path at both (_cpu_taps._batch_first)
+        # 7x7 outputs at batch 8: direct's images-innermost path at both (_cpu_taps._taps_choice)
         "res5 14x14 b8": ((8, 512, 14, 14), (512, 512, 3, 3), "direct", "direct"),
     }  # fmt: skip
     small_l2 = {"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "512K", "FASTCONV_AVX512_UNITS": "512"}

@@ -7,9 +7,10 @@
 // columns meet consecutive columns of one plane. With the images innermost, a run of (column,
 // image) rows is then one stride on both sides (the channels of a position), one rows-of-A tile
 // call per up to rows_a of them. Forward gathers each tap from x's planes into y's rows;
-// backward data scatters grad_y's rows into grad_x's planes; the weight gradient sums each tap
-// over grad_y's channel rows (a copy with each channel's (row, column, image) contiguous, the
-// depth) against the planes' rows. Each panel of the GEMM's columns (output channels forward,
+// strided backward data scatters grad_y's rows into grad_x's planes (unit-stride backward data
+// runs as the forward of its correlation with the flipped kernel, data_correlation_geometry);
+// the weight gradient sums each tap over grad_y's channel rows (a copy with each channel's
+// (row, column, image) contiguous, the depth) against the planes' rows. Each panel of the GEMM's columns (output channels forward,
 // input channels backward) and each (tap, block of output channels) of the weight gradient is
 // one thread's, its sums in a fixed order: results do not depend on the threads.
 #include "algo/batch_taps.h"
@@ -265,7 +266,8 @@ bool unit_stride_data(const ConvGeometry& g, ConvPass pass) {
 bool batch_taps_serve(const ConvGeometry& g, ConvPass pass) {
   if (g.groups != 1 || g.c < 16 || g.k < 16) return false;
   if (g.rank != 2 || g.n < kBatchTapsMinImages) return false;
-  if (unit_stride_data(g, pass)) return batch_taps_serve(data_correlation_geometry(g), ConvPass::kForward);
+  if (unit_stride_data(g, pass))
+    return batch_taps_serve(data_correlation_geometry(g), ConvPass::kForward);
   if (g.out_spatial() > kBatchTapsMaxPositions || g.out_spatial() == 0) return false;
   if (g.stride[1] > 16 || g.stride[2] > 16) return false;
   if (pass == ConvPass::kForward && g.out[2] > kBatchTapsMaxForwardRow) return false;

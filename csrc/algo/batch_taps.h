@@ -26,22 +26,26 @@
 namespace fastconv::algo {
 
 // Whether this path runs `pass` of g (direct_plan asks): 2-D, dense, 16+ channels on both
-// sides, at least kBatchTapsMinImages images, output maps of at most kBatchTapsMaxPositions
-// positions, strides up to 16, padding not negative; the forward on output rows of at most
+// sides, at least kBatchTapsMinImages images; then, for the forward, the weight gradient and
+// strided backward data, output maps of at most kBatchTapsMaxPositions positions, strides up to
+// 16 and low padding not negative, the forward on output rows of at most
 // kBatchTapsMaxForwardRow positions (the per-tap path's segments are that short; on 7x7 maps
 // this path is 0-30% faster than that path and Winograd, 64 ch at batch 32 0.48 ms against
-// Winograd's 0.68 at AVX-512; on 8x8 it ties with or loses to Winograd); strided backward data, and unit-stride backward data where
-// its correlation (grad_y in, grad_x out) is a forward this path serves: grad_x maps of at most
-// 64 positions, rows of at most 7, padding within the kernel's reach.
+// Winograd's 0.68 at AVX-512; on 8x8 it ties with or loses to Winograd); unit-stride backward
+// data where its correlation (grad_y in, grad_x out: data_correlation_geometry) is a forward
+// this path serves: grad_x maps of at most 64 positions, rows of at most 7, low padding within
+// the kernel's reach (high padding past it is served: the rows it adds are copied, never read).
 // python/fastconv/_cpu_taps.py mirrors it (_batch_taps_served for the forward and backward
 // data, _batch_taps_shape for the weight gradient).
 //   weight gradient -> per tap, grad_y's channel rows (an images-innermost copy, each channel's
 //                      (row, column, image) contiguous) against the plane's rows, each output
 //                      row's run of (column, image) pairs one call's depth. 3.5-8x the row
-//                      kernels direct ran there before; auto takes it for 3x3 stride-1 float32
-//                      layers on few channels or short rows (_cpu_taps._batch_weight_taps) and
-//                      keeps implicit_gemm / Winograd elsewhere.
-constexpr int64_t kBatchTapsMinImages = 8, kBatchTapsMaxPositions = 64, kBatchTapsMaxForwardRow = 7;
+//                      kernels direct ran there before; auto takes it for 3x3 float32 layers
+//                      (stride 1 or 2) on few channels or short rows
+//                      (_cpu_taps._batch_weight_taps) and keeps implicit_gemm / Winograd
+//                      elsewhere.
+constexpr int64_t kBatchTapsMinImages = 8, kBatchTapsMaxPositions = 64;
+constexpr int64_t kBatchTapsMaxForwardRow = 7;
 bool batch_taps_serve(const ConvGeometry& g, ConvPass pass);
 // Its workspace in bytes for a plan of `threads` threads.
 int64_t batch_taps_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t, int threads);

@@ -271,9 +271,9 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
       10.7/9.38, 64->64 16x16 x16 3.60/3.80 vs 3.39/3.60, 32->64 1.91/2.41 vs 1.87/2.27; 8x8
       outputs tie (128->128 x16 3.15/3.06 vs 2.91/3.27). benchmarks/ab_processes.py, the two
       cuts side by side (11 blocks): geometric mean 1.042 over the 22 rows, dcgan.g4's backward
-      data 1.072, 64->64 0.943. AVX2 and 256-bit units keep Winograd on every width (dcgan.g4
-      there: 6.64-7.19 vs 6.56-6.96), as do 256 output channels (dcgan.g3's 128->256 8x8 x16
-      2.99-3.03 vs 2.87-2.90: Winograd's GEMMs split evenly over the threads).
+      data 1.072, 64->64 0.943. AVX2 and 256-bit units keep Winograd (float32) on every width
+      (dcgan.g4 there: 6.64-7.19 vs 6.56-6.96), as do 256 output channels (dcgan.g3's 128->256
+      8x8 x16 2.99-3.03 vs 2.87-2.90: Winograd's GEMMs split evenly over the threads).
       Those are the Xeon's (two 512-bit FMA units per core). Where AVX-512 runs on 256-bit units
       (AMD's Zen 4) Winograd keeps them, as at AVX2: 2 threads, calls interleaved with
       PyTorch's in one process, median ms, implicit_gemm vs winograd (torch / winograd's, the

@@ -243,10 +243,11 @@ def _batch_taps_served(p: "_Shape") -> bool:
     positions; strided backward data, and unit-stride backward data as the forward's correlation
     (_unit_data_served: grad_x's maps under the forward's limits).
 
-    `auto` takes it (_batch_scatter, _taps_choice) at every level and unit width: for strided
-    backward data with 2+ taps that do not tile the input, where Winograd's stride phases do not
-    take it (those keep dcgan.g3 and g4's transposed forward, 3.8-4.3 ms against 4.8-5.6 here), and
-    first in the per-tap domain for the forward; the weight gradient as _batch_weight_taps says. The
+    `auto` takes it at every level and unit width: for strided backward data with 2+ taps that do
+    not tile the input, where Winograd's stride phases do not take it (_batch_scatter; those keep
+    dcgan.g3 and g4's transposed forward, 3.8-4.3 ms against 4.8-5.6 here), first in the per-tap
+    domain (_taps_choice), float32 forwards and unit-stride backward data ahead of Winograd
+    (_batch_first), the weight gradient as _batch_weight_taps says. The
     output side (y, grad_y) is copied with the images innermost and the input side (x, grad_x) split
     into its stride phases in that layout, so a run of (column, image) rows of one output row has
     one stride on both sides and each tap is a few rows-of-A tile calls over only the positions that
@@ -260,8 +261,9 @@ def _batch_taps_served(p: "_Shape") -> bool:
     vs 1.09-1.15 (0.92-0.98); backward data, 3x3 / 2: 256->512 14x14 x8 4.36 vs im2col 5.04 (4.74),
     8x8 x16 2.75 vs 3.12 (3.34), 128->256 16x16 x8 1.52 vs 1.60 (1.59); 4x4 / 2 512->512 8x8 x8 4.65
     vs 5.62 (7.86). AVX2: g2 4.58-4.66 vs 5.56-5.62 (6.3-7.4), 256->512 14x14 x8 4.59 vs 5.22
-    (5.40), 8x8 x16 2.82 vs 3.24 (3.47), 128->256 16x16 x8 1.57 vs 1.68 (1.76). Forwards on 7x7 and
-    8x8 maps tie with the per-tap path (512 ch 7x7 x8 7.5-8.8 either way) and keep it. On the Xeon's
+    (5.40), 8x8 x16 2.82 vs 3.24 (3.47), 128->256 16x16 x8 1.57 vs 1.68 (1.76). Forwards on 8x8 maps
+    tie with the per-tap path (and 7x7 did on Zen 4, 512 ch x8 7.5-8.8 either way; on the Xeon
+    this path wins them: _batch_first) and keep it. On the Xeon's
     512-bit units (once left to the per-tap domain's exceptions, implicit GEMM and im2col,
     unmeasured), 2026-12-06, benchmarks/ab_processes.py, 9 blocks, previous auto vs this path, ms:
     dcgan.g2's transposed forward 6.35 vs 4.76 and backward data 7.12 vs 5.53; 4x4 / 2 512->512 8x8
@@ -293,33 +295,38 @@ def _unit_data_served(p: "_Shape") -> bool:
 def _batch_first(p: "_Shape") -> bool:
     """Whether `auto` runs a float32 forward or unit-stride backward data of a batch of small
     maps on direct's path (_batch_taps_served), or its weight gradient as _batch_weight_taps
-    says, ahead of Winograd, whatever its tile count (which
-    otherwise took batches of 128+ F(2x2) tiles: 32 images of 6x6): 2 threads, Xeon, `fastconv
-    bench` medians, ms, direct vs the previous auto (torch), forward / backward data (before the
-    path took unit-stride backward data: implicit GEMM / Winograd's): 3x3 on 64 ch 6x6 x32
-    0.52 vs 0.93 (0.49) / 0.59 vs 1.04 (0.57); 32 ch 5x5 x64 0.31 vs 0.79 (0.24) / 0.32 vs 0.78
-    (0.26); 512 ch 4x4 x16 4.36 vs 4.80 (5.72) / 4.49 vs 7.05 (5.31); 256 ch 4x4 x64 4.40 vs 4.75
-    (4.80) / 4.34 vs 5.94 (4.53); 512 ch 6x6 x16 8.91 vs 9.22 (10.3) / 10.8 vs 13.2 (11.6); 128
-    ch 6x6 x64 3.05 vs 3.25 (2.76) / 3.67 vs 3.80 (3.31); 256 ch 6x6 x32 4.53 vs 4.45 (4.71) /
-    5.43 vs 5.68 (5.37); 512 ch 4x4 x64 17.6 vs 19.6 (19.6) / 18.9 vs 21.8 (18.9). AVX2-both:
-    64 ch 6x6 x32 0.85 vs 1.79 (0.97) / 0.85 vs 1.89 (0.91); 512 ch 4x4 x64 27.9 vs 34.7 / 31.6
-    vs 34.5; 128 ch 6x6 x64 5.90 vs 6.45 / 5.68 vs 6.48. Even maps of 6+ positions a side on
-    512+ channels, whole F(2x2) tiles, keep Winograd: 512 ch 6x6 x32 21.7 vs 18.9 (20.3) / 21.1
-    vs 20.9, AVX2 36.6 vs 33.7 / 40.6 vs 37.8 (x16 at AVX2 19.6 vs 19.3 / 21.7 vs 20.7, though
-    at AVX-512 8.9 vs 9.2 / 10.8 vs 13.2), and below AVX-512 so do all maps of 6+ a side on
-    512+ channels, as _cpu_rule._winograd_few_tiles measured them on a Zen 3 (ResNet-50's res5 at
-    batch 8, 7x7, on the Xeon at AVX2: 12.0 vs 12.4 / 14.6 vs 13.6; at AVX-512 this path's 7.98
-    vs 8.46 / 7.38 vs 9.99). Rows of 7 (on the path
-    since 2026-12-06): 64 ch 7x7 x32 0.48 vs 0.68 / 0.47 vs 0.69, 128 ch x16 0.94 vs 1.09 / 0.92
-    vs 1.07, 256 ch x8 at AVX2 3.40 vs 3.58 / 3.67 vs 3.78."""
+    says, ahead of Winograd, whatever its tile count (which otherwise took batches of 128+
+    F(2x2) tiles: 32 images of 6x6): 2 threads, Xeon, `fastconv bench` medians, ms, direct vs
+    the previous auto (torch), forward / backward data (before the path took unit-stride
+    backward data: implicit GEMM / Winograd's): 3x3 on 64 ch 6x6 x32 0.52 vs 0.93 (0.49) / 0.59
+    vs 1.04 (0.57); 32 ch 5x5 x64 0.31 vs 0.79 (0.24) / 0.32 vs 0.78 (0.26); 512 ch 4x4 x16 4.36
+    vs 4.80 (5.72) / 4.49 vs 7.05 (5.31); 256 ch 4x4 x64 4.40 vs 4.75 (4.80) / 4.34 vs 5.94
+    (4.53); 512 ch 6x6 x16 8.91 vs 9.22 (10.3) / 10.8 vs 13.2 (11.6); 128 ch 6x6 x64 3.05 vs
+    3.25 (2.76) / 3.67 vs 3.80 (3.31); 256 ch 6x6 x32 4.53 vs 4.45 (4.71) / 5.43 vs 5.68 (5.37);
+    512 ch 4x4 x64 17.6 vs 19.6 (19.6) / 18.9 vs 21.8 (18.9). AVX2-both: 64 ch 6x6 x32 0.85 vs
+    1.79 (0.97) / 0.85 vs 1.89 (0.91); 512 ch 4x4 x64 27.9 vs 34.7 / 31.6 vs 34.5; 128 ch 6x6
+    x64 5.90 vs 6.45 / 5.68 vs 6.48. Even maps of 6+ positions a side on 512+ channels, whole
+    F(2x2) tiles, keep Winograd: 512 ch 6x6 x32 21.7 vs 18.9 (20.3) / 21.1 vs 20.9, AVX2 36.6 vs
+    33.7 / 40.6 vs 37.8 (x16 at AVX2 19.6 vs 19.3 / 21.7 vs 20.7, though at AVX-512 8.9 vs 9.2 /
+    10.8 vs 13.2), and below AVX-512 all 3x3 stride-1 maps of 6+ a side on 512+ channels are
+    left to the rules after this one (Winograd from 129 F(2x2) tiles, and
+    _cpu_rule._winograd_few_tiles' rows of 7-13 measured on a Zen 3; ResNet-50's res5 at batch
+    8, 7x7, on the Xeon at AVX2: this path 12.0 vs 12.4 / 14.6 vs 13.6; at AVX-512 7.98 vs 8.46
+    / 7.38 vs 9.99). Rows of 7 (on the path since 2026-12-06): 64 ch 7x7 x32 0.48 vs 0.68 / 0.47
+    vs 0.69, 128 ch x16 0.94 vs 1.09 / 0.92 vs 1.07, 256 ch x8 at AVX2 3.40 vs 3.58 / 3.67 vs
+    3.78. (float64 takes this path only through _taps_choice; measured there, backward data
+    direct vs the per-tap path it ran before, ms: 256 ch 5x5 x8 2.41 vs 2.58, 64 ch 6x6 x32 1.01
+    vs 1.50, 512 ch 4x4 x16 11.7 vs 18.3.)"""
     if p.conv_pass == "backward_weight":
         return _batch_weight_taps(p)
     if p.itemsize != 4 or p.taps == 1:  # (1x1: one GEMM on the tensor, nothing to skip)
         return False
     unit = all(s == 1 for s in p.stride)
     maps = p.in_extents if p.conv_pass == "backward_data" else p.out_extents
-    if min(p.c_per_group, p.k_per_group) >= 512 and all(e >= 6 for e in maps):
-        # Winograd's: whole F(2x2) tiles, and below AVX-512 any such maps (_winograd_few_tiles)
+    wide = min(p.c_per_group, p.k_per_group) >= 512 and p.kernel == (3, 3) and unit
+    if wide and all(e >= 6 for e in maps):
+        # left to the rules after this one (Winograd from 129 F(2x2) tiles, _winograd_few_tiles;
+        # fewer reach this path through _taps_choice): whole tiles, and any such maps below AVX-512
         if _active_isa() != "avx512" or all(e % 2 == 0 for e in maps):
             return False
     return (p.conv_pass == "forward" or unit) and _batch_taps_served(p)
@@ -340,28 +347,28 @@ def _batch_weight_taps(p: "_Shape") -> bool:
     """Whether `auto` runs a 3x3 float32 weight gradient (stride 1 or 2) on direct's path for
     batches of small maps (_batch_taps_shape: per tap, grad_y's images-innermost channel rows
     against the input's) instead of Winograd's F(3x3,4x4) in the transform domain (or, strided,
-    implicit GEMM): on up to 64 channels
-    a side, where the tiles' transforms cost more than the 4x fewer products save, and on up to
-    256 with output rows of at most 7, where the 4x4 tiles also compute 23-61% past the map
-    (7x7, 6x6, 5x5) or a 4x4 map leaves one tile per image, short GEMM reductions. 8x8 maps on
-    128+ channels and 512 channels keep Winograd. 2 threads, Xeon, `fastconv bench` medians
-    (one process, interleaved), ms, direct vs the previous auto (torch), AVX-512 / AVX2-both:
-    64 ch 6x6 x32 0.48 vs 1.21 (0.67) / 0.75 vs 1.78 (1.03); 8x8 x32 0.94 vs 1.30 (0.94) / 1.33
-    vs 1.79 (1.57); 4x4 x32 0.21 vs 0.51 (0.32) / 0.34 vs 0.82; 32 ch 8x8 x64 0.50 vs 1.03
-    (0.55) / 0.83 vs 1.58 (0.90); 128 ch 4x4 x32 0.72 vs 1.31 (1.05) / 1.08 vs 1.77; 7x7 x16
-    0.97 vs 1.27 (1.21) / 1.88 vs 2.26; 256 ch 5x5 x8 1.23 vs 1.78 (1.55) / 2.16 vs 2.77. Kept:
-    128 ch 8x8 x32 2.96 vs 2.46 / 5.13 vs 4.37, x8 0.90 vs 0.86 / 1.43 vs 1.27; 256 ch 8x8 x8
-    2.83 vs 1.88 / 5.29 vs 3.42; 512 ch 4x4 x16 5.97 vs 5.17, 7x7 x8 10.3 vs 7.58. At stride 2 on
-    8x8 outputs it beats implicit GEMM alike (AVX-512): 32->64 on 16x16 x128 1.80 vs 2.81 (torch
-    1.47), 64->128 x64 2.85 vs 4.00 (3.14), 128->256 x8 1.94 vs 2.28 (the channel rule leaves
-    that one, and 256->512 x16, 4.04 vs 4.29, to implicit GEMM; 7x7 outputs there lose: 256->512
-    5.95 vs 5.43)."""
+    implicit GEMM): on up to 64 channels on either side (128 at stride 2), where the tiles'
+    transforms cost more than the 4x fewer products save, and on up to 256 with output rows of
+    at most 7, where the 4x4 tiles also compute 23-61% past the map (7x7, 6x6, 5x5) or a 4x4 map
+    leaves one tile per image, short GEMM reductions. 8x8 maps on 128+ channels and 512 channels
+    keep Winograd. 2 threads, Xeon, `fastconv bench` medians (one process, interleaved; every
+    stride-1 layer measured has equal channels), ms, direct vs the previous auto (torch),
+    AVX-512 / AVX2-both: 64 ch 6x6 x32 0.48 vs 1.21 (0.67) / 0.75 vs 1.78 (1.03); 8x8 x32 0.94
+    vs 1.30 (0.94) / 1.33 vs 1.79 (1.57); 4x4 x32 0.21 vs 0.51 (0.32) / 0.34 vs 0.82; 32 ch 8x8
+    x64 0.50 vs 1.03 (0.55) / 0.83 vs 1.58 (0.90); 128 ch 4x4 x32 0.72 vs 1.31 (1.05) / 1.08 vs
+    1.77; 7x7 x16 0.97 vs 1.27 (1.21) / 1.88 vs 2.26; 256 ch 5x5 x8 1.23 vs 1.78 (1.55) / 2.16
+    vs 2.77. Kept: 128 ch 8x8 x32 2.96 vs 2.46 / 5.13 vs 4.37, x8 0.90 vs 0.86 / 1.43 vs 1.27;
+    256 ch 8x8 x8 2.83 vs 1.88 / 5.29 vs 3.42; 512 ch 4x4 x16 5.97 vs 5.17, 7x7 x8 10.3 vs 7.58.
+    At stride 2 on 8x8 outputs it beats implicit GEMM alike (AVX-512): 32->64 on 16x16 x128 1.80
+    vs 2.81 (torch 1.47), 64->128 x64 2.85 vs 4.00 (3.14), 128->256 x8 1.94 vs 2.28 (the channel
+    rule leaves that one, and 256->512 x16, 4.04 vs 4.29, to implicit GEMM; 7x7 outputs there
+    lose: 256->512 5.95 vs 5.43)."""
     if p.conv_pass != "backward_weight" or p.itemsize != 4 or not _batch_taps_shape(p):
         return False
     if p.kernel != (3, 3) or p.stride not in ((1, 1), (2, 2)) or any(d != 1 for d in p.dilation):
         return False
-    channels = (p.c_per_group, p.k_per_group)
-    return min(channels) <= 64 or (max(channels) <= 256 and p.out_extents[-1] <= 7)
+    most = max(p.c_per_group, p.k_per_group)
+    return most <= (64 if p.stride == (1, 1) else 128) or (most <= 256 and p.out_extents[-1] <= 7)
 
 
 def _batch_scatter(p: "_Shape") -> bool:
@@ -370,7 +377,7 @@ def _batch_scatter(p: "_Shape") -> bool:
     tile the input (2x2 / 2), which nothing measured."""
     if p.conv_pass != "backward_data" or p.taps == 1 or _tiling_kernel(p):
         return False
-    return _batch_taps_served(p)
+    return any(s > 1 for s in p.stride) and _batch_taps_served(p)
 
 
 # auto's reason wherever direct runs its path for batches of small maps (_batch_taps_served).

@@ -65,10 +65,11 @@ ConvGeometry make_transposed_conv_geometry(const std::vector<int64_t>& x_shape,
                                            const std::vector<int64_t>& output_padding,
                                            int64_t groups);
 
-// The stride-1 correlation whose output is unit-stride g's backward data: grad_y (g.k channels
-// of g.out) correlated with the flipped, channel-transposed kernel, padded by the kernel's reach
-// (dilation included) less g's padding, so that its output is g.in (mode swapped: the stored
-// taps read reversed where g's are not).
+// The stride-1 correlation whose output is unit-stride g's backward data (g's stride must be 1
+// in every dim: the result keeps it, and no other stride maps to one correlation): grad_y (g.k
+// channels of g.out) correlated with the flipped, channel-transposed kernel, padded by the
+// kernel's reach (dilation included) less g's padding, so that its output is g.in (mode
+// swapped: the stored taps read reversed where g's are not).
 ConvGeometry data_correlation_geometry(const ConvGeometry& g);
 
 // Input shape (N, C_in, *in) of the transposed convolution whose output has grad_y's shape.
