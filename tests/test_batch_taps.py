@@ -226,7 +226,8 @@ def test_gather_threads_agree(rng):
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_batch_taps_at_each_isa(rng, isa):
     """The tiles and panel widths of each level (16 columns at AVX2, 32 at AVX-512), with auto
-    taking the path (AVX-512 as on 256-bit units, set here; 512-bit units take it alike)."""
+    taking the path (AVX-512 as on 256-bit units, set here; 512-bit units take it alike; backward
+    data into 128+ input channels: _cpu_taps._few_scatter_columns)."""
     skip_unless_isa_runs(isa)
     x_shape, w_shape, kw = GEOMETRIES[1]
     w = rand(rng, w_shape, np.float32)
@@ -235,7 +236,7 @@ def test_batch_taps_at_each_isa(rng, isa):
     x, fw = rand(rng, fx_shape, np.float32), rand(rng, fw_shape, np.float32)
     with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_AVX512_UNITS": "256"}) as fc:
         got = fc.conv_backward_data(gy, w, x_shape, algo="direct", **kw)
-        auto = fc.explain(x_shape, w_shape, pass_="backward_data", **kw)
+        auto = fc.explain((8, 128, 14, 14), (40, 128, 3, 3), pass_="backward_data", **kw)
         fwd = fc.conv(x, fw, algo="direct", **fkw)
         fauto = fc.explain(fx_shape, fw_shape, **fkw)
     assert_close(got, ref.conv_backward_data(gy, w, x_shape, **kw), np.float32, 40 * 9)
@@ -257,6 +258,10 @@ def test_batch_taps_at_each_isa(rng, isa):
         ((32, 64, 6, 6), (64, 64, 3, 3), dict(padding=1), "backward_data", True),
         ((64, 512, 4, 4), (512, 512, 3, 3), dict(padding=1), "backward_data", True),
         ((8, 256, 5, 5), (256, 256, 3, 3), dict(padding=1), "backward_data", True),
+        # strided backward data into 128+ channels; under 128, im2col's columns
+        ((8, 128, 16, 16), (256, 128, 3, 3), dict(stride=2, padding=1), "backward_data", True),
+        ((128, 32, 16, 16), (64, 32, 3, 3), dict(stride=2, padding=1), "backward_data", False),
+        ((32, 64, 12, 12), (64, 64, 3, 3), dict(stride=2, padding=1), "backward_data", False),
         # whole F(2x2) tiles over 512 channels: Winograd's
         ((32, 512, 6, 6), (512, 512, 3, 3), dict(padding=1), "forward", False),
         ((32, 512, 6, 6), (512, 512, 3, 3), dict(padding=1), "backward_data", False),
@@ -284,6 +289,23 @@ def test_auto_batch_taps(x_shape, w_shape, kw, pass_, batch, units):
     path = SCATTER if pass_ == "backward_data" and strided else GATHER
     assert (e.algo == "direct" and path in e.reason) == batch, str(e)
     assert (AUTO in e.reason) == batch, str(e)
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_few_scatter_columns(isa):
+    """Strided backward data of a batch of small maps into under 128 input channels runs im2col's
+    column tiles, not the batch path's scatter (_cpu_taps._few_scatter_columns), at both levels;
+    the result matches the float64 oracle."""
+    skip_unless_isa_runs(isa)
+    rng = np.random.default_rng(3)
+    w = rand(rng, (64, 32, 3, 3), np.float32)
+    gy = rand(rng, (16, 64, 8, 8), np.float32)
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        e = fc.explain((16, 32, 16, 16), w.shape, stride=2, padding=1, pass_="backward_data")
+        assert e.algo == "im2col" and "under 128 channels" not in e.reason, str(e)
+        got = fc.conv_backward_data(gy, w, (16, 32, 16, 16), stride=2, padding=1)
+    want = ref.conv_backward_data(gy, w, (16, 32, 16, 16), stride=2, padding=1)
+    assert_close(got, want, np.float32, 64 * 9)
 
 
 @pytest.mark.parametrize("units", ["256", "512"])

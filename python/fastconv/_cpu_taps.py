@@ -377,7 +377,19 @@ def _batch_scatter(p: "_Shape") -> bool:
     tile the input (2x2 / 2), which nothing measured."""
     if p.conv_pass != "backward_data" or p.taps == 1 or _tiling_kernel(p):
         return False
-    return any(s > 1 for s in p.stride) and _batch_taps_served(p)
+    return any(s > 1 for s in p.stride) and _batch_taps_served(p) and not _few_scatter_columns(p)
+
+
+def _few_scatter_columns(p: "_Shape") -> bool:
+    """Strided backward data into under 128 input channels: the batch path's scatter (a panel of
+    the GEMM's columns per input channel block, added into grad_x's planes tap by tap) loses to
+    im2col's column tiles there. 2 threads, Xeon, `fastconv bench` medians, ms, direct vs
+    im2col, AVX-512 / AVX2: 3x3 / 2 32->64 on 16x16 x128 3.38 vs 2.30 / 3.37 vs 2.64, 32->32
+    x64 1.17 vs 0.78 / 1.31 vs 1.06, 64->128 x64 4.24 vs 3.90 / 6.57 vs 6.50, 64->64 12x12 x32
+    0.85 vs 0.78 / 1.16 vs 1.14; from 128 it wins: 128->256 x8 1.78 vs 1.80 / 2.15 vs 2.79,
+    x32 7.30 vs 7.40 / 10.6 vs 11.9, 256->512 14x14 x8 5.12 vs 5.68 / 7.26 vs 8.52."""
+    strided = any(s > 1 for s in p.stride)
+    return p.conv_pass == "backward_data" and strided and p.c_per_group < 128
 
 
 # auto's reason wherever direct runs its path for batches of small maps (_batch_taps_served).
@@ -401,6 +413,8 @@ def _taps_choice(p: "_Shape", unit_stride: bool, usable: Any) -> tuple[str, str]
     maps that direct serves with the images innermost (_batch_taps_served) take that path first,
     at every level and unit width."""
     if _batch_taps_served(p):
+        if _few_scatter_columns(p) and usable("im2col"):
+            return "im2col", "a batch of small maps into under 128 channels: column GEMM tiles"
         return "direct", BATCH_TAPS
 
     def direct(reason: str) -> tuple[str, str]:
