@@ -555,3 +555,24 @@ def test_model_benchmark_times_native_and_replaced(tmp_path: Path) -> None:
     assert {r["task"] for r in result["rows"]} == {"inference", "training step"}
     assert all(r["torch_s"] > 0 and r["fastconv_s"] > 0 for r in result["rows"])
     assert benchmark.main(["--model", "resnet18", "--batch", "0"]) == 2
+
+
+def test_batches_suite_is_training_size_batches_of_valid_problems() -> None:
+    """benchmarks/suites/batches.json (`--suite batches`): the layers of the batch rules
+    (_cpu_taps._direct_first and its neighbours) at training batch sizes, each pass a problem the
+    library accepts."""
+    from fastconv._problem import conv_problem
+
+    path = benchmark.resolve_suite("batches")
+    assert path.name == "batches.json"
+    layers = benchmark.load_suite(path)
+    assert len(layers) >= 9 and all(layer.n >= 8 and layer.op == "conv" for layer in layers)
+    assert any(max(layer.stride) == 2 for layer in layers)
+    assert {layer.name.split(".")[0] for layer in layers} >= {"cifar_resnet", "cifar_vgg16"}
+    for layer in layers:
+        geometry = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
+        for pass_ in ("forward", "backward_data", "backward_weight"):
+            problem = conv_problem(
+                "conv", pass_, layer.input_shape(), layer.weight_shape(), "float32", **geometry
+            )
+            assert tuple(problem.y_shape) == layer.output_shape(), (layer.name, pass_)

@@ -53,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--suite",
         default="quick",
-        help="suite name (quick, reference, networks, variants) or path to a suite JSON file",
+        help=(
+            "suite name (quick, reference, networks, batches, variants) or path to a suite JSON"
+            " file"
+        ),
     )
     parser.add_argument(
         "--quick", action="store_const", const="quick", dest="suite", help="alias for --suite quick"

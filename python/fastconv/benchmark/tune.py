@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Time every applicable CPU algorithm of each conv layer and pass of a suite "
         "and store the fastest in the autotune cache (used by algo='autotune').",
     )
-    parser.add_argument("--suite", default="quick", help="suite name (quick, reference, networks)")
+    parser.add_argument(
+        "--suite", default="quick", help="suite name (quick, reference, networks, batches)"
+    )
     parser.add_argument("--filter", metavar="REGEX", help="only layers whose name matches")
     parser.add_argument("--passes", default=",".join(PASSES), help="comma-separated passes")
     parser.add_argument("--threads", type=int, help="threads (default: get_num_threads())")
