@@ -262,9 +262,12 @@ def test_batch_taps_at_each_isa(rng, isa):
         ((8, 128, 16, 16), (256, 128, 3, 3), dict(stride=2, padding=1), "backward_data", True),
         ((128, 32, 16, 16), (64, 32, 3, 3), dict(stride=2, padding=1), "backward_data", False),
         ((32, 64, 12, 12), (64, 64, 3, 3), dict(stride=2, padding=1), "backward_data", False),
-        # whole F(2x2) tiles over 512 channels: Winograd's
+        # whole F(2x2) tiles over 128+ channels: Winograd's (its runs go on over images)
         ((32, 512, 6, 6), (512, 512, 3, 3), dict(padding=1), "forward", False),
         ((32, 512, 6, 6), (512, 512, 3, 3), dict(padding=1), "backward_data", False),
+        ((64, 128, 6, 6), (128, 128, 3, 3), dict(padding=1), "forward", False),
+        ((32, 256, 6, 6), (256, 256, 3, 3), dict(padding=1), "backward_data", False),
+        ((32, 96, 6, 6), (96, 96, 3, 3), dict(padding=1), "forward", True),  # F(4x4) there
         # g3: Winograd's stride phases; 4 images; 256 positions; unit-stride backward data on
         # grad_x maps of 72 positions; grouped; rows of 8 (the per-tap path ties, keeps them)
         ((16, 128, 16, 16), (256, 128, 4, 4), dict(stride=2, padding=1), "backward_data", False),
@@ -391,12 +394,17 @@ def test_mirror_matches_the_plan():
 
 # 3x3 stride-1 weight gradients of batches of small maps (_cpu_taps._batch_weight_taps):
 # direct's path on up to 64 channels a side, and on up to 256 with output rows of at most 7;
-# Winograd keeps 8x8 maps on 128+ channels and 512 channels.
+# Winograd keeps 8x8 maps on 64+ channels, 4x4 maps on 256 (128 below AVX-512) and 512
+# channels. "avx512": the path at that level only.
 WEIGHT_TAPS = [
     ((32, 64, 6, 6), (64, 64, 3, 3), True),
-    ((32, 64, 8, 8), (64, 64, 3, 3), True),
+    ((32, 64, 8, 8), (64, 64, 3, 3), False),
+    ((128, 64, 8, 8), (64, 64, 3, 3), False),
     ((64, 32, 8, 8), (32, 32, 3, 3), True),
-    ((32, 128, 4, 4), (128, 128, 3, 3), True),
+    ((32, 64, 4, 4), (64, 64, 3, 3), True),
+    ((32, 128, 4, 4), (128, 128, 3, 3), "avx512"),
+    ((64, 256, 4, 4), (256, 256, 3, 3), False),
+    ((8, 64, 8, 8), (64, 64, 3, 3), False),
     ((16, 128, 7, 7), (128, 128, 3, 3), True),
     ((8, 256, 5, 5), (256, 256, 3, 3), True),
     ((32, 128, 8, 8), (128, 128, 3, 3), False),
@@ -415,7 +423,8 @@ def test_auto_batch_weight_taps(isa):
     skip_unless_isa_runs(isa)
     for units in ("256", "512"):
         with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_AVX512_UNITS": units}) as fc:
-            for x_shape, w_shape, batch in WEIGHT_TAPS:
+            for x_shape, w_shape, path in WEIGHT_TAPS:
+                batch = path is True or path == isa
                 e = fc.explain(x_shape, w_shape, padding=1, pass_="backward_weight")
                 assert (e.algo == "direct" and AUTO in e.reason) == batch, (isa, str(e))
                 assert (WEIGHT in e.reason) == batch, (isa, str(e))

@@ -538,3 +538,45 @@ def test_runs_over_tile_rows(fastconv_with_env, rng, x_shape, w_shape, kw, dtype
         x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
         b = rand(rng, (w_shape[0],), dtype)
         assert_passes_match(fastconv_with_env(**env), "winograd", x, w, b, kw, dtype, rng)
+
+
+# Batches of small images, whose tiles fill few lanes of a run each: runs go on over the next
+# images (winograd_stages.h: cross_images), the pieces of each image's tile rows read from its own
+# plane. (x_shape, w_shape, kwargs, tile): 4, 9 and 1 tiles an image, partial tiles, per-side
+# padding, true convolution, groups, 5-tap kernels, kernel blocks (fewer tiles than channels).
+RUN_IMAGES = [
+    ((5, 6, 8, 8), (7, 6, 3, 3), dict(padding=1), 4),  # 4 tiles an image: 16-lane runs of 4
+    ((4, 5, 7, 5), (6, 5, 3, 3), dict(padding=1), 4),  # partial tiles in both dims
+    ((3, 5, 6, 6), (4, 5, 3, 3), dict(padding=((0, 2), (1, 1)), mode="conv"), 2),
+    ((9, 4, 2, 2), (5, 4, 3, 3), dict(padding=1), 2),  # one tile an image
+    ((6, 8, 6, 6), (8, 4, 3, 3), dict(padding=1, groups=2), 2),
+    ((4, 6, 5, 5), (5, 6, 5, 5), dict(padding=2), 2),  # F(2x2,5x5): 9 tiles an image
+    ((3, 8, 4, 4), (64, 8, 3, 3), dict(padding=1), 2),  # kernel blocks
+    ((17, 3, 8, 8), (4, 3, 3, 3), dict(padding=0), 2),  # 9 tiles, unpadded
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "x_shape,w_shape,kw,tile", RUN_IMAGES, ids=[f"i{i}" for i in range(len(RUN_IMAGES))]
+)
+def test_runs_over_images(fastconv_with_env, rng, x_shape, w_shape, kw, tile, dtype):
+    """The transforms' runs go on over the batch's images where an image's tiles are not a
+    whole number of runs: input, output and the weight gradient's grad_y tiles, whole blocks and
+    the smallest ones (runs end at block edges), against the oracle."""
+    for env in ({}, {"FASTCONV_WINOGRAD_BLOCK_BYTES": "1"}):
+        fc = fastconv_with_env(FASTCONV_WINOGRAD_TILE=str(tile), **env)
+        x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+        b = rand(rng, (w_shape[0],), dtype)
+        assert_passes_match(fc, "winograd", x, w, b, kw, dtype, rng)
+
+
+def test_runs_over_images_at_every_isa_level(isa):
+    """Each ISA level's transforms (their own masked loads and stores) on runs over images."""
+    r = np.random.default_rng(7)
+    for t, cases in (("4", RUN_IMAGES[:2]), ("2", RUN_IMAGES[3:6])):
+        with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_WINOGRAD_TILE": t}) as fc:
+            for dtype in (np.float32, np.float64):
+                for xs, ws, kw, _ in cases:
+                    x, w = r.uniform(-1, 1, xs).astype(dtype), r.uniform(-1, 1, ws).astype(dtype)
+                    assert_passes_match(fc, "winograd", x, w, None, kw, dtype, r)

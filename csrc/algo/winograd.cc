@@ -230,15 +230,20 @@ void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad
       parallel_for(p.cg / step, 1, [&](int64_t a0, int64_t a1) {
         st.input(grp, t0, t1, a0 * step, a1 * step, v);
       });
+      // grad_y's tiles in runs as the input's (over tile rows, and images where they cross).
+      const bool wrap = winograd_schedule::wrap_runs(p, tk.lanes), cross = st.cross_images();
       parallel_for(p.kg, 1, [&](int64_t k0, int64_t k1) {
         for (int64_t k = k0; k < k1; ++k)
-          for_each_run(p, t0, t1, tk.lanes, [&](int64_t n, int64_t ty, int64_t tx, int64_t t,
-                                                int64_t len) {
-            const T* plane = depth ? depth->dest(grad_y, n, grp * p.kg + k)
-                                   : grad_y + ((n * g.k + grp * p.kg) + k) * out_sp;
-            tk.grad(plane, g.out[1], g.out[2], ty * p.mh, tx * p.mw, len,
-                    gy_hat + k * kstride + (t - t0), p.block);
-          });
+          for_each_run(
+              p, t0, t1, tk.lanes,
+              [&](int64_t n, int64_t ty, int64_t tx, int64_t t, int64_t len) {
+                const T* plane = depth ? depth->dest(grad_y, n, grp * p.kg + k)
+                                       : grad_y + ((n * g.k + grp * p.kg) + k) * out_sp;
+                tk.grad(plane, g.out[1], g.out[2], ty * p.mh, tx * p.mw, len,
+                        st.run_rows(ty, tx, 0, 0, g.k * out_sp, cross),
+                        gy_hat + k * kstride + (t - t0), p.block);
+              },
+              wrap, cross);
       });
       if (p.fold_rows > 0) break;  // one block: its GEMMs run chunk by chunk below
       gemm::gemm_batched<T>(p.coords, p.kg, p.cg, t1 - t0, T(1),

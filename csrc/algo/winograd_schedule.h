@@ -75,15 +75,17 @@ int64_t schedule_elems(const Schedule& p);
 bool weight_gradient_by_winograd(const Schedule& p, const ConvGeometry& g);
 
 // Calls fn(n, ty, tx, t, len) for each run of tiles [t, t + len) of [t0, t1) that lies in one
-// tile row (`wrap`: in one image, over its tile rows) and is at most `lanes` long.
+// tile row (`wrap`: in one image, over its tile rows; `cross`: over images too) and is at most
+// `lanes` long.
 template <typename F>
 void for_each_run(const Schedule& p, int64_t t0, int64_t t1, int64_t lanes, F&& fn,
-                  bool wrap = false) {
+                  bool wrap = false, bool cross = false) {
   const int64_t per_image = p.tiles_h * p.tiles_w;
   for (int64_t t = t0; t < t1;) {
     const int64_t n = t / per_image, r = t % per_image;
     const int64_t ty = r / p.tiles_w, tx = r % p.tiles_w;
-    const int64_t len = std::min({lanes, wrap ? per_image - r : p.tiles_w - tx, t1 - t});
+    const int64_t len =
+        std::min({lanes, cross ? t1 - t : wrap ? per_image - r : p.tiles_w - tx, t1 - t});
     fn(n, ty, tx, t, len);
     t += len;
   }

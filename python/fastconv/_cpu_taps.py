@@ -316,18 +316,21 @@ def _batch_first(p: "_Shape") -> bool:
     vs 0.69, 128 ch x16 0.94 vs 1.09 / 0.92 vs 1.07, 256 ch x8 at AVX2 3.40 vs 3.58 / 3.67 vs
     3.78. (float64 takes this path only through _taps_choice; measured there, backward data
     direct vs the per-tap path it ran before, ms: 256 ch 5x5 x8 2.41 vs 2.58, 64 ch 6x6 x32 1.01
-    vs 1.50, 512 ch 4x4 x16 11.7 vs 18.3.)"""
+    vs 1.50, 512 ch 4x4 x16 11.7 vs 18.3.) Since Winograd's runs go on over images (2026-12-06),
+    whole F(2x2) tiles from 128 channels keep it too, direct vs Winograd, forward / backward
+    data: 128 ch 6x6 x64 2.67 vs 2.58 / 2.33 vs 2.13, AVX2 4.81 vs 3.48 / 5.03 vs 4.99; 256 ch
+    6x6 x32 4.72 vs 4.06 / 4.56 vs 4.15, AVX2 7.90 vs 7.20 / 7.74 vs 6.87."""
     if p.conv_pass == "backward_weight":
         return _batch_weight_taps(p)
     if p.itemsize != 4 or p.taps == 1:  # (1x1: one GEMM on the tensor, nothing to skip)
         return False
     unit = all(s == 1 for s in p.stride)
     maps = p.in_extents if p.conv_pass == "backward_data" else p.out_extents
-    wide = min(p.c_per_group, p.k_per_group) >= 512 and p.kernel == (3, 3) and unit
-    if wide and all(e >= 6 for e in maps):
+    fewest = min(p.c_per_group, p.k_per_group) if p.kernel == (3, 3) and unit else 0
+    if fewest >= 128 and all(e >= 6 for e in maps):
         # left to the rules after this one (Winograd from 129 F(2x2) tiles, _winograd_few_tiles;
-        # fewer reach this path through _taps_choice): whole tiles, and any such maps below AVX-512
-        if _active_isa() != "avx512" or all(e % 2 == 0 for e in maps):
+        # fewer reach this path through _taps_choice): whole tiles, and 512+ channels below AVX-512
+        if all(e % 2 == 0 for e in maps) or (fewest >= 512 and _active_isa() != "avx512"):
             return False
     return (p.conv_pass == "forward" or unit) and _batch_taps_served(p)
 
@@ -362,12 +365,20 @@ def _batch_weight_taps(p: "_Shape") -> bool:
     At stride 2 on 8x8 outputs it beats implicit GEMM alike (AVX-512): 32->64 on 16x16 x128 1.80
     vs 2.81 (torch 1.47), 64->128 x64 2.85 vs 4.00 (3.14), 128->256 x8 1.94 vs 2.28 (the channel
     rule leaves that one, and 256->512 x16, 4.04 vs 4.29, to implicit GEMM; 7x7 outputs there
-    lose: 256->512 5.95 vs 5.43)."""
+    lose: 256->512 5.95 vs 5.43). Since Winograd's runs go on over images (2026-12-06), maps of
+    whole 4x4 tiles keep it from 64 channels on 8x8 and from 256 on 4x4 (128 below AVX-512):
+    direct vs Winograd, AVX-512 / AVX2: 64 ch 8x8 x128 4.79 vs 2.87 / 7.93 vs 4.27, x32 0.72 vs
+    0.70 / 1.19 vs 0.99; 256 ch 4x4 x64 4.50 vs 3.29 / 8.12 vs 5.07; 128 ch 4x4 x32 0.58 vs 0.62
+    / 0.99 vs 0.82; but 64 ch 4x4 x32 0.18 vs 0.24 / 0.30 vs 0.33, 32 ch 8x8 x64 0.49 vs 0.63 /
+    0.77 vs 0.83 stay."""
     if p.conv_pass != "backward_weight" or p.itemsize != 4 or not _batch_taps_shape(p):
         return False
     if p.kernel != (3, 3) or p.stride not in ((1, 1), (2, 2)) or any(d != 1 for d in p.dilation):
         return False
     most = max(p.c_per_group, p.k_per_group)
+    if p.stride == (1, 1) and all(e % 4 == 0 for e in p.out_extents):  # whole 4x4 tiles
+        if most >= (64 if min(p.out_extents) >= 8 else 256 if _active_isa() == "avx512" else 128):
+            return False
     return most <= (64 if p.stride == (1, 1) else 128) or (most <= 256 and p.out_extents[-1] <= 7)
 
 

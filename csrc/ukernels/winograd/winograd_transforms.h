@@ -102,14 +102,21 @@ struct Tiles {
   // A run over several tile rows (TileKernels::Rows): its pieces, one per tile row.
   struct Piece {
     int64_t lane, n, y, x;  // first lane, tiles, row and column of its first tile
+    int64_t base;           // its image's plane, elements from the run's
   };
   using Rows = typename winograd::TileKernels<T>::Rows;
   static int pieces(int64_t y0, int64_t x0, int64_t nt, Rows rows, Piece* out) {
     int count = 0;
+    int64_t left = rows.rows_left, base = 0;
     for (int64_t l = 0, y = y0, x = x0, n = rows.first; l < nt; ++count) {
       n = min64(n, nt - l);
-      out[count] = {l, n, y, x};
-      l += n, y += MH, x = rows.x_first, n = rows.row_tiles;
+      out[count] = {l, n, y, x, base};
+      l += n, x = rows.x_first, n = rows.row_tiles;
+      if (rows.image_rows > 0 && left == 0) {  // on in the next image
+        base += rows.image_stride, y = rows.y_first, left = rows.image_rows - 1;
+      } else {
+        y += MH, --left;
+      }
     }
     return count;
   }
@@ -175,7 +182,7 @@ struct Tiles {
         const int64_t y = pc.y + i, cols = pc.n * MW + kAW - MW;
         const int64_t lo = y < 0 || y >= h ? 0 : min64(cols, pc.x < 0 ? -pc.x : 0);
         const int64_t hi = y < 0 || y >= h ? 0 : min64(cols, w - pc.x);
-        const T* src = y < 0 || y >= h ? plane : plane + y * w + pc.x;  // (nothing read)
+        const T* src = y < 0 || y >= h ? plane : plane + pc.base + y * w + pc.x;  // (or none)
         load_range(src, lo, hi, (cols + kL - 1) / kL * kL, buf[q & 1] + pc.lane * MW);
       }
       gather_row(buf[0], d[i]);
@@ -208,7 +215,7 @@ struct Tiles {
         for (int c = 0; c < count; ++c) {
           const Piece& pc = ps[c];
           if (pc.y + i >= h) continue;
-          T* row = plane + (pc.y + i) * w + pc.x;
+          T* row = plane + pc.base + (pc.y + i) * w + pc.x;
           store_prefix(buf + pc.lane * MW, min64(pc.n * MW, w - pc.x), row);
         }
       }
@@ -227,11 +234,35 @@ struct Tiles {
   }
 
   static void grad(const T* plane, int64_t h, int64_t w, int64_t oy0, int64_t ox0, int64_t nt,
-                   T* v, int64_t as) {
+                   Rows rows, T* v, int64_t as) {
     alignas(64) T d[MH][MW][kL];
     alignas(64) T out[kAH][kAW][kL];
-    alignas(64) T buf[kL * MW];
+    alignas(64) T buf[kL * MW + kL];
     const int64_t cols = min64(nt * MW, w - ox0);  // ox0 >= 0
+    if (rows.first < nt) {  // each piece's blocks into its lanes of one row, in lane order
+      Piece ps[kL];
+      const int count = pieces(oy0, ox0, nt, rows, ps);
+      for (int i = 0; i < MH; ++i) {
+        for (int c = 0; c < count; ++c) {
+          const Piece& pc = ps[c];
+          const int64_t span = (pc.n * MW + kL - 1) / kL * kL;  // zeros past its columns
+          const bool in = pc.y + i < h;
+          load_range(in ? plane + pc.base + (pc.y + i) * w + pc.x : plane, 0,
+                     in ? min64(pc.n * MW, w - pc.x) : 0, span, buf + pc.lane * MW);
+        }
+        if (nt < kL) load_range(plane, 0, 0, kL * MW - nt * MW, buf + nt * MW);
+        deinterleave(buf, d[i]);
+      }
+    } else {
+      grad_rows(plane, h, w, oy0, ox0, cols, buf, d);
+    }
+    apply_2d<T, kL, kAH, MH, WH::G, kAW, MW, WW::G>(&d[0][0][0], &out[0][0][0]);
+    store(&out[0][0][0], kAH * kAW, nt, v, as);
+  }
+
+  // grad()'s blocks of a run in one tile row (cols of its columns in the plane).
+  static void grad_rows(const T* plane, int64_t h, int64_t w, int64_t oy0, int64_t ox0,
+                        int64_t cols, T* buf, T (*d)[MW][kL]) {
     for (int i = 0; i < MH; ++i) {
       if (oy0 + i >= h) {
         for (int j = 0; j < MW; ++j)
@@ -246,8 +277,6 @@ struct Tiles {
       load_range(row, 0, cols, kL * MW, buf);
       deinterleave(buf, d[i]);
     }
-    apply_2d<T, kL, kAH, MH, WH::G, kAW, MW, WW::G>(&d[0][0][0], &out[0][0][0]);
-    store(&out[0][0][0], kAH * kAW, nt, v, as);
   }
 
   static void weight(const T* mdom, int64_t as, int64_t np, bool flip, T* k, int64_t ps) {

@@ -13,9 +13,13 @@ struct TileKernels {
   // alpha_w patch at rows iy0 + i, columns ix0 + l * m_w + j (zero outside the plane). A run
   // may go on over the next tile rows (Rows): its first `first` tiles are in the row at iy0,
   // the rest in rows of `row_tiles` tiles m_h further down each, from column x_first; rows of
-  // at least (r - 1) / m_w tiles (first >= nt: one row).
+  // at least (r - 1) / m_w tiles (first >= nt: one row). With image_rows > 0 the run also goes
+  // on over the next images of a batch (small images, whose tiles fill few lanes each): after
+  // `rows_left` more tile rows, the next tile row is the next image's first, at row y_first of a
+  // plane image_stride elements on, and each image after that has image_rows tile rows.
   struct Rows {
     int64_t first, row_tiles, x_first;
+    int64_t rows_left = 0, image_rows = 0, y_first = 0, image_stride = 0;
   };
   void (*input)(const T* plane, int64_t h, int64_t w, int64_t iy0, int64_t ix0, int64_t nt,
                 Rows rows, T* v, int64_t as);
@@ -29,9 +33,9 @@ struct TileKernels {
   void (*kernel)(const T* k, int64_t ps, int64_t np, bool flip, T* u, int64_t as);
   // Weight gradient, F(rxr, mxm) per tile (its input side is `input`): output-gradient tiles
   // (G' gy G'^T) of one plane, tile l of the run is the m_h x m_w block at rows oy0 + i,
-  // columns ox0 + l * m_w + j (zero outside the plane).
-  void (*grad)(const T* plane, int64_t h, int64_t w, int64_t oy0, int64_t ox0, int64_t nt, T* v,
-               int64_t as);
+  // columns ox0 + l * m_w + j (zero outside the plane; rows: as output's).
+  void (*grad)(const T* plane, int64_t h, int64_t w, int64_t oy0, int64_t ox0, int64_t nt,
+               Rows rows, T* v, int64_t as);
   // The np kernel gradients (AT' M A') from the transform domain, written as r_h x r taps at
   // k + p * ps (flip reverses every dim).
   void (*weight)(const T* mdom, int64_t as, int64_t np, bool flip, T* k, int64_t ps);
