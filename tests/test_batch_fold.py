@@ -12,7 +12,7 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import DTYPES, assert_close, rand
+from conftest import DTYPES, assert_close, rand, same_at_thread_counts
 
 # (name, x shape (N, C_in, *in), weight shape (C_in, K/G, *kernel), keyword arguments)
 TRANSPOSED = [
@@ -97,3 +97,26 @@ def test_conv_passes(case, dtype, rng, poisoned_outputs):
     gw = fastconv.conv_backward_weight(x, gy, w.shape, algo="implicit_gemm", **kw)
     want = ref.conv_backward_weight(x, gy, w.shape, **kw)
     assert_close(gw, want, reduction=x_shape[0] * math.prod(y.shape[2:]))
+
+
+# Folded forwards of larger batches: the threads take whole blocks of images, each through its
+# own output block and stride phases (implicit_gemm.cc: forward_thread_images; wide_phases.cc:
+# thread_block_images), where the batch gives each thread two blocks; a last block of fewer
+# images, groups, bias, unit stride, stride phases and the wide phases (AVX-512 float32).
+THREAD_BLOCKS = [
+    ("unit", (100, 4, 8, 8), (64, 4, 3, 3), dict(padding=1)),
+    ("phases", (100, 4, 16, 16), (64, 4, 3, 3), dict(stride=2, padding=1)),
+    ("groups", (100, 8, 8, 8), (128, 4, 3, 3), dict(padding=1, groups=2)),
+    ("wide", (100, 4, 32, 32), (16, 4, 3, 3), dict(stride=2, padding=1)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", THREAD_BLOCKS, ids=lambda c: c[0])
+def test_forward_thread_blocks(case, dtype, rng, poisoned_outputs):
+    """Against the oracle, bit-identical at 1, 2 and 3 threads (shared blocks at 1; the blocks'
+    sums run in the same order either way), and workspace for every thread's block."""
+    _, x_shape, w_shape, kw = case
+    x, w, b = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype), rand(rng, (w_shape[0],), dtype)
+    y = same_at_thread_counts(lambda: fastconv.conv(x, w, b, algo="implicit_gemm", **kw))
+    assert_close(y, ref.conv(x, w, b, **kw), reduction=math.prod(w_shape[1:]))

@@ -2,49 +2,13 @@
 // geometry and tap table, and the split of an input into them.
 #include <algorithm>
 
-#if defined(FASTCONV_X86)
-#include <emmintrin.h>
-#endif
-
 #include "algo/conv_panels.h"
 #include "common/signed_div.h"
 #include "fastconv/parallel.h"
 #include "gemm/gemm.h"
+#include "ukernels/depthwise/dw_ukernels.h"
 
 namespace fastconv::algo {
-
-namespace {
-
-// dst_r[j] = src[s * j + r] for j < len_out (zero where s * j + r >= len), for the s phases r:
-// one pass over an input row. Stride 2 (nearly every strided layer) splits four pairs per
-// step with a shuffle.
-template <typename T>
-void split_row(const T* src, int64_t len, int64_t s, int64_t len_out, T* dst, int64_t plane) {
-  int64_t j = 0;
-#if defined(FASTCONV_X86)
-  if constexpr (sizeof(T) == 4) {
-    if (s == 2) {
-      T* even = dst;
-      T* odd = dst + plane;
-      for (; 2 * j + 8 <= len; j += 4) {
-        const __m128 a = _mm_loadu_ps(reinterpret_cast<const float*>(src + 2 * j));
-        const __m128 b = _mm_loadu_ps(reinterpret_cast<const float*>(src + 2 * j + 4));
-        _mm_storeu_ps(reinterpret_cast<float*>(even + j), _mm_shuffle_ps(a, b, 0x88));
-        _mm_storeu_ps(reinterpret_cast<float*>(odd + j), _mm_shuffle_ps(a, b, 0xDD));
-      }
-    }
-  }
-#endif
-  for (int64_t r = 0; r < s; ++r) {
-    T* d = dst + r * plane;
-    for (int64_t i = j; i < len_out; ++i) {
-      const int64_t at = s * i + r;
-      d[i] = at < len ? src[at] : T(0);
-    }
-  }
-}
-
-}  // namespace
 
 bool forward_phases_apply(const ConvGeometry& g) {
   const bool strided = g.stride[1] > 1 || g.stride[2] > 1;
@@ -96,6 +60,10 @@ ForwardPhases make_forward_phases(const ConvGeometry& g) {
   return ph;
 }
 
+// Row r of phase (ry, rx) is input row sy * (j0 + r) + ry at columns sx * i + rx (zero outside
+// the input), split by the active ISA's row kernel a column of vectors at a time down the rows
+// (stride 2 by vector deinterleaves). Row by row with SSE shuffles before: 9.4% of CIFAR
+// ResNet's 32 -> 64 3x3/2 forward on 16x16 x128, whose rows of 16 were mostly call and tail.
 template <typename T>
 void split_phase_rows(const ConvGeometry& g, const ForwardPhases& ph, const T* xc, int64_t j0,
                       int64_t count, int64_t plane, T* dst) {
@@ -103,14 +71,15 @@ void split_phase_rows(const ConvGeometry& g, const ForwardPhases& ph, const T* x
   const int64_t wp = ph.grid.in[2];
   for (int64_t ry = 0; ry < sy; ++ry) {
     T* planes = dst + ry * sx * plane;  // the sx planes of row phase ry
-    for (int64_t r = 0; r < count; ++r) {
-      const int64_t iy = sy * (j0 + r) + ry;
-      if (iy >= 0 && iy < H) {
-        split_row(xc + iy * W, W, sx, wp, planes + r * wp, plane);
-      } else {
-        for (int64_t rx = 0; rx < sx; ++rx) std::fill_n(planes + rx * plane + r * wp, wp, T(0));
-      }
+    const int64_t lo = std::clamp<int64_t>(-j0, 0, count);  // rows [lo, hi) read the input
+    const int64_t hi = std::clamp<int64_t>((H - ry + sy - 1) / sy - j0, lo, count);
+    for (int64_t rx = 0; rx < sx; ++rx) {
+      std::fill(planes + rx * plane, planes + rx * plane + lo * wp, T(0));
+      std::fill(planes + rx * plane + hi * wp, planes + rx * plane + count * wp, T(0));
     }
+    if (hi > lo)
+      dw_kernels<T>().pack_rows(xc + (sy * (j0 + lo) + ry) * W, sy * W, hi - lo, W, 0, sx, wp,
+                                planes + lo * wp, wp, plane);
   }
 }
 

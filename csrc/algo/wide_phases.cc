@@ -2,11 +2,13 @@
 #include "algo/wide_phases.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "algo/conv_panels.h"
-#include "algo/phase_rows.h"
 #include "fastconv/parallel.h"
+#include "gemm/cache_sizes.h"
 #include "gemm/gemm.h"
+#include "ukernels/depthwise/dw_ukernels.h"
 
 namespace fastconv::algo {
 
@@ -69,46 +71,26 @@ template <typename T>
 void split_wide(const ConvGeometry& g, const WidePhases& wp, int64_t oy0, const T* x,
                 int64_t images, int64_t image_stride, int64_t channels, T* dst) {
   const int64_t sy = g.stride[1], sx = g.stride[2], H = g.in[1], W = g.in[2];
-  const int64_t in_sp = g.in_spatial();
+  const int64_t in_sp = g.in_spatial(), c = oy0 + wp.qy0;  // phase row r reads row sy (r + c) + ry
+  const auto pack_rows = dw_kernels<T>().pack_rows;  // the active ISA's row kernel
   parallel_for(images * channels, 1, [&](int64_t begin, int64_t end) {
     for (int64_t idx = begin; idx < end; ++idx) {
       const T* xc = x + (idx / channels) * image_stride + (idx % channels) * in_sp;
       T* d = dst + idx * wp.channel_size;
       for (int64_t ry = 0; ry < sy; ++ry) {
-        if (sx == 2 && wp.qx0 <= 0) {  // both column phases of a source row in one pass
-          T* plane0 = d + ry * 2 * wp.plane_size;
-          for (int64_t r = 0; r < wp.height; ++r) {
-            const int64_t iy = sy * (r + oy0 + wp.qy0) + ry;
-            T* row0 = plane0 + r * wp.width;
-            T* row1 = row0 + wp.plane_size;
-            if (iy < 0 || iy >= H) {
-              std::fill(row0, row0 + wp.width, T(0));
-              std::fill(row1, row1 + wp.width, T(0));
-            } else {  // column s of phase a reads source column 2 s + a + 2 qx0
-              split_pair_row(xc + iy * W, W, -2 * wp.qx0, wp.width, row0, row1);
-            }
-          }
-          continue;
-        }
+        // Phase rows [lo, hi) read source rows; the rest are zero. Column s of phase rx reads
+        // source column sx * (s + qx0) + rx (zero outside the row).
+        const int64_t lo = std::clamp<int64_t>(-c, 0, wp.height);
+        const int64_t hi = std::clamp<int64_t>(ceil_div(H - ry, sy) - c, lo, wp.height);
+        T* first = d + ry * sx * wp.plane_size;
         for (int64_t rx = 0; rx < sx; ++rx) {
-          T* plane = d + (ry * sx + rx) * wp.plane_size;
-          // Columns s whose source column sx * (s + qx0) + rx lies in [0, W).
-          const int64_t s_lo = std::clamp<int64_t>(-wp.qx0, 0, wp.width);
-          const int64_t s_hi = std::clamp<int64_t>(ceil_div(W - rx, sx) - wp.qx0, s_lo, wp.width);
-          for (int64_t r = 0; r < wp.height; ++r) {
-            T* row = plane + r * wp.width;
-            const int64_t iy = sy * (r + oy0 + wp.qy0) + ry;
-            if (iy < 0 || iy >= H) {
-              std::fill(row, row + wp.width, T(0));
-              continue;
-            }
-            const T* src = xc + iy * W;
-            const int64_t x0 = sx * wp.qx0 + rx;  // source column of s = 0 (may be negative)
-            std::fill(row, row + s_lo, T(0));
-            for (int64_t s = s_lo; s < s_hi; ++s) row[s] = src[x0 + sx * s];
-            std::fill(row + s_hi, row + wp.width, T(0));
-          }
+          T* plane = first + rx * wp.plane_size;
+          std::fill(plane, plane + lo * wp.width, T(0));
+          std::fill(plane + hi * wp.width, plane + wp.height * wp.width, T(0));
         }
+        if (hi > lo)
+          pack_rows(xc + (sy * (lo + c) + ry) * W, sy * W, hi - lo, W, -sx * wp.qx0, sx,
+                    wp.width, first + lo * wp.width, wp.width, wp.plane_size);
       }
     }
   });
@@ -162,19 +144,84 @@ WideBlocks wide_blocks(const ConvGeometry& g, int64_t images, int64_t elem_size)
   return {1, std::clamp<int64_t>(kPlanesBudget / row_bytes - margin, 1, g.out[1])};
 }
 
-int64_t wide_phases_workspace(const ConvGeometry& g, int64_t images, int64_t elem_size) {
+// Batches of whole images run as blocks the threads take whole, each through its own planes and
+// output block of about a quarter of the L2 (nested calls run inline): one shared block of up
+// to 4 MiB had three parallel stages per block (split, GEMM, copy out), and each stage's data
+// spilled the L2. 2 threads, Xeon, AVX-512, ms, shared vs per thread: CIFAR ResNet's 16 -> 32
+// 3x3/2 on 32x32 x128 ...
+// Images per thread block, or 0 where the blocks stay shared (bands of one image, or too few
+// images to give each thread two blocks).
+int64_t thread_block_images(const ConvGeometry& g, int64_t images, int64_t elem_size,
+                            int threads) {
+  const WidePhases whole = make_wide_phases(g);
+  const int64_t per_image =
+      (g.c_per_group() * whole.channel_size + g.k_per_group() * whole.positions) * elem_size;
+  const int64_t budget = gemm::cache_sizes().l2 / 4;
+  if (threads < 2 || images < 2 || per_image > budget) return 0;
+  const int64_t fit = std::min(budget / per_image, images);
+  return ceil_div(g.n, fit) >= 2 * threads ? fit : 0;
+}
+
+int64_t wide_phases_workspace(const ConvGeometry& g, int64_t images, int64_t elem_size,
+                              int threads) {
+  if (const int64_t per = thread_block_images(g, images, elem_size, threads)) {
+    const WidePhases wp = make_wide_phases(g);
+    return threads * per * (g.c_per_group() * wp.channel_size + g.k_per_group() * wp.positions);
+  }
   const WideBlocks b = wide_blocks(g, images, elem_size);
   const WidePhases wp = make_wide_phases(g, b.rows);
   return b.images * (g.c_per_group() * wp.channel_size + g.k_per_group() * wp.positions);
 }
 
+// A block's output rows (cnt images' bands of `band` rows, row k of the block `cols` long)
+// without their margin columns, plus the bias, into y (at the block's first image and group,
+// its band's first row).
 template <typename T>
-void wide_phases_forward(const ConvGeometry& g, int64_t images, const T* x, const T* w,
-                         const T* bias, T* y, T* ws) {
-  const WideBlocks blocks = wide_blocks(g, images, sizeof(T));
-  const WidePhases wp = make_wide_phases(g, blocks.rows);
+void copy_out(const ConvGeometry& g, const WidePhases& wp, const T* block, int64_t cnt,
+              int64_t cols, int64_t band, T* y, const T* bias) {
+  const int64_t kg = g.k_per_group(), out_sp = g.out_spatial(), ow = g.out[2];
+  parallel_for(kg * cnt, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t idx = b0; idx < b1; ++idx) {
+      const int64_t k = idx / cnt, i = idx % cnt;
+      const T* src = block + k * cols + i * wp.positions;
+      T* dst = y + (i * g.k + k) * out_sp;
+      const T b = bias ? bias[k] : T(0);
+      for (int64_t oy = 0; oy < band; ++oy)
+        for (int64_t ox = 0; ox < ow; ++ox) dst[oy * ow + ox] = src[oy * wp.width + ox] + b;
+    }
+  });
+}
+
+template <typename T>
+void wide_phases_forward(const ConvGeometry& g, int64_t images, int threads, const T* x,
+                         const T* w, const T* bias, T* y, T* ws) {
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = cg * g.kernel_spatial();
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial(), ow = g.out[2];
+  if (const int64_t per = thread_block_images(g, images, sizeof(T), threads)) {
+    const WidePhases wp = make_wide_phases(g);
+    const int64_t slot = per * (cg * wp.channel_size + kg * wp.positions);
+    const int64_t blocks = ceil_div(g.n, per);
+    std::atomic<int64_t> next{0};
+    parallel_for(threads, 1, [&](int64_t s0, int64_t s1) {
+      for (int64_t s = s0; s < s1; ++s) {
+        T* planes = ws + s * slot;
+        T* out = planes + per * cg * wp.channel_size;
+        for (int64_t b = next++; b < blocks; b = next++) {
+          const int64_t n0 = b * per, cnt = std::min(per, g.n - n0), cols = cnt * wp.positions;
+          for (int64_t grp = 0; grp < g.groups; ++grp) {
+            split_wide(g, wp, 0, x + (n0 * g.c + grp * cg) * in_sp, cnt, g.c * in_sp, cg, planes);
+            gemm::gemm<T>(kg, cols, rows, T(1), {w + grp * kg * rows, rows, 1},
+                          WideColumns<T>(wp, planes, cg * wp.channel_size), T(0), out, cols);
+            copy_out(g, wp, out, cnt, cols, g.out[1], y + (n0 * g.k + grp * kg) * out_sp,
+                     bias ? bias + grp * kg : nullptr);
+          }
+        }
+      }
+    });
+    return;
+  }
+  const WideBlocks blocks = wide_blocks(g, images, sizeof(T));
+  const WidePhases wp = make_wide_phases(g, blocks.rows);
   T* planes = ws;
   T* block = ws + blocks.images * cg * wp.channel_size;
   for (int64_t n0 = 0; n0 < g.n; n0 += blocks.images) {
@@ -187,25 +234,16 @@ void wide_phases_forward(const ConvGeometry& g, int64_t images, const T* x, cons
         split_wide(g, wp, oy0, x + (n0 * g.c + grp * cg) * in_sp, cnt, g.c * in_sp, cg, planes);
         gemm::gemm<T>(kg, cols, rows, T(1), {w + grp * kg * rows, rows, 1},
                       WideColumns<T>(wp, planes, cg * wp.channel_size), T(0), block, cols);
-        // The block's output rows without their margin columns, plus the bias.
-        parallel_for(kg * cnt, 1, [&](int64_t b0, int64_t b1) {
-          for (int64_t idx = b0; idx < b1; ++idx) {
-            const int64_t k = idx / cnt, i = idx % cnt;
-            const T* src = block + k * cols + i * wp.positions;
-            T* dst = y + ((n0 + i) * g.k + grp * kg + k) * out_sp + oy0 * ow;
-            const T b = bias ? bias[grp * kg + k] : T(0);
-            for (int64_t oy = 0; oy < band; ++oy)
-              for (int64_t ox = 0; ox < ow; ++ox) dst[oy * ow + ox] = src[oy * wp.width + ox] + b;
-          }
-        });
+        copy_out(g, wp, block, cnt, cols, band, y + (n0 * g.k + grp * kg) * out_sp + oy0 * ow,
+                 bias ? bias + grp * kg : nullptr);
       }
     }
   }
 }
 
-template void wide_phases_forward<float>(const ConvGeometry&, int64_t, const float*, const float*,
-                                         const float*, float*, float*);
-template void wide_phases_forward<double>(const ConvGeometry&, int64_t, const double*,
+template void wide_phases_forward<float>(const ConvGeometry&, int64_t, int, const float*,
+                                         const float*, const float*, float*, float*);
+template void wide_phases_forward<double>(const ConvGeometry&, int64_t, int, const double*,
                                           const double*, const double*, double*, double*);
 
 }  // namespace fastconv::algo

@@ -58,13 +58,15 @@ WideBlocks wide_blocks(const ConvGeometry& g, int64_t images, int64_t elem_size)
 bool wide_phases_apply(const ConvGeometry& g, int64_t elem_size);
 
 // Workspace elements for the blocks of at most `images` images (wide_blocks) of one group:
-// their phase planes and the GEMM's output block.
-int64_t wide_phases_workspace(const ConvGeometry& g, int64_t images, int64_t elem_size);
+// their phase planes and the GEMM's output block; one per thread (of `threads`) where the
+// threads take whole blocks of a batch.
+int64_t wide_phases_workspace(const ConvGeometry& g, int64_t images, int64_t elem_size,
+                              int threads);
 
 // y = conv(x, w) + bias over blocks of at most `images` images (forward pass, rank <= 2,
-// strided).
+// strided), `threads` the plan's thread count (the workspace's).
 template <typename T>
-void wide_phases_forward(const ConvGeometry& g, int64_t images, const T* x, const T* w,
-                         const T* bias, T* y, T* ws);
+void wide_phases_forward(const ConvGeometry& g, int64_t images, int threads, const T* x,
+                         const T* w, const T* bias, T* y, T* ws);
 
 }  // namespace fastconv::algo

@@ -48,16 +48,15 @@ inline void for_rows(const T* src, int64_t src_pitch, int64_t rows, const Clippe
   }
 }
 
-// Rows r < rows of a padded plane, each sx * width elements from dst: dst row r, phase ph,
+// Rows r < rows of a padded plane: row r of phase ph at dst + r * pitch + ph * phase_pitch,
 // position q = src[r * src_pitch + q * sx + ph - pad] where that index lies in [0, n), else 0.
 // One band of rows, a column of vectors at a time.
 template <typename T>
 void pack_band(const T* src, int64_t src_pitch, int64_t rows, int64_t n, int64_t pad, int64_t sx,
-               int64_t width, T* dst) {
+               int64_t width, T* dst, int64_t pitch, int64_t phase_pitch) {
   using Vec = V<T>;
   using VT = typename Vec::type;
   constexpr int64_t L = Vec::lanes;
-  const int64_t pitch = sx * width;
   if (sx == 1) {
     for_chunks<L>(width, [&](int64_t q, int64_t m) {
       const ClippedLoad<T> a(q - pad, n);
@@ -72,7 +71,7 @@ void pack_band(const T* src, int64_t src_pitch, int64_t rows, int64_t n, int64_t
         VT even, odd;
         Vec::deinterleave(lo, hi, even, odd);
         store_part(dst + r * pitch + q, even, m);
-        store_part(dst + r * pitch + width + q, odd, m);
+        store_part(dst + r * pitch + phase_pitch + q, odd, m);
       });
     });
   } else {
@@ -80,7 +79,7 @@ void pack_band(const T* src, int64_t src_pitch, int64_t rows, int64_t n, int64_t
       for (int64_t ph = 0; ph < sx; ++ph)
         for (int64_t q = 0; q < width; ++q) {
           const int64_t i = q * sx + ph - pad;
-          dst[r * pitch + ph * width + q] = i >= 0 && i < n ? src[r * src_pitch + i] : T(0);
+          dst[r * pitch + ph * phase_pitch + q] = i >= 0 && i < n ? src[r * src_pitch + i] : T(0);
         }
   }
 }
@@ -135,11 +134,11 @@ int64_t band_rows(int64_t row_elems) {
 
 template <typename T>
 void pack_rows(const T* src, int64_t src_pitch, int64_t rows, int64_t n, int64_t pad, int64_t sx,
-               int64_t width, T* dst) {
+               int64_t width, T* dst, int64_t dst_pitch, int64_t phase_pitch) {
   const int64_t band = band_rows<T>(sx * width);
   for (int64_t r = 0; r < rows; r += band)
     pack_band(src + r * src_pitch, src_pitch, std::min(band, rows - r), n, pad, sx, width,
-              dst + r * sx * width);
+              dst + r * dst_pitch, dst_pitch, phase_pitch);
 }
 
 template <typename T>
