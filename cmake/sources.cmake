@@ -10,6 +10,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/ref/conv_ref.cc
   csrc/ref/pool_ref.cc
   csrc/algo/box_weight.cc
+  csrc/algo/channels_last_weight.cc
   csrc/algo/conv_panels.cc
   csrc/algo/panel_runs.cc
   csrc/algo/wide_phases.cc
