@@ -12,7 +12,7 @@ import fastconv
 import numpy as np
 import pytest
 import reference as ref
-from conftest import DTYPES, assert_close, rand, same_at_thread_counts
+from conftest import DTYPES, assert_close, rand
 
 # (name, x shape (N, C_in, *in), weight shape (C_in, K/G, *kernel), keyword arguments)
 TRANSPOSED = [
@@ -101,22 +101,36 @@ def test_conv_passes(case, dtype, rng, poisoned_outputs):
 
 # Folded forwards of larger batches: the threads take whole blocks of images, each through its
 # own output block and stride phases (implicit_gemm.cc: forward_thread_images; wide_phases.cc:
-# thread_block_images), where the batch gives each thread two blocks; a last block of fewer
-# images, groups, bias, unit stride, stride phases and the wide phases (AVX-512 float32).
+# thread_block_images), where the batch gives each thread two blocks (the L2 pinned at 2 MiB
+# so that every case gets there at 2 and 3 threads); a last block of fewer images, groups,
+# bias, unit stride, stride phases and the wide phases (AVX-512 float32).
 THREAD_BLOCKS = [
-    ("unit", (100, 4, 8, 8), (64, 4, 3, 3), dict(padding=1)),
-    ("phases", (100, 4, 16, 16), (64, 4, 3, 3), dict(stride=2, padding=1)),
-    ("groups", (100, 8, 8, 8), (128, 4, 3, 3), dict(padding=1, groups=2)),
-    ("wide", (100, 4, 32, 32), (16, 4, 3, 3), dict(stride=2, padding=1)),
+    ("unit", (200, 4, 8, 8), (64, 4, 3, 3), dict(padding=1)),
+    ("phases", (200, 4, 16, 16), (64, 4, 3, 3), dict(stride=2, padding=1)),
+    ("groups", (200, 8, 8, 8), (128, 4, 3, 3), dict(padding=1, groups=2)),
+    ("wide", (200, 4, 32, 32), (16, 4, 3, 3), dict(stride=2, padding=1)),
 ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("case", THREAD_BLOCKS, ids=lambda c: c[0])
-def test_forward_thread_blocks(case, dtype, rng, poisoned_outputs):
-    """Against the oracle, bit-identical at 1, 2 and 3 threads (shared blocks at 1; the blocks'
-    sums run in the same order either way), and workspace for every thread's block."""
+def test_forward_thread_blocks(case, dtype, fastconv_with_env, rng):
+    """explain() names the blocks per thread at 2 and 3 threads (not at 1: shared blocks); the
+    results match the oracle and are bit-identical at 1, 2 and 3 threads (the blocks' sums run
+    in the same order either way). The process's outputs start as NaN."""
     _, x_shape, w_shape, kw = case
+    fc = fastconv_with_env(FASTCONV_L2_BYTES=str(2 << 20))
     x, w, b = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype), rand(rng, (w_shape[0],), dtype)
-    y = same_at_thread_counts(lambda: fastconv.conv(x, w, b, algo="implicit_gemm", **kw))
-    assert_close(y, ref.conv(x, w, b, **kw), reduction=math.prod(w_shape[1:]))
+    name = np.dtype(dtype).name
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            fc.set_num_threads(threads)
+            e = fc.explain(x_shape, w_shape, algo="implicit_gemm", dtype=name, **kw)
+            assert ("images at a time" in e.reason) == (threads > 1), (threads, str(e))
+            results.append(fc.conv(x, w, b, algo="implicit_gemm", **kw))
+    finally:
+        fc.set_num_threads(2)
+    for threads, y in zip((2, 3), results[1:]):
+        np.testing.assert_array_equal(results[0], y, err_msg=f"{threads} threads")
+    assert_close(results[0], ref.conv(x, w, b, **kw), reduction=math.prod(w_shape[1:]))

@@ -562,13 +562,31 @@ RUN_IMAGES = [
 )
 def test_runs_over_images(fastconv_with_env, rng, x_shape, w_shape, kw, tile, dtype):
     """The transforms' runs go on over the batch's images where an image's tiles are not a
-    whole number of runs: input, output and the weight gradient's grad_y tiles, whole blocks and
-    the smallest ones (runs end at block edges), against the oracle."""
+    whole number of runs: input and output, whole blocks and the smallest ones (runs end at
+    block edges), against the oracle (few channels: the weight gradient is implicit GEMM's here;
+    its grad_y tiles in the next test)."""
     for env in ({}, {"FASTCONV_WINOGRAD_BLOCK_BYTES": "1"}):
         fc = fastconv_with_env(FASTCONV_WINOGRAD_TILE=str(tile), **env)
         x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
         b = rand(rng, (w_shape[0],), dtype)
         assert_passes_match(fc, "winograd", x, w, b, kw, dtype, rng)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "x_shape,tile",
+    [((3, 16, 8, 8), 4), ((5, 16, 7, 5), 4), ((9, 16, 2, 2), 2)],
+    ids=["8x8", "7x5", "2x2"],
+)
+def test_weight_gradient_runs_over_images(fastconv_with_env, rng, x_shape, tile, dtype):
+    """16 channels each side: the weight gradient runs in the transform domain (not implicit
+    GEMM's fallback), its grad_y tiles in runs over images, against the oracle."""
+    fc = fastconv_with_env(FASTCONV_WINOGRAD_TILE=str(tile))
+    w_shape, kw = (16, 16, 3, 3), dict(padding=1)
+    e = fc.explain(x_shape, w_shape, algo="winograd", pass_="backward_weight", **kw)
+    assert "implicit_gemm" not in e.reason, str(e)
+    x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+    assert_passes_match(fc, "winograd", x, w, None, kw, dtype, rng)
 
 
 def test_runs_over_images_at_every_isa_level(isa):

@@ -131,6 +131,10 @@ int64_t forward_block_elems(const ConvGeometry& g, int64_t elem_size) {  // per 
   return g.k_per_group() * g.out_spatial() +
          (phased ? g.c_per_group() * make_forward_phases(g).channel_size : 0);
 }
+// A thread's slot (`per` images), in whole 64-byte lines.
+int64_t forward_slot_elems(const ConvGeometry& g, int64_t elem_size, int64_t per) {
+  return (per * forward_block_elems(g, elem_size) + 15) / 16 * 16;
+}
 int64_t forward_thread_images(const ConvGeometry& g, int64_t elem_size, int threads) {
   const int64_t nb = fold_images(g, Pass::kForward);
   if (threads < 2 || nb < 2 || wide_phases_apply(g, elem_size)) return 0;
@@ -220,7 +224,7 @@ int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t 
     const int64_t packed_weight = elem_size == 4 ? prepacked_weight_elems<float>(g, threads)
                                                  : prepacked_weight_elems<double>(g, threads);
     if (const int64_t per = forward_thread_images(g, elem_size, threads))
-      return (packed_weight + threads * per * forward_block_elems(g, elem_size)) * elem_size;
+      return (packed_weight + threads * forward_slot_elems(g, elem_size, per)) * elem_size;
     return ((nb > 1 ? kg * nb * g.out_spatial() : 0) + phases + transposed + packed_weight) *
            elem_size;
   }
@@ -309,7 +313,7 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
     }
   };
   if (const int64_t per = forward_thread_images(g, sizeof(T), plan.threads)) {
-    const int64_t slot = per * forward_block_elems(g, sizeof(T)), blocks = (g.n + per - 1) / per;
+    const int64_t slot = forward_slot_elems(g, sizeof(T), per), blocks = (g.n + per - 1) / per;
     std::atomic<int64_t> next{0};
     parallel_for(plan.threads, 1, [&](int64_t s0, int64_t s1) {
       for (int64_t s = s0; s < s1; ++s)
@@ -513,6 +517,16 @@ std::string implicit_gemm_plan(ConvPlan& plan) {
     plan.note = phase_bands_note(plan.dtype == DType::kFloat32
                                      ? forward_bands<float>(plan.g, plan.threads)
                                      : forward_bands<double>(plan.g, plan.threads));
+  // Folded forwards of batches by whole blocks per thread: explain()'s bracket says so.
+  const int64_t elem = dtype_size(plan.dtype);
+  const int64_t per = plan.pass != Pass::kForward ? 0
+                      : wide_phases_apply(plan.g, elem)
+                          ? thread_block_images(plan.g, fold_images(plan.g, Pass::kForward), elem,
+                                                plan.threads)
+                          : forward_thread_images(plan.g, elem, plan.threads);
+  if (per > 0)
+    plan.note += std::string(plan.note.empty() ? "" : ", ") + "each thread " + std::to_string(per) +
+                 " images at a time";
   if (plan.pass == Pass::kBackwardWeight && plan.g.n > 0) {  // explain()'s bracket
     if (box_weight(plan.g)) {
       plan.note = "a GEMM per kernel tap over only the positions it reaches (padding skipped), "

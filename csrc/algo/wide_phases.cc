@@ -146,11 +146,11 @@ WideBlocks wide_blocks(const ConvGeometry& g, int64_t images, int64_t elem_size)
 
 // Batches of whole images run as blocks the threads take whole, each through its own planes and
 // output block of about a quarter of the L2 (nested calls run inline): one shared block of up
-// to 4 MiB had three parallel stages per block (split, GEMM, copy out), and each stage's data
-// spilled the L2. 2 threads, Xeon, AVX-512, ms, shared vs per thread: CIFAR ResNet's 16 -> 32
-// 3x3/2 on 32x32 x128 ...
-// Images per thread block, or 0 where the blocks stay shared (bands of one image, or too few
-// images to give each thread two blocks).
+// to 4 MiB had three parallel stages per block (split, GEMM, copy out), the threads waiting at
+// each one's end, and each stage's data spilled the L2. benchmarks/ab_processes.py, 2 threads,
+// Xeon, AVX-512, shared vs per thread: CIFAR ResNet's 16 -> 32 3x3/2 on 32x32 x128 1.11x (and
+// 1.18x more once the split ran on the row kernel). At least 512 positions a block, as
+// implicit GEMM's folded blocks (forward_thread_images).
 int64_t thread_block_images(const ConvGeometry& g, int64_t images, int64_t elem_size,
                             int threads) {
   const WidePhases whole = make_wide_phases(g);
@@ -158,16 +158,25 @@ int64_t thread_block_images(const ConvGeometry& g, int64_t images, int64_t elem_
       (g.c_per_group() * whole.channel_size + g.k_per_group() * whole.positions) * elem_size;
   const int64_t budget = gemm::cache_sizes().l2 / 4;
   if (threads < 2 || images < 2 || per_image > budget) return 0;
-  const int64_t fit = std::min(budget / per_image, images);
+  const int64_t least = ceil_div(512, std::max<int64_t>(1, whole.positions));
+  const int64_t fit = std::min(images, std::max(budget / per_image, least));
   return ceil_div(g.n, fit) >= 2 * threads ? fit : 0;
 }
 
+namespace {
+
+// A thread's slot: `per` images' planes and output block, in whole 64-byte lines.
+int64_t thread_slot_elems(const ConvGeometry& g, const WidePhases& wp, int64_t per) {
+  return (per * (g.c_per_group() * wp.channel_size + g.k_per_group() * wp.positions) + 15) /
+         16 * 16;
+}
+
+}  // namespace
+
 int64_t wide_phases_workspace(const ConvGeometry& g, int64_t images, int64_t elem_size,
                               int threads) {
-  if (const int64_t per = thread_block_images(g, images, elem_size, threads)) {
-    const WidePhases wp = make_wide_phases(g);
-    return threads * per * (g.c_per_group() * wp.channel_size + g.k_per_group() * wp.positions);
-  }
+  if (const int64_t per = thread_block_images(g, images, elem_size, threads))
+    return threads * thread_slot_elems(g, make_wide_phases(g), per);
   const WideBlocks b = wide_blocks(g, images, elem_size);
   const WidePhases wp = make_wide_phases(g, b.rows);
   return b.images * (g.c_per_group() * wp.channel_size + g.k_per_group() * wp.positions);
@@ -199,7 +208,7 @@ void wide_phases_forward(const ConvGeometry& g, int64_t images, int threads, con
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial(), ow = g.out[2];
   if (const int64_t per = thread_block_images(g, images, sizeof(T), threads)) {
     const WidePhases wp = make_wide_phases(g);
-    const int64_t slot = per * (cg * wp.channel_size + kg * wp.positions);
+    const int64_t slot = thread_slot_elems(g, wp, per);
     const int64_t blocks = ceil_div(g.n, per);
     std::atomic<int64_t> next{0};
     parallel_for(threads, 1, [&](int64_t s0, int64_t s1) {

@@ -353,8 +353,9 @@ def _batch_weight_taps(p: "_Shape") -> bool:
     implicit GEMM): on up to 64 channels on either side (128 at stride 2), where the tiles'
     transforms cost more than the 4x fewer products save, and on up to 256 with output rows of
     at most 7, where the 4x4 tiles also compute 23-61% past the map (7x7, 6x6, 5x5) or a 4x4 map
-    leaves one tile per image, short GEMM reductions. 8x8 maps on 128+ channels and 512 channels
-    keep Winograd. 2 threads, Xeon, `fastconv bench` medians (one process, interleaved; every
+    leaves one tile per image, short GEMM reductions. 512 channels keep Winograd, and so do maps
+    of whole 4x4 tiles past the channel counts below (their last paragraph). 2 threads, Xeon,
+    `fastconv bench` medians (one process, interleaved; every
     stride-1 layer measured has equal channels), ms, direct vs the previous auto (torch),
     AVX-512 / AVX2-both: 64 ch 6x6 x32 0.48 vs 1.21 (0.67) / 0.75 vs 1.78 (1.03); 8x8 x32 0.94
     vs 1.30 (0.94) / 1.33 vs 1.79 (1.57); 4x4 x32 0.21 vs 0.51 (0.32) / 0.34 vs 0.82; 32 ch 8x8
@@ -370,15 +371,18 @@ def _batch_weight_taps(p: "_Shape") -> bool:
     direct vs Winograd, AVX-512 / AVX2: 64 ch 8x8 x128 4.79 vs 2.87 / 7.93 vs 4.27, x32 0.72 vs
     0.70 / 1.19 vs 0.99; 256 ch 4x4 x64 4.50 vs 3.29 / 8.12 vs 5.07; 128 ch 4x4 x32 0.58 vs 0.62
     / 0.99 vs 0.82; but 64 ch 4x4 x32 0.18 vs 0.24 / 0.30 vs 0.33, 32 ch 8x8 x64 0.49 vs 0.63 /
-    0.77 vs 0.83 stay."""
+    0.77 vs 0.83 stay. Only from 16 tiles over the batch: fewer (4x4 maps at batch 8-15) leave
+    Winograd's weight gradient to implicit GEMM (winograd_schedule.cc:
+    weight_gradient_by_winograd), which the batch path beats."""
     if p.conv_pass != "backward_weight" or p.itemsize != 4 or not _batch_taps_shape(p):
         return False
     if p.kernel != (3, 3) or p.stride not in ((1, 1), (2, 2)) or any(d != 1 for d in p.dilation):
         return False
     most = max(p.c_per_group, p.k_per_group)
-    if p.stride == (1, 1) and all(e % 4 == 0 for e in p.out_extents):  # whole 4x4 tiles
+    tiles = p.n * math.prod(e // 4 for e in p.out_extents)
+    if p.stride == (1, 1) and all(e % 4 == 0 for e in p.out_extents) and tiles >= 16:
         if most >= (64 if min(p.out_extents) >= 8 else 256 if _active_isa() == "avx512" else 128):
-            return False
+            return False  # whole 4x4 tiles, enough of them
     return most <= (64 if p.stride == (1, 1) else 128) or (most <= 256 and p.out_extents[-1] <= 7)
 
 
