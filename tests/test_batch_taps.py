@@ -443,6 +443,19 @@ def test_auto_batch_weight_taps(isa):
             assert AUTO not in e.reason, str(e)
 
 
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_auto_whole_tiles_from_256_at_avx512(isa):
+    """Whole F(2x2) tiles under 512 channels leave the batch path for Winograd at AVX-512 from
+    256 tiles over the batch (6x6 maps: 32 images), below AVX-512 from Winograd's own 129
+    (_cpu_taps._batch_first); 512 channels at any count."""
+    skip_unless_isa_runs(isa)
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        for n, c, batch in ((16, 128, isa == "avx512"), (32, 128, False), (16, 512, False)):
+            for pass_ in ("forward", "backward_data"):
+                e = fc.explain((n, c, 6, 6), (c, c, 3, 3), padding=1, pass_=pass_)
+                assert (AUTO in e.reason) == batch, (isa, n, c, pass_, str(e))
+
+
 def test_auto_batch_weight_taps_results(poisoned_outputs, rng):
     """The weight gradient auto now runs on direct's path, against the float64 oracle."""
     x = rand(rng, (8, 64, 6, 6), np.float32)

@@ -319,7 +319,9 @@ def _batch_first(p: "_Shape") -> bool:
     vs 1.50, 512 ch 4x4 x16 11.7 vs 18.3.) Since Winograd's runs go on over images (2026-12-06),
     whole F(2x2) tiles from 128 channels keep it too, direct vs Winograd, forward / backward
     data: 128 ch 6x6 x64 2.67 vs 2.58 / 2.33 vs 2.13, AVX2 4.81 vs 3.48 / 5.03 vs 4.99; 256 ch
-    6x6 x32 4.72 vs 4.06 / 4.56 vs 4.15, AVX2 7.90 vs 7.20 / 7.74 vs 6.87."""
+    6x6 x32 4.72 vs 4.06 / 4.56 vs 4.15, AVX2 7.90 vs 7.20 / 7.74 vs 6.87; at AVX-512 from 256
+    tiles only (x16, 144 tiles: 128 ch 0.75 vs 0.79 / 0.75 vs 0.82, 256 ch 1.99 vs 1.97 / 2.08 vs
+    2.42; AVX2 128 ch 0.96 vs 1.00 / 1.04 vs 1.04, 256 ch 3.57 vs 3.19 / 3.68 vs 3.39)."""
     if p.conv_pass == "backward_weight":
         return _batch_weight_taps(p)
     if p.itemsize != 4 or p.taps == 1:  # (1x1: one GEMM on the tensor, nothing to skip)
@@ -329,8 +331,12 @@ def _batch_first(p: "_Shape") -> bool:
     fewest = min(p.c_per_group, p.k_per_group) if p.kernel == (3, 3) and unit else 0
     if fewest >= 128 and all(e >= 6 for e in maps):
         # left to the rules after this one (Winograd from 129 F(2x2) tiles, _winograd_few_tiles;
-        # fewer reach this path through _taps_choice): whole tiles, and 512+ channels below AVX-512
-        if all(e % 2 == 0 for e in maps) or (fewest >= 512 and _active_isa() != "avx512"):
+        # fewer reach this path through _taps_choice): whole tiles (under 512 channels at
+        # AVX-512 from 256 of them), and 512+ channels below AVX-512
+        avx512 = _active_isa() == "avx512"
+        tiles = p.n * math.prod(e // 2 for e in maps)
+        whole = all(e % 2 == 0 for e in maps) and (fewest >= 512 or tiles >= 256 or not avx512)
+        if whole or (fewest >= 512 and not avx512):
             return False
     return (p.conv_pass == "forward" or unit) and _batch_taps_served(p)
 
