@@ -6,6 +6,7 @@
 // GEMM on their own.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #include "fastconv/algorithm.h"
@@ -16,6 +17,25 @@ namespace fastconv::algo {
 
 // Images per GEMM for this pass (1: no folding).
 int64_t fold_images(const ConvGeometry& g, ConvPass pass);
+
+// Folded batches whose threads take whole blocks of images, each through its own buffers of
+// about a quarter of the L2 (implicit GEMM's forward and its margined stride phases): images
+// per block (at most `images`, at least 512 GEMM positions, given `positions` per image and
+// `per_image` bytes of buffers), or 0 where the blocks stay shared (one thread, buffers past
+// the budget, or fewer than two blocks per thread of a batch of n).
+int64_t thread_block_images(int64_t n, int64_t images, int64_t positions, int64_t per_image,
+                            int threads);
+
+// fn(block, slot) for blocks [0, blocks), the threads taking them in turn, each with its own
+// slot < threads (nested calls inside run inline).
+template <typename F>
+void for_each_thread_block(int threads, int64_t blocks, F&& fn) {
+  std::atomic<int64_t> next{0};
+  parallel_for(threads, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s)
+      for (int64_t b = next++; b < blocks; b = next++) fn(b, s);
+  });
+}
 
 // Copies a folded GEMM block (rows x cnt * per_image, row r holding cnt images' planes one
 // after the other) into the tensor: row r of image i goes to dst + i * image_stride +

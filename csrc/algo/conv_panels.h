@@ -239,5 +239,12 @@ void split_forward_phases(const ConvGeometry& g, const ForwardPhases& ph, const 
 template <typename T>
 void split_phase_rows(const ConvGeometry& g, const ForwardPhases& ph, const T* xc, int64_t j0,
                       int64_t count, int64_t plane, T* dst);
+// The same for rows `width` long whose column i of phase rx holds x[..., sx * i + rx - pad]
+// (the margined phases' wide rows: pad = -sx * qx0); split_phase_rows is pad 0, width Wp. Both
+// on the active ISA's row kernel (the depthwise driver's pack_rows), a column of vectors at a
+// time down the rows.
+template <typename T>
+void split_plane_rows(const ConvGeometry& g, const T* xc, int64_t j0, int64_t count,
+                      int64_t width, int64_t pad, int64_t plane, T* dst);
 
 }  // namespace fastconv::algo

@@ -2,7 +2,6 @@
 // output gradient) with padding, stride and dilation applied on the fly, so no column buffer
 // exists; 1x1 / stride-1 / unpadded convolutions run the GEMM on the tensors themselves.
 #include <algorithm>
-#include <atomic>
 #include <vector>
 
 #include "algo/batch_fold.h"
@@ -17,7 +16,6 @@
 #include "algo/wide_phases.h"
 #include "fastconv/algorithm.h"
 #include "fastconv/parallel.h"
-#include "gemm/cache_sizes.h"
 #include "gemm/gemm.h"
 
 namespace fastconv::algo {
@@ -136,13 +134,9 @@ int64_t forward_slot_elems(const ConvGeometry& g, int64_t elem_size, int64_t per
   return (per * forward_block_elems(g, elem_size) + 15) / 16 * 16;
 }
 int64_t forward_thread_images(const ConvGeometry& g, int64_t elem_size, int threads) {
-  const int64_t nb = fold_images(g, Pass::kForward);
-  if (threads < 2 || nb < 2 || wide_phases_apply(g, elem_size)) return 0;
-  const int64_t budget = gemm::cache_sizes().l2 / 4 / elem_size;
-  const int64_t least = (512 + g.out_spatial() - 1) / g.out_spatial();
-  const int64_t fit =
-      std::min(nb, std::max(budget / forward_block_elems(g, elem_size), least));
-  return (g.n + fit - 1) / fit >= 2 * threads ? fit : 0;
+  if (wide_phases_apply(g, elem_size)) return 0;
+  return thread_block_images(g.n, fold_images(g, Pass::kForward), g.out_spatial(),
+                             forward_block_elems(g, elem_size) * elem_size, threads);
 }
 
 // transposed_pointwise for either dtype (workspace sizing, which knows only the element size).
@@ -313,13 +307,10 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
     }
   };
   if (const int64_t per = forward_thread_images(g, sizeof(T), plan.threads)) {
-    const int64_t slot = forward_slot_elems(g, sizeof(T), per), blocks = (g.n + per - 1) / per;
-    std::atomic<int64_t> next{0};
-    parallel_for(plan.threads, 1, [&](int64_t s0, int64_t s1) {
-      for (int64_t s = s0; s < s1; ++s)
-        for (int64_t b = next++; b < blocks; b = next++)
-          block_images(b * per, std::min(per, g.n - b * per), ws + s * slot,
-                       ws + s * slot + kg * per * out_sp);
+    const int64_t slot = forward_slot_elems(g, sizeof(T), per);
+    for_each_thread_block(plan.threads, (g.n + per - 1) / per, [&](int64_t b, int64_t s) {
+      block_images(b * per, std::min(per, g.n - b * per), ws + s * slot,
+                   ws + s * slot + kg * per * out_sp);
     });
     return;
   }
@@ -521,8 +512,8 @@ std::string implicit_gemm_plan(ConvPlan& plan) {
   const int64_t elem = dtype_size(plan.dtype);
   const int64_t per = plan.pass != Pass::kForward ? 0
                       : wide_phases_apply(plan.g, elem)
-                          ? thread_block_images(plan.g, fold_images(plan.g, Pass::kForward), elem,
-                                                plan.threads)
+                          ? wide_thread_images(plan.g, fold_images(plan.g, Pass::kForward), elem,
+                                               plan.threads)
                           : forward_thread_images(plan.g, elem, plan.threads);
   if (per > 0)
     plan.note += std::string(plan.note.empty() ? "" : ", ") + "each thread " + std::to_string(per) +

@@ -2,13 +2,11 @@
 #include "algo/wide_phases.h"
 
 #include <algorithm>
-#include <atomic>
 
+#include "algo/batch_fold.h"
 #include "algo/conv_panels.h"
 #include "fastconv/parallel.h"
-#include "gemm/cache_sizes.h"
 #include "gemm/gemm.h"
-#include "ukernels/depthwise/dw_ukernels.h"
 
 namespace fastconv::algo {
 
@@ -70,29 +68,12 @@ class WideColumns final : public gemm::PanelSource<T> {
 template <typename T>
 void split_wide(const ConvGeometry& g, const WidePhases& wp, int64_t oy0, const T* x,
                 int64_t images, int64_t image_stride, int64_t channels, T* dst) {
-  const int64_t sy = g.stride[1], sx = g.stride[2], H = g.in[1], W = g.in[2];
-  const int64_t in_sp = g.in_spatial(), c = oy0 + wp.qy0;  // phase row r reads row sy (r + c) + ry
-  const auto pack_rows = dw_kernels<T>().pack_rows;  // the active ISA's row kernel
+  const int64_t in_sp = g.in_spatial();
   parallel_for(images * channels, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t idx = begin; idx < end; ++idx) {
-      const T* xc = x + (idx / channels) * image_stride + (idx % channels) * in_sp;
-      T* d = dst + idx * wp.channel_size;
-      for (int64_t ry = 0; ry < sy; ++ry) {
-        // Phase rows [lo, hi) read source rows; the rest are zero. Column s of phase rx reads
-        // source column sx * (s + qx0) + rx (zero outside the row).
-        const int64_t lo = std::clamp<int64_t>(-c, 0, wp.height);
-        const int64_t hi = std::clamp<int64_t>(ceil_div(H - ry, sy) - c, lo, wp.height);
-        T* first = d + ry * sx * wp.plane_size;
-        for (int64_t rx = 0; rx < sx; ++rx) {
-          T* plane = first + rx * wp.plane_size;
-          std::fill(plane, plane + lo * wp.width, T(0));
-          std::fill(plane + hi * wp.width, plane + wp.height * wp.width, T(0));
-        }
-        if (hi > lo)
-          pack_rows(xc + (sy * (lo + c) + ry) * W, sy * W, hi - lo, W, -sx * wp.qx0, sx,
-                    wp.width, first + lo * wp.width, wp.width, wp.plane_size);
-      }
-    }
+    for (int64_t idx = begin; idx < end; ++idx)  // column s of phase rx: sx (s + qx0) + rx
+      split_plane_rows(g, x + (idx / channels) * image_stride + (idx % channels) * in_sp,
+                       oy0 + wp.qy0, wp.height, wp.width, -g.stride[2] * wp.qx0, wp.plane_size,
+                       dst + idx * wp.channel_size);
   });
 }
 
@@ -151,16 +132,13 @@ WideBlocks wide_blocks(const ConvGeometry& g, int64_t images, int64_t elem_size)
 // Xeon, AVX-512, shared vs per thread: CIFAR ResNet's 16 -> 32 3x3/2 on 32x32 x128 1.11x (and
 // 1.18x more once the split ran on the row kernel). At least 512 positions a block, as
 // implicit GEMM's folded blocks (forward_thread_images).
-int64_t thread_block_images(const ConvGeometry& g, int64_t images, int64_t elem_size,
-                            int threads) {
+int64_t wide_thread_images(const ConvGeometry& g, int64_t images, int64_t elem_size,
+                           int threads) {
   const WidePhases whole = make_wide_phases(g);
-  const int64_t per_image =
-      (g.c_per_group() * whole.channel_size + g.k_per_group() * whole.positions) * elem_size;
-  const int64_t budget = gemm::cache_sizes().l2 / 4;
-  if (threads < 2 || images < 2 || per_image > budget) return 0;
-  const int64_t least = ceil_div(512, std::max<int64_t>(1, whole.positions));
-  const int64_t fit = std::min(images, std::max(budget / per_image, least));
-  return ceil_div(g.n, fit) >= 2 * threads ? fit : 0;
+  return thread_block_images(
+      g.n, images, whole.positions,
+      (g.c_per_group() * whole.channel_size + g.k_per_group() * whole.positions) * elem_size,
+      threads);
 }
 
 namespace {
@@ -175,7 +153,7 @@ int64_t thread_slot_elems(const ConvGeometry& g, const WidePhases& wp, int64_t p
 
 int64_t wide_phases_workspace(const ConvGeometry& g, int64_t images, int64_t elem_size,
                               int threads) {
-  if (const int64_t per = thread_block_images(g, images, elem_size, threads))
+  if (const int64_t per = wide_thread_images(g, images, elem_size, threads))
     return threads * thread_slot_elems(g, make_wide_phases(g), per);
   const WideBlocks b = wide_blocks(g, images, elem_size);
   const WidePhases wp = make_wide_phases(g, b.rows);
@@ -206,48 +184,35 @@ void wide_phases_forward(const ConvGeometry& g, int64_t images, int threads, con
                          const T* w, const T* bias, T* y, T* ws) {
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = cg * g.kernel_spatial();
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial(), ow = g.out[2];
-  if (const int64_t per = thread_block_images(g, images, sizeof(T), threads)) {
+  // cnt images from n0, output rows [oy0, oy0 + band) (a band of one image, or whole images),
+  // every group, through planes and the output block.
+  const auto run = [&](const WidePhases& wp, int64_t n0, int64_t cnt, int64_t oy0, int64_t band,
+                       T* planes, T* block) {
+    const int64_t cols = cnt > 1 ? cnt * wp.positions : band * wp.width;
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      split_wide(g, wp, oy0, x + (n0 * g.c + grp * cg) * in_sp, cnt, g.c * in_sp, cg, planes);
+      gemm::gemm<T>(kg, cols, rows, T(1), {w + grp * kg * rows, rows, 1},
+                    WideColumns<T>(wp, planes, cg * wp.channel_size), T(0), block, cols);
+      copy_out(g, wp, block, cnt, cols, band, y + (n0 * g.k + grp * kg) * out_sp + oy0 * ow,
+               bias ? bias + grp * kg : nullptr);
+    }
+  };
+  if (const int64_t per = wide_thread_images(g, images, sizeof(T), threads)) {
     const WidePhases wp = make_wide_phases(g);
     const int64_t slot = thread_slot_elems(g, wp, per);
-    const int64_t blocks = ceil_div(g.n, per);
-    std::atomic<int64_t> next{0};
-    parallel_for(threads, 1, [&](int64_t s0, int64_t s1) {
-      for (int64_t s = s0; s < s1; ++s) {
-        T* planes = ws + s * slot;
-        T* out = planes + per * cg * wp.channel_size;
-        for (int64_t b = next++; b < blocks; b = next++) {
-          const int64_t n0 = b * per, cnt = std::min(per, g.n - n0), cols = cnt * wp.positions;
-          for (int64_t grp = 0; grp < g.groups; ++grp) {
-            split_wide(g, wp, 0, x + (n0 * g.c + grp * cg) * in_sp, cnt, g.c * in_sp, cg, planes);
-            gemm::gemm<T>(kg, cols, rows, T(1), {w + grp * kg * rows, rows, 1},
-                          WideColumns<T>(wp, planes, cg * wp.channel_size), T(0), out, cols);
-            copy_out(g, wp, out, cnt, cols, g.out[1], y + (n0 * g.k + grp * kg) * out_sp,
-                     bias ? bias + grp * kg : nullptr);
-          }
-        }
-      }
+    for_each_thread_block(threads, ceil_div(g.n, per), [&](int64_t b, int64_t s) {
+      T* planes = ws + s * slot;
+      run(wp, b * per, std::min(per, g.n - b * per), 0, g.out[1], planes,
+          planes + per * cg * wp.channel_size);
     });
     return;
   }
   const WideBlocks blocks = wide_blocks(g, images, sizeof(T));
   const WidePhases wp = make_wide_phases(g, blocks.rows);
-  T* planes = ws;
-  T* block = ws + blocks.images * cg * wp.channel_size;
-  for (int64_t n0 = 0; n0 < g.n; n0 += blocks.images) {
-    const int64_t cnt = std::min(blocks.images, g.n - n0);
-    for (int64_t oy0 = 0; oy0 < g.out[1]; oy0 += wp.rows) {
-      // Several images only with whole images (bands are of one image).
-      const int64_t band = std::min(wp.rows, g.out[1] - oy0);
-      const int64_t cols = cnt > 1 ? cnt * wp.positions : band * wp.width;
-      for (int64_t grp = 0; grp < g.groups; ++grp) {
-        split_wide(g, wp, oy0, x + (n0 * g.c + grp * cg) * in_sp, cnt, g.c * in_sp, cg, planes);
-        gemm::gemm<T>(kg, cols, rows, T(1), {w + grp * kg * rows, rows, 1},
-                      WideColumns<T>(wp, planes, cg * wp.channel_size), T(0), block, cols);
-        copy_out(g, wp, block, cnt, cols, band, y + (n0 * g.k + grp * kg) * out_sp + oy0 * ow,
-                 bias ? bias + grp * kg : nullptr);
-      }
-    }
-  }
+  for (int64_t n0 = 0; n0 < g.n; n0 += blocks.images)
+    for (int64_t oy0 = 0; oy0 < g.out[1]; oy0 += wp.rows)
+      run(wp, n0, std::min(blocks.images, g.n - n0), oy0, std::min(wp.rows, g.out[1] - oy0), ws,
+          ws + blocks.images * cg * wp.channel_size);
 }
 
 template void wide_phases_forward<float>(const ConvGeometry&, int64_t, int, const float*,

@@ -59,8 +59,8 @@ bool wide_phases_apply(const ConvGeometry& g, int64_t elem_size);
 
 // Images per block where the threads take whole blocks of a batch (each through its own planes
 // and output block, about a quarter of the L2), or 0 where the blocks are shared.
-int64_t thread_block_images(const ConvGeometry& g, int64_t images, int64_t elem_size,
-                            int threads);
+int64_t wide_thread_images(const ConvGeometry& g, int64_t images, int64_t elem_size,
+                           int threads);
 
 // Workspace elements for the blocks of at most `images` images (wide_blocks) of one group:
 // their phase planes and the GEMM's output block; one per thread (of `threads`) where the

@@ -285,9 +285,7 @@ def _unit_data_served(p: "_Shape") -> bool:
     kernel (data_correlation_geometry, fastconv/geometry.h): grad_y in, grad_x out, so grad_x's
     maps take the forward's limits (1-64 positions, rows of at most 7) and the padding the
     kernel's reach less the stored padding (not negative)."""
-    if len(p.kernel) != 2 or p.n < 8 or p.groups != 1 or p.c_per_group < 16:
-        return False
-    if p.k_per_group < 16 or not 0 < math.prod(p.in_extents) <= 64 or p.in_extents[-1] > 7:
+    if not _batch_of_small_maps(p, p.in_extents) or p.in_extents[-1] > 7:
         return False
     return all((k - 1) * d >= lo for k, d, lo in zip(p.kernel, p.dilation, p.pad_lo))
 
@@ -345,11 +343,17 @@ def _batch_taps_shape(p: "_Shape") -> bool:
     """The shapes direct's path for batches of small maps takes in every pass (batch_taps_serve
     before its per-pass limits): 2-D, one group, 16+ channels each side, 8+ images, output maps
     of 1-64 positions, strides up to 16, no negative padding."""
-    if len(p.kernel) != 2 or p.n < 8 or p.groups != 1 or max(p.stride) > 16:
+    if not _batch_of_small_maps(p, p.out_extents) or max(p.stride) > 16:
         return False
-    if p.c_per_group < 16 or p.k_per_group < 16:
+    return all(lo >= 0 for lo in p.pad_lo)
+
+
+def _batch_of_small_maps(p: "_Shape", maps: tuple[int, ...]) -> bool:
+    """What every use of direct's batch path asks: 2-D, one group, 16+ channels each side, 8+
+    images, maps (the output's, or grad_x's for unit-stride backward data) of 1-64 positions."""
+    if len(p.kernel) != 2 or p.n < 8 or p.groups != 1:
         return False
-    return all(lo >= 0 for lo in p.pad_lo) and 0 < math.prod(p.out_extents) <= 64
+    return min(p.c_per_group, p.k_per_group) >= 16 and 0 < math.prod(maps) <= 64
 
 
 def _batch_weight_taps(p: "_Shape") -> bool:
