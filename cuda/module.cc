@@ -185,8 +185,7 @@ void raise_unpool_error(int device) {
   UnpoolError e{};
   if (!take_unpool_error(device, &e)) return;
   throw InvalidArgument(
-      "indices must lie in [0, " + std::to_string(e.out_count) +
-      ") (the output plane size), got " + std::to_string(e.index) +
+      bad_index_message(e.index, e.out_count, "the output plane size") +
       " in an earlier max_unpool call on cuda:" + std::to_string(device) +
       "; its out-of-range entries were skipped (the GPU checks indices without synchronising, "
       "so the error is raised by the next max_unpool call on the device or by "

@@ -246,7 +246,8 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // out[e] = src at the index the max forward saved for output e (0 for an index outside the
-// plane): max pooling's second-order pass, the adjoint of its backward from indices.
+// plane, kNoIndex among them): max pooling's second-order pass, the adjoint of its backward
+// from indices.
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     max_gather_kernel(const T* __restrict__ src, const int64_t* __restrict__ indices,
@@ -257,13 +258,15 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Records, per output element, the last (highest) input position scattering to it.
+// Records, per output element, the last (highest) input position scattering to it (kNoIndex,
+// a window of padding only, scatters nothing).
 __global__ void __launch_bounds__(kThreads)
     unpool_claim_kernel(const int64_t* __restrict__ indices, int64_t in_count, int64_t out_count,
                         unsigned long long* __restrict__ winner,
                         unsigned long long* __restrict__ first_bad, int64_t total) {
   for (int64_t e = first_index(); e < total; e += grid_step()) {
     const int64_t plane = e / in_count, j = indices[e];
+    if (j == kNoIndex) continue;
     if (j < 0 || j >= out_count) {
       atomicMin(first_bad, static_cast<unsigned long long>(e));
       continue;

@@ -450,7 +450,10 @@ def max_unpool(x, indices, kernel_size, stride=None, padding=0, output_size=None
     N, C = x.shape[:2]
     y = np.zeros((N * C, math.prod(outs)))
     per = math.prod(x.shape[2:])  # explicit: reshape(0, -1) cannot infer it for N * C == 0
-    y[np.arange(N * C)[:, None], indices.reshape(N * C, per)] = x.reshape(N * C, per)
+    idx = indices.reshape(N * C, per)
+    rows = np.broadcast_to(np.arange(N * C)[:, None], idx.shape)
+    keep = idx != -1  # a window of padding only: nothing to unpool
+    y[rows[keep], idx[keep]] = x.reshape(N * C, per)[keep]
     return y.reshape((N, C) + outs)
 
 
@@ -458,14 +461,17 @@ def max_unpool(x, indices, kernel_size, stride=None, padding=0, output_size=None
 
 
 def max_pool_backward(grad_y, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-    """Each grad goes to its window's argmax (as chosen by max_pool); overlaps accumulate."""
+    """Each grad goes to its window's argmax (as chosen by max_pool); overlaps accumulate. A
+    window of padding only (index -1) depends on no input: its grad goes nowhere."""
     x, gy = _f64(x), _f64(grad_y)
     _, idx = max_pool(x, kernel_size, stride, padding, dilation, ceil_mode)
     N, C = x.shape[:2]
     gx = np.zeros((N * C, math.prod(x.shape[2:])))
-    rows = np.broadcast_to(np.arange(N * C)[:, None], (N * C, math.prod(idx.shape[2:])))
     per = math.prod(idx.shape[2:])  # explicit: reshape(0, -1) cannot infer it for N * C == 0
-    np.add.at(gx, (rows, idx.reshape(N * C, per)), gy.reshape(N * C, per))
+    rows = np.broadcast_to(np.arange(N * C)[:, None], (N * C, per))
+    idx = idx.reshape(N * C, per)
+    keep = idx >= 0
+    np.add.at(gx, (rows[keep], idx[keep]), gy.reshape(N * C, per)[keep])
     return gx.reshape(x.shape)
 
 

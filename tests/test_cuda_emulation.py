@@ -886,6 +886,11 @@ def test_emulated_max_unpool_reports_bad_indices_without_synchronising(emulated_
         fastconv.max_unpool(y, idx, 3, **unpool_kw)  # the next call on the device reports it
     good = fastconv.max_unpool(y, idx, 3, **unpool_kw)
     assert_gpu_close(good, fastconv.max_unpool(y64, idx64, 3, **unpool_kw), "float32", 1)
+    skip = idx64.copy()
+    skip[0, 1, 2, 3] = skip[1, 0, 0, 0] = -1  # windows of padding only: skipped, no error
+    got = fastconv.max_unpool(y, EmulatedDeviceTensor(torch.from_numpy(skip)), 3, **unpool_kw)
+    assert_gpu_close(got, fastconv.max_unpool(y64, skip, 3, **unpool_kw), "float32", 1)
+    fastconv.check_gpu_errors()
     fastconv.check_gpu_errors(synchronize=False)
     with pytest.raises(TypeError, match="synchronize"):
         fastconv.check_gpu_errors("yes")

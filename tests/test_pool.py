@@ -149,6 +149,40 @@ def test_max_pool_backward_rejects_bad_indices(rng):
 
 
 @DT
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_max_pool_windows_of_padding_only(rank, dtype, rng):
+    """Dilation over a dim shorter than its step leaves windows that cover only padding (the
+    fuzz campaign's case): -inf and index -1, as the oracle says; they depend on no input, so
+    no gradient flows from them (from x or from the saved indices: PyTorch sends it to some
+    element), max_unpool skips them, and any other negative index is still refused."""
+    sizes = {1: (1,), 2: (5, 1), 3: (3, 1, 4)}[rank]
+    one = {1: 0, 2: 1, 3: 1}[rank]  # the dim of extent 1
+    stride, dilation = [1] * rank, [1] * rank
+    stride[one], dilation[one] = 3, 2  # taps at -1 and 1: both outside a 1-wide dim
+    kw = dict(stride=tuple(stride), padding=1, dilation=tuple(dilation), ceil_mode=True)
+    x = rand(rng, (2, 3) + sizes, dtype)
+    y, idx = fastconv.max_pool(x, 3, return_indices=True, **kw)
+    want, want_idx = ref.max_pool(x, 3, **kw)
+    np.testing.assert_array_equal(y, want)
+    np.testing.assert_array_equal(idx, want_idx)
+    assert (idx == -1).all() and np.isneginf(y).all()
+    gy = rand(rng, y.shape, dtype)
+    np.testing.assert_array_equal(ref.max_pool_backward(gy, x, 3, **kw), 0)
+    for indices in (None, idx):
+        gx = fastconv.max_pool_backward(gy, x, 3, indices=indices, **kw)
+        assert_result_type(gx, dtype)
+        np.testing.assert_array_equal(gx, np.zeros_like(x))
+    unpool_kw = dict(stride=kw["stride"], padding=1, output_size=sizes)
+    np.testing.assert_array_equal(fastconv.max_unpool(gy, idx, 3, **unpool_kw), np.zeros_like(x))
+    bad = idx.copy()
+    bad.flat[-1] = -2
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, \d+\).*or be -1.*got -2"):
+        fastconv.max_pool_backward(gy, x, 3, indices=bad, **kw)
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, \d+\).*or be -1.*got -2"):
+        fastconv.max_unpool(gy, bad, 3, **unpool_kw)
+
+
+@DT
 def test_max_pool_ties_pick_first_in_scan_order(dtype, rng):
     x = rng.integers(0, 3, (2, 3, 9, 8)).astype(dtype)  # many equal values per window
     y, idx = fastconv.max_pool(x, 3, stride=2, padding=1, return_indices=True)
@@ -337,6 +371,10 @@ def test_max_unpool_arbitrary_indices(rng):
     ).astype(np.int64)
     u = fastconv.max_unpool(vals, idx, 3, stride=3, output_size=(10,))
     np.testing.assert_array_equal(u, ref.max_unpool(vals, idx, 3, 3, 0, (10,)))
+    idx[0, 1, 2] = idx[1, 0, 0] = -1  # windows of padding only: skipped
+    u = fastconv.max_unpool(vals, idx, 3, stride=3, output_size=(10,))
+    np.testing.assert_array_equal(u, ref.max_unpool(vals, idx, 3, 3, 0, (10,)))
+    assert vals[0, 1, 2] not in u[0, 1] and vals[1, 0, 0] not in u[1, 0]
 
 
 # ---- common behaviour

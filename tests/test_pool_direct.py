@@ -207,6 +207,10 @@ def test_max_unpool(dtype):
     idx = rng.integers(0, plane, size=un.x_shape).astype(np.int64)
     idx[0, 0, 0, :3] = 4  # repeated: the last write wins
     _same(_run(un, x, indices=idx), _run(un, x, indices=idx, reference=True), "max_unpool")
+    idx[0, 1, :2, 3] = idx[1, 2, 4, 6] = -1  # windows of padding only: nothing to scatter
+    got = _run(un, x, indices=idx)
+    _same(got, _run(un, x, indices=idx, reference=True), "max_unpool with -1")
+    assert x[1, 2, 4, 6] not in got[1, 2]
     idx[1, 2, 4, 6] = plane
     for reference in (False, True):
         with pytest.raises(ValueError, match=rf"indices must lie in \[0, {plane}\).*got {plane}"):
@@ -218,6 +222,10 @@ def test_max_backward_rejects_bad_indices():
     bw = _problem("max", "backward", g, np.float32)
     gy = np.ones(bw.y_shape, np.float32)
     idx = np.zeros(bw.y_shape, np.int64)
+    idx[0, 1, 3, 2] = -1  # a window of padding only: its grad goes nowhere
+    for reference in (False, True):
+        got = _run(bw, gy, np.zeros(bw.x_shape, np.float32), indices=idx, reference=reference)
+        assert got[0, 0, 0, 0] == 16 and got[0, 1, 0, 0] == 15
     idx[0, 1, 3, 3] = 64
     for reference in (False, True):
         with pytest.raises(ValueError, match=r"indices must lie in \[0, 64\).*got 64"):

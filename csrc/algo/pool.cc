@@ -101,7 +101,8 @@ void run_global_max_backward(const PoolGeometry& g, const T* grad_y, const T* x,
 // 1 thread, 0.76 vs 0.50 ms), where the output's lines stay in the last-level cache.
 // An index out of range throws InvalidArgument (`what` names dst's plane) from inside the
 // scatter, as PyTorch's kernels do: a separate checking pass cost ~13% here, and the caller's
-// freshly allocated output is dropped with the exception.
+// freshly allocated output is dropped with the exception. Index -1 (kNoIndex: the max forward's
+// index of a window that covers only padding) scatters nothing.
 // Zeroes d[zeroed, to) with `to` past index i and at least kZeroAhead on, checking i first:
 // out of line, so the scatter loop keeps its pointers in registers.
 template <typename T>
@@ -109,8 +110,7 @@ template <typename T>
                                       const char* what) {
   constexpr uint64_t kZeroAhead = 1024 / sizeof(T);
   if (i >= dst_count)
-    throw InvalidArgument("indices must lie in [0, " + std::to_string(dst_count) + ") (" + what +
-                          "), got " + std::to_string(int64_t(i)));
+    throw InvalidArgument(bad_index_message(int64_t(i), int64_t(dst_count), what));
   const uint64_t to = std::min(dst_count, std::max(i + 1, zeroed + kZeroAhead));
   std::fill(d + zeroed, d + to, T(0));
   return to;
@@ -130,7 +130,10 @@ void scatter_plane(int64_t src_count, int64_t dst_count, const T* s, const int64
     for (int64_t first = block; first < block + kStep; ++first) {
       for (int64_t j = first; j < block_end; j += kStep) {
         const uint64_t i = uint64_t(at[j]);
-        if (i >= zeroed) zeroed = zero_ahead(d, zeroed, i, count, what);
+        if (i >= zeroed) {
+          if (at[j] == kNoIndex) continue;  // (as unsigned, past every zeroed prefix)
+          zeroed = zero_ahead(d, zeroed, i, count, what);
+        }
         d[i] = Add ? d[i] + s[j] : s[j];
       }
     }

@@ -180,6 +180,11 @@ bool ConvGeometry::operator==(const ConvGeometry& o) const {
          pad_lo == o.pad_lo && pad_hi == o.pad_hi && dilation == o.dilation && mode == o.mode;
 }
 
+std::string bad_index_message(int64_t index, int64_t bound, const char* what) {
+  return "indices must lie in [0, " + std::to_string(bound) + ") (" + what +
+         ") or be -1 (a window of padding only), got " + std::to_string(index);
+}
+
 std::vector<int64_t> PoolGeometry::output_shape() const {
   std::vector<int64_t> s{n, c};
   for (int64_t e : tail(out, rank)) s.push_back(e);

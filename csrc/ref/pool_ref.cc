@@ -57,14 +57,12 @@ inline int64_t argmax(const PoolGeometry& g, const T* xp, int64_t od, int64_t oh
   return best;
 }
 
-// Every index must lie in [0, bound) (`what` names the bound), checked before anything is
-// written so a bad one leaves no partial result behind.
+// Every index must lie in [0, bound) or be kNoIndex (`what` names the bound), checked before
+// anything is written so a bad one leaves no partial result behind.
 void check_indices(const int64_t* indices, int64_t count, int64_t bound, const char* what) {
   for (int64_t i = 0; i < count; ++i) {
-    if (indices[i] < 0 || indices[i] >= bound) {
-      throw InvalidArgument("indices must lie in [0, " + std::to_string(bound) + ") (" + what +
-                            "), got " + std::to_string(indices[i]));
-    }
+    if (indices[i] != kNoIndex && (indices[i] < 0 || indices[i] >= bound))
+      throw InvalidArgument(bad_index_message(indices[i], bound, what));
   }
 }
 
@@ -195,7 +193,8 @@ void max_pool_backward_indices(int64_t planes, int64_t in_count, int64_t out_cou
       const T* gy = grad_y + plane * out_count;
       const int64_t* idx = indices + plane * out_count;
       for (int64_t i = 0; i < in_count; ++i) gx[i] = T(0);
-      for (int64_t j = 0; j < out_count; ++j) gx[idx[j]] += gy[j];
+      for (int64_t j = 0; j < out_count; ++j)
+        if (idx[j] != kNoIndex) gx[idx[j]] += gy[j];
     }
   });
 }
@@ -209,7 +208,7 @@ void max_pool_gather_indices(int64_t planes, int64_t in_count, int64_t out_count
       const T* s = src + plane * in_count;
       const int64_t* idx = indices + plane * out_count;
       T* o = out + plane * out_count;
-      for (int64_t j = 0; j < out_count; ++j) o[j] = s[idx[j]];
+      for (int64_t j = 0; j < out_count; ++j) o[j] = idx[j] == kNoIndex ? T(0) : s[idx[j]];
     }
   });
 }
@@ -223,7 +222,8 @@ void max_unpool_forward(int64_t planes, int64_t in_count, int64_t out_count, con
       T* yp = y + plane * out_count;
       for (int64_t i = 0; i < out_count; ++i) yp[i] = T(0);
       for (int64_t i = 0; i < in_count; ++i)
-        yp[indices[plane * in_count + i]] = x[plane * in_count + i];
+        if (indices[plane * in_count + i] != kNoIndex)
+          yp[indices[plane * in_count + i]] = x[plane * in_count + i];
     }
   });
 }

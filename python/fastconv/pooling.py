@@ -27,7 +27,8 @@ def max_pool(
     ceil_mode: bool = False,
     return_indices: bool = False,
 ):
-    """Max pooling; with return_indices also the flat argmax offsets per (n, c) plane."""
+    """Max pooling; with return_indices also the flat argmax offsets per (n, c) plane (-1 for a
+    window that covers only padding, whose output is -inf)."""
     if type(return_indices) is not bool:
         return_indices = check_bool(return_indices, "return_indices")
     params = (kernel_size, stride, padding, dilation, ceil_mode, True, 2.0, None)
@@ -93,7 +94,8 @@ def max_unpool(
     padding: Padding = 0,
     output_size: Optional[Sequence[int]] = None,
 ):
-    """Inverse of max_pool: scatters x to the positions in `indices`, zeros elsewhere."""
+    """Inverse of max_pool: scatters x to the positions in `indices`, zeros elsewhere (index -1,
+    max_pool's window of padding only, scatters nothing)."""
     params = (kernel_size, stride, padding, 1, False, True, 2.0, output_size)
     if records_grad(x):
         return recording().max_unpool(x, indices, params)
@@ -111,7 +113,8 @@ def max_pool_backward(
     ceil_mode: bool = False,
     indices=None,
 ):
-    """Gradient of max_pool with respect to x (each grad goes to its window's argmax).
+    """Gradient of max_pool with respect to x (each grad goes to its window's argmax; a window
+    that covers only padding has none and sends nothing).
 
     With `indices` (what `max_pool(..., return_indices=True)` returned for this x) the gradient
     is scattered to the saved positions instead of recomputing every window's argmax, as

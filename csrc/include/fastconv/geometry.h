@@ -91,6 +91,15 @@ struct PoolGeometry {
   std::vector<int64_t> output_shape() const;
 };
 
+// The max forward's index of a window that covers only padding (dilation or ceil_mode can
+// leave one: its output is -inf). Scatters and gathers by saved indices (max backward from
+// indices, max_unpool) skip it: such a window depends on no input.
+constexpr int64_t kNoIndex = -1;
+
+// The InvalidArgument message for a saved index outside [0, bound) that is not kNoIndex
+// (`what` names the bound: "the input plane size", ...).
+std::string bad_index_message(int64_t index, int64_t bound, const char* what);
+
 // Validates pooling arguments (kernel_size, stride, padding <= kernel_size / 2, dilation).
 PoolGeometry make_pool_geometry(const std::vector<int64_t>& x_shape,
                                 const std::vector<int64_t>& kernel, const WindowParams& p,
