@@ -380,7 +380,9 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
     for offs in _offsets(k):
         cand = xp[(Ellipsis,) + _window_slices(offs, d, s, outs)]
         flat, inside = _flat_positions(offs, k, s, d, pads, outs, x.shape[2:])
-        better = inside & ((cand > best) | (np.isnan(cand) & ~np.isnan(best)))
+        # The first tap inside the input is the window's element even at -inf (a window has
+        # index -1 only when no tap reads the input).
+        better = inside & ((idx < 0) | (cand > best) | (np.isnan(cand) & ~np.isnan(best)))
         best = np.where(better, cand, best)
         idx = np.where(better, flat, idx)
     return best, idx

@@ -183,6 +183,57 @@ def test_max_pool_windows_of_padding_only(rank, dtype, rng):
 
 
 @DT
+def test_max_pool_window_of_minus_infinity(dtype, rng):
+    """A window whose elements are all -inf has an element (its first, as PyTorch): a real
+    index and the gradient, unlike a window of padding only (the oracle had said -1)."""
+    x = rand(rng, (1, 2, 4, 4), dtype)
+    x[0, 1, :2, 2:] = -np.inf
+    y, idx = fastconv.max_pool(x, 2, return_indices=True)
+    want, want_idx = ref.max_pool(x, 2)
+    np.testing.assert_array_equal(y, want)
+    np.testing.assert_array_equal(idx, want_idx)
+    assert idx[0, 1, 0, 1] == 2 and np.isneginf(y[0, 1, 0, 1])
+    gy = rand(rng, y.shape, dtype)
+    gx = fastconv.max_pool_backward(gy, x, 2)
+    assert gx[0, 1, 0, 2] == gy[0, 1, 0, 1]
+    assert_close(gx, ref.max_pool_backward(gy, x, 2))
+
+
+def test_pool_kernels_far_past_the_input(rng):
+    """A ceil_mode window of 2^40 taps (stride the same) over 2 elements is one window over the
+    padded input, equal to a 6-tap one: kernels are cut at the padded input's end and a lone
+    window's stride is 1, so nothing loops over or plans for taps that read nothing (the row
+    plan asked for 64 TB: the fuzz campaign's child, seed 4949, was OOM-killed). Likewise a
+    dilation that puts every tap but the first past the input."""
+    x = rand(rng, (2, 3, 2))
+    big, small = dict(kernel_size=2**40, padding=2), dict(kernel_size=6, padding=2)
+    for cip in (True, False):
+        np.testing.assert_array_equal(
+            fastconv.avg_pool(x, **big, ceil_mode=True, count_include_pad=cip),
+            fastconv.avg_pool(x, **small, ceil_mode=True, count_include_pad=cip),
+        )
+        gy = rand(rng, (2, 3, 1))
+        assert_close(
+            fastconv.avg_pool_backward(gy, x.shape, **big, ceil_mode=True, count_include_pad=cip),
+            ref.avg_pool_backward(gy, x.shape, 6, None, 2, True, cip),
+        )
+    y, idx = fastconv.max_pool(x, **big, ceil_mode=True, return_indices=True)
+    np.testing.assert_array_equal(y, x.max(-1, keepdims=True))
+    np.testing.assert_array_equal(idx, x.argmax(-1)[..., None])
+    gy = rand(rng, y.shape)
+    np.testing.assert_array_equal(
+        fastconv.max_pool_backward(gy, x, **big, ceil_mode=True),
+        fastconv.max_pool_backward(gy, x, **small, ceil_mode=True),
+    )
+    assert_close(
+        fastconv.lp_pool(x, 2, 2**40, ceil_mode=True), np.linalg.norm(x, axis=-1)[..., None]
+    )
+    kw = dict(stride=2**40, padding=1, dilation=2**39, ceil_mode=True)
+    y, idx = fastconv.max_pool(x, 3, **kw, return_indices=True)
+    assert np.isneginf(y).all() and (idx == -1).all()  # only the first tap is near: padding
+
+
+@DT
 def test_max_pool_ties_pick_first_in_scan_order(dtype, rng):
     x = rng.integers(0, 3, (2, 3, 9, 8)).astype(dtype)  # many equal values per window
     y, idx = fastconv.max_pool(x, 3, stride=2, padding=1, return_indices=True)
