@@ -39,6 +39,9 @@ def test_rank_specific_function_checks_w(fn, xw):
     x, w = xw
     with raises_naming(ValueError, "w"):
         getattr(fastconv, fn)(x, w, groups=2)
+    for junk in (None, b"x", {"a": 1}):  # no array: TypeError (was "expects w with 3 dims")
+        with raises_naming(TypeError, "w"):
+            getattr(fastconv, fn)(x, junk)
 
 
 def test_channel_mismatch(xw):
@@ -393,7 +396,7 @@ def test_pool_backward_grad_y_shape():
         fastconv.lp_pool_backward(np.ones((1, 3, 3, 3)), x, 2, 2)
 
 
-@pytest.mark.parametrize("bad", [16, -1, 2**40], ids=str)
+@pytest.mark.parametrize("bad", [16, -2, 2**40], ids=str)  # (-1: no position, skipped)
 def test_max_unpool_index_out_of_range(bad):
     y = np.ones((1, 2, 2, 2))
     idx = np.zeros((1, 2, 2, 2), np.int64)

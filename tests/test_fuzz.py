@@ -106,6 +106,10 @@ def test_set_num_threads_refuses_absurd_counts(n):
         lambda bad: fastconv.blur_pool(bad),
         lambda bad: fastconv.blur_pool_backward(bad, (1, 1, 8)),
         lambda bad: fastconv.weighted_avg_pool(bad, np.ones(2)),
+        # campaign of 2026-12-06 (seeds 4747-4949): these raised ValueError "... dims, got 0"
+        lambda bad: fastconv.conv1d(np.ones((1, 3, 2)), bad),
+        lambda bad: fastconv.separable_conv(bad, [np.ones((2, 1, 3))] * 2, groups=2),
+        lambda bad: fastconv.separable_conv_backward_data(bad, [np.ones((2, 1, 3))], (1, 2, 5)),
     ],
 )
 @pytest.mark.parametrize("bad", [None, "abc", {"a": 1}, object()], ids=lambda b: type(b).__name__)

@@ -281,6 +281,9 @@ def test_errors(rng):
         fastconv.stochastic_pool(x, 2, seed=-1)
     with raises_naming(TypeError, "seed"):
         fastconv.stochastic_pool(x, 2, seed=1.5)
+    for bad, exc in (("1", TypeError), (-1, ValueError)):  # eval uses no seed, but checks it
+        with raises_naming(exc, "seed"):
+            fastconv.stochastic_pool(x, 2, training=False, seed=bad)
     with raises_naming(ValueError, "return_indices"):
         fastconv.stochastic_pool(x, 2, training=False, return_indices=True)
     with raises_naming(ValueError, "padding"):

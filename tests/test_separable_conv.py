@@ -293,3 +293,49 @@ def test_separable_errors(rng):
     fastconv.separable_conv(x, f, groups=4, padding=1)
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(f[0], f0[0])
+
+
+def test_separable_operand_types(rng):
+    """A factor of another dtype (int, bool, complex, half, or the other float) is a TypeError
+    naming it in every pass, whichever path runs (the dense path had cast int and bool factors
+    silently, and the chain blamed an internal `w`); operands that are no arrays are
+    TypeErrors naming x / grad_y (they were "x must have 3, 4 or 5 dims")."""
+    x = rand(rng, (1, 4, 8, 8), np.float64)
+    gy = rand(rng, (1, 4, 6, 6), np.float64)
+    for groups in (1, 4):  # the dense path and the depthwise chain
+        f = [rand(rng, (4, 4 // groups, 3), np.float64) for _ in range(2)]
+        for dt, what in [(np.int32, "float32 or float64"), (np.bool_, "float32 or float64"),
+                         (np.complex128, "float32 or float64"), (np.float16, "float32 or float64"),
+                         (np.float32, "dtype of")]:  # fmt: skip
+            bad = [f[0], f[1].astype(dt)]
+            with raises_naming(TypeError, r"factors\[1\]", what):
+                fastconv.separable_conv(x, bad, groups=groups)
+            with raises_naming(TypeError, r"factors\[1\]", what):
+                fastconv.separable_conv_backward_data(gy, bad, x.shape, groups=groups)
+            with raises_naming(TypeError, r"factors\[1\]", what):
+                fastconv.separable_conv_backward_factors(x, gy, bad, groups=groups)
+        big_endian = [f[0], f[1].astype(">f8")]  # the same dtype in another byte order is fine
+        np.testing.assert_allclose(
+            fastconv.separable_conv(x, big_endian, groups=groups),
+            fastconv.separable_conv(x, f, groups=groups),
+        )
+        for junk in ({"a": 1}, b"x", None, object()):
+            with raises_naming(TypeError, "x"):
+                fastconv.separable_conv(junk, f, groups=groups)
+            with raises_naming(TypeError, "grad_y"):
+                fastconv.separable_conv_backward_data(junk, f, x.shape, groups=groups)
+            with raises_naming(TypeError, "x"):
+                fastconv.separable_conv_backward_factors(junk, gy, f, groups=groups)
+
+
+def test_separable_bias_as_list(rng):
+    """A bias given as a list works on the chain too (it reshaped it: AttributeError, fuzz
+    seed 4848); a bias that is no array is a TypeError naming it."""
+    x = rand(rng, (1, 2, 3, 4, 4), np.float64)
+    f = [rand(rng, (4, 1, k), np.float64) for k in (1, 3, 2)]
+    b = rand(rng, (4,), np.float64)
+    kw = dict(stride=2, padding=[[0, 0], [1, 0], [1, 1]], groups=2)
+    want = fastconv.separable_conv(x, f, b, **kw)
+    np.testing.assert_array_equal(fastconv.separable_conv(x.tolist(), f, b.tolist(), **kw), want)
+    with raises_naming(TypeError, "bias"):
+        fastconv.separable_conv(x, f, "abc", **kw)

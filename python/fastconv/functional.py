@@ -10,7 +10,7 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-from ._arguments import spatial_rank
+from ._arguments import array_shape, spatial_rank
 from ._arrays import copy_note, device_of, is_torch_tensor, prepare_call
 from ._autograd import recording, records_grad
 from ._calls import problem_entry, run_conv
@@ -67,11 +67,11 @@ def _conv_of_rank(rank: int):
         mode: str = "cross",
         algo: str = "auto",
     ):
-        ndim = getattr(w, "ndim", None)
-        if ndim != rank + 2 and (ndim is not None or np.ndim(w) != rank + 2):
+        ndim = len(array_shape(w, "w"))  # (TypeError naming w for what is no array)
+        if ndim != rank + 2:
             raise ValueError(
                 f"conv{rank}d expects w with {rank + 2} dims (K, C/groups, *{rank} kernel dims), "
-                f"got {np.ndim(w) if ndim is None else ndim} dims"
+                f"got {ndim} dims"
             )
         params = (stride, padding, dilation, groups, mode, 0)
         return _conv("conv", "forward", x, w, bias, None, algo, params)

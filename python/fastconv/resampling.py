@@ -123,7 +123,10 @@ def stochastic_pool(
     return_indices = check_bool(return_indices, "return_indices")
     if return_indices and not training:
         raise ValueError("return_indices needs training=True (eval mode selects no element)")
-    seed_value = check_seed(seed) if training else 0
+    # A bad seed is refused in eval too, where no seed is used (so none is drawn for None).
+    seed_value = check_seed(seed) if training or seed is not None else 0
+    if not training:
+        seed_value = 0
     params = (kernel_size, stride, padding, training)
     if records_grad(x):
         return _recorded().stochastic_pool(x, params, seed_value, return_indices)

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _C
-from ._arguments import explicit_padding, full_shape, per_dim, positive
+from ._arguments import array_shape, explicit_padding, full_shape, per_dim, positive
 from ._arrays import is_torch_tensor
 from ._autograd import recording, records_grad
 from ._calls import run_conv
@@ -179,22 +179,39 @@ class _Layout:
         return w
 
 
-def _as_factors(factors) -> list:
+def _float_dtype(a) -> str | None:
+    """The name of a's floating dtype ("float32", ...; NumPy's in native byte order), or None
+    for any other dtype."""
+    if is_torch_tensor(a):
+        return _dtype(a) if a.dtype.is_floating_point else None
+    dt = np.dtype(a.dtype)
+    return dt.newbyteorder("=").name if dt.kind == "f" else None
+
+
+def _as_factors(factors, like, like_name: str) -> list:
     """The factors argument as a list of arrays: nested lists become NumPy arrays (as every
-    operand accepts them); TypeError naming factors[d] for what is no array."""
+    operand accepts them); TypeError naming factors[d] for what is no array, and for a factor
+    whose dtype is not a float one or not the dtype of `like` (x or grad_y: the conv machinery
+    would otherwise cast the factors' products, or blame an internal weight)."""
     if not isinstance(factors, (list, tuple)):
         raise TypeError(
             f"factors must be a list or tuple of arrays (one per spatial dim), got "
             f"{type(factors).__name__}"
         )
+    want = _float_dtype(like) if getattr(like, "dtype", None) is not None else None
     out = []
     for d, f in enumerate(factors):
         if isinstance(f, (list, tuple)):
             f = np.asarray(f)
-        elif getattr(f, "shape", None) is None:
+        elif getattr(f, "shape", None) is None or getattr(f, "dtype", None) is None:
             raise TypeError(
                 f"factors[{d}] must be a NumPy array or a torch tensor, got {type(f).__name__}"
             )
+        got = _float_dtype(f)
+        if got is None or (not is_torch_tensor(f) and got not in ("float32", "float64")):
+            raise TypeError(f"factors[{d}] must have dtype float32 or float64, got {f.dtype}")
+        if want is not None and got != want:
+            raise TypeError(f"factors[{d}] must have the dtype of {like_name} ({want}), got {got}")
         out.append(f)
     return out
 
@@ -295,12 +312,18 @@ def separable_conv(
 ):
     """Convolution with the kernel w[k, c] = factors[0][k, c] (x) factors[1][k, c] (x) ...
     (outer product), factors[d] of shape (K, C/groups, k_d); x (N, C, *in) -> (N, K, *out)."""
-    factors = _as_factors(factors)
-    lay = _layout(_shape(x), factors, stride, padding, dilation, groups)
+    x_shape = array_shape(x, "x")
+    factors = _as_factors(factors, x, "x")
+    lay = _layout(x_shape, factors, stride, padding, dilation, groups)
     if not lay.uses_chain():
         return _conv("forward", x, lay.dense_weight(factors), bias, None, lay.dense_params())
-    if bias is not None and _shape(bias) != (lay.k,):
-        raise ValueError(f"bias must have shape ({lay.k},) (output channels), got {_shape(bias)}")
+    if bias is not None:
+        if array_shape(bias, "bias") != (lay.k,):
+            raise ValueError(
+                f"bias must have shape ({lay.k},) (output channels), got {_shape(bias)}"
+            )
+        if isinstance(bias, (list, tuple)):
+            bias = np.asarray(bias)  # (the chain adds it to its sum itself)
     if _host(x, *factors, bias) is not None:
         problem = lay.problem(_dtype(x))
         z = x if lay.rank == 2 else _chain_forward(lay, x, factors, 1)[0]
@@ -333,8 +356,8 @@ def separable_conv_backward_data(
     groups: int = 1,
 ):
     """Gradient of `separable_conv` with respect to x (shape `x_shape`)."""
-    x_shape = tuple(full_shape(x_shape, "x_shape", len(_shape(grad_y))))
-    factors = _as_factors(factors)
+    x_shape = tuple(full_shape(x_shape, "x_shape", len(array_shape(grad_y, "grad_y"))))
+    factors = _as_factors(factors, grad_y, "grad_y")
     lay = _layout(x_shape, factors, stride, padding, dilation, groups)
     if not lay.uses_chain():
         w = lay.dense_weight(factors)
@@ -396,8 +419,10 @@ def separable_conv_backward_factors(
     x, grad_y, factors: Sequence[Any], *, stride=1, padding=0, dilation=1, groups: int = 1
 ) -> list:
     """Gradients of `separable_conv` with respect to each factor (a list, one per factor)."""
-    factors = _as_factors(factors)
-    lay = _layout(_shape(x), factors, stride, padding, dilation, groups)
+    x_shape = array_shape(x, "x")
+    array_shape(grad_y, "grad_y")
+    factors = _as_factors(factors, x, "x")
+    lay = _layout(x_shape, factors, stride, padding, dilation, groups)
     if not lay.uses_chain():
         w = lay.dense_weight(factors)
         gw = _conv("backward_weight", x, grad_y, None, _shape(w), lay.dense_params())
