@@ -154,8 +154,8 @@ void pool(const std::string& kind, const std::string& pass, const std::string& d
           const Shape& pad_lo, const Shape& pad_hi, const Shape& dilation, bool ceil_mode,
           bool count_include_pad, double p, uintptr_t a, uintptr_t b, uintptr_t indices,
           uintptr_t out, uintptr_t ws, uint64_t ws_bytes) {
-  const PoolGeometry g =
-      make_pool_geometry(x_shape, kernel, {stride, pad_lo, pad_hi, dilation}, ceil_mode);
+  const PoolGeometry g = canonical_pool_geometry(
+      make_pool_geometry(x_shape, kernel, {stride, pad_lo, pad_hi, dilation}, ceil_mode));
   const PoolArgs args = pool_args(kind, count_include_pad, p);
   const PoolPass ps = parse_pool_pass(pass);
   const DType dt = parse_dtype(dtype);
@@ -174,8 +174,8 @@ uint64_t pool_workspace(const std::string& kind, const std::string& pass, const 
                         const Shape& x_shape, const Shape& kernel, const Shape& stride,
                         const Shape& pad_lo, const Shape& pad_hi, const Shape& dilation,
                         bool ceil_mode) {
-  const PoolGeometry g =
-      make_pool_geometry(x_shape, kernel, {stride, pad_lo, pad_hi, dilation}, ceil_mode);
+  const PoolGeometry g = canonical_pool_geometry(
+      make_pool_geometry(x_shape, kernel, {stride, pad_lo, pad_hi, dilation}, ceil_mode));
   if (parse_pool_pass(pass) == PoolPass::kForward) return 0;
   return pool_backward_workspace(parse_dtype(dtype), g, pool_args(kind, false, 2.0));
 }

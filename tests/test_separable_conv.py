@@ -339,3 +339,7 @@ def test_separable_bias_as_list(rng):
     np.testing.assert_array_equal(fastconv.separable_conv(x.tolist(), f, b.tolist(), **kw), want)
     with raises_naming(TypeError, "bias"):
         fastconv.separable_conv(x, f, "abc", **kw)
+    x32, f32 = x.astype(np.float32), [a.astype(np.float32) for a in f]
+    for bias in (b, b.tolist()):  # float64 (a list of floats is): as the dense path, no promotion
+        with raises_naming(TypeError, "bias"):
+            fastconv.separable_conv(x32, f32, bias, **kw)

@@ -418,20 +418,23 @@ PoolGeometry make_pool_geometry(const std::vector<int64_t>& x_shape,
       fail("kernel_size " + format_dims(kernel) + " (with dilation " + format_dims(p.dilation) +
            ") is larger than the padded input " + format_dims(x_shape));
     }
-    // Taps at or past (in + lo + hi) / dilation fall past the input's high padding for every
-    // window (each starts at -lo or later): none reads the input, and each window's end is
-    // past in + hi either way (avg_pool's divisor is the same). Kernels reaching that far (a
-    // ceil_mode window of 2^40 over 2 elements) are cut there, so no kernel loops over, nor
-    // plans row taps for, the unreachable ones (the row plan asked for 24 GB; fuzz seed 4949).
-    // Likewise the stride of a dim with one window (the row plan's phases are stride wide:
-    // 2^40 asked for 64 TB) and the dilation of a one-tap kernel: neither moves a tap.
-    const int64_t reach = g.in[d] + g.pad_lo[d] + g.pad_hi[d];
-    const int64_t taps = (reach + g.dilation[d] - 1) / g.dilation[d];
-    g.kernel[d] = std::max<int64_t>(1, std::min(g.kernel[d], taps));
-    if (g.out[d] == 1) g.stride[d] = 1;
-    if (g.kernel[d] == 1) g.dilation[d] = 1;
   }
   return g;
+}
+
+PoolGeometry canonical_pool_geometry(const PoolGeometry& g) {
+  PoolGeometry c = g;
+  for (int d = 0; d < kMaxRank; ++d) {
+    // Taps at or past (in + lo + hi) / dilation fall past the input's high padding for every
+    // window (each starts at -lo or later): none reads the input, and each window's end is
+    // past in + hi either way (avg_pool's divisor is the same).
+    const int64_t reach = c.in[d] + c.pad_lo[d] + c.pad_hi[d];
+    const int64_t taps = (reach + c.dilation[d] - 1) / c.dilation[d];
+    c.kernel[d] = std::max<int64_t>(1, std::min(c.kernel[d], taps));
+    if (c.out[d] == 1) c.stride[d] = 1;  // one window: the stride moves nothing
+    if (c.kernel[d] == 1) c.dilation[d] = 1;
+  }
+  return c;
 }
 
 PoolGeometry make_unpool_geometry(const std::vector<int64_t>& x_shape,

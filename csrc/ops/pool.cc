@@ -36,20 +36,29 @@ void run(const PoolProblem& pb, const T* a, const T* b, int64_t* indices, T* out
   }
 }
 
+// The problem with the windows the kernels run (canonical_pool_geometry; max_unpool's
+// geometry is no window's).
+PoolProblem runnable(const PoolProblem& problem) {
+  PoolProblem pb = problem;
+  if (pb.kind != PoolKind::kUnpool) pb.g = canonical_pool_geometry(pb.g);
+  return pb;
+}
+
 }  // namespace
 
 bool pool_direct_serves(const PoolProblem& problem) {
-  return algo::pool_direct_unsupported(problem).empty();
+  return algo::pool_direct_unsupported(runnable(problem)).empty();
 }
 
-void run_pool(const PoolProblem& problem, const void* a, const void* b, int64_t* indices,
+void run_pool(const PoolProblem& given, const void* a, const void* b, int64_t* indices,
               void* out, bool reference) {
+  const PoolProblem problem = runnable(given);
   const bool empty = problem.g.n * problem.g.c == 0;  // no planes: null buffers are fine
   if ((problem.kind == PoolKind::kUnpool || problem.pass == PoolPass::kGather) && !indices &&
       !empty)
     throw InvalidArgument(problem.kind == PoolKind::kUnpool ? "max_unpool needs indices"
                                                             : "max_pool gather needs indices");
-  if (!reference && pool_direct_serves(problem))
+  if (!reference && algo::pool_direct_unsupported(problem).empty())
     return algo::run_pool_direct(problem, a, b, indices, out);
   dispatch_dtype(problem.dtype, [&](auto tag) {
     using T = decltype(tag);

@@ -198,6 +198,8 @@ def _as_factors(factors, like, like_name: str) -> list:
             f"factors must be a list or tuple of arrays (one per spatial dim), got "
             f"{type(factors).__name__}"
         )
+    if isinstance(like, (list, tuple)):
+        like = np.asarray(like)  # (nested lists of floats are float64 operands)
     want = _float_dtype(like) if getattr(like, "dtype", None) is not None else None
     out = []
     for d, f in enumerate(factors):
@@ -208,7 +210,9 @@ def _as_factors(factors, like, like_name: str) -> list:
                 f"factors[{d}] must be a NumPy array or a torch tensor, got {type(f).__name__}"
             )
         got = _float_dtype(f)
-        if got is None or (not is_torch_tensor(f) and got not in ("float32", "float64")):
+        if is_torch_tensor(f) and got is None:
+            raise TypeError(f"factors[{d}] must have a floating dtype, got {f.dtype}")
+        if not is_torch_tensor(f) and got not in ("float32", "float64"):
             raise TypeError(f"factors[{d}] must have dtype float32 or float64, got {f.dtype}")
         if want is not None and got != want:
             raise TypeError(f"factors[{d}] must have the dtype of {like_name} ({want}), got {got}")
@@ -324,6 +328,10 @@ def separable_conv(
             )
         if isinstance(bias, (list, tuple)):
             bias = np.asarray(bias)  # (the chain adds it to its sum itself)
+        if getattr(x, "dtype", None) is not None and _float_dtype(bias) != _float_dtype(x):
+            raise TypeError(  # (as the dense path's conv says: no silent promotion)
+                f"bias must have the dtype of x ({_float_dtype(x)}), got {bias.dtype}"
+            )
     if _host(x, *factors, bias) is not None:
         problem = lay.problem(_dtype(x))
         z = x if lay.rank == 2 else _chain_forward(lay, x, factors, 1)[0]

@@ -164,3 +164,24 @@ def test_errors_name_the_argument(rng):
         fcj.avg_pool(x, 2, padding=2)
     with pytest.raises(ValueError, match="kernel_size"):
         fcj.avg_pool(x, (2, 2, 2))
+
+
+def test_dims_with_one_window_and_windows_of_padding_only(rng):
+    """The FFI rebuilds each problem from the geometry the Python side reports: dims with one
+    window (3x3 / kernel 2) keep their shape, and a window of padding only is -inf with no
+    gradient, in the forward, the gradient and the second order."""
+    x = array(rng, (1, 2, 3, 3), np.float64)
+    for kind in ("max_pool", "avg_pool"):
+        got, grad = output_and_vjp(partial(FN[kind], kernel_size=2), (x,), jnp.ones((1, 2, 1, 1)))
+        want, want_grad = output_and_vjp(
+            partial(lax_pool, kind, kernel_size=2), (x,), jnp.ones((1, 2, 1, 1))
+        )
+        assert got.shape == (1, 2, 1, 1)
+        assert_close(got, want, np.float64)
+        assert_close(grad, want_grad, np.float64)
+    v = array(rng, (1, 2, 1), np.float64)
+    pool = partial(fcj.max_pool, kernel_size=3, stride=3, padding=1, dilation=2, ceil_mode=True)
+    assert np.isneginf(np.asarray(jax.jit(pool)(v))).all()
+    np.testing.assert_array_equal(jax.grad(lambda u: pool(u).sum())(v), 0)
+    second = jax.grad(lambda u: jnp.vdot(jax.grad(lambda w: pool(w).sum())(u), v))(v)
+    np.testing.assert_array_equal(second, 0)  # through the gather at index -1

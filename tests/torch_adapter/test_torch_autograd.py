@@ -142,3 +142,31 @@ def test_max_unpool_gradcheck_and_gradgradcheck(case, rank, fast_mode, rng):
     x = t(rng, pooled.shape)
     size = source.shape[2:]
     check(fast_mode, lambda x: UNPOOL[rank](x, indices, k, s, p, size), x)
+
+
+def test_pools_whose_dims_have_one_window(rng):
+    """Dims with one window (3x3 / kernel 2; a huge stride) keep their shape on the recording
+    path too, which rebuilds the geometry from the problem (a canonical stride of 1 there once
+    gave 2x2: the kernels' canonical windows must stay internal)."""
+    x = t(rng, (1, 2, 3, 3))
+    for pool in (MAX[2], AVG[2]):
+        y = pool(x, 2)
+        assert y.shape == (1, 2, 1, 1)
+        y.sum().backward()
+    v = t(rng, (1, 1, 6))
+    assert fct.max_pool1d(v, 5, 1000, ceil_mode=True).shape == (1, 1, 1)
+
+
+def test_max_pool_windows_of_padding_only_through_autograd(rng):
+    """A window of padding only: -inf, index -1, no gradient; max_unpool's backward, the max
+    pool's double backward and the backward-from-indices' backward gather nothing there
+    (torch.gather at -1 raised)."""
+    x = t(rng, (1, 2, 1))
+    y, idx = fct.functional._max_pool(1, x, 3, 3, 1, 2, True, True)
+    assert torch.isneginf(y).all() and (idx == -1).all()
+    (g,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+    assert (g == 0).all()
+    g.sum().backward()
+    z = t(rng, y.shape)
+    UNPOOL[1](z, idx, 3, 3, 1, (1,)).sum().backward()
+    assert (z.grad == 0).all()

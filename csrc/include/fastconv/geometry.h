@@ -105,6 +105,15 @@ PoolGeometry make_pool_geometry(const std::vector<int64_t>& x_shape,
                                 const std::vector<int64_t>& kernel, const WindowParams& p,
                                 bool ceil_mode);
 
+// The same windows with no tap that cannot read the input: kernels cut at (in + padding) /
+// dilation taps, stride 1 in a dim of one window, dilation 1 for one tap. What the kernels run
+// (csrc/ops/pool.cc, cuda/module.cc): a ceil_mode window of 2^40 taps over 2 elements had the
+// row plan size its phases by the stride and its taps by the kernel (64 TB) and the reference
+// loop over every tap (fuzz seed 4949). Not what a problem reports (its pool_geometry is fed
+// back into make_pool_geometry, which the cut kernel's padding check or the stride's output
+// size would not pass). Windowed kinds only (not max_unpool's geometry).
+PoolGeometry canonical_pool_geometry(const PoolGeometry& g);
+
 // Geometry of max_unpool: the window of the max pool it inverts, over that pool's input (the
 // unpooled output: g.in) with the pooled x as its output (g.out = x's spatial dims). An empty
 // output_size takes the default transposed_extent() of each dim; throws InvalidArgument naming

@@ -92,8 +92,11 @@ def _(grad_y, x, indices, window, ceil_mode):
 
 
 def _gather(grad: Tensor, indices: Tensor) -> Tensor:
-    """grad (N, C, *in) read at each plane's flat indices: the adjoint of a scatter."""
-    picked = grad.flatten(2).gather(2, indices.flatten(2))
+    """grad (N, C, *in) read at each plane's flat indices: the adjoint of a scatter (index -1,
+    a window of padding only, scatters nothing and reads 0)."""
+    flat = indices.flatten(2)
+    none = flat < 0
+    picked = grad.flatten(2).gather(2, flat.clamp(min=0)).masked_fill(none, 0)
     return picked.reshape(indices.shape)
 
 
