@@ -37,22 +37,30 @@ void run(const PoolProblem& pb, const T* a, const T* b, int64_t* indices, T* out
 }
 
 // The problem with the windows the kernels run (canonical_pool_geometry; max_unpool's
-// geometry is no window's).
-PoolProblem runnable(const PoolProblem& problem) {
-  PoolProblem pb = problem;
-  if (pb.kind != PoolKind::kUnpool) pb.g = canonical_pool_geometry(pb.g);
-  return pb;
+// geometry is no window's): the problem itself where they are its own (almost always: no copy
+// of its shapes per call), else a copy in *copy.
+const PoolProblem& runnable(const PoolProblem& problem, PoolProblem* copy) {
+  if (problem.kind == PoolKind::kUnpool) return problem;
+  const PoolGeometry c = canonical_pool_geometry(problem.g);
+  if (c.kernel == problem.g.kernel && c.stride == problem.g.stride &&
+      c.dilation == problem.g.dilation)
+    return problem;
+  *copy = problem;
+  copy->g = c;
+  return *copy;
 }
 
 }  // namespace
 
 bool pool_direct_serves(const PoolProblem& problem) {
-  return algo::pool_direct_unsupported(runnable(problem)).empty();
+  PoolProblem copy;
+  return algo::pool_direct_unsupported(runnable(problem, &copy)).empty();
 }
 
 void run_pool(const PoolProblem& given, const void* a, const void* b, int64_t* indices,
               void* out, bool reference) {
-  const PoolProblem problem = runnable(given);
+  PoolProblem copy;
+  const PoolProblem& problem = runnable(given, &copy);
   const bool empty = problem.g.n * problem.g.c == 0;  // no planes: null buffers are fine
   if ((problem.kind == PoolKind::kUnpool || problem.pass == PoolPass::kGather) && !indices &&
       !empty)
