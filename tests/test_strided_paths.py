@@ -408,17 +408,17 @@ STRIDED = [
     ("phases-odd", (1, 3, 11, 23), (8, 3, 3, 3), dict(stride=2, padding=1)),
     ("phases-pad", (2, 2, 9, 19), (4, 2, 5, 5), dict(stride=(2, 3), padding=(4, 3))),
     ("phases-1x1-x-stride", (1, 4, 6, 30), (3, 4, 1, 2), dict(stride=(1, 4))),
-    # forward by padded-width phases (csrc/algo/wide_phases.h; float32 with 32-wide panels):
-    # rows of 16-22 outputs with one margin column; four images per GEMM (256 positions each:
-    # batch folding) whose panels cross from one image to the next; one image per GEMM; stride 3
-    # (the generic column split) with 2 margin columns
+    # forward by column planes of the stride phases (csrc/algo/wide_phases.h; float32, at
+    # AVX-512 every geometry below, at AVX2 batches only): rows of 16-22 outputs; images whose
+    # 256 positions fill whole panels; two images; stride 3 (the generic column split, 5 column
+    # planes per row phase)
     ("wide-folded", (4, 8, 32, 32), (16, 8, 3, 3), dict(stride=2, padding=1)),
     ("wide-images", (2, 6, 34, 44), (7, 6, 3, 3), dict(stride=2, padding=1)),
     ("wide-stride3", (1, 8, 20, 110), (8, 8, 5, 5), dict(stride=3, padding=2)),
-    # 4.4 MiB of planes: bands of output rows, the last a partial GEMM
+    # over 4 MiB of planes: bands of output rows, the last a partial GEMM
     ("wide-bands", (1, 256, 100, 44), (8, 256, 3, 3), dict(stride=2, padding=1)),
-    # groups; dilated taps reaching both margins (x stride 3: rows the gather does not take),
-    # true convolution; asymmetric padding
+    # groups; dilated taps at column offsets -2, 0, 2 (x stride 3: rows the gather does not
+    # take), true convolution; asymmetric padding
     ("wide-groups", (2, 8, 40, 46), (6, 4, 3, 3), dict(stride=2, padding=1, groups=2)),
     (
         "wide-dilation",
@@ -467,24 +467,62 @@ def test_strided_forward_and_weight_gradient(case, dtype, threads, rng, poisoned
     assert_close(gx, want, reduction=w_shape[0] * math.prod(w_shape[2:]))
 
 
-@pytest.mark.parametrize("case", WIDE + DOUBLE, ids=lambda c: c[0])
-def test_strided_cases_reach_their_path(case):
-    """The wide-* geometries above run on the padded-width phases and the double-* ones gather
-    stride-2 columns from the input, wherever those paths exist (AVX-512 float32), so their
-    oracle checks cover them; float64 takes neither (16-wide panels)."""
+def _strided_panel_path(name, x_shape, isa, dtype):
+    """Which of the two paths a wide-* / double-* case takes (or None): at AVX-512 float32 its
+    own; at AVX2 (16-wide panels, no double step) float32 batches run on the column planes,
+    single images on neither; float64 neither."""
+    if dtype != "float32":
+        return None
+    if isa == "avx512":
+        return name.split("-")[0]
+    return "wide" if x_shape[0] >= 2 else None
+
+
+STRIDED_PANEL_NOTES = {
+    "wide": "column planes of the stride phases, panels read in place, output written in place",
+    "double": "stride-2 columns gathered from the input",
+}
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_strided_cases_reach_their_path(isa, rng):
+    """The wide-* geometries above run on the column planes and the double-* ones gather
+    stride-2 columns from the input at AVX-512 float32, and at AVX2 the batches among them run
+    on the column planes (an L2 of 2 MiB: each image's planes fit a quarter of it), so the oracle
+    checks cover those paths; explain says which, and the results match the oracle at that level
+    too. float64 takes neither."""
+    skip_unless_isa_runs(isa)
+    with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "2M"}) as fc:
+        for name, x_shape, w_shape, kw in WIDE + DOUBLE:
+            for dtype in ("float32", "float64"):
+                path = _strided_panel_path(name, x_shape, isa, dtype)
+                e = str(fc.explain(x_shape, w_shape, algo="implicit_gemm", dtype=dtype, **kw))
+                for which, note in STRIDED_PANEL_NOTES.items():
+                    assert (note in e) == (path == which), (name, dtype, e)
+            if _strided_panel_path(name, x_shape, isa, "float32"):
+                x, w = rand(rng, x_shape, np.float32), rand(rng, w_shape, np.float32)
+                b = rand(rng, (w_shape[0],), np.float32)
+                y = fc.conv(x, w, b, algo="implicit_gemm", **kw)
+                assert_close(y, ref.conv(x, w, b, **kw), reduction=math.prod(w_shape[1:]))
+
+
+def test_strided_panels_property_matches_the_paths():
+    """conv_problem's implicit_gemm_strided_panels (what auto's rule reads) holds exactly where
+    one of the two paths runs at this machine's level."""
     from fastconv._cpu_rule import _active_isa
     from fastconv._problem import conv_problem
 
-    name, x_shape, w_shape, kw = case
-    note = {
-        "wide": "stride phases with zero margins, panels read in place",
-        "double": "stride-2 columns gathered from the input",
-    }[name.split("-")[0]]
-    for dtype, expected in (("float32", _active_isa() == "avx512"), ("float64", False)):
-        problem = conv_problem("conv", "forward", x_shape, w_shape, dtype, **kw)
-        assert problem.implicit_gemm_strided_panels == expected, (name, dtype)
-        e = fastconv.explain(x_shape, w_shape, algo="implicit_gemm", dtype=dtype, **kw)
-        assert (note in str(e)) == expected, (name, dtype, str(e))
+    isa = _active_isa()
+    if isa not in ("avx2", "avx512"):
+        pytest.skip("no 16- or 32-wide float32 panels at this level")
+    l2 = fastconv.info()["caches"]["l2"]
+    for name, x_shape, w_shape, kw in WIDE + DOUBLE:
+        for dtype in ("float32", "float64"):
+            path = _strided_panel_path(name, x_shape, isa, dtype)
+            if isa == "avx2" and path == "wide" and l2 < (2 << 20):
+                continue  # the planes may not fit a quarter of a smaller L2
+            problem = conv_problem("conv", "forward", x_shape, w_shape, dtype, **kw)
+            assert problem.implicit_gemm_strided_panels == (path is not None), (name, dtype)
 
 
 def test_auto_runs_strided_forward_without_a_phase_split():

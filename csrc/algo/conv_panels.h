@@ -213,8 +213,8 @@ bool forward_phases_apply(const ConvGeometry& g);
 // Where forward_phases_apply holds, whether a forward instead gathers its columns from the input
 // itself at double step (x stride 2; ForwardColumns, the panel kernel's two loads per vector):
 // with 32-wide panels (AVX-512 float32) and output rows of at least 24 columns (a panel spans
-// two or three rows), the split's extra pass over the input (and, wide, the copy out of the
-// output's margins) costs more than the gather. 2 threads, min ms of 3, phases (wide where
+// two or three rows), the split's extra pass over the input (and, for the padded-width phases
+// the column planes replaced, the copy out of the output's margins) costs more than the gather. 2 threads, min ms of 3, phases (wide where
 // wide_phases_apply held) vs double step: yolov5s 32->64 3x3/2 on 320x320 5.78-6.01 vs
 // 5.05-5.14, 64->128 on 160x160 4.65-4.97 vs 4.18-4.19, resnet50.res3.3x3s2 1.23-1.26 vs
 // 1.14, its batch of 8 10.1-11.0 vs 9.40-9.55. Shorter rows keep the phases: 256->512 on
@@ -239,12 +239,13 @@ void split_forward_phases(const ConvGeometry& g, const ForwardPhases& ph, const 
 template <typename T>
 void split_phase_rows(const ConvGeometry& g, const ForwardPhases& ph, const T* xc, int64_t j0,
                       int64_t count, int64_t plane, T* dst);
-// The same for rows `width` long whose column i of phase rx holds x[..., sx * i + rx - pad]
-// (the margined phases' wide rows: pad = -sx * qx0); split_phase_rows is pad 0, width Wp. Both
-// on the active ISA's row kernel (the depthwise driver's pack_rows), a column of vectors at a
-// time down the rows.
+// The same for rows `width` long whose column i of plane e < cols (cols >= sx; of row phase
+// ry, at dst + (ry * cols + e) * plane) holds x[..., sx * i + e - pad] (the column planes of
+// wide_phases.h: pad = -ex_min, one plane per column offset); split_phase_rows is pad 0, width
+// Wp, cols sx. Both on the active ISA's row kernel (the depthwise driver's pack_rows), a column
+// of vectors at a time down the rows, sx planes per call.
 template <typename T>
 void split_plane_rows(const ConvGeometry& g, const T* xc, int64_t j0, int64_t count,
-                      int64_t width, int64_t pad, int64_t plane, T* dst);
+                      int64_t width, int64_t pad, int64_t cols, int64_t plane, T* dst);
 
 }  // namespace fastconv::algo

@@ -60,32 +60,37 @@ ForwardPhases make_forward_phases(const ConvGeometry& g) {
   return ph;
 }
 
-// Row r of phase (ry, rx) is input row sy * (j0 + r) + ry at columns sx * i + rx (zero outside
-// the input), split by the active ISA's row kernel a column of vectors at a time down the rows
-// (stride 2 by vector deinterleaves). Row by row with SSE shuffles before: 9.4% of CIFAR
-// ResNet's 32 -> 64 3x3/2 forward on 16x16 x128, whose rows of 16 were mostly call and tail.
+// Row r of plane (ry, e) is input row sy * (j0 + r) + ry at columns sx * i + e - pad (zero
+// outside the input), split by the active ISA's row kernel a column of vectors at a time down
+// the rows (stride 2 by vector deinterleaves), sx planes per call (the last call's first plane
+// moved back to cols - sx: it rewrites planes already written rather than one never read). Row
+// by row with SSE shuffles before: 9.4% of CIFAR ResNet's 32 -> 64 3x3/2 forward on 16x16 x128,
+// whose rows of 16 were mostly call and tail.
 template <typename T>
 void split_plane_rows(const ConvGeometry& g, const T* xc, int64_t j0, int64_t count,
-                      int64_t width, int64_t pad, int64_t plane, T* dst) {
+                      int64_t width, int64_t pad, int64_t cols, int64_t plane, T* dst) {
   const int64_t sy = g.stride[1], sx = g.stride[2], H = g.in[1], W = g.in[2];
   for (int64_t ry = 0; ry < sy; ++ry) {
-    T* planes = dst + ry * sx * plane;  // the sx planes of row phase ry
+    T* planes = dst + ry * cols * plane;  // the planes of row phase ry
     const int64_t lo = std::clamp<int64_t>(-j0, 0, count);  // rows [lo, hi) read the input
     const int64_t hi = std::clamp<int64_t>((H - ry + sy - 1) / sy - j0, lo, count);
-    for (int64_t rx = 0; rx < sx; ++rx) {
-      std::fill(planes + rx * plane, planes + rx * plane + lo * width, T(0));
-      std::fill(planes + rx * plane + hi * width, planes + rx * plane + count * width, T(0));
+    for (int64_t e = 0; e < cols; ++e) {
+      std::fill(planes + e * plane, planes + e * plane + lo * width, T(0));
+      std::fill(planes + e * plane + hi * width, planes + e * plane + count * width, T(0));
     }
     if (hi > lo)
-      dw_kernels<T>().pack_rows(xc + (sy * (j0 + lo) + ry) * W, sy * W, hi - lo, W, pad, sx,
-                                width, planes + lo * width, width, plane);
+      for (int64_t e0 = 0; e0 < cols; e0 += sx) {
+        const int64_t e = std::min(e0, cols - sx);
+        dw_kernels<T>().pack_rows(xc + (sy * (j0 + lo) + ry) * W, sy * W, hi - lo, W, pad - e, sx,
+                                  width, planes + e * plane + lo * width, width, plane);
+      }
   }
 }
 
 template <typename T>
 void split_phase_rows(const ConvGeometry& g, const ForwardPhases& ph, const T* xc, int64_t j0,
                       int64_t count, int64_t plane, T* dst) {
-  split_plane_rows(g, xc, j0, count, ph.grid.in[2], 0, plane, dst);
+  split_plane_rows(g, xc, j0, count, ph.grid.in[2], 0, g.stride[2], plane, dst);
 }
 
 template <typename T>
@@ -103,9 +108,9 @@ void split_forward_phases(const ConvGeometry& g, const ForwardPhases& ph, const 
 }
 
 template void split_plane_rows<float>(const ConvGeometry&, const float*, int64_t, int64_t,
-                                      int64_t, int64_t, int64_t, float*);
+                                      int64_t, int64_t, int64_t, int64_t, float*);
 template void split_plane_rows<double>(const ConvGeometry&, const double*, int64_t, int64_t,
-                                       int64_t, int64_t, int64_t, double*);
+                                       int64_t, int64_t, int64_t, int64_t, double*);
 template void split_phase_rows<float>(const ConvGeometry&, const ForwardPhases&, const float*,
                                       int64_t, int64_t, int64_t, float*);
 template void split_phase_rows<double>(const ConvGeometry&, const ForwardPhases&, const double*,

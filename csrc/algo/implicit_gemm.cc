@@ -203,7 +203,7 @@ int64_t implicit_gemm_workspace_bytes(const ConvGeometry& g, Pass pass, int64_t 
   // or each thread's planes of a band.
   if (pass == Pass::kForward) {
     if (wide_phases_apply(g, elem_size))
-      return wide_phases_workspace(g, nb, elem_size, threads) * elem_size;
+      return wide_phases_workspace(g, elem_size, threads) * elem_size;
     const PhaseBands bands =
         elem_size == 4 ? forward_bands<float>(g, threads) : forward_bands<double>(g, threads);
     const int64_t phases = bands.rows > 0 ? bands.slots * bands.slot
@@ -253,7 +253,7 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
   const bool pointwise = is_pointwise(g);
   const int64_t nb = fold_images(g, Pass::kForward);
   if (wide_phases_apply(g, sizeof(T)))
-    return wide_phases_forward(g, nb, plan.threads, x, w, bias, y, ws);
+    return wide_phases_forward(g, plan.threads, x, w, bias, y, ws);
   // The weight packed once for every GEMM (prepacked_weight_elems), the rest of ws after it.
   const int64_t packed_elems = prepacked_weight_elems<T>(g, plan.threads);
   T* const packed_w = packed_elems > 0 ? ws : nullptr;
@@ -500,24 +500,25 @@ void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* gr
 std::string implicit_gemm_plan(ConvPlan& plan) {
   plan.workspace_bytes =
       implicit_gemm_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype), plan.threads);
-  if (plan.pass == Pass::kForward && wide_phases_apply(plan.g, dtype_size(plan.dtype)))
-    plan.note = "stride phases with zero margins, panels read in place";
-  else if (plan.pass == Pass::kForward && forward_double_step(plan.g, dtype_size(plan.dtype)))
+  const int64_t elem = dtype_size(plan.dtype);
+  const bool wide = plan.pass == Pass::kForward && wide_phases_apply(plan.g, elem);
+  if (wide)
+    plan.note = "column planes of the stride phases, panels read in place, output written in place";
+  else if (plan.pass == Pass::kForward && forward_double_step(plan.g, elem))
     plan.note = "stride-2 columns gathered from the input, two vector loads per vector";
   else if (plan.pass == Pass::kForward && plan.g.n > 0)
     plan.note = phase_bands_note(plan.dtype == DType::kFloat32
                                      ? forward_bands<float>(plan.g, plan.threads)
                                      : forward_bands<double>(plan.g, plan.threads));
   // Folded forwards of batches by whole blocks per thread: explain()'s bracket says so.
-  const int64_t elem = dtype_size(plan.dtype);
-  const int64_t per = plan.pass != Pass::kForward ? 0
-                      : wide_phases_apply(plan.g, elem)
-                          ? wide_thread_images(plan.g, fold_images(plan.g, Pass::kForward), elem,
-                                               plan.threads)
-                          : forward_thread_images(plan.g, elem, plan.threads);
-  if (per > 0)
-    plan.note += std::string(plan.note.empty() ? "" : ", ") + "each thread " + std::to_string(per) +
-                 " images at a time";
+  if (wide && wide_thread_images(plan.g, elem, plan.threads)) {
+    plan.note += ", each thread one image at a time";
+  } else if (const int64_t per = plan.pass == Pass::kForward && !wide
+                                     ? forward_thread_images(plan.g, elem, plan.threads)
+                                     : 0) {
+    plan.note += std::string(plan.note.empty() ? "" : ", ") + "each thread " +
+                 std::to_string(per) + " images at a time";
+  }
   if (plan.pass == Pass::kBackwardWeight && plan.g.n > 0) {  // explain()'s bracket
     if (box_weight(plan.g)) {
       plan.note = "a GEMM per kernel tap over only the positions it reaches (padding skipped), "

@@ -307,7 +307,7 @@ void bind_problems(py::module_& m) {
           "implicit_gemm_strided_panels",
           [](const ConvProblemHandle& h) { return implicit_gemm_strided_panels(h.problem); },
           "Whether implicit_gemm runs this pass as a strided forward without a packed phase "
-          "split: over padded-width stride phases read in place, or gathering stride-2 "
+          "split: over column planes of the stride phases read in place, or gathering stride-2 "
           "columns from the input")
       .def("plan", &plan, py::arg("algo"),
            "The plan of `algo` (made once, then cached); NotImplementedError with the reason "

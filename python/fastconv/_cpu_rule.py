@@ -507,17 +507,17 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
             units = "AVX-512 on 512-bit units" + cap
         return "direct", f"{images}, 16-{most} input channels, {units}: row kernels"
     if problem.implicit_gemm_strided_panels:
-        # Strided forward without a packed phase split (AVX-512 float32): over padded-width
-        # stride phases read in place (csrc/algo/wide_phases.h: margins <= 1/16 of a row, up to
-        # 256 output channels per group), or stride-2 columns gathered from the input where
-        # output rows are 24+ wide (forward_double_step, csrc/algo/conv_panels.h). 2 threads,
-        # median ms, implicit_gemm (wide) vs direct's per-tap path (which took rows up to 40
-        # wide): res3.3x3s2 0.91-0.92 vs 1.14-1.18 (torch ~1.04); the gather is faster still.
+        # Strided forward without a packed phase split (float32: AVX-512, AVX2 batches of small
+        # images): column planes of the stride phases read in place, output written in place
+        # (csrc/algo/wide_phases.h), or at AVX-512 stride-2 columns gathered from the input on
+        # rows of 24+ (forward_double_step, csrc/algo/conv_panels.h). 2 threads, median ms,
+        # implicit_gemm (then padded-width phases) vs direct's per-tap path (rows up to 40):
+        # res3.3x3s2 0.91-0.92 vs 1.14-1.18 (torch ~1.04); the gather is faster still.
         # One small image on 256-bit units keeps the per-tap path below (_single_image_taps).
         if not (_single_image_taps(p, unit_stride) and usable("direct")):
             return (
                 "implicit_gemm",
-                "strided: no phase split to pack (phases in place, stride-2 gather)",
+                "strided: no phase split to pack (column planes in place, stride-2 gather)",
             )
     few_tiles = _full_winograd_vectors(p, tiles) or _winograd_few_tiles(p, tiles)
     small_winograd = tiles <= 128 and not few_tiles

@@ -89,7 +89,8 @@ void run_pool(const PoolProblem& problem, const void* a, const void* b, int64_t*
 bool pool_direct_serves(const PoolProblem& problem);
 
 // Whether implicit_gemm runs this pass as a strided forward with no packed phase split: over
-// padded-width stride phases, its GEMM reading every panel in place (csrc/algo/wide_phases.h),
+// column planes of the stride phases, its GEMM reading every panel in place and writing the
+// output in place (csrc/algo/wide_phases.h),
 // or gathering stride-2 columns from the input itself (forward_double_step,
 // csrc/algo/conv_panels.h); the `auto` rule asks.
 bool implicit_gemm_strided_panels(const ConvProblem& problem);
