@@ -427,6 +427,10 @@ STRIDED = [
         dict(stride=(2, 3), padding=2, dilation=2, groups=2, mode="conv"),
     ),
     ("wide-asymmetric", (1, 3, 33, 67), (4, 3, 5, 5), dict(stride=3, padding=(1, 3))),
+    # x stride 2 over 5 and 7 column planes (swept 4 at a time, then the rest): 8x8 and 16x16
+    # outputs fill whole panels
+    ("wide-5-planes", (2, 6, 16, 16), (5, 6, 5, 5), dict(stride=2, padding=2)),
+    ("wide-7-planes", (2, 3, 32, 32), (4, 3, 7, 7), dict(stride=2, padding=3)),
     # forward gathering stride-2 columns from the input (forward_double_step; the same float32
     # panels, rows of 24+ outputs): one image per GEMM, rows whose last panel runs past the row
     # end; dilated taps reaching both sides; asymmetric padding; folded images whose panels

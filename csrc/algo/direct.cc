@@ -202,7 +202,8 @@ void fill_plane(const T* src, const Dims& ext, const Dims& pad, const Dims& padd
     }
     std::fill(dst, dst + y0 * row, T(0));
     dw_kernels<T>().pack_rows(src + (iz * ext[1] + y0 - pad[1]) * ext[2], ext[2], y1 - y0, ext[2],
-                              pad[2], sx, padded[2], dst + y0 * row, sx * padded[2], padded[2]);
+                              pad[2], sx, padded[2], dst + y0 * row, sx * padded[2], padded[2],
+                              sx);
     std::fill(dst + y1 * row, dst + rows * row, T(0));
   }
 }

@@ -48,23 +48,24 @@ inline void for_rows(const T* src, int64_t src_pitch, int64_t rows, const Clippe
   }
 }
 
-// Rows r < rows of a padded plane: row r of phase ph at dst + r * pitch + ph * phase_pitch,
-// position q = src[r * src_pitch + q * sx + ph - pad] where that index lies in [0, n), else 0.
-// One band of rows, a column of vectors at a time.
+// Rows r < rows of a padded plane: row r of plane e < planes at dst + r * pitch + e *
+// phase_pitch, position q = src[r * src_pitch + q * sx + e - pad] where that index lies in
+// [0, n), else 0 (planes == sx: the stride phases; more: column planes, plane e + sx the plane e
+// a column on). One band of rows, a column of vectors at a time.
 template <typename T>
 void pack_band(const T* src, int64_t src_pitch, int64_t rows, int64_t n, int64_t pad, int64_t sx,
-               int64_t width, T* dst, int64_t pitch, int64_t phase_pitch) {
+               int64_t width, T* dst, int64_t pitch, int64_t phase_pitch, int64_t planes) {
   using Vec = V<T>;
   using VT = typename Vec::type;
   constexpr int64_t L = Vec::lanes;
-  if (sx == 1) {
+  if (sx == 1 && planes == 1) {
     for_chunks<L>(width, [&](int64_t q, int64_t m) {
       const ClippedLoad<T> a(q - pad, n);
       for_rows(src, src_pitch, rows, a, a, [&](int64_t r, VT v, VT) {
         store_part(dst + r * pitch + q, v, m);
       });
     });
-  } else if (sx == 2) {  // 2L source elements per vector of each phase
+  } else if (sx == 2 && planes == 2) {  // 2L source elements per vector of each phase
     for_chunks<L>(width, [&](int64_t q, int64_t m) {
       const ClippedLoad<T> a(2 * q - pad, n), b(2 * q - pad + L, n);
       for_rows(src, src_pitch, rows, a, b, [&](int64_t r, VT lo, VT hi) {
@@ -74,9 +75,40 @@ void pack_band(const T* src, int64_t src_pitch, int64_t rows, int64_t n, int64_t
         store_part(dst + r * pitch + phase_pitch + q, odd, m);
       });
     });
+  } else if (sx == 2) {
+    // Column planes of a stride-2 row (planes != 2), up to 4 in one sweep: the pair of planes
+    // (e0, e0 + 1) from the 2L elements at 2q + e0 - pad (the second pair's loads hit the lines
+    // the first brought); planes 4 on in further sweeps.
+    if (planes > 4)
+      pack_band(src, src_pitch, rows, n, pad - 4, 2, width, dst + 4 * phase_pitch, pitch,
+                phase_pitch, planes - 4);
+    for_chunks<L>(width, [&](int64_t q, int64_t m) {
+      const ClippedLoad<T> a0(2 * q - pad, n), b0(2 * q - pad + L, n);
+      const ClippedLoad<T> a1(2 * q - pad + 2, n), b1(2 * q - pad + 2 + L, n);
+      const bool full = a0.full && b0.full && a1.full && b1.full;
+      const T* row = src;
+      for (int64_t r = 0; r < rows; ++r, row += src_pitch) {
+        VT even, odd;
+        T* d = dst + r * pitch + q;
+        Vec::deinterleave(full ? Vec::load(row + a0.b) : a0(row),
+                          full ? Vec::load(row + b0.b) : b0(row), even, odd);
+        store_part(d, even, m);
+        if (planes < 2) continue;
+        store_part(d + phase_pitch, odd, m);
+        if (planes < 3) continue;
+        Vec::deinterleave(full ? Vec::load(row + a1.b) : a1(row),
+                          full ? Vec::load(row + b1.b) : b1(row), even, odd);
+        store_part(d + 2 * phase_pitch, even, m);
+        if (planes >= 4) store_part(d + 3 * phase_pitch, odd, m);
+      }
+    });
+  } else if (sx == 1) {
+    for (int64_t e = 0; e < planes; ++e)
+      pack_band(src, src_pitch, rows, n, pad - e, 1, width, dst + e * phase_pitch, pitch,
+                phase_pitch, 1);
   } else {
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t ph = 0; ph < sx; ++ph)
+      for (int64_t ph = 0; ph < planes; ++ph)
         for (int64_t q = 0; q < width; ++q) {
           const int64_t i = q * sx + ph - pad;
           dst[r * pitch + ph * phase_pitch + q] = i >= 0 && i < n ? src[r * src_pitch + i] : T(0);
@@ -134,11 +166,11 @@ int64_t band_rows(int64_t row_elems) {
 
 template <typename T>
 void pack_rows(const T* src, int64_t src_pitch, int64_t rows, int64_t n, int64_t pad, int64_t sx,
-               int64_t width, T* dst, int64_t dst_pitch, int64_t phase_pitch) {
-  const int64_t band = band_rows<T>(sx * width);
+               int64_t width, T* dst, int64_t dst_pitch, int64_t phase_pitch, int64_t planes) {
+  const int64_t band = band_rows<T>(planes * width);
   for (int64_t r = 0; r < rows; r += band)
     pack_band(src + r * src_pitch, src_pitch, std::min(band, rows - r), n, pad, sx, width,
-              dst + r * dst_pitch, dst_pitch, phase_pitch);
+              dst + r * dst_pitch, dst_pitch, phase_pitch, planes);
 }
 
 template <typename T>

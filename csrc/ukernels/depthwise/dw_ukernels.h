@@ -80,13 +80,14 @@ struct DwKernels {
   // gw[f * gw_stride + t] += sum over outputs o of gy[f][o] * buf[...].
   void (*weight)(const DwPlane& p, const T* buf, const T* const* gy, int count, T* gw,
                  int64_t gw_stride);
-  // Rows r < rows of a padded, phase-split plane, dst_pitch elements apart from dst, phase ph
-  // of row r at dst + r * dst_pitch + ph * phase_pitch: its `width` positions q = src[r *
-  // src_pitch + q * sx + ph - pad] where that index lies in [0, n), else 0 (the depthwise
-  // planes: dst_pitch sx * width, phase_pitch width; implicit GEMM's wide phases: separate
-  // phase planes).
+  // Rows r < rows of a padded, phase-split plane, dst_pitch elements apart from dst, plane e <
+  // planes of row r at dst + r * dst_pitch + e * phase_pitch: its `width` positions q = src[r *
+  // src_pitch + q * sx + e - pad] where that index lies in [0, n), else 0 (planes == sx: the
+  // stride phases, e.g. the depthwise planes: dst_pitch sx * width, phase_pitch width; more:
+  // implicit GEMM's column planes, one per column offset, as separate planes).
   void (*pack_rows)(const T* src, int64_t src_pitch, int64_t rows, int64_t n, int64_t pad,
-                    int64_t sx, int64_t width, T* dst, int64_t dst_pitch, int64_t phase_pitch);
+                    int64_t sx, int64_t width, T* dst, int64_t dst_pitch, int64_t phase_pitch,
+                    int64_t planes);
   // Back to rows: dst[r * dst_pitch + j] (j < n) = phase ph = (j + pad) % sx of source row r at
   // q = (j + pad) / sx (0 where q >= width); that phase row starts at src + r * src_pitch +
   // ph * phase_pitch.
