@@ -633,3 +633,46 @@ def test_double_step_gathers_at_every_isa(isa, rng, fastconv_with_env):
             x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
             y = fc.conv(x, w, algo="implicit_gemm", **kw)
             assert_close(y, ref.conv(x, w, None, **kw), reduction=math.prod(w_shape[1:]))
+
+
+def _random_panel_geometry(seed):
+    """A strided 2-D forward whose outputs fill whole 32-wide panels (4x8, 8x4, 8x8 or 16x2
+    per image), so the column planes take it at AVX-512 float32 (and at AVX2 for batches):
+    random kernel, x and y stride 1-3 (one of them 2+), dilation, padding, groups, batch."""
+    r = np.random.default_rng(seed)
+    while (case := _draw_panel_geometry(r)) is None:
+        pass
+    return case
+
+
+def _draw_panel_geometry(r):
+    out = [(4, 8), (8, 4), (8, 8), (16, 2)][r.integers(4)]
+    stride = [int(r.integers(1, 4)), int(r.integers(2, 4))]
+    if r.integers(2):
+        stride.reverse()
+    kernel = [int(r.integers(1, 8)), int(r.integers(1, 8))]
+    dilation = [int(r.integers(1, 3)), int(r.integers(1, 3))]
+    padding = [int(r.integers(0, (k - 1) * d // 2 + 2)) for k, d in zip(kernel, dilation)]
+    extent = [
+        (o - 1) * s + d * (k - 1) + 1 - 2 * p + int(r.integers(0, s))
+        for o, s, d, k, p in zip(out, stride, dilation, kernel, padding)
+    ]
+    if min(extent) < 1:
+        return None
+    groups = int(r.integers(1, 3))
+    c, k = groups * int(r.integers(1, 5)), groups * int(r.integers(1, 6))
+    x_shape = (int(r.integers(1, 4)), c, *extent)
+    w_shape = (k, c // groups, *kernel)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return x_shape, w_shape, kw
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_strided_forwards_against_the_oracle(seed, rng):
+    """Random strided forwards that fill whole panels (the column planes' other condition),
+    implicit_gemm with a bias against the float64 oracle, at this machine's level."""
+    x_shape, w_shape, kw = _random_panel_geometry(seed)
+    x, w = rand(rng, x_shape, np.float32), rand(rng, w_shape, np.float32)
+    b = rand(rng, (w_shape[0],), np.float32)
+    y = fastconv.conv(x, w, b, algo="implicit_gemm", **kw)
+    assert_close(y, ref.conv(x, w, b, **kw), reduction=math.prod(w_shape[1:]))
