@@ -129,6 +129,12 @@ def test_forward_thread_blocks(case, dtype, fastconv_with_env, rng):
             fc.set_num_threads(threads)
             e = fc.explain(x_shape, w_shape, algo="implicit_gemm", dtype=name, **kw)
             assert ("at a time" in e.reason) == (threads > 1), (threads, str(e))
+            # the column planes take one image per thread, the others folded blocks
+            wide = case[0] == "wide" and fc.info()["isa_active"] in ("avx2", "avx512")
+            assert ("column planes" in e.reason) == (wide and dtype == np.float32), str(e)
+            if threads > 1:
+                per = "one image at a time" if "column planes" in e.reason else "images at a time"
+                assert per in e.reason, (threads, str(e))
             results.append(fc.conv(x, w, b, algo="implicit_gemm", **kw))
     finally:
         fc.set_num_threads(2)

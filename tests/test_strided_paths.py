@@ -415,11 +415,13 @@ STRIDED = [
     ("wide-folded", (4, 8, 32, 32), (16, 8, 3, 3), dict(stride=2, padding=1)),
     ("wide-images", (2, 6, 34, 44), (7, 6, 3, 3), dict(stride=2, padding=1)),
     ("wide-stride3", (1, 8, 20, 110), (8, 8, 5, 5), dict(stride=3, padding=2)),
-    # over 4 MiB of planes: bands of output rows, the last a partial GEMM
-    ("wide-bands", (1, 256, 100, 44), (8, 256, 3, 3), dict(stride=2, padding=1)),
+    # over 4 MiB of planes per image: bands of output rows, the last a partial GEMM, two images
+    ("wide-bands", (2, 256, 100, 44), (8, 256, 3, 3), dict(stride=2, padding=1)),
     # groups; dilated taps at column offsets -2, 0, 2 (x stride 3: rows the gather does not
     # take), true convolution; asymmetric padding
     ("wide-groups", (2, 8, 40, 46), (6, 4, 3, 3), dict(stride=2, padding=1, groups=2)),
+    # groups where the threads take whole images (6 >= 2 x 3 threads)
+    ("wide-groups-batch", (6, 8, 32, 32), (6, 4, 3, 3), dict(stride=2, padding=1, groups=2)),
     (
         "wide-dilation",
         (2, 8, 30, 100),
@@ -474,12 +476,13 @@ def test_strided_forward_and_weight_gradient(case, dtype, threads, rng, poisoned
 def _strided_panel_path(name, x_shape, isa, dtype):
     """Which of the two paths a wide-* / double-* case takes (or None): at AVX-512 float32 its
     own; at AVX2 (16-wide panels, no double step) float32 batches run on the column planes,
-    single images on neither; float64 neither."""
+    single images on neither (nor wide-bands' images, whose planes pass a quarter of the L2);
+    float64 neither."""
     if dtype != "float32":
         return None
     if isa == "avx512":
         return name.split("-")[0]
-    return "wide" if x_shape[0] >= 2 else None
+    return "wide" if x_shape[0] >= 2 and name != "wide-bands" else None
 
 
 STRIDED_PANEL_NOTES = {
@@ -531,10 +534,10 @@ def test_strided_panels_property_matches_the_paths():
 
 def test_auto_runs_strided_forward_without_a_phase_split():
     """Where implicit GEMM runs a strided forward without packing a phase split (AVX-512
-    float32: phases read in place, margins up to 1/16 of a row, up to 256 output channels per
-    group; or stride-2 columns gathered from the input, rows of 24+ outputs), `auto` runs it and
-    explain says so; elsewhere (float64, short rows with wider margins or more channels, other
-    passes) the property is false."""
+    float32: column planes read in place on rows of 16+ per column the taps span or whole panels
+    of positions, up to 256 output channels per group; or stride-2 columns gathered from the
+    input, rows of 24+ outputs), `auto` runs it and explain says so; elsewhere (float64, short
+    rows with a partial last panel or more channels, other passes) the property is false."""
     from fastconv._cpu_rule import _active_isa
     from fastconv._problem import conv_problem
 
@@ -636,9 +639,10 @@ def test_double_step_gathers_at_every_isa(isa, rng, fastconv_with_env):
 
 
 def _random_panel_geometry(seed):
-    """A strided 2-D forward whose outputs fill whole 32-wide panels (4x8, 8x4, 8x8 or 16x2
-    per image), so the column planes take it at AVX-512 float32 (and at AVX2 for batches):
-    random kernel, x and y stride 1-3 (one of them 2+), dilation, padding, groups, batch."""
+    """A strided 2-D forward whose outputs fill whole 32-wide panels on rows of 8+ (4x8, 8x8,
+    2x16 or 3x32 per image), so the column planes take most of them at AVX-512 float32 (and at
+    AVX2 the batches): random kernel, x and y stride 1-3 (one of them 2+), dilation, padding,
+    groups, batch."""
     r = np.random.default_rng(seed)
     while (case := _draw_panel_geometry(r)) is None:
         pass
@@ -646,7 +650,7 @@ def _random_panel_geometry(seed):
 
 
 def _draw_panel_geometry(r):
-    out = [(4, 8), (8, 4), (8, 8), (16, 2)][r.integers(4)]
+    out = [(4, 8), (8, 8), (2, 16), (3, 32)][r.integers(4)]
     stride = [int(r.integers(1, 4)), int(r.integers(2, 4))]
     if r.integers(2):
         stride.reverse()
@@ -668,11 +672,42 @@ def _draw_panel_geometry(r):
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_random_strided_forwards_against_the_oracle(seed, rng):
+def test_random_strided_forwards_against_the_oracle(seed, rng, poisoned_outputs):
     """Random strided forwards that fill whole panels (the column planes' other condition),
-    implicit_gemm with a bias against the float64 oracle, at this machine's level."""
+    implicit_gemm with a bias against the float64 oracle, at this machine's level, outputs
+    starting as NaN (the column planes write y in place)."""
     x_shape, w_shape, kw = _random_panel_geometry(seed)
     x, w = rand(rng, x_shape, np.float32), rand(rng, w_shape, np.float32)
     b = rand(rng, (w_shape[0],), np.float32)
     y = fastconv.conv(x, w, b, algo="implicit_gemm", **kw)
     assert_close(y, ref.conv(x, w, b, **kw), reduction=math.prod(w_shape[1:]))
+
+
+def test_random_strided_forwards_reach_the_column_planes():
+    """Most of the random geometries above run on the column planes where they exist (AVX-512
+    float32; the others: windows that do not overlap at x stride 1, stride-2 rows of 24+ that
+    gather from the input), so the oracle test covers them."""
+    from fastconv._cpu_rule import _active_isa
+
+    if _active_isa() != "avx512":
+        pytest.skip("the column planes take single images at AVX-512 float32 only")
+    reached = sum(
+        "column planes" in str(fastconv.explain(x, w, algo="implicit_gemm", **kw))
+        for x, w, kw in map(_random_panel_geometry, range(40))
+    )
+    assert reached >= 15, reached  # 19 of the 40
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_column_planes_with_a_large_l2_stay_whole_images(isa, rng):
+    """An L2 over 16 MiB (FASTCONV_L2_BYTES) lets a thread's quarter exceed the 4 MiB the planes
+    may take whole: images past that run in bands on the shared path, not whole on the thread
+    path (which read past a band's planes), against the oracle."""
+    skip_unless_isa_runs(isa)
+    x_shape, w_shape, kw = (4, 256, 100, 44), (8, 256, 3, 3), dict(stride=2, padding=1)
+    x, w = rand(rng, x_shape, np.float32), rand(rng, w_shape, np.float32)
+    with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": "32M"}) as fc:
+        e = str(fc.explain(x_shape, w_shape, algo="implicit_gemm", **kw))
+        assert "one image at a time" not in e, e
+        y = fc.conv(x, w, algo="implicit_gemm", **kw)
+    assert_close(y, ref.conv(x, w, None, **kw), reduction=math.prod(w_shape[1:]))

@@ -19,7 +19,7 @@ namespace fastconv::algo {
 int64_t fold_images(const ConvGeometry& g, ConvPass pass);
 
 // Folded batches whose threads take whole blocks of images, each through its own buffers of
-// about a quarter of the L2 (implicit GEMM's forward and its margined stride phases): images
+// about a quarter of the L2 (implicit GEMM's folded forward and its packed stride phases): images
 // per block (at most `images`, at least 512 GEMM positions, given `positions` per image and
 // `per_image` bytes of buffers), or 0 where the blocks stay shared (one thread, buffers past
 // the budget, or fewer than two blocks per thread of a batch of n).

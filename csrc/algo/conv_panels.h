@@ -214,9 +214,9 @@ bool forward_phases_apply(const ConvGeometry& g);
 // itself at double step (x stride 2; ForwardColumns, the panel kernel's two loads per vector):
 // with 32-wide panels (AVX-512 float32) and output rows of at least 24 columns (a panel spans
 // two or three rows), the split's extra pass over the input (and, for the padded-width phases
-// the column planes replaced, the copy out of the output's margins) costs more than the gather. 2 threads, min ms of 3, phases (wide where
-// wide_phases_apply held) vs double step: yolov5s 32->64 3x3/2 on 320x320 5.78-6.01 vs
-// 5.05-5.14, 64->128 on 160x160 4.65-4.97 vs 4.18-4.19, resnet50.res3.3x3s2 1.23-1.26 vs
+// the column planes replaced, the copy out of the output's margins) costs more than the
+// gather. 2 threads, min ms of 3, phases (wide where wide_phases_apply held) vs double step:
+// yolov5s 32->64 3x3/2 on 320x320 5.78-6.01 vs 5.05-5.14, 64->128 on 160x160 4.65-4.97 vs 4.18-4.19, resnet50.res3.3x3s2 1.23-1.26 vs
 // 1.14, its batch of 8 10.1-11.0 vs 9.40-9.55. Shorter rows keep the phases: 256->512 on
 // 40x40 (20 columns) 3.87-3.89 vs 4.04-4.16 (though its batch of 8 gained, 33.7-35.0 vs
 // 31.8-32.1); 17 and 14 columns even; dcgan.g3 / g4's backward data (8, 16) 4.49-4.73 vs 4.87-4.88,
@@ -243,7 +243,7 @@ void split_phase_rows(const ConvGeometry& g, const ForwardPhases& ph, const T* x
 // ry, at dst + (ry * cols + e) * plane) holds x[..., sx * i + e - pad] (the column planes of
 // wide_phases.h: pad = -ex_min, one plane per column offset); split_phase_rows is pad 0, width
 // Wp, cols sx. Both on the active ISA's row kernel (the depthwise driver's pack_rows), a column
-// of vectors at a time down the rows, sx planes per call.
+// of vectors at a time down the rows, every plane of a row phase in one call.
 template <typename T>
 void split_plane_rows(const ConvGeometry& g, const T* xc, int64_t j0, int64_t count,
                       int64_t width, int64_t pad, int64_t cols, int64_t plane, T* dst);

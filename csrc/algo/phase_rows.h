@@ -1,5 +1,5 @@
 // A stride-2 source row split into its two column phases in one pass, shared by the stride-phase
-// layouts (Winograd's stacked phases, implicit GEMM's margined phases).
+// layouts (Winograd's stacked phases, implicit GEMM's column planes).
 #pragma once
 #include <algorithm>
 #include <cstdint>

@@ -90,7 +90,8 @@ int64_t packed_group_elems(const ConvGeometry& g) {
 }
 
 int64_t packed_weight_elems(const ConvGeometry& g, int64_t elem_size) {
-  return g.groups * (elem_size == 4 ? packed_group_elems<float>(g) : packed_group_elems<double>(g));
+  return g.groups *
+         (elem_size == 4 ? packed_group_elems<float>(g) : packed_group_elems<double>(g));
 }
 
 }  // namespace
@@ -126,10 +127,11 @@ WidePhases make_wide_phases(const ConvGeometry& g, int64_t rows) {
 
 namespace {
 
-// Whether one image's planes take at most about a quarter of the L2 (a thread's share).
+// Whether one image's planes take at most about a quarter of the L2 (a thread's share), and
+// so fit the budget whole (band_rows: a thread takes whole images, never bands).
 bool image_planes_fit(const ConvGeometry& g, int64_t elem_size) {
   return g.c_per_group() * make_wide_phases(g).channel_size * elem_size <=
-         gemm::cache_sizes().l2 / 4;
+         std::min(gemm::cache_sizes().l2 / 4, kPlanesBudget);
 }
 
 }  // namespace
@@ -139,19 +141,23 @@ bool wide_phases_apply(const ConvGeometry& g, int64_t elem_size) {
   if (nr < 16 || !forward_reads_phases(g, elem_size) || g.out_spatial() <= 0 ||
       g.k_per_group() > 256)
     return false;
-  // 16-wide panels: float32 (AVX2; not measured for float64) batches of small images only. A large image's planes spill
-  // the L2 where the packed phases run in bands per thread (phase_bands.h): AVX2, 2 threads,
-  // ab_processes, column planes vs packed phases: res3.3x3s2 0.87-0.89x, yolov5s.conv1 0.88x;
-  // CIFAR ResNet's 3x3/2 at batch 128 1.06-1.09x (16 -> 32) and 1.04-1.12x (32 -> 64).
-  if (nr < 32 && !(elem_size == 4 && g.n >= 2 && image_planes_fit(g, elem_size))) return false;
+  // 16-wide panels: float32 batches of small images only (AVX2; float64 not measured), with an
+  // L2 of 1 MiB or more (measured on 2 MiB; below, the per-tap path's rule holds: _cpu_taps). A
+  // large image's planes spill the L2 where the packed phases run in bands per thread
+  // (phase_bands.h): AVX2, 2 threads, ab_processes, column planes vs packed phases:
+  // res3.3x3s2 0.87-0.89x, yolov5s.conv1 0.88x; CIFAR ResNet's 3x3/2 at batch 128 1.06-1.09x
+  // (16 -> 32) and 1.04-1.12x (32 -> 64).
+  if (nr < 32 && !(elem_size == 4 && g.n >= 2 && gemm::cache_sizes().l2 >= (int64_t(1) << 20) &&
+                   image_planes_fit(g, elem_size)))
+    return false;
   // Margins of at most 1/16 of a row in the padded-width phases this layout replaced, or
-  // images whose positions fill whole panels (a per-image GEMM computes its last panel whole):
-  // 2 threads, AVX-512, against the packed phases, 32 -> 64 on 16x16 x128 (8x8 outputs) 1.03-1.13x;
-  // short rows with a partial last panel lost (128 -> 256 on 28x28 x16, 196 positions: 0.83x;
-  // 128 -> 128 on 14x14 x8: 0.89x).
+  // images whose positions fill whole panels on rows of 8+ (a per-image GEMM computes its last
+  // panel whole): 2 threads, AVX-512, against the packed phases, 32 -> 64 on 16x16 x128 (8x8
+  // outputs) 1.03-1.13x; short rows with a partial last panel lost (128 -> 256 on 28x28 x16,
+  // 196 positions: 0.83x; 128 -> 128 on 14x14 x8: 0.89x).
   const ForwardPhases ph = make_forward_phases(g);
   const auto [lo, hi] = std::minmax_element(ph.offsets.dx.begin(), ph.offsets.dx.end());
-  return 16 * (*hi - *lo) <= g.out[2] || g.out_spatial() % nr == 0;
+  return 16 * (*hi - *lo) <= g.out[2] || (g.out[2] >= 8 && g.out_spatial() % nr == 0);
 }
 
 bool wide_thread_images(const ConvGeometry& g, int64_t elem_size, int threads) {
@@ -170,6 +176,7 @@ void wide_phases_forward(const ConvGeometry& g, int threads, const T* x, const T
                          const T* bias, T* y, T* ws) {
   const int64_t cg = g.c_per_group(), kg = g.k_per_group(), rows = cg * g.kernel_spatial();
   const int64_t in_sp = g.in_spatial(), out_sp = g.out_spatial(), ow = g.out[2];
+  if (g.n == 0) return;
   const WidePhases wp = make_wide_phases(g, band_rows(g, sizeof(T)));
   // The weight packed once for every GEMM (packed_group_elems), at the front of ws.
   const int64_t group_elems = packed_group_elems<T>(g);

@@ -38,16 +38,15 @@ WidePhases make_wide_phases(const ConvGeometry& g, int64_t rows = 0);
 // replaced; yolov5s.conv7, 512, 3.68-3.87 vs 3.72-3.85), panels 32 wide (AVX-512 float32), or
 // 16 wide for float32 batches whose images' planes fit a quarter of the L2 (AVX2), and output
 // rows of 16+ columns per column the taps' offsets span, or images whose positions fill whole
-// panels (the measurements at the definition).
+// panels on rows of 8+ (the measurements at the definition).
 bool wide_phases_apply(const ConvGeometry& g, int64_t elem_size);
 
 // Whether the threads take whole images of a batch (each through its own planes, at most about
-// a quarter of the L2), rather than share each image's split and GEMM.
+// a quarter of the L2 and never in bands), rather than share each image's split and GEMM.
 bool wide_thread_images(const ConvGeometry& g, int64_t elem_size, int threads);
 
-// Workspace elements: the weight packed once where several GEMMs share it, and the planes of
-// one image (or band of output rows) per thread where the threads take whole images, else of
-// one.
+// Workspace elements: the weight packed once per call (every group), and the planes of one
+// image (or band of output rows) per thread where the threads take whole images, else of one.
 int64_t wide_phases_workspace(const ConvGeometry& g, int64_t elem_size, int threads);
 
 // y = conv(x, w) + bias (forward pass, rank <= 2, strided), `threads` the plan's thread count
