@@ -35,6 +35,7 @@ from ._arguments import array_shape, explicit_padding, full_shape, per_dim, posi
 from ._arrays import is_torch_tensor
 from ._autograd import recording, records_grad
 from ._calls import run_conv
+from ._dtypes import require_float32_or_64
 from ._host_memory import POOL
 from ._problem import conv_problem
 
@@ -212,8 +213,8 @@ def _as_factors(factors, like, like_name: str) -> list:
         got = _float_dtype(f)
         if is_torch_tensor(f) and got is None:
             raise TypeError(f"factors[{d}] must have a floating dtype, got {f.dtype}")
-        if not is_torch_tensor(f) and got not in ("float32", "float64"):
-            raise TypeError(f"factors[{d}] must have dtype float32 or float64, got {f.dtype}")
+        if not is_torch_tensor(f):
+            require_float32_or_64(f.dtype, f"factors[{d}]")
         if want is not None and got != want:
             raise TypeError(f"factors[{d}] must have the dtype of {like_name} ({want}), got {got}")
         out.append(f)

@@ -17,6 +17,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .. import _C
+from .._dtypes import require_float32_or_64
 from .._host_memory import POOL
 from .._torch_threads import share_on_first_tensor
 from .base import Backend, Call
@@ -49,8 +50,7 @@ def _numpy_operand(obj: Any, name: str) -> np.ndarray:
         arr = np.asarray(obj)
     else:
         raise TypeError(f"{name} must be a NumPy array or a torch tensor, got {type(obj).__name__}")
-    if arr.dtype.kind != "f" or arr.dtype.itemsize not in (4, 8):
-        raise TypeError(f"{name} must have dtype float32 or float64, got {arr.dtype}")
+    require_float32_or_64(arr.dtype, name)
     native = _F32 if arr.dtype.itemsize == 4 else _F64
     if arr.dtype != native:  # non-native byte order: one converting copy
         arr = arr.astype(native)
