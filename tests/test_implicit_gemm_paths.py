@@ -384,8 +384,13 @@ def test_forward_with_the_weight_packed_once(
         name = np.dtype(dtype).name
         one = fastconv.explain((1, *x_shape[1:]), w_shape, algo="implicit_gemm", dtype=name, **kw)
         many = fastconv.explain(x_shape, w_shape, algo="implicit_gemm", dtype=name, **kw)
-        extra = many.workspace_bytes - one.workspace_bytes
-        assert w.nbytes <= extra <= 2 * w.nbytes, (str(one), str(many))
+        if "column planes" in str(many):
+            # (AVX2 float32: a batch runs on the column planes, one image on the packed phases;
+            # the column planes pack the weight for any batch, next to the planes)
+            assert w.nbytes <= many.workspace_bytes, str(many)
+        else:
+            extra = many.workspace_bytes - one.workspace_bytes
+            assert w.nbytes <= extra <= 2 * w.nbytes, (str(one), str(many))
 
 
 # (name, x shape, weight shape, keyword arguments): pointwise forwards with several A blocks

@@ -43,4 +43,11 @@ void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* gr
 template <typename T>
 void fill_bias(const ConvGeometry& g, const T* bias, T* y);
 
+// Each group's weight rows (k_per_group x c_per_group x taps) packed once for the forward GEMMs
+// that share it (gemm::pack_a_rows' layout; gemm_packed_a reads it), group grp at packed + grp *
+// group_elems; in parallel chunks of at least 128K elements (a small weight packs inline,
+// without waking the pool). implicit_gemm.cc.
+template <typename T>
+void pack_forward_weight(const ConvGeometry& g, const T* w, int64_t group_elems, T* packed);
+
 }  // namespace fastconv::algo

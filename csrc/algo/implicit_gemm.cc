@@ -258,15 +258,7 @@ void implicit_gemm_forward(const ConvPlan& plan, const T* x, const T* w, const T
   const int64_t packed_elems = prepacked_weight_elems<T>(g, plan.threads);
   T* const packed_w = packed_elems > 0 ? ws : nullptr;
   ws += packed_elems;
-  if (packed_w) {
-    // In chunks of at least 128K elements: a small weight packs inline, without waking the pool.
-    const int64_t step = gemm::packed_a_row_step<T>();
-    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 17) / (step * rows));
-    parallel_for((g.k + step - 1) / step, grain, [&](int64_t b0, int64_t b1) {
-      const int64_t r0 = b0 * step, r1 = std::min(g.k, b1 * step);
-      gemm::pack_a_rows<T>(g.k, rows, r0, r1 - r0, {w + r0 * rows, rows, 1}, packed_w);
-    });
-  }
+  if (packed_w) pack_forward_weight(g, w, 0, packed_w);  // one group
   // Strided: each GEMM reads its images' channels split into stride phases (after the output
   // block in ws); the split runs per group and block of images, right before its GEMM, or per
   // band of output rows into each thread's planes (forward_bands). Other strided forwards gather
@@ -497,6 +489,20 @@ void implicit_gemm_backward_weight(const ConvPlan& plan, const T* x, const T* gr
     }
 }
 
+template <typename T>
+void pack_forward_weight(const ConvGeometry& g, const T* w, int64_t group_elems, T* packed) {
+  const int64_t kg = g.k_per_group(), rows = g.c_per_group() * g.kernel_spatial();
+  const int64_t step = gemm::packed_a_row_step<T>(), steps = (kg + step - 1) / step;
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 17) / (step * rows));
+  parallel_for(g.groups * steps, grain, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t grp = b / steps, r0 = (b % steps) * step, r1 = std::min(kg, r0 + step);
+      gemm::pack_a_rows<T>(kg, rows, r0, r1 - r0, {w + (grp * kg + r0) * rows, rows, 1},
+                           packed + grp * group_elems);
+    }
+  });
+}
+
 std::string implicit_gemm_plan(ConvPlan& plan) {
   plan.workspace_bytes =
       implicit_gemm_workspace_bytes(plan.g, plan.pass, dtype_size(plan.dtype), plan.threads);
@@ -534,7 +540,8 @@ std::string implicit_gemm_plan(ConvPlan& plan) {
   template void implicit_gemm_forward<T>(const ConvPlan&, const T*, const T*, const T*, T*,  \
                                          T*);                                                     \
   template void implicit_gemm_backward_data<T>(const ConvPlan&, const T*, const T*, T*, T*); \
-  template void implicit_gemm_backward_weight<T>(const ConvPlan&, const T*, const T*, T*, T*);
+  template void implicit_gemm_backward_weight<T>(const ConvPlan&, const T*, const T*, T*, T*); \
+  template void pack_forward_weight<T>(const ConvGeometry&, const T*, int64_t, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

@@ -6,7 +6,6 @@
 #include "algo/conv_panels.h"
 #include "algo/batch_fold.h"
 #include "algo/gemm_conv.h"
-#include "common/signed_div.h"
 #include "fastconv/parallel.h"
 #include "gemm/cache_sizes.h"
 #include "gemm/gemm.h"
@@ -97,13 +96,15 @@ int64_t packed_weight_elems(const ConvGeometry& g, int64_t elem_size) {
 }  // namespace
 
 WidePhases make_wide_phases(const ConvGeometry& g, int64_t rows) {
+  // The stride phases' tap table (make_forward_phases): plane ry * sx + rx, phase row qy and
+  // column qx, i.e. input column offset ex = qx * sx + rx.
   const int64_t sy = g.stride[1], sx = g.stride[2], taps = g.kernel_spatial();
-  std::vector<int64_t> ry(static_cast<size_t>(taps)), qy(ry), ex(ry);
-  for (int64_t t = 0; t < taps; ++t) {
-    const int64_t ey = tap_position(g, 1, t / g.kernel[2]) * g.dilation[1] - g.pad_lo[1];
-    ex[size_t(t)] = tap_position(g, 2, t % g.kernel[2]) * g.dilation[2] - g.pad_lo[2];
-    qy[size_t(t)] = floor_div(ey, sy);
-    ry[size_t(t)] = ey - qy[size_t(t)] * sy;
+  const TapTable tt = make_forward_phases(g).offsets;
+  const std::vector<int64_t>& qy = tt.dy;
+  std::vector<int64_t> ry(static_cast<size_t>(taps)), ex(ry);
+  for (size_t t = 0; t < size_t(taps); ++t) {
+    ry[t] = tt.dz[t] / sx;
+    ex[t] = tt.dx[t] * sx + tt.dz[t] % sx;
   }
   WidePhases wp;
   const auto [y_lo, y_hi] = std::minmax_element(qy.begin(), qy.end());
@@ -182,17 +183,7 @@ void wide_phases_forward(const ConvGeometry& g, int threads, const T* x, const T
   const int64_t group_elems = packed_group_elems<T>(g);
   T* const packed_w = ws;
   ws += g.groups * group_elems;
-  {
-    const int64_t step = gemm::packed_a_row_step<T>(), steps = (kg + step - 1) / step;
-    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 17) / (step * rows));
-    parallel_for(g.groups * steps, grain, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t grp = b / steps, r0 = (b % steps) * step, r1 = std::min(kg, r0 + step);
-        gemm::pack_a_rows<T>(kg, rows, r0, r1 - r0, {w + (grp * kg + r0) * rows, rows, 1},
-                             packed_w + grp * group_elems);
-      }
-    });
-  }
+  pack_forward_weight(g, w, group_elems, packed_w);
   // Image n's output rows [oy0, oy0 + band), every group, through `planes`: the GEMM writes
   // them in place in y (onto the bias, where there is one).
   const auto run = [&](int64_t n, int64_t oy0, int64_t band, T* planes) {
