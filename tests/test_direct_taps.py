@@ -236,7 +236,7 @@ def test_auto_factorised_kernels_backward_data_on_im2col(isa):
             ((1, 768, 9, 9), (128, 768, 1, 7), (0, 3)),
             ((1, 768, 9, 9), (192, 768, 7, 1), (3, 0)),
             ((1, 384, 8, 8), (384, 384, 1, 3), (0, 1)),
-            ((8, 384, 8, 8), (384, 384, 3, 1), (1, 0)),
+            ((2, 384, 8, 8), (384, 384, 3, 1), (1, 0)),  # from batch 4 Winograd along H
         ]:
             e = fc.explain(x_shape, w_shape, padding=pad, pass_="backward_data")
             assert e.algo == "im2col" and "1xN" in e.reason, str(e)
@@ -385,7 +385,9 @@ def test_auto_packed_taps_on_256bit_avx512_units(isa):
         ((1, 96, 16, 14, 14), (208, 96, 3, 5, 5), 1, "forward", "implicit_gemm"),
         # 1xN / Nx1 backward data: im2col's column GEMM on 512-bit units (_cpu_rule)
         ((1, 768, 9, 9), (128, 768, 1, 7), (0, 3), "backward_data", "im2col"),
-        ((8, 384, 8, 8), (384, 384, 3, 1), (1, 0), "backward_data", "im2col"),
+        ((2, 384, 8, 8), (384, 384, 3, 1), (1, 0), "backward_data", "im2col"),
+        # batches of 4+ such maps: Winograd along H on 512-bit units (_axis_winograd)
+        ((8, 384, 8, 8), (384, 384, 3, 1), (1, 0), "backward_data", "winograd"),
     ]
     found = {}
     for units in ("256", "512"):

@@ -97,6 +97,23 @@ def test_transposed_planes_in_chunks(poisoned_outputs, rng):
     check_passes(fastconv, rng, x_shape, w_shape, kw, np.float32)
 
 
+def test_folded_images_in_chunks(poisoned_outputs, rng):
+    """Slices under 64 elements fold the batch's images side by side (rows of 63 along H: one
+    1008-wide slice), with several chunks of tiles (96 + 96 channels: 3 tiles of 4.6 MiB per
+    16 MiB chunk, 4 tiles), every pass; a 1x3 on 8x8 maps folds its transposed columns."""
+    x_shape, w_shape, kw = (16, 96, 16, 63), (96, 96, 3, 1), dict(padding=(1, 0))
+    e = fastconv.explain(x_shape, w_shape, algo="winograd", **kw)
+    assert "along H" in e.reason and "side by side" in e.reason, str(e)
+    check_passes(fastconv, rng, x_shape, w_shape, kw, np.float32)
+    x_shape, w_shape, kw = (4, 24, 8, 8), (16, 24, 1, 3), dict(padding=(0, 1), mode="conv")
+    e = fastconv.explain(x_shape, w_shape, algo="winograd", **kw)
+    assert "along W" in e.reason and "side by side" in e.reason, str(e)
+    for dtype in (np.float32, np.float64):
+        check_passes(fastconv, rng, x_shape, w_shape, kw, dtype)
+    e = fastconv.explain((1, 24, 8, 8), w_shape, algo="winograd", **kw)
+    assert "side by side" not in e.reason, str(e)
+
+
 def test_threads_agree_bit_for_bit(rng):
     """The GEMM engine's sums and the per-element transforms: no thread count changes a bit."""
     x_shape, w_shape, kw = LAYER3
@@ -232,8 +249,10 @@ def test_auto_takes_temporal_layers(isa):
 def test_auto_takes_2d_axis_layers(isa):
     """2-D 3x1 from 128 channels each side and 1024 GEMM columns per point (ERFNet-like 128 ch
     on 64x128), every pass, at every level; 1x3 (transposed planes) at AVX-512, and at AVX2 with
-    an L2 of 2 MiB or more (FASTCONV_L2_BYTES sets it here), never below AVX2; Inception's 384
-    ch on 8x8 (128 columns at batch 8) and 64 channels keep other algorithms."""
+    an L2 of 2 MiB or more (FASTCONV_L2_BYTES sets it here), never below AVX2. Batches of maps
+    whose slices across the axis are under 64 (folded side by side) from 64 columns where that
+    was measured (AVX-512, AVX2 with a 2 MiB L2): Inception's 384 ch on 8x8 at batch 4 (64
+    columns) and 8, not at batch 2 (32) nor 1; 64 channels keep other algorithms."""
     from conftest import skip_unless_isa_runs
 
     skip_unless_isa_runs(isa)
@@ -246,11 +265,18 @@ def test_auto_takes_2d_axis_layers(isa):
                 for pass_ in ("forward", "backward_data", "backward_weight"):
                     e = fc.explain((1, 128, 64, 128), w_shape, padding=pad, pass_=pass_)
                     assert (e.algo == "winograd") == taken, (l2, str(e))
+                for n in (1, 2, 4, 8):
+                    for pass_ in ("forward", "backward_data", "backward_weight"):
+                        e = fc.explain(
+                            (n, 384, 8, 8), (384, 384) + w_shape[2:], padding=pad, pass_=pass_
+                        )
+                        folds = isa == "avx512" or (isa == "avx2" and l2 == "2M")
+                        want = taken and n >= 4 and folds
+                        assert (e.algo == "winograd") == want, (n, l2, str(e))
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
         for x_shape, w_shape, pad in [
-            ((8, 384, 8, 8), (384, 384, 1, 3), (0, 1)),
-            ((8, 384, 8, 8), (384, 384, 3, 1), (1, 0)),
             ((1, 64, 128, 256), (64, 64, 3, 1), (1, 0)),
+            ((8, 64, 8, 8), (64, 64, 3, 1), (1, 0)),
         ]:
             for pass_ in ("forward", "backward_data", "backward_weight"):
                 e = fc.explain(x_shape, w_shape, padding=pad, pass_=pass_)

@@ -14,11 +14,14 @@
 namespace fastconv::algo::winograd_axis {
 namespace {
 
-constexpr int kMaxAlpha = 8, kMaxTaps = 3;
+constexpr int kMaxAlpha = kCombineMaxSources, kMaxTaps = kCombineMaxTaps;
 // V and M of one chunk of (image, tile) pairs: about this many bytes (at least one pair). The
 // GEMMs stream them once per point at 40+ FLOP per byte (R(2+1)D's 576 -> 256 channels), so
 // they need not stay in cache; the cap only bounds the workspace.
 constexpr int64_t kChunkBytes = int64_t(16) << 20;
+// Slices shorter than this fold a batch's images side by side (a vector sum's call and loop
+// costs, ~25 ns, are those of 64+ elements' work).
+constexpr int64_t kFoldBelow = 64;
 
 struct Coefficients {
   double at[kMaxAlpha][kMaxAlpha] = {}, g[kMaxAlpha][kMaxTaps] = {},
@@ -98,13 +101,12 @@ void transform_input(const Along& t, const TypedRows<T>& k, const T* in, int64_t
   });
 }
 
-// Where the correlation's kernels lie: the r taps of (co, ci) at w + co * co_step + ci * ci_step,
-// reversed when `flip`.
+// The correlation's kernels: runs of r taps (reversed when `flip`) stored (co, ci) by output
+// channel (`by_co`: the forward's weight (K, C, r)) or by input channel (backward data's).
 template <typename T>
 struct Kernels {
   const T* w;
-  int64_t co_step, ci_step;
-  bool flip;
+  bool by_co, flip;
 };
 
 // The correlation: out[n][co][d] = sum_ci sum_j tap j of (co, ci) * in[n][ci][d + j - pad]
@@ -118,28 +120,29 @@ void correlate(const Along& t, int64_t images, const T* in, Kernels<T> wk, const
   T* u = part.u;
   T* v = part.v;
   T* mm = part.m;
-  // U[a][co][ci] = sum_j G[a][j] wt(j, co, ci): each output channel's taps gathered into r
-  // rows, then every point's row as a vector sum of them.
-  parallel_for(t.cout, 1, [&](int64_t b, int64_t e) {
-    const auto combine = combine_kernels<T>().combine;
-    const int r = t.r;
-    std::vector<T> taps(size_t(r * t.cin));
-    for (int64_t co = b; co < e; ++co) {
-      for (int64_t ci = 0; ci < t.cin; ++ci) {
-        const T* run = wk.w + co * wk.co_step + ci * wk.ci_step;
-        for (int j = 0; j < r; ++j) taps[size_t(j * t.cin + ci)] = run[wk.flip ? r - 1 - j : j];
-      }
-      const T* rows[kMaxTaps] = {taps.data(), taps.data() + t.cin, taps.data() + 2 * t.cin};
-      for (int a = 0; a < alpha; ++a)
-        combine(rows, kt.g[size_t(a)].data(), r, t.cin, T(0),
-                u + (int64_t(a) * t.cout + co) * t.cin);
-    }
+  // U[a] = sum_j G[a][j] wt(j, co, ci) over the weight's (co, ci) runs of r taps in their stored
+  // order: the forward's (K, C, r) by output channel, U[a][co][ci] (the GEMMs' A row-major);
+  // backward data's by input channel, U[a][ci][co] (A transposed). One interleaved combination
+  // per block of runs.
+  const bool by_co = wk.by_co;
+  const int64_t rows = by_co ? t.cout : t.cin, len = by_co ? t.cin : t.cout;
+  std::array<T, kMaxAlpha * kMaxTaps> coef{};
+  for (int a = 0; a < alpha; ++a)
+    for (int j = 0; j < t.r; ++j)
+      coef[size_t(a * t.r + j)] = kt.g[size_t(a)][size_t(wk.flip ? t.r - 1 - j : j)];
+  parallel_for(rows, 1, [&](int64_t b, int64_t e) {
+    std::array<T*, kMaxAlpha> dst{};
+    for (int a = 0; a < alpha; ++a) dst[size_t(a)] = u + (int64_t(a) * rows + b) * len;
+    combine_kernels<T>().runs_to_points(wk.w + b * len * t.r, t.r, coef.data(), alpha,
+                                        (e - b) * len, dst.data());
   });
+  const gemm::MatrixRef<T> a_ref = by_co ? gemm::MatrixRef<T>{u, t.cin, 1}
+                                         : gemm::MatrixRef<T>{u, 1, t.cout};
   const int64_t total = images * t.tiles, plane = t.plane;
   for (int64_t q0 = 0; q0 < total; q0 += t.pairs) {
     const int64_t pairs = std::min(t.pairs, total - q0), cols = pairs * plane;
     transform_input(t, kt, in, q0, pairs, v);
-    gemm::gemm_batched<T>(alpha, t.cout, cols, t.cin, T(1), gemm::MatrixRef<T>{u, t.cin, 1},
+    gemm::gemm_batched<T>(alpha, t.cout, cols, t.cin, T(1), a_ref,
                           t.cout * t.cin, gemm::MatrixRef<T>{v, cols, 1}, t.cin * cols, T(0), mm,
                           cols, t.cout * cols);
     // out[n][co][tile * m + r][:] = sum_a AT[r][a] M[a][co][pair][:] (+ bias).
@@ -198,35 +201,74 @@ void weight_gradient(const Along& t, int64_t images, const T* x, const T* grad_y
                           t.cout * cols, gemm::MatrixRef<T>{part.v, 1, cols}, t.cin * cols,
                           q0 == 0 ? T(0) : T(1), part.u, t.cin, t.cout * t.cin);
   }
-  // Each output channel's r tap rows as vector sums of its points' rows, then interleaved.
+  // grad_w[co][ci][j] = sum_a G[a][j] dU[a][co][ci]: the points folded into interleaved taps (j
+  // reversed for true convolution), block by block of (co, ci) runs.
+  std::array<T, kMaxAlpha * kMaxTaps> coef{};
+  for (int j = 0; j < t.r; ++j)
+    for (int a = 0; a < alpha; ++a)
+      coef[size_t((flip ? t.r - 1 - j : j) * alpha + a)] = kt.g[size_t(a)][size_t(j)];
   parallel_for(t.cout, 1, [&](int64_t b, int64_t e) {
-    const auto combine = combine_kernels<T>().combine;
-    const int r = t.r;
-    std::vector<T> rows(size_t(r * t.cin));
-    for (int64_t co = b; co < e; ++co) {
-      std::array<const T*, kMaxAlpha> points{};
-      for (int a = 0; a < alpha; ++a) points[size_t(a)] = part.u + (int64_t(a) * t.cout + co) * t.cin;
-      for (int j = 0; j < r; ++j) {
-        std::array<T, kMaxAlpha> coef{};
-        for (int a = 0; a < alpha; ++a) coef[size_t(a)] = kt.g[size_t(a)][size_t(j)];
-        combine(points.data(), coef.data(), alpha, t.cin, T(0), rows.data() + j * t.cin);
+    std::array<const T*, kMaxAlpha> points{};
+    for (int a = 0; a < alpha; ++a) points[size_t(a)] = part.u + (int64_t(a) * t.cout + b) * t.cin;
+    combine_kernels<T>().points_to_runs(points.data(), alpha, coef.data(), t.r, (e - b) * t.cin,
+                                        grad_w + b * t.cin * t.r);
+  });
+}
+
+// The (image, channel) plane a parallel task i of to_view / from_view moves, and where it starts
+// in the run's view of `channels` channels of `depth` slices: [n][c][depth][slice], or folded
+// [c][depth][n][slice]. Folded, the tasks go channel by channel, so that two threads never
+// write the images that share a cache line of one slice.
+struct ViewPlane {
+  int64_t image, channel, offset;
+};
+inline ViewPlane view_plane(const Along& t, int64_t i, int64_t images, int64_t channels,
+                            int64_t depth) {
+  if (!t.folded) return {i / channels, i % channels, i * depth * t.slice};
+  const int64_t c = i / images, n = i % images;
+  return {n, c, c * depth * t.plane + n * t.slice};
+}
+
+// The run's view of `in` (images x channels planes of `depth` slices; transposed: (slice, depth)
+// planes) in dst, in parallel over the planes.
+template <typename T>
+void to_view(const Along& t, const T* in, int64_t images, int64_t channels, int64_t depth,
+             T* dst) {
+  const TransposeKernels<T>& kern = transpose_kernels<T>();
+  const int64_t s = t.slice, size = s * depth;
+  parallel_for(images * channels, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const ViewPlane v = view_plane(t, i, images, channels, depth);
+      T* to = dst + v.offset;
+      const T* from = in + (v.image * channels + v.channel) * size;
+      if (t.transposed) {
+        kern.transpose(from, depth, s, depth, static_cast<const T*>(nullptr), to, t.plane);
+      } else {
+        for (int64_t d = 0; d < depth; ++d)
+          std::copy(from + d * s, from + (d + 1) * s, to + d * t.plane);
       }
-      for (int64_t ci = 0; ci < t.cin; ++ci)
-        for (int j = 0; j < r; ++j)
-          grad_w[(co * t.cin + ci) * r + (flip ? r - 1 - j : j)] = rows[size_t(j * t.cin + ci)];
     }
   });
 }
 
-// Each of `planes` rows x cols planes of src transposed into dst (cols x rows), in parallel.
+// The inverse of to_view: the view in src back into out's images x channels planes.
 template <typename T>
-void transpose_planes(const T* src, int64_t planes, int64_t rows, int64_t cols, T* dst) {
+void from_view(const Along& t, const T* src, int64_t images, int64_t channels, int64_t depth,
+               T* out) {
   const TransposeKernels<T>& kern = transpose_kernels<T>();
-  const int64_t size = rows * cols;
-  parallel_for(planes, 1, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i)
-      kern.transpose(src + i * size, cols, rows, cols, static_cast<const T*>(nullptr),
-                     dst + i * size, rows);
+  const int64_t s = t.slice, size = s * depth;
+  parallel_for(images * channels, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const ViewPlane v = view_plane(t, i, images, channels, depth);
+      const T* from = src + v.offset;
+      T* to = out + (v.image * channels + v.channel) * size;
+      if (t.transposed) {
+        kern.transpose(from, t.plane, depth, s, static_cast<const T*>(nullptr), to, depth);
+      } else {
+        for (int64_t d = 0; d < depth; ++d)
+          std::copy(from + d * t.plane, from + d * t.plane + s, to + d * s);
+      }
+    }
   });
 }
 
@@ -267,36 +309,41 @@ Along make(const ConvGeometry& g, ConvPass pass, int tile, int64_t elem) {
   t.depth_in = bd ? g.out[axis] : g.in[axis];
   t.depth_out = bd ? g.in[axis] : g.out[axis];
   t.pad = bd ? g.kernel[axis] - 1 - g.pad_lo[axis] : g.pad_lo[axis];
-  // The slice across the axis: the dims after it, or (transposed) the rows.
-  t.plane = t.transposed ? g.in[1] : (axis == 0 ? g.in[1] * g.in[2] : g.in[2]);
+  // The slice across the axis: the dims after it, or (transposed) the rows; short ones fold the
+  // batch's images side by side.
+  t.slice = t.transposed ? g.in[1] : (axis == 0 ? g.in[1] * g.in[2] : g.in[2]);
+  t.folded = g.n > 1 && t.slice < kFoldBelow;
+  t.images = t.folded ? 1 : g.n;
+  t.plane = t.slice * (t.folded ? g.n : 1);
   t.m = tile == 2 || tile == 4 || tile == 6 ? tile : (t.depth_out <= 2 ? 2 : 4);
   t.alpha = t.m + t.r - 1;
   t.tiles = (t.depth_out + t.m - 1) / t.m;
   const int64_t per_pair = t.alpha * (t.cin + t.cout) * std::max<int64_t>(t.plane, 1) * elem;
-  const int64_t total = g.n * t.tiles;
+  const int64_t total = t.images * t.tiles;
   t.pairs = std::clamp<int64_t>(kChunkBytes / std::max<int64_t>(per_pair, 1), 1,
                                 std::max<int64_t>(total, 1));
   t.u_elems = t.alpha * t.cout * t.cin;
   t.v_elems = t.alpha * t.cin * t.pairs * t.plane;
   t.m_elems = t.alpha * t.cout * t.pairs * t.plane;
-  if (t.transposed) {
-    t.src_elems = g.n * t.cin * t.depth_in * t.plane;
-    t.dst_elems = g.n * t.cout * t.depth_out * t.plane;
+  if (t.transposed || t.folded) {
+    t.src_elems = g.n * t.cin * t.depth_in * t.slice;
+    t.dst_elems = g.n * t.cout * t.depth_out * t.slice;
   }
   return t;
 }
 
 namespace {
 
-// The correlation of `in` (N x cin slices) into `out`, along W through transposed planes.
+// The correlation of `in` (N x cin slices) into `out`, through the view where it is transposed
+// or folded.
 template <typename T>
 void correlate_along(const ConvGeometry& g, const Along& t, const T* in, Kernels<T> wk,
                      const T* bias, T* out, T* ws) {
-  if (!t.transposed) return correlate(t, g.n, in, wk, bias, out, ws);
+  if (!t.transposed && !t.folded) return correlate(t, t.images, in, wk, bias, out, ws);
   const Parts<T> part = parts(t, ws);
-  transpose_planes(in, g.n * t.cin, t.plane, t.depth_in, part.src);
-  correlate(t, g.n, static_cast<const T*>(part.src), wk, bias, part.dst, ws);
-  transpose_planes(static_cast<const T*>(part.dst), g.n * t.cout, t.depth_out, t.plane, out);
+  to_view(t, in, g.n, t.cin, t.depth_in, part.src);
+  correlate(t, t.images, static_cast<const T*>(part.src), wk, bias, part.dst, ws);
+  from_view(t, static_cast<const T*>(part.dst), g.n, t.cout, t.depth_out, out);
 }
 
 }  // namespace
@@ -305,7 +352,7 @@ template <typename T>
 void forward(const ConvGeometry& g, const Along& t, const T* x, const T* w, const T* bias, T* y,
              T* ws) {
   // w (K, C, taps) with the taps contiguous; true convolution reads them reversed.
-  correlate_along(g, t, x, Kernels<T>{w, g.c * t.r, t.r, g.mode == ConvMode::kConv}, bias, y, ws);
+  correlate_along(g, t, x, Kernels<T>{w, true, g.mode == ConvMode::kConv}, bias, y, ws);
 }
 
 template <typename T>
@@ -314,7 +361,7 @@ void backward_data(const ConvGeometry& g, const Along& t, const T* grad_y, const
   // grad_x[c][d] = sum_k sum_j w[k][c][r - 1 - j] grad_y[k][d + j - pad'], pad' = r - 1 - pad:
   // the kernels transposed (co = c, ci = k) and reversed (true convolution's stored reversed
   // already).
-  correlate_along(g, t, grad_y, Kernels<T>{w, t.r, g.c * t.r, g.mode != ConvMode::kConv},
+  correlate_along(g, t, grad_y, Kernels<T>{w, false, g.mode != ConvMode::kConv},
                   static_cast<const T*>(nullptr), grad_x, ws);
 }
 
@@ -322,11 +369,11 @@ template <typename T>
 void backward_weight(const ConvGeometry& g, const Along& t, const T* x, const T* grad_y,
                      T* grad_w, T* ws) {
   const bool flip = g.mode == ConvMode::kConv;
-  if (!t.transposed) return weight_gradient(t, g.n, x, grad_y, flip, grad_w, ws);
+  if (!t.transposed && !t.folded) return weight_gradient(t, t.images, x, grad_y, flip, grad_w, ws);
   const Parts<T> part = parts(t, ws);
-  transpose_planes(x, g.n * t.cin, t.plane, t.depth_in, part.src);
-  transpose_planes(grad_y, g.n * t.cout, t.plane, t.depth_out, part.dst);
-  weight_gradient(t, g.n, static_cast<const T*>(part.src), static_cast<const T*>(part.dst), flip,
+  to_view(t, x, g.n, t.cin, t.depth_in, part.src);
+  to_view(t, grad_y, g.n, t.cout, t.depth_out, part.dst);
+  weight_gradient(t, t.images, static_cast<const T*>(part.src), static_cast<const T*>(part.dst), flip,
                   grad_w, ws);
 }
 

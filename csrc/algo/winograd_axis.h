@@ -13,7 +13,10 @@
 // vector sums over planes and the GEMMs' columns the (image, tile, position) triples. A kernel
 // along W (1 x r) runs on each channel's (H, W) planes transposed into the workspace (W leading)
 // and its output transposed back. Products per output: alpha / m of the direct sum's 3 (F(4,3):
-// 1.5).
+// 1.5). Slices of under 64 elements (Inception's 8x8 maps: rows or columns of 8) are short runs
+// for the transforms' vector sums, so a batch's images are folded side by side into each slice
+// (the channel-major copy [c][depth][image][slice], made with the transpose or as a copy): one
+// image of n x slice wide slices.
 //
 // Layout of one chunk of (image, tile) pairs: V[a][ci][pair][plane] (each point's GEMM B, cin
 // rows of the chunk's columns), M[a][co][pair][plane] (its C); the transformed kernels
@@ -39,13 +42,16 @@ bool serves(const ConvGeometry& g);
 struct Along {
   int m = 0, r = 3, alpha = 0;                   // F(m, r)
   bool transposed = false;                       // along W: (H, W) planes transposed
+  bool folded = false;                           // the images side by side in each slice
   int64_t cin = 0, cout = 0;                     // channels read and written
   int64_t depth_in = 0, depth_out = 0, pad = 0;  // along the axis, of the correlation
-  int64_t plane = 0;        // elements of one slice across the axis (the run's view)
-  int64_t tiles = 0;        // per image: ceil(depth_out / m)
+  int64_t slice = 0;        // elements of one image's slice across the axis
+  int64_t images = 0;       // images of the run's view: 1 where folded, else the batch
+  int64_t plane = 0;        // elements of one slice of the run's view (images x slice folded)
+  int64_t tiles = 0;        // per image of the view: ceil(depth_out / m)
   int64_t pairs = 0;        // (image, tile) pairs per chunk
   int64_t u_elems = 0, v_elems = 0, m_elems = 0;
-  int64_t src_elems = 0, dst_elems = 0;  // transposed copies of the two sides (else 0)
+  int64_t src_elems = 0, dst_elems = 0;  // transposed or folded copies of the two sides (else 0)
   int64_t elems() const { return u_elems + v_elems + m_elems + src_elems + dst_elems; }
 };
 

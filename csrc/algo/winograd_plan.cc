@@ -122,7 +122,8 @@ std::string plan_axis(ConvPlan& plan) {
   plan.note = (plan.pass == ConvPass::kBackwardWeight ? "F(" + r + "," + m + ")"
                                                       : "F(" + m + "," + r + ")") +
               " along " + axis + " (" + std::to_string(t.alpha) + " points per " + m +
-              " output " + slices + ", " + columns + " as GEMM columns)";
+              " output " + slices + ", " + columns + " as GEMM columns" +
+              (t.folded ? ", the batch's images side by side in each" : "") + ")";
   plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
   return "";
 }

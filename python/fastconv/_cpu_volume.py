@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import math
 
-from ._cpu_shape import _active_isa, _l2_bytes, _Shape
+from ._cpu_shape import _active_isa, _avx512_on_256bit_units, _l2_bytes, _Shape
 
 # L2 from which 1x3 layers run Winograd along W at AVX2 too (_axis_winograd).
 _AXIS_1X3_AVX2_L2_BYTES = 2 << 20
+# Slices across the axis shorter than this fold a batch's images side by side (kFoldBelow in
+# csrc/algo/winograd_axis.cc), which lets fewer GEMM columns pay (_axis_winograd).
+_AXIS_FOLD_BELOW = 64
 
 
 def _depth_winograd(p: "_Shape", unit_stride: bool) -> bool:
@@ -104,7 +107,16 @@ def _axis_winograd(p: "_Shape") -> bool:
     (Inception's 384 ch 8x8 at batch 8, 128 columns: 0.99-1.22x; at batch 1 0.62-0.82x), as do
     fewer channels (64 ch 1x3 on 128x256: 0.85-1.00x). At AVX2 (PyTorch capped alike) against
     implicit_gemm: 3x1 4.16/4.23/4.41 vs 4.61/4.70/4.79, but 1x3 5.21/5.15/5.12 vs 4.69/5.06/4.62
-    (its planes' transposes and the 8-lane transforms): there only 3x1. On the 2 MiB-L2 Intel
+    (its planes' transposes and the 8-lane transforms): there only 3x1. Batches whose slices
+    across the axis are under 64 elements (8x8 maps) fold their images side by side into one wide
+    slice, so the transforms' vector sums are no longer 8-element calls: from 64 columns there
+    (2026-12-07, Intel Xeon, `fastconv bench`, 2 threads, ratio to PyTorch, winograd vs implicit
+    GEMM, forward / backward data / weight): Inception's 384 ch 8x8 at batch 8, 128 columns,
+    1x3 1.26/1.13/1.33x vs 0.93/0.87/0.84x, 3x1 1.36/1.60/1.52x vs 0.96/1.04/0.82x (the unfolded
+    path had run 0.79/0.73/0.88x); at batch 4, 64 columns, 1x3 1.09/0.94/1.08x vs 0.99/0.87/
+    0.97x, 3x1 1.28/1.04/1.17x vs 1.01/0.90/0.99x; 128 ch at batch 8 1.07-1.33x vs 0.72-1.17x;
+    AVX2 (PyTorch capped alike) 1.37-2.18x vs 0.95-1.38x from batch 4. At batch 2 (32 columns)
+    it loses at AVX-512: 0.79-1.05x vs 0.89-1.23x. On the 2 MiB-L2 Intel
     Xeon (2026-12-06) 1x3 at AVX2 won every pass instead, `fastconv bench` medians, ms, against
     implicit GEMM (PyTorch capped): ERFNet's 128 ch 64x128 forward 6.9-7.2 vs 11.9-13.5
     (8.1-8.5), backward data 7.0 vs 10.6-12.6 (8.3-8.5), weight 7.8 vs 8.9 (11.0): so at AVX2
@@ -125,7 +137,9 @@ def _axis_winograd(p: "_Shape") -> bool:
         if p.pad_lo[1 - axis] or p.pad_hi[1 - axis]:
             return False
         out = p.in_extents if p.conv_pass == "backward_data" else p.out_extents
-        return p.n * -(-out[axis] // 4) * out[1 - axis] >= 1024
+        across = out[1 - axis]
+        folded = p.n > 1 and across < _AXIS_FOLD_BELOW and _axis_folds_measured(isa)
+        return p.n * -(-out[axis] // 4) * across >= (64 if folded else 1024)
     if len(p.kernel) != 3 or p.kernel != (3, 1, 1) or p.groups != 1:
         return False
     if min(p.c_per_group, p.k_per_group) < 40:
@@ -141,6 +155,15 @@ def _axis_winograd(p: "_Shape") -> bool:
         return True
     columns = p.n * -(-depth // 4) * math.prod(p.out_extents[1:])
     return p.c_per_group * p.k_per_group * columns >= 8_000_000
+
+
+def _axis_folds_measured(isa: str) -> bool:
+    """Where folded 2-D axis layers were measured to win from 64 columns (_axis_winograd): AVX-512
+    on 512-bit units and AVX2 with a 2 MiB L2 (the Intel Xeon). Elsewhere (AMD's Zen 4: 256-bit
+    units, a 1 MiB L2) they keep the 1024-column rule until measured there."""
+    if isa == "avx512":
+        return not _avx512_on_256bit_units()
+    return isa == "avx2" and _l2_bytes() >= _AXIS_1X3_AVX2_L2_BYTES
 
 
 def _winograd_tiles(p: "_Shape") -> int:

@@ -13,11 +13,22 @@ struct CombineKernels {
   // a zero coefficient is skipped (a zero slice); dst = add when none is left. Terms are added
   // in source order, block by block of n; dst does not overlap a source.
   void (*combine)(const T* const* src, const T* coef, int count, int64_t n, T add, T* dst);
+  // dst[a][p] = sum_j coef[a * taps + j] * src[p * taps + j] for p < n and a < points: the
+  // combinations of n runs of `taps` interleaved elements (a kernel transform of weights stored
+  // with their taps contiguous), taps <= kCombineMaxTaps, points <= kCombineMaxSources.
+  void (*runs_to_points)(const T* src, int taps, const T* coef, int points, int64_t n,
+                         T* const* dst);
+  // The way back: dst[p * taps + j] = sum_a coef[j * points + a] * src[a][p] (a weight gradient's
+  // points folded into its interleaved taps), the terms added in point order.
+  void (*points_to_runs)(const T* const* src, int points, const T* coef, int taps, int64_t n,
+                         T* dst);
   const char* name;
 };
 
 // Sources one call takes at most.
 constexpr int kCombineMaxSources = 8;
+// Interleaved taps one call takes at most.
+constexpr int kCombineMaxTaps = 3;
 
 // The kernels for the active ISA level (FASTCONV_ISA may cap it).
 template <typename T>
