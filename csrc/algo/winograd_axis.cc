@@ -229,47 +229,46 @@ inline ViewPlane view_plane(const Along& t, int64_t i, int64_t images, int64_t c
   return {n, c, c * depth * t.plane + n * t.slice};
 }
 
-// The run's view of `in` (images x channels planes of `depth` slices; transposed: (slice, depth)
-// planes) in dst, in parallel over the planes.
+// Moves images x channels planes of `depth` slices (transposed: (slice, depth) planes) between
+// the tensor and the run's view, in parallel over the planes: into the view (`into`) or back.
 template <typename T>
-void to_view(const Along& t, const T* in, int64_t images, int64_t channels, int64_t depth,
-             T* dst) {
+void move_view(const Along& t, bool into, int64_t images, int64_t channels, int64_t depth,
+               const T* src, T* dst) {
   const TransposeKernels<T>& kern = transpose_kernels<T>();
   const int64_t s = t.slice, size = s * depth;
+  // The view's and the tensor's strides between slices.
+  const int64_t view_step = t.plane, tensor_step = s;
   parallel_for(images * channels, 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const ViewPlane v = view_plane(t, i, images, channels, depth);
-      T* to = dst + v.offset;
-      const T* from = in + (v.image * channels + v.channel) * size;
-      if (t.transposed) {
-        kern.transpose(from, depth, s, depth, static_cast<const T*>(nullptr), to, t.plane);
-      } else {
-        for (int64_t d = 0; d < depth; ++d)
-          std::copy(from + d * s, from + (d + 1) * s, to + d * t.plane);
+      const int64_t tensor = (v.image * channels + v.channel) * size;
+      const T* from = src + (into ? tensor : v.offset);
+      T* to = dst + (into ? v.offset : tensor);
+      if (t.transposed) {  // the tensor's plane (slice rows of depth) <-> the view's (depth rows)
+        if (into)
+          kern.transpose(from, depth, s, depth, static_cast<const T*>(nullptr), to, view_step);
+        else
+          kern.transpose(from, view_step, depth, s, static_cast<const T*>(nullptr), to, depth);
+        continue;
       }
+      const int64_t from_step = into ? tensor_step : view_step;
+      const int64_t to_step = into ? view_step : tensor_step;
+      for (int64_t d = 0; d < depth; ++d)
+        std::copy(from + d * from_step, from + d * from_step + s, to + d * to_step);
     }
   });
 }
 
-// The inverse of to_view: the view in src back into out's images x channels planes.
+template <typename T>
+void to_view(const Along& t, const T* in, int64_t images, int64_t channels, int64_t depth,
+             T* dst) {
+  move_view(t, true, images, channels, depth, in, dst);
+}
+
 template <typename T>
 void from_view(const Along& t, const T* src, int64_t images, int64_t channels, int64_t depth,
                T* out) {
-  const TransposeKernels<T>& kern = transpose_kernels<T>();
-  const int64_t s = t.slice, size = s * depth;
-  parallel_for(images * channels, 1, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const ViewPlane v = view_plane(t, i, images, channels, depth);
-      const T* from = src + v.offset;
-      T* to = out + (v.image * channels + v.channel) * size;
-      if (t.transposed) {
-        kern.transpose(from, t.plane, depth, s, static_cast<const T*>(nullptr), to, depth);
-      } else {
-        for (int64_t d = 0; d < depth; ++d)
-          std::copy(from + d * t.plane, from + d * t.plane + s, to + d * s);
-      }
-    }
-  });
+  move_view(t, false, images, channels, depth, src, out);
 }
 
 }  // namespace
