@@ -71,6 +71,8 @@ def test_transposed_passes(case, dtype, algo, rng, poisoned_outputs):
 CONVS = [
     ("3x3", (5, 6, 7, 6), (4, 6, 3, 3), dict(padding=1)),
     ("1x1", (7, 6, 5, 5), (4, 6, 1, 1), {}),
+    # pointwise images of 256+ positions: one GEMM per image on the tensors (odd sizes: 17x19)
+    ("1x1-per-image", (3, 7, 17, 19), (5, 7, 1, 1), {}),
     ("two-chunks", (13, 3, 22, 22), (4, 3, 3, 3), dict(padding=0)),
     ("strided-groups", (4, 6, 9, 8), (4, 3, 3, 3), dict(stride=2, padding=1, groups=2)),
     ("rank1-dilated", (6, 4, 11), (5, 4, 3), dict(padding=2, dilation=2)),

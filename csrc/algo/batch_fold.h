@@ -3,7 +3,7 @@
 // weight (dcgan.g2: 16 output positions, half of a 32-wide panel), so the GEMM's position
 // dimension runs over several images, up to about 4096 positions; its block is then copied into
 // the NCHW tensor (a row copy per image and channel). Images of more than 512 positions fill the
-// GEMM on their own.
+// GEMM on their own, and so do pointwise layers' images of 256+ (batch_fold.cc).
 #pragma once
 #include <algorithm>
 #include <atomic>
