@@ -208,7 +208,8 @@ def test_auto(x_shape, w_shape, kw, takes, takes_2mib):
     """auto takes it for float32 forwards on 256-bit AVX-512 units (set here; where it was
     first measured), never in float64 or for the other passes (off those units: below)."""
     skip_unless_isa_runs("avx512")
-    with FastconvProcess({"FASTCONV_AVX512_UNITS": "256"}) as fc:
+    # The level pinned: an inherited FASTCONV_ISA=avx2 would cap the subprocess below it.
+    with FastconvProcess({"FASTCONV_ISA": "avx512", "FASTCONV_AVX512_UNITS": "256"}) as fc:
         e = fc.explain(x_shape, w_shape, **kw)
         others = [
             fc.explain(x_shape, w_shape, dtype="float64", **kw),
