@@ -99,8 +99,9 @@ def test_transposed_planes_in_chunks(poisoned_outputs, rng):
 
 def test_folded_images_in_chunks(poisoned_outputs, rng):
     """Slices under 64 elements fold the batch's images side by side (rows of 63 along H: one
-    1008-wide slice), with several chunks of tiles (96 + 96 channels: 3 tiles of 4.6 MiB per
-    16 MiB chunk, 4 tiles), every pass; a 1x3 on 8x8 maps folds its transposed columns."""
+    1008-wide slice), with several chunks of tiles (96 + 96 channels: 3 tiles of 4.4 MiB per
+    16 MiB chunk, 4 tiles), every pass; a 1x3 on 8x8 maps folds its transposed columns; rows of
+    64 and batches whose folded tile would pass the chunk do not fold."""
     x_shape, w_shape, kw = (16, 96, 16, 63), (96, 96, 3, 1), dict(padding=(1, 0))
     e = fastconv.explain(x_shape, w_shape, algo="winograd", **kw)
     assert "along H" in e.reason and "side by side" in e.reason, str(e)
@@ -112,6 +113,16 @@ def test_folded_images_in_chunks(poisoned_outputs, rng):
         check_passes(fastconv, rng, x_shape, w_shape, kw, dtype)
     e = fastconv.explain((1, 24, 8, 8), w_shape, algo="winograd", **kw)
     assert "side by side" not in e.reason, str(e)
+    # rows of 64: several images unfolded, every pass
+    x_shape, w_shape, kw = (3, 5, 7, 64), (4, 5, 3, 1), dict(padding=(1, 0))
+    e = fastconv.explain(x_shape, w_shape, algo="winograd", **kw)
+    assert "along H" in e.reason and "side by side" not in e.reason, str(e)
+    check_passes(fastconv, rng, x_shape, w_shape, kw, np.float32)
+    # 512 + 512 channels x 6 points x 8-wide slices x 4 bytes = 192 KiB per image: 85 fold
+    # within 16 MiB, 86 do not
+    for n, folds in ((85, True), (86, False)):
+        e = fastconv.explain((n, 512, 8, 8), (512, 512, 3, 1), algo="winograd", padding=(1, 0))
+        assert ("side by side" in e.reason) == folds, (n, str(e))
 
 
 def test_threads_agree_bit_for_bit(rng):
@@ -125,8 +136,16 @@ def test_threads_agree_bit_for_bit(rng):
         lambda: fastconv.conv_backward_weight(x, gy, w_shape, algo="winograd", **kw),
     ):
         same_at_thread_counts(call)
-    x2, w2 = rand(rng, (2, 16, 12, 10), np.float32), rand(rng, (8, 16, 1, 3), np.float32)
-    same_at_thread_counts(lambda: fastconv.conv(x2, w2, algo="winograd", padding=(0, 1)))
+    # folded images (slices of 12 and 10), a 1x3 and a 3x1, every pass
+    for w_shape, pad in [((8, 16, 1, 3), (0, 1)), ((8, 16, 3, 1), (1, 0))]:
+        x2, w2 = rand(rng, (3, 16, 12, 10), np.float32), rand(rng, w_shape, np.float32)
+        gy2 = rand(rng, ref.conv(x2, w2, padding=pad).shape, np.float32)
+        for call in (
+            lambda: fastconv.conv(x2, w2, algo="winograd", padding=pad),
+            lambda: fastconv.conv_backward_data(gy2, w2, x2.shape, algo="winograd", padding=pad),
+            lambda: fastconv.conv_backward_weight(x2, gy2, w2.shape, algo="winograd", padding=pad),
+        ):
+            same_at_thread_counts(call)
 
 
 @pytest.mark.parametrize("pass_", ["forward", "backward_data", "backward_weight"])
@@ -257,7 +276,8 @@ def test_auto_takes_2d_axis_layers(isa):
 
     skip_unless_isa_runs(isa)
     for l2 in ("2M", "1920K"):
-        with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": l2}) as fc:
+        env = {"FASTCONV_ISA": isa, "FASTCONV_L2_BYTES": l2, "FASTCONV_AVX512_UNITS": "512"}
+        with FastconvProcess(env) as fc:
             for w_shape, pad, taken in [
                 ((128, 128, 3, 1), (1, 0), True),
                 ((128, 128, 1, 3), (0, 1), isa == "avx512" or (isa == "avx2" and l2 == "2M")),

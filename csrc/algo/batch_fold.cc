@@ -22,12 +22,6 @@ constexpr int64_t kFoldMaxImage = 512, kFoldPositions = 4096;
 // 8) ran 0.83x per image and 14x14 0.95x: smaller images keep folding.
 constexpr int64_t kPointwiseOwnGemm = 256;
 
-bool pointwise(const ConvGeometry& g) {
-  for (int d = 0; d < kMaxRank; ++d)
-    if (g.kernel[d] != 1 || g.stride[d] != 1 || g.pad_lo[d] != 0 || g.pad_hi[d] != 0) return false;
-  return true;
-}
-
 // Positions per image along the GEMM dimension that folding extends, per pass.
 int64_t fold_unit(const ConvGeometry& g, ConvPass pass) {
   if (pass != ConvPass::kBackwardData) return g.out_spatial();
@@ -37,10 +31,16 @@ int64_t fold_unit(const ConvGeometry& g, ConvPass pass) {
 
 }  // namespace
 
+bool is_pointwise(const ConvGeometry& g) {
+  for (int d = 0; d < kMaxRank; ++d)
+    if (g.kernel[d] != 1 || g.stride[d] != 1 || g.pad_lo[d] != 0 || g.pad_hi[d] != 0) return false;
+  return true;
+}
+
 int64_t fold_images(const ConvGeometry& g, ConvPass pass) {
   const int64_t unit = fold_unit(g, pass);
   if (g.n < 2 || unit <= 0 || unit > kFoldMaxImage) return 1;
-  if (unit >= kPointwiseOwnGemm && pointwise(g)) return 1;
+  if (unit >= kPointwiseOwnGemm && is_pointwise(g)) return 1;
   return std::min(g.n, std::max<int64_t>(1, kFoldPositions / unit));
 }
 

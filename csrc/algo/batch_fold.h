@@ -15,6 +15,9 @@
 
 namespace fastconv::algo {
 
+// A 1x1 window with unit stride and no padding: the patch matrix is the input itself.
+bool is_pointwise(const ConvGeometry& g);
+
 // Images per GEMM for this pass (1: no folding).
 int64_t fold_images(const ConvGeometry& g, ConvPass pass);
 

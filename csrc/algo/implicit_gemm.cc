@@ -22,14 +22,6 @@ namespace fastconv::algo {
 
 namespace {
 
-// A 1x1 window with unit stride and no padding: the patch matrix is the input itself.
-bool is_pointwise(const ConvGeometry& g) {
-  for (int d = 0; d < kMaxRank; ++d) {
-    if (g.kernel[d] != 1 || g.stride[d] != 1 || g.pad_lo[d] != 0 || g.pad_hi[d] != 0) return false;
-  }
-  return true;
-}
-
 bool unit_stride(const ConvGeometry& g) {
   return g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1;
 }

@@ -15,9 +15,10 @@ namespace fastconv::algo::winograd_axis {
 namespace {
 
 constexpr int kMaxAlpha = kCombineMaxSources, kMaxTaps = kCombineMaxTaps;
-// V and M of one chunk of (image, tile) pairs: about this many bytes (at least one pair). The
-// GEMMs stream them once per point at 40+ FLOP per byte (R(2+1)D's 576 -> 256 channels), so
-// they need not stay in cache; the cap only bounds the workspace.
+// V and M of one chunk of (image, tile) pairs: about this many bytes (at least one pair; a
+// folded batch folds only where one pair fits). The GEMMs stream them once per point at 40+
+// FLOP per byte (R(2+1)D's 576 -> 256 channels), so they need not stay in cache; the cap only
+// bounds V and M (the transposed or folded copies of the two sides are tensor-sized).
 constexpr int64_t kChunkBytes = int64_t(16) << 20;
 // Slices shorter than this fold a batch's images side by side (a vector sum's call and loop
 // costs, ~25 ns, are those of 64+ elements' work).
@@ -64,7 +65,8 @@ TypedRows<T> typed_rows(const Coefficients& k) {
 }
 
 // The workspace: the kernels' points (or their gradient), a chunk's input points and its
-// output points (or grad_y's), and along W the two sides transposed.
+// output points (or grad_y's), and the run's views of the two sides (transposed along W and/or
+// folded: move_view).
 template <typename T>
 struct Parts {
   T *u, *v, *m, *src, *dst;  // src, dst: the transposed sides (along W)
@@ -215,22 +217,17 @@ void weight_gradient(const Along& t, int64_t images, const T* x, const T* grad_y
   });
 }
 
-// The (image, channel) plane a parallel task i of to_view / from_view moves, and where it starts
-// in the run's view of `channels` channels of `depth` slices: [n][c][depth][slice], or folded
-// [c][depth][n][slice]. Folded, the tasks go channel by channel, so that two threads never
-// write the images that share a cache line of one slice.
-struct ViewPlane {
-  int64_t image, channel, offset;
-};
-inline ViewPlane view_plane(const Along& t, int64_t i, int64_t images, int64_t channels,
-                            int64_t depth) {
-  if (!t.folded) return {i / channels, i % channels, i * depth * t.slice};
-  const int64_t c = i / images, n = i % images;
-  return {n, c, c * depth * t.plane + n * t.slice};
+// Where image n's channel c starts in the run's view of `channels` channels of `depth` slices:
+// [n][c][depth][slice], or folded [c][depth][n][slice].
+inline int64_t view_offset(const Along& t, int64_t n, int64_t c, int64_t channels,
+                           int64_t depth) {
+  return t.folded ? c * depth * t.plane + n * t.slice : (n * channels + c) * depth * t.slice;
 }
 
 // Moves images x channels planes of `depth` slices (transposed: (slice, depth) planes) between
-// the tensor and the run's view, in parallel over the planes: into the view (`into`) or back.
+// the tensor and the run's view, into the view (`into`) or back, in parallel over the channels:
+// the images of one channel, which share the view's cache lines where folded, stay on one
+// thread.
 template <typename T>
 void move_view(const Along& t, bool into, int64_t images, int64_t channels, int64_t depth,
                const T* src, T* dst) {
@@ -238,24 +235,25 @@ void move_view(const Along& t, bool into, int64_t images, int64_t channels, int6
   const int64_t s = t.slice, size = s * depth;
   // The view's and the tensor's strides between slices.
   const int64_t view_step = t.plane, tensor_step = s;
-  parallel_for(images * channels, 1, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const ViewPlane v = view_plane(t, i, images, channels, depth);
-      const int64_t tensor = (v.image * channels + v.channel) * size;
-      const T* from = src + (into ? tensor : v.offset);
-      T* to = dst + (into ? v.offset : tensor);
-      if (t.transposed) {  // the tensor's plane (slice rows of depth) <-> the view's (depth rows)
-        if (into)
-          kern.transpose(from, depth, s, depth, static_cast<const T*>(nullptr), to, view_step);
-        else
-          kern.transpose(from, view_step, depth, s, static_cast<const T*>(nullptr), to, depth);
-        continue;
+  parallel_for(channels, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t n = 0; n < images; ++n) {
+        const int64_t view = view_offset(t, n, c, channels, depth);
+        const int64_t tensor = (n * channels + c) * size;
+        const T* from = src + (into ? tensor : view);
+        T* to = dst + (into ? view : tensor);
+        if (t.transposed) {  // the tensor's (slice rows of depth) <-> the view's (depth rows)
+          if (into)
+            kern.transpose(from, depth, s, depth, static_cast<const T*>(nullptr), to, view_step);
+          else
+            kern.transpose(from, view_step, depth, s, static_cast<const T*>(nullptr), to, depth);
+          continue;
+        }
+        const int64_t from_step = into ? tensor_step : view_step;
+        const int64_t to_step = into ? view_step : tensor_step;
+        for (int64_t d = 0; d < depth; ++d)
+          std::copy(from + d * from_step, from + d * from_step + s, to + d * to_step);
       }
-      const int64_t from_step = into ? tensor_step : view_step;
-      const int64_t to_step = into ? view_step : tensor_step;
-      for (int64_t d = 0; d < depth; ++d)
-        std::copy(from + d * from_step, from + d * from_step + s, to + d * to_step);
-    }
   });
 }
 
@@ -308,15 +306,16 @@ Along make(const ConvGeometry& g, ConvPass pass, int tile, int64_t elem) {
   t.depth_in = bd ? g.out[axis] : g.in[axis];
   t.depth_out = bd ? g.in[axis] : g.out[axis];
   t.pad = bd ? g.kernel[axis] - 1 - g.pad_lo[axis] : g.pad_lo[axis];
-  // The slice across the axis: the dims after it, or (transposed) the rows; short ones fold the
-  // batch's images side by side.
-  t.slice = t.transposed ? g.in[1] : (axis == 0 ? g.in[1] * g.in[2] : g.in[2]);
-  t.folded = g.n > 1 && t.slice < kFoldBelow;
-  t.images = t.folded ? 1 : g.n;
-  t.plane = t.slice * (t.folded ? g.n : 1);
   t.m = tile == 2 || tile == 4 || tile == 6 ? tile : (t.depth_out <= 2 ? 2 : 4);
   t.alpha = t.m + t.r - 1;
   t.tiles = (t.depth_out + t.m - 1) / t.m;
+  // The slice across the axis: the dims after it, or (transposed) the rows. Short ones fold the
+  // batch's images side by side where one tile of the folded slices' points fits a chunk.
+  t.slice = t.transposed ? g.in[1] : (axis == 0 ? g.in[1] * g.in[2] : g.in[2]);
+  const int64_t per_image_tile = t.alpha * (t.cin + t.cout) * std::max<int64_t>(t.slice, 1) * elem;
+  t.folded = g.n > 1 && t.slice < kFoldBelow && g.n * per_image_tile <= kChunkBytes;
+  t.images = t.folded ? 1 : g.n;
+  t.plane = t.slice * (t.folded ? g.n : 1);
   const int64_t per_pair = t.alpha * (t.cin + t.cout) * std::max<int64_t>(t.plane, 1) * elem;
   const int64_t total = t.images * t.tiles;
   t.pairs = std::clamp<int64_t>(kChunkBytes / std::max<int64_t>(per_pair, 1), 1,
@@ -372,8 +371,8 @@ void backward_weight(const ConvGeometry& g, const Along& t, const T* x, const T*
   const Parts<T> part = parts(t, ws);
   to_view(t, x, g.n, t.cin, t.depth_in, part.src);
   to_view(t, grad_y, g.n, t.cout, t.depth_out, part.dst);
-  weight_gradient(t, t.images, static_cast<const T*>(part.src), static_cast<const T*>(part.dst), flip,
-                  grad_w, ws);
+  weight_gradient(t, t.images, static_cast<const T*>(part.src), static_cast<const T*>(part.dst),
+                  flip, grad_w, ws);
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                              \

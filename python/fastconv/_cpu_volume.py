@@ -116,7 +116,10 @@ def _axis_winograd(p: "_Shape") -> bool:
     path had run 0.79/0.73/0.88x); at batch 4, 64 columns, 1x3 1.09/0.94/1.08x vs 0.99/0.87/
     0.97x, 3x1 1.28/1.04/1.17x vs 1.01/0.90/0.99x; 128 ch at batch 8 1.07-1.33x vs 0.72-1.17x;
     AVX2 (PyTorch capped alike) 1.37-2.18x vs 0.95-1.38x from batch 4. At batch 2 (32 columns)
-    it loses at AVX-512: 0.79-1.05x vs 0.89-1.23x. On the 2 MiB-L2 Intel
+    it loses at AVX-512: 0.79-1.05x vs 0.89-1.23x. With the kernel transforms on the combine
+    kernels too (runs_to_points, points_to_runs), a later run: mixed7c's 1x3 at batch 8 1.44/
+    1.31/1.55x, 3x1 1.26/1.38/1.50x, at batch 4 1.22-1.46x. (3-D 3x1x1 layers with planes under
+    64, R(2+1)D's 7x7 in batches, fold too, under the 3-D rule unchanged: not re-measured.) On the 2 MiB-L2 Intel
     Xeon (2026-12-06) 1x3 at AVX2 won every pass instead, `fastconv bench` medians, ms, against
     implicit GEMM (PyTorch capped): ERFNet's 128 ch 64x128 forward 6.9-7.2 vs 11.9-13.5
     (8.1-8.5), backward data 7.0 vs 10.6-12.6 (8.3-8.5), weight 7.8 vs 8.9 (11.0): so at AVX2
@@ -138,7 +141,14 @@ def _axis_winograd(p: "_Shape") -> bool:
             return False
         out = p.in_extents if p.conv_pass == "backward_data" else p.out_extents
         across = out[1 - axis]
-        folded = p.n > 1 and across < _AXIS_FOLD_BELOW and _axis_folds_measured(isa)
+        # (C++ folds where one tile of the folded slices' points, F(4,3)'s 6, fits 16 MiB.)
+        folded_bytes = 6 * (p.c_per_group + p.k_per_group) * p.n * across * p.itemsize
+        folded = (
+            p.n > 1
+            and across < _AXIS_FOLD_BELOW
+            and folded_bytes <= 16 << 20
+            and _axis_folds_measured(isa)
+        )
         return p.n * -(-out[axis] // 4) * across >= (64 if folded else 1024)
     if len(p.kernel) != 3 or p.kernel != (3, 1, 1) or p.groups != 1:
         return False

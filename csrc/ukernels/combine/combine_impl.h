@@ -1,4 +1,4 @@
-// The combination kernel of one ISA level: included once by combine_<isa>.cc, which names the
+// The combination kernels of one ISA level: included once by combine_<isa>.cc, which names the
 // level's namespace (FASTCONV_COMBINE_NS) and kernel names (FASTCONV_COMBINE_NAME). Plain loops:
 // the level's compile flags (cmake/sources.cmake) vectorise them.
 #pragma once
@@ -109,7 +109,8 @@ void points_to_runs(const T* const* src, int points, const T* coef, int taps, in
 }  // namespace
 
 const CombineKernels<float> combine_f32_kernels{combine<float>, runs_to_points<float>,
-                                                points_to_runs<float>, FASTCONV_COMBINE_NAME("f32")};
+                                                points_to_runs<float>,
+                                                FASTCONV_COMBINE_NAME("f32")};
 const CombineKernels<double> combine_f64_kernels{combine<double>, runs_to_points<double>,
                                                  points_to_runs<double>,
                                                  FASTCONV_COMBINE_NAME("f64")};

@@ -1,5 +1,6 @@
 // Slice combinations: dst = add + sum_j coef[j] * src[j] over runs of n elements, the sums of
-// whole planes or rows that Winograd along one axis (csrc/algo/winograd_axis.h) transforms with.
+// whole planes or rows that Winograd along one axis (csrc/algo/winograd_axis.h) transforms with,
+// and its kernel transforms between runs of interleaved taps and point rows.
 // Compiled once per ISA level (combine_<isa>.cc: the loops vectorised by that level's flags)
 // and picked at run time (combine_table.cc). Pure: pointers and counts in.
 #pragma once
@@ -15,7 +16,9 @@ struct CombineKernels {
   void (*combine)(const T* const* src, const T* coef, int count, int64_t n, T add, T* dst);
   // dst[a][p] = sum_j coef[a * taps + j] * src[p * taps + j] for p < n and a < points: the
   // combinations of n runs of `taps` interleaved elements (a kernel transform of weights stored
-  // with their taps contiguous), taps <= kCombineMaxTaps, points <= kCombineMaxSources.
+  // with their taps contiguous), 1 <= taps <= kCombineMaxTaps, 1 <= points <= kCombineMaxSources.
+  // Unlike combine, zero coefficients are multiplied, not skipped (a non-finite weight reaches
+  // every point).
   void (*runs_to_points)(const T* src, int taps, const T* coef, int points, int64_t n,
                          T* const* dst);
   // The way back: dst[p * taps + j] = sum_a coef[j * points + a] * src[a][p] (a weight gradient's
