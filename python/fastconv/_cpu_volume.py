@@ -107,23 +107,24 @@ def _axis_winograd(p: "_Shape") -> bool:
     (Inception's 384 ch 8x8 at batch 8, 128 columns: 0.99-1.22x; at batch 1 0.62-0.82x), as do
     fewer channels (64 ch 1x3 on 128x256: 0.85-1.00x). At AVX2 (PyTorch capped alike) against
     implicit_gemm: 3x1 4.16/4.23/4.41 vs 4.61/4.70/4.79, but 1x3 5.21/5.15/5.12 vs 4.69/5.06/4.62
-    (its planes' transposes and the 8-lane transforms): there only 3x1. Batches whose slices
-    across the axis are under 64 elements (8x8 maps) fold their images side by side into one wide
-    slice, so the transforms' vector sums are no longer 8-element calls: from 64 columns there
-    (2026-12-07, Intel Xeon, `fastconv bench`, 2 threads, ratio to PyTorch, winograd vs implicit
-    GEMM, forward / backward data / weight): Inception's 384 ch 8x8 at batch 8, 128 columns,
-    1x3 1.26/1.13/1.33x vs 0.93/0.87/0.84x, 3x1 1.36/1.60/1.52x vs 0.96/1.04/0.82x (the unfolded
-    path had run 0.79/0.73/0.88x); at batch 4, 64 columns, 1x3 1.09/0.94/1.08x vs 0.99/0.87/
-    0.97x, 3x1 1.28/1.04/1.17x vs 1.01/0.90/0.99x; 128 ch at batch 8 1.07-1.33x vs 0.72-1.17x;
-    AVX2 (PyTorch capped alike) 1.37-2.18x vs 0.95-1.38x from batch 4. At batch 2 (32 columns)
-    it loses at AVX-512: 0.79-1.05x vs 0.89-1.23x. With the kernel transforms on the combine
-    kernels too (runs_to_points, points_to_runs), a later run: mixed7c's 1x3 at batch 8 1.44/
-    1.31/1.55x, 3x1 1.26/1.38/1.50x, at batch 4 1.22-1.46x. (3-D 3x1x1 layers with planes under
-    64, R(2+1)D's 7x7 in batches, fold too, under the 3-D rule unchanged: not re-measured.) On the 2 MiB-L2 Intel
+    (its planes' transposes and the 8-lane transforms): there only 3x1. On the 2 MiB-L2 Intel
     Xeon (2026-12-06) 1x3 at AVX2 won every pass instead, `fastconv bench` medians, ms, against
     implicit GEMM (PyTorch capped): ERFNet's 128 ch 64x128 forward 6.9-7.2 vs 11.9-13.5
     (8.1-8.5), backward data 7.0 vs 10.6-12.6 (8.3-8.5), weight 7.8 vs 8.9 (11.0): so at AVX2
-    1x3 needs an L2 of 2 MiB or more (the AMD figures above are a 1 MiB Zen 4's)."""
+    1x3 needs an L2 of 2 MiB or more (the AMD figures above are a 1 MiB Zen 4's).
+
+    Batches whose slices across the axis are under 64 elements (8x8 maps) fold their images side by
+    side into one wide slice, so the transforms' vector sums are no longer 8-element calls: from 64
+    columns there (2026-12-07, Intel Xeon, `fastconv bench`, 2 threads, ratio to PyTorch, winograd
+    vs implicit GEMM, forward / backward data / weight): Inception's 384 ch 8x8 at batch 8, 128
+    columns, 1x3 1.26/1.13/1.33x vs 0.93/0.87/0.84x, 3x1 1.36/1.60/1.52x vs 0.96/1.04/0.82x (the
+    unfolded path had run 0.79/0.73/0.88x); at batch 4, 64 columns, 1x3 1.09/0.94/1.08x vs
+    0.99/0.87/ 0.97x, 3x1 1.28/1.04/1.17x vs 1.01/0.90/0.99x; 128 ch at batch 8 1.07-1.33x vs
+    0.72-1.17x; AVX2 (PyTorch capped alike) 1.37-2.18x vs 0.95-1.38x from batch 4. At batch 2 (32
+    columns) it loses at AVX-512: 0.79-1.05x vs 0.89-1.23x. With the kernel transforms on the
+    combine kernels too (runs_to_points, points_to_runs), a later run: mixed7c's 1x3 at batch 8
+    1.44/ 1.31/1.55x, 3x1 1.26/1.38/1.50x, at batch 4 1.22-1.46x. (3-D 3x1x1 layers with planes
+    under 64, R(2+1)D's 7x7 in batches, fold too, under the 3-D rule unchanged: not re-measured.)"""
     if len(p.kernel) == 2:
         if p.kernel not in ((3, 1), (1, 3)) or p.groups != 1:
             return False
