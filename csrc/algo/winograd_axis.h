@@ -18,14 +18,14 @@
 // (the channel-major copy [c][depth][image][slice], made with the transpose or as a copy): one
 // image of n x slice wide slices, where one tile of those fits the 16 MiB chunk of V and M.
 //
-// Layout of one chunk of (image, tile) pairs: V[a][ci][pair][plane] (each point's GEMM B, cin
-// rows of the chunk's columns), M[a][co][pair][plane] (its C); the transformed kernels once per
-// call, in the order the weight stores its taps' runs: the forward's U[a][co][ci] (the GEMMs' A),
-// backward data's U[a][ci][co] (A read transposed). Backward data runs the same correlation on grad_y with the
-// weight transposed and flipped (padding r - 1 - pad). The weight gradient sums, per point, the
-// input's points against grad_y's (the output transform's transpose) over the columns and folds
-// the points into taps (G^T). Results do not depend on the threads (the GEMM engine's sums never
-// do; the transforms are per element; the chunks are fixed by the geometry).
+// Layout of one chunk of (image, tile) pairs: V[a][ci][pair][plane] (each point's GEMM B, cin rows
+// of the chunk's columns), M[a][co][pair][plane] (its C); the transformed kernels once per call, in
+// the order the weight stores its taps' runs: the forward's U[a][co][ci] (the GEMMs' A), backward
+// data's U[a][ci][co] (A read transposed). Backward data runs the same correlation on grad_y with
+// the weight transposed and flipped (padding r - 1 - pad). The weight gradient sums, per point, the
+// input's points against grad_y's (the output transform's transpose) over the columns and folds the
+// points into taps (G^T). Results do not depend on the threads (the GEMM engine's sums never do;
+// the transforms are per element; the chunks are fixed by the geometry).
 #pragma once
 #include <cstdint>
 
