@@ -125,6 +125,34 @@ def test_folded_images_in_chunks(poisoned_outputs, rng):
         assert ("side by side" in e.reason) == folds, (n, str(e))
 
 
+def _random_geometry(r):
+    """A 3x1, 1x3 or 3x1x1 layer: batches of 1-6, slices across the axis of 1-69 (folded under
+    64), asymmetric padding along the axis, both modes."""
+    kind, n = int(r.integers(3)), int(r.integers(1, 7))
+    c, k = int(r.integers(1, 9)), int(r.integers(1, 9))
+    lo, hi = int(r.integers(0, 4)), int(r.integers(0, 4))
+    along, across = int(r.integers(1, 12)), int(r.integers(1, 70))
+    hi = max(hi, 3 - along - lo)  # at least one output along the axis
+    mode = "conv" if r.random() < 0.3 else "cross"
+    if kind == 0:
+        return (n, c, along, across), (k, c, 3, 1), dict(padding=((lo, hi), (0, 0)), mode=mode)
+    if kind == 1:
+        return (n, c, across, along), (k, c, 1, 3), dict(padding=((0, 0), (lo, hi)), mode=mode)
+    hw = (int(r.integers(1, 9)), int(r.integers(1, 9)))
+    kw = dict(padding=((lo, hi), (0, 0), (0, 0)), mode=mode)
+    return (n, c, min(along, 8), *hw), (k, c, 3, 1, 1), kw
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_geometries(poisoned_outputs, seed):
+    """Seeded random layers along one axis, folded or not, every pass in both dtypes, against
+    the float64 oracle (the inputs left untouched)."""
+    r = np.random.default_rng(1000 + seed)
+    x_shape, w_shape, kw = _random_geometry(r)
+    for dtype in (np.float32, np.float64):
+        check_passes(fastconv, r, x_shape, w_shape, kw, dtype)
+
+
 def test_threads_agree_bit_for_bit(rng):
     """The GEMM engine's sums and the per-element transforms: no thread count changes a bit."""
     x_shape, w_shape, kw = LAYER3
