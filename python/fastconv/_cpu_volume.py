@@ -123,8 +123,10 @@ def _axis_winograd(p: "_Shape") -> bool:
     0.72-1.17x; AVX2 (PyTorch capped alike) 1.37-2.18x vs 0.95-1.38x from batch 4. At batch 2 (32
     columns) it loses at AVX-512: 0.79-1.05x vs 0.89-1.23x. With the kernel transforms on the
     combine kernels too (runs_to_points, points_to_runs), a later run: mixed7c's 1x3 at batch 8
-    1.44/ 1.31/1.55x, 3x1 1.26/1.38/1.50x, at batch 4 1.22-1.46x. (3-D 3x1x1 layers with planes
-    under 64, R(2+1)D's 7x7 in batches, fold too, under the 3-D rule unchanged: not re-measured.)"""
+    1.44/ 1.31/1.55x, 3x1 1.26/1.38/1.50x, at batch 4 1.22-1.46x. 3-D 3x1x1 layers with planes under
+    64 (R(2+1)D's 7x7 in batches) fold too, under the 3-D rule unchanged: `algo=winograd`, the
+    session's first build vs the fold, `benchmarks/ab_processes.py`, 2 threads, AVX-512, 1.10-1.14x
+    faster on 256 ch 4x7x7 x4 and 512 ch 8x7x7 x2, 1.29-1.30x on 128 ch 8x6x6 x8, every pass."""
     if len(p.kernel) == 2:
         if p.kernel not in ((3, 1), (1, 3)) or p.groups != 1:
             return False
