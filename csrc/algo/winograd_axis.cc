@@ -257,18 +257,6 @@ void move_view(const Along& t, bool into, int64_t images, int64_t channels, int6
   });
 }
 
-template <typename T>
-void to_view(const Along& t, const T* in, int64_t images, int64_t channels, int64_t depth,
-             T* dst) {
-  move_view(t, true, images, channels, depth, in, dst);
-}
-
-template <typename T>
-void from_view(const Along& t, const T* src, int64_t images, int64_t channels, int64_t depth,
-               T* out) {
-  move_view(t, false, images, channels, depth, src, out);
-}
-
 }  // namespace
 
 namespace {
@@ -339,9 +327,9 @@ void correlate_along(const ConvGeometry& g, const Along& t, const T* in, Kernels
                      const T* bias, T* out, T* ws) {
   if (!t.transposed && !t.folded) return correlate(t, t.images, in, wk, bias, out, ws);
   const Parts<T> part = parts(t, ws);
-  to_view(t, in, g.n, t.cin, t.depth_in, part.src);
+  move_view(t, true, g.n, t.cin, t.depth_in, in, part.src);
   correlate(t, t.images, static_cast<const T*>(part.src), wk, bias, part.dst, ws);
-  from_view(t, static_cast<const T*>(part.dst), g.n, t.cout, t.depth_out, out);
+  move_view(t, false, g.n, t.cout, t.depth_out, static_cast<const T*>(part.dst), out);
 }
 
 }  // namespace
@@ -369,8 +357,8 @@ void backward_weight(const ConvGeometry& g, const Along& t, const T* x, const T*
   const bool flip = g.mode == ConvMode::kConv;
   if (!t.transposed && !t.folded) return weight_gradient(t, t.images, x, grad_y, flip, grad_w, ws);
   const Parts<T> part = parts(t, ws);
-  to_view(t, x, g.n, t.cin, t.depth_in, part.src);
-  to_view(t, grad_y, g.n, t.cout, t.depth_out, part.dst);
+  move_view(t, true, g.n, t.cin, t.depth_in, x, part.src);
+  move_view(t, true, g.n, t.cout, t.depth_out, grad_y, part.dst);
   weight_gradient(t, t.images, static_cast<const T*>(part.src), static_cast<const T*>(part.dst),
                   flip, grad_w, ws);
 }
