@@ -135,6 +135,66 @@ def test_max_pool_backward_2x2_rows_at_each_isa(shape, fastconv_with_env, isa, r
             fc.max_pool_backward(gy, x, 2, indices=moved)
 
 
+@pytest.mark.parametrize(
+    "shape, padding, ceil_mode",
+    [
+        ((1, 3, 112, 112), 1, False),  # ResNet-50's max pool, smaller
+        ((2, 2, 15, 17), 1, False),
+        ((2, 2, 15, 17), 0, True),
+        ((1, 2, 16, 9), (0, 1), False),
+        ((1, 2, 9, 16), (1, 0), True),
+        ((1, 1, 3, 3), 0, False),
+        ((3, 1, 5, 35), 1, True),
+    ],
+)
+def test_max_pool_backward_3x3s2_at_each_isa(
+    shape, padding, ceil_mode, fastconv_with_env, isa, rng
+):
+    """3x3 / 2 windows from saved indices (overlapping windows: the scatter's sums, its even
+    windows of a block before the odd, its zeroing a chunk ahead) at every level, both dtypes,
+    against the oracle; -0 gradients land as +0; an index outside its window (but in the plane:
+    the row before's last column, the next row's first) is scattered there, one past the plane
+    raises."""
+    fc = fastconv_with_env(FASTCONV_ISA=isa)
+    kw = dict(stride=2, padding=padding, ceil_mode=ceil_mode)
+    h, w = shape[2], shape[3]
+    for dtype in DTYPES:
+        x = rand(rng, shape, dtype)
+        y, idx = fc.max_pool(x, 3, return_indices=True, **kw)
+        gy = rand(rng, y.shape, dtype)
+        gy.reshape(-1)[::5] = -0.0
+        want = ref.max_pool_backward(gy, x, 3, 2, padding, 1, ceil_mode)
+        got = fc.max_pool_backward(gy, x, 3, indices=idx, **kw)
+        assert_close(got, want, reduction=4)
+        assert np.signbit(got[got == 0]).sum() == 0
+
+        def scattered(moved):
+            out = np.zeros((shape[0] * shape[1], h * w))
+            flat_g, flat_i = gy.reshape(len(out), -1), moved.reshape(len(out), -1)
+            for plane in range(len(out)):
+                np.add.at(out[plane], flat_i[plane], flat_g[plane])
+            return out.reshape(got.shape)
+
+        cases = []
+        moved = idx.copy()
+        moved[0, 0, 0, 0] = h * w - 1  # the plane's last position
+        moved[-1, -1, -1, -1] = 0
+        cases.append(moved)
+        moved = idx.copy()  # the window's left column minus one: the row before's last column
+        moved[0, -1, -1, 0] = (idx[0, -1, -1, 0] // w) * w - 1 if idx[0, -1, -1, 0] >= w else 0
+        cases.append(moved)
+        moved = idx.copy()  # the last window's right column plus one: the next row's first
+        moved[-1, 0, 0, -1] = min(idx[-1, 0, 0, -1] // w * w + w, h * w - 1)
+        cases.append(moved)
+        for moved in cases:
+            got = fc.max_pool_backward(gy, x, 3, indices=moved, **kw)
+            np.testing.assert_allclose(got, scattered(moved), rtol=1e-6, atol=1e-6)
+        moved = idx.copy()
+        moved[-1, -1, -1, -1] = h * w  # the row past the plane
+        with pytest.raises(ValueError, match="indices"):
+            fc.max_pool_backward(gy, x, 3, indices=moved, **kw)
+
+
 def test_max_pool_backward_rejects_bad_indices(rng):
     x = rand(rng, (1, 2, 6, 6))
     y, idx = fastconv.max_pool(x, 2, return_indices=True)

@@ -116,6 +116,23 @@ template <typename T>
   return to;
 }
 
+// d[at[j]] (+)= s[j] for j = first, first + step, ... below end while at[j] < zeroed; returns
+// the first j that stops it (or end). Its own function, so that every pointer, the bound and
+// the zeroed prefix stay in registers through the loop (with the slow path of scatter_plane
+// inlined around it, GCC 12 reloaded three of them from the stack on every element: ResNet-50's
+// max pool backward 0.16 ms against 0.13 with the tight loop, 2 threads, Zen 4).
+template <bool Add, typename T>
+[[gnu::noinline]] int64_t scatter_run(const T* __restrict s, const int64_t* __restrict at,
+                                      T* __restrict d, int64_t j, int64_t end, uint64_t zeroed) {
+  constexpr int64_t kStep = Add ? 2 : 1;
+  for (; j < end; j += kStep) {
+    const uint64_t i = uint64_t(at[j]);
+    if (i >= zeroed) return j;
+    d[i] = Add ? d[i] + s[j] : s[j];
+  }
+  return end;
+}
+
 template <bool Add, typename T>
 void scatter_plane(int64_t src_count, int64_t dst_count, const T* s, const int64_t* at, T* d,
                    const char* what) {
@@ -128,12 +145,11 @@ void scatter_plane(int64_t src_count, int64_t dst_count, const T* s, const int64
   for (int64_t block = 0; block < src_count; block += kBlock) {
     const int64_t block_end = std::min(src_count, block + kBlock);
     for (int64_t first = block; first < block + kStep; ++first) {
-      for (int64_t j = first; j < block_end; j += kStep) {
-        const uint64_t i = uint64_t(at[j]);
-        if (i >= zeroed) {
-          if (at[j] == kNoIndex) continue;  // (as unsigned, past every zeroed prefix)
-          zeroed = zero_ahead(d, zeroed, i, count, what);
-        }
+      for (int64_t j = first; (j = scatter_run<Add, T>(s, at, d, j, block_end, zeroed)) < block_end;
+           j += kStep) {
+        const uint64_t i = uint64_t(at[j]);  // past the zeroed prefix
+        if (at[j] == kNoIndex) continue;     // (as unsigned, past every zeroed prefix)
+        zeroed = zero_ahead(d, zeroed, i, count, what);
         d[i] = Add ? d[i] + s[j] : s[j];
       }
     }
