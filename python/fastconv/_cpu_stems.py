@@ -197,8 +197,16 @@ def _stride2_winograd(p: "_Shape") -> bool:
     transformed kernels past half the L2, the points and products of a chunk of tiles go through
     memory). At AVX2 (the GEMM's 6-row tiles) it swings with the VM's phase, res3 1.07-2.50 ms
     against the previous auto's 1.31-1.96 (2.05 vs 1.65-1.79, 1.23 vs 1.47-1.55, 2.12 vs
-    1.67-1.82 in three runs), and loses on YOLOv5s's 256->512 in every run (6.5-6.7 vs 5.2-5.4);
-    its weight gradient is too unsteady for auto (winograd_stride2.h).
+    1.67-1.82 in three runs), and lost on YOLOv5s's 256->512 in every run (6.5-6.7 vs 5.2-5.4),
+    in 2026-12-05's rounds; on 2026-12-07 (the kernels' later rounds: transform runs over
+    images, wider tile blocks) it won on every one of ten maps at AVX2 there, so it runs at
+    both levels on those units: `fastconv bench --suite S --algo auto --algo winograd --passes
+    forward --threads 2 --rounds 5` at AVX2-both, ms, winograd vs the previous auto (PyTorch):
+    res3 1.02 vs 1.45 (1.35), YOLOv5s's 256->512 40x40 5.21 vs 5.37 (5.69) and at batch 8 32.7
+    vs 38.9 (40.3), 64->128 56x56 0.67 vs 0.86 (0.81), 128->256 28x28 0.64 vs 0.72 (0.82),
+    256->256 28x28 1.22 vs 1.35 (1.53), 128->128 28x28 x8 2.28 vs 3.00 (2.70), 64->64 112x112
+    1.26 vs 1.74 (1.52), 128->256 80x80 4.98 vs 5.82 (5.64), Inception's 192->192 71x71 3.88 vs
+    5.04 (4.52). Its weight gradient is too unsteady for auto (winograd_stride2.h).
 
     With an L2 of 2 MiB or more (the 2-vCPU Intel Xeon with two 512-bit FMA units, 2026-12-06:
     the transformed kernels of 128 channels each side, 1 MiB, fit half of it, so each thread
@@ -214,8 +222,8 @@ def _stride2_winograd(p: "_Shape") -> bool:
     64->64 112x112 2.16-2.18 vs 2.38-2.44 (2.39-2.47), 192->192 71x71 7.5-7.7 vs 9.1-9.3 (7.8-
     8.3). Single images of 14x14 outputs tie with direct's (128->256 28x28: 0.75-0.78 vs
     0.73 at AVX-512), so not under 400 outputs over the batch; the limits above per image
-    apply (larger maps not measured there). Where the L2 is smaller (AMD's 1 MiB Zen 4 at AVX2,
-    above) it stays off."""
+    apply (larger maps not measured there). Off those two CPUs, where the L2 is under 2 MiB, it
+    stays off (unmeasured)."""
     if p.conv_pass != "forward" or p.itemsize != 4 or p.groups != 1:
         return False
     if p.kernel != (3, 3) or p.stride != (2, 2) or any(d != 1 for d in p.dilation):
@@ -228,7 +236,7 @@ def _stride2_winograd(p: "_Shape") -> bool:
     tiles = math.prod((o + 1) // 2 for o in p.out_extents)
     if 25 * tiles > 0.75 * 9 * outputs:
         return False
-    if _active_isa() == "avx512" and _avx512_on_256bit_units():
+    if _active_isa() in ("avx512", "avx2") and _avx512_on_256bit_units():
         return True
     return (
         _active_isa() in ("avx512", "avx2")
