@@ -393,13 +393,56 @@ def _worker_affinity(threads, pin=None):
 )
 def test_pool_workers_bound_to_cpus():
     """A pool with as many threads as allowed CPUs binds worker i to the (i + 1)-th CPU and
-    leaves the caller free; other sizes stay unbound unless FASTCONV_PIN_THREADS=1 (round-robin
-    over the allowed CPUs); FASTCONV_PIN_THREADS=0 never binds."""
+    leaves the caller free (the worker moves to the other CPU where the call found the caller on
+    its own: below); other sizes stay unbound unless FASTCONV_PIN_THREADS=1 (round-robin over the
+    allowed CPUs); FASTCONV_PIN_THREADS=0 never binds."""
     cpus, main, workers = _worker_affinity(2)
-    assert workers == [[cpus[1]]] and main == cpus, (cpus, main, workers)
+    assert workers in ([[cpus[1]]], [[cpus[0]]]) and main == cpus, (cpus, main, workers)
     cpus, _, workers = _worker_affinity(2, pin="0")
     assert workers == [cpus], workers
     cpus, _, workers = _worker_affinity(3)  # 3 threads on 2 CPUs: not bound
     assert workers == [cpus, cpus], workers
     cpus, _, workers = _worker_affinity(3, pin="1")
     assert workers == [[cpus[1]], [cpus[0]]], workers
+
+
+FOLLOW_CODE = textwrap.dedent(
+    """
+    import json, os
+    import numpy as np
+    import fastconv
+
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    os.sched_setaffinity(0, cpus)
+    fastconv.set_num_threads(2)
+    x = np.ones((1, 8, 64, 64), np.float32)
+    w = np.ones((8, 8, 3, 3), np.float32)
+    before = set(os.listdir("/proc/self/task"))
+    fastconv.conv(x, w, padding=1, algo="direct")
+    (worker,) = [int(t) for t in set(os.listdir("/proc/self/task")) - before]
+    seen = []
+    for cpu in cpus + cpus:  # the caller on each CPU in turn (bound for the check, then freed)
+        os.sched_setaffinity(0, [cpu])
+        y = fastconv.conv(x, w, padding=1, algo="direct")
+        assert float(y[0, 0, 10, 10]) == 72.0
+        seen.append([cpu, sorted(os.sched_getaffinity(worker))])
+        os.sched_setaffinity(0, cpus)
+    print(json.dumps(seen))
+    """
+)
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+    reason="CPU affinity needs Linux and 2+ CPUs this process may run on",
+)
+def test_pool_worker_leaves_the_callers_cpu():
+    """The caller's thread is not bound, so the scheduler may run it on the bound worker's CPU,
+    where the two would share one CPU while the other idles: each job first moves a worker found
+    on the caller's CPU to the one left free (csrc/common/thread_pool.cc, follow_caller)."""
+    proc = run_python(FOLLOW_CODE, {"FASTCONV_PIN_THREADS": "auto"}, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    for cpu, worker in seen:
+        assert len(worker) == 1 and worker != [cpu], seen
+    assert {w[0] for _, w in seen} == {c for c, _ in seen}, seen  # it went both ways

@@ -58,22 +58,39 @@ std::vector<int> allowed_cpus() {
 // the (i + 1)-th, so a woken worker never lands on the caller's CPU for the scheduler's sake.
 // Done by the thread that makes the pool, before the pool is used: a worker binding itself
 // might not have run yet when the first call returns.
-void pin_worker(std::thread& worker, int i, int workers) {
+// Returns that CPU, or -1 (the worker left unbound).
+int pin_worker(std::thread& worker, int i, int workers) {
 #ifdef __linux__
   const int policy = tuning().pin_threads;
-  if (policy == 0) return;
+  if (policy == 0) return -1;
   const std::vector<int> cpus = allowed_cpus();
-  if (cpus.size() < 2) return;
-  if (policy < 0 && int(cpus.size()) != workers + 1) return;
+  if (cpus.size() < 2) return -1;
+  if (policy < 0 && int(cpus.size()) != workers + 1) return -1;
+  const int cpu = cpus[size_t(i + 1) % cpus.size()];
   cpu_set_t set;
   CPU_ZERO(&set);
-  CPU_SET(cpus[size_t(i + 1) % cpus.size()], &set);
+  CPU_SET(cpu, &set);
   // A failure leaves the worker unbound.
-  pthread_setaffinity_np(worker.native_handle(), sizeof(set), &set);
+  return pthread_setaffinity_np(worker.native_handle(), sizeof(set), &set) == 0 ? cpu : -1;
 #else
   (void)worker;
   (void)i;
   (void)workers;
+  return -1;
+#endif
+}
+
+// Binds a running worker to `cpu` (Linux); false where that failed.
+bool move_worker(std::thread& worker, int cpu) {
+#ifdef __linux__
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return pthread_setaffinity_np(worker.native_handle(), sizeof(set), &set) == 0;
+#else
+  (void)worker;
+  (void)cpu;
+  return false;
 #endif
 }
 
@@ -82,7 +99,15 @@ class ThreadPool {
   explicit ThreadPool(int workers) {
     for (int i = 0; i < workers; ++i) {
       threads_.emplace_back([this] { worker_loop(); });
-      pin_worker(threads_.back(), i, workers);
+      cpu_of_.push_back(pin_worker(threads_.back(), i, workers));
+    }
+    // Every worker bound, one CPU each and one left over (FASTCONV_PIN_THREADS=auto's case):
+    // that one is the caller's.
+    const std::vector<int> cpus = allowed_cpus();
+    if (workers > 0 && int(cpus.size()) == workers + 1 &&
+        std::none_of(cpu_of_.begin(), cpu_of_.end(), [](int c) { return c < 0; })) {
+      for (int c : cpus)
+        if (std::find(cpu_of_.begin(), cpu_of_.end(), c) == cpu_of_.end()) free_cpu_ = c;
     }
   }
   ~ThreadPool() {
@@ -102,6 +127,7 @@ class ThreadPool {
   // nothing: it finds the job closed and goes back to sleep, instead of the caller waiting for
   // it to wake only to say it had nothing to do.
   void run(int64_t chunks, const std::function<void(int64_t)>& chunk) {
+    follow_caller();
     {
       std::lock_guard<std::mutex> lock(mu_);
       job_ = &chunk;
@@ -144,6 +170,26 @@ class ThreadPool {
   // Polls `ready` for up to FASTCONV_SPIN_US (common/tuning.h) before the caller falls back to
   // a condition variable: back-to-back kernel calls then skip the futex wake-up (and keep each
   // thread on its core), and idle workers still sleep.
+  // The caller's thread is not bound: the scheduler may run it on a worker's CPU (woken after a
+  // sleep, it can land anywhere), and the two then share that CPU while another idles until the
+  // kernel moves the caller, which it may not do for seconds (a running thread is cache-hot). On
+  // the 2-vCPU Zen 4, in `fastconv bench`, whole rounds of fastconv's calls ran at one thread's
+  // speed that way, 2-11 rows per reference-suite run, PyTorch's in the same rounds unmoved.
+  // So before each job: where the caller is on a worker's CPU, that worker moves to the CPU the
+  // caller left free (one affinity call, only when they meet).
+  void follow_caller() {
+#ifdef __linux__
+    if (free_cpu_ < 0) return;
+    const int here = sched_getcpu();
+    if (here < 0 || here == free_cpu_) return;
+    for (size_t i = 0; i < threads_.size(); ++i)
+      if (cpu_of_[i] == here) {
+        if (move_worker(threads_[i], free_cpu_)) cpu_of_[i] = free_cpu_, free_cpu_ = here;
+        return;
+      }
+#endif
+  }
+
   template <typename Ready>
   static bool spin_until(Ready&& ready) {
     static const auto kSpin = std::chrono::microseconds(tuning().spin_us);
@@ -180,6 +226,8 @@ class ThreadPool {
   }
 
   std::vector<std::thread> threads_;
+  std::vector<int> cpu_of_;  // each worker's CPU, -1 where unbound
+  int free_cpu_ = -1;        // the CPU no worker is bound to, where each has its own; else -1
   std::mutex mu_;
   std::condition_variable wake_, done_;
   bool stop_ = false;

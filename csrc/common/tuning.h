@@ -47,7 +47,8 @@ struct Tuning {
   // "0": never. On the 2-vCPU VM, with PyTorch calls between fastconv's, a woken worker was
   // placed on the caller's CPU and the two shared it for whole rounds of calls: Inception's
   // mixed5b.5x5 forward p50 / p90 1.22-1.31 / 4.3-4.6 ms unbound, 0.71-0.77 / 1.2-1.3 bound
-  // (best 0.59).
+  // (best 0.59). The caller can still land on a worker's CPU: each job then first moves that
+  // worker to the CPU left free (thread_pool.cc, follow_caller).
   int pin_threads = -1;  // -1 auto, 0 never, 1 always
 };
 
