@@ -167,9 +167,6 @@ class ThreadPool {
     t_inside_task = false;
   }
 
-  // Polls `ready` for up to FASTCONV_SPIN_US (common/tuning.h) before the caller falls back to
-  // a condition variable: back-to-back kernel calls then skip the futex wake-up (and keep each
-  // thread on its core), and idle workers still sleep.
   // The caller's thread is not bound: the scheduler may run it on a worker's CPU (woken after a
   // sleep, it can land anywhere), and the two then share that CPU while another idles until the
   // kernel moves the caller, which it may not do for seconds (a running thread is cache-hot). On
@@ -190,6 +187,9 @@ class ThreadPool {
 #endif
   }
 
+  // Polls `ready` for up to FASTCONV_SPIN_US (common/tuning.h) before the caller falls back to
+  // a condition variable: back-to-back kernel calls then skip the futex wake-up (and keep each
+  // thread on its core), and idle workers still sleep.
   template <typename Ready>
   static bool spin_until(Ready&& ready) {
     static const auto kSpin = std::chrono::microseconds(tuning().spin_us);
