@@ -163,6 +163,40 @@ def test_weight_gradient_threads_agree(rng):
     assert_close(one, want, np.float32, 2 * 400)
 
 
+# Banded forwards (an image's channels-last copies past the L2, set to 256 KiB here: each block
+# of tiles along a tile row fills its own input window and moves its outputs into y): three
+# blocks per tile row, the last one short, odd output widths (a partial tile column), 20
+# channels (a window filled 8 channels at a time, then 4), no padding on two images, asymmetric
+# padding, true convolution without a bias.
+BANDED = [
+    ((1, 16, 30, 241), (24, 16, 3, 3), dict(stride=2, padding=1)),
+    ((2, 16, 61, 77), (24, 16, 3, 3), dict(stride=2)),
+    ((1, 20, 45, 130), (17, 20, 3, 3), dict(stride=2, padding=((0, 1), (1, 0)))),
+    ((1, 24, 40, 150), (32, 24, 3, 3), dict(stride=2, padding=2, mode="conv")),
+]
+BANDED_NOTE = "in bands of tile rows"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_banded(rng, dtype):
+    with FastconvProcess({"FASTCONV_L2_BYTES": str(256 << 10)}) as fc:
+        for x_shape, w_shape, kw in BANDED:
+            e = fc.explain(x_shape, w_shape, algo="winograd", dtype=np.dtype(dtype).name, **kw)
+            assert NOTE in e.reason and BANDED_NOTE in e.reason, (x_shape, str(e))
+            x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+            b = None if kw.get("mode") == "conv" else rand(rng, (w_shape[0],), dtype)
+            got = []
+            for threads in (1, 2, 3):
+                fc.set_num_threads(threads)
+                got.append(fc.conv(x, w, b, algo="winograd", **kw))
+            _check(got[0], x, w, b, kw, dtype)
+            for other in got[1:]:
+                np.testing.assert_array_equal(got[0], other)
+    # With this machine's own L2 small images keep their whole copies.
+    e = fastconv.explain((1, 16, 30, 30), (24, 16, 3, 3), algo="winograd", stride=2, padding=1)
+    assert NOTE in e.reason and BANDED_NOTE not in e.reason, str(e)
+
+
 @pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
 def test_each_isa(rng, isa):
     """The transforms and GEMM tiles of each level (panels of 8, 16 and 32 columns)."""

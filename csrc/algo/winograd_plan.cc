@@ -195,6 +195,9 @@ std::string winograd_plan(ConvPlan& plan) {
                       "points per tile)"
                     : "F(2x2,3x3) at stride 2 (5x5 points per tile: F(2,2) on the even taps, the "
                       "odd tap as is)";
+    if (plan.pass == ConvPass::kForward &&
+        stride2_winograd_banded(g, plan.pass, plan.dtype, plan.threads))
+      plan.note += ", in bands of tile rows (each block's input window and outputs moved in cache)";
     plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
     return "";
   }

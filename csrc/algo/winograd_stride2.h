@@ -13,7 +13,9 @@
 // tile come from its 5x5 input window; tiles lie 4 inputs apart. The weight's points 3 and 4 are
 // the same (g1), so a kernel has 16 distinct points.
 //
-// Layout: x channels-last and zero-padded (4 * tiles + 1 rows and columns), one image at a time;
+// Layout: x channels-last and zero-padded (4 * tiles + 1 rows and columns), one image at a time
+// (or, where that copy and the output's would not stay in the L2, a window of 5 rows per block of
+// tiles along a tile row, each block's outputs transposed into y from the cache: banded);
 // the transformed kernels packed as the GEMM micro-kernel's B panels (panel, distinct point,
 // channel, nr); a point's tiles as rows (tile, channel) the micro-kernel reads in place; the
 // outputs channels-last, transposed into y with the bias at the end. Two schedules (fused tile
@@ -39,6 +41,9 @@ namespace fastconv::algo {
 constexpr int64_t kStride2WinogradMinChannels = 16, kStride2WeightMinTiles = 128;
 constexpr int64_t kStride2MaxImageElems = int64_t(16) << 20;
 bool stride2_winograd_serves(const ConvGeometry& g, ConvPass pass);
+// Whether the forward runs in bands of tile rows (an image's whole channels-last copies past the
+// L2: each block fills its own input window and transposes its own outputs into y).
+bool stride2_winograd_banded(const ConvGeometry& g, ConvPass pass, DType t, int threads);
 // Its workspace in bytes for a plan of `threads` threads.
 int64_t stride2_winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t,
                                          int threads);
