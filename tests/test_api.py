@@ -222,13 +222,17 @@ def test_auto_runs_grouped_layers_direct_and_long_short_1d_kernels_on_implicit_g
     # large images: im2col's column chunks at stride 1 (dilated with padding that is not a
     # multiple of the dilation: no Winograd; with such padding Winograd over the dilation
     # phases), at stride 2 the direct row kernels at AVX2 and AVX-512 (64 channels each side;
-    # on 512-bit units up to 64 output channels: _cpu_stems._strided_rows), else implicit GEMM
+    # on 512-bit units up to 64 output channels: _cpu_stems._strided_rows), else implicit GEMM;
+    # on 256-bit AVX-512 units (Zen 4) with an L2 of 512 KiB or more (the transformed kernels,
+    # 256 KiB, in half of it) Winograd at stride 2 in bands (test_winograd_stride2.py)
     big = ((1, 64, 224, 224), (64, 64, 3, 3))
     assert fastconv.explain(*big, padding=1, dilation=2).algo == "im2col"
     assert fastconv.explain(*big, padding=2, dilation=2).algo == "winograd"
-    from fastconv._cpu_shape import _active_isa
+    from fastconv._cpu_shape import _active_isa, _avx512_on_256bit_units, _l2_bytes
 
     want = "direct" if _active_isa() in ("avx2", "avx512") else "implicit_gemm"
+    if want == "direct" and _avx512_on_256bit_units() and _l2_bytes() >= 512 << 10:
+        want = "winograd"
     assert fastconv.explain(*big, padding=1, stride=2).algo == want
     # 3-D 3x3x3 forward on 64 channels: Winograd over its depth taps at every level
     # (_cpu_volume._depth_winograd)

@@ -170,14 +170,16 @@ def test_auto_single_images_on_256bit_avx512_units(isa):
     float64 oracle."""
     skip_unless_isa_runs(isa)
     cases = {  # (x, w, padding, want at AVX-512 on 256-bit units)
-        # 3x3 / 2 on 64+ channels: Winograd F(2x2,3x3) at stride 2 (test_winograd_stride2.py)
+        # 3x3 / 2 on 64+ channels, and on 256-bit units 32+ with large maps whose kernels fit
+        # half the L2: Winograd F(2x2,3x3) at stride 2 (test_winograd_stride2.py)
         "res3 56x56 b1": ((1, 128, 56, 56), (128, 128, 3, 3), 1, "winograd"),
         "Inception 35x35 rows of 17": ((1, 288, 35, 35), (384, 288, 3, 3), 0, "direct"),
         "YOLOv5s 40x40 rows of 20": ((1, 256, 40, 40), (512, 256, 3, 3), 1, "winograd"),
         "YOLOv5s 40x40 b8": ((8, 256, 40, 40), (512, 256, 3, 3), 1, "winograd"),
         "rows of 40": ((1, 128, 80, 80), (256, 128, 3, 3), 1, "winograd"),
-        # one large image over 16-64 channels: the row kernels (_strided_rows)
-        "rows of 160, 32 channels": ((1, 32, 320, 320), (64, 32, 3, 3), 1, "direct"),
+        "rows of 160, 32 channels": ((1, 32, 320, 320), (64, 32, 3, 3), 1, "winograd"),
+        # one large image over 16-64 channels otherwise: the row kernels (_strided_rows)
+        "rows of 112, 16 channels": ((1, 16, 224, 224), (32, 16, 3, 3), 1, "direct"),
         "rows of 56, 128 channels": ((1, 128, 112, 112), (128, 128, 3, 3), 1, "implicit_gemm"),
         "rows of 112, 1x1": ((1, 32, 224, 224), (64, 32, 1, 1), 0, "implicit_gemm"),
     }
@@ -196,7 +198,11 @@ def test_auto_single_images_on_256bit_avx512_units(isa):
                         assert "256-bit units" not in e.reason, (name, str(e))
                 else:
                     assert "256-bit units" not in e.reason, (name, str(e))
-                large = name.startswith("rows of 160")
+                # the row kernels' large image (on 256-bit units at AVX-512 too, but Winograd
+                # takes YOLOv5s's 32 -> 64 there at both levels)
+                large = name.startswith("rows of 1") and "1x1" not in name
+                if units == "256" and name.startswith("rows of 160"):
+                    large = False
                 if units == "512" and isa == "avx512":  # up to 64 output channels
                     assert (e.algo == "direct") == large, (name, str(e))
                     assert ("512-bit units, up to 64 output channels" in e.reason) == large, str(e)
@@ -270,10 +276,12 @@ def test_auto_strided_batches_over_few_channels(isa):
     (_cpu_stems._strided_rows): the weight gradient from output rows past 40, the forward from
     rows of 64 (shorter rows lost or swung on the Xeon), at every level and unit width (on
     512-bit units the forward up to 64 output channels); 64 input channels stay on implicit
-    GEMM. The results match the float64 oracle."""
+    GEMM. On 256-bit units (with a 1 MiB L2, set here) the forward over 32 input channels to 64+
+    output channels runs Winograd at stride 2 in bands instead (test_winograd_stride2.py). The
+    results match the float64 oracle."""
     skip_unless_isa_runs(isa)
     for units in ("256", "512"):
-        env = {"FASTCONV_ISA": isa, "FASTCONV_AVX512_UNITS": units}
+        env = {"FASTCONV_ISA": isa, "FASTCONV_AVX512_UNITS": units, "FASTCONV_L2_BYTES": "1M"}
         with FastconvProcess(env) as fc:
 
             def explain(x_shape, w_shape, pass_="forward"):
@@ -281,6 +289,9 @@ def test_auto_strided_batches_over_few_channels(isa):
 
             for p in ("forward", "backward_weight"):
                 e = explain((2, 32, 160, 160), (64, 32, 3, 3), p)  # rows of 80
+                if p == "forward" and units == "256":
+                    assert e.algo == "winograd" and "in bands" in e.reason, str(e)
+                    continue
                 assert e.algo == "direct" and "large images, 16-32 input" in e.reason, str(e)
                 assert explain((2, 64, 112, 112), (64, 64, 3, 3), p).algo != "direct"
             assert explain((4, 32, 112, 112), (64, 32, 3, 3)).algo != "direct"  # rows of 56

@@ -215,7 +215,7 @@ def test_each_isa(rng, isa):
     assert_close(gw, want, np.float32, 2 * 17 * 16)
 
 
-# (x, w, kwargs, auto takes it on 256-bit units, and off them with a 2 MiB L2)
+# (x, w, kwargs, auto takes it on 256-bit units with a 1 MiB L2, and off them with a 2 MiB L2)
 AUTO_CASES = [
     ((1, 128, 56, 56), (128, 128, 3, 3), dict(stride=2, padding=1), True, True),  # res3.3x3s2
     ((8, 256, 40, 40), (512, 256, 3, 3), dict(stride=2, padding=1), True, True),
@@ -225,27 +225,37 @@ AUTO_CASES = [
     # over the batch); 8x8 outputs of a batch of 8
     ((1, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), True, False),
     ((8, 192, 17, 17), (320, 192, 3, 3), dict(stride=2), True, True),
-    # 17x17 and 7x7 outputs (tiles past 0.75 of the products), 32 or 48 channels, grouped,
-    # dilated, larger maps: not measured faster
+    # 32 input channels and large maps whose transformed kernels fit half the L2 (banded) on
+    # 256-bit units only: YOLOv5s's conv1 and conv3, 64 -> 64 on 224x224, 32 -> 64 on 56x56 x8
+    ((1, 32, 320, 320), (64, 32, 3, 3), dict(stride=2, padding=1), True, False),
+    ((1, 64, 160, 160), (128, 64, 3, 3), dict(stride=2, padding=1), True, False),
+    ((1, 64, 224, 224), (64, 64, 3, 3), dict(stride=2, padding=1), True, False),
+    ((8, 32, 56, 56), (64, 32, 3, 3), dict(stride=2, padding=1), True, False),
+    # 17x17 and 7x7 outputs (tiles past 0.75 of the products), 16 input channels, 48 output
+    # channels, grouped, dilated, larger maps whose kernels do not fit half the L2: not measured
+    # faster
     ((1, 288, 35, 35), (384, 288, 3, 3), dict(stride=2), False, False),  # Inception's mixed6a
     ((1, 256, 14, 14), (512, 256, 3, 3), dict(stride=2, padding=1), False, False),
-    ((1, 32, 320, 320), (64, 32, 3, 3), dict(stride=2, padding=1), False, False),
+    ((1, 16, 224, 224), (32, 16, 3, 3), dict(stride=2, padding=1), False, False),
+    ((1, 32, 224, 224), (32, 32, 3, 3), dict(stride=2, padding=1), False, False),
     ((1, 128, 56, 56), (48, 128, 3, 3), dict(stride=2, padding=1), False, False),
     ((1, 128, 56, 56), (128, 64, 3, 3), dict(stride=2, padding=1, groups=2), False, False),
     ((1, 128, 56, 56), (128, 128, 3, 3), dict(stride=2, padding=1, dilation=2), False, False),
     ((1, 128, 112, 112), (128, 128, 3, 3), dict(stride=2, padding=1), False, False),
+    ((1, 96, 112, 112), (96, 96, 3, 3), dict(stride=2, padding=1), False, False),
 ]
 
 
 @pytest.mark.parametrize("x_shape,w_shape,kw,takes,takes_2mib", AUTO_CASES)
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto(x_shape, w_shape, kw, takes, takes_2mib, isa):
-    """auto takes it for float32 forwards on a CPU with 256-bit AVX-512 units (set here; AMD's
-    Zen 4, where it was first measured), at AVX-512 and at AVX2 alike, never in float64 or for
-    the other passes (off those units: below)."""
+    """auto takes it for float32 forwards on a CPU with 256-bit AVX-512 units and a 1 MiB L2
+    (set here; AMD's Zen 4, where it was measured), at AVX-512 and at AVX2 alike, never in float64
+    or for the other passes (off those units: below)."""
     skip_unless_isa_runs(isa)
     # The level pinned: an inherited FASTCONV_ISA=avx2 would cap the subprocess below it.
-    with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_AVX512_UNITS": "256"}) as fc:
+    env = {"FASTCONV_ISA": isa, "FASTCONV_AVX512_UNITS": "256", "FASTCONV_L2_BYTES": str(1 << 20)}
+    with FastconvProcess(env) as fc:
         e = fc.explain(x_shape, w_shape, **kw)
         others = [
             fc.explain(x_shape, w_shape, dtype="float64", **kw),

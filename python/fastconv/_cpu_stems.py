@@ -2,7 +2,7 @@
 by _cpu_rule.cpu_rule: which of them run Winograd over their stride phases, im2col's column GEMM,
 or the direct row kernels' weight gradient, and for the strided layers after them (one large
 image over 16-64 channels at stride 2, 16-32 for the weight gradient: the row kernels; 3x3 / 2
-on 64+ channels: Winograd F(2x2,3x3) at stride 2), with the measurements behind each."""
+on 32-64+ channels: Winograd F(2x2,3x3) at stride 2), with the measurements behind each."""
 
 from __future__ import annotations
 
@@ -178,24 +178,26 @@ _STRIDE2_WINOGRAD_L2_BYTES = 2 << 20
 def _stride2_winograd(p: "_Shape") -> bool:
     """Whether a 3x3 / 2 float32 forward runs Winograd F(2x2,3x3) at stride 2 (csrc/algo/
     winograd_stride2.h: 25 products per tile of 2x2 outputs, 6.25 per output against 9), where
-    AVX-512 runs on 256-bit units (AMD's Zen 4, where it was measured): 64+ channels on both
-    sides and tiles that waste little (25 x tiles / (9 x outputs) <= 0.75: even outputs 0.69, a
-    35x35 0.73, a 17x17 0.78, a 7x7 0.91). 2 threads, calls interleaved with PyTorch's in one
-    process, median of three, ms, winograd vs the previous auto (torch), quiet spells: res3
-    128->128 56x56 0.93-1.01 vs 1.13 (1.13-1.16), YOLOv5s's 256->512 40x40 3.80 vs 4.47 (4.32)
-    and at batch 8 30.4 vs 36.8 (35.4), 64->128 56x56 0.49 vs 0.61 (0.62), 128->256 28x28 0.51
-    vs 0.58 (0.61), 256->256 28x28 1.01 vs 1.09 (1.11), 128->128 28x28 x8 2.01 vs 2.45 (2.13),
-    64->64 112x112 1.04 vs 1.17 (1.22), 128->256 80x80 3.90-4.22 vs 4.48-4.58 (4.32-4.43),
-    Inception's 192->192 71x71 (35x35 out) 3.77 vs 4.10 (3.87); in a slow spell of the VM
-    (memory-heavy paths 15-40% slower) res3 1.08-1.29 vs 1.24-1.27 (1.21-1.22), YOLOv5s 4.93 vs
+    AVX-512 runs on 256-bit units (AMD's Zen 4, where it was measured): 64+ channels on both sides
+    (there 32+ input channels since 2026-12-07, below) and tiles that waste little (25 x tiles / (9
+    x outputs) <= 0.75: even outputs 0.69, a 35x35 0.73, a 17x17 0.78, a 7x7 0.91). 2 threads, calls
+    interleaved with PyTorch's in one process, median of three, ms, winograd vs the previous auto
+    (torch), quiet spells: res3 128->128 56x56 0.93-1.01 vs 1.13 (1.13-1.16), YOLOv5s's 256->512
+    40x40 3.80 vs 4.47 (4.32) and at batch 8 30.4 vs 36.8 (35.4), 64->128 56x56 0.49 vs 0.61 (0.62),
+    128->256 28x28 0.51 vs 0.58 (0.61), 256->256 28x28 1.01 vs 1.09 (1.11), 128->128 28x28 x8 2.01
+    vs 2.45 (2.13), 64->64 112x112 1.04 vs 1.17 (1.22), 128->256 80x80 3.90-4.22 vs 4.48-4.58
+    (4.32-4.43), Inception's 192->192 71x71 (35x35 out) 3.77 vs 4.10 (3.87); in a slow spell of the
+    VM (memory-heavy paths 15-40% slower) res3 1.08-1.29 vs 1.24-1.27 (1.21-1.22), YOLOv5s 4.93 vs
     5.13 (5.19). Not Inception's 288->384 35x35 at padding 0 (17x17 out: 2.57 vs 2.76 quiet,
-    3.39-3.67 vs 3.08-3.40 slow), 7x7 outputs (256->512 14x14 0.94 vs 0.60), 32 channels
-    (32->64 320x320 6.14 vs 4.96), nor large maps: past 4096 outputs per image on up to 64 input
-    channels, where the row kernels of _strided_rows gain on it (64->64 224x224
-    6.22 vs 5.35, 64->128 10.4 vs 9.7; 80x80 outputs tie, 64->128 4.36 vs 4.47), past 2048 on
-    more (128->128 112x112: 4.45-4.72 vs direct 4.53, implicit_gemm 4.63, torch 4.35; its
-    transformed kernels past half the L2, the points and products of a chunk of tiles go through
-    memory). At AVX2 (the GEMM's 6-row tiles) it swings with the VM's phase, res3 1.07-2.50 ms
+    3.39-3.67 vs 3.08-3.40 slow), 7x7 outputs (256->512 14x14 0.94 vs 0.60), nor, with whole
+    channels-last copies of each image (before the bands below), 32 channels (32->64 320x320 6.14 vs
+    4.96) or large maps: past 4096 outputs per image on up to 64 input channels, where the row
+    kernels of _strided_rows gained on it (64->64 224x224 6.22 vs 5.35, 64->128 10.4 vs 9.7; 80x80
+    outputs tie, 64->128 4.36 vs 4.47), past 2048 on more (128->128 112x112: 4.45-4.72 vs direct
+    4.53, implicit_gemm 4.63, torch 4.35; its transformed kernels past half the L2, the points and
+    products of a chunk of tiles go through memory).
+
+    At AVX2 (the GEMM's 6-row tiles) it swings with the VM's phase, res3 1.07-2.50 ms
     against the previous auto's 1.31-1.96 (2.05 vs 1.65-1.79, 1.23 vs 1.47-1.55, 2.12 vs
     1.67-1.82 in three runs), and lost on YOLOv5s's 256->512 in every run (6.5-6.7 vs 5.2-5.4),
     in 2026-12-05's rounds; on 2026-12-07 (the kernels' later rounds: transform runs over
@@ -207,6 +209,26 @@ def _stride2_winograd(p: "_Shape") -> bool:
     256->256 28x28 1.22 vs 1.35 (1.53), 128->128 28x28 x8 2.28 vs 3.00 (2.70), 64->64 112x112
     1.26 vs 1.74 (1.52), 128->256 80x80 4.98 vs 5.82 (5.64), Inception's 192->192 71x71 3.88 vs
     5.04 (4.52). Its weight gradient is too unsteady for auto (winograd_stride2.h).
+
+    Since 2026-12-07 large images whose transformed kernels fit half the L2 run in bands of tile
+    rows, each block of tiles filling its own input window from x and moving its outputs into y
+    in cache (the whole-image copies went to memory and back); on those units auto then takes
+    them past the limits on outputs above, and from 32 input channels (not 16, and 64+ output
+    channels still). `fastconv bench --algo auto --algo winograd --passes forward --threads 2
+    --rounds 5`, two runs (one for the last five maps), ms, winograd vs the previous auto
+    (PyTorch), AVX2-both: YOLOv5s's 32->64 on 320x320 5.50/5.66 vs 6.47/6.62 (5.86/6.12), its
+    64->128 on 160x160 5.14/5.19 vs 5.95/5.92 (5.28/5.15), 32->64 160x160 x4 5.56/5.36 vs
+    6.73/6.28, 64->64 224x224 5.20/4.93 vs 6.57/6.18, 64->128 224x224 8.86/8.79 vs 11.44/11.25
+    (10.03/9.92), 64->64 448x448 20.9 vs 26.4 (38.2), 32->64 112x112 0.63/0.57 vs 0.78/0.71,
+    32->64 56x56 0.157 vs 0.197, at batch 8 1.19 vs 1.55 (1.29), 48->96 112x112 1.23 vs 1.56,
+    32->128 80x80 0.645 vs 0.854; AVX-512: YOLOv5s's conv1 5.39/5.20 vs 5.37/5.17 (a tie), its
+    64->128 4.75/4.33 vs 4.93/4.73, 32->64 160x160 x4 5.37/5.12 vs 5.66/5.22, 64->64 224x224
+    5.54/4.52 vs 5.56/4.88, 64->128 224x224 8.98/8.21 vs 10.17/9.32, 64->64 448x448 19.2 vs
+    19.7, 32->64 112x112 0.56/0.56 vs 0.62/0.63, 32->64 56x56 0.150 vs 0.181, at batch 8 1.17
+    vs 1.49 (1.20), 48->96 1.22 vs 1.33, 32->128 0.563 vs 0.633. Not 16 -> 32 on 224x224 (0.85
+    / 0.80 vs 0.79 / 0.64 at AVX2 / AVX-512) nor 32 -> 32 (1.45/1.29 vs 1.34/1.22 at AVX-512),
+    nor past the limits where the kernels do not fit (96->96 112x112, staged: 3.30/2.33 vs
+    2.93/2.75 at AVX-512).
 
     With an L2 of 2 MiB or more (the 2-vCPU Intel Xeon with two 512-bit FMA units, 2026-12-06:
     the transformed kernels of 128 channels each side, 1 MiB, fit half of it, so each thread
@@ -228,18 +250,28 @@ def _stride2_winograd(p: "_Shape") -> bool:
         return False
     if p.kernel != (3, 3) or p.stride != (2, 2) or any(d != 1 for d in p.dilation):
         return False
-    if p.c_per_group < 64 or p.k_per_group < 64 or any(lo < 0 for lo in p.pad_lo):
+    if p.c_per_group < 32 or p.k_per_group < 64 or any(lo < 0 for lo in p.pad_lo):
+        return False
+    if _active_isa() not in ("avx512", "avx2"):
         return False
     outputs = math.prod(p.out_extents)
-    if outputs > (4096 if p.c_per_group <= 64 else 2048):
-        return False
+    large = outputs > (4096 if p.c_per_group <= 64 else 2048)
     tiles = math.prod((o + 1) // 2 for o in p.out_extents)
     if 25 * tiles > 0.75 * 9 * outputs:
         return False
-    if _active_isa() in ("avx512", "avx2") and _avx512_on_256bit_units():
-        return True
+    if _avx512_on_256bit_units():
+        return not large or _stride2_kernels_fit(p)
     return (
-        _active_isa() in ("avx512", "avx2")
+        p.c_per_group >= 64
+        and not large
         and _l2_bytes() >= _STRIDE2_WINOGRAD_L2_BYTES
         and p.n * outputs >= 400
     )
+
+
+def _stride2_kernels_fit(p: "_Shape") -> bool:
+    """Whether the stride-2 Winograd forward's transformed kernels (16 points per kernel, in
+    panels of up to 32 output channels) fit half the L2: its fused schedule, which runs large
+    images in bands of tile rows (csrc/algo/winograd_stride2.cc, Layout::banded)."""
+    panels_k = -(-p.k_per_group // 32) * 32
+    return 16 * p.c_per_group * panels_k * p.itemsize <= _l2_bytes() // 2
