@@ -231,6 +231,9 @@ AUTO_CASES = [
     ((1, 64, 160, 160), (128, 64, 3, 3), dict(stride=2, padding=1), True, False),
     ((1, 64, 224, 224), (64, 64, 3, 3), dict(stride=2, padding=1), True, False),
     ((8, 32, 56, 56), (64, 32, 3, 3), dict(stride=2, padding=1), True, False),
+    ((32, 32, 28, 28), (64, 32, 3, 3), dict(stride=2, padding=1), True, False),  # 14x14 outputs
+    # under 14x14 outputs below 64 input channels (CIFAR ResNet's stage 3): implicit GEMM
+    ((128, 32, 16, 16), (64, 32, 3, 3), dict(stride=2, padding=1), False, False),
     # 17x17 and 7x7 outputs (tiles past 0.75 of the products), 16 input channels, 48 output
     # channels, grouped, dilated, larger maps whose kernels do not fit half the L2: not measured
     # faster

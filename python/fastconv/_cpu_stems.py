@@ -228,7 +228,10 @@ def _stride2_winograd(p: "_Shape") -> bool:
     vs 1.49 (1.20), 48->96 1.22 vs 1.33, 32->128 0.563 vs 0.633. Not 16 -> 32 on 224x224 (0.85
     / 0.80 vs 0.79 / 0.64 at AVX2 / AVX-512) nor 32 -> 32 (1.45/1.29 vs 1.34/1.22 at AVX-512),
     nor past the limits where the kernels do not fit (96->96 112x112, staged: 3.30/2.33 vs
-    2.93/2.75 at AVX-512).
+    2.93/2.75 at AVX-512), nor under 14x14 outputs per image below 64 input channels: CIFAR
+    ResNet's 32->64 16x16 x128 (8x8 outputs, 16 tiles an image) 2.38 / 2.08 vs implicit GEMM's
+    1.82 / 1.89 at AVX-512 / AVX2, where on 14x14 (28x28 x32) it ties or wins (1.43 / 1.63 vs
+    1.48 / 1.61) and on 20x20 (40x40 x16) wins (1.28 / 1.36 vs 1.52 / 1.68).
 
     With an L2 of 2 MiB or more (the 2-vCPU Intel Xeon with two 512-bit FMA units, 2026-12-06:
     the transformed kernels of 128 channels each side, 1 MiB, fit half of it, so each thread
@@ -260,6 +263,8 @@ def _stride2_winograd(p: "_Shape") -> bool:
     if 25 * tiles > 0.75 * 9 * outputs:
         return False
     if _avx512_on_256bit_units():
+        if p.c_per_group < 64 and outputs < 196:  # under 14x14 outputs: too few tiles per image
+            return False
         return not large or _stride2_kernels_fit(p)
     return (
         p.c_per_group >= 64
