@@ -173,6 +173,7 @@ BANDED = [
     ((2, 16, 61, 77), (24, 16, 3, 3), dict(stride=2)),
     ((1, 20, 45, 130), (17, 20, 3, 3), dict(stride=2, padding=((0, 1), (1, 0)))),
     ((1, 24, 40, 150), (32, 24, 3, 3), dict(stride=2, padding=2, mode="conv")),
+    ((1, 16, 21, 140), (24, 16, 3, 3), dict(stride=2, padding=5)),  # whole zero rows, columns
 ]
 BANDED_NOTE = "in bands of tile rows"
 
@@ -192,8 +193,9 @@ def test_banded(rng, dtype):
             _check(got[0], x, w, b, kw, dtype)
             for other in got[1:]:
                 np.testing.assert_array_equal(got[0], other)
-    # With this machine's own L2 small images keep their whole copies.
-    e = fastconv.explain((1, 16, 30, 30), (24, 16, 3, 3), algo="winograd", stride=2, padding=1)
+    # With a 1 MiB L2 small images keep their whole copies.
+    with FastconvProcess({"FASTCONV_L2_BYTES": str(1 << 20)}) as fc:
+        e = fc.explain((1, 16, 30, 30), (24, 16, 3, 3), algo="winograd", stride=2, padding=1)
     assert NOTE in e.reason and BANDED_NOTE not in e.reason, str(e)
 
 
@@ -234,6 +236,10 @@ AUTO_CASES = [
     ((32, 32, 28, 28), (64, 32, 3, 3), dict(stride=2, padding=1), True, False),  # 14x14 outputs
     # under 14x14 outputs below 64 input channels (CIFAR ResNet's stage 3): implicit GEMM
     ((128, 32, 16, 16), (64, 32, 3, 3), dict(stride=2, padding=1), False, False),
+    # below 64 input channels only where the kernels fit half the L2 (48 -> 512: staged)
+    ((1, 48, 112, 112), (512, 48, 3, 3), dict(stride=2, padding=1), False, False),
+    # an image whose copies pass kStride2MaxImageElems: the stacked phases, not this path
+    ((1, 64, 512, 512), (64, 64, 3, 3), dict(stride=2, padding=1), False, False),
     # 17x17 and 7x7 outputs (tiles past 0.75 of the products), 16 input channels, 48 output
     # channels, grouped, dilated, larger maps whose kernels do not fit half the L2: not measured
     # faster

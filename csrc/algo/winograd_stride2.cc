@@ -243,14 +243,6 @@ void run_fused(const ConvGeometry& g, const Layout& l, const T* x, const T* bias
   }
 }
 
-// run_fused for images whose channels-last copies would not stay in the L2 (Layout::banded): the
-// batch's blocks of tb tiles along a tile row shared out over the threads in contiguous runs (a
-// thread's next block is the one to the right, or the row below, whose top input row it has just
-// read). Each block transposes its 5 input rows' columns from x into its own channels-last window,
-// takes its tiles from points to outputs and transposes its 2 output rows into y with the bias.
-// Whole-image copies went through memory twice each: YOLOv5s's 32 -> 64 on 320x320 (13 MiB of
-// padded input, 6.5 MiB of output) took 6.43 ms against 5.67 for the same outputs as 16 images
-// of 80x80 (AVX2, Zen 4, 2 threads).
 // A banded block's window (Layout::banded): the 5 input rows of image n's tiles [tx0, tx0 + nt)
 // in tile row ty, channels-last and zero-padded as fill_input's copy, rows window_row() apart.
 template <typename T>

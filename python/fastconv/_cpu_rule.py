@@ -493,7 +493,7 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     )
     tiles = _winograd_tiles(p)
     if _stride2_winograd(p) and usable("winograd"):
-        return "winograd", "3x3 / 2, 32-64+ channels: Winograd F(2x2,3x3) at stride 2"
+        return "winograd", "3x3 / 2 over many channels: Winograd F(2x2,3x3) at stride 2"
     if (why := _direct_first(p)) and usable("direct"):
         return "direct", why
     if _patch_rows(p) and usable("direct"):

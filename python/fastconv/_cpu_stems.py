@@ -2,7 +2,7 @@
 by _cpu_rule.cpu_rule: which of them run Winograd over their stride phases, im2col's column GEMM,
 or the direct row kernels' weight gradient, and for the strided layers after them (one large
 image over 16-64 channels at stride 2, 16-32 for the weight gradient: the row kernels; 3x3 / 2
-on 32-64+ channels: Winograd F(2x2,3x3) at stride 2), with the measurements behind each."""
+over many channels: Winograd F(2x2,3x3) at stride 2), with the measurements behind each."""
 
 from __future__ import annotations
 
@@ -263,9 +263,9 @@ def _stride2_winograd(p: "_Shape") -> bool:
     if 25 * tiles > 0.75 * 9 * outputs:
         return False
     if _avx512_on_256bit_units():
-        if p.c_per_group < 64 and outputs < 196:  # under 14x14 outputs: too few tiles per image
-            return False
-        return not large or _stride2_kernels_fit(p)
+        if p.c_per_group < 64 and (outputs < 196 or not _stride2_kernels_fit(p)):
+            return False  # under 14x14 outputs too few tiles per image; staged: not measured
+        return not large or (_stride2_kernels_fit(p) and _stride2_copies_fit(p))
     return (
         p.c_per_group >= 64
         and not large
@@ -276,7 +276,19 @@ def _stride2_winograd(p: "_Shape") -> bool:
 
 def _stride2_kernels_fit(p: "_Shape") -> bool:
     """Whether the stride-2 Winograd forward's transformed kernels (16 points per kernel, in
-    panels of up to 32 output channels) fit half the L2: its fused schedule, which runs large
-    images in bands of tile rows (csrc/algo/winograd_stride2.cc, Layout::banded)."""
-    panels_k = -(-p.k_per_group // 32) * 32
+    panels of the GEMM's 32 output channels at AVX-512, 16 at AVX2) fit half the L2: its fused
+    schedule, which runs large images in bands of tile rows (csrc/algo/winograd_stride2.cc,
+    Layout::banded)."""
+    nr = 32 if _active_isa() == "avx512" else 16
+    panels_k = -(-p.k_per_group // nr) * nr
     return 16 * p.c_per_group * panels_k * p.itemsize <= _l2_bytes() // 2
+
+
+def _stride2_copies_fit(p: "_Shape") -> bool:
+    """Whether an image's padded input and output copies stay within kStride2MaxImageElems
+    (csrc/algo/winograd_stride2.h), which the path checks whatever its schedule: past it
+    Winograd runs the stacked stride phases instead (64->64 on 512x512 and up)."""
+    tiles_h, tiles_w = ((o + 1) // 2 for o in p.out_extents)
+    outputs = math.prod(p.out_extents)
+    copies = (4 * tiles_h + 1) * (4 * tiles_w + 1) * p.c_per_group + outputs * p.k_per_group
+    return copies <= 16 << 20
