@@ -178,9 +178,12 @@ BANDED = [
 BANDED_NOTE = "in bands of tile rows"
 
 
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_banded(rng, dtype):
-    with FastconvProcess({"FASTCONV_L2_BYTES": str(256 << 10)}) as fc:
+def test_banded(rng, dtype, isa):
+    """At each level: its transpose kernels (8x8 / 4x4 tiles, scalar edges) and GEMM panels."""
+    skip_unless_isa_runs(isa)
+    with FastconvProcess({"FASTCONV_L2_BYTES": str(256 << 10), "FASTCONV_ISA": isa}) as fc:
         for x_shape, w_shape, kw in BANDED:
             e = fc.explain(x_shape, w_shape, algo="winograd", dtype=np.dtype(dtype).name, **kw)
             assert NOTE in e.reason and BANDED_NOTE in e.reason, (x_shape, str(e))
