@@ -53,34 +53,8 @@ std::vector<int> allowed_cpus() {
   return cpus;
 }
 
-// Binds worker i of `workers` (its std::thread) to a CPU as FASTCONV_PIN_THREADS says
-// (common/tuning.h): by default only where the pool spans exactly the allowed CPUs, worker i on
-// the (i + 1)-th, so a woken worker never lands on the caller's CPU for the scheduler's sake.
-// Done by the thread that makes the pool, before the pool is used: a worker binding itself
-// might not have run yet when the first call returns.
-// Returns that CPU, or -1 (the worker left unbound).
-int pin_worker(std::thread& worker, int i, int workers) {
-#ifdef __linux__
-  const int policy = tuning().pin_threads;
-  if (policy == 0) return -1;
-  const std::vector<int> cpus = allowed_cpus();
-  if (cpus.size() < 2) return -1;
-  if (policy < 0 && int(cpus.size()) != workers + 1) return -1;
-  const int cpu = cpus[size_t(i + 1) % cpus.size()];
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  // A failure leaves the worker unbound.
-  return pthread_setaffinity_np(worker.native_handle(), sizeof(set), &set) == 0 ? cpu : -1;
-#else
-  (void)worker;
-  (void)i;
-  (void)workers;
-  return -1;
-#endif
-}
-
-// Binds a running worker to `cpu` (Linux); false where that failed.
+// Binds a running worker to `cpu` (Linux); false where that failed (the worker keeps its
+// affinity).
 bool move_worker(std::thread& worker, int cpu) {
 #ifdef __linux__
   cpu_set_t set;
@@ -92,6 +66,22 @@ bool move_worker(std::thread& worker, int cpu) {
   (void)cpu;
   return false;
 #endif
+}
+
+// Binds worker i of `workers` (its std::thread) to a CPU as FASTCONV_PIN_THREADS says
+// (common/tuning.h): by default only where the pool spans exactly the allowed CPUs, worker i on
+// the (i + 1)-th, so a woken worker never lands on the caller's CPU for the scheduler's sake.
+// Done by the thread that makes the pool, before the pool is used: a worker binding itself
+// might not have run yet when the first call returns.
+// Returns that CPU, or -1 (the worker left unbound, also where binding failed).
+int pin_worker(std::thread& worker, int i, int workers) {
+  const int policy = tuning().pin_threads;
+  if (policy == 0) return -1;
+  const std::vector<int> cpus = allowed_cpus();
+  if (cpus.size() < 2) return -1;
+  if (policy < 0 && int(cpus.size()) != workers + 1) return -1;
+  const int cpu = cpus[size_t(i + 1) % cpus.size()];
+  return move_worker(worker, cpu) ? cpu : -1;
 }
 
 class ThreadPool {
