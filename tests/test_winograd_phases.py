@@ -76,25 +76,34 @@ def test_every_two_tap_tile(fastconv_with_env, rng, tile):
 def test_tile_blocks_split_unevenly_run_as_one(fastconv_with_env, rng, restore_threads, dtype):
     """288 folded output tiles with 512 stacked channels over 2 threads: float32's even blocks of
     whole vectors (16 tiles) would be 80 + 80 + 80 + 48, so the schedule runs one block split
-    stage by stage (the workspace of a block budget large enough for all tiles); float64's
-    (8 tiles) are 4 x 72, balanced, and stay. Every pass still matches the oracle."""
-    x_shape, w_shape, kw = (16, 128, 16, 16), (16, 128, 4, 4), dict(stride=2, padding=1)
-
-    def workspace(fc):
-        return fc.explain(x_shape, w_shape, algo="winograd", dtype=dtype, **kw).workspace_bytes
-
-    one_block = fastconv_with_env(
-        FASTCONV_NUM_THREADS="2", FASTCONV_WINOGRAD_BLOCK_BYTES="64000000"
-    )
-    fastconv.set_num_threads(2)
+    stage by stage (the workspace of a block budget large enough for all tiles). float64's
+    vectors hold 8 tiles, which that geometry's rows of 4 tiles fill by half, so its forward is
+    not folded; 27 images of 6x6 outputs under F(2x2,2x2) are (3 tiles a row, 282 folded tiles),
+    and their even blocks of 72 are balanced and stay. Every pass still matches the oracle."""
+    kw = dict(stride=2, padding=1)
     if dtype == np.float32:
-        assert workspace(fastconv) == workspace(one_block)
+        x_shape, w_shape, env, fc = (16, 128, 16, 16), (16, 128, 4, 4), {}, fastconv
+    else:  # float64 picks F(3x3,2x2) there (2 tiles a row): the tile float32 takes
+        x_shape, w_shape, env = (27, 128, 12, 12), (16, 128, 4, 4), {"FASTCONV_WINOGRAD_TILE": "2"}
+        fc = fastconv_with_env(**env)
+
+    def workspace(f):
+        return f.explain(x_shape, w_shape, algo="winograd", dtype=dtype, **kw).workspace_bytes
+
+    note = fc.explain(x_shape, w_shape, algo="winograd", dtype=dtype, **kw).reason
+    assert "F(2x2,2x2)" in note and "side by side" in note, note
+    one_block = fastconv_with_env(
+        FASTCONV_NUM_THREADS="2", FASTCONV_WINOGRAD_BLOCK_BYTES="64000000", **env
+    )
+    fc.set_num_threads(2)
+    if dtype == np.float32:
+        assert workspace(fc) == workspace(one_block)
     else:
-        assert workspace(fastconv) < workspace(one_block)
-    fastconv.set_num_threads(1)  # one thread: blocks from the cache budget, a smaller workspace
-    assert workspace(fastconv) < workspace(one_block)
-    fastconv.set_num_threads(2)
-    check_passes(fastconv, rng, x_shape, w_shape, kw, dtype)
+        assert workspace(fc) < workspace(one_block)
+    fc.set_num_threads(1)  # one thread: blocks from the cache budget, a smaller workspace
+    assert workspace(fc) < workspace(one_block)
+    fc.set_num_threads(2)
+    check_passes(fc, rng, x_shape, w_shape, kw, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -189,13 +198,13 @@ def test_folded_forward_moves_out_window_by_window(
     """A folded forward's output (the batch's images side by side in one wide plane) goes from
     the output transform through a window on the stack into each image's columns of y: a bias,
     1-D, groups, kernel blocks (few tiles, many channels), and a wide plane of 300 images longer
-    than one window (4500 columns: a window's edge falls inside an image, at either dtype).
+    than one window (3000 columns: a window's edge falls inside an image, at either dtype).
     Outputs start as NaN, so a column or row a window leaves unwritten fails."""
     fastconv.set_num_threads(threads)
     for x_shape, w_shape, kw in (
         ((5, 4, 10, 12), (6, 4, 4, 4), dict(stride=2, padding=1)),
-        ((300, 2, 6, 28), (3, 2, 4, 4), dict(stride=2, padding=1)),
-        ((7, 3, 38), (4, 3, 4), dict(stride=2, padding=1)),
+        ((300, 2, 6, 18), (3, 2, 4, 4), dict(stride=2, padding=1)),
+        ((7, 3, 22), (4, 3, 4), dict(stride=2, padding=1)),
         ((4, 6, 9, 9), (4, 3, 4, 4), dict(stride=2, padding=(1, 2), groups=2, mode="conv")),
         ((3, 40, 6, 6), (48, 40, 4, 4), dict(stride=2, padding=1)),
     ):
@@ -214,12 +223,14 @@ def test_input_stacked_window_by_window(poisoned_outputs, rng, restore_threads, 
     """Forward and weight gradient stack each stored channel's P phases of a run of tiles into a
     window on the stack, which the input transform reads; the stacked input is never written
     whole. Tile blocks and kernel blocks (few tiles, many output channels: V packed for the
-    GEMMs), folded and not, stride 3 down the columns, 1-D, groups; 1 and 2 threads. The weight
-    gradient stays in the transform domain (and so on windows) from 16 channels per group each
-    side: the last two geometries. Stride 4 along rows (16 phases of alexnet.conv1, which would
-    move element by element) stacks ahead."""
+    GEMMs), folded and not (a batch of rows of half a run), stride 3 down the columns, 1-D,
+    groups; 1 and 2 threads. The weight gradient stays in the transform domain (and so on
+    windows) from 16 channels per group each side: the last two geometries. Stride 4 along rows
+    (16 phases of alexnet.conv1, which would move element by element) stacks ahead."""
     geometries = [
         ((6, 4, 20, 22), (8, 4, 4, 4), dict(stride=2, padding=1)),
+        # dcgan.g4's conv forward in small: rows of 8 F(2x2) tiles, not folded (float32).
+        ((4, 32, 32, 32), (16, 32, 4, 4), dict(stride=2, padding=1)),
         ((2, 8, 6, 7), (40, 8, 4, 4), dict(stride=2, padding=1)),
         ((1, 3, 70, 65), (5, 3, 4, 4), dict(stride=2, padding=((0, 1), (2, 3)))),
         ((2, 3, 61, 59), (4, 3, 6, 4), dict(stride=(3, 2), padding=1)),
@@ -231,12 +242,14 @@ def test_input_stacked_window_by_window(poisoned_outputs, rng, restore_threads, 
     for threads in (1, 2):
         fastconv.set_num_threads(threads)
         for i, (x_shape, w_shape, kw) in enumerate(geometries):
-            passes = ("forward", "backward_weight") if i >= 6 else ("forward",)
+            passes = ("forward", "backward_weight") if i >= len(geometries) - 2 else ("forward",)
             for pass_ in passes:
                 e = fastconv.explain(
                     x_shape, w_shape, algo="winograd", pass_=pass_, dtype=dtype, **kw
                 )
                 assert "stacked window by window" in e.reason, (x_shape, pass_, e.reason)
+                if i == 1:  # 8 tiles a row: half a float32 run, a whole float64 one
+                    assert "side by side" not in e.reason, e.reason
             check_passes(fastconv, rng, x_shape, w_shape, kw, dtype)
     for pass_ in ("forward", "backward_data", "backward_weight"):
         e = fastconv.explain(
@@ -267,9 +280,15 @@ def test_explain_says_phases_and_folding():
         e = fastconv.explain(x_shape, w_shape, algo="winograd", pass_=pass_, **kw)
         return e.reason
 
-    folded = note((16, 128, 32, 32), (64, 128, 4, 4), stride=2, padding=1)
+    folded = note((16, 128, 16, 16), (64, 128, 4, 4), stride=2, padding=1)
     assert "over the 4 stride phases stacked as channels" in folded
     assert "side by side" in folded
+    # Tile rows that fill half a run (8 of 16 float32 lanes, dcgan.g4's conv forward) fold in
+    # the other passes only.
+    g4 = ((16, 128, 32, 32), (64, 128, 4, 4))
+    assert "side by side" not in note(*g4, stride=2, padding=1)
+    for pass_ in ("backward_data", "backward_weight"):
+        assert "side by side" in note(*g4, pass_, stride=2, padding=1), pass_
     one = note((1, 128, 32, 32), (64, 128, 4, 4), stride=2, padding=1)
     assert "stride phases" in one and "side by side" not in one
     assert "F(3x3,3x3)" not in note((1, 3, 64, 64), (8, 3, 11, 11), stride=4, padding=2)
