@@ -74,18 +74,17 @@ def test_every_two_tap_tile(fastconv_with_env, rng, tile):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_tile_blocks_split_unevenly_run_as_one(fastconv_with_env, rng, restore_threads, dtype):
-    """288 folded output tiles with 512 stacked channels over 2 threads: float32's even blocks of
-    whole vectors (16 tiles) would be 80 + 80 + 80 + 48, so the schedule runs one block split
-    stage by stage (the workspace of a block budget large enough for all tiles). float64's
-    vectors hold 8 tiles, which that geometry's rows of 4 tiles fill by half, so its forward is
-    not folded; 27 images of 6x6 outputs under F(2x2,2x2) are (3 tiles a row, 282 folded tiles),
-    and their even blocks of 72 are balanced and stay. Every pass still matches the oracle."""
+    """288 folded F(2x2,2x2) output tiles with 512 stacked channels over 2 threads: float32's
+    even blocks of whole vectors (16 tiles) would be 80 + 80 + 80 + 48, so the schedule runs one
+    block split stage by stage (the workspace of a block budget large enough for all tiles).
+    float64's vectors hold 8 tiles, which that geometry's rows of 4 tiles fill by half, so its
+    forward is not folded; 27 images of 6x6 outputs are (3 tiles a row, 282 folded tiles), and
+    their even blocks of 72 are balanced and stay. F(2x2,2x2) forced (the default takes F(3x3)
+    where it ties with F(2x2) and both fold). Every pass still matches the oracle."""
     kw = dict(stride=2, padding=1)
-    if dtype == np.float32:
-        x_shape, w_shape, env, fc = (16, 128, 16, 16), (16, 128, 4, 4), {}, fastconv
-    else:  # float64 picks F(3x3,2x2) there (2 tiles a row): the tile float32 takes
-        x_shape, w_shape, env = (27, 128, 12, 12), (16, 128, 4, 4), {"FASTCONV_WINOGRAD_TILE": "2"}
-        fc = fastconv_with_env(**env)
+    x_shape = (16, 128, 16, 16) if dtype == np.float32 else (27, 128, 12, 12)
+    w_shape, env = (16, 128, 4, 4), {"FASTCONV_WINOGRAD_TILE": "2"}
+    fc = fastconv_with_env(**env)
 
     def workspace(f):
         return f.explain(x_shape, w_shape, algo="winograd", dtype=dtype, **kw).workspace_bytes
@@ -289,6 +288,13 @@ def test_explain_says_phases_and_folding():
     assert "side by side" not in note(*g4, stride=2, padding=1)
     for pass_ in ("backward_data", "backward_weight"):
         assert "side by side" in note(*g4, pass_, stride=2, padding=1), pass_
+    assert "F(2x2,2x2)" in note(*g4, stride=2, padding=1)
+    # dcgan.g3's conv forward: 8x8 outputs per image, where F(2x2) and F(3x3) tie (144 products)
+    # and both fold; folded, F(3x3) has fewer (3 tiles a row, F(2x2) 4.5 with the seams). One
+    # image does not fold: the tie keeps F(2x2).
+    g3 = ((16, 128, 16, 16), (256, 128, 4, 4))
+    assert "F(3x3,2x2)" in note(*g3, stride=2, padding=1)
+    assert "F(2x2,2x2)" in note((1,) + g3[0][1:], g3[1], stride=2, padding=1)
     one = note((1, 128, 32, 32), (64, 128, 4, 4), stride=2, padding=1)
     assert "stride phases" in one and "side by side" not in one
     assert "F(3x3,3x3)" not in note((1, 3, 64, 64), (8, 3, 11, 11), stride=4, padding=2)

@@ -209,20 +209,12 @@ std::string winograd_plan(ConvPlan& plan) {
   // The stride-1, dilation-1 convolution that runs.
   const ConvGeometry& f = wp.phased ? wp.split.stacked : wp.dilated ? wp.dilation.dense : g;
   const int64_t summed = plan.pass == ConvPass::kBackwardData ? f.k_per_group() : f.c_per_group();
-  const int tile = choose_tile(f, plan.pass, summed);
+  const int64_t lanes = 64 / elem;
+  const int tile = choose_tile(f, plan.pass, summed, wp.phased ? lanes : 0);
   std::string note = tile_note(g.rank, f.kernel[2], plan.pass, tile);
   if (wp.phased) {
-    // Fold a batch whose image rows hold less than a run of tiles (the transforms' vectors):
-    // dcgan.g3's backward data (9 columns, 3 F(3x3) tiles per row) wasted 13 of 16 lanes. The
-    // forward only where a tile row fills under half a run: folded, its wide plane has tiles over
-    // the seams between images (one column in seg: 1/17 of dcgan.g4's conv forward's GEMMs, 1/9
-    // of g3's) and moves its output window by window into y; unfolded, each run is one tile row.
-    // 2 threads, A/B (benchmarks/ab_processes.py, 15 rounds), unfolded faster by: g4 (8 tiles a
-    // row) 1.12x at AVX-512, 1.22x at AVX2; g3 (4 tiles a row) 1.05x, 0.96x, so it stays folded.
-    // (Runs of several tile rows through windows of whole rows gathered their pieces slower than
-    // g3's runs of one row: 0.86x at AVX-512.)
-    const int64_t cols = pass_geometry(f, plan.pass).out[2], row_tiles = ceil_div(cols, tile);
-    if (row_tiles < 64 / elem && (plan.pass != ConvPass::kForward || 2 * row_tiles < 64 / elem))
+    // Small images' batch folded side by side (winograd_tiles::folds_batch).
+    if (winograd_tiles::folds_batch(f, plan.pass, tile, lanes))
       wp.split = winograd_phases::make_split(g, true);
     // The stacked weight's gradient (the other passes gather the stored weight run by run).
     if (plan.pass == ConvPass::kBackwardWeight)
@@ -251,7 +243,6 @@ std::string winograd_plan(ConvPlan& plan) {
   // writes 0.6 MiB), and where a window holds a whole run of the transforms' vectors (or a tile
   // row): shorter windows would cut the runs.
   const bool bd = plan.pass == ConvPass::kBackwardData;
-  const int64_t lanes = 64 / elem;
   wp.windows = wp.phased && g.stride[2] == 2 && !(bd && wp.main.kernel_blocks) &&
                winograd_phases::window_tiles(wp.split, wp.main.mh, wp.main.mw, wp.main.r, lanes,
                                              elem, bd) >= std::min(lanes, wp.main.tiles_w);

@@ -36,33 +36,67 @@ bool tile_exists(int m, int64_t r) {
 // direct sum's error (2-D, 256 channels), F(4x4,2x2) reaches ~9x, so F(4x4) only up to 64
 // summed channels; among the tiles allowed, the one with the fewest transform-domain products
 // over the output (tiles x alpha^2: a 4x4 phase plane takes 4 F(2x2) tiles, 36 products,
-// against 4 F(3x3) tiles, 64).
-int default_tile(const ConvGeometry& g, ConvPass pass, int64_t summed) {
+// against 4 F(3x3) tiles, 64). Where two tie over each image and both fold the batch, the one
+// with fewer over the folded plane, whose seams between images take tiles too: dcgan.g3's conv
+// forward (8x8 per image, 9 columns a seam apart) takes 4.5 F(2x2) tiles a row but 3 F(3x3),
+// 162 products per image against 144. A/B, 2 threads, 15 rounds, F(2x2) / F(3x3) time: 1.10x at
+// AVX-512, 1.05x at AVX2 (F(3x3)'s 144 tiles also run as kernel blocks, V packed in place).
+// Not dcgan.g4's (16x16, which ties too): F(2x2) does not fold there, and F(3x3) folded
+// measured 0.99x and 0.82x.
+int default_tile(const ConvGeometry& g, ConvPass pass, int64_t summed, int64_t lanes) {
   if (g.kernel[2] == 5) return 2;  // F(2x2,5x5), F(5x5,2x2): the only 5-tap tiles
   if (g.kernel[2] == 3) {
     if (g.rank == 1) return 6;
     if (pass == ConvPass::kBackwardWeight) return 4;
     return summed <= 64 ? 4 : 2;
   }
-  const bool big = pass == ConvPass::kBackwardWeight || summed <= 64;
-  // The tiles cover the correlation's output (grad_y for the weight gradient: g.out).
+  const int largest = pass == ConvPass::kBackwardWeight || summed <= 64 ? 4 : 3;
+  // The tiles cover the correlation's output (grad_y for the weight gradient: g.out); folded,
+  // the rows of all images side by side, each out + r - 1 columns apart.
   const Dims& out = pass_geometry(g, pass).out;
+  const auto products = [&](int m, bool folded) {
+    int64_t cost = 1;
+    for (int d = kMaxRank - g.rank; d < kMaxRank; ++d) {
+      const int64_t seam = g.kernel[d] - 1;
+      const int64_t extent = folded && d == kMaxRank - 1 ? g.n * (out[d] + seam) - seam : out[d];
+      cost *= ((extent + m - 1) / m) * (m + 1);
+    }
+    return cost;
+  };
   int best = 2;
   int64_t best_cost = -1;
-  for (int m = 2; m <= (big ? 4 : 3); ++m) {
-    int64_t cost = 1;
-    for (int d = kMaxRank - g.rank; d < kMaxRank; ++d)
-      cost *= ((out[d] + m - 1) / m) * (m + 1);
+  for (int m = 2; m <= largest; ++m) {
+    const int64_t cost = products(m, false);
     if (best_cost < 0 || cost < best_cost) best = m, best_cost = cost;
   }
+  if (lanes > 0 && folds_batch(g, pass, best, lanes))
+    for (int m = 2; m <= largest; ++m)
+      if (m != best && products(m, false) == best_cost && folds_batch(g, pass, m, lanes) &&
+          products(m, true) < products(best, true))
+        best = m;
   return best;
 }
 
 }  // namespace
 
-int choose_tile(const ConvGeometry& g, ConvPass pass, int64_t summed) {
+int choose_tile(const ConvGeometry& g, ConvPass pass, int64_t summed, int64_t lanes) {
   const int forced = forced_tile();
-  return forced != 0 && tile_exists(forced, g.kernel[2]) ? forced : default_tile(g, pass, summed);
+  return forced != 0 && tile_exists(forced, g.kernel[2]) ? forced
+                                                         : default_tile(g, pass, summed, lanes);
+}
+
+// A batch whose image rows hold less than a run of tiles (the transforms' vectors) folds:
+// dcgan.g3's backward data (9 columns, 3 F(3x3) tiles per row) wasted 13 of 16 lanes. The
+// forward only where a tile row fills under half a run: folded, its wide plane has tiles over
+// the seams between images (1/17 of dcgan.g4's conv forward's F(2x2) tiles) and moves its output
+// window by window into y; unfolded, each run is one tile row. 2 threads, A/B
+// (benchmarks/ab_processes.py, 15 rounds), unfolded faster by: g4 (8 F(2x2) tiles a row) 1.12x
+// at AVX-512, 1.22x at AVX2; g3 (4 a row) 1.05x and 0.96x, so it stays folded (and takes F(3x3),
+// default_tile). Runs of several tile rows through windows of whole rows gathered their pieces
+// slower than g3's runs of one row (0.86x at AVX-512).
+bool folds_batch(const ConvGeometry& g, ConvPass pass, int m, int64_t lanes) {
+  const int64_t row_tiles = (pass_geometry(g, pass).out[2] + m - 1) / m;
+  return g.n > 1 && row_tiles < lanes && (pass != ConvPass::kForward || 2 * row_tiles < lanes);
 }
 
 // explain()'s name for the transform: F(m x m, r x r) forward and backward data, F(r x r, m x m)

@@ -16,8 +16,15 @@ ConvGeometry pass_geometry(const ConvGeometry& g, ConvPass pass);
 
 // The output tile m of `pass` of the stride-1 g (kernel of 2, 3 or 5 taps per dim), `summed` the
 // channels the transform domain sums over: FASTCONV_WINOGRAD_TILE where that tile exists for
-// the kernel, else the default. Throws InvalidArgument for a bad FASTCONV_WINOGRAD_TILE.
-int choose_tile(const ConvGeometry& g, ConvPass pass, int64_t summed);
+// the kernel, else the default. `lanes`: the transforms' run (64 / element size) where g is a
+// strided layer's stacked correlation, whose batch may fold (folds_batch), else 0. Throws
+// InvalidArgument for a bad FASTCONV_WINOGRAD_TILE.
+int choose_tile(const ConvGeometry& g, ConvPass pass, int64_t summed, int64_t lanes = 0);
+
+// Whether a strided layer's stacked correlation g folds its batch's images side by side under
+// tile m (winograd_phases::make_split): where a tile row of one image holds less than a run of
+// `lanes` tiles, and in the forward less than half a run.
+bool folds_batch(const ConvGeometry& g, ConvPass pass, int m, int64_t lanes);
 
 // The tile FASTCONV_WINOGRAD_TILE forces (read once per process, common/tuning.h), or 0 to let
 // the default choose. Throws InvalidArgument for a value that is not a tile.
