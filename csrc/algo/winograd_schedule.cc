@@ -113,8 +113,9 @@ Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem
     // threads): blocks shrunk down to 64 tiles, so that every thread takes two.
     //
     // Even blocks rounded up to whole vectors can still leave a thread a block short: dcgan.g3's
-    // backward data (288 folded tiles) ran as 80 + 80 + 80 + 48, one thread doing 160 tiles and
-    // the other 128; as one block split stage by stage, 3.09 vs 3.43 ms (AVX2 4.53 vs 4.81).
+    // backward data (288 folded tiles, when it ran F(2x2,2x2)) ran as 80 + 80 + 80 + 48, one
+    // thread doing 160 tiles and the other 128; as one block split stage by stage, 3.09 vs
+    // 3.43 ms (AVX2 4.53 vs 4.81).
     // So one block unless the even blocks come out within 5% of a perfect split, while that
     // block holds at most 4 budget blocks' tiles (the 2-thread case measured; with more threads
     // even blocks of a larger image stay, or one block would grow far past the cache budget).
@@ -129,7 +130,8 @@ Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem
     }
     // Many blocks, run in parallel: as many per thread (the last block may fall short), so no
     // thread takes one block more than the others. dcgan.g4's backward data (1,088 folded
-    // tiles) ran as 7 blocks of 160, one thread doing 640 tiles and the other 448; as 8 of 144,
+    // tiles, when its conv forward folded) ran as 7 blocks of 160, one thread doing 640 tiles
+    // and the other 448; as 8 of 144,
     // AVX2 4.54-4.70 vs 4.83-4.98 ms (AVX-512 about 2% faster); alexnet.conv1's (841 tiles)
     // 0.73 vs 0.80 ms (AVX2 1.17 vs 1.27); resnet50.res3.3x3 at batch 8 (1,568) AVX2 5.07 vs
     // 5.23, AVX-512 within noise. Only to a count the threads divide: smaller blocks that leave

@@ -325,7 +325,8 @@ struct Stages {
 
   // output() of a folded forward: per channel and run of tiles in one tile row, the wide
   // plane's outputs into a window on the stack, then each image's columns into y (the
-  // separate pass over the wide plane took 4-6% of dcgan.g3's and g4's strided forwards).
+  // separate pass over the wide plane took 4-6% of dcgan.g3's and g4's strided forwards, when
+  // g4's folded: winograd_tiles::folds_batch).
   void output_folded(int64_t grp, int64_t t0, int64_t t1, int64_t k0, int64_t k1,
                      int64_t k_base, const T* mdom) const {
     const int64_t span = winograd_phases::fold_window_tiles(p.mh, p.mw, tk.lanes, sizeof(T));

@@ -36,13 +36,15 @@ bool tile_exists(int m, int64_t r) {
 // direct sum's error (2-D, 256 channels), F(4x4,2x2) reaches ~9x, so F(4x4) only up to 64
 // summed channels; among the tiles allowed, the one with the fewest transform-domain products
 // over the output (tiles x alpha^2: a 4x4 phase plane takes 4 F(2x2) tiles, 36 products,
-// against 4 F(3x3) tiles, 64). Where two tie over each image and both fold the batch, the one
-// with fewer over the folded plane, whose seams between images take tiles too: dcgan.g3's conv
-// forward (8x8 per image, 9 columns a seam apart) takes 4.5 F(2x2) tiles a row but 3 F(3x3),
-// 162 products per image against 144. A/B, 2 threads, 15 rounds, F(2x2) / F(3x3) time: 1.10x at
-// AVX-512, 1.05x at AVX2 (F(3x3)'s 144 tiles also run as kernel blocks, V packed in place).
-// Not dcgan.g4's (16x16, which ties too): F(2x2) does not fold there, and F(3x3) folded
-// measured 0.99x and 0.82x.
+// against 4 F(3x3) tiles, 64). In the forward, where two tie over each image and both fold the
+// batch, the one with fewer over the folded plane, whose seams between images take tiles too:
+// dcgan.g3's conv forward (8x8 per image, 9 columns a seam apart) takes 4.5 F(2x2) tiles a row
+// but 3 F(3x3), 162 products per image against 144. A/B (benchmarks/ab_processes.py), 2 threads,
+// F(2x2) / F(3x3) time: 1.10-1.12x at AVX-512, 1.03-1.05x at AVX2 (F(3x3)'s 144 tiles also run
+// as kernel blocks, V packed in place). Not dcgan.g4's (16x16, which ties too): F(2x2) does not
+// fold there, and F(3x3) folded measured 0.99x and 0.82x. Only the forward was measured: ties in
+// backward data (whose folded output has no seam columns) and the weight gradient keep the
+// first tile.
 int default_tile(const ConvGeometry& g, ConvPass pass, int64_t summed, int64_t lanes) {
   if (g.kernel[2] == 5) return 2;  // F(2x2,5x5), F(5x5,2x2): the only 5-tap tiles
   if (g.kernel[2] == 3) {
@@ -51,8 +53,8 @@ int default_tile(const ConvGeometry& g, ConvPass pass, int64_t summed, int64_t l
     return summed <= 64 ? 4 : 2;
   }
   const int largest = pass == ConvPass::kBackwardWeight || summed <= 64 ? 4 : 3;
-  // The tiles cover the correlation's output (grad_y for the weight gradient: g.out); folded,
-  // the rows of all images side by side, each out + r - 1 columns apart.
+  // The tiles cover the correlation's output (grad_y for the weight gradient: g.out); a folded
+  // forward's, the rows of all images side by side, each out + r - 1 columns apart.
   const Dims& out = pass_geometry(g, pass).out;
   const auto products = [&](int m, bool folded) {
     int64_t cost = 1;
@@ -69,7 +71,7 @@ int default_tile(const ConvGeometry& g, ConvPass pass, int64_t summed, int64_t l
     const int64_t cost = products(m, false);
     if (best_cost < 0 || cost < best_cost) best = m, best_cost = cost;
   }
-  if (lanes > 0 && folds_batch(g, pass, best, lanes))
+  if (pass == ConvPass::kForward && lanes > 0 && folds_batch(g, pass, best, lanes))
     for (int m = 2; m <= largest; ++m)
       if (m != best && products(m, false) == best_cost && folds_batch(g, pass, m, lanes) &&
           products(m, true) < products(best, true))

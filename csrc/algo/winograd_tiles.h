@@ -17,7 +17,8 @@ ConvGeometry pass_geometry(const ConvGeometry& g, ConvPass pass);
 // The output tile m of `pass` of the stride-1 g (kernel of 2, 3 or 5 taps per dim), `summed` the
 // channels the transform domain sums over: FASTCONV_WINOGRAD_TILE where that tile exists for
 // the kernel, else the default. `lanes`: the transforms' run (64 / element size) where g is a
-// strided layer's stacked correlation, whose batch may fold (folds_batch), else 0. Throws
+// strided layer's stacked correlation, whose batch may fold (folds_batch; a forward's tie
+// between tiles then goes to the one with fewer products over the folded plane), else 0. Throws
 // InvalidArgument for a bad FASTCONV_WINOGRAD_TILE.
 int choose_tile(const ConvGeometry& g, ConvPass pass, int64_t summed, int64_t lanes = 0);
 
