@@ -42,9 +42,9 @@ bool tile_exists(int m, int64_t r) {
 // but 3 F(3x3), 162 products per image against 144. A/B (benchmarks/ab_processes.py), 2 threads,
 // F(2x2) / F(3x3) time: 1.10-1.12x at AVX-512, 1.03-1.05x at AVX2 and 0.96x in a third run
 // (F(3x3)'s 144 tiles also run as kernel blocks, V packed in place). Not dcgan.g4's (16x16,
-// which ties too): F(2x2) does not fold there, and F(3x3) folded measured 0.99x and 0.82x. Only the forward was measured: ties in
-// backward data (whose folded output has no seam columns) and the weight gradient keep the
-// first tile.
+// which ties too): F(2x2) does not fold there, and F(3x3) folded measured 0.99x and 0.82x.
+// Only the forward was measured: ties in backward data (whose folded output has no seam
+// columns) and the weight gradient keep the first tile.
 int default_tile(const ConvGeometry& g, ConvPass pass, int64_t summed, int64_t lanes) {
   if (g.kernel[2] == 5) return 2;  // F(2x2,5x5), F(5x5,2x2): the only 5-tap tiles
   if (g.kernel[2] == 3) {
