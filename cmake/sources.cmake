@@ -29,6 +29,7 @@ set(FASTCONV_CORE_SOURCES
   csrc/algo/winograd_stride2.cc
   csrc/algo/winograd_line.cc
   csrc/algo/winograd_axis.cc
+  csrc/algo/winograd_rows.cc
   csrc/algo/dilation_phases.cc
   csrc/algo/winograd_tiles.cc
   csrc/algo/winograd_schedule.cc

@@ -114,7 +114,8 @@ def test_direct_rows_pairs_transposed_output_padding(poisoned_outputs, rng):
 # _cpu_rule.cpu_rule and its exceptions (long weight-gradient kernels; the stride-1 forward of
 # batches of small images).
 AUTO = [
-    ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "forward", "direct"),
+    # 7x7 / 2's forward: Winograd along the rows (_cpu_stems._stem_row_winograd)
+    ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "forward", "winograd"),
     ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "backward_data", "direct"),
     # 49 taps: direct (_cpu_stems._direct_weight_taps)
     ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), "backward_weight", "direct"),

@@ -131,7 +131,7 @@ def test_transposed_stride_one(tiled_fastconv, rng, x_shape, w_shape, kw, dtype)
         ((4, 4, 3, 3), dict(stride=3, padding=1), "stride"),
         ((4, 4, 3, 3), dict(dilation=2, padding=1), "dilation"),
         ((4, 4, 7, 7), dict(padding=3), "kernel"),
-        ((4, 4, 5, 3), dict(padding=1), "kernel"),
+        ((4, 4, 5, 7), dict(padding=1), "kernel"),  # (5x3 forwards run along the rows)
         ((4, 4, 3, 1), dict(padding=1), "kernel"),
         # 3-D runs over its depth taps only with unit stride and dilation in each plane
         ((4, 4, 3, 3, 3), dict(padding=1, stride=(1, 2, 2)), "3-D"),

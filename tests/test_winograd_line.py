@@ -127,7 +127,7 @@ def test_transposed_forward(rng):
     "x_shape,w_shape,kw",
     [
         ((1, 16, 9, 9), (16, 16, 1, 7), dict(padding=(1, 3))),  # padded across the axis
-        ((1, 16, 9, 20), (16, 16, 1, 7), dict(stride=(1, 2), padding=(0, 3))),
+        ((1, 16, 20, 9), (16, 16, 1, 7), dict(stride=(2, 1), padding=(0, 3))),
         ((1, 15, 9, 9), (16, 15, 1, 7), dict(padding=(0, 3))),  # under 16 summed channels
         ((1, 16, 9, 9), (16, 16, 1, 7), dict(padding=(0, 7))),  # padding past the kernel
         ((1, 32, 9, 9), (32, 16, 1, 7), dict(padding=(0, 3), groups=2)),

@@ -386,6 +386,7 @@ def test_auto_runs_upsampling_layers_on_phases():
     ],
 )
 def test_refusals_name_the_reason(w_shape, kw, why):
-    x = np.ones((1, 4, 16, 16), np.float32)
+    """(Backward data: the forwards of 8x8 / 2 and 4x6 / 2 run along the rows,
+    winograd_rows.h.)"""
     with raises_naming(NotImplementedError, "winograd", why):
-        fastconv.conv(x, np.ones(w_shape, np.float32), algo="winograd", **kw)
+        fastconv.explain((1, 4, 16, 16), w_shape, algo="winograd", pass_="backward_data", **kw)

@@ -17,17 +17,6 @@ namespace fastconv::algo {
 using namespace rows_parts;
 namespace {
 
-// dst = weights(f, r) for f < count, r < nred in the forward kernel's chunks of kb rows.
-template <typename T, typename Get>
-void pack_chunks(int64_t count, int64_t nred, int64_t kb, Get&& weight, T* dst) {
-  for (int64_t f0 = 0; f0 < count; f0 += kb) {
-    const int64_t kbc = std::min(kb, count - f0);
-    T* chunk = dst + f0 * nred;
-    for (int64_t r = 0; r < nred; ++r)
-      for (int64_t j = 0; j < kbc; ++j) chunk[r * kbc + j] = weight(f0 + j, r);
-  }
-}
-
 // Backward data by input phases: input position i (padded: X = i + pad_lo) of phase
 // rho = X mod s, q = X / s receives tap t (t * dilation = rho + m * s) from output q - m. grad_y
 // is padded by P = the largest m in front (and zeros past its end), so each phase row reads

@@ -56,6 +56,17 @@ void fill_planes(const ConvGeometry& g, const DwPlane& p, const T* x, T* planes)
   });
 }
 
+// dst = weights(f, r) for f < count, r < nred in the forward kernel's chunks of kb rows.
+template <typename T, typename Get>
+void pack_chunks(int64_t count, int64_t nred, int64_t kb, Get&& weight, T* dst) {
+  for (int64_t f0 = 0; f0 < count; f0 += kb) {
+    const int64_t kbc = std::min(kb, count - f0);
+    T* chunk = dst + f0 * nred;
+    for (int64_t r = 0; r < nred; ++r)
+      for (int64_t j = 0; j < kbc; ++j) chunk[r * kbc + j] = weight(f0 + j, r);
+  }
+}
+
 inline int64_t slots_of(int threads) { return std::max(1, threads); }
 
 // The plane of one band of `rows` output rows of one output slice.

@@ -296,6 +296,7 @@ void winograd_forward(const ConvPlan& plan, const T* x, const T* w, const T* bia
   const WinogradPlan& wp = plan_of(plan);
   if (wp.stride2) return stride2_winograd_forward(plan, x, w, bias, y, ws);
   if (wp.line) return line_winograd_forward(plan, x, w, bias, y, ws);
+  if (wp.rows) return winograd_rows::forward(plan, wp.along_rows, x, w, bias, y, ws);
   const ConvGeometry& g = plan.g;
   if (wp.axis) {
     if (g.n * g.out_spatial() > 0) winograd_axis::forward(g, wp.along_axis, x, w, bias, y, ws);

@@ -9,6 +9,7 @@
 #include "algo/winograd.h"
 #include "algo/winograd_plan.h"
 #include "algo/winograd_line.h"
+#include "algo/winograd_rows.h"
 #include "algo/winograd_stride2.h"
 #include "algo/winograd_tiles.h"
 
@@ -48,6 +49,11 @@ constexpr const char* kAxisAlternative =
     "; or taps along one axis only at stride and dilation 1, one group, no padding along the "
     "other dims (Winograd along that axis): 3x1x1, 3x1 or 1x3, or 1x7 / 7x1 (16+ summed "
     "channels, padding under 7)";
+
+// The forwards winograd_rows.h runs, for the refusals.
+constexpr const char* kRowsAlternative =
+    "; the forward also runs 2-5 taps per stride phase along W (one group, kernel depth 1, "
+    "dilation 1 along W: Winograd along the rows)";
 
 std::string unsupported_reason(const ConvGeometry& g) {
   if (winograd_axis::serves(g)) return "";
@@ -156,12 +162,32 @@ std::string plan_depth(ConvPlan& plan) {
   return "";
 }
 
+// A forward the transforms above do not take, by F(m, r) along its rows (winograd_rows.h).
+std::string plan_rows(ConvPlan& plan) {
+  const ConvGeometry& g = plan.g;
+  WinogradPlan wp;
+  wp.rows = true;
+  wp.along_rows = winograd_rows::make(g, dtype_size(plan.dtype), plan.threads);
+  const winograd_rows::Rows& rw = wp.along_rows;
+  plan.workspace_bytes = g.n * g.out_spatial() == 0 ? 0 : rw.elems() * dtype_size(plan.dtype);
+  const std::string m = std::to_string(rw.m), r = std::to_string(rw.r);
+  plan.note = "F(" + m + "," + r + ") along W over its " + std::to_string(g.stride[2]) +
+              " stride phases (" + std::to_string(rw.alpha) + " points per " + m +
+              " outputs; row kernels over (channel, kernel row, phase) terms, in bands of " +
+              std::to_string(rw.band) + " output rows)";
+  plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
+  return "";
+}
+
 }  // namespace
 
 std::string winograd_plan(ConvPlan& plan) {
   const ConvGeometry& g = plan.g;
   const std::string why = line_winograd_serves(g, plan.pass) ? "" : unsupported_reason(g);
-  if (!why.empty()) return why;
+  if (!why.empty()) {
+    if (winograd_rows::serves(g, plan.pass)) return plan_rows(plan);
+    return why + kRowsAlternative;
+  }
   if (winograd_axis::serves(g)) return plan_axis(plan);
   if (g.rank == 3) return plan_depth(plan);
   WinogradPlan wp;

@@ -8,6 +8,7 @@
 #include "algo/winograd_phases.h"
 #include "algo/winograd_schedule.h"
 #include "algo/winograd_axis.h"
+#include "algo/winograd_rows.h"
 
 namespace fastconv::algo {
 
@@ -34,6 +35,9 @@ struct WinogradPlan {
   // layout in the workspace, nothing below is used).
   bool axis = false;
   winograd_axis::Along along_axis;
+  // A forward run by winograd_rows.h (F(m,r) along W over its stride phases; its own layout).
+  bool rows = false;
+  winograd_rows::Rows along_rows;
   winograd_schedule::Schedule main;
   bool phased = false;
   winograd_phases::Split split;

@@ -12,6 +12,7 @@ from ._cpu_stems import (
     _direct_weight_taps,
     _stem_column_data,
     _stem_phase_winograd,
+    _stem_row_winograd,
     _stride2_winograd,
     _strided_rows,
 )
@@ -349,95 +350,90 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     (2 threads, Zen 5, float32; ratios are PyTorch time / fastconv time, see README):
     - implicit_gemm is the fastest built algorithm on every dense and grouped layer's forward and
       backward-weight pass (e.g. res3.3x3 forward 0.81x vs im2col 0.47x; 1x1 layers 1.05-1.58x).
-    - The conv backward-data pass (also the transposed conv's forward) with stride > 1 once
-      ran implicit_gemm by phases (one unit-stride GEMM per residue class of the stride):
-      res3.3x3s2 0.93x vs im2col 0.56x (im2col then scattered a column buffer per image), except
-      upsampling (grad_x = stride x grad_y, kernel a multiple of the stride: the transposed
-      dcgan / unet layers), which runs im2col's column tiles (Zen 4, 1 thread: dcgan.g2-g4
-      0.89-1.00x vs 0.68-0.75x by phases, unet.up2x2 1.39x vs 0.90x; see the rule below).
-      Since the column tiles run in parallel every strided backward data runs them (below).
-      With only a few input channels per group (a network's first layer) each phase's
-      GEMM has M = C/G rows, and im2col's M = C/G * taps wins (resnet50.conv1 1.03x vs 0.80x,
-      alexnet.conv1 0.89x vs 0.59x). On small images col2im is cheap and the implicit gather
-      dominates (res5.3x3, 7x7: 0.67x vs 0.54x), except 1x1 kernels, whose backward data is a
-      plain GEMM (res5.1x1: 0.85x vs 0.60x). Since implicit_gemm runs unit-stride backward data
-      on small images as grad_y^T W with the weight in its stored layout (no transposed copy;
-      csrc/algo/implicit_gemm.cc), it wins those too (2 threads, median ms, implicit_gemm vs
-      im2col, AVX-512 / AVX2): 512 ch 7x7 1.55 vs 2.08 / 1.53 vs 2.12, 256 ch 7x7 0.47 vs
-      0.55 / 0.40 vs 0.56, 64 ch 7x7 0.044 vs 0.124, 1024 -> 256 ch 4x4 1.11 vs 1.42 / 0.81 vs
-      1.26: im2col only for strided ones (and, since, first layers' short kernels and 1xN / Nx1
-      kernels on small images: _stem_column_data and the small-image clause).
-    - One input channel per group (depthwise, any channel multiplier; also a single-channel
-      signal) runs the depthwise algorithm: SIMD loops per channel plane beat any GEMM, which
-      has nothing to block over (mobilenetv2.dw112 forward 2.1x torch vs reference 0.05x;
-      replknet.dw31 forward 15.9x, backward weight 8.5x; signal.1d.k1025 forward 15.8x vs
-      implicit_gemm 1.4x). Zen 4, 1 thread, min us, forward / backward data / backward weight,
-      avx512 (avx2) vs torch: dw112 117/119/128 (138/139/162) vs 226/241/214, dw56s2 81/121/96
-      (94/141/99) vs 147/185/144, dw14 37/44/47 (45/52/53) vs 88/100/88.
-    - Grouped convolutions with few channels per group run the direct algorithm (the same
-      plane loops, each padded source plane feeding up to four output planes per pass): a GEMM
-      per group has too few rows and reductions to block over. Timed on 3x3 groups (1 thread,
-      best of 30, ms, forward / backward data / backward weight, direct vs implicit_gemm):
-      2 channels per group, 56x56: 0.13/0.14/0.20 vs 0.53/0.53/1.55; 8 per group (resnext50
-      g32), 28x28: 0.43/0.42/0.95 vs 0.62/0.60/1.38; 16 per group: 0.76/0.80/1.79 vs
-      0.70/0.68/1.23. So: up to 8 channels per group.
-      Since the direct kernels stack a group's planes (all its input channels summed in
-      registers per output block; weight gradient blocked over grad_y planes x taps), ratios
-      vs torch (1 thread, Xeon AVX-512, direct vs the previous auto): 16 per group (resnext50
-      stage 3, 512 ch, 14x14) 0.92/1.03/0.63 vs 0.18/0.23/0.19 (winograd), 28x28 2.1/5.9/1.3
-      vs 0.76/1.65/0.21. Strided backward data runs one stride-1 correlation per input phase
-      (the taps that reach it), so it needs no scatter and wins at every group width (3x3 s2,
-      1 thread, Zen 4, min ms, direct vs implicit_gemm: 4 per group 112x112 0.67 vs 2.21,
-      8 per group 56x56 0.52 vs 1.20, 16 per group 28x28 0.58 vs 0.86, 56x56 0.87 vs 1.38).
+    - The conv backward-data pass (also the transposed conv's forward) with stride > 1 once ran
+      implicit_gemm by phases (one unit-stride GEMM per residue class of the stride): res3.3x3s2
+      0.93x vs im2col 0.56x (im2col then scattered a column buffer per image), except upsampling
+      (grad_x = stride x grad_y, kernel a multiple of the stride: the transposed dcgan / unet
+      layers), which runs im2col's column tiles (Zen 4, 1 thread: dcgan.g2-g4 0.89-1.00x vs
+      0.68-0.75x by phases, unet.up2x2 1.39x vs 0.90x; see the rule below). Since the column tiles
+      run in parallel every strided backward data runs them (below). With only a few input channels
+      per group (a network's first layer) each phase's GEMM has M = C/G rows, and im2col's M = C/G
+      * taps wins (resnet50.conv1 1.03x vs 0.80x, alexnet.conv1 0.89x vs 0.59x). On small images
+      col2im is cheap and the implicit gather dominates (res5.3x3, 7x7: 0.67x vs 0.54x), except 1x1
+      kernels, whose backward data is a plain GEMM (res5.1x1: 0.85x vs 0.60x). Since implicit_gemm
+      runs unit-stride backward data on small images as grad_y^T W with the weight in its stored
+      layout (no transposed copy; csrc/algo/implicit_gemm.cc), it wins those too (2 threads, median
+      ms, implicit_gemm vs im2col, AVX-512 / AVX2): 512 ch 7x7 1.55 vs 2.08 / 1.53 vs 2.12, 256 ch
+      7x7 0.47 vs 0.55 / 0.40 vs 0.56, 64 ch 7x7 0.044 vs 0.124, 1024 -> 256 ch 4x4 1.11 vs 1.42 /
+      0.81 vs 1.26: im2col only for strided ones (and, since, first layers' short kernels and 1xN /
+      Nx1 kernels on small images: _stem_column_data and the small-image clause).
+    - One input channel per group (depthwise, any channel multiplier; also a single-channel signal)
+      runs the depthwise algorithm: SIMD loops per channel plane beat any GEMM, which has nothing
+      to block over (mobilenetv2.dw112 forward 2.1x torch vs reference 0.05x; replknet.dw31 forward
+      15.9x, backward weight 8.5x; signal.1d.k1025 forward 15.8x vs implicit_gemm 1.4x). Zen 4, 1
+      thread, min us, forward / backward data / backward weight, avx512 (avx2) vs torch: dw112
+      117/119/128 (138/139/162) vs 226/241/214, dw56s2 81/121/96 (94/141/99) vs 147/185/144, dw14
+      37/44/47 (45/52/53) vs 88/100/88.
+    - Grouped convolutions with few channels per group run the direct algorithm (the same plane
+      loops, each padded source plane feeding up to four output planes per pass): a GEMM per group
+      has too few rows and reductions to block over. Timed on 3x3 groups (1 thread, best of 30, ms,
+      forward / backward data / backward weight, direct vs implicit_gemm): 2 channels per group,
+      56x56: 0.13/0.14/0.20 vs 0.53/0.53/1.55; 8 per group (resnext50 g32), 28x28: 0.43/0.42/0.95
+      vs 0.62/0.60/1.38; 16 per group: 0.76/0.80/1.79 vs 0.70/0.68/1.23. So: up to 8 channels per
+      group. Since the direct kernels stack a group's planes (all its input channels summed in
+      registers per output block; weight gradient blocked over grad_y planes x taps), ratios vs
+      torch (1 thread, Xeon AVX-512, direct vs the previous auto): 16 per group (resnext50 stage 3,
+      512 ch, 14x14) 0.92/1.03/0.63 vs 0.18/0.23/0.19 (winograd), 28x28 2.1/5.9/1.3 vs
+      0.76/1.65/0.21. Strided backward data runs one stride-1 correlation per input phase (the taps
+      that reach it), so it needs no scatter and wins at every group width (3x3 s2, 1 thread, Zen
+      4, min ms, direct vs implicit_gemm: 4 per group 112x112 0.67 vs 2.21, 8 per group 56x56 0.52
+      vs 1.20, 16 per group 28x28 0.58 vs 0.86, 56x56 0.87 vs 1.38).
     - Dense convolutions with 2-4 input channels (a network's first layer) run the direct
       algorithm's row kernels (register blocks of output channels x output-row vectors over
-      phase-split planes), strided or not (the stride-1 forward on one image; it once ran
-      implicit_gemm, vgg conv1_1 1.35x vs 1.13x torch, and today direct matches it; batches of
-      small images still do, see the rule's comment; 2-D layers with 3 taps per stride phase
-      run Winograd as _stem_phase_winograd says, alexnet.conv1 in every pass, YOLOv5s's stem
-      except its forward below AVX-512; 3x3 backward data
-      on 4096+ positions runs im2col: _stem_column_data, so the backward-data figures below
-      are history there),
-      except weight gradients of kernels over 49 taps (alexnet.conv1 0.70x vs implicit_gemm
-      0.85-0.95x; resnet50.conv1 1.1x vs 0.89x on avx512 but 0.50-0.58x vs 0.58-0.65x on
-      avx2). 1 thread, avx512, vs torch, direct vs best other:
-      resnet50.conv1 forward 1.27-1.39x vs 0.91x, backward data 3.5x vs 1.5x (im2col);
-      alexnet.conv1 forward 0.88x vs 0.76x, backward data 2.9x vs 1.9x;
+      phase-split planes), strided or not (the stride-1 forward on one image; batches of small
+      images run implicit_gemm, see the rule's comment; 2-D layers with 3 taps per stride phase run
+      Winograd as _stem_phase_winograd says, alexnet.conv1 in every pass, YOLOv5s's stem except its
+      forward below AVX-512; 7x7 / 2 forwards Winograd along the rows as _stem_row_winograd says;
+      3x3 backward data on 4096+ positions im2col: _stem_column_data), except weight gradients of
+      kernels over 49 taps (alexnet.conv1 0.70x vs implicit_gemm 0.85-0.95x; resnet50.conv1 1.1x vs
+      0.89x on avx512 but 0.50-0.58x vs 0.58-0.65x on avx2). 1 thread, avx512, vs torch, direct vs
+      best other (history where rules above took over): resnet50.conv1 forward 1.27-1.39x vs 0.91x,
+      backward data 3.5x vs 1.5x; alexnet.conv1 forward 0.88x vs 0.76x, backward data 2.9x vs 1.9x;
       3->32 3x3 s2 224x224: 5.3x/4.8x/2.0x vs 4.3x/3.1x/1.4x; 5x5 s2: 1.30x/3.7x/1.33x vs
       0.80x/1.06x/0.75x; vgg conv1_1 backward data 2.8x vs 1.4x (winograd), weight 1.9x vs 1.0x.
     - fft wins once a kernel is long. 2 threads, median ms (forward / backward data / backward
       weight), fft vs depthwise on 128 channels of 56x56: 9x9 0.70/0.70/0.73 vs 0.50/0.51/1.27,
       13x13 0.82/0.82/0.87 vs 0.96/0.96/2.56, 31x31 (replknet) 1.27/1.35/2.59 vs 6.79/6.72/13.7;
-      one channel of 262144 samples: k=129 0.57/0.51/0.77 vs 0.81/0.80/2.74, k=1025 0.81/0.98/
-      1.42 vs 5.84/5.81/20.9. So fft above 128 taps, above 48 for the weight gradient. Dense
-      stride-1 kernels of 25+ taps, fft vs implicit_gemm (quiet machine): dense5x5
-      1.15/1.15/1.18 vs 1.83/1.83/2.42; c3d 3x3x3 3.96/4.20/2.86 vs 4.18/4.15/5.43, so fft for
-      every pass of ranks 1-2 (2-D weight gradients on small maps excepted: _fft_pays); the
-      3-D weight gradient once ran it too, but implicit GEMM now
-      wins it at AVX-512 (c3d 4.27 vs 4.52, I3D 96->208 8.84 vs 12.8) and on I3D at AVX2
-      (15.1 vs 16.0); c3d kept it there (_cpu_volume._fft_3d_at_avx2; Winograd over the
-      depth taps now takes 3x3 planes: _depth_winograd). (Under a loaded machine fft's
-      many short parallel phases suffer more than one GEMM: dense5x5 forward 2.40 vs 1.93.)
+      one channel of 262144 samples: k=129 0.57/0.51/0.77 vs 0.81/0.80/2.74, k=1025 0.81/0.98/ 1.42
+      vs 5.84/5.81/20.9. So fft above 128 taps, above 48 for the weight gradient. Dense stride-1
+      kernels of 25+ taps, fft vs implicit_gemm (quiet machine): dense5x5 1.15/1.15/1.18 vs
+      1.83/1.83/2.42; c3d 3x3x3 3.96/4.20/2.86 vs 4.18/4.15/5.43, so fft for every pass of ranks
+      1-2 (2-D weight gradients on small maps excepted: _fft_pays); the 3-D weight gradient once
+      ran it too, but implicit GEMM now wins it at AVX-512 (c3d 4.27 vs 4.52, I3D 96->208 8.84 vs
+      12.8) and on I3D at AVX2 (15.1 vs 16.0); c3d kept it there (_cpu_volume._fft_3d_at_avx2;
+      Winograd over the depth taps now takes 3x3 planes: _depth_winograd). (Under a loaded machine
+      fft's many short parallel phases suffer more than one GEMM: dense5x5 forward 2.40 vs 1.93.)
     - winograd (stride 1, 3 taps per dim, 1-D and 2-D; its tile follows the error rule in
       csrc/algo/winograd.cc) at 2 threads, best of 7, ms, winograd vs implicit_gemm: res2.3x3
       0.48/0.49/0.37 vs 0.66/0.69/0.91, res4.3x3 0.65/0.67/0.63 vs 0.77/0.84/0.64, audio.1d.k3
-      2.68/2.64/3.54 vs 4.04/3.82/4.65, but res5.3x3 (7x7, 16 output tiles of F(2x2)) 1.42/1.70
-      vs 0.92/1.30 forward and data. So winograd from 32 output tiles (its weight gradient picks
-      its own implicit_gemm fallback on small images). Since the GEMM reads the weight in place
-      for few output columns and backward data transposes it in cache blocks, implicit_gemm wins
-      res4.3x3 (49 tiles; Xeon AVX-512, 1 thread, interleaved, min ms: forward 2.16 vs 2.81,
-      data 2.44 vs 3.17; AVX2 7.97 vs 8.78, 4.37 vs 7.03), winograd still res3.3x3 (196 tiles,
-      2.19 vs 2.49): so forward and data from 64 tiles. Re-measured on a 2-core AMD Zen 4 VM
-      (AVX-512, 2 threads, median of 10 blocks, ms, after the thread pool's 2 ms poll and the
-      bench's warm-up: before them winograd's single parallel stage often ran at one thread's
-      speed): res4.3x3 forward 1.21 vs 1.56, data 1.27 vs 1.44 (torch 1.12); res5.3x3 (16
-      tiles) 2.11 vs 1.63; AVX2 res4.3x3 1.37 vs 1.57, 1.70 vs 1.58 (best 1.30 vs 1.51). So
-      from 32 tiles.
+      2.68/2.64/3.54 vs 4.04/3.82/4.65, but res5.3x3 (7x7, 16 output tiles of F(2x2)) 1.42/1.70 vs
+      0.92/1.30 forward and data. So winograd from 32 output tiles (its weight gradient picks its
+      own implicit_gemm fallback on small images). Since the GEMM reads the weight in place for few
+      output columns and backward data transposes it in cache blocks, implicit_gemm wins res4.3x3
+      (49 tiles; Xeon AVX-512, 1 thread, interleaved, min ms: forward 2.16 vs 2.81, data 2.44 vs
+      3.17; AVX2 7.97 vs 8.78, 4.37 vs 7.03), winograd still res3.3x3 (196 tiles, 2.19 vs 2.49): so
+      forward and data from 64 tiles. Re-measured on a 2-core AMD Zen 4 VM (AVX-512, 2 threads,
+      median of 10 blocks, ms, after the thread pool's 2 ms poll and the bench's warm-up: before
+      them winograd's single parallel stage often ran at one thread's speed): res4.3x3 forward 1.21
+      vs 1.56, data 1.27 vs 1.44 (torch 1.12); res5.3x3 (16 tiles) 2.11 vs 1.63; AVX2 res4.3x3 1.37
+      vs 1.57, 1.70 vs 1.58 (best 1.30 vs 1.51). So from 32 tiles.
     """
     if not usable("implicit_gemm"):
         return "reference", "the only algorithm in this build"
     p = _Shape.of(problem)
     unit_stride = all(s == 1 for s in p.stride)
+    if _stem_row_winograd(p) and usable("winograd"):
+        return "winograd", "few input channels, 7x7 / 2: Winograd F(3,4) along the rows"
     if p.c_per_group == 1:
         # Long kernels: the FFT's cost hardly grows with the kernel, the plane loops' does.
         long_kernel = p.taps > (48 if p.conv_pass == "backward_weight" else 128)

@@ -226,30 +226,30 @@ constexpr std::array<ForwardFn<T>, sizeof...(I)> forward_table(std::integer_sequ
   return {forward_entry<T, I>()...};
 }
 
-// Issue-slot estimate of one term for a kb x nv block: its multiply-adds or its loads.
-// With 16 registers (AVX2; the scalar build too) a term's cost is at least kMinSlots: blocks of fewer accumulators
-// leave the FMA pipes waiting on their latency (each accumulator's chain adds once per term)
-// and reload each source vector for every few rows. AVX2, 2 threads, old/new median ms over
-// three interleaved runs: inception_v3.conv1a 0.42-0.48 -> 0.38-0.41 (2 x 4 vectors -> 4 x 3),
-// ssd_mobilenet_v1.conv1 0.46-0.72 -> 0.38-0.41.
+// Issue-slot estimate of one term for a kb x nv block: its multiply-adds or its loads. With 16
+// registers (AVX2; the scalar build too) a term's cost is at least kMinSlots: blocks of fewer
+// accumulators leave the FMA pipes waiting on their latency (each accumulator's chain adds once
+// per term) and reload each source vector for every few rows. AVX2, 2 threads, old/new median ms
+// over three interleaved runs: inception_v3.conv1a 0.42-0.48 -> 0.38-0.41 (2 x 4 vectors -> 4 x
+// 3), ssd_mobilenet_v1.conv1 0.46-0.72 -> 0.38-0.41.
 constexpr int64_t kMinSlots = kRegs >= 32 ? 0 : 10;
 // A source vector starts at a tap's offset, so at AVX-512 it is an unaligned 64-byte load that
 // spans two cache lines unless the offset is a multiple of the vector's lanes: two load slots.
-// Counted as one, the wide 2-row blocks tied with the square ones and won the tie (2 x 8
-// vectors: 8 split loads per 16 multiply-adds); yolov5s.stem (3->32 6x6 s2 on 640x640), 1 thread, kernel alone: 6.0 ms
-// in 2 x 8 blocks, 4.1 in 4 x 6. AVX2's 32-byte loads split half as often: unchanged there.
-// On 512-bit units (the Intel Xeon) a split load costs more still: counted as four slots, the
-// blocks move to more output rows and fewer vectors (yolov5s.stem 4 x 6 -> 12 x 2, resnet50.conv1
-// 5 x 5 + 5 x 2 -> 6 x 4 + 6 x 3, yolov5s.conv1 4 x 6 -> 5 x 5, EfficientNet's stem 3 x 7 -> 12 x 2),
-// and the first layers' forwards on the row kernels ran up to 15% faster (twelve layers, two A/B
-// runs of 11 rounds each, benchmarks/ab_processes.py: geometric means 1.029 and 1.066; one layer
-// 4.7% slower in the first, none by more than 0.1% in the second). Backward data's row kernels
-// take their blocks from the same model (rows_backward_data: input channels as the rows; the
-// 3-channel stems keep 3 x 7; wider layers reach it only through algo="direct"): measured in a
-// noisy spell, inconclusive (-18% to +7% where the blocks change, -22% to +9% on a layer whose
-// blocks do not). The reference suite's passes under auto: old / new builds within noise (17
-// rows of the layers whose ratios fell most between sessions: geometric mean 1.005). Where
-// AVX-512 runs on 256-bit units (AMD's Zen 4) it stays two: unmeasured there.
+// Counted as one, the wide 2-row blocks tied with the square ones and won the tie (2 x 8 vectors:
+// 8 split loads per 16 multiply-adds); yolov5s.stem (3->32 6x6 s2 on 640x640), 1 thread, kernel
+// alone: 6.0 ms in 2 x 8 blocks, 4.1 in 4 x 6. AVX2's 32-byte loads split half as often: unchanged
+// there. On 512-bit units (the Intel Xeon) a split load costs more still: counted as four slots,
+// the blocks move to more output rows and fewer vectors (yolov5s.stem 4 x 6 -> 12 x 2,
+// resnet50.conv1 5 x 5 + 5 x 2 -> 6 x 4 + 6 x 3, yolov5s.conv1 4 x 6 -> 5 x 5, EfficientNet's stem
+// 3 x 7 -> 12 x 2), and the first layers' forwards on the row kernels ran up to 15% faster (twelve
+// layers, two A/B runs of 11 rounds each, benchmarks/ab_processes.py: geometric means 1.029 and
+// 1.066; one layer 4.7% slower in the first, none by more than 0.1% in the second). Backward
+// data's row kernels take their blocks from the same model (rows_backward_data: input channels as
+// the rows; the 3-channel stems keep 3 x 7; wider layers reach it only through algo="direct"):
+// measured in a noisy spell, inconclusive (-18% to +7% where the blocks change, -22% to +9% on a
+// layer whose blocks do not). The reference suite's passes under auto: old / new builds within
+// noise (17 rows of the layers whose ratios fell most between sessions: geometric mean 1.005).
+// Where AVX-512 runs on 256-bit units (AMD's Zen 4) it stays two: unmeasured there.
 inline int64_t source_load_slots() {
 #if defined(__AVX512F__)
   static const int64_t slots = avx512_on_256bit_units() ? 2 : 4;
@@ -586,14 +586,4 @@ void weight(const T* src, int64_t src_row, const int64_t* off, int64_t nred, con
 }
 
 }  // namespace
-
-extern const RowsKernels<float> rows_f32_kernels;
-extern const RowsKernels<double> rows_f64_kernels;
-const RowsKernels<float> rows_f32_kernels = {
-    forward_rows<float>, forward<float>, forward_pairs<float>, kPairRows, forward_channels<float>,
-    weight<float>, V<float>::lanes, FASTCONV_ROWS_NAME("f32")};
-const RowsKernels<double> rows_f64_kernels = {
-    forward_rows<double>, forward<double>, forward_pairs<double>, kPairRows,
-    forward_channels<double>, weight<double>, V<double>::lanes, FASTCONV_ROWS_NAME("f64")};
-
 }  // namespace fastconv::FASTCONV_ROWS_NS

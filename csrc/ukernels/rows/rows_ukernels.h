@@ -47,6 +47,17 @@ struct RowsKernels {
   void (*weight)(const T* src, int64_t src_row, const int64_t* off, int64_t nred, const T* gy,
                  int64_t gy_channel, int64_t gy_row, int64_t count, int64_t rows, int64_t n,
                  T* gw, int64_t gw_stride);
+  // Winograd F(m, r) along rows (algo/winograd_rows.cc) for r = 2..5 taps per phase (m = 4, 4,
+  // 3, 2; alpha = m + r - 1 points). Input: the points of one row of tiles from its m interleaved
+  // sub-rows (sub[k * sub_len + i] = position m i + k, readable a vector past tiles +
+  // (alpha - 1) / m in each): v[t * point + j] = sum over u of BT[t][u] * position m j + u, for
+  // t < alpha, j < tiles. Output, rows of tiles: out[q * width + m j + i] = bias + sum over t of
+  // AT[i][t] acc[t * point + q * tiles + j] for q < rows, m j + i < width (acc readable a vector
+  // past each row's tiles).
+  void (*winograd_input)(int r, const T* sub, int64_t sub_len, int64_t tiles, T* v,
+                         int64_t point);
+  void (*winograd_output)(int r, const T* acc, int64_t point, int64_t tiles, int64_t rows, T bias,
+                          T* out, int64_t width);
   int64_t lanes;  // elements per vector: the source slack a forward call needs
   const char* name;
 };
