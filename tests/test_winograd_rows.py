@@ -22,17 +22,18 @@ from conftest import (
 
 # (x_shape, w_shape, kwargs): ResNet's 7x7 / 2 (one image and a batch, rows that end inside a
 # tile), 4 taps per phase along W under other kernel heights and H strides, 3 and 2 taps per
-# phase (7 / 3, 3 / 2), 5x5 at stride 1 (F(2,5)), 8 taps / 2 with unequal strides, dilation
+# phase (7 / 3, 3 / 2), 3x5 at stride 1 (F(2,5)), 8 taps / 2 with unequal strides, dilation
 # along H, asymmetric padding, true convolution, padding past the kernel (outputs of padding
 # only), 1-D (9 / 2: F(2,5)), 3-D with a kernel depth of 1 (depth stride and padding: slices of
-# padding), 6 -> 1 channels, 5x3 at stride 1, batch 0.
+# padding), 6 -> 1 channels, 5x3 at stride 1, rows wide enough for
+# whole vectors of the output interleave at AVX-512 (F(4,2), F(4,3)), batch 0.
 GEOMETRIES = [
     ((1, 3, 64, 64), (16, 3, 7, 7), dict(stride=2, padding=3)),
     ((3, 3, 31, 29), (8, 3, 7, 7), dict(stride=2, padding=3)),
     ((2, 2, 20, 33), (5, 2, 3, 7), dict(stride=(1, 2), padding=(1, 2))),
     ((1, 3, 30, 30), (4, 3, 5, 7), dict(stride=(1, 3), padding=2)),  # F(4,3)
     ((2, 2, 19, 45), (5, 2, 5, 3), dict(stride=(1, 2), padding=(2, 1))),  # F(4,2)
-    ((1, 3, 40, 41), (6, 3, 5, 5), dict(stride=1, padding=2)),  # F(2,5)
+    ((1, 3, 40, 41), (6, 3, 3, 5), dict(stride=1, padding=(1, 2))),  # F(2,5)
     ((2, 1, 25, 27), (6, 1, 7, 8), dict(stride=(3, 2), padding=((2, 0), (3, 1)))),
     ((1, 3, 25, 40), (6, 3, 7, 7), dict(stride=2, padding=(4, 3), dilation=(2, 1))),
     ((1, 3, 18, 22), (7, 3, 7, 7), dict(stride=2, padding=((0, 0), (0, 5)), mode="conv")),
@@ -41,6 +42,8 @@ GEOMETRIES = [
     ((1, 3, 4, 20, 22), (6, 3, 1, 7, 7), dict(stride=(2, 2, 2), padding=(1, 3, 3))),
     ((1, 6, 15, 47), (1, 6, 2, 7), dict(stride=(1, 2), padding=0)),
     ((1, 4, 8, 8), (4, 4, 5, 3), dict(padding=1)),  # stride 1: F(4,3) along W
+    ((1, 2, 6, 140), (4, 2, 5, 3), dict(stride=(1, 2), padding=(2, 1))),  # F(4,2), 70 wide
+    ((1, 2, 6, 200), (4, 2, 5, 7), dict(stride=(1, 3), padding=2)),  # F(4,3), 66 wide
     ((0, 3, 16, 16), (4, 3, 7, 7), dict(stride=2, padding=3)),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
@@ -70,7 +73,7 @@ def test_each_isa_level(rng, isa):
     on every tile size."""
     skip_unless_isa_runs(isa)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
-        for x_shape, w_shape, kw in [GEOMETRIES[i] for i in (0, 2, 3, 4, 5, 6, 11)]:
+        for x_shape, w_shape, kw in [GEOMETRIES[i] for i in (0, 2, 3, 4, 5, 6, 10, 11, 15, 16)]:
             for dtype in (np.float32, np.float64):
                 check_forward(fc, rng, x_shape, w_shape, kw, dtype)
 

@@ -24,9 +24,9 @@ inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 int64_t phase_taps(const ConvGeometry& g) { return ceil_div(g.kernel[2], g.stride[2]); }
 
-// The tile for r taps per phase: the largest m whose transform has at most 6 points (the
-// F(4,3) point set; a 7th point, +-2 or +-1/2, grows float32 error where the products saved
-// per output shrink, alpha / m: 7/4 against 6/3 for r = 4).
+// The tile for r taps per phase: the largest m up to 4 whose transform has at most 6 points
+// (the F(4,3) point set; a 7th point, +-2 or +-1/2, grows float32 error where the products
+// saved per output shrink, alpha / m: 7/4 against 6/3 for r = 4).
 int tile_for(int64_t r) { return r == 2 || r == 3 ? 4 : r == 4 ? 3 : 2; }
 
 // Band bytes: a slot's points for one band in about a quarter of the L2.
@@ -84,8 +84,7 @@ void gather_sub_rows(const T* row, int64_t width, int64_t step, int64_t first, i
         std::clamp<int64_t>(base < width ? ceil_div(width - base, stride) : 0, i0, len);
     T* d = sub + k * len;
     std::fill(d, d + i0, T(0));
-    const T* src = row + base;
-    for (int64_t i = i0; i < i1; ++i) d[i] = src[i * stride];
+    for (int64_t i = i0; i < i1; ++i) d[i] = row[base + i * stride];
     std::fill(d + i1, d + len, T(0));
   }
 }

@@ -74,8 +74,8 @@ def _stem_row_winograd(p: "_Shape") -> bool:
     batch 8 8.24 vs 10.2 / 8.12 vs 9.60, R(2+1)D's 1x7x7 stem 3.19 vs 3.69 (4.24) / 3.16 vs 3.80
     (5.24), 3->24 on 320x320 0.88 vs 0.95 / 0.90 vs 0.92, 3->32 on 112x112 0.161 vs 0.176 /
     0.156 vs 0.165, one channel (else the depthwise loops) 1->64 on 224x224 0.53 vs 0.74 (0.49)
-    / 0.41 vs 0.78 (0.47). Losing: 16-wide rows (3->64 on 32x32 x8 0.38 vs 0.24), 1-D k=7 / 2
-    (0.61 vs 0.45) and 5x5 at stride 1 (F(2,5), 15 terms per point: 0.19 vs 0.07)."""
+    / 0.41 vs 0.78 (0.47). Losing: 16-wide rows (3->64 on 32x32 x8 0.38 vs 0.24) and 1-D
+    k=7 / 2 (0.61 vs 0.45); the other tiles (F(4,2), F(4,3), F(2,5)) were not measured."""
     if p.conv_pass != "forward" or p.groups != 1 or p.c_per_group > 4:
         return False
     kernel, stride = p.kernel, p.stride
