@@ -142,8 +142,9 @@ void run(const ConvPlan& plan, const Rows& rw, const T* x, const T* w, const T* 
               for (int64_t p = 0; p < sw; ++p) {
                 const int64_t pl = (c * rw.rho + ridx[size_t(rho)]) * sw + p;
                 T* vp = v + pl * plane + q * tiles;
-                if (!inside) {
-                  for (int t = 0; t < A; ++t) std::fill(vp + t * rw.point, vp + t * rw.point + tiles, T(0));
+                if (!inside) {  // padding: zero points
+                  for (int t = 0; t < A; ++t)
+                    std::fill(vp + t * rw.point, vp + t * rw.point + tiles, T(0));
                   continue;
                 }
                 gather_sub_rows<M>(xc + iy * in_w, in_w, sw, p - g.pad_lo[2], rw.sub, sub);
