@@ -135,8 +135,9 @@ AUTO = [
     # stride 2 with 3 taps per phase (12 stacked channels): backward data, and at AVX-512 the
     # forward on 65536+ outputs (YOLOv5s's 640x640 stem; "a|b": a at AVX-512, b below), never
     # the weight gradient
-    ((1, 3, 224, 224), (64, 3, 6, 6), dict(stride=2, padding=2), "forward", "direct"),
-    ((1, 3, 640, 640), (32, 3, 6, 6), dict(stride=2, padding=2), "forward", "winograd|direct"),
+    # (6x6 / 2 forwards: Winograd along the rows, _cpu_stems._stem_row_winograd)
+    ((1, 3, 224, 224), (64, 3, 6, 6), dict(stride=2, padding=2), "forward", "winograd"),
+    ((1, 3, 640, 640), (32, 3, 6, 6), dict(stride=2, padding=2), "forward", "winograd"),
     ((1, 3, 224, 224), (64, 3, 6, 6), dict(stride=2, padding=2), "backward_data", "winograd"),
     ((1, 3, 224, 224), (32, 3, 5, 5), dict(stride=2, padding=2), "backward_data", "winograd"),
     ((1, 3, 640, 640), (32, 3, 6, 6), dict(stride=2, padding=2), "backward_weight", "direct"),

@@ -1,8 +1,8 @@
 """Winograd along the rows (csrc/algo/winograd_rows.h): the forward of layers the 2-D transforms
 do not take, F(m, r) along W over its stride phases (r = ceil(kw / sw) = 2..5 taps per phase:
 F(4,2), F(4,3), F(3,4), F(2,5)), the kernel rows summed directly by the row kernels; vs the
-float64 oracle at every ISA level, plus auto's rule for first layers (7x7 / 2 over 1-4
-channels)."""
+float64 oracle at every ISA level, plus auto's rule for first layers (6x6 / 2 to 8x8 / 2 over
+1-4 channels)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ GEOMETRIES = [
     ((1, 4, 8, 8), (4, 4, 5, 3), dict(padding=1)),  # stride 1: F(4,3) along W
     ((1, 2, 6, 140), (4, 2, 5, 3), dict(stride=(1, 2), padding=(2, 1))),  # F(4,2), 70 wide
     ((1, 2, 6, 200), (4, 2, 5, 7), dict(stride=(1, 3), padding=2)),  # F(4,3), 66 wide
+    ((2, 3, 37, 70), (5, 3, 6, 6), dict(stride=2, padding=2)),  # 6x6 / 2: F(4,3), preferred
     ((0, 3, 16, 16), (4, 3, 7, 7), dict(stride=2, padding=3)),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
@@ -73,7 +74,7 @@ def test_each_isa_level(rng, isa):
     on every tile size."""
     skip_unless_isa_runs(isa)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
-        for x_shape, w_shape, kw in [GEOMETRIES[i] for i in (0, 2, 3, 4, 5, 6, 10, 11, 15, 16)]:
+        for x_shape, w_shape, kw in [GEOMETRIES[i] for i in (0, 2, 3, 4, 5, 6, 10, 11, 15, 16, 17)]:
             for dtype in (np.float32, np.float64):
                 check_forward(fc, rng, x_shape, w_shape, kw, dtype)
 
@@ -86,6 +87,26 @@ def test_explain_names_the_rows():
         fastconv.explain((1, 3, 40, 40), (8, 3, 5, 7), padding=(2, 3), algo="winograd")
     e = fastconv.explain((1, 3, 40, 40), (8, 3, 5, 5), padding=2, algo="winograd")
     assert "F(2x2,5x5)" in e.reason, str(e)  # the 2-D transforms keep what they take
+
+
+def test_preferred_over_the_stacked_phases():
+    """6x6 / 2 over up to 4 channels runs along the rows although the stacked phases take it;
+    over more channels, at stride 4 (11x11 / 4) and on 5x5 / 2 the stacked phases keep it."""
+
+    def reason(x_shape, w_shape, **kw):
+        return fastconv.explain(x_shape, w_shape, algo="winograd", **kw).reason
+
+    assert "F(4,3) along W" in reason((1, 3, 64, 64), (8, 3, 6, 6), stride=2, padding=2)
+    for x_shape, w_shape, kw in [
+        ((1, 6, 64, 64), (8, 6, 6, 6), dict(stride=2, padding=2)),
+        ((1, 3, 64, 64), (8, 3, 11, 11), dict(stride=4, padding=2)),
+        ((1, 3, 64, 64), (8, 3, 5, 5), dict(stride=2, padding=2)),
+    ]:
+        assert "stacked as channels" in reason(x_shape, w_shape, **kw), w_shape
+    e = fastconv.explain(
+        (1, 3, 64, 64), (8, 3, 6, 6), stride=2, padding=2, algo="winograd", pass_="backward_data"
+    )
+    assert "stacked as channels" in e.reason, str(e)
 
 
 def test_backward_passes_refused():
@@ -131,8 +152,9 @@ def test_float32_error_bound():
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto_takes_first_layers(isa):
-    """auto: the forward of 7x7 / 2 over 1-4 channels with rows of 48+ outputs (2-D, or 3-D
-    1x7x7), float32 and float64; not short rows, more channels, groups, 1-D or other passes."""
+    """auto: the forward of 6-8 taps at stride 2 along W over 1-4 channels with rows of 48+
+    outputs (2-D, or 3-D 1x7x7), float32 and float64; not short rows, more channels, 1-D, 5x5 or
+    3x3 / 2, or other passes."""
     skip_unless_isa_runs(isa)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
 
@@ -146,16 +168,21 @@ def test_auto_takes_first_layers(isa):
             ((1, 1, 224, 224), (64, 1, 7, 7), s2),
             ((1, 4, 112, 112), (32, 4, 7, 7), s2),
             ((1, 3, 16, 112, 112), (45, 3, 1, 7, 7), dict(stride=(1, 2, 2), padding=(0, 3, 3))),
+            ((1, 3, 640, 640), (32, 3, 6, 6), dict(stride=2, padding=2)),
+            ((1, 3, 224, 224), (64, 3, 6, 6), dict(stride=2, padding=2)),
         ]:
             assert algo(x_shape, w_shape, **kw) == "winograd", x_shape
             assert algo(x_shape, w_shape, dtype="float64", **kw) == "winograd", x_shape
-            for pass_ in ("backward_data", "backward_weight"):
-                assert algo(x_shape, w_shape, pass_, **kw) != "winograd", (x_shape, pass_)
+            for pass_ in ("backward_data", "backward_weight"):  # (6x6's data: stacked phases)
+                e = fc.explain(x_shape, w_shape, pass_=pass_, **kw)
+                assert "along W" not in e.reason, (x_shape, pass_, str(e))
         for x_shape, w_shape, kw in [
             ((8, 3, 32, 32), (64, 3, 7, 7), s2),  # 16 outputs a row
             ((1, 8, 224, 224), (64, 8, 7, 7), s2),
             ((1, 3, 65536), (32, 3, 7), s2),
             ((1, 3, 224, 224), (64, 3, 5, 5), dict(stride=1, padding=2)),
             ((1, 3, 4, 112, 112), (45, 3, 3, 7, 7), dict(stride=(1, 2, 2), padding=(1, 3, 3))),
+            ((1, 3, 224, 224), (32, 3, 5, 5), dict(stride=2, padding=2)),
+            ((1, 3, 224, 224), (32, 3, 3, 3), dict(stride=2, padding=1)),
         ]:
             assert algo(x_shape, w_shape, **kw) != "winograd", x_shape

@@ -162,7 +162,8 @@ std::string plan_depth(ConvPlan& plan) {
   return "";
 }
 
-// A forward the transforms above do not take, by F(m, r) along its rows (winograd_rows.h).
+// A forward the transforms above do not take, or few-channel 6x6 / 2-like ones they do, by
+// F(m, r) along its rows (winograd_rows.h).
 std::string plan_rows(ConvPlan& plan) {
   const ConvGeometry& g = plan.g;
   WinogradPlan wp;
@@ -183,6 +184,7 @@ std::string plan_rows(ConvPlan& plan) {
 
 std::string winograd_plan(ConvPlan& plan) {
   const ConvGeometry& g = plan.g;
+  if (winograd_rows::preferred(g, plan.pass)) return plan_rows(plan);
   const std::string why = line_winograd_serves(g, plan.pass) ? "" : unsupported_reason(g);
   if (!why.empty()) {
     if (winograd_rows::serves(g, plan.pass)) return plan_rows(plan);

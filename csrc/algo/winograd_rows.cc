@@ -183,6 +183,10 @@ bool serves(const ConvGeometry& g, ConvPass pass) {
   return r >= 2 && r <= 5;
 }
 
+bool preferred(const ConvGeometry& g, ConvPass pass) {
+  return serves(g, pass) && g.c <= 4 && g.stride[2] == 2 && g.kernel[2] >= 6 && g.kernel[2] <= 8;
+}
+
 Rows make(const ConvGeometry& g, int64_t elem, int threads) {
   Rows rw;
   rw.r = int(phase_taps(g));

@@ -9,7 +9,7 @@
 // a tile of m outputs reads alpha = m + r - 1 positions of each phase row, and the phases'
 // products land in one transform domain, summed there like channels. Per output that is
 // s * alpha / m products per (channel, kernel row) against kw: 7x7 / 2 by F(3,4) 4 against 7,
-// 5x5 at stride 1 by F(2,5) 3 against 5. Along H the kernel rows stay direct sums.
+// a 3x5 kernel at stride 1 by F(2,5) 3 against 5. Along H the kernel rows stay direct sums.
 //
 // Layout: per band of output rows one slot transforms the input rows the band reads into
 // V[point][channel][H phase][W phase][plane row][tile], the plane rows of one (channel, H phase,
@@ -32,6 +32,15 @@ namespace fastconv::algo::winograd_rows {
 // 3-D with 1 x kh x kw kernels), dilation 1 along W, no negative front padding, and 2-5 taps
 // per W stride phase (ceil(kw / sw)).
 bool serves(const ConvGeometry& g, ConvPass pass);
+// Whether a layer the stacked stride phases would also take (winograd_phases.h) runs along the
+// rows instead: the forward over up to 4 input channels at W stride 2 with 6-8 taps along W
+// (YOLOv5s's 6x6 / 2: F(4,3) on 3 + 3 taps, 3 products per output, channel and kernel row
+// against 6). 2 threads, Zen 4, `fastconv bench --rounds 3`, median ms, rows vs the stacked
+// phases' Winograd: YOLOv5s's 640x640 stem 3.04 vs 3.02 (AVX-512); vs the direct row kernels
+// (auto's choice there before): 3.14 vs 3.70 (AVX2), 3->64 on 224x224 0.64 vs 0.84 / 0.66 vs
+// 0.84, 3->32 on 320x320 0.72 vs 0.90 / 0.66 vs 0.91. Not 11x11 / 4 (1.52 vs the stacked 1.29)
+// nor 3x3 / 2 (F(4,2): 0.36 vs direct 0.25); 5x5 / 2 tied with direct (0.31-1.10 vs 0.32-1.14).
+bool preferred(const ConvGeometry& g, ConvPass pass);
 
 struct Rows {
   int m = 0, r = 0, alpha = 0;  // F(m, r) along W

@@ -433,7 +433,7 @@ def cpu_rule(problem: Any, usable: Any) -> tuple[str, str]:
     p = _Shape.of(problem)
     unit_stride = all(s == 1 for s in p.stride)
     if _stem_row_winograd(p) and usable("winograd"):
-        return "winograd", "few input channels, 7x7 / 2: Winograd F(3,4) along the rows"
+        return "winograd", "few input channels, 6-8 taps at stride 2: Winograd along the rows"
     if p.c_per_group == 1:
         # Long kernels: the FFT's cost hardly grows with the kernel, the plane loops' does.
         long_kernel = p.taps > (48 if p.conv_pass == "backward_weight" else 128)

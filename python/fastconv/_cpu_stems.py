@@ -66,22 +66,23 @@ def _stem_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
 
 def _stem_row_winograd(p: "_Shape") -> bool:
     """Whether a first layer's forward (1-4 input channels, one group; 2-D, or 3-D with a kernel
-    depth of 1) runs Winograd along its rows (csrc/algo/winograd_rows.h): 4 taps per stride-2
-    phase along W (7x7 / 2) run F(3,4) on both phases, 6 points per 3 outputs (4 products per
-    output, channel and kernel row, against the direct row kernels' 7), rows of 48+ outputs.
+    depth of 1) runs Winograd along its rows (csrc/algo/winograd_rows.h): 6-8 taps along W at
+    stride 2, rows of 48+ outputs. 7x7 / 2 runs F(3,4) on both phases, 6 points per 3 outputs (4
+    products per output, channel and kernel row, against the direct row kernels' 7); 6x6 / 2
+    F(4,3) (3 against 6: YOLOv5s's stem, and others, as winograd_rows::preferred says).
     2 threads, AMD Zen 4, `fastconv bench --rounds 3`, median ms, winograd vs the previous auto
     (torch), AVX-512 / AVX2: resnet50.conv1 0.92 vs 1.12 (1.14) / 0.97 vs 1.15 (1.21),
     batch 8 8.24 vs 10.2 / 8.12 vs 9.60, R(2+1)D's 1x7x7 stem 3.19 vs 3.69 (4.24) / 3.16 vs 3.80
     (5.24), 3->24 on 320x320 0.88 vs 0.95 / 0.90 vs 0.92, 3->32 on 112x112 0.161 vs 0.176 /
     0.156 vs 0.165, one channel (else the depthwise loops) 1->64 on 224x224 0.53 vs 0.74 (0.49)
     / 0.41 vs 0.78 (0.47). Losing: 16-wide rows (3->64 on 32x32 x8 0.38 vs 0.24) and 1-D
-    k=7 / 2 (0.61 vs 0.45); the other tiles (F(4,2), F(4,3), F(2,5)) were not measured."""
+    k=7 / 2 (0.61 vs 0.45); 5x5 / 2 tied and 3x3 / 2 lost (winograd_rows::preferred)."""
     if p.conv_pass != "forward" or p.groups != 1 or p.c_per_group > 4:
         return False
     kernel, stride = p.kernel, p.stride
     if len(kernel) == 3 and kernel[0] != 1:
         return False
-    if len(kernel) < 2 or stride[-1] != 2 or -(-kernel[-1] // 2) != 4:
+    if len(kernel) < 2 or stride[-1] != 2 or not 6 <= kernel[-1] <= 8:
         return False
     return (not p.dilation or p.dilation[-1] == 1) and p.out_extents[-1] >= 48
 
