@@ -12,6 +12,7 @@
 #include "algo/winograd_rows.h"
 #include "algo/winograd_stride2.h"
 #include "algo/winograd_tiles.h"
+#include "common/signed_div.h"
 
 namespace fastconv::algo {
 
@@ -24,8 +25,6 @@ using winograd_tiles::choose_tile;
 using winograd_tiles::pass_geometry;
 using winograd_tiles::tile_note;
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 std::string dims_text(const ConvGeometry& g, const Dims& v) {
   std::vector<int64_t> d(v.begin() + (kMaxRank - g.rank), v.end());

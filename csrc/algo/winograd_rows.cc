@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "algo/direct_rows_parts.h"
+#include "common/signed_div.h"
 #include "fastconv/parallel.h"
 #include "gemm/cache_sizes.h"
 #include "ukernels/rows/rows_ukernels.h"
@@ -19,8 +20,6 @@ using rows_parts::pack_chunks;
 using rows_parts::slots_of;
 using rows_parts::stored_tap;
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 int64_t phase_taps(const ConvGeometry& g) { return ceil_div(g.kernel[2], g.stride[2]); }
 
