@@ -482,9 +482,9 @@ def algorithm_applies(algo, conv_pass, w_shape, kw):
             flat = all(lo == 0 and hi == 0 for (lo, hi), k in zip(pairs, kernel) if k == 1)
             dense = all(s == 1 for s in stride) and all(d == 1 for d in dilation)
             return flat and dense and kw.get("groups", 1) == 1
-        # F(2,7) along a line (csrc/algo/winograd_line.h): 1x7 or 7x1 at stride and dilation 1,
+        # F(3,7) along a line (csrc/algo/winograd_line.h): 1x7 or 7x1 at stride and dilation 1,
         # one group, no padding across the axis and under 7 along it, 16+ summed channels (the
-        # weight gradient: 16+ each side; under 128 tiles it runs implicit GEMM's).
+        # weight gradient: 16+ each side; under 96 tiles it runs implicit GEMM's).
         if kernel in ((1, 7), (7, 1)):
             pairs = _conv_padding(kw, w_shape, dilation, rank)
             flat = all(lo == 0 and hi == 0 for (lo, hi), k in zip(pairs, kernel) if k == 1)

@@ -1,5 +1,5 @@
-"""Winograd F(2,7) along a line for 1x7 / 7x1 kernels (csrc/algo/winograd_line.h: F(2,4) plus
-F(2,3), 9 points): every pass channels-last, each point a GEMM over the tiles' channel vectors
+"""Winograd F(3,7) along a line for 1x7 / 7x1 kernels (csrc/algo/winograd_line.h: F(3,4) plus
+F(3,3), 11 points): every pass channels-last, each point a GEMM over the tiles' channel vectors
 (the weight gradient's a sum over the tiles); every pass vs the float64 oracle with outputs
 poisoned, the blocks and chunks, threads, the error bound, the transposed forward, refusals,
 the weight gradient's fallback and auto's rule (_cpu_volume._line_winograd)."""
@@ -23,9 +23,10 @@ from conftest import (
 # (x_shape, w_shape, kwargs): Inception's "same" 1x7 and 7x1, odd and even output lengths (a
 # last tile of one output), asymmetric padding, none, padding of 6 (backward data's 0), true
 # convolution, output channels past a GEMM panel (40, 70), 16 summed channels (the least), a
-# batch, and an image whose tiles take several blocks per thread (72 x 37: 1,368 tiles). The
-# weight gradient runs from 128 tiles over the batch (the first, 108 tiles, and the 24-tile one
-# run implicit GEMM's).
+# batch, and an image whose tiles take several blocks per thread (72 x 37: 936 tiles). Lines of
+# 3k, 3k + 1 and 3k + 2 outputs (a last tile of 3, 1 or 2). The weight gradient runs from 96
+# tiles over the batch (the first, 72 tiles, and the 9-tile one run implicit GEMM's; g5 has
+# exactly 96).
 GEOMETRIES = [
     ((2, 24, 9, 11), (40, 24, 1, 7), dict(padding=(0, 3))),
     ((3, 24, 11, 9), (40, 24, 7, 1), dict(padding=(3, 0))),
@@ -58,23 +59,23 @@ def run_passes(rng, x_shape, w_shape, kw, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape,w_shape,kw", GEOMETRIES, ids=IDS)
 def test_line_passes(poisoned_outputs, rng, x_shape, w_shape, kw, dtype):
-    """Outputs start as NaN: every output of y and grad_x is written (a one-output last tile's
-    included); the bias lands once per output."""
+    """Outputs start as NaN: every output of y and grad_x is written (one- and two-output last
+    tiles included); the bias lands once per output."""
     run_passes(rng, x_shape, w_shape, kw, dtype)
 
 
 def test_explain_names_the_axis():
-    """F(2,7) along the axis; the weight gradient F(7,2) from 128 tiles over the batch, below
-    them implicit GEMM (explain says so)."""
+    """F(3,7) along the axis; the weight gradient F(7,3) from 96 tiles over the batch (108
+    here), below them implicit GEMM (explain says so)."""
     for w_shape, pad, axis in [((16, 16, 1, 7), (0, 3), "W"), ((16, 16, 7, 1), (3, 0), "H")]:
         for pass_, tile in [
-            ("forward", "F(2,7)"),
-            ("backward_data", "F(2,7)"),
-            ("backward_weight", "F(7,2)"),
+            ("forward", "F(3,7)"),
+            ("backward_data", "F(3,7)"),
+            ("backward_weight", "F(7,3)"),
         ]:
             e = fastconv.explain((4, 16, 9, 9), w_shape, algo="winograd", padding=pad, pass_=pass_)
             assert e.algo == "winograd" and f"{tile} along {axis}" in e.reason, str(e)
-            assert "9 points per 2 outputs" in e.reason, str(e)
+            assert "11 points per 3 outputs" in e.reason, str(e)
             assert e.workspace_bytes > 0
         e = fastconv.explain(
             (2, 16, 9, 9), w_shape, algo="winograd", padding=pad, pass_="backward_weight"
@@ -104,8 +105,8 @@ def test_threads_bit_identical(rng):
 
 @pytest.mark.parametrize("pass_", ["forward", "backward_data", "backward_weight"])
 def test_float32_error_bound(pass_):
-    """The split F(2,7)'s float32 error over Inception's 128-768 channels: within 10x implicit
-    GEMM's (the tile rule's bound; measured 3-8x)."""
+    """The split F(3,7)'s float32 error over Inception's 128-768 channels: within 10x implicit
+    GEMM's (the tile rule's bound)."""
     for seed, (x_shape, w_shape) in enumerate(
         [((4, 128, 17, 17), (192, 128, 1, 7)), ((2, 768, 17, 17), (192, 768, 7, 1))]
     ):

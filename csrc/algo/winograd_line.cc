@@ -1,4 +1,4 @@
-// Winograd F(2,7) along a line (winograd_line.h).
+// Winograd F(3,7) along a line (winograd_line.h).
 #include "algo/winograd_line.h"
 
 #include <algorithm>
@@ -16,11 +16,12 @@
 namespace fastconv::algo {
 namespace {
 
-constexpr int64_t kTaps = 7, kPoints = 9;  // winograd::SplitLine27
+constexpr int64_t kTaps = 7;
+constexpr int64_t kPoints = kLinePoints, kOut = kLineOutputs;  // winograd::SplitLine37
 
 inline int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 
-// A stride of at least n elements, one cache line past a multiple of 4 KiB: the 9 points' rows
+// A stride of at least n elements, one cache line past a multiple of 4 KiB: the 11 points' rows
 // (written together by the weight transform, read together by the fold) would otherwise all
 // land in one L1 set, one more than its 8 ways (the transform took 21% of a batch of two
 // Inception 1x7 layers' forward).
@@ -38,7 +39,7 @@ struct Layout {
   ConvGeometry f;
   bool along_h = false;                   // the taps along H (7x1)
   int64_t lines = 0, len_out = 0;         // per image: lines across the axis, outputs along it
-  int64_t tl = 0, tiles = 0;              // tiles per line (2 outputs each), per image
+  int64_t tl = 0, tiles = 0;              // tiles per line (kOut outputs each), per image
   int64_t prows = 0, pcols = 0;           // the padded channels-last input
   int64_t pad_top = 0, pad_left = 0;      // where the input starts in it
   int64_t step = 0;                       // elements between a tile's consecutive inputs
@@ -50,7 +51,7 @@ struct Layout {
 };
 
 // The weight gradient's chunk of tiles over the batch: its points and grad_y's (V and M) in
-// about this many bytes (FASTCONV_WINOGRAD_BLOCK_BYTES replaces it), the 9 GEMMs summing over
+// about this many bytes (FASTCONV_WINOGRAD_BLOCK_BYTES replaces it), the 11 GEMMs summing over
 // the chunk's tiles at once.
 constexpr int64_t kWeightChunkBytes = int64_t(8) << 20;
 
@@ -63,9 +64,9 @@ Layout layout(const ConvGeometry& g, ConvPass pass, int threads) {
   const int ax = l.along_h ? 1 : 2;
   l.lines = f.out[3 - ax];
   l.len_out = f.out[ax];
-  l.tl = (l.len_out + 1) / 2;
+  l.tl = (l.len_out + kOut - 1) / kOut;
   l.tiles = l.lines * l.tl;
-  const int64_t span = 2 * l.tl + kTaps - 1, c = f.c, k = f.k, elem = sizeof(T);
+  const int64_t span = kOut * l.tl + kTaps - 1, c = f.c, k = f.k, elem = sizeof(T);
   if (l.along_h) {
     l.prows = span;
     l.pcols = f.in[2];
@@ -114,7 +115,7 @@ Layout layout(const ConvGeometry& g, ConvPass pass, int threads) {
   return l;
 }
 
-// u[(panel * 9 + q) * ustride + c * nr + lane]: point q of kernel (panel * nr + lane, c) of the
+// u[(panel * 11 + q) * ustride + c * nr + lane]: point q of kernel (panel * nr + lane, c) of the
 // correlation f. Per panel its kernels transposed to (channel, tap, lane) in the slot, then each
 // channel's points at once over the lanes. The forward's kernel (ko, c) is w[ko][c]; backward
 // data's is w[c][ko] (channel-transposed; flipped through f's mode).
@@ -181,13 +182,13 @@ inline Tile tile_at(const Layout& l, int64_t i) {
   const int64_t t = l.along_h ? i / l.lines : i % l.tl;
   const int64_t c = l.f.c, k = l.f.k, ow = l.f.out[2];
   Tile tile;
-  tile.outputs = std::min<int64_t>(2, l.len_out - 2 * t);
+  tile.outputs = std::min<int64_t>(kOut, l.len_out - kOut * t);
   if (l.along_h) {
-    tile.input = (2 * t * l.pcols + line) * c;
-    tile.output = (2 * t * ow + line) * k;
+    tile.input = (kOut * t * l.pcols + line) * c;
+    tile.output = (kOut * t * ow + line) * k;
   } else {
-    tile.input = (line * l.pcols + 2 * t) * c;
-    tile.output = (line * ow + 2 * t) * k;
+    tile.input = (line * l.pcols + kOut * t) * c;
+    tile.output = (line * ow + kOut * t) * k;
   }
   return tile;
 }
@@ -207,7 +208,7 @@ void point_products(const Layout& l, const T* v, const T* u, int64_t q, int64_t 
   }
 }
 
-// The pass over f: per image the padded input, blocks of tiles in parallel (points, the 9 GEMMs
+// The pass over f: per image the padded input, blocks of tiles in parallel (points, the 11 GEMMs
 // per panel, outputs into the channels-last copy), then the copy transposed into the output.
 template <typename T>
 void run(const Layout& l, const T* x, const T* bias, T* y, T* ws) {
@@ -243,7 +244,7 @@ void run(const Layout& l, const T* x, const T* bias, T* y, T* ws) {
 }
 
 // The weight gradient: per chunk of tiles the input's points (V) and grad_y's (M, the output
-// transform's transpose), the 9 GEMMs u[q] (K x C) += M[q]^T V[q] over the chunk's tiles, then
+// transform's transpose), the 11 GEMMs u[q] (K x C) += M[q]^T V[q] over the chunk's tiles, then
 // per kernel its taps from its points (G's columns), interleaved into grad_w's (channel, tap)
 // order.
 template <typename T>
@@ -271,9 +272,8 @@ void run_weight(const Layout& l, const T* x, const T* grad_y, T* grad_w, T* ws) 
       parallel_for(b - a, 16, [&](int64_t i0, int64_t i1) {
         for (int64_t i = a + i0; i < a + i1; ++i) {
           const Tile tile = tile_at(l, i - n * l.tiles);
-          const T* y0 = gycl + tile.output;
           kern.input(xcl + tile.input, l.step, c, v + (i - g0) * c, rows * c);
-          kern.grad(y0, tile.outputs == 2 ? y0 + ys : nullptr, k, m + (i - g0) * k, rows * k);
+          kern.grad(gycl + tile.output, ys, int(tile.outputs), k, m + (i - g0) * k, rows * k);
         }
       });
     }
@@ -313,14 +313,14 @@ bool line_winograd_serves(const ConvGeometry& g, ConvPass pass) {
   if ((pass == ConvPass::kBackwardData ? g.k : g.c) < kLineMinChannels) return false;
   if (weight && g.k < kLineMinChannels) return false;
   const ConvGeometry f = winograd_tiles::pass_geometry(g, pass);
-  const int64_t tl = (f.out[ax] + 1) / 2, span = 2 * tl + kTaps - 1;
+  const int64_t tl = (f.out[ax] + kOut - 1) / kOut, span = kOut * tl + kTaps - 1;
   const int64_t in_elems = (h ? span * f.in[2] : f.in[1] * span) * f.c;
   return in_elems + f.out_spatial() * f.k <= kLineMaxImageElems;
 }
 
 bool line_weight_tiles_pay(const ConvGeometry& g) {
   const int ax = g.kernel[1] == kTaps ? 1 : 2;
-  return g.n * ((g.out[ax] + 1) / 2) * g.out[3 - ax] >= kLineWeightMinTiles;
+  return g.n * ((g.out[ax] + kOut - 1) / kOut) * g.out[3 - ax] >= kLineWeightMinTiles;
 }
 
 int64_t line_winograd_workspace_bytes(const ConvGeometry& g, ConvPass pass, DType t,

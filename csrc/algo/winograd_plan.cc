@@ -202,11 +202,11 @@ std::string winograd_plan(ConvPlan& plan) {
             : line_winograd_workspace_bytes(g, plan.pass, plan.dtype, plan.threads);
     const std::string axis = g.kernel[1] == 7 ? "H" : "W";
     plan.note = plan.pass == ConvPass::kBackwardWeight
-                    ? "F(7,2) along " + axis +
-                          " (the weight gradient of F(2,7): 9 points per 2 outputs, "
+                    ? "F(7,3) along " + axis +
+                          " (the weight gradient of F(3,7): 11 points per 3 outputs, "
                           "channels-last, each point's sum over the tiles one GEMM)"
-                    : "F(2,7) along " + axis +
-                          " (9 points per 2 outputs, channels-last: each point a GEMM over the "
+                    : "F(3,7) along " + axis +
+                          " (11 points per 3 outputs, channels-last: each point a GEMM over the "
                           "tiles)";
     plan.detail = std::make_shared<const WinogradPlan>(std::move(wp));
     return "";

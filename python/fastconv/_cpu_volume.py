@@ -44,11 +44,14 @@ def _depth_winograd(p: "_Shape", unit_stride: bool) -> bool:
 
 def _line_winograd(p: "_Shape") -> bool:
     """Whether a float32 1x7 / 7x1 layer (Inception's mixed 6 blocks) runs Winograd along its
-    axis channels-last (csrc/algo/winograd_line.h: F(2,4) on taps 0-3 plus F(2,3) on taps 4-6,
-    9 products per 2 outputs against 14, each point a GEMM over the tiles' channel vectors):
+    axis channels-last (csrc/algo/winograd_line.h: F(3,4) on taps 0-3 plus F(3,3) on taps 4-6,
+    11 products per 3 outputs against 21, each point a GEMM over the tiles' channel vectors):
     stride and dilation 1, one group, no padding across the axis, padding under 7 along it, 128+
-    output tiles (2 outputs each) over the batch, 64+ channels each side for the forward and
-    backward data, 128+ for the weight gradient (whose GEMMs sum over the tiles).
+    pairs of outputs along the axis over the batch, 64+ channels each side for the forward and
+    backward data, 128+ for the weight gradient (whose GEMMs sum over the tiles). The figures
+    below were measured with the path's earlier F(2,7) tiles (9 products per 2 outputs), which
+    set these bounds; F(3,7) ran every pass of Inception's mixed6b layers 1.11-1.29x faster
+    again (docs/performance-history.md, session 54).
     `fastconv bench` (2 threads, 3 rounds; ratio to PyTorch, winograd vs the per-tap path or
     implicit GEMM it replaces), single images of 17x17, AVX-512 on Zen 4: 128->128 1x7 1.26 /
     1.27 / 1.26x vs 1.13 / 1.13 / 1.12x (forward / backward data / weight), 128->192 7x1 1.23 /
@@ -61,8 +64,9 @@ def _line_winograd(p: "_Shape") -> bool:
     (2.39-3.8), weight gradient 2.25-2.59 vs 2.74-3.00 (2.49-2.94); 768->192 x8 forward /
     backward data / weight 18.0 / 20.6 / 17.2 vs 21.6 / 24.4 / 23.4 (20.4 / 21.6 / 22.5); AVX2
     768->192 x8 19.5 / 20.4 / 18.4 vs 21.8 / 23.3 / 24.7, 128 ch x2 weight 0.66 vs 0.76. 64
-    channels' weight gradient loses (x4 0.40-0.59 vs 0.39-0.43). Float32 error 3-8x implicit
-    GEMM's over 64-768 channels (a single F(2,7)'s 8 points, +-2 and +-1/2 among them: 6-16x)."""
+    channels' weight gradient loses (x4 0.40-0.59 vs 0.39-0.43). Float32 error 3-7x implicit
+    GEMM's over 128-768 channels (F(2,7)'s split: 3-8x; a single F(2,7)'s 8 points, +-2 and
+    +-1/2 among them: 6-16x)."""
     if len(p.kernel) != 2 or p.kernel not in ((7, 1), (1, 7)) or p.groups != 1:
         return False
     if p.itemsize != 4 or min(p.c_per_group, p.k_per_group) < 64:

@@ -1,4 +1,4 @@
-// The F(2,7) line transforms (line_ukernels.h), written once as plain loops over a run of
+// The F(3,7) line transforms (line_ukernels.h), written once as plain loops over a run of
 // channels that each ISA's file compiles (and vectorizes) with its own flags. Each point is a
 // sum over the nonzero coefficients of its matrix row only, picked at compile time.
 // Defines FASTCONV_LINE_NS's kernels; include once per ISA file after defining it and
@@ -11,8 +11,9 @@
 namespace fastconv::FASTCONV_LINE_NS {
 namespace {
 
-using F = winograd::SplitLine27;
-constexpr int kPoints = F::kPoints, kInputs = F::kInputs, kTaps = F::kR;
+using F = winograd::SplitLine37;
+constexpr int kPoints = F::kPoints, kInputs = F::kInputs, kTaps = F::kR, kOut = F::kM;
+static_assert(kPoints == kLinePoints && kInputs == kLineInputs && kOut == kLineOutputs);
 constexpr int64_t kMaxFold = 64;  // fold's lanes per step (its taps' rows on the stack)
 
 // Coefficient (Q, J) of M, or of M's transpose (Tr: the transposed transforms of the weight
@@ -61,30 +62,29 @@ void input(const T* x, int64_t step, int64_t n, T* v, int64_t vs) {
   }
 }
 
-template <typename T>
-void output(const T* m, int64_t ms, int64_t n, T* y, int64_t ys, int outputs) {
+// The first Outputs of a tile's outputs from its points' products.
+template <int Outputs, typename T>
+void output_n(const T* m, int64_t ms, int64_t n, T* y, int64_t ys) {
   const T* __restrict p = m;
   T* __restrict o = y;
-  if (outputs >= 2) {
 #if defined(__GNUC__)
 #pragma GCC ivdep
 #endif
-    for (int64_t e = 0; e < n; ++e) {
-      T q[kPoints];
-      for (int j = 0; j < kPoints; ++j) q[j] = p[j * ms + e];
-      o[e] = dot<F::AT, false, kPoints, 0, 0>(q);
-      o[ys + e] = dot<F::AT, false, kPoints, 1, 0>(q);
-    }
-  } else {
-#if defined(__GNUC__)
-#pragma GCC ivdep
-#endif
-    for (int64_t e = 0; e < n; ++e) {
-      T q[kPoints];
-      for (int j = 0; j < kPoints; ++j) q[j] = p[j * ms + e];
-      o[e] = dot<F::AT, false, kPoints, 0, 0>(q);
-    }
+  for (int64_t e = 0; e < n; ++e) {
+    T q[kPoints];
+    for (int j = 0; j < kPoints; ++j) q[j] = p[j * ms + e];
+    o[e] = dot<F::AT, false, kPoints, 0, 0>(q);
+    if constexpr (Outputs > 1) o[ys + e] = dot<F::AT, false, kPoints, 1, 0>(q);
+    if constexpr (Outputs > 2) o[2 * ys + e] = dot<F::AT, false, kPoints, 2, 0>(q);
   }
+}
+
+template <typename T>
+void output(const T* m, int64_t ms, int64_t n, T* y, int64_t ys, int outputs) {
+  static_assert(kOut == 3, "output_n writes up to 3 outputs");
+  if (outputs >= 3) return output_n<3>(m, ms, n, y, ys);
+  if (outputs == 2) return output_n<2>(m, ms, n, y, ys);
+  output_n<1>(m, ms, n, y, ys);
 }
 
 template <typename T>
@@ -102,18 +102,27 @@ void weights(const T* w, int64_t n, bool flip, T* u, int64_t us) {
   }
 }
 
-template <typename T>
-void grad(const T* y0, const T* y1, int64_t n, T* g, int64_t gs) {
-  const T* __restrict a = y0;
-  const T* __restrict b = y1;
+// A tile's points of grad_y from its first Outputs outputs (the rest zero).
+template <int Outputs, typename T>
+void grad_n(const T* y, int64_t ys, int64_t n, T* g, int64_t gs) {
+  const T* __restrict a = y;
   T* __restrict o = g;
 #if defined(__GNUC__)
 #pragma GCC ivdep
 #endif
   for (int64_t e = 0; e < n; ++e) {
-    const T y[2] = {a[e], b ? b[e] : T(0)};
-    all_dots<F::AT, true, 2, kPoints>(y, o, gs, e);
+    T v[kOut];
+    for (int i = 0; i < kOut; ++i) v[i] = i < Outputs ? a[i * ys + e] : T(0);
+    all_dots<F::AT, true, kOut, kPoints>(v, o, gs, e);
   }
+}
+
+template <typename T>
+void grad(const T* y, int64_t ys, int outputs, int64_t n, T* g, int64_t gs) {
+  static_assert(kOut == 3, "grad_n reads up to 3 outputs");
+  if (outputs >= 3) return grad_n<3>(y, ys, n, g, gs);
+  if (outputs == 2) return grad_n<2>(y, ys, n, g, gs);
+  grad_n<1>(y, ys, n, g, gs);
 }
 
 template <typename T>

@@ -1,4 +1,4 @@
-// Picks the F(2,7) line transforms once, from the ISA level the process runs at.
+// Picks the F(3,7) line transforms once, from the ISA level the process runs at.
 #include "isa/isa_dispatch.h"
 #include "ukernels/winograd/line_ukernels.h"
 
