@@ -132,18 +132,21 @@ void gemm_packed_a(int64_t m, int64_t n, int64_t k, T alpha, const T* a_packed,
 
 namespace {
 
-// A B stored ahead in packed_b_layout: its blocks read in place where the driver's blocking
-// asks for them as they lie, otherwise copied element by element (no path does that today).
+// A B stored ahead in packed_b_layout, from its column `first` on (a whole panel's: a part of
+// the columns, for_each_item): its blocks read in place where the driver's blocking asks for
+// them as they lie, otherwise copied element by element (no path does that today).
 template <typename T>
 class PackedBSource final : public PanelSource<T> {
  public:
-  PackedBSource(const T* b, const PackedBLayout& l) : b_(b), l_(l) {}
+  PackedBSource(const T* b, const PackedBLayout& l, int64_t first) : b_(b), l_(l), first_(first) {}
   const T* packed(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr) const override {
     const bool whole_block = k0 % l_.kc == 0 && kc == std::min(l_.kc, l_.k - k0);
+    n0 += first_;
     if (nr != l_.nr || n0 % nr != 0 || !whole_block || n0 + nc > l_.n_pad) return nullptr;
     return b_ + l_.offset(k0, n0);
   }
   void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, T* dst) const override {
+    n0 += first_;
     for (int64_t p = 0; p < nc; p += nr, dst += kc * nr)
       for (int64_t kk = 0; kk < kc; ++kk)
         for (int64_t j = 0; j < nr; ++j)
@@ -153,6 +156,7 @@ class PackedBSource final : public PanelSource<T> {
  private:
   const T* b_;
   PackedBLayout l_;
+  int64_t first_;
 };
 
 }  // namespace
@@ -188,12 +192,15 @@ void gemm_batched_packed_b(int64_t batch, int64_t m, int64_t n, int64_t k, T alp
   if (k != lb.k || n > lb.n_pad || lb.nr != kern.nr)
     throw InvalidArgument("gemm_batched_packed_b: B's layout is for another shape or ISA");
   check_extent<T>(m, k, a.rs, a.cs, "A");
-  for_each_item(batch, m, n, k, 0, [&](int64_t i, int64_t, int64_t) {
-    if (k == 0 || alpha == T(0)) return scale_c(m, n, beta, c + i * stride_c, ldc);
-    const PackedBSource<T> src(b + i * stride_b, lb);
+  // Items split into parts of whole panels where the threads do not divide them evenly (11
+  // Winograd points on 2 threads: 6 items against 5 otherwise).
+  for_each_item(batch, m, n, k, kern.nr, [&](int64_t i, int64_t n0, int64_t n1) {
+    T* ci = c + i * stride_c + n0;
+    if (k == 0 || alpha == T(0)) return scale_c(m, n1 - n0, beta, ci, ldc);
+    const PackedBSource<T> src(b + i * stride_b, lb, n0);
     const MatrixRef<T> ai{a.data + i * stride_a, a.rs, a.cs};
-    run_problem(Problem<T>{m, n, k, alpha, beta, ai, &src, c + i * stride_c, ldc, &kern,
-                           blocking<T>(), row_a_columns(ai, kern.nr)});
+    run_problem(Problem<T>{m, n1 - n0, k, alpha, beta, ai, &src, ci, ldc, &kern, blocking<T>(),
+                           row_a_columns(ai, kern.nr)});
   });
 }
 
