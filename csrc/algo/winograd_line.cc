@@ -91,7 +91,7 @@ Layout layout(const ConvGeometry& g, ConvPass pass, int threads) {
     l.ustride = unaliased<T>(k * c);
     l.u = l.ycl + round16(f.out_spatial() * k);
     l.v = l.u + round16(kPoints * l.ustride);
-    l.vstride = round16(gemm::packed_b_layout<T>(l.tc, c).elems());  // a chunk's, or a shorter
+    l.vstride = round16(gemm::packed_b_layout<T>(l.tc, c).elems());  // a shorter chunk's fits
     l.m = l.v + kPoints * l.vstride;
     l.scratch = l.m + round16(kPoints * l.tc * k);
     l.slot = round16(kTaps * c);
