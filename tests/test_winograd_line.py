@@ -20,13 +20,13 @@ from conftest import (
     skip_unless_isa_runs,
 )
 
-# (x_shape, w_shape, kwargs): Inception's "same" 1x7 and 7x1, odd and even output lengths (a
-# last tile of one output), asymmetric padding, none, padding of 6 (backward data's 0), true
-# convolution, output channels past a GEMM panel (40, 70), 16 summed channels (the least), a
-# batch, and an image whose tiles take several blocks per thread (72 x 37: 936 tiles). Lines of
-# 3k, 3k + 1 and 3k + 2 outputs (a last tile of 3, 1 or 2). The weight gradient runs from 96
-# tiles over the batch (the first, 72 tiles, and the 9-tile one run implicit GEMM's; g5 has
-# exactly 96).
+# (x_shape, w_shape, kwargs): Inception's "same" 1x7 and 7x1, asymmetric padding, none, padding
+# of 6 (backward data's 0), true convolution, output channels past a GEMM panel (40, 70), 16
+# summed channels (the least), a batch, and an image whose tiles take several blocks per thread
+# (72 x 37: 936 tiles). Lines of 3k, 3k + 1 and 3k + 2 outputs (a last tile of 3, 1 or 2). The
+# weight gradient runs from 96 tiles over the batch (the first, 72 tiles, and the 9-tile one run
+# implicit GEMM's; g5 has exactly 96; g8 is the first's lines at batch 3, 108 tiles: a last tile
+# of 2 along W).
 GEOMETRIES = [
     ((2, 24, 9, 11), (40, 24, 1, 7), dict(padding=(0, 3))),
     ((3, 24, 11, 9), (40, 24, 7, 1), dict(padding=(3, 0))),
@@ -34,8 +34,9 @@ GEOMETRIES = [
     ((2, 20, 14, 9), (70, 20, 7, 1), dict(padding=((6, 2), (0, 0)), mode="conv")),
     ((3, 18, 16, 21), (19, 18, 7, 1), dict()),
     ((4, 33, 4, 12), (21, 33, 1, 7), dict(padding=((0, 0), (6, 6)), mode="conv")),
-    ((1, 20, 6, 3), (24, 20, 7, 1), dict(padding=((6, 2), (0, 0)))),  # 24 tiles: implicit GEMM
+    ((1, 20, 6, 3), (24, 20, 7, 1), dict(padding=((6, 2), (0, 0)))),  # 9 tiles: implicit GEMM
     ((1, 16, 72, 37), (16, 16, 1, 7), dict(padding=(0, 3))),
+    ((3, 24, 9, 11), (40, 24, 1, 7), dict(padding=(0, 3))),
 ]
 IDS = [f"g{i}" for i in range(len(GEOMETRIES))]
 
@@ -160,9 +161,35 @@ def test_weight_gradient_threads_bit_identical(rng):
     assert_close(gw, want, np.float32, 4 * 17 * 17)
 
 
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+def test_weight_gradient_each_level(rng, isa):
+    """The weight gradient's V in each level's packed-B layout (nr = 8 / 16 / 32 channels a
+    panel): 24 channels leave a part-filled last panel at every level, 128 fill four or more,
+    which 2 threads split into parts of whole panels (11 points: 6 items against 5 otherwise);
+    1, 2 and 3 threads bit-identical, along W and H."""
+    skip_unless_isa_runs(isa)
+    cases = [
+        ((3, 24, 9, 11), (40, 24, 1, 7), (0, 3)),
+        ((2, 128, 9, 17), (128, 128, 1, 7), (0, 3)),
+        ((2, 128, 17, 9), (96, 128, 7, 1), (3, 0)),
+    ]
+    with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
+        for x_shape, w_shape, pad in cases:
+            x = rand(rng, x_shape, np.float32)
+            gy = rand(rng, (x_shape[0], w_shape[0], *x_shape[2:]), np.float32)
+            want = ref.conv_backward_weight(x, gy, w_shape, padding=pad)
+            got = []
+            for threads in (1, 2, 3):
+                fc.set_num_threads(threads)
+                got.append(fc.conv_backward_weight(x, gy, w_shape, algo="winograd", padding=pad))
+            assert_close(got[0], want, np.float32, x_shape[0] * x_shape[2] * x_shape[3])
+            for other in got[1:]:
+                np.testing.assert_array_equal(got[0], other)
+
+
 def test_weight_gradient_chunks_inside_an_image(rng):
-    """Chunks of tiles that end inside an image (FASTCONV_WINOGRAD_BLOCK_BYTES=64K: 56 of its
-    153 tiles): the image's copies reused by the next chunk, partial tile ranges, the GEMMs'
+    """Chunks of tiles that end inside an image (FASTCONV_WINOGRAD_BLOCK_BYTES=64K: 46 of its
+    102 tiles): the image's copies reused by the next chunk, partial tile ranges, the GEMMs'
     sums added chunk by chunk."""
     x = rand(rng, (3, 16, 17, 17), np.float32)
     gy = rand(rng, (3, 16, 17, 17), np.float32)
@@ -178,8 +205,8 @@ def test_weight_gradient_chunks_inside_an_image(rng):
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512"])
 def test_auto_takes_inception_lines(isa):
-    """auto at both levels: float32 1x7 / 7x1 layers with 128+ output tiles over the batch
-    (Inception's 17x17: 153 per image), the forward and backward data with 64+ channels each
+    """auto at both levels: float32 1x7 / 7x1 layers with 96+ tiles of 3 outputs over the batch
+    (Inception's 17x17: 102 per image), the forward and backward data with 64+ channels each
     side, the weight gradient with 128+; never float64, 32 channels or fewer tiles."""
     skip_unless_isa_runs(isa)
     with FastconvProcess({"FASTCONV_ISA": isa}) as fc:
@@ -194,7 +221,7 @@ def test_auto_takes_inception_lines(isa):
             ((8, 64, 17, 17), (64, 64, 1, 7), (0, 3), False),
             ((8, 128, 17, 17), (96, 128, 1, 7), (0, 3), False),
             ((1, 160, 17, 17), (160, 160, 7, 1), (3, 0), True),
-            ((2, 128, 9, 16), (128, 128, 1, 7), (0, 3), True),  # 2 x 9 lines x 8 tiles: 144
+            ((2, 128, 9, 16), (128, 128, 1, 7), (0, 3), True),  # 2 x 9 lines x 6 tiles: 108
         ]:
             for pass_ in ("forward", "backward_data"):
                 assert algo(x_shape, w_shape, pad, pass_) == "winograd", (x_shape, pass_)
@@ -202,5 +229,5 @@ def test_auto_takes_inception_lines(isa):
             got = algo(x_shape, w_shape, pad, "backward_weight")
             assert (got == "winograd") == weight, (x_shape, w_shape, got)
         for pass_ in ("forward", "backward_data", "backward_weight"):
-            assert algo((1, 128, 9, 8), (128, 128, 1, 7), (0, 3), pass_) != "winograd"  # 36 tiles
+            assert algo((1, 128, 9, 8), (128, 128, 1, 7), (0, 3), pass_) != "winograd"  # 27 tiles
             assert algo((8, 32, 17, 17), (32, 32, 1, 7), (0, 3), pass_) != "winograd"

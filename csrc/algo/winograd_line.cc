@@ -23,7 +23,7 @@ inline int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 
 // A stride of at least n elements, one cache line past a multiple of 4 KiB: the 11 points' rows
 // (written together by the weight transform, read together by the fold) would otherwise all
-// land in one L1 set, one more than its 8 ways (the transform took 21% of a batch of two
+// land in one L1 set, three more than its 8 ways (the transform took 21% of a batch of two
 // Inception 1x7 layers' forward).
 template <typename T>
 int64_t unaliased(int64_t n) {

@@ -46,12 +46,13 @@ def _line_winograd(p: "_Shape") -> bool:
     """Whether a float32 1x7 / 7x1 layer (Inception's mixed 6 blocks) runs Winograd along its
     axis channels-last (csrc/algo/winograd_line.h: F(3,4) on taps 0-3 plus F(3,3) on taps 4-6,
     11 products per 3 outputs against 21, each point a GEMM over the tiles' channel vectors):
-    stride and dilation 1, one group, no padding across the axis, padding under 7 along it, 128+
-    pairs of outputs along the axis over the batch, 64+ channels each side for the forward and
-    backward data, 128+ for the weight gradient (whose GEMMs sum over the tiles). The figures
-    below were measured with the path's earlier F(2,7) tiles (9 products per 2 outputs), which
-    set these bounds; F(3,7) ran every pass of Inception's mixed6b layers 1.11-1.29x faster
-    again (docs/performance-history.md, session 54).
+    stride and dilation 1, one group, no padding across the axis, padding under 7 along it, 96+
+    tiles of 3 outputs along the axis over the batch (the C++ weight gradient's own floor,
+    kLineWeightMinTiles; 128 tiles of 2 with the earlier F(2,7) tiles), 64+ channels each side
+    for the forward and backward data, 128+ for the weight gradient (whose GEMMs sum over the
+    tiles). The figures below were measured with the path's earlier F(2,7) tiles (9 products per
+    2 outputs), which set these bounds; F(3,7) ran every pass of Inception's mixed6b layers
+    1.11-1.29x faster again (the README's round of 2026-12-07 16:06 UTC).
     `fastconv bench` (2 threads, 3 rounds; ratio to PyTorch, winograd vs the per-tap path or
     implicit GEMM it replaces), single images of 17x17, AVX-512 on Zen 4: 128->128 1x7 1.26 /
     1.27 / 1.26x vs 1.13 / 1.13 / 1.12x (forward / backward data / weight), 128->192 7x1 1.23 /
@@ -81,7 +82,7 @@ def _line_winograd(p: "_Shape") -> bool:
     if p.conv_pass == "backward_weight" and min(p.c_per_group, p.k_per_group) < 128:
         return False
     out = p.in_extents if p.conv_pass == "backward_data" else p.out_extents
-    return p.n * -(-out[axis] // 2) * out[1 - axis] >= 128
+    return p.n * -(-out[axis] // 3) * out[1 - axis] >= 96
 
 
 def _axis_winograd(p: "_Shape") -> bool:
