@@ -206,10 +206,11 @@ def test_five_tap_error_within_stated_multiple_of_implicit_gemm():
     assert "implicit_gemm" in e.reason and "F(5x5,2x2)" in e.reason, e
 
 
-def test_bad_tile_environment_is_a_value_error(fastconv_with_env):
-    fc = fastconv_with_env(FASTCONV_WINOGRAD_TILE="5")
+@pytest.mark.parametrize("value", ["5", "2x3"])
+def test_bad_tile_environment_is_a_value_error(fastconv_with_env, value):
+    fc = fastconv_with_env(FASTCONV_WINOGRAD_TILE=value)
     x, w = np.ones((1, 2, 6, 6), np.float32), np.ones((2, 2, 3, 3), np.float32)
-    with raises_naming(ValueError, "FASTCONV_WINOGRAD_TILE"):
+    with raises_naming(ValueError, "FASTCONV_WINOGRAD_TILE", f"'{value}'"):
         fc.conv(x, w, padding=1, algo="winograd")
     # Only a request for winograd is invalid: auto and the other algorithms run as ever.
     want = fastconv.conv(x, w, padding=1, algo="implicit_gemm")

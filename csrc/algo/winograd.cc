@@ -159,7 +159,7 @@ void run_correlation(const Schedule& p, const T* x, const T* w, int64_t gs, int6
                      const winograd_depth::DepthStack* depth = nullptr, const T* zero = nullptr,
                      const winograd_phases::Split* fold_out = nullptr) {
   if (p.tiles == 0) return;
-  const Stages<T> st{p, p.f, tile_kernels<T>(p.m, p.r, p.f.rank == 2), x, w, gs, ks, cs, bias,
+  const Stages<T> st{p, p.f, tile_kernels<T>(p.mh, p.mw, p.r), x, w, gs, ks, cs, bias,
                      y, pw, windows, windows_out, depth, zero, fold_out};
   if (p.kernel_blocks)
     run_kernel_blocks(p, st, ws, done);
@@ -215,7 +215,7 @@ void run_weight_gradient(const Schedule& p, const T* x, const T* grad_y, T* grad
     std::fill(grad_w, grad_w + g.k * p.cg * taps, T(0));
     return;
   }
-  const auto& tk = tile_kernels<T>(p.m, p.r, g.rank == 2);
+  const auto& tk = tile_kernels<T>(p.mh, p.mw, p.r);
   const Stages<T> st{p,  g,       tk, x,     nullptr, 0,    0, 0, nullptr,
                      nullptr, {}, windows, false, depth, zero};
   const int64_t step = st.input_step();

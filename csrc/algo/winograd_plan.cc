@@ -141,7 +141,7 @@ std::string plan_depth(ConvPlan& plan) {
   wp.depth_stack = winograd_depth::make_stack(g, plan.pass);
   const ConvGeometry f = winograd_depth::flat_geometry(g, plan.pass);
   const int64_t summed = plan.pass == ConvPass::kBackwardData ? f.k_per_group() : f.c_per_group();
-  const int tile = choose_tile(f, plan.pass, summed);
+  const winograd_tiles::Tile tile = choose_tile(f, plan.pass, summed);
   wp.main = make_schedule(f, plan.pass, tile, dtype_size(plan.dtype), plan.threads);
   const bool five_taps = g.kernel[2] == 5;
   if (plan.pass == ConvPass::kBackwardWeight &&
@@ -237,7 +237,7 @@ std::string winograd_plan(ConvPlan& plan) {
   const ConvGeometry& f = wp.phased ? wp.split.stacked : wp.dilated ? wp.dilation.dense : g;
   const int64_t summed = plan.pass == ConvPass::kBackwardData ? f.k_per_group() : f.c_per_group();
   const int64_t lanes = 64 / elem;
-  const int tile = choose_tile(f, plan.pass, summed, wp.phased ? lanes : 0);
+  const winograd_tiles::Tile tile = choose_tile(f, plan.pass, summed, wp.phased ? lanes : 0);
   std::string note = tile_note(g.rank, f.kernel[2], plan.pass, tile);
   if (wp.phased) {
     // Small images' batch folded side by side (winograd_tiles::folds_batch).

@@ -43,15 +43,15 @@ int64_t block_budget_bytes(bool kernel_blocks) {
 
 }  // namespace
 
-Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem, int64_t threads) {
+Schedule make_schedule(const ConvGeometry& g, ConvPass pass, winograd_tiles::Tile t,
+                       int64_t elem, int64_t threads) {
   Schedule p;
   p.f = winograd_tiles::pass_geometry(g, pass);
   const ConvGeometry& f = p.f;
-  p.m = m;
   p.r = int(f.kernel[2]);
   const bool two_d = g.rank == 2;
-  p.mw = p.m;
-  p.mh = two_d ? p.m : 1;
+  p.mw = t.w;
+  p.mh = two_d ? t.h : 1;
   p.coords = int64_t(p.mw + p.r - 1) * (two_d ? p.mh + p.r - 1 : 1);
   p.tiles_h = ceil_div(f.out[1], p.mh);
   p.tiles_w = ceil_div(f.out[2], p.mw);
@@ -163,8 +163,9 @@ Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem
   // costs the input transform about what one packing of V saves (perf, AVX2 128 ch 28x28
   // F(2x2): pack_b 7.5% gone, the input transform 11.9 -> 18.1%; 64 ch 56x56 F(4x4) at AVX-512
   // 0.68 -> 0.74 ms). It pays where V was packed again for every block of output channels:
-  // kernel blocks (small images), with up to 16 coordinates.
-  p.packed_v = !weight_pass && p.kernel_blocks && p.coords <= 16;
+  // kernel blocks (small images), with up to 20 coordinates (F(3x3,2x2)'s 16, F(4x3,2x2)'s 20:
+  // dcgan.g3's conv forward by F(4x3) spent 8.5% in pack_b with V packed by the GEMMs).
+  p.packed_v = !weight_pass && p.kernel_blocks && p.coords <= 20;
   if (p.packed_v) {
     p.v_layout = elem == 4 ? gemm::packed_b_layout<float>(p.cg, p.block)
                            : gemm::packed_b_layout<double>(p.cg, p.block);

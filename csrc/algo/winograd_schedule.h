@@ -7,6 +7,7 @@
 
 #include "fastconv/algorithm.h"
 #include "fastconv/geometry.h"
+#include "algo/winograd_tiles.h"
 #include "gemm/gemm.h"
 
 namespace fastconv::algo::winograd_schedule {
@@ -20,7 +21,6 @@ namespace fastconv::algo::winograd_schedule {
 //   kernel transform -> alpha^2 GEMMs -> output transform, so U is never whole in memory.
 struct Schedule {
   ConvGeometry f;            // the stride-1 correlation that runs (pass_geometry)
-  int m = 4;                 // output tile along W (and H in 2-D)
   int r = 3;                 // kernel taps per dim
   int mh = 4, mw = 4;        // output tile per dim (mh = 1 in 1-D)
   int64_t coords = 36;       // alpha_h * alpha_w
@@ -64,7 +64,8 @@ struct Schedule {
 
 // The schedule of `pass` of g with output tile m, for elements of `elem` bytes and `threads`
 // workers (the plan's thread count: run_conv re-plans when it changes).
-Schedule make_schedule(const ConvGeometry& g, ConvPass pass, int m, int64_t elem, int64_t threads);
+Schedule make_schedule(const ConvGeometry& g, ConvPass pass, winograd_tiles::Tile t,
+                       int64_t elem, int64_t threads);
 
 // Scratch elements a schedule carves up: shared transforms plus one scratch per slot (or the
 // kernel-packing scratch, which the slots reuse, where that is larger).

@@ -22,13 +22,13 @@ using winograd_schedule::wrap_runs;
 // The active ISA's tile transforms: its table function is chosen once per dtype, then each call
 // looks the tile up in that table.
 template <typename T>
-const winograd::TileKernels<T>& tile_kernels(int m, int r, bool two_d) {
+const winograd::TileKernels<T>& tile_kernels(int mh, int mw, int r) {
   if constexpr (sizeof(T) == 4) {
     static const auto isa_tiles = FASTCONV_KERNEL_BY_ISA(f32_winograd_tiles);
-    return isa_tiles(m, r, two_d);
+    return isa_tiles(mh, mw, r);
   } else {
     static const auto isa_tiles = FASTCONV_KERNEL_BY_ISA(f64_winograd_tiles);
-    return isa_tiles(m, r, two_d);
+    return isa_tiles(mh, mw, r);
   }
 }
 

@@ -14,24 +14,31 @@ namespace fastconv::algo::winograd_tiles {
 // output is g.in.
 ConvGeometry pass_geometry(const ConvGeometry& g, ConvPass pass);
 
-// The output tile m of `pass` of the stride-1 g (kernel of 2, 3 or 5 taps per dim), `summed` the
+// An output tile: h x w outputs (h = 1 in 1-D; 2-D tiles are square but for F(4x3,2x2) and
+// F(3x4,2x2)).
+struct Tile {
+  int h = 0, w = 0;
+};
+
+// The output tile of `pass` of the stride-1 g (kernel of 2, 3 or 5 taps per dim), `summed` the
 // channels the transform domain sums over: FASTCONV_WINOGRAD_TILE where that tile exists for
 // the kernel, else the default. `lanes`: the transforms' run (64 / element size) where g is a
 // strided layer's stacked correlation, whose batch may fold (folds_batch; a forward's tie
 // between tiles then goes to the one with fewer products over the folded plane), else 0. Throws
 // InvalidArgument for a bad FASTCONV_WINOGRAD_TILE.
-int choose_tile(const ConvGeometry& g, ConvPass pass, int64_t summed, int64_t lanes = 0);
+Tile choose_tile(const ConvGeometry& g, ConvPass pass, int64_t summed, int64_t lanes = 0);
 
 // Whether a strided layer's stacked correlation g folds its batch's images side by side under
-// tile m (winograd_phases::make_split): where a tile row of one image holds less than a run of
+// tile t (winograd_phases::make_split): where a tile row of one image holds less than a run of
 // `lanes` tiles, and in the forward less than half a run.
-bool folds_batch(const ConvGeometry& g, ConvPass pass, int m, int64_t lanes);
+bool folds_batch(const ConvGeometry& g, ConvPass pass, Tile t, int64_t lanes);
 
-// The tile FASTCONV_WINOGRAD_TILE forces (read once per process, common/tuning.h), or 0 to let
-// the default choose. Throws InvalidArgument for a value that is not a tile.
+// The square tile m FASTCONV_WINOGRAD_TILE forces (read once per process, common/tuning.h), or
+// 0 where it forces none or a rectangular one. Throws InvalidArgument for a value that is not a
+// tile.
 int forced_tile();
 
-// "F(mxm,rxr)" (forward, backward data) or "F(rxr,mxm)" (weight gradient); 1-D "F(m,r)".
-std::string tile_note(int rank, int64_t r, ConvPass pass, int tile);
+// "F(hxw,rxr)" (forward, backward data) or "F(rxr,hxw)" (weight gradient); 1-D "F(w,r)".
+std::string tile_note(int rank, int64_t r, ConvPass pass, Tile t);
 
 }  // namespace fastconv::algo::winograd_tiles

@@ -17,10 +17,15 @@ std::string env_text(const char* name) {
 
 void read_winograd_tile(Tuning& t) {
   const std::string v = env_text("FASTCONV_WINOGRAD_TILE");
-  if (v == "2" || v == "3" || v == "4" || v == "6")
+  if (v == "2" || v == "3" || v == "4" || v == "6") {
     t.winograd_tile = std::stoi(v);
-  else if (!v.empty())
-    t.winograd_tile_error = "FASTCONV_WINOGRAD_TILE must be 2, 3, 4 or 6, got '" + v + "'";
+  } else if (v == "4x3" || v == "3x4") {
+    t.winograd_tile_h = v[0] - '0';
+    t.winograd_tile = v[2] - '0';
+  } else if (!v.empty()) {
+    t.winograd_tile_error =
+        "FASTCONV_WINOGRAD_TILE must be 2, 3, 4, 6, 4x3 or 3x4, got '" + v + "'";
+  }
 }
 
 void read_winograd_block_bytes(Tuning& t) {

@@ -13,9 +13,11 @@ namespace fastconv {
 struct Tuning {
   // FASTCONV_WINOGRAD_TILE: the output tile m every Winograd pass uses where that tile exists:
   // F(m,3) / F(mxm,3x3) for m = 2, 4, 6, F(m,2) / F(mxm,2x2) for m = 2, 3, 4 (2, 3, 4 or 6; a
-  // kernel without that tile keeps its default). 0 (the default) lets algo/winograd.cc choose per
-  // layer (default_tile).
+  // kernel without that tile keeps its default); "4x3" or "3x4" (winograd_tile_h x
+  // winograd_tile), F(4x3,2x2) / F(3x4,2x2), 2-D 2-tap kernels only. 0 (the default) lets
+  // algo/winograd_tiles.cc choose per layer (default_tile).
   int winograd_tile = 0;
+  int winograd_tile_h = 0;  // rows of a rectangular tile; 0: square (m x m, or m in 1-D)
   // Set when FASTCONV_WINOGRAD_TILE holds anything else: the message Winograd raises as
   // InvalidArgument (Python ValueError) when it is planned or run. Other algorithms ignore it.
   std::string winograd_tile_error;

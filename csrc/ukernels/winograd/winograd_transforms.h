@@ -356,17 +356,22 @@ struct Tiles {
   }
 };
 
-// r = 3: m = 2, 4, 6; r = 2: m = 2, 3, 4; r = 5: m = 2 (algo/winograd_tiles.cc: tile_exists).
+// r = 3: m = 2, 4, 6; r = 2: m = 2, 3, 4 and 2-D 4x3, 3x4; r = 5: m = 2
+// (algo/winograd_tiles.cc: tile_exists).
 template <typename T>
-const winograd::TileKernels<T>& winograd_table(int m, int r, bool two_d, const char* isa) {
-  static const winograd::TileKernels<T> tables[14] = {
+const winograd::TileKernels<T>& winograd_table(int mh, int mw, int r, const char* isa) {
+  static const winograd::TileKernels<T> tables[16] = {
       Tiles<T, 1, 2, 3>::table(isa), Tiles<T, 1, 4, 3>::table(isa),
       Tiles<T, 1, 6, 3>::table(isa), Tiles<T, 2, 2, 3>::table(isa),
       Tiles<T, 4, 4, 3>::table(isa), Tiles<T, 6, 6, 3>::table(isa),
       Tiles<T, 1, 2, 2>::table(isa), Tiles<T, 1, 3, 2>::table(isa),
       Tiles<T, 1, 4, 2>::table(isa), Tiles<T, 2, 2, 2>::table(isa),
       Tiles<T, 3, 3, 2>::table(isa), Tiles<T, 4, 4, 2>::table(isa),
-      Tiles<T, 1, 2, 5>::table(isa), Tiles<T, 2, 2, 5>::table(isa)};
+      Tiles<T, 1, 2, 5>::table(isa), Tiles<T, 2, 2, 5>::table(isa),
+      Tiles<T, 4, 3, 2>::table(isa), Tiles<T, 3, 4, 2>::table(isa)};
+  if (mh != mw && mh > 1) return tables[mh == 4 ? 14 : 15];
+  const bool two_d = mh > 1;
+  const int m = mw;
   if (r == 5) return tables[12 + (two_d ? 1 : 0)];
   const int slot = r == 3 ? (m == 2 ? 0 : m == 4 ? 1 : 2) : m - 2;
   return tables[(r == 3 ? 0 : 6) + (two_d ? 3 : 0) + slot];
@@ -377,10 +382,10 @@ const winograd::TileKernels<T>& winograd_table(int m, int r, bool two_d, const c
 
 #define FASTCONV_DEFINE_WINOGRAD_TABLE(isa)                                                  \
   namespace fastconv::isa {                                                                  \
-  const winograd::TileKernels<float>& f32_winograd_tiles(int m, int r, bool two_d) {         \
-    return winograd_table<float>(m, r, two_d, "f32_winograd_tiles_" #isa);                   \
+  const winograd::TileKernels<float>& f32_winograd_tiles(int mh, int mw, int r) {            \
+    return winograd_table<float>(mh, mw, r, "f32_winograd_tiles_" #isa);                     \
   }                                                                                          \
-  const winograd::TileKernels<double>& f64_winograd_tiles(int m, int r, bool two_d) {        \
-    return winograd_table<double>(m, r, two_d, "f64_winograd_tiles_" #isa);                  \
+  const winograd::TileKernels<double>& f64_winograd_tiles(int mh, int mw, int r) {           \
+    return winograd_table<double>(mh, mw, r, "f64_winograd_tiles_" #isa);                    \
   }                                                                                          \
   }

@@ -47,9 +47,10 @@ struct TileKernels {
 
 #define FASTCONV_DECLARE_WINOGRAD_TABLE(isa)                                             \
   namespace fastconv::isa {                                                              \
-  /* r = 3: m = 2, 4, 6; r = 2: m = 2, 3, 4; two_d: F(mxm, rxr), else F(m, r). */       \
-  const winograd::TileKernels<float>& f32_winograd_tiles(int m, int r, bool two_d);      \
-  const winograd::TileKernels<double>& f64_winograd_tiles(int m, int r, bool two_d);     \
+  /* F(mh x mw, r x r), mh = 1: F(mw, r). r = 3: square, m = 2, 4, 6; r = 2: square, m =   \
+     2, 3, 4, and 4 x 3, 3 x 4; r = 5: m = 2. */                                          \
+  const winograd::TileKernels<float>& f32_winograd_tiles(int mh, int mw, int r);         \
+  const winograd::TileKernels<double>& f64_winograd_tiles(int mh, int mw, int r);        \
   }
 FASTCONV_DECLARE_WINOGRAD_TABLE(scalar)
 FASTCONV_DECLARE_WINOGRAD_TABLE(avx2)
