@@ -14,6 +14,12 @@ struct TransposeKernels {
   // element at the edges.
   void (*transpose)(const T* src, int64_t lds, int64_t rows, int64_t cols, const T* bias, T* dst,
                     int64_t ldd);
+  // dst[2 * t] = even[t], dst[2 * t + 1] = odd[t] for t < n: a row's two stride phases joined
+  // (a 2 x n block transposed). No other element of dst is written.
+  void (*interleave2)(const T* even, const T* odd, int64_t n, T* dst);
+  // even[t] = src[2 * t], odd[t] = src[2 * t + 1] for t < n: a row split into its two phases.
+  // No element of src past 2 * n - 1 is read.
+  void (*deinterleave2)(const T* src, int64_t n, T* even, T* odd);
   const char* name;
 };
 
