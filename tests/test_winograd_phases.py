@@ -81,15 +81,35 @@ def test_every_two_tap_tile(fastconv_with_env, rng, tile):
         assert fc.explain(*args, **kw).reason == fastconv.explain(*args, **kw).reason
 
 
+# 2x2 kernels at stride 1 (2-D, and 3-D over their depth taps) over more than 64 summed
+# channels, where F(4x3,2x2) takes the fewest products: 8x8 outputs, 120 against 144.
+RECTANGULAR = [
+    ((1, 72, 9, 9), (16, 72, 2, 2), {}),
+    ((1, 24, 4, 9, 9), (8, 24, 3, 2, 2), dict(padding=(1, 0, 0))),
+]
+
+
 def test_rectangular_tiles_on_every_isa_level(isa):
     """F(4x3,2x2) and F(3x4,2x2) (forced) at each ISA level: every pass, float32 and float64,
-    folded and not, against the oracle."""
+    folded and not, grouped, 2-D and 3-D, against the oracle."""
     r = np.random.default_rng(5)
     for tile in ("4x3", "3x4"):
         with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_WINOGRAD_TILE": tile}) as fc:
-            for x_shape, w_shape, kw in GEOMETRIES[:2] + GEOMETRIES[10:11]:
+            cases = GEOMETRIES[:2] + GEOMETRIES[5:6] + GEOMETRIES[10:11] + RECTANGULAR
+            for x_shape, w_shape, kw in cases:
                 for dtype in (np.float32, np.float64):
                     check_passes(fc, r, x_shape, w_shape, kw, dtype)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kw", RECTANGULAR, ids=["2d", "3d"])
+def test_rectangular_tile_by_default(rng, x_shape, w_shape, kw):
+    """The default tile of a 2-tap kernel over 64+ summed channels whose 8x8 outputs F(4x3)
+    covers with fewer products than any square tile allowed (F(4x4) is not, past 64 channels);
+    every pass matches the oracle."""
+    e = fastconv.explain(x_shape, w_shape, algo="winograd", **kw)
+    assert "F(4x3,2x2)" in e.reason, e.reason
+    for dtype in (np.float32, np.float64):
+        check_passes(fastconv, rng, x_shape, w_shape, kw, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
