@@ -69,12 +69,8 @@ def test_every_two_tap_tile(fastconv_with_env, rng, tile):
     for x_shape, w_shape, kw in GEOMETRIES[:2] + GEOMETRIES[7:8] + GEOMETRIES[10:11]:
         for dtype in (np.float32, np.float64):
             check_passes(fc, rng, x_shape, w_shape, kw, dtype)
-    shape = tile if "x" in tile else f"{tile}x{tile}"
-    for pass_, name in (("forward", f"F({shape},2x2)"), ("backward_weight", f"F(2x2,{shape})")):
-        e = fc.explain(
-            (16, 40, 16, 16), (24, 40, 4, 4), stride=2, padding=1, algo="winograd", pass_=pass_
-        )
-        assert name in e.reason, (pass_, e.reason)
+    assert_forced(fc, tile)
+    check_passes(fc, rng, *WEIGHT_IN_DOMAIN, np.float32)
     if "x" in tile:  # 1-D has no rectangular tile: the default's F(m,2)
         args = ((2, 4, 40), (6, 4, 4))
         kw = dict(stride=2, padding=1, algo="winograd")
@@ -87,15 +83,32 @@ RECTANGULAR = [
     ((1, 72, 9, 9), (16, 72, 2, 2), {}),
     ((1, 24, 4, 9, 9), (8, 24, 3, 2, 2), dict(padding=(1, 0, 0))),
 ]
+# A strided layer whose weight gradient stays in the transform domain (16+ channels a side,
+# enough tiles), so a forced tile runs all three passes on it.
+WEIGHT_IN_DOMAIN = ((16, 40, 16, 16), (24, 40, 4, 4), dict(stride=2, padding=1))
+
+
+def assert_forced(fc, tile):
+    """fc (FASTCONV_WINOGRAD_TILE=tile) names the forced tile on WEIGHT_IN_DOMAIN's forward and
+    weight gradient."""
+    shape = tile if "x" in tile else f"{tile}x{tile}"
+    x_shape, w_shape, kw = WEIGHT_IN_DOMAIN
+    for pass_, name in (("forward", f"F({shape},2x2)"), ("backward_weight", f"F(2x2,{shape})")):
+        e = fc.explain(x_shape, w_shape, algo="winograd", pass_=pass_, **kw)
+        assert name in e.reason, (pass_, e.reason)
 
 
 def test_rectangular_tiles_on_every_isa_level(isa):
     """F(4x3,2x2) and F(3x4,2x2) (forced) at each ISA level: every pass, float32 and float64,
-    folded and not, grouped, 2-D and 3-D, against the oracle."""
+    folded and not, grouped, dilated, 2-D and 3-D, the weight gradient in the transform domain,
+    against the oracle."""
     r = np.random.default_rng(5)
+    dilated = ((1, 20, 12, 11), (8, 20, 2, 2), dict(dilation=2, padding=2))
     for tile in ("4x3", "3x4"):
         with FastconvProcess({"FASTCONV_ISA": isa, "FASTCONV_WINOGRAD_TILE": tile}) as fc:
+            assert_forced(fc, tile)
             cases = GEOMETRIES[:2] + GEOMETRIES[5:6] + GEOMETRIES[10:11] + RECTANGULAR
+            cases += [WEIGHT_IN_DOMAIN, dilated]
             for x_shape, w_shape, kw in cases:
                 for dtype in (np.float32, np.float64):
                     check_passes(fc, r, x_shape, w_shape, kw, dtype)
@@ -316,7 +329,7 @@ def test_float32_error_close_to_implicit_gemm():
     cases = (
         ((4, 128, 16, 16), "forward", "F(4x3,2x2)", 10),
         ((4, 128, 16, 16), "backward_data", "F(3x3,2x2)", 3),
-        ((4, 128, 16, 16), "backward_weight", "", 3),  # too few tiles: implicit GEMM's
+        ((4, 128, 16, 16), "backward_weight", "implicit_gemm", 3),  # too few tiles
         ((4, 128, 32, 32), "forward", "F(2x2,2x2)", 3),
     )
     for x_shape, pass_, tile, bound in cases:
@@ -352,8 +365,8 @@ def test_explain_says_phases_and_folding():
     # fold, the tie keeps F(2x2), and F(4x3)'s 3 tiles a row would fold it: F(2x2).
     g3_64 = note(*g3, stride=2, padding=1, dtype="float64")
     assert "F(2x2,2x2)" in g3_64 and "side by side" not in g3_64, g3_64
-    # Ties in backward data keep the first square (12x12 outputs: 7x7 per phase, where F(2x2)
-    # and F(3x3) take 144 products and F(4x3) 120, all folding): F(4x3).
+    # Backward data (12x12 outputs: 7x7 per phase): F(2x2) and F(3x3) take 144 products, a tie
+    # that keeps the first square, and F(4x3) 120, all folding: F(4x3).
     bd = note((2, 32, 12, 12), (128, 32, 4, 4), "backward_data", stride=2, padding=1)
     assert "F(4x3,2x2)" in bd and "side by side" in bd, bd
     bd = note((2, 32, 10, 10), (128, 32, 4, 4), "backward_data", stride=2, padding=1)

@@ -1,6 +1,7 @@
-// Winograd minimal-filtering convolution F(m, r) for stride-1 convolutions: 1-D F(m,3), 2-D
-// F(mxm,3x3) (m = 2, 4, 6), all three passes, transform-domain products as batched GEMMs on the
-// packed engine.
+// Winograd minimal-filtering convolution F(m, r) for stride-1 convolutions (and strided ones over
+// their stride phases): 1-D F(m,r), 2-D F(mxm,3x3) (m = 2, 4, 6), F(mxm,2x2) (m = 2, 3, 4) and
+// F(4x3,2x2) / F(3x4,2x2), F(2x2,5x5), all three passes, transform-domain products as batched
+// GEMMs on the packed engine.
 #pragma once
 #include <string>
 
@@ -13,7 +14,7 @@ namespace fastconv::algo {
 // default), the block schedule and its workspace, decided once and kept in plan.detail; or why
 // winograd cannot run the pass. A weight gradient with too few tiles per channel or too few
 // channels per group is planned as implicit_gemm's (its workspace and detail; the note says so).
-// Throws InvalidArgument when FASTCONV_WINOGRAD_TILE is not 2, 4 or 6.
+// Throws InvalidArgument when FASTCONV_WINOGRAD_TILE is not 2, 3, 4, 6, 4x3 or 3x4.
 std::string winograd_plan(ConvPlan& plan);
 
 // Runners: execute plan.detail's schedule, never re-derive it.

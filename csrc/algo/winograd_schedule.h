@@ -62,7 +62,7 @@ struct Schedule {
   gemm::PackedBLayout fold_layout;
 };
 
-// The schedule of `pass` of g with output tile m, for elements of `elem` bytes and `threads`
+// The schedule of `pass` of g with output tile t (h x w), for elements of `elem` bytes and `threads`
 // workers (the plan's thread count: run_conv re-plans when it changes).
 Schedule make_schedule(const ConvGeometry& g, ConvPass pass, winograd_tiles::Tile t,
                        int64_t elem, int64_t threads);

@@ -107,8 +107,10 @@ Tile default_tile(const ConvGeometry& g, ConvPass pass, int64_t summed, int64_t 
     if (cost < best_cost && (i < squares || folds(best) || !folds(tiles[i])))
       best = tiles[i], best_cost = cost;
   }
+  // A tie goes to a rectangle only from a rectangle (F(4x3) and F(3x4) on the folded plane): a
+  // tied square keeps the square's smaller error.
   if (pass == ConvPass::kForward && folds(best))
-    for (int i = 0; i < count; ++i)
+    for (int i = 0; i < (best.h != best.w ? count : squares); ++i)
       if (products(tiles[i], false) == best_cost && folds(tiles[i]) &&
           products(tiles[i], true) < products(best, true))
         best = tiles[i];

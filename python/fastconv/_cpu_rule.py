@@ -160,18 +160,32 @@ def _five_tap_winograd(p: "_Shape", unit_stride: bool) -> bool:
     return row >= 28
 
 
-def _two_tap_products(extents: tuple[int, ...], few_summed: bool) -> float:
-    """Transform-domain products per direct product of F(mxm,2x2) over a stride-1 correlation
-    whose output has `extents` (the tile as csrc/algo/winograd_tiles.cc chooses it: the fewest
-    tiles x (m + 1)^2, m up to 4 when at most 64 channels are summed), against 2 taps per dim
-    over the phase plane (the extent less the kernel's extra position)."""
-    best = None
-    for m in (2, 3, 4) if few_summed else (2, 3):
-        cost = 1.0
-        for e in extents:
-            cost *= (-(-e // m)) * (m + 1) / (2.0 * (e - 1))
-        best = cost if best is None else min(best, cost)
-    return best
+def _two_tap_products(
+    extents: tuple[int, ...], few_summed: bool, images: int = 1, lanes: int = 16
+) -> float:
+    """Transform-domain products per direct product of F(hxw,2x2) over a stride-1 correlation
+    whose output has `extents` (the tile as csrc/algo/winograd_tiles.cc chooses it for backward
+    data: the fewest tiles x (h + 1)(w + 1) over the square tiles, m up to 4 when at most 64
+    channels are summed, then F(4x3) / F(3x4) in 2-D where strictly fewer and not folding a
+    batch of `images` that the best square leaves unfolded (a tile row under `lanes` tiles),
+    against 2 taps per dim over the phase plane (the extent less the kernel's extra position)."""
+
+    def cost(tile: tuple[int, ...]) -> float:
+        c = 1.0
+        for e, m in zip(extents, tile):
+            c *= (-(-e // m)) * (m + 1) / (2.0 * (e - 1))
+        return c
+
+    def folds(tile: tuple[int, ...]) -> bool:
+        return images > 1 and -(-extents[-1] // tile[-1]) < lanes
+
+    squares = [(m,) * len(extents) for m in ((2, 3, 4) if few_summed else (2, 3))]
+    best = min(squares, key=cost)  # the first of equals, as the C++ loop
+    if len(extents) == 2:
+        for tile in ((4, 3), (3, 4)):
+            if cost(tile) < cost(best) and (folds(best) or not folds(tile)):
+                best = tile
+    return cost(best)
 
 
 def _dilation_phase_winograd(p: "_Shape", unit_stride: bool) -> bool:
@@ -309,15 +323,17 @@ def _upsampling_winograd(p: "_Shape", unit_stride: bool) -> bool:
     if p.n == 1:
         return False
     if p.conv_pass == "forward":
-        # F(2x2)'s 9 points. Batches of 8-wide outputs run F(3x3)'s 16 where the two tie and both
-        # fold (csrc/algo/winograd_tiles.cc): 64->64 x8, 64->128 x4 and 32->64 x8 on 8x8 outputs
-        # measured within 3% of F(2x2) either way (A/B, 2 threads, both levels), so kept.
+        # F(2x2)'s 9 points. Batches of 8-wide outputs run F(4x3)'s 20 (fewer products: 120 an
+        # image against 144; csrc/algo/winograd_tiles.cc): before it, F(3x3)'s 16 on 64->64 x8,
+        # 64->128 x4 and 32->64 x8 on 8x8 outputs measured within 3% of F(2x2) either way (A/B,
+        # 2 threads, both levels), so the size check stays on F(2x2)'s points.
         return 9 * stacked * p.k_per_group * p.itemsize <= (2 << 20)
     # backward data: the stacked input's gradient, out + 1 per dim, summing K channels, where
     # it takes at most 0.57 of the direct products (g2's 4x4 planes, 1.0 of them, lose: 9.42 vs
     # 5.38 at AVX2).
     extents = tuple(o + 1 for o in p.out_extents)
-    return capped and _two_tap_products(extents, p.k_per_group <= 64) <= 0.57
+    products = _two_tap_products(extents, p.k_per_group <= 64, p.n, 64 // p.itemsize)
+    return capped and products <= 0.57
 
 
 def _fft_pays(p: "_Shape") -> bool:

@@ -93,17 +93,7 @@ void transpose(const T* src, int64_t lds, int64_t rows, int64_t cols, const T* b
 }
 #endif
 
-template <typename T>
-void interleave2_tail(const T* even, const T* odd, int64_t n, T* dst) {
-  for (int64_t t = 0; t < n; ++t) dst[2 * t] = even[t], dst[2 * t + 1] = odd[t];
-}
-
-template <typename T>
-void deinterleave2_tail(const T* src, int64_t n, T* even, T* odd) {
-  for (int64_t t = 0; t < n; ++t) even[t] = src[2 * t], odd[t] = src[2 * t + 1];
-}
-
-#if defined(__AVX512F__)
+#if FASTCONV_TRANSPOSE_AVX && defined(__AVX512F__)
 // 16 floats (8 doubles) of each phase a step through two-source permutes; the last partial step
 // with masked loads and stores (the rows these join and split are 8-40 pairs long: stride-2
 // phase windows of small images, where scalar tails took most of the time).
@@ -181,12 +171,12 @@ void deinterleave2(const T* src, int64_t n, T* even, T* odd) {
 // Below AVX-512 the compiler vectorises the loops with this level's flags.
 template <typename T>
 void interleave2(const T* __restrict even, const T* __restrict odd, int64_t n, T* __restrict dst) {
-  interleave2_tail(even, odd, n, dst);
+  for (int64_t t = 0; t < n; ++t) dst[2 * t] = even[t], dst[2 * t + 1] = odd[t];
 }
 
 template <typename T>
 void deinterleave2(const T* __restrict src, int64_t n, T* __restrict even, T* __restrict odd) {
-  deinterleave2_tail(src, n, even, odd);
+  for (int64_t t = 0; t < n; ++t) even[t] = src[2 * t], odd[t] = src[2 * t + 1];
 }
 #endif
 

@@ -369,7 +369,7 @@ const winograd::TileKernels<T>& winograd_table(int mh, int mw, int r, const char
       Tiles<T, 3, 3, 2>::table(isa), Tiles<T, 4, 4, 2>::table(isa),
       Tiles<T, 1, 2, 5>::table(isa), Tiles<T, 2, 2, 5>::table(isa),
       Tiles<T, 4, 3, 2>::table(isa), Tiles<T, 3, 4, 2>::table(isa)};
-  if (mh != mw && mh > 1) return tables[mh == 4 ? 14 : 15];
+  if (mh != mw && mh > 1 && r == 2) return tables[mh == 4 ? 14 : 15];
   const bool two_d = mh > 1;
   const int m = mw;
   if (r == 5) return tables[12 + (two_d ? 1 : 0)];
