@@ -126,7 +126,7 @@ def test_refusals_name_the_reason(kw, why):
 
 
 def test_auto_runs_dilated_layers_on_phases():
-    """auto's rule (_cpu_rule._dilation_phase_winograd): Winograd where F(4x4)'s tiles cover the
+    """auto's rule (_cpu_phases._dilation_phase_winograd): Winograd where F(4x4)'s tiles cover the
     phase planes well and the planes are 11+ per dim, at AVX-512 the weight gradient also on
     7x7 planes;
     the previous choices elsewhere, and the weight gradient of a large dilated image not on

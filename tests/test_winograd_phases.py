@@ -380,7 +380,7 @@ def test_explain_says_phases_and_folding():
 
 
 def test_auto_runs_upsampling_layers_on_phases():
-    """auto's rule (_cpu_rule._upsampling_winograd): a kernel twice the stride runs its weight
+    """auto's rule (_cpu_phases._upsampling_winograd): a kernel twice the stride runs its weight
     gradient, a batch's forward with small enough transformed kernels and any forward of 256+
     output tiles on Winograd; not the 3x3 / 2 layers (no fewer products), nor one small image's
     forward."""
