@@ -7,7 +7,8 @@ import math
 
 from ._cpu_shape import _active_isa, _avx512_on_256bit_units, _l2_bytes, _Shape
 
-# L2 from which 1x3 layers run Winograd along W at AVX2 too (_axis_winograd).
+# L2 from which batches of small maps fold for Winograd along an axis at AVX2 (measured on the
+# 2 MiB-L2 Xeon, not on the 1 MiB Zen 4: _axis_folds_measured).
 _AXIS_1X3_AVX2_L2_BYTES = 2 << 20
 # Slices across the axis shorter than this fold a batch's images side by side (kFoldBelow in
 # csrc/algo/winograd_axis.cc), which lets fewer GEMM columns pay (_axis_winograd).
@@ -112,11 +113,14 @@ def _axis_winograd(p: "_Shape") -> bool:
     (Inception's 384 ch 8x8 at batch 8, 128 columns: 0.99-1.22x; at batch 1 0.62-0.82x), as do
     fewer channels (64 ch 1x3 on 128x256: 0.85-1.00x). At AVX2 (PyTorch capped alike) against
     implicit_gemm: 3x1 4.16/4.23/4.41 vs 4.61/4.70/4.79, but 1x3 5.21/5.15/5.12 vs 4.69/5.06/4.62
-    (its planes' transposes and the 8-lane transforms): there only 3x1. On the 2 MiB-L2 Intel
-    Xeon (2026-12-06) 1x3 at AVX2 won every pass instead, `fastconv bench` medians, ms, against
-    implicit GEMM (PyTorch capped): ERFNet's 128 ch 64x128 forward 6.9-7.2 vs 11.9-13.5
-    (8.1-8.5), backward data 7.0 vs 10.6-12.6 (8.3-8.5), weight 7.8 vs 8.9 (11.0): so at AVX2
-    1x3 needs an L2 of 2 MiB or more (the AMD figures above are a 1 MiB Zen 4's).
+    (its planes' transposes and the 8-lane transforms), so for a while at AVX2 only 3x1 there. On
+    the 2 MiB-L2 Intel Xeon (2026-12-06) 1x3 at AVX2 won every pass, `fastconv bench` medians,
+    ms, against implicit GEMM (PyTorch capped): ERFNet's 128 ch 64x128 forward 6.9-7.2 vs
+    11.9-13.5 (8.1-8.5), backward data 7.0 vs 10.6-12.6 (8.3-8.5), weight 7.8 vs 8.9 (11.0); and
+    on the same 1 MiB Zen 4 since the kernel transforms moved onto the combine kernels, three
+    runs on 2026-12-07 (20:25 UTC, ec1c2e2): forward 3.90/4.41/4.12 vs 4.94/6.53/5.38 (PyTorch
+    4.61/5.52/4.76), backward data 3.91/4.15/3.74 vs 4.97/6.51/4.88, weight 4.78/4.38/4.29 vs
+    4.74/5.25/4.46: so 1x3 runs it at AVX2 on any L2.
 
     Batches whose slices across the axis are under 64 elements (8x8 maps) fold their images side by
     side into one wide slice, so the transforms' vector sums are no longer 8-element calls: from 64
@@ -141,9 +145,7 @@ def _axis_winograd(p: "_Shape") -> bool:
             return False
         axis = 0 if p.kernel == (3, 1) else 1
         isa = _active_isa()
-        if axis == 1 and not (
-            isa == "avx512" or (isa == "avx2" and _l2_bytes() >= _AXIS_1X3_AVX2_L2_BYTES)
-        ):
+        if axis == 1 and isa not in ("avx512", "avx2"):
             return False
         if p.pad_lo[1 - axis] or p.pad_hi[1 - axis]:
             return False
