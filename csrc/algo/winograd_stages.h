@@ -126,31 +126,28 @@ struct Stages {
     // A run of up to 16 lanes of up to 3x3 taps (phases: r <= 3), in a buffer three runs long:
     // the kernel transform prefetches the kernels two runs on from its argument.
     alignas(64) T run[3 * 16 * 9];
-    if (pw.tap && pw.phase_in_k) {
-      // Phases in k: a run's lanes are stored kernels cs apart (dcgan.g3's transposed forward:
-      // 8 KiB, so k outer read 16 lines in one L1 set and each again per phase). Runs outer,
-      // each lane reads its kernels in order across the k range: dcgan.g3's transposed forward
-      // 1.03-1.07x (A/B, 2 threads, AVX-512, 15 rounds), g4's 0.97-1.04x.
-      for (int64_t c = 0; c < p.cg; c += tk.lanes) {
-        const int64_t n = std::min<int64_t>(tk.lanes, p.cg - c);
-        for (int64_t k = k0; k < k1; ++k) {
-          winograd_phases::gather_kernels(pw, w, gs, ks, cs, grp, k, c, n, run);
-          tk.kernel(run, pw.taps, n, flip, u + (k - k_base) * p.u_ks + c, p.cg);
-        }
-      }
-      return;
-    }
-    for (int64_t k = k0; k < k1; ++k)
-      for (int64_t c = 0; c < p.cg; c += tk.lanes) {
-        const int64_t n = std::min<int64_t>(tk.lanes, p.cg - c);
-        T* dst = u + (k - k_base) * p.u_ks + c;
-        if (!pw.tap) {
-          tk.kernel(w + grp * gs + k * ks + c * cs, cs, n, flip, dst, p.cg);
-          continue;
-        }
+    // Kernel k's run of lanes from c.
+    const auto one = [&](int64_t k, int64_t c) {
+      const int64_t n = std::min<int64_t>(tk.lanes, p.cg - c);
+      T* dst = u + (k - k_base) * p.u_ks + c;
+      if (!pw.tap) {
+        tk.kernel(w + grp * gs + k * ks + c * cs, cs, n, flip, dst, p.cg);
+      } else {
         winograd_phases::gather_kernels(pw, w, gs, ks, cs, grp, k, c, n, run);
         tk.kernel(run, pw.taps, n, flip, dst, p.cg);
       }
+    };
+    // Phases in k: a run's lanes are stored kernels cs apart (dcgan.g3's transposed forward:
+    // 8 KiB, so k outer read 16 lines in one L1 set and each again per phase). Runs outer,
+    // each lane reads its kernels in order across the k range: dcgan.g3's transposed forward
+    // 1.03-1.07x (A/B, 2 threads, AVX-512, 15 rounds), g4's 0.97-1.04x.
+    if (pw.tap && pw.phase_in_k) {
+      for (int64_t c = 0; c < p.cg; c += tk.lanes)
+        for (int64_t k = k0; k < k1; ++k) one(k, c);
+    } else {
+      for (int64_t k = k0; k < k1; ++k)
+        for (int64_t c = 0; c < p.cg; c += tk.lanes) one(k, c);
+    }
   }
 
   // Calls fn(c, plane, h, w, iy0, ix0, t, len) for channels [c0, c1) of group grp and runs of
