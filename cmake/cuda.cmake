@@ -69,6 +69,50 @@ elseif(FASTCONV_CUTLASS_DIR AND EXISTS "${FASTCONV_CUTLASS_DIR}/cutlass/conv/dev
   set_source_files_properties(cuda/tensor_op_cutlass.cu PROPERTIES COMPILE_OPTIONS "--threads=0")
   target_compile_definitions(_cuda PRIVATE FASTCONV_WITH_CUTLASS)
   message(STATUS "fastconv: tensor-op path on CUTLASS's headers in ${FASTCONV_CUTLASS_DIR}")
+  # The Hopper core (cuda/tensor_op_sm90*.cu: CUTLASS 3's wgmma / TMA convolution kernels) where
+  # the architectures include sm_90 (FASTCONV_CUTLASS_SM90=AUTO; ON: always, as CI does to
+  # compile-check it; OFF: never) and nvcc is 12.0 or newer: compiled for sm_90a alone (wgmma
+  # exists only on that target, whatever CMAKE_CUDA_ARCHITECTURES says), as an object library
+  # linked into the module; the two dtypes' files compile side by side. It needs CUTLASS's
+  # util headers too (tools/util/include beside include/ in the nvidia-cutlass package).
+  set(_fastconv_sm90 OFF)
+  foreach(_arch IN LISTS CMAKE_CUDA_ARCHITECTURES)
+    if(_arch MATCHES "^90")
+      set(_fastconv_sm90 ON)
+    endif()
+  endforeach()
+  if(FASTCONV_CUTLASS_SM90 STREQUAL "ON")
+    set(_fastconv_sm90 ON)
+  elseif(FASTCONV_CUTLASS_SM90 STREQUAL "OFF")
+    set(_fastconv_sm90 OFF)
+  endif()
+  set(_fastconv_cutlass_util "${FASTCONV_CUTLASS_DIR}/../tools/util/include")
+  if(_fastconv_sm90 AND NOT (CMAKE_CUDA_COMPILER_VERSION VERSION_GREATER_EQUAL 12.0
+     AND EXISTS "${_fastconv_cutlass_util}/cutlass/util/packed_stride.hpp")
+     AND FASTCONV_CUTLASS_SM90 STREQUAL "ON")
+    message(FATAL_ERROR "fastconv: FASTCONV_CUTLASS_SM90=ON needs nvcc 12.0+ (found "
+                        "${CMAKE_CUDA_COMPILER_VERSION}) and CUTLASS's util headers in "
+                        "${_fastconv_cutlass_util}")
+  endif()
+  if(_fastconv_sm90 AND CMAKE_CUDA_COMPILER_VERSION VERSION_GREATER_EQUAL 12.0
+     AND EXISTS "${_fastconv_cutlass_util}/cutlass/util/packed_stride.hpp")
+    add_library(fastconv_cuda_sm90 OBJECT cuda/tensor_op_sm90_f16.cu cuda/tensor_op_sm90_bf16.cu)
+    set_target_properties(fastconv_cuda_sm90 PROPERTIES CUDA_ARCHITECTURES OFF
+                                                        POSITION_INDEPENDENT_CODE ON
+                                                        CUDA_STANDARD 17)
+    target_compile_options(fastconv_cuda_sm90 PRIVATE
+                           "-gencode=arch=compute_90a,code=sm_90a" "--expt-relaxed-constexpr")
+    target_include_directories(fastconv_cuda_sm90 PRIVATE cuda csrc/include csrc)
+    target_include_directories(fastconv_cuda_sm90 SYSTEM PRIVATE "${FASTCONV_CUTLASS_DIR}"
+                                                                 "${_fastconv_cutlass_util}")
+    target_compile_definitions(fastconv_cuda_sm90 PRIVATE FASTCONV_WITH_CUTLASS)
+    target_sources(_cuda PRIVATE $<TARGET_OBJECTS:fastconv_cuda_sm90>)
+    target_compile_definitions(_cuda PRIVATE FASTCONV_WITH_CUTLASS_SM90)
+    message(STATUS "fastconv: Hopper core (sm_90a wgmma / TMA kernels) in the tensor-op path")
+  elseif(_fastconv_sm90)
+    message(STATUS "fastconv: no Hopper core (needs nvcc 12.0+ and CUTLASS's util headers in "
+                   "${_fastconv_cutlass_util}); sm_90 runs the sm_80 tensor-op kernels")
+  endif()
 elseif(FASTCONV_CUTLASS STREQUAL "ON")
   message(FATAL_ERROR "fastconv: FASTCONV_CUTLASS=ON but CUTLASS's headers were not found: "
                       "`pip install --no-deps nvidia-cutlass` in ${Python_EXECUTABLE}, set "

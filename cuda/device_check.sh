@@ -12,7 +12,8 @@
 # plugin, else its GPU tests skip and say so),
 # 200 random geometries and the reference suite vs cuDNN (cuda/device_checks.py), a CUDA-graph
 # capture of a conv net step, per-call overhead, `fastconv bench --device cuda` (float16,
-# bfloat16, float32; all three passes; batch 32; cuDNN with benchmark=True as the peer) and
+# bfloat16, float32; all three passes; batch 32; cuDNN with benchmark=True as the peer; float16
+# once more with the Hopper core off, FASTCONV_CUDA_SM90=0) and
 # compute-sanitizer memcheck and racecheck over one small call of every kernel. The full log
 # goes to $OUT/device.log (default ./device-out/), benchmark JSON next to it; a summary table
 # is printed last. Exit code: the number of failed stages.
@@ -83,6 +84,10 @@ stage build 180 bash -c build
 stage info 20 "$PY" -m fastconv info
 stage pytest 120 "$PY" -m pytest -q -p no:cacheprovider -m "slow or not slow" --maxfail=20 \
   tests/test_cuda.py
+# On an H100 / H200 the float16 / bfloat16 layers the Hopper core covers run its sm_90a kernels
+# in the stage above; the sm_80 tensor-op kernels' tests once more with that core off.
+stage pytest-sm80 60 env FASTCONV_CUDA_SM90=0 "$PY" -m pytest -q -p no:cacheprovider \
+  -m "slow or not slow" --maxfail=20 tests/test_cuda.py -k "tensor_op or channels_last or resnet"
 stage jax 90 "$PY" -m pytest -q -p no:cacheprovider -rs -m "slow or not slow" \
   tests/jax_adapter/test_jax_cuda.py -k "not emulated"
 # The CPU path at this machine's ISA and thread count (AVX-512 on the H100/H200 hosts): every
@@ -100,15 +105,18 @@ sanitize() {
     "$PY" cuda/device_checks.py small
 }
 export -f sanitize
+# bench DTYPE [SUFFIX]: the reference suite against cuDNN into bench-DTYPE[SUFFIX].json
 bench() {
   "$PY" -m fastconv bench --device cuda --suite reference --dtype "$1" \
     --passes forward,backward_data,backward_weight --min-time 0.02 --repeats 5 \
-    --layer-budget 0.4 --json "$OUT/bench-$1.json"
+    --layer-budget 0.4 --json "$OUT/bench-$1${2:-}.json"
 }
 export -f bench
 export OUT
 stage memcheck 60 bash -c "sanitize memcheck"
 stage bench-float16 50 bash -c "bench float16"
+# the same with the Hopper core off: its gain over the sm_80 kernels on this GPU
+stage bench-f16-sm80 50 env FASTCONV_CUDA_SM90=0 bash -c "bench float16 -sm80"
 stage racecheck 60 bash -c "sanitize racecheck"
 stage overhead 20 "$PY" cuda/device_checks.py overhead
 stage bench-bfloat16 50 bash -c "bench bfloat16"

@@ -202,6 +202,8 @@ def stage_small() -> None:
             fastconv.conv_backward_data(y, w, x.shape, algo=algo, **kw)
             fastconv.conv_backward_weight(x, y, w.shape, algo=algo, **kw)
             fastconv.conv_transpose(y, w, algo=algo, **kw)
+    if DEVICE == "cuda":
+        tensor_op_calls()
     x = torch.rand(2, 3, 9, 8, device=DEVICE) + 0.1
     y, idx = fastconv.max_pool(x, 3, stride=2, padding=1, return_indices=True)
     fastconv.max_pool_backward(y, x, 3, stride=2, padding=1)
@@ -214,6 +216,38 @@ def stage_small() -> None:
     fastconv.global_max_pool(x)
     sync()
     print("small: every kernel ran once")
+
+
+def tensor_op_calls() -> None:
+    """The tensor-op path's kernels once each (channel counts the tiny calls above lack): the
+    sm_80 kernels on a small float16 / bfloat16 / TF32 layer (split and strided), and on a 9.0
+    device the Hopper core's on layers big enough to run unsplit (132 multiprocessors: 264
+    tiles): forward with and without a bias, unit-stride backward data, the weight gradient."""
+    for dtype in ("float16", "bfloat16", "float32"):
+        dt = getattr(torch, dtype)
+        x = torch.rand(4, 16, 9, 7, device=DEVICE).to(dt)
+        w = torch.rand(16, 16, 3, 3, device=DEVICE).to(dt)
+        for kw in (dict(padding=1), dict(stride=2, padding=1)):
+            y = fastconv.conv(x, w, w[:, 0, 0, 0], **kw)
+            fastconv.conv_backward_data(y, w, x.shape, **kw)
+            fastconv.conv_backward_weight(x, y, w.shape, **kw)
+    if torch.cuda.get_device_capability() != (9, 0):
+        return
+    for dtype in ("float16", "bfloat16"):
+        dt = getattr(torch, dtype)
+        x = torch.rand(32, 128, 56, 56, device=DEVICE).to(dt)
+        w = torch.rand(128, 128, 3, 3, device=DEVICE).to(dt)
+        y = fastconv.conv(x, w, padding=1)
+        fastconv.conv(x, w, w[:, 0, 0, 0], padding=1)
+        fastconv.conv_backward_data(y, w, x.shape, padding=1)
+        x = torch.rand(8, 512, 14, 14, device=DEVICE).to(dt)
+        w = torch.rand(1024, 512, 3, 3, device=DEVICE).to(dt)
+        fastconv.conv_backward_weight(x, fastconv.conv(x, w, padding=1), w.shape, padding=1)
+        for pass_ in ("forward", "backward_data"):
+            x = torch.empty(32, 128, 56, 56, device=DEVICE, dtype=dt)
+            note = fastconv.explain(x, (128, 128, 3, 3), pass_=pass_, padding=1).reason
+            if "sm_90a" not in note:
+                FAILURES.append(f"small: {dtype} {pass_} did not run the Hopper core: {note}")
 
 
 def stage_graph() -> None:

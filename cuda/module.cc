@@ -127,6 +127,25 @@ bool conv_tensor_op(const std::string& pass, const std::string& algo, const std:
          implicit_gemm_takes_order(ps, dt, p, m, {a_channels_last, b_channels_last});
 }
 
+// The tensor-op core kernels that run this pass on `device` ("" when the layer does not take
+// the path): explain()'s note, which names the Hopper kernels where a 9.0 device runs them.
+std::string conv_tensor_op_kernel(const std::string& pass, const std::string& algo,
+                                  const std::string& math, const std::string& dtype, int device,
+                                  const Shape& x_shape, const Shape& w_shape, const Shape& stride,
+                                  const Shape& pad_lo, const Shape& pad_hi, const Shape& dilation,
+                                  int64_t groups, const std::string& mode) {
+  check_conv_algo(algo);
+  if (algo != "implicit_gemm") return "";
+  const ConvGeometry g = make_conv_geometry(x_shape, w_shape, {stride, pad_lo, pad_hi, dilation},
+                                            groups, parse_mode(mode), true);
+  const ConvPass ps = parse_conv_pass(pass);
+  const DType dt = parse_dtype(dtype);
+  const ConvParams p = make_conv_params(g);
+  if (!implicit_gemm_tensor_op(ps, dt, p, parse_math(math))) return "";
+  DeviceGuard guard(device, "conv_tensor_op_kernel");
+  return tensor_op_kernel(ps, dt, p);
+}
+
 void bias_grad(const std::string& dtype, int device, uintptr_t stream, const Shape& grad_y_shape,
                uintptr_t grad_y, uintptr_t out) {
   if (grad_y_shape.size() < 3) throw InvalidArgument("grad_y must have 3 to 5 dims");
@@ -276,6 +295,10 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),
         py::arg("groups"), py::arg("mode"), py::arg("a_channels_last") = false,
         py::arg("b_channels_last") = false);
+  m.def("conv_tensor_op_kernel", &fc::conv_tensor_op_kernel, py::arg("pass_"), py::arg("algo"),
+        py::arg("math"), py::arg("dtype"), py::arg("device"), py::arg("x_shape"),
+        py::arg("w_shape"), py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"),
+        py::arg("dilation"), py::arg("groups"), py::arg("mode"));
   m.def("conv_backward_bias", &fc::bias_grad, py::arg("dtype"), py::arg("device"),
         py::arg("stream"), py::arg("grad_y_shape"), py::arg("grad_y"), py::arg("out"));
   m.def("pool", &fc::pool, py::arg("kind"), py::arg("pass_"), py::arg("dtype"), py::arg("device"),

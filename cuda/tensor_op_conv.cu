@@ -182,15 +182,14 @@ Layout layout(ConvPass pass, const ConvParams& p, const NhwcConv& c, DType dtype
   }
 }
 
-// The core's problem with its split on the current device.
-NhwcConv split_problem(ConvPass pass, DType dtype, const ConvParams& p) {
+}  // namespace
+
+NhwcConv tensor_op_problem(ConvPass pass, DType dtype, const ConvParams& p) {
   NhwcConv c = to_nhwc(p);
   c.tile_n = core_tile_n(pass, dtype, c);
   c.splits = core_splits(pass, dtype, c);
   return c;
 }
-
-}  // namespace
 
 bool tensor_op_eligible(ConvPass pass, DType dtype, const ConvParams& p) {
   if (dtype == DType::kFloat64) return false;
@@ -225,7 +224,12 @@ bool tensor_op_eligible(ConvPass pass, DType dtype, const ConvParams& p) {
 
 size_t tensor_op_workspace(ConvPass pass, DType dtype, const ConvParams& p) {
   if (!tensor_op_eligible(pass, dtype, p)) return 0;
-  return layout(pass, p, split_problem(pass, dtype, p), dtype).total();
+  return layout(pass, p, tensor_op_problem(pass, dtype, p), dtype).total();
+}
+
+const char* tensor_op_kernel(ConvPass pass, DType dtype, const ConvParams& p) {
+  if (!tensor_op_eligible(pass, dtype, p)) return "";
+  return nhwc_core_kernel(pass, dtype, tensor_op_problem(pass, dtype, p));
 }
 
 namespace {
@@ -248,7 +252,7 @@ bool tensor_op_conv(ConvPass pass, DType dtype, const ConvParams& p, const void*
                     const void* b, const void* bias, void* out, Workspace ws,
                     cudaStream_t stream, OperandOrder order) {
   if (!tensor_op_eligible(pass, dtype, p) || !order_fits(pass, dtype, p, order)) return false;
-  NhwcConv c = split_problem(pass, dtype, p);
+  NhwcConv c = tensor_op_problem(pass, dtype, p);
   c.bias = bias != nullptr && pass != ConvPass::kBackwardWeight;
   const Layout lay = layout(pass, p, c, dtype);
   if (ws.ptr == nullptr || ws.bytes < lay.total()) return false;

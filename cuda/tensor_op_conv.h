@@ -67,6 +67,12 @@ size_t tensor_op_workspace(ConvPass pass, DType dtype, const ConvParams& p);
 bool tensor_op_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a,
                     const void* b, const void* bias, void* out, Workspace ws,
                     cudaStream_t stream, OperandOrder order = {});
+// The core's problem for a layer (an eligible one: one group, rank 1 or 2) with its tile and
+// its split on the current device.
+NhwcConv tensor_op_problem(ConvPass pass, DType dtype, const ConvParams& p);
+// The core kernels an eligible layer runs on the current device (nhwc_core_kernel), "" for
+// a layer the path does not take.
+const char* tensor_op_kernel(ConvPass pass, DType dtype, const ConvParams& p);
 // Whether an eligible layer can take its operands in this order: float16 / bfloat16 (a
 // float32 operand is rounded to TF32 by its move), and a channels-last filter only without
 // mode="conv"'s flip (which the filter's move does).
@@ -82,6 +88,9 @@ bool tensor_op_takes_order(ConvPass pass, DType dtype, const ConvParams& p, Oper
 // back to NCHW rounds once), else T.
 // What the core is ("" when this build has none: then no layer takes the path).
 const char* nhwc_core_name();
+// The kernels that run this problem on the current device (the GPU build has two cores: the
+// sm_80 kernels, and on a compute capability 9.0 device the Hopper ones where they apply).
+const char* nhwc_core_kernel(ConvPass pass, DType dtype, const NhwcConv& c);
 bool nhwc_core_can_run(ConvPass pass, DType dtype, const NhwcConv& c);
 size_t nhwc_core_workspace(ConvPass pass, DType dtype, const NhwcConv& c);
 void nhwc_core_run(ConvPass pass, DType dtype, const NhwcConv& c, const void* a, const void* b,

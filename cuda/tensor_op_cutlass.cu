@@ -3,7 +3,9 @@
 // at the padding, a 4-stage shared-memory pipeline, 128x128 block tiles of four 64x64 warp
 // tiles, offsets advanced incrementally by CUTLASS's "optimized" iterators; Config below).
 // The same kernels are compiled for sm_90 too (its own SASS in the default architectures, or
-// JIT from PTX); Hopper's wgmma / TMA kernels are a later step (cuda/README.md).
+// JIT from PTX); on a compute capability 9.0 device the problems the Hopper core covers run
+// its wgmma / TMA kernels instead (tensor_op_sm90.h, built where the architectures include
+// sm_90; FASTCONV_CUDA_SM90=0 keeps every problem here, to compare the two on one GPU).
 // Built when cmake found CUTLASS's headers (FASTCONV_WITH_CUTLASS, from the nvidia-cutlass
 // package); without them the core reports that it cannot run and every layer takes the WMMA
 // implicit-GEMM kernel.
@@ -27,7 +29,14 @@
 #include <cutlass/version.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
 #include <type_traits>
+#include <vector>
+#endif
+#ifdef FASTCONV_WITH_CUTLASS_SM90
+#include "tensor_op_sm90.h"
 #endif
 
 namespace fastconv::cuda {
@@ -203,14 +212,74 @@ auto with_op(ConvPass pass, DType dtype, const NhwcConv& c, F&& f) {
   return per_type(float{});  // TF32
 }
 
+#ifdef FASTCONV_WITH_CUTLASS_SM90
+// Whether the current device is compute capability 9.0 exactly (sm_90a code runs there and
+// nowhere else), asked once per device; false when there is no device to ask.
+bool device_is_sm90() {
+  static std::mutex mu;
+  static std::vector<int> cache;  // per device: 0 unknown, 1 yes, 2 no
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    cudaGetLastError();  // not this call's error to keep
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  if (static_cast<int>(cache.size()) <= dev) cache.resize(dev + 1, 0);
+  if (cache[dev] == 0) {
+    int major = 0, minor = 0;
+    const bool ok =
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess;
+    if (!ok) cudaGetLastError();
+    cache[dev] = ok && major == 9 && minor == 0 ? 1 : 2;
+  }
+  return cache[dev] == 1;
+}
+
+// FASTCONV_CUDA_SM90=0 turns the Hopper core off (read at every call, so one process can
+// compare both cores).
+bool hopper_enabled() {
+  const char* v = std::getenv("FASTCONV_CUDA_SM90");
+  return v == nullptr || std::strcmp(v, "0") != 0;
+}
+#endif
+
+// Whether this problem runs on the Hopper core: built, enabled, a 9.0 device, a problem its
+// kernels cover and CUTLASS's can_implement accepts. Every other problem runs the sm_80
+// kernels above, which can run whatever the Hopper core can (tensor_op_eligible asks them).
+bool hopper_takes(ConvPass pass, DType dtype, const NhwcConv& c) {
+#ifdef FASTCONV_WITH_CUTLASS_SM90
+  if (!sm90::covers(pass, dtype, c) || !hopper_enabled() || !device_is_sm90()) return false;
+  return dtype == DType::kFloat16 ? sm90::Core<DType::kFloat16>::can_run(pass, c)
+                                  : sm90::Core<DType::kBFloat16>::can_run(pass, c);
+#else
+  (void)pass, (void)dtype, (void)c;
+  return false;
+#endif
+}
+
 }  // namespace
 
 #define FASTCONV_STR2(x) #x
 #define FASTCONV_STR(x) FASTCONV_STR2(x)
+#define FASTCONV_SM80_CORE \
+  "CUTLASS " FASTCONV_STR(CUTLASS_MAJOR) "." FASTCONV_STR(CUTLASS_MINOR) "." FASTCONV_STR(    \
+      CUTLASS_PATCH) " sm_80 tensor-op implicit GEMM (mma.sync; float16/bfloat16/TF32, "       \
+                     "128x128 and 128x64 tiles, 4 stages)"
+#define FASTCONV_SM90_CORE \
+  "CUTLASS " FASTCONV_STR(CUTLASS_MAJOR) "." FASTCONV_STR(CUTLASS_MINOR) "." FASTCONV_STR(    \
+      CUTLASS_PATCH) " sm_90a tensor-op implicit GEMM (wgmma, TMA im2col loads, "              \
+                     "warp-specialized; float16/bfloat16, 128x128x64 tiles)"
 const char* nhwc_core_name() {
-  return "CUTLASS " FASTCONV_STR(CUTLASS_MAJOR) "." FASTCONV_STR(CUTLASS_MINOR) "." FASTCONV_STR(
-      CUTLASS_PATCH) " sm_80 tensor-op implicit GEMM (float16/bfloat16/TF32, 128x128 and "
-                     "128x64 tiles, 4 stages)";
+#ifdef FASTCONV_WITH_CUTLASS_SM90
+  return FASTCONV_SM80_CORE "; on compute capability 9.0: " FASTCONV_SM90_CORE;
+#else
+  return FASTCONV_SM80_CORE;
+#endif
+}
+
+const char* nhwc_core_kernel(ConvPass pass, DType dtype, const NhwcConv& c) {
+  return hopper_takes(pass, dtype, c) ? FASTCONV_SM90_CORE : FASTCONV_SM80_CORE;
 }
 
 bool nhwc_core_can_run(ConvPass pass, DType dtype, const NhwcConv& c) {
@@ -220,6 +289,12 @@ bool nhwc_core_can_run(ConvPass pass, DType dtype, const NhwcConv& c) {
 }
 
 size_t nhwc_core_workspace(ConvPass pass, DType dtype, const NhwcConv& c) {
+#ifdef FASTCONV_WITH_CUTLASS_SM90
+  if (hopper_takes(pass, dtype, c)) {
+    return dtype == DType::kFloat16 ? sm90::Core<DType::kFloat16>::workspace(pass, c)
+                                    : sm90::Core<DType::kBFloat16>::workspace(pass, c);
+  }
+#endif
   const auto ps = problem(c);
   return with_op(pass, dtype, c,
                  [&](auto tag) { return workspace_of<typename decltype(tag)::type>(ps); });
@@ -227,6 +302,16 @@ size_t nhwc_core_workspace(ConvPass pass, DType dtype, const NhwcConv& c) {
 
 void nhwc_core_run(ConvPass pass, DType dtype, const NhwcConv& c, const void* a, const void* b,
                    void* out, Workspace ws, cudaStream_t stream) {
+#ifdef FASTCONV_WITH_CUTLASS_SM90
+  if (hopper_takes(pass, dtype, c)) {
+    if (dtype == DType::kFloat16) {
+      sm90::Core<DType::kFloat16>::run(pass, c, a, b, out, ws, stream);
+    } else {
+      sm90::Core<DType::kBFloat16>::run(pass, c, a, b, out, ws, stream);
+    }
+    return;
+  }
+#endif
   const auto ps = problem(c);
   with_op(pass, dtype, c, [&](auto tag) {
     // float32 layers (TF32) always write float32
@@ -238,6 +323,7 @@ void nhwc_core_run(ConvPass pass, DType dtype, const NhwcConv& c, const void* a,
 #else  // built without CUTLASS's headers: every layer takes the WMMA kernel
 
 const char* nhwc_core_name() { return ""; }
+const char* nhwc_core_kernel(ConvPass, DType, const NhwcConv&) { return ""; }
 bool nhwc_core_can_run(ConvPass, DType, const NhwcConv&) { return false; }
 size_t nhwc_core_workspace(ConvPass, DType, const NhwcConv&) { return 0; }
 void nhwc_core_run(ConvPass, DType, const NhwcConv&, const void*, const void*, void*, Workspace,

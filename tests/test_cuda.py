@@ -281,6 +281,104 @@ def test_tensor_op_path_on_resnet_shapes_and_a_large_batch(rng):
             assert ("tensor-op path" in reason) == TENSOR_OP, reason
 
 
+def _hopper_reason() -> str:
+    if not TENSOR_OP:
+        return "no tensor-op path on a usable GPU"
+    if "sm_90a" not in cuda_module().tensor_op_core:
+        return "this build has no Hopper core (its CUDA architectures lack sm_90)"
+    if torch.cuda.get_device_capability() != (9, 0):
+        return f"the GPU is compute capability {torch.cuda.get_device_capability()}, not 9.0"
+    return ""
+
+
+HOPPER_REASON = "" if GPU_REASON else _hopper_reason()
+
+
+def _torch_conv_passes(x, w, b, gy, stride, pads, dilation):
+    """float64 forward (with bias), input and weight gradients by torch on the GPU; pads: one
+    (low, high) pair per spatial dimension, applied with F.pad so they may differ."""
+    F = torch.nn.functional
+    xr = x.double().requires_grad_(True)
+    wr = w.double().requires_grad_(True)
+    flat = [p for lo_hi in reversed(pads) for p in lo_hi]  # F.pad: last dimension first
+    conv = F.conv1d if x.dim() == 3 else F.conv2d
+    y = conv(F.pad(xr, flat), wr, b.double(), stride=stride, dilation=dilation)
+    dx, dw = torch.autograd.grad(y, (xr, wr), gy.double())
+    return y.detach(), dx, dw
+
+
+@requires_gpu
+@pytest.mark.skipif(bool(HOPPER_REASON), reason=f"needs the Hopper core: {HOPPER_REASON}")
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_hopper_core_matches_the_sm80_kernels_and_torch(rng, dtype, monkeypatch):
+    """On an H100 / H200 the tensor-op problems CUTLASS's sm_90a kernels cover run them, and
+    explain names them: unsplit forward with and without a bias (float32 and dtype results),
+    unit-stride backward data, an unsplit weight gradient; strided, asymmetrically padded,
+    dilated and 1-D layers. Every pass agrees with torch in float64 and with the sm_80 kernels
+    (FASTCONV_CUDA_SM90=0); a strided backward data, a split and a 64-channel layer stay on
+    the sm_80 kernels."""
+    cases = [  # (x_shape, w_shape, stride, (lo, hi) pads, dilation); 132 SMs: >= 264 tiles
+        ((32, 128, 56, 56), (128, 128, 3, 3), 1, ((1, 1), (1, 1)), 1),
+        ((64, 256, 28, 28), (128, 256, 1, 1), 1, ((0, 0), (0, 0)), 1),
+        ((32, 128, 60, 58), (256, 128, 3, 3), 2, ((1, 2), (0, 1)), 1),
+        ((32, 128, 48, 48), (128, 128, 3, 3), 1, ((2, 2), (2, 2)), 2),
+        ((128, 128, 400), (128, 128, 5), 1, ((2, 2),), 1),  # 1-D
+        ((8, 512, 14, 14), (1024, 512, 3, 3), 1, ((1, 1), (1, 1)), 1),  # unsplit dw
+    ]
+    routed = set()
+    for x_shape, w_shape, stride, pads, dil in cases:
+        kw = dict(stride=stride, padding=pads, dilation=dil)
+        x, _ = gpu_rand(rng, x_shape, dtype)
+        w, _ = gpu_rand(rng, w_shape, dtype)
+        b, _ = gpu_rand(rng, (w_shape[0],), dtype)
+        gy, _ = gpu_rand(rng, tuple(fastconv.conv(x, w, **kw).shape), dtype)
+
+        def run():
+            return {
+                "forward": fastconv.conv(x, w, b, **kw),
+                "forward_nobias": fastconv.conv(x, w, **kw),
+                "backward_data": fastconv.conv_backward_data(gy, w, x_shape, **kw),
+                "backward_weight": fastconv.conv_backward_weight(x, gy, w_shape, **kw),
+            }
+
+        for pass_ in ("forward", "backward_data", "backward_weight"):
+            note = fastconv.explain(x, w.shape, pass_=pass_, **kw).reason
+            assert "tensor-op path" in note, (pass_, note)
+            if "sm_90a" in note:
+                assert not (pass_ == "backward_data" and stride > 1), note
+                routed.add(pass_)
+        got = run()
+        monkeypatch.setenv("FASTCONV_CUDA_SM90", "0")
+        for pass_ in ("forward", "backward_data", "backward_weight"):
+            assert "sm_90a" not in fastconv.explain(x, w.shape, pass_=pass_, **kw).reason
+        sm80 = run()
+        monkeypatch.delenv("FASTCONV_CUDA_SM90")
+        y, dx, dw = _torch_conv_passes(x, w, b, gy, stride, pads, dil)
+        taps = math.prod(w_shape[2:])
+        want = {
+            "forward": (y, w_shape[1] * taps),
+            "forward_nobias": (y - b.double().reshape(-1, *[1] * (x.dim() - 2)), w_shape[1] * taps),
+            "backward_data": (dx, w_shape[0] * taps),
+            "backward_weight": (dw, y.numel() // w_shape[0]),
+        }
+        for name, (ref, n) in want.items():
+            what = f"{name} {x_shape} {kw}"
+            assert_gpu_close(got[name], ref, dtype, n, what)
+            assert_gpu_close(got[name], sm80[name], dtype, n, what + " vs sm_80")
+    assert routed == {"forward", "backward_data", "backward_weight"}, routed
+    # a transposed conv's forward with a bias: backward data with a float32 result
+    xt, _ = gpu_rand(rng, (32, 128, 56, 56), dtype)
+    wt, _ = gpu_rand(rng, (128, 128, 3, 3), dtype)
+    bt, _ = gpu_rand(rng, (128,), dtype)
+    got = fastconv.conv_transpose(xt, wt, bt, padding=1)
+    want = torch.nn.functional.conv_transpose2d(xt.double(), wt.double(), bt.double(), padding=1)
+    assert_gpu_close(got, want, dtype, 128 * 9, "transposed forward")
+    # a 64-channel layer keeps the sm_80 128x64 tile
+    x, _ = gpu_rand(rng, (32, 64, 56, 56), dtype)
+    note = fastconv.explain(x, (64, 64, 3, 3), padding=1).reason
+    assert "tensor-op path" in note and "sm_90a" not in note, note
+
+
 @requires_gpu
 @requires_tensor_op
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
@@ -797,6 +895,15 @@ ROOT = Path(__file__).resolve().parent.parent
     ],
 )
 def test_cmake_cuda_switch(tmp_path, mode, cudacxx, expect, ok):
+    mode, _, archs = mode.partition(";")
+    proc = _configure(tmp_path, mode, archs, cudacxx)
+    out = " ".join((proc.stdout + proc.stderr).split())  # CMake wraps long messages
+    assert expect in out, out
+    assert (proc.returncode == 0) == ok, out
+
+
+def _configure(tmp_path, mode, archs="", cudacxx=None, defines=()):
+    """Configure the project with cmake (no build) in tmp_path; the completed process."""
     import os
     import shutil
 
@@ -809,12 +916,11 @@ def test_cmake_cuda_switch(tmp_path, mode, cudacxx, expect, ok):
     env = dict(os.environ)
     env.pop("CUDACXX", None)
     env.pop("FASTCONV_CUDA_ARCHITECTURES", None)
-    mode, _, archs = mode.partition(";")
     if archs:
         env["FASTCONV_CUDA_ARCHITECTURES"] = archs
     if cudacxx:
         env["CUDACXX"] = cudacxx
-    proc = subprocess.run(
+    return subprocess.run(
         [
             cmake,
             "-S",
@@ -824,15 +930,42 @@ def test_cmake_cuda_switch(tmp_path, mode, cudacxx, expect, ok):
             f"-DFASTCONV_CUDA={mode}",
             f"-Dpybind11_DIR={pybind11_dir}",
             f"-DPython_EXECUTABLE={sys.executable}",
+            *defines,
         ],
         capture_output=True,
         text=True,
         env=env,
         timeout=300,
     )
-    out = " ".join((proc.stdout + proc.stderr).split())  # CMake wraps long messages
-    assert expect in out, out
-    assert (proc.returncode == 0) == ok, out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "archs,sm90,built",
+    [
+        ("80-real", "AUTO", False),
+        ("80-real;90-real", "AUTO", True),
+        ("80-real", "ON", True),  # CI's compile check
+        ("90-real", "OFF", False),
+    ],
+)
+def test_cmake_hopper_core_switch(tmp_path, archs, sm90, built):
+    """The Hopper core's sm_90a kernels are built where the architectures include sm_90 (or
+    FASTCONV_CUTLASS_SM90=ON), not otherwise; configure only (needs nvcc and nvidia-cutlass)."""
+    import shutil
+
+    if shutil.which("nvcc") is None and not Path("/usr/local/cuda/bin/nvcc").exists():
+        pytest.skip("no nvcc here")
+    try:
+        import cutlass_library  # noqa: F401
+    except ImportError:
+        pytest.skip("nvidia-cutlass is not installed (CUTLASS's headers)")
+    proc = _configure(
+        tmp_path, "ON", archs, defines=("-DFASTCONV_CUTLASS=ON", f"-DFASTCONV_CUTLASS_SM90={sm90}")
+    )
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 0, out
+    assert ("Hopper core (sm_90a wgmma / TMA kernels)" in out) == built, out
 
 
 def test_gpus_older_than_sm80_are_reported_unavailable():

@@ -248,6 +248,57 @@ def test_emulated_tensor_op_path_matches_cpu_reference(rng, case, dtype):
 
 
 @requires_emulation
+def test_hopper_core_problem_mapping(rng):
+    """The Hopper core (cuda/tensor_op_sm90.h) derives the output extent from the padding, so
+    its upper padding must give exactly the layer's output: for random layers it does, with
+    the least non-negative padding that covers every row a window reads; it refuses what its
+    kernels lack (a strided backward_data, a split, a 64-wide tile, a negative high padding
+    such as a transposed conv's output_padding, float32) and takes the rest."""
+    EMU.set_multiprocessors(2)  # few tiles per layer needed to leave it unsplit
+    try:
+        seen = {True: 0, False: 0}
+        for _ in range(300):
+            rank = int(rng.integers(1, 3))
+            spatial = [int(v) for v in rng.integers(1, 20, rank)]
+            window = [int(v) for v in rng.integers(1, 6, rank)]
+            stride = [int(v) for v in rng.integers(1, 4, rank)]
+            dil = [int(v) for v in rng.integers(1, 3, rank)]
+            lo = [int(rng.integers(0, k)) for k in window]
+            hi = [int(rng.integers(-2, k)) for k in window]
+            span = [(k - 1) * d + 1 for k, d in zip(window, dil)]
+            if any(s + a + b < sp for s, a, b, sp in zip(spatial, lo, hi, span)):
+                continue  # no output
+            c, k = 8 * int(rng.integers(1, 20)), 8 * int(rng.integers(1, 20))
+            pass_ = str(rng.choice(["forward", "backward_data", "backward_weight"]))
+            geometry = ([2, c, *spatial], [k, c, *window], stride, lo, hi, dil, 1)
+            covers, *dims, splits, tile_n = EMU.hopper_problem(pass_, "float16", *geometry)
+            ok = splits == 1 and tile_n == 128
+            ok &= not (pass_ == "backward_data" and max(stride) > 1)
+            for n, r, pad, st, d, out, lower, upper in dims:
+                if n == 1 and r == 1 and out == 1:
+                    continue  # the unused H of a 1-D layer
+                assert lower == pad
+                reach = (out - 1) * st + (r - 1) * d + 1  # rows the windows span
+                if upper < 0:  # only when even zero padding would add an output
+                    assert upper == -1 and (n + pad - reach) // st >= 1
+                    ok = False
+                    continue
+                assert 1 + (n + lower + upper - ((r - 1) * d + 1)) // st == out
+                assert n + lower + upper >= reach  # every row read lies inside
+                assert upper == 0 or n + lower + upper - 1 < reach  # and no more
+            assert covers == ok, (pass_, geometry, dims, splits, tile_n)
+            seen[covers] += 1
+        assert min(seen.values()) > 30, seen
+        # float32 (TF32) stays on the sm_80 kernels
+        args = ([8, 128, 8, 8], [128, 128, 3, 3], [1, 1], [1, 1], [1, 1], [1, 1], 1)
+        assert EMU.hopper_problem("forward", "float16", *args)[0]
+        assert EMU.hopper_problem("forward", "bfloat16", *args)[0]
+        assert not EMU.hopper_problem("forward", "float32", *args)[0]
+    finally:
+        EMU.set_multiprocessors(8)
+
+
+@requires_emulation
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_emulated_tensor_op_split_writes_float32_and_matches(rng, dtype):
     """On a device with many more multiprocessors than the layer has tiles, every unit-stride

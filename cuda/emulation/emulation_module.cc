@@ -13,6 +13,8 @@
 #include "conv_kernels.h"
 #include "dtype.cuh"
 #include "launch.cuh"
+#include "tensor_op_conv.h"
+#include "tensor_op_sm90.h"
 #include "fastconv/geometry.h"
 #include "fastconv/status.h"
 #include "fastconv/types.h"
@@ -212,6 +214,20 @@ PYBIND11_MODULE(fastconv_cuda_emulation, m) {
         }));
   m.def("tensor_op", on_geometry([](auto ps, auto t, const auto& p) {
           return fc::implicit_gemm_tensor_op(ps, t, p, fc::GemmMath::kTensorCore);
+        }));
+  // The Hopper core's view of a tensor-op layer (tensor_op_sm90.h; its kernels need a 9.0
+  // GPU, its problem mapping does not): (covers, (in, window, pad, stride, dilation, out,
+  // lower padding, upper padding) per spatial dimension H, W) with the split and tile
+  // of the emulated device.
+  m.def("hopper_problem", on_geometry([](auto ps, auto t, const auto& p) {
+          const fc::NhwcConv c = fc::tensor_op_problem(ps, t, p);
+          const fc::sm90::Padding pad = fc::sm90::padding_of(c);
+          return py::make_tuple(
+              fc::sm90::covers(ps, t, c),
+              py::make_tuple(c.h, c.r, c.pad_h, c.stride_h, c.dil_h, c.p, pad.lower_h, pad.upper_h),
+              py::make_tuple(c.w, c.s, c.pad_w, c.stride_w, c.dil_w, c.q, pad.lower_w,
+                             pad.upper_w),
+              c.splits, c.tile_n);
         }));
   m.def("depthwise_workspace", on_geometry(&fc::depthwise_workspace));
   m.def("depthwise_tiled", on_geometry(&fc::depthwise_tiled));

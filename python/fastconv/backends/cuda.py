@@ -309,11 +309,12 @@ class CudaBackend(Backend):
         nbytes = _Plan(algo).workspace(mod, problem, dtype, device, library)
         name, math_ = kernel_math(algo, dtype, library)
         geometry = problem.conv_geometry
-        if mod.conv_tensor_op(problem.conv_pass, name, math_, dtype, *geometry):
+        kernel = mod.conv_tensor_op_kernel(problem.conv_pass, name, math_, dtype, device, *geometry)
+        if kernel:
             return nbytes, (
-                "tensor-op path: CUTLASS sm_80 tensor-core kernels over the operands moved to "
-                f"channels-last order in {nbytes} bytes of workspace on cuda:{device} from the "
-                "caller's allocator (PyTorch's caching allocator / CuPy's pool)"
+                f"tensor-op path: {kernel} over the operands moved to channels-last order in "
+                f"{nbytes} bytes of workspace on cuda:{device} from the caller's allocator "
+                "(PyTorch's caching allocator / CuPy's pool)"
             )
         note = (
             f"{nbytes} bytes of workspace on cuda:{device} from the caller's allocator "
