@@ -10,6 +10,7 @@
 #endif
 #if defined(__AVX512F__)
 #include "ukernels/hsum_avx512.h"
+#include "ukernels/pairs_avx512.h"
 #endif
 
 #ifndef FASTCONV_DW_NS
@@ -35,13 +36,6 @@ namespace {
 template <typename T>
 struct V;
 #if defined(__AVX512F__)
-alignas(64) constexpr int32_t kDwEven32[16] = {0, 2, 4, 6, 8, 10, 12, 14,
-                                               16, 18, 20, 22, 24, 26, 28, 30};
-alignas(64) constexpr int32_t kDwZip32[16] = {0, 16, 1, 17, 2, 18, 3, 19,
-                                              4, 20, 5, 21, 6, 22, 7, 23};
-alignas(64) constexpr int64_t kDwEven64[8] = {0, 2, 4, 6, 8, 10, 12, 14};
-alignas(64) constexpr int64_t kDwZip64[8] = {0, 8, 1, 9, 2, 10, 3, 11};
-
 template <>
 struct V<float> {
   using type = __m512;
@@ -67,14 +61,10 @@ struct V<float> {
   }
   static float sum(type v) { return hsum_avx512(v); }  // ukernels/hsum_avx512.h
   static void deinterleave(type a, type b, type& even, type& odd) {
-    const __m512i e = _mm512_load_si512(kDwEven32);
-    even = _mm512_permutex2var_ps(a, e, b);
-    odd = _mm512_permutex2var_ps(a, _mm512_add_epi32(e, _mm512_set1_epi32(1)), b);
+    deinterleave_pairs(a, b, even, odd);  // ukernels/pairs_avx512.h
   }
   static void interleave(type even, type odd, type& lo, type& hi) {
-    const __m512i z = _mm512_load_si512(kDwZip32);
-    lo = _mm512_permutex2var_ps(even, z, odd);
-    hi = _mm512_permutex2var_ps(even, _mm512_add_epi32(z, _mm512_set1_epi32(8)), odd);
+    interleave_pairs(even, odd, lo, hi);
   }
 };
 template <>
@@ -101,14 +91,10 @@ struct V<double> {
   }
   static double sum(type v) { return hsum_avx512(v); }
   static void deinterleave(type a, type b, type& even, type& odd) {
-    const __m512i e = _mm512_load_si512(kDwEven64);
-    even = _mm512_permutex2var_pd(a, e, b);
-    odd = _mm512_permutex2var_pd(a, _mm512_add_epi64(e, _mm512_set1_epi64(1)), b);
+    deinterleave_pairs(a, b, even, odd);
   }
   static void interleave(type even, type odd, type& lo, type& hi) {
-    const __m512i z = _mm512_load_si512(kDwZip64);
-    lo = _mm512_permutex2var_pd(even, z, odd);
-    hi = _mm512_permutex2var_pd(even, _mm512_add_epi64(z, _mm512_set1_epi64(4)), odd);
+    interleave_pairs(even, odd, lo, hi);
   }
 };
 #elif defined(__AVX2__)

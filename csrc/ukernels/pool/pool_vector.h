@@ -10,6 +10,9 @@
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
+#if defined(__AVX512F__)
+#include "ukernels/pairs_avx512.h"
+#endif
 
 #ifndef FASTCONV_POOL_NS
 #error "define FASTCONV_POOL_NS (the ISA namespace) before including pool_vector.h"
@@ -22,13 +25,6 @@ template <typename T>
 struct V;
 
 #if defined(__AVX512F__)
-alignas(64) constexpr int32_t kEven32[16] = {0,  2,  4,  6,  8,  10, 12, 14,
-                                             16, 18, 20, 22, 24, 26, 28, 30};
-alignas(64) constexpr int32_t kZipLo32[16] = {0, 16, 1, 17, 2, 18, 3, 19,
-                                              4, 20, 5, 21, 6, 22, 7, 23};
-alignas(64) constexpr int64_t kEven64[8] = {0, 2, 4, 6, 8, 10, 12, 14};
-alignas(64) constexpr int64_t kZipLo64[8] = {0, 8, 1, 9, 2, 10, 3, 11};
-
 template <>
 struct V<float> {
   using type = __m512;
@@ -52,15 +48,10 @@ struct V<float> {
   static bool any(mask m) { return m != 0; }
   static type select(mask m, type a, type b) { return _mm512_mask_blend_ps(m, b, a); }
   static void deinterleave(const float* p, type& even, type& odd) {
-    const type a = load(p), b = load(p + 16);
-    const __m512i e = _mm512_load_si512(kEven32);
-    even = _mm512_permutex2var_ps(a, e, b);
-    odd = _mm512_permutex2var_ps(a, _mm512_add_epi32(e, _mm512_set1_epi32(1)), b);
+    deinterleave_pairs(load(p), load(p + 16), even, odd);  // ukernels/pairs_avx512.h
   }
   static void interleave(type even, type odd, type& lo, type& hi) {
-    const __m512i z = _mm512_load_si512(kZipLo32);
-    lo = _mm512_permutex2var_ps(even, z, odd);
-    hi = _mm512_permutex2var_ps(even, _mm512_add_epi32(z, _mm512_set1_epi32(8)), odd);
+    interleave_pairs(even, odd, lo, hi);
   }
   static itype iset1(int64_t v) { return _mm512_set1_epi32(static_cast<int32_t>(v)); }
   static itype iload(const int32_t* p) { return _mm512_loadu_si512(p); }
@@ -96,15 +87,10 @@ struct V<double> {
   static bool any(mask m) { return m != 0; }
   static type select(mask m, type a, type b) { return _mm512_mask_blend_pd(m, b, a); }
   static void deinterleave(const double* p, type& even, type& odd) {
-    const type a = load(p), b = load(p + 8);
-    const __m512i e = _mm512_load_si512(kEven64);
-    even = _mm512_permutex2var_pd(a, e, b);
-    odd = _mm512_permutex2var_pd(a, _mm512_add_epi64(e, _mm512_set1_epi64(1)), b);
+    deinterleave_pairs(load(p), load(p + 8), even, odd);
   }
   static void interleave(type even, type odd, type& lo, type& hi) {
-    const __m512i z = _mm512_load_si512(kZipLo64);
-    lo = _mm512_permutex2var_pd(even, z, odd);
-    hi = _mm512_permutex2var_pd(even, _mm512_add_epi64(z, _mm512_set1_epi64(4)), odd);
+    interleave_pairs(even, odd, lo, hi);
   }
   static itype iset1(int64_t v) { return _mm512_set1_epi64(v); }
   static itype iload(const int32_t* p) {

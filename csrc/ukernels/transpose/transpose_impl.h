@@ -6,6 +6,9 @@
 #if FASTCONV_TRANSPOSE_AVX
 #include <immintrin.h>
 #endif
+#if FASTCONV_TRANSPOSE_AVX && defined(__AVX512F__)
+#include "ukernels/pairs_avx512.h"
+#endif
 
 #include "ukernels/transpose/transpose_ukernels.h"
 
@@ -94,9 +97,9 @@ void transpose(const T* src, int64_t lds, int64_t rows, int64_t cols, const T* b
 #endif
 
 #if FASTCONV_TRANSPOSE_AVX && defined(__AVX512F__)
-// 16 floats (8 doubles) of each phase a step through two-source permutes; the last partial step
-// with masked loads and stores (the rows these join and split are 8-40 pairs long: stride-2
-// phase windows of small images, where scalar tails took most of the time).
+// 16 floats (8 doubles) of each phase a step through two-source permutes (pairs_avx512.h); the
+// last partial step with masked loads and stores (the rows these join and split are 8-40 pairs
+// long: stride-2 phase windows of small images, where scalar tails took most of the time).
 template <typename T>
 struct Pairs;
 
@@ -106,17 +109,6 @@ struct Pairs<float> {
   using V = __m512;
   static V load(const float* p, __mmask16 k) { return _mm512_maskz_loadu_ps(k, p); }
   static void store(float* p, __mmask16 k, V v) { _mm512_mask_storeu_ps(p, k, v); }
-  static V perm(V a, __m512i i, V b) { return _mm512_permutex2var_ps(a, i, b); }
-  static __m512i lo() { return _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0); }
-  static __m512i hi() {
-    return _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
-  }
-  static __m512i evens() {
-    return _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-  }
-  static __m512i odds() {
-    return _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-  }
 };
 
 template <>
@@ -125,11 +117,6 @@ struct Pairs<double> {
   using V = __m512d;
   static V load(const double* p, __mmask16 k) { return _mm512_maskz_loadu_pd(__mmask8(k), p); }
   static void store(double* p, __mmask16 k, V v) { _mm512_mask_storeu_pd(p, __mmask8(k), v); }
-  static V perm(V a, __m512i i, V b) { return _mm512_permutex2var_pd(a, i, b); }
-  static __m512i lo() { return _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0); }
-  static __m512i hi() { return _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4); }
-  static __m512i evens() { return _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0); }
-  static __m512i odds() { return _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1); }
 };
 
 // The first m of kL lanes (m <= kL).
@@ -139,15 +126,15 @@ template <typename T>
 void interleave2(const T* even, const T* odd, int64_t n, T* dst) {
   using P = Pairs<T>;
   constexpr int64_t L = P::kL;
-  const __m512i lo = P::lo(), hi = P::hi();
   const __mmask16 all = first_lanes(L);
   for (int64_t t = 0; t < n; t += L) {
     const int64_t m = n - t < L ? n - t : L;  // pairs this step
     const __mmask16 k = first_lanes(m);
-    const typename P::V a = P::load(even + t, k), b = P::load(odd + t, k);
+    typename P::V lo, hi;
+    interleave_pairs(P::load(even + t, k), P::load(odd + t, k), lo, hi);  // pairs_avx512.h
     // 2m outputs: the first L from lo, the rest from hi.
-    P::store(dst + 2 * t, 2 * m >= L ? all : first_lanes(2 * m), P::perm(a, lo, b));
-    if (2 * m > L) P::store(dst + 2 * t + L, first_lanes(2 * m - L), P::perm(a, hi, b));
+    P::store(dst + 2 * t, 2 * m >= L ? all : first_lanes(2 * m), lo);
+    if (2 * m > L) P::store(dst + 2 * t + L, first_lanes(2 * m - L), hi);
   }
 }
 
@@ -155,16 +142,17 @@ template <typename T>
 void deinterleave2(const T* src, int64_t n, T* even, T* odd) {
   using P = Pairs<T>;
   constexpr int64_t L = P::kL;
-  const __m512i ev = P::evens(), od = P::odds();
   const __mmask16 all = first_lanes(L);
   for (int64_t t = 0; t < n; t += L) {
     const int64_t m = n - t < L ? n - t : L;
     const typename P::V a = P::load(src + 2 * t, 2 * m >= L ? all : first_lanes(2 * m));
     const typename P::V b =
         2 * m > L ? P::load(src + 2 * t + L, first_lanes(2 * m - L)) : typename P::V{};
+    typename P::V ev, od;
+    deinterleave_pairs(a, b, ev, od);
     const __mmask16 k = first_lanes(m);
-    P::store(even + t, k, P::perm(a, ev, b));
-    P::store(odd + t, k, P::perm(a, od, b));
+    P::store(even + t, k, ev);
+    P::store(odd + t, k, od);
   }
 }
 #else
