@@ -240,6 +240,8 @@ def tensor_op_calls() -> None:
         y = fastconv.conv(x, w, padding=1)
         fastconv.conv(x, w, w[:, 0, 0, 0], padding=1)
         fastconv.conv_backward_data(y, w, x.shape, padding=1)
+        y = fastconv.conv(x[:, :64], w[:64, :64], padding=1)  # 128x64 tiles
+        fastconv.conv_backward_data(y, w[:64, :64], (32, 64, 56, 56), padding=1)
         x = torch.rand(8, 512, 14, 14, device=DEVICE).to(dt)
         w = torch.rand(1024, 512, 3, 3, device=DEVICE).to(dt)
         fastconv.conv_backward_weight(x, fastconv.conv(x, w, padding=1), w.shape, padding=1)

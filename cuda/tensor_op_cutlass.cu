@@ -269,7 +269,7 @@ bool hopper_takes(ConvPass pass, DType dtype, const NhwcConv& c) {
 #define FASTCONV_SM90_CORE \
   "CUTLASS " FASTCONV_STR(CUTLASS_MAJOR) "." FASTCONV_STR(CUTLASS_MINOR) "." FASTCONV_STR(    \
       CUTLASS_PATCH) " sm_90a tensor-op implicit GEMM (wgmma, TMA im2col loads, "              \
-                     "warp-specialized; float16/bfloat16, 128x128x64 tiles)"
+                     "warp-specialized; float16/bfloat16, 128x128x64 and 128x64x64 tiles)"
 const char* nhwc_core_name() {
 #ifdef FASTCONV_WITH_CUTLASS_SM90
   return FASTCONV_SM80_CORE "; on compute capability 9.0: " FASTCONV_SM90_CORE;

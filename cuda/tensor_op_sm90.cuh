@@ -54,17 +54,19 @@ struct Element<DType::kBFloat16> {
   using type = cutlass::bfloat16_t;
 };
 
-// One kernel: T operands, Out result, operator kOp. 128x128 block tiles 64 deep (four k16
-// wgmma steps per stage), one block per cluster; the epilogue has no source (C = void: the
-// result is written, never read), so beta stays 0. The weight gradient's N (the filter's
-// (C, S, R) positions) is a nested mode, its result a KRSC filter (CUTLASS's KCSR tag) stored
-// without a shared-memory stage; the other passes store NHWC tiles through TMA.
-template <typename T, typename Out, Operator kOp>
+// One kernel: T operands, Out result, operator kOp, kN-wide block tiles (128, or 64 for a
+// forward / backward data at most 64 channels wide: tensor_op_conv.h's core_tile_n) 128 long
+// and 64 deep (four k16 wgmma steps per stage), one block per cluster; the epilogue has no
+// source (C = void: the result is written, never read), so beta stays 0. The weight
+// gradient's N (the filter's (C, S, R) positions) is a nested mode, its result a KRSC filter
+// (CUTLASS's KCSR tag) stored without a shared-memory stage; the other passes store NHWC
+// tiles through TMA.
+template <typename T, typename Out, Operator kOp, int kN = 128>
 struct Kernel {
   static constexpr bool kWgrad = kOp == Operator::kWgrad;
   using Nhwc = cutlass::layout::TensorNHWC;
   using OutLayout = std::conditional_t<kWgrad, cutlass::layout::TensorKCSR, Nhwc>;
-  using TileN = std::conditional_t<kWgrad, cute::Shape<cute::_128>, cute::_128>;
+  using TileN = std::conditional_t<kWgrad, cute::Shape<cute::Int<kN>>, cute::Int<kN>>;
   using TileShape = cute::Shape<cute::_128, TileN, cute::Shape<cute::_64>>;
   using ClusterShape = cute::Shape<cute::_1, cute::_1, cute::_1>;
   using EpilogueSchedule = std::conditional_t<kWgrad, cutlass::epilogue::NoSmemWarpSpecialized,
@@ -174,21 +176,23 @@ struct Tag {
 };
 
 // Calls f(Tag<Kernel>{}) with this pass's kernel: the dtype's result, or float32 (the weight
-// gradient always; the other passes with a bias).
+// gradient always; the other passes with a bias), 128 or 64 wide (c.tile_n).
 template <DType D, typename F>
 auto with_kernel(ConvPass pass, const NhwcConv& c, F&& f) {
   using T = typename Element<D>::type;
-  const bool f32 = c.float_out(pass);
-  switch (pass) {
-    case ConvPass::kForward:
-      if (f32) return f(Tag<Kernel<T, float, Operator::kFprop>>{});
-      return f(Tag<Kernel<T, T, Operator::kFprop>>{});
-    case ConvPass::kBackwardData:
-      if (f32) return f(Tag<Kernel<T, float, Operator::kDgrad>>{});
-      return f(Tag<Kernel<T, T, Operator::kDgrad>>{});
-    default:
-      return f(Tag<Kernel<T, float, Operator::kWgrad>>{});
-  }
+  if (pass == ConvPass::kBackwardWeight) return f(Tag<Kernel<T, float, Operator::kWgrad>>{});
+  auto with_width = [&](auto width) {
+    constexpr int kN = decltype(width)::value;
+    const bool f32 = c.float_out(pass);
+    if (pass == ConvPass::kForward) {
+      if (f32) return f(Tag<Kernel<T, float, Operator::kFprop, kN>>{});
+      return f(Tag<Kernel<T, T, Operator::kFprop, kN>>{});
+    }
+    if (f32) return f(Tag<Kernel<T, float, Operator::kDgrad, kN>>{});
+    return f(Tag<Kernel<T, T, Operator::kDgrad, kN>>{});
+  };
+  if (c.tile_n == 64) return with_width(std::integral_constant<int, 64>{});
+  return with_width(std::integral_constant<int, 128>{});
 }
 
 }  // namespace detail

@@ -38,11 +38,12 @@ inline Padding padding_of(const NhwcConv& c) {
 
 // The problems the compiled kernels cover (before CUTLASS's own can_implement): float16 /
 // bfloat16, unsplit (the kernels have no split-K: split layers stay on the sm_80 kernels),
-// 128-wide tiles (narrow layers keep the sm_80 128x64 tile), unit-stride backward data
-// (CUTLASS's sm_90 backward data has no stride decomposition), padding as above.
+// the sm_80 core's tile width (128, or 64 for narrow forwards and backward datas: the split
+// decision assumed it), unit-stride backward data (CUTLASS's sm_90 backward data has no
+// stride decomposition), padding as above.
 inline bool covers(ConvPass pass, DType dtype, const NhwcConv& c) {
   if (dtype != DType::kFloat16 && dtype != DType::kBFloat16) return false;
-  if (c.splits != 1 || c.tile_n != 128) return false;
+  if (c.splits != 1 || (c.tile_n != 128 && c.tile_n != 64)) return false;
   if (pass == ConvPass::kBackwardData && (c.stride_h != 1 || c.stride_w != 1)) return false;
   return padding_of(c).valid();
 }

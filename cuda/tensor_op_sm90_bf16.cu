@@ -1,5 +1,6 @@
-// The Hopper core's bfloat16 kernels (tensor_op_sm90.cuh): forward and unit-stride backward data
-// with a bfloat16 or float32 result, and the float32 weight gradient. Compiled for sm_90a only.
+// The Hopper core's bfloat16 kernels (tensor_op_sm90.cuh): forward and unit-stride backward
+// data, 128 or 64 wide, with a bfloat16 or float32 result, and the float32 weight gradient.
+// Compiled for sm_90a only.
 #include "tensor_op_sm90.cuh"
 
 namespace fastconv::cuda::sm90 {

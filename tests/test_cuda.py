@@ -314,9 +314,9 @@ def test_hopper_core_matches_the_sm80_kernels_and_torch(rng, dtype, monkeypatch)
     """On an H100 / H200 the tensor-op problems CUTLASS's sm_90a kernels cover run them, and
     explain names them: unsplit forward with and without a bias (float32 and dtype results),
     unit-stride backward data, an unsplit weight gradient; strided, asymmetrically padded,
-    dilated and 1-D layers. Every pass agrees with torch in float64 and with the sm_80 kernels
-    (FASTCONV_CUDA_SM90=0); a strided backward data, a split and a 64-channel layer stay on
-    the sm_80 kernels."""
+    dilated, 1-D and 64-channel (128x64 tiles) layers. Every pass agrees with torch in
+    float64 and with the sm_80 kernels (FASTCONV_CUDA_SM90=0); a strided backward data and a
+    split stay on the sm_80 kernels."""
     cases = [  # (x_shape, w_shape, stride, (lo, hi) pads, dilation); 132 SMs: >= 264 tiles
         ((32, 128, 56, 56), (128, 128, 3, 3), 1, ((1, 1), (1, 1)), 1),
         ((64, 256, 28, 28), (128, 256, 1, 1), 1, ((0, 0), (0, 0)), 1),
@@ -324,6 +324,7 @@ def test_hopper_core_matches_the_sm80_kernels_and_torch(rng, dtype, monkeypatch)
         ((32, 128, 48, 48), (128, 128, 3, 3), 1, ((2, 2), (2, 2)), 2),
         ((128, 128, 400), (128, 128, 5), 1, ((2, 2),), 1),  # 1-D
         ((8, 512, 14, 14), (1024, 512, 3, 3), 1, ((1, 1), (1, 1)), 1),  # unsplit dw
+        ((32, 64, 56, 56), (64, 64, 3, 3), 1, ((1, 1), (1, 1)), 1),  # 128x64 tiles
     ]
     routed = set()
     for x_shape, w_shape, stride, pads, dil in cases:
@@ -373,9 +374,9 @@ def test_hopper_core_matches_the_sm80_kernels_and_torch(rng, dtype, monkeypatch)
     got = fastconv.conv_transpose(xt, wt, bt, padding=1)
     want = torch.nn.functional.conv_transpose2d(xt.double(), wt.double(), bt.double(), padding=1)
     assert_gpu_close(got, want, dtype, 128 * 9, "transposed forward")
-    # a 64-channel layer keeps the sm_80 128x64 tile
-    x, _ = gpu_rand(rng, (32, 64, 56, 56), dtype)
-    note = fastconv.explain(x, (64, 64, 3, 3), padding=1).reason
+    # a late layer with few tiles splits its reduction: the sm_80 kernels' serial split-K
+    x, _ = gpu_rand(rng, (2, 512, 7, 7), dtype)
+    note = fastconv.explain(x, (512, 512, 3, 3), padding=1).reason
     assert "tensor-op path" in note and "sm_90a" not in note, note
 
 
