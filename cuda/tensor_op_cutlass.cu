@@ -263,12 +263,12 @@ bool hopper_takes(ConvPass pass, DType dtype, const NhwcConv& c) {
 #define FASTCONV_STR2(x) #x
 #define FASTCONV_STR(x) FASTCONV_STR2(x)
 #define FASTCONV_SM80_CORE \
-  "CUTLASS " FASTCONV_STR(CUTLASS_MAJOR) "." FASTCONV_STR(CUTLASS_MINOR) "." FASTCONV_STR(    \
-      CUTLASS_PATCH) " sm_80 tensor-op implicit GEMM (mma.sync; float16/bfloat16/TF32, "       \
+  "CUTLASS " FASTCONV_STR(CUTLASS_MAJOR) "." FASTCONV_STR(CUTLASS_MINOR) "." FASTCONV_STR( \
+      CUTLASS_PATCH) " sm_80 tensor-op implicit GEMM (mma.sync; float16/bfloat16/TF32, " \
                      "128x128 and 128x64 tiles, 4 stages)"
 #define FASTCONV_SM90_CORE \
-  "CUTLASS " FASTCONV_STR(CUTLASS_MAJOR) "." FASTCONV_STR(CUTLASS_MINOR) "." FASTCONV_STR(    \
-      CUTLASS_PATCH) " sm_90a tensor-op implicit GEMM (wgmma, TMA im2col loads, "              \
+  "CUTLASS " FASTCONV_STR(CUTLASS_MAJOR) "." FASTCONV_STR(CUTLASS_MINOR) "." FASTCONV_STR( \
+      CUTLASS_PATCH) " sm_90a tensor-op implicit GEMM (wgmma, TMA im2col loads, " \
                      "warp-specialized; float16/bfloat16, 128x128x64 and 128x64x64 tiles)"
 const char* nhwc_core_name() {
 #ifdef FASTCONV_WITH_CUTLASS_SM90
