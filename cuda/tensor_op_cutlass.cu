@@ -242,6 +242,23 @@ bool hopper_enabled() {
   const char* v = std::getenv("FASTCONV_CUDA_SM90");
   return v == nullptr || std::strcmp(v, "0") != 0;
 }
+
+// A device where the Hopper core could not set a kernel up (CUTLASS's initialize failed,
+// nothing launched): that problem and every later one there run the sm_80 kernels, and
+// explain() says why. Per device, set once; the message outlives the calls that read it.
+constexpr int kMaxDevices = 64;
+std::mutex g_hopper_off_mu;
+std::string g_hopper_off[kMaxDevices];
+
+const char* hopper_off_reason() {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) {
+    cudaGetLastError();
+    return nullptr;
+  }
+  std::lock_guard<std::mutex> lock(g_hopper_off_mu);
+  return g_hopper_off[dev].empty() ? nullptr : g_hopper_off[dev].c_str();
+}
 #endif
 
 // Whether this problem runs on the Hopper core: built, enabled, a 9.0 device, a problem its
@@ -250,6 +267,7 @@ bool hopper_enabled() {
 bool hopper_takes(ConvPass pass, DType dtype, const NhwcConv& c) {
 #ifdef FASTCONV_WITH_CUTLASS_SM90
   if (!sm90::covers(pass, dtype, c) || !hopper_enabled() || !device_is_sm90()) return false;
+  if (hopper_off_reason() != nullptr) return false;
   return dtype == DType::kFloat16 ? sm90::Core<DType::kFloat16>::can_run(pass, c)
                                   : sm90::Core<DType::kBFloat16>::can_run(pass, c);
 #else
@@ -270,6 +288,24 @@ bool hopper_takes(ConvPass pass, DType dtype, const NhwcConv& c) {
   "CUTLASS " FASTCONV_STR(CUTLASS_MAJOR) "." FASTCONV_STR(CUTLASS_MINOR) "." FASTCONV_STR( \
       CUTLASS_PATCH) " sm_90a tensor-op implicit GEMM (wgmma, TMA im2col loads, " \
                      "warp-specialized; float16/bfloat16, 128x128x64 and 128x64x64 tiles)"
+#ifdef FASTCONV_WITH_CUTLASS_SM90
+namespace {
+void turn_hopper_off(const char* why) {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) {
+    cudaGetLastError();
+    return;
+  }
+  std::lock_guard<std::mutex> lock(g_hopper_off_mu);
+  if (g_hopper_off[dev].empty()) {
+    g_hopper_off[dev] = std::string(FASTCONV_SM80_CORE) +
+                        " (the Hopper core is off on this device: CUTLASS could not set its "
+                        "kernel up: " + why + ")";
+  }
+}
+}  // namespace
+#endif
+
 const char* nhwc_core_name() {
 #ifdef FASTCONV_WITH_CUTLASS_SM90
   return FASTCONV_SM80_CORE "; on compute capability 9.0: " FASTCONV_SM90_CORE;
@@ -279,7 +315,11 @@ const char* nhwc_core_name() {
 }
 
 const char* nhwc_core_kernel(ConvPass pass, DType dtype, const NhwcConv& c) {
-  return hopper_takes(pass, dtype, c) ? FASTCONV_SM90_CORE : FASTCONV_SM80_CORE;
+  if (hopper_takes(pass, dtype, c)) return FASTCONV_SM90_CORE;
+#ifdef FASTCONV_WITH_CUTLASS_SM90
+  if (const char* off = hopper_off_reason()) return off;
+#endif
+  return FASTCONV_SM80_CORE;
 }
 
 bool nhwc_core_can_run(ConvPass pass, DType dtype, const NhwcConv& c) {
@@ -304,12 +344,11 @@ void nhwc_core_run(ConvPass pass, DType dtype, const NhwcConv& c, const void* a,
                    void* out, Workspace ws, cudaStream_t stream) {
 #ifdef FASTCONV_WITH_CUTLASS_SM90
   if (hopper_takes(pass, dtype, c)) {
-    if (dtype == DType::kFloat16) {
-      sm90::Core<DType::kFloat16>::run(pass, c, a, b, out, ws, stream);
-    } else {
-      sm90::Core<DType::kBFloat16>::run(pass, c, a, b, out, ws, stream);
-    }
-    return;
+    const char* failed = dtype == DType::kFloat16
+                             ? sm90::Core<DType::kFloat16>::run(pass, c, a, b, out, ws, stream)
+                             : sm90::Core<DType::kBFloat16>::run(pass, c, a, b, out, ws, stream);
+    if (failed == nullptr) return;
+    turn_hopper_off(failed);  // and run the sm_80 kernels below
   }
 #endif
   const auto ps = problem(c);

@@ -152,9 +152,12 @@ size_t workspace(const NhwcConv& c) {
   return K::Op::get_workspace_size(arguments<K>(ps, nullptr, nullptr, nullptr));
 }
 
+// nullptr when the kernel ran; CUTLASS's status when it could not be set up (initialize: the
+// TMA descriptors, encoded through the driver's entry points, and the kernel's shared-memory
+// attribute), before anything was launched. A launch that fails throws.
 template <typename K>
-void run(const NhwcConv& c, const void* a, const void* b, void* out, Workspace ws,
-         cudaStream_t stream) {
+const char* run(const NhwcConv& c, const void* a, const void* b, void* out, Workspace ws,
+                cudaStream_t stream) {
   const auto ps = problem<K::Problem::ConvOp>(c);
   const auto args = arguments<K>(ps, a, b, out);
   if (K::Op::get_workspace_size(args) > ws.bytes) {
@@ -162,12 +165,14 @@ void run(const NhwcConv& c, const void* a, const void* b, void* out, Workspace w
   }
   typename K::Op op;
   cutlass::Status st = op.initialize(args, ws.ptr, stream);
-  if (st == cutlass::Status::kSuccess) st = op.run(stream);
+  if (st != cutlass::Status::kSuccess) return cutlass::cutlassGetStatusString(st);
+  st = op.run(stream);
   if (st != cutlass::Status::kSuccess) {
     throw CudaError(std::string("fastconv CUDA error in the tensor-op convolution (CUTLASS "
                                 "sm_90 kernel): ") +
                     cutlass::cutlassGetStatusString(st));
   }
+  return nullptr;
 }
 
 template <typename K>
@@ -211,10 +216,10 @@ size_t Core<D>::workspace(ConvPass pass, const NhwcConv& c) {
 }
 
 template <DType D>
-void Core<D>::run(ConvPass pass, const NhwcConv& c, const void* a, const void* b, void* out,
-                  Workspace ws, cudaStream_t stream) {
-  detail::with_kernel<D>(pass, c, [&](auto tag) {
-    detail::run<typename decltype(tag)::type>(c, a, b, out, ws, stream);
+const char* Core<D>::run(ConvPass pass, const NhwcConv& c, const void* a, const void* b,
+                         void* out, Workspace ws, cudaStream_t stream) {
+  return detail::with_kernel<D>(pass, c, [&](auto tag) {
+    return detail::run<typename decltype(tag)::type>(c, a, b, out, ws, stream);
   });
 }
 

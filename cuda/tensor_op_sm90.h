@@ -50,13 +50,15 @@ inline bool covers(ConvPass pass, DType dtype, const NhwcConv& c) {
 
 // One dtype's kernels (defined in tensor_op_sm90.cuh; explicit instantiations for kFloat16
 // and kBFloat16). The output is float32 when c.float_out(pass), else the dtype, as the sm_80
-// core's (tensor_op_conv.h).
+// core's (tensor_op_conv.h). run returns nullptr when the kernel ran, or why CUTLASS could not
+// set it up (nothing launched: the caller runs the sm_80 kernels instead); a failed launch
+// throws.
 template <DType D>
 struct Core {
   static bool can_run(ConvPass pass, const NhwcConv& c);
   static size_t workspace(ConvPass pass, const NhwcConv& c);
-  static void run(ConvPass pass, const NhwcConv& c, const void* a, const void* b, void* out,
-                  Workspace ws, cudaStream_t stream);
+  static const char* run(ConvPass pass, const NhwcConv& c, const void* a, const void* b,
+                         void* out, Workspace ws, cudaStream_t stream);
 };
 
 }  // namespace fastconv::cuda::sm90
