@@ -231,7 +231,7 @@ def _stride2_winograd(p: "_Shape") -> bool:
     vs 38.9 (40.3), 64->128 56x56 0.67 vs 0.86 (0.81), 128->256 28x28 0.64 vs 0.72 (0.82),
     256->256 28x28 1.22 vs 1.35 (1.53), 128->128 28x28 x8 2.28 vs 3.00 (2.70), 64->64 112x112
     1.26 vs 1.74 (1.52), 128->256 80x80 4.98 vs 5.82 (5.64), Inception's 192->192 71x71 3.88 vs
-    5.04 (4.52). Its weight gradient is too unsteady for auto (winograd_stride2.h).
+    5.04 (4.52). Its weight gradient: _stride2_winograd_weight below.
 
     Since 2026-12-07 large images whose transformed kernels fit half the L2 run in bands of tile
     rows, each block of tiles filling its own input window from x and moving its outputs into y
@@ -295,6 +295,37 @@ def _stride2_winograd(p: "_Shape") -> bool:
         and _l2_bytes() >= _STRIDE2_WINOGRAD_L2_BYTES
         and p.n * outputs >= 400
     )
+
+
+def _stride2_winograd_weight(p: "_Shape") -> bool:
+    """Whether a 3x3 / 2 float32 weight gradient runs Winograd at stride 2 (csrc/algo/
+    winograd_stride2.cc: per point, the tiles' input points times grad_y's summed over the batch
+    in 25 GEMMs, folded into the taps): at AVX-512 on 256-bit units (Zen 4, where measured), 64+
+    channels each side, 128+ tiles over the batch (fewer: the path declines, kStride2WeightMinTiles)
+    and an image's copies within the path's limit. 2026-12-07, `fastconv bench --algo auto --algo
+    winograd --passes backward_weight --rounds 5`, 2 threads, ms, winograd vs the previous auto
+    (implicit GEMM; PyTorch): res3 128->128 56x56 1.05 vs 1.29 (1.26), at batch 8 8.5 vs 10.8
+    (9.6), 256->512 40x40 x8 32.5 vs 38.4 (38.8), 64->128 56x56 0.55 vs 0.65 (0.66), 128->128
+    28x28 x8 2.11 vs 2.91 (2.55), 64->64 112x112 1.35 vs 1.42 (1.37), 128->256 80x80 4.36 vs
+    4.78 (5.36), 192->192 71x71 4.06 vs 4.33 (5.03), 64->128 160x160 5.47 vs 5.58 (5.37), 64->64
+    224x224 6.66 vs 6.94 (5.77), 512->512 28x28 x8 34.0 vs 37.6 (40.2), 96->96 112x112 2.71 vs
+    3.08 (2.88), 256->256 28x28 x8 8.0 vs 10.1 (9.7); three rounds before, the same within 4%.
+    Earlier rounds had it too unsteady for auto (res3 1.10-2.45 ms from run to run); these were
+    steady. Not at AVX2: in one run it won on every map above of one image (res3 1.31 vs 1.42),
+    in the next it lost on batches and large maps (res3 x8 14.9 vs 11.9, 96->96 112x112 4.9 vs
+    3.3, 64->64 224x224 11.1 vs 7.6); nor with 32 input channels (YOLOv5s's 32->64 320x320 8.6
+    vs the row kernels' 6.1, CIFAR ResNet's 32->64 16x16 x128 2.8 vs 2.2). Direct's batch path
+    for small maps comes first (_cpu_rule: 32 x 64 ch 12x12, 6x6 outputs, 0.47 vs 0.64)."""
+    if p.conv_pass != "backward_weight" or p.itemsize != 4 or p.groups != 1:
+        return False
+    if p.kernel != (3, 3) or p.stride != (2, 2) or any(d != 1 for d in p.dilation):
+        return False
+    if p.c_per_group < 64 or p.k_per_group < 64 or any(lo < 0 for lo in p.pad_lo):
+        return False
+    if _active_isa() != "avx512" or not _avx512_on_256bit_units():
+        return False
+    tiles = p.n * math.prod((o + 1) // 2 for o in p.out_extents)
+    return tiles >= 128 and _stride2_copies_fit(p)
 
 
 def _stride2_kernels_fit(p: "_Shape") -> bool:
