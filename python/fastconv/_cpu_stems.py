@@ -272,11 +272,7 @@ def _stride2_winograd(p: "_Shape") -> bool:
     0.73 at AVX-512), so not under 400 outputs over the batch; the limits above per image
     apply (larger maps not measured there). Off those two CPUs, where the L2 is under 2 MiB, it
     stays off (unmeasured)."""
-    if p.conv_pass != "forward" or p.itemsize != 4 or p.groups != 1:
-        return False
-    if p.kernel != (3, 3) or p.stride != (2, 2) or any(d != 1 for d in p.dilation):
-        return False
-    if p.c_per_group < 32 or p.k_per_group < 64 or any(lo < 0 for lo in p.pad_lo):
+    if not _stride2_layer(p, "forward", 32):
         return False
     if _active_isa() not in ("avx512", "avx2"):
         return False
@@ -295,6 +291,17 @@ def _stride2_winograd(p: "_Shape") -> bool:
         and _l2_bytes() >= _STRIDE2_WINOGRAD_L2_BYTES
         and p.n * outputs >= 400
     )
+
+
+def _stride2_layer(p: "_Shape", conv_pass: str, least_c: int) -> bool:
+    """Whether p is `conv_pass` of a float32, one-group, undilated 3x3 / 2 layer with least_c+
+    input and 64+ output channels and no negative padding: where auto's stride-2 Winograd rules
+    (above, below) look further."""
+    if p.conv_pass != conv_pass or p.itemsize != 4 or p.groups != 1:
+        return False
+    if p.kernel != (3, 3) or p.stride != (2, 2) or any(d != 1 for d in p.dilation):
+        return False
+    return p.c_per_group >= least_c and p.k_per_group >= 64 and all(lo >= 0 for lo in p.pad_lo)
 
 
 def _stride2_winograd_weight(p: "_Shape") -> bool:
@@ -316,11 +323,7 @@ def _stride2_winograd_weight(p: "_Shape") -> bool:
     3.3, 64->64 224x224 11.1 vs 7.6); nor with 32 input channels (YOLOv5s's 32->64 320x320 8.6
     vs the row kernels' 6.1, CIFAR ResNet's 32->64 16x16 x128 2.8 vs 2.2). Direct's batch path
     for small maps comes first (_cpu_rule: 32 x 64 ch 12x12, 6x6 outputs, 0.47 vs 0.64)."""
-    if p.conv_pass != "backward_weight" or p.itemsize != 4 or p.groups != 1:
-        return False
-    if p.kernel != (3, 3) or p.stride != (2, 2) or any(d != 1 for d in p.dilation):
-        return False
-    if p.c_per_group < 64 or p.k_per_group < 64 or any(lo < 0 for lo in p.pad_lo):
+    if not _stride2_layer(p, "backward_weight", 64):
         return False
     if _active_isa() != "avx512" or not _avx512_on_256bit_units():
         return False
