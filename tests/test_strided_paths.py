@@ -81,12 +81,12 @@ def test_auto_runs_upsampling_by_column_tiles():
         e = fastconv.explain(x_shape, w_shape, pass_="backward_data", **kw)
         assert e.algo == "im2col" and "strided backward data" in e.reason, e
     # Unit stride stays on implicit GEMM; so does a large image's strided weight gradient,
-    # whose stride phases it gathers faster than im2col's column chunks (at AVX-512 on 256-bit
+    # whose stride phases it gathers faster than im2col's column chunks (on 256-bit AVX-512
     # units a 3x3 / 2 one over 64+ channels runs Winograd at stride 2: test_winograd_stride2.py).
     e = fastconv.explain((1, 128, 56, 56), (128, 128, 1, 1), pass_="backward_data")
     assert e.algo == "implicit_gemm", e
     info = fastconv.info()
-    zen4 = info["isa_active"] == "avx512" and info["avx512_units"] == 256
+    zen4 = info["isa_active"] in ("avx512", "avx2") and info["avx512_units"] == 256
     e = fastconv.explain(
         (1, 64, 160, 160), (128, 64, 3, 3), stride=2, padding=1, pass_="backward_weight"
     )
@@ -244,7 +244,7 @@ def test_auto_strided_weight_gradients_of_one_large_image(isa):
     """The weight gradient of one large image's strided 3x3+ layer over 16-32 input channels
     runs the direct row kernels (band by band) at AVX2 and AVX-512, on 256-bit and 512-bit units
     (_cpu_stems._strided_rows), explain saying why; 64 channels and float64 keep implicit
-    GEMM (at AVX-512 on 256-bit units 64+ channels run Winograd at stride 2; batches over few
+    GEMM (on 256-bit AVX-512 units 64+ channels run Winograd at stride 2; batches over few
     channels: the next test). The result matches the float64 oracle."""
     skip_unless_isa_runs(isa)
     for units in ("256", "512"):
@@ -262,7 +262,7 @@ def test_auto_strided_weight_gradients_of_one_large_image(isa):
                 assert f"AVX-512 on {units}-bit units: row kernels" in why, why
                 got, why = algo((1, 32, 160, 160), (128, 32, 3, 3))
                 assert got == "direct" and "output channels" not in why, why
-            stride2_winograd = isa == "avx512" and units == "256"
+            stride2_winograd = units == "256"
             want = "winograd" if stride2_winograd else "implicit_gemm"
             assert algo((1, 64, 160, 160), (128, 64, 3, 3))[0] == want
             assert algo((2, 64, 160, 160), (64, 64, 3, 3))[0] != "direct"  # batches: below

@@ -418,8 +418,8 @@ def test_auto_runs_upsampling_layers_on_phases():
     assert algo((1, 1024, 64, 64), (1024, 1024, 4, 4), "forward", stride=2, padding=1) != (
         "winograd"
     )
-    # (3x3 / 2 over 64+ channels runs Winograd at stride 2 at AVX-512 on 256-bit units: not
-    # the stacked phases)
+    # (3x3 / 2 over 64+ channels runs Winograd at stride 2 on 256-bit AVX-512 units: not the
+    # stacked phases)
     e = fastconv.explain(
         (1, 64, 56, 56), (64, 64, 3, 3), pass_="backward_weight", stride=2, padding=1
     )

@@ -35,10 +35,11 @@ namespace fastconv::algo {
 // gradient on kStride2WeightMinTiles+ tiles over the batch; an image's padded input and output
 // copies (both whole in the workspace) of at most kStride2MaxImageElems elements (64 MiB in
 // float32: 256 channels on 512x512 would take 257 MiB). auto takes the forward
-// (python/fastconv/_cpu_stems.py: _stride2_winograd) and, at AVX-512 on 256-bit units, the
-// weight gradient on 64+ channels each side (_stride2_winograd_weight: res3's 128 -> 128 on
-// 56x56, 2 threads, 1.05 ms against implicit GEMM's 1.29, PyTorch 1.26; once too unsteady for
-// auto, 1.10-2.45 ms from run to run, and still so at AVX2).
+// (python/fastconv/_cpu_stems.py: _stride2_winograd) and, on 256-bit AVX-512 units (at
+// AVX-512 and AVX2), the weight gradient on 64+ channels each side (_stride2_winograd_weight:
+// res3's 128 -> 128 on 56x56, 2 threads, 1.05 ms against implicit GEMM's 1.29, PyTorch 1.26;
+// once too unsteady for auto, 1.10-2.45 ms from run to run, as it still is in the VM's slow
+// spells).
 constexpr int64_t kStride2WinogradMinChannels = 16, kStride2WeightMinTiles = 128;
 constexpr int64_t kStride2MaxImageElems = int64_t(16) << 20;
 bool stride2_winograd_serves(const ConvGeometry& g, ConvPass pass);

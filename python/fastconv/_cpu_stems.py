@@ -307,25 +307,34 @@ def _stride2_layer(p: "_Shape", conv_pass: str, least_c: int) -> bool:
 def _stride2_winograd_weight(p: "_Shape") -> bool:
     """Whether a 3x3 / 2 float32 weight gradient runs Winograd at stride 2 (csrc/algo/
     winograd_stride2.cc: per point, the tiles' input points times grad_y's summed over the batch
-    in 25 GEMMs, folded into the taps): at AVX-512 on 256-bit units (Zen 4, where measured), 64+
-    channels each side, 128+ tiles over the batch (fewer: the path declines, kStride2WeightMinTiles)
-    and an image's copies within the path's limit. 2026-12-07, `fastconv bench --algo auto --algo
-    winograd --passes backward_weight --rounds 5`, 2 threads, ms, winograd vs the previous auto
-    (implicit GEMM; PyTorch): res3 128->128 56x56 1.05 vs 1.29 (1.26), at batch 8 8.5 vs 10.8
-    (9.6), 256->512 40x40 x8 32.5 vs 38.4 (38.8), 64->128 56x56 0.55 vs 0.65 (0.66), 128->128
-    28x28 x8 2.11 vs 2.91 (2.55), 64->64 112x112 1.35 vs 1.42 (1.37), 128->256 80x80 4.36 vs
-    4.78 (5.36), 192->192 71x71 4.06 vs 4.33 (5.03), 64->128 160x160 5.47 vs 5.58 (5.37), 64->64
-    224x224 6.66 vs 6.94 (5.77), 512->512 28x28 x8 34.0 vs 37.6 (40.2), 96->96 112x112 2.71 vs
-    3.08 (2.88), 256->256 28x28 x8 8.0 vs 10.1 (9.7); three rounds before, the same within 4%.
+    in 25 GEMMs, folded into the taps): on a CPU with 256-bit AVX-512 units (Zen 4, where
+    measured) at AVX-512 and AVX2 alike, 64+ channels each side, 128+ tiles over the batch
+    (fewer: the path declines, kStride2WeightMinTiles) and an image's copies within the path's
+    limit. 2026-12-07, `fastconv bench --algo auto --algo winograd --passes backward_weight
+    --rounds 5`, 2 threads, ms, winograd vs the previous auto (implicit GEMM; PyTorch), AVX-512:
+    res3 128->128 56x56 1.05 vs 1.29 (1.26), at batch 8 8.5 vs 10.8 (9.6), 256->512 40x40 x8 32.5
+    vs 38.4 (38.8), 64->128 56x56 0.55 vs 0.65 (0.66), 128->128 28x28 x8 2.11 vs 2.91 (2.55),
+    64->64 112x112 1.35 vs 1.42 (1.37), 128->256 80x80 4.36 vs 4.78 (5.36), 192->192 71x71 4.06
+    vs 4.33 (5.03), 64->128 160x160 5.47 vs 5.58 (5.37), 64->64 224x224 6.66 vs 6.94 (5.77),
+    512->512 28x28 x8 34.0 vs 37.6 (40.2), 96->96 112x112 2.71 vs 3.08 (2.88), 256->256 28x28 x8
+    8.0 vs 10.1 (9.7); three rounds before, the same within 4%. AVX2-both, `--rounds 3`: res3
+    1.17 vs 1.37 (1.43), x8 9.2 vs 11.3 (10.8), 256->512 40x40 x8 32.2 vs 38.1 (43.3), 128->128
+    28x28 x8 2.18 vs 2.95 (2.72), 256->256 28x28 x8 8.3 vs 10.0 (10.7), 96->96 112x112 2.74 vs
+    3.09 (3.23), the rest 1.00-1.14x but 64->128 160x160, 5.56 vs 5.46 (5.90).
     Earlier rounds had it too unsteady for auto (res3 1.10-2.45 ms from run to run); these were
-    steady. Not at AVX2: in one run it won on every map above of one image (res3 1.31 vs 1.42),
-    in the next it lost on batches and large maps (res3 x8 14.9 vs 11.9, 96->96 112x112 4.9 vs
-    3.3, 64->64 224x224 11.1 vs 7.6); nor with 32 input channels (YOLOv5s's 32->64 320x320 8.6
-    vs the row kernels' 6.1, CIFAR ResNet's 32->64 16x16 x128 2.8 vs 2.2). Direct's batch path
+    steady, and it kept its lead with another process busy on one of the two cores (res3 1.17 vs
+    1.31, x8 18.9 vs 22.1) or streaming 256 MB copies there (1.15 vs 1.35, x8 16.3 vs 23.5). Two
+    slow spells of the VM did turn it: right after a CI run res3 2.2-3.2 vs 1.40-1.49 and x8
+    14.8-16.7 vs 11.6 over five processes at AVX-512, back to 1.04 vs 1.28 ten minutes later;
+    and one AVX2 run (x8 14.9 vs 11.9, 96->96 112x112 4.9 vs 3.3), 9.2 vs 11.4 and 2.7 vs 3.0
+    when rerun (its 19 MB workspace - the padded input copy, the tiles' points - against
+    implicit GEMM's in-cache panels; the cause is not known: no co-running load reproduced it).
+    Not with 32 input channels (YOLOv5s's 32->64 320x320 8.6 vs the row kernels' 6.1, CIFAR
+    ResNet's 32->64 16x16 x128 2.8 vs 2.2), nor off those units (unmeasured). Direct's batch path
     for small maps comes first (_cpu_rule: 32 x 64 ch 12x12, 6x6 outputs, 0.47 vs 0.64)."""
     if not _stride2_layer(p, "backward_weight", 64):
         return False
-    if _active_isa() != "avx512" or not _avx512_on_256bit_units():
+    if _active_isa() not in ("avx512", "avx2") or not _avx512_on_256bit_units():
         return False
     tiles = p.n * math.prod((o + 1) // 2 for o in p.out_extents)
     return tiles >= 128 and _stride2_copies_fit(p)
