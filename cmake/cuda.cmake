@@ -70,8 +70,8 @@ elseif(FASTCONV_CUTLASS_DIR AND EXISTS "${FASTCONV_CUTLASS_DIR}/cutlass/conv/dev
   target_compile_definitions(_cuda PRIVATE FASTCONV_WITH_CUTLASS)
   message(STATUS "fastconv: tensor-op path on CUTLASS's headers in ${FASTCONV_CUTLASS_DIR}")
   # The Hopper core (cuda/tensor_op_sm90*.cu: CUTLASS 3's wgmma / TMA convolution kernels) where
-  # the architectures include sm_90 (FASTCONV_CUTLASS_SM90=AUTO; ON: always, as CI does to
-  # compile-check it; OFF: never) and nvcc is 12.0 or newer: compiled for sm_90a alone (wgmma
+  # the architectures include sm_90 (FASTCONV_CUTLASS_SM90=AUTO; ON: always where CUTLASS's
+  # headers were found, as CI does to compile-check it; OFF: never) and nvcc is 12.0 or newer: compiled for sm_90a alone (wgmma
   # exists only on that target, whatever CMAKE_CUDA_ARCHITECTURES says), as an object library
   # linked into the module; the two dtypes' files compile side by side. It needs CUTLASS's
   # util headers too (tools/util/include beside include/ in the nvidia-cutlass package).
@@ -99,7 +99,9 @@ elseif(FASTCONV_CUTLASS_DIR AND EXISTS "${FASTCONV_CUTLASS_DIR}/cutlass/conv/dev
     add_library(fastconv_cuda_sm90 OBJECT cuda/tensor_op_sm90_f16.cu cuda/tensor_op_sm90_bf16.cu)
     set_target_properties(fastconv_cuda_sm90 PROPERTIES CUDA_ARCHITECTURES OFF
                                                         POSITION_INDEPENDENT_CODE ON
-                                                        CUDA_STANDARD 17)
+                                                        CUDA_STANDARD 17
+                                                        CUDA_VISIBILITY_PRESET hidden
+                                                        VISIBILITY_INLINES_HIDDEN ON)
     target_compile_options(fastconv_cuda_sm90 PRIVATE
                            "-gencode=arch=compute_90a,code=sm_90a" "--expt-relaxed-constexpr")
     target_include_directories(fastconv_cuda_sm90 PRIVATE cuda csrc/include csrc)

@@ -317,7 +317,10 @@ const char* nhwc_core_name() {
 const char* nhwc_core_kernel(ConvPass pass, DType dtype, const NhwcConv& c) {
   if (hopper_takes(pass, dtype, c)) return FASTCONV_SM90_CORE;
 #ifdef FASTCONV_WITH_CUTLASS_SM90
-  if (const char* off = hopper_off_reason()) return off;
+  // a problem the Hopper core would have run, had it not been turned off on this device
+  if (sm90::covers(pass, dtype, c) && hopper_enabled() && device_is_sm90()) {
+    if (const char* off = hopper_off_reason()) return off;
+  }
 #endif
   return FASTCONV_SM80_CORE;
 }

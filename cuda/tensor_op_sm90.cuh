@@ -153,8 +153,9 @@ size_t workspace(const NhwcConv& c) {
 }
 
 // nullptr when the kernel ran; CUTLASS's status when it could not be set up (initialize: the
-// TMA descriptors, encoded through the driver's entry points, and the kernel's shared-memory
-// attribute), before anything was launched. A launch that fails throws.
+// kernel's shared-memory attribute and its workspace), before anything was launched. A launch
+// that fails throws. (The TMA descriptors are encoded in initialize too, but CUTLASS only
+// asserts their result: covers() keeps out what the encoder refuses, kMaxIm2colStride.)
 template <typename K>
 const char* run(const NhwcConv& c, const void* a, const void* b, void* out, Workspace ws,
                 cudaStream_t stream) {

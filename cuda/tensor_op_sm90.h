@@ -36,15 +36,21 @@ inline Padding padding_of(const NhwcConv& c) {
           upper_padding(c.w, c.s, c.pad_w, c.stride_w, c.dil_w, c.q)};
 }
 
+// The copy engine's im2col mode walks the activations with the convolution's stride as its
+// traversal stride, which cuTensorMapEncodeIm2col takes only up to 8 (CUTLASS's can_implement
+// does not check it, and under NDEBUG does not check the encoding's result either).
+constexpr int kMaxIm2colStride = 8;
+
 // The problems the compiled kernels cover (before CUTLASS's own can_implement): float16 /
 // bfloat16, unsplit (the kernels have no split-K: split layers stay on the sm_80 kernels),
 // the sm_80 core's tile width (128, or 64 for narrow forwards and backward datas: the split
 // decision assumed it), unit-stride backward data (CUTLASS's sm_90 backward data has no
-// stride decomposition), padding as above.
+// stride decomposition), strides up to kMaxIm2colStride, padding as above.
 inline bool covers(ConvPass pass, DType dtype, const NhwcConv& c) {
   if (dtype != DType::kFloat16 && dtype != DType::kBFloat16) return false;
   if (c.splits != 1 || (c.tile_n != 128 && c.tile_n != 64)) return false;
   if (pass == ConvPass::kBackwardData && (c.stride_h != 1 || c.stride_w != 1)) return false;
+  if (c.stride_h > kMaxIm2colStride || c.stride_w > kMaxIm2colStride) return false;
   return padding_of(c).valid();
 }
 

@@ -317,17 +317,21 @@ def test_hopper_core_matches_the_sm80_kernels_and_torch(rng, dtype, monkeypatch)
     dilated, 1-D and 64-channel (128x64 tiles) layers. Every pass agrees with torch in
     float64 and with the sm_80 kernels (FASTCONV_CUDA_SM90=0); a strided backward data and a
     split stay on the sm_80 kernels."""
-    cases = [  # (x_shape, w_shape, stride, (lo, hi) pads, dilation); 132 SMs: >= 264 tiles
-        ((32, 128, 56, 56), (128, 128, 3, 3), 1, ((1, 1), (1, 1)), 1),
-        ((64, 256, 28, 28), (128, 256, 1, 1), 1, ((0, 0), (0, 0)), 1),
-        ((32, 128, 60, 58), (256, 128, 3, 3), 2, ((1, 2), (0, 1)), 1),
-        ((32, 128, 48, 48), (128, 128, 3, 3), 1, ((2, 2), (2, 2)), 2),
-        ((128, 128, 400), (128, 128, 5), 1, ((2, 2),), 1),  # 1-D
-        ((8, 512, 14, 14), (1024, 512, 3, 3), 1, ((1, 1), (1, 1)), 1),  # unsplit dw
-        ((32, 64, 56, 56), (64, 64, 3, 3), 1, ((1, 1), (1, 1)), 1),  # 128x64 tiles
+    # (x_shape, w_shape, stride, (lo, hi) pads, dilation, whether forward / backward data /
+    # weight gradient run unsplit, so on the Hopper core): on 114-132 multiprocessors (H100
+    # PCIe to H200) a pass splits under 228-264 output tiles of 128 x 128 (128 x 64 at 64
+    # channels), so these are well clear of that edge either way.
+    cases = [
+        ((32, 128, 56, 56), (128, 128, 3, 3), 1, ((1, 1), (1, 1)), 1, (1, 1, 0)),  # 784 / 9
+        ((64, 256, 28, 28), (128, 256, 1, 1), 1, ((0, 0), (0, 0)), 1, (1, 1, 0)),
+        ((32, 128, 60, 58), (256, 128, 3, 3), 2, ((1, 2), (0, 1)), 1, (1, 0, 0)),  # strided
+        ((32, 128, 48, 48), (128, 128, 3, 3), 1, ((2, 2), (2, 2)), 2, (1, 1, 0)),
+        ((128, 128, 400), (128, 128, 5), 1, ((2, 2),), 1, (1, 1, 0)),  # 1-D
+        ((8, 512, 14, 14), (1024, 512, 3, 3), 1, ((1, 1), (1, 1)), 1, (0, 0, 1)),  # dw: 288
+        ((32, 64, 56, 56), (64, 64, 3, 3), 1, ((1, 1), (1, 1)), 1, (1, 1, 0)),  # 128x64 tiles
     ]
     routed = set()
-    for x_shape, w_shape, stride, pads, dil in cases:
+    for x_shape, w_shape, stride, pads, dil, hopper in cases:
         kw = dict(stride=stride, padding=pads, dilation=dil)
         x, _ = gpu_rand(rng, x_shape, dtype)
         w, _ = gpu_rand(rng, w_shape, dtype)
@@ -342,11 +346,11 @@ def test_hopper_core_matches_the_sm80_kernels_and_torch(rng, dtype, monkeypatch)
                 "backward_weight": fastconv.conv_backward_weight(x, gy, w_shape, **kw),
             }
 
-        for pass_ in ("forward", "backward_data", "backward_weight"):
+        for pass_, want in zip(("forward", "backward_data", "backward_weight"), hopper):
             note = fastconv.explain(x, w.shape, pass_=pass_, **kw).reason
             assert "tensor-op path" in note, (pass_, note)
-            if "sm_90a" in note:
-                assert not (pass_ == "backward_data" and stride > 1), note
+            assert ("sm_90a" in note) == bool(want), (x_shape, pass_, note)
+            if want:
                 routed.add(pass_)
         got = run()
         monkeypatch.setenv("FASTCONV_CUDA_SM90", "0")
@@ -374,10 +378,20 @@ def test_hopper_core_matches_the_sm80_kernels_and_torch(rng, dtype, monkeypatch)
     got = fastconv.conv_transpose(xt, wt, bt, padding=1)
     want = torch.nn.functional.conv_transpose2d(xt.double(), wt.double(), bt.double(), padding=1)
     assert_gpu_close(got, want, dtype, 128 * 9, "transposed forward")
-    # a late layer with few tiles splits its reduction: the sm_80 kernels' serial split-K
+    # a late layer with few tiles splits its reduction: the sm_80 kernels' serial split-K. A
+    # stride past the copy engine's im2col limit of 8 (9x9 / 9 patches, 312 unsplit tiles) runs
+    # the sm_80 kernels too; 8x8 / 8 (392 tiles) the Hopper core.
     x, _ = gpu_rand(rng, (2, 512, 7, 7), dtype)
     note = fastconv.explain(x, (512, 512, 3, 3), padding=1).reason
     assert "tensor-op path" in note and "sm_90a" not in note, note
+    for size, patch in ((225, 9), (224, 8)):
+        x, _ = gpu_rand(rng, (64, 64, size, size), dtype)
+        w, _ = gpu_rand(rng, (128, 64, patch, patch), dtype)
+        note = fastconv.explain(x, w.shape, stride=patch).reason
+        assert "tensor-op path" in note and ("sm_90a" in note) == (patch <= 8), note
+        want = torch.nn.functional.conv2d(x.float(), w.float(), stride=patch)
+        got = fastconv.conv(x, w, stride=patch)
+        assert_gpu_close(got, want, dtype, 64 * patch * patch, f"{patch}x{patch} / {patch}")
 
 
 @requires_gpu
