@@ -88,8 +88,8 @@ struct Kernel {
       cc::device::ConvUniversalAdapter<cc::kernel::ConvUniversal<Problem, Mainloop, Epilogue>>;
 };
 
-// The problem: activations (N,H,W,C), filter (K,R,S,C), padding from padding_of (exact
-// output extent); nullopt-like false when CUTLASS's extents would differ from ours.
+// The problem: activations (N,H,W,C), filter (K,R,S,C), padding from padding_of (the exact
+// output extent; extents_match checks CUTLASS's against ours before a kernel is asked).
 template <Operator kOp>
 cc::ConvProblemShape<kOp, 2> problem(const NhwcConv& c) {
   const Padding pad = padding_of(c);
