@@ -57,13 +57,14 @@ enum class GemmMath { kSimt, kTensorCore };
 // path's operands when it applies, else the split it would choose. Any smaller workspace works
 // too (the WMMA kernel, with fewer slices; none: one block per tile).
 // Whether operand a / b of a call lies in channels-last order - (N, spatial..., C) for data,
-// (K, spatial..., C) for a filter - instead of channel-first. Only the tensor-op path takes
-// such operands (float16 / bfloat16; a filter only without mode="conv"'s flip):
-// tensor_op_takes_channels_last says when; implicit_gemm_conv throws InvalidArgument for a
-// call it cannot run so (the result is channel-first either way).
+// (K, spatial..., C) for a filter - instead of channel-first, and whether the result is to be
+// written so: (N, spatial..., C) of a forward's y or a backward data's dx. Only the tensor-op
+// path takes such operands (float16 / bfloat16; a filter only without mode="conv"'s flip) and
+// writes such results (any dtype it takes; not the weight gradient): tensor_op_takes_order
+// says when; implicit_gemm_conv throws InvalidArgument for a call it cannot run so.
 struct OperandOrder {
-  bool a_channels_last = false, b_channels_last = false;
-  bool any() const { return a_channels_last || b_channels_last; }
+  bool a_channels_last = false, b_channels_last = false, out_channels_last = false;
+  bool any() const { return a_channels_last || b_channels_last || out_channels_last; }
 };
 void implicit_gemm_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a,
                         const void* b, const void* bias, void* out, GemmMath math, Workspace ws,

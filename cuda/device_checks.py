@@ -72,7 +72,9 @@ def sync() -> None:
 
 def tol_name(dtype: str) -> str:
     tf32 = (
-        DEVICE == "cuda" and dtype == "float32" and fastconv.backends.cuda.get_allow_tf32("torch")
+        DEVICE == "cuda"
+        and dtype == "float32"
+        and fastconv.backends.cuda_plan.get_allow_tf32("torch")
     )
     return "tf32" if tf32 else dtype
 

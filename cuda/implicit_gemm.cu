@@ -241,8 +241,8 @@ void implicit_gemm_conv(ConvPass pass, DType dtype, const ConvParams& p, const v
   if (order.any()) {  // nothing ran: the layer, the order or the workspace did not fit
     const size_t need = tc ? tensor_op_workspace(pass, dtype, p) : 0;
     throw InvalidArgument(
-        "implicit_gemm (cuda): channels-last operands need the tensor-op path to take this "
-        "layer in that order with a workspace of " + std::to_string(need) + " bytes (got " +
+        "implicit_gemm (cuda): channels-last operands or results need the tensor-op path to "
+        "take this layer in that order with a workspace of " + std::to_string(need) + " bytes (got " +
         std::to_string(ws.bytes) + "; 0 needed: the path does not take it)");
   }
   switch (dtype) {

@@ -48,45 +48,56 @@ void check_conv_algo(const std::string& algo) {
 
 Workspace workspace(uintptr_t p, uint64_t bytes) { return {ptr(p), static_cast<size_t>(bytes)}; }
 
-// Runs one conv pass of geometry g with the chosen algorithm (GIL released by the caller).
-void run_conv(ConvPass pass, const std::string& algo, GemmMath math, DType dtype,
-              const ConvGeometry& g, uintptr_t a, uintptr_t b, uintptr_t bias, uintptr_t out,
-              Workspace ws, int device, uintptr_t stream, OperandOrder order) {
-  check_conv_algo(algo);
-  const ConvParams p = make_conv_params(g);
-  DeviceGuard guard(device, "conv");
-  if (algo == "implicit_gemm") {
-    implicit_gemm_conv(pass, dtype, p, ptr(a), ptr(b), ptr(bias), ptr(out), math, ws,
-                       as_stream(stream), order);
-  } else {
-    if (order.any()) throw InvalidArgument("depthwise (cuda) takes channel-first operands only");
-    depthwise_conv(pass, dtype, p, ptr(a), ptr(b), ptr(bias), ptr(out), ws, as_stream(stream));
-  }
-}
-
 ConvMode parse_mode(const std::string& mode) {
   if (mode == "cross") return ConvMode::kCross;
   if (mode == "conv") return ConvMode::kConv;
   throw InvalidArgument("mode must be 'cross' or 'conv', got '" + mode + "'");
 }
 
-// One pass of the convolution a problem runs (python/fastconv/backends/cuda.py passes the
-// problem's conv_geometry: a transposed conv arrives as its conv pass, operands in that pass's
-// order, its high padding possibly negative).
+// One pass of the convolution a problem runs, from the strings and shapes the Python layer
+// passes (python/fastconv/backends/cuda.py passes the problem's conv_geometry: a transposed
+// conv arrives as its conv pass, operands in that pass's order, its high padding possibly
+// negative).
+struct ConvCall {
+  ConvPass pass;
+  DType dtype;
+  ConvParams params;
+};
+
+ConvCall conv_call(const std::string& pass, const std::string& dtype, const Shape& x_shape,
+                   const Shape& w_shape, const Shape& stride, const Shape& pad_lo,
+                   const Shape& pad_hi, const Shape& dilation, int64_t groups,
+                   const std::string& mode) {
+  const ConvGeometry g = make_conv_geometry(x_shape, w_shape, {stride, pad_lo, pad_hi, dilation},
+                                            groups, parse_mode(mode), true);
+  return {parse_conv_pass(pass), parse_dtype(dtype), make_conv_params(g)};
+}
+
+// Runs one conv pass with the chosen algorithm. Operands and result channel-first, or in the
+// channels-last order the flags say (the tensor-op path's; implicit_gemm_takes_order).
 void conv(const std::string& pass, const std::string& algo, const std::string& math,
           const std::string& dtype, int device, uintptr_t stream, const Shape& x_shape,
           const Shape& w_shape, const Shape& stride, const Shape& pad_lo, const Shape& pad_hi,
           const Shape& dilation, int64_t groups, const std::string& mode, uintptr_t a, uintptr_t b,
           uintptr_t bias, uintptr_t out, uintptr_t ws, uint64_t ws_bytes, bool a_channels_last,
-          bool b_channels_last) {
-  const ConvGeometry g = make_conv_geometry(x_shape, w_shape, {stride, pad_lo, pad_hi, dilation},
-                                            groups, parse_mode(mode), true);
-  const ConvPass ps = parse_conv_pass(pass);
+          bool b_channels_last, bool out_channels_last) {
+  const ConvCall c =
+      conv_call(pass, dtype, x_shape, w_shape, stride, pad_lo, pad_hi, dilation, groups, mode);
   const GemmMath m = parse_math(math);
-  const DType dt = parse_dtype(dtype);
-  const OperandOrder order{a_channels_last, b_channels_last};
+  check_conv_algo(algo);
+  const OperandOrder order{a_channels_last, b_channels_last, out_channels_last};
+  if (algo == "depthwise" && order.any()) {
+    throw InvalidArgument("depthwise (cuda) takes and writes channel-first tensors only");
+  }
   bindings::without_gil([&] {
-    run_conv(ps, algo, m, dt, g, a, b, bias, out, workspace(ws, ws_bytes), device, stream, order);
+    DeviceGuard guard(device, "conv");
+    if (algo == "implicit_gemm") {
+      implicit_gemm_conv(c.pass, c.dtype, c.params, ptr(a), ptr(b), ptr(bias), ptr(out), m,
+                         workspace(ws, ws_bytes), as_stream(stream), order);
+    } else {
+      depthwise_conv(c.pass, c.dtype, c.params, ptr(a), ptr(b), ptr(bias), ptr(out),
+                     workspace(ws, ws_bytes), as_stream(stream));
+    }
   });
 }
 
@@ -99,32 +110,28 @@ uint64_t conv_workspace(const std::string& pass, const std::string& algo,
                         const Shape& pad_hi, const Shape& dilation, int64_t groups,
                         const std::string& mode) {
   check_conv_algo(algo);
-  const ConvGeometry g = make_conv_geometry(x_shape, w_shape, {stride, pad_lo, pad_hi, dilation},
-                                            groups, parse_mode(mode), true);
-  const ConvPass ps = parse_conv_pass(pass);
-  const DType dt = parse_dtype(dtype);
+  const ConvCall c =
+      conv_call(pass, dtype, x_shape, w_shape, stride, pad_lo, pad_hi, dilation, groups, mode);
   DeviceGuard guard(device, "conv_workspace");
-  if (algo == "depthwise") return depthwise_workspace(ps, dt, make_conv_params(g));
-  return implicit_gemm_workspace(ps, dt, make_conv_params(g), parse_math(math));
+  if (algo == "depthwise") return depthwise_workspace(c.pass, c.dtype, c.params);
+  return implicit_gemm_workspace(c.pass, c.dtype, c.params, parse_math(math));
 }
 
 // Whether `conv` runs this pass on the tensor-op (CUTLASS) path (cuda/tensor_op_conv.h), and
-// with channels-last flags: whether it takes the operands in that order.
+// with channels-last flags: whether it takes the operands and writes the result in that order.
 bool conv_tensor_op(const std::string& pass, const std::string& algo, const std::string& math,
                     const std::string& dtype, const Shape& x_shape, const Shape& w_shape,
                     const Shape& stride, const Shape& pad_lo, const Shape& pad_hi,
                     const Shape& dilation, int64_t groups, const std::string& mode,
-                    bool a_channels_last, bool b_channels_last) {
+                    bool a_channels_last, bool b_channels_last, bool out_channels_last) {
   check_conv_algo(algo);
   if (algo != "implicit_gemm") return false;
-  const ConvGeometry g = make_conv_geometry(x_shape, w_shape, {stride, pad_lo, pad_hi, dilation},
-                                            groups, parse_mode(mode), true);
-  const ConvPass ps = parse_conv_pass(pass);
-  const DType dt = parse_dtype(dtype);
+  const ConvCall c =
+      conv_call(pass, dtype, x_shape, w_shape, stride, pad_lo, pad_hi, dilation, groups, mode);
   const GemmMath m = parse_math(math);
-  const ConvParams p = make_conv_params(g);
-  return implicit_gemm_tensor_op(ps, dt, p, m) &&
-         implicit_gemm_takes_order(ps, dt, p, m, {a_channels_last, b_channels_last});
+  return implicit_gemm_tensor_op(c.pass, c.dtype, c.params, m) &&
+         implicit_gemm_takes_order(c.pass, c.dtype, c.params, m,
+                                   {a_channels_last, b_channels_last, out_channels_last});
 }
 
 // The tensor-op core kernels that run this pass on `device` ("" when the layer does not take
@@ -136,14 +143,11 @@ std::string conv_tensor_op_kernel(const std::string& pass, const std::string& al
                                   int64_t groups, const std::string& mode) {
   check_conv_algo(algo);
   if (algo != "implicit_gemm") return "";
-  const ConvGeometry g = make_conv_geometry(x_shape, w_shape, {stride, pad_lo, pad_hi, dilation},
-                                            groups, parse_mode(mode), true);
-  const ConvPass ps = parse_conv_pass(pass);
-  const DType dt = parse_dtype(dtype);
-  const ConvParams p = make_conv_params(g);
-  if (!implicit_gemm_tensor_op(ps, dt, p, parse_math(math))) return "";
+  const ConvCall c =
+      conv_call(pass, dtype, x_shape, w_shape, stride, pad_lo, pad_hi, dilation, groups, mode);
+  if (!implicit_gemm_tensor_op(c.pass, c.dtype, c.params, parse_math(math))) return "";
   DeviceGuard guard(device, "conv_tensor_op_kernel");
-  return tensor_op_kernel(ps, dt, p);
+  return tensor_op_kernel(c.pass, c.dtype, c.params);
 }
 
 void bias_grad(const std::string& dtype, int device, uintptr_t stream, const Shape& grad_y_shape,
@@ -285,7 +289,8 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),
         py::arg("groups"), py::arg("mode"), py::arg("a"), py::arg("b"), py::arg("bias"),
         py::arg("out"), py::arg("workspace") = 0, py::arg("workspace_bytes") = 0,
-        py::arg("a_channels_last") = false, py::arg("b_channels_last") = false);
+        py::arg("a_channels_last") = false, py::arg("b_channels_last") = false,
+        py::arg("out_channels_last") = false);
   m.def("conv_workspace", &fc::conv_workspace, py::arg("pass_"), py::arg("algo"),
         py::arg("math"), py::arg("dtype"), py::arg("device"), py::arg("x_shape"),
         py::arg("w_shape"), py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"),
@@ -294,7 +299,7 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("math"), py::arg("dtype"), py::arg("x_shape"), py::arg("w_shape"),
         py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),
         py::arg("groups"), py::arg("mode"), py::arg("a_channels_last") = false,
-        py::arg("b_channels_last") = false);
+        py::arg("b_channels_last") = false, py::arg("out_channels_last") = false);
   m.def("conv_tensor_op_kernel", &fc::conv_tensor_op_kernel, py::arg("pass_"), py::arg("algo"),
         py::arg("math"), py::arg("dtype"), py::arg("device"), py::arg("x_shape"),
         py::arg("w_shape"), py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"),

@@ -57,6 +57,35 @@ __global__ void transpose_kernel(const Src* __restrict__ src, Dst* __restrict__ 
   }
 }
 
+// A channels-last float32 result (rows x channels, channels innermost) rounded to the dtype
+// in place of order, with the bias (per channel) added: the move back of a result the caller
+// wants channels-last (a split or a bias made the core write float32). Threads across the
+// channels, blocks striding over the rows: no index division.
+template <typename Dst>
+__global__ void finish_rows_kernel(const float* __restrict__ src, Dst* __restrict__ dst,
+                                   int64_t rows, int channels, const Dst* __restrict__ bias) {
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float* s = src + r * channels;
+    Dst* d = dst + r * channels;
+    for (int c = static_cast<int>(threadIdx.x); c < channels; c += static_cast<int>(blockDim.x)) {
+      float v = s[c];
+      if (bias) v += to_acc(bias[c]);
+      d[c] = from_acc<Dst>(v);
+    }
+  }
+}
+
+template <typename Dst>
+void finish_rows(const void* src, void* dst, int64_t rows, int channels, const void* bias,
+                 cudaStream_t stream) {
+  if (rows == 0 || channels == 0) return;
+  const int threads = std::min(256, (channels + 31) / 32 * 32);
+  const int64_t blocks = std::min<int64_t>(rows, int64_t(16) * multiprocessors());
+  launch("finish_rows_kernel", &finish_rows_kernel<Dst>, dim3(static_cast<unsigned>(blocks)),
+         dim3(threads), stream, static_cast<const float*>(src), static_cast<Dst*>(dst), rows,
+         channels, static_cast<const Dst*>(bias));
+}
+
 template <typename Src, typename Dst, bool kTf32 = false>
 void transpose(const void* src, void* dst, int64_t batches, int rows, int cols, bool reverse_rows,
                bool reverse_cols, const void* bias, cudaStream_t stream) {
@@ -234,9 +263,14 @@ const char* tensor_op_kernel(ConvPass pass, DType dtype, const ConvParams& p) {
 
 namespace {
 
-// The order rules for a layer already eligible (tensor_op_takes_order).
+// The order rules for a layer already eligible (tensor_op_takes_order): a channels-last
+// result for the forward and backward data (the core's own order: its move back becomes a
+// rounding, or nothing); channels-last operands in float16 / bfloat16 (a float32 operand is
+// rounded to TF32 by its move), a channels-last filter only without mode="conv"'s flip (which
+// the filter's move does).
 bool order_fits(ConvPass pass, DType dtype, const ConvParams& p, OperandOrder order) {
-  if (!order.any()) return true;
+  if (order.out_channels_last && pass == ConvPass::kBackwardWeight) return false;
+  if (!order.a_channels_last && !order.b_channels_last) return true;
   if (dtype == DType::kFloat32) return false;
   const bool filter_b = pass != ConvPass::kBackwardWeight;  // b is the filter
   return !(filter_b && order.b_channels_last && p.flip);
@@ -264,10 +298,18 @@ bool tensor_op_conv(ConvPass pass, DType dtype, const ConvParams& p, const void*
   const int in_sp = static_cast<int>(p.in_sp), out_sp = static_cast<int>(p.out_sp);
   const int taps = static_cast<int>(p.taps), ci = c.c, ko = c.k;
   const bool flip = p.flip, float_out = c.float_out(pass);
+  // a result wanted channels-last in the dtype the core writes: the core writes it in place
+  const bool direct = order.out_channels_last && !float_out;
+  void* core_out = direct ? out : out_cl;
   with_type(dtype, [&](auto tag) {
     using T = decltype(tag);
-    // the result (N, S, channels) back to (N, channels, S) with the bias, from T or float32
+    // the result (N, S, channels) back to (N, channels, S) with the bias, from T or float32;
+    // or, wanted channels-last, rounded from float32 with the bias (nothing to do if direct)
     auto move_back = [&](int spatial, int channels) {
+      if (order.out_channels_last) {
+        if (!direct) finish_rows<T>(out_cl, out, p.n * spatial, channels, bias, stream);
+        return;
+      }
       if (float_out) {
         transpose<float, T>(out_cl, out, p.n, spatial, channels, false, false, bias, stream);
       } else {
@@ -288,7 +330,7 @@ bool tensor_op_conv(ConvPass pass, DType dtype, const ConvParams& p, const void*
       case ConvPass::kForward: {  // x (N,C,S) -> (N,S,C); w (K,C,T) -> (K,T',C)
         const void* ca = move_in(a, a_cl_in, a_cl, p.n, ci, in_sp, false);
         const void* cb = move_in(b, b_cl_in, b_cl, p.k, ci, taps, flip);
-        nhwc_core_run(pass, dtype, c, ca, cb, out_cl, core, stream);
+        nhwc_core_run(pass, dtype, c, ca, cb, core_out, core, stream);
         move_back(out_sp, ko);
         break;
       }
@@ -297,7 +339,7 @@ bool tensor_op_conv(ConvPass pass, DType dtype, const ConvParams& p, const void*
         // as zeros by the core: its strided kernel runs the epilogue of tap-less phases too)
         const void* ca = move_in(a, a_cl_in, a_cl, p.n, ko, out_sp, false);
         const void* cb = move_in(b, b_cl_in, b_cl, p.k, ci, taps, flip);
-        nhwc_core_run(pass, dtype, c, ca, cb, out_cl, core, stream);
+        nhwc_core_run(pass, dtype, c, ca, cb, core_out, core, stream);
         move_back(in_sp, ci);
         break;
       }

@@ -2,7 +2,8 @@
 // layer moved once into channels-last order (NHWC activations, KRSC filters) in the call's
 // workspace, one NHWC implicit-GEMM core per pass (CUTLASS's sm_80 tensor-op kernels on the GPU:
 // cuda/tensor_op_cutlass.cu; a plain reference core in the host emulation), and the result
-// moved back to fastconv's NCHW order with the bias added. Why CUTLASS: cuda/README.md.
+// moved back to fastconv's NCHW order with the bias added (or left channels-last where the
+// caller wants it so). Why CUTLASS: cuda/README.md.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -63,7 +64,9 @@ size_t tensor_op_workspace(ConvPass pass, DType dtype, const ConvParams& p);
 // Runs the pass (operands as implicit_gemm_conv's) and returns true, or returns false without
 // launching anything when the layer is not eligible, the workspace is short or the core cannot
 // implement the problem; the caller then runs its own kernel.
-// order: operands already in channels-last order are read in place instead of moved.
+// order: operands already in channels-last order are read in place instead of moved, and a
+// result wanted channels-last (forward, backward data) is written so: by the core itself when
+// it writes the dtype (unsplit, no bias), else rounded from its float32 with the bias added.
 bool tensor_op_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a,
                     const void* b, const void* bias, void* out, Workspace ws,
                     cudaStream_t stream, OperandOrder order = {});

@@ -27,7 +27,8 @@ from cuda_helpers import (
 )
 from fastconv import _arrays, backends, selection
 from fastconv._problem import conv_problem
-from fastconv.backends.cuda import CudaBackend, cuda_module, get_allow_tf32, kernel_math
+from fastconv.backends.cuda import CudaBackend, cuda_module
+from fastconv.backends.cuda_plan import get_allow_tf32, kernel_math
 
 # ---- availability
 
@@ -400,7 +401,8 @@ def test_hopper_core_matches_the_sm80_kernels_and_torch(rng, dtype, monkeypatch)
 def test_channels_last_operands_are_read_in_place(rng, dtype, monkeypatch):
     """A channels_last model's tensors reach CUTLASS's kernels without copies in every pass
     (the module gets the channels-last flags; explain() says so); results match channel-first
-    calls and come back channel-first."""
+    calls, the forward's and backward data's written channels_last by the kernels themselves
+    (as PyTorch's), the weight gradient's channel-first."""
     backend = backends.backend_for_device("cuda")
     mod, flags = backend.module(), []
 
@@ -409,7 +411,7 @@ def test_channels_last_operands_are_read_in_place(rng, dtype, monkeypatch):
             return getattr(mod, name)
 
         def conv(self, *args):
-            flags.append(tuple(args[-2:]))
+            flags.append(tuple(args[-3:]))  # a, b read and the result written channels-last
             return mod.conv(*args)
 
     monkeypatch.setattr(backend, "module", lambda: Recorder())
@@ -420,22 +422,70 @@ def test_channels_last_operands_are_read_in_place(rng, dtype, monkeypatch):
     cl = dict(memory_format=torch.channels_last)
     xc, wc, gyc = x.to(**cl), w.to(**cl), gy.to(**cl)
     copies = fastconv.explain(xc, wc, **kw).copies
-    assert len(copies) == 2 and all("read in place" in c for c in copies), copies
-    for got, want in [
-        (fastconv.conv(xc, wc, **kw), fastconv.conv(x, w, **kw)),
+    assert len(copies) == 3 and all("read in place" in c for c in copies[:2]), copies
+    assert "written so by the GPU's tensor-op path" in copies[2], copies
+    for got, want, layout in [
+        (fastconv.conv(xc, wc, **kw), fastconv.conv(x, w, **kw), cl),
         (
             fastconv.conv_backward_data(gyc, wc, x.shape, **kw),
             fastconv.conv_backward_data(gy, w, x.shape, **kw),
+            cl,
         ),
         (
             fastconv.conv_backward_weight(xc, gyc, w.shape, **kw),
             fastconv.conv_backward_weight(x, gy, w.shape, **kw),
+            {},
         ),
     ]:
-        assert got.is_contiguous()
+        assert got.is_contiguous(**layout) and want.is_contiguous()
         assert torch.equal(got, want)  # the same kernels on the same values
-    # each pair: the channels_last call (both operands in place), then the channel-first one
-    assert flags == [(True, True), (False, False)] * 3, flags
+    # each pair: the channels_last call (both operands in place, the result written so but
+    # for the weight gradient), then the channel-first one
+    want = [(True, True, True), (False,) * 3] * 2 + [(True, True, False), (False,) * 3]
+    assert flags == want, flags
+
+
+@requires_gpu
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_channels_last_model_through_fastconv_torch(rng, dtype):
+    """A channels_last float16 / bfloat16 model through fastconv.torch: every conv output and
+    input gradient comes back channels_last as PyTorch's (written so by the tensor-op path: a
+    plain layer, one with a bias - float32 rounded with it -, a split small one; copied into
+    it for a 10-channel layer off the path), eager and under torch.compile (the fake kernel's
+    layout is the real one), with outputs and gradients matching torch's own convolutions."""
+    import fastconv.torch as fct
+
+    tdt = getattr(torch, dtype)
+    cl = torch.channels_last
+    layers = [  # (C, K, kernel, stride, bias, input size)
+        (64, 64, 3, 1, False, 28),
+        (64, 128, 3, 2, True, 28),
+        (256, 256, 3, 1, True, 7),  # few tiles: split-K, float32 out
+        (10, 16, 3, 1, False, 12),  # 10 channels: off the tensor-op path
+    ]
+    for c, k, r, s, bias, size in layers:
+        ref = torch.nn.Conv2d(c, k, r, s, padding=1, bias=bias).cuda().to(tdt).to(memory_format=cl)
+        mine = fct.Conv2d(c, k, r, s, padding=1, bias=bias).cuda().to(tdt).to(memory_format=cl)
+        mine.load_state_dict(ref.state_dict())
+        x0 = torch.randn(4, c, size, size, device="cuda", dtype=tdt).to(memory_format=cl)
+        compiled = torch.compile(mine, backend="aot_eager", fullgraph=True)
+        for name, run in (("eager", mine), ("compiled", compiled)):
+            x = x0.clone().requires_grad_(True)
+            xr = x0.clone().requires_grad_(True)
+            y, yr = run(x), ref(xr)
+            what = f"{name} {c}->{k} {r}x{r}/{s}"
+            assert y.is_contiguous(memory_format=cl) and yr.is_contiguous(memory_format=cl), what
+            gy = torch.randn_like(yr)
+            y.backward(gy)
+            yr.backward(gy)
+            assert x.grad.is_contiguous(memory_format=cl), what
+            n = c * r * r
+            assert_gpu_close(y, yr.double(), dtype, n, what)
+            assert_gpu_close(x.grad, xr.grad.double(), dtype, k * r * r, what)
+            for p, pr in zip(mine.parameters(), ref.parameters()):
+                assert p.grad.is_contiguous(memory_format=cl) or p.grad.dim() == 1, what
+                assert_gpu_close(p.grad, pr.grad.double(), dtype, 4 * size * size, what)
+                p.grad = pr.grad = None
 
 
 @requires_gpu

@@ -756,6 +756,10 @@ class EmulatedDeviceTensor:
     def __add__(self, other):
         return self._wrap(self.t + other)
 
+    def copy_(self, other):
+        self.t.copy_(other.t if isinstance(other, EmulatedDeviceTensor) else other)
+        return self
+
 
 class EmulatedCuda(CudaBackend):
     """The CUDA backend over the emulated module: host pointers, no streams, NaN outputs."""
@@ -781,7 +785,7 @@ class EmulatedCuda(CudaBackend):
     allocations: list = []  # (shape, dtype) of every empty(): outputs and workspaces
     fail_workspaces = False  # empty() of a workspace raises MemoryError (an exhausted cache)
 
-    def empty(self, call, shape, dtype=None):
+    def empty(self, call, shape, dtype=None, channels_last=False):
         dtype = dtype or call.dtype
         self.allocations.append((tuple(shape), dtype))
         if dtype == "uint8":  # workspaces: poisoned bytes, the kernels must write what they read
@@ -791,6 +795,8 @@ class EmulatedCuda(CudaBackend):
             return t, t.data_ptr()
         t = torch.full(tuple(shape), float("nan")) if dtype != "int64" else torch.empty(shape)
         t = t.to(getattr(torch, dtype))
+        if channels_last:
+            t = t.contiguous(memory_format=torch.channels_last)
         return EmulatedDeviceTensor(t), t.data_ptr()
 
 
@@ -1051,13 +1057,14 @@ class _ConvRecorder:
     """The emulated module, recording the channels-last flags of every conv call."""
 
     def __init__(self, mod):
-        self.mod, self.flags = mod, []
+        self.mod, self.flags, self.out_flags = mod, [], []
 
     def __getattr__(self, name):
         return getattr(self.mod, name)
 
     def conv(self, *args):
-        self.flags.append(tuple(args[-2:]))
+        self.flags.append(tuple(args[-3:-1]))  # the operands' flags (a, b)
+        self.out_flags.append(args[-1])  # the result written channels-last
         return self.mod.conv(*args)
 
 
@@ -1070,8 +1077,10 @@ def test_emulated_channels_last_operands_are_read_in_place(emulated_gpu, rng, mo
     """channels_last float16 tensors reach the tensor-op path as they are (no copy: the kernel
     gets the channels-last flags, explain() says so) in every pass and in a transposed conv;
     a filter with mode="conv", a float32 call (TF32 rounding is the move's job), a layer off
-    the path and pooling get channel-first copies. Results match the reference either way and
-    come back contiguous channel-first; the inputs stay as they were."""
+    the path and pooling get channel-first copies. The result of a forward or backward data
+    with a channels_last operand is channels_last, as PyTorch's (the path writes it itself;
+    other kernels' results are copied into it); a weight gradient's is channel-first. Results
+    match the reference either way; the inputs stay as they were."""
     backend = backends.backend_for_device("cuda")
     rec = _ConvRecorder(GLUE)
     monkeypatch.setattr(backend, "module", lambda: rec)
@@ -1080,11 +1089,18 @@ def test_emulated_channels_last_operands_are_read_in_place(emulated_gpu, rng, mo
     gy64 = round_to(rng.uniform(-1, 1, (2, 8, 9, 10)), "float16")
     x, w, gy = _cl(x64, "float16"), _cl(w64, "float16"), _cl(gy64, "float16")
     kw = dict(padding=1)
+    cl = torch.channels_last
 
-    def check(got, want, n, flags, what):
+    def check(got, want, n, flags, what, written=True, dtype="float16"):
+        """written: the kernel wrote the channels_last result itself (None: a weight
+        gradient, channel-first)."""
         assert rec.flags[-1] == flags, (what, rec.flags[-1])
-        assert got.t.is_contiguous(), what
-        assert_gpu_close(got, want, "float16", n, what)
+        assert rec.out_flags[-1] is bool(written), (what, rec.out_flags[-1])
+        if written is None:
+            assert got.t.is_contiguous(), what
+        else:
+            assert got.t.is_contiguous(memory_format=cl) and not got.t.is_contiguous(), what
+        assert_gpu_close(got, want, dtype, n, what)
 
     check(fastconv.conv(x, w, **kw), fastconv.conv(x64, w64, **kw), 144, (True, True), "fwd")
     # what explain() asks (its copy notes then say "read in place")
@@ -1095,48 +1111,72 @@ def test_emulated_channels_last_operands_are_read_in_place(emulated_gpu, rng, mo
     assert backend.reads_in_place(flipped, "implicit_gemm", (True, True)) == (True, False)
     want = fastconv.conv_backward_data(gy64, w64, x64.shape, **kw)
     check(fastconv.conv_backward_data(gy, w, x64.shape, **kw), want, 72, (True, True), "bd")
+    # one channels_last operand is enough for a channels_last result (either one)
+    got = fastconv.conv(x, _t(w64, "float16"), **kw)
+    check(got, fastconv.conv(x64, w64, **kw), 144, (True, False), "fwd, x only")
+    got = fastconv.conv_backward_data(_t(gy64, "float16"), w, x64.shape, **kw)
+    check(got, want, 72, (False, True), "bd, w only")
     want = fastconv.conv_backward_weight(x64, gy64, w64.shape, **kw)
     got = fastconv.conv_backward_weight(x, gy, w64.shape, **kw)
-    check(got, want, 180, (True, True), "bw")
+    check(got, want, 180, (True, True), "bw", written=None)
     got = fastconv.conv_backward_weight(x, _t(gy64, "float16"), w64.shape, **kw)
-    check(got, want, 180, (True, False), "bw, x only")  # the module's a = x, b = grad_y
+    check(got, want, 180, (True, False), "bw, x only", None)  # the module's a = x, b = grad_y
     got = fastconv.conv_backward_weight(_t(x64, "float16"), gy, w64.shape, **kw)
-    check(got, want, 180, (False, True), "bw, grad_y only")
-    # a channels_last view 2 bytes off 16-byte alignment: copied (cp.async needs 16 bytes)
+    check(got, want, 180, (False, True), "bw, grad_y only", None)
+    # a channels_last view 2 bytes off 16-byte alignment: copied (cp.async needs 16 bytes),
+    # and still a channels_last result
     base = torch.zeros(x64.size + 1, dtype=torch.float16)
     view = base[1:].view(2, 9, 10, 16).permute(0, 3, 1, 2)
     view.copy_(torch.from_numpy(x64).half())
-    assert view.is_contiguous(memory_format=torch.channels_last) and view.data_ptr() % 16
+    assert view.is_contiguous(memory_format=cl) and view.data_ptr() % 16
     got = fastconv.conv(EmulatedDeviceTensor(view), w, **kw)
     check(got, fastconv.conv(x64, w64, **kw), 144, (False, True), "misaligned x")
+    got = fastconv.conv(EmulatedDeviceTensor(view), _t(w64, "float16"), **kw)
+    check(got, fastconv.conv(x64, w64, **kw), 144, (False, False), "misaligned x only")
     # mode="conv": the filter's move flips it, so a channels_last filter is copied
     want = fastconv.conv(x64, w64, mode="conv", **kw)
     check(fastconv.conv(x, w, mode="conv", **kw), want, 144, (True, False), "flip")
     # a transposed conv's forward runs backward data with (w, x) swapped back in order
     wt64 = round_to(rng.uniform(-1, 1, (16, 8, 3, 3)), "float16")
-    want = fastconv.conv_transpose(x64, wt64, stride=2, padding=1, output_padding=1)
-    wt = _cl(wt64, "float16")
-    got = fastconv.conv_transpose(x, wt, stride=2, padding=1, output_padding=1)
-    check(got, want, 72, (True, True), "transposed")
-    # its weight gradient: the module's (a, b) = (grad_y, x), swapped from the public (x, gy)
     tkw = dict(stride=2, padding=1, output_padding=1)
+    want = fastconv.conv_transpose(x64, wt64, **tkw)
+    wt = _cl(wt64, "float16")
+    got = fastconv.conv_transpose(x, wt, **tkw)
+    check(got, want, 72, (True, True), "transposed")
+    # with a bias: the core writes float32, rounded into the channels_last result with it
+    bt64 = round_to(rng.uniform(-1, 1, 8), "float16")
+    want = fastconv.conv_transpose(x64, wt64, bt64, **tkw)
+    got = fastconv.conv_transpose(x, wt, _t(bt64, "float16"), **tkw)
+    check(got, want, 73, (True, True), "transposed, bias")
+    # its weight gradient: the module's (a, b) = (grad_y, x), swapped from the public (x, gy)
     gyt64 = round_to(rng.uniform(-1, 1, want.shape), "float16")
     want = fastconv.conv_transpose_backward_weight(x64, gyt64, wt64.shape, **tkw)
     got = fastconv.conv_transpose_backward_weight(x, _t(gyt64, "float16"), wt64.shape, **tkw)
-    check(got, want, 180, (False, True), "transposed bw, x only")
-    # copied: float32, a 10-channel layer, a pool
+    check(got, want, 180, (False, True), "transposed bw, x only", None)
+    # copied: float32 (exact FP32 here, off the path), a 10-channel layer, a pool; their
+    # channel-first results copied into channels_last ones
     x32 = _cl(round_to(x64, "float32"), "float32")
     w32 = _t(round_to(w64, "float32"), "float32")
     got = fastconv.conv(x32, w32, **kw)
-    assert rec.flags[-1] == (False, False)
-    assert_gpu_close(got, fastconv.conv(x64, w64, **kw), "float32", 144)
+    check(got, fastconv.conv(x64, w64, **kw), 144, (False, False), "fp32", False, "float32")
     x10 = round_to(rng.uniform(-1, 1, (1, 10, 6, 6)), "float16")
     w10 = round_to(rng.uniform(-1, 1, (8, 10, 3, 3)), "float16")
     got = fastconv.conv(_cl(x10, "float16"), _t(w10, "float16"))
-    assert rec.flags[-1] == (False, False)
-    assert_gpu_close(got, fastconv.conv(x10, w10), "float16", 90)
+    check(got, fastconv.conv(x10, w10), 90, (False, False), "10 channels", False)
     assert_gpu_close(fastconv.max_pool(x, 2), fastconv.max_pool(x64, 2), "float16", 1)
-    assert x.t.is_contiguous(memory_format=torch.channels_last)
+    assert x.t.is_contiguous(memory_format=cl)
+    # depthwise (no channels-last kernel): its result copied too
+    wd64 = round_to(rng.uniform(-1, 1, (16, 1, 3, 3)), "float16")
+    got = fastconv.conv(x, _t(wd64, "float16"), groups=16, algo="depthwise", **kw)
+    want = fastconv.conv(x64, wd64, groups=16, **kw)
+    check(got, want, 9, (False, False), "depthwise", False)
+    # float32 as TF32 takes the path: no channels_last operand (rounding is the move's job),
+    # but the result written in place, with a bias too
+    torch.backends.cudnn.allow_tf32 = True
+    b64 = rng.uniform(-1, 1, 8)
+    want = fastconv.conv(x64, w64, b64, **kw)
+    got = fastconv.conv(x32, w32, _t(b64, "float32"), **kw)
+    check(got, round_to(want, "float32"), 144, (False, False), "tf32, bias", True, "tf32")
 
 
 @requires_emulation
@@ -1255,9 +1295,20 @@ def test_emulated_explain_names_the_channels_last_copy(emulated_gpu, rng):
     assert (
         "w is strided" in fastconv.explain(x, torch.ones(3, 3, 8, 4).permute(3, 2, 0, 1)).copies[0]
     )
+    assert "the result is contiguous channel-first" in e.copies[-1]  # the CPU's
     y = fastconv.conv(EmulatedDeviceTensor(xc), _t(np.ones((4, 8, 3, 3)), "float32"))
-    assert y.t.is_contiguous()  # as explain says: channel-first out
+    # on the GPU, as PyTorch: a channels_last result (off the tensor-op path: copied into it)
+    assert y.t.is_contiguous(memory_format=torch.channels_last)
     assert xc.is_contiguous(memory_format=torch.channels_last)  # the input is left as it was
+    # explain()'s note on the result, from the GPU's backend (float32: off the path)
+    backend = backends.backend_for_device("cuda")
+    fwd = conv_problem("conv", "forward", x.shape, (4, 8, 3, 3), "float32")
+    note = backend.result_note(fwd, "implicit_gemm_simt", "forward", (True, False))
+    assert "channels_last" in note and "copied into it (512 bytes" in note, note
+    assert "channel-first" in backend.result_note(fwd, "implicit_gemm", "backward_weight", (1, 0))
+    half = conv_problem("conv", "forward", (2, 16, 6, 6), (8, 16, 3, 3), "float16")
+    note = backend.result_note(half, "implicit_gemm", "forward", (False, True))
+    assert "written so by the GPU's tensor-op path" in note, note
 
 
 @requires_emulation

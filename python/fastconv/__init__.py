@@ -16,7 +16,7 @@ from ._runtime import (
     peak_gflops,
     set_num_threads,
 )
-from .backends.cuda import set_allow_tf32
+from .backends.cuda_plan import set_allow_tf32
 from .functional import (
     conv,
     conv1d,

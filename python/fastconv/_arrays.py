@@ -139,7 +139,7 @@ def host_signature(values: tuple) -> Optional[tuple]:
 def copy_note(obj: Any, name: str) -> str:
     """What a call does to an operand stored out of order ("" for a C-contiguous one or a
     shape): kernels take contiguous channel-first (N, C, ...) buffers, so e.g. a channels_last
-    torch tensor is copied to one on every call, and the result is contiguous channel-first."""
+    torch tensor is copied to one on every call (explain() says what the result is)."""
     if is_torch_tensor(obj):
         if obj.is_contiguous():
             return ""
@@ -159,5 +159,5 @@ def copy_note(obj: Any, name: str) -> str:
         nbytes = int(obj.nbytes)
     return (
         f"{name} is {layout}: every call copies it to a contiguous channel-first buffer first "
-        f"({nbytes} bytes read and written), and the result is contiguous channel-first"
+        f"({nbytes} bytes read and written)"
     )

@@ -227,8 +227,7 @@ def run_conv(op: str, pass_: str, a, b, bias, shape_arg, algo, params: tuple, pa
         entry = cached(
             CALLS, key, lambda: _checked_conv_entry(op, pass_, call, shape_arg, algo, params)
         )
-    out, handle = call.backend.empty(call, entry.result_shape)
-    call.backend.run_conv(call, entry.problem, entry.plan, handle)
+    out = call.backend.conv_result(call, entry.problem, entry.plan, pass_, entry.result_shape)
     if fast_key is not None and key is not None:
         runner = call.backend.conv_runner(call, entry.problem, entry.plan, entry.result_shape)
         remember(RUNNERS, fast_key, runner)

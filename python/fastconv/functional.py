@@ -278,8 +278,10 @@ def explain(
     for name, flag in zip(("x", "w"), in_place):
         if flag:
             notes[name] = (
-                f"{name} is channels_last: read in place by the GPU's tensor-op path (no "
-                "copy); the result is contiguous channel-first"
+                f"{name} is channels_last: read in place by the GPU's tensor-op path (no copy)"
             )
     result.copies.extend(n for n in notes.values() if n)
+    if result.copies:
+        note = backend.result_note(entry.problem, entry.selection.algo, pass_, flags)
+        result.copies.append(note or "the result is contiguous channel-first")
     return result

@@ -281,3 +281,37 @@ def test_opcheck_max_unpool(case, level, rng):
     # an output_size larger than the default (torch allows up to one stride more)
     bigger = [s + 1 for s in case.x[2:]]
     opcheck(unpool, (x, indices, window(case, False), bigger), level, case.smoke)
+
+
+@pytest.mark.parametrize("op", ["conv", "conv_transpose"])
+def test_fake_conv_gives_the_layout_of_the_real_result(op):
+    """fastconv::conv's fake kernel (torch.compile's view of the result) has the layout the
+    backends give: on CUDA, channels_last for a forward or backward data with a channels_last
+    operand (as PyTorch's cuDNN convolutions; fastconv/backends/cuda.py), channel-first for
+    the weight gradient; on the CPU always channel-first. (The real CUDA results' layout is
+    tested in the emulation: test_emulated_channels_last_operands_are_read_in_place.)"""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    cl = torch.channels_last
+    kw = dict(stride=[2, 2], pad_lo=[1, 1], pad_hi=[1, 1], dilation=[1, 1], groups=1)
+    x_shape, w_shape = (2, 16, 9, 10), (8, 16, 3, 3) if op == "conv" else (16, 8, 3, 3)
+    y_shape = (2, 8, 5, 5) if op == "conv" else (2, 8, 17, 19)
+
+    def run(pass_, a, b, shape=()):
+        packed = _ops.pack_conv(op, pass_, shape, *kw.values(), "cross", [0, 0], "auto")
+        return _ops.OPS.conv.default(a, b, None, *packed)
+
+    with FakeTensorMode():
+        for device in ("cuda", "cpu"):
+            on = dict(device=device, dtype=torch.float16)
+            x, w, gy = (torch.empty(s, **on) for s in (x_shape, w_shape, y_shape))
+            xc, wc, gyc = (t.to(memory_format=cl) for t in (x, w, gy))
+            want_cl = device == "cuda"
+            for a, b, layout in [(xc, w, want_cl), (x, wc, want_cl), (x, w, False)]:
+                y = run("forward", a, b)
+                assert tuple(y.shape) == y_shape
+                assert y.is_contiguous(memory_format=cl) == layout and y.is_contiguous() != layout
+            shape = x_shape if op == "conv" else ()
+            assert run("backward_data", gyc, w, shape).is_contiguous(memory_format=cl) == want_cl
+            assert run("backward_data", gy, w, shape).is_contiguous()
+            assert run("backward_weight", xc, gyc, w_shape).is_contiguous()

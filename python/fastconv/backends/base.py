@@ -11,12 +11,14 @@ class Call:
     (NumPy arrays or buffer addresses), `keep` holds the objects the handles point into."""
 
     __slots__ = (
-        "backend", "library", "dtype", "device", "names", "shapes", "handles", "keep", "layouts"
+        "backend", "library", "dtype", "device", "names", "shapes", "handles", "keep", "layouts",
+        "stored_channels_last",
     )  # fmt: skip
 
     def __init__(
-        self, backend, library, dtype, device, names, shapes, handles, keep, layouts=None
-    ) -> None:
+        self, backend, library, dtype, device, names, shapes, handles, keep, layouts=None,
+        stored_channels_last=(),
+    ) -> None:  # fmt: skip
         self.backend: Backend = backend
         self.library: str = library  # "numpy", "torch" or "cupy": the results' kind
         self.dtype: str = dtype  # "float32", ...
@@ -28,6 +30,9 @@ class Call:
         # per operand, a channels-last tensor its handle points into (kept in that order, only
         # where the caller asked prepare for it: a backend that can read it in place), or None
         self.layouts: Optional[tuple] = layouts
+        # per operand, whether the caller's tensor is stored channels_last, kept or copied
+        # (asked only where prepare took channels_last=True); () when none is
+        self.stored_channels_last: tuple = stored_channels_last
 
 
 class Backend:
@@ -70,6 +75,11 @@ class Backend:
         """Which of a conv call's first two operands (public order), stored channels_last as
         the two flags say, it reads in place rather than copying, for explain()."""
         return (False, False)
+
+    def result_note(self, problem: Any, algo: str, pass_: str, stored: tuple) -> str:
+        """For explain(): how a conv call whose operands are stored channels_last as `stored`
+        says (public order) gets its result ("" when none is)."""
+        return "the result is contiguous channel-first" if any(stored) else ""
 
     def prepare(
         self,
@@ -117,6 +127,15 @@ class Backend:
     def run_conv(self, call: Call, problem: Any, plan: Any, out: Any) -> None:
         """Runs a conv problem on call.handles = (a, b[, bias]) in the public op's terms."""
         raise NotImplementedError
+
+    def conv_result(
+        self, call: Call, problem: Any, plan: Any, pass_: str, shape: Sequence[int]
+    ) -> Any:
+        """Runs a conv problem (public pass `pass_`) into a new result of `shape` and returns
+        it: contiguous channel-first here; the CUDA backend's follows its operands' layout."""
+        out, handle = self.empty(call, shape)
+        self.run_conv(call, problem, plan, handle)
+        return out
 
     def run_conv_backward_bias(self, call: Call, out: Any) -> None:
         raise NotImplementedError

@@ -23,6 +23,14 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .base import Backend, Call
+from .cuda_plan import (
+    ConvPlan,
+    kept_in_place,
+    kernel_math,
+    result_channels_last,
+    stored_channels_last,
+    writes_in_place,
+)
 
 # Algorithms with CUDA kernels, per op, in the order `auto` considers them. implicit_gemm uses
 # tensor cores for float16/bfloat16 (and TF32 for float32 when allowed); implicit_gemm_simt is
@@ -57,63 +65,6 @@ def devices() -> tuple[list[dict], str]:
     return list(found), str(error)
 
 
-# ---- TF32
-
-_allow_tf32: Optional[bool] = None
-
-
-def set_allow_tf32(allow: Optional[bool]) -> None:
-    """Lets float32 convolutions on the GPU use TF32 tensor cores (about 10 mantissa bits per
-    product) instead of exact FP32.
-
-    True or False decides for every call; None (the default) does what PyTorch's own
-    convolutions do for torch tensors: follow `torch.backends.cudnn.allow_tf32` (True unless
-    changed), and stays exact FP32 for CuPy and other arrays."""
-    global _allow_tf32
-    if allow is not None and not isinstance(allow, (bool, np.bool_)):
-        raise TypeError(f"allow must be a bool or None, got {type(allow).__name__}")
-    _allow_tf32 = None if allow is None else bool(allow)
-
-
-def get_allow_tf32(library: str = "torch") -> bool:
-    if _allow_tf32 is not None:
-        return _allow_tf32
-    if library == "torch":
-        import torch
-
-        return _torch_conv_tf32(torch)
-    return False
-
-
-def _torch_conv_tf32(torch: Any) -> bool:
-    """Whether PyTorch's own float32 convolutions may use TF32: the per-operator setting of
-    the new API (torch.backends.cudnn.conv.fp32_precision, "none" deferring to cudnn's, then
-    the global one), else the legacy torch.backends.cudnn.allow_tf32 (which raises once the
-    two APIs are mixed)."""
-    conv = getattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision", None)
-    if conv is not None:
-        for level in (conv, getattr(torch.backends.cudnn, "fp32_precision", "none"),
-                      getattr(torch.backends, "fp32_precision", "none")):  # fmt: skip
-            if level != "none":
-                return level == "tf32"
-    return bool(torch.backends.cudnn.allow_tf32)
-
-
-def kernel_math(algo: str, dtype: str, library: str) -> tuple[str, str]:
-    """(kernel algorithm, math) the compiled module takes for a selected algorithm."""
-    if algo == "implicit_gemm_simt":
-        return "implicit_gemm", "simt"
-    if algo == "implicit_gemm":
-        tensor_cores = dtype in ("float16", "bfloat16") or (
-            dtype == "float32" and get_allow_tf32(library)
-        )
-        return algo, "tensor_core" if tensor_cores else "simt"
-    return algo, "simt"
-
-
-# ---- operands
-
-
 def _is_torch(obj: Any) -> bool:
     return type(obj).__module__.startswith("torch") and hasattr(obj, "data_ptr")
 
@@ -137,22 +88,12 @@ def _wrap_foreign(obj: Any, device: int) -> Any:
     return torch.from_dlpack(obj)
 
 
-def _channels_last(t: Any) -> bool:
-    """A 4-D torch tensor stored channels_last (and not also plain contiguous)."""
-    import torch
-
-    return (
-        t.dim() == 4
-        and not t.is_contiguous()
-        and t.is_contiguous(memory_format=torch.channels_last)
-    )
-
-
 def _operand(
     obj: Any, name: str, index_array: bool = False, keep_channels_last: bool = False
-) -> tuple[Any, str, int, tuple, str, bool]:
-    """(device array, library, pointer, shape, dtype, channels_last) of one argument: a
-    contiguous array, or with keep_channels_last a channels_last tensor as it is."""
+) -> tuple[Any, str, int, tuple, str, bool, bool]:
+    """(device array, library, pointer, shape, dtype, kept channels_last, stored
+    channels_last) of one argument: a contiguous array, or with keep_channels_last a
+    channels_last tensor as it is."""
     if _is_torch(obj):
         import torch
 
@@ -167,13 +108,12 @@ def _operand(
                     f"{name} must be a float32, float64, float16 or bfloat16 tensor, got {t.dtype}"
                 )
             t = t.resolve_conj().resolve_neg()
+        stored = keep_channels_last and not index_array and stored_channels_last(t)
         # kept only 16-byte aligned: the tensor-op kernels read it with 16-byte cp.async
-        keep = (
-            keep_channels_last and not index_array and _channels_last(t) and t.data_ptr() % 16 == 0
-        )
+        keep = stored and t.data_ptr() % 16 == 0
         if not keep:
             t = t.contiguous()
-        return t, "torch", int(t.data_ptr()), tuple(t.shape), str(t.dtype)[6:], keep
+        return t, "torch", int(t.data_ptr()), tuple(t.shape), str(t.dtype)[6:], keep, stored
     import cupy
 
     a = obj
@@ -184,7 +124,12 @@ def _operand(
     elif a.dtype.kind != "f":
         raise TypeError(f"{name} must be a float32, float64 or float16 array, got {a.dtype}")
     a = cupy.ascontiguousarray(a)
-    return a, "cupy", int(a.data.ptr), tuple(a.shape), a.dtype.name, False
+    return a, "cupy", int(a.data.ptr), tuple(a.shape), a.dtype.name, False, False
+
+
+def _library() -> str:
+    """The array library whose TF32 setting a call on shapes follows (explain())."""
+    return "torch" if "torch" in sys.modules else ""
 
 
 def _current_device() -> int:
@@ -193,56 +138,6 @@ def _current_device() -> int:
         return int(torch.cuda.current_device())
     cupy = sys.modules.get("cupy")
     return int(cupy.cuda.Device().id) if cupy is not None else 0
-
-
-class _Plan:
-    """The algorithm a cached problem runs and, per device, the workspace its kernels ask for
-    (asked once: it depends on the device's multiprocessor count)."""
-
-    __slots__ = ("algo", "_bytes", "_orders")
-
-    def __init__(self, algo: str) -> None:
-        self.algo = algo
-        self._bytes: dict[tuple[int, str, str], int] = {}
-        self._orders: dict[tuple, bool] = {}
-
-    def takes_order(self, mod: Any, problem: Any, dtype: str, library: str, order: tuple) -> bool:
-        """Whether the kernel reads operands (a, b) stored channels-last (order: two flags) in
-        place: the tensor-op path does for float16 / bfloat16 (cuda/tensor_op_conv.h)."""
-        name, math_ = kernel_math(self.algo, dtype, library)
-        key = (dtype, math_, order)
-        takes = self._orders.get(key)
-        if takes is None:
-            geometry = problem.conv_geometry
-            takes = name == "implicit_gemm" and bool(
-                mod.conv_tensor_op(problem.conv_pass, name, math_, dtype, *geometry, *order)
-            )
-            self._orders[key] = takes
-        return takes
-
-    def workspace(self, mod: Any, problem: Any, dtype: str, device: int, library: str) -> int:
-        name, math_ = kernel_math(self.algo, dtype, library)
-        key = (device, dtype, math_)
-        nbytes = self._bytes.get(key)
-        if nbytes is None:
-            geometry = problem.conv_geometry
-            nbytes = int(
-                mod.conv_workspace(problem.conv_pass, name, math_, dtype, device, *geometry)
-            )
-            self._bytes[key] = nbytes
-        return nbytes
-
-
-def _kept_in_place(
-    plan: _Plan, mod: Any, problem: Any, dtype: str, library: str, stored: tuple
-) -> tuple:
-    """Which of a conv pass's first two operands (public order), stored channels_last
-    (`stored`), its kernel reads in place: both if it takes them so, else the one it takes."""
-    have = stored[::-1] if problem.swap_operands else tuple(stored)
-    for order in (have, (have[0], False), (False, have[1])):
-        if any(order) and plan.takes_order(mod, problem, dtype, library, order):
-            return order[::-1] if problem.swap_operands else order
-    return (False, False)
 
 
 class CudaBackend(Backend):
@@ -299,14 +194,14 @@ class CudaBackend(Backend):
         return ""
 
     def conv_plan(self, problem: Any, algo: str) -> Any:
-        return _Plan(algo)  # the kernels plan inside their launchers; TF32 is decided per call
+        return ConvPlan(algo)  # the kernels plan inside their launchers; TF32 is decided per call
 
     def plan_details(self, problem: Any, algo: str) -> tuple[int, str]:
         if self.unavailable_reason():
             return 0, ""
         device, dtype, mod = _current_device(), str(problem.dtype), self.module()
-        library = "torch" if "torch" in sys.modules else ""
-        nbytes = _Plan(algo).workspace(mod, problem, dtype, device, library)
+        library = _library()
+        nbytes = ConvPlan(algo).workspace(mod, problem, dtype, device, library)
         name, math_ = kernel_math(algo, dtype, library)
         geometry = problem.conv_geometry
         kernel = mod.conv_tensor_op_kernel(problem.conv_pass, name, math_, dtype, device, *geometry)
@@ -327,9 +222,23 @@ class CudaBackend(Backend):
     def reads_in_place(self, problem: Any, algo: str, channels_last: tuple) -> tuple:
         if self.unavailable_reason() or not any(channels_last):
             return (False, False)
-        library = "torch" if "torch" in sys.modules else ""
+        library = _library()
         dtype = str(problem.dtype)
-        return _kept_in_place(_Plan(algo), self.module(), problem, dtype, library, channels_last)
+        return kept_in_place(ConvPlan(algo), self.module(), problem, dtype, library, channels_last)
+
+    def result_note(self, problem: Any, algo: str, pass_: str, stored: tuple) -> str:
+        if not result_channels_last(pass_, stored):
+            return super().result_note(problem, algo, pass_, stored)
+        if not self.unavailable_reason():
+            library = _library()
+            plan, dtype = ConvPlan(algo), str(problem.dtype)
+            if writes_in_place(plan, self.module(), problem, dtype, library):
+                return "the result is channels_last, written so by the GPU's tensor-op path"
+        nbytes = math.prod(problem.result_shape) * _ITEMSIZE[str(problem.dtype)]
+        return (
+            "the result is channels_last (as PyTorch's): the kernel's channel-first result is "
+            f"copied into it ({nbytes} bytes read and written)"
+        )
 
     # ---- operands and outputs
 
@@ -380,9 +289,11 @@ class CudaBackend(Backend):
         layouts = tuple(
             converted[n][0] if n in converted and converted[n][5] else None for n in order
         )
+        stored = tuple(n in converted and converted[n][6] for n in order)
         return Call(
             self, library, dtype, device, tuple(names), shapes, handles, keep,
             layouts if any(t is not None for t in layouts) else None,
+            stored if any(stored) else (),
         )  # fmt: skip
 
     def check_allocation(self, call: Call, shape: Sequence[int], dtype: Optional[str]) -> None:
@@ -397,14 +308,25 @@ class CudaBackend(Backend):
                 f"({total / 2**30:.1f} GiB)"
             )
 
-    def empty(self, call: Call, shape: Sequence[int], dtype: Optional[str] = None) -> tuple:
+    def empty(
+        self,
+        call: Call,
+        shape: Sequence[int],
+        dtype: Optional[str] = None,
+        channels_last: bool = False,
+    ) -> tuple:
+        """channels_last: a 4-D torch tensor stored channels_last (conv_result's)."""
         dtype = dtype or call.dtype
         shape = tuple(int(s) for s in shape)
         try:
             if call.library == "torch":
                 import torch
 
-                t = torch.empty(shape, dtype=getattr(torch, dtype), device=f"cuda:{call.device}")
+                fmt = torch.channels_last if channels_last else torch.contiguous_format
+                t = torch.empty(
+                    shape, dtype=getattr(torch, dtype), device=f"cuda:{call.device}",
+                    memory_format=fmt,
+                )  # fmt: skip
                 return t, int(t.data_ptr())
             import cupy
 
@@ -449,19 +371,35 @@ class CudaBackend(Backend):
 
     # ---- runs
 
-    def run_conv(self, call: Call, problem: Any, plan: Any, out: Any) -> None:
+    def conv_result(
+        self, call: Call, problem: Any, plan: Any, pass_: str, shape: Sequence[int]
+    ) -> Any:
+        if call.library != "torch" or not result_channels_last(pass_, call.stored_channels_last):
+            return super().conv_result(call, problem, plan, pass_, shape)
+        out, handle = self.empty(call, shape, channels_last=True)
+        self.run_conv(call, problem, plan, handle, result=out)
+        return out
+
+    def run_conv(self, call: Call, problem: Any, plan: Any, out: Any, result: Any = None) -> None:
+        """result: the channels_last tensor `out` points into (conv_result), written in place
+        by a kernel that can, else filled from a channel-first result (one copy)."""
         name, math_ = kernel_math(plan.algo, call.dtype, call.library)
         h = list(call.handles)
         mod = self.module()
         nbytes = plan.workspace(mod, problem, call.dtype, call.device, call.library)
         keep, ws, nbytes = self.workspace(call, nbytes, optional=True)
+        writes = result is not None and bool(ws)
+        writes = writes and writes_in_place(plan, mod, problem, call.dtype, call.library)
+        staged = None  # the kernel's channel-first result, copied into `result` after it
+        if result is not None and not writes:
+            staged, out = self.empty(call, tuple(result.shape))
         layouts = call.layouts or (None,) * len(h)
         flags = (False, False)  # operands (a, b) in the module's order read channels-last
         stored = tuple(t is not None for t in layouts[:2])  # public order
         if any(stored):
             kept = (False, False)
             if ws:
-                kept = _kept_in_place(plan, mod, problem, call.dtype, call.library, stored)
+                kept = kept_in_place(plan, mod, problem, call.dtype, call.library, stored)
             flags = kept[::-1] if problem.swap_operands else kept
             # channels_last operands the kernel does not read in place: copied here, as
             # prepare() copies every other layout (explain() says which)
@@ -487,7 +425,10 @@ class CudaBackend(Backend):
             ws,
             nbytes,
             *flags,
+            writes,
         )
+        if staged is not None:
+            result.copy_(staged)  # on the call's stream, after the kernel
         del keep  # back to the caller's allocator, ordered after the kernel on its stream
 
     def run_conv_backward_bias(self, call: Call, out: Any) -> None:

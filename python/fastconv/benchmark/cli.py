@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import fastconv
-from fastconv.backends.cuda import get_allow_tf32
+from fastconv.backends.cuda_plan import get_allow_tf32
 
 from .candidates import fastconv_algorithms, fastconv_candidates, make_problem, peer_candidates
 from .jax_peer import jax_candidates

@@ -13,7 +13,8 @@ import jaxlib
 
 from .. import _C
 from ..backends import backend_for_device
-from ..backends.cuda import GPU_ALGORITHMS, CudaBackend, cuda_module, kernel_math
+from ..backends.cuda import GPU_ALGORITHMS, CudaBackend, cuda_module
+from ..backends.cuda_plan import kernel_math
 
 CONV_TARGET = "fastconv_conv"
 POOL_TARGET = "fastconv_pool"

@@ -37,6 +37,7 @@ from torch import Tensor
 from .. import _calls
 from .._problem import remember
 from .._runtime import follow_threads
+from ..backends.cuda_plan import result_channels_last, stored_channels_last
 from ._shapes import conv_result_shape
 
 _LIB = torch.library.Library("fastconv", "DEF")
@@ -189,11 +190,14 @@ def _conv_kernel(a: Tensor, b: Tensor, bias, shape, window, spec: str) -> Tensor
 def _(a, b, bias, shape, window, spec):
     op, pass_, _, _ = spec.split()
     stride, lo, hi, dilation, output_padding = _split(window[:-1], 5)
-    return a.new_empty(
-        conv_result_shape(
-            op, pass_, a.shape, b.shape, shape, stride, lo, hi, dilation, window[-1], output_padding
-        )
+    size = conv_result_shape(
+        op, pass_, a.shape, b.shape, shape, stride, lo, hi, dilation, window[-1], output_padding
     )
+    # the layout the kernel's result has (fastconv/backends/cuda.py decides it for CUDA)
+    stored = (stored_channels_last(a), stored_channels_last(b))
+    if a.is_cuda and result_channels_last(pass_, stored):
+        return torch.empty(size, dtype=a.dtype, device=a.device, memory_format=torch.channels_last)
+    return a.new_empty(size)
 
 
 def _like(grad, ref: Tensor):

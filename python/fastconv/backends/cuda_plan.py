@@ -1,0 +1,148 @@
+"""What a CUDA conv plan runs and how: the kernel and its math for a selected algorithm (TF32
+for float32 where allowed), its workspace per device, which channels_last operands its kernel
+reads in place and whether it writes a channels_last result itself (the tensor-op path:
+cuda/tensor_op_conv.h), and the rule that decides a result's layout. The CUDA backend
+(fastconv/backends/cuda.py) runs the plans; fastconv.torch's fake kernels ask the layout rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+# ---- TF32
+
+_allow_tf32: Optional[bool] = None
+
+
+def set_allow_tf32(allow: Optional[bool]) -> None:
+    """Lets float32 convolutions on the GPU use TF32 tensor cores (about 10 mantissa bits per
+    product) instead of exact FP32.
+
+    True or False decides for every call; None (the default) does what PyTorch's own
+    convolutions do for torch tensors: follow `torch.backends.cudnn.allow_tf32` (True unless
+    changed), and stays exact FP32 for CuPy and other arrays."""
+    global _allow_tf32
+    if allow is not None and not isinstance(allow, (bool, np.bool_)):
+        raise TypeError(f"allow must be a bool or None, got {type(allow).__name__}")
+    _allow_tf32 = None if allow is None else bool(allow)
+
+
+def get_allow_tf32(library: str = "torch") -> bool:
+    if _allow_tf32 is not None:
+        return _allow_tf32
+    if library == "torch":
+        import torch
+
+        return _torch_conv_tf32(torch)
+    return False
+
+
+def _torch_conv_tf32(torch: Any) -> bool:
+    """Whether PyTorch's own float32 convolutions may use TF32: the per-operator setting of
+    the new API (torch.backends.cudnn.conv.fp32_precision, "none" deferring to cudnn's, then
+    the global one), else the legacy torch.backends.cudnn.allow_tf32 (which raises once the
+    two APIs are mixed)."""
+    conv = getattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision", None)
+    if conv is not None:
+        for level in (conv, getattr(torch.backends.cudnn, "fp32_precision", "none"),
+                      getattr(torch.backends, "fp32_precision", "none")):  # fmt: skip
+            if level != "none":
+                return level == "tf32"
+    return bool(torch.backends.cudnn.allow_tf32)
+
+
+def kernel_math(algo: str, dtype: str, library: str) -> tuple[str, str]:
+    """(kernel algorithm, math) the compiled module takes for a selected algorithm."""
+    if algo == "implicit_gemm_simt":
+        return "implicit_gemm", "simt"
+    if algo == "implicit_gemm":
+        tensor_cores = dtype in ("float16", "bfloat16") or (
+            dtype == "float32" and get_allow_tf32(library)
+        )
+        return algo, "tensor_core" if tensor_cores else "simt"
+    return algo, "simt"
+
+
+# ---- layouts
+
+
+def stored_channels_last(t: Any) -> bool:
+    """A 4-D torch tensor stored channels_last (and not also plain contiguous)."""
+    import torch
+
+    return (
+        t.dim() == 4
+        and not t.is_contiguous()
+        and t.is_contiguous(memory_format=torch.channels_last)
+    )
+
+
+def result_channels_last(pass_: str, stored: Sequence[bool]) -> bool:
+    """Whether a conv pass's result on the GPU is a channels_last torch tensor: a forward or
+    backward data (public pass) whose two operands - (x, w), (grad_y, w) - include one stored
+    channels_last (`stored`: per operand, 4-D channels_last and not also contiguous), as
+    PyTorch's cuDNN convolutions decide. The weight gradient stays channel-first (fastconv.torch
+    hands it to autograd in the parameter's own layout). The tensor-op path writes such a
+    result in place; other kernels' channel-first results are converted (one copy)."""
+    return pass_ != "backward_weight" and any(stored[:2])
+
+
+# ---- plans
+
+
+class ConvPlan:
+    """The algorithm a cached problem runs and, per device, the workspace its kernels ask for
+    (asked once: it depends on the device's multiprocessor count)."""
+
+    __slots__ = ("algo", "_bytes", "_orders")
+
+    def __init__(self, algo: str) -> None:
+        self.algo = algo
+        self._bytes: dict[tuple[int, str, str], int] = {}
+        self._orders: dict[tuple, bool] = {}
+
+    def takes_order(self, mod: Any, problem: Any, dtype: str, library: str, order: tuple) -> bool:
+        """Whether the kernel reads operands (a, b) stored channels-last and writes its result
+        so (order: three flags) in place: the tensor-op path does (cuda/tensor_op_conv.h)."""
+        name, math_ = kernel_math(self.algo, dtype, library)
+        key = (dtype, math_, order)
+        takes = self._orders.get(key)
+        if takes is None:
+            geometry = problem.conv_geometry
+            takes = name == "implicit_gemm" and bool(
+                mod.conv_tensor_op(problem.conv_pass, name, math_, dtype, *geometry, *order)
+            )
+            self._orders[key] = takes
+        return takes
+
+    def workspace(self, mod: Any, problem: Any, dtype: str, device: int, library: str) -> int:
+        name, math_ = kernel_math(self.algo, dtype, library)
+        key = (device, dtype, math_)
+        nbytes = self._bytes.get(key)
+        if nbytes is None:
+            geometry = problem.conv_geometry
+            nbytes = int(
+                mod.conv_workspace(problem.conv_pass, name, math_, dtype, device, *geometry)
+            )
+            self._bytes[key] = nbytes
+        return nbytes
+
+
+def kept_in_place(
+    plan: ConvPlan, mod: Any, problem: Any, dtype: str, library: str, stored: tuple
+) -> tuple:
+    """Which of a conv pass's first two operands (public order), stored channels_last
+    (`stored`), its kernel reads in place: both if it takes them so, else the one it takes."""
+    have = stored[::-1] if problem.swap_operands else tuple(stored)
+    for order in (have, (have[0], False), (False, have[1])):
+        if any(order) and plan.takes_order(mod, problem, dtype, library, order + (False,)):
+            return order[::-1] if problem.swap_operands else order
+    return (False, False)
+
+
+def writes_in_place(plan: ConvPlan, mod: Any, problem: Any, dtype: str, library: str) -> bool:
+    """Whether the pass's kernel writes a channels_last result itself (the tensor-op path, for
+    the forward and backward data: cuda/tensor_op_conv.h), whatever order it reads."""
+    return plan.takes_order(mod, problem, dtype, library, (False, False, True))
