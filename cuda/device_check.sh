@@ -13,7 +13,8 @@
 # 200 random geometries and the reference suite vs cuDNN (cuda/device_checks.py), a CUDA-graph
 # capture of a conv net step, per-call overhead, `fastconv bench --device cuda` (float16,
 # bfloat16, float32; all three passes; batch 32; cuDNN with benchmark=True as the peer; float16
-# once more with the Hopper core off, FASTCONV_CUDA_SM90=0) and
+# once more with the Hopper core off, FASTCONV_CUDA_SM90=0, and once with channels_last
+# tensors) and
 # compute-sanitizer memcheck and racecheck over one small call of every kernel. The full log
 # goes to $OUT/device.log (default ./device-out/), benchmark JSON next to it; a summary table
 # is printed last. Exit code: the number of failed stages.
@@ -97,11 +98,12 @@ sanitize() {
     "$PY" cuda/device_checks.py small
 }
 export -f sanitize
-# bench DTYPE [SUFFIX]: the reference suite against cuDNN into bench-DTYPE[SUFFIX].json
+# bench DTYPE [SUFFIX [OPTIONS]]: the reference suite against cuDNN into
+# bench-DTYPE[SUFFIX].json
 bench() {
   "$PY" -m fastconv bench --device cuda --suite reference --dtype "$1" \
     --passes forward,backward_data,backward_weight --min-time 0.02 --repeats 5 \
-    --layer-budget 0.4 --json "$OUT/bench-$1${2:-}.json"
+    --layer-budget 0.4 --json "$OUT/bench-$1${2:-}.json" "${@:3}"
 }
 export -f bench
 export OUT
@@ -112,6 +114,9 @@ stage bench-f16-sm80 50 env FASTCONV_CUDA_SM90=0 bash -c "bench float16 -sm80"
 stage racecheck 60 bash -c "sanitize racecheck"
 stage overhead 20 "$PY" cuda/device_checks.py overhead
 stage bench-bfloat16 50 bash -c "bench bfloat16"
+# channels_last tensors for both (cuDNN's fastest float16 layout; fastconv's tensor-op path
+# then reads and writes them in place, no layout moves)
+stage bench-f16-cl 50 bash -c "bench float16 -channels-last --memory-format channels_last"
 stage bench-float32 50 bash -c "bench float32"
 # Last, what the GPU issues do not hang on: fastconv.jax on the GPU, and the CPU path on this host.
 stage jax 90 "$PY" -m pytest -q -p no:cacheprovider -rs -m "slow or not slow" \

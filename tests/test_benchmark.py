@@ -576,3 +576,22 @@ def test_batches_suite_is_training_size_batches_of_valid_problems() -> None:
                 "conv", pass_, layer.input_shape(), layer.weight_shape(), "float32", **geometry
             )
             assert tuple(problem.y_shape) == layer.output_shape(), (layer.name, pass_)
+
+
+def test_memory_format_channels_last_stores_the_gpu_tensors_so(capsys) -> None:
+    """--memory-format channels_last hands both libraries 4-D channels_last tensors (a meta
+    device stands in for the GPU); other ranks stay as they are; on the CPU it is an error."""
+    torch = pytest.importorskip("torch")
+    from fastconv.benchmark.candidates import make_problem
+    from fastconv.benchmark.suite import Layer
+
+    conv2d = Layer("c", "conv", 2, 16, 8, (9, 10), (3, 3), (1, 1), (1, 1), (1, 1))
+    p = make_problem(conv2d, "forward", "float16", "meta", "channels_last")
+    for t in (p.x, p.w, p.gy):
+        assert t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+    assert make_problem(conv2d, "forward", "float16", "meta").x.is_contiguous()
+    conv1d = Layer("c1", "conv", 2, 16, 8, (9,), (3,), (1,), (1,), (1,))
+    assert make_problem(conv1d, "forward", "float16", "meta", "channels_last").x.is_contiguous()
+    assert benchmark.main(["--memory-format", "channels_last"]) == 2
+    err = capsys.readouterr().err
+    assert "--memory-format channels_last needs --device cuda" in err and "Traceback" not in err

@@ -27,7 +27,11 @@ class Problem:
     gy: Any  # gradient of the output, (N, K, *out)
 
 
-def make_problem(layer: Layer, pass_: str, dtype: str, device: str) -> Problem:
+def make_problem(
+    layer: Layer, pass_: str, dtype: str, device: str, memory_format: str = "contiguous"
+) -> Problem:
+    """memory_format "channels_last": a GPU problem's 4-D tensors stored so (both libraries
+    then see the layout a channels_last model hands them)."""
     rng = np.random.default_rng(0)
     np_dtype = np.float64 if dtype == "float64" else np.float32
     shapes = [
@@ -42,6 +46,11 @@ def make_problem(layer: Layer, pass_: str, dtype: str, device: str) -> Problem:
             None if a is None else torch.from_numpy(a).to(device, getattr(torch, dtype))
             for a in arrays
         ]
+        if memory_format == "channels_last":
+            arrays = [
+                a if a is None or a.dim() != 4 else a.contiguous(memory_format=torch.channels_last)
+                for a in arrays
+            ]
     return Problem(layer, pass_, *arrays)
 
 

@@ -121,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument(
+        "--memory-format",
+        default="contiguous",
+        choices=["contiguous", "channels_last"],
+        help="--device cuda: the 2-D layers' tensors (inputs, weights, output gradients) "
+        "for fastconv and PyTorch alike; channels_last is what cuDNN runs fastest in "
+        "float16 / bfloat16 (default contiguous)",
+    )
+    parser.add_argument(
         "--batch",
         type=int,
         metavar="N",
@@ -171,6 +179,10 @@ def check_args(args: argparse.Namespace, variants: bool = False) -> None:
         args.filter_re = re.compile(args.filter) if args.filter else None
     except re.error as exc:
         raise BenchError(f"--filter: invalid regular expression {args.filter!r}: {exc}") from None
+    if args.memory_format != "contiguous" and args.device != "cuda":
+        raise BenchError(
+            "--memory-format channels_last needs --device cuda (the CPU suite times NumPy arrays)"
+        )
     if args.device == "cuda":
         check_cuda(args)
     elif args.dtype in ("float16", "bfloat16"):
@@ -297,7 +309,7 @@ def run_suite(layers: list[Layer], args: argparse.Namespace, peers: dict[str, An
                 if r > 0:  # later rounds time what the first timed (the same set every round)
                     timed = {row.candidate for row in rows[i] if row.status == "ok"}
                     candidates = [c for c in candidates if c.name in timed]
-                problem = make_problem(layer, pass_, args.dtype, args.device)
+                problem = make_problem(layer, pass_, args.dtype, args.device, args.memory_format)
                 task_rows = run_task(problem, candidates, settings, rates)
                 if r == 0:
                     rows.append(task_rows)

@@ -226,6 +226,7 @@ def environment(
         "threads": args.threads,
         "dtype": args.dtype,
         "device": args.device,
+        "memory_format": getattr(args, "memory_format", "contiguous"),
         "batch": args.batch,
         "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),
@@ -314,10 +315,12 @@ def header_text(env: dict[str, Any], n_layers: int) -> str:
             caps.append(f"MKL cap {peer['mkl_enable_instructions']}")
         if caps:
             torch_isa += f" ({', '.join(caps)})"
+    fmt = env.get("memory_format", "contiguous")
+    layout = f" ({fmt})" if fmt != "contiguous" else ""
     text = (
         f"fastconv bench: suite {env['suite']} ({n_layers} layers), "
         f"passes {','.join(env['passes'])}\n"
-        f"threads {env['threads']} | dtype {env['dtype']} | device {env['device']} | "
+        f"threads {env['threads']} | dtype {env['dtype']} | device {env['device']}{layout} | "
         f"CPU {env['cpu']} ({env['cpu_count']} logical cores, fastconv ISA {env['isa']}"
         f"{torch_isa}) | peak {peak}\n"
         f"fastconv {v['fastconv']} | numpy {v['numpy']} | torch {v['torch']} | "
