@@ -78,11 +78,18 @@ bool implicit_gemm_takes_order(ConvPass pass, DType dtype, const ConvParams& p, 
                                OperandOrder order);
 
 // Direct depthwise convolution (groups == C, any channel multiplier K / C), same operands. The
-// workspace holds the tiled weight gradient's split reduction (summed in a fixed order):
+// workspace holds the weight gradient's split reduction (summed in a fixed order):
 // depthwise_workspace says how much the split it would choose on the current device takes; any
 // smaller workspace works, with fewer slices (none: one block per output channel).
+// order: channels-last activations (1-D / 2-D layers, tensors below 2^31 elements) run the
+// channels-last kernels (cuda/depthwise_channels_last.cuh): the forward and backward data take
+// a channels-last a and write a channels-last result, the weight gradient takes both
+// activations channels-last; the filter is channel-first (K, 1, *kernel) always.
+// depthwise_takes_order says which orders run; others throw InvalidArgument.
 void depthwise_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a, const void* b,
-                    const void* bias, void* out, Workspace ws, cudaStream_t stream);
+                    const void* bias, void* out, Workspace ws, cudaStream_t stream,
+                    OperandOrder order = {});
+bool depthwise_takes_order(ConvPass pass, DType dtype, const ConvParams& p, OperandOrder order);
 size_t depthwise_workspace(ConvPass pass, DType dtype, const ConvParams& p);
 // Whether depthwise_conv runs this pass with its shared-memory tiles (1-D / 2-D layers whose
 // tile fits) rather than one thread per output element (cuda/depthwise_tiled.cuh).

@@ -3,13 +3,15 @@
 // bias gradient. 1-D and 2-D layers whose tile fits run the shared-memory tiled kernels of
 // depthwise_tiled.cuh; the rest (3-D, tiny images, huge windows) one thread per output element
 // for forward and backward_data (a gather, so no atomics) and one block per weight element for
-// backward_weight, reduced in a fixed order.
+// backward_weight, reduced in a fixed order. Channels-last activations (1-D / 2-D) run the
+// kernels of depthwise_channels_last.cuh instead, in every pass.
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
 
 #include "conv_kernels.h"
 #include "cuda_check.h"
+#include "depthwise_channels_last.cuh"
 #include "depthwise_tiled.cuh"
 #include "dtype.cuh"
 #include "launch.cuh"
@@ -228,6 +230,89 @@ int64_t weight_splits(const ConvParams& p, const DwTiles& t) {
   return std::max<int64_t>(1, std::min<int64_t>({want, items / 4, 64}));
 }
 
+// ---- channels-last activations (depthwise_channels_last.cuh)
+
+// The layer in the channels-last kernels' terms, or false where they cannot take it: 3-D (and
+// depth-padded), a tensor of 2^31 elements or more, an extent past int, more than 65535 blocks
+// of 32 channels.
+bool channels_last_window(const ConvParams& p, DwCl* g) {
+  if (p.in[0] != 1 || p.kernel[0] != 1 || p.out[0] != 1 || p.pad[0] != 0) return false;
+  if (p.n * p.in_sp * p.c >= INT_MAX || p.n * p.out_sp * p.k >= INT_MAX ||
+      p.k * p.taps >= INT_MAX || p.c == 0 || p.k % p.c != 0) {
+    return false;
+  }
+  for (int d = 1; d < 3; ++d) {  // every window coordinate the kernels form stays in int
+    const int64_t reach = (p.out[d] + 1) * p.stride[d] + p.kernel[d] * p.dil[d];
+    if (reach + std::abs(p.pad[d]) + p.in[d] >= INT_MAX / 2) return false;
+  }
+  if ((std::max(p.k, p.c) + kClChannels - 1) / kClChannels > 65535) return false;
+  *g = DwCl{int(p.n),         int(p.in[1]),     int(p.in[2]),     int(p.c),
+            int(p.out[1]),    int(p.out[2]),    int(p.k),         int(p.k / p.c),
+            int(p.kernel[1]), int(p.kernel[2]), int(p.stride[1]), int(p.stride[2]),
+            int(p.dil[1]),    int(p.dil[2]),    int(p.pad[1]),    int(p.pad[2]),
+            int(p.taps),      p.flip};
+  g->by_p = FastDiv(uint32_t(g->p));
+  g->by_q = FastDiv(uint32_t(g->q));
+  g->by_h = FastDiv(uint32_t(g->h));
+  g->by_w = FastDiv(uint32_t(g->w));
+  g->by_sh = FastDiv(uint32_t(g->sh));
+  g->by_sw = FastDiv(uint32_t(g->sw));
+  return true;
+}
+
+// Slices of the channels-last weight gradient's positions: two blocks per multiprocessor over
+// the blocks of 32 channels, each slice at least 64 positions, at most 64 (1: no split).
+int64_t cl_weight_splits(const DwCl& g) {
+  const int64_t chunks = (g.k + kClChannels - 1) / kClChannels;
+  const int64_t target = 2 * static_cast<int64_t>(multiprocessors());
+  const int64_t positions = int64_t(g.n) * g.p * g.q;
+  return std::max<int64_t>(1, std::min<int64_t>({(target + chunks - 1) / chunks,
+                                                 positions / 64, 64}));
+}
+
+template <typename T>
+void launch_channels_last(ConvPass pass, const DwCl& g, const void* a, const void* b,
+                          const void* bias, void* out, Workspace ws, cudaStream_t stream) {
+  const T* ta = static_cast<const T*>(a);
+  const T* tb = static_cast<const T*>(b);
+  const T* tbias = static_cast<const T*>(bias);
+  T* tout = static_cast<T*>(out);
+  const dim3 block(kClChannels, kClPositions);
+  auto chunks = [](int channels) { return unsigned((channels + kClChannels - 1) / kClChannels); };
+  switch (pass) {
+    case ConvPass::kForward: {
+      const int64_t positions = int64_t(g.n) * g.p * g.q;
+      if (positions == 0 || g.k == 0) return;
+      return launch("depthwise_cl_forward_kernel", &depthwise_cl_forward_kernel<T>,
+                    dim3(blocks_for(positions, kClPositions), chunks(g.k)), block, stream, g, ta,
+                    tb, tbias, tout);
+    }
+    case ConvPass::kBackwardData: {
+      const int64_t positions = int64_t(g.n) * g.h * g.w;
+      if (positions == 0 || g.c == 0) return;
+      return launch("depthwise_cl_backward_data_kernel", &depthwise_cl_backward_data_kernel<T>,
+                    dim3(blocks_for(positions, kClPositions), chunks(g.c)), block, stream, g, ta,
+                    tb, tbias, tout);
+    }
+    case ConvPass::kBackwardWeight: {  // a = x, b = grad_y
+      if (g.k == 0 || g.taps == 0) return;
+      // as many slices as wanted and the workspace holds (fewer than two: no split)
+      const int64_t total = int64_t(g.k) * g.taps;
+      const int64_t slice_bytes = total * int64_t(sizeof(acc_t<T>));
+      const int64_t room = ws.ptr ? int64_t(ws.bytes) / slice_bytes : 0;
+      const int64_t splits = std::min(cl_weight_splits(g), room);
+      acc_t<T>* partial = splits > 1 ? static_cast<acc_t<T>*>(ws.ptr) : nullptr;
+      launch("depthwise_cl_backward_weight_kernel", &depthwise_cl_backward_weight_kernel<T>,
+             dim3(partial ? unsigned(splits) : 1u, chunks(g.k)), block, stream, g, ta, tb, tout,
+             partial);
+      if (!partial) return;
+      return launch("split_reduce_kernel", &split_reduce_kernel<T>,
+                    dim3(blocks_for(total, kThreads)), dim3(kThreads), stream, partial, tout,
+                    total, int(splits), static_cast<const T*>(nullptr), int64_t(1), int64_t(1));
+    }
+  }
+}
+
 template <typename T>
 void launch_depthwise(ConvPass pass, const ConvParams& p, const void* a, const void* b,
                       const void* bias, void* out, Workspace ws, cudaStream_t stream) {
@@ -293,11 +378,39 @@ void launch_depthwise(ConvPass pass, const ConvParams& p, const void* a, const v
 
 }  // namespace
 
+bool depthwise_takes_order(ConvPass pass, DType dtype, const ConvParams& p, OperandOrder order) {
+  (void)dtype;
+  if (!order.any()) return true;
+  DwCl g{};
+  if (p.cg != 1 || p.groups != p.c || !channels_last_window(p, &g)) return false;
+  if (pass == ConvPass::kBackwardWeight) {
+    return order.a_channels_last && order.b_channels_last && !order.out_channels_last;
+  }
+  return order.a_channels_last && order.out_channels_last && !order.b_channels_last;
+}
+
 void depthwise_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a, const void* b,
-                    const void* bias, void* out, Workspace ws, cudaStream_t stream) {
+                    const void* bias, void* out, Workspace ws, cudaStream_t stream,
+                    OperandOrder order) {
   if (p.cg != 1 || p.groups != p.c) {
     throw Unsupported("depthwise (cuda) needs groups == C (one input channel per group), got C = " +
                       std::to_string(p.c) + ", groups = " + std::to_string(p.groups));
+  }
+  if (order.any()) {
+    DwCl g{};
+    if (!depthwise_takes_order(pass, dtype, p, order) || !channels_last_window(p, &g)) {
+      throw InvalidArgument(
+          "depthwise (cuda): channels-last tensors need a 1-D / 2-D layer below 2^31 elements "
+          "per tensor, with the activations and the result (forward, backward data) or both "
+          "activations (weight gradient) channels-last and the filter channel-first");
+    }
+    switch (dtype) {
+      case DType::kFloat32: return launch_channels_last<float>(pass, g, a, b, bias, out, ws, stream);
+      case DType::kFloat64: return launch_channels_last<double>(pass, g, a, b, bias, out, ws, stream);
+      case DType::kFloat16: return launch_channels_last<__half>(pass, g, a, b, bias, out, ws, stream);
+      case DType::kBFloat16:
+        return launch_channels_last<__nv_bfloat16>(pass, g, a, b, bias, out, ws, stream);
+    }
   }
   switch (dtype) {
     case DType::kFloat32: return launch_depthwise<float>(pass, p, a, b, bias, out, ws, stream);
@@ -308,12 +421,14 @@ void depthwise_conv(ConvPass pass, DType dtype, const ConvParams& p, const void*
 }
 
 size_t depthwise_workspace(ConvPass pass, DType dtype, const ConvParams& p) {
+  if (pass != ConvPass::kBackwardWeight || p.cg != 1 || p.groups != p.c) return 0;
+  // the split of the channel-first tiles or of the channels-last kernel, whichever is larger
+  // (the size is asked without the operands' order)
+  int64_t splits = 1;
   DwTiles t{};
-  if (pass != ConvPass::kBackwardWeight || p.cg != 1 || p.groups != p.c ||
-      !depthwise_tiles(pass, p, int64_t(dtype_size(dtype)), &t)) {
-    return 0;
-  }
-  const int64_t splits = weight_splits(p, t);
+  if (depthwise_tiles(pass, p, int64_t(dtype_size(dtype)), &t)) splits = weight_splits(p, t);
+  DwCl g{};
+  if (channels_last_window(p, &g)) splits = std::max(splits, cl_weight_splits(g));
   if (splits <= 1) return 0;
   const int64_t acc = dtype == DType::kFloat64 ? 8 : 4;
   return static_cast<size_t>(splits * p.k * p.taps * acc);

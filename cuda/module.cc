@@ -86,9 +86,6 @@ void conv(const std::string& pass, const std::string& algo, const std::string& m
   const GemmMath m = parse_math(math);
   check_conv_algo(algo);
   const OperandOrder order{a_channels_last, b_channels_last, out_channels_last};
-  if (algo == "depthwise" && order.any()) {
-    throw InvalidArgument("depthwise (cuda) takes and writes channel-first tensors only");
-  }
   bindings::without_gil([&] {
     DeviceGuard guard(device, "conv");
     if (algo == "implicit_gemm") {
@@ -96,7 +93,7 @@ void conv(const std::string& pass, const std::string& algo, const std::string& m
                          workspace(ws, ws_bytes), as_stream(stream), order);
     } else {
       depthwise_conv(c.pass, c.dtype, c.params, ptr(a), ptr(b), ptr(bias), ptr(out),
-                     workspace(ws, ws_bytes), as_stream(stream));
+                     workspace(ws, ws_bytes), as_stream(stream), order);
     }
   });
 }
@@ -117,21 +114,20 @@ uint64_t conv_workspace(const std::string& pass, const std::string& algo,
   return implicit_gemm_workspace(c.pass, c.dtype, c.params, parse_math(math));
 }
 
-// Whether `conv` runs this pass on the tensor-op (CUTLASS) path (cuda/tensor_op_conv.h), and
-// with channels-last flags: whether it takes the operands and writes the result in that order.
-bool conv_tensor_op(const std::string& pass, const std::string& algo, const std::string& math,
-                    const std::string& dtype, const Shape& x_shape, const Shape& w_shape,
-                    const Shape& stride, const Shape& pad_lo, const Shape& pad_hi,
-                    const Shape& dilation, int64_t groups, const std::string& mode,
-                    bool a_channels_last, bool b_channels_last, bool out_channels_last) {
+// Whether `conv` takes the operands and writes the result of this pass in this order (the
+// channels-last flags; all false: true): implicit_gemm on its tensor-op path
+// (cuda/tensor_op_conv.h), depthwise with its channels-last kernels.
+bool conv_takes_order(const std::string& pass, const std::string& algo, const std::string& math,
+                      const std::string& dtype, const Shape& x_shape, const Shape& w_shape,
+                      const Shape& stride, const Shape& pad_lo, const Shape& pad_hi,
+                      const Shape& dilation, int64_t groups, const std::string& mode,
+                      bool a_channels_last, bool b_channels_last, bool out_channels_last) {
   check_conv_algo(algo);
-  if (algo != "implicit_gemm") return false;
   const ConvCall c =
       conv_call(pass, dtype, x_shape, w_shape, stride, pad_lo, pad_hi, dilation, groups, mode);
-  const GemmMath m = parse_math(math);
-  return implicit_gemm_tensor_op(c.pass, c.dtype, c.params, m) &&
-         implicit_gemm_takes_order(c.pass, c.dtype, c.params, m,
-                                   {a_channels_last, b_channels_last, out_channels_last});
+  const OperandOrder order{a_channels_last, b_channels_last, out_channels_last};
+  if (algo == "depthwise") return depthwise_takes_order(c.pass, c.dtype, c.params, order);
+  return implicit_gemm_takes_order(c.pass, c.dtype, c.params, parse_math(math), order);
 }
 
 // The tensor-op core kernels that run this pass on `device` ("" when the layer does not take
@@ -295,7 +291,7 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("math"), py::arg("dtype"), py::arg("device"), py::arg("x_shape"),
         py::arg("w_shape"), py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"),
         py::arg("dilation"), py::arg("groups"), py::arg("mode"));
-  m.def("conv_tensor_op", &fc::conv_tensor_op, py::arg("pass_"), py::arg("algo"),
+  m.def("conv_takes_order", &fc::conv_takes_order, py::arg("pass_"), py::arg("algo"),
         py::arg("math"), py::arg("dtype"), py::arg("x_shape"), py::arg("w_shape"),
         py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"),
         py::arg("groups"), py::arg("mode"), py::arg("a_channels_last") = false,

@@ -450,22 +450,26 @@ def test_channels_last_operands_are_read_in_place(rng, dtype, monkeypatch):
 def test_channels_last_model_through_fastconv_torch(rng, dtype):
     """A channels_last float16 / bfloat16 model through fastconv.torch: every conv output and
     input gradient comes back channels_last as PyTorch's (written so by the tensor-op path: a
-    plain layer, one with a bias - float32 rounded with it -, a split small one; copied into
-    it for a 10-channel layer off the path), eager and under torch.compile (the fake kernel's
-    layout is the real one), with outputs and gradients matching torch's own convolutions."""
+    plain layer, one with a bias - float32 rounded with it -, a split small one; by depthwise's
+    channels-last kernels; copied into it for a 10-channel layer off the path), eager and under
+    torch.compile (the fake kernel's layout is the real one), with outputs and gradients
+    matching torch's own convolutions."""
     import fastconv.torch as fct
 
     tdt = getattr(torch, dtype)
     cl = torch.channels_last
-    layers = [  # (C, K, kernel, stride, bias, input size)
-        (64, 64, 3, 1, False, 28),
-        (64, 128, 3, 2, True, 28),
-        (256, 256, 3, 1, True, 7),  # few tiles: split-K, float32 out
-        (10, 16, 3, 1, False, 12),  # 10 channels: off the tensor-op path
+    layers = [  # (C, K, kernel, stride, bias, input size, groups)
+        (64, 64, 3, 1, False, 28, 1),
+        (64, 128, 3, 2, True, 28, 1),
+        (256, 256, 3, 1, True, 7, 1),  # few tiles: split-K, float32 out
+        (10, 16, 3, 1, False, 12, 1),  # 10 channels: off the tensor-op path
+        (96, 96, 3, 2, True, 28, 96),  # depthwise, strided
+        (48, 96, 5, 1, False, 14, 48),  # depthwise, multiplier 2
     ]
-    for c, k, r, s, bias, size in layers:
-        ref = torch.nn.Conv2d(c, k, r, s, padding=1, bias=bias).cuda().to(tdt).to(memory_format=cl)
-        mine = fct.Conv2d(c, k, r, s, padding=1, bias=bias).cuda().to(tdt).to(memory_format=cl)
+    for c, k, r, s, bias, size, groups in layers:
+        kw = dict(padding=1, bias=bias, groups=groups)
+        ref = torch.nn.Conv2d(c, k, r, s, **kw).cuda().to(tdt).to(memory_format=cl)
+        mine = fct.Conv2d(c, k, r, s, **kw).cuda().to(tdt).to(memory_format=cl)
         mine.load_state_dict(ref.state_dict())
         x0 = torch.randn(4, c, size, size, device="cuda", dtype=tdt).to(memory_format=cl)
         compiled = torch.compile(mine, backend="aot_eager", fullgraph=True)
@@ -479,9 +483,9 @@ def test_channels_last_model_through_fastconv_torch(rng, dtype):
             y.backward(gy)
             yr.backward(gy)
             assert x.grad.is_contiguous(memory_format=cl), what
-            n = c * r * r
+            n = c // groups * r * r
             assert_gpu_close(y, yr.double(), dtype, n, what)
-            assert_gpu_close(x.grad, xr.grad.double(), dtype, k * r * r, what)
+            assert_gpu_close(x.grad, xr.grad.double(), dtype, k // groups * r * r, what)
             for p, pr in zip(mine.parameters(), ref.parameters()):
                 assert p.grad.is_contiguous(memory_format=cl) or p.grad.dim() == 1, what
                 assert_gpu_close(p.grad, pr.grad.double(), dtype, 4 * size * size, what)

@@ -474,7 +474,10 @@ def test_emulated_depthwise_weight_split_is_exact_with_any_workspace(rng, case, 
         )
         assert asked % slice_bytes == 0
         if sms == 1:
-            assert asked == 0  # two blocks' worth of channels already
+            # the tiled kernel asks none (two blocks' worth of channels already); the size is
+            # asked without the operands' order, so it covers the channels-last kernel's two
+            # slices (all channels in one block of 32)
+            assert asked == 2 * slice_bytes
         if sms == 132:
             assert asked >= 2 * slice_bytes  # a few channels on many multiprocessors: split
         args = ("backward_weight", "depthwise", "simt", "float64", x_shape, w_shape, kw, x, gy)
@@ -1165,11 +1168,11 @@ def test_emulated_channels_last_operands_are_read_in_place(emulated_gpu, rng, mo
     check(got, fastconv.conv(x10, w10), 90, (False, False), "10 channels", False)
     assert_gpu_close(fastconv.max_pool(x, 2), fastconv.max_pool(x64, 2), "float16", 1)
     assert x.t.is_contiguous(memory_format=cl)
-    # depthwise (no channels-last kernel): its result copied too
+    # depthwise: its channels-last kernels (test_emulated_depthwise_channels_last below)
     wd64 = round_to(rng.uniform(-1, 1, (16, 1, 3, 3)), "float16")
     got = fastconv.conv(x, _t(wd64, "float16"), groups=16, algo="depthwise", **kw)
     want = fastconv.conv(x64, wd64, groups=16, **kw)
-    check(got, want, 9, (False, False), "depthwise", False)
+    check(got, want, 9, (True, False), "depthwise")
     # float32 as TF32 takes the path: no channels_last operand (rounding is the move's job),
     # but the result written in place, with a bias too
     torch.backends.cudnn.allow_tf32 = True
@@ -1177,6 +1180,85 @@ def test_emulated_channels_last_operands_are_read_in_place(emulated_gpu, rng, mo
     want = fastconv.conv(x64, w64, b64, **kw)
     got = fastconv.conv(x32, w32, _t(b64, "float32"), **kw)
     check(got, round_to(want, "float32"), 144, (False, False), "tf32, bias", True, "tf32")
+
+
+DEPTHWISE_CL_CASES = [  # (x shape, multiplier, kernel, kwargs)
+    ((2, 16, 9, 10), 1, (3, 3), dict(padding=1)),
+    ((2, 8, 11, 9), 2, (3, 3), dict(stride=2, padding=((1, 0), (2, 1)))),
+    ((1, 40, 12, 13), 1, (5, 5), dict(stride=(1, 2), padding=4, dilation=2)),
+    ((3, 6, 7, 8), 3, (2, 3), dict(padding=((0, 1), (1, 1)), mode="conv")),
+    ((2, 34, 6, 6), 1, (7, 7), dict(padding=3)),  # 34 channels: two blocks of 32, one short
+]
+
+
+@pytest.mark.parametrize("case", range(len(DEPTHWISE_CL_CASES)))
+@pytest.mark.parametrize("dtype", ["float64", "float16"])
+def test_emulated_depthwise_channels_last(emulated_gpu, rng, monkeypatch, case, dtype):
+    """channels_last activations run depthwise's channels-last kernels in every pass (no copy
+    in or out: the module gets the flags; the forward's and backward data's results are written
+    channels_last, the weight gradient's channel-first), with channel multipliers, stride,
+    dilation, asymmetric padding, mode="conv", a bias (forward; a transposed conv's backward
+    data), a split weight gradient with any workspace; against the float64 reference."""
+    backend = backends.backend_for_device("cuda")
+    rec = _ConvRecorder(GLUE)
+    monkeypatch.setattr(backend, "module", lambda: rec)
+    x_shape, mult, kernel, kw = DEPTHWISE_CL_CASES[case]
+    c = x_shape[1]
+    w_shape = (c * mult, 1) + kernel
+    kw = dict(kw, groups=c, algo="depthwise")
+    ref = {k: v for k, v in kw.items() if k != "algo"}
+    x64 = round_to(rng.uniform(-1, 1, x_shape), dtype)
+    w64 = round_to(rng.uniform(-1, 1, w_shape), dtype)
+    b64 = round_to(rng.uniform(-1, 1, w_shape[0]), dtype)
+    y64 = fastconv.conv(x64, w64, b64, **ref)
+    gy64 = round_to(rng.uniform(-1, 1, y64.shape), dtype)
+    x, gy, w = _cl(x64, dtype), _cl(gy64, dtype), _t(w64, dtype)
+    cl = torch.channels_last
+    taps = math.prod(kernel)
+
+    def check(got, want, n, flags, out, what):
+        assert rec.flags[-1] == flags and rec.out_flags[-1] is out, (what, rec.flags[-1])
+        layout = dict(memory_format=cl) if out else {}
+        assert got.t.is_contiguous(**layout), what
+        assert_gpu_close(got, want, dtype, n, what)
+
+    check(fastconv.conv(x, w, _t(b64, dtype), **kw), y64, taps, (True, False), True, "fwd")
+    want = fastconv.conv_backward_data(gy64, w64, x_shape, **ref)
+    got = fastconv.conv_backward_data(gy, w, x_shape, **kw)
+    check(got, want, mult * taps, (True, False), True, "bd")
+    want = fastconv.conv_backward_weight(x64, gy64, w_shape, **ref)
+    n = max(gy64.size // w_shape[0], 1)
+    check(fastconv.conv_backward_weight(x, gy, w_shape, **kw), want, n, (True, True), False, "bw")
+    if taps <= 9:  # (the channel-first weight gradient is slow in the emulation: a block per tap)
+        # one activation channels_last: copied (the weight gradient takes both or neither)
+        got = fastconv.conv_backward_weight(x, _t(gy64, dtype), w_shape, **kw)
+        check(got, want, n, (False, False), False, "bw, x only")
+    # the split weight gradient straight through the module: the asked-for workspace (slices
+    # summed in a fixed order), one slice's worth less, none (one block per 32 channels)
+    geometry = conv_problem("conv", "backward_weight", x_shape, w_shape, dtype, **ref)
+    geometry = geometry.conv_geometry
+    asked = GLUE.conv_workspace("backward_weight", "depthwise", "simt", dtype, 0, *geometry)
+    slice_bytes = (8 if dtype == "float64" else 4) * w_shape[0] * taps
+    # two blocks per multiprocessor (8) over blocks of 32 channels, slices of 64+ positions
+    positions = gy64.size // w_shape[0]
+    splits = min(-(-16 // -(-w_shape[0] // 32)), positions // 64, 64)
+    assert asked % slice_bytes == 0 and asked >= (splits > 1) * splits * slice_bytes, asked
+    for nbytes in sorted({asked, max(asked - slice_bytes, 0), 0}, reverse=True):
+        out = torch.full(w_shape, float("nan"), dtype=getattr(torch, dtype))
+        ws = torch.full((max(nbytes, 1),), 0x7F, dtype=torch.uint8)
+        GLUE.conv(
+            "backward_weight", "depthwise", "simt", dtype, 0, 0, *geometry, x.t.data_ptr(),
+            gy.t.data_ptr(), 0, out.data_ptr(), ws.data_ptr(), nbytes, True, True, False,
+        )  # fmt: skip
+        assert_gpu_close(out, want, dtype, n, f"bw, {nbytes} bytes of workspace")
+    if "stride" not in ref and "mode" not in ref:  # a transposed conv with a bias: its forward
+        tb64 = round_to(rng.uniform(-1, 1, c), dtype)  # is backward data, bias per channel
+        wt64 = round_to(rng.uniform(-1, 1, (c, mult) + kernel), dtype)
+        tkw = {k: v for k, v in ref.items() if k != "dilation"}
+        want = fastconv.conv_transpose(gy64, wt64, tb64, **tkw)
+        got = fastconv.conv_transpose(gy, _t(wt64, dtype), _t(tb64, dtype), algo="depthwise", **tkw)
+        check(got, want, mult * taps, (True, False), True, "transposed, bias")
+    assert x.t.is_contiguous(memory_format=cl) and gy.t.is_contiguous(memory_format=cl)
 
 
 @requires_emulation

@@ -25,11 +25,10 @@ import numpy as np
 from .base import Backend, Call
 from .cuda_plan import (
     ConvPlan,
-    kept_in_place,
+    in_place_order,
     kernel_math,
     result_channels_last,
     stored_channels_last,
-    writes_in_place,
 )
 
 # Algorithms with CUDA kernels, per op, in the order `auto` considers them. implicit_gemm uses
@@ -219,21 +218,30 @@ class CudaBackend(Backend):
         )
         return nbytes, note
 
+    def _in_place(self, problem: Any, algo: str, stored: tuple) -> tuple:
+        """in_place_order for explain(): a call of `algo` with these operands stored
+        channels_last (public order), its workspace had."""
+        if self.unavailable_reason():
+            return (False, False), False
+        wanted = result_channels_last(problem.pass_, stored)
+        dtype, mod = str(problem.dtype), self.module()
+        return in_place_order(ConvPlan(algo), mod, problem, dtype, _library(), stored, wanted)
+
     def reads_in_place(self, problem: Any, algo: str, channels_last: tuple) -> tuple:
-        if self.unavailable_reason() or not any(channels_last):
+        if not any(channels_last):
             return (False, False)
-        library = _library()
-        dtype = str(problem.dtype)
-        return kept_in_place(ConvPlan(algo), self.module(), problem, dtype, library, channels_last)
+        return self._in_place(problem, algo, channels_last)[0]
 
     def result_note(self, problem: Any, algo: str, pass_: str, stored: tuple) -> str:
         if not result_channels_last(pass_, stored):
             return super().result_note(problem, algo, pass_, stored)
-        if not self.unavailable_reason():
-            library = _library()
-            plan, dtype = ConvPlan(algo), str(problem.dtype)
-            if writes_in_place(plan, self.module(), problem, dtype, library):
-                return "the result is channels_last, written so by the GPU's tensor-op path"
+        if self._in_place(problem, algo, stored)[1]:
+            kernel = (
+                "depthwise's channels-last kernels"
+                if algo == "depthwise"
+                else ("the GPU's tensor-op path")
+            )
+            return f"the result is channels_last, written so by {kernel}"
         nbytes = math.prod(problem.result_shape) * _ITEMSIZE[str(problem.dtype)]
         return (
             "the result is channels_last (as PyTorch's): the kernel's channel-first result is "
@@ -386,28 +394,26 @@ class CudaBackend(Backend):
         name, math_ = kernel_math(plan.algo, call.dtype, call.library)
         h = list(call.handles)
         mod = self.module()
-        nbytes = plan.workspace(mod, problem, call.dtype, call.device, call.library)
-        keep, ws, nbytes = self.workspace(call, nbytes, optional=True)
-        writes = result is not None and bool(ws)
-        writes = writes and writes_in_place(plan, mod, problem, call.dtype, call.library)
+        requested = plan.workspace(mod, problem, call.dtype, call.device, call.library)
+        keep, ws, nbytes = self.workspace(call, requested, optional=True)
+        layouts = call.layouts or (None,) * len(h)
+        stored = tuple(t is not None for t in layouts[:2])  # public order, kept by prepare()
+        kept, writes = (False, False), False  # read / written channels-last in place
+        if (any(stored) or result is not None) and (ws or not requested):
+            kept, writes = in_place_order(
+                plan, mod, problem, call.dtype, call.library, stored, result is not None
+            )
         staged = None  # the kernel's channel-first result, copied into `result` after it
         if result is not None and not writes:
             staged, out = self.empty(call, tuple(result.shape))
-        layouts = call.layouts or (None,) * len(h)
-        flags = (False, False)  # operands (a, b) in the module's order read channels-last
-        stored = tuple(t is not None for t in layouts[:2])  # public order
-        if any(stored):
-            kept = (False, False)
-            if ws:
-                kept = kept_in_place(plan, mod, problem, call.dtype, call.library, stored)
-            flags = kept[::-1] if problem.swap_operands else kept
-            # channels_last operands the kernel does not read in place: copied here, as
-            # prepare() copies every other layout (explain() says which)
-            copies = []
-            for i, t in enumerate(layouts[:2]):
-                if t is not None and not kept[i]:
-                    copies.append(t.contiguous())
-                    h[i] = int(copies[-1].data_ptr())
+        flags = kept[::-1] if problem.swap_operands else kept  # the module's (a, b)
+        # channels_last operands the kernel does not read in place: copied here, as prepare()
+        # copies every other layout (explain() says which)
+        copies = []
+        for i, t in enumerate(layouts[:2]):
+            if t is not None and not kept[i]:
+                copies.append(t.contiguous())
+                h[i] = int(copies[-1].data_ptr())
         a, b = (h[1], h[0]) if problem.swap_operands else (h[0], h[1])
         bias = h[2] if len(h) > 2 else 0
         mod.conv(

@@ -104,15 +104,16 @@ class ConvPlan:
         self._orders: dict[tuple, bool] = {}
 
     def takes_order(self, mod: Any, problem: Any, dtype: str, library: str, order: tuple) -> bool:
-        """Whether the kernel reads operands (a, b) stored channels-last and writes its result
-        so (order: three flags) in place: the tensor-op path does (cuda/tensor_op_conv.h)."""
+        """Whether the kernel reads operands (a, b) (the module's order) stored channels-last
+        and writes its result so, as `order` (three flags) says: implicit_gemm's tensor-op path
+        (cuda/tensor_op_conv.h) and depthwise's channels-last kernels do."""
         name, math_ = kernel_math(self.algo, dtype, library)
         key = (dtype, math_, order)
         takes = self._orders.get(key)
         if takes is None:
             geometry = problem.conv_geometry
-            takes = name == "implicit_gemm" and bool(
-                mod.conv_tensor_op(problem.conv_pass, name, math_, dtype, *geometry, *order)
+            takes = bool(
+                mod.conv_takes_order(problem.conv_pass, name, math_, dtype, *geometry, *order)
             )
             self._orders[key] = takes
         return takes
@@ -130,19 +131,18 @@ class ConvPlan:
         return nbytes
 
 
-def kept_in_place(
-    plan: ConvPlan, mod: Any, problem: Any, dtype: str, library: str, stored: tuple
-) -> tuple:
-    """Which of a conv pass's first two operands (public order), stored channels_last
-    (`stored`), its kernel reads in place: both if it takes them so, else the one it takes."""
+def in_place_order(
+    plan: ConvPlan, mod: Any, problem: Any, dtype: str, library: str, stored: tuple, result: bool
+) -> tuple[tuple[bool, bool], bool]:
+    """((a, b) read in place, result written in place) for a conv pass whose first two operands
+    (public order) are stored channels_last as `stored` says and whose result is wanted
+    channels_last (`result`): the order the kernel takes that keeps the most in place - the
+    result and both operands, else fewer operands, then without the result."""
     have = stored[::-1] if problem.swap_operands else tuple(stored)
-    for order in (have, (have[0], False), (False, have[1])):
-        if any(order) and plan.takes_order(mod, problem, dtype, library, order + (False,)):
-            return order[::-1] if problem.swap_operands else order
-    return (False, False)
-
-
-def writes_in_place(plan: ConvPlan, mod: Any, problem: Any, dtype: str, library: str) -> bool:
-    """Whether the pass's kernel writes a channels_last result itself (the tensor-op path, for
-    the forward and backward data: cuda/tensor_op_conv.h), whatever order it reads."""
-    return plan.takes_order(mod, problem, dtype, library, (False, False, True))
+    for out in (True, False) if result else (False,):
+        for ab in (have, (have[0], False), (False, have[1])):
+            if (any(ab) or out) and plan.takes_order(mod, problem, dtype, library, ab + (out,)):
+                return (ab[::-1] if problem.swap_operands else ab), out
+        if out and plan.takes_order(mod, problem, dtype, library, (False, False, True)):
+            return (False, False), True
+    return (False, False), False
