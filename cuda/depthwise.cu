@@ -246,11 +246,14 @@ bool channels_last_window(const ConvParams& p, DwCl* g) {
     if (reach + std::abs(p.pad[d]) + p.in[d] >= INT_MAX / 2) return false;
   }
   if ((std::max(p.k, p.c) + kClChannels - 1) / kClChannels > 65535) return false;
-  *g = DwCl{int(p.n),         int(p.in[1]),     int(p.in[2]),     int(p.c),
-            int(p.out[1]),    int(p.out[2]),    int(p.k),         int(p.k / p.c),
-            int(p.kernel[1]), int(p.kernel[2]), int(p.stride[1]), int(p.stride[2]),
-            int(p.dil[1]),    int(p.dil[2]),    int(p.pad[1]),    int(p.pad[2]),
-            int(p.taps),      p.flip};
+  g->n = int(p.n), g->h = int(p.in[1]), g->w = int(p.in[2]), g->c = int(p.c);
+  g->p = int(p.out[1]), g->q = int(p.out[2]), g->k = int(p.k), g->m = int(p.k / p.c);
+  g->kh = int(p.kernel[1]), g->kw = int(p.kernel[2]);
+  g->sh = int(p.stride[1]), g->sw = int(p.stride[2]);
+  g->dh = int(p.dil[1]), g->dw = int(p.dil[2]);
+  g->ph = int(p.pad[1]), g->pw = int(p.pad[2]);
+  g->taps = int(p.taps);
+  g->flip = p.flip;
   g->by_p = FastDiv(uint32_t(g->p));
   g->by_q = FastDiv(uint32_t(g->q));
   g->by_h = FastDiv(uint32_t(g->h));
@@ -266,8 +269,8 @@ int64_t cl_weight_splits(const DwCl& g) {
   const int64_t chunks = (g.k + kClChannels - 1) / kClChannels;
   const int64_t target = 2 * static_cast<int64_t>(multiprocessors());
   const int64_t positions = int64_t(g.n) * g.p * g.q;
-  return std::max<int64_t>(1, std::min<int64_t>({(target + chunks - 1) / chunks,
-                                                 positions / 64, 64}));
+  const int64_t wanted = (target + chunks - 1) / chunks;
+  return std::max<int64_t>(1, std::min<int64_t>({wanted, positions / 64, 64}));
 }
 
 template <typename T>
@@ -405,9 +408,12 @@ void depthwise_conv(ConvPass pass, DType dtype, const ConvParams& p, const void*
           "activations (weight gradient) channels-last and the filter channel-first");
     }
     switch (dtype) {
-      case DType::kFloat32: return launch_channels_last<float>(pass, g, a, b, bias, out, ws, stream);
-      case DType::kFloat64: return launch_channels_last<double>(pass, g, a, b, bias, out, ws, stream);
-      case DType::kFloat16: return launch_channels_last<__half>(pass, g, a, b, bias, out, ws, stream);
+      case DType::kFloat32:
+        return launch_channels_last<float>(pass, g, a, b, bias, out, ws, stream);
+      case DType::kFloat64:
+        return launch_channels_last<double>(pass, g, a, b, bias, out, ws, stream);
+      case DType::kFloat16:
+        return launch_channels_last<__half>(pass, g, a, b, bias, out, ws, stream);
       case DType::kBFloat16:
         return launch_channels_last<__nv_bfloat16>(pass, g, a, b, bias, out, ws, stream);
     }

@@ -5,10 +5,10 @@
 // filter stays (K, 1, R, S), each thread reading its channel's taps (L1-resident: a block's 32
 // channels x taps are reused by all its positions). Positions and offsets are 32-bit (the
 // launcher admits tensors below 2^31 elements), a position's row and column from two
-// multiply-shift divisions (FastDiv) per thread, not per tap. The weight gradient sums a block of taps per thread in
-// registers over a slice of the positions (each activation loaded once per block of taps, not
-// per tap) and adds the 8 position lanes in a fixed order; slices are summed in a fixed order
-// by split_reduce_kernel (deterministic, no atomics).
+// multiply-shift divisions (FastDiv) per thread, not per tap. The weight gradient sums a block of
+// taps per thread in registers over a slice of the positions (each activation loaded once per block
+// of taps, not per tap) and adds the 8 position lanes in a fixed order; slices are summed in a
+// fixed order by split_reduce_kernel (deterministic, no atomics).
 #pragma once
 #include <cstdint>
 
@@ -60,8 +60,7 @@ __global__ void __launch_bounds__(kClChannels* kClPositions)
         const int iw = ow * g.sw - g.pw + u * g.dw;
         if (iw < 0 || iw >= g.w) continue;
         const int tap = r * g.kw + u;
-        s = fma(to_acc(xi[(ih * g.w + iw) * g.c]), to_acc(wk[g.flip ? g.taps - 1 - tap : tap]),
-                s);
+        s = fma(to_acc(xi[(ih * g.w + iw) * g.c]), to_acc(wk[g.flip ? g.taps - 1 - tap : tap]), s);
       }
     }
     y[static_cast<int64_t>(pos) * g.k + k] = from_acc<T>(s + b);
@@ -88,7 +87,7 @@ __global__ void __launch_bounds__(kClChannels* kClPositions)
     Acc s = 0;
     for (int r = 0; r < g.kh; ++r) {
       const int u1 = ih + g.ph - r * g.dh;  // = oh * sh where a tap reaches
-      if (u1 < 0) break;                     // more negative with r
+      if (u1 < 0) break;                    // more negative with r
       const int oh = int(g.by_sh.div(u1));
       if (oh * g.sh != u1 || oh >= g.p) continue;
       for (int u = 0; u < g.kw; ++u) {
@@ -112,9 +111,8 @@ __global__ void __launch_bounds__(kClChannels* kClPositions)
 // dw). Every thread of the block reaches the barriers.
 template <typename T>
 __global__ void __launch_bounds__(kClChannels* kClPositions)
-    depthwise_cl_backward_weight_kernel(DwCl g, const T* __restrict__ x,
-                                        const T* __restrict__ dy, T* __restrict__ dw,
-                                        acc_t<T>* __restrict__ part) {
+    depthwise_cl_backward_weight_kernel(DwCl g, const T* __restrict__ x, const T* __restrict__ dy,
+                                        T* __restrict__ dw, acc_t<T>* __restrict__ part) {
   using Acc = acc_t<T>;
   __shared__ Acc lanes[kClPositions][kClTapBlock][kClChannels];
   const int tx = static_cast<int>(threadIdx.x), ty = static_cast<int>(threadIdx.y);

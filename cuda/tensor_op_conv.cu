@@ -213,10 +213,12 @@ Layout layout(ConvPass pass, const ConvParams& p, const NhwcConv& c, DType dtype
 
 }  // namespace
 
-NhwcConv tensor_op_problem(ConvPass pass, DType dtype, const ConvParams& p) {
+NhwcConv tensor_op_problem(ConvPass pass, DType dtype, const ConvParams& p, bool bias) {
   NhwcConv c = to_nhwc(p);
   c.tile_n = core_tile_n(pass, dtype, c);
   c.splits = core_splits(pass, dtype, c);
+  c.bias = bias && pass != ConvPass::kBackwardWeight;
+  c.hopper = nhwc_core_picks_hopper(pass, dtype, c);
   return c;
 }
 
@@ -286,8 +288,7 @@ bool tensor_op_conv(ConvPass pass, DType dtype, const ConvParams& p, const void*
                     const void* b, const void* bias, void* out, Workspace ws,
                     cudaStream_t stream, OperandOrder order) {
   if (!tensor_op_eligible(pass, dtype, p) || !order_fits(pass, dtype, p, order)) return false;
-  NhwcConv c = tensor_op_problem(pass, dtype, p);
-  c.bias = bias != nullptr && pass != ConvPass::kBackwardWeight;
+  const NhwcConv c = tensor_op_problem(pass, dtype, p, bias != nullptr);
   const Layout lay = layout(pass, p, c, dtype);
   if (ws.ptr == nullptr || ws.bytes < lay.total()) return false;
   char* base = static_cast<char*>(ws.ptr);

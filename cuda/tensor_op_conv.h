@@ -32,6 +32,10 @@ struct NhwcConv {
   // The call has a bias (forward; backward data of a transposed conv): added after the core
   // in float32, so that the result is rounded once.
   bool bias = false;
+  // The Hopper core runs it (decided once per call by tensor_op_problem, after the split:
+  // nhwc_core_picks_hopper; its workspace, kernel name and run follow it), else the sm_80
+  // kernels.
+  bool hopper = false;
   // Whether the core writes float32 (the weight gradient always; the other passes when split
   // or given a bias) rather than the dtype.
   bool float_out(ConvPass pass) const {
@@ -70,9 +74,10 @@ size_t tensor_op_workspace(ConvPass pass, DType dtype, const ConvParams& p);
 bool tensor_op_conv(ConvPass pass, DType dtype, const ConvParams& p, const void* a,
                     const void* b, const void* bias, void* out, Workspace ws,
                     cudaStream_t stream, OperandOrder order = {});
-// The core's problem for a layer (an eligible one: one group, rank 1 or 2) with its tile and
-// its split on the current device.
-NhwcConv tensor_op_problem(ConvPass pass, DType dtype, const ConvParams& p);
+// The core's problem for a layer (an eligible one: one group, rank 1 or 2) with its tile, its
+// split and its core on the current device (bias: the call has one; the workspace and the
+// kernel name are asked without, the same size and kernels either way).
+NhwcConv tensor_op_problem(ConvPass pass, DType dtype, const ConvParams& p, bool bias = false);
 // The core kernels an eligible layer runs on the current device (nhwc_core_kernel), "" for
 // a layer the path does not take.
 const char* tensor_op_kernel(ConvPass pass, DType dtype, const ConvParams& p);
@@ -91,8 +96,10 @@ bool tensor_op_takes_order(ConvPass pass, DType dtype, const ConvParams& p, Oper
 // back to NCHW rounds once), else T.
 // What the core is ("" when this build has none: then no layer takes the path).
 const char* nhwc_core_name();
-// The kernels that run this problem on the current device (the GPU build has two cores: the
-// sm_80 kernels, and on a compute capability 9.0 device the Hopper ones where they apply).
+// Whether the Hopper core takes this problem on the current device (the GPU build on a
+// compute capability 9.0 device, where its kernels apply; false elsewhere).
+bool nhwc_core_picks_hopper(ConvPass pass, DType dtype, const NhwcConv& c);
+// The kernels that run this problem (c.hopper: the Hopper ones; else the sm_80 kernels).
 const char* nhwc_core_kernel(ConvPass pass, DType dtype, const NhwcConv& c);
 bool nhwc_core_can_run(ConvPass pass, DType dtype, const NhwcConv& c);
 size_t nhwc_core_workspace(ConvPass pass, DType dtype, const NhwcConv& c);

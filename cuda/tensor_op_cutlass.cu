@@ -314,8 +314,12 @@ const char* nhwc_core_name() {
 #endif
 }
 
+bool nhwc_core_picks_hopper(ConvPass pass, DType dtype, const NhwcConv& c) {
+  return hopper_takes(pass, dtype, c);
+}
+
 const char* nhwc_core_kernel(ConvPass pass, DType dtype, const NhwcConv& c) {
-  if (hopper_takes(pass, dtype, c)) return FASTCONV_SM90_CORE;
+  if (c.hopper) return FASTCONV_SM90_CORE;
 #ifdef FASTCONV_WITH_CUTLASS_SM90
   // a problem the Hopper core would have run, had it not been turned off on this device
   if (sm90::covers(pass, dtype, c) && hopper_enabled() && device_is_sm90()) {
@@ -333,7 +337,7 @@ bool nhwc_core_can_run(ConvPass pass, DType dtype, const NhwcConv& c) {
 
 size_t nhwc_core_workspace(ConvPass pass, DType dtype, const NhwcConv& c) {
 #ifdef FASTCONV_WITH_CUTLASS_SM90
-  if (hopper_takes(pass, dtype, c)) {
+  if (c.hopper) {
     return dtype == DType::kFloat16 ? sm90::Core<DType::kFloat16>::workspace(pass, c)
                                     : sm90::Core<DType::kBFloat16>::workspace(pass, c);
   }
@@ -346,7 +350,7 @@ size_t nhwc_core_workspace(ConvPass pass, DType dtype, const NhwcConv& c) {
 void nhwc_core_run(ConvPass pass, DType dtype, const NhwcConv& c, const void* a, const void* b,
                    void* out, Workspace ws, cudaStream_t stream) {
 #ifdef FASTCONV_WITH_CUTLASS_SM90
-  if (hopper_takes(pass, dtype, c)) {
+  if (c.hopper) {
     const char* failed = dtype == DType::kFloat16
                              ? sm90::Core<DType::kFloat16>::run(pass, c, a, b, out, ws, stream)
                              : sm90::Core<DType::kBFloat16>::run(pass, c, a, b, out, ws, stream);
@@ -365,6 +369,7 @@ void nhwc_core_run(ConvPass pass, DType dtype, const NhwcConv& c, const void* a,
 #else  // built without CUTLASS's headers: every layer takes the WMMA kernel
 
 const char* nhwc_core_name() { return ""; }
+bool nhwc_core_picks_hopper(ConvPass, DType, const NhwcConv&) { return false; }
 const char* nhwc_core_kernel(ConvPass, DType, const NhwcConv&) { return ""; }
 bool nhwc_core_can_run(ConvPass, DType, const NhwcConv&) { return false; }
 size_t nhwc_core_workspace(ConvPass, DType, const NhwcConv&) { return 0; }

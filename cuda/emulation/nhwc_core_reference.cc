@@ -106,6 +106,7 @@ void run_typed(ConvPass pass, const NhwcConv& c, const void* a, const void* b, v
 }  // namespace
 
 const char* nhwc_core_name() { return "host-emulation reference core"; }
+bool nhwc_core_picks_hopper(ConvPass, DType, const NhwcConv&) { return false; }
 const char* nhwc_core_kernel(ConvPass, DType, const NhwcConv&) { return nhwc_core_name(); }
 bool nhwc_core_can_run(ConvPass, DType, const NhwcConv&) { return true; }
 
