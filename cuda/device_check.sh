@@ -14,7 +14,8 @@
 # capture of a conv net step, per-call overhead, `fastconv bench --device cuda` (float16,
 # bfloat16, float32; all three passes; batch 32; cuDNN with benchmark=True as the peer; float16
 # once more with the Hopper core off, FASTCONV_CUDA_SM90=0, and once with channels_last
-# tensors) and
+# tensors), ResNet-50 and MobileNetV2 training steps and inference (`fastconv bench --model`,
+# float16 channels_last, native vs fastconv.torch.replace_modules) and
 # compute-sanitizer memcheck and racecheck over one small call of every kernel. The full log
 # goes to $OUT/device.log (default ./device-out/), benchmark JSON next to it; a summary table
 # is printed last. Exit code: the number of failed stages.
@@ -117,6 +118,15 @@ stage bench-bfloat16 50 bash -c "bench bfloat16"
 # channels_last tensors for both (cuDNN's fastest float16 layout; fastconv's tensor-op path
 # then reads and writes them in place, no layout moves)
 stage bench-f16-cl 50 bash -c "bench float16 -channels-last --memory-format channels_last"
+# whole networks, float16 channels_last (the usual GPU training setup), native vs replaced
+models() {
+  for m in resnet50 mobilenet_v2; do
+    "$PY" -m fastconv bench --model "$m" --device cuda --dtype float16 \
+      --memory-format channels_last --repeats 5 --json "$OUT/model-$m-f16-cl.json" || return 1
+  done
+}
+export -f models
+stage models 90 bash -c models
 stage bench-float32 50 bash -c "bench float32"
 # Last, what the GPU issues do not hang on: fastconv.jax on the GPU, and the CPU path on this host.
 stage jax 90 "$PY" -m pytest -q -p no:cacheprovider -rs -m "slow or not slow" \

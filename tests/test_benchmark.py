@@ -554,7 +554,28 @@ def test_model_benchmark_times_native_and_replaced(tmp_path: Path) -> None:
     assert result["model"] == "resnet18" and result["modules_replaced"] == 21  # 20 conv + pool
     assert {r["task"] for r in result["rows"]} == {"inference", "training step"}
     assert all(r["torch_s"] > 0 and r["fastconv_s"] > 0 for r in result["rows"])
+    assert result["device"] == "cpu" and result["memory_format"] == "contiguous"
     assert benchmark.main(["--model", "resnet18", "--batch", "0"]) == 2
+
+
+def test_model_benchmark_layouts_and_gpu_options(capsys) -> None:
+    """The model run in channels_last (what --device cuda --memory-format channels_last times;
+    on the CPU here, through run_model); float16 / channels_last without --device cuda, and
+    --device cuda without a usable GPU, are clear errors."""
+    torch = pytest.importorskip("torch")
+    from fastconv.benchmark.model_bench import format_model, run_model
+
+    result = run_model("mobilenet_v2", 2, 32, 1, 1, memory_format="channels_last")
+    assert result["memory_format"] == "channels_last" and result["modules_replaced"] > 0
+    assert all(r["torch_s"] > 0 and r["fastconv_s"] > 0 for r in result["rows"])
+    assert "mobilenet_v2" in format_model(result)
+    for extra in (["--dtype", "float16"], ["--memory-format", "channels_last"]):
+        assert benchmark.main(["--model", "resnet18", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "need --device cuda" in err and "Traceback" not in err
+    if not torch.cuda.is_available():
+        assert benchmark.main(["--model", "resnet18", "--device", "cuda"]) == 2
+        assert "Traceback" not in capsys.readouterr().err
 
 
 def test_batches_suite_is_training_size_batches_of_valid_problems() -> None:
