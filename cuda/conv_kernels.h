@@ -58,10 +58,12 @@ enum class GemmMath { kSimt, kTensorCore };
 // too (the WMMA kernel, with fewer slices; none: one block per tile).
 // Whether operand a / b of a call lies in channels-last order - (N, spatial..., C) for data,
 // (K, spatial..., C) for a filter - instead of channel-first, and whether the result is to be
-// written so: (N, spatial..., C) of a forward's y or a backward data's dx. Only the tensor-op
-// path takes such operands (float16 / bfloat16; a filter only without mode="conv"'s flip) and
-// writes such results (any dtype it takes; not the weight gradient): tensor_op_takes_order
-// says when; implicit_gemm_conv throws InvalidArgument for a call it cannot run so.
+// written so: (N, spatial..., C) of a forward's y or a backward data's dx. implicit_gemm takes
+// such operands on its tensor-op path only (float16 / bfloat16; a filter only without
+// mode="conv"'s flip) and writes such results there (any dtype it takes; not the weight
+// gradient): tensor_op_takes_order says when, and implicit_gemm_conv throws InvalidArgument
+// for a call it cannot run so. depthwise_conv has channels-last kernels of its own
+// (depthwise_takes_order).
 struct OperandOrder {
   bool a_channels_last = false, b_channels_last = false, out_channels_last = false;
   bool any() const { return a_channels_last || b_channels_last || out_channels_last; }

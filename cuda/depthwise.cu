@@ -173,10 +173,15 @@ __global__ void __launch_bounds__(kThreads)
 
 // ---- launchers
 
+constexpr int64_t kMaxBlocks = int64_t(1) << 20;  // a grid-stride launch's blocks at most
+
 unsigned blocks_for(int64_t work, int64_t per_block) {
   const int64_t b = (work + per_block - 1) / per_block;
-  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 1 << 20));
+  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), kMaxBlocks));
 }
+
+// The channels-last kernels' largest position step (kMaxBlocks blocks of kClPositions).
+constexpr int64_t kClMaxGridStep = kMaxBlocks * kClPositions;
 
 // The tiles of a pass's plane (forward and weight: output positions; backward data: input
 // positions), or false where the generic kernels run instead: 3-D, more than kTileMaxTaps taps,
@@ -241,6 +246,8 @@ bool channels_last_window(const ConvParams& p, DwCl* g) {
       p.k * p.taps >= INT_MAX || p.c == 0 || p.k % p.c != 0) {
     return false;
   }
+  // the kernels' 32-bit position loops step by up to kClMaxGridStep past the last position
+  if (p.n * std::max(p.in_sp, p.out_sp) >= INT_MAX - kClMaxGridStep) return false;
   for (int d = 1; d < 3; ++d) {  // every window coordinate the kernels form stays in int
     const int64_t reach = (p.out[d] + 1) * p.stride[d] + p.kernel[d] * p.dil[d];
     if (reach + std::abs(p.pad[d]) + p.in[d] >= INT_MAX / 2) return false;

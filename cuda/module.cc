@@ -74,7 +74,8 @@ ConvCall conv_call(const std::string& pass, const std::string& dtype, const Shap
 }
 
 // Runs one conv pass with the chosen algorithm. Operands and result channel-first, or in the
-// channels-last order the flags say (the tensor-op path's; implicit_gemm_takes_order).
+// channels-last order the flags say (implicit_gemm's tensor-op path, depthwise's channels-last
+// kernels: conv_takes_order).
 void conv(const std::string& pass, const std::string& algo, const std::string& math,
           const std::string& dtype, int device, uintptr_t stream, const Shape& x_shape,
           const Shape& w_shape, const Shape& stride, const Shape& pad_lo, const Shape& pad_hi,

@@ -449,11 +449,11 @@ def test_channels_last_operands_are_read_in_place(rng, dtype, monkeypatch):
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_channels_last_model_through_fastconv_torch(rng, dtype):
     """A channels_last float16 / bfloat16 model through fastconv.torch: every conv output and
-    input gradient comes back channels_last as PyTorch's (written so by the tensor-op path: a
-    plain layer, one with a bias - float32 rounded with it -, a split small one; by depthwise's
-    channels-last kernels; copied into it for a 10-channel layer off the path), eager and under
-    torch.compile (the fake kernel's layout is the real one), with outputs and gradients
-    matching torch's own convolutions."""
+    input gradient comes back channels_last as PyTorch's (layers that the tensor-op path
+    writes - a plain one, one with a bias, a split small one -, depthwise layers, and a
+    10-channel layer off the path whose result is copied), eager and under torch.compile, with
+    outputs and gradients matching torch's own convolutions; opcheck's fake-tensor test
+    compares the fake kernel's strides with the real result's on these CUDA tensors."""
     import fastconv.torch as fct
 
     tdt = getattr(torch, dtype)
@@ -490,6 +490,23 @@ def test_channels_last_model_through_fastconv_torch(rng, dtype):
                 assert p.grad.is_contiguous(memory_format=cl) or p.grad.dim() == 1, what
                 assert_gpu_close(p.grad, pr.grad.double(), dtype, 4 * size * size, what)
                 p.grad = pr.grad = None
+        # the operator itself: fake and real results alike (shapes, strides), every pass
+        from fastconv.torch import _ops
+
+        w = mine.weight.detach()
+        y = mine(x0).detach()
+        pads = ([1, 1], [1, 1], [1, 1])
+        for pass_, a, b, shape in (
+            ("forward", x0, w, []),
+            ("backward_data", torch.randn_like(y), w, list(x0.shape)),
+            ("backward_weight", x0, torch.randn_like(y), list(w.shape)),
+        ):
+            packed = _ops.pack_conv(
+                "conv", pass_, shape, [s, s], *pads[:2], pads[2], groups, "cross", [0, 0], "auto"
+            )
+            torch.library.opcheck(
+                _ops.OPS.conv.default, (a, b, None, *packed), test_utils=("test_faketensor",)
+            )
 
 
 @requires_gpu

@@ -1156,6 +1156,15 @@ def test_emulated_channels_last_operands_are_read_in_place(emulated_gpu, rng, mo
     want = fastconv.conv_transpose_backward_weight(x64, gyt64, wt64.shape, **tkw)
     got = fastconv.conv_transpose_backward_weight(x, _t(gyt64, "float16"), wt64.shape, **tkw)
     check(got, want, 180, (False, True), "transposed bw, x only", None)
+    # no workspace to be had: the path cannot run, so both are copied and the WMMA kernel's
+    # channel-first result copied into the channels_last one (with a ResourceWarning)
+    backend.fail_workspaces = True
+    try:
+        with pytest.warns(ResourceWarning, match="workspace"):
+            got = fastconv.conv(x, w, **kw)
+    finally:
+        backend.fail_workspaces = False
+    check(got, fastconv.conv(x64, w64, **kw), 144, (False, False), "no workspace", False)
     # copied: float32 (exact FP32 here, off the path), a 10-channel layer, a pool; their
     # channel-first results copied into channels_last ones
     x32 = _cl(round_to(x64, "float32"), "float32")
@@ -1188,11 +1197,12 @@ DEPTHWISE_CL_CASES = [  # (x shape, multiplier, kernel, kwargs)
     ((1, 40, 12, 13), 1, (5, 5), dict(stride=(1, 2), padding=4, dilation=2)),
     ((3, 6, 7, 8), 3, (2, 3), dict(padding=((0, 1), (1, 1)), mode="conv")),
     ((2, 34, 6, 6), 1, (7, 7), dict(padding=3)),  # 34 channels: two blocks of 32, one short
+    ((1, 24, 7, 9), 2, (3, 3), dict(padding=1)),  # 48 outputs: blocks of 32 across groups
 ]
 
 
 @pytest.mark.parametrize("case", range(len(DEPTHWISE_CL_CASES)))
-@pytest.mark.parametrize("dtype", ["float64", "float16"])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_emulated_depthwise_channels_last(emulated_gpu, rng, monkeypatch, case, dtype):
     """channels_last activations run depthwise's channels-last kernels in every pass (no copy
     in or out: the module gets the flags; the forward's and backward data's results are written
@@ -1253,12 +1263,42 @@ def test_emulated_depthwise_channels_last(emulated_gpu, rng, monkeypatch, case, 
         assert_gpu_close(out, want, dtype, n, f"bw, {nbytes} bytes of workspace")
     if "stride" not in ref and "mode" not in ref:  # a transposed conv with a bias: its forward
         tb64 = round_to(rng.uniform(-1, 1, c), dtype)  # is backward data, bias per channel
-        wt64 = round_to(rng.uniform(-1, 1, (c, mult) + kernel), dtype)
+        wt64 = round_to(rng.uniform(-1, 1, (c * mult, 1) + kernel), dtype)
         tkw = {k: v for k, v in ref.items() if k != "dilation"}
         want = fastconv.conv_transpose(gy64, wt64, tb64, **tkw)
         got = fastconv.conv_transpose(gy, _t(wt64, dtype), _t(tb64, dtype), algo="depthwise", **tkw)
         check(got, want, mult * taps, (True, False), True, "transposed, bias")
+    # a channels_last view off 16-byte alignment: read in place all the same (no cp.async)
+    base = torch.zeros(x64.size + 1, dtype=getattr(torch, dtype))
+    view = base[1:].view(x_shape[0], *x_shape[2:], c).permute(0, 3, 1, 2)
+    view.copy_(x.t)
+    assert view.is_contiguous(memory_format=cl) and view.data_ptr() % 16
+    got = fastconv.conv(EmulatedDeviceTensor(view), w, _t(b64, dtype), **kw)
+    check(got, y64, taps, (True, False), True, "misaligned x")
     assert x.t.is_contiguous(memory_format=cl) and gy.t.is_contiguous(memory_format=cl)
+
+
+def test_emulated_float64_results_stay_channel_first(emulated_gpu, rng, monkeypatch):
+    """float64 on the GPU keeps channel-first results whatever the operands' layout (PyTorch's
+    cuDNN rule), so depthwise copies a channels_last x (its channels-last kernels write a
+    channels-last result); its weight gradient still reads both activations in place."""
+    backend = backends.backend_for_device("cuda")
+    rec = _ConvRecorder(GLUE)
+    monkeypatch.setattr(backend, "module", lambda: rec)
+    x64, w64 = rng.uniform(-1, 1, (2, 16, 7, 8)), rng.uniform(-1, 1, (16, 1, 3, 3))
+    kw = dict(padding=1, groups=16, algo="depthwise")
+    ref = dict(padding=1, groups=16)
+    x, w = _cl(x64, "float64"), _t(w64, "float64")
+    y = fastconv.conv(x, w, **kw)
+    assert y.t.is_contiguous() and rec.flags[-1] == (False, False) and not rec.out_flags[-1]
+    assert_gpu_close(y, fastconv.conv(x64, w64, **ref), "float64", 9)
+    gy64 = rng.uniform(-1, 1, y.t.shape)
+    got = fastconv.conv_backward_weight(x, _cl(gy64, "float64"), w64.shape, **kw)
+    assert rec.flags[-1] == (True, True) and got.t.is_contiguous()
+    want = fastconv.conv_backward_weight(x64, gy64, w64.shape, **ref)
+    assert_gpu_close(got, want, "float64", gy64.size // 16)
+    fwd = conv_problem("conv", "forward", x64.shape, w64.shape, "float64", **ref)
+    assert "contiguous channel-first" in backend.result_note(fwd, "depthwise", "forward", (1, 0))
 
 
 @requires_emulation

@@ -274,12 +274,16 @@ def explain(
         flags = (flags[0], False)
     elif pass_ == "backward_data":  # its operands are grad_y (not seen here) and w
         flags = (False, flags[1])
-    in_place = backend.reads_in_place(entry.problem, entry.selection.algo, flags)
+    algo_run = entry.selection.algo
+    in_place = backend.reads_in_place(entry.problem, algo_run, flags)
+    kernel = (
+        "depthwise's channels-last kernels"
+        if algo_run == "depthwise"
+        else ("the GPU's tensor-op path")
+    )
     for name, flag in zip(("x", "w"), in_place):
         if flag:
-            notes[name] = (
-                f"{name} is channels_last: read in place by the GPU's tensor-op path (no copy)"
-            )
+            notes[name] = f"{name} is channels_last: read in place by {kernel} (no copy)"
     result.copies.extend(n for n in notes.values() if n)
     if result.copies:
         note = backend.result_note(entry.problem, entry.selection.algo, pass_, flags)

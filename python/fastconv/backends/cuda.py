@@ -108,8 +108,7 @@ def _operand(
                 )
             t = t.resolve_conj().resolve_neg()
         stored = keep_channels_last and not index_array and stored_channels_last(t)
-        # kept only 16-byte aligned: the tensor-op kernels read it with 16-byte cp.async
-        keep = stored and t.data_ptr() % 16 == 0
+        keep = stored  # run_conv copies it where its kernel cannot read it in place
         if not keep:
             t = t.contiguous()
         return t, "torch", int(t.data_ptr()), tuple(t.shape), str(t.dtype)[6:], keep, stored
@@ -223,7 +222,7 @@ class CudaBackend(Backend):
         channels_last (public order), its workspace had."""
         if self.unavailable_reason():
             return (False, False), False
-        wanted = result_channels_last(problem.pass_, stored)
+        wanted = result_channels_last(problem.pass_, stored, str(problem.dtype))
         dtype, mod = str(problem.dtype), self.module()
         return in_place_order(ConvPlan(algo), mod, problem, dtype, _library(), stored, wanted)
 
@@ -233,7 +232,7 @@ class CudaBackend(Backend):
         return self._in_place(problem, algo, channels_last)[0]
 
     def result_note(self, problem: Any, algo: str, pass_: str, stored: tuple) -> str:
-        if not result_channels_last(pass_, stored):
+        if not result_channels_last(pass_, stored, str(problem.dtype)):
             return super().result_note(problem, algo, pass_, stored)
         if self._in_place(problem, algo, stored)[1]:
             kernel = (
@@ -360,7 +359,7 @@ class CudaBackend(Backend):
                 raise
             warnings.warn(
                 f"fastconv: no memory for a {nbytes}-byte GPU workspace ({e}); running the "
-                "pass without a split reduction (slower)",
+                "pass without it (no split reduction, no tensor-op path: slower)",
                 ResourceWarning,
                 stacklevel=4,
             )
@@ -382,7 +381,8 @@ class CudaBackend(Backend):
     def conv_result(
         self, call: Call, problem: Any, plan: Any, pass_: str, shape: Sequence[int]
     ) -> Any:
-        if call.library != "torch" or not result_channels_last(pass_, call.stored_channels_last):
+        stored = call.stored_channels_last
+        if call.library != "torch" or not result_channels_last(pass_, stored, call.dtype):
             return super().conv_result(call, problem, plan, pass_, shape)
         out, handle = self.empty(call, shape, channels_last=True)
         self.run_conv(call, problem, plan, handle, result=out)
@@ -397,9 +397,16 @@ class CudaBackend(Backend):
         requested = plan.workspace(mod, problem, call.dtype, call.device, call.library)
         keep, ws, nbytes = self.workspace(call, requested, optional=True)
         layouts = call.layouts or (None,) * len(h)
-        stored = tuple(t is not None for t in layouts[:2])  # public order, kept by prepare()
+        tensor_op = name == "implicit_gemm"
+        # channels_last operands (public order) the kernel may read in place: the tensor-op
+        # path's cp.async loads need them 16-byte aligned (others are copied below)
+        stored = tuple(
+            t is not None and (not tensor_op or int(t.data_ptr()) % 16 == 0) for t in layouts[:2]
+        )
         kept, writes = (False, False), False  # read / written channels-last in place
-        if (any(stored) or result is not None) and (ws or not requested):
+        # the tensor-op path needs its workspace (the operands' moves); depthwise's
+        # channels-last kernels run without theirs (an unsplit weight gradient)
+        if (any(stored) or result is not None) and (ws or not requested or not tensor_op):
             kept, writes = in_place_order(
                 plan, mod, problem, call.dtype, call.library, stored, result is not None
             )

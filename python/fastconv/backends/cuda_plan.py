@@ -1,7 +1,8 @@
 """What a CUDA conv plan runs and how: the kernel and its math for a selected algorithm (TF32
 for float32 where allowed), its workspace per device, which channels_last operands its kernel
-reads in place and whether it writes a channels_last result itself (the tensor-op path:
-cuda/tensor_op_conv.h), and the rule that decides a result's layout. The CUDA backend
+reads in place and whether it writes a channels_last result itself (implicit_gemm's tensor-op
+path, cuda/tensor_op_conv.h; depthwise's channels-last kernels, cuda/depthwise.cu), and the
+rule that decides a result's layout. The CUDA backend
 (fastconv/backends/cuda.py) runs the plans; fastconv.torch's fake kernels ask the layout rule.
 """
 
@@ -79,14 +80,15 @@ def stored_channels_last(t: Any) -> bool:
     )
 
 
-def result_channels_last(pass_: str, stored: Sequence[bool]) -> bool:
+def result_channels_last(pass_: str, stored: Sequence[bool], dtype: str) -> bool:
     """Whether a conv pass's result on the GPU is a channels_last torch tensor: a forward or
     backward data (public pass) whose two operands - (x, w), (grad_y, w) - include one stored
-    channels_last (`stored`: per operand, 4-D channels_last and not also contiguous), as
-    PyTorch's cuDNN convolutions decide. The weight gradient stays channel-first (fastconv.torch
-    hands it to autograd in the parameter's own layout). The tensor-op path writes such a
-    result in place; other kernels' channel-first results are converted (one copy)."""
-    return pass_ != "backward_weight" and any(stored[:2])
+    channels_last (`stored`: per operand, a dense 4-D channels_last tensor, not also
+    contiguous), not float64 - PyTorch's rule for its cuDNN convolutions. The weight gradient
+    stays channel-first (fastconv.torch hands it to autograd in the parameter's own layout).
+    The tensor-op path and depthwise's channels-last kernels write such a result in place;
+    other kernels' channel-first results are copied into it."""
+    return pass_ != "backward_weight" and dtype != "float64" and any(stored[:2])
 
 
 # ---- plans

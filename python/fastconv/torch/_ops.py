@@ -195,7 +195,7 @@ def _(a, b, bias, shape, window, spec):
     )
     # the layout the kernel's result has (fastconv/backends/cuda.py decides it for CUDA)
     stored = (stored_channels_last(a), stored_channels_last(b))
-    if a.is_cuda and result_channels_last(pass_, stored):
+    if a.is_cuda and result_channels_last(pass_, stored, str(a.dtype)[6:]):
         return torch.empty(size, dtype=a.dtype, device=a.device, memory_format=torch.channels_last)
     return a.new_empty(size)
 
