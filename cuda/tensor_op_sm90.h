@@ -1,9 +1,10 @@
 // The tensor-op path's Hopper core (compute capability 9.0): CUTLASS 3's implicit-GEMM
-// convolution kernels for sm_90a (cuda/tensor_op_sm90.cuh, instantiated per dtype in
-// tensor_op_sm90_f16.cu / tensor_op_sm90_bf16.cu). Built only where the CUDA architectures
-// include sm_90 (cmake/cuda.cmake compiles those files for the sm_90a target alone, which
-// wgmma needs: FASTCONV_WITH_CUTLASS_SM90); tensor_op_cutlass.cu routes a problem here on a
-// 9.0 device when this core can run it (hopper_core_takes), else to the sm_80 kernels.
+// convolution kernels for sm_90a (cuda/tensor_op_sm90_kernels.cuh, and the dispatch to them,
+// cuda/tensor_op_sm90.cuh, instantiated per dtype in tensor_op_sm90_f16.cu /
+// tensor_op_sm90_bf16.cu). Built only where the CUDA architectures include sm_90 (cmake/cuda.cmake
+// compiles those files for the sm_90a target alone, which wgmma needs:
+// FASTCONV_WITH_CUTLASS_SM90); tensor_op_cutlass.cu routes a problem here on a 9.0 device when
+// this core can run it (hopper_takes), else to the sm_80 kernels.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -54,8 +55,8 @@ inline bool covers(ConvPass pass, DType dtype, const NhwcConv& c) {
   return padding_of(c).valid();
 }
 
-// One dtype's kernels (defined in tensor_op_sm90.cuh; explicit instantiations for kFloat16
-// and kBFloat16). The output is float32 when c.float_out(pass), else the dtype, as the sm_80
+// One dtype's kernels (the dispatch defined in tensor_op_sm90.cuh; explicit instantiations for
+// kFloat16 and kBFloat16 in tensor_op_sm90_f16.cu / tensor_op_sm90_bf16.cu). The output is float32 when c.float_out(pass), else the dtype, as the sm_80
 // core's (tensor_op_conv.h). run returns nullptr when the kernel ran, or why CUTLASS could not
 // set it up (nothing launched: the caller runs the sm_80 kernels instead); a failed launch
 // throws.
