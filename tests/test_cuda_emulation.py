@@ -1278,6 +1278,88 @@ def test_emulated_depthwise_channels_last(emulated_gpu, rng, monkeypatch, case, 
     assert x.t.is_contiguous(memory_format=cl) and gy.t.is_contiguous(memory_format=cl)
 
 
+def _random_channels_last_case(rng):
+    """A random 2-D layer for the channels-last paths: depthwise (multiplier 1-3) or dense
+    (channels multiples of 8: the tensor-op path), stride, dilation, uneven padding, maybe
+    mode="conv" and a bias; small enough for the emulation."""
+    depthwise = bool(rng.integers(2))
+    c = int(rng.integers(1, 40)) if depthwise else 8 * int(rng.integers(1, 4))
+    k = c * int(rng.integers(1, 4)) if depthwise else 8 * int(rng.integers(1, 4))
+    kernel = tuple(int(v) for v in rng.integers(1, 6, 2))
+    stride = tuple(int(v) for v in rng.integers(1, 4, 2))
+    dilation = tuple(int(v) for v in rng.integers(1, 3, 2))
+    padding = tuple((int(rng.integers(0, kk)), int(rng.integers(0, kk))) for kk in kernel)
+    spatial = tuple(int((kk - 1) * d + 1 + rng.integers(0, 9)) for kk, d in zip(kernel, dilation))
+    kw = dict(stride=stride, dilation=dilation, padding=padding, groups=c if depthwise else 1)
+    if rng.integers(4) == 0:
+        kw["mode"] = "conv"
+    x_shape = (int(rng.integers(1, 3)), c) + spatial
+    w_shape = (k, 1 if depthwise else c) + kernel
+    return x_shape, w_shape, kw, bool(rng.integers(2))
+
+
+def _check_channels_last_case(rng, x_shape, w_shape, kw, bias, dtype, what):
+    """Every pass of one layer with channels_last activations (and filter, for a dense layer)
+    against the float64 reference: values and the results' layouts."""
+    cl = torch.channels_last
+    x64 = round_to(rng.uniform(-1, 1, x_shape), dtype)
+    w64 = round_to(rng.uniform(-1, 1, w_shape), dtype)
+    b64 = round_to(rng.uniform(-1, 1, w_shape[0]), dtype) if bias else None
+    y64 = fastconv.conv(x64, w64, b64, **kw)
+    gy64 = round_to(rng.uniform(-1, 1, y64.shape), dtype)
+    dense = kw["groups"] == 1
+    x, gy = _cl(x64, dtype), _cl(gy64, dtype)
+    w = _cl(w64, dtype) if dense else _t(w64, dtype)
+    b = _t(b64, dtype) if bias else None
+    red = w_shape[1] * w_shape[2] * w_shape[3]
+    taps = w_shape[2] * w_shape[3]
+
+    def stored(*ts):  # channels_last and not also contiguous (one channel: both)
+        return any(t.t.is_contiguous(memory_format=cl) and not t.t.is_contiguous() for t in ts)
+
+    fwd_layout = cl if stored(x, w) else torch.contiguous_format
+    bd_layout = cl if stored(gy, w) else torch.contiguous_format
+    for name, got, want, n, layout in (
+        ("forward", fastconv.conv(x, w, b, **kw), y64, red, fwd_layout),
+        (
+            "backward_data",
+            fastconv.conv_backward_data(gy, w, x_shape, **kw),
+            fastconv.conv_backward_data(gy64, w64, x_shape, **kw),
+            w_shape[0] // kw["groups"] * taps,
+            bd_layout,
+        ),
+        (
+            "backward_weight",
+            fastconv.conv_backward_weight(x, gy, w_shape, **kw),
+            fastconv.conv_backward_weight(x64, gy64, w_shape, **kw),
+            max(gy64.size // w_shape[0], 1),
+            torch.contiguous_format,
+        ),
+    ):
+        assert got.t.is_contiguous(memory_format=layout), (what, name)
+        assert_gpu_close(got, want, dtype, n, f"{what} {name}")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_emulated_random_channels_last_layers(emulated_gpu, seed):
+    """Random layers through the channels-last paths (depthwise's kernels, the tensor-op
+    path's in-place reads and writes): every pass against the reference, results
+    channels_last (the weight gradient channel-first). More seeds: -m slow."""
+    rng = np.random.default_rng(1000 + seed)
+    case = _random_channels_last_case(rng)
+    dtype = ("float16", "float32")[seed % 2]
+    _check_channels_last_case(rng, *case, dtype, f"seed {seed}: {case}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(6, 60))
+def test_emulated_random_channels_last_layers_more(emulated_gpu, seed):
+    rng = np.random.default_rng(1000 + seed)
+    case = _random_channels_last_case(rng)
+    dtype = ("float16", "float32", "bfloat16")[seed % 3]
+    _check_channels_last_case(rng, *case, dtype, f"seed {seed}: {case}")
+
+
 def test_emulated_float64_results_stay_channel_first(emulated_gpu, rng, monkeypatch):
     """float64 on the GPU keeps channel-first results whatever the operands' layout (PyTorch's
     cuDNN rule), so depthwise copies a channels_last x (its channels-last kernels write a
