@@ -180,8 +180,8 @@ unsigned blocks_for(int64_t work, int64_t per_block) {
   return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), kMaxBlocks));
 }
 
-// The channels-last kernels' largest position step (kMaxBlocks blocks of kClPositions).
-constexpr int64_t kClMaxGridStep = kMaxBlocks * kClPositions;
+// The channels-last kernels' largest position step (kMaxBlocks blocks of kClRound positions).
+constexpr int64_t kClMaxGridStep = kMaxBlocks * kClRound;
 
 // The tiles of a pass's plane (forward and weight: output positions; backward data: input
 // positions), or false where the generic kernels run instead: 3-D, more than kTileMaxTaps taps,
@@ -294,15 +294,15 @@ void launch_channels_last(ConvPass pass, const DwCl& g, const void* a, const voi
       const int64_t positions = int64_t(g.n) * g.p * g.q;
       if (positions == 0 || g.k == 0) return;
       return launch("depthwise_cl_forward_kernel", &depthwise_cl_forward_kernel<T>,
-                    dim3(blocks_for(positions, kClPositions), chunks(g.k)), block, stream, g, ta,
-                    tb, tbias, tout);
+                    dim3(blocks_for(positions, kClRound), chunks(g.k)), block, stream, g, ta, tb,
+                    tbias, tout);
     }
     case ConvPass::kBackwardData: {
       const int64_t positions = int64_t(g.n) * g.h * g.w;
       if (positions == 0 || g.c == 0) return;
       return launch("depthwise_cl_backward_data_kernel", &depthwise_cl_backward_data_kernel<T>,
-                    dim3(blocks_for(positions, kClPositions), chunks(g.c)), block, stream, g, ta,
-                    tb, tbias, tout);
+                    dim3(blocks_for(positions, kClRound), chunks(g.c)), block, stream, g, ta, tb,
+                    tbias, tout);
     }
     case ConvPass::kBackwardWeight: {  // a = x, b = grad_y
       if (g.k == 0 || g.taps == 0) return;
