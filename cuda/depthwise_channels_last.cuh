@@ -73,6 +73,12 @@ __global__ void __launch_bounds__(kClChannels* kClPositions)
   auto row = [&](int rr) { return k0 + rr < g.k ? int64_t(k0 + rr) : int64_t(-1); };
   const int positions = g.n * g.p * g.q;
   const int step = static_cast<int>(gridDim.x) * kClRound;
+  // all taps in one chunk: staged once for every round
+  const bool staged_once = g.taps <= kClStageTaps;
+  if (staged_once) {
+    stage_taps(w, g, 0, g.taps, row, wsm);
+    __syncthreads();
+  }
   // every thread takes every round (the barriers): positions past the end are computed on
   // the last one and not stored
   for (int base = static_cast<int>(blockIdx.x) * kClRound; base < positions; base += step) {
@@ -91,9 +97,11 @@ __global__ void __launch_bounds__(kClChannels* kClPositions)
     }
     for (int t0 = 0; t0 < g.taps; t0 += kClStageTaps) {
       const int chunk = min(kClStageTaps, g.taps - t0);
-      __syncthreads();  // the previous chunk's reads are done
-      stage_taps(w, g, t0, chunk, row, wsm);
-      __syncthreads();
+      if (!staged_once) {  // (uniform over the block: the barriers)
+        __syncthreads();   // the previous chunk's reads are done
+        stage_taps(w, g, t0, chunk, row, wsm);
+        __syncthreads();
+      }
       int r = t0 / g.kw, u = t0 - r * g.kw;  // tap t0's kernel row and column
       for (int t = 0; t < chunk; ++t) {
         const Acc wv = wsm[t][tx];
@@ -131,6 +139,14 @@ __global__ void __launch_bounds__(kClChannels* kClPositions)
   const Acc b = live && bias ? to_acc(bias[c]) : Acc(0);
   const int positions = g.n * g.h * g.w;
   const int step = static_cast<int>(gridDim.x) * kClRound;
+  // one multiplier index and all taps in one chunk: staged once for every round
+  const bool staged_once = g.m == 1 && g.taps <= kClStageTaps;
+  if (staged_once) {
+    stage_taps(
+        w, g, 0, g.taps, [&](int rr) { return c0 + rr < g.c ? int64_t(c0 + rr) : int64_t(-1); },
+        wsm);
+    __syncthreads();
+  }
   for (int base = static_cast<int>(blockIdx.x) * kClRound; base < positions; base += step) {
     Acc acc[kClPer];
     int h0[kClPer], w0[kClPer];  // ih + ph, iw + pw: oh * sh + r * dh where a tap reaches
@@ -149,9 +165,11 @@ __global__ void __launch_bounds__(kClChannels* kClPositions)
       auto row = [&](int rr) { return c0 + rr < g.c ? int64_t(c0 + rr) * g.m + j : int64_t(-1); };
       for (int t0 = 0; t0 < g.taps; t0 += kClStageTaps) {
         const int chunk = min(kClStageTaps, g.taps - t0);
-        __syncthreads();
-        stage_taps(w, g, t0, chunk, row, wsm);
-        __syncthreads();
+        if (!staged_once) {  // (uniform over the block: the barriers)
+          __syncthreads();
+          stage_taps(w, g, t0, chunk, row, wsm);
+          __syncthreads();
+        }
         int r = t0 / g.kw, u = t0 - r * g.kw;
         for (int t = 0; t < chunk; ++t) {
           const Acc wv = wsm[t][tx];

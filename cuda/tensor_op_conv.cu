@@ -255,7 +255,11 @@ bool tensor_op_eligible(ConvPass pass, DType dtype, const ConvParams& p) {
 
 size_t tensor_op_workspace(ConvPass pass, DType dtype, const ConvParams& p) {
   if (!tensor_op_eligible(pass, dtype, p)) return 0;
-  return layout(pass, p, tensor_op_problem(pass, dtype, p), dtype).total();
+  // with a bias the core writes float32 (another kernel, on a 9.0 device possibly another
+  // core): room for the call either way, since the size is asked without the operands
+  const size_t plain = layout(pass, p, tensor_op_problem(pass, dtype, p, false), dtype).total();
+  const size_t biased = layout(pass, p, tensor_op_problem(pass, dtype, p, true), dtype).total();
+  return std::max(plain, biased);
 }
 
 const char* tensor_op_kernel(ConvPass pass, DType dtype, const ConvParams& p) {

@@ -75,8 +75,8 @@ bool tensor_op_conv(ConvPass pass, DType dtype, const ConvParams& p, const void*
                     const void* b, const void* bias, void* out, Workspace ws,
                     cudaStream_t stream, OperandOrder order = {});
 // The core's problem for a layer (an eligible one: one group, rank 1 or 2) with its tile, its
-// split and its core on the current device (bias: the call has one; the workspace and the
-// kernel name are asked without, the same size and kernels either way).
+// split and its core on the current device (bias: the call has one, which makes the core
+// write float32; tensor_op_workspace sizes for both, the kernel name is asked without).
 NhwcConv tensor_op_problem(ConvPass pass, DType dtype, const ConvParams& p, bool bias = false);
 // The core kernels an eligible layer runs on the current device (nhwc_core_kernel), "" for
 // a layer the path does not take.

@@ -1198,6 +1198,9 @@ DEPTHWISE_CL_CASES = [  # (x shape, multiplier, kernel, kwargs)
     ((3, 6, 7, 8), 3, (2, 3), dict(padding=((0, 1), (1, 1)), mode="conv")),
     ((2, 34, 6, 6), 1, (7, 7), dict(padding=3)),  # 34 channels: two blocks of 32, one short
     ((1, 24, 7, 9), 2, (3, 3), dict(padding=1)),  # 48 outputs: blocks of 32 across groups
+    # more taps than one staged chunk (64): the tap walk across chunks
+    ((1, 40, 12, 11), 1, (9, 9), dict(padding=4, dilation=(1, 2), mode="conv")),
+    ((1, 8, 2, 140), 2, (1, 130), dict(padding=((0, 0), (3, 60)))),
 ]
 
 
@@ -1283,7 +1286,8 @@ def _random_channels_last_case(rng):
     (channels multiples of 8: the tensor-op path), stride, dilation, uneven padding, maybe
     mode="conv" and a bias; small enough for the emulation."""
     depthwise = bool(rng.integers(2))
-    c = int(rng.integers(1, 40)) if depthwise else 8 * int(rng.integers(1, 4))
+    # (two channels at least: a one-channel tensor is contiguous too, so channel-first)
+    c = int(rng.integers(2, 40)) if depthwise else 8 * int(rng.integers(1, 4))
     k = c * int(rng.integers(1, 4)) if depthwise else 8 * int(rng.integers(1, 4))
     kernel = tuple(int(v) for v in rng.integers(1, 6, 2))
     stride = tuple(int(v) for v in rng.integers(1, 4, 2))
@@ -1298,9 +1302,12 @@ def _random_channels_last_case(rng):
     return x_shape, w_shape, kw, bool(rng.integers(2))
 
 
-def _check_channels_last_case(rng, x_shape, w_shape, kw, bias, dtype, what):
+def _check_channels_last_case(rng, rec, x_shape, w_shape, kw, bias, dtype, what):
     """Every pass of one layer with channels_last activations (and filter, for a dense layer)
-    against the float64 reference: values and the results' layouts."""
+    against the float64 reference: values, the results' layouts, and (rec: the recording
+    module) that the channels-last kernels ran - depthwise's, or the tensor-op path's reading
+    the operands and writing the result in place (not the filter under mode="conv", whose
+    move flips it; not a strided and dilated backward data, which the path does not take)."""
     cl = torch.channels_last
     x64 = round_to(rng.uniform(-1, 1, x_shape), dtype)
     w64 = round_to(rng.uniform(-1, 1, w_shape), dtype)
@@ -1319,45 +1326,66 @@ def _check_channels_last_case(rng, x_shape, w_shape, kw, bias, dtype, what):
 
     fwd_layout = cl if stored(x, w) else torch.contiguous_format
     bd_layout = cl if stored(gy, w) else torch.contiguous_format
-    for name, got, want, n, layout in (
-        ("forward", fastconv.conv(x, w, b, **kw), y64, red, fwd_layout),
+    if dense:
+        flip = kw.get("mode") == "conv"
+        fwd_flags = ((True, not flip), True)
+        strided = max(kw["stride"]) > 1 and max(kw["dilation"]) > 1
+        bd_flags = ((False, False), False) if strided else ((True, not flip), True)
+    else:
+        fwd_flags = bd_flags = ((True, False), True)
+    flags = {
+        "forward": fwd_flags,
+        "backward_data": bd_flags,
+        "backward_weight": ((True,) * 2, False),
+    }
+    for name, run, want, n, layout in (
+        ("forward", lambda: fastconv.conv(x, w, b, **kw), y64, red, fwd_layout),
         (
             "backward_data",
-            fastconv.conv_backward_data(gy, w, x_shape, **kw),
+            lambda: fastconv.conv_backward_data(gy, w, x_shape, **kw),
             fastconv.conv_backward_data(gy64, w64, x_shape, **kw),
             w_shape[0] // kw["groups"] * taps,
             bd_layout,
         ),
         (
             "backward_weight",
-            fastconv.conv_backward_weight(x, gy, w_shape, **kw),
+            lambda: fastconv.conv_backward_weight(x, gy, w_shape, **kw),
             fastconv.conv_backward_weight(x64, gy64, w_shape, **kw),
             max(gy64.size // w_shape[0], 1),
             torch.contiguous_format,
         ),
     ):
+        got = run()  # (the reference calls above run on the CPU: not recorded)
         assert got.t.is_contiguous(memory_format=layout), (what, name)
+        assert (rec.flags[-1], rec.out_flags[-1]) == flags[name], (what, name, rec.flags[-1])
         assert_gpu_close(got, want, dtype, n, f"{what} {name}")
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_emulated_random_channels_last_layers(emulated_gpu, seed):
-    """Random layers through the channels-last paths (depthwise's kernels, the tensor-op
-    path's in-place reads and writes): every pass against the reference, results
-    channels_last (the weight gradient channel-first). More seeds: -m slow."""
+def _random_channels_last_run(monkeypatch, seed):
+    backend = backends.backend_for_device("cuda")
+    rec = _ConvRecorder(GLUE)
+    monkeypatch.setattr(backend, "module", lambda: rec)
     rng = np.random.default_rng(1000 + seed)
     case = _random_channels_last_case(rng)
-    dtype = ("float16", "float32")[seed % 2]
-    _check_channels_last_case(rng, *case, dtype, f"seed {seed}: {case}")
+    # dense layers in the tensor-op path's dtypes; depthwise in float32 too
+    dtypes = ("float16", "bfloat16") if case[2]["groups"] == 1 else ("float16", "float32")
+    dtype = dtypes[seed % 2]
+    _check_channels_last_case(rng, rec, *case, dtype, f"seed {seed} {dtype}: {case}")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_emulated_random_channels_last_layers(emulated_gpu, monkeypatch, seed):
+    """Random layers through the channels-last paths (depthwise's kernels, the tensor-op
+    path's in-place reads and writes, both checked on the module's flags): every pass against
+    the reference, results channels_last (the weight gradient channel-first). More seeds:
+    -m slow."""
+    _random_channels_last_run(monkeypatch, seed)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(6, 60))
-def test_emulated_random_channels_last_layers_more(emulated_gpu, seed):
-    rng = np.random.default_rng(1000 + seed)
-    case = _random_channels_last_case(rng)
-    dtype = ("float16", "float32", "bfloat16")[seed % 3]
-    _check_channels_last_case(rng, *case, dtype, f"seed {seed}: {case}")
+def test_emulated_random_channels_last_layers_more(emulated_gpu, monkeypatch, seed):
+    _random_channels_last_run(monkeypatch, seed)
 
 
 def test_emulated_float64_results_stay_channel_first(emulated_gpu, rng, monkeypatch):

@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=MODELS,
         help="time a whole network instead of a suite: PyTorch-native vs after "
         "fastconv.torch.replace_modules, training step and inference (needs torch; with "
-        "--device cuda in --dtype and --memory-format, batch 32 of 224x224 by default)",
+        "--device cuda the whole model in --dtype, BatchNorm included - not autocast -, in "
+        "--memory-format, batch 32 of 224x224 by default)",
     )
     parser.add_argument(
         "--image-size", type=int, metavar="N", help="--model: image height and width"
