@@ -7,17 +7,4 @@
 // Compiled for sm_90a only.
 #include "tensor_op_sm90_kernels.cuh"
 
-namespace fastconv::cuda::sm90 {
-namespace detail {
-template struct Entry<cutlass::half_t, cutlass::half_t, Operator::kFprop, 128>;
-template struct Entry<cutlass::half_t, float, Operator::kFprop, 128>;
-template struct Entry<cutlass::half_t, cutlass::half_t, Operator::kFprop, 64>;
-template struct Entry<cutlass::half_t, float, Operator::kFprop, 64>;
-template struct Entry<cutlass::half_t, cutlass::half_t, Operator::kDgrad, 128>;
-template struct Entry<cutlass::half_t, float, Operator::kDgrad, 128>;
-template struct Entry<cutlass::half_t, cutlass::half_t, Operator::kDgrad, 64>;
-template struct Entry<cutlass::half_t, float, Operator::kDgrad, 64>;
-template struct Entry<cutlass::half_t, float, Operator::kWgrad>;
-}  // namespace detail
-template struct Core<DType::kFloat16>;
-}  // namespace fastconv::cuda::sm90
+FASTCONV_SM90_INSTANTIATE(kFloat16)

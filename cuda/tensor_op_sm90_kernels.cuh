@@ -183,3 +183,22 @@ const char* Entry<T, Out, kOp, kN>::run(const NhwcConv& c, const void* a, const 
 
 }  // namespace detail
 }  // namespace fastconv::cuda::sm90
+
+// Every kernel with_kernel (tensor_op_sm90.cuh) can pick for dtype D, and the dispatch:
+// explicitly instantiated, once per dtype, by its translation unit.
+#define FASTCONV_SM90_INSTANTIATE(D)                                                     \
+  namespace fastconv::cuda::sm90 {                                                        \
+  namespace detail {                                                                      \
+  using T##D = Element<DType::D>::type;                                                   \
+  template struct Entry<T##D, T##D, Operator::kFprop, 128>;                               \
+  template struct Entry<T##D, float, Operator::kFprop, 128>;                              \
+  template struct Entry<T##D, T##D, Operator::kFprop, 64>;                                \
+  template struct Entry<T##D, float, Operator::kFprop, 64>;                               \
+  template struct Entry<T##D, T##D, Operator::kDgrad, 128>;                               \
+  template struct Entry<T##D, float, Operator::kDgrad, 128>;                              \
+  template struct Entry<T##D, T##D, Operator::kDgrad, 64>;                                \
+  template struct Entry<T##D, float, Operator::kDgrad, 64>;                               \
+  template struct Entry<T##D, float, Operator::kWgrad>;                                   \
+  }                                                                                       \
+  template struct Core<DType::D>;                                                         \
+  }
